@@ -1,0 +1,37 @@
+"""What the training loop reports through its ``on_step`` callback (torch-free)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class MetricRow:
+    """One long-form metric value: ``split`` is train/val/test, ``metric`` loss/accuracy."""
+
+    task: str
+    split: str
+    metric: str
+    value: float
+
+
+@dataclass
+class StepEvent:
+    """One training step's report.
+
+    ``affinity`` maps a measure name to the matrix measured at this step, with
+    ``A[i, j]`` = effect of an update on ``tasks[i]``'s loss on ``tasks[j]``'s loss.
+    ``metrics`` is filled on evaluation steps (every ``eval_every`` and the last step).
+    ``groups`` is the grouping used at this step by the sequential mode, else ``None``.
+    """
+
+    step: int
+    total_steps: int
+    tasks: list[str]
+    train_loss: dict[str, float]
+    metrics: list[MetricRow] = field(default_factory=list)
+    affinity: dict[str, np.ndarray] = field(default_factory=dict)
+    groups: tuple[frozenset[str], ...] | None = None
+    elapsed_s: float = 0.0

@@ -1,0 +1,60 @@
+"""``python -m mtl_core``: the headless command line.
+
+Every subcommand module exposes ``add_parser(subparsers)`` (or ``add_parsers``) and a ``run``
+function; a ``LabError`` (or a bad argument) becomes one clear line on stderr and exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from mtl_core.errors import LabError
+
+# Subcommand modules in display order; a module missing from this checkout is skipped.
+COMMAND_MODULES = (
+    "mtl_core.commands.scenarios",
+    "mtl_core.commands.train",
+    "mtl_core.commands.group",
+    "mtl_core.commands.evaluate",
+    "mtl_core.commands.runs",
+)
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports errors as one line and exit 2 (no usage dump)."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        sys.stderr.write(f"error: {message} (see --help)\n")
+        raise SystemExit(2)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="python -m mtl_core", description="Task Affinity Lab command line")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    for name in COMMAND_MODULES:
+        try:
+            mod = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name == name:
+                continue
+            raise
+        if hasattr(mod, "add_parsers"):
+            mod.add_parsers(sub)
+        else:
+            mod.add_parser(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except LabError as exc:
+        sys.stderr.write(f"error: {exc}\n")
+        return 2
+    except KeyboardInterrupt:
+        sys.stderr.write("interrupted\n")
+        return 130

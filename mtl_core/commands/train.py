@@ -1,0 +1,175 @@
+"""``train``: train one scenario headless and write its long-form affinity log."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from mtl_core.config import (
+    DEVICES,
+    MEASURES,
+    MODES,
+    OPTIMIZERS,
+    AffinityConfig,
+    ModelConfig,
+    OptimConfig,
+    RunConfig,
+    TrainConfig,
+    default_measure,
+)
+from mtl_core.errors import LabError
+from mtl_core.scenarios import get_scenario, resolve_knobs
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("train", help="train a scenario and log inter-task affinity")
+    p.add_argument("--scenario", required=True, help="scenario name (see `scenarios`)")
+    p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
+                   help="scenario knob, repeatable")
+    p.add_argument("--mode", choices=MODES, default="together")
+    p.add_argument("--affinity", choices=MEASURES, default=None,
+                   help="measure to log (default: lookahead for together, proximal for "
+                        "sequential, none otherwise)")
+    p.add_argument("--every", type=int, default=1, help="measure affinity every K steps")
+    p.add_argument("--steps", type=int, default=300)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", choices=DEVICES, default="auto")
+    p.add_argument("--out", help="affinity log to write (.csv, .parquet or .jsonl)")
+    p.add_argument("--groups", help="fixed groups for --mode groups, e.g. 't0,t1;t2,t3'")
+    p.add_argument("--optimizer", choices=OPTIMIZERS, default="adam")
+    p.add_argument("--lr", type=float, default=None)
+    p.add_argument("--momentum", type=float, default=0.9)
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--hidden", default=None, help="trunk widths, e.g. 64,32")
+    p.add_argument("--norm", choices=("none", "batch", "layer"), default="none")
+    p.add_argument("--eval-every", type=int, default=10)
+    p.add_argument("--beta", type=float, default=0.9, help="proximal affinity EMA weight")
+    p.add_argument("--warmup", type=int, default=10, help="sequential: steps with tasks alone")
+    p.add_argument("--name", default="", help="run name")
+    p.add_argument("--store", default=None,
+                   help="also record the run in this run store (through the runner)")
+    p.set_defaults(func=run)
+
+
+def parse_sets(items: list[str]) -> dict[str, str]:
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise LabError(f"--set expects KEY=VALUE, got {item!r}")
+        out[key.strip()] = value.strip()
+    return out
+
+
+def config_from_args(args: argparse.Namespace) -> RunConfig:
+    """Validate the arguments into a ``RunConfig`` (every error is a ``LabError``)."""
+    scenario = get_scenario(args.scenario)
+    knobs = resolve_knobs(scenario, parse_sets(args.sets))
+    groups = None
+    if args.groups:
+        groups = tuple(
+            tuple(t.strip() for t in g.split(",") if t.strip())
+            for g in args.groups.split(";") if g.strip()
+        )
+    elif args.mode == "groups":
+        raise LabError("--mode groups needs --groups, e.g. --groups 't0,t1;t2,t3'")
+    hidden = ModelConfig().hidden
+    if args.hidden:
+        try:
+            hidden = tuple(int(h) for h in args.hidden.split(","))
+        except ValueError:
+            raise LabError(f"--hidden expects comma-separated integers, got {args.hidden!r}") from None
+    measure = args.affinity or default_measure(args.mode)
+    if args.steps <= 0:
+        raise LabError(f"--steps must be a positive integer, got {args.steps}")
+    return RunConfig(
+        scenario=args.scenario,
+        knobs=knobs,
+        model=ModelConfig(hidden=hidden, norm=args.norm),
+        optim=OptimConfig(name=args.optimizer, lr=args.lr, momentum=args.momentum),
+        train=TrainConfig(
+            mode=args.mode, steps=args.steps, batch_size=args.batch_size,
+            eval_every=args.eval_every, seed=args.seed, device=args.device, groups=groups,
+            warmup=args.warmup,
+        ),
+        affinity=AffinityConfig(measure=measure, every=args.every, beta=args.beta),
+        name=args.name,
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    cfg = config_from_args(args)
+    if args.out is None and args.store is None:
+        raise LabError("give --out PATH (an affinity log) and/or --store PATH")
+    if args.out is not None:
+        from mtl_core.fileformat import TABLE_EXTENSIONS
+
+        if Path(args.out).suffix.lower() not in TABLE_EXTENSIONS:
+            raise LabError(
+                f"--out {args.out}: use one of the extensions {', '.join(TABLE_EXTENSIONS)}"
+            )
+    from mtl_core.training import resolve_device
+
+    resolve_device(cfg.train.device)  # fail before any work when CUDA is asked for but absent
+    if args.store is not None:
+        return _run_in_store(cfg, args)
+    return _run_local(cfg, Path(args.out))
+
+
+def _run_local(cfg: RunConfig, out: Path) -> int:
+    import pandas as pd
+
+    from mtl_core.errors import DivergedError
+    from mtl_core.fileformat import affinity_rows, write_table
+    from mtl_core.progress import ProgressBar
+    from mtl_core.training import train
+
+    frames: list[pd.DataFrame] = []
+    bar = ProgressBar(cfg.train.steps, label="train")
+
+    def on_step(ev) -> None:
+        for measure, mat in ev.affinity.items():
+            frames.append(affinity_rows(ev.step, ev.tasks, mat, measure))
+        mean = np.nanmean(list(ev.train_loss.values()))
+        bar.update(ev.step, f"loss {mean:.4f}")
+
+    def save() -> None:
+        if frames:
+            write_table(pd.concat(frames, ignore_index=True), out)
+            sys.stderr.write(f"wrote {len(frames)} affinity matrices to {out}\n")
+
+    try:
+        result = train(cfg, on_step)
+    except (DivergedError, KeyboardInterrupt):
+        bar.close()
+        save()  # keep every step logged before the failure
+        raise
+    save()
+    print(summary(result))
+    return 0
+
+
+def summary(result) -> str:
+    """One screen: final per-task losses and the averaged affinity matrix."""
+    lines = [f"trained {result.steps} steps in {result.seconds:.1f}s on {result.device}, "
+             f"{result.parameters:,} parameters"]
+    val, test = result.loss("val"), result.loss("test")
+    acc = {m.task: m.value for m in result.metrics if m.split == "test" and m.metric == "accuracy"}
+    lines.append(f"{'task':>14} {'val loss':>9} {'test loss':>9} {'test acc':>8}")
+    for t in result.tasks:
+        a = f"{acc[t]:8.3f}" if t in acc else f"{'':8}"
+        lines.append(f"{t[:14]:>14} {val.get(t, float('nan')):9.4f} {test.get(t, float('nan')):9.4f} {a}")
+    for measure, A in result.mean_affinity.items():
+        lines.append(f"\nmean {measure} affinity (row = source, column = target; >0 helps):")
+        short = [t[:7] for t in result.tasks]
+        lines.append(" " * 8 + "".join(f"{s:>8}" for s in short))
+        for s, row in zip(short, A):
+            lines.append(f"{s:>8}" + "".join(f"{v:8.4f}" for v in row))
+    return "\n".join(lines)
+
+
+def _run_in_store(cfg: RunConfig, args: argparse.Namespace) -> int:
+    raise LabError("--store is not available yet in this build")

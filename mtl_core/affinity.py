@@ -52,7 +52,7 @@ def frozen_norm_stats(model: nn.Module) -> Iterator[None]:
 
 
 def per_task_grads(losses: torch.Tensor, params: list[torch.Tensor]) -> list[torch.Tensor]:
-    """Gradients of every task loss w.r.t. ``params`` in one batched call: ``(n, *p.shape)`` each."""
+    """Every task loss's gradient w.r.t. ``params`` in one batched call: ``(n, *p.shape)``."""
     n = losses.shape[0]
     eye = torch.eye(n, device=losses.device, dtype=losses.dtype)
     grads = torch.autograd.grad(

@@ -1,4 +1,4 @@
-"""Multi-task networks: a shared trunk (MLP, or a small CNN for 8x8 images) and one head per task."""
+"""Multi-task networks: a shared trunk (MLP, or a small CNN for 8x8 images), one head per task."""
 
 from __future__ import annotations
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import difflib
 import json
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -54,7 +54,7 @@ class Dataset:
     info: dict[str, Any] = field(default_factory=dict)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _load_all(directory: str) -> dict[str, Scenario]:
     out = {}
     for f in sorted(Path(directory).glob("*.json")):
@@ -99,7 +99,9 @@ def resolve_knobs(scenario: Scenario, overrides: dict[str, Any]) -> dict[str, An
         knobs[key] = _coerce(key, raw, scenario.knobs[key])
     for key, spec in scenario.knobs.items():
         if spec.get("required") and not knobs.get(key):
-            raise LabError(f"scenario {scenario.name!r} needs --set {key}=... ({spec.get('help', '')})")
+            raise LabError(
+                f"scenario {scenario.name!r} needs --set {key}=... ({spec.get('help', '')})"
+            )
     return knobs
 
 
@@ -132,7 +134,9 @@ def _coerce(key: str, raw: Any, spec: dict[str, Any]) -> Any:
         items = value if kind == "list" else [value]
         bad = [v for v in items if v not in choices]
         if bad:
-            raise LabError(f"knob {key}: {', '.join(map(str, bad))} not one of {', '.join(choices)}")
+            raise LabError(
+                f"knob {key}: {', '.join(map(str, bad))} not one of {', '.join(choices)}"
+            )
     return value
 
 
@@ -331,7 +335,8 @@ def _build_csv(k: dict[str, Any]) -> Dataset:
         col, _, kind = item.partition("=")
         if col not in targets or kind not in ("binary", "regression"):
             raise LabError(
-                f"csv scenario: bad task_types entry {item!r}; use target=binary or target=regression"
+                f"csv scenario: bad task_types entry {item!r}; "
+                "use target=binary or target=regression"
             )
         overrides[col] = kind
     if k.get("features"):

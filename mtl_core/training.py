@@ -126,6 +126,7 @@ def _batches(n: int, batch_size: int, gen: np.random.Generator):
 
 
 def _check_finite(losses: torch.Tensor, tasks: list[str], idx: list[int], step: int) -> None:
+    losses = losses.detach()
     bad = ~torch.isfinite(losses)
     if bool(bad.any()):
         i = int(torch.nonzero(bad)[0])
@@ -182,7 +183,8 @@ def train(cfg: RunConfig, on_step: OnStep | None = None) -> TrainResult:
     nets: list[_Net] = []
     for idx in network_groups(cfg, tasks):
         model = MultiTaskNet([tasks[i] for i in idx], ds.input_shape, cfg.model).to(device)
-        nets.append(_Net(idx, model, make_optimizer(model.parameters(), cfg.optim), binary_all[idx]))
+        opt = make_optimizer(model.parameters(), cfg.optim)
+        nets.append(_Net(idx, model, opt, binary_all[idx]))
     measure = cfg.affinity.measure
     every = int(cfg.affinity.every)
     total = int(cfg.train.steps)

@@ -81,7 +81,9 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
         try:
             hidden = tuple(int(h) for h in args.hidden.split(","))
         except ValueError:
-            raise LabError(f"--hidden expects comma-separated integers, got {args.hidden!r}") from None
+            raise LabError(
+                f"--hidden expects comma-separated integers, got {args.hidden!r}"
+            ) from None
     measure = args.affinity or default_measure(args.mode)
     if args.steps <= 0:
         raise LabError(f"--steps must be a positive integer, got {args.steps}")
@@ -161,7 +163,8 @@ def summary(result) -> str:
     lines.append(f"{'task':>14} {'val loss':>9} {'test loss':>9} {'test acc':>8}")
     for t in result.tasks:
         a = f"{acc[t]:8.3f}" if t in acc else f"{'':8}"
-        lines.append(f"{t[:14]:>14} {val.get(t, float('nan')):9.4f} {test.get(t, float('nan')):9.4f} {a}")
+        v, te = val.get(t, float("nan")), test.get(t, float("nan"))
+        lines.append(f"{t[:14]:>14} {v:9.4f} {te:9.4f} {a}")
     for measure, A in result.mean_affinity.items():
         lines.append(f"\nmean {measure} affinity (row = source, column = target; >0 helps):")
         short = [t[:7] for t in result.tasks]

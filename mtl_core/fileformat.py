@@ -1,21 +1,82 @@
-"""The open long-form affinity log: one row per measured cell.
+"""The open file format for logged affinity runs (read, validate, write). Torch-free.
 
-Columns ``step, source, target, affinity, measure``; ``affinity`` is the effect of an update on
-``source``'s loss on ``target``'s loss (positive = helps). Containers by extension: ``.csv``,
-``.parquet``, ``.jsonl``. See docs/run-format.md.
+A run file holds a long-form **affinity table** (one row per measured cell), optionally a
+long-form **metrics table**, a **groupings** list and a JSON **metadata** part. Direction:
+``affinity`` is the effect of an update on ``source``'s loss on ``target``'s loss (positive =
+helps), i.e. ``A[i, j]`` with ``i = source``, ``j = target``. The full specification, with an
+example, is docs/run-format.md.
+
+Affinity table columns: ``step, source, target, affinity`` (required), ``measure`` (default
+``lookahead``), ``run`` (several runs in one file), ``wall_time`` (optional, seconds since the
+epoch). Metrics table: ``step, task, split, metric, value`` (+ optional ``run``).
+
+Containers, chosen by the file name: ``.csv``, ``.parquet``, ``.jsonl`` hold the affinity table
+only; ``.zip`` bundles ``affinity.<ext>``, ``metrics.<ext>`` (optional), ``groupings.jsonl``
+(optional) and ``meta.json`` (optional), ``<ext>`` any of the three table extensions. TensorBoard
+event files (``*tfevents*``) are read by :mod:`mtl_core.tbimport`.
+
+One entry point reads everything, for the CLI and the app's upload page alike::
+
+    parsed = read_run_file(path_or_bytes, filename)   # -> ParsedRun, or LabError
+
+Every problem (missing or misnamed column, non-numeric or non-finite affinity, bad step, unknown
+task, duplicated cell, empty or oversized file, wrong extension, corrupt container) raises one
+``LabError`` naming what is wrong and where (file, row, column). Nothing is unpickled: CSV and
+JSON are parsed as text, Parquet by pyarrow without pandas metadata objects.
 """
 
 from __future__ import annotations
 
+import csv
+import difflib
+import io
+import json
+import math
+import os
+import zipfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from mtl_core.errors import LabError
 
-AFFINITY_COLUMNS = ["step", "source", "target", "affinity", "measure"]
+FORMAT_NAME = "task-affinity-lab/run"
+FORMAT_VERSION = 1
+DEFAULT_MEASURE = "lookahead"
+#: The split under which the training loop's per-step minibatch loss is stored.
+BATCH_SPLIT = "batch"
+
+AFFINITY_COLUMNS = ["step", "source", "target", "affinity", "measure"]  # minimal log (CLI)
+AFFINITY_REQUIRED = ("step", "source", "target", "affinity")
+AFFINITY_OPTIONAL = ("measure", "run", "wall_time")
+METRIC_REQUIRED = ("step", "task", "split", "metric", "value")
+METRIC_OPTIONAL = ("run",)
 TABLE_EXTENSIONS = (".csv", ".parquet", ".jsonl")
+FILE_EXTENSIONS = (*TABLE_EXTENSIONS, ".zip")
+#: Canonical column order of ``ParsedRun`` frames.
+AFFINITY_FRAME = ["run", "step", "measure", "source", "target", "affinity", "wall_time"]
+METRIC_FRAME = ["run", "step", "task", "split", "metric", "value"]
+GROUPING_FRAME = ["run", "step", "groups"]
+DEFAULT_MAX_MB = 200.0
+
+
+def max_file_bytes() -> int:
+    """Upload/import size limit: ``MTL_LAB_MAX_FILE_MB`` (megabytes) or 200 MB."""
+    raw = os.environ.get("MTL_LAB_MAX_FILE_MB", "")
+    try:
+        mb = float(raw) if raw else DEFAULT_MAX_MB
+    except ValueError:
+        mb = DEFAULT_MAX_MB
+    return int(mb * 1024 * 1024)
+
+
+# --------------------------------------------------------------------------------------------
+# The minimal long-form log used by the training CLI (kept with the same signatures).
+# --------------------------------------------------------------------------------------------
 
 
 def affinity_rows(step: int, tasks: list[str], matrix: np.ndarray, measure: str) -> pd.DataFrame:
@@ -35,7 +96,10 @@ def affinity_rows(step: int, tasks: list[str], matrix: np.ndarray, measure: str)
 
 
 def write_table(df: pd.DataFrame, path: str | Path) -> Path:
-    """Write a long-form table; the container follows the file's extension."""
+    """Write a long-form table; the container follows the file's extension.
+
+    Floats are written exactly (shortest round-trip text in CSV and JSON Lines).
+    """
     p = Path(path)
     ext = p.suffix.lower()
     if ext not in TABLE_EXTENSIONS:
@@ -45,12 +109,7 @@ def write_table(df: pd.DataFrame, path: str | Path) -> Path:
         )
     p.parent.mkdir(parents=True, exist_ok=True)
     tmp = p.with_name(p.name + ".part")
-    if ext == ".csv":
-        df.to_csv(tmp, index=False)
-    elif ext == ".parquet":
-        df.to_parquet(tmp, index=False)
-    else:
-        df.to_json(tmp, orient="records", lines=True)
+    tmp.write_bytes(_table_bytes(df, ext))
     tmp.replace(p)  # atomic: a reader never sees half a file
     return p
 
@@ -61,19 +120,20 @@ def read_table(path: str | Path) -> pd.DataFrame:
     ext = p.suffix.lower()
     if not p.exists():
         raise LabError(f"file not found: {p}")
+    if ext not in TABLE_EXTENSIONS:
+        raise LabError(
+            f"cannot read {p.name}: unknown extension {ext or '(none)'}; "
+            f"use one of {', '.join(TABLE_EXTENSIONS)}"
+        )
     try:
         if ext == ".csv":
-            return pd.read_csv(p)
+            return pd.read_csv(p, float_precision="round_trip")
         if ext == ".parquet":
             return pd.read_parquet(p)
-        if ext == ".jsonl":
-            return pd.read_json(p, orient="records", lines=True)
+        rows = [json.loads(line) for line in p.read_text(encoding="utf-8").splitlines() if line]
+        return pd.DataFrame.from_records(rows)
     except (ValueError, OSError) as exc:
         raise LabError(f"cannot read {p.name}: {exc}") from None
-    raise LabError(
-        f"cannot read {p.name}: unknown extension {ext or '(none)'}; "
-        f"use one of {', '.join(TABLE_EXTENSIONS)}"
-    )
 
 
 def mean_matrix(
@@ -100,3 +160,772 @@ def mean_matrix(
     table = df.groupby(["source", "target"])["affinity"].mean().unstack()
     table = table.reindex(index=tasks, columns=tasks)
     return list(tasks), table.to_numpy(dtype=np.float64)
+
+
+# --------------------------------------------------------------------------------------------
+# The full run file.
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class ParsedRun:
+    """A validated run file (one or several runs), ready for ``Store.import_parsed``.
+
+    Attributes
+    ----------
+    tasks : ordered task names (from ``meta.json`` or first appearance in the tables).
+    task_types : task -> type (e.g. ``"regression"``, ``"binary"``), possibly partial.
+    affinity : columns ``run, step, measure, source, target, affinity, wall_time``;
+        ``run`` is ``""`` when the file has no run column, ``wall_time`` NaN when not logged.
+    metrics : columns ``run, step, task, split, metric, value``.
+    groupings : columns ``run, step, groups`` (``groups`` a tuple of frozensets).
+    meta : the metadata object (``config``, ``notes``, ``name``, and any other keys).
+    runs : distinct run labels in file order (``[""]`` for a single-run file).
+    tasks_declared : whether ``tasks`` came from the metadata (then every run uses it).
+    """
+
+    tasks: list[str]
+    task_types: dict[str, str] = field(default_factory=dict)
+    affinity: pd.DataFrame = field(default_factory=lambda: _empty(AFFINITY_FRAME))
+    metrics: pd.DataFrame = field(default_factory=lambda: _empty(METRIC_FRAME))
+    groupings: pd.DataFrame = field(default_factory=lambda: _empty(GROUPING_FRAME))
+    meta: dict[str, Any] = field(default_factory=dict)
+    runs: list[str] = field(default_factory=lambda: [""])
+    tasks_declared: bool = False
+
+    def run_tasks(self, run: str) -> list[str]:
+        """Task order of one run: the declared task list, else the tasks that run mentions."""
+        if self.tasks_declared or self.runs == [run]:
+            return list(self.tasks)
+        a = self.affinity[self.affinity["run"] == run]
+        m = self.metrics[self.metrics["run"] == run]
+        return _first_seen(a["source"], a["target"], m["task"])
+
+    def matrices(self, run: str, measure: str) -> tuple[np.ndarray, list[str], np.ndarray]:
+        """``(steps, tasks, A)`` of one run and measure; ``A[s, i, j]``, NaN where not logged."""
+        tasks = self.run_tasks(run)
+        a = self.affinity[(self.affinity["run"] == run) & (self.affinity["measure"] == measure)]
+        return long_to_matrices(a, tasks)
+
+    def measures(self, run: str) -> list[str]:
+        """Measures logged for one run, in file order."""
+        a = self.affinity[self.affinity["run"] == run]
+        return list(dict.fromkeys(a["measure"]))
+
+
+def long_to_matrices(
+    df: pd.DataFrame, tasks: list[str]
+) -> tuple[np.ndarray, list[str], np.ndarray]:
+    """Stack long-form cells of one run and measure into ``(steps, tasks, A[s, i, j])``."""
+    steps, s_idx = np.unique(df["step"].to_numpy(dtype=np.int64), return_inverse=True)
+    pos = {t: k for k, t in enumerate(tasks)}
+    i = df["source"].map(pos).to_numpy(dtype=np.int64)
+    j = df["target"].map(pos).to_numpy(dtype=np.int64)
+    out = np.full((len(steps), len(tasks), len(tasks)), np.nan)
+    out[s_idx, i, j] = df["affinity"].to_numpy(dtype=np.float64)
+    return steps, list(tasks), out
+
+
+def matrices_to_long(
+    steps: np.ndarray, tasks: list[str], mats: np.ndarray, measure: str, run: str = "",
+    wall_times: np.ndarray | None = None,
+) -> pd.DataFrame:
+    """Inverse of :func:`long_to_matrices`: one row per logged (non-NaN) cell, row-major."""
+    s_count, n = len(steps), len(tasks)
+    flat = np.asarray(mats, dtype=np.float64).reshape(-1)
+    keep = ~np.isnan(flat)
+    tk = np.asarray(tasks, dtype=object)
+    wt = np.full(s_count, np.nan) if wall_times is None else np.asarray(wall_times, np.float64)
+    return pd.DataFrame(
+        {
+            "run": run,
+            "step": np.repeat(np.asarray(steps, dtype=np.int64), n * n)[keep],
+            "measure": measure,
+            "source": np.tile(np.repeat(tk, n), s_count)[keep],
+            "target": np.tile(tk, n * s_count)[keep],
+            "affinity": flat[keep],
+            "wall_time": np.repeat(wt, n * n)[keep],
+        },
+        columns=AFFINITY_FRAME,
+    )
+
+
+def read_run_file(
+    source: str | Path | bytes,
+    filename: str | None = None,
+    *,
+    max_bytes: int | None = None,
+) -> ParsedRun:
+    """Read and fully validate a run file.
+
+    Parameters
+    ----------
+    source : a path, or the file's bytes (e.g. from ``st.file_uploader(...).getvalue()``).
+    filename : the file's name, which selects the container; defaults to the path's name.
+    max_bytes : size limit; defaults to :func:`max_file_bytes` (``MTL_LAB_MAX_FILE_MB``).
+
+    Raises
+    ------
+    LabError
+        With one message naming what is wrong and where.
+    """
+    try:
+        return _read_run_file(source, filename, max_bytes)
+    except LabError as exc:
+        msg = str(exc)
+        raise LabError(msg if msg.startswith("cannot import") else f"cannot import {msg}") from None
+
+
+def _read_run_file(
+    source: str | Path | bytes, filename: str | None, max_bytes: int | None
+) -> ParsedRun:
+    limit = max_file_bytes() if max_bytes is None else int(max_bytes)
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        data: bytes | None = bytes(source)
+        name = filename or "upload"
+        size = len(data)
+        path = None
+    else:
+        path = Path(source)
+        name = filename or path.name
+        if not path.exists():
+            raise LabError(f"{path}: file not found")
+        if path.is_dir():
+            return _read_tensorboard(path, name, limit)
+        size = path.stat().st_size
+        data = None
+    ext = Path(name).suffix.lower()
+    if "tfevents" in name:
+        ext = ".tfevents"
+    if ext not in (*FILE_EXTENSIONS, ".tfevents"):
+        raise LabError(
+            f"{name}: unsupported file type {ext or '(no extension)'}; use .csv, "
+            ".parquet, .jsonl, .zip or a TensorBoard event file (events.out.tfevents.*)"
+        )
+    if size > limit:
+        raise LabError(
+            f"{name}: the file is {_mb(size)}, over the {_mb(limit)} limit "
+            "(raise it with MTL_LAB_MAX_FILE_MB)"
+        )
+    if size == 0:
+        raise LabError(f"{name}: the file is empty")
+    if ext == ".tfevents":
+        return _read_tensorboard(path if data is None else data, name, limit)
+    if data is None:
+        data = path.read_bytes()  # type: ignore[union-attr]
+    if ext == ".zip":
+        return _read_zip(data, name, limit)
+    cols, locate = _parse_table(data, ext, name)
+    aff = _validate_affinity(cols, locate, name, tasks=None)
+    tasks = _first_seen(aff["source"], aff["target"])
+    return _assemble(aff, _empty(METRIC_FRAME), _empty(GROUPING_FRAME), {}, tasks)
+
+
+def write_run_file(parsed: ParsedRun, path: str | Path, *, table_ext: str = ".parquet") -> Path:
+    """Write a run file; ``.zip`` keeps everything, a table extension the affinity table only.
+
+    ``table_ext`` is the container of the tables inside a ``.zip``. The file appears atomically.
+    """
+    p = Path(path)
+    data = run_file_bytes(parsed, p.name, table_ext=table_ext)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    tmp = p.with_name(p.name + ".part")
+    tmp.write_bytes(data)
+    tmp.replace(p)
+    return p
+
+
+def run_file_bytes(parsed: ParsedRun, filename: str, *, table_ext: str = ".parquet") -> bytes:
+    """The bytes of a run file named ``filename`` (for downloads without touching disk)."""
+    ext = Path(filename).suffix.lower()
+    if ext not in FILE_EXTENSIONS:
+        raise LabError(
+            f"cannot write {filename}: unknown extension {ext or '(none)'}; "
+            f"use one of {', '.join(FILE_EXTENSIONS)}"
+        )
+    multi = parsed.runs != [""]
+    aff = parsed.affinity
+    aff_cols = ["run"] if multi else []
+    aff_cols += ["step", "source", "target", "affinity", "measure"]
+    if aff["wall_time"].notna().any():
+        aff_cols.append("wall_time")
+    aff = aff[aff_cols]
+    if ext != ".zip":
+        return _table_bytes(aff, ext)
+    if table_ext not in TABLE_EXTENSIONS:
+        raise LabError(f"table format inside a zip must be one of {', '.join(TABLE_EXTENSIONS)}")
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr(f"affinity{table_ext}", _table_bytes(aff, table_ext))
+        if len(parsed.metrics):
+            mcols = (["run"] if multi else []) + list(METRIC_REQUIRED)
+            zf.writestr(f"metrics{table_ext}", _table_bytes(parsed.metrics[mcols], table_ext))
+        if len(parsed.groupings):
+            lines = []
+            for run, step, groups in parsed.groupings[GROUPING_FRAME].itertuples(index=False):
+                rec: dict[str, Any] = {"run": run} if multi else {}
+                rec.update(step=int(step), groups=[sorted(g) for g in groups])
+                lines.append(json.dumps(rec))
+            zf.writestr("groupings.jsonl", "\n".join(lines) + "\n")
+        meta = {"format": FORMAT_NAME, "format_version": FORMAT_VERSION, **parsed.meta}
+        meta["tasks"] = list(parsed.tasks)
+        if parsed.task_types:
+            meta["task_types"] = dict(parsed.task_types)
+        zf.writestr("meta.json", json.dumps(meta, indent=2, allow_nan=False) + "\n")
+    return buf.getvalue()
+
+
+def dropped_parts(parsed: ParsedRun, filename: str) -> list[str]:
+    """Parts of ``parsed`` a container named ``filename`` cannot hold (single tables: all but
+    the affinity table), so callers can tell the user to use ``.zip``."""
+    if Path(filename).suffix.lower() == ".zip":
+        return []
+    out = []
+    if len(parsed.metrics):
+        out.append("metrics")
+    if len(parsed.groupings):
+        out.append("groupings")
+    if parsed.task_types or parsed.meta.get("config") or parsed.meta.get("notes"):
+        out.append("metadata")
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# Containers
+# --------------------------------------------------------------------------------------------
+
+Locate = Callable[[int], str]
+
+
+def _table_bytes(df: pd.DataFrame, ext: str) -> bytes:
+    """Serialize a table exactly (float64 round-trips in every container)."""
+    if ext == ".csv":
+        # pandas writes float64 as the shortest text that parses back to the same value
+        return df.to_csv(index=False, lineterminator="\n").encode("utf-8")
+    if ext == ".parquet":
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        buf = io.BytesIO()
+        pq.write_table(pa.Table.from_pandas(df, preserve_index=False), buf)
+        return buf.getvalue()
+    # JSON Lines, written by hand: pandas' to_json rounds floats to 10-15 digits
+    cols = list(df.columns)
+    arrays = [_json_values(df[c]) for c in cols]
+    enc = json.JSONEncoder(allow_nan=True).encode
+    lines = [
+        "{" + ", ".join(f"{enc(c)}: {enc(v)}" for c, v in zip(cols, row)) + "}"
+        for row in zip(*arrays)
+    ]
+    return ("\n".join(lines) + ("\n" if lines else "")).encode("utf-8")
+
+
+def _json_values(s: pd.Series) -> list[Any]:
+    if pd.api.types.is_integer_dtype(s.dtype):
+        return [int(v) for v in s.to_numpy()]
+    if pd.api.types.is_float_dtype(s.dtype):
+        return [None if math.isnan(v) else float(v) for v in s.to_numpy()]
+    return [None if v is None or (isinstance(v, float) and math.isnan(v)) else v for v in s]
+
+
+def _parse_table(data: bytes, ext: str, name: str) -> tuple[dict[str, np.ndarray], Locate]:
+    """Container -> ``{column: values}`` plus a function naming row ``i`` for messages."""
+    if ext == ".csv":
+        return _parse_csv(data, name)
+    if ext == ".jsonl":
+        return _parse_jsonl(data, name)
+    return _parse_parquet(data, name)
+
+
+def _parse_csv(data: bytes, name: str) -> tuple[dict[str, np.ndarray], Locate]:
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise LabError(f"{name}: not UTF-8 text (byte {exc.start})") from None
+    if not text.strip():
+        raise LabError(f"{name}: the file is empty")
+    header = next(csv.reader(io.StringIO(text)), [])
+    _check_header([h.strip() for h in header], name)
+    try:
+        df = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, na_filter=False)
+    except (pd.errors.ParserError, ValueError) as exc:
+        raise LabError(f"{name}: not a readable CSV table ({_short(exc)})") from None
+    if len(df) == 0:
+        raise LabError(f"{name}: has a header but no rows")
+    cols = {str(c).strip(): np.array([v.strip() for v in df[c]], dtype=object) for c in df}
+    return cols, lambda i: f"row {i + 1} (line {i + 2})"
+
+
+def _parse_jsonl(data: bytes, name: str) -> tuple[dict[str, np.ndarray], Locate]:
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise LabError(f"{name}: not UTF-8 text (byte {exc.start})") from None
+    records: list[dict[str, Any]] = []
+    lines: list[int] = []
+    for k, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise LabError(f"{name}: line {k} is not valid JSON ({exc.msg}, column {exc.colno})")
+        if not isinstance(rec, dict):
+            raise LabError(f"{name}: line {k} must be a JSON object like "
+                           '{"step": 0, "source": "a", "target": "b", "affinity": 0.1}')
+        records.append(rec)
+        lines.append(k)
+    if not records:
+        raise LabError(f"{name}: the file is empty")
+    keys: dict[str, None] = {}
+    for rec in records:
+        keys.update(dict.fromkeys(rec))
+    _check_header(list(keys), name)
+    missing = object()
+    cols = {}
+    for key in keys:
+        vals = [rec.get(key, missing) for rec in records]
+        col = np.empty(len(vals), dtype=object)
+        col[:] = [None if v is missing else v for v in vals]
+        cols[key] = col
+    return cols, lambda i: f"line {lines[i]}"
+
+
+def _parse_parquet(data: bytes, name: str) -> tuple[dict[str, np.ndarray], Locate]:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        table = pq.read_table(io.BytesIO(data))
+    except (pa.ArrowException, OSError, ValueError) as exc:
+        raise LabError(f"{name}: not a readable Parquet file ({_short(exc)})") from None
+    if table.num_rows == 0:
+        raise LabError(f"{name}: the table has no rows")
+    _check_header(table.column_names, name)
+    cols = {}
+    for cname, col in zip(table.column_names, table.columns):
+        t = col.type
+        if pa.types.is_integer(t) or pa.types.is_floating(t):
+            arr = col.to_numpy(zero_copy_only=False)
+            if col.null_count:
+                arr = np.array(col.to_pylist(), dtype=object)
+        else:
+            arr = np.empty(table.num_rows, dtype=object)
+            arr[:] = col.to_pylist()
+        cols[cname] = arr
+    return cols, lambda i: f"row {i + 1}"
+
+
+def _read_zip(data: bytes, name: str, limit: int) -> ParsedRun:
+    try:
+        zf = zipfile.ZipFile(io.BytesIO(data))
+        infos = [i for i in zf.infolist() if not i.is_dir()]
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError) as exc:
+        raise LabError(f"{name}: not a readable zip file ({_short(exc)})") from None
+    # a zip may hold one top-level folder (zipping a folder); ignore OS junk files
+    members: dict[str, zipfile.ZipInfo] = {}
+    for info in infos:
+        base = info.filename.rsplit("/", 1)[-1]
+        if info.filename.startswith("__MACOSX/") or base.startswith("."):
+            continue
+        if base in members:
+            raise LabError(f"{name}: holds two files named {base}")
+        members[base] = info
+    total = sum(i.file_size for i in members.values())
+    if total > limit:
+        raise LabError(f"{name}: unpacks to {_mb(total)}, over the {_mb(limit)} limit")
+
+    def pick(stem: str) -> str | None:
+        found = [m for m in members if m.rsplit(".", 1)[0] == stem
+                 and "." + m.rsplit(".", 1)[-1].lower() in TABLE_EXTENSIONS]
+        if len(found) > 1:
+            raise LabError(f"{name}: holds several {stem} tables ({', '.join(sorted(found))})")
+        return found[0] if found else None
+
+    def read(member: str) -> bytes:
+        try:
+            return zf.read(members[member])
+        except (zipfile.BadZipFile, OSError, EOFError, ValueError, NotImplementedError) as exc:
+            raise LabError(f"{name}: cannot unpack {member} ({_short(exc)})") from None
+
+    aff_name = pick("affinity")
+    if aff_name is None:
+        listed = ", ".join(sorted(members)) or "nothing"
+        raise LabError(
+            f"{name}: no affinity table (affinity.csv, affinity.parquet or affinity.jsonl); "
+            f"the zip holds: {listed}"
+        )
+    meta: dict[str, Any] = {}
+    if "meta.json" in members:
+        meta = _parse_meta(read("meta.json"), f"{name} › meta.json")
+    tasks = meta.get("tasks")
+    label = f"{name} › {aff_name}"
+    data_a = read(aff_name)
+    if not data_a.strip():
+        raise LabError(f"{label}: the file is empty")
+    cols, locate = _parse_table(data_a, "." + aff_name.rsplit(".", 1)[-1].lower(), label)
+    aff = _validate_affinity(cols, locate, label, tasks=tasks)
+    metrics = _empty(METRIC_FRAME)
+    met_name = pick("metrics")
+    if met_name is not None:
+        mlabel = f"{name} › {met_name}"
+        data_m = read(met_name)
+        if data_m.strip():
+            mcols, mlocate = _parse_table(data_m, "." + met_name.rsplit(".", 1)[-1].lower(), mlabel)
+            metrics = _validate_metrics(mcols, mlocate, mlabel, tasks=tasks)
+    groupings = _empty(GROUPING_FRAME)
+    if "groupings.jsonl" in members:
+        groupings = _parse_groupings(read("groupings.jsonl"), f"{name} › groupings.jsonl", tasks)
+    if tasks is None:
+        tasks = _first_seen(aff["source"], aff["target"], metrics["task"])
+    return _assemble(aff, metrics, groupings, meta, list(tasks))
+
+
+def _read_tensorboard(src: Path | bytes | None, name: str, limit: int) -> ParsedRun:
+    from mtl_core.tbimport import (
+        read_tensorboard,  # lazy: tensorboard is a heavy import
+    )
+
+    return read_tensorboard(src, name, max_bytes=limit)
+
+
+# --------------------------------------------------------------------------------------------
+# Validation
+# --------------------------------------------------------------------------------------------
+
+
+def _check_header(columns: list[str], name: str) -> None:
+    seen = set()
+    for c in columns:
+        if c in seen:
+            raise LabError(f"{name}: column {c!r} appears twice")
+        seen.add(c)
+
+
+def _require_columns(
+    cols: dict[str, np.ndarray], required: tuple[str, ...], optional: tuple[str, ...], name: str
+) -> None:
+    """Missing or misnamed columns, with a suggestion when a present column is close."""
+    present = list(cols)
+    known = set(required) | set(optional)
+    unknown = [c for c in present if c not in known]
+    for want in required:
+        if want in cols:
+            continue
+        close = _close(want, unknown)
+        hint = f"; found {close!r} — rename it to {want!r}" if close else ""
+        raise LabError(
+            f"{name}: missing column {want!r}{hint} (required: {', '.join(required)}; "
+            f"found: {', '.join(map(repr, present)) or 'none'})"
+        )
+    for c in unknown:  # an extra column is fine unless it looks like a misspelt optional one
+        close = _close(c, [o for o in optional if o not in cols])
+        if close:
+            raise LabError(f"{name}: unknown column {c!r}; did you mean {close!r}?")
+
+
+def _close(word: str, candidates: list[str]) -> str | None:
+    norm = {c.strip().lower().replace(" ", "_").replace("-", "_"): c for c in candidates}
+    key = word.lower()
+    if key in norm:
+        return norm[key]
+    hit = difflib.get_close_matches(key, list(norm), n=1, cutoff=0.75)
+    return norm[hit[0]] if hit else None
+
+
+def _fail(name: str, locate: Locate, col: str, rows: np.ndarray, what: str) -> LabError:
+    """One message for the first bad row, counting the others."""
+    idx = np.flatnonzero(rows)
+    more = f" (and {len(idx) - 1} more rows like it)" if len(idx) > 1 else ""
+    return LabError(f"{name}: {locate(int(idx[0]))}, column {col!r}: {what(int(idx[0]))}{more}")
+
+
+def _numbers(
+    vals: np.ndarray, col: str, name: str, locate: Locate, *, allow_empty: bool = False
+) -> np.ndarray:
+    """Values -> float64 exactly; a LabError naming the first non-numeric cell."""
+    if vals.dtype != object:
+        if vals.dtype.kind in "iuf":
+            return vals.astype(np.float64)
+        if vals.dtype.kind == "b":
+            raise _fail(name, locate, col, np.ones(len(vals), bool), lambda i: "not a number")
+    out = np.empty(len(vals), dtype=np.float64)
+    bad = np.zeros(len(vals), dtype=bool)
+    for k, v in enumerate(vals):
+        if isinstance(v, bool):
+            bad[k] = True
+            continue
+        if v is None or (isinstance(v, str) and v == ""):
+            if allow_empty:
+                out[k] = np.nan
+            else:
+                bad[k] = True
+            continue
+        try:
+            out[k] = float(v)
+        except (TypeError, ValueError):
+            bad[k] = True
+    if bad.any():
+        def what(i: int) -> str:
+            v = vals[i]
+            if v is None or v == "":
+                return "is empty"
+            return f"{_show(v)} is not a number"
+
+        raise _fail(name, locate, col, bad, what)
+    return out
+
+
+def _steps(vals: np.ndarray, name: str, locate: Locate) -> np.ndarray:
+    x = _numbers(vals, "step", name, locate)
+    bad = ~np.isfinite(x) | (x != np.floor(np.where(np.isfinite(x), x, 0)))
+    if bad.any():
+        raise _fail(name, locate, "step", bad,
+                    lambda i: f"{_show(vals[i])} is not a whole number (steps are 0, 1, 2, ...)")
+    neg = x < 0
+    if neg.any():
+        raise _fail(name, locate, "step", neg, lambda i: f"{_show(vals[i])} is negative")
+    if (x > 2**62).any():
+        raise _fail(name, locate, "step", x > 2**62, lambda i: "is too large")
+    return x.astype(np.int64)
+
+
+def _labels(vals: np.ndarray, col: str, name: str, locate: Locate) -> np.ndarray:
+    """Non-empty text labels (numbers in JSON/Parquet are accepted and turned into text)."""
+    out = np.empty(len(vals), dtype=object)
+    bad = np.zeros(len(vals), dtype=bool)
+    for k, v in enumerate(vals):
+        if isinstance(v, str):
+            s = v
+        elif isinstance(v, (int, np.integer)) and not isinstance(v, bool):
+            s = str(v)
+        else:
+            bad[k] = True
+            continue
+        if not s.strip():
+            bad[k] = True
+        out[k] = s
+    if bad.any():
+        def what(i: int) -> str:
+            v = vals[i]
+            return "is empty" if v is None or v == "" else f"{_show(v)} is not a name"
+
+        raise _fail(name, locate, col, bad, what)
+    return out
+
+
+def _validate_affinity(
+    cols: dict[str, np.ndarray], locate: Locate, name: str, tasks: list[str] | None
+) -> pd.DataFrame:
+    _require_columns(cols, AFFINITY_REQUIRED, AFFINITY_OPTIONAL, name)
+    n = len(cols["step"])
+    step = _steps(cols["step"], name, locate)
+    src = _labels(cols["source"], "source", name, locate)
+    tgt = _labels(cols["target"], "target", name, locate)
+    aff = _numbers(cols["affinity"], "affinity", name, locate)
+    nonfinite = ~np.isfinite(aff)
+    if nonfinite.any():
+        raise _fail(name, locate, "affinity", nonfinite,
+                    lambda i: f"{aff[i]} is not a finite number (leave unmeasured cells out)")
+    measure = (_labels(cols["measure"], "measure", name, locate) if "measure" in cols
+               else np.full(n, DEFAULT_MEASURE, dtype=object))
+    run = (_labels(cols["run"], "run", name, locate) if "run" in cols
+           else np.full(n, "", dtype=object))
+    wall = (_numbers(cols["wall_time"], "wall_time", name, locate, allow_empty=True)
+            if "wall_time" in cols else np.full(n, np.nan))
+    if "wall_time" in cols and np.isinf(wall).any():
+        raise _fail(name, locate, "wall_time", np.isinf(wall), lambda i: "is infinite")
+    df = pd.DataFrame(
+        {"run": run, "step": step, "measure": measure, "source": src, "target": tgt,
+         "affinity": aff, "wall_time": wall},
+        columns=AFFINITY_FRAME,
+    )
+    if tasks is not None:
+        known = set(tasks)
+        for col in ("source", "target"):
+            bad = ~df[col].isin(known).to_numpy()
+            if bad.any():
+                vals = df[col].to_numpy()
+                raise _fail(name, locate, col, bad, lambda i, v=vals: (
+                    f"task {v[i]!r} is not in meta.json's task list ({', '.join(tasks)})"))
+    key = ["run", "step", "measure", "source", "target"]
+    dup = df.duplicated(key, keep="first").to_numpy()
+    if dup.any():
+        gid = df.groupby(key, sort=False).ngroup().to_numpy()
+
+        def what(i: int) -> str:
+            r = df.iloc[i]
+            twin = int(np.flatnonzero(gid == gid[i])[0])
+            runs = f"run {r['run']!r}, " if r["run"] else ""
+            return (f"duplicated cell ({runs}step {r['step']}, measure {r['measure']!r}, "
+                    f"{r['source']!r} -> {r['target']!r}), first at {locate(twin)}")
+
+        raise _fail(name, locate, "affinity", dup, what)
+    return df
+
+
+def _validate_metrics(
+    cols: dict[str, np.ndarray], locate: Locate, name: str, tasks: list[str] | None
+) -> pd.DataFrame:
+    _require_columns(cols, METRIC_REQUIRED, METRIC_OPTIONAL, name)
+    n = len(cols["step"])
+    df = pd.DataFrame(
+        {
+            "run": (_labels(cols["run"], "run", name, locate) if "run" in cols
+                    else np.full(n, "", dtype=object)),
+            "step": _steps(cols["step"], name, locate),
+            "task": _labels(cols["task"], "task", name, locate),
+            "split": _labels(cols["split"], "split", name, locate),
+            "metric": _labels(cols["metric"], "metric", name, locate),
+            # metric values may be NaN/inf (a diverging loss, an undefined accuracy)
+            "value": _numbers(cols["value"], "value", name, locate, allow_empty=True),
+        },
+        columns=METRIC_FRAME,
+    )
+    if tasks is not None:
+        bad = ~df["task"].isin(set(tasks)).to_numpy()
+        if bad.any():
+            vals = df["task"].to_numpy()
+            raise _fail(name, locate, "task", bad, lambda i: (
+                f"task {vals[i]!r} is not in meta.json's task list ({', '.join(tasks)})"))
+    key = ["run", "step", "task", "split", "metric"]
+    dup = df.duplicated(key, keep="first").to_numpy()
+    if dup.any():
+        raise _fail(name, locate, "value", dup, lambda i: (
+            f"duplicated metric (step {df['step'].iat[i]}, task {df['task'].iat[i]!r}, "
+            f"{df['split'].iat[i]}/{df['metric'].iat[i]})"))
+    return df
+
+
+def _parse_meta(data: bytes, name: str) -> dict[str, Any]:
+    try:
+        meta = json.loads(data.decode("utf-8-sig"))
+    except UnicodeDecodeError:
+        raise LabError(f"{name}: not UTF-8 text") from None
+    except json.JSONDecodeError as exc:
+        raise LabError(
+            f"{name}: not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno})"
+        ) from None
+    if not isinstance(meta, dict):
+        raise LabError(f"{name}: must be a JSON object like {{\"tasks\": [\"a\", \"b\"]}}")
+    version = meta.get("format_version", FORMAT_VERSION)
+    if not isinstance(version, int) or version > FORMAT_VERSION:
+        raise LabError(f"{name}: format_version {version!r} is newer than this lab reads "
+                       f"({FORMAT_VERSION}); update Task Affinity Lab")
+    tasks = meta.get("tasks")
+    if tasks is not None:
+        if not isinstance(tasks, list) or not tasks or not all(
+            isinstance(t, str) and t.strip() for t in tasks
+        ):
+            raise LabError(f"{name}: 'tasks' must be a non-empty list of task names")
+        dup = [t for t in dict.fromkeys(tasks) if tasks.count(t) > 1]
+        if dup:
+            raise LabError(f"{name}: task {dup[0]!r} is listed twice in 'tasks'")
+    types = meta.get("task_types", {})
+    if not isinstance(types, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in types.items()
+    ):
+        raise LabError(f"{name}: 'task_types' must map task names to type names")
+    if tasks is not None:
+        extra = [k for k in types if k not in tasks]
+        if extra:
+            raise LabError(f"{name}: 'task_types' names {extra[0]!r}, which is not in 'tasks'")
+    if "config" in meta and not isinstance(meta["config"], dict):
+        raise LabError(f"{name}: 'config' must be a JSON object")
+    if "notes" in meta and not isinstance(meta["notes"], str):
+        raise LabError(f"{name}: 'notes' must be text")
+    if "name" in meta and not isinstance(meta["name"], str):
+        raise LabError(f"{name}: 'name' must be text")
+    return meta
+
+
+def _parse_groupings(data: bytes, name: str, tasks: list[str] | None) -> pd.DataFrame:
+    rows = []
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise LabError(f"{name}: not UTF-8 text") from None
+    for k, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise LabError(f"{name}: line {k} is not valid JSON ({exc.msg})") from None
+        where = f"{name}: line {k}"
+        if not isinstance(rec, dict) or "step" not in rec or "groups" not in rec:
+            raise LabError(f'{where}: expected {{"step": 0, "groups": [["a", "b"], ["c"]]}}')
+        step = rec["step"]
+        if isinstance(step, bool) or not isinstance(step, (int, float)) or step < 0 \
+                or step != int(step):
+            raise LabError(f"{where}: step {_show(step)} is not a whole number >= 0")
+        groups = rec["groups"]
+        if not isinstance(groups, list) or not all(
+            isinstance(g, list) and g and all(isinstance(t, str) for t in g) for g in groups
+        ):
+            raise LabError(f"{where}: 'groups' must be a list of non-empty lists of task names")
+        if tasks is not None:
+            unknown = [t for g in groups for t in g if t not in tasks]
+            if unknown:
+                raise LabError(f"{where}: task {unknown[0]!r} is not in meta.json's task list")
+        run = rec.get("run", "")
+        if not isinstance(run, str):
+            raise LabError(f"{where}: 'run' must be text")
+        rows.append((run, int(step), tuple(frozenset(g) for g in groups)))
+    df = pd.DataFrame(rows, columns=GROUPING_FRAME)
+    if df.duplicated(["run", "step"]).any():
+        raise LabError(f"{name}: a step has two groupings")
+    df["step"] = df["step"].astype(np.int64)
+    return df
+
+
+def _assemble(
+    aff: pd.DataFrame, metrics: pd.DataFrame, groupings: pd.DataFrame, meta: dict[str, Any],
+    tasks: list[str],
+) -> ParsedRun:
+    runs = list(dict.fromkeys([*aff["run"], *metrics["run"], *groupings["run"]]))
+    if "" in runs and len(runs) > 1:
+        raise LabError("some rows name a run and others do not; fill the run column everywhere")
+    declared = bool(meta.get("tasks"))
+    types = dict(meta.get("task_types") or {})
+    meta = {k: v for k, v in meta.items()
+            if k not in ("format", "format_version", "tasks", "task_types")}
+    return ParsedRun(
+        tasks=list(tasks), task_types=types,
+        affinity=aff.reset_index(drop=True), metrics=metrics.reset_index(drop=True),
+        groupings=groupings.reset_index(drop=True), meta=meta, runs=runs or [""],
+        tasks_declared=declared,
+    )
+
+
+def _first_seen(*cols: Any) -> list[str]:
+    """Names in order of first appearance; a source/target pair interleaved row by row."""
+    if len(cols) >= 2:
+        a, b = np.asarray(cols[0], dtype=object), np.asarray(cols[1], dtype=object)
+        inter = np.empty(2 * len(a), dtype=object)
+        inter[0::2], inter[1::2] = a, b
+        rest = [np.asarray(c, dtype=object) for c in cols[2:]]
+        return list(dict.fromkeys(np.concatenate([inter, *rest]).tolist()))
+    return list(dict.fromkeys(np.asarray(cols[0], dtype=object).tolist()))
+
+
+def _empty(columns: list[str]) -> pd.DataFrame:
+    dtypes = {"run": object, "step": np.int64, "measure": object, "source": object,
+              "target": object, "affinity": np.float64, "wall_time": np.float64,
+              "task": object, "split": object, "metric": object, "value": np.float64,
+              "groups": object}
+    return pd.DataFrame({c: pd.Series([], dtype=dtypes[c]) for c in columns})
+
+
+def _show(v: Any) -> str:
+    s = repr(v) if isinstance(v, str) else str(v)
+    return s if len(s) <= 40 else s[:37] + "..."
+
+
+def _short(exc: BaseException) -> str:
+    s = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return s if len(s) <= 160 else s[:157] + "..."
+
+
+def _mb(n: int) -> str:
+    return f"{n / (1024 * 1024):.1f} MB"

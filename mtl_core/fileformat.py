@@ -148,7 +148,8 @@ def mean_matrix(
         if measure is None:
             if len(measures) > 1:
                 raise LabError(
-                    f"the log holds several measures ({', '.join(measures)}); pick one with --measure"
+                    f"the log holds several measures ({', '.join(measures)}); "
+                    "pick one with --measure"
                 )
             measure = measures[0] if measures else None
         if measure is not None:
@@ -469,7 +470,9 @@ def _parse_jsonl(data: bytes, name: str) -> tuple[dict[str, np.ndarray], Locate]
         try:
             rec = json.loads(line)
         except json.JSONDecodeError as exc:
-            raise LabError(f"{name}: line {k} is not valid JSON ({exc.msg}, column {exc.colno})")
+            raise LabError(
+                f"{name}: line {k} is not valid JSON ({exc.msg}, column {exc.colno})"
+            ) from None
         if not isinstance(rec, dict):
             raise LabError(f"{name}: line {k} must be a JSON object like "
                            '{"step": 0, "source": "a", "target": "b", "affinity": 0.1}')

@@ -561,12 +561,14 @@ class Store:
         """Write one training step (losses, metrics, affinity matrices, grouping, progress)
         in one transaction, so readers see all of it or none of it.
 
+        Steps are numbered as the training loop does, 1..total (``event.step`` = steps done).
+
         ``steps_per_s`` overrides the rate derived from ``event.elapsed_s``.
         """
         tasks = [str(t) for t in event.tasks]
         step = int(event.step)
         total = int(event.total_steps) if event.total_steps else None
-        done = step + 1  # steps are numbered from 0
+        done = max(step, 0)  # the training loop numbers steps 1..total: step k = k done
         if total is not None:
             done = min(done, total)
         rate = steps_per_s
@@ -781,11 +783,11 @@ class Store:
         def tx(con: sqlite3.Connection) -> list[int]:
             ids = []
             for run_name, tasks, types, mats, met, grp in prepared:
-                last = max([int(s[-1]) for _, s, _, _ in mats if len(s)]
-                           + ([int(met["step"].max())] if len(met) else []), default=-1)
+                logged = {int(x) for _, s, _, _ in mats for x in s} | set(met["step"].tolist())
                 rid = self._insert_run(con, run_name, origin, "finished", config, tasks, types,
                                        notes, meta, None)
-                self._update(con, rid, steps_done=last + 1, last_step=last if last >= 0 else None)
+                self._update(con, rid, steps_done=len(logged),
+                             last_step=max(logged) if logged else None)
                 n = len(tasks)
                 con.executemany(
                     "INSERT INTO affinity (run_id, measure, step, n, wall_time, data) "

@@ -1,0 +1,504 @@
+"""Background runner: queue training runs and execute them in worker processes. Torch-free.
+
+The app never trains inside a Streamlit script run. It submits a config here; a worker process
+(started with the ``spawn`` method, safe with CUDA) calls ``mtl_core.training.train`` and writes
+every step into the run store, which is the only thing the UI reads.
+
+::
+
+    runner = Runner(store_path)          # one per process; the app caches it (st.cache_resource)
+    run_id = runner.submit(cfg)          # queued -> running -> finished / failed / cancelled
+    runner.status(run_id)                # RunInfo: status, steps done/total, steps/s, ETA, losses
+    runner.cancel(run_id)                # the worker stops after its current step
+    runner.list()                        # every run in the store
+    info = runner.wait(run_id, on_progress=print)   # block until it ends (CLI progress bar)
+
+State lives in the store, not in this object: status, progress, the cancel flag, the worker's
+pid. A supervisor thread launches queued runs (the concurrency limit counts ``running`` runs in
+the whole store, claimed atomically, so several runners on one store share it), reaps workers
+that died and recovers runs left ``running`` by a process that is gone. Any process can
+therefore pick up where another left off: a fresh Runner marks runs whose worker died as
+``interrupted`` and starts runs left ``queued``.
+
+Outcomes: a loss that becomes NaN/inf -> ``failed`` with the reason; an exception in the worker
+-> ``failed`` with its message; a worker that dies (e.g. SIGKILL) -> ``interrupted`` when the
+runner notices; ``cancel`` -> ``cancelled``. Steps logged before stay in the store in every case.
+"""
+
+from __future__ import annotations
+
+import atexit
+import importlib
+import math
+import multiprocessing as mp
+import multiprocessing.util  # noqa: F401  (registers its exit hook before ours; see the end)
+import os
+import signal
+import socket
+import sys
+import threading
+import time
+import traceback
+import weakref
+from collections import deque
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from mtl_core.config import RunConfig
+from mtl_core.errors import DivergedError, LabError
+from mtl_core.store import TERMINAL, RunInfo, Store
+
+TrainRef = str  # "module:function"
+DEFAULT_TRAIN = "mtl_core.training:train"
+
+
+def default_max_workers() -> int:
+    """Concurrent runs: ``$MTL_LAB_WORKERS`` or 1 (training uses every CPU core already)."""
+    try:
+        return max(1, int(os.environ.get("MTL_LAB_WORKERS", "1")))
+    except ValueError:
+        return 1
+
+
+class Runner:
+    """Queue, run, watch and cancel training runs in background worker processes.
+
+    Parameters
+    ----------
+    store : a :class:`Store`, a path, or None for the default store.
+    max_workers : runs allowed to run at once in this store (default :func:`default_max_workers`).
+    train_fn : the training function, ``train(cfg, on_step) -> result``, as a module-level
+        function or a ``"module:function"`` string (default ``mtl_core.training:train``,
+        imported only inside the worker so this module stays torch-free).
+    poll_s : how often the supervisor thread looks at the store.
+    cancel_grace_s : how long a cancelled worker may take to stop by itself before it is
+        terminated.
+    start : start the supervisor thread now (else call :meth:`start`, or drive :meth:`tick`).
+
+    Thread-safe: one Runner may serve many Streamlit sessions.
+    """
+
+    def __init__(
+        self,
+        store: Store | str | os.PathLike[str] | None = None,
+        *,
+        max_workers: int | None = None,
+        train_fn: Callable[..., Any] | str | None = None,
+        poll_s: float = 0.2,
+        cancel_grace_s: float = 10.0,
+        start: bool = True,
+    ) -> None:
+        if getattr(mp.current_process(), "_inheriting", False):
+            # a spawned worker is re-importing a main script that builds a Runner at import
+            raise LabError(
+                "a Runner was created while a worker process was starting: create it under "
+                "`if __name__ == '__main__':` in scripts (workers re-import the main module)"
+            )
+        self.store = store if isinstance(store, Store) else Store(store)
+        self.max_workers = int(max_workers) if max_workers else default_max_workers()
+        self.train_ref = _train_ref(train_fn)
+        self.poll_s = float(poll_s)
+        self.cancel_grace_s = float(cancel_grace_s)
+        self._ctx = mp.get_context("spawn")
+        self._procs: dict[int, Any] = {}  # run id -> multiprocessing Process (our workers)
+        self._cancel_seen: dict[int, float] = {}  # run id -> when we first saw its cancel flag
+        self._lock = threading.RLock()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._last_recover = 0.0
+        _RUNNERS.add(self)
+        self.recover()
+        if start:
+            self.start()
+
+    # ------------------------------------------------------------------ public API
+
+    def submit(self, config: RunConfig | dict[str, Any], *, name: str | None = None) -> int:
+        """Queue a training run; returns its id. The config is validated now (LabError)."""
+        cfg = config if isinstance(config, RunConfig) else RunConfig.from_dict(dict(config))
+        d = cfg.to_dict()
+        run_id = self.store.create_run(
+            name=name if name is not None else (cfg.name or f"{cfg.scenario} {cfg.train.mode}"),
+            origin="trained", status="queued", config=d, steps_total=int(cfg.train.steps),
+        )
+        self._wake.set()
+        return run_id
+
+    def status(self, run_id: int) -> RunInfo:
+        """The run's record (status, progress, error, ...) from the store."""
+        return self.store.get_run(run_id)
+
+    def list(self) -> list[RunInfo]:
+        """Every run in the store, oldest first."""
+        return self.store.list_runs()
+
+    def cancel(self, run_id: int) -> RunInfo:
+        """Cancel a queued run now, or ask a running one to stop after its current step.
+
+        A worker that does not stop within ``cancel_grace_s`` is terminated by the runner
+        that started it. Cancelling a finished run changes nothing.
+        """
+        self.store.request_cancel(run_id)
+        self._wake.set()
+        return self.store.get_run(run_id)
+
+    def delete(self, run_id: int) -> None:
+        """Delete a run; a running one is cancelled first (waiting up to the grace period)."""
+        info = self.store.get_run(run_id)
+        if info.status == "running":
+            self.cancel(run_id)
+            self.wait(run_id, timeout=self.cancel_grace_s * 2 + 5, cancel_on_interrupt=False)
+        self.store.delete_run(run_id)
+
+    def wait(
+        self,
+        run_id: int,
+        on_progress: Callable[[RunInfo], None] | None = None,
+        *,
+        timeout: float | None = None,
+        poll_s: float = 0.1,
+        cancel_on_interrupt: bool = True,
+    ) -> RunInfo:
+        """Block until the run ends and return its final record.
+
+        ``on_progress(info)`` is called whenever the status or the steps done change (for a
+        progress bar). On Ctrl-C the run is cancelled (unless ``cancel_on_interrupt=False``)
+        and KeyboardInterrupt is re-raised. ``timeout`` raises LabError when exceeded.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        last: tuple[Any, ...] | None = None
+        try:
+            while True:
+                if not self._running_thread():
+                    self.tick()  # no supervisor thread: drive the work from here
+                info = self.store.get_run(run_id)
+                key = (info.status, info.steps_done)
+                if on_progress is not None and key != last:
+                    on_progress(info)
+                last = key
+                if info.status in TERMINAL:
+                    return info
+                if deadline is not None and time.monotonic() > deadline:
+                    raise LabError(f"run {run_id} is still {info.status} after {timeout:.0f} s")
+                time.sleep(poll_s)
+        except KeyboardInterrupt:
+            if cancel_on_interrupt:
+                self.cancel(run_id)
+                end = time.monotonic() + self.cancel_grace_s + 5
+                while time.monotonic() < end:
+                    if self.store.get_run(run_id).status in TERMINAL:
+                        break
+                    if not self._running_thread():
+                        self.tick()
+                    time.sleep(0.05)
+            raise
+
+    def start(self) -> None:
+        """Start the supervisor thread (idempotent)."""
+        with self._lock:
+            if self._running_thread():
+                return
+            self._stop.clear()
+            self._thread = threading.Thread(
+                target=self._supervise, name="mtl-lab-runner", daemon=True
+            )
+            self._thread.start()
+
+    def shutdown(self, *, interrupt_running: bool = True, timeout: float = 5.0) -> None:
+        """Stop the supervisor; with ``interrupt_running`` also stop this runner's workers
+        (their runs end ``interrupted``). Runs still queued stay queued for the next runner."""
+        self._stop.set()
+        self._wake.set()
+        t = self._thread
+        if t is not None and t is not threading.current_thread():
+            t.join(timeout)
+        if not interrupt_running:
+            return
+        with self._lock:
+            for rid, proc in list(self._procs.items()):
+                if proc.is_alive() and self.store.get_run(rid).status != "running":
+                    proc.join(timeout)  # it has recorded its outcome and is exiting
+                if proc.is_alive():
+                    proc.terminate()
+                    proc.join(timeout)
+                    if proc.is_alive():
+                        proc.kill()
+                        proc.join(timeout)
+                self._safe(lambda rid=rid: self.store.set_status(
+                    rid, "interrupted", only_from=("running",),
+                    error="the lab process that ran this worker exited; steps logged so far "
+                          "are kept"))
+                self._procs.pop(rid, None)
+
+    def tick(self) -> None:
+        """One supervisor pass: reap dead workers, enforce cancels, recover, launch queued."""
+        with self._lock:
+            self._reap()
+            self._enforce_cancels()
+            if time.monotonic() - self._last_recover > 2.0:
+                self.recover()
+            self._launch()
+
+    def recover(self) -> list[int]:
+        """Mark ``running`` runs on this machine whose worker (or claiming runner) is gone as
+        ``interrupted``; returns their ids. Runs of other machines are left alone."""
+        self._last_recover = time.monotonic()
+        host = socket.gethostname()
+        out = []
+        with self._lock:
+            for rid in self.store.run_ids("running"):
+                if rid in self._procs:
+                    continue
+                info = self.store.get_run(rid)
+                if info.host not in (None, host):
+                    continue
+                pid = info.worker_pid or info.runner_pid
+                if pid and _pid_alive(pid):
+                    continue
+                step = info.last_step if info.last_step is not None else 0
+                if self.store.set_status(
+                    rid, "interrupted", only_from=("running",),
+                    error=f"the worker process is gone (found at restart) after step {step}; "
+                          f"the {info.steps_done} steps logged are kept",
+                ):
+                    out.append(rid)
+        return out
+
+    # ------------------------------------------------------------------ supervisor internals
+
+    def _running_thread(self) -> bool:
+        return self._thread is not None and self._thread.is_alive() and not self._stop.is_set()
+
+    def _supervise(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.tick()
+            except Exception as exc:  # keep supervising: one bad pass must not stop the queue
+                sys.stderr.write(f"mtl_core.runner: supervisor error: {exc!r}\n")
+            self._wake.wait(self.poll_s)
+            self._wake.clear()
+
+    def _launch(self) -> None:
+        while not self._stop.is_set():
+            rid = self.store.claim_queued(self.max_workers, runner_pid=os.getpid())
+            if rid is None:
+                return
+            proc = self._ctx.Process(
+                target=_worker_main,
+                args=(str(self.store.path), rid, self.train_ref, self.max_workers),
+                name=f"mtl-lab-run-{rid}",
+            )
+            try:
+                proc.start()
+            except Exception as exc:
+                self.store.set_status(rid, "failed", error=f"could not start a worker: {exc}")
+                continue
+            self._procs[rid] = proc
+            self.store.set_worker(rid, proc.pid)
+
+    def _reap(self) -> None:
+        for rid, proc in list(self._procs.items()):
+            if proc.is_alive():
+                continue
+            proc.join(0)
+            code = proc.exitcode
+            del self._procs[rid]
+            cancelled = rid in self._cancel_seen
+            self._cancel_seen.pop(rid, None)
+            info = self.store.get_run(rid)
+            if info.status != "running":
+                continue  # the worker recorded its own outcome
+            if cancelled or info.cancel_requested:
+                self.store.set_status(rid, "cancelled", only_from=("running",),
+                                      error="cancelled by the user")
+                continue
+            how = _describe_exit(code)
+            step = info.last_step if info.last_step is not None else 0
+            self.store.set_status(
+                rid, "interrupted", only_from=("running",),
+                error=f"the worker process {how} after step {step}; the {info.steps_done} "
+                      "steps logged are kept",
+            )
+
+    def _enforce_cancels(self) -> None:
+        if not self._procs:
+            return
+        now = time.monotonic()
+        for rid, proc in self._procs.items():
+            if rid not in self._cancel_seen:
+                if self.store.cancel_requested(rid):
+                    self._cancel_seen[rid] = now
+                continue
+            waited = now - self._cancel_seen[rid]
+            if waited > 2 * self.cancel_grace_s + 2:
+                proc.kill()
+            elif waited > self.cancel_grace_s:
+                proc.terminate()
+
+    @staticmethod
+    def _safe(fn: Callable[[], Any]) -> None:
+        try:
+            fn()
+        except Exception as exc:
+            sys.stderr.write(f"mtl_core.runner: {exc!r}\n")
+
+
+def check_finished(info: RunInfo) -> RunInfo:
+    """Return ``info`` if the run finished, else raise a LabError saying how it ended."""
+    if info.status == "finished":
+        return info
+    reason = f": {info.error}" if info.error else ""
+    raise LabError(f"run {info.id} {info.status}{reason}")
+
+
+# -------------------------------------------------------------------------------- the worker
+
+
+class _Cancelled(BaseException):
+    """Raised from ``on_step`` to stop training; a BaseException so that a training loop's
+    ``except Exception`` cannot swallow it."""
+
+
+class _Terminated(BaseException):
+    """SIGTERM in a worker: a cancel that took too long, or the lab shutting down."""
+
+
+class _Rate:
+    """Steps per second over the last ~50 steps (startup time does not count)."""
+
+    def __init__(self) -> None:
+        self.points: deque[tuple[float, int]] = deque(maxlen=50)
+
+    def update(self, step: int) -> float | None:
+        self.points.append((time.perf_counter(), step))
+        if len(self.points) < 2:
+            return None
+        (t0, s0), (t1, s1) = self.points[0], self.points[-1]
+        return (s1 - s0) / (t1 - t0) if t1 > t0 else None
+
+
+def _worker_main(store_path: str, run_id: int, train_ref: str, n_workers: int) -> None:
+    """Entry point of a worker process: train one run, writing each step to the store."""
+    if n_workers > 1:  # share the cores between concurrent runs (read by torch at import)
+        threads = str(max(1, (os.cpu_count() or 1) // n_workers))
+        os.environ.setdefault("OMP_NUM_THREADS", threads)
+        os.environ.setdefault("MKL_NUM_THREADS", threads)
+    store = Store(store_path)
+    # SIGTERM (a cancel past its grace period, or shutdown) -> record the outcome, then exit
+    signal.signal(signal.SIGTERM, _raise_terminated)
+    try:
+        store.set_worker(run_id, os.getpid())
+        info = store.get_run(run_id)
+        if store.cancel_requested(run_id):
+            raise _Cancelled
+        train = _resolve(train_ref)
+        cfg = RunConfig.from_dict(info.config)
+        rate = _Rate()
+
+        def on_step(event: Any) -> None:
+            bad = [t for t, v in event.train_loss.items() if not math.isfinite(v)]
+            if bad:
+                what = "NaN" if math.isnan(event.train_loss[bad[0]]) else "infinite"
+                raise DivergedError(
+                    f"loss became {what} at step {event.step} on task {bad[0]}; "
+                    "try a smaller learning rate"
+                )
+            store.append_step(run_id, event, steps_per_s=rate.update(int(event.step)))
+            if store.cancel_requested(run_id):
+                raise _Cancelled
+
+        result = train(cfg, on_step)
+        tasks, types = getattr(result, "tasks", None), getattr(result, "task_types", None)
+        if tasks and types:
+            tmap = dict(types) if isinstance(types, dict) else dict(zip(tasks, types))
+            store.set_tasks(run_id, list(tasks), {str(k): str(v) for k, v in tmap.items()})
+        store.set_status(run_id, "finished", only_from=("running",))
+    except _Cancelled:
+        store.set_status(run_id, "cancelled", only_from=("running",),
+                         error="cancelled by the user")
+    except _Terminated:
+        if store.get_run(run_id).cancel_requested:
+            store.set_status(run_id, "cancelled", only_from=("running",),
+                             error="cancelled by the user (stopped after the grace period)")
+        else:
+            store.set_status(run_id, "interrupted", only_from=("running",),
+                             error="the worker was stopped (SIGTERM); steps logged so far are kept")
+    except LabError as exc:  # DivergedError included: the message says what happened
+        store.set_status(run_id, "failed", only_from=("running",), error=str(exc),
+                         error_detail=traceback.format_exc())
+    except Exception as exc:
+        store.set_status(run_id, "failed", only_from=("running",),
+                         error=f"{type(exc).__name__}: {exc}",
+                         error_detail=traceback.format_exc())
+    finally:
+        # the outcome is recorded; a late SIGTERM (shutdown) should just end the process
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+def _raise_terminated(signum: int, frame: Any) -> None:
+    raise _Terminated
+
+
+def _train_ref(fn: Callable[..., Any] | str | None) -> TrainRef:
+    """Normalize the train function to an importable ``"module:qualname"`` reference."""
+    if fn is None:
+        return DEFAULT_TRAIN
+    if isinstance(fn, str):
+        if ":" not in fn:
+            raise LabError(f"train_fn {fn!r} must look like 'package.module:function'")
+        return fn
+    mod, qual = getattr(fn, "__module__", None), getattr(fn, "__qualname__", "")
+    if not mod or "<locals>" in qual or "<lambda>" in qual:
+        raise LabError("train_fn must be a module-level function (workers import it by name)")
+    return f"{mod}:{qual}"
+
+
+def _resolve(ref: TrainRef) -> Callable[..., Any]:
+    mod_name, _, qual = ref.partition(":")
+    obj: Any = importlib.import_module(mod_name)
+    for part in qual.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+def _pid_alive(pid: int) -> bool:
+    """Whether a process exists and is not a zombie (Linux: checks /proc)."""
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    except OSError:
+        return False
+    stat = Path(f"/proc/{int(pid)}/stat")
+    try:
+        state = stat.read_text().rsplit(")", 1)[1].split()[0]
+        return state not in ("Z", "X")
+    except (OSError, IndexError):
+        return True
+
+
+def _describe_exit(code: int | None) -> str:
+    if code is None:
+        return "stopped"
+    if code < 0:
+        try:
+            return f"was killed ({signal.Signals(-code).name})"
+        except ValueError:
+            return f"was killed (signal {-code})"
+    return f"exited with code {code} without reporting an outcome"
+
+
+# Stop our workers when the process exits normally, so their runs end `interrupted` instead of
+# keeping the interpreter waiting on them. Registered after multiprocessing's own exit hook, so
+# it runs first.
+_RUNNERS: weakref.WeakSet[Runner] = weakref.WeakSet()
+
+
+@atexit.register
+def _shutdown_all() -> None:
+    for r in list(_RUNNERS):
+        r.shutdown(interrupt_running=True, timeout=2.0)

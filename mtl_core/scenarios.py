@@ -28,6 +28,7 @@ class Scenario:
     description: str
     knobs: dict[str, dict[str, Any]]
     image: bool = False
+    model: dict[str, Any] = field(default_factory=dict)  # ModelConfig defaults for this scenario
 
     def defaults(self) -> dict[str, Any]:
         return {k: spec.get("default") for k, spec in self.knobs.items()}
@@ -65,6 +66,7 @@ def _load_all(directory: str) -> dict[str, Scenario]:
             description=d.get("description", ""),
             knobs=d.get("knobs", {}),
             image=bool(d.get("image", False)),
+            model=dict(d.get("model", {})),
         )
     return out
 
@@ -83,6 +85,17 @@ def get_scenario(name: str) -> Scenario:
             f"unknown scenario {name!r}{extra}; available: {', '.join(sorted(scenarios))}"
         )
     return scenarios[name]
+
+
+def default_model_config(name: str):
+    """The scenario's ``ModelConfig`` (its JSON ``model`` section over the global defaults)."""
+    from mtl_core.config import ModelConfig
+
+    m = dict(get_scenario(name).model)
+    for key in ("hidden", "channels"):
+        if key in m:
+            m[key] = tuple(int(v) for v in m[key])
+    return ModelConfig(**m)
 
 
 def resolve_knobs(scenario: Scenario, overrides: dict[str, Any]) -> dict[str, Any]:

@@ -130,3 +130,10 @@ def test_csv_scenario_requires_path():
         load_dataset("csv", {"targets": "a,b"})
     with pytest.raises(LabError, match="file not found"):
         load_dataset("csv", {"path": "/nonexistent.csv", "targets": "a,b"})
+
+
+def test_lesson_scenario_ships_its_narrow_model():
+    from mtl_core.scenarios import default_model_config
+
+    assert default_model_config("lesson").hidden == (32, 2)
+    assert default_model_config("synthetic").hidden == (64, 32)

@@ -21,7 +21,7 @@ from mtl_core.config import (
     default_measure,
 )
 from mtl_core.errors import LabError
-from mtl_core.scenarios import get_scenario, resolve_knobs
+from mtl_core.scenarios import default_model_config, get_scenario, resolve_knobs
 
 
 def add_parser(sub) -> None:
@@ -76,7 +76,8 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
         )
     elif args.mode == "groups":
         raise LabError("--mode groups needs --groups, e.g. --groups 't0,t1;t2,t3'")
-    hidden = ModelConfig().hidden
+    base_model = default_model_config(args.scenario)
+    hidden = base_model.hidden
     if args.hidden:
         try:
             hidden = tuple(int(h) for h in args.hidden.split(","))
@@ -90,7 +91,8 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
     return RunConfig(
         scenario=args.scenario,
         knobs=knobs,
-        model=ModelConfig(hidden=hidden, norm=args.norm),
+        model=ModelConfig(arch=base_model.arch, hidden=hidden, channels=base_model.channels,
+                          norm=args.norm),
         optim=OptimConfig(name=args.optimizer, lr=args.lr, momentum=args.momentum),
         train=TrainConfig(
             mode=args.mode, steps=args.steps, batch_size=args.batch_size,

@@ -82,3 +82,19 @@ def test_diverging_run_keeps_logged_steps(tmp_path):
              "--steps", "50", "--out", str(out))
     assert r.returncode == 2 and "loss became" in r.stderr
     assert out.exists() and len(pd.read_csv(out)) > 0
+
+
+def test_train_with_store_runs_through_the_runner(tmp_path):
+    from mtl_core.store import Store
+
+    store = tmp_path / "lab.sqlite"
+    out = tmp_path / "a.csv"
+    r = _cli("train", "--scenario", "synthetic", "--set", "samples=300", "--steps", "12",
+             "--every", "5", "--store", str(store), "--out", str(out), timeout=180)
+    assert r.returncode == 0, r.stderr
+    runs = Store(store).list_runs()
+    assert len(runs) == 1 and runs[0].status == "finished" and runs[0].steps_done == 12
+    steps, tasks, mats = Store(store).affinity_steps(runs[0].id, "lookahead")
+    assert list(steps) == [1, 6, 11] and mats.shape == (3, 6, 6)
+    logged = pd.read_csv(out)
+    assert len(logged) == 3 * 36

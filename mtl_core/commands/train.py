@@ -177,4 +177,41 @@ def summary(result) -> str:
 
 
 def _run_in_store(cfg: RunConfig, args: argparse.Namespace) -> int:
-    raise LabError("--store is not available yet in this build")
+    """Submit through the runner (a background worker writes into the store) and follow it."""
+    from mtl_core.fileformat import matrices_to_long, write_table
+    from mtl_core.progress import ProgressBar
+    from mtl_core.runner import Runner
+
+    runner = Runner(args.store)
+    try:
+        run_id = runner.submit(cfg)
+        sys.stderr.write(f"run {run_id} queued in {runner.store.path}\n")
+        bar = ProgressBar(cfg.train.steps, label=f"run {run_id}")
+
+        def progress(info) -> None:
+            losses = list(info.losses.values())
+            extra = f"loss {np.nanmean(losses):.4f}" if losses else info.status
+            bar.update(min(info.steps_done, cfg.train.steps - 1), extra)
+
+        info = runner.wait(run_id, progress)
+        if info.status == "finished":
+            bar.update(cfg.train.steps)
+        else:
+            bar.close()
+        if args.out is not None:
+            frames = []
+            for measure in runner.store.measures(run_id):
+                steps, tasks, mats = runner.store.affinity_steps(run_id, measure)
+                frames.append(matrices_to_long(steps, tasks, mats, measure))
+            if frames:
+                import pandas as pd
+
+                write_table(pd.concat(frames, ignore_index=True), Path(args.out))
+                sys.stderr.write(f"wrote the affinity log to {args.out}\n")
+    finally:
+        runner.shutdown(interrupt_running=False)
+    if info.status != "finished":
+        raise LabError(f"run {run_id} {info.status}: {info.error or 'no reason recorded'}")
+    print(f"run {run_id} finished: {info.steps_done} steps; see `python -m mtl_core runs "
+          f"--store {args.store}`")
+    return 0

@@ -225,15 +225,19 @@ def proximal_groups(
     seed: int | None = 0,
     *,
     fallback: Grouping | None = None,
+    max_iter: int = 200,
 ) -> Grouping:
     """Groups for one sequential-update step: normalize, symmetrize, affinity propagation.
 
-    Fast path for the trainer (no validation beyond shape; ~0.1-1 ms at 10 tasks).
-    ``A[i, j]``: effect of task i's update on task j's loss, e.g. the proximal EMA.
-    Returns a partition; on non-convergence ``fallback`` (default: every task alone).
+    Fast path for the trainer (no validation beyond shape; median ~1 ms at 10 tasks, a few ms
+    when the messages never settle). ``A[i, j]``: effect of task i's update on task j's loss,
+    e.g. the proximal EMA. Returns a partition; on non-convergence ``fallback`` (default: every
+    task alone).
     """
     A = np.asarray(A, dtype=np.float64)
-    labels, converged = affinity_propagation_labels(normalize_affinity(A), seed=seed)
+    labels, converged = affinity_propagation_labels(
+        normalize_affinity(A), seed=seed, max_iter=max_iter
+    )
     if not converged or labels.min() < 0:
         return fallback if fallback is not None else canonical_grouping([t] for t in tasks)
     return labels_to_grouping(tasks, labels)

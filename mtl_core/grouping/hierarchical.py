@@ -13,8 +13,6 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
-from scipy.cluster.hierarchy import fcluster, leaves_list, linkage, optimal_leaf_ordering
-from scipy.spatial.distance import squareform
 
 from mtl_core.errors import LabError
 from mtl_core.grouping.base import (
@@ -41,6 +39,10 @@ def affinity_distance(A: AffinityMatrix) -> tuple[np.ndarray, float]:
 
 
 def _tree(A: np.ndarray, method: str) -> tuple[np.ndarray, np.ndarray]:
+    # scipy.cluster costs ~1 s to import: load it only when a tree is built.
+    from scipy.cluster.hierarchy import leaves_list, linkage, optimal_leaf_ordering
+    from scipy.spatial.distance import squareform
+
     D, _ = affinity_distance(A)
     condensed = squareform(D, checks=False)
     Z = linkage(condensed, method=method)
@@ -189,6 +191,8 @@ class HierarchicalGrouper(BaseGrouper):
             self.order_tasks_ = list(tasks)
             self.linkage_ = np.zeros((0, 4))
             return (frozenset(tasks),)
+        from scipy.cluster.hierarchy import fcluster
+
         Z, order = _tree(A, self.linkage)
         self.linkage_, self.order_ = Z, order
         self.order_tasks_ = [tasks[i] for i in order]

@@ -20,8 +20,6 @@ option for inspection rather than the default.
 from __future__ import annotations
 
 import numpy as np
-from scipy.sparse import coo_matrix
-from scipy.sparse.csgraph import connected_components
 
 from mtl_core.errors import LabError
 from mtl_core.grouping.base import BaseGrouper, labels_to_grouping, symmetrize
@@ -115,6 +113,9 @@ def batch_components(A: np.ndarray, tau: float) -> np.ndarray:
 
     The T link graphs are laid side by side as one block-diagonal graph of ``T * n`` nodes.
     """
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
     T, n, _ = A.shape
     L = (A + np.swapaxes(A, 1, 2)) / 2.0 >= float(tau)
     L[:, np.arange(n), np.arange(n)] = False
@@ -128,6 +129,8 @@ def threshold_components(
     A: AffinityMatrix, tasks: list[str], tau: float, links: np.ndarray | None = None
 ) -> Grouping:
     """Connected components of the ``tau`` link graph, without validation (fast path)."""
+    from scipy.sparse.csgraph import connected_components
+
     L = link_matrix(A, tau) if links is None else links
     _, labels = connected_components(L, directed=False)
     return labels_to_grouping(tasks, labels)

@@ -19,7 +19,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from scipy.optimize import linear_sum_assignment
 
 from mtl_core.errors import LabError
 from mtl_core.grouping.base import BaseGrouper, labels_to_grouping, validate_affinity
@@ -108,6 +107,8 @@ def match_ids(
     One-to-one matching maximising total Jaccard overlap (Hungarian algorithm); groups without
     any overlapping partner get fresh ids from ``next_id``. Returns ``(ids, next_id)``.
     """
+    from scipy.optimize import linear_sum_assignment  # lazy: scipy.optimize is slow to import
+
     ids = [-1] * len(new)
     if prev and new:
         W = np.array([[len(a & b) / len(a | b) for b in new] for a in prev])

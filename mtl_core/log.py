@@ -1,0 +1,244 @@
+"""Log inter-task affinity from your own PyTorch training loop, in the lab's open format.
+
+Drop an :class:`AffinityLogger` into any multi-task loop whose model has shared parameters and
+whose loss can be computed per task. Every ``every`` calls it measures the TAG lookahead affinity
+(Fifty et al., 2021) with the lab's vectorized implementation
+(:func:`mtl_core.affinity.lookahead_from_grads`): ``A[i, j] = 1 - L_j(after task i's step) /
+L_j(now)``, the step being the one your optimizer would take (momentum / Adam moments
+included), only the shared parameters moving, on the same batch. Then ``save("run.zip")``
+writes a file the lab's upload page and ``python -m mtl_core import`` read.
+
+::
+
+    logger = AffinityLogger(model, tasks=["ctr", "cvr", "dwell"], shared="encoder",
+                            optimizer=opt, task_losses_fn=per_task_losses, every=10)
+    for step, batch in enumerate(loader, start=1):
+        losses = per_task_losses(model, batch)           # Tensor[n_tasks], with its graph
+        logger.measure(step, batch, losses)              # before optimizer.step()
+        opt.zero_grad()
+        losses.sum().backward()
+        opt.step()
+        logger.log_losses(step, losses)
+    logger.save("my_run.zip")
+
+This module imports torch; the store and file format modules do not.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from mtl_core.affinity import (
+    TaskLossesFn,
+    cosine_affinity,
+    frozen_norm_stats,
+    lookahead_from_grads,
+    per_task_grads,
+)
+from mtl_core.errors import LabError
+from mtl_core.fileformat import (
+    BATCH_SPLIT,
+    METRIC_FRAME,
+    ParsedRun,
+    matrices_to_long,
+    write_run_file,
+)
+
+SharedSpec = str | nn.Module | Iterable[str] | Callable[[str], bool]
+LOGGER_MEASURES = ("lookahead", "cosine")
+
+
+class AffinityLogger:
+    """Measure inter-task affinity inside a user's training loop and write the open format.
+
+    Parameters
+    ----------
+    model : the multi-task model (``task_losses_fn(model, batch)`` must use it).
+    tasks : task names, in the order of ``task_losses_fn``'s output.
+    task_losses_fn : ``(model, batch) -> Tensor[n_tasks]``, per-task mean losses on a batch.
+    optimizer : the optimizer that trains ``model``; the lookahead step replays its update rule
+        and state without changing either.
+    shared : which parameters are shared: a name prefix (``"encoder"``), a submodule of
+        ``model``, a list of parameter names, or a predicate on names.
+    every : measure on every ``every``-th call of :meth:`measure` (the first call included).
+    measures : ``("lookahead",)`` by default; add ``"cosine"`` for gradient cosine similarity
+        (it reuses the same per-task gradients).
+    task_types, config, notes, name : stored in the file's metadata.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        tasks: Sequence[str],
+        task_losses_fn: TaskLossesFn,
+        optimizer: torch.optim.Optimizer,
+        shared: SharedSpec,
+        *,
+        every: int = 10,
+        measures: Sequence[str] = ("lookahead",),
+        task_types: dict[str, str] | None = None,
+        config: dict[str, Any] | None = None,
+        notes: str = "",
+        name: str = "",
+    ) -> None:
+        if int(every) < 1:
+            raise LabError(f"every must be a positive integer, got {every}")
+        unknown = [m for m in measures if m not in LOGGER_MEASURES]
+        if unknown or not measures:
+            raise LabError(f"measures must be among {', '.join(LOGGER_MEASURES)}, got {measures}")
+        self.tasks = [str(t) for t in tasks]
+        if len(set(self.tasks)) != len(self.tasks) or not self.tasks:
+            raise LabError("tasks must be distinct, non-empty names")
+        self.model = model
+        self.task_losses_fn = task_losses_fn
+        self.optimizer = optimizer
+        self.shared_names = _shared_names(model, shared)
+        self.every = int(every)
+        self.measure_names = tuple(measures)
+        self.task_types = dict(task_types or {})
+        self.config = dict(config or {})
+        self.notes = notes
+        self.name = name
+        self._calls = 0
+        self._mats: dict[str, list[tuple[int, float, np.ndarray]]] = {m: [] for m in measures}
+        self._metrics: list[tuple[int, str, str, str, float]] = []
+
+    # ------------------------------------------------------------------ logging
+
+    def should_measure(self) -> bool:
+        """Whether the next :meth:`measure` call will measure (every ``every``-th call)."""
+        return self._calls % self.every == 0
+
+    def measure(
+        self, step: int, batch: Any, losses: torch.Tensor | None = None
+    ) -> dict[str, np.ndarray] | None:
+        """Measure affinity at ``step`` on ``batch`` if this call is due; call it before
+        ``optimizer.step()``.
+
+        ``losses`` may be the per-task losses of your training forward (with their graph):
+        they are reused, saving a forward, and your ``backward()`` still works afterwards.
+        Returns ``{measure: A}`` with ``A[i, j]`` = effect of task i's update on task j's loss,
+        or None when this call is not due.
+        """
+        due = self.should_measure()
+        self._calls += 1
+        if not due:
+            return None
+        if losses is None:
+            with frozen_norm_stats(self.model):
+                losses = self.task_losses_fn(self.model, batch)
+        if losses.shape != (len(self.tasks),):
+            raise LabError(f"task_losses_fn returned shape {tuple(losses.shape)}; expected "
+                           f"({len(self.tasks)},) for tasks {self.tasks}")
+        if not losses.requires_grad:
+            raise LabError("the losses carry no graph: compute them with gradients enabled")
+        params = dict(self.model.named_parameters())
+        grads = per_task_grads(losses, [params[n] for n in self.shared_names])
+        out: dict[str, np.ndarray] = {}
+        if "lookahead" in self.measure_names:
+            a = lookahead_from_grads(self.model, self.shared_names, self.task_losses_fn, batch,
+                                     self.optimizer, losses, grads)
+            out["lookahead"] = a.detach().cpu().numpy().astype(np.float64)
+        if "cosine" in self.measure_names:
+            out["cosine"] = cosine_affinity(grads).detach().cpu().numpy().astype(np.float64)
+        now = time.time()
+        for m, a in out.items():
+            self._mats[m].append((int(step), now, a))
+        return out
+
+    def log_losses(self, step: int, losses: torch.Tensor | Sequence[float],
+                   split: str = BATCH_SPLIT) -> None:
+        """Record per-task losses (default: the training minibatch's, ``split="batch"``)."""
+        vals = losses.detach().cpu().tolist() if isinstance(losses, torch.Tensor) else losses
+        if len(vals) != len(self.tasks):
+            raise LabError(f"got {len(vals)} losses for {len(self.tasks)} tasks")
+        for t, v in zip(self.tasks, vals):
+            self.log_metric(step, t, split, "loss", float(v))
+
+    def log_metric(self, step: int, task: str, split: str, metric: str, value: float) -> None:
+        """Record one metric value (e.g. validation accuracy)."""
+        if task not in self.tasks:
+            raise LabError(f"unknown task {task!r}; tasks are {', '.join(self.tasks)}")
+        self._metrics.append((int(step), task, split, metric, float(value)))
+
+    # ------------------------------------------------------------------ results
+
+    def matrices(self, measure: str = "lookahead") -> tuple[np.ndarray, np.ndarray]:
+        """``(steps (S,), A (S, n, n))`` measured so far."""
+        rows = self._mats.get(measure, [])
+        n = len(self.tasks)
+        if not rows:
+            return np.zeros(0, np.int64), np.zeros((0, n, n))
+        return (np.array([r[0] for r in rows], dtype=np.int64), np.stack([r[2] for r in rows]))
+
+    def mean(self, measure: str = "lookahead") -> np.ndarray:
+        """Time-averaged affinity matrix (NaN before the first measurement)."""
+        _, a = self.matrices(measure)
+        return a.mean(axis=0) if len(a) else np.full((len(self.tasks),) * 2, np.nan)
+
+    def parsed(self) -> ParsedRun:
+        """Everything logged, as the lab's :class:`~mtl_core.fileformat.ParsedRun`."""
+        parts = []
+        for m, rows in self._mats.items():
+            if rows:
+                steps, a = self.matrices(m)
+                wt = np.array([r[1] for r in rows], dtype=np.float64)
+                parts.append(matrices_to_long(steps, self.tasks, a, m, wall_times=wt))
+        if not parts:
+            raise LabError("nothing measured yet: call measure() in the training loop first")
+        aff = pd.concat(parts, ignore_index=True)
+        met = pd.DataFrame([("", *r) for r in self._metrics], columns=METRIC_FRAME)
+        met = met.astype({"step": np.int64, "value": np.float64})
+        meta: dict[str, Any] = {"name": self.name} if self.name else {}
+        if self.config:
+            meta["config"] = self.config
+        if self.notes:
+            meta["notes"] = self.notes
+        meta["logger"] = "mtl_core.log.AffinityLogger"
+        return ParsedRun(tasks=list(self.tasks), task_types=dict(self.task_types),
+                         affinity=aff, metrics=met, meta=meta, runs=[""], tasks_declared=True)
+
+    def save(self, path: str | Path) -> Path:
+        """Write the run file (``.zip`` keeps metrics and metadata; ``.csv``/``.parquet``/
+        ``.jsonl`` the affinity table only)."""
+        return write_run_file(self.parsed(), path)
+
+    def to_store(self, store: Any = None, name: str | None = None) -> int:
+        """Add the run to a run store (a ``Store``, a path, or the default); returns its id."""
+        from mtl_core.store import Store
+
+        st = store if isinstance(store, Store) else Store(store)
+        return st.import_parsed(self.parsed(), name or self.name or "logged run",
+                                origin="logged")[0]
+
+
+def _shared_names(model: nn.Module, shared: SharedSpec) -> list[str]:
+    """Resolve the ``shared`` argument to parameter names of ``model``."""
+    named = list(model.named_parameters())
+    if isinstance(shared, str):
+        prefix = shared.rstrip(".") + "."
+        names = [n for n, _ in named if n.startswith(prefix) or n == shared]
+    elif isinstance(shared, nn.Module):
+        ids = {id(p) for p in shared.parameters()}
+        names = [n for n, p in named if id(p) in ids]
+    elif callable(shared):
+        names = [n for n, _ in named if shared(n)]
+    else:
+        wanted = list(shared)
+        have = {n for n, _ in named}
+        missing = [n for n in wanted if n not in have]
+        if missing:
+            raise LabError(f"model has no parameter named {missing[0]!r}")
+        names = wanted
+    if not names:
+        raise LabError(f"no shared parameters matched {shared!r}; parameter names look like "
+                       f"{', '.join(n for n, _ in named[:4])}")
+    return names

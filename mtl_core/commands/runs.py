@@ -1,0 +1,127 @@
+"""``runs``, ``import``, ``export``, ``delete``: the run store from the command line.
+
+Every command takes ``--store PATH`` (default ``$MTL_LAB_STORE``, else ``./.lab/store.sqlite``).
+Errors are ``LabError``s, which the CLI prints as one line with exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from mtl_core.errors import LabError
+from mtl_core.store import RunInfo, Store
+
+STORE_HELP = "run store file (default: $MTL_LAB_STORE, else ./.lab/store.sqlite)"
+
+
+def add_parsers(sub) -> None:
+    """Register the four subcommands on the CLI's subparsers."""
+    p = sub.add_parser("runs", help="list the runs in the run store")
+    p.add_argument("--store", default=None, help=STORE_HELP)
+    p.add_argument("--json", action="store_true", help="print one JSON object per run")
+    p.set_defaults(func=run_runs)
+
+    p = sub.add_parser(
+        "import", help="import a run file (.csv, .parquet, .jsonl, .zip, TensorBoard events)"
+    )
+    p.add_argument("file", help="the file (or a TensorBoard log folder) to import")
+    p.add_argument("--name", default=None, help="run name (default: the file's name)")
+    p.add_argument("--store", default=None, help=STORE_HELP)
+    p.set_defaults(func=run_import)
+
+    p = sub.add_parser("export", help="write a run in the open format (.zip keeps everything)")
+    p.add_argument("run_id", type=int, help="run id (see `runs`)")
+    p.add_argument("--out", required=True, help="file to write: .zip, .csv, .parquet or .jsonl")
+    p.add_argument("--store", default=None, help=STORE_HELP)
+    p.set_defaults(func=run_export)
+
+    p = sub.add_parser("delete", help="delete a run and everything logged for it")
+    p.add_argument("run_id", type=int, help="run id (see `runs`)")
+    p.add_argument("--store", default=None, help=STORE_HELP)
+    p.set_defaults(func=run_delete)
+
+
+def _store(args: argparse.Namespace) -> Store:
+    return Store(args.store)
+
+
+def run_runs(args: argparse.Namespace) -> int:
+    """Print the store's runs, oldest first."""
+    store = _store(args)
+    runs = store.list_runs()
+    if getattr(args, "json", False):
+        for r in runs:
+            d = r.to_dict()
+            d.pop("config"), d.pop("error_detail")
+            print(json.dumps(d))
+        return 0
+    if not runs:
+        print(f"no runs in {store.path}")
+        return 0
+    print(format_runs(runs))
+    return 0
+
+
+def format_runs(runs: list[RunInfo]) -> str:
+    """A fixed-width table of runs (one line each)."""
+    head = f"{'id':>4}  {'status':<11} {'origin':<8} {'steps':>11}  {'tasks':>5}  " \
+           f"{'measures':<18} {'created':<16}  name"
+    lines = [head]
+    for r in runs:
+        steps = f"{r.steps_done}/{r.steps_total}" if r.steps_total else str(r.steps_done)
+        created = time.strftime("%Y-%m-%d %H:%M", time.localtime(r.created))
+        line = (f"{r.id:>4}  {r.status:<11} {r.origin:<8} {steps:>11}  {len(r.tasks):>5}  "
+                f"{','.join(r.measures) or '-':<18} {created:<16}  {r.name}")
+        if r.error and r.status != "finished":
+            line += f"  ({r.error[:80]})"
+        lines.append(line)
+    return "\n".join(lines)
+
+
+def run_import(args: argparse.Namespace) -> int:
+    """Validate a file completely, then add its run(s) to the store in one transaction."""
+    from mtl_core.fileformat import read_run_file
+
+    path = Path(args.file)
+    parsed = read_run_file(path)
+    name = args.name or str(parsed.meta.get("name") or "") or path.name
+    store = _store(args)
+    ids = store.import_parsed(parsed, name)
+    for rid in ids:
+        info = store.get_run(rid)
+        cells = ", ".join(info.measures) or "no affinity"
+        print(f"imported run {rid} {info.name!r}: {len(info.tasks)} tasks, "
+              f"{info.steps_done} steps, {cells}")
+    return 0
+
+
+def run_export(args: argparse.Namespace) -> int:
+    """Write a run to ``--out`` in the open format."""
+    from mtl_core.fileformat import FILE_EXTENSIONS, dropped_parts, write_run_file
+
+    out = Path(args.out)
+    if out.suffix.lower() not in FILE_EXTENSIONS:
+        raise LabError(f"--out {out}: use one of the extensions {', '.join(FILE_EXTENSIONS)}")
+    parsed = _store(args).export_parsed(args.run_id)
+    if not len(parsed.affinity):
+        raise LabError(f"run {args.run_id} has no affinity logged yet; nothing to export")
+    write_run_file(parsed, out)
+    print(f"wrote run {args.run_id} to {out}")
+    lost = dropped_parts(parsed, out.name)
+    if lost:
+        sys.stderr.write(f"note: {out.suffix} holds the affinity table only; "
+                         f"use .zip to keep the {', '.join(lost)} too\n")
+    return 0
+
+
+def run_delete(args: argparse.Namespace) -> int:
+    """Delete a run (a running run must be cancelled first)."""
+    store = _store(args)
+    info = store.get_run(args.run_id)
+    store.delete_run(args.run_id)
+    print(f"deleted run {args.run_id} {info.name!r}")
+    return 0

@@ -127,7 +127,7 @@ def read_table(path: str | Path) -> pd.DataFrame:
         )
     try:
         if ext == ".csv":
-            return pd.read_csv(p, float_precision="round_trip")
+            return pd.read_csv(p)  # pandas >= 3 parses floats exactly by default
         if ext == ".parquet":
             return pd.read_parquet(p)
         rows = [json.loads(line) for line in p.read_text(encoding="utf-8").splitlines() if line]
@@ -902,14 +902,13 @@ def _assemble(
 
 
 def _first_seen(*cols: Any) -> list[str]:
-    """Names in order of first appearance; a source/target pair interleaved row by row."""
-    if len(cols) >= 2:
-        a, b = np.asarray(cols[0], dtype=object), np.asarray(cols[1], dtype=object)
-        inter = np.empty(2 * len(a), dtype=object)
-        inter[0::2], inter[1::2] = a, b
-        rest = [np.asarray(c, dtype=object) for c in cols[2:]]
-        return list(dict.fromkeys(np.concatenate([inter, *rest]).tolist()))
-    return list(dict.fromkeys(np.asarray(cols[0], dtype=object).tolist()))
+    """Names in order of first appearance, column by column (sources, then targets, ...).
+
+    Sources first: a row-major export lists every task as a source in task order, so the
+    order survives even when some cells were not measured.
+    """
+    arrays = [np.asarray(c, dtype=object) for c in cols]
+    return list(dict.fromkeys(np.concatenate(arrays).tolist())) if arrays else []
 
 
 def _empty(columns: list[str]) -> pd.DataFrame:

@@ -83,18 +83,20 @@ def read_tensorboard(
     return _read_files({"": [path]}, filename)
 
 
-def _load(files: list[Path]) -> dict[str, list[tuple[int, float, float]]]:
-    """tag -> [(step, wall_time, value)] of every scalar in ``files``."""
+def _load(files: list[Path]) -> tuple[dict[str, list[tuple[int, float, float]]], set[str]]:
+    """tag -> [(step, wall_time, value)] of every lab scalar in ``files``, and all tags seen."""
     from tensorboard.backend.event_processing.plugin_event_accumulator import EventAccumulator
     from tensorboard.util import tensor_util
 
     out: dict[str, list[tuple[int, float, float]]] = defaultdict(list)
+    tags: set[str] = set()
     for f in files:
         acc = EventAccumulator(str(f), size_guidance={"tensors": 0, "scalars": 0})
         try:
             acc.Reload()
         except Exception as exc:  # tensorboard raises assorted errors on damaged records
             raise LabError(f"{f.name}: not a readable TensorBoard event file ({exc})") from None
+        tags.update(acc.Tags().get("tensors", []))
         for tag in acc.Tags().get("tensors", []):
             if not (tag.startswith(AFFINITY_PREFIX + "/") or tag.startswith(METRICS_PREFIX + "/")):
                 continue
@@ -103,7 +105,7 @@ def _load(files: list[Path]) -> dict[str, list[tuple[int, float, float]]]:
                 if arr.size != 1:
                     continue
                 out[tag].append((int(ev.step), float(ev.wall_time), float(arr.reshape(-1)[0])))
-    return out
+    return out, tags
 
 
 def _read_files(by_run: dict[str, list[Path]], filename: str) -> ParsedRun:
@@ -111,8 +113,8 @@ def _read_files(by_run: dict[str, list[Path]], filename: str) -> ParsedRun:
     mrows: list[tuple[str, int, str, str, str, float, str]] = []
     seen_tags: set[str] = set()
     for run, files in by_run.items():
-        scalars = _load(files)
-        seen_tags.update(scalars)
+        scalars, tags = _load(files)
+        seen_tags.update(tags)
         for tag, events in scalars.items():
             last: dict[int, tuple[float, float]] = {}
             for step, wall, value in sorted(events, key=lambda e: e[1]):

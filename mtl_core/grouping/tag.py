@@ -182,10 +182,10 @@ def _served_value_disjoint(blk: _Blocks, allow_singletons: bool) -> np.ndarray:
 
 
 def _partition_layer(
-    f: np.ndarray, prev: np.ndarray, blk: _Blocks, deadline: _Deadline
+    f: np.ndarray, prev: np.ndarray, n: int, deadline: _Deadline
 ) -> np.ndarray:
     """``new[M] = max(prev[M], max_{∅≠P⊆M} f[P] + prev[M \\ P])``: one more block allowed."""
-    lb = blk.lo_bits
+    lb = min(n, _LO_BITS)
     m_lo, p_lo = _subset_pairs(lb)
     order = np.argsort(m_lo, kind="stable")
     m_lo, p_lo = m_lo[order], p_lo[order]
@@ -193,7 +193,7 @@ def _partition_layer(
     starts = np.searchsorted(m_lo, np.arange(1 << lb))
     size = 1 << lb
     new = prev.copy()
-    for m_hi, p_hi in zip(*_subset_pairs(blk.h)):
+    for m_hi, p_hi in zip(*_subset_pairs(n - lb)):
         deadline.check()
         r_hi = m_hi ^ p_hi
         vals = (
@@ -227,19 +227,30 @@ def _dp_select(
 ) -> tuple[list[int], float]:
     """Exact search; returns the chosen group masks and the optimal summed score."""
     n = A.shape[0]
-    full = (1 << n) - 1
     blk = _Blocks(A)
     if disjoint:
         f = _served_value_disjoint(blk, allow_singletons)
     else:
         f = _served_value_overlap(A, blk, allow_singletons, deadline)
+    served, best = _partition_select(f, n, k, deadline)
+    if disjoint:
+        return served, best
+    return [_best_group_for(A, P, allow_singletons) for P in served], best
+
+
+def _partition_select(
+    f: np.ndarray, n: int, k: int, deadline: _Deadline
+) -> tuple[list[int], float]:
+    """Best partition of all n tasks into at most k blocks for block values ``f`` (by mask).
+
+    Returns the blocks (bitmasks) and the summed value; ties prefer fewer blocks.
+    """
+    full = (1 << n) - 1
     k = min(k, n)
     layers = [f, f]  # layers[j][M]: best sum over partitions of M into <= j blocks
     for _ in range(2, k):
-        layers.append(_partition_layer(f, layers[-1], blk, deadline))
+        layers.append(_partition_layer(f, layers[-1], n, deadline))
     top = layers[k - 1]
-    # Last layer only needs the full mask: max_P f[P] + top[full \ P] (or <= k-1 blocks).
-    subs = _submasks(full, n)
 
     def split(mask: int, j: int) -> list[int]:
         if mask == 0:
@@ -254,18 +265,50 @@ def _dp_select(
         return [int(cand[i])] + split(mask ^ int(cand[i]), j - 1)
 
     if k == 1:
-        served, best = [full], float(f[full])
-    else:
-        vals = f[subs] + top[full ^ subs]
-        i = int(np.argmax(vals))
-        if top[full] >= vals[i]:
-            served, best = split(full, k - 1), float(top[full])
-        else:
-            served = [int(subs[i])] + split(full ^ int(subs[i]), k - 1)
-            best = float(vals[i])
-    if disjoint:
-        return served, best
-    return [_best_group_for(A, P, allow_singletons) for P in served], best
+        return [full], float(f[full])
+    # The last layer only needs the full mask: max_P f[P] + top[full \ P] (or <= k-1 blocks).
+    subs = _submasks(full, n)
+    vals = f[subs] + top[full ^ subs]
+    i = int(np.argmax(vals))
+    if top[full] >= vals[i]:
+        return split(full, k - 1), float(top[full])
+    return [int(subs[i])] + split(full ^ int(subs[i]), k - 1), float(vals[i])
+
+
+def select_from_scores(scores: np.ndarray, k: int) -> tuple[list[int], float]:
+    """Exact selection of at most ``k`` groups from an arbitrary per-group score table.
+
+    ``scores[G, t]`` (``G`` a bitmask over n tasks, shape ``(2**n, n)``) is what task t gets
+    from group G's network, e.g. minus its validation loss; ``-inf`` marks groups that are not
+    candidates (all their entries) and is ignored for non-members. Each task takes its best
+    chosen group containing it; every task must be covered. Same served-set reduction and
+    partition DP as TAG selection, with ``f(P) = max_{G ⊇ P} sum_{t in P} scores[G, t]``
+    enumerated directly (``3**n`` pairs: meant for the small n of exhaustive training).
+
+    Returns ``(group masks, summed score)``; the sum is ``-inf`` when no selection covers all.
+    """
+    S = np.asarray(scores, dtype=np.float64)
+    n = S.shape[1]
+    if S.shape[0] != 1 << n:
+        raise LabError(f"score table needs 2^{n} = {1 << n} rows (one per group), got {len(S)}")
+    masks = np.arange(1 << n, dtype=np.int64)
+    member = ((masks[:, None] >> np.arange(n)) & 1).astype(bool)
+    valid = np.all(np.isfinite(S) | ~member, axis=1) & member.any(axis=1)
+    S0 = np.where(member & np.isfinite(S), S, 0.0)
+    g, p = _subset_pairs(n)
+    order = np.argsort(p, kind="stable")
+    g, p = g[order], p[order]
+    vals = (S0[g] * member[p]).sum(axis=1)
+    vals[~valid[g]] = -np.inf
+    f = np.maximum.reduceat(vals, np.searchsorted(p, masks))
+    f[0] = -np.inf
+    served, best = _partition_select(f, n, k, _Deadline(None))
+    chosen = []
+    for P in served:
+        sel = p == P  # pairs (G, P): every G here contains P
+        cand = g[sel]
+        chosen.append(int(cand[int(np.argmax(vals[sel]))]))
+    return chosen, best
 
 
 def _score_chunks(A: np.ndarray, min_size: int, chunk: int = 1 << 15):

@@ -31,7 +31,6 @@ import csv
 import difflib
 import io
 import json
-import math
 import os
 import zipfile
 from collections.abc import Callable
@@ -211,7 +210,7 @@ class ParsedRun:
     def measures(self, run: str) -> list[str]:
         """Measures logged for one run, in file order."""
         a = self.affinity[self.affinity["run"] == run]
-        return list(dict.fromkeys(a["measure"]))
+        return [str(m) for m in pd.unique(a["measure"].to_numpy(dtype=object))]
 
 
 def long_to_matrices(
@@ -219,9 +218,11 @@ def long_to_matrices(
 ) -> tuple[np.ndarray, list[str], np.ndarray]:
     """Stack long-form cells of one run and measure into ``(steps, tasks, A[s, i, j])``."""
     steps, s_idx = np.unique(df["step"].to_numpy(dtype=np.int64), return_inverse=True)
-    pos = {t: k for k, t in enumerate(tasks)}
-    i = df["source"].map(pos).to_numpy(dtype=np.int64)
-    j = df["target"].map(pos).to_numpy(dtype=np.int64)
+    index = pd.Index(list(tasks), dtype=object)
+    i = index.get_indexer(df["source"].to_numpy(dtype=object))
+    j = index.get_indexer(df["target"].to_numpy(dtype=object))
+    if (i < 0).any() or (j < 0).any():
+        raise LabError("affinity cells name a task outside the run's task list")
     out = np.full((len(steps), len(tasks), len(tasks)), np.nan)
     out[s_idx, i, j] = df["affinity"].to_numpy(dtype=np.float64)
     return steps, list(tasks), out
@@ -412,21 +413,29 @@ def _table_bytes(df: pd.DataFrame, ext: str) -> bytes:
         return buf.getvalue()
     # JSON Lines, written by hand: pandas' to_json rounds floats to 10-15 digits
     cols = list(df.columns)
-    arrays = [_json_values(df[c]) for c in cols]
-    enc = json.JSONEncoder(allow_nan=True).encode
-    lines = [
-        "{" + ", ".join(f"{enc(c)}: {enc(v)}" for c, v in zip(cols, row)) + "}"
-        for row in zip(*arrays)
-    ]
+    frags = [_json_fragments(df[c]) for c in cols]
+    keys = [json.dumps(c) + ": " for c in cols]
+    lines = ["{" + ", ".join(k + v for k, v in zip(keys, row)) + "}" for row in zip(*frags)]
     return ("\n".join(lines) + ("\n" if lines else "")).encode("utf-8")
 
 
-def _json_values(s: pd.Series) -> list[Any]:
+def _json_fragments(s: pd.Series) -> list[str]:
+    """Each value of a column as JSON text (floats exact via repr; NaN as null)."""
     if pd.api.types.is_integer_dtype(s.dtype):
-        return [int(v) for v in s.to_numpy()]
+        return [str(v) for v in s.to_numpy().tolist()]
     if pd.api.types.is_float_dtype(s.dtype):
-        return [None if math.isnan(v) else float(v) for v in s.to_numpy()]
-    return [None if v is None or (isinstance(v, float) and math.isnan(v)) else v for v in s]
+        return ["null" if v != v else json.dumps(v) for v in s.to_numpy().tolist()]
+    codes, uniques = pd.factorize(s.to_numpy(dtype=object), use_na_sentinel=True)
+    texts = np.array([json.dumps(_plain(u)) for u in uniques] + ["null"], dtype=object)
+    return texts[codes].tolist()  # code -1 (missing) picks the trailing "null"
+
+
+def _plain(v: Any) -> Any:
+    if isinstance(v, np.integer):
+        return int(v)
+    if isinstance(v, np.floating):
+        return float(v)
+    return v
 
 
 def _parse_table(data: bytes, ext: str, name: str) -> tuple[dict[str, np.ndarray], Locate]:
@@ -439,6 +448,10 @@ def _parse_table(data: bytes, ext: str, name: str) -> tuple[dict[str, np.ndarray
 
 
 def _parse_csv(data: bytes, name: str) -> tuple[dict[str, np.ndarray], Locate]:
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.csv as pacsv
+
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -447,13 +460,25 @@ def _parse_csv(data: bytes, name: str) -> tuple[dict[str, np.ndarray], Locate]:
         raise LabError(f"{name}: the file is empty")
     header = next(csv.reader(io.StringIO(text)), [])
     _check_header([h.strip() for h in header], name)
+    body = data[3:] if data.startswith(b"\xef\xbb\xbf") else data
     try:
-        df = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, na_filter=False)
-    except (pd.errors.ParserError, ValueError) as exc:
+        # every column as text: numbers are converted (exactly) and checked afterwards
+        table = pacsv.read_csv(
+            io.BytesIO(body),
+            read_options=pacsv.ReadOptions(column_names=header, skip_rows=1),
+            convert_options=pacsv.ConvertOptions(
+                column_types={h: pa.string() for h in header}, strings_can_be_null=False,
+                quoted_strings_can_be_null=False,
+            ),
+        )
+    except (pa.ArrowInvalid, ValueError) as exc:
         raise LabError(f"{name}: not a readable CSV table ({_short(exc)})") from None
-    if len(df) == 0:
+    if table.num_rows == 0:
         raise LabError(f"{name}: has a header but no rows")
-    cols = {str(c).strip(): np.array([v.strip() for v in df[c]], dtype=object) for c in df}
+    cols = {
+        h.strip(): pc.utf8_trim_whitespace(table.column(k)).to_numpy(zero_copy_only=False)
+        for k, h in enumerate(header)
+    }
     return cols, lambda i: f"row {i + 1} (line {i + 2})"
 
 
@@ -462,8 +487,13 @@ def _parse_jsonl(data: bytes, name: str) -> tuple[dict[str, np.ndarray], Locate]
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise LabError(f"{name}: not UTF-8 text (byte {exc.start})") from None
+    fast = _fast_jsonl(text)
+    if fast is not None:
+        cols, lines = fast
+        _check_header(list(cols), name)
+        return cols, lambda i: f"line {lines[i]}"
     records: list[dict[str, Any]] = []
-    lines: list[int] = []
+    lines = []
     for k, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
@@ -492,6 +522,33 @@ def _parse_jsonl(data: bytes, name: str) -> tuple[dict[str, np.ndarray], Locate]
         col[:] = [None if v is missing else v for v in vals]
         cols[key] = col
     return cols, lambda i: f"line {lines[i]}"
+
+
+def _fast_jsonl(text: str) -> tuple[dict[str, np.ndarray], list[int]] | None:
+    """One C-speed parse of the whole file when every line is a complete, flat record;
+    None sends the file down the line-by-line path that names the offending line."""
+    numbered = [(k, ln) for k, ln in enumerate(text.splitlines(), start=1) if ln.strip()]
+    if not numbered:
+        return None
+    try:
+        records = json.loads("[" + ",".join(ln for _, ln in numbered) + "]")
+    except (json.JSONDecodeError, RecursionError):
+        return None
+    if len(records) != len(numbered) or set(map(type, records)) != {dict}:
+        return None
+    df = pd.DataFrame.from_records(records)
+    if df.isna().to_numpy().any():  # a missing key or a null/NaN: let the slow path say where
+        return None
+    cols = {}
+    for c in df.columns:
+        col = df[c]
+        if col.dtype.kind in "iuf":
+            cols[str(c)] = col.to_numpy()
+        else:
+            arr = np.empty(len(col), dtype=object)
+            arr[:] = col.to_numpy(dtype=object)
+            cols[str(c)] = arr
+    return cols, [k for k, _ in numbered]
 
 
 def _parse_parquet(data: bytes, name: str) -> tuple[dict[str, np.ndarray], Locate]:
@@ -652,6 +709,10 @@ def _numbers(
             return vals.astype(np.float64)
         if vals.dtype.kind == "b":
             raise _fail(name, locate, col, np.ones(len(vals), bool), lambda i: "not a number")
+    fast = _fast_numbers(vals)
+    if fast is not None:
+        return fast
+    # slow path: empty cells, odd spellings, or an error to locate
     out = np.empty(len(vals), dtype=np.float64)
     bad = np.zeros(len(vals), dtype=bool)
     for k, v in enumerate(vals):
@@ -679,6 +740,23 @@ def _numbers(
     return out
 
 
+def _fast_numbers(vals: np.ndarray) -> np.ndarray | None:
+    """Vectorized exact conversion of an all-number or all-text column, else None."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    kinds = set(map(type, vals))
+    if kinds and kinds <= {float, int, np.float64, np.int64}:
+        return np.array(vals.tolist(), dtype=np.float64)  # int/float -> float64 is exact
+    if kinds == {str}:
+        try:  # Arrow parses decimal text to the correctly rounded double
+            return pc.cast(pa.array(vals, type=pa.string()), pa.float64()).to_numpy(
+                zero_copy_only=False)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            return None
+    return None
+
+
 def _steps(vals: np.ndarray, name: str, locate: Locate) -> np.ndarray:
     x = _numbers(vals, "step", name, locate)
     bad = ~np.isfinite(x) | (x != np.floor(np.where(np.isfinite(x), x, 0)))
@@ -695,6 +773,13 @@ def _steps(vals: np.ndarray, name: str, locate: Locate) -> np.ndarray:
 
 def _labels(vals: np.ndarray, col: str, name: str, locate: Locate) -> np.ndarray:
     """Non-empty text labels (numbers in JSON/Parquet are accepted and turned into text)."""
+    if set(map(type, vals)) == {str}:
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        blank = pc.utf8_length(pc.utf8_trim_whitespace(pa.array(vals, type=pa.string())))
+        if not np.any(blank.to_numpy(zero_copy_only=False) == 0):
+            return vals
     out = np.empty(len(vals), dtype=object)
     bad = np.zeros(len(vals), dtype=bool)
     for k, v in enumerate(vals):
@@ -752,9 +837,10 @@ def _validate_affinity(
                 raise _fail(name, locate, col, bad, lambda i, v=vals: (
                     f"task {v[i]!r} is not in meta.json's task list ({', '.join(tasks)})"))
     key = ["run", "step", "measure", "source", "target"]
-    dup = df.duplicated(key, keep="first").to_numpy()
+    codes = pd.DataFrame({c: pd.factorize(df[c])[0] for c in key})  # hashing ints is fast
+    dup = codes.duplicated(keep="first").to_numpy()
     if dup.any():
-        gid = df.groupby(key, sort=False).ngroup().to_numpy()
+        gid = codes.groupby(key, sort=False).ngroup().to_numpy()
 
         def what(i: int) -> str:
             r = df.iloc[i]
@@ -886,7 +972,7 @@ def _assemble(
     aff: pd.DataFrame, metrics: pd.DataFrame, groupings: pd.DataFrame, meta: dict[str, Any],
     tasks: list[str],
 ) -> ParsedRun:
-    runs = list(dict.fromkeys([*aff["run"], *metrics["run"], *groupings["run"]]))
+    runs = _first_seen(aff["run"], metrics["run"], groupings["run"])
     if "" in runs and len(runs) > 1:
         raise LabError("some rows name a run and others do not; fill the run column everywhere")
     declared = bool(meta.get("tasks"))
@@ -908,7 +994,9 @@ def _first_seen(*cols: Any) -> list[str]:
     order survives even when some cells were not measured.
     """
     arrays = [np.asarray(c, dtype=object) for c in cols]
-    return list(dict.fromkeys(np.concatenate(arrays).tolist())) if arrays else []
+    if not arrays:
+        return []
+    return [str(v) for v in pd.unique(np.concatenate(arrays))]  # order of first appearance
 
 
 def _empty(columns: list[str]) -> pd.DataFrame:

@@ -103,6 +103,8 @@ def conc_reader(path: str, run_id: int, out: str) -> None:
         assert np.array_equal(a3, np.broadcast_to(s3[:, None, None], a3.shape))
         polls += 1
         seen.append(k)
+        if polls == 1:
+            open(out + ".ready", "w").close()  # the test starts the writer once we poll
         if info.status == "finished":
             break
     with open(out, "w") as f:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import multiprocessing as mp
 import sys
+import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # spawned children import by name
@@ -25,6 +26,10 @@ def test_writer_and_polling_readers(tmp_path):
                for o in outs]
     for r in readers:
         r.start()
+    end = time.monotonic() + 60
+    while not all(Path(f"{o}.ready").exists() for o in outs):
+        assert time.monotonic() < end and all(r.is_alive() for r in readers)
+        time.sleep(0.01)
     writer = ctx.Process(target=runner_fakes.conc_writer, args=(str(path), rid, 300))
     writer.start()
     writer.join(120)

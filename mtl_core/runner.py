@@ -252,8 +252,8 @@ class Runner:
                 if rid in self._procs:
                     continue
                 info = self.store.get_run(rid)
-                if info.host not in (None, host):
-                    continue
+                if info.host != host:
+                    continue  # another machine's run, or one no runner started (host unset)
                 pid = info.worker_pid or info.runner_pid
                 if pid and _pid_alive(pid):
                     continue

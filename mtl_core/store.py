@@ -491,10 +491,12 @@ class Store:
 
     def claim_queued(self, max_running: int, *, runner_pid: int) -> int | None:
         """Atomically move the oldest queued run to ``running`` if fewer than ``max_running``
-        runs are running in this store; return its id (None when nothing was claimed)."""
+        runner-started runs are running in this store; return its id (None if none claimed)."""
 
         def tx(con: sqlite3.Connection) -> int | None:
-            running = con.execute("SELECT COUNT(*) FROM runs WHERE status = 'running'").fetchone()
+            running = con.execute(  # runs with a worker process (not other writers' runs)
+                "SELECT COUNT(*) FROM runs WHERE status = 'running' AND runner_pid IS NOT NULL"
+            ).fetchone()
             if running[0] >= max_running:
                 return None
             row = con.execute(

@@ -149,6 +149,7 @@ def test_restart_recovers_from_the_store(tmp_path, make_runner):
     alive = store.create_run(name="alive elsewhere", steps_total=12)
     store.claim_queued(5, runner_pid=os.getpid())
     store.set_worker(alive, os.getpid())  # a live process: must be left alone
+    external = store.create_run(name="written by a user's script", status="running")
     left = store.create_run(name="left queued", config=cfg().to_dict(), steps_total=12)
     assert store.get_run(orphan).host == socket.gethostname()
 
@@ -156,8 +157,10 @@ def test_restart_recovers_from_the_store(tmp_path, make_runner):
     info = runner.status(orphan)
     assert info.status == "interrupted" and "found at restart" in info.error
     assert runner.status(alive).status == "running"
+    assert runner.status(external).status == "running"  # not the runner's to judge
     assert runner.wait(left, timeout=60).status == "finished"
     store.set_status(alive, "finished")
+    store.set_status(external, "finished")
 
 
 def test_wait_without_supervisor_thread_and_timeout(make_runner):

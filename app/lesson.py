@@ -1,0 +1,213 @@
+"""The lesson's plumbing, without any UI: its three run configs, when and how the TAG groups are
+picked, and the numbers the page shows. Kept apart from the page so tests can drive it.
+
+The lesson trains the ``lesson`` scenario three ways: all tasks together (logging TAG lookahead
+affinity every step), in groups, and every task alone. The groups are either the scenario's
+planted clusters (default: known to be right, so the grouped run starts at once with the
+others) or TAG's selection from the all-together run's first ``SELECT_AFTER`` matrices (TAG's
+own recipe; the grouped run then starts about a second later). On this scenario early
+affinity does not always recover the planted clusters, which is why planted is the default;
+the page still shows, live, which groups TAG would pick from the affinity so far.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from mtl_core.config import AffinityConfig, RunConfig, TrainConfig
+from mtl_core.errors import LabError
+from mtl_core.scenarios import default_model_config, get_scenario, resolve_knobs
+from mtl_core.store import RunInfo, Store
+from mtl_core.types import Grouping, canonical_grouping
+
+SCENARIO = "lesson"
+APPROACHES = ("together", "groups", "single")
+STEPS = 300
+#: Lookahead matrices averaged before the groups are selected (early matrices are noisy).
+SELECT_AFTER = 100
+GROUP_SOURCES = {"planted": "the planted clusters",
+                 "tag": f"TAG, from the first {SELECT_AFTER} steps of affinity"}
+ADVANCED_KNOBS = ("relatedness", "noise", "conflict_type", "tasks", "clusters", "data_seed")
+
+
+def knob_specs() -> dict[str, dict[str, Any]]:
+    """The lesson scenario's knob specs (type, default, min, max, choices, help)."""
+    return dict(get_scenario(SCENARIO).knobs)
+
+
+def base_config(mode: str, knobs: dict[str, Any], *, steps: int = STEPS, seed: int = 0,
+                groups: Grouping | None = None, label: str = "") -> RunConfig:
+    """One of the lesson's runs. Only the together run measures affinity (every step)."""
+    resolved = resolve_knobs(get_scenario(SCENARIO), knobs)
+    measure = "lookahead" if mode == "together" else "none"
+    train = TrainConfig(
+        mode=mode, steps=int(steps), eval_every=10, seed=int(seed),
+        groups=tuple(tuple(sorted(g)) for g in groups) if groups else None,
+    )
+    names = {"together": "all together", "groups": "grouped", "single": "each alone"}
+    return RunConfig(
+        scenario=SCENARIO, knobs=resolved, train=train, model=default_model_config(SCENARIO),
+        affinity=AffinityConfig(measure=measure, every=1),
+        name=f"lesson{(' ' + label) if label else ''} · {names[mode]}",
+    )
+
+
+def lesson_label(knobs: dict[str, Any]) -> str:
+    return f"conflict {float(knobs.get('conflict', 0)):.2g}"
+
+
+def planted_groups(knobs: dict[str, Any]) -> Grouping:
+    """The scenario's planted clusters (task t in cluster ``t * c // n``), torch-free."""
+    k = resolve_knobs(get_scenario(SCENARIO), knobs)
+    n, c = int(k["tasks"]), int(k["clusters"])
+    groups: dict[int, list[str]] = {}
+    for t in range(n):
+        groups.setdefault(t * c // n, []).append(f"t{t}")
+    return canonical_grouping(groups.values())
+
+
+def select_groups(
+    A: np.ndarray, tasks: list[str], k: int
+) -> tuple[Grouping, float]:
+    """TAG selection (exact, at most ``k`` groups of 2+ tasks) on an averaged matrix."""
+    from mtl_core.grouping import make_grouper
+
+    M = np.nan_to_num(np.asarray(A, dtype=np.float64))
+    g = make_grouper("tag", k=max(1, int(k)), time_limit=5.0).fit(M, tasks)
+    return g.groups_, float(g.score_)
+
+
+def ready_to_select(info: RunInfo, n_matrices: int) -> bool:
+    """Whether the together run has logged enough matrices to pick groups from."""
+    if info.status == "finished":
+        return n_matrices > 0
+    return n_matrices >= SELECT_AFTER
+
+
+def held_out(df: pd.DataFrame, split: str = "test") -> tuple[int | None, dict[str, float]]:
+    """Latest evaluated per-task loss on ``split``: ``(step, {task: loss})``."""
+    if df is None or df.empty:
+        return None, {}
+    sel = df[(df["split"] == split) & (df["metric"] == "loss")]
+    if sel.empty:
+        return None, {}
+    last = int(sel["step"].max())
+    rows = sel[sel["step"] == last]
+    return last, {str(t): float(v) for t, v in zip(rows["task"], rows["value"])}
+
+
+def mean_curve(df: pd.DataFrame, split: str = "test") -> pd.Series:
+    """Mean over tasks of the ``split`` loss at each evaluated step."""
+    if df is None or df.empty:
+        return pd.Series(dtype=float)
+    sel = df[(df["split"] == split) & (df["metric"] == "loss")]
+    return sel.groupby("step")["value"].mean()
+
+
+@dataclass
+class LessonIds:
+    """The lesson's run ids (what the session keeps; everything else is read from the store)."""
+
+    together: int
+    single: int | None = None
+    groups: int | None = None
+
+    def ids(self) -> list[int]:
+        return [i for i in (self.together, self.groups, self.single) if i is not None]
+
+    def to_query(self) -> str:
+        return ",".join(str(i) if i is not None else "" for i in
+                        (self.together, self.groups, self.single))
+
+    @classmethod
+    def from_query(cls, text: str | None) -> LessonIds | None:
+        if not text:
+            return None
+        parts = (str(text).split(",") + ["", "", ""])[:3]
+        try:
+            vals = [int(p) if p.strip() else None for p in parts]
+        except ValueError:
+            return None
+        if vals[0] is None:
+            return None
+        return cls(together=vals[0], groups=vals[1], single=vals[2])
+
+
+def start(runner: Any, store: Store, knobs: dict[str, Any], *, steps: int = STEPS,
+          seed: int = 0, groups_from: str = "planted") -> LessonIds:
+    """Submit the lesson's runs. With ``groups_from="planted"`` all three go now (together,
+    grouped, single: the order they start in when workers are scarce); with ``"tag"`` the
+    grouped run follows once TAG has matrices to select from (:func:`maybe_start_groups`)."""
+    label = lesson_label(knobs)
+    together = runner.submit(base_config("together", knobs, steps=steps, seed=seed, label=label))
+    ids = LessonIds(together=together)
+    if groups_from == "planted":
+        groups = planted_groups(knobs)
+        ids.groups = _submit_groups(runner, store, ids, knobs, groups, steps, seed,
+                                    GROUP_SOURCES["planted"])
+    else:
+        store.save_evaluation(together, "lesson_groups_run", {"run_id": None})
+    ids.single = runner.submit(base_config("single", knobs, steps=steps, seed=seed, label=label))
+    return ids
+
+
+def _submit_groups(runner: Any, store: Store, ids: LessonIds, knobs: dict[str, Any],
+                   groups: Grouping, steps: int, seed: int, source: str) -> int:
+    cfg = base_config("groups", knobs, steps=steps, seed=seed, groups=groups,
+                      label=lesson_label(knobs))
+    rid = runner.submit(cfg)
+    store.save_evaluation(rid, "lesson_groups", {
+        "source": source, "groups": [sorted(g) for g in groups], "together_run": ids.together,
+    })
+    store.save_evaluation(ids.together, "lesson_groups_run", {"run_id": rid})
+    return rid
+
+
+def maybe_start_groups(runner: Any, store: Store, ids: LessonIds) -> int | None:
+    """Submit the grouped run once the together run has enough matrices (idempotent).
+
+    Falls back to the planted clusters when the together run ended without any matrix
+    (failed or cancelled early), so the lesson still has its three approaches.
+    """
+    if ids.groups is not None:
+        return ids.groups
+    known = store.get_evaluation(ids.together, "lesson_groups_run")
+    if known and known.get("run_id") is not None:  # another session already started it
+        ids.groups = int(known["run_id"])
+        return ids.groups
+    info = store.get_run(ids.together)
+    cfg = RunConfig.from_dict(info.config)
+    knobs = dict(cfg.knobs)
+    steps, tasks, A = store.affinity_steps(ids.together, "lookahead")
+    n = len(steps)
+    k = int(knobs.get("clusters", 2))
+    if ready_to_select(info, n):
+        groups, _ = select_groups(np.nanmean(A[: max(SELECT_AFTER, 1)], axis=0), tasks, k)
+        source = f"TAG, from the first {min(n, SELECT_AFTER)} steps of affinity"
+    elif info.status in ("failed", "cancelled", "interrupted"):
+        groups = planted_groups(knobs)
+        source = "the planted clusters (the all-together run stopped early)"
+    else:
+        return None
+    if len(groups) < 2 and len(tasks) >= 2:
+        groups = planted_groups(knobs)
+        source = "the planted clusters (TAG kept every task in one group)"
+    ids.groups = _submit_groups(runner, store, ids, knobs, groups, cfg.train.steps,
+                                cfg.train.seed, source)
+    return ids.groups
+
+
+def groups_of(store: Store, run_id: int | None) -> Grouping | None:
+    """The groups a grouped run trains (from its config)."""
+    if run_id is None:
+        return None
+    try:
+        cfg = store.get_run(run_id).config
+    except LabError:
+        return None
+    groups = (cfg.get("train") or {}).get("groups")
+    return canonical_grouping(groups) if groups else None

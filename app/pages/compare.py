@@ -1,0 +1,231 @@
+"""Compare two or more runs: heatmaps on one colour scale, their difference, per-task losses
+with one colour per run, a config diff, and groupings side by side with an agreement score."""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from app import analysis, figures, grouping_view, nav, state, widgets
+from mtl_core.store import RunInfo
+
+MAX_SIDE_BY_SIDE = 3
+
+
+def render() -> None:
+    st.title("Compare runs")
+    runs = state.list_runs()
+    if len(runs) < 2:
+        st.info("Comparing needs at least two runs: run the lesson, or upload two logs.")
+        nav.link("learn", "Start the lesson", icon=":material/school:")
+        return
+    ordered = state.ordered_runs(runs)
+    by_id = {r.id: r for r in ordered}
+    if "compare_runs" not in st.session_state:
+        want = [i for i in state.qp_get_ints("runs") if i in by_id]
+        if len(want) < 2:
+            want = [i for i in st.session_state.get("_keep_compare_runs", []) if i in by_id]
+        if len(want) < 2:
+            want = [r.id for r in ordered if r.measures][:2] or [r.id for r in ordered[:2]]
+        st.session_state["compare_runs"] = want
+    st.session_state["compare_runs"] = [i for i in st.session_state["compare_runs"]
+                                        if i in by_id]
+    mine = set(state.my_runs())
+    chosen = st.multiselect(
+        "Runs to compare", [r.id for r in ordered], key="compare_runs",
+        format_func=lambda i: f"{state.run_label(by_id[i])}{' · yours' if i in mine else ''}",
+    )
+    st.session_state["_keep_compare_runs"] = list(chosen)
+    state.qp_set(runs=list(chosen) or None)
+    if len(chosen) < 2:
+        st.info("Pick at least two runs.")
+        return
+    infos = [by_id[i] for i in chosen]
+    st.markdown(" ".join(f"{widgets.colour_dot(r.id)} {state.run_label(r)}" for r in infos),
+                unsafe_allow_html=True)
+    tabs = st.tabs(["Affinity", "Loss curves", "Groupings", "Config diff"])
+    common = sorted(set.intersection(*(set(r.measures) for r in infos)))
+    with tabs[0]:
+        _affinity_tab(infos, common)
+    with tabs[1]:
+        _loss_tab(infos)
+    with tabs[2]:
+        _grouping_tab(infos, common)
+    with tabs[3]:
+        _config_tab(infos)
+
+
+def _measure_picker(common: list[str], key: str) -> str | None:
+    if not common:
+        st.info("These runs share no affinity measure (a run trained in groups or alone logs "
+                "none). The loss curves and config diff still compare them.")
+        return None
+    if st.session_state.get(key) not in common:
+        st.session_state[key] = common[0]
+    return st.selectbox("Affinity measure", common, key=key)
+
+
+def _averages(infos: list[RunInfo], measure: str) -> dict[int, tuple[list[str], np.ndarray,
+                                                                  np.ndarray]]:
+    out = {}
+    for r in infos:
+        view = state.run_view(r, measure)
+        if view is not None:
+            out[r.id] = (view.tasks, view.running[-1], view.order)
+    return out
+
+
+def _affinity_tab(infos: list[RunInfo], common: list[str]) -> None:
+    measure = _measure_picker(common, "compare_measure")
+    if measure is None:
+        return
+    avgs = _averages(infos, measure)
+    if len(avgs) < 2:
+        st.info("Fewer than two of these runs have logged a matrix yet.")
+        return
+    zmax = max(analysis.robust_zmax(M) for _, M, _ in avgs.values())
+    hide = st.toggle("Hide the diagonal", value=True, key="compare_hide_diag")
+    first = next(iter(avgs.values()))
+    st.caption(f"Whole-run averages on one colour scale (±{zmax:.3g}); rows ordered like the "
+               "first run's hierarchical clustering wherever the runs share their tasks.")
+    ids = list(avgs)
+    for row in range(0, len(ids), MAX_SIDE_BY_SIDE):
+        cols = st.columns(MAX_SIDE_BY_SIDE)
+        for col, rid in zip(cols, ids[row: row + MAX_SIDE_BY_SIDE]):
+            tasks, M, order = avgs[rid]
+            if tasks == first[0]:
+                order = first[2]
+            info = next(r for r in infos if r.id == rid)
+            with col:
+                fig = figures.heatmap(M, tasks, measure=measure, zmax=zmax, order=order,
+                                      hide_diagonal=hide, title=state.run_label(info),
+                                      colorbar=col is cols[0])
+                fig.update_layout(title_font_color=figures.run_colour(rid))
+                widgets.chart_with_export(fig, f"compare_run{rid}", f"compare_hm_{rid}")
+    st.subheader("Difference")
+    c1, c2 = st.columns(2)
+    label = {r.id: state.run_label(r) for r in infos}
+    a = c1.selectbox("Baseline (A)", ids, format_func=label.get, key="compare_a")
+    rest = [i for i in ids if i != a]
+    if st.session_state.get("compare_b") not in rest:
+        st.session_state["compare_b"] = rest[0]
+    b = c2.selectbox("Other (B)", rest, format_func=label.get, key="compare_b")
+    ta, Ma, oa = avgs[a]
+    tb, Mb, _ = avgs[b]
+    shared = [t for t in (ta[i] for i in oa) if t in tb]
+    if len(shared) < 2:
+        st.info("These two runs share fewer than two tasks, so there is no difference to show.")
+        return
+    ia = [ta.index(t) for t in shared]
+    ib = [tb.index(t) for t in shared]
+    fig = figures.difference_heatmap(Ma[np.ix_(ia, ia)], Mb[np.ix_(ib, ib)], shared,
+                                     label_a=f"#{a}", label_b=f"#{b}", hide_diagonal=hide,
+                                     title=f"B − A: blue where #{b} transfers better than #{a}")
+    widgets.chart_with_export(fig, f"compare_diff_{a}_{b}", "compare_diff")
+    if len(shared) < max(len(ta), len(tb)):
+        st.caption(f"Shown on the {len(shared)} tasks both runs have.")
+
+
+def _loss_tab(infos: list[RunInfo]) -> None:
+    frames = {state.run_label(r): state.metrics(r) for r in infos}
+    splits = [s for s in ("val", "test", "train", "batch")
+              if any((df["split"] == s).any() for df in frames.values() if not df.empty)]
+    if not splits:
+        st.info("None of these runs logged losses.")
+        return
+    c1, c2 = st.columns([3, 1])
+    if st.session_state.get("compare_split") not in splits:
+        st.session_state["compare_split"] = splits[0]
+    split = c1.radio("Split", splits, horizontal=True, key="compare_split")
+    mean_only = c2.toggle("Mean over tasks", key="compare_mean")
+    colours = {state.run_label(r): figures.run_colour(r.id) for r in infos}
+    fig = figures.loss_curves(frames, colours=colours, split=split, mean_only=mean_only,
+                              title=f"{split} loss: one colour per run, one dash per task")
+    widgets.chart_with_export(fig, "compare_losses", "compare_losses")
+
+
+def _grouping_tab(infos: list[RunInfo], common: list[str]) -> None:
+    measure = _measure_picker(common, "compare_measure_g")
+    if measure is None:
+        return
+    avgs = _averages(infos, measure)
+    if len(avgs) < 2:
+        st.info("Fewer than two of these runs have logged a matrix yet.")
+        return
+    methods = [m for m in grouping_view.METHODS if m != "none"]
+    c1, c2, c3 = st.columns(3)
+    method = c1.selectbox("Grouping", methods, format_func=grouping_view.METHODS.get,
+                          key="compare_method")
+    n = max(len(t) for t, _, _ in avgs.values())
+    k = c2.slider("k", 1, max(n, 1), min(2, n), key="compare_k",
+                  disabled=method not in ("tag", "hierarchical"))
+    tau = c3.number_input("threshold", value=0.0, format="%.4f", key="compare_tau",
+                          disabled=method != "threshold")
+    groupings: dict[int, Any] = {}
+    rows = []
+    for rid, (tasks, M, _) in avgs.items():
+        info = next(r for r in infos if r.id == rid)
+        try:
+            res = grouping_view.regroup(M, tasks, method, int(k), float(tau))
+        except Exception as exc:
+            widgets.show_error(exc)
+            continue
+        groupings[rid] = (tasks, res.groups)
+        rows.append({"run": state.run_label(info), "groups": analysis.format_grouping(res.groups),
+                     "TAG value": res.score})
+    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch",
+                 column_config={"TAG value": st.column_config.NumberColumn(format="%.4g")})
+    if len(groupings) >= 2:
+        st.markdown("**Agreement** (adjusted Rand index on the tasks both runs have: 1 = the "
+                    "same groups, 0 = no more alike than chance)")
+        agree = []
+        for (ra, (ta, ga)), (rb, (tb, gb)) in itertools.combinations(groupings.items(), 2):
+            shared = [t for t in ta if t in tb]
+            agree.append({"run A": f"#{ra}", "run B": f"#{rb}", "shared tasks": len(shared),
+                          "adjusted Rand": analysis.adjusted_rand(ga, gb, shared)})
+        st.dataframe(pd.DataFrame(agree), hide_index=True, width="stretch",
+                     column_config={"adjusted Rand": st.column_config.NumberColumn(
+                         format="%.3f")})
+
+
+def flatten(d: Any, prefix: str = "") -> dict[str, Any]:
+    """Nested config dict -> ``{"train.steps": 300, ...}`` (lists shown as text)."""
+    out: dict[str, Any] = {}
+    if isinstance(d, dict):
+        for k, v in d.items():
+            out.update(flatten(v, f"{prefix}{k}."))
+    else:
+        key = prefix[:-1]
+        if isinstance(d, (list, tuple)):
+            d = "; ".join(",".join(map(str, x)) if isinstance(x, (list, tuple)) else str(x)
+                          for x in d)
+        out[key] = d
+    return out
+
+
+def config_diff(infos: list[RunInfo], differences_only: bool) -> pd.DataFrame:
+    """One row per config field, one column per run."""
+    flat = {state.run_label(r): flatten(r.config or {}) for r in infos}
+    keys = sorted(set().union(*(f.keys() for f in flat.values())))
+    rows = []
+    for key in keys:
+        vals = {label: f.get(key, "—") for label, f in flat.items()}
+        same = len({repr(v) for v in vals.values()}) == 1
+        if differences_only and same:
+            continue
+        rows.append({"field": key, **{k: str(v) for k, v in vals.items()}})
+    return pd.DataFrame(rows)
+
+
+def _config_tab(infos: list[RunInfo]) -> None:
+    only = st.toggle("Differences only", value=True, key="compare_diff_only")
+    df = config_diff(infos, only)
+    if df.empty:
+        st.info("The configs are identical." if only else "These runs have no config "
+                "(uploaded logs without one).")
+        return
+    st.dataframe(df, hide_index=True, width="stretch")

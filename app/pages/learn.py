@@ -1,0 +1,248 @@
+"""Learn (landing page): "Negative transfer in one minute".
+
+One knob (how much the two task clusters conflict), a Train button, then live: the affinity
+heatmap filling in, per-task held-out loss for all-together vs TAG groups vs each task alone,
+and a few sentences written from the numbers. Three runs go to the runner; this page only
+reads the store, polling in a fragment while a run is active.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+import streamlit as st
+
+from app import analysis, figures, lesson, nav, state, widgets
+from app.lesson import LessonIds
+
+POLL_S = 0.5
+KEY = "lesson_ids"  # session_state: the lesson's run ids as "together,groups,single"
+
+INTRO = (
+    "Six tasks, in two clusters of three. Tasks inside a cluster are alike; the **conflict** "
+    "knob sets how much the two clusters pull against each other. Press **Train** and the lab "
+    "trains them three ways at once — **all together** in one network, in the **groups** that "
+    "TAG picks from the measured affinity, and **each task alone** — and shows, as it goes, how "
+    "a training step on one task changes every other task's loss."
+)
+
+
+def render() -> None:
+    st.title("Negative transfer in one minute")
+    st.markdown(INTRO)
+    _knob_controls(lesson.knob_specs())
+    ids = _current_ids()
+    if ids is None:
+        st.info("Set the conflict, then press **Train**. The first heatmap appears within a "
+                "few seconds; the whole lesson takes well under a minute.")
+        _how_to_read()
+        return
+    _live(ids.to_query())
+
+
+def _knob_controls(specs: dict) -> None:
+    c = specs["conflict"]
+    left, right = st.columns([4, 1], vertical_alignment="bottom")
+    widgets.keep_value("learn_conflict", float(c.get("default", 1.0)))
+    conflict = left.slider(
+        "How much do the two task clusters conflict?", float(c.get("min", 0.0)),
+        float(c.get("max", 1.0)), step=0.05, key="learn_conflict",
+        help="0: both clusters want the same features, sharing helps. 1: they want opposite "
+             "features, so one network serving both is pulled two ways.",
+    )
+    widgets.remember_value("learn_conflict")
+    knobs: dict = {"conflict": float(conflict)}
+    with st.expander("Advanced knobs", icon=":material/tune:"):
+        groups_from = st.radio(
+            "Groups for the grouped run", list(lesson.GROUP_SOURCES), horizontal=True,
+            format_func=lambda k: lesson.GROUP_SOURCES[k], key="learn_groups_from",
+            help="Planted clusters are the known right answer. TAG selects groups from the "
+                 "all-together run's early affinity, as the TAG paper does; on this small "
+                 "scenario early affinity can be noisy.",
+        )
+        cols = st.columns(4)
+        for i, name in enumerate(("relatedness", "noise")):
+            spec = specs[name]
+            knobs[name] = cols[i].slider(
+                name, float(spec.get("min", 0.0)), float(spec.get("max", 1.0)),
+                float(spec.get("default", 0.0)), step=0.05, key=f"learn_{name}",
+                help=spec.get("help"),
+            )
+        steps = cols[2].number_input("steps", 50, 3000, lesson.STEPS, step=50,
+                                     key="learn_steps")
+        seed = cols[3].number_input("seed", 0, 10_000, 0, key="learn_seed")
+    if right.button("Train", type="primary", icon=":material/play_arrow:", key="learn_train",
+                    width="stretch"):
+        runner = state.get_runner()
+        ids = lesson.start(runner, state.get_store(), knobs, steps=int(steps), seed=int(seed),
+                           groups_from=groups_from)
+        _set_ids(ids)
+
+
+def _current_ids() -> LessonIds | None:
+    text = st.session_state.get(KEY)
+    if not text:
+        text = state.qp_get("lesson")
+        if text:
+            st.session_state[KEY] = text
+    return LessonIds.from_query(text)
+
+
+def _set_ids(ids: LessonIds) -> None:
+    st.session_state[KEY] = ids.to_query()
+    state.remember(*ids.ids())
+    state.qp_set(lesson=ids.to_query())
+
+
+def _live(ids_text: str) -> None:
+    """Poll the store while any lesson run is active (or the grouped run is still to start)."""
+    ids = LessonIds.from_query(ids_text)
+    assert ids is not None
+    active = _is_active(ids)
+    st.fragment(run_every=POLL_S if active else None)(_live_body)(was_active=active)
+
+
+def _is_active(ids: LessonIds) -> bool:
+    store = state.get_store()
+    infos = [store.get_run(i) for i in ids.ids()]
+    return ids.groups is None or any(i.is_active for i in infos)
+
+
+def _live_body(was_active: bool) -> None:
+    ids = _current_ids()
+    if ids is None:
+        return
+    store, runner = state.get_store(), state.get_runner()
+    before = ids.groups
+    try:
+        lesson.maybe_start_groups(runner, store, ids)
+    except Exception as exc:  # a failed selection must not stop the live view
+        widgets.show_error(exc)
+    if ids.groups != before:
+        _set_ids(ids)
+    infos = {k: store.get_run(getattr(ids, k)) for k in lesson.APPROACHES
+             if getattr(ids, k) is not None}
+    _status_row(infos)
+    grouping = lesson.groups_of(store, ids.groups)
+    view = state.run_view(infos["together"], "lookahead")
+    losses, curves = {}, {}
+    for key, info in infos.items():
+        df = state.metrics(info)
+        _, losses[key] = lesson.held_out(df)
+        curves[key] = lesson.mean_curve(df)
+    finished = all(i.status == "finished" for i in infos.values()) and len(infos) == 3
+    left, right = st.columns(2)
+    with left:
+        A = None
+        if view is None:
+            st.info("Waiting for the first affinity matrix… (the worker is starting)")
+        else:
+            A = view.running[-1]
+            order = analysis.group_order(view.tasks, view.order, grouping)
+            last = int(view.steps[-1])
+            fig = figures.heatmap(
+                A, view.tasks, order=order, grouping=grouping, zmax=view.zmax * 0.5,
+                title=f"Affinity, averaged over steps 1–{last}",
+            )
+            widgets.chart(fig, key="learn_heatmap")
+            st.caption(f"Affinity so far: step {last} of {infos['together'].steps_total} · "
+                       "row = the task that takes a step, column = the task whose loss moves.")
+    with right:
+        tasks = view.tasks if view is not None else _tasks_of(infos)
+        if any(losses.values()):
+            widgets.chart(figures.lesson_losses(losses, tasks, title="Held-out loss per task"),
+                          key="learn_losses")
+            widgets.chart(_mean_curves(curves), key="learn_curves")
+        else:
+            st.info("Held-out losses appear after the first evaluation (every 10 steps).")
+    mean_loss = {k: float(np.mean(list(v.values()))) for k, v in losses.items() if v}
+    _groups_note(store, ids, infos, grouping, A, view.tasks if view is not None else [])
+    sentences = analysis.explain_lesson(A if view is not None else None,
+                                        view.tasks if view is not None else [], grouping,
+                                        mean_loss, finished)
+    if sentences:
+        st.info(" ".join(sentences), icon=":material/lightbulb:")
+    for info in infos.values():
+        if info.status in ("failed", "interrupted") and info.error:
+            st.error(f"{state.run_label(info)} {info.status}: {info.error}")
+    nav.link("explore", "Explore the all-together run in detail", icon=":material/grid_on:",
+             run=ids.together)
+    still = any(i.is_active for i in infos.values()) or ids.groups is None
+    if was_active and not still:
+        st.rerun()  # stop polling: the next full run draws the final state without a timer
+
+
+def _groups_note(store, ids: LessonIds, infos: dict, grouping, A, tasks: list[str]) -> None:
+    """Which groups the grouped run trains, and which TAG picks from the affinity so far."""
+    knobs = (infos["together"].config or {}).get("knobs", {})
+    planted = lesson.planted_groups(knobs)
+    lines = []
+    if grouping:
+        src = (store.get_evaluation(ids.groups, "lesson_groups") or {}).get("source", "")
+        same = " — the planted clusters" if set(planted) == set(grouping) else ""
+        lines.append(f"**Grouped run trains** {analysis.format_grouping(grouping)}"
+                     f"{f' (from {src})' if src and not same else same}.")
+    if A is not None and tasks:
+        try:
+            tag, _ = lesson.select_groups(A, tasks, int(knobs.get("clusters", 2)))
+            agree = ("matches the planted clusters" if set(tag) == set(planted)
+                     else "differs from the planted clusters")
+            lines.append(f"**TAG on the affinity so far** picks {analysis.format_grouping(tag)}"
+                         f" ({agree}).")
+        except Exception as exc:  # an informative extra; never break the lesson over it
+            widgets.show_error(exc)
+    if lines:
+        st.markdown("  \n".join(lines))
+
+
+def _tasks_of(infos: dict) -> list[str]:
+    for info in infos.values():
+        if info.tasks:
+            return list(info.tasks)
+    return []
+
+
+def _status_row(infos: dict) -> None:
+    cols = st.columns(3)
+    for col, key in zip(cols, lesson.APPROACHES):
+        label = figures.APPROACH_LABELS[key]
+        info = infos.get(key)
+        with col:
+            st.markdown(f"<span style='color:{figures.APPROACH_COLOURS[key]}'>■</span> "
+                        f"**{label}**", unsafe_allow_html=True)
+            if info is None:
+                st.progress(0.0, text="waiting for the groups…")
+            else:
+                st.progress(float(info.progress or 0.0), text=widgets.status_text(info))
+
+
+def _mean_curves(curves: dict[str, pd.Series]) -> go.Figure:
+    fig = go.Figure()
+    for key in lesson.APPROACHES:
+        s = curves.get(key)
+        if s is None or s.empty:
+            continue
+        fig.add_trace(go.Scatter(x=s.index, y=s.values, mode="lines",
+                                 name=figures.APPROACH_LABELS[key],
+                                 line=dict(color=figures.APPROACH_COLOURS[key], width=3)))
+    fig.update_xaxes(title_text="step")
+    fig.update_yaxes(title_text="mean held-out loss")
+    fig.update_layout(title=dict(text="Mean held-out loss while training", x=0), height=300,
+                      template="plotly_white", margin=dict(l=10, r=10, t=50, b=10),
+                      legend=dict(orientation="h", y=1.02, yanchor="bottom", x=0))
+    return fig
+
+
+def _how_to_read() -> None:
+    with st.expander("How to read an affinity heatmap", expanded=True,
+                     icon=":material/help:"):
+        st.markdown(
+            "- Each **row** is a *source* task: what happens when the network takes one "
+            "training step on that task alone.\n"
+            "- Each **column** is a *target* task: whose loss we watch.\n"
+            "- **Blue** means the step lowered the target's loss (it helps), **red** means it "
+            "raised it (it hurts). Hover over a cell to read it in words.\n"
+            "- Blocks of blue along the diagonal are tasks that should be trained together; "
+            "red between blocks is **negative transfer**."
+        )

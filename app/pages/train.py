@@ -1,0 +1,293 @@
+"""Train: a form over every config field, and the queue of runs (progress, ETA, Cancel).
+
+Submitting builds a ``RunConfig`` (every mistake is a LabError shown as a message) and hands
+it to the runner; the worker process trains and writes into the store, which the queue table
+polls while anything is active.
+"""
+
+from __future__ import annotations
+
+import functools
+import shutil
+import subprocess
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+
+from app import nav, state, widgets
+from mtl_core.config import (
+    ARCHS,
+    MEASURES,
+    MODES,
+    NORMS,
+    OPTIMIZERS,
+    AffinityConfig,
+    ModelConfig,
+    OptimConfig,
+    RunConfig,
+    TrainConfig,
+    default_measure,
+)
+from mtl_core.errors import LabError
+from mtl_core.scenarios import default_model_config, get_scenario, list_scenarios, resolve_knobs
+
+POLL_S = 1.0
+MODE_HELP = {
+    "together": "one network, all tasks (measures affinity)",
+    "groups": "one network per group you list below",
+    "single": "one network per task",
+    "sequential": "selective group updates (Jeong & Yoon 2025), proximal affinity",
+}
+
+
+@functools.lru_cache(maxsize=1)
+def gpu_name() -> str | None:
+    """The first NVIDIA GPU's name, found without importing torch (``nvidia-smi``)."""
+    exe = shutil.which("nvidia-smi")
+    if not exe:
+        return None
+    try:
+        out = subprocess.run([exe, "--query-gpu=name", "--format=csv,noheader"],
+                             capture_output=True, text=True, timeout=5, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    name = out.stdout.strip().splitlines()[0].strip() if out.stdout.strip() else ""
+    return name or None
+
+
+def render() -> None:
+    st.title("Train a run")
+    st.caption("Runs train in background worker processes; you can leave this page, the run "
+               "keeps going. Every run is kept in the run store.")
+    _form()
+    st.divider()
+    st.subheader("Runs")
+    _queue()
+
+
+# ----------------------------------------------------------------------------- the form
+
+
+def _knob_widget(name: str, spec: dict[str, Any], key: str) -> Any:
+    kind = spec.get("type", "str")
+    default = spec.get("default")
+    label = name.replace("_", " ")
+    help_ = spec.get("help")
+    lo, hi = spec.get("min"), spec.get("max")
+    if kind == "int":
+        return st.number_input(label, min_value=lo, max_value=hi, value=int(default or 0),
+                               step=1, key=key, help=help_)
+    if kind == "float":
+        if lo is not None and hi is not None and hi - lo <= 1.0:
+            return st.slider(label, float(lo), float(hi), float(default or 0.0), step=0.05,
+                             key=key, help=help_)
+        return st.number_input(label, min_value=None if lo is None else float(lo),
+                               max_value=None if hi is None else float(hi),
+                               value=float(default or 0.0), key=key, help=help_)
+    if kind == "choice":
+        choices = list(spec.get("choices") or [])
+        index = choices.index(default) if default in choices else 0
+        return st.selectbox(label, choices, index=index, key=key, help=help_)
+    if kind == "list":
+        choices = spec.get("choices")
+        if choices:
+            return st.multiselect(label, list(choices), default=list(default or []), key=key,
+                                  help=help_)
+        return st.text_input(label, ",".join(map(str, default or [])), key=key, help=help_)
+    return st.text_input(label, "" if default is None else str(default), key=key, help=help_)
+
+
+def _ints(text: str, what: str) -> tuple[int, ...]:
+    try:
+        vals = tuple(int(v) for v in str(text).replace(" ", "").split(",") if v)
+    except ValueError:
+        raise LabError(f"{what} must be comma-separated whole numbers, e.g. 64,32") from None
+    if not vals:
+        raise LabError(f"{what} needs at least one number, e.g. 64,32")
+    return vals
+
+
+def parse_groups(text: str) -> tuple[tuple[str, ...], ...] | None:
+    """``"t0,t1; t2,t3"`` -> ``(("t0", "t1"), ("t2", "t3"))`` (None when empty)."""
+    groups = tuple(
+        tuple(t.strip() for t in g.split(",") if t.strip()) for g in str(text).split(";")
+    )
+    groups = tuple(g for g in groups if g)
+    return groups or None
+
+
+def build_config(values: dict[str, Any]) -> RunConfig:
+    """The form's values as a validated ``RunConfig`` (LabError on any mistake)."""
+    scenario = get_scenario(values["scenario"])
+    knobs = resolve_knobs(scenario, values["knobs"])
+    mode = values["mode"]
+    measure = values["measure"]
+    if measure == "auto":
+        measure = default_measure(mode)
+    lr = float(values["lr"])
+    return RunConfig(
+        scenario=scenario.name,
+        knobs=knobs,
+        model=ModelConfig(arch=values["arch"], hidden=_ints(values["hidden"], "hidden widths"),
+                          channels=_ints(values["channels"], "channels"), norm=values["norm"]),
+        optim=OptimConfig(name=values["optimizer"], lr=lr if lr > 0 else None,
+                          momentum=float(values["momentum"]),
+                          weight_decay=float(values["weight_decay"])),
+        train=TrainConfig(mode=mode, steps=int(values["steps"]),
+                          batch_size=int(values["batch_size"]),
+                          eval_every=int(values["eval_every"]), seed=int(values["seed"]),
+                          device=values["device"], groups=parse_groups(values["groups"]),
+                          warmup=int(values["warmup"])),
+        affinity=AffinityConfig(measure=measure, every=int(values["every"]),
+                                beta=float(values["beta"])),
+        name=str(values["name"]).strip(),
+    )
+
+
+def _form() -> None:
+    scenarios = list_scenarios()
+    names = sorted(scenarios, key=lambda n: (n != "synthetic", n))
+    scen = st.selectbox("Scenario", names, key="train_scenario",
+                        format_func=lambda n: f"{n} — {scenarios[n].description[:90]}")
+    spec = scenarios[scen]
+    model0 = default_model_config(scen)
+    gpu = gpu_name()
+    with st.form("train_form", border=True):
+        st.markdown("**Scenario knobs**")
+        knobs: dict[str, Any] = {}
+        cols = st.columns(3)
+        for i, (name, kspec) in enumerate(spec.knobs.items()):
+            with cols[i % 3]:
+                knobs[name] = _knob_widget(name, kspec, key=f"train_knob_{scen}_{name}")
+        st.markdown("**Training**")
+        c1, c2, c3, c4 = st.columns(4)
+        values: dict[str, Any] = {"scenario": scen, "knobs": knobs}
+        values["mode"] = c1.selectbox("mode", MODES, key="train_mode",
+                                      format_func=lambda m: f"{m} — {MODE_HELP[m]}")
+        values["steps"] = c2.number_input("steps", 1, 1_000_000, 300, step=50, key="train_steps")
+        values["batch_size"] = c3.number_input("batch size", 1, 100_000, 64, key="train_bs")
+        values["eval_every"] = c4.number_input("evaluate every (steps)", 1, 100_000, 10,
+                                               key="train_eval")
+        c1, c2, c3, c4 = st.columns(4)
+        values["seed"] = c1.number_input("seed", 0, 2**31 - 1, 0, key="train_seed")
+        devices = ["auto", "cpu", "cuda"]
+        values["device"] = c2.selectbox(
+            "device", devices, key="train_device",
+            format_func=lambda d: {"auto": f"auto ({'GPU: ' + gpu if gpu else 'CPU'})",
+                                   "cpu": "CPU", "cuda": f"GPU{': ' + gpu if gpu else ''}"}[d],
+            help="auto uses the GPU when the machine has one",
+        )
+        values["groups"] = c3.text_input("groups (mode groups)", "", key="train_groups",
+                                         placeholder="t0,t1,t2; t3,t4,t5")
+        values["warmup"] = c4.number_input("warm-up steps (sequential)", 0, 100_000, 10,
+                                           key="train_warmup")
+        st.markdown("**Affinity**")
+        c1, c2, c3 = st.columns(3)
+        values["measure"] = c1.selectbox(
+            "measure", ("auto", *MEASURES), key="train_measure",
+            help="auto: lookahead for together, proximal for sequential, none otherwise")
+        values["every"] = c2.number_input("measure every (steps)", 1, 100_000, 1,
+                                          key="train_every")
+        values["beta"] = c3.slider("proximal EMA beta", 0.0, 0.99, 0.9, key="train_beta")
+        st.markdown("**Model and optimizer**")
+        c1, c2, c3, c4 = st.columns(4)
+        values["arch"] = c1.selectbox("architecture", ARCHS,
+                                      index=ARCHS.index(model0.arch), key=f"train_arch_{scen}")
+        values["hidden"] = c2.text_input("hidden widths", ",".join(map(str, model0.hidden)),
+                                         key=f"train_hidden_{scen}")
+        values["channels"] = c3.text_input("CNN channels", ",".join(map(str, model0.channels)),
+                                           key=f"train_channels_{scen}")
+        values["norm"] = c4.selectbox("normalization", NORMS, key="train_norm")
+        c1, c2, c3, c4 = st.columns(4)
+        values["optimizer"] = c1.selectbox("optimizer", OPTIMIZERS,
+                                           index=OPTIMIZERS.index("adam"), key="train_opt")
+        values["lr"] = c2.number_input("learning rate (0 = default)", 0.0, 10.0, 0.0,
+                                       format="%.4f", key="train_lr")
+        values["momentum"] = c3.number_input("momentum (SGD)", 0.0, 0.999, 0.9,
+                                             key="train_momentum")
+        values["weight_decay"] = c4.number_input("weight decay", 0.0, 1.0, 0.0, format="%.5f",
+                                                 key="train_wd")
+        values["name"] = st.text_input("run name (optional)", "", key="train_name")
+        submitted = st.form_submit_button("Queue run", type="primary",
+                                          icon=":material/play_arrow:")
+    if gpu:
+        st.caption(f":material/memory: GPU found: **{gpu}** — device *auto* trains on it.")
+    else:
+        st.caption(":material/memory: No GPU found: runs train on the CPU.")
+    if submitted:
+        try:
+            cfg = build_config(values)
+            rid = state.get_runner().submit(cfg)
+        except LabError as exc:
+            st.error(str(exc))
+            return
+        state.remember(rid)
+        st.success(f"Queued run #{rid} ({cfg.name or f'{cfg.scenario} {cfg.train.mode}'}).")
+        nav.link("explore", f"Watch run #{rid} live in Explore", icon=":material/grid_on:",
+                 run=rid)
+
+
+# ----------------------------------------------------------------------------- the queue
+
+
+def _queue() -> None:
+    runs = state.list_runs()
+    active = state.any_active(runs)
+    st.fragment(run_every=POLL_S if active else None)(_queue_body)(was_active=active)
+
+
+def queue_frame(runs: list) -> pd.DataFrame:
+    """One row per run for the queue table (this session's runs first)."""
+    mine = set(state.my_runs())
+    rows = []
+    for r in runs:
+        cfg = r.config or {}
+        rows.append({
+            "run": state.run_label(r),
+            "yours": "✓" if r.id in mine else "",
+            "status": f"{widgets.STATUS_ICONS.get(r.status, '')} {r.status}",
+            "progress": float(r.progress) if r.progress is not None else
+            (1.0 if r.status == "finished" else 0.0),
+            "steps": f"{r.steps_done}/{r.steps_total}" if r.steps_total else str(r.steps_done),
+            "ETA": widgets.format_seconds(r.eta_s) if r.status == "running" else "",
+            "step/s": round(r.steps_per_s, 1) if r.steps_per_s else None,
+            "origin": r.origin,
+            "scenario": cfg.get("scenario", ""),
+            "mode": (cfg.get("train") or {}).get("mode", ""),
+            "created": widgets.ago(r.created),
+            "error": r.error or "",
+        })
+    return pd.DataFrame(rows)
+
+
+def _queue_body(was_active: bool) -> None:
+    runs = state.list_runs()
+    only_mine = st.toggle("Only my runs", key="train_only_mine",
+                          help="Runs started or uploaded in this browser session")
+    ordered = state.ordered_runs(runs, mine_only=only_mine)
+    live = [r for r in ordered if r.is_active]
+    for r in live:
+        c1, c2, c3 = st.columns([3, 5, 1], vertical_alignment="center")
+        c1.markdown(f"{widgets.colour_dot(r.id)} **{state.run_label(r)}**",
+                    unsafe_allow_html=True)
+        c2.progress(float(r.progress or 0.0), text=widgets.status_text(r))
+        if c3.button("Cancel", key=f"cancel_{r.id}", icon=":material/stop:"):
+            try:
+                state.get_runner().cancel(r.id)
+                st.toast(f"Cancelling run #{r.id}")
+            except LabError as exc:
+                st.error(str(exc))
+    if not ordered:
+        st.info("No runs yet. Queue one above, run the lesson, or upload a log.")
+    else:
+        st.dataframe(
+            queue_frame(ordered), hide_index=True, width="stretch",
+            column_config={
+                "progress": st.column_config.ProgressColumn("progress", min_value=0.0,
+                                                            max_value=1.0, format="percent"),
+            },
+        )
+    still = state.any_active(runs)
+    if was_active and not still:
+        st.rerun()

@@ -1,0 +1,177 @@
+"""Upload and download runs in the open run-file format.
+
+Uploads go through the same reader the CLI uses (``mtl_core.fileformat.read_run_file``): every
+file is validated and previewed before anything is saved, a bad file shows the reader's own
+message, and a saved upload opens in Explore like any trained run. Any run can be downloaded
+in the same format.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from app import nav, state, widgets
+from mtl_core.errors import LabError
+from mtl_core.fileformat import ParsedRun, read_run_file, run_file_bytes
+
+SAVED = "upload_saved"  # session_state: file id -> run ids saved from it
+FORMATS = {
+    ".zip": "zip — everything (affinity, metrics, groupings, metadata)",
+    ".parquet": "Parquet — affinity table only",
+    ".csv": "CSV — affinity table only",
+    ".jsonl": "JSON Lines — affinity table only",
+}
+
+
+def render() -> None:
+    st.title("Upload & download runs")
+    st.markdown(
+        "Bring affinity logs from your own training: **CSV, Parquet, JSON Lines** (columns "
+        "`step, source, target, affinity`, optional `measure, run, wall_time`), a **.zip** "
+        "bundle with metrics and `meta.json`, or **TensorBoard** event files with tags "
+        "`affinity/<source>/<target>`. See `docs/run-format.md` for the full format."
+    )
+    _upload()
+    st.divider()
+    _download()
+
+
+# ----------------------------------------------------------------------------- upload
+
+
+@st.cache_data(show_spinner="Reading the file…", max_entries=32)
+def _parse(file_id: str, name: str, size: int, _data: bytes) -> ParsedRun:
+    """Parse once per uploaded file (the bytes are not hashed; the file id names them)."""
+    return read_run_file(_data, name)
+
+
+def preview_frame(parsed: ParsedRun) -> pd.DataFrame:
+    """One row per run in the file: tasks, logged steps, measures, metric rows."""
+    rows = []
+    for run in parsed.runs:
+        a = parsed.affinity[parsed.affinity["run"] == run]
+        m = parsed.metrics[parsed.metrics["run"] == run]
+        steps = np.unique(a["step"].to_numpy()) if len(a) else np.unique(m["step"].to_numpy())
+        tasks = parsed.run_tasks(run)
+        rows.append({
+            "run": run or "(single run)",
+            "tasks": len(tasks),
+            "task names": ", ".join(tasks[:12]) + (" …" if len(tasks) > 12 else ""),
+            "logged steps": int(len(steps)),
+            "step range": f"{int(steps.min())}–{int(steps.max())}" if len(steps) else "–",
+            "measures": ", ".join(parsed.measures(run)) or "–",
+            "metric rows": int(len(m)),
+        })
+    return pd.DataFrame(rows)
+
+
+def _upload() -> None:
+    files = st.file_uploader(
+        "Run files", accept_multiple_files=True, key="upload_files",
+        help="Several files at once are fine; each is checked before anything is saved.",
+    )
+    if not files:
+        st.caption("Nothing uploaded yet. Example files are in `examples/run-format/`.")
+        return
+    saved: dict[str, list[int]] = st.session_state.setdefault(SAVED, {})
+    good: list[tuple[object, ParsedRun]] = []
+    for f in files:
+        with st.container(border=True):
+            st.markdown(f"**{f.name}** · {f.size / 1024:.1f} KB")
+            try:
+                parsed = _parse(f.file_id, f.name, f.size, f.getvalue())
+            except LabError as exc:
+                st.error(str(exc), icon=":material/error:")
+                continue
+            except Exception as exc:  # a reader bug: logged, shown as a message
+                widgets.show_error(exc)
+                continue
+            st.dataframe(preview_frame(parsed), hide_index=True, width="stretch")
+            if f.file_id in saved:
+                _saved_links(saved[f.file_id])
+                continue
+            default = str(parsed.meta.get("name") or Path(f.name).stem)
+            st.text_input("Name", default, key=f"upload_name_{f.file_id}")
+            good.append((f, parsed))
+    pending = [(f, p) for f, p in good if f.file_id not in saved]
+    if not pending:
+        return
+    label = "Save this run" if len(pending) == 1 else f"Save {len(pending)} files"
+    if st.button(label, type="primary", icon=":material/save:", key="upload_save"):
+        for f, parsed in pending:
+            name = st.session_state.get(f"upload_name_{f.file_id}") or Path(f.name).stem
+            try:
+                ids = state.get_store().import_parsed(parsed, name=name)
+            except LabError as exc:
+                st.error(f"{f.name}: {exc}")
+                continue
+            saved[f.file_id] = ids
+            state.remember(*ids)
+        st.rerun()
+
+
+def _saved_links(ids: list[int]) -> None:
+    st.success(f"Saved as run{'s' if len(ids) > 1 else ''} "
+               + ", ".join(f"#{i}" for i in ids) + ".", icon=":material/check_circle:")
+    for rid in ids:
+        nav.link("explore", f"Open run #{rid} in Explore", icon=":material/grid_on:", run=rid)
+
+
+# ----------------------------------------------------------------------------- download
+
+
+def _download() -> None:
+    st.subheader("Download a run")
+    runs = state.list_runs()
+    if not runs:
+        st.caption("No runs in the store yet.")
+        return
+    info = widgets.run_picker("Run", "download_run", runs, qp_key=None)
+    if info is None:
+        return
+    c1, c2 = st.columns([2, 1], vertical_alignment="bottom")
+    ext = c1.selectbox("Format", list(FORMATS), format_func=FORMATS.get, key="download_fmt")
+    base = widgets.safe_filename(f"run{info.id}_{info.name}")
+    filename = f"{base}{ext}"
+    rid = info.id
+
+    def data() -> bytes:
+        return run_file_bytes(state.get_store().export_parsed(rid), filename)
+
+    c2.download_button("⬇ Download", data=data, file_name=filename,
+                       mime="application/octet-stream", key="download_btn",
+                       on_click="ignore", type="primary", width="stretch")
+    if info.is_active:
+        st.caption("This run is still training: the download holds the steps logged so far.")
+    if ext != ".zip":
+        lost = _would_drop(info)
+        if lost:
+            st.caption(f":material/info: A {ext} file holds the affinity table only; this run "
+                       f"also has {', '.join(lost)} — choose zip to keep everything.")
+    with st.expander("Delete this run", icon=":material/delete:"):
+        st.caption("Removes the run and everything logged for it from the store. A running "
+                   "run is cancelled first.")
+        if st.button(f"Delete run #{info.id}", key="download_delete"):
+            try:
+                state.get_runner().delete(info.id)
+            except LabError as exc:
+                st.error(str(exc))
+            else:
+                st.session_state.pop("download_run", None)
+                st.toast(f"Deleted run #{info.id}")
+                st.rerun()
+
+
+def _would_drop(info) -> list[str]:
+    """What a single-table download of this run leaves out."""
+    out = []
+    df = state.metrics(info)
+    if df is not None and not df.empty:
+        out.append("metrics")
+    if info.config:
+        out.append("its config")
+    return out

@@ -1,0 +1,243 @@
+"""Shared state of the app: the cached store and runner, cached reads, and URL query sync.
+
+The store on disk is the truth. ``st.session_state`` only holds ids and selections (which
+runs this browser session started, widget values); everything shown is read from the store.
+Reads are cached per run *version* (status + steps done), so a finished run is read once and
+a running one once per new step, whichever page or session asks.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from mtl_core.store import ACTIVE, RunInfo, Store, default_store_path
+
+log = logging.getLogger("task_affinity_lab.app")
+
+#: Query parameters kept in the URL so a view can be shared or reloaded.
+QUERY_KEYS = ("run", "runs", "step", "measure", "method", "k", "tau")
+MY_RUNS = "my_runs"  # session_state key: ids of the runs this browser session started
+
+
+# ----------------------------------------------------------------------------- resources
+
+
+def store_path() -> str:
+    """The store file this app uses (``$MTL_LAB_STORE`` or ``./.lab/store.sqlite``)."""
+    return str(default_store_path().resolve())
+
+
+@st.cache_resource(show_spinner=False)
+def _store(path: str) -> Store:
+    return Store(path)
+
+
+@st.cache_resource(show_spinner=False)
+def _runner(path: str, workers: int) -> Any:
+    from mtl_core.runner import Runner
+
+    return Runner(_store(path), max_workers=workers)
+
+
+def get_store() -> Store:
+    """The process-wide store handle (thread-safe; one connection per thread)."""
+    return _store(store_path())
+
+
+def app_workers() -> int:
+    """Concurrent training runs for the app: ``$MTL_LAB_WORKERS``, else 2 when the machine
+    has 2+ cores (so the lesson's three runs overlap), else 1."""
+    raw = os.environ.get("MTL_LAB_WORKERS", "").strip()
+    if raw:
+        try:
+            return max(1, int(raw))
+        except ValueError:
+            pass
+    return 2 if (os.cpu_count() or 1) >= 2 else 1
+
+
+def get_runner() -> Any:
+    """The process-wide runner (its supervisor thread launches queued runs as workers)."""
+    return _runner(store_path(), app_workers())
+
+
+# ----------------------------------------------------------------------------- cached reads
+
+
+def version(info: RunInfo) -> tuple[Any, ...]:
+    """Cache key of a run's data: changes whenever a step lands or the status changes."""
+    return (info.status, info.steps_done, info.last_step, tuple(info.measures))
+
+
+def list_runs() -> list[RunInfo]:
+    """Every run, oldest first (not cached: one small query, and it must be fresh)."""
+    return get_store().list_runs()
+
+
+def get_run(run_id: int) -> RunInfo:
+    return get_store().get_run(int(run_id))
+
+
+@st.cache_resource(show_spinner=False, max_entries=24)
+def _affinity(path: str, run_id: int, measure: str, ver: tuple) -> tuple:
+    steps, tasks, A = _store(path).affinity_steps(run_id, measure)
+    A.setflags(write=False)  # shared between sessions: nobody may modify it
+    steps.setflags(write=False)
+    return steps, list(tasks), A
+
+
+def affinity(info: RunInfo, measure: str) -> tuple[np.ndarray, list[str], np.ndarray]:
+    """``(steps, tasks, A (S, n, n))`` of one measure, read-only and shared."""
+    return _affinity(store_path(), info.id, measure, version(info))
+
+
+@st.cache_data(show_spinner=False, max_entries=48)
+def _metrics(path: str, run_id: int, ver: tuple) -> pd.DataFrame:
+    return _store(path).metrics(run_id)
+
+
+def metrics(info: RunInfo) -> pd.DataFrame:
+    """Long-form ``step, task, split, metric, value``."""
+    return _metrics(store_path(), info.id, version(info))
+
+
+# ----------------------------------------------------------------------------- derived, cached
+
+
+@dataclass(frozen=True)
+class RunView:
+    """What the affinity views need of one run and measure, computed once per version."""
+
+    steps: np.ndarray
+    tasks: list[str]
+    raw: np.ndarray  # (S, n, n) as logged
+    running: np.ndarray  # (S, n, n) time-averaged up to each step
+    order: np.ndarray  # hierarchical leaf order of the whole-run average
+    zmax: float  # fixed colour limit for this run
+
+
+@st.cache_resource(show_spinner=False, max_entries=16)
+def _run_view(path: str, run_id: int, measure: str, ver: tuple) -> RunView | None:
+    from app.analysis import robust_zmax, running_mean
+
+    steps, tasks, A = _affinity(path, run_id, measure, ver)
+    if len(steps) == 0:
+        return None
+    run = running_mean(A)
+    for a in (run,):
+        a.setflags(write=False)
+    return RunView(steps, tasks, A, run, leaf_order_safe(run[-1], tasks), robust_zmax(A))
+
+
+def run_view(info: RunInfo, measure: str) -> RunView | None:
+    """Cached :class:`RunView`, or None while the run has no matrix of ``measure`` yet."""
+    return _run_view(store_path(), info.id, measure, version(info))
+
+
+def leaf_order_safe(A: np.ndarray, tasks: list[str]) -> np.ndarray:
+    """Hierarchical leaf order for heatmap rows; the identity if the matrix cannot be
+    clustered yet (NaN cells early in a run)."""
+    from mtl_core.grouping import leaf_order
+
+    M = np.nan_to_num(np.asarray(A, dtype=np.float64))
+    try:
+        return np.asarray(leaf_order(M, tasks), dtype=np.intp)
+    except Exception:  # an ordering is a nicety: never fail a page over it
+        log.debug("leaf order failed", exc_info=True)
+        return np.arange(len(tasks))
+
+
+# ----------------------------------------------------------------------------- runs & names
+
+
+def run_label(info: RunInfo) -> str:
+    """Stable display name: ``#id name`` (the id keeps equal names apart)."""
+    return f"#{info.id} {info.name or 'run'}"
+
+
+def my_runs() -> list[int]:
+    """Ids of the runs this browser session started or uploaded (most recent last)."""
+    return list(st.session_state.get(MY_RUNS, []))
+
+
+def remember(*run_ids: int) -> None:
+    """Mark runs as this session's own, so they are listed first."""
+    mine = list(st.session_state.get(MY_RUNS, []))
+    for rid in run_ids:
+        if int(rid) not in mine:
+            mine.append(int(rid))
+    st.session_state[MY_RUNS] = mine
+
+
+def ordered_runs(runs: Iterable[RunInfo], mine_only: bool = False) -> list[RunInfo]:
+    """This session's runs first (newest first), then everyone else's (newest first)."""
+    runs = list(runs)
+    mine = set(my_runs())
+    own = sorted((r for r in runs if r.id in mine), key=lambda r: -r.id)
+    if mine_only:
+        return own
+    rest = sorted((r for r in runs if r.id not in mine), key=lambda r: -r.id)
+    return own + rest
+
+
+def any_active(runs: Iterable[RunInfo]) -> bool:
+    return any(r.status in ACTIVE for r in runs)
+
+
+# ----------------------------------------------------------------------------- URL sync
+
+
+def qp_get(key: str, kind: type = str, default: Any = None) -> Any:
+    """A typed query parameter (``default`` when absent or unparsable)."""
+    raw = st.query_params.get(key)
+    if raw is None or raw == "":
+        return default
+    try:
+        if kind is bool:
+            return raw.lower() in ("1", "true", "yes")
+        return kind(raw)
+    except (TypeError, ValueError):
+        return default
+
+
+def qp_get_ints(key: str) -> list[int]:
+    """A comma-separated list of ints (e.g. ``runs=3,5``); bad items are skipped."""
+    raw = st.query_params.get(key) or ""
+    out = []
+    for part in str(raw).split(","):
+        try:
+            out.append(int(part))
+        except ValueError:
+            continue
+    return out
+
+
+def qp_set(**values: Any) -> None:
+    """Write values to the URL (None removes a key); only touches keys that changed."""
+    for key, value in values.items():
+        if value is None:
+            if key in st.query_params:
+                del st.query_params[key]
+            continue
+        if isinstance(value, (list, tuple)):
+            text = ",".join(str(v) for v in value)
+        elif isinstance(value, float):
+            text = f"{value:.6g}"
+        else:
+            text = str(value)
+        if st.query_params.get(key) != text:
+            st.query_params[key] = text
+
+
+def init_widget(key: str, value: Any) -> None:
+    """Seed a widget's state once (e.g. from the URL) without fighting the user later."""
+    if key not in st.session_state:
+        st.session_state[key] = value

@@ -1,0 +1,68 @@
+"""Task Affinity Lab — the Streamlit entry point: ``streamlit run app/streamlit_app.py``.
+
+A router only: ``run()`` registers one function per page with ``st.navigation`` and runs the
+chosen one. Pages read from the run store and submit work to the runner; nothing trains in
+the script run, and ``app/`` never imports torch.
+
+Imports live inside ``run()`` on purpose: the runner starts workers with ``spawn``, which
+re-executes this main script (as ``__mp_main__``) in every worker; keeping the module body
+stdlib-only saves each worker ~1.5 s of importing Streamlit and the pages.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+# `streamlit run app/streamlit_app.py` puts app/ on sys.path, not the project root.
+_ROOT = Path(__file__).resolve().parent.parent
+if str(_ROOT) not in sys.path:
+    sys.path.insert(0, str(_ROOT))
+
+#: url path -> (title, icon, module of the page). The first is the landing page.
+PAGES = {
+    "learn": ("Learn: negative transfer", ":material/school:", "app.pages.learn"),
+    "train": ("Train", ":material/model_training:", "app.pages.train"),
+    "explore": ("Explore a run", ":material/grid_on:", "app.pages.explore"),
+    "compare": ("Compare runs", ":material/compare:", "app.pages.compare"),
+    "upload": ("Upload & download", ":material/upload_file:", "app.pages.upload"),
+}
+
+
+def run(start: str | None = None) -> None:
+    """Build the navigation and run the selected page.
+
+    ``start`` makes another page the default (tests use it to open one page directly).
+    """
+    import importlib
+    import logging
+
+    import streamlit as st
+
+    from app import nav, state
+    from app.widgets import guard
+
+    st.set_page_config(page_title="Task Affinity Lab", page_icon=":material/hub:",
+                       layout="wide", initial_sidebar_state="expanded")
+    logging.basicConfig(level=logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    default = start if start in PAGES else "learn"
+    pages = []
+    for name, (title, icon, module) in PAGES.items():
+        fn = importlib.import_module(module).render
+        p = st.Page(guard(fn), title=title, icon=icon, url_path=name, default=name == default)
+        nav.register(name, p)
+        pages.append(p)
+    current = st.navigation(pages, position="sidebar")
+    with st.sidebar:
+        st.caption("Task Affinity Lab — how tasks help or hurt each other when trained together.")
+        st.caption("Heatmaps: rows = source task, columns = target task; blue helps, red hurts.")
+    try:
+        state.get_runner()  # start the background runner once per server process
+    except Exception:  # the pages report store problems themselves
+        logging.getLogger("task_affinity_lab.app").exception("runner did not start")
+    current.run()
+
+
+if __name__ == "__main__":
+    run()

@@ -41,10 +41,10 @@ def _store(path: str) -> Store:
 
 
 @st.cache_resource(show_spinner=False)
-def _runner(path: str, workers: int) -> Any:
+def _runner(path: str, workers: int, train_fn: str | None) -> Any:
     from mtl_core.runner import Runner
 
-    return Runner(_store(path), max_workers=workers)
+    return Runner(_store(path), max_workers=workers, train_fn=train_fn)
 
 
 def get_store() -> Store:
@@ -66,7 +66,9 @@ def app_workers() -> int:
 
 def get_runner() -> Any:
     """The process-wide runner (its supervisor thread launches queued runs as workers)."""
-    return _runner(store_path(), app_workers())
+    # MTL_LAB_TRAIN_FN ("module:function") swaps the training function, e.g. a fast fake in
+    # tests and load benchmarks; unset means mtl_core.training:train.
+    return _runner(store_path(), app_workers(), os.environ.get("MTL_LAB_TRAIN_FN") or None)
 
 
 # ----------------------------------------------------------------------------- cached reads

@@ -147,8 +147,9 @@ def _view_controls(view: RunView, info: RunInfo) -> tuple:
     widgets.remember_value("explore_matrix")
     widgets.keep_value("explore_smooth", "none")
     how = c3.selectbox("Smoothing", list(SMOOTHING), format_func=SMOOTHING.get,
-                       key="explore_smooth", disabled=matrix_mode == "average",
-                       help="Used for 'at the step', the animation and the pair view")
+                       key="explore_smooth",
+                       help="Smooths the matrices over steps for 'at the step', the pair view "
+                            "and the group timeline (the time average needs none)")
     widgets.remember_value("explore_smooth")
     window, beta = 20, 0.9
     with st.expander("Smoothing and display options", icon=":material/tune:"):

@@ -106,6 +106,11 @@ def write_table(df: pd.DataFrame, path: str | Path) -> Path:
             f"cannot write {p.name}: unknown extension {ext or '(none)'}; "
             f"use one of {', '.join(TABLE_EXTENSIONS)}"
         )
+    # a ParsedRun-style frame: leave out a blank run column and an empty wall_time column
+    if "run" in df.columns and (df["run"].astype(str).str.strip() == "").all():
+        df = df.drop(columns=["run"])
+    if "wall_time" in df.columns and df["wall_time"].isna().all():
+        df = df.drop(columns=["wall_time"])
     p.parent.mkdir(parents=True, exist_ok=True)
     tmp = p.with_name(p.name + ".part")
     tmp.write_bytes(_table_bytes(df, ext))
@@ -802,10 +807,19 @@ def _labels(vals: np.ndarray, col: str, name: str, locate: Locate) -> np.ndarray
     return out
 
 
+def _drop_blank_run(cols: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """A ``run`` column left blank everywhere means one unnamed run: as if it were absent."""
+    run = cols.get("run")
+    if run is not None and all(v is None or (isinstance(v, str) and not v.strip()) for v in run):
+        cols = {k: v for k, v in cols.items() if k != "run"}
+    return cols
+
+
 def _validate_affinity(
     cols: dict[str, np.ndarray], locate: Locate, name: str, tasks: list[str] | None
 ) -> pd.DataFrame:
     _require_columns(cols, AFFINITY_REQUIRED, AFFINITY_OPTIONAL, name)
+    cols = _drop_blank_run(cols)
     n = len(cols["step"])
     step = _steps(cols["step"], name, locate)
     src = _labels(cols["source"], "source", name, locate)
@@ -857,6 +871,7 @@ def _validate_metrics(
     cols: dict[str, np.ndarray], locate: Locate, name: str, tasks: list[str] | None
 ) -> pd.DataFrame:
     _require_columns(cols, METRIC_REQUIRED, METRIC_OPTIONAL, name)
+    cols = _drop_blank_run(cols)
     n = len(cols["step"])
     df = pd.DataFrame(
         {

@@ -235,6 +235,16 @@ def test_legacy_functions_keep_working(tmp_path):
         read_run_file(tmp_path / f"log{ext}")  # the CLI's log is a valid run file
     with pytest.raises(LabError):
         ff.write_table(df, tmp_path / "log.txt")
+    # a ParsedRun-style frame (blank run, no wall times) is written as a plain log
+    long = ff.matrices_to_long(np.array([1, 2]), tasks, np.stack([a1, a2]), "lookahead")
+    path = ff.write_table(long, tmp_path / "long.csv")
+    assert path.read_text().splitlines()[0] == "step,measure,source,target,affinity"
+
+
+def test_blank_run_column_means_one_run():
+    p = read_run_file(b"run,step,source,target,affinity\n,0,a,b,1\n,1,a,b,2\n", "r.csv")
+    assert p.runs == [""]
+    assert "column 'run': is empty" in bad("run,step,source,target,affinity\nx,0,a,b,1\n,1,a,b,2\n")
 
 
 def write_events(folder: Path, rows, wall0: float = 1.7e9) -> None:

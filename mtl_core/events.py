@@ -35,3 +35,4 @@ class StepEvent:
     affinity: dict[str, np.ndarray] = field(default_factory=dict)
     groups: tuple[frozenset[str], ...] | None = None
     elapsed_s: float = 0.0
+    task_types: list[str] | None = None  # "regression" / "binary" per task, same order as tasks

@@ -405,6 +405,9 @@ def _worker_main(store_path: str, run_id: int, train_ref: str, n_workers: int) -
                     f"loss became {what} at step {event.step} on task {bad[0]}; "
                     "try a smaller learning rate"
                 )
+            if event.step == 1 and getattr(event, "task_types", None):
+                # task types known from the first step, so live views can show them
+                store.set_tasks(run_id, list(event.tasks), dict(zip(event.tasks, event.task_types)))
             store.append_step(run_id, event, steps_per_s=rate.update(int(event.step)))
             if store.cancel_requested(run_id):
                 raise _Cancelled

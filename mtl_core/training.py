@@ -244,6 +244,7 @@ def train(cfg: RunConfig, on_step: OnStep | None = None) -> TrainResult:
                     affinity=affinity,
                     groups=groups_used,
                     elapsed_s=time.perf_counter() - t0,
+                    task_types=list(types),
                 )
             )
 

@@ -47,6 +47,11 @@ def add_parser(sub) -> None:
         "--allow-singletons", action="store_true", help="let TAG (and exhaustive) keep a task alone"
     )
     p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument(
+        "--hidden",
+        default=None,
+        help="trunk widths of every network, e.g. 16,8 (default: the scenario's)",
+    )
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     p.add_argument(
         "--workers",
@@ -56,6 +61,21 @@ def add_parser(sub) -> None:
     )
     p.add_argument("--out", required=True, help="report file: .json (full) or .csv (rows)")
     p.set_defaults(func=run)
+
+
+def _model(args: argparse.Namespace):
+    from dataclasses import replace
+
+    from mtl_core.scenarios import default_model_config
+
+    model = default_model_config(args.scenario)
+    if args.hidden:
+        try:
+            hidden = tuple(int(h) for h in args.hidden.split(",") if h.strip())
+        except ValueError:
+            raise LabError(f"--hidden expects widths like 64,32, got {args.hidden!r}") from None
+        model = replace(model, hidden=hidden)
+    return model
 
 
 def run(args: argparse.Namespace) -> int:
@@ -69,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
         format_report,
         write_report,
     )
-    from mtl_core.scenarios import default_model_config, get_scenario, load_dataset, resolve_knobs
+    from mtl_core.scenarios import get_scenario, load_dataset, resolve_knobs
 
     if not args.out.lower().endswith((".json", ".csv")):
         raise LabError(f"--out must end in .json or .csv, got {args.out}")
@@ -94,7 +114,7 @@ def run(args: argparse.Namespace) -> int:
         allow_singletons=args.allow_singletons,
         batch_size=args.batch_size,
         device=args.device,
-        model=default_model_config(args.scenario),
+        model=_model(args),
         threads=threads if workers else 0,
     )
     spec.check()

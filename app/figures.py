@@ -38,7 +38,7 @@ DIVERGING = [
 RUN_COLOURS = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#999999",
                "#000000"]
 #: Carto "Safe" qualitative palette (colour-blind safe) for groups and tasks.
-GROUP_COLOURS = ["#88CCEE", "#CC6677", "#DDCC77", "#117733", "#332288", "#AA4499", "#44AA99",
+GROUP_COLOURS = ["#332288", "#CC6677", "#117733", "#DDCC77", "#88CCEE", "#AA4499", "#44AA99",
                  "#999933", "#882255", "#661100", "#6699CC", "#888888"]
 APPROACH_COLOURS = {"together": "#D55E00", "groups": "#0072B2", "single": "#009E73"}
 APPROACH_LABELS = {"together": "all together", "groups": "in groups", "single": "each alone"}

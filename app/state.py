@@ -67,8 +67,9 @@ def app_workers() -> int:
 def get_runner() -> Any:
     """The process-wide runner (its supervisor thread launches queued runs as workers)."""
     # MTL_LAB_TRAIN_FN ("module:function") swaps the training function, e.g. a fast fake in
-    # tests and load benchmarks; unset means mtl_core.training:train.
-    return _runner(store_path(), app_workers(), os.environ.get("MTL_LAB_TRAIN_FN") or None)
+    # tests and load benchmarks; unset means app.worker:train (a shim over the core's train).
+    return _runner(store_path(), app_workers(),
+                   os.environ.get("MTL_LAB_TRAIN_FN") or "app.worker:train")
 
 
 # ----------------------------------------------------------------------------- cached reads

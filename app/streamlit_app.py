@@ -4,6 +4,9 @@ A router only: ``run()`` registers one function per page with ``st.navigation`` 
 chosen one. Pages read from the run store and submit work to the runner; nothing trains in
 the script run, and ``app/`` never imports torch.
 
+Page modules live in ``app/views/``, not ``app/pages/``: Streamlit treats a ``pages/`` folder
+next to the main script as a file-based multipage app, which would bypass this router.
+
 Imports live inside ``run()`` on purpose: the runner starts workers with ``spawn``, which
 re-executes this main script (as ``__mp_main__``) in every worker; keeping the module body
 stdlib-only saves each worker ~1.5 s of importing Streamlit and the pages.
@@ -21,11 +24,11 @@ if str(_ROOT) not in sys.path:
 
 #: url path -> (title, icon, module of the page). The first is the landing page.
 PAGES = {
-    "learn": ("Learn: negative transfer", ":material/school:", "app.pages.learn"),
-    "train": ("Train", ":material/model_training:", "app.pages.train"),
-    "explore": ("Explore a run", ":material/grid_on:", "app.pages.explore"),
-    "compare": ("Compare runs", ":material/compare:", "app.pages.compare"),
-    "upload": ("Upload & download", ":material/upload_file:", "app.pages.upload"),
+    "learn": ("Learn: negative transfer", ":material/school:", "app.views.learn"),
+    "train": ("Train", ":material/model_training:", "app.views.train"),
+    "explore": ("Explore a run", ":material/grid_on:", "app.views.explore"),
+    "compare": ("Compare runs", ":material/compare:", "app.views.compare"),
+    "upload": ("Upload & download", ":material/upload_file:", "app.views.upload"),
 }
 
 

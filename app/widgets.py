@@ -19,9 +19,11 @@ from mtl_core.store import RunInfo
 
 log = logging.getLogger("task_affinity_lab.app")
 
+#: Material icons (rendered by Streamlit's own font, so they show on any machine).
 STATUS_ICONS = {
-    "queued": "⏳", "running": "▶️", "finished": "✅", "failed": "❌",
-    "cancelled": "⏹️", "interrupted": "⚠️",
+    "queued": ":material/hourglass_top:", "running": ":material/play_circle:",
+    "finished": ":material/check_circle:", "failed": ":material/error:",
+    "cancelled": ":material/stop_circle:", "interrupted": ":material/warning:",
 }
 #: Plotly toolbar: keep the camera button (PNG in the browser) and drop the clutter.
 PLOTLY_CONFIG = {"displaylogo": False, "modeBarButtonsToRemove": ["select2d", "lasso2d"]}

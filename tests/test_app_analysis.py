@@ -95,8 +95,8 @@ def test_animation_uses_fixed_scale_and_downsamples():
 
 
 def test_app_never_imports_torch():
-    code = ("import sys; import app.streamlit_app, app.pages.learn, app.pages.train, "
-            "app.pages.explore, app.pages.compare, app.pages.upload, app.jobs; "
+    code = ("import sys; import app.streamlit_app, app.views.learn, app.views.train, "
+            "app.views.explore, app.views.compare, app.views.upload, app.jobs; "
             "print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True)

@@ -84,7 +84,7 @@ def test_download_round_trips_through_the_reader(tmp_path, monkeypatch):
     assert not at.exception
     assert at.selectbox(key="download_run").value == rid
     # The button's data is produced on click; produce it the same way the page does.
-    from app.pages import upload as page
+    from app.views import upload as page
 
     for ext in (".zip", ".csv"):
         data = page.run_file_bytes(store.export_parsed(rid), f"run{ext}")

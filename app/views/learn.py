@@ -22,9 +22,9 @@ KEY = "lesson_ids"  # session_state: the lesson's run ids as "together,groups,si
 INTRO = (
     "Six tasks, in two clusters of three. Tasks inside a cluster are alike; the **conflict** "
     "knob sets how much the two clusters pull against each other. Press **Train** and the lab "
-    "trains them three ways at once — **all together** in one network, in the **groups** that "
-    "TAG picks from the measured affinity, and **each task alone** — and shows, as it goes, how "
-    "a training step on one task changes every other task's loss."
+    "trains them three ways at once — **all together** in one network, **in groups** (one "
+    "network per cluster) and **each task alone** — and shows, as it goes, how a training "
+    "step on one task changes every other task's loss, and which groups TAG would pick from it."
 )
 
 

@@ -246,7 +246,7 @@ def queue_frame(runs: list) -> pd.DataFrame:
         rows.append({
             "run": state.run_label(r),
             "yours": "✓" if r.id in mine else "",
-            "status": f"{widgets.STATUS_ICONS.get(r.status, '')} {r.status}",
+            "status": r.status,
             "progress": float(r.progress) if r.progress is not None else
             (1.0 if r.status == "finished" else 0.0),
             "steps": f"{r.steps_done}/{r.steps_total}" if r.steps_total else str(r.steps_done),

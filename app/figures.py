@@ -236,20 +236,21 @@ def animated_heatmap(
     ]
     fig.update_layout(
         updatemenus=[dict(
-            type="buttons", showactive=False, x=0, y=-0.12, xanchor="left", yanchor="top",
-            direction="left",
+            type="buttons", showactive=False, direction="left", x=0.1, y=0, xanchor="right",
+            yanchor="top", pad=dict(r=10, t=70),
             buttons=[
-                dict(label="▶ Play", method="animate",
+                dict(label="▶", method="animate",
                      args=[None, dict(frame=dict(duration=120, redraw=True), fromcurrent=True,
                                       transition=dict(duration=0))]),
-                dict(label="❚❚ Pause", method="animate",
+                dict(label="❚❚", method="animate",
                      args=[[None], dict(mode="immediate", frame=dict(duration=0, redraw=False))]),
             ],
         )],
-        sliders=[dict(active=0, x=0.18, len=0.8, y=-0.08, yanchor="top",
-                      currentvalue=dict(prefix="step "), steps=slider_steps)],
+        sliders=[dict(active=0, x=0.1, len=0.9, y=0, xanchor="left", yanchor="top",
+                      pad=dict(b=10, t=50), currentvalue=dict(prefix="step ", xanchor="right"),
+                      steps=slider_steps)],
     )
-    fig.update_layout(margin=dict(b=110), height=(fig.layout.height or 400) + 80)
+    fig.update_layout(margin=dict(b=120), height=(fig.layout.height or 400) + 100)
     return fig
 
 
@@ -366,11 +367,11 @@ def lesson_losses(
             hovertemplate=f"{APPROACH_LABELS[key]}<br>task %{{x}}: held-out loss "
                           "%{y:.4g}<extra></extra>",
         ))
-    fig.update_layout(barmode="group", legend=dict(orientation="h", y=1.02, yanchor="bottom",
+    fig.update_layout(barmode="group", legend=dict(orientation="h", y=-0.3, yanchor="top",
                                                    x=0, xanchor="left"))
     fig.update_xaxes(title_text="task", type="category")
     fig.update_yaxes(title_text="held-out loss (lower is better)")
-    return _layout(fig, title, 340)
+    return _layout(fig, title, 380)
 
 
 # ----------------------------------------------------------------------------- timelines

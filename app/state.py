@@ -124,7 +124,8 @@ class RunView:
     raw: np.ndarray  # (S, n, n) as logged
     running: np.ndarray  # (S, n, n) time-averaged up to each step
     order: np.ndarray  # hierarchical leaf order of the whole-run average
-    zmax: float  # fixed colour limit for this run
+    zmax: float  # fixed colour limit for single-step matrices of this run
+    zmax_avg: float  # fixed colour limit for its time averages
 
 
 @st.cache_resource(show_spinner=False, max_entries=16)
@@ -137,7 +138,11 @@ def _run_view(path: str, run_id: int, measure: str, ver: tuple) -> RunView | Non
     run = running_mean(A)
     for a in (run,):
         a.setflags(write=False)
-    return RunView(steps, tasks, A, run, leaf_order_safe(run[-1], tasks), robust_zmax(A))
+    # Early running averages rest on a handful of noisy matrices: leave the first tenth out
+    # of the time-average colour limit so the settled picture uses the whole scale.
+    settled = run[len(run) // 10:]
+    return RunView(steps, tasks, A, run, leaf_order_safe(run[-1], tasks), robust_zmax(A),
+                   robust_zmax(settled))
 
 
 def run_view(info: RunInfo, measure: str) -> RunView | None:

@@ -73,10 +73,10 @@ def _body(run_id: int, measure: str | None, was_active: bool) -> None:
     stack = analysis.smooth(view.raw, how, window, beta) if how != "none" else view.raw
     if matrix_mode == "average":
         M = view.running[step_idx]
-        zmax = analysis.robust_zmax(view.running)
+        zmax = view.zmax_avg
     else:
         M = stack[step_idx]
-        zmax = view.zmax
+        zmax = view.zmax if how == "none" else analysis.robust_zmax(stack)
     step = int(view.steps[step_idx])
     method, k, tau = _group_controls(view, M, measure)
     result = None

@@ -142,7 +142,7 @@ def _live_body(was_active: bool) -> None:
             order = analysis.group_order(view.tasks, view.order, grouping)
             last = int(view.steps[-1])
             fig = figures.heatmap(
-                A, view.tasks, order=order, grouping=grouping, zmax=view.zmax * 0.5,
+                A, view.tasks, order=order, grouping=grouping, zmax=view.zmax_avg,
                 title=f"Affinity, averaged over steps 1–{last}",
             )
             widgets.chart(fig, key="learn_heatmap")
@@ -228,9 +228,9 @@ def _mean_curves(curves: dict[str, pd.Series]) -> go.Figure:
                                  line=dict(color=figures.APPROACH_COLOURS[key], width=3)))
     fig.update_xaxes(title_text="step")
     fig.update_yaxes(title_text="mean held-out loss")
-    fig.update_layout(title=dict(text="Mean held-out loss while training", x=0), height=300,
+    fig.update_layout(title=dict(text="Mean held-out loss while training", x=0), height=340,
                       template="plotly_white", margin=dict(l=10, r=10, t=50, b=10),
-                      legend=dict(orientation="h", y=1.02, yanchor="bottom", x=0))
+                      legend=dict(orientation="h", y=-0.3, yanchor="top", x=0))
     return fig
 
 

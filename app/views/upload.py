@@ -81,7 +81,7 @@ def _upload() -> None:
     good: list[tuple[object, ParsedRun]] = []
     for f in files:
         with st.container(border=True):
-            st.markdown(f"**{f.name}** · {f.size / 1024:.1f} KB")
+            st.markdown(f"**{f.name}** · {_size(f.size)}")
             try:
                 parsed = _parse(f.file_id, f.name, f.size, f.getvalue())
             except LabError as exc:
@@ -112,6 +112,14 @@ def _upload() -> None:
             saved[f.file_id] = ids
             state.remember(*ids)
         st.rerun()
+
+
+def _size(n: int) -> str:
+    if n < 1024:
+        return f"{n} bytes"
+    if n < 1024**2:
+        return f"{n / 1024:.1f} KB"
+    return f"{n / 1024**2:.1f} MB"
 
 
 def _saved_links(ids: list[int]) -> None:

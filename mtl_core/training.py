@@ -189,7 +189,7 @@ def train(cfg: RunConfig, on_step: OnStep | None = None) -> TrainResult:
     every = int(cfg.affinity.every)
     total = int(cfg.train.steps)
     batches = _batches(len(Xtr), int(cfg.train.batch_size), gen)
-    served = {i: 0 for i in range(n)}
+    served: dict[int, int] = {}
     for k, net in enumerate(nets):  # until the first evaluation: the first network holding it
         for i in net.tasks:
             served.setdefault(i, k)

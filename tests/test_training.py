@@ -80,6 +80,15 @@ def test_groups_mode_serves_each_task_by_its_best_network():
     assert res.served_by["t2"] in (0, 1)
 
 
+@pytest.mark.parametrize("mode", ["groups", "single"])
+def test_every_task_reports_a_finite_train_loss_from_the_first_step(mode):
+    groups = (("t0", "t1", "t2"), ("t3", "t4", "t5")) if mode == "groups" else None
+    events = []
+    train(_cfg(mode=mode, groups=groups, measure="none", steps=3), on_step=events.append)
+    for e in events:
+        assert all(np.isfinite(v) for v in e.train_loss.values()), (e.step, e.train_loss)
+
+
 def test_single_mode_trains_one_network_per_task():
     together = train(_cfg(measure="none"))
     single = train(_cfg(mode="single", measure="none"))

@@ -212,29 +212,37 @@ def animated_heatmap(
     title: str | None = None,
 ) -> go.Figure:
     """A play button and a step slider over the run, on one fixed colour range; long runs
-    are shown at evenly spaced steps (first and last always included)."""
+    are shown at evenly spaced steps (first and last always included).
+
+    Built for speed (the page rebuilds it on every rerun): the frames are plain lists and the
+    figure skips plotly's per-property validation; the hover reads the value from ``z`` (one
+    template for all frames) instead of one sentence per cell and frame.
+    """
     sel = sample_indices(len(steps), max_frames)
     idx = np.arange(len(tasks)) if order is None else np.asarray(order, dtype=np.intp)
-    names = [str(tasks[i]) for i in idx]
     first = stack[sel[0]] if len(sel) else np.zeros((len(tasks),) * 2)
-    fig = heatmap(first, tasks, measure=measure, zmax=zmax, order=order,
-                  hide_diagonal=hide_diagonal, title=title)
+    base = heatmap(first, tasks, measure=measure, zmax=zmax, order=order,
+                   hide_diagonal=hide_diagonal, title=title).to_dict()
+    trace = base["data"][0]
+    trace.pop("customdata", None)
+    pct = measure in ("lookahead", "proximal")
+    trace["hovertemplate"] = (
+        "a step on task %{y} → task %{x}'s loss: "
+        + ("%{z:+.2%} (+ means it went down)" if pct else "%{z:+.3f}") + "<extra></extra>")
     frames = []
     for s in sel:
-        M = stack[s][np.ix_(idx, idx)]
-        frames.append(go.Frame(
-            name=str(int(steps[s])),
-            data=[go.Heatmap(z=_masked(M, hide_diagonal),
-                             customdata=_hover(M, names, names, measure))],
-        ))
-    fig.frames = frames
+        M = np.asarray(stack[s], dtype=np.float64)[np.ix_(idx, idx)]
+        Z = _masked(M, hide_diagonal)
+        z = [[None if not np.isfinite(v) else float(f"{v:.5g}") for v in row] for row in Z]
+        frames.append({"name": str(int(steps[s])), "data": [{"type": "heatmap", "z": z}]})
     slider_steps = [
-        dict(method="animate", label=f.name,
-             args=[[f.name], dict(mode="immediate", frame=dict(duration=0, redraw=True),
-                                  transition=dict(duration=0))])
+        dict(method="animate", label=f["name"],
+             args=[[f["name"]], dict(mode="immediate", frame=dict(duration=0, redraw=True),
+                                     transition=dict(duration=0))])
         for f in frames
     ]
-    fig.update_layout(
+    layout = base["layout"]
+    layout.update(
         updatemenus=[dict(
             type="buttons", showactive=False, direction="left", x=0.1, y=0, xanchor="right",
             yanchor="top", pad=dict(r=10, t=70),
@@ -249,9 +257,10 @@ def animated_heatmap(
         sliders=[dict(active=0, x=0.1, len=0.9, y=0, xanchor="left", yanchor="top",
                       pad=dict(b=10, t=50), currentvalue=dict(prefix="step ", xanchor="right"),
                       steps=slider_steps)],
+        margin=dict(l=10, r=10, t=50, b=120), height=(layout.get("height") or 400) + 100,
     )
-    fig.update_layout(margin=dict(b=120), height=(fig.layout.height or 400) + 100)
-    return fig
+    return go.Figure({"data": base["data"], "layout": layout, "frames": frames},
+                     _validate=False)
 
 
 def difference_heatmap(
@@ -415,8 +424,12 @@ def group_timeline(
         z=L, x=xs, y=names, zmin=lo - 0.5, zmax=lo - 0.5 + span + 1, colorscale=scale,
         showscale=False, customdata=hover, hovertemplate="%{customdata}<extra></extra>",
     ))
-    for c in changes:
-        fig.add_vline(x=c, line=dict(color="#222", width=1, dash="dot"))
+    # One shapes list (add_vline re-validates every shape on each call: quadratic).
+    fig.update_layout(shapes=[
+        dict(type="line", xref="x", yref="paper", x0=c, x1=c, y0=0, y1=1,
+             line=dict(color="#222", width=1, dash="dot"))
+        for c in changes
+    ])
     fig.update_yaxes(title_text="task", autorange="reversed", type="category")
     fig.update_xaxes(title_text="step")
     return _layout(fig, title, max(220, 60 + 26 * len(names)))

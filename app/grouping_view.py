@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from mtl_core.errors import LabError
 from mtl_core.grouping import group_timeline, make_grouper, symmetrize
 from mtl_core.types import Grouping
 
@@ -52,11 +53,12 @@ def grouper_for(method: str, k: int, tau: float, n_tasks: int, *, time_limit: fl
     return make_grouper(method)
 
 
-def regroup(A: np.ndarray, tasks: list[str], method: str, k: int, tau: float) -> GroupResult | None:
+def regroup(A: np.ndarray, tasks: list[str], method: str, k: int, tau: float, *,
+            time_limit: float = 1.0) -> GroupResult | None:
     """Group one matrix (NaN cells count as 0: no measured transfer)."""
     M = np.nan_to_num(np.asarray(A, dtype=np.float64))
     t0 = time.perf_counter()
-    g = grouper_for(method, k, tau, len(tasks))
+    g = grouper_for(method, k, tau, len(tasks), time_limit=time_limit)
     if g is None:
         return None
     g.fit(M, tasks)
@@ -79,6 +81,17 @@ def tau_range(A: np.ndarray) -> tuple[float, float]:
     return lo - pad, hi + pad
 
 
+def _vectorized(grouper, sample: np.ndarray, tasks: list[str]) -> bool:
+    """Whether the grouper labels a whole stack in one call (threshold, hierarchical)."""
+    batch = getattr(grouper, "_batch_labels", None)
+    if batch is None:
+        return False
+    try:
+        return batch(sample, list(tasks)) is not None
+    except Exception:
+        return False
+
+
 @dataclass(frozen=True)
 class Timeline:
     steps: np.ndarray
@@ -97,10 +110,18 @@ def timeline(
     if method == "none" or len(steps) == 0:
         return None
     X = np.nan_to_num(np.asarray(stack, dtype=np.float64))
-    # Budget the number of grouped steps by timing one fit (TAG at many tasks is slow).
-    probe = regroup(X[-1], tasks, method, k, tau)
-    per_fit = max(probe.seconds if probe else 0.001, 1e-4)
-    points = int(np.clip(TIMELINE_BUDGET_S / per_fit, 8, 300))
+    if method == "tag" and len(tasks) > TAG_INTERACTIVE_MAX:
+        raise LabError(
+            f"Grouping every step with exact TAG takes seconds per step on {len(tasks)} tasks; "
+            "the group timeline uses it up to "
+            f"{TAG_INTERACTIVE_MAX} tasks. Pick hierarchical or threshold for the timeline.")
+    g0 = grouper_for(method, k, tau, len(tasks))
+    if g0 is not None and _vectorized(g0, X[-2:], tasks):
+        points = 300  # one vectorized call groups every point: cheap
+    else:
+        # Budget the number of grouped steps by timing fits (warm: the best of two).
+        per_fit = min(regroup(X[-1], tasks, method, k, tau).seconds for _ in range(2))
+        points = int(np.clip(TIMELINE_BUDGET_S / max(per_fit, 1e-4), 8, 300))
     g = grouper_for(method, k, tau, len(tasks), time_limit=max(0.05, TIMELINE_BUDGET_S / points))
     how = {"none": "none", "window": "window", "ema": "ema"}.get(smoothing, "running")
     tl = group_timeline(np.asarray(steps), X, tasks, g, smoothing=how, window=int(window),

@@ -119,6 +119,8 @@ def metrics(info: RunInfo) -> pd.DataFrame:
 class RunView:
     """What the affinity views need of one run and measure, computed once per version."""
 
+    run_id: int
+    measure: str
     steps: np.ndarray
     tasks: list[str]
     raw: np.ndarray  # (S, n, n) as logged
@@ -141,8 +143,8 @@ def _run_view(path: str, run_id: int, measure: str, ver: tuple) -> RunView | Non
     # Early running averages rest on a handful of noisy matrices: leave the first tenth out
     # of the time-average colour limit so the settled picture uses the whole scale.
     settled = run[len(run) // 10:]
-    return RunView(steps, tasks, A, run, leaf_order_safe(run[-1], tasks), robust_zmax(A),
-                   robust_zmax(settled))
+    return RunView(run_id, measure, steps, tasks, A, run, leaf_order_safe(run[-1], tasks),
+                   robust_zmax(A), robust_zmax(settled))
 
 
 def run_view(info: RunInfo, measure: str) -> RunView | None:

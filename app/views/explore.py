@@ -8,6 +8,9 @@ points; per-task loss curves; and the ground-truth evaluation, run in the backgr
 
 from __future__ import annotations
 
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+
 import numpy as np
 import pandas as pd
 import streamlit as st
@@ -20,6 +23,7 @@ POLL_S = 1.0
 SMOOTHING = {"none": "none (as logged)", "window": "moving window", "ema": "EMA"}
 MATRIX = {"average": "time-averaged up to the step", "step": "at the step (smoothed)"}
 SPLITS = ("val", "test", "train", "batch")
+TABS = ["Play over steps", "A pair over time", "Groups over time", "Loss curves", "Ground truth"]
 
 
 def render() -> None:
@@ -79,9 +83,18 @@ def _body(run_id: int, measure: str | None, was_active: bool) -> None:
         zmax = view.zmax if how == "none" else analysis.robust_zmax(stack)
     step = int(view.steps[step_idx])
     method, k, tau = _group_controls(view, M, measure)
-    result = None
+    result, pending = None, False
     try:
-        result = _regroup_cached(M, tuple(view.tasks), method, k, tau)
+        if method == "tag" and len(view.tasks) > grouping_view.TAG_INTERACTIVE_MAX:
+            # Exact TAG on many tasks takes seconds: search in the background and keep the
+            # page responsive; this fragment checks back until the answer is there.
+            job = _tag_background(np.ascontiguousarray(M).tobytes(), M.shape[0],
+                                  tuple(view.tasks), k)
+            pending = not job.done()
+            if not pending:
+                result = job.result()
+        else:
+            result = _regroup_cached(M, tuple(view.tasks), method, k, tau)
     except Exception as exc:
         widgets.show_error(exc)
     grouping = result.groups if result else None
@@ -94,24 +107,35 @@ def _body(run_id: int, measure: str | None, was_active: bool) -> None:
                               grouping=grouping, hide_diagonal=hide_diag, title=title)
         widgets.chart_with_export(fig, f"run{info.id}_{measure}_step{step}", "explore_heatmap")
     with right:
-        _groups_panel(result, M, view.tasks, method)
-    tabs = st.tabs(["Play over steps", "A pair over time", "Groups over time", "Loss curves",
-                    "Ground truth"])
-    with tabs[0]:
-        anim = figures.animated_heatmap(view.steps, view.running if matrix_mode == "average"
-                                        else stack, view.tasks, measure=measure, zmax=zmax,
-                                        order=view.order, hide_diagonal=hide_diag,
-                                        title="Press ▶ to play (fixed colour scale)")
-        widgets.chart_with_export(anim, f"run{info.id}_{measure}_animation", "explore_anim")
-    with tabs[1]:
-        _pair_tab(view, stack, measure, how)
-    with tabs[2]:
-        _timeline_tab(view, method, k, tau, how, window, beta, step_idx)
-    with tabs[3]:
-        _loss_tab(info)
-    with tabs[4]:
-        _ground_truth_tab(info, method, k)
+        if pending:
+            st.info(f"TAG is searching for the best {k} groups of {len(view.tasks)} tasks "
+                    "(exact search; a few seconds)…", icon=":material/hourglass_top:")
+        else:
+            _groups_panel(result, M, view.tasks, method)
+    # Lazy tabs: only the open tab's content is computed and sent (the animation and the
+    # timeline are the heaviest parts of the page).
+    tabs = st.tabs(TABS, key="explore_tab", on_change="rerun")
+    if tabs[0].open:
+        with tabs[0]:
+            anim = _animation(state.store_path(), info.id, state.version(info), measure,
+                              matrix_mode, how, window, beta, hide_diag)
+            widgets.chart_with_export(anim, f"run{info.id}_{measure}_animation", "explore_anim")
+    if tabs[1].open:
+        with tabs[1]:
+            _pair_tab(view, stack, measure, how)
+    if tabs[2].open:
+        with tabs[2]:
+            _timeline_tab(view, method, k, tau, how, window, beta, step_idx)
+    if tabs[3].open:
+        with tabs[3]:
+            _loss_tab(info)
+    if tabs[4].open:
+        with tabs[4]:
+            _ground_truth_tab(info, method, k)
     _stop_polling_if_done(info, was_active)
+    if pending:
+        time.sleep(0.3)
+        st.rerun()  # check back (a full rerun of this page costs well under 100 ms)
 
 
 def _stop_polling_if_done(info: RunInfo, was_active: bool) -> None:
@@ -204,8 +228,9 @@ def _group_controls(view: RunView, M: np.ndarray, measure: str) -> tuple[str, in
     tau = float(tau_u) / unit
     st.session_state["_keep_explore_tau"] = tau
     if method == "tag" and n > grouping_view.TAG_INTERACTIVE_MAX:
-        st.caption(f":material/timer: Exact TAG on {n} tasks takes seconds; it stops after 1 s "
-                   "and reports the best grouping found.")
+        st.caption(f":material/timer: Exact TAG on {n} tasks takes seconds: it searches in "
+                   "the background (the exact search stops after 1 s and reports the best "
+                   "grouping found with its proven gap).")
     state.qp_set(method=method, k=k if method in ("tag", "hierarchical") else None,
                  tau=round(tau, 8) if method == "threshold" else None)
     return method, int(k), tau
@@ -218,6 +243,18 @@ def _nice(x: float, how: str) -> float:
     mag = 10 ** (np.floor(np.log10(abs(x))) - 2)
     f = np.floor if how == "floor" else np.ceil
     return float(f(x / mag) * mag)
+
+
+_TAG_POOL = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tag-search")
+
+
+@st.cache_resource(show_spinner=False, max_entries=128)
+def _tag_background(matrix: bytes, n: int, tasks: tuple[str, ...], k: int) -> Future:
+    """One background TAG search per (matrix, k), shared by every session that asks. The
+    thread only computes (no Streamlit calls); pages poll the future."""
+    M = np.frombuffer(matrix, dtype=np.float64).reshape(n, n).copy()
+    return _TAG_POOL.submit(grouping_view.regroup, M, list(tasks), "tag", k, 0.0,
+                            time_limit=1.0)
 
 
 @st.cache_data(show_spinner=False, max_entries=256)
@@ -290,9 +327,10 @@ def _timeline_tab(view: RunView, method: str, k: int, tau: float, how: str, wind
     if method == "none":
         st.info("Pick a grouping method to see how the groups change over training.")
         return
+    info = state.get_run(view.run_id)
     try:
-        tl = _timeline_cached(view.steps, view.raw, tuple(view.tasks), method, k, tau,
-                              how if how != "none" else "running", window, beta)
+        tl = _timeline_cached(state.store_path(), info.id, state.version(info), view.measure,
+                              method, k, tau, how if how != "none" else "running", window, beta)
     except Exception as exc:
         widgets.show_error(exc)
         return
@@ -315,10 +353,31 @@ def _timeline_tab(view: RunView, method: str, k: int, tau: float, how: str, wind
     )
 
 
-@st.cache_data(show_spinner="Grouping every step…", max_entries=64)
-def _timeline_cached(steps, stack, tasks, method, k, tau, how, window, beta):
-    return grouping_view.timeline(np.asarray(steps), np.asarray(stack), list(tasks), method, k,
-                                  tau, how, window, beta)
+@st.cache_resource(show_spinner="Grouping every step…", max_entries=64)
+def _timeline_cached(path: str, run_id: int, ver: tuple, measure: str, method: str, k: int,
+                     tau: float, how: str, window: int, beta: float):
+    """Keyed by the run's version, not by the matrices (hashing 2,000 matrices per rerun
+    would cost more than the lookup saves)."""
+    view = state.run_view(state.get_run(run_id), measure)
+    if view is None:
+        return None
+    return grouping_view.timeline(view.steps, view.raw, view.tasks, method, k, tau, how,
+                                  window, beta)
+
+
+@st.cache_resource(show_spinner=False, max_entries=8)
+def _animation(path: str, run_id: int, ver: tuple, measure: str, matrix_mode: str, how: str,
+               window: int, beta: float, hide_diag: bool):
+    """The play-over-steps figure, built once per run version and view settings: it does not
+    depend on the grouping controls, so moving them never rebuilds it."""
+    view = state.run_view(state.get_run(run_id), measure)
+    stack = view.running if matrix_mode == "average" else analysis.smooth(view.raw, how,
+                                                                           window, beta)
+    zmax = view.zmax_avg if matrix_mode == "average" else (
+        view.zmax if how == "none" else analysis.robust_zmax(stack))
+    return figures.animated_heatmap(view.steps, stack, view.tasks, measure=measure, zmax=zmax,
+                                    order=view.order, hide_diagonal=hide_diag,
+                                    title="Press ▶ to play (fixed colour scale)")
 
 
 def _loss_tab(info: RunInfo) -> None:

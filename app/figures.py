@@ -103,7 +103,6 @@ def _layout(fig: go.Figure, title: str | None, height: int | None = None) -> go.
         title=dict(text=title, x=0, xanchor="left") if title else None,
         font=FONT,
         margin=dict(l=10, r=10, t=50 if title else 20, b=10),
-        template="plotly_white",
     )
     if height:
         fig.update_layout(height=height)

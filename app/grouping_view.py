@@ -72,11 +72,12 @@ def regroup(A: np.ndarray, tasks: list[str], method: str, k: int, tau: float, *,
 
 
 def tau_range(A: np.ndarray) -> tuple[float, float]:
-    """Slider range for the threshold: the off-diagonal symmetrized affinities, padded."""
+    """Slider range for the threshold: the off-diagonal symmetrized affinities, padded, and
+    always including 0 (the neutral threshold: link the pairs that help each other)."""
     S = symmetrize(np.nan_to_num(np.asarray(A, dtype=np.float64)))
     n = S.shape[0]
     off = S[~np.eye(n, dtype=bool)] if n > 1 else np.zeros(1)
-    lo, hi = float(off.min()), float(off.max())
+    lo, hi = min(float(off.min()), 0.0), max(float(off.max()), 0.0)
     pad = 0.05 * max(hi - lo, 1e-9)
     return lo - pad, hi + pad
 

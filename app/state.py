@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -67,7 +68,7 @@ def app_workers() -> int:
 def get_runner() -> Any:
     """The process-wide runner (its supervisor thread launches queued runs as workers)."""
     # MTL_LAB_TRAIN_FN ("module:function") swaps the training function, e.g. a fast fake in
-    # tests and load benchmarks; unset means app.worker:train (a shim over the core's train).
+    # tests and load benchmarks; unset means app.worker:train (the core's train, niced).
     return _runner(store_path(), app_workers(),
                    os.environ.get("MTL_LAB_TRAIN_FN") or "app.worker:train")
 
@@ -75,8 +76,16 @@ def get_runner() -> Any:
 # ----------------------------------------------------------------------------- cached reads
 
 
+#: While a run trains, its data is re-read at most once per this many seconds, shared by every
+#: session watching it (each session would otherwise see its own step count and miss).
+LIVE_REFRESH_S = 1.0
+
+
 def version(info: RunInfo) -> tuple[Any, ...]:
-    """Cache key of a run's data: changes whenever a step lands or the status changes."""
+    """Cache key of a run's data. A finished run's key is fixed (read once); an active run's
+    key is a time slot of ``LIVE_REFRESH_S``, so all sessions share one read per slot."""
+    if info.status in ACTIVE:
+        return ("live", int(time.time() // LIVE_REFRESH_S))
     return (info.status, info.steps_done, info.last_step, tuple(info.measures))
 
 

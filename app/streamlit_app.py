@@ -45,7 +45,8 @@ def run(start: str | None = None) -> None:
     from app import nav, state
     from app.widgets import guard
 
-    st.set_page_config(page_title="Task Affinity Lab", page_icon=":material/hub:",
+    # An emoji icon: a material icon would be fetched from Google Fonts (fails offline).
+    st.set_page_config(page_title="Task Affinity Lab", page_icon="🧩",
                        layout="wide", initial_sidebar_state="expanded")
     logging.basicConfig(level=logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 import re
 import time
 from collections.abc import Callable, Sequence
@@ -35,6 +36,7 @@ def guard(fn: Callable[[], None]) -> Callable[[], None]:
 
     @functools.wraps(fn)
     def wrapper() -> None:
+        t0 = time.perf_counter()
         try:
             fn()
         except LabError as exc:
@@ -45,8 +47,22 @@ def guard(fn: Callable[[], None]) -> Callable[[], None]:
                 f"Something went wrong inside the app ({type(exc).__name__}). It has been "
                 "logged; try again, or reload the page."
             )
+        finally:
+            _log_timing(fn.__module__.rsplit(".", 1)[-1], time.perf_counter() - t0)
 
     return wrapper
+
+
+def _log_timing(page: str, seconds: float) -> None:
+    """Append ``wall_time,page,ms`` of each full page run to ``$MTL_LAB_TIMING_LOG`` (when
+    set): server-side timings for load tests, cheap enough to leave in."""
+    path = os.environ.get("MTL_LAB_TIMING_LOG")
+    if path:
+        try:
+            with open(path, "a") as fh:
+                fh.write(f"{time.time():.3f},{page},{seconds * 1000:.1f}\n")
+        except OSError:
+            log.debug("timing log not writable", exc_info=True)
 
 
 def show_error(exc: BaseException) -> None:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import time
 
 from app_fixtures import append_steps, open_app, seed_live_run, seed_run
 
+from app import state
 from mtl_core.store import Store
 
 
@@ -73,7 +75,7 @@ def test_explore_restores_view_from_url(tmp_path, monkeypatch):
                   query={"run": b, "step": 10, "method": "hierarchical", "k": 3}).run()
     assert not at.exception
     assert at.selectbox(key="explore_run").value == b
-    assert at.select_slider(key="explore_step").value == 10
+    assert at.slider(key="explore_step").value == 10
     assert at.selectbox(key="explore_method").value == "hierarchical"
     assert at.slider(key="explore_k").value == 3
     assert "steps 1–10" in _heatmap(at)["layout"]["title"]["text"]
@@ -83,10 +85,13 @@ def test_explore_timeline_marks_change_points_and_losses(tmp_path, monkeypatch):
     store = Store(tmp_path / "s.sqlite")
     seed_run(store, name="switching", steps=80, switch_at=20)
     at = open_app("explore", store.path, monkeypatch).run()
-    # the first tab (the animation) is open by default; only it is computed (lazy tabs)
+    # the first tab (loss curves) is open by default; only it is computed (lazy tabs)
+    assert any(r.value == "val" for r in at.radio if r.key == "explore_split")
+    at.session_state["explore_tab"] = "Play over steps"  # what a click on the tab does
+    at.run()
     spec = [json.loads(c.proto.spec) for c in at.get("plotly_chart")][1]
     assert spec["frames"] and spec["layout"]["sliders"]
-    at.session_state["explore_tab"] = "Groups over time"  # what a click on the tab does
+    at.session_state["explore_tab"] = "Groups over time"
     at.selectbox(key="explore_smooth").set_value("window").run()
     at.radio(key="explore_matrix").set_value("step").run()
     assert not at.exception
@@ -107,6 +112,7 @@ def test_explore_polls_a_running_run_and_picks_up_new_steps(tmp_path, monkeypatc
     assert not at.exception
     assert "steps 1–10" in _heatmap(at)["layout"]["title"]["text"]
     append_steps(store, rid, 11, 25, 100)
+    time.sleep(state.LIVE_REFRESH_S)  # a live run is re-read once per refresh slot
     at.run()
     assert "steps 1–25" in _heatmap(at)["layout"]["title"]["text"]
     assert any("running" in m.value for m in at.markdown)
@@ -118,8 +124,21 @@ def test_explore_without_runs_and_with_uploaded_run_without_metrics(tmp_path, mo
     assert any("No runs yet" in i.value for i in at.info)
     store = Store(tmp_path / "s.sqlite")
     seed_run(store, name="no metrics", metrics=False, steps=5)
-    at = open_app("explore", store.path, monkeypatch)
-    at.session_state["explore_tab"] = "Loss curves"
-    at.run()
+    at = open_app("explore", store.path, monkeypatch).run()
     assert not at.exception
     assert any("No losses logged" in i.value for i in at.info)
+
+
+def test_explore_picks_up_the_first_matrix_of_a_run_opened_before_it(tmp_path, monkeypatch):
+    store = Store(tmp_path / "s.sqlite")
+    rid = seed_live_run(store, steps_total=100, steps_done=0)
+    at = open_app("explore", store.path, monkeypatch).run()
+    assert not at.exception
+    assert any("No affinity matrix logged yet" in i.value or "logged no affinity" in i.value
+               for i in at.info)
+    append_steps(store, rid, 1, 5, 100)
+    time.sleep(state.LIVE_REFRESH_S)
+    at.run()
+    assert not at.exception
+    assert at.selectbox(key="explore_measure").value == "lookahead"
+    assert "steps 1–5" in _heatmap(at)["layout"]["title"]["text"]

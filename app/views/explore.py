@@ -19,11 +19,11 @@ from app import analysis, figures, grouping_view, jobs, nav, state, widgets
 from app.state import RunView
 from mtl_core.store import RunInfo
 
-POLL_S = 1.0
+POLL_S = 2.0
 SMOOTHING = {"none": "none (as logged)", "window": "moving window", "ema": "EMA"}
 MATRIX = {"average": "time-averaged up to the step", "step": "at the step (smoothed)"}
 SPLITS = ("val", "test", "train", "batch")
-TABS = ["Play over steps", "A pair over time", "Groups over time", "Loss curves", "Ground truth"]
+TABS = ["Loss curves", "Play over steps", "A pair over time", "Groups over time", "Ground truth"]
 
 
 def render() -> None:
@@ -55,6 +55,8 @@ def render() -> None:
 
 def _body(run_id: int, measure: str | None, was_active: bool) -> None:
     info = state.get_run(run_id)
+    if measure is None and info.measures:
+        st.rerun()  # the first matrix just landed: rebuild the page with its measure picker
     st.markdown(f"{widgets.colour_dot(info.id)} **{state.run_label(info)}** · "
                 f"{widgets.status_text(info)} · {info.origin}", unsafe_allow_html=True)
     if info.status == "running" and info.steps_total:
@@ -64,7 +66,8 @@ def _body(run_id: int, measure: str | None, was_active: bool) -> None:
             f"This run {info.status}: {info.error}")
     view = state.run_view(info, measure) if measure else None
     if view is None:
-        if measure is None:
+        planned = ((info.config or {}).get("affinity") or {}).get("measure", "none")
+        if measure is None and not (info.is_active and planned != "none"):
             st.info("This run logged no affinity (e.g. a grouped or single-task run); its loss "
                     "curves are below.")
         else:
@@ -103,8 +106,8 @@ def _body(run_id: int, measure: str | None, was_active: bool) -> None:
     with left:
         title = (f"Averaged over steps {int(view.steps[0])}–{step}" if matrix_mode == "average"
                  else f"Step {step}" + (f" ({SMOOTHING[how]})" if how != "none" else ""))
-        fig = figures.heatmap(M, view.tasks, measure=measure, zmax=zmax, order=order,
-                              grouping=grouping, hide_diagonal=hide_diag, title=title)
+        fig = _heatmap_cached(M, tuple(view.tasks), measure, float(zmax), tuple(order),
+                              grouping, hide_diag, title)
         widgets.chart_with_export(fig, f"run{info.id}_{measure}_step{step}", "explore_heatmap")
     with right:
         if pending:
@@ -117,18 +120,18 @@ def _body(run_id: int, measure: str | None, was_active: bool) -> None:
     tabs = st.tabs(TABS, key="explore_tab", on_change="rerun")
     if tabs[0].open:
         with tabs[0]:
+            _loss_tab(info)
+    if tabs[1].open:
+        with tabs[1]:
             anim = _animation(state.store_path(), info.id, state.version(info), measure,
                               matrix_mode, how, window, beta, hide_diag)
             widgets.chart_with_export(anim, f"run{info.id}_{measure}_animation", "explore_anim")
-    if tabs[1].open:
-        with tabs[1]:
-            _pair_tab(view, stack, measure, how)
     if tabs[2].open:
         with tabs[2]:
-            _timeline_tab(view, method, k, tau, how, window, beta, step_idx)
+            _pair_tab(view, stack, measure, how)
     if tabs[3].open:
         with tabs[3]:
-            _loss_tab(info)
+            _timeline_tab(view, method, k, tau, how, window, beta, step_idx)
     if tabs[4].open:
         with tabs[4]:
             _ground_truth_tab(info, method, k)
@@ -148,17 +151,23 @@ def _stop_polling_if_done(info: RunInfo, was_active: bool) -> None:
 
 def _view_controls(view: RunView, info: RunInfo) -> tuple:
     steps = [int(s) for s in view.steps]
-    c1, c2, c3, c4 = st.columns([4, 2, 2, 1])
+    c1, c2, c3, c4 = st.columns([4, 2, 2, 1.2])
     follow = False
     if info.is_active:
-        follow = c4.toggle("Follow", value=True, key="explore_follow",
+        follow = c4.toggle("Live", value=True, key="explore_follow",
                            help="Keep showing the latest logged step while the run trains")
     else:
         c4.write("")
     widgets.keep_value("explore_step", steps[-1], "step", int, valid=lambda s: s in steps)
     if follow or st.session_state.get("explore_step") not in steps:
         st.session_state["explore_step"] = steps[-1]
-    if len(steps) > 1:
+    gaps = np.diff(view.steps)
+    if len(steps) > 1 and (gaps == gaps[0]).all():
+        # Evenly logged (every trained run): a plain slider, no option list to send on every
+        # live refresh (a long run has thousands of logged steps).
+        step = c1.slider("Step", steps[0], steps[-1], step=int(gaps[0]), key="explore_step",
+                         help="Logged steps of this run")
+    elif len(steps) > 1:
         step = c1.select_slider("Step", options=steps, key="explore_step",
                                 help="Logged steps of this run")
     else:
@@ -398,11 +407,31 @@ def _loss_tab(info: RunInfo) -> None:
     widgets.remember_value("explore_split")
     mean_only = c2.toggle("Mean over tasks", key="explore_mean_only")
     log_y = c3.toggle("Log scale", key="explore_log")
-    fig = figures.loss_curves({state.run_label(info): df}, split=split,
-                              tasks=info.tasks or None, mean_only=mean_only, log_y=log_y,
-                              colours={state.run_label(info): figures.run_colour(info.id)},
-                              title=f"Per-task {split} loss")
+    fig = _loss_figure(state.store_path(), info.id, state.version(info), split, mean_only,
+                       log_y)
     widgets.chart_with_export(fig, f"run{info.id}_loss_{split}", "explore_loss")
+
+
+@st.cache_resource(show_spinner=False, max_entries=64)
+def _loss_figure(path: str, run_id: int, ver: tuple, split: str, mean_only: bool,
+                 log_y: bool):
+    """Per-task loss curves of a run, built once per run version and shared by every session
+    (figure building, not the data, is the costly part of a live refresh)."""
+    info = state.get_run(run_id)
+    label = state.run_label(info)
+    return figures.loss_curves({label: state.metrics(info)}, split=split,
+                               tasks=info.tasks or None, mean_only=mean_only, log_y=log_y,
+                               colours={label: figures.run_colour(info.id)},
+                               title=f"Per-task {split} loss")
+
+
+@st.cache_resource(show_spinner=False, max_entries=256)
+def _heatmap_cached(M: np.ndarray, tasks: tuple[str, ...], measure: str, zmax: float,
+                    order: tuple[int, ...], grouping, hide_diag: bool, title: str):
+    """The main heatmap, shared by sessions looking at the same matrix and settings (the
+    key hashes the small matrix; plotly's figure building costs more than that)."""
+    return figures.heatmap(M, list(tasks), measure=measure, zmax=zmax, order=list(order),
+                           grouping=grouping, hide_diagonal=hide_diag, title=title)
 
 
 def _ground_truth_tab(info: RunInfo, method: str, k: int) -> None:

@@ -229,7 +229,7 @@ def _mean_curves(curves: dict[str, pd.Series]) -> go.Figure:
     fig.update_xaxes(title_text="step")
     fig.update_yaxes(title_text="mean held-out loss")
     fig.update_layout(title=dict(text="Mean held-out loss while training", x=0), height=340,
-                      template="plotly_white", margin=dict(l=10, r=10, t=50, b=10),
+                      margin=dict(l=10, r=10, t=50, b=10),
                       legend=dict(orientation="h", y=-0.3, yanchor="top", x=0))
     return fig
 

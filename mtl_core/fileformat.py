@@ -8,7 +8,9 @@ example, is docs/run-format.md.
 
 Affinity table columns: ``step, source, target, affinity`` (required), ``measure`` (default
 ``lookahead``), ``run`` (several runs in one file), ``wall_time`` (optional, seconds since the
-epoch). Metrics table: ``step, task, split, metric, value`` (+ optional ``run``).
+epoch). The affinity table may also be a square **matrix** (task names as header, one row per
+source, optionally stacked over steps), read by :mod:`mtl_core.fileformat_wide` into the same
+long form. Metrics table: ``step, task, split, metric, value`` (+ optional ``run``).
 
 Containers, chosen by the file name: ``.csv``, ``.parquet``, ``.jsonl`` hold the affinity table
 only; ``.zip`` bundles ``affinity.<ext>``, ``metrics.<ext>`` (optional), ``groupings.jsonl``
@@ -54,6 +56,8 @@ AFFINITY_REQUIRED = ("step", "source", "target", "affinity")
 AFFINITY_OPTIONAL = ("measure", "run", "wall_time")
 METRIC_REQUIRED = ("step", "task", "split", "metric", "value")
 METRIC_OPTIONAL = ("run",)
+#: Added to the long form's missing-column message: the other layout the reader accepts.
+WIDE_NOTE = "; a square matrix with task names as header is accepted too (docs/run-format.md)"
 TABLE_EXTENSIONS = (".csv", ".parquet", ".jsonl")
 FILE_EXTENSIONS = (*TABLE_EXTENSIONS, ".zip")
 #: Canonical column order of ``ParsedRun`` frames.
@@ -323,8 +327,7 @@ def _read_run_file(
     if ext == ".zip":
         return _read_zip(data, name, limit)
     cols, locate = _parse_table(data, ext, name)
-    aff = _validate_affinity(cols, locate, name, tasks=None)
-    tasks = _first_seen(aff["source"], aff["target"])
+    aff, tasks = _read_affinity(cols, locate, name, tasks=None)
     return _assemble(aff, _empty(METRIC_FRAME), _empty(GROUPING_FRAME), {}, tasks)
 
 
@@ -629,7 +632,7 @@ def _read_zip(data: bytes, name: str, limit: int) -> ParsedRun:
     if not data_a.strip():
         raise LabError(f"{label}: the file is empty")
     cols, locate = _parse_table(data_a, "." + aff_name.rsplit(".", 1)[-1].lower(), label)
-    aff = _validate_affinity(cols, locate, label, tasks=tasks)
+    aff, order = _read_affinity(cols, locate, label, tasks=tasks)
     metrics = _empty(METRIC_FRAME)
     met_name = pick("metrics")
     if met_name is not None:
@@ -642,7 +645,7 @@ def _read_zip(data: bytes, name: str, limit: int) -> ParsedRun:
     if "groupings.jsonl" in members:
         groupings = _parse_groupings(read("groupings.jsonl"), f"{name} › groupings.jsonl", tasks)
     if tasks is None:
-        tasks = _first_seen(aff["source"], aff["target"], metrics["task"])
+        tasks = _first_seen(order, metrics["task"])
     return _assemble(aff, metrics, groupings, meta, list(tasks))
 
 
@@ -668,7 +671,8 @@ def _check_header(columns: list[str], name: str) -> None:
 
 
 def _require_columns(
-    cols: dict[str, np.ndarray], required: tuple[str, ...], optional: tuple[str, ...], name: str
+    cols: dict[str, np.ndarray], required: tuple[str, ...], optional: tuple[str, ...], name: str,
+    note: str = "",
 ) -> None:
     """Missing or misnamed columns, with a suggestion when a present column is close."""
     present = list(cols)
@@ -681,7 +685,7 @@ def _require_columns(
         hint = f"; found {close!r} — rename it to {want!r}" if close else ""
         raise LabError(
             f"{name}: missing column {want!r}{hint} (required: {', '.join(required)}; "
-            f"found: {', '.join(map(repr, present)) or 'none'})"
+            f"found: {', '.join(map(repr, present)) or 'none'}){note}"
         )
     for c in unknown:  # an extra column is fine unless it looks like a misspelt optional one
         close = _close(c, [o for o in optional if o not in cols])
@@ -815,10 +819,23 @@ def _drop_blank_run(cols: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     return cols
 
 
+def _read_affinity(
+    cols: dict[str, np.ndarray], locate: Locate, name: str, tasks: list[str] | None
+) -> tuple[pd.DataFrame, list[str]]:
+    """The affinity table in the long or the wide (matrix) layout -> (long frame, task order)."""
+    from mtl_core.fileformat_wide import read_wide  # it imports this module's helpers
+
+    wide = read_wide(cols, locate, name, tasks)
+    if wide is not None:
+        return wide
+    aff = _validate_affinity(cols, locate, name, tasks)
+    return aff, _first_seen(aff["source"], aff["target"])
+
+
 def _validate_affinity(
     cols: dict[str, np.ndarray], locate: Locate, name: str, tasks: list[str] | None
 ) -> pd.DataFrame:
-    _require_columns(cols, AFFINITY_REQUIRED, AFFINITY_OPTIONAL, name)
+    _require_columns(cols, AFFINITY_REQUIRED, AFFINITY_OPTIONAL, name, note=WIDE_NOTE)
     cols = _drop_blank_run(cols)
     n = len(cols["step"])
     step = _steps(cols["step"], name, locate)

@@ -1,0 +1,220 @@
+"""The wide (matrix) layout of the affinity table, read into the long form. Torch-free.
+
+Practitioners often hold an affinity matrix as a square table: task names across the header,
+one row per **source** task, the cell in column ``j`` the affinity of that source onto target
+``j`` (``A[i, j]``, the direction of :mod:`mtl_core.fileformat`). Three layouts are accepted,
+in every table container:
+
+1. labelled square matrix: the row labels sit in a column headed ``""`` (pandas' ``to_csv``
+   of a matrix), ``source`` or ``task`` (``__index_level_0__`` in Parquet written by pandas);
+   rows match columns by name, in any order; step 0;
+2. unlabelled square matrix: header = task names, exactly one row per column, row ``i`` is the
+   source named by column ``i``; step 0;
+3. stacked matrices: a labelled matrix with extra ``step`` (and optional ``measure``, ``run``)
+   columns; each ``(run, measure, step)`` block holds each source row at most once.
+
+Detection: a table is wide only when it has none of the long-form-only columns ``target``,
+``affinity``, ``wall_time`` (nor a misspelling of one) and its header fits a layout (a labelled
+table: some row label names a task column; an unlabelled one: no ``step``/``measure``/``run``
+column and its first column does not hold names). Anything else goes to the long-form reader,
+whose errors (with the misspelt-column hints) stay as they are. Once a table is read as wide,
+every problem raises a ``LabError`` naming the row and column. Empty (or NaN) cells are
+unmeasured and become absent cells in the long form.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from mtl_core.errors import LabError
+from mtl_core.fileformat import (
+    AFFINITY_FRAME,
+    DEFAULT_MEASURE,
+    Locate,
+    _close,
+    _drop_blank_run,
+    _labels,
+    _numbers,
+    _steps,
+)
+
+#: Headers of the row-label column (pandas writes ``""`` for an unnamed index in CSV and
+#: ``__index_level_0__`` in Parquet).
+LABEL_COLUMNS = ("", "source", "task", "__index_level_0__")
+#: Columns that split a labelled table into one matrix per (run, measure, step).
+BLOCK_COLUMNS = ("step", "measure", "run")
+#: Columns only the long form has: their presence (or a misspelling) means "long form".
+LONG_ONLY = ("target", "affinity", "wall_time")
+
+
+def read_wide(
+    cols: dict[str, np.ndarray], locate: Locate, name: str, tasks: list[str] | None
+) -> tuple[pd.DataFrame, list[str]] | None:
+    """Read a wide affinity table into the long form, or None when the table is not wide.
+
+    Parameters
+    ----------
+    cols : ``{column: values}`` from the container parser (CSV cells as trimmed text).
+    locate : names row ``i`` for messages (``"row 3 (line 4)"``).
+    name : the file's name for messages.
+    tasks : ``meta.json``'s task list, if any; every task column must be in it.
+
+    Returns
+    -------
+    ``(affinity, task_order)``: a frame with the columns of ``ParsedRun.affinity`` (blocks in
+    order of first appearance, sources and targets in column order, unmeasured cells left out)
+    and the task columns in header order; None when the table is not in a wide layout.
+    """
+    layout = _layout(cols)
+    if layout is None:
+        return None
+    label, task_cols = layout
+    if label is not None:
+        cols = _drop_blank_run(cols)
+    n_rows = len(next(iter(cols.values())))
+    t = len(task_cols)
+    if tasks is not None:
+        known = set(tasks)
+        for c in task_cols:
+            if c not in known:
+                raise LabError(f"{name}: column {c!r}: task {c!r} is not in meta.json's task "
+                               f"list ({_names(tasks)})")
+    if label is None:
+        if n_rows != t:
+            raise LabError(
+                f"{name}: a matrix without row labels must be square, one row per task column: "
+                f"{t} columns ({_names(task_cols)}) but {n_rows} rows; or put the row labels "
+                "in a first column headed '', 'source' or 'task'"
+            )
+        src_idx = np.arange(t)
+        step = np.zeros(n_rows, dtype=np.int64)
+        measure = np.full(n_rows, DEFAULT_MEASURE, dtype=object)
+        run = np.full(n_rows, "", dtype=object)
+    else:
+        src_idx, step, measure, run = _rows(cols, label, task_cols, locate, name)
+    values = np.column_stack(
+        [_numbers(cols[c], c, name, locate, allow_empty=True) for c in task_cols]
+    )
+    inf = np.isinf(values)
+    if inf.any():
+        r, k = np.argwhere(inf)[0]  # the first one in reading order
+        more = int(inf.sum()) - 1
+        tail = f" (and {more} more cells like it)" if more else ""
+        raise LabError(f"{name}: {locate(int(r))}, column {task_cols[k]!r}: {values[r, k]} is "
+                       f"not a finite number (leave unmeasured cells empty){tail}")
+    # one matrix per block, sources in column order: a permuted matrix gives the same frame
+    block = pd.DataFrame({"r": run, "m": measure, "s": step}).groupby(
+        ["r", "m", "s"], sort=False).ngroup().to_numpy()
+    order = np.lexsort((src_idx, block))
+    flat = values[order].reshape(-1)
+    keep = ~np.isnan(flat)
+    if not keep.any():
+        raise LabError(f"{name}: the matrix has no values (every cell is empty)")
+    names = np.asarray(task_cols, dtype=object)
+    aff = pd.DataFrame(
+        {
+            "run": np.repeat(run[order], t)[keep],
+            "step": np.repeat(step[order], t)[keep],
+            "measure": np.repeat(measure[order], t)[keep],
+            "source": np.repeat(names[src_idx[order]], t)[keep],
+            "target": np.tile(names, n_rows)[keep],
+            "affinity": flat[keep],
+            "wall_time": np.full(int(keep.sum()), np.nan),
+        },
+        columns=AFFINITY_FRAME,
+    )
+    return aff, list(task_cols)
+
+
+def _layout(cols: dict[str, np.ndarray]) -> tuple[str | None, list[str]] | None:
+    """``(row-label column or None, task columns)`` when the header fits a wide layout."""
+    names = list(cols)
+    if not names or any(c in LONG_ONLY or _close(c, list(LONG_ONLY)) for c in names):
+        return None
+    label = next((c for c in names if c in LABEL_COLUMNS), None)
+    if label is not None:
+        task_cols = [c for c in names if c != label and c not in BLOCK_COLUMNS]
+        wanted = set(task_cols)
+        # at least one row must name a column, else this is a long table with odd columns
+        if not task_cols or not any(_text(v) in wanted for v in cols[label]):
+            return None
+        return label, task_cols
+    if any(c in BLOCK_COLUMNS for c in names):
+        return None  # stacked matrices need row labels to say which row is which
+    if all(_is_name(v) for v in cols[names[0]]):
+        return None  # a first column of names: row labels under a header we do not know
+    return None, names
+
+
+def _rows(
+    cols: dict[str, np.ndarray], label: str, task_cols: list[str], locate: Locate, name: str
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Validate the row labels and block columns: ``(source index, step, measure, run)``."""
+    where = f"column {label!r}" if label in ("source", "task") else "row-label column"
+    n = len(cols[label])
+    try:
+        src = _labels(cols[label], label, name, locate)
+    except LabError as exc:  # say "row-label column" when the header is blank
+        raise LabError(str(exc).replace(f"column {label!r}", where, 1)) from None
+    src_idx = pd.Index(task_cols, dtype=object).get_indexer(
+        np.asarray([str(s) for s in src], dtype=object))
+    unknown = np.flatnonzero(src_idx < 0)
+    if len(unknown):
+        i = int(unknown[0])
+        raise LabError(f"{name}: {locate(i)}, {where}: task {src[i]!r} is not one of the "
+                       f"matrix's columns ({_names(task_cols)})")
+    step = (_steps(cols["step"], name, locate) if "step" in cols
+            else np.zeros(n, dtype=np.int64))
+    measure = (_labels(cols["measure"], "measure", name, locate) if "measure" in cols
+               else np.full(n, DEFAULT_MEASURE, dtype=object))
+    run = (_labels(cols["run"], "run", name, locate) if "run" in cols
+           else np.full(n, "", dtype=object))
+    key = pd.DataFrame({"r": run, "m": measure, "s": step, "i": src_idx})
+    dup = np.flatnonzero(key.duplicated(keep="first").to_numpy())
+    if len(dup):
+        i = int(dup[0])
+        same = (key == key.iloc[i]).all(axis=1).to_numpy()
+        first = int(np.flatnonzero(same)[0])
+        block = [f"step {step[i]}"] if "step" in cols else []
+        block += [f"measure {measure[i]!r}"] if "measure" in cols else []
+        block += [f"run {run[i]!r}"] if "run" in cols else []
+        within = f" in {', '.join(block)}" if block else ""
+        raise LabError(f"{name}: {locate(i)}, {where}: source {task_cols[src_idx[i]]!r} has two "
+                       f"rows{within} (first at {locate(first)})")
+    missing = sorted(set(range(len(task_cols))) - set(src_idx.tolist()))
+    if missing:
+        c = task_cols[missing[0]]
+        close = _close(c, list(BLOCK_COLUMNS))
+        hint = f"; if it is not a task, did you mean {close!r}?" if close else ""
+        raise LabError(f"{name}: column {c!r} has no row labelled {c!r} (every task column "
+                       f"needs a row for that task as a source){hint}")
+    return src_idx, step, measure, run
+
+
+def _text(v: Any) -> str | None:
+    """A row label as the text ``_labels`` would make of it (None if it cannot be one)."""
+    if isinstance(v, str):
+        return v
+    if isinstance(v, (int, np.integer)) and not isinstance(v, bool):
+        return str(v)
+    return None
+
+
+def _is_name(v: Any) -> bool:
+    """Non-empty text that is not a number: a row label, not a matrix cell."""
+    if not isinstance(v, str) or not v.strip():
+        return False
+    try:
+        float(v)
+    except ValueError:
+        return True
+    return False
+
+
+def _names(xs: Sequence[str], limit: int = 12) -> str:
+    shown = ", ".join(map(str, xs[:limit]))
+    return shown + (f", ... ({len(xs)} in all)" if len(xs) > limit else "")

@@ -95,3 +95,20 @@ def test_download_round_trips_through_the_reader(tmp_path, monkeypatch):
         assert (steps == s2).all() and (A == A2).all()
     at.selectbox(key="download_fmt").set_value(".csv").run()
     assert any("affinity table only" in c.value for c in at.caption)
+
+
+def test_upload_of_a_square_matrix_previews_its_tasks_and_saves_one_step(tmp_path, monkeypatch):
+    store = Store(tmp_path / "s.sqlite")
+    at = open_app("upload", store.path, monkeypatch).run()
+    matrix = (EXAMPLES / "affinity_matrix.csv").read_bytes()
+    _upload(at, [("matrix.csv", matrix, "text/csv")])
+    assert not at.exception and not at.error
+    preview = at.dataframe[0].value
+    header = matrix.decode().splitlines()[0].split(",")[1:]
+    assert preview.loc[0, "tasks"] == len(header) and preview.loc[0, "logged steps"] == 1
+    at.button(key="upload_save").click().run()
+    rid = store.list_runs()[0].id
+    _, tasks, A = store.affinity_steps(rid, "lookahead")
+    assert tasks == header and A.shape == (1, len(header), len(header))
+    first_row = [float(v) for v in matrix.decode().splitlines()[1].split(",")[1:]]
+    assert A[0, 0].tolist() == first_row  # row = source, exact floats

@@ -251,7 +251,7 @@ def queue_frame(runs: list) -> pd.DataFrame:
             (1.0 if r.status == "finished" else 0.0),
             "steps": f"{r.steps_done}/{r.steps_total}" if r.steps_total else str(r.steps_done),
             "ETA": widgets.format_seconds(r.eta_s) if r.status == "running" else "",
-            "step/s": round(r.steps_per_s, 1) if r.steps_per_s else None,
+            "step/s": f"{r.steps_per_s:.1f}" if r.steps_per_s else "",
             "origin": r.origin,
             "scenario": cfg.get("scenario", ""),
             "mode": (cfg.get("train") or {}).get("mode", ""),

@@ -31,7 +31,8 @@ def render() -> None:
     st.title("Upload & download runs")
     st.markdown(
         "Bring affinity logs from your own training: **CSV, Parquet, JSON Lines** (columns "
-        "`step, source, target, affinity`, optional `measure, run, wall_time`), a **.zip** "
+        "`step, source, target, affinity`, optional `measure, run, wall_time`; or a square "
+        "**matrix** with task names as header, optionally stacked by a `step` column), a **.zip** "
         "bundle with metrics and `meta.json`, or **TensorBoard** event files with tags "
         "`affinity/<source>/<target>`. See `docs/run-format.md` for the full format."
     )

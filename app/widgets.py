@@ -182,10 +182,27 @@ def safe_filename(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("_") or "figure"
 
 
+def for_export(fig: go.Figure) -> go.Figure:
+    """A copy that looks right outside the app: Streamlit's plotly template holds placeholder
+    colours its frontend swaps for the theme's, so exports use plotly's white template, with
+    margins that grow to fit tick labels."""
+    out = go.Figure(fig)
+    out.update_layout(template="plotly_white", paper_bgcolor="white", plot_bgcolor="white",
+                      title_pad_l=12)
+    out.update_xaxes(automargin=True)
+    out.update_yaxes(automargin=True)
+    return out
+
+
+def figure_html(fig: go.Figure) -> str:
+    """A self-contained interactive HTML page (plotly.js inlined: works offline)."""
+    return for_export(fig).to_html(include_plotlyjs=True, full_html=True)
+
+
 def figure_png(fig: go.Figure, scale: float = 2.0) -> bytes:
     """PNG bytes through kaleido (which drives the system Chromium headless)."""
     try:
-        return fig.to_image(format="png", scale=scale)
+        return for_export(fig).to_image(format="png", scale=scale)
     except Exception as exc:  # kaleido without a browser, or a browser crash
         log.exception("PNG export failed")
         raise LabError(
@@ -199,7 +216,7 @@ def export_buttons(fig: go.Figure, name: str, key: str) -> None:
     base = safe_filename(name)
     c1, c2 = st.columns(2)
     c1.download_button(
-        "⬇ HTML", data=lambda: fig.to_html(include_plotlyjs=True, full_html=True),
+        "⬇ HTML", data=lambda: figure_html(fig),
         file_name=f"{base}.html", mime="text/html", key=f"{key}_html", on_click="ignore",
         help="Interactive figure, opens in any browser (works offline)",
     )

@@ -12,10 +12,13 @@ epoch). The affinity table may also be a square **matrix** (task names as header
 source, optionally stacked over steps), read by :mod:`mtl_core.fileformat_wide` into the same
 long form. Metrics table: ``step, task, split, metric, value`` (+ optional ``run``).
 
-Containers, chosen by the file name: ``.csv``, ``.parquet``, ``.jsonl`` hold the affinity table
-only; ``.zip`` bundles ``affinity.<ext>``, ``metrics.<ext>`` (optional), ``groupings.jsonl``
-(optional) and ``meta.json`` (optional), ``<ext>`` any of the three table extensions. TensorBoard
-event files (``*tfevents*``) are read by :mod:`mtl_core.tbimport`.
+Containers, chosen by the file name: ``.csv``/``.tsv`` (comma, semicolon or tab, detected from
+the header line), ``.parquet``, ``.jsonl`` and ``.json`` (one array of row objects) hold the
+affinity table only; ``.zip`` bundles ``affinity.<ext>``, ``metrics.<ext>`` (optional),
+``groupings.jsonl`` (optional) and ``meta.json`` (optional), ``<ext>`` any of those table
+extensions. NumPy ``.npy``/``.npz`` matrices are read by :mod:`mtl_core.fileformat_arrays`,
+TensorBoard event files (``*tfevents*``) by :mod:`mtl_core.tbimport`. Known column names are
+matched ignoring case and surrounding spaces (``Step`` is ``step``).
 
 One entry point reads everything, for the CLI and the app's upload page alike::
 
@@ -24,7 +27,8 @@ One entry point reads everything, for the CLI and the app's upload page alike::
 Every problem (missing or misnamed column, non-numeric or non-finite affinity, bad step, unknown
 task, duplicated cell, empty or oversized file, wrong extension, corrupt container) raises one
 ``LabError`` naming what is wrong and where (file, row, column). Nothing is unpickled: CSV and
-JSON are parsed as text, Parquet by pyarrow without pandas metadata objects.
+JSON are parsed as text, Parquet by pyarrow without pandas metadata objects, NumPy files with
+``allow_pickle=False``.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ import difflib
 import io
 import json
 import os
+import re
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -58,8 +63,22 @@ METRIC_REQUIRED = ("step", "task", "split", "metric", "value")
 METRIC_OPTIONAL = ("run",)
 #: Added to the long form's missing-column message: the other layout the reader accepts.
 WIDE_NOTE = "; a square matrix with task names as header is accepted too (docs/run-format.md)"
+#: Table containers the lab writes (and reads).
 TABLE_EXTENSIONS = (".csv", ".parquet", ".jsonl")
+#: Table containers the lab reads, alone or inside a zip: also tab-separated text and a JSON
+#: array of row objects, as other tools write them.
+READ_TABLE_EXTENSIONS = (".csv", ".tsv", ".parquet", ".jsonl", ".json")
+#: NumPy matrices (:mod:`mtl_core.fileformat_arrays`), read as a file of their own.
+ARRAY_EXTENSIONS = (".npy", ".npz")
+#: What ``write_run_file`` writes.
 FILE_EXTENSIONS = (*TABLE_EXTENSIONS, ".zip")
+#: What ``read_run_file`` reads (plus TensorBoard event files and log folders).
+READ_EXTENSIONS = (*READ_TABLE_EXTENSIONS, *ARRAY_EXTENSIONS, ".zip")
+#: CSV delimiters told apart by the header line, in order of preference on a tie.
+DELIMITERS = (",", ";", "\t")
+#: Names the affinity table's reader knows (long form, plus the wide layout's row-label column):
+#: matched ignoring case and surrounding spaces. A wide matrix's task columns keep their case.
+AFFINITY_NAMES = (*AFFINITY_REQUIRED, *AFFINITY_OPTIONAL, "task")
 #: Canonical column order of ``ParsedRun`` frames.
 AFFINITY_FRAME = ["run", "step", "measure", "source", "target", "affinity", "wall_time"]
 METRIC_FRAME = ["run", "step", "task", "split", "metric", "value"]
@@ -308,10 +327,10 @@ def _read_run_file(
     ext = Path(name).suffix.lower()
     if "tfevents" in name:
         ext = ".tfevents"
-    if ext not in (*FILE_EXTENSIONS, ".tfevents"):
+    if ext not in (*READ_EXTENSIONS, ".tfevents"):
         raise LabError(
-            f"{name}: unsupported file type {ext or '(no extension)'}; use .csv, "
-            ".parquet, .jsonl, .zip or a TensorBoard event file (events.out.tfevents.*)"
+            f"{name}: unsupported file type {ext or '(no extension)'}; use "
+            f"{', '.join(READ_EXTENSIONS)} or a TensorBoard event file (events.out.tfevents.*)"
         )
     if size > limit:
         raise LabError(
@@ -326,6 +345,11 @@ def _read_run_file(
         data = path.read_bytes()  # type: ignore[union-attr]
     if ext == ".zip":
         return _read_zip(data, name, limit)
+    if ext in ARRAY_EXTENSIONS:
+        from mtl_core.fileformat_arrays import read_array_file  # it imports this module
+
+        aff, tasks = read_array_file(data, ext, name, limit)
+        return _assemble(aff, _empty(METRIC_FRAME), _empty(GROUPING_FRAME), {}, tasks)
     cols, locate = _parse_table(data, ext, name)
     aff, tasks = _read_affinity(cols, locate, name, tasks=None)
     return _assemble(aff, _empty(METRIC_FRAME), _empty(GROUPING_FRAME), {}, tasks)
@@ -448,14 +472,34 @@ def _plain(v: Any) -> Any:
 
 def _parse_table(data: bytes, ext: str, name: str) -> tuple[dict[str, np.ndarray], Locate]:
     """Container -> ``{column: values}`` plus a function naming row ``i`` for messages."""
-    if ext == ".csv":
-        return _parse_csv(data, name)
+    if ext in (".csv", ".tsv"):
+        return _parse_csv(data, name, default="\t" if ext == ".tsv" else ",")
     if ext == ".jsonl":
         return _parse_jsonl(data, name)
+    if ext == ".json":
+        return _parse_json(data, name)
     return _parse_parquet(data, name)
 
 
-def _parse_csv(data: bytes, name: str) -> tuple[dict[str, np.ndarray], Locate]:
+def _delimiter(text: str, default: str) -> str:
+    """The delimiter of a delimited text table, from its header line.
+
+    The candidate (comma, semicolon, tab) occurring most often outside quotes wins; a tie, or a
+    one-column header, keeps ``default``.
+    """
+    end = text.find("\n")
+    # drop quoted names first: they may hold any delimiter
+    line = re.sub(r'"[^"]*"?', "", text if end < 0 else text[:end])
+    counts = {d: line.count(d) for d in DELIMITERS}
+    best = max(counts.values())
+    if best == 0 or counts[default] == best:
+        return default
+    return next(d for d in DELIMITERS if counts[d] == best)
+
+
+def _parse_csv(
+    data: bytes, name: str, default: str = ","
+) -> tuple[dict[str, np.ndarray], Locate]:
     import pyarrow as pa
     import pyarrow.compute as pc
     import pyarrow.csv as pacsv
@@ -466,7 +510,8 @@ def _parse_csv(data: bytes, name: str) -> tuple[dict[str, np.ndarray], Locate]:
         raise LabError(f"{name}: not UTF-8 text (byte {exc.start})") from None
     if not text.strip():
         raise LabError(f"{name}: the file is empty")
-    header = next(csv.reader(io.StringIO(text)), [])
+    delim = _delimiter(text, default)
+    header = next(csv.reader(io.StringIO(text), delimiter=delim), [])
     _check_header([h.strip() for h in header], name)
     body = data[3:] if data.startswith(b"\xef\xbb\xbf") else data
     try:
@@ -474,13 +519,15 @@ def _parse_csv(data: bytes, name: str) -> tuple[dict[str, np.ndarray], Locate]:
         table = pacsv.read_csv(
             io.BytesIO(body),
             read_options=pacsv.ReadOptions(column_names=header, skip_rows=1),
+            parse_options=pacsv.ParseOptions(delimiter=delim),
             convert_options=pacsv.ConvertOptions(
                 column_types={h: pa.string() for h in header}, strings_can_be_null=False,
                 quoted_strings_can_be_null=False,
             ),
         )
     except (pa.ArrowInvalid, ValueError) as exc:
-        raise LabError(f"{name}: not a readable CSV table ({_short(exc)})") from None
+        kind = {",": "CSV", ";": "semicolon-separated", "\t": "tab-separated"}[delim]
+        raise LabError(f"{name}: not a readable {kind} table ({_short(exc)})") from None
     if table.num_rows == 0:
         raise LabError(f"{name}: has a header but no rows")
     cols = {
@@ -518,10 +565,16 @@ def _parse_jsonl(data: bytes, name: str) -> tuple[dict[str, np.ndarray], Locate]
         lines.append(k)
     if not records:
         raise LabError(f"{name}: the file is empty")
+    cols = _record_columns(records)
+    _check_header(list(cols), name)
+    return cols, lambda i: f"line {lines[i]}"
+
+
+def _record_columns(records: list[dict[str, Any]]) -> dict[str, np.ndarray]:
+    """Row objects -> ``{key: values}`` (object arrays, None where a row lacks the key)."""
     keys: dict[str, None] = {}
     for rec in records:
         keys.update(dict.fromkeys(rec))
-    _check_header(list(keys), name)
     missing = object()
     cols = {}
     for key in keys:
@@ -529,7 +582,7 @@ def _parse_jsonl(data: bytes, name: str) -> tuple[dict[str, np.ndarray], Locate]
         col = np.empty(len(vals), dtype=object)
         col[:] = [None if v is missing else v for v in vals]
         cols[key] = col
-    return cols, lambda i: f"line {lines[i]}"
+    return cols
 
 
 def _fast_jsonl(text: str) -> tuple[dict[str, np.ndarray], list[int]] | None:
@@ -542,7 +595,16 @@ def _fast_jsonl(text: str) -> tuple[dict[str, np.ndarray], list[int]] | None:
         records = json.loads("[" + ",".join(ln for _, ln in numbered) + "]")
     except (json.JSONDecodeError, RecursionError):
         return None
-    if len(records) != len(numbered) or set(map(type, records)) != {dict}:
+    if len(records) != len(numbered):
+        return None
+    cols = _fast_record_columns(records)
+    return None if cols is None else (cols, [k for k, _ in numbered])
+
+
+def _fast_record_columns(records: list[Any]) -> dict[str, np.ndarray] | None:
+    """Columns of flat, complete row objects at C speed; None for anything else (a missing
+    key, a null, a non-object row), which the slow path then reports with its place."""
+    if set(map(type, records)) != {dict}:
         return None
     df = pd.DataFrame.from_records(records)
     if df.isna().to_numpy().any():  # a missing key or a null/NaN: let the slow path say where
@@ -556,7 +618,60 @@ def _fast_jsonl(text: str) -> tuple[dict[str, np.ndarray], list[int]] | None:
             arr = np.empty(len(col), dtype=object)
             arr[:] = col.to_numpy(dtype=object)
             cols[str(c)] = arr
-    return cols, [k for k, _ in numbered]
+    return cols
+
+
+#: The row object a JSON affinity table holds, for messages.
+JSON_ROW = '{"step": 0, "source": "a", "target": "b", "affinity": 0.1}'
+
+
+def _parse_json(data: bytes, name: str) -> tuple[dict[str, np.ndarray], Locate]:
+    """A JSON document holding one array of row objects (long or wide rows), as
+    ``json.dump(df.to_dict("records"))`` and many tools write it."""
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise LabError(f"{name}: not UTF-8 text (byte {exc.start})") from None
+    if not text.strip():
+        raise LabError(f"{name}: the file is empty")
+    try:
+        doc = json.loads(text)
+    except json.JSONDecodeError as exc:
+        hint = ("; one object per line is JSON Lines: name the file .jsonl"
+                if exc.msg == "Extra data" else "")
+        raise LabError(f"{name}: not valid JSON ({exc.msg} at line {exc.lineno}, column "
+                       f"{exc.colno}){hint}") from None
+    except RecursionError:
+        raise LabError(f"{name}: not valid JSON (nested too deeply)") from None
+    want = f"expected a JSON array of row objects like [{JSON_ROW}, ...]"
+    if isinstance(doc, dict):
+        keys = ", ".join(map(repr, list(doc)[:8])) or "none"
+        raise LabError(f"{name}: {want}; found an object (keys: {keys}). Put the affinity rows "
+                       "in a top-level array; metrics, groupings and metadata go in a .zip")
+    if not isinstance(doc, list):
+        raise LabError(f"{name}: {want}; found {_json_kind(doc)}")
+    if not doc:
+        raise LabError(f"{name}: the array has no rows")
+    for k, rec in enumerate(doc):
+        if not isinstance(rec, dict):
+            raise LabError(f"{name}: row {k + 1} is {_json_kind(rec)}; {want}")
+    cols = _fast_record_columns(doc)
+    if cols is None:
+        cols = _record_columns(doc)
+    _check_header(list(cols), name)
+    return cols, lambda i: f"row {i + 1}"
+
+
+def _json_kind(v: Any) -> str:
+    if isinstance(v, list):
+        return "an array"
+    if isinstance(v, dict):
+        return "an object"
+    if isinstance(v, str):
+        return "a string"
+    if v is None:
+        return "null"
+    return "true/false" if isinstance(v, bool) else "a number"
 
 
 def _parse_parquet(data: bytes, name: str) -> tuple[dict[str, np.ndarray], Locate]:
@@ -605,7 +720,7 @@ def _read_zip(data: bytes, name: str, limit: int) -> ParsedRun:
 
     def pick(stem: str) -> str | None:
         found = [m for m in members if m.rsplit(".", 1)[0] == stem
-                 and "." + m.rsplit(".", 1)[-1].lower() in TABLE_EXTENSIONS]
+                 and "." + m.rsplit(".", 1)[-1].lower() in READ_TABLE_EXTENSIONS]
         if len(found) > 1:
             raise LabError(f"{name}: holds several {stem} tables ({', '.join(sorted(found))})")
         return found[0] if found else None
@@ -619,10 +734,8 @@ def _read_zip(data: bytes, name: str, limit: int) -> ParsedRun:
     aff_name = pick("affinity")
     if aff_name is None:
         listed = ", ".join(sorted(members)) or "nothing"
-        raise LabError(
-            f"{name}: no affinity table (affinity.csv, affinity.parquet or affinity.jsonl); "
-            f"the zip holds: {listed}"
-        )
+        tables = ", ".join(f"affinity{e}" for e in READ_TABLE_EXTENSIONS)
+        raise LabError(f"{name}: no affinity table ({tables}); the zip holds: {listed}")
     meta: dict[str, Any] = {}
     if "meta.json" in members:
         meta = _parse_meta(read("meta.json"), f"{name} › meta.json")
@@ -660,6 +773,23 @@ def _read_tensorboard(src: Path | bytes | None, name: str, limit: int) -> Parsed
 # --------------------------------------------------------------------------------------------
 # Validation
 # --------------------------------------------------------------------------------------------
+
+
+def _known_names(
+    cols: dict[str, np.ndarray], known: tuple[str, ...], name: str
+) -> dict[str, np.ndarray]:
+    """Rename columns that are a known name up to case and surrounding spaces (``" Step"`` ->
+    ``step``); every other column (a wide matrix's task names) keeps its name as written."""
+    out: dict[str, np.ndarray] = {}
+    seen: dict[str, str] = {}
+    for c, v in cols.items():
+        low = c.strip().lower()
+        key = low if low in known else c
+        if key in out:
+            raise LabError(f"{name}: columns {seen[key]!r} and {c!r} are both {key!r}")
+        out[key] = v
+        seen[key] = c
+    return out
 
 
 def _check_header(columns: list[str], name: str) -> None:
@@ -743,10 +873,24 @@ def _numbers(
             v = vals[i]
             if v is None or v == "":
                 return "is empty"
-            return f"{_show(v)} is not a number"
+            return f"{_show(v)} is not a number{_decimal_hint(v)}"
 
         raise _fail(name, locate, col, bad, what)
     return out
+
+
+#: A number written with a decimal comma (``0,1``, ``-1,5e-3``, ``1.234,5``), as European
+#: spreadsheets write them.
+_DECIMAL_COMMA = re.compile(r"[+-]?(\d{1,3}(\.\d{3})+|\d*),\d+([eE][+-]?\d+)?")
+
+
+def is_decimal_comma(v: Any) -> bool:
+    """Whether ``v`` is text of a number written with a decimal comma."""
+    return isinstance(v, str) and _DECIMAL_COMMA.fullmatch(v.strip()) is not None
+
+
+def _decimal_hint(v: Any) -> str:
+    return " (use '.' as the decimal point)" if is_decimal_comma(v) else ""
 
 
 def _fast_numbers(vals: np.ndarray) -> np.ndarray | None:
@@ -825,6 +969,7 @@ def _read_affinity(
     """The affinity table in the long or the wide (matrix) layout -> (long frame, task order)."""
     from mtl_core.fileformat_wide import read_wide  # it imports this module's helpers
 
+    cols = _known_names(cols, AFFINITY_NAMES, name)
     wide = read_wide(cols, locate, name, tasks)
     if wide is not None:
         return wide
@@ -887,6 +1032,7 @@ def _validate_affinity(
 def _validate_metrics(
     cols: dict[str, np.ndarray], locate: Locate, name: str, tasks: list[str] | None
 ) -> pd.DataFrame:
+    cols = _known_names(cols, (*METRIC_REQUIRED, *METRIC_OPTIONAL), name)
     _require_columns(cols, METRIC_REQUIRED, METRIC_OPTIONAL, name)
     cols = _drop_blank_run(cols)
     n = len(cols["step"])

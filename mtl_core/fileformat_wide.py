@@ -20,6 +20,10 @@ column and its first column does not hold names). Anything else goes to the long
 whose errors (with the misspelt-column hints) stay as they are. Once a table is read as wide,
 every problem raises a ``LabError`` naming the row and column. Empty (or NaN) cells are
 unmeasured and become absent cells in the long form.
+
+The container parser has already told comma, semicolon and tab apart, and ``step``, ``measure``,
+``run``, ``source`` and ``task`` have been matched ignoring case (``Step`` is ``step``); task
+columns keep their names exactly as written.
 """
 
 from __future__ import annotations
@@ -40,6 +44,7 @@ from mtl_core.fileformat import (
     _labels,
     _numbers,
     _steps,
+    is_decimal_comma,
 )
 
 #: Headers of the row-label column (pandas writes ``""`` for an unnamed index in CSV and
@@ -205,8 +210,11 @@ def _text(v: Any) -> str | None:
 
 
 def _is_name(v: Any) -> bool:
-    """Non-empty text that is not a number: a row label, not a matrix cell."""
-    if not isinstance(v, str) or not v.strip():
+    """Non-empty text that is not a number: a row label, not a matrix cell.
+
+    A decimal-comma number (``0,1``) counts as a cell, so the reader says how to write it.
+    """
+    if not isinstance(v, str) or not v.strip() or is_decimal_comma(v):
         return False
     try:
         float(v)

@@ -150,7 +150,7 @@ H = "step,source,target,affinity\n"
 def test_messages_name_what_and_where():
     assert "missing column 'affinity'; found 'affinty'" in bad(
         "step,source,target,affinty\n0,a,b,1\n")
-    assert "missing column 'step'; found 'Step'" in bad("Step,source,target,affinity\n0,a,b,1\n")
+    assert "missing column 'step'; found 'Steps'" in bad("Steps,source,target,affinity\n0,a,b,1\n")
     m = bad(H + "0,a,b,1\n1,a,b,abc\n2,a,b,x\n")
     assert "row 2 (line 3), column 'affinity': 'abc' is not a number" in m
     assert "1 more rows" in m
@@ -173,8 +173,8 @@ def test_messages_name_what_and_where():
         '{"step": 0, "source": "a", "target": "b", "affinity": 1}\n{oops\n', "x.jsonl")
     assert "line 1, column 'affinity': True is not a number" in bad(
         '{"step": 0, "source": "a", "target": "b", "affinity": true}\n', "x.jsonl")
-    assert "unknown column 'Measure'; did you mean 'measure'" in bad(
-        "step,source,target,affinity,Measure\n0,a,b,1,x\n")
+    assert "unknown column 'Measures'; did you mean 'measure'" in bad(
+        "step,source,target,affinity,Measures\n0,a,b,1,x\n")
     assert "column 'step' appears twice" in bad("step,step,source,target,affinity\n0,0,a,b,1\n")
     assert "not UTF-8" in bad(b"step,source,target,affinity\n0,\xff,b,1\n")
 

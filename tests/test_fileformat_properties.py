@@ -81,7 +81,9 @@ def malformed(draw):
         expect = [f"missing column {col!r}"]
     elif kind == "rename":
         col = draw(st.sampled_from(REQUIRED))
-        new = draw(st.sampled_from([col.upper(), col[:-1], col + "s", " " + col.title()]))
+        # case and surrounding spaces are ignored (Step is step), so misspell as well
+        new = draw(st.sampled_from([col.upper() + "S", col[:-1], col + "s",
+                                    " " + col.title() + "x"]))
         df = df.rename(columns={col: new})
         expect = [f"missing column {col!r}"]
     elif kind == "bad_affinity":
@@ -105,7 +107,7 @@ def malformed(draw):
         df = pd.concat([df, df.iloc[[row]]], ignore_index=True)
         expect = ["duplicated cell"]
     elif kind == "extension":
-        name = "upload" + draw(st.sampled_from([".xlsx", ".txt", ".pkl", ".npy", ""]))
+        name = "upload" + draw(st.sampled_from([".xlsx", ".txt", ".pkl", ".h5", ""]))
         expect = ["unsupported file type"]
     data = serialize(df, ext, tasks)
     if kind == "empty":

@@ -30,11 +30,14 @@ FORMATS = {
 def render() -> None:
     st.title("Upload & download runs")
     st.markdown(
-        "Bring affinity logs from your own training: **CSV, Parquet, JSON Lines** (columns "
+        "Bring affinity logs from your own training: **CSV/TSV** (comma, semicolon or tab), "
+        "**Parquet, JSON Lines** or a **JSON** array of rows (columns "
         "`step, source, target, affinity`, optional `measure, run, wall_time`; or a square "
-        "**matrix** with task names as header, optionally stacked by a `step` column), a **.zip** "
-        "bundle with metrics and `meta.json`, or **TensorBoard** event files with tags "
-        "`affinity/<source>/<target>`. See `docs/run-format.md` for the full format."
+        "**matrix** with task names as header, optionally stacked by a `step` column), "
+        "**NumPy** `.npy`/`.npz` matrices (`A[i, j]` = source i → target j; `.npz` may add "
+        "`tasks` and `steps`), a **.zip** bundle with metrics and `meta.json`, or "
+        "**TensorBoard** event files with tags `affinity/<source>/<target>`. Numbers use `.` as "
+        "the decimal point. See `docs/run-format.md` for the full format."
     )
     _upload()
     st.divider()

@@ -1,8 +1,9 @@
 """``group``: turn an affinity matrix or log into task groups.
 
-INPUT is either a long-form affinity log (``.csv``, ``.parquet``, ``.jsonl``, ``.zip``; averaged
-over its logged steps) or a square CSV matrix whose header row and first column are the task
-names (rows = source, columns = target). Which one is detected from the CSV header.
+INPUT is either an affinity log in any format ``import`` reads (``.csv``, ``.tsv``, ``.parquet``,
+``.jsonl``, ``.json``, ``.npy``, ``.npz``, ``.zip``; averaged over its logged steps) or a square
+comma-separated CSV matrix whose header row and first column are the task names (rows = source,
+columns = target). Which one a ``.csv`` is, is detected from its header.
 """
 
 from __future__ import annotations

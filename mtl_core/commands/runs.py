@@ -26,7 +26,8 @@ def add_parsers(sub) -> None:
     p.set_defaults(func=run_runs)
 
     p = sub.add_parser(
-        "import", help="import a run file (.csv, .parquet, .jsonl, .zip, TensorBoard events)"
+        "import", help="import a run file (.csv, .tsv, .parquet, .jsonl, .json, .npy, .npz, "
+        ".zip, TensorBoard events)"
     )
     p.add_argument("file", help="the file (or a TensorBoard log folder) to import")
     p.add_argument("--name", default=None, help="run name (default: the file's name)")

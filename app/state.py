@@ -41,11 +41,16 @@ def _store(path: str) -> Store:
     return Store(path)
 
 
+#: Workers train at a lower CPU priority, so pages stay responsive on the same cores.
+WORKER_NICENESS = 10
+
+
 @st.cache_resource(show_spinner=False)
-def _runner(path: str, workers: int, train_fn: str | None) -> Any:
+def _runner(path: str, workers: int, train_fn: str | None, warm: int) -> Any:
     from mtl_core.runner import Runner
 
-    return Runner(_store(path), max_workers=workers, train_fn=train_fn)
+    return Runner(_store(path), max_workers=workers, train_fn=train_fn, warm=warm,
+                  preload=("mtl_core.training:warmup",) if warm else (), nice=WORKER_NICENESS)
 
 
 def get_store() -> Store:
@@ -68,9 +73,21 @@ def app_workers() -> int:
 def get_runner() -> Any:
     """The process-wide runner (its supervisor thread launches queued runs as workers)."""
     # MTL_LAB_TRAIN_FN ("module:function") swaps the training function, e.g. a fast fake in
-    # tests and load benchmarks; unset means app.worker:train (the core's train, niced).
-    return _runner(store_path(), app_workers(),
-                   os.environ.get("MTL_LAB_TRAIN_FN") or "app.worker:train")
+    # tests and load benchmarks; unset means the core's train.
+    custom = os.environ.get("MTL_LAB_TRAIN_FN") or None
+    return _runner(store_path(), app_workers(), custom, warm_workers(custom))
+
+
+def warm_workers(custom_train_fn: str | None = None) -> int:
+    """Standby workers with torch already imported, so Train starts training at once:
+    ``$MTL_LAB_WARM_WORKERS``, else one per worker slot (none with a custom train function)."""
+    raw = os.environ.get("MTL_LAB_WARM_WORKERS", "").strip()
+    if raw:
+        try:
+            return max(0, int(raw))
+        except ValueError:
+            pass
+    return 0 if custom_train_fn else app_workers()
 
 
 # ----------------------------------------------------------------------------- cached reads

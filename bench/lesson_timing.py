@@ -66,7 +66,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def app_once(timeout_s: float) -> dict[str, float]:
+def app_once(timeout_s: float, settle_s: float) -> dict[str, float]:
     from playwright.sync_api import sync_playwright
 
     folder = Path(tempfile.mkdtemp(prefix="lesson_timing_"))
@@ -93,6 +93,7 @@ def app_once(timeout_s: float) -> dict[str, float]:
             page.goto(url + "/")
             button = page.get_by_role("button", name="Train")
             button.wait_for(timeout=timeout_s * 1000)
+            time.sleep(settle_s)  # a learner reads the page before pressing Train
             button.click()
             t0 = time.perf_counter()
             page.get_by_text("Affinity so far: step", exact=False).wait_for(
@@ -117,12 +118,14 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--timeout", type=float, default=180.0)
+    ap.add_argument("--settle", type=float, default=10.0,
+                    help="seconds between the page showing and the click on Train")
     args = ap.parse_args()
     if not Path(CHROMIUM).exists():
         print(f"needs Chromium at {CHROMIUM}", file=sys.stderr)
         return 2
     base = [baseline() for _ in range(args.repeats)]
-    app = [app_once(args.timeout) for _ in range(args.repeats)]
+    app = [app_once(args.timeout, args.settle) for _ in range(args.repeats)]
     print(f"Lesson timing, {args.repeats} repeat(s), median ({os.cpu_count()} CPUs)")
     print(f"{'':<36}{'baseline s':>12}{'app s':>10}{'app/base':>10}{'target s':>10}{'met':>6}")
     for key, label, target in (("first", "Train -> first heatmap", TARGET_FIRST_S),

@@ -74,6 +74,14 @@ class Runner:
     poll_s : how often the supervisor thread looks at the store.
     cancel_grace_s : how long a cancelled worker may take to stop by itself before it is
         terminated.
+    warm : standby worker processes kept started, with ``preload`` already imported, so a run
+        starts training at once instead of after Python and torch start (~3 s of CPU each).
+        Each standby trains exactly one run and exits, like a fresh worker; a new one is
+        started in its place. The app keeps one per worker slot; tests and the CLI none.
+    preload : what a standby does while it waits: import a module (``"mtl_core.training"``)
+        or call a function (``"mtl_core.training:warmup"``).
+    nice : CPU priority added to every worker (``os.nice``), so a UI in this process stays
+        responsive while runs train on the same cores.
     start : start the supervisor thread now (else call :meth:`start`, or drive :meth:`tick`).
 
     Thread-safe: one Runner may serve many Streamlit sessions.
@@ -87,6 +95,9 @@ class Runner:
         train_fn: Callable[..., Any] | str | None = None,
         poll_s: float = 0.2,
         cancel_grace_s: float = 10.0,
+        warm: int = 0,
+        preload: tuple[str, ...] = (),
+        nice: int = 0,
         start: bool = True,
     ) -> None:
         if getattr(mp.current_process(), "_inheriting", False):
@@ -100,8 +111,12 @@ class Runner:
         self.train_ref = _train_ref(train_fn)
         self.poll_s = float(poll_s)
         self.cancel_grace_s = float(cancel_grace_s)
+        self.warm = max(0, int(warm))
+        self.preload = tuple(preload)
+        self.nice = max(0, int(nice))
         self._ctx = mp.get_context("spawn")
         self._procs: dict[int, Any] = {}  # run id -> multiprocessing Process (our workers)
+        self._standby: list[tuple[Any, Any]] = []  # (process, pipe end) waiting for a run
         self._cancel_seen: dict[int, float] = {}  # run id -> when we first saw its cancel flag
         self._lock = threading.RLock()
         self._wake = threading.Event()
@@ -143,6 +158,11 @@ class Runner:
         self.store.request_cancel(run_id)
         self._wake.set()
         return self.store.get_run(run_id)
+
+    def standby_pids(self) -> list[int]:
+        """Process ids of the standby workers waiting for a run (see ``warm``)."""
+        with self._lock:
+            return [p.pid for p, _ in self._standby if p.is_alive()]
 
     def delete(self, run_id: int) -> None:
         """Delete a run; a running one is cancelled first (waiting up to the grace period)."""
@@ -214,6 +234,8 @@ class Runner:
         t = self._thread
         if t is not None and t is not threading.current_thread():
             t.join(timeout)
+        with self._lock:
+            self._stop_standbys(timeout)
         if not interrupt_running:
             return
         with self._lock:
@@ -240,6 +262,7 @@ class Runner:
             if time.monotonic() - self._last_recover > 2.0:
                 self.recover()
             self._launch()
+            self._keep_standbys()
 
     def recover(self) -> list[int]:
         """Mark ``running`` runs on this machine whose worker (or claiming runner) is gone as
@@ -285,18 +308,71 @@ class Runner:
             rid = self.store.claim_queued(self.max_workers, runner_pid=os.getpid())
             if rid is None:
                 return
+            job = (str(self.store.path), rid, self.train_ref, self.max_workers, self.nice)
+            proc = self._hand_to_standby(job)
+            if proc is None:
+                proc = self._ctx.Process(target=_worker_main, args=job,
+                                         name=f"mtl-lab-run-{rid}")
+                try:
+                    proc.start()
+                except Exception as exc:
+                    self.store.set_status(rid, "failed", error=f"could not start a worker: {exc}")
+                    continue
+            self._procs[rid] = proc
+            self.store.set_worker(rid, proc.pid)
+
+    def _hand_to_standby(self, job: tuple) -> Any | None:
+        """Give a run to a waiting standby; None when there is none (or it just died)."""
+        while self._standby:
+            proc, conn = self._standby.pop(0)
+            try:
+                if proc.is_alive():
+                    conn.send(job)
+                    conn.close()
+                    return proc
+            except OSError:
+                pass
+            conn.close()
+            proc.join(0.1)
+        return None
+
+    def _keep_standbys(self) -> None:
+        alive = []
+        for proc, conn in self._standby:
+            if proc.is_alive():
+                alive.append((proc, conn))
+            else:
+                conn.close()
+                proc.join(0)
+        self._standby = alive
+        while len(self._standby) < self.warm and not self._stop.is_set():
+            ours, theirs = self._ctx.Pipe()
             proc = self._ctx.Process(
-                target=_worker_main,
-                args=(str(self.store.path), rid, self.train_ref, self.max_workers),
-                name=f"mtl-lab-run-{rid}",
-            )
+                target=_standby_main, args=(theirs, self.preload, self.max_workers, self.nice),
+                name="mtl-lab-standby", daemon=False)
             try:
                 proc.start()
             except Exception as exc:
-                self.store.set_status(rid, "failed", error=f"could not start a worker: {exc}")
-                continue
-            self._procs[rid] = proc
-            self.store.set_worker(rid, proc.pid)
+                sys.stderr.write(f"mtl_core.runner: could not start a standby worker: {exc!r}\n")
+                ours.close()
+                return
+            finally:
+                theirs.close()
+            self._standby.append((proc, ours))
+
+    def _stop_standbys(self, timeout: float) -> None:
+        for _proc, conn in self._standby:
+            try:
+                conn.send(None)
+            except OSError:
+                pass
+            conn.close()
+        for proc, _ in self._standby:
+            proc.join(timeout)
+            if proc.is_alive():
+                proc.kill()
+                proc.join(timeout)
+        self._standby = []
 
     def _reap(self) -> None:
         for rid, proc in list(self._procs.items()):
@@ -379,12 +455,42 @@ class _Rate:
         return (s1 - s0) / (t1 - t0) if t1 > t0 else None
 
 
-def _worker_main(store_path: str, run_id: int, train_ref: str, n_workers: int) -> None:
-    """Entry point of a worker process: train one run, writing each step to the store."""
+def _prepare_process(n_workers: int, nice: int) -> None:
+    """Thread count and CPU priority of a worker, before torch is imported."""
     if n_workers > 1:  # share the cores between concurrent runs (read by torch at import)
         threads = str(max(1, (os.cpu_count() or 1) // n_workers))
         os.environ.setdefault("OMP_NUM_THREADS", threads)
         os.environ.setdefault("MKL_NUM_THREADS", threads)
+    if nice and not os.environ.get("_MTL_LAB_NICED"):
+        os.environ["_MTL_LAB_NICED"] = "1"
+        try:
+            os.nice(nice)
+        except OSError:  # not permitted here: train at normal priority
+            pass
+
+
+def _standby_main(conn: Any, preload: tuple[str, ...], n_workers: int, nice: int) -> None:
+    """A started worker waiting for its run: imports ``preload`` now, then trains the run it
+    is handed (or exits on None, or when the runner's process is gone)."""
+    _prepare_process(n_workers, nice)
+    for name in preload:
+        try:
+            _resolve(name)() if ":" in name else importlib.import_module(name)
+        except Exception as exc:  # the run itself will report a real import problem
+            sys.stderr.write(f"mtl_core.runner: standby could not preload {name}: {exc!r}\n")
+    try:
+        job = conn.recv()
+    except (EOFError, OSError, KeyboardInterrupt):
+        return
+    conn.close()
+    if job is not None:
+        _worker_main(*job)
+
+
+def _worker_main(store_path: str, run_id: int, train_ref: str, n_workers: int,
+                 nice: int = 0) -> None:
+    """Entry point of a worker process: train one run, writing each step to the store."""
+    _prepare_process(n_workers, nice)
     store = Store(store_path)
     # SIGTERM (a cancel past its grace period, or shutdown) -> record the outcome, then exit
     signal.signal(signal.SIGTERM, _raise_terminated)

@@ -263,6 +263,18 @@ def train(cfg: RunConfig, on_step: OnStep | None = None) -> TrainResult:
     )
 
 
+def warmup() -> None:
+    """Train a tiny run once, so torch's lazily imported parts (the optimizers pull in
+    ``torch._dynamo``, ~2 s), ``torch.func`` and the device are ready before a real run.
+    A standby worker calls this while it waits."""
+    from mtl_core.config import AffinityConfig, TrainConfig
+
+    cfg = RunConfig(scenario="synthetic", knobs={"tasks": 2, "samples": 60, "features": 8},
+                    train=TrainConfig(steps=2, batch_size=8, eval_every=2),
+                    affinity=AffinityConfig(measure="lookahead", every=1))
+    train(cfg)
+
+
 def _measure(measure: str, net: _Net, batch, losses: torch.Tensor) -> np.ndarray:
     """Affinity of one measure at this step, sharing the training forward's losses."""
     model = net.model

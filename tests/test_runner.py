@@ -194,3 +194,27 @@ def test_real_training_run_end_to_end(make_runner):
     assert np.isfinite(a).all()
     m = runner.store.metrics(rid)
     assert {"batch", "train", "val", "test"} <= set(m["split"])
+
+
+def test_warm_standby_trains_the_next_run_niced_and_is_replaced(make_runner):
+    runner = make_runner(warm=1, preload=("runner_fakes", "no_such_module_here"), nice=3)
+    wait_for(lambda: len(runner.standby_pids()) == 1)
+    standby = runner.standby_pids()[0]
+    base = os.getpriority(os.PRIO_PROCESS, 0)
+    wait_for(lambda: os.getpriority(os.PRIO_PROCESS, standby) == base + 3)  # once it started
+    rid = runner.submit(cfg())
+    info = runner.wait(rid, timeout=60)
+    assert info.status == "finished" and info.steps_done == 12  # a bad preload is harmless
+    assert info.worker_pid == standby  # the waiting process trained it
+    wait_for(lambda: runner.standby_pids() and runner.standby_pids()[0] != standby)
+    # a standby-started worker that dies is reported like any other
+    slow = runner.submit(cfg(steps=5000, sleep=0.01))
+    wait_for(lambda: runner.status(slow).steps_done >= 3)
+    os.kill(runner.status(slow).worker_pid, signal.SIGKILL)
+    assert runner.wait(slow, timeout=30).status == "interrupted"
+    waiting = runner.standby_pids()
+    runner.shutdown(timeout=5)
+    assert waiting and runner.standby_pids() == []
+    for pid in waiting:
+        wait_for(lambda pid=pid: not Path(f"/proc/{pid}").exists()
+                 or "Z" in Path(f"/proc/{pid}/stat").read_text().split()[2], timeout=10)

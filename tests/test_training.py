@@ -187,3 +187,12 @@ def test_lesson_conflict_knob_turns_negative_transfer_on_and_off():
     grouped = run(1.0, mode="groups", groups=planted, measure="none")
     mean = lambda r: float(np.mean(list(r.loss("test").values())))
     assert mean(hot) > 2 * mean(grouped)
+
+
+def test_warmup_trains_a_tiny_run_and_loads_the_lazy_parts_of_torch():
+    import sys
+
+    from mtl_core.training import warmup
+
+    warmup()
+    assert "torch._dynamo" in sys.modules  # what the first optimizer would otherwise import

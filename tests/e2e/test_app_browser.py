@@ -64,6 +64,7 @@ def server(tmp_path_factory):
     port = _free_port()
     env = {**os.environ, "MTL_LAB_STORE": str(store.path)}
     env.pop("MTL_LAB_TRAIN_FN", None)  # the lesson trains for real
+    env.pop("MTL_LAB_WARM_WORKERS", None)  # with standby workers, as a user's app does
     log = open(folder / "server.log", "wb")
     proc = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", str(ROOT / "app" / "streamlit_app.py"),

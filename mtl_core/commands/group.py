@@ -184,7 +184,10 @@ def load_affinity(
 
 def _is_long_form_csv(path: Path) -> bool:
     with open(path, encoding="utf-8-sig", newline="") as fh:
-        header = next(csv.reader(io.StringIO(fh.readline())), [])
+        line = fh.readline()
+    # the delimiter the run-format reader would pick: the most frequent of , ; tab
+    delim = max((",", ";", "\t"), key=line.count)
+    header = next(csv.reader(io.StringIO(line), delimiter=delim), [])
     return bool({h.strip().lower() for h in header} & _LONG_FORM_COLUMNS)
 
 

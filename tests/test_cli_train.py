@@ -98,3 +98,20 @@ def test_train_with_store_runs_through_the_runner(tmp_path):
     assert list(steps) == [1, 6, 11] and mats.shape == (3, 6, 6)
     logged = pd.read_csv(out)
     assert len(logged) == 3 * 36
+
+
+def test_train_without_out_or_store_records_in_the_apps_store(tmp_path):
+    import os
+
+    from mtl_core.store import Store
+
+    store = tmp_path / "app.sqlite"
+    r = subprocess.run(
+        [sys.executable, "-m", "mtl_core", "train", "--scenario", "synthetic", "--set",
+         "samples=300", "--steps", "6", "--name", "from the shell"],
+        capture_output=True, text=True, timeout=180,
+        env={**os.environ, "MTL_LAB_STORE": str(store)},
+    )
+    assert r.returncode == 0, r.stderr
+    runs = Store(store).list_runs()
+    assert [(x.name, x.status, x.steps_done) for x in runs] == [("from the shell", "finished", 6)]

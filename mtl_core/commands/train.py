@@ -50,7 +50,9 @@ def add_parser(sub) -> None:
     p.add_argument("--warmup", type=int, default=10, help="sequential: steps with tasks alone")
     p.add_argument("--name", default="", help="run name")
     p.add_argument("--store", default=None,
-                   help="also record the run in this run store (through the runner)")
+                   help="record the run in this run store, through the runner (default, "
+                        "when --out is not given: $MTL_LAB_STORE, else ./.lab/store.sqlite, "
+                        "the store the app shows)")
     p.set_defaults(func=run)
 
 
@@ -107,7 +109,9 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
 def run(args: argparse.Namespace) -> int:
     cfg = config_from_args(args)
     if args.out is None and args.store is None:
-        raise LabError("give --out PATH (an affinity log) and/or --store PATH")
+        from mtl_core.store import default_store_path
+
+        args.store = str(default_store_path())  # where the app will show it
     if args.out is not None:
         from mtl_core.fileformat import TABLE_EXTENSIONS
 

@@ -87,12 +87,25 @@ def status_text(info: RunInfo) -> str:
         parts.append(f"{info.steps_done}/{info.steps_total} steps")
     elif info.steps_done:
         parts.append(f"{info.steps_done} steps")
+    if info.status == "queued":
+        parts.append(queue_place(info.id))
     if info.status == "running":
         if info.steps_per_s:
             parts.append(f"{info.steps_per_s:.0f} step/s")
         if info.eta_s is not None:
             parts.append(f"ETA {format_seconds(info.eta_s)}")
     return " · ".join(parts)
+
+
+def queue_place(run_id: int) -> str:
+    """Where a queued run stands: runs start oldest first as workers free up."""
+    try:
+        ahead = state.get_store().run_ids("queued").index(run_id)
+    except (ValueError, LabError):
+        return "waiting for a free worker"
+    if ahead == 0:
+        return "starts when a worker is free"
+    return f"{ahead} queued run{'s' if ahead > 1 else ''} ahead"
 
 
 def format_seconds(s: float | None) -> str:

@@ -472,6 +472,9 @@ def _prepare_process(n_workers: int, nice: int) -> None:
 def _standby_main(conn: Any, preload: tuple[str, ...], n_workers: int, nice: int) -> None:
     """A started worker waiting for its run: imports ``preload`` now, then trains the run it
     is handed (or exits on None, or when the runner's process is gone)."""
+    # Ctrl+C in a terminal reaches the whole process group: the runner decides when its
+    # standbys and workers stop (and records their runs' outcome), not the keyboard.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     _prepare_process(n_workers, nice)
     for name in preload:
         try:

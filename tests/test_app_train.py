@@ -66,3 +66,17 @@ def test_queue_cancels_a_running_run(tmp_path, monkeypatch):
     at.button(key=f"cancel_{rid}").click().run()
     assert not at.exception
     assert store.get_run(rid).cancel_requested
+
+
+def test_queued_runs_say_how_many_are_ahead(tmp_path, monkeypatch):
+    from app import widgets
+
+    store = Store(tmp_path / "q.sqlite")
+    monkeypatch.setenv("MTL_LAB_STORE", str(store.path))
+    ids = [store.create_run(name=f"r{i}", origin="trained", status="queued", config={},
+                            steps_total=10) for i in range(3)]
+    texts = [widgets.status_text(store.get_run(i)) for i in ids]
+    assert "starts when a worker is free" in texts[0]
+    assert "1 queued run ahead" in texts[1] and "2 queued runs ahead" in texts[2]
+    store.set_status(ids[0], "running")
+    assert "starts when a worker is free" in widgets.status_text(store.get_run(ids[1]))

@@ -163,11 +163,14 @@ def heatmap(
     title: str | None = None,
     height: int | None = None,
     colorbar: bool = True,
+    clickable: bool = False,
 ) -> go.Figure:
     """Affinity heatmap: rows = source, columns = target, blue helps, red hurts.
 
     ``order`` permutes rows and columns together (e.g. the hierarchical leaf order);
     ``grouping`` outlines each group's block; ``zmax`` fixes the symmetric colour range.
+    ``clickable`` lays an invisible marker on each cell (it carries the hover text), so a
+    click selects the cell: Streamlit's chart selections ignore heatmap traces.
     """
     A = np.asarray(A, dtype=np.float64)
     idx = np.arange(len(tasks)) if order is None else np.asarray(order, dtype=np.intp)
@@ -195,7 +198,18 @@ def heatmap(
     if grouping:
         fig.update_layout(shapes=group_shapes(names, grouping))
     n = len(names)
-    return _layout(fig, title, height or max(320, min(720, 120 + 32 * n)))
+    if clickable:
+        hover = _hover(M, names, names, measure)
+        fig.data[0].hoverinfo = "skip"
+        fig.data[0].hovertemplate = None
+        fig.add_trace(go.Scatter(
+            x=[c for _ in names for c in names], y=[r for r in names for _ in names],
+            mode="markers", marker=dict(size=max(8, min(40, 360 // max(n, 1))), opacity=0),
+            customdata=hover.reshape(-1), hovertemplate="%{customdata}<extra></extra>",
+            showlegend=False, name="cells",
+        ))
+        fig.update_layout(hovermode="closest", clickmode="event+select")
+    return _layout(fig, title, height or max(380, min(760, 140 + 40 * n)))
 
 
 def animated_heatmap(

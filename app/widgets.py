@@ -74,9 +74,13 @@ def show_error(exc: BaseException) -> None:
         st.error(f"Something went wrong inside the app ({type(exc).__name__}); it was logged.")
 
 
-def chart(fig: go.Figure, key: str | None = None) -> None:
-    """Show a plotly figure full width with the lab's toolbar config."""
-    st.plotly_chart(fig, width="stretch", config=PLOTLY_CONFIG, key=key)
+def chart(fig: go.Figure, key: str | None = None, *, select: bool = False) -> Any:
+    """Show a plotly figure full width with the lab's toolbar config; with ``select`` a click
+    on a point reruns and the selection event is returned."""
+    if select:
+        return st.plotly_chart(fig, width="stretch", config=PLOTLY_CONFIG, key=key,
+                               on_select="rerun", selection_mode="points")
+    return st.plotly_chart(fig, width="stretch", config=PLOTLY_CONFIG, key=key)
 
 
 def status_text(info: RunInfo) -> str:
@@ -246,8 +250,21 @@ def export_buttons(fig: go.Figure, name: str, key: str) -> None:
     )
 
 
-def chart_with_export(fig: go.Figure, name: str, key: str) -> None:
-    """A chart with its export buttons folded underneath."""
-    chart(fig, key=f"{key}_chart")
+def chart_with_export(fig: go.Figure, name: str, key: str, *, select: bool = False) -> Any:
+    """A chart with its export buttons folded underneath (returns the selection event when
+    ``select``)."""
+    event = chart(fig, key=f"{key}_chart", select=select)
     with st.popover("Export figure", icon=":material/download:"):
         export_buttons(fig, name, key)
+    return event if select else None
+
+
+def clicked_point(event: Any) -> tuple[Any, Any] | None:
+    """``(x, y)`` of the first selected point of a chart selection event, if any."""
+    try:
+        points = event["selection"]["points"]
+    except (KeyError, TypeError):
+        return None
+    if not points:
+        return None
+    return points[0].get("x"), points[0].get("y")

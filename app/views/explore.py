@@ -108,7 +108,10 @@ def _body(run_id: int, measure: str | None, was_active: bool) -> None:
                  else f"Step {step}" + (f" ({SMOOTHING[how]})" if how != "none" else ""))
         fig = _heatmap_cached(M, tuple(view.tasks), measure, float(zmax), tuple(order),
                               grouping, hide_diag, title)
-        widgets.chart_with_export(fig, f"run{info.id}_{measure}_step{step}", "explore_heatmap")
+        event = widgets.chart_with_export(fig, f"run{info.id}_{measure}_step{step}",
+                                          "explore_heatmap", select=True)
+        _open_clicked_pair(widgets.clicked_point(event), view.tasks)
+        st.caption("Click a cell to see that pair over time.")
     with right:
         if pending:
             st.info(f"TAG is searching for the best {k} groups of {len(view.tasks)} tasks "
@@ -431,7 +434,19 @@ def _heatmap_cached(M: np.ndarray, tasks: tuple[str, ...], measure: str, zmax: f
     """The main heatmap, shared by sessions looking at the same matrix and settings (the
     key hashes the small matrix; plotly's figure building costs more than that)."""
     return figures.heatmap(M, list(tasks), measure=measure, zmax=zmax, order=list(order),
-                           grouping=grouping, hide_diagonal=hide_diag, title=title)
+                           grouping=grouping, hide_diagonal=hide_diag, title=title,
+                           clickable=True)
+
+
+def _open_clicked_pair(point: tuple | None, tasks: list[str]) -> None:
+    """A newly clicked cell (target = x, source = y) opens its pair in the pair tab."""
+    if point is None or point == st.session_state.get("_explore_clicked"):
+        return
+    tgt, src = point
+    if src in tasks and tgt in tasks:
+        st.session_state["_explore_clicked"] = point
+        st.session_state["explore_src"], st.session_state["explore_tgt"] = src, tgt
+        st.session_state["explore_tab"] = TABS[2]
 
 
 def _ground_truth_tab(info: RunInfo, method: str, k: int) -> None:

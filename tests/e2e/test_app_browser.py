@@ -184,6 +184,26 @@ def test_threshold_moves_regroup(server, page):
     _shot(page, "explore")
 
 
+def test_clicking_a_heatmap_cell_opens_that_pair_over_time(server, page):
+    _, b = server["runs"]
+    page.goto(f"{server['url']}/explore?run={b}")
+    page.wait_for_function("document.querySelectorAll('.js-plotly-plot .main-svg').length > 0",
+                           timeout=30000)
+    # the centre of the cell row t3 (source), column t4 (target), in page pixels: a helpful
+    # pair, so not the pair the tab shows by default (the most harmful one)
+    x, y = page.evaluate(
+        "() => { const g = document.querySelectorAll('.js-plotly-plot')[0];"
+        " const L = g._fullLayout, r = g.getBoundingClientRect();"
+        " return [r.left + L._size.l + L.xaxis.d2p('t4'),"
+        "         r.top + L._size.t + L.yaxis.d2p('t3')]; }")
+    page.mouse.click(x, y)
+    page.get_by_role("tab", name="A pair over time", selected=True).wait_for(timeout=20000)
+    caption = page.get_by_text("on average over the run", exact=False).first
+    caption.wait_for(timeout=20000)
+    assert "task t3 lowers task t4" in caption.inner_text(), caption.inner_text()
+    _no_exception(page)
+
+
 def test_upload_good_and_bad_files(server, page, tmp_path):
     good, bad = tmp_path / "mine.csv", tmp_path / "broken.csv"
     good.write_text(GOOD)

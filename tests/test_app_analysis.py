@@ -101,3 +101,17 @@ def test_app_never_imports_torch():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True)
     assert out.stdout.strip().splitlines()[-1] == "False"
+
+
+def test_lesson_does_not_call_a_loss_gap_negative_transfer_against_the_affinity():
+    tasks = ["t0", "t1", "t2", "t3"]
+    groups = (frozenset({"t0", "t1"}), frozenset({"t2", "t3"}))
+    # groups better by 47% while every cross-group cell helps: a noisy run, not interference
+    noisy = " ".join(analysis.explain_lesson(_block(0.01, 0.003), tasks, groups,
+                                             {"together": 0.096, "groups": 0.051}, True))
+    assert "That gap is negative transfer" not in noisy
+    assert "not negative transfer" in noisy and "seed" in noisy
+    # together better while the cross-group cells hurt: also flagged as noise
+    odd = " ".join(analysis.explain_lesson(_block(0.01, -0.004), tasks, groups,
+                                           {"together": 0.10, "groups": 0.20}, True))
+    assert "noisy" in odd and "no negative transfer to avoid" not in odd

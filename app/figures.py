@@ -53,6 +53,19 @@ def run_colour(run_id: int) -> str:
     return RUN_COLOURS[(int(run_id) - 1) % len(RUN_COLOURS)]
 
 
+def distinct_run_colours(run_ids: Sequence[int]) -> dict[int, str]:
+    """Colours for runs shown together: each keeps its own colour unless an earlier one in
+    the list has it already (ids 8 apart share one), then it takes the next free colour."""
+    palette = RUN_COLOURS + GROUP_COLOURS
+    out: dict[int, str] = {}
+    for rid in run_ids:
+        colour = run_colour(rid)
+        if colour in out.values():
+            colour = next((c for c in palette if c not in out.values()), colour)
+        out[rid] = colour
+    return out
+
+
 def group_colour(group_id: int) -> str:
     return GROUP_COLOURS[int(group_id) % len(GROUP_COLOURS)]
 

@@ -239,9 +239,12 @@ def qp_get(key: str, kind: type = str, default: Any = None) -> Any:
     try:
         if kind is bool:
             return raw.lower() in ("1", "true", "yes")
-        return kind(raw)
+        value = kind(raw)
     except (TypeError, ValueError):
         return default
+    if kind is float and not np.isfinite(value):  # ?tau=nan or inf: not a usable value
+        return default
+    return value
 
 
 def qp_get_ints(key: str) -> list[int]:

@@ -129,9 +129,9 @@ def ago(t: float | None) -> str:
     return format_seconds(time.time() - t) + " ago"
 
 
-def colour_dot(run_id: int) -> str:
+def colour_dot(run_id: int, colour: str | None = None) -> str:
     """A coloured dot in the run's colour, for markdown (run colours stay the same everywhere)."""
-    return f"<span style='color:{run_colour(run_id)}'>●</span>"
+    return f"<span style='color:{colour or run_colour(run_id)}'>●</span>"
 
 
 def run_picker(
@@ -155,6 +155,14 @@ def run_picker(
     keep = f"_keep_{key}"
     if key not in st.session_state or st.session_state[key] not in by_id:
         want = state.qp_get(qp_key, int) if qp_key else None
+        if want is not None and want not in by_id:
+            known = {r.id: r for r in runs}
+            why = (f"run #{want} logged no affinity to explore ({known[want].status}, e.g. a "
+                   "grouped or single-task run)" if want in known
+                   else f"there is no run #{want} (deleted, or from another store)")
+            st.warning(f"The link asked for a run that cannot be shown here: {why}. Showing "
+                       "another run instead.", icon=":material/link_off:")
+            want = None
         if want not in by_id:
             want = st.session_state.get(keep)
         if want not in by_id:

@@ -115,3 +115,10 @@ def test_lesson_does_not_call_a_loss_gap_negative_transfer_against_the_affinity(
     odd = " ".join(analysis.explain_lesson(_block(0.01, -0.004), tasks, groups,
                                            {"together": 0.10, "groups": 0.20}, True))
     assert "noisy" in odd and "no negative transfer to avoid" not in odd
+
+
+def test_runs_shown_together_never_share_a_colour():
+    ids = [1, 9, 17, 4, 12, 2]
+    colours = figures.distinct_run_colours(ids)
+    assert len(set(colours.values())) == len(ids)
+    assert colours[1] == figures.run_colour(1) and colours[4] == figures.run_colour(4)

@@ -142,3 +142,15 @@ def test_explore_picks_up_the_first_matrix_of_a_run_opened_before_it(tmp_path, m
     assert not at.exception
     assert at.selectbox(key="explore_measure").value == "lookahead"
     assert "steps 1–5" in _heatmap(at)["layout"]["title"]["text"]
+
+
+def test_a_link_to_a_missing_run_says_so_and_bad_url_values_are_ignored(tmp_path, monkeypatch):
+    store = Store(tmp_path / "s.sqlite")
+    seed_run(store, name="only", steps=20)
+    at = open_app("explore", store.path, monkeypatch,
+                  query={"run": 999, "tau": "nan", "matrix": "bogus", "smooth": "ema"}).run()
+    assert not at.exception and not at.error
+    assert any("no run #999" in w.value for w in at.warning)
+    assert at.radio(key="explore_matrix").value == "average"  # bogus value ignored
+    assert at.selectbox(key="explore_smooth").value == "ema"  # a valid one restored
+    assert at.query_params["smooth"] == ["ema"] or at.query_params["smooth"] == "ema"

@@ -45,8 +45,9 @@ def render() -> None:
         st.info("Pick at least two runs.")
         return
     infos = [by_id[i] for i in chosen]
-    st.markdown(" ".join(f"{widgets.colour_dot(r.id)} {state.run_label(r)}" for r in infos),
-                unsafe_allow_html=True)
+    palette = figures.distinct_run_colours([r.id for r in infos])
+    st.markdown(" ".join(f"{widgets.colour_dot(r.id, palette[r.id])} {state.run_label(r)}"
+                         for r in infos), unsafe_allow_html=True)
     tabs = st.tabs(["Affinity", "Loss curves", "Groupings", "Config diff"])
     common = sorted(set.intersection(*(set(r.measures) for r in infos)))
     with tabs[0]:
@@ -104,7 +105,8 @@ def _affinity_tab(infos: list[RunInfo], common: list[str]) -> None:
                 fig = figures.heatmap(M, tasks, measure=measure, zmax=zmax, order=order,
                                       hide_diagonal=hide, title=state.run_label(info),
                                       colorbar=col is cols[0])
-                fig.update_layout(title_font_color=figures.run_colour(rid))
+                fig.update_layout(
+                    title_font_color=figures.distinct_run_colours([r.id for r in infos])[rid])
                 widgets.chart_with_export(fig, f"compare_run{rid}", f"compare_hm_{rid}")
     st.subheader("Difference")
     c1, c2 = st.columns(2)
@@ -142,7 +144,8 @@ def _loss_tab(infos: list[RunInfo]) -> None:
         st.session_state["compare_split"] = splits[0]
     split = c1.radio("Split", splits, horizontal=True, key="compare_split")
     mean_only = c2.toggle("Mean over tasks", key="compare_mean")
-    colours = {state.run_label(r): figures.run_colour(r.id) for r in infos}
+    palette = figures.distinct_run_colours([r.id for r in infos])
+    colours = {state.run_label(r): palette[r.id] for r in infos}
     fig = figures.loss_curves(frames, colours=colours, split=split, mean_only=mean_only,
                               title=f"{split} loss: one colour per run, one dash per task")
     widgets.chart_with_export(fig, "compare_losses", "compare_losses")
@@ -181,12 +184,14 @@ def _grouping_tab(infos: list[RunInfo], common: list[str]) -> None:
                  column_config={"TAG value": st.column_config.NumberColumn(format="%.4g")})
     if len(groupings) >= 2:
         st.markdown("**Agreement** (adjusted Rand index on the tasks both runs have: 1 = the "
-                    "same groups, 0 = no more alike than chance)")
+                    "same groups, 0 = no more alike than chance; empty when they share fewer "
+                    "than two tasks)")
         agree = []
         for (ra, (ta, ga)), (rb, (tb, gb)) in itertools.combinations(groupings.items(), 2):
             shared = [t for t in ta if t in tb]
             agree.append({"run A": f"#{ra}", "run B": f"#{rb}", "shared tasks": len(shared),
-                          "adjusted Rand": analysis.adjusted_rand(ga, gb, shared)})
+                          "adjusted Rand": analysis.adjusted_rand(ga, gb, shared)
+                          if len(shared) >= 2 else None})  # no pairs to agree on: n/a
         st.dataframe(pd.DataFrame(agree), hide_index=True, width="stretch",
                      column_config={"adjusted Rand": st.column_config.NumberColumn(
                          format="%.3f")})

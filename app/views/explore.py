@@ -178,15 +178,17 @@ def _view_controls(view: RunView, info: RunInfo) -> tuple:
         c1.caption(f"One logged step: {step}")
     widgets.remember_value("explore_step")
     state.qp_set(step=step)
-    widgets.keep_value("explore_matrix", "average")
+    widgets.keep_value("explore_matrix", "average", "matrix", valid=lambda m: m in MATRIX)
     matrix_mode = c2.radio("Matrix", list(MATRIX), format_func=MATRIX.get, key="explore_matrix")
     widgets.remember_value("explore_matrix")
-    widgets.keep_value("explore_smooth", "none")
+    widgets.keep_value("explore_smooth", "none", "smooth", valid=lambda h: h in SMOOTHING)
     how = c3.selectbox("Smoothing", list(SMOOTHING), format_func=SMOOTHING.get,
                        key="explore_smooth",
                        help="Smooths the matrices over steps for 'at the step', the pair view "
                             "and the group timeline (the time average needs none)")
     widgets.remember_value("explore_smooth")
+    state.qp_set(matrix=matrix_mode if matrix_mode != "average" else None,
+                 smooth=how if how != "none" else None)
     window, beta = 20, 0.9
     with st.expander("Smoothing and display options", icon=":material/tune:"):
         o1, o2, o3 = st.columns(3)
@@ -329,8 +331,10 @@ def _pair_tab(view: RunView, stack: np.ndarray, measure: str, how: str) -> None:
                               measure=measure)
     fig.data[-1].name = label
     widgets.chart_with_export(fig, f"pair_{src}_{tgt}", "explore_pair")
-    st.caption("Default pair: the most harmful one on average. "
-               + figures.describe_cell(src, tgt, float(view.running[-1][a, b]), measure)
+    worst = float(view.running[-1][i, j])
+    lead = ("Default pair: the most harmful one on average. " if worst < 0 else
+            "Default pair: the least helpful one on average (no pair hurts here). ")
+    st.caption(lead + figures.describe_cell(src, tgt, float(view.running[-1][a, b]), measure)
                + " on average over the run.")
 
 

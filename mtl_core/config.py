@@ -177,3 +177,27 @@ def default_measure(mode: str) -> str:
 def _check_choice(what: str, value: str, choices: tuple[str, ...]) -> None:
     if value not in choices:
         raise LabError(f"unknown {what} {value!r}; choose one of: {', '.join(choices)}")
+
+
+def group_indices(groups: tuple[tuple[str, ...], ...] | None,
+                  tasks: list[str]) -> list[list[int]]:
+    """Task indices of each given group (groups may overlap); every task needs a group.
+    Torch-free, so a form can check groups before a run is queued."""
+    index = {t: i for i, t in enumerate(tasks)}
+    out = []
+    for g in groups or ():
+        unknown = [t for t in g if t not in index]
+        if unknown:
+            raise LabError(
+                f"group {', '.join(g)}: unknown task(s) {', '.join(unknown)}; "
+                f"tasks are {', '.join(tasks)}"
+            )
+        if not g:
+            raise LabError("a group cannot be empty")
+        out.append(sorted({index[t] for t in g}))
+    missing = set(range(len(tasks))) - {i for g in out for i in g}
+    if missing:
+        raise LabError(
+            "every task needs a group; not covered: " + ", ".join(tasks[i] for i in sorted(missing))
+        )
+    return out

@@ -31,7 +31,7 @@ from mtl_core.affinity import (
     lookahead_from_grads,
     per_task_grads,
 )
-from mtl_core.config import OptimConfig, RunConfig
+from mtl_core.config import OptimConfig, RunConfig, group_indices
 from mtl_core.errors import DivergedError, LabError
 from mtl_core.events import MetricRow, StepEvent
 from mtl_core.models import MultiTaskNet, count_parameters, task_losses
@@ -96,24 +96,7 @@ def network_groups(cfg: RunConfig, tasks: list[str]) -> list[list[int]]:
         return [list(range(len(tasks)))]
     if mode == "single":
         return [[i] for i in range(len(tasks))]
-    index = {t: i for i, t in enumerate(tasks)}
-    out = []
-    for g in cfg.train.groups or ():
-        unknown = [t for t in g if t not in index]
-        if unknown:
-            raise LabError(
-                f"group {', '.join(g)}: unknown task(s) {', '.join(unknown)}; "
-                f"tasks are {', '.join(tasks)}"
-            )
-        if not g:
-            raise LabError("a group cannot be empty")
-        out.append(sorted({index[t] for t in g}))
-    missing = set(range(len(tasks))) - {i for g in out for i in g}
-    if missing:
-        raise LabError(
-            "every task needs a group; not covered: " + ", ".join(tasks[i] for i in sorted(missing))
-        )
-    return out
+    return group_indices(cfg.train.groups, tasks)
 
 
 def _batches(n: int, batch_size: int, gen: np.random.Generator):

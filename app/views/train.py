@@ -218,6 +218,7 @@ def _form() -> None:
     if submitted:
         try:
             cfg = build_config(values)
+            check_groups(cfg)
             rid = state.get_runner().submit(cfg)
         except LabError as exc:
             st.error(str(exc))
@@ -235,6 +236,16 @@ def _queue() -> None:
     runs = state.list_runs()
     active = state.any_active(runs)
     st.fragment(run_every=POLL_S if active else None)(_queue_body)(was_active=active)
+
+
+def check_groups(cfg: Any) -> None:
+    """Fixed groups must name the scenario's tasks: say so now, not in a failed run later."""
+    if cfg.train.mode != "groups":
+        return
+    from mtl_core.config import group_indices
+    from mtl_core.scenarios import load_dataset
+
+    group_indices(cfg.train.groups, list(load_dataset(cfg.scenario, dict(cfg.knobs)).tasks))
 
 
 def queue_frame(runs: list) -> pd.DataFrame:
@@ -278,6 +289,10 @@ def _queue_body(was_active: bool) -> None:
                 st.toast(f"Cancelling run #{r.id}")
             except LabError as exc:
                 st.error(str(exc))
+    mine = set(state.my_runs())
+    failed = [r for r in ordered if r.status == "failed" and r.id in mine][:3]
+    for r in failed:  # the reason, where it is seen (the table's error column is far right)
+        st.error(f"Run #{r.id} ({r.name}) failed: {r.error}", icon=":material/error:")
     if not ordered:
         st.info("No runs yet. Queue one above, run the lesson, or upload a log.")
     else:

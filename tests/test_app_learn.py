@@ -63,6 +63,11 @@ def test_lesson_with_fake_training_shows_all_three_approaches(tmp_path, monkeypa
     again = open_app("learn", store.path, monkeypatch, query={"lesson": at.query_params["lesson"]})
     again.run()
     assert any(c.value.startswith("Affinity so far: step 60") for c in again.caption)
+    assert again.slider(key="learn_conflict").value == 0.5  # the knob the lesson ran at
+    assert any("The lesson at conflict 0.50" in m.value for m in again.markdown)
+    # turning the knob afterwards marks the shown results as the old level's
+    again.slider(key="learn_conflict").set_value(0.0).run()
+    assert any("results are for conflict **0.50**" in i.value for i in again.info)
 
 
 @pytest.mark.slow

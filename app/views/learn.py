@@ -15,6 +15,7 @@ import streamlit as st
 
 from app import analysis, figures, lesson, nav, state, widgets
 from app.lesson import LessonIds
+from mtl_core.errors import LabError
 
 POLL_S = 0.5
 KEY = "lesson_ids"  # session_state: the lesson's run ids as "together,groups,single"
@@ -31,6 +32,12 @@ INTRO = (
 def render() -> None:
     st.title("Negative transfer in one minute")
     st.markdown(INTRO)
+    shown = _current_ids()
+    if shown is not None and "learn_conflict" not in st.session_state:
+        # a shared lesson link: the knob starts where that lesson was trained
+        trained = _trained_conflict(shown)
+        if trained is not None:
+            st.session_state["learn_conflict"] = trained
     _knob_controls(lesson.knob_specs())
     ids = _current_ids()
     if ids is None:
@@ -80,6 +87,16 @@ def _knob_controls(specs: dict) -> None:
         _set_ids(ids)
 
 
+def _trained_conflict(ids: LessonIds) -> float | None:
+    """The conflict level the shown lesson was trained at (None if its run is gone)."""
+    try:
+        cfg = state.get_store().get_run(ids.together).config or {}
+    except LabError:
+        return None
+    value = (cfg.get("knobs") or {}).get("conflict")
+    return float(value) if value is not None else None
+
+
 def _current_ids() -> LessonIds | None:
     text = st.session_state.get(KEY)
     if not text:
@@ -123,6 +140,15 @@ def _live_body(was_active: bool) -> None:
         _set_ids(ids)
     infos = {k: store.get_run(getattr(ids, k)) for k in lesson.APPROACHES
              if getattr(ids, k) is not None}
+    trained = _trained_conflict(ids)
+    if trained is not None:
+        knob = float(st.session_state.get("learn_conflict", trained))
+        if abs(knob - trained) > 1e-9:
+            st.info(f"These results are for conflict **{trained:.2f}**; the knob now reads "
+                    f"{knob:.2f}. Press **Train** to run the lesson at the new level.",
+                    icon=":material/history:")
+        else:
+            st.markdown(f"**The lesson at conflict {trained:.2f}**")
     _status_row(infos)
     grouping = lesson.groups_of(store, ids.groups)
     view = state.run_view(infos["together"], "lookahead")

@@ -112,3 +112,18 @@ def test_upload_of_a_square_matrix_previews_its_tasks_and_saves_one_step(tmp_pat
     assert tasks == header and A.shape == (1, len(header), len(header))
     first_row = [float(v) for v in matrix.decode().splitlines()[1].split(",")[1:]]
     assert A[0, 0].tolist() == first_row  # row = source, exact floats
+
+
+def test_delete_asks_for_confirmation_then_says_what_it_deleted(tmp_path, monkeypatch):
+    store = Store(tmp_path / "s.sqlite")
+    keep = seed_run(store, name="keep me", steps=5)
+    rid = seed_run(store, name="drop me", steps=5)
+    at = open_app("upload", store.path, monkeypatch).run()
+    at.selectbox(key="download_run").set_value(rid).run()
+    assert at.button(key="download_delete").disabled  # nothing happens without the tick
+    at.checkbox(key=f"download_delete_sure_{rid}").check().run()
+    at.button(key="download_delete").click().run()
+    assert not at.exception
+    assert [r.id for r in store.list_runs()] == [keep]
+    assert any(f"Deleted run #{rid} (drop me)" in s.value for s in at.success)
+    assert at.button(key="download_delete").disabled  # the next run is not one click away

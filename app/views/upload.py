@@ -138,6 +138,9 @@ def _saved_links(ids: list[int]) -> None:
 
 def _download() -> None:
     st.subheader("Download a run")
+    done = st.session_state.pop("_upload_deleted", None)
+    if done:
+        st.success(done, icon=":material/delete:")
     runs = state.list_runs()
     if not runs:
         st.caption("No runs in the store yet.")
@@ -167,14 +170,16 @@ def _download() -> None:
     with st.expander("Delete this run", icon=":material/delete:"):
         st.caption("Removes the run and everything logged for it from the store. A running "
                    "run is cancelled first.")
-        if st.button(f"Delete run #{info.id}", key="download_delete"):
+        sure = st.checkbox(f"Yes, delete #{info.id} {info.name} for good",
+                           key=f"download_delete_sure_{info.id}")
+        if st.button(f"Delete run #{info.id}", key="download_delete", disabled=not sure):
             try:
                 state.get_runner().delete(info.id)
             except LabError as exc:
                 st.error(str(exc))
             else:
                 st.session_state.pop("download_run", None)
-                st.toast(f"Deleted run #{info.id}")
+                st.session_state["_upload_deleted"] = f"Deleted run #{info.id} ({info.name})."
                 st.rerun()
 
 

@@ -121,6 +121,8 @@ def report_frame(report: dict[str, Any]) -> pd.DataFrame:
     for key, a in approaches.items():
         tl = a.get("total_test_loss", {})
         mean, std = tl.get("mean"), tl.get("std")
+        if int((report.get("spec") or {}).get("seeds", 2)) < 2:
+            std = None  # one seed: no spread to show
         rows.append({
             "approach": a.get("name", key),
             "total test loss": mean,
@@ -187,13 +189,18 @@ def _job_view(run_id: int, k: int, was_running: bool) -> None:
         st.dataframe(df, hide_index=True, width="stretch", column_config={
             "total test loss": st.column_config.NumberColumn(format="%.4f"),
             "± std": st.column_config.NumberColumn(format="%.4f"),
-            "vs all together": st.column_config.NumberColumn(format="percent"),
+            "vs all together": st.column_config.NumberColumn(
+                format="percent", help="Change in total test loss against all together: "
+                "negative = lower loss (better)"),
             "parameters": st.column_config.NumberColumn(format="%.0f"),
             "compute s": st.column_config.NumberColumn(format="%.1f"),
         })
         comp = report.get("comparison") or {}
         if "tag_vs_together" in comp:
-            st.caption(f"TAG groups vs all together: {comp['tag_vs_together'] * 100:.1f}% lower "
-                       "total test loss (positive = TAG wins).")
+            gain = float(comp["tag_vs_together"])
+            words = (f"{gain * 100:.1f}% lower" if gain >= 0 else f"{-gain * 100:.1f}% higher")
+            best = df.loc[df["total test loss"].idxmin(), "approach"] if not df.empty else None
+            st.caption(f"TAG groups: {words} total test loss than all together. "
+                       + (f"Lowest of all here: **{best}**." if best else ""))
     if was_running and status != "running":
         st.rerun()

@@ -122,3 +122,17 @@ def test_runs_shown_together_never_share_a_colour():
     colours = figures.distinct_run_colours(ids)
     assert len(set(colours.values())) == len(ids)
     assert colours[1] == figures.run_colour(1) and colours[4] == figures.run_colour(4)
+
+
+def test_ground_truth_table_signs_and_single_seed_spread():
+    from app import jobs
+
+    report = {"spec": {"seeds": 1}, "approaches": {
+        "together": {"name": "all together", "total_test_loss": {"mean": 2.0, "std": 0.0}},
+        "tag": {"name": "TAG groups", "total_test_loss": {"mean": 1.5, "std": 0.0}},
+    }}
+    df = jobs.report_frame(report).set_index("approach")
+    assert df.loc["TAG groups", "vs all together"] == pytest.approx(-0.25)  # lower = negative
+    assert df["± std"].isna().all()  # one seed has no spread
+    report["spec"]["seeds"] = 3
+    assert jobs.report_frame(report)["± std"].notna().all()

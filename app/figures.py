@@ -271,7 +271,7 @@ def animated_heatmap(
     layout.update(
         updatemenus=[dict(
             type="buttons", showactive=False, direction="left", x=0.1, y=0, xanchor="right",
-            yanchor="top", pad=dict(r=10, t=70),
+            yanchor="top", pad=dict(r=10, t=95),
             buttons=[
                 dict(label="▶", method="animate",
                      args=[None, dict(frame=dict(duration=120, redraw=True), fromcurrent=True,
@@ -281,9 +281,9 @@ def animated_heatmap(
             ],
         )],
         sliders=[dict(active=0, x=0.1, len=0.9, y=0, xanchor="left", yanchor="top",
-                      pad=dict(b=10, t=50), currentvalue=dict(prefix="step ", xanchor="right"),
+                      pad=dict(b=10, t=75), currentvalue=dict(prefix="step ", xanchor="right"),
                       steps=slider_steps)],
-        margin=dict(l=10, r=10, t=50, b=120), height=(layout.get("height") or 400) + 100,
+        margin=dict(l=10, r=10, t=50, b=150), height=(layout.get("height") or 400) + 130,
     )
     return go.Figure({"data": base["data"], "layout": layout, "frames": frames},
                      _validate=False)

@@ -90,7 +90,7 @@ def status_text(info: RunInfo) -> str:
     if info.steps_total:
         parts.append(f"{info.steps_done}/{info.steps_total} steps")
     elif info.steps_done:
-        parts.append(f"{info.steps_done} steps")
+        parts.append(f"{info.steps_done} step{'s' if info.steps_done != 1 else ''}")
     if info.status == "queued":
         parts.append(queue_place(info.id))
     if info.status == "running":

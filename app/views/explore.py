@@ -62,8 +62,11 @@ def _body(run_id: int, measure: str | None, was_active: bool) -> None:
     if info.status == "running" and info.steps_total:
         st.progress(float(info.progress or 0.0))
     if info.error:
+        verb = {"cancelled": "was cancelled", "interrupted": "was interrupted",
+                "failed": "failed"}.get(info.status, info.status)
         (st.warning if info.status in ("cancelled", "interrupted") else st.error)(
-            f"This run {info.status}: {info.error}")
+            f"This run {verb}: {info.error}" if info.status != "cancelled"
+            else f"This run was cancelled; the {info.steps_done} steps logged before are kept.")
     view = state.run_view(info, measure) if measure else None
     if view is None:
         planned = ((info.config or {}).get("affinity") or {}).get("measure", "none")
@@ -288,7 +291,8 @@ def groups_frame(result, M: np.ndarray, tasks: list[str]) -> pd.DataFrame:
         sub = M[np.ix_(idx, idx)]
         off = sub[~np.eye(len(idx), dtype=bool)] if len(idx) > 1 else np.array([np.nan])
         rows.append({"group": g + 1, "tasks": ", ".join(sorted(members)), "size": len(idx),
-                     "mean affinity inside": float(np.nanmean(off)) if len(idx) > 1 else None})
+                     "mean affinity inside": f"{float(np.nanmean(off)):.4f}" if len(idx) > 1
+                     else "– (alone)"})
     return pd.DataFrame(rows)
 
 
@@ -298,9 +302,7 @@ def _groups_panel(result, M: np.ndarray, tasks: list[str], method: str) -> None:
         st.caption("Pick a grouping method to outline groups on the heatmap.")
         return
     st.markdown(analysis.format_grouping(result.groups))
-    st.dataframe(groups_frame(result, M, tasks), hide_index=True, width="stretch",
-                 column_config={"mean affinity inside": st.column_config.NumberColumn(
-                     format="%.4f")})
+    st.dataframe(groups_frame(result, M, tasks), hide_index=True, width="stretch")
     extra = ""
     if method == "tag":
         extra = " · proven optimal" if result.optimal else f" · {result.note}"

@@ -113,7 +113,8 @@ def resolve_knobs(scenario: Scenario, overrides: dict[str, Any]) -> dict[str, An
     for key, spec in scenario.knobs.items():
         if spec.get("required") and not knobs.get(key):
             raise LabError(
-                f"scenario {scenario.name!r} needs --set {key}=... ({spec.get('help', '')})"
+                f"scenario {scenario.name!r} needs a value for {key!r} "
+                f"({spec.get('help', '')}; on the command line: --set {key}=...)"
             )
     return knobs
 

@@ -126,7 +126,7 @@ def test_csv_scenario_errors(tmp_path, make, targets, message):
 
 
 def test_csv_scenario_requires_path():
-    with pytest.raises(LabError, match="needs --set path"):
+    with pytest.raises(LabError, match="needs a value for .path.*--set path="):
         load_dataset("csv", {"targets": "a,b"})
     with pytest.raises(LabError, match="file not found"):
         load_dataset("csv", {"path": "/nonexistent.csv", "targets": "a,b"})

@@ -53,3 +53,15 @@ def test_compare_needs_two_runs(tmp_path, monkeypatch):
     at = open_app("compare", store.path, monkeypatch).run()
     assert not at.exception
     assert any("at least two runs" in i.value for i in at.info)
+
+
+def test_compare_link_with_missing_and_repeated_runs_keeps_the_valid_one(tmp_path, monkeypatch):
+    store = Store(tmp_path / "s.sqlite")
+    seed_run(store, name="a", steps=10)
+    b = seed_run(store, name="b", steps=10)
+    seed_run(store, name="c", steps=10)
+    at = open_app("compare", store.path, monkeypatch, query={"runs": f"{b},{b},999"}).run()
+    assert not at.exception
+    assert any("#999" in w.value for w in at.warning)
+    chosen = at.multiselect(key="compare_runs").value
+    assert chosen[0] == b and len(set(chosen)) == 2

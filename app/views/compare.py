@@ -26,7 +26,14 @@ def render() -> None:
     ordered = state.ordered_runs(runs)
     by_id = {r.id: r for r in ordered}
     if "compare_runs" not in st.session_state:
-        want = [i for i in state.qp_get_ints("runs") if i in by_id]
+        asked = list(dict.fromkeys(state.qp_get_ints("runs")))  # in order, once each
+        want = [i for i in asked if i in by_id]
+        missing = [i for i in asked if i not in by_id]
+        if missing:
+            st.warning("The link names runs that are not in this store: "
+                       + ", ".join(f"#{i}" for i in missing) + ".", icon=":material/link_off:")
+        if len(want) == 1:  # keep the valid one, add another
+            want += [r.id for r in ordered if r.measures and r.id != want[0]][:1]
         if len(want) < 2:
             want = [i for i in st.session_state.get("_keep_compare_runs", []) if i in by_id]
         if len(want) < 2:

@@ -41,6 +41,7 @@ def test_lesson_with_fake_training_shows_all_three_approaches(tmp_path, monkeypa
     at.slider(key="learn_conflict").set_value(0.5).run()
     at.number_input(key="learn_steps").set_value(60).run()
     at.button(key="learn_train").click().run()
+    at.button(key="learn_train").click().run()  # a double click: still one lesson
     assert not at.exception
     runs = store.list_runs()
     assert [r.config["train"]["mode"] for r in runs] == ["together", "groups", "single"]

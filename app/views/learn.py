@@ -8,6 +8,8 @@ reads the store, polling in a fragment while a run is active.
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
@@ -18,6 +20,7 @@ from app.lesson import LessonIds
 from mtl_core.errors import LabError
 
 POLL_S = 0.5
+DOUBLE_CLICK_S = 2.0  # a second Train within this many seconds is the same click
 KEY = "lesson_ids"  # session_state: the lesson's run ids as "together,groups,single"
 
 INTRO = (
@@ -79,8 +82,13 @@ def _knob_controls(specs: dict) -> None:
         steps = cols[2].number_input("steps", 50, 3000, lesson.STEPS, step=50,
                                      key="learn_steps")
         seed = cols[3].number_input("seed", 0, 10_000, 0, key="learn_seed")
-    if right.button("Train", type="primary", icon=":material/play_arrow:", key="learn_train",
-                    width="stretch"):
+    pressed = right.button("Train", type="primary", icon=":material/play_arrow:",
+                           key="learn_train", width="stretch")
+    now = time.monotonic()
+    if pressed and now - st.session_state.get("_learn_last_train", -1e9) < DOUBLE_CLICK_S:
+        pressed = False  # a double click starts one lesson, not two
+    if pressed:
+        st.session_state["_learn_last_train"] = now
         runner = state.get_runner()
         ids = lesson.start(runner, state.get_store(), knobs, steps=int(steps), seed=int(seed),
                            groups_from=groups_from)

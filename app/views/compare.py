@@ -67,10 +67,14 @@ def render() -> None:
         _config_tab(infos)
 
 
-def _measure_picker(common: list[str], key: str) -> str | None:
+def _measure_picker(common: list[str], key: str,
+                    infos: list[RunInfo] | None = None) -> str | None:
     if not common:
-        st.info("These runs share no affinity measure (a run trained in groups or alone logs "
-                "none). The loss curves and config diff still compare them.")
+        logged = [f"#{r.id}: {', '.join(r.measures) or 'none'}" for r in infos or []]
+        st.info("These runs share no affinity measure, so their heatmaps cannot be put on one "
+                "scale" + (f" (measures logged — {'; '.join(logged)})" if logged else "")
+                + ". A run trained in groups or alone logs none. The loss curves and config "
+                "diff still compare them.")
         return None
     if st.session_state.get(key) not in common:
         st.session_state[key] = common[0]
@@ -88,7 +92,7 @@ def _averages(infos: list[RunInfo], measure: str) -> dict[int, tuple[list[str], 
 
 
 def _affinity_tab(infos: list[RunInfo], common: list[str]) -> None:
-    measure = _measure_picker(common, "compare_measure")
+    measure = _measure_picker(common, "compare_measure", infos)
     if measure is None:
         return
     avgs = _averages(infos, measure)
@@ -159,7 +163,7 @@ def _loss_tab(infos: list[RunInfo]) -> None:
 
 
 def _grouping_tab(infos: list[RunInfo], common: list[str]) -> None:
-    measure = _measure_picker(common, "compare_measure_g")
+    measure = _measure_picker(common, "compare_measure_g", infos)
     if measure is None:
         return
     avgs = _averages(infos, measure)

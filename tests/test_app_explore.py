@@ -154,3 +154,14 @@ def test_a_link_to_a_missing_run_says_so_and_bad_url_values_are_ignored(tmp_path
     assert at.radio(key="explore_matrix").value == "average"  # bogus value ignored
     assert at.selectbox(key="explore_smooth").value == "ema"  # a valid one restored
     assert at.query_params["smooth"] == ["ema"] or at.query_params["smooth"] == "ema"
+
+
+def test_a_single_step_run_explains_its_empty_time_views(tmp_path, monkeypatch):
+    store = Store(tmp_path / "s.sqlite")
+    seed_run(store, name="one matrix", steps=1, metrics=False)
+    at = open_app("explore", store.path, monkeypatch).run()
+    for tab in ("A pair over time", "Groups over time"):
+        at.session_state["explore_tab"] = tab
+        at.run()
+        assert not at.exception and not at.error
+        assert any("logged one step" in i.value for i in at.info), tab

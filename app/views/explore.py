@@ -316,6 +316,10 @@ def _pair_tab(view: RunView, stack: np.ndarray, measure: str, how: str) -> None:
     if len(tasks) < 2:
         st.info("A pair needs two tasks.")
         return
+    if len(view.steps) < 2:
+        st.info("This run logged one step: there is no time series to follow (the heatmap "
+                "above shows every pair at that step).")
+        return
     avg = np.nan_to_num(view.running[-1], nan=np.inf)
     np.fill_diagonal(avg, np.inf)
     i, j = np.unravel_index(int(np.argmin(avg)), avg.shape)
@@ -344,6 +348,10 @@ def _timeline_tab(view: RunView, method: str, k: int, tau: float, how: str, wind
                   beta: float, step_idx: int) -> None:
     if method == "none":
         st.info("Pick a grouping method to see how the groups change over training.")
+        return
+    if len(view.steps) < 2:
+        st.info("This run logged one step: the groups cannot change over training (they are "
+                "the ones shown beside the heatmap).")
         return
     info = state.get_run(view.run_id)
     try:

@@ -22,27 +22,20 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
+from app_server import running_app  # noqa: E402  (the shared app-server helper)
+
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 HEATMAP = "document.querySelectorAll('.js-plotly-plot .main-svg').length > 0"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 async def open_page(browser, url: str, timeout_s: float) -> tuple[dict, list[str]]:
@@ -137,94 +130,81 @@ def main() -> int:
 
     from app_fixtures import config_dict, seed_run
 
-    from mtl_core.config import RunConfig, TrainConfig
     from mtl_core.store import Store
 
     folder = Path(tempfile.mkdtemp(prefix="app_load_"))
     store = Store(folder / "store.sqlite")
     seeded = seed_run(store, name="finished", n_tasks=8, steps=500,
                       config=config_dict(knobs={"tasks": 8}))
-    port = free_port()
     timing = folder / "page_runs.csv"
     env = {**os.environ, "MTL_LAB_STORE": str(store.path), "MTL_LAB_WORKERS": "2",
            "MTL_LAB_TIMING_LOG": str(timing)}
-    log = open(folder / "server.log", "wb")
-    server = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", str(ROOT / "app" / "streamlit_app.py"),
-         "--server.port", str(port), "--server.headless", "true",
-         "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"],
-        cwd=str(ROOT), env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
     ids: list[int] = []
-    # The browsers started from here run at the lowest priority: in real use they run on the
-    # users' machines, so the server and its training workers get this machine's CPUs.
-    os.nice(19)
-    try:
-        for _ in range(200):
-            try:
-                if urllib.request.urlopen(url + "/_stcore/health", timeout=2).read() == b"ok":
-                    break
-            except OSError:
-                time.sleep(0.3)
-        rows = []
-        # warm the server (first import of the pages), then the baseline: one page, idle
-        asyncio.run(load(lambda i: f"{url}/explore?run={seeded}", 1, args.timeout))
-        base_res = asyncio.run(load(lambda i: f"{url}/explore?run={seeded}", 1, args.timeout))
-        base = base_res[0][0]
-        rows += summary("1 page, idle (baseline)", base_res, None)
-        idle = asyncio.run(load(lambda i: f"{url}/explore?run={seeded}", args.pages,
-                                args.timeout))
-        rows += summary(f"{args.pages} pages, idle", idle, base)
-
-        # Queue the runs in the store; the app's runner (started by the first page) trains them.
-        for s in (0, 1):
-            cfg = RunConfig(scenario="synthetic", knobs={"tasks": 8},
-                            train=TrainConfig(steps=args.steps, seed=s), name=f"load {s}")
-            ids.append(store.create_run(name=cfg.name, origin="trained", status="queued",
-                                        config=cfg.to_dict(), steps_total=args.steps))
-        t0 = time.time()
-        while any(store.get_run(i).steps_done < 5 for i in ids):
-            if time.time() - t0 > 120:
-                raise SystemExit("training runs did not start")
-            time.sleep(0.2)
-        t_load = time.time()
-        res = asyncio.run(load(lambda i: f"{url}/explore?run={ids[i % 2]}", args.pages,
-                               args.timeout))
-        still = [store.get_run(i).status for i in ids]
-        rows += summary(f"{args.pages} pages, 2 runs training", res, base)
-        errors = [e for _, es in [*base_res, *idle, *res] for e in es]
-        print(f"App load: time to first heatmap in seconds ({os.cpu_count()} CPUs; "
-              f"runs still {', '.join(still)} at the end)")
-        print("delivered = the heatmap reached the page (server side + network); drawn = the "
-              "browser drew it (the browsers share these CPUs)")
-        print(f"{'scenario':<52}{'median':>8}{'p95':>8}{'max':>8}{'x base':>8}{'pages':>7}"
-              f"{'errors':>8}")
-        for r in rows:
-            print(r)
-        for e in sorted(set(errors)):
-            print(f"  error ({errors.count(e)}x): {e}")
-        runs_ms = [float(ms) for t, page, ms in
-                   (line.split(",") for line in timing.read_text().splitlines())
-                   if float(t) >= t_load and page == "explore"] if timing.exists() else []
-        if runs_ms:
-            runs_ms.sort()
-            print(f"server side, Explore page runs during the load: n={len(runs_ms)}, "
-                  f"median {statistics.median(runs_ms):.0f} ms, "
-                  f"p95 {runs_ms[max(0, int(round(0.95 * len(runs_ms))) - 1)]:.0f} ms "
-                  "(the rest of the time to first heatmap is the browsers, which share the "
-                  "same CPUs here)")
-        undelivered = [e for e in errors if "not delivered" in e or "exception" in e]
-        return 0 if not undelivered else 1
-    finally:
-        for rid in ids:
-            store.request_cancel(rid)
-        time.sleep(1.0)  # the app's runner stops its workers
-        server.terminate()
+    with running_app(env, folder / "server.log") as url:
+        # The browsers started from here run at the lowest priority: in real use they run on
+        # the users' machines, so the server and its training workers get this machine's CPUs.
+        os.nice(19)
         try:
-            server.wait(10)
-        except subprocess.TimeoutExpired:
-            server.kill()
-        log.close()
+            return _measure(url, store, seeded, ids, timing, args)
+        finally:
+            for rid in ids:
+                store.request_cancel(rid)
+            time.sleep(1.0)  # the app's runner stops its workers
+
+
+def _measure(url: str, store, seeded: int, ids: list[int], timing: Path, args) -> int:
+    """The three load scenarios against the running app; prints the table."""
+    from mtl_core.config import RunConfig, TrainConfig
+
+    rows = []
+    # warm the server (first import of the pages), then the baseline: one page, idle
+    asyncio.run(load(lambda i: f"{url}/explore?run={seeded}", 1, args.timeout))
+    base_res = asyncio.run(load(lambda i: f"{url}/explore?run={seeded}", 1, args.timeout))
+    base = base_res[0][0]
+    rows += summary("1 page, idle (baseline)", base_res, None)
+    idle = asyncio.run(load(lambda i: f"{url}/explore?run={seeded}", args.pages,
+                            args.timeout))
+    rows += summary(f"{args.pages} pages, idle", idle, base)
+
+    # Queue the runs in the store; the app's runner (started by the first page) trains them.
+    for s in (0, 1):
+        cfg = RunConfig(scenario="synthetic", knobs={"tasks": 8},
+                        train=TrainConfig(steps=args.steps, seed=s), name=f"load {s}")
+        ids.append(store.create_run(name=cfg.name, origin="trained", status="queued",
+                                    config=cfg.to_dict(), steps_total=args.steps))
+    t0 = time.time()
+    while any(store.get_run(i).steps_done < 5 for i in ids):
+        if time.time() - t0 > 120:
+            raise SystemExit("training runs did not start")
+        time.sleep(0.2)
+    t_load = time.time()
+    res = asyncio.run(load(lambda i: f"{url}/explore?run={ids[i % 2]}", args.pages,
+                           args.timeout))
+    still = [store.get_run(i).status for i in ids]
+    rows += summary(f"{args.pages} pages, 2 runs training", res, base)
+    errors = [e for _, es in [*base_res, *idle, *res] for e in es]
+    print(f"App load: time to first heatmap in seconds ({os.cpu_count()} CPUs; "
+          f"runs still {', '.join(still)} at the end)")
+    print("delivered = the heatmap reached the page (server side + network); drawn = the "
+          "browser drew it (the browsers share these CPUs)")
+    print(f"{'scenario':<52}{'median':>8}{'p95':>8}{'max':>8}{'x base':>8}{'pages':>7}"
+          f"{'errors':>8}")
+    for r in rows:
+        print(r)
+    for e in sorted(set(errors)):
+        print(f"  error ({errors.count(e)}x): {e}")
+    runs_ms = [float(ms) for t, page, ms in
+               (line.split(",") for line in timing.read_text().splitlines())
+               if float(t) >= t_load and page == "explore"] if timing.exists() else []
+    if runs_ms:
+        runs_ms.sort()
+        print(f"server side, Explore page runs during the load: n={len(runs_ms)}, "
+              f"median {statistics.median(runs_ms):.0f} ms, "
+              f"p95 {runs_ms[max(0, int(round(0.95 * len(runs_ms))) - 1)]:.0f} ms "
+              "(the rest of the time to first heatmap is the browsers, which share the "
+              "same CPUs here)")
+    undelivered = [e for e in errors if "not delivered" in e or "exception" in e]
+    return 0 if not undelivered else 1
 
 
 if __name__ == "__main__":

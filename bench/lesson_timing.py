@@ -19,16 +19,17 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))
+from app_server import running_app  # noqa: E402  (the shared app-server helper)
+
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 TARGET_FIRST_S, TARGET_TOTAL_S = 5.0, 60.0
@@ -60,33 +61,13 @@ def baseline() -> dict[str, float]:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def app_once(timeout_s: float, settle_s: float) -> dict[str, float]:
     from playwright.sync_api import sync_playwright
 
     folder = Path(tempfile.mkdtemp(prefix="lesson_timing_"))
     env = {**os.environ, "MTL_LAB_STORE": str(folder / "store.sqlite")}
     env.pop("MTL_LAB_TRAIN_FN", None)
-    port = free_port()
-    log = open(folder / "server.log", "wb")
-    server = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", str(ROOT / "app" / "streamlit_app.py"),
-         "--server.port", str(port), "--server.headless", "true",
-         "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"],
-        cwd=str(ROOT), env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(300):
-            try:
-                if urllib.request.urlopen(url + "/_stcore/health", timeout=2).read() == b"ok":
-                    break
-            except OSError:
-                time.sleep(0.2)
+    with running_app(env, folder / "server.log", timeout_s=timeout_s) as url:
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
             page = browser.new_page(viewport={"width": 1300, "height": 1200})
@@ -105,13 +86,6 @@ def app_once(timeout_s: float, settle_s: float) -> dict[str, float]:
             errors = page.locator("[data-testid='stException']").count()
             browser.close()
         return {"first": first, "total": total, "errors": errors}
-    finally:
-        server.terminate()
-        try:
-            server.wait(10)
-        except subprocess.TimeoutExpired:
-            server.kill()
-        log.close()
 
 
 def main() -> int:

@@ -455,14 +455,18 @@ class _Rate:
         return (s1 - s0) / (t1 - t0) if t1 > t0 else None
 
 
+_NICED = False  # per process: whether _prepare_process already lowered the priority
+
+
 def _prepare_process(n_workers: int, nice: int) -> None:
     """Thread count and CPU priority of a worker, before torch is imported."""
     if n_workers > 1:  # share the cores between concurrent runs (read by torch at import)
         threads = str(max(1, (os.cpu_count() or 1) // n_workers))
         os.environ.setdefault("OMP_NUM_THREADS", threads)
         os.environ.setdefault("MKL_NUM_THREADS", threads)
-    if nice and not os.environ.get("_MTL_LAB_NICED"):
-        os.environ["_MTL_LAB_NICED"] = "1"
+    global _NICED
+    if nice and not _NICED:  # a standby that becomes a worker is niced once
+        _NICED = True
         try:
             os.nice(nice)
         except OSError:  # not permitted here: train at normal priority

@@ -58,9 +58,9 @@ def render() -> None:
     tabs = st.tabs(["Affinity", "Loss curves", "Groupings", "Config diff"])
     common = sorted(set.intersection(*(set(r.measures) for r in infos)))
     with tabs[0]:
-        _affinity_tab(infos, common)
+        _affinity_tab(infos, common, palette)
     with tabs[1]:
-        _loss_tab(infos)
+        _loss_tab(infos, palette)
     with tabs[2]:
         _grouping_tab(infos, common)
     with tabs[3]:
@@ -91,14 +91,24 @@ def _averages(infos: list[RunInfo], measure: str) -> dict[int, tuple[list[str], 
     return out
 
 
-def _affinity_tab(infos: list[RunInfo], common: list[str]) -> None:
-    measure = _measure_picker(common, "compare_measure", infos)
+def _measure_and_averages(infos: list[RunInfo], common: list[str], key: str):
+    """The picked measure and each run's whole-run average, or None (with the reason shown)
+    when fewer than two runs have a matrix to compare."""
+    measure = _measure_picker(common, key, infos)
     if measure is None:
-        return
+        return None
     avgs = _averages(infos, measure)
     if len(avgs) < 2:
         st.info("Fewer than two of these runs have logged a matrix yet.")
+        return None
+    return measure, avgs
+
+
+def _affinity_tab(infos: list[RunInfo], common: list[str], palette: dict[int, str]) -> None:
+    picked = _measure_and_averages(infos, common, "compare_measure")
+    if picked is None:
         return
+    measure, avgs = picked
     zmax = max(analysis.robust_zmax(M) for _, M, _ in avgs.values())
     hide = st.toggle("Hide the diagonal", value=True, key="compare_hide_diag")
     first = next(iter(avgs.values()))
@@ -116,8 +126,7 @@ def _affinity_tab(infos: list[RunInfo], common: list[str]) -> None:
                 fig = figures.heatmap(M, tasks, measure=measure, zmax=zmax, order=order,
                                       hide_diagonal=hide, title=state.run_label(info),
                                       colorbar=col is cols[0])
-                fig.update_layout(
-                    title_font_color=figures.distinct_run_colours([r.id for r in infos])[rid])
+                fig.update_layout(title_font_color=palette[rid])
                 widgets.chart_with_export(fig, f"compare_run{rid}", f"compare_hm_{rid}")
     st.subheader("Difference")
     c1, c2 = st.columns(2)
@@ -143,7 +152,7 @@ def _affinity_tab(infos: list[RunInfo], common: list[str]) -> None:
         st.caption(f"Shown on the {len(shared)} tasks both runs have.")
 
 
-def _loss_tab(infos: list[RunInfo]) -> None:
+def _loss_tab(infos: list[RunInfo], palette: dict[int, str]) -> None:
     frames = {state.run_label(r): state.metrics(r) for r in infos}
     splits = [s for s in ("val", "test", "train", "batch")
               if any((df["split"] == s).any() for df in frames.values() if not df.empty)]
@@ -155,7 +164,6 @@ def _loss_tab(infos: list[RunInfo]) -> None:
         st.session_state["compare_split"] = splits[0]
     split = c1.radio("Split", splits, horizontal=True, key="compare_split")
     mean_only = c2.toggle("Mean over tasks", key="compare_mean")
-    palette = figures.distinct_run_colours([r.id for r in infos])
     colours = {state.run_label(r): palette[r.id] for r in infos}
     fig = figures.loss_curves(frames, colours=colours, split=split, mean_only=mean_only,
                               title=f"{split} loss: one colour per run, one dash per task")
@@ -163,13 +171,10 @@ def _loss_tab(infos: list[RunInfo]) -> None:
 
 
 def _grouping_tab(infos: list[RunInfo], common: list[str]) -> None:
-    measure = _measure_picker(common, "compare_measure_g", infos)
-    if measure is None:
+    picked = _measure_and_averages(infos, common, "compare_measure_g")
+    if picked is None:
         return
-    avgs = _averages(infos, measure)
-    if len(avgs) < 2:
-        st.info("Fewer than two of these runs have logged a matrix yet.")
-        return
+    _, avgs = picked
     methods = [m for m in grouping_view.METHODS if m != "none"]
     c1, c2, c3 = st.columns(3)
     method = c1.selectbox("Grouping", methods, format_func=grouping_view.METHODS.get,

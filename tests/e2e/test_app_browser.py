@@ -11,11 +11,8 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
-import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -43,15 +40,10 @@ GOOD = "step,source,target,affinity\n" + "".join(
 BAD = "step,source,target,affinity\n1,a,b,not-a-number\n"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     from app_fixtures import config_dict, seed_run
+    from app_server import running_app
 
     from mtl_core.store import Store
 
@@ -61,36 +53,14 @@ def server(tmp_path_factory):
                  config=config_dict(knobs={"conflict": 0.2}))
     b = seed_run(store, name="switching", n_tasks=6, steps=120, switch_at=30,
                  config=config_dict(knobs={"conflict": 1.0}))
-    port = _free_port()
     env = {**os.environ, "MTL_LAB_STORE": str(store.path)}
     env.pop("MTL_LAB_TRAIN_FN", None)  # the lesson trains for real
     env.pop("MTL_LAB_WARM_WORKERS", None)  # with standby workers, as a user's app does
-    log = open(folder / "server.log", "wb")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", str(ROOT / "app" / "streamlit_app.py"),
-         "--server.port", str(port), "--server.headless", "true",
-         "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"],
-        cwd=str(ROOT), env=env, stdout=log, stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 60
-    while time.time() < deadline:
-        try:
-            if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok":
-                break
-        except OSError:
-            time.sleep(0.3)
-    else:
-        proc.terminate()
-        pytest.fail("streamlit did not become healthy: "
-                    + (folder / "server.log").read_text()[-2000:])
-    yield {"url": url, "store": store, "runs": (a, b), "folder": folder}
-    proc.terminate()
     try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-    log.close()
+        with running_app(env, folder / "server.log") as url:
+            yield {"url": url, "store": store, "runs": (a, b), "folder": folder}
+    except RuntimeError as exc:
+        pytest.fail(str(exc))
 
 
 @pytest.fixture(scope="module")

@@ -497,6 +497,15 @@ def _delimiter(text: str, default: str) -> str:
     return next(d for d in DELIMITERS if counts[d] == best)
 
 
+def _decode_text(data: bytes, name: str) -> str:
+    """A text table's bytes as str (UTF-8, a leading BOM dropped), or a LabError naming the
+    first undecodable byte."""
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise LabError(f"{name}: not UTF-8 text (byte {exc.start})") from None
+
+
 def _parse_csv(
     data: bytes, name: str, default: str = ","
 ) -> tuple[dict[str, np.ndarray], Locate]:
@@ -504,10 +513,7 @@ def _parse_csv(
     import pyarrow.compute as pc
     import pyarrow.csv as pacsv
 
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise LabError(f"{name}: not UTF-8 text (byte {exc.start})") from None
+    text = _decode_text(data, name)
     if not text.strip():
         raise LabError(f"{name}: the file is empty")
     delim = _delimiter(text, default)
@@ -538,10 +544,7 @@ def _parse_csv(
 
 
 def _parse_jsonl(data: bytes, name: str) -> tuple[dict[str, np.ndarray], Locate]:
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise LabError(f"{name}: not UTF-8 text (byte {exc.start})") from None
+    text = _decode_text(data, name)
     fast = _fast_jsonl(text)
     if fast is not None:
         cols, lines = fast
@@ -628,10 +631,7 @@ JSON_ROW = '{"step": 0, "source": "a", "target": "b", "affinity": 0.1}'
 def _parse_json(data: bytes, name: str) -> tuple[dict[str, np.ndarray], Locate]:
     """A JSON document holding one array of row objects (long or wide rows), as
     ``json.dump(df.to_dict("records"))`` and many tools write it."""
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise LabError(f"{name}: not UTF-8 text (byte {exc.start})") from None
+    text = _decode_text(data, name)
     if not text.strip():
         raise LabError(f"{name}: the file is empty")
     try:

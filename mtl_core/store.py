@@ -58,7 +58,7 @@ import pandas as pd
 
 from mtl_core.errors import LabError
 from mtl_core.events import StepEvent
-from mtl_core.fileformat import (
+from mtl_core.runfile import (
     AFFINITY_FRAME,
     BATCH_SPLIT,
     GROUPING_FRAME,
@@ -814,7 +814,7 @@ class Store:
         return self._write(tx)
 
     def export_parsed(self, run_id: int) -> ParsedRun:
-        """The run as a :class:`ParsedRun`, ready for ``fileformat.write_run_file``."""
+        """The run as a :class:`ParsedRun`, ready for ``runfile.write_run_file``."""
         with self.snapshot():
             info = self.get_run(run_id)
             parts = []

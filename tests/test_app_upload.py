@@ -9,7 +9,7 @@ from pathlib import Path
 
 from app_fixtures import open_app, seed_run
 
-from mtl_core.fileformat import read_run_file
+from mtl_core.runfile import read_run_file
 from mtl_core.store import Store
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "run-format"

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mtl_core.fileformat import affinity_rows, mean_matrix, read_table, write_table
+from mtl_core.runfile import affinity_rows, mean_matrix, read_table, write_table
 from mtl_core.grouping import TAGGrouper, tag_value
 
 

@@ -148,7 +148,7 @@ def load_affinity(
                 f"{p.name} is a square matrix; --measure and --run apply to long-form logs only"
             )
         return read_matrix_csv(p)
-    from mtl_core.fileformat import read_run_file
+    from mtl_core.runfile import read_run_file
 
     parsed = read_run_file(p)
     runs = parsed.runs

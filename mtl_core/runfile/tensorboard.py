@@ -1,4 +1,4 @@
-"""Import TensorBoard event files whose scalar tags follow the lab's pattern. Torch-free.
+"""TensorBoard event files whose scalar tags follow the lab's pattern, read into a ParsedRun.
 
 Tag patterns (task and measure names must not contain ``/``):
 
@@ -11,8 +11,9 @@ a (tag, step) pair was written twice (a restarted run appending to the same log 
 later value wins, as in TensorBoard's own charts. A directory is searched for event files; each
 folder holding event files becomes one run, labelled by its path relative to the directory.
 
-Reading uses TensorBoard's ``EventAccumulator`` (protobuf records; nothing is unpickled). Both
-TF1/PyTorch ``simple_value`` scalars and TF2 tensor scalars are read.
+Reading uses TensorBoard's ``EventAccumulator`` (protobuf records; nothing is unpickled), imported
+only when a file is read (it is heavy). Both TF1/PyTorch ``simple_value`` scalars and TF2 tensor
+scalars are read. Torch-free.
 """
 
 from __future__ import annotations
@@ -23,26 +24,27 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from mtl_core.errors import LabError
-from mtl_core.fileformat import (
-    GROUPING_FRAME,
-    METRIC_FRAME,
-    ParsedRun,
-    _assemble,
-    _empty,
-    _first_seen,
-    _mb,
-    _validate_affinity,
-    _validate_metrics,
-)
+from mtl_core.runfile.long import first_seen
+from mtl_core.runfile.messages import over_limit
+from mtl_core.runfile.model import ParsedRun, assemble
+from mtl_core.runfile.schema import DEFAULT_MEASURE, GROUPING_FRAME, METRIC_FRAME, empty_frame
+from mtl_core.runfile.validate import validate_affinity, validate_metrics
 
 AFFINITY_PREFIX = "affinity"
 METRICS_PREFIX = "metrics"
 
+#: One scalar: (step, wall time in seconds since the epoch, value).
+Scalar = tuple[int, float, float]
+
 
 def tag_for(source: str, target: str, measure: str | None = None) -> str:
-    """The scalar tag to log ``source -> target`` affinity under (measure optional)."""
+    """The scalar tag to log ``source -> target`` affinity under (measure optional).
+
+    Raises ``LabError`` when a name is empty or contains ``/``.
+    """
     parts = [AFFINITY_PREFIX] + ([measure] if measure else []) + [source, target]
     for p in parts:
         if "/" in p or not p:
@@ -53,11 +55,23 @@ def tag_for(source: str, target: str, measure: str | None = None) -> str:
 def read_tensorboard(
     source: str | Path | bytes | None, filename: str, *, max_bytes: int
 ) -> ParsedRun:
-    """Read an event file (path or bytes) or a log directory into a validated ParsedRun."""
+    """Read an event file (path or bytes) or a log directory into a validated ParsedRun.
+
+    Parameters
+    ----------
+    source : a path to an event file or a folder, or an event file's bytes.
+    filename : the name for messages (and, for bytes, the event file's name).
+    max_bytes : size limit in bytes, for the file or all event files of a folder together.
+
+    Raises
+    ------
+    LabError
+        Over the size limit, no event files, an unreadable file, no lab scalars, or a cell
+        the long-form validation refuses.
+    """
     if isinstance(source, (bytes, bytearray, memoryview)):
         if len(source) > max_bytes:
-            raise LabError(f"{filename}: the file is {_mb(len(source))}, over the "
-                           f"{_mb(max_bytes)} limit")
+            raise over_limit(filename, "the file is", len(source), max_bytes)
         with tempfile.TemporaryDirectory(prefix="mtl-tb-") as tmp:
             p = Path(tmp) / (Path(filename).name if "tfevents" in filename
                              else "events.out.tfevents.upload")
@@ -65,30 +79,34 @@ def read_tensorboard(
             return _read_files({"": [p]}, filename)
     path = Path(source) if source is not None else Path(filename)
     if path.is_dir():
-        files = sorted(f for f in path.rglob("*") if f.is_file() and "tfevents" in f.name)
-        if not files:
-            raise LabError(f"{filename}: no TensorBoard event files (events.out.tfevents.*) "
-                           "in this folder")
-        total = sum(f.stat().st_size for f in files)
-        if total > max_bytes:
-            raise LabError(f"{filename}: the event files hold {_mb(total)}, over the "
-                           f"{_mb(max_bytes)} limit")
-        by_dir: dict[str, list[Path]] = defaultdict(list)
-        for f in files:
-            rel = f.parent.relative_to(path).as_posix()
-            by_dir[path.name if rel == "." else rel].append(f)
-        if len(by_dir) == 1:
-            by_dir = {"": next(iter(by_dir.values()))}
-        return _read_files(dict(by_dir), filename)
+        return _read_files(_runs_in_folder(path, filename, max_bytes), filename)
     return _read_files({"": [path]}, filename)
 
 
-def _load(files: list[Path]) -> tuple[dict[str, list[tuple[int, float, float]]], set[str]]:
+def _runs_in_folder(path: Path, filename: str, max_bytes: int) -> dict[str, list[Path]]:
+    """Event files of a log folder grouped by run (their folder relative to ``path``)."""
+    files = sorted(f for f in path.rglob("*") if f.is_file() and "tfevents" in f.name)
+    if not files:
+        raise LabError(f"{filename}: no TensorBoard event files (events.out.tfevents.*) "
+                       "in this folder")
+    total = sum(f.stat().st_size for f in files)
+    if total > max_bytes:
+        raise over_limit(filename, "the event files hold", total, max_bytes)
+    by_dir: dict[str, list[Path]] = defaultdict(list)
+    for f in files:
+        rel = f.parent.relative_to(path).as_posix()
+        by_dir[path.name if rel == "." else rel].append(f)
+    if len(by_dir) == 1:
+        return {"": next(iter(by_dir.values()))}
+    return dict(by_dir)
+
+
+def _load(files: list[Path]) -> tuple[dict[str, list[Scalar]], set[str]]:
     """tag -> [(step, wall_time, value)] of every lab scalar in ``files``, and all tags seen."""
     from tensorboard.backend.event_processing.plugin_event_accumulator import EventAccumulator
     from tensorboard.util import tensor_util
 
-    out: dict[str, list[tuple[int, float, float]]] = defaultdict(list)
+    out: dict[str, list[Scalar]] = defaultdict(list)
     tags: set[str] = set()
     for f in files:
         acc = EventAccumulator(str(f), size_guidance={"tensors": 0, "scalars": 0})
@@ -109,8 +127,8 @@ def _load(files: list[Path]) -> tuple[dict[str, list[tuple[int, float, float]]],
 
 
 def _read_files(by_run: dict[str, list[Path]], filename: str) -> ParsedRun:
-    rows: list[tuple[str, int, str, str, str, float, float, str]] = []
-    mrows: list[tuple[str, int, str, str, str, float, str]] = []
+    rows: list[tuple[Any, ...]] = []  # run, step, measure, source, target, value, wall, tag
+    mrows: list[tuple[Any, ...]] = []  # run, step, task, split, metric, value, tag
     seen_tags: set[str] = set()
     for run, files in by_run.items():
         scalars, tags = _load(files)
@@ -122,7 +140,7 @@ def _read_files(by_run: dict[str, list[Path]], filename: str) -> ParsedRun:
             parts = tag.split("/")
             for step, (wall, value) in sorted(last.items()):
                 if parts[0] == AFFINITY_PREFIX and len(parts) in (3, 4):
-                    measure = parts[1] if len(parts) == 4 else "lookahead"
+                    measure = parts[1] if len(parts) == 4 else DEFAULT_MEASURE
                     rows.append((run, step, measure, parts[-2], parts[-1], value, wall, tag))
                 elif parts[0] == METRICS_PREFIX and len(parts) == 4:
                     mrows.append((run, step, parts[3], parts[1], parts[2], value, tag))
@@ -135,39 +153,42 @@ def _read_files(by_run: dict[str, list[Path]], filename: str) -> ParsedRun:
             f"{filename}: no scalars tagged affinity/<source>/<target> or "
             f"affinity/<measure>/<source>/<target> (found: {found})"
         )
-    n = len(rows)
+    aff = _affinity_frame(rows, filename)
+    metrics = _metrics_frame(mrows, filename) if mrows else empty_frame(METRIC_FRAME)
+    tasks = first_seen(aff["source"], aff["target"], metrics["task"])
+    parsed = assemble(aff, metrics, empty_frame(GROUPING_FRAME), {}, tasks)
+    parsed.meta["source"] = "tensorboard"
+    return parsed
+
+
+def _objects(values: Any) -> np.ndarray:
+    a = np.empty(len(values), dtype=object)
+    a[:] = list(values)
+    return a
+
+
+def _affinity_frame(rows: list[tuple[Any, ...]], filename: str) -> pd.DataFrame:
     col = list(zip(*rows))
-
-    def obj(values: Any) -> np.ndarray:
-        a = np.empty(len(values), dtype=object)
-        a[:] = list(values)
-        return a
-
     tags = col[7]
     cols = {
-        "run": obj(col[0]), "step": np.asarray(col[1], dtype=np.int64), "measure": obj(col[2]),
-        "source": obj(col[3]), "target": obj(col[4]),
+        "run": _objects(col[0]), "step": np.asarray(col[1], dtype=np.int64),
+        "measure": _objects(col[2]), "source": _objects(col[3]), "target": _objects(col[4]),
         "affinity": np.asarray(col[5], dtype=np.float64),
         "wall_time": np.asarray(col[6], dtype=np.float64),
     }
     if set(col[0]) == {""}:
         del cols["run"]  # one run: no run labels
-    aff = _validate_affinity(cols, lambda i: f"tag {tags[i]!r} at step {cols['step'][i]}",
+    return validate_affinity(cols, lambda i: f"tag {tags[i]!r} at step {cols['step'][i]}",
                              filename, tasks=None)
-    assert len(aff) == n
-    metrics = _empty(METRIC_FRAME)
-    if mrows:
-        mc = list(zip(*mrows))
-        mtags = mc[6]
-        mcols = {"run": obj(mc[0]), "step": np.asarray(mc[1], dtype=np.int64),
-                 "task": obj(mc[2]), "split": obj(mc[3]), "metric": obj(mc[4]),
-                 "value": np.asarray(mc[5], dtype=np.float64)}
-        if set(mc[0]) == {""}:
-            del mcols["run"]
-        metrics = _validate_metrics(
-            mcols, lambda i: f"tag {mtags[i]!r} at step {mcols['step'][i]}", filename, None)
-    tasks = _first_seen(aff["source"], aff["target"], metrics["task"])
-    parsed = _assemble(aff, metrics, _empty(GROUPING_FRAME), {}, tasks)
-    parsed.meta["source"] = "tensorboard"
-    return parsed
 
+
+def _metrics_frame(mrows: list[tuple[Any, ...]], filename: str) -> pd.DataFrame:
+    mc = list(zip(*mrows))
+    mtags = mc[6]
+    mcols = {"run": _objects(mc[0]), "step": np.asarray(mc[1], dtype=np.int64),
+             "task": _objects(mc[2]), "split": _objects(mc[3]), "metric": _objects(mc[4]),
+             "value": np.asarray(mc[5], dtype=np.float64)}
+    if set(mc[0]) == {""}:
+        del mcols["run"]
+    return validate_metrics(
+        mcols, lambda i: f"tag {mtags[i]!r} at step {mcols['step'][i]}", filename, None)

@@ -2,11 +2,10 @@
 
 A ``.npy`` file holds one number array ``A``: shape ``(n, n)`` is one matrix at step 0,
 ``(S, n, n)`` is S matrices at steps ``0 .. S-1``. ``A[..., i, j]`` is the affinity of source
-``i`` onto target ``j`` (row = source, column = target, the direction of
-:mod:`mtl_core.fileformat`). A ``.npz`` file (``np.savez``) holds the same array, named
-``affinity`` or as its only other array, plus optional ``tasks`` (n names) and ``steps``
-(S whole numbers >= 0). Task names default to ``t0 .. t{n-1}``. NaN cells are unmeasured and
-become absent cells; infinite ones are refused.
+``i`` onto target ``j`` (row = source, column = target). A ``.npz`` file (``np.savez``) holds
+the same array, named ``affinity`` or as its only other array, plus optional ``tasks``
+(n names) and ``steps`` (S whole numbers >= 0). Task names default to ``t0 .. t{n-1}``.
+NaN cells are unmeasured and become absent cells; infinite ones are refused.
 
 Safety: files are loaded with ``numpy.load(..., allow_pickle=False)`` only, so an object
 (pickled) array is refused, never unpickled. Each array's header is checked first (dtype, and
@@ -26,13 +25,9 @@ import numpy as np
 import pandas as pd
 
 from mtl_core.errors import LabError
-from mtl_core.fileformat import (
-    DEFAULT_MEASURE,
-    _close,
-    _mb,
-    _short,
-    matrices_to_long,
-)
+from mtl_core.runfile.long import matrices_to_long
+from mtl_core.runfile.messages import close, over_limit, short
+from mtl_core.runfile.schema import DEFAULT_MEASURE
 
 AFFINITY_KEY, TASKS_KEY, STEPS_KEY = "affinity", "tasks", "steps"
 NPY_MAGIC = b"\x93NUMPY"
@@ -106,7 +101,7 @@ def _load_npy(data: bytes, label: str) -> np.ndarray:
     try:
         return np.load(io.BytesIO(data), allow_pickle=False)
     except _LOAD_ERRORS as exc:
-        raise LabError(f"{label}: not a readable .npy array ({_short(exc)})") from None
+        raise LabError(f"{label}: not a readable .npy array ({short(exc)})") from None
 
 
 def _load_npz(data: bytes, name: str, limit: int) -> dict[str, np.ndarray]:
@@ -116,15 +111,14 @@ def _load_npz(data: bytes, name: str, limit: int) -> dict[str, np.ndarray]:
     try:
         npz = np.load(io.BytesIO(data), allow_pickle=False)
     except _LOAD_ERRORS as exc:
-        raise LabError(f"{name}: not a readable .npz archive ({_short(exc)})") from None
+        raise LabError(f"{name}: not a readable .npz archive ({short(exc)})") from None
     if not isinstance(npz, np.lib.npyio.NpzFile):  # np.load sniffs the content, not the name
         raise LabError(f"{name}: not a NumPy .npz archive (save it with np.savez)")
     with npz:
         infos = [i for i in npz.zip.infolist() if not i.is_dir()]
         total = sum(i.file_size for i in infos)
         if total > limit:
-            raise LabError(f"{name}: unpacks to {_mb(total)}, over the {_mb(limit)} limit "
-                           "(raise it with MTL_LAB_MAX_FILE_MB)")
+            raise over_limit(name, "unpacks to", total, limit)
         out: dict[str, np.ndarray] = {}
         for info in infos:
             if not info.filename.endswith(".npy"):
@@ -139,7 +133,7 @@ def _load_npz(data: bytes, name: str, limit: int) -> dict[str, np.ndarray]:
             except LabError:
                 raise
             except _LOAD_ERRORS as exc:
-                raise LabError(f"{label}: not a readable .npy array ({_short(exc)})") from None
+                raise LabError(f"{label}: not a readable .npy array ({short(exc)})") from None
     if not out:
         raise LabError(f"{name}: the archive holds no arrays")
     return out
@@ -154,7 +148,7 @@ def _check_header(fp: Any, size: int, label: str, *, tasks: bool = False) -> Non
         else:
             shape, _, dtype = np.lib.format.read_array_header_2_0(fp)
     except _LOAD_ERRORS as exc:
-        raise LabError(f"{label}: not a readable .npy array ({_short(exc)})") from None
+        raise LabError(f"{label}: not a readable .npy array ({short(exc)})") from None
     if dtype.hasobject:
         fix = ("save task names as a string array: np.array(names, dtype=str)" if tasks
                else "save a number array, e.g. A.astype(float)")
@@ -170,9 +164,9 @@ def _affinity_key(arrays: dict[str, np.ndarray], name: str) -> str:
     """The array holding the matrices: ``affinity``, else the only one besides tasks/steps."""
     others = [k for k in arrays if k not in (AFFINITY_KEY, TASKS_KEY, STEPS_KEY)]
     for k in others:  # a misspelt 'tasks' or 'steps' would silently be ignored
-        close = _close(k, [TASKS_KEY, STEPS_KEY, AFFINITY_KEY])
-        if close and close not in arrays:
-            raise LabError(f"{name}: unknown array {k!r}; did you mean {close!r}?")
+        near = close(k, [TASKS_KEY, STEPS_KEY, AFFINITY_KEY])
+        if near and near not in arrays:
+            raise LabError(f"{name}: unknown array {k!r}; did you mean {near!r}?")
     if AFFINITY_KEY in arrays:
         return AFFINITY_KEY
     if len(others) == 1:

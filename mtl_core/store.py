@@ -61,10 +61,12 @@ from mtl_core.events import StepEvent
 from mtl_core.runfile import (
     AFFINITY_FRAME,
     BATCH_SPLIT,
+    DEFAULT_MEASURE,
     GROUPING_FRAME,
     METRIC_FRAME,
     ParsedRun,
     matrices_to_long,
+    pick_measure,
 )
 from mtl_core.types import Grouping, canonical_grouping
 
@@ -641,21 +643,15 @@ class Store:
 
         def q(con: sqlite3.Connection) -> tuple[np.ndarray, list[str], np.ndarray]:
             info = self._get(con, run_id)
-            m = measure
-            if m is None:
-                if len(info.measures) > 1:
-                    raise LabError(f"run {run_id} has several measures "
-                                   f"({', '.join(info.measures)}); pick one")
-                m = info.measures[0] if info.measures else "lookahead"
+            # a run with nothing logged yet reads as empty, whatever measure is asked for
+            m = (pick_measure(info.measures, measure, f"run {run_id}") if info.measures
+                 else measure or DEFAULT_MEASURE)
             rows = con.execute(
                 "SELECT step, data FROM affinity WHERE run_id = ? AND measure = ? ORDER BY step",
                 (int(run_id), m),
             ).fetchall()
             n = len(info.tasks)
             if not rows:
-                if info.measures and m not in info.measures:
-                    raise LabError(f"run {run_id} has no {m!r} affinity; it has: "
-                                   f"{', '.join(info.measures)}")
                 return np.zeros(0, np.int64), info.tasks, np.zeros((0, n, n))
             steps = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
             data = np.frombuffer(b"".join(r[1] for r in rows), dtype="<f8")

@@ -131,8 +131,8 @@ def _run_local(cfg: RunConfig, out: Path) -> int:
     import pandas as pd
 
     from mtl_core.errors import DivergedError
-    from mtl_core.runfile import affinity_rows, write_table
     from mtl_core.progress import ProgressBar
+    from mtl_core.runfile import affinity_rows, write_table
     from mtl_core.training import train
 
     frames: list[pd.DataFrame] = []
@@ -182,8 +182,8 @@ def summary(result) -> str:
 
 def _run_in_store(cfg: RunConfig, args: argparse.Namespace) -> int:
     """Submit through the runner (a background worker writes into the store) and follow it."""
-    from mtl_core.runfile import matrices_to_long, write_table
     from mtl_core.progress import ProgressBar
+    from mtl_core.runfile import matrices_to_long, write_table
     from mtl_core.runner import Runner
 
     runner = Runner(args.store)

@@ -33,7 +33,6 @@ from mtl_core.grouping.timeline import (
     GroupTimeline,
     group_timeline,
     match_ids,
-    matrices_from_log,
     smooth,
     timeline_from_log,
 )
@@ -121,7 +120,6 @@ __all__ = [
     "leaf_order",
     "make_grouper",
     "match_ids",
-    "matrices_from_log",
     "normalize_affinity",
     "proximal_groups",
     "random_groupings",

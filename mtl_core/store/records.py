@@ -84,7 +84,7 @@ _JSON_DICTS = ("config", "task_types", "meta", "losses")
 
 def run_info(row: sqlite3.Row, measures: list[str]) -> RunInfo:
     """The record of one ``SELECT <RUN_COLUMNS> FROM runs`` row, JSON columns decoded."""
-    d = {k: row[k] for k in RUN_COLUMNS}
+    d = dict(zip(row.keys(), row))
     for k in _JSON_DICTS:
         d[k] = json.loads(d[k])
     d["tasks"] = json.loads(d["tasks"]) if d["tasks"] else []

@@ -44,8 +44,8 @@ from mtl_core.affinity import (
     per_task_grads,
 )
 from mtl_core.errors import LabError
+from mtl_core.events import BATCH_SPLIT
 from mtl_core.runfile import (
-    BATCH_SPLIT,
     METRIC_FRAME,
     ParsedRun,
     matrices_to_long,

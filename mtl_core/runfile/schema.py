@@ -15,8 +15,6 @@ import pandas as pd
 FORMAT_NAME = "task-affinity-lab/run"
 FORMAT_VERSION = 1
 DEFAULT_MEASURE = "lookahead"
-#: The split under which the training loop's per-step minibatch loss is stored.
-BATCH_SPLIT = "batch"
 
 AFFINITY_COLUMNS = ["step", "source", "target", "affinity", "measure"]  # minimal log (CLI)
 AFFINITY_REQUIRED = ("step", "source", "target", "affinity")

@@ -34,7 +34,6 @@ from mtl_core.grouping.timeline import (
     group_timeline,
     match_ids,
     smooth,
-    timeline_from_log,
 )
 
 #: Method names accepted by :func:`make_grouper` (and the CLI's ``--method``).
@@ -127,6 +126,5 @@ __all__ = [
     "symmetrize",
     "tag_value",
     "task_scores",
-    "timeline_from_log",
     "validate_affinity",
 ]

@@ -22,7 +22,6 @@ import pandas as pd
 
 from mtl_core.errors import LabError
 from mtl_core.grouping.base import BaseGrouper, labels_to_grouping, validate_affinity
-from mtl_core.runfile import measure_matrices
 from mtl_core.types import Grouping, canonical_grouping
 
 SMOOTHINGS = ("none", "running", "window", "ema")
@@ -223,12 +222,3 @@ def canonical_labels(labels: np.ndarray) -> np.ndarray:
     eq = L[:, :, None] == L[:, None, :]
     return eq.argmax(axis=2)
 
-
-def timeline_from_log(
-    df: pd.DataFrame, grouper: BaseGrouper, *, measure: str | None = None, **kwargs: object
-) -> GroupTimeline:
-    """:func:`group_timeline` straight from a long-form affinity log (one run): the matrices of
-    ``measure`` (None: the log's only one) as :func:`mtl_core.runfile.measure_matrices` reads
-    them, rows = sources."""
-    steps, tasks, mats = measure_matrices(df, measure)
-    return group_timeline(steps, mats, tasks, grouper, **kwargs)  # type: ignore[arg-type]

@@ -68,8 +68,11 @@ class _Members:
 
     def table(self, stem: str) -> str | None:
         """The member holding table ``stem`` (``affinity.csv``, ...), or None."""
-        found = [m for m in self.infos if m.rsplit(".", 1)[0] == stem
-                 and _ext(m) in READ_TABLE_EXTENSIONS]
+        found = [
+            m
+            for m in self.infos
+            if m.rsplit(".", 1)[0] == stem and _ext(m) in READ_TABLE_EXTENSIONS
+        ]
         if len(found) > 1:
             raise LabError(f"{self.name}: holds several {stem} tables ({', '.join(sorted(found))})")
         return found[0] if found else None
@@ -151,15 +154,19 @@ def parse_meta(data: bytes, name: str) -> dict[str, Any]:
             f"{name}: not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno})"
         ) from None
     if not isinstance(meta, dict):
-        raise LabError(f"{name}: must be a JSON object like {{\"tasks\": [\"a\", \"b\"]}}")
+        raise LabError(f'{name}: must be a JSON object like {{"tasks": ["a", "b"]}}')
     version = meta.get("format_version", FORMAT_VERSION)
     if not isinstance(version, int) or version > FORMAT_VERSION:
-        raise LabError(f"{name}: format_version {version!r} is newer than this lab reads "
-                       f"({FORMAT_VERSION}); update Task Affinity Lab")
+        raise LabError(
+            f"{name}: format_version {version!r} is newer than this lab reads "
+            f"({FORMAT_VERSION}); update Task Affinity Lab"
+        )
     tasks = meta.get("tasks")
     if tasks is not None:
-        if not isinstance(tasks, list) or not tasks or not all(
-            isinstance(t, str) and t.strip() for t in tasks
+        if (
+            not isinstance(tasks, list)
+            or not tasks
+            or not all(isinstance(t, str) and t.strip() for t in tasks)
         ):
             raise LabError(f"{name}: 'tasks' must be a non-empty list of task names")
         dup = [t for t in dict.fromkeys(tasks) if tasks.count(t) > 1]
@@ -174,8 +181,11 @@ def parse_meta(data: bytes, name: str) -> dict[str, Any]:
         extra = [k for k in types if k not in tasks]
         if extra:
             raise LabError(f"{name}: 'task_types' names {extra[0]!r}, which is not in 'tasks'")
-    for key, kind, what in (("config", dict, "a JSON object"), ("notes", str, "text"),
-                            ("name", str, "text")):
+    for key, kind, what in (
+        ("config", dict, "a JSON object"),
+        ("notes", str, "text"),
+        ("name", str, "text"),
+    ):
         if key in meta and not isinstance(meta[key], kind):
             raise LabError(f"{name}: {key!r} must be {what}")
     return meta
@@ -212,8 +222,12 @@ def _grouping(line: str, where: str, tasks: list[str] | None) -> tuple[str, int,
     if not isinstance(rec, dict) or "step" not in rec or "groups" not in rec:
         raise LabError(f'{where}: expected {{"step": 0, "groups": [["a", "b"], ["c"]]}}')
     step = rec["step"]
-    if isinstance(step, bool) or not isinstance(step, (int, float)) or step < 0 \
-            or step != int(step):
+    if (
+        isinstance(step, bool)
+        or not isinstance(step, (int, float))
+        or step < 0
+        or step != int(step)
+    ):
         raise LabError(f"{where}: step {show(step)} is not a whole number >= 0")
     groups = rec["groups"]
     if not isinstance(groups, list) or not all(

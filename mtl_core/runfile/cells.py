@@ -71,6 +71,7 @@ def to_numbers(
         except (TypeError, ValueError):
             bad[k] = True
     if bad.any():
+
         def what(i: int) -> str:
             v = vals[i]
             if v is None or v == "":
@@ -96,7 +97,8 @@ def _fast_numbers(vals: np.ndarray) -> np.ndarray | None:
     if kinds == {str}:
         try:  # Arrow parses decimal text to the correctly rounded double
             return pc.cast(pa.array(vals, type=pa.string()), pa.float64()).to_numpy(
-                zero_copy_only=False)
+                zero_copy_only=False
+            )
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
             return None
     return None
@@ -113,8 +115,13 @@ def to_steps(vals: np.ndarray, name: str, locate: Locate) -> np.ndarray:
     x = to_numbers(vals, "step", name, locate)
     bad = ~np.isfinite(x) | (x != np.floor(np.where(np.isfinite(x), x, 0)))
     if bad.any():
-        raise fail(name, locate, "step", bad,
-                   lambda i: f"{show(vals[i])} is not a whole number (steps are 0, 1, 2, ...)")
+        raise fail(
+            name,
+            locate,
+            "step",
+            bad,
+            lambda i: f"{show(vals[i])} is not a whole number (steps are 0, 1, 2, ...)",
+        )
     neg = x < 0
     if neg.any():
         raise fail(name, locate, "step", neg, lambda i: f"{show(vals[i])} is negative")
@@ -150,6 +157,7 @@ def to_labels(vals: np.ndarray, col: str, name: str, locate: Locate) -> np.ndarr
             bad[k] = True
         out[k] = s
     if bad.any():
+
         def what(i: int) -> str:
             v = vals[i]
             return "is empty" if v is None or v == "" else f"{show(v)} is not a name"

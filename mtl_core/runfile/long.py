@@ -111,7 +111,11 @@ def _stack(
 
 
 def matrices_to_long(
-    steps: np.ndarray, tasks: list[str], mats: np.ndarray, measure: str, run: str = "",
+    steps: np.ndarray,
+    tasks: list[str],
+    mats: np.ndarray,
+    measure: str,
+    run: str = "",
     wall_times: np.ndarray | None = None,
 ) -> pd.DataFrame:
     """Inverse of :func:`long_to_matrices`: one row per logged (non-NaN) cell, row-major.
@@ -168,8 +172,12 @@ def pick_measure(
 
 
 def measure_matrices(
-    df: pd.DataFrame, measure: str | None = None, tasks: Sequence[str] | None = None, *,
-    where: str = "the log", hint: str = "pick one",
+    df: pd.DataFrame,
+    measure: str | None = None,
+    tasks: Sequence[str] | None = None,
+    *,
+    where: str = "the log",
+    hint: str = "pick one",
 ) -> tuple[np.ndarray, list[str], np.ndarray]:
     """A long-form log of one run -> the matrices of one measure.
 
@@ -213,8 +221,12 @@ def measure_matrices(
 
 
 def mean_matrix(
-    df: pd.DataFrame, measure: str | None = None, tasks: Sequence[str] | None = None, *,
-    where: str = "the log", hint: str = "pick one with --measure",
+    df: pd.DataFrame,
+    measure: str | None = None,
+    tasks: Sequence[str] | None = None,
+    *,
+    where: str = "the log",
+    hint: str = "pick one with --measure",
 ) -> tuple[list[str], np.ndarray]:
     """Time-averaged affinity matrix of one measure of a long-form log.
 

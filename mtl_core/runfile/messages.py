@@ -26,8 +26,9 @@ WIDE_NOTE = "; a square matrix with task names as header is accepted too (docs/r
 JSON_ROW = '{"step": 0, "source": "a", "target": "b", "affinity": 0.1}'
 
 
-def fail(name: str, locate: Locate, col: str, rows: np.ndarray,
-         what: Callable[[int], str]) -> LabError:
+def fail(
+    name: str, locate: Locate, col: str, rows: np.ndarray, what: Callable[[int], str]
+) -> LabError:
     """One message for the first bad row of ``rows`` (a boolean mask), counting the others.
 
     ``what(i)`` says what is wrong with row ``i``; the result reads
@@ -40,8 +41,9 @@ def fail(name: str, locate: Locate, col: str, rows: np.ndarray,
 
 def over_limit(name: str, what: str, size: int, limit: int) -> LabError:
     """The size-limit message: ``"<name>: <what> 250.0 MB, over the 200.0 MB limit (...)"``."""
-    return LabError(f"{name}: {what} {mb(size)}, over the {mb(limit)} limit "
-                    f"(raise it with {MAX_MB_VARIABLE})")
+    return LabError(
+        f"{name}: {what} {mb(size)}, over the {mb(limit)} limit (raise it with {MAX_MB_VARIABLE})"
+    )
 
 
 def close(word: str, candidates: Sequence[str]) -> str | None:

@@ -63,8 +63,7 @@ class ParsedRun:
         Raises ``LabError`` when the run did not log ``measure``.
         """
         where = "the file" if run == "" else f"run {run!r}"
-        return measure_matrices(self.run_affinity(run), measure, self.run_tasks(run),
-                                where=where)
+        return measure_matrices(self.run_affinity(run), measure, self.run_tasks(run), where=where)
 
     def measures(self, run: str) -> list[str]:
         """Measures logged for one run, in file order."""
@@ -73,7 +72,10 @@ class ParsedRun:
 
 
 def assemble(
-    aff: pd.DataFrame, metrics: pd.DataFrame, groupings: pd.DataFrame, meta: dict[str, Any],
+    aff: pd.DataFrame,
+    metrics: pd.DataFrame,
+    groupings: pd.DataFrame,
+    meta: dict[str, Any],
     tasks: list[str],
 ) -> ParsedRun:
     """A ParsedRun from validated parts (frames in the ``*_FRAME`` columns, ``meta.json``'s
@@ -91,9 +93,13 @@ def assemble(
     types = dict(meta.get("task_types") or {})
     meta = {k: v for k, v in meta.items() if k not in _FORMAT_KEYS}
     return ParsedRun(
-        tasks=list(tasks), task_types=types,
-        affinity=aff.reset_index(drop=True), metrics=metrics.reset_index(drop=True),
-        groupings=groupings.reset_index(drop=True), meta=meta, runs=runs or [""],
+        tasks=list(tasks),
+        task_types=types,
+        affinity=aff.reset_index(drop=True),
+        metrics=metrics.reset_index(drop=True),
+        groupings=groupings.reset_index(drop=True),
+        meta=meta,
+        runs=runs or [""],
         tasks_declared=declared,
     )
 

@@ -29,10 +29,20 @@ AFFINITY_NAMES = (*AFFINITY_REQUIRED, *AFFINITY_OPTIONAL, "task")
 AFFINITY_FRAME = ["run", "step", "measure", "source", "target", "affinity", "wall_time"]
 METRIC_FRAME = ["run", "step", "task", "split", "metric", "value"]
 GROUPING_FRAME = ["run", "step", "groups"]
-_DTYPES = {"run": object, "step": np.int64, "measure": object, "source": object,
-           "target": object, "affinity": np.float64, "wall_time": np.float64,
-           "task": object, "split": object, "metric": object, "value": np.float64,
-           "groups": object}
+_DTYPES = {
+    "run": object,
+    "step": np.int64,
+    "measure": object,
+    "source": object,
+    "target": object,
+    "affinity": np.float64,
+    "wall_time": np.float64,
+    "task": object,
+    "split": object,
+    "metric": object,
+    "value": np.float64,
+    "groups": object,
+}
 
 #: Table containers the lab writes (and reads).
 TABLE_EXTENSIONS = (".csv", ".parquet", ".jsonl")

@@ -113,7 +113,8 @@ def _parse_csv(data: bytes, name: str, default: str = ",") -> tuple[Columns, Loc
             read_options=pacsv.ReadOptions(column_names=header, skip_rows=1),
             parse_options=pacsv.ParseOptions(delimiter=delim),
             convert_options=pacsv.ConvertOptions(
-                column_types={h: pa.string() for h in header}, strings_can_be_null=False,
+                column_types={h: pa.string() for h in header},
+                strings_can_be_null=False,
                 quoted_strings_can_be_null=False,
             ),
         )
@@ -186,17 +187,23 @@ def _parse_json(data: bytes, name: str) -> tuple[Columns, Locate]:
     try:
         doc = json.loads(text)
     except json.JSONDecodeError as exc:
-        hint = ("; one object per line is JSON Lines: name the file .jsonl"
-                if exc.msg == "Extra data" else "")
-        raise LabError(f"{name}: not valid JSON ({exc.msg} at line {exc.lineno}, column "
-                       f"{exc.colno}){hint}") from None
+        hint = (
+            "; one object per line is JSON Lines: name the file .jsonl"
+            if exc.msg == "Extra data"
+            else ""
+        )
+        raise LabError(
+            f"{name}: not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno}){hint}"
+        ) from None
     except RecursionError:
         raise LabError(f"{name}: not valid JSON (nested too deeply)") from None
     want = f"expected a JSON array of row objects like [{JSON_ROW}, ...]"
     if isinstance(doc, dict):
         keys = ", ".join(map(repr, list(doc)[:8])) or "none"
-        raise LabError(f"{name}: {want}; found an object (keys: {keys}). Put the affinity rows "
-                       "in a top-level array; metrics, groupings and metadata go in a .zip")
+        raise LabError(
+            f"{name}: {want}; found an object (keys: {keys}). Put the affinity rows "
+            "in a top-level array; metrics, groupings and metadata go in a .zip"
+        )
     if not isinstance(doc, list):
         raise LabError(f"{name}: {want}; found {_json_kind(doc)}")
     if not doc:

@@ -73,8 +73,9 @@ def read_tensorboard(
         if len(source) > max_bytes:
             raise over_limit(filename, "the file is", len(source), max_bytes)
         with tempfile.TemporaryDirectory(prefix="mtl-tb-") as tmp:
-            p = Path(tmp) / (Path(filename).name if "tfevents" in filename
-                             else "events.out.tfevents.upload")
+            p = Path(tmp) / (
+                Path(filename).name if "tfevents" in filename else "events.out.tfevents.upload"
+            )
             p.write_bytes(bytes(source))
             return _read_files({"": [p]}, filename)
     path = Path(source) if source is not None else Path(filename)
@@ -87,8 +88,9 @@ def _runs_in_folder(path: Path, filename: str, max_bytes: int) -> dict[str, list
     """Event files of a log folder grouped by run (their folder relative to ``path``)."""
     files = sorted(f for f in path.rglob("*") if f.is_file() and "tfevents" in f.name)
     if not files:
-        raise LabError(f"{filename}: no TensorBoard event files (events.out.tfevents.*) "
-                       "in this folder")
+        raise LabError(
+            f"{filename}: no TensorBoard event files (events.out.tfevents.*) in this folder"
+        )
     total = sum(f.stat().st_size for f in files)
     if total > max_bytes:
         raise over_limit(filename, "the event files hold", total, max_bytes)
@@ -145,8 +147,10 @@ def _read_files(by_run: dict[str, list[Path]], filename: str) -> ParsedRun:
                 elif parts[0] == METRICS_PREFIX and len(parts) == 4:
                     mrows.append((run, step, parts[3], parts[1], parts[2], value, tag))
     if not rows and not seen_tags:
-        raise LabError(f"{filename}: no lab scalars found; is it a TensorBoard event file "
-                       "with tags like affinity/<source>/<target>?")
+        raise LabError(
+            f"{filename}: no lab scalars found; is it a TensorBoard event file "
+            "with tags like affinity/<source>/<target>?"
+        )
     if not rows:
         found = ", ".join(sorted(seen_tags)[:8])
         raise LabError(
@@ -171,24 +175,34 @@ def _affinity_frame(rows: list[tuple[Any, ...]], filename: str) -> pd.DataFrame:
     col = list(zip(*rows))
     tags = col[7]
     cols = {
-        "run": _objects(col[0]), "step": np.asarray(col[1], dtype=np.int64),
-        "measure": _objects(col[2]), "source": _objects(col[3]), "target": _objects(col[4]),
+        "run": _objects(col[0]),
+        "step": np.asarray(col[1], dtype=np.int64),
+        "measure": _objects(col[2]),
+        "source": _objects(col[3]),
+        "target": _objects(col[4]),
         "affinity": np.asarray(col[5], dtype=np.float64),
         "wall_time": np.asarray(col[6], dtype=np.float64),
     }
     if set(col[0]) == {""}:
         del cols["run"]  # one run: no run labels
-    return validate_affinity(cols, lambda i: f"tag {tags[i]!r} at step {cols['step'][i]}",
-                             filename, tasks=None)
+    return validate_affinity(
+        cols, lambda i: f"tag {tags[i]!r} at step {cols['step'][i]}", filename, tasks=None
+    )
 
 
 def _metrics_frame(mrows: list[tuple[Any, ...]], filename: str) -> pd.DataFrame:
     mc = list(zip(*mrows))
     mtags = mc[6]
-    mcols = {"run": _objects(mc[0]), "step": np.asarray(mc[1], dtype=np.int64),
-             "task": _objects(mc[2]), "split": _objects(mc[3]), "metric": _objects(mc[4]),
-             "value": np.asarray(mc[5], dtype=np.float64)}
+    mcols = {
+        "run": _objects(mc[0]),
+        "step": np.asarray(mc[1], dtype=np.int64),
+        "task": _objects(mc[2]),
+        "split": _objects(mc[3]),
+        "metric": _objects(mc[4]),
+        "value": np.asarray(mc[5], dtype=np.float64),
+    }
     if set(mc[0]) == {""}:
         del mcols["run"]
     return validate_metrics(
-        mcols, lambda i: f"tag {mtags[i]!r} at step {mcols['step'][i]}", filename, None)
+        mcols, lambda i: f"tag {mtags[i]!r} at step {mcols['step'][i]}", filename, None
+    )

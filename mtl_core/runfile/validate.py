@@ -46,7 +46,10 @@ def known_names(cols: Columns, known: tuple[str, ...], name: str) -> Columns:
 
 
 def require_columns(
-    cols: Columns, required: tuple[str, ...], optional: tuple[str, ...], name: str,
+    cols: Columns,
+    required: tuple[str, ...],
+    optional: tuple[str, ...],
+    name: str,
     note: str = "",
 ) -> None:
     """Refuse missing or misnamed columns, suggesting a present column that is close.
@@ -98,17 +101,32 @@ def validate_affinity(
     aff = to_numbers(cols["affinity"], "affinity", name, locate)
     nonfinite = ~np.isfinite(aff)
     if nonfinite.any():
-        raise fail(name, locate, "affinity", nonfinite,
-                   lambda i: f"{aff[i]} is not a finite number (leave unmeasured cells out)")
+        raise fail(
+            name,
+            locate,
+            "affinity",
+            nonfinite,
+            lambda i: f"{aff[i]} is not a finite number (leave unmeasured cells out)",
+        )
     measure = _optional_labels(cols, "measure", DEFAULT_MEASURE, name, locate)
     run = _optional_labels(cols, "run", "", name, locate)
-    wall = (to_numbers(cols["wall_time"], "wall_time", name, locate, allow_empty=True)
-            if "wall_time" in cols else np.full(n, np.nan))
+    wall = (
+        to_numbers(cols["wall_time"], "wall_time", name, locate, allow_empty=True)
+        if "wall_time" in cols
+        else np.full(n, np.nan)
+    )
     if np.isinf(wall).any():
         raise fail(name, locate, "wall_time", np.isinf(wall), lambda i: "is infinite")
     df = pd.DataFrame(
-        {"run": run, "step": step, "measure": measure, "source": src, "target": tgt,
-         "affinity": aff, "wall_time": wall},
+        {
+            "run": run,
+            "step": step,
+            "measure": measure,
+            "source": src,
+            "target": tgt,
+            "affinity": aff,
+            "wall_time": wall,
+        },
         columns=AFFINITY_FRAME,
     )
     for col in ("source", "target"):
@@ -148,9 +166,16 @@ def validate_metrics(
     key = ["run", "step", "task", "split", "metric"]
     dup = df.duplicated(key, keep="first").to_numpy()
     if dup.any():
-        raise fail(name, locate, "value", dup, lambda i: (
-            f"duplicated metric (step {df['step'].iat[i]}, task {df['task'].iat[i]!r}, "
-            f"{df['split'].iat[i]}/{df['metric'].iat[i]})"))
+        raise fail(
+            name,
+            locate,
+            "value",
+            dup,
+            lambda i: (
+                f"duplicated metric (step {df['step'].iat[i]}, task {df['task'].iat[i]!r}, "
+                f"{df['split'].iat[i]}/{df['metric'].iat[i]})"
+            ),
+        )
     return df
 
 
@@ -172,8 +197,13 @@ def _check_tasks(
     bad = ~values.isin(set(tasks)).to_numpy()
     if bad.any():
         vals = values.to_numpy()
-        raise fail(name, locate, col, bad, lambda i: (
-            f"task {vals[i]!r} is not in meta.json's task list ({', '.join(tasks)})"))
+        raise fail(
+            name,
+            locate,
+            col,
+            bad,
+            lambda i: f"task {vals[i]!r} is not in meta.json's task list ({', '.join(tasks)})",
+        )
 
 
 def _refuse_duplicate_cells(df: pd.DataFrame, name: str, locate: Locate) -> None:
@@ -189,7 +219,9 @@ def _refuse_duplicate_cells(df: pd.DataFrame, name: str, locate: Locate) -> None
         r = df.iloc[i]
         twin = int(np.flatnonzero(gid == gid[i])[0])
         runs = f"run {r['run']!r}, " if r["run"] else ""
-        return (f"duplicated cell ({runs}step {r['step']}, measure {r['measure']!r}, "
-                f"{r['source']!r} -> {r['target']!r}), first at {locate(twin)}")
+        return (
+            f"duplicated cell ({runs}step {r['step']}, measure {r['measure']!r}, "
+            f"{r['source']!r} -> {r['target']!r}), first at {locate(twin)}"
+        )
 
     raise fail(name, locate, "affinity", dup, what)

@@ -96,8 +96,10 @@ def read_wide(
         known = set(tasks)
         for c in task_cols:
             if c not in known:
-                raise LabError(f"{name}: column {c!r}: task {c!r} is not in meta.json's task "
-                               f"list ({names(tasks)})")
+                raise LabError(
+                    f"{name}: column {c!r}: task {c!r} is not in meta.json's task "
+                    f"list ({names(tasks)})"
+                )
     if label is None:
         rows = _unlabelled_rows(cols, task_cols, name)
     else:
@@ -111,18 +113,23 @@ def read_wide(
         r, k = np.argwhere(inf)[0]  # the first one in reading order
         more = int(inf.sum()) - 1
         tail = f" (and {more} more cells like it)" if more else ""
-        raise LabError(f"{name}: {locate(int(r))}, column {task_cols[k]!r}: {values[r, k]} is "
-                       f"not a finite number (leave unmeasured cells empty){tail}")
+        raise LabError(
+            f"{name}: {locate(int(r))}, column {task_cols[k]!r}: {values[r, k]} is "
+            f"not a finite number (leave unmeasured cells empty){tail}"
+        )
     return _long_frame(values, rows, task_cols, name), list(task_cols)
 
 
-def _long_frame(values: np.ndarray, rows: _Rows, task_cols: list[str], name: str
-                ) -> pd.DataFrame:
+def _long_frame(values: np.ndarray, rows: _Rows, task_cols: list[str], name: str) -> pd.DataFrame:
     """Table rows x task columns -> long-form cells, one matrix per block, sources in column
     order (a permuted matrix gives the same frame); empty cells left out."""
     n_rows, t = values.shape
-    block = pd.DataFrame({"r": rows.run, "m": rows.measure, "s": rows.step}).groupby(
-        ["r", "m", "s"], sort=False).ngroup().to_numpy()
+    block = (
+        pd.DataFrame({"r": rows.run, "m": rows.measure, "s": rows.step})
+        .groupby(["r", "m", "s"], sort=False)
+        .ngroup()
+        .to_numpy()
+    )
     order = np.lexsort((rows.src_idx, block))
     flat = values[order].reshape(-1)
     keep = ~np.isnan(flat)
@@ -172,8 +179,12 @@ def _unlabelled_rows(cols: dict[str, np.ndarray], task_cols: list[str], name: st
             f"{t} columns ({names(task_cols)}) but {n_rows} rows; or put the row labels "
             "in a first column headed '', 'source' or 'task'"
         )
-    return _Rows(np.arange(t), np.zeros(n_rows, dtype=np.int64),
-                 np.full(n_rows, DEFAULT_MEASURE, dtype=object), np.full(n_rows, "", dtype=object))
+    return _Rows(
+        np.arange(t),
+        np.zeros(n_rows, dtype=np.int64),
+        np.full(n_rows, DEFAULT_MEASURE, dtype=object),
+        np.full(n_rows, "", dtype=object),
+    )
 
 
 def _labelled_rows(
@@ -187,19 +198,28 @@ def _labelled_rows(
     except LabError as exc:  # say "row-label column" when the header is blank
         raise LabError(str(exc).replace(f"column {label!r}", where, 1)) from None
     src_idx = pd.Index(task_cols, dtype=object).get_indexer(
-        np.asarray([str(s) for s in src], dtype=object))
+        np.asarray([str(s) for s in src], dtype=object)
+    )
     unknown = np.flatnonzero(src_idx < 0)
     if len(unknown):
         i = int(unknown[0])
-        raise LabError(f"{name}: {locate(i)}, {where}: task {src[i]!r} is not one of the "
-                       f"matrix's columns ({names(task_cols)})")
+        raise LabError(
+            f"{name}: {locate(i)}, {where}: task {src[i]!r} is not one of the "
+            f"matrix's columns ({names(task_cols)})"
+        )
     rows = _Rows(
         src_idx,
         to_steps(cols["step"], name, locate) if "step" in cols else np.zeros(n, dtype=np.int64),
-        (to_labels(cols["measure"], "measure", name, locate) if "measure" in cols
-         else np.full(n, DEFAULT_MEASURE, dtype=object)),
-        (to_labels(cols["run"], "run", name, locate) if "run" in cols
-         else np.full(n, "", dtype=object)),
+        (
+            to_labels(cols["measure"], "measure", name, locate)
+            if "measure" in cols
+            else np.full(n, DEFAULT_MEASURE, dtype=object)
+        ),
+        (
+            to_labels(cols["run"], "run", name, locate)
+            if "run" in cols
+            else np.full(n, "", dtype=object)
+        ),
     )
     _refuse_repeated_sources(rows, cols, task_cols, locate, name, where)
     missing = sorted(set(range(len(task_cols))) - set(src_idx.tolist()))
@@ -207,13 +227,19 @@ def _labelled_rows(
         c = task_cols[missing[0]]
         near = close(c, BLOCK_COLUMNS)
         hint = f"; if it is not a task, did you mean {near!r}?" if near else ""
-        raise LabError(f"{name}: column {c!r} has no row labelled {c!r} (every task column "
-                       f"needs a row for that task as a source){hint}")
+        raise LabError(
+            f"{name}: column {c!r} has no row labelled {c!r} (every task column "
+            f"needs a row for that task as a source){hint}"
+        )
     return rows
 
 
 def _refuse_repeated_sources(
-    rows: _Rows, cols: dict[str, np.ndarray], task_cols: list[str], locate: Locate, name: str,
+    rows: _Rows,
+    cols: dict[str, np.ndarray],
+    task_cols: list[str],
+    locate: Locate,
+    name: str,
     where: str,
 ) -> None:
     """Each block (run, measure, step) holds each source row at most once."""
@@ -228,8 +254,10 @@ def _refuse_repeated_sources(
     block += [f"measure {rows.measure[i]!r}"] if "measure" in cols else []
     block += [f"run {rows.run[i]!r}"] if "run" in cols else []
     within = f" in {', '.join(block)}" if block else ""
-    raise LabError(f"{name}: {locate(i)}, {where}: source {task_cols[rows.src_idx[i]]!r} has "
-                   f"two rows{within} (first at {locate(first)})")
+    raise LabError(
+        f"{name}: {locate(i)}, {where}: source {task_cols[rows.src_idx[i]]!r} has "
+        f"two rows{within} (first at {locate(first)})"
+    )
 
 
 def _text(v: Any) -> str | None:

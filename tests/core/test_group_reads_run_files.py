@@ -22,16 +22,22 @@ K1 = FIELD / "K1_matrix_no_row_labels_documented_layout2.csv"
 
 
 def _cli(*args):
-    return subprocess.run([sys.executable, "-m", "mtl_core", *map(str, args)],
-                          capture_output=True, text=True, timeout=120, cwd=ROOT)
+    return subprocess.run(
+        [sys.executable, "-m", "mtl_core", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+    )
 
 
 def _k1_copy(tmp_path: Path) -> Path:
     """The field case K1 (the run format's documented layout 2: a header of task names, no
     row labels, row i = the source named by column i), or the same bytes when the shared
     cases are not checked out."""
-    text = ("price,demand,churn\n0.0412,0.0187,-0.0093\n0.0201,0.0377,-0.0051\n"
-            "-0.0110,-0.0046,0.0298\n")
+    text = (
+        "price,demand,churn\n0.0412,0.0187,-0.0093\n0.0201,0.0377,-0.0051\n-0.0110,-0.0046,0.0298\n"
+    )
     if K1.exists():
         assert K1.read_text() == text  # the test's expected values are this file's
     path = tmp_path / K1.name
@@ -40,8 +46,7 @@ def _k1_copy(tmp_path: Path) -> Path:
 
 
 K1_TASKS = ["price", "demand", "churn"]
-K1_A = np.array([[0.0412, 0.0187, -0.0093], [0.0201, 0.0377, -0.0051],
-                 [-0.0110, -0.0046, 0.0298]])
+K1_A = np.array([[0.0412, 0.0187, -0.0093], [0.0201, 0.0377, -0.0051], [-0.0110, -0.0046, 0.0298]])
 
 
 def test_group_reads_the_documented_unlabelled_matrix(tmp_path):
@@ -87,13 +92,17 @@ def test_refused_files_get_imports_message(tmp_path):
     assert _same_message(cp1252) == "cannot import excel.csv: not UTF-8 text (byte 3)"
     eu = tmp_path / "eu.csv"
     eu.write_text(";a;b\na;0,1;0,2\nb;0,3;0,4\n")
-    assert _same_message(eu) == ("cannot import eu.csv: row 1 (line 2), column 'a': '0,1' is "
-                                 "not a number (use '.' as the decimal point) (and 1 more rows "
-                                 "like it)")
+    assert _same_message(eu) == (
+        "cannot import eu.csv: row 1 (line 2), column 'a': '0,1' is "
+        "not a number (use '.' as the decimal point) (and 1 more rows "
+        "like it)"
+    )
     short = tmp_path / "short.csv"
     short.write_text("a,b,c\n0.1,0.2,0.3\n0.4,0.5,0.6\n")
-    assert "a matrix without row labels must be square, one row per task column: 3 columns " \
-           "(a, b, c) but 2 rows" in _same_message(short)
+    assert (
+        "a matrix without row labels must be square, one row per task column: 3 columns "
+        "(a, b, c) but 2 rows" in _same_message(short)
+    )
 
 
 def test_cli_refusal_is_one_line_exit_2(tmp_path):
@@ -107,15 +116,25 @@ def test_cli_refusal_is_one_line_exit_2(tmp_path):
 
 def test_measure_and_run_are_picked_like_everywhere_else(tmp_path):
     A = K1_A
-    df = pd.concat([affinity_rows(0, K1_TASKS, A, "lookahead"),
-                    affinity_rows(0, K1_TASKS, -A, "cosine"),
-                    affinity_rows(1, K1_TASKS, 3 * A, "lookahead")])
+    df = pd.concat(
+        [
+            affinity_rows(0, K1_TASKS, A, "lookahead"),
+            affinity_rows(0, K1_TASKS, -A, "cosine"),
+            affinity_rows(1, K1_TASKS, 3 * A, "lookahead"),
+        ]
+    )
     path = write_table(df, tmp_path / "two.csv")
-    with pytest.raises(LabError, match=r"^two.csv holds several measures \(lookahead, cosine\); "
-                                       r"pick one with --measure$"):
+    with pytest.raises(
+        LabError,
+        match=r"^two.csv holds several measures \(lookahead, cosine\); "
+        r"pick one with --measure$",
+    ):
         load_affinity(path)
-    with pytest.raises(LabError, match=r"^measure 'proximal' not in two.csv; it has: "
-                                       r"lookahead, cosine$"):
+    with pytest.raises(
+        LabError,
+        match=r"^measure 'proximal' not in two.csv; it has: "
+        r"lookahead, cosine$",
+    ):
         load_affinity(path, measure="proximal")
     tasks, mean = load_affinity(path, measure="lookahead")
     np.testing.assert_array_equal(mean, (A + 3 * A) / 2)
@@ -128,6 +147,9 @@ def test_measure_and_run_are_picked_like_everywhere_else(tmp_path):
 def test_a_pair_never_logged_is_named(tmp_path):
     path = tmp_path / "gap.csv"
     path.write_text(",a,b\na,,0.5\nb,0.25,0.1\n")
-    with pytest.raises(LabError, match=r"^gap.csv has no affinity for source 'a' -> target 'a' "
-                                       r"\(the cell is empty or NaN at every step\)"):
+    with pytest.raises(
+        LabError,
+        match=r"^gap.csv has no affinity for source 'a' -> target 'a' "
+        r"\(the cell is empty or NaN at every step\)",
+    ):
         load_affinity(path)

@@ -19,7 +19,7 @@ def _imports() -> dict[str, list[tuple[str, list[str]]]]:
     for path in sorted(PACKAGE.glob("*.py")):
         tree = ast.parse(path.read_text(encoding="utf-8"))
         out[path.stem] = [
-            (node.module[len(PREFIX):], [a.name for a in node.names])
+            (node.module[len(PREFIX) :], [a.name for a in node.names])
             for node in ast.walk(tree)
             if isinstance(node, ast.ImportFrom) and (node.module or "").startswith(PREFIX)
         ]
@@ -43,12 +43,16 @@ def test_no_import_cycle():
 
 
 def test_no_private_names_cross_modules():
-    borrowed = [(m, s, n) for m, deps in _imports().items() for s, names in deps
-                for n in names if n.startswith("_")]
+    borrowed = [
+        (m, s, n)
+        for m, deps in _imports().items()
+        for s, names in deps
+        for n in names
+        if n.startswith("_")
+    ]
     assert not borrowed
 
 
 def test_modules_stay_small():
-    sizes = {p.name: len(p.read_text(encoding="utf-8").splitlines())
-             for p in PACKAGE.glob("*.py")}
+    sizes = {p.name: len(p.read_text(encoding="utf-8").splitlines()) for p in PACKAGE.glob("*.py")}
     assert max(sizes.values()) <= 500, sizes

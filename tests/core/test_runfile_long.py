@@ -33,8 +33,11 @@ def _stack(seed: int = 0, steps: int = 4) -> np.ndarray:
 def test_pick_measure_rules_and_messages():
     assert pick_measure(["cosine"], None, "the log") == "cosine"
     assert pick_measure(["lookahead", "cosine"], "cosine", "the log") == "cosine"
-    with pytest.raises(LabError, match=r"^run 3 holds several measures \(lookahead, cosine\); "
-                                       r"pick one$"):
+    with pytest.raises(
+        LabError,
+        match=r"^run 3 holds several measures \(lookahead, cosine\); "
+        r"pick one$",
+    ):
         pick_measure(["lookahead", "cosine"], None, "run 3")
     with pytest.raises(LabError, match=r"^measure 'x' not in f.csv; it has: lookahead$"):
         pick_measure(["lookahead"], "x", "f.csv")
@@ -45,8 +48,12 @@ def test_pick_measure_rules_and_messages():
 def test_measure_matrices_round_trips_matrices_to_long():
     X = _stack()
     X[1, 0, 2] = np.nan  # an unmeasured cell stays NaN
-    df = pd.concat([matrices_to_long(np.array([0, 5, 7, 9]), TASKS, X, "lookahead"),
-                    matrices_to_long(np.array([5]), TASKS, -X[:1], "cosine")])
+    df = pd.concat(
+        [
+            matrices_to_long(np.array([0, 5, 7, 9]), TASKS, X, "lookahead"),
+            matrices_to_long(np.array([5]), TASKS, -X[:1], "cosine"),
+        ]
+    )
     steps, tasks, got = measure_matrices(df, "lookahead")
     assert steps.tolist() == [0, 5, 7, 9] and tasks == TASKS
     assert np.array_equal(got, X, equal_nan=True)
@@ -94,9 +101,15 @@ def test_mean_matrix_is_the_mean_over_logged_steps_without_warnings():
 
 def test_parsed_run_matrices_go_through_the_same_rule():
     X = _stack(3, 2)
-    parsed = read_run_file(run_file_bytes(ParsedRun(
-        tasks=TASKS, affinity=matrices_to_long(np.array([1, 2]), TASKS, X, "lookahead")),
-        "r.csv"), "r.csv")
+    parsed = read_run_file(
+        run_file_bytes(
+            ParsedRun(
+                tasks=TASKS, affinity=matrices_to_long(np.array([1, 2]), TASKS, X, "lookahead")
+            ),
+            "r.csv",
+        ),
+        "r.csv",
+    )
     steps, tasks, got = parsed.matrices("", "lookahead")
     assert steps.tolist() == [1, 2] and tasks == TASKS and np.array_equal(got, X)
     with pytest.raises(LabError, match=r"^measure 'cosine' not in the file; it has: lookahead$"):
@@ -105,8 +118,13 @@ def test_parsed_run_matrices_go_through_the_same_rule():
 
 def test_store_picks_measures_with_the_same_rule(tmp_path):
     X = _stack(4, 2)
-    aff = pd.concat([matrices_to_long(np.array([0, 1]), TASKS, X, "lookahead"),
-                     matrices_to_long(np.array([0, 1]), TASKS, -X, "cosine")], ignore_index=True)
+    aff = pd.concat(
+        [
+            matrices_to_long(np.array([0, 1]), TASKS, X, "lookahead"),
+            matrices_to_long(np.array([0, 1]), TASKS, -X, "cosine"),
+        ],
+        ignore_index=True,
+    )
     store = Store(tmp_path / "s.sqlite")
     (rid,) = store.import_parsed(ParsedRun(tasks=TASKS, affinity=aff, tasks_declared=True), "r")
     with pytest.raises(LabError, match=rf"^run {rid} holds several measures"):

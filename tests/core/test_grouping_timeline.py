@@ -18,7 +18,6 @@ from mtl_core.grouping import (
     group_timeline,
     match_ids,
     smooth,
-    timeline_from_log,
 )
 from mtl_core.grouping.base import labels_to_grouping
 from mtl_core.runfile import affinity_rows, measure_matrices
@@ -164,7 +163,7 @@ def test_timeline_from_long_form_log():
     steps, got_tasks, got = measure_matrices(df)
     assert got_tasks == tasks and steps.tolist() == [0, 3, 6, 9, 12]
     np.testing.assert_allclose(got, np.stack(mats))
-    tl = timeline_from_log(df, ThresholdGrouper(0.0))
+    tl = group_timeline(steps, got, got_tasks, ThresholdGrouper(0.0))
     assert tl.groupings[-1] == canonical_grouping([["t0", "t1"], ["t2", "t3"]])
     both = pd.concat([df, df.assign(measure="cosine")])
     with pytest.raises(LabError, match="several measures"):

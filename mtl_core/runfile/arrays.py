@@ -5,7 +5,8 @@ A ``.npy`` file holds one number array ``A``: shape ``(n, n)`` is one matrix at 
 ``i`` onto target ``j`` (row = source, column = target). A ``.npz`` file (``np.savez``) holds
 the same array, named ``affinity`` or as its only other array, plus optional ``tasks``
 (n names) and ``steps`` (S whole numbers >= 0). Task names default to ``t0 .. t{n-1}``.
-NaN cells are unmeasured and become absent cells; infinite ones are refused.
+NaN and infinite cells are unmeasured: left out and reported (the read's ``left_out``).
+``rows="target"`` (declared) transposes each matrix.
 
 Safety: files are loaded with ``numpy.load(..., allow_pickle=False)`` only, so an object
 (pickled) array is refused, never unpickled. Each array's header is checked first (dtype, and
@@ -27,6 +28,7 @@ import pandas as pd
 from mtl_core.errors import LabError
 from mtl_core.runfile.long import matrices_to_long
 from mtl_core.runfile.messages import close, over_limit, short
+from mtl_core.runfile.report import ReadOptions, left_out, matrix_read, measure_assumed, note
 from mtl_core.runfile.schema import DEFAULT_MEASURE
 
 AFFINITY_KEY, TASKS_KEY, STEPS_KEY = "affinity", "tasks", "steps"
@@ -48,7 +50,9 @@ _LOAD_ERRORS = (
 )
 
 
-def read_array_file(data: bytes, ext: str, name: str, limit: int) -> tuple[pd.DataFrame, list[str]]:
+def read_array_file(
+    data: bytes, ext: str, name: str, limit: int, options: ReadOptions | None = None
+) -> tuple[pd.DataFrame, list[str]]:
     """Read a ``.npy`` or ``.npz`` file into ``(affinity, task_order)``.
 
     Parameters
@@ -57,6 +61,8 @@ def read_array_file(data: bytes, ext: str, name: str, limit: int) -> tuple[pd.Da
     ext : ``".npy"`` or ``".npz"``.
     name : the file's name for messages.
     limit : size limit in bytes; for ``.npz`` the unpacked arrays count.
+    options : ``rows="target"`` transposes each matrix (rows were targets); ``measure``
+        names the measure (default ``lookahead``, noted as assumed).
 
     Returns
     -------
@@ -81,20 +87,25 @@ def read_array_file(data: bytes, ext: str, name: str, limit: int) -> tuple[pd.Da
     s_count, n = mats.shape[0], mats.shape[1]
     tasks = _tasks(tasks_arr, n, name)
     steps = _steps(steps_arr, s_count, name)
-    inf = np.isinf(mats)
-    if inf.any():
-        s, i, j = (int(x) for x in np.argwhere(inf)[0])  # the first in reading order
-        more = int(inf.sum()) - 1
-        tail = f" (and {more} more cells like it)" if more else ""
+    options = options or ReadOptions()
+    matrix_read()
+    bad = ~np.isfinite(mats)
+    if bad.all():
+        raise LabError(f"{label}: the matrix has no values (every cell is NaN or infinite)")
+    if bad.any():  # one rule: a non-finite cell is unmeasured, left out and reported
+        s, i, j = (int(x) for x in np.argwhere(bad)[0])  # the first in reading order
         index = f"[{i}, {j}]" if one else f"[{s}, {i}, {j}]"
-        raise LabError(
-            f"{label}: cell A{index} (step {steps[s]}, source {tasks[i]!r}, "
-            f"target {tasks[j]!r}) is {mats[s, i, j]}, not a finite number (use NaN for "
-            f"unmeasured cells){tail}"
-        )
-    if np.isnan(mats).all():
-        raise LabError(f"{label}: the matrix has no values (every cell is NaN)")
-    return matrices_to_long(steps, tasks, mats, DEFAULT_MEASURE), tasks
+        left_out(int(bad.sum()), f"{label}, cell A{index}")
+        mats = np.where(bad, np.nan, mats)
+    if options.rows == "target":
+        mats = np.swapaxes(mats, 1, 2)
+        note("rows are targets (declared): the matrices were transposed to rows = sources")
+    if tasks_arr is None:
+        note(f"the file holds no task names: {tasks[0]}..{tasks[-1]} were made up")
+    if options.measure is None:
+        measure_assumed()
+    measure = options.measure or DEFAULT_MEASURE
+    return matrices_to_long(steps, tasks, mats, measure), tasks
 
 
 # ----------------------------------------------------------------------------- loading

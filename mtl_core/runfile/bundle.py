@@ -25,6 +25,7 @@ from mtl_core.runfile.layout import read_affinity
 from mtl_core.runfile.long import first_seen
 from mtl_core.runfile.messages import over_limit, short, show
 from mtl_core.runfile.model import ParsedRun, assemble
+from mtl_core.runfile.report import ReadOptions
 from mtl_core.runfile.schema import (
     FORMAT_NAME,
     FORMAT_VERSION,
@@ -84,7 +85,9 @@ class _Members:
             raise LabError(f"{self.name}: cannot unpack {member} ({short(exc)})") from None
 
 
-def read_bundle(data: bytes, name: str, limit: int) -> ParsedRun:
+def read_bundle(
+    data: bytes, name: str, limit: int, options: ReadOptions | None = None
+) -> ParsedRun:
     """Read and validate a zip bundle.
 
     Parameters
@@ -92,6 +95,7 @@ def read_bundle(data: bytes, name: str, limit: int) -> ParsedRun:
     data : the zip's bytes (already checked against the size limit).
     name : the file's name; messages name members as ``"<name> › <member>"``.
     limit : size limit in bytes for the unpacked members together.
+    options : what the user declared (a matrix's rows, the measure of a table naming none).
 
     Raises
     ------
@@ -114,7 +118,7 @@ def read_bundle(data: bytes, name: str, limit: int) -> ParsedRun:
     if not data_a.strip():
         raise LabError(f"{label}: the file is empty")
     cols, locate = parse_table(data_a, _ext(aff_name), label)
-    aff, order = read_affinity(cols, locate, label, tasks=tasks)
+    aff, order = read_affinity(cols, locate, label, tasks=tasks, options=options or ReadOptions())
     metrics = empty_frame(METRIC_FRAME)
     met_name = members.table("metrics")
     if met_name is not None:

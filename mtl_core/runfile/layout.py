@@ -10,15 +10,23 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from mtl_core.errors import LabError
 from mtl_core.runfile.long import first_seen
 from mtl_core.runfile.messages import Locate
+from mtl_core.runfile.report import ReadOptions
 from mtl_core.runfile.schema import AFFINITY_NAMES
 from mtl_core.runfile.validate import known_names, validate_affinity
 from mtl_core.runfile.wide import read_wide
 
+DEFAULTS = ReadOptions()
+
 
 def read_affinity(
-    cols: dict[str, np.ndarray], locate: Locate, name: str, tasks: list[str] | None
+    cols: dict[str, np.ndarray],
+    locate: Locate,
+    name: str,
+    tasks: list[str] | None,
+    options: ReadOptions = DEFAULTS,
 ) -> tuple[pd.DataFrame, list[str]]:
     """An affinity table in the wide or the long layout -> ``(frame, task order)``.
 
@@ -27,6 +35,8 @@ def read_affinity(
     cols, locate : a parsed table and its row naming.
     name : the file's name for messages.
     tasks : ``meta.json``'s task list, if any.
+    options : what the user declared: which way a matrix's rows run, the measure of a table
+        that names none.
 
     Returns
     -------
@@ -40,8 +50,13 @@ def read_affinity(
         From the layout's reader, naming row and column.
     """
     cols = known_names(cols, AFFINITY_NAMES, name)
-    wide = read_wide(cols, locate, name, tasks)
+    wide = read_wide(cols, locate, name, tasks, rows=options.rows, measure=options.measure)
     if wide is not None:
         return wide
-    aff = validate_affinity(cols, locate, name, tasks)
+    if options.rows == "target":
+        raise LabError(
+            f"{name}: rows were declared targets (--rows target), but this is a long table "
+            "whose source and target columns say which is which; drop the declaration"
+        )
+    aff = validate_affinity(cols, locate, name, tasks, measure=options.measure)
     return aff, first_seen(aff["source"], aff["target"])

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -10,6 +10,7 @@ import pandas as pd
 
 from mtl_core.errors import LabError
 from mtl_core.runfile.long import first_seen, measure_matrices
+from mtl_core.runfile.report import left_out_text
 from mtl_core.runfile.schema import AFFINITY_FRAME, GROUPING_FRAME, METRIC_FRAME, empty_frame
 
 #: ``meta.json`` keys that ``ParsedRun`` holds in fields of their own, not in ``meta``.
@@ -33,6 +34,15 @@ class ParsedRun:
     meta : the metadata object (``config``, ``notes``, ``name``, and any other keys).
     runs : distinct run labels in file order (``[""]`` for a single-run file).
     tasks_declared : whether ``tasks`` came from the metadata (then every run uses it).
+    notes : what the reader did that the user should know (a detected encoding, made-up
+        task names, a transposed matrix, the TensorBoard convention recognised), one
+        sentence each.
+    left_out : how many non-finite (NaN, inf, empty) affinity cells were left out as
+        unmeasured; ``first_left_out`` says where the first was (file, row/tag, column/step).
+    measure_assumed : the file names no measure and none was given: ``lookahead`` was
+        assumed (the Upload page asks).
+    is_matrix : the affinity came as a matrix (rows/columns), so which way its rows run
+        matters.
     """
 
     tasks: list[str]
@@ -43,6 +53,26 @@ class ParsedRun:
     meta: dict[str, Any] = field(default_factory=dict)
     runs: list[str] = field(default_factory=lambda: [""])
     tasks_declared: bool = False
+    notes: list[str] = field(default_factory=list)
+    left_out: int = 0
+    first_left_out: str | None = None
+    measure_assumed: bool = False
+    is_matrix: bool = False
+
+    def warnings(self) -> list[str]:
+        """What the CLI prints as ``warning:`` lines and the preview shows: the left-out
+        cells (one sentence), then the notes."""
+        out = [left_out_text(self.left_out, self.first_left_out)] if self.left_out else []
+        return out + list(self.notes)
+
+    def with_measure(self, measure: str) -> ParsedRun:
+        """A copy whose assumed measure is ``measure`` (the Upload page's choice); a file
+        that names its measures is returned unchanged."""
+        if not self.measure_assumed:
+            return self
+        aff = self.affinity.copy()
+        aff["measure"] = measure
+        return replace(self, affinity=aff, measure_assumed=False)
 
     def run_tasks(self, run: str) -> list[str]:
         """Task order of one run: the declared task list, else the tasks that run mentions."""

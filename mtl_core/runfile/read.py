@@ -26,6 +26,7 @@ from mtl_core.runfile.bundle import read_bundle
 from mtl_core.runfile.layout import read_affinity
 from mtl_core.runfile.messages import over_limit
 from mtl_core.runfile.model import ParsedRun, affinity_only
+from mtl_core.runfile.report import ReadOptions, collecting
 from mtl_core.runfile.schema import (
     AFFINITY_COLUMNS,
     ARRAY_EXTENSIONS,
@@ -45,6 +46,9 @@ def read_run_file(
     filename: str | None = None,
     *,
     max_bytes: int | None = None,
+    rows: str | None = None,
+    measure: str | None = None,
+    tag_pattern: str | None = None,
 ) -> ParsedRun:
     """Read and fully validate a run file.
 
@@ -55,25 +59,59 @@ def read_run_file(
     filename : the file's name, which selects the container; defaults to the path's name.
     max_bytes : size limit in bytes; defaults to :func:`max_file_bytes`
         (``MTL_LAB_MAX_FILE_MB``).
+    rows : ``"source"`` or ``"target"``: which way a matrix's rows run, as the user declares
+        it (``--rows``, the Upload page's toggle); None = as the file says (a corner cell
+        ``target``/``recipient``/``source``), else sources. Never guessed.
+    measure : the measure of a file that names none (no ``measure`` column, a matrix, an
+        array); None = ``lookahead``, and ``ParsedRun.measure_assumed`` says so.
+    tag_pattern : a TensorBoard tag pattern such as ``aff/{source}->{target}``; None = the
+        known conventions (docs/run-format.md).
 
     Returns
     -------
     The validated :class:`ParsedRun` (affinity rows = sources: ``A[i, j]`` is source i onto
-    target j).
+    target j), with its ``notes`` and the count of non-finite cells it left out as
+    unmeasured (``left_out``, ``first_left_out``).
 
     Raises
     ------
     LabError
         One line, ``"cannot import <file>: <what is wrong and where>"``.
     """
+    options = ReadOptions(rows=rows, measure=measure, tag_pattern=tag_pattern)
     try:
-        return _read(source, filename, max_bytes)
+        with collecting() as report:
+            parsed = _read(source, filename, max_bytes, options)
     except LabError as exc:
         msg = str(exc)
-        raise LabError(msg if msg.startswith(PREFIX) else PREFIX + msg) from None
+        if not msg.startswith(PREFIX):
+            raw = isinstance(source, (bytes, bytearray, memoryview))
+            name = filename or ("upload" if raw else Path(source).name)
+            msg = PREFIX + (msg if msg.startswith(name) else f"{name}: {msg}")
+        raise LabError(msg) from None
+    if measure is not None and not report.measure_assumed and options.measure:
+        _check_measure_applies(parsed, measure)
+    parsed.notes = list(report.notes)
+    parsed.left_out = report.left_out
+    parsed.first_left_out = report.first_left_out
+    parsed.measure_assumed = report.measure_assumed
+    parsed.is_matrix = report.matrix
+    return parsed
 
 
-def _read(source: str | Path | bytes, filename: str | None, max_bytes: int | None) -> ParsedRun:
+def _check_measure_applies(parsed: ParsedRun, measure: str) -> None:
+    """A measure given for a file that names its own measures must be one of them."""
+    logged = sorted({m for r in parsed.runs for m in parsed.measures(r)})
+    if logged != [measure]:
+        raise LabError(
+            f"{PREFIX}the file names its measures ({', '.join(logged)}); the measure option is "
+            "for files that name none"
+        )
+
+
+def _read(
+    source: str | Path | bytes, filename: str | None, max_bytes: int | None, options: ReadOptions
+) -> ParsedRun:
     limit = max_file_bytes() if max_bytes is None else int(max_bytes)
     path: Path | None = None
     if isinstance(source, (bytes, bytearray, memoryview)):
@@ -86,21 +124,23 @@ def _read(source: str | Path | bytes, filename: str | None, max_bytes: int | Non
         if not path.exists():
             raise LabError(f"{path}: file not found")
         if path.is_dir():
-            return read_tensorboard(path, name, max_bytes=limit)
+            return read_tensorboard(path, name, max_bytes=limit, options=options)
         size = path.stat().st_size
         data = None
     ext = _TFEVENTS if "tfevents" in name else Path(name).suffix.lower()
     _check_file(name, ext, size, limit)
     if ext == _TFEVENTS:
-        return read_tensorboard(path if data is None else data, name, max_bytes=limit)
+        return read_tensorboard(
+            path if data is None else data, name, max_bytes=limit, options=options
+        )
     if data is None:
         data = path.read_bytes()  # type: ignore[union-attr]
     if ext == ".zip":
-        return read_bundle(data, name, limit)
+        return read_bundle(data, name, limit, options)
     if ext in ARRAY_EXTENSIONS:
-        return affinity_only(*read_array_file(data, ext, name, limit))
+        return affinity_only(*read_array_file(data, ext, name, limit, options))
     cols, locate = parse_table(data, ext, name)
-    return affinity_only(*read_affinity(cols, locate, name, tasks=None))
+    return affinity_only(*read_affinity(cols, locate, name, tasks=None, options=options))
 
 
 def _check_file(name: str, ext: str, size: int, limit: int) -> None:

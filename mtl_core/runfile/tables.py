@@ -27,7 +27,10 @@ import numpy as np
 import pandas as pd
 
 from mtl_core.errors import LabError
+from mtl_core.runfile.encoding import decode, decode_text
+from mtl_core.runfile.json_layouts import array_columns, object_columns
 from mtl_core.runfile.messages import JSON_ROW, Locate, short
+from mtl_core.runfile.report import note
 from mtl_core.runfile.schema import DELIMITERS
 
 Columns = dict[str, np.ndarray]
@@ -56,15 +59,7 @@ def parse_table(data: bytes, ext: str, name: str) -> tuple[Columns, Locate]:
     return _parse_parquet(data, name)
 
 
-def decode_text(data: bytes, name: str) -> str:
-    """A text file's bytes as str (UTF-8, a leading BOM dropped).
-
-    Raises ``LabError`` naming the first undecodable byte.
-    """
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise LabError(f"{name}: not UTF-8 text (byte {exc.start})") from None
+__all__ = ["decode_text", "parse_table", "sniff_delimiter", "table_bytes"]
 
 
 def sniff_delimiter(text: str, default: str) -> str:
@@ -99,18 +94,35 @@ def _parse_csv(data: bytes, name: str, default: str = ",") -> tuple[Columns, Loc
     import pyarrow.compute as pc
     import pyarrow.csv as pacsv
 
-    text = decode_text(data, name)
+    text, encoding = decode(data, name)
     if not text.strip():
         raise LabError(f"{name}: the file is empty")
     delim = sniff_delimiter(text, default)
     header = next(csv.reader(io.StringIO(text), delimiter=delim), [])
+    headerless = _numeric_header(header)
+    if headerless is None and len(header) == 1:  # np.savetxt's default: space-separated
+        spaced = _numeric_header(header[0].split())
+        if spaced is not None and len(spaced) > 1:
+            delim, headerless = " ", spaced
+    if headerless is not None:
+        header = headerless
+        note(
+            f"the file has no header row (its first line is numbers): task names "
+            f"{header[0]}..{header[-1]} were made up; add a header row to name them"
+        )
     _check_header([h.strip() for h in header], name)
-    body = data[3:] if data.startswith(b"\xef\xbb\xbf") else data
+    # pyarrow reads UTF-8 bytes: re-encode when the file was in another encoding
+    body = data if encoding == "utf-8" else text.encode("utf-8")
+    if body.startswith(b"\xef\xbb\xbf"):
+        body = body[3:]
     try:
-        # every column as text: numbers are converted (exactly) and checked afterwards
+        # every column as text: numbers are converted (exactly) and checked afterwards.
+        # One thread: a threaded read leaves Arrow worker threads behind when it fails.
         table = pacsv.read_csv(
             io.BytesIO(body),
-            read_options=pacsv.ReadOptions(column_names=header, skip_rows=1),
+            read_options=pacsv.ReadOptions(
+                column_names=header, skip_rows=0 if headerless else 1, use_threads=False
+            ),
             parse_options=pacsv.ParseOptions(delimiter=delim),
             convert_options=pacsv.ConvertOptions(
                 column_types={h: pa.string() for h in header},
@@ -119,7 +131,9 @@ def _parse_csv(data: bytes, name: str, default: str = ",") -> tuple[Columns, Loc
             ),
         )
     except (pa.ArrowInvalid, ValueError) as exc:
-        kind = {",": "CSV", ";": "semicolon-separated", "\t": "tab-separated"}[delim]
+        kind = {",": "CSV", ";": "semicolon-separated", "\t": "tab-separated"}.get(
+            delim, "space-separated"
+        )
         raise LabError(f"{name}: not a readable {kind} table ({short(exc)})") from None
     if table.num_rows == 0:
         raise LabError(f"{name}: has a header but no rows")
@@ -127,7 +141,21 @@ def _parse_csv(data: bytes, name: str, default: str = ",") -> tuple[Columns, Loc
         h.strip(): pc.utf8_trim_whitespace(table.column(k)).to_numpy(zero_copy_only=False)
         for k, h in enumerate(header)
     }
-    return cols, lambda i: f"row {i + 1} (line {i + 2})"
+    first = 1 if headerless else 2
+    return cols, lambda i: f"row {i + 1} (line {i + first})"
+
+
+def _numeric_header(header: list[str]) -> list[str] | None:
+    """Names ``t0..t{n-1}`` when every header cell is a number (``np.savetxt`` writes no
+    header), else None."""
+    cells = [h.strip() for h in header]
+    if not cells or not all(cells):
+        return None
+    try:
+        [float(c) for c in cells]
+    except ValueError:
+        return None
+    return [f"t{k}" for k in range(len(cells))]
 
 
 # ----------------------------------------------------------------------------- JSON (Lines)
@@ -180,7 +208,8 @@ def _fast_jsonl(text: str) -> tuple[Columns, list[int]] | None:
 
 def _parse_json(data: bytes, name: str) -> tuple[Columns, Locate]:
     """A JSON document holding one array of row objects (long or wide rows), as
-    ``json.dump(df.to_dict("records"))`` and many tools write it."""
+    ``json.dump(df.to_dict("records"))`` and many tools write it, or a matrix saved as an
+    object or an array of arrays (:mod:`mtl_core.runfile.json_layouts`)."""
     text = decode_text(data, name)
     if not text.strip():
         raise LabError(f"{name}: the file is empty")
@@ -199,15 +228,14 @@ def _parse_json(data: bytes, name: str) -> tuple[Columns, Locate]:
         raise LabError(f"{name}: not valid JSON (nested too deeply)") from None
     want = f"expected a JSON array of row objects like [{JSON_ROW}, ...]"
     if isinstance(doc, dict):
-        keys = ", ".join(map(repr, list(doc)[:8])) or "none"
-        raise LabError(
-            f"{name}: {want}; found an object (keys: {keys}). Put the affinity rows "
-            "in a top-level array; metrics, groupings and metadata go in a .zip"
-        )
+        return object_columns(doc, name)
     if not isinstance(doc, list):
         raise LabError(f"{name}: {want}; found {_json_kind(doc)}")
     if not doc:
         raise LabError(f"{name}: the array has no rows")
+    matrix = array_columns(doc, name)
+    if matrix is not None:
+        return matrix
     for k, rec in enumerate(doc):
         if not isinstance(rec, dict):
             raise LabError(f"{name}: row {k + 1} is {_json_kind(rec)}; {want}")

@@ -1,43 +1,47 @@
-"""TensorBoard event files whose scalar tags follow the lab's pattern, read into a ParsedRun.
+"""TensorBoard logs read into a ParsedRun: the conventions other tools log affinity in. Torch-free.
 
-Tag patterns (task and measure names must not contain ``/``):
+Recognised (the read notes which; :mod:`mtl_core.runfile.tb_conventions` has the details):
 
-- ``affinity/<source>/<target>``             -> measure ``lookahead``
-- ``affinity/<measure>/<source>/<target>``   -> that measure
-- ``metrics/<split>/<metric>/<task>``        -> a metrics row (optional)
+- the lab's tags: ``affinity/<source>/<target>`` (measure lookahead),
+  ``affinity/<measure>/<source>/<target>``, ``metrics/<split>/<metric>/<task>``;
+- the selective-group-update code's ``Affinity/<source>_to_<target>`` (proximal) and
+  ``Train_Loss/<task>``;
+- a user pattern (``tag_pattern="aff/{source}->{target}"``);
+- ``add_scalars`` layouts (one sub-folder per curve), read back as ``<main_tag>/<key>``;
+- per-task losses in the common tag shapes, for the affinity's tasks.
 
-Other tags are ignored. The scalar's step is the training step and its wall time is kept. When
-a (tag, step) pair was written twice (a restarted run appending to the same log directory), the
-later value wins, as in TensorBoard's own charts. A directory is searched for event files; each
-folder holding event files becomes one run, labelled by its path relative to the directory.
-
-Reading uses TensorBoard's ``EventAccumulator`` (protobuf records; nothing is unpickled), imported
-only when a file is read (it is heavy). Both TF1/PyTorch ``simple_value`` scalars and TF2 tensor
-scalars are read. Torch-free.
+Other tags are ignored. A folder is searched for event files; the files of one folder are one
+run (a restarted run appends a new file to the same folder: when a step was written twice the
+later value wins, as in TensorBoard's charts); each folder holding affinity is one run,
+labelled by its path; folders without affinity (e.g. a ``test`` writer's ``perf/*``) are left
+out and named in the notes. Records are read directly (:mod:`mtl_core.runfile.tfrecord`), with
+their CRCs checked and any damage reported. Non-finite values are unmeasured (left out and
+counted). Nothing is unpickled.
 """
 
 from __future__ import annotations
 
-import tempfile
+from array import array
 from collections import defaultdict
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from mtl_core.errors import LabError
+from mtl_core.runfile import tb_conventions as conv
 from mtl_core.runfile.long import first_seen
-from mtl_core.runfile.messages import over_limit
+from mtl_core.runfile.messages import names, over_limit
 from mtl_core.runfile.model import ParsedRun, assemble
+from mtl_core.runfile.report import ReadOptions, measure_assumed, note
 from mtl_core.runfile.schema import DEFAULT_MEASURE, GROUPING_FRAME, METRIC_FRAME, empty_frame
+from mtl_core.runfile.tfrecord import FileScan, Series, merge, scan_file
 from mtl_core.runfile.validate import validate_affinity, validate_metrics
 
 AFFINITY_PREFIX = "affinity"
 METRICS_PREFIX = "metrics"
-
-#: One scalar: (step, wall time in seconds since the epoch, value).
-Scalar = tuple[int, float, float]
+#: Key under which ``_runs`` passes a run's event-file count (not a tag: it holds a space).
+_FILES = " files"
 
 
 def tag_for(source: str, target: str, measure: str | None = None) -> str:
@@ -53,39 +57,49 @@ def tag_for(source: str, target: str, measure: str | None = None) -> str:
 
 
 def read_tensorboard(
-    source: str | Path | bytes | None, filename: str, *, max_bytes: int
+    source: str | Path | bytes | None,
+    filename: str,
+    *,
+    max_bytes: int,
+    options: ReadOptions | None = None,
 ) -> ParsedRun:
-    """Read an event file (path or bytes) or a log directory into a validated ParsedRun.
+    """Read an event file (path or bytes) or a log folder into a validated ParsedRun.
 
     Parameters
     ----------
     source : a path to an event file or a folder, or an event file's bytes.
     filename : the name for messages (and, for bytes, the event file's name).
     max_bytes : size limit in bytes, for the file or all event files of a folder together.
+    options : ``tag_pattern`` (a user convention) and ``measure`` (for tags naming none).
 
     Raises
     ------
     LabError
-        Over the size limit, no event files, an unreadable file, no lab scalars, or a cell
+        Over the size limit, no event files, not an event file, a wanted tag holding
+        something other than one number, no affinity scalars in any convention, or a cell
         the long-form validation refuses.
     """
+    options = options or ReadOptions()
+    pattern = conv.compile_pattern(options.tag_pattern) if options.tag_pattern else None
     if isinstance(source, (bytes, bytearray, memoryview)):
         if len(source) > max_bytes:
             raise over_limit(filename, "the file is", len(source), max_bytes)
-        with tempfile.TemporaryDirectory(prefix="mtl-tb-") as tmp:
-            p = Path(tmp) / (
-                Path(filename).name if "tfevents" in filename else "events.out.tfevents.upload"
-            )
-            p.write_bytes(bytes(source))
-            return _read_files({"": [p]}, filename)
-    path = Path(source) if source is not None else Path(filename)
-    if path.is_dir():
-        return _read_files(_runs_in_folder(path, filename, max_bytes), filename)
-    return _read_files({"": [path]}, filename)
+        if not len(source):
+            raise LabError(f"{filename}: the file is empty")
+        scans = {"": [scan_file(bytes(source), filename, _wanted("", pattern))]}
+    else:
+        path = Path(source) if source is not None else Path(filename)
+        by_dir = _files_in_folder(path, filename, max_bytes) if path.is_dir() else {"": [path]}
+        scans = {
+            d: [scan_file(f, f.name, _wanted(Path(d).name, pattern)) for f in fs]
+            for d, fs in by_dir.items()
+        }
+    runs, all_tags = _runs(scans)
+    return _assemble(runs, all_tags, filename, pattern, options)
 
 
-def _runs_in_folder(path: Path, filename: str, max_bytes: int) -> dict[str, list[Path]]:
-    """Event files of a log folder grouped by run (their folder relative to ``path``)."""
+def _files_in_folder(path: Path, filename: str, max_bytes: int) -> dict[str, list[Path]]:
+    """Event files of a log folder grouped by their folder relative to ``path``."""
     files = sorted(f for f in path.rglob("*") if f.is_file() and "tfevents" in f.name)
     if not files:
         raise LabError(
@@ -97,112 +111,209 @@ def _runs_in_folder(path: Path, filename: str, max_bytes: int) -> dict[str, list
     by_dir: dict[str, list[Path]] = defaultdict(list)
     for f in files:
         rel = f.parent.relative_to(path).as_posix()
-        by_dir[path.name if rel == "." else rel].append(f)
-    if len(by_dir) == 1:
-        return {"": next(iter(by_dir.values()))}
+        by_dir["" if rel == "." else rel].append(f)
     return dict(by_dir)
 
 
-def _load(files: list[Path]) -> tuple[dict[str, list[Scalar]], set[str]]:
-    """tag -> [(step, wall_time, value)] of every lab scalar in ``files``, and all tags seen."""
-    from tensorboard.backend.event_processing.plugin_event_accumulator import EventAccumulator
-    from tensorboard.util import tensor_util
+def _wanted(folder: str, pattern):
+    """Which tags' scalars a file in ``folder`` keeps: any convention's, and losses."""
 
-    out: dict[str, list[Scalar]] = defaultdict(list)
-    tags: set[str] = set()
-    for f in files:
-        acc = EventAccumulator(str(f), size_guidance={"tensors": 0, "scalars": 0})
-        try:
-            acc.Reload()
-        except Exception as exc:  # tensorboard raises assorted errors on damaged records
-            raise LabError(f"{f.name}: not a readable TensorBoard event file ({exc})") from None
-        tags.update(acc.Tags().get("tensors", []))
-        for tag in acc.Tags().get("tensors", []):
-            if not (tag.startswith(AFFINITY_PREFIX + "/") or tag.startswith(METRICS_PREFIX + "/")):
-                continue
-            for ev in acc.Tensors(tag):
-                arr = tensor_util.make_ndarray(ev.tensor_proto)
-                if arr.size != 1:
-                    continue
-                out[tag].append((int(ev.step), float(ev.wall_time), float(arr.reshape(-1)[0])))
-    return out, tags
+    def wanted(tag: str) -> bool:
+        if pattern is not None and pattern.fullmatch(tag):
+            return True
+        if conv.lab_cell(tag) or conv.lab_metric(tag) or conv.selupdate_pair(tag):
+            return True
+        curve = conv.curve_tag(folder, tag)
+        if curve is not None and wanted(curve):
+            return True
+        return "loss" in tag.lower()
+
+    return wanted
 
 
-def _read_files(by_run: dict[str, list[Path]], filename: str) -> ParsedRun:
-    rows: list[tuple[Any, ...]] = []  # run, step, measure, source, target, value, wall, tag
-    mrows: list[tuple[Any, ...]] = []  # run, step, task, split, metric, value, tag
-    seen_tags: set[str] = set()
-    for run, files in by_run.items():
-        scalars, tags = _load(files)
-        seen_tags.update(tags)
-        for tag, events in scalars.items():
-            last: dict[int, tuple[float, float]] = {}
-            for step, wall, value in sorted(events, key=lambda e: e[1]):
-                last[step] = (wall, value)  # a rewritten step: the later value wins
-            parts = tag.split("/")
-            for step, (wall, value) in sorted(last.items()):
-                if parts[0] == AFFINITY_PREFIX and len(parts) in (3, 4):
-                    measure = parts[1] if len(parts) == 4 else DEFAULT_MEASURE
-                    rows.append((run, step, measure, parts[-2], parts[-1], value, wall, tag))
-                elif parts[0] == METRICS_PREFIX and len(parts) == 4:
-                    mrows.append((run, step, parts[3], parts[1], parts[2], value, tag))
-    if not rows and not seen_tags:
-        raise LabError(
-            f"{filename}: no lab scalars found; is it a TensorBoard event file "
-            "with tags like affinity/<source>/<target>?"
-        )
-    if not rows:
-        found = ", ".join(sorted(seen_tags)[:8])
-        raise LabError(
-            f"{filename}: no scalars tagged affinity/<source>/<target> or "
-            f"affinity/<measure>/<source>/<target> (found: {found})"
-        )
-    aff = _affinity_frame(rows, filename)
-    metrics = _metrics_frame(mrows, filename) if mrows else empty_frame(METRIC_FRAME)
+def _runs(
+    scans: dict[str, list[FileScan]],
+) -> tuple[dict[str, dict[str, Series]], list[str]]:
+    """Series per run folder (a restarted run's files merged, ``add_scalars`` curve folders
+    folded into their parent as ``<main_tag>/<key>`` tags), and every tag seen."""
+    runs: dict[str, dict[str, Series]] = defaultdict(dict)
+    curves = 0
+    for folder, file_scans in scans.items():
+        for scan in file_scans:
+            if scan.damage():
+                note(scan.damage())  # type: ignore[arg-type]
+        series = merge(file_scans)
+        name = Path(folder).name
+        renamed = {t: conv.curve_tag(name, t) for t in series}
+        if folder and series and all(renamed.values()):
+            curves += 1
+            parent = Path(folder).parent.as_posix()
+            target = runs["" if parent == "." else parent]
+            for t, s in series.items():
+                key = renamed[t]
+                if key in target:
+                    target[key].extend(s)  # type: ignore[index]
+                else:
+                    target[key] = s  # type: ignore[index]
+        else:
+            runs.setdefault(folder, {})
+            if len(file_scans) > 1:
+                runs[folder][_FILES] = Series(array("q", [len(file_scans)]))
+            for t, s in series.items():
+                if t in runs[folder]:
+                    runs[folder][t].extend(s)
+                else:
+                    runs[folder][t] = s
+    if curves:
+        note(f"add_scalars layout: {curves} curve folders read as tags of their run")
+    return runs, sorted({t for fs in scans.values() for f in fs for t in f.tags})
+
+
+def _assemble(
+    runs: dict[str, dict[str, Series]],
+    all_tags: list[str],
+    filename: str,
+    pattern,
+    options: ReadOptions,
+) -> ParsedRun:
+    files = {run: series.pop(_FILES).steps[0] for run, series in runs.items() if _FILES in series}
+    cells = {run: _cells(series, pattern, options) for run, series in runs.items()}
+    with_aff = {run: c for run, c in cells.items() if c[0]}
+    if not with_aff:
+        _no_affinity(filename, all_tags, pattern)
+    left = sorted(r or "." for r in runs if r not in with_aff)
+    if left:
+        note(f"folders without affinity scalars were left out: {names(left, 6)}")
+    for run in with_aff:
+        if files.get(run, 1) > 1:
+            where = run or "the folder"
+            note(f"{files[run]} event files in {where} read as one run (a restarted run)")
+    single = len(with_aff) == 1
+    labels = {run: ("" if single else (run or Path(filename).name)) for run in with_aff}
+    used = sorted({c for _, _, conventions in with_aff.values() for c in conventions})
+    note("TensorBoard convention recognised: " + "; ".join(conv.DESCRIPTIONS[c] for c in used))
+    aff = _affinity_frame(
+        [(labels[r], runs[r], cmap) for r, (cmap, _, _) in with_aff.items()], filename
+    )
+    mrows = [(labels[r], runs[r], metrics) for r, (_, metrics, _) in with_aff.items()]
+    metrics = _metrics_frame(mrows, filename)
     tasks = first_seen(aff["source"], aff["target"], metrics["task"])
     parsed = assemble(aff, metrics, empty_frame(GROUPING_FRAME), {}, tasks)
     parsed.meta["source"] = "tensorboard"
     return parsed
 
 
-def _objects(values: Any) -> np.ndarray:
-    a = np.empty(len(values), dtype=object)
-    a[:] = list(values)
-    return a
+def _cells(series: dict[str, Series], pattern, options: ReadOptions):
+    """``({tag: Cell}, {tag: (split, metric, task)}, conventions used)`` of one run."""
+    cmap: dict[str, conv.Cell] = {}
+    used: set[str] = set()
+    if pattern is not None:
+        for tag in series:
+            m = pattern.fullmatch(tag)
+            if m:
+                d = m.groupdict()
+                measure = d.get("measure") or options.measure
+                if measure is None:
+                    measure_assumed()
+                cmap[tag] = conv.Cell(measure or DEFAULT_MEASURE, d["source"], d["target"])
+        used.add(conv.PATTERN) if cmap else None
+    else:
+        for tag in series:
+            c = conv.lab_cell(tag)
+            if c is not None:
+                cmap[tag] = c
+                used.add(conv.LAB)
+        pairs = {t: p for t in series if (p := conv.selupdate_pair(t))}
+        if pairs and not cmap:
+            losses = {t[len("Train_Loss/") :] for t in series if t.startswith("Train_Loss/")}
+            split = conv.split_pairs(list(pairs.values()), losses)
+            measure = options.measure or conv.SELUPDATE_MEASURE
+            cmap = {t: conv.Cell(measure, *split[p]) for t, p in pairs.items()}
+            used.add(conv.SELUPDATE)
+    tasks = {c.source for c in cmap.values()} | {c.target for c in cmap.values()}
+    metrics = {}
+    for tag in series:
+        if tag in cmap:
+            continue
+        m = conv.lab_metric(tag) or conv.loss_metric(tag, tasks)
+        if m is not None:
+            metrics[tag] = m
+    return cmap, metrics, used
 
 
-def _affinity_frame(rows: list[tuple[Any, ...]], filename: str) -> pd.DataFrame:
-    col = list(zip(*rows))
-    tags = col[7]
+def _column_parts(items, key):
+    """Concatenated ``(steps, walls, values, tag index)`` over the tags of several runs,
+    with ``key(run, tag)`` giving each tag's labels; returns the parts and the labels."""
+    steps, walls, values, tag_idx, labels, tags = [], [], [], [], [], []
+    for run, series, mapping in items:
+        for tag, what in mapping.items():
+            st, wt, vals = series[tag].arrays()
+            steps.append(st)
+            walls.append(wt)
+            values.append(vals)
+            tag_idx.append(np.full(len(st), len(tags), dtype=np.int64))
+            labels.append((run, *key(what)))
+            tags.append(tag)
+    if not tags:
+        return None
+    idx = np.concatenate(tag_idx)
+    return (np.concatenate(steps), np.concatenate(walls), np.concatenate(values), idx, labels,
+            tags)  # fmt: skip
+
+
+def _labels(labels: list[tuple], idx: np.ndarray, k: int) -> np.ndarray:
+    col = np.empty(len(labels), dtype=object)
+    col[:] = [lab[k] for lab in labels]
+    return col[idx]
+
+
+def _affinity_frame(items, filename: str) -> pd.DataFrame:
+    parts = _column_parts(items, lambda c: (c.measure, c.source, c.target))
+    assert parts is not None  # callers pass at least one cell
+    steps, walls, values, idx, labels, tags = parts
     cols = {
-        "run": _objects(col[0]),
-        "step": np.asarray(col[1], dtype=np.int64),
-        "measure": _objects(col[2]),
-        "source": _objects(col[3]),
-        "target": _objects(col[4]),
-        "affinity": np.asarray(col[5], dtype=np.float64),
-        "wall_time": np.asarray(col[6], dtype=np.float64),
+        "run": _labels(labels, idx, 0),
+        "step": steps,
+        "measure": _labels(labels, idx, 1),
+        "source": _labels(labels, idx, 2),
+        "target": _labels(labels, idx, 3),
+        "affinity": values,
+        "wall_time": walls,
     }
-    if set(col[0]) == {""}:
+    if all(lab[0] == "" for lab in labels):
         del cols["run"]  # one run: no run labels
     return validate_affinity(
-        cols, lambda i: f"tag {tags[i]!r} at step {cols['step'][i]}", filename, tasks=None
+        cols, lambda i: f"tag {tags[idx[i]]!r} at step {steps[i]}", filename, tasks=None
     )
 
 
-def _metrics_frame(mrows: list[tuple[Any, ...]], filename: str) -> pd.DataFrame:
-    mc = list(zip(*mrows))
-    mtags = mc[6]
-    mcols = {
-        "run": _objects(mc[0]),
-        "step": np.asarray(mc[1], dtype=np.int64),
-        "task": _objects(mc[2]),
-        "split": _objects(mc[3]),
-        "metric": _objects(mc[4]),
-        "value": np.asarray(mc[5], dtype=np.float64),
+def _metrics_frame(items, filename: str) -> pd.DataFrame:
+    parts = _column_parts(items, lambda m: m)
+    if parts is None:
+        return empty_frame(METRIC_FRAME)
+    steps, _, values, idx, labels, tags = parts
+    cols = {
+        "run": _labels(labels, idx, 0),
+        "step": steps,
+        "task": _labels(labels, idx, 3),
+        "split": _labels(labels, idx, 1),
+        "metric": _labels(labels, idx, 2),
+        "value": values,
     }
-    if set(mc[0]) == {""}:
-        del mcols["run"]
+    if all(lab[0] == "" for lab in labels):
+        del cols["run"]
     return validate_metrics(
-        mcols, lambda i: f"tag {mtags[i]!r} at step {mcols['step'][i]}", filename, None
+        cols, lambda i: f"tag {tags[idx[i]]!r} at step {steps[i]}", filename, None
+    )
+
+
+def _no_affinity(filename: str, tags: list[str], pattern) -> None:
+    found = names(tags, 8) if tags else "no scalar tags"
+    if pattern is not None:
+        raise LabError(f"{filename}: no scalar tag matches the tag pattern (found: {found})")
+    raise LabError(
+        f"{filename}: no affinity scalars in a convention the lab knows "
+        "(affinity/<source>/<target>, affinity/<measure>/<source>/<target>, "
+        f"Affinity/<source>_to_<target>); found: {found}. For another naming give a tag "
+        "pattern such as 'aff/{source}->{target}' (--tag-pattern)"
     )

@@ -14,6 +14,7 @@ import pandas as pd
 from mtl_core.errors import LabError
 from mtl_core.runfile.cells import drop_blank_run, to_labels, to_numbers, to_steps
 from mtl_core.runfile.messages import WIDE_NOTE, Locate, close, fail
+from mtl_core.runfile.report import left_out, measure_assumed, note
 from mtl_core.runfile.schema import (
     AFFINITY_FRAME,
     AFFINITY_OPTIONAL,
@@ -25,19 +26,26 @@ from mtl_core.runfile.schema import (
 )
 
 Columns = dict[str, np.ndarray]
+#: Other names of the step column, as training loops log them (taken only when no ``step``).
+STEP_ALIASES = ("epoch", "iteration", "global_step")
 
 
 def known_names(cols: Columns, known: tuple[str, ...], name: str) -> Columns:
     """Rename columns that are a known name up to case and surrounding spaces (``" Step"`` ->
+    ``step``; ``epoch``, ``iteration`` or ``global_step`` -> ``step`` when there is no
     ``step``); every other column (a wide matrix's task names) keeps its name as written.
 
     Raises ``LabError`` when two columns are the same known name (``Step`` and ``step``).
     """
     out: Columns = {}
     seen: dict[str, str] = {}
+    lows = {c.strip().lower() for c in cols}
     for c, v in cols.items():
         low = c.strip().lower()
         key = low if low in known else c
+        if low in STEP_ALIASES and "step" in known and "step" not in lows:
+            key = "step"
+            note(f"column {c!r} read as the step")
         if key in out:
             raise LabError(f"{name}: columns {seen[key]!r} and {c!r} are both {key!r}")
         out[key] = v
@@ -76,7 +84,11 @@ def require_columns(
 
 
 def validate_affinity(
-    cols: Columns, locate: Locate, name: str, tasks: list[str] | None
+    cols: Columns,
+    locate: Locate,
+    name: str,
+    tasks: list[str] | None,
+    measure: str | None = None,
 ) -> pd.DataFrame:
     """A long-form affinity table -> a frame in ``AFFINITY_FRAME`` columns.
 
@@ -85,12 +97,18 @@ def validate_affinity(
     cols : ``{column: values}`` with known names already matched (:func:`known_names`).
     locate, name : row and file naming for messages.
     tasks : ``meta.json``'s task list, if any; every source and target must be in it.
+    measure : the measure of a table without a ``measure`` column (None: ``lookahead``,
+        noted in the read's report as assumed).
+
+    Non-finite (NaN, inf, empty) affinity cells are unmeasured: left out and reported
+    (:func:`drop_unmeasured`).
 
     Raises
     ------
     LabError
-        A missing column, a bad cell (step, name, non-finite affinity, infinite wall time), an
-        unknown task, or a cell given twice for one (run, step, measure, source, target).
+        A missing column, a bad cell (step, name, text where a number belongs, infinite wall
+        time), an unknown task, a cell given twice for one (run, step, measure, source,
+        target), or no finite affinity at all.
     """
     require_columns(cols, AFFINITY_REQUIRED, AFFINITY_OPTIONAL, name, note=WIDE_NOTE)
     cols = drop_blank_run(cols)
@@ -98,17 +116,10 @@ def validate_affinity(
     step = to_steps(cols["step"], name, locate)  # checked in this order: the first error wins
     src = to_labels(cols["source"], "source", name, locate)
     tgt = to_labels(cols["target"], "target", name, locate)
-    aff = to_numbers(cols["affinity"], "affinity", name, locate)
-    nonfinite = ~np.isfinite(aff)
-    if nonfinite.any():
-        raise fail(
-            name,
-            locate,
-            "affinity",
-            nonfinite,
-            lambda i: f"{aff[i]} is not a finite number (leave unmeasured cells out)",
-        )
-    measure = _optional_labels(cols, "measure", DEFAULT_MEASURE, name, locate)
+    aff = to_numbers(cols["affinity"], "affinity", name, locate, allow_empty=True)
+    if "measure" not in cols and measure is None:
+        measure_assumed()
+    measure_col = _optional_labels(cols, "measure", measure or DEFAULT_MEASURE, name, locate)
     run = _optional_labels(cols, "run", "", name, locate)
     wall = (
         to_numbers(cols["wall_time"], "wall_time", name, locate, allow_empty=True)
@@ -121,7 +132,7 @@ def validate_affinity(
         {
             "run": run,
             "step": step,
-            "measure": measure,
+            "measure": measure_col,
             "source": src,
             "target": tgt,
             "affinity": aff,
@@ -132,7 +143,28 @@ def validate_affinity(
     for col in ("source", "target"):
         _check_tasks(df[col], col, tasks, name, locate)
     _refuse_duplicate_cells(df, name, locate)
-    return df
+    return drop_unmeasured(df, locate)
+
+
+def drop_unmeasured(df: pd.DataFrame, locate: Locate) -> pd.DataFrame:
+    """The one rule for non-finite cells: a NaN, infinite or empty affinity is unmeasured.
+    Its row is left out and counted (with the place of the first) in the read's report;
+    when nothing finite is left the file is refused.
+
+    Raises ``LabError`` (without the file's name; the caller's prefix adds it) when no
+    cell is finite.
+    """
+    aff = df["affinity"].to_numpy(dtype=np.float64)
+    bad = ~np.isfinite(aff)
+    if not bad.any():
+        return df
+    if bad.all():
+        raise LabError(
+            f"no affinity cell is a finite number ({len(aff)} cells, all NaN, inf or empty)"
+        )
+    first = int(np.flatnonzero(bad)[0])
+    left_out(int(bad.sum()), locate(first))
+    return df[~bad]
 
 
 def validate_metrics(

@@ -42,12 +42,17 @@ from mtl_core.runfile.cells import (
     to_steps,
 )
 from mtl_core.runfile.messages import Locate, close, names
+from mtl_core.runfile.report import left_out, matrix_read, measure_assumed, note
 from mtl_core.runfile.schema import AFFINITY_FRAME, DEFAULT_MEASURE
 
 #: Headers of the row-label column (pandas writes ``""`` for an unnamed index in CSV,
 #: ``Unnamed: 0`` when such a file is read back and saved again, and ``__index_level_0__`` in
 #: Parquet).
 LABEL_COLUMNS = ("", "Unnamed: 0", "source", "task", "__index_level_0__")
+#: Corner cells that declare which way the rows run (matched ignoring case).
+CORNER_ROWS = {"source": "source", "target": "target", "recipient": "target"}
+#: Headers an extra integer index column goes by (pandas' default RangeIndex written out).
+INDEX_COLUMNS = ("", "Unnamed: 0", "index", "__index_level_0__")
 #: Columns that split a labelled table into one matrix per (run, measure, step).
 BLOCK_COLUMNS = ("step", "measure", "run")
 #: Columns only the long form has: their presence (or a misspelling) means "long form".
@@ -64,7 +69,12 @@ class _Rows(NamedTuple):
 
 
 def read_wide(
-    cols: dict[str, np.ndarray], locate: Locate, name: str, tasks: list[str] | None
+    cols: dict[str, np.ndarray],
+    locate: Locate,
+    name: str,
+    tasks: list[str] | None,
+    rows: str | None = None,
+    measure: str | None = None,
 ) -> tuple[pd.DataFrame, list[str]] | None:
     """Read a wide affinity table into the long form, or None when the table is not wide.
 
@@ -74,6 +84,11 @@ def read_wide(
     locate : names row ``i`` for messages (``"row 3 (line 4)"``).
     name : the file's name for messages.
     tasks : ``meta.json``'s task list, if any; every task column must be in it.
+    rows : ``"source"``/``"target"`` as the user declared (``--rows``), or None: as the corner
+        cell says (``source``, ``target``/``recipient``), else sources. Rows of targets are
+        transposed into the lab's orientation.
+    measure : the measure of a table without a ``measure`` column (None: ``lookahead``,
+        noted as assumed).
 
     Returns
     -------
@@ -88,10 +103,13 @@ def read_wide(
         repeated row label, a missing source row, a cell that is not a finite number, or no
         values at all.
     """
+    cols = _drop_index_column(cols)
     layout = _layout(cols)
     if layout is None:
         return None
     label, task_cols = layout
+    matrix_read()
+    as_targets = _rows_are_targets(label, rows, name)
     if tasks is not None:
         known = set(tasks)
         for c in task_cols:
@@ -101,23 +119,65 @@ def read_wide(
                     f"list ({names(tasks)})"
                 )
     if label is None:
-        rows = _unlabelled_rows(cols, task_cols, name)
+        blocks = _unlabelled_rows(cols, task_cols, name)
     else:
         cols = drop_blank_run(cols)
-        rows = _labelled_rows(cols, label, task_cols, locate, name)
+        blocks = _labelled_rows(cols, label, task_cols, locate, name)
     values = np.column_stack(
         [to_numbers(cols[c], c, name, locate, allow_empty=True) for c in task_cols]
     )
-    inf = np.isinf(values)
-    if inf.any():
-        r, k = np.argwhere(inf)[0]  # the first one in reading order
-        more = int(inf.sum()) - 1
-        tail = f" (and {more} more cells like it)" if more else ""
+    values[np.isinf(values)] = np.nan  # one rule: a non-finite cell is unmeasured
+    _report_unmeasured(values, locate, task_cols)
+    frame = _long_frame(values, blocks, task_cols, name)
+    if as_targets:
+        frame = frame.rename(columns={"source": "target", "target": "source"})[AFFINITY_FRAME]
+    if "measure" not in cols:
+        if measure is None:
+            measure_assumed()
+        frame["measure"] = measure or DEFAULT_MEASURE
+    return frame, list(task_cols)
+
+
+def _rows_are_targets(label: str | None, rows: str | None, name: str) -> bool:
+    """Whether the matrix's rows are targets: the user's ``rows``, else the corner cell."""
+    corner = CORNER_ROWS.get((label or "").strip().lower())
+    if rows is not None and corner is not None and rows != corner:
         raise LabError(
-            f"{name}: {locate(int(r))}, column {task_cols[k]!r}: {values[r, k]} is "
-            f"not a finite number (leave unmeasured cells empty){tail}"
+            f"{name}: the corner cell {label!r} says the rows are {corner}s but the rows were "
+            f"declared {rows}s (--rows {rows}); correct one of them"
         )
-    return _long_frame(values, rows, task_cols, name), list(task_cols)
+    said = rows or corner or "source"
+    if said == "target":
+        how = f"the corner cell says {label!r}" if rows is None else "declared"
+        note(f"rows are targets ({how}): the matrix was transposed to rows = sources")
+    return said == "target"
+
+
+def _report_unmeasured(values: np.ndarray, locate: Locate, task_cols: list[str]) -> None:
+    """Count the empty and non-finite cells (left out as unmeasured) for the read's report."""
+    bad = ~np.isfinite(values)
+    if bad.any():
+        r, k = np.argwhere(bad)[0]  # the first one in reading order
+        left_out(int(bad.sum()), f"{locate(int(r))}, column {task_cols[k]!r}")
+
+
+def _drop_index_column(cols: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Leave out a first column holding 0..n-1 (or 1..n) that names no task column: a
+    pandas index written out beside the row labels or above an unlabelled matrix."""
+    header = list(cols)
+    if len(header) < 3 or header[0] not in INDEX_COLUMNS:
+        return cols
+    vals = [_text(v) for v in cols[header[0]]]
+    if any(v is None or not v.strip().lstrip("-").isdigit() for v in vals):
+        return cols
+    ints = [int(v) for v in vals]  # type: ignore[union-attr]
+    start = ints[0] if ints else 0
+    if start not in (0, 1) or ints != list(range(start, start + len(ints))):
+        return cols
+    if set(vals) & set(header[1:]):
+        return cols  # task names that are numbers: row labels, not an index
+    note(f"column {header[0]!r} holds 0, 1, 2, ... (a saved index) and was left out")
+    return {k: v for k, v in cols.items() if k != header[0]}
 
 
 def _long_frame(values: np.ndarray, rows: _Rows, task_cols: list[str], name: str) -> pd.DataFrame:
@@ -153,11 +213,14 @@ def _long_frame(values: np.ndarray, rows: _Rows, task_cols: list[str], name: str
 def _layout(cols: dict[str, np.ndarray]) -> tuple[str | None, list[str]] | None:
     """``(row-label column or None, task columns)`` when the header fits a wide layout."""
     header = list(cols)
-    if not header or any(c in LONG_ONLY or close(c, LONG_ONLY) for c in header):
+    if not header:
         return None
-    label = next((c for c in header if c in LABEL_COLUMNS), None)
+    label = _label_column(cols)
+    others = [c for c in header if c != label]
+    if any(c in LONG_ONLY or close(c, LONG_ONLY) for c in others):
+        return None
     if label is not None:
-        task_cols = [c for c in header if c != label and c not in BLOCK_COLUMNS]
+        task_cols = [c for c in others if c not in BLOCK_COLUMNS]
         wanted = set(task_cols)
         # at least one row must name a column, else this is a long table with odd columns
         if not task_cols or not any(_text(v) in wanted for v in cols[label]):
@@ -166,8 +229,25 @@ def _layout(cols: dict[str, np.ndarray]) -> tuple[str | None, list[str]] | None:
     if any(c in BLOCK_COLUMNS for c in header):
         return None  # stacked matrices need row labels to say which row is which
     if all(_is_name(v) for v in cols[header[0]]):
-        return None  # a first column of names: row labels under a header we do not know
+        return None  # a first column of names that are not the columns: not a matrix
     return None, header
+
+
+def _label_column(cols: dict[str, np.ndarray]) -> str | None:
+    """The row-label column: a known label header, a corner cell that declares the rows
+    (``target``), or a first column whose every value names another column."""
+    header = list(cols)
+    first = header[0]
+    if first.strip().lower() in CORNER_ROWS and "affinity" not in header:
+        return first
+    known = next((c for c in header if c in LABEL_COLUMNS), None)
+    if known is not None:
+        return known
+    rest = set(header[1:])
+    vals = [_text(v) for v in cols[first]]
+    if first not in BLOCK_COLUMNS and vals and all(v in rest for v in vals):
+        return first
+    return None
 
 
 def _unlabelled_rows(cols: dict[str, np.ndarray], task_cols: list[str], name: str) -> _Rows:

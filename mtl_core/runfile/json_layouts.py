@@ -1,0 +1,165 @@
+"""Matrices saved as JSON objects (pandas, TAG's notebooks, NumPy ``tolist()``) -> columns.
+
+A JSON affinity file is usually an array of row objects (:mod:`mtl_core.runfile.tables`).
+Matrices are also saved as objects, and these are read with **pandas' meaning** (what
+``pd.DataFrame(obj)`` / ``pd.read_json`` would make of them), so the orientation never
+depends on a guess:
+
+- object of objects, ``{column: {row: value}}`` (``json.dump(dict_of_dicts)``, pandas'
+  default ``to_json()``): the outer key is the **column**, the inner key the row. Rows are
+  sources unless declared otherwise, so the outer key is the **target**. TAG's notebooks keep
+  ``d[recipient][source]``, which therefore reads the right way round with no flag;
+- object of lists of objects, ``{target: [{source: value}, ...]}`` (TAG's per-epoch
+  ``transference.json``): list position ``e`` is epoch ``e``, one matrix per epoch (step);
+- pandas' ``orient="split"``: ``{"columns": [...], "index": [...], "data": [[...], ...]}``;
+- object of lists, ``{column: [values]}`` (``to_dict("list")``): a table by columns (long or
+  wide, as its column names say);
+- array of arrays of numbers (``A.tolist()``): a headerless square matrix, tasks ``t0..``.
+
+Each returns ``({column: values}, locate)`` like the other container parsers; a matrix comes
+out in the labelled wide layout (row labels under ``""``, plus ``step`` for epochs).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from mtl_core.errors import LabError
+from mtl_core.runfile.messages import JSON_ROW, Locate, show
+from mtl_core.runfile.report import note
+
+Columns = dict[str, np.ndarray]
+#: The row-label column the wide reader knows (pandas' unnamed index).
+LABEL = ""
+
+
+def object_columns(doc: dict[str, Any], name: str) -> tuple[Columns, Locate]:
+    """A top-level JSON object -> columns, by the layouts in the module docstring.
+
+    Raises
+    ------
+    LabError
+        An object in none of these layouts (naming what was found), or an inner value of the
+        wrong kind (naming the keys).
+    """
+    if not doc:
+        raise LabError(f"{name}: the JSON object is empty")
+    if set(doc) >= {"columns", "data"} and isinstance(doc["data"], list):
+        return _split(doc, name)
+    values = list(doc.values())
+    if all(isinstance(v, dict) for v in values):
+        return _dict_of_dicts(doc, name)
+    if all(isinstance(v, list) for v in values):
+        if all(isinstance(x, dict) for v in values for x in v):
+            return _epochs(doc, name)
+        return _dict_of_lists(doc, name)
+    keys = ", ".join(map(repr, list(doc)[:8]))
+    raise LabError(
+        f"{name}: a JSON object (keys: {keys}) in no layout the lab reads: expected an array "
+        f"of row objects like [{JSON_ROW}, ...], a matrix as {{target: {{source: value}}}} "
+        "(pandas' to_json()), or {target: [{source: value} per epoch]} (TAG's "
+        "transference.json); see docs/run-format.md"
+    )
+
+
+def array_columns(doc: list[Any], name: str) -> tuple[Columns, Locate] | None:
+    """An array of arrays of numbers -> a headerless square matrix (tasks ``t0..``); None
+    when ``doc`` is not an array of arrays."""
+    if not doc or not all(isinstance(r, list) for r in doc):
+        return None
+    n = len(doc)
+    for k, r in enumerate(doc):
+        if len(r) != n:
+            raise LabError(
+                f"{name}: an array of arrays is read as a square matrix (rows = sources): "
+                f"{n} rows but row {k + 1} has {len(r)} values"
+            )
+    tasks = [f"t{k}" for k in range(n)]
+    note(f"the matrix has no task names: {tasks[0]}..{tasks[-1]} were made up")
+    cols = {t: _objects([r[k] for r in doc]) for k, t in enumerate(tasks)}
+    return cols, lambda i: f"row {i + 1}"
+
+
+def _dict_of_dicts(doc: dict[str, Any], name: str) -> tuple[Columns, Locate]:
+    rows = _union(doc.values())
+    cols: Columns = {LABEL: _objects(rows)}
+    for col, inner in doc.items():
+        _check_scalars(inner, f"key {col!r}", name)
+        cols[str(col)] = _objects([inner.get(r) for r in rows])
+    return cols, lambda i: f"inner key {rows[i]!r}"
+
+
+def _epochs(doc: dict[str, list[dict[str, Any]]], name: str) -> tuple[Columns, Locate]:
+    epochs = max(len(v) for v in doc.values())
+    labels: list[str] = []
+    steps: list[int] = []
+    for e in range(epochs):
+        for r in _union(v[e] for v in doc.values() if e < len(v)):
+            labels.append(r)
+            steps.append(e)
+    cols: Columns = {LABEL: _objects(labels), "step": np.asarray(steps, dtype=np.int64)}
+    for col, per_epoch in doc.items():
+        for e, inner in enumerate(per_epoch):
+            _check_scalars(inner, f"key {col!r}, epoch {e}", name)
+        cols[str(col)] = _objects(
+            [
+                per_epoch[s].get(r) if s < len(per_epoch) else None
+                for r, s in zip(labels, steps)
+            ]
+        )
+    note(f"read as one matrix per epoch ({epochs} epochs, steps 0..{epochs - 1})")
+    return cols, lambda i: f"epoch {steps[i]}, inner key {labels[i]!r}"
+
+
+def _split(doc: dict[str, Any], name: str) -> tuple[Columns, Locate]:
+    columns, data = doc["columns"], doc["data"]
+    index = doc.get("index")
+    if not isinstance(columns, list) or not all(isinstance(r, list) for r in data):
+        raise LabError(f"{name}: 'columns' and 'data' must be arrays (pandas orient='split')")
+    for k, r in enumerate(data):
+        if len(r) != len(columns):
+            raise LabError(
+                f"{name}: data row {k + 1} has {len(r)} values for {len(columns)} columns"
+            )
+    cols: Columns = {}
+    if index is not None:
+        if not isinstance(index, list) or len(index) != len(data):
+            raise LabError(f"{name}: 'index' must be an array with one label per data row")
+        cols[LABEL] = _objects(index)
+    for k, c in enumerate(columns):
+        cols[str(c)] = _objects([r[k] for r in data])
+    return cols, lambda i: f"data row {i + 1}"
+
+
+def _dict_of_lists(doc: dict[str, Any], name: str) -> tuple[Columns, Locate]:
+    lengths = {len(v) for v in doc.values()}
+    if len(lengths) > 1:
+        raise LabError(
+            f"{name}: an object of arrays is read as columns, which need equal lengths "
+            f"(found {', '.join(map(str, sorted(lengths)))})"
+        )
+    if lengths == {0}:
+        raise LabError(f"{name}: the columns hold no rows")
+    return {str(k): _objects(v) for k, v in doc.items()}, lambda i: f"row {i + 1}"
+
+
+def _union(dicts: Any) -> list[str]:
+    """Keys of several objects in order of first appearance."""
+    out: dict[str, None] = {}
+    for d in dicts:
+        out.update(dict.fromkeys(d))
+    return list(out)
+
+
+def _check_scalars(inner: Any, where: str, name: str) -> None:
+    for k, v in inner.items():
+        if isinstance(v, (dict, list)):
+            raise LabError(f"{name}: {where}, inner key {k!r}: {show(v)} is not a number")
+
+
+def _objects(values: list[Any]) -> np.ndarray:
+    a = np.empty(len(values), dtype=object)
+    a[:] = values
+    return a

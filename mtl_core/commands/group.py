@@ -11,11 +11,13 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import sys
 from pathlib import Path
 
 import numpy as np
 
 from mtl_core.errors import LabError
+from mtl_core.grouping.base import UNMEASURED_RULE_TEXT
 from mtl_core.types import Grouping
 
 CLI_METHODS = ("tag", "threshold", "hierarchical", "affinity-propagation")
@@ -52,6 +54,7 @@ def add_parser(sub) -> None:
         help="which measure of a long-form log (needed when it holds several)",
     )
     p.add_argument("--run", default=None, help="which run of a multi-run file")
+    add_read_options(p)
     p.add_argument(
         "--allow-singletons",
         action="store_true",
@@ -79,7 +82,14 @@ def run(args: argparse.Namespace) -> int:
     """Read INPUT, group, print. Errors a user can cause raise ``LabError``."""
     from mtl_core.grouping import make_grouper
 
-    tasks, A = load_affinity(args.input, measure=args.measure, run=args.run)
+    tasks, A = load_affinity(
+        args.input,
+        measure=args.measure,
+        run=args.run,
+        rows=args.rows,
+        tag_pattern=args.tag_pattern,
+        warn=warn,
+    )
     options: dict[str, object] = {}
     if args.method == "tag":
         options = {
@@ -91,6 +101,12 @@ def run(args: argparse.Namespace) -> int:
         raise LabError("hierarchical grouping takes one cut: give --k or --tau, not both")
     grouper = make_grouper(args.method, k=args.k, tau=args.tau, seed=args.seed, **options)
     grouper.fit(A, tasks)
+    if grouper.unmeasured_:
+        rule = UNMEASURED_RULE_TEXT[grouper.unmeasured_rule]
+        warn(
+            f"{grouper.unmeasured_} off-diagonal cell{'s' if grouper.unmeasured_ > 1 else ''} "
+            f"never measured; {args.method} reads each as {rule}"
+        )
     optimal = bool(getattr(grouper, "optimal_", False))
     gap = getattr(grouper, "gap_", None)
     if args.json:
@@ -134,23 +150,37 @@ def format_result(
 
 
 def load_affinity(
-    path: str | Path, *, measure: str | None = None, run: str | None = None
+    path: str | Path,
+    *,
+    measure: str | None = None,
+    run: str | None = None,
+    rows: str | None = None,
+    tag_pattern: str | None = None,
+    warn=None,
 ) -> tuple[list[str], np.ndarray]:
     """Read any run file ``import`` reads and average one run and measure over its steps.
 
+    ``rows`` and ``tag_pattern`` are passed to the reader (a matrix's declared orientation,
+    a TensorBoard tag pattern); ``warn(text)`` receives the reader's notes (left-out cells,
+    made-up names, a transposition).
+
     Returns ``(tasks, A)``: ``A`` float64 (n, n), ``A[i, j]`` the mean over logged steps of
-    source ``tasks[i]`` -> target ``tasks[j]`` (rows = sources).
+    source ``tasks[i]`` -> target ``tasks[j]`` (rows = sources); NaN where a cell was never
+    measured (the grouper reads it by its documented rule).
 
     Raises
     ------
     LabError
         The reader's message (as ``import`` says it); several runs or measures and none
-        picked; or a pair never logged.
+        picked.
     """
     from mtl_core.runfile import mean_matrix, read_run_file
 
     p = Path(path)
-    parsed = read_run_file(p)
+    parsed = read_run_file(p, rows=rows, tag_pattern=tag_pattern)
+    for text in parsed.warnings():
+        if warn is not None:
+            warn(text)
     runs = parsed.runs
     if run is None:
         if len(runs) > 1:
@@ -160,13 +190,32 @@ def load_affinity(
         run = runs[0]
     elif run not in runs:
         raise LabError(f"run {run!r} not in {p.name}; it has: {', '.join(runs)}")
-    tasks, A = mean_matrix(parsed.run_affinity(run), measure, parsed.run_tasks(run),
-                           where=p.name, hint="pick one with --measure")
-    never = np.isnan(A)
-    if never.any():
-        i, j = (int(x) for x in np.argwhere(never)[0])
-        raise LabError(
-            f"{p.name} has no affinity for source {tasks[i]!r} -> target {tasks[j]!r} (the cell "
-            "is empty or NaN at every step); every pair needs at least one logged value"
-        )
-    return tasks, A
+    return mean_matrix(
+        parsed.run_affinity(run),
+        measure,
+        parsed.run_tasks(run),
+        where=p.name,
+        hint="pick one with --measure",
+    )
+
+
+def warn(text: str) -> None:
+    """One ``warning:`` line on stderr (the CLI's way to say what a read left out)."""
+    sys.stderr.write(f"warning: {text}\n")
+
+
+def add_read_options(p) -> None:
+    """``--rows`` and ``--tag-pattern``: what the user declares about an input file."""
+    p.add_argument(
+        "--rows",
+        choices=("source", "target"),
+        default=None,
+        help="which way a matrix's rows run (default: as a corner cell source/target says, "
+        "else source); TAG's code keeps matrices recipient-major: --rows target",
+    )
+    p.add_argument(
+        "--tag-pattern",
+        default=None,
+        help="TensorBoard tag holding affinity, e.g. 'aff/{source}->{target}' "
+        "({measure} optional)",
+    )

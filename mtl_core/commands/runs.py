@@ -12,6 +12,7 @@ import sys
 import time
 from pathlib import Path
 
+from mtl_core.commands.group import add_read_options, warn
 from mtl_core.errors import LabError
 from mtl_core.store import RunInfo, Store
 
@@ -32,6 +33,12 @@ def add_parsers(sub) -> None:
     p.add_argument("file", help="the file (or a TensorBoard log folder) to import")
     p.add_argument("--name", default=None, help="run name (default: the file's name)")
     p.add_argument("--store", default=None, help=STORE_HELP)
+    p.add_argument(
+        "--measure",
+        default=None,
+        help="the measure of a file that names none (default: lookahead), e.g. proximal",
+    )
+    add_read_options(p)
     p.set_defaults(func=run_import)
 
     p = sub.add_parser("export", help="write a run in the open format (.zip keeps everything)")
@@ -88,15 +95,22 @@ def run_import(args: argparse.Namespace) -> int:
     from mtl_core.runfile import read_run_file
 
     path = Path(args.file)
-    parsed = read_run_file(path)
+    parsed = read_run_file(
+        path, rows=args.rows, measure=args.measure, tag_pattern=args.tag_pattern
+    )
+    for text in parsed.warnings():
+        warn(text)
+    if parsed.measure_assumed:
+        warn("the file names no measure: imported as lookahead (say another with --measure)")
     name = args.name or str(parsed.meta.get("name") or "") or path.name
     store = _store(args)
     ids = store.import_parsed(parsed, name)
     for rid in ids:
         info = store.get_run(rid)
         cells = ", ".join(info.measures) or "no affinity"
+        left = f", {parsed.left_out} non-finite cells left out" if parsed.left_out else ""
         print(f"imported run {rid} {info.name!r}: {len(info.tasks)} tasks, "
-              f"{info.steps_done} steps, {cells}")
+              f"{info.steps_done} steps, {cells}{left}")
     return 0
 
 

@@ -19,14 +19,61 @@ from mtl_core.types import AffinityMatrix, Grouping, canonical_grouping
 SINGLETON_SCORE = 0.0
 
 
-def validate_affinity(A: object, tasks: Sequence[str]) -> tuple[AffinityMatrix, list[str]]:
+#: How each method reads an unmeasured (NaN) off-diagonal cell ``A[i, j]``:
+#: ``"zero"``: as 0, no measured transfer (TAG: directional, a lone task also scores 0);
+#: ``"mirror"``: as ``A[j, i]`` when that is measured, else 0 (the symmetrizing methods, which
+#: average the two directions, so one measured direction stands for the pair).
+#: The diagonal is never read as a value (see :func:`fill_unmeasured`).
+UNMEASURED_RULES = {
+    "tag": "zero",
+    "threshold": "mirror",
+    "hierarchical": "mirror",
+    "affinity-propagation": "mirror",
+}
+UNMEASURED_RULE_TEXT = {
+    "zero": "counted as 0 (no measured transfer)",
+    "mirror": "read as the other direction's value, or 0 when neither is measured",
+}
+
+
+def fill_unmeasured(A: np.ndarray, rule: str = "zero") -> tuple[np.ndarray, int]:
+    """The one rule for unmeasured cells in grouping: ``(filled copy, unmeasured off-diagonal
+    cells)``.
+
+    ``A``: (n, n) or (..., n, n), rows = source, NaN (or inf) = unmeasured. The diagonal is
+    set to 0 when unmeasured: no grouper reads a task's effect on itself as a value (TAG's
+    scores leave it out; affinity propagation scales a column by its diagonal only when it
+    is measured and positive, else by the column's largest magnitude). Off-diagonal cells
+    follow ``rule`` (:data:`UNMEASURED_RULES`).
+    """
+    M = np.array(A, dtype=np.float64)
+    M[~np.isfinite(M)] = np.nan
+    n = M.shape[-1]
+    diag = np.arange(n)
+    d = M[..., diag, diag]
+    M[..., diag, diag] = np.where(np.isnan(d), 0.0, d)
+    missing = np.isnan(M)
+    count = int(missing.sum())
+    if not count:
+        return M, 0
+    if rule == "mirror":
+        M = np.where(missing, np.swapaxes(M, -1, -2), M)
+    return np.where(np.isnan(M), 0.0, M), count
+
+
+def validate_affinity(
+    A: object, tasks: Sequence[str], *, allow_unmeasured: bool = False
+) -> tuple[AffinityMatrix, list[str]]:
     """Check an affinity matrix and its task names; return them as ``(float array, list)``.
+
+    ``allow_unmeasured``: NaN/inf cells pass (as NaN), for :meth:`BaseGrouper.fit`, which
+    reads them by the method's rule (:func:`fill_unmeasured`); otherwise they are refused.
 
     Raises
     ------
     LabError
-        If the matrix is not a finite square 2-D array, or the names are not unique strings
-        matching its size. Messages say what to fix.
+        If the matrix is not a square 2-D array (finite, unless ``allow_unmeasured``), or
+        the names are not unique strings matching its size. Messages say what to fix.
     """
     try:
         M = np.asarray(A, dtype=np.float64)
@@ -55,6 +102,10 @@ def validate_affinity(A: object, tasks: Sequence[str]) -> tuple[AffinityMatrix, 
             raise LabError(f"task names must be unique; {t!r} appears more than once")
         seen.add(t)
     bad = ~np.isfinite(M)
+    if bad.any() and allow_unmeasured:
+        if bad.all():
+            raise LabError("affinity matrix has no measured (finite) cell")
+        return np.where(bad, np.nan, M), names
     if bad.any():
         i, j = (int(x) for x in np.argwhere(bad)[0])
         raise LabError(
@@ -142,16 +193,28 @@ class BaseGrouper:
     """scikit-learn style base: ``__init__`` stores arguments, ``fit`` validates and fits.
 
     After ``fit(A, tasks)``: ``groups_`` (canonical grouping), ``score_`` (its TAG value, see
-    :func:`tag_value`), ``tasks_`` and ``n_groups_``. Subclasses implement ``_fit`` and may set
-    more trailing-underscore attributes.
+    :func:`tag_value`, on the matrix as the method read it), ``tasks_``, ``n_groups_`` and
+    ``unmeasured_`` (unmeasured off-diagonal cells, read by the method's rule in
+    :data:`UNMEASURED_RULES`). Subclasses implement ``_fit`` and may set more
+    trailing-underscore attributes.
     """
 
     #: Short name used by :func:`mtl_core.grouping.make_grouper` and the CLI.
     method: str = "base"
 
+    @property
+    def unmeasured_rule(self) -> str:
+        """How this method reads an unmeasured off-diagonal cell (:data:`UNMEASURED_RULES`)."""
+        return UNMEASURED_RULES.get(self.method, "zero")
+
     def fit(self, A: AffinityMatrix, tasks: Sequence[str]) -> BaseGrouper:
-        """Validate ``A`` (source rows, target columns) and ``tasks``, then find the groups."""
-        M, names = validate_affinity(A, tasks)
+        """Validate ``A`` (source rows, target columns) and ``tasks``, then find the groups.
+
+        NaN cells are unmeasured: the diagonal is never read, an off-diagonal cell by the
+        method's rule (:data:`UNMEASURED_RULES`); a matrix with no finite cell is refused.
+        """
+        M, names = validate_affinity(A, tasks, allow_unmeasured=True)
+        M, self.unmeasured_ = fill_unmeasured(M, self.unmeasured_rule)
         self._check_params(len(names))
         groups = self._fit(M, names)
         self.groups_: Grouping = canonical_grouping(groups)

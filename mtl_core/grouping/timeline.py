@@ -21,7 +21,12 @@ import numpy as np
 import pandas as pd
 
 from mtl_core.errors import LabError
-from mtl_core.grouping.base import BaseGrouper, labels_to_grouping, validate_affinity
+from mtl_core.grouping.base import (
+    BaseGrouper,
+    fill_unmeasured,
+    labels_to_grouping,
+    validate_affinity,
+)
 from mtl_core.types import Grouping, canonical_grouping
 
 SMOOTHINGS = ("none", "running", "window", "ema")
@@ -46,8 +51,26 @@ def smooth(
     T = X.shape[0]
     if how == "none" or T == 0:
         return X.copy()
+    seen = ~np.isnan(X)
+    if seen.all():
+        return _smooth_full(X, how, window, beta)
+    # NaN = unmeasured: averages over the measured cells only (NaN until a cell is measured)
+    if how == "ema":
+        return _ema(X, beta)
+    total = _smooth_full(np.where(seen, X, 0.0), how, window, beta, mean=False)
+    count = _smooth_full(seen.astype(np.float64), how, window, beta, mean=False)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(count > 0, total / np.maximum(count, 1), np.nan)
+
+
+def _smooth_full(
+    X: np.ndarray, how: str, window: int, beta: float, *, mean: bool = True
+) -> np.ndarray:
+    """``smooth`` of a stack without unmeasured cells (``mean=False``: running/window sums)."""
+    T = X.shape[0]
     if how == "running":
-        return np.cumsum(X, axis=0) / np.arange(1, T + 1)[:, None, None]
+        c = np.cumsum(X, axis=0)
+        return c / np.arange(1, T + 1)[:, None, None] if mean else c
     if how == "window":
         w = int(window)
         if w < 1:
@@ -55,20 +78,32 @@ def smooth(
         c = np.cumsum(X, axis=0)
         out = c.copy()
         out[w:] -= c[:-w]
-        return out / np.minimum(np.arange(1, T + 1), w)[:, None, None]
+        return out / np.minimum(np.arange(1, T + 1), w)[:, None, None] if mean else out
     if how == "ema":
-        if not 0.0 <= float(beta) < 1.0:
-            raise LabError(f"EMA beta must be in [0, 1), got {beta}")
-        # A recurrence: one in-place step per logged matrix (~2 us each; scipy.signal's
-        # lfilter would be vectorized but costs a second to import).
-        b = float(beta)
-        out = np.empty_like(X)
-        out[0] = X[0]
-        for t in range(1, T):
+        return _ema(X, beta)
+    raise LabError(f"unknown smoothing {how!r}; choose one of: {', '.join(SMOOTHINGS)}")
+
+
+def _ema(X: np.ndarray, beta: float) -> np.ndarray:
+    """``s_t = beta * s_{t-1} + (1 - beta) * x_t`` from ``s_0 = x_0``; an unmeasured
+    ``x_t`` (NaN) leaves ``s`` as it was, and a cell starts at its first measured value."""
+    if not 0.0 <= float(beta) < 1.0:
+        raise LabError(f"EMA beta must be in [0, 1), got {beta}")
+    # A recurrence: one in-place step per logged matrix (~2 us each; scipy.signal's
+    # lfilter would be vectorized but costs a second to import).
+    b = float(beta)
+    out = np.empty_like(X)
+    out[0] = X[0]
+    full = not np.isnan(X).any()
+    for t in range(1, X.shape[0]):
+        if full:
             np.multiply(out[t - 1], b, out=out[t])
             out[t] += (1.0 - b) * X[t]
-        return out
-    raise LabError(f"unknown smoothing {how!r}; choose one of: {', '.join(SMOOTHINGS)}")
+            continue
+        prev, x = out[t - 1], X[t]
+        step = b * prev + (1.0 - b) * x
+        out[t] = np.where(np.isnan(x), prev, np.where(np.isnan(prev), x, step))
+    return out
 
 
 def match_ids(
@@ -167,19 +202,12 @@ def group_timeline(
         raise LabError("the affinity log has no steps to group")
     if np.any(np.diff(st) <= 0):
         raise LabError("steps must be strictly increasing")
-    bad = ~np.isfinite(X)
-    if bad.any():
-        s, i, j = (int(x) for x in np.argwhere(bad)[0])
-        names = list(tasks)
-        src = names[i] if i < len(names) else i
-        tgt = names[j] if j < len(names) else j
-        raise LabError(
-            f"affinity log has no finite value for source {src!r} -> target {tgt!r} "
-            f"at step {int(st[s])}; every logged step needs the full matrix"
-        )
-    _, names = validate_affinity(X[0], tasks)
+    X = np.where(np.isfinite(X), X, np.nan)  # non-finite = unmeasured
+    _, names = validate_affinity(X[0], tasks, allow_unmeasured=True)
     grouper._check_params(len(names))
-    S = smooth(X, smoothing, window=window, beta=beta)
+    # unmeasured cells carry no information: smoothing skips them, and a cell not measured
+    # up to a step is read by the method's rule (fill_unmeasured), as in BaseGrouper.fit
+    S, _ = fill_unmeasured(smooth(X, smoothing, window=window, beta=beta), grouper.unmeasured_rule)
     idx = sample_indices(len(st), max_points)
     sub = S[idx]
     labels = grouper._batch_labels(sub, names)

@@ -102,6 +102,14 @@ def detect(data: bytes) -> str | None:
         matches,
         key=lambda m: (round(m.chaos, 3), -round(m.coherence, 3), rank.get(m.encoding, 99)),
     )
+    text = str(best)
+    # the detector drops encodings that decode to the same text: name the commoner one
+    for enc in LEGACY[: rank.get(best.encoding, len(LEGACY))]:
+        try:
+            if data[:_SAMPLE].decode(enc) == text:
+                return enc
+        except UnicodeDecodeError:
+            continue
     return str(best.encoding)
 
 

@@ -113,12 +113,13 @@ def run(args: argparse.Namespace) -> int:
 
         args.store = str(default_store_path())  # where the app will show it
     if args.out is not None:
-        from mtl_core.runfile import TABLE_EXTENSIONS
+        from mtl_core.runfile import TABLE_EXTENSIONS, check_out_path
 
         if Path(args.out).suffix.lower() not in TABLE_EXTENSIONS:
             raise LabError(
                 f"--out {args.out}: use one of the extensions {', '.join(TABLE_EXTENSIONS)}"
             )
+        check_out_path(args.out)  # before any training: never create a folder tree
     from mtl_core.training import resolve_device
 
     resolve_device(cfg.train.device)  # fail before any work when CUDA is asked for but absent

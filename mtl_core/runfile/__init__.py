@@ -26,6 +26,9 @@ Modules, one job each (lower ones never import higher ones):
 - ``wide``: the square-matrix layouts;
 - ``layout``: which of the two an affinity table is in;
 - ``arrays``: NumPy ``.npy``/``.npz``; ``tensorboard``: event files; ``bundle``: ``.zip``;
+- ``encoding``: text encodings; ``json_layouts``: matrices saved as JSON objects;
+- ``report``: :class:`ReadOptions` (what the user declares) and the read's notes;
+- ``tfrecord``: event-file records and CRCs; ``tb_conventions``: TensorBoard tag conventions;
 - ``read``: :func:`read_run_file`; ``write``: :func:`write_run_file` and friends.
 """
 
@@ -42,6 +45,7 @@ from mtl_core.runfile.long import (
 )
 from mtl_core.runfile.model import ParsedRun
 from mtl_core.runfile.read import read_run_file, read_table
+from mtl_core.runfile.report import ReadOptions, left_out_text
 from mtl_core.runfile.schema import (
     AFFINITY_COLUMNS,
     AFFINITY_FRAME,
@@ -58,7 +62,13 @@ from mtl_core.runfile.schema import (
     max_file_bytes,
 )
 from mtl_core.runfile.tensorboard import tag_for
-from mtl_core.runfile.write import dropped_parts, run_file_bytes, write_run_file, write_table
+from mtl_core.runfile.write import (
+    check_out_path,
+    dropped_parts,
+    run_file_bytes,
+    write_run_file,
+    write_table,
+)
 
 __all__ = [
     "AFFINITY_COLUMNS",
@@ -74,10 +84,13 @@ __all__ = [
     "READ_TABLE_EXTENSIONS",
     "TABLE_EXTENSIONS",
     "ParsedRun",
+    "ReadOptions",
     "affinity_rows",
+    "check_out_path",
     "dropped_parts",
     "first_seen",
     "is_decimal_comma",
+    "left_out_text",
     "long_to_matrices",
     "matrices_to_long",
     "max_file_bytes",

@@ -51,16 +51,18 @@ def object_columns(doc: dict[str, Any], name: str) -> tuple[Columns, Locate]:
     values = list(doc.values())
     if all(isinstance(v, dict) for v in values):
         return _dict_of_dicts(doc, name)
-    if all(isinstance(v, list) for v in values):
+    if all(isinstance(v, list) for v in values) and any(values):
         if all(isinstance(x, dict) for v in values for x in v):
-            return _epochs(doc, name)
-        return _dict_of_lists(doc, name)
+            if all(_number_like(y) for v in values for x in v for y in x.values()):
+                return _epochs(doc, name)
+        elif not any(isinstance(x, (dict, list)) for v in values for x in v):
+            return _dict_of_lists(doc, name)
     keys = ", ".join(map(repr, list(doc)[:8]))
     raise LabError(
-        f"{name}: a JSON object (keys: {keys}) in no layout the lab reads: expected an array "
-        f"of row objects like [{JSON_ROW}, ...], a matrix as {{target: {{source: value}}}} "
-        "(pandas' to_json()), or {target: [{source: value} per epoch]} (TAG's "
-        "transference.json); see docs/run-format.md"
+        f"{name}: expected a JSON array of row objects like [{JSON_ROW}, ...], a matrix as "
+        "{target: {source: value}} (pandas' to_json()) or {target: [{source: value} per "
+        f"epoch]}} (TAG's transference.json); found an object (keys: {keys}). Metrics, "
+        "groupings and metadata go in a .zip (docs/run-format.md)"
     )
 
 
@@ -143,6 +145,10 @@ def _dict_of_lists(doc: dict[str, Any], name: str) -> tuple[Columns, Locate]:
     if lengths == {0}:
         raise LabError(f"{name}: the columns hold no rows")
     return {str(k): _objects(v) for k, v in doc.items()}, lambda i: f"row {i + 1}"
+
+
+def _number_like(v: Any) -> bool:
+    return v is None or (isinstance(v, (int, float)) and not isinstance(v, bool))
 
 
 def _union(dicts: Any) -> list[str]:

@@ -141,8 +141,36 @@ def _parse_csv(data: bytes, name: str, default: str = ",") -> tuple[Columns, Loc
         h.strip(): pc.utf8_trim_whitespace(table.column(k)).to_numpy(zero_copy_only=False)
         for k, h in enumerate(header)
     }
+    if delim == ";":
+        cols = _decimal_commas(cols)
     first = 1 if headerless else 2
     return cols, lambda i: f"row {i + 1} (line {i + first})"
+
+
+#: A number written with a decimal comma and no thousands separator (``-0,25``, ``1,5e-3``).
+_COMMA_NUMBER = r"^[+-]?\d*,\d+([eE][+-]?\d+)?$"
+_INT_OR_EMPTY = r"^([+-]?\d+)?$"
+
+
+def _decimal_commas(cols: Columns) -> Columns:
+    """In a semicolon-separated file (European spreadsheets), a column whose cells are all
+    decimal-comma numbers (or whole numbers, or empty) is read with decimal points."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    out, changed = {}, []
+    for c, v in cols.items():
+        arr = pa.array(v, type=pa.string())
+        comma = pc.match_substring_regex(arr, _COMMA_NUMBER)
+        if pc.any(comma).as_py() and pc.all(
+            pc.or_(comma, pc.match_substring_regex(arr, _INT_OR_EMPTY))
+        ).as_py():
+            v = pc.replace_substring(arr, ",", ".").to_numpy(zero_copy_only=False)
+            changed.append(c)
+        out[c] = v
+    if changed:
+        note(f"decimal commas read as decimal points in {len(changed)} column(s) (a ';' file)")
+    return out
 
 
 def _numeric_header(header: list[str]) -> list[str] | None:

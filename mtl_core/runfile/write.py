@@ -97,8 +97,26 @@ def dropped_parts(parsed: ParsedRun, filename: str) -> list[str]:
     return out
 
 
+def check_out_path(path: str | Path, what: str = "--out") -> Path:
+    """Refuse an output path whose folder does not exist (never create a folder tree from a
+    typo) or is not a folder.
+
+    Raises ``LabError``: ``"--out runs/x/a.csv: the folder runs/x does not exist; create it
+    first"``.
+    """
+    p = Path(path)
+    parent = p.parent if str(p.parent) else Path(".")
+    if not parent.exists():
+        raise LabError(f"{what} {p}: the folder {parent} does not exist; create it first")
+    if not parent.is_dir():
+        raise LabError(f"{what} {p}: {parent} is not a folder")
+    if p.is_dir():
+        raise LabError(f"{what} {p}: is a folder; give a file name")
+    return p
+
+
 def _write_atomically(p: Path, data: bytes) -> Path:
-    p.parent.mkdir(parents=True, exist_ok=True)
+    check_out_path(p, "cannot write")
     tmp = p.with_name(p.name + ".part")
     tmp.write_bytes(data)
     tmp.replace(p)  # atomic: a reader never sees half a file

@@ -154,9 +154,12 @@ def test_messages_name_what_and_where():
     m = bad(H + "0,a,b,1\n1,a,b,abc\n2,a,b,x\n")
     assert "row 2 (line 3), column 'affinity': 'abc' is not a number" in m
     assert "1 more rows" in m
-    assert "row 1 (line 2), column 'affinity': nan is not a finite number" in bad(H + "0,a,b,nan\n")
-    assert "column 'affinity'" in bad(H + "0,a,b,inf\n")
-    assert "column 'affinity': is empty" in bad(H + "0,a,b,\n")
+    # a non-finite cell is unmeasured: left out and reported; no finite cell at all: refused
+    for cell in ("nan", "inf", "-inf", ""):
+        assert "no affinity cell is a finite number (1 cells" in bad(H + f"0,a,b,{cell}\n")
+    p = read_run_file((H + "0,a,b,1\n1,a,b,nan\n2,a,b,\n").encode(), "x.csv")
+    assert p.left_out == 2 and p.first_left_out == "row 2 (line 3)"
+    assert p.affinity["step"].tolist() == [0]
     assert "column 'step': '-1' is negative" in bad(H + "-1,a,b,1\n")
     assert "column 'step': '2.5' is not a whole number" in bad(H + "2.5,a,b,1\n")
     assert "column 'source': is empty" in bad(H + "0,,b,1\n")
@@ -176,7 +179,11 @@ def test_messages_name_what_and_where():
     assert "unknown column 'Measures'; did you mean 'measure'" in bad(
         "step,source,target,affinity,Measures\n0,a,b,1,x\n")
     assert "column 'step' appears twice" in bad("step,step,source,target,affinity\n0,0,a,b,1\n")
-    assert "not UTF-8" in bad(b"step,source,target,affinity\n0,\xff,b,1\n")
+    junk = bad(b"step,source,target,affinity\n0,\x80\x81\x82\x83\x84,b,1\n" + bytes(range(128, 256)))
+    assert "not UTF-8 text (byte 30 is 0x80) and no common encoding fits" in junk
+    assert "re-save it as UTF-8" in junk
+    legacy = read_run_file(b"step,source,target,affinity\n0,\xff,b,1\n", "x.csv")
+    assert legacy.tasks == ["\xff", "b"] and "read as cp1252 text (detected" in legacy.notes[0]
 
 
 def zip_of(**members: str | bytes) -> bytes:
@@ -274,7 +281,7 @@ def test_tensorboard_import(tmp_path):
         assert p.measures("") == ["lookahead", "cosine"]
         assert p.metrics["value"].tolist() == [2.0]
     assert "the file is empty" in bad(b"", "events.out.tfevents.1")
-    assert "is it a TensorBoard event file" in bad(b"\x00" * 64, "events.out.tfevents.1")
+    assert "not a TensorBoard event file" in bad(b"\x00" * 64, "events.out.tfevents.1")
     (tmp_path / "other").mkdir()
     write_events(tmp_path / "other", [(0, "loss", 1.0)])
     msg = bad(next((tmp_path / "other").glob("*tfevents*")).read_bytes(), "events.out.tfevents.2")

@@ -126,15 +126,17 @@ def test_semicolon_and_tab_tables_inside_a_zip():
 
 
 def test_decimal_comma_is_named_plainly():
-    msg = bad("step;source;target;affinity\n1;a;b;0,1\n", "eu.csv")
-    assert msg == ("cannot import eu.csv: row 1 (line 2), column 'affinity': '0,1' is not a "
-                   "number (use '.' as the decimal point)")
+    # in a ';' file a decimal comma is unambiguous (European spreadsheets): read, and noted
+    p = read("step;source;target;affinity\n1;a;b;0,1\n", "eu.csv")
+    assert p.affinity["affinity"].tolist() == [0.1] and "decimal commas" in p.notes[0]
     assert "'1.234,5' is not a number (use '.' as the decimal point)" in bad(
         "step;source;target;affinity\n1;a;b;1.234,5\n", "eu.csv")
-    # a bare semicolon matrix of decimal commas is still recognised as a matrix
-    msg = bad("a;b\n0,1;0,2\n0,3;0,4\n", "m.csv")
-    assert "row 1 (line 2), column 'a': '0,1' is not a number (use '.' as the decimal point)" \
-        in msg
+    # a bare semicolon matrix of decimal commas is a matrix
+    p = read("a;b\n0,1;0,2\n0,3;0,4\n", "m.csv")
+    assert p.matrices("", "lookahead")[2][0].tolist() == [[0.1, 0.2], [0.3, 0.4]]
+    # in a comma-separated file the comma is the delimiter: a quoted '0,1' is refused
+    msg = bad('step,source,target,affinity\n1,a,b,"0,1"\n', "c.csv")
+    assert "'0,1' is not a number (use '.' as the decimal point)" in msg
     assert "(use '.' as the decimal point)" not in bad(
         "step;source;target;affinity\n1;a;b;abc\n", "eu.csv")
     assert "not a readable semicolon-separated table" in bad(
@@ -195,9 +197,9 @@ def test_json_wrong_shapes_say_what_is_expected():
     assert "the array has no rows" in bad("[]", "r.json")
     assert "name the file .jsonl" in bad('{"step": 0}\n{"step": 1}\n', "r.json")
     assert "not valid JSON" in bad("[{", "r.json")
-    assert "row 2, column 'affinity': is empty" in bad(
-        '[{"step": 0, "source": "a", "target": "b", "affinity": 1},'
-        ' {"step": 0, "source": "b", "target": "a"}]', "r.json")
+    p = read('[{"step": 0, "source": "a", "target": "b", "affinity": 1},'
+             ' {"step": 0, "source": "b", "target": "a"}]', "r.json")
+    assert p.left_out == 1 and p.first_left_out == "row 2"  # no value: unmeasured
 
 
 # ----------------------------------------------------------------------------- NumPy
@@ -313,17 +315,20 @@ def test_bad_shapes_are_named(shape, what):
 
 
 def test_infinite_and_empty_cells():
+    # one rule: a non-finite cell is unmeasured, left out and reported with its place
     m = A.copy()
     m[1, 0] = np.inf
-    assert "cell A[1, 0] (step 0, source 't1', target 't0') is inf, not a finite number" in bad(
-        npy(m), "a.npy")
+    p = read(npy(m), "a.npy")  # A[1, 2] is NaN already
+    assert p.left_out == 2 and p.first_left_out == "a.npy, cell A[1, 0]"
+    assert len(p.affinity) == 7 and not ((p.affinity["source"] == "t1")
+                                         & (p.affinity["target"] == "t0")).any()
     stack = np.stack([A, A])
     stack[1, 2, 0] = -np.inf
     stack[1, 2, 1] = np.inf
-    msg = bad(npz(affinity=stack, tasks=np.array(TASKS), steps=np.array([5, 10])), "a.npz")
-    assert ("a.npz › affinity: cell A[1, 2, 0] (step 10, source 'churn', target 'price') is "
-            "-inf") in msg and "(and 1 more cells like it)" in msg
-    assert "every cell is NaN" in bad(npy(np.full((2, 2), np.nan)), "a.npy")
+    p = read(npz(affinity=stack, tasks=np.array(TASKS), steps=np.array([5, 10])), "a.npz")
+    assert p.left_out == 4 and p.first_left_out == "a.npz › affinity, cell A[0, 1, 2]"
+    assert "left out 4 cells" in p.warnings()[0]
+    assert "every cell is NaN or infinite" in bad(npy(np.full((2, 2), np.nan)), "a.npy")
     assert "dtype complex128 is not a number array" in bad(npy(np.eye(2) + 0j), "a.npy")
     assert "dtype <U1 is not a number array" in bad(npy(np.array([["a"]])), "a.npy")
 

@@ -174,10 +174,12 @@ def test_cell_errors_name_row_and_column():
         ",a,b\na,1,2\nb,3,x\n")
     assert "m.jsonl: line 1, column 'a': True is not a number" in bad(
         '{"source": "a", "a": true}\n', "m.jsonl")
-    assert "row 2 (line 3), column 'a': inf is not a finite number" in bad(
-        ",a,b\na,1,2\nb,inf,4\n")
-    assert "line 2, column 'b': -inf is not a finite number" in bad(
-        '{"task": "a", "a": 1, "b": 2}\n{"task": "b", "a": 3, "b": "-inf"}\n', "m.jsonl")
+    # a non-finite cell is unmeasured: left out, counted, its place reported
+    p = read(",a,b\na,1,2\nb,inf,4\n")
+    assert p.left_out == 1 and p.first_left_out == "row 2 (line 3), column 'a'"
+    assert len(p.affinity) == 3
+    p = read('{"task": "a", "a": 1, "b": 2}\n{"task": "b", "a": 3, "b": "-inf"}\n', "m.jsonl")
+    assert p.left_out == 1 and p.first_left_out == "line 2, column 'b'"
 
 
 def test_row_errors():
@@ -206,10 +208,12 @@ def test_long_form_errors_unchanged():
     msg = bad("step,source,targt,affinty\n0,a,b,1\n")  # misspelt long columns are not tasks
     assert "missing column 'target'; found 'targt'" in msg
     # neither layout: the long-form message, which points at the matrix layout too
-    for text in ("step,src,dst,val\n0,a,b,1\n", "src,dst,val\na,b,1\n",
-                 "name,a,b\na,1,2\nb,3,4\n"):
+    for text in ("step,src,dst,val\n0,a,b,1\n", "src,dst,val\na,b,1\n"):
         msg = bad(text)
         assert "missing column" in msg and "square matrix with task names as header" in msg
+    # a first column under any header whose values name the other columns holds row labels
+    p = read("name,a,b\na,1,2\nb,3,4\n")
+    assert p.tasks == ["a", "b"] and p.matrices("", "lookahead")[2][0, 1, 0] == 3.0
 
 
 def test_round_trip_through_store(tmp_path):

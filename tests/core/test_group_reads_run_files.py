@@ -86,17 +86,24 @@ def _same_message(path: Path) -> str:
     return str(imp.value)
 
 
-def test_refused_files_get_imports_message(tmp_path):
+def test_legacy_and_european_files_read_the_same_in_import_and_group(tmp_path):
     cp1252 = tmp_path / "excel.csv"
     cp1252.write_bytes(",Größe,Tiefe\r\nGröße,0.1,0.2\r\nTiefe,0.3,0.4\r\n".encode("cp1252"))
-    assert _same_message(cp1252) == "cannot import excel.csv: not UTF-8 text (byte 3)"
+    p = read_run_file(cp1252)
+    assert p.tasks == ["Größe", "Tiefe"] and "read as cp1252 text (detected" in p.notes[0]
+    assert load_affinity(cp1252)[0] == ["Größe", "Tiefe"]
     eu = tmp_path / "eu.csv"
-    eu.write_text(";a;b\na;0,1;0,2\nb;0,3;0,4\n")
-    assert _same_message(eu) == (
-        "cannot import eu.csv: row 1 (line 2), column 'a': '0,1' is "
-        "not a number (use '.' as the decimal point) (and 1 more rows "
-        "like it)"
-    )
+    eu.write_text(";a;b\na;0,1;0,2\nb;0,3;-1,5e-1\n")
+    tasks, A = load_affinity(eu)
+    assert tasks == ["a", "b"]
+    np.testing.assert_array_equal(A, [[0.1, 0.2], [0.3, -0.15]])
+    assert "decimal commas read as decimal points" in read_run_file(eu).notes[0]
+
+
+def test_refused_files_get_imports_message(tmp_path):
+    comma = tmp_path / "comma.csv"  # a decimal comma in a comma-separated file is ambiguous
+    comma.write_text(',a,b\na,"0,1",0.2\nb,0.3,0.4\n')
+    assert "'0,1' is not a number (use '.' as the decimal point)" in _same_message(comma)
     short = tmp_path / "short.csv"
     short.write_text("a,b,c\n0.1,0.2,0.3\n0.4,0.5,0.6\n")
     assert (
@@ -106,12 +113,13 @@ def test_refused_files_get_imports_message(tmp_path):
 
 
 def test_cli_refusal_is_one_line_exit_2(tmp_path):
-    path = tmp_path / "excel.csv"
-    path.write_bytes(",Größe\r\nGröße,0.1\r\n".encode("cp1252"))
+    path = tmp_path / "short.csv"
+    path.write_text("a,b,c\n0.1,0.2,0.3\n")
     for cmd in (["group", path, "--k", "1"], ["import", path, "--store", tmp_path / "s.sqlite"]):
         r = _cli(*cmd)
         assert r.returncode == 2 and r.stdout == ""
-        assert r.stderr == "error: cannot import excel.csv: not UTF-8 text (byte 3)\n"
+        assert r.stderr.startswith("error: cannot import short.csv: a matrix without row labels")
+        assert r.stderr.count("\n") == 1
 
 
 def test_measure_and_run_are_picked_like_everywhere_else(tmp_path):
@@ -144,12 +152,14 @@ def test_measure_and_run_are_picked_like_everywhere_else(tmp_path):
         load_affinity(path, measure="cosine", run="x")
 
 
-def test_a_pair_never_logged_is_named(tmp_path):
+def test_unmeasured_cells_follow_the_documented_rule(tmp_path):
+    """An empty diagonal is never read; an off-diagonal cell never measured is read by the
+    method's rule, and the CLI says so on a warning line."""
     path = tmp_path / "gap.csv"
-    path.write_text(",a,b\na,,0.5\nb,0.25,0.1\n")
-    with pytest.raises(
-        LabError,
-        match=r"^gap.csv has no affinity for source 'a' -> target 'a' "
-        r"\(the cell is empty or NaN at every step\)",
-    ):
-        load_affinity(path)
+    path.write_text(",a,b,c\na,,0.5,\nb,0.25,,-0.2\nc,0.1,0.3,\n")
+    tasks, A = load_affinity(path)
+    assert tasks == ["a", "b", "c"] and np.isnan(A[0, 0]) and np.isnan(A[0, 2])
+    r = _cli("group", path, "--k", "2", "--json")
+    assert r.returncode == 0, r.stderr
+    assert "warning: left out 4 cells that are not finite numbers" in r.stderr
+    assert "warning: 1 off-diagonal cell never measured; tag reads each as counted as 0" in r.stderr

@@ -410,7 +410,7 @@ def test_make_grouper():
     [
         (np.zeros((2, 3)), ["a", "b"], 2, "must be square"),
         (np.zeros(3), ["a", "b", "c"], 2, "must be square"),
-        (np.array([[0.0, np.nan], [0.0, 0.0]]), ["a", "b"], 2, "source 'a' -> target 'b'"),
+        (np.full((2, 2), np.nan), ["a", "b"], 2, "no measured"),
         (np.zeros((3, 3)), ["a", "b"], 2, "2 task names for a 3 x 3"),
         (np.zeros((2, 2)), ["a", "a"], 2, "unique"),
         (np.zeros((2, 2)), ["a", "b"], 0, "integer >= 1"),
@@ -422,6 +422,34 @@ def test_invalid_input_raises_actionable_lab_error(A, tasks, k, message):
     for grouper in (TAGGrouper(k), HierarchicalGrouper(k)):
         with pytest.raises(LabError, match=message):
             grouper.fit(A, tasks)
+
+
+def test_unmeasured_cells_one_rule_per_method():
+    """The diagonal is never read; an unmeasured off-diagonal cell is 0 for TAG (directional)
+    and the other direction's value for the symmetrizing methods."""
+    from mtl_core.grouping import make_grouper
+    from mtl_core.grouping.base import fill_unmeasured
+
+    A = np.array([[9.0, 0.8, -0.5], [0.8, 9.0, -0.5], [-0.5, -0.5, 9.0]])
+    blank = A.copy()
+    np.fill_diagonal(blank, np.nan)
+    for method, kw in (("tag", {"k": 2}), ("threshold", {}), ("hierarchical", {"k": 2}),
+                       ("affinity-propagation", {})):
+        full = make_grouper(method, **kw).fit(A, ["a", "b", "c"])
+        g = make_grouper(method, **kw).fit(blank, ["a", "b", "c"])
+        assert g.unmeasured_ == 0
+        if method != "affinity-propagation":  # AP scales columns by a measured diagonal
+            assert g.groups_ == full.groups_
+        assert frozenset({"a", "b"}) in g.groups_
+    gap = A.copy()
+    gap[0, 1] = np.nan
+    M, count = fill_unmeasured(gap, "zero")
+    assert count == 1 and M[0, 1] == 0.0
+    M, _ = fill_unmeasured(gap, "mirror")
+    assert M[0, 1] == 0.8
+    g = make_grouper("threshold").fit(gap, ["a", "b", "c"])
+    assert g.unmeasured_ == 1 and frozenset({"a", "b"}) in g.groups_
+    assert make_grouper("tag", k=2).fit(gap, ["a", "b", "c"]).unmeasured_ == 1
 
 
 def test_init_only_stores_arguments():

@@ -105,9 +105,9 @@ def _write(tmp_path, name, frame, **kw):
         (lambda d, A, t: _write(d, "ns.csv", pd.DataFrame(A[:, :5], index=t, columns=t[:5])),
          ["--k", "2"], "cannot import ns.csv: row 6 (line 7), row-label column: task 'class' is "
                        "not one of the matrix's columns"),
-        (lambda d, A, t: _write(d, "nan.csv", pd.DataFrame(np.where(np.eye(6) > 0, np.nan, A),
+        (lambda d, A, t: _write(d, "nan.csv", pd.DataFrame(np.full_like(A, np.nan),
                                                            index=t, columns=t)),
-         ["--k", "2"], "NaN"),
+         ["--k", "2"], "cannot import nan.csv: the matrix has no values"),
         (lambda d, A, t: _write(d, "names.csv", pd.DataFrame(A, index=t, columns=[*t[:5], "x"])),
          ["--k", "2"], "cannot import names.csv: row 6 (line 7), row-label column: task 'class' "
                        "is not one of the matrix's columns (depth, seg, normal, edge, albedo, x)"),

@@ -170,11 +170,19 @@ def test_timeline_from_long_form_log():
         measure_matrices(both)
 
 
-def test_missing_cells_are_reported_with_their_step():
+def test_unmeasured_cells_are_skipped_by_smoothing():
     X = np.zeros((3, 3, 3))
-    X[2, 0, 1] = np.nan
-    with pytest.raises(LabError, match="source 'a' -> target 'b' at step 20"):
-        group_timeline([0, 10, 20], X, ["a", "b", "c"], ThresholdGrouper(0.0))
+    X[:, 0, 1] = [1.0, 3.0, np.nan]  # a diverged step: unmeasured, not 0
+    S = smooth(X, "running")
+    assert S[2, 0, 1] == 2.0 and S[1, 0, 1] == 2.0
+    assert smooth(X, "window", window=2)[2, 0, 1] == 3.0
+    E = smooth(X, "ema", beta=0.5)
+    assert E[1, 0, 1] == 2.0 and E[2, 0, 1] == 2.0
+    Y = np.zeros((2, 3, 3))
+    Y[0, 0, 1] = np.nan  # measured only from the second step on
+    assert np.isnan(smooth(Y, "running")[0, 0, 1]) and smooth(Y, "running")[1, 0, 1] == 0.0
+    tl = group_timeline([0, 10, 20], X, ["a", "b", "c"], ThresholdGrouper(0.0))
+    assert len(tl.steps) == 3
 
 
 def test_twenty_tasks_two_thousand_steps_is_interactive():

@@ -48,13 +48,12 @@ def _body(run_id: int, measure: str | None, was_active: bool) -> None:
         _stop_polling_if_done(info, was_active)
         return
     vc = controls.view_controls(view, info)
-    shown = data.smoothed(view, vc.heatmap_smoothing, vc.window, vc.beta)
-    M = shown.stack[vc.step_idx]
+    M, zmax = heatmap_matrix(view, vc)
     gc = controls.group_controls(view, M, view.measure)
     result, pending = groups.group(M, view.tasks, gc)
     left, right = st.columns([3, 2])
     with left:
-        _heatmap(view, vc, M, shown.zmax, result.groups if result else None)
+        _heatmap(view, vc, M, zmax, result.groups if result else None)
     with right:
         groups.groups_panel(result, pending, M, view.tasks, gc)
     _tabs(info, view, vc, gc)
@@ -62,6 +61,13 @@ def _body(run_id: int, measure: str | None, was_active: bool) -> None:
     if pending:
         time.sleep(0.3)
         st.rerun()  # check back (a full rerun of this page costs well under 100 ms)
+
+
+def heatmap_matrix(view: data.RunView, vc: controls.ViewControls) -> tuple[np.ndarray, float]:
+    """The ``(n, n)`` matrix the heatmap shows and groups, and its colour limit: the step's
+    matrix smoothed like the pair view and the group timeline (``data.smoothed``)."""
+    shown = data.smoothed(view, vc.heatmap_smoothing, vc.window, vc.beta)
+    return shown.stack[vc.step_idx], shown.zmax
 
 
 def _status(info: RunInfo) -> None:

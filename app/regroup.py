@@ -135,16 +135,13 @@ def timeline(
         points = int(np.clip(TIMELINE_BUDGET_S / max(per_fit, 1e-4), 8, 300))
     g = grouper_for(method, k, tau, len(tasks), time_limit=max(0.05, TIMELINE_BUDGET_S / points))
     tl = group_timeline(np.asarray(steps), X, tasks, g, smoothing="none", max_points=points)
-    labels = np.full((len(tl.steps), len(tasks)), -1, dtype=np.int64)
-    index = {t: i for i, t in enumerate(tasks)}
-    for s, (groups, gids) in enumerate(zip(tl.groupings, tl.ids)):
-        for grp, gid in zip(groups, gids):
-            for t in grp:
-                i = index[t]
-                labels[s, i] = gid if labels[s, i] < 0 else min(labels[s, i], gid)
-    grouped = np.searchsorted(np.asarray(steps), tl.steps)
+    labels = tl.membership()  # a task in two (TAG) groups: the smaller id
+    labels[labels == np.iinfo(np.int64).max] = -1
+    stack = np.asarray(smoothed, dtype=np.float64)
+    # The matrices grouped: the stack itself when every step was grouped (no copy).
+    grouped = stack if len(tl.steps) == len(steps) else stack[np.searchsorted(steps, tl.steps)]
     return Timeline(tl.steps, labels, list(tl.change_steps), list(tl.groupings),
-                    list(tl.ids), np.asarray(smoothed, dtype=np.float64)[grouped])
+                    list(tl.ids), grouped)
 
 
 # ----------------------------------------------------------------------------- about groupings

@@ -3,7 +3,7 @@
 ``mtl_core.evaluate`` trains TAG's groups against every baseline over several seeds: minutes
 of work, so it must not run in a script run. The runner only runs training configs, so this
 adapter starts the CLI (``python -m mtl_core evaluate ... --out report.json``) as a separate
-process and records the job in the run store (``store.save_evaluation``), keyed by run and k:
+process and records the job in the run store (``store.save_ground_truth``), keyed by run and k:
 any session can see it, it survives page changes, and the report lands in the store when done.
 """
 
@@ -30,10 +30,6 @@ from mtl_core.store import RunInfo, Store
 log = logging.getLogger("task_affinity_lab.app")
 ROOT = Path(__file__).resolve().parent.parent
 POLL_S = 1.5
-
-
-def job_key(k: int) -> str:
-    return f"ground_truth:k={int(k)}"
 
 
 def _pid_alive(pid: int) -> bool:
@@ -78,13 +74,13 @@ def start(store: Store, info: RunInfo, k: int, seeds: int) -> dict[str, Any]:
                                 stdin=subprocess.DEVNULL, start_new_session=True)
     job = {"status": "running", "pid": proc.pid, "out": str(out), "log": str(logfile),
            "started": time.time(), "k": int(k), "seeds": int(seeds)}
-    store.save_evaluation(info.id, job_key(k), job)
+    store.save_ground_truth(info.id, k, job)
     return job
 
 
 def refresh(store: Store, run_id: int, k: int) -> dict[str, Any] | None:
     """The job's record, updated if its process has ended (report loaded into the store)."""
-    job = store.get_evaluation(run_id, job_key(k))
+    job = store.get_ground_truth(run_id, k)
     if not job or job.get("status") != "running":
         return job
     if _pid_alive(int(job["pid"])):
@@ -99,7 +95,7 @@ def refresh(store: Store, run_id: int, k: int) -> dict[str, Any] | None:
             job.update(status="done", finished=time.time(), report=report)
     else:
         job.update(status="failed", finished=time.time(), error=last_line(job.get("log")))
-    store.save_evaluation(run_id, job_key(k), job)
+    store.save_ground_truth(run_id, k, job)
     return job
 
 

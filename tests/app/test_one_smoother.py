@@ -10,13 +10,13 @@ import json
 
 import numpy as np
 import pytest
-from app_fixtures import open_app, seed_run
 
 from app import data, regroup
 from app.views.explore import tabs
 from app.views.explore.controls import GroupControls, ViewControls
 from app.views.explore.page import heatmap_matrix
 from mtl_core.store import Store
+from tests.helpers.app_fixtures import open_app, seed_run
 
 STEPS = 40
 TAU = 0.005  # link tasks whose mutual affinity is at least 0.5%

@@ -29,11 +29,11 @@ from mtl_core.grouping.hierarchical import HierarchicalGrouper, leaf_order
 from mtl_core.grouping.tag import TAGGrouper, brute_force_tag
 from mtl_core.grouping.threshold import ThresholdGrouper
 from mtl_core.grouping.timeline import (
-    SMOOTHINGS,
     GroupTimeline,
     group_timeline,
     match_ids,
-    smooth,
+    matrices_from_log,
+    timeline_from_log,
 )
 
 #: Method names accepted by :func:`make_grouper` (and the CLI's ``--method``).
@@ -104,7 +104,6 @@ def make_grouper(
 __all__ = [
     "METHODS",
     "SINGLETON_SCORE",
-    "SMOOTHINGS",
     "AffinityPropagationGrouper",
     "AllTogether",
     "BaseGrouper",
@@ -119,12 +118,13 @@ __all__ = [
     "leaf_order",
     "make_grouper",
     "match_ids",
+    "matrices_from_log",
     "normalize_affinity",
     "proximal_groups",
     "random_groupings",
-    "smooth",
     "symmetrize",
     "tag_value",
     "task_scores",
+    "timeline_from_log",
     "validate_affinity",
 ]

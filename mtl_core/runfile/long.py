@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from mtl_core.errors import LabError
+from mtl_core.measures import pick_measure as pick_measure  # the one rule, re-exported
 from mtl_core.runfile.schema import AFFINITY_FRAME, AFFINITY_REQUIRED, DEFAULT_MEASURE
 
 
@@ -140,35 +141,6 @@ def matrices_to_long(
         },
         columns=AFFINITY_FRAME,
     )
-
-
-def pick_measure(
-    measures: Sequence[str], measure: str | None, where: str, *, hint: str = "pick one"
-) -> str:
-    """The measure to read: ``measure`` if given, else the only one logged.
-
-    Parameters
-    ----------
-    measures : the measures logged (in the order messages list them).
-    measure : the one asked for, or None for "the only one".
-    where : what holds them, for messages (``"the log"``, ``"run 3"``, a file name).
-    hint : how the caller's user picks one (``"pick one with --measure"``).
-
-    Raises
-    ------
-    LabError
-        ``measure`` is None and several (or no) measures are logged; or ``measure`` is not
-        among them.
-    """
-    if measure is None:
-        if len(measures) > 1:
-            raise LabError(f"{where} holds several measures ({', '.join(measures)}); {hint}")
-        if not measures:
-            raise LabError(f"{where} has no affinity rows")
-        return measures[0]
-    if measure not in measures:
-        raise LabError(f"measure {measure!r} not in {where}; it has: {', '.join(measures)}")
-    return measure
 
 
 def measure_matrices(

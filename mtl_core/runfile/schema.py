@@ -12,9 +12,10 @@ import os
 import numpy as np
 import pandas as pd
 
+from mtl_core.measures import DEFAULT_MEASURE as DEFAULT_MEASURE  # the one rule, re-exported
+
 FORMAT_NAME = "task-affinity-lab/run"
 FORMAT_VERSION = 1
-DEFAULT_MEASURE = "lookahead"
 
 AFFINITY_COLUMNS = ["step", "source", "target", "affinity", "measure"]  # minimal log (CLI)
 AFFINITY_REQUIRED = ("step", "source", "target", "affinity")

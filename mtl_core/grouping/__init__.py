@@ -74,7 +74,8 @@ def make_grouper(
         Seed for ``affinity-propagation`` and ``random``.
     **options
         Passed to the grouper (e.g. ``allow_singletons=True``, ``disjoint=True``,
-        ``time_limit=30`` for TAG; ``definition="cliques"`` for threshold).
+        ``time_limit=30``, ``effort=2``, ``progress=callback`` for TAG;
+        ``definition="cliques"`` for threshold).
 
     Raises
     ------
@@ -84,7 +85,7 @@ def make_grouper(
     m = method.strip().lower().replace("_", "-")
     if m == "tag":
         if k is None:
-            raise LabError("TAG selection needs a group budget: give k (e.g. k=3, CLI --k 3)")
+            raise LabError("TAG selection needs a group budget: give k, the most groups to use")
         return TAGGrouper(k, **options)  # type: ignore[arg-type]
     if m == "threshold":
         return ThresholdGrouper(0.0 if tau is None else tau, **options)  # type: ignore[arg-type]

@@ -3,7 +3,7 @@
 ``mtl_core.evaluate`` trains TAG's groups against every baseline over several seeds: minutes
 of work, so it must not run in a script run. The runner only runs training configs, so this
 adapter starts the CLI (``python -m mtl_core evaluate ... --out report.json``) as a separate
-process and records the job in the run store (``store.save_evaluation``), keyed by run and k:
+process and records the job in the run store (``store.save_ground_truth``), keyed by run and k:
 any session can see it, it survives page changes, and the report lands in the store when done.
 """
 
@@ -21,17 +21,15 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from app import state, widgets
+from app import data
+from app.guard import show_error
+from app.words import format_seconds
 from mtl_core.errors import LabError
 from mtl_core.store import RunInfo, Store
 
 log = logging.getLogger("task_affinity_lab.app")
 ROOT = Path(__file__).resolve().parent.parent
 POLL_S = 1.5
-
-
-def job_key(k: int) -> str:
-    return f"ground_truth:k={int(k)}"
 
 
 def _pid_alive(pid: int) -> bool:
@@ -76,13 +74,13 @@ def start(store: Store, info: RunInfo, k: int, seeds: int) -> dict[str, Any]:
                                 stdin=subprocess.DEVNULL, start_new_session=True)
     job = {"status": "running", "pid": proc.pid, "out": str(out), "log": str(logfile),
            "started": time.time(), "k": int(k), "seeds": int(seeds)}
-    store.save_evaluation(info.id, job_key(k), job)
+    store.save_ground_truth(info.id, k, job)
     return job
 
 
 def refresh(store: Store, run_id: int, k: int) -> dict[str, Any] | None:
     """The job's record, updated if its process has ended (report loaded into the store)."""
-    job = store.get_evaluation(run_id, job_key(k))
+    job = store.get_ground_truth(run_id, k)
     if not job or job.get("status") != "running":
         return job
     if _pid_alive(int(job["pid"])):
@@ -97,7 +95,7 @@ def refresh(store: Store, run_id: int, k: int) -> dict[str, Any] | None:
             job.update(status="done", finished=time.time(), report=report)
     else:
         job.update(status="failed", finished=time.time(), error=last_line(job.get("log")))
-    store.save_evaluation(run_id, job_key(k), job)
+    store.save_ground_truth(run_id, k, job)
     return job
 
 
@@ -154,7 +152,7 @@ def ground_truth_panel(info: RunInfo, k: int) -> None:
                          int(min(max(k, 1), max(1, len(info.tasks) or 1))),
                          key="gt_k")
     seeds = c2.number_input("seeds", 1, 10, 2, key="gt_seeds")
-    store = state.get_store()
+    store = data.get_store()
     job = refresh(store, info.id, int(kk))
     running = bool(job and job.get("status") == "running")
     if c3.button("Run the ground truth", icon=":material/science:", key="gt_start",
@@ -165,12 +163,12 @@ def ground_truth_panel(info: RunInfo, k: int) -> None:
         except LabError as exc:
             st.error(str(exc))
         except OSError as exc:
-            widgets.show_error(exc)
+            show_error(exc)
     st.fragment(run_every=POLL_S if running else None)(_job_view)(info.id, int(kk), running)
 
 
 def _job_view(run_id: int, k: int, was_running: bool) -> None:
-    store = state.get_store()
+    store = data.get_store()
     job = refresh(store, run_id, k)
     if not job:
         st.caption(f"No ground truth for k={k} yet.")
@@ -179,7 +177,7 @@ def _job_view(run_id: int, k: int, was_running: bool) -> None:
     if status == "running":
         elapsed = time.time() - float(job.get("started", time.time()))
         st.info(f"Evaluating (k={k}, {job.get('seeds')} seed(s)) for "
-                f"{widgets.format_seconds(elapsed)} — {last_line(job.get('log')) or 'starting'}",
+                f"{format_seconds(elapsed)} — {last_line(job.get('log')) or 'starting'}",
                 icon=":material/hourglass_top:")
     elif status == "failed":
         st.error(f"The evaluation failed: {job.get('error') or 'no report was written'}")

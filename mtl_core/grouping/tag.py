@@ -572,7 +572,7 @@ class TAGGrouper(BaseGrouper):
     ) -> tuple[Grouping, float]:
         """Local search, then the LP certificate; returns the groups and the summed bound."""
         from mtl_core.grouping.tag_blocks import block_values
-        from mtl_core.grouping.tag_lp import default_nodes, lp_select
+        from mtl_core.grouping.tag_lp import TABLE_MAX, default_nodes, lp_select
         from mtl_core.grouping.tag_search import default_work, local_search_select
 
         n = A.shape[0]
@@ -589,7 +589,7 @@ class TAGGrouper(BaseGrouper):
             A,
             k,
             seed=int(self.seed),
-            work=max(1, int(effort * default_work(n, min(k, n)))),
+            work=max(1, int(effort * default_work(n, min(k, n), n <= TABLE_MAX))),
             check=clock.check,
             progress=stage("local search", 0.0, 0.5),
             **opts,

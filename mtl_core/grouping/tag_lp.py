@@ -48,7 +48,7 @@ from mtl_core.grouping.base import SINGLETON_SCORE
 from mtl_core.grouping.tag_blocks import block_values, served_table, subset_sums
 
 #: Largest task count whose subset table (``2**n`` values, 8 bytes each) is built.
-TABLE_MAX = 22
+TABLE_MAX = 24
 
 
 @dataclass
@@ -340,6 +340,51 @@ def bnb_pricing(
     return upper, found, nodes, complete
 
 
+def _table_blocks(table: np.ndarray, pi: np.ndarray, mu: float):
+    """Yield ``(offset, reduced costs)`` for blocks of the subset table (bounded memory)."""
+    n = len(pi)
+    lb = min(n, 16)
+    lo = subset_sums(pi[:lb])
+    hi = subset_sums(pi[lb:]) if n > lb else np.zeros(1)
+    size = 1 << lb
+    for ph in range(len(hi)):
+        yield ph * size, table[ph * size : (ph + 1) * size] - lo - (hi[ph] + mu)
+
+
+def _scan_table(
+    table: np.ndarray, pi: np.ndarray, mu: float, m: int, tol: float
+) -> tuple[float, np.ndarray]:
+    """``Z = max_P f(P) - pi(P)`` and up to m sets with reduced cost above ``tol`` (best
+    first, ties by mask)."""
+    z = -np.inf
+    best_idx, best_rc = np.zeros(0, dtype=np.int64), np.zeros(0)
+    for off, rc in _table_blocks(table, pi, mu):
+        z = max(z, float(rc.max()))
+        cand = np.flatnonzero(rc > tol)
+        if len(cand):
+            best_idx = np.concatenate([best_idx, cand + off])
+            best_rc = np.concatenate([best_rc, rc[cand]])
+            if len(best_idx) > m:
+                order = np.lexsort((best_idx, -best_rc))[:m]
+                best_idx, best_rc = best_idx[order], best_rc[order]
+    return z + mu, np.sort(best_idx)
+
+
+def _table_above(
+    table: np.ndarray, pi: np.ndarray, mu: float, threshold: float, cap: int
+) -> np.ndarray:
+    """Every mask whose reduced cost is at least ``threshold`` (stops after ``cap``)."""
+    out = []
+    count = 0
+    for off, rc in _table_blocks(table, pi, mu):
+        idx = np.flatnonzero(rc >= threshold) + off
+        out.append(idx)
+        count += len(idx)
+        if count >= cap:
+            break
+    return np.concatenate(out) if out else np.zeros(0, dtype=np.int64)
+
+
 # -- the driver ----------------------------------------------------------------------------
 
 
@@ -436,11 +481,8 @@ def lp_select(
             stats["rounds"] = rnd + 1
             report(0.8 * (rnd + 1) / rounds)
             if table is not None:
-                rc = table - subset_sums(pi) - mu
-                z = float(rc.max()) + mu
+                z, top = _scan_table(table, pi, mu, 2 * n, tol)
                 upper = min(upper, float(pi.sum()) + k * max(0.0, z))
-                top = np.argpartition(-rc, min(2 * n, len(rc) - 1))[: 2 * n]
-                top = top[rc[top] > tol]
                 if len(top) == 0:
                     exact = True
                     break
@@ -479,8 +521,7 @@ def lp_select(
             best_val, best_cols = ip_val, [master.bits[i].copy() for i in chosen]
         if upper - best_val > tol_bound and table is not None and exact:
             # Reduced-cost fixing: only sets with rc >= -(V - L) can be in a better selection.
-            rc = table - subset_sums(pi) - mu
-            keep = np.flatnonzero(rc >= -(lp_value - best_val) - tol)
+            keep = _table_above(table, pi, mu, -(lp_value - best_val) - tol, enum_cap + 1)
             stats["enumerated"] = int(len(keep))
             if len(keep) <= enum_cap:
                 sub = Master(A, k, allow_singletons, disjoint)

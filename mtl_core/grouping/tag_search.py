@@ -403,9 +403,10 @@ def local_search_select(
     return best_lab, best_val, stats
 
 
-def default_work(n: int, k: int) -> int:
-    """Default local-search budget, in served sets valued."""
-    return int(4000 * n * max(k, 2))
+def default_work(n: int, k: int, exact_finish: bool = False) -> int:
+    """Default local-search budget, in served sets valued. Smaller when the LP side can finish
+    with a proof (then the search only seeds it)."""
+    return int((500 if exact_finish else 4000) * n * max(k, 2))
 
 
 def _perturb(A: np.ndarray, labels: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:

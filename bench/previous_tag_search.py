@@ -8,7 +8,6 @@ the same run as the new one. Not imported by the library or the app.
 
 # ruff: noqa
 
-
 from __future__ import annotations
 
 import itertools
@@ -164,9 +163,7 @@ def _served_value_disjoint(blk: _Blocks, allow_singletons: bool) -> np.ndarray:
     return f
 
 
-def _partition_layer(
-    f: np.ndarray, prev: np.ndarray, n: int, deadline: _Deadline
-) -> np.ndarray:
+def _partition_layer(f: np.ndarray, prev: np.ndarray, n: int, deadline: _Deadline) -> np.ndarray:
     """``new[M] = max(prev[M], max_{∅≠P⊆M} f[P] + prev[M \\ P])``: one more block allowed."""
     lb = min(n, _LO_BITS)
     m_lo, p_lo = _subset_pairs(lb)

@@ -590,6 +590,8 @@ class TAGGrouper(BaseGrouper):
             k,
             seed=int(self.seed),
             work=max(1, int(effort * default_work(n, min(k, n), n <= TABLE_MAX))),
+            # Where the LP finishes with a proof the search only seeds it: a few starts do.
+            max_starts=max(1, int(effort * 12)) if n <= TABLE_MAX else None,
             check=clock.check,
             progress=stage("local search", 0.0, 0.5),
             **opts,
@@ -601,6 +603,7 @@ class TAGGrouper(BaseGrouper):
             k,
             served,
             node_limit=max(1, int(effort * default_nodes(n))),
+            rounds=max(5, int(effort * 200)),
             check=clock.check,
             progress=stage("bound", 0.5, 1.0),
             **opts,
@@ -633,11 +636,13 @@ class TAGGrouper(BaseGrouper):
                 "finishing its work budget, so this is the best grouping found by then (on a "
                 "faster or quieter machine it may be better); the bound still holds"
             )
-        # Summation order differs between the search and tag_value; allow for rounding.
-        tol = 1e-9 * max(1.0, abs(value))
+        # Summation order differs between the search, the LP and tag_value; allow for
+        # rounding (the LP's pricing tolerance is 1e-9 relative per round).
+        tol = 1e-8 * max(1.0, abs(value))
         self.upper_bound_ = max(float(bound), value)
-        gap = self.upper_bound_ - value
-        self.gap_ = 0.0 if gap <= tol else gap
+        if self.upper_bound_ - value <= tol:
+            self.upper_bound_ = value
+        self.gap_ = self.upper_bound_ - value
         self.optimal_ = self.gap_ == 0.0
         if self.gap_ == 0.0:
             self.relative_gap_ = 0.0

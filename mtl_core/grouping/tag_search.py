@@ -287,8 +287,9 @@ def hierarchical_labels(A: np.ndarray, k: int, linkage: str) -> np.ndarray:
     return labels
 
 
-def feasible(labels: np.ndarray, k: int, A: np.ndarray, *, allow_singletons: bool,
-             disjoint: bool) -> np.ndarray:
+def feasible(
+    labels: np.ndarray, k: int, A: np.ndarray, *, allow_singletons: bool, disjoint: bool
+) -> np.ndarray:
     """Relabel to 0..m-1 with m <= k; in the disjoint variant without singletons, fold lone
     tasks into the set that loses least (the only infeasible served sets)."""
     lab = np.unique(np.asarray(labels), return_inverse=True)[1].astype(np.int64)
@@ -321,6 +322,7 @@ def local_search_select(
     disjoint: bool = False,
     seed: int = 0,
     work: int | None = None,
+    max_starts: int | None = None,
     extra_seeds: list[np.ndarray] | None = None,
     check: Callable[[], None] | None = None,
     progress: Callable[[float], None] | None = None,
@@ -338,6 +340,8 @@ def local_search_select(
     work : int, optional
         Budget in served sets valued (default :func:`default_work`). Same inputs and budget,
         same answer, on any machine and load.
+    max_starts : int, optional
+        At most this many local searches (seeds and kicks together; default: no cap).
     extra_seeds : list of (n,) int arrays, optional
         More starting partitions (labels).
     check : callable, optional
@@ -381,7 +385,8 @@ def local_search_select(
             if P.total > best_val + tol:
                 best_lab, best_val = P.labels(), P.total
         # Iterated perturbation from the best partition found.
-        while budget.left and k > 1 and n > 2:
+        cap = np.inf if max_starts is None else int(max_starts)
+        while budget.left and k > 1 and n > 2 and starts < cap:
             lab = feasible(_perturb(A, best_lab, k, rng), k, A, **opts)
             P = Partition(A, k, lab, budget=budget, **opts)
             P.descend(tol)

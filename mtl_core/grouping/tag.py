@@ -192,9 +192,7 @@ def _served_value_disjoint(blk: _Blocks, allow_singletons: bool) -> np.ndarray:
     return f
 
 
-def _partition_layer(
-    f: np.ndarray, prev: np.ndarray, n: int, deadline: _Deadline
-) -> np.ndarray:
+def _partition_layer(f: np.ndarray, prev: np.ndarray, n: int, deadline: _Deadline) -> np.ndarray:
     """``new[M] = max(prev[M], max_{∅≠P⊆M} f[P] + prev[M \\ P])``: one more block allowed."""
     lb = min(n, _LO_BITS)
     m_lo, p_lo = _subset_pairs(lb)
@@ -585,6 +583,13 @@ class TAGGrouper(BaseGrouper):
                 return None
             return lambda frac: hook(lo + (hi - lo) * frac, name)
 
+        # The safety stop leaves the bound at least half of the time limit.
+        half = _SafetyClock(None)
+        half.end = (
+            clock.end
+            if not math.isfinite(clock.end)
+            else (time.perf_counter() + 0.5 * (clock.end - time.perf_counter()))
+        )
         labels, _, st = local_search_select(
             A,
             k,
@@ -592,7 +597,7 @@ class TAGGrouper(BaseGrouper):
             work=max(1, int(effort * default_work(n, min(k, n), n <= TABLE_MAX))),
             # Where the LP finishes with a proof the search only seeds it: a few starts do.
             max_starts=max(1, int(effort * 12)) if n <= TABLE_MAX else None,
-            check=clock.check,
+            check=half.check,
             progress=stage("local search", 0.0, 0.5),
             **opts,
         )
@@ -603,8 +608,9 @@ class TAGGrouper(BaseGrouper):
             k,
             served,
             node_limit=max(1, int(effort * default_nodes(n))),
-            rounds=max(5, int(effort * 200)),
+            rounds=max(5, int(effort * 60)),
             check=clock.check,
+            time_left=clock.left if math.isfinite(clock.end) else None,
             progress=stage("bound", 0.5, 1.0),
             **opts,
         )
@@ -662,6 +668,9 @@ class _SafetyClock:
             from mtl_core.grouping.tag_search import SafetyStop
 
             raise SafetyStop
+
+    def left(self) -> float:
+        return self.end - time.perf_counter()
 
 
 def brute_force_tag(

@@ -91,10 +91,15 @@ class Master:
             self.f = np.concatenate([self.f, np.asarray(values, dtype=np.float64)[keep]])
         return len(keep)
 
-    def solve_lp(self) -> tuple[float, np.ndarray, float, np.ndarray]:
-        """LP optimum ``(value, pi, mu, x)``; ``pi`` and ``mu`` are the duals (max sense)."""
+    def solve_lp(
+        self, time_limit: float | None = None
+    ) -> tuple[float, np.ndarray, float, np.ndarray]:
+        """LP optimum ``(value, pi, mu, x)``; ``pi`` and ``mu`` are the duals (max sense).
+        Raises ``SafetyStop`` when HiGHS runs out of ``time_limit`` (a safety stop)."""
         from scipy import sparse
         from scipy.optimize import linprog
+
+        from mtl_core.grouping.tag_search import SafetyStop
 
         m = len(self.f)
         A_eq = sparse.csr_matrix(self.bits.T.astype(np.float64))
@@ -106,7 +111,10 @@ class Master:
             b_ub=[self.k],
             bounds=(0, None),
             method="highs",
+            options={} if time_limit is None else {"time_limit": max(0.01, time_limit)},
         )
+        if res.status == 1 and time_limit is not None:
+            raise SafetyStop
         if res.status != 0:
             raise RuntimeError(f"restricted master LP failed: {res.message}")
         pi = -np.asarray(res.eqlin.marginals, dtype=np.float64)
@@ -114,7 +122,10 @@ class Master:
         return -float(res.fun), pi, mu, np.asarray(res.x)
 
     def solve_ip(
-        self, idx: np.ndarray | None = None, node_limit: int = 20_000
+        self,
+        idx: np.ndarray | None = None,
+        node_limit: int = 20_000,
+        time_limit: float | None = None,
     ) -> tuple[float, list[int], bool]:
         """Best integer selection over the columns ``idx`` (all by default) with HiGHS.
 
@@ -135,7 +146,12 @@ class Master:
             integrality=np.ones(m),
             bounds=Bounds(0, 1),
             constraints=cons,
-            options={"mip_rel_gap": 0.0, "node_limit": int(node_limit), "disp": False},
+            options={
+                "mip_rel_gap": 0.0,
+                "node_limit": int(node_limit),
+                "disp": False,
+                **({} if time_limit is None else {"time_limit": max(0.01, time_limit)}),
+            },
         )
         if res.x is None:
             return -np.inf, [], False
@@ -213,46 +229,44 @@ def _bnb_nodes_bound(
     inf_ = inn.astype(np.float64)
     n_in = inn.sum(axis=1)
     n_free = free.sum(axis=1)
-    d = np.diagonal(A)
-    a_in = inf_ @ A - inf_ * d  # (N, n): sum_{i in In, i != t} A[i, t]
-    # Free sources sorted (descending) for every target: src[N, t, j].
+    a_in = inf_ @ A - inf_ * np.diagonal(A)  # (N, n): sum_{i in In, i != t} A[i, t]
+    # Free sources sorted (descending) for every target, as prefix sums: pref[N, j, t].
     src = np.where(free[:, :, None] & ~np.eye(n, dtype=bool)[None], A[None], -np.inf)
-    src = -np.sort(-src, axis=1)  # along sources i
-    pref = np.concatenate([np.zeros((N, 1, n)), np.cumsum(src, axis=1)], axis=1)  # (N, n+1, n)
-    sizes = np.arange(2, n + 1)
-    bound = np.full(N, -np.inf)
-    branch = np.full(N, -1)
-    for s in sizes:
-        need = s - n_in  # free members still to pick
-        ok = (need >= 0) & (need <= n_free)
-        if not ok.any():
-            continue
-        # partners of t besides In: t in In picks `need` free sources, t free picks need - 1.
-        j_in = np.clip(need, 0, n)
-        j_free = np.clip(need - 1, 0, n)
-        p_in = np.take_along_axis(pref, j_in[:, None, None].repeat(n, 2), axis=1)[:, 0]
-        p_free = np.take_along_axis(pref, j_free[:, None, None].repeat(n, 2), axis=1)[:, 0]
-        score = (a_in + np.where(inn, p_in, p_free)) / (s - 1)
-        v = score - pi
+    src = -np.sort(-src, axis=1)
+    pref = np.concatenate([np.zeros((N, 1, n)), np.cumsum(src, axis=1)], axis=1)
+    sizes = np.arange(2, n + 1)  # all group sizes at once: arrays (N, S, n)
+    need = sizes[None, :] - n_in[:, None]  # free members still to pick, (N, S)
+    ok = (need >= 0) & (need <= n_free[:, None])
+    # Partners of t besides In: t in In takes `need` free sources, a free t takes need - 1.
+    j_in = np.clip(need, 0, n)[:, :, None].repeat(n, axis=2)
+    j_free = np.clip(need - 1, 0, n)[:, :, None].repeat(n, axis=2)
+    p_in = np.take_along_axis(pref, j_in, axis=1)
+    p_free = np.take_along_axis(pref, j_free, axis=1)
+    with np.errstate(invalid="ignore"):
+        v = (a_in[:, None, :] + np.where(inn[:, None, :], p_in, p_free)) / (sizes - 1)[
+            None, :, None
+        ] - pi
         if not disjoint:
             v = np.maximum(v, 0.0)
-        v = np.where(np.isfinite(v), v, -np.inf)
-        part_in = np.where(inn, v, 0.0).sum(axis=1)
-        vf = np.where(free, v, -np.inf)
-        top = -np.sort(-vf, axis=1)
-        tp = np.concatenate([np.zeros((N, 1)), np.cumsum(top, axis=1)], axis=1)
-        part_free = np.take_along_axis(tp, np.clip(need, 0, n)[:, None], axis=1)[:, 0]
+    v = np.where(np.isfinite(v), v, -np.inf)
+    with np.errstate(invalid="ignore"):
+        part_in = np.where(inn[:, None, :], v, 0.0).sum(axis=2)
+    vf = np.where(free[:, None, :], v, -np.inf)
+    top = -np.sort(-vf, axis=2)
+    tp = np.concatenate([np.zeros((N, len(sizes), 1)), np.cumsum(top, axis=2)], axis=2)
+    part_free = np.take_along_axis(tp, np.clip(need, 0, n)[:, :, None], axis=2)[:, :, 0]
+    with np.errstate(invalid="ignore"):
         b = np.where(ok, part_in + part_free, -np.inf)
-        b = np.where(np.isnan(b), -np.inf, b)
-        better = b > bound
-        bound = np.where(better, b, bound)
-        # branch on the free task that contributes most at the best size
-        cand = np.where(free, v, -np.inf)
-        jb = np.argmax(cand, axis=1)
-        upd = better & (need > 0)
-        branch = np.where(upd, jb, branch)
-    # nodes whose best size needs no free task still branch on some free task
-    left = (branch < 0) & (n_free > 0)
+    b = np.where(np.isnan(b), -np.inf, b)
+    best_s = np.argmax(b, axis=1)
+    bound = b[np.arange(N), best_s]
+    # Branch on the free task that contributes most at the best size.
+    branch = np.argmax(vf[np.arange(N), best_s], axis=1)
+    branch = np.where(n_free > 0, branch, -1)
+    no_pick = (need[np.arange(N), best_s] <= 0) | ~np.isfinite(
+        vf[np.arange(N), best_s, np.maximum(branch, 0)]
+    )
+    left = no_pick & (n_free > 0)
     if left.any():
         branch[left] = np.argmax(free[left], axis=1)
     return bound, branch
@@ -271,7 +285,9 @@ def bnb_pricing(
     """Best-first branch and bound for ``Z = max_P f(P) - pi(P)`` (groups of two or more;
     lone tasks are priced exactly by the caller).
 
-    Nodes whose bound is at most ``floor`` (or the best found) are pruned. Returns
+    Nodes whose bound is at most ``floor`` (or the best found) are pruned. The search also
+    stops early when a tenth of the budget lowers the largest open bound by less than 1% of
+    its distance to the floor (a stalled search only burns the budget). Returns
     ``(upper bound on max(Z, floor), found [(reduced value, served set)], nodes, complete)``.
     """
     n = A.shape[0]
@@ -286,9 +302,16 @@ def bnb_pricing(
     if b[0] > best:
         heapq.heappush(heap, (-b[0], counter, root_in[0], root_free[0], int(br[0])))
     nodes = 1
+    every = max(200, node_limit // 10)
+    mark_nodes, mark_bound = nodes, float(b[0])
     while heap and nodes < node_limit:
         if check is not None:
             check()
+        if nodes - mark_nodes >= every:
+            open_bound = -heap[0][0]
+            if mark_bound - open_bound < 0.01 * (mark_bound - best):
+                break
+            mark_nodes, mark_bound = nodes, open_bound
         take = []
         while heap and len(take) < batch:
             item = heapq.heappop(heap)
@@ -388,6 +411,10 @@ def _table_above(
 # -- the driver ----------------------------------------------------------------------------
 
 
+def _left(time_left: Callable[[], float] | None) -> float | None:
+    return None if time_left is None else time_left()
+
+
 def trivial_bound(A: np.ndarray, allow_singletons: bool) -> float:
     """Every task in its own best group: ``sum_t max_{i != t} A[i, t]`` (or 0 if larger and
     singletons are allowed). No selection of any size can beat it."""
@@ -399,6 +426,78 @@ def trivial_bound(A: np.ndarray, allow_singletons: bool) -> float:
     if allow_singletons:
         best = np.maximum(best, SINGLETON_SCORE)
     return float(best.sum())
+
+
+def root_bound(A: np.ndarray, pi: np.ndarray, opts: dict[str, bool]) -> float:
+    """Upper bound on ``Z(pi) = max_P f(P) - pi(P)`` without search: the branch-and-bound
+    root (every member takes its own best ``s - 1`` sources, the best ``s`` members count),
+    and lone tasks when singletons are allowed."""
+    n = A.shape[0]
+    b, _ = _bnb_nodes_bound(
+        A, pi, np.zeros((1, n), dtype=bool), np.ones((1, n), dtype=bool), opts["disjoint"]
+    )
+    z = float(b[0])
+    if opts["allow_singletons"]:
+        z = max(z, float(np.max(SINGLETON_SCORE - pi)))
+    return z
+
+
+def best_root_prices(A: np.ndarray, k: int, opts: dict[str, bool]) -> np.ndarray:
+    """Prices ``pi`` minimising ``sum(pi) + k * max(0, root_bound(pi))``, by one LP (HiGHS).
+
+    ``root_bound`` is convex in ``pi`` (a max over sizes s of the sum of the s largest of
+    ``(m_s(t) - pi_t)^+``, with ``m_s(t)`` the mean of target t's best ``s - 1`` sources), and
+    the sum of the s largest entries is ``min_lam s * lam + sum_t (v_t - lam)^+``, so the
+    minimisation is a linear programme. Only the prices are kept; the bound is recomputed
+    from them exactly (:func:`root_bound`), so solver tolerances cannot make it invalid.
+    """
+    from scipy import sparse
+    from scipy.optimize import linprog
+
+    n = A.shape[0]
+    M = np.where(np.eye(n, dtype=bool), -np.inf, A)
+    col = -np.sort(-M, axis=0)[:-1]  # (n - 1, n): each target's sources, best first
+    m = np.cumsum(col, axis=0) / np.arange(1, n)[:, None]  # m[s - 2, t]
+    S = n - 1
+    sizes = np.arange(2, n + 1)
+    # variables: pi (n), z, lam (S), e (S * n)
+    o_z, o_l, o_e = n, n + 1, n + 1 + S
+    nv = o_e + S * n
+    cost = np.zeros(nv)
+    cost[:n], cost[o_z] = 1.0, float(k)
+    s_idx = np.repeat(np.arange(S), n)
+    t_idx = np.tile(np.arange(n), S)
+    e_idx = o_e + np.arange(S * n)
+    # s * lam_s + sum_t e_st - z <= 0
+    r1 = np.concatenate([np.arange(S), np.arange(S), s_idx])
+    c1 = np.concatenate([o_l + np.arange(S), np.full(S, o_z), e_idx])
+    v1 = np.concatenate([sizes.astype(float), -np.ones(S), np.ones(S * n)])
+    # -e_st - pi_t - lam_s <= -m_st
+    rows = np.arange(S * n) + S
+    r2 = np.concatenate([rows, rows, rows])
+    c2 = np.concatenate([e_idx, t_idx, o_l + s_idx])
+    v2 = -np.ones(3 * S * n)
+    blocks_r, blocks_c, blocks_v = [r1, r2], [c1, c2], [v1, v2]
+    b_ub = [np.zeros(S), -m.reshape(-1)]
+    nrows = S + S * n
+    if opts["allow_singletons"]:  # lone task t: z >= 0 - pi_t
+        r3 = nrows + np.arange(n)
+        blocks_r += [r3, r3]
+        blocks_c += [np.full(n, o_z), np.arange(n)]
+        blocks_v += [-np.ones(n), -np.ones(n)]
+        b_ub.append(np.full(n, -SINGLETON_SCORE))
+        nrows += n
+    A_ub = sparse.csr_matrix(
+        (np.concatenate(blocks_v), (np.concatenate(blocks_r), np.concatenate(blocks_c))),
+        shape=(nrows, nv),
+    )
+    # Overlap: values are (.)^+ >= 0, so lam >= 0; disjoint: every member counts, lam free.
+    lam_lo = None if opts["disjoint"] else 0.0
+    bounds = [(None, None)] * n + [(0, None)] + [(lam_lo, None)] * S + [(0, None)] * (S * n)
+    res = linprog(cost, A_ub=A_ub, b_ub=np.concatenate(b_ub), bounds=bounds, method="highs")
+    if res.status != 0 or res.x is None:
+        return np.full(n, np.nan)
+    return np.asarray(res.x[:n])
 
 
 def default_nodes(n: int) -> int:
@@ -418,6 +517,7 @@ def lp_select(
     ip_nodes: int = 2_000,
     enum_cap: int = 300_000,
     check: Callable[[], None] | None = None,
+    time_left: Callable[[], float] | None = None,
     progress: Callable[[float], None] | None = None,
 ) -> LPResult:
     """Column generation from an incumbent selection, then the certified bound and, where
@@ -437,6 +537,8 @@ def lp_select(
     check : callable, optional
         Safety stop (may raise :class:`~mtl_core.grouping.tag_search.SafetyStop`): the
         result then holds the best selection and the best bound proven so far.
+    time_left : callable, optional
+        Seconds left before the safety stop, handed to HiGHS as its time limit.
     progress : callable, optional
         Called with a rough fraction of the work done.
 
@@ -474,10 +576,17 @@ def lp_select(
     try:
         if n <= TABLE_MAX:
             table = served_table(A, check=check, **opts)
+        else:
+            # A first certificate before any pricing: the best prices for the root bound.
+            pr = best_root_prices(A, k, opts)
+            if np.all(np.isfinite(pr)):
+                upper = min(upper, float(pr.sum()) + k * max(0.0, root_bound(A, pr, opts)))
+                stats["root_bound"] = upper
+        history: list[float] = []
         for rnd in range(rounds):
             if check is not None:
                 check()
-            lp_value, pi, mu, x = master.solve_lp()
+            lp_value, pi, mu, x = master.solve_lp(_left(time_left))
             stats["rounds"] = rnd + 1
             report(0.8 * (rnd + 1) / rounds)
             if table is not None:
@@ -488,12 +597,18 @@ def lp_select(
                     break
                 master.add(((top[:, None] >> np.arange(n)) & 1).astype(bool), table[top])
                 continue
-            starts = _starts_for_pricing(A, master, x, pi, extra=n)
-            cand, vals = _heuristic_pricing(A, pi, starts, opts, steps=n)
+            upper = min(upper, float(pi.sum()) + k * max(0.0, root_bound(A, pi, opts)))
+            starts = _starts_for_pricing(A, master, x, pi, extra=min(n, 16))
+            cand, vals = _heuristic_pricing(A, pi, starts, opts, steps=min(n, 12))
             rc = vals - cand @ pi - mu
             good = np.flatnonzero(rc > tol)
             good = good[np.argsort(-rc[good], kind="stable")][: 2 * n]
-            if len(good) and master.add(cand[good], vals[good]) > 0:
+            history.append(lp_value)
+            # Tailing off (the LP value barely moves): go on to the bound instead.
+            stalled = len(history) > 10 and history[-1] - history[-6] <= 1e-4 * max(
+                1.0, abs(history[-1])
+            )
+            if len(good) and not stalled and master.add(cand[good], vals[good]) > 0:
                 continue
             # Heuristic pricing is stuck: bound Z by branch and bound (finding what it missed).
             left = node_limit - int(stats["bnb_nodes"])
@@ -516,7 +631,7 @@ def lp_select(
         stats["columns"] = len(master.f)
         # Best integer selection over the generated columns (price-and-branch).
         report(0.9)
-        ip_val, chosen, _ = master.solve_ip(node_limit=ip_nodes)
+        ip_val, chosen, _ = master.solve_ip(node_limit=ip_nodes, time_limit=_left(time_left))
         if ip_val > best_val + tol:
             best_val, best_cols = ip_val, [master.bits[i].copy() for i in chosen]
         if upper - best_val > tol_bound and table is not None and exact:
@@ -526,7 +641,9 @@ def lp_select(
             if len(keep) <= enum_cap:
                 sub = Master(A, k, allow_singletons, disjoint)
                 sub.add(((keep[:, None] >> np.arange(n)) & 1).astype(bool), table[keep])
-                val, chosen, optimal = sub.solve_ip(node_limit=ip_nodes)
+                val, chosen, optimal = sub.solve_ip(
+                    node_limit=ip_nodes, time_limit=_left(time_left)
+                )
                 if optimal:
                     if val > best_val:
                         best_val, best_cols = val, [sub.bits[i].copy() for i in chosen]

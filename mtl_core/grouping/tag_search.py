@@ -323,6 +323,7 @@ def local_search_select(
     seed: int = 0,
     work: int | None = None,
     max_starts: int | None = None,
+    patience: int | None = None,
     extra_seeds: list[np.ndarray] | None = None,
     check: Callable[[], None] | None = None,
     progress: Callable[[float], None] | None = None,
@@ -342,6 +343,8 @@ def local_search_select(
         same answer, on any machine and load.
     max_starts : int, optional
         At most this many local searches (seeds and kicks together; default: no cap).
+    patience : int, optional
+        Stop after this many kicks in a row without improvement (default ``max(20, n // 2)``).
     extra_seeds : list of (n,) int arrays, optional
         More starting partitions (labels).
     check : callable, optional
@@ -357,6 +360,7 @@ def local_search_select(
     if work is None:
         work = default_work(n, k)
     budget = _Budget(work, check, progress)
+    patience = max(20, n // 2) if patience is None else int(patience)
     opts = {"allow_singletons": allow_singletons, "disjoint": disjoint}
     tol = 1e-9 * max(1.0, float(np.abs(A).max()))
     rng = np.random.default_rng(seed)
@@ -386,13 +390,16 @@ def local_search_select(
                 best_lab, best_val = P.labels(), P.total
         # Iterated perturbation from the best partition found.
         cap = np.inf if max_starts is None else int(max_starts)
-        while budget.left and k > 1 and n > 2 and starts < cap:
+        stale = 0  # kicks in a row that found nothing better: stop after `patience`
+        while budget.left and k > 1 and n > 2 and starts < cap and stale < patience:
             lab = feasible(_perturb(A, best_lab, k, rng), k, A, **opts)
             P = Partition(A, k, lab, budget=budget, **opts)
             P.descend(tol)
             starts += 1
+            stale += 1
             if P.total > best_val + tol:
                 best_lab, best_val = P.labels(), P.total
+                stale = 0
     except SafetyStop:
         stopped = True
         if best_lab is None:  # stopped before any partition was valued: all tasks together
@@ -411,7 +418,7 @@ def local_search_select(
 def default_work(n: int, k: int, exact_finish: bool = False) -> int:
     """Default local-search budget, in served sets valued. Smaller when the LP side can finish
     with a proof (then the search only seeds it)."""
-    return int((500 if exact_finish else 4000) * n * max(k, 2))
+    return int((500 if exact_finish else 1500) * n * max(k, 2))
 
 
 def _perturb(A: np.ndarray, labels: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:

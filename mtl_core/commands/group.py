@@ -70,7 +70,9 @@ def add_parser(sub) -> None:
         help="tag: safety stop in seconds (the answer does not depend on it unless it fires, "
         "which is reported)",
     )
-    p.add_argument("--seed", type=int, default=0, help="affinity-propagation tie-break seed")
+    p.add_argument(
+        "--seed", type=int, default=0, help="seed of TAG's search and AP's tie-breaking"
+    )
     p.add_argument(
         "--json",
         action="store_true",

@@ -69,7 +69,7 @@ def make_grouper(
         Threshold on the symmetrized affinity (``threshold``, default 0; ``hierarchical``: cut
         at that affinity level).
     seed : int
-        Seed for ``affinity-propagation`` and ``random``.
+        Seed for ``tag`` (its search), ``affinity-propagation`` and ``random``.
     **options
         Passed to the grouper (e.g. ``allow_singletons=True``, ``disjoint=True``,
         ``time_limit=30``, ``effort=2``, ``progress=callback`` for TAG;
@@ -84,7 +84,7 @@ def make_grouper(
     if m == "tag":
         if k is None:
             raise LabError("TAG selection needs a group budget: give k, the most groups to use")
-        return TAGGrouper(k, **options)  # type: ignore[arg-type]
+        return TAGGrouper(k, seed=seed, **options)  # type: ignore[arg-type]
     if m == "threshold":
         return ThresholdGrouper(0.0 if tau is None else tau, **options)  # type: ignore[arg-type]
     if m == "hierarchical":

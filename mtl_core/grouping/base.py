@@ -31,8 +31,8 @@ UNMEASURED_RULES = {
     "affinity-propagation": "mirror",
 }
 UNMEASURED_RULE_TEXT = {
-    "zero": "counted as 0 (no measured transfer)",
-    "mirror": "read as the other direction's value, or 0 when neither is measured",
+    "zero": "0 (no measured transfer)",
+    "mirror": "the other direction's value, or 0 when neither is measured",
 }
 
 
@@ -193,10 +193,12 @@ class BaseGrouper:
     """scikit-learn style base: ``__init__`` stores arguments, ``fit`` validates and fits.
 
     After ``fit(A, tasks)``: ``groups_`` (canonical grouping), ``score_`` (its TAG value, see
-    :func:`tag_value`, on the matrix as the method read it), ``tasks_``, ``n_groups_`` and
+    :func:`tag_value`, on the matrix as the method read it), ``tasks_``, ``n_groups_``,
     ``unmeasured_`` (unmeasured off-diagonal cells, read by the method's rule in
-    :data:`UNMEASURED_RULES`). Subclasses implement ``_fit`` and may set more
-    trailing-underscore attributes.
+    :data:`UNMEASURED_RULES`) and ``warning_``: ``None``, or one sentence saying what the
+    method could not do (e.g. affinity propagation did not converge, so the groups are a
+    fallback rather than clusters). Callers show it next to the groups. Subclasses implement
+    ``_fit`` and may set more trailing-underscore attributes.
     """
 
     #: Short name used by :func:`mtl_core.grouping.make_grouper` and the CLI.
@@ -216,6 +218,7 @@ class BaseGrouper:
         M, names = validate_affinity(A, tasks, allow_unmeasured=True)
         M, self.unmeasured_ = fill_unmeasured(M, self.unmeasured_rule)
         self._check_params(len(names))
+        self.warning_: str | None = None
         groups = self._fit(M, names)
         self.groups_: Grouping = canonical_grouping(groups)
         self.tasks_: list[str] = names

@@ -22,6 +22,7 @@ import numpy as np
 from mtl_core.errors import LabError
 from mtl_core.grouping import group_timeline, make_grouper, symmetrize
 from mtl_core.grouping.tag import AUTO_DP_MAX
+from mtl_core.series import sample_indices
 from mtl_core.types import Grouping
 
 METHODS = {
@@ -136,26 +137,30 @@ def timeline(
     """
     if method == "none" or len(steps) == 0:
         return None
-    X = np.nan_to_num(np.asarray(smoothed, dtype=np.float64))
     if method == "tag" and len(tasks) > TAG_INTERACTIVE_MAX:
         raise LabError(
             f"TAG takes seconds per step on {len(tasks)} tasks, so the group timeline uses it "
             f"up to {TAG_INTERACTIVE_MAX} tasks; hierarchical or threshold grouping follows "
             "every step of this run.")
+    stack = np.asarray(smoothed, dtype=np.float64)
+    steps = np.asarray(steps)
     g0 = grouper_for(method, k, tau, len(tasks))
-    if g0 is not None and _vectorized(g0, X[-2:], tasks):
-        points = 300  # one vectorized call groups every point: cheap
+    last = np.nan_to_num(stack[-2:])
+    if g0 is not None and _vectorized(g0, last, tasks):
+        # One vectorized call groups every point; its cost grows as n^2 per merge round
+        # (hierarchical), so wide runs get fewer points (50 tasks: 100 points, ~0.2 s).
+        points = int(np.clip(300 * (24 / max(len(tasks), 1)) ** 2, 100, 300))
     else:
         # Budget the number of grouped steps by timing fits (warm: the best of two).
-        per_fit = min(regroup(X[-1], tasks, method, k, tau).seconds for _ in range(2))
+        per_fit = min(regroup(last[-1], tasks, method, k, tau).seconds for _ in range(2))
         points = int(np.clip(TIMELINE_BUDGET_S / max(per_fit, 1e-4), 8, 300))
+    # Pick the grouped steps first: a long run (10,000 x 50 x 50) is never copied whole.
+    idx = sample_indices(len(steps), points)
+    grouped = stack if len(idx) == len(steps) else stack[idx]
     g = grouper_for(method, k, tau, len(tasks))
-    tl = group_timeline(np.asarray(steps), X, tasks, g, smoothing="none", max_points=points)
+    tl = group_timeline(steps[idx], np.nan_to_num(grouped), tasks, g, smoothing="none")
     labels = tl.membership()  # a task in two (TAG) groups: the smaller id
     labels[labels == np.iinfo(np.int64).max] = -1
-    stack = np.asarray(smoothed, dtype=np.float64)
-    # The matrices grouped: the stack itself when every step was grouped (no copy).
-    grouped = stack if len(tl.steps) == len(steps) else stack[np.searchsorted(steps, tl.steps)]
     return Timeline(tl.steps, labels, list(tl.change_steps), list(tl.groupings),
                     list(tl.ids), grouped)
 

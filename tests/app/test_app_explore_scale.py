@@ -108,3 +108,16 @@ def test_explore_messages_never_quote_cli_flags(tmp_path, monkeypatch):
     assert any("hierarchical or threshold" in t for t in seen), seen
     flagged = [t for t in seen if CLI_FLAG.search(t)]
     assert not flagged, flagged
+
+
+def test_wide_heatmap_keeps_every_label_readable():
+    from app.figures import heatmaps
+
+    n = 50
+    tasks = [f"attribute_{i:02d}" for i in range(n)]
+    fig = heatmaps.heatmap(np.random.default_rng(0).normal(size=(n, n)), tasks)
+    lay = fig.layout
+    assert lay.height >= 140 + 18 * n  # at least 18 px per row: labels do not overlap
+    assert lay.xaxis.tickfont.size <= 10 and lay.yaxis.tickfont.size <= 10
+    assert lay.xaxis.nticks > n and lay.yaxis.nticks > n  # no label thinned away
+    assert list(fig.data[0].y) == tasks

@@ -1,4 +1,4 @@
-"""The long form and affinity matrices, both ways; the one rule for picking a measure.
+"""The long form and affinity matrices, both ways: the one "log -> matrices of one measure".
 
 Long form: one row per measured cell, columns ``step, source, target, affinity`` and
 optionally ``measure`` (absent means ``lookahead``), ``run``, ``wall_time``. Matrices:
@@ -7,8 +7,9 @@ onto target ``tasks[j]`` at ``steps[s]`` (rows = sources), NaN where a cell was 
 
 Every place that turns a long-form log into matrices of one measure goes through
 :func:`measure_matrices` (and :func:`mean_matrix` for the average over steps): the file
-reader's :class:`~mtl_core.runfile.model.ParsedRun`, the ``group`` command and the grouping
-timeline, so they pick measures and order tasks the same way and say the same thing.
+reader's :class:`~mtl_core.runfile.model.ParsedRun` and the ``group`` command, so they pick
+measures and order tasks the same way and say the same thing. The measure rule itself is
+:func:`mtl_core.measures.pick_measure`, shared with the store's ``affinity_steps``.
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ import numpy as np
 import pandas as pd
 
 from mtl_core.errors import LabError
-from mtl_core.runfile.schema import AFFINITY_FRAME, AFFINITY_REQUIRED, DEFAULT_MEASURE
+from mtl_core.measures import DEFAULT_MEASURE, pick_measure
+from mtl_core.runfile.schema import AFFINITY_FRAME, AFFINITY_REQUIRED
 
 
 def affinity_rows(step: int, tasks: list[str], matrix: np.ndarray, measure: str) -> pd.DataFrame:
@@ -142,35 +144,6 @@ def matrices_to_long(
     )
 
 
-def pick_measure(
-    measures: Sequence[str], measure: str | None, where: str, *, hint: str = "pick one"
-) -> str:
-    """The measure to read: ``measure`` if given, else the only one logged.
-
-    Parameters
-    ----------
-    measures : the measures logged (in the order messages list them).
-    measure : the one asked for, or None for "the only one".
-    where : what holds them, for messages (``"the log"``, ``"run 3"``, a file name).
-    hint : how the caller's user picks one (``"pick one with --measure"``).
-
-    Raises
-    ------
-    LabError
-        ``measure`` is None and several (or no) measures are logged; or ``measure`` is not
-        among them.
-    """
-    if measure is None:
-        if len(measures) > 1:
-            raise LabError(f"{where} holds several measures ({', '.join(measures)}); {hint}")
-        if not measures:
-            raise LabError(f"{where} has no affinity rows")
-        return measures[0]
-    if measure not in measures:
-        raise LabError(f"measure {measure!r} not in {where}; it has: {', '.join(measures)}")
-    return measure
-
-
 def measure_matrices(
     df: pd.DataFrame,
     measure: str | None = None,
@@ -185,10 +158,11 @@ def measure_matrices(
     ----------
     df : long-form rows ``step, source, target, affinity`` (+ ``measure``; a log without it
         holds ``lookahead`` only).
-    measure : the measure to read; None picks the only one (see :func:`pick_measure`).
+    measure : the measure to read; None picks the only one
+        (:func:`mtl_core.measures.pick_measure`, the lab's one rule).
     tasks : task order of the result; cells of other tasks are left out (a sub-matrix).
         None: tasks in order of first appearance, sources first.
-    where, hint : wording of the measure messages (see :func:`pick_measure`).
+    where, hint : wording of the measure messages (see ``pick_measure``).
 
     Returns
     -------

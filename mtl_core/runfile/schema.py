@@ -12,9 +12,11 @@ import os
 import numpy as np
 import pandas as pd
 
+# one definition, below both this package and the store (mtl_core.measures); re-exported here
+from mtl_core.measures import DEFAULT_MEASURE as DEFAULT_MEASURE
+
 FORMAT_NAME = "task-affinity-lab/run"
 FORMAT_VERSION = 1
-DEFAULT_MEASURE = "lookahead"
 
 AFFINITY_COLUMNS = ["step", "source", "target", "affinity", "measure"]  # minimal log (CLI)
 AFFINITY_REQUIRED = ("step", "source", "target", "affinity")

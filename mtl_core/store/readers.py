@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from mtl_core.events import BATCH_SPLIT
-from mtl_core.runfile import DEFAULT_MEASURE, pick_measure
+from mtl_core.measures import DEFAULT_MEASURE, pick_measure
 from mtl_core.store.base import StoreBase
 from mtl_core.store.records import unblob
 from mtl_core.types import Grouping, canonical_grouping

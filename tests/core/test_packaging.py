@@ -48,3 +48,12 @@ def test_wheel_ships_the_library_its_scenarios_and_the_command(tmp_path):
     r = subprocess.run([sys.executable, "-c", "import mtl_core; print(mtl_core.__file__)"],
                        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
     assert Path(r.stdout.strip()).is_relative_to(tmp_path / "site")
+
+
+def test_help_names_the_command_that_was_typed(monkeypatch):
+    from mtl_core.cli import build_parser
+
+    monkeypatch.setattr(sys, "argv", ["/venv/bin/task-affinity-lab", "--help"])
+    assert build_parser().format_usage().startswith("usage: task-affinity-lab ")
+    monkeypatch.setattr(sys, "argv", ["/src/mtl_core/__main__.py", "--help"])
+    assert build_parser().format_usage().startswith("usage: python -m mtl_core ")

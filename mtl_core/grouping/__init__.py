@@ -29,11 +29,9 @@ from mtl_core.grouping.hierarchical import HierarchicalGrouper, leaf_order
 from mtl_core.grouping.tag import TAGGrouper, brute_force_tag
 from mtl_core.grouping.threshold import ThresholdGrouper
 from mtl_core.grouping.timeline import (
-    SMOOTHINGS,
     GroupTimeline,
     group_timeline,
     match_ids,
-    smooth,
 )
 
 #: Method names accepted by :func:`make_grouper` (and the CLI's ``--method``).
@@ -104,7 +102,6 @@ def make_grouper(
 __all__ = [
     "METHODS",
     "SINGLETON_SCORE",
-    "SMOOTHINGS",
     "AffinityPropagationGrouper",
     "AllTogether",
     "BaseGrouper",
@@ -122,7 +119,6 @@ __all__ = [
     "normalize_affinity",
     "proximal_groups",
     "random_groupings",
-    "smooth",
     "symmetrize",
     "tag_value",
     "task_scores",

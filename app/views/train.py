@@ -16,21 +16,9 @@ import pandas as pd
 import streamlit as st
 
 from app import nav, state, widgets
-from mtl_core.config import (
-    ARCHS,
-    MEASURES,
-    MODES,
-    NORMS,
-    OPTIMIZERS,
-    AffinityConfig,
-    ModelConfig,
-    OptimConfig,
-    RunConfig,
-    TrainConfig,
-    default_measure,
-)
+from mtl_core.config import ARCHS, MEASURES, MODES, NORMS, OPTIMIZERS, RunConfig
 from mtl_core.errors import LabError
-from mtl_core.scenarios import default_model_config, get_scenario, list_scenarios, resolve_knobs
+from mtl_core.scenarios import default_model_config, list_scenarios
 
 POLL_S = 1.0
 MODE_HELP = {
@@ -98,51 +86,21 @@ def _knob_widget(name: str, spec: dict[str, Any], key: str) -> Any:
     return st.text_input(label, "" if default is None else str(default), key=key, help=help_)
 
 
-def _ints(text: str, what: str) -> tuple[int, ...]:
-    try:
-        vals = tuple(int(v) for v in str(text).replace(" ", "").split(",") if v)
-    except ValueError:
-        raise LabError(f"{what} must be comma-separated whole numbers, e.g. 64,32") from None
-    if not vals:
-        raise LabError(f"{what} needs at least one number, e.g. 64,32")
-    return vals
-
-
-def parse_groups(text: str) -> tuple[tuple[str, ...], ...] | None:
-    """``"t0,t1; t2,t3"`` -> ``(("t0", "t1"), ("t2", "t3"))`` (None when empty)."""
-    groups = tuple(
-        tuple(t.strip() for t in g.split(",") if t.strip()) for g in str(text).split(";")
-    )
-    groups = tuple(g for g in groups if g)
-    return groups or None
-
-
 def build_config(values: dict[str, Any]) -> RunConfig:
     """The form's values as a validated ``RunConfig`` (LabError on any mistake)."""
-    scenario = get_scenario(values["scenario"])
-    knobs = resolve_knobs(scenario, values["knobs"])
-    mode = values["mode"]
-    measure = values["measure"]
-    if measure == "auto":
-        measure = default_measure(mode)
     lr = float(values["lr"])
-    return RunConfig(
-        scenario=scenario.name,
-        knobs=knobs,
-        model=ModelConfig(arch=values["arch"], hidden=_ints(values["hidden"], "hidden widths"),
-                          channels=_ints(values["channels"], "channels"), norm=values["norm"]),
-        optim=OptimConfig(name=values["optimizer"], lr=lr if lr > 0 else None,
-                          momentum=float(values["momentum"]),
-                          weight_decay=float(values["weight_decay"])),
-        train=TrainConfig(mode=mode, steps=int(values["steps"]),
-                          batch_size=int(values["batch_size"]),
-                          eval_every=int(values["eval_every"]), seed=int(values["seed"]),
-                          device=values["device"], groups=parse_groups(values["groups"]),
-                          warmup=int(values["warmup"])),
-        affinity=AffinityConfig(measure=measure, every=int(values["every"]),
-                                beta=float(values["beta"])),
-        name=str(values["name"]).strip(),
-    )
+    return RunConfig.for_scenario(values["scenario"], values["knobs"], {
+        "model.arch": values["arch"], "model.hidden": values["hidden"],
+        "model.channels": values["channels"], "model.norm": values["norm"],
+        "optim.name": values["optimizer"], "optim.lr": lr if lr > 0 else None,
+        "optim.momentum": values["momentum"], "optim.weight_decay": values["weight_decay"],
+        "train.mode": values["mode"], "train.steps": values["steps"],
+        "train.batch_size": values["batch_size"], "train.eval_every": values["eval_every"],
+        "train.seed": values["seed"], "train.device": values["device"],
+        "train.groups": values["groups"], "train.warmup": values["warmup"],
+        "affinity.measure": values["measure"], "affinity.every": values["every"],
+        "affinity.beta": values["beta"], "name": values["name"],
+    })
 
 
 def _form() -> None:

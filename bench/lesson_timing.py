@@ -38,7 +38,7 @@ BASELINE = r"""
 import json, sys, time
 t0 = time.perf_counter()
 sys.path.insert(0, sys.argv[1])
-from app import lesson
+from mtl_core import lesson
 from mtl_core.training import train
 first = None
 def on_step(e):

@@ -15,9 +15,10 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from app import analysis, figures, lesson, nav, state, widgets
-from app.lesson import LessonIds
+from app import analysis, figures, nav, state, widgets
+from mtl_core import lesson
 from mtl_core.errors import LabError
+from mtl_core.lesson import LessonIds
 
 POLL_S = 0.5
 DOUBLE_CLICK_S = 2.0  # a second Train within this many seconds is the same click

@@ -49,6 +49,7 @@ import numpy as np
 import pandas as pd
 
 from mtl_core.errors import LabError
+from mtl_core.jsonio import atomic_write_bytes
 
 FORMAT_NAME = "task-affinity-lab/run"
 FORMAT_VERSION = 1
@@ -134,11 +135,7 @@ def write_table(df: pd.DataFrame, path: str | Path) -> Path:
         df = df.drop(columns=["run"])
     if "wall_time" in df.columns and df["wall_time"].isna().all():
         df = df.drop(columns=["wall_time"])
-    p.parent.mkdir(parents=True, exist_ok=True)
-    tmp = p.with_name(p.name + ".part")
-    tmp.write_bytes(_table_bytes(df, ext))
-    tmp.replace(p)  # atomic: a reader never sees half a file
-    return p
+    return atomic_write_bytes(p, _table_bytes(df, ext))  # a reader never sees half a file
 
 
 def read_table(path: str | Path) -> pd.DataFrame:
@@ -362,11 +359,7 @@ def write_run_file(parsed: ParsedRun, path: str | Path, *, table_ext: str = ".pa
     """
     p = Path(path)
     data = run_file_bytes(parsed, p.name, table_ext=table_ext)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    tmp = p.with_name(p.name + ".part")
-    tmp.write_bytes(data)
-    tmp.replace(p)
-    return p
+    return atomic_write_bytes(p, data)
 
 
 def run_file_bytes(parsed: ParsedRun, filename: str, *, table_ext: str = ".parquet") -> bytes:

@@ -66,6 +66,7 @@ from mtl_core.fileformat import (
     ParsedRun,
     matrices_to_long,
 )
+from mtl_core.jsonio import dumps
 from mtl_core.types import Grouping, canonical_grouping
 
 T = TypeVar("T")
@@ -862,21 +863,9 @@ def _check(ok: bool, msg: str) -> None:
 
 def _dumps(obj: Any) -> str:
     try:
-        return json.dumps(obj, default=_json_default)
+        return dumps(obj)
     except (TypeError, ValueError) as exc:
         raise LabError(f"cannot store {type(obj).__name__} as JSON: {exc}") from None
-
-
-def _json_default(o: Any) -> Any:
-    if isinstance(o, (np.integer,)):
-        return int(o)
-    if isinstance(o, (np.floating,)):
-        return float(o)
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    if isinstance(o, (set, frozenset, tuple)):
-        return sorted(o) if isinstance(o, (set, frozenset)) else list(o)
-    raise TypeError(f"{type(o).__name__} is not JSON serializable")
 
 
 def _blob(mat: np.ndarray) -> bytes:

@@ -4,7 +4,7 @@
 minutes of work, so it must not run in a script run. ``mtl_core.experiments.background``
 runs it in a separate process (the in-process API, no command line in between) that leaves
 its progress and report in a job folder; this module records the job in the run store
-(``store.save_evaluation``), keyed by run and k, so any session can see it, it survives page
+(``store.save_ground_truth``), keyed by run and k, so any session can see it, it survives page
 changes, and the report lands in the store when done.
 """
 
@@ -29,11 +29,6 @@ POLL_S = 1.5
 WORKERS = max(1, min(2, os.cpu_count() or 1))
 
 
-def job_key(k: int) -> str:
-    """Store key of the ground-truth job of budget ``k``."""
-    return f"ground_truth:k={int(k)}"
-
-
 def start(store: Store, info: RunInfo, k: int, seeds: int) -> dict[str, Any]:
     """Start evaluating ``info``'s scenario and knobs with budget ``k`` in the background and
     record the job; returns the job record. LabError for a run the lab cannot retrain."""
@@ -41,14 +36,14 @@ def start(store: Store, info: RunInfo, k: int, seeds: int) -> dict[str, Any]:
     folder = store.path.parent / "evaluations" / f"run{info.id}_k{int(k)}_{int(time.time())}"
     job = background.start(spec, folder, workers=WORKERS)
     record = {"status": "running", **job.to_dict(), "k": int(k), "seeds": int(seeds)}
-    store.save_evaluation(info.id, job_key(k), record)
+    store.save_ground_truth(info.id, k, record)
     return record
 
 
 def refresh(store: Store, run_id: int, k: int) -> dict[str, Any] | None:
     """The job's record, with its latest progress line; once the job has ended, its outcome
     (the report, or the reason it failed) is saved into the store."""
-    job = store.get_evaluation(run_id, job_key(k))
+    job = store.get_ground_truth(run_id, k)
     if not job or job.get("status") != "running":
         return job
     if "folder" not in job:  # started by an older lab (a CLI subprocess): cannot be followed
@@ -64,7 +59,7 @@ def refresh(store: Store, run_id: int, k: int) -> dict[str, Any] | None:
             job["report"] = now.report
         else:
             job["error"] = now.error
-    store.save_evaluation(run_id, job_key(k), job)
+    store.save_ground_truth(run_id, k, job)
     return job
 
 

@@ -6,6 +6,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+#: The metrics split under which the training loop's per-step minibatch loss is stored and
+#: exported (``split="batch", metric="loss"``).
+BATCH_SPLIT = "batch"
+
 
 @dataclass(frozen=True)
 class MetricRow:

@@ -155,7 +155,7 @@ def start(runner: Runner, store: Store, knobs: dict[str, Any], *, steps: int = S
         ids.groups = _submit_groups(runner, store, ids, knobs, groups, steps, seed,
                                     GROUP_SOURCES["planted"])
     else:
-        store.save_evaluation(together, "lesson_groups_run", {"run_id": None})
+        store.save_note(together, "lesson_groups_run", {"run_id": None})
     ids.single = runner.submit(base_config("single", knobs, steps=steps, seed=seed, label=label))
     return ids
 
@@ -165,10 +165,10 @@ def _submit_groups(runner: Runner, store: Store, ids: LessonIds, knobs: dict[str
     cfg = base_config("groups", knobs, steps=steps, seed=seed, groups=groups,
                       label=lesson_label(knobs))
     rid = runner.submit(cfg)
-    store.save_evaluation(rid, "lesson_groups", {
+    store.save_note(rid, "lesson_groups", {
         "source": source, "groups": [sorted(g) for g in groups], "together_run": ids.together,
     })
-    store.save_evaluation(ids.together, "lesson_groups_run", {"run_id": rid})
+    store.save_note(ids.together, "lesson_groups_run", {"run_id": rid})
     return rid
 
 
@@ -180,7 +180,7 @@ def maybe_start_groups(runner: Runner, store: Store, ids: LessonIds) -> int | No
     """
     if ids.groups is not None:
         return ids.groups
-    known = store.get_evaluation(ids.together, "lesson_groups_run")
+    known = store.get_note(ids.together, "lesson_groups_run")
     if known and known.get("run_id") is not None:  # another session already started it
         ids.groups = int(known["run_id"])
         return ids.groups

@@ -133,7 +133,7 @@ def digest(store: Store) -> tuple:
     con = sqlite3.connect(store.path)
     out = tuple(
         con.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0]
-        for t in ("runs", "affinity", "metrics", "steps", "groupings", "evaluations")
+        for t in ("runs", "affinity", "metrics", "steps", "groupings", "run_notes", "ground_truth")
     )
     ids = tuple(r[0] for r in con.execute("SELECT id FROM runs ORDER BY id"))
     con.close()

@@ -12,11 +12,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mtl_core import store as store_mod
 from mtl_core.errors import LabError
 from mtl_core.events import MetricRow, StepEvent
 from mtl_core.fileformat import read_run_file, write_run_file
-from mtl_core.store import SCHEMA_VERSION, Store, default_store_path
+from mtl_core.store import SCHEMA_VERSION, Store, default_store_path, migrations
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -78,9 +77,11 @@ def test_schema_is_versioned_and_wal(st):
 def test_migrations_run_forward_and_keep_data(tmp_path, monkeypatch):
     path = tmp_path / "s.sqlite"
     rid = trained_run(Store(path))
-    extra = "CREATE TABLE notes_v2 (run_id INTEGER, text TEXT)"
-    monkeypatch.setattr(store_mod, "MIGRATIONS", [*store_mod.MIGRATIONS, extra])
-    monkeypatch.setattr(store_mod, "SCHEMA_VERSION", SCHEMA_VERSION + 1)
+
+    def m999_extra(con):
+        con.execute("CREATE TABLE notes_v2 (run_id INTEGER, text TEXT)")
+
+    monkeypatch.setattr(migrations, "MIGRATIONS", [*migrations.MIGRATIONS, m999_extra])
     s2 = Store(path)
     con = sqlite3.connect(path)
     assert con.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION + 1
@@ -169,18 +170,31 @@ def test_cancel_flags(st):
     assert st.cancel_requested(r)
 
 
-def test_evaluations_and_delete(st):
+def test_notes_ground_truth_and_delete(st):
     rid = trained_run(st)
-    st.save_evaluation(rid, "grouping:tag:2", {"groups": [["a", "b"], ["c"]], "loss": 0.5})
-    st.save_evaluation(rid, "grouping:tag:2", {"loss": 0.25})
-    assert st.get_evaluation(rid, "grouping:tag:2") == {"loss": 0.25}
-    assert st.get_evaluation(rid, "nope") is None
-    assert list(st.evaluations(rid)) == ["grouping:tag:2"]
+    st.save_note(rid, "grouping:tag:2", {"groups": [["a", "b"], ["c"]], "loss": 0.5})
+    st.save_note(rid, "grouping:tag:2", {"loss": 0.25})
+    assert st.get_note(rid, "grouping:tag:2") == {"loss": 0.25}
+    assert st.get_note(rid, "nope") is None
+    assert list(st.list_notes(rid)) == ["grouping:tag:2"]
+    st.save_ground_truth(rid, 3, {"status": "running", "k": 3})
+    st.save_ground_truth(rid, 2, {"status": "running", "k": 2})
+    st.save_ground_truth(rid, 2, {"status": "done", "k": 2, "report": {"approaches": {}}})
+    assert st.get_ground_truth(rid, 2) == {"status": "done", "k": 2, "report": {"approaches": {}}}
+    assert st.get_ground_truth(rid, 4) is None
+    assert list(st.list_ground_truths(rid)) == [2, 3]
+    assert st.get_note(rid, "ground_truth:k=2") is None  # the two tables do not mix
+    with pytest.raises(LabError, match="no run with id"):
+        st.save_note(rid + 99, "x", {})
+    with pytest.raises(LabError, match="no run with id"):
+        st.save_ground_truth(rid + 99, 2, {})
+    with pytest.raises(LabError, match="as JSON"):
+        st.save_note(rid, "x", {"f": object()})
     st.delete_run(rid)
     with pytest.raises(LabError, match="no run with id"):
         st.get_run(rid)
     con = sqlite3.connect(st.path)
-    for table in ("affinity", "metrics", "steps", "groupings", "evaluations"):
+    for table in ("affinity", "metrics", "steps", "groupings", "run_notes", "ground_truth"):
         assert con.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0] == 0, table
 
 
@@ -215,29 +229,23 @@ def test_import_export_round_trip(st, tmp_path, ext):
         assert p1.meta["config"] == p2.meta["config"] and p2.meta["origin"] == "trained"
 
 
-def test_import_is_all_or_nothing(st, monkeypatch):
+def test_import_is_all_or_nothing(st):
     trained_run(st)
     before = [r.id for r in st.list_runs()]
     parsed = read_run_file(b"step,source,target,affinity,run\n0,a,b,1,x\n0,a,b,1,y\n", "two.csv")
     assert parsed.runs == ["x", "y"]
 
-    def boom(*a, **k):
-        raise RuntimeError("disk full")
-
-    original = Store._insert_run
-    calls = []
-
-    def second_fails(*a, **k):
-        calls.append(1)
-        if len(calls) == 2:
-            boom()
-        return original(*a, **k)
-
-    monkeypatch.setattr(Store, "_insert_run", staticmethod(second_fails))
-    with pytest.raises(RuntimeError):
+    # the second run's row cannot be written (as if the disk filled up midway)
+    con = sqlite3.connect(st.path)
+    con.execute("CREATE TRIGGER boom BEFORE INSERT ON runs WHEN NEW.name = 'two / y' "
+                "BEGIN SELECT RAISE(ABORT, 'disk full'); END")
+    con.commit()
+    with pytest.raises(sqlite3.DatabaseError, match="disk full"):
         st.import_parsed(parsed, "two")
     assert [r.id for r in st.list_runs()] == before  # the first run was rolled back too
-    monkeypatch.setattr(Store, "_insert_run", staticmethod(original))
+    con.execute("DROP TRIGGER boom")
+    con.commit()
+    con.close()
     ids = st.import_parsed(parsed, "two")
     assert [st.get_run(i).name for i in ids] == ["two / x", "two / y"]
 

@@ -227,7 +227,7 @@ def _groups_note(store, ids: LessonIds, infos: dict, grouping, A, tasks: list[st
     planted = lesson.planted_groups(knobs)
     lines = []
     if grouping:
-        src = (store.get_evaluation(ids.groups, "lesson_groups") or {}).get("source", "")
+        src = (store.get_note(ids.groups, "lesson_groups") or {}).get("source", "")
         same = " — the planted clusters" if set(planted) == set(grouping) else ""
         lines.append(f"**Grouped run trains** {analysis.format_grouping(grouping)}"
                      f"{f' (from {src})' if src and not same else same}.")

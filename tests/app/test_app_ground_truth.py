@@ -58,7 +58,7 @@ def test_ground_truth_runs_in_the_background_and_shows_its_table(tmp_path, monke
     assert any("[phase 1 3/9] random/seed0/0" in i.value for i in at.info)  # its progress
     at.run()
     assert at.button(key="gt_start").disabled  # one evaluation at a time, across reruns
-    record = store.get_evaluation(rid, "ground_truth:k=2")
+    record = store.get_ground_truth(rid, 2)
     assert record["status"] == "running" and record["seeds"] == 3
 
     folder = record["folder"]  # the process finishes: report and final status
@@ -71,7 +71,7 @@ def test_ground_truth_runs_in_the_background_and_shows_its_table(tmp_path, monke
     assert df.loc["TAG groups", "vs all together"] == -0.25
     assert df.loc["TAG groups", "groups (seed 0)"] == "{t0, t1, t2} · {t3, t4, t5}"
     assert any("25.0% lower total test loss" in c.value for c in at.caption)
-    saved = store.get_evaluation(rid, "ground_truth:k=2")
+    saved = store.get_ground_truth(rid, 2)
     assert saved["status"] == "done" and saved["report"]["comparison"] == REPORT["comparison"]
 
 
@@ -86,12 +86,12 @@ def test_ground_truth_failure_and_uploaded_runs(tmp_path, monkeypatch):
     write_json(folder / bg.STATUS_FILE, {"status": "running", "message": "phase 1: 9 runs"})
     (folder / bg.LOG_FILE).write_text("phase 1: 9 runs\nMemoryError: out of memory\n")
     dead = bg.BackgroundJob(str(folder), pid=_dead_pid(), started=time.time())
-    store.save_evaluation(rid, "ground_truth:k=2", {"status": "running", **dead.to_dict(),
+    store.save_ground_truth(rid, 2, {"status": "running", **dead.to_dict(),
                                                     "k": 2, "seeds": 2})
     at = _open_tab(open_app("explore", store.path, monkeypatch, query={"run": rid}))
     assert not at.exception
     assert any("ended early: MemoryError: out of memory" in e.value for e in at.error)
-    assert store.get_evaluation(rid, "ground_truth:k=2")["status"] == "failed"
+    assert store.get_ground_truth(rid, 2)["status"] == "failed"
 
 
 def _dead_pid() -> int:

@@ -84,7 +84,7 @@ def test_tag_groups_follow_once_enough_affinity_is_logged(store):
     rid = lesson.maybe_start_groups(runner, store, ids)
     assert rid == ids.groups and runner.configs[-1].train.mode == "groups"
     assert lesson.groups_of(store, rid) == lesson.planted_groups({})  # TAG found the blocks
-    note = store.get_evaluation(rid, "lesson_groups")
+    note = store.get_note(rid, "lesson_groups")
     assert note["source"].startswith("TAG, from the first 100 steps")
     # another session reading the same lesson finds the grouped run instead of starting one
     other = lesson.LessonIds(together=ids.together, single=ids.single)
@@ -98,7 +98,7 @@ def test_a_together_run_that_stopped_early_falls_back_to_planted(store):
     store.set_status(ids.together, "failed", error="boom")
     rid = lesson.maybe_start_groups(runner, store, ids)
     assert lesson.groups_of(store, rid) == lesson.planted_groups({})
-    assert "stopped early" in store.get_evaluation(rid, "lesson_groups")["source"]
+    assert "stopped early" in store.get_note(rid, "lesson_groups")["source"]
 
 
 def test_held_out_numbers():

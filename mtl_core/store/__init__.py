@@ -1,0 +1,91 @@
+"""The run store: one SQLite file (WAL mode) holding every trained or uploaded run. Torch-free.
+
+Location: ``Store(path)``; default ``$MTL_LAB_STORE``, else ``./.lab/store.sqlite`` under the
+current working directory. Created on first use; the schema is built by named migrations
+(:mod:`.migrations`, version = ``PRAGMA user_version``) applied forward on open.
+
+Reader API (what the app uses; :mod:`.runs`, :mod:`.readers`)
+-------------------------------------------------------------
+``list_runs() -> list[RunInfo]``
+    Every run, oldest first.
+``get_run(run_id) -> RunInfo``
+    Name, origin (``trained``/``uploaded``), status, config dict, tasks, task types, progress
+    (steps done/total, steps/s, ETA, current losses), error, created/started/finished.
+``measures(run_id) -> list[str]``
+    Affinity measures logged for the run.
+``affinity_steps(run_id, measure) -> (steps, tasks, A)``
+    ``steps`` int64 (S,), ``A`` float64 (S, n, n) with ``A[s, i, j]`` = effect of an update on
+    ``tasks[i]``'s loss on ``tasks[j]``'s loss at ``steps[s]``; NaN where a cell was not logged.
+``metrics(run_id) -> DataFrame``
+    Long form ``step, task, split, metric, value``; the per-step minibatch training loss is
+    ``split="batch", metric="loss"``.
+``groupings(run_id) -> list[(step, grouping)]``
+    The grouping used at each step (sequential mode), a tuple of frozensets.
+``snapshot()``
+    Context manager: several reads inside it see one consistent state.
+
+Records attached to a run (:mod:`.notes`)
+-----------------------------------------
+``save_note(run_id, key, value)`` / ``get_note`` / ``list_notes``
+    Key-value JSON notes (the lesson's bookkeeping).
+``save_ground_truth(run_id, k, job)`` / ``get_ground_truth`` / ``list_ground_truths``
+    The ground-truth evaluation job for group budget k, and its report once done.
+
+Runs in and out (:mod:`.transfer`)
+----------------------------------
+``import_parsed(parsed, name) -> run_ids``; ``export_parsed(run_id) -> ParsedRun``.
+
+Writer API (what the training worker uses; :mod:`.runs`)
+--------------------------------------------------------
+``create_run(...) -> run_id``, ``append_step(run_id, event)`` (one transaction per step),
+``set_status(run_id, status, error=...)``, ``request_cancel`` / ``cancel_requested``,
+``delete_run(run_id)``.
+
+Concurrency (:mod:`.base`): WAL lets readers run while a writer commits, and a reader only
+ever sees committed steps (each step is one transaction; a multi-query read can use
+``snapshot()``). Writers take the lock up front (``BEGIN IMMEDIATE``), wait on a busy timeout,
+and retry with backoff, so "database is locked" never reaches a user. Each thread gets its own
+connection.
+"""
+
+from __future__ import annotations
+
+from mtl_core.store.base import BUSY_TIMEOUT_S, RETRY_FOR_S, default_store_path
+from mtl_core.store.migrations import SCHEMA_VERSION
+from mtl_core.store.notes import GroundTruthMixin, NotesMixin
+from mtl_core.store.records import ACTIVE, ORIGINS, STATUSES, TERMINAL, RunInfo
+from mtl_core.store.transfer import TransferMixin
+
+__all__ = [
+    "ACTIVE",
+    "BUSY_TIMEOUT_S",
+    "ORIGINS",
+    "RETRY_FOR_S",
+    "SCHEMA_VERSION",
+    "STATUSES",
+    "TERMINAL",
+    "RunInfo",
+    "Store",
+    "default_store_path",
+]
+
+
+class Store(TransferMixin, NotesMixin, GroundTruthMixin):
+    """Handle on one run store file; cheap to create, safe to share between threads and to
+    pickle (the copy reopens the file by path).
+
+    Assembled from one part per concern, all over :class:`~.base.StoreBase` (connection and
+    transactions): :class:`~.runs.RunsMixin` (lifecycle and step writes),
+    :class:`~.readers.ReadersMixin`, :class:`~.notes.NotesMixin`,
+    :class:`~.notes.GroundTruthMixin` and :class:`~.transfer.TransferMixin` (import/export,
+    which builds on the first two).
+
+    Parameters
+    ----------
+    path : the SQLite file; default :func:`default_store_path`. Parent folders are created.
+
+    Raises
+    ------
+    LabError : the folder cannot be created, the file is not a run store, its schema is newer
+        than this version understands, or it stays locked too long.
+    """

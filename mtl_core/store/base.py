@@ -1,0 +1,191 @@
+"""Connection handling under the run store: one SQLite connection per thread (and per process),
+WAL mode, busy retries, and every read or write run as one transaction function ``fn(con)``.
+
+The per-concern parts of :class:`~mtl_core.store.Store` (runs, readers, notes, ground truth,
+transfer) build on :class:`StoreBase` and touch the database only through ``_read`` and
+``_write`` (the pattern of datasette's ``execute_fn`` / ``execute_write_fn``).
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Self, TypeVar
+
+from mtl_core.errors import LabError
+from mtl_core.store.migrations import migrate
+from mtl_core.store.records import RunInfo, load_run
+
+T = TypeVar("T")
+
+BUSY_TIMEOUT_S = 10.0  # sqlite's own wait for a lock
+RETRY_FOR_S = 60.0  # then our retries with backoff, before giving up with a LabError
+
+
+def default_store_path() -> Path:
+    """``$MTL_LAB_STORE`` if set, else ``./.lab/store.sqlite`` under the working directory."""
+    env = os.environ.get("MTL_LAB_STORE", "").strip()
+    return Path(env) if env else Path.cwd() / ".lab" / "store.sqlite"
+
+
+def is_busy(exc: BaseException) -> bool:
+    """Whether an SQLite error means "another connection holds the lock" (worth retrying)."""
+    msg = str(exc).lower()
+    return "locked" in msg or "busy" in msg
+
+
+class StoreBase:
+    """Handle on one store file; cheap to create, safe to share between threads.
+
+    Parameters
+    ----------
+    path : the SQLite file; default :func:`default_store_path`. Parent folders are created.
+
+    Raises
+    ------
+    LabError : the folder cannot be created, the file is not a run store, its schema is newer
+        than this version understands, or it stays locked for ``RETRY_FOR_S`` seconds.
+    """
+
+    def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
+        self.path = Path(path) if path is not None else default_store_path()
+        self._local = threading.local()
+        self._con()  # create + migrate now, so errors surface at construction
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({str(self.path)!r})"
+
+    def __reduce__(self) -> tuple[Any, ...]:  # picklable: reopen by path in the other process
+        return (type(self), (str(self.path),))
+
+    # ------------------------------------------------------------------ connection
+
+    def _con(self) -> sqlite3.Connection:
+        """This thread's connection, opened (and the schema migrated) on first use."""
+        con = getattr(self._local, "con", None)
+        if con is not None and getattr(self._local, "pid", None) == os.getpid():
+            return con
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            msg = f"cannot create the run store folder {self.path.parent}: {exc}"
+            raise LabError(msg) from None
+        try:
+            con = sqlite3.connect(
+                self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
+            )
+        except sqlite3.Error as exc:
+            raise LabError(f"cannot open the run store {self.path}: {exc}") from None
+        con.row_factory = sqlite3.Row  # rows by column name (a Row still indexes and unpacks)
+        self._retry(lambda: self._setup(con))
+        self._local.con, self._local.pid = con, os.getpid()
+        return con
+
+    def _setup(self, con: sqlite3.Connection) -> None:
+        con.execute("PRAGMA foreign_keys = ON")
+        con.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
+        try:
+            # 8 KiB pages keep a 20-task matrix (3.2 KB) on one page; only a new file takes
+            # it, and it must come before WAL mode is switched on.
+            con.execute("PRAGMA page_size = 8192")
+            mode = con.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        except sqlite3.DatabaseError as exc:
+            if is_busy(exc):
+                raise
+            raise LabError(f"{self.path} is not a run store ({exc})") from None
+        if str(mode).lower() != "wal":
+            raise LabError(f"cannot switch the run store {self.path} to WAL mode (got {mode})")
+        con.execute("PRAGMA synchronous = NORMAL")  # WAL + NORMAL: durable at checkpoints
+        migrate(con, self.path)
+
+    def close(self) -> None:
+        """Close this thread's connection (others close when their threads end)."""
+        con = getattr(self._local, "con", None)
+        if con is not None:
+            con.close()
+            self._local.con = None
+
+    # ------------------------------------------------------------------ transactions
+
+    def _retry(self, fn: Callable[[], T]) -> T:
+        """Call ``fn`` until it does not hit a locked store, backing off up to RETRY_FOR_S."""
+        deadline = time.monotonic() + RETRY_FOR_S
+        delay = 0.005
+        while True:
+            try:
+                return fn()
+            except sqlite3.OperationalError as exc:
+                if not is_busy(exc):
+                    raise
+                if time.monotonic() > deadline:
+                    raise LabError(
+                        f"the run store {self.path} stayed busy for {RETRY_FOR_S:.0f} s; "
+                        "is another program holding it open?"
+                    ) from None
+                time.sleep(delay)
+                delay = min(delay * 2, 0.25)
+
+    def _write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``fn`` in one write transaction (retried as a whole when the store is busy)."""
+        con = self._con()
+        if con.in_transaction:
+            raise RuntimeError("write inside snapshot(): reads only there")
+
+        def attempt() -> T:
+            con.execute("BEGIN IMMEDIATE")
+            try:
+                out = fn(con)
+                con.execute("COMMIT")
+                return out
+            except BaseException:
+                if con.in_transaction:
+                    con.execute("ROLLBACK")
+                raise
+
+        return self._retry(attempt)
+
+    def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``fn`` inside one read transaction (or the enclosing ``snapshot()``)."""
+        con = self._con()
+        if con.in_transaction:
+            return fn(con)
+
+        def attempt() -> T:
+            con.execute("BEGIN")
+            try:
+                return fn(con)
+            finally:
+                if con.in_transaction:
+                    con.execute("COMMIT")
+
+        return self._retry(attempt)
+
+    @contextmanager
+    def snapshot(self) -> Iterator[Self]:
+        """Reads inside the block see one consistent state of the store (no writes there)."""
+        con = self._con()
+        if con.in_transaction:
+            yield self
+            return
+        self._retry(lambda: con.execute("BEGIN"))
+        # a deferred read transaction takes its snapshot at the first read; do one now
+        self._retry(lambda: con.execute("SELECT 1 FROM runs LIMIT 1").fetchall())
+        try:
+            yield self
+        finally:
+            if con.in_transaction:
+                con.execute("COMMIT")
+
+    # ------------------------------------------------------------------ shared by the parts
+
+    def _run(self, con: sqlite3.Connection, run_id: int) -> RunInfo:
+        """The run's record read on ``con``; LabError if there is no such run."""
+        info = load_run(con, run_id)
+        if info is None:
+            raise LabError(f"no run with id {run_id} in {self.path}")
+        return info

@@ -1,0 +1,87 @@
+"""JSON records the app attaches to a run, each in a table named for what it holds:
+
+``run_notes``
+    Key-value notes (e.g. the lesson's bookkeeping: which run trains the groups TAG picked).
+    Not the run's free-text ``RunInfo.notes``, which comes with an uploaded file.
+``ground_truth``
+    One ground-truth evaluation job per run and group budget k: its status, and its report
+    once done (``mtl_core.evaluate``).
+
+Both are deleted with their run. Values are JSON objects (dicts); saving replaces the older one.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from typing import Any
+
+from mtl_core.store.base import StoreBase
+from mtl_core.store.records import dumps
+
+
+class NotesMixin(StoreBase):
+    """Key-value notes on a run (table ``run_notes``)."""
+
+    def save_note(self, run_id: int, key: str, value: dict[str, Any]) -> None:
+        """Save ``value`` (JSON-serializable) as the run's note ``key``, replacing an older one.
+
+        Raises LabError if there is no such run or ``value`` is not JSON-serializable.
+        """
+        payload = dumps(value)
+
+        def tx(con: sqlite3.Connection) -> None:
+            self._run(con, run_id)
+            con.execute(
+                "INSERT OR REPLACE INTO run_notes (run_id, key, updated, value) "
+                "VALUES (?,?,?,?)", (int(run_id), str(key), time.time(), payload))
+
+        self._write(tx)
+
+    def get_note(self, run_id: int, key: str) -> dict[str, Any] | None:
+        """The run's note ``key``, or None if it has none."""
+        row = self._read(lambda con: con.execute(
+            "SELECT value FROM run_notes WHERE run_id = ? AND key = ?", (int(run_id), str(key))
+        ).fetchone())
+        return None if row is None else json.loads(row[0])
+
+    def list_notes(self, run_id: int) -> dict[str, dict[str, Any]]:
+        """Every note of a run by key, oldest saved first."""
+        rows = self._read(lambda con: con.execute(
+            "SELECT key, value FROM run_notes WHERE run_id = ? ORDER BY updated, key",
+            (int(run_id),)).fetchall())
+        return {k: json.loads(v) for k, v in rows}
+
+
+class GroundTruthMixin(StoreBase):
+    """Ground-truth evaluation jobs of a run, one per group budget k (table ``ground_truth``)."""
+
+    def save_ground_truth(self, run_id: int, k: int, job: dict[str, Any]) -> None:
+        """Save the ground-truth job record for ``(run_id, k)``, replacing an older one.
+
+        Raises LabError if there is no such run or ``job`` is not JSON-serializable.
+        """
+        payload = dumps(job)
+
+        def tx(con: sqlite3.Connection) -> None:
+            self._run(con, run_id)
+            con.execute(
+                "INSERT OR REPLACE INTO ground_truth (run_id, k, updated, job) VALUES (?,?,?,?)",
+                (int(run_id), int(k), time.time(), payload))
+
+        self._write(tx)
+
+    def get_ground_truth(self, run_id: int, k: int) -> dict[str, Any] | None:
+        """The ground-truth job record for ``(run_id, k)``, or None if none was started."""
+        row = self._read(lambda con: con.execute(
+            "SELECT job FROM ground_truth WHERE run_id = ? AND k = ?", (int(run_id), int(k))
+        ).fetchone())
+        return None if row is None else json.loads(row[0])
+
+    def list_ground_truths(self, run_id: int) -> dict[int, dict[str, Any]]:
+        """Every ground-truth job record of a run, by k ascending."""
+        rows = self._read(lambda con: con.execute(
+            "SELECT k, job FROM ground_truth WHERE run_id = ? ORDER BY k",
+            (int(run_id),)).fetchall())
+        return {int(k): json.loads(v) for k, v in rows}

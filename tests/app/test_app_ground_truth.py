@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 import time
 
-from app_fixtures import config_dict, open_app, seed_run
+from tests.helpers.app_fixtures import config_dict, open_app, seed_run
 
 from mtl_core.experiments import background as bg
 from mtl_core.jsonio import write_json

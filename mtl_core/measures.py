@@ -1,7 +1,8 @@
-"""The one rule for picking an affinity measure, shared by the run-file readers and the store.
+"""Affinity measure names, and the one rule for picking the measure to read. Torch-free.
 
-Torch-free and dependency-free, so both :mod:`mtl_core.runfile` and :mod:`mtl_core.store` (which
-must not know the file format) use the same rule and the same messages.
+Shared by the run-file package (a long-form log's ``measure`` column,
+:func:`mtl_core.runfile.measure_matrices`) and the store (a run's logged measures,
+``Store.affinity_steps``), which must not know the file format: so the rule lives below both.
 """
 
 from __future__ import annotations

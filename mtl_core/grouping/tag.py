@@ -39,7 +39,8 @@ from __future__ import annotations
 import itertools
 import math
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -694,7 +695,7 @@ def brute_force_tag(
         return (frozenset(tasks),), SINGLETON_SCORE
     if disjoint:
         best_v, best_g = -np.inf, None
-        for part in _set_partitions(list(range(n))):
+        for part in set_partitions(list(range(n))):
             if len(part) > k or (not allow_singletons and any(len(b) == 1 for b in part)):
                 continue
             groups = [[tasks[i] for i in b] for b in part]
@@ -722,13 +723,13 @@ def brute_force_tag(
     return groups, best_v / n
 
 
-def _set_partitions(items: list[int]):
-    """Every partition of ``items`` into non-empty blocks (Bell-number many)."""
+def set_partitions(items: list[Any]) -> Iterator[list[list[Any]]]:
+    """Every partition of ``items`` into non-empty blocks (Bell-number many; small n only)."""
     if not items:
         yield []
         return
     first, rest = items[0], items[1:]
-    for part in _set_partitions(rest):
+    for part in set_partitions(rest):
         for i in range(len(part)):
             yield part[:i] + [[first] + part[i]] + part[i + 1 :]
         yield [[first]] + part

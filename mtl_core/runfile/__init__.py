@@ -19,7 +19,8 @@ Modules, one job each (lower ones never import higher ones):
 - ``schema``: format name and version, column names, containers, the size limit;
 - ``messages``: how a problem is worded (row/column places, sizes, did-you-mean);
 - ``cells``: cells checked and converted (numbers, steps, names);
-- ``long``: long form <-> matrices; picking a measure; the mean over steps;
+- ``long``: long form <-> matrices of one measure (picked by :func:`mtl_core.measures.pick_measure`,
+  the rule the store uses too); the mean over steps;
 - ``model``: :class:`ParsedRun`;
 - ``tables``: CSV/TSV, JSON Lines, JSON, Parquet bytes <-> columns;
 - ``validate``: the long layout's affinity and metrics tables;
@@ -32,6 +33,7 @@ Modules, one job each (lower ones never import higher ones):
 - ``read``: :func:`read_run_file`; ``write``: :func:`write_run_file` and friends.
 """
 
+from mtl_core.measures import pick_measure
 from mtl_core.runfile.cells import is_decimal_comma
 from mtl_core.runfile.long import (
     affinity_rows,
@@ -40,7 +42,6 @@ from mtl_core.runfile.long import (
     matrices_to_long,
     mean_matrix,
     measure_matrices,
-    pick_measure,
     step_mean,
 )
 from mtl_core.runfile.model import ParsedRun

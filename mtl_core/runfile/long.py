@@ -1,4 +1,4 @@
-"""The long form and affinity matrices, both ways; the one rule for picking a measure.
+"""The long form and affinity matrices, both ways: the one "log -> matrices of one measure".
 
 Long form: one row per measured cell, columns ``step, source, target, affinity`` and
 optionally ``measure`` (absent means ``lookahead``), ``run``, ``wall_time``. Matrices:
@@ -7,8 +7,9 @@ onto target ``tasks[j]`` at ``steps[s]`` (rows = sources), NaN where a cell was 
 
 Every place that turns a long-form log into matrices of one measure goes through
 :func:`measure_matrices` (and :func:`mean_matrix` for the average over steps): the file
-reader's :class:`~mtl_core.runfile.model.ParsedRun`, the ``group`` command and the grouping
-timeline, so they pick measures and order tasks the same way and say the same thing.
+reader's :class:`~mtl_core.runfile.model.ParsedRun` and the ``group`` command, so they pick
+measures and order tasks the same way and say the same thing. The measure rule itself is
+:func:`mtl_core.measures.pick_measure`, shared with the store's ``affinity_steps``.
 """
 
 from __future__ import annotations
@@ -20,8 +21,8 @@ import numpy as np
 import pandas as pd
 
 from mtl_core.errors import LabError
-from mtl_core.measures import pick_measure as pick_measure  # the one rule, re-exported
-from mtl_core.runfile.schema import AFFINITY_FRAME, AFFINITY_REQUIRED, DEFAULT_MEASURE
+from mtl_core.measures import DEFAULT_MEASURE, pick_measure
+from mtl_core.runfile.schema import AFFINITY_FRAME, AFFINITY_REQUIRED
 
 
 def affinity_rows(step: int, tasks: list[str], matrix: np.ndarray, measure: str) -> pd.DataFrame:
@@ -157,10 +158,11 @@ def measure_matrices(
     ----------
     df : long-form rows ``step, source, target, affinity`` (+ ``measure``; a log without it
         holds ``lookahead`` only).
-    measure : the measure to read; None picks the only one (see :func:`pick_measure`).
+    measure : the measure to read; None picks the only one
+        (:func:`mtl_core.measures.pick_measure`, the lab's one rule).
     tasks : task order of the result; cells of other tasks are left out (a sub-matrix).
         None: tasks in order of first appearance, sources first.
-    where, hint : wording of the measure messages (see :func:`pick_measure`).
+    where, hint : wording of the measure messages (see ``pick_measure``).
 
     Returns
     -------

@@ -12,7 +12,8 @@ import os
 import numpy as np
 import pandas as pd
 
-from mtl_core.measures import DEFAULT_MEASURE as DEFAULT_MEASURE  # the one rule, re-exported
+# one definition, below both this package and the store (mtl_core.measures); re-exported here
+from mtl_core.measures import DEFAULT_MEASURE as DEFAULT_MEASURE
 
 FORMAT_NAME = "task-affinity-lab/run"
 FORMAT_VERSION = 1

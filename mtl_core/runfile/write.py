@@ -8,6 +8,7 @@ from pathlib import Path
 import pandas as pd
 
 from mtl_core.errors import LabError
+from mtl_core.jsonio import atomic_write_bytes
 from mtl_core.runfile.bundle import bundle_bytes
 from mtl_core.runfile.model import ParsedRun
 from mtl_core.runfile.schema import AFFINITY_COLUMNS, FILE_EXTENSIONS, TABLE_EXTENSIONS
@@ -37,7 +38,7 @@ def write_table(df: pd.DataFrame, path: str | Path) -> Path:
         df = df.drop(columns=["run"])
     if "wall_time" in df.columns and df["wall_time"].isna().all():
         df = df.drop(columns=["wall_time"])
-    return _write_atomically(p, table_bytes(df, ext))
+    return atomic_write_bytes(p, table_bytes(df, ext))
 
 
 def write_run_file(parsed: ParsedRun, path: str | Path, *, table_ext: str = ".parquet") -> Path:
@@ -51,7 +52,7 @@ def write_run_file(parsed: ParsedRun, path: str | Path, *, table_ext: str = ".pa
         An unknown extension (see :func:`run_file_bytes`).
     """
     p = Path(path)
-    return _write_atomically(p, run_file_bytes(parsed, p.name, table_ext=table_ext))
+    return atomic_write_bytes(p, run_file_bytes(parsed, p.name, table_ext=table_ext))
 
 
 def run_file_bytes(parsed: ParsedRun, filename: str, *, table_ext: str = ".parquet") -> bytes:

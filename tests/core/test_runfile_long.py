@@ -1,5 +1,5 @@
-"""Long form <-> matrices and the one rule for picking a measure (mtl_core.runfile.long),
-as every caller uses it: the reader's ParsedRun, the grouping timeline and the store."""
+"""Long form <-> matrices (mtl_core.runfile.long) and the one rule for picking a measure
+(mtl_core.measures), as every caller uses them: the reader's ParsedRun, group and the store."""
 
 from __future__ import annotations
 

@@ -70,9 +70,7 @@ def add_parser(sub) -> None:
         help="tag: safety stop in seconds (the answer does not depend on it unless it fires, "
         "which is reported)",
     )
-    p.add_argument(
-        "--seed", type=int, default=0, help="seed of TAG's search and AP's tie-breaking"
-    )
+    p.add_argument("--seed", type=int, default=0, help="seed of TAG's search and AP's tie-breaking")
     p.add_argument(
         "--json",
         action="store_true",
@@ -118,9 +116,7 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(result_dict(grouper.groups_, grouper.score_, optimal, gap, tasks)))
         return 0
     upper = getattr(grouper, "upper_bound_", None)
-    print(
-        format_result(args.method, grouper.groups_, grouper.score_, optimal, gap, tasks, upper)
-    )
+    print(format_result(args.method, grouper.groups_, grouper.score_, optimal, gap, tasks, upper))
     return 0
 
 
@@ -231,6 +227,5 @@ def add_read_options(p) -> None:
     p.add_argument(
         "--tag-pattern",
         default=None,
-        help="TensorBoard tag holding affinity, e.g. 'aff/{source}->{target}' "
-        "({measure} optional)",
+        help="TensorBoard tag holding affinity, e.g. 'aff/{source}->{target}' ({measure} optional)",
     )

@@ -106,10 +106,7 @@ def _epochs(doc: dict[str, list[dict[str, Any]]], name: str) -> tuple[Columns, L
         for e, inner in enumerate(per_epoch):
             _check_scalars(inner, f"key {col!r}, epoch {e}", name)
         cols[str(col)] = _objects(
-            [
-                per_epoch[s].get(r) if s < len(per_epoch) else None
-                for r, s in zip(labels, steps)
-            ]
+            [per_epoch[s].get(r) if s < len(per_epoch) else None for r, s in zip(labels, steps)]
         )
     note(f"read as one matrix per epoch ({epochs} epochs, steps 0..{epochs - 1})")
     return cols, lambda i: f"epoch {steps[i]}, inner key {labels[i]!r}"

@@ -162,9 +162,10 @@ def _decimal_commas(cols: Columns) -> Columns:
     for c, v in cols.items():
         arr = pa.array(v, type=pa.string())
         comma = pc.match_substring_regex(arr, _COMMA_NUMBER)
-        if pc.any(comma).as_py() and pc.all(
-            pc.or_(comma, pc.match_substring_regex(arr, _INT_OR_EMPTY))
-        ).as_py():
+        if (
+            pc.any(comma).as_py()
+            and pc.all(pc.or_(comma, pc.match_substring_regex(arr, _INT_OR_EMPTY))).as_py()
+        ):
             v = pc.replace_substring(arr, ",", ".").to_numpy(zero_copy_only=False)
             changed.append(c)
         out[c] = v

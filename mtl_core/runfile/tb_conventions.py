@@ -57,8 +57,11 @@ def compile_pattern(pattern: str) -> re.Pattern[str]:
     """
     fields = re.findall(r"\{(\w*)\}", pattern)
     unknown = [f for f in fields if f not in ("source", "target", "measure")]
-    if unknown or "source" not in fields or "target" not in fields or len(set(fields)) < len(
-        fields
+    if (
+        unknown
+        or "source" not in fields
+        or "target" not in fields
+        or len(set(fields)) < len(fields)
     ):
         raise LabError(
             f"tag pattern {pattern!r}: use {{source}} and {{target}} once each (and optionally "
@@ -150,5 +153,5 @@ def curve_tag(folder: str, tag: str) -> str | None:
     """
     prefix = tag.replace("/", "_") + "_"
     if folder.startswith(prefix) and len(folder) > len(prefix):
-        return f"{tag}/{folder[len(prefix):]}"
+        return f"{tag}/{folder[len(prefix) :]}"
     return None

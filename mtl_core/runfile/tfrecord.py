@@ -112,9 +112,7 @@ class FileScan:
         return f"{self.name}: " + "; ".join(parts) if parts else None
 
 
-def scan_file(
-    source: Path | bytes, name: str, wanted: Callable[[str], bool]
-) -> FileScan:
+def scan_file(source: Path | bytes, name: str, wanted: Callable[[str], bool]) -> FileScan:
     """Read every record of an event file (a path, read through ``mmap``, or bytes).
 
     Parameters

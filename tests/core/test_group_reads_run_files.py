@@ -162,4 +162,7 @@ def test_unmeasured_cells_follow_the_documented_rule(tmp_path):
     r = _cli("group", path, "--k", "2", "--json")
     assert r.returncode == 0, r.stderr
     assert "warning: left out 4 cells that are not finite numbers" in r.stderr
-    assert "warning: 1 off-diagonal cell never measured; tag reads each as 0 (no measured transfer)" in r.stderr
+    assert (
+        "warning: 1 off-diagonal cell never measured; tag reads each as 0 (no measured transfer)"
+        in r.stderr
+    )

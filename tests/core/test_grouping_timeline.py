@@ -177,8 +177,7 @@ def test_unmeasured_cells_are_skipped_then_read_by_the_rule():
     X[:, 0, 1] = [1.0, 3.0, np.nan]
     X[:, 1, 0] = [1.0, 3.0, 2.0]
     X[:2, 2, 0] = np.nan  # measured from the last step on
-    tl = group_timeline([0, 10, 20], X, ["a", "b", "c"], ThresholdGrouper(0.5),
-                        smoothing="running")
+    tl = group_timeline([0, 10, 20], X, ["a", "b", "c"], ThresholdGrouper(0.5), smoothing="running")
     assert all(frozenset({"a", "b"}) in g for g in tl.groupings)
 
 

@@ -18,9 +18,8 @@ import numpy as np
 from app.figures.colours import run_colour
 from app.regroup import GroupResult, block_means
 from mtl_core.store import RunInfo
+from mtl_core.units import format_value, is_percent, unit_name
 
-#: Measures whose values are relative loss changes (shown as percentages).
-PERCENT_MEASURES = ("lookahead", "proximal")
 #: Material icons (rendered by Streamlit's own font, so they show on any machine).
 STATUS_ICONS = {
     "queued": ":material/hourglass_top:", "running": ":material/play_circle:",
@@ -32,11 +31,6 @@ APPROACH_LABELS = {"together": "all together", "groups": "in groups", "single": 
 #: Smoothing over steps as the controls and titles name it (``mtl_core.series`` definitions).
 SMOOTHING_LABELS = {"none": "none (as logged)", "running": "running average",
                     "window": "moving window", "ema": "EMA"}
-
-
-def is_percent(measure: str) -> bool:
-    """Whether ``measure``'s values are relative loss changes (shown in percent)."""
-    return measure in PERCENT_MEASURES
 
 
 # ----------------------------------------------------------------------------- numbers
@@ -51,15 +45,34 @@ def pct(v: float) -> str:
 
 
 def format_seconds(s: float | None) -> str:
-    """A duration: ``45 s``, ``4 min 05 s``, ``2 h 03 min``; ``–`` when unknown."""
-    if s is None:
+    """A duration: ``45 s``, ``4 min 05 s``, ``2 h 03 min``; ``–`` when unknown.
+
+    Rounded once, to the unit shown last, before splitting: 239.7 s is ``4 min 00 s`` (never
+    ``3 min 60 s``), 59.6 s is ``1 min 00 s``, 3599.7 s is ``1 h 00 min``.
+    """
+    if s is None or not np.isfinite(s):
         return "–"
-    s = max(0.0, float(s))
-    if s < 60:
-        return f"{s:.0f} s"
-    if s < 3600:
-        return f"{s // 60:.0f} min {s % 60:02.0f} s"
-    return f"{s // 3600:.0f} h {(s % 3600) // 60:02.0f} min"
+    secs = int(round(max(0.0, float(s))))
+    if secs < 60:
+        return f"{secs} s"
+    if secs < 3600:
+        return f"{secs // 60} min {secs % 60:02d} s"
+    mins = int(round(secs / 60))
+    return f"{mins // 60} h {mins % 60:02d} min"
+
+
+#: An ETA is only shown once the rate rests on this many steps (the first steps include
+#: start-up and compilation, and gave ETAs like "4 h 36 min" for a two-minute run).
+ETA_MIN_STEPS = 5
+
+
+def eta_text(steps_done: int | None, steps_per_s: float | None, eta_s: float | None) -> str:
+    """The ETA of a running run: ``estimating…`` until there is a rate over
+    ``ETA_MIN_STEPS`` steps, then :func:`format_seconds` of ``eta_s``."""
+    if (not steps_per_s or steps_per_s <= 0 or eta_s is None or not np.isfinite(eta_s)
+            or (steps_done or 0) < ETA_MIN_STEPS):
+        return "estimating…"
+    return format_seconds(eta_s)
 
 
 def ago(t: float | None) -> str:
@@ -84,7 +97,7 @@ def file_size(n: int) -> str:
 def describe_cell(source: str, target: str, value: float, measure: str = "lookahead") -> str:
     """One affinity cell in words, e.g. "A step on task a lowers task b's loss by 3.1%"."""
     if not np.isfinite(value):
-        return f"{source} → {target}: not logged"
+        return f"{source} → {target}: nothing logged (not zero)"
     if is_percent(measure):
         whose = "its own" if source == target else f"task {target}'s"
         verb = "lowers" if value >= 0 else "raises"
@@ -95,14 +108,57 @@ def describe_cell(source: str, target: str, value: float, measure: str = "lookah
     return f"Affinity of task {source} onto task {target}: {value:+.3g} ({measure})"
 
 
-def cell_sentences(A: np.ndarray, names: Sequence[str], measure: str) -> np.ndarray:
+def cell_sentences(A: np.ndarray, names: Sequence[str], measure: str,
+                   hide_diagonal: bool = False) -> np.ndarray:
     """:func:`describe_cell` for every cell of ``A`` ``(n, n)`` (rows = sources, in the order
-    of ``names``): an ``(n, n)`` object array of hover texts."""
+    of ``names``): an ``(n, n)`` object array of hover texts. With ``hide_diagonal`` the
+    diagonal's text says it is left off the colour scale."""
     out = np.empty(A.shape, dtype=object)
     for i, s in enumerate(names):
         for j, t in enumerate(names):
             out[i, j] = describe_cell(s, t, float(A[i, j]), measure)
+            if hide_diagonal and i == j and len(names) > 1:
+                out[i, j] += f" ({DIAGONAL_NOTE})"
     return out
+
+
+#: What a grey diagonal cell means (hover, legend and caption say the same).
+DIAGONAL_NOTE = "the diagonal, a task on itself: grey, left off the colour scale"
+#: Legend names of the cells that carry no colour of the scale.
+DIAGONAL_LEGEND = "diagonal (a task on itself)"
+MISSING_LEGEND = "not logged"
+
+
+#: The reading guide of an affinity heatmap (the Learn and Explore pages show it).
+READING_GUIDE = (
+    "- Each **row** is a *source* task: what happens when the network takes one training "
+    "step on that task alone.\n"
+    "- Each **column** is a *target* task: whose loss we watch.\n"
+    "- **Blue** means the step lowered the target's loss (it helps), **red** means it raised "
+    "it (it hurts); white is no change. Lookahead and proximal affinity are relative loss "
+    "changes in **%**; cosine is a plain number in [-1, 1]. Hover over a cell to read it in "
+    "words.\n"
+    "- **Grey** cells are the diagonal (each task on itself, left off the colour scale) and "
+    "**×** marks cells with nothing logged: neither is zero.\n"
+    "- Blocks of blue along the diagonal are tasks that should be trained together; red "
+    "between blocks is **negative transfer**. Outlines mark the groups, in the colours the "
+    "groups table and the timeline use."
+)
+
+
+def heatmap_caption(hide_diagonal: bool, missing: int, clickable: bool = True) -> str:
+    """Under an affinity heatmap: what the grey cells are (never zero), and what a click does.
+    ``missing``: how many off-diagonal cells have no value."""
+    parts = []
+    if hide_diagonal:
+        parts.append("Grey diagonal: each task on itself, left off the colour scale (its "
+                     "value is in the hover), not zero.")
+    if missing:
+        parts.append(f"{missing} cell{'s' if missing != 1 else ''} marked × had nothing "
+                     "logged: unknown, not zero.")
+    if clickable:
+        parts.append("Click a cell to see that pair over time.")
+    return " ".join(parts)
 
 
 def cell_template(measure: str) -> str:
@@ -113,16 +169,20 @@ def cell_template(measure: str) -> str:
 
 
 def describe_difference(source: str, target: str, a: float, b: float, label_a: str,
-                        label_b: str) -> str:
-    """One cell of a difference heatmap: both runs' values and ``b - a``."""
-    return (f"{source} → {target}: {label_b} {b:+.2%} vs {label_a} {a:+.2%} "
-            f"(difference {b - a:+.2%})")
+                        label_b: str, measure: str = "lookahead") -> str:
+    """One cell of a difference heatmap: both runs' values and ``b - a`` (in ``measure``'s
+    display unit)."""
+    return (f"{source} → {target}: {label_b} {format_value(b, measure)} vs {label_a} "
+            f"{format_value(a, measure)} (difference {format_value(b - a, measure)})")
 
 
-def timeline_cell(step: int, task: str, group_id: float) -> str:
-    """Hover text of one cell of the group timeline (NaN id: the task is in no group)."""
-    return f"step {step}: {task} in group {int(group_id)}" if np.isfinite(group_id) \
-        else f"step {step}"
+def timeline_cell(step: int, task: str, groups: Sequence[Iterable[str]]) -> str:
+    """Hover text of one cell of the group timeline: the group(s) holding ``task`` at
+    ``step`` (two or more: overlapping TAG groups; none: not grouped)."""
+    if not groups:
+        return f"step {step}: {task} in no group"
+    held = " and ".join(format_grouping([g]) for g in groups)
+    return f"step {step}: {task} in {held}"
 
 
 def pair_title(source: str, target: str) -> str:
@@ -153,10 +213,72 @@ def smoothing_phrase(how: str, window: int, beta: float) -> str:
         how, "running average")
 
 
-def scale_caption(zmax: float) -> str:
-    """Compare's heatmaps share one colour range."""
-    return (f"Whole-run averages on one colour scale (±{zmax:.3g}); rows ordered like the "
-            "first run's hierarchical clustering wherever the runs share their tasks.")
+def scale_caption(zmax: float, measure: str = "lookahead") -> str:
+    """Compare's heatmaps share one colour range (said in the measure's unit)."""
+    return (f"Whole-run averages of {measure} affinity on one colour scale "
+            f"(±{format_value(zmax, measure, signed=False, digits=2)}, {unit_name(measure)}); "
+            "rows ordered like the first run's hierarchical clustering wherever the runs "
+            "share their tasks.")
+
+
+def export_title(what: str, run: str, measure: str | None, steps: str | None) -> str:
+    """An exported figure's title: what it shows, the run, the measure with its unit and the
+    step range, e.g. ``Affinity averaged over steps 1–1300 · #3 calm · lookahead (% loss
+    change)``."""
+    parts = [what, run]
+    if measure:
+        parts.append(f"{measure} ({unit_name(measure)})")
+    if steps:
+        parts.append(steps)
+    return " · ".join(p for p in parts if p)
+
+
+def export_name(*parts: str | int | None) -> str:
+    """A download's file name stem from its parts, keeping the dashes of step ranges
+    (``run3_calm_lookahead_steps-1-1300_pct``: en dash -> ``-``, ``%`` -> ``pct``)."""
+    import re
+
+    text = "_".join(str(p) for p in parts if p not in (None, ""))
+    text = text.replace("–", "-").replace("—", "-").replace("%", "pct").replace("#", "")
+    return re.sub(r"[^A-Za-z0-9.-]+", "_", text).strip("_.-") or "figure"
+
+
+def steps_range(first: int, last: int) -> str:
+    return f"step {last}" if first == last else f"steps {first}–{last}"  # steps 1–1300
+
+
+def no_losses(status: str, origin: str, active: bool) -> str:
+    """Why the loss tab is empty: not yet (a live run), or never (an upload without any)."""
+    if active:
+        return "No losses logged yet: they appear at the first evaluation."
+    if origin == "upload":
+        return "This upload holds no losses (its file had affinity only)."
+    return f"This run ({status}) logged no losses."
+
+
+def separation_caveat(within: float, between: float, all_positive: bool,
+                      measure: str) -> str | None:
+    """A warning when the shown matrix cannot separate tasks, so the groups are not a finding:
+    every pair helps (all mutual affinities positive) and the groups differ little from the
+    rest (``within`` and ``between``: mean affinity inside groups and across them). ``None``
+    when the groups stand out."""
+    if not (np.isfinite(within) and np.isfinite(between)):
+        return None
+    spread = abs(within) + abs(between)
+    weak = spread == 0 or (within - between) < 0.5 * max(abs(within), abs(between))
+    if not (all_positive and weak):
+        return None
+    return (f"Every pair of tasks helps each other here, and tasks inside a group help each "
+            f"other about as much as across groups ({format_value(within, measure)} vs "
+            f"{format_value(between, measure)} on average): this affinity does not separate "
+            "the tasks (related and unrelated ones look alike), so treat these groups as an "
+            "arbitrary cut, not a finding.")
+
+
+def default_tau_note(tau: float, measure: str) -> str:
+    """Why the threshold starts where it does (0 would put every task in one group)."""
+    return (f"The threshold starts at {format_value(tau, measure)}, in the widest gap between "
+            "the pairs' mutual affinities (0 would link every pair here).")
 
 
 # ----------------------------------------------------------------------------- groupings
@@ -167,27 +289,30 @@ def format_grouping(grouping: Iterable[Iterable[str]]) -> str:
     return " · ".join("{" + ", ".join(sorted(g)) + "}" for g in grouping)
 
 
-def group_mean(value: float | None) -> str:
-    """The mean affinity inside a group, as its table shows it (``– (alone)`` for one task)."""
-    return "– (alone)" if value is None else f"{value:.4f}"
+def group_mean(value: float | None, measure: str = "lookahead") -> str:
+    """The mean affinity inside a group, as its table shows it, in the measure's unit
+    (``+0.92%``; ``– (alone)`` for one task)."""
+    return "– (alone)" if value is None else format_value(value, measure)
 
 
-def groups_caption(result: GroupResult, method: str) -> str:
-    """Under the groups table: the grouping's TAG value, optimality and time."""
+def groups_caption(result: GroupResult, method: str, measure: str = "lookahead") -> str:
+    """Under the groups table: the grouping's TAG value (in the measure's unit), optimality
+    and time."""
     extra = ""
     if method == "tag" and result.optimal:
         extra = " · proven optimal"
     elif method == "tag" and result.optimal is False:
-        extra = f" · {tag_note(result.gap)}"
-    return (f"TAG value of this grouping: {result.score:.4g} (mean over tasks of the best "
+        extra = f" · {tag_note(result.gap, measure)}"
+    return (f"TAG value of this grouping: {format_value(result.score, measure)} "
+            f"({unit_name(measure)}; mean over tasks of the best "
             f"in-group affinity onto the task){extra} · regrouped in "
             f"{result.seconds * 1000:.0f} ms")
 
 
-def tag_note(gap: float | None) -> str:
+def tag_note(gap: float | None, measure: str = "lookahead") -> str:
     """A TAG answer that is not proven optimal: how far from the optimum it may be."""
-    bound = f"it is at most {gap:.2g} below the optimum" if gap is not None else \
-        "its distance from the optimum is unknown"
+    bound = (f"it is at most {format_value(gap, measure, signed=False, digits=2)} below the "
+             "optimum") if gap is not None else "its distance from the optimum is unknown"
     return f"best grouping found within the time limit; {bound}"
 
 
@@ -209,16 +334,25 @@ def timeline_caption(how: str, window: int, beta: float, change_steps: Sequence[
     n = len(change_steps)
     shown = ", ".join(map(str, change_steps[:12])) + (" …" if n > 12 else "")
     note = f" grouped at {grouped} evenly spaced steps." if grouped < logged else ""
-    return (f"Grouped on the {smoothing_phrase(how, window, beta)} of the matrices; colours keep "
-            "their group across steps. "
+    return (f"Grouped on the {smoothing_phrase(how, window, beta)} of the matrices; a group has "
+            "the same colour here, on the heatmap and in the groups table; the solid line is "
+            "the step shown above; a task in two overlapping groups carries a second-colour "
+            "dot. "
             + (f"The grouping changes {n} time(s), at steps {shown} (dotted lines)."
                if n else "The grouping never changes.") + note)
 
 
-def pair_caption(source: str, target: str, average: float, worst: float, measure: str) -> str:
-    """Under the pair view: why this pair is the default, and its whole-run average."""
-    lead = ("Default pair: the most harmful one on average. " if worst < 0 else
-            "Default pair: the least helpful one on average (no pair hurts here). ")
+def pair_caption(source: str, target: str, average: float, measure: str, *,
+                 default: bool, worst: float | None = None) -> str:
+    """Under the pair view, from the numbers it draws: which pair this is (the default, the
+    most harmful or least helpful on average, or the one clicked/picked) and its whole-run
+    average. ``worst`` is the default pair's average (its sign picks the words)."""
+    if default:
+        w = average if worst is None else worst
+        lead = ("Default pair: the most harmful one on average. " if w < 0 else
+                "Default pair: the least helpful one on average (no pair hurts here). ")
+    else:
+        lead = f"Selected pair: {source} → {target}. "
     return lead + describe_cell(source, target, average, measure) + " on average over the run."
 
 
@@ -262,8 +396,7 @@ def status_text(info: RunInfo, queue_ahead: int | None = None) -> str:
     if info.status == "running":
         if info.steps_per_s:
             parts.append(f"{info.steps_per_s:.0f} step/s")
-        if info.eta_s is not None:
-            parts.append(f"ETA {format_seconds(info.eta_s)}")
+        parts.append(f"ETA {eta_text(info.steps_done, info.steps_per_s, info.eta_s)}")
     return " · ".join(parts)
 
 

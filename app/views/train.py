@@ -145,15 +145,41 @@ def build_config(values: dict[str, Any]) -> RunConfig:
     )
 
 
+#: Fields whose meaning depends on the scenario: a scenario change resets them (a digits run
+#: name or its groups must not carry over to a synthetic run).
+SCENARIO_FIELDS = ("train_name", "train_mode", "train_measure", "train_groups", "train_warmup")
+
+
+def reset_scenario_fields() -> None:
+    """``on_change`` of the scenario: the scenario-dependent fields go back to defaults."""
+    for key in SCENARIO_FIELDS:
+        st.session_state.pop(key, None)
+
+
+def run_summary(cfg: RunConfig) -> str:
+    """The run as it will be queued: its name and the settings that tell runs apart."""
+    name = cfg.name or f"{cfg.scenario} {cfg.train.mode}"
+    knobs = ", ".join(f"{k}={v}" for k, v in sorted(dict(cfg.knobs).items()))
+    groups = f" · groups {words.format_grouping(cfg.train.groups)}" if cfg.train.groups else ""
+    return (f"**{name}** · scenario {cfg.scenario}" + (f" ({knobs})" if knobs else "")
+            + f" · mode {cfg.train.mode}{groups} · affinity {cfg.affinity.measure}"
+            + f" every {cfg.affinity.every} step(s) · {cfg.train.steps} steps · batch "
+            f"{cfg.train.batch_size} · seed {cfg.train.seed} · {cfg.optim.name} · device "
+            f"{cfg.train.device}")
+
+
 def _form() -> None:
     scenarios = list_scenarios()
     names = sorted(scenarios, key=lambda n: (n != "synthetic", n))
     scen = st.selectbox("Scenario", names, key="train_scenario",
-                        format_func=lambda n: f"{n} — {scenarios[n].description[:90]}")
+                        format_func=lambda n: f"{n} — {scenarios[n].description[:90]}",
+                        on_change=reset_scenario_fields)
     spec = scenarios[scen]
     model0 = default_model_config(scen)
     gpu = gpu_name()
-    with st.form("train_form", border=True):
+    # Not an st.form: Enter in a field only commits that field (a form would queue a run on
+    # every Enter), and the run about to be queued is shown, live, above the button.
+    with st.container(border=True):
         st.markdown("**Scenario knobs**")
         knobs: dict[str, Any] = {}
         cols = st.columns(3)
@@ -209,15 +235,17 @@ def _form() -> None:
         values["weight_decay"] = c4.number_input("weight decay", 0.0, 1.0, 0.0, format="%.5f",
                                                  key="train_wd")
         values["name"] = st.text_input("run name (optional)", "", key="train_name")
-        submitted = st.form_submit_button("Queue run", type="primary",
-                                          icon=":material/play_arrow:")
+        cfg, problem = _preview(values)
+        submitted = st.button("Queue run", type="primary", icon=":material/play_arrow:",
+                              key="train_queue")
     if gpu:
         st.caption(f":material/memory: GPU found: **{gpu}** — device *auto* trains on it.")
     else:
         st.caption(":material/memory: No GPU found: runs train on the CPU.")
     if submitted:
         try:
-            cfg = build_config(values)
+            if cfg is None:
+                raise LabError(problem or "the form is not complete")
             check_groups(cfg)
             rid = data.get_runner().submit(cfg)
         except LabError as exc:
@@ -227,6 +255,18 @@ def _form() -> None:
         st.success(f"Queued run #{rid} ({cfg.name or f'{cfg.scenario} {cfg.train.mode}'}).")
         nav.link("explore", f"Watch run #{rid} live in Explore", icon=":material/grid_on:",
                  run=rid)
+
+
+def _preview(values: dict[str, Any]) -> tuple[RunConfig | None, str | None]:
+    """Build the config from the fields as they are now and show what would be queued (or
+    what is wrong); ``(config, None)`` or ``(None, the mistake)``."""
+    try:
+        cfg = build_config(values)
+    except LabError as exc:
+        st.caption(f":material/error: Not ready to queue: {exc}")
+        return None, str(exc)
+    st.markdown(":material/playlist_add: Will queue: " + run_summary(cfg))
+    return cfg, None
 
 
 # ----------------------------------------------------------------------------- the queue
@@ -261,7 +301,8 @@ def queue_frame(runs: list) -> pd.DataFrame:
             "progress": float(r.progress) if r.progress is not None else
             (1.0 if r.status == "finished" else 0.0),
             "steps": f"{r.steps_done}/{r.steps_total}" if r.steps_total else str(r.steps_done),
-            "ETA": words.format_seconds(r.eta_s) if r.status == "running" else "",
+            "ETA": words.eta_text(r.steps_done, r.steps_per_s, r.eta_s)
+            if r.status == "running" else "",
             "step/s": f"{r.steps_per_s:.1f}" if r.steps_per_s else "",
             "origin": r.origin,
             "scenario": cfg.get("scenario", ""),

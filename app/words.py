@@ -251,7 +251,7 @@ def no_losses(status: str, origin: str, active: bool) -> str:
     """Why the loss tab is empty: not yet (a live run), or never (an upload without any)."""
     if active:
         return "No losses logged yet: they appear at the first evaluation."
-    if origin == "upload":
+    if str(origin).startswith("upload"):
         return "This upload holds no losses (its file had affinity only)."
     return f"This run ({status}) logged no losses."
 

@@ -70,3 +70,29 @@ def _sig(x: float, digits: int) -> str:
     if "e" in text:  # e.g. 1e+03
         text = f"{x:.0f}"
     return text
+
+
+def parse_display(text: str | float, measure: str | None, what: str = "--tau") -> float:
+    """A number a person typed in the measure's display unit (``0.5`` or ``0.5%`` for
+    lookahead/proximal: percent, as on the page and in its URL; ``0.2`` for cosine), in
+    stored units (``0.005``; ``0.2``).
+
+    Raises
+    ------
+    LabError
+        Not a finite number, or a ``%`` on a measure that is not a percentage.
+    """
+    from mtl_core.errors import LabError
+
+    raw = str(text).strip()
+    has_pct = raw.endswith("%")
+    if has_pct and not is_percent(measure):
+        raise LabError(f"{what} {raw}: {measure} affinity is not a percentage; give a plain "
+                       "number, e.g. 0.2")
+    try:
+        value = float(raw.rstrip("%").strip())
+    except ValueError:
+        raise LabError(f"{what} must be a number ({unit_name(measure)}), got {raw!r}") from None
+    if value != value or value in (float("inf"), float("-inf")):
+        raise LabError(f"{what} must be a finite number, got {raw!r}")
+    return from_display(value, measure)

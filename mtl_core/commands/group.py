@@ -43,15 +43,17 @@ def add_parser(sub) -> None:
     )
     p.add_argument(
         "--tau",
-        type=float,
         default=None,
-        help="threshold on the symmetrized affinity (threshold, default 0; "
-        "hierarchical: cut at this affinity level)",
+        help="threshold on the symmetrized affinity (threshold, default 0; hierarchical: cut "
+        "at this affinity level), in the unit the app shows: percent loss change for "
+        "lookahead and proximal (0.5 or 0.5%% = 0.5%%, the number in the Explore slider and "
+        "its URL's tau=), a plain number for cosine",
     )
     p.add_argument(
         "--measure",
         default=None,
-        help="which measure of a long-form log (needed when it holds several)",
+        help="which measure of a long-form log (needed when it holds several); for a square "
+        "matrix, what its numbers are (default lookahead: relative loss changes)",
     )
     p.add_argument("--run", default=None, help="which run of a multi-run file")
     p.add_argument(
@@ -80,8 +82,10 @@ def add_parser(sub) -> None:
 def run(args: argparse.Namespace) -> int:
     """Read INPUT, group, print. Errors a user can cause raise ``LabError``."""
     from mtl_core.grouping import make_grouper
+    from mtl_core.units import parse_display
 
-    tasks, A = load_affinity(args.input, measure=args.measure, run=args.run)
+    tasks, A, measure = load_affinity_measure(args.input, measure=args.measure, run=args.run)
+    tau = None if args.tau is None else parse_display(args.tau, measure)
     options: dict[str, object] = {}
     if args.method == "tag":
         options = {
@@ -89,16 +93,17 @@ def run(args: argparse.Namespace) -> int:
             "disjoint": args.disjoint,
             "time_limit": args.time_limit,
         }
-    if args.method == "hierarchical" and args.k is not None and args.tau is not None:
+    if args.method == "hierarchical" and args.k is not None and tau is not None:
         raise LabError("hierarchical grouping takes one cut: give --k or --tau, not both")
-    grouper = make_grouper(args.method, k=args.k, tau=args.tau, seed=args.seed, **options)
+    grouper = make_grouper(args.method, k=args.k, tau=tau, seed=args.seed, **options)
     grouper.fit(A, tasks)
     optimal = bool(getattr(grouper, "optimal_", False))
     gap = getattr(grouper, "gap_", None)
     if args.json:
         print(json.dumps(result_dict(grouper.groups_, grouper.score_, optimal, gap, tasks)))
         return 0
-    print(format_result(args.method, grouper.groups_, grouper.score_, optimal, gap, tasks))
+    print(format_result(args.method, grouper.groups_, grouper.score_, optimal, gap, tasks,
+                        measure))
     return 0
 
 
@@ -122,16 +127,22 @@ def format_result(
     optimal: bool,
     gap: float | None,
     tasks: list[str],
+    measure: str | None = None,
 ) -> str:
-    """Human-readable result: one line per group, then the TAG value."""
+    """Human-readable result: one line per group, then the TAG value in the measure's unit
+    (percent for lookahead/proximal, as the app shows it)."""
+    from mtl_core.units import format_value, unit_name
+
     order = {t: i for i, t in enumerate(tasks)}
     lines = [f"{method}: {len(groups)} group(s) over {len(tasks)} tasks"]
     for i, g in enumerate(groups, 1):
         lines.append(f"  {i}. {', '.join(sorted(g, key=order.__getitem__))}")
     note = ""
     if method == "tag":
-        note = " (proven optimal)" if optimal else f" (best found; gap <= {gap:.4g})"
-    lines.append(f"value (mean best-group affinity onto each task): {value:.6g}{note}")
+        note = (" (proven optimal)" if optimal else
+                f" (best found; gap <= {format_value(gap, measure, signed=False, digits=4)})")
+    lines.append(f"value (mean best-group affinity onto each task, {unit_name(measure)}): "
+                 f"{format_value(value, measure, digits=6)}{note}")
     return "\n".join(lines)
 
 
@@ -139,15 +150,22 @@ def load_affinity(
     path: str | Path, *, measure: str | None = None, run: str | None = None
 ) -> tuple[list[str], np.ndarray]:
     """Read a square matrix CSV or a long-form log (mean over steps) as ``(tasks, A)``."""
+    tasks, A, _ = load_affinity_measure(path, measure=measure, run=run)
+    return tasks, A
+
+
+def load_affinity_measure(
+    path: str | Path, *, measure: str | None = None, run: str | None = None
+) -> tuple[list[str], np.ndarray, str]:
+    """:func:`load_affinity` and the measure its numbers are (a square matrix: ``measure``,
+    default lookahead, as an uploaded matrix is; it sets the unit of ``--tau``)."""
     p = Path(path)
     if not p.exists():
         raise LabError(f"{p}: file not found")
     if p.is_file() and p.suffix.lower() == ".csv" and not _is_long_form_csv(p):
-        if measure is not None or run is not None:
-            raise LabError(
-                f"{p.name} is a square matrix; --measure and --run apply to long-form logs only"
-            )
-        return read_matrix_csv(p)
+        if run is not None:
+            raise LabError(f"{p.name} is a square matrix; --run applies to long-form logs only")
+        return (*read_matrix_csv(p), measure or "lookahead")
     from mtl_core.fileformat import read_run_file
 
     parsed = read_run_file(p)
@@ -179,7 +197,7 @@ def load_affinity(
             f"{p.name} has no affinity for source {tasks[i]!r} -> target {tasks[j]!r}; "
             "every pair needs at least one logged value"
         )
-    return tasks, np.nanmean(mats, axis=0)
+    return tasks, np.nanmean(mats, axis=0), measure
 
 
 def _is_long_form_csv(path: Path) -> bool:

@@ -21,6 +21,7 @@ import streamlit as st
 
 from app.figures.colours import robust_zmax
 from mtl_core.errors import LabError
+from mtl_core.runner import default_max_workers
 from mtl_core.series import smooth
 from mtl_core.store import ACTIVE, RunInfo, Store, default_store_path
 
@@ -57,24 +58,12 @@ def get_store() -> Store:
     return _store(store_path())
 
 
-def app_workers() -> int:
-    """Concurrent training runs for the app: ``$MTL_LAB_WORKERS``, else 2 when the machine
-    has 2+ cores (so the lesson's three runs overlap), else 1."""
-    raw = os.environ.get("MTL_LAB_WORKERS", "").strip()
-    if raw:
-        try:
-            return max(1, int(raw))
-        except ValueError:
-            pass
-    return 2 if (os.cpu_count() or 1) >= 2 else 1
-
-
 def get_runner() -> Any:
     """The process-wide runner (its supervisor thread launches queued runs as workers)."""
     # MTL_LAB_TRAIN_FN ("module:function") swaps the training function, e.g. a fast fake in
     # tests and load benchmarks; unset means the core's train.
     custom = os.environ.get("MTL_LAB_TRAIN_FN") or None
-    return _runner(store_path(), app_workers(), custom, warm_workers(custom))
+    return _runner(store_path(), default_max_workers(), custom, warm_workers(custom))
 
 
 def warm_workers(custom_train_fn: str | None = None) -> int:
@@ -86,7 +75,7 @@ def warm_workers(custom_train_fn: str | None = None) -> int:
             return max(0, int(raw))
         except ValueError:
             pass
-    return 0 if custom_train_fn else app_workers()
+    return 0 if custom_train_fn else default_max_workers()
 
 
 # ----------------------------------------------------------------------------- cached reads

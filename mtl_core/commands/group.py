@@ -1,28 +1,26 @@
 """``group``: turn an affinity matrix or log into task groups.
 
-INPUT is either an affinity log in any format ``import`` reads (``.csv``, ``.tsv``, ``.parquet``,
-``.jsonl``, ``.json``, ``.npy``, ``.npz``, ``.zip``; averaged over its logged steps) or a square
-comma-separated CSV matrix whose header row and first column are the task names (rows = source,
-columns = target). Which one a ``.csv`` is, is detected from its header.
+INPUT is any file ``import`` reads, through the same reader and with the same messages
+(:func:`mtl_core.runfile.read_run_file`): a long-form affinity log (averaged over its logged
+steps) or a square matrix (rows = source, columns = target), in ``.csv``, ``.tsv``,
+``.parquet``, ``.jsonl``, ``.json``, ``.npy``, ``.npz``, ``.zip`` or a TensorBoard log.
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
-import io
 import json
 import math
+import sys
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 from mtl_core.errors import LabError
 from mtl_core.types import Grouping
 
 CLI_METHODS = ("tag", "threshold", "hierarchical", "affinity-propagation")
-_LONG_FORM_COLUMNS = {"step", "source", "target", "affinity"}
+DEFAULT_MEASURE = "lookahead"  # what the run-file readers call a file that names no measure
 
 
 def add_parser(sub) -> None:
@@ -33,7 +31,9 @@ def add_parser(sub) -> None:
         description="Group tasks from an affinity matrix (rows = source, columns = target) or "
         "a long-form affinity log averaged over steps.",
     )
-    p.add_argument("input", metavar="INPUT", help="affinity log or square CSV matrix")
+    p.add_argument(
+        "input", metavar="INPUT", help="affinity log or square matrix, in any format import reads"
+    )
     p.add_argument("--method", choices=CLI_METHODS, default="tag")
     p.add_argument(
         "--k",
@@ -52,8 +52,8 @@ def add_parser(sub) -> None:
     p.add_argument(
         "--measure",
         default=None,
-        help="which measure of a long-form log (needed when it holds several); for a square "
-        "matrix, what its numbers are (default lookahead: relative loss changes)",
+        help="which measure of a long-form log (needed when it holds several); for a file "
+        "that names none (a bare matrix, read as lookahead), what its numbers are",
     )
     p.add_argument("--run", default=None, help="which run of a multi-run file")
     p.add_argument(
@@ -68,9 +68,12 @@ def add_parser(sub) -> None:
         "--time-limit",
         type=float,
         default=60.0,
-        help="tag: seconds before returning the best found with a proven gap",
+        help="tag: safety stop in seconds (the answer does not depend on it unless it fires, "
+        "which is reported)",
     )
-    p.add_argument("--seed", type=int, default=0, help="affinity-propagation tie-break seed")
+    p.add_argument(
+        "--seed", type=int, default=0, help="seed of TAG's search and AP's tie-breaking"
+    )
     p.add_argument(
         "--json",
         action="store_true",
@@ -99,11 +102,17 @@ def run(args: argparse.Namespace) -> int:
     grouper.fit(A, tasks)
     optimal = bool(getattr(grouper, "optimal_", False))
     gap = getattr(grouper, "gap_", None)
+    if grouper.warning_:
+        print(f"warning: {grouper.warning_}", file=sys.stderr)
     if args.json:
         print(json.dumps(result_dict(grouper.groups_, grouper.score_, optimal, gap, tasks)))
         return 0
-    print(format_result(args.method, grouper.groups_, grouper.score_, optimal, gap, tasks,
-                        measure))
+    upper = getattr(grouper, "upper_bound_", None)
+    print(
+        format_result(
+            args.method, grouper.groups_, grouper.score_, optimal, gap, tasks, upper, measure
+        )
+    )
     return 0
 
 
@@ -127,11 +136,17 @@ def format_result(
     optimal: bool,
     gap: float | None,
     tasks: list[str],
+    upper: float | None = None,
     measure: str | None = None,
 ) -> str:
-    """Human-readable result: one line per group, then the TAG value in the measure's unit
-    (percent for lookahead/proximal, as the app shows it)."""
+    """Human-readable result: one line per group, then the TAG value (for TAG with its proof:
+    proven optimal, or the proven upper bound and the relative gap), in the measure's unit
+    (percent for lookahead/proximal, as the app shows it; ``--json`` keeps the file's
+    fractions)."""
     from mtl_core.units import format_value, unit_name
+
+    def num(x: float, digits: int) -> str:
+        return format_value(x, measure, signed=False, digits=digits)
 
     order = {t: i for i, t in enumerate(tasks)}
     lines = [f"{method}: {len(groups)} group(s) over {len(tasks)} tasks"]
@@ -139,17 +154,23 @@ def format_result(
         lines.append(f"  {i}. {', '.join(sorted(g, key=order.__getitem__))}")
     note = ""
     if method == "tag":
-        note = (" (proven optimal)" if optimal else
-                f" (best found; gap <= {format_value(gap, measure, signed=False, digits=4)})")
-    lines.append(f"value (mean best-group affinity onto each task, {unit_name(measure)}): "
-                 f"{format_value(value, measure, digits=6)}{note}")
+        if optimal:
+            note = " (proven optimal)"
+        else:
+            bound = "" if upper is None else f"; no grouping exceeds {num(upper, 6)}"
+            rel = f", {gap / abs(value):.1%} of it" if value else ""
+            note = f" (best found; gap <= {num(gap, 4)}{rel}{bound})"
+    lines.append(
+        f"value (mean best-group affinity onto each task, {unit_name(measure)}): "
+        f"{num(value, 6)}{note}"
+    )
     return "\n".join(lines)
 
 
 def load_affinity(
     path: str | Path, *, measure: str | None = None, run: str | None = None
 ) -> tuple[list[str], np.ndarray]:
-    """Read a square matrix CSV or a long-form log (mean over steps) as ``(tasks, A)``."""
+    """:func:`load_affinity_measure` without the measure."""
     tasks, A, _ = load_affinity_measure(path, measure=measure, run=run)
     return tasks, A
 
@@ -157,17 +178,22 @@ def load_affinity(
 def load_affinity_measure(
     path: str | Path, *, measure: str | None = None, run: str | None = None
 ) -> tuple[list[str], np.ndarray, str]:
-    """:func:`load_affinity` and the measure its numbers are (a square matrix: ``measure``,
-    default lookahead, as an uploaded matrix is; it sets the unit of ``--tau``)."""
-    p = Path(path)
-    if not p.exists():
-        raise LabError(f"{p}: file not found")
-    if p.is_file() and p.suffix.lower() == ".csv" and not _is_long_form_csv(p):
-        if run is not None:
-            raise LabError(f"{p.name} is a square matrix; --run applies to long-form logs only")
-        return (*read_matrix_csv(p), measure or "lookahead")
-    from mtl_core.fileformat import read_run_file
+    """Read any run file ``import`` reads and average one run and measure over its steps.
 
+    Returns ``(tasks, A, measure)``: ``A`` float64 (n, n), ``A[i, j]`` the mean over logged
+    steps of source ``tasks[i]`` -> target ``tasks[j]`` (rows = sources); ``measure`` the one
+    averaged, which sets the unit of ``--tau`` (``mtl_core.units``). A file naming no measure
+    is read as lookahead; ``measure`` then says what its numbers are.
+
+    Raises
+    ------
+    LabError
+        The reader's message (as ``import`` says it); several runs or measures and none
+        picked; or a pair never logged.
+    """
+    from mtl_core.runfile import mean_matrix, read_run_file
+
+    p = Path(path)
     parsed = read_run_file(p)
     runs = parsed.runs
     if run is None:
@@ -178,63 +204,31 @@ def load_affinity_measure(
         run = runs[0]
     elif run not in runs:
         raise LabError(f"run {run!r} not in {p.name}; it has: {', '.join(runs)}")
-    measures = parsed.measures(run)
-    if measure is None:
-        if len(measures) > 1:
-            raise LabError(
-                f"{p.name} holds several measures ({', '.join(measures)}); pick one with --measure"
-            )
-        if not measures:
-            raise LabError(f"{p.name} has no affinity rows")
-        measure = measures[0]
-    elif measure not in measures:
-        raise LabError(f"measure {measure!r} not in {p.name}; it has: {', '.join(measures)}")
-    _, tasks, mats = parsed.matrices(run, measure)
-    counts = np.isfinite(mats).sum(axis=0)
-    if (counts == 0).any():
-        i, j = (int(x) for x in np.argwhere(counts == 0)[0])
+    df = parsed.run_affinity(run)
+    logged = sorted(set(df["measure"])) if "measure" in df else []
+    if (measure is not None and logged == [DEFAULT_MEASURE] and measure != DEFAULT_MEASURE
+            and not _names_measures(p)):
+        df = df.assign(measure=measure)  # a bare matrix: --measure declares its numbers
+        logged = [measure]
+    tasks, A = mean_matrix(df, measure, parsed.run_tasks(run),
+                           where=p.name, hint="pick one with --measure")
+    measure = measure or (logged[0] if len(logged) == 1 else DEFAULT_MEASURE)
+    never = np.isnan(A)
+    if never.any():
+        i, j = (int(x) for x in np.argwhere(never)[0])
         raise LabError(
-            f"{p.name} has no affinity for source {tasks[i]!r} -> target {tasks[j]!r}; "
-            "every pair needs at least one logged value"
+            f"{p.name} has no affinity for source {tasks[i]!r} -> target {tasks[j]!r} (the cell "
+            "is empty or NaN at every step); every pair needs at least one logged value"
         )
-    return tasks, np.nanmean(mats, axis=0), measure
+    return tasks, A, measure
 
 
-def _is_long_form_csv(path: Path) -> bool:
-    with open(path, encoding="utf-8-sig", newline="") as fh:
-        line = fh.readline()
-    # the delimiter the run-format reader would pick: the most frequent of , ; tab
-    delim = max((",", ";", "\t"), key=line.count)
-    header = next(csv.reader(io.StringIO(line), delimiter=delim), [])
-    return bool({h.strip().lower() for h in header} & _LONG_FORM_COLUMNS)
-
-
-def read_matrix_csv(path: str | Path) -> tuple[list[str], np.ndarray]:
-    """Square CSV: header row and first column are task names, rows = source tasks."""
-    p = Path(path)
+def _names_measures(path: Path) -> bool:
+    """Whether a text file's header has a ``measure`` column (else the reader's default
+    measure was assigned to a file that names none)."""
     try:
-        df = pd.read_csv(p, index_col=0, dtype=str, keep_default_na=False)
-    except (pd.errors.ParserError, ValueError, UnicodeDecodeError) as exc:
-        raise LabError(f"{p.name}: not a readable CSV matrix ({exc})") from None
-    rows = [str(r).strip() for r in df.index]
-    cols = [str(c).strip() for c in df.columns]
-    if len(rows) != len(cols):
-        raise LabError(
-            f"{p.name}: the matrix must be square with task names in the header row and first "
-            f"column; got {len(rows)} rows x {len(cols)} columns"
-        )
-    if rows != cols:
-        if sorted(rows) == sorted(cols) and len(set(rows)) == len(rows):
-            df.columns = cols
-            df = df[rows]  # same names in another order: align columns to rows
-        else:
-            extra = sorted(set(rows) ^ set(cols))
-            raise LabError(
-                f"{p.name}: row names and column names must be the same tasks; "
-                f"mismatched: {', '.join(extra) or '(duplicates)'}"
-            )
-    try:
-        values = df.apply(lambda c: pd.to_numeric(c.str.strip())).to_numpy(dtype=np.float64)
-    except ValueError as exc:
-        raise LabError(f"{p.name}: every cell must be a number ({exc})") from None
-    return rows, values
+        with open(path, encoding="utf-8-sig", errors="replace") as fh:
+            head = fh.readline(4096).lower()
+    except OSError:
+        return True
+    return "measure" in head

@@ -57,7 +57,7 @@ def test_train_queues_a_run_and_the_queue_follows_it(tmp_path, monkeypatch):
     at.button(key="train_queue").click().run()
     assert not at.exception
     (run,) = store.list_runs()
-    assert run.name == "quick one"
+    assert run.name == "quick one" and run.config["train"]["steps"] == 30
     assert run.config["train"]["groups"] == [["t0", "t1", "t2"], ["t3", "t4", "t5"]]
     assert run.config["affinity"]["measure"] == "none"  # auto for groups mode
     assert any(f"Queued run #{run.id}" in s.value for s in at.success)

@@ -94,9 +94,13 @@ def square_axes(fig: go.Figure, names: Sequence[str], xref: str = "x") -> None:
     font = dict(size=label_font_size(len(names)))
     ticks = dict(type="category", tickmode="array", tickvals=list(names), ticktext=list(names),
                  tickfont=font, automargin=True, showgrid=False)
-    fig.update_xaxes(constrain="domain", constraintoward="left", **ticks)
+    n = len(names)
+    # Fixed ranges: markers (click targets, × marks) would otherwise pad the autorange of one
+    # axis more than the other and the cells would not be square.
+    fig.update_xaxes(constrain="domain", constraintoward="left", range=[-0.5, n - 0.5],
+                     autorange=False, **ticks)
     fig.update_yaxes(scaleanchor=xref, scaleratio=1, constrain="domain",
-                     constraintoward="top", autorange="reversed", **ticks)
+                     constraintoward="top", range=[n - 0.5, -0.5], autorange=False, **ticks)
 
 
 def heatmap(

@@ -61,14 +61,12 @@ def format_seconds(s: float | None) -> str:
     return f"{mins // 60} h {mins % 60:02d} min"
 
 
-#: An ETA is only shown once the rate rests on this many steps (the first steps include
-#: start-up and compilation, and gave ETAs like "4 h 36 min" for a two-minute run).
+#: Steps before an ETA is shown (the first include start-up: "4 h 36 min" for a 2-min run).
 ETA_MIN_STEPS = 5
 
 
 def eta_text(steps_done: int | None, steps_per_s: float | None, eta_s: float | None) -> str:
-    """The ETA of a running run: ``estimating…`` until there is a rate over
-    ``ETA_MIN_STEPS`` steps, then :func:`format_seconds` of ``eta_s``."""
+    """``estimating…`` until a rate over ``ETA_MIN_STEPS`` steps, then ``eta_s`` formatted."""
     if (not steps_per_s or steps_per_s <= 0 or eta_s is None or not np.isfinite(eta_s)
             or (steps_done or 0) < ETA_MIN_STEPS):
         return "estimating…"
@@ -111,8 +109,7 @@ def describe_cell(source: str, target: str, value: float, measure: str = "lookah
 def cell_sentences(A: np.ndarray, names: Sequence[str], measure: str,
                    hide_diagonal: bool = False) -> np.ndarray:
     """:func:`describe_cell` for every cell of ``A`` ``(n, n)`` (rows = sources, in the order
-    of ``names``): an ``(n, n)`` object array of hover texts. With ``hide_diagonal`` the
-    diagonal's text says it is left off the colour scale."""
+    of ``names``), saying so on a hidden diagonal: an ``(n, n)`` object array."""
     out = np.empty(A.shape, dtype=object)
     for i, s in enumerate(names):
         for j, t in enumerate(names):
@@ -131,24 +128,21 @@ MISSING_LEGEND = "not logged"
 
 #: The reading guide of an affinity heatmap (the Learn and Explore pages show it).
 READING_GUIDE = (
-    "- Each **row** is a *source* task: what happens when the network takes one training "
-    "step on that task alone.\n"
+    "- Each **row** is a *source* task: what one training step on that task alone does.\n"
     "- Each **column** is a *target* task: whose loss we watch.\n"
-    "- **Blue** means the step lowered the target's loss (it helps), **red** means it raised "
-    "it (it hurts); white is no change. Lookahead and proximal affinity are relative loss "
-    "changes in **%**; cosine is a plain number in [-1, 1]. Hover over a cell to read it in "
-    "words.\n"
-    "- **Grey** cells are the diagonal (each task on itself, left off the colour scale) and "
-    "**×** marks cells with nothing logged: neither is zero.\n"
-    "- Blocks of blue along the diagonal are tasks that should be trained together; red "
-    "between blocks is **negative transfer**. Outlines mark the groups, in the colours the "
-    "groups table and the timeline use."
+    "- **Blue**: the step lowered the target's loss (helps); **red**: raised it (hurts); white: "
+    "no change. Lookahead and proximal affinity are loss changes in **%**; cosine is a plain "
+    "number in [-1, 1]. Hover over a cell to read it in words.\n"
+    "- **Grey** cells are the diagonal (a task on itself, off the colour scale) and **×** marks "
+    "cells with nothing logged: neither is zero.\n"
+    "- Blue blocks along the diagonal are tasks to train together; red between blocks is "
+    "**negative transfer**. Outlines mark the groups, in the colours of the groups table and "
+    "the timeline."
 )
 
 
 def heatmap_caption(hide_diagonal: bool, missing: int, clickable: bool = True) -> str:
-    """Under an affinity heatmap: what the grey cells are (never zero), and what a click does.
-    ``missing``: how many off-diagonal cells have no value."""
+    """Under a heatmap: what grey and × cells are (never zero; ``missing`` × cells), clicks."""
     parts = []
     if hide_diagonal:
         parts.append("Grey diagonal: each task on itself, left off the colour scale (its "
@@ -222,9 +216,7 @@ def scale_caption(zmax: float, measure: str = "lookahead") -> str:
 
 
 def export_title(what: str, run: str, measure: str | None, steps: str | None) -> str:
-    """An exported figure's title: what it shows, the run, the measure with its unit and the
-    step range, e.g. ``Affinity averaged over steps 1–1300 · #3 calm · lookahead (% loss
-    change)``."""
+    """An exported figure's title: what it shows · run · measure (unit) · step range."""
     parts = [what, run]
     if measure:
         parts.append(f"{measure} ({unit_name(measure)})")
@@ -247,6 +239,15 @@ def steps_range(first: int, last: int) -> str:
     return f"step {last}" if first == last else f"steps {first}–{last}"  # steps 1–1300
 
 
+def zip_contents(extra: Sequence[str], groupings: int) -> str:
+    """What a run's zip download holds, exactly (``extra``: e.g. metrics, its config)."""
+    held = ["the affinity table", *extra, "its metadata"]
+    grp = (f"{groupings} logged grouping{'s' if groupings != 1 else ''}" if groupings else
+           "no groupings (this run logged none: Explore regroups from the affinity)")
+    return (f"This zip holds {', '.join(held)} and {grp}; ground-truth evaluations are not "
+            "in it.")
+
+
 def no_losses(status: str, origin: str, active: bool) -> str:
     """Why the loss tab is empty: not yet (a live run), or never (an upload without any)."""
     if active:
@@ -258,10 +259,8 @@ def no_losses(status: str, origin: str, active: bool) -> str:
 
 def separation_caveat(within: float, between: float, all_positive: bool,
                       measure: str) -> str | None:
-    """A warning when the shown matrix cannot separate tasks, so the groups are not a finding:
-    every pair helps (all mutual affinities positive) and the groups differ little from the
-    rest (``within`` and ``between``: mean affinity inside groups and across them). ``None``
-    when the groups stand out."""
+    """A warning when every pair helps and the groups barely differ from the rest (``within``,
+    ``between``: mean affinity inside / across groups), so they are no finding; else None."""
     if not (np.isfinite(within) and np.isfinite(between)):
         return None
     spread = abs(within) + abs(between)

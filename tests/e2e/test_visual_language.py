@@ -147,9 +147,12 @@ def test_threshold_unit_is_the_same_in_slider_url_and_cli(server, browser, tmp_p
             slider.press("ArrowRight")
         page.wait_for_function("() => location.search.includes('tau=')", timeout=20000)
         page.wait_for_timeout(1500)
-        shown = float(slider.get_attribute("aria-valuenow"))
+        thumb = page.locator("[data-testid='stSlider']", has_text="threshold").locator(
+            "[data-testid='stSliderThumbValue']").inner_text()
+        assert thumb.endswith("%"), thumb  # the slider says its unit next to the number
+        shown = float(thumb.rstrip("%"))
         tau_url = float(parse_qs(urlparse(page.url).query)["tau"][0])
-        assert tau_url == pytest.approx(shown, rel=1e-5, abs=1e-9)
+        assert tau_url == pytest.approx(shown, abs=0.0005)  # the slider shows 3 decimals
         groups = page.locator("[data-testid='stMarkdownContainer'] p", has_text="{").first
         page_groups = sorted(g.strip("{} ") for g in groups.inner_text().split("·"))
         _no_exception(page)
@@ -174,7 +177,7 @@ TIMELINE_JS = """() => {
   const g = [...document.querySelectorAll('.js-plotly-plot')]
       .find(p => p.data && p.data[0] && p.data[0].name === 'groups');
   if (!g) return null;
-  const d = g.data[0], scale = d.colorscale;
+  const d = g._fullData[0], scale = d.colorscale;
   const last = d.x.length - 1, out = {};
   d.y.forEach((task, r) => { const z = d.z[r][last];
     out[task] = z === null || z === undefined ? null : scale[2 * z][1]; });

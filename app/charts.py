@@ -34,14 +34,16 @@ def chart_config(name: str | None = None) -> dict:
     return {**PLOTLY_CONFIG, "toImageButtonOptions": image}
 
 
-def chart(fig: go.Figure, key: str | None = None, *, select: bool = False,
-          name: str | None = None) -> Any:
+def chart(
+    fig: go.Figure, key: str | None = None, *, select: bool = False, name: str | None = None
+) -> Any:
     """Show a plotly figure full width with the lab's toolbar config; with ``select`` a click
     on a point reruns and the selection event is returned."""
     config = chart_config(name)
     if select:
-        return st.plotly_chart(fig, width="stretch", config=config, key=key,
-                               on_select="rerun", selection_mode="points")
+        return st.plotly_chart(
+            fig, width="stretch", config=config, key=key, on_select="rerun", selection_mode="points"
+        )
     return st.plotly_chart(fig, width="stretch", config=config, key=key)
 
 
@@ -58,8 +60,9 @@ def for_export(fig: go.Figure, title: str | None = None) -> go.Figure:
     margins that grow to fit tick labels, at least ``EXPORT_WIDTH`` wide, titled ``title``
     (the run, the measure with its unit, the steps) when given."""
     out = go.Figure(fig)
-    out.update_layout(template="plotly_white", paper_bgcolor="white", plot_bgcolor="white",
-                      title_pad_l=12)
+    out.update_layout(
+        template="plotly_white", paper_bgcolor="white", plot_bgcolor="white", title_pad_l=12
+    )
     if not out.layout.width:
         out.update_layout(width=EXPORT_WIDTH)
     if title:
@@ -94,8 +97,12 @@ def export_buttons(fig: go.Figure, name: str, key: str, title: str | None = None
     base = safe_filename(name)
     c1, c2 = st.columns(2)
     c1.download_button(
-        "⬇ HTML", data=lambda: figure_html(fig, title),
-        file_name=f"{base}.html", mime="text/html", key=f"{key}_html", on_click="ignore",
+        "⬇ HTML",
+        data=lambda: figure_html(fig, title),
+        file_name=f"{base}.html",
+        mime="text/html",
+        key=f"{key}_html",
+        on_click="ignore",
         help="Interactive figure, opens in any browser (works offline)",
     )
 
@@ -106,15 +113,21 @@ def export_buttons(fig: go.Figure, name: str, key: str, title: str | None = None
             return str(exc).encode()
 
     c2.download_button(
-        "⬇ PNG", data=png, file_name=f"{base}.png", mime="image/png", key=f"{key}_png",
-        on_click="ignore", help="Static image (rendered with kaleido + Chromium)",
+        "⬇ PNG",
+        data=png,
+        file_name=f"{base}.png",
+        mime="image/png",
+        key=f"{key}_png",
+        on_click="ignore",
+        help="Static image (rendered with kaleido + Chromium)",
     )
 
 
-def chart_with_export(fig: go.Figure, name: str, key: str, *, select: bool = False,
-                      export_title: str | None = None) -> Any:
+def chart_with_export(
+    fig: go.Figure, name: str, key: str, *, select: bool = False, export_title: str | None = None
+) -> Any:
     """A chart with its export buttons folded underneath (returns the selection event when
-    ``select``); exports carry ``export_title`` (``words.export_title``) and file ``name``."""
+    ``select``); exports carry ``export_title`` (``captions.export_title``) and file ``name``."""
     event = chart(fig, key=f"{key}_chart", select=select, name=name)
     with st.popover("Export figure", icon=":material/download:"):
         export_buttons(fig, name, key, export_title)

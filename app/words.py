@@ -22,15 +22,22 @@ from mtl_core.units import format_value, is_percent, unit_name
 
 #: Material icons (rendered by Streamlit's own font, so they show on any machine).
 STATUS_ICONS = {
-    "queued": ":material/hourglass_top:", "running": ":material/play_circle:",
-    "finished": ":material/check_circle:", "failed": ":material/error:",
-    "cancelled": ":material/stop_circle:", "interrupted": ":material/warning:",
+    "queued": ":material/hourglass_top:",
+    "running": ":material/play_circle:",
+    "finished": ":material/check_circle:",
+    "failed": ":material/error:",
+    "cancelled": ":material/stop_circle:",
+    "interrupted": ":material/warning:",
 }
 #: The lesson's three ways of training.
 APPROACH_LABELS = {"together": "all together", "groups": "in groups", "single": "each alone"}
 #: Smoothing over steps as the controls and titles name it (``mtl_core.series`` definitions).
-SMOOTHING_LABELS = {"none": "none (as logged)", "running": "running average",
-                    "window": "moving window", "ema": "EMA"}
+SMOOTHING_LABELS = {
+    "none": "none (as logged)",
+    "running": "running average",
+    "window": "moving window",
+    "ema": "EMA",
+}
 
 
 # ----------------------------------------------------------------------------- numbers
@@ -67,8 +74,13 @@ ETA_MIN_STEPS = 5
 
 def eta_text(steps_done: int | None, steps_per_s: float | None, eta_s: float | None) -> str:
     """``estimating…`` until a rate over ``ETA_MIN_STEPS`` steps, then ``eta_s`` formatted."""
-    if (not steps_per_s or steps_per_s <= 0 or eta_s is None or not np.isfinite(eta_s)
-            or (steps_done or 0) < ETA_MIN_STEPS):
+    if (
+        not steps_per_s
+        or steps_per_s <= 0
+        or eta_s is None
+        or not np.isfinite(eta_s)
+        or (steps_done or 0) < ETA_MIN_STEPS
+    ):
         return "estimating…"
     return format_seconds(eta_s)
 
@@ -106,8 +118,9 @@ def describe_cell(source: str, target: str, value: float, measure: str = "lookah
     return f"Affinity of task {source} onto task {target}: {value:+.3g} ({measure})"
 
 
-def cell_sentences(A: np.ndarray, names: Sequence[str], measure: str,
-                   hide_diagonal: bool = False) -> np.ndarray:
+def cell_sentences(
+    A: np.ndarray, names: Sequence[str], measure: str, hide_diagonal: bool = False
+) -> np.ndarray:
     """:func:`describe_cell` for every cell of ``A`` ``(n, n)`` (rows = sources, in the order
     of ``names``), saying so on a hidden diagonal: an ``(n, n)`` object array."""
     out = np.empty(A.shape, dtype=object)
@@ -121,53 +134,30 @@ def cell_sentences(A: np.ndarray, names: Sequence[str], measure: str,
 
 #: What a grey diagonal cell means (hover, legend and caption say the same).
 DIAGONAL_NOTE = "the diagonal, a task on itself: grey, left off the colour scale"
-#: Legend names of the cells that carry no colour of the scale.
-DIAGONAL_LEGEND = "diagonal (a task on itself)"
-MISSING_LEGEND = "not logged"
-
-
-#: The reading guide of an affinity heatmap (the Learn and Explore pages show it).
-READING_GUIDE = (
-    "- Each **row** is a *source* task: what one training step on that task alone does.\n"
-    "- Each **column** is a *target* task: whose loss we watch.\n"
-    "- **Blue**: the step lowered the target's loss (helps); **red**: raised it (hurts); white: "
-    "no change. Lookahead and proximal affinity are loss changes in **%**; cosine is a plain "
-    "number in [-1, 1]. Hover over a cell to read it in words.\n"
-    "- **Grey** cells are the diagonal (a task on itself, off the colour scale) and **×** marks "
-    "cells with nothing logged: neither is zero.\n"
-    "- Blue blocks along the diagonal are tasks to train together; red between blocks is "
-    "**negative transfer**. Outlines mark the groups, in the colours of the groups table and "
-    "the timeline."
-)
-
-
-def heatmap_caption(hide_diagonal: bool, missing: int, clickable: bool = True) -> str:
-    """Under a heatmap: what grey and × cells are (never zero; ``missing`` × cells), clicks."""
-    parts = []
-    if hide_diagonal:
-        parts.append("Grey diagonal: each task on itself, left off the colour scale (its "
-                     "value is in the hover), not zero.")
-    if missing:
-        parts.append(f"{missing} cell{'s' if missing != 1 else ''} marked × had nothing "
-                     "logged: unknown, not zero.")
-    if clickable:
-        parts.append("Click a cell to see that pair over time.")
-    return " ".join(parts)
 
 
 def cell_template(measure: str) -> str:
     """A plotly hover template saying one heatmap cell in words (reads ``x``, ``y``, ``z``):
     one template serves every frame of an animation."""
-    value = ("%{z:+.2%} (+ means it went down)" if is_percent(measure) else "%{z:+.3f}")
+    value = "%{z:+.2%} (+ means it went down)" if is_percent(measure) else "%{z:+.3f}"
     return f"a step on task %{{y}} → task %{{x}}'s loss: {value}<extra></extra>"
 
 
-def describe_difference(source: str, target: str, a: float, b: float, label_a: str,
-                        label_b: str, measure: str = "lookahead") -> str:
+def describe_difference(
+    source: str,
+    target: str,
+    a: float,
+    b: float,
+    label_a: str,
+    label_b: str,
+    measure: str = "lookahead",
+) -> str:
     """One cell of a difference heatmap: both runs' values and ``b - a`` (in ``measure``'s
     display unit)."""
-    return (f"{source} → {target}: {label_b} {format_value(b, measure)} vs {label_a} "
-            f"{format_value(a, measure)} (difference {format_value(b - a, measure)})")
+    return (
+        f"{source} → {target}: {label_b} {format_value(b, measure)} vs {label_a} "
+        f"{format_value(a, measure)} (difference {format_value(b - a, measure)})"
+    )
 
 
 def timeline_cell(step: int, task: str, groups: Sequence[Iterable[str]]) -> str:
@@ -190,8 +180,7 @@ def loss_template(label: str, task: str) -> str:
 
 def approach_template(key: str) -> str:
     """Hover template of one lesson bar (``x`` = task, ``y`` = held-out loss)."""
-    return (f"{APPROACH_LABELS[key]}<br>task %{{x}}: held-out loss "
-            "%{y:.4g}<extra></extra>")
+    return f"{APPROACH_LABELS[key]}<br>task %{{x}}: held-out loss %{{y:.4g}}<extra></extra>"
 
 
 def heatmap_title(matrix_mode: str, first_step: int, step: int, how: str) -> str:
@@ -204,80 +193,8 @@ def heatmap_title(matrix_mode: str, first_step: int, step: int, how: str) -> str
 def smoothing_phrase(how: str, window: int, beta: float) -> str:
     """The smoothing in a sentence: ``moving window of 20``, ``EMA (beta 0.9)``."""
     return {"window": f"moving window of {window}", "ema": f"EMA (beta {beta})"}.get(
-        how, "running average")
-
-
-def scale_caption(zmax: float, measure: str = "lookahead") -> str:
-    """Compare's heatmaps share one colour range (said in the measure's unit)."""
-    return (f"Whole-run averages of {measure} affinity on one colour scale "
-            f"(±{format_value(zmax, measure, signed=False, digits=2)}, {unit_name(measure)}); "
-            "rows ordered like the first run's hierarchical clustering wherever the runs "
-            "share their tasks.")
-
-
-def export_title(what: str, run: str, measure: str | None, steps: str | None) -> str:
-    """An exported figure's title: what it shows · run · measure (unit) · step range."""
-    parts = [what, run]
-    if measure:
-        parts.append(f"{measure} ({unit_name(measure)})")
-    if steps:
-        parts.append(steps)
-    return " · ".join(p for p in parts if p)
-
-
-def export_name(*parts: str | int | None) -> str:
-    """A download's file name stem from its parts, keeping the dashes of step ranges
-    (``run3_calm_lookahead_steps-1-1300_pct``: en dash -> ``-``, ``%`` -> ``pct``)."""
-    import re
-
-    text = "_".join(str(p) for p in parts if p not in (None, ""))
-    text = text.replace("–", "-").replace("—", "-").replace("%", "pct").replace("#", "")
-    return re.sub(r"[^A-Za-z0-9.-]+", "_", text).strip("_.-") or "figure"
-
-
-def steps_range(first: int, last: int) -> str:
-    return f"step {last}" if first == last else f"steps {first}–{last}"  # steps 1–1300
-
-
-def zip_contents(extra: Sequence[str], groupings: int) -> str:
-    """What a run's zip download holds, exactly (``extra``: e.g. metrics, its config)."""
-    held = ["the affinity table", *extra, "its metadata"]
-    grp = (f"{groupings} logged grouping{'s' if groupings != 1 else ''}" if groupings else
-           "no groupings (this run logged none: Explore regroups from the affinity)")
-    return (f"This zip holds {', '.join(held)} and {grp}; ground-truth evaluations are not "
-            "in it.")
-
-
-def no_losses(status: str, origin: str, active: bool) -> str:
-    """Why the loss tab is empty: not yet (a live run), or never (an upload without any)."""
-    if active:
-        return "No losses logged yet: they appear at the first evaluation."
-    if str(origin).startswith("upload"):
-        return "This upload holds no losses (its file had affinity only)."
-    return f"This run ({status}) logged no losses."
-
-
-def separation_caveat(within: float, between: float, all_positive: bool,
-                      measure: str) -> str | None:
-    """A warning when every pair helps and the groups barely differ from the rest (``within``,
-    ``between``: mean affinity inside / across groups), so they are no finding; else None."""
-    if not (np.isfinite(within) and np.isfinite(between)):
-        return None
-    spread = abs(within) + abs(between)
-    weak = spread == 0 or (within - between) < 0.5 * max(abs(within), abs(between))
-    if not (all_positive and weak):
-        return None
-    return (f"Every pair of tasks helps each other here, and tasks inside a group help each "
-            f"other about as much as across groups ({format_value(within, measure)} vs "
-            f"{format_value(between, measure)} on average): this affinity does not separate "
-            "the tasks (related and unrelated ones look alike), so treat these groups as an "
-            "arbitrary cut, not a finding.")
-
-
-def default_tau_note(tau: float, measure: str) -> str:
-    """Why the threshold starts where it does (0 would put every task in one group)."""
-    return (f"The threshold starts at {format_value(tau, measure)}, in the widest gap between "
-            "the pairs' mutual affinities (0 would link every pair here).")
+        how, "running average"
+    )
 
 
 # ----------------------------------------------------------------------------- groupings
@@ -295,68 +212,99 @@ def group_mean(value: float | None, measure: str = "lookahead") -> str:
 
 
 def groups_caption(result: GroupResult, method: str, measure: str = "lookahead") -> str:
-    """Under the groups table: the grouping's TAG value (in the measure's unit), optimality
-    and time."""
+    """Under the groups table: the grouping's TAG value (in the measure's unit), what is
+    proven about it, and time."""
     extra = ""
     if method == "tag" and result.optimal:
         extra = " · proven optimal"
     elif method == "tag" and result.optimal is False:
-        extra = f" · {tag_note(result.gap, measure)}"
-    return (f"TAG value of this grouping: {format_value(result.score, measure)} "
-            f"({unit_name(measure)}; mean over tasks of the best "
-            f"in-group affinity onto the task){extra} · regrouped in "
-            f"{result.seconds * 1000:.0f} ms")
+        extra = f" · {tag_note(result.gap, result.relative_gap, result.upper, measure)}"
+    return (
+        f"TAG value of this grouping: {format_value(result.score, measure)} "
+        f"({unit_name(measure)}; mean over tasks of the best "
+        f"in-group affinity onto the task){extra} · grouped in "
+        + (
+            f"{result.seconds * 1000:.0f} ms"
+            if result.seconds < 1
+            else format_seconds(result.seconds)
+        )
+    )
 
 
-def tag_note(gap: float | None, measure: str = "lookahead") -> str:
-    """A TAG answer that is not proven optimal: how far from the optimum it may be."""
-    bound = (f"it is at most {format_value(gap, measure, signed=False, digits=2)} below the "
-             "optimum") if gap is not None else "its distance from the optimum is unknown"
-    return f"best grouping found within the time limit; {bound}"
+def tag_note(
+    gap: float | None,
+    relative_gap: float | None = None,
+    upper: float | None = None,
+    measure: str = "lookahead",
+) -> str:
+    """A TAG answer that is not proven optimal: how much better the best grouping could be
+    (absolute numbers in the measure's unit)."""
+    if gap is None:
+        return "best grouping found; its distance from the best possible is unknown"
+    how_much = format_value(gap, measure, signed=False, digits=2)
+    if relative_gap is not None and np.isfinite(relative_gap):
+        how_much = f"{relative_gap:.0%}" if relative_gap >= 0.01 else f"{relative_gap:.1%}"
+    bound = (
+        f" (no grouping scores above {format_value(upper, measure, signed=False, digits=4)})"
+        if upper is not None
+        else ""
+    )
+    return f"best grouping found; the best possible is at most {how_much} better{bound}"
 
 
 def tag_searching(k: int, n_tasks: int) -> str:
-    return (f"TAG is searching for the best {k} groups of {n_tasks} tasks (exact search; a few "
-            "seconds)…")
+    return (
+        f"TAG is searching for the best {k} groups of {n_tasks} tasks in the background "
+        "(seconds; the page stays usable)…"
+    )
+
+
+def tag_stage(stage: str) -> str:
+    """The progress bar's label for a stage of the TAG search."""
+    return {
+        "queued": "waiting for the search before it to finish",
+        "local search": "looking for good groupings (local search)",
+        "bound": "proving how good they are (upper bound)",
+    }.get(stage, stage)
 
 
 def tag_slow(n_tasks: int) -> str:
-    return (f":material/timer: Exact TAG on {n_tasks} tasks takes seconds: it searches in the "
-            "background (the exact search stops after 1 s and reports the best grouping found "
-            "with its proven gap).")
+    return (
+        f":material/timer: TAG on {n_tasks} tasks takes seconds: it searches in the "
+        "background, and says whether the answer is proven optimal or how far from the "
+        "best possible it may be."
+    )
 
 
-def timeline_caption(how: str, window: int, beta: float, change_steps: Sequence[int],
-                     grouped: int, logged: int) -> str:
+#: The button under a grouping that failed (affinity propagation did not converge).
+NEXT_METHOD_BUTTON = "Group by hierarchical clustering instead"
+
+
+def grouper_warning(message: str) -> str:
+    """What a grouping method could not do, as the page shows it (capitalised)."""
+    return message[:1].upper() + message[1:] + "."
+
+
+def timeline_caption(
+    how: str, window: int, beta: float, change_steps: Sequence[int], grouped: int, logged: int
+) -> str:
     """Under the group timeline: the smoothing, the change points, and any downsampling
     (``grouped`` of ``logged`` steps were grouped)."""
     n = len(change_steps)
     shown = ", ".join(map(str, change_steps[:12])) + (" …" if n > 12 else "")
     note = f" grouped at {grouped} evenly spaced steps." if grouped < logged else ""
-    return (f"Grouped on the {smoothing_phrase(how, window, beta)} of the matrices; a group has "
-            "the same colour here, on the heatmap and in the groups table; the solid line is "
-            "the step shown above; a task in two overlapping groups carries a second-colour "
-            "dot. "
-            + (f"The grouping changes {n} time(s), at steps {shown} (dotted lines)."
-               if n else "The grouping never changes.") + note)
-
-
-def pair_caption(source: str, target: str, average: float, measure: str, *,
-                 default: bool, worst: float | None = None) -> str:
-    """Under the pair view, from the numbers it draws: which pair this is (the default, the
-    most harmful or least helpful on average, or the one clicked/picked) and its whole-run
-    average. ``worst`` is the default pair's average (its sign picks the words)."""
-    if default:
-        w = average if worst is None else worst
-        lead = ("Default pair: the most harmful one on average. " if w < 0 else
-                "Default pair: the least helpful one on average (no pair hurts here). ")
-    else:
-        lead = f"Selected pair: {source} → {target}. "
-    return lead + describe_cell(source, target, average, measure) + " on average over the run."
-
-
-def shared_tasks(n: int) -> str:
-    return f"Shown on the {n} tasks both runs have."
+    return (
+        f"Grouped on the {smoothing_phrase(how, window, beta)} of the matrices; a group has "
+        "the same colour here, on the heatmap and in the groups table; the solid line is "
+        "the step shown above; a task in two overlapping groups carries a second-colour "
+        "dot. "
+        + (
+            f"The grouping changes {n} time(s), at steps {shown} (dotted lines)."
+            if n
+            else "The grouping never changes."
+        )
+        + note
+    )
 
 
 # ----------------------------------------------------------------------------- runs
@@ -401,11 +349,14 @@ def status_text(info: RunInfo, queue_ahead: int | None = None) -> str:
 
 def missing_run(run_id: int, status: str | None) -> str:
     """A link asked for a run that cannot be shown (``status`` None: not in this store)."""
-    why = (f"run #{run_id} logged no affinity to explore ({status}, e.g. a grouped or "
-           "single-task run)" if status is not None
-           else f"there is no run #{run_id} (deleted, or from another store)")
-    return (f"The link asked for a run that cannot be shown here: {why}. Showing another run "
-            "instead.")
+    why = (
+        f"run #{run_id} logged no affinity to explore ({status}, e.g. a grouped or single-task run)"
+        if status is not None
+        else f"there is no run #{run_id} (deleted, or from another store)"
+    )
+    return (
+        f"The link asked for a run that cannot be shown here: {why}. Showing another run instead."
+    )
 
 
 # ----------------------------------------------------------------------------- the lesson
@@ -432,8 +383,9 @@ def explain_lesson(
     return out
 
 
-def _transfer_sentences(A: np.ndarray | None, tasks: Sequence[str],
-                        grouping: Sequence[Iterable[str]] | None) -> tuple[list[str], float]:
+def _transfer_sentences(
+    A: np.ndarray | None, tasks: Sequence[str], grouping: Sequence[Iterable[str]] | None
+) -> tuple[list[str], float]:
     """What the affinity says (inside and across groups), and the mean across groups."""
     out: list[str] = []
     between = float("nan")
@@ -441,9 +393,11 @@ def _transfer_sentences(A: np.ndarray | None, tasks: Sequence[str],
         return out, between
     if not grouping or len(grouping) < 2:
         worst = float(np.nanmin(A[~np.eye(len(tasks), dtype=bool)]))
-        out.append(f"The most harmful pair so far: one task's step raises another's loss by "
-                   f"{pct(worst)}." if worst < 0
-                   else "So far every task's step helps every other task.")
+        out.append(
+            f"The most harmful pair so far: one task's step raises another's loss by {pct(worst)}."
+            if worst < 0
+            else "So far every task's step helps every other task."
+        )
         return out, between
     within, between = block_means(A, tasks, grouping)
     g = [sorted(x) for x in grouping]
@@ -453,46 +407,64 @@ def _transfer_sentences(A: np.ndarray | None, tasks: Sequence[str],
         out.append(
             f"Inside a group ({first}, or {second}) a training step on one task {verb} the "
             f"others' loss by {pct(within)} on average: "
-            + ("they help each other." if within >= 0 else "even they get in each other's way."))
+            + ("they help each other." if within >= 0 else "even they get in each other's way.")
+        )
     if np.isfinite(between) and between < 0:
         out.append(
             f"Across groups it is the opposite: a step on a task in one group raises the loss "
             f"of the tasks in the other by {pct(between)} on average — the red cells. They "
-            "pull the shared layers in different directions.")
+            "pull the shared layers in different directions."
+        )
     elif np.isfinite(between):
-        out.append(f"Across groups a step still lowers the other group's loss, by "
-                   f"{pct(between)} on average, so sharing costs little here.")
+        out.append(
+            f"Across groups a step still lowers the other group's loss, by "
+            f"{pct(between)} on average, so sharing costs little here."
+        )
     return out, between
 
 
-def _loss_sentence(tog: float, grp: float, sgl: float | None, between: float,
-                   finished: bool) -> str:
+def _loss_sentence(
+    tog: float, grp: float, sgl: float | None, between: float, finished: bool
+) -> str:
     """What the held-out losses say, read against the affinity across groups (``between``)."""
     rel = (tog - grp) / max(abs(tog), 1e-12)
     lead = "At the end" if finished else "So far"
-    losses = (f"({grp:.4g} vs {tog:.4g}"
-              + (f"; each task alone: {sgl:.4g}" if sgl is not None else "") + ")")
+    losses = (
+        f"({grp:.4g} vs {tog:.4g}"
+        + (f"; each task alone: {sgl:.4g}" if sgl is not None else "")
+        + ")"
+    )
     harm = np.isfinite(between) and between < 0
     calm = np.isfinite(between) and between >= 0
     if rel > 0.03 and calm:
         # The loss says "split them" but the affinity shows no harm across the groups:
         # on a tiny shared layer one training run can simply land worse than another.
-        return (f"{lead}, the groups ended {pct(rel)} lower in held-out loss {losses}, yet the "
-                "affinity shows no harm across the groups: this gap is not negative transfer "
-                "but the luck of one training run (the shared layer is tiny, and some runs "
-                "land worse than others). Change the seed under Advanced knobs to see it move; "
-                "the affinity heatmap is the steadier signal.")
+        return (
+            f"{lead}, the groups ended {pct(rel)} lower in held-out loss {losses}, yet the "
+            "affinity shows no harm across the groups: this gap is not negative transfer "
+            "but the luck of one training run (the shared layer is tiny, and some runs "
+            "land worse than others). Change the seed under Advanced knobs to see it move; "
+            "the affinity heatmap is the steadier signal."
+        )
     if rel > 0.03:
-        return (f"{lead}, training in these groups gives a {pct(rel)} lower held-out loss than "
-                f"training all tasks together {losses}. That gap is negative transfer.")
+        return (
+            f"{lead}, training in these groups gives a {pct(rel)} lower held-out loss than "
+            f"training all tasks together {losses}. That gap is negative transfer."
+        )
     if rel < -0.03 and harm:
-        return (f"{lead}, all tasks together ended {pct(-rel)} lower in held-out loss than the "
-                f"groups {losses}, even though the red cells show the groups hurting each "
-                "other: one training run on a tiny shared layer is noisy. Change the seed under "
-                "Advanced knobs; the affinity heatmap is the steadier signal.")
+        return (
+            f"{lead}, all tasks together ended {pct(-rel)} lower in held-out loss than the "
+            f"groups {losses}, even though the red cells show the groups hurting each "
+            "other: one training run on a tiny shared layer is noisy. Change the seed under "
+            "Advanced knobs; the affinity heatmap is the steadier signal."
+        )
     if rel < -0.03:
-        return (f"{lead}, training all tasks together is {pct(-rel)} better than the groups "
-                f"({tog:.4g} vs {grp:.4g}): sharing helps here, there is no negative transfer "
-                "to avoid. Turn the conflict up to create some.")
-    return (f"{lead}, all-together and grouped training are within 3% of each other "
-            f"({tog:.4g} vs {grp:.4g}): little negative transfer at this conflict level.")
+        return (
+            f"{lead}, training all tasks together is {pct(-rel)} better than the groups "
+            f"({tog:.4g} vs {grp:.4g}): sharing helps here, there is no negative transfer "
+            "to avoid. Turn the conflict up to create some."
+        )
+    return (
+        f"{lead}, all-together and grouped training are within 3% of each other "
+        f"({tog:.4g} vs {grp:.4g}): little negative transfer at this conflict level."
+    )

@@ -46,8 +46,7 @@ def unit_name(measure: str | None) -> str:
     return "cosine" if measure == "cosine" else "affinity units"
 
 
-def format_value(value: float, measure: str | None, *, signed: bool = True,
-                 digits: int = 3) -> str:
+def format_value(value: float, measure: str | None, *, signed: bool = True, digits: int = 3) -> str:
     """``+0.92%`` (loss-change measures) or ``+0.31`` (cosine), ``–`` for NaN/None.
 
     ``digits`` significant digits, never scientific notation for usual sizes.
@@ -87,8 +86,9 @@ def parse_display(text: str | float, measure: str | None, what: str = "--tau") -
     raw = str(text).strip()
     has_pct = raw.endswith("%")
     if has_pct and not is_percent(measure):
-        raise LabError(f"{what} {raw}: {measure} affinity is not a percentage; give a plain "
-                       "number, e.g. 0.2")
+        raise LabError(
+            f"{what} {raw}: {measure} affinity is not a percentage; give a plain number, e.g. 0.2"
+        )
     try:
         value = float(raw.rstrip("%").strip())
     except ValueError:

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 import plotly.graph_objects as go
 
-from app import words
+from app import captions, words
 from app.figures.colours import DIVERGING, group_colours
 from app.figures.style import layout
 from mtl_core.series import sample_indices
@@ -42,8 +42,11 @@ def _runs(positions: list[int]) -> list[tuple[int, int]]:
 
 
 def group_shapes(
-    ordered_tasks: Sequence[str], grouping: Iterable[Iterable[str]], xref: str = "x",
-    yref: str = "y", colours: dict[frozenset[str], str] | None = None,
+    ordered_tasks: Sequence[str],
+    grouping: Iterable[Iterable[str]],
+    xref: str = "x",
+    yref: str = "y",
+    colours: dict[frozenset[str], str] | None = None,
 ) -> list[dict]:
     """Rectangles outlining each group's block on a heatmap whose rows and columns are
     ``ordered_tasks`` (groups that are not contiguous get one box per contiguous piece), each
@@ -57,12 +60,19 @@ def group_shapes(
         idx = [pos[t] for t in members if t in pos]
         for r0, r1 in _runs(idx):
             for c0, c1 in _runs(idx):
-                shapes.append(dict(
-                    type="rect", xref=xref, yref=yref,
-                    x0=c0 - 0.5, x1=c1 + 0.5, y0=r0 - 0.5, y1=r1 + 0.5,
-                    line=dict(color=colour, width=3),
-                    fillcolor="rgba(0,0,0,0)",
-                ))
+                shapes.append(
+                    dict(
+                        type="rect",
+                        xref=xref,
+                        yref=yref,
+                        x0=c0 - 0.5,
+                        x1=c1 + 0.5,
+                        y0=r0 - 0.5,
+                        y1=r1 + 0.5,
+                        line=dict(color=colour, width=3),
+                        fillcolor="rgba(0,0,0,0)",
+                    )
+                )
     return shapes
 
 
@@ -75,32 +85,44 @@ def _zmax(Z: np.ndarray, zmax: float | None) -> float:
 
 
 def heatmap_height(n: int) -> int:
-    """Figure height (px) for ``n`` tasks: room for square cells of ~40 px up to a cap."""
-    return max(420, min(780, 160 + 40 * n))
+    """Figure height (px) for ``n`` tasks: room for square cells (``label_size``'s rows)."""
+    return max(420, min(1100, 160 + label_size(n)[1] * n))
 
 
 def label_font_size(n: int) -> int:
-    """Tick label size for ``n`` tasks: smaller as tasks grow, so every label fits (beyond
-    40 tasks the labels get tiny and the hover still names every cell)."""
-    for limit, size in ((8, 13), (14, 12), (20, 11), (30, 9), (40, 8)):
-        if n <= limit:
-            return size
-    return 7
+    """Tick label size for ``n`` tasks (``label_size``): every label kept, smaller type."""
+    return label_size(n)[0]
 
 
 def square_axes(fig: go.Figure, names: Sequence[str], xref: str = "x") -> None:
     """Square cells at any width (y scales with x), every task label drawn on both axes
     (no automatic skipping of crowded labels) in a size that fits ``len(names)``."""
     font = dict(size=label_font_size(len(names)))
-    ticks = dict(type="category", tickmode="array", tickvals=list(names), ticktext=list(names),
-                 tickfont=font, automargin=True, showgrid=False)
+    ticks = dict(
+        type="category",
+        tickmode="array",
+        nticks=len(names) + 1,
+        tickvals=list(names),
+        ticktext=list(names),
+        tickfont=font,
+        automargin=True,
+        showgrid=False,
+    )
     n = len(names)
     # Fixed ranges: markers (click targets, × marks) would otherwise pad the autorange of one
     # axis more than the other and the cells would not be square.
-    fig.update_xaxes(constrain="domain", constraintoward="left", range=[-0.5, n - 0.5],
-                     autorange=False, **ticks)
-    fig.update_yaxes(scaleanchor=xref, scaleratio=1, constrain="domain",
-                     constraintoward="top", range=[n - 0.5, -0.5], autorange=False, **ticks)
+    fig.update_xaxes(
+        constrain="domain", constraintoward="left", range=[-0.5, n - 0.5], autorange=False, **ticks
+    )
+    fig.update_yaxes(
+        scaleanchor=xref,
+        scaleratio=1,
+        constrain="domain",
+        constraintoward="top",
+        range=[n - 0.5, -0.5],
+        autorange=False,
+        **ticks,
+    )
 
 
 def heatmap(
@@ -136,62 +158,133 @@ def heatmap(
     Z = masked(M, hide_diagonal)
     zmax = _zmax(Z, zmax)
     hover = words.cell_sentences(M, names, measure, hide_diagonal)
-    fig = go.Figure(go.Heatmap(
-        z=Z, x=names, y=names, zmin=-zmax, zmax=zmax, zmid=0.0, colorscale=DIVERGING,
-        customdata=hover, hovertemplate="%{customdata}<extra></extra>",
-        xgap=1, ygap=1, showscale=colorbar, name="affinity", colorbar=_colorbar(measure),
-    ))
+    fig = go.Figure(
+        go.Heatmap(
+            z=Z,
+            x=names,
+            y=names,
+            zmin=-zmax,
+            zmax=zmax,
+            zmid=0.0,
+            colorscale=DIVERGING,
+            customdata=hover,
+            hovertemplate="%{customdata}<extra></extra>",
+            xgap=1,
+            ygap=1,
+            showscale=colorbar,
+            name="affinity",
+            colorbar=_colorbar(measure),
+        )
+    )
     square_axes(fig, names)
     fig.update_yaxes(title_text="source: a step on this task…")
     fig.update_xaxes(title_text="…changes this target task's loss", side="bottom")
     _mark_uncoloured(fig, M, names, hide_diagonal)
     if grouping:
-        fig.update_layout(shapes=list(fig.layout.shapes or ())
-                          + group_shapes(names, grouping, colours=group_colour_map))
+        fig.update_layout(
+            shapes=list(fig.layout.shapes or ())
+            + group_shapes(names, grouping, colours=group_colour_map)
+        )
     if clickable:
         _add_click_targets(fig, names, hover)
     n = len(names)
+    fig.update_xaxes(tickangle=-60 if n > 16 else None)
     layout(fig, title, height or heatmap_height(n))
-    fig.update_layout(legend=dict(orientation="h", x=0, xanchor="left", y=1.0,
-                                  yanchor="bottom", font=dict(size=11)),
-                      margin=dict(t=(80 if title else 50)))
+    fig.update_layout(
+        legend=dict(
+            orientation="h", x=0, xanchor="left", y=1.0, yanchor="bottom", font=dict(size=11)
+        ),
+        margin=dict(t=(80 if title else 50)),
+    )
     return fig
 
 
 def _colorbar(measure: str) -> dict:
     """The colour bar: its unit in the title, ticks in that unit."""
     unit = "" if words.is_percent(measure) else f"<br>({words.unit_name(measure)})"
-    return dict(title=dict(text=f"blue helps<br>red hurts{unit}", side="top"),
-                thickness=12, tickformat=".1%" if words.is_percent(measure) else ".2f")
+    return dict(
+        title=dict(text=f"blue helps<br>red hurts{unit}", side="top"),
+        thickness=12,
+        tickformat=".1%" if words.is_percent(measure) else ".2f",
+    )
 
 
-def _mark_uncoloured(fig: go.Figure, M: np.ndarray, names: list[str],
-                     hide_diagonal: bool) -> None:
+def _mark_uncoloured(fig: go.Figure, M: np.ndarray, names: list[str], hide_diagonal: bool) -> None:
     """Draw the cells that carry no colour of the scale so nobody reads them as zero: the
     hidden diagonal grey (shown diagonal: outlined), cells with nothing logged with a ×."""
     n = len(names)
     if n > 1 and hide_diagonal:
         d = np.full((n, n), np.nan)
         np.fill_diagonal(d, 1.0)
-        fig.add_trace(go.Heatmap(
-            z=d, x=names, y=names, colorscale=[[0, DIAGONAL_GREY], [1, DIAGONAL_GREY]],
-            showscale=False, hoverinfo="skip", xgap=1, ygap=1, name="diagonal"))
-        fig.add_trace(go.Scatter(
-            x=[None], y=[None], mode="markers", name=words.DIAGONAL_LEGEND,
-            marker=dict(symbol="square", size=12, color=DIAGONAL_GREY), hoverinfo="skip"))
+        fig.add_trace(
+            go.Heatmap(
+                z=d,
+                x=names,
+                y=names,
+                colorscale=[[0, DIAGONAL_GREY], [1, DIAGONAL_GREY]],
+                showscale=False,
+                hoverinfo="skip",
+                xgap=1,
+                ygap=1,
+                name="diagonal",
+            )
+        )
+        fig.add_trace(
+            go.Scatter(
+                x=[None],
+                y=[None],
+                mode="markers",
+                name=captions.DIAGONAL_LEGEND,
+                marker=dict(symbol="square", size=12, color=DIAGONAL_GREY),
+                hoverinfo="skip",
+            )
+        )
     elif n > 1:
-        fig.update_layout(shapes=[
-            dict(type="rect", xref="x", yref="y", x0=i - 0.5, x1=i + 0.5, y0=i - 0.5,
-                 y1=i + 0.5, line=dict(color="#222222", width=1.5, dash="dot"),
-                 fillcolor="rgba(0,0,0,0)") for i in range(n)])
+        fig.update_layout(
+            shapes=[
+                dict(
+                    type="rect",
+                    xref="x",
+                    yref="y",
+                    x0=i - 0.5,
+                    x1=i + 0.5,
+                    y0=i - 0.5,
+                    y1=i + 0.5,
+                    line=dict(color="#222222", width=1.5, dash="dot"),
+                    fillcolor="rgba(0,0,0,0)",
+                )
+                for i in range(n)
+            ]
+        )
     off = ~np.eye(n, dtype=bool) if hide_diagonal else np.ones((n, n), dtype=bool)
     rows, cols = np.nonzero(~np.isfinite(M) & off)
     if len(rows):
-        fig.add_trace(go.Scatter(
-            x=[names[c] for c in cols], y=[names[r] for r in rows], mode="markers",
-            name=words.MISSING_LEGEND, hoverinfo="skip",
-            marker=dict(symbol="x-thin-open", size=10, line=dict(width=2, color=MISSING_MARK),
-                        color=MISSING_MARK)))
+        fig.add_trace(
+            go.Scatter(
+                x=[names[c] for c in cols],
+                y=[names[r] for r in rows],
+                mode="markers",
+                name=captions.MISSING_LEGEND,
+                hoverinfo="skip",
+                marker=dict(
+                    symbol="x-thin-open",
+                    size=10,
+                    line=dict(width=2, color=MISSING_MARK),
+                    color=MISSING_MARK,
+                ),
+            )
+        )
+
+
+def label_size(n: int) -> tuple[int, int]:
+    """Tick font size and pixels per row for an ``n``-task heatmap: every task keeps its
+    label (no thinning), smaller type and taller figures as n grows (50 tasks: 9 px type,
+    18 px rows)."""
+    if n <= 16:
+        return 12, 40
+    if n <= 30:
+        return 11, 24
+    return (10, 20) if n <= 40 else (9, 18)
 
 
 def _add_click_targets(fig: go.Figure, names: list[str], hover: np.ndarray) -> None:
@@ -199,12 +292,18 @@ def _add_click_targets(fig: go.Figure, names: list[str], hover: np.ndarray) -> N
     n = len(names)
     fig.data[0].hoverinfo = "skip"
     fig.data[0].hovertemplate = None
-    fig.add_trace(go.Scatter(
-        x=[c for _ in names for c in names], y=[r for r in names for _ in names],
-        mode="markers", marker=dict(size=max(8, min(40, 360 // max(n, 1))), opacity=0),
-        customdata=hover.reshape(-1), hovertemplate="%{customdata}<extra></extra>",
-        showlegend=False, name="cells",
-    ))
+    fig.add_trace(
+        go.Scatter(
+            x=[c for _ in names for c in names],
+            y=[r for r in names for _ in names],
+            mode="markers",
+            marker=dict(size=max(8, min(40, 360 // max(n, 1))), opacity=0),
+            customdata=hover.reshape(-1),
+            hovertemplate="%{customdata}<extra></extra>",
+            showlegend=False,
+            name="cells",
+        )
+    )
     fig.update_layout(hovermode="closest", clickmode="event+select")
 
 
@@ -231,10 +330,17 @@ def animated_heatmap(
     sel = sample_indices(len(steps), max_frames)
     idx = np.arange(len(tasks)) if order is None else np.asarray(order, dtype=np.intp)
     first = stack[sel[0]] if len(sel) else np.zeros((len(tasks),) * 2)
-    base = heatmap(first, tasks, measure=measure, zmax=zmax, order=order,
-                   hide_diagonal=hide_diagonal, title=title).to_dict()
+    base = heatmap(
+        first,
+        tasks,
+        measure=measure,
+        zmax=zmax,
+        order=order,
+        hide_diagonal=hide_diagonal,
+        title=title,
+    ).to_dict()
     # The × marks of unlogged cells belong to one frame: leave them out of the animation.
-    base["data"] = [t for t in base["data"] if t.get("name") != words.MISSING_LEGEND]
+    base["data"] = [t for t in base["data"] if t.get("name") != captions.MISSING_LEGEND]
     trace = base["data"][0]
     trace.pop("customdata", None)
     trace["hovertemplate"] = words.cell_template(measure)
@@ -245,24 +351,45 @@ def animated_heatmap(
         frames.append({"name": str(int(steps[s])), "data": [{"type": "heatmap", "z": z}]})
     fig_layout = base["layout"]
     fig_layout.update(
-        updatemenus=[_play_buttons()], sliders=[_step_slider([f["name"] for f in frames])],
-        margin=dict(l=10, r=10, t=50, b=150), height=(fig_layout.get("height") or 400) + 130,
+        updatemenus=[_play_buttons()],
+        sliders=[_step_slider([f["name"] for f in frames])],
+        margin=dict(l=10, r=10, t=50, b=150),
+        height=(fig_layout.get("height") or 400) + 130,
     )
-    return go.Figure({"data": base["data"], "layout": fig_layout, "frames": frames},
-                     _validate=False)
+    return go.Figure(
+        {"data": base["data"], "layout": fig_layout, "frames": frames}, _validate=False
+    )
 
 
 def _play_buttons() -> dict:
     """Play (from the current frame) and pause, below the heatmap."""
     return dict(
-        type="buttons", showactive=False, direction="left", x=0.1, y=0, xanchor="right",
-        yanchor="top", pad=dict(r=10, t=95),
+        type="buttons",
+        showactive=False,
+        direction="left",
+        x=0.1,
+        y=0,
+        xanchor="right",
+        yanchor="top",
+        pad=dict(r=10, t=95),
         buttons=[
-            dict(label="▶", method="animate",
-                 args=[None, dict(frame=dict(duration=120, redraw=True), fromcurrent=True,
-                                  transition=dict(duration=0))]),
-            dict(label="❚❚", method="animate",
-                 args=[[None], dict(mode="immediate", frame=dict(duration=0, redraw=False))]),
+            dict(
+                label="▶",
+                method="animate",
+                args=[
+                    None,
+                    dict(
+                        frame=dict(duration=120, redraw=True),
+                        fromcurrent=True,
+                        transition=dict(duration=0),
+                    ),
+                ],
+            ),
+            dict(
+                label="❚❚",
+                method="animate",
+                args=[[None], dict(mode="immediate", frame=dict(duration=0, redraw=False))],
+            ),
         ],
     )
 
@@ -270,19 +397,43 @@ def _play_buttons() -> dict:
 def _step_slider(names: list[str]) -> dict:
     """A slider with one stop per frame, labelled with its step."""
     stops = [
-        dict(method="animate", label=name,
-             args=[[name], dict(mode="immediate", frame=dict(duration=0, redraw=True),
-                                transition=dict(duration=0))])
+        dict(
+            method="animate",
+            label=name,
+            args=[
+                [name],
+                dict(
+                    mode="immediate",
+                    frame=dict(duration=0, redraw=True),
+                    transition=dict(duration=0),
+                ),
+            ],
+        )
         for name in names
     ]
-    return dict(active=0, x=0.1, len=0.9, y=0, xanchor="left", yanchor="top",
-                pad=dict(b=10, t=75), currentvalue=dict(prefix="step ", xanchor="right"),
-                steps=stops)
+    return dict(
+        active=0,
+        x=0.1,
+        len=0.9,
+        y=0,
+        xanchor="left",
+        yanchor="top",
+        pad=dict(b=10, t=75),
+        currentvalue=dict(prefix="step ", xanchor="right"),
+        steps=stops,
+    )
 
 
 def difference_heatmap(
-    A: np.ndarray, B: np.ndarray, tasks: Sequence[str], *, label_a: str, label_b: str,
-    hide_diagonal: bool = True, title: str | None = None, measure: str = "lookahead",
+    A: np.ndarray,
+    B: np.ndarray,
+    tasks: Sequence[str],
+    *,
+    label_a: str,
+    label_b: str,
+    hide_diagonal: bool = True,
+    title: str | None = None,
+    measure: str = "lookahead",
 ) -> go.Figure:
     """``B - A`` (both ``(n, n)``, same task order): blue where B's transfer is better."""
     D = np.asarray(B, dtype=np.float64) - np.asarray(A, dtype=np.float64)
@@ -293,15 +444,31 @@ def difference_heatmap(
     hover = np.empty(D.shape, dtype=object)
     for i, s in enumerate(names):
         for j, t in enumerate(names):
-            hover[i, j] = words.describe_difference(s, t, A[i, j], B[i, j], label_a, label_b,
-                                                    measure)
-    fig = go.Figure(go.Heatmap(
-        z=Z, x=names, y=names, zmin=-zmax, zmax=zmax, zmid=0.0, colorscale=DIVERGING,
-        customdata=hover, hovertemplate="%{customdata}<extra></extra>", xgap=1, ygap=1,
-        colorbar=dict(title=dict(text=f"{label_b}<br>minus {label_a}<br>"
-                                      f"({words.unit_name(measure)})", side="top"),
-                      thickness=12, tickformat=".1%" if words.is_percent(measure) else ".2f"),
-    ))
+            hover[i, j] = words.describe_difference(
+                s, t, A[i, j], B[i, j], label_a, label_b, measure
+            )
+    fig = go.Figure(
+        go.Heatmap(
+            z=Z,
+            x=names,
+            y=names,
+            zmin=-zmax,
+            zmax=zmax,
+            zmid=0.0,
+            colorscale=DIVERGING,
+            customdata=hover,
+            hovertemplate="%{customdata}<extra></extra>",
+            xgap=1,
+            ygap=1,
+            colorbar=dict(
+                title=dict(
+                    text=f"{label_b}<br>minus {label_a}<br>({words.unit_name(measure)})", side="top"
+                ),
+                thickness=12,
+                tickformat=".1%" if words.is_percent(measure) else ".2f",
+            ),
+        )
+    )
     square_axes(fig, names)
     _mark_uncoloured(fig, D, names, hide_diagonal)
     fig.update_yaxes(title_text="source")

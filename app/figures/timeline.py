@@ -72,26 +72,76 @@ def group_timeline(
     scale = []
     for i, col in enumerate(palette):
         scale += [[i / k, col], [(i + 1) / k, col]]
-    fig = go.Figure(go.Heatmap(
-        z=Z, x=xs, y=names, zmin=-0.5, zmax=k - 0.5, colorscale=scale, showscale=False,
-        customdata=hover, hovertemplate="%{customdata}<extra></extra>", name="groups",
-    ))
+    fig = go.Figure(
+        go.Heatmap(
+            z=Z,
+            x=xs,
+            y=names,
+            zmin=-0.5,
+            zmax=k - 0.5,
+            colorscale=scale,
+            showscale=False,
+            customdata=hover,
+            hovertemplate="%{customdata}<extra></extra>",
+            name="groups",
+        )
+    )
     if extra_x:
-        fig.add_trace(go.Scatter(
-            x=extra_x, y=extra_y, mode="markers", name="also in a second (overlapping) group",
-            marker=dict(color=extra_c, size=7, symbol="circle",
-                        line=dict(color="white", width=1)), hoverinfo="skip"))
-    shapes = [dict(type="line", xref="x", yref="paper", x0=c, x1=c, y0=0, y1=1,
-                   line=dict(color="#222", width=1, dash="dot")) for c in changes]
+        fig.add_trace(
+            go.Scatter(
+                x=extra_x,
+                y=extra_y,
+                mode="markers",
+                name="also in a second (overlapping) group",
+                marker=dict(
+                    color=extra_c, size=7, symbol="circle", line=dict(color="white", width=1)
+                ),
+                hoverinfo="skip",
+            )
+        )
+    shapes = [
+        dict(
+            type="line",
+            xref="x",
+            yref="paper",
+            x0=c,
+            x1=c,
+            y0=0,
+            y1=1,
+            line=dict(color="#222", width=1, dash="dot"),
+        )
+        for c in changes
+    ]
     if current_step is not None:
-        shapes.append(dict(type="line", xref="x", yref="paper", x0=current_step,
-                           x1=current_step, y0=0, y1=1, line=dict(color="#000", width=2.5)))
-        fig.add_annotation(x=current_step, y=1, yref="paper", yanchor="bottom",
-                           text=f"shown: step {current_step}", showarrow=False,
-                           font=dict(size=11))
-    fig.update_layout(shapes=shapes, legend=dict(orientation="h", x=0, y=-0.25,
-                                                 yanchor="top"))
-    fig.update_yaxes(title_text="task", autorange="reversed", type="category",
-                     tickmode="array", tickvals=names, ticktext=names)
+        shapes.append(
+            dict(
+                type="line",
+                xref="x",
+                yref="paper",
+                x0=current_step,
+                x1=current_step,
+                y0=0,
+                y1=1,
+                line=dict(color="#000", width=2.5),
+            )
+        )
+        fig.add_annotation(
+            x=current_step,
+            y=1,
+            yref="paper",
+            yanchor="bottom",
+            text=f"shown: step {current_step}",
+            showarrow=False,
+            font=dict(size=11),
+        )
+    fig.update_layout(shapes=shapes, legend=dict(orientation="h", x=0, y=-0.25, yanchor="top"))
+    fig.update_yaxes(
+        title_text="task",
+        autorange="reversed",
+        type="category",
+        tickmode="array",
+        tickvals=names,
+        ticktext=names,
+    )
     fig.update_xaxes(title_text="step")
     return layout(fig, title, max(240, 80 + 26 * len(names)))

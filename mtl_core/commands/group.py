@@ -71,9 +71,7 @@ def add_parser(sub) -> None:
         help="tag: safety stop in seconds (the answer does not depend on it unless it fires, "
         "which is reported)",
     )
-    p.add_argument(
-        "--seed", type=int, default=0, help="seed of TAG's search and AP's tie-breaking"
-    )
+    p.add_argument("--seed", type=int, default=0, help="seed of TAG's search and AP's tie-breaking")
     p.add_argument(
         "--json",
         action="store_true",
@@ -206,12 +204,17 @@ def load_affinity_measure(
         raise LabError(f"run {run!r} not in {p.name}; it has: {', '.join(runs)}")
     df = parsed.run_affinity(run)
     logged = sorted(set(df["measure"])) if "measure" in df else []
-    if (measure is not None and logged == [DEFAULT_MEASURE] and measure != DEFAULT_MEASURE
-            and not _names_measures(p)):
+    if (
+        measure is not None
+        and logged == [DEFAULT_MEASURE]
+        and measure != DEFAULT_MEASURE
+        and not _names_measures(p)
+    ):
         df = df.assign(measure=measure)  # a bare matrix: --measure declares its numbers
         logged = [measure]
-    tasks, A = mean_matrix(df, measure, parsed.run_tasks(run),
-                           where=p.name, hint="pick one with --measure")
+    tasks, A = mean_matrix(
+        df, measure, parsed.run_tasks(run), where=p.name, hint="pick one with --measure"
+    )
     measure = measure or (logged[0] if len(logged) == 1 else DEFAULT_MEASURE)
     never = np.isnan(A)
     if never.any():

@@ -101,25 +101,45 @@ def load_run(con: sqlite3.Connection, run_id: int) -> RunInfo | None:
     ).fetchone()
     if row is None:
         return None
-    ms = [r[0] for r in con.execute(
-        "SELECT DISTINCT measure FROM affinity WHERE run_id = ? ORDER BY measure", (int(run_id),)
-    )]
+    ms = [
+        r[0]
+        for r in con.execute(
+            "SELECT DISTINCT measure FROM affinity WHERE run_id = ? ORDER BY measure",
+            (int(run_id),),
+        )
+    ]
     return run_info(row, ms)
 
 
 def insert_run(
-    con: sqlite3.Connection, *, name: str, origin: str, status: str, config: dict[str, Any],
-    tasks: Sequence[str] | None, task_types: dict[str, str], notes: str, meta: dict[str, Any],
+    con: sqlite3.Connection,
+    *,
+    name: str,
+    origin: str,
+    status: str,
+    config: dict[str, Any],
+    tasks: Sequence[str] | None,
+    task_types: dict[str, str],
+    notes: str,
+    meta: dict[str, Any],
     steps_total: int | None,
 ) -> int:
     """Insert a run row (a terminal status stamps started and finished now); return its id."""
     now = time.time()
     ended = now if status in TERMINAL else None
     row = {
-        "name": name, "origin": origin, "status": status, "config": dumps(config),
+        "name": name,
+        "origin": origin,
+        "status": status,
+        "config": dumps(config),
         "tasks": None if tasks is None else json.dumps(list(tasks)),
-        "task_types": dumps(task_types), "notes": notes, "meta": dumps(meta), "created": now,
-        "started": ended, "finished": ended, "steps_total": steps_total,
+        "task_types": dumps(task_types),
+        "notes": notes,
+        "meta": dumps(meta),
+        "created": now,
+        "started": ended,
+        "finished": ended,
+        "steps_total": steps_total,
     }
     cur = con.execute(
         f"INSERT INTO runs ({', '.join(row)}) VALUES ({','.join('?' * len(row))})",
@@ -157,8 +177,17 @@ def blob(values: np.ndarray) -> bytes:
 
 
 def unblob(blobs: Iterable[bytes], shape: tuple[int, ...]) -> np.ndarray:
-    """Stack blobs written by :func:`blob` into one float64 array of ``shape``."""
-    return np.frombuffer(b"".join(blobs), dtype="<f8").reshape(shape).astype(np.float64)
+    """Stack blobs written by :func:`blob` into one float64 array of ``shape`` (one blob per
+    entry of the first axis). Each blob is copied once into the result (a join and a cast
+    would copy 10,000 steps x 50 x 50 matrices twice)."""
+    out = np.empty(shape, dtype=np.float64)
+    rows = out.reshape(shape[0], -1) if shape and shape[0] else out.reshape(0, 0)
+    i = -1
+    for i, b in enumerate(blobs):
+        rows[i] = np.frombuffer(b, dtype="<f8")
+    if i + 1 != (shape[0] if shape else 0):
+        raise ValueError(f"expected {shape[0]} blobs, got {i + 1}")
+    return out
 
 
 def groups_json(groups: Any) -> str:

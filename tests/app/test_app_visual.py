@@ -22,9 +22,15 @@ def _seed_matrix(store, A: np.ndarray, name: str, measure: str = "lookahead", st
     tasks = [f"t{i}" for i in range(A.shape[0])]
     stack = np.repeat(A[None], steps, axis=0)
     aff = matrices_to_long(np.arange(1, steps + 1), tasks, stack, measure)
-    parsed = ParsedRun(tasks=tasks, task_types={t: "regression" for t in tasks}, affinity=aff,
-                       metrics=pd.DataFrame(columns=METRIC_FRAME), meta={"name": name},
-                       runs=[""], tasks_declared=True)
+    parsed = ParsedRun(
+        tasks=tasks,
+        task_types={t: "regression" for t in tasks},
+        affinity=aff,
+        metrics=pd.DataFrame(columns=METRIC_FRAME),
+        meta={"name": name},
+        runs=[""],
+        tasks_declared=True,
+    )
     (rid,) = store.import_parsed(parsed, name=name, origin="uploaded")
     return rid
 
@@ -70,8 +76,9 @@ def test_clear_blocks_carry_no_caveat(tmp_path, monkeypatch):
 def test_tab_and_pair_live_in_the_url_and_the_caption_says_which_pair(tmp_path, monkeypatch):
     store = Store(tmp_path / "s.sqlite")
     seed_run(store, name="planted", steps=30)
-    at = open_app("explore", store.path, monkeypatch,
-                  query={"tab": "pair", "src": "t4", "tgt": "t3"}).run()
+    at = open_app(
+        "explore", store.path, monkeypatch, query={"tab": "pair", "src": "t4", "tgt": "t3"}
+    ).run()
     assert not at.exception
     assert at.selectbox(key="explore_src").value == "t4"
     cap = next(c.value for c in at.caption if "on average over the run" in c.value)
@@ -96,14 +103,14 @@ def test_heatmap_caption_and_legend_say_grey_is_the_diagonal(tmp_path, monkeypat
     assert spec["layout"]["yaxis"]["scaleanchor"] == "x"
 
 
-def test_compare_skips_empty_cancelled_runs_and_opens_on_a_shared_measure(tmp_path,
-                                                                          monkeypatch):
+def test_compare_skips_empty_cancelled_runs_and_opens_on_a_shared_measure(tmp_path, monkeypatch):
     store = Store(tmp_path / "s.sqlite")
     a = seed_run(store, name="look a", steps=20)
     c = seed_run(store, name="cos", steps=20, measure="cosine")
     b = seed_run(store, name="look b", steps=20)
-    empty = store.create_run(name="never ran", origin="trained", status="queued", config={},
-                             steps_total=10)
+    empty = store.create_run(
+        name="never ran", origin="trained", status="queued", config={}, steps_total=10
+    )
     store.set_status(empty, "cancelled")
     at = open_app("compare", store.path, monkeypatch).run()
     assert not at.exception

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from app import charts, regroup, words
+from app import captions, charts, regroup
 from app.figures import heatmaps, timeline
 from app.figures.colours import GROUP_COLOURS, group_colours
 from app.views.explore.groups import coloured, groups_frame
@@ -30,8 +30,7 @@ def test_cells_are_square_and_every_task_is_labelled(n):
         assert ax.tickfont.size == heatmaps.label_font_size(n)
     assert heatmaps.label_font_size(40) < heatmaps.label_font_size(6)
     # the difference heatmap (Compare) too
-    d = heatmaps.difference_heatmap(_matrix(n), _matrix(n, 1), tasks, label_a="#1",
-                                    label_b="#2")
+    d = heatmaps.difference_heatmap(_matrix(n), _matrix(n, 1), tasks, label_a="#1", label_b="#2")
     assert d.layout.yaxis.scaleanchor == "x" and list(d.layout.xaxis.tickvals) == tasks
 
 
@@ -40,16 +39,16 @@ def test_hidden_diagonal_is_grey_in_the_legend_and_unlogged_cells_are_marked():
     A[0, 2] = np.nan
     fig = heatmaps.heatmap(A, list("abcd"))
     names = [t.name for t in fig.data]
-    assert words.DIAGONAL_LEGEND in names and words.MISSING_LEGEND in names
+    assert captions.DIAGONAL_LEGEND in names and captions.MISSING_LEGEND in names
     diag = next(t for t in fig.data if t.name == "diagonal")
     assert np.isfinite(np.asarray(diag.z, dtype=float)).sum() == 4  # exactly the diagonal
     assert {c for _, c in diag.colorscale} == {heatmaps.DIAGONAL_GREY}
     assert heatmaps.DIAGONAL_GREY.lower() not in ("#ffffff", "#f7f7f7")  # not zero's white
-    miss = next(t for t in fig.data if t.name == words.MISSING_LEGEND)
+    miss = next(t for t in fig.data if t.name == captions.MISSING_LEGEND)
     assert list(miss.x) == ["c"] and list(miss.y) == ["a"]
     assert np.isnan(fig.data[0].z[0][0])  # the diagonal is off the colour scale
     shown = heatmaps.heatmap(_matrix(4), list("abcd"), hide_diagonal=False)
-    assert words.DIAGONAL_LEGEND not in [t.name for t in shown.data]
+    assert captions.DIAGONAL_LEGEND not in [t.name for t in shown.data]
     assert len([s for s in shown.layout.shapes if s.line.dash == "dot"]) == 4  # outlined
 
 
@@ -58,7 +57,7 @@ def test_animation_keeps_one_heatmap_trace_first_and_no_stale_missing_marks():
     stack[0, 0, 1] = np.nan
     fig = heatmaps.animated_heatmap(np.arange(5), stack, list("abc"), zmax=0.02)
     assert fig.data[0].type == "heatmap"
-    assert words.MISSING_LEGEND not in [t.name for t in fig.data]
+    assert captions.MISSING_LEGEND not in [t.name for t in fig.data]
 
 
 def test_one_colour_per_group_across_heatmap_table_and_timeline():
@@ -74,10 +73,10 @@ def test_one_colour_per_group_across_heatmap_table_and_timeline():
     result = regroup.GroupResult(shown, 0.0, None, None, 0.0)
     styled = coloured(groups_frame(result, A, tasks), shown)
     css = styled._compute().ctx
-    assert f"background-color: {colours[shown[0]]}" in " ".join(
-        f"{p}: {v}" for p, v in css[(0, 0)])
-    tl = timeline.group_timeline([10, 20, 30], [earlier, shown, shown], tasks,
-                                 colours=colours, current_step=20)
+    assert f"background-color: {colours[shown[0]]}" in " ".join(f"{p}: {v}" for p, v in css[(0, 0)])
+    tl = timeline.group_timeline(
+        [10, 20, 30], [earlier, shown, shown], tasks, colours=colours, current_step=20
+    )
     z = np.asarray(tl.data[0].z, dtype=float)
     scale = [c for _, c in tl.data[0].colorscale]
     t4 = tasks.index("t4")
@@ -98,7 +97,7 @@ def test_timeline_marks_a_task_in_two_overlapping_groups():
 
 def test_exports_carry_title_and_name_at_twice_the_scale():
     fig = heatmaps.heatmap(_matrix(3), list("abc"), title="Step 5")
-    title = words.export_title("Step 5", "#3 calm", "lookahead", "step 5")
+    title = captions.export_title("Step 5", "#3 calm", "lookahead", "step 5")
     out = charts.for_export(fig, title)
     assert out.layout.title.text == title and out.layout.width >= charts.EXPORT_WIDTH
     cfg = charts.chart_config("run3_calm_lookahead_steps-1-1300_pct")
@@ -131,4 +130,4 @@ def test_separation_reports_an_all_positive_matrix():
     A = np.full((4, 4), 0.01) + np.eye(4) * 0.02
     within, between, positive = regroup.separation(A, list("abcd"), [["a", "b"], ["c", "d"]])
     assert positive and within == pytest.approx(between)
-    assert words.separation_caveat(within, between, positive, "proximal")
+    assert captions.separation_caveat(within, between, positive, "proximal")

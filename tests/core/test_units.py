@@ -10,8 +10,9 @@ from mtl_core import units
 from mtl_core.errors import LabError
 
 
-@pytest.mark.parametrize("measure, shown", [("lookahead", 0.92), ("proximal", 0.92),
-                                            ("cosine", 0.0092)])
+@pytest.mark.parametrize(
+    "measure, shown", [("lookahead", 0.92), ("proximal", 0.92), ("cosine", 0.0092)]
+)
 def test_display_round_trip(measure, shown):
     assert units.to_display(0.0092, measure) == pytest.approx(shown)
     assert units.from_display(shown, measure) == pytest.approx(0.0092)
@@ -35,16 +36,29 @@ def test_unit_names_say_what_the_number_is():
     assert units.suffix("proximal") == "%" and units.suffix("cosine") == ""
 
 
-@pytest.mark.parametrize("text, measure, value", [
-    ("0.5", "lookahead", 0.005), ("0.5%", "proximal", 0.005), (" -1.2 % ", "lookahead", -0.012),
-    ("0.2", "cosine", 0.2), (0.027, "lookahead", 0.00027)])
+@pytest.mark.parametrize(
+    "text, measure, value",
+    [
+        ("0.5", "lookahead", 0.005),
+        ("0.5%", "proximal", 0.005),
+        (" -1.2 % ", "lookahead", -0.012),
+        ("0.2", "cosine", 0.2),
+        (0.027, "lookahead", 0.00027),
+    ],
+)
 def test_parse_display(text, measure, value):
     assert units.parse_display(text, measure) == pytest.approx(value)
 
 
-@pytest.mark.parametrize("text, measure, words", [
-    ("50%", "cosine", "not a percentage"), ("abc", "lookahead", "must be a number"),
-    ("nan", "lookahead", "finite"), ("inf", "cosine", "finite")])
+@pytest.mark.parametrize(
+    "text, measure, words",
+    [
+        ("50%", "cosine", "not a percentage"),
+        ("abc", "lookahead", "must be a number"),
+        ("nan", "lookahead", "finite"),
+        ("inf", "cosine", "finite"),
+    ],
+)
 def test_parse_display_errors(text, measure, words):
     with pytest.raises(LabError, match=words):
         units.parse_display(text, measure)

@@ -29,12 +29,15 @@ WIDTHS = (1024, 1920)
 
 pytestmark = [
     pytest.mark.e2e,
-    pytest.mark.skipif(not Path(CHROMIUM).exists(),
-                       reason=f"end-to-end tests need Chromium at {CHROMIUM} "
-                              "(Debian: apt-get install chromium; .ci/run installs it)"),
+    pytest.mark.skipif(
+        not Path(CHROMIUM).exists(),
+        reason=f"end-to-end tests need Chromium at {CHROMIUM} "
+        "(Debian: apt-get install chromium; .ci/run installs it)",
+    ),
 ]
-playwright_api = pytest.importorskip("playwright.sync_api",
-                                     reason="end-to-end tests need the playwright package")
+playwright_api = pytest.importorskip(
+    "playwright.sync_api", reason="end-to-end tests need the playwright package"
+)
 
 
 @pytest.fixture(scope="module")
@@ -45,12 +48,22 @@ def server(tmp_path_factory):
 
     folder = tmp_path_factory.mktemp("e2e_visual")
     store = Store(folder / "store.sqlite")
-    six = seed_run(store, name="six tasks", n_tasks=6, steps=80, switch_at=30,
-                   config=config_dict(knobs={"conflict": 1.0}))
-    twenty = seed_run(store, name="twenty tasks", n_tasks=20, steps=40,
-                      config=config_dict(knobs={"tasks": 20}))
-    env = {**os.environ, "MTL_LAB_STORE": str(store.path),
-           "MTL_LAB_TRAIN_FN": "tests.helpers.app_fixtures:fake_train"}
+    six = seed_run(
+        store,
+        name="six tasks",
+        n_tasks=6,
+        steps=80,
+        switch_at=30,
+        config=config_dict(knobs={"conflict": 1.0}),
+    )
+    twenty = seed_run(
+        store, name="twenty tasks", n_tasks=20, steps=40, config=config_dict(knobs={"tasks": 20})
+    )
+    env = {
+        **os.environ,
+        "MTL_LAB_STORE": str(store.path),
+        "MTL_LAB_TRAIN_FN": "tests.helpers.app_fixtures:fake_train",
+    }
     try:
         with running_app(env, folder / "server.log") as url:
             yield {"url": url, "store": store, "runs": {6: six, 20: twenty}, "folder": folder}
@@ -61,8 +74,10 @@ def server(tmp_path_factory):
 @pytest.fixture(scope="module")
 def browser():
     with playwright_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=[
-            "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+        b = p.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+        )
         yield b
         b.close()
 
@@ -87,8 +102,8 @@ def _no_exception(page) -> None:
 
 def _wait_plot(page, count: int = 1) -> None:
     page.wait_for_function(
-        f"document.querySelectorAll('.js-plotly-plot .main-svg').length >= {count}",
-        timeout=60000)
+        f"document.querySelectorAll('.js-plotly-plot .main-svg').length >= {count}", timeout=60000
+    )
 
 
 #: What the browser drew of the first heatmap: plot area size, tick labels, trace names.
@@ -147,8 +162,11 @@ def test_threshold_unit_is_the_same_in_slider_url_and_cli(server, browser, tmp_p
             slider.press("ArrowRight")
         page.wait_for_function("() => location.search.includes('tau=')", timeout=20000)
         page.wait_for_timeout(1500)
-        thumb = page.locator("[data-testid='stSlider']", has_text="threshold").locator(
-            "[data-testid='stSliderThumbValue']").inner_text()
+        thumb = (
+            page.locator("[data-testid='stSlider']", has_text="threshold")
+            .locator("[data-testid='stSliderThumbValue']")
+            .inner_text()
+        )
         assert thumb.endswith("%"), thumb  # the slider says its unit next to the number
         shown = float(thumb.rstrip("%"))
         tau_url = float(parse_qs(urlparse(page.url).query)["tau"][0])
@@ -162,12 +180,32 @@ def test_threshold_unit_is_the_same_in_slider_url_and_cli(server, browser, tmp_p
     out = tmp_path / "run.zip"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     store = str(server["store"].path)
-    r = subprocess.run([sys.executable, "-m", "mtl_core", "export", str(rid), "--out", str(out),
-                        "--store", store], capture_output=True, text=True, env=env, timeout=120)
+    r = subprocess.run(
+        [sys.executable, "-m", "mtl_core", "export", str(rid), "--out", str(out), "--store", store],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
     assert r.returncode == 0, r.stderr
-    r = subprocess.run([sys.executable, "-m", "mtl_core", "group", str(out), "--method",
-                        "threshold", "--tau", str(tau_url), "--json"], capture_output=True,
-                       text=True, env=env, timeout=120)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mtl_core",
+            "group",
+            str(out),
+            "--method",
+            "threshold",
+            "--tau",
+            str(tau_url),
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
     assert r.returncode == 0, r.stderr
     cli = sorted(", ".join(sorted(g)) for g in json.loads(r.stdout)["groups"])
     assert cli == page_groups, (tau_url, cli, page_groups)
@@ -199,7 +237,7 @@ def test_one_colour_per_group_on_heatmap_and_timeline(server, browser):
         outline: dict[str, set] = {}
         for s in heat["shapes"]:
             lo, hi = round(s["x0"] + 0.5), round(s["x1"] - 0.5)
-            for t in heat["ticks"][lo: hi + 1]:
+            for t in heat["ticks"][lo : hi + 1]:
                 outline.setdefault(t, set()).add(s["colour"])
         assert len({c for cs in outline.values() for c in cs}) >= 2
         for task, colours in outline.items():

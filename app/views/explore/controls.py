@@ -73,20 +73,29 @@ def view_controls(view: RunView, info: RunInfo) -> ViewControls:
     matrix_mode = c2.radio("Matrix", list(MATRIX), format_func=MATRIX.get, key="explore_matrix")
     session.remember_value("explore_matrix")
     session.keep_value("explore_smooth", "none", "smooth", valid=lambda h: h in SMOOTHING)
-    how = c3.selectbox("Smoothing", list(SMOOTHING), format_func=SMOOTHING.get,
-                       key="explore_smooth",
-                       help="Smooths the matrices over steps for 'at the step', the pair view "
-                            "and the group timeline (the time average needs none)")
+    how = c3.selectbox(
+        "Smoothing",
+        list(SMOOTHING),
+        format_func=SMOOTHING.get,
+        key="explore_smooth",
+        help="Smooths the matrices over steps for 'at the step', the pair view "
+        "and the group timeline (the time average needs none)",
+    )
     session.remember_value("explore_smooth")
-    session.qp_set(matrix=matrix_mode if matrix_mode != "average" else None,
-                   smooth=how if how != "none" else None)
+    session.qp_set(
+        matrix=matrix_mode if matrix_mode != "average" else None,
+        smooth=how if how != "none" else None,
+    )
     with st.expander("Smoothing and display options", icon=":material/tune:"):
         o1, o2, o3 = st.columns(3)
         window = o1.number_input("window (logged steps)", 1, 10_000, 20, key="explore_window")
         beta = o2.slider("EMA beta", 0.0, 0.99, 0.9, key="explore_beta")
-        hide = o3.toggle("Hide the diagonal (a task on itself)", value=True,
-                         key="explore_hide_diag",
-                         help="Self-affinity is large and would wash out the colour scale")
+        hide = o3.toggle(
+            "Hide the diagonal (a task on itself)",
+            value=True,
+            key="explore_hide_diag",
+            help="Self-affinity is large and would wash out the colour scale",
+        )
     return ViewControls(step_idx, matrix_mode, how, int(window), float(beta), bool(hide))
 
 
@@ -95,8 +104,12 @@ def _step_slider(view: RunView, info: RunInfo, col, live_col) -> int:
     steps = [int(s) for s in view.steps]
     follow = False
     if info.is_active:
-        follow = live_col.toggle("Live", value=True, key="explore_follow",
-                                 help="Keep showing the latest logged step while the run trains")
+        follow = live_col.toggle(
+            "Live",
+            value=True,
+            key="explore_follow",
+            help="Keep showing the latest logged step while the run trains",
+        )
     else:
         live_col.write("")
     session.keep_value("explore_step", steps[-1], "step", int, valid=lambda s: s in steps)
@@ -106,11 +119,18 @@ def _step_slider(view: RunView, info: RunInfo, col, live_col) -> int:
     if len(steps) > 1 and (gaps == gaps[0]).all():
         # Evenly logged (every trained run): a plain slider, no option list to send on every
         # live refresh (a long run has thousands of logged steps).
-        step = col.slider("Step", steps[0], steps[-1], step=int(gaps[0]), key="explore_step",
-                          help="Logged steps of this run")
+        step = col.slider(
+            "Step",
+            steps[0],
+            steps[-1],
+            step=int(gaps[0]),
+            key="explore_step",
+            help="Logged steps of this run",
+        )
     elif len(steps) > 1:
-        step = col.select_slider("Step", options=steps, key="explore_step",
-                                 help="Logged steps of this run")
+        step = col.select_slider(
+            "Step", options=steps, key="explore_step", help="Logged steps of this run"
+        )
     else:
         step = steps[0]
         col.caption(f"One logged step: {step}")
@@ -125,37 +145,47 @@ def group_controls(view: RunView, M: np.ndarray, measure: str) -> GroupControls:
     methods = list(regroup.METHODS)
     c1, c2, c3 = st.columns([2, 2, 3])
     session.keep_value("explore_method", "threshold", "method", valid=lambda m: m in methods)
-    method = c1.selectbox("Grouping", methods, format_func=regroup.METHODS.get,
-                          key="explore_method")
+    method = c1.selectbox(
+        "Grouping", methods, format_func=regroup.METHODS.get, key="explore_method"
+    )
     session.remember_value("explore_method")
     kmax = max(1, n)
     session.keep_value("explore_k", min(2, kmax), "k", int, valid=lambda k: 1 <= k <= kmax)
     if st.session_state.get("explore_k", 1) > kmax:
         st.session_state["explore_k"] = kmax
-    k = c2.slider("k (number of groups)", 1, kmax, key="explore_k",
-                  disabled=method not in ("tag", "hierarchical"),
-                  help="TAG picks at most k groups (they may overlap); hierarchical cuts the "
-                       "tree into k clusters")
+    k = c2.slider(
+        "k (number of groups)",
+        1,
+        kmax,
+        key="explore_k",
+        disabled=method not in ("tag", "hierarchical"),
+        help="TAG picks at most k groups (they may overlap); hierarchical cuts the "
+        "tree into k clusters",
+    )
     session.remember_value("explore_k")
     tau, tau_u, note = _tau_slider(c3, M, measure, disabled=method != "threshold")
     if method == "tag" and n > regroup.TAG_INTERACTIVE_MAX:
         st.caption(words.tag_slow(n))
     # The URL carries the threshold in the slider's unit (% for loss-change measures), the
     # same number the CLI's --tau takes.
-    session.qp_set(method=method, k=k if method in ("tag", "hierarchical") else None,
-                   tau=float(f"{tau_u:.6g}") if method == "threshold" else None)
+    session.qp_set(
+        method=method,
+        k=k if method in ("tag", "hierarchical") else None,
+        tau=float(f"{tau_u:.6g}") if method == "threshold" else None,
+    )
     return GroupControls(method, int(k), tau, note and method == "threshold")
 
 
-def _tau_slider(col, M: np.ndarray, measure: str, *, disabled: bool
-                ) -> tuple[float, float, bool]:
+def _tau_slider(col, M: np.ndarray, measure: str, *, disabled: bool) -> tuple[float, float, bool]:
     """The threshold, over the range of ``M``'s mutual affinities, in the measure's display
     unit (``mtl_core.units``: percent for loss-change measures, as in the URL and the CLI's
     ``--tau``). Returns ``(tau in the measure's own units, tau as shown, is the default)``;
     the default is ``regroup.default_tau`` (0 unless 0 would link every pair)."""
     lo, hi = regroup.tau_range(M)
-    lo_u, hi_u = _nice(units.to_display(lo, measure), "floor"), _nice(
-        units.to_display(hi, measure), "ceil")
+    lo_u, hi_u = (
+        _nice(units.to_display(lo, measure), "floor"),
+        _nice(units.to_display(hi, measure), "ceil"),
+    )
     if hi_u <= lo_u:
         hi_u = lo_u + 1.0
     key_u = "explore_tau_ui"
@@ -171,12 +201,16 @@ def _tau_slider(col, M: np.ndarray, measure: str, *, disabled: bool
         st.session_state["_explore_tau_measure"] = measure
     st.session_state[key_u] = float(np.clip(st.session_state[key_u], lo_u, hi_u))
     tau_u = col.slider(
-        f"threshold ({units.unit_name(measure)}): link tasks whose mutual affinity is at "
-        "least", lo_u, hi_u, step=(hi_u - lo_u) / 200, key=key_u,
-        format="%.3f" + units.suffix(measure).replace("%", "%%"), disabled=disabled,
+        f"threshold ({units.unit_name(measure)}): link tasks whose mutual affinity is at least",
+        lo_u,
+        hi_u,
+        step=(hi_u - lo_u) / 200,
+        key=key_u,
+        format="%.3f" + units.suffix(measure).replace("%", "%%"),
+        disabled=disabled,
         help="Tasks i and j are linked when (A[i,j] + A[j,i]) / 2 >= threshold; groups are the "
-             "connected components of the links. The same number works as the CLI's --tau "
-             "(group --method threshold --tau).",
+        "connected components of the links. The same number works as the CLI's --tau "
+        "(group --method threshold --tau).",
     )
     tau = units.from_display(float(tau_u), measure)
     st.session_state["_keep_explore_tau"] = tau

@@ -8,7 +8,7 @@ import time
 import numpy as np
 import streamlit as st
 
-from app import data, nav, regroup, session, words
+from app import captions, data, nav, regroup, session, words
 from app.charts import chart_with_export, clicked_point
 from app.figures import heatmaps
 from app.views.explore import controls, groups, tabs
@@ -74,27 +74,35 @@ def heatmap_matrix(view: data.RunView, vc: controls.ViewControls) -> tuple[np.nd
 
 def _status(info: RunInfo) -> None:
     """The run's name, status and origin; its progress while it trains; why it stopped."""
-    st.markdown(f"{words.colour_dot(info.id)} **{words.run_label(info)}** · "
-                f"{words.status_text(info, data.queue_ahead(info))} · {info.origin}",
-                unsafe_allow_html=True)
+    st.markdown(
+        f"{words.colour_dot(info.id)} **{words.run_label(info)}** · "
+        f"{words.status_text(info, data.queue_ahead(info))} · {info.origin}",
+        unsafe_allow_html=True,
+    )
     if info.status == "running" and info.steps_total:
         st.progress(float(info.progress or 0.0))
     if info.error:
-        verb = {"cancelled": "was cancelled", "interrupted": "was interrupted",
-                "failed": "failed"}.get(info.status, info.status)
+        verb = {
+            "cancelled": "was cancelled",
+            "interrupted": "was interrupted",
+            "failed": "failed",
+        }.get(info.status, info.status)
         (st.warning if info.status in ("cancelled", "interrupted") else st.error)(
-            f"This run {verb}: {info.error}" if info.status != "cancelled"
-            else f"This run was cancelled; the {info.steps_done} steps logged before are kept.")
+            f"This run {verb}: {info.error}"
+            if info.status != "cancelled"
+            else f"This run was cancelled; the {info.steps_done} steps logged before are kept."
+        )
 
 
 def _no_matrix_yet(info: RunInfo, measure: str | None) -> None:
     planned = ((info.config or {}).get("affinity") or {}).get("measure", "none")
     if measure is None and not (info.is_active and planned != "none"):
-        st.info("This run logged no affinity (e.g. a grouped or single-task run); its loss "
-                "curves are below.")
+        st.info(
+            "This run logged no affinity (e.g. a grouped or single-task run); its loss "
+            "curves are below."
+        )
     else:
-        st.info("No affinity matrix logged yet — it appears here as soon as the first one "
-                "lands.")
+        st.info("No affinity matrix logged yet — it appears here as soon as the first one lands.")
 
 
 def wrap_below(min_width_px: int) -> None:
@@ -107,41 +115,71 @@ def wrap_below(min_width_px: int) -> None:
         "div[data-testid='stHorizontalBlock']:has(> div .mtl-wrap-row) {flex-wrap: wrap;}"
         "div[data-testid='stHorizontalBlock']:has(> div .mtl-wrap-row) > "
         "div[data-testid='stColumn'] {width: 100% !important; flex: 1 1 100% !important;"
-        " min-width: 100% !important;}}</style>", unsafe_allow_html=True)
+        " min-width: 100% !important;}}</style>",
+        unsafe_allow_html=True,
+    )
 
 
-def _heatmap(info: RunInfo, view: data.RunView, vc: controls.ViewControls, M: np.ndarray,
-             zmax: float, grouping) -> None:
+def _heatmap(
+    info: RunInfo,
+    view: data.RunView,
+    vc: controls.ViewControls,
+    M: np.ndarray,
+    zmax: float,
+    grouping,
+) -> None:
     """The shown matrix, rows in group order with each group outlined; a click on a cell
     opens that pair in the pair tab."""
     step = int(view.steps[vc.step_idx])
     order = regroup.group_order(view.tasks, view.order, grouping)
     title = words.heatmap_title(vc.matrix_mode, int(view.steps[0]), step, vc.how)
-    fig = _heatmap_cached(M, tuple(view.tasks), view.measure, float(zmax), tuple(order),
-                          grouping, vc.hide_diag, title)
+    fig = _heatmap_cached(
+        M, tuple(view.tasks), view.measure, float(zmax), tuple(order), grouping, vc.hide_diag, title
+    )
     first = int(view.steps[0]) if vc.matrix_mode == "average" else step
-    steps = words.steps_range(first, step)
-    export = words.export_title(title, words.run_label(info), view.measure, steps)
-    name = words.export_name(f"run{info.id}", info.name, view.measure,
-                             "avg" if vc.matrix_mode == "average" else vc.how,
-                             steps.replace(" ", "-"), units.suffix(view.measure))
+    steps = captions.steps_range(first, step)
+    export = captions.export_title(title, words.run_label(info), view.measure, steps)
+    name = captions.export_name(
+        f"run{info.id}",
+        info.name,
+        view.measure,
+        "avg" if vc.matrix_mode == "average" else vc.how,
+        steps.replace(" ", "-"),
+        units.suffix(view.measure),
+    )
     event = chart_with_export(fig, name, "explore_heatmap", select=True, export_title=export)
     _open_clicked_pair(clicked_point(event), view.tasks)
     n = len(view.tasks)
     missing = int((~np.isfinite(M[~np.eye(n, dtype=bool)])).sum()) if n > 1 else 0
-    st.caption(words.heatmap_caption(vc.hide_diag, missing))
+    st.caption(captions.heatmap_caption(vc.hide_diag, missing))
     with st.expander("How to read this heatmap", icon=":material/help:"):
-        st.markdown(words.READING_GUIDE)
+        st.markdown(captions.READING_GUIDE)
 
 
 @st.cache_resource(show_spinner=False, max_entries=256)
-def _heatmap_cached(M: np.ndarray, tasks: tuple[str, ...], measure: str, zmax: float,
-                    order: tuple[int, ...], grouping, hide_diag: bool, title: str):
+def _heatmap_cached(
+    M: np.ndarray,
+    tasks: tuple[str, ...],
+    measure: str,
+    zmax: float,
+    order: tuple[int, ...],
+    grouping,
+    hide_diag: bool,
+    title: str,
+):
     """The main heatmap, shared by sessions looking at the same matrix and settings (the
     key hashes the small matrix; plotly's figure building costs more than that)."""
-    return heatmaps.heatmap(M, list(tasks), measure=measure, zmax=zmax, order=list(order),
-                            grouping=grouping, hide_diagonal=hide_diag, title=title,
-                            clickable=True)
+    return heatmaps.heatmap(
+        M,
+        list(tasks),
+        measure=measure,
+        zmax=zmax,
+        order=list(order),
+        grouping=grouping,
+        hide_diagonal=hide_diag,
+        title=title,
+        clickable=True,
+    )
 
 
 def _open_clicked_pair(point: tuple | None, tasks: list[str]) -> None:
@@ -156,16 +194,25 @@ def _open_clicked_pair(point: tuple | None, tasks: list[str]) -> None:
         session.qp_set(tab=tabs.TAB_KEYS[2], src=src, tgt=tgt)
 
 
-def _tabs(info: RunInfo, view: data.RunView, vc: controls.ViewControls,
-          gc: controls.GroupControls, grouping) -> None:
+def _tabs(
+    info: RunInfo,
+    view: data.RunView,
+    vc: controls.ViewControls,
+    gc: controls.GroupControls,
+    grouping,
+) -> None:
     # Lazy tabs: only the open tab's content is computed and sent (the animation and the
     # timeline are the heaviest parts of the page). The open tab lives in the URL (?tab=).
     tabs.seed_tab()
     shown = st.tabs(tabs.TABS, key="explore_tab", on_change="rerun")
     tabs.remember_tab()
-    fill = (lambda: tabs.loss_tab(info), lambda: tabs.play_tab(view, vc),
-            lambda: tabs.pair_tab(view, vc), lambda: tabs.timeline_tab(view, vc, gc, grouping),
-            lambda: ground_truth_tab(info, gc))
+    fill = (
+        lambda: tabs.loss_tab(info),
+        lambda: tabs.play_tab(view, vc),
+        lambda: tabs.pair_tab(view, vc),
+        lambda: tabs.timeline_tab(view, vc, gc, grouping),
+        lambda: ground_truth_tab(info, gc),
+    )
     for tab, body in zip(shown, fill):
         if tab.open:
             with tab:

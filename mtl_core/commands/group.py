@@ -18,10 +18,10 @@ import numpy as np
 
 from mtl_core.errors import LabError
 from mtl_core.grouping.base import UNMEASURED_RULE_TEXT
+from mtl_core.measures import DEFAULT_MEASURE
 from mtl_core.types import Grouping
 
 CLI_METHODS = ("tag", "threshold", "hierarchical", "affinity-propagation")
-from mtl_core.measures import DEFAULT_MEASURE
 
 
 def add_parser(sub) -> None:

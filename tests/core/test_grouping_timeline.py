@@ -9,7 +9,6 @@ import pandas as pd
 import pytest
 
 from mtl_core.errors import LabError
-from mtl_core.runfile import affinity_rows
 from mtl_core.grouping import (
     AffinityPropagationGrouper,
     BaseGrouper,

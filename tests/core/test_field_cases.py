@@ -127,7 +127,11 @@ def test_cosine_matrix_with_blank_diagonal_groups(capsys):
     assert same_groups(out["groups"], [{"a", "b"}, {"c", "d", "e"}])
     assert out["value"] == pytest.approx((0.8 * 2 + 0.7 * 3) / 5)  # the diagonal is not read
     err = capsys.readouterr().err
-    for method, extra in (("threshold", ["--tau", "0.5"]), ("hierarchical", ["--k", "2"])):
+    # a cosine matrix: --measure cosine makes --tau a plain cosine (not a % of loss)
+    for method, extra in (
+        ("threshold", ["--measure", "cosine", "--tau", "0.5"]),
+        ("hierarchical", ["--k", "2"]),
+    ):
         out = group_json(capsys, f17, "--method", method, *extra)
         assert same_groups(out["groups"], [{"a", "b"}, {"c", "d", "e"}])
     out = group_json(capsys, f17, "--method", "affinity-propagation")  # runs: no refusal

@@ -13,6 +13,7 @@ from typing import Any
 import plotly.graph_objects as go
 import streamlit as st
 
+from app.figures.escape import escape_figure, unescape
 from mtl_core.errors import LabError
 
 log = logging.getLogger("task_affinity_lab.app")
@@ -24,6 +25,7 @@ PLOTLY_CONFIG = {"displaylogo": False, "modeBarButtonsToRemove": ["select2d", "l
 def chart(fig: go.Figure, key: str | None = None, *, select: bool = False) -> Any:
     """Show a plotly figure full width with the lab's toolbar config; with ``select`` a click
     on a point reruns and the selection event is returned."""
+    fig = escape_figure(fig)  # names in a figure are data, never markup
     if select:
         return st.plotly_chart(fig, width="stretch", config=PLOTLY_CONFIG, key=key,
                                on_select="rerun", selection_mode="points")
@@ -39,7 +41,7 @@ def for_export(fig: go.Figure) -> go.Figure:
     """A copy that looks right outside the app: Streamlit's plotly template holds placeholder
     colours its frontend swaps for the theme's, so exports use plotly's white template, with
     margins that grow to fit tick labels."""
-    out = go.Figure(fig)
+    out = go.Figure(escape_figure(fig))
     out.update_layout(template="plotly_white", paper_bgcolor="white", plot_bgcolor="white",
                       title_pad_l=12)
     out.update_xaxes(automargin=True)
@@ -103,4 +105,5 @@ def clicked_point(event: Any) -> tuple[Any, Any] | None:
         return None
     if not points:
         return None
-    return points[0].get("x"), points[0].get("y")
+    # the chart shows escaped names (app.figures.escape): give back the names themselves
+    return unescape(points[0].get("x")), unescape(points[0].get("y"))

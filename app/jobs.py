@@ -22,6 +22,7 @@ import pandas as pd
 import streamlit as st
 
 from app import data
+from app.escape import md
 from app.guard import show_error
 from app.words import format_seconds
 from mtl_core.errors import LabError
@@ -161,7 +162,7 @@ def ground_truth_panel(info: RunInfo, k: int) -> None:
             job = start(store, info, int(kk), int(seeds))
             running = True
         except LabError as exc:
-            st.error(str(exc))
+            st.error(md(exc))
         except OSError as exc:
             show_error(exc)
     st.fragment(run_every=POLL_S if running else None)(_job_view)(info.id, int(kk), running)
@@ -177,10 +178,10 @@ def _job_view(run_id: int, k: int, was_running: bool) -> None:
     if status == "running":
         elapsed = time.time() - float(job.get("started", time.time()))
         st.info(f"Evaluating (k={k}, {job.get('seeds')} seed(s)) for "
-                f"{format_seconds(elapsed)} — {last_line(job.get('log')) or 'starting'}",
+                f"{format_seconds(elapsed)} — {md(last_line(job.get('log')) or 'starting')}",
                 icon=":material/hourglass_top:")
     elif status == "failed":
-        st.error(f"The evaluation failed: {job.get('error') or 'no report was written'}")
+        st.error(f"The evaluation failed: {md(job.get('error') or 'no report was written')}")
     elif status == "done":
         report = job.get("report") or {}
         df = report_frame(report)

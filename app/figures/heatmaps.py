@@ -13,6 +13,7 @@ import plotly.graph_objects as go
 
 from app import words
 from app.figures.colours import DIVERGING, group_colour
+from app.figures.escape import escape_figure, mark_escaped
 from app.figures.style import layout
 from mtl_core.series import sample_indices
 
@@ -153,8 +154,9 @@ def animated_heatmap(
     sel = sample_indices(len(steps), max_frames)
     idx = np.arange(len(tasks)) if order is None else np.asarray(order, dtype=np.intp)
     first = stack[sel[0]] if len(sel) else np.zeros((len(tasks),) * 2)
-    base = heatmap(first, tasks, measure=measure, zmax=zmax, order=order,
-                   hide_diagonal=hide_diagonal, title=title).to_dict()
+    # escaped here, once (names live in the base trace; the frames hold only numbers)
+    base = escape_figure(heatmap(first, tasks, measure=measure, zmax=zmax, order=order,
+                                 hide_diagonal=hide_diagonal, title=title)).to_dict()
     trace = base["data"][0]
     trace.pop("customdata", None)
     trace["hovertemplate"] = words.cell_template(measure)
@@ -168,8 +170,8 @@ def animated_heatmap(
         updatemenus=[_play_buttons()], sliders=[_step_slider([f["name"] for f in frames])],
         margin=dict(l=10, r=10, t=50, b=150), height=(fig_layout.get("height") or 400) + 130,
     )
-    return go.Figure({"data": base["data"], "layout": fig_layout, "frames": frames},
-                     _validate=False)
+    return mark_escaped(go.Figure({"data": base["data"], "layout": fig_layout,
+                                   "frames": frames}, _validate=False))
 
 
 def _play_buttons() -> dict:

@@ -11,6 +11,7 @@ import pandas as pd
 import streamlit as st
 
 from app import charts, data, nav, regroup, session, words
+from app.escape import md
 from app.figures import colours, heatmaps, lines
 from app.guard import show_error
 from mtl_core.store import RunInfo
@@ -55,7 +56,7 @@ def render() -> None:
         return
     infos = [by_id[i] for i in chosen]
     palette = colours.distinct_run_colours([r.id for r in infos])
-    st.markdown(" ".join(f"{words.colour_dot(r.id, palette[r.id])} {words.run_label(r)}"
+    st.markdown(" ".join(f"{words.colour_dot(r.id, palette[r.id])} {md(words.run_label(r))}"
                          for r in infos), unsafe_allow_html=True)
     tabs = st.tabs(["Affinity", "Loss curves", "Groupings", "Config diff"])
     common = sorted(set.intersection(*(set(r.measures) for r in infos)))

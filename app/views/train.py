@@ -16,6 +16,7 @@ import pandas as pd
 import streamlit as st
 
 from app import data, nav, session, words
+from app.escape import md
 from mtl_core.config import (
     ARCHS,
     MEASURES,
@@ -221,10 +222,10 @@ def _form() -> None:
             check_groups(cfg)
             rid = data.get_runner().submit(cfg)
         except LabError as exc:
-            st.error(str(exc))
+            st.error(md(exc))
             return
         session.remember(rid)
-        st.success(f"Queued run #{rid} ({cfg.name or f'{cfg.scenario} {cfg.train.mode}'}).")
+        st.success(f"Queued run #{rid} ({md(cfg.name or f'{cfg.scenario} {cfg.train.mode}')}).")
         nav.link("explore", f"Watch run #{rid} live in Explore", icon=":material/grid_on:",
                  run=rid)
 
@@ -280,7 +281,7 @@ def _queue_body(was_active: bool) -> None:
     live = [r for r in ordered if r.is_active]
     for r in live:
         c1, c2, c3 = st.columns([3, 5, 1], vertical_alignment="center")
-        c1.markdown(f"{words.colour_dot(r.id)} **{words.run_label(r)}**",
+        c1.markdown(f"{words.colour_dot(r.id)} **{md(words.run_label(r))}**",
                     unsafe_allow_html=True)
         c2.progress(float(r.progress or 0.0),
                     text=words.status_text(r, data.queue_ahead(r)))
@@ -289,11 +290,11 @@ def _queue_body(was_active: bool) -> None:
                 data.get_runner().cancel(r.id)
                 st.toast(f"Cancelling run #{r.id}")
             except LabError as exc:
-                st.error(str(exc))
+                st.error(md(exc))
     mine = set(session.my_runs())
     failed = [r for r in ordered if r.status == "failed" and r.id in mine][:3]
     for r in failed:  # the reason, where it is seen (the table's error column is far right)
-        st.error(f"Run #{r.id} ({r.name}) failed: {r.error}", icon=":material/error:")
+        st.error(f"Run #{r.id} ({md(r.name)}) failed: {md(r.error)}", icon=":material/error:")
     if not ordered:
         st.info("No runs yet. Queue one above, run the lesson, or upload a log.")
     else:

@@ -15,6 +15,7 @@ import pandas as pd
 import streamlit as st
 
 from app import charts, data, nav, session, words
+from app.escape import md
 from app.guard import show_error
 from mtl_core.errors import LabError
 from mtl_core.fileformat import ParsedRun, read_run_file, run_file_bytes
@@ -86,11 +87,11 @@ def _upload() -> None:
     good: list[tuple[object, ParsedRun]] = []
     for f in files:
         with st.container(border=True):
-            st.markdown(f"**{f.name}** · {words.file_size(f.size)}")
+            st.markdown(f"**{md(f.name)}** · {words.file_size(f.size)}")
             try:
                 parsed = _parse(f.file_id, f.name, f.size, f.getvalue())
             except LabError as exc:
-                st.error(str(exc), icon=":material/error:")
+                st.error(md(exc), icon=":material/error:")
                 continue
             except Exception as exc:  # a reader bug: logged, shown as a message
                 show_error(exc)
@@ -112,7 +113,7 @@ def _upload() -> None:
             try:
                 ids = data.get_store().import_parsed(parsed, name=name)
             except LabError as exc:
-                st.error(f"{f.name}: {exc}")
+                st.error(f"{md(f.name)}: {md(exc)}")
                 continue
             saved[f.file_id] = ids
             session.remember(*ids)
@@ -163,16 +164,16 @@ def _download() -> None:
     with st.expander("Delete this run", icon=":material/delete:"):
         st.caption("Removes the run and everything logged for it from the store. A running "
                    "run is cancelled first.")
-        sure = st.checkbox(f"Yes, delete #{info.id} {info.name} for good",
+        sure = st.checkbox(f"Yes, delete #{info.id} {md(info.name)} for good",
                            key=f"download_delete_sure_{info.id}")
         if st.button(f"Delete run #{info.id}", key="download_delete", disabled=not sure):
             try:
                 data.get_runner().delete(info.id)
             except LabError as exc:
-                st.error(str(exc))
+                st.error(md(exc))
             else:
                 st.session_state.pop("download_run", None)
-                st.session_state["_upload_deleted"] = f"Deleted run #{info.id} ({info.name})."
+                st.session_state["_upload_deleted"] = f"Deleted run #{info.id} ({md(info.name)})."
                 st.rerun()
 
 

@@ -10,6 +10,7 @@ import pandas as pd
 import streamlit as st
 
 from app import regroup, words
+from app.escape import md
 from app.guard import show_error
 from app.views.explore.controls import GroupControls
 
@@ -67,6 +68,6 @@ def groups_panel(result: regroup.GroupResult | None, pending: bool, M: np.ndarra
     if result is None:
         st.caption("Pick a grouping method to outline groups on the heatmap.")
         return
-    st.markdown(words.format_grouping(result.groups))
+    st.markdown(md(words.format_grouping(result.groups)))
     st.dataframe(groups_frame(result, M, tasks), hide_index=True, width="stretch")
     st.caption(words.groups_caption(result, gc.method))

@@ -9,6 +9,7 @@ import streamlit as st
 
 from app import data, regroup, session, words
 from app.charts import chart_with_export
+from app.escape import md
 from app.figures import heatmaps, lines, timeline
 from app.figures.colours import run_colour
 from app.guard import show_error
@@ -106,8 +107,8 @@ def pair_tab(view: data.RunView, vc: ViewControls) -> None:
                             measure=view.measure,
                             smoothed_label="smoothed" if vc.how != "none" else "running average")
     chart_with_export(fig, f"pair_{src}_{tgt}", "explore_pair")
-    st.caption(words.pair_caption(src, tgt, float(view.running[-1][a, b]),
-                                  float(view.running[-1][i, j]), view.measure))
+    st.caption(md(words.pair_caption(src, tgt, float(view.running[-1][a, b]),
+                                  float(view.running[-1][i, j]), view.measure)))
 
 
 # ----------------------------------------------------------------------------- groups over time

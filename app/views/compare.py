@@ -44,7 +44,7 @@ def render() -> None:
         st.session_state["compare_runs"] = want
     st.session_state["compare_runs"] = [i for i in st.session_state["compare_runs"]
                                         if i in by_id]
-    mine = set(session.my_runs())
+    mine = session.mine(ordered)
     chosen = st.multiselect(
         "Runs to compare", [r.id for r in ordered], key="compare_runs",
         format_func=lambda i: f"{words.run_label(by_id[i])}{' · yours' if i in mine else ''}",

@@ -15,7 +15,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from app import data, nav, session, words
+from app import auth, data, nav, session, words
 from app.escape import md
 from mtl_core.config import (
     ARCHS,
@@ -146,8 +146,27 @@ def build_config(values: dict[str, Any]) -> RunConfig:
     )
 
 
+def capped(name: str, spec: dict[str, Any], lim: Any) -> dict[str, Any]:
+    """A knob's spec with its maximum lowered to this server's limit (tasks, samples,
+    features); the core checks the same limits when the run is queued."""
+    cap = {"tasks": lim.tasks, "samples": lim.samples, "features": lim.features}.get(name)
+    if cap is None or spec.get("type") != "int":
+        return spec
+    hi = spec.get("max")
+    out = {**spec, "max": cap if hi is None else min(int(hi), cap)}
+    if out.get("default") is not None and int(out["default"]) > out["max"]:
+        out["default"] = out["max"]
+    return out
+
+
+def limit_help(limit: int | None) -> str | None:
+    return f"At most {limit} on this server (its admin sets the limits)." if limit else None
+
+
 def _form() -> None:
-    scenarios = list_scenarios()
+    lim = auth.deployment().limits
+    scenarios = {name: s for name, s in list_scenarios().items()
+                 if lim.scenarios is None or name in lim.scenarios}
     names = sorted(scenarios, key=lambda n: (n != "synthetic", n))
     scen = st.selectbox("Scenario", names, key="train_scenario",
                         format_func=lambda n: f"{n} — {scenarios[n].description[:90]}")
@@ -160,14 +179,17 @@ def _form() -> None:
         cols = st.columns(3)
         for i, (name, kspec) in enumerate(spec.knobs.items()):
             with cols[i % 3]:
-                knobs[name] = _knob_widget(name, kspec, key=f"train_knob_{scen}_{name}")
+                knobs[name] = _knob_widget(name, capped(name, kspec, lim),
+                                           key=f"train_knob_{scen}_{name}")
         st.markdown("**Training**")
         c1, c2, c3, c4 = st.columns(4)
         values: dict[str, Any] = {"scenario": scen, "knobs": knobs}
         values["mode"] = c1.selectbox("mode", MODES, key="train_mode",
                                       format_func=lambda m: f"{m} — {MODE_HELP[m]}")
-        values["steps"] = c2.number_input("steps", 1, 1_000_000, 300, step=50, key="train_steps")
-        values["batch_size"] = c3.number_input("batch size", 1, 100_000, 64, key="train_bs")
+        values["steps"] = c2.number_input("steps", 1, lim.steps or 1_000_000, 300, step=50,
+                                          key="train_steps", help=limit_help(lim.steps))
+        values["batch_size"] = c3.number_input("batch size", 1, lim.batch_size or 100_000, 64,
+                                               key="train_bs", help=limit_help(lim.batch_size))
         values["eval_every"] = c4.number_input("evaluate every (steps)", 1, 100_000, 10,
                                                key="train_eval")
         c1, c2, c3, c4 = st.columns(4)
@@ -251,7 +273,7 @@ def check_groups(cfg: Any) -> None:
 
 def queue_frame(runs: list) -> pd.DataFrame:
     """One row per run for the queue table (this session's runs first)."""
-    mine = set(session.my_runs())
+    mine = session.mine(runs)
     rows = []
     for r in runs:
         cfg = r.config or {}
@@ -285,13 +307,15 @@ def _queue_body(was_active: bool) -> None:
                     unsafe_allow_html=True)
         c2.progress(float(r.progress or 0.0),
                     text=words.status_text(r, data.queue_ahead(r)))
-        if c3.button("Cancel", key=f"cancel_{r.id}", icon=":material/stop:"):
+        if not auth.may_change(r):  # someone else's run: no cancel button (the core refuses too)
+            c3.caption("not yours")
+        elif c3.button("Cancel", key=f"cancel_{r.id}", icon=":material/stop:"):
             try:
                 data.get_runner().cancel(r.id)
                 st.toast(f"Cancelling run #{r.id}")
             except LabError as exc:
                 st.error(md(exc))
-    mine = set(session.my_runs())
+    mine = session.mine(ordered)
     failed = [r for r in ordered if r.status == "failed" and r.id in mine][:3]
     for r in failed:  # the reason, where it is seen (the table's error column is far right)
         st.error(f"Run #{r.id} ({md(r.name)}) failed: {md(r.error)}", icon=":material/error:")

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from app import charts, data, nav, session, words
+from app import auth, charts, data, nav, session, words
 from app.escape import md
 from app.guard import show_error
 from mtl_core.errors import LabError
@@ -111,7 +111,7 @@ def _upload() -> None:
         for f, parsed in pending:
             name = st.session_state.get(f"upload_name_{f.file_id}") or Path(f.name).stem
             try:
-                ids = data.get_store().import_parsed(parsed, name=name)
+                ids = data.import_parsed(parsed, name=name)
             except LabError as exc:
                 st.error(f"{md(f.name)}: {md(exc)}")
                 continue
@@ -161,6 +161,10 @@ def _download() -> None:
         if lost:
             st.caption(f":material/info: A {ext} file holds the affinity table only; this run "
                        f"also has {', '.join(lost)} — choose zip to keep everything.")
+    if not auth.may_change(info):
+        st.caption("Only its owner or a teacher can rename or delete this run.")
+        return
+    _rename(info)
     with st.expander("Delete this run", icon=":material/delete:"):
         st.caption("Removes the run and everything logged for it from the store. A running "
                    "run is cancelled first.")
@@ -174,6 +178,19 @@ def _download() -> None:
             else:
                 st.session_state.pop("download_run", None)
                 st.session_state["_upload_deleted"] = f"Deleted run #{info.id} ({md(info.name)})."
+                st.rerun()
+
+
+def _rename(info) -> None:
+    """Rename a run (its owner, or an admin: the runner checks again)."""
+    with st.expander("Rename this run", icon=":material/edit:"):
+        new = st.text_input("New name", info.name, key=f"rename_{info.id}", max_chars=200)
+        if st.button("Rename", key=f"rename_btn_{info.id}") and new.strip() != info.name:
+            try:
+                data.get_runner().rename(info.id, new.strip())
+            except LabError as exc:
+                st.error(md(exc))
+            else:
                 st.rerun()
 
 

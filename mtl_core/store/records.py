@@ -55,6 +55,7 @@ class RunInfo:
     host: str | None = None
     runner_pid: int | None = None
     worker_pid: int | None = None
+    owner: str | None = None  # who may cancel, delete, rename it (``mtl_core.access``)
 
     @property
     def progress(self) -> float | None:
@@ -109,7 +110,7 @@ def load_run(con: sqlite3.Connection, run_id: int) -> RunInfo | None:
 def insert_run(
     con: sqlite3.Connection, *, name: str, origin: str, status: str, config: dict[str, Any],
     tasks: Sequence[str] | None, task_types: dict[str, str], notes: str, meta: dict[str, Any],
-    steps_total: int | None,
+    steps_total: int | None, owner: str | None = None,
 ) -> int:
     """Insert a run row (a terminal status stamps started and finished now); return its id."""
     now = time.time()
@@ -118,7 +119,7 @@ def insert_run(
         "name": name, "origin": origin, "status": status, "config": dumps(config),
         "tasks": None if tasks is None else json.dumps(list(tasks)),
         "task_types": dumps(task_types), "notes": notes, "meta": dumps(meta), "created": now,
-        "started": ended, "finished": ended, "steps_total": steps_total,
+        "started": ended, "finished": ended, "steps_total": steps_total, "owner": owner,
     }
     cur = con.execute(
         f"INSERT INTO runs ({', '.join(row)}) VALUES ({','.join('?' * len(row))})",

@@ -39,9 +39,10 @@ class _RunRows:
 class TransferMixin(RunsMixin, ReadersMixin):
     """Import and export of whole runs in the open run-file format."""
 
-    def import_parsed(self, parsed: ParsedRun, name: str = "", *, origin: str = "uploaded"
-                      ) -> list[int]:
-        """Add every run of a validated file in one transaction; return the new run ids.
+    def import_parsed(self, parsed: ParsedRun, name: str = "", *, origin: str = "uploaded",
+                      owner: str | None = None) -> list[int]:
+        """Add every run of a validated file in one transaction; return the new run ids
+        (``owner``: who uploaded it, see ``mtl_core.access``; None for the command line).
 
         A file with several runs gives one run each, named ``"<name> / <run>"``; each is
         ``finished`` with the file's config, notes and other metadata. All or nothing: if one
@@ -58,7 +59,7 @@ class TransferMixin(RunsMixin, ReadersMixin):
             for r in runs:
                 rid = insert_run(con, name=r.name, origin=origin, status="finished",
                                  config=config, tasks=r.tasks, task_types=r.task_types,
-                                 notes=notes, meta=meta, steps_total=None)
+                                 notes=notes, meta=meta, steps_total=None, owner=owner)
                 _insert_rows(con, rid, r)
                 ids.append(rid)
             return ids

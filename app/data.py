@@ -24,6 +24,7 @@ from app.figures.colours import robust_zmax
 from mtl_core.access import Actor
 from mtl_core.errors import LabError
 from mtl_core.limits import Limits
+from mtl_core.runner import default_max_workers
 from mtl_core.series import smooth
 from mtl_core.store import ACTIVE, RunInfo, Store, default_store_path
 
@@ -85,18 +86,6 @@ def get_store() -> Store:
     return _store(store_path())
 
 
-def app_workers() -> int:
-    """Concurrent training runs for the app: ``$MTL_LAB_WORKERS``, else 2 when the machine
-    has 2+ cores (so the lesson's three runs overlap), else 1."""
-    raw = os.environ.get("MTL_LAB_WORKERS", "").strip()
-    if raw:
-        try:
-            return max(1, int(raw))
-        except ValueError:
-            pass
-    return 2 if (os.cpu_count() or 1) >= 2 else 1
-
-
 def get_runner() -> SessionRunner:
     """The process-wide runner (its supervisor thread launches queued runs as workers), as
     this session's user uses it (:class:`SessionRunner`)."""
@@ -104,8 +93,8 @@ def get_runner() -> SessionRunner:
     # tests and load benchmarks; unset means the core's train.
     custom = os.environ.get("MTL_LAB_TRAIN_FN") or None
     dep = auth.deployment()
-    return SessionRunner(_runner(store_path(), app_workers(), custom, warm_workers(custom)),
-                         auth.current_actor(dep), dep.limits)
+    return SessionRunner(_runner(store_path(), default_max_workers(), custom,
+                                 warm_workers(custom)), auth.current_actor(dep), dep.limits)
 
 
 def import_parsed(parsed: Any, name: str) -> list[int]:
@@ -122,7 +111,7 @@ def warm_workers(custom_train_fn: str | None = None) -> int:
             return max(0, int(raw))
         except ValueError:
             pass
-    return 0 if custom_train_fn else app_workers()
+    return 0 if custom_train_fn else default_max_workers()
 
 
 # ----------------------------------------------------------------------------- cached reads

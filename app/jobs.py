@@ -1,115 +1,77 @@
 """The ground-truth evaluation as a background job, and its panel on the Explore page.
 
-``mtl_core.evaluate`` trains TAG's groups against every baseline over several seeds: minutes
-of work, so it must not run in a script run. The runner only runs training configs, so this
-adapter starts the CLI (``python -m mtl_core evaluate ... --out report.json``) as a separate
-process and records the job in the run store (``store.save_ground_truth``), keyed by run and k:
-any session can see it, it survives page changes, and the report lands in the store when done.
+``mtl_core.experiments`` trains TAG's groups against every baseline over several seeds:
+minutes of work, so it must not run in a script run. ``mtl_core.experiments.background``
+runs it in a separate process (the in-process API, no command line in between) that leaves
+its progress and report in a job folder; this module records the job in the run store
+(``store.save_ground_truth``), keyed by run and k, so any session can see it, it survives page
+changes, and the report lands in the store when done.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
-import subprocess
-import sys
 import time
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import streamlit as st
 
-from app import data
+from app import auth, data
 from app.escape import md
 from app.guard import show_error
 from app.words import format_seconds
 from mtl_core.errors import LabError
+from mtl_core.experiments import background
+from mtl_core.limits import check_quota
 from mtl_core.store import RunInfo, Store
 
 log = logging.getLogger("task_affinity_lab.app")
-ROOT = Path(__file__).resolve().parent.parent
 POLL_S = 1.5
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(int(pid), 0)
-    except OSError:
-        return False
-    try:  # a zombie (our own child that exited) counts as gone
-        state_ = Path(f"/proc/{int(pid)}/stat").read_text().rsplit(")", 1)[1].split()[0]
-        return state_ not in ("Z", "X")
-    except (OSError, IndexError):
-        return True
-
-
-def command(info: RunInfo, k: int, seeds: int, out: Path) -> list[str]:
-    """The CLI call that evaluates ``info``'s scenario and knobs with budget ``k``."""
-    cfg = info.config or {}
-    scenario = cfg.get("scenario")
-    if not scenario:
-        raise LabError("The ground truth retrains the run's scenario, so it needs a run "
-                       "trained by the lab (uploaded logs have no scenario to retrain).")
-    args = [sys.executable, "-m", "mtl_core", "evaluate", "--scenario", str(scenario),
-            "--k", str(int(k)), "--seeds", str(int(seeds)),
-            "--steps", str(int((cfg.get("train") or {}).get("steps", 300))),
-            "--out", str(out), "--workers", str(max(1, min(2, os.cpu_count() or 1)))]
-    for key, value in (cfg.get("knobs") or {}).items():
-        if isinstance(value, (list, tuple)):
-            value = ",".join(map(str, value))
-        args += ["--set", f"{key}={value}"]
-    return args
+#: Worker processes of an evaluation started from the app (it shares the machine with the UI).
+WORKERS = max(1, min(2, os.cpu_count() or 1))
 
 
 def start(store: Store, info: RunInfo, k: int, seeds: int) -> dict[str, Any]:
-    """Start the evaluation process and record the job; returns the job record."""
-    folder = store.path.parent / "evaluations"
-    folder.mkdir(parents=True, exist_ok=True)
-    stem = f"run{info.id}_k{int(k)}_{int(time.time())}"
-    out, logfile = folder / f"{stem}.json", folder / f"{stem}.log"
-    cmd = command(info, k, seeds, out)
-    with open(logfile, "wb") as fh:
-        proc = subprocess.Popen(cmd, cwd=str(ROOT), stdout=fh, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, start_new_session=True)
-    job = {"status": "running", "pid": proc.pid, "out": str(out), "log": str(logfile),
-           "started": time.time(), "k": int(k), "seeds": int(seeds)}
-    store.save_ground_truth(info.id, k, job)
-    return job
+    """Start evaluating ``info``'s scenario and knobs with budget ``k`` in the background and
+    record the job, owned by this session's user (it counts against their queue quota);
+    returns the job record. LabError for a run the lab cannot retrain, a config over this
+    server's limits (an uploaded ``meta.json`` may claim anything), or a user at the quota."""
+    dep = auth.deployment()
+    owner = auth.current_actor(dep).id
+    spec = background.spec_for_run(info.config or {}, k, seeds, workers=WORKERS,
+                                   limits=dep.limits)
+    check_quota(store.active_count(owner) + store.running_ground_truths(owner), dep.limits)
+    folder = store.path.parent / "evaluations" / f"run{info.id}_k{int(k)}_{int(time.time())}"
+    job = background.start(spec, folder, workers=WORKERS)
+    record = {"status": "running", **job.to_dict(), "k": int(k), "seeds": int(seeds),
+              "owner": owner}
+    store.save_ground_truth(info.id, k, record)
+    return record
 
 
 def refresh(store: Store, run_id: int, k: int) -> dict[str, Any] | None:
-    """The job's record, updated if its process has ended (report loaded into the store)."""
+    """The job's record, with its latest progress line; once the job has ended, its outcome
+    (the report, or the reason it failed) is saved into the store."""
     job = store.get_ground_truth(run_id, k)
     if not job or job.get("status") != "running":
         return job
-    if _pid_alive(int(job["pid"])):
-        return job
-    out = Path(job["out"])
-    if out.exists():
-        try:
-            report = json.loads(out.read_text())
-        except (OSError, ValueError) as exc:
-            job.update(status="failed", error=f"unreadable report: {exc}")
-        else:
-            job.update(status="done", finished=time.time(), report=report)
+    if "folder" not in job:  # started by an older lab (a CLI subprocess): cannot be followed
+        job.update(status="failed", finished=time.time(),
+                   error="started by an older version of the lab; run it again")
     else:
-        job.update(status="failed", finished=time.time(), error=last_line(job.get("log")))
+        now = background.poll(background.BackgroundJob.from_dict(job))
+        if now.status == "running":
+            return {**job, "message": now.message}
+        job.update(status=now.status, finished=now.finished or time.time(),
+                   message=now.message)
+        if now.status == "done":
+            job["report"] = now.report
+        else:
+            job["error"] = now.error
     store.save_ground_truth(run_id, k, job)
     return job
-
-
-def last_line(path: str | None) -> str:
-    """The last non-empty line of a log (the CLI's progress or its one-line error)."""
-    if not path:
-        return ""
-    try:
-        lines = [ln.strip() for ln in Path(path).read_text(errors="replace").splitlines()]
-    except OSError:
-        return ""
-    lines = [ln for ln in lines if ln]
-    return lines[-1] if lines else ""
 
 
 def report_frame(report: dict[str, Any]) -> pd.DataFrame:
@@ -152,7 +114,7 @@ def ground_truth_panel(info: RunInfo, k: int) -> None:
     kk = c1.number_input("k (group budget)", 1, max(1, len(info.tasks) or 1),
                          int(min(max(k, 1), max(1, len(info.tasks) or 1))),
                          key="gt_k")
-    seeds = c2.number_input("seeds", 1, 10, 2, key="gt_seeds")
+    seeds = c2.number_input("seeds", 1, auth.deployment().limits.seeds or 10, 2, key="gt_seeds")
     store = data.get_store()
     job = refresh(store, info.id, int(kk))
     running = bool(job and job.get("status") == "running")
@@ -178,7 +140,7 @@ def _job_view(run_id: int, k: int, was_running: bool) -> None:
     if status == "running":
         elapsed = time.time() - float(job.get("started", time.time()))
         st.info(f"Evaluating (k={k}, {job.get('seeds')} seed(s)) for "
-                f"{format_seconds(elapsed)} — {md(last_line(job.get('log')) or 'starting')}",
+                f"{format_seconds(elapsed)} — {md(job.get('message') or 'starting')}",
                 icon=":material/hourglass_top:")
     elif status == "failed":
         st.error(f"The evaluation failed: {md(job.get('error') or 'no report was written')}")

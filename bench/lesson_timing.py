@@ -37,7 +37,7 @@ TARGET_FIRST_S, TARGET_TOTAL_S = 5.0, 60.0
 BASELINE = r"""
 import json, sys, time
 t0 = time.perf_counter()
-from app import lesson
+from mtl_core import lesson
 from mtl_core.training import train
 first = None
 def on_step(e):

@@ -1,11 +1,18 @@
 """Frozen config dataclasses, one per component, combined into a ``RunConfig``.
 
 ``RunConfig.to_dict()`` is stored with every run so runs can be diffed and reproduced.
+Every caller that assembles a run (the CLI ``train``, the app's Train form, the lesson, the
+ground-truth evaluation) goes through one builder: :meth:`RunConfig.for_scenario` (scenario
+defaults + knobs) and :meth:`RunConfig.with_overrides` (dotted keys such as ``"train.steps"``,
+minGPT's ``merge_from_args`` idea), so a field is parsed and validated in one place.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
+import numbers
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -143,7 +150,77 @@ class RunConfig:
             )
 
     def to_dict(self) -> dict[str, Any]:
+        """Plain data (tuples stay tuples; JSON turns them into lists, see ``from_dict``)."""
         return dataclasses.asdict(self)
+
+    @classmethod
+    def for_scenario(
+        cls,
+        scenario: str,
+        knobs: Mapping[str, Any] | None = None,
+        overrides: Mapping[str, Any] | None = None,
+    ) -> RunConfig:
+        """A validated run of ``scenario``: its knobs resolved over the scenario's defaults,
+        its shipped model, then ``overrides`` (see :meth:`with_overrides`).
+
+        The affinity measure follows the mode (:func:`default_measure`) unless
+        ``"affinity.measure"`` is given. Raises :class:`LabError` for an unknown scenario or
+        knob, a bad value, or a combination that cannot train.
+        """
+        from mtl_core.scenarios import default_model_config, get_scenario, resolve_knobs
+
+        spec = get_scenario(scenario)
+        base = cls(scenario=spec.name, knobs=resolve_knobs(spec, dict(knobs or {})),
+                   model=default_model_config(spec.name))
+        return base.with_overrides({"affinity.measure": "auto", **dict(overrides or {})})
+
+    def with_overrides(self, overrides: Mapping[str, Any]) -> RunConfig:
+        """A copy with ``overrides`` applied and validated once, as a whole.
+
+        Keys are dotted: ``"<section>.<field>"`` for section in ``model``, ``optim``,
+        ``train``, ``affinity`` (e.g. ``"train.steps"``, ``"optim.lr"``); a bare section name
+        with a section dataclass or a mapping of its fields; ``"knobs.<knob>"`` (resolved
+        against the scenario's knob specs) or ``"knobs"`` (the whole mapping); ``"name"``.
+        Text is parsed where a form or the CLI gives text: ``"64,32"`` for ``model.hidden``
+        and ``model.channels``, ``"t0,t1; t2,t3"`` for ``train.groups`` (empty = none),
+        numbers for numeric fields. ``"affinity.measure": "auto"`` means
+        :func:`default_measure` of the resulting mode.
+
+        Raises :class:`LabError` naming the key for an unknown key or an unparsable value,
+        and the config's own message for a value or combination that cannot train.
+        """
+        sections = {name: _fields(getattr(self, name)) for name in _SECTIONS}
+        knobs: dict[str, Any] | None = None
+        name = self.name
+        for key, value in overrides.items():
+            head, dot, sub = str(key).partition(".")
+            if head in _SECTIONS and not dot:
+                sections[head].update(_section_values(head, value))
+            elif head in _SECTIONS:
+                if sub not in sections[head]:
+                    raise LabError(_unknown_key(key, head, sections[head]))
+                sections[head][sub] = _coerce(head, sub, value)
+            elif key == "knobs":
+                knobs = dict(value or {})
+            elif head == "knobs" and sub:
+                knobs = {**(self.knobs if knobs is None else knobs), sub: value}
+            elif key == "name":
+                name = str(value or "").strip()
+            else:
+                raise LabError(f"unknown setting {key!r}; settings are name, knobs.<knob> and "
+                               f"<section>.<field> for {', '.join(_SECTIONS)}")
+        if sections["affinity"]["measure"] in (None, "auto"):
+            sections["affinity"]["measure"] = default_measure(sections["train"]["mode"])
+        if knobs is not None:
+            from mtl_core.scenarios import get_scenario, resolve_knobs
+
+            knobs = resolve_knobs(get_scenario(self.scenario), knobs)
+        return RunConfig(
+            scenario=self.scenario,
+            knobs=dict(self.knobs) if knobs is None else knobs,
+            **{s: _SECTIONS[s](**values) for s, values in sections.items()},
+            name=name,
+        )
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> RunConfig:
@@ -172,6 +249,97 @@ class RunConfig:
 def default_measure(mode: str) -> str:
     """The affinity measure a mode logs when none is asked for."""
     return {"together": "lookahead", "sequential": "proximal"}.get(mode, "none")
+
+
+def parse_ints(value: str | Sequence[int], what: str = "hidden widths") -> tuple[int, ...]:
+    """``"64, 32"`` (or a sequence) -> ``(64, 32)``; LabError naming ``what`` otherwise."""
+    items = str(value).replace(" ", "").split(",") if isinstance(value, str) else list(value)
+    try:
+        vals = tuple(int(v) for v in items if v != "")
+    except (TypeError, ValueError):
+        raise LabError(f"{what} must be comma-separated whole numbers, e.g. 64,32 "
+                       f"(got {value!r})") from None
+    if not vals:
+        raise LabError(f"{what} needs at least one number, e.g. 64,32")
+    return vals
+
+
+def parse_groups(
+    value: str | Sequence[Sequence[str]] | None,
+) -> tuple[tuple[str, ...], ...] | None:
+    """``"t0,t1; t2,t3"`` (or a sequence of task lists) -> ``(("t0", "t1"), ("t2", "t3"))``;
+    None when empty. Task names are not checked here (see :func:`group_indices`)."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        raw = [g.split(",") for g in value.split(";")]
+    else:
+        raw = [[g] if isinstance(g, str) else list(g) for g in value]
+    groups = tuple(tuple(str(t).strip() for t in g if str(t).strip()) for g in raw)
+    return tuple(g for g in groups if g) or None
+
+
+_SECTIONS: dict[str, type] = {
+    "model": ModelConfig, "optim": OptimConfig, "train": TrainConfig, "affinity": AffinityConfig,
+}
+#: Parsers for fields a form or the CLI gives as text; other fields by their annotation.
+_PARSERS: dict[tuple[str, str], Callable[[Any], Any]] = {
+    ("model", "hidden"): lambda v: parse_ints(v, "hidden widths"),
+    ("model", "channels"): lambda v: parse_ints(v, "channels"),
+    ("train", "groups"): parse_groups,
+    ("optim", "betas"): lambda v: tuple(float(x) for x in
+                                        (v.split(",") if isinstance(v, str) else v)),
+}
+_NUMBERS: dict[str, type] = {"int": int, "float": float, "float | None": float}
+
+
+def _fields(section: Any) -> dict[str, Any]:
+    return {f.name: getattr(section, f.name) for f in dataclasses.fields(section)}
+
+
+def _section_values(head: str, value: Any) -> dict[str, Any]:
+    """A whole section given as its dataclass or as a mapping of its fields."""
+    cls = _SECTIONS[head]
+    if isinstance(value, cls):
+        return _fields(value)
+    if isinstance(value, Mapping):
+        known = {f.name for f in dataclasses.fields(cls)}
+        out = {}
+        for sub, v in value.items():
+            if sub not in known:
+                raise LabError(_unknown_key(f"{head}.{sub}", head, known))
+            out[sub] = _coerce(head, sub, v)
+        return out
+    raise LabError(f"setting {head!r} needs a {cls.__name__} or a mapping of its fields")
+
+
+def _coerce(head: str, sub: str, value: Any) -> Any:
+    parser = _PARSERS.get((head, sub))
+    if parser is not None:
+        try:
+            return parser(value)
+        except (TypeError, ValueError):
+            raise LabError(f"{head}.{sub}: cannot read {value!r}") from None
+    kind = {f.name: f.type for f in dataclasses.fields(_SECTIONS[head])}[sub]
+    number = _NUMBERS.get(str(kind))
+    if number is None or value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        try:
+            value = float(value)
+        except ValueError:
+            raise LabError(f"{head}.{sub} must be a number, got {value!r}") from None
+    if not isinstance(value, numbers.Real):
+        return value  # the section's own check reports it
+    if number is int:
+        if not math.isfinite(value) or value != int(value):
+            raise LabError(f"{head}.{sub} must be a whole number, got {value!r}")
+        return int(value)
+    return float(value)
+
+
+def _unknown_key(key: str, head: str, known: Any) -> str:
+    return f"unknown setting {key!r}; {head} has: {', '.join(sorted(known))}"
 
 
 def _check_choice(what: str, value: str, choices: tuple[str, ...]) -> None:

@@ -124,6 +124,29 @@ def check_config(cfg: Any, limits: Limits) -> None:
     _at_most("features", knobs.get("features"), limits.features)
 
 
+def check_evaluation(config: Mapping[str, Any], seeds: int, limits: Limits) -> None:
+    """Raise LabError when a ground-truth evaluation of a run whose stored ``config`` (a
+    ``RunConfig.to_dict()``, or whatever an uploaded ``meta.json`` claimed) asks for more
+    than ``limits`` allow: its scenario, steps, seeds and data knobs. Checked before the
+    scenario is even loaded (an uploaded config may name any scenario and path)."""
+    config = config if isinstance(config, Mapping) else {}
+    scenario = config.get("scenario")
+    if limits.scenarios is not None and scenario not in limits.scenarios:
+        raise LabError(f"scenario {scenario!r} is not offered here (allowed: "
+                       f"{', '.join(limits.scenarios)}; an admin sets them: {WHERE})")
+    train = config.get("train") if isinstance(config.get("train"), Mapping) else {}
+    knobs = config.get("knobs") if isinstance(config.get("knobs"), Mapping) else {}
+    try:
+        _at_most("steps", int(train.get("steps", 300)), limits.steps)
+        _at_most("seeds", int(seeds), limits.seeds)
+        _at_most("tasks", task_count(knobs), limits.tasks)
+        _at_most("samples", knobs.get("samples"), limits.samples)
+        _at_most("features", knobs.get("features"), limits.features)
+    except (TypeError, ValueError):
+        raise LabError("this run's stored config is not one the lab wrote (a number is not "
+                       "a number); it cannot be re-evaluated") from None
+
+
 def task_count(knobs: Mapping[str, Any]) -> int | None:
     """How many tasks the scenario knobs ask for (None when they do not say)."""
     knobs = knobs or {}

@@ -15,12 +15,13 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from app import charts, data, lesson, nav, regroup, session, words
+from app import charts, data, nav, regroup, session, words
 from app.escape import md
 from app.figures import approaches, colours, heatmaps
 from app.guard import show_error
-from app.lesson import LessonIds
+from mtl_core import lesson
 from mtl_core.errors import LabError
+from mtl_core.lesson import LessonIds
 
 POLL_S = 0.5
 DOUBLE_CLICK_S = 2.0  # a second Train within this many seconds is the same click
@@ -141,25 +142,11 @@ def _live_body(was_active: bool) -> None:
     ids = _current_ids()
     if ids is None:
         return
-    store, runner = data.get_store(), data.get_runner()
-    before = ids.groups
-    try:
-        lesson.maybe_start_groups(runner, store, ids)
-    except Exception as exc:  # a failed selection must not stop the live view
-        show_error(exc)
-    if ids.groups != before:
-        _set_ids(ids)
+    store = data.get_store()
+    _follow_groups(store, ids)
     infos = {k: store.get_run(getattr(ids, k)) for k in lesson.APPROACHES
              if getattr(ids, k) is not None}
-    trained = _trained_conflict(ids)
-    if trained is not None:
-        knob = float(st.session_state.get("learn_conflict", trained))
-        if abs(knob - trained) > 1e-9:
-            st.info(f"These results are for conflict **{trained:.2f}**; the knob now reads "
-                    f"{knob:.2f}. Press **Train** to run the lesson at the new level.",
-                    icon=":material/history:")
-        else:
-            st.markdown(f"**The lesson at conflict {trained:.2f}**")
+    _conflict_header(ids)
     _status_row(infos)
     grouping = lesson.groups_of(store, ids.groups)
     view = data.run_view(infos["together"], "lookahead")
@@ -171,20 +158,7 @@ def _live_body(was_active: bool) -> None:
     finished = all(i.status == "finished" for i in infos.values()) and len(infos) == 3
     left, right = st.columns(2)
     with left:
-        A = None
-        if view is None:
-            st.info("Waiting for the first affinity matrix… (the worker is starting)")
-        else:
-            A = view.running[-1]
-            order = regroup.group_order(view.tasks, view.order, grouping)
-            last = int(view.steps[-1])
-            fig = heatmaps.heatmap(
-                A, view.tasks, order=order, grouping=grouping, zmax=view.zmax_avg,
-                title=f"Affinity, averaged over steps 1–{last}",
-            )
-            charts.chart(fig, key="learn_heatmap")
-            st.caption(f"Affinity so far: step {last} of {infos['together'].steps_total} · "
-                       "row = the task that takes a step, column = the task whose loss moves.")
+        A = _affinity_so_far(view, grouping, infos["together"].steps_total)
     with right:
         tasks = view.tasks if view is not None else _tasks_of(infos)
         if any(losses.values()):
@@ -194,10 +168,9 @@ def _live_body(was_active: bool) -> None:
         else:
             st.info("Held-out losses appear after the first evaluation (every 10 steps).")
     mean_loss = {k: float(np.mean(list(v.values()))) for k, v in losses.items() if v}
-    _groups_note(store, ids, infos, grouping, A, view.tasks if view is not None else [])
-    sentences = words.explain_lesson(A if view is not None else None,
-                                        view.tasks if view is not None else [], grouping,
-                                        mean_loss, finished)
+    view_tasks = view.tasks if view is not None else []
+    _groups_note(store, ids, infos, grouping, A, view_tasks)
+    sentences = words.explain_lesson(A, view_tasks, grouping, mean_loss, finished)
     if sentences:
         st.info(" ".join(sentences), icon=":material/lightbulb:")
     for info in infos.values():
@@ -208,6 +181,47 @@ def _live_body(was_active: bool) -> None:
     still = any(i.is_active for i in infos.values()) or ids.groups is None
     if was_active and not still:
         st.rerun()  # stop polling: the next full run draws the final state without a timer
+
+
+def _follow_groups(store, ids: LessonIds) -> None:
+    """Start the grouped run when its groups can be picked (TAG), and keep its id."""
+    before = ids.groups
+    try:
+        lesson.maybe_start_groups(data.get_runner(), store, ids)
+    except Exception as exc:  # a failed selection must not stop the live view
+        show_error(exc)
+    if ids.groups != before:
+        _set_ids(ids)
+
+
+def _conflict_header(ids: LessonIds) -> None:
+    """Which conflict level the shown results are for (and whether the knob moved since)."""
+    trained = _trained_conflict(ids)
+    if trained is None:
+        return
+    knob = float(st.session_state.get("learn_conflict", trained))
+    if abs(knob - trained) > 1e-9:
+        st.info(f"These results are for conflict **{trained:.2f}**; the knob now reads "
+                f"{knob:.2f}. Press **Train** to run the lesson at the new level.",
+                icon=":material/history:")
+    else:
+        st.markdown(f"**The lesson at conflict {trained:.2f}**")
+
+
+def _affinity_so_far(view, grouping, steps_total: int | None):
+    """The together run's running-average heatmap; returns its latest matrix (None yet)."""
+    if view is None:
+        st.info("Waiting for the first affinity matrix… (the worker is starting)")
+        return None
+    A = view.running[-1]
+    order = regroup.group_order(view.tasks, view.order, grouping)
+    last = int(view.steps[-1])
+    fig = heatmaps.heatmap(A, view.tasks, order=order, grouping=grouping, zmax=view.zmax_avg,
+                          title=f"Affinity, averaged over steps 1–{last}")
+    charts.chart(fig, key="learn_heatmap")
+    st.caption(f"Affinity so far: step {last} of {steps_total} · "
+               "row = the task that takes a step, column = the task whose loss moves.")
+    return A
 
 
 def _groups_note(store, ids: LessonIds, infos: dict, grouping, A, tasks: list[str]) -> None:

@@ -17,21 +17,10 @@ import streamlit as st
 
 from app import auth, data, nav, session, words
 from app.escape import md
-from mtl_core.config import (
-    ARCHS,
-    MEASURES,
-    MODES,
-    NORMS,
-    OPTIMIZERS,
-    AffinityConfig,
-    ModelConfig,
-    OptimConfig,
-    RunConfig,
-    TrainConfig,
-    default_measure,
-)
+from mtl_core.config import ARCHS, MEASURES, MODES, NORMS, OPTIMIZERS, RunConfig
 from mtl_core.errors import LabError
-from mtl_core.scenarios import default_model_config, get_scenario, list_scenarios, resolve_knobs
+from mtl_core.limits import Limits
+from mtl_core.scenarios import default_model_config, list_scenarios
 
 POLL_S = 1.0
 MODE_HELP = {
@@ -99,54 +88,14 @@ def _knob_widget(name: str, spec: dict[str, Any], key: str) -> Any:
     return st.text_input(label, "" if default is None else str(default), key=key, help=help_)
 
 
-def _ints(text: str, what: str) -> tuple[int, ...]:
-    try:
-        vals = tuple(int(v) for v in str(text).replace(" ", "").split(",") if v)
-    except ValueError:
-        raise LabError(f"{what} must be comma-separated whole numbers, e.g. 64,32") from None
-    if not vals:
-        raise LabError(f"{what} needs at least one number, e.g. 64,32")
-    return vals
-
-
-def parse_groups(text: str) -> tuple[tuple[str, ...], ...] | None:
-    """``"t0,t1; t2,t3"`` -> ``(("t0", "t1"), ("t2", "t3"))`` (None when empty)."""
-    groups = tuple(
-        tuple(t.strip() for t in g.split(",") if t.strip()) for g in str(text).split(";")
-    )
-    groups = tuple(g for g in groups if g)
-    return groups or None
-
-
 def build_config(values: dict[str, Any]) -> RunConfig:
-    """The form's values as a validated ``RunConfig`` (LabError on any mistake)."""
-    scenario = get_scenario(values["scenario"])
-    knobs = resolve_knobs(scenario, values["knobs"])
-    mode = values["mode"]
-    measure = values["measure"]
-    if measure == "auto":
-        measure = default_measure(mode)
-    lr = float(values["lr"])
-    return RunConfig(
-        scenario=scenario.name,
-        knobs=knobs,
-        model=ModelConfig(arch=values["arch"], hidden=_ints(values["hidden"], "hidden widths"),
-                          channels=_ints(values["channels"], "channels"), norm=values["norm"]),
-        optim=OptimConfig(name=values["optimizer"], lr=lr if lr > 0 else None,
-                          momentum=float(values["momentum"]),
-                          weight_decay=float(values["weight_decay"])),
-        train=TrainConfig(mode=mode, steps=int(values["steps"]),
-                          batch_size=int(values["batch_size"]),
-                          eval_every=int(values["eval_every"]), seed=int(values["seed"]),
-                          device=values["device"], groups=parse_groups(values["groups"]),
-                          warmup=int(values["warmup"])),
-        affinity=AffinityConfig(measure=measure, every=int(values["every"]),
-                                beta=float(values["beta"])),
-        name=str(values["name"]).strip(),
-    )
+    """The form's values as a validated ``RunConfig`` (LabError on any mistake): ``scenario``,
+    ``knobs`` and dotted settings (``"train.steps"``, ...) for ``RunConfig.with_overrides``."""
+    settings = {k: v for k, v in values.items() if k not in ("scenario", "knobs")}
+    return RunConfig.for_scenario(values["scenario"], values["knobs"], settings)
 
 
-def capped(name: str, spec: dict[str, Any], lim: Any) -> dict[str, Any]:
+def capped(name: str, spec: dict[str, Any], lim: Limits) -> dict[str, Any]:
     """A knob's spec with its maximum lowered to this server's limit (tasks, samples,
     features); the core checks the same limits when the run is queued."""
     cap = {"tasks": lim.tasks, "samples": lim.samples, "features": lim.features}.get(name)
@@ -170,67 +119,13 @@ def _form() -> None:
     names = sorted(scenarios, key=lambda n: (n != "synthetic", n))
     scen = st.selectbox("Scenario", names, key="train_scenario",
                         format_func=lambda n: f"{n} — {scenarios[n].description[:90]}")
-    spec = scenarios[scen]
-    model0 = default_model_config(scen)
     gpu = gpu_name()
     with st.form("train_form", border=True):
-        st.markdown("**Scenario knobs**")
-        knobs: dict[str, Any] = {}
-        cols = st.columns(3)
-        for i, (name, kspec) in enumerate(spec.knobs.items()):
-            with cols[i % 3]:
-                knobs[name] = _knob_widget(name, capped(name, kspec, lim),
-                                           key=f"train_knob_{scen}_{name}")
-        st.markdown("**Training**")
-        c1, c2, c3, c4 = st.columns(4)
-        values: dict[str, Any] = {"scenario": scen, "knobs": knobs}
-        values["mode"] = c1.selectbox("mode", MODES, key="train_mode",
-                                      format_func=lambda m: f"{m} — {MODE_HELP[m]}")
-        values["steps"] = c2.number_input("steps", 1, lim.steps or 1_000_000, 300, step=50,
-                                          key="train_steps", help=limit_help(lim.steps))
-        values["batch_size"] = c3.number_input("batch size", 1, lim.batch_size or 100_000, 64,
-                                               key="train_bs", help=limit_help(lim.batch_size))
-        values["eval_every"] = c4.number_input("evaluate every (steps)", 1, 100_000, 10,
-                                               key="train_eval")
-        c1, c2, c3, c4 = st.columns(4)
-        values["seed"] = c1.number_input("seed", 0, 2**31 - 1, 0, key="train_seed")
-        devices = ["auto", "cpu", "cuda"]
-        values["device"] = c2.selectbox(
-            "device", devices, key="train_device",
-            format_func=lambda d: {"auto": f"auto ({'GPU: ' + gpu if gpu else 'CPU'})",
-                                   "cpu": "CPU", "cuda": f"GPU{': ' + gpu if gpu else ''}"}[d],
-            help="auto uses the GPU when the machine has one",
-        )
-        values["groups"] = c3.text_input("groups (mode groups)", "", key="train_groups",
-                                         placeholder="t0,t1,t2; t3,t4,t5")
-        values["warmup"] = c4.number_input("warm-up steps (sequential)", 0, 100_000, 10,
-                                           key="train_warmup")
-        st.markdown("**Affinity**")
-        c1, c2, c3 = st.columns(3)
-        values["measure"] = c1.selectbox(
-            "measure", ("auto", *MEASURES), key="train_measure",
-            help="auto: lookahead for together, proximal for sequential, none otherwise")
-        values["every"] = c2.number_input("measure every (steps)", 1, 100_000, 1,
-                                          key="train_every")
-        values["beta"] = c3.slider("proximal EMA beta", 0.0, 0.99, 0.9, key="train_beta")
-        st.markdown("**Model and optimizer**")
-        c1, c2, c3, c4 = st.columns(4)
-        values["arch"] = c1.selectbox("architecture", ARCHS,
-                                      index=ARCHS.index(model0.arch), key=f"train_arch_{scen}")
-        values["hidden"] = c2.text_input("hidden widths", ",".join(map(str, model0.hidden)),
-                                         key=f"train_hidden_{scen}")
-        values["channels"] = c3.text_input("CNN channels", ",".join(map(str, model0.channels)),
-                                           key=f"train_channels_{scen}")
-        values["norm"] = c4.selectbox("normalization", NORMS, key="train_norm")
-        c1, c2, c3, c4 = st.columns(4)
-        values["optimizer"] = c1.selectbox("optimizer", OPTIMIZERS,
-                                           index=OPTIMIZERS.index("adam"), key="train_opt")
-        values["lr"] = c2.number_input("learning rate (0 = default)", 0.0, 10.0, 0.0,
-                                       format="%.4f", key="train_lr")
-        values["momentum"] = c3.number_input("momentum (SGD)", 0.0, 0.999, 0.9,
-                                             key="train_momentum")
-        values["weight_decay"] = c4.number_input("weight decay", 0.0, 1.0, 0.0, format="%.5f",
-                                                 key="train_wd")
+        values: dict[str, Any] = {"scenario": scen,
+                                  "knobs": _knob_inputs(scen, scenarios[scen].knobs, lim)}
+        values |= _training_inputs(gpu, lim)
+        values |= _affinity_inputs()
+        values |= _model_inputs(scen)
         values["name"] = st.text_input("run name (optional)", "", key="train_name")
         submitted = st.form_submit_button("Queue run", type="primary",
                                           icon=":material/play_arrow:")
@@ -239,17 +134,97 @@ def _form() -> None:
     else:
         st.caption(":material/memory: No GPU found: runs train on the CPU.")
     if submitted:
-        try:
-            cfg = build_config(values)
-            check_groups(cfg)
-            rid = data.get_runner().submit(cfg)
-        except LabError as exc:
-            st.error(md(exc))
-            return
-        session.remember(rid)
-        st.success(f"Queued run #{rid} ({md(cfg.name or f'{cfg.scenario} {cfg.train.mode}')}).")
-        nav.link("explore", f"Watch run #{rid} live in Explore", icon=":material/grid_on:",
-                 run=rid)
+        _submit(values)
+
+
+def _knob_inputs(scen: str, specs: dict[str, dict[str, Any]], lim: Limits) -> dict[str, Any]:
+    st.markdown("**Scenario knobs**")
+    knobs: dict[str, Any] = {}
+    cols = st.columns(3)
+    for i, (name, kspec) in enumerate(specs.items()):
+        with cols[i % 3]:
+            knobs[name] = _knob_widget(name, capped(name, kspec, lim),
+                                       key=f"train_knob_{scen}_{name}")
+    return knobs
+
+
+def _training_inputs(gpu: str | None, lim: Limits) -> dict[str, Any]:
+    st.markdown("**Training**")
+    c1, c2, c3, c4 = st.columns(4)
+    out: dict[str, Any] = {}
+    out["train.mode"] = c1.selectbox("mode", MODES, key="train_mode",
+                                     format_func=lambda m: f"{m} — {MODE_HELP[m]}")
+    out["train.steps"] = c2.number_input("steps", 1, lim.steps or 1_000_000, 300, step=50,
+                                         key="train_steps", help=limit_help(lim.steps))
+    out["train.batch_size"] = c3.number_input("batch size", 1, lim.batch_size or 100_000, 64,
+                                              key="train_bs", help=limit_help(lim.batch_size))
+    out["train.eval_every"] = c4.number_input("evaluate every (steps)", 1, 100_000, 10,
+                                              key="train_eval")
+    c1, c2, c3, c4 = st.columns(4)
+    out["train.seed"] = c1.number_input("seed", 0, 2**31 - 1, 0, key="train_seed")
+    out["train.device"] = c2.selectbox(
+        "device", ["auto", "cpu", "cuda"], key="train_device",
+        format_func=lambda d: {"auto": f"auto ({'GPU: ' + gpu if gpu else 'CPU'})",
+                               "cpu": "CPU", "cuda": f"GPU{': ' + gpu if gpu else ''}"}[d],
+        help="auto uses the GPU when the machine has one",
+    )
+    out["train.groups"] = c3.text_input("groups (mode groups)", "", key="train_groups",
+                                        placeholder="t0,t1,t2; t3,t4,t5")
+    out["train.warmup"] = c4.number_input("warm-up steps (sequential)", 0, 100_000, 10,
+                                          key="train_warmup")
+    return out
+
+
+def _affinity_inputs() -> dict[str, Any]:
+    st.markdown("**Affinity**")
+    c1, c2, c3 = st.columns(3)
+    return {
+        "affinity.measure": c1.selectbox(
+            "measure", ("auto", *MEASURES), key="train_measure",
+            help="auto: lookahead for together, proximal for sequential, none otherwise"),
+        "affinity.every": c2.number_input("measure every (steps)", 1, 100_000, 1,
+                                          key="train_every"),
+        "affinity.beta": c3.slider("proximal EMA beta", 0.0, 0.99, 0.9, key="train_beta"),
+    }
+
+
+def _model_inputs(scen: str) -> dict[str, Any]:
+    st.markdown("**Model and optimizer**")
+    model0 = default_model_config(scen)
+    c1, c2, c3, c4 = st.columns(4)
+    out: dict[str, Any] = {}
+    out["model.arch"] = c1.selectbox("architecture", ARCHS, index=ARCHS.index(model0.arch),
+                                     key=f"train_arch_{scen}")
+    out["model.hidden"] = c2.text_input("hidden widths", ",".join(map(str, model0.hidden)),
+                                        key=f"train_hidden_{scen}")
+    out["model.channels"] = c3.text_input("CNN channels", ",".join(map(str, model0.channels)),
+                                          key=f"train_channels_{scen}")
+    out["model.norm"] = c4.selectbox("normalization", NORMS, key="train_norm")
+    c1, c2, c3, c4 = st.columns(4)
+    out["optim.name"] = c1.selectbox("optimizer", OPTIMIZERS, index=OPTIMIZERS.index("adam"),
+                                     key="train_opt")
+    lr = c2.number_input("learning rate (0 = default)", 0.0, 10.0, 0.0, format="%.4f",
+                         key="train_lr")
+    out["optim.lr"] = float(lr) if lr > 0 else None
+    out["optim.momentum"] = c3.number_input("momentum (SGD)", 0.0, 0.999, 0.9,
+                                            key="train_momentum")
+    out["optim.weight_decay"] = c4.number_input("weight decay", 0.0, 1.0, 0.0, format="%.5f",
+                                                key="train_wd")
+    return out
+
+
+def _submit(values: dict[str, Any]) -> None:
+    try:
+        cfg = build_config(values)
+        check_groups(cfg)
+        rid = data.get_runner().submit(cfg)
+    except LabError as exc:
+        st.error(md(exc))
+        return
+    session.remember(rid)
+    st.success(f"Queued run #{rid} ({md(cfg.name or f'{cfg.scenario} {cfg.train.mode}')}).")
+    nav.link("explore", f"Watch run #{rid} live in Explore", icon=":material/grid_on:",
+             run=rid)
 
 
 # ----------------------------------------------------------------------------- the queue
@@ -298,15 +273,15 @@ def queue_frame(runs: list) -> pd.DataFrame:
 def _queue_body(was_active: bool) -> None:
     runs = data.list_runs()
     only_mine = st.toggle("Only my runs", key="train_only_mine",
-                          help="Runs started or uploaded in this browser session")
+                          help="Runs you started or uploaded (signed in: as this user; "
+                          "otherwise: in this browser)")
     ordered = session.ordered_runs(runs, mine_only=only_mine)
     live = [r for r in ordered if r.is_active]
     for r in live:
         c1, c2, c3 = st.columns([3, 5, 1], vertical_alignment="center")
         c1.markdown(f"{words.colour_dot(r.id)} **{md(words.run_label(r))}**",
                     unsafe_allow_html=True)
-        c2.progress(float(r.progress or 0.0),
-                    text=words.status_text(r, data.queue_ahead(r)))
+        c2.progress(float(r.progress or 0.0), text=words.status_text(r, data.queue_ahead(r)))
         if not auth.may_change(r):  # someone else's run: no cancel button (the core refuses too)
             c3.caption("not yours")
         elif c3.button("Cancel", key=f"cancel_{r.id}", icon=":material/stop:"):

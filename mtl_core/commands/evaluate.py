@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 
 from mtl_core.errors import LabError
@@ -63,59 +62,31 @@ def add_parser(sub) -> None:
     p.set_defaults(func=run)
 
 
-def _model(args: argparse.Namespace):
-    from dataclasses import replace
-
-    from mtl_core.scenarios import default_model_config
-
-    model = default_model_config(args.scenario)
-    if args.hidden:
-        try:
-            hidden = tuple(int(h) for h in args.hidden.split(",") if h.strip())
-        except ValueError:
-            raise LabError(f"--hidden expects widths like 64,32, got {args.hidden!r}") from None
-        model = replace(model, hidden=hidden)
-    return model
-
-
 def run(args: argparse.Namespace) -> int:
     """Validate, run the sweep through the executor, print the table, write the report."""
     from mtl_core.commands.train import parse_sets
-    from mtl_core.evaluate import (
+    from mtl_core.experiments import (
         EvalSpec,
         LocalProcessExecutor,
         SerialExecutor,
+        default_workers,
         evaluate,
         format_report,
+        threads_per_worker,
         write_report,
     )
-    from mtl_core.scenarios import get_scenario, load_dataset, resolve_knobs
 
     if not args.out.lower().endswith((".json", ".csv")):
         raise LabError(f"--out must end in .json or .csv, got {args.out}")
-    scenario = get_scenario(args.scenario)
-    knobs = resolve_knobs(scenario, parse_sets(args.sets))
-    tasks = tuple(load_dataset(args.scenario, knobs).tasks)
-    workers = args.workers if args.workers is not None else min(4, os.cpu_count() or 1)
+    workers = args.workers if args.workers is not None else default_workers()
     if workers < 0:
         raise LabError(f"--workers must be >= 0, got {workers}")
-    threads = max(1, (os.cpu_count() or 1) // max(1, workers))
-    spec = EvalSpec(
-        scenario=args.scenario,
-        knobs=knobs,
-        tasks=tasks,
-        k=args.k,
-        seeds=args.seeds,
-        steps=args.steps,
-        cotrain_steps=args.cotrain_steps,
-        exhaustive=args.exhaustive,
-        random_groupings=args.random,
-        every=args.every,
-        allow_singletons=args.allow_singletons,
-        batch_size=args.batch_size,
-        device=args.device,
-        model=_model(args),
-        threads=threads if workers else 0,
+    spec = EvalSpec.for_scenario(
+        args.scenario, parse_sets(args.sets), args.k, hidden=args.hidden,
+        seeds=args.seeds, steps=args.steps, cotrain_steps=args.cotrain_steps,
+        exhaustive=args.exhaustive, random_groupings=args.random, every=args.every,
+        allow_singletons=args.allow_singletons, batch_size=args.batch_size,
+        device=args.device, threads=threads_per_worker(workers),
     )
     spec.check()
 

@@ -8,20 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
-from mtl_core.config import (
-    DEVICES,
-    MEASURES,
-    MODES,
-    OPTIMIZERS,
-    AffinityConfig,
-    ModelConfig,
-    OptimConfig,
-    RunConfig,
-    TrainConfig,
-    default_measure,
-)
+from mtl_core.config import DEVICES, MEASURES, MODES, OPTIMIZERS, RunConfig
 from mtl_core.errors import LabError
-from mtl_core.scenarios import default_model_config, get_scenario, resolve_knobs
 
 
 def add_parser(sub) -> None:
@@ -57,6 +45,7 @@ def add_parser(sub) -> None:
 
 
 def parse_sets(items: list[str]) -> dict[str, str]:
+    """``["key=value", ...]`` (repeated ``--set``) -> ``{key: value}``; LabError if malformed."""
     out = {}
     for item in items:
         key, sep, value = item.partition("=")
@@ -68,42 +57,18 @@ def parse_sets(items: list[str]) -> dict[str, str]:
 
 def config_from_args(args: argparse.Namespace) -> RunConfig:
     """Validate the arguments into a ``RunConfig`` (every error is a ``LabError``)."""
-    scenario = get_scenario(args.scenario)
-    knobs = resolve_knobs(scenario, parse_sets(args.sets))
-    groups = None
-    if args.groups:
-        groups = tuple(
-            tuple(t.strip() for t in g.split(",") if t.strip())
-            for g in args.groups.split(";") if g.strip()
-        )
-    elif args.mode == "groups":
-        raise LabError("--mode groups needs --groups, e.g. --groups 't0,t1;t2,t3'")
-    base_model = default_model_config(args.scenario)
-    hidden = base_model.hidden
+    overrides: dict[str, object] = {
+        "train.mode": args.mode, "train.steps": args.steps, "train.batch_size": args.batch_size,
+        "train.eval_every": args.eval_every, "train.seed": args.seed,
+        "train.device": args.device, "train.groups": args.groups, "train.warmup": args.warmup,
+        "model.norm": args.norm,
+        "optim.name": args.optimizer, "optim.lr": args.lr, "optim.momentum": args.momentum,
+        "affinity.measure": args.affinity or "auto", "affinity.every": args.every,
+        "affinity.beta": args.beta, "name": args.name,
+    }
     if args.hidden:
-        try:
-            hidden = tuple(int(h) for h in args.hidden.split(","))
-        except ValueError:
-            raise LabError(
-                f"--hidden expects comma-separated integers, got {args.hidden!r}"
-            ) from None
-    measure = args.affinity or default_measure(args.mode)
-    if args.steps <= 0:
-        raise LabError(f"--steps must be a positive integer, got {args.steps}")
-    return RunConfig(
-        scenario=args.scenario,
-        knobs=knobs,
-        model=ModelConfig(arch=base_model.arch, hidden=hidden, channels=base_model.channels,
-                          norm=args.norm),
-        optim=OptimConfig(name=args.optimizer, lr=args.lr, momentum=args.momentum),
-        train=TrainConfig(
-            mode=args.mode, steps=args.steps, batch_size=args.batch_size,
-            eval_every=args.eval_every, seed=args.seed, device=args.device, groups=groups,
-            warmup=args.warmup,
-        ),
-        affinity=AffinityConfig(measure=measure, every=args.every, beta=args.beta),
-        name=args.name,
-    )
+        overrides["model.hidden"] = args.hidden
+    return RunConfig.for_scenario(args.scenario, parse_sets(args.sets), overrides)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -113,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
 
         args.store = str(default_store_path())  # where the app will show it
     if args.out is not None:
-        from mtl_core.fileformat import TABLE_EXTENSIONS
+        from mtl_core.runfile import TABLE_EXTENSIONS
 
         if Path(args.out).suffix.lower() not in TABLE_EXTENSIONS:
             raise LabError(
@@ -131,8 +96,8 @@ def _run_local(cfg: RunConfig, out: Path) -> int:
     import pandas as pd
 
     from mtl_core.errors import DivergedError
-    from mtl_core.fileformat import affinity_rows, write_table
     from mtl_core.progress import ProgressBar
+    from mtl_core.runfile import affinity_rows, write_table
     from mtl_core.training import train
 
     frames: list[pd.DataFrame] = []
@@ -182,8 +147,8 @@ def summary(result) -> str:
 
 def _run_in_store(cfg: RunConfig, args: argparse.Namespace) -> int:
     """Submit through the runner (a background worker writes into the store) and follow it."""
-    from mtl_core.fileformat import matrices_to_long, write_table
     from mtl_core.progress import ProgressBar
+    from mtl_core.runfile import matrices_to_long, write_table
     from mtl_core.runner import Runner
 
     runner = Runner(args.store)

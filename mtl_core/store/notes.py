@@ -5,7 +5,7 @@
     Not the run's free-text ``RunInfo.notes``, which comes with an uploaded file.
 ``ground_truth``
     One ground-truth evaluation job per run and group budget k: its status, and its report
-    once done (``mtl_core.evaluate``).
+    once done (``mtl_core.experiments``).
 
 Both are deleted with their run. Values are JSON objects (dicts); saving replaces the older one.
 """
@@ -85,3 +85,10 @@ class GroundTruthMixin(StoreBase):
             "SELECT k, job FROM ground_truth WHERE run_id = ? ORDER BY k",
             (int(run_id),)).fetchall())
         return {int(k): json.loads(v) for k, v in rows}
+
+    def running_ground_truths(self, owner: str | None) -> int:
+        """How many ground-truth jobs started by ``owner`` are recorded as running (the
+        per-user quota counts them with the owner's queued and running runs)."""
+        return int(self._read(lambda con: con.execute(
+            "SELECT COUNT(*) FROM ground_truth WHERE json_extract(job, '$.status') = 'running'"
+            " AND json_extract(job, '$.owner') IS ?", (owner,)).fetchone()[0]))

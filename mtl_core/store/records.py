@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from mtl_core import jsonio
 from mtl_core.errors import LabError
 from mtl_core.types import canonical_grouping
 
@@ -145,23 +146,10 @@ def dumps(obj: Any) -> str:
 
     Raises LabError when ``obj`` holds something JSON cannot represent.
     """
-    # NOTE: one JSON encoder for the project is planned (issue 9); switch to it when it lands.
     try:
-        return json.dumps(obj, default=_json_default)
+        return jsonio.dumps(obj)
     except (TypeError, ValueError) as exc:
         raise LabError(f"cannot store {type(obj).__name__} as JSON: {exc}") from None
-
-
-def _json_default(o: Any) -> Any:
-    if isinstance(o, (np.integer,)):
-        return int(o)
-    if isinstance(o, (np.floating,)):
-        return float(o)
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    if isinstance(o, (set, frozenset, tuple)):
-        return sorted(o) if isinstance(o, (set, frozenset)) else list(o)
-    raise TypeError(f"{type(o).__name__} is not JSON serializable")
 
 
 def blob(values: np.ndarray) -> bytes:

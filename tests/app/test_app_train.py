@@ -33,7 +33,8 @@ def test_train_form_rejects_bad_values_with_a_message(tmp_path, monkeypatch):
     # a task the scenario does not have is refused before anything is queued
     _form_values(at, train_groups="t0,t1,t2; t3,t4,banana")
     at.button(key="FormSubmitter:train_form-Queue run").click().run()
-    assert any("unknown task(s) banana" in shown(e.value) and "t5" in shown(e.value) for e in at.error)
+    assert any("unknown task(s) banana" in shown(e.value) and "t5" in shown(e.value)
+               for e in at.error)
     assert store.list_runs() == []
 
 
@@ -57,7 +58,7 @@ def test_train_queues_a_run_and_the_queue_follows_it(tmp_path, monkeypatch):
     at.button(key="FormSubmitter:train_form-Queue run").click().run()
     assert not at.exception
     (run,) = store.list_runs()
-    assert run.name == "quick one"
+    assert run.name == "quick one" and run.config["train"]["steps"] == 30
     assert run.config["train"]["groups"] == [["t0", "t1", "t2"], ["t3", "t4", "t5"]]
     assert run.config["affinity"]["measure"] == "none"  # auto for groups mode
     assert any(f"Queued run #{run.id}" in s.value for s in at.success)

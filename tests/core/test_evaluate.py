@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from mtl_core.errors import LabError
-from mtl_core.evaluate import (
+from mtl_core.experiments import (
     EvalSpec,
     LocalProcessExecutor,
     SerialExecutor,
@@ -147,9 +147,7 @@ def test_capacity_matching_scales_the_trunk():
 
 def test_local_process_executor_runs_jobs_in_spawned_workers():
     spec = _spec()
-    from mtl_core.evaluate import _config
-
-    job = TrainJob("t", _config(spec, "t", "together", 0), threads=1)
+    job = TrainJob("t", spec.run_config("t", "together", 0).to_dict(), threads=1)
     with LocalProcessExecutor(1) as ex:
         seen = []
         (res,) = ex.map(run_job, [job], on_done=lambda i, r: seen.append(i))
@@ -202,7 +200,8 @@ def test_cli_errors_exit_2(tmp_path, args, message):
 
 def test_evaluate_imports_without_torch():
     code = (
-        "import sys, mtl_core.evaluate, mtl_core.commands.evaluate;"
+        "import sys, mtl_core.experiments, mtl_core.experiments.background, "
+        "mtl_core.commands.evaluate;"
         "print('torch' in sys.modules)"
     )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)

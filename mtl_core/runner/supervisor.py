@@ -1,4 +1,4 @@
-"""Background runner: queue training runs and execute them in worker processes. Torch-free.
+"""The runner's supervisor: queue training runs and execute them in worker processes.
 
 The app never trains inside a Streamlit script run. It submits a config here; a worker process
 (started with the ``spawn`` method, safe with CUDA) calls ``mtl_core.training.train`` and writes
@@ -28,39 +28,24 @@ runner notices; ``cancel`` -> ``cancelled``. Steps logged before stay in the sto
 from __future__ import annotations
 
 import atexit
-import importlib
-import math
 import multiprocessing as mp
 import multiprocessing.util  # noqa: F401  (registers its exit hook before ours; see the end)
 import os
-import signal
 import socket
 import sys
 import threading
 import time
-import traceback
 import weakref
-from collections import deque
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from mtl_core.access import Actor, check_modify
 from mtl_core.config import RunConfig
-from mtl_core.errors import DivergedError, LabError
+from mtl_core.errors import LabError
 from mtl_core.limits import Limits, check_config
+from mtl_core.runner.procs import default_max_workers, describe_exit, pid_alive, stop_process
+from mtl_core.runner.worker import standby_main, train_ref, worker_main
 from mtl_core.store import TERMINAL, RunInfo, Store
-
-TrainRef = str  # "module:function"
-DEFAULT_TRAIN = "mtl_core.training:train"
-
-
-def default_max_workers() -> int:
-    """Concurrent runs: ``$MTL_LAB_WORKERS`` or 1 (training uses every CPU core already)."""
-    try:
-        return max(1, int(os.environ.get("MTL_LAB_WORKERS", "1")))
-    except ValueError:
-        return 1
 
 
 class Runner:
@@ -113,7 +98,7 @@ class Runner:
             )
         self.store = store if isinstance(store, Store) else Store(store)
         self.max_workers = int(max_workers) if max_workers else default_max_workers()
-        self.train_ref = _train_ref(train_fn)
+        self.train_ref = train_ref(train_fn)
         self.poll_s = float(poll_s)
         self.cancel_grace_s = float(cancel_grace_s)
         self.warm = max(0, int(warm))
@@ -260,12 +245,7 @@ class Runner:
             for rid, proc in list(self._procs.items()):
                 if proc.is_alive() and self.store.get_run(rid).status != "running":
                     proc.join(timeout)  # it has recorded its outcome and is exiting
-                if proc.is_alive():
-                    proc.terminate()
-                    proc.join(timeout)
-                    if proc.is_alive():
-                        proc.kill()
-                        proc.join(timeout)
+                stop_process(proc, timeout)
                 self._safe(lambda rid=rid: self.store.set_status(
                     rid, "interrupted", only_from=("running",),
                     error="the lab process that ran this worker exited; steps logged so far "
@@ -296,7 +276,7 @@ class Runner:
                 if info.host != host:
                     continue  # another machine's run, or one no runner started (host unset)
                 pid = info.worker_pid or info.runner_pid
-                if pid and _pid_alive(pid):
+                if pid and pid_alive(pid):
                     continue
                 step = info.last_step if info.last_step is not None else 0
                 if self.store.set_status(
@@ -329,7 +309,7 @@ class Runner:
             job = (str(self.store.path), rid, self.train_ref, self.max_workers, self.nice)
             proc = self._hand_to_standby(job)
             if proc is None:
-                proc = self._ctx.Process(target=_worker_main, args=job,
+                proc = self._ctx.Process(target=worker_main, args=job,
                                          name=f"mtl-lab-run-{rid}")
                 try:
                     proc.start()
@@ -366,7 +346,7 @@ class Runner:
         while len(self._standby) < self.warm and not self._stop.is_set():
             ours, theirs = self._ctx.Pipe()
             proc = self._ctx.Process(
-                target=_standby_main, args=(theirs, self.preload, self.max_workers, self.nice),
+                target=standby_main, args=(theirs, self.preload, self.max_workers, self.nice),
                 name="mtl-lab-standby", daemon=False)
             try:
                 proc.start()
@@ -386,10 +366,7 @@ class Runner:
                 pass
             conn.close()
         for proc, _ in self._standby:
-            proc.join(timeout)
-            if proc.is_alive():
-                proc.kill()
-                proc.join(timeout)
+            stop_process(proc, timeout, terminate=False)  # told to exit: wait, then kill
         self._standby = []
 
     def _reap(self) -> None:
@@ -408,7 +385,7 @@ class Runner:
                 self.store.set_status(rid, "cancelled", only_from=("running",),
                                       error="cancelled by the user")
                 continue
-            how = _describe_exit(code)
+            how = describe_exit(code)
             step = info.last_step if info.last_step is not None else 0
             self.store.set_status(
                 rid, "interrupted", only_from=("running",),
@@ -445,185 +422,6 @@ def check_finished(info: RunInfo) -> RunInfo:
         return info
     reason = f": {info.error}" if info.error else ""
     raise LabError(f"run {info.id} {info.status}{reason}")
-
-
-# -------------------------------------------------------------------------------- the worker
-
-
-class _Cancelled(BaseException):
-    """Raised from ``on_step`` to stop training; a BaseException so that a training loop's
-    ``except Exception`` cannot swallow it."""
-
-
-class _Terminated(BaseException):
-    """SIGTERM in a worker: a cancel that took too long, or the lab shutting down."""
-
-
-class _Rate:
-    """Steps per second over the last ~50 steps (startup time does not count)."""
-
-    def __init__(self) -> None:
-        self.points: deque[tuple[float, int]] = deque(maxlen=50)
-
-    def update(self, step: int) -> float | None:
-        self.points.append((time.perf_counter(), step))
-        if len(self.points) < 2:
-            return None
-        (t0, s0), (t1, s1) = self.points[0], self.points[-1]
-        return (s1 - s0) / (t1 - t0) if t1 > t0 else None
-
-
-_NICED = False  # per process: whether _prepare_process already lowered the priority
-
-
-def _prepare_process(n_workers: int, nice: int) -> None:
-    """Thread count and CPU priority of a worker, before torch is imported."""
-    if n_workers > 1:  # share the cores between concurrent runs (read by torch at import)
-        threads = str(max(1, (os.cpu_count() or 1) // n_workers))
-        os.environ.setdefault("OMP_NUM_THREADS", threads)
-        os.environ.setdefault("MKL_NUM_THREADS", threads)
-    global _NICED
-    if nice and not _NICED:  # a standby that becomes a worker is niced once
-        _NICED = True
-        try:
-            os.nice(nice)
-        except OSError:  # not permitted here: train at normal priority
-            pass
-
-
-def _standby_main(conn: Any, preload: tuple[str, ...], n_workers: int, nice: int) -> None:
-    """A started worker waiting for its run: imports ``preload`` now, then trains the run it
-    is handed (or exits on None, or when the runner's process is gone)."""
-    # Ctrl+C in a terminal reaches the whole process group: the runner decides when its
-    # standbys and workers stop (and records their runs' outcome), not the keyboard.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    _prepare_process(n_workers, nice)
-    for name in preload:
-        try:
-            _resolve(name)() if ":" in name else importlib.import_module(name)
-        except Exception as exc:  # the run itself will report a real import problem
-            sys.stderr.write(f"mtl_core.runner: standby could not preload {name}: {exc!r}\n")
-    try:
-        job = conn.recv()
-    except (EOFError, OSError, KeyboardInterrupt):
-        return
-    conn.close()
-    if job is not None:
-        _worker_main(*job)
-
-
-def _worker_main(store_path: str, run_id: int, train_ref: str, n_workers: int,
-                 nice: int = 0) -> None:
-    """Entry point of a worker process: train one run, writing each step to the store."""
-    _prepare_process(n_workers, nice)
-    store = Store(store_path)
-    # SIGTERM (a cancel past its grace period, or shutdown) -> record the outcome, then exit
-    signal.signal(signal.SIGTERM, _raise_terminated)
-    try:
-        store.set_worker(run_id, os.getpid())
-        info = store.get_run(run_id)
-        if store.cancel_requested(run_id):
-            raise _Cancelled
-        train = _resolve(train_ref)
-        cfg = RunConfig.from_dict(info.config)
-        rate = _Rate()
-
-        def on_step(event: Any) -> None:
-            bad = [t for t, v in event.train_loss.items() if not math.isfinite(v)]
-            if bad:
-                what = "NaN" if math.isnan(event.train_loss[bad[0]]) else "infinite"
-                raise DivergedError(
-                    f"loss became {what} at step {event.step} on task {bad[0]}; "
-                    "try a smaller learning rate"
-                )
-            if event.step == 1 and getattr(event, "task_types", None):
-                # task types known from the first step, so live views can show them
-                store.set_tasks(run_id, list(event.tasks), dict(zip(event.tasks, event.task_types)))
-            store.append_step(run_id, event, steps_per_s=rate.update(int(event.step)))
-            if store.cancel_requested(run_id):
-                raise _Cancelled
-
-        result = train(cfg, on_step)
-        tasks, types = getattr(result, "tasks", None), getattr(result, "task_types", None)
-        if tasks and types:
-            tmap = dict(types) if isinstance(types, dict) else dict(zip(tasks, types))
-            store.set_tasks(run_id, list(tasks), {str(k): str(v) for k, v in tmap.items()})
-        store.set_status(run_id, "finished", only_from=("running",))
-    except _Cancelled:
-        store.set_status(run_id, "cancelled", only_from=("running",),
-                         error="cancelled by the user")
-    except _Terminated:
-        if store.get_run(run_id).cancel_requested:
-            store.set_status(run_id, "cancelled", only_from=("running",),
-                             error="cancelled by the user (stopped after the grace period)")
-        else:
-            store.set_status(run_id, "interrupted", only_from=("running",),
-                             error="the worker was stopped (SIGTERM); steps logged so far are kept")
-    except LabError as exc:  # DivergedError included: the message says what happened
-        store.set_status(run_id, "failed", only_from=("running",), error=str(exc),
-                         error_detail=traceback.format_exc())
-    except Exception as exc:
-        store.set_status(run_id, "failed", only_from=("running",),
-                         error=f"{type(exc).__name__}: {exc}",
-                         error_detail=traceback.format_exc())
-    finally:
-        # the outcome is recorded; a late SIGTERM (shutdown) should just end the process
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
-
-
-def _raise_terminated(signum: int, frame: Any) -> None:
-    raise _Terminated
-
-
-def _train_ref(fn: Callable[..., Any] | str | None) -> TrainRef:
-    """Normalize the train function to an importable ``"module:qualname"`` reference."""
-    if fn is None:
-        return DEFAULT_TRAIN
-    if isinstance(fn, str):
-        if ":" not in fn:
-            raise LabError(f"train_fn {fn!r} must look like 'package.module:function'")
-        return fn
-    mod, qual = getattr(fn, "__module__", None), getattr(fn, "__qualname__", "")
-    if not mod or "<locals>" in qual or "<lambda>" in qual:
-        raise LabError("train_fn must be a module-level function (workers import it by name)")
-    return f"{mod}:{qual}"
-
-
-def _resolve(ref: TrainRef) -> Callable[..., Any]:
-    mod_name, _, qual = ref.partition(":")
-    obj: Any = importlib.import_module(mod_name)
-    for part in qual.split("."):
-        obj = getattr(obj, part)
-    return obj
-
-
-def _pid_alive(pid: int) -> bool:
-    """Whether a process exists and is not a zombie (Linux: checks /proc)."""
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    except OSError:
-        return False
-    stat = Path(f"/proc/{int(pid)}/stat")
-    try:
-        state = stat.read_text().rsplit(")", 1)[1].split()[0]
-        return state not in ("Z", "X")
-    except (OSError, IndexError):
-        return True
-
-
-def _describe_exit(code: int | None) -> str:
-    if code is None:
-        return "stopped"
-    if code < 0:
-        try:
-            return f"was killed ({signal.Signals(-code).name})"
-        except ValueError:
-            return f"was killed (signal {-code})"
-    return f"exited with code {code} without reporting an outcome"
 
 
 # Stop our workers when the process exits normally, so their runs end `interrupted` instead of

@@ -1,5 +1,6 @@
-"""The lesson's plumbing, without any UI: its three run configs, when and how the TAG groups are
-picked, and the numbers the page shows. Kept apart from the page so tests can drive it.
+"""The landing lesson's workflow, without any UI: its three run configs, when and how the
+grouped run's groups are picked, and the numbers the page shows. The app's Learn page
+(``app/views/learn.py``) drives it; tests and benchmarks can too. Torch-free.
 
 The lesson trains the ``lesson`` scenario three ways: all tasks together (logging TAG lookahead
 affinity every step), in groups, and every task alone. The groups are either the scenario's
@@ -13,16 +14,19 @@ the page still shows, live, which groups TAG would pick from the affinity so far
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
-from mtl_core.config import AffinityConfig, RunConfig, TrainConfig
+from mtl_core.config import RunConfig
 from mtl_core.errors import LabError
-from mtl_core.scenarios import default_model_config, get_scenario, resolve_knobs
+from mtl_core.scenarios import get_scenario, resolve_knobs
 from mtl_core.store import RunInfo, Store
 from mtl_core.types import Grouping, canonical_grouping
+
+if TYPE_CHECKING:
+    from mtl_core.runner import Runner
 
 SCENARIO = "lesson"
 APPROACHES = ("together", "groups", "single")
@@ -41,22 +45,20 @@ def knob_specs() -> dict[str, dict[str, Any]]:
 
 def base_config(mode: str, knobs: dict[str, Any], *, steps: int = STEPS, seed: int = 0,
                 groups: Grouping | None = None, label: str = "") -> RunConfig:
-    """One of the lesson's runs. Only the together run measures affinity (every step)."""
-    resolved = resolve_knobs(get_scenario(SCENARIO), knobs)
-    measure = "lookahead" if mode == "together" else "none"
-    train = TrainConfig(
-        mode=mode, steps=int(steps), eval_every=10, seed=int(seed),
-        groups=tuple(tuple(sorted(g)) for g in groups) if groups else None,
-    )
+    """One of the lesson's runs (``mode`` in :data:`APPROACHES`). Only the together run
+    measures affinity (lookahead, every step); held-out loss is evaluated every 10 steps.
+    LabError for a bad knob."""
     names = {"together": "all together", "groups": "grouped", "single": "each alone"}
-    return RunConfig(
-        scenario=SCENARIO, knobs=resolved, train=train, model=default_model_config(SCENARIO),
-        affinity=AffinityConfig(measure=measure, every=1),
-        name=f"lesson{(' ' + label) if label else ''} · {names[mode]}",
-    )
+    return RunConfig.for_scenario(SCENARIO, knobs, {
+        "train.mode": mode, "train.steps": steps, "train.eval_every": 10, "train.seed": seed,
+        "train.groups": [sorted(g) for g in groups] if groups else None,
+        "affinity.every": 1,
+        "name": f"lesson{(' ' + label) if label else ''} · {names[mode]}",
+    })
 
 
 def lesson_label(knobs: dict[str, Any]) -> str:
+    """How the lesson's runs are named: by their conflict level."""
     return f"conflict {float(knobs.get('conflict', 0)):.2g}"
 
 
@@ -117,14 +119,17 @@ class LessonIds:
     groups: int | None = None
 
     def ids(self) -> list[int]:
+        """The ids known so far, in the order together, groups, single."""
         return [i for i in (self.together, self.groups, self.single) if i is not None]
 
     def to_query(self) -> str:
+        """``"together,groups,single"`` for the URL (an unknown id is left empty)."""
         return ",".join(str(i) if i is not None else "" for i in
                         (self.together, self.groups, self.single))
 
     @classmethod
     def from_query(cls, text: str | None) -> LessonIds | None:
+        """Parse :meth:`to_query` text; None if it is empty or malformed."""
         if not text:
             return None
         parts = (str(text).split(",") + ["", "", ""])[:3]
@@ -137,7 +142,7 @@ class LessonIds:
         return cls(together=vals[0], groups=vals[1], single=vals[2])
 
 
-def start(runner: Any, store: Store, knobs: dict[str, Any], *, steps: int = STEPS,
+def start(runner: Runner, store: Store, knobs: dict[str, Any], *, steps: int = STEPS,
           seed: int = 0, groups_from: str = "planted") -> LessonIds:
     """Submit the lesson's runs. With ``groups_from="planted"`` all three go now (together,
     grouped, single: the order they start in when workers are scarce); with ``"tag"`` the
@@ -155,7 +160,7 @@ def start(runner: Any, store: Store, knobs: dict[str, Any], *, steps: int = STEP
     return ids
 
 
-def _submit_groups(runner: Any, store: Store, ids: LessonIds, knobs: dict[str, Any],
+def _submit_groups(runner: Runner, store: Store, ids: LessonIds, knobs: dict[str, Any],
                    groups: Grouping, steps: int, seed: int, source: str) -> int:
     cfg = base_config("groups", knobs, steps=steps, seed=seed, groups=groups,
                       label=lesson_label(knobs))
@@ -167,7 +172,7 @@ def _submit_groups(runner: Any, store: Store, ids: LessonIds, knobs: dict[str, A
     return rid
 
 
-def maybe_start_groups(runner: Any, store: Store, ids: LessonIds) -> int | None:
+def maybe_start_groups(runner: Runner, store: Store, ids: LessonIds) -> int | None:
     """Submit the grouped run once the together run has enough matrices (idempotent).
 
     Falls back to the planted clusters when the together run ended without any matrix

@@ -1,0 +1,141 @@
+"""Where the evaluation's training runs execute: in-process, local processes, or any
+``concurrent.futures.Executor`` (a ``ProcessPoolExecutor``, a cluster's executor, ...).
+
+Two kinds of executor are accepted wherever the evaluation takes one (:func:`map_jobs`):
+
+- a :class:`JobExecutor` (ours, or a distributed engine's adapter): ``map(fn, jobs, on_done)``;
+- any :class:`concurrent.futures.Executor`: jobs are submitted and collected as they finish.
+
+Either way results come back in job order and ``on_done(i, result)`` is called in the calling
+thread as each job ends (progress). ``fn`` and the jobs must be picklable for process pools
+(a module-level function and plain data).
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import multiprocessing
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol, TypeVar
+
+from mtl_core.experiments.spec import default_workers
+
+J = TypeVar("J")
+R = TypeVar("R")
+OnDone = Callable[[int, Any], None]
+
+
+class JobExecutor(Protocol):
+    """Runs independent jobs; all a distributed engine has to provide (besides, alternatively,
+    being a ``concurrent.futures.Executor``)."""
+
+    def map(
+        self,
+        fn: Callable[[J], R],
+        jobs: Sequence[J],
+        on_done: Callable[[int, R], None] | None = None,
+    ) -> list[R]:
+        """``[fn(job) for job in jobs]`` in job order; ``on_done(i, result)`` as each ends."""
+        ...
+
+
+#: What :func:`map_jobs` (and so the evaluation) accepts.
+Executor = JobExecutor | cf.Executor
+
+
+def map_jobs(
+    executor: Executor,
+    fn: Callable[[J], R],
+    jobs: Sequence[J],
+    on_done: Callable[[int, R], None] | None = None,
+) -> list[R]:
+    """Run ``fn`` on every job with ``executor``; results in job order.
+
+    A job's exception is re-raised here (a LabError as-is); jobs not started yet are then
+    cancelled. Raises TypeError for an object that is neither kind of executor.
+    """
+    if isinstance(executor, cf.Executor):
+        return _map_futures(executor, fn, jobs, on_done)
+    if callable(getattr(executor, "map", None)):
+        return list(executor.map(fn, jobs, on_done=on_done))
+    raise TypeError(
+        f"{type(executor).__name__} is not an executor: it needs map(fn, jobs, "
+        "on_done) or to be a concurrent.futures.Executor"
+    )
+
+
+def _map_futures(
+    ex: cf.Executor,
+    fn: Callable[[J], R],
+    jobs: Sequence[J],
+    on_done: Callable[[int, R], None] | None,
+) -> list[R]:
+    futures = {ex.submit(fn, job): i for i, job in enumerate(jobs)}
+    out: list[Any] = [None] * len(jobs)
+    try:
+        for fut in cf.as_completed(futures):
+            i = futures[fut]
+            out[i] = fut.result()  # re-raises the job's exception
+            if on_done is not None:
+                on_done(i, out[i])
+    except BaseException:
+        for fut in futures:
+            fut.cancel()
+        raise
+    return out
+
+
+class SerialExecutor:
+    """In-process, one job after another (tests, debugging)."""
+
+    def map(
+        self,
+        fn: Callable[[J], R],
+        jobs: Sequence[J],
+        on_done: Callable[[int, R], None] | None = None,
+    ) -> list[R]:
+        """``[fn(job) for job in jobs]``, calling ``on_done(i, result)`` after each."""
+        out = []
+        for i, job in enumerate(jobs):
+            out.append(fn(job))
+            if on_done is not None:
+                on_done(i, out[-1])
+        return out
+
+
+class LocalProcessExecutor:
+    """Local worker processes: a ``ProcessPoolExecutor`` with the ``spawn`` start method
+    (safe with torch and threads), ``workers`` processes (default min(4, CPUs)).
+
+    Use as a context manager so the workers start once for all phases; ``map`` outside a
+    ``with`` starts and stops a pool for that call.
+    """
+
+    def __init__(self, workers: int | None = None) -> None:
+        self.workers = max(1, workers or default_workers())
+        self._pool: cf.ProcessPoolExecutor | None = None
+
+    def __enter__(self) -> LocalProcessExecutor:
+        ctx = multiprocessing.get_context("spawn")
+        self._pool = cf.ProcessPoolExecutor(max_workers=self.workers, mp_context=ctx)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+
+    def map(
+        self,
+        fn: Callable[[J], R],
+        jobs: Sequence[J],
+        on_done: Callable[[int, R], None] | None = None,
+    ) -> list[R]:
+        """Run the jobs in the pool; see :func:`map_jobs`."""
+        if self._pool is None:
+            with self:
+                return self.map(fn, jobs, on_done)
+        return _map_futures(self._pool, fn, jobs, on_done)
+
+
+__all__ = ["Executor", "JobExecutor", "LocalProcessExecutor", "SerialExecutor", "map_jobs"]

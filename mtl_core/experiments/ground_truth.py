@@ -1,0 +1,299 @@
+"""Ground truth: does the chosen grouping really win?
+
+For each seed, in named phases:
+
+1. :func:`plan_phase1` - co-train all tasks once with lookahead affinity, and everything that
+   does not depend on it: all tasks together, every task alone, random k-groupings and, with
+   ``exhaustive``, every candidate group (HOA-style, see :mod:`.candidates`);
+2. :func:`select_tag_groups` - TAG groups for the budget k (exact selection on the
+   co-training's mean affinity);
+3. :func:`plan_phase2` - one network per chosen group (each task served by its best network
+   on validation loss) and an all-together network whose trunk is widened until it has as
+   many parameters as the grouped networks together (capacity-matched);
+4. :func:`record_seed` / :func:`record_exhaustive` - one record per trained grouping, then
+   :func:`.report.summarize`.
+
+Reported per approach: per-task and total held-out (test) loss, mean ± std over seeds, the
+compute seconds it took (sum of its training runs, so independent of how many workers ran in
+parallel), and the Spearman rank correlation between TAG's predicted grouping value and the
+measured loss. Every training run goes through an executor (:mod:`.executors`). This module
+imports no torch; the jobs import it inside the workers.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from mtl_core.experiments.candidates import CandidateNetworks, candidate_jobs
+from mtl_core.experiments.executors import Executor, SerialExecutor, map_jobs
+from mtl_core.experiments.jobs import JobResult, TrainJob, run_job
+from mtl_core.experiments.report import summarize
+from mtl_core.experiments.spec import EvalSpec
+from mtl_core.grouping import RandomGrouper, TAGGrouper, tag_value
+from mtl_core.types import Grouping, canonical_grouping
+
+Key = tuple[str, int, int]  # (kind, seed, index)
+Say = Callable[[str], None]
+
+
+@dataclass
+class JobBook:
+    """Training jobs keyed by ``(kind, seed, index)``, run as one batch; results are read
+    back by the same key."""
+
+    jobs: list[TrainJob] = field(default_factory=list)
+    keys: dict[Key, int] = field(default_factory=dict)
+    results: list[JobResult] = field(default_factory=list)
+
+    def add(self, key: Key, job: TrainJob) -> None:
+        """Add a job under ``key``."""
+        self.keys[key] = len(self.jobs)
+        self.jobs.append(job)
+
+    def run(self, executor: Executor, phase: str, say: Say) -> None:
+        """Run every job with ``executor``, reporting ``[phase i/N] label (s)`` as each ends."""
+        say(f"{phase}: {len(self.jobs)} training runs")
+        count = 0
+
+        def done(i: int, r: JobResult) -> None:
+            nonlocal count
+            count += 1
+            say(f"[{phase} {count}/{len(self.jobs)}] {r.label} ({r.seconds:.1f} s)")
+
+        self.results = map_jobs(executor, run_job, self.jobs, on_done=done)
+
+    def __getitem__(self, key: Key) -> JobResult:
+        return self.results[self.keys[key]]
+
+
+@dataclass
+class Phase1:
+    """Phase 1's jobs, the random groupings they train (by ``(seed, r)``) and, with
+    ``exhaustive``, each seed's candidate runs as ``[(masks, key)]``."""
+
+    book: JobBook = field(default_factory=JobBook)
+    random: dict[tuple[int, int], Grouping] = field(default_factory=dict)
+    candidates: dict[int, list[tuple[tuple[int, ...], Key]]] = field(default_factory=dict)
+
+
+@dataclass
+class TagSelection:
+    """Per seed: the co-training's mean lookahead affinity ``(n, n)`` (rows = source), the
+    TAG groups selected on it and the seconds the selection took."""
+
+    affinity: dict[int, np.ndarray] = field(default_factory=dict)
+    groups: dict[int, Grouping] = field(default_factory=dict)
+    seconds: dict[int, float] = field(default_factory=dict)
+
+
+def _job(spec: EvalSpec, label: str, mode: str, seed: int, **kw: Any) -> TrainJob:
+    return TrainJob(label, spec.run_config(label, mode, seed, **kw).to_dict(), threads=spec.threads)
+
+
+def random_grouping(spec: EvalSpec, seed: int, r: int) -> Grouping:
+    """The ``r``-th random k-grouping of ``seed`` (groups of 2+ tasks when there are enough
+    tasks for k of them, else any size)."""
+    tasks, n = list(spec.tasks), len(spec.tasks)
+    size = spec.min_group_size if n >= spec.min_group_size * min(spec.k, n) else 1
+    grouper = RandomGrouper(spec.k, seed=1000 * seed + r, min_size=size)
+    return grouper.fit(np.zeros((n, n)), tasks).groups_
+
+
+def plan_phase1(spec: EvalSpec) -> Phase1:
+    """Every run that does not depend on the co-training's affinity (co-training included)."""
+    plan = Phase1()
+    book = plan.book
+    for s in range(spec.seeds):
+        lab = f"cotrain/seed{s}"
+        book.add(
+            ("cotrain", s, 0),
+            _job(spec, lab, "together", s, measure="lookahead", steps=spec.cotrain_steps),
+        )
+        for mode in ("together", "single"):
+            book.add((mode, s, 0), _job(spec, f"{mode}/seed{s}", mode, s))
+        for r in range(spec.random_groupings):
+            g = plan.random[(s, r)] = random_grouping(spec, s, r)
+            book.add(("random", s, r), _job(spec, f"random/seed{s}/{r}", "groups", s, groups=g))
+        if spec.exhaustive:
+            plan.candidates[s] = []
+            for i, (masks, job) in enumerate(candidate_jobs(spec, s)):
+                book.add(("candidate", s, i), job)
+                plan.candidates[s].append((masks, ("candidate", s, i)))
+    return plan
+
+
+def select_tag_groups(spec: EvalSpec, book: JobBook) -> TagSelection:
+    """TAG's exact selection of at most k groups on each seed's co-training affinity."""
+    sel = TagSelection()
+    for s in range(spec.seeds):
+        A = np.asarray(book[("cotrain", s, 0)].affinity["lookahead"])
+        sel.affinity[s] = A
+        t0 = time.perf_counter()
+        grouper = TAGGrouper(spec.k, allow_singletons=spec.allow_singletons)
+        sel.groups[s] = grouper.fit(A, list(spec.tasks)).groups_
+        sel.seconds[s] = time.perf_counter() - t0
+    return sel
+
+
+def plan_phase2(spec: EvalSpec, sel: TagSelection) -> JobBook:
+    """The TAG groups and the capacity-matched together network of each seed."""
+    book = JobBook()
+    for s in range(spec.seeds):
+        book.add(("tag", s, 0), _job(spec, f"tag/seed{s}", "groups", s, groups=sel.groups[s]))
+        lab = f"together_capacity/seed{s}"
+        match = tuple(tuple(sorted(g)) for g in sel.groups[s])
+        book.add(
+            ("together_capacity", s, 0),
+            TrainJob(
+                lab,
+                spec.run_config(lab, "together", s).to_dict(),
+                threads=spec.threads,
+                match_groups=match,
+            ),
+        )
+    return book
+
+
+class RunRecords:
+    """The report's per-run records: one per trained grouping and seed."""
+
+    def __init__(self, tasks: list[str], affinity: dict[int, np.ndarray]) -> None:
+        self.tasks = tasks
+        self.affinity = affinity
+        self.runs: list[dict[str, Any]] = []
+
+    def add(
+        self,
+        approach: str,
+        seed: int,
+        grouping: Grouping,
+        test: dict[str, float],
+        seconds: float,
+        parameters: int | None,
+        **extra: Any,
+    ) -> dict[str, Any]:
+        """Record one run: its grouping, TAG's predicted value for it on the seed's
+        affinity, per-task and total test loss, compute seconds and parameter count."""
+        tasks = self.tasks
+        rec = {
+            "approach": approach,
+            "seed": seed,
+            "grouping": [sorted(g, key=tasks.index) for g in grouping],
+            "predicted_value": tag_value(self.affinity[seed], tasks, grouping),
+            "test_loss": {t: float(test[t]) for t in tasks},
+            "total_test_loss": float(sum(test[t] for t in tasks)),
+            "seconds": float(seconds),
+            "parameters": None if parameters is None else int(parameters),
+            **extra,
+        }
+        self.runs.append(rec)
+        return rec
+
+
+def record_seed(
+    spec: EvalSpec, s: int, phase1: Phase1, phase2: JobBook, sel: TagSelection, records: RunRecords
+) -> None:
+    """Record seed ``s``'s TAG, together, capacity-matched, single and random runs."""
+    book = phase1.book
+    co, tag = book[("cotrain", s, 0)], phase2[("tag", s, 0)]
+    cap = phase2[("together_capacity", s, 0)]
+    records.add(
+        "tag",
+        s,
+        sel.groups[s],
+        tag.test,
+        co.seconds + sel.seconds[s] + tag.seconds,
+        tag.parameters,
+        breakdown={"cotrain": co.seconds, "select": sel.seconds[s], "train": tag.seconds},
+    )
+    together: Grouping = (frozenset(spec.tasks),)
+    r = book[("together", s, 0)]
+    records.add("together", s, together, r.test, r.seconds, r.parameters)
+    records.add(
+        "together_capacity",
+        s,
+        together,
+        cap.test,
+        cap.seconds,
+        cap.parameters,
+        hidden=list(cap.hidden),
+    )
+    r = book[("single", s, 0)]
+    records.add(
+        "single", s, canonical_grouping([t] for t in spec.tasks), r.test, r.seconds, r.parameters
+    )
+    for i in range(spec.random_groupings):
+        r = book[("random", s, i)]
+        records.add("random", s, phase1.random[(s, i)], r.test, r.seconds, r.parameters)
+
+
+def record_exhaustive(
+    spec: EvalSpec, s: int, phase1: Phase1, sel: TagSelection, records: RunRecords
+) -> float | None:
+    """Record seed ``s``'s exhaustive best grouping (and TAG's groups served by the same
+    candidate networks); returns the Spearman correlation over every partition."""
+    nets = CandidateNetworks.collect(
+        spec.tasks, [(masks, phase1.book[key]) for masks, key in phase1.candidates[s]]
+    )
+    best, select_s = nets.best(spec.k, spec.min_group_size)
+    _, per_task = nets.served(best)
+    rec = records.add(
+        "exhaustive",
+        s,
+        best,
+        per_task,
+        nets.seconds + select_s,
+        None,
+        candidates=len(nets.val),
+        runs=nets.runs,
+    )
+    rec["tag_from_candidates"] = nets.served(sel.groups[s])[0]
+    return nets.rank_correlation(sel.affinity[s], spec.k, spec.min_group_size)
+
+
+def evaluate(
+    spec: EvalSpec,
+    executor: Executor | None = None,
+    on_progress: Say | None = None,
+) -> dict[str, Any]:
+    """Run the whole comparison; returns a JSON-ready report (see :func:`.report.format_report`).
+
+    ``executor``: a :class:`.executors.JobExecutor` or any ``concurrent.futures.Executor``
+    (default: in-process, one run after another). ``on_progress(message)`` gets one line per
+    phase and per finished run. Raises LabError for a spec that cannot work (before training).
+    """
+    spec.check()
+    ex = executor if executor is not None else SerialExecutor()
+    say = on_progress or (lambda msg: None)
+    phase1 = plan_phase1(spec)
+    phase1.book.run(ex, "phase 1", say)
+    sel = select_tag_groups(spec, phase1.book)
+    phase2 = plan_phase2(spec, sel)
+    phase2.run(ex, "phase 2", say)
+    records = RunRecords(list(spec.tasks), sel.affinity)
+    rank: list[float | None] = []
+    for s in range(spec.seeds):
+        record_seed(spec, s, phase1, phase2, sel, records)
+        if spec.exhaustive:
+            rank.append(record_exhaustive(spec, s, phase1, sel, records))
+    return summarize(spec, records.runs, sel.affinity, rank)
+
+
+__all__ = [
+    "JobBook",
+    "Phase1",
+    "RunRecords",
+    "TagSelection",
+    "evaluate",
+    "plan_phase1",
+    "plan_phase2",
+    "random_grouping",
+    "record_exhaustive",
+    "record_seed",
+    "select_tag_groups",
+]

@@ -1,0 +1,193 @@
+"""The worker side of the runner: the process mains that train one run each. Torch-free here.
+
+A worker (started with ``spawn``) imports the training function by name, trains one run and
+writes every step into the store; its outcome (finished, failed, cancelled, interrupted) is
+recorded by itself whenever it can, and by the supervisor when it dies without a word. A
+standby is a worker started ahead of time that waits on a pipe for its run.
+"""
+
+from __future__ import annotations
+
+import importlib
+import math
+import os
+import signal
+import sys
+import time
+import traceback
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+from mtl_core.config import RunConfig
+from mtl_core.errors import DivergedError, LabError
+from mtl_core.runner.procs import prepare_process
+from mtl_core.store import Store
+
+TrainRef = str  # "module:function"
+DEFAULT_TRAIN = "mtl_core.training:train"
+
+
+class _Cancelled(BaseException):
+    """Raised from ``on_step`` to stop training; a BaseException so that a training loop's
+    ``except Exception`` cannot swallow it."""
+
+
+class _Terminated(BaseException):
+    """SIGTERM in a worker: a cancel that took too long, or the lab shutting down."""
+
+
+class _Rate:
+    """Steps per second over the last ~50 steps (startup time does not count)."""
+
+    def __init__(self) -> None:
+        self.points: deque[tuple[float, int]] = deque(maxlen=50)
+
+    def update(self, step: int) -> float | None:
+        self.points.append((time.perf_counter(), step))
+        if len(self.points) < 2:
+            return None
+        (t0, s0), (t1, s1) = self.points[0], self.points[-1]
+        return (s1 - s0) / (t1 - t0) if t1 > t0 else None
+
+
+def standby_main(conn: Any, preload: tuple[str, ...], n_workers: int, nice: int) -> None:
+    """A started worker waiting for its run: imports ``preload`` now, then trains the run it
+    is handed (or exits on None, or when the runner's process is gone)."""
+    # Ctrl+C in a terminal reaches the whole process group: the runner decides when its
+    # standbys and workers stop (and records their runs' outcome), not the keyboard.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    prepare_process(n_workers, nice)
+    for name in preload:
+        try:
+            resolve(name)() if ":" in name else importlib.import_module(name)
+        except Exception as exc:  # the run itself will report a real import problem
+            sys.stderr.write(f"mtl_core.runner: standby could not preload {name}: {exc!r}\n")
+    try:
+        job = conn.recv()
+    except (EOFError, OSError, KeyboardInterrupt):
+        return
+    conn.close()
+    if job is not None:
+        worker_main(*job)
+
+
+def worker_main(
+    store_path: str, run_id: int, train_ref: str, n_workers: int, nice: int = 0
+) -> None:
+    """Entry point of a worker process: train one run, writing each step to the store.
+
+    The outcome is recorded in the store: ``finished``; ``failed`` with the message (a
+    LabError's as-is, e.g. a diverged loss, else ``Type: message``) and the traceback;
+    ``cancelled`` when the cancel flag is seen between steps or SIGTERM follows a cancel;
+    ``interrupted`` on any other SIGTERM.
+    """
+    prepare_process(n_workers, nice)
+    store = Store(store_path)
+    # SIGTERM (a cancel past its grace period, or shutdown) -> record the outcome, then exit
+    signal.signal(signal.SIGTERM, _raise_terminated)
+    try:
+        _train_run(store, run_id, train_ref)
+        store.set_status(run_id, "finished", only_from=("running",))
+    except _Cancelled:
+        store.set_status(run_id, "cancelled", only_from=("running",), error="cancelled by the user")
+    except _Terminated:
+        if store.get_run(run_id).cancel_requested:
+            store.set_status(
+                run_id,
+                "cancelled",
+                only_from=("running",),
+                error="cancelled by the user (stopped after the grace period)",
+            )
+        else:
+            store.set_status(
+                run_id,
+                "interrupted",
+                only_from=("running",),
+                error="the worker was stopped (SIGTERM); steps logged so far are kept",
+            )
+    except LabError as exc:  # DivergedError included: the message says what happened
+        store.set_status(
+            run_id,
+            "failed",
+            only_from=("running",),
+            error=str(exc),
+            error_detail=traceback.format_exc(),
+        )
+    except Exception as exc:
+        store.set_status(
+            run_id,
+            "failed",
+            only_from=("running",),
+            error=f"{type(exc).__name__}: {exc}",
+            error_detail=traceback.format_exc(),
+        )
+    finally:
+        # the outcome is recorded; a late SIGTERM (shutdown) should just end the process
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+def _train_run(store: Store, run_id: int, ref: TrainRef) -> None:
+    """Train the run, appending each step; raises to say how it stopped early."""
+    store.set_worker(run_id, os.getpid())
+    info = store.get_run(run_id)
+    if store.cancel_requested(run_id):
+        raise _Cancelled
+    train = resolve(ref)
+    cfg = RunConfig.from_dict(info.config)
+    rate = _Rate()
+
+    def on_step(event: Any) -> None:
+        bad = [t for t, v in event.train_loss.items() if not math.isfinite(v)]
+        if bad:
+            what = "NaN" if math.isnan(event.train_loss[bad[0]]) else "infinite"
+            raise DivergedError(
+                f"loss became {what} at step {event.step} on task {bad[0]}; "
+                "try a smaller learning rate"
+            )
+        if event.step == 1 and getattr(event, "task_types", None):
+            # task types known from the first step, so live views can show them
+            store.set_tasks(run_id, list(event.tasks), dict(zip(event.tasks, event.task_types)))
+        store.append_step(run_id, event, steps_per_s=rate.update(int(event.step)))
+        if store.cancel_requested(run_id):
+            raise _Cancelled
+
+    result = train(cfg, on_step)
+    tasks, types = getattr(result, "tasks", None), getattr(result, "task_types", None)
+    if tasks and types:
+        tmap = dict(types) if isinstance(types, dict) else dict(zip(tasks, types))
+        store.set_tasks(run_id, list(tasks), {str(k): str(v) for k, v in tmap.items()})
+
+
+def _raise_terminated(signum: int, frame: Any) -> None:
+    raise _Terminated
+
+
+def train_ref(fn: Callable[..., Any] | str | None) -> TrainRef:
+    """Normalize a training function to an importable ``"module:qualname"`` reference.
+
+    None = the lab's own training. Raises LabError for a string without ``:`` or a function
+    a spawned worker cannot import by name (a lambda, a nested function).
+    """
+    if fn is None:
+        return DEFAULT_TRAIN
+    if isinstance(fn, str):
+        if ":" not in fn:
+            raise LabError(f"train_fn {fn!r} must look like 'package.module:function'")
+        return fn
+    mod, qual = getattr(fn, "__module__", None), getattr(fn, "__qualname__", "")
+    if not mod or "<locals>" in qual or "<lambda>" in qual:
+        raise LabError("train_fn must be a module-level function (workers import it by name)")
+    return f"{mod}:{qual}"
+
+
+def resolve(ref: TrainRef) -> Callable[..., Any]:
+    """Import ``"module:qualname"`` and return the object it names."""
+    mod_name, _, qual = ref.partition(":")
+    obj: Any = importlib.import_module(mod_name)
+    for part in qual.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+__all__ = ["DEFAULT_TRAIN", "TrainRef", "resolve", "standby_main", "train_ref", "worker_main"]

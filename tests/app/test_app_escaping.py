@@ -17,7 +17,7 @@ import pytest
 
 from app.escape import md
 from app.figures.escape import escape_figure, unescape
-from mtl_core.fileformat import METRIC_FRAME, ParsedRun, matrices_to_long
+from mtl_core.runfile import METRIC_FRAME, ParsedRun, matrices_to_long
 from mtl_core.store import Store
 from tests.helpers.app_fixtures import metrics_frame, open_app, planted_stack
 

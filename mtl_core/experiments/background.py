@@ -113,7 +113,7 @@ def start(spec: EvalSpec, folder: str | os.PathLike[str], *, workers: int = 2) -
     code = "import sys; from mtl_core.experiments.background import main; sys.exit(main())"
     with open(path / LOG_FILE, "wb") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-c", code, str(path)],
+            [sys.executable, "-c", code, str(path), str(os.getpid())],
             cwd=str(ROOT),
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -156,10 +156,13 @@ def poll(job: BackgroundJob) -> JobState:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry of the background process: ``argv[1]`` is the job folder. Returns the exit code
+    """Entry of the background process: ``argv[1]`` is the job folder, ``argv[2]`` (when
+    given) the process that owns the job: it stops once that one is gone. Returns the exit code
     (0 done, 2 LabError, 1 any other error); the outcome is in ``status.json`` either way."""
-    path = Path((argv or sys.argv)[1])
-    _stop_with_parent()
+    argv = argv or sys.argv
+    path = Path(argv[1])
+    if len(argv) > 2:  # started by start(): owned by that process
+        _stop_with_parent(int(argv[2]))
     job = json.loads((path / SPEC_FILE).read_text())
     spec, workers = EvalSpec.from_dict(job["spec"]), int(job.get("workers", 0))
     last = [""]
@@ -187,11 +190,11 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _stop_with_parent(poll_s: float = 1.0) -> None:
-    """Owned by whoever started it: when that process (the app or the CLI) is gone, stop
-    this job and its worker processes (its own process group) within ``poll_s``. A
-    parent-death signal would fire when the starting *thread* ends: a Streamlit script run."""
-    parent = os.getppid()
+def _stop_with_parent(parent: int, poll_s: float = 1.0) -> None:
+    """Owned by whoever started it (``parent``, the app or the CLI): once that process is
+    gone (we are re-parented), stop this job and its worker processes (its own process
+    group) within ``poll_s``. A parent-death signal would fire when the starting *thread*
+    ends: a Streamlit script run."""
 
     def watch() -> None:
         while os.getppid() == parent:

@@ -31,11 +31,13 @@ from mtl_core.store.records import (
 )
 
 #: Which queued run starts next, fair between owners (an ``ORDER BY`` over queued runs ``q``):
-#: the owner with the fewest running runs first, then the owner whose last run started
-#: longest ago (round robin: one user's 20 queued runs do not hold back another's one), then
-#: the oldest run. Runs with no owner (command line, older stores) count as one owner.
+#: by "round" first, the owner's running runs plus their queued runs ahead of this one (so
+#: one user's 20 queued runs go one per round, between everyone else's), then the owner
+#: whose last run started longest ago, then the oldest run. Runs with no owner (command line,
+#: older stores) count as one owner. The same key orders :meth:`RunsMixin.queue_order`.
 FAIR_ORDER = """
-    (SELECT COUNT(*) FROM runs r WHERE r.status = 'running' AND r.owner IS q.owner),
+    (SELECT COUNT(*) FROM runs r WHERE r.owner IS q.owner
+        AND (r.status = 'running' OR (r.status = 'queued' AND r.id < q.id))),
     COALESCE((SELECT MAX(r.started) FROM runs r
               WHERE r.owner IS q.owner AND r.origin = 'trained' AND r.started IS NOT NULL), 0),
     q.id

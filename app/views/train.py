@@ -154,9 +154,10 @@ def _training_inputs(gpu: str | None, lim: Limits) -> dict[str, Any]:
     out: dict[str, Any] = {}
     out["train.mode"] = c1.selectbox("mode", MODES, key="train_mode",
                                      format_func=lambda m: f"{m} — {MODE_HELP[m]}")
-    out["train.steps"] = c2.number_input("steps", 1, lim.steps or 1_000_000, 300, step=50,
+    steps_max, bs_max = lim.steps or 1_000_000, lim.batch_size or 100_000
+    out["train.steps"] = c2.number_input("steps", 1, steps_max, min(300, steps_max), step=50,
                                          key="train_steps", help=limit_help(lim.steps))
-    out["train.batch_size"] = c3.number_input("batch size", 1, lim.batch_size or 100_000, 64,
+    out["train.batch_size"] = c3.number_input("batch size", 1, bs_max, min(64, bs_max),
                                               key="train_bs", help=limit_help(lim.batch_size))
     out["train.eval_every"] = c4.number_input("evaluate every (steps)", 1, 100_000, 10,
                                               key="train_eval")

@@ -121,6 +121,12 @@ class RunsMixin(StoreBase):
 
         self._write(tx)
 
+    def set_owner(self, run_id: int, owner: str | None) -> None:
+        """Give a run to ``owner`` (``mtl_core.access``; None: nobody's). No permission check:
+        for the command line and tests, which act as the machine's operator."""
+        self._write(lambda con: (self._run(con, run_id),
+                                 update_run(con, run_id, owner=owner)))
+
     def set_status(
         self,
         run_id: int,

@@ -108,18 +108,31 @@ def deployment() -> Deployment:
 
 
 def browser_id() -> str:
-    """``browser:<hash>`` for this browser (its XSRF cookie, hashed: stable across reloads,
+    """``browser:<hash>`` for this browser (its XSRF token, hashed: stable across reloads,
     different in another browser); a random id per session where there is no cookie."""
     if "lab_browser" not in st.session_state:
-        cookie = None
         try:
             cookie = st.context.cookies.get("_streamlit_xsrf")
         except Exception:  # noqa: BLE001 - no request context (tests): a session id
             cookie = None
-        raw = cookie if isinstance(cookie, str) and cookie else uuid.uuid4().hex
-        st.session_state["lab_browser"] = "browser:" + hashlib.sha256(
-            raw.encode()).hexdigest()[:20]
+        st.session_state["lab_browser"] = (owner_of_cookie(cookie) if isinstance(cookie, str)
+                                           and cookie else f"browser:{uuid.uuid4().hex[:20]}")
     return st.session_state["lab_browser"]
+
+
+def owner_of_cookie(cookie: str) -> str:
+    """The owner key of a browser from its ``_streamlit_xsrf`` cookie. Tornado writes the
+    token masked (``2|mask|masked token|time``) with a new mask on every page load, so the
+    token is unmasked (XOR with the repeated 4-byte mask) before it is hashed."""
+    token = cookie.encode()
+    parts = cookie.split("|")
+    if len(parts) == 4 and parts[0] == "2":
+        try:
+            mask, masked = bytes.fromhex(parts[1]), bytes.fromhex(parts[2])
+            token = bytes(b ^ mask[i % 4] for i, b in enumerate(masked)) if mask else masked
+        except ValueError:
+            pass
+    return "browser:" + hashlib.sha256(token).hexdigest()[:20]
 
 
 def current_actor(dep: Deployment | None = None) -> Actor:

@@ -71,18 +71,22 @@ class Deployment:
         if login not in LOGIN_MODES:
             raise LabError(f"[lab] login = {login!r}: use one of {', '.join(LOGIN_MODES)}")
         if visibility not in VISIBILITIES:
-            raise LabError(f"[lab] visibility = {visibility!r}: use one of "
-                           f"{', '.join(VISIBILITIES)}")
+            raise LabError(
+                f"[lab] visibility = {visibility!r}: use one of {', '.join(VISIBILITIES)}"
+            )
         if login == "password" and not lab.get("users"):
             raise LabError("[lab] login = 'password' needs a [lab.users] table of hashes")
         if login == "shared" and not lab.get("class_password"):
             raise LabError("[lab] login = 'shared' needs class_password (a hash)")
-        return cls(login=login, visibility=visibility,
-                   admins=tuple(str(a) for a in lab.get("admins", ()) or ()),
-                   users={str(k): str(v) for k, v in dict(lab.get("users") or {}).items()},
-                   class_password=lab.get("class_password"),
-                   admin_password=lab.get("admin_password"),
-                   limits=Limits.from_mapping(lab.get("limits")))
+        return cls(
+            login=login,
+            visibility=visibility,
+            admins=tuple(str(a) for a in lab.get("admins", ()) or ()),
+            users={str(k): str(v) for k, v in dict(lab.get("users") or {}).items()},
+            class_password=lab.get("class_password"),
+            admin_password=lab.get("admin_password"),
+            limits=Limits.from_mapping(lab.get("limits")),
+        )
 
 
 def _settings() -> Mapping[str, Any]:
@@ -91,8 +95,9 @@ def _settings() -> Mapping[str, Any]:
         try:
             return tomllib.loads(Path(path).read_text())
         except (OSError, tomllib.TOMLDecodeError) as exc:
-            raise LabError(f"cannot read the settings file {path} ($MTL_LAB_SETTINGS): "
-                           f"{exc}") from None
+            raise LabError(
+                f"cannot read the settings file {path} ($MTL_LAB_SETTINGS): {exc}"
+            ) from None
     try:
         return st.secrets.to_dict().get("lab", {}) if "lab" in st.secrets else {}
     except Exception:  # noqa: BLE001 - no secrets.toml at all: the defaults
@@ -115,8 +120,11 @@ def browser_id() -> str:
             cookie = st.context.cookies.get("_streamlit_xsrf")
         except Exception:  # noqa: BLE001 - no request context (tests): a session id
             cookie = None
-        st.session_state["lab_browser"] = (owner_of_cookie(cookie) if isinstance(cookie, str)
-                                           and cookie else f"browser:{uuid.uuid4().hex[:20]}")
+        st.session_state["lab_browser"] = (
+            owner_of_cookie(cookie)
+            if isinstance(cookie, str) and cookie
+            else f"browser:{uuid.uuid4().hex[:20]}"
+        )
     return st.session_state["lab_browser"]
 
 
@@ -185,8 +193,7 @@ def _signed_in_box(dep: Deployment) -> None:
 
 def _password_form(dep: Deployment) -> None:
     with st.form("lab_login"):
-        name = st.text_input("Name" if dep.login == "shared" else "User name",
-                             key="lab_login_name")
+        name = st.text_input("Name" if dep.login == "shared" else "User name", key="lab_login_name")
         password = st.text_input("Password", type="password", key="lab_login_password")
         submitted = st.form_submit_button("Sign in", type="primary")
     if not submitted:
@@ -201,9 +208,12 @@ def _password_form(dep: Deployment) -> None:
     if who is None:
         tries.append(now)
         time.sleep(0.5)  # slows guessing; the hash check itself takes tens of ms
-        st.error("Wrong name or password." if dep.login == "password" else
-                 "Wrong password, or a name with characters other than letters, digits and "
-                 "._@- (at most 40).")
+        st.error(
+            "Wrong name or password."
+            if dep.login == "password"
+            else "Wrong password, or a name with characters other than letters, digits and "
+            "._@- (at most 40)."
+        )
         return
     st.session_state[USER_KEY] = who
     st.rerun()

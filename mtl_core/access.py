@@ -51,10 +51,11 @@ def can_modify(owner: str | None, actor: Actor | None) -> bool:
 def check_modify(run_id: int, owner: str | None, actor: Actor | None, action: str) -> None:
     """Raise LabError (one line, what to do) unless ``actor`` may ``action`` run ``run_id``."""
     if not can_modify(owner, actor):
-        whose = "nobody's (it came from the command line)" if owner is None else \
-            "another user's"
-        raise LabError(f"you cannot {action} run #{run_id}: it is {whose}; only its owner or "
-                       "a teacher (admin) can")
+        whose = "nobody's (it came from the command line)" if owner is None else "another user's"
+        raise LabError(
+            f"you cannot {action} run #{run_id}: it is {whose}; only its owner or "
+            "a teacher (admin) can"
+        )
 
 
 def can_see(owner: str | None, actor: Actor | None, visibility: str = "class") -> bool:

@@ -67,8 +67,9 @@ class Limits:
         out: dict[str, Any] = {}
         for key, raw in dict(values or {}).items():
             if key not in known:
-                raise LabError(f"unknown limit {key!r} in {WHERE}; limits: "
-                               f"{', '.join(sorted(known))}")
+                raise LabError(
+                    f"unknown limit {key!r} in {WHERE}; limits: {', '.join(sorted(known))}"
+                )
             out[key] = _parse(key, raw)
         return cls(**out)
 
@@ -93,8 +94,9 @@ def _parse(key: str, raw: Any) -> Any:
 
 def over(what: str, value: Any, limit: int) -> LabError:
     """The one-line error for a value over a limit, naming the limit and where to raise it."""
-    return LabError(f"{what} {value} is over this lab's limit of {limit} "
-                    f"(an admin can raise it: {WHERE})")
+    return LabError(
+        f"{what} {value} is over this lab's limit of {limit} (an admin can raise it: {WHERE})"
+    )
 
 
 def _at_most(what: str, value: Any, limit: int | None) -> None:
@@ -110,8 +112,10 @@ def check_config(cfg: Any, limits: Limits) -> None:
     ``features``.
     """
     if limits.scenarios is not None and cfg.scenario not in limits.scenarios:
-        raise LabError(f"scenario {cfg.scenario!r} is not offered here (allowed: "
-                       f"{', '.join(limits.scenarios)}; an admin sets them: {WHERE})")
+        raise LabError(
+            f"scenario {cfg.scenario!r} is not offered here (allowed: "
+            f"{', '.join(limits.scenarios)}; an admin sets them: {WHERE})"
+        )
     _at_most("steps", cfg.train.steps, limits.steps)
     _at_most("batch size", cfg.train.batch_size, limits.batch_size)
     for w in (*cfg.model.hidden, *cfg.model.channels):
@@ -132,8 +136,10 @@ def check_evaluation(config: Mapping[str, Any], seeds: int, limits: Limits) -> N
     config = config if isinstance(config, Mapping) else {}
     scenario = config.get("scenario")
     if limits.scenarios is not None and scenario not in limits.scenarios:
-        raise LabError(f"scenario {scenario!r} is not offered here (allowed: "
-                       f"{', '.join(limits.scenarios)}; an admin sets them: {WHERE})")
+        raise LabError(
+            f"scenario {scenario!r} is not offered here (allowed: "
+            f"{', '.join(limits.scenarios)}; an admin sets them: {WHERE})"
+        )
     train = config.get("train") if isinstance(config.get("train"), Mapping) else {}
     knobs = config.get("knobs") if isinstance(config.get("knobs"), Mapping) else {}
     try:
@@ -143,8 +149,10 @@ def check_evaluation(config: Mapping[str, Any], seeds: int, limits: Limits) -> N
         _at_most("samples", knobs.get("samples"), limits.samples)
         _at_most("features", knobs.get("features"), limits.features)
     except (TypeError, ValueError):
-        raise LabError("this run's stored config is not one the lab wrote (a number is not "
-                       "a number); it cannot be re-evaluated") from None
+        raise LabError(
+            "this run's stored config is not one the lab wrote (a number is not "
+            "a number); it cannot be re-evaluated"
+        ) from None
 
 
 def task_count(knobs: Mapping[str, Any]) -> int | None:
@@ -169,6 +177,8 @@ def check_quota(active: int, limits: Limits) -> None:
     """Raise LabError when an owner with ``active`` queued or running runs may queue no more."""
     q = limits.queued_per_user
     if q is not None and active >= q:
-        raise LabError(f"you already have {active} runs queued or running, this lab's limit "
-                       f"per user is {q}: wait for one to finish or cancel one "
-                       f"(an admin can raise it: {WHERE})")
+        raise LabError(
+            f"you already have {active} runs queued or running, this lab's limit "
+            f"per user is {q}: wait for one to finish or cancel one "
+            f"(an admin can raise it: {WHERE})"
+        )

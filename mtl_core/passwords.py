@@ -25,8 +25,9 @@ _MAXMEM = 64 * 1024 * 1024
 def hash_password(password: str, *, log2_n: int = LOG2_N, r: int = R, p: int = P) -> str:
     """A new salted scrypt hash of ``password`` in the format above."""
     salt = os.urandom(16)
-    key = hashlib.scrypt(password.encode(), salt=salt, n=2**log2_n, r=r, p=p, dklen=32,
-                         maxmem=_MAXMEM)
+    key = hashlib.scrypt(
+        password.encode(), salt=salt, n=2**log2_n, r=r, p=p, dklen=32, maxmem=_MAXMEM
+    )
     b64 = base64.b64encode
     return f"scrypt${log2_n}${r}${p}${b64(salt).decode()}${b64(key).decode()}"
 
@@ -38,9 +39,15 @@ def verify_password(password: str, stored: str) -> bool:
         if kind != "scrypt" or not 1 <= int(log2_n) <= 20:
             return False
         want = base64.b64decode(key, validate=True)
-        got = hashlib.scrypt(password.encode(), salt=base64.b64decode(salt, validate=True),
-                             n=2 ** int(log2_n), r=int(r), p=int(p), dklen=len(want),
-                             maxmem=_MAXMEM)
+        got = hashlib.scrypt(
+            password.encode(),
+            salt=base64.b64decode(salt, validate=True),
+            n=2 ** int(log2_n),
+            r=int(r),
+            p=int(p),
+            dklen=len(want),
+            maxmem=_MAXMEM,
+        )
     except (ValueError, TypeError):
         return False
     return hmac.compare_digest(got, want)

@@ -106,10 +106,20 @@ def escape_figure(fig: go.Figure) -> go.Figure:
     """
     if _ESCAPED.get(id(fig)) is fig:
         return fig
-    out = go.Figure({"data": [_trace(t.to_plotly_json()) for t in fig.data],
-                     "layout": _texts(fig.layout.to_plotly_json())}, _validate=False)
+    out = go.Figure(
+        {
+            "data": [_trace(t.to_plotly_json()) for t in fig.data],
+            "layout": _texts(fig.layout.to_plotly_json()),
+        },
+        _validate=False,
+    )
     if fig.frames:
-        out.frames = [{**f, "data": [_trace(t) for t in f.get("data", [])],
-                       "layout": _texts(f.get("layout", {}))}
-                      for f in (fr.to_plotly_json() for fr in fig.frames)]
+        out.frames = [
+            {
+                **f,
+                "data": [_trace(t) for t in f.get("data", [])],
+                "layout": _texts(f.get("layout", {})),
+            }
+            for f in (fr.to_plotly_json() for fr in fig.frames)
+        ]
     return mark_escaped(out)

@@ -74,8 +74,9 @@ class JobState:
     finished: float | None = None
 
 
-def spec_for_run(config: dict[str, Any], k: int, seeds: int, *, workers: int = 2,
-                 limits: Limits | None = None) -> EvalSpec:
+def spec_for_run(
+    config: dict[str, Any], k: int, seeds: int, *, workers: int = 2, limits: Limits | None = None
+) -> EvalSpec:
     """The evaluation of a trained run's scenario and knobs with budget ``k``: ``seeds``
     seeds of the run's step count, the scenario's model, ``workers`` processes' share of the
     CPUs per run. Raises LabError for a run without a scenario (an uploaded log), or one

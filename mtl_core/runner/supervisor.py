@@ -121,8 +121,14 @@ class Runner:
 
     # ------------------------------------------------------------------ public API
 
-    def submit(self, config: RunConfig | dict[str, Any], *, name: str | None = None,
-               owner: str | None = None, limits: Limits | None = None) -> int:
+    def submit(
+        self,
+        config: RunConfig | dict[str, Any],
+        *,
+        name: str | None = None,
+        owner: str | None = None,
+        limits: Limits | None = None,
+    ) -> int:
         """Queue a training run owned by ``owner`` (``mtl_core.access``); returns its id.
 
         The config is validated now, against ``limits`` (default: the runner's) too, and the
@@ -135,8 +141,12 @@ class Runner:
         d = cfg.to_dict()
         run_id = self.store.create_run(
             name=name if name is not None else (cfg.name or f"{cfg.scenario} {cfg.train.mode}"),
-            origin="trained", status="queued", config=d, steps_total=int(cfg.train.steps),
-            owner=owner, limits=limits,
+            origin="trained",
+            status="queued",
+            config=d,
+            steps_total=int(cfg.train.steps),
+            owner=owner,
+            limits=limits,
         )
         self._wake.set()
         return run_id
@@ -246,10 +256,15 @@ class Runner:
                 if proc.is_alive() and self.store.get_run(rid).status != "running":
                     proc.join(timeout)  # it has recorded its outcome and is exiting
                 stop_process(proc, timeout)
-                self._safe(lambda rid=rid: self.store.set_status(
-                    rid, "interrupted", only_from=("running",),
-                    error="the lab process that ran this worker exited; steps logged so far "
-                          "are kept"))
+                self._safe(
+                    lambda rid=rid: self.store.set_status(
+                        rid,
+                        "interrupted",
+                        only_from=("running",),
+                        error="the lab process that ran this worker exited; steps logged so far "
+                        "are kept",
+                    )
+                )
                 self._procs.pop(rid, None)
 
     def tick(self) -> None:
@@ -280,9 +295,11 @@ class Runner:
                     continue
                 step = info.last_step if info.last_step is not None else 0
                 if self.store.set_status(
-                    rid, "interrupted", only_from=("running",),
+                    rid,
+                    "interrupted",
+                    only_from=("running",),
                     error=f"the worker process is gone (found at restart) after step {step}; "
-                          f"the {info.steps_done} steps logged are kept",
+                    f"the {info.steps_done} steps logged are kept",
                 ):
                     out.append(rid)
         return out
@@ -309,8 +326,7 @@ class Runner:
             job = (str(self.store.path), rid, self.train_ref, self.max_workers, self.nice)
             proc = self._hand_to_standby(job)
             if proc is None:
-                proc = self._ctx.Process(target=worker_main, args=job,
-                                         name=f"mtl-lab-run-{rid}")
+                proc = self._ctx.Process(target=worker_main, args=job, name=f"mtl-lab-run-{rid}")
                 try:
                     proc.start()
                 except Exception as exc:
@@ -346,8 +362,11 @@ class Runner:
         while len(self._standby) < self.warm and not self._stop.is_set():
             ours, theirs = self._ctx.Pipe()
             proc = self._ctx.Process(
-                target=standby_main, args=(theirs, self.preload, self.max_workers, self.nice),
-                name="mtl-lab-standby", daemon=False)
+                target=standby_main,
+                args=(theirs, self.preload, self.max_workers, self.nice),
+                name="mtl-lab-standby",
+                daemon=False,
+            )
             try:
                 proc.start()
             except Exception as exc:
@@ -382,15 +401,18 @@ class Runner:
             if info.status != "running":
                 continue  # the worker recorded its own outcome
             if cancelled or info.cancel_requested:
-                self.store.set_status(rid, "cancelled", only_from=("running",),
-                                      error="cancelled by the user")
+                self.store.set_status(
+                    rid, "cancelled", only_from=("running",), error="cancelled by the user"
+                )
                 continue
             how = describe_exit(code)
             step = info.last_step if info.last_step is not None else 0
             self.store.set_status(
-                rid, "interrupted", only_from=("running",),
+                rid,
+                "interrupted",
+                only_from=("running",),
                 error=f"the worker process {how} after step {step}; the {info.steps_done} "
-                      "steps logged are kept",
+                "steps logged are kept",
             )
 
     def _enforce_cancels(self) -> None:

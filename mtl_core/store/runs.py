@@ -78,9 +78,18 @@ class RunsMixin(StoreBase):
             if limits is not None and limits.queued_per_user is not None:
                 check_quota(_active(con, owner), limits)
             return insert_run(
-                con, name=name, origin=origin, status=status, config=config or {}, tasks=tasks,
-                task_types=task_types or {}, notes=notes, meta=meta or {},
-                steps_total=steps_total, owner=owner)
+                con,
+                name=name,
+                origin=origin,
+                status=status,
+                config=config or {},
+                tasks=tasks,
+                task_types=task_types or {},
+                notes=notes,
+                meta=meta or {},
+                steps_total=steps_total,
+                owner=owner,
+            )
 
         return self._write(tx)
 
@@ -97,8 +106,7 @@ class RunsMixin(StoreBase):
                 "SELECT DISTINCT run_id, measure FROM affinity ORDER BY run_id, measure"
             ):
                 ms.setdefault(rid, []).append(m)
-            rows = con.execute(
-                f"SELECT {', '.join(RUN_COLUMNS)} FROM runs ORDER BY id").fetchall()
+            rows = con.execute(f"SELECT {', '.join(RUN_COLUMNS)} FROM runs ORDER BY id").fetchall()
             return [run_info(r, ms.get(r["id"], [])) for r in rows]
 
         return self._read(q)
@@ -124,8 +132,7 @@ class RunsMixin(StoreBase):
     def set_owner(self, run_id: int, owner: str | None) -> None:
         """Give a run to ``owner`` (``mtl_core.access``; None: nobody's). No permission check:
         for the command line and tests, which act as the machine's operator."""
-        self._write(lambda con: (self._run(con, run_id),
-                                 update_run(con, run_id, owner=owner)))
+        self._write(lambda con: (self._run(con, run_id), update_run(con, run_id, owner=owner)))
 
     def set_status(
         self,
@@ -183,16 +190,30 @@ class RunsMixin(StoreBase):
             if row is None:
                 return None
             now = time.time()
-            update_run(con, row[0], status="running", started=now, heartbeat=now,
-                       host=socket.gethostname(), runner_pid=runner_pid, worker_pid=None)
+            update_run(
+                con,
+                row[0],
+                status="running",
+                started=now,
+                heartbeat=now,
+                host=socket.gethostname(),
+                runner_pid=runner_pid,
+                worker_pid=None,
+            )
             return int(row[0])
 
         return self._write(tx)
 
     def queue_order(self) -> list[int]:
         """Ids of the queued runs in the order they would start now (:data:`FAIR_ORDER`)."""
-        return self._read(lambda con: [r[0] for r in con.execute(
-            f"SELECT q.id FROM runs q WHERE q.status = 'queued' ORDER BY {FAIR_ORDER}")])
+        return self._read(
+            lambda con: [
+                r[0]
+                for r in con.execute(
+                    f"SELECT q.id FROM runs q WHERE q.status = 'queued' ORDER BY {FAIR_ORDER}"
+                )
+            ]
+        )
 
     def active_count(self, owner: str | None) -> int:
         """How many runs of ``owner`` are queued or running (the per-user queue quota)."""
@@ -211,8 +232,14 @@ class RunsMixin(StoreBase):
             info = self._run(con, run_id)
             check_modify(run_id, info.owner, actor, "cancel")
             if info.status == "queued":
-                update_run(con, run_id, status="cancelled", finished=time.time(),
-                           cancel_requested=1, error="cancelled before it started")
+                update_run(
+                    con,
+                    run_id,
+                    status="cancelled",
+                    finished=time.time(),
+                    cancel_requested=1,
+                    error="cancelled before it started",
+                )
                 return "cancelled"
             if info.status == "running":
                 update_run(con, run_id, cancel_requested=1)
@@ -222,9 +249,11 @@ class RunsMixin(StoreBase):
 
     def cancel_requested(self, run_id: int) -> bool:
         """Whether the worker of ``run_id`` should stop (cancel asked, or run no longer running)."""
-        row = self._read(lambda con: con.execute(
-            "SELECT cancel_requested, status FROM runs WHERE id = ?", (int(run_id),)
-        ).fetchone())
+        row = self._read(
+            lambda con: con.execute(
+                "SELECT cancel_requested, status FROM runs WHERE id = ?", (int(run_id),)
+            ).fetchone()
+        )
         return row is None or bool(row[0]) or row[1] != "running"
 
     def delete_run(self, run_id: int, *, actor: Actor | None = None) -> None:
@@ -274,7 +303,8 @@ class RunsMixin(StoreBase):
             _write_step(con, run_id, event, tasks, run_tasks, losses, now)
             con.executemany(
                 "INSERT OR REPLACE INTO metrics (run_id, step, task, split, metric, value) "
-                "VALUES (?,?,?,?,?,?)", metric_rows,
+                "VALUES (?,?,?,?,?,?)",
+                metric_rows,
             )
             update_run(con, run_id, **progress, heartbeat=now)
 
@@ -282,17 +312,23 @@ class RunsMixin(StoreBase):
 
     def set_tasks(self, run_id: int, tasks: list[str], task_types: dict[str, str]) -> None:
         """Record a run's task order and task types (e.g. once the worker has built the data)."""
-        self._write(lambda con: update_run(
-            con, run_id, tasks=json.dumps(list(tasks)), task_types=dumps(task_types)))
+        self._write(
+            lambda con: update_run(
+                con, run_id, tasks=json.dumps(list(tasks)), task_types=dumps(task_types)
+            )
+        )
 
 
 # ---------------------------------------------------------------------------------- helpers
 
 
 def _active(con: sqlite3.Connection, owner: str | None) -> int:
-    return int(con.execute(
-        "SELECT COUNT(*) FROM runs WHERE owner IS ? AND status IN ('queued', 'running')",
-        (owner,)).fetchone()[0])
+    return int(
+        con.execute(
+            "SELECT COUNT(*) FROM runs WHERE owner IS ? AND status IN ('queued', 'running')",
+            (owner,),
+        ).fetchone()[0]
+    )
 
 
 def _check(ok: bool, msg: str) -> None:
@@ -300,8 +336,9 @@ def _check(ok: bool, msg: str) -> None:
         raise LabError(msg)
 
 
-def _progress(event: StepEvent, steps_per_s: float | None, losses: dict[str, float]
-              ) -> dict[str, Any]:
+def _progress(
+    event: StepEvent, steps_per_s: float | None, losses: dict[str, float]
+) -> dict[str, Any]:
     """The run columns a step updates: steps done/total, last step, rate, ETA, losses."""
     step = int(event.step)
     total = int(event.total_steps) if event.total_steps else None
@@ -312,12 +349,25 @@ def _progress(event: StepEvent, steps_per_s: float | None, losses: dict[str, flo
     if rate is None and event.elapsed_s and event.elapsed_s > 0:
         rate = done / event.elapsed_s
     eta = (total - done) / rate if (rate and total is not None) else None
-    return {"steps_done": done, "steps_total": total, "last_step": step, "steps_per_s": rate,
-            "eta_s": eta, "losses": dumps(losses)}
+    return {
+        "steps_done": done,
+        "steps_total": total,
+        "last_step": step,
+        "steps_per_s": rate,
+        "eta_s": eta,
+        "losses": dumps(losses),
+    }
 
 
-def _write_step(con: sqlite3.Connection, run_id: int, event: StepEvent, tasks: list[str],
-                run_tasks: list[str], losses: dict[str, float], now: float) -> None:
+def _write_step(
+    con: sqlite3.Connection,
+    run_id: int,
+    event: StepEvent,
+    tasks: list[str],
+    run_tasks: list[str],
+    losses: dict[str, float],
+    now: float,
+) -> None:
     """Insert one step's matrices (in the run's task order), loss vector and grouping."""
     step = int(event.step)
     aff_rows = []
@@ -326,7 +376,8 @@ def _write_step(con: sqlite3.Connection, run_id: int, event: StepEvent, tasks: l
         aff_rows.append((run_id, str(measure), step, len(run_tasks), now, blob(mat)))
     con.executemany(
         "INSERT OR REPLACE INTO affinity (run_id, measure, step, n, wall_time, data) "
-        "VALUES (?,?,?,?,?,?)", aff_rows,
+        "VALUES (?,?,?,?,?,?)",
+        aff_rows,
     )
     if losses:
         vec = np.array([losses.get(t, np.nan) for t in run_tasks], dtype=np.float64)

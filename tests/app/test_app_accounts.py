@@ -13,8 +13,14 @@ from tests.helpers.app_fixtures import append_steps, open_app, seed_run, shown
 
 def _running(store: Store, owner: str | None, name: str = "live") -> int:
     """A running run owned by ``owner``, its worker this (alive) process."""
-    rid = store.create_run(name=name, origin="trained", status="running", steps_total=100,
-                           owner=owner, config={"scenario": "synthetic"})
+    rid = store.create_run(
+        name=name,
+        origin="trained",
+        status="running",
+        steps_total=100,
+        owner=owner,
+        config={"scenario": "synthetic"},
+    )
     store.set_worker(rid, os.getpid())
     append_steps(store, rid, 1, 5, 100)
     return rid
@@ -69,8 +75,11 @@ def test_private_visibility_hides_other_users_runs(tmp_path, monkeypatch):
 def test_password_login_and_the_teachers_role(tmp_path, monkeypatch):
     store = Store(tmp_path / "s.sqlite")
     rid = _running(store, "user:bob", "bob's run")
-    lab = {"login": "password", "admins": ["teach"],
-           "users": {"teach": hash_password("apple pie"), "ann": hash_password("pear")}}
+    lab = {
+        "login": "password",
+        "admins": ["teach"],
+        "users": {"teach": hash_password("apple pie"), "ann": hash_password("pear")},
+    }
     at = open_app("train", store.path, monkeypatch)
     at.secrets["lab"] = lab
     at.run()
@@ -103,8 +112,9 @@ def test_train_form_limits_come_from_the_settings(tmp_path, monkeypatch):
     at.text_input(key="train_hidden_synthetic").input("64,1000")
     at.button(key="FormSubmitter:train_form-Queue run").click().run()
     assert not at.exception
-    assert any("layer width 1000 is over this lab's limit of 64" in shown(e.value)
-               for e in at.error)
+    assert any(
+        "layer width 1000 is over this lab's limit of 64" in shown(e.value) for e in at.error
+    )
     assert store.list_runs() == []
     # the csv scenario (a path on the server) is not offered in the app
     assert "csv" not in at.selectbox(key="train_scenario").options

@@ -23,11 +23,19 @@ from tests.helpers.app_fixtures import metrics_frame, open_app, planted_stack
 
 markdown_it = pytest.importorskip("markdown_it")
 
-EVIL_RUN = ("<img src=x onerror=alert(1)><iframe srcdoc='<script>alert(2)</script>'></iframe>"
-            " [click](https://evil.example) **bold** :red[red] $x^2$ :material/home: "
-            "http://auto.example user@mail.example `code` # heading")
-EVIL_TASKS = ["<b>t0</b>", "[t1](javascript:alert(1))", "**t2**", "t3 :blue[x]", "$t4$",
-              "<a href='https://e.x'>t5</a>"]
+EVIL_RUN = (
+    "<img src=x onerror=alert(1)><iframe srcdoc='<script>alert(2)</script>'></iframe>"
+    " [click](https://evil.example) **bold** :red[red] $x^2$ :material/home: "
+    "http://auto.example user@mail.example `code` # heading"
+)
+EVIL_TASKS = [
+    "<b>t0</b>",
+    "[t1](javascript:alert(1))",
+    "**t2**",
+    "t3 :blue[x]",
+    "$t4$",
+    "<a href='https://e.x'>t5</a>",
+]
 EVIL_ERROR = "cannot read row 3: '<script>alert(3)</script>' is not a number [x](https://e.x)"
 
 #: What a rendered user string may never produce.
@@ -56,8 +64,18 @@ def assert_renders_as_text(body: str, where: str) -> None:
 def _texts(at) -> list[tuple[str, str]]:
     """Every Markdown-rendered string on the page: element bodies and widget labels."""
     out = []
-    for kind in ("markdown", "caption", "error", "warning", "info", "success", "toast",
-                 "title", "subheader", "header"):
+    for kind in (
+        "markdown",
+        "caption",
+        "error",
+        "warning",
+        "info",
+        "success",
+        "toast",
+        "title",
+        "subheader",
+        "header",
+    ):
         for el in at.get(kind):
             out.append((kind, str(getattr(el, "value", "") or getattr(el, "body", ""))))
     for el in at.get("progress"):
@@ -90,13 +108,16 @@ def assert_page_safe(at, must_show: str) -> None:
     assert not at.exception, at.exception
     texts = _texts(at)
     for kind, body in texts:
-        if any(mark in body for mark in ("img", "iframe", "t0", "t1", "t2", "evil", "script",
-                                         "click")):
+        if any(
+            mark in body for mark in ("img", "iframe", "t0", "t1", "t2", "evil", "script", "click")
+        ):
             assert_renders_as_text(body, kind)
     shown = " ".join(_parser().render(b) for _, b in texts)
     assert must_show in shown.replace("\u2060", "").replace("&lt;", "<").replace(
-        "&gt;", ">").replace("&quot;", '"').replace("&amp;", "&").replace("&#39;", "'"), \
+        "&gt;", ">"
+    ).replace("&quot;", '"').replace("&amp;", "&").replace("&#39;", "'"), (
         f"{must_show!r} is not shown as text"
+    )
     for s in _figure_strings(at):
         left = re.sub(r"<br>|</?extra>", "", s)
         assert "<" not in left, f"unescaped markup in a figure: {s[:200]}"
@@ -106,9 +127,15 @@ def _evil_store(tmp_path) -> tuple[Store, int, int, int]:
     store = Store(tmp_path / "s.sqlite")
     steps, _, A = planted_stack(6, 20)
     aff = matrices_to_long(steps, EVIL_TASKS, A, "lookahead")
-    parsed = ParsedRun(tasks=EVIL_TASKS, task_types={t: "regression" for t in EVIL_TASKS},
-                       affinity=aff, metrics=metrics_frame(EVIL_TASKS, 20), meta={},
-                       runs=[""], tasks_declared=True)
+    parsed = ParsedRun(
+        tasks=EVIL_TASKS,
+        task_types={t: "regression" for t in EVIL_TASKS},
+        affinity=aff,
+        metrics=metrics_frame(EVIL_TASKS, 20),
+        meta={},
+        runs=[""],
+        tasks_declared=True,
+    )
     (a,) = store.import_parsed(parsed, name=EVIL_RUN, origin="uploaded")
     (b,) = store.import_parsed(parsed, name="plain", origin="uploaded")
     (failed,) = store.import_parsed(parsed, name=EVIL_RUN, origin="uploaded")
@@ -121,9 +148,15 @@ def test_md_renders_every_kind_of_markup_as_the_same_text():
         body = md(s)
         assert_renders_as_text(body, "md")
         text = _parser().render(body)
-        plain = (text.removeprefix("<p>").removesuffix("</p>\n").replace("\u2060", "")
-                 .replace("&lt;", "<").replace("&gt;", ">").replace("&quot;", '"')
-                 .replace("&amp;", "&"))
+        plain = (
+            text.removeprefix("<p>")
+            .removesuffix("</p>\n")
+            .replace("\u2060", "")
+            .replace("&lt;", "<")
+            .replace("&gt;", ">")
+            .replace("&quot;", '"')
+            .replace("&amp;", "&")
+        )
         assert plain == s.replace("\n", " ")
 
 
@@ -155,8 +188,13 @@ def test_compare_and_train_show_markup_as_text(tmp_path, monkeypatch):
     store, a, b, _ = _evil_store(tmp_path)
     at = open_app("compare", store.path, monkeypatch, query={"runs": f"{a},{b}"}).run()
     assert_page_safe(at, "[click](https://evil.example)")
-    running = store.create_run(name=EVIL_RUN, origin="trained", status="queued",
-                               config={"scenario": "synthetic"}, steps_total=10)
+    running = store.create_run(
+        name=EVIL_RUN,
+        origin="trained",
+        status="queued",
+        config={"scenario": "synthetic"},
+        steps_total=10,
+    )
     assert running
     at = open_app("train", store.path, monkeypatch).run()
     assert_page_safe(at, "**bold** :red[red] $x^2$")

@@ -39,9 +39,11 @@ def test_rules_owner_admin_unowned_and_visibility():
 def test_only_the_owner_or_an_admin_cancels_renames_deletes(tmp_path):
     st = Store(tmp_path / "s.sqlite")
     rid = st.create_run(name="a's", owner=ALICE.id)
-    for fn, verb in ((lambda a: st.request_cancel(rid, actor=a), "cancel"),
-                     (lambda a: st.rename_run(rid, "mine now", actor=a), "rename"),
-                     (lambda a: st.delete_run(rid, actor=a), "delete")):
+    for fn, verb in (
+        (lambda a: st.request_cancel(rid, actor=a), "cancel"),
+        (lambda a: st.rename_run(rid, "mine now", actor=a), "rename"),
+        (lambda a: st.delete_run(rid, actor=a), "delete"),
+    ):
         with pytest.raises(LabError, match=f"cannot {verb} run #{rid}: it is another user's"):
             fn(BOB)
     info = st.get_run(rid)
@@ -63,8 +65,9 @@ def test_owner_column_migration_keeps_old_runs_unowned(tmp_path):
     assert [r.owner for r in st.list_runs()] == [None, None]
     con = sqlite3.connect(path)
     assert con.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
-    assert "runs_owner_status" in {r[0] for r in con.execute(
-        "SELECT name FROM sqlite_master WHERE type = 'index'")}
+    assert "runs_owner_status" in {
+        r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'index'")
+    }
     con.close()
     rid = st.create_run(name="new", owner="user:x")
     assert st.get_run(rid).owner == "user:x"
@@ -112,8 +115,10 @@ def test_run_limits_name_the_limit_and_where_to_raise_it():
         (RunConfig.for_scenario("synthetic", {}, {"train.steps": 10**6}), "steps 1000000"),
         (RunConfig.for_scenario("synthetic", {}, {"train.batch_size": 10**5}), "batch size"),
         (RunConfig.for_scenario("synthetic", {}, {"model.hidden": "64,100000"}), "layer width"),
-        (RunConfig.for_scenario("synthetic", {}, {"model.hidden": "8,8,8,8,8,8,8"}),
-         "hidden layers 7"),
+        (
+            RunConfig.for_scenario("synthetic", {}, {"model.hidden": "8,8,8,8,8,8,8"}),
+            "hidden layers 7",
+        ),
         (RunConfig.for_scenario("synthetic", {"samples": 1_000_000}), "samples"),
         (RunConfig.for_scenario("synthetic", {"features": 4096}), "features"),
     ]
@@ -122,8 +127,7 @@ def test_run_limits_name_the_limit_and_where_to_raise_it():
             L.check_config(cfg, lim)
     with pytest.raises(LabError, match="scenario 'csv' is not offered here"):
         L.check_config(RunConfig(scenario="csv"), lim)
-    L.check_config(RunConfig.for_scenario("synthetic", {}, {"train.steps": 10**6}),
-                   L.Limits.none())
+    L.check_config(RunConfig.for_scenario("synthetic", {}, {"train.steps": 10**6}), L.Limits.none())
 
 
 def test_limits_from_settings():
@@ -177,8 +181,14 @@ def test_a_background_job_stops_when_the_process_that_started_it_is_gone(tmp_pat
         job = bg.start(spec, {str(tmp_path / "job")!r}, workers=0)
         print(job.pid, flush=True)
     """)
-    out = subprocess.run([sys.executable, "-c", parent], capture_output=True, text=True,
-                         timeout=120, cwd=os.getcwd(), env={**os.environ})
+    out = subprocess.run(
+        [sys.executable, "-c", parent],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=os.getcwd(),
+        env={**os.environ},
+    )
     assert out.returncode == 0, out.stderr
     pid = int(out.stdout.split()[-1])
     deadline = time.monotonic() + 60  # the job notices within a second once it has started

@@ -19,15 +19,20 @@ from tests.helpers.app_fixtures import append_steps, metrics_frame, planted_stac
 CHROMIUM = "/usr/bin/chromium"
 pytestmark = [
     pytest.mark.e2e,
-    pytest.mark.skipif(not Path(CHROMIUM).exists(),
-                       reason=f"end-to-end tests need Chromium at {CHROMIUM} "
-                              "(Debian: apt-get install chromium; .ci/run installs it)"),
+    pytest.mark.skipif(
+        not Path(CHROMIUM).exists(),
+        reason=f"end-to-end tests need Chromium at {CHROMIUM} "
+        "(Debian: apt-get install chromium; .ci/run installs it)",
+    ),
 ]
-playwright_api = pytest.importorskip("playwright.sync_api",
-                                     reason="end-to-end tests need the playwright package")
+playwright_api = pytest.importorskip(
+    "playwright.sync_api", reason="end-to-end tests need the playwright package"
+)
 
-EVIL = ("<img src=x onerror=\"document.title='pwned'\"><iframe srcdoc=\"<script>"
-        "parent.document.title='pwned'</script>\"></iframe>**bold** [link](https://e.x)")
+EVIL = (
+    '<img src=x onerror="document.title=\'pwned\'"><iframe srcdoc="<script>'
+    "parent.document.title='pwned'</script>\"></iframe>**bold** [link](https://e.x)"
+)
 TASKS = ["<b>t0</b>", "<i>t1</i>", "t2 [x](https://e.x)", "t3", "t4", "t5"]
 
 
@@ -38,8 +43,12 @@ def app(tmp_path_factory):
 
     folder = tmp_path_factory.mktemp("two")
     store = Store(folder / "store.sqlite")
-    env = {**os.environ, "MTL_LAB_STORE": str(store.path), "MTL_LAB_WARM_WORKERS": "0",
-           "MTL_LAB_TRAIN_FN": "tests.helpers.app_fixtures:fake_train"}
+    env = {
+        **os.environ,
+        "MTL_LAB_STORE": str(store.path),
+        "MTL_LAB_WARM_WORKERS": "0",
+        "MTL_LAB_TRAIN_FN": "tests.helpers.app_fixtures:fake_train",
+    }
     try:
         with running_app(env, folder / "server.log") as url:
             yield {"url": url, "store": store}
@@ -50,8 +59,10 @@ def app(tmp_path_factory):
 @pytest.fixture(scope="module")
 def browser():
     with playwright_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=[
-            "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+        b = p.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+        )
         yield b
         b.close()
 
@@ -60,23 +71,35 @@ def _owner(context) -> str:
     """The owner key the app gives this browser (``app.auth.browser_id``)."""
     from app.auth import owner_of_cookie
 
-    return owner_of_cookie(next(c["value"] for c in context.cookies()
-                                if c["name"] == "_streamlit_xsrf"))
+    return owner_of_cookie(
+        next(c["value"] for c in context.cookies() if c["name"] == "_streamlit_xsrf")
+    )
 
 
 def _seed(store, owner: str) -> tuple[int, int]:
     """A's running run and A's finished upload, both with markup in their names."""
     from mtl_core.runfile import ParsedRun, matrices_to_long
 
-    live = store.create_run(name=EVIL, origin="trained", status="running", steps_total=1000,
-                            owner=owner, config={"scenario": "synthetic"})
+    live = store.create_run(
+        name=EVIL,
+        origin="trained",
+        status="running",
+        steps_total=1000,
+        owner=owner,
+        config={"scenario": "synthetic"},
+    )
     store.set_worker(live, os.getpid())  # alive: the runner leaves it running
     append_steps(store, live, 1, 3, 1000)
     steps, _, A = planted_stack(6, 10)
-    parsed = ParsedRun(tasks=TASKS, task_types={t: "regression" for t in TASKS},
-                       affinity=matrices_to_long(steps, TASKS, A, "lookahead"),
-                       metrics=metrics_frame(TASKS, 10), meta={}, runs=[""],
-                       tasks_declared=True)
+    parsed = ParsedRun(
+        tasks=TASKS,
+        task_types={t: "regression" for t in TASKS},
+        affinity=matrices_to_long(steps, TASKS, A, "lookahead"),
+        metrics=metrics_frame(TASKS, 10),
+        meta={},
+        runs=[""],
+        tasks_declared=True,
+    )
     (done,) = store.import_parsed(parsed, name=EVIL, owner=owner)
     return live, done
 

@@ -103,7 +103,8 @@ class GroundTruthMixin(StoreBase):
         return int(
             self._read(
                 lambda con: con.execute(
-                    "SELECT COUNT(*) FROM ground_truth WHERE json_extract(job, '$.status') = 'running'"
+                    "SELECT COUNT(*) FROM ground_truth"
+                    " WHERE json_extract(job, '$.status') = 'running'"
                     " AND json_extract(job, '$.owner') IS ?",
                     (owner,),
                 ).fetchone()[0]

@@ -110,7 +110,7 @@ def test_train_form_limits_come_from_the_settings(tmp_path, monkeypatch):
     assert at.number_input(key="train_steps").max == 200
     assert at.number_input(key="train_knob_synthetic_tasks").max == 8
     at.text_input(key="train_hidden_synthetic").input("64,1000")
-    at.button(key="FormSubmitter:train_form-Queue run").click().run()
+    at.button(key="train_queue").click().run()
     assert not at.exception
     assert any(
         "layer width 1000 is over this lab's limit of 64" in shown(e.value) for e in at.error

@@ -22,4 +22,7 @@ VOLUME ["/data"]
 EXPOSE 8501
 HEALTHCHECK CMD python -c "import urllib.request; urllib.request.urlopen('http://localhost:8501/_stcore/health')"
 # `python -m` puts /lab (the project root) on the import path for the app
+# Listens on all interfaces: turn the login on for anything but your own machine
+# (README, "Deploying for a class": [lab] login in .streamlit/secrets.toml, mounted at
+# /lab/.streamlit/secrets.toml or named by MTL_LAB_SETTINGS).
 CMD ["python", "-m", "streamlit", "run", "app/streamlit_app.py", "--server.port=8501", "--server.address=0.0.0.0"]

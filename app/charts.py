@@ -13,6 +13,7 @@ from typing import Any
 import plotly.graph_objects as go
 import streamlit as st
 
+from app.figures.escape import escape_figure, escape_text, unescape
 from mtl_core.errors import LabError
 
 log = logging.getLogger("task_affinity_lab.app")
@@ -39,6 +40,7 @@ def chart(
 ) -> Any:
     """Show a plotly figure full width with the lab's toolbar config; with ``select`` a click
     on a point reruns and the selection event is returned."""
+    fig = escape_figure(fig)  # names in a figure are data, never markup
     config = chart_config(name)
     if select:
         return st.plotly_chart(
@@ -58,15 +60,18 @@ def for_export(fig: go.Figure, title: str | None = None) -> go.Figure:
     """A copy that looks right outside the app: Streamlit's plotly template holds placeholder
     colours its frontend swaps for the theme's, so exports use plotly's white template, with
     margins that grow to fit tick labels, at least ``EXPORT_WIDTH`` wide, titled ``title``
-    (the run, the measure with its unit, the steps) when given."""
-    out = go.Figure(fig)
+    (the run, the measure with its unit, the steps) when given. User text is escaped
+    (``escape_figure``), the title included."""
+    out = go.Figure(escape_figure(fig))
     out.update_layout(
         template="plotly_white", paper_bgcolor="white", plot_bgcolor="white", title_pad_l=12
     )
     if not out.layout.width:
         out.update_layout(width=EXPORT_WIDTH)
     if title:
-        out.update_layout(title=dict(text=title, x=0, xanchor="left", font=dict(size=15)))
+        out.update_layout(
+            title=dict(text=escape_text(title), x=0, xanchor="left", font=dict(size=15))
+        )
         out.update_layout(margin=dict(t=max(80, (out.layout.margin.t or 0))))
     out.update_xaxes(automargin=True)
     out.update_yaxes(automargin=True)
@@ -142,4 +147,5 @@ def clicked_point(event: Any) -> tuple[Any, Any] | None:
         return None
     if not points:
         return None
-    return points[0].get("x"), points[0].get("y")
+    # the chart shows escaped names (app.figures.escape): give back the names themselves
+    return unescape(points[0].get("x")), unescape(points[0].get("y"))

@@ -19,8 +19,11 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
+from app import auth
 from app.figures.colours import robust_zmax
+from mtl_core.access import Actor
 from mtl_core.errors import LabError
+from mtl_core.limits import Limits
 from mtl_core.runner import default_max_workers
 from mtl_core.series import smooth
 from mtl_core.store import ACTIVE, RunInfo, Store, default_store_path
@@ -59,17 +62,53 @@ def _runner(path: str, workers: int, train_fn: str | None, warm: int) -> Any:
     )
 
 
+class SessionRunner:
+    """The process-wide runner as one browser session uses it: what it queues is owned by the
+    session's user (``auth.current_actor``), checked against the deployment's limits and the
+    user's queue quota; cancel, delete and rename are refused unless the user may
+    (``mtl_core.access``). Everything else passes through to the runner."""
+
+    def __init__(self, runner: Any, actor: Actor, limits: Limits) -> None:
+        self._runner, self.actor, self.limits = runner, actor, limits
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._runner, name)
+
+    def submit(self, config: Any, **kw: Any) -> int:
+        return self._runner.submit(config, owner=self.actor.id, limits=self.limits, **kw)
+
+    def cancel(self, run_id: int) -> RunInfo:
+        return self._runner.cancel(run_id, actor=self.actor)
+
+    def delete(self, run_id: int) -> None:
+        self._runner.delete(run_id, actor=self.actor)
+
+    def rename(self, run_id: int, name: str) -> None:
+        self._runner.store.rename_run(run_id, name, actor=self.actor)
+
+
 def get_store() -> Store:
     """The process-wide store handle (thread-safe; one connection per thread)."""
     return _store(store_path())
 
 
-def get_runner() -> Any:
-    """The process-wide runner (its supervisor thread launches queued runs as workers)."""
+def get_runner() -> SessionRunner:
+    """The process-wide runner (its supervisor thread launches queued runs as workers), as
+    this session's user uses it (:class:`SessionRunner`)."""
     # MTL_LAB_TRAIN_FN ("module:function") swaps the training function, e.g. a fast fake in
     # tests and load benchmarks; unset means the core's train.
     custom = os.environ.get("MTL_LAB_TRAIN_FN") or None
-    return _runner(store_path(), default_max_workers(), custom, warm_workers(custom))
+    dep = auth.deployment()
+    return SessionRunner(
+        _runner(store_path(), default_max_workers(), custom, warm_workers(custom)),
+        auth.current_actor(dep),
+        dep.limits,
+    )
+
+
+def import_parsed(parsed: Any, name: str) -> list[int]:
+    """Save an uploaded file's runs, owned by this session's user."""
+    return get_store().import_parsed(parsed, name=name, owner=auth.current_actor().id)
 
 
 def warm_workers(custom_train_fn: str | None = None) -> int:
@@ -101,12 +140,17 @@ def version(info: RunInfo) -> tuple[Any, ...]:
 
 
 def list_runs() -> list[RunInfo]:
-    """Every run, oldest first (not cached: one small query, and it must be fresh)."""
-    return get_store().list_runs()
+    """Every run this session may see (``auth.visible``), oldest first (not cached: one
+    small query, and it must be fresh)."""
+    return auth.visible(get_store().list_runs())
 
 
 def get_run(run_id: int) -> RunInfo:
-    return get_store().get_run(int(run_id))
+    """One run this session may see; LabError as if it did not exist otherwise."""
+    info = get_store().get_run(int(run_id))
+    if not auth.visible([info]):
+        raise LabError(f"no run with id {int(run_id)} here")
+    return info
 
 
 @st.cache_resource(show_spinner=False, max_entries=24)
@@ -142,7 +186,7 @@ def queue_ahead(info: RunInfo) -> int | None:
     if info.status != "queued":
         return None
     try:
-        return get_store().run_ids("queued").index(info.id)
+        return get_store().queue_order().index(info.id)
     except (ValueError, LabError):
         return None
 

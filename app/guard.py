@@ -14,6 +14,7 @@ from collections.abc import Callable
 
 import streamlit as st
 
+from app.escape import md
 from mtl_core.errors import LabError
 
 log = logging.getLogger("task_affinity_lab.app")
@@ -31,7 +32,7 @@ def guard(fn: Callable[[], None], page: str | None = None) -> Callable[[], None]
         try:
             fn()
         except LabError as exc:
-            st.error(str(exc))
+            st.error(md(exc))
         except Exception as exc:  # noqa: BLE001 - the last line of defence for the UI
             log.exception("internal error on page %s", name)
             st.error(
@@ -59,7 +60,7 @@ def _log_timing(page: str, seconds: float) -> None:
 def show_error(exc: BaseException) -> None:
     """A caught error as a message: LabError verbatim, anything else logged + short text."""
     if isinstance(exc, LabError):
-        st.error(str(exc))
+        st.error(md(exc))
     else:
         log.exception("internal error", exc_info=exc)
         st.error(f"Something went wrong inside the app ({type(exc).__name__}); it was logged.")

@@ -18,11 +18,13 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from app import data
+from app import auth, data
+from app.escape import md
 from app.guard import show_error
 from app.words import format_seconds
 from mtl_core.errors import LabError
 from mtl_core.experiments import background
+from mtl_core.limits import check_quota
 from mtl_core.store import RunInfo, Store
 
 log = logging.getLogger("task_affinity_lab.app")
@@ -33,11 +35,22 @@ WORKERS = max(1, min(2, os.cpu_count() or 1))
 
 def start(store: Store, info: RunInfo, k: int, seeds: int) -> dict[str, Any]:
     """Start evaluating ``info``'s scenario and knobs with budget ``k`` in the background and
-    record the job; returns the job record. LabError for a run the lab cannot retrain."""
-    spec = background.spec_for_run(info.config or {}, k, seeds, workers=WORKERS)
+    record the job, owned by this session's user (it counts against their queue quota);
+    returns the job record. LabError for a run the lab cannot retrain, a config over this
+    server's limits (an uploaded ``meta.json`` may claim anything), or a user at the quota."""
+    dep = auth.deployment()
+    owner = auth.current_actor(dep).id
+    spec = background.spec_for_run(info.config or {}, k, seeds, workers=WORKERS, limits=dep.limits)
+    check_quota(store.active_count(owner) + store.running_ground_truths(owner), dep.limits)
     folder = store.path.parent / "evaluations" / f"run{info.id}_k{int(k)}_{int(time.time())}"
     job = background.start(spec, folder, workers=WORKERS)
-    record = {"status": "running", **job.to_dict(), "k": int(k), "seeds": int(seeds)}
+    record = {
+        "status": "running",
+        **job.to_dict(),
+        "k": int(k),
+        "seeds": int(seeds),
+        "owner": owner,
+    }
     store.save_ground_truth(info.id, k, record)
     return record
 
@@ -117,7 +130,7 @@ def ground_truth_panel(info: RunInfo, k: int) -> None:
         int(min(max(k, 1), max(1, len(info.tasks) or 1))),
         key="gt_k",
     )
-    seeds = c2.number_input("seeds", 1, 10, 2, key="gt_seeds")
+    seeds = c2.number_input("seeds", 1, auth.deployment().limits.seeds or 10, 2, key="gt_seeds")
     store = data.get_store()
     job = refresh(store, info.id, int(kk))
     running = bool(job and job.get("status") == "running")
@@ -128,7 +141,7 @@ def ground_truth_panel(info: RunInfo, k: int) -> None:
             job = start(store, info, int(kk), int(seeds))
             running = True
         except LabError as exc:
-            st.error(str(exc))
+            st.error(md(exc))
         except OSError as exc:
             show_error(exc)
     st.fragment(run_every=POLL_S if running else None)(_job_view)(info.id, int(kk), running)
@@ -145,11 +158,11 @@ def _job_view(run_id: int, k: int, was_running: bool) -> None:
         elapsed = time.time() - float(job.get("started", time.time()))
         st.info(
             f"Evaluating (k={k}, {job.get('seeds')} seed(s)) for "
-            f"{format_seconds(elapsed)} — {job.get('message') or 'starting'}",
+            f"{format_seconds(elapsed)} — {md(job.get('message') or 'starting')}",
             icon=":material/hourglass_top:",
         )
     elif status == "failed":
-        st.error(f"The evaluation failed: {job.get('error') or 'no report was written'}")
+        st.error(f"The evaluation failed: {md(job.get('error') or 'no report was written')}")
     elif status == "done":
         report = job.get("report") or {}
         df = report_frame(report)

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import streamlit as st
 
-from app import words
+from app import auth, words
 from mtl_core.store import RunInfo
 
 MY_RUNS = "my_runs"  # session_state key: ids of the runs this browser session started
@@ -36,14 +36,21 @@ def remember(*run_ids: int) -> None:
     st.session_state[MY_RUNS] = mine
 
 
+def mine(runs: Iterable[RunInfo]) -> set[int]:
+    """Ids of ``runs`` that are this session's: owned by its user (or browser), or started
+    here before the owner column existed."""
+    actor = auth.current_actor()
+    return set(my_runs()) | {r.id for r in runs if r.owner is not None and r.owner == actor.id}
+
+
 def ordered_runs(runs: Iterable[RunInfo], mine_only: bool = False) -> list[RunInfo]:
     """This session's runs first (newest first), then everyone else's (newest first)."""
     runs = list(runs)
-    mine = set(my_runs())
-    own = sorted((r for r in runs if r.id in mine), key=lambda r: -r.id)
+    ids = mine(runs)
+    own = sorted((r for r in runs if r.id in ids), key=lambda r: -r.id)
     if mine_only:
         return own
-    rest = sorted((r for r in runs if r.id not in mine), key=lambda r: -r.id)
+    rest = sorted((r for r in runs if r.id not in ids), key=lambda r: -r.id)
     return own + rest
 
 
@@ -128,12 +135,12 @@ def run_picker(
         if want not in by_id:
             want = ids[0]
         st.session_state[key] = want
-    mine = set(my_runs())
+    own = mine(ordered)
 
     def fmt(rid: int) -> str:
         r = by_id[rid]
-        own = "· yours" if rid in mine else ""
-        return f"{words.run_label(r)} — {r.status} {own}".strip()
+        yours = "· yours" if rid in own else ""
+        return f"{words.run_label(r)} — {r.status} {yours}".strip()
 
     rid = st.selectbox(label, ids, format_func=fmt, key=key, help=help)
     st.session_state[keep] = rid

@@ -36,8 +36,10 @@ def run(start: str | None = None) -> None:
 
     import streamlit as st
 
-    from app import data, nav
+    from app import auth, data, nav
+    from app.escape import md
     from app.guard import guard
+    from mtl_core.errors import LabError
 
     # An emoji icon: a material icon would be fetched from Google Fonts (fails offline).
     st.set_page_config(
@@ -49,6 +51,11 @@ def run(start: str | None = None) -> None:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    try:
+        auth.require_login()  # stops here with a sign-in form until signed in (if required)
+    except LabError as exc:  # bad [lab] settings: say which, serve nothing
+        st.error(f"This server's settings are wrong: {md(exc)}")
+        st.stop()
     default = start if start in PAGES else "learn"
     pages = []
     for name, (title, icon, module) in PAGES.items():

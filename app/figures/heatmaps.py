@@ -13,6 +13,7 @@ import plotly.graph_objects as go
 
 from app import captions, words
 from app.figures.colours import DIVERGING, group_colours
+from app.figures.escape import escape_figure, mark_escaped
 from app.figures.style import layout
 from mtl_core.series import sample_indices
 
@@ -330,14 +331,17 @@ def animated_heatmap(
     sel = sample_indices(len(steps), max_frames)
     idx = np.arange(len(tasks)) if order is None else np.asarray(order, dtype=np.intp)
     first = stack[sel[0]] if len(sel) else np.zeros((len(tasks),) * 2)
-    base = heatmap(
-        first,
-        tasks,
-        measure=measure,
-        zmax=zmax,
-        order=order,
-        hide_diagonal=hide_diagonal,
-        title=title,
+    # escaped here, once (names live in the base trace; the frames hold only numbers)
+    base = escape_figure(
+        heatmap(
+            first,
+            tasks,
+            measure=measure,
+            zmax=zmax,
+            order=order,
+            hide_diagonal=hide_diagonal,
+            title=title,
+        )
     ).to_dict()
     # The × marks of unlogged cells belong to one frame: leave them out of the animation.
     base["data"] = [t for t in base["data"] if t.get("name") != captions.MISSING_LEGEND]
@@ -356,8 +360,8 @@ def animated_heatmap(
         margin=dict(l=10, r=10, t=50, b=150),
         height=(fig_layout.get("height") or 400) + 130,
     )
-    return go.Figure(
-        {"data": base["data"], "layout": fig_layout, "frames": frames}, _validate=False
+    return mark_escaped(
+        go.Figure({"data": base["data"], "layout": fig_layout, "frames": frames}, _validate=False)
     )
 
 

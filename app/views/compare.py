@@ -11,6 +11,7 @@ import pandas as pd
 import streamlit as st
 
 from app import captions, charts, data, nav, regroup, session, words
+from app.escape import md
 from app.figures import colours, heatmaps, lines
 from app.guard import show_error
 from mtl_core import units
@@ -64,7 +65,7 @@ def render() -> None:
             want = default_pair(ordered)
         st.session_state["compare_runs"] = want
     st.session_state["compare_runs"] = [i for i in st.session_state["compare_runs"] if i in by_id]
-    mine = set(session.my_runs())
+    mine = session.mine(ordered)
     chosen = st.multiselect(
         "Runs to compare",
         [r.id for r in ordered],
@@ -79,7 +80,9 @@ def render() -> None:
     infos = [by_id[i] for i in chosen]
     palette = colours.distinct_run_colours([r.id for r in infos])
     st.markdown(
-        " ".join(f"{words.colour_dot(r.id, palette[r.id])} {words.run_label(r)}" for r in infos),
+        " ".join(
+            f"{words.colour_dot(r.id, palette[r.id])} {md(words.run_label(r))}" for r in infos
+        ),
         unsafe_allow_html=True,
     )
     tabs = st.tabs(["Affinity", "Loss curves", "Groupings", "Config diff"])

@@ -16,6 +16,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from app import charts, data, nav, regroup, session, words
+from app.escape import md
 from app.figures import approaches, colours, heatmaps
 from app.guard import show_error
 from mtl_core import lesson
@@ -196,7 +197,7 @@ def _live_body(was_active: bool) -> None:
         st.info(" ".join(sentences), icon=":material/lightbulb:")
     for info in infos.values():
         if info.status in ("failed", "interrupted") and info.error:
-            st.error(f"{words.run_label(info)} {info.status}: {info.error}")
+            st.error(f"{md(words.run_label(info))} {info.status}: {md(info.error)}")
     nav.link(
         "explore",
         "Explore the all-together run in detail",
@@ -268,7 +269,7 @@ def _groups_note(store, ids: LessonIds, infos: dict, grouping, A, tasks: list[st
         src = (store.get_note(ids.groups, "lesson_groups") or {}).get("source", "")
         same = " — the planted clusters" if set(planted) == set(grouping) else ""
         lines.append(
-            f"**Grouped run trains** {words.format_grouping(grouping)}"
+            f"**Grouped run trains** {md(words.format_grouping(grouping))}"
             f"{f' (from {src})' if src and not same else same}."
         )
     if A is not None and tasks:
@@ -280,7 +281,7 @@ def _groups_note(store, ids: LessonIds, infos: dict, grouping, A, tasks: list[st
                 else "differs from the planted clusters"
             )
             lines.append(
-                f"**TAG on the affinity so far** picks {words.format_grouping(tag)} ({agree})."
+                f"**TAG on the affinity so far** picks {md(words.format_grouping(tag))} ({agree})."
             )
         except Exception as exc:  # an informative extra; never break the lesson over it
             show_error(exc)

@@ -15,9 +15,11 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from app import data, nav, session, words
+from app import auth, data, nav, session, words
+from app.escape import md
 from mtl_core.config import ARCHS, MEASURES, MODES, NORMS, OPTIMIZERS, RunConfig
 from mtl_core.errors import LabError
+from mtl_core.limits import Limits
 from mtl_core.scenarios import default_model_config, list_scenarios
 
 POLL_S = 1.0
@@ -108,6 +110,23 @@ def build_config(values: dict[str, Any]) -> RunConfig:
     return RunConfig.for_scenario(values["scenario"], values["knobs"], settings)
 
 
+def capped(name: str, spec: dict[str, Any], lim: Limits) -> dict[str, Any]:
+    """A knob's spec with its maximum lowered to this server's limit (tasks, samples,
+    features); the core checks the same limits when the run is queued."""
+    cap = {"tasks": lim.tasks, "samples": lim.samples, "features": lim.features}.get(name)
+    if cap is None or spec.get("type") != "int":
+        return spec
+    hi = spec.get("max")
+    out = {**spec, "max": cap if hi is None else min(int(hi), cap)}
+    if out.get("default") is not None and int(out["default"]) > out["max"]:
+        out["default"] = out["max"]
+    return out
+
+
+def limit_help(limit: int | None) -> str | None:
+    return f"At most {limit} on this server (its admin sets the limits)." if limit else None
+
+
 #: Fields whose meaning depends on the scenario: a scenario change resets them (a digits run
 #: name or its groups must not carry over to a synthetic run).
 SCENARIO_FIELDS = ("train_name", "train_mode", "train_measure", "train_groups", "train_warmup")
@@ -123,10 +142,10 @@ def run_summary(cfg: RunConfig) -> str:
     """The run as it will be queued: its name and the settings that tell runs apart."""
     name = cfg.name or f"{cfg.scenario} {cfg.train.mode}"
     knobs = ", ".join(f"{k}={v}" for k, v in sorted(dict(cfg.knobs).items()))
-    groups = f" · groups {words.format_grouping(cfg.train.groups)}" if cfg.train.groups else ""
+    groups = f" · groups {md(words.format_grouping(cfg.train.groups))}" if cfg.train.groups else ""
     return (
-        f"**{name}** · scenario {cfg.scenario}"
-        + (f" ({knobs})" if knobs else "")
+        f"**{md(name)}** · scenario {md(cfg.scenario)}"
+        + (f" ({md(knobs)})" if knobs else "")
         + f" · mode {cfg.train.mode}{groups} · affinity {cfg.affinity.measure}"
         + f" every {cfg.affinity.every} step(s) · {cfg.train.steps} steps · batch "
         f"{cfg.train.batch_size} · seed {cfg.train.seed} · {cfg.optim.name} · device "
@@ -135,7 +154,12 @@ def run_summary(cfg: RunConfig) -> str:
 
 
 def _form() -> None:
-    scenarios = list_scenarios()
+    lim = auth.deployment().limits
+    scenarios = {
+        name: s
+        for name, s in list_scenarios().items()
+        if lim.scenarios is None or name in lim.scenarios
+    }
     names = sorted(scenarios, key=lambda n: (n != "synthetic", n))
     scen = st.selectbox(
         "Scenario",
@@ -150,9 +174,9 @@ def _form() -> None:
     with st.container(border=True):
         values: dict[str, Any] = {
             "scenario": scen,
-            "knobs": _knob_inputs(scen, scenarios[scen].knobs),
+            "knobs": _knob_inputs(scen, scenarios[scen].knobs, lim),
         }
-        values |= _training_inputs(gpu)
+        values |= _training_inputs(gpu, lim)
         values |= _affinity_inputs()
         values |= _model_inputs(scen)
         values["name"] = st.text_input("run name (optional)", "", key="train_name")
@@ -168,25 +192,38 @@ def _form() -> None:
         _submit(values)
 
 
-def _knob_inputs(scen: str, specs: dict[str, dict[str, Any]]) -> dict[str, Any]:
+def _knob_inputs(scen: str, specs: dict[str, dict[str, Any]], lim: Limits) -> dict[str, Any]:
     st.markdown("**Scenario knobs**")
     knobs: dict[str, Any] = {}
     cols = st.columns(3)
     for i, (name, kspec) in enumerate(specs.items()):
         with cols[i % 3]:
-            knobs[name] = _knob_widget(name, kspec, key=f"train_knob_{scen}_{name}")
+            knobs[name] = _knob_widget(
+                name, capped(name, kspec, lim), key=f"train_knob_{scen}_{name}"
+            )
     return knobs
 
 
-def _training_inputs(gpu: str | None) -> dict[str, Any]:
+def _training_inputs(gpu: str | None, lim: Limits) -> dict[str, Any]:
     st.markdown("**Training**")
     c1, c2, c3, c4 = st.columns(4)
     out: dict[str, Any] = {}
     out["train.mode"] = c1.selectbox(
         "mode", MODES, key="train_mode", format_func=lambda m: f"{m} — {MODE_HELP[m]}"
     )
-    out["train.steps"] = c2.number_input("steps", 1, 1_000_000, 300, step=50, key="train_steps")
-    out["train.batch_size"] = c3.number_input("batch size", 1, 100_000, 64, key="train_bs")
+    steps_max, bs_max = lim.steps or 1_000_000, lim.batch_size or 100_000
+    out["train.steps"] = c2.number_input(
+        "steps",
+        1,
+        steps_max,
+        min(300, steps_max),
+        step=50,
+        key="train_steps",
+        help=limit_help(lim.steps),
+    )
+    out["train.batch_size"] = c3.number_input(
+        "batch size", 1, bs_max, min(64, bs_max), key="train_bs", help=limit_help(lim.batch_size)
+    )
     out["train.eval_every"] = c4.number_input(
         "evaluate every (steps)", 1, 100_000, 10, key="train_eval"
     )
@@ -275,10 +312,10 @@ def _submit(values: dict[str, Any]) -> None:
         check_groups(cfg)
         rid = data.get_runner().submit(cfg)
     except LabError as exc:
-        st.error(str(exc))
+        st.error(md(exc))
         return
     session.remember(rid)
-    st.success(f"Queued run #{rid} ({cfg.name or f'{cfg.scenario} {cfg.train.mode}'}).")
+    st.success(f"Queued run #{rid} ({md(cfg.name or f'{cfg.scenario} {cfg.train.mode}')}).")
     nav.link("explore", f"Watch run #{rid} live in Explore", icon=":material/grid_on:", run=rid)
 
 
@@ -303,7 +340,7 @@ def check_groups(cfg: Any) -> None:
 
 def queue_frame(runs: list) -> pd.DataFrame:
     """One row per run for the queue table (this session's runs first)."""
-    mine = set(session.my_runs())
+    mine = session.mine(runs)
     rows = []
     for r in runs:
         cfg = r.config or {}
@@ -335,24 +372,28 @@ def _queue_body(was_active: bool) -> None:
     only_mine = st.toggle(
         "Only my runs",
         key="train_only_mine",
-        help="Runs started or uploaded in this browser session",
+        help="Runs you started or uploaded (signed in: as this user; otherwise: in this browser)",
     )
     ordered = session.ordered_runs(runs, mine_only=only_mine)
     live = [r for r in ordered if r.is_active]
     for r in live:
         c1, c2, c3 = st.columns([3, 5, 1], vertical_alignment="center")
-        c1.markdown(f"{words.colour_dot(r.id)} **{words.run_label(r)}**", unsafe_allow_html=True)
+        c1.markdown(
+            f"{words.colour_dot(r.id)} **{md(words.run_label(r))}**", unsafe_allow_html=True
+        )
         c2.progress(float(r.progress or 0.0), text=words.status_text(r, data.queue_ahead(r)))
-        if c3.button("Cancel", key=f"cancel_{r.id}", icon=":material/stop:"):
+        if not auth.may_change(r):  # someone else's run: no cancel button (the core refuses too)
+            c3.caption("not yours")
+        elif c3.button("Cancel", key=f"cancel_{r.id}", icon=":material/stop:"):
             try:
                 data.get_runner().cancel(r.id)
                 st.toast(f"Cancelling run #{r.id}")
             except LabError as exc:
-                st.error(str(exc))
-    mine = set(session.my_runs())
+                st.error(md(exc))
+    mine = session.mine(ordered)
     failed = [r for r in ordered if r.status == "failed" and r.id in mine][:3]
     for r in failed:  # the reason, where it is seen (the table's error column is far right)
-        st.error(f"Run #{r.id} ({r.name}) failed: {r.error}", icon=":material/error:")
+        st.error(f"Run #{r.id} ({md(r.name)}) failed: {md(r.error)}", icon=":material/error:")
     if not ordered:
         st.info("No runs yet. Queue one above, run the lesson, or upload a log.")
     else:

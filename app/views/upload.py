@@ -14,7 +14,8 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from app import captions, charts, data, nav, session, words
+from app import auth, captions, charts, data, nav, session, words
+from app.escape import md
 from app.guard import show_error
 from mtl_core.errors import LabError
 from mtl_core.runfile import ParsedRun, read_run_file, run_file_bytes
@@ -90,11 +91,11 @@ def _upload() -> None:
     good: list[tuple[object, ParsedRun]] = []
     for f in files:
         with st.container(border=True):
-            st.markdown(f"**{f.name}** · {words.file_size(f.size)}")
+            st.markdown(f"**{md(f.name)}** · {words.file_size(f.size)}")
             try:
                 parsed = _parse(f.file_id, f.name, f.size, f.getvalue())
             except LabError as exc:
-                st.error(str(exc), icon=":material/error:")
+                st.error(md(exc), icon=":material/error:")
                 continue
             except Exception as exc:  # a reader bug: logged, shown as a message
                 show_error(exc)
@@ -114,9 +115,9 @@ def _upload() -> None:
         for f, parsed in pending:
             name = st.session_state.get(f"upload_name_{f.file_id}") or Path(f.name).stem
             try:
-                ids = data.get_store().import_parsed(parsed, name=name)
+                ids = data.import_parsed(parsed, name=name)
             except LabError as exc:
-                st.error(f"{f.name}: {exc}")
+                st.error(f"{md(f.name)}: {md(exc)}")
                 continue
             saved[f.file_id] = ids
             session.remember(*ids)
@@ -177,22 +178,40 @@ def _download() -> None:
                 f":material/info: A {ext} file holds the affinity table only; this run "
                 f"also has {', '.join(lost)} — choose zip to keep everything."
             )
+    if not auth.may_change(info):
+        st.caption("Only its owner or a teacher can rename or delete this run.")
+        return
+    _rename(info)
     with st.expander("Delete this run", icon=":material/delete:"):
         st.caption(
             "Removes the run and everything logged for it from the store. A running "
             "run is cancelled first."
         )
         sure = st.checkbox(
-            f"Yes, delete #{info.id} {info.name} for good", key=f"download_delete_sure_{info.id}"
+            f"Yes, delete #{info.id} {md(info.name)} for good",
+            key=f"download_delete_sure_{info.id}",
         )
         if st.button(f"Delete run #{info.id}", key="download_delete", disabled=not sure):
             try:
                 data.get_runner().delete(info.id)
             except LabError as exc:
-                st.error(str(exc))
+                st.error(md(exc))
             else:
                 st.session_state.pop("download_run", None)
-                st.session_state["_upload_deleted"] = f"Deleted run #{info.id} ({info.name})."
+                st.session_state["_upload_deleted"] = f"Deleted run #{info.id} ({md(info.name)})."
+                st.rerun()
+
+
+def _rename(info) -> None:
+    """Rename a run (its owner, or an admin: the runner checks again)."""
+    with st.expander("Rename this run", icon=":material/edit:"):
+        new = st.text_input("New name", info.name, key=f"rename_{info.id}", max_chars=200)
+        if st.button("Rename", key=f"rename_btn_{info.id}") and new.strip() != info.name:
+            try:
+                data.get_runner().rename(info.id, new.strip())
+            except LabError as exc:
+                st.error(md(exc))
+            else:
                 st.rerun()
 
 

@@ -11,15 +11,18 @@ poll. Used by the app, whose script runs must never train. Torch-free here.
 The job folder holds ``spec.json`` (what to run), ``status.json`` (written atomically on
 every progress line and at the end), ``report.json`` (the report, when done) and ``log.txt``
 (the process's stderr, e.g. a traceback). The process runs in its own session, so it outlives
-the app's script runs and is not killed with the app's process group.
+the app's script runs; it is owned by the process that started it and stops (with its
+workers) within a second once that process is gone (:func:`_stop_with_parent`).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import threading
 import time
 import traceback
 from dataclasses import dataclass
@@ -32,6 +35,7 @@ from mtl_core.experiments.ground_truth import evaluate
 from mtl_core.experiments.report import write_report
 from mtl_core.experiments.spec import EvalSpec, threads_per_worker
 from mtl_core.jsonio import write_json
+from mtl_core.limits import Limits, check_evaluation
 from mtl_core.runner.procs import pid_alive
 
 ROOT = Path(__file__).resolve().parents[2]  # the folder holding mtl_core (child's cwd)
@@ -70,16 +74,22 @@ class JobState:
     finished: float | None = None
 
 
-def spec_for_run(config: dict[str, Any], k: int, seeds: int, *, workers: int = 2) -> EvalSpec:
+def spec_for_run(
+    config: dict[str, Any], k: int, seeds: int, *, workers: int = 2, limits: Limits | None = None
+) -> EvalSpec:
     """The evaluation of a trained run's scenario and knobs with budget ``k``: ``seeds``
     seeds of the run's step count, the scenario's model, ``workers`` processes' share of the
-    CPUs per run. Raises LabError for a run without a scenario (an uploaded log)."""
+    CPUs per run. Raises LabError for a run without a scenario (an uploaded log), or one
+    asking for more than ``limits`` allow (checked before the scenario is loaded: an uploaded
+    ``meta.json`` may name any scenario, path and step count)."""
     scenario = (config or {}).get("scenario")
     if not scenario:
         raise LabError(
             "The ground truth retrains the run's scenario, so it needs a run "
             "trained by the lab (uploaded logs have no scenario to retrain)."
         )
+    if limits is not None:
+        check_evaluation(config, seeds, limits)
     steps = int((config.get("train") or {}).get("steps", 300))
     return EvalSpec.for_scenario(
         str(scenario),
@@ -104,7 +114,7 @@ def start(spec: EvalSpec, folder: str | os.PathLike[str], *, workers: int = 2) -
     code = "import sys; from mtl_core.experiments.background import main; sys.exit(main())"
     with open(path / LOG_FILE, "wb") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-c", code, str(path)],
+            [sys.executable, "-c", code, str(path), str(os.getpid())],
             cwd=str(ROOT),
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -147,9 +157,13 @@ def poll(job: BackgroundJob) -> JobState:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry of the background process: ``argv[1]`` is the job folder. Returns the exit code
+    """Entry of the background process: ``argv[1]`` is the job folder, ``argv[2]`` (when
+    given) the process that owns the job: it stops once that one is gone. Returns the exit code
     (0 done, 2 LabError, 1 any other error); the outcome is in ``status.json`` either way."""
-    path = Path((argv or sys.argv)[1])
+    argv = argv or sys.argv
+    path = Path(argv[1])
+    if len(argv) > 2:  # started by start(): owned by that process
+        _stop_with_parent(int(argv[2]))
     job = json.loads((path / SPEC_FILE).read_text())
     spec, workers = EvalSpec.from_dict(job["spec"]), int(job.get("workers", 0))
     last = [""]
@@ -175,6 +189,24 @@ def main(argv: list[str] | None = None) -> int:
         return 2 if isinstance(exc, LabError) else 1
     write_json(path / STATUS_FILE, {"status": "done", "message": last[0], "finished": time.time()})
     return 0
+
+
+def _stop_with_parent(parent: int, poll_s: float = 1.0) -> None:
+    """Owned by whoever started it (``parent``, the app or the CLI): once that process is
+    gone (we are re-parented), stop this job and its worker processes (its own process
+    group) within ``poll_s``. A parent-death signal would fire when the starting *thread*
+    ends: a Streamlit script run."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(poll_s)
+        try:
+            if os.getpgid(0) == os.getpid():  # our own group (start): take the workers too
+                os.killpg(os.getpgid(0), signal.SIGTERM)
+        finally:
+            os._exit(3)
+
+    threading.Thread(target=watch, name="mtl-lab-job-watchdog", daemon=True).start()
 
 
 def last_line(path: str | os.PathLike[str] | None) -> str:

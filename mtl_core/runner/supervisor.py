@@ -39,8 +39,10 @@ import weakref
 from collections.abc import Callable
 from typing import Any
 
+from mtl_core.access import Actor, check_modify
 from mtl_core.config import RunConfig
 from mtl_core.errors import LabError
+from mtl_core.limits import Limits, check_config
 from mtl_core.runner.procs import default_max_workers, describe_exit, pid_alive, stop_process
 from mtl_core.runner.worker import standby_main, train_ref, worker_main
 from mtl_core.store import TERMINAL, RunInfo, Store
@@ -68,6 +70,8 @@ class Runner:
     nice : CPU priority added to every worker (``os.nice``), so a UI in this process stays
         responsive while runs train on the same cores.
     start : start the supervisor thread now (else call :meth:`start`, or drive :meth:`tick`).
+    limits : what one submitted run may ask for and each owner's queue quota
+        (:class:`~mtl_core.limits.Limits`; default none: the command line's own machine).
 
     Thread-safe: one Runner may serve many Streamlit sessions.
     """
@@ -84,6 +88,7 @@ class Runner:
         preload: tuple[str, ...] = (),
         nice: int = 0,
         start: bool = True,
+        limits: Limits | None = None,
     ) -> None:
         if getattr(mp.current_process(), "_inheriting", False):
             # a spawned worker is re-importing a main script that builds a Runner at import
@@ -99,6 +104,7 @@ class Runner:
         self.warm = max(0, int(warm))
         self.preload = tuple(preload)
         self.nice = max(0, int(nice))
+        self.limits = limits or Limits.none()
         self._ctx = mp.get_context("spawn")
         self._procs: dict[int, Any] = {}  # run id -> multiprocessing Process (our workers)
         self._standby: list[tuple[Any, Any]] = []  # (process, pipe end) waiting for a run
@@ -115,9 +121,23 @@ class Runner:
 
     # ------------------------------------------------------------------ public API
 
-    def submit(self, config: RunConfig | dict[str, Any], *, name: str | None = None) -> int:
-        """Queue a training run; returns its id. The config is validated now (LabError)."""
+    def submit(
+        self,
+        config: RunConfig | dict[str, Any],
+        *,
+        name: str | None = None,
+        owner: str | None = None,
+        limits: Limits | None = None,
+    ) -> int:
+        """Queue a training run owned by ``owner`` (``mtl_core.access``); returns its id.
+
+        The config is validated now, against ``limits`` (default: the runner's) too, and the
+        owner's queued and running runs against the quota, atomically with the insert
+        (LabError).
+        """
         cfg = config if isinstance(config, RunConfig) else RunConfig.from_dict(dict(config))
+        limits = limits or self.limits
+        check_config(cfg, limits)
         d = cfg.to_dict()
         run_id = self.store.create_run(
             name=name if name is not None else (cfg.name or f"{cfg.scenario} {cfg.train.mode}"),
@@ -125,6 +145,8 @@ class Runner:
             status="queued",
             config=d,
             steps_total=int(cfg.train.steps),
+            owner=owner,
+            limits=limits,
         )
         self._wake.set()
         return run_id
@@ -137,13 +159,14 @@ class Runner:
         """Every run in the store, oldest first."""
         return self.store.list_runs()
 
-    def cancel(self, run_id: int) -> RunInfo:
+    def cancel(self, run_id: int, *, actor: Actor | None = None) -> RunInfo:
         """Cancel a queued run now, or ask a running one to stop after its current step.
 
         A worker that does not stop within ``cancel_grace_s`` is terminated by the runner
-        that started it. Cancelling a finished run changes nothing.
+        that started it. Cancelling a finished run changes nothing. LabError unless
+        ``actor`` may change the run (``mtl_core.access``; None: the command line).
         """
-        self.store.request_cancel(run_id)
+        self.store.request_cancel(run_id, actor=actor)
         self._wake.set()
         return self.store.get_run(run_id)
 
@@ -152,13 +175,15 @@ class Runner:
         with self._lock:
             return [p.pid for p, _ in self._standby if p.is_alive()]
 
-    def delete(self, run_id: int) -> None:
-        """Delete a run; a running one is cancelled first (waiting up to the grace period)."""
+    def delete(self, run_id: int, *, actor: Actor | None = None) -> None:
+        """Delete a run; a running one is cancelled first (waiting up to the grace period).
+        LabError unless ``actor`` may change the run (``mtl_core.access``)."""
         info = self.store.get_run(run_id)
+        check_modify(run_id, info.owner, actor, "delete")
         if info.status == "running":
-            self.cancel(run_id)
+            self.cancel(run_id, actor=actor)
             self.wait(run_id, timeout=self.cancel_grace_s * 2 + 5, cancel_on_interrupt=False)
-        self.store.delete_run(run_id)
+        self.store.delete_run(run_id, actor=actor)
 
     def wait(
         self,

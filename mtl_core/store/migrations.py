@@ -195,5 +195,20 @@ def m002_split_evaluations(con: sqlite3.Connection) -> None:
     )
 
 
+@migration
+def m003_run_owner(con: sqlite3.Connection) -> None:
+    """Every run gets an owner (issue 13): ``runs.owner`` is the user (``user:<name>``) or the
+    browser session (``browser:<id>``) that started or uploaded it; NULL for runs from
+    before this migration and from the command line (no one's: see ``mtl_core.access``).
+    Indexed with the status for the per-user queue quota and the fair claim order."""
+    execute_script(
+        con,
+        """
+    ALTER TABLE runs ADD COLUMN owner TEXT;
+    CREATE INDEX runs_owner_status ON runs(owner, status)
+    """,
+    )
+
+
 #: The schema version this code writes: the number of migrations.
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -96,3 +96,17 @@ class GroundTruthMixin(StoreBase):
             ).fetchall()
         )
         return {int(k): json.loads(v) for k, v in rows}
+
+    def running_ground_truths(self, owner: str | None) -> int:
+        """How many ground-truth jobs started by ``owner`` are recorded as running (the
+        per-user quota counts them with the owner's queued and running runs)."""
+        return int(
+            self._read(
+                lambda con: con.execute(
+                    "SELECT COUNT(*) FROM ground_truth"
+                    " WHERE json_extract(job, '$.status') = 'running'"
+                    " AND json_extract(job, '$.owner') IS ?",
+                    (owner,),
+                ).fetchone()[0]
+            )
+        )

@@ -56,6 +56,7 @@ class RunInfo:
     host: str | None = None
     runner_pid: int | None = None
     worker_pid: int | None = None
+    owner: str | None = None  # who may cancel, delete, rename it (``mtl_core.access``)
 
     @property
     def progress(self) -> float | None:
@@ -123,6 +124,7 @@ def insert_run(
     notes: str,
     meta: dict[str, Any],
     steps_total: int | None,
+    owner: str | None = None,
 ) -> int:
     """Insert a run row (a terminal status stamps started and finished now); return its id."""
     now = time.time()
@@ -140,6 +142,7 @@ def insert_run(
         "started": ended,
         "finished": ended,
         "steps_total": steps_total,
+        "owner": owner,
     }
     cur = con.execute(
         f"INSERT INTO runs ({', '.join(row)}) VALUES ({','.join('?' * len(row))})",

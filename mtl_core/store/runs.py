@@ -11,8 +11,10 @@ from typing import Any
 
 import numpy as np
 
+from mtl_core.access import Actor, check_modify
 from mtl_core.errors import LabError
 from mtl_core.events import StepEvent
+from mtl_core.limits import Limits, check_quota
 from mtl_core.store.base import StoreBase
 from mtl_core.store.records import (
     ORIGINS,
@@ -27,6 +29,19 @@ from mtl_core.store.records import (
     run_info,
     update_run,
 )
+
+#: Which queued run starts next, fair between owners (an ``ORDER BY`` over queued runs ``q``):
+#: by "round" first, the owner's running runs plus their queued runs ahead of this one (so
+#: one user's 20 queued runs go one per round, between everyone else's), then the owner
+#: whose last run started longest ago, then the oldest run. Runs with no owner (command line,
+#: older stores) count as one owner. The same key orders :meth:`RunsMixin.queue_order`.
+FAIR_ORDER = """
+    (SELECT COUNT(*) FROM runs r WHERE r.owner IS q.owner
+        AND (r.status = 'running' OR (r.status = 'queued' AND r.id < q.id))),
+    COALESCE((SELECT MAX(r.started) FROM runs r
+              WHERE r.owner IS q.owner AND r.origin = 'trained' AND r.started IS NOT NULL), 0),
+    q.id
+"""
 
 
 class RunsMixin(StoreBase):
@@ -44,16 +59,25 @@ class RunsMixin(StoreBase):
         notes: str = "",
         meta: dict[str, Any] | None = None,
         steps_total: int | None = None,
+        owner: str | None = None,
+        limits: Limits | None = None,
     ) -> int:
-        """Add a run record and return its id.
+        """Add a run record and return its id (``owner``: see ``mtl_core.access``).
 
-        Raises LabError for an unknown ``origin`` or ``status``, or a config/meta that is not
-        JSON-serializable.
+        With ``limits``, the owner's queued and running runs are counted against
+        ``limits.queued_per_user`` in the same transaction (so two quick submits cannot both
+        slip under the quota).
+
+        Raises LabError for an unknown ``origin`` or ``status``, a config/meta that is not
+        JSON-serializable, or an owner at their queue quota.
         """
         _check(origin in ORIGINS, f"unknown origin {origin!r}")
         _check(status in STATUSES, f"unknown status {status!r}")
-        return self._write(
-            lambda con: insert_run(
+
+        def tx(con: sqlite3.Connection) -> int:
+            if limits is not None and limits.queued_per_user is not None:
+                check_quota(_active(con, owner), limits)
+            return insert_run(
                 con,
                 name=name,
                 origin=origin,
@@ -64,8 +88,10 @@ class RunsMixin(StoreBase):
                 notes=notes,
                 meta=meta or {},
                 steps_total=steps_total,
+                owner=owner,
             )
-        )
+
+        return self._write(tx)
 
     def get_run(self, run_id: int) -> RunInfo:
         """The run's record; LabError if there is no such run."""
@@ -94,9 +120,19 @@ class RunsMixin(StoreBase):
             sql, args = "SELECT id FROM runs ORDER BY id", ()
         return self._read(lambda con: [r[0] for r in con.execute(sql, args)])
 
-    def rename_run(self, run_id: int, name: str) -> None:
-        """Change a run's display name."""
-        self._write(lambda con: update_run(con, run_id, name=name))
+    def rename_run(self, run_id: int, name: str, *, actor: Actor | None = None) -> None:
+        """Change a run's display name (LabError unless ``actor`` may: ``mtl_core.access``)."""
+
+        def tx(con: sqlite3.Connection) -> None:
+            check_modify(run_id, self._run(con, run_id).owner, actor, "rename")
+            update_run(con, run_id, name=str(name))
+
+        self._write(tx)
+
+    def set_owner(self, run_id: int, owner: str | None) -> None:
+        """Give a run to ``owner`` (``mtl_core.access``; None: nobody's). No permission check:
+        for the command line and tests, which act as the machine's operator."""
+        self._write(lambda con: (self._run(con, run_id), update_run(con, run_id, owner=owner)))
 
     def set_status(
         self,
@@ -138,8 +174,9 @@ class RunsMixin(StoreBase):
         return self._write(tx)
 
     def claim_queued(self, max_running: int, *, runner_pid: int) -> int | None:
-        """Atomically move the oldest queued run to ``running`` if fewer than ``max_running``
-        runner-started runs are running in this store; return its id (None if none claimed)."""
+        """Atomically move the next queued run (:data:`FAIR_ORDER`) to ``running`` if fewer
+        than ``max_running`` runner-started runs are running in this store; return its id
+        (None if none claimed)."""
 
         def tx(con: sqlite3.Connection) -> int | None:
             running = con.execute(  # runs with a worker process (not other writers' runs)
@@ -148,7 +185,7 @@ class RunsMixin(StoreBase):
             if running[0] >= max_running:
                 return None
             row = con.execute(
-                "SELECT id FROM runs WHERE status = 'queued' ORDER BY id LIMIT 1"
+                f"SELECT q.id FROM runs q WHERE q.status = 'queued' ORDER BY {FAIR_ORDER} LIMIT 1"
             ).fetchone()
             if row is None:
                 return None
@@ -167,16 +204,33 @@ class RunsMixin(StoreBase):
 
         return self._write(tx)
 
+    def queue_order(self) -> list[int]:
+        """Ids of the queued runs in the order they would start now (:data:`FAIR_ORDER`)."""
+        return self._read(
+            lambda con: [
+                r[0]
+                for r in con.execute(
+                    f"SELECT q.id FROM runs q WHERE q.status = 'queued' ORDER BY {FAIR_ORDER}"
+                )
+            ]
+        )
+
+    def active_count(self, owner: str | None) -> int:
+        """How many runs of ``owner`` are queued or running (the per-user queue quota)."""
+        return self._read(lambda con: _active(con, owner))
+
     def set_worker(self, run_id: int, pid: int) -> None:
         """Record the worker process of a running run (for finding dead workers later)."""
         self._write(lambda con: update_run(con, run_id, worker_pid=int(pid)))
 
-    def request_cancel(self, run_id: int) -> str:
+    def request_cancel(self, run_id: int, *, actor: Actor | None = None) -> str:
         """Cancel a run: a queued one is cancelled now; a running one is flagged for its
-        worker, which stops after the current step. Returns the resulting status."""
+        worker, which stops after the current step. Returns the resulting status.
+        LabError unless ``actor`` may change the run (``mtl_core.access``)."""
 
         def tx(con: sqlite3.Connection) -> str:
             info = self._run(con, run_id)
+            check_modify(run_id, info.owner, actor, "cancel")
             if info.status == "queued":
                 update_run(
                     con,
@@ -202,12 +256,14 @@ class RunsMixin(StoreBase):
         )
         return row is None or bool(row[0]) or row[1] != "running"
 
-    def delete_run(self, run_id: int) -> None:
+    def delete_run(self, run_id: int, *, actor: Actor | None = None) -> None:
         """Delete a run and everything stored for it (matrices, metrics, notes, ground truth);
-        LabError if it is still running (cancel it first) or does not exist."""
+        LabError if it is still running (cancel it first), does not exist, or ``actor`` may
+        not change it (``mtl_core.access``)."""
 
         def tx(con: sqlite3.Connection) -> None:
             info = self._run(con, run_id)
+            check_modify(run_id, info.owner, actor, "delete")
             if info.status == "running":
                 raise LabError(f"run {run_id} is still running; cancel it before deleting it")
             con.execute("DELETE FROM runs WHERE id = ?", (int(run_id),))
@@ -264,6 +320,15 @@ class RunsMixin(StoreBase):
 
 
 # ---------------------------------------------------------------------------------- helpers
+
+
+def _active(con: sqlite3.Connection, owner: str | None) -> int:
+    return int(
+        con.execute(
+            "SELECT COUNT(*) FROM runs WHERE owner IS ? AND status IN ('queued', 'running')",
+            (owner,),
+        ).fetchone()[0]
+    )
 
 
 def _check(ok: bool, msg: str) -> None:

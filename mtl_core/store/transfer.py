@@ -40,9 +40,15 @@ class TransferMixin(RunsMixin, ReadersMixin):
     """Import and export of whole runs in the open run-file format."""
 
     def import_parsed(
-        self, parsed: ParsedRun, name: str = "", *, origin: str = "uploaded"
+        self,
+        parsed: ParsedRun,
+        name: str = "",
+        *,
+        origin: str = "uploaded",
+        owner: str | None = None,
     ) -> list[int]:
-        """Add every run of a validated file in one transaction; return the new run ids.
+        """Add every run of a validated file in one transaction; return the new run ids
+        (``owner``: who uploaded it, see ``mtl_core.access``; None for the command line).
 
         A file with several runs gives one run each, named ``"<name> / <run>"``; each is
         ``finished`` with the file's config, notes and other metadata. All or nothing: if one
@@ -68,6 +74,7 @@ class TransferMixin(RunsMixin, ReadersMixin):
                     notes=notes,
                     meta=meta,
                     steps_total=None,
+                    owner=owner,
                 )
                 _insert_rows(con, rid, r)
                 ids.append(rid)

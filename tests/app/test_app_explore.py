@@ -7,12 +7,12 @@ import time
 
 from app import data
 from mtl_core.store import Store
-from tests.helpers.app_fixtures import append_steps, open_app, seed_live_run, seed_run
+from tests.helpers.app_fixtures import append_steps, open_app, seed_live_run, seed_run, shown
 
 
 def _groups_text(at) -> str:
     """The grouping as the page writes it above the groups table."""
-    texts = [m.value for m in at.markdown if m.value.startswith("{")]
+    texts = [shown(m.value) for m in at.markdown if shown(m.value).startswith("{")]
     assert texts, [m.value for m in at.markdown]
     return texts[0]
 

@@ -10,7 +10,7 @@ import time
 from mtl_core.experiments import background as bg
 from mtl_core.jsonio import write_json
 from mtl_core.store import Store
-from tests.helpers.app_fixtures import config_dict, open_app, seed_run
+from tests.helpers.app_fixtures import config_dict, open_app, seed_run, shown
 
 REPORT = {
     "spec": {"seeds": 2},
@@ -64,7 +64,7 @@ def test_ground_truth_runs_in_the_background_and_shows_its_table(tmp_path, monke
     ((spec, workers),) = started
     assert (spec.scenario, spec.k, spec.seeds, spec.steps) == ("synthetic", 2, 3, 40)
     assert spec.knobs["samples"] == 150 and spec.tasks == tuple(f"t{i}" for i in range(6))
-    assert any("[phase 1 3/9] random/seed0/0" in i.value for i in at.info)  # its progress
+    assert any("[phase 1 3/9] random/seed0/0" in shown(i.value) for i in at.info)  # its progress
     at.run()
     assert at.button(key="gt_start").disabled  # one evaluation at a time, across reruns
     record = store.get_ground_truth(rid, 2)
@@ -100,7 +100,7 @@ def test_ground_truth_failure_and_uploaded_runs(tmp_path, monkeypatch):
     store.save_ground_truth(rid, 2, {"status": "running", **dead.to_dict(), "k": 2, "seeds": 2})
     at = _open_tab(open_app("explore", store.path, monkeypatch, query={"run": rid}))
     assert not at.exception
-    assert any("ended early: MemoryError: out of memory" in e.value for e in at.error)
+    assert any("ended early: MemoryError: out of memory" in shown(e.value) for e in at.error)
     assert store.get_ground_truth(rid, 2)["status"] == "failed"
 
 

@@ -7,7 +7,7 @@ import time
 
 from app import session
 from mtl_core.store import Store
-from tests.helpers.app_fixtures import open_app, seed_live_run
+from tests.helpers.app_fixtures import open_app, seed_live_run, shown
 
 
 def _form_values(at, **values):
@@ -26,14 +26,16 @@ def test_train_form_rejects_bad_values_with_a_message(tmp_path, monkeypatch):
     _form_values(at, train_hidden_synthetic="64,abc")
     at.button(key="train_queue").click().run()
     assert not at.exception
-    assert any("hidden widths must be comma-separated" in e.value for e in at.error)
+    assert any("hidden widths must be comma-separated" in shown(e.value) for e in at.error)
     _form_values(at, train_hidden_synthetic="64,32", train_mode="groups")
     at.button(key="train_queue").click().run()
-    assert any("groups" in e.value for e in at.error)
+    assert any("groups" in shown(e.value) for e in at.error)
     # a task the scenario does not have is refused before anything is queued
     _form_values(at, train_groups="t0,t1,t2; t3,t4,banana")
     at.button(key="train_queue").click().run()
-    assert any("unknown task(s) banana" in e.value and "t5" in e.value for e in at.error)
+    assert any(
+        "unknown task(s) banana" in shown(e.value) and "t5" in shown(e.value) for e in at.error
+    )
     assert store.list_runs() == []
 
 
@@ -46,7 +48,7 @@ def test_this_sessions_failed_run_shows_its_reason_above_the_queue(tmp_path, mon
     at.session_state[session.MY_RUNS] = [rid]
     store.set_status(rid, "failed", error="loss became NaN at step 3 on task t1")
     at.run()
-    assert any(f"Run #{rid} (broken) failed: loss became NaN" in e.value for e in at.error)
+    assert any(f"Run #{rid} (broken) failed: loss became NaN" in shown(e.value) for e in at.error)
 
 
 def test_train_queues_a_run_and_the_queue_follows_it(tmp_path, monkeypatch):

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from mtl_core.runfile import read_run_file
 from mtl_core.store import Store
-from tests.helpers.app_fixtures import open_app, seed_run
+from tests.helpers.app_fixtures import open_app, seed_run, shown
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "run-format"
 GOOD = b"step,source,target,affinity\n" + b"".join(
@@ -59,7 +59,7 @@ def test_bad_upload_shows_reader_error_and_saves_nothing(tmp_path, monkeypatch):
         ],
     )
     assert not at.exception
-    errors = [e.value for e in at.error]
+    errors = [shown(e.value) for e in at.error]
     assert len(errors) == 2, errors
     assert "affinity" in errors[0] and "bad.csv" in errors[0]  # the reader's own message
     assert "notes.txt" in errors[1] and "unsupported" in errors[1]

@@ -11,11 +11,11 @@ import pandas as pd
 
 from mtl_core.runfile import METRIC_FRAME, ParsedRun, matrices_to_long
 from mtl_core.store import Store
-from tests.helpers.app_fixtures import open_app, seed_run
+from tests.helpers.app_fixtures import open_app, seed_run, shown
 
 
 def _groups_text(at) -> str:
-    return next(m.value for m in at.markdown if m.value.startswith("{"))
+    return next(shown(m.value) for m in at.markdown if shown(m.value).startswith("{"))
 
 
 def _seed_matrix(store, A: np.ndarray, name: str, measure: str = "lookahead", steps: int = 5):
@@ -81,13 +81,13 @@ def test_tab_and_pair_live_in_the_url_and_the_caption_says_which_pair(tmp_path, 
     ).run()
     assert not at.exception
     assert at.selectbox(key="explore_src").value == "t4"
-    cap = next(c.value for c in at.caption if "on average over the run" in c.value)
+    cap = next(shown(c.value) for c in at.caption if "on average over the run" in shown(c.value))
     assert cap.startswith("Selected pair: t4 → t3.") and "lowers task t3's loss" in cap
     assert "harmful" not in cap
     assert at.query_params["tab"] == "pair" and at.query_params["src"] == "t4"
     at.selectbox(key="explore_src").set_value("t0").run()
     at.selectbox(key="explore_tgt").set_value("t5").run()
-    cap = next(c.value for c in at.caption if "on average over the run" in c.value)
+    cap = next(shown(c.value) for c in at.caption if "on average over the run" in shown(c.value))
     assert cap.startswith("Default pair: the most harmful") or "Selected pair" in cap
     assert "raises task t5's loss" in cap
     assert at.query_params["tgt"] == "t5"

@@ -208,3 +208,11 @@ def open_app(page: str, store_path, monkeypatch, *, query: dict | None = None, t
     for k, v in (query or {}).items():
         at.query_params[k] = str(v)
     return at
+
+
+def shown(markdown: str) -> str:
+    """The text a Markdown string from ``app.escape.md`` shows (escapes and joiners removed),
+    for asserting on what a page says."""
+    import re
+
+    return re.sub(r"\\([!-/:-@\[-`{-~])", r"\1", str(markdown)).replace("\u2060", "")

@@ -13,6 +13,7 @@ import pandas as pd
 import streamlit as st
 
 from app import captions, regroup, words
+from app.escape import md
 from app.figures.colours import group_colours
 from app.guard import show_error
 from app.views.explore.controls import GroupControls
@@ -153,7 +154,7 @@ def groups_panel(
                 args=("hierarchical",),
                 icon=":material/account_tree:",
             )
-    st.markdown(words.format_grouping(result.groups))
+    st.markdown(md(words.format_grouping(result.groups)))
     st.dataframe(
         coloured(groups_frame(result, M, tasks, measure), result.groups),
         hide_index=True,

@@ -10,6 +10,7 @@ import streamlit as st
 
 from app import captions, data, nav, regroup, session, words
 from app.charts import chart_with_export, clicked_point
+from app.escape import md
 from app.figures import heatmaps
 from app.views.explore import controls, groups, tabs
 from app.views.explore.ground_truth import ground_truth_tab
@@ -75,7 +76,7 @@ def heatmap_matrix(view: data.RunView, vc: controls.ViewControls) -> tuple[np.nd
 def _status(info: RunInfo) -> None:
     """The run's name, status and origin; its progress while it trains; why it stopped."""
     st.markdown(
-        f"{words.colour_dot(info.id)} **{words.run_label(info)}** · "
+        f"{words.colour_dot(info.id)} **{md(words.run_label(info))}** · "
         f"{words.status_text(info, data.queue_ahead(info))} · {info.origin}",
         unsafe_allow_html=True,
     )
@@ -88,7 +89,7 @@ def _status(info: RunInfo) -> None:
             "failed": "failed",
         }.get(info.status, info.status)
         (st.warning if info.status in ("cancelled", "interrupted") else st.error)(
-            f"This run {verb}: {info.error}"
+            f"This run {verb}: {md(info.error)}"
             if info.status != "cancelled"
             else f"This run was cancelled; the {info.steps_done} steps logged before are kept."
         )

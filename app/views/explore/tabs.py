@@ -9,6 +9,7 @@ import streamlit as st
 
 from app import captions, data, regroup, session, words
 from app.charts import chart_with_export
+from app.escape import md
 from app.figures import heatmaps, lines, timeline
 from app.figures.colours import group_colours, run_colour
 from app.guard import show_error
@@ -187,13 +188,15 @@ def pair_tab(view: data.RunView, vc: ViewControls) -> None:
         ),
     )
     st.caption(
-        captions.pair_caption(
-            src,
-            tgt,
-            float(view.running[-1][a, b]),
-            view.measure,
-            default=(a, b) == (i, j),
-            worst=float(view.running[-1][i, j]),
+        md(
+            captions.pair_caption(
+                src,
+                tgt,
+                float(view.running[-1][a, b]),
+                view.measure,
+                default=(a, b) == (i, j),
+                worst=float(view.running[-1][i, j]),
+            )
         )
     )
 

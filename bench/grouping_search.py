@@ -10,7 +10,7 @@ For n tasks and a budget of k groups, times on the same random affinity matrix:
 
 Then the same for the disjoint-partition variant against enumerating every set partition.
 
-    python bench/grouping_search.py [--budget 120] [--milp-limit 120] [--quick]
+    python -m bench.grouping_search [--budget 120] [--milp-limit 120] [--quick]
 """
 
 from __future__ import annotations
@@ -20,16 +20,12 @@ import itertools
 import math
 import platform
 import statistics
-import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+import numpy as np
 
-import numpy as np  # noqa: E402
-
-from mtl_core.grouping import TAGGrouper, brute_force_tag  # noqa: E402
-from mtl_core.grouping.tag import candidate_scores  # noqa: E402
+from mtl_core.grouping import TAGGrouper, brute_force_tag
+from mtl_core.grouping.tag import candidate_scores
 
 
 def timed(fn, *args, repeats: int = 1, **kwargs):

@@ -15,7 +15,7 @@ from mtl_core.errors import LabError
 from mtl_core.fileformat import ParsedRun, read_run_file, run_file_bytes
 from mtl_core.store import Store
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 TASKS = ["price", "demand", "churn"]
 # asymmetric on purpose (a transposed read would not match), values that only an exact
 # parser round-trips, and one unmeasured cell

@@ -5,10 +5,6 @@ The ``__main__`` guard matters: runner workers are spawned and re-execute the ma
 """
 
 import os
-import sys
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 if __name__ == "__main__":
     from app.streamlit_app import run

@@ -11,7 +11,7 @@ from mtl_core.cli import main
 from mtl_core.fileformat import read_run_file
 from mtl_core.store import Store
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def example_zip(tmp_path: Path) -> Path:

@@ -7,9 +7,9 @@ import json
 import time
 
 import pytest
-from app_fixtures import open_app
 
 from mtl_core.store import TERMINAL, Store
+from tests.helpers.app_fixtures import open_app
 
 
 def test_landing_page_is_the_lesson(tmp_path, monkeypatch):
@@ -35,7 +35,7 @@ def _wait_finished(store: Store, ids: list[int], limit: float) -> float:
 
 
 def test_lesson_with_fake_training_shows_all_three_approaches(tmp_path, monkeypatch):
-    monkeypatch.setenv("MTL_LAB_TRAIN_FN", "app_fixtures:fake_train")
+    monkeypatch.setenv("MTL_LAB_TRAIN_FN", "tests.helpers.app_fixtures:fake_train")
     store = Store(tmp_path / "s.sqlite")
     at = open_app("learn", store.path, monkeypatch).run()
     at.slider(key="learn_conflict").set_value(0.5).run()

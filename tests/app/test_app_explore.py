@@ -5,10 +5,9 @@ from __future__ import annotations
 import json
 import time
 
-from app_fixtures import append_steps, open_app, seed_live_run, seed_run
-
 from app import state
 from mtl_core.store import Store
+from tests.helpers.app_fixtures import append_steps, open_app, seed_live_run, seed_run
 
 
 def _groups_text(at) -> str:

@@ -7,12 +7,11 @@ import io
 import zipfile
 from pathlib import Path
 
-from app_fixtures import open_app, seed_run
-
 from mtl_core.fileformat import read_run_file
 from mtl_core.store import Store
+from tests.helpers.app_fixtures import open_app, seed_run
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "run-format"
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "run-format"
 GOOD = b"step,source,target,affinity\n" + b"".join(
     f"{s},{a},{b},{0.01 if a == b else -0.002}\n".encode()
     for s in (1, 2, 3) for a in ("x", "y") for b in ("x", "y")

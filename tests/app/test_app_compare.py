@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import json
 
-from app_fixtures import config_dict, open_app, seed_run
-
 from mtl_core.store import Store
+from tests.helpers.app_fixtures import config_dict, open_app, seed_run
 
 
 def _specs(at):

@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import time
 
-from app_fixtures import open_app, seed_live_run
-
 from app import state
 from mtl_core.store import Store
+from tests.helpers.app_fixtures import open_app, seed_live_run
 
 
 def _form_values(at, **values):
@@ -50,7 +49,7 @@ def test_this_sessions_failed_run_shows_its_reason_above_the_queue(tmp_path, mon
 
 
 def test_train_queues_a_run_and_the_queue_follows_it(tmp_path, monkeypatch):
-    monkeypatch.setenv("MTL_LAB_TRAIN_FN", "app_fixtures:fake_train")
+    monkeypatch.setenv("MTL_LAB_TRAIN_FN", "tests.helpers.app_fixtures:fake_train")
     store = Store(tmp_path / "s.sqlite")
     at = open_app("train", store.path, monkeypatch).run()
     _form_values(at, train_steps=30, train_name="quick one", train_groups="t0,t1,t2;t3,t4,t5",

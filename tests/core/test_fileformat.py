@@ -18,7 +18,7 @@ from mtl_core import fileformat as ff
 from mtl_core.errors import LabError
 from mtl_core.fileformat import ParsedRun, read_run_file, run_file_bytes, write_run_file
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 CONTAINERS = [".csv", ".parquet", ".jsonl", ".zip"]
 
 

@@ -17,7 +17,7 @@ from mtl_core.events import MetricRow, StepEvent
 from mtl_core.fileformat import read_run_file, write_run_file
 from mtl_core.store import SCHEMA_VERSION, Store, default_store_path, migrations
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def event(step: int, tasks: list[str], total: int = 10, *, groups=None, measures=("lookahead",),

@@ -19,7 +19,7 @@ from mtl_core.errors import LabError
 from mtl_core.fileformat import ParsedRun, read_run_file
 from mtl_core.store import Store
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 TASKS = ["price", "Demand", "churn"]  # one upper-case task: task columns keep their case
 # asymmetric (a transposed read would not match), values only an exact parser round-trips,
 # one unmeasured cell

@@ -5,15 +5,11 @@ from __future__ import annotations
 
 import json
 import multiprocessing as mp
-import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # spawned children import by name
-
-import runner_fakes  # noqa: E402
-
-from mtl_core.store import Store  # noqa: E402
+from mtl_core.store import Store
+from tests.helpers import runner_fakes  # spawned children import it by this name
 
 
 def test_writer_and_polling_readers(tmp_path):

@@ -14,14 +14,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # spawned workers import fakes by name
-
-from runner_fakes import fake_train  # noqa: E402
-
-from mtl_core.config import AffinityConfig, RunConfig, TrainConfig  # noqa: E402
-from mtl_core.errors import LabError  # noqa: E402
-from mtl_core.runner import Runner, check_finished  # noqa: E402
-from mtl_core.store import Store  # noqa: E402
+from mtl_core.config import AffinityConfig, RunConfig, TrainConfig
+from mtl_core.errors import LabError
+from mtl_core.runner import Runner, check_finished
+from mtl_core.store import Store
+from tests.helpers.runner_fakes import fake_train  # spawned workers import it by this name
 
 
 def cfg(steps: int = 12, **knobs) -> RunConfig:
@@ -197,7 +194,8 @@ def test_real_training_run_end_to_end(make_runner):
 
 
 def test_warm_standby_trains_the_next_run_niced_and_is_replaced(make_runner):
-    runner = make_runner(warm=1, preload=("runner_fakes", "no_such_module_here"), nice=3)
+    runner = make_runner(warm=1, nice=3,
+                         preload=("tests.helpers.runner_fakes", "no_such_module_here"))
     wait_for(lambda: len(runner.standby_pids()) == 1)
     standby = runner.standby_pids()[0]
     base = os.getpriority(os.PRIO_PROCESS, 0)

@@ -36,8 +36,8 @@ def run(start: str | None = None) -> None:
 
     import streamlit as st
 
-    from app import nav, state
-    from app.widgets import guard
+    from app import data, nav
+    from app.guard import guard
 
     # An emoji icon: a material icon would be fetched from Google Fonts (fails offline).
     st.set_page_config(page_title="Task Affinity Lab", page_icon="🧩",
@@ -48,7 +48,7 @@ def run(start: str | None = None) -> None:
     pages = []
     for name, (title, icon, module) in PAGES.items():
         fn = importlib.import_module(module).render
-        p = st.Page(guard(fn), title=title, icon=icon, url_path=name, default=name == default)
+        p = st.Page(guard(fn, name), title=title, icon=icon, url_path=name, default=name == default)
         nav.register(name, p)
         pages.append(p)
     current = st.navigation(pages, position="sidebar")
@@ -56,7 +56,7 @@ def run(start: str | None = None) -> None:
         st.caption("Task Affinity Lab — how tasks help or hurt each other when trained together.")
         st.caption("Heatmaps: rows = source task, columns = target task; blue helps, red hurts.")
     try:
-        state.get_runner()  # start the background runner once per server process
+        data.get_runner()  # start the background runner once per server process
     except Exception:  # the pages report store problems themselves
         logging.getLogger("task_affinity_lab.app").exception("runner did not start")
     current.run()

@@ -92,8 +92,7 @@ class TagSelection:
 
 
 def _job(spec: EvalSpec, label: str, mode: str, seed: int, **kw: Any) -> TrainJob:
-    return TrainJob(label, spec.run_config(label, mode, seed, **kw).to_dict(),
-                    threads=spec.threads)
+    return TrainJob(label, spec.run_config(label, mode, seed, **kw).to_dict(), threads=spec.threads)
 
 
 def random_grouping(spec: EvalSpec, seed: int, r: int) -> Grouping:
@@ -111,8 +110,10 @@ def plan_phase1(spec: EvalSpec) -> Phase1:
     book = plan.book
     for s in range(spec.seeds):
         lab = f"cotrain/seed{s}"
-        book.add(("cotrain", s, 0), _job(spec, lab, "together", s, measure="lookahead",
-                                         steps=spec.cotrain_steps))
+        book.add(
+            ("cotrain", s, 0),
+            _job(spec, lab, "together", s, measure="lookahead", steps=spec.cotrain_steps),
+        )
         for mode in ("together", "single"):
             book.add((mode, s, 0), _job(spec, f"{mode}/seed{s}", mode, s))
         for r in range(spec.random_groupings):
@@ -146,9 +147,15 @@ def plan_phase2(spec: EvalSpec, sel: TagSelection) -> JobBook:
         book.add(("tag", s, 0), _job(spec, f"tag/seed{s}", "groups", s, groups=sel.groups[s]))
         lab = f"together_capacity/seed{s}"
         match = tuple(tuple(sorted(g)) for g in sel.groups[s])
-        book.add(("together_capacity", s, 0),
-                 TrainJob(lab, spec.run_config(lab, "together", s).to_dict(),
-                          threads=spec.threads, match_groups=match))
+        book.add(
+            ("together_capacity", s, 0),
+            TrainJob(
+                lab,
+                spec.run_config(lab, "together", s).to_dict(),
+                threads=spec.threads,
+                match_groups=match,
+            ),
+        )
     return book
 
 
@@ -160,8 +167,16 @@ class RunRecords:
         self.affinity = affinity
         self.runs: list[dict[str, Any]] = []
 
-    def add(self, approach: str, seed: int, grouping: Grouping, test: dict[str, float],
-            seconds: float, parameters: int | None, **extra: Any) -> dict[str, Any]:
+    def add(
+        self,
+        approach: str,
+        seed: int,
+        grouping: Grouping,
+        test: dict[str, float],
+        seconds: float,
+        parameters: int | None,
+        **extra: Any,
+    ) -> dict[str, Any]:
         """Record one run: its grouping, TAG's predicted value for it on the seed's
         affinity, per-task and total test loss, compute seconds and parameter count."""
         tasks = self.tasks
@@ -180,38 +195,63 @@ class RunRecords:
         return rec
 
 
-def record_seed(spec: EvalSpec, s: int, phase1: Phase1, phase2: JobBook, sel: TagSelection,
-                records: RunRecords) -> None:
+def record_seed(
+    spec: EvalSpec, s: int, phase1: Phase1, phase2: JobBook, sel: TagSelection, records: RunRecords
+) -> None:
     """Record seed ``s``'s TAG, together, capacity-matched, single and random runs."""
     book = phase1.book
     co, tag = book[("cotrain", s, 0)], phase2[("tag", s, 0)]
     cap = phase2[("together_capacity", s, 0)]
-    records.add("tag", s, sel.groups[s], tag.test, co.seconds + sel.seconds[s] + tag.seconds,
-                tag.parameters,
-                breakdown={"cotrain": co.seconds, "select": sel.seconds[s], "train": tag.seconds})
+    records.add(
+        "tag",
+        s,
+        sel.groups[s],
+        tag.test,
+        co.seconds + sel.seconds[s] + tag.seconds,
+        tag.parameters,
+        breakdown={"cotrain": co.seconds, "select": sel.seconds[s], "train": tag.seconds},
+    )
     together: Grouping = (frozenset(spec.tasks),)
     r = book[("together", s, 0)]
     records.add("together", s, together, r.test, r.seconds, r.parameters)
-    records.add("together_capacity", s, together, cap.test, cap.seconds, cap.parameters,
-                hidden=list(cap.hidden))
+    records.add(
+        "together_capacity",
+        s,
+        together,
+        cap.test,
+        cap.seconds,
+        cap.parameters,
+        hidden=list(cap.hidden),
+    )
     r = book[("single", s, 0)]
-    records.add("single", s, canonical_grouping([t] for t in spec.tasks), r.test, r.seconds,
-                r.parameters)
+    records.add(
+        "single", s, canonical_grouping([t] for t in spec.tasks), r.test, r.seconds, r.parameters
+    )
     for i in range(spec.random_groupings):
         r = book[("random", s, i)]
         records.add("random", s, phase1.random[(s, i)], r.test, r.seconds, r.parameters)
 
 
-def record_exhaustive(spec: EvalSpec, s: int, phase1: Phase1, sel: TagSelection,
-                      records: RunRecords) -> float | None:
+def record_exhaustive(
+    spec: EvalSpec, s: int, phase1: Phase1, sel: TagSelection, records: RunRecords
+) -> float | None:
     """Record seed ``s``'s exhaustive best grouping (and TAG's groups served by the same
     candidate networks); returns the Spearman correlation over every partition."""
     nets = CandidateNetworks.collect(
-        spec.tasks, [(masks, phase1.book[key]) for masks, key in phase1.candidates[s]])
+        spec.tasks, [(masks, phase1.book[key]) for masks, key in phase1.candidates[s]]
+    )
     best, select_s = nets.best(spec.k, spec.min_group_size)
     _, per_task = nets.served(best)
-    rec = records.add("exhaustive", s, best, per_task, nets.seconds + select_s, None,
-                      candidates=len(nets.val), runs=nets.runs)
+    rec = records.add(
+        "exhaustive",
+        s,
+        best,
+        per_task,
+        nets.seconds + select_s,
+        None,
+        candidates=len(nets.val),
+        runs=nets.runs,
+    )
     rec["tag_from_candidates"] = nets.served(sel.groups[s])[0]
     return nets.rank_correlation(sel.affinity[s], spec.k, spec.min_group_size)
 

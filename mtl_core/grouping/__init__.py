@@ -29,12 +29,10 @@ from mtl_core.grouping.hierarchical import HierarchicalGrouper, leaf_order
 from mtl_core.grouping.tag import TAGGrouper, brute_force_tag
 from mtl_core.grouping.threshold import ThresholdGrouper
 from mtl_core.grouping.timeline import (
-    SMOOTHINGS,
     GroupTimeline,
     group_timeline,
     match_ids,
     matrices_from_log,
-    smooth,
     timeline_from_log,
 )
 
@@ -106,7 +104,6 @@ def make_grouper(
 __all__ = [
     "METHODS",
     "SINGLETON_SCORE",
-    "SMOOTHINGS",
     "AffinityPropagationGrouper",
     "AllTogether",
     "BaseGrouper",
@@ -125,7 +122,6 @@ __all__ = [
     "normalize_affinity",
     "proximal_groups",
     "random_groupings",
-    "smooth",
     "symmetrize",
     "tag_value",
     "task_scores",

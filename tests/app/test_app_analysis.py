@@ -1,5 +1,6 @@
-"""The app's pure helpers: smoothing, downsampling, agreement, the lesson's sentences, the
-heatmap builder's reading aids. No Streamlit, no torch."""
+"""The app's pure helpers: agreement, group order, the lesson's sentences, the heatmap
+builder's reading aids. No Streamlit, no torch. (Smoothing and downsampling are
+``mtl_core.series``: tests/core/test_series.py.)"""
 
 from __future__ import annotations
 
@@ -9,48 +10,24 @@ import sys
 import numpy as np
 import pytest
 
-from app import analysis, figures
-
-
-def test_running_and_window_mean_and_ema_against_loops():
-    rng = np.random.default_rng(0)
-    X = rng.normal(size=(30, 3, 3))
-    X[5, 0, 1] = np.nan
-    run = analysis.running_mean(X)
-    for s in (0, 10, 29):
-        assert np.allclose(run[s], np.nanmean(X[: s + 1], axis=0))
-    win = analysis.window_mean(X, 4)
-    for s in (2, 10, 29):
-        assert np.allclose(win[s], np.nanmean(X[max(0, s - 3): s + 1], axis=0))
-    e = analysis.ema(X[:, 1:, 1:], 0.5)  # NaN-free part: plain bias-corrected EMA
-    ref, w = np.zeros((2, 2)), 0.0
-    for x in X[:, 1:, 1:]:
-        ref, w = 0.5 * ref + 0.5 * x, 0.5 * w + 0.5
-    assert np.allclose(e[-1], ref / w)
-
-
-def test_sample_indices_downsample_without_truncating():
-    idx = analysis.sample_indices(2000, 60)
-    assert len(idx) <= 60 and idx[0] == 0 and idx[-1] == 1999
-    assert list(analysis.sample_indices(10, 60)) == list(range(10))
-    x, y = analysis.bucket_mean(np.arange(1000), np.arange(1000.0), 100)
-    assert len(x) == 100 and x[-1] == 999 and y[0] == pytest.approx(4.5)
+from app import regroup, words
+from app.figures import colours, heatmaps
 
 
 def test_adjusted_rand_index():
     tasks = list("abcdef")
     g1 = (frozenset("abc"), frozenset("def"))
-    assert analysis.adjusted_rand(g1, (frozenset("def"), frozenset("abc")), tasks) == 1.0
-    assert analysis.adjusted_rand(g1, (frozenset("ad"), frozenset("be"), frozenset("cf")),
+    assert regroup.agreement(g1, (frozenset("def"), frozenset("abc")), tasks) == 1.0
+    assert regroup.agreement(g1, (frozenset("ad"), frozenset("be"), frozenset("cf")),
                                   tasks) < 0
     # sklearn's value for this pair of partitions
-    assert analysis.adjusted_rand(g1, (frozenset("abcd"), frozenset("ef")), tasks) == \
+    assert regroup.agreement(g1, (frozenset("abcd"), frozenset("ef")), tasks) == \
         pytest.approx(0.3243243, abs=1e-6)
 
 
 def test_group_order_keeps_groups_contiguous():
     tasks = ["a", "b", "c", "d"]
-    order = analysis.group_order(tasks, [0, 1, 2, 3], (frozenset("ac"), frozenset("bd")))
+    order = regroup.group_order(tasks, [0, 1, 2, 3], (frozenset("ac"), frozenset("bd")))
     assert [tasks[i] for i in order] == ["a", "c", "b", "d"]
 
 
@@ -63,20 +40,20 @@ def _block(within: float, between: float) -> np.ndarray:
 def test_lesson_sentences_follow_the_numbers():
     tasks = ["t0", "t1", "t2", "t3"]
     groups = (frozenset({"t0", "t1"}), frozenset({"t2", "t3"}))
-    hurt = analysis.explain_lesson(_block(0.01, -0.004), tasks, groups,
+    hurt = words.explain_lesson(_block(0.01, -0.004), tasks, groups,
                                    {"together": 0.30, "groups": 0.20, "single": 0.22}, True)
     text = " ".join(hurt)
     assert "lowers the others' loss by 1%" in text
     assert "raises the loss" in text and "0.4%" in text
     assert "33% lower held-out loss" in text and "negative transfer" in text
-    calm = " ".join(analysis.explain_lesson(_block(0.01, 0.005), tasks, groups,
+    calm = " ".join(words.explain_lesson(_block(0.01, 0.005), tasks, groups,
                                             {"together": 0.20, "groups": 0.25}, True))
     assert "still lowers" in calm and "no negative transfer" in calm
 
 
 def test_heatmap_reading_aids():
     A = np.array([[0.03, -0.031], [0.02, 0.01]])
-    fig = figures.heatmap(A, ["x", "y"], zmax=0.05)
+    fig = heatmaps.heatmap(A, ["x", "y"], zmax=0.05)
     hm = fig.data[0]
     assert hm.zmid == 0 and hm.zmin == -0.05 and hm.zmax == 0.05
     assert hm.colorscale[0][1] == "#b2182b" and hm.colorscale[-1][1] == "#2166ac"  # red..blue
@@ -89,7 +66,7 @@ def test_heatmap_reading_aids():
 def test_animation_uses_fixed_scale_and_downsamples():
     steps = np.arange(1, 501)
     stack = np.random.default_rng(0).normal(size=(500, 3, 3))
-    fig = figures.animated_heatmap(steps, stack, ["a", "b", "c"], zmax=2.0, max_frames=40)
+    fig = heatmaps.animated_heatmap(steps, stack, ["a", "b", "c"], zmax=2.0, max_frames=40)
     assert len(fig.frames) <= 40 and fig.frames[-1].name == "500"
     assert fig.data[0].zmin == -2.0 and all(f.data[0].zmin is None for f in fig.frames)
 
@@ -107,21 +84,21 @@ def test_lesson_does_not_call_a_loss_gap_negative_transfer_against_the_affinity(
     tasks = ["t0", "t1", "t2", "t3"]
     groups = (frozenset({"t0", "t1"}), frozenset({"t2", "t3"}))
     # groups better by 47% while every cross-group cell helps: a noisy run, not interference
-    noisy = " ".join(analysis.explain_lesson(_block(0.01, 0.003), tasks, groups,
+    noisy = " ".join(words.explain_lesson(_block(0.01, 0.003), tasks, groups,
                                              {"together": 0.096, "groups": 0.051}, True))
     assert "That gap is negative transfer" not in noisy
     assert "not negative transfer" in noisy and "seed" in noisy
     # together better while the cross-group cells hurt: also flagged as noise
-    odd = " ".join(analysis.explain_lesson(_block(0.01, -0.004), tasks, groups,
+    odd = " ".join(words.explain_lesson(_block(0.01, -0.004), tasks, groups,
                                            {"together": 0.10, "groups": 0.20}, True))
     assert "noisy" in odd and "no negative transfer to avoid" not in odd
 
 
 def test_runs_shown_together_never_share_a_colour():
     ids = [1, 9, 17, 4, 12, 2]
-    colours = figures.distinct_run_colours(ids)
-    assert len(set(colours.values())) == len(ids)
-    assert colours[1] == figures.run_colour(1) and colours[4] == figures.run_colour(4)
+    got = colours.distinct_run_colours(ids)
+    assert len(set(got.values())) == len(ids)
+    assert got[1] == colours.run_colour(1) and got[4] == colours.run_colour(4)
 
 
 def test_ground_truth_table_signs_and_single_seed_spread():

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import time
 
-from app import state
+from app import data
 from mtl_core.store import Store
 from tests.helpers.app_fixtures import append_steps, open_app, seed_live_run, seed_run
 
@@ -111,7 +111,7 @@ def test_explore_polls_a_running_run_and_picks_up_new_steps(tmp_path, monkeypatc
     assert not at.exception
     assert "steps 1–10" in _heatmap(at)["layout"]["title"]["text"]
     append_steps(store, rid, 11, 25, 100)
-    time.sleep(state.LIVE_REFRESH_S)  # a live run is re-read once per refresh slot
+    time.sleep(data.LIVE_REFRESH_S)  # a live run is re-read once per refresh slot
     at.run()
     assert "steps 1–25" in _heatmap(at)["layout"]["title"]["text"]
     assert any("running" in m.value for m in at.markdown)
@@ -136,7 +136,7 @@ def test_explore_picks_up_the_first_matrix_of_a_run_opened_before_it(tmp_path, m
     assert any("No affinity matrix logged yet" in i.value or "logged no affinity" in i.value
                for i in at.info)
     append_steps(store, rid, 1, 5, 100)
-    time.sleep(state.LIVE_REFRESH_S)
+    time.sleep(data.LIVE_REFRESH_S)
     at.run()
     assert not at.exception
     assert at.selectbox(key="explore_measure").value == "lookahead"

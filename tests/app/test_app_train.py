@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 
-from app import state
+from app import session
 from mtl_core.store import Store
 from tests.helpers.app_fixtures import open_app, seed_live_run
 
@@ -42,7 +42,7 @@ def test_this_sessions_failed_run_shows_its_reason_above_the_queue(tmp_path, mon
     at = open_app("train", store.path, monkeypatch).run()
     rid = store.create_run(name="broken", origin="trained", status="queued", config={},
                            steps_total=10)
-    at.session_state[state.MY_RUNS] = [rid]
+    at.session_state[session.MY_RUNS] = [rid]
     store.set_status(rid, "failed", error="loss became NaN at step 3 on task t1")
     at.run()
     assert any(f"Run #{rid} (broken) failed: loss became NaN" in e.value for e in at.error)
@@ -84,14 +84,18 @@ def test_queue_cancels_a_running_run(tmp_path, monkeypatch):
 
 
 def test_queued_runs_say_how_many_are_ahead(tmp_path, monkeypatch):
-    from app import widgets
+    from app import data, words
 
     store = Store(tmp_path / "q.sqlite")
     monkeypatch.setenv("MTL_LAB_STORE", str(store.path))
     ids = [store.create_run(name=f"r{i}", origin="trained", status="queued", config={},
                             steps_total=10) for i in range(3)]
-    texts = [widgets.status_text(store.get_run(i)) for i in ids]
+    def text(rid):
+        info = store.get_run(rid)
+        return words.status_text(info, data.queue_ahead(info))
+
+    texts = [text(i) for i in ids]
     assert "starts when a worker is free" in texts[0]
     assert "1 queued run ahead" in texts[1] and "2 queued runs ahead" in texts[2]
     store.set_status(ids[0], "running")
-    assert "starts when a worker is free" in widgets.status_text(store.get_run(ids[1]))
+    assert "starts when a worker is free" in text(ids[1])

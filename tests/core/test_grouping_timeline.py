@@ -19,10 +19,10 @@ from mtl_core.grouping import (
     group_timeline,
     match_ids,
     matrices_from_log,
-    smooth,
     timeline_from_log,
 )
 from mtl_core.grouping.base import labels_to_grouping
+from mtl_core.series import smooth
 from mtl_core.types import canonical_grouping
 
 
@@ -40,13 +40,12 @@ def test_smoothing_matches_plain_definitions():
     run = smooth(X, "running")
     win = smooth(X, "window", window=5)
     ema = smooth(X, "ema", beta=0.7)
-    ref = X[0].copy()
+    ref = np.zeros((4, 4))  # the bias-corrected EMA: the recursion from 0, then divided
     for t in range(30):
         np.testing.assert_allclose(run[t], X[: t + 1].mean(0))
         np.testing.assert_allclose(win[t], X[max(0, t - 4) : t + 1].mean(0))
-        if t:
-            ref = 0.7 * ref + 0.3 * X[t]
-        np.testing.assert_allclose(ema[t], ref)
+        ref = 0.7 * ref + 0.3 * X[t]
+        np.testing.assert_allclose(ema[t], ref / (1 - 0.7 ** (t + 1)))
     np.testing.assert_array_equal(smooth(X, "none"), X)
     with pytest.raises(LabError, match="unknown smoothing"):
         smooth(X, "median")

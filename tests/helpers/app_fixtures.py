@@ -72,9 +72,13 @@ def seed_run(
     store: Store, *, name: str = "seeded", n_tasks: int = 6, steps: int = 60,
     switch_at: int | None = None, measure: str = "lookahead", config: dict | None = None,
     loss_scale: float = 1.0, seed: int = 0, metrics: bool = True,
+    unlogged: np.ndarray | None = None,
 ) -> int:
-    """A finished run with planted-block affinity (and losses) in one transaction."""
+    """A finished run with planted-block affinity (and losses) in one transaction;
+    ``unlogged`` (a ``(steps, n, n)`` bool mask) leaves those cells out of the log."""
     st_, tasks, A = planted_stack(n_tasks, steps, switch_at=switch_at, seed=seed)
+    if unlogged is not None:
+        A = np.where(unlogged, np.nan, A)
     aff = matrices_to_long(st_, tasks, A, measure)
     met = metrics_frame(tasks, steps, scale=loss_scale) if metrics else pd.DataFrame(
         columns=METRIC_FRAME)

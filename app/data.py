@@ -1,9 +1,9 @@
-"""Shared state of the app: the cached store and runner, cached reads, and URL query sync.
+"""Where the pages get their data: the cached store and runner, and cached reads of runs.
 
-The store on disk is the truth. ``st.session_state`` only holds ids and selections (which
-runs this browser session started, widget values); everything shown is read from the store.
-Reads are cached per run *version* (status + steps done), so a finished run is read once and
-a running one once per new step, whichever page or session asks.
+The store on disk is the truth; everything shown is read from it here. Reads are cached per
+run *version* (status + steps done), so a finished run is read once and a running one once
+per refresh slot, whichever page or session asks. Cached arrays are shared between sessions
+and read-only.
 """
 
 from __future__ import annotations
@@ -19,17 +19,16 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
+from app.figures.colours import robust_zmax
+from mtl_core.errors import LabError
 from mtl_core.runner import default_max_workers
+from mtl_core.series import smooth
 from mtl_core.store import ACTIVE, RunInfo, Store, default_store_path
 
 log = logging.getLogger("task_affinity_lab.app")
 
-#: Query parameters kept in the URL so a view can be shared or reloaded.
-QUERY_KEYS = ("run", "runs", "step", "measure", "method", "k", "tau")
-MY_RUNS = "my_runs"  # session_state key: ids of the runs this browser session started
 
-
-# ----------------------------------------------------------------------------- resources
+# ----------------------------------------------------------------------------- the store and runner
 
 
 def store_path() -> str:
@@ -127,18 +126,37 @@ def metrics(info: RunInfo) -> pd.DataFrame:
     return _metrics(store_path(), info.id, version(info))
 
 
+def any_active(runs: Iterable[RunInfo]) -> bool:
+    """Whether any of ``runs`` is queued or running."""
+    return any(r.status in ACTIVE for r in runs)
+
+
+def queue_ahead(info: RunInfo) -> int | None:
+    """How many queued runs start before ``info`` (None unless it is queued, or unknown)."""
+    if info.status != "queued":
+        return None
+    try:
+        return get_store().run_ids("queued").index(info.id)
+    except (ValueError, LabError):
+        return None
+
+
 # ----------------------------------------------------------------------------- derived, cached
 
 
 @dataclass(frozen=True)
 class RunView:
-    """What the affinity views need of one run and measure, computed once per version."""
+    """What the affinity views need of one run and measure, computed once per version.
+
+    Arrays are ``(S, n, n)`` with ``[s, i, j]`` = source i -> target j at ``steps[s]``.
+    """
 
     run_id: int
     measure: str
+    version: tuple  # the run version it was read at (a cache key for what derives from it)
     steps: np.ndarray
     tasks: list[str]
-    raw: np.ndarray  # (S, n, n) as logged
+    raw: np.ndarray  # (S, n, n) as logged (NaN: not logged)
     running: np.ndarray  # (S, n, n) time-averaged up to each step
     order: np.ndarray  # hierarchical leaf order of the whole-run average
     zmax: float  # fixed colour limit for single-step matrices of this run
@@ -147,24 +165,50 @@ class RunView:
 
 @st.cache_resource(show_spinner=False, max_entries=16)
 def _run_view(path: str, run_id: int, measure: str, ver: tuple) -> RunView | None:
-    from app.analysis import robust_zmax, running_mean
-
     steps, tasks, A = _affinity(path, run_id, measure, ver)
     if len(steps) == 0:
         return None
-    run = running_mean(A)
-    for a in (run,):
-        a.setflags(write=False)
+    run = smooth(A, "running")
+    run.setflags(write=False)
     # Early running averages rest on a handful of noisy matrices: leave the first tenth out
     # of the time-average colour limit so the settled picture uses the whole scale.
     settled = run[len(run) // 10:]
-    return RunView(run_id, measure, steps, tasks, A, run, leaf_order_safe(run[-1], tasks),
+    return RunView(run_id, measure, ver, steps, tasks, A, run, leaf_order_safe(run[-1], tasks),
                    robust_zmax(A), robust_zmax(settled))
 
 
 def run_view(info: RunInfo, measure: str) -> RunView | None:
     """Cached :class:`RunView`, or None while the run has no matrix of ``measure`` yet."""
     return _run_view(store_path(), info.id, measure, version(info))
+
+
+@dataclass(frozen=True)
+class Smoothed:
+    """A run's matrices smoothed over steps (``mtl_core.series.smooth``) and their colour
+    limit: what the heatmap, the animation, the pair view and the group timeline all show."""
+
+    stack: np.ndarray  # (S, n, n), read-only; NaN where nothing was logged yet
+    zmax: float
+
+
+def smoothed(view: RunView, how: str, window: int = 20, beta: float = 0.9) -> Smoothed:
+    """``view``'s matrices smoothed by ``how`` (``none``, ``running``, ``window``, ``ema``),
+    cached per run version and smoothing, shared by every page and session."""
+    if how == "none":
+        return Smoothed(view.raw, view.zmax)
+    if how == "running":
+        return Smoothed(view.running, view.zmax_avg)
+    return _smoothed(store_path(), view.run_id, view.measure, view.version, how, int(window),
+                     float(beta))
+
+
+@st.cache_resource(show_spinner=False, max_entries=16)
+def _smoothed(path: str, run_id: int, measure: str, ver: tuple, how: str, window: int,
+              beta: float) -> Smoothed:
+    _, _, A = _affinity(path, run_id, measure, ver)
+    stack = smooth(A, how, window=window, beta=beta)
+    stack.setflags(write=False)
+    return Smoothed(stack, robust_zmax(stack))
 
 
 def leaf_order_safe(A: np.ndarray, tasks: list[str]) -> np.ndarray:
@@ -178,94 +222,3 @@ def leaf_order_safe(A: np.ndarray, tasks: list[str]) -> np.ndarray:
     except Exception:  # an ordering is a nicety: never fail a page over it
         log.debug("leaf order failed", exc_info=True)
         return np.arange(len(tasks))
-
-
-# ----------------------------------------------------------------------------- runs & names
-
-
-def run_label(info: RunInfo) -> str:
-    """Stable display name: ``#id name`` (the id keeps equal names apart)."""
-    return f"#{info.id} {info.name or 'run'}"
-
-
-def my_runs() -> list[int]:
-    """Ids of the runs this browser session started or uploaded (most recent last)."""
-    return list(st.session_state.get(MY_RUNS, []))
-
-
-def remember(*run_ids: int) -> None:
-    """Mark runs as this session's own, so they are listed first."""
-    mine = list(st.session_state.get(MY_RUNS, []))
-    for rid in run_ids:
-        if int(rid) not in mine:
-            mine.append(int(rid))
-    st.session_state[MY_RUNS] = mine
-
-
-def ordered_runs(runs: Iterable[RunInfo], mine_only: bool = False) -> list[RunInfo]:
-    """This session's runs first (newest first), then everyone else's (newest first)."""
-    runs = list(runs)
-    mine = set(my_runs())
-    own = sorted((r for r in runs if r.id in mine), key=lambda r: -r.id)
-    if mine_only:
-        return own
-    rest = sorted((r for r in runs if r.id not in mine), key=lambda r: -r.id)
-    return own + rest
-
-
-def any_active(runs: Iterable[RunInfo]) -> bool:
-    return any(r.status in ACTIVE for r in runs)
-
-
-# ----------------------------------------------------------------------------- URL sync
-
-
-def qp_get(key: str, kind: type = str, default: Any = None) -> Any:
-    """A typed query parameter (``default`` when absent or unparsable)."""
-    raw = st.query_params.get(key)
-    if raw is None or raw == "":
-        return default
-    try:
-        if kind is bool:
-            return raw.lower() in ("1", "true", "yes")
-        value = kind(raw)
-    except (TypeError, ValueError):
-        return default
-    if kind is float and not np.isfinite(value):  # ?tau=nan or inf: not a usable value
-        return default
-    return value
-
-
-def qp_get_ints(key: str) -> list[int]:
-    """A comma-separated list of ints (e.g. ``runs=3,5``); bad items are skipped."""
-    raw = st.query_params.get(key) or ""
-    out = []
-    for part in str(raw).split(","):
-        try:
-            out.append(int(part))
-        except ValueError:
-            continue
-    return out
-
-
-def qp_set(**values: Any) -> None:
-    """Write values to the URL (None removes a key); only touches keys that changed."""
-    for key, value in values.items():
-        if value is None:
-            if key in st.query_params:
-                del st.query_params[key]
-            continue
-        if isinstance(value, (list, tuple)):
-            text = ",".join(str(v) for v in value)
-        elif isinstance(value, float):
-            text = f"{value:.6g}"
-        else:
-            text = str(value)
-        if st.query_params.get(key) != text:
-            st.query_params[key] = text
-
-
-def init_widget(key: str, value: Any) -> None:
-    """Seed a widget's state once (e.g. from the URL) without fighting the user later."""
-    if key not in st.session_state:
-        st.session_state[key] = value

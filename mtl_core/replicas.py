@@ -90,9 +90,11 @@ def member_losses(out: torch.Tensor, y: torch.Tensor, binary: torch.Tensor) -> t
     y = y.expand_as(out)
     mask = ~torch.isnan(y)
     y0 = torch.nan_to_num(y)
-    mse = (out - y0) ** 2
-    bce = F.binary_cross_entropy_with_logits(out, y0, reduction="none")
-    per = torch.where(binary, bce, mse) * mask
+    per = (out - y0) ** 2
+    if bool(binary.any()):  # regression-only runs (the lesson) skip the BCE pass
+        bce = F.binary_cross_entropy_with_logits(out, y0, reduction="none")
+        per = torch.where(binary, bce, per)
+    per = per * mask
     return per.sum(-2) / mask.sum(-2).clamp_min(1)
 
 
@@ -259,15 +261,16 @@ def _evaluate(model: StackedMLP, splits: dict, mask: torch.Tensor, binary: torch
     val = torch.where(mask, res["val"][0], torch.inf).reshape(-1, R, n)  # (G, R, n)
     serve = val.argmin(0) * R + torch.arange(R, device=mask.device)[:, None]  # (R, n)
     cols = torch.arange(n, device=mask.device)[None, :]
+    served = {split: (loss[serve, cols].cpu().numpy().astype(np.float64),
+                      acc[serve, cols].cpu().numpy().astype(np.float64))
+              for split, (loss, acc) in res.items()}  # each (R, n)
     rows: list[MetricRow] = []
     for i, t in enumerate(tasks):
-        for split, (loss, acc) in res.items():
-            per = loss[serve, cols][:, i].cpu().numpy().astype(np.float64)
-            rows.append(MetricRow(t, split, "loss", float(per.mean())))
+        for split, (loss, acc) in served.items():
+            rows.append(MetricRow(t, split, "loss", float(loss[:, i].mean())))
             if types[i] == "binary":
-                rows.append(MetricRow(t, split, "accuracy",
-                                      float(acc[serve, cols][:, i].mean())))
+                rows.append(MetricRow(t, split, "accuracy", float(acc[:, i].mean())))
             if split == "test":
                 rows += [MetricRow(t, split, replica_metric("loss", r), float(v))
-                         for r, v in enumerate(per)]
+                         for r, v in enumerate(loss[:, i])]
     return rows, serve

@@ -194,20 +194,6 @@ def group_order(
     )
 
 
-def block_means(
-    A: np.ndarray, tasks: Sequence[str], grouping: Sequence[Iterable[str]]
-) -> tuple[float, float]:
-    """Mean off-diagonal affinity of ``A`` ``(n, n)`` inside groups and between different
-    groups (NaN skipped; NaN when there is no such pair)."""
-    labels = labels_of(grouping, tasks)
-    n = len(tasks)
-    same = (labels[:, None] == labels[None, :]) & ~np.eye(n, dtype=bool)
-    diff = labels[:, None] != labels[None, :]
-    within = float(np.nanmean(A[same])) if same.any() else float("nan")
-    between = float(np.nanmean(A[diff])) if diff.any() else float("nan")
-    return within, between
-
-
 def group_table(groups: Grouping, M: np.ndarray, tasks: list[str]) -> list[dict]:
     """One row per group: members, size and the mean affinity inside the group (``None`` for a
     task alone), from the ``(n, n)`` matrix ``M`` the groups were made from."""

@@ -16,7 +16,9 @@ from collections.abc import Iterable, Mapping, Sequence
 import numpy as np
 
 from app.figures.colours import run_colour
-from app.regroup import GroupResult, block_means
+from app.regroup import GroupResult
+from mtl_core.lesson_report import NEGATIVE, POSITIVE, Interval, block_means
+from mtl_core.lesson_report import verdict as lesson_verdict
 from mtl_core.store import RunInfo
 
 #: Measures whose values are relative loss changes (shown as percentages).
@@ -279,88 +281,116 @@ def missing_run(run_id: int, status: str | None) -> str:
 # ----------------------------------------------------------------------------- the lesson
 
 
+LESSON_INTRO = (
+    "Six tasks, in two clusters of three. Tasks inside a cluster are alike; the **conflict** "
+    "knob sets how much the two clusters pull against each other. Press **Train** and the lab "
+    "trains them three ways — **all together** in one network, **in groups** (the groups TAG "
+    "picks from the all-together run's affinity) and **each task alone** — 16 replicas of "
+    "each, so every loss comes with its 95% interval. As it goes it shows how a training step "
+    "on one task changes every other task's loss."
+)
+
+
+def lesson_heatmap_caption(step: int, steps_total: int | None, zmax: float,
+                           settling: bool) -> str:
+    """The lesson heatmap's caption: progress, the fixed colour scale, the reading
+    direction, and a "still settling" mark while the average rests on few steps."""
+    mark = " · **still settling**: early averages rest on a few steps" if settling else ""
+    return (f"Affinity so far: step {step} of {steps_total}{mark} · colour scale fixed at "
+            f"±{pct(zmax)} for the whole lesson · row = the task that takes a step, "
+            "column = the task whose loss moves.")
+
+
+def lesson_groups_note(grouping: Iterable[Iterable[str]], planted: Iterable[Iterable[str]],
+                       source: str) -> str:
+    """Which groups the grouped run trains, where they came from, and whether they are the
+    planted clusters."""
+    same = {frozenset(g) for g in grouping} == {frozenset(g) for g in planted}
+    where = f" ({source})" if source else ""
+    agree = ("— the planted clusters." if same
+             else f"— not the planted clusters ({format_grouping(planted)}).")
+    return f"**Grouped run trains** {format_grouping(grouping)}{where} {agree}"
+
+
+def relative(a: float, b: float) -> str:
+    """How ``a`` compares with ``b``, relative to ``b``: ``"75% higher"``, ``"27% lower"``.
+
+    The one way the app turns two numbers into a ratio in prose (``(a - b) / |b|``), so the
+    percentage always matches the two numbers shown next to it.
+    """
+    r = (float(a) - float(b)) / max(abs(float(b)), 1e-12)
+    return f"{pct(r)} {'higher' if r > 0 else 'lower'}"
+
+
+def loss_interval(iv: Interval) -> str:
+    """``0.127 (95% interval 0.125–0.130)``; the mean alone when there is no interval."""
+    if not np.isfinite(iv.low):
+        return f"{iv.mean:.3g}"
+    return f"{iv.mean:.3g} (95% interval {iv.low:.3g}–{iv.high:.3g})"
+
+
 def explain_lesson(
     A: np.ndarray | None,
     tasks: Sequence[str],
-    grouping: Sequence[Iterable[str]] | None,
-    mean_loss: Mapping[str, float],
+    clusters: Sequence[Iterable[str]] | None,
+    loss: Mapping[str, Interval],
     finished: bool,
 ) -> list[str]:
-    """Two or three plain sentences about what the lesson shows, written from the numbers.
+    """A few plain sentences about what the lesson shows, written from the numbers.
 
-    ``A`` ``(n, n)`` is the time-averaged lookahead matrix of the all-together run;
-    ``grouping`` the groups the grouped run trains; ``mean_loss`` maps ``together`` /
-    ``groups`` / ``single`` to the mean held-out loss so far (missing while a run has not
-    evaluated yet).
+    ``A`` ``(n, n)`` (rows = source) is the all-together run's lookahead affinity averaged
+    so far; ``clusters`` the planted clusters; ``loss`` maps ``together`` / ``groups`` /
+    ``single`` to the mean held-out loss with its 95% interval over the replicas (missing
+    while a run has not evaluated yet). The verdict is
+    :func:`mtl_core.lesson_report.verdict`: only separated intervals count.
     """
-    out, between = _transfer_sentences(A, tasks, grouping)
-    tog, grp, sgl = (mean_loss.get(k) for k in ("together", "groups", "single"))
-    if tog is not None and grp is not None:
-        out.append(_loss_sentence(tog, grp, sgl, between, finished))
+    out = _transfer_sentences(A, tasks, clusters)
+    if "together" in loss and ("groups" in loss or "single" in loss):
+        out.append(_loss_sentence(loss, finished))
     return out
 
 
 def _transfer_sentences(A: np.ndarray | None, tasks: Sequence[str],
-                        grouping: Sequence[Iterable[str]] | None) -> tuple[list[str], float]:
-    """What the affinity says (inside and across groups), and the mean across groups."""
-    out: list[str] = []
-    between = float("nan")
-    if A is None or not np.isfinite(A).any():
-        return out, between
-    if not grouping or len(grouping) < 2:
-        worst = float(np.nanmin(A[~np.eye(len(tasks), dtype=bool)]))
-        out.append(f"The most harmful pair so far: one task's step raises another's loss by "
-                   f"{pct(worst)}." if worst < 0
-                   else "So far every task's step helps every other task.")
-        return out, between
-    within, between = block_means(A, tasks, grouping)
-    g = [sorted(x) for x in grouping]
-    first, second = ", ".join(g[0]), ", ".join(g[1])
+                        clusters: Sequence[Iterable[str]] | None) -> list[str]:
+    """What the affinity says inside and across the planted clusters."""
+    if A is None or not np.isfinite(A).any() or not clusters or len(clusters) < 2:
+        return []
+    within, cross = block_means(A, tasks, clusters)
+    out = []
     if np.isfinite(within):
         verb = "lowers" if within >= 0 else "raises"
-        out.append(
-            f"Inside a group ({first}, or {second}) a training step on one task {verb} the "
-            f"others' loss by {pct(within)} on average: "
-            + ("they help each other." if within >= 0 else "even they get in each other's way."))
-    if np.isfinite(between) and between < 0:
-        out.append(
-            f"Across groups it is the opposite: a step on a task in one group raises the loss "
-            f"of the tasks in the other by {pct(between)} on average — the red cells. They "
-            "pull the shared layers in different directions.")
-    elif np.isfinite(between):
-        out.append(f"Across groups a step still lowers the other group's loss, by "
-                   f"{pct(between)} on average, so sharing costs little here.")
-    return out, between
+        out.append(f"Inside a planted cluster a training step on one task {verb} the others' "
+                   f"loss by {pct(within)} on average"
+                   + (": they help each other." if within >= 0
+                      else ": even they get in each other's way."))
+    if np.isfinite(cross) and cross < 0:
+        out.append(f"Across the clusters it is the opposite: a step on a task in one cluster "
+                   f"raises the loss of the tasks in the other by {pct(cross)} on average — "
+                   "the red cells. They pull the shared layers in different directions.")
+    elif np.isfinite(cross):
+        out.append(f"Across the clusters a step lowers the other cluster's loss too, by "
+                   f"{pct(cross)} on average: all six tasks help each other.")
+    return out
 
 
-def _loss_sentence(tog: float, grp: float, sgl: float | None, between: float,
-                   finished: bool) -> str:
-    """What the held-out losses say, read against the affinity across groups (``between``)."""
-    rel = (tog - grp) / max(abs(tog), 1e-12)
+def _loss_sentence(loss: Mapping[str, Interval], finished: bool) -> str:
+    """The verdict from the loss intervals, with the numbers it rests on."""
     lead = "At the end" if finished else "So far"
-    losses = (f"({grp:.4g} vs {tog:.4g}"
-              + (f"; each task alone: {sgl:.4g}" if sgl is not None else "") + ")")
-    harm = np.isfinite(between) and between < 0
-    calm = np.isfinite(between) and between >= 0
-    if rel > 0.03 and calm:
-        # The loss says "split them" but the affinity shows no harm across the groups:
-        # on a tiny shared layer one training run can simply land worse than another.
-        return (f"{lead}, the groups ended {pct(rel)} lower in held-out loss {losses}, yet the "
-                "affinity shows no harm across the groups: this gap is not negative transfer "
-                "but the luck of one training run (the shared layer is tiny, and some runs "
-                "land worse than others). Change the seed under Advanced knobs to see it move; "
-                "the affinity heatmap is the steadier signal.")
-    if rel > 0.03:
-        return (f"{lead}, training in these groups gives a {pct(rel)} lower held-out loss than "
-                f"training all tasks together {losses}. That gap is negative transfer.")
-    if rel < -0.03 and harm:
-        return (f"{lead}, all tasks together ended {pct(-rel)} lower in held-out loss than the "
-                f"groups {losses}, even though the red cells show the groups hurting each "
-                "other: one training run on a tiny shared layer is noisy. Change the seed under "
-                "Advanced knobs; the affinity heatmap is the steadier signal.")
-    if rel < -0.03:
-        return (f"{lead}, training all tasks together is {pct(-rel)} better than the groups "
-                f"({tog:.4g} vs {grp:.4g}): sharing helps here, there is no negative transfer "
-                "to avoid. Turn the conflict up to create some.")
-    return (f"{lead}, all-together and grouped training are within 3% of each other "
-            f"({tog:.4g} vs {grp:.4g}): little negative transfer at this conflict level.")
+    tog, grp, sgl = loss["together"], loss.get("groups"), loss.get("single")
+    shown = "; ".join(f"{APPROACH_LABELS[k]} {loss_interval(loss[k])}"
+                      for k in ("together", "groups", "single") if k in loss)
+    head = f"{lead}, held-out loss (mean over the replicas): {shown}."
+    verdict = lesson_verdict(loss)
+    if verdict == NEGATIVE:
+        other = grp if grp is not None and tog.above(grp) else sgl
+        name = "the groups'" if other is grp else "each task alone's"
+        return (f"{head} All together is {relative(tog.mean, other.mean)} than {name} and the "
+                "intervals do not overlap: that gap is negative transfer.")
+    if verdict == POSITIVE:
+        return (f"{head} All together is {relative(tog.mean, sgl.mean)} than each task alone "
+                "and the intervals do not overlap: positive transfer, sharing helps. Turn the "
+                "conflict up to see it turn into negative transfer.")
+    if not np.isfinite(tog.low):
+        return f"{head} One run per approach has no interval, so no verdict is given."
+    return (f"{head} The intervals overlap: no clear difference between the approaches at "
+            "this conflict level" + ("." if finished else " yet."))

@@ -281,6 +281,13 @@ def missing_run(run_id: int, status: str | None) -> str:
 # ----------------------------------------------------------------------------- the lesson
 
 
+SEQUENTIAL_PRESET_LABELS = {"paper": "paper (official code's settings)",
+                            "fast": "fast (short runs)"}
+SEQUENTIAL_PRESET_HELP = (
+    "Proximal affinity in sequential mode. paper: EMA rate 0.001 from zero, 100 warm-up steps, "
+    "a group's loss change divided by its size (Jeong & Yoon 2025, official code). fast: EMA "
+    "weight 0.9 from the first matrix, 10 warm-up steps, no normalisation (for a few hundred "
+    "steps).")
 LESSON_INTRO = (
     "Six tasks, in two clusters of three. Tasks inside a cluster are alike; the **conflict** "
     "knob sets how much the two clusters pull against each other. Press **Train** and the lab "

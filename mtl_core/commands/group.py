@@ -13,6 +13,7 @@ import csv
 import io
 import json
 import math
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -66,9 +67,12 @@ def add_parser(sub) -> None:
         "--time-limit",
         type=float,
         default=60.0,
-        help="tag: seconds before returning the best found with a proven gap",
+        help="tag: safety stop in seconds (the answer does not depend on it unless it fires, "
+        "which is reported)",
     )
-    p.add_argument("--seed", type=int, default=0, help="affinity-propagation tie-break seed")
+    p.add_argument(
+        "--seed", type=int, default=0, help="seed of TAG's search and AP's tie-breaking"
+    )
     p.add_argument(
         "--json",
         action="store_true",
@@ -95,10 +99,15 @@ def run(args: argparse.Namespace) -> int:
     grouper.fit(A, tasks)
     optimal = bool(getattr(grouper, "optimal_", False))
     gap = getattr(grouper, "gap_", None)
+    if grouper.warning_:
+        print(f"warning: {grouper.warning_}", file=sys.stderr)
     if args.json:
         print(json.dumps(result_dict(grouper.groups_, grouper.score_, optimal, gap, tasks)))
         return 0
-    print(format_result(args.method, grouper.groups_, grouper.score_, optimal, gap, tasks))
+    upper = getattr(grouper, "upper_bound_", None)
+    print(
+        format_result(args.method, grouper.groups_, grouper.score_, optimal, gap, tasks, upper)
+    )
     return 0
 
 
@@ -122,15 +131,22 @@ def format_result(
     optimal: bool,
     gap: float | None,
     tasks: list[str],
+    upper: float | None = None,
 ) -> str:
-    """Human-readable result: one line per group, then the TAG value."""
+    """Human-readable result: one line per group, then the TAG value (for TAG with its proof:
+    proven optimal, or the proven upper bound and the relative gap)."""
     order = {t: i for i, t in enumerate(tasks)}
     lines = [f"{method}: {len(groups)} group(s) over {len(tasks)} tasks"]
     for i, g in enumerate(groups, 1):
         lines.append(f"  {i}. {', '.join(sorted(g, key=order.__getitem__))}")
     note = ""
     if method == "tag":
-        note = " (proven optimal)" if optimal else f" (best found; gap <= {gap:.4g})"
+        if optimal:
+            note = " (proven optimal)"
+        else:
+            bound = "" if upper is None else f"; no grouping exceeds {upper:.6g}"
+            rel = f", {gap / abs(value):.1%}" if value else ""
+            note = f" (best found; gap <= {gap:.4g}{rel}{bound})"
     lines.append(f"value (mean best-group affinity onto each task): {value:.6g}{note}")
     return "\n".join(lines)
 

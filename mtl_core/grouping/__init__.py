@@ -69,10 +69,11 @@ def make_grouper(
         Threshold on the symmetrized affinity (``threshold``, default 0; ``hierarchical``: cut
         at that affinity level).
     seed : int
-        Seed for ``affinity-propagation`` and ``random``.
+        Seed for ``tag`` (its search), ``affinity-propagation`` and ``random``.
     **options
         Passed to the grouper (e.g. ``allow_singletons=True``, ``disjoint=True``,
-        ``time_limit=30`` for TAG; ``definition="cliques"`` for threshold).
+        ``time_limit=30``, ``effort=2``, ``progress=callback`` for TAG;
+        ``definition="cliques"`` for threshold).
 
     Raises
     ------
@@ -82,8 +83,8 @@ def make_grouper(
     m = method.strip().lower().replace("_", "-")
     if m == "tag":
         if k is None:
-            raise LabError("TAG selection needs a group budget: give k (e.g. k=3, CLI --k 3)")
-        return TAGGrouper(k, **options)  # type: ignore[arg-type]
+            raise LabError("TAG selection needs a group budget: give k, the most groups to use")
+        return TAGGrouper(k, seed=seed, **options)  # type: ignore[arg-type]
     if m == "threshold":
         return ThresholdGrouper(0.0 if tau is None else tau, **options)  # type: ignore[arg-type]
     if m == "hierarchical":

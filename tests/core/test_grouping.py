@@ -244,11 +244,11 @@ def test_speed_targets():
     assert time.perf_counter() - t0 < 60.0 and g.optimal_ and g.gap_ == 0.0
 
 
-def test_time_limit_returns_best_found_with_proven_gap():
+def test_safety_stop_returns_best_found_with_proven_gap():
     rng = np.random.default_rng(1)
     A, tasks = rng.normal(size=(16, 16)), names(16)
     g = TAGGrouper(4, time_limit=1e-4).fit(A, tasks)
-    assert g.solver_ == "heuristic"
+    assert g.solver_ == "search" and g.stopped_
     assert 1 <= len(g.groups_) <= 4 and set().union(*g.groups_) == set(tasks)
     assert g.gap_ >= 0 and g.score_ + g.gap_ == pytest.approx(g.upper_bound_)
     exact = TAGGrouper(4).fit(A, tasks)

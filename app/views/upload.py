@@ -1,6 +1,6 @@
 """Upload and download runs in the open run-file format.
 
-Uploads go through the same reader the CLI uses (``mtl_core.fileformat.read_run_file``): every
+Uploads go through the same reader the CLI uses (``mtl_core.runfile.read_run_file``): every
 file is validated and previewed before anything is saved, a bad file shows the reader's own
 message, and a saved upload opens in Explore like any trained run. Any run can be downloaded
 in the same format.
@@ -17,7 +17,7 @@ import streamlit as st
 from app import charts, data, nav, session, words
 from app.guard import show_error
 from mtl_core.errors import LabError
-from mtl_core.fileformat import ParsedRun, read_run_file, run_file_bytes
+from mtl_core.runfile import ParsedRun, read_run_file, run_file_bytes
 
 SAVED = "upload_saved"  # session_state: file id -> run ids saved from it
 FORMATS = {

@@ -32,8 +32,6 @@ from mtl_core.grouping.timeline import (
     GroupTimeline,
     group_timeline,
     match_ids,
-    matrices_from_log,
-    timeline_from_log,
 )
 
 #: Method names accepted by :func:`make_grouper` (and the CLI's ``--method``).
@@ -119,13 +117,11 @@ __all__ = [
     "leaf_order",
     "make_grouper",
     "match_ids",
-    "matrices_from_log",
     "normalize_affinity",
     "proximal_groups",
     "random_groupings",
     "symmetrize",
     "tag_value",
     "task_scores",
-    "timeline_from_log",
     "validate_affinity",
 ]

@@ -27,34 +27,6 @@ from mtl_core.series import sample_indices, smooth
 from mtl_core.types import Grouping, canonical_grouping
 
 
-def matrices_from_log(
-    df: pd.DataFrame, measure: str | None = None, tasks: Sequence[str] | None = None
-) -> tuple[np.ndarray, list[str], np.ndarray]:
-    """Long-form affinity log -> ``(steps, tasks, mats)`` with ``mats[s, i, j]`` source i ->
-    target j at ``steps[s]``. One measure only (required when the log holds several)."""
-    missing = {"step", "source", "target", "affinity"} - set(df.columns)
-    if missing:
-        raise LabError(f"affinity log lacks column(s): {', '.join(sorted(missing))}")
-    if "measure" in df.columns:
-        measures = sorted(df["measure"].dropna().unique())
-        if measure is None and len(measures) > 1:
-            raise LabError(f"the log holds several measures ({', '.join(measures)}); pick one")
-        if measure is not None:
-            if measure not in measures:
-                raise LabError(f"measure {measure!r} not in the log; it has: {', '.join(measures)}")
-            df = df[df["measure"] == measure]
-    if tasks is None:
-        tasks = list(dict.fromkeys(list(pd.unique(df["source"])) + list(pd.unique(df["target"]))))
-    tasks = [str(t) for t in tasks]
-    steps, s_idx = np.unique(df["step"].to_numpy(), return_inverse=True)
-    src = pd.Categorical(df["source"].astype(str), categories=tasks).codes
-    tgt = pd.Categorical(df["target"].astype(str), categories=tasks).codes
-    keep = (src >= 0) & (tgt >= 0)
-    mats = np.full((len(steps), len(tasks), len(tasks)), np.nan)
-    mats[s_idx[keep], src[keep], tgt[keep]] = df["affinity"].to_numpy(dtype=np.float64)[keep]
-    return steps.astype(np.int64), tasks, mats
-
-
 def match_ids(
     prev: Grouping, prev_ids: Sequence[int], new: Grouping, next_id: int
 ) -> tuple[tuple[int, ...], int]:
@@ -197,10 +169,3 @@ def canonical_labels(labels: np.ndarray) -> np.ndarray:
     eq = L[:, :, None] == L[:, None, :]
     return eq.argmax(axis=2)
 
-
-def timeline_from_log(
-    df: pd.DataFrame, grouper: BaseGrouper, *, measure: str | None = None, **kwargs: object
-) -> GroupTimeline:
-    """:func:`group_timeline` straight from a long-form affinity log."""
-    steps, tasks, mats = matrices_from_log(df, measure)
-    return group_timeline(steps, mats, tasks, grouper, **kwargs)  # type: ignore[arg-type]

@@ -7,7 +7,7 @@ import io
 import zipfile
 from pathlib import Path
 
-from mtl_core.fileformat import read_run_file
+from mtl_core.runfile import read_run_file
 from mtl_core.store import Store
 from tests.helpers.app_fixtures import open_app, seed_run
 

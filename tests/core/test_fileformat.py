@@ -14,9 +14,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mtl_core import fileformat as ff
+from mtl_core import runfile as ff
 from mtl_core.errors import LabError
-from mtl_core.fileformat import ParsedRun, read_run_file, run_file_bytes, write_run_file
+from mtl_core.runfile import ParsedRun, read_run_file, run_file_bytes, write_run_file
 
 ROOT = Path(__file__).resolve().parents[2]
 CONTAINERS = [".csv", ".parquet", ".jsonl", ".zip"]

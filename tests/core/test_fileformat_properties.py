@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mtl_core.errors import LabError
-from mtl_core.fileformat import read_run_file
+from mtl_core.runfile import read_run_file
 from mtl_core.store import Store
 
 SETTINGS = settings(max_examples=120, deadline=None,

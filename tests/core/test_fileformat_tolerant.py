@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 
 from mtl_core.errors import LabError
-from mtl_core.fileformat import ParsedRun, read_run_file
+from mtl_core.runfile import ParsedRun, read_run_file
 from mtl_core.store import Store
 
 ROOT = Path(__file__).resolve().parents[2]

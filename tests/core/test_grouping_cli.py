@@ -1,4 +1,6 @@
-"""The headless `group` command: JSON contract, input detection, one-line errors with exit 2."""
+"""The headless `group` command: JSON contract, input detection, one-line errors with exit 2.
+
+`group` reads through the run-file reader, so a refused file gets `import`'s own message."""
 
 from __future__ import annotations
 
@@ -10,8 +12,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mtl_core.fileformat import affinity_rows, mean_matrix, read_table, write_table
 from mtl_core.grouping import TAGGrouper, tag_value
+from mtl_core.runfile import affinity_rows, mean_matrix, read_table, write_table
 
 
 def _cli(*args):
@@ -101,12 +103,14 @@ def _write(tmp_path, name, frame, **kw):
     "make, extra, message",
     [
         (lambda d, A, t: _write(d, "ns.csv", pd.DataFrame(A[:, :5], index=t, columns=t[:5])),
-         ["--k", "2"], "square"),
+         ["--k", "2"], "cannot import ns.csv: row 6 (line 7), row-label column: task 'class' is "
+                       "not one of the matrix's columns"),
         (lambda d, A, t: _write(d, "nan.csv", pd.DataFrame(np.where(np.eye(6) > 0, np.nan, A),
                                                            index=t, columns=t)),
          ["--k", "2"], "NaN"),
         (lambda d, A, t: _write(d, "names.csv", pd.DataFrame(A, index=t, columns=[*t[:5], "x"])),
-         ["--k", "2"], "row names and column names"),
+         ["--k", "2"], "cannot import names.csv: row 6 (line 7), row-label column: task 'class' "
+                       "is not one of the matrix's columns (depth, seg, normal, edge, albedo, x)"),
         (lambda d, A, t: _write(d, "ok.csv", pd.DataFrame(A, index=t, columns=t)),
          ["--k", "0"], "k (the number of groups) must be an integer >= 1"),
         (lambda d, A, t: _write(d, "ok.csv", pd.DataFrame(A, index=t, columns=t)),
@@ -114,7 +118,8 @@ def _write(tmp_path, name, frame, **kw):
         (lambda d, A, t: d / "missing.csv", ["--k", "2"], "not found"),
         (lambda d, A, t: _write(d, "txt.csv", pd.DataFrame([["a", "x"], ["b", "y"]],
                                                            columns=["", "a"]), index=False),
-         ["--k", "2"], "square"),
+         ["--k", "2"], "cannot import txt.csv: row 2 (line 3), row-label column: task 'b' is not "
+                       "one of the matrix's columns (a)"),
     ],
     ids=["not-square", "nan", "names", "k0", "no-k", "missing", "garbage"],
 )

@@ -9,7 +9,6 @@ import pandas as pd
 import pytest
 
 from mtl_core.errors import LabError
-from mtl_core.fileformat import affinity_rows
 from mtl_core.grouping import (
     AffinityPropagationGrouper,
     BaseGrouper,
@@ -18,10 +17,9 @@ from mtl_core.grouping import (
     ThresholdGrouper,
     group_timeline,
     match_ids,
-    matrices_from_log,
-    timeline_from_log,
 )
 from mtl_core.grouping.base import labels_to_grouping
+from mtl_core.runfile import affinity_rows, measure_matrices
 from mtl_core.series import smooth
 from mtl_core.types import canonical_grouping
 
@@ -161,14 +159,14 @@ def test_timeline_from_long_form_log():
     rng = np.random.default_rng(0)
     mats = [block_matrix([0, 0, 1, 1]) + rng.normal(0, 0.05, (4, 4)) for _ in range(5)]
     df = pd.concat([affinity_rows(s * 3, tasks, m, "lookahead") for s, m in enumerate(mats)])
-    steps, got_tasks, got = matrices_from_log(df)
+    steps, got_tasks, got = measure_matrices(df)
     assert got_tasks == tasks and steps.tolist() == [0, 3, 6, 9, 12]
     np.testing.assert_allclose(got, np.stack(mats))
-    tl = timeline_from_log(df, ThresholdGrouper(0.0))
+    tl = group_timeline(steps, got, got_tasks, ThresholdGrouper(0.0))
     assert tl.groupings[-1] == canonical_grouping([["t0", "t1"], ["t2", "t3"]])
     both = pd.concat([df, df.assign(measure="cosine")])
     with pytest.raises(LabError, match="several measures"):
-        matrices_from_log(both)
+        measure_matrices(both)
 
 
 def test_missing_cells_are_reported_with_their_step():

@@ -10,8 +10,8 @@ from torch import nn  # noqa: E402
 
 from mtl_core.affinity import lookahead_affinity_reference  # noqa: E402
 from mtl_core.errors import LabError  # noqa: E402
-from mtl_core.fileformat import read_run_file  # noqa: E402
 from mtl_core.log import AffinityLogger  # noqa: E402
+from mtl_core.runfile import read_run_file  # noqa: E402
 from mtl_core.store import Store  # noqa: E402
 
 TASKS = ["left", "right", "sum"]

@@ -14,7 +14,7 @@ import pytest
 
 from mtl_core.errors import LabError
 from mtl_core.events import MetricRow, StepEvent
-from mtl_core.fileformat import read_run_file, write_run_file
+from mtl_core.runfile import read_run_file, write_run_file
 from mtl_core.store import SCHEMA_VERSION, Store, default_store_path, migrations
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -52,8 +52,9 @@ def trained_run(st: Store, tasks=("a", "b", "c"), steps=6, **kw) -> int:
 
 def test_modules_import_without_torch_or_streamlit():
     code = (
-        "import sys, mtl_core.store, mtl_core.fileformat, mtl_core.runner, mtl_core.tbimport, "
-        "mtl_core.commands.runs; bad = [m for m in ('torch', 'streamlit') if m in sys.modules]; "
+        "import sys, mtl_core.store, mtl_core.runfile, mtl_core.runfile.tensorboard, "
+        "mtl_core.runner, mtl_core.commands.runs; "
+        "bad = [m for m in ('torch', 'streamlit') if m in sys.modules]; "
         "assert not bad, bad"
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)

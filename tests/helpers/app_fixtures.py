@@ -20,7 +20,7 @@ import pandas as pd
 
 from mtl_core.config import RunConfig
 from mtl_core.events import MetricRow, StepEvent, replica_metric
-from mtl_core.fileformat import METRIC_FRAME, ParsedRun, matrices_to_long
+from mtl_core.runfile import METRIC_FRAME, ParsedRun, matrices_to_long
 from mtl_core.store import Store
 
 

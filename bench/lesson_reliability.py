@@ -19,6 +19,7 @@ cross-cluster affinity > 0; at 0.5 there is no single right picture (verdicts ar
 Targets: >= 95% at conflict 0 and at 1, time per lesson no slower than today's.
 
     python -m bench.lesson_reliability [--seeds 40] [--baseline-seeds 40] [--time-limit 5400]
+    python -m bench.lesson_reliability --seeds 0 --merge a.json b.json   # one table of runs
 """
 
 from __future__ import annotations
@@ -134,12 +135,16 @@ def summarize(rows: list[dict], conflicts: list[float]) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--seeds", type=int, default=40)
+    ap.add_argument("--first-seed", type=int, default=0,
+                    help="start at this seed (to continue a run stopped by its time limit)")
     ap.add_argument("--baseline-seeds", type=int, default=40,
                     help="seeds on which today's lesson is run too (the first ones)")
     ap.add_argument("--conflicts", default="0,0.5,1")
     ap.add_argument("--time-limit", type=float, default=5400.0,
                     help="start no new seed after this many seconds")
     ap.add_argument("--out", type=Path, default=RESULTS)
+    ap.add_argument("--merge", nargs="*", type=Path, default=[],
+                    help="result files of earlier runs whose rows join this table")
     args = ap.parse_args()
     import torch
 
@@ -147,19 +152,26 @@ def main() -> None:
     conflicts = [float(c) for c in args.conflicts.split(",")]
     load0 = os.getloadavg()
     t0 = time.perf_counter()
-    run_lesson(1.0, 0, steps=5, replicas=2)  # warm torch's lazy imports for both arms
-    today_lesson(1.0, 0)
+    if args.seeds > 0:
+        run_lesson(1.0, 0, steps=5, replicas=2)  # warm torch's lazy imports for both arms
+        today_lesson(1.0, 0)
     rows: list[dict] = []
-    for seed in range(args.seeds):
+    for seed in range(args.first_seed, args.first_seed + args.seeds):
         if time.perf_counter() - t0 > args.time_limit:
-            print(f"time limit reached after {seed} seeds", flush=True)
+            print(f"time limit reached before seed {seed}", flush=True)
             break
         for c in conflicts:
             rows.append(_row(run_lesson(c, seed), "lesson"))
-            if seed < args.baseline_seeds:
+            if seed - args.first_seed < args.baseline_seeds:
                 rows.append(_row(today_lesson(c, seed), "today"))
         print(f"seed {seed} done, {time.perf_counter() - t0:.0f}s", flush=True)
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps({"rows": rows}, indent=1))  # partial results survive
     table = summarize(rows, conflicts)
+    if args.merge:
+        for extra in args.merge:
+            rows += json.loads(Path(extra).read_text())["rows"]
+        table = summarize(rows, conflicts)
     load = f"load average {load0[0]:.1f} at start, {os.getloadavg()[0]:.1f} at end " \
            f"on {os.cpu_count()} cores"
     print(table)

@@ -25,15 +25,22 @@ from mtl_core.store import RunInfo
 PERCENT_MEASURES = ("lookahead", "proximal")
 #: Material icons (rendered by Streamlit's own font, so they show on any machine).
 STATUS_ICONS = {
-    "queued": ":material/hourglass_top:", "running": ":material/play_circle:",
-    "finished": ":material/check_circle:", "failed": ":material/error:",
-    "cancelled": ":material/stop_circle:", "interrupted": ":material/warning:",
+    "queued": ":material/hourglass_top:",
+    "running": ":material/play_circle:",
+    "finished": ":material/check_circle:",
+    "failed": ":material/error:",
+    "cancelled": ":material/stop_circle:",
+    "interrupted": ":material/warning:",
 }
 #: The lesson's three ways of training.
 APPROACH_LABELS = {"together": "all together", "groups": "in groups", "single": "each alone"}
 #: Smoothing over steps as the controls and titles name it (``mtl_core.series`` definitions).
-SMOOTHING_LABELS = {"none": "none (as logged)", "running": "running average",
-                    "window": "moving window", "ema": "EMA"}
+SMOOTHING_LABELS = {
+    "none": "none (as logged)",
+    "running": "running average",
+    "window": "moving window",
+    "ema": "EMA",
+}
 
 
 def is_percent(measure: str) -> bool:
@@ -110,21 +117,24 @@ def cell_sentences(A: np.ndarray, names: Sequence[str], measure: str) -> np.ndar
 def cell_template(measure: str) -> str:
     """A plotly hover template saying one heatmap cell in words (reads ``x``, ``y``, ``z``):
     one template serves every frame of an animation."""
-    value = ("%{z:+.2%} (+ means it went down)" if is_percent(measure) else "%{z:+.3f}")
+    value = "%{z:+.2%} (+ means it went down)" if is_percent(measure) else "%{z:+.3f}"
     return f"a step on task %{{y}} → task %{{x}}'s loss: {value}<extra></extra>"
 
 
-def describe_difference(source: str, target: str, a: float, b: float, label_a: str,
-                        label_b: str) -> str:
+def describe_difference(
+    source: str, target: str, a: float, b: float, label_a: str, label_b: str
+) -> str:
     """One cell of a difference heatmap: both runs' values and ``b - a``."""
-    return (f"{source} → {target}: {label_b} {b:+.2%} vs {label_a} {a:+.2%} "
-            f"(difference {b - a:+.2%})")
+    return (
+        f"{source} → {target}: {label_b} {b:+.2%} vs {label_a} {a:+.2%} (difference {b - a:+.2%})"
+    )
 
 
 def timeline_cell(step: int, task: str, group_id: float) -> str:
     """Hover text of one cell of the group timeline (NaN id: the task is in no group)."""
-    return f"step {step}: {task} in group {int(group_id)}" if np.isfinite(group_id) \
-        else f"step {step}"
+    return (
+        f"step {step}: {task} in group {int(group_id)}" if np.isfinite(group_id) else f"step {step}"
+    )
 
 
 def pair_title(source: str, target: str) -> str:
@@ -138,8 +148,7 @@ def loss_template(label: str, task: str) -> str:
 
 def approach_template(key: str) -> str:
     """Hover template of one lesson bar (``x`` = task, ``y`` = held-out loss)."""
-    return (f"{APPROACH_LABELS[key]}<br>task %{{x}}: held-out loss "
-            "%{y:.4g}<extra></extra>")
+    return f"{APPROACH_LABELS[key]}<br>task %{{x}}: held-out loss %{{y:.4g}}<extra></extra>"
 
 
 def heatmap_title(matrix_mode: str, first_step: int, step: int, how: str) -> str:
@@ -152,13 +161,16 @@ def heatmap_title(matrix_mode: str, first_step: int, step: int, how: str) -> str
 def smoothing_phrase(how: str, window: int, beta: float) -> str:
     """The smoothing in a sentence: ``moving window of 20``, ``EMA (beta 0.9)``."""
     return {"window": f"moving window of {window}", "ema": f"EMA (beta {beta})"}.get(
-        how, "running average")
+        how, "running average"
+    )
 
 
 def scale_caption(zmax: float) -> str:
     """Compare's heatmaps share one colour range."""
-    return (f"Whole-run averages on one colour scale (±{zmax:.3g}); rows ordered like the "
-            "first run's hierarchical clustering wherever the runs share their tasks.")
+    return (
+        f"Whole-run averages on one colour scale (±{zmax:.3g}); rows ordered like the "
+        "first run's hierarchical clustering wherever the runs share their tasks."
+    )
 
 
 # ----------------------------------------------------------------------------- groupings
@@ -181,13 +193,16 @@ def groups_caption(result: GroupResult, method: str) -> str:
         extra = " · proven optimal"
     elif method == "tag" and result.optimal is False:
         extra = f" · {tag_note(result.gap, result.relative_gap, result.upper)}"
-    return (f"TAG value of this grouping: {result.score:.4g} (mean over tasks of the best "
-            f"in-group affinity onto the task){extra} · grouped in "
-            f"{format_seconds(result.seconds)}")
+    return (
+        f"TAG value of this grouping: {result.score:.4g} (mean over tasks of the best "
+        f"in-group affinity onto the task){extra} · grouped in "
+        f"{format_seconds(result.seconds)}"
+    )
 
 
-def tag_note(gap: float | None, relative_gap: float | None = None,
-             upper: float | None = None) -> str:
+def tag_note(
+    gap: float | None, relative_gap: float | None = None, upper: float | None = None
+) -> str:
     """A TAG answer that is not proven optimal: how much better the best grouping could be."""
     if gap is None:
         return "best grouping found; its distance from the best possible is unknown"
@@ -199,21 +214,27 @@ def tag_note(gap: float | None, relative_gap: float | None = None,
 
 
 def tag_searching(k: int, n_tasks: int) -> str:
-    return (f"TAG is searching for the best {k} groups of {n_tasks} tasks in the background "
-            "(seconds; the page stays usable)…")
+    return (
+        f"TAG is searching for the best {k} groups of {n_tasks} tasks in the background "
+        "(seconds; the page stays usable)…"
+    )
 
 
 def tag_stage(stage: str) -> str:
     """The progress bar's label for a stage of the TAG search."""
-    return {"queued": "waiting for the search before it to finish",
-            "local search": "looking for good groupings (local search)",
-            "bound": "proving how good they are (upper bound)"}.get(stage, stage)
+    return {
+        "queued": "waiting for the search before it to finish",
+        "local search": "looking for good groupings (local search)",
+        "bound": "proving how good they are (upper bound)",
+    }.get(stage, stage)
 
 
 def tag_slow(n_tasks: int) -> str:
-    return (f":material/timer: TAG on {n_tasks} tasks takes seconds: it searches in the "
-            "background, and says whether the answer is proven optimal or how far from the "
-            "best possible it may be.")
+    return (
+        f":material/timer: TAG on {n_tasks} tasks takes seconds: it searches in the "
+        "background, and says whether the answer is proven optimal or how far from the "
+        "best possible it may be."
+    )
 
 
 #: The button under a grouping that failed (affinity propagation did not converge).
@@ -225,23 +246,33 @@ def grouper_warning(message: str) -> str:
     return message[:1].upper() + message[1:] + "."
 
 
-def timeline_caption(how: str, window: int, beta: float, change_steps: Sequence[int],
-                     grouped: int, logged: int) -> str:
+def timeline_caption(
+    how: str, window: int, beta: float, change_steps: Sequence[int], grouped: int, logged: int
+) -> str:
     """Under the group timeline: the smoothing, the change points, and any downsampling
     (``grouped`` of ``logged`` steps were grouped)."""
     n = len(change_steps)
     shown = ", ".join(map(str, change_steps[:12])) + (" …" if n > 12 else "")
     note = f" grouped at {grouped} evenly spaced steps." if grouped < logged else ""
-    return (f"Grouped on the {smoothing_phrase(how, window, beta)} of the matrices; colours keep "
-            "their group across steps. "
-            + (f"The grouping changes {n} time(s), at steps {shown} (dotted lines)."
-               if n else "The grouping never changes.") + note)
+    return (
+        f"Grouped on the {smoothing_phrase(how, window, beta)} of the matrices; colours keep "
+        "their group across steps. "
+        + (
+            f"The grouping changes {n} time(s), at steps {shown} (dotted lines)."
+            if n
+            else "The grouping never changes."
+        )
+        + note
+    )
 
 
 def pair_caption(source: str, target: str, average: float, worst: float, measure: str) -> str:
     """Under the pair view: why this pair is the default, and its whole-run average."""
-    lead = ("Default pair: the most harmful one on average. " if worst < 0 else
-            "Default pair: the least helpful one on average (no pair hurts here). ")
+    lead = (
+        "Default pair: the most harmful one on average. "
+        if worst < 0
+        else "Default pair: the least helpful one on average (no pair hurts here). "
+    )
     return lead + describe_cell(source, target, average, measure) + " on average over the run."
 
 
@@ -292,23 +323,29 @@ def status_text(info: RunInfo, queue_ahead: int | None = None) -> str:
 
 def missing_run(run_id: int, status: str | None) -> str:
     """A link asked for a run that cannot be shown (``status`` None: not in this store)."""
-    why = (f"run #{run_id} logged no affinity to explore ({status}, e.g. a grouped or "
-           "single-task run)" if status is not None
-           else f"there is no run #{run_id} (deleted, or from another store)")
-    return (f"The link asked for a run that cannot be shown here: {why}. Showing another run "
-            "instead.")
+    why = (
+        f"run #{run_id} logged no affinity to explore ({status}, e.g. a grouped or single-task run)"
+        if status is not None
+        else f"there is no run #{run_id} (deleted, or from another store)"
+    )
+    return (
+        f"The link asked for a run that cannot be shown here: {why}. Showing another run instead."
+    )
 
 
 # ----------------------------------------------------------------------------- the lesson
 
 
-SEQUENTIAL_PRESET_LABELS = {"paper": "paper (official code's settings)",
-                            "fast": "fast (short runs)"}
+SEQUENTIAL_PRESET_LABELS = {
+    "paper": "paper (official code's settings)",
+    "fast": "fast (short runs)",
+}
 SEQUENTIAL_PRESET_HELP = (
     "Proximal affinity in sequential mode. paper: EMA rate 0.001 from zero, 100 warm-up steps, "
     "a group's loss change divided by its size (Jeong & Yoon 2025, official code). fast: EMA "
     "weight 0.9 from the first matrix, 10 warm-up steps, no normalisation (for a few hundred "
-    "steps).")
+    "steps)."
+)
 LESSON_INTRO = (
     "Six tasks, in two clusters of three. Tasks inside a cluster are alike; the **conflict** "
     "knob sets how much the two clusters pull against each other. Press **Train** and the lab "
@@ -319,24 +356,29 @@ LESSON_INTRO = (
 )
 
 
-def lesson_heatmap_caption(step: int, steps_total: int | None, zmax: float,
-                           settling: bool) -> str:
+def lesson_heatmap_caption(step: int, steps_total: int | None, zmax: float, settling: bool) -> str:
     """The lesson heatmap's caption: progress, the fixed colour scale, the reading
     direction, and a "still settling" mark while the average rests on few steps."""
     mark = " · **still settling**: early averages rest on a few steps" if settling else ""
-    return (f"Affinity so far: step {step} of {steps_total}{mark} · colour scale fixed at "
-            f"±{pct(zmax)} for the whole lesson · row = the task that takes a step, "
-            "column = the task whose loss moves.")
+    return (
+        f"Affinity so far: step {step} of {steps_total}{mark} · colour scale fixed at "
+        f"±{pct(zmax)} for the whole lesson · row = the task that takes a step, "
+        "column = the task whose loss moves."
+    )
 
 
-def lesson_groups_note(grouping: Iterable[Iterable[str]], planted: Iterable[Iterable[str]],
-                       source: str) -> str:
+def lesson_groups_note(
+    grouping: Iterable[Iterable[str]], planted: Iterable[Iterable[str]], source: str
+) -> str:
     """Which groups the grouped run trains, where they came from, and whether they are the
     planted clusters."""
     same = {frozenset(g) for g in grouping} == {frozenset(g) for g in planted}
     where = f" ({source})" if source else ""
-    agree = ("— the planted clusters." if same
-             else f"— not the planted clusters ({format_grouping(planted)}).")
+    agree = (
+        "— the planted clusters."
+        if same
+        else f"— not the planted clusters ({format_grouping(planted)})."
+    )
     return f"**Grouped run trains** {format_grouping(grouping)}{where} {agree}"
 
 
@@ -378,8 +420,9 @@ def explain_lesson(
     return out
 
 
-def _transfer_sentences(A: np.ndarray | None, tasks: Sequence[str],
-                        clusters: Sequence[Iterable[str]] | None) -> list[str]:
+def _transfer_sentences(
+    A: np.ndarray | None, tasks: Sequence[str], clusters: Sequence[Iterable[str]] | None
+) -> list[str]:
     """What the affinity says inside and across the planted clusters."""
     if A is None or not np.isfinite(A).any() or not clusters or len(clusters) < 2:
         return []
@@ -387,17 +430,22 @@ def _transfer_sentences(A: np.ndarray | None, tasks: Sequence[str],
     out = []
     if np.isfinite(within):
         verb = "lowers" if within >= 0 else "raises"
-        out.append(f"Inside a planted cluster a training step on one task {verb} the others' "
-                   f"loss by {pct(within)} on average"
-                   + (": they help each other." if within >= 0
-                      else ": even they get in each other's way."))
+        out.append(
+            f"Inside a planted cluster a training step on one task {verb} the others' "
+            f"loss by {pct(within)} on average"
+            + (": they help each other." if within >= 0 else ": even they get in each other's way.")
+        )
     if np.isfinite(cross) and cross < 0:
-        out.append(f"Across the clusters it is the opposite: a step on a task in one cluster "
-                   f"raises the loss of the tasks in the other by {pct(cross)} on average — "
-                   "the red cells. They pull the shared layers in different directions.")
+        out.append(
+            f"Across the clusters it is the opposite: a step on a task in one cluster "
+            f"raises the loss of the tasks in the other by {pct(cross)} on average — "
+            "the red cells. They pull the shared layers in different directions."
+        )
     elif np.isfinite(cross):
-        out.append(f"Across the clusters a step lowers the other cluster's loss too, by "
-                   f"{pct(cross)} on average: all six tasks help each other.")
+        out.append(
+            f"Across the clusters a step lowers the other cluster's loss too, by "
+            f"{pct(cross)} on average: all six tasks help each other."
+        )
     return out
 
 
@@ -405,20 +453,29 @@ def _loss_sentence(loss: Mapping[str, Interval], finished: bool) -> str:
     """The verdict from the loss intervals, with the numbers it rests on."""
     lead = "At the end" if finished else "So far"
     tog, grp, sgl = loss["together"], loss.get("groups"), loss.get("single")
-    shown = "; ".join(f"{APPROACH_LABELS[k]} {loss_interval(loss[k])}"
-                      for k in ("together", "groups", "single") if k in loss)
+    shown = "; ".join(
+        f"{APPROACH_LABELS[k]} {loss_interval(loss[k])}"
+        for k in ("together", "groups", "single")
+        if k in loss
+    )
     head = f"{lead}, held-out loss (mean over the replicas): {shown}."
     verdict = lesson_verdict(loss)
     if verdict == NEGATIVE:
         other = grp if grp is not None and tog.above(grp) else sgl
         name = "the groups'" if other is grp else "each task alone's"
-        return (f"{head} All together is {relative(tog.mean, other.mean)} than {name} and the "
-                "intervals do not overlap: that gap is negative transfer.")
+        return (
+            f"{head} All together is {relative(tog.mean, other.mean)} than {name} and the "
+            "intervals do not overlap: that gap is negative transfer."
+        )
     if verdict == POSITIVE:
-        return (f"{head} All together is {relative(tog.mean, sgl.mean)} than each task alone "
-                "and the intervals do not overlap: positive transfer, sharing helps. Turn the "
-                "conflict up to see it turn into negative transfer.")
+        return (
+            f"{head} All together is {relative(tog.mean, sgl.mean)} than each task alone "
+            "and the intervals do not overlap: positive transfer, sharing helps. Turn the "
+            "conflict up to see it turn into negative transfer."
+        )
     if not np.isfinite(tog.low):
         return f"{head} One run per approach has no interval, so no verdict is given."
-    return (f"{head} The intervals overlap: no clear difference between the approaches at "
-            "this conflict level" + ("." if finished else " yet."))
+    return (
+        f"{head} The intervals overlap: no clear difference between the approaches at "
+        "this conflict level" + ("." if finished else " yet.")
+    )

@@ -49,9 +49,15 @@ from mtl_core.lesson_report import (
 RESULTS = Path(__file__).resolve().parent / "results" / "lesson_reliability.json"
 #: Today's lesson (before issue 11): knobs over the lesson scenario and its model and optimizer.
 TODAY_KNOBS = {"rank": 2, "noise": 0.1, "samples": 1200}
-TODAY_OVERRIDES = {"model.hidden": "32,2", "model.linear_bottleneck": False,
-                   "model.head_scale": 1.0, "optim.lr": None, "train.replicas": 1,
-                   "train.eval_every": 10, "affinity.every": 1}
+TODAY_OVERRIDES = {
+    "model.hidden": "32,2",
+    "model.linear_bottleneck": False,
+    "model.head_scale": 1.0,
+    "optim.lr": None,
+    "train.replicas": 1,
+    "train.eval_every": 10,
+    "affinity.every": 1,
+}
 OLD_THRESHOLD = 0.03  # the old page's "within 3%" rule
 
 
@@ -64,18 +70,32 @@ def today_lesson(conflict: float, seed: int) -> LessonResult:
     planted = lesson.planted_groups(knobs)
     res = {}
     for mode in lesson.APPROACHES:
-        cfg = RunConfig.for_scenario("lesson", knobs, {
-            **TODAY_OVERRIDES, "train.mode": mode, "train.seed": seed,
-            "train.groups": [sorted(g) for g in planted] if mode == "groups" else None})
+        cfg = RunConfig.for_scenario(
+            "lesson",
+            knobs,
+            {
+                **TODAY_OVERRIDES,
+                "train.mode": mode,
+                "train.seed": seed,
+                "train.groups": [sorted(g) for g in planted] if mode == "groups" else None,
+            },
+        )
         res[mode] = train(cfg)
     A = res["together"].mean_affinity["lookahead"]
     tasks = res["together"].tasks
     tag, _ = lesson.select_groups(A, tasks, len(planted))
     within, cross = block_means(A, tasks, planted)
     loss = {m: float(np.mean(list(r.loss("test").values()))) for m, r in res.items()}
-    out = LessonResult(conflict=conflict, seed=seed, seconds=time.perf_counter() - t0,
-                       loss={m: Interval(v, v, v, 1) for m, v in loss.items()},
-                       within=within, cross=cross, tag_groups=tag, planted=planted)
+    out = LessonResult(
+        conflict=conflict,
+        seed=seed,
+        seconds=time.perf_counter() - t0,
+        loss={m: Interval(v, v, v, 1) for m, v in loss.items()},
+        within=within,
+        cross=cross,
+        tag_groups=tag,
+        planted=planted,
+    )
     return out
 
 
@@ -101,16 +121,27 @@ def today_picture(r: LessonResult) -> bool | None:
 def _row(r: LessonResult, arm: str) -> dict:
     picture = intended_picture(r) if arm == "lesson" else today_picture(r)
     verdict = r.verdict if arm == "lesson" else point_verdict(r.loss)
-    return {"arm": arm, "conflict": r.conflict, "seed": r.seed, "seconds": r.seconds,
-            "picture": picture, "verdict": verdict, "cross": r.cross, "within": r.within,
-            "tag_matches": r.tag_matches_planted,
-            "loss": {k: v.mean for k, v in r.loss.items()}}
+    return {
+        "arm": arm,
+        "conflict": r.conflict,
+        "seed": r.seed,
+        "seconds": r.seconds,
+        "picture": picture,
+        "verdict": verdict,
+        "cross": r.cross,
+        "within": r.within,
+        "tag_matches": r.tag_matches_planted,
+        "loss": {k: v.mean for k, v in r.loss.items()},
+    }
 
 
 def summarize(rows: list[dict], conflicts: list[float]) -> str:
-    lines = ["| conflict | lesson: intended picture | lesson verdicts (neg/pos/unclear) | "
-             "lesson s/lesson (median) | today: intended picture | today s/lesson (median) "
-             "| time ratio lesson/today |", "|---|---|---|---|---|---|---|"]
+    lines = [
+        "| conflict | lesson: intended picture | lesson verdicts (neg/pos/unclear) | "
+        "lesson s/lesson (median) | today: intended picture | today s/lesson (median) "
+        "| time ratio lesson/today |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for c in conflicts:
         new = [r for r in rows if r["arm"] == "lesson" and r["conflict"] == c]
         old = [r for r in rows if r["arm"] == "today" and r["conflict"] == c]
@@ -123,28 +154,45 @@ def summarize(rows: list[dict], conflicts: list[float]) -> str:
             k = sum(bool(r["picture"]) for r in rs)
             return f"{k} of {len(rs)} ({100 * k / len(rs):.0f}%)"
 
-        counts = "/".join(str(sum(r["verdict"] == v for r in new))
-                          for v in (NEGATIVE, POSITIVE, UNCLEAR))
+        counts = "/".join(
+            str(sum(r["verdict"] == v for r in new)) for v in (NEGATIVE, POSITIVE, UNCLEAR)
+        )
         t_new = statistics.median(r["seconds"] for r in new)
         t_old = statistics.median(r["seconds"] for r in old) if old else float("nan")
-        lines.append(f"| {c:g} | {frac(new)} | {counts} | {t_new:.2f} | {frac(old)} | "
-                     f"{t_old:.2f} | {t_new / t_old:.2f} |")
+        lines.append(
+            f"| {c:g} | {frac(new)} | {counts} | {t_new:.2f} | {frac(old)} | "
+            f"{t_old:.2f} | {t_new / t_old:.2f} |"
+        )
     return "\n".join(lines)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--seeds", type=int, default=40)
-    ap.add_argument("--first-seed", type=int, default=0,
-                    help="start at this seed (to continue a run stopped by its time limit)")
-    ap.add_argument("--baseline-seeds", type=int, default=40,
-                    help="seeds on which today's lesson is run too (the first ones)")
+    ap.add_argument(
+        "--first-seed",
+        type=int,
+        default=0,
+        help="start at this seed (to continue a run stopped by its time limit)",
+    )
+    ap.add_argument(
+        "--baseline-seeds",
+        type=int,
+        default=40,
+        help="seeds on which today's lesson is run too (the first ones)",
+    )
     ap.add_argument("--conflicts", default="0,0.5,1")
-    ap.add_argument("--time-limit", type=float, default=5400.0,
-                    help="start no new seed after this many seconds")
+    ap.add_argument(
+        "--time-limit", type=float, default=5400.0, help="start no new seed after this many seconds"
+    )
     ap.add_argument("--out", type=Path, default=RESULTS)
-    ap.add_argument("--merge", nargs="*", type=Path, default=[],
-                    help="result files of earlier runs whose rows join this table")
+    ap.add_argument(
+        "--merge",
+        nargs="*",
+        type=Path,
+        default=[],
+        help="result files of earlier runs whose rows join this table",
+    )
     args = ap.parse_args()
     import torch
 
@@ -172,8 +220,10 @@ def main() -> None:
         for extra in args.merge:
             rows += json.loads(Path(extra).read_text())["rows"]
         table = summarize(rows, conflicts)
-    load = f"load average {load0[0]:.1f} at start, {os.getloadavg()[0]:.1f} at end " \
-           f"on {os.cpu_count()} cores"
+    load = (
+        f"load average {load0[0]:.1f} at start, {os.getloadavg()[0]:.1f} at end "
+        f"on {os.cpu_count()} cores"
+    )
     print(table)
     print(load)
     args.out.parent.mkdir(parents=True, exist_ok=True)

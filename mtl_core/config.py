@@ -54,12 +54,18 @@ class ModelConfig:
         _check_choice("arch", self.arch, ARCHS)
         _check_choice("norm", self.norm, NORMS)
         if not isinstance(self.linear_bottleneck, bool):
-            raise LabError(f"model linear_bottleneck must be true or false, "
-                           f"got {self.linear_bottleneck!r}")
-        if not (isinstance(self.head_scale, numbers.Real) and math.isfinite(self.head_scale)
-                and self.head_scale > 0):
-            raise LabError(f"model head_scale must be a number > 0 (1 = PyTorch's default "
-                           f"init), got {self.head_scale!r}")
+            raise LabError(
+                f"model linear_bottleneck must be true or false, got {self.linear_bottleneck!r}"
+            )
+        if not (
+            isinstance(self.head_scale, numbers.Real)
+            and math.isfinite(self.head_scale)
+            and self.head_scale > 0
+        ):
+            raise LabError(
+                f"model head_scale must be a number > 0 (1 = PyTorch's default "
+                f"init), got {self.head_scale!r}"
+            )
         if not self.hidden or any(int(h) < 1 for h in self.hidden):
             raise LabError("model hidden widths must be positive integers, e.g. hidden=64,32")
         if not self.channels or any(int(c) < 1 for c in self.channels):
@@ -126,11 +132,14 @@ class TrainConfig:
         if self.mode == "groups" and not self.groups:
             raise LabError("mode 'groups' needs the groups, e.g. --groups 't0,t1;t2,t3'")
         if not 1 <= int(self.replicas) <= MAX_REPLICAS:
-            raise LabError(f"replicas must be a whole number from 1 to {MAX_REPLICAS}, "
-                           f"got {self.replicas}")
+            raise LabError(
+                f"replicas must be a whole number from 1 to {MAX_REPLICAS}, got {self.replicas}"
+            )
         if int(self.replicas) > 1 and self.mode == "sequential":
-            raise LabError("replicas > 1 is not available with --mode sequential "
-                           "(its groups change per batch); use replicas=1")
+            raise LabError(
+                "replicas > 1 is not available with --mode sequential "
+                "(its groups change per batch); use replicas=1"
+            )
 
 
 @dataclass(frozen=True)
@@ -160,8 +169,9 @@ class AffinityConfig:
         if not 0.0 <= self.beta < 1.0:
             raise LabError(f"beta must be in [0, 1), got {self.beta}")
         if not isinstance(self.group_size_norm, bool):
-            raise LabError(f"affinity group_size_norm must be true or false, "
-                           f"got {self.group_size_norm!r}")
+            raise LabError(
+                f"affinity group_size_norm must be true or false, got {self.group_size_norm!r}"
+            )
 
 
 #: Named settings of ``--mode sequential`` (dotted overrides for :meth:`RunConfig.with_overrides`).
@@ -172,10 +182,18 @@ class AffinityConfig:
 #: the official code stays in both: a loss change is credited to the group just updated (the
 #: official code credits it to the previous group); see :mod:`mtl_core.training`.
 SEQUENTIAL_PRESETS: dict[str, dict[str, Any]] = {
-    "paper": {"affinity.beta": 0.999, "affinity.ema_start": "zero",
-              "affinity.group_size_norm": True, "train.warmup": 100},
-    "fast": {"affinity.beta": 0.9, "affinity.ema_start": "first",
-             "affinity.group_size_norm": False, "train.warmup": 10},
+    "paper": {
+        "affinity.beta": 0.999,
+        "affinity.ema_start": "zero",
+        "affinity.group_size_norm": True,
+        "train.warmup": 100,
+    },
+    "fast": {
+        "affinity.beta": 0.9,
+        "affinity.ema_start": "first",
+        "affinity.group_size_norm": False,
+        "train.warmup": 10,
+    },
 }
 
 
@@ -231,8 +249,11 @@ class RunConfig:
         from mtl_core.scenarios import default_model_config, get_scenario, resolve_knobs
 
         spec = get_scenario(scenario)
-        base = cls(scenario=spec.name, knobs=resolve_knobs(spec, dict(knobs or {})),
-                   model=default_model_config(spec.name))
+        base = cls(
+            scenario=spec.name,
+            knobs=resolve_knobs(spec, dict(knobs or {})),
+            model=default_model_config(spec.name),
+        )
         return base.with_overrides({"affinity.measure": "auto", **dict(overrides or {})})
 
     def with_overrides(self, overrides: Mapping[str, Any]) -> RunConfig:
@@ -268,8 +289,10 @@ class RunConfig:
             elif key == "name":
                 name = str(value or "").strip()
             else:
-                raise LabError(f"unknown setting {key!r}; settings are name, knobs.<knob> and "
-                               f"<section>.<field> for {', '.join(_SECTIONS)}")
+                raise LabError(
+                    f"unknown setting {key!r}; settings are name, knobs.<knob> and "
+                    f"<section>.<field> for {', '.join(_SECTIONS)}"
+                )
         if sections["affinity"]["measure"] in (None, "auto"):
             sections["affinity"]["measure"] = default_measure(sections["train"]["mode"])
         if knobs is not None:
@@ -318,8 +341,9 @@ def parse_ints(value: str | Sequence[int], what: str = "hidden widths") -> tuple
     try:
         vals = tuple(int(v) for v in items if v != "")
     except (TypeError, ValueError):
-        raise LabError(f"{what} must be comma-separated whole numbers, e.g. 64,32 "
-                       f"(got {value!r})") from None
+        raise LabError(
+            f"{what} must be comma-separated whole numbers, e.g. 64,32 (got {value!r})"
+        ) from None
     if not vals:
         raise LabError(f"{what} needs at least one number, e.g. 64,32")
     return vals
@@ -353,7 +377,10 @@ def parse_groups(
 
 
 _SECTIONS: dict[str, type] = {
-    "model": ModelConfig, "optim": OptimConfig, "train": TrainConfig, "affinity": AffinityConfig,
+    "model": ModelConfig,
+    "optim": OptimConfig,
+    "train": TrainConfig,
+    "affinity": AffinityConfig,
 }
 #: Parsers for fields a form or the CLI gives as text; other fields by their annotation.
 _PARSERS: dict[tuple[str, str], Callable[[Any], Any]] = {
@@ -362,8 +389,9 @@ _PARSERS: dict[tuple[str, str], Callable[[Any], Any]] = {
     ("train", "groups"): parse_groups,
     ("model", "linear_bottleneck"): lambda v: parse_bool(v, "model.linear_bottleneck"),
     ("affinity", "group_size_norm"): lambda v: parse_bool(v, "affinity.group_size_norm"),
-    ("optim", "betas"): lambda v: tuple(float(x) for x in
-                                        (v.split(",") if isinstance(v, str) else v)),
+    ("optim", "betas"): lambda v: tuple(
+        float(x) for x in (v.split(",") if isinstance(v, str) else v)
+    ),
 }
 _NUMBERS: dict[str, type] = {"int": int, "float": float, "float | None": float}
 
@@ -422,8 +450,7 @@ def _check_choice(what: str, value: str, choices: tuple[str, ...]) -> None:
         raise LabError(f"unknown {what} {value!r}; choose one of: {', '.join(choices)}")
 
 
-def group_indices(groups: tuple[tuple[str, ...], ...] | None,
-                  tasks: list[str]) -> list[list[int]]:
+def group_indices(groups: tuple[tuple[str, ...], ...] | None, tasks: list[str]) -> list[list[int]]:
     """Task indices of each given group (groups may overlap); every task needs a group.
     Torch-free, so a form can check groups before a run is queued."""
     index = {t: i for i, t in enumerate(tasks)}

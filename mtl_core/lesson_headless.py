@@ -20,9 +20,15 @@ from mtl_core.events import MetricRow, parse_replica_metric
 from mtl_core.lesson_report import LessonResult, block_means, loss_intervals
 
 
-def run_lesson(conflict: float, seed: int = 0, *, knobs: dict[str, Any] | None = None,
-               steps: int = lesson.STEPS, replicas: int = lesson.REPLICAS,
-               on_run: Callable[[str], None] | None = None) -> LessonResult:
+def run_lesson(
+    conflict: float,
+    seed: int = 0,
+    *,
+    knobs: dict[str, Any] | None = None,
+    steps: int = lesson.STEPS,
+    replicas: int = lesson.REPLICAS,
+    on_run: Callable[[str], None] | None = None,
+) -> LessonResult:
     """Train the lesson at ``conflict`` (0..1) with ``seed`` as data and training seed.
 
     ``knobs`` are further lesson-scenario knobs (``conflict`` and ``data_seed`` are set
@@ -45,20 +51,31 @@ def run_lesson(conflict: float, seed: int = 0, *, knobs: dict[str, Any] | None =
     for mode in ("groups", "single"):
         if on_run:
             on_run(mode)
-        results[mode] = train(lesson.base_config(
-            mode, k, groups=tag if mode == "groups" else None, **common))
+        results[mode] = train(
+            lesson.base_config(mode, k, groups=tag if mode == "groups" else None, **common)
+        )
     loss, task_loss = {}, {}
     for mode, res in results.items():
         loss[mode], task_loss[mode] = loss_intervals(replica_losses_of(res.metrics))
     within, cross = block_means(A, tasks, planted)
     return LessonResult(
-        conflict=float(conflict), seed=int(seed), seconds=time.perf_counter() - t0,
-        loss=loss, within=within, cross=cross, tag_groups=tag, planted=planted, tasks=tasks,
-        task_loss=task_loss, affinity_matrix=np.asarray(A, dtype=np.float64))
+        conflict=float(conflict),
+        seed=int(seed),
+        seconds=time.perf_counter() - t0,
+        loss=loss,
+        within=within,
+        cross=cross,
+        tag_groups=tag,
+        planted=planted,
+        tasks=tasks,
+        task_loss=task_loss,
+        affinity_matrix=np.asarray(A, dtype=np.float64),
+    )
 
 
-def replica_losses_of(rows: Iterable[MetricRow],
-                      split: str = "test") -> dict[int, dict[str, float]]:
+def replica_losses_of(
+    rows: Iterable[MetricRow], split: str = "test"
+) -> dict[int, dict[str, float]]:
     """``{replica: {task: loss}}`` from a run's final metric rows (``"loss:r<k>"``); a run
     with one replica gives ``{0: its loss per task}``."""
     out: dict[int, dict[str, float]] = {}

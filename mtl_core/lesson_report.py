@@ -44,8 +44,10 @@ class Interval:
 
     def to_dict(self) -> dict[str, float | None]:
         """``{"mean", "low", "high"}``; NaN becomes None (JSON has no NaN)."""
-        return {k: (None if not math.isfinite(v) else float(v))
-                for k, v in (("mean", self.mean), ("low", self.low), ("high", self.high))}
+        return {
+            k: (None if not math.isfinite(v) else float(v))
+            for k, v in (("mean", self.mean), ("low", self.low), ("high", self.high))
+        }
 
     def above(self, other: Interval) -> bool:
         """Whether this interval lies entirely above ``other`` (False when either is NaN)."""
@@ -113,8 +115,9 @@ def loss_intervals(
     return interval(means), per_task
 
 
-def block_means(A: np.ndarray, tasks: Sequence[str],
-                grouping: Iterable[Iterable[str]]) -> tuple[float, float]:
+def block_means(
+    A: np.ndarray, tasks: Sequence[str], grouping: Iterable[Iterable[str]]
+) -> tuple[float, float]:
     """Mean off-diagonal affinity ``A: (n, n)`` (rows = source) inside the groups and across
     different groups: ``(within, cross)``; NaN where there is no such pair."""
     label = {t: k for k, g in enumerate(grouping) for t in g}
@@ -161,11 +164,13 @@ class LessonResult:
 
     def to_json(self) -> dict[str, Any]:
         """The documented JSON object (keys in the issue's order)."""
+
         def num(x: float) -> float | None:
             return float(x) if math.isfinite(x) else None
 
         return {
-            "conflict": float(self.conflict), "seed": int(self.seed),
+            "conflict": float(self.conflict),
+            "seed": int(self.seed),
             "seconds": round(float(self.seconds), 3),
             "loss": {k: self.loss[k].to_dict() for k in APPROACHES if k in self.loss},
             "affinity": {"within": num(self.within), "cross": num(self.cross)},
@@ -183,8 +188,7 @@ def intended_picture(result: LessonResult) -> bool | None:
     > 0 (the tasks help each other; which groups TAG picks does not matter).
     """
     if result.conflict >= 0.75:
-        return (result.verdict == NEGATIVE and result.cross < 0
-                and result.tag_matches_planted)
+        return result.verdict == NEGATIVE and result.cross < 0 and result.tag_matches_planted
     if result.conflict <= 0.25:
         return result.verdict == POSITIVE and result.cross > 0
     return None

@@ -19,8 +19,9 @@ def _norm(kind: str, width: int, conv: bool = False) -> nn.Module:
     return nn.Identity()
 
 
-def _mlp(in_dim: int, hidden: tuple[int, ...], norm: str,
-         linear_last: bool = False) -> nn.Sequential:
+def _mlp(
+    in_dim: int, hidden: tuple[int, ...], norm: str, linear_last: bool = False
+) -> nn.Sequential:
     """Linear -> norm -> ReLU per width; with ``linear_last`` the last layer is Linear only
     (a linear bottleneck)."""
     layers: list[nn.Module] = []
@@ -58,13 +59,15 @@ class MultiTaskNet(nn.Module):
             convs += [nn.MaxPool2d(2), nn.Flatten()]
             flat = c * (h // 2) * (w // 2)
             self.trunk = nn.Sequential(
-                *convs, _mlp(flat, cfg.hidden, cfg.norm, cfg.linear_bottleneck))
+                *convs, _mlp(flat, cfg.hidden, cfg.norm, cfg.linear_bottleneck)
+            )
         else:
             in_dim = 1
             for s in input_shape:
                 in_dim *= s
             self.trunk = nn.Sequential(
-                nn.Flatten(), _mlp(in_dim, cfg.hidden, cfg.norm, cfg.linear_bottleneck))
+                nn.Flatten(), _mlp(in_dim, cfg.hidden, cfg.norm, cfg.linear_bottleneck)
+            )
         self.arch = arch
         width = cfg.hidden[-1]
         # ModuleDict keys cannot contain '.', so heads are indexed by position.

@@ -60,8 +60,9 @@ class StackedMLP(nn.Module):
         w, b = _linear_init(members, widths[-1], n_tasks, scale=float(cfg.head_scale))
         self.heads = nn.ParameterDict({"w": w, "b": b})
 
-    def forward(self, x: torch.Tensor,
-                params: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, params: dict[str, torch.Tensor] | None = None
+    ) -> torch.Tensor:
         p = dict(self.named_parameters()) if params is None else params
         h = x
         for k in range(self.depth):
@@ -74,8 +75,9 @@ class StackedMLP(nn.Module):
         return [n for n, _ in self.named_parameters() if n.startswith(SHARED_PREFIX)]
 
 
-def _linear_init(members: int, fan_in: int, fan_out: int,
-                 scale: float = 1.0) -> tuple[nn.Parameter, nn.Parameter]:
+def _linear_init(
+    members: int, fan_in: int, fan_out: int, scale: float = 1.0
+) -> tuple[nn.Parameter, nn.Parameter]:
     """``nn.Linear``'s default init (uniform in +-1/sqrt(fan_in)), per member, times scale."""
     bound = scale / math.sqrt(fan_in)
     w = torch.empty(members, fan_in, fan_out).uniform_(-bound, bound)
@@ -103,11 +105,14 @@ def check_supported(cfg: RunConfig, input_shape: tuple[int, ...]) -> None:
     not sequential)."""
     arch = cfg.model.arch
     if arch == "cnn" or (arch == "auto" and len(input_shape) == 3):
-        raise LabError("replicas > 1 trains MLP trunks only: set model.arch=mlp "
-                       "or train.replicas=1")
+        raise LabError(
+            "replicas > 1 trains MLP trunks only: set model.arch=mlp or train.replicas=1"
+        )
     if cfg.model.norm != "none":
-        raise LabError("replicas > 1 trains trunks without normalisation layers: set "
-                       "model.norm=none or train.replicas=1")
+        raise LabError(
+            "replicas > 1 trains trunks without normalisation layers: set "
+            "model.norm=none or train.replicas=1"
+        )
     if cfg.train.mode == "sequential":
         raise LabError("replicas > 1 is not available with --mode sequential")
 
@@ -140,20 +145,24 @@ def train_replicas(cfg: RunConfig, on_step=None):
         return torch.as_tensor(a.reshape(len(a), -1), device=device)
 
     Xtr, Ytr = to(ds.X_train), torch.as_tensor(ds.Y_train, device=device)
-    splits = {"train": (Xtr[:TRAIN_EVAL_CAP], Ytr[:TRAIN_EVAL_CAP]),
-              "val": (to(ds.X_val), torch.as_tensor(ds.Y_val, device=device)),
-              "test": (to(ds.X_test), torch.as_tensor(ds.Y_test, device=device))}
+    splits = {
+        "train": (Xtr[:TRAIN_EVAL_CAP], Ytr[:TRAIN_EVAL_CAP]),
+        "val": (to(ds.X_val), torch.as_tensor(ds.Y_val, device=device)),
+        "test": (to(ds.X_test), torch.as_tensor(ds.Y_test, device=device)),
+    }
     groups = network_groups(cfg, tasks)
     G = len(groups)
     mask = torch.zeros(G * R, n, dtype=torch.bool, device=device)
     for g, idx in enumerate(groups):
-        mask[g * R:(g + 1) * R, idx] = True
+        mask[g * R : (g + 1) * R, idx] = True
     model = StackedMLP(G * R, Xtr.shape[1], n, cfg.model).to(device)
     opt = make_optimizer(model.parameters(), cfg.optim)
     binary = torch.tensor([t == "binary" for t in types], device=device)
     # replica r draws its own minibatch order; every network of replica r sees the same batch
-    streams = [minibatches(len(Xtr), int(cfg.train.batch_size), np.random.default_rng([seed, r]))
-               for r in range(R)]
+    streams = [
+        minibatches(len(Xtr), int(cfg.train.batch_size), np.random.default_rng([seed, r]))
+        for r in range(R)
+    ]
     serve = _first_serving(groups, R, n)
     measure, every, total = cfg.affinity.measure, int(cfg.affinity.every), int(cfg.train.steps)
     sums: dict[str, np.ndarray] = {}
@@ -176,21 +185,33 @@ def train_replicas(cfg: RunConfig, on_step=None):
             last_metrics = metrics
         if on_step is not None:
             served = losses.detach()[serve, torch.arange(n, device=device)[None, :]]
-            on_step(StepEvent(
-                step=step, total_steps=total, tasks=list(tasks),
-                train_loss={t: float(v) for t, v in zip(tasks, served.mean(0).cpu().numpy())},
-                metrics=metrics, affinity=affinity, elapsed_s=time.perf_counter() - t0,
-                task_types=list(types)))
+            on_step(
+                StepEvent(
+                    step=step,
+                    total_steps=total,
+                    tasks=list(tasks),
+                    train_loss={t: float(v) for t, v in zip(tasks, served.mean(0).cpu().numpy())},
+                    metrics=metrics,
+                    affinity=affinity,
+                    elapsed_s=time.perf_counter() - t0,
+                    task_types=list(types),
+                )
+            )
     n_measured = {k: len(range(0, total, every)) for k in sums}
     by_net = (serve // R).cpu().numpy()
     return TrainResult(
-        tasks=list(tasks), task_types=list(types), metrics=last_metrics,
+        tasks=list(tasks),
+        task_types=list(types),
+        metrics=last_metrics,
         mean_affinity={k: v / n_measured[k] for k, v in sums.items()},
         served_by={t: int(np.bincount(by_net[:, i]).argmax()) for i, t in enumerate(tasks)},
         groups=[[tasks[i] for i in g] for g in groups],
         parameters=sum(p.numel() for p in model.parameters()) // (G * R) * len(groups),
-        seconds=time.perf_counter() - t0, device=str(device), steps=total,
-        info={**ds.info, "replicas": R})
+        seconds=time.perf_counter() - t0,
+        device=str(device),
+        steps=total,
+        info={**ds.info, "replicas": R},
+    )
 
 
 def _first_serving(groups: list[list[int]], R: int, n: int) -> torch.Tensor:
@@ -203,19 +224,25 @@ def _first_serving(groups: list[list[int]], R: int, n: int) -> torch.Tensor:
     return torch.tensor([[first[i] * R + r for i in range(n)] for r in range(R)])
 
 
-def _check_finite(losses: torch.Tensor, mask: torch.Tensor, tasks: list[str],
-                  step: int) -> None:
+def _check_finite(losses: torch.Tensor, mask: torch.Tensor, tasks: list[str], step: int) -> None:
     bad = ~torch.isfinite(losses.detach()) & mask
     if bool(bad.any()):
         m, i = (int(v) for v in torch.nonzero(bad)[0])
         what = "NaN" if math.isnan(float(losses[m, i])) else "infinite"
-        raise DivergedError(f"loss became {what} at step {step} on task {tasks[i]}; "
-                            "try a smaller learning rate")
+        raise DivergedError(
+            f"loss became {what} at step {step} on task {tasks[i]}; try a smaller learning rate"
+        )
 
 
-def _affinity(measure: str, model: StackedMLP, opt: torch.optim.Optimizer,
-              losses: torch.Tensor, xb: torch.Tensor, yb: torch.Tensor,
-              binary: torch.Tensor) -> np.ndarray:
+def _affinity(
+    measure: str,
+    model: StackedMLP,
+    opt: torch.optim.Optimizer,
+    losses: torch.Tensor,
+    xb: torch.Tensor,
+    yb: torch.Tensor,
+    binary: torch.Tensor,
+) -> np.ndarray:
     """Mean over replicas of the ``(n, n)`` affinity (rows = source task), one network.
 
     ``losses: (R, n)`` with their graph; ``xb: (R, batch, d)``. Lookahead: row i of replica
@@ -230,8 +257,9 @@ def _affinity(measure: str, model: StackedMLP, opt: torch.optim.Optimizer,
         flat = torch.cat([g.reshape(n, R, -1) for g in grads], dim=2).transpose(0, 1)
         unit = flat / flat.norm(dim=2, keepdim=True).clamp_min(1e-12)
         return (unit @ unit.transpose(1, 2)).mean(0).detach().cpu().numpy().astype(np.float64)
-    deltas = dict(zip(names, simulated_updates(opt, [params[k] for k in names],
-                                               [g.detach() for g in grads])))
+    deltas = dict(
+        zip(names, simulated_updates(opt, [params[k] for k in names], [g.detach() for g in grads]))
+    )
     moved = {}
     for name, p in params.items():
         p0 = p.detach()[None]
@@ -246,8 +274,15 @@ def _affinity(measure: str, model: StackedMLP, opt: torch.optim.Optimizer,
 
 
 @torch.no_grad()
-def _evaluate(model: StackedMLP, splits: dict, mask: torch.Tensor, binary: torch.Tensor,
-              tasks: list[str], types: list[str], R: int):
+def _evaluate(
+    model: StackedMLP,
+    splits: dict,
+    mask: torch.Tensor,
+    binary: torch.Tensor,
+    tasks: list[str],
+    types: list[str],
+    R: int,
+):
     """Metric rows (means over replicas, per-replica test loss) and the ``(R, n)`` serving
     member of each task: per replica, the network with the lowest validation loss."""
     res = {}
@@ -255,15 +290,19 @@ def _evaluate(model: StackedMLP, splits: dict, mask: torch.Tensor, binary: torch
         out = model(X)  # (members, N, n)
         y = Y.expand_as(out)
         ok = ~torch.isnan(y)
-        acc = ((((out > 0).float() == y) & ok).sum(1) / ok.sum(1).clamp_min(1))
+        acc = (((out > 0).float() == y) & ok).sum(1) / ok.sum(1).clamp_min(1)
         res[split] = (member_losses(out, Y, binary), acc)
     n = len(tasks)
     val = torch.where(mask, res["val"][0], torch.inf).reshape(-1, R, n)  # (G, R, n)
     serve = val.argmin(0) * R + torch.arange(R, device=mask.device)[:, None]  # (R, n)
     cols = torch.arange(n, device=mask.device)[None, :]
-    served = {split: (loss[serve, cols].cpu().numpy().astype(np.float64),
-                      acc[serve, cols].cpu().numpy().astype(np.float64))
-              for split, (loss, acc) in res.items()}  # each (R, n)
+    served = {
+        split: (
+            loss[serve, cols].cpu().numpy().astype(np.float64),
+            acc[serve, cols].cpu().numpy().astype(np.float64),
+        )
+        for split, (loss, acc) in res.items()
+    }  # each (R, n)
     rows: list[MetricRow] = []
     for i, t in enumerate(tasks):
         for split, (loss, acc) in served.items():
@@ -271,6 +310,8 @@ def _evaluate(model: StackedMLP, splits: dict, mask: torch.Tensor, binary: torch
             if types[i] == "binary":
                 rows.append(MetricRow(t, split, "accuracy", float(acc[:, i].mean())))
             if split == "test":
-                rows += [MetricRow(t, split, replica_metric("loss", r), float(v))
-                         for r, v in enumerate(loss[:, i])]
+                rows += [
+                    MetricRow(t, split, replica_metric("loss", r), float(v))
+                    for r, v in enumerate(loss[:, i])
+                ]
     return rows, serve

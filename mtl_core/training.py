@@ -265,9 +265,12 @@ def warmup() -> None:
     A standby worker calls this while it waits."""
     from mtl_core.config import AffinityConfig, TrainConfig
 
-    cfg = RunConfig(scenario="synthetic", knobs={"tasks": 2, "samples": 60, "features": 8},
-                    train=TrainConfig(steps=2, batch_size=8, eval_every=2),
-                    affinity=AffinityConfig(measure="lookahead", every=1))
+    cfg = RunConfig(
+        scenario="synthetic",
+        knobs={"tasks": 2, "samples": 60, "features": 8},
+        train=TrainConfig(steps=2, batch_size=8, eval_every=2),
+        affinity=AffinityConfig(measure="lookahead", every=1),
+    )
     train(cfg)
 
 
@@ -322,8 +325,7 @@ class _Sequential:
         self.normalise = bool(cfg.affinity.group_size_norm)
         self.gen = gen
         # "zero": the official code's start; "first": the first matrix seeds the average
-        self.ema: np.ndarray | None = (np.zeros((n, n)) if cfg.affinity.ema_start == "zero"
-                                       else None)
+        self.ema: np.ndarray | None = np.zeros((n, n)) if cfg.affinity.ema_start == "zero" else None
 
     def groups(self, tasks: list[str]) -> list[list[int]]:
         if self.ema is None or self.n < 2 or not np.any(self.ema):

@@ -27,15 +27,26 @@ def lesson_losses(
             continue
         ivs = [vals.get(t, nan) for t in tasks]
         mean = np.array([iv.mean for iv in ivs], dtype=float)
-        fig.add_trace(go.Bar(
-            x=list(tasks), y=mean, name=words.APPROACH_LABELS[key],
-            marker_color=APPROACH_COLOURS[key], hovertemplate=words.approach_template(key),
-            error_y=dict(type="data", symmetric=False, thickness=1.5, width=3,
-                         array=np.array([iv.high for iv in ivs], dtype=float) - mean,
-                         arrayminus=mean - np.array([iv.low for iv in ivs], dtype=float)),
-        ))
-    fig.update_layout(barmode="group", legend=dict(orientation="h", y=-0.3, yanchor="top",
-                                                   x=0, xanchor="left"))
+        fig.add_trace(
+            go.Bar(
+                x=list(tasks),
+                y=mean,
+                name=words.APPROACH_LABELS[key],
+                marker_color=APPROACH_COLOURS[key],
+                hovertemplate=words.approach_template(key),
+                error_y=dict(
+                    type="data",
+                    symmetric=False,
+                    thickness=1.5,
+                    width=3,
+                    array=np.array([iv.high for iv in ivs], dtype=float) - mean,
+                    arrayminus=mean - np.array([iv.low for iv in ivs], dtype=float),
+                ),
+            )
+        )
+    fig.update_layout(
+        barmode="group", legend=dict(orientation="h", y=-0.3, yanchor="top", x=0, xanchor="left")
+    )
     fig.update_xaxes(title_text="task", type="category")
     fig.update_yaxes(title_text="held-out loss (lower is better)")
     return layout(fig, title, 380)

@@ -82,11 +82,20 @@ def run(args: argparse.Namespace) -> int:
     if workers < 0:
         raise LabError(f"--workers must be >= 0, got {workers}")
     spec = EvalSpec.for_scenario(
-        args.scenario, parse_sets(args.sets), args.k, hidden=args.hidden,
-        seeds=args.seeds, steps=args.steps, cotrain_steps=args.cotrain_steps,
-        exhaustive=args.exhaustive, random_groupings=args.random, every=args.every,
-        allow_singletons=args.allow_singletons, batch_size=args.batch_size,
-        device=args.device, threads=threads_per_worker(workers),
+        args.scenario,
+        parse_sets(args.sets),
+        args.k,
+        hidden=args.hidden,
+        seeds=args.seeds,
+        steps=args.steps,
+        cotrain_steps=args.cotrain_steps,
+        exhaustive=args.exhaustive,
+        random_groupings=args.random,
+        every=args.every,
+        allow_singletons=args.allow_singletons,
+        batch_size=args.batch_size,
+        device=args.device,
+        threads=threads_per_worker(workers),
     )
     spec.check()
 

@@ -23,12 +23,22 @@ from mtl_core.errors import LabError
 def add_parser(sub) -> None:
     p = sub.add_parser("train", help="train a scenario and log inter-task affinity")
     p.add_argument("--scenario", required=True, help="scenario name (see `scenarios`)")
-    p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
-                   help="scenario knob, repeatable")
+    p.add_argument(
+        "--set",
+        dest="sets",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="scenario knob, repeatable",
+    )
     p.add_argument("--mode", choices=MODES, default="together")
-    p.add_argument("--affinity", choices=MEASURES, default=None,
-                   help="measure to log (default: lookahead for together, proximal for "
-                        "sequential, none otherwise)")
+    p.add_argument(
+        "--affinity",
+        choices=MEASURES,
+        default=None,
+        help="measure to log (default: lookahead for together, proximal for "
+        "sequential, none otherwise)",
+    )
     p.add_argument("--every", type=int, default=1, help="measure affinity every K steps")
     p.add_argument("--steps", type=int, default=300)
     p.add_argument("--seed", type=int, default=0)
@@ -42,26 +52,53 @@ def add_parser(sub) -> None:
     p.add_argument("--hidden", default=None, help="trunk widths, e.g. 64,32")
     p.add_argument("--norm", choices=("none", "batch", "layer"), default="none")
     p.add_argument("--eval-every", type=int, default=10)
-    p.add_argument("--preset", choices=tuple(SEQUENTIAL_PRESETS), default="paper",
-                   help="sequential: proximal-affinity settings; paper (default) = the official "
-                        "code's (EMA rate 0.001, 100 warm-up steps, group-size normalisation), "
-                        "fast = EMA weight 0.9 from the first matrix, 10 warm-up steps, for "
-                        "short runs")
-    p.add_argument("--beta", type=float, default=None,
-                   help="proximal affinity EMA weight of history (overrides --preset)")
-    p.add_argument("--warmup", type=int, default=None,
-                   help="sequential: steps with tasks alone (overrides --preset)")
-    p.add_argument("--replicas", type=int, default=1,
-                   help="train N independent replicas as one batched model (MLP trunks)")
-    p.add_argument("--head-scale", type=float, default=None,
-                   help="scale of the heads' initial weights (1 = PyTorch's default)")
-    p.add_argument("--linear-bottleneck", action="store_true", default=None,
-                   help="no ReLU after the trunk's last layer")
+    p.add_argument(
+        "--preset",
+        choices=tuple(SEQUENTIAL_PRESETS),
+        default="paper",
+        help="sequential: proximal-affinity settings; paper (default) = the official "
+        "code's (EMA rate 0.001, 100 warm-up steps, group-size normalisation), "
+        "fast = EMA weight 0.9 from the first matrix, 10 warm-up steps, for "
+        "short runs",
+    )
+    p.add_argument(
+        "--beta",
+        type=float,
+        default=None,
+        help="proximal affinity EMA weight of history (overrides --preset)",
+    )
+    p.add_argument(
+        "--warmup",
+        type=int,
+        default=None,
+        help="sequential: steps with tasks alone (overrides --preset)",
+    )
+    p.add_argument(
+        "--replicas",
+        type=int,
+        default=1,
+        help="train N independent replicas as one batched model (MLP trunks)",
+    )
+    p.add_argument(
+        "--head-scale",
+        type=float,
+        default=None,
+        help="scale of the heads' initial weights (1 = PyTorch's default)",
+    )
+    p.add_argument(
+        "--linear-bottleneck",
+        action="store_true",
+        default=None,
+        help="no ReLU after the trunk's last layer",
+    )
     p.add_argument("--name", default="", help="run name")
-    p.add_argument("--store", default=None,
-                   help="record the run in this run store, through the runner (default, "
-                        "when --out is not given: $MTL_LAB_STORE, else ./.lab/store.sqlite, "
-                        "the store the app shows)")
+    p.add_argument(
+        "--store",
+        default=None,
+        help="record the run in this run store, through the runner (default, "
+        "when --out is not given: $MTL_LAB_STORE, else ./.lab/store.sqlite, "
+        "the store the app shows)",
+    )
     p.set_defaults(func=run)
 
 
@@ -79,17 +116,29 @@ def parse_sets(items: list[str]) -> dict[str, str]:
 def config_from_args(args: argparse.Namespace) -> RunConfig:
     """Validate the arguments into a ``RunConfig`` (every error is a ``LabError``)."""
     overrides: dict[str, object] = {
-        "train.mode": args.mode, "train.steps": args.steps, "train.batch_size": args.batch_size,
-        "train.eval_every": args.eval_every, "train.seed": args.seed,
-        "train.device": args.device, "train.groups": args.groups,
-        "train.replicas": args.replicas, "model.norm": args.norm,
-        "optim.name": args.optimizer, "optim.lr": args.lr, "optim.momentum": args.momentum,
-        "affinity.measure": args.affinity or "auto", "affinity.every": args.every,
-        **sequential_preset(args.preset), "name": args.name,
+        "train.mode": args.mode,
+        "train.steps": args.steps,
+        "train.batch_size": args.batch_size,
+        "train.eval_every": args.eval_every,
+        "train.seed": args.seed,
+        "train.device": args.device,
+        "train.groups": args.groups,
+        "train.replicas": args.replicas,
+        "model.norm": args.norm,
+        "optim.name": args.optimizer,
+        "optim.lr": args.lr,
+        "optim.momentum": args.momentum,
+        "affinity.measure": args.affinity or "auto",
+        "affinity.every": args.every,
+        **sequential_preset(args.preset),
+        "name": args.name,
     }
-    for key, value in (("affinity.beta", args.beta), ("train.warmup", args.warmup),
-                       ("model.head_scale", args.head_scale),
-                       ("model.linear_bottleneck", args.linear_bottleneck)):
+    for key, value in (
+        ("affinity.beta", args.beta),
+        ("train.warmup", args.warmup),
+        ("model.head_scale", args.head_scale),
+        ("model.linear_bottleneck", args.linear_bottleneck),
+    ):
         if value is not None:
             overrides[key] = value
     if args.hidden:
@@ -153,8 +202,10 @@ def _run_local(cfg: RunConfig, out: Path) -> int:
 
 def summary(result) -> str:
     """One screen: final per-task losses and the averaged affinity matrix."""
-    lines = [f"trained {result.steps} steps in {result.seconds:.1f}s on {result.device}, "
-             f"{result.parameters:,} parameters"]
+    lines = [
+        f"trained {result.steps} steps in {result.seconds:.1f}s on {result.device}, "
+        f"{result.parameters:,} parameters"
+    ]
     val, test = result.loss("val"), result.loss("test")
     acc = {m.task: m.value for m in result.metrics if m.split == "test" and m.metric == "accuracy"}
     lines.append(f"{'task':>14} {'val loss':>9} {'test loss':>9} {'test acc':>8}")
@@ -207,6 +258,8 @@ def _run_in_store(cfg: RunConfig, args: argparse.Namespace) -> int:
         runner.shutdown(interrupt_running=False)
     if info.status != "finished":
         raise LabError(f"run {run_id} {info.status}: {info.error or 'no reason recorded'}")
-    print(f"run {run_id} finished: {info.steps_done} steps; see `python -m mtl_core runs "
-          f"--store {args.store}`")
+    print(
+        f"run {run_id} finished: {info.steps_done} steps; see `python -m mtl_core runs "
+        f"--store {args.store}`"
+    )
     return 0

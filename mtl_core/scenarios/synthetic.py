@@ -38,8 +38,9 @@ def build(k: dict[str, Any]) -> Dataset:
     rank = int(k.get("rank", 2))  # latent directions per cluster (and per task's own part)
     need = rank * (1 + c + n_tasks)
     if d < 2 * rank:
-        raise LabError(f"features must be at least {2 * rank} for the synthetic scenario "
-                       f"with rank {rank}")
+        raise LabError(
+            f"features must be at least {2 * rank} for the synthetic scenario with rank {rank}"
+        )
     rng = np.random.default_rng(int(k["data_seed"]))
     # Orthonormal directions; when the input is too small to keep every block orthogonal, the
     # extra blocks are random (nearly orthogonal in high dimension anyway).
@@ -84,4 +85,3 @@ def build(k: dict[str, Any]) -> Dataset:
     arrays = split_standardize(X, Y, types, int(k["data_seed"]))
     info = {"clusters": {tasks[t]: cluster_of[t] for t in range(n_tasks)}}
     return Dataset(tasks, types, *arrays, input_shape=(d,), info=info)
-

@@ -20,11 +20,11 @@ def test_adjusted_rand_index():
     tasks = list("abcdef")
     g1 = (frozenset("abc"), frozenset("def"))
     assert regroup.agreement(g1, (frozenset("def"), frozenset("abc")), tasks) == 1.0
-    assert regroup.agreement(g1, (frozenset("ad"), frozenset("be"), frozenset("cf")),
-                                  tasks) < 0
+    assert regroup.agreement(g1, (frozenset("ad"), frozenset("be"), frozenset("cf")), tasks) < 0
     # sklearn's value for this pair of partitions
-    assert regroup.agreement(g1, (frozenset("abcd"), frozenset("ef")), tasks) == \
-        pytest.approx(0.3243243, abs=1e-6)
+    assert regroup.agreement(g1, (frozenset("abcd"), frozenset("ef")), tasks) == pytest.approx(
+        0.3243243, abs=1e-6
+    )
 
 
 def test_group_order_keeps_groups_contiguous():
@@ -46,16 +46,28 @@ def _iv(mean: float, half: float = 0.01) -> Interval:
 def test_lesson_sentences_follow_the_numbers():
     tasks = ["t0", "t1", "t2", "t3"]
     clusters = (frozenset({"t0", "t1"}), frozenset({"t2", "t3"}))
-    hurt = " ".join(words.explain_lesson(
-        _block(0.01, -0.004), tasks, clusters,
-        {"together": _iv(0.30), "groups": _iv(0.20), "single": _iv(0.22)}, True))
+    hurt = " ".join(
+        words.explain_lesson(
+            _block(0.01, -0.004),
+            tasks,
+            clusters,
+            {"together": _iv(0.30), "groups": _iv(0.20), "single": _iv(0.22)},
+            True,
+        )
+    )
     assert "lowers the others' loss by 1%" in hurt
     assert "raises the loss" in hurt and "0.4%" in hurt
     assert "All together is 50% higher than the groups'" in hurt
     assert "negative transfer" in hurt
-    helps = " ".join(words.explain_lesson(
-        _block(0.01, 0.005), tasks, clusters,
-        {"together": _iv(0.10), "groups": _iv(0.11), "single": _iv(0.15)}, True))
+    helps = " ".join(
+        words.explain_lesson(
+            _block(0.01, 0.005),
+            tasks,
+            clusters,
+            {"together": _iv(0.10), "groups": _iv(0.11), "single": _iv(0.15)},
+            True,
+        )
+    )
     assert "all six tasks help each other" in helps
     assert "33% lower than each task alone" in helps and "positive transfer" in helps
 
@@ -63,15 +75,29 @@ def test_lesson_sentences_follow_the_numbers():
 def test_lesson_gives_no_verdict_when_intervals_overlap_or_are_missing():
     tasks = ["t0", "t1", "t2", "t3"]
     clusters = (frozenset({"t0", "t1"}), frozenset({"t2", "t3"}))
-    close = " ".join(words.explain_lesson(
-        _block(0.01, 0.003), tasks, clusters,
-        {"together": _iv(0.20, 0.03), "groups": _iv(0.17, 0.03), "single": _iv(0.22, 0.03)},
-        True))
+    close = " ".join(
+        words.explain_lesson(
+            _block(0.01, 0.003),
+            tasks,
+            clusters,
+            {"together": _iv(0.20, 0.03), "groups": _iv(0.17, 0.03), "single": _iv(0.22, 0.03)},
+            True,
+        )
+    )
     assert "intervals overlap: no clear difference" in close
     assert "negative transfer" not in close and "positive transfer" not in close
-    one = " ".join(words.explain_lesson(
-        None, tasks, clusters, {"together": Interval(0.3, np.nan, np.nan, 1),
-                                "groups": Interval(0.1, np.nan, np.nan, 1)}, True))
+    one = " ".join(
+        words.explain_lesson(
+            None,
+            tasks,
+            clusters,
+            {
+                "together": Interval(0.3, np.nan, np.nan, 1),
+                "groups": Interval(0.1, np.nan, np.nan, 1),
+            },
+            True,
+        )
+    )
     assert "no verdict" in one and "negative transfer" not in one
 
 
@@ -95,15 +121,14 @@ def test_every_ratio_in_the_lesson_prose_matches_the_numbers_it_shows():
     checked = 0
     for _ in range(300):
         tog, grp, sgl = rng.uniform(0.05, 1.0, size=3)
-        loss = {"together": _iv(tog, 0.004), "groups": _iv(grp, 0.004),
-                "single": _iv(sgl, 0.004)}
+        loss = {"together": _iv(tog, 0.004), "groups": _iv(grp, 0.004), "single": _iv(sgl, 0.004)}
         for sentence in words.explain_lesson(_block(0.01, -0.002), tasks, clusters, loss, True):
             found = _RATIO.search(sentence)
             if not found:
                 continue
             shown = {k: float(v) for k, v in _NUMBER.findall(sentence)}
             a = shown["all together"]
-            b = shown["in groups"] if "groups'" in sentence[found.end():] else shown["each alone"]
+            b = shown["in groups"] if "groups'" in sentence[found.end() :] else shown["each alone"]
             want = abs(a - b) / b * 100
             got = float(found.group(1))
             assert found.group(2) == ("higher" if a > b else "lower")
@@ -135,11 +160,12 @@ def test_animation_uses_fixed_scale_and_downsamples():
 
 
 def test_app_never_imports_torch():
-    code = ("import sys; import app.streamlit_app, app.views.learn, app.views.train, "
-            "app.views.explore, app.views.compare, app.views.upload, app.jobs; "
-            "print('torch' in sys.modules)")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True)
+    code = (
+        "import sys; import app.streamlit_app, app.views.learn, app.views.train, "
+        "app.views.explore, app.views.compare, app.views.upload, app.jobs; "
+        "print('torch' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip().splitlines()[-1] == "False"
 
 
@@ -153,10 +179,13 @@ def test_runs_shown_together_never_share_a_colour():
 def test_ground_truth_table_signs_and_single_seed_spread():
     from app import jobs
 
-    report = {"spec": {"seeds": 1}, "approaches": {
-        "together": {"name": "all together", "total_test_loss": {"mean": 2.0, "std": 0.0}},
-        "tag": {"name": "TAG groups", "total_test_loss": {"mean": 1.5, "std": 0.0}},
-    }}
+    report = {
+        "spec": {"seeds": 1},
+        "approaches": {
+            "together": {"name": "all together", "total_test_loss": {"mean": 2.0, "std": 0.0}},
+            "tag": {"name": "TAG groups", "total_test_loss": {"mean": 1.5, "std": 0.0}},
+        },
+    }
     df = jobs.report_frame(report).set_index("approach")
     assert df.loc["TAG groups", "vs all together"] == pytest.approx(-0.25)  # lower = negative
     assert df["± std"].isna().all()  # one seed has no spread

@@ -30,8 +30,9 @@ def _wait_finished(store: Store, ids: list[int], limit: float) -> float:
         if all(store.get_run(i).status in TERMINAL for i in ids):
             return time.time() - t0
         time.sleep(0.2)
-    raise AssertionError(f"lesson runs not done after {limit} s: "
-                         f"{[store.get_run(i).status for i in ids]}")
+    raise AssertionError(
+        f"lesson runs not done after {limit} s: {[store.get_run(i).status for i in ids]}"
+    )
 
 
 def test_lesson_with_fake_training_shows_all_three_approaches(tmp_path, monkeypatch):
@@ -55,12 +56,17 @@ def test_lesson_with_fake_training_shows_all_three_approaches(tmp_path, monkeypa
     assert runs[2].config["train"]["groups"] == [["t0", "t1", "t2"], ["t3", "t4", "t5"]]
     by_mode = {r.config["train"]["mode"]: r.id for r in runs}
     assert at.query_params["lesson"] == ",".join(
-        str(by_mode[m]) for m in ("together", "groups", "single"))
+        str(by_mode[m]) for m in ("together", "groups", "single")
+    )
     _wait_finished(store, [r.id for r in runs], 60)
     at.run()
     assert not at.exception
-    assert any(c.value.startswith("Affinity so far: step 60") and "fixed at ±2%" in c.value
-               and "still settling" not in c.value for c in at.caption)
+    assert any(
+        c.value.startswith("Affinity so far: step 60")
+        and "fixed at ±2%" in c.value
+        and "still settling" not in c.value
+        for c in at.caption
+    )
     bars = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
     kinds = [b["data"][0]["type"] for b in bars]
     assert kinds[:2] == ["heatmap", "bar"]
@@ -71,7 +77,8 @@ def test_lesson_with_fake_training_shows_all_three_approaches(tmp_path, monkeypa
     assert "Inside a planted cluster" in words and "Across the clusters" in words
     assert "95% interval" in words
     assert "(TAG, from the all-together run's affinity) — the planted clusters." in " ".join(
-        m.value for m in at.markdown)
+        m.value for m in at.markdown
+    )
     errors = [tr["error_y"] for tr in bars[1]["data"]]
     assert all(e["type"] == "data" and e["array"] for e in errors)
     # a reload with the URL shows the same lesson

@@ -33,8 +33,11 @@ def test_interval_is_the_t_interval_of_the_mean():
     assert iv.low == pytest.approx(2.5 - 2.054261, abs=1e-6)
     assert iv.high == pytest.approx(2.5 + 2.054261, abs=1e-6)
     one = interval([0.3])
-    assert one.mean == 0.3 and math.isnan(one.low) and one.to_dict() == {
-        "mean": 0.3, "low": None, "high": None}
+    assert (
+        one.mean == 0.3
+        and math.isnan(one.low)
+        and one.to_dict() == {"mean": 0.3, "low": None, "high": None}
+    )
     assert math.isnan(interval([float("nan")]).mean)
 
 
@@ -42,28 +45,38 @@ def _iv(lo: float, hi: float) -> Interval:
     return Interval((lo + hi) / 2, lo, hi, 16)
 
 
-@pytest.mark.parametrize("tog,grp,sgl,expected", [
-    ((0.5, 0.6), (0.1, 0.2), (0.15, 0.25), NEGATIVE),   # groups beat together
-    ((0.3, 0.4), (0.35, 0.45), (0.1, 0.2), NEGATIVE),   # alone beats together
-    ((0.1, 0.2), (0.15, 0.25), (0.3, 0.4), POSITIVE),   # together beats alone
-    ((0.1, 0.2), (0.15, 0.25), (0.19, 0.3), UNCLEAR),   # overlapping intervals
-    ((0.1, 0.2), (0.15, 0.25), (0.2, 0.3), UNCLEAR),    # touching is not separating
-])
+@pytest.mark.parametrize(
+    "tog,grp,sgl,expected",
+    [
+        ((0.5, 0.6), (0.1, 0.2), (0.15, 0.25), NEGATIVE),  # groups beat together
+        ((0.3, 0.4), (0.35, 0.45), (0.1, 0.2), NEGATIVE),  # alone beats together
+        ((0.1, 0.2), (0.15, 0.25), (0.3, 0.4), POSITIVE),  # together beats alone
+        ((0.1, 0.2), (0.15, 0.25), (0.19, 0.3), UNCLEAR),  # overlapping intervals
+        ((0.1, 0.2), (0.15, 0.25), (0.2, 0.3), UNCLEAR),  # touching is not separating
+    ],
+)
 def test_verdict_only_when_intervals_separate(tog, grp, sgl, expected):
     assert verdict({"together": _iv(*tog), "groups": _iv(*grp), "single": _iv(*sgl)}) == expected
 
 
 def test_verdict_without_intervals_is_unclear():
-    single_run = {k: interval([v]) for k, v in (("together", 0.9), ("groups", 0.1),
-                                                 ("single", 0.2))}
+    single_run = {
+        k: interval([v]) for k, v in (("together", 0.9), ("groups", 0.1), ("single", 0.2))
+    }
     assert verdict(single_run) == UNCLEAR
 
 
 def test_replica_losses_and_task_intervals_from_a_metrics_frame():
-    rows = [(10, "t0", "test", "loss:r0", 1.0), (10, "t0", "test", "loss:r1", 3.0),
-            (20, "t0", "test", "loss:r0", 2.0), (20, "t0", "test", "loss:r1", 4.0),
-            (20, "t1", "test", "loss:r0", 0.0), (20, "t1", "test", "loss:r1", 2.0),
-            (20, "t0", "test", "loss", 3.0), (20, "t0", "val", "loss:r0", 9.0)]
+    rows = [
+        (10, "t0", "test", "loss:r0", 1.0),
+        (10, "t0", "test", "loss:r1", 3.0),
+        (20, "t0", "test", "loss:r0", 2.0),
+        (20, "t0", "test", "loss:r1", 4.0),
+        (20, "t1", "test", "loss:r0", 0.0),
+        (20, "t1", "test", "loss:r1", 2.0),
+        (20, "t0", "test", "loss", 3.0),
+        (20, "t0", "val", "loss:r0", 9.0),
+    ]
     df = pd.DataFrame(rows, columns=["step", "task", "split", "metric", "value"])
     per = replica_losses(df)
     assert per == {0: {"t0": 2.0, "t1": 0.0}, 1: {"t0": 4.0, "t1": 2.0}}
@@ -81,16 +94,29 @@ def test_block_means_inside_and_across_groups():
 def _result(conflict: float, tog, grp, sgl, cross: float, tag=None) -> LessonResult:
     planted = canonical_grouping([["t0", "t1"], ["t2", "t3"]])
     return LessonResult(
-        conflict=conflict, seed=3, seconds=1.23456,
+        conflict=conflict,
+        seed=3,
+        seconds=1.23456,
         loss={"together": _iv(*tog), "groups": _iv(*grp), "single": _iv(*sgl)},
-        within=0.01, cross=cross, planted=planted,
-        tag_groups=canonical_grouping(tag) if tag else planted)
+        within=0.01,
+        cross=cross,
+        planted=planted,
+        tag_groups=canonical_grouping(tag) if tag else planted,
+    )
 
 
 def test_json_object_has_exactly_the_documented_keys():
     out = _result(1.0, (0.5, 0.6), (0.1, 0.2), (0.15, 0.25), -0.006).to_json()
-    assert list(out) == ["conflict", "seed", "seconds", "loss", "affinity", "tag_groups",
-                         "planted", "verdict"]
+    assert list(out) == [
+        "conflict",
+        "seed",
+        "seconds",
+        "loss",
+        "affinity",
+        "tag_groups",
+        "planted",
+        "verdict",
+    ]
     assert list(out["loss"]) == ["together", "groups", "single"]
     assert out["loss"]["together"] == {"mean": 0.55, "low": 0.5, "high": 0.6}
     assert out["affinity"] == {"within": 0.01, "cross": -0.006}
@@ -101,8 +127,9 @@ def test_json_object_has_exactly_the_documented_keys():
 
 def test_intended_picture_at_each_end():
     assert intended_picture(_result(1.0, (0.5, 0.6), (0.1, 0.2), (0.15, 0.25), -0.01))
-    wrong_groups = _result(1.0, (0.5, 0.6), (0.1, 0.2), (0.15, 0.25), -0.01,
-                           tag=[["t0", "t2"], ["t1", "t3"]])
+    wrong_groups = _result(
+        1.0, (0.5, 0.6), (0.1, 0.2), (0.15, 0.25), -0.01, tag=[["t0", "t2"], ["t1", "t3"]]
+    )
     assert not intended_picture(wrong_groups)
     assert not intended_picture(_result(1.0, (0.5, 0.6), (0.1, 0.2), (0.15, 0.25), 0.01))
     assert intended_picture(_result(0.0, (0.1, 0.2), (0.15, 0.25), (0.3, 0.4), 0.004))
@@ -141,7 +168,8 @@ def test_run_lesson_end_to_end_small():
     res = run_lesson(1.0, 2, steps=30, replicas=3, knobs={"samples": 200})
     out = res.to_json()
     assert out["seed"] == 2 and out["planted"] == [["t0", "t1", "t2"], ["t3", "t4", "t5"]]
-    assert all(out["loss"][k]["low"] <= out["loss"][k]["mean"] <= out["loss"][k]["high"]
-               for k in ("together", "groups", "single"))
-    assert res.affinity_matrix.shape == (6, 6) and out["verdict"] in (NEGATIVE, POSITIVE,
-                                                                       UNCLEAR)
+    assert all(
+        out["loss"][k]["low"] <= out["loss"][k]["mean"] <= out["loss"][k]["high"]
+        for k in ("together", "groups", "single")
+    )
+    assert res.affinity_matrix.shape == (6, 6) and out["verdict"] in (NEGATIVE, POSITIVE, UNCLEAR)

@@ -28,7 +28,7 @@ def _member_net(stacked: StackedMLP, m: int, tasks: list[str], d: int) -> MultiT
             lin.bias.copy_(p[f"trunk.b{k}"][m, 0])
         for j, head in enumerate(net.heads):
             head.weight.copy_(p["heads.w"][m][:, j][None, :])
-            head.bias.copy_(p["heads.b"][m, 0, j:j + 1])
+            head.bias.copy_(p["heads.b"][m, 0, j : j + 1])
     return net
 
 
@@ -42,8 +42,7 @@ def test_model_options_linear_bottleneck_and_head_scale():
     assert torch.allclose(opts.heads[0].weight, 0.1 * plain.heads[0].weight)
     with pytest.raises(LabError, match="head_scale"):
         ModelConfig(head_scale=0.0)
-    cfg = RunConfig().with_overrides({"model.linear_bottleneck": "yes",
-                                      "model.head_scale": "0.5"})
+    cfg = RunConfig().with_overrides({"model.linear_bottleneck": "yes", "model.head_scale": "0.5"})
     assert cfg.model.linear_bottleneck is True and cfg.model.head_scale == 0.5
     with pytest.raises(LabError, match="linear_bottleneck must be true or false"):
         RunConfig().with_overrides({"model.linear_bottleneck": "maybe"})
@@ -56,8 +55,10 @@ def test_stacked_members_equal_single_networks_forward_and_lookahead(opt_name):
     model = StackedMLP(R, d, len(tasks), CFG)
     x, y = torch.randn(R, 16, d), torch.randn(R, 16, len(tasks))
     binary = torch.zeros(len(tasks), dtype=torch.bool)
-    make = {"sgd": lambda ps: torch.optim.SGD(ps, lr=0.1),
-            "adam": lambda ps: torch.optim.Adam(ps, lr=0.01)}[opt_name]
+    make = {
+        "sgd": lambda ps: torch.optim.SGD(ps, lr=0.1),
+        "adam": lambda ps: torch.optim.Adam(ps, lr=0.01),
+    }[opt_name]
     losses = member_losses(model(x), y, binary)
     got = _affinity("lookahead", model, make(model.parameters()), losses, x, y, binary)
     refs = []
@@ -65,16 +66,32 @@ def test_stacked_members_equal_single_networks_forward_and_lookahead(opt_name):
         net = _member_net(model, r, tasks, d)
         assert torch.allclose(net(x[r]), model(x)[r], atol=1e-6)
         assert torch.allclose(task_losses(net(x[r]), y[r], binary), losses[r], atol=1e-6)
-        refs.append(lookahead_affinity_reference(
-            net, net.shared_names(), lambda m, b: task_losses(m(b[0]), b[1], binary),
-            (x[r], y[r]), make(net.parameters())).detach().numpy())
+        refs.append(
+            lookahead_affinity_reference(
+                net,
+                net.shared_names(),
+                lambda m, b: task_losses(m(b[0]), b[1], binary),
+                (x[r], y[r]),
+                make(net.parameters()),
+            )
+            .detach()
+            .numpy()
+        )
     np.testing.assert_allclose(got, np.mean(refs, axis=0), rtol=1e-4, atol=1e-6)
 
 
 def _lesson_cfg(mode: str, **extra) -> RunConfig:
-    return RunConfig.for_scenario("lesson", {"samples": 200}, {
-        "train.mode": mode, "train.steps": 20, "train.eval_every": 10,
-        "train.replicas": 4, **extra})
+    return RunConfig.for_scenario(
+        "lesson",
+        {"samples": 200},
+        {
+            "train.mode": mode,
+            "train.steps": 20,
+            "train.eval_every": 10,
+            "train.replicas": 4,
+            **extra,
+        },
+    )
 
 
 def test_replicated_run_reports_means_and_each_replicas_held_out_loss():

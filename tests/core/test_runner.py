@@ -67,8 +67,9 @@ def test_outcomes_from_several_threads(make_runner):
     for t in threads:
         t.join()
     seen = []
-    ok = runner.wait(ids["ok"], on_progress=lambda i: seen.append((i.status, i.steps_done)),
-                     timeout=120)
+    ok = runner.wait(
+        ids["ok"], on_progress=lambda i: seen.append((i.status, i.steps_done)), timeout=120
+    )
     assert ok.status == "finished" and ok.error is None
     assert ok.steps_done == 12 and ok.progress == 1.0 and ok.finished >= ok.started
     assert ok.task_types == {"t0": "regression", "t1": "regression", "t2": "regression"}
@@ -182,8 +183,10 @@ def test_real_training_run_end_to_end(make_runner):
     """The lab's own training through the runner, on a tiny config."""
     pytest.importorskip("torch")
     runner = make_runner(train_fn=None)
-    rid = runner.submit(RunConfig(train=TrainConfig(steps=30, device="cpu"),
-                                  affinity=AffinityConfig(every=5)), name="tiny")
+    rid = runner.submit(
+        RunConfig(train=TrainConfig(steps=30, device="cpu"), affinity=AffinityConfig(every=5)),
+        name="tiny",
+    )
     info = check_finished(runner.wait(rid, timeout=300))
     assert info.steps_done == 30 and len(info.tasks) >= 2 and info.task_types
     steps, tasks, a = runner.store.affinity_steps(rid, "lookahead")
@@ -194,8 +197,9 @@ def test_real_training_run_end_to_end(make_runner):
 
 
 def test_warm_standby_trains_the_next_run_niced_and_is_replaced(make_runner):
-    runner = make_runner(warm=1, nice=3,
-                         preload=("tests.helpers.runner_fakes", "no_such_module_here"))
+    runner = make_runner(
+        warm=1, nice=3, preload=("tests.helpers.runner_fakes", "no_such_module_here")
+    )
     wait_for(lambda: len(runner.standby_pids()) == 1)
     standby = runner.standby_pids()[0]
     base = os.getpriority(os.PRIO_PROCESS, 0)
@@ -214,5 +218,10 @@ def test_warm_standby_trains_the_next_run_niced_and_is_replaced(make_runner):
     runner.shutdown(timeout=5)
     assert waiting and runner.standby_pids() == []
     for pid in waiting:
-        wait_for(lambda pid=pid: not Path(f"/proc/{pid}").exists()
-                 or "Z" in Path(f"/proc/{pid}/stat").read_text().split()[2], timeout=10)
+        wait_for(
+            lambda pid=pid: (
+                not Path(f"/proc/{pid}").exists()
+                or "Z" in Path(f"/proc/{pid}/stat").read_text().split()[2]
+            ),
+            timeout=10,
+        )

@@ -141,8 +141,9 @@ def test_lesson_scenario_ships_its_narrow_model():
 
 
 def test_rank_knob_sets_the_latent_directions_per_cluster():
-    ds1 = load_dataset("synthetic", {"rank": 1, "relatedness": 1.0, "noise": 0.0,
-                                     "conflict": 0.0, "samples": 300})
+    ds1 = load_dataset(
+        "synthetic", {"rank": 1, "relatedness": 1.0, "noise": 0.0, "conflict": 0.0, "samples": 300}
+    )
     # rank 1, identical tasks, no noise: every task is the same function of the input
     assert np.allclose(ds1.Y_train, ds1.Y_train[:, :1], atol=1e-5)
     assert load_dataset("lesson", {}).X_train.shape == (240, 12)  # 400 examples, 60% train

@@ -27,10 +27,15 @@ def test_sequential_defaults_are_the_official_codes_settings():
 
 
 def test_fast_preset_is_the_earlier_short_run_settings():
-    cfg = RunConfig.for_scenario("synthetic", {}, {"train.mode": "sequential",
-                                                   **sequential_preset("fast")})
-    assert (cfg.affinity.beta, cfg.affinity.ema_start, cfg.affinity.group_size_norm,
-            cfg.train.warmup) == (0.9, "first", False, 10)
+    cfg = RunConfig.for_scenario(
+        "synthetic", {}, {"train.mode": "sequential", **sequential_preset("fast")}
+    )
+    assert (
+        cfg.affinity.beta,
+        cfg.affinity.ema_start,
+        cfg.affinity.group_size_norm,
+        cfg.train.warmup,
+    ) == (0.9, "first", False, 10)
     assert set(SEQUENTIAL_PRESETS) == {"paper", "fast"}
     with pytest.raises(LabError, match="unknown sequential preset 'slow'"):
         sequential_preset("slow")
@@ -41,9 +46,12 @@ def test_fast_preset_is_the_earlier_short_run_settings():
 def _first_step_proximal(monkeypatch, normalise: bool) -> np.ndarray:
     # one fixed grouping, so both runs take identical steps: {t0, t1} then {t2}
     monkeypatch.setattr(training._Sequential, "groups", lambda self, tasks: [[0, 1], [2]])
-    cfg = RunConfig(scenario="synthetic", knobs={"samples": 200, "tasks": 3},
-                    train=TrainConfig(mode="sequential", steps=1, warmup=0, eval_every=1),
-                    affinity=AffinityConfig(measure="proximal", group_size_norm=normalise))
+    cfg = RunConfig(
+        scenario="synthetic",
+        knobs={"samples": 200, "tasks": 3},
+        train=TrainConfig(mode="sequential", steps=1, warmup=0, eval_every=1),
+        affinity=AffinityConfig(measure="proximal", group_size_norm=normalise),
+    )
     events = []
     training.train(cfg, events.append)
     return events[0].affinity["proximal"]
@@ -61,10 +69,37 @@ def test_cli_train_preset_and_explicit_flags(tmp_path):
     from mtl_core.commands.train import config_from_args
 
     parse = build_parser().parse_args
-    fast = config_from_args(parse(["train", "--scenario", "synthetic", "--mode", "sequential",
-                                   "--preset", "fast", "--warmup", "3", "--out", "x.csv"]))
+    fast = config_from_args(
+        parse(
+            [
+                "train",
+                "--scenario",
+                "synthetic",
+                "--mode",
+                "sequential",
+                "--preset",
+                "fast",
+                "--warmup",
+                "3",
+                "--out",
+                "x.csv",
+            ]
+        )
+    )
     assert fast.affinity.beta == 0.9 and fast.train.warmup == 3
-    paper = config_from_args(parse(["train", "--scenario", "lesson", "--replicas", "4",
-                                    "--head-scale", "0.2", "--linear-bottleneck"]))
+    paper = config_from_args(
+        parse(
+            [
+                "train",
+                "--scenario",
+                "lesson",
+                "--replicas",
+                "4",
+                "--head-scale",
+                "0.2",
+                "--linear-bottleneck",
+            ]
+        )
+    )
     assert paper.affinity.beta == 0.999 and paper.train.replicas == 4
     assert paper.model.head_scale == 0.2 and paper.model.linear_bottleneck is True

@@ -157,8 +157,12 @@ def test_cuda_request_without_gpu_is_a_user_error(monkeypatch):
 
 
 def test_model_config_hidden_is_used():
-    cfg = RunConfig(knobs={"samples": 200}, model=ModelConfig(hidden=(7,)),
-                    train=TrainConfig(steps=2), affinity=AffinityConfig(measure="none"))
+    cfg = RunConfig(
+        knobs={"samples": 200},
+        model=ModelConfig(hidden=(7,)),
+        train=TrainConfig(steps=2),
+        affinity=AffinityConfig(measure="none"),
+    )
     res = train(cfg)
     d = 16  # synthetic default features
     assert res.parameters == (d * 7 + 7) + 6 * (7 + 1)
@@ -170,12 +174,12 @@ def test_lesson_conflict_knob_turns_negative_transfer_on_and_off():
     from mtl_core import lesson
 
     def run(conflict, mode="together", groups=None):
-        return train(lesson.base_config(mode, {"conflict": conflict}, groups=groups,
-                                        replicas=4))
+        return train(lesson.base_config(mode, {"conflict": conflict}, groups=groups, replicas=4))
 
     def cross(res):
-        _, c = _within_cross(res.mean_affinity["lookahead"],
-                             [res.info["clusters"][t] for t in res.tasks])
+        _, c = _within_cross(
+            res.mean_affinity["lookahead"], [res.info["clusters"][t] for t in res.tasks]
+        )
         return c
 
     hot, cold = run(1.0), run(0.0)

@@ -40,7 +40,11 @@ def fake_train(cfg: RunConfig, on_step=None):
         if step % int(cfg.train.eval_every) == 0 or step == total:
             metrics = [MetricRow(t, "val", "loss", float(step + i)) for i, t in enumerate(tasks)]
         ev = StepEvent(
-            step=step, total_steps=total, tasks=tasks, train_loss=loss, metrics=metrics,
+            step=step,
+            total_steps=total,
+            tasks=tasks,
+            train_loss=loss,
+            metrics=metrics,
             affinity={"lookahead": np.full((n, n), float(step))},
             elapsed_s=time.perf_counter() - t0,
         )
@@ -63,13 +67,18 @@ def conc_writer(path: str, run_id: int, steps: int) -> None:
     n = len(CONC_TASKS)
     for step in range(1, steps + 1):
         v = float(step)
-        store.append_step(run_id, StepEvent(
-            step=step, total_steps=steps, tasks=CONC_TASKS,
-            train_loss={t: v for t in CONC_TASKS},
-            metrics=[MetricRow(t, "val", "loss", v) for t in CONC_TASKS],
-            affinity={"lookahead": np.full((n, n), v), "cosine": np.full((n, n), -v)},
-            groups=(frozenset(CONC_TASKS[:2]), frozenset(CONC_TASKS[2:])),
-        ))
+        store.append_step(
+            run_id,
+            StepEvent(
+                step=step,
+                total_steps=steps,
+                tasks=CONC_TASKS,
+                train_loss={t: v for t in CONC_TASKS},
+                metrics=[MetricRow(t, "val", "loss", v) for t in CONC_TASKS],
+                affinity={"lookahead": np.full((n, n), v), "cosine": np.full((n, n), -v)},
+                groups=(frozenset(CONC_TASKS[:2]), frozenset(CONC_TASKS[2:])),
+            ),
+        )
     store.set_status(run_id, "finished")
 
 

@@ -15,7 +15,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from app import charts, data, nav, regroup, session, words
+from app import charts, data, lesson_words, nav, regroup, session, words
 from app.figures import approaches, colours, heatmaps
 from app.guard import show_error
 from mtl_core import lesson
@@ -27,7 +27,7 @@ POLL_S = 0.5
 DOUBLE_CLICK_S = 2.0  # a second Train within this many seconds is the same click
 KEY = "lesson_ids"  # session_state: the lesson's run ids as "together,groups,single"
 
-INTRO = words.LESSON_INTRO
+INTRO = lesson_words.LESSON_INTRO
 
 
 def render() -> None:
@@ -189,7 +189,7 @@ def _live_body(was_active: bool) -> None:
     knobs = (infos["together"].config or {}).get("knobs", {})
     planted = lesson.planted_groups(knobs)
     _groups_note(store, ids, grouping, planted)
-    sentences = words.explain_lesson(A, view_tasks, planted, overall, finished)
+    sentences = lesson_words.explain_lesson(A, view_tasks, planted, overall, finished)
     if sentences:
         st.info(" ".join(sentences), icon=":material/lightbulb:")
     for info in infos.values():
@@ -267,7 +267,7 @@ def _affinity_so_far(view, grouping, steps_total: int | None):
     )
     charts.chart(fig, key="learn_heatmap")
     st.caption(
-        words.lesson_heatmap_caption(
+        lesson_words.lesson_heatmap_caption(
             last, steps_total, lesson.AFFINITY_ZMAX, settling=last < lesson.SETTLE_STEPS
         )
     )
@@ -279,7 +279,7 @@ def _groups_note(store, ids: LessonIds, grouping, planted) -> None:
     planted clusters."""
     if grouping:
         src = (store.get_note(ids.groups, "lesson_groups") or {}).get("source", "")
-        st.markdown(words.lesson_groups_note(grouping, planted, src))
+        st.markdown(lesson_words.lesson_groups_note(grouping, planted, src))
 
 
 def _tasks_of(infos: dict) -> list[str]:

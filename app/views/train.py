@@ -15,7 +15,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from app import data, nav, session, words
+from app import data, lesson_words, nav, session, words
 from mtl_core.config import (
     ARCHS,
     MEASURES,
@@ -219,8 +219,8 @@ def _training_inputs(gpu: str | None) -> dict[str, Any]:
         "sequential settings",
         tuple(SEQUENTIAL_PRESETS),
         key="train_seq_preset",
-        format_func=lambda p: words.SEQUENTIAL_PRESET_LABELS.get(p, p),
-        help=words.SEQUENTIAL_PRESET_HELP,
+        format_func=lambda p: lesson_words.SEQUENTIAL_PRESET_LABELS.get(p, p),
+        help=lesson_words.SEQUENTIAL_PRESET_HELP,
     )
     out.update(sequential_preset(preset))
     return out

@@ -11,7 +11,7 @@ import sys
 import numpy as np
 import pytest
 
-from app import regroup, words
+from app import lesson_words, regroup
 from app.figures import colours, heatmaps
 from mtl_core.lesson_report import Interval
 
@@ -47,7 +47,7 @@ def test_lesson_sentences_follow_the_numbers():
     tasks = ["t0", "t1", "t2", "t3"]
     clusters = (frozenset({"t0", "t1"}), frozenset({"t2", "t3"}))
     hurt = " ".join(
-        words.explain_lesson(
+        lesson_words.explain_lesson(
             _block(0.01, -0.004),
             tasks,
             clusters,
@@ -60,7 +60,7 @@ def test_lesson_sentences_follow_the_numbers():
     assert "All together is 50% higher than the groups'" in hurt
     assert "negative transfer" in hurt
     helps = " ".join(
-        words.explain_lesson(
+        lesson_words.explain_lesson(
             _block(0.01, 0.005),
             tasks,
             clusters,
@@ -76,7 +76,7 @@ def test_lesson_gives_no_verdict_when_intervals_overlap_or_are_missing():
     tasks = ["t0", "t1", "t2", "t3"]
     clusters = (frozenset({"t0", "t1"}), frozenset({"t2", "t3"}))
     close = " ".join(
-        words.explain_lesson(
+        lesson_words.explain_lesson(
             _block(0.01, 0.003),
             tasks,
             clusters,
@@ -87,7 +87,7 @@ def test_lesson_gives_no_verdict_when_intervals_overlap_or_are_missing():
     assert "intervals overlap: no clear difference" in close
     assert "negative transfer" not in close and "positive transfer" not in close
     one = " ".join(
-        words.explain_lesson(
+        lesson_words.explain_lesson(
             None,
             tasks,
             clusters,
@@ -102,10 +102,10 @@ def test_lesson_gives_no_verdict_when_intervals_overlap_or_are_missing():
 
 
 def test_lesson_heatmap_caption_marks_the_settling_steps_and_the_fixed_scale():
-    early = words.lesson_heatmap_caption(12, 300, 0.02, settling=True)
+    early = lesson_words.lesson_heatmap_caption(12, 300, 0.02, settling=True)
     assert early.startswith("Affinity so far: step 12 of 300 · **still settling**")
     assert "fixed at ±2% for the whole lesson" in early
-    assert "still settling" not in words.lesson_heatmap_caption(120, 300, 0.02, False)
+    assert "still settling" not in lesson_words.lesson_heatmap_caption(120, 300, 0.02, False)
 
 
 _RATIO = re.compile(r"([\d.]+)% (higher|lower) than")
@@ -122,7 +122,9 @@ def test_every_ratio_in_the_lesson_prose_matches_the_numbers_it_shows():
     for _ in range(300):
         tog, grp, sgl = rng.uniform(0.05, 1.0, size=3)
         loss = {"together": _iv(tog, 0.004), "groups": _iv(grp, 0.004), "single": _iv(sgl, 0.004)}
-        for sentence in words.explain_lesson(_block(0.01, -0.002), tasks, clusters, loss, True):
+        for sentence in lesson_words.explain_lesson(
+            _block(0.01, -0.002), tasks, clusters, loss, True
+        ):
             found = _RATIO.search(sentence)
             if not found:
                 continue
@@ -135,8 +137,8 @@ def test_every_ratio_in_the_lesson_prose_matches_the_numbers_it_shows():
             assert got == pytest.approx(want, rel=0.06, abs=0.06), sentence
             checked += 1
     assert checked > 100
-    assert words.relative(0.1, 0.472) == "79% lower"  # the issue's case
-    assert words.relative(0.472, 0.1) == "372% higher"
+    assert lesson_words.relative(0.1, 0.472) == "79% lower"  # the issue's case
+    assert lesson_words.relative(0.472, 0.1) == "372% higher"
 
 
 def test_heatmap_reading_aids():

@@ -22,6 +22,7 @@ import numpy as np
 from mtl_core.errors import LabError
 from mtl_core.grouping import group_timeline, make_grouper, symmetrize
 from mtl_core.grouping.tag import AUTO_DP_MAX
+from mtl_core.lesson_report import block_means
 from mtl_core.series import sample_indices
 from mtl_core.types import Grouping
 
@@ -273,20 +274,6 @@ def group_order(
     for i in base:
         first.setdefault(int(labels[i]), rank[i])
     return np.asarray(sorted(base, key=lambda i: (first[int(labels[i])], rank[i])), dtype=np.intp)
-
-
-def block_means(
-    A: np.ndarray, tasks: Sequence[str], grouping: Sequence[Iterable[str]]
-) -> tuple[float, float]:
-    """Mean off-diagonal affinity of ``A`` ``(n, n)`` inside groups and between different
-    groups (NaN skipped; NaN when there is no such pair)."""
-    labels = labels_of(grouping, tasks)
-    n = len(tasks)
-    same = (labels[:, None] == labels[None, :]) & ~np.eye(n, dtype=bool)
-    diff = labels[:, None] != labels[None, :]
-    within = float(np.nanmean(A[same])) if same.any() else float("nan")
-    between = float(np.nanmean(A[diff])) if diff.any() else float("nan")
-    return within, between
 
 
 def group_table(groups: Grouping, M: np.ndarray, tasks: list[str]) -> list[dict]:

@@ -11,12 +11,12 @@ positive means the loss went down (the step helped).
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 
 from app.figures.colours import run_colour
-from app.regroup import GroupResult, block_means
+from app.regroup import GroupResult
 from mtl_core.store import RunInfo
 from mtl_core.units import format_value, is_percent, unit_name
 
@@ -356,115 +356,4 @@ def missing_run(run_id: int, status: str | None) -> str:
     )
     return (
         f"The link asked for a run that cannot be shown here: {why}. Showing another run instead."
-    )
-
-
-# ----------------------------------------------------------------------------- the lesson
-
-
-def explain_lesson(
-    A: np.ndarray | None,
-    tasks: Sequence[str],
-    grouping: Sequence[Iterable[str]] | None,
-    mean_loss: Mapping[str, float],
-    finished: bool,
-) -> list[str]:
-    """Two or three plain sentences about what the lesson shows, written from the numbers.
-
-    ``A`` ``(n, n)`` is the time-averaged lookahead matrix of the all-together run;
-    ``grouping`` the groups the grouped run trains; ``mean_loss`` maps ``together`` /
-    ``groups`` / ``single`` to the mean held-out loss so far (missing while a run has not
-    evaluated yet).
-    """
-    out, between = _transfer_sentences(A, tasks, grouping)
-    tog, grp, sgl = (mean_loss.get(k) for k in ("together", "groups", "single"))
-    if tog is not None and grp is not None:
-        out.append(_loss_sentence(tog, grp, sgl, between, finished))
-    return out
-
-
-def _transfer_sentences(
-    A: np.ndarray | None, tasks: Sequence[str], grouping: Sequence[Iterable[str]] | None
-) -> tuple[list[str], float]:
-    """What the affinity says (inside and across groups), and the mean across groups."""
-    out: list[str] = []
-    between = float("nan")
-    if A is None or not np.isfinite(A).any():
-        return out, between
-    if not grouping or len(grouping) < 2:
-        worst = float(np.nanmin(A[~np.eye(len(tasks), dtype=bool)]))
-        out.append(
-            f"The most harmful pair so far: one task's step raises another's loss by {pct(worst)}."
-            if worst < 0
-            else "So far every task's step helps every other task."
-        )
-        return out, between
-    within, between = block_means(A, tasks, grouping)
-    g = [sorted(x) for x in grouping]
-    first, second = ", ".join(g[0]), ", ".join(g[1])
-    if np.isfinite(within):
-        verb = "lowers" if within >= 0 else "raises"
-        out.append(
-            f"Inside a group ({first}, or {second}) a training step on one task {verb} the "
-            f"others' loss by {pct(within)} on average: "
-            + ("they help each other." if within >= 0 else "even they get in each other's way.")
-        )
-    if np.isfinite(between) and between < 0:
-        out.append(
-            f"Across groups it is the opposite: a step on a task in one group raises the loss "
-            f"of the tasks in the other by {pct(between)} on average — the red cells. They "
-            "pull the shared layers in different directions."
-        )
-    elif np.isfinite(between):
-        out.append(
-            f"Across groups a step still lowers the other group's loss, by "
-            f"{pct(between)} on average, so sharing costs little here."
-        )
-    return out, between
-
-
-def _loss_sentence(
-    tog: float, grp: float, sgl: float | None, between: float, finished: bool
-) -> str:
-    """What the held-out losses say, read against the affinity across groups (``between``)."""
-    rel = (tog - grp) / max(abs(tog), 1e-12)
-    lead = "At the end" if finished else "So far"
-    losses = (
-        f"({grp:.4g} vs {tog:.4g}"
-        + (f"; each task alone: {sgl:.4g}" if sgl is not None else "")
-        + ")"
-    )
-    harm = np.isfinite(between) and between < 0
-    calm = np.isfinite(between) and between >= 0
-    if rel > 0.03 and calm:
-        # The loss says "split them" but the affinity shows no harm across the groups:
-        # on a tiny shared layer one training run can simply land worse than another.
-        return (
-            f"{lead}, the groups ended {pct(rel)} lower in held-out loss {losses}, yet the "
-            "affinity shows no harm across the groups: this gap is not negative transfer "
-            "but the luck of one training run (the shared layer is tiny, and some runs "
-            "land worse than others). Change the seed under Advanced knobs to see it move; "
-            "the affinity heatmap is the steadier signal."
-        )
-    if rel > 0.03:
-        return (
-            f"{lead}, training in these groups gives a {pct(rel)} lower held-out loss than "
-            f"training all tasks together {losses}. That gap is negative transfer."
-        )
-    if rel < -0.03 and harm:
-        return (
-            f"{lead}, all tasks together ended {pct(-rel)} lower in held-out loss than the "
-            f"groups {losses}, even though the red cells show the groups hurting each "
-            "other: one training run on a tiny shared layer is noisy. Change the seed under "
-            "Advanced knobs; the affinity heatmap is the steadier signal."
-        )
-    if rel < -0.03:
-        return (
-            f"{lead}, training all tasks together is {pct(-rel)} better than the groups "
-            f"({tog:.4g} vs {grp:.4g}): sharing helps here, there is no negative transfer "
-            "to avoid. Turn the conflict up to create some."
-        )
-    return (
-        f"{lead}, all-together and grouped training are within 3% of each other "
-        f"({tog:.4g} vs {grp:.4g}): little negative transfer at this conflict level."
     )

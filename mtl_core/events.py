@@ -9,6 +9,22 @@ import numpy as np
 #: The metrics split under which the training loop's per-step minibatch loss is stored and
 #: exported (``split="batch", metric="loss"``).
 BATCH_SPLIT = "batch"
+#: A run trained with ``train.replicas > 1`` logs each replica's held-out (``test``) loss as
+#: metric ``"loss:r<k>"`` next to the mean over replicas (metric ``"loss"``).
+REPLICA_TAG = ":r"
+
+
+def replica_metric(metric: str, replica: int) -> str:
+    """The metric name of one replica's value: ``replica_metric("loss", 3) == "loss:r3"``."""
+    return f"{metric}{REPLICA_TAG}{int(replica)}"
+
+
+def parse_replica_metric(name: str) -> tuple[str, int] | None:
+    """``"loss:r3"`` -> ``("loss", 3)``; None for a metric that is not a replica's."""
+    base, tag, num = str(name).rpartition(REPLICA_TAG)
+    if not tag or not base or not num.isdigit():
+        return None
+    return base, int(num)
 
 
 @dataclass(frozen=True)

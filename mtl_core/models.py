@@ -19,10 +19,17 @@ def _norm(kind: str, width: int, conv: bool = False) -> nn.Module:
     return nn.Identity()
 
 
-def _mlp(in_dim: int, hidden: tuple[int, ...], norm: str) -> nn.Sequential:
+def _mlp(
+    in_dim: int, hidden: tuple[int, ...], norm: str, linear_last: bool = False
+) -> nn.Sequential:
+    """Linear -> norm -> ReLU per width; with ``linear_last`` the last layer is Linear only
+    (a linear bottleneck)."""
     layers: list[nn.Module] = []
-    for h in hidden:
-        layers += [nn.Linear(in_dim, h), _norm(norm, h), nn.ReLU()]
+    for k, h in enumerate(hidden):
+        if linear_last and k == len(hidden) - 1:
+            layers.append(nn.Linear(in_dim, h))
+        else:
+            layers += [nn.Linear(in_dim, h), _norm(norm, h), nn.ReLU()]
         in_dim = h
     return nn.Sequential(*layers)
 
@@ -51,16 +58,25 @@ class MultiTaskNet(nn.Module):
                 c = ch
             convs += [nn.MaxPool2d(2), nn.Flatten()]
             flat = c * (h // 2) * (w // 2)
-            self.trunk = nn.Sequential(*convs, _mlp(flat, cfg.hidden, cfg.norm))
+            self.trunk = nn.Sequential(
+                *convs, _mlp(flat, cfg.hidden, cfg.norm, cfg.linear_bottleneck)
+            )
         else:
             in_dim = 1
             for s in input_shape:
                 in_dim *= s
-            self.trunk = nn.Sequential(nn.Flatten(), _mlp(in_dim, cfg.hidden, cfg.norm))
+            self.trunk = nn.Sequential(
+                nn.Flatten(), _mlp(in_dim, cfg.hidden, cfg.norm, cfg.linear_bottleneck)
+            )
         self.arch = arch
         width = cfg.hidden[-1]
         # ModuleDict keys cannot contain '.', so heads are indexed by position.
         self.heads = nn.ModuleList([nn.Linear(width, 1) for _ in tasks])
+        if cfg.head_scale != 1.0:
+            with torch.no_grad():
+                for head in self.heads:
+                    head.weight.mul_(cfg.head_scale)
+                    head.bias.mul_(cfg.head_scale)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = self.trunk(x)

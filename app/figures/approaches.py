@@ -1,4 +1,5 @@
-"""The lesson's figure: per-task held-out loss of its three ways of training, side by side."""
+"""The lesson's figure: per-task held-out loss of its three ways of training, side by side,
+each bar the mean over the replicas with its 95% interval as an error bar."""
 
 from __future__ import annotations
 
@@ -10,24 +11,37 @@ import plotly.graph_objects as go
 from app import words
 from app.figures.colours import APPROACH_COLOURS
 from app.figures.style import layout
+from mtl_core.lesson_report import Interval
 
 
 def lesson_losses(
-    losses: Mapping[str, Mapping[str, float]], tasks: Sequence[str], title: str | None = None
+    losses: Mapping[str, Mapping[str, Interval]], tasks: Sequence[str], title: str | None = None
 ) -> go.Figure:
-    """Per-task held-out loss side by side for the lesson's approaches (grouped bars)."""
+    """Per-task held-out loss side by side for the lesson's approaches (grouped bars), with
+    the 95% interval over replicas as error bars (none for a run without replicas)."""
     fig = go.Figure()
+    nan = Interval(np.nan, np.nan, np.nan)
     for key in ("together", "groups", "single"):
         vals = losses.get(key) or {}
         if not vals:
             continue
+        ivs = [vals.get(t, nan) for t in tasks]
+        mean = np.array([iv.mean for iv in ivs], dtype=float)
         fig.add_trace(
             go.Bar(
                 x=list(tasks),
-                y=[vals.get(t, np.nan) for t in tasks],
+                y=mean,
                 name=words.APPROACH_LABELS[key],
                 marker_color=APPROACH_COLOURS[key],
                 hovertemplate=words.approach_template(key),
+                error_y=dict(
+                    type="data",
+                    symmetric=False,
+                    thickness=1.5,
+                    width=3,
+                    array=np.array([iv.high for iv in ivs], dtype=float) - mean,
+                    arrayminus=mean - np.array([iv.low for iv in ivs], dtype=float),
+                ),
             )
         )
     fig.update_layout(

@@ -15,25 +15,20 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from app import charts, data, nav, regroup, session, words
+from app import charts, data, lesson_words, nav, regroup, session, words
 from app.escape import md
 from app.figures import approaches, colours, heatmaps
 from app.guard import show_error
 from mtl_core import lesson
 from mtl_core.errors import LabError
 from mtl_core.lesson import LessonIds
+from mtl_core.lesson_report import Interval, loss_intervals, replica_losses
 
 POLL_S = 0.5
 DOUBLE_CLICK_S = 2.0  # a second Train within this many seconds is the same click
 KEY = "lesson_ids"  # session_state: the lesson's run ids as "together,groups,single"
 
-INTRO = (
-    "Six tasks, in two clusters of three. Tasks inside a cluster are alike; the **conflict** "
-    "knob sets how much the two clusters pull against each other. Press **Train** and the lab "
-    "trains them three ways at once — **all together** in one network, **in groups** (one "
-    "network per cluster) and **each task alone** — and shows, as it goes, how a training "
-    "step on one task changes every other task's loss, and which groups TAG would pick from it."
-)
+INTRO = lesson_words.LESSON_INTRO
 
 
 def render() -> None:
@@ -80,9 +75,9 @@ def _knob_controls(specs: dict) -> None:
             horizontal=True,
             format_func=lambda k: lesson.GROUP_SOURCES[k],
             key="learn_groups_from",
-            help="Planted clusters are the known right answer. TAG selects groups from the "
-            "all-together run's early affinity, as the TAG paper does; on this small "
-            "scenario early affinity can be noisy.",
+            help="TAG selects groups from the all-together run's affinity (averaged over its "
+            "steps and replicas), as the TAG paper does; the grouped run starts when the "
+            "all-together run ends. The planted clusters are the known answer.",
         )
         cols = st.columns(4)
         for i, name in enumerate(("relatedness", "noise")):
@@ -170,29 +165,32 @@ def _live_body(was_active: bool) -> None:
     _status_row(infos)
     grouping = lesson.groups_of(store, ids.groups)
     view = data.run_view(infos["together"], "lookahead")
-    losses, curves = {}, {}
+    overall, per_task, curves = {}, {}, {}
     for key, info in infos.items():
         df = data.metrics(info)
-        _, losses[key] = lesson.held_out(df)
+        overall[key], per_task[key] = _loss_intervals(df)
         curves[key] = lesson.mean_curve(df)
+    overall = {k: v for k, v in overall.items() if v is not None}
     finished = all(i.status == "finished" for i in infos.values()) and len(infos) == 3
     left, right = st.columns(2)
     with left:
-        A = _affinity_so_far(view, grouping, infos["together"].steps_total)
+        settled = infos["together"].status == "finished"
+        A = _affinity_so_far(view, grouping if settled else None, infos["together"].steps_total)
     with right:
         tasks = view.tasks if view is not None else _tasks_of(infos)
-        if any(losses.values()):
+        if any(per_task.values()):
             charts.chart(
-                approaches.lesson_losses(losses, tasks, title="Held-out loss per task"),
+                approaches.lesson_losses(per_task, tasks, title="Held-out loss per task"),
                 key="learn_losses",
             )
             charts.chart(_mean_curves(curves), key="learn_curves")
         else:
             st.info("Held-out losses appear after the first evaluation (every 10 steps).")
-    mean_loss = {k: float(np.mean(list(v.values()))) for k, v in losses.items() if v}
     view_tasks = view.tasks if view is not None else []
-    _groups_note(store, ids, infos, grouping, A, view_tasks)
-    sentences = words.explain_lesson(A, view_tasks, grouping, mean_loss, finished)
+    knobs = (infos["together"].config or {}).get("knobs", {})
+    planted = lesson.planted_groups(knobs)
+    _groups_note(store, ids, grouping, planted)
+    sentences = lesson_words.explain_lesson(A, view_tasks, planted, overall, finished)
     if sentences:
         st.info(" ".join(sentences), icon=":material/lightbulb:")
     for info in infos.values():
@@ -236,57 +234,53 @@ def _conflict_header(ids: LessonIds) -> None:
         st.markdown(f"**The lesson at conflict {trained:.2f}**")
 
 
+def _loss_intervals(df: pd.DataFrame) -> tuple[Interval | None, dict[str, Interval]]:
+    """Mean held-out loss over tasks and per task, each with its interval over replicas (a
+    run without replicas: the means alone); ``(None, {})`` before the first evaluation."""
+    per = replica_losses(df)
+    if per:
+        return loss_intervals(per)
+    _, means = lesson.held_out(df)
+    if not means:
+        return None, {}
+    plain = {t: Interval(v, np.nan, np.nan, 1) for t, v in means.items()}
+    return Interval(float(np.mean(list(means.values()))), np.nan, np.nan, 1), plain
+
+
 def _affinity_so_far(view, grouping, steps_total: int | None):
-    """The together run's running-average heatmap; returns its latest matrix (None yet)."""
+    """The together run's running-average heatmap on one fixed colour scale from the first
+    frame; rows in task order while it trains, in the grouped run's groups once it has
+    ended (the order settles once). Returns the latest matrix (None yet)."""
     if view is None:
         st.info("Waiting for the first affinity matrix… (the worker is starting)")
         return None
     A = view.running[-1]
-    order = regroup.group_order(view.tasks, view.order, grouping)
+    identity = np.arange(len(view.tasks))
+    order = regroup.group_order(view.tasks, identity, grouping) if grouping else identity
     last = int(view.steps[-1])
     fig = heatmaps.heatmap(
         A,
         view.tasks,
         order=order,
         grouping=grouping,
-        zmax=view.zmax_avg,
+        zmax=lesson.AFFINITY_ZMAX,
         title=f"Affinity, averaged over steps 1–{last}",
     )
     charts.chart(fig, key="learn_heatmap")
     st.caption(
-        f"Affinity so far: step {last} of {steps_total} · "
-        "row = the task that takes a step, column = the task whose loss moves."
+        lesson_words.lesson_heatmap_caption(
+            last, steps_total, lesson.AFFINITY_ZMAX, settling=last < lesson.SETTLE_STEPS
+        )
     )
     return A
 
 
-def _groups_note(store, ids: LessonIds, infos: dict, grouping, A, tasks: list[str]) -> None:
-    """Which groups the grouped run trains, and which TAG picks from the affinity so far."""
-    knobs = (infos["together"].config or {}).get("knobs", {})
-    planted = lesson.planted_groups(knobs)
-    lines = []
+def _groups_note(store, ids: LessonIds, grouping, planted) -> None:
+    """Which groups the grouped run trains, where they came from, and whether they are the
+    planted clusters."""
     if grouping:
         src = (store.get_note(ids.groups, "lesson_groups") or {}).get("source", "")
-        same = " — the planted clusters" if set(planted) == set(grouping) else ""
-        lines.append(
-            f"**Grouped run trains** {md(words.format_grouping(grouping))}"
-            f"{f' (from {src})' if src and not same else same}."
-        )
-    if A is not None and tasks:
-        try:
-            tag, _ = lesson.select_groups(A, tasks, int(knobs.get("clusters", 2)))
-            agree = (
-                "matches the planted clusters"
-                if set(tag) == set(planted)
-                else "differs from the planted clusters"
-            )
-            lines.append(
-                f"**TAG on the affinity so far** picks {md(words.format_grouping(tag))} ({agree})."
-            )
-        except Exception as exc:  # an informative extra; never break the lesson over it
-            show_error(exc)
-    if lines:
-        st.markdown("  \n".join(lines))
+        st.markdown(lesson_words.lesson_groups_note(grouping, planted, src))
 
 
 def _tasks_of(infos: dict) -> list[str]:

@@ -15,9 +15,18 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from app import auth, data, nav, session, words
+from app import auth, data, lesson_words, nav, session, words
 from app.escape import md
-from mtl_core.config import ARCHS, MEASURES, MODES, NORMS, OPTIMIZERS, RunConfig
+from mtl_core.config import (
+    ARCHS,
+    MEASURES,
+    MODES,
+    NORMS,
+    OPTIMIZERS,
+    SEQUENTIAL_PRESETS,
+    RunConfig,
+    sequential_preset,
+)
 from mtl_core.errors import LabError
 from mtl_core.limits import Limits
 from mtl_core.scenarios import default_model_config, list_scenarios
@@ -243,9 +252,14 @@ def _training_inputs(gpu: str | None, lim: Limits) -> dict[str, Any]:
     out["train.groups"] = c3.text_input(
         "groups (mode groups)", "", key="train_groups", placeholder="t0,t1,t2; t3,t4,t5"
     )
-    out["train.warmup"] = c4.number_input(
-        "warm-up steps (sequential)", 0, 100_000, 10, key="train_warmup"
+    preset = c4.selectbox(
+        "sequential settings",
+        tuple(SEQUENTIAL_PRESETS),
+        key="train_seq_preset",
+        format_func=lambda p: lesson_words.SEQUENTIAL_PRESET_LABELS.get(p, p),
+        help=lesson_words.SEQUENTIAL_PRESET_HELP,
     )
+    out.update(sequential_preset(preset))
     return out
 
 
@@ -262,7 +276,15 @@ def _affinity_inputs() -> dict[str, Any]:
         "affinity.every": c2.number_input(
             "measure every (steps)", 1, 100_000, 1, key="train_every"
         ),
-        "affinity.beta": c3.slider("proximal EMA beta", 0.0, 0.99, 0.9, key="train_beta"),
+        "train.replicas": c3.number_input(
+            "replicas",
+            1,
+            64,
+            1,
+            key="train_replicas",
+            help="independent copies of every network, trained as one batched model: "
+            "losses become means with a spread (MLP trunks only)",
+        ),
     }
 
 
@@ -281,6 +303,22 @@ def _model_inputs(scen: str) -> dict[str, Any]:
         "CNN channels", ",".join(map(str, model0.channels)), key=f"train_channels_{scen}"
     )
     out["model.norm"] = c4.selectbox("normalization", NORMS, key="train_norm")
+    c1, c2, c3, c4 = st.columns(4)
+    out["model.linear_bottleneck"] = c1.checkbox(
+        "linear bottleneck",
+        model0.linear_bottleneck,
+        key=f"train_linear_{scen}",
+        help="no ReLU after the trunk's last layer",
+    )
+    out["model.head_scale"] = c2.number_input(
+        "head init scale",
+        0.001,
+        10.0,
+        float(model0.head_scale),
+        format="%.3f",
+        key=f"train_head_scale_{scen}",
+        help="1 = PyTorch's default initialisation",
+    )
     c1, c2, c3, c4 = st.columns(4)
     out["optim.name"] = c1.selectbox(
         "optimizer", OPTIMIZERS, index=OPTIMIZERS.index("adam"), key="train_opt"

@@ -8,7 +8,15 @@ from pathlib import Path
 
 import numpy as np
 
-from mtl_core.config import DEVICES, MEASURES, MODES, OPTIMIZERS, RunConfig
+from mtl_core.config import (
+    DEVICES,
+    MEASURES,
+    MODES,
+    OPTIMIZERS,
+    SEQUENTIAL_PRESETS,
+    RunConfig,
+    sequential_preset,
+)
 from mtl_core.errors import LabError
 
 
@@ -44,8 +52,45 @@ def add_parser(sub) -> None:
     p.add_argument("--hidden", default=None, help="trunk widths, e.g. 64,32")
     p.add_argument("--norm", choices=("none", "batch", "layer"), default="none")
     p.add_argument("--eval-every", type=int, default=10)
-    p.add_argument("--beta", type=float, default=0.9, help="proximal affinity EMA weight")
-    p.add_argument("--warmup", type=int, default=10, help="sequential: steps with tasks alone")
+    p.add_argument(
+        "--preset",
+        choices=tuple(SEQUENTIAL_PRESETS),
+        default="paper",
+        help="sequential: proximal-affinity settings; paper (default) = the official "
+        "code's (EMA rate 0.001, 100 warm-up steps, group-size normalisation), "
+        "fast = EMA weight 0.9 from the first matrix, 10 warm-up steps, for "
+        "short runs",
+    )
+    p.add_argument(
+        "--beta",
+        type=float,
+        default=None,
+        help="proximal affinity EMA weight of history (overrides --preset)",
+    )
+    p.add_argument(
+        "--warmup",
+        type=int,
+        default=None,
+        help="sequential: steps with tasks alone (overrides --preset)",
+    )
+    p.add_argument(
+        "--replicas",
+        type=int,
+        default=1,
+        help="train N independent replicas as one batched model (MLP trunks)",
+    )
+    p.add_argument(
+        "--head-scale",
+        type=float,
+        default=None,
+        help="scale of the heads' initial weights (1 = PyTorch's default)",
+    )
+    p.add_argument(
+        "--linear-bottleneck",
+        action="store_true",
+        default=None,
+        help="no ReLU after the trunk's last layer",
+    )
     p.add_argument("--name", default="", help="run name")
     p.add_argument(
         "--store",
@@ -78,16 +123,24 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
         "train.seed": args.seed,
         "train.device": args.device,
         "train.groups": args.groups,
-        "train.warmup": args.warmup,
+        "train.replicas": args.replicas,
         "model.norm": args.norm,
         "optim.name": args.optimizer,
         "optim.lr": args.lr,
         "optim.momentum": args.momentum,
         "affinity.measure": args.affinity or "auto",
         "affinity.every": args.every,
-        "affinity.beta": args.beta,
+        **sequential_preset(args.preset),
         "name": args.name,
     }
+    for key, value in (
+        ("affinity.beta", args.beta),
+        ("train.warmup", args.warmup),
+        ("model.head_scale", args.head_scale),
+        ("model.linear_bottleneck", args.linear_bottleneck),
+    ):
+        if value is not None:
+            overrides[key] = value
     if args.hidden:
         overrides["model.hidden"] = args.hidden
     return RunConfig.for_scenario(args.scenario, parse_sets(args.sets), overrides)

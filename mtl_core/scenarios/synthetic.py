@@ -1,6 +1,6 @@
 """The ``synthetic`` builder: n tasks in c planted clusters.
 
-Each task is a one-sided response to a few latent directions of a Gaussian input; tasks in one
+Each task is a one-sided response to ``rank`` latent directions of a Gaussian input; tasks in one
 cluster share a prototype direction (how much: ``relatedness``), and clusters' prototypes move
 from a shared direction towards opposing (a simplex) or orthogonal ones as ``conflict`` grows.
 """
@@ -35,10 +35,12 @@ def build(k: dict[str, Any]) -> Dataset:
         raise LabError(f"clusters ({c}) cannot exceed tasks ({n_tasks})")
     d, N = int(k["features"]), int(k["samples"])
     rel, gamma, noise = float(k["relatedness"]), float(k["conflict"]), float(k["noise"])
-    rank = 2  # latent directions per cluster
+    rank = int(k.get("rank", 2))  # latent directions per cluster (and per task's own part)
     need = rank * (1 + c + n_tasks)
     if d < 2 * rank:
-        raise LabError(f"features must be at least {2 * rank} for the synthetic scenario")
+        raise LabError(
+            f"features must be at least {2 * rank} for the synthetic scenario with rank {rank}"
+        )
     rng = np.random.default_rng(int(k["data_seed"]))
     # Orthonormal directions; when the input is too small to keep every block orthogonal, the
     # extra blocks are random (nearly orthogonal in high dimension anyway).

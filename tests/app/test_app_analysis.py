@@ -4,14 +4,16 @@ builder's reading aids. No Streamlit, no torch. (Smoothing and downsampling are
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 
 import numpy as np
 import pytest
 
-from app import regroup, words
+from app import lesson_words, regroup
 from app.figures import colours, heatmaps
+from mtl_core.lesson_report import Interval
 
 
 def test_adjusted_rand_index():
@@ -37,26 +39,106 @@ def _block(within: float, between: float) -> np.ndarray:
     return A
 
 
+def _iv(mean: float, half: float = 0.01) -> Interval:
+    return Interval(mean, mean - half, mean + half, 16)
+
+
 def test_lesson_sentences_follow_the_numbers():
     tasks = ["t0", "t1", "t2", "t3"]
-    groups = (frozenset({"t0", "t1"}), frozenset({"t2", "t3"}))
-    hurt = words.explain_lesson(
-        _block(0.01, -0.004),
-        tasks,
-        groups,
-        {"together": 0.30, "groups": 0.20, "single": 0.22},
-        True,
-    )
-    text = " ".join(hurt)
-    assert "lowers the others' loss by 1%" in text
-    assert "raises the loss" in text and "0.4%" in text
-    assert "33% lower held-out loss" in text and "negative transfer" in text
-    calm = " ".join(
-        words.explain_lesson(
-            _block(0.01, 0.005), tasks, groups, {"together": 0.20, "groups": 0.25}, True
+    clusters = (frozenset({"t0", "t1"}), frozenset({"t2", "t3"}))
+    hurt = " ".join(
+        lesson_words.explain_lesson(
+            _block(0.01, -0.004),
+            tasks,
+            clusters,
+            {"together": _iv(0.30), "groups": _iv(0.20), "single": _iv(0.22)},
+            True,
         )
     )
-    assert "still lowers" in calm and "no negative transfer" in calm
+    assert "lowers the others' loss by 1%" in hurt
+    assert "raises the loss" in hurt and "0.4%" in hurt
+    assert "All together is 50% higher than the groups'" in hurt
+    assert "negative transfer" in hurt
+    helps = " ".join(
+        lesson_words.explain_lesson(
+            _block(0.01, 0.005),
+            tasks,
+            clusters,
+            {"together": _iv(0.10), "groups": _iv(0.11), "single": _iv(0.15)},
+            True,
+        )
+    )
+    assert "all six tasks help each other" in helps
+    assert "33% lower than each task alone" in helps and "positive transfer" in helps
+
+
+def test_lesson_gives_no_verdict_when_intervals_overlap_or_are_missing():
+    tasks = ["t0", "t1", "t2", "t3"]
+    clusters = (frozenset({"t0", "t1"}), frozenset({"t2", "t3"}))
+    close = " ".join(
+        lesson_words.explain_lesson(
+            _block(0.01, 0.003),
+            tasks,
+            clusters,
+            {"together": _iv(0.20, 0.03), "groups": _iv(0.17, 0.03), "single": _iv(0.22, 0.03)},
+            True,
+        )
+    )
+    assert "intervals overlap: no clear difference" in close
+    assert "negative transfer" not in close and "positive transfer" not in close
+    one = " ".join(
+        lesson_words.explain_lesson(
+            None,
+            tasks,
+            clusters,
+            {
+                "together": Interval(0.3, np.nan, np.nan, 1),
+                "groups": Interval(0.1, np.nan, np.nan, 1),
+            },
+            True,
+        )
+    )
+    assert "no verdict" in one and "negative transfer" not in one
+
+
+def test_lesson_heatmap_caption_marks_the_settling_steps_and_the_fixed_scale():
+    early = lesson_words.lesson_heatmap_caption(12, 300, 0.02, settling=True)
+    assert early.startswith("Affinity so far: step 12 of 300 · **still settling**")
+    assert "fixed at ±2% for the whole lesson" in early
+    assert "still settling" not in lesson_words.lesson_heatmap_caption(120, 300, 0.02, False)
+
+
+_RATIO = re.compile(r"([\d.]+)% (higher|lower) than")
+_NUMBER = re.compile(r"(all together|in groups|each alone) ([\d.e-]+)")
+
+
+def test_every_ratio_in_the_lesson_prose_matches_the_numbers_it_shows():
+    """The old page said "372% better" where the numbers meant 79% lower: every "N% higher
+    /lower than" must be (a - b) / b of the two numbers the sentence itself shows."""
+    rng = np.random.default_rng(0)
+    tasks = ["t0", "t1", "t2", "t3"]
+    clusters = (frozenset({"t0", "t1"}), frozenset({"t2", "t3"}))
+    checked = 0
+    for _ in range(300):
+        tog, grp, sgl = rng.uniform(0.05, 1.0, size=3)
+        loss = {"together": _iv(tog, 0.004), "groups": _iv(grp, 0.004), "single": _iv(sgl, 0.004)}
+        for sentence in lesson_words.explain_lesson(
+            _block(0.01, -0.002), tasks, clusters, loss, True
+        ):
+            found = _RATIO.search(sentence)
+            if not found:
+                continue
+            shown = {k: float(v) for k, v in _NUMBER.findall(sentence)}
+            a = shown["all together"]
+            b = shown["in groups"] if "groups'" in sentence[found.end() :] else shown["each alone"]
+            want = abs(a - b) / b * 100
+            got = float(found.group(1))
+            assert found.group(2) == ("higher" if a > b else "lower")
+            assert got == pytest.approx(want, rel=0.06, abs=0.06), sentence
+            checked += 1
+    assert checked > 100
+    assert lesson_words.relative(0.1, 0.472) == "79% lower"  # the issue's case
+    assert lesson_words.relative(0.472, 0.1) == "372% higher"
 
 
 def test_heatmap_reading_aids():
@@ -87,26 +169,6 @@ def test_app_never_imports_torch():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip().splitlines()[-1] == "False"
-
-
-def test_lesson_does_not_call_a_loss_gap_negative_transfer_against_the_affinity():
-    tasks = ["t0", "t1", "t2", "t3"]
-    groups = (frozenset({"t0", "t1"}), frozenset({"t2", "t3"}))
-    # groups better by 47% while every cross-group cell helps: a noisy run, not interference
-    noisy = " ".join(
-        words.explain_lesson(
-            _block(0.01, 0.003), tasks, groups, {"together": 0.096, "groups": 0.051}, True
-        )
-    )
-    assert "That gap is negative transfer" not in noisy
-    assert "not negative transfer" in noisy and "seed" in noisy
-    # together better while the cross-group cells hurt: also flagged as noise
-    odd = " ".join(
-        words.explain_lesson(
-            _block(0.01, -0.004), tasks, groups, {"together": 0.10, "groups": 0.20}, True
-        )
-    )
-    assert "noisy" in odd and "no negative transfer to avoid" not in odd
 
 
 def test_runs_shown_together_never_share_a_colour():

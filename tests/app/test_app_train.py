@@ -112,6 +112,28 @@ def test_queued_runs_say_how_many_are_ahead(tmp_path, monkeypatch):
     assert "starts when a worker is free" in text(ids[1])
 
 
+def test_train_form_offers_the_model_options_replicas_and_sequential_presets(tmp_path, monkeypatch):
+    monkeypatch.setenv("MTL_LAB_TRAIN_FN", "tests.helpers.app_fixtures:fake_train")
+    store = Store(tmp_path / "s.sqlite")
+    at = open_app("train", store.path, monkeypatch).run()
+    assert at.selectbox(key="train_seq_preset").value == "paper"  # the documented default
+    _form_values(
+        at,
+        train_steps=20,
+        train_mode="sequential",
+        train_seq_preset="fast",
+        train_linear_synthetic=True,
+        train_head_scale_synthetic=0.5,
+    )
+    at.button(key="train_queue").click().run()
+    assert not at.exception
+    (run,) = store.list_runs()
+    cfg = run.config
+    assert cfg["affinity"]["beta"] == 0.9 and cfg["train"]["warmup"] == 10
+    assert cfg["affinity"]["group_size_norm"] is False
+    assert cfg["model"]["linear_bottleneck"] is True and cfg["model"]["head_scale"] == 0.5
+
+
 def test_a_field_change_never_queues_and_the_run_is_shown_before_it_is_queued(
     tmp_path, monkeypatch
 ):

@@ -153,21 +153,3 @@ def test_separation_caveat_only_when_affinity_cannot_separate():
     assert captions.separation_caveat(0.03, 0.002, True, "lookahead") is None  # clear blocks
     assert captions.separation_caveat(0.01, -0.01, False, "lookahead") is None  # harm across
     assert captions.separation_caveat(float("nan"), 0.01, True, "lookahead") is None
-
-
-def test_lesson_loss_sentence_ratios_and_directions():
-    A = np.array(
-        [
-            [0.02, 0.01, -0.01, -0.01],
-            [0.01, 0.02, -0.01, -0.01],
-            [-0.01, -0.01, 0.02, 0.01],
-            [-0.01, -0.01, 0.01, 0.02],
-        ]
-    )
-    tasks = ["a", "b", "c", "d"]
-    out = words.explain_lesson(
-        A, tasks, [["a", "b"], ["c", "d"]], {"together": 1.0, "groups": 0.9}, True
-    )
-    assert any("lowers the others' loss by 1%" in s for s in out)
-    assert any("raises the loss" in s and "by 1%" in s for s in out)
-    assert any("10% lower held-out loss" in s and "negative transfer" in s for s in out)

@@ -61,6 +61,10 @@ def test_configs_planted_groups_and_ids():
     )
     assert cfgs["groups"].train.groups == (("t0", "t1", "t2"), ("t3", "t4", "t5"))
     assert cfgs["single"].name == "lesson x · each alone"
+    assert all(
+        c.train.replicas == lesson.REPLICAS and c.optim.lr == lesson.LEARNING_RATE
+        for c in cfgs.values()
+    )
     assert lesson.planted_groups({"tasks": 6, "clusters": 3}) == (
         frozenset({"t0", "t1"}),
         frozenset({"t2", "t3"}),
@@ -75,7 +79,7 @@ def test_configs_planted_groups_and_ids():
 
 def test_planted_start_submits_all_three_in_order(store):
     runner = RecordingRunner(store)
-    ids = lesson.start(runner, store, {"conflict": 0.25}, steps=40)
+    ids = lesson.start(runner, store, {"conflict": 0.25}, steps=40, groups_from="planted")
     assert [c.train.mode for c in runner.configs] == ["together", "groups", "single"]
     assert ids.ids() == [1, 2, 3]
     assert lesson.groups_of(store, ids.groups) == lesson.planted_groups({})
@@ -101,19 +105,21 @@ def _log_steps(store: Store, rid: int, first: int, last: int) -> None:
         )
 
 
-def test_tag_groups_follow_once_enough_affinity_is_logged(store):
+def test_tag_groups_follow_once_the_together_run_has_ended(store):
     runner = RecordingRunner(store)
-    ids = lesson.start(runner, store, {}, groups_from="tag")
+    ids = lesson.start(runner, store, {}, seed=3)  # TAG is the default
     assert ids.groups is None and [c.train.mode for c in runner.configs] == ["together", "single"]
+    assert all(c.knobs["data_seed"] == 3 and c.train.seed == 3 for c in runner.configs)
     store.claim_queued(10, runner_pid=1)  # the together run is running
-    _log_steps(store, ids.together, 1, lesson.SELECT_AFTER - 1)
-    assert lesson.maybe_start_groups(runner, store, ids) is None  # not yet
-    _log_steps(store, ids.together, lesson.SELECT_AFTER, lesson.SELECT_AFTER)
+    _log_steps(store, ids.together, 1, 120)
+    assert lesson.maybe_start_groups(runner, store, ids) is None  # not before it ends
+    store.set_status(ids.together, "finished")
     rid = lesson.maybe_start_groups(runner, store, ids)
     assert rid == ids.groups and runner.configs[-1].train.mode == "groups"
+    assert runner.configs[-1].train.seed == 3
     assert lesson.groups_of(store, rid) == lesson.planted_groups({})  # TAG found the blocks
     note = store.get_note(rid, "lesson_groups")
-    assert note["source"].startswith("TAG, from the first 100 steps")
+    assert note["source"] == lesson.GROUP_SOURCES["tag"]
     # another session reading the same lesson finds the grouped run instead of starting one
     other = lesson.LessonIds(together=ids.together, single=ids.single)
     assert lesson.maybe_start_groups(runner, store, other) == rid

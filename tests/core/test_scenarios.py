@@ -135,5 +135,17 @@ def test_csv_scenario_requires_path():
 def test_lesson_scenario_ships_its_narrow_model():
     from mtl_core.scenarios import default_model_config
 
-    assert default_model_config("lesson").hidden == (32, 2)
+    lesson = default_model_config("lesson")
+    assert lesson.hidden == (32, 1) and lesson.linear_bottleneck and lesson.head_scale == 0.1
     assert default_model_config("synthetic").hidden == (64, 32)
+
+
+def test_rank_knob_sets_the_latent_directions_per_cluster():
+    ds1 = load_dataset(
+        "synthetic", {"rank": 1, "relatedness": 1.0, "noise": 0.0, "conflict": 0.0, "samples": 300}
+    )
+    # rank 1, identical tasks, no noise: every task is the same function of the input
+    assert np.allclose(ds1.Y_train, ds1.Y_train[:, :1], atol=1e-5)
+    assert load_dataset("lesson", {}).X_train.shape == (240, 12)  # 400 examples, 60% train
+    with pytest.raises(LabError, match="features must be at least 8 .* rank 4"):
+        load_dataset("synthetic", {"rank": 4, "features": 6})

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from mtl_core.config import RunConfig
-from mtl_core.events import MetricRow, StepEvent
+from mtl_core.events import MetricRow, StepEvent, replica_metric
 from mtl_core.runfile import METRIC_FRAME, ParsedRun, matrices_to_long
 from mtl_core.store import Store
 
@@ -177,6 +177,18 @@ def fake_train(cfg: RunConfig, on_step=None):
                 MetricRow(t, split, "loss", 0.5 / (1 + s / 50) + 0.01 * i)
                 for i, t in enumerate(tasks)
                 for split in ("val", "test")
+            ]
+            # replicas: each one's held-out loss, spread around the mean
+            metrics += [
+                MetricRow(
+                    t,
+                    "test",
+                    replica_metric("loss", r),
+                    0.5 / (1 + s / 50) + 0.01 * i + 0.001 * (r - 1),
+                )
+                for i, t in enumerate(tasks)
+                for r in range(int(cfg.train.replicas))
+                if int(cfg.train.replicas) > 1
             ]
         aff = {"lookahead": A[s - 1]} if cfg.affinity.measure != "none" else {}
         if on_step is not None:

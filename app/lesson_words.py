@@ -1,0 +1,162 @@
+"""The lesson's sentences: verdicts with their intervals, the heatmap caption while the
+together run trains, the groups note, and the sequential presets' labels. Built from the
+numbers the Learn page draws (``mtl_core.lesson_report``); no Streamlit here; text only.
+
+Direction: ``A[i, j]`` is the effect of a step on source task i on target task j's loss;
+positive means the loss went down (the step helped).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+
+import numpy as np
+
+from app.escape import md
+from app.words import APPROACH_LABELS, format_grouping, pct
+from mtl_core.lesson_report import NEGATIVE, POSITIVE, Interval, block_means
+from mtl_core.lesson_report import verdict as lesson_verdict
+
+SEQUENTIAL_PRESET_LABELS = {
+    "paper": "paper (official code's settings)",
+    "fast": "fast (short runs)",
+}
+SEQUENTIAL_PRESET_HELP = (
+    "Proximal affinity in sequential mode. paper: EMA rate 0.001 from zero, 100 warm-up steps, "
+    "a group's loss change divided by its size (Jeong & Yoon 2025, official code). fast: EMA "
+    "weight 0.9 from the first matrix, 10 warm-up steps, no normalisation (for a few hundred "
+    "steps)."
+)
+LESSON_INTRO = (
+    "Six tasks, in two clusters of three. Tasks inside a cluster are alike; the **conflict** "
+    "knob sets how much the two clusters pull against each other. Press **Train** and the lab "
+    "trains them three ways — **all together** in one network, **in groups** (the groups TAG "
+    "picks from the all-together run's affinity) and **each task alone** — 16 replicas of "
+    "each, so every loss comes with its 95% interval. As it goes it shows how a training step "
+    "on one task changes every other task's loss."
+)
+
+
+def lesson_heatmap_caption(step: int, steps_total: int | None, zmax: float, settling: bool) -> str:
+    """The lesson heatmap's caption: progress, the fixed colour scale, the reading
+    direction, and a "still settling" mark while the average rests on few steps."""
+    mark = " · **still settling**: early averages rest on a few steps" if settling else ""
+    return (
+        f"Affinity so far: step {step} of {steps_total}{mark} · colour scale fixed at "
+        f"±{pct(zmax)} for the whole lesson · row = the task that takes a step, "
+        "column = the task whose loss moves."
+    )
+
+
+def lesson_groups_note(
+    grouping: Iterable[Iterable[str]], planted: Iterable[Iterable[str]], source: str
+) -> str:
+    """Which groups the grouped run trains, where they came from, and whether they are the
+    planted clusters."""
+    same = {frozenset(g) for g in grouping} == {frozenset(g) for g in planted}
+    where = f" ({source})" if source else ""
+    agree = (
+        "— the planted clusters."
+        if same
+        else f"— not the planted clusters ({md(format_grouping(planted))})."
+    )
+    return f"**Grouped run trains** {md(format_grouping(grouping))}{where} {agree}"
+
+
+def relative(a: float, b: float) -> str:
+    """How ``a`` compares with ``b``, relative to ``b``: ``"75% higher"``, ``"27% lower"``.
+
+    The one way the app turns two numbers into a ratio in prose (``(a - b) / |b|``), so the
+    percentage always matches the two numbers shown next to it.
+    """
+    r = (float(a) - float(b)) / max(abs(float(b)), 1e-12)
+    return f"{pct(r)} {'higher' if r > 0 else 'lower'}"
+
+
+def loss_interval(iv: Interval) -> str:
+    """``0.127 (95% interval 0.125–0.130)``; the mean alone when there is no interval."""
+    if not np.isfinite(iv.low):
+        return f"{iv.mean:.3g}"
+    return f"{iv.mean:.3g} (95% interval {iv.low:.3g}–{iv.high:.3g})"
+
+
+def explain_lesson(
+    A: np.ndarray | None,
+    tasks: Sequence[str],
+    clusters: Sequence[Iterable[str]] | None,
+    loss: Mapping[str, Interval],
+    finished: bool,
+) -> list[str]:
+    """A few plain sentences about what the lesson shows, written from the numbers.
+
+    ``A`` ``(n, n)`` (rows = source) is the all-together run's lookahead affinity averaged
+    so far; ``clusters`` the planted clusters; ``loss`` maps ``together`` / ``groups`` /
+    ``single`` to the mean held-out loss with its 95% interval over the replicas (missing
+    while a run has not evaluated yet). The verdict is
+    :func:`mtl_core.lesson_report.verdict`: only separated intervals count.
+    """
+    out = _transfer_sentences(A, tasks, clusters)
+    if "together" in loss and ("groups" in loss or "single" in loss):
+        out.append(_loss_sentence(loss, finished))
+    return out
+
+
+def _transfer_sentences(
+    A: np.ndarray | None, tasks: Sequence[str], clusters: Sequence[Iterable[str]] | None
+) -> list[str]:
+    """What the affinity says inside and across the planted clusters."""
+    if A is None or not np.isfinite(A).any() or not clusters or len(clusters) < 2:
+        return []
+    within, cross = block_means(A, tasks, clusters)
+    out = []
+    if np.isfinite(within):
+        verb = "lowers" if within >= 0 else "raises"
+        out.append(
+            f"Inside a planted cluster a training step on one task {verb} the others' "
+            f"loss by {pct(within)} on average"
+            + (": they help each other." if within >= 0 else ": even they get in each other's way.")
+        )
+    if np.isfinite(cross) and cross < 0:
+        out.append(
+            f"Across the clusters it is the opposite: a step on a task in one cluster "
+            f"raises the loss of the tasks in the other by {pct(cross)} on average — "
+            "the red cells. They pull the shared layers in different directions."
+        )
+    elif np.isfinite(cross):
+        out.append(
+            f"Across the clusters a step lowers the other cluster's loss too, by "
+            f"{pct(cross)} on average: all six tasks help each other."
+        )
+    return out
+
+
+def _loss_sentence(loss: Mapping[str, Interval], finished: bool) -> str:
+    """The verdict from the loss intervals, with the numbers it rests on."""
+    lead = "At the end" if finished else "So far"
+    tog, grp, sgl = loss["together"], loss.get("groups"), loss.get("single")
+    shown = "; ".join(
+        f"{APPROACH_LABELS[k]} {loss_interval(loss[k])}"
+        for k in ("together", "groups", "single")
+        if k in loss
+    )
+    head = f"{lead}, held-out loss (mean over the replicas): {shown}."
+    verdict = lesson_verdict(loss)
+    if verdict == NEGATIVE:
+        other = grp if grp is not None and tog.above(grp) else sgl
+        name = "the groups'" if other is grp else "each task alone's"
+        return (
+            f"{head} All together is {relative(tog.mean, other.mean)} than {name} and the "
+            "intervals do not overlap: that gap is negative transfer."
+        )
+    if verdict == POSITIVE:
+        return (
+            f"{head} All together is {relative(tog.mean, sgl.mean)} than each task alone "
+            "and the intervals do not overlap: positive transfer, sharing helps. Turn the "
+            "conflict up to see it turn into negative transfer."
+        )
+    if not np.isfinite(tog.low):
+        return f"{head} One run per approach has no interval, so no verdict is given."
+    return (
+        f"{head} The intervals overlap: no clear difference between the approaches at "
+        "this conflict level" + ("." if finished else " yet.")
+    )

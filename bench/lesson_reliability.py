@@ -1,0 +1,234 @@
+"""Does the landing lesson show the intended picture every time, and is it as fast as before?
+
+For conflict 0, 0.5 and 1 and seeds 0..N-1 (the seed sets the data and the training):
+
+- **lesson**: the lesson as the Learn page and ``python -m mtl_core lesson`` run it
+  (:func:`mtl_core.lesson_headless.run_lesson`: 16 replicas per run as one batched model,
+  the grouped run on TAG's selection from the all-together run's affinity, losses with 95%
+  intervals, a verdict only when the intervals separate);
+- **today**: the lesson before issue 11, kept callable here (its scenario settings and
+  model: rank 2, 1200 examples, noise 0.1, a 32 -> 2 ReLU trunk, default heads, Adam 3e-3,
+  one run per approach, the planted clusters as groups), judged by the same rule with its
+  single-run numbers and the old page's 3% threshold in place of intervals.
+
+Both run in this process, interleaved lesson by lesson so they share the machine's load.
+The intended picture (:func:`mtl_core.lesson_report.intended_picture`): at conflict 1,
+negative transfer, cross-cluster affinity < 0 and TAG's groups equal to the planted
+clusters; at conflict 0, positive transfer (all-together beats each-alone) and
+cross-cluster affinity > 0; at 0.5 there is no single right picture (verdicts are counted).
+Targets: >= 95% at conflict 0 and at 1, time per lesson no slower than today's.
+
+    python -m bench.lesson_reliability [--seeds 40] [--baseline-seeds 40] [--time-limit 5400]
+    python -m bench.lesson_reliability --seeds 0 --merge a.json b.json   # one table of runs
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+
+from mtl_core import lesson
+from mtl_core.config import RunConfig
+from mtl_core.lesson_headless import run_lesson
+from mtl_core.lesson_report import (
+    NEGATIVE,
+    POSITIVE,
+    UNCLEAR,
+    Interval,
+    LessonResult,
+    block_means,
+    intended_picture,
+)
+
+RESULTS = Path(__file__).resolve().parent / "results" / "lesson_reliability.json"
+#: Today's lesson (before issue 11): knobs over the lesson scenario and its model and optimizer.
+TODAY_KNOBS = {"rank": 2, "noise": 0.1, "samples": 1200}
+TODAY_OVERRIDES = {
+    "model.hidden": "32,2",
+    "model.linear_bottleneck": False,
+    "model.head_scale": 1.0,
+    "optim.lr": None,
+    "train.replicas": 1,
+    "train.eval_every": 10,
+    "affinity.every": 1,
+}
+OLD_THRESHOLD = 0.03  # the old page's "within 3%" rule
+
+
+def today_lesson(conflict: float, seed: int) -> LessonResult:
+    """Today's lesson: three single runs (planted groups), judged with point values."""
+    from mtl_core.training import train
+
+    t0 = time.perf_counter()
+    knobs = {**TODAY_KNOBS, "conflict": conflict, "data_seed": seed}
+    planted = lesson.planted_groups(knobs)
+    res = {}
+    for mode in lesson.APPROACHES:
+        cfg = RunConfig.for_scenario(
+            "lesson",
+            knobs,
+            {
+                **TODAY_OVERRIDES,
+                "train.mode": mode,
+                "train.seed": seed,
+                "train.groups": [sorted(g) for g in planted] if mode == "groups" else None,
+            },
+        )
+        res[mode] = train(cfg)
+    A = res["together"].mean_affinity["lookahead"]
+    tasks = res["together"].tasks
+    tag, _ = lesson.select_groups(A, tasks, len(planted))
+    within, cross = block_means(A, tasks, planted)
+    loss = {m: float(np.mean(list(r.loss("test").values()))) for m, r in res.items()}
+    out = LessonResult(
+        conflict=conflict,
+        seed=seed,
+        seconds=time.perf_counter() - t0,
+        loss={m: Interval(v, v, v, 1) for m, v in loss.items()},
+        within=within,
+        cross=cross,
+        tag_groups=tag,
+        planted=planted,
+    )
+    return out
+
+
+def point_verdict(loss: dict[str, Interval]) -> str:
+    """The old page's reading of single-run numbers: a gap of more than 3% counts."""
+    tog, grp, sgl = (loss[k].mean for k in ("together", "groups", "single"))
+    if tog > (1 + OLD_THRESHOLD) * min(grp, sgl):
+        return NEGATIVE
+    if tog < (1 - OLD_THRESHOLD) * sgl:
+        return POSITIVE
+    return UNCLEAR
+
+
+def today_picture(r: LessonResult) -> bool | None:
+    v = point_verdict(r.loss)
+    if r.conflict >= 0.75:
+        return v == NEGATIVE and r.cross < 0 and r.tag_matches_planted
+    if r.conflict <= 0.25:
+        return v == POSITIVE and r.cross > 0
+    return None
+
+
+def _row(r: LessonResult, arm: str) -> dict:
+    picture = intended_picture(r) if arm == "lesson" else today_picture(r)
+    verdict = r.verdict if arm == "lesson" else point_verdict(r.loss)
+    return {
+        "arm": arm,
+        "conflict": r.conflict,
+        "seed": r.seed,
+        "seconds": r.seconds,
+        "picture": picture,
+        "verdict": verdict,
+        "cross": r.cross,
+        "within": r.within,
+        "tag_matches": r.tag_matches_planted,
+        "loss": {k: v.mean for k, v in r.loss.items()},
+    }
+
+
+def summarize(rows: list[dict], conflicts: list[float]) -> str:
+    lines = [
+        "| conflict | lesson: intended picture | lesson verdicts (neg/pos/unclear) | "
+        "lesson s/lesson (median) | today: intended picture | today s/lesson (median) "
+        "| time ratio lesson/today |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for c in conflicts:
+        new = [r for r in rows if r["arm"] == "lesson" and r["conflict"] == c]
+        old = [r for r in rows if r["arm"] == "today" and r["conflict"] == c]
+        if not new:
+            continue
+
+        def frac(rs: list[dict]) -> str:
+            if not rs or rs[0]["picture"] is None:
+                return "–"
+            k = sum(bool(r["picture"]) for r in rs)
+            return f"{k} of {len(rs)} ({100 * k / len(rs):.0f}%)"
+
+        counts = "/".join(
+            str(sum(r["verdict"] == v for r in new)) for v in (NEGATIVE, POSITIVE, UNCLEAR)
+        )
+        t_new = statistics.median(r["seconds"] for r in new)
+        t_old = statistics.median(r["seconds"] for r in old) if old else float("nan")
+        lines.append(
+            f"| {c:g} | {frac(new)} | {counts} | {t_new:.2f} | {frac(old)} | "
+            f"{t_old:.2f} | {t_new / t_old:.2f} |"
+        )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--seeds", type=int, default=40)
+    ap.add_argument(
+        "--first-seed",
+        type=int,
+        default=0,
+        help="start at this seed (to continue a run stopped by its time limit)",
+    )
+    ap.add_argument(
+        "--baseline-seeds",
+        type=int,
+        default=40,
+        help="seeds on which today's lesson is run too (the first ones)",
+    )
+    ap.add_argument("--conflicts", default="0,0.5,1")
+    ap.add_argument(
+        "--time-limit", type=float, default=5400.0, help="start no new seed after this many seconds"
+    )
+    ap.add_argument("--out", type=Path, default=RESULTS)
+    ap.add_argument(
+        "--merge",
+        nargs="*",
+        type=Path,
+        default=[],
+        help="result files of earlier runs whose rows join this table",
+    )
+    args = ap.parse_args()
+    import torch
+
+    torch.set_num_threads(1)  # one core per process: the measurement, not the scheduler
+    conflicts = [float(c) for c in args.conflicts.split(",")]
+    load0 = os.getloadavg()
+    t0 = time.perf_counter()
+    if args.seeds > 0:
+        run_lesson(1.0, 0, steps=5, replicas=2)  # warm torch's lazy imports for both arms
+        today_lesson(1.0, 0)
+    rows: list[dict] = []
+    for seed in range(args.first_seed, args.first_seed + args.seeds):
+        if time.perf_counter() - t0 > args.time_limit:
+            print(f"time limit reached before seed {seed}", flush=True)
+            break
+        for c in conflicts:
+            rows.append(_row(run_lesson(c, seed), "lesson"))
+            if seed - args.first_seed < args.baseline_seeds:
+                rows.append(_row(today_lesson(c, seed), "today"))
+        print(f"seed {seed} done, {time.perf_counter() - t0:.0f}s", flush=True)
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps({"rows": rows}, indent=1))  # partial results survive
+    table = summarize(rows, conflicts)
+    if args.merge:
+        for extra in args.merge:
+            rows += json.loads(Path(extra).read_text())["rows"]
+        table = summarize(rows, conflicts)
+    load = (
+        f"load average {load0[0]:.1f} at start, {os.getloadavg()[0]:.1f} at end "
+        f"on {os.cpu_count()} cores"
+    )
+    print(table)
+    print(load)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps({"rows": rows, "table": table, "load": load}, indent=1))
+
+
+if __name__ == "__main__":
+    main()

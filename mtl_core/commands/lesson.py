@@ -1,0 +1,68 @@
+"""``lesson``: the Learn page's lesson, headless (same scenario, runs, groups and verdict)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from mtl_core.errors import LabError
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser(
+        "lesson",
+        help="run the landing lesson headless: together vs TAG groups vs alone",
+        description="Train the lesson scenario all together, in TAG's groups (selected from "
+        "the all-together run's affinity) and each task alone, 16 replicas each; "
+        "print held-out losses with 95%% intervals and the verdict.",
+    )
+    p.add_argument(
+        "--conflict",
+        type=float,
+        required=True,
+        help="how much the two task clusters conflict, 0..1",
+    )
+    p.add_argument("--seed", type=int, default=0, help="data and training seed (default 0)")
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help="print one JSON object: conflict, seed, seconds, loss, affinity, "
+        "tag_groups, planted, verdict",
+    )
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from mtl_core import lesson
+    from mtl_core.lesson_headless import run_lesson
+
+    if not 0.0 <= args.conflict <= 1.0:
+        raise LabError(f"--conflict must be between 0 and 1, got {args.conflict}")
+    if args.seed < 0:
+        raise LabError(f"--seed must be 0 or more, got {args.seed}")
+    on_run = None if args.json else (lambda mode: sys.stderr.write(f"training: {mode}\n"))
+    result = run_lesson(args.conflict, args.seed, on_run=on_run)
+    if args.json:
+        print(json.dumps(result.to_json()))
+        return 0
+    print(
+        f"lesson at conflict {result.conflict:g}, seed {result.seed}: "
+        f"{lesson.REPLICAS} replicas per run, {result.seconds:.1f}s"
+    )
+    print("held-out loss (mean over tasks; mean and 95% interval over replicas):")
+    for mode, iv in result.to_json()["loss"].items():
+        print(f"  {mode:>9}: {_num(iv['mean'])}  [{_num(iv['low'])}, {_num(iv['high'])}]")
+    print(
+        f"affinity inside the planted clusters {_num(result.within, '+.4f')}, "
+        f"across {_num(result.cross, '+.4f')}"
+    )
+    groups = " · ".join("{" + ", ".join(sorted(g)) + "}" for g in result.tag_groups)
+    same = "the planted clusters" if result.tag_matches_planted else "not the planted clusters"
+    print(f"TAG's groups: {groups} ({same})")
+    print(f"verdict: {result.verdict}")
+    return 0
+
+
+def _num(x: float | None, fmt: str = ".4f") -> str:
+    return "n/a" if x is None or x != x else format(x, fmt)

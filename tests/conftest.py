@@ -4,3 +4,24 @@ so each would start its own standbys importing torch); the end-to-end server opt
 import os
 
 os.environ.setdefault("MTL_LAB_WARM_WORKERS", "0")
+os.environ.pop("MTL_LAB_RAY_ADDRESS", None)  # runs train locally unless a test asks for Ray
+
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def ray_cluster():
+    """The address of a local Ray head (127.0.0.1, two CPUs) shared by the session's Ray
+    tests, this process connected to it as the driver; stopped at the end."""
+    from ray_cluster import LOOPBACK_ENV, LocalRayCluster
+
+    os.environ.update(LOOPBACK_ENV)  # read when Ray is imported: before importorskip does
+    pytest.importorskip("ray")
+
+    cluster = LocalRayCluster(cpus=2)
+    try:
+        cluster.connect()
+        yield cluster.address
+    finally:
+        cluster.stop()

@@ -5,6 +5,8 @@ import os
 
 os.environ.setdefault("MTL_LAB_WARM_WORKERS", "0")
 os.environ.pop("MTL_LAB_RAY_ADDRESS", None)  # runs train locally unless a test asks for Ray
+# Ray (when a test uses it) stays on 127.0.0.1; read when Ray is first imported, so set here.
+os.environ.update({"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_USAGE_STATS_ENABLED": "0"})
 
 
 import pytest  # noqa: E402
@@ -14,10 +16,8 @@ import pytest  # noqa: E402
 def ray_cluster():
     """The address of a local Ray head (127.0.0.1, two CPUs) shared by the session's Ray
     tests, this process connected to it as the driver; stopped at the end."""
-    from ray_cluster import LOOPBACK_ENV, LocalRayCluster
-
-    os.environ.update(LOOPBACK_ENV)  # read when Ray is imported: before importorskip does
     pytest.importorskip("ray")
+    from ray_cluster import LocalRayCluster
 
     cluster = LocalRayCluster(cpus=2)
     try:

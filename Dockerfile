@@ -16,7 +16,10 @@ COPY requirements.txt .
 RUN pip install --no-cache-dir --extra-index-url "$TORCH_INDEX" -r requirements.txt
 
 COPY . .
+# The package itself (editable: one copy of mtl_core, in /lab; adds the task-affinity-lab command).
+RUN pip install --no-cache-dir --no-deps -e .
 VOLUME ["/data"]
 EXPOSE 8501
 HEALTHCHECK CMD python -c "import urllib.request; urllib.request.urlopen('http://localhost:8501/_stcore/health')"
-CMD ["streamlit", "run", "app/streamlit_app.py", "--server.port=8501", "--server.address=0.0.0.0"]
+# `python -m` puts /lab (the project root) on the import path for the app
+CMD ["python", "-m", "streamlit", "run", "app/streamlit_app.py", "--server.port=8501", "--server.address=0.0.0.0"]

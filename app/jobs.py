@@ -18,7 +18,9 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from app import state, widgets
+from app import data
+from app.guard import show_error
+from app.words import format_seconds
 from mtl_core.errors import LabError
 from mtl_core.experiments import background
 from mtl_core.store import RunInfo, Store
@@ -104,7 +106,7 @@ def ground_truth_panel(info: RunInfo, k: int) -> None:
                          int(min(max(k, 1), max(1, len(info.tasks) or 1))),
                          key="gt_k")
     seeds = c2.number_input("seeds", 1, 10, 2, key="gt_seeds")
-    store = state.get_store()
+    store = data.get_store()
     job = refresh(store, info.id, int(kk))
     running = bool(job and job.get("status") == "running")
     if c3.button("Run the ground truth", icon=":material/science:", key="gt_start",
@@ -115,12 +117,12 @@ def ground_truth_panel(info: RunInfo, k: int) -> None:
         except LabError as exc:
             st.error(str(exc))
         except OSError as exc:
-            widgets.show_error(exc)
+            show_error(exc)
     st.fragment(run_every=POLL_S if running else None)(_job_view)(info.id, int(kk), running)
 
 
 def _job_view(run_id: int, k: int, was_running: bool) -> None:
-    store = state.get_store()
+    store = data.get_store()
     job = refresh(store, run_id, k)
     if not job:
         st.caption(f"No ground truth for k={k} yet.")
@@ -129,7 +131,7 @@ def _job_view(run_id: int, k: int, was_running: bool) -> None:
     if status == "running":
         elapsed = time.time() - float(job.get("started", time.time()))
         st.info(f"Evaluating (k={k}, {job.get('seeds')} seed(s)) for "
-                f"{widgets.format_seconds(elapsed)} — {job.get('message') or 'starting'}",
+                f"{format_seconds(elapsed)} — {job.get('message') or 'starting'}",
                 icon=":material/hourglass_top:")
     elif status == "failed":
         st.error(f"The evaluation failed: {job.get('error') or 'no report was written'}")

@@ -1,4 +1,6 @@
-"""Task Affinity Lab — the Streamlit entry point: ``streamlit run app/streamlit_app.py``.
+"""Task Affinity Lab — the Streamlit entry point, started from the project folder with
+``python -m streamlit run app/streamlit_app.py`` (``python -m`` puts the working folder, the
+project root, on ``sys.path``, so ``app`` and ``mtl_core`` import as packages).
 
 A router only: ``run()`` registers one function per page with ``st.navigation`` and runs the
 chosen one. Pages read from the run store and submit work to the runner; nothing trains in
@@ -13,14 +15,6 @@ stdlib-only saves each worker ~1.5 s of importing Streamlit and the pages.
 """
 
 from __future__ import annotations
-
-import sys
-from pathlib import Path
-
-# `streamlit run app/streamlit_app.py` puts app/ on sys.path, not the project root.
-_ROOT = Path(__file__).resolve().parent.parent
-if str(_ROOT) not in sys.path:
-    sys.path.insert(0, str(_ROOT))
 
 #: url path -> (title, icon, module of the page). The first is the landing page.
 PAGES = {
@@ -42,8 +36,8 @@ def run(start: str | None = None) -> None:
 
     import streamlit as st
 
-    from app import nav, state
-    from app.widgets import guard
+    from app import data, nav
+    from app.guard import guard
 
     # An emoji icon: a material icon would be fetched from Google Fonts (fails offline).
     st.set_page_config(page_title="Task Affinity Lab", page_icon="🧩",
@@ -54,7 +48,7 @@ def run(start: str | None = None) -> None:
     pages = []
     for name, (title, icon, module) in PAGES.items():
         fn = importlib.import_module(module).render
-        p = st.Page(guard(fn), title=title, icon=icon, url_path=name, default=name == default)
+        p = st.Page(guard(fn, name), title=title, icon=icon, url_path=name, default=name == default)
         nav.register(name, p)
         pages.append(p)
     current = st.navigation(pages, position="sidebar")
@@ -62,11 +56,21 @@ def run(start: str | None = None) -> None:
         st.caption("Task Affinity Lab — how tasks help or hurt each other when trained together.")
         st.caption("Heatmaps: rows = source task, columns = target task; blue helps, red hurts.")
     try:
-        state.get_runner()  # start the background runner once per server process
+        data.get_runner()  # start the background runner once per server process
     except Exception:  # the pages report store problems themselves
         logging.getLogger("task_affinity_lab.app").exception("runner did not start")
     current.run()
 
 
 if __name__ == "__main__":
-    run()
+    try:
+        run()
+    except ModuleNotFoundError as exc:
+        # A bare `streamlit run` puts app/ on sys.path, not the project root: say how to start.
+        if exc.name not in ("app", "mtl_core"):
+            raise
+        import streamlit as st
+
+        st.error("Start the app from the project folder with "
+                 "`python -m streamlit run app/streamlit_app.py` "
+                 f"(cannot import {exc.name!r} otherwise).")

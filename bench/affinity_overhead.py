@@ -4,7 +4,7 @@ For n = 4, 9, 16 tasks on the MLP (synthetic) and the digits CNN, times one trai
 plain (sum of losses), with vectorized lookahead, and with the per-task reference loop; then a
 whole run with ``--every 10`` lookahead against the same run without affinity.
 
-    python bench/affinity_overhead.py [--device auto|cpu|cuda] [--repeats 30]
+    python -m bench.affinity_overhead [--device auto|cpu|cuda] [--repeats 30]
 
 Targets (CPU, n = 9): vectorized >= 2x faster than the reference loop and <= 0.6 x (n + 1)
 plain steps; a whole run with ``--every 10`` <= 1.6x the run without affinity.
@@ -14,29 +14,25 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+import torch
 
-import torch  # noqa: E402
-
-from mtl_core.affinity import (  # noqa: E402
+from mtl_core.affinity import (
     lookahead_affinity_reference,
     lookahead_from_grads,
     per_task_grads,
 )
-from mtl_core.config import (  # noqa: E402
+from mtl_core.config import (
     AffinityConfig,
     ModelConfig,
     OptimConfig,
     RunConfig,
     TrainConfig,
 )
-from mtl_core.models import MultiTaskNet, task_losses  # noqa: E402
-from mtl_core.scenarios import load_dataset  # noqa: E402
-from mtl_core.training import make_optimizer, resolve_device, train  # noqa: E402
+from mtl_core.models import MultiTaskNet, task_losses
+from mtl_core.scenarios import load_dataset
+from mtl_core.training import make_optimizer, resolve_device, train
 
 ATTRS = ["even", "ge5", "prime", "loop", "one_or_seven", "mult3", "zero_one_eight", "lt3",
          "four_or_nine", "straight"]

@@ -12,7 +12,7 @@ The browsers share the machine with the server here (in a classroom they run on 
 students' laptops), so they run at the lowest CPU priority (nice 19): ``delivered`` then
 measures the server, and ``drawn`` shows what is left for 10 browsers on the same cores.
 
-    python bench/app_load.py [--pages 10] [--steps 3000]
+    python -m bench.app_load [--pages 10] [--steps 3000]
 
 Needs Chromium at /usr/bin/chromium and the playwright package.
 """
@@ -28,10 +28,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from tests.helpers.app_server import running_app  # the shared app-server helper
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tests"))
-from app_server import running_app  # noqa: E402  (the shared app-server helper)
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
@@ -128,9 +127,8 @@ def main() -> int:
         print(f"needs Chromium at {CHROMIUM}", file=sys.stderr)
         return 2
 
-    from app_fixtures import config_dict, seed_run
-
     from mtl_core.store import Store
+    from tests.helpers.app_fixtures import config_dict, seed_run
 
     folder = Path(tempfile.mkdtemp(prefix="app_load_"))
     store = Store(folder / "store.sqlite")

@@ -7,7 +7,7 @@ the whole page, while a browser reruns only the page's fragment, so these are up
 
 Baseline (same run): a rerun with nothing changed. Target: a move < 300 ms.
 
-    python bench/app_regroup.py [--tasks 20] [--steps 2000] [--repeats 7]
+    python -m bench.app_regroup [--tasks 20] [--steps 2000] [--repeats 7]
 """
 
 from __future__ import annotations
@@ -15,14 +15,11 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tests"))
 
 
 def timed(fn, repeats: int) -> list[float]:
@@ -41,10 +38,10 @@ def main() -> int:
     ap.add_argument("--repeats", type=int, default=7)
     args = ap.parse_args()
 
-    from app_fixtures import seed_run
     from streamlit.testing.v1 import AppTest
 
     from mtl_core.store import Store
+    from tests.helpers.app_fixtures import seed_run
 
     tmp = Path(tempfile.mkdtemp(prefix="app_regroup_"))
     store = Store(tmp / "store.sqlite")
@@ -53,7 +50,7 @@ def main() -> int:
     seed_s = time.perf_counter() - t0
     os.environ["MTL_LAB_STORE"] = str(store.path)
     os.environ["MTL_LAB_TEST_PAGE"] = "explore"
-    at = AppTest.from_file(str(ROOT / "tests" / "app_script.py"), default_timeout=120)
+    at = AppTest.from_file(str(ROOT / "tests" / "helpers" / "app_script.py"), default_timeout=120)
     at.query_params["run"] = str(rid)
     t0 = time.perf_counter()
     at.run()

@@ -9,7 +9,7 @@ fresh Python process (torch import included, as a worker pays it), one after ano
 the first logged matrix and the end. The ratio app / baseline is what the app adds (process
 start, store writes, polling) minus what its two workers win by training runs side by side.
 
-    python bench/lesson_timing.py [--repeats 2]
+    python -m bench.lesson_timing [--repeats 2]
 
 Needs Chromium at /usr/bin/chromium and the playwright package.
 """
@@ -26,9 +26,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from tests.helpers.app_server import running_app  # the shared app-server helper
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests"))
-from app_server import running_app  # noqa: E402  (the shared app-server helper)
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
@@ -37,7 +37,6 @@ TARGET_FIRST_S, TARGET_TOTAL_S = 5.0, 60.0
 BASELINE = r"""
 import json, sys, time
 t0 = time.perf_counter()
-sys.path.insert(0, sys.argv[1])
 from mtl_core import lesson
 from mtl_core.training import train
 first = None
@@ -56,7 +55,7 @@ print(json.dumps({"first": first, "total": time.perf_counter() - t0}))
 
 
 def baseline() -> dict[str, float]:
-    out = subprocess.run([sys.executable, "-c", BASELINE, str(ROOT)], capture_output=True,
+    out = subprocess.run([sys.executable, "-c", BASELINE], capture_output=True,
                          text=True, check=True, cwd=str(ROOT))
     return json.loads(out.stdout.strip().splitlines()[-1])
 

@@ -24,9 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout
-
-from mtl_core.log import AffinityLogger  # noqa: E402
+from mtl_core.log import AffinityLogger
 
 TASKS = ["count3", "has3", "first_hi", "noise"]
 BINARY = torch.tensor([False, True, True, False])

@@ -1,4 +1,5 @@
-"""``python -m mtl_core``: the headless command line.
+"""``task-affinity-lab`` (the installed script) or ``python -m mtl_core``: the headless command
+line.
 
 Every subcommand module exposes ``add_parser(subparsers)`` (or ``add_parsers``) and a ``run``
 function; a ``LabError`` (or a bad argument) becomes one clear line on stderr and exit code 2.
@@ -9,8 +10,11 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+from pathlib import Path
 
 from mtl_core.errors import LabError
+
+PROG = "task-affinity-lab"  # [project.scripts] in pyproject.toml
 
 # Subcommand modules in display order; a module missing from this checkout is skipped.
 COMMAND_MODULES = (
@@ -31,7 +35,9 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="python -m mtl_core", description="Task Affinity Lab command line")
+    # --help names the command the user typed: the installed script or `python -m mtl_core`
+    prog = PROG if Path(sys.argv[0]).name == PROG else "python -m mtl_core"
+    parser = _Parser(prog=prog, description="Task Affinity Lab command line")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     for name in COMMAND_MODULES:
         try:

@@ -65,8 +65,9 @@ def connect(address: str | None) -> tuple[ModuleType, bool]:
         ray.init(address=target, **opts)
     except (ConnectionError, RuntimeError, ValueError, TimeoutError) as exc:
         where = target or "a new local instance"
-        raise LabError(f"could not connect to the Ray cluster at {where}: {first_line(exc)}; "
-                       f"{START_HINT}") from None
+        raise LabError(
+            f"could not connect to the Ray cluster at {where}: {first_line(exc)}; {START_HINT}"
+        ) from None
     return ray, True
 
 
@@ -82,8 +83,9 @@ def _probe(address: str) -> None:
     try:
         socket.create_connection((host, int(port)), timeout=5).close()
     except OSError as exc:
-        raise LabError(f"could not connect to the Ray cluster at {address}: {exc}; "
-                       f"{START_HINT}") from None
+        raise LabError(
+            f"could not connect to the Ray cluster at {address}: {exc}; {START_HINT}"
+        ) from None
 
 
 def cluster_gpus(ray: ModuleType) -> float:
@@ -91,8 +93,9 @@ def cluster_gpus(ray: ModuleType) -> float:
     return float(ray.cluster_resources().get("GPU", 0.0))
 
 
-def run_resources(config: dict[str, Any] | None, gpus_in_cluster: float,
-                  cpus: float = 1.0) -> dict[str, float]:
+def run_resources(
+    config: dict[str, Any] | None, gpus_in_cluster: float, cpus: float = 1.0
+) -> dict[str, float]:
     """Ray task options ``{"num_cpus", "num_gpus"}`` for a training run with ``config`` (a
     ``RunConfig.to_dict()``): ``num_gpus=1`` when it asks for CUDA (``device="cuda"``, or
     ``"auto"`` when the cluster has GPUs), else 0 (Ray then hides the GPUs from the task)."""

@@ -44,8 +44,8 @@ from mtl_core.affinity import (
     per_task_grads,
 )
 from mtl_core.errors import LabError
-from mtl_core.fileformat import (
-    BATCH_SPLIT,
+from mtl_core.events import BATCH_SPLIT
+from mtl_core.runfile import (
     METRIC_FRAME,
     ParsedRun,
     matrices_to_long,
@@ -185,7 +185,7 @@ class AffinityLogger:
         return a.mean(axis=0) if len(a) else np.full((len(self.tasks),) * 2, np.nan)
 
     def parsed(self) -> ParsedRun:
-        """Everything logged, as the lab's :class:`~mtl_core.fileformat.ParsedRun`."""
+        """Everything logged, as the lab's :class:`~mtl_core.runfile.ParsedRun`."""
         parts = []
         for m, rows in self._mats.items():
             if rows:

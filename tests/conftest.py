@@ -8,7 +8,6 @@ os.environ.pop("MTL_LAB_RAY_ADDRESS", None)  # runs train locally unless a test 
 # Ray (when a test uses it) stays on 127.0.0.1; read when Ray is first imported, so set here.
 os.environ.update({"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_USAGE_STATS_ENABLED": "0"})
 
-
 import pytest  # noqa: E402
 
 
@@ -17,7 +16,7 @@ def ray_cluster():
     """The address of a local Ray head (127.0.0.1, two CPUs) shared by the session's Ray
     tests, this process connected to it as the driver; stopped at the end."""
     pytest.importorskip("ray")
-    from ray_cluster import LocalRayCluster
+    from tests.helpers.ray_cluster import LocalRayCluster
 
     cluster = LocalRayCluster(cpus=2)
     try:

@@ -10,7 +10,9 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from app import analysis, figures, grouping_view, nav, state, widgets
+from app import charts, data, nav, regroup, session, words
+from app.figures import colours, heatmaps, lines
+from app.guard import show_error
 from mtl_core.store import RunInfo
 
 MAX_SIDE_BY_SIDE = 3
@@ -18,15 +20,15 @@ MAX_SIDE_BY_SIDE = 3
 
 def render() -> None:
     st.title("Compare runs")
-    runs = state.list_runs()
+    runs = data.list_runs()
     if len(runs) < 2:
         st.info("Comparing needs at least two runs: run the lesson, or upload two logs.")
         nav.link("learn", "Start the lesson", icon=":material/school:")
         return
-    ordered = state.ordered_runs(runs)
+    ordered = session.ordered_runs(runs)
     by_id = {r.id: r for r in ordered}
     if "compare_runs" not in st.session_state:
-        asked = list(dict.fromkeys(state.qp_get_ints("runs")))  # in order, once each
+        asked = list(dict.fromkeys(session.qp_get_ints("runs")))  # in order, once each
         want = [i for i in asked if i in by_id]
         missing = [i for i in asked if i not in by_id]
         if missing:
@@ -41,19 +43,19 @@ def render() -> None:
         st.session_state["compare_runs"] = want
     st.session_state["compare_runs"] = [i for i in st.session_state["compare_runs"]
                                         if i in by_id]
-    mine = set(state.my_runs())
+    mine = set(session.my_runs())
     chosen = st.multiselect(
         "Runs to compare", [r.id for r in ordered], key="compare_runs",
-        format_func=lambda i: f"{state.run_label(by_id[i])}{' · yours' if i in mine else ''}",
+        format_func=lambda i: f"{words.run_label(by_id[i])}{' · yours' if i in mine else ''}",
     )
     st.session_state["_keep_compare_runs"] = list(chosen)
-    state.qp_set(runs=list(chosen) or None)
+    session.qp_set(runs=list(chosen) or None)
     if len(chosen) < 2:
         st.info("Pick at least two runs.")
         return
     infos = [by_id[i] for i in chosen]
-    palette = figures.distinct_run_colours([r.id for r in infos])
-    st.markdown(" ".join(f"{widgets.colour_dot(r.id, palette[r.id])} {state.run_label(r)}"
+    palette = colours.distinct_run_colours([r.id for r in infos])
+    st.markdown(" ".join(f"{words.colour_dot(r.id, palette[r.id])} {words.run_label(r)}"
                          for r in infos), unsafe_allow_html=True)
     tabs = st.tabs(["Affinity", "Loss curves", "Groupings", "Config diff"])
     common = sorted(set.intersection(*(set(r.measures) for r in infos)))
@@ -85,7 +87,7 @@ def _averages(infos: list[RunInfo], measure: str) -> dict[int, tuple[list[str], 
                                                                   np.ndarray]]:
     out = {}
     for r in infos:
-        view = state.run_view(r, measure)
+        view = data.run_view(r, measure)
         if view is not None:
             out[r.id] = (view.tasks, view.running[-1], view.order)
     return out
@@ -109,11 +111,10 @@ def _affinity_tab(infos: list[RunInfo], common: list[str], palette: dict[int, st
     if picked is None:
         return
     measure, avgs = picked
-    zmax = max(analysis.robust_zmax(M) for _, M, _ in avgs.values())
+    zmax = max(colours.robust_zmax(M) for _, M, _ in avgs.values())
     hide = st.toggle("Hide the diagonal", value=True, key="compare_hide_diag")
     first = next(iter(avgs.values()))
-    st.caption(f"Whole-run averages on one colour scale (±{zmax:.3g}); rows ordered like the "
-               "first run's hierarchical clustering wherever the runs share their tasks.")
+    st.caption(words.scale_caption(zmax))
     ids = list(avgs)
     for row in range(0, len(ids), MAX_SIDE_BY_SIDE):
         cols = st.columns(MAX_SIDE_BY_SIDE)
@@ -123,14 +124,14 @@ def _affinity_tab(infos: list[RunInfo], common: list[str], palette: dict[int, st
                 order = first[2]
             info = next(r for r in infos if r.id == rid)
             with col:
-                fig = figures.heatmap(M, tasks, measure=measure, zmax=zmax, order=order,
-                                      hide_diagonal=hide, title=state.run_label(info),
+                fig = heatmaps.heatmap(M, tasks, measure=measure, zmax=zmax, order=order,
+                                      hide_diagonal=hide, title=words.run_label(info),
                                       colorbar=col is cols[0])
                 fig.update_layout(title_font_color=palette[rid])
-                widgets.chart_with_export(fig, f"compare_run{rid}", f"compare_hm_{rid}")
+                charts.chart_with_export(fig, f"compare_run{rid}", f"compare_hm_{rid}")
     st.subheader("Difference")
     c1, c2 = st.columns(2)
-    label = {r.id: state.run_label(r) for r in infos}
+    label = {r.id: words.run_label(r) for r in infos}
     a = c1.selectbox("Baseline (A)", ids, format_func=label.get, key="compare_a")
     rest = [i for i in ids if i != a]
     if st.session_state.get("compare_b") not in rest:
@@ -144,16 +145,16 @@ def _affinity_tab(infos: list[RunInfo], common: list[str], palette: dict[int, st
         return
     ia = [ta.index(t) for t in shared]
     ib = [tb.index(t) for t in shared]
-    fig = figures.difference_heatmap(Ma[np.ix_(ia, ia)], Mb[np.ix_(ib, ib)], shared,
+    fig = heatmaps.difference_heatmap(Ma[np.ix_(ia, ia)], Mb[np.ix_(ib, ib)], shared,
                                      label_a=f"#{a}", label_b=f"#{b}", hide_diagonal=hide,
                                      title=f"B − A: blue where #{b} transfers better than #{a}")
-    widgets.chart_with_export(fig, f"compare_diff_{a}_{b}", "compare_diff")
+    charts.chart_with_export(fig, f"compare_diff_{a}_{b}", "compare_diff")
     if len(shared) < max(len(ta), len(tb)):
-        st.caption(f"Shown on the {len(shared)} tasks both runs have.")
+        st.caption(words.shared_tasks(len(shared)))
 
 
 def _loss_tab(infos: list[RunInfo], palette: dict[int, str]) -> None:
-    frames = {state.run_label(r): state.metrics(r) for r in infos}
+    frames = {words.run_label(r): data.metrics(r) for r in infos}
     splits = [s for s in ("val", "test", "train", "batch")
               if any((df["split"] == s).any() for df in frames.values() if not df.empty)]
     if not splits:
@@ -164,10 +165,10 @@ def _loss_tab(infos: list[RunInfo], palette: dict[int, str]) -> None:
         st.session_state["compare_split"] = splits[0]
     split = c1.radio("Split", splits, horizontal=True, key="compare_split")
     mean_only = c2.toggle("Mean over tasks", key="compare_mean")
-    colours = {state.run_label(r): palette[r.id] for r in infos}
-    fig = figures.loss_curves(frames, colours=colours, split=split, mean_only=mean_only,
+    colours = {words.run_label(r): palette[r.id] for r in infos}
+    fig = lines.loss_curves(frames, colours=colours, split=split, mean_only=mean_only,
                               title=f"{split} loss: one colour per run, one dash per task")
-    widgets.chart_with_export(fig, "compare_losses", "compare_losses")
+    charts.chart_with_export(fig, "compare_losses", "compare_losses")
 
 
 def _grouping_tab(infos: list[RunInfo], common: list[str]) -> None:
@@ -175,9 +176,9 @@ def _grouping_tab(infos: list[RunInfo], common: list[str]) -> None:
     if picked is None:
         return
     _, avgs = picked
-    methods = [m for m in grouping_view.METHODS if m != "none"]
+    methods = [m for m in regroup.METHODS if m != "none"]
     c1, c2, c3 = st.columns(3)
-    method = c1.selectbox("Grouping", methods, format_func=grouping_view.METHODS.get,
+    method = c1.selectbox("Grouping", methods, format_func=regroup.METHODS.get,
                           key="compare_method")
     n = max(len(t) for t, _, _ in avgs.values())
     k = c2.slider("k", 1, max(n, 1), min(2, n), key="compare_k",
@@ -189,12 +190,12 @@ def _grouping_tab(infos: list[RunInfo], common: list[str]) -> None:
     for rid, (tasks, M, _) in avgs.items():
         info = next(r for r in infos if r.id == rid)
         try:
-            res = grouping_view.regroup(M, tasks, method, int(k), float(tau))
+            res = regroup.regroup(M, tasks, method, int(k), float(tau))
         except Exception as exc:
-            widgets.show_error(exc)
+            show_error(exc)
             continue
         groupings[rid] = (tasks, res.groups)
-        rows.append({"run": state.run_label(info), "groups": analysis.format_grouping(res.groups),
+        rows.append({"run": words.run_label(info), "groups": words.format_grouping(res.groups),
                      "TAG value": res.score})
     st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch",
                  column_config={"TAG value": st.column_config.NumberColumn(format="%.4g")})
@@ -206,7 +207,7 @@ def _grouping_tab(infos: list[RunInfo], common: list[str]) -> None:
         for (ra, (ta, ga)), (rb, (tb, gb)) in itertools.combinations(groupings.items(), 2):
             shared = [t for t in ta if t in tb]
             agree.append({"run A": f"#{ra}", "run B": f"#{rb}", "shared tasks": len(shared),
-                          "adjusted Rand": analysis.adjusted_rand(ga, gb, shared)
+                          "adjusted Rand": regroup.agreement(ga, gb, shared)
                           if len(shared) >= 2 else None})  # no pairs to agree on: n/a
         st.dataframe(pd.DataFrame(agree), hide_index=True, width="stretch",
                      column_config={"adjusted Rand": st.column_config.NumberColumn(
@@ -230,7 +231,7 @@ def flatten(d: Any, prefix: str = "") -> dict[str, Any]:
 
 def config_diff(infos: list[RunInfo], differences_only: bool) -> pd.DataFrame:
     """One row per config field, one column per run."""
-    flat = {state.run_label(r): flatten(r.config or {}) for r in infos}
+    flat = {words.run_label(r): flatten(r.config or {}) for r in infos}
     keys = sorted(set().union(*(f.keys() for f in flat.values())))
     rows = []
     for key in keys:

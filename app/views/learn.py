@@ -15,7 +15,9 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from app import analysis, figures, nav, state, widgets
+from app import charts, data, nav, regroup, session, words
+from app.figures import approaches, colours, heatmaps
+from app.guard import show_error
 from mtl_core import lesson
 from mtl_core.errors import LabError
 from mtl_core.lesson import LessonIds
@@ -55,14 +57,14 @@ def render() -> None:
 def _knob_controls(specs: dict) -> None:
     c = specs["conflict"]
     left, right = st.columns([4, 1], vertical_alignment="bottom")
-    widgets.keep_value("learn_conflict", float(c.get("default", 1.0)))
+    session.keep_value("learn_conflict", float(c.get("default", 1.0)))
     conflict = left.slider(
         "How much do the two task clusters conflict?", float(c.get("min", 0.0)),
         float(c.get("max", 1.0)), step=0.05, key="learn_conflict",
         help="0: both clusters want the same features, sharing helps. 1: they want opposite "
              "features, so one network serving both is pulled two ways.",
     )
-    widgets.remember_value("learn_conflict")
+    session.remember_value("learn_conflict")
     knobs: dict = {"conflict": float(conflict)}
     with st.expander("Advanced knobs", icon=":material/tune:"):
         groups_from = st.radio(
@@ -90,8 +92,8 @@ def _knob_controls(specs: dict) -> None:
         pressed = False  # a double click starts one lesson, not two
     if pressed:
         st.session_state["_learn_last_train"] = now
-        runner = state.get_runner()
-        ids = lesson.start(runner, state.get_store(), knobs, steps=int(steps), seed=int(seed),
+        runner = data.get_runner()
+        ids = lesson.start(runner, data.get_store(), knobs, steps=int(steps), seed=int(seed),
                            groups_from=groups_from)
         _set_ids(ids)
 
@@ -99,7 +101,7 @@ def _knob_controls(specs: dict) -> None:
 def _trained_conflict(ids: LessonIds) -> float | None:
     """The conflict level the shown lesson was trained at (None if its run is gone)."""
     try:
-        cfg = state.get_store().get_run(ids.together).config or {}
+        cfg = data.get_store().get_run(ids.together).config or {}
     except LabError:
         return None
     value = (cfg.get("knobs") or {}).get("conflict")
@@ -109,7 +111,7 @@ def _trained_conflict(ids: LessonIds) -> float | None:
 def _current_ids() -> LessonIds | None:
     text = st.session_state.get(KEY)
     if not text:
-        text = state.qp_get("lesson")
+        text = session.qp_get("lesson")
         if text:
             st.session_state[KEY] = text
     return LessonIds.from_query(text)
@@ -117,8 +119,8 @@ def _current_ids() -> LessonIds | None:
 
 def _set_ids(ids: LessonIds) -> None:
     st.session_state[KEY] = ids.to_query()
-    state.remember(*ids.ids())
-    state.qp_set(lesson=ids.to_query())
+    session.remember(*ids.ids())
+    session.qp_set(lesson=ids.to_query())
 
 
 def _live(ids_text: str) -> None:
@@ -130,7 +132,7 @@ def _live(ids_text: str) -> None:
 
 
 def _is_active(ids: LessonIds) -> bool:
-    store = state.get_store()
+    store = data.get_store()
     infos = [store.get_run(i) for i in ids.ids()]
     return ids.groups is None or any(i.is_active for i in infos)
 
@@ -139,17 +141,17 @@ def _live_body(was_active: bool) -> None:
     ids = _current_ids()
     if ids is None:
         return
-    store = state.get_store()
+    store = data.get_store()
     _follow_groups(store, ids)
     infos = {k: store.get_run(getattr(ids, k)) for k in lesson.APPROACHES
              if getattr(ids, k) is not None}
     _conflict_header(ids)
     _status_row(infos)
     grouping = lesson.groups_of(store, ids.groups)
-    view = state.run_view(infos["together"], "lookahead")
+    view = data.run_view(infos["together"], "lookahead")
     losses, curves = {}, {}
     for key, info in infos.items():
-        df = state.metrics(info)
+        df = data.metrics(info)
         _, losses[key] = lesson.held_out(df)
         curves[key] = lesson.mean_curve(df)
     finished = all(i.status == "finished" for i in infos.values()) and len(infos) == 3
@@ -159,20 +161,20 @@ def _live_body(was_active: bool) -> None:
     with right:
         tasks = view.tasks if view is not None else _tasks_of(infos)
         if any(losses.values()):
-            widgets.chart(figures.lesson_losses(losses, tasks, title="Held-out loss per task"),
+            charts.chart(approaches.lesson_losses(losses, tasks, title="Held-out loss per task"),
                           key="learn_losses")
-            widgets.chart(_mean_curves(curves), key="learn_curves")
+            charts.chart(_mean_curves(curves), key="learn_curves")
         else:
             st.info("Held-out losses appear after the first evaluation (every 10 steps).")
     mean_loss = {k: float(np.mean(list(v.values()))) for k, v in losses.items() if v}
     view_tasks = view.tasks if view is not None else []
     _groups_note(store, ids, infos, grouping, A, view_tasks)
-    sentences = analysis.explain_lesson(A, view_tasks, grouping, mean_loss, finished)
+    sentences = words.explain_lesson(A, view_tasks, grouping, mean_loss, finished)
     if sentences:
         st.info(" ".join(sentences), icon=":material/lightbulb:")
     for info in infos.values():
         if info.status in ("failed", "interrupted") and info.error:
-            st.error(f"{state.run_label(info)} {info.status}: {info.error}")
+            st.error(f"{words.run_label(info)} {info.status}: {info.error}")
     nav.link("explore", "Explore the all-together run in detail", icon=":material/grid_on:",
              run=ids.together)
     still = any(i.is_active for i in infos.values()) or ids.groups is None
@@ -184,9 +186,9 @@ def _follow_groups(store, ids: LessonIds) -> None:
     """Start the grouped run when its groups can be picked (TAG), and keep its id."""
     before = ids.groups
     try:
-        lesson.maybe_start_groups(state.get_runner(), store, ids)
+        lesson.maybe_start_groups(data.get_runner(), store, ids)
     except Exception as exc:  # a failed selection must not stop the live view
-        widgets.show_error(exc)
+        show_error(exc)
     if ids.groups != before:
         _set_ids(ids)
 
@@ -211,11 +213,11 @@ def _affinity_so_far(view, grouping, steps_total: int | None):
         st.info("Waiting for the first affinity matrix… (the worker is starting)")
         return None
     A = view.running[-1]
-    order = analysis.group_order(view.tasks, view.order, grouping)
+    order = regroup.group_order(view.tasks, view.order, grouping)
     last = int(view.steps[-1])
-    fig = figures.heatmap(A, view.tasks, order=order, grouping=grouping, zmax=view.zmax_avg,
+    fig = heatmaps.heatmap(A, view.tasks, order=order, grouping=grouping, zmax=view.zmax_avg,
                           title=f"Affinity, averaged over steps 1–{last}")
-    widgets.chart(fig, key="learn_heatmap")
+    charts.chart(fig, key="learn_heatmap")
     st.caption(f"Affinity so far: step {last} of {steps_total} · "
                "row = the task that takes a step, column = the task whose loss moves.")
     return A
@@ -229,17 +231,17 @@ def _groups_note(store, ids: LessonIds, infos: dict, grouping, A, tasks: list[st
     if grouping:
         src = (store.get_note(ids.groups, "lesson_groups") or {}).get("source", "")
         same = " — the planted clusters" if set(planted) == set(grouping) else ""
-        lines.append(f"**Grouped run trains** {analysis.format_grouping(grouping)}"
+        lines.append(f"**Grouped run trains** {words.format_grouping(grouping)}"
                      f"{f' (from {src})' if src and not same else same}.")
     if A is not None and tasks:
         try:
             tag, _ = lesson.select_groups(A, tasks, int(knobs.get("clusters", 2)))
             agree = ("matches the planted clusters" if set(tag) == set(planted)
                      else "differs from the planted clusters")
-            lines.append(f"**TAG on the affinity so far** picks {analysis.format_grouping(tag)}"
+            lines.append(f"**TAG on the affinity so far** picks {words.format_grouping(tag)}"
                          f" ({agree}).")
         except Exception as exc:  # an informative extra; never break the lesson over it
-            widgets.show_error(exc)
+            show_error(exc)
     if lines:
         st.markdown("  \n".join(lines))
 
@@ -254,15 +256,16 @@ def _tasks_of(infos: dict) -> list[str]:
 def _status_row(infos: dict) -> None:
     cols = st.columns(3)
     for col, key in zip(cols, lesson.APPROACHES):
-        label = figures.APPROACH_LABELS[key]
+        label = words.APPROACH_LABELS[key]
         info = infos.get(key)
         with col:
-            st.markdown(f"<span style='color:{figures.APPROACH_COLOURS[key]}'>■</span> "
+            st.markdown(f"<span style='color:{colours.APPROACH_COLOURS[key]}'>■</span> "
                         f"**{label}**", unsafe_allow_html=True)
             if info is None:
                 st.progress(0.0, text="waiting for the groups…")
             else:
-                st.progress(float(info.progress or 0.0), text=widgets.status_text(info))
+                st.progress(float(info.progress or 0.0),
+                            text=words.status_text(info, data.queue_ahead(info)))
 
 
 def _mean_curves(curves: dict[str, pd.Series]) -> go.Figure:
@@ -272,8 +275,8 @@ def _mean_curves(curves: dict[str, pd.Series]) -> go.Figure:
         if s is None or s.empty:
             continue
         fig.add_trace(go.Scatter(x=s.index, y=s.values, mode="lines",
-                                 name=figures.APPROACH_LABELS[key],
-                                 line=dict(color=figures.APPROACH_COLOURS[key], width=3)))
+                                 name=words.APPROACH_LABELS[key],
+                                 line=dict(color=colours.APPROACH_COLOURS[key], width=3)))
     fig.update_xaxes(title_text="step")
     fig.update_yaxes(title_text="mean held-out loss")
     fig.update_layout(title=dict(text="Mean held-out loss while training", x=0), height=340,

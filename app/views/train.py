@@ -15,7 +15,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from app import nav, state, widgets
+from app import data, nav, session, words
 from mtl_core.config import ARCHS, MEASURES, MODES, NORMS, OPTIMIZERS, RunConfig
 from mtl_core.errors import LabError
 from mtl_core.scenarios import default_model_config, list_scenarios
@@ -193,11 +193,11 @@ def _submit(values: dict[str, Any]) -> None:
     try:
         cfg = build_config(values)
         check_groups(cfg)
-        rid = state.get_runner().submit(cfg)
+        rid = data.get_runner().submit(cfg)
     except LabError as exc:
         st.error(str(exc))
         return
-    state.remember(rid)
+    session.remember(rid)
     st.success(f"Queued run #{rid} ({cfg.name or f'{cfg.scenario} {cfg.train.mode}'}).")
     nav.link("explore", f"Watch run #{rid} live in Explore", icon=":material/grid_on:",
              run=rid)
@@ -207,8 +207,8 @@ def _submit(values: dict[str, Any]) -> None:
 
 
 def _queue() -> None:
-    runs = state.list_runs()
-    active = state.any_active(runs)
+    runs = data.list_runs()
+    active = data.any_active(runs)
     st.fragment(run_every=POLL_S if active else None)(_queue_body)(was_active=active)
 
 
@@ -224,46 +224,46 @@ def check_groups(cfg: Any) -> None:
 
 def queue_frame(runs: list) -> pd.DataFrame:
     """One row per run for the queue table (this session's runs first)."""
-    mine = set(state.my_runs())
+    mine = set(session.my_runs())
     rows = []
     for r in runs:
         cfg = r.config or {}
         rows.append({
-            "run": state.run_label(r),
+            "run": words.run_label(r),
             "yours": "✓" if r.id in mine else "",
             "status": r.status,
             "progress": float(r.progress) if r.progress is not None else
             (1.0 if r.status == "finished" else 0.0),
             "steps": f"{r.steps_done}/{r.steps_total}" if r.steps_total else str(r.steps_done),
-            "ETA": widgets.format_seconds(r.eta_s) if r.status == "running" else "",
+            "ETA": words.format_seconds(r.eta_s) if r.status == "running" else "",
             "step/s": f"{r.steps_per_s:.1f}" if r.steps_per_s else "",
             "origin": r.origin,
             "scenario": cfg.get("scenario", ""),
             "mode": (cfg.get("train") or {}).get("mode", ""),
-            "created": widgets.ago(r.created),
+            "created": words.ago(r.created),
             "error": r.error or "",
         })
     return pd.DataFrame(rows)
 
 
 def _queue_body(was_active: bool) -> None:
-    runs = state.list_runs()
+    runs = data.list_runs()
     only_mine = st.toggle("Only my runs", key="train_only_mine",
                           help="Runs started or uploaded in this browser session")
-    ordered = state.ordered_runs(runs, mine_only=only_mine)
+    ordered = session.ordered_runs(runs, mine_only=only_mine)
     live = [r for r in ordered if r.is_active]
     for r in live:
         c1, c2, c3 = st.columns([3, 5, 1], vertical_alignment="center")
-        c1.markdown(f"{widgets.colour_dot(r.id)} **{state.run_label(r)}**",
+        c1.markdown(f"{words.colour_dot(r.id)} **{words.run_label(r)}**",
                     unsafe_allow_html=True)
-        c2.progress(float(r.progress or 0.0), text=widgets.status_text(r))
+        c2.progress(float(r.progress or 0.0), text=words.status_text(r, data.queue_ahead(r)))
         if c3.button("Cancel", key=f"cancel_{r.id}", icon=":material/stop:"):
             try:
-                state.get_runner().cancel(r.id)
+                data.get_runner().cancel(r.id)
                 st.toast(f"Cancelling run #{r.id}")
             except LabError as exc:
                 st.error(str(exc))
-    mine = set(state.my_runs())
+    mine = set(session.my_runs())
     failed = [r for r in ordered if r.status == "failed" and r.id in mine][:3]
     for r in failed:  # the reason, where it is seen (the table's error column is far right)
         st.error(f"Run #{r.id} ({r.name}) failed: {r.error}", icon=":material/error:")
@@ -277,6 +277,6 @@ def _queue_body(was_active: bool) -> None:
                                                             max_value=1.0, format="percent"),
             },
         )
-    still = state.any_active(runs)
+    still = data.any_active(runs)
     if was_active and not still:
         st.rerun()

@@ -1,6 +1,6 @@
 """Upload and download runs in the open run-file format.
 
-Uploads go through the same reader the CLI uses (``mtl_core.fileformat.read_run_file``): every
+Uploads go through the same reader the CLI uses (``mtl_core.runfile.read_run_file``): every
 file is validated and previewed before anything is saved, a bad file shows the reader's own
 message, and a saved upload opens in Explore like any trained run. Any run can be downloaded
 in the same format.
@@ -14,9 +14,10 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from app import nav, state, widgets
+from app import charts, data, nav, session, words
+from app.guard import show_error
 from mtl_core.errors import LabError
-from mtl_core.fileformat import ParsedRun, read_run_file, run_file_bytes
+from mtl_core.runfile import ParsedRun, read_run_file, run_file_bytes
 
 SAVED = "upload_saved"  # session_state: file id -> run ids saved from it
 FORMATS = {
@@ -85,14 +86,14 @@ def _upload() -> None:
     good: list[tuple[object, ParsedRun]] = []
     for f in files:
         with st.container(border=True):
-            st.markdown(f"**{f.name}** · {_size(f.size)}")
+            st.markdown(f"**{f.name}** · {words.file_size(f.size)}")
             try:
                 parsed = _parse(f.file_id, f.name, f.size, f.getvalue())
             except LabError as exc:
                 st.error(str(exc), icon=":material/error:")
                 continue
             except Exception as exc:  # a reader bug: logged, shown as a message
-                widgets.show_error(exc)
+                show_error(exc)
                 continue
             st.dataframe(preview_frame(parsed), hide_index=True, width="stretch")
             if f.file_id in saved:
@@ -109,21 +110,13 @@ def _upload() -> None:
         for f, parsed in pending:
             name = st.session_state.get(f"upload_name_{f.file_id}") or Path(f.name).stem
             try:
-                ids = state.get_store().import_parsed(parsed, name=name)
+                ids = data.get_store().import_parsed(parsed, name=name)
             except LabError as exc:
                 st.error(f"{f.name}: {exc}")
                 continue
             saved[f.file_id] = ids
-            state.remember(*ids)
+            session.remember(*ids)
         st.rerun()
-
-
-def _size(n: int) -> str:
-    if n < 1024:
-        return f"{n} bytes"
-    if n < 1024**2:
-        return f"{n / 1024:.1f} KB"
-    return f"{n / 1024**2:.1f} MB"
 
 
 def _saved_links(ids: list[int]) -> None:
@@ -141,23 +134,23 @@ def _download() -> None:
     done = st.session_state.pop("_upload_deleted", None)
     if done:
         st.success(done, icon=":material/delete:")
-    runs = state.list_runs()
+    runs = data.list_runs()
     if not runs:
         st.caption("No runs in the store yet.")
         return
-    info = widgets.run_picker("Run", "download_run", runs, qp_key=None)
+    info = session.run_picker("Run", "download_run", runs, qp_key=None)
     if info is None:
         return
     c1, c2 = st.columns([2, 1], vertical_alignment="bottom")
     ext = c1.selectbox("Format", list(FORMATS), format_func=FORMATS.get, key="download_fmt")
-    base = widgets.safe_filename(f"run{info.id}_{info.name}")
+    base = charts.safe_filename(f"run{info.id}_{info.name}")
     filename = f"{base}{ext}"
     rid = info.id
 
-    def data() -> bytes:
-        return run_file_bytes(state.get_store().export_parsed(rid), filename)
+    def payload() -> bytes:
+        return run_file_bytes(data.get_store().export_parsed(rid), filename)
 
-    c2.download_button("⬇ Download", data=data, file_name=filename,
+    c2.download_button("⬇ Download", data=payload, file_name=filename,
                        mime="application/octet-stream", key="download_btn",
                        on_click="ignore", type="primary", width="stretch")
     if info.is_active:
@@ -174,7 +167,7 @@ def _download() -> None:
                            key=f"download_delete_sure_{info.id}")
         if st.button(f"Delete run #{info.id}", key="download_delete", disabled=not sure):
             try:
-                state.get_runner().delete(info.id)
+                data.get_runner().delete(info.id)
             except LabError as exc:
                 st.error(str(exc))
             else:
@@ -186,7 +179,7 @@ def _download() -> None:
 def _would_drop(info) -> list[str]:
     """What a single-table download of this run leaves out."""
     out = []
-    df = state.metrics(info)
+    df = data.metrics(info)
     if df is not None and not df.empty:
         out.append("metrics")
     if info.config:

@@ -98,11 +98,20 @@ def run(args: argparse.Namespace) -> int:
         raise LabError("--ray-address needs --executor ray")
     on_ray = args.executor == "ray"
     spec = EvalSpec.for_scenario(
-        args.scenario, parse_sets(args.sets), args.k, hidden=args.hidden,
-        seeds=args.seeds, steps=args.steps, cotrain_steps=args.cotrain_steps,
-        exhaustive=args.exhaustive, random_groupings=args.random, every=args.every,
-        allow_singletons=args.allow_singletons, batch_size=args.batch_size,
-        device=args.device, threads=1 if on_ray else threads_per_worker(workers),
+        args.scenario,
+        parse_sets(args.sets),
+        args.k,
+        hidden=args.hidden,
+        seeds=args.seeds,
+        steps=args.steps,
+        cotrain_steps=args.cotrain_steps,
+        exhaustive=args.exhaustive,
+        random_groupings=args.random,
+        every=args.every,
+        allow_singletons=args.allow_singletons,
+        batch_size=args.batch_size,
+        device=args.device,
+        threads=1 if on_ray else threads_per_worker(workers),
     )
     spec.check()
 

@@ -85,7 +85,7 @@ def format_runs(runs: list[RunInfo]) -> str:
 
 def run_import(args: argparse.Namespace) -> int:
     """Validate a file completely, then add its run(s) to the store in one transaction."""
-    from mtl_core.fileformat import read_run_file
+    from mtl_core.runfile import read_run_file
 
     path = Path(args.file)
     parsed = read_run_file(path)
@@ -102,7 +102,7 @@ def run_import(args: argparse.Namespace) -> int:
 
 def run_export(args: argparse.Namespace) -> int:
     """Write a run to ``--out`` in the open format."""
-    from mtl_core.fileformat import FILE_EXTENSIONS, dropped_parts, write_run_file
+    from mtl_core.runfile import FILE_EXTENSIONS, dropped_parts, write_run_file
 
     out = Path(args.out)
     if out.suffix.lower() not in FILE_EXTENSIONS:

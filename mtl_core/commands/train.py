@@ -78,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
 
         args.store = str(default_store_path())  # where the app will show it
     if args.out is not None:
-        from mtl_core.fileformat import TABLE_EXTENSIONS
+        from mtl_core.runfile import TABLE_EXTENSIONS
 
         if Path(args.out).suffix.lower() not in TABLE_EXTENSIONS:
             raise LabError(
@@ -96,8 +96,8 @@ def _run_local(cfg: RunConfig, out: Path) -> int:
     import pandas as pd
 
     from mtl_core.errors import DivergedError
-    from mtl_core.fileformat import affinity_rows, write_table
     from mtl_core.progress import ProgressBar
+    from mtl_core.runfile import affinity_rows, write_table
     from mtl_core.training import train
 
     frames: list[pd.DataFrame] = []
@@ -147,8 +147,8 @@ def summary(result) -> str:
 
 def _run_in_store(cfg: RunConfig, args: argparse.Namespace) -> int:
     """Submit through the runner (a background worker writes into the store) and follow it."""
-    from mtl_core.fileformat import matrices_to_long, write_table
     from mtl_core.progress import ProgressBar
+    from mtl_core.runfile import matrices_to_long, write_table
     from mtl_core.runner import Runner
 
     runner = Runner(args.store)

@@ -79,12 +79,19 @@ def spec_for_run(config: dict[str, Any], k: int, seeds: int, *, workers: int = 2
     CPUs per run. Raises LabError for a run without a scenario (an uploaded log)."""
     scenario = (config or {}).get("scenario")
     if not scenario:
-        raise LabError("The ground truth retrains the run's scenario, so it needs a run "
-                       "trained by the lab (uploaded logs have no scenario to retrain).")
+        raise LabError(
+            "The ground truth retrains the run's scenario, so it needs a run "
+            "trained by the lab (uploaded logs have no scenario to retrain)."
+        )
     steps = int((config.get("train") or {}).get("steps", 300))
-    return EvalSpec.for_scenario(str(scenario), dict(config.get("knobs") or {}), int(k),
-                                 seeds=int(seeds), steps=steps,
-                                 threads=threads_per_worker(workers))
+    return EvalSpec.for_scenario(
+        str(scenario),
+        dict(config.get("knobs") or {}),
+        int(k),
+        seeds=int(seeds),
+        steps=steps,
+        threads=threads_per_worker(workers),
+    )
 
 
 def start(spec: EvalSpec, folder: str | os.PathLike[str], *, workers: int = 2) -> BackgroundJob:
@@ -99,9 +106,14 @@ def start(spec: EvalSpec, folder: str | os.PathLike[str], *, workers: int = 2) -
     write_json(path / STATUS_FILE, {"status": "running", "message": "starting"})
     code = "import sys; from mtl_core.experiments.background import main; sys.exit(main())"
     with open(path / LOG_FILE, "wb") as log:
-        proc = subprocess.Popen([sys.executable, "-c", code, str(path)], cwd=str(ROOT),
-                                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                start_new_session=True)
+        proc = subprocess.Popen(
+            [sys.executable, "-c", code, str(path)],
+            cwd=str(ROOT),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
     return BackgroundJob(folder=str(path), pid=proc.pid, started=time.time())
 
 
@@ -114,18 +126,27 @@ def poll(job: BackgroundJob) -> JobState:
     if state == "done":
         report = _read_json(path / REPORT_FILE)
         if report is None:
-            return JobState("failed", error="the report file is missing or unreadable",
-                            finished=status.get("finished"))
-        return JobState("done", status.get("message", ""), report=report,
-                        finished=status.get("finished"))
+            return JobState(
+                "failed",
+                error="the report file is missing or unreadable",
+                finished=status.get("finished"),
+            )
+        return JobState(
+            "done", status.get("message", ""), report=report, finished=status.get("finished")
+        )
     if state == "failed":
-        return JobState("failed", status.get("message", ""), error=status.get("error"),
-                        finished=status.get("finished"))
+        return JobState(
+            "failed",
+            status.get("message", ""),
+            error=status.get("error"),
+            finished=status.get("finished"),
+        )
     if pid_alive(job.pid):
         return JobState("running", status.get("message", "") or "starting")
     why = last_line(path / LOG_FILE) or "no report was written"
-    return JobState("failed", error=f"the evaluation process ended early: {why}",
-                    finished=time.time())
+    return JobState(
+        "failed", error=f"the evaluation process ended early: {why}", finished=time.time()
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -156,11 +177,12 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # LabError: its message; anything else: type and message
         error = str(exc) if isinstance(exc, LabError) else f"{type(exc).__name__}: {exc}"
         traceback.print_exc()
-        write_json(path / STATUS_FILE, {"status": "failed", "message": last[0],
-                                        "error": error, "finished": time.time()})
+        write_json(
+            path / STATUS_FILE,
+            {"status": "failed", "message": last[0], "error": error, "finished": time.time()},
+        )
         return 2 if isinstance(exc, LabError) else 1
-    write_json(path / STATUS_FILE, {"status": "done", "message": last[0],
-                                    "finished": time.time()})
+    write_json(path / STATUS_FILE, {"status": "done", "message": last[0], "finished": time.time()})
     return 0
 
 

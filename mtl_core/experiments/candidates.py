@@ -62,8 +62,9 @@ class CandidateNetworks:
     runs: int = 0
 
     @classmethod
-    def collect(cls, tasks: Sequence[str],
-                trained: Sequence[tuple[tuple[int, ...], JobResult]]) -> CandidateNetworks:
+    def collect(
+        cls, tasks: Sequence[str], trained: Sequence[tuple[tuple[int, ...], JobResult]]
+    ) -> CandidateNetworks:
         """Gather the results of :func:`candidate_jobs` runs, ``[(masks, result)]``."""
         nets = cls(list(tasks))
         for masks, r in trained:
@@ -97,8 +98,7 @@ class CandidateNetworks:
                 for t, loss in v.items():
                     scores[m, self.tasks.index(t)] = -loss
         chosen, _ = select_from_scores(scores, k)
-        best = canonical_grouping([self.tasks[b] for b in range(n) if m >> b & 1]
-                                  for m in chosen)
+        best = canonical_grouping([self.tasks[b] for b in range(n) if m >> b & 1] for m in chosen)
         return best, time.perf_counter() - t0
 
     def rank_correlation(self, A: np.ndarray, k: int, min_size: int) -> float | None:

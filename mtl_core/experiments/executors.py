@@ -111,12 +111,19 @@ def map_jobs(
         return _map_futures(executor, call, jobs, on_done, keep_going)
     if callable(getattr(executor, "map", None)):
         return list(executor.map(call, jobs, on_done=on_done))
-    raise TypeError(f"{type(executor).__name__} is not an executor: it needs map(fn, jobs, "
-                    "on_done) or to be a concurrent.futures.Executor")
+    raise TypeError(
+        f"{type(executor).__name__} is not an executor: it needs map(fn, jobs, "
+        "on_done) or to be a concurrent.futures.Executor"
+    )
 
 
-def _map_futures(ex: cf.Executor, fn: Callable[[J], R], jobs: Sequence[J],
-                 on_done: Callable[[int, R], None] | None, keep_going: bool = False) -> list[R]:
+def _map_futures(
+    ex: cf.Executor,
+    fn: Callable[[J], R],
+    jobs: Sequence[J],
+    on_done: Callable[[int, R], None] | None,
+    keep_going: bool = False,
+) -> list[R]:
     futures = {ex.submit(fn, job): i for i, job in enumerate(jobs)}
     out: list[Any] = [None] * len(jobs)
     try:
@@ -139,8 +146,12 @@ def _map_futures(ex: cf.Executor, fn: Callable[[J], R], jobs: Sequence[J],
 class SerialExecutor:
     """In-process, one job after another (tests, debugging)."""
 
-    def map(self, fn: Callable[[J], R], jobs: Sequence[J],
-            on_done: Callable[[int, R], None] | None = None) -> list[R]:
+    def map(
+        self,
+        fn: Callable[[J], R],
+        jobs: Sequence[J],
+        on_done: Callable[[int, R], None] | None = None,
+    ) -> list[R]:
         """``[fn(job) for job in jobs]``, calling ``on_done(i, result)`` after each."""
         out = []
         for i, job in enumerate(jobs):
@@ -172,8 +183,12 @@ class LocalProcessExecutor:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
 
-    def map(self, fn: Callable[[J], R], jobs: Sequence[J],
-            on_done: Callable[[int, R], None] | None = None) -> list[R]:
+    def map(
+        self,
+        fn: Callable[[J], R],
+        jobs: Sequence[J],
+        on_done: Callable[[int, R], None] | None = None,
+    ) -> list[R]:
         """Run the jobs in the pool; see :func:`map_jobs`."""
         if self._pool is None:
             with self:

@@ -84,8 +84,9 @@ class JobBook:
             if isinstance(r, JobFailure):  # named by the job (a crashed worker knows no label)
                 self.failures.append(JobFailure(job.label, r.reason, r.detail))
         if n and len(self.failures) == n:
-            raise LabError(f"{phase}: all {n} training runs failed; the first: "
-                           f"{self.failures[0].reason}")
+            raise LabError(
+                f"{phase}: all {n} training runs failed; the first: {self.failures[0].reason}"
+            )
 
     def get(self, key: Key) -> JobResult | None:
         """The result under ``key``; None when that job failed."""
@@ -120,8 +121,7 @@ class TagSelection:
 
 
 def _job(spec: EvalSpec, label: str, mode: str, seed: int, **kw: Any) -> TrainJob:
-    return TrainJob(label, spec.run_config(label, mode, seed, **kw).to_dict(),
-                    threads=spec.threads)
+    return TrainJob(label, spec.run_config(label, mode, seed, **kw).to_dict(), threads=spec.threads)
 
 
 def random_grouping(spec: EvalSpec, seed: int, r: int) -> Grouping:
@@ -139,8 +139,10 @@ def plan_phase1(spec: EvalSpec) -> Phase1:
     book = plan.book
     for s in range(spec.seeds):
         lab = f"cotrain/seed{s}"
-        book.add(("cotrain", s, 0), _job(spec, lab, "together", s, measure="lookahead",
-                                         steps=spec.cotrain_steps))
+        book.add(
+            ("cotrain", s, 0),
+            _job(spec, lab, "together", s, measure="lookahead", steps=spec.cotrain_steps),
+        )
         for mode in ("together", "single"):
             book.add((mode, s, 0), _job(spec, f"{mode}/seed{s}", mode, s))
         for r in range(spec.random_groupings):
@@ -169,8 +171,10 @@ def select_tag_groups(spec: EvalSpec, book: JobBook) -> TagSelection:
         sel.groups[s] = grouper.fit(A, list(spec.tasks)).groups_
         sel.seconds[s] = time.perf_counter() - t0
     if not sel.groups:
-        raise LabError("every co-training run failed, so TAG has no affinity to group on; "
-                       "see the failures above")
+        raise LabError(
+            "every co-training run failed, so TAG has no affinity to group on; "
+            "see the failures above"
+        )
     return sel
 
 
@@ -181,9 +185,15 @@ def plan_phase2(spec: EvalSpec, sel: TagSelection) -> JobBook:
         book.add(("tag", s, 0), _job(spec, f"tag/seed{s}", "groups", s, groups=sel.groups[s]))
         lab = f"together_capacity/seed{s}"
         match = tuple(tuple(sorted(g)) for g in sel.groups[s])
-        book.add(("together_capacity", s, 0),
-                 TrainJob(lab, spec.run_config(lab, "together", s).to_dict(),
-                          threads=spec.threads, match_groups=match))
+        book.add(
+            ("together_capacity", s, 0),
+            TrainJob(
+                lab,
+                spec.run_config(lab, "together", s).to_dict(),
+                threads=spec.threads,
+                match_groups=match,
+            ),
+        )
     return book
 
 
@@ -195,8 +205,16 @@ class RunRecords:
         self.affinity = affinity
         self.runs: list[dict[str, Any]] = []
 
-    def add(self, approach: str, seed: int, grouping: Grouping, test: dict[str, float],
-            seconds: float, parameters: int | None, **extra: Any) -> dict[str, Any]:
+    def add(
+        self,
+        approach: str,
+        seed: int,
+        grouping: Grouping,
+        test: dict[str, float],
+        seconds: float,
+        parameters: int | None,
+        **extra: Any,
+    ) -> dict[str, Any]:
         """Record one run: its grouping, TAG's predicted value for it on the seed's
         affinity, per-task and total test loss, compute seconds and parameter count."""
         tasks = self.tasks
@@ -216,8 +234,9 @@ class RunRecords:
         return rec
 
 
-def record_seed(spec: EvalSpec, s: int, phase1: Phase1, phase2: JobBook, sel: TagSelection,
-                records: RunRecords) -> None:
+def record_seed(
+    spec: EvalSpec, s: int, phase1: Phase1, phase2: JobBook, sel: TagSelection, records: RunRecords
+) -> None:
     """Record seed ``s``'s TAG, together, capacity-matched, single and random runs (those
     that trained: a failed run, or TAG's runs of a seed whose co-training failed, have no
     record)."""
@@ -227,25 +246,44 @@ def record_seed(spec: EvalSpec, s: int, phase1: Phase1, phase2: JobBook, sel: Ta
         co = book[("cotrain", s, 0)]
         tag, cap = phase2.get(("tag", s, 0)), phase2.get(("together_capacity", s, 0))
         if tag is not None:
-            records.add("tag", s, sel.groups[s], tag.test,
-                        co.seconds + sel.seconds[s] + tag.seconds, tag.parameters,
-                        breakdown={"cotrain": co.seconds, "select": sel.seconds[s],
-                                   "train": tag.seconds})
+            records.add(
+                "tag",
+                s,
+                sel.groups[s],
+                tag.test,
+                co.seconds + sel.seconds[s] + tag.seconds,
+                tag.parameters,
+                breakdown={"cotrain": co.seconds, "select": sel.seconds[s], "train": tag.seconds},
+            )
         if cap is not None:
-            records.add("together_capacity", s, together, cap.test, cap.seconds,
-                        cap.parameters, hidden=list(cap.hidden))
+            records.add(
+                "together_capacity",
+                s,
+                together,
+                cap.test,
+                cap.seconds,
+                cap.parameters,
+                hidden=list(cap.hidden),
+            )
     if (r := book.get(("together", s, 0))) is not None:
         records.add("together", s, together, r.test, r.seconds, r.parameters)
     if (r := book.get(("single", s, 0))) is not None:
-        records.add("single", s, canonical_grouping([t] for t in spec.tasks), r.test,
-                    r.seconds, r.parameters)
+        records.add(
+            "single",
+            s,
+            canonical_grouping([t] for t in spec.tasks),
+            r.test,
+            r.seconds,
+            r.parameters,
+        )
     for i in range(spec.random_groupings):
         if (r := book.get(("random", s, i))) is not None:
             records.add("random", s, phase1.random[(s, i)], r.test, r.seconds, r.parameters)
 
 
-def record_exhaustive(spec: EvalSpec, s: int, phase1: Phase1, sel: TagSelection,
-                      records: RunRecords) -> float | None:
+def record_exhaustive(
+    spec: EvalSpec, s: int, phase1: Phase1, sel: TagSelection, records: RunRecords
+) -> float | None:
     """Record seed ``s``'s exhaustive best grouping (and TAG's groups served by the same
     candidate networks); returns the Spearman correlation over every partition. Nothing is
     recorded (None) when one of the seed's candidate runs failed."""
@@ -255,8 +293,16 @@ def record_exhaustive(spec: EvalSpec, s: int, phase1: Phase1, sel: TagSelection,
     nets = CandidateNetworks.collect(spec.tasks, trained)
     best, select_s = nets.best(spec.k, spec.min_group_size)
     _, per_task = nets.served(best)
-    rec = records.add("exhaustive", s, best, per_task, nets.seconds + select_s, None,
-                      candidates=len(nets.val), runs=nets.runs)
+    rec = records.add(
+        "exhaustive",
+        s,
+        best,
+        per_task,
+        nets.seconds + select_s,
+        None,
+        candidates=len(nets.val),
+        runs=nets.runs,
+    )
     if s not in sel.groups:
         return None
     rec["tag_from_candidates"] = nets.served(sel.groups[s])[0]
@@ -290,9 +336,11 @@ def evaluate(
         record_seed(spec, s, phase1, phase2, sel, records)
         if spec.exhaustive:
             rank.append(record_exhaustive(spec, s, phase1, sel, records))
-    failures = [{"phase": phase, "label": f.label, "reason": f.reason}
-                for phase, book in (("phase 1", phase1.book), ("phase 2", phase2))
-                for f in book.failures]
+    failures = [
+        {"phase": phase, "label": f.label, "reason": f.reason}
+        for phase, book in (("phase 1", phase1.book), ("phase 2", phase2))
+        for f in book.failures
+    ]
     return summarize(spec, records.runs, sel.affinity, rank, failures)
 
 

@@ -41,8 +41,9 @@ class RayExecutor(cf.Executor):
     the cluster unreachable); :meth:`shutdown` disconnects only a connection it opened.
     """
 
-    def __init__(self, address: str | None = None, *, num_cpus: float = 1.0,
-                 max_retries: int = 2) -> None:
+    def __init__(
+        self, address: str | None = None, *, num_cpus: float = 1.0, max_retries: int = 2
+    ) -> None:
         self.address = address
         self.num_cpus = float(num_cpus)
         self.max_retries = int(max_retries)

@@ -53,8 +53,9 @@ def summarize(
     approaches = _approach_summaries(list(spec.tasks), runs)
     # Rank correlation over every trained grouping (capacity-matched shares together's);
     # runs of a seed without co-training affinity have no predicted value.
-    pts = [r for r in runs
-           if r["approach"] != "together_capacity" and r["predicted_value"] is not None]
+    pts = [
+        r for r in runs if r["approach"] != "together_capacity" and r["predicted_value"] is not None
+    ]
     rho = spearman([r["predicted_value"] for r in pts], [r["total_test_loss"] for r in pts])
     valid_rank = [x for x in exhaustive_rank if x is not None]
     return {
@@ -110,12 +111,16 @@ def _comparison(approaches: dict[str, Any], runs: list[dict[str, Any]]) -> dict[
         if base in loss:
             out[f"tag_vs_{base}"] = 1.0 - loss["tag"] / loss[base]
     if "exhaustive" in loss:
-        cand = [r["tag_from_candidates"] for r in runs
-                if r["approach"] == "exhaustive" and "tag_from_candidates" in r]
+        cand = [
+            r["tag_from_candidates"]
+            for r in runs
+            if r["approach"] == "exhaustive" and "tag_from_candidates" in r
+        ]
         out["tag_over_exhaustive"] = loss["tag"] / loss["exhaustive"] - 1.0
         if cand:
             out["tag_from_candidates_over_exhaustive"] = (
-                float(np.mean(cand)) / loss["exhaustive"] - 1.0)
+                float(np.mean(cand)) / loss["exhaustive"] - 1.0
+            )
         out["tag_time_fraction_of_exhaustive"] = (
             approaches["tag"]["seconds"]["mean"] / approaches["exhaustive"]["seconds"]["mean"]
         )
@@ -157,8 +162,11 @@ def format_report(report: dict[str, Any]) -> str:
             lines.append(
                 f"{APPROACHES[key]} (seed 0): " + "  ".join("{" + ",".join(x) + "}" for x in g)
             )
-    return "\n".join(lines + _headlines(report["comparison"], report["spearman"])
-                     + _failure_lines(report.get("failures") or []))
+    return "\n".join(
+        lines
+        + _headlines(report["comparison"], report["spearman"])
+        + _failure_lines(report.get("failures") or [])
+    )
 
 
 def _failure_lines(failures: list[dict[str, str]]) -> list[str]:
@@ -173,14 +181,18 @@ def _headlines(c: dict[str, Any], sp: dict[str, Any]) -> list[str]:
     if "tag_vs_together" in c:
         lines.append(
             f"TAG vs all together: {c['tag_vs_together'] * 100:.1f}% lower total test loss "
-            f"({'meets' if c['tag_vs_together'] >= 0.10 else 'misses'} the 10% target)")
+            f"({'meets' if c['tag_vs_together'] >= 0.10 else 'misses'} the 10% target)"
+        )
     if "tag_over_exhaustive" in c:
         lines.append(
             f"TAG vs exhaustive best: {c['tag_over_exhaustive'] * 100:+.1f}% loss "
             f"({'within' if c['tag_over_exhaustive'] <= 0.02 else 'outside'} 2%); "
-            + (f"on the same candidate networks "
-               f"{c['tag_from_candidates_over_exhaustive'] * 100:+.1f}%; "
-               if "tag_from_candidates_over_exhaustive" in c else "")
+            + (
+                f"on the same candidate networks "
+                f"{c['tag_from_candidates_over_exhaustive'] * 100:+.1f}%; "
+                if "tag_from_candidates_over_exhaustive" in c
+                else ""
+            )
             + f"TAG took {c['tag_time_fraction_of_exhaustive'] * 100:.0f}% of exhaustive's time"
         )
     if sp["predicted_value_vs_test_loss"] is not None:

@@ -72,8 +72,9 @@ class EvalSpec:
         if hidden:
             model = replace(model, hidden=parse_ints(hidden, "--hidden widths"))
         tasks = tuple(load_dataset(base.scenario, base.knobs).tasks)
-        return cls(scenario=base.scenario, knobs=base.knobs, tasks=tasks, k=int(k),
-                   model=model, **fields)
+        return cls(
+            scenario=base.scenario, knobs=base.knobs, tasks=tasks, k=int(k), model=model, **fields
+        )
 
     def check(self) -> None:
         """Raise :class:`LabError` for settings that cannot work."""
@@ -112,14 +113,23 @@ class EvalSpec:
         """One training run of the evaluation: this spec's scenario, model, optimizer, batch
         and device; only the final evaluation is used (``eval_every = steps``)."""
         steps = int(steps or self.steps)
-        base = RunConfig(scenario=self.scenario, knobs=dict(self.knobs), model=self.model,
-                         optim=self.optim)
-        return base.with_overrides({
-            "train.mode": mode, "train.steps": steps, "train.batch_size": self.batch_size,
-            "train.eval_every": steps, "train.seed": seed, "train.device": self.device,
-            "train.groups": None if groups is None else [sorted(g) for g in groups],
-            "affinity.measure": measure, "affinity.every": self.every, "name": label,
-        })
+        base = RunConfig(
+            scenario=self.scenario, knobs=dict(self.knobs), model=self.model, optim=self.optim
+        )
+        return base.with_overrides(
+            {
+                "train.mode": mode,
+                "train.steps": steps,
+                "train.batch_size": self.batch_size,
+                "train.eval_every": steps,
+                "train.seed": seed,
+                "train.device": self.device,
+                "train.groups": None if groups is None else [sorted(g) for g in groups],
+                "affinity.measure": measure,
+                "affinity.every": self.every,
+                "name": label,
+            }
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data for a JSON file (see :meth:`from_dict`)."""
@@ -130,8 +140,13 @@ class EvalSpec:
         """Rebuild a spec from :meth:`to_dict` output (JSON turns tuples into lists)."""
         cfg = RunConfig.from_dict({"model": d.get("model", {}), "optim": d.get("optim", {})})
         rest = {k: v for k, v in d.items() if k not in ("model", "optim", "tasks", "knobs")}
-        return cls(knobs=dict(d["knobs"]), tasks=tuple(d["tasks"]), model=cfg.model,
-                   optim=cfg.optim, **rest)
+        return cls(
+            knobs=dict(d["knobs"]),
+            tasks=tuple(d["tasks"]),
+            model=cfg.model,
+            optim=cfg.optim,
+            **rest,
+        )
 
 
 def default_workers() -> int:

@@ -29,13 +29,9 @@ from mtl_core.grouping.hierarchical import HierarchicalGrouper, leaf_order
 from mtl_core.grouping.tag import TAGGrouper, brute_force_tag
 from mtl_core.grouping.threshold import ThresholdGrouper
 from mtl_core.grouping.timeline import (
-    SMOOTHINGS,
     GroupTimeline,
     group_timeline,
     match_ids,
-    matrices_from_log,
-    smooth,
-    timeline_from_log,
 )
 
 #: Method names accepted by :func:`make_grouper` (and the CLI's ``--method``).
@@ -71,10 +67,11 @@ def make_grouper(
         Threshold on the symmetrized affinity (``threshold``, default 0; ``hierarchical``: cut
         at that affinity level).
     seed : int
-        Seed for ``affinity-propagation`` and ``random``.
+        Seed for ``tag`` (its search), ``affinity-propagation`` and ``random``.
     **options
         Passed to the grouper (e.g. ``allow_singletons=True``, ``disjoint=True``,
-        ``time_limit=30`` for TAG; ``definition="cliques"`` for threshold).
+        ``time_limit=30``, ``effort=2``, ``progress=callback`` for TAG;
+        ``definition="cliques"`` for threshold).
 
     Raises
     ------
@@ -84,8 +81,8 @@ def make_grouper(
     m = method.strip().lower().replace("_", "-")
     if m == "tag":
         if k is None:
-            raise LabError("TAG selection needs a group budget: give k (e.g. k=3, CLI --k 3)")
-        return TAGGrouper(k, **options)  # type: ignore[arg-type]
+            raise LabError("TAG selection needs a group budget: give k, the most groups to use")
+        return TAGGrouper(k, seed=seed, **options)  # type: ignore[arg-type]
     if m == "threshold":
         return ThresholdGrouper(0.0 if tau is None else tau, **options)  # type: ignore[arg-type]
     if m == "hierarchical":
@@ -106,7 +103,6 @@ def make_grouper(
 __all__ = [
     "METHODS",
     "SINGLETON_SCORE",
-    "SMOOTHINGS",
     "AffinityPropagationGrouper",
     "AllTogether",
     "BaseGrouper",
@@ -121,14 +117,11 @@ __all__ = [
     "leaf_order",
     "make_grouper",
     "match_ids",
-    "matrices_from_log",
     "normalize_affinity",
     "proximal_groups",
     "random_groupings",
-    "smooth",
     "symmetrize",
     "tag_value",
     "task_scores",
-    "timeline_from_log",
     "validate_affinity",
 ]

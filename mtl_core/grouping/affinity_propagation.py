@@ -19,7 +19,10 @@ Non-convergence: when the messages have not settled after ``max_iter`` iteration
 exemplars are not reliable (sklearn then warns and may return no clusters at all). We then
 return the caller's ``fallback`` grouping, by default every task alone: training each task on
 its own cannot add negative transfer, so it is the safe choice for a sequential update. The
-trainer can pass the previous step's grouping instead to keep the schedule steady.
+trainer can pass the previous step's grouping instead to keep the schedule steady. The grouper
+says so: ``converged_`` is False and ``warning_`` names the failure and the next method to try
+(hierarchical clustering, which always returns a partition), so the fallback is never shown as
+if it were a clustering.
 """
 
 from __future__ import annotations
@@ -219,6 +222,15 @@ def affinity_propagation_labels(
     return labels[0], bool(conv[0])
 
 
+def non_convergence_message(max_iter: int, n_tasks: int) -> str:
+    """What to say when affinity propagation did not converge (one sentence, no CLI flags)."""
+    return (
+        f"affinity propagation did not converge in {max_iter} iterations on {n_tasks} tasks, "
+        "so these groups (every task alone) are a fallback, not clusters; hierarchical "
+        "clustering always gives a partition (or raise the damping or the iterations)"
+    )
+
+
 def proximal_groups(
     A: AffinityMatrix,
     tasks: Sequence[str],
@@ -261,6 +273,8 @@ class AffinityPropagationGrouper(BaseGrouper):
         As for every grouper. On non-convergence every task is alone (see module docstring).
     converged_ : bool
         Whether the messages converged.
+    warning_ : str or None
+        On non-convergence, what happened and what to try next (else None).
     similarity_ : ndarray
         The normalized, symmetrized matrix that was clustered.
     """
@@ -310,6 +324,7 @@ class AffinityPropagationGrouper(BaseGrouper):
             labels, conv = self._sklearn_labels(S)
         self.converged_ = bool(conv and labels.min() >= 0)
         if not self.converged_:
+            self.warning_ = non_convergence_message(int(self.max_iter), len(tasks))
             return canonical_grouping([t] for t in tasks)
         return labels_to_grouping(tasks, labels)
 

@@ -142,8 +142,10 @@ class BaseGrouper:
     """scikit-learn style base: ``__init__`` stores arguments, ``fit`` validates and fits.
 
     After ``fit(A, tasks)``: ``groups_`` (canonical grouping), ``score_`` (its TAG value, see
-    :func:`tag_value`), ``tasks_`` and ``n_groups_``. Subclasses implement ``_fit`` and may set
-    more trailing-underscore attributes.
+    :func:`tag_value`), ``tasks_``, ``n_groups_`` and ``warning_``: ``None``, or one sentence
+    saying what the method could not do (e.g. affinity propagation did not converge, so the
+    groups are a fallback rather than clusters). Callers show it next to the groups. Subclasses
+    implement ``_fit`` and may set more trailing-underscore attributes.
     """
 
     #: Short name used by :func:`mtl_core.grouping.make_grouper` and the CLI.
@@ -153,6 +155,7 @@ class BaseGrouper:
         """Validate ``A`` (source rows, target columns) and ``tasks``, then find the groups."""
         M, names = validate_affinity(A, tasks)
         self._check_params(len(names))
+        self.warning_: str | None = None
         groups = self._fit(M, names)
         self.groups_: Grouping = canonical_grouping(groups)
         self.tasks_: list[str] = names

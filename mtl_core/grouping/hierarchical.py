@@ -197,7 +197,14 @@ class HierarchicalGrouper(BaseGrouper):
         self.linkage_, self.order_ = Z, order
         self.order_tasks_ = [tasks[i] for i in order]
         if self.k is not None:
-            labels = fcluster(Z, t=min(int(self.k), n), criterion="maxclust")
+            want = min(int(self.k), n)
+            labels = fcluster(Z, t=want, criterion="maxclust")
+            got = len(np.unique(labels))
+            if got < want:
+                self.warning_ = (
+                    f"asked for {want} groups but tied affinities merge at the same level, "
+                    f"so the tree cuts into {got}"
+                )
         else:
             _, s_max = affinity_distance(A)
             cut = float(self.distance) if self.distance is not None else s_max - float(self.tau)

@@ -1,29 +1,37 @@
-"""Exact TAG network selection (Fifty et al., NeurIPS 2021), fast.
+"""TAG network selection (Fifty et al., NeurIPS 2021 §3.3): exact where it can be, certified
+everywhere.
 
 Problem. Choose at most ``k`` groups of tasks (groups may overlap, every task covered, groups of
 two or more tasks unless singletons are allowed) maximising the TAG value: the mean over tasks
 of each task's best group score, where task t scores ``mean_{i in G, i != t} A[i, t]`` in group
 G (``A[i, j]``: effect of task i's update on task j's loss) and a task alone scores 0.
 
-Why it can be solved exactly. In any selection, let each task be *served* by its best group.
-The served sets partition the tasks into at most k blocks, and a block P is best served by the
+The served-set reduction. In any selection, let each task be *served* by its best group. The
+served sets partition the tasks into at most k blocks, and a block P is best served by the
 group ``G ⊇ P`` maximising ``sum_{t in P} score(G, t)``; call that ``f(P)``. So
 
     best value = max over partitions of the tasks into <= k blocks of sum_j f(P_j),
 
 and every partition maps back to a selection of at most k groups with at least that value.
-Both steps are subset dynamic programmes over bitmasks with ``3**n`` (subset, sub-subset)
-pairs: ``f`` is a max over supersets, the partition is a max-plus convolution over submasks.
-We enumerate those pairs in vectorized numpy blocks (the low 11 bits as one precomputed pair
-array, the high bits as an outer loop), so 9 tasks take milliseconds and 16 tasks seconds,
-against minutes-to-hours for the published enumeration of all k-subsets of the ``2**n``
-candidate groups (see ``bench/grouping_search.py``). The disjoint-partition variant is the same
-partition DP with ``f(P)`` the value of P trained as its own group.
+``f(P)`` costs ``O(n log n)`` (:mod:`mtl_core.grouping.tag_blocks`), so partitions can be
+searched and valued at any n.
 
-``solver="milp"`` instead solves a facility-location integer program with scipy's HiGHS
-(kept as a cross-check and for the benchmark; the DP wins at every size measured).
-Both honour a time limit: when it runs out the best grouping found so far is returned with a
-proven gap to an upper bound.
+Solvers (``solver=``):
+
+* ``"dp"``: the bitmask dynamic programme over the ``3**n`` (set, subset) pairs (vectorized
+  numpy blocks); exact, fastest for small n (default up to :data:`AUTO_DP_MAX` tasks).
+* ``"search"`` (default above that): multi-start local search over served-set partitions
+  (:mod:`mtl_core.grouping.tag_search`), then column generation on the set-partitioning LP
+  with HiGHS, which certifies an upper bound and, up to
+  :data:`mtl_core.grouping.tag_lp.TABLE_MAX` tasks, finishes with a proof of optimality
+  (:mod:`mtl_core.grouping.tag_lp`). Above that range the answer is proven optimal when the LP
+  bound meets it (common on matrices with group structure); otherwise the gap is reported.
+* ``"milp"``: the facility-location integer programme over all ``2**n`` candidate groups with
+  HiGHS (a cross-check; slow).
+
+Deterministic: the same matrix and settings give the same groups on every machine and load.
+Budgets are counted in work (served sets valued, pricing rounds, branch-and-bound nodes,
+MILP nodes); ``time_limit`` is only a safety stop, and ``stopped_`` says when it fired.
 """
 
 from __future__ import annotations
@@ -31,7 +39,7 @@ from __future__ import annotations
 import itertools
 import math
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -46,11 +54,14 @@ from mtl_core.grouping.base import (
 )
 from mtl_core.types import AffinityMatrix, Grouping, canonical_grouping
 
-#: Largest task count the exact search accepts (memory: a few arrays of 2**n floats; time:
-#: 3**n work per DP layer, so beyond ~18 tasks the time limit usually decides).
-MAX_TASKS = 20
+#: Largest task count TAG selection accepts (the search's memory grows as n**2 * k).
+MAX_TASKS = 400
+#: Largest task count for the bitmask DP (memory: a few arrays of 2**n floats; time: 3**n).
+DP_MAX = 20
+#: ``solver="auto"`` uses the DP up to this many tasks (milliseconds), the search above.
+AUTO_DP_MAX = 12
 _LO_BITS = 11  # low bits enumerated as one vectorized block of 3**11 = 177k pairs
-SOLVERS = ("auto", "dp", "milp")
+SOLVERS = ("auto", "dp", "search", "milp")
 
 
 class _Timeout(Exception):
@@ -182,9 +193,7 @@ def _served_value_disjoint(blk: _Blocks, allow_singletons: bool) -> np.ndarray:
     return f
 
 
-def _partition_layer(
-    f: np.ndarray, prev: np.ndarray, n: int, deadline: _Deadline
-) -> np.ndarray:
+def _partition_layer(f: np.ndarray, prev: np.ndarray, n: int, deadline: _Deadline) -> np.ndarray:
     """``new[M] = max(prev[M], max_{∅≠P⊆M} f[P] + prev[M \\ P])``: one more block allowed."""
     lb = min(n, _LO_BITS)
     m_lo, p_lo = _subset_pairs(lb)
@@ -342,83 +351,6 @@ def candidate_scores(
     return np.concatenate([m for m, _ in parts]), np.concatenate([s for _, s in parts])
 
 
-def _upper_bound(A: np.ndarray, allow_singletons: bool) -> float:
-    """Sum over tasks of each task's best score in any group: no selection can beat it."""
-    best = np.full(A.shape[0], -np.inf)
-    for _, S in _score_chunks(A, 1 if allow_singletons else 2):
-        np.maximum(best, S.max(0), out=best)
-    return float(best.sum())
-
-
-def _heuristic_select(
-    A: np.ndarray, k: int, allow_singletons: bool, disjoint: bool, deadline: _Deadline
-) -> list[int]:
-    """Good (not proven) selection for when the exact search runs out of time.
-
-    Overlapping: start from all tasks together, greedily add the group with the largest gain,
-    then swap groups while that helps. Disjoint: best cut of an average-linkage tree.
-    """
-    n = A.shape[0]
-    full = (1 << n) - 1
-    if disjoint:
-        from mtl_core.grouping.hierarchical import HierarchicalGrouper
-
-        tasks = [str(i) for i in range(n)]
-        best, best_v = [full], tag_value(A, tasks, [tasks])
-        for c in range(2, min(k, n) + 1):
-            g = HierarchicalGrouper(k=c).fit(A, tasks)
-            ok = allow_singletons or all(len(x) >= 2 for x in g.groups_)
-            if ok and g.score_ > best_v:
-                best_v = g.score_
-                best = [sum(1 << int(t) for t in grp) for grp in g.groups_]
-        return best
-    min_size = 1 if allow_singletons else 2
-
-    def scores_of(mask: int) -> np.ndarray:
-        members = _mask_members(mask, n)
-        s = np.full(n, -np.inf)
-        if len(members) == 1:
-            s[members] = SINGLETON_SCORE
-        else:
-            sub = A[np.ix_(members, members)]
-            s[members] = (sub.sum(0) - np.diag(sub)) / (len(members) - 1)
-        return s
-
-    def best_addition(cur: np.ndarray) -> tuple[int, float]:
-        best_m, best_v = -1, -np.inf
-        for masks, S in _score_chunks(A, min_size):
-            v = np.maximum(cur, S).sum(1)
-            i = int(np.argmax(v))
-            if v[i] > best_v:
-                best_m, best_v = int(masks[i]), float(v[i])
-        return best_m, best_v
-
-    def total(sel: list[int]) -> float:
-        return float(np.max([scores_of(m) for m in sel], axis=0).sum())
-
-    sel = [full]
-    for _ in range(min(k, n) - 1):
-        if deadline.left() <= 0:
-            break
-        cur = np.max([scores_of(m) for m in sel], axis=0)
-        m, v = best_addition(cur)
-        if m < 0 or v <= cur.sum() + 1e-12:
-            break
-        sel.append(m)
-    improved = True
-    while improved and deadline.left() > 0:
-        improved = False
-        for i in range(len(sel)):
-            rest = sel[:i] + sel[i + 1 :]
-            cur = np.max([scores_of(m) for m in rest], axis=0) if rest else np.full(n, -np.inf)
-            m, v = best_addition(cur)
-            if m >= 0 and v > total(sel) + 1e-12 and np.isfinite(v):
-                sel = rest + [m]
-                improved = True
-                break
-    return sel
-
-
 def _milp_select(
     A: np.ndarray, k: int, allow_singletons: bool, disjoint: bool, time_limit: float | None
 ) -> tuple[list[int], float, float]:
@@ -483,7 +415,7 @@ def _masks_to_groups(masks: Iterable[int], tasks: Sequence[str]) -> Grouping:
 
 
 class TAGGrouper(BaseGrouper):
-    """Exact TAG network selection: the best at most ``k`` groups for the TAG value.
+    """TAG network selection: the best at most ``k`` groups for the TAG value, with a proof.
 
     Parameters
     ----------
@@ -495,10 +427,19 @@ class TAGGrouper(BaseGrouper):
     disjoint : bool
         Partition variant: every task in exactly one group.
     time_limit : float or None
-        Seconds before the search stops and returns the best grouping found with a proven gap.
-    solver : {"auto", "dp", "milp"}
-        ``"dp"``: the exact bitmask dynamic programme (default via ``"auto"``); ``"milp"``:
-        HiGHS integer program (cross-check / benchmark).
+        Safety stop in seconds (default 60). The answer never depends on it unless it fires;
+        then ``stopped_`` is True and the best grouping found so far is returned with the
+        bound proven so far.
+    solver : {"auto", "dp", "search", "milp"}
+        See the module docstring. ``"auto"``: the DP up to :data:`AUTO_DP_MAX` tasks, the
+        search (local search + LP certificate) above.
+    effort : float
+        Multiplies every work budget of the search (local search, pricing, branch and bound).
+    seed : int
+        Seed of the search's random starts and kicks (part of what makes it reproducible).
+    progress : callable, optional
+        ``progress(fraction, stage)`` while the search runs (``stage``: "local search" or
+        "bound"); for progress bars. Called from the fitting thread.
 
     Attributes
     ----------
@@ -508,14 +449,25 @@ class TAGGrouper(BaseGrouper):
         TAG value of ``groups_`` (mean over tasks of the best group score).
     optimal_ : bool
         True when ``groups_`` is proven optimal.
-    gap_ : float
-        Proven upper bound on the best value minus ``score_`` (same units; 0 when optimal).
     upper_bound_ : float
-        That upper bound.
+        Proven upper bound on the best TAG value.
+    gap_ : float
+        ``upper_bound_ - score_`` (value units; 0 when optimal).
+    relative_gap_ : float
+        ``gap_ / |score_|``: the best grouping is at most this fraction better (inf when
+        ``score_`` is 0 and the gap is not).
+    greedy_score_ : float or None
+        TAG value of the greedy seed of the search (the answer is never below it).
     solver_ : str
-        Which search produced the answer (``"dp"``, ``"milp"``, ``"heuristic"``, ``"trivial"``).
+        What produced the answer: ``"dp"``, ``"search"``, ``"milp"`` or ``"trivial"``.
+    stopped_ : bool
+        The wall-clock safety stop fired (the answer may then depend on machine speed).
+    warning_ : str or None
+        Set when the safety stop fired: what that means for the answer.
+    work_ : dict
+        Work spent (served sets valued, pricing rounds, branch-and-bound nodes, ...).
     elapsed_ : float
-        Seconds spent in the search.
+        Seconds spent.
 
     Notes
     -----
@@ -533,12 +485,18 @@ class TAGGrouper(BaseGrouper):
         disjoint: bool = False,
         time_limit: float | None = 60.0,
         solver: str = "auto",
+        effort: float = 1.0,
+        seed: int = 0,
+        progress: Callable[[float, str], None] | None = None,
     ) -> None:
         self.k = k
         self.allow_singletons = allow_singletons
         self.disjoint = disjoint
         self.time_limit = time_limit
         self.solver = solver
+        self.effort = effort
+        self.seed = seed
+        self.progress = progress
 
     def _check_params(self, n_tasks: int) -> None:
         check_budget(self.k)
@@ -548,50 +506,172 @@ class TAGGrouper(BaseGrouper):
             )
         if self.time_limit is not None and not float(self.time_limit) > 0:
             raise LabError(f"time limit must be > 0 seconds, got {self.time_limit}")
+        if not float(self.effort) > 0:
+            raise LabError(f"effort must be > 0, got {self.effort}")
         if n_tasks > MAX_TASKS:
             raise LabError(
-                f"exact TAG selection handles at most {MAX_TASKS} tasks (it searches all 2^n "
-                f"groups); got {n_tasks}. Use --method hierarchical or threshold instead"
+                f"TAG selection handles at most {MAX_TASKS} tasks, got {n_tasks}; "
+                "use hierarchical or threshold grouping for more"
+            )
+        if self.solver == "dp" and n_tasks > DP_MAX:
+            raise LabError(
+                f"the DP solver handles at most {DP_MAX} tasks (it tabulates all 2^n groups), "
+                f"got {n_tasks}; use the default solver"
             )
 
     def _fit(self, A: AffinityMatrix, tasks: list[str]) -> Grouping:
         n = len(tasks)
         t0 = time.perf_counter()
         self.upper_bound_: float
+        self.stopped_ = False
+        self.greedy_score_: float | None = None
+        self.work_: dict[str, object] = {}
         if n == 1:
             self.solver_ = "trivial"
-            self.optimal_, self.gap_, self.upper_bound_ = True, 0.0, SINGLETON_SCORE
-            self.elapsed_ = 0.0
+            self._finish(A, tasks, (frozenset(tasks),), SINGLETON_SCORE, t0)
             return (frozenset(tasks),)
         k = int(self.k)
-        deadline = _Deadline(self.time_limit)
-        solver = "dp" if self.solver == "auto" else self.solver
-        masks: list[int]
-        try:
-            if solver == "milp":
+        solver = self.solver
+        if solver == "auto":
+            solver = "dp" if n <= AUTO_DP_MAX else "search"
+        clock = _SafetyClock(self.time_limit)
+        if solver == "milp":
+            try:
                 masks, _, bound = _milp_select(
                     A, k, self.allow_singletons, self.disjoint, self.time_limit
                 )
-                bound_value = bound / n
-            else:
-                masks, best = _dp_select(A, k, self.allow_singletons, self.disjoint, deadline)
-                bound_value = best / n
-            self.solver_ = solver
-        except _Timeout:
-            masks = _heuristic_select(
-                A, k, self.allow_singletons, self.disjoint, _Deadline(max(1.0, 0.1 * n))
-            )
-            bound_value = _upper_bound(A, self.allow_singletons) / n
-            self.solver_ = "heuristic"
-        groups = _masks_to_groups(masks, tasks)
-        value = tag_value(A, tasks, groups)
-        # Summation order differs between the search and tag_value; allow for rounding.
-        tol = 1e-9 * max(1.0, abs(value))
-        self.upper_bound_ = max(float(bound_value), value)
-        self.gap_ = 0.0 if self.upper_bound_ - value <= tol else self.upper_bound_ - value
-        self.optimal_ = self.gap_ == 0.0
-        self.elapsed_ = time.perf_counter() - t0
+                self.solver_ = "milp"
+                groups = _masks_to_groups(masks, tasks)
+                self._finish(A, tasks, groups, bound / n, t0)
+                return groups
+            except _Timeout:
+                self.stopped_ = True
+                solver = "search"
+        if solver == "dp":
+            try:
+                masks, best = _dp_select(
+                    A, k, self.allow_singletons, self.disjoint, _Deadline(self.time_limit)
+                )
+                self.solver_ = "dp"
+                groups = _masks_to_groups(masks, tasks)
+                self._finish(A, tasks, groups, best / n, t0)
+                return groups
+            except _Timeout:
+                # The safety stop fired inside the DP: the search returns what it can find
+                # in a short extra allowance, with its bound.
+                self.stopped_ = True
+                clock = _SafetyClock(max(1.0, 0.1 * n))
+        groups, upper = self._search(A, tasks, k, clock)
+        self.solver_ = "search"
+        self._finish(A, tasks, groups, upper / n, t0)
         return groups
+
+    def _search(
+        self, A: np.ndarray, tasks: list[str], k: int, clock: _SafetyClock
+    ) -> tuple[Grouping, float]:
+        """Local search, then the LP certificate; returns the groups and the summed bound."""
+        from mtl_core.grouping.tag_blocks import block_values
+        from mtl_core.grouping.tag_lp import TABLE_MAX, default_nodes, lp_select
+        from mtl_core.grouping.tag_search import default_work, local_search_select
+
+        n = A.shape[0]
+        effort = float(self.effort)
+        opts = {"allow_singletons": self.allow_singletons, "disjoint": self.disjoint}
+        hook = self.progress
+
+        def stage(name: str, lo: float, hi: float) -> Callable[[float], None] | None:
+            if hook is None:
+                return None
+            return lambda frac: hook(lo + (hi - lo) * frac, name)
+
+        # The safety stop leaves the bound at least half of the time limit.
+        half = _SafetyClock(None)
+        half.end = (
+            clock.end
+            if not math.isfinite(clock.end)
+            else (time.perf_counter() + 0.5 * (clock.end - time.perf_counter()))
+        )
+        labels, _, st = local_search_select(
+            A,
+            k,
+            seed=int(self.seed),
+            work=max(1, int(effort * default_work(n, min(k, n), n <= TABLE_MAX))),
+            # Where the LP finishes with a proof the search only seeds it: a few starts do.
+            max_starts=max(1, int(effort * 12)) if n <= TABLE_MAX else None,
+            check=half.check,
+            progress=stage("local search", 0.0, 0.5),
+            **opts,
+        )
+        self.greedy_score_ = None if st["greedy"] is None else float(st["greedy"]) / n
+        served = [labels == b for b in np.unique(labels)]
+        lp = lp_select(
+            A,
+            k,
+            served,
+            node_limit=max(1, int(effort * default_nodes(n))),
+            rounds=max(5, int(effort * 60)),
+            check=clock.check,
+            time_left=clock.left if math.isfinite(clock.end) else None,
+            progress=stage("bound", 0.5, 1.0),
+            **opts,
+        )
+        self.stopped_ = self.stopped_ or bool(st["stopped"]) or bool(lp.stats["stopped"])
+        self.work_ = {
+            "local_search_sets": st["work"],
+            "local_search_starts": st["starts"],
+            "pricing_rounds": lp.stats["rounds"],
+            "columns": lp.stats["columns"],
+            "bnb_nodes": lp.stats["bnb_nodes"],
+        }
+        bits = np.array(lp.columns, dtype=bool)
+        if self.disjoint:
+            group_bits = bits
+        else:
+            _, group_bits = block_values(A, bits, **opts)
+        groups = canonical_grouping(
+            {frozenset(tasks[i] for i in np.flatnonzero(row)) for row in group_bits}
+        )
+        return groups, lp.upper
+
+    def _finish(
+        self, A: np.ndarray, tasks: list[str], groups: Grouping, bound: float, t0: float
+    ) -> None:
+        value = tag_value(A, tasks, groups)
+        if self.stopped_:
+            self.warning_ = (
+                f"the search reached its {float(self.time_limit):g} s safety limit before "
+                "finishing its work budget, so this is the best grouping found by then (on a "
+                "faster or quieter machine it may be better); the bound still holds"
+            )
+        # Summation order differs between the search, the LP and tag_value; allow for
+        # rounding (the LP's pricing tolerance is 1e-9 relative per round).
+        tol = 1e-8 * max(1.0, abs(value))
+        self.upper_bound_ = max(float(bound), value)
+        if self.upper_bound_ - value <= tol:
+            self.upper_bound_ = value
+        self.gap_ = self.upper_bound_ - value
+        self.optimal_ = self.gap_ == 0.0
+        if self.gap_ == 0.0:
+            self.relative_gap_ = 0.0
+        else:
+            self.relative_gap_ = self.gap_ / abs(value) if value != 0 else math.inf
+        self.elapsed_ = time.perf_counter() - t0
+
+
+class _SafetyClock:
+    """Wall-clock safety stop: ``check()`` raises ``SafetyStop`` once ``limit`` s have passed."""
+
+    def __init__(self, limit: float | None) -> None:
+        self.end = math.inf if limit is None else time.perf_counter() + float(limit)
+
+    def check(self) -> None:
+        if time.perf_counter() > self.end:
+            from mtl_core.grouping.tag_search import SafetyStop
+
+            raise SafetyStop
+
+    def left(self) -> float:
+        return self.end - time.perf_counter()
 
 
 def brute_force_tag(

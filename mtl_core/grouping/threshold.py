@@ -96,6 +96,11 @@ class ThresholdGrouper(BaseGrouper):
 
     def _fit(self, A: AffinityMatrix, tasks: list[str]) -> Grouping:
         self.links_ = link_matrix(A, float(self.tau))
+        if len(tasks) > 1 and not self.links_.any():
+            self.warning_ = (
+                f"no pair of tasks reaches the threshold {float(self.tau):.4g}, so every task "
+                "is alone; lower the threshold to link the pairs that help each other most"
+            )
         if self.definition == "components":
             return threshold_components(A, tasks, float(self.tau), links=self.links_)
         return canonical_grouping(

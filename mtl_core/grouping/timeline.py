@@ -1,13 +1,14 @@
 """Groups over time: the grouping at every logged step, with stable group identities.
 
 Given the affinity matrices logged during a run, smooth them (running mean, windowed mean or
-EMA; all vectorized over steps), group each smoothed matrix, and match the groups of
-consecutive steps by overlap with an assignment solver (Hungarian, scipy's
-``linear_sum_assignment`` on the Jaccard overlap) so a group keeps its id, and hence its colour
-in the app, while its membership stays recognisably the same. A group that matches nothing gets
-a fresh id; ids are never reused. The steps where the grouping changes are reported.
+EMA: :func:`mtl_core.series.smooth`, the one smoothing every view uses), group each smoothed
+matrix, and match the groups of consecutive steps by overlap with an assignment solver
+(Hungarian, scipy's ``linear_sum_assignment`` on the Jaccard overlap) so a group keeps its id,
+and hence its colour in the app, while its membership stays recognisably the same. A group that
+matches nothing gets a fresh id; ids are never reused. The steps where the grouping changes are
+reported.
 
-Speed: the app regroups on every slider move, so smoothing is one cumulative sum over all
+Speed: the app regroups on every slider move, so smoothing is one vectorized pass over all
 steps, validation happens once, and grouping can run on an evenly spaced subset of steps
 (``max_points``).
 """
@@ -22,81 +23,8 @@ import pandas as pd
 
 from mtl_core.errors import LabError
 from mtl_core.grouping.base import BaseGrouper, labels_to_grouping, validate_affinity
+from mtl_core.series import sample_indices, smooth
 from mtl_core.types import Grouping, canonical_grouping
-
-SMOOTHINGS = ("none", "running", "window", "ema")
-
-
-def smooth(
-    mats: np.ndarray, how: str = "running", *, window: int = 20, beta: float = 0.9
-) -> np.ndarray:
-    """Smooth a ``(T, n, n)`` stack of affinity matrices along time.
-
-    Parameters
-    ----------
-    how : {"none", "running", "window", "ema"}
-        ``running``: mean of all matrices up to each step (TAG's average over training);
-        ``window``: mean of the last ``window`` logged matrices; ``ema``:
-        ``s_t = beta * s_{t-1} + (1 - beta) * x_t`` started at ``s_0 = x_0`` (the proximal
-        affinity's own smoothing).
-    """
-    X = np.asarray(mats, dtype=np.float64)
-    if X.ndim != 3:
-        raise LabError(f"expected a (steps, n, n) stack of matrices, got shape {X.shape}")
-    T = X.shape[0]
-    if how == "none" or T == 0:
-        return X.copy()
-    if how == "running":
-        return np.cumsum(X, axis=0) / np.arange(1, T + 1)[:, None, None]
-    if how == "window":
-        w = int(window)
-        if w < 1:
-            raise LabError(f"smoothing window must be >= 1 logged step, got {window}")
-        c = np.cumsum(X, axis=0)
-        out = c.copy()
-        out[w:] -= c[:-w]
-        return out / np.minimum(np.arange(1, T + 1), w)[:, None, None]
-    if how == "ema":
-        if not 0.0 <= float(beta) < 1.0:
-            raise LabError(f"EMA beta must be in [0, 1), got {beta}")
-        # A recurrence: one in-place step per logged matrix (~2 us each; scipy.signal's
-        # lfilter would be vectorized but costs a second to import).
-        b = float(beta)
-        out = np.empty_like(X)
-        out[0] = X[0]
-        for t in range(1, T):
-            np.multiply(out[t - 1], b, out=out[t])
-            out[t] += (1.0 - b) * X[t]
-        return out
-    raise LabError(f"unknown smoothing {how!r}; choose one of: {', '.join(SMOOTHINGS)}")
-
-
-def matrices_from_log(
-    df: pd.DataFrame, measure: str | None = None, tasks: Sequence[str] | None = None
-) -> tuple[np.ndarray, list[str], np.ndarray]:
-    """Long-form affinity log -> ``(steps, tasks, mats)`` with ``mats[s, i, j]`` source i ->
-    target j at ``steps[s]``. One measure only (required when the log holds several)."""
-    missing = {"step", "source", "target", "affinity"} - set(df.columns)
-    if missing:
-        raise LabError(f"affinity log lacks column(s): {', '.join(sorted(missing))}")
-    if "measure" in df.columns:
-        measures = sorted(df["measure"].dropna().unique())
-        if measure is None and len(measures) > 1:
-            raise LabError(f"the log holds several measures ({', '.join(measures)}); pick one")
-        if measure is not None:
-            if measure not in measures:
-                raise LabError(f"measure {measure!r} not in the log; it has: {', '.join(measures)}")
-            df = df[df["measure"] == measure]
-    if tasks is None:
-        tasks = list(dict.fromkeys(list(pd.unique(df["source"])) + list(pd.unique(df["target"]))))
-    tasks = [str(t) for t in tasks]
-    steps, s_idx = np.unique(df["step"].to_numpy(), return_inverse=True)
-    src = pd.Categorical(df["source"].astype(str), categories=tasks).codes
-    tgt = pd.Categorical(df["target"].astype(str), categories=tasks).codes
-    keep = (src >= 0) & (tgt >= 0)
-    mats = np.full((len(steps), len(tasks), len(tasks)), np.nan)
-    mats[s_idx[keep], src[keep], tgt[keep]] = df["affinity"].to_numpy(dtype=np.float64)[keep]
-    return steps.astype(np.int64), tasks, mats
 
 
 def match_ids(
@@ -154,15 +82,6 @@ class GroupTimeline:
                 for t in g:
                     out[s, index[t]] = min(out[s, index[t]], gid)
         return out
-
-
-def sample_indices(T: int, max_points: int | None) -> np.ndarray:
-    """Up to ``max_points`` evenly spaced indices of ``range(T)``, first and last included."""
-    if max_points is None or T <= max_points:
-        return np.arange(T)
-    if max_points < 2:
-        raise LabError(f"max_points must be >= 2, got {max_points}")
-    return np.unique(np.linspace(0, T - 1, int(max_points)).round().astype(np.int64))
 
 
 def group_timeline(
@@ -250,10 +169,3 @@ def canonical_labels(labels: np.ndarray) -> np.ndarray:
     eq = L[:, :, None] == L[:, None, :]
     return eq.argmax(axis=2)
 
-
-def timeline_from_log(
-    df: pd.DataFrame, grouper: BaseGrouper, *, measure: str | None = None, **kwargs: object
-) -> GroupTimeline:
-    """:func:`group_timeline` straight from a long-form affinity log."""
-    steps, tasks, mats = matrices_from_log(df, measure)
-    return group_timeline(steps, mats, tasks, grouper, **kwargs)  # type: ignore[arg-type]

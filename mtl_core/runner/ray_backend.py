@@ -108,14 +108,18 @@ def _tasks_of(result: Any) -> dict[str, Any]:
     if not (tasks and types):
         return {}
     tmap = dict(types) if isinstance(types, dict) else dict(zip(tasks, types))
-    return {"tasks": [str(t) for t in tasks],
-            "task_types": {str(k): str(v) for k, v in tmap.items()}}
+    return {
+        "tasks": [str(t) for t in tasks],
+        "task_types": {str(k): str(v) for k, v in tmap.items()},
+    }
 
 
 def event_to_plain(ev: StepEvent) -> dict[str, Any]:
     """A step as plain data (lists, dicts, NumPy arrays), so the sink needs no lab code."""
     return {
-        "step": int(ev.step), "total_steps": int(ev.total_steps), "tasks": list(ev.tasks),
+        "step": int(ev.step),
+        "total_steps": int(ev.total_steps),
+        "tasks": list(ev.tasks),
         "train_loss": {str(k): float(v) for k, v in ev.train_loss.items()},
         "metrics": [(m.task, m.split, m.metric, float(m.value)) for m in ev.metrics],
         "affinity": dict(ev.affinity),
@@ -129,9 +133,14 @@ def event_from_plain(d: dict[str, Any]) -> StepEvent:
     """The :class:`StepEvent` of :func:`event_to_plain` output."""
     groups = d.get("groups")
     return StepEvent(
-        step=d["step"], total_steps=d["total_steps"], tasks=d["tasks"],
-        train_loss=d["train_loss"], metrics=[MetricRow(*m) for m in d["metrics"]],
-        affinity=d["affinity"], elapsed_s=d["elapsed_s"], task_types=d.get("task_types"),
+        step=d["step"],
+        total_steps=d["total_steps"],
+        tasks=d["tasks"],
+        train_loss=d["train_loss"],
+        metrics=[MetricRow(*m) for m in d["metrics"]],
+        affinity=d["affinity"],
+        elapsed_s=d["elapsed_s"],
+        task_types=d.get("task_types"),
         groups=None if groups is None else tuple(frozenset(g) for g in groups),
     )
 
@@ -156,8 +165,15 @@ class RayBackend:
     :meth:`launch`, :meth:`pump`, :meth:`shutdown`. LabError when Ray is missing or the
     cluster cannot be reached."""
 
-    def __init__(self, store: Store, address: str, train_ref: str, *,
-                 cancel_grace_s: float = 10.0, cpus_per_run: float = 1.0) -> None:
+    def __init__(
+        self,
+        store: Store,
+        address: str,
+        train_ref: str,
+        *,
+        cancel_grace_s: float = 10.0,
+        cpus_per_run: float = 1.0,
+    ) -> None:
         self.store = store
         self.address = address
         self.train_ref = train_ref
@@ -168,9 +184,14 @@ class RayBackend:
         here = ray.get_runtime_context().get_node_id()
         from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-        self.sink = ray.remote(StepSink).options(
-            num_cpus=0, scheduling_strategy=NodeAffinitySchedulingStrategy(here, soft=True),
-        ).remote()
+        self.sink = (
+            ray.remote(StepSink)
+            .options(
+                num_cpus=0,
+                scheduling_strategy=NodeAffinitySchedulingStrategy(here, soft=True),
+            )
+            .remote()
+        )
         self._task = ray.remote(remote_train)
         self._gpus = cluster_gpus(ray)
         self.runs: dict[int, RayRun] = {}
@@ -185,12 +206,17 @@ class RayBackend:
         config = self.store.get_run(run_id).config
         opts = run_resources(config, self._gpus, self.cpus_per_run)
         if opts["num_gpus"] and not self._gpus:  # it would wait for a GPU forever
-            self.store.set_status(run_id, "failed", only_from=("running",),
-                                  error="the run asks for CUDA but the Ray cluster has no "
-                                        "GPU; choose device cpu or add a GPU node")
+            self.store.set_status(
+                run_id,
+                "failed",
+                only_from=("running",),
+                error="the run asks for CUDA but the Ray cluster has no "
+                "GPU; choose device cpu or add a GPU node",
+            )
             return
         ref = self._task.options(max_retries=0, name=f"mtl-lab-run-{run_id}", **opts).remote(
-            run_id, config, self.train_ref, self.sink)
+            run_id, config, self.train_ref, self.sink
+        )
         self.runs[run_id] = RayRun(ref)
 
     def where(self, run_id: int) -> tuple[str, int] | None:
@@ -219,8 +245,9 @@ class RayBackend:
             step, steps_per_s = payload
             event = event_from_plain(step)
             if event.step == 1 and event.task_types:  # live views show the types at once
-                self.store.set_tasks(rid, list(event.tasks),
-                                     dict(zip(event.tasks, event.task_types)))
+                self.store.set_tasks(
+                    rid, list(event.tasks), dict(zip(event.tasks, event.task_types))
+                )
             self.store.append_step(rid, event, steps_per_s=steps_per_s)
 
     def _finish(self, rid: int) -> None:
@@ -237,26 +264,38 @@ class RayBackend:
                 self.store.set_tasks(rid, out["tasks"], out["task_types"])
             self.store.set_status(rid, "finished", only_from=("running",))
         elif status == "cancelled":
-            self.store.set_status(rid, "cancelled", only_from=("running",),
-                                  error="cancelled by the user")
+            self.store.set_status(
+                rid, "cancelled", only_from=("running",), error="cancelled by the user"
+            )
         else:
-            self.store.set_status(rid, "failed", only_from=("running",),
-                                  error=out.get("error") or "the run failed",
-                                  error_detail=out.get("detail"))
+            self.store.set_status(
+                rid,
+                "failed",
+                only_from=("running",),
+                error=out.get("error") or "the run failed",
+                error_detail=out.get("detail"),
+            )
 
     def _ended_early(self, rid: int, run: RayRun, exc: BaseException) -> None:
         if run.forced or self.store.cancel_requested(rid):
-            self.store.set_status(rid, "cancelled", only_from=("running",),
-                                  error="cancelled by the user (stopped after the grace period)"
-                                  if run.forced else "cancelled by the user")
+            self.store.set_status(
+                rid,
+                "cancelled",
+                only_from=("running",),
+                error="cancelled by the user (stopped after the grace period)"
+                if run.forced
+                else "cancelled by the user",
+            )
             return
         info = self.store.get_run(rid)
         step = info.last_step if info.last_step is not None else 0
         where = f" on {run.where[0]}" if run.where else ""
         self.store.set_status(
-            rid, "interrupted", only_from=("running",),
+            rid,
+            "interrupted",
+            only_from=("running",),
             error=f"the Ray worker{where} died after step {step} ({first_line(exc)}); the "
-                  f"{info.steps_done} steps logged are kept",
+            f"{info.steps_done} steps logged are kept",
         )
 
     def _enforce_cancels(self) -> None:
@@ -281,9 +320,12 @@ class RayBackend:
                 self.ray.cancel(run.ref, force=True)
             except Exception:  # Ray already disconnected (interpreter exit): tasks die with us
                 pass
-            self.store.set_status(rid, "interrupted", only_from=("running",),
-                                  error="the lab process that ran this worker exited; steps "
-                                        "logged so far are kept")
+            self.store.set_status(
+                rid,
+                "interrupted",
+                only_from=("running",),
+                error="the lab process that ran this worker exited; steps logged so far are kept",
+            )
         self.runs.clear()
         try:
             self.ray.kill(self.sink)
@@ -291,5 +333,4 @@ class RayBackend:
             pass
 
 
-__all__ = ["RayBackend", "RayRun", "StepSink", "event_from_plain", "event_to_plain",
-           "remote_train"]
+__all__ = ["RayBackend", "RayRun", "StepSink", "event_from_plain", "event_to_plain", "remote_train"]

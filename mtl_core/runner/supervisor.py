@@ -134,7 +134,10 @@ class Runner:
         d = cfg.to_dict()
         run_id = self.store.create_run(
             name=name if name is not None else (cfg.name or f"{cfg.scenario} {cfg.train.mode}"),
-            origin="trained", status="queued", config=d, steps_total=int(cfg.train.steps),
+            origin="trained",
+            status="queued",
+            config=d,
+            steps_total=int(cfg.train.steps),
         )
         self._wake.set()
         return run_id
@@ -257,10 +260,15 @@ class Runner:
                 if proc.is_alive() and self.store.get_run(rid).status != "running":
                     proc.join(timeout)  # it has recorded its outcome and is exiting
                 stop_process(proc, timeout)
-                self._safe(lambda rid=rid: self.store.set_status(
-                    rid, "interrupted", only_from=("running",),
-                    error="the lab process that ran this worker exited; steps logged so far "
-                          "are kept"))
+                self._safe(
+                    lambda rid=rid: self.store.set_status(
+                        rid,
+                        "interrupted",
+                        only_from=("running",),
+                        error="the lab process that ran this worker exited; steps logged so far "
+                        "are kept",
+                    )
+                )
                 self._procs.pop(rid, None)
 
     def tick(self) -> None:
@@ -294,9 +302,11 @@ class Runner:
                     continue
                 step = info.last_step if info.last_step is not None else 0
                 if self.store.set_status(
-                    rid, "interrupted", only_from=("running",),
+                    rid,
+                    "interrupted",
+                    only_from=("running",),
                     error=f"the worker process is gone (found at restart) after step {step}; "
-                          f"the {info.steps_done} steps logged are kept",
+                    f"the {info.steps_done} steps logged are kept",
                 ):
                     out.append(rid)
         return out
@@ -326,8 +336,7 @@ class Runner:
             job = (str(self.store.path), rid, self.train_ref, self.max_workers, self.nice)
             proc = self._hand_to_standby(job)
             if proc is None:
-                proc = self._ctx.Process(target=worker_main, args=job,
-                                         name=f"mtl-lab-run-{rid}")
+                proc = self._ctx.Process(target=worker_main, args=job, name=f"mtl-lab-run-{rid}")
                 try:
                     proc.start()
                 except Exception as exc:
@@ -363,8 +372,11 @@ class Runner:
         while len(self._standby) < self.warm and not self._stop.is_set():
             ours, theirs = self._ctx.Pipe()
             proc = self._ctx.Process(
-                target=standby_main, args=(theirs, self.preload, self.max_workers, self.nice),
-                name="mtl-lab-standby", daemon=False)
+                target=standby_main,
+                args=(theirs, self.preload, self.max_workers, self.nice),
+                name="mtl-lab-standby",
+                daemon=False,
+            )
             try:
                 proc.start()
             except Exception as exc:
@@ -399,15 +411,18 @@ class Runner:
             if info.status != "running":
                 continue  # the worker recorded its own outcome
             if cancelled or info.cancel_requested:
-                self.store.set_status(rid, "cancelled", only_from=("running",),
-                                      error="cancelled by the user")
+                self.store.set_status(
+                    rid, "cancelled", only_from=("running",), error="cancelled by the user"
+                )
                 continue
             how = describe_exit(code)
             step = info.last_step if info.last_step is not None else 0
             self.store.set_status(
-                rid, "interrupted", only_from=("running",),
+                rid,
+                "interrupted",
+                only_from=("running",),
                 error=f"the worker process {how} after step {step}; the {info.steps_done} "
-                      "steps logged are kept",
+                "steps logged are kept",
             )
 
     def _enforce_cancels(self) -> None:
@@ -436,8 +451,7 @@ class Runner:
             return None
         from mtl_core.runner.ray_backend import RayBackend
 
-        return RayBackend(self.store, address, self.train_ref,
-                          cancel_grace_s=self.cancel_grace_s)
+        return RayBackend(self.store, address, self.train_ref, cancel_grace_s=self.cancel_grace_s)
 
     @staticmethod
     def _safe(fn: Callable[[], Any]) -> None:

@@ -72,8 +72,9 @@ def standby_main(conn: Any, preload: tuple[str, ...], n_workers: int, nice: int)
         worker_main(*job)
 
 
-def worker_main(store_path: str, run_id: int, train_ref: str, n_workers: int,
-                nice: int = 0) -> None:
+def worker_main(
+    store_path: str, run_id: int, train_ref: str, n_workers: int, nice: int = 0
+) -> None:
     """Entry point of a worker process: train one run, writing each step to the store.
 
     The outcome is recorded in the store: ``finished``; ``failed`` with the message (a
@@ -89,22 +90,38 @@ def worker_main(store_path: str, run_id: int, train_ref: str, n_workers: int,
         _train_run(store, run_id, train_ref)
         store.set_status(run_id, "finished", only_from=("running",))
     except Cancelled:
-        store.set_status(run_id, "cancelled", only_from=("running",),
-                         error="cancelled by the user")
+        store.set_status(run_id, "cancelled", only_from=("running",), error="cancelled by the user")
     except _Terminated:
         if store.get_run(run_id).cancel_requested:
-            store.set_status(run_id, "cancelled", only_from=("running",),
-                             error="cancelled by the user (stopped after the grace period)")
+            store.set_status(
+                run_id,
+                "cancelled",
+                only_from=("running",),
+                error="cancelled by the user (stopped after the grace period)",
+            )
         else:
-            store.set_status(run_id, "interrupted", only_from=("running",),
-                             error="the worker was stopped (SIGTERM); steps logged so far are kept")
+            store.set_status(
+                run_id,
+                "interrupted",
+                only_from=("running",),
+                error="the worker was stopped (SIGTERM); steps logged so far are kept",
+            )
     except LabError as exc:  # DivergedError included: the message says what happened
-        store.set_status(run_id, "failed", only_from=("running",), error=str(exc),
-                         error_detail=traceback.format_exc())
+        store.set_status(
+            run_id,
+            "failed",
+            only_from=("running",),
+            error=str(exc),
+            error_detail=traceback.format_exc(),
+        )
     except Exception as exc:
-        store.set_status(run_id, "failed", only_from=("running",),
-                         error=f"{type(exc).__name__}: {exc}",
-                         error_detail=traceback.format_exc())
+        store.set_status(
+            run_id,
+            "failed",
+            only_from=("running",),
+            error=f"{type(exc).__name__}: {exc}",
+            error_detail=traceback.format_exc(),
+        )
     finally:
         # the outcome is recorded; a late SIGTERM (shutdown) should just end the process
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
@@ -142,8 +159,7 @@ def check_finite(event: Any) -> None:
     if bad:
         what = "NaN" if math.isnan(event.train_loss[bad[0]]) else "infinite"
         raise DivergedError(
-            f"loss became {what} at step {event.step} on task {bad[0]}; "
-            "try a smaller learning rate"
+            f"loss became {what} at step {event.step} on task {bad[0]}; try a smaller learning rate"
         )
 
 

@@ -5,7 +5,7 @@
     Not the run's free-text ``RunInfo.notes``, which comes with an uploaded file.
 ``ground_truth``
     One ground-truth evaluation job per run and group budget k: its status, and its report
-    once done (``mtl_core.evaluate``).
+    once done (``mtl_core.experiments``).
 
 Both are deleted with their run. Values are JSON objects (dicts); saving replaces the older one.
 """

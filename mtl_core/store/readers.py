@@ -10,8 +10,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mtl_core.errors import LabError
 from mtl_core.events import BATCH_SPLIT
+from mtl_core.measures import DEFAULT_MEASURE, pick_measure
 from mtl_core.store.base import StoreBase
 from mtl_core.store.records import unblob
 from mtl_core.types import Grouping, canonical_grouping
@@ -38,21 +38,15 @@ class ReadersMixin(StoreBase):
 
         def q(con: sqlite3.Connection) -> tuple[np.ndarray, list[str], np.ndarray]:
             info = self._run(con, run_id)
-            m = measure
-            if m is None:
-                if len(info.measures) > 1:
-                    raise LabError(f"run {run_id} has several measures "
-                                   f"({', '.join(info.measures)}); pick one")
-                m = info.measures[0] if info.measures else "lookahead"
+            # the lab's one measure rule; a run with nothing logged yet reads as empty
+            m = (pick_measure(info.measures, measure, f"run {run_id}") if info.measures
+                 else measure or DEFAULT_MEASURE)
             rows = con.execute(
                 "SELECT step, data FROM affinity WHERE run_id = ? AND measure = ? ORDER BY step",
                 (int(run_id), m),
             ).fetchall()
             n = len(info.tasks)
             if not rows:
-                if info.measures and m not in info.measures:
-                    raise LabError(f"run {run_id} has no {m!r} affinity; it has: "
-                                   f"{', '.join(info.measures)}")
                 return np.zeros(0, np.int64), info.tasks, np.zeros((0, n, n))
             steps = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
             return steps, info.tasks, unblob((r[1] for r in rows), (len(rows), n, n))

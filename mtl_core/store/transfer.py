@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mtl_core.fileformat import (
+from mtl_core.runfile import (
     AFFINITY_FRAME,
     GROUPING_FRAME,
     METRIC_FRAME,
@@ -66,7 +66,7 @@ class TransferMixin(RunsMixin, ReadersMixin):
         return self._write(tx)
 
     def export_parsed(self, run_id: int) -> ParsedRun:
-        """The run as a :class:`ParsedRun`, ready for ``fileformat.write_run_file``.
+        """The run as a :class:`ParsedRun`, ready for ``runfile.write_run_file``.
 
         Everything logged goes along: every measure's matrices with their wall times, the
         metrics (batch losses included), the groupings, config, notes and metadata.

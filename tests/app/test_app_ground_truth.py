@@ -7,21 +7,28 @@ from __future__ import annotations
 import os
 import time
 
-from app_fixtures import config_dict, open_app, seed_run
-
 from mtl_core.experiments import background as bg
 from mtl_core.jsonio import write_json
 from mtl_core.store import Store
+from tests.helpers.app_fixtures import config_dict, open_app, seed_run
 
 REPORT = {
     "spec": {"seeds": 2},
     "approaches": {
-        "tag": {"name": "TAG groups", "total_test_loss": {"mean": 1.5, "std": 0.1},
-                "parameters": {"mean": 900}, "seconds": {"mean": 2.0},
-                "groupings": [[["t0", "t1", "t2"], ["t3", "t4", "t5"]]]},
-        "together": {"name": "all together", "total_test_loss": {"mean": 2.0, "std": 0.1},
-                     "parameters": {"mean": 500}, "seconds": {"mean": 1.0},
-                     "groupings": [[["t0", "t1", "t2", "t3", "t4", "t5"]]]},
+        "tag": {
+            "name": "TAG groups",
+            "total_test_loss": {"mean": 1.5, "std": 0.1},
+            "parameters": {"mean": 900},
+            "seconds": {"mean": 2.0},
+            "groupings": [[["t0", "t1", "t2"], ["t3", "t4", "t5"]]],
+        },
+        "together": {
+            "name": "all together",
+            "total_test_loss": {"mean": 2.0, "std": 0.1},
+            "parameters": {"mean": 500},
+            "seconds": {"mean": 1.0},
+            "groupings": [[["t0", "t1", "t2", "t3", "t4", "t5"]]],
+        },
     },
     "comparison": {"tag_vs_together": 0.25},
 }
@@ -41,8 +48,10 @@ def test_ground_truth_runs_in_the_background_and_shows_its_table(tmp_path, monke
     def fake_start(spec, folder, *, workers=2):  # the process "runs": this test writes it
         started.append((spec, workers))
         os.makedirs(folder)
-        write_json(os.path.join(folder, bg.STATUS_FILE),
-                   {"status": "running", "message": "[phase 1 3/9] random/seed0/0 (0.4 s)"})
+        write_json(
+            os.path.join(folder, bg.STATUS_FILE),
+            {"status": "running", "message": "[phase 1 3/9] random/seed0/0 (0.4 s)"},
+        )
         return bg.BackgroundJob(folder=str(folder), pid=os.getpid(), started=time.time())
 
     monkeypatch.setattr(bg, "start", fake_start)
@@ -52,7 +61,7 @@ def test_ground_truth_runs_in_the_background_and_shows_its_table(tmp_path, monke
     at.number_input(key="gt_seeds").set_value(3).run()
     at.button(key="gt_start").click().run()
     assert not at.exception
-    (spec, workers), = started
+    ((spec, workers),) = started
     assert (spec.scenario, spec.k, spec.seeds, spec.steps) == ("synthetic", 2, 3, 40)
     assert spec.knobs["samples"] == 150 and spec.tasks == tuple(f"t{i}" for i in range(6))
     assert any("[phase 1 3/9] random/seed0/0" in i.value for i in at.info)  # its progress
@@ -63,8 +72,10 @@ def test_ground_truth_runs_in_the_background_and_shows_its_table(tmp_path, monke
 
     folder = record["folder"]  # the process finishes: report and final status
     write_json(os.path.join(folder, bg.REPORT_FILE), REPORT)
-    write_json(os.path.join(folder, bg.STATUS_FILE),
-               {"status": "done", "message": "[phase 2 2/2] tag", "finished": time.time()})
+    write_json(
+        os.path.join(folder, bg.STATUS_FILE),
+        {"status": "done", "message": "[phase 2 2/2] tag", "finished": time.time()},
+    )
     at.run()
     assert not at.exception
     df = at.dataframe[-1].value.set_index("approach")
@@ -86,8 +97,7 @@ def test_ground_truth_failure_and_uploaded_runs(tmp_path, monkeypatch):
     write_json(folder / bg.STATUS_FILE, {"status": "running", "message": "phase 1: 9 runs"})
     (folder / bg.LOG_FILE).write_text("phase 1: 9 runs\nMemoryError: out of memory\n")
     dead = bg.BackgroundJob(str(folder), pid=_dead_pid(), started=time.time())
-    store.save_ground_truth(rid, 2, {"status": "running", **dead.to_dict(),
-                                                    "k": 2, "seeds": 2})
+    store.save_ground_truth(rid, 2, {"status": "running", **dead.to_dict(), "k": 2, "seeds": 2})
     at = _open_tab(open_app("explore", store.path, monkeypatch, query={"run": rid}))
     assert not at.exception
     assert any("ended early: MemoryError: out of memory" in e.value for e in at.error)

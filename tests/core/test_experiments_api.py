@@ -52,8 +52,11 @@ def test_map_jobs_reraises_a_jobs_error_and_refuses_non_executors():
 
 def _without_timings(x):
     if isinstance(x, dict):
-        return {k: _without_timings(v) for k, v in x.items()
-                if k not in ("seconds", "breakdown", "tag_time_fraction_of_exhaustive")}
+        return {
+            k: _without_timings(v)
+            for k, v in x.items()
+            if k not in ("seconds", "breakdown", "tag_time_fraction_of_exhaustive")
+        }
     if isinstance(x, list):
         return [_without_timings(v) for v in x]
     return x
@@ -115,9 +118,16 @@ def test_background_evaluation_runs_the_in_process_api(tmp_path):
 
 def test_background_failures_say_why(tmp_path):
     # a spec that passes its checks but cannot train: the scenario's file is missing
-    spec = EvalSpec(scenario="csv", knobs={"path": str(tmp_path / "none.csv"),
-                                            "targets": ["a", "b"]}, tasks=("a", "b"), k=1,
-                    seeds=1, steps=2, random_groupings=0, device="cpu")
+    spec = EvalSpec(
+        scenario="csv",
+        knobs={"path": str(tmp_path / "none.csv"), "targets": ["a", "b"]},
+        tasks=("a", "b"),
+        k=1,
+        seeds=1,
+        steps=2,
+        random_groupings=0,
+        device="cpu",
+    )
     state = _wait(bg.start(spec, tmp_path / "bad", workers=0))
     assert state.status == "failed" and "none.csv" in state.error
     # a process killed before it could write an outcome

@@ -39,8 +39,10 @@ class Poisoning(SerialExecutor):
 
     def map(self, fn, jobs, on_done=None):
         bad = {"scenario": "no-such-scenario"}
-        jobs = [dataclasses.replace(j, config=bad) if j.label.startswith(self.poison) else j
-                for j in jobs]
+        jobs = [
+            dataclasses.replace(j, config=bad) if j.label.startswith(self.poison) else j
+            for j in jobs
+        ]
         return super().map(fn, jobs, on_done)
 
 
@@ -59,13 +61,24 @@ def _die_on_three(x: int) -> int:
 
 
 def test_keep_going_returns_failures_in_place_for_every_kind_of_executor():
-    want = [1, 2, JobFailure("3", "three is not allowed"),
-            JobFailure("4", "ZeroDivisionError: four"), 5]
+    want = [
+        1,
+        2,
+        JobFailure("3", "three is not allowed"),
+        JobFailure("4", "ZeroDivisionError: four"),
+        5,
+    ]
     seen = []
-    out = map_jobs(SerialExecutor(), _fail_on_three, [1, 2, 3, 4, 5],
-                   on_done=lambda i, r: seen.append(i), keep_going=True)
+    out = map_jobs(
+        SerialExecutor(),
+        _fail_on_three,
+        [1, 2, 3, 4, 5],
+        on_done=lambda i, r: seen.append(i),
+        keep_going=True,
+    )
     assert [r if isinstance(r, int) else (r.label, r.reason) for r in out] == [
-        r if isinstance(r, int) else (r.label, r.reason) for r in want]
+        r if isinstance(r, int) else (r.label, r.reason) for r in want
+    ]
     assert seen == [0, 1, 2, 3, 4] and "Traceback" in out[2].detail
     with cf.ThreadPoolExecutor(2) as pool:
         out2 = map_jobs(pool, _fail_on_three, [1, 2, 3, 4, 5], keep_going=True)
@@ -82,16 +95,22 @@ def test_keep_going_reports_a_worker_process_that_died():
 def test_a_failed_run_is_reported_and_the_sweep_goes_on(tmp_path):
     spec = _spec()
     messages: list[str] = []
-    rep = evaluate(spec, Poisoning("random/seed1/", "cotrain/seed0"),
-                   on_progress=messages.append)
+    rep = evaluate(spec, Poisoning("random/seed1/", "cotrain/seed0"), on_progress=messages.append)
     failed = [(f["phase"], f["label"]) for f in rep["failures"]]
     assert failed == [("phase 1", "cotrain/seed0"), ("phase 1", "random/seed1/0")]
     assert all("no-such-scenario" in f["reason"] for f in rep["failures"])
     assert "[phase 1 1/8] cotrain/seed0 failed: " in messages[1]
     # seed 0 has no co-training affinity: no TAG (nor capacity-matched) run, no prediction
     by = {(r["approach"], r["seed"]) for r in rep["runs"]}
-    assert by == {("tag", 1), ("together_capacity", 1), ("together", 0), ("together", 1),
-                  ("single", 0), ("single", 1), ("random", 0)}
+    assert by == {
+        ("tag", 1),
+        ("together_capacity", 1),
+        ("together", 0),
+        ("together", 1),
+        ("single", 0),
+        ("single", 1),
+        ("random", 0),
+    }
     assert rep["approaches"]["tag"]["runs"] == 1 and rep["approaches"]["random"]["runs"] == 1
     assert [r["predicted_value"] for r in rep["runs"] if r["seed"] == 0] == [None, None, None]
     assert set(rep["comparison"]) >= {"tag_vs_together", "tag_vs_single", "tag_vs_random"}
@@ -102,16 +121,18 @@ def test_a_failed_run_is_reported_and_the_sweep_goes_on(tmp_path):
 
 
 def test_exhaustive_leaves_out_a_seed_with_a_failed_candidate():
-    rep = evaluate(_spec(seeds=1, exhaustive=True, random_groupings=0),
-                   Poisoning("exhaustive/seed0/t0,t1|"))
+    rep = evaluate(
+        _spec(seeds=1, exhaustive=True, random_groupings=0), Poisoning("exhaustive/seed0/t0,t1|")
+    )
     assert [f["label"] for f in rep["failures"]] == ["exhaustive/seed0/t0,t1|t2"]
     assert "exhaustive" not in rep["approaches"] and "tag" in rep["approaches"]
     assert rep["spearman"]["exhaustive_partitions_mean"] is None
 
 
 def test_a_phase_where_every_run_failed_stops_the_sweep():
-    with pytest.raises(LabError, match="phase 1: all 8 training runs failed; the first: "
-                                       ".*no-such-scenario"):
+    with pytest.raises(
+        LabError, match="phase 1: all 8 training runs failed; the first: .*no-such-scenario"
+    ):
         evaluate(_spec(), Poisoning(""))
     with pytest.raises(LabError, match="every co-training run failed"):
         evaluate(_spec(), Poisoning("cotrain"))

@@ -12,8 +12,15 @@ from mtl_core.jsonio import atomic_write_bytes, atomic_write_text, dumps, write_
 
 
 def test_numpy_values_sets_and_tuples_become_plain_json():
-    obj = {"i": np.int64(3), "f": np.float32(0.5), "b": np.bool_(True),
-           "a": np.arange(4).reshape(2, 2), "s": {"b", "a"}, "t": (1, 2), "mixed": {1, "x"}}
+    obj = {
+        "i": np.int64(3),
+        "f": np.float32(0.5),
+        "b": np.bool_(True),
+        "a": np.arange(4).reshape(2, 2),
+        "s": {"b", "a"},
+        "t": (1, 2),
+        "mixed": {1, "x"},
+    }
     back = json.loads(dumps(obj))
     assert back["i"] == 3 and back["f"] == 0.5 and back["b"] is True
     assert back["a"] == [[0, 1], [2, 3]] and back["s"] == ["a", "b"] and back["t"] == [1, 2]

@@ -24,8 +24,9 @@ class RecordingRunner:
 
     def submit(self, cfg: RunConfig) -> int:
         self.configs.append(cfg)
-        return self.store.create_run(name=cfg.name, config=cfg.to_dict(),
-                                     steps_total=cfg.train.steps)
+        return self.store.create_run(
+            name=cfg.name, config=cfg.to_dict(), steps_total=cfg.train.steps
+        )
 
 
 @pytest.fixture
@@ -34,17 +35,37 @@ def store(tmp_path):
 
 
 def test_configs_planted_groups_and_ids():
-    cfgs = {m: lesson.base_config(m, {"conflict": 0.5}, steps=60, seed=2, label="x",
-                                  groups=lesson.planted_groups({}) if m == "groups" else None)
-            for m in lesson.APPROACHES}
+    cfgs = {
+        m: lesson.base_config(
+            m,
+            {"conflict": 0.5},
+            steps=60,
+            seed=2,
+            label="x",
+            groups=lesson.planted_groups({}) if m == "groups" else None,
+        )
+        for m in lesson.APPROACHES
+    }
     assert {m: c.affinity.measure for m, c in cfgs.items()} == {
-        "together": "lookahead", "groups": "none", "single": "none"}
-    assert all(c.train.steps == 60 and c.train.seed == 2 and c.train.eval_every == 10
-               and c.knobs["conflict"] == 0.5 and c.scenario == "lesson" for c in cfgs.values())
+        "together": "lookahead",
+        "groups": "none",
+        "single": "none",
+    }
+    assert all(
+        c.train.steps == 60
+        and c.train.seed == 2
+        and c.train.eval_every == 10
+        and c.knobs["conflict"] == 0.5
+        and c.scenario == "lesson"
+        for c in cfgs.values()
+    )
     assert cfgs["groups"].train.groups == (("t0", "t1", "t2"), ("t3", "t4", "t5"))
     assert cfgs["single"].name == "lesson x · each alone"
     assert lesson.planted_groups({"tasks": 6, "clusters": 3}) == (
-        frozenset({"t0", "t1"}), frozenset({"t2", "t3"}), frozenset({"t4", "t5"}))
+        frozenset({"t0", "t1"}),
+        frozenset({"t2", "t3"}),
+        frozenset({"t4", "t5"}),
+    )
     ids = lesson.LessonIds(together=4, single=6)
     assert ids.to_query() == "4,,6" and lesson.LessonIds.from_query("4,,6") == ids
     assert ids.ids() == [4, 6]
@@ -67,16 +88,23 @@ def _log_steps(store: Store, rid: int, first: int, last: int) -> None:
     c = np.array([0, 0, 0, 1, 1, 1])
     A = np.where(c[:, None] == c[None, :], 0.01, -0.01)
     for s in range(first, last + 1):
-        store.append_step(rid, StepEvent(step=s, total_steps=300, tasks=TASKS,
-                                         train_loss={t: 1.0 for t in TASKS}, metrics=[],
-                                         affinity={"lookahead": A}))
+        store.append_step(
+            rid,
+            StepEvent(
+                step=s,
+                total_steps=300,
+                tasks=TASKS,
+                train_loss={t: 1.0 for t in TASKS},
+                metrics=[],
+                affinity={"lookahead": A},
+            ),
+        )
 
 
 def test_tag_groups_follow_once_enough_affinity_is_logged(store):
     runner = RecordingRunner(store)
     ids = lesson.start(runner, store, {}, groups_from="tag")
-    assert ids.groups is None and [c.train.mode for c in runner.configs] == ["together",
-                                                                             "single"]
+    assert ids.groups is None and [c.train.mode for c in runner.configs] == ["together", "single"]
     store.claim_queued(10, runner_pid=1)  # the together run is running
     _log_steps(store, ids.together, 1, lesson.SELECT_AFTER - 1)
     assert lesson.maybe_start_groups(runner, store, ids) is None  # not yet
@@ -102,9 +130,15 @@ def test_a_together_run_that_stopped_early_falls_back_to_planted(store):
 
 
 def test_held_out_numbers():
-    df = pd.DataFrame({"step": [10, 10, 20, 20, 20], "task": ["a", "b", "a", "b", "a"],
-                       "split": ["test", "test", "test", "test", "val"],
-                       "metric": ["loss"] * 5, "value": [2.0, 4.0, 1.0, 3.0, 9.0]})
+    df = pd.DataFrame(
+        {
+            "step": [10, 10, 20, 20, 20],
+            "task": ["a", "b", "a", "b", "a"],
+            "split": ["test", "test", "test", "test", "val"],
+            "metric": ["loss"] * 5,
+            "value": [2.0, 4.0, 1.0, 3.0, 9.0],
+        }
+    )
     assert lesson.held_out(df) == (20, {"a": 1.0, "b": 3.0})
     assert lesson.held_out(df, "val") == (20, {"a": 9.0})
     assert lesson.mean_curve(df).to_dict() == {10: 3.0, 20: 2.0}

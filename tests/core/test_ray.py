@@ -13,12 +13,8 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # Ray workers import the fakes
-
-from runner_fakes import job_assigned, job_fail_some  # noqa: E402
-
-from mtl_core.cluster import run_resources  # noqa: E402
-from mtl_core.experiments import (  # noqa: E402
+from mtl_core.cluster import run_resources
+from mtl_core.experiments import (
     EvalSpec,
     JobFailure,
     LocalProcessExecutor,
@@ -26,29 +22,39 @@ from mtl_core.experiments import (  # noqa: E402
     evaluate,
     map_jobs,
 )
+from tests.helpers.runner_fakes import job_assigned, job_fail_some  # Ray workers import these
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY = {"tasks": 3, "samples": 150}
 
 
 def _spec() -> EvalSpec:
-    return EvalSpec.for_scenario("synthetic", TINY, 2, seeds=1, steps=3, random_groupings=0,
-                                 device="cpu", threads=1)
+    return EvalSpec.for_scenario(
+        "synthetic", TINY, 2, seeds=1, steps=3, random_groupings=0, device="cpu", threads=1
+    )
 
 
 def _without_timings(x):
     if isinstance(x, dict):
-        return {k: _without_timings(v) for k, v in x.items()
-                if k not in ("seconds", "breakdown", "tag_time_fraction_of_exhaustive")}
+        return {
+            k: _without_timings(v)
+            for k, v in x.items()
+            if k not in ("seconds", "breakdown", "tag_time_fraction_of_exhaustive")
+        }
     if isinstance(x, list):
         return [_without_timings(v) for v in x]
     return x
 
 
 def _cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "mtl_core", "evaluate", *args],
-                          capture_output=True, text=True, timeout=300, cwd=str(ROOT),
-                          env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})})
+    return subprocess.run(
+        [sys.executable, "-m", "mtl_core", "evaluate", *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=str(ROOT),
+        env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})},
+    )
 
 
 def test_run_resources_ask_for_a_gpu_only_when_the_run_wants_cuda():
@@ -70,22 +76,46 @@ def test_nothing_imports_ray_unless_asked(tmp_path):
         "print('ray' in sys.modules)\n"
     )
     env = {k: v for k, v in os.environ.items() if k not in ("MTL_LAB_RAY_ADDRESS", "RAY_ADDRESS")}
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
-                       cwd=str(ROOT), env={**env, "PYTHONPATH": str(ROOT)})
+    r = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=str(ROOT),
+        env={**env, "PYTHONPATH": str(ROOT)},
+    )
     assert r.stdout.strip() == "False", r.stderr
 
 
 def test_cli_says_when_the_cluster_cannot_be_reached(tmp_path):
     pytest.importorskip("ray")
-    from ray_cluster import free_port
+    from tests.helpers.ray_cluster import free_port
 
-    r = _cli("--scenario", "synthetic", "--k", "2", "--executor", "ray", "--ray-address",
-             f"127.0.0.1:{free_port()}", "--out", str(tmp_path / "x.json"))
+    r = _cli(
+        "--scenario",
+        "synthetic",
+        "--k",
+        "2",
+        "--executor",
+        "ray",
+        "--ray-address",
+        f"127.0.0.1:{free_port()}",
+        "--out",
+        str(tmp_path / "x.json"),
+    )
     assert r.returncode == 2, r.stderr
     (line,) = r.stderr.strip().splitlines()
     assert line.startswith("error: could not connect to the Ray cluster at 127.0.0.1:")
-    r = _cli("--scenario", "synthetic", "--k", "2", "--ray-address", "127.0.0.1:1",
-             "--out", str(tmp_path / "x.json"))
+    r = _cli(
+        "--scenario",
+        "synthetic",
+        "--k",
+        "2",
+        "--ray-address",
+        "127.0.0.1:1",
+        "--out",
+        str(tmp_path / "x.json"),
+    )
     assert r.returncode == 2 and "--ray-address needs --executor ray" in r.stderr
 
 
@@ -96,8 +126,9 @@ def test_each_job_is_a_ray_task_with_its_resources_and_failures_are_reported(ray
         (res,) = map_jobs(ex, job_assigned, [None])
         assert res == {"CPU": 1.0}  # one CPU, no GPU: the job did not ask for CUDA
         seen = []
-        out = map_jobs(ex, job_fail_some, [1, 2, 3, 4, 5], keep_going=True,
-                       on_done=lambda i, r: seen.append(i))
+        out = map_jobs(
+            ex, job_fail_some, [1, 2, 3, 4, 5], keep_going=True, on_done=lambda i, r: seen.append(i)
+        )
     assert sorted(seen) == [0, 1, 2, 3, 4]  # progress for every job, failed ones too
     assert out[:2] == [10, 20] and out[4] == 50  # the sweep went on
     assert out[2] == JobFailure("3", "three is not allowed", out[2].detail)
@@ -116,13 +147,37 @@ def test_same_sweep_same_numbers_on_ray_and_local_processes(ray_cluster, tmp_pat
     assert on_ray["failures"] == [] and on_ray["approaches"]["tag"]["runs"] == 1
     assert messages[0] == "phase 1: 3 training runs"
     assert sorted(m.split("] ")[1].split(" (")[0] for m in messages[1:4]) == [
-        "cotrain/seed0", "single/seed0", "together/seed0"]
+        "cotrain/seed0",
+        "single/seed0",
+        "together/seed0",
+    ]
     # the CLI, pointed at the cluster by RAY_ADDRESS, gives the same report
     out = tmp_path / "eval.json"
-    r = _cli("--scenario", "synthetic", "--set", "tasks=3", "--set", "samples=150", "--k", "2",
-             "--seeds", "1", "--steps", "3", "--random", "0", "--device", "cpu",
-             "--executor", "ray", "--out", str(out), env={"RAY_ADDRESS": ray_cluster})
+    r = _cli(
+        "--scenario",
+        "synthetic",
+        "--set",
+        "tasks=3",
+        "--set",
+        "samples=150",
+        "--k",
+        "2",
+        "--seeds",
+        "1",
+        "--steps",
+        "3",
+        "--random",
+        "0",
+        "--device",
+        "cpu",
+        "--executor",
+        "ray",
+        "--out",
+        str(out),
+        env={"RAY_ADDRESS": ray_cluster},
+    )
     assert r.returncode == 0, r.stderr[-3000:]
     assert "[phase 2 2/2]" in r.stderr and "TAG vs all together" in r.stdout
     assert _without_timings(json.loads(out.read_text())) == _without_timings(
-        json.loads(json.dumps(local)))
+        json.loads(json.dumps(local))
+    )

@@ -11,14 +11,12 @@ from __future__ import annotations
 
 import os
 import shutil
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "tests"))
 CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = ROOT / "test-artifacts"
 DOCS_SHOTS = ROOT / "docs" / "screenshots"
@@ -42,10 +40,9 @@ BAD = "step,source,target,affinity\n1,a,b,not-a-number\n"
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    from app_fixtures import config_dict, seed_run
-    from app_server import running_app
-
     from mtl_core.store import Store
+    from tests.helpers.app_fixtures import config_dict, seed_run
+    from tests.helpers.app_server import running_app
 
     folder = tmp_path_factory.mktemp("e2e")
     store = Store(folder / "store.sqlite")

@@ -1,0 +1,224 @@
+"""Where the pages get their data: the cached store and runner, and cached reads of runs.
+
+The store on disk is the truth; everything shown is read from it here. Reads are cached per
+run *version* (status + steps done), so a finished run is read once and a running one once
+per refresh slot, whichever page or session asks. Cached arrays are shared between sessions
+and read-only.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from app.figures.colours import robust_zmax
+from mtl_core.errors import LabError
+from mtl_core.runner import default_max_workers
+from mtl_core.series import smooth
+from mtl_core.store import ACTIVE, RunInfo, Store, default_store_path
+
+log = logging.getLogger("task_affinity_lab.app")
+
+
+# ----------------------------------------------------------------------------- the store and runner
+
+
+def store_path() -> str:
+    """The store file this app uses (``$MTL_LAB_STORE`` or ``./.lab/store.sqlite``)."""
+    return str(default_store_path().resolve())
+
+
+@st.cache_resource(show_spinner=False)
+def _store(path: str) -> Store:
+    return Store(path)
+
+
+#: Workers train at a lower CPU priority, so pages stay responsive on the same cores.
+WORKER_NICENESS = 10
+
+
+@st.cache_resource(show_spinner=False)
+def _runner(path: str, workers: int, train_fn: str | None, warm: int) -> Any:
+    from mtl_core.runner import Runner
+
+    return Runner(_store(path), max_workers=workers, train_fn=train_fn, warm=warm,
+                  preload=("mtl_core.training:warmup",) if warm else (), nice=WORKER_NICENESS)
+
+
+def get_store() -> Store:
+    """The process-wide store handle (thread-safe; one connection per thread)."""
+    return _store(store_path())
+
+
+def get_runner() -> Any:
+    """The process-wide runner (its supervisor thread launches queued runs as workers)."""
+    # MTL_LAB_TRAIN_FN ("module:function") swaps the training function, e.g. a fast fake in
+    # tests and load benchmarks; unset means the core's train.
+    custom = os.environ.get("MTL_LAB_TRAIN_FN") or None
+    return _runner(store_path(), default_max_workers(), custom, warm_workers(custom))
+
+
+def warm_workers(custom_train_fn: str | None = None) -> int:
+    """Standby workers with torch already imported, so Train starts training at once:
+    ``$MTL_LAB_WARM_WORKERS``, else one per worker slot (none with a custom train function)."""
+    raw = os.environ.get("MTL_LAB_WARM_WORKERS", "").strip()
+    if raw:
+        try:
+            return max(0, int(raw))
+        except ValueError:
+            pass
+    return 0 if custom_train_fn else default_max_workers()
+
+
+# ----------------------------------------------------------------------------- cached reads
+
+
+#: While a run trains, its data is re-read at most once per this many seconds, shared by every
+#: session watching it (each session would otherwise see its own step count and miss).
+LIVE_REFRESH_S = 1.0
+
+
+def version(info: RunInfo) -> tuple[Any, ...]:
+    """Cache key of a run's data. A finished run's key is fixed (read once); an active run's
+    key is a time slot of ``LIVE_REFRESH_S``, so all sessions share one read per slot."""
+    if info.status in ACTIVE:
+        return ("live", int(time.time() // LIVE_REFRESH_S))
+    return (info.status, info.steps_done, info.last_step, tuple(info.measures))
+
+
+def list_runs() -> list[RunInfo]:
+    """Every run, oldest first (not cached: one small query, and it must be fresh)."""
+    return get_store().list_runs()
+
+
+def get_run(run_id: int) -> RunInfo:
+    return get_store().get_run(int(run_id))
+
+
+@st.cache_resource(show_spinner=False, max_entries=24)
+def _affinity(path: str, run_id: int, measure: str, ver: tuple) -> tuple:
+    steps, tasks, A = _store(path).affinity_steps(run_id, measure)
+    A.setflags(write=False)  # shared between sessions: nobody may modify it
+    steps.setflags(write=False)
+    return steps, list(tasks), A
+
+
+def affinity(info: RunInfo, measure: str) -> tuple[np.ndarray, list[str], np.ndarray]:
+    """``(steps, tasks, A (S, n, n))`` of one measure, read-only and shared."""
+    return _affinity(store_path(), info.id, measure, version(info))
+
+
+@st.cache_data(show_spinner=False, max_entries=48)
+def _metrics(path: str, run_id: int, ver: tuple) -> pd.DataFrame:
+    return _store(path).metrics(run_id)
+
+
+def metrics(info: RunInfo) -> pd.DataFrame:
+    """Long-form ``step, task, split, metric, value``."""
+    return _metrics(store_path(), info.id, version(info))
+
+
+def any_active(runs: Iterable[RunInfo]) -> bool:
+    """Whether any of ``runs`` is queued or running."""
+    return any(r.status in ACTIVE for r in runs)
+
+
+def queue_ahead(info: RunInfo) -> int | None:
+    """How many queued runs start before ``info`` (None unless it is queued, or unknown)."""
+    if info.status != "queued":
+        return None
+    try:
+        return get_store().run_ids("queued").index(info.id)
+    except (ValueError, LabError):
+        return None
+
+
+# ----------------------------------------------------------------------------- derived, cached
+
+
+@dataclass(frozen=True)
+class RunView:
+    """What the affinity views need of one run and measure, computed once per version.
+
+    Arrays are ``(S, n, n)`` with ``[s, i, j]`` = source i -> target j at ``steps[s]``.
+    """
+
+    run_id: int
+    measure: str
+    version: tuple  # the run version it was read at (a cache key for what derives from it)
+    steps: np.ndarray
+    tasks: list[str]
+    raw: np.ndarray  # (S, n, n) as logged (NaN: not logged)
+    running: np.ndarray  # (S, n, n) time-averaged up to each step
+    order: np.ndarray  # hierarchical leaf order of the whole-run average
+    zmax: float  # fixed colour limit for single-step matrices of this run
+    zmax_avg: float  # fixed colour limit for its time averages
+
+
+@st.cache_resource(show_spinner=False, max_entries=16)
+def _run_view(path: str, run_id: int, measure: str, ver: tuple) -> RunView | None:
+    steps, tasks, A = _affinity(path, run_id, measure, ver)
+    if len(steps) == 0:
+        return None
+    run = smooth(A, "running")
+    run.setflags(write=False)
+    # Early running averages rest on a handful of noisy matrices: leave the first tenth out
+    # of the time-average colour limit so the settled picture uses the whole scale.
+    settled = run[len(run) // 10:]
+    return RunView(run_id, measure, ver, steps, tasks, A, run, leaf_order_safe(run[-1], tasks),
+                   robust_zmax(A), robust_zmax(settled))
+
+
+def run_view(info: RunInfo, measure: str) -> RunView | None:
+    """Cached :class:`RunView`, or None while the run has no matrix of ``measure`` yet."""
+    return _run_view(store_path(), info.id, measure, version(info))
+
+
+@dataclass(frozen=True)
+class Smoothed:
+    """A run's matrices smoothed over steps (``mtl_core.series.smooth``) and their colour
+    limit: what the heatmap, the animation, the pair view and the group timeline all show."""
+
+    stack: np.ndarray  # (S, n, n), read-only; NaN where nothing was logged yet
+    zmax: float
+
+
+def smoothed(view: RunView, how: str, window: int = 20, beta: float = 0.9) -> Smoothed:
+    """``view``'s matrices smoothed by ``how`` (``none``, ``running``, ``window``, ``ema``),
+    cached per run version and smoothing, shared by every page and session."""
+    if how == "none":
+        return Smoothed(view.raw, view.zmax)
+    if how == "running":
+        return Smoothed(view.running, view.zmax_avg)
+    return _smoothed(store_path(), view.run_id, view.measure, view.version, how, int(window),
+                     float(beta))
+
+
+@st.cache_resource(show_spinner=False, max_entries=16)
+def _smoothed(path: str, run_id: int, measure: str, ver: tuple, how: str, window: int,
+              beta: float) -> Smoothed:
+    _, _, A = _affinity(path, run_id, measure, ver)
+    stack = smooth(A, how, window=window, beta=beta)
+    stack.setflags(write=False)
+    return Smoothed(stack, robust_zmax(stack))
+
+
+def leaf_order_safe(A: np.ndarray, tasks: list[str]) -> np.ndarray:
+    """Hierarchical leaf order for heatmap rows; the identity if the matrix cannot be
+    clustered yet (NaN cells early in a run)."""
+    from mtl_core.grouping import leaf_order
+
+    M = np.nan_to_num(np.asarray(A, dtype=np.float64))
+    try:
+        return np.asarray(leaf_order(M, tasks), dtype=np.intp)
+    except Exception:  # an ordering is a nicety: never fail a page over it
+        log.debug("leaf order failed", exc_info=True)
+        return np.arange(len(tasks))

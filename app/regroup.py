@@ -1,0 +1,222 @@
+"""Groupings for the pages: one call from (matrix, method, k, tau) to groups, the group
+timeline, and the numbers the pages show about groupings (row order, block means, agreement).
+Thin wrappers over ``mtl_core.grouping`` with the app's speed limits; no Streamlit here.
+
+Direction: ``A[i, j]`` is the effect of a step on source task i (a row) on target task j's loss.
+
+Exact TAG selection grows as 3^n; beyond ``TAG_INTERACTIVE_MAX`` tasks it cannot answer within
+an interactive budget, so the page offers it with a time limit and says when the answer is the
+best found rather than the proven optimum.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from mtl_core.errors import LabError
+from mtl_core.grouping import group_timeline, make_grouper, symmetrize
+from mtl_core.types import Grouping
+
+METHODS = {
+    "tag": "TAG: best k groups",
+    "threshold": "threshold on affinity",
+    "hierarchical": "hierarchical, k clusters",
+    "affinity-propagation": "affinity propagation",
+    "none": "no grouping",
+}
+TAG_INTERACTIVE_MAX = 14  # exact TAG answers in < ~0.15 s up to here
+TIMELINE_BUDGET_S = 0.25  # time allowed for the group timeline
+
+
+@dataclass(frozen=True)
+class GroupResult:
+    """A grouping of the shown matrix and how good it is."""
+
+    groups: Grouping
+    score: float  # TAG value (mean over tasks of the best group score)
+    optimal: bool | None  # TAG only: proven optimal
+    gap: float | None  # TAG only: how far below the optimum the answer may be
+    seconds: float
+
+
+def grouper_for(method: str, k: int, tau: float, n_tasks: int, *, time_limit: float = 1.0):
+    """The grouper the controls describe (``none`` -> None)."""
+    if method == "none":
+        return None
+    if method == "tag":
+        return make_grouper("tag", k=max(1, int(k)), time_limit=time_limit)
+    if method == "threshold":
+        return make_grouper("threshold", tau=float(tau))
+    if method == "hierarchical":
+        return make_grouper("hierarchical", k=max(1, min(int(k), n_tasks)))
+    return make_grouper(method)
+
+
+def regroup(A: np.ndarray, tasks: list[str], method: str, k: int, tau: float, *,
+            time_limit: float = 1.0) -> GroupResult | None:
+    """Group one ``(n, n)`` matrix (NaN cells count as 0: no measured transfer); ``None`` for
+    the method ``none``."""
+    M = np.nan_to_num(np.asarray(A, dtype=np.float64))
+    t0 = time.perf_counter()
+    g = grouper_for(method, k, tau, len(tasks), time_limit=time_limit)
+    if g is None:
+        return None
+    g.fit(M, tasks)
+    return GroupResult(g.groups_, float(g.score_), getattr(g, "optimal_", None),
+                       getattr(g, "gap_", None), time.perf_counter() - t0)
+
+
+def tau_range(A: np.ndarray) -> tuple[float, float]:
+    """Slider range for the threshold: the off-diagonal symmetrized affinities, padded, and
+    always including 0 (the neutral threshold: link the pairs that help each other)."""
+    S = symmetrize(np.nan_to_num(np.asarray(A, dtype=np.float64)))
+    n = S.shape[0]
+    off = S[~np.eye(n, dtype=bool)] if n > 1 else np.zeros(1)
+    lo, hi = min(float(off.min()), 0.0), max(float(off.max()), 0.0)
+    pad = 0.05 * max(hi - lo, 1e-9)
+    return lo - pad, hi + pad
+
+
+def _vectorized(grouper, sample: np.ndarray, tasks: list[str]) -> bool:
+    """Whether the grouper labels a whole stack in one call (threshold, hierarchical)."""
+    batch = getattr(grouper, "_batch_labels", None)
+    if batch is None:
+        return False
+    try:
+        return batch(sample, list(tasks)) is not None
+    except Exception:
+        return False
+
+
+@dataclass(frozen=True)
+class Timeline:
+    """Groupings at (up to a budget of) logged steps, with stable group ids."""
+
+    steps: np.ndarray  # (S',) the grouped steps
+    labels: np.ndarray  # (S', n) stable group id per task, -1 = none
+    change_steps: list[int]
+    groupings: list[Grouping]
+    ids: list[tuple[int, ...]]
+    matrices: np.ndarray  # (S', n, n) the smoothed matrices grouped (NaN: nothing logged yet)
+
+
+def timeline(
+    steps: np.ndarray, smoothed: np.ndarray, tasks: list[str], method: str, k: int, tau: float,
+) -> Timeline | None:
+    """Group every logged step of an already smoothed stack (``mtl_core.series.smooth``: the
+    matrices the heatmap shows), or an evenly spaced budget of steps when grouping is slow.
+
+    ``smoothed``: ``(S, n, n)``, one matrix per entry of ``steps``; NaN cells count as 0, as
+    in :func:`regroup`. ``None`` for the method ``none`` or no steps.
+
+    Raises
+    ------
+    LabError
+        Exact TAG on more than ``TAG_INTERACTIVE_MAX`` tasks (seconds per step).
+    """
+    if method == "none" or len(steps) == 0:
+        return None
+    X = np.nan_to_num(np.asarray(smoothed, dtype=np.float64))
+    if method == "tag" and len(tasks) > TAG_INTERACTIVE_MAX:
+        raise LabError(
+            f"Grouping every step with exact TAG takes seconds per step on {len(tasks)} tasks; "
+            "the group timeline uses it up to "
+            f"{TAG_INTERACTIVE_MAX} tasks. Pick hierarchical or threshold for the timeline.")
+    g0 = grouper_for(method, k, tau, len(tasks))
+    if g0 is not None and _vectorized(g0, X[-2:], tasks):
+        points = 300  # one vectorized call groups every point: cheap
+    else:
+        # Budget the number of grouped steps by timing fits (warm: the best of two).
+        per_fit = min(regroup(X[-1], tasks, method, k, tau).seconds for _ in range(2))
+        points = int(np.clip(TIMELINE_BUDGET_S / max(per_fit, 1e-4), 8, 300))
+    g = grouper_for(method, k, tau, len(tasks), time_limit=max(0.05, TIMELINE_BUDGET_S / points))
+    tl = group_timeline(np.asarray(steps), X, tasks, g, smoothing="none", max_points=points)
+    labels = tl.membership()  # a task in two (TAG) groups: the smaller id
+    labels[labels == np.iinfo(np.int64).max] = -1
+    stack = np.asarray(smoothed, dtype=np.float64)
+    # The matrices grouped: the stack itself when every step was grouped (no copy).
+    grouped = stack if len(tl.steps) == len(steps) else stack[np.searchsorted(steps, tl.steps)]
+    return Timeline(tl.steps, labels, list(tl.change_steps), list(tl.groupings),
+                    list(tl.ids), grouped)
+
+
+# ----------------------------------------------------------------------------- about groupings
+
+
+def labels_of(grouping: Iterable[Iterable[str]], tasks: Sequence[str]) -> np.ndarray:
+    """One label per task, ``(n,)``: the index of the first group holding it (-1 if none).
+
+    Overlapping groups (TAG) are reduced to a partition this way for agreement scores.
+    """
+    out = np.full(len(tasks), -1, dtype=np.intp)
+    pos = {t: i for i, t in enumerate(tasks)}
+    for g, members in enumerate(grouping):
+        for t in sorted(members):
+            i = pos.get(t)
+            if i is not None and out[i] < 0:
+                out[i] = g
+    return out
+
+
+def agreement(
+    a: Iterable[Iterable[str]], b: Iterable[Iterable[str]], tasks: Sequence[str]
+) -> float:
+    """Adjusted Rand index (scikit-learn's ``adjusted_rand_score``) between two groupings of
+    ``tasks``: 1 = the same groups, about 0 = no more alike than chance. Tasks missing from
+    either grouping are left out; overlapping groups count by their first group."""
+    from sklearn.metrics import adjusted_rand_score  # lazy: sklearn.metrics imports in ~1 s
+
+    la, lb = labels_of(a, tasks), labels_of(b, tasks)
+    keep = (la >= 0) & (lb >= 0)
+    return float(adjusted_rand_score(la[keep], lb[keep]))
+
+
+def group_order(
+    tasks: Sequence[str], base_order: Sequence[int], grouping: Iterable[Iterable[str]] | None
+) -> np.ndarray:
+    """Row order (indices into ``tasks``) that keeps groups contiguous (groups in order of
+    their first task in ``base_order``), tasks inside a group in ``base_order``. Without
+    groups: ``base_order``."""
+    base = [int(i) for i in base_order]
+    if not grouping:
+        return np.asarray(base, dtype=np.intp)
+    labels = labels_of(grouping, tasks)
+    rank = {i: r for r, i in enumerate(base)}
+    first: dict[int, int] = {}
+    for i in base:
+        first.setdefault(int(labels[i]), rank[i])
+    return np.asarray(
+        sorted(base, key=lambda i: (first[int(labels[i])], rank[i])), dtype=np.intp
+    )
+
+
+def block_means(
+    A: np.ndarray, tasks: Sequence[str], grouping: Sequence[Iterable[str]]
+) -> tuple[float, float]:
+    """Mean off-diagonal affinity of ``A`` ``(n, n)`` inside groups and between different
+    groups (NaN skipped; NaN when there is no such pair)."""
+    labels = labels_of(grouping, tasks)
+    n = len(tasks)
+    same = (labels[:, None] == labels[None, :]) & ~np.eye(n, dtype=bool)
+    diff = labels[:, None] != labels[None, :]
+    within = float(np.nanmean(A[same])) if same.any() else float("nan")
+    between = float(np.nanmean(A[diff])) if diff.any() else float("nan")
+    return within, between
+
+
+def group_table(groups: Grouping, M: np.ndarray, tasks: list[str]) -> list[dict]:
+    """One row per group: members, size and the mean affinity inside the group (``None`` for a
+    task alone), from the ``(n, n)`` matrix ``M`` the groups were made from."""
+    rows = []
+    index = {t: i for i, t in enumerate(tasks)}
+    for g, members in enumerate(groups):
+        idx = [index[t] for t in sorted(members)]
+        sub = M[np.ix_(idx, idx)]
+        off = sub[~np.eye(len(idx), dtype=bool)]
+        rows.append({"group": g + 1, "tasks": ", ".join(sorted(members)), "size": len(idx),
+                     "mean": float(np.nanmean(off)) if len(idx) > 1 else None})
+    return rows

@@ -1,0 +1,181 @@
+"""Explore's control panels. Each draws its widgets and returns one frozen dataclass of plain
+values (hashable, so it can key a cache), remembering the choices in the URL and the session."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import streamlit as st
+
+from app import regroup, session, words
+from app.data import RunView
+from mtl_core.store import RunInfo
+
+#: Smoothing choices for the matrices (``mtl_core.series`` definitions).
+SMOOTHING = {how: words.SMOOTHING_LABELS[how] for how in ("none", "window", "ema")}
+MATRIX = {"average": "time-averaged up to the step", "step": "at the step (smoothed)"}
+
+
+@dataclass(frozen=True)
+class ViewControls:
+    """Which matrix the heatmap shows: a logged step, time-averaged up to it or smoothed."""
+
+    step_idx: int  # index into the run's logged steps
+    matrix_mode: str  # "average" (running mean up to the step) or "step" (smoothed by how)
+    how: str  # "none", "window" or "ema"
+    window: int  # logged steps in the moving window
+    beta: float  # EMA weight of history
+    hide_diag: bool
+
+    @property
+    def heatmap_smoothing(self) -> str:
+        """The smoothing of the heatmap's (and the animation's) matrices."""
+        return "running" if self.matrix_mode == "average" else self.how
+
+    @property
+    def series_smoothing(self) -> str:
+        """The smoothing of the pair view and the group timeline (the running average when
+        the controls say none: a single step is too noisy to follow or group over time)."""
+        return self.how if self.how != "none" else "running"
+
+
+@dataclass(frozen=True)
+class GroupControls:
+    """How the shown matrix is grouped."""
+
+    method: str  # a key of ``regroup.METHODS``
+    k: int  # group budget (TAG, hierarchical)
+    tau: float  # threshold on the mutual affinity, in the measure's own units
+
+
+def measure_picker(info: RunInfo) -> str | None:
+    """The affinity measure to explore (None while the run has logged none)."""
+    measures = info.measures
+    if not measures:
+        return None
+    session.keep_value("explore_measure", measures[0], "measure", valid=lambda m: m in measures)
+    if st.session_state.get("explore_measure") not in measures:
+        st.session_state["explore_measure"] = measures[0]
+    measure = st.selectbox("Affinity measure", measures, key="explore_measure")
+    session.remember_value("explore_measure")
+    session.qp_set(measure=measure)
+    return measure
+
+
+def view_controls(view: RunView, info: RunInfo) -> ViewControls:
+    """Step, matrix, smoothing and display options above the heatmap."""
+    c1, c2, c3, c4 = st.columns([4, 2, 2, 1.2])
+    step_idx = _step_slider(view, info, c1, c4)
+    session.keep_value("explore_matrix", "average", "matrix", valid=lambda m: m in MATRIX)
+    matrix_mode = c2.radio("Matrix", list(MATRIX), format_func=MATRIX.get, key="explore_matrix")
+    session.remember_value("explore_matrix")
+    session.keep_value("explore_smooth", "none", "smooth", valid=lambda h: h in SMOOTHING)
+    how = c3.selectbox("Smoothing", list(SMOOTHING), format_func=SMOOTHING.get,
+                       key="explore_smooth",
+                       help="Smooths the matrices over steps for 'at the step', the pair view "
+                            "and the group timeline (the time average needs none)")
+    session.remember_value("explore_smooth")
+    session.qp_set(matrix=matrix_mode if matrix_mode != "average" else None,
+                   smooth=how if how != "none" else None)
+    with st.expander("Smoothing and display options", icon=":material/tune:"):
+        o1, o2, o3 = st.columns(3)
+        window = o1.number_input("window (logged steps)", 1, 10_000, 20, key="explore_window")
+        beta = o2.slider("EMA beta", 0.0, 0.99, 0.9, key="explore_beta")
+        hide = o3.toggle("Hide the diagonal (a task on itself)", value=True,
+                         key="explore_hide_diag",
+                         help="Self-affinity is large and would wash out the colour scale")
+    return ViewControls(step_idx, matrix_mode, how, int(window), float(beta), bool(hide))
+
+
+def _step_slider(view: RunView, info: RunInfo, col, live_col) -> int:
+    """The logged step to show (following the newest one while a live run trains)."""
+    steps = [int(s) for s in view.steps]
+    follow = False
+    if info.is_active:
+        follow = live_col.toggle("Live", value=True, key="explore_follow",
+                                 help="Keep showing the latest logged step while the run trains")
+    else:
+        live_col.write("")
+    session.keep_value("explore_step", steps[-1], "step", int, valid=lambda s: s in steps)
+    if follow or st.session_state.get("explore_step") not in steps:
+        st.session_state["explore_step"] = steps[-1]
+    gaps = np.diff(view.steps)
+    if len(steps) > 1 and (gaps == gaps[0]).all():
+        # Evenly logged (every trained run): a plain slider, no option list to send on every
+        # live refresh (a long run has thousands of logged steps).
+        step = col.slider("Step", steps[0], steps[-1], step=int(gaps[0]), key="explore_step",
+                          help="Logged steps of this run")
+    elif len(steps) > 1:
+        step = col.select_slider("Step", options=steps, key="explore_step",
+                                 help="Logged steps of this run")
+    else:
+        step = steps[0]
+        col.caption(f"One logged step: {step}")
+    session.remember_value("explore_step")
+    session.qp_set(step=step)
+    return steps.index(step)
+
+
+def group_controls(view: RunView, M: np.ndarray, measure: str) -> GroupControls:
+    """Grouping method, k and threshold for the shown matrix ``M`` ``(n, n)``."""
+    n = len(view.tasks)
+    methods = list(regroup.METHODS)
+    c1, c2, c3 = st.columns([2, 2, 3])
+    session.keep_value("explore_method", "threshold", "method", valid=lambda m: m in methods)
+    method = c1.selectbox("Grouping", methods, format_func=regroup.METHODS.get,
+                          key="explore_method")
+    session.remember_value("explore_method")
+    kmax = max(1, n)
+    session.keep_value("explore_k", min(2, kmax), "k", int, valid=lambda k: 1 <= k <= kmax)
+    if st.session_state.get("explore_k", 1) > kmax:
+        st.session_state["explore_k"] = kmax
+    k = c2.slider("k (number of groups)", 1, kmax, key="explore_k",
+                  disabled=method not in ("tag", "hierarchical"),
+                  help="TAG picks at most k groups (they may overlap); hierarchical cuts the "
+                       "tree into k clusters")
+    session.remember_value("explore_k")
+    tau = _tau_slider(c3, M, measure, disabled=method != "threshold")
+    if method == "tag" and n > regroup.TAG_INTERACTIVE_MAX:
+        st.caption(words.tag_slow(n))
+    session.qp_set(method=method, k=k if method in ("tag", "hierarchical") else None,
+                   tau=round(tau, 8) if method == "threshold" else None)
+    return GroupControls(method, int(k), tau)
+
+
+def _tau_slider(col, M: np.ndarray, measure: str, *, disabled: bool) -> float:
+    """The threshold, over the range of ``M``'s mutual affinities; shown in percent for
+    loss-change measures, returned in the measure's own units."""
+    lo, hi = regroup.tau_range(M)
+    pct = words.is_percent(measure)
+    unit = 100.0 if pct else 1.0
+    lo_u, hi_u = _nice(lo * unit, "floor"), _nice(hi * unit, "ceil")
+    if hi_u <= lo_u:
+        hi_u = lo_u + 1.0
+    key_u = "explore_tau_ui"
+    if key_u not in st.session_state or st.session_state.get("_explore_tau_unit") != unit:
+        raw = session.qp_get("tau", float) if key_u not in st.session_state else None
+        if raw is None:
+            raw = float(st.session_state.get("_keep_explore_tau", 0.0))
+        st.session_state[key_u] = raw * unit
+        st.session_state["_explore_tau_unit"] = unit
+    st.session_state[key_u] = float(np.clip(st.session_state[key_u], lo_u, hi_u))
+    tau_u = col.slider(
+        "threshold: link tasks whose mutual affinity is at least"
+        + (" (% loss change)" if pct else ""),
+        lo_u, hi_u, step=(hi_u - lo_u) / 200, key=key_u, format="%.3f", disabled=disabled,
+        help="Tasks i and j are linked when (A[i,j] + A[j,i]) / 2 >= threshold; groups are the "
+             "connected components of the links",
+    )
+    tau = float(tau_u) / unit
+    st.session_state["_keep_explore_tau"] = tau
+    return tau
+
+
+def _nice(x: float, how: str) -> float:
+    """Round a slider bound outward to 3 significant digits."""
+    if x == 0 or not np.isfinite(x):
+        return 0.0
+    mag = 10 ** (np.floor(np.log10(abs(x))) - 2)
+    f = np.floor if how == "floor" else np.ceil
+    return float(f(x / mag) * mag)

@@ -1,0 +1,150 @@
+"""The Explore page, top to bottom: pick a run and measure; then, polling while the run trains,
+its status, the view controls, the heatmap beside its groups, and the tabs under them."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import streamlit as st
+
+from app import data, nav, regroup, session, words
+from app.charts import chart_with_export, clicked_point
+from app.figures import heatmaps
+from app.views.explore import controls, groups, tabs
+from app.views.explore.ground_truth import ground_truth_tab
+from mtl_core.store import RunInfo
+
+POLL_S = 2.0
+
+
+def render() -> None:
+    st.title("Explore a run")
+    runs = data.list_runs()
+    if not runs:
+        st.info("No runs yet: run the lesson, queue a run on the Train page, or upload a log.")
+        nav.link("learn", "Start the lesson", icon=":material/school:")
+        return
+    c1, c2 = st.columns([3, 1])
+    with c1:
+        info = session.run_picker("Run", "explore_run", runs, qp_key="run", need_measure=True)
+    if info is None:
+        return
+    with c2:
+        measure = controls.measure_picker(info)
+    active = info.is_active
+    st.fragment(run_every=POLL_S if active else None)(_body)(info.id, measure, active)
+
+
+def _body(run_id: int, measure: str | None, was_active: bool) -> None:
+    info = data.get_run(run_id)
+    if measure is None and info.measures:
+        st.rerun()  # the first matrix just landed: rebuild the page with its measure picker
+    _status(info)
+    view = data.run_view(info, measure) if measure else None
+    if view is None:
+        _no_matrix_yet(info, measure)
+        tabs.loss_tab(info)
+        _stop_polling_if_done(info, was_active)
+        return
+    vc = controls.view_controls(view, info)
+    M, zmax = heatmap_matrix(view, vc)
+    gc = controls.group_controls(view, M, view.measure)
+    result, pending = groups.group(M, view.tasks, gc)
+    left, right = st.columns([3, 2])
+    with left:
+        _heatmap(view, vc, M, zmax, result.groups if result else None)
+    with right:
+        groups.groups_panel(result, pending, M, view.tasks, gc)
+    _tabs(info, view, vc, gc)
+    _stop_polling_if_done(info, was_active)
+    if pending:
+        time.sleep(0.3)
+        st.rerun()  # check back (a full rerun of this page costs well under 100 ms)
+
+
+def heatmap_matrix(view: data.RunView, vc: controls.ViewControls) -> tuple[np.ndarray, float]:
+    """The ``(n, n)`` matrix the heatmap shows and groups, and its colour limit: the step's
+    matrix smoothed like the pair view and the group timeline (``data.smoothed``)."""
+    shown = data.smoothed(view, vc.heatmap_smoothing, vc.window, vc.beta)
+    return shown.stack[vc.step_idx], shown.zmax
+
+
+def _status(info: RunInfo) -> None:
+    """The run's name, status and origin; its progress while it trains; why it stopped."""
+    st.markdown(f"{words.colour_dot(info.id)} **{words.run_label(info)}** · "
+                f"{words.status_text(info, data.queue_ahead(info))} · {info.origin}",
+                unsafe_allow_html=True)
+    if info.status == "running" and info.steps_total:
+        st.progress(float(info.progress or 0.0))
+    if info.error:
+        verb = {"cancelled": "was cancelled", "interrupted": "was interrupted",
+                "failed": "failed"}.get(info.status, info.status)
+        (st.warning if info.status in ("cancelled", "interrupted") else st.error)(
+            f"This run {verb}: {info.error}" if info.status != "cancelled"
+            else f"This run was cancelled; the {info.steps_done} steps logged before are kept.")
+
+
+def _no_matrix_yet(info: RunInfo, measure: str | None) -> None:
+    planned = ((info.config or {}).get("affinity") or {}).get("measure", "none")
+    if measure is None and not (info.is_active and planned != "none"):
+        st.info("This run logged no affinity (e.g. a grouped or single-task run); its loss "
+                "curves are below.")
+    else:
+        st.info("No affinity matrix logged yet — it appears here as soon as the first one "
+                "lands.")
+
+
+def _heatmap(view: data.RunView, vc: controls.ViewControls, M: np.ndarray, zmax: float,
+             grouping) -> None:
+    """The shown matrix, rows in group order with each group outlined; a click on a cell
+    opens that pair in the pair tab."""
+    step = int(view.steps[vc.step_idx])
+    order = regroup.group_order(view.tasks, view.order, grouping)
+    title = words.heatmap_title(vc.matrix_mode, int(view.steps[0]), step, vc.how)
+    fig = _heatmap_cached(M, tuple(view.tasks), view.measure, float(zmax), tuple(order),
+                          grouping, vc.hide_diag, title)
+    event = chart_with_export(fig, f"run{view.run_id}_{view.measure}_step{step}",
+                              "explore_heatmap", select=True)
+    _open_clicked_pair(clicked_point(event), view.tasks)
+    st.caption("Click a cell to see that pair over time.")
+
+
+@st.cache_resource(show_spinner=False, max_entries=256)
+def _heatmap_cached(M: np.ndarray, tasks: tuple[str, ...], measure: str, zmax: float,
+                    order: tuple[int, ...], grouping, hide_diag: bool, title: str):
+    """The main heatmap, shared by sessions looking at the same matrix and settings (the
+    key hashes the small matrix; plotly's figure building costs more than that)."""
+    return heatmaps.heatmap(M, list(tasks), measure=measure, zmax=zmax, order=list(order),
+                            grouping=grouping, hide_diagonal=hide_diag, title=title,
+                            clickable=True)
+
+
+def _open_clicked_pair(point: tuple | None, tasks: list[str]) -> None:
+    """A newly clicked cell (target = x, source = y) opens its pair in the pair tab."""
+    if point is None or point == st.session_state.get("_explore_clicked"):
+        return
+    tgt, src = point
+    if src in tasks and tgt in tasks:
+        st.session_state["_explore_clicked"] = point
+        st.session_state["explore_src"], st.session_state["explore_tgt"] = src, tgt
+        st.session_state["explore_tab"] = tabs.TABS[2]
+
+
+def _tabs(info: RunInfo, view: data.RunView, vc: controls.ViewControls,
+          gc: controls.GroupControls) -> None:
+    # Lazy tabs: only the open tab's content is computed and sent (the animation and the
+    # timeline are the heaviest parts of the page).
+    shown = st.tabs(tabs.TABS, key="explore_tab", on_change="rerun")
+    fill = (lambda: tabs.loss_tab(info), lambda: tabs.play_tab(view, vc),
+            lambda: tabs.pair_tab(view, vc), lambda: tabs.timeline_tab(view, vc, gc),
+            lambda: ground_truth_tab(info, gc))
+    for tab, body in zip(shown, fill):
+        if tab.open:
+            with tab:
+                body()
+
+
+def _stop_polling_if_done(info: RunInfo, was_active: bool) -> None:
+    if was_active and not info.is_active:
+        st.rerun()

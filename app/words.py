@@ -1,0 +1,366 @@
+"""Every sentence, caption, label and hover text the app builds from numbers, in one place.
+
+Pages and figure builders call these instead of writing their own f-strings, so one number is
+said one way everywhere (a relative loss change is always a percentage, a duration always
+"4 min 05 s", a grouping always ``{a, b} · {c}``). No Streamlit here; text only.
+
+Direction: ``A[i, j]`` is the effect of a step on source task i on target task j's loss;
+positive means the loss went down (the step helped).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Mapping, Sequence
+
+import numpy as np
+
+from app.figures.colours import run_colour
+from app.regroup import GroupResult, block_means
+from mtl_core.store import RunInfo
+
+#: Measures whose values are relative loss changes (shown as percentages).
+PERCENT_MEASURES = ("lookahead", "proximal")
+#: Material icons (rendered by Streamlit's own font, so they show on any machine).
+STATUS_ICONS = {
+    "queued": ":material/hourglass_top:", "running": ":material/play_circle:",
+    "finished": ":material/check_circle:", "failed": ":material/error:",
+    "cancelled": ":material/stop_circle:", "interrupted": ":material/warning:",
+}
+#: The lesson's three ways of training.
+APPROACH_LABELS = {"together": "all together", "groups": "in groups", "single": "each alone"}
+#: Smoothing over steps as the controls and titles name it (``mtl_core.series`` definitions).
+SMOOTHING_LABELS = {"none": "none (as logged)", "running": "running average",
+                    "window": "moving window", "ema": "EMA"}
+
+
+def is_percent(measure: str) -> bool:
+    """Whether ``measure``'s values are relative loss changes (shown in percent)."""
+    return measure in PERCENT_MEASURES
+
+
+# ----------------------------------------------------------------------------- numbers
+
+
+def pct(v: float) -> str:
+    """The size of a relative loss change as a short percentage ("0.04%", "3.1%", "12%")."""
+    p = abs(float(v)) * 100
+    if p < 0.05:
+        return f"{p:.2f}%"
+    return f"{p:.2g}%" if p < 10 else f"{p:.0f}%"
+
+
+def format_seconds(s: float | None) -> str:
+    """A duration: ``45 s``, ``4 min 05 s``, ``2 h 03 min``; ``–`` when unknown."""
+    if s is None:
+        return "–"
+    s = max(0.0, float(s))
+    if s < 60:
+        return f"{s:.0f} s"
+    if s < 3600:
+        return f"{s // 60:.0f} min {s % 60:02.0f} s"
+    return f"{s // 3600:.0f} h {(s % 3600) // 60:02.0f} min"
+
+
+def ago(t: float | None) -> str:
+    """How long ago a Unix time was (``4 min 05 s ago``); ``–`` when unknown."""
+    if not t:
+        return "–"
+    return format_seconds(time.time() - t) + " ago"
+
+
+def file_size(n: int) -> str:
+    """Bytes as ``512 bytes``, ``3.2 KB``, ``1.4 MB``."""
+    if n < 1024:
+        return f"{n} bytes"
+    if n < 1024**2:
+        return f"{n / 1024:.1f} KB"
+    return f"{n / 1024**2:.1f} MB"
+
+
+# ----------------------------------------------------------------------------- affinity cells
+
+
+def describe_cell(source: str, target: str, value: float, measure: str = "lookahead") -> str:
+    """One affinity cell in words, e.g. "A step on task a lowers task b's loss by 3.1%"."""
+    if not np.isfinite(value):
+        return f"{source} → {target}: not logged"
+    if is_percent(measure):
+        whose = "its own" if source == target else f"task {target}'s"
+        verb = "lowers" if value >= 0 else "raises"
+        return f"A step on task {source} {verb} {whose} loss by {pct(value)}"
+    if measure == "cosine":
+        how = "with" if value >= 0 else "against"
+        return f"Task {source}'s gradient points {how} task {target}'s (cosine {value:+.2f})"
+    return f"Affinity of task {source} onto task {target}: {value:+.3g} ({measure})"
+
+
+def cell_sentences(A: np.ndarray, names: Sequence[str], measure: str) -> np.ndarray:
+    """:func:`describe_cell` for every cell of ``A`` ``(n, n)`` (rows = sources, in the order
+    of ``names``): an ``(n, n)`` object array of hover texts."""
+    out = np.empty(A.shape, dtype=object)
+    for i, s in enumerate(names):
+        for j, t in enumerate(names):
+            out[i, j] = describe_cell(s, t, float(A[i, j]), measure)
+    return out
+
+
+def cell_template(measure: str) -> str:
+    """A plotly hover template saying one heatmap cell in words (reads ``x``, ``y``, ``z``):
+    one template serves every frame of an animation."""
+    value = ("%{z:+.2%} (+ means it went down)" if is_percent(measure) else "%{z:+.3f}")
+    return f"a step on task %{{y}} → task %{{x}}'s loss: {value}<extra></extra>"
+
+
+def describe_difference(source: str, target: str, a: float, b: float, label_a: str,
+                        label_b: str) -> str:
+    """One cell of a difference heatmap: both runs' values and ``b - a``."""
+    return (f"{source} → {target}: {label_b} {b:+.2%} vs {label_a} {a:+.2%} "
+            f"(difference {b - a:+.2%})")
+
+
+def timeline_cell(step: int, task: str, group_id: float) -> str:
+    """Hover text of one cell of the group timeline (NaN id: the task is in no group)."""
+    return f"step {step}: {task} in group {int(group_id)}" if np.isfinite(group_id) \
+        else f"step {step}"
+
+
+def pair_title(source: str, target: str) -> str:
+    return f"A step on {source}: effect on {target}'s loss"
+
+
+def loss_template(label: str, task: str) -> str:
+    """Hover template of one loss curve (plotly fills in ``x`` = step, ``y`` = loss)."""
+    return f"{label} · {task}<br>step %{{x}}<br>loss %{{y:.4g}}<extra></extra>"
+
+
+def approach_template(key: str) -> str:
+    """Hover template of one lesson bar (``x`` = task, ``y`` = held-out loss)."""
+    return (f"{APPROACH_LABELS[key]}<br>task %{{x}}: held-out loss "
+            "%{y:.4g}<extra></extra>")
+
+
+def heatmap_title(matrix_mode: str, first_step: int, step: int, how: str) -> str:
+    """The Explore heatmap's title: what the shown matrix is."""
+    if matrix_mode == "average":
+        return f"Averaged over steps {first_step}–{step}"
+    return f"Step {step}" + (f" ({SMOOTHING_LABELS[how]})" if how != "none" else "")
+
+
+def smoothing_phrase(how: str, window: int, beta: float) -> str:
+    """The smoothing in a sentence: ``moving window of 20``, ``EMA (beta 0.9)``."""
+    return {"window": f"moving window of {window}", "ema": f"EMA (beta {beta})"}.get(
+        how, "running average")
+
+
+def scale_caption(zmax: float) -> str:
+    """Compare's heatmaps share one colour range."""
+    return (f"Whole-run averages on one colour scale (±{zmax:.3g}); rows ordered like the "
+            "first run's hierarchical clustering wherever the runs share their tasks.")
+
+
+# ----------------------------------------------------------------------------- groupings
+
+
+def format_grouping(grouping: Iterable[Iterable[str]]) -> str:
+    """``{a, b} · {c}``: how groups are written in text and tables."""
+    return " · ".join("{" + ", ".join(sorted(g)) + "}" for g in grouping)
+
+
+def group_mean(value: float | None) -> str:
+    """The mean affinity inside a group, as its table shows it (``– (alone)`` for one task)."""
+    return "– (alone)" if value is None else f"{value:.4f}"
+
+
+def groups_caption(result: GroupResult, method: str) -> str:
+    """Under the groups table: the grouping's TAG value, optimality and time."""
+    extra = ""
+    if method == "tag" and result.optimal:
+        extra = " · proven optimal"
+    elif method == "tag" and result.optimal is False:
+        extra = f" · {tag_note(result.gap)}"
+    return (f"TAG value of this grouping: {result.score:.4g} (mean over tasks of the best "
+            f"in-group affinity onto the task){extra} · regrouped in "
+            f"{result.seconds * 1000:.0f} ms")
+
+
+def tag_note(gap: float | None) -> str:
+    """A TAG answer that is not proven optimal: how far from the optimum it may be."""
+    bound = f"it is at most {gap:.2g} below the optimum" if gap is not None else \
+        "its distance from the optimum is unknown"
+    return f"best grouping found within the time limit; {bound}"
+
+
+def tag_searching(k: int, n_tasks: int) -> str:
+    return (f"TAG is searching for the best {k} groups of {n_tasks} tasks (exact search; a few "
+            "seconds)…")
+
+
+def tag_slow(n_tasks: int) -> str:
+    return (f":material/timer: Exact TAG on {n_tasks} tasks takes seconds: it searches in the "
+            "background (the exact search stops after 1 s and reports the best grouping found "
+            "with its proven gap).")
+
+
+def timeline_caption(how: str, window: int, beta: float, change_steps: Sequence[int],
+                     grouped: int, logged: int) -> str:
+    """Under the group timeline: the smoothing, the change points, and any downsampling
+    (``grouped`` of ``logged`` steps were grouped)."""
+    n = len(change_steps)
+    shown = ", ".join(map(str, change_steps[:12])) + (" …" if n > 12 else "")
+    note = f" grouped at {grouped} evenly spaced steps." if grouped < logged else ""
+    return (f"Grouped on the {smoothing_phrase(how, window, beta)} of the matrices; colours keep "
+            "their group across steps. "
+            + (f"The grouping changes {n} time(s), at steps {shown} (dotted lines)."
+               if n else "The grouping never changes.") + note)
+
+
+def pair_caption(source: str, target: str, average: float, worst: float, measure: str) -> str:
+    """Under the pair view: why this pair is the default, and its whole-run average."""
+    lead = ("Default pair: the most harmful one on average. " if worst < 0 else
+            "Default pair: the least helpful one on average (no pair hurts here). ")
+    return lead + describe_cell(source, target, average, measure) + " on average over the run."
+
+
+def shared_tasks(n: int) -> str:
+    return f"Shown on the {n} tasks both runs have."
+
+
+# ----------------------------------------------------------------------------- runs
+
+
+def run_label(info: RunInfo) -> str:
+    """Stable display name: ``#id name`` (the id keeps equal names apart)."""
+    return f"#{info.id} {info.name or 'run'}"
+
+
+def colour_dot(run_id: int, colour: str | None = None) -> str:
+    """A dot in the run's colour, as HTML for markdown (run colours are the same everywhere)."""
+    return f"<span style='color:{colour or run_colour(run_id)}'>●</span>"
+
+
+def queue_place(ahead: int | None) -> str:
+    """Where a queued run stands (``ahead``: queued runs before it, None = unknown); runs start
+    oldest first as workers free up."""
+    if ahead is None:
+        return "waiting for a free worker"
+    if ahead == 0:
+        return "starts when a worker is free"
+    return f"{ahead} queued run{'s' if ahead > 1 else ''} ahead"
+
+
+def status_text(info: RunInfo, queue_ahead: int | None = None) -> str:
+    """``▶️ running 120/300 · 45 step/s · ETA 4 s`` (what a person wants to know);
+    ``queue_ahead`` (``data.queue_ahead``) places a queued run in the queue."""
+    parts = [f"{STATUS_ICONS.get(info.status, '')} {info.status}"]
+    if info.steps_total:
+        parts.append(f"{info.steps_done}/{info.steps_total} steps")
+    elif info.steps_done:
+        parts.append(f"{info.steps_done} step{'s' if info.steps_done != 1 else ''}")
+    if info.status == "queued":
+        parts.append(queue_place(queue_ahead))
+    if info.status == "running":
+        if info.steps_per_s:
+            parts.append(f"{info.steps_per_s:.0f} step/s")
+        if info.eta_s is not None:
+            parts.append(f"ETA {format_seconds(info.eta_s)}")
+    return " · ".join(parts)
+
+
+def missing_run(run_id: int, status: str | None) -> str:
+    """A link asked for a run that cannot be shown (``status`` None: not in this store)."""
+    why = (f"run #{run_id} logged no affinity to explore ({status}, e.g. a grouped or "
+           "single-task run)" if status is not None
+           else f"there is no run #{run_id} (deleted, or from another store)")
+    return (f"The link asked for a run that cannot be shown here: {why}. Showing another run "
+            "instead.")
+
+
+# ----------------------------------------------------------------------------- the lesson
+
+
+def explain_lesson(
+    A: np.ndarray | None,
+    tasks: Sequence[str],
+    grouping: Sequence[Iterable[str]] | None,
+    mean_loss: Mapping[str, float],
+    finished: bool,
+) -> list[str]:
+    """Two or three plain sentences about what the lesson shows, written from the numbers.
+
+    ``A`` ``(n, n)`` is the time-averaged lookahead matrix of the all-together run;
+    ``grouping`` the groups the grouped run trains; ``mean_loss`` maps ``together`` /
+    ``groups`` / ``single`` to the mean held-out loss so far (missing while a run has not
+    evaluated yet).
+    """
+    out, between = _transfer_sentences(A, tasks, grouping)
+    tog, grp, sgl = (mean_loss.get(k) for k in ("together", "groups", "single"))
+    if tog is not None and grp is not None:
+        out.append(_loss_sentence(tog, grp, sgl, between, finished))
+    return out
+
+
+def _transfer_sentences(A: np.ndarray | None, tasks: Sequence[str],
+                        grouping: Sequence[Iterable[str]] | None) -> tuple[list[str], float]:
+    """What the affinity says (inside and across groups), and the mean across groups."""
+    out: list[str] = []
+    between = float("nan")
+    if A is None or not np.isfinite(A).any():
+        return out, between
+    if not grouping or len(grouping) < 2:
+        worst = float(np.nanmin(A[~np.eye(len(tasks), dtype=bool)]))
+        out.append(f"The most harmful pair so far: one task's step raises another's loss by "
+                   f"{pct(worst)}." if worst < 0
+                   else "So far every task's step helps every other task.")
+        return out, between
+    within, between = block_means(A, tasks, grouping)
+    g = [sorted(x) for x in grouping]
+    first, second = ", ".join(g[0]), ", ".join(g[1])
+    if np.isfinite(within):
+        verb = "lowers" if within >= 0 else "raises"
+        out.append(
+            f"Inside a group ({first}, or {second}) a training step on one task {verb} the "
+            f"others' loss by {pct(within)} on average: "
+            + ("they help each other." if within >= 0 else "even they get in each other's way."))
+    if np.isfinite(between) and between < 0:
+        out.append(
+            f"Across groups it is the opposite: a step on a task in one group raises the loss "
+            f"of the tasks in the other by {pct(between)} on average — the red cells. They "
+            "pull the shared layers in different directions.")
+    elif np.isfinite(between):
+        out.append(f"Across groups a step still lowers the other group's loss, by "
+                   f"{pct(between)} on average, so sharing costs little here.")
+    return out, between
+
+
+def _loss_sentence(tog: float, grp: float, sgl: float | None, between: float,
+                   finished: bool) -> str:
+    """What the held-out losses say, read against the affinity across groups (``between``)."""
+    rel = (tog - grp) / max(abs(tog), 1e-12)
+    lead = "At the end" if finished else "So far"
+    losses = (f"({grp:.4g} vs {tog:.4g}"
+              + (f"; each task alone: {sgl:.4g}" if sgl is not None else "") + ")")
+    harm = np.isfinite(between) and between < 0
+    calm = np.isfinite(between) and between >= 0
+    if rel > 0.03 and calm:
+        # The loss says "split them" but the affinity shows no harm across the groups:
+        # on a tiny shared layer one training run can simply land worse than another.
+        return (f"{lead}, the groups ended {pct(rel)} lower in held-out loss {losses}, yet the "
+                "affinity shows no harm across the groups: this gap is not negative transfer "
+                "but the luck of one training run (the shared layer is tiny, and some runs "
+                "land worse than others). Change the seed under Advanced knobs to see it move; "
+                "the affinity heatmap is the steadier signal.")
+    if rel > 0.03:
+        return (f"{lead}, training in these groups gives a {pct(rel)} lower held-out loss than "
+                f"training all tasks together {losses}. That gap is negative transfer.")
+    if rel < -0.03 and harm:
+        return (f"{lead}, all tasks together ended {pct(-rel)} lower in held-out loss than the "
+                f"groups {losses}, even though the red cells show the groups hurting each "
+                "other: one training run on a tiny shared layer is noisy. Change the seed under "
+                "Advanced knobs; the affinity heatmap is the steadier signal.")
+    if rel < -0.03:
+        return (f"{lead}, training all tasks together is {pct(-rel)} better than the groups "
+                f"({tog:.4g} vs {grp:.4g}): sharing helps here, there is no negative transfer "
+                "to avoid. Turn the conflict up to create some.")
+    return (f"{lead}, all-together and grouped training are within 3% of each other "
+            f"({tog:.4g} vs {grp:.4g}): little negative transfer at this conflict level.")

@@ -1,0 +1,174 @@
+"""Cells of a parsed table checked and converted, column by column: numbers, steps, names.
+
+Each converter takes one column's values as a container parser left them (CSV cells as trimmed
+text; JSON and Parquet values as Python/NumPy scalars), converts them exactly, and raises one
+``LabError`` naming the first bad cell (file, row, column) and counting the others. The fast
+paths are vectorized (Arrow casts text to the correctly rounded double); the slow path runs only
+to find and name a bad cell.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import numpy as np
+
+from mtl_core.runfile.messages import Locate, fail, show
+
+#: A number written with a decimal comma (``0,1``, ``-1,5e-3``, ``1.234,5``), as European
+#: spreadsheets write them.
+_DECIMAL_COMMA = re.compile(r"[+-]?(\d{1,3}(\.\d{3})+|\d*),\d+([eE][+-]?\d+)?")
+#: The largest step the reader accepts (steps are stored as int64).
+MAX_STEP = 2**62
+
+
+def is_decimal_comma(v: Any) -> bool:
+    """Whether ``v`` is text of a number written with a decimal comma (``"0,1"``)."""
+    return isinstance(v, str) and _DECIMAL_COMMA.fullmatch(v.strip()) is not None
+
+
+def to_numbers(
+    vals: np.ndarray, col: str, name: str, locate: Locate, *, allow_empty: bool = False
+) -> np.ndarray:
+    """A column's values as float64, exactly; NaN and inf pass (callers refuse them if needed).
+
+    Parameters
+    ----------
+    vals : (rows,) values; text, ints or floats.
+    col, name, locate : the column, file and row naming used in messages.
+    allow_empty : read an empty cell (``""`` or None) as NaN instead of refusing it.
+
+    Raises
+    ------
+    LabError
+        At the first cell that is not a number (booleans included), with a hint when it is
+        written with a decimal comma.
+    """
+    if vals.dtype != object:
+        if vals.dtype.kind in "iuf":
+            return vals.astype(np.float64)
+        if vals.dtype.kind == "b":
+            raise fail(name, locate, col, np.ones(len(vals), bool), lambda i: "not a number")
+    fast = _fast_numbers(vals)
+    if fast is not None:
+        return fast
+    # slow path: empty cells, odd spellings, or an error to locate
+    out = np.empty(len(vals), dtype=np.float64)
+    bad = np.zeros(len(vals), dtype=bool)
+    for k, v in enumerate(vals):
+        if isinstance(v, bool):
+            bad[k] = True
+            continue
+        if v is None or (isinstance(v, str) and v == ""):
+            if allow_empty:
+                out[k] = np.nan
+            else:
+                bad[k] = True
+            continue
+        try:
+            out[k] = float(v)
+        except (TypeError, ValueError):
+            bad[k] = True
+    if bad.any():
+
+        def what(i: int) -> str:
+            v = vals[i]
+            if v is None or v == "":
+                return "is empty"
+            return f"{show(v)} is not a number{_decimal_hint(v)}"
+
+        raise fail(name, locate, col, bad, what)
+    return out
+
+
+def _decimal_hint(v: Any) -> str:
+    return " (use '.' as the decimal point)" if is_decimal_comma(v) else ""
+
+
+def _fast_numbers(vals: np.ndarray) -> np.ndarray | None:
+    """Vectorized exact conversion of an all-number or all-text column, else None."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    kinds = set(map(type, vals))
+    if kinds and kinds <= {float, int, np.float64, np.int64}:
+        return np.array(vals.tolist(), dtype=np.float64)  # int/float -> float64 is exact
+    if kinds == {str}:
+        try:  # Arrow parses decimal text to the correctly rounded double
+            return pc.cast(pa.array(vals, type=pa.string()), pa.float64()).to_numpy(
+                zero_copy_only=False
+            )
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            return None
+    return None
+
+
+def to_steps(vals: np.ndarray, name: str, locate: Locate) -> np.ndarray:
+    """The ``step`` column as int64: whole numbers from 0 to 2**62.
+
+    Raises
+    ------
+    LabError
+        At the first cell that is not a number, not whole, negative or too large.
+    """
+    x = to_numbers(vals, "step", name, locate)
+    bad = ~np.isfinite(x) | (x != np.floor(np.where(np.isfinite(x), x, 0)))
+    if bad.any():
+        raise fail(
+            name,
+            locate,
+            "step",
+            bad,
+            lambda i: f"{show(vals[i])} is not a whole number (steps are 0, 1, 2, ...)",
+        )
+    neg = x < 0
+    if neg.any():
+        raise fail(name, locate, "step", neg, lambda i: f"{show(vals[i])} is negative")
+    if (x > MAX_STEP).any():
+        raise fail(name, locate, "step", x > MAX_STEP, lambda i: "is too large")
+    return x.astype(np.int64)
+
+
+def to_labels(vals: np.ndarray, col: str, name: str, locate: Locate) -> np.ndarray:
+    """A column of names (tasks, measures, runs) as an object array of non-empty ``str``.
+
+    Whole numbers (as JSON and Parquet hold them) become their text; anything else that is not
+    text (a float, a boolean, null) or blank text raises a ``LabError`` at the first such cell.
+    """
+    if set(map(type, vals)) == {str}:
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        blank = pc.utf8_length(pc.utf8_trim_whitespace(pa.array(vals, type=pa.string())))
+        if not np.any(blank.to_numpy(zero_copy_only=False) == 0):
+            return vals
+    out = np.empty(len(vals), dtype=object)
+    bad = np.zeros(len(vals), dtype=bool)
+    for k, v in enumerate(vals):
+        if isinstance(v, str):
+            s = v
+        elif isinstance(v, (int, np.integer)) and not isinstance(v, bool):
+            s = str(v)
+        else:
+            bad[k] = True
+            continue
+        if not s.strip():
+            bad[k] = True
+        out[k] = s
+    if bad.any():
+
+        def what(i: int) -> str:
+            v = vals[i]
+            return "is empty" if v is None or v == "" else f"{show(v)} is not a name"
+
+        raise fail(name, locate, col, bad, what)
+    return out
+
+
+def drop_blank_run(cols: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """A ``run`` column left blank everywhere means one unnamed run: as if it were absent."""
+    run = cols.get("run")
+    if run is not None and all(v is None or (isinstance(v, str) and not v.strip()) for v in run):
+        cols = {k: v for k, v in cols.items() if k != "run"}
+    return cols

@@ -1,0 +1,336 @@
+"""Table containers both ways: CSV/TSV, JSON Lines, JSON and Parquet bytes <-> columns.
+
+Reading gives ``{column: values}`` (one NumPy array per column, in header order) plus a
+:data:`~mtl_core.runfile.messages.Locate` naming row ``i`` the way the container numbers it
+(``row 3 (line 4)`` in CSV, ``line 7`` in JSON Lines, ``row 3`` in JSON and Parquet). Which
+layout the columns hold (long or wide) is decided later (:mod:`mtl_core.runfile.layout`).
+
+- CSV/TSV: UTF-8 (a BOM is dropped); comma, semicolon or tab told apart from the header line;
+  every cell read as trimmed text by pyarrow, so numbers are converted exactly afterwards.
+- JSON Lines: one object per line; a whole-file fast parse, else line by line to name the bad
+  line.
+- JSON: one array of row objects.
+- Parquet: by pyarrow, without pandas metadata objects (nothing is unpickled).
+
+Writing (:func:`table_bytes`) is exact: float64 values round-trip in every container.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from mtl_core.errors import LabError
+from mtl_core.runfile.messages import JSON_ROW, Locate, short
+from mtl_core.runfile.schema import DELIMITERS
+
+Columns = dict[str, np.ndarray]
+
+
+def parse_table(data: bytes, ext: str, name: str) -> tuple[Columns, Locate]:
+    """A table container's bytes -> ``({column: values}, locate)``.
+
+    Parameters
+    ----------
+    data : the file's (or zip member's) bytes.
+    ext : ``.csv``, ``.tsv``, ``.jsonl``, ``.json`` or ``.parquet`` (lower case).
+    name : the file's name for messages.
+
+    Raises
+    ------
+    LabError
+        Undecodable text, a malformed container, no rows, or a column named twice.
+    """
+    if ext in (".csv", ".tsv"):
+        return _parse_csv(data, name, default="\t" if ext == ".tsv" else ",")
+    if ext == ".jsonl":
+        return _parse_jsonl(data, name)
+    if ext == ".json":
+        return _parse_json(data, name)
+    return _parse_parquet(data, name)
+
+
+def decode_text(data: bytes, name: str) -> str:
+    """A text file's bytes as str (UTF-8, a leading BOM dropped).
+
+    Raises ``LabError`` naming the first undecodable byte.
+    """
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise LabError(f"{name}: not UTF-8 text (byte {exc.start})") from None
+
+
+def sniff_delimiter(text: str, default: str) -> str:
+    """The delimiter of a delimited text table, from its header line.
+
+    The candidate (comma, semicolon, tab) occurring most often outside quotes wins; a tie, or a
+    one-column header, keeps ``default``.
+    """
+    end = text.find("\n")
+    # drop quoted names first: they may hold any delimiter
+    line = re.sub(r'"[^"]*"?', "", text if end < 0 else text[:end])
+    counts = {d: line.count(d) for d in DELIMITERS}
+    best = max(counts.values())
+    if best == 0 or counts[default] == best:
+        return default
+    return next(d for d in DELIMITERS if counts[d] == best)
+
+
+def _check_header(columns: list[str], name: str) -> None:
+    seen = set()
+    for c in columns:
+        if c in seen:
+            raise LabError(f"{name}: column {c!r} appears twice")
+        seen.add(c)
+
+
+# ----------------------------------------------------------------------------- CSV / TSV
+
+
+def _parse_csv(data: bytes, name: str, default: str = ",") -> tuple[Columns, Locate]:
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.csv as pacsv
+
+    text = decode_text(data, name)
+    if not text.strip():
+        raise LabError(f"{name}: the file is empty")
+    delim = sniff_delimiter(text, default)
+    header = next(csv.reader(io.StringIO(text), delimiter=delim), [])
+    _check_header([h.strip() for h in header], name)
+    body = data[3:] if data.startswith(b"\xef\xbb\xbf") else data
+    try:
+        # every column as text: numbers are converted (exactly) and checked afterwards
+        table = pacsv.read_csv(
+            io.BytesIO(body),
+            read_options=pacsv.ReadOptions(column_names=header, skip_rows=1),
+            parse_options=pacsv.ParseOptions(delimiter=delim),
+            convert_options=pacsv.ConvertOptions(
+                column_types={h: pa.string() for h in header},
+                strings_can_be_null=False,
+                quoted_strings_can_be_null=False,
+            ),
+        )
+    except (pa.ArrowInvalid, ValueError) as exc:
+        kind = {",": "CSV", ";": "semicolon-separated", "\t": "tab-separated"}[delim]
+        raise LabError(f"{name}: not a readable {kind} table ({short(exc)})") from None
+    if table.num_rows == 0:
+        raise LabError(f"{name}: has a header but no rows")
+    cols = {
+        h.strip(): pc.utf8_trim_whitespace(table.column(k)).to_numpy(zero_copy_only=False)
+        for k, h in enumerate(header)
+    }
+    return cols, lambda i: f"row {i + 1} (line {i + 2})"
+
+
+# ----------------------------------------------------------------------------- JSON (Lines)
+
+
+def _parse_jsonl(data: bytes, name: str) -> tuple[Columns, Locate]:
+    text = decode_text(data, name)
+    fast = _fast_jsonl(text)
+    if fast is not None:
+        cols, lines = fast
+        _check_header(list(cols), name)
+        return cols, lambda i: f"line {lines[i]}"
+    records: list[dict[str, Any]] = []
+    lines = []
+    for k, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise LabError(
+                f"{name}: line {k} is not valid JSON ({exc.msg}, column {exc.colno})"
+            ) from None
+        if not isinstance(rec, dict):
+            raise LabError(f"{name}: line {k} must be a JSON object like {JSON_ROW}")
+        records.append(rec)
+        lines.append(k)
+    if not records:
+        raise LabError(f"{name}: the file is empty")
+    cols = _record_columns(records)
+    _check_header(list(cols), name)
+    return cols, lambda i: f"line {lines[i]}"
+
+
+def _fast_jsonl(text: str) -> tuple[Columns, list[int]] | None:
+    """One C-speed parse of the whole file when every line is a complete, flat record;
+    None sends the file down the line-by-line path that names the offending line."""
+    numbered = [(k, ln) for k, ln in enumerate(text.splitlines(), start=1) if ln.strip()]
+    if not numbered:
+        return None
+    try:
+        records = json.loads("[" + ",".join(ln for _, ln in numbered) + "]")
+    except (json.JSONDecodeError, RecursionError):
+        return None
+    if len(records) != len(numbered):
+        return None
+    cols = _fast_record_columns(records)
+    return None if cols is None else (cols, [k for k, _ in numbered])
+
+
+def _parse_json(data: bytes, name: str) -> tuple[Columns, Locate]:
+    """A JSON document holding one array of row objects (long or wide rows), as
+    ``json.dump(df.to_dict("records"))`` and many tools write it."""
+    text = decode_text(data, name)
+    if not text.strip():
+        raise LabError(f"{name}: the file is empty")
+    try:
+        doc = json.loads(text)
+    except json.JSONDecodeError as exc:
+        hint = (
+            "; one object per line is JSON Lines: name the file .jsonl"
+            if exc.msg == "Extra data"
+            else ""
+        )
+        raise LabError(
+            f"{name}: not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno}){hint}"
+        ) from None
+    except RecursionError:
+        raise LabError(f"{name}: not valid JSON (nested too deeply)") from None
+    want = f"expected a JSON array of row objects like [{JSON_ROW}, ...]"
+    if isinstance(doc, dict):
+        keys = ", ".join(map(repr, list(doc)[:8])) or "none"
+        raise LabError(
+            f"{name}: {want}; found an object (keys: {keys}). Put the affinity rows "
+            "in a top-level array; metrics, groupings and metadata go in a .zip"
+        )
+    if not isinstance(doc, list):
+        raise LabError(f"{name}: {want}; found {_json_kind(doc)}")
+    if not doc:
+        raise LabError(f"{name}: the array has no rows")
+    for k, rec in enumerate(doc):
+        if not isinstance(rec, dict):
+            raise LabError(f"{name}: row {k + 1} is {_json_kind(rec)}; {want}")
+    cols = _fast_record_columns(doc)
+    if cols is None:
+        cols = _record_columns(doc)
+    _check_header(list(cols), name)
+    return cols, lambda i: f"row {i + 1}"
+
+
+def _record_columns(records: list[dict[str, Any]]) -> Columns:
+    """Row objects -> ``{key: values}`` (object arrays, None where a row lacks the key)."""
+    keys: dict[str, None] = {}
+    for rec in records:
+        keys.update(dict.fromkeys(rec))
+    missing = object()
+    cols = {}
+    for key in keys:
+        vals = [rec.get(key, missing) for rec in records]
+        col = np.empty(len(vals), dtype=object)
+        col[:] = [None if v is missing else v for v in vals]
+        cols[key] = col
+    return cols
+
+
+def _fast_record_columns(records: list[Any]) -> Columns | None:
+    """Columns of flat, complete row objects at C speed; None for anything else (a missing
+    key, a null, a non-object row), which the slow path then reports with its place."""
+    if set(map(type, records)) != {dict}:
+        return None
+    df = pd.DataFrame.from_records(records)
+    if df.isna().to_numpy().any():  # a missing key or a null/NaN: let the slow path say where
+        return None
+    cols = {}
+    for c in df.columns:
+        col = df[c]
+        if col.dtype.kind in "iuf":
+            cols[str(c)] = col.to_numpy()
+        else:
+            arr = np.empty(len(col), dtype=object)
+            arr[:] = col.to_numpy(dtype=object)
+            cols[str(c)] = arr
+    return cols
+
+
+def _json_kind(v: Any) -> str:
+    if isinstance(v, list):
+        return "an array"
+    if isinstance(v, dict):
+        return "an object"
+    if isinstance(v, str):
+        return "a string"
+    if v is None:
+        return "null"
+    return "true/false" if isinstance(v, bool) else "a number"
+
+
+# ----------------------------------------------------------------------------- Parquet
+
+
+def _parse_parquet(data: bytes, name: str) -> tuple[Columns, Locate]:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        table = pq.read_table(io.BytesIO(data))
+    except (pa.ArrowException, OSError, ValueError) as exc:
+        raise LabError(f"{name}: not a readable Parquet file ({short(exc)})") from None
+    if table.num_rows == 0:
+        raise LabError(f"{name}: the table has no rows")
+    _check_header(table.column_names, name)
+    cols = {}
+    for cname, col in zip(table.column_names, table.columns):
+        t = col.type
+        if pa.types.is_integer(t) or pa.types.is_floating(t):
+            arr = col.to_numpy(zero_copy_only=False)
+            if col.null_count:
+                arr = np.array(col.to_pylist(), dtype=object)
+        else:
+            arr = np.empty(table.num_rows, dtype=object)
+            arr[:] = col.to_pylist()
+        cols[cname] = arr
+    return cols, lambda i: f"row {i + 1}"
+
+
+# ----------------------------------------------------------------------------- writing
+
+
+def table_bytes(df: pd.DataFrame, ext: str) -> bytes:
+    """Serialize a table as ``.csv``, ``.parquet`` or ``.jsonl``, exactly (float64 values
+    round-trip; NaN is an empty CSV cell and ``null`` in JSON Lines)."""
+    if ext == ".csv":
+        # pandas writes float64 as the shortest text that parses back to the same value
+        return df.to_csv(index=False, lineterminator="\n").encode("utf-8")
+    if ext == ".parquet":
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        buf = io.BytesIO()
+        pq.write_table(pa.Table.from_pandas(df, preserve_index=False), buf)
+        return buf.getvalue()
+    # JSON Lines, written by hand: pandas' to_json rounds floats to 10-15 digits
+    cols = list(df.columns)
+    frags = [_json_fragments(df[c]) for c in cols]
+    keys = [json.dumps(c) + ": " for c in cols]
+    lines = ["{" + ", ".join(k + v for k, v in zip(keys, row)) + "}" for row in zip(*frags)]
+    return ("\n".join(lines) + ("\n" if lines else "")).encode("utf-8")
+
+
+def _json_fragments(s: pd.Series) -> list[str]:
+    """Each value of a column as JSON text (floats exact via repr; NaN as null)."""
+    if pd.api.types.is_integer_dtype(s.dtype):
+        return [str(v) for v in s.to_numpy().tolist()]
+    if pd.api.types.is_float_dtype(s.dtype):
+        return ["null" if v != v else json.dumps(v) for v in s.to_numpy().tolist()]
+    codes, uniques = pd.factorize(s.to_numpy(dtype=object), use_na_sentinel=True)
+    texts = np.array([json.dumps(_plain(u)) for u in uniques] + ["null"], dtype=object)
+    return texts[codes].tolist()  # code -1 (missing) picks the trailing "null"
+
+
+def _plain(v: Any) -> Any:
+    if isinstance(v, np.integer):
+        return int(v)
+    if isinstance(v, np.floating):
+        return float(v)
+    return v

@@ -1,0 +1,227 @@
+"""The long-form tables checked into ``ParsedRun`` frames: affinity and metrics.
+
+Column names are matched ignoring case and surrounding spaces; a missing column, or an extra one
+that looks like a misspelt known name, is reported with the fix. Then every column is converted
+cell by cell (:mod:`mtl_core.runfile.cells`), tasks are checked against ``meta.json``'s list
+when there is one, and a cell given twice is refused with the place of its first copy.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from mtl_core.errors import LabError
+from mtl_core.runfile.cells import drop_blank_run, to_labels, to_numbers, to_steps
+from mtl_core.runfile.messages import WIDE_NOTE, Locate, close, fail
+from mtl_core.runfile.schema import (
+    AFFINITY_FRAME,
+    AFFINITY_OPTIONAL,
+    AFFINITY_REQUIRED,
+    DEFAULT_MEASURE,
+    METRIC_FRAME,
+    METRIC_OPTIONAL,
+    METRIC_REQUIRED,
+)
+
+Columns = dict[str, np.ndarray]
+
+
+def known_names(cols: Columns, known: tuple[str, ...], name: str) -> Columns:
+    """Rename columns that are a known name up to case and surrounding spaces (``" Step"`` ->
+    ``step``); every other column (a wide matrix's task names) keeps its name as written.
+
+    Raises ``LabError`` when two columns are the same known name (``Step`` and ``step``).
+    """
+    out: Columns = {}
+    seen: dict[str, str] = {}
+    for c, v in cols.items():
+        low = c.strip().lower()
+        key = low if low in known else c
+        if key in out:
+            raise LabError(f"{name}: columns {seen[key]!r} and {c!r} are both {key!r}")
+        out[key] = v
+        seen[key] = c
+    return out
+
+
+def require_columns(
+    cols: Columns,
+    required: tuple[str, ...],
+    optional: tuple[str, ...],
+    name: str,
+    note: str = "",
+) -> None:
+    """Refuse missing or misnamed columns, suggesting a present column that is close.
+
+    Raises ``LabError`` for the first missing required column (``note`` appended), or for an
+    extra column that looks like a misspelt optional one.
+    """
+    present = list(cols)
+    known = set(required) | set(optional)
+    unknown = [c for c in present if c not in known]
+    for want in required:
+        if want in cols:
+            continue
+        near = close(want, unknown)
+        hint = f"; found {near!r} — rename it to {want!r}" if near else ""
+        raise LabError(
+            f"{name}: missing column {want!r}{hint} (required: {', '.join(required)}; "
+            f"found: {', '.join(map(repr, present)) or 'none'}){note}"
+        )
+    for c in unknown:  # an extra column is fine unless it looks like a misspelt optional one
+        near = close(c, [o for o in optional if o not in cols])
+        if near:
+            raise LabError(f"{name}: unknown column {c!r}; did you mean {near!r}?")
+
+
+def validate_affinity(
+    cols: Columns, locate: Locate, name: str, tasks: list[str] | None
+) -> pd.DataFrame:
+    """A long-form affinity table -> a frame in ``AFFINITY_FRAME`` columns.
+
+    Parameters
+    ----------
+    cols : ``{column: values}`` with known names already matched (:func:`known_names`).
+    locate, name : row and file naming for messages.
+    tasks : ``meta.json``'s task list, if any; every source and target must be in it.
+
+    Raises
+    ------
+    LabError
+        A missing column, a bad cell (step, name, non-finite affinity, infinite wall time), an
+        unknown task, or a cell given twice for one (run, step, measure, source, target).
+    """
+    require_columns(cols, AFFINITY_REQUIRED, AFFINITY_OPTIONAL, name, note=WIDE_NOTE)
+    cols = drop_blank_run(cols)
+    n = len(cols["step"])
+    step = to_steps(cols["step"], name, locate)  # checked in this order: the first error wins
+    src = to_labels(cols["source"], "source", name, locate)
+    tgt = to_labels(cols["target"], "target", name, locate)
+    aff = to_numbers(cols["affinity"], "affinity", name, locate)
+    nonfinite = ~np.isfinite(aff)
+    if nonfinite.any():
+        raise fail(
+            name,
+            locate,
+            "affinity",
+            nonfinite,
+            lambda i: f"{aff[i]} is not a finite number (leave unmeasured cells out)",
+        )
+    measure = _optional_labels(cols, "measure", DEFAULT_MEASURE, name, locate)
+    run = _optional_labels(cols, "run", "", name, locate)
+    wall = (
+        to_numbers(cols["wall_time"], "wall_time", name, locate, allow_empty=True)
+        if "wall_time" in cols
+        else np.full(n, np.nan)
+    )
+    if np.isinf(wall).any():
+        raise fail(name, locate, "wall_time", np.isinf(wall), lambda i: "is infinite")
+    df = pd.DataFrame(
+        {
+            "run": run,
+            "step": step,
+            "measure": measure,
+            "source": src,
+            "target": tgt,
+            "affinity": aff,
+            "wall_time": wall,
+        },
+        columns=AFFINITY_FRAME,
+    )
+    for col in ("source", "target"):
+        _check_tasks(df[col], col, tasks, name, locate)
+    _refuse_duplicate_cells(df, name, locate)
+    return df
+
+
+def validate_metrics(
+    cols: Columns, locate: Locate, name: str, tasks: list[str] | None
+) -> pd.DataFrame:
+    """A long-form metrics table -> a frame in ``METRIC_FRAME`` columns.
+
+    Values may be NaN or infinite (a diverging loss, an undefined accuracy).
+
+    Raises
+    ------
+    LabError
+        A missing column, a bad cell, an unknown task, or a metric given twice for one
+        (run, step, task, split, metric).
+    """
+    cols = known_names(cols, (*METRIC_REQUIRED, *METRIC_OPTIONAL), name)
+    require_columns(cols, METRIC_REQUIRED, METRIC_OPTIONAL, name)
+    cols = drop_blank_run(cols)
+    df = pd.DataFrame(
+        {
+            "run": _optional_labels(cols, "run", "", name, locate),
+            "step": to_steps(cols["step"], name, locate),
+            "task": to_labels(cols["task"], "task", name, locate),
+            "split": to_labels(cols["split"], "split", name, locate),
+            "metric": to_labels(cols["metric"], "metric", name, locate),
+            "value": to_numbers(cols["value"], "value", name, locate, allow_empty=True),
+        },
+        columns=METRIC_FRAME,
+    )
+    _check_tasks(df["task"], "task", tasks, name, locate)
+    key = ["run", "step", "task", "split", "metric"]
+    dup = df.duplicated(key, keep="first").to_numpy()
+    if dup.any():
+        raise fail(
+            name,
+            locate,
+            "value",
+            dup,
+            lambda i: (
+                f"duplicated metric (step {df['step'].iat[i]}, task {df['task'].iat[i]!r}, "
+                f"{df['split'].iat[i]}/{df['metric'].iat[i]})"
+            ),
+        )
+    return df
+
+
+def _optional_labels(
+    cols: Columns, col: str, default: str, name: str, locate: Locate
+) -> np.ndarray:
+    """An optional name column (``run``, ``measure``), or ``default`` on every row."""
+    if col in cols:
+        return to_labels(cols[col], col, name, locate)
+    return np.full(len(next(iter(cols.values()))), default, dtype=object)
+
+
+def _check_tasks(
+    values: pd.Series, col: str, tasks: list[str] | None, name: str, locate: Locate
+) -> None:
+    """Refuse a task outside ``meta.json``'s task list (no list: anything goes)."""
+    if tasks is None:
+        return
+    bad = ~values.isin(set(tasks)).to_numpy()
+    if bad.any():
+        vals = values.to_numpy()
+        raise fail(
+            name,
+            locate,
+            col,
+            bad,
+            lambda i: f"task {vals[i]!r} is not in meta.json's task list ({', '.join(tasks)})",
+        )
+
+
+def _refuse_duplicate_cells(df: pd.DataFrame, name: str, locate: Locate) -> None:
+    """One value per (run, step, measure, source, target); the message names the first copy."""
+    key = ["run", "step", "measure", "source", "target"]
+    codes = pd.DataFrame({c: pd.factorize(df[c])[0] for c in key})  # hashing ints is fast
+    dup = codes.duplicated(keep="first").to_numpy()
+    if not dup.any():
+        return
+    gid = codes.groupby(key, sort=False).ngroup().to_numpy()
+
+    def what(i: int) -> str:
+        r = df.iloc[i]
+        twin = int(np.flatnonzero(gid == gid[i])[0])
+        runs = f"run {r['run']!r}, " if r["run"] else ""
+        return (
+            f"duplicated cell ({runs}step {r['step']}, measure {r['measure']!r}, "
+            f"{r['source']!r} -> {r['target']!r}), first at {locate(twin)}"
+        )
+
+    raise fail(name, locate, "affinity", dup, what)

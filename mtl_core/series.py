@@ -1,0 +1,131 @@
+"""Affinity over training steps: THE smoothing of a stack of matrices, and step sampling.
+
+Every view that smooths affinity over steps (the Explore heatmap "at the step", the pair view,
+the play animation, the group timeline, ``mtl_core.grouping.group_timeline``) calls
+:func:`smooth`, so one word on a page ("EMA, beta 0.9") is one number everywhere.
+
+A stack is ``(S, n, n)``: ``X[s, i, j]`` is the affinity of source task i onto target task j
+at the s-th *logged* step (rows = sources). NaN marks a cell that was not logged at that step
+(an uploaded log may leave cells out); every smoothing skips NaN cells, so a missing cell
+never pulls an average towards zero. The definitions, per cell, over the logged steps
+``0..s``:
+
+``none``
+    the matrix as logged.
+``running``
+    the mean of the cell's logged values up to ``s`` (TAG's average over training).
+``window``
+    the mean of the cell's logged values among the last ``window`` logged steps.
+``ema``
+    the exponentially weighted mean of the cell's logged values, newest weight 1 and each
+    older logged value weighted ``beta`` times less: ``sum beta^(m-k) x_k / sum beta^(m-k)``
+    over the cell's logged values ``x_0..x_m``. This is the bias-corrected EMA (Adam's
+    correction; pandas ``ewm(alpha=1 - beta, adjust=True, ignore_na=True)``): the recursion
+    ``e = beta * e + (1 - beta) * x`` started at zero, divided by ``1 - beta^(m+1)``. Unlike
+    the recursion started at the first value, it is defined the same way for every cell
+    whatever step its first value was logged at.
+
+A smoothed cell is NaN only while nothing was logged for it (ever, or within the window).
+
+The computations are pandas' own (``expanding``, ``rolling``, ``ewm``: compiled loops over
+one column per cell), about as fast as a hand-written numpy version and already tested.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from mtl_core.errors import LabError
+
+#: Smoothing names, as used by the app's controls, the CLI and the group timeline.
+SMOOTHINGS = ("none", "running", "window", "ema")
+
+
+def smooth(
+    stack: np.ndarray, how: str = "running", *, window: int = 20, beta: float = 0.9
+) -> np.ndarray:
+    """Smooth a stack of affinity matrices along steps, skipping NaN (unlogged) cells.
+
+    Parameters
+    ----------
+    stack : (S, n, n) array
+        ``stack[s, i, j]``: source i -> target j at the s-th logged step; NaN = not logged.
+    how : {"none", "running", "window", "ema"}
+        See the module docstring for the exact definitions.
+    window : int
+        Logged steps in the moving window (``how="window"``), >= 1.
+    beta : float
+        Weight of history in the EMA (``how="ema"``), in [0, 1).
+
+    Returns
+    -------
+    (S, n, n) float64 array, a new array (the input is never modified).
+
+    Raises
+    ------
+    LabError
+        Unknown ``how``, a window below 1, a beta outside [0, 1), or a stack that is not
+        at least one-dimensional.
+    """
+    X = np.asarray(stack, dtype=np.float64)
+    if X.ndim < 1:
+        raise LabError(f"expected a (steps, n, n) stack of matrices, got shape {X.shape}")
+    if how not in SMOOTHINGS:
+        raise LabError(f"unknown smoothing {how!r}; choose one of: {', '.join(SMOOTHINGS)}")
+    if how == "window" and int(window) < 1:
+        raise LabError(f"smoothing window must be >= 1 logged step, got {window}")
+    if how == "ema" and not 0.0 <= float(beta) < 1.0:
+        raise LabError(f"EMA beta must be in [0, 1), got {beta}")
+    if how == "none" or X.shape[0] == 0:
+        return X.copy()
+    # One column per cell: pandas smooths each column along the steps (rows).
+    cells = pd.DataFrame(X.reshape(X.shape[0], -1))
+    if how == "running":
+        out = cells.expanding(min_periods=1).mean()
+    elif how == "window":
+        out = cells.rolling(int(window), min_periods=1).mean()
+    else:
+        out = cells.ewm(alpha=1.0 - float(beta), adjust=True, ignore_na=True).mean()
+    return out.to_numpy(dtype=np.float64).reshape(X.shape)
+
+
+def sample_indices(n: int, limit: int | None) -> np.ndarray:
+    """At most ``limit`` evenly spaced indices into ``range(n)``, first and last included.
+
+    Long runs are downsampled this way (animation frames, timeline columns, grouped steps),
+    never truncated. ``limit=None`` keeps every index.
+
+    Raises
+    ------
+    LabError
+        ``limit`` below 2 while ``n`` exceeds it (first and last cannot both be kept).
+    """
+    if n <= 0:
+        return np.zeros(0, dtype=np.intp)
+    if limit is None or n <= limit:
+        return np.arange(n, dtype=np.intp)
+    if limit < 2:
+        raise LabError(f"need room for at least 2 sampled steps, got {limit}")
+    return np.unique(np.linspace(0, n - 1, int(limit)).round().astype(np.intp))
+
+
+def bucket_mean(x: np.ndarray, y: np.ndarray, limit: int) -> tuple[np.ndarray, np.ndarray]:
+    """Downsample a series ``y`` over steps ``x`` (both ``(T,)``) to at most ``limit`` points
+    by averaging consecutive buckets (NaN skipped).
+
+    Each bucket is placed at its last ``x``, so the final value sits at the final step.
+    """
+    x = np.asarray(x)
+    y = np.asarray(y, dtype=np.float64)
+    if len(x) <= limit:
+        return x, y
+    edges = np.linspace(0, len(x), int(limit) + 1).astype(np.intp)
+    xs, ys = [], []
+    for a, b in zip(edges[:-1], edges[1:]):
+        if b <= a:
+            continue
+        seg = y[a:b]
+        xs.append(x[b - 1])
+        ys.append(np.nanmean(seg) if np.isfinite(seg).any() else np.nan)
+    return np.asarray(xs), np.asarray(ys)

@@ -1,0 +1,66 @@
+"""Compare page (AppTest): shared colour scale, difference, losses, groupings agreement, config
+diff with a differences-only toggle."""
+
+from __future__ import annotations
+
+import json
+
+from mtl_core.store import Store
+from tests.helpers.app_fixtures import config_dict, open_app, seed_run
+
+
+def _specs(at):
+    return [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+
+
+def test_compare_two_runs(tmp_path, monkeypatch):
+    store = Store(tmp_path / "s.sqlite")
+    a = seed_run(store, name="calm", steps=40, config=config_dict(knobs={"conflict": 0.2}))
+    b = seed_run(store, name="fierce", steps=40, switch_at=5, loss_scale=1.5,
+                 config=config_dict(knobs={"conflict": 1.0}, train__steps=40))
+    at = open_app("compare", store.path, monkeypatch).run()
+    assert not at.exception
+    assert sorted(at.multiselect(key="compare_runs").value) == sorted([a, b])
+    heat = [s for s in _specs(at) if s["data"][0]["type"] == "heatmap"]
+    assert len(heat) == 3  # two runs + their difference
+    z = [(h["data"][0]["zmin"], h["data"][0]["zmax"]) for h in heat[:2]]
+    assert z[0] == z[1]  # one colour scale for both runs
+    assert "B − A" in heat[2]["layout"]["title"]["text"]
+    # loss curves: one colour per run
+    lines = [s for s in _specs(at) if s["data"][0]["type"] == "scatter"][0]["data"]
+    colours = {tr["legendgroup"]: tr["line"]["color"] for tr in lines}
+    assert len(colours) == 2 and len(set(colours.values())) == 2
+    # groupings: run b moved t2 into the other cluster -> agreement below 1
+    agree = [d.value for d in at.dataframe if "adjusted Rand" in d.value.columns][0]
+    assert agree.loc[0, "adjusted Rand"] < 0.99
+    groups = [d.value for d in at.dataframe if "groups" in d.value.columns][0]
+    by_run = dict(zip(groups["run"], groups["groups"]))
+    assert by_run[f"#{a} calm"] == "{t0, t1, t2} · {t3, t4, t5}"
+    assert by_run[f"#{b} fierce"] == "{t0, t1} · {t2, t3, t4, t5}"
+    # config diff: differences only by default, everything when toggled off
+    diff = [d.value for d in at.dataframe if "field" in d.value.columns][0]
+    assert set(diff["field"]) == {"knobs.conflict", "train.steps"}
+    at.toggle(key="compare_diff_only").set_value(False).run()
+    full = [d.value for d in at.dataframe if "field" in d.value.columns][0]
+    assert len(full) > 10 and "optim.name" in set(full["field"])
+    assert at.query_params["runs"] in (f"{a},{b}", f"{b},{a}")
+
+
+def test_compare_needs_two_runs(tmp_path, monkeypatch):
+    store = Store(tmp_path / "s.sqlite")
+    seed_run(store, name="only", steps=5)
+    at = open_app("compare", store.path, monkeypatch).run()
+    assert not at.exception
+    assert any("at least two runs" in i.value for i in at.info)
+
+
+def test_compare_link_with_missing_and_repeated_runs_keeps_the_valid_one(tmp_path, monkeypatch):
+    store = Store(tmp_path / "s.sqlite")
+    seed_run(store, name="a", steps=10)
+    b = seed_run(store, name="b", steps=10)
+    seed_run(store, name="c", steps=10)
+    at = open_app("compare", store.path, monkeypatch, query={"runs": f"{b},{b},999"}).run()
+    assert not at.exception
+    assert any("#999" in w.value for w in at.warning)
+    chosen = at.multiselect(key="compare_runs").value
+    assert chosen[0] == b and len(set(chosen)) == 2

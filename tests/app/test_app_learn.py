@@ -1,0 +1,99 @@
+"""Learn page (AppTest): the landing lesson. Fast tests drive it with a fake training function;
+one slow test runs the real lesson end to end through the real runner and training."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from mtl_core.store import TERMINAL, Store
+from tests.helpers.app_fixtures import open_app
+
+
+def test_landing_page_is_the_lesson(tmp_path, monkeypatch):
+    at = open_app("", tmp_path / "s.sqlite", monkeypatch).run()  # no page asked: the default
+    assert not at.exception
+    assert at.title[0].value == "Negative transfer in one minute"
+    conflict = at.slider(key="learn_conflict")
+    assert "conflict" in conflict.label and conflict.value == 1.0
+    assert at.button(key="learn_train").proto.label == "Train"
+    assert at.expander[0].label == "Advanced knobs"  # folded away
+    assert at.slider(key="learn_relatedness") is not None
+    assert any("Press **Train**" in i.value or "press **Train**" in i.value for i in at.info)
+
+
+def _wait_finished(store: Store, ids: list[int], limit: float) -> float:
+    t0 = time.time()
+    while time.time() - t0 < limit:
+        if all(store.get_run(i).status in TERMINAL for i in ids):
+            return time.time() - t0
+        time.sleep(0.2)
+    raise AssertionError(f"lesson runs not done after {limit} s: "
+                         f"{[store.get_run(i).status for i in ids]}")
+
+
+def test_lesson_with_fake_training_shows_all_three_approaches(tmp_path, monkeypatch):
+    monkeypatch.setenv("MTL_LAB_TRAIN_FN", "tests.helpers.app_fixtures:fake_train")
+    store = Store(tmp_path / "s.sqlite")
+    at = open_app("learn", store.path, monkeypatch).run()
+    at.slider(key="learn_conflict").set_value(0.5).run()
+    at.number_input(key="learn_steps").set_value(60).run()
+    at.button(key="learn_train").click().run()
+    at.button(key="learn_train").click().run()  # a double click: still one lesson
+    assert not at.exception
+    runs = store.list_runs()
+    assert [r.config["train"]["mode"] for r in runs] == ["together", "groups", "single"]
+    assert all(r.config["knobs"]["conflict"] == 0.5 for r in runs)
+    assert runs[1].config["train"]["groups"] == [["t0", "t1", "t2"], ["t3", "t4", "t5"]]
+    assert at.query_params["lesson"] == ",".join(str(r.id) for r in runs)
+    _wait_finished(store, [r.id for r in runs], 60)
+    at.run()
+    assert not at.exception
+    assert any(c.value.startswith("Affinity so far: step 60") for c in at.caption)
+    bars = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+    kinds = [b["data"][0]["type"] for b in bars]
+    assert kinds[:2] == ["heatmap", "bar"]
+    names = {tr["name"] for tr in bars[1]["data"]}
+    assert names == {"all together", "in groups", "each alone"}
+    words = " ".join(i.value for i in at.info)
+    assert "Inside a group" in words and "Across groups" in words
+    assert "planted clusters" in " ".join(m.value for m in at.markdown)
+    # a reload with the URL shows the same lesson
+    again = open_app("learn", store.path, monkeypatch, query={"lesson": at.query_params["lesson"]})
+    again.run()
+    assert any(c.value.startswith("Affinity so far: step 60") for c in again.caption)
+    assert again.slider(key="learn_conflict").value == 0.5  # the knob the lesson ran at
+    assert any("The lesson at conflict 0.50" in m.value for m in again.markdown)
+    # turning the knob afterwards marks the shown results as the old level's
+    again.slider(key="learn_conflict").set_value(0.0).run()
+    assert any("results are for conflict **0.50**" in i.value for i in again.info)
+
+
+@pytest.mark.slow
+def test_real_lesson_end_to_end(tmp_path, monkeypatch):
+    """The default lesson, really trained: heatmap early, all three runs done in a minute."""
+    store = Store(tmp_path / "s.sqlite")
+    at = open_app("learn", store.path, monkeypatch, timeout=60).run()
+    t0 = time.time()
+    at.button(key="learn_train").click().run()
+    ids = [r.id for r in store.list_runs()]
+    assert len(ids) == 3
+    first = None
+    while time.time() - t0 < 400:  # generous: timings belong in bench/, not in tests
+        at.run()
+        assert not at.exception
+        if first is None and any(c.value.startswith("Affinity so far") for c in at.caption):
+            first = time.time() - t0
+        if all(store.get_run(i).status in TERMINAL for i in ids):
+            break
+        time.sleep(0.5)
+    total = time.time() - t0
+    at.run()
+    statuses = [store.get_run(i).status for i in ids]
+    assert statuses == ["finished"] * 3, [store.get_run(i).error for i in ids]
+    assert first is not None
+    print(f"lesson: first heatmap {first:.1f} s, all three runs {total:.1f} s")
+    words = " ".join(i.value for i in at.info)
+    assert "held-out loss" in words

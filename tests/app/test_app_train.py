@@ -1,0 +1,101 @@
+"""Train page (AppTest): the form builds a valid config or shows the mistake, queues a run that
+the runner trains in a worker, and the queue table shows progress and cancels."""
+
+from __future__ import annotations
+
+import time
+
+from app import session
+from mtl_core.store import Store
+from tests.helpers.app_fixtures import open_app, seed_live_run
+
+
+def _form_values(at, **values):
+    for key, value in values.items():
+        widget = next(w for w in at.main if getattr(w, "key", None) == key)
+        widget.set_value(value)
+    return at
+
+
+def test_train_form_rejects_bad_values_with_a_message(tmp_path, monkeypatch):
+    store = Store(tmp_path / "s.sqlite")
+    at = open_app("train", store.path, monkeypatch).run()
+    assert not at.exception
+    assert at.number_input(key="train_knob_synthetic_tasks").value == 6  # scenario knobs shown
+    assert "auto" in at.selectbox(key="train_device").options[0]
+    _form_values(at, train_hidden_synthetic="64,abc")
+    at.button(key="FormSubmitter:train_form-Queue run").click().run()
+    assert not at.exception
+    assert any("hidden widths must be comma-separated" in e.value for e in at.error)
+    _form_values(at, train_hidden_synthetic="64,32", train_mode="groups")
+    at.button(key="FormSubmitter:train_form-Queue run").click().run()
+    assert any("groups" in e.value for e in at.error)
+    # a task the scenario does not have is refused before anything is queued
+    _form_values(at, train_groups="t0,t1,t2; t3,t4,banana")
+    at.button(key="FormSubmitter:train_form-Queue run").click().run()
+    assert any("unknown task(s) banana" in e.value and "t5" in e.value for e in at.error)
+    assert store.list_runs() == []
+
+
+def test_this_sessions_failed_run_shows_its_reason_above_the_queue(tmp_path, monkeypatch):
+    store = Store(tmp_path / "s.sqlite")
+    at = open_app("train", store.path, monkeypatch).run()
+    rid = store.create_run(name="broken", origin="trained", status="queued", config={},
+                           steps_total=10)
+    at.session_state[session.MY_RUNS] = [rid]
+    store.set_status(rid, "failed", error="loss became NaN at step 3 on task t1")
+    at.run()
+    assert any(f"Run #{rid} (broken) failed: loss became NaN" in e.value for e in at.error)
+
+
+def test_train_queues_a_run_and_the_queue_follows_it(tmp_path, monkeypatch):
+    monkeypatch.setenv("MTL_LAB_TRAIN_FN", "tests.helpers.app_fixtures:fake_train")
+    store = Store(tmp_path / "s.sqlite")
+    at = open_app("train", store.path, monkeypatch).run()
+    _form_values(at, train_steps=30, train_name="quick one", train_groups="t0,t1,t2;t3,t4,t5",
+                 train_mode="groups")
+    at.button(key="FormSubmitter:train_form-Queue run").click().run()
+    assert not at.exception
+    (run,) = store.list_runs()
+    assert run.name == "quick one" and run.config["train"]["steps"] == 30
+    assert run.config["train"]["groups"] == [["t0", "t1", "t2"], ["t3", "t4", "t5"]]
+    assert run.config["affinity"]["measure"] == "none"  # auto for groups mode
+    assert any(f"Queued run #{run.id}" in s.value for s in at.success)
+    table = at.dataframe[0].value
+    assert table.loc[0, "run"] == f"#{run.id} quick one" and table.loc[0, "yours"] == "✓"
+    deadline = time.time() + 60
+    while store.get_run(run.id).status != "finished" and time.time() < deadline:
+        time.sleep(0.2)
+    at.run()
+    table = at.dataframe[0].value
+    assert "finished" in table.loc[0, "status"] and table.loc[0, "progress"] == 1.0
+
+
+def test_queue_cancels_a_running_run(tmp_path, monkeypatch):
+    store = Store(tmp_path / "s.sqlite")
+    rid = seed_live_run(store, steps_total=100, steps_done=30)
+    at = open_app("train", store.path, monkeypatch).run()
+    assert not at.exception
+    bars = [p.proto.text for p in at.get("progress")]
+    assert any("30/100 steps" in b for b in bars), bars
+    at.button(key=f"cancel_{rid}").click().run()
+    assert not at.exception
+    assert store.get_run(rid).cancel_requested
+
+
+def test_queued_runs_say_how_many_are_ahead(tmp_path, monkeypatch):
+    from app import data, words
+
+    store = Store(tmp_path / "q.sqlite")
+    monkeypatch.setenv("MTL_LAB_STORE", str(store.path))
+    ids = [store.create_run(name=f"r{i}", origin="trained", status="queued", config={},
+                            steps_total=10) for i in range(3)]
+    def text(rid):
+        info = store.get_run(rid)
+        return words.status_text(info, data.queue_ahead(info))
+
+    texts = [text(i) for i in ids]
+    assert "starts when a worker is free" in texts[0]
+    assert "1 queued run ahead" in texts[1] and "2 queued runs ahead" in texts[2]
+    store.set_status(ids[0], "running")
+    assert "starts when a worker is free" in text(ids[1])

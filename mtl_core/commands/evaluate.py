@@ -58,6 +58,13 @@ def add_parser(sub) -> None:
         default=None,
         help="local worker processes (default: min(4, CPUs)); 0 = in-process",
     )
+    _add_executor_options(p)
+    p.add_argument("--out", required=True, help="report file: .json (full) or .csv (rows)")
+    p.set_defaults(func=run)
+
+
+def _add_executor_options(p: argparse.ArgumentParser) -> None:
+    """``--executor local|ray`` and ``--ray-address`` (see docs/cluster.md)."""
     p.add_argument(
         "--executor",
         choices=("local", "ray"),
@@ -71,8 +78,6 @@ def add_parser(sub) -> None:
         help="the Ray head to use with --executor ray (default: $RAY_ADDRESS, else a Ray "
         "instance started on this machine)",
     )
-    p.add_argument("--out", required=True, help="report file: .json (full) or .csv (rows)")
-    p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:

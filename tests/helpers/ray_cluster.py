@@ -78,7 +78,14 @@ class LocalRayCluster:
                 if time.monotonic() > end:
                     raise RuntimeError(f"no Ray head after {timeout:.0f} s") from None
                 time.sleep(0.5)
-        ray.init(address=self.address, logging_level="WARNING", log_to_driver=False)
+        while True:  # the GCS port opens before the head's node has registered
+            try:
+                ray.init(address=self.address, logging_level="WARNING", log_to_driver=False)
+                return
+            except ConnectionError:
+                if time.monotonic() > end:
+                    raise
+                time.sleep(1.0)
 
     def stop(self) -> None:
         """Disconnect, then stop the head's process group (SIGTERM, then SIGKILL)."""

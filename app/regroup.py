@@ -4,9 +4,11 @@ Thin wrappers over ``mtl_core.grouping`` with the app's speed limits; no Streaml
 
 Direction: ``A[i, j]`` is the effect of a step on source task i (a row) on target task j's loss.
 
-Exact TAG selection grows as 3^n; beyond ``TAG_INTERACTIVE_MAX`` tasks it cannot answer within
-an interactive budget, so the page offers it with a time limit and says when the answer is the
-best found rather than the proven optimum.
+TAG selection answers in milliseconds up to ``TAG_INTERACTIVE_MAX`` tasks (the exact DP);
+above that it takes seconds (local search, then an LP certificate: proven optimal up to 24
+tasks, a proven gap above), so the page runs it in the background with a progress bar and
+shows the gap when it lands. Every grouper's ``warning_`` (what it could not do) travels with
+the result.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ import numpy as np
 
 from mtl_core.errors import LabError
 from mtl_core.grouping import group_timeline, make_grouper, symmetrize
+from mtl_core.grouping.tag import AUTO_DP_MAX
+from mtl_core.series import sample_indices
 from mtl_core.types import Grouping
 
 METHODS = {
@@ -28,7 +32,10 @@ METHODS = {
     "affinity-propagation": "affinity propagation",
     "none": "no grouping",
 }
-TAG_INTERACTIVE_MAX = 14  # exact TAG answers in < ~0.15 s up to here
+TAG_INTERACTIVE_MAX = AUTO_DP_MAX  # TAG answers in milliseconds up to here (exact DP)
+#: Safety stop of a background TAG search (seconds). The answer does not depend on it unless
+#: it fires (then the result says so): the search's budgets are counted in work.
+TAG_SAFETY_S = 60.0
 TIMELINE_BUDGET_S = 0.25  # time allowed for the group timeline
 
 
@@ -41,14 +48,20 @@ class GroupResult:
     optimal: bool | None  # TAG only: proven optimal
     gap: float | None  # TAG only: how far below the optimum the answer may be
     seconds: float
+    upper: float | None = None  # TAG only: proven upper bound on the TAG value
+    relative_gap: float | None = None  # TAG only: gap / |score|
+    warning: str | None = None  # what the method could not do (grouper's ``warning_``)
+    converged: bool | None = None  # affinity propagation only
 
 
-def grouper_for(method: str, k: int, tau: float, n_tasks: int, *, time_limit: float = 1.0):
-    """The grouper the controls describe (``none`` -> None)."""
+def grouper_for(method: str, k: int, tau: float, n_tasks: int, *,
+                time_limit: float = TAG_SAFETY_S, progress=None):
+    """The grouper the controls describe (``none`` -> None). ``progress(fraction, stage)``
+    follows a TAG search."""
     if method == "none":
         return None
     if method == "tag":
-        return make_grouper("tag", k=max(1, int(k)), time_limit=time_limit)
+        return make_grouper("tag", k=max(1, int(k)), time_limit=time_limit, progress=progress)
     if method == "threshold":
         return make_grouper("threshold", tau=float(tau))
     if method == "hierarchical":
@@ -57,17 +70,21 @@ def grouper_for(method: str, k: int, tau: float, n_tasks: int, *, time_limit: fl
 
 
 def regroup(A: np.ndarray, tasks: list[str], method: str, k: int, tau: float, *,
-            time_limit: float = 1.0) -> GroupResult | None:
+            time_limit: float = TAG_SAFETY_S, progress=None) -> GroupResult | None:
     """Group one ``(n, n)`` matrix (NaN cells count as 0: no measured transfer); ``None`` for
-    the method ``none``."""
+    the method ``none``. ``progress(fraction, stage)`` follows a TAG search (called from the
+    thread that runs it)."""
     M = np.nan_to_num(np.asarray(A, dtype=np.float64))
     t0 = time.perf_counter()
-    g = grouper_for(method, k, tau, len(tasks), time_limit=time_limit)
+    g = grouper_for(method, k, tau, len(tasks), time_limit=time_limit, progress=progress)
     if g is None:
         return None
     g.fit(M, tasks)
     return GroupResult(g.groups_, float(g.score_), getattr(g, "optimal_", None),
-                       getattr(g, "gap_", None), time.perf_counter() - t0)
+                       getattr(g, "gap_", None), time.perf_counter() - t0,
+                       upper=getattr(g, "upper_bound_", None),
+                       relative_gap=getattr(g, "relative_gap_", None),
+                       warning=g.warning_, converged=getattr(g, "converged_", None))
 
 
 def tau_range(A: np.ndarray) -> tuple[float, float]:
@@ -116,30 +133,34 @@ def timeline(
     Raises
     ------
     LabError
-        Exact TAG on more than ``TAG_INTERACTIVE_MAX`` tasks (seconds per step).
+        TAG on more than ``TAG_INTERACTIVE_MAX`` tasks (seconds per step).
     """
     if method == "none" or len(steps) == 0:
         return None
-    X = np.nan_to_num(np.asarray(smoothed, dtype=np.float64))
     if method == "tag" and len(tasks) > TAG_INTERACTIVE_MAX:
         raise LabError(
-            f"Grouping every step with exact TAG takes seconds per step on {len(tasks)} tasks; "
-            "the group timeline uses it up to "
-            f"{TAG_INTERACTIVE_MAX} tasks. Pick hierarchical or threshold for the timeline.")
+            f"TAG takes seconds per step on {len(tasks)} tasks, so the group timeline uses it "
+            f"up to {TAG_INTERACTIVE_MAX} tasks; hierarchical or threshold grouping follows "
+            "every step of this run.")
+    stack = np.asarray(smoothed, dtype=np.float64)
+    steps = np.asarray(steps)
     g0 = grouper_for(method, k, tau, len(tasks))
-    if g0 is not None and _vectorized(g0, X[-2:], tasks):
-        points = 300  # one vectorized call groups every point: cheap
+    last = np.nan_to_num(stack[-2:])
+    if g0 is not None and _vectorized(g0, last, tasks):
+        # One vectorized call groups every point; its cost grows as n^2 per merge round
+        # (hierarchical), so wide runs get fewer points (50 tasks: 100 points, ~0.2 s).
+        points = int(np.clip(300 * (24 / max(len(tasks), 1)) ** 2, 100, 300))
     else:
         # Budget the number of grouped steps by timing fits (warm: the best of two).
-        per_fit = min(regroup(X[-1], tasks, method, k, tau).seconds for _ in range(2))
+        per_fit = min(regroup(last[-1], tasks, method, k, tau).seconds for _ in range(2))
         points = int(np.clip(TIMELINE_BUDGET_S / max(per_fit, 1e-4), 8, 300))
-    g = grouper_for(method, k, tau, len(tasks), time_limit=max(0.05, TIMELINE_BUDGET_S / points))
-    tl = group_timeline(np.asarray(steps), X, tasks, g, smoothing="none", max_points=points)
+    # Pick the grouped steps first: a long run (10,000 x 50 x 50) is never copied whole.
+    idx = sample_indices(len(steps), points)
+    grouped = stack if len(idx) == len(steps) else stack[idx]
+    g = grouper_for(method, k, tau, len(tasks))
+    tl = group_timeline(steps[idx], np.nan_to_num(grouped), tasks, g, smoothing="none")
     labels = tl.membership()  # a task in two (TAG) groups: the smaller id
     labels[labels == np.iinfo(np.int64).max] = -1
-    stack = np.asarray(smoothed, dtype=np.float64)
-    # The matrices grouped: the stack itself when every step was grouped (no copy).
-    grouped = stack if len(tl.steps) == len(steps) else stack[np.searchsorted(steps, tl.steps)]
     return Timeline(tl.steps, labels, list(tl.change_steps), list(tl.groupings),
                     list(tl.ids), grouped)
 

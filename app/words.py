@@ -173,33 +173,54 @@ def group_mean(value: float | None) -> str:
 
 
 def groups_caption(result: GroupResult, method: str) -> str:
-    """Under the groups table: the grouping's TAG value, optimality and time."""
+    """Under the groups table: the grouping's TAG value, what is proven about it, and time."""
     extra = ""
     if method == "tag" and result.optimal:
         extra = " · proven optimal"
     elif method == "tag" and result.optimal is False:
-        extra = f" · {tag_note(result.gap)}"
+        extra = f" · {tag_note(result.gap, result.relative_gap, result.upper)}"
     return (f"TAG value of this grouping: {result.score:.4g} (mean over tasks of the best "
-            f"in-group affinity onto the task){extra} · regrouped in "
-            f"{result.seconds * 1000:.0f} ms")
+            f"in-group affinity onto the task){extra} · grouped in "
+            f"{format_seconds(result.seconds)}")
 
 
-def tag_note(gap: float | None) -> str:
-    """A TAG answer that is not proven optimal: how far from the optimum it may be."""
-    bound = f"it is at most {gap:.2g} below the optimum" if gap is not None else \
-        "its distance from the optimum is unknown"
-    return f"best grouping found within the time limit; {bound}"
+def tag_note(gap: float | None, relative_gap: float | None = None,
+             upper: float | None = None) -> str:
+    """A TAG answer that is not proven optimal: how much better the best grouping could be."""
+    if gap is None:
+        return "best grouping found; its distance from the best possible is unknown"
+    how_much = f"{gap:.2g}"
+    if relative_gap is not None and np.isfinite(relative_gap):
+        how_much = f"{relative_gap:.0%}" if relative_gap >= 0.01 else f"{relative_gap:.1%}"
+    bound = f" (no grouping scores above {upper:.4g})" if upper is not None else ""
+    return f"best grouping found; the best possible is at most {how_much} better{bound}"
 
 
 def tag_searching(k: int, n_tasks: int) -> str:
-    return (f"TAG is searching for the best {k} groups of {n_tasks} tasks (exact search; a few "
-            "seconds)…")
+    return (f"TAG is searching for the best {k} groups of {n_tasks} tasks in the background "
+            "(seconds; the page stays usable)…")
+
+
+def tag_stage(stage: str) -> str:
+    """The progress bar's label for a stage of the TAG search."""
+    return {"queued": "waiting for the search before it to finish",
+            "local search": "looking for good groupings (local search)",
+            "bound": "proving how good they are (upper bound)"}.get(stage, stage)
 
 
 def tag_slow(n_tasks: int) -> str:
-    return (f":material/timer: Exact TAG on {n_tasks} tasks takes seconds: it searches in the "
-            "background (the exact search stops after 1 s and reports the best grouping found "
-            "with its proven gap).")
+    return (f":material/timer: TAG on {n_tasks} tasks takes seconds: it searches in the "
+            "background, and says whether the answer is proven optimal or how far from the "
+            "best possible it may be.")
+
+
+#: The button under a grouping that failed (affinity propagation did not converge).
+NEXT_METHOD_BUTTON = "Group by hierarchical clustering instead"
+
+
+def grouper_warning(message: str) -> str:
+    """What a grouping method could not do, as the page shows it (capitalised)."""
+    return message[:1].upper() + message[1:] + "."
 
 
 def timeline_caption(how: str, window: int, beta: float, change_steps: Sequence[int],

@@ -70,10 +70,12 @@ def loss_curves(
                                      name=label, line=dict(color=colour, width=3)))
             continue
         names = list(tasks) if tasks is not None else list(dict.fromkeys(sel["task"]))
+        by_task = dict(tuple(sel.groupby("task", sort=False)))  # one pass, not one per task
         for j, t in enumerate(names):
-            part = sel[sel["task"] == t].sort_values("step")
-            if part.empty:
+            part = by_task.get(t)
+            if part is None or part.empty:
                 continue
+            part = part.sort_values("step")
             x, y = bucket_mean(part["step"].to_numpy(), part["value"].to_numpy(), MAX_POINTS)
             line = (dict(color=task_colour(t, names), width=2) if single
                     else dict(color=colour, width=2, dash=dashes[j % len(dashes)]))

@@ -25,8 +25,14 @@ def chart(fig: go.Figure, key: str | None = None, *, select: bool = False) -> An
     """Show a plotly figure full width with the lab's toolbar config; with ``select`` a click
     on a point reruns and the selection event is returned."""
     if select:
-        return st.plotly_chart(fig, width="stretch", config=PLOTLY_CONFIG, key=key,
-                               on_select="rerun", selection_mode="points")
+        return st.plotly_chart(
+            fig,
+            width="stretch",
+            config=PLOTLY_CONFIG,
+            key=key,
+            on_select="rerun",
+            selection_mode="points",
+        )
     return st.plotly_chart(fig, width="stretch", config=PLOTLY_CONFIG, key=key)
 
 
@@ -40,8 +46,9 @@ def for_export(fig: go.Figure) -> go.Figure:
     colours its frontend swaps for the theme's, so exports use plotly's white template, with
     margins that grow to fit tick labels."""
     out = go.Figure(fig)
-    out.update_layout(template="plotly_white", paper_bgcolor="white", plot_bgcolor="white",
-                      title_pad_l=12)
+    out.update_layout(
+        template="plotly_white", paper_bgcolor="white", plot_bgcolor="white", title_pad_l=12
+    )
     out.update_xaxes(automargin=True)
     out.update_yaxes(automargin=True)
     return out
@@ -69,8 +76,12 @@ def export_buttons(fig: go.Figure, name: str, key: str) -> None:
     base = safe_filename(name)
     c1, c2 = st.columns(2)
     c1.download_button(
-        "⬇ HTML", data=lambda: figure_html(fig),
-        file_name=f"{base}.html", mime="text/html", key=f"{key}_html", on_click="ignore",
+        "⬇ HTML",
+        data=lambda: figure_html(fig),
+        file_name=f"{base}.html",
+        mime="text/html",
+        key=f"{key}_html",
+        on_click="ignore",
         help="Interactive figure, opens in any browser (works offline)",
     )
 
@@ -81,8 +92,13 @@ def export_buttons(fig: go.Figure, name: str, key: str) -> None:
             return str(exc).encode()
 
     c2.download_button(
-        "⬇ PNG", data=png, file_name=f"{base}.png", mime="image/png", key=f"{key}_png",
-        on_click="ignore", help="Static image (rendered with kaleido + Chromium)",
+        "⬇ PNG",
+        data=png,
+        file_name=f"{base}.png",
+        mime="image/png",
+        key=f"{key}_png",
+        on_click="ignore",
+        help="Static image (rendered with kaleido + Chromium)",
     )
 
 

@@ -49,8 +49,14 @@ WORKER_NICENESS = 10
 def _runner(path: str, workers: int, train_fn: str | None, warm: int) -> Any:
     from mtl_core.runner import Runner
 
-    return Runner(_store(path), max_workers=workers, train_fn=train_fn, warm=warm,
-                  preload=("mtl_core.training:warmup",) if warm else (), nice=WORKER_NICENESS)
+    return Runner(
+        _store(path),
+        max_workers=workers,
+        train_fn=train_fn,
+        warm=warm,
+        preload=("mtl_core.training:warmup",) if warm else (),
+        nice=WORKER_NICENESS,
+    )
 
 
 def get_store() -> Store:
@@ -172,9 +178,19 @@ def _run_view(path: str, run_id: int, measure: str, ver: tuple) -> RunView | Non
     run.setflags(write=False)
     # Early running averages rest on a handful of noisy matrices: leave the first tenth out
     # of the time-average colour limit so the settled picture uses the whole scale.
-    settled = run[len(run) // 10:]
-    return RunView(run_id, measure, ver, steps, tasks, A, run, leaf_order_safe(run[-1], tasks),
-                   robust_zmax(A), robust_zmax(settled))
+    settled = run[len(run) // 10 :]
+    return RunView(
+        run_id,
+        measure,
+        ver,
+        steps,
+        tasks,
+        A,
+        run,
+        leaf_order_safe(run[-1], tasks),
+        robust_zmax(A),
+        robust_zmax(settled),
+    )
 
 
 def run_view(info: RunInfo, measure: str) -> RunView | None:
@@ -198,13 +214,15 @@ def smoothed(view: RunView, how: str, window: int = 20, beta: float = 0.9) -> Sm
         return Smoothed(view.raw, view.zmax)
     if how == "running":
         return Smoothed(view.running, view.zmax_avg)
-    return _smoothed(store_path(), view.run_id, view.measure, view.version, how, int(window),
-                     float(beta))
+    return _smoothed(
+        store_path(), view.run_id, view.measure, view.version, how, int(window), float(beta)
+    )
 
 
 @st.cache_resource(show_spinner=False, max_entries=16)
-def _smoothed(path: str, run_id: int, measure: str, ver: tuple, how: str, window: int,
-              beta: float) -> Smoothed:
+def _smoothed(
+    path: str, run_id: int, measure: str, ver: tuple, how: str, window: int, beta: float
+) -> Smoothed:
     _, _, A = _affinity(path, run_id, measure, ver)
     stack = smooth(A, how, window=window, beta=beta)
     stack.setflags(write=False)

@@ -49,14 +49,16 @@ def refresh(store: Store, run_id: int, k: int) -> dict[str, Any] | None:
     if not job or job.get("status") != "running":
         return job
     if "folder" not in job:  # started by an older lab (a CLI subprocess): cannot be followed
-        job.update(status="failed", finished=time.time(),
-                   error="started by an older version of the lab; run it again")
+        job.update(
+            status="failed",
+            finished=time.time(),
+            error="started by an older version of the lab; run it again",
+        )
     else:
         now = background.poll(background.BackgroundJob.from_dict(job))
         if now.status == "running":
             return {**job, "message": now.message}
-        job.update(status=now.status, finished=now.finished or time.time(),
-                   message=now.message)
+        job.update(status=now.status, finished=now.finished or time.time(), message=now.message)
         if now.status == "done":
             job["report"] = now.report
         else:
@@ -75,17 +77,21 @@ def report_frame(report: dict[str, Any]) -> pd.DataFrame:
         mean, std = tl.get("mean"), tl.get("std")
         if int((report.get("spec") or {}).get("seeds", 2)) < 2:
             std = None  # one seed: no spread to show
-        rows.append({
-            "approach": a.get("name", key),
-            "total test loss": mean,
-            "± std": std,
-            "vs all together": (mean / base - 1) if (mean is not None and base) else None,
-            "parameters": (a.get("parameters") or {}).get("mean"),
-            "compute s": (a.get("seconds") or {}).get("mean"),
-            "groups (seed 0)": " · ".join("{" + ", ".join(g) + "}"
-                                          for g in (a.get("groupings") or [[]])[0])
-            if a.get("groupings") else "",
-        })
+        rows.append(
+            {
+                "approach": a.get("name", key),
+                "total test loss": mean,
+                "± std": std,
+                "vs all together": (mean / base - 1) if (mean is not None and base) else None,
+                "parameters": (a.get("parameters") or {}).get("mean"),
+                "compute s": (a.get("seconds") or {}).get("mean"),
+                "groups (seed 0)": " · ".join(
+                    "{" + ", ".join(g) + "}" for g in (a.get("groupings") or [[]])[0]
+                )
+                if a.get("groupings")
+                else "",
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -98,19 +104,26 @@ def ground_truth_panel(info: RunInfo, k: int) -> None:
         "the background (minutes); you can leave the page."
     )
     if not (info.config or {}).get("scenario"):
-        st.info("Only runs trained by the lab can be re-evaluated (an uploaded log has no "
-                "scenario to retrain).")
+        st.info(
+            "Only runs trained by the lab can be re-evaluated (an uploaded log has no "
+            "scenario to retrain)."
+        )
         return
     c1, c2, c3 = st.columns([1, 1, 2], vertical_alignment="bottom")
-    kk = c1.number_input("k (group budget)", 1, max(1, len(info.tasks) or 1),
-                         int(min(max(k, 1), max(1, len(info.tasks) or 1))),
-                         key="gt_k")
+    kk = c1.number_input(
+        "k (group budget)",
+        1,
+        max(1, len(info.tasks) or 1),
+        int(min(max(k, 1), max(1, len(info.tasks) or 1))),
+        key="gt_k",
+    )
     seeds = c2.number_input("seeds", 1, 10, 2, key="gt_seeds")
     store = data.get_store()
     job = refresh(store, info.id, int(kk))
     running = bool(job and job.get("status") == "running")
-    if c3.button("Run the ground truth", icon=":material/science:", key="gt_start",
-                 disabled=running):
+    if c3.button(
+        "Run the ground truth", icon=":material/science:", key="gt_start", disabled=running
+    ):
         try:
             job = start(store, info, int(kk), int(seeds))
             running = True
@@ -130,29 +143,40 @@ def _job_view(run_id: int, k: int, was_running: bool) -> None:
     status = job.get("status")
     if status == "running":
         elapsed = time.time() - float(job.get("started", time.time()))
-        st.info(f"Evaluating (k={k}, {job.get('seeds')} seed(s)) for "
-                f"{format_seconds(elapsed)} — {job.get('message') or 'starting'}",
-                icon=":material/hourglass_top:")
+        st.info(
+            f"Evaluating (k={k}, {job.get('seeds')} seed(s)) for "
+            f"{format_seconds(elapsed)} — {job.get('message') or 'starting'}",
+            icon=":material/hourglass_top:",
+        )
     elif status == "failed":
         st.error(f"The evaluation failed: {job.get('error') or 'no report was written'}")
     elif status == "done":
         report = job.get("report") or {}
         df = report_frame(report)
-        st.dataframe(df, hide_index=True, width="stretch", column_config={
-            "total test loss": st.column_config.NumberColumn(format="%.4f"),
-            "± std": st.column_config.NumberColumn(format="%.4f"),
-            "vs all together": st.column_config.NumberColumn(
-                format="percent", help="Change in total test loss against all together: "
-                "negative = lower loss (better)"),
-            "parameters": st.column_config.NumberColumn(format="%.0f"),
-            "compute s": st.column_config.NumberColumn(format="%.1f"),
-        })
+        st.dataframe(
+            df,
+            hide_index=True,
+            width="stretch",
+            column_config={
+                "total test loss": st.column_config.NumberColumn(format="%.4f"),
+                "± std": st.column_config.NumberColumn(format="%.4f"),
+                "vs all together": st.column_config.NumberColumn(
+                    format="percent",
+                    help="Change in total test loss against all together: "
+                    "negative = lower loss (better)",
+                ),
+                "parameters": st.column_config.NumberColumn(format="%.0f"),
+                "compute s": st.column_config.NumberColumn(format="%.1f"),
+            },
+        )
         comp = report.get("comparison") or {}
         if "tag_vs_together" in comp:
             gain = float(comp["tag_vs_together"])
-            words = (f"{gain * 100:.1f}% lower" if gain >= 0 else f"{-gain * 100:.1f}% higher")
+            words = f"{gain * 100:.1f}% lower" if gain >= 0 else f"{-gain * 100:.1f}% higher"
             best = df.loc[df["total test loss"].idxmin(), "approach"] if not df.empty else None
-            st.caption(f"TAG groups: {words} total test loss than all together. "
-                       + (f"Lowest of all here: **{best}**." if best else ""))
+            st.caption(
+                f"TAG groups: {words} total test loss than all together. "
+                + (f"Lowest of all here: **{best}**." if best else "")
+            )
     if was_running and status != "running":
         st.rerun()

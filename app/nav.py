@@ -28,5 +28,9 @@ def open_page(name: str, **query: object) -> None:
 def link(name: str, label: str, icon: str | None = None, **query: object) -> None:
     """A link to another page that carries a selection in the URL."""
     if name in _registry:
-        st.page_link(_registry[name], label=label, icon=icon,
-                     query_params={k: str(v) for k, v in query.items()} or None)
+        st.page_link(
+            _registry[name],
+            label=label,
+            icon=icon,
+            query_params={k: str(v) for k, v in query.items()} or None,
+        )

@@ -54,8 +54,15 @@ class GroupResult:
     converged: bool | None = None  # affinity propagation only
 
 
-def grouper_for(method: str, k: int, tau: float, n_tasks: int, *,
-                time_limit: float = TAG_SAFETY_S, progress=None):
+def grouper_for(
+    method: str,
+    k: int,
+    tau: float,
+    n_tasks: int,
+    *,
+    time_limit: float = TAG_SAFETY_S,
+    progress=None,
+):
     """The grouper the controls describe (``none`` -> None). ``progress(fraction, stage)``
     follows a TAG search."""
     if method == "none":
@@ -69,8 +76,16 @@ def grouper_for(method: str, k: int, tau: float, n_tasks: int, *,
     return make_grouper(method)
 
 
-def regroup(A: np.ndarray, tasks: list[str], method: str, k: int, tau: float, *,
-            time_limit: float = TAG_SAFETY_S, progress=None) -> GroupResult | None:
+def regroup(
+    A: np.ndarray,
+    tasks: list[str],
+    method: str,
+    k: int,
+    tau: float,
+    *,
+    time_limit: float = TAG_SAFETY_S,
+    progress=None,
+) -> GroupResult | None:
     """Group one ``(n, n)`` matrix (NaN cells count as 0: no measured transfer); ``None`` for
     the method ``none``. ``progress(fraction, stage)`` follows a TAG search (called from the
     thread that runs it)."""
@@ -80,11 +95,17 @@ def regroup(A: np.ndarray, tasks: list[str], method: str, k: int, tau: float, *,
     if g is None:
         return None
     g.fit(M, tasks)
-    return GroupResult(g.groups_, float(g.score_), getattr(g, "optimal_", None),
-                       getattr(g, "gap_", None), time.perf_counter() - t0,
-                       upper=getattr(g, "upper_bound_", None),
-                       relative_gap=getattr(g, "relative_gap_", None),
-                       warning=g.warning_, converged=getattr(g, "converged_", None))
+    return GroupResult(
+        g.groups_,
+        float(g.score_),
+        getattr(g, "optimal_", None),
+        getattr(g, "gap_", None),
+        time.perf_counter() - t0,
+        upper=getattr(g, "upper_bound_", None),
+        relative_gap=getattr(g, "relative_gap_", None),
+        warning=g.warning_,
+        converged=getattr(g, "converged_", None),
+    )
 
 
 def tau_range(A: np.ndarray) -> tuple[float, float]:
@@ -122,7 +143,12 @@ class Timeline:
 
 
 def timeline(
-    steps: np.ndarray, smoothed: np.ndarray, tasks: list[str], method: str, k: int, tau: float,
+    steps: np.ndarray,
+    smoothed: np.ndarray,
+    tasks: list[str],
+    method: str,
+    k: int,
+    tau: float,
 ) -> Timeline | None:
     """Group every logged step of an already smoothed stack (``mtl_core.series.smooth``: the
     matrices the heatmap shows), or an evenly spaced budget of steps when grouping is slow.
@@ -141,7 +167,8 @@ def timeline(
         raise LabError(
             f"TAG takes seconds per step on {len(tasks)} tasks, so the group timeline uses it "
             f"up to {TAG_INTERACTIVE_MAX} tasks; hierarchical or threshold grouping follows "
-            "every step of this run.")
+            "every step of this run."
+        )
     stack = np.asarray(smoothed, dtype=np.float64)
     steps = np.asarray(steps)
     g0 = grouper_for(method, k, tau, len(tasks))
@@ -161,8 +188,9 @@ def timeline(
     tl = group_timeline(steps[idx], np.nan_to_num(grouped), tasks, g, smoothing="none")
     labels = tl.membership()  # a task in two (TAG) groups: the smaller id
     labels[labels == np.iinfo(np.int64).max] = -1
-    return Timeline(tl.steps, labels, list(tl.change_steps), list(tl.groupings),
-                    list(tl.ids), grouped)
+    return Timeline(
+        tl.steps, labels, list(tl.change_steps), list(tl.groupings), list(tl.ids), grouped
+    )
 
 
 # ----------------------------------------------------------------------------- about groupings
@@ -210,9 +238,7 @@ def group_order(
     first: dict[int, int] = {}
     for i in base:
         first.setdefault(int(labels[i]), rank[i])
-    return np.asarray(
-        sorted(base, key=lambda i: (first[int(labels[i])], rank[i])), dtype=np.intp
-    )
+    return np.asarray(sorted(base, key=lambda i: (first[int(labels[i])], rank[i])), dtype=np.intp)
 
 
 def block_means(
@@ -238,6 +264,12 @@ def group_table(groups: Grouping, M: np.ndarray, tasks: list[str]) -> list[dict]
         idx = [index[t] for t in sorted(members)]
         sub = M[np.ix_(idx, idx)]
         off = sub[~np.eye(len(idx), dtype=bool)]
-        rows.append({"group": g + 1, "tasks": ", ".join(sorted(members)), "size": len(idx),
-                     "mean": float(np.nanmean(off)) if len(idx) > 1 else None})
+        rows.append(
+            {
+                "group": g + 1,
+                "tasks": ", ".join(sorted(members)),
+                "size": len(idx),
+                "mean": float(np.nanmean(off)) if len(idx) > 1 else None,
+            }
+        )
     return rows

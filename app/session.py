@@ -142,8 +142,13 @@ def run_picker(
     return by_id[rid]
 
 
-def keep_value(key: str, default: Any, qp_key: str | None = None, kind: type = str,
-               valid: Callable[[Any], bool] | None = None) -> None:
+def keep_value(
+    key: str,
+    default: Any,
+    qp_key: str | None = None,
+    kind: type = str,
+    valid: Callable[[Any], bool] | None = None,
+) -> None:
     """Seed widget ``key`` from the URL, else this session's last value, else ``default``.
 
     Widget state disappears when a page is left; a plain ``_keep_`` copy carries it across.

@@ -40,10 +40,15 @@ def run(start: str | None = None) -> None:
     from app.guard import guard
 
     # An emoji icon: a material icon would be fetched from Google Fonts (fails offline).
-    st.set_page_config(page_title="Task Affinity Lab", page_icon="🧩",
-                       layout="wide", initial_sidebar_state="expanded")
-    logging.basicConfig(level=logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    st.set_page_config(
+        page_title="Task Affinity Lab",
+        page_icon="🧩",
+        layout="wide",
+        initial_sidebar_state="expanded",
+    )
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     default = start if start in PAGES else "learn"
     pages = []
     for name, (title, icon, module) in PAGES.items():
@@ -71,6 +76,8 @@ if __name__ == "__main__":
             raise
         import streamlit as st
 
-        st.error("Start the app from the project folder with "
-                 "`python -m streamlit run app/streamlit_app.py` "
-                 f"(cannot import {exc.name!r} otherwise).")
+        st.error(
+            "Start the app from the project folder with "
+            "`python -m streamlit run app/streamlit_app.py` "
+            f"(cannot import {exc.name!r} otherwise)."
+        )

@@ -23,15 +23,22 @@ from mtl_core.store import RunInfo
 PERCENT_MEASURES = ("lookahead", "proximal")
 #: Material icons (rendered by Streamlit's own font, so they show on any machine).
 STATUS_ICONS = {
-    "queued": ":material/hourglass_top:", "running": ":material/play_circle:",
-    "finished": ":material/check_circle:", "failed": ":material/error:",
-    "cancelled": ":material/stop_circle:", "interrupted": ":material/warning:",
+    "queued": ":material/hourglass_top:",
+    "running": ":material/play_circle:",
+    "finished": ":material/check_circle:",
+    "failed": ":material/error:",
+    "cancelled": ":material/stop_circle:",
+    "interrupted": ":material/warning:",
 }
 #: The lesson's three ways of training.
 APPROACH_LABELS = {"together": "all together", "groups": "in groups", "single": "each alone"}
 #: Smoothing over steps as the controls and titles name it (``mtl_core.series`` definitions).
-SMOOTHING_LABELS = {"none": "none (as logged)", "running": "running average",
-                    "window": "moving window", "ema": "EMA"}
+SMOOTHING_LABELS = {
+    "none": "none (as logged)",
+    "running": "running average",
+    "window": "moving window",
+    "ema": "EMA",
+}
 
 
 def is_percent(measure: str) -> bool:
@@ -108,21 +115,24 @@ def cell_sentences(A: np.ndarray, names: Sequence[str], measure: str) -> np.ndar
 def cell_template(measure: str) -> str:
     """A plotly hover template saying one heatmap cell in words (reads ``x``, ``y``, ``z``):
     one template serves every frame of an animation."""
-    value = ("%{z:+.2%} (+ means it went down)" if is_percent(measure) else "%{z:+.3f}")
+    value = "%{z:+.2%} (+ means it went down)" if is_percent(measure) else "%{z:+.3f}"
     return f"a step on task %{{y}} → task %{{x}}'s loss: {value}<extra></extra>"
 
 
-def describe_difference(source: str, target: str, a: float, b: float, label_a: str,
-                        label_b: str) -> str:
+def describe_difference(
+    source: str, target: str, a: float, b: float, label_a: str, label_b: str
+) -> str:
     """One cell of a difference heatmap: both runs' values and ``b - a``."""
-    return (f"{source} → {target}: {label_b} {b:+.2%} vs {label_a} {a:+.2%} "
-            f"(difference {b - a:+.2%})")
+    return (
+        f"{source} → {target}: {label_b} {b:+.2%} vs {label_a} {a:+.2%} (difference {b - a:+.2%})"
+    )
 
 
 def timeline_cell(step: int, task: str, group_id: float) -> str:
     """Hover text of one cell of the group timeline (NaN id: the task is in no group)."""
-    return f"step {step}: {task} in group {int(group_id)}" if np.isfinite(group_id) \
-        else f"step {step}"
+    return (
+        f"step {step}: {task} in group {int(group_id)}" if np.isfinite(group_id) else f"step {step}"
+    )
 
 
 def pair_title(source: str, target: str) -> str:
@@ -136,8 +146,7 @@ def loss_template(label: str, task: str) -> str:
 
 def approach_template(key: str) -> str:
     """Hover template of one lesson bar (``x`` = task, ``y`` = held-out loss)."""
-    return (f"{APPROACH_LABELS[key]}<br>task %{{x}}: held-out loss "
-            "%{y:.4g}<extra></extra>")
+    return f"{APPROACH_LABELS[key]}<br>task %{{x}}: held-out loss %{{y:.4g}}<extra></extra>"
 
 
 def heatmap_title(matrix_mode: str, first_step: int, step: int, how: str) -> str:
@@ -150,13 +159,16 @@ def heatmap_title(matrix_mode: str, first_step: int, step: int, how: str) -> str
 def smoothing_phrase(how: str, window: int, beta: float) -> str:
     """The smoothing in a sentence: ``moving window of 20``, ``EMA (beta 0.9)``."""
     return {"window": f"moving window of {window}", "ema": f"EMA (beta {beta})"}.get(
-        how, "running average")
+        how, "running average"
+    )
 
 
 def scale_caption(zmax: float) -> str:
     """Compare's heatmaps share one colour range."""
-    return (f"Whole-run averages on one colour scale (±{zmax:.3g}); rows ordered like the "
-            "first run's hierarchical clustering wherever the runs share their tasks.")
+    return (
+        f"Whole-run averages on one colour scale (±{zmax:.3g}); rows ordered like the "
+        "first run's hierarchical clustering wherever the runs share their tasks."
+    )
 
 
 # ----------------------------------------------------------------------------- groupings
@@ -179,13 +191,16 @@ def groups_caption(result: GroupResult, method: str) -> str:
         extra = " · proven optimal"
     elif method == "tag" and result.optimal is False:
         extra = f" · {tag_note(result.gap, result.relative_gap, result.upper)}"
-    return (f"TAG value of this grouping: {result.score:.4g} (mean over tasks of the best "
-            f"in-group affinity onto the task){extra} · grouped in "
-            f"{format_seconds(result.seconds)}")
+    return (
+        f"TAG value of this grouping: {result.score:.4g} (mean over tasks of the best "
+        f"in-group affinity onto the task){extra} · grouped in "
+        f"{format_seconds(result.seconds)}"
+    )
 
 
-def tag_note(gap: float | None, relative_gap: float | None = None,
-             upper: float | None = None) -> str:
+def tag_note(
+    gap: float | None, relative_gap: float | None = None, upper: float | None = None
+) -> str:
     """A TAG answer that is not proven optimal: how much better the best grouping could be."""
     if gap is None:
         return "best grouping found; its distance from the best possible is unknown"
@@ -197,21 +212,27 @@ def tag_note(gap: float | None, relative_gap: float | None = None,
 
 
 def tag_searching(k: int, n_tasks: int) -> str:
-    return (f"TAG is searching for the best {k} groups of {n_tasks} tasks in the background "
-            "(seconds; the page stays usable)…")
+    return (
+        f"TAG is searching for the best {k} groups of {n_tasks} tasks in the background "
+        "(seconds; the page stays usable)…"
+    )
 
 
 def tag_stage(stage: str) -> str:
     """The progress bar's label for a stage of the TAG search."""
-    return {"queued": "waiting for the search before it to finish",
-            "local search": "looking for good groupings (local search)",
-            "bound": "proving how good they are (upper bound)"}.get(stage, stage)
+    return {
+        "queued": "waiting for the search before it to finish",
+        "local search": "looking for good groupings (local search)",
+        "bound": "proving how good they are (upper bound)",
+    }.get(stage, stage)
 
 
 def tag_slow(n_tasks: int) -> str:
-    return (f":material/timer: TAG on {n_tasks} tasks takes seconds: it searches in the "
-            "background, and says whether the answer is proven optimal or how far from the "
-            "best possible it may be.")
+    return (
+        f":material/timer: TAG on {n_tasks} tasks takes seconds: it searches in the "
+        "background, and says whether the answer is proven optimal or how far from the "
+        "best possible it may be."
+    )
 
 
 #: The button under a grouping that failed (affinity propagation did not converge).
@@ -223,23 +244,33 @@ def grouper_warning(message: str) -> str:
     return message[:1].upper() + message[1:] + "."
 
 
-def timeline_caption(how: str, window: int, beta: float, change_steps: Sequence[int],
-                     grouped: int, logged: int) -> str:
+def timeline_caption(
+    how: str, window: int, beta: float, change_steps: Sequence[int], grouped: int, logged: int
+) -> str:
     """Under the group timeline: the smoothing, the change points, and any downsampling
     (``grouped`` of ``logged`` steps were grouped)."""
     n = len(change_steps)
     shown = ", ".join(map(str, change_steps[:12])) + (" …" if n > 12 else "")
     note = f" grouped at {grouped} evenly spaced steps." if grouped < logged else ""
-    return (f"Grouped on the {smoothing_phrase(how, window, beta)} of the matrices; colours keep "
-            "their group across steps. "
-            + (f"The grouping changes {n} time(s), at steps {shown} (dotted lines)."
-               if n else "The grouping never changes.") + note)
+    return (
+        f"Grouped on the {smoothing_phrase(how, window, beta)} of the matrices; colours keep "
+        "their group across steps. "
+        + (
+            f"The grouping changes {n} time(s), at steps {shown} (dotted lines)."
+            if n
+            else "The grouping never changes."
+        )
+        + note
+    )
 
 
 def pair_caption(source: str, target: str, average: float, worst: float, measure: str) -> str:
     """Under the pair view: why this pair is the default, and its whole-run average."""
-    lead = ("Default pair: the most harmful one on average. " if worst < 0 else
-            "Default pair: the least helpful one on average (no pair hurts here). ")
+    lead = (
+        "Default pair: the most harmful one on average. "
+        if worst < 0
+        else "Default pair: the least helpful one on average (no pair hurts here). "
+    )
     return lead + describe_cell(source, target, average, measure) + " on average over the run."
 
 
@@ -290,11 +321,14 @@ def status_text(info: RunInfo, queue_ahead: int | None = None) -> str:
 
 def missing_run(run_id: int, status: str | None) -> str:
     """A link asked for a run that cannot be shown (``status`` None: not in this store)."""
-    why = (f"run #{run_id} logged no affinity to explore ({status}, e.g. a grouped or "
-           "single-task run)" if status is not None
-           else f"there is no run #{run_id} (deleted, or from another store)")
-    return (f"The link asked for a run that cannot be shown here: {why}. Showing another run "
-            "instead.")
+    why = (
+        f"run #{run_id} logged no affinity to explore ({status}, e.g. a grouped or single-task run)"
+        if status is not None
+        else f"there is no run #{run_id} (deleted, or from another store)"
+    )
+    return (
+        f"The link asked for a run that cannot be shown here: {why}. Showing another run instead."
+    )
 
 
 # ----------------------------------------------------------------------------- the lesson
@@ -321,8 +355,9 @@ def explain_lesson(
     return out
 
 
-def _transfer_sentences(A: np.ndarray | None, tasks: Sequence[str],
-                        grouping: Sequence[Iterable[str]] | None) -> tuple[list[str], float]:
+def _transfer_sentences(
+    A: np.ndarray | None, tasks: Sequence[str], grouping: Sequence[Iterable[str]] | None
+) -> tuple[list[str], float]:
     """What the affinity says (inside and across groups), and the mean across groups."""
     out: list[str] = []
     between = float("nan")
@@ -330,9 +365,11 @@ def _transfer_sentences(A: np.ndarray | None, tasks: Sequence[str],
         return out, between
     if not grouping or len(grouping) < 2:
         worst = float(np.nanmin(A[~np.eye(len(tasks), dtype=bool)]))
-        out.append(f"The most harmful pair so far: one task's step raises another's loss by "
-                   f"{pct(worst)}." if worst < 0
-                   else "So far every task's step helps every other task.")
+        out.append(
+            f"The most harmful pair so far: one task's step raises another's loss by {pct(worst)}."
+            if worst < 0
+            else "So far every task's step helps every other task."
+        )
         return out, between
     within, between = block_means(A, tasks, grouping)
     g = [sorted(x) for x in grouping]
@@ -342,46 +379,64 @@ def _transfer_sentences(A: np.ndarray | None, tasks: Sequence[str],
         out.append(
             f"Inside a group ({first}, or {second}) a training step on one task {verb} the "
             f"others' loss by {pct(within)} on average: "
-            + ("they help each other." if within >= 0 else "even they get in each other's way."))
+            + ("they help each other." if within >= 0 else "even they get in each other's way.")
+        )
     if np.isfinite(between) and between < 0:
         out.append(
             f"Across groups it is the opposite: a step on a task in one group raises the loss "
             f"of the tasks in the other by {pct(between)} on average — the red cells. They "
-            "pull the shared layers in different directions.")
+            "pull the shared layers in different directions."
+        )
     elif np.isfinite(between):
-        out.append(f"Across groups a step still lowers the other group's loss, by "
-                   f"{pct(between)} on average, so sharing costs little here.")
+        out.append(
+            f"Across groups a step still lowers the other group's loss, by "
+            f"{pct(between)} on average, so sharing costs little here."
+        )
     return out, between
 
 
-def _loss_sentence(tog: float, grp: float, sgl: float | None, between: float,
-                   finished: bool) -> str:
+def _loss_sentence(
+    tog: float, grp: float, sgl: float | None, between: float, finished: bool
+) -> str:
     """What the held-out losses say, read against the affinity across groups (``between``)."""
     rel = (tog - grp) / max(abs(tog), 1e-12)
     lead = "At the end" if finished else "So far"
-    losses = (f"({grp:.4g} vs {tog:.4g}"
-              + (f"; each task alone: {sgl:.4g}" if sgl is not None else "") + ")")
+    losses = (
+        f"({grp:.4g} vs {tog:.4g}"
+        + (f"; each task alone: {sgl:.4g}" if sgl is not None else "")
+        + ")"
+    )
     harm = np.isfinite(between) and between < 0
     calm = np.isfinite(between) and between >= 0
     if rel > 0.03 and calm:
         # The loss says "split them" but the affinity shows no harm across the groups:
         # on a tiny shared layer one training run can simply land worse than another.
-        return (f"{lead}, the groups ended {pct(rel)} lower in held-out loss {losses}, yet the "
-                "affinity shows no harm across the groups: this gap is not negative transfer "
-                "but the luck of one training run (the shared layer is tiny, and some runs "
-                "land worse than others). Change the seed under Advanced knobs to see it move; "
-                "the affinity heatmap is the steadier signal.")
+        return (
+            f"{lead}, the groups ended {pct(rel)} lower in held-out loss {losses}, yet the "
+            "affinity shows no harm across the groups: this gap is not negative transfer "
+            "but the luck of one training run (the shared layer is tiny, and some runs "
+            "land worse than others). Change the seed under Advanced knobs to see it move; "
+            "the affinity heatmap is the steadier signal."
+        )
     if rel > 0.03:
-        return (f"{lead}, training in these groups gives a {pct(rel)} lower held-out loss than "
-                f"training all tasks together {losses}. That gap is negative transfer.")
+        return (
+            f"{lead}, training in these groups gives a {pct(rel)} lower held-out loss than "
+            f"training all tasks together {losses}. That gap is negative transfer."
+        )
     if rel < -0.03 and harm:
-        return (f"{lead}, all tasks together ended {pct(-rel)} lower in held-out loss than the "
-                f"groups {losses}, even though the red cells show the groups hurting each "
-                "other: one training run on a tiny shared layer is noisy. Change the seed under "
-                "Advanced knobs; the affinity heatmap is the steadier signal.")
+        return (
+            f"{lead}, all tasks together ended {pct(-rel)} lower in held-out loss than the "
+            f"groups {losses}, even though the red cells show the groups hurting each "
+            "other: one training run on a tiny shared layer is noisy. Change the seed under "
+            "Advanced knobs; the affinity heatmap is the steadier signal."
+        )
     if rel < -0.03:
-        return (f"{lead}, training all tasks together is {pct(-rel)} better than the groups "
-                f"({tog:.4g} vs {grp:.4g}): sharing helps here, there is no negative transfer "
-                "to avoid. Turn the conflict up to create some.")
-    return (f"{lead}, all-together and grouped training are within 3% of each other "
-            f"({tog:.4g} vs {grp:.4g}): little negative transfer at this conflict level.")
+        return (
+            f"{lead}, training all tasks together is {pct(-rel)} better than the groups "
+            f"({tog:.4g} vs {grp:.4g}): sharing helps here, there is no negative transfer "
+            "to avoid. Turn the conflict up to create some."
+        )
+    return (
+        f"{lead}, all-together and grouped training are within 3% of each other "
+        f"({tog:.4g} vs {grp:.4g}): little negative transfer at this conflict level."
+    )

@@ -34,8 +34,18 @@ from mtl_core.models import MultiTaskNet, task_losses
 from mtl_core.scenarios import load_dataset
 from mtl_core.training import make_optimizer, resolve_device, train
 
-ATTRS = ["even", "ge5", "prime", "loop", "one_or_seven", "mult3", "zero_one_eight", "lt3",
-         "four_or_nine", "straight"]
+ATTRS = [
+    "even",
+    "ge5",
+    "prime",
+    "loop",
+    "one_or_seven",
+    "mult3",
+    "zero_one_eight",
+    "lt3",
+    "four_or_nine",
+    "straight",
+]
 
 
 def scenario(arch: str, n: int) -> tuple[str, dict]:
@@ -105,7 +115,8 @@ def time_steps(arch: str, n: int, device: torch.device, repeats: int, batch: int
 def whole_run(device: str, steps: int, n: int) -> tuple[float, float]:
     def cfg(measure: str) -> RunConfig:
         return RunConfig(
-            scenario="synthetic", knobs={"tasks": n, "clusters": 3},
+            scenario="synthetic",
+            knobs={"tasks": n, "clusters": 3},
             train=TrainConfig(steps=steps, eval_every=50, device=device),
             affinity=AffinityConfig(measure=measure, every=10),
         )
@@ -129,23 +140,31 @@ def main() -> None:
     args = ap.parse_args()
     device = resolve_device(args.device)
     torch.set_num_threads(torch.get_num_threads())
-    print(f"device: {device}, torch {torch.__version__}, threads {torch.get_num_threads()}, "
-          f"batch {args.batch}, Adam, median step time\n")
-    hdr = (f"{'model':6} {'n':>3} {'plain ms':>9} {'lookahead ms':>12} {'reference ms':>12} "
-           f"{'look/plain':>10} {'target<=':>8} {'ref/look':>8}")
+    print(
+        f"device: {device}, torch {torch.__version__}, threads {torch.get_num_threads()}, "
+        f"batch {args.batch}, Adam, median step time\n"
+    )
+    hdr = (
+        f"{'model':6} {'n':>3} {'plain ms':>9} {'lookahead ms':>12} {'reference ms':>12} "
+        f"{'look/plain':>10} {'target<=':>8} {'ref/look':>8}"
+    )
     print(hdr)
     print("-" * len(hdr))
     for arch in ("mlp", "cnn"):
         for n in (int(s) for s in args.tasks.split(",")):
             t = time_steps(arch, n, device, args.repeats, args.batch)
             ratio = t["vectorized"] / t["plain"]
-            print(f"{arch:6} {n:3d} {t['plain'] * 1e3:9.2f} {t['vectorized'] * 1e3:12.2f} "
-                  f"{t['reference'] * 1e3:12.2f} {ratio:10.2f} {0.6 * (n + 1):8.1f} "
-                  f"{t['reference'] / t['vectorized']:8.2f}")
+            print(
+                f"{arch:6} {n:3d} {t['plain'] * 1e3:9.2f} {t['vectorized'] * 1e3:12.2f} "
+                f"{t['reference'] * 1e3:12.2f} {ratio:10.2f} {0.6 * (n + 1):8.1f} "
+                f"{t['reference'] / t['vectorized']:8.2f}"
+            )
     none, look = whole_run(args.device, args.run_steps, 9)
-    print(f"\nwhole run, synthetic n=9, {args.run_steps} steps (incl. evaluation): "
-          f"no affinity {none:.2f}s, lookahead --every 10 {look:.2f}s, ratio {look / none:.2f} "
-          f"(target <= 1.6)")
+    print(
+        f"\nwhole run, synthetic n=9, {args.run_steps} steps (incl. evaluation): "
+        f"no affinity {none:.2f}s, lookahead --every 10 {look:.2f}s, ratio {look / none:.2f} "
+        f"(target <= 1.6)"
+    )
 
 
 if __name__ == "__main__":

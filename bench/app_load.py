@@ -59,8 +59,9 @@ async def open_page(browser, url: str, timeout_s: float) -> tuple[dict, list[str
         where = (m.location or {}).get("url", "")
         # Streamlit's frontend probes /<page>/_stcore/... before the root path (404, benign);
         # offline machines cannot reach Google Fonts. Neither is an app error.
-        if "Failed to load resource" in m.text and ("/_stcore/" in where
-                                                     or "127.0.0.1" not in where):
+        if "Failed to load resource" in m.text and (
+            "/_stcore/" in where or "127.0.0.1" not in where
+        ):
             return
         errors.append(f"console: {m.text[:120]}")
 
@@ -85,8 +86,9 @@ async def load(url_of, n: int, timeout_s: float) -> list[tuple[dict, list[str]]]
 
     async with async_playwright() as p:
         browser = await p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        results = await asyncio.gather(*(open_page(browser, url_of(i), timeout_s)
-                                         for i in range(n)))
+        results = await asyncio.gather(
+            *(open_page(browser, url_of(i), timeout_s) for i in range(n))
+        )
         await browser.close()
     return list(results)
 
@@ -107,13 +109,17 @@ def summary(name: str, results, base: dict | None) -> list[str]:
         got = sum(r[key] is not None for r, _ in results)
         label = f"{name}: {key}"
         if st_ is None:
-            rows.append(f"{label:<52}{'-':>8}{'-':>8}{'-':>8}{'-':>8}{got:>5}/{len(results)}"
-                        f"{errs if key == 'drawn' else '':>8}")
+            rows.append(
+                f"{label:<52}{'-':>8}{'-':>8}{'-':>8}{'-':>8}{got:>5}/{len(results)}"
+                f"{errs if key == 'drawn' else '':>8}"
+            )
             continue
         med, p95, mx = st_
         ratio = f"{med / base[key]:.2f}" if base and base.get(key) else "1.00"
-        rows.append(f"{label:<52}{med:>8.2f}{p95:>8.2f}{mx:>8.2f}{ratio:>8}{got:>5}/"
-                    f"{len(results)}{errs if key == 'drawn' else '':>8}")
+        rows.append(
+            f"{label:<52}{med:>8.2f}{p95:>8.2f}{mx:>8.2f}{ratio:>8}{got:>5}/"
+            f"{len(results)}{errs if key == 'drawn' else '':>8}"
+        )
     return rows
 
 
@@ -132,11 +138,16 @@ def main() -> int:
 
     folder = Path(tempfile.mkdtemp(prefix="app_load_"))
     store = Store(folder / "store.sqlite")
-    seeded = seed_run(store, name="finished", n_tasks=8, steps=500,
-                      config=config_dict(knobs={"tasks": 8}))
+    seeded = seed_run(
+        store, name="finished", n_tasks=8, steps=500, config=config_dict(knobs={"tasks": 8})
+    )
     timing = folder / "page_runs.csv"
-    env = {**os.environ, "MTL_LAB_STORE": str(store.path), "MTL_LAB_WORKERS": "2",
-           "MTL_LAB_TIMING_LOG": str(timing)}
+    env = {
+        **os.environ,
+        "MTL_LAB_STORE": str(store.path),
+        "MTL_LAB_WORKERS": "2",
+        "MTL_LAB_TIMING_LOG": str(timing),
+    }
     ids: list[int] = []
     with running_app(env, folder / "server.log") as url:
         # The browsers started from here run at the lowest priority: in real use they run on
@@ -160,47 +171,69 @@ def _measure(url: str, store, seeded: int, ids: list[int], timing: Path, args) -
     base_res = asyncio.run(load(lambda i: f"{url}/explore?run={seeded}", 1, args.timeout))
     base = base_res[0][0]
     rows += summary("1 page, idle (baseline)", base_res, None)
-    idle = asyncio.run(load(lambda i: f"{url}/explore?run={seeded}", args.pages,
-                            args.timeout))
+    idle = asyncio.run(load(lambda i: f"{url}/explore?run={seeded}", args.pages, args.timeout))
     rows += summary(f"{args.pages} pages, idle", idle, base)
 
     # Queue the runs in the store; the app's runner (started by the first page) trains them.
     for s in (0, 1):
-        cfg = RunConfig(scenario="synthetic", knobs={"tasks": 8},
-                        train=TrainConfig(steps=args.steps, seed=s), name=f"load {s}")
-        ids.append(store.create_run(name=cfg.name, origin="trained", status="queued",
-                                    config=cfg.to_dict(), steps_total=args.steps))
+        cfg = RunConfig(
+            scenario="synthetic",
+            knobs={"tasks": 8},
+            train=TrainConfig(steps=args.steps, seed=s),
+            name=f"load {s}",
+        )
+        ids.append(
+            store.create_run(
+                name=cfg.name,
+                origin="trained",
+                status="queued",
+                config=cfg.to_dict(),
+                steps_total=args.steps,
+            )
+        )
     t0 = time.time()
     while any(store.get_run(i).steps_done < 5 for i in ids):
         if time.time() - t0 > 120:
             raise SystemExit("training runs did not start")
         time.sleep(0.2)
     t_load = time.time()
-    res = asyncio.run(load(lambda i: f"{url}/explore?run={ids[i % 2]}", args.pages,
-                           args.timeout))
+    res = asyncio.run(load(lambda i: f"{url}/explore?run={ids[i % 2]}", args.pages, args.timeout))
     still = [store.get_run(i).status for i in ids]
     rows += summary(f"{args.pages} pages, 2 runs training", res, base)
     errors = [e for _, es in [*base_res, *idle, *res] for e in es]
-    print(f"App load: time to first heatmap in seconds ({os.cpu_count()} CPUs; "
-          f"runs still {', '.join(still)} at the end)")
-    print("delivered = the heatmap reached the page (server side + network); drawn = the "
-          "browser drew it (the browsers share these CPUs)")
-    print(f"{'scenario':<52}{'median':>8}{'p95':>8}{'max':>8}{'x base':>8}{'pages':>7}"
-          f"{'errors':>8}")
+    print(
+        f"App load: time to first heatmap in seconds ({os.cpu_count()} CPUs; "
+        f"runs still {', '.join(still)} at the end)"
+    )
+    print(
+        "delivered = the heatmap reached the page (server side + network); drawn = the "
+        "browser drew it (the browsers share these CPUs)"
+    )
+    print(
+        f"{'scenario':<52}{'median':>8}{'p95':>8}{'max':>8}{'x base':>8}{'pages':>7}{'errors':>8}"
+    )
     for r in rows:
         print(r)
     for e in sorted(set(errors)):
         print(f"  error ({errors.count(e)}x): {e}")
-    runs_ms = [float(ms) for t, page, ms in
-               (line.split(",") for line in timing.read_text().splitlines())
-               if float(t) >= t_load and page == "explore"] if timing.exists() else []
+    runs_ms = (
+        [
+            float(ms)
+            for t, page, ms in (line.split(",") for line in timing.read_text().splitlines())
+            if float(t) >= t_load and page == "explore"
+        ]
+        if timing.exists()
+        else []
+    )
     if runs_ms:
         runs_ms.sort()
-        print(f"server side, Explore page runs during the load: n={len(runs_ms)}, "
-              f"median {statistics.median(runs_ms):.0f} ms, "
-              f"p95 {runs_ms[max(0, int(round(0.95 * len(runs_ms))) - 1)]:.0f} ms "
-              "(the rest of the time to first heatmap is the browsers, which share the "
-              "same CPUs here)")
+        print(
+            f"server side, Explore page runs during the load: n={len(runs_ms)}, "
+            f"median {statistics.median(runs_ms):.0f} ms, "
+            f"p95 {runs_ms[max(0, int(round(0.95 * len(runs_ms))) - 1)]:.0f} ms "
+            "(the rest of the time to first heatmap is the browsers, which share the "
+            "same CPUs here)"
+        )
     undelivered = [e for e in errors if "not delivered" in e or "exception" in e]
     return 0 if not undelivered else 1
 

@@ -51,13 +51,19 @@ def main() -> int:
     # Planted blocks (one task switching cluster at step 700), written like a worker does:
     # one transaction per step (a long-form import of 25M cells would measure the importer).
     steps, tasks, A = planted_stack(args.tasks, min(args.steps, 1000), switch_at=700)
-    rid = store.create_run(name="bench", origin="trained", status="running",
-                           steps_total=args.steps)
+    rid = store.create_run(name="bench", origin="trained", status="running", steps_total=args.steps)
     for s in range(1, args.steps + 1):
         M = A[min(s, len(A)) - 1]
-        store.append_step(rid, StepEvent(step=s, total_steps=args.steps, tasks=tasks,
-                                         train_loss={t: 0.1 for t in tasks},
-                                         affinity={"lookahead": M}))
+        store.append_step(
+            rid,
+            StepEvent(
+                step=s,
+                total_steps=args.steps,
+                tasks=tasks,
+                train_loss={t: 0.1 for t in tasks},
+                affinity={"lookahead": M},
+            ),
+        )
     store.set_status(rid, "finished")
     seed_s = time.perf_counter() - t0
     os.environ["MTL_LAB_STORE"] = str(store.path)
@@ -110,16 +116,22 @@ def main() -> int:
     assert not at.exception, at.exception
 
     base = statistics.median(rows[0][1])
-    print(f"Explore regroup + re-render, {args.tasks} tasks x {args.steps} logged steps "
-          f"(server side, AppTest full script run; seeding {seed_s:.1f} s, first load "
-          f"{first_ms:.0f} ms; load average {'/'.join(f'{x:.1f}' for x in os.getloadavg())})")
-    print(f"{'action':<40}{'median ms':>10}{'p95 ms':>9}{'max ms':>9}{'x baseline':>12}"
-          f"{'< 300 ms':>10}")
+    print(
+        f"Explore regroup + re-render, {args.tasks} tasks x {args.steps} logged steps "
+        f"(server side, AppTest full script run; seeding {seed_s:.1f} s, first load "
+        f"{first_ms:.0f} ms; load average {'/'.join(f'{x:.1f}' for x in os.getloadavg())})"
+    )
+    print(
+        f"{'action':<40}{'median ms':>10}{'p95 ms':>9}{'max ms':>9}{'x baseline':>12}"
+        f"{'< 300 ms':>10}"
+    )
     for name, ms in rows:
         med = statistics.median(ms)
         p95 = sorted(ms)[max(0, int(round(0.95 * len(ms))) - 1)]
-        print(f"{name:<40}{med:>10.0f}{p95:>9.0f}{max(ms):>9.0f}{med / base:>12.2f}"
-              f"{'yes' if p95 < 300 else 'no':>10}")
+        print(
+            f"{name:<40}{med:>10.0f}{p95:>9.0f}{max(ms):>9.0f}{med / base:>12.2f}"
+            f"{'yes' if p95 < 300 else 'no':>10}"
+        )
     return 0
 
 

@@ -133,33 +133,44 @@ def load() -> str:
 
 def targets(seed: int, limit: float, quick: bool) -> None:
     """The issue-14 targets: current vs previous search, same matrices, same run."""
-    print(f"# TAG selection at real sizes: current vs previous search "
-          f"({platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-          f"python {platform.python_version()}, numpy {np.__version__}); load average at "
-          f"start {load()}")
-    print("# value = TAG value (mean best-group affinity onto each task); gap = (upper bound "
-          "- value) / value; wall / CPU seconds; ratios = previous / current (time) and "
-          "current / previous (value)")
+    print(
+        f"# TAG selection at real sizes: current vs previous search "
+        f"({platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+        f"python {platform.python_version()}, numpy {np.__version__}); load average at "
+        f"start {load()}"
+    )
+    print(
+        "# value = TAG value (mean best-group affinity onto each task); gap = (upper bound "
+        "- value) / value; wall / CPU seconds; ratios = previous / current (time) and "
+        "current / previous (value)"
+    )
     print()
     print("| case | n | k | search | value | upper bound | gap | wall s | CPU s | notes |")
     print("|---|---|---|---|---|---|---|---|---|---|")
 
     def row(case, n, k, name, g, err, wall, cpu, note=""):
         if g is None:
-            print(f"| {case} | {n} | {k} | {name} | - | - | - | {wall:.2f} | {cpu:.2f} | "
-                  f"refused: {err.split(';')[0]} |", flush=True)
+            print(
+                f"| {case} | {n} | {k} | {name} | - | - | - | {wall:.2f} | {cpu:.2f} | "
+                f"refused: {err.split(';')[0]} |",
+                flush=True,
+            )
             return
         stop = ""
         if getattr(g, "stopped_", False) or getattr(g, "solver_", "") == "heuristic":
             stop = " (stopped by its time limit)"
         ub = f"{g.upper_bound_:.4f}" if np.isfinite(g.upper_bound_) else "-"
-        print(f"| {case} | {n} | {k} | {name} | {g.score_:.4f} | {ub} | {_gap(g)} | "
-              f"{wall:.2f} | {cpu:.2f} | {note}{stop} |", flush=True)
+        print(
+            f"| {case} | {n} | {k} | {name} | {g.score_:.4f} | {ub} | {_gap(g)} | "
+            f"{wall:.2f} | {cpu:.2f} | {note}{stop} |",
+            flush=True,
+        )
 
     cases = []
     rng = np.random.default_rng(seed + 20)
-    cases.append(("seeded random", rng.normal(size=(20, 20)), [f"t{i}" for i in range(20)], 5,
-                  None))
+    cases.append(
+        ("seeded random", rng.normal(size=(20, 20)), [f"t{i}" for i in range(20)], 5, None)
+    )
     if not quick:
         A, tasks, truth = planted_blocks([8] * 5, seed)
         cases.append(("40 in 5 planted blocks", A, tasks, 5, truth))
@@ -184,13 +195,16 @@ def targets(seed: int, limit: float, quick: bool) -> None:
         if prev[0] is not None:
             note = (note + "; " if note else "") + (
                 f"time ratio {prev[2] / cur[2]:.1f}x, value ratio "
-                f"{cur[0].score_ / prev[0].score_:.4f}")
+                f"{cur[0].score_ / prev[0].score_:.4f}"
+            )
         row(case, n, k, "current", *cur, note=note)
         summary.append((case, prev, cur))
 
     print()
-    print("# largest n proven optimal within the limit (random N(0,1) matrices, "
-          "default_rng(seed + n)); previous = exact DP (refuses n > 20)")
+    print(
+        "# largest n proven optimal within the limit (random N(0,1) matrices, "
+        "default_rng(seed + n)); previous = exact DP (refuses n > 20)"
+    )
     print()
     print("| k | n | previous: proven? | wall s | current: proven? | wall s | CPU s | value |")
     print("|---|---|---|---|---|---|---|---|")
@@ -213,22 +227,36 @@ def targets(seed: int, limit: float, quick: bool) -> None:
             if c_ok:
                 largest["current"] = n
             p_cell = "-" if prev[0] is None else ("yes" if p_ok else "no")
-            print(f"| {k} | {n} | {p_cell} | {prev[2]:.1f} | {'yes' if c_ok else 'no'} | "
-                  f"{cur[2]:.1f} | {cur[3]:.1f} | {cur[0].score_:.4f} |", flush=True)
+            print(
+                f"| {k} | {n} | {p_cell} | {prev[2]:.1f} | {'yes' if c_ok else 'no'} | "
+                f"{cur[2]:.1f} | {cur[3]:.1f} | {cur[0].score_:.4f} |",
+                flush=True,
+            )
             if not c_ok:
                 break
-        print(f"\nk = {k}: largest n proven optimal within {limit:g} s: previous "
-              f"{largest['previous']}, current {largest['current']}\n", flush=True)
+        print(
+            f"\nk = {k}: largest n proven optimal within {limit:g} s: previous "
+            f"{largest['previous']}, current {largest['current']}\n",
+            flush=True,
+        )
     print(f"# load average at end {load()}")
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--section", choices=("all", "targets", "exact"), default="all")
-    ap.add_argument("--limit", type=float, default=60.0,
-                    help="time limit of both searches in the targets section (s)")
-    ap.add_argument("--budget", type=float, default=120.0,
-                    help="run brute force only when its estimate is below this (seconds)")
+    ap.add_argument(
+        "--limit",
+        type=float,
+        default=60.0,
+        help="time limit of both searches in the targets section (s)",
+    )
+    ap.add_argument(
+        "--budget",
+        type=float,
+        default=120.0,
+        help="run brute force only when its estimate is below this (seconds)",
+    )
     ap.add_argument("--milp-limit", type=float, default=120.0, help="HiGHS time limit (s)")
     ap.add_argument("--quick", action="store_true", help="small sizes only (smoke test)")
     ap.add_argument("--seed", type=int, default=0)
@@ -246,13 +274,19 @@ def exact(args: argparse.Namespace) -> None:
     budgets = [2, 3, 4]
     if args.quick:
         sizes, budgets = [4, 6, 8], [2, 3]
-    print(f"# exact TAG selection vs brute force ({platform.processor() or platform.machine()}, "
-          f"python {platform.python_version()}, numpy {np.__version__})")
-    print("# random N(0,1) affinity matrices; times are medians of 3 runs for the DP, single runs"
-          " otherwise; ~ = extrapolated from a timed sample of the brute-force loop")
+    print(
+        f"# exact TAG selection vs brute force ({platform.processor() or platform.machine()}, "
+        f"python {platform.python_version()}, numpy {np.__version__})"
+    )
+    print(
+        "# random N(0,1) affinity matrices; times are medians of 3 runs for the DP, single runs"
+        " otherwise; ~ = extrapolated from a timed sample of the brute-force loop"
+    )
     print()
-    head = ("| n | k | candidate groups | exact DP | HiGHS MILP | brute force | brute / DP "
-            "| same value | DP proven optimal |")
+    head = (
+        "| n | k | candidate groups | exact DP | HiGHS MILP | brute force | brute / DP "
+        "| same value | DP proven optimal |"
+    )
     print(head)
     print("|" + "---|" * 9)
     for n in sizes:
@@ -261,8 +295,7 @@ def exact(args: argparse.Namespace) -> None:
         tasks = [f"t{i}" for i in range(n)]
         m = 2**n - n - 1
         for k in budgets:
-            t_dp, g = timed(TAGGrouper(k, solver="dp", time_limit=None).fit, A, tasks,
-                            repeats=3)
+            t_dp, g = timed(TAGGrouper(k, solver="dp", time_limit=None).fit, A, tasks, repeats=3)
             milp = TAGGrouper(k, solver="milp", time_limit=args.milp_limit)
             t_mip, mip = timed(milp.fit, A, tasks)
             mip_cell = fmt(t_mip)
@@ -277,15 +310,18 @@ def exact(args: argparse.Namespace) -> None:
                 bf_cell, rcell, same = fmt(est, True), ratio(est / t_dp, True), "-"
             agree = abs(mip.score_ - g.score_) <= 1e-7 if mip.optimal_ else None
             same_cell = same if agree is None or agree else same + " (MILP differs!)"
-            print(f"| {n} | {k} | {m:,} | {fmt(t_dp)} | {mip_cell} | {bf_cell} | {rcell} | "
-                  f"{same_cell} | {'yes' if g.optimal_ else 'no'} |", flush=True)
+            print(
+                f"| {n} | {k} | {m:,} | {fmt(t_dp)} | {mip_cell} | {bf_cell} | {rcell} | "
+                f"{same_cell} | {'yes' if g.optimal_ else 'no'} |",
+                flush=True,
+            )
 
     print()
     print("# disjoint-partition variant: DP vs enumerating every set partition into <= k groups")
     print()
     print("| n | k | set partitions | exact DP | enumeration | enumeration / DP | same value |")
     print("|" + "---|" * 7)
-    for n in ([4, 6] if args.quick else [4, 6, 8, 9, 10]):
+    for n in [4, 6] if args.quick else [4, 6, 8, 9, 10]:
         rng = np.random.default_rng(args.seed + 100 + n)
         A = rng.normal(size=(n, n))
         tasks = [f"t{i}" for i in range(n)]
@@ -294,8 +330,11 @@ def exact(args: argparse.Namespace) -> None:
         parts = sum(_stirling2(n, j) for j in range(1, k + 1))
         t_en, (_, v) = timed(brute_force_tag, A, tasks, k, disjoint=True)
         same = "yes" if abs(v - g.score_) <= 1e-9 else "NO"
-        print(f"| {n} | {k} | {parts:,} | {fmt(t_dp)} | {fmt(t_en)} | {ratio(t_en / t_dp)} | "
-              f"{same} |", flush=True)
+        print(
+            f"| {n} | {k} | {parts:,} | {fmt(t_dp)} | {fmt(t_en)} | {ratio(t_en / t_dp)} | "
+            f"{same} |",
+            flush=True,
+        )
 
 
 def _stirling2(n: int, k: int) -> int:

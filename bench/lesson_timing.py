@@ -55,8 +55,9 @@ print(json.dumps({"first": first, "total": time.perf_counter() - t0}))
 
 
 def baseline() -> dict[str, float]:
-    out = subprocess.run([sys.executable, "-c", BASELINE], capture_output=True,
-                         text=True, check=True, cwd=str(ROOT))
+    out = subprocess.run(
+        [sys.executable, "-c", BASELINE], capture_output=True, text=True, check=True, cwd=str(ROOT)
+    )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -77,10 +78,10 @@ def app_once(timeout_s: float, settle_s: float) -> dict[str, float]:
             button.click()
             t0 = time.perf_counter()
             page.get_by_text("Affinity so far: step", exact=False).wait_for(
-                timeout=timeout_s * 1000)
+                timeout=timeout_s * 1000
+            )
             first = time.perf_counter() - t0
-            page.get_by_text("At the end,", exact=False).first.wait_for(
-                timeout=timeout_s * 1000)
+            page.get_by_text("At the end,", exact=False).first.wait_for(timeout=timeout_s * 1000)
             total = time.perf_counter() - t0
             errors = page.locator("[data-testid='stException']").count()
             browser.close()
@@ -91,8 +92,12 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--timeout", type=float, default=180.0)
-    ap.add_argument("--settle", type=float, default=10.0,
-                    help="seconds between the page showing and the click on Train")
+    ap.add_argument(
+        "--settle",
+        type=float,
+        default=10.0,
+        help="seconds between the page showing and the click on Train",
+    )
     args = ap.parse_args()
     if not Path(CHROMIUM).exists():
         print(f"needs Chromium at {CHROMIUM}", file=sys.stderr)
@@ -101,12 +106,16 @@ def main() -> int:
     app = [app_once(args.timeout, args.settle) for _ in range(args.repeats)]
     print(f"Lesson timing, {args.repeats} repeat(s), median ({os.cpu_count()} CPUs)")
     print(f"{'':<36}{'baseline s':>12}{'app s':>10}{'app/base':>10}{'target s':>10}{'met':>6}")
-    for key, label, target in (("first", "Train -> first heatmap", TARGET_FIRST_S),
-                               ("total", "Train -> lesson finished", TARGET_TOTAL_S)):
+    for key, label, target in (
+        ("first", "Train -> first heatmap", TARGET_FIRST_S),
+        ("total", "Train -> lesson finished", TARGET_TOTAL_S),
+    ):
         b = statistics.median(r[key] for r in base)
         a = statistics.median(r[key] for r in app)
-        print(f"{label:<36}{b:>12.2f}{a:>10.2f}{a / b:>10.2f}{target:>10.0f}"
-              f"{'yes' if a <= target else 'no':>6}")
+        print(
+            f"{label:<36}{b:>12.2f}{a:>10.2f}{a / b:>10.2f}{target:>10.0f}"
+            f"{'yes' if a <= target else 'no':>6}"
+        )
     errors = sum(r["errors"] for r in app)
     print(f"app exceptions shown: {errors}")
     return 0 if errors == 0 else 1

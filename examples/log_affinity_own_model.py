@@ -82,12 +82,15 @@ def per_task_losses(model: nn.Module, batch: tuple[torch.Tensor, torch.Tensor]) 
 def make_data(n: int, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
     tokens = torch.randint(0, VOCAB, (n, LENGTH), generator=gen)
     count3 = (tokens == 3).sum(1).float()
-    y = torch.stack([
-        (count3 - 0.75) / 0.8,
-        (count3 > 0).float(),
-        (tokens[:, 0] >= 8).float(),
-        torch.randn(n, generator=gen),
-    ], dim=1)
+    y = torch.stack(
+        [
+            (count3 - 0.75) / 0.8,
+            (count3 > 0).float(),
+            (tokens[:, 0] >= 8).float(),
+            torch.randn(n, generator=gen),
+        ],
+        dim=1,
+    )
     return tokens, y
 
 
@@ -99,12 +102,27 @@ def main(steps: int = 150, every: int = 10, out: str | None = None) -> Path:
     model = MultiTaskAttention()
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     logger = AffinityLogger(
-        model, TASKS, per_task_losses, opt, shared="encoder", every=every,
-        task_types={"count3": "regression", "has3": "binary", "first_hi": "binary",
-                    "noise": "regression"},
-        config={"model": "attention encoder", "optimizer": "adam", "lr": 1e-3, "steps": steps,
-                "batch": 128},
-        notes="examples/log_affinity_own_model.py", name="attention example",
+        model,
+        TASKS,
+        per_task_losses,
+        opt,
+        shared="encoder",
+        every=every,
+        task_types={
+            "count3": "regression",
+            "has3": "binary",
+            "first_hi": "binary",
+            "noise": "regression",
+        },
+        config={
+            "model": "attention encoder",
+            "optimizer": "adam",
+            "lr": 1e-3,
+            "steps": steps,
+            "batch": 128,
+        },
+        notes="examples/log_affinity_own_model.py",
+        name="attention example",
     )
     for step in range(1, steps + 1):
         idx = torch.randint(0, len(tokens), (128,), generator=gen)
@@ -117,8 +135,10 @@ def main(steps: int = 150, every: int = 10, out: str | None = None) -> Path:
         logger.log_losses(step, losses)
     path = logger.save(out or Path(".lab") / "examples" / "attention_run.zip")
     A = logger.mean()
-    print(f"mean lookahead affinity over {len(logger.matrices()[0])} measurements "
-          "(row = source, column = target; > 0 helps):")
+    print(
+        f"mean lookahead affinity over {len(logger.matrices()[0])} measurements "
+        "(row = source, column = target; > 0 helps):"
+    )
     print(" " * 10 + "".join(f"{t:>10}" for t in TASKS))
     for t, row in zip(TASKS, A):
         print(f"{t:>10}" + "".join(f"{v:10.4f}" for v in row))

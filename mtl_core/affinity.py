@@ -56,7 +56,11 @@ def per_task_grads(losses: torch.Tensor, params: list[torch.Tensor]) -> list[tor
     n = losses.shape[0]
     eye = torch.eye(n, device=losses.device, dtype=losses.dtype)
     grads = torch.autograd.grad(
-        losses, params, grad_outputs=eye, is_grads_batched=True, retain_graph=True,
+        losses,
+        params,
+        grad_outputs=eye,
+        is_grads_batched=True,
+        retain_graph=True,
         allow_unused=True,
     )
     return [
@@ -193,9 +197,14 @@ def cosine_affinity_reference(
     vecs = []
     for i in range(losses.shape[0]):
         g = torch.autograd.grad(losses[i], shared, retain_graph=True, allow_unused=True)
-        vecs.append(torch.cat([
-            (x if x is not None else torch.zeros_like(p)).reshape(-1) for x, p in zip(g, shared)
-        ]))
+        vecs.append(
+            torch.cat(
+                [
+                    (x if x is not None else torch.zeros_like(p)).reshape(-1)
+                    for x, p in zip(g, shared)
+                ]
+            )
+        )
     G = torch.stack(vecs)
     n = G.shape[0]
     out = torch.empty((n, n), dtype=G.dtype)

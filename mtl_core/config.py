@@ -170,8 +170,11 @@ class RunConfig:
         from mtl_core.scenarios import default_model_config, get_scenario, resolve_knobs
 
         spec = get_scenario(scenario)
-        base = cls(scenario=spec.name, knobs=resolve_knobs(spec, dict(knobs or {})),
-                   model=default_model_config(spec.name))
+        base = cls(
+            scenario=spec.name,
+            knobs=resolve_knobs(spec, dict(knobs or {})),
+            model=default_model_config(spec.name),
+        )
         return base.with_overrides({"affinity.measure": "auto", **dict(overrides or {})})
 
     def with_overrides(self, overrides: Mapping[str, Any]) -> RunConfig:
@@ -207,8 +210,10 @@ class RunConfig:
             elif key == "name":
                 name = str(value or "").strip()
             else:
-                raise LabError(f"unknown setting {key!r}; settings are name, knobs.<knob> and "
-                               f"<section>.<field> for {', '.join(_SECTIONS)}")
+                raise LabError(
+                    f"unknown setting {key!r}; settings are name, knobs.<knob> and "
+                    f"<section>.<field> for {', '.join(_SECTIONS)}"
+                )
         if sections["affinity"]["measure"] in (None, "auto"):
             sections["affinity"]["measure"] = default_measure(sections["train"]["mode"])
         if knobs is not None:
@@ -257,8 +262,9 @@ def parse_ints(value: str | Sequence[int], what: str = "hidden widths") -> tuple
     try:
         vals = tuple(int(v) for v in items if v != "")
     except (TypeError, ValueError):
-        raise LabError(f"{what} must be comma-separated whole numbers, e.g. 64,32 "
-                       f"(got {value!r})") from None
+        raise LabError(
+            f"{what} must be comma-separated whole numbers, e.g. 64,32 (got {value!r})"
+        ) from None
     if not vals:
         raise LabError(f"{what} needs at least one number, e.g. 64,32")
     return vals
@@ -280,15 +286,19 @@ def parse_groups(
 
 
 _SECTIONS: dict[str, type] = {
-    "model": ModelConfig, "optim": OptimConfig, "train": TrainConfig, "affinity": AffinityConfig,
+    "model": ModelConfig,
+    "optim": OptimConfig,
+    "train": TrainConfig,
+    "affinity": AffinityConfig,
 }
 #: Parsers for fields a form or the CLI gives as text; other fields by their annotation.
 _PARSERS: dict[tuple[str, str], Callable[[Any], Any]] = {
     ("model", "hidden"): lambda v: parse_ints(v, "hidden widths"),
     ("model", "channels"): lambda v: parse_ints(v, "channels"),
     ("train", "groups"): parse_groups,
-    ("optim", "betas"): lambda v: tuple(float(x) for x in
-                                        (v.split(",") if isinstance(v, str) else v)),
+    ("optim", "betas"): lambda v: tuple(
+        float(x) for x in (v.split(",") if isinstance(v, str) else v)
+    ),
 }
 _NUMBERS: dict[str, type] = {"int": int, "float": float, "float | None": float}
 
@@ -347,8 +357,7 @@ def _check_choice(what: str, value: str, choices: tuple[str, ...]) -> None:
         raise LabError(f"unknown {what} {value!r}; choose one of: {', '.join(choices)}")
 
 
-def group_indices(groups: tuple[tuple[str, ...], ...] | None,
-                  tasks: list[str]) -> list[list[int]]:
+def group_indices(groups: tuple[tuple[str, ...], ...] | None, tasks: list[str]) -> list[list[int]]:
     """Task indices of each given group (groups may overlap); every task needs a group.
     Torch-free, so a form can check groups before a run is queued."""
     index = {t: i for i, t in enumerate(tasks)}

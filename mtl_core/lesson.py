@@ -33,8 +33,10 @@ APPROACHES = ("together", "groups", "single")
 STEPS = 300
 #: Lookahead matrices averaged before the groups are selected (early matrices are noisy).
 SELECT_AFTER = 100
-GROUP_SOURCES = {"planted": "the planted clusters",
-                 "tag": f"TAG, from the first {SELECT_AFTER} steps of affinity"}
+GROUP_SOURCES = {
+    "planted": "the planted clusters",
+    "tag": f"TAG, from the first {SELECT_AFTER} steps of affinity",
+}
 ADVANCED_KNOBS = ("relatedness", "noise", "conflict_type", "tasks", "clusters", "data_seed")
 
 
@@ -43,18 +45,32 @@ def knob_specs() -> dict[str, dict[str, Any]]:
     return dict(get_scenario(SCENARIO).knobs)
 
 
-def base_config(mode: str, knobs: dict[str, Any], *, steps: int = STEPS, seed: int = 0,
-                groups: Grouping | None = None, label: str = "") -> RunConfig:
+def base_config(
+    mode: str,
+    knobs: dict[str, Any],
+    *,
+    steps: int = STEPS,
+    seed: int = 0,
+    groups: Grouping | None = None,
+    label: str = "",
+) -> RunConfig:
     """One of the lesson's runs (``mode`` in :data:`APPROACHES`). Only the together run
     measures affinity (lookahead, every step); held-out loss is evaluated every 10 steps.
     LabError for a bad knob."""
     names = {"together": "all together", "groups": "grouped", "single": "each alone"}
-    return RunConfig.for_scenario(SCENARIO, knobs, {
-        "train.mode": mode, "train.steps": steps, "train.eval_every": 10, "train.seed": seed,
-        "train.groups": [sorted(g) for g in groups] if groups else None,
-        "affinity.every": 1,
-        "name": f"lesson{(' ' + label) if label else ''} · {names[mode]}",
-    })
+    return RunConfig.for_scenario(
+        SCENARIO,
+        knobs,
+        {
+            "train.mode": mode,
+            "train.steps": steps,
+            "train.eval_every": 10,
+            "train.seed": seed,
+            "train.groups": [sorted(g) for g in groups] if groups else None,
+            "affinity.every": 1,
+            "name": f"lesson{(' ' + label) if label else ''} · {names[mode]}",
+        },
+    )
 
 
 def lesson_label(knobs: dict[str, Any]) -> str:
@@ -72,9 +88,7 @@ def planted_groups(knobs: dict[str, Any]) -> Grouping:
     return canonical_grouping(groups.values())
 
 
-def select_groups(
-    A: np.ndarray, tasks: list[str], k: int
-) -> tuple[Grouping, float]:
+def select_groups(A: np.ndarray, tasks: list[str], k: int) -> tuple[Grouping, float]:
     """TAG selection (exact, at most ``k`` groups of 2+ tasks) on an averaged matrix."""
     from mtl_core.grouping import make_grouper
 
@@ -124,8 +138,9 @@ class LessonIds:
 
     def to_query(self) -> str:
         """``"together,groups,single"`` for the URL (an unknown id is left empty)."""
-        return ",".join(str(i) if i is not None else "" for i in
-                        (self.together, self.groups, self.single))
+        return ",".join(
+            str(i) if i is not None else "" for i in (self.together, self.groups, self.single)
+        )
 
     @classmethod
     def from_query(cls, text: str | None) -> LessonIds | None:
@@ -142,8 +157,15 @@ class LessonIds:
         return cls(together=vals[0], groups=vals[1], single=vals[2])
 
 
-def start(runner: Runner, store: Store, knobs: dict[str, Any], *, steps: int = STEPS,
-          seed: int = 0, groups_from: str = "planted") -> LessonIds:
+def start(
+    runner: Runner,
+    store: Store,
+    knobs: dict[str, Any],
+    *,
+    steps: int = STEPS,
+    seed: int = 0,
+    groups_from: str = "planted",
+) -> LessonIds:
     """Submit the lesson's runs. With ``groups_from="planted"`` all three go now (together,
     grouped, single: the order they start in when workers are scarce); with ``"tag"`` the
     grouped run follows once TAG has matrices to select from (:func:`maybe_start_groups`)."""
@@ -152,22 +174,38 @@ def start(runner: Runner, store: Store, knobs: dict[str, Any], *, steps: int = S
     ids = LessonIds(together=together)
     if groups_from == "planted":
         groups = planted_groups(knobs)
-        ids.groups = _submit_groups(runner, store, ids, knobs, groups, steps, seed,
-                                    GROUP_SOURCES["planted"])
+        ids.groups = _submit_groups(
+            runner, store, ids, knobs, groups, steps, seed, GROUP_SOURCES["planted"]
+        )
     else:
         store.save_note(together, "lesson_groups_run", {"run_id": None})
     ids.single = runner.submit(base_config("single", knobs, steps=steps, seed=seed, label=label))
     return ids
 
 
-def _submit_groups(runner: Runner, store: Store, ids: LessonIds, knobs: dict[str, Any],
-                   groups: Grouping, steps: int, seed: int, source: str) -> int:
-    cfg = base_config("groups", knobs, steps=steps, seed=seed, groups=groups,
-                      label=lesson_label(knobs))
+def _submit_groups(
+    runner: Runner,
+    store: Store,
+    ids: LessonIds,
+    knobs: dict[str, Any],
+    groups: Grouping,
+    steps: int,
+    seed: int,
+    source: str,
+) -> int:
+    cfg = base_config(
+        "groups", knobs, steps=steps, seed=seed, groups=groups, label=lesson_label(knobs)
+    )
     rid = runner.submit(cfg)
-    store.save_note(rid, "lesson_groups", {
-        "source": source, "groups": [sorted(g) for g in groups], "together_run": ids.together,
-    })
+    store.save_note(
+        rid,
+        "lesson_groups",
+        {
+            "source": source,
+            "groups": [sorted(g) for g in groups],
+            "together_run": ids.together,
+        },
+    )
     store.save_note(ids.together, "lesson_groups_run", {"run_id": rid})
     return rid
 
@@ -201,8 +239,9 @@ def maybe_start_groups(runner: Runner, store: Store, ids: LessonIds) -> int | No
     if len(groups) < 2 and len(tasks) >= 2:
         groups = planted_groups(knobs)
         source = "the planted clusters (TAG kept every task in one group)"
-    ids.groups = _submit_groups(runner, store, ids, knobs, groups, cfg.train.steps,
-                                cfg.train.seed, source)
+    ids.groups = _submit_groups(
+        runner, store, ids, knobs, groups, cfg.train.steps, cfg.train.seed, source
+    )
     return ids.groups
 
 

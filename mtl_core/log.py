@@ -136,16 +136,25 @@ class AffinityLogger:
             with frozen_norm_stats(self.model):
                 losses = self.task_losses_fn(self.model, batch)
         if losses.shape != (len(self.tasks),):
-            raise LabError(f"task_losses_fn returned shape {tuple(losses.shape)}; expected "
-                           f"({len(self.tasks)},) for tasks {self.tasks}")
+            raise LabError(
+                f"task_losses_fn returned shape {tuple(losses.shape)}; expected "
+                f"({len(self.tasks)},) for tasks {self.tasks}"
+            )
         if not losses.requires_grad:
             raise LabError("the losses carry no graph: compute them with gradients enabled")
         params = dict(self.model.named_parameters())
         grads = per_task_grads(losses, [params[n] for n in self.shared_names])
         out: dict[str, np.ndarray] = {}
         if "lookahead" in self.measure_names:
-            a = lookahead_from_grads(self.model, self.shared_names, self.task_losses_fn, batch,
-                                     self.optimizer, losses, grads)
+            a = lookahead_from_grads(
+                self.model,
+                self.shared_names,
+                self.task_losses_fn,
+                batch,
+                self.optimizer,
+                losses,
+                grads,
+            )
             out["lookahead"] = a.detach().cpu().numpy().astype(np.float64)
         if "cosine" in self.measure_names:
             out["cosine"] = cosine_affinity(grads).detach().cpu().numpy().astype(np.float64)
@@ -154,8 +163,9 @@ class AffinityLogger:
             self._mats[m].append((int(step), now, a))
         return out
 
-    def log_losses(self, step: int, losses: torch.Tensor | Sequence[float],
-                   split: str = BATCH_SPLIT) -> None:
+    def log_losses(
+        self, step: int, losses: torch.Tensor | Sequence[float], split: str = BATCH_SPLIT
+    ) -> None:
         """Record per-task losses (default: the training minibatch's, ``split="batch"``)."""
         vals = losses.detach().cpu().tolist() if isinstance(losses, torch.Tensor) else losses
         if len(vals) != len(self.tasks):
@@ -203,8 +213,15 @@ class AffinityLogger:
         if self.notes:
             meta["notes"] = self.notes
         meta["logger"] = "mtl_core.log.AffinityLogger"
-        return ParsedRun(tasks=list(self.tasks), task_types=dict(self.task_types),
-                         affinity=aff, metrics=met, meta=meta, runs=[""], tasks_declared=True)
+        return ParsedRun(
+            tasks=list(self.tasks),
+            task_types=dict(self.task_types),
+            affinity=aff,
+            metrics=met,
+            meta=meta,
+            runs=[""],
+            tasks_declared=True,
+        )
 
     def save(self, path: str | Path) -> Path:
         """Write the run file (``.zip`` keeps metrics and metadata; ``.csv``/``.parquet``/
@@ -216,8 +233,9 @@ class AffinityLogger:
         from mtl_core.store import Store
 
         st = store if isinstance(store, Store) else Store(store)
-        return st.import_parsed(self.parsed(), name or self.name or "logged run",
-                                origin="logged")[0]
+        return st.import_parsed(self.parsed(), name or self.name or "logged run", origin="logged")[
+            0
+        ]
 
 
 def _shared_names(model: nn.Module, shared: SharedSpec) -> list[str]:
@@ -239,6 +257,8 @@ def _shared_names(model: nn.Module, shared: SharedSpec) -> list[str]:
             raise LabError(f"model has no parameter named {missing[0]!r}")
         names = wanted
     if not names:
-        raise LabError(f"no shared parameters matched {shared!r}; parameter names look like "
-                       f"{', '.join(n for n, _ in named[:4])}")
+        raise LabError(
+            f"no shared parameters matched {shared!r}; parameter names look like "
+            f"{', '.join(n for n, _ in named[:4])}"
+        )
     return names

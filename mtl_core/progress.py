@@ -34,8 +34,7 @@ class ProgressBar:
         filled = int(width * done / self.total)
         bar = "#" * filled + "-" * (width - filled)
         eta_s = f"{eta:5.1f}s" if eta == eta else "  ?  "
-        line = (f"{self.label} [{bar}] {done}/{self.total} {rate:6.1f} step/s "
-                f"ETA {eta_s} {extra}")
+        line = f"{self.label} [{bar}] {done}/{self.total} {rate:6.1f} step/s ETA {eta_s} {extra}"
         end = "\n" if done >= self.total else ""
         self.stream.write(("\r" if self.tty else "") + line[:160] + end)
         self.stream.flush()

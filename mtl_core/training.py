@@ -252,9 +252,12 @@ def warmup() -> None:
     A standby worker calls this while it waits."""
     from mtl_core.config import AffinityConfig, TrainConfig
 
-    cfg = RunConfig(scenario="synthetic", knobs={"tasks": 2, "samples": 60, "features": 8},
-                    train=TrainConfig(steps=2, batch_size=8, eval_every=2),
-                    affinity=AffinityConfig(measure="lookahead", every=1))
+    cfg = RunConfig(
+        scenario="synthetic",
+        knobs={"tasks": 2, "samples": 60, "features": 8},
+        train=TrainConfig(steps=2, batch_size=8, eval_every=2),
+        affinity=AffinityConfig(measure="lookahead", every=1),
+    )
     train(cfg)
 
 

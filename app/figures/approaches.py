@@ -21,13 +21,18 @@ def lesson_losses(
         vals = losses.get(key) or {}
         if not vals:
             continue
-        fig.add_trace(go.Bar(
-            x=list(tasks), y=[vals.get(t, np.nan) for t in tasks],
-            name=words.APPROACH_LABELS[key], marker_color=APPROACH_COLOURS[key],
-            hovertemplate=words.approach_template(key),
-        ))
-    fig.update_layout(barmode="group", legend=dict(orientation="h", y=-0.3, yanchor="top",
-                                                   x=0, xanchor="left"))
+        fig.add_trace(
+            go.Bar(
+                x=list(tasks),
+                y=[vals.get(t, np.nan) for t in tasks],
+                name=words.APPROACH_LABELS[key],
+                marker_color=APPROACH_COLOURS[key],
+                hovertemplate=words.approach_template(key),
+            )
+        )
+    fig.update_layout(
+        barmode="group", legend=dict(orientation="h", y=-0.3, yanchor="top", x=0, xanchor="left")
+    )
     fig.update_xaxes(title_text="task", type="category")
     fig.update_yaxes(title_text="held-out loss (lower is better)")
     return layout(fig, title, 380)

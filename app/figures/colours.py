@@ -28,11 +28,31 @@ DIVERGING = [
     [1.0, "#2166ac"],
 ]
 #: Okabe–Ito (colour-blind safe) for runs and approaches; black last.
-RUN_COLOURS = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#999999",
-               "#000000"]
+RUN_COLOURS = [
+    "#0072B2",
+    "#E69F00",
+    "#009E73",
+    "#CC79A7",
+    "#56B4E9",
+    "#D55E00",
+    "#999999",
+    "#000000",
+]
 #: Carto "Safe" qualitative palette (colour-blind safe) for groups and tasks.
-GROUP_COLOURS = ["#332288", "#CC6677", "#117733", "#DDCC77", "#88CCEE", "#AA4499", "#44AA99",
-                 "#999933", "#882255", "#661100", "#6699CC", "#888888"]
+GROUP_COLOURS = [
+    "#332288",
+    "#CC6677",
+    "#117733",
+    "#DDCC77",
+    "#88CCEE",
+    "#AA4499",
+    "#44AA99",
+    "#999933",
+    "#882255",
+    "#661100",
+    "#6699CC",
+    "#888888",
+]
 #: The lesson's three ways of training.
 APPROACH_COLOURS = {"together": "#D55E00", "groups": "#0072B2", "single": "#009E73"}
 

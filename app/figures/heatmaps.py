@@ -39,7 +39,9 @@ def _runs(positions: list[int]) -> list[tuple[int, int]]:
 
 
 def group_shapes(
-    ordered_tasks: Sequence[str], grouping: Iterable[Iterable[str]], xref: str = "x",
+    ordered_tasks: Sequence[str],
+    grouping: Iterable[Iterable[str]],
+    xref: str = "x",
     yref: str = "y",
 ) -> list[dict]:
     """Rectangles outlining each group's block on a heatmap whose rows and columns are
@@ -50,12 +52,19 @@ def group_shapes(
         idx = [pos[t] for t in members if t in pos]
         for r0, r1 in _runs(idx):
             for c0, c1 in _runs(idx):
-                shapes.append(dict(
-                    type="rect", xref=xref, yref=yref,
-                    x0=c0 - 0.5, x1=c1 + 0.5, y0=r0 - 0.5, y1=r1 + 0.5,
-                    line=dict(color=group_colour(g), width=3),
-                    fillcolor="rgba(0,0,0,0)",
-                ))
+                shapes.append(
+                    dict(
+                        type="rect",
+                        xref=xref,
+                        yref=yref,
+                        x0=c0 - 0.5,
+                        x1=c1 + 0.5,
+                        y0=r0 - 0.5,
+                        y1=r1 + 0.5,
+                        line=dict(color=group_colour(g), width=3),
+                        fillcolor="rgba(0,0,0,0)",
+                    )
+                )
     return shapes
 
 
@@ -95,19 +104,34 @@ def heatmap(
     Z = masked(M, hide_diagonal)
     zmax = _zmax(Z, zmax)
     hover = words.cell_sentences(M, names, measure)
-    fig = go.Figure(go.Heatmap(
-        z=Z, x=names, y=names, zmin=-zmax, zmax=zmax, zmid=0.0, colorscale=DIVERGING,
-        customdata=hover, hovertemplate="%{customdata}<extra></extra>",
-        xgap=1, ygap=1, showscale=colorbar,
-        colorbar=dict(
-            title=dict(text="blue helps<br>red hurts", side="top"), thickness=14,
-            tickformat=".1%" if words.is_percent(measure) else ".2f",
-        ),
-    ))
-    fig.update_yaxes(title_text="source: a step on this task…", autorange="reversed",
-                     type="category", tickson="labels")
-    fig.update_xaxes(title_text="…changes this target task's loss", type="category",
-                     side="bottom")
+    fig = go.Figure(
+        go.Heatmap(
+            z=Z,
+            x=names,
+            y=names,
+            zmin=-zmax,
+            zmax=zmax,
+            zmid=0.0,
+            colorscale=DIVERGING,
+            customdata=hover,
+            hovertemplate="%{customdata}<extra></extra>",
+            xgap=1,
+            ygap=1,
+            showscale=colorbar,
+            colorbar=dict(
+                title=dict(text="blue helps<br>red hurts", side="top"),
+                thickness=14,
+                tickformat=".1%" if words.is_percent(measure) else ".2f",
+            ),
+        )
+    )
+    fig.update_yaxes(
+        title_text="source: a step on this task…",
+        autorange="reversed",
+        type="category",
+        tickson="labels",
+    )
+    fig.update_xaxes(title_text="…changes this target task's loss", type="category", side="bottom")
     if grouping:
         fig.update_layout(shapes=group_shapes(names, grouping))
     if clickable:
@@ -135,12 +159,18 @@ def _add_click_targets(fig: go.Figure, names: list[str], hover: np.ndarray) -> N
     n = len(names)
     fig.data[0].hoverinfo = "skip"
     fig.data[0].hovertemplate = None
-    fig.add_trace(go.Scatter(
-        x=[c for _ in names for c in names], y=[r for r in names for _ in names],
-        mode="markers", marker=dict(size=max(8, min(40, 360 // max(n, 1))), opacity=0),
-        customdata=hover.reshape(-1), hovertemplate="%{customdata}<extra></extra>",
-        showlegend=False, name="cells",
-    ))
+    fig.add_trace(
+        go.Scatter(
+            x=[c for _ in names for c in names],
+            y=[r for r in names for _ in names],
+            mode="markers",
+            marker=dict(size=max(8, min(40, 360 // max(n, 1))), opacity=0),
+            customdata=hover.reshape(-1),
+            hovertemplate="%{customdata}<extra></extra>",
+            showlegend=False,
+            name="cells",
+        )
+    )
     fig.update_layout(hovermode="closest", clickmode="event+select")
 
 
@@ -167,8 +197,15 @@ def animated_heatmap(
     sel = sample_indices(len(steps), max_frames)
     idx = np.arange(len(tasks)) if order is None else np.asarray(order, dtype=np.intp)
     first = stack[sel[0]] if len(sel) else np.zeros((len(tasks),) * 2)
-    base = heatmap(first, tasks, measure=measure, zmax=zmax, order=order,
-                   hide_diagonal=hide_diagonal, title=title).to_dict()
+    base = heatmap(
+        first,
+        tasks,
+        measure=measure,
+        zmax=zmax,
+        order=order,
+        hide_diagonal=hide_diagonal,
+        title=title,
+    ).to_dict()
     trace = base["data"][0]
     trace.pop("customdata", None)
     trace["hovertemplate"] = words.cell_template(measure)
@@ -179,24 +216,45 @@ def animated_heatmap(
         frames.append({"name": str(int(steps[s])), "data": [{"type": "heatmap", "z": z}]})
     fig_layout = base["layout"]
     fig_layout.update(
-        updatemenus=[_play_buttons()], sliders=[_step_slider([f["name"] for f in frames])],
-        margin=dict(l=10, r=10, t=50, b=150), height=(fig_layout.get("height") or 400) + 130,
+        updatemenus=[_play_buttons()],
+        sliders=[_step_slider([f["name"] for f in frames])],
+        margin=dict(l=10, r=10, t=50, b=150),
+        height=(fig_layout.get("height") or 400) + 130,
     )
-    return go.Figure({"data": base["data"], "layout": fig_layout, "frames": frames},
-                     _validate=False)
+    return go.Figure(
+        {"data": base["data"], "layout": fig_layout, "frames": frames}, _validate=False
+    )
 
 
 def _play_buttons() -> dict:
     """Play (from the current frame) and pause, below the heatmap."""
     return dict(
-        type="buttons", showactive=False, direction="left", x=0.1, y=0, xanchor="right",
-        yanchor="top", pad=dict(r=10, t=95),
+        type="buttons",
+        showactive=False,
+        direction="left",
+        x=0.1,
+        y=0,
+        xanchor="right",
+        yanchor="top",
+        pad=dict(r=10, t=95),
         buttons=[
-            dict(label="▶", method="animate",
-                 args=[None, dict(frame=dict(duration=120, redraw=True), fromcurrent=True,
-                                  transition=dict(duration=0))]),
-            dict(label="❚❚", method="animate",
-                 args=[[None], dict(mode="immediate", frame=dict(duration=0, redraw=False))]),
+            dict(
+                label="▶",
+                method="animate",
+                args=[
+                    None,
+                    dict(
+                        frame=dict(duration=120, redraw=True),
+                        fromcurrent=True,
+                        transition=dict(duration=0),
+                    ),
+                ],
+            ),
+            dict(
+                label="❚❚",
+                method="animate",
+                args=[[None], dict(mode="immediate", frame=dict(duration=0, redraw=False))],
+            ),
         ],
     )
 
@@ -204,19 +262,42 @@ def _play_buttons() -> dict:
 def _step_slider(names: list[str]) -> dict:
     """A slider with one stop per frame, labelled with its step."""
     stops = [
-        dict(method="animate", label=name,
-             args=[[name], dict(mode="immediate", frame=dict(duration=0, redraw=True),
-                                transition=dict(duration=0))])
+        dict(
+            method="animate",
+            label=name,
+            args=[
+                [name],
+                dict(
+                    mode="immediate",
+                    frame=dict(duration=0, redraw=True),
+                    transition=dict(duration=0),
+                ),
+            ],
+        )
         for name in names
     ]
-    return dict(active=0, x=0.1, len=0.9, y=0, xanchor="left", yanchor="top",
-                pad=dict(b=10, t=75), currentvalue=dict(prefix="step ", xanchor="right"),
-                steps=stops)
+    return dict(
+        active=0,
+        x=0.1,
+        len=0.9,
+        y=0,
+        xanchor="left",
+        yanchor="top",
+        pad=dict(b=10, t=75),
+        currentvalue=dict(prefix="step ", xanchor="right"),
+        steps=stops,
+    )
 
 
 def difference_heatmap(
-    A: np.ndarray, B: np.ndarray, tasks: Sequence[str], *, label_a: str, label_b: str,
-    hide_diagonal: bool = True, title: str | None = None,
+    A: np.ndarray,
+    B: np.ndarray,
+    tasks: Sequence[str],
+    *,
+    label_a: str,
+    label_b: str,
+    hide_diagonal: bool = True,
+    title: str | None = None,
 ) -> go.Figure:
     """``B - A`` (both ``(n, n)``, same task order): blue where B's transfer is better."""
     D = np.asarray(B, dtype=np.float64) - np.asarray(A, dtype=np.float64)
@@ -228,12 +309,26 @@ def difference_heatmap(
     for i, s in enumerate(names):
         for j, t in enumerate(names):
             hover[i, j] = words.describe_difference(s, t, A[i, j], B[i, j], label_a, label_b)
-    fig = go.Figure(go.Heatmap(
-        z=Z, x=names, y=names, zmin=-zmax, zmax=zmax, zmid=0.0, colorscale=DIVERGING,
-        customdata=hover, hovertemplate="%{customdata}<extra></extra>", xgap=1, ygap=1,
-        colorbar=dict(title=dict(text=f"{label_b}<br>minus {label_a}", side="top"),
-                      thickness=14, tickformat=".1%"),
-    ))
+    fig = go.Figure(
+        go.Heatmap(
+            z=Z,
+            x=names,
+            y=names,
+            zmin=-zmax,
+            zmax=zmax,
+            zmid=0.0,
+            colorscale=DIVERGING,
+            customdata=hover,
+            hovertemplate="%{customdata}<extra></extra>",
+            xgap=1,
+            ygap=1,
+            colorbar=dict(
+                title=dict(text=f"{label_b}<br>minus {label_a}", side="top"),
+                thickness=14,
+                tickformat=".1%",
+            ),
+        )
+    )
     fig.update_yaxes(title_text="source", autorange="reversed", type="category")
     fig.update_xaxes(title_text="target", type="category")
     return layout(fig, title, max(320, min(720, 120 + 32 * len(names))))

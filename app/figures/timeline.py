@@ -48,16 +48,35 @@ def group_timeline(
     for r, t in enumerate(names):
         for c, x in enumerate(xs):
             hover[r, c] = words.timeline_cell(x, t, L[r, c])
-    fig = go.Figure(go.Heatmap(
-        z=L, x=xs, y=names, zmin=lo - 0.5, zmax=lo - 0.5 + span + 1, colorscale=scale,
-        showscale=False, customdata=hover, hovertemplate="%{customdata}<extra></extra>",
-    ))
+    fig = go.Figure(
+        go.Heatmap(
+            z=L,
+            x=xs,
+            y=names,
+            zmin=lo - 0.5,
+            zmax=lo - 0.5 + span + 1,
+            colorscale=scale,
+            showscale=False,
+            customdata=hover,
+            hovertemplate="%{customdata}<extra></extra>",
+        )
+    )
     # One shapes list (add_vline re-validates every shape on each call: quadratic).
-    fig.update_layout(shapes=[
-        dict(type="line", xref="x", yref="paper", x0=c, x1=c, y0=0, y1=1,
-             line=dict(color="#222", width=1, dash="dot"))
-        for c in changes
-    ])
+    fig.update_layout(
+        shapes=[
+            dict(
+                type="line",
+                xref="x",
+                yref="paper",
+                x0=c,
+                x1=c,
+                y0=0,
+                y1=1,
+                line=dict(color="#222", width=1, dash="dot"),
+            )
+            for c in changes
+        ]
+    )
     fig.update_yaxes(title_text="task", autorange="reversed", type="category")
     fig.update_xaxes(title_text="step")
     return layout(fig, title, max(220, 60 + 26 * len(names)))

@@ -32,8 +32,12 @@ def render() -> None:
         want = [i for i in asked if i in by_id]
         missing = [i for i in asked if i not in by_id]
         if missing:
-            st.warning("The link names runs that are not in this store: "
-                       + ", ".join(f"#{i}" for i in missing) + ".", icon=":material/link_off:")
+            st.warning(
+                "The link names runs that are not in this store: "
+                + ", ".join(f"#{i}" for i in missing)
+                + ".",
+                icon=":material/link_off:",
+            )
         if len(want) == 1:  # keep the valid one, add another
             want += [r.id for r in ordered if r.measures and r.id != want[0]][:1]
         if len(want) < 2:
@@ -41,11 +45,12 @@ def render() -> None:
         if len(want) < 2:
             want = [r.id for r in ordered if r.measures][:2] or [r.id for r in ordered[:2]]
         st.session_state["compare_runs"] = want
-    st.session_state["compare_runs"] = [i for i in st.session_state["compare_runs"]
-                                        if i in by_id]
+    st.session_state["compare_runs"] = [i for i in st.session_state["compare_runs"] if i in by_id]
     mine = set(session.my_runs())
     chosen = st.multiselect(
-        "Runs to compare", [r.id for r in ordered], key="compare_runs",
+        "Runs to compare",
+        [r.id for r in ordered],
+        key="compare_runs",
         format_func=lambda i: f"{words.run_label(by_id[i])}{' · yours' if i in mine else ''}",
     )
     st.session_state["_keep_compare_runs"] = list(chosen)
@@ -55,8 +60,10 @@ def render() -> None:
         return
     infos = [by_id[i] for i in chosen]
     palette = colours.distinct_run_colours([r.id for r in infos])
-    st.markdown(" ".join(f"{words.colour_dot(r.id, palette[r.id])} {words.run_label(r)}"
-                         for r in infos), unsafe_allow_html=True)
+    st.markdown(
+        " ".join(f"{words.colour_dot(r.id, palette[r.id])} {words.run_label(r)}" for r in infos),
+        unsafe_allow_html=True,
+    )
     tabs = st.tabs(["Affinity", "Loss curves", "Groupings", "Config diff"])
     common = sorted(set.intersection(*(set(r.measures) for r in infos)))
     with tabs[0]:
@@ -69,22 +76,25 @@ def render() -> None:
         _config_tab(infos)
 
 
-def _measure_picker(common: list[str], key: str,
-                    infos: list[RunInfo] | None = None) -> str | None:
+def _measure_picker(common: list[str], key: str, infos: list[RunInfo] | None = None) -> str | None:
     if not common:
         logged = [f"#{r.id}: {', '.join(r.measures) or 'none'}" for r in infos or []]
-        st.info("These runs share no affinity measure, so their heatmaps cannot be put on one "
-                "scale" + (f" (measures logged — {'; '.join(logged)})" if logged else "")
-                + ". A run trained in groups or alone logs none. The loss curves and config "
-                "diff still compare them.")
+        st.info(
+            "These runs share no affinity measure, so their heatmaps cannot be put on one "
+            "scale"
+            + (f" (measures logged — {'; '.join(logged)})" if logged else "")
+            + ". A run trained in groups or alone logs none. The loss curves and config "
+            "diff still compare them."
+        )
         return None
     if st.session_state.get(key) not in common:
         st.session_state[key] = common[0]
     return st.selectbox("Affinity measure", common, key=key)
 
 
-def _averages(infos: list[RunInfo], measure: str) -> dict[int, tuple[list[str], np.ndarray,
-                                                                  np.ndarray]]:
+def _averages(
+    infos: list[RunInfo], measure: str
+) -> dict[int, tuple[list[str], np.ndarray, np.ndarray]]:
     out = {}
     for r in infos:
         view = data.run_view(r, measure)
@@ -118,15 +128,22 @@ def _affinity_tab(infos: list[RunInfo], common: list[str], palette: dict[int, st
     ids = list(avgs)
     for row in range(0, len(ids), MAX_SIDE_BY_SIDE):
         cols = st.columns(MAX_SIDE_BY_SIDE)
-        for col, rid in zip(cols, ids[row: row + MAX_SIDE_BY_SIDE]):
+        for col, rid in zip(cols, ids[row : row + MAX_SIDE_BY_SIDE]):
             tasks, M, order = avgs[rid]
             if tasks == first[0]:
                 order = first[2]
             info = next(r for r in infos if r.id == rid)
             with col:
-                fig = heatmaps.heatmap(M, tasks, measure=measure, zmax=zmax, order=order,
-                                      hide_diagonal=hide, title=words.run_label(info),
-                                      colorbar=col is cols[0])
+                fig = heatmaps.heatmap(
+                    M,
+                    tasks,
+                    measure=measure,
+                    zmax=zmax,
+                    order=order,
+                    hide_diagonal=hide,
+                    title=words.run_label(info),
+                    colorbar=col is cols[0],
+                )
                 fig.update_layout(title_font_color=palette[rid])
                 charts.chart_with_export(fig, f"compare_run{rid}", f"compare_hm_{rid}")
     st.subheader("Difference")
@@ -145,9 +162,15 @@ def _affinity_tab(infos: list[RunInfo], common: list[str], palette: dict[int, st
         return
     ia = [ta.index(t) for t in shared]
     ib = [tb.index(t) for t in shared]
-    fig = heatmaps.difference_heatmap(Ma[np.ix_(ia, ia)], Mb[np.ix_(ib, ib)], shared,
-                                     label_a=f"#{a}", label_b=f"#{b}", hide_diagonal=hide,
-                                     title=f"B − A: blue where #{b} transfers better than #{a}")
+    fig = heatmaps.difference_heatmap(
+        Ma[np.ix_(ia, ia)],
+        Mb[np.ix_(ib, ib)],
+        shared,
+        label_a=f"#{a}",
+        label_b=f"#{b}",
+        hide_diagonal=hide,
+        title=f"B − A: blue where #{b} transfers better than #{a}",
+    )
     charts.chart_with_export(fig, f"compare_diff_{a}_{b}", "compare_diff")
     if len(shared) < max(len(ta), len(tb)):
         st.caption(words.shared_tasks(len(shared)))
@@ -155,8 +178,11 @@ def _affinity_tab(infos: list[RunInfo], common: list[str], palette: dict[int, st
 
 def _loss_tab(infos: list[RunInfo], palette: dict[int, str]) -> None:
     frames = {words.run_label(r): data.metrics(r) for r in infos}
-    splits = [s for s in ("val", "test", "train", "batch")
-              if any((df["split"] == s).any() for df in frames.values() if not df.empty)]
+    splits = [
+        s
+        for s in ("val", "test", "train", "batch")
+        if any((df["split"] == s).any() for df in frames.values() if not df.empty)
+    ]
     if not splits:
         st.info("None of these runs logged losses.")
         return
@@ -166,8 +192,13 @@ def _loss_tab(infos: list[RunInfo], palette: dict[int, str]) -> None:
     split = c1.radio("Split", splits, horizontal=True, key="compare_split")
     mean_only = c2.toggle("Mean over tasks", key="compare_mean")
     colours = {words.run_label(r): palette[r.id] for r in infos}
-    fig = lines.loss_curves(frames, colours=colours, split=split, mean_only=mean_only,
-                              title=f"{split} loss: one colour per run, one dash per task")
+    fig = lines.loss_curves(
+        frames,
+        colours=colours,
+        split=split,
+        mean_only=mean_only,
+        title=f"{split} loss: one colour per run, one dash per task",
+    )
     charts.chart_with_export(fig, "compare_losses", "compare_losses")
 
 
@@ -178,13 +209,21 @@ def _grouping_tab(infos: list[RunInfo], common: list[str]) -> None:
     _, avgs = picked
     methods = [m for m in regroup.METHODS if m != "none"]
     c1, c2, c3 = st.columns(3)
-    method = c1.selectbox("Grouping", methods, format_func=regroup.METHODS.get,
-                          key="compare_method")
+    method = c1.selectbox(
+        "Grouping", methods, format_func=regroup.METHODS.get, key="compare_method"
+    )
     n = max(len(t) for t, _, _ in avgs.values())
-    k = c2.slider("k", 1, max(n, 1), min(2, n), key="compare_k",
-                  disabled=method not in ("tag", "hierarchical"))
-    tau = c3.number_input("threshold", value=0.0, format="%.4f", key="compare_tau",
-                          disabled=method != "threshold")
+    k = c2.slider(
+        "k",
+        1,
+        max(n, 1),
+        min(2, n),
+        key="compare_k",
+        disabled=method not in ("tag", "hierarchical"),
+    )
+    tau = c3.number_input(
+        "threshold", value=0.0, format="%.4f", key="compare_tau", disabled=method != "threshold"
+    )
     groupings: dict[int, Any] = {}
     rows = []
     for rid, (tasks, M, _) in avgs.items():
@@ -195,23 +234,44 @@ def _grouping_tab(infos: list[RunInfo], common: list[str]) -> None:
             show_error(exc)
             continue
         groupings[rid] = (tasks, res.groups)
-        rows.append({"run": words.run_label(info), "groups": words.format_grouping(res.groups),
-                     "TAG value": res.score})
-    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch",
-                 column_config={"TAG value": st.column_config.NumberColumn(format="%.4g")})
+        rows.append(
+            {
+                "run": words.run_label(info),
+                "groups": words.format_grouping(res.groups),
+                "TAG value": res.score,
+            }
+        )
+    st.dataframe(
+        pd.DataFrame(rows),
+        hide_index=True,
+        width="stretch",
+        column_config={"TAG value": st.column_config.NumberColumn(format="%.4g")},
+    )
     if len(groupings) >= 2:
-        st.markdown("**Agreement** (adjusted Rand index on the tasks both runs have: 1 = the "
-                    "same groups, 0 = no more alike than chance; empty when they share fewer "
-                    "than two tasks)")
+        st.markdown(
+            "**Agreement** (adjusted Rand index on the tasks both runs have: 1 = the "
+            "same groups, 0 = no more alike than chance; empty when they share fewer "
+            "than two tasks)"
+        )
         agree = []
         for (ra, (ta, ga)), (rb, (tb, gb)) in itertools.combinations(groupings.items(), 2):
             shared = [t for t in ta if t in tb]
-            agree.append({"run A": f"#{ra}", "run B": f"#{rb}", "shared tasks": len(shared),
-                          "adjusted Rand": regroup.agreement(ga, gb, shared)
-                          if len(shared) >= 2 else None})  # no pairs to agree on: n/a
-        st.dataframe(pd.DataFrame(agree), hide_index=True, width="stretch",
-                     column_config={"adjusted Rand": st.column_config.NumberColumn(
-                         format="%.3f")})
+            agree.append(
+                {
+                    "run A": f"#{ra}",
+                    "run B": f"#{rb}",
+                    "shared tasks": len(shared),
+                    "adjusted Rand": regroup.agreement(ga, gb, shared)
+                    if len(shared) >= 2
+                    else None,
+                }
+            )  # no pairs to agree on: n/a
+        st.dataframe(
+            pd.DataFrame(agree),
+            hide_index=True,
+            width="stretch",
+            column_config={"adjusted Rand": st.column_config.NumberColumn(format="%.3f")},
+        )
 
 
 def flatten(d: Any, prefix: str = "") -> dict[str, Any]:
@@ -223,8 +283,9 @@ def flatten(d: Any, prefix: str = "") -> dict[str, Any]:
     else:
         key = prefix[:-1]
         if isinstance(d, (list, tuple)):
-            d = "; ".join(",".join(map(str, x)) if isinstance(x, (list, tuple)) else str(x)
-                          for x in d)
+            d = "; ".join(
+                ",".join(map(str, x)) if isinstance(x, (list, tuple)) else str(x) for x in d
+            )
         out[key] = d
     return out
 
@@ -247,7 +308,10 @@ def _config_tab(infos: list[RunInfo]) -> None:
     only = st.toggle("Differences only", value=True, key="compare_diff_only")
     df = config_diff(infos, only)
     if df.empty:
-        st.info("The configs are identical." if only else "These runs have no config "
-                "(uploaded logs without one).")
+        st.info(
+            "The configs are identical."
+            if only
+            else "These runs have no config (uploaded logs without one)."
+        )
         return
     st.dataframe(df, hide_index=True, width="stretch")

@@ -47,8 +47,10 @@ def render() -> None:
     _knob_controls(lesson.knob_specs())
     ids = _current_ids()
     if ids is None:
-        st.info("Set the conflict, then press **Train**. The first heatmap appears within a "
-                "few seconds; the whole lesson takes well under a minute.")
+        st.info(
+            "Set the conflict, then press **Train**. The first heatmap appears within a "
+            "few seconds; the whole lesson takes well under a minute."
+        )
         _how_to_read()
         return
     _live(ids.to_query())
@@ -59,42 +61,58 @@ def _knob_controls(specs: dict) -> None:
     left, right = st.columns([4, 1], vertical_alignment="bottom")
     session.keep_value("learn_conflict", float(c.get("default", 1.0)))
     conflict = left.slider(
-        "How much do the two task clusters conflict?", float(c.get("min", 0.0)),
-        float(c.get("max", 1.0)), step=0.05, key="learn_conflict",
+        "How much do the two task clusters conflict?",
+        float(c.get("min", 0.0)),
+        float(c.get("max", 1.0)),
+        step=0.05,
+        key="learn_conflict",
         help="0: both clusters want the same features, sharing helps. 1: they want opposite "
-             "features, so one network serving both is pulled two ways.",
+        "features, so one network serving both is pulled two ways.",
     )
     session.remember_value("learn_conflict")
     knobs: dict = {"conflict": float(conflict)}
     with st.expander("Advanced knobs", icon=":material/tune:"):
         groups_from = st.radio(
-            "Groups for the grouped run", list(lesson.GROUP_SOURCES), horizontal=True,
-            format_func=lambda k: lesson.GROUP_SOURCES[k], key="learn_groups_from",
+            "Groups for the grouped run",
+            list(lesson.GROUP_SOURCES),
+            horizontal=True,
+            format_func=lambda k: lesson.GROUP_SOURCES[k],
+            key="learn_groups_from",
             help="Planted clusters are the known right answer. TAG selects groups from the "
-                 "all-together run's early affinity, as the TAG paper does; on this small "
-                 "scenario early affinity can be noisy.",
+            "all-together run's early affinity, as the TAG paper does; on this small "
+            "scenario early affinity can be noisy.",
         )
         cols = st.columns(4)
         for i, name in enumerate(("relatedness", "noise")):
             spec = specs[name]
             knobs[name] = cols[i].slider(
-                name, float(spec.get("min", 0.0)), float(spec.get("max", 1.0)),
-                float(spec.get("default", 0.0)), step=0.05, key=f"learn_{name}",
+                name,
+                float(spec.get("min", 0.0)),
+                float(spec.get("max", 1.0)),
+                float(spec.get("default", 0.0)),
+                step=0.05,
+                key=f"learn_{name}",
                 help=spec.get("help"),
             )
-        steps = cols[2].number_input("steps", 50, 3000, lesson.STEPS, step=50,
-                                     key="learn_steps")
+        steps = cols[2].number_input("steps", 50, 3000, lesson.STEPS, step=50, key="learn_steps")
         seed = cols[3].number_input("seed", 0, 10_000, 0, key="learn_seed")
-    pressed = right.button("Train", type="primary", icon=":material/play_arrow:",
-                           key="learn_train", width="stretch")
+    pressed = right.button(
+        "Train", type="primary", icon=":material/play_arrow:", key="learn_train", width="stretch"
+    )
     now = time.monotonic()
     if pressed and now - st.session_state.get("_learn_last_train", -1e9) < DOUBLE_CLICK_S:
         pressed = False  # a double click starts one lesson, not two
     if pressed:
         st.session_state["_learn_last_train"] = now
         runner = data.get_runner()
-        ids = lesson.start(runner, data.get_store(), knobs, steps=int(steps), seed=int(seed),
-                           groups_from=groups_from)
+        ids = lesson.start(
+            runner,
+            data.get_store(),
+            knobs,
+            steps=int(steps),
+            seed=int(seed),
+            groups_from=groups_from,
+        )
         _set_ids(ids)
 
 
@@ -143,8 +161,9 @@ def _live_body(was_active: bool) -> None:
         return
     store = data.get_store()
     _follow_groups(store, ids)
-    infos = {k: store.get_run(getattr(ids, k)) for k in lesson.APPROACHES
-             if getattr(ids, k) is not None}
+    infos = {
+        k: store.get_run(getattr(ids, k)) for k in lesson.APPROACHES if getattr(ids, k) is not None
+    }
     _conflict_header(ids)
     _status_row(infos)
     grouping = lesson.groups_of(store, ids.groups)
@@ -161,8 +180,10 @@ def _live_body(was_active: bool) -> None:
     with right:
         tasks = view.tasks if view is not None else _tasks_of(infos)
         if any(losses.values()):
-            charts.chart(approaches.lesson_losses(losses, tasks, title="Held-out loss per task"),
-                          key="learn_losses")
+            charts.chart(
+                approaches.lesson_losses(losses, tasks, title="Held-out loss per task"),
+                key="learn_losses",
+            )
             charts.chart(_mean_curves(curves), key="learn_curves")
         else:
             st.info("Held-out losses appear after the first evaluation (every 10 steps).")
@@ -175,8 +196,12 @@ def _live_body(was_active: bool) -> None:
     for info in infos.values():
         if info.status in ("failed", "interrupted") and info.error:
             st.error(f"{words.run_label(info)} {info.status}: {info.error}")
-    nav.link("explore", "Explore the all-together run in detail", icon=":material/grid_on:",
-             run=ids.together)
+    nav.link(
+        "explore",
+        "Explore the all-together run in detail",
+        icon=":material/grid_on:",
+        run=ids.together,
+    )
     still = any(i.is_active for i in infos.values()) or ids.groups is None
     if was_active and not still:
         st.rerun()  # stop polling: the next full run draws the final state without a timer
@@ -200,9 +225,11 @@ def _conflict_header(ids: LessonIds) -> None:
         return
     knob = float(st.session_state.get("learn_conflict", trained))
     if abs(knob - trained) > 1e-9:
-        st.info(f"These results are for conflict **{trained:.2f}**; the knob now reads "
-                f"{knob:.2f}. Press **Train** to run the lesson at the new level.",
-                icon=":material/history:")
+        st.info(
+            f"These results are for conflict **{trained:.2f}**; the knob now reads "
+            f"{knob:.2f}. Press **Train** to run the lesson at the new level.",
+            icon=":material/history:",
+        )
     else:
         st.markdown(f"**The lesson at conflict {trained:.2f}**")
 
@@ -215,11 +242,19 @@ def _affinity_so_far(view, grouping, steps_total: int | None):
     A = view.running[-1]
     order = regroup.group_order(view.tasks, view.order, grouping)
     last = int(view.steps[-1])
-    fig = heatmaps.heatmap(A, view.tasks, order=order, grouping=grouping, zmax=view.zmax_avg,
-                          title=f"Affinity, averaged over steps 1–{last}")
+    fig = heatmaps.heatmap(
+        A,
+        view.tasks,
+        order=order,
+        grouping=grouping,
+        zmax=view.zmax_avg,
+        title=f"Affinity, averaged over steps 1–{last}",
+    )
     charts.chart(fig, key="learn_heatmap")
-    st.caption(f"Affinity so far: step {last} of {steps_total} · "
-               "row = the task that takes a step, column = the task whose loss moves.")
+    st.caption(
+        f"Affinity so far: step {last} of {steps_total} · "
+        "row = the task that takes a step, column = the task whose loss moves."
+    )
     return A
 
 
@@ -231,15 +266,21 @@ def _groups_note(store, ids: LessonIds, infos: dict, grouping, A, tasks: list[st
     if grouping:
         src = (store.get_note(ids.groups, "lesson_groups") or {}).get("source", "")
         same = " — the planted clusters" if set(planted) == set(grouping) else ""
-        lines.append(f"**Grouped run trains** {words.format_grouping(grouping)}"
-                     f"{f' (from {src})' if src and not same else same}.")
+        lines.append(
+            f"**Grouped run trains** {words.format_grouping(grouping)}"
+            f"{f' (from {src})' if src and not same else same}."
+        )
     if A is not None and tasks:
         try:
             tag, _ = lesson.select_groups(A, tasks, int(knobs.get("clusters", 2)))
-            agree = ("matches the planted clusters" if set(tag) == set(planted)
-                     else "differs from the planted clusters")
-            lines.append(f"**TAG on the affinity so far** picks {words.format_grouping(tag)}"
-                         f" ({agree}).")
+            agree = (
+                "matches the planted clusters"
+                if set(tag) == set(planted)
+                else "differs from the planted clusters"
+            )
+            lines.append(
+                f"**TAG on the affinity so far** picks {words.format_grouping(tag)} ({agree})."
+            )
         except Exception as exc:  # an informative extra; never break the lesson over it
             show_error(exc)
     if lines:
@@ -259,13 +300,17 @@ def _status_row(infos: dict) -> None:
         label = words.APPROACH_LABELS[key]
         info = infos.get(key)
         with col:
-            st.markdown(f"<span style='color:{colours.APPROACH_COLOURS[key]}'>■</span> "
-                        f"**{label}**", unsafe_allow_html=True)
+            st.markdown(
+                f"<span style='color:{colours.APPROACH_COLOURS[key]}'>■</span> **{label}**",
+                unsafe_allow_html=True,
+            )
             if info is None:
                 st.progress(0.0, text="waiting for the groups…")
             else:
-                st.progress(float(info.progress or 0.0),
-                            text=words.status_text(info, data.queue_ahead(info)))
+                st.progress(
+                    float(info.progress or 0.0),
+                    text=words.status_text(info, data.queue_ahead(info)),
+                )
 
 
 def _mean_curves(curves: dict[str, pd.Series]) -> go.Figure:
@@ -274,20 +319,28 @@ def _mean_curves(curves: dict[str, pd.Series]) -> go.Figure:
         s = curves.get(key)
         if s is None or s.empty:
             continue
-        fig.add_trace(go.Scatter(x=s.index, y=s.values, mode="lines",
-                                 name=words.APPROACH_LABELS[key],
-                                 line=dict(color=colours.APPROACH_COLOURS[key], width=3)))
+        fig.add_trace(
+            go.Scatter(
+                x=s.index,
+                y=s.values,
+                mode="lines",
+                name=words.APPROACH_LABELS[key],
+                line=dict(color=colours.APPROACH_COLOURS[key], width=3),
+            )
+        )
     fig.update_xaxes(title_text="step")
     fig.update_yaxes(title_text="mean held-out loss")
-    fig.update_layout(title=dict(text="Mean held-out loss while training", x=0), height=340,
-                      margin=dict(l=10, r=10, t=50, b=10),
-                      legend=dict(orientation="h", y=-0.3, yanchor="top", x=0))
+    fig.update_layout(
+        title=dict(text="Mean held-out loss while training", x=0),
+        height=340,
+        margin=dict(l=10, r=10, t=50, b=10),
+        legend=dict(orientation="h", y=-0.3, yanchor="top", x=0),
+    )
     return fig
 
 
 def _how_to_read() -> None:
-    with st.expander("How to read an affinity heatmap", expanded=True,
-                     icon=":material/help:"):
+    with st.expander("How to read an affinity heatmap", expanded=True, icon=":material/help:"):
         st.markdown(
             "- Each **row** is a *source* task: what happens when the network takes one "
             "training step on that task alone.\n"

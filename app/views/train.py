@@ -36,8 +36,13 @@ def gpu_name() -> str | None:
     if not exe:
         return None
     try:
-        out = subprocess.run([exe, "--query-gpu=name", "--format=csv,noheader"],
-                             capture_output=True, text=True, timeout=5, check=False)
+        out = subprocess.run(
+            [exe, "--query-gpu=name", "--format=csv,noheader"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=False,
+        )
     except (OSError, subprocess.SubprocessError):
         return None
     name = out.stdout.strip().splitlines()[0].strip() if out.stdout.strip() else ""
@@ -46,8 +51,10 @@ def gpu_name() -> str | None:
 
 def render() -> None:
     st.title("Train a run")
-    st.caption("Runs train in background worker processes; you can leave this page, the run "
-               "keeps going. Every run is kept in the run store.")
+    st.caption(
+        "Runs train in background worker processes; you can leave this page, the run "
+        "keeps going. Every run is kept in the run store."
+    )
     _form()
     st.divider()
     st.subheader("Runs")
@@ -64,15 +71,22 @@ def _knob_widget(name: str, spec: dict[str, Any], key: str) -> Any:
     help_ = spec.get("help")
     lo, hi = spec.get("min"), spec.get("max")
     if kind == "int":
-        return st.number_input(label, min_value=lo, max_value=hi, value=int(default or 0),
-                               step=1, key=key, help=help_)
+        return st.number_input(
+            label, min_value=lo, max_value=hi, value=int(default or 0), step=1, key=key, help=help_
+        )
     if kind == "float":
         if lo is not None and hi is not None and hi - lo <= 1.0:
-            return st.slider(label, float(lo), float(hi), float(default or 0.0), step=0.05,
-                             key=key, help=help_)
-        return st.number_input(label, min_value=None if lo is None else float(lo),
-                               max_value=None if hi is None else float(hi),
-                               value=float(default or 0.0), key=key, help=help_)
+            return st.slider(
+                label, float(lo), float(hi), float(default or 0.0), step=0.05, key=key, help=help_
+            )
+        return st.number_input(
+            label,
+            min_value=None if lo is None else float(lo),
+            max_value=None if hi is None else float(hi),
+            value=float(default or 0.0),
+            key=key,
+            help=help_,
+        )
     if kind == "choice":
         choices = list(spec.get("choices") or [])
         index = choices.index(default) if default in choices else 0
@@ -80,8 +94,9 @@ def _knob_widget(name: str, spec: dict[str, Any], key: str) -> Any:
     if kind == "list":
         choices = spec.get("choices")
         if choices:
-            return st.multiselect(label, list(choices), default=list(default or []), key=key,
-                                  help=help_)
+            return st.multiselect(
+                label, list(choices), default=list(default or []), key=key, help=help_
+            )
         return st.text_input(label, ",".join(map(str, default or [])), key=key, help=help_)
     return st.text_input(label, "" if default is None else str(default), key=key, help=help_)
 
@@ -96,18 +111,23 @@ def build_config(values: dict[str, Any]) -> RunConfig:
 def _form() -> None:
     scenarios = list_scenarios()
     names = sorted(scenarios, key=lambda n: (n != "synthetic", n))
-    scen = st.selectbox("Scenario", names, key="train_scenario",
-                        format_func=lambda n: f"{n} — {scenarios[n].description[:90]}")
+    scen = st.selectbox(
+        "Scenario",
+        names,
+        key="train_scenario",
+        format_func=lambda n: f"{n} — {scenarios[n].description[:90]}",
+    )
     gpu = gpu_name()
     with st.form("train_form", border=True):
-        values: dict[str, Any] = {"scenario": scen,
-                                  "knobs": _knob_inputs(scen, scenarios[scen].knobs)}
+        values: dict[str, Any] = {
+            "scenario": scen,
+            "knobs": _knob_inputs(scen, scenarios[scen].knobs),
+        }
         values |= _training_inputs(gpu)
         values |= _affinity_inputs()
         values |= _model_inputs(scen)
         values["name"] = st.text_input("run name (optional)", "", key="train_name")
-        submitted = st.form_submit_button("Queue run", type="primary",
-                                          icon=":material/play_arrow:")
+        submitted = st.form_submit_button("Queue run", type="primary", icon=":material/play_arrow:")
     if gpu:
         st.caption(f":material/memory: GPU found: **{gpu}** — device *auto* trains on it.")
     else:
@@ -130,24 +150,33 @@ def _training_inputs(gpu: str | None) -> dict[str, Any]:
     st.markdown("**Training**")
     c1, c2, c3, c4 = st.columns(4)
     out: dict[str, Any] = {}
-    out["train.mode"] = c1.selectbox("mode", MODES, key="train_mode",
-                                     format_func=lambda m: f"{m} — {MODE_HELP[m]}")
+    out["train.mode"] = c1.selectbox(
+        "mode", MODES, key="train_mode", format_func=lambda m: f"{m} — {MODE_HELP[m]}"
+    )
     out["train.steps"] = c2.number_input("steps", 1, 1_000_000, 300, step=50, key="train_steps")
     out["train.batch_size"] = c3.number_input("batch size", 1, 100_000, 64, key="train_bs")
-    out["train.eval_every"] = c4.number_input("evaluate every (steps)", 1, 100_000, 10,
-                                              key="train_eval")
+    out["train.eval_every"] = c4.number_input(
+        "evaluate every (steps)", 1, 100_000, 10, key="train_eval"
+    )
     c1, c2, c3, c4 = st.columns(4)
     out["train.seed"] = c1.number_input("seed", 0, 2**31 - 1, 0, key="train_seed")
     out["train.device"] = c2.selectbox(
-        "device", ["auto", "cpu", "cuda"], key="train_device",
-        format_func=lambda d: {"auto": f"auto ({'GPU: ' + gpu if gpu else 'CPU'})",
-                               "cpu": "CPU", "cuda": f"GPU{': ' + gpu if gpu else ''}"}[d],
+        "device",
+        ["auto", "cpu", "cuda"],
+        key="train_device",
+        format_func=lambda d: {
+            "auto": f"auto ({'GPU: ' + gpu if gpu else 'CPU'})",
+            "cpu": "CPU",
+            "cuda": f"GPU{': ' + gpu if gpu else ''}",
+        }[d],
         help="auto uses the GPU when the machine has one",
     )
-    out["train.groups"] = c3.text_input("groups (mode groups)", "", key="train_groups",
-                                        placeholder="t0,t1,t2; t3,t4,t5")
-    out["train.warmup"] = c4.number_input("warm-up steps (sequential)", 0, 100_000, 10,
-                                          key="train_warmup")
+    out["train.groups"] = c3.text_input(
+        "groups (mode groups)", "", key="train_groups", placeholder="t0,t1,t2; t3,t4,t5"
+    )
+    out["train.warmup"] = c4.number_input(
+        "warm-up steps (sequential)", 0, 100_000, 10, key="train_warmup"
+    )
     return out
 
 
@@ -156,10 +185,14 @@ def _affinity_inputs() -> dict[str, Any]:
     c1, c2, c3 = st.columns(3)
     return {
         "affinity.measure": c1.selectbox(
-            "measure", ("auto", *MEASURES), key="train_measure",
-            help="auto: lookahead for together, proximal for sequential, none otherwise"),
-        "affinity.every": c2.number_input("measure every (steps)", 1, 100_000, 1,
-                                          key="train_every"),
+            "measure",
+            ("auto", *MEASURES),
+            key="train_measure",
+            help="auto: lookahead for together, proximal for sequential, none otherwise",
+        ),
+        "affinity.every": c2.number_input(
+            "measure every (steps)", 1, 100_000, 1, key="train_every"
+        ),
         "affinity.beta": c3.slider("proximal EMA beta", 0.0, 0.99, 0.9, key="train_beta"),
     }
 
@@ -169,23 +202,28 @@ def _model_inputs(scen: str) -> dict[str, Any]:
     model0 = default_model_config(scen)
     c1, c2, c3, c4 = st.columns(4)
     out: dict[str, Any] = {}
-    out["model.arch"] = c1.selectbox("architecture", ARCHS, index=ARCHS.index(model0.arch),
-                                     key=f"train_arch_{scen}")
-    out["model.hidden"] = c2.text_input("hidden widths", ",".join(map(str, model0.hidden)),
-                                        key=f"train_hidden_{scen}")
-    out["model.channels"] = c3.text_input("CNN channels", ",".join(map(str, model0.channels)),
-                                          key=f"train_channels_{scen}")
+    out["model.arch"] = c1.selectbox(
+        "architecture", ARCHS, index=ARCHS.index(model0.arch), key=f"train_arch_{scen}"
+    )
+    out["model.hidden"] = c2.text_input(
+        "hidden widths", ",".join(map(str, model0.hidden)), key=f"train_hidden_{scen}"
+    )
+    out["model.channels"] = c3.text_input(
+        "CNN channels", ",".join(map(str, model0.channels)), key=f"train_channels_{scen}"
+    )
     out["model.norm"] = c4.selectbox("normalization", NORMS, key="train_norm")
     c1, c2, c3, c4 = st.columns(4)
-    out["optim.name"] = c1.selectbox("optimizer", OPTIMIZERS, index=OPTIMIZERS.index("adam"),
-                                     key="train_opt")
-    lr = c2.number_input("learning rate (0 = default)", 0.0, 10.0, 0.0, format="%.4f",
-                         key="train_lr")
+    out["optim.name"] = c1.selectbox(
+        "optimizer", OPTIMIZERS, index=OPTIMIZERS.index("adam"), key="train_opt"
+    )
+    lr = c2.number_input(
+        "learning rate (0 = default)", 0.0, 10.0, 0.0, format="%.4f", key="train_lr"
+    )
     out["optim.lr"] = float(lr) if lr > 0 else None
-    out["optim.momentum"] = c3.number_input("momentum (SGD)", 0.0, 0.999, 0.9,
-                                            key="train_momentum")
-    out["optim.weight_decay"] = c4.number_input("weight decay", 0.0, 1.0, 0.0, format="%.5f",
-                                                key="train_wd")
+    out["optim.momentum"] = c3.number_input("momentum (SGD)", 0.0, 0.999, 0.9, key="train_momentum")
+    out["optim.weight_decay"] = c4.number_input(
+        "weight decay", 0.0, 1.0, 0.0, format="%.5f", key="train_wd"
+    )
     return out
 
 
@@ -199,8 +237,7 @@ def _submit(values: dict[str, Any]) -> None:
         return
     session.remember(rid)
     st.success(f"Queued run #{rid} ({cfg.name or f'{cfg.scenario} {cfg.train.mode}'}).")
-    nav.link("explore", f"Watch run #{rid} live in Explore", icon=":material/grid_on:",
-             run=rid)
+    nav.link("explore", f"Watch run #{rid} live in Explore", icon=":material/grid_on:", run=rid)
 
 
 # ----------------------------------------------------------------------------- the queue
@@ -228,34 +265,39 @@ def queue_frame(runs: list) -> pd.DataFrame:
     rows = []
     for r in runs:
         cfg = r.config or {}
-        rows.append({
-            "run": words.run_label(r),
-            "yours": "✓" if r.id in mine else "",
-            "status": r.status,
-            "progress": float(r.progress) if r.progress is not None else
-            (1.0 if r.status == "finished" else 0.0),
-            "steps": f"{r.steps_done}/{r.steps_total}" if r.steps_total else str(r.steps_done),
-            "ETA": words.format_seconds(r.eta_s) if r.status == "running" else "",
-            "step/s": f"{r.steps_per_s:.1f}" if r.steps_per_s else "",
-            "origin": r.origin,
-            "scenario": cfg.get("scenario", ""),
-            "mode": (cfg.get("train") or {}).get("mode", ""),
-            "created": words.ago(r.created),
-            "error": r.error or "",
-        })
+        rows.append(
+            {
+                "run": words.run_label(r),
+                "yours": "✓" if r.id in mine else "",
+                "status": r.status,
+                "progress": float(r.progress)
+                if r.progress is not None
+                else (1.0 if r.status == "finished" else 0.0),
+                "steps": f"{r.steps_done}/{r.steps_total}" if r.steps_total else str(r.steps_done),
+                "ETA": words.format_seconds(r.eta_s) if r.status == "running" else "",
+                "step/s": f"{r.steps_per_s:.1f}" if r.steps_per_s else "",
+                "origin": r.origin,
+                "scenario": cfg.get("scenario", ""),
+                "mode": (cfg.get("train") or {}).get("mode", ""),
+                "created": words.ago(r.created),
+                "error": r.error or "",
+            }
+        )
     return pd.DataFrame(rows)
 
 
 def _queue_body(was_active: bool) -> None:
     runs = data.list_runs()
-    only_mine = st.toggle("Only my runs", key="train_only_mine",
-                          help="Runs started or uploaded in this browser session")
+    only_mine = st.toggle(
+        "Only my runs",
+        key="train_only_mine",
+        help="Runs started or uploaded in this browser session",
+    )
     ordered = session.ordered_runs(runs, mine_only=only_mine)
     live = [r for r in ordered if r.is_active]
     for r in live:
         c1, c2, c3 = st.columns([3, 5, 1], vertical_alignment="center")
-        c1.markdown(f"{words.colour_dot(r.id)} **{words.run_label(r)}**",
-                    unsafe_allow_html=True)
+        c1.markdown(f"{words.colour_dot(r.id)} **{words.run_label(r)}**", unsafe_allow_html=True)
         c2.progress(float(r.progress or 0.0), text=words.status_text(r, data.queue_ahead(r)))
         if c3.button("Cancel", key=f"cancel_{r.id}", icon=":material/stop:"):
             try:
@@ -271,10 +313,13 @@ def _queue_body(was_active: bool) -> None:
         st.info("No runs yet. Queue one above, run the lesson, or upload a log.")
     else:
         st.dataframe(
-            queue_frame(ordered), hide_index=True, width="stretch",
+            queue_frame(ordered),
+            hide_index=True,
+            width="stretch",
             column_config={
-                "progress": st.column_config.ProgressColumn("progress", min_value=0.0,
-                                                            max_value=1.0, format="percent"),
+                "progress": st.column_config.ProgressColumn(
+                    "progress", min_value=0.0, max_value=1.0, format="percent"
+                ),
             },
         )
     still = data.any_active(runs)

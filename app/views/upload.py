@@ -62,21 +62,25 @@ def preview_frame(parsed: ParsedRun) -> pd.DataFrame:
         m = parsed.metrics[parsed.metrics["run"] == run]
         steps = np.unique(a["step"].to_numpy()) if len(a) else np.unique(m["step"].to_numpy())
         tasks = parsed.run_tasks(run)
-        rows.append({
-            "run": run or "(single run)",
-            "tasks": len(tasks),
-            "task names": ", ".join(tasks[:12]) + (" …" if len(tasks) > 12 else ""),
-            "logged steps": int(len(steps)),
-            "step range": f"{int(steps.min())}–{int(steps.max())}" if len(steps) else "–",
-            "measures": ", ".join(parsed.measures(run)) or "–",
-            "metric rows": int(len(m)),
-        })
+        rows.append(
+            {
+                "run": run or "(single run)",
+                "tasks": len(tasks),
+                "task names": ", ".join(tasks[:12]) + (" …" if len(tasks) > 12 else ""),
+                "logged steps": int(len(steps)),
+                "step range": f"{int(steps.min())}–{int(steps.max())}" if len(steps) else "–",
+                "measures": ", ".join(parsed.measures(run)) or "–",
+                "metric rows": int(len(m)),
+            }
+        )
     return pd.DataFrame(rows)
 
 
 def _upload() -> None:
     files = st.file_uploader(
-        "Run files", accept_multiple_files=True, key="upload_files",
+        "Run files",
+        accept_multiple_files=True,
+        key="upload_files",
         help="Several files at once are fine; each is checked before anything is saved.",
     )
     if not files:
@@ -120,8 +124,10 @@ def _upload() -> None:
 
 
 def _saved_links(ids: list[int]) -> None:
-    st.success(f"Saved as run{'s' if len(ids) > 1 else ''} "
-               + ", ".join(f"#{i}" for i in ids) + ".", icon=":material/check_circle:")
+    st.success(
+        f"Saved as run{'s' if len(ids) > 1 else ''} " + ", ".join(f"#{i}" for i in ids) + ".",
+        icon=":material/check_circle:",
+    )
     for rid in ids:
         nav.link("explore", f"Open run #{rid} in Explore", icon=":material/grid_on:", run=rid)
 
@@ -150,21 +156,33 @@ def _download() -> None:
     def payload() -> bytes:
         return run_file_bytes(data.get_store().export_parsed(rid), filename)
 
-    c2.download_button("⬇ Download", data=payload, file_name=filename,
-                       mime="application/octet-stream", key="download_btn",
-                       on_click="ignore", type="primary", width="stretch")
+    c2.download_button(
+        "⬇ Download",
+        data=payload,
+        file_name=filename,
+        mime="application/octet-stream",
+        key="download_btn",
+        on_click="ignore",
+        type="primary",
+        width="stretch",
+    )
     if info.is_active:
         st.caption("This run is still training: the download holds the steps logged so far.")
     if ext != ".zip":
         lost = _would_drop(info)
         if lost:
-            st.caption(f":material/info: A {ext} file holds the affinity table only; this run "
-                       f"also has {', '.join(lost)} — choose zip to keep everything.")
+            st.caption(
+                f":material/info: A {ext} file holds the affinity table only; this run "
+                f"also has {', '.join(lost)} — choose zip to keep everything."
+            )
     with st.expander("Delete this run", icon=":material/delete:"):
-        st.caption("Removes the run and everything logged for it from the store. A running "
-                   "run is cancelled first.")
-        sure = st.checkbox(f"Yes, delete #{info.id} {info.name} for good",
-                           key=f"download_delete_sure_{info.id}")
+        st.caption(
+            "Removes the run and everything logged for it from the store. A running "
+            "run is cancelled first."
+        )
+        sure = st.checkbox(
+            f"Yes, delete #{info.id} {info.name} for good", key=f"download_delete_sure_{info.id}"
+        )
         if st.button(f"Delete run #{info.id}", key="download_delete", disabled=not sure):
             try:
                 data.get_runner().delete(info.id)

@@ -68,9 +68,7 @@ def add_parser(sub) -> None:
         help="tag: safety stop in seconds (the answer does not depend on it unless it fires, "
         "which is reported)",
     )
-    p.add_argument(
-        "--seed", type=int, default=0, help="seed of TAG's search and AP's tie-breaking"
-    )
+    p.add_argument("--seed", type=int, default=0, help="seed of TAG's search and AP's tie-breaking")
     p.add_argument(
         "--json",
         action="store_true",
@@ -103,9 +101,7 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(result_dict(grouper.groups_, grouper.score_, optimal, gap, tasks)))
         return 0
     upper = getattr(grouper, "upper_bound_", None)
-    print(
-        format_result(args.method, grouper.groups_, grouper.score_, optimal, gap, tasks, upper)
-    )
+    print(format_result(args.method, grouper.groups_, grouper.score_, optimal, gap, tasks, upper))
     return 0
 
 
@@ -176,8 +172,13 @@ def load_affinity(
         run = runs[0]
     elif run not in runs:
         raise LabError(f"run {run!r} not in {p.name}; it has: {', '.join(runs)}")
-    tasks, A = mean_matrix(parsed.run_affinity(run), measure, parsed.run_tasks(run),
-                           where=p.name, hint="pick one with --measure")
+    tasks, A = mean_matrix(
+        parsed.run_affinity(run),
+        measure,
+        parsed.run_tasks(run),
+        where=p.name,
+        hint="pick one with --measure",
+    )
     never = np.isnan(A)
     if never.any():
         i, j = (int(x) for x in np.argwhere(never)[0])

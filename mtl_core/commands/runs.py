@@ -26,8 +26,9 @@ def add_parsers(sub) -> None:
     p.set_defaults(func=run_runs)
 
     p = sub.add_parser(
-        "import", help="import a run file (.csv, .tsv, .parquet, .jsonl, .json, .npy, .npz, "
-        ".zip, TensorBoard events)"
+        "import",
+        help="import a run file (.csv, .tsv, .parquet, .jsonl, .json, .npy, .npz, "
+        ".zip, TensorBoard events)",
     )
     p.add_argument("file", help="the file (or a TensorBoard log folder) to import")
     p.add_argument("--name", default=None, help="run name (default: the file's name)")
@@ -69,14 +70,18 @@ def run_runs(args: argparse.Namespace) -> int:
 
 def format_runs(runs: list[RunInfo]) -> str:
     """A fixed-width table of runs (one line each)."""
-    head = f"{'id':>4}  {'status':<11} {'origin':<8} {'steps':>11}  {'tasks':>5}  " \
-           f"{'measures':<18} {'created':<16}  name"
+    head = (
+        f"{'id':>4}  {'status':<11} {'origin':<8} {'steps':>11}  {'tasks':>5}  "
+        f"{'measures':<18} {'created':<16}  name"
+    )
     lines = [head]
     for r in runs:
         steps = f"{r.steps_done}/{r.steps_total}" if r.steps_total else str(r.steps_done)
         created = time.strftime("%Y-%m-%d %H:%M", time.localtime(r.created))
-        line = (f"{r.id:>4}  {r.status:<11} {r.origin:<8} {steps:>11}  {len(r.tasks):>5}  "
-                f"{','.join(r.measures) or '-':<18} {created:<16}  {r.name}")
+        line = (
+            f"{r.id:>4}  {r.status:<11} {r.origin:<8} {steps:>11}  {len(r.tasks):>5}  "
+            f"{','.join(r.measures) or '-':<18} {created:<16}  {r.name}"
+        )
         if r.error and r.status != "finished":
             line += f"  ({r.error[:80]})"
         lines.append(line)
@@ -95,8 +100,10 @@ def run_import(args: argparse.Namespace) -> int:
     for rid in ids:
         info = store.get_run(rid)
         cells = ", ".join(info.measures) or "no affinity"
-        print(f"imported run {rid} {info.name!r}: {len(info.tasks)} tasks, "
-              f"{info.steps_done} steps, {cells}")
+        print(
+            f"imported run {rid} {info.name!r}: {len(info.tasks)} tasks, "
+            f"{info.steps_done} steps, {cells}"
+        )
     return 0
 
 
@@ -114,8 +121,10 @@ def run_export(args: argparse.Namespace) -> int:
     print(f"wrote run {args.run_id} to {out}")
     lost = dropped_parts(parsed, out.name)
     if lost:
-        sys.stderr.write(f"note: {out.suffix} holds the affinity table only; "
-                         f"use .zip to keep the {', '.join(lost)} too\n")
+        sys.stderr.write(
+            f"note: {out.suffix} holds the affinity table only; "
+            f"use .zip to keep the {', '.join(lost)} too\n"
+        )
     return 0
 
 

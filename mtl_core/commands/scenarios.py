@@ -17,8 +17,15 @@ def add_parser(sub) -> None:
 def run(args: argparse.Namespace) -> int:
     scenarios = list_scenarios()
     if args.json:
-        print(json.dumps({s.name: {"description": s.description, "knobs": s.knobs}
-                          for s in scenarios.values()}, indent=2))
+        print(
+            json.dumps(
+                {
+                    s.name: {"description": s.description, "knobs": s.knobs}
+                    for s in scenarios.values()
+                },
+                indent=2,
+            )
+        )
         return 0
     for s in scenarios.values():
         print(f"{s.name}\n  {s.description}")

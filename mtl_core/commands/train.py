@@ -15,12 +15,22 @@ from mtl_core.errors import LabError
 def add_parser(sub) -> None:
     p = sub.add_parser("train", help="train a scenario and log inter-task affinity")
     p.add_argument("--scenario", required=True, help="scenario name (see `scenarios`)")
-    p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
-                   help="scenario knob, repeatable")
+    p.add_argument(
+        "--set",
+        dest="sets",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="scenario knob, repeatable",
+    )
     p.add_argument("--mode", choices=MODES, default="together")
-    p.add_argument("--affinity", choices=MEASURES, default=None,
-                   help="measure to log (default: lookahead for together, proximal for "
-                        "sequential, none otherwise)")
+    p.add_argument(
+        "--affinity",
+        choices=MEASURES,
+        default=None,
+        help="measure to log (default: lookahead for together, proximal for "
+        "sequential, none otherwise)",
+    )
     p.add_argument("--every", type=int, default=1, help="measure affinity every K steps")
     p.add_argument("--steps", type=int, default=300)
     p.add_argument("--seed", type=int, default=0)
@@ -37,10 +47,13 @@ def add_parser(sub) -> None:
     p.add_argument("--beta", type=float, default=0.9, help="proximal affinity EMA weight")
     p.add_argument("--warmup", type=int, default=10, help="sequential: steps with tasks alone")
     p.add_argument("--name", default="", help="run name")
-    p.add_argument("--store", default=None,
-                   help="record the run in this run store, through the runner (default, "
-                        "when --out is not given: $MTL_LAB_STORE, else ./.lab/store.sqlite, "
-                        "the store the app shows)")
+    p.add_argument(
+        "--store",
+        default=None,
+        help="record the run in this run store, through the runner (default, "
+        "when --out is not given: $MTL_LAB_STORE, else ./.lab/store.sqlite, "
+        "the store the app shows)",
+    )
     p.set_defaults(func=run)
 
 
@@ -58,13 +71,22 @@ def parse_sets(items: list[str]) -> dict[str, str]:
 def config_from_args(args: argparse.Namespace) -> RunConfig:
     """Validate the arguments into a ``RunConfig`` (every error is a ``LabError``)."""
     overrides: dict[str, object] = {
-        "train.mode": args.mode, "train.steps": args.steps, "train.batch_size": args.batch_size,
-        "train.eval_every": args.eval_every, "train.seed": args.seed,
-        "train.device": args.device, "train.groups": args.groups, "train.warmup": args.warmup,
+        "train.mode": args.mode,
+        "train.steps": args.steps,
+        "train.batch_size": args.batch_size,
+        "train.eval_every": args.eval_every,
+        "train.seed": args.seed,
+        "train.device": args.device,
+        "train.groups": args.groups,
+        "train.warmup": args.warmup,
         "model.norm": args.norm,
-        "optim.name": args.optimizer, "optim.lr": args.lr, "optim.momentum": args.momentum,
-        "affinity.measure": args.affinity or "auto", "affinity.every": args.every,
-        "affinity.beta": args.beta, "name": args.name,
+        "optim.name": args.optimizer,
+        "optim.lr": args.lr,
+        "optim.momentum": args.momentum,
+        "affinity.measure": args.affinity or "auto",
+        "affinity.every": args.every,
+        "affinity.beta": args.beta,
+        "name": args.name,
     }
     if args.hidden:
         overrides["model.hidden"] = args.hidden
@@ -127,8 +149,10 @@ def _run_local(cfg: RunConfig, out: Path) -> int:
 
 def summary(result) -> str:
     """One screen: final per-task losses and the averaged affinity matrix."""
-    lines = [f"trained {result.steps} steps in {result.seconds:.1f}s on {result.device}, "
-             f"{result.parameters:,} parameters"]
+    lines = [
+        f"trained {result.steps} steps in {result.seconds:.1f}s on {result.device}, "
+        f"{result.parameters:,} parameters"
+    ]
     val, test = result.loss("val"), result.loss("test")
     acc = {m.task: m.value for m in result.metrics if m.split == "test" and m.metric == "accuracy"}
     lines.append(f"{'task':>14} {'val loss':>9} {'test loss':>9} {'test acc':>8}")
@@ -181,6 +205,8 @@ def _run_in_store(cfg: RunConfig, args: argparse.Namespace) -> int:
         runner.shutdown(interrupt_running=False)
     if info.status != "finished":
         raise LabError(f"run {run_id} {info.status}: {info.error or 'no reason recorded'}")
-    print(f"run {run_id} finished: {info.steps_done} steps; see `python -m mtl_core runs "
-          f"--store {args.store}`")
+    print(
+        f"run {run_id} finished: {info.steps_done} steps; see `python -m mtl_core runs "
+        f"--store {args.store}`"
+    )
     return 0

@@ -168,4 +168,3 @@ def canonical_labels(labels: np.ndarray) -> np.ndarray:
     L = np.asarray(labels)
     eq = L[:, :, None] == L[:, None, :]
     return eq.argmax(axis=2)
-

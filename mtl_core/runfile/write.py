@@ -96,4 +96,3 @@ def dropped_parts(parsed: ParsedRun, filename: str) -> list[str]:
     if parsed.task_types or parsed.meta.get("config") or parsed.meta.get("notes"):
         out.append("metadata")
     return out
-

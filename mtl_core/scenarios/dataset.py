@@ -32,7 +32,6 @@ class Dataset:
     info: dict[str, Any] = field(default_factory=dict)
 
 
-
 def split_standardize(
     X: np.ndarray,
     Y: np.ndarray,
@@ -71,4 +70,3 @@ def split_standardize(
     for x, y in zip(Xs, Ys):
         out += [x.astype(np.float32), y.astype(np.float32)]
     return tuple(out)
-

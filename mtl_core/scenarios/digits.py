@@ -54,4 +54,3 @@ def build(k: dict[str, Any]) -> Dataset:
         arrays[i] = arrays[i].reshape(-1, 1, 8, 8)
     info = {"clusters": {t: (1 if t.startswith("random") else 0) for t in tasks}}
     return Dataset(tasks, types, *arrays, input_shape=(1, 8, 8), info=info)
-

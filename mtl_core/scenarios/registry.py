@@ -152,5 +152,3 @@ _BUILDERS: dict[str, Callable[[dict[str, Any]], Dataset]] = {
     "digits": digits.build,
     "csv": table.build,
 }
-
-

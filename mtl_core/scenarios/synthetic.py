@@ -83,4 +83,3 @@ def build(k: dict[str, Any]) -> Dataset:
     arrays = split_standardize(X, Y, types, int(k["data_seed"]))
     info = {"clusters": {tasks[t]: cluster_of[t] for t in range(n_tasks)}}
     return Dataset(tasks, types, *arrays, input_shape=(d,), info=info)
-

@@ -57,9 +57,7 @@ def build(k: dict[str, Any]) -> Dataset:
         if set(feats) & set(targets):
             raise LabError("csv scenario: a column cannot be both a feature and a target")
     else:
-        feats = [
-            c for c in df.columns if c not in targets and pd.api.types.is_numeric_dtype(df[c])
-        ]
+        feats = [c for c in df.columns if c not in targets and pd.api.types.is_numeric_dtype(df[c])]
     if not feats:
         raise LabError(
             f"csv scenario: {path.name} has no numeric feature column besides the targets"
@@ -97,4 +95,3 @@ def build(k: dict[str, Any]) -> Dataset:
     arrays = split_standardize(X, Y, types, int(k["data_seed"]))
     info = {"features": feats, "rows": int(len(X))}
     return Dataset(list(map(str, targets)), types, *arrays, input_shape=(len(feats),), info=info)
-

@@ -167,7 +167,9 @@ def m002_split_evaluations(con: sqlite3.Connection) -> None:
     (``ground_truth:k=2``) and the lesson's bookkeeping. Split it into ``ground_truth`` (one
     job record per run and group budget k) and ``run_notes`` (JSON notes by key), keeping
     every row."""
-    execute_script(con, f"""
+    execute_script(
+        con,
+        f"""
     CREATE TABLE ground_truth (
         run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
         k INTEGER NOT NULL,
@@ -189,7 +191,8 @@ def m002_split_evaluations(con: sqlite3.Connection) -> None:
         SELECT run_id, key, created, result FROM evaluations
         WHERE NOT ({_GROUND_TRUTH_KEY});
     DROP TABLE evaluations
-    """)
+    """,
+    )
 
 
 #: The schema version this code writes: the number of migrations.

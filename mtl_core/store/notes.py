@@ -34,23 +34,29 @@ class NotesMixin(StoreBase):
         def tx(con: sqlite3.Connection) -> None:
             self._run(con, run_id)
             con.execute(
-                "INSERT OR REPLACE INTO run_notes (run_id, key, updated, value) "
-                "VALUES (?,?,?,?)", (int(run_id), str(key), time.time(), payload))
+                "INSERT OR REPLACE INTO run_notes (run_id, key, updated, value) VALUES (?,?,?,?)",
+                (int(run_id), str(key), time.time(), payload),
+            )
 
         self._write(tx)
 
     def get_note(self, run_id: int, key: str) -> dict[str, Any] | None:
         """The run's note ``key``, or None if it has none."""
-        row = self._read(lambda con: con.execute(
-            "SELECT value FROM run_notes WHERE run_id = ? AND key = ?", (int(run_id), str(key))
-        ).fetchone())
+        row = self._read(
+            lambda con: con.execute(
+                "SELECT value FROM run_notes WHERE run_id = ? AND key = ?", (int(run_id), str(key))
+            ).fetchone()
+        )
         return None if row is None else json.loads(row[0])
 
     def list_notes(self, run_id: int) -> dict[str, dict[str, Any]]:
         """Every note of a run by key, oldest saved first."""
-        rows = self._read(lambda con: con.execute(
-            "SELECT key, value FROM run_notes WHERE run_id = ? ORDER BY updated, key",
-            (int(run_id),)).fetchall())
+        rows = self._read(
+            lambda con: con.execute(
+                "SELECT key, value FROM run_notes WHERE run_id = ? ORDER BY updated, key",
+                (int(run_id),),
+            ).fetchall()
+        )
         return {k: json.loads(v) for k, v in rows}
 
 
@@ -68,20 +74,25 @@ class GroundTruthMixin(StoreBase):
             self._run(con, run_id)
             con.execute(
                 "INSERT OR REPLACE INTO ground_truth (run_id, k, updated, job) VALUES (?,?,?,?)",
-                (int(run_id), int(k), time.time(), payload))
+                (int(run_id), int(k), time.time(), payload),
+            )
 
         self._write(tx)
 
     def get_ground_truth(self, run_id: int, k: int) -> dict[str, Any] | None:
         """The ground-truth job record for ``(run_id, k)``, or None if none was started."""
-        row = self._read(lambda con: con.execute(
-            "SELECT job FROM ground_truth WHERE run_id = ? AND k = ?", (int(run_id), int(k))
-        ).fetchone())
+        row = self._read(
+            lambda con: con.execute(
+                "SELECT job FROM ground_truth WHERE run_id = ? AND k = ?", (int(run_id), int(k))
+            ).fetchone()
+        )
         return None if row is None else json.loads(row[0])
 
     def list_ground_truths(self, run_id: int) -> dict[int, dict[str, Any]]:
         """Every ground-truth job record of a run, by k ascending."""
-        rows = self._read(lambda con: con.execute(
-            "SELECT k, job FROM ground_truth WHERE run_id = ? ORDER BY k",
-            (int(run_id),)).fetchall())
+        rows = self._read(
+            lambda con: con.execute(
+                "SELECT k, job FROM ground_truth WHERE run_id = ? ORDER BY k", (int(run_id),)
+            ).fetchall()
+        )
         return {int(k): json.loads(v) for k, v in rows}

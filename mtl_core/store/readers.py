@@ -39,8 +39,11 @@ class ReadersMixin(StoreBase):
         def q(con: sqlite3.Connection) -> tuple[np.ndarray, list[str], np.ndarray]:
             info = self._run(con, run_id)
             # the lab's one measure rule; a run with nothing logged yet reads as empty
-            m = (pick_measure(info.measures, measure, f"run {run_id}") if info.measures
-                 else measure or DEFAULT_MEASURE)
+            m = (
+                pick_measure(info.measures, measure, f"run {run_id}")
+                if info.measures
+                else measure or DEFAULT_MEASURE
+            )
             rows = con.execute(
                 "SELECT step, data FROM affinity WHERE run_id = ? AND measure = ? ORDER BY step",
                 (int(run_id), m),
@@ -56,9 +59,12 @@ class ReadersMixin(StoreBase):
     def affinity_wall_times(self, run_id: int, measure: str) -> tuple[np.ndarray, np.ndarray]:
         """``(steps (S,), wall_time (S,))`` of a measure's matrices: Unix seconds, NaN where
         unknown (e.g. an uploaded log without times)."""
-        rows = self._read(lambda con: con.execute(
-            "SELECT step, wall_time FROM affinity WHERE run_id = ? AND measure = ? ORDER BY step",
-            (int(run_id), measure)).fetchall())
+        rows = self._read(
+            lambda con: con.execute(
+                "SELECT step, wall_time FROM affinity WHERE run_id = ? AND measure = ? ORDER BY step",
+                (int(run_id), measure),
+            ).fetchall()
+        )
         steps = np.array([r[0] for r in rows], dtype=np.int64)
         return steps, np.array([np.nan if r[1] is None else r[1] for r in rows], dtype=np.float64)
 
@@ -81,23 +87,30 @@ class ReadersMixin(StoreBase):
         minibatch training loss appears as ``split="batch", metric="loss"``."""
 
         def q(con: sqlite3.Connection) -> tuple[Any, ...]:
-            return (self.losses(run_id), con.execute(
-                "SELECT step, task, split, metric, value FROM metrics WHERE run_id = ?",
-                (int(run_id),)).fetchall())
+            return (
+                self.losses(run_id),
+                con.execute(
+                    "SELECT step, task, split, metric, value FROM metrics WHERE run_id = ?",
+                    (int(run_id),),
+                ).fetchall(),
+            )
 
         (steps, tasks, loss), rows = self._read(q)
         return _metrics_frame(steps, tasks, loss, rows)
 
     def groupings(self, run_id: int) -> list[tuple[int, Grouping]]:
         """``[(step, grouping), ...]`` ascending, groupings as tuples of frozensets."""
-        rows = self._read(lambda con: con.execute(
-            "SELECT step, groups FROM groupings WHERE run_id = ? ORDER BY step", (int(run_id),)
-        ).fetchall())
+        rows = self._read(
+            lambda con: con.execute(
+                "SELECT step, groups FROM groupings WHERE run_id = ? ORDER BY step", (int(run_id),)
+            ).fetchall()
+        )
         return [(int(s), canonical_grouping(json.loads(g))) for s, g in rows]
 
 
-def _metrics_frame(steps: np.ndarray, tasks: list[str], loss: np.ndarray,
-                   rows: list[Any]) -> pd.DataFrame:
+def _metrics_frame(
+    steps: np.ndarray, tasks: list[str], loss: np.ndarray, rows: list[Any]
+) -> pd.DataFrame:
     """The long form of the batch losses ``loss (S, n)`` (NaN cells dropped) and the logged
     metric ``rows`` (step, task, split, metric, value), stably sorted by step."""
     n = len(tasks)
@@ -116,9 +129,15 @@ def _metrics_frame(steps: np.ndarray, tasks: list[str], loss: np.ndarray,
     task = np.concatenate([np.tile(obj(tasks), len(steps))[keep], obj(cols[1])])
     split = np.concatenate([np.full(batch, BATCH_SPLIT, dtype=object), obj(cols[2])])
     metric = np.concatenate([np.full(batch, "loss", dtype=object), obj(cols[3])])
-    value = np.concatenate([flat[keep], np.array(
-        [np.nan if v is None else v for v in cols[4]], dtype=np.float64)])
-    return pd.DataFrame({
-        "step": step[order], "task": task[order], "split": split[order],
-        "metric": metric[order], "value": value[order],
-    })
+    value = np.concatenate(
+        [flat[keep], np.array([np.nan if v is None else v for v in cols[4]], dtype=np.float64)]
+    )
+    return pd.DataFrame(
+        {
+            "step": step[order],
+            "task": task[order],
+            "split": split[order],
+            "metric": metric[order],
+            "value": value[order],
+        }
+    )

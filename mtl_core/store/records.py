@@ -101,25 +101,45 @@ def load_run(con: sqlite3.Connection, run_id: int) -> RunInfo | None:
     ).fetchone()
     if row is None:
         return None
-    ms = [r[0] for r in con.execute(
-        "SELECT DISTINCT measure FROM affinity WHERE run_id = ? ORDER BY measure", (int(run_id),)
-    )]
+    ms = [
+        r[0]
+        for r in con.execute(
+            "SELECT DISTINCT measure FROM affinity WHERE run_id = ? ORDER BY measure",
+            (int(run_id),),
+        )
+    ]
     return run_info(row, ms)
 
 
 def insert_run(
-    con: sqlite3.Connection, *, name: str, origin: str, status: str, config: dict[str, Any],
-    tasks: Sequence[str] | None, task_types: dict[str, str], notes: str, meta: dict[str, Any],
+    con: sqlite3.Connection,
+    *,
+    name: str,
+    origin: str,
+    status: str,
+    config: dict[str, Any],
+    tasks: Sequence[str] | None,
+    task_types: dict[str, str],
+    notes: str,
+    meta: dict[str, Any],
     steps_total: int | None,
 ) -> int:
     """Insert a run row (a terminal status stamps started and finished now); return its id."""
     now = time.time()
     ended = now if status in TERMINAL else None
     row = {
-        "name": name, "origin": origin, "status": status, "config": dumps(config),
+        "name": name,
+        "origin": origin,
+        "status": status,
+        "config": dumps(config),
         "tasks": None if tasks is None else json.dumps(list(tasks)),
-        "task_types": dumps(task_types), "notes": notes, "meta": dumps(meta), "created": now,
-        "started": ended, "finished": ended, "steps_total": steps_total,
+        "task_types": dumps(task_types),
+        "notes": notes,
+        "meta": dumps(meta),
+        "created": now,
+        "started": ended,
+        "finished": ended,
+        "steps_total": steps_total,
     }
     cur = con.execute(
         f"INSERT INTO runs ({', '.join(row)}) VALUES ({','.join('?' * len(row))})",

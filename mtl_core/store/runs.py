@@ -52,10 +52,20 @@ class RunsMixin(StoreBase):
         """
         _check(origin in ORIGINS, f"unknown origin {origin!r}")
         _check(status in STATUSES, f"unknown status {status!r}")
-        return self._write(lambda con: insert_run(
-            con, name=name, origin=origin, status=status, config=config or {}, tasks=tasks,
-            task_types=task_types or {}, notes=notes, meta=meta or {}, steps_total=steps_total,
-        ))
+        return self._write(
+            lambda con: insert_run(
+                con,
+                name=name,
+                origin=origin,
+                status=status,
+                config=config or {},
+                tasks=tasks,
+                task_types=task_types or {},
+                notes=notes,
+                meta=meta or {},
+                steps_total=steps_total,
+            )
+        )
 
     def get_run(self, run_id: int) -> RunInfo:
         """The run's record; LabError if there is no such run."""
@@ -70,8 +80,7 @@ class RunsMixin(StoreBase):
                 "SELECT DISTINCT run_id, measure FROM affinity ORDER BY run_id, measure"
             ):
                 ms.setdefault(rid, []).append(m)
-            rows = con.execute(
-                f"SELECT {', '.join(RUN_COLUMNS)} FROM runs ORDER BY id").fetchall()
+            rows = con.execute(f"SELECT {', '.join(RUN_COLUMNS)} FROM runs ORDER BY id").fetchall()
             return [run_info(r, ms.get(r["id"], [])) for r in rows]
 
         return self._read(q)
@@ -144,8 +153,16 @@ class RunsMixin(StoreBase):
             if row is None:
                 return None
             now = time.time()
-            update_run(con, row[0], status="running", started=now, heartbeat=now,
-                       host=socket.gethostname(), runner_pid=runner_pid, worker_pid=None)
+            update_run(
+                con,
+                row[0],
+                status="running",
+                started=now,
+                heartbeat=now,
+                host=socket.gethostname(),
+                runner_pid=runner_pid,
+                worker_pid=None,
+            )
             return int(row[0])
 
         return self._write(tx)
@@ -161,8 +178,14 @@ class RunsMixin(StoreBase):
         def tx(con: sqlite3.Connection) -> str:
             info = self._run(con, run_id)
             if info.status == "queued":
-                update_run(con, run_id, status="cancelled", finished=time.time(),
-                           cancel_requested=1, error="cancelled before it started")
+                update_run(
+                    con,
+                    run_id,
+                    status="cancelled",
+                    finished=time.time(),
+                    cancel_requested=1,
+                    error="cancelled before it started",
+                )
                 return "cancelled"
             if info.status == "running":
                 update_run(con, run_id, cancel_requested=1)
@@ -172,9 +195,11 @@ class RunsMixin(StoreBase):
 
     def cancel_requested(self, run_id: int) -> bool:
         """Whether the worker of ``run_id`` should stop (cancel asked, or run no longer running)."""
-        row = self._read(lambda con: con.execute(
-            "SELECT cancel_requested, status FROM runs WHERE id = ?", (int(run_id),)
-        ).fetchone())
+        row = self._read(
+            lambda con: con.execute(
+                "SELECT cancel_requested, status FROM runs WHERE id = ?", (int(run_id),)
+            ).fetchone()
+        )
         return row is None or bool(row[0]) or row[1] != "running"
 
     def delete_run(self, run_id: int) -> None:
@@ -222,7 +247,8 @@ class RunsMixin(StoreBase):
             _write_step(con, run_id, event, tasks, run_tasks, losses, now)
             con.executemany(
                 "INSERT OR REPLACE INTO metrics (run_id, step, task, split, metric, value) "
-                "VALUES (?,?,?,?,?,?)", metric_rows,
+                "VALUES (?,?,?,?,?,?)",
+                metric_rows,
             )
             update_run(con, run_id, **progress, heartbeat=now)
 
@@ -230,8 +256,11 @@ class RunsMixin(StoreBase):
 
     def set_tasks(self, run_id: int, tasks: list[str], task_types: dict[str, str]) -> None:
         """Record a run's task order and task types (e.g. once the worker has built the data)."""
-        self._write(lambda con: update_run(
-            con, run_id, tasks=json.dumps(list(tasks)), task_types=dumps(task_types)))
+        self._write(
+            lambda con: update_run(
+                con, run_id, tasks=json.dumps(list(tasks)), task_types=dumps(task_types)
+            )
+        )
 
 
 # ---------------------------------------------------------------------------------- helpers
@@ -242,8 +271,9 @@ def _check(ok: bool, msg: str) -> None:
         raise LabError(msg)
 
 
-def _progress(event: StepEvent, steps_per_s: float | None, losses: dict[str, float]
-              ) -> dict[str, Any]:
+def _progress(
+    event: StepEvent, steps_per_s: float | None, losses: dict[str, float]
+) -> dict[str, Any]:
     """The run columns a step updates: steps done/total, last step, rate, ETA, losses."""
     step = int(event.step)
     total = int(event.total_steps) if event.total_steps else None
@@ -254,12 +284,25 @@ def _progress(event: StepEvent, steps_per_s: float | None, losses: dict[str, flo
     if rate is None and event.elapsed_s and event.elapsed_s > 0:
         rate = done / event.elapsed_s
     eta = (total - done) / rate if (rate and total is not None) else None
-    return {"steps_done": done, "steps_total": total, "last_step": step, "steps_per_s": rate,
-            "eta_s": eta, "losses": dumps(losses)}
+    return {
+        "steps_done": done,
+        "steps_total": total,
+        "last_step": step,
+        "steps_per_s": rate,
+        "eta_s": eta,
+        "losses": dumps(losses),
+    }
 
 
-def _write_step(con: sqlite3.Connection, run_id: int, event: StepEvent, tasks: list[str],
-                run_tasks: list[str], losses: dict[str, float], now: float) -> None:
+def _write_step(
+    con: sqlite3.Connection,
+    run_id: int,
+    event: StepEvent,
+    tasks: list[str],
+    run_tasks: list[str],
+    losses: dict[str, float],
+    now: float,
+) -> None:
     """Insert one step's matrices (in the run's task order), loss vector and grouping."""
     step = int(event.step)
     aff_rows = []
@@ -268,7 +311,8 @@ def _write_step(con: sqlite3.Connection, run_id: int, event: StepEvent, tasks: l
         aff_rows.append((run_id, str(measure), step, len(run_tasks), now, blob(mat)))
     con.executemany(
         "INSERT OR REPLACE INTO affinity (run_id, measure, step, n, wall_time, data) "
-        "VALUES (?,?,?,?,?,?)", aff_rows,
+        "VALUES (?,?,?,?,?,?)",
+        aff_rows,
     )
     if losses:
         vec = np.array([losses.get(t, np.nan) for t in run_tasks], dtype=np.float64)

@@ -39,8 +39,9 @@ class _RunRows:
 class TransferMixin(RunsMixin, ReadersMixin):
     """Import and export of whole runs in the open run-file format."""
 
-    def import_parsed(self, parsed: ParsedRun, name: str = "", *, origin: str = "uploaded"
-                      ) -> list[int]:
+    def import_parsed(
+        self, parsed: ParsedRun, name: str = "", *, origin: str = "uploaded"
+    ) -> list[int]:
         """Add every run of a validated file in one transaction; return the new run ids.
 
         A file with several runs gives one run each, named ``"<name> / <run>"``; each is
@@ -56,9 +57,18 @@ class TransferMixin(RunsMixin, ReadersMixin):
         def tx(con: sqlite3.Connection) -> list[int]:
             ids = []
             for r in runs:
-                rid = insert_run(con, name=r.name, origin=origin, status="finished",
-                                 config=config, tasks=r.tasks, task_types=r.task_types,
-                                 notes=notes, meta=meta, steps_total=None)
+                rid = insert_run(
+                    con,
+                    name=r.name,
+                    origin=origin,
+                    status="finished",
+                    config=config,
+                    tasks=r.tasks,
+                    task_types=r.task_types,
+                    notes=notes,
+                    meta=meta,
+                    steps_total=None,
+                )
                 _insert_rows(con, rid, r)
                 ids.append(rid)
             return ids
@@ -81,8 +91,11 @@ class TransferMixin(RunsMixin, ReadersMixin):
                 parts.append(matrices_to_long(steps, tasks, a, m, wall_times=wt))
             met = self.metrics(run_id)
             grp = self.groupings(run_id)
-        aff = (pd.concat(parts, ignore_index=True) if parts
-               else pd.DataFrame({c: [] for c in AFFINITY_FRAME}))
+        aff = (
+            pd.concat(parts, ignore_index=True)
+            if parts
+            else pd.DataFrame({c: [] for c in AFFINITY_FRAME})
+        )
         aff = aff.astype({"step": np.int64, "affinity": np.float64, "wall_time": np.float64})
         met.insert(0, "run", "")
         grp_df = pd.DataFrame([("", s, g) for s, g in grp], columns=GROUPING_FRAME)
@@ -94,8 +107,13 @@ class TransferMixin(RunsMixin, ReadersMixin):
             meta["notes"] = info.notes
         meta.setdefault("origin", info.origin)
         return ParsedRun(
-            tasks=list(info.tasks), task_types=dict(info.task_types), affinity=aff,
-            metrics=met[METRIC_FRAME], groupings=grp_df, meta=meta, runs=[""],
+            tasks=list(info.tasks),
+            task_types=dict(info.task_types),
+            affinity=aff,
+            metrics=met[METRIC_FRAME],
+            groupings=grp_df,
+            meta=meta,
+            runs=[""],
             tasks_declared=True,
         )
 
@@ -107,13 +125,14 @@ def _split_run(parsed: ParsedRun, run: str, base: str) -> _RunRows:
     mats = []
     for m in parsed.measures(run):
         steps, _, a = parsed.matrices(run, m)
-        sel = parsed.affinity[(parsed.affinity["run"] == run)
-                              & (parsed.affinity["measure"] == m)]
+        sel = parsed.affinity[(parsed.affinity["run"] == run) & (parsed.affinity["measure"] == m)]
         wt = sel.groupby("step")["wall_time"].min().reindex(steps).to_numpy()
         mats.append((m, steps, a, wt))
     return _RunRows(
-        name=base if run == "" else f"{base} / {run}", tasks=tasks,
-        task_types={t: v for t, v in parsed.task_types.items() if t in tasks}, matrices=mats,
+        name=base if run == "" else f"{base} / {run}",
+        tasks=tasks,
+        task_types={t: v for t, v in parsed.task_types.items() if t in tasks},
+        matrices=mats,
         metrics=parsed.metrics[parsed.metrics["run"] == run],
         groupings=parsed.groupings[parsed.groupings["run"] == run],
     )
@@ -121,22 +140,30 @@ def _split_run(parsed: ParsedRun, run: str, base: str) -> _RunRows:
 
 def _insert_rows(con: sqlite3.Connection, rid: int, r: _RunRows) -> None:
     """Write one imported run's matrices, metrics, groupings and progress under id ``rid``."""
-    logged = ({int(x) for _, s, _, _ in r.matrices for x in s}
-              | set(r.metrics["step"].tolist()))
+    logged = {int(x) for _, s, _, _ in r.matrices for x in s} | set(r.metrics["step"].tolist())
     update_run(con, rid, steps_done=len(logged), last_step=max(logged) if logged else None)
     n = len(r.tasks)
     con.executemany(
         "INSERT INTO affinity (run_id, measure, step, n, wall_time, data) VALUES (?,?,?,?,?,?)",
-        [(rid, m, int(s), n, None if math.isnan(w) else float(w), blob(a[k]))
-         for m, steps, a, wt in r.matrices for k, (s, w) in enumerate(zip(steps, wt))],
+        [
+            (rid, m, int(s), n, None if math.isnan(w) else float(w), blob(a[k]))
+            for m, steps, a, wt in r.matrices
+            for k, (s, w) in enumerate(zip(steps, wt))
+        ],
     )
     con.executemany(
         "INSERT INTO metrics (run_id, step, task, split, metric, value) VALUES (?,?,?,?,?,?)",
-        [(rid, int(s), t, sp, mt, float(v)) for s, t, sp, mt, v in
-         r.metrics[["step", "task", "split", "metric", "value"]].itertuples(index=False)],
+        [
+            (rid, int(s), t, sp, mt, float(v))
+            for s, t, sp, mt, v in r.metrics[
+                ["step", "task", "split", "metric", "value"]
+            ].itertuples(index=False)
+        ],
     )
     con.executemany(
         "INSERT INTO groupings (run_id, step, groups) VALUES (?,?,?)",
-        [(rid, int(s), groups_json(g)) for s, g in
-         r.groupings[["step", "groups"]].itertuples(index=False)],
+        [
+            (rid, int(s), groups_json(g))
+            for s, g in r.groupings[["step", "groups"]].itertuples(index=False)
+        ],
     )

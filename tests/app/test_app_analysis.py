@@ -18,11 +18,11 @@ def test_adjusted_rand_index():
     tasks = list("abcdef")
     g1 = (frozenset("abc"), frozenset("def"))
     assert regroup.agreement(g1, (frozenset("def"), frozenset("abc")), tasks) == 1.0
-    assert regroup.agreement(g1, (frozenset("ad"), frozenset("be"), frozenset("cf")),
-                                  tasks) < 0
+    assert regroup.agreement(g1, (frozenset("ad"), frozenset("be"), frozenset("cf")), tasks) < 0
     # sklearn's value for this pair of partitions
-    assert regroup.agreement(g1, (frozenset("abcd"), frozenset("ef")), tasks) == \
-        pytest.approx(0.3243243, abs=1e-6)
+    assert regroup.agreement(g1, (frozenset("abcd"), frozenset("ef")), tasks) == pytest.approx(
+        0.3243243, abs=1e-6
+    )
 
 
 def test_group_order_keeps_groups_contiguous():
@@ -40,14 +40,22 @@ def _block(within: float, between: float) -> np.ndarray:
 def test_lesson_sentences_follow_the_numbers():
     tasks = ["t0", "t1", "t2", "t3"]
     groups = (frozenset({"t0", "t1"}), frozenset({"t2", "t3"}))
-    hurt = words.explain_lesson(_block(0.01, -0.004), tasks, groups,
-                                   {"together": 0.30, "groups": 0.20, "single": 0.22}, True)
+    hurt = words.explain_lesson(
+        _block(0.01, -0.004),
+        tasks,
+        groups,
+        {"together": 0.30, "groups": 0.20, "single": 0.22},
+        True,
+    )
     text = " ".join(hurt)
     assert "lowers the others' loss by 1%" in text
     assert "raises the loss" in text and "0.4%" in text
     assert "33% lower held-out loss" in text and "negative transfer" in text
-    calm = " ".join(words.explain_lesson(_block(0.01, 0.005), tasks, groups,
-                                            {"together": 0.20, "groups": 0.25}, True))
+    calm = " ".join(
+        words.explain_lesson(
+            _block(0.01, 0.005), tasks, groups, {"together": 0.20, "groups": 0.25}, True
+        )
+    )
     assert "still lowers" in calm and "no negative transfer" in calm
 
 
@@ -72,11 +80,12 @@ def test_animation_uses_fixed_scale_and_downsamples():
 
 
 def test_app_never_imports_torch():
-    code = ("import sys; import app.streamlit_app, app.views.learn, app.views.train, "
-            "app.views.explore, app.views.compare, app.views.upload, app.jobs; "
-            "print('torch' in sys.modules)")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True)
+    code = (
+        "import sys; import app.streamlit_app, app.views.learn, app.views.train, "
+        "app.views.explore, app.views.compare, app.views.upload, app.jobs; "
+        "print('torch' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip().splitlines()[-1] == "False"
 
 
@@ -84,13 +93,19 @@ def test_lesson_does_not_call_a_loss_gap_negative_transfer_against_the_affinity(
     tasks = ["t0", "t1", "t2", "t3"]
     groups = (frozenset({"t0", "t1"}), frozenset({"t2", "t3"}))
     # groups better by 47% while every cross-group cell helps: a noisy run, not interference
-    noisy = " ".join(words.explain_lesson(_block(0.01, 0.003), tasks, groups,
-                                             {"together": 0.096, "groups": 0.051}, True))
+    noisy = " ".join(
+        words.explain_lesson(
+            _block(0.01, 0.003), tasks, groups, {"together": 0.096, "groups": 0.051}, True
+        )
+    )
     assert "That gap is negative transfer" not in noisy
     assert "not negative transfer" in noisy and "seed" in noisy
     # together better while the cross-group cells hurt: also flagged as noise
-    odd = " ".join(words.explain_lesson(_block(0.01, -0.004), tasks, groups,
-                                           {"together": 0.10, "groups": 0.20}, True))
+    odd = " ".join(
+        words.explain_lesson(
+            _block(0.01, -0.004), tasks, groups, {"together": 0.10, "groups": 0.20}, True
+        )
+    )
     assert "noisy" in odd and "no negative transfer to avoid" not in odd
 
 
@@ -104,10 +119,13 @@ def test_runs_shown_together_never_share_a_colour():
 def test_ground_truth_table_signs_and_single_seed_spread():
     from app import jobs
 
-    report = {"spec": {"seeds": 1}, "approaches": {
-        "together": {"name": "all together", "total_test_loss": {"mean": 2.0, "std": 0.0}},
-        "tag": {"name": "TAG groups", "total_test_loss": {"mean": 1.5, "std": 0.0}},
-    }}
+    report = {
+        "spec": {"seeds": 1},
+        "approaches": {
+            "together": {"name": "all together", "total_test_loss": {"mean": 2.0, "std": 0.0}},
+            "tag": {"name": "TAG groups", "total_test_loss": {"mean": 1.5, "std": 0.0}},
+        },
+    }
     df = jobs.report_frame(report).set_index("approach")
     assert df.loc["TAG groups", "vs all together"] == pytest.approx(-0.25)  # lower = negative
     assert df["± std"].isna().all()  # one seed has no spread

@@ -16,8 +16,14 @@ def _specs(at):
 def test_compare_two_runs(tmp_path, monkeypatch):
     store = Store(tmp_path / "s.sqlite")
     a = seed_run(store, name="calm", steps=40, config=config_dict(knobs={"conflict": 0.2}))
-    b = seed_run(store, name="fierce", steps=40, switch_at=5, loss_scale=1.5,
-                 config=config_dict(knobs={"conflict": 1.0}, train__steps=40))
+    b = seed_run(
+        store,
+        name="fierce",
+        steps=40,
+        switch_at=5,
+        loss_scale=1.5,
+        config=config_dict(knobs={"conflict": 1.0}, train__steps=40),
+    )
     at = open_app("compare", store.path, monkeypatch).run()
     assert not at.exception
     assert sorted(at.multiselect(key="compare_runs").value) == sorted([a, b])

@@ -70,8 +70,12 @@ def test_explore_restores_view_from_url(tmp_path, monkeypatch):
     store = Store(tmp_path / "s.sqlite")
     seed_run(store, name="a", steps=30)
     b = seed_run(store, name="b", steps=30)
-    at = open_app("explore", store.path, monkeypatch,
-                  query={"run": b, "step": 10, "method": "hierarchical", "k": 3}).run()
+    at = open_app(
+        "explore",
+        store.path,
+        monkeypatch,
+        query={"run": b, "step": 10, "method": "hierarchical", "k": 3},
+    ).run()
     assert not at.exception
     assert at.selectbox(key="explore_run").value == b
     assert at.slider(key="explore_step").value == 10
@@ -133,8 +137,10 @@ def test_explore_picks_up_the_first_matrix_of_a_run_opened_before_it(tmp_path, m
     rid = seed_live_run(store, steps_total=100, steps_done=0)
     at = open_app("explore", store.path, monkeypatch).run()
     assert not at.exception
-    assert any("No affinity matrix logged yet" in i.value or "logged no affinity" in i.value
-               for i in at.info)
+    assert any(
+        "No affinity matrix logged yet" in i.value or "logged no affinity" in i.value
+        for i in at.info
+    )
     append_steps(store, rid, 1, 5, 100)
     time.sleep(data.LIVE_REFRESH_S)
     at.run()
@@ -146,8 +152,12 @@ def test_explore_picks_up_the_first_matrix_of_a_run_opened_before_it(tmp_path, m
 def test_a_link_to_a_missing_run_says_so_and_bad_url_values_are_ignored(tmp_path, monkeypatch):
     store = Store(tmp_path / "s.sqlite")
     seed_run(store, name="only", steps=20)
-    at = open_app("explore", store.path, monkeypatch,
-                  query={"run": 999, "tau": "nan", "matrix": "bogus", "smooth": "ema"}).run()
+    at = open_app(
+        "explore",
+        store.path,
+        monkeypatch,
+        query={"run": 999, "tau": "nan", "matrix": "bogus", "smooth": "ema"},
+    ).run()
     assert not at.exception and not at.error
     assert any("no run #999" in w.value for w in at.warning)
     assert at.radio(key="explore_matrix").value == "average"  # bogus value ignored

@@ -38,8 +38,7 @@ def _wait_for_groups(at, timeout_s: float = 120.0):
     return polls
 
 
-def test_tag_above_the_interactive_range_runs_in_background_with_progress(tmp_path,
-                                                                          monkeypatch):
+def test_tag_above_the_interactive_range_runs_in_background_with_progress(tmp_path, monkeypatch):
     n = regroup.TAG_INTERACTIVE_MAX + 4  # 16 tasks: seconds, so in the background
     store = Store(tmp_path / "s.sqlite")
     seed_run(store, name="wide", n_tasks=n, steps=12)
@@ -60,12 +59,26 @@ def test_tag_above_the_interactive_range_runs_in_background_with_progress(tmp_pa
 
 
 def test_tag_gap_is_reported_when_not_proven():
-    result = regroup.GroupResult(groups=(frozenset({"a", "b"}),), score=0.5, optimal=False,
-                                 gap=0.1, seconds=2.0, upper=0.6, relative_gap=0.2)
+    result = regroup.GroupResult(
+        groups=(frozenset({"a", "b"}),),
+        score=0.5,
+        optimal=False,
+        gap=0.1,
+        seconds=2.0,
+        upper=0.6,
+        relative_gap=0.2,
+    )
     caption = words.groups_caption(result, "tag")
     assert "at most 20% better" in caption and "no grouping scores above 0.6" in caption
-    proven = regroup.GroupResult(groups=(frozenset({"a", "b"}),), score=0.5, optimal=True,
-                                 gap=0.0, seconds=0.01, upper=0.5, relative_gap=0.0)
+    proven = regroup.GroupResult(
+        groups=(frozenset({"a", "b"}),),
+        score=0.5,
+        optimal=True,
+        gap=0.0,
+        seconds=0.01,
+        upper=0.5,
+        relative_gap=0.0,
+    )
     assert "proven optimal" in words.groups_caption(proven, "tag")
 
 

@@ -30,8 +30,9 @@ def _wait_finished(store: Store, ids: list[int], limit: float) -> float:
         if all(store.get_run(i).status in TERMINAL for i in ids):
             return time.time() - t0
         time.sleep(0.2)
-    raise AssertionError(f"lesson runs not done after {limit} s: "
-                         f"{[store.get_run(i).status for i in ids]}")
+    raise AssertionError(
+        f"lesson runs not done after {limit} s: {[store.get_run(i).status for i in ids]}"
+    )
 
 
 def test_lesson_with_fake_training_shows_all_three_approaches(tmp_path, monkeypatch):

@@ -40,8 +40,9 @@ def test_train_form_rejects_bad_values_with_a_message(tmp_path, monkeypatch):
 def test_this_sessions_failed_run_shows_its_reason_above_the_queue(tmp_path, monkeypatch):
     store = Store(tmp_path / "s.sqlite")
     at = open_app("train", store.path, monkeypatch).run()
-    rid = store.create_run(name="broken", origin="trained", status="queued", config={},
-                           steps_total=10)
+    rid = store.create_run(
+        name="broken", origin="trained", status="queued", config={}, steps_total=10
+    )
     at.session_state[session.MY_RUNS] = [rid]
     store.set_status(rid, "failed", error="loss became NaN at step 3 on task t1")
     at.run()
@@ -52,8 +53,13 @@ def test_train_queues_a_run_and_the_queue_follows_it(tmp_path, monkeypatch):
     monkeypatch.setenv("MTL_LAB_TRAIN_FN", "tests.helpers.app_fixtures:fake_train")
     store = Store(tmp_path / "s.sqlite")
     at = open_app("train", store.path, monkeypatch).run()
-    _form_values(at, train_steps=30, train_name="quick one", train_groups="t0,t1,t2;t3,t4,t5",
-                 train_mode="groups")
+    _form_values(
+        at,
+        train_steps=30,
+        train_name="quick one",
+        train_groups="t0,t1,t2;t3,t4,t5",
+        train_mode="groups",
+    )
     at.button(key="FormSubmitter:train_form-Queue run").click().run()
     assert not at.exception
     (run,) = store.list_runs()
@@ -88,8 +94,11 @@ def test_queued_runs_say_how_many_are_ahead(tmp_path, monkeypatch):
 
     store = Store(tmp_path / "q.sqlite")
     monkeypatch.setenv("MTL_LAB_STORE", str(store.path))
-    ids = [store.create_run(name=f"r{i}", origin="trained", status="queued", config={},
-                            steps_total=10) for i in range(3)]
+    ids = [
+        store.create_run(name=f"r{i}", origin="trained", status="queued", config={}, steps_total=10)
+        for i in range(3)
+    ]
+
     def text(rid):
         info = store.get_run(rid)
         return words.status_text(info, data.queue_ahead(info))

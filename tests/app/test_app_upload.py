@@ -14,7 +14,9 @@ from tests.helpers.app_fixtures import open_app, seed_run
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "run-format"
 GOOD = b"step,source,target,affinity\n" + b"".join(
     f"{s},{a},{b},{0.01 if a == b else -0.002}\n".encode()
-    for s in (1, 2, 3) for a in ("x", "y") for b in ("x", "y")
+    for s in (1, 2, 3)
+    for a in ("x", "y")
+    for b in ("x", "y")
 )
 BAD = b"step,source,target,afinity\n1,x,y,0.1\n"
 
@@ -33,8 +35,9 @@ def test_upload_previews_then_saves_and_links_to_explore(tmp_path, monkeypatch):
     preview = at.dataframe[0].value
     assert preview.loc[0, "tasks"] == 2 and preview.loc[0, "logged steps"] == 3
     assert store.list_runs() == []  # nothing saved before the button
-    at.text_input(key=[t.key for t in at.text_input if t.key.startswith("upload_name_")][0]) \
-        .set_value("my upload").run()
+    at.text_input(
+        key=[t.key for t in at.text_input if t.key.startswith("upload_name_")][0]
+    ).set_value("my upload").run()
     at.button(key="upload_save").click().run()
     assert not at.exception
     runs = store.list_runs()
@@ -47,8 +50,14 @@ def test_upload_previews_then_saves_and_links_to_explore(tmp_path, monkeypatch):
 def test_bad_upload_shows_reader_error_and_saves_nothing(tmp_path, monkeypatch):
     store = Store(tmp_path / "s.sqlite")
     at = open_app("upload", store.path, monkeypatch).run()
-    _upload(at, [("bad.csv", BAD, "text/csv"), ("notes.txt", b"hello", "text/plain"),
-                 ("good.csv", GOOD, "text/csv")])
+    _upload(
+        at,
+        [
+            ("bad.csv", BAD, "text/csv"),
+            ("notes.txt", b"hello", "text/plain"),
+            ("good.csv", GOOD, "text/csv"),
+        ],
+    )
     assert not at.exception
     errors = [e.value for e in at.error]
     assert len(errors) == 2, errors

@@ -14,8 +14,16 @@ from mtl_core.errors import LabError
 
 def _fig():
     A = np.array([[0.03, 0.01, -0.02], [0.012, 0.025, -0.01], [-0.015, -0.02, 0.04]])
-    return heatmaps.heatmap(A, ["a", "b", "c"], measure="lookahead", zmax=0.04,
-                           order=[0, 1, 2], grouping=None, hide_diagonal=False, title="t")
+    return heatmaps.heatmap(
+        A,
+        ["a", "b", "c"],
+        measure="lookahead",
+        zmax=0.04,
+        order=[0, 1, 2],
+        grouping=None,
+        hide_diagonal=False,
+        title="t",
+    )
 
 
 @pytest.mark.skipif(not Path("/usr/bin/chromium").exists(), reason="PNG export needs Chromium")
@@ -29,7 +37,7 @@ def test_heatmap_exports_as_png_of_the_requested_size():
 def test_html_export_is_self_contained_and_free_of_streamlit_placeholder_colours():
     html = charts.figure_html(_fig())
     assert "cdn.plot.ly/plotly" not in html.split("<body>")[-1][:500]  # plotly.js inlined
-    spec = html[html.index("Plotly.newPlot("):]
+    spec = html[html.index("Plotly.newPlot(") :]
     assert '"type":"heatmap"' in spec
     assert "#000011" not in spec  # Streamlit's template placeholders would render near-black
     assert "A step on task c raises task a" in spec  # the hover words travel with the file

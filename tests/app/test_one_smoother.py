@@ -74,9 +74,12 @@ def test_pair_view_follows_the_same_smoothing(view):
 def test_the_page_shows_the_timeline_grouping_the_heatmap_shows(tmp_path, monkeypatch):
     store = Store(tmp_path / "s.sqlite")
     _gappy_run(store)
-    at = open_app("explore", store.path, monkeypatch,
-                  query={"smooth": "ema", "matrix": "step", "method": "threshold",
-                         "tau": TAU}).run()
+    at = open_app(
+        "explore",
+        store.path,
+        monkeypatch,
+        query={"smooth": "ema", "matrix": "step", "method": "threshold", "tau": TAU},
+    ).run()
     at.session_state["explore_tab"] = "Groups over time"
     at.run()
     assert not at.exception and not at.error

@@ -18,8 +18,11 @@ def _modules() -> dict[str, Path]:
 
 
 def test_no_file_in_the_app_is_over_500_lines():
-    long = {str(f.relative_to(APP.parent)): n for f in APP.rglob("*.py")
-            if (n := len(f.read_text().splitlines())) > 500}
+    long = {
+        str(f.relative_to(APP.parent)): n
+        for f in APP.rglob("*.py")
+        if (n := len(f.read_text().splitlines())) > 500
+    }
     assert not long
 
 
@@ -39,7 +42,7 @@ def test_app_modules_import_each_other_without_cycles():
     done: set[str] = set()
 
     def visit(m: str, path: tuple[str, ...]) -> None:
-        assert m not in path, "import cycle: " + " -> ".join(path[path.index(m):] + (m,))
+        assert m not in path, "import cycle: " + " -> ".join(path[path.index(m) :] + (m,))
         if m in done:
             return
         for n in sorted(graph[m]):

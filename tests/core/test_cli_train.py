@@ -25,11 +25,27 @@ def test_scenarios_lists_names_and_knobs():
 @pytest.mark.parametrize("ext", [".csv", ".parquet", ".jsonl"])
 def test_train_writes_long_form_log(tmp_path, ext):
     out = tmp_path / f"log{ext}"
-    r = _cli("train", "--scenario", "synthetic", "--set", "tasks=3", "--set", "samples=300",
-             "--steps", "12", "--every", "5", "--out", str(out))
+    r = _cli(
+        "train",
+        "--scenario",
+        "synthetic",
+        "--set",
+        "tasks=3",
+        "--set",
+        "samples=300",
+        "--steps",
+        "12",
+        "--every",
+        "5",
+        "--out",
+        str(out),
+    )
     assert r.returncode == 0, r.stderr
-    df = {".csv": pd.read_csv, ".parquet": pd.read_parquet,
-          ".jsonl": lambda p: pd.read_json(p, lines=True)}[ext](out)
+    df = {
+        ".csv": pd.read_csv,
+        ".parquet": pd.read_parquet,
+        ".jsonl": lambda p: pd.read_json(p, lines=True),
+    }[ext](out)
     assert list(df.columns)[:5] == ["step", "source", "target", "affinity", "measure"]
     assert sorted(df["step"].unique()) == [1, 6, 11]
     assert len(df) == 3 * 9
@@ -39,8 +55,19 @@ def test_train_writes_long_form_log(tmp_path, ext):
 
 def test_train_sequential_logs_proximal(tmp_path):
     out = tmp_path / "seq.csv"
-    r = _cli("train", "--scenario", "synthetic", "--set", "samples=300", "--mode", "sequential",
-             "--steps", "8", "--out", str(out))
+    r = _cli(
+        "train",
+        "--scenario",
+        "synthetic",
+        "--set",
+        "samples=300",
+        "--mode",
+        "sequential",
+        "--steps",
+        "8",
+        "--out",
+        str(out),
+    )
     assert r.returncode == 0, r.stderr
     assert set(pd.read_csv(out)["measure"]) == {"proximal"}
 
@@ -71,15 +98,27 @@ def test_cuda_without_gpu_is_exit_2(tmp_path):
 
     if torch.cuda.is_available():
         pytest.skip("this machine has a GPU")
-    r = _cli("train", "--scenario", "synthetic", "--device", "cuda", "--out",
-             str(tmp_path / "x.csv"))
+    r = _cli(
+        "train", "--scenario", "synthetic", "--device", "cuda", "--out", str(tmp_path / "x.csv")
+    )
     assert r.returncode == 2 and "no CUDA GPU" in r.stderr
 
 
 def test_diverging_run_keeps_logged_steps(tmp_path):
     out = tmp_path / "nan.csv"
-    r = _cli("train", "--scenario", "synthetic", "--optimizer", "sgd", "--lr", "1e6",
-             "--steps", "50", "--out", str(out))
+    r = _cli(
+        "train",
+        "--scenario",
+        "synthetic",
+        "--optimizer",
+        "sgd",
+        "--lr",
+        "1e6",
+        "--steps",
+        "50",
+        "--out",
+        str(out),
+    )
     assert r.returncode == 2 and "loss became" in r.stderr
     assert out.exists() and len(pd.read_csv(out)) > 0
 
@@ -89,8 +128,22 @@ def test_train_with_store_runs_through_the_runner(tmp_path):
 
     store = tmp_path / "lab.sqlite"
     out = tmp_path / "a.csv"
-    r = _cli("train", "--scenario", "synthetic", "--set", "samples=300", "--steps", "12",
-             "--every", "5", "--store", str(store), "--out", str(out), timeout=180)
+    r = _cli(
+        "train",
+        "--scenario",
+        "synthetic",
+        "--set",
+        "samples=300",
+        "--steps",
+        "12",
+        "--every",
+        "5",
+        "--store",
+        str(store),
+        "--out",
+        str(out),
+        timeout=180,
+    )
     assert r.returncode == 0, r.stderr
     runs = Store(store).list_runs()
     assert len(runs) == 1 and runs[0].status == "finished" and runs[0].steps_done == 12
@@ -107,9 +160,23 @@ def test_train_without_out_or_store_records_in_the_apps_store(tmp_path):
 
     store = tmp_path / "app.sqlite"
     r = subprocess.run(
-        [sys.executable, "-m", "mtl_core", "train", "--scenario", "synthetic", "--set",
-         "samples=300", "--steps", "6", "--name", "from the shell"],
-        capture_output=True, text=True, timeout=180,
+        [
+            sys.executable,
+            "-m",
+            "mtl_core",
+            "train",
+            "--scenario",
+            "synthetic",
+            "--set",
+            "samples=300",
+            "--steps",
+            "6",
+            "--name",
+            "from the shell",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=180,
         env={**os.environ, "MTL_LAB_STORE": str(store)},
     )
     assert r.returncode == 0, r.stderr

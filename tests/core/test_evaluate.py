@@ -37,9 +37,18 @@ def _spec(**kw):
     from mtl_core.scenarios import get_scenario, resolve_knobs
 
     knobs = resolve_knobs(get_scenario("synthetic"), {**KNOBS, **kw.pop("knobs", {})})
-    base = dict(scenario="synthetic", knobs=knobs, tasks=tuple(f"t{i}" for i in range(
-        knobs["tasks"])), k=2, seeds=2, steps=4, random_groupings=2, device="cpu",
-        model=default_model_config("synthetic"), threads=1)
+    base = dict(
+        scenario="synthetic",
+        knobs=knobs,
+        tasks=tuple(f"t{i}" for i in range(knobs["tasks"])),
+        k=2,
+        seeds=2,
+        steps=4,
+        random_groupings=2,
+        device="cpu",
+        model=default_model_config("synthetic"),
+        threads=1,
+    )
     base.update(kw)
     return EvalSpec(**base)
 
@@ -94,8 +103,9 @@ def test_tag_groups_are_the_exact_selection_on_the_cotraining_affinity(report):
 def test_capacity_matched_network_has_the_grouped_parameter_count(report):
     for s in range(2):
         tag = next(r for r in report["runs"] if r["approach"] == "tag" and r["seed"] == s)
-        cap = next(r for r in report["runs"]
-                   if r["approach"] == "together_capacity" and r["seed"] == s)
+        cap = next(
+            r for r in report["runs"] if r["approach"] == "together_capacity" and r["seed"] == s
+        )
         tog = next(r for r in report["runs"] if r["approach"] == "together" and r["seed"] == s)
         assert cap["parameters"] > tog["parameters"]
         assert abs(cap["parameters"] - tag["parameters"]) / tag["parameters"] < 0.02
@@ -135,8 +145,9 @@ def test_capacity_matching_scales_the_trunk():
     from mtl_core.config import RunConfig
     from mtl_core.models import MultiTaskNet, count_parameters
 
-    cfg = RunConfig(scenario="synthetic", knobs=dict(KNOBS),
-                    model=default_model_config("synthetic"))
+    cfg = RunConfig(
+        scenario="synthetic", knobs=dict(KNOBS), model=default_model_config("synthetic")
+    )
     groups = (("t0", "t1"), ("t2", "t3"), ("t0", "t2"))
     m = capacity_matched(cfg, groups).model
     target = sum(count_parameters(MultiTaskNet(list(g), (16,), cfg.model)) for g in groups)
@@ -169,15 +180,38 @@ def test_spec_errors(kw, message):
 
 
 def _cli(*args):
-    return subprocess.run([sys.executable, "-m", "mtl_core", "evaluate", *args],
-                          capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "mtl_core", "evaluate", *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def test_cli_runs_and_writes_report(tmp_path):
     out = tmp_path / "eval.json"
-    r = _cli("--scenario", "synthetic", "--set", "tasks=3", "--set", "samples=150", "--k", "1",
-             "--seeds", "1", "--steps", "3", "--random", "1", "--workers", "0",
-             "--device", "cpu", "--out", str(out))
+    r = _cli(
+        "--scenario",
+        "synthetic",
+        "--set",
+        "tasks=3",
+        "--set",
+        "samples=150",
+        "--k",
+        "1",
+        "--seeds",
+        "1",
+        "--steps",
+        "3",
+        "--random",
+        "1",
+        "--workers",
+        "0",
+        "--device",
+        "cpu",
+        "--out",
+        str(out),
+    )
     assert r.returncode == 0, r.stderr
     assert "TAG vs all together" in r.stdout
     rep = json.loads(out.read_text())

@@ -29,20 +29,34 @@ def make_parsed(seed: int = 0, n: int = 3, steps=(1, 2, 5), gaps: bool = True) -
     if gaps:
         mats[0, 0, 1] = np.nan  # unmeasured cell
     parts = [
-        ff.matrices_to_long(np.array(steps), tasks, mats, "lookahead",
-                            wall_times=1.7e9 + np.arange(len(steps)) / 3),
+        ff.matrices_to_long(
+            np.array(steps), tasks, mats, "lookahead", wall_times=1.7e9 + np.arange(len(steps)) / 3
+        ),
         ff.matrices_to_long(np.array(steps[:2]), tasks, -mats[:2], "cosine"),
     ]
-    met = pd.DataFrame({
-        "run": "", "step": np.array([1, 1, 2, 2], dtype=np.int64),
-        "task": [tasks[0], tasks[1], tasks[0], "7"], "split": ["batch", "batch", "val", "val"],
-        "metric": ["loss", "loss", "loss", "accuracy"], "value": [0.1 + 0.2, np.nan, 1 / 3, np.inf],
-    })
-    grp = pd.DataFrame({"run": "", "step": np.array([2], dtype=np.int64),
-                        "groups": [(frozenset(tasks[:2]), frozenset(["7"]))]})
+    met = pd.DataFrame(
+        {
+            "run": "",
+            "step": np.array([1, 1, 2, 2], dtype=np.int64),
+            "task": [tasks[0], tasks[1], tasks[0], "7"],
+            "split": ["batch", "batch", "val", "val"],
+            "metric": ["loss", "loss", "loss", "accuracy"],
+            "value": [0.1 + 0.2, np.nan, 1 / 3, np.inf],
+        }
+    )
+    grp = pd.DataFrame(
+        {
+            "run": "",
+            "step": np.array([2], dtype=np.int64),
+            "groups": [(frozenset(tasks[:2]), frozenset(["7"]))],
+        }
+    )
     return ParsedRun(
-        tasks=tasks, task_types={tasks[0]: "regression", "7": "binary"},
-        affinity=pd.concat(parts, ignore_index=True), metrics=met, groupings=grp,
+        tasks=tasks,
+        task_types={tasks[0]: "regression", "7": "binary"},
+        affinity=pd.concat(parts, ignore_index=True),
+        metrics=met,
+        groupings=grp,
         meta={"name": "demo", "config": {"lr": 0.003, "hidden": [64, 32]}, "notes": "héllo"},
         tasks_declared=True,
     )
@@ -90,9 +104,13 @@ def test_multi_run_file_round_trip():
     a, b = make_parsed(seed=2), make_parsed(seed=3)
     a.affinity["run"], b.affinity["run"] = "seed 2", "seed 3"
     a.metrics["run"], b.metrics["run"] = "seed 2", "seed 3"
-    both = ParsedRun(tasks=a.tasks, affinity=pd.concat([a.affinity, b.affinity]),
-                     metrics=pd.concat([a.metrics, b.metrics]), runs=["seed 2", "seed 3"],
-                     tasks_declared=True)
+    both = ParsedRun(
+        tasks=a.tasks,
+        affinity=pd.concat([a.affinity, b.affinity]),
+        metrics=pd.concat([a.metrics, b.metrics]),
+        runs=["seed 2", "seed 3"],
+        tasks_declared=True,
+    )
     for ext in CONTAINERS:
         q = read_run_file(run_file_bytes(both, f"x{ext}"), f"x{ext}")
         assert q.runs == ["seed 2", "seed 3"]
@@ -100,13 +118,20 @@ def test_multi_run_file_round_trip():
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(values=st.lists(st.floats(allow_nan=False, allow_infinity=False, width=64),
-                       min_size=4, max_size=4),
-       ext=st.sampled_from(CONTAINERS))
+@given(
+    values=st.lists(
+        st.floats(allow_nan=False, allow_infinity=False, width=64), min_size=4, max_size=4
+    ),
+    ext=st.sampled_from(CONTAINERS),
+)
 def test_any_finite_float_round_trips_exactly(values, ext):
     tasks = ["a", "b"]
-    p = ParsedRun(tasks=tasks, affinity=ff.matrices_to_long(
-        np.array([0]), tasks, np.array(values).reshape(1, 2, 2), "lookahead"))
+    p = ParsedRun(
+        tasks=tasks,
+        affinity=ff.matrices_to_long(
+            np.array([0]), tasks, np.array(values).reshape(1, 2, 2), "lookahead"
+        ),
+    )
     q = read_run_file(run_file_bytes(p, f"x{ext}"), f"x{ext}")
     got = q.matrices("", "lookahead")[2].reshape(-1)
     assert [v.hex() for v in got] == [float(v).hex() for v in values]  # -0.0 too
@@ -149,7 +174,8 @@ H = "step,source,target,affinity\n"
 
 def test_messages_name_what_and_where():
     assert "missing column 'affinity'; found 'affinty'" in bad(
-        "step,source,target,affinty\n0,a,b,1\n")
+        "step,source,target,affinty\n0,a,b,1\n"
+    )
     assert "missing column 'step'; found 'Steps'" in bad("Steps,source,target,affinity\n0,a,b,1\n")
     m = bad(H + "0,a,b,1\n1,a,b,abc\n2,a,b,x\n")
     assert "row 2 (line 3), column 'affinity': 'abc' is not a number" in m
@@ -170,11 +196,14 @@ def test_messages_name_what_and_where():
     assert "not a readable zip" in bad(b"PK\x03\x04 not really", "x.zip")
     assert "not a readable Parquet" in bad(b"PAR1 nope", "x.parquet")
     assert "line 2 is not valid JSON" in bad(
-        '{"step": 0, "source": "a", "target": "b", "affinity": 1}\n{oops\n', "x.jsonl")
+        '{"step": 0, "source": "a", "target": "b", "affinity": 1}\n{oops\n', "x.jsonl"
+    )
     assert "line 1, column 'affinity': True is not a number" in bad(
-        '{"step": 0, "source": "a", "target": "b", "affinity": true}\n', "x.jsonl")
+        '{"step": 0, "source": "a", "target": "b", "affinity": true}\n', "x.jsonl"
+    )
     assert "unknown column 'Measures'; did you mean 'measure'" in bad(
-        "step,source,target,affinity,Measures\n0,a,b,1,x\n")
+        "step,source,target,affinity,Measures\n0,a,b,1,x\n"
+    )
     assert "column 'step' appears twice" in bad("step,step,source,target,affinity\n0,0,a,b,1\n")
     assert "not UTF-8" in bad(b"step,source,target,affinity\n0,\xff,b,1\n")
 
@@ -192,14 +221,22 @@ def test_zip_specific_errors():
     assert "no affinity table" in bad(zip_of(meta__json=meta), "r.zip")
     m = bad(zip_of(affinity__csv=H + "0,a,c,1\n", meta__json=meta), "r.zip")
     assert "r.zip › affinity.csv: row 1 (line 2), column 'target': task 'c' is not in" in m
-    assert "meta.json: not valid JSON" in bad(zip_of(affinity__csv=H + "0,a,b,1\n",
-                                                      meta__json="{nope"), "r.zip")
+    assert "meta.json: not valid JSON" in bad(
+        zip_of(affinity__csv=H + "0,a,b,1\n", meta__json="{nope"), "r.zip"
+    )
     assert "'tasks' must be a non-empty list" in bad(
-        zip_of(affinity__csv=H + "0,a,b,1\n", meta__json='{"tasks": "a"}'), "r.zip")
+        zip_of(affinity__csv=H + "0,a,b,1\n", meta__json='{"tasks": "a"}'), "r.zip"
+    )
     assert "newer than this lab reads" in bad(
-        zip_of(affinity__csv=H + "0,a,b,1\n", meta__json='{"format_version": 99}'), "r.zip")
-    m = bad(zip_of(affinity__csv=H + "0,a,b,1\n",
-                   metrics__csv="step,task,split,metric,valeu\n0,a,val,loss,1\n"), "r.zip")
+        zip_of(affinity__csv=H + "0,a,b,1\n", meta__json='{"format_version": 99}'), "r.zip"
+    )
+    m = bad(
+        zip_of(
+            affinity__csv=H + "0,a,b,1\n",
+            metrics__csv="step,task,split,metric,valeu\n0,a,val,loss,1\n",
+        ),
+        "r.zip",
+    )
     assert "metrics.csv: missing column 'value'; found 'valeu'" in m
     m = bad(zip_of(affinity__csv=H + "0,a,b,1\n", groupings__jsonl='{"step": 1}\n'), "r.zip")
     assert "groupings.jsonl: line 1" in m
@@ -209,7 +246,8 @@ def test_zip_specific_errors():
     big = buf.getvalue()
     assert "unpacks to" in bad(big, "r.zip", max_bytes=len(big) * 4)
     assert "several affinity tables" in bad(
-        zip_of(affinity__csv=H + "0,a,b,1\n", affinity__jsonl="{}"), "r.zip")
+        zip_of(affinity__csv=H + "0,a,b,1\n", affinity__jsonl="{}"), "r.zip"
+    )
 
 
 def test_truncated_parquet_and_zip(tmp_path):
@@ -223,8 +261,10 @@ def test_truncated_parquet_and_zip(tmp_path):
 def test_legacy_functions_keep_working(tmp_path):
     tasks = ["a", "b"]
     a1, a2 = np.array([[1.0, 2.0], [3.0, 4.0]]), np.array([[3.0, 2.0], [1.0, 0.1 + 0.2]])
-    df = pd.concat([ff.affinity_rows(1, tasks, a1, "lookahead"),
-                    ff.affinity_rows(2, tasks, a2, "lookahead")], ignore_index=True)
+    df = pd.concat(
+        [ff.affinity_rows(1, tasks, a1, "lookahead"), ff.affinity_rows(2, tasks, a2, "lookahead")],
+        ignore_index=True,
+    )
     assert list(df.columns) == ff.AFFINITY_COLUMNS
     for ext in ff.TABLE_EXTENSIONS:
         back = ff.read_table(ff.write_table(df, tmp_path / f"log{ext}"))
@@ -254,14 +294,23 @@ def write_events(folder: Path, rows, wall0: float = 1.7e9) -> None:
 
     w = EventFileWriter(str(folder))
     for k, (step, tag, value) in enumerate(rows):
-        w.add_event(Event(step=step, wall_time=wall0 + k,
-                          summary=Summary(value=[Summary.Value(tag=tag, simple_value=value)])))
+        w.add_event(
+            Event(
+                step=step,
+                wall_time=wall0 + k,
+                summary=Summary(value=[Summary.Value(tag=tag, simple_value=value)]),
+            )
+        )
     w.close()
 
 
 def test_tensorboard_import(tmp_path):
-    rows = [(s, f"affinity/{a}/{b}", float(s + 0.25 * i + 0.5 * j))
-            for s in (0, 10) for i, a in enumerate("xy") for j, b in enumerate("xy")]
+    rows = [
+        (s, f"affinity/{a}/{b}", float(s + 0.25 * i + 0.5 * j))
+        for s in (0, 10)
+        for i, a in enumerate("xy")
+        for j, b in enumerate("xy")
+    ]
     rows += [(0, "affinity/cosine/x/y", 0.5), (0, "metrics/val/loss/x", 2.0), (0, "other", 1.0)]
     rows += [(10, "affinity/x/x", 99.0)]  # rewritten later: the later value wins
     write_events(tmp_path, rows)
@@ -292,8 +341,15 @@ def test_tensorboard_folder_with_several_runs(tmp_path):
 def test_validation_is_fast_on_a_big_file():
     n, steps = 20, 500
     tasks = [f"t{i}" for i in range(n)]
-    p = ParsedRun(tasks=tasks, affinity=ff.matrices_to_long(
-        np.arange(steps), tasks, np.random.default_rng(0).normal(size=(steps, n, n)), "lookahead"))
+    p = ParsedRun(
+        tasks=tasks,
+        affinity=ff.matrices_to_long(
+            np.arange(steps),
+            tasks,
+            np.random.default_rng(0).normal(size=(steps, n, n)),
+            "lookahead",
+        ),
+    )
     data = run_file_bytes(p, "big.csv")
     t0 = time.perf_counter()
     q = read_run_file(data, "big.csv")

@@ -19,9 +19,11 @@ from mtl_core.errors import LabError
 from mtl_core.runfile import read_run_file
 from mtl_core.store import Store
 
-SETTINGS = settings(max_examples=120, deadline=None,
-                    suppress_health_check=[HealthCheck.function_scoped_fixture,
-                                           HealthCheck.too_slow])
+SETTINGS = settings(
+    max_examples=120,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 CONTAINERS = [".csv", ".jsonl", ".parquet", ".zip"]
 REQUIRED = ["step", "source", "target", "affinity"]
 
@@ -31,8 +33,13 @@ def valid_tables(draw):
     n = draw(st.integers(2, 4))
     tasks = [f"task{i}" for i in range(n)]
     steps = sorted(draw(st.sets(st.integers(0, 10_000), min_size=1, max_size=3)))
-    vals = draw(st.lists(st.floats(-1e6, 1e6, allow_nan=False), min_size=len(steps) * n * n,
-                         max_size=len(steps) * n * n))
+    vals = draw(
+        st.lists(
+            st.floats(-1e6, 1e6, allow_nan=False),
+            min_size=len(steps) * n * n,
+            max_size=len(steps) * n * n,
+        )
+    )
     rows = [(s, a, b) for s in steps for a in tasks for b in tasks]
     df = pd.DataFrame(rows, columns=["step", "source", "target"])
     df["affinity"] = vals
@@ -62,8 +69,19 @@ def serialize(df: pd.DataFrame, ext: str, tasks: list[str]) -> bytes:
     return buf.getvalue()
 
 
-MUTATIONS = ["drop", "rename", "bad_affinity", "bad_step", "bad_name", "unknown_task",
-             "duplicate", "empty", "extension", "too_big", "truncate"]
+MUTATIONS = [
+    "drop",
+    "rename",
+    "bad_affinity",
+    "bad_step",
+    "bad_name",
+    "unknown_task",
+    "duplicate",
+    "empty",
+    "extension",
+    "too_big",
+    "truncate",
+]
 
 
 @st.composite
@@ -82,8 +100,9 @@ def malformed(draw):
     elif kind == "rename":
         col = draw(st.sampled_from(REQUIRED))
         # case and surrounding spaces are ignored (Step is step), so misspell as well
-        new = draw(st.sampled_from([col.upper() + "S", col[:-1], col + "s",
-                                    " " + col.title() + "x"]))
+        new = draw(
+            st.sampled_from([col.upper() + "S", col[:-1], col + "s", " " + col.title() + "x"])
+        )
         df = df.rename(columns={col: new})
         expect = [f"missing column {col!r}"]
     elif kind == "bad_affinity":

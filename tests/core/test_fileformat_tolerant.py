@@ -23,11 +23,13 @@ ROOT = Path(__file__).resolve().parents[2]
 TASKS = ["price", "Demand", "churn"]  # one upper-case task: task columns keep their case
 # asymmetric (a transposed read would not match), values only an exact parser round-trips,
 # one unmeasured cell
-A = np.array([
-    [0.1 + 0.2, 1 / 3, -2.5e-17],
-    [-7.0e-5, 0.04123456789012345, np.nan],
-    [1e300, -1 / 7, 0.6],
-])
+A = np.array(
+    [
+        [0.1 + 0.2, 1 / 3, -2.5e-17],
+        [-7.0e-5, 0.04123456789012345, np.nan],
+        [1e300, -1 / 7, 0.6],
+    ]
+)
 B = A[::-1, ::-1] * -3.0  # a second step's matrix
 
 
@@ -75,21 +77,23 @@ def wide_texts(sep: str = ",") -> dict[str, str]:
     stacked = [sep.join(["source", "step", *TASKS])]
     for step, mat in ((1, A), (11, B)):
         stacked += [sep.join([t, str(step), *map(fmt, mat[i])]) for i, t in enumerate(TASKS)]
-    return {k: "\n".join(v) + "\n" for k, v in
-            {"labelled": labelled, "bare": bare, "stacked": stacked}.items()}
+    return {
+        k: "\n".join(v) + "\n"
+        for k, v in {"labelled": labelled, "bare": bare, "stacked": stacked}.items()
+    }
 
 
 # ----------------------------------------------------------------------------- delimiters
 
 
-@pytest.mark.parametrize("sep,ext", [(";", ".csv"), ("\t", ".csv"), ("\t", ".tsv"),
-                                     (",", ".tsv")])
+@pytest.mark.parametrize("sep,ext", [(";", ".csv"), ("\t", ".csv"), ("\t", ".tsv"), (",", ".tsv")])
 def test_long_table_any_delimiter_reads_like_comma(sep, ext):
     want = read(long_text(), "run.csv")
     assert len(want.affinity) == 16 and want.affinity["wall_time"].notna().all()
     same(read(long_text(sep), f"run{ext}"), want)
-    same(read(b"\xef\xbb\xbf" + long_text(sep).replace("\n", "\r\n").encode(), f"run{ext}"),
-         want)  # what Excel writes: a BOM and CRLF
+    same(
+        read(b"\xef\xbb\xbf" + long_text(sep).replace("\n", "\r\n").encode(), f"run{ext}"), want
+    )  # what Excel writes: a BOM and CRLF
 
 
 @pytest.mark.parametrize("sep,ext", [(";", ".csv"), ("\t", ".csv"), ("\t", ".tsv")])
@@ -127,18 +131,22 @@ def test_semicolon_and_tab_tables_inside_a_zip():
 
 def test_decimal_comma_is_named_plainly():
     msg = bad("step;source;target;affinity\n1;a;b;0,1\n", "eu.csv")
-    assert msg == ("cannot import eu.csv: row 1 (line 2), column 'affinity': '0,1' is not a "
-                   "number (use '.' as the decimal point)")
+    assert msg == (
+        "cannot import eu.csv: row 1 (line 2), column 'affinity': '0,1' is not a "
+        "number (use '.' as the decimal point)"
+    )
     assert "'1.234,5' is not a number (use '.' as the decimal point)" in bad(
-        "step;source;target;affinity\n1;a;b;1.234,5\n", "eu.csv")
+        "step;source;target;affinity\n1;a;b;1.234,5\n", "eu.csv"
+    )
     # a bare semicolon matrix of decimal commas is still recognised as a matrix
     msg = bad("a;b\n0,1;0,2\n0,3;0,4\n", "m.csv")
-    assert "row 1 (line 2), column 'a': '0,1' is not a number (use '.' as the decimal point)" \
-        in msg
+    assert "row 1 (line 2), column 'a': '0,1' is not a number (use '.' as the decimal point)" in msg
     assert "(use '.' as the decimal point)" not in bad(
-        "step;source;target;affinity\n1;a;b;abc\n", "eu.csv")
+        "step;source;target;affinity\n1;a;b;abc\n", "eu.csv"
+    )
     assert "not a readable semicolon-separated table" in bad(
-        "step;source;target;affinity\n1;a;b;0.1;extra\n", "eu.csv")
+        "step;source;target;affinity\n1;a;b;0.1;extra\n", "eu.csv"
+    )
 
 
 # ----------------------------------------------------------------------------- header case
@@ -160,29 +168,38 @@ def test_wide_task_columns_keep_their_case():
     assert p.tasks == ["PRICE", "Demand"]
     assert p.affinity["step"].tolist() == [3] * 4
     assert p.affinity[["source", "target"]].values.tolist() == [
-        ["PRICE", "PRICE"], ["PRICE", "Demand"], ["Demand", "PRICE"], ["Demand", "Demand"]]
+        ["PRICE", "PRICE"],
+        ["PRICE", "Demand"],
+        ["Demand", "PRICE"],
+        ["Demand", "Demand"],
+    ]
 
 
 def test_header_case_errors_stay_clear():
     assert "columns 'step' and 'Step' are both 'step'" in bad(
-        "step,Step,source,target,affinity\n1,1,a,b,0.5\n", "x.csv")
+        "step,Step,source,target,affinity\n1,1,a,b,0.5\n", "x.csv"
+    )
     assert "missing column 'step'; found 'Steps'" in bad(
-        "Steps,source,target,affinity\n1,a,b,0.5\n", "x.csv")
+        "Steps,source,target,affinity\n1,a,b,0.5\n", "x.csv"
+    )
 
 
 # ----------------------------------------------------------------------------- JSON array
 
 
 def test_json_array_reads_like_jsonl():
-    df = read(long_text(), "run.csv").affinity[["step", "source", "target", "affinity",
-                                                 "measure", "wall_time"]]
+    df = read(long_text(), "run.csv").affinity[
+        ["step", "source", "target", "affinity", "measure", "wall_time"]
+    ]
     recs = df.to_dict("records")
     jsonl = "".join(json.dumps(r) + "\n" for r in recs)
     same(read(json.dumps(recs, indent=1), "run.json"), read(jsonl, "run.jsonl"))
     same(read(json.dumps(recs), "run.json"), read(long_text(), "run.csv"))
     # wide rows: the labelled matrix as row objects
-    rows = [{"": t, **{u: None if np.isnan(A[i, j]) else A[i, j] for j, u in enumerate(TASKS)}}
-            for i, t in enumerate(TASKS)]
+    rows = [
+        {"": t, **{u: None if np.isnan(A[i, j]) else A[i, j] for j, u in enumerate(TASKS)}}
+        for i, t in enumerate(TASKS)
+    ]
     same(read(json.dumps(rows), "m.json"), read(wide_texts()["labelled"], "m.csv"))
 
 
@@ -197,7 +214,9 @@ def test_json_wrong_shapes_say_what_is_expected():
     assert "not valid JSON" in bad("[{", "r.json")
     assert "row 2, column 'affinity': is empty" in bad(
         '[{"step": 0, "source": "a", "target": "b", "affinity": 1},'
-        ' {"step": 0, "source": "b", "target": "a"}]', "r.json")
+        ' {"step": 0, "source": "b", "target": "a"}]',
+        "r.json",
+    )
 
 
 # ----------------------------------------------------------------------------- NumPy
@@ -217,8 +236,10 @@ def npz(*arrays: np.ndarray, compressed: bool = False, **named: np.ndarray) -> b
 
 def cells(p: ParsedRun) -> dict[tuple[int, str, str], float]:
     a = p.affinity
-    return {(int(s), src, tgt): v for s, src, tgt, v in
-            zip(a["step"], a["source"], a["target"], a["affinity"])}
+    return {
+        (int(s), src, tgt): v
+        for s, src, tgt, v in zip(a["step"], a["source"], a["target"], a["affinity"])
+    }
 
 
 def test_npy_one_matrix_is_step_zero_source_rows():
@@ -241,8 +262,11 @@ def test_npy_stack_is_steps_zero_to_s():
     assert np.array_equal(mats, stack, equal_nan=True)
     # float32 and int arrays convert exactly
     f32 = np.array([[0.1, -1 / 3], [2.5e-7, np.nan]], dtype=np.float32)
-    assert np.array_equal(read(npy(f32), "a.npy").matrices("", "lookahead")[2][0],
-                          f32.astype(np.float64), equal_nan=True)
+    assert np.array_equal(
+        read(npy(f32), "a.npy").matrices("", "lookahead")[2][0],
+        f32.astype(np.float64),
+        equal_nan=True,
+    )
     ints = np.array([[1, -2], [3, 4]])
     assert read(npy(ints), "a.npy").affinity["affinity"].tolist() == [1.0, -2.0, 3.0, 4.0]
 
@@ -298,14 +322,17 @@ def test_object_arrays_are_refused_never_unpickled():
     assert UNPICKLED == []
 
 
-@pytest.mark.parametrize("shape,what", [
-    ((3,), "shape (3,) has 1 dimension"),
-    ((2, 3), "shape (2, 3) is not square"),
-    ((2, 3, 4), "shape (2, 3, 4) is not square"),
-    ((1, 2, 2, 2), "shape (1, 2, 2, 2) has 4 dimensions"),
-    ((0, 0), "shape (0, 0) holds no cells"),
-    ((), "shape () has 0 dimensions"),
-])
+@pytest.mark.parametrize(
+    "shape,what",
+    [
+        ((3,), "shape (3,) has 1 dimension"),
+        ((2, 3), "shape (2, 3) is not square"),
+        ((2, 3, 4), "shape (2, 3, 4) is not square"),
+        ((1, 2, 2, 2), "shape (1, 2, 2, 2) has 4 dimensions"),
+        ((0, 0), "shape (0, 0) holds no cells"),
+        ((), "shape () has 0 dimensions"),
+    ],
+)
 def test_bad_shapes_are_named(shape, what):
     msg = bad(npy(np.zeros(shape)), "a.npy")
     assert what in msg and "expected (n, n)" in msg and "(S, n, n)" in msg
@@ -316,13 +343,15 @@ def test_infinite_and_empty_cells():
     m = A.copy()
     m[1, 0] = np.inf
     assert "cell A[1, 0] (step 0, source 't1', target 't0') is inf, not a finite number" in bad(
-        npy(m), "a.npy")
+        npy(m), "a.npy"
+    )
     stack = np.stack([A, A])
     stack[1, 2, 0] = -np.inf
     stack[1, 2, 1] = np.inf
     msg = bad(npz(affinity=stack, tasks=np.array(TASKS), steps=np.array([5, 10])), "a.npz")
-    assert ("a.npz › affinity: cell A[1, 2, 0] (step 10, source 'churn', target 'price') is "
-            "-inf") in msg and "(and 1 more cells like it)" in msg
+    assert (
+        "a.npz › affinity: cell A[1, 2, 0] (step 10, source 'churn', target 'price') is -inf"
+    ) in msg and "(and 1 more cells like it)" in msg
     assert "every cell is NaN" in bad(npy(np.full((2, 2), np.nan)), "a.npy")
     assert "dtype complex128 is not a number array" in bad(npy(np.eye(2) + 0j), "a.npy")
     assert "dtype <U1 is not a number array" in bad(npy(np.array([["a"]])), "a.npy")
@@ -330,16 +359,20 @@ def test_infinite_and_empty_cells():
 
 def test_npz_parts_errors():
     assert "tasks: shape (2,); expected 3 task names" in bad(
-        npz(A, tasks=np.array(["a", "b"])), "a.npz")
+        npz(A, tasks=np.array(["a", "b"])), "a.npz"
+    )
     assert "task 'a' is listed twice" in bad(npz(A, tasks=np.array(["a", "b", "a"])), "a.npz")
     assert "steps: shape (3,); expected 2 steps" in bad(
-        npz(np.stack([A, B]), steps=np.array([0, 1, 2])), "a.npz")
-    assert "steps[1] = -4 is negative" in bad(npz(np.stack([A, B]), steps=np.array([0, -4])),
-                                              "a.npz")
+        npz(np.stack([A, B]), steps=np.array([0, 1, 2])), "a.npz"
+    )
+    assert "steps[1] = -4 is negative" in bad(
+        npz(np.stack([A, B]), steps=np.array([0, -4])), "a.npz"
+    )
     assert "steps[0] = 1.5 is not a whole number" in bad(npz(A, steps=np.array([1.5])), "a.npz")
     assert "step 3 appears twice" in bad(npz(np.stack([A, B]), steps=np.array([3, 3])), "a.npz")
     assert "unknown array 'task'; did you mean 'tasks'?" in bad(
-        npz(A, task=np.array(TASKS)), "a.npz")
+        npz(A, task=np.array(TASKS)), "a.npz"
+    )
     assert "holds several arrays ('arr_0', 'arr_1')" in bad(npz(A, B), "a.npz")
     assert "no affinity array (it holds 'tasks')" in bad(npz(tasks=np.array(TASKS)), "a.npz")
 
@@ -354,9 +387,11 @@ def test_broken_or_mislabelled_numpy_files():
     # a forged header promising a huge array is refused before any allocation
     buf = io.BytesIO()
     np.lib.format.write_array_header_1_0(
-        buf, {"descr": "<f8", "fortran_order": False, "shape": (10**6, 10**6)})
+        buf, {"descr": "<f8", "fortran_order": False, "shape": (10**6, 10**6)}
+    )
     assert "truncated: its header promises shape (1000000, 1000000)" in bad(
-        buf.getvalue() + bytes(64), "a.npy")
+        buf.getvalue() + bytes(64), "a.npy"
+    )
 
 
 def test_size_limit_applies_to_numpy_files():

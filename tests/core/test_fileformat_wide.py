@@ -19,19 +19,22 @@ ROOT = Path(__file__).resolve().parents[2]
 TASKS = ["price", "demand", "churn"]
 # asymmetric on purpose (a transposed read would not match), values that only an exact
 # parser round-trips, and one unmeasured cell
-A = np.array([
-    [0.1 + 0.2, 1 / 3, -2.5e-17],
-    [-7.0e-5, 0.04123456789012345, np.nan],
-    [1e300, -1 / 7, 0.6],
-])
+A = np.array(
+    [
+        [0.1 + 0.2, 1 / 3, -2.5e-17],
+        [-7.0e-5, 0.04123456789012345, np.nan],
+        [1e300, -1 / 7, 0.6],
+    ]
+)
 
 
 def fmt(x: float) -> str:
     return "" if np.isnan(x) else repr(float(x))
 
 
-def wide_csv(mat: np.ndarray, tasks: list[str], order: list[int] | None = None,
-             corner: str = "") -> str:
+def wide_csv(
+    mat: np.ndarray, tasks: list[str], order: list[int] | None = None, corner: str = ""
+) -> str:
     """A labelled square matrix, rows in ``order``."""
     rows = [",".join([corner, *tasks])]
     for i in order or range(len(tasks)):
@@ -106,8 +109,11 @@ def test_empty_and_nan_cells_are_unmeasured():
 
 def test_stacked_steps_with_measure_column():
     rng = np.random.default_rng(0)
-    mats = {(0, "lookahead"): rng.normal(size=(3, 3)), (10, "lookahead"): rng.normal(size=(3, 3)),
-            (10, "cosine"): rng.normal(size=(3, 3))}
+    mats = {
+        (0, "lookahead"): rng.normal(size=(3, 3)),
+        (10, "lookahead"): rng.normal(size=(3, 3)),
+        (10, "cosine"): rng.normal(size=(3, 3)),
+    }
     mats[(10, "cosine")][1] = np.nan  # a partial block: one source row left out
     rows = ["source,step,measure," + ",".join(TASKS)]
     for (step, measure), mat in mats.items():
@@ -140,8 +146,10 @@ def test_other_containers(ext):
         df.to_parquet(buf)  # pandas keeps the index as the __index_level_0__ column
         data = buf.getvalue()
     elif ext == ".jsonl":
-        recs = [{"source": t, **{c: (None if np.isnan(v) else float(v)) for c, v in r.items()}}
-                for t, r in df.iterrows()]
+        recs = [
+            {"source": t, **{c: (None if np.isnan(v) else float(v)) for c, v in r.items()}}
+            for t, r in df.iterrows()
+        ]
         data = "\n".join(json.dumps(r) for r in recs[::-1]).encode()
     else:
         buf = io.BytesIO()
@@ -160,8 +168,7 @@ def test_pandas_to_csv_of_a_matrix_reads_as_is():
 
 def test_meta_tasks_order_and_check():
     aff = ",b,a\na,1,2\nb,3,4\n"
-    p = read(zipped(affinity__csv=aff, meta__json=json.dumps({"tasks": ["a", "b", "c"]})),
-             "r.zip")
+    p = read(zipped(affinity__csv=aff, meta__json=json.dumps({"tasks": ["a", "b", "c"]})), "r.zip")
     assert p.tasks == ["a", "b", "c"]  # meta.json's order; 'c' declared but not measured
     _, _, m = p.matrices("", "lookahead")
     assert m[0, 0, 1] == 1 and m[0, 1, 0] == 4 and np.isnan(m[0, 2]).all()
@@ -170,14 +177,14 @@ def test_meta_tasks_order_and_check():
 
 
 def test_cell_errors_name_row_and_column():
-    assert "m.csv: row 2 (line 3), column 'b': 'x' is not a number" in bad(
-        ",a,b\na,1,2\nb,3,x\n")
+    assert "m.csv: row 2 (line 3), column 'b': 'x' is not a number" in bad(",a,b\na,1,2\nb,3,x\n")
     assert "m.jsonl: line 1, column 'a': True is not a number" in bad(
-        '{"source": "a", "a": true}\n', "m.jsonl")
-    assert "row 2 (line 3), column 'a': inf is not a finite number" in bad(
-        ",a,b\na,1,2\nb,inf,4\n")
+        '{"source": "a", "a": true}\n', "m.jsonl"
+    )
+    assert "row 2 (line 3), column 'a': inf is not a finite number" in bad(",a,b\na,1,2\nb,inf,4\n")
     assert "line 2, column 'b': -inf is not a finite number" in bad(
-        '{"task": "a", "a": 1, "b": 2}\n{"task": "b", "a": 3, "b": "-inf"}\n', "m.jsonl")
+        '{"task": "a", "a": 1, "b": 2}\n{"task": "b", "a": 3, "b": "-inf"}\n', "m.jsonl"
+    )
 
 
 def test_row_errors():
@@ -185,13 +192,16 @@ def test_row_errors():
     assert "row 2 (line 3), row-label column: task 'x' is not one of the matrix's columns" in msg
     assert "row 2 (line 3), row-label column: is empty" in bad(",a,b\na,1,2\n,3,4\n")
     msg = bad("source,step,a,b\na,0,1,2\nb,0,3,4\nb,1,5,6\nb,1,7,8\n")
-    assert ("row 4 (line 5), column 'source': source 'b' has two rows in step 1 "
-            "(first at row 3 (line 4))") in msg
+    assert (
+        "row 4 (line 5), column 'source': source 'b' has two rows in step 1 "
+        "(first at row 3 (line 4))"
+    ) in msg
     assert "source 'a' has two rows (first at row 1 (line 2))" in bad(",a,b\na,1,2\na,3,4\n")
     assert "column 'b' has no row labelled 'b'" in bad("task,a,b\na,1,2\n")
     assert "did you mean 'step'" in bad("task,stpe,a,b\na,0,1,2\nb,0,3,4\n")
     assert "row 2 (line 3), column 'step': '-1' is negative" in bad(
-        "source,step,a\na,0,1\na,-1,2\n")
+        "source,step,a\na,0,1\na,-1,2\n"
+    )
 
 
 def test_shape_errors():
@@ -206,8 +216,7 @@ def test_long_form_errors_unchanged():
     msg = bad("step,source,targt,affinty\n0,a,b,1\n")  # misspelt long columns are not tasks
     assert "missing column 'target'; found 'targt'" in msg
     # neither layout: the long-form message, which points at the matrix layout too
-    for text in ("step,src,dst,val\n0,a,b,1\n", "src,dst,val\na,b,1\n",
-                 "name,a,b\na,1,2\nb,3,4\n"):
+    for text in ("step,src,dst,val\n0,a,b,1\n", "src,dst,val\na,b,1\n", "name,a,b\na,1,2\nb,3,4\n"):
         msg = bad(text)
         assert "missing column" in msg and "square matrix with task names as header" in msg
 
@@ -216,7 +225,10 @@ def test_round_trip_through_store(tmp_path):
     store = Store(tmp_path / "store.sqlite")
     text = "source,step,measure,a,b,c\n" + "".join(
         f"{t},{s},{m},{fmt(A[i, 0] * (s + 1))},{fmt(A[i, 1])},{fmt(A[i, 2] - s)}\n"
-        for s in (0, 3) for m in ("lookahead", "cosine") for i, t in enumerate("abc"))
+        for s in (0, 3)
+        for m in ("lookahead", "cosine")
+        for i, t in enumerate("abc")
+    )
     wide = read(text)
     (rid,) = store.import_parsed(wide, "wide upload")
     exported = store.export_parsed(rid)

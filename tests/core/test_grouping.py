@@ -98,9 +98,7 @@ def partition_reference(A, tasks, k, allow_singletons):
                             continue
                         v = 0.0
                     else:
-                        v = sum(
-                            sum(A[i, t] for i in g if i != t) / (len(g) - 1) for t in block
-                        )
+                        v = sum(sum(A[i, t] for i in g if i != t) / (len(g) - 1) for t in block)
                     best_block = max(best_block, v)
             total += best_block
         best = max(best, total)
@@ -192,8 +190,9 @@ def test_no_random_selection_beats_the_exact_one(seed, n, k):
     A, tasks = rng.normal(size=(n, n)), names(n)
     best = TAGGrouper(k).fit(A, tasks).score_
     for _ in range(30):
-        groups = [list(rng.choice(tasks, size=rng.integers(2, n + 1), replace=False))
-                  for _ in range(k)]
+        groups = [
+            list(rng.choice(tasks, size=rng.integers(2, n + 1), replace=False)) for _ in range(k)
+        ]
         covered = set().union(*map(set, groups))
         groups += [[t, tasks[0] if t != tasks[0] else tasks[1]] for t in tasks if t not in covered]
         if len(groups) <= k:
@@ -222,9 +221,16 @@ def test_singleton_scores_zero_and_is_used_only_when_allowed():
 
 
 def test_tiny_inputs_and_large_budget():
-    for grouper in (TAGGrouper(3), TAGGrouper(1, disjoint=True), ThresholdGrouper(0.0),
-                    HierarchicalGrouper(2), AffinityPropagationGrouper(), AllTogether(),
-                    EveryTaskAlone(), RandomGrouper(3)):
+    for grouper in (
+        TAGGrouper(3),
+        TAGGrouper(1, disjoint=True),
+        ThresholdGrouper(0.0),
+        HierarchicalGrouper(2),
+        AffinityPropagationGrouper(),
+        AllTogether(),
+        EveryTaskAlone(),
+        RandomGrouper(3),
+    ):
         g = grouper.fit(np.array([[0.3]]), ["only"])
         assert g.groups_ == (frozenset({"only"}),)
     g = TAGGrouper(10).fit(np.array([[1.0, 0.2], [0.1, 1.0]]), ["a", "b"])

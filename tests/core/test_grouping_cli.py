@@ -83,14 +83,20 @@ def test_long_form_log_is_averaged_over_steps(tmp_path, ext):
 @pytest.mark.parametrize("method", ["hierarchical", "affinity-propagation"])
 def test_other_methods_text_output(matrix_csv, method):
     path, _, _, truth = matrix_csv
-    r = _cli(path, "--method", method, "--k", "2") if method == "hierarchical" else _cli(
-        path, "--method", method
+    r = (
+        _cli(path, "--method", method, "--k", "2")
+        if method == "hierarchical"
+        else _cli(path, "--method", method)
     )
     assert r.returncode == 0, r.stderr
     assert "2 group(s) over 6 tasks" in r.stdout
     for group in truth:
-        assert ", ".join(sorted(group, key=["depth", "seg", "normal", "edge", "albedo",
-                                             "class"].index)) in r.stdout
+        assert (
+            ", ".join(
+                sorted(group, key=["depth", "seg", "normal", "edge", "albedo", "class"].index)
+            )
+            in r.stdout
+        )
 
 
 def _write(tmp_path, name, frame, **kw):
@@ -102,24 +108,44 @@ def _write(tmp_path, name, frame, **kw):
 @pytest.mark.parametrize(
     "make, extra, message",
     [
-        (lambda d, A, t: _write(d, "ns.csv", pd.DataFrame(A[:, :5], index=t, columns=t[:5])),
-         ["--k", "2"], "cannot import ns.csv: row 6 (line 7), row-label column: task 'class' is "
-                       "not one of the matrix's columns"),
-        (lambda d, A, t: _write(d, "nan.csv", pd.DataFrame(np.where(np.eye(6) > 0, np.nan, A),
-                                                           index=t, columns=t)),
-         ["--k", "2"], "NaN"),
-        (lambda d, A, t: _write(d, "names.csv", pd.DataFrame(A, index=t, columns=[*t[:5], "x"])),
-         ["--k", "2"], "cannot import names.csv: row 6 (line 7), row-label column: task 'class' "
-                       "is not one of the matrix's columns (depth, seg, normal, edge, albedo, x)"),
-        (lambda d, A, t: _write(d, "ok.csv", pd.DataFrame(A, index=t, columns=t)),
-         ["--k", "0"], "k (the number of groups) must be an integer >= 1"),
-        (lambda d, A, t: _write(d, "ok.csv", pd.DataFrame(A, index=t, columns=t)),
-         [], "needs a group budget"),
+        (
+            lambda d, A, t: _write(d, "ns.csv", pd.DataFrame(A[:, :5], index=t, columns=t[:5])),
+            ["--k", "2"],
+            "cannot import ns.csv: row 6 (line 7), row-label column: task 'class' is "
+            "not one of the matrix's columns",
+        ),
+        (
+            lambda d, A, t: _write(
+                d, "nan.csv", pd.DataFrame(np.where(np.eye(6) > 0, np.nan, A), index=t, columns=t)
+            ),
+            ["--k", "2"],
+            "NaN",
+        ),
+        (
+            lambda d, A, t: _write(d, "names.csv", pd.DataFrame(A, index=t, columns=[*t[:5], "x"])),
+            ["--k", "2"],
+            "cannot import names.csv: row 6 (line 7), row-label column: task 'class' "
+            "is not one of the matrix's columns (depth, seg, normal, edge, albedo, x)",
+        ),
+        (
+            lambda d, A, t: _write(d, "ok.csv", pd.DataFrame(A, index=t, columns=t)),
+            ["--k", "0"],
+            "k (the number of groups) must be an integer >= 1",
+        ),
+        (
+            lambda d, A, t: _write(d, "ok.csv", pd.DataFrame(A, index=t, columns=t)),
+            [],
+            "needs a group budget",
+        ),
         (lambda d, A, t: d / "missing.csv", ["--k", "2"], "not found"),
-        (lambda d, A, t: _write(d, "txt.csv", pd.DataFrame([["a", "x"], ["b", "y"]],
-                                                           columns=["", "a"]), index=False),
-         ["--k", "2"], "cannot import txt.csv: row 2 (line 3), row-label column: task 'b' is not "
-                       "one of the matrix's columns (a)"),
+        (
+            lambda d, A, t: _write(
+                d, "txt.csv", pd.DataFrame([["a", "x"], ["b", "y"]], columns=["", "a"]), index=False
+            ),
+            ["--k", "2"],
+            "cannot import txt.csv: row 2 (line 3), row-label column: task 'b' is not "
+            "one of the matrix's columns (a)",
+        ),
     ],
     ids=["not-square", "nan", "names", "k0", "no-k", "missing", "garbage"],
 )

@@ -40,8 +40,11 @@ def setup(opt_name: str):
     torch.manual_seed(0)
     model = TwoTower().double()
     params = model.parameters()
-    opt = (torch.optim.SGD(params, lr=0.05, momentum=0.9) if opt_name == "sgd"
-           else torch.optim.Adam(params, lr=0.01))
+    opt = (
+        torch.optim.SGD(params, lr=0.05, momentum=0.9)
+        if opt_name == "sgd"
+        else torch.optim.Adam(params, lr=0.01)
+    )
     g = torch.Generator().manual_seed(1)
     x = torch.randn(64, 5, generator=g, dtype=torch.float64)
     y = torch.stack([x[:, 0], x[:, 3], x[:, 0] + x[:, 3]], dim=1)
@@ -55,9 +58,18 @@ def shared_predicate(name: str) -> bool:
 @pytest.mark.parametrize("opt_name", ["sgd", "adam"])
 def test_logger_matches_the_lab_reference(opt_name, tmp_path):
     model, opt, batch = setup(opt_name)
-    logger = AffinityLogger(model, TASKS, losses_fn, opt, shared=shared_predicate, every=3,
-                            measures=("lookahead", "cosine"), task_types={"sum": "regression"},
-                            config={"opt": opt_name}, notes="two towers")
+    logger = AffinityLogger(
+        model,
+        TASKS,
+        losses_fn,
+        opt,
+        shared=shared_predicate,
+        every=3,
+        measures=("lookahead", "cosine"),
+        task_types={"sum": "regression"},
+        config={"opt": opt_name},
+        notes="two towers",
+    )
     checked = 0
     for step in range(1, 8):
         if logger.should_measure():
@@ -115,5 +127,6 @@ def test_bn_running_stats_untouched_by_measure():
     before = bn.running_mean.clone(), bn.num_batches_tracked.clone()
     logger = AffinityLogger(model, TASKS, losses_fn, opt, shared=shared_predicate, every=1)
     logger.measure(1, batch)  # no losses given: the logger runs its own forward
-    assert torch.equal(bn.running_mean, before[0]) and torch.equal(bn.num_batches_tracked,
-                                                                   before[1])
+    assert torch.equal(bn.running_mean, before[0]) and torch.equal(
+        bn.num_batches_tracked, before[1]
+    )

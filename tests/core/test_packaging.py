@@ -17,22 +17,29 @@ DEFINITIONS = ROOT / "mtl_core" / "scenarios" / "definitions"
 def test_wheel_ships_the_library_its_scenarios_and_the_command(tmp_path):
     # Build from a copy holding only what the build reads, so the checkout gets no build/.
     src = tmp_path / "src"
-    shutil.copytree(ROOT / "mtl_core", src / "mtl_core",
-                    ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(
+        ROOT / "mtl_core", src / "mtl_core", ignore=shutil.ignore_patterns("__pycache__")
+    )
     for name in ("pyproject.toml", "README.md"):
         shutil.copy(ROOT / name, src / name)
     dist = tmp_path / "dist"
-    r = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(dist),
-                        str(src)], capture_output=True, text=True, timeout=300)
+    r = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(dist), str(src)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert r.returncode == 0, r.stderr[-2000:]
     (wheel,) = dist.glob("task_affinity_lab-*.whl")
     with zipfile.ZipFile(wheel) as z:
         names = z.namelist()
-        entry_points = next(z.read(n).decode() for n in names
-                            if n.endswith(".dist-info/entry_points.txt"))
+        entry_points = next(
+            z.read(n).decode() for n in names if n.endswith(".dist-info/entry_points.txt")
+        )
         z.extractall(tmp_path / "site")
-    shipped = {n.rsplit("/", 1)[1] for n in names
-               if n.startswith("mtl_core/scenarios/definitions/")}
+    shipped = {
+        n.rsplit("/", 1)[1] for n in names if n.startswith("mtl_core/scenarios/definitions/")
+    }
     assert shipped == {p.name for p in DEFINITIONS.glob("*.json")} and shipped
     assert "task-affinity-lab = mtl_core.cli:main" in entry_points
     # only the library: the app, tests and benchmarks stay in the checkout
@@ -41,12 +48,24 @@ def test_wheel_ships_the_library_its_scenarios_and_the_command(tmp_path):
 
     # The installed copy finds its definitions from another folder (no checkout around).
     env = {**os.environ, "PYTHONPATH": str(tmp_path / "site")}
-    r = subprocess.run([sys.executable, "-m", "mtl_core", "scenarios", "--json"], cwd=tmp_path,
-                       env=env, capture_output=True, text=True, timeout=120)
+    r = subprocess.run(
+        [sys.executable, "-m", "mtl_core", "scenarios", "--json"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert r.returncode == 0, r.stderr
     assert sorted(json.loads(r.stdout)) == sorted(p.stem for p in DEFINITIONS.glob("*.json"))
-    r = subprocess.run([sys.executable, "-c", "import mtl_core; print(mtl_core.__file__)"],
-                       cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
+    r = subprocess.run(
+        [sys.executable, "-c", "import mtl_core; print(mtl_core.__file__)"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert Path(r.stdout.strip()).is_relative_to(tmp_path / "site")
 
 

@@ -30,11 +30,17 @@ def test_running_and_window_means_skip_unlogged_cells():
         for i in range(3):
             for j in range(3):
                 seen = _logged(X[: s + 1, i, j])
-                recent = _logged(X[max(0, s - 3): s + 1, i, j])
-                assert run[s, i, j] == pytest.approx(seen.mean()) if seen.size \
+                recent = _logged(X[max(0, s - 3) : s + 1, i, j])
+                assert (
+                    run[s, i, j] == pytest.approx(seen.mean())
+                    if seen.size
                     else np.isnan(run[s, i, j])
-                assert win[s, i, j] == pytest.approx(recent.mean()) if recent.size \
+                )
+                assert (
+                    win[s, i, j] == pytest.approx(recent.mean())
+                    if recent.size
                     else np.isnan(win[s, i, j])
+                )
 
 
 def test_ema_is_the_bias_corrected_mean_over_each_cells_logged_values():
@@ -56,8 +62,9 @@ def test_ema_is_the_bias_corrected_mean_over_each_cells_logged_values():
     Y = X[:, :2, :2][:, [0], [0]]
     t = np.arange(30)
     weights = beta ** (29 - t)
-    assert smooth(Y, "ema", beta=beta)[-1, 0] == pytest.approx((weights * Y[:, 0]).sum()
-                                                                / weights.sum())
+    assert smooth(Y, "ema", beta=beta)[-1, 0] == pytest.approx(
+        (weights * Y[:, 0]).sum() / weights.sum()
+    )
 
 
 def test_a_missing_cell_keeps_its_last_value_instead_of_decaying_to_zero():

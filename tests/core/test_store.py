@@ -20,17 +20,29 @@ from mtl_core.store import SCHEMA_VERSION, Store, default_store_path, migrations
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def event(step: int, tasks: list[str], total: int = 10, *, groups=None, measures=("lookahead",),
-          value: float | None = None) -> StepEvent:
+def event(
+    step: int,
+    tasks: list[str],
+    total: int = 10,
+    *,
+    groups=None,
+    measures=("lookahead",),
+    value: float | None = None,
+) -> StepEvent:
     n = len(tasks)
     rng = np.random.default_rng(step)
     return StepEvent(
-        step=step, total_steps=total, tasks=tasks,
+        step=step,
+        total_steps=total,
+        tasks=tasks,
         train_loss={t: 1.0 / step + i for i, t in enumerate(tasks)},
         metrics=[MetricRow(t, "val", "loss", float(step)) for t in tasks] if step % 2 == 0 else [],
-        affinity={m: (np.full((n, n), value) if value is not None else rng.normal(size=(n, n)))
-                  for m in measures},
-        groups=groups, elapsed_s=0.01 * step,
+        affinity={
+            m: (np.full((n, n), value) if value is not None else rng.normal(size=(n, n)))
+            for m in measures
+        },
+        groups=groups,
+        elapsed_s=0.01 * step,
     )
 
 
@@ -140,8 +152,9 @@ def test_steps_progress_and_reads(st):
 def test_matrices_reordered_to_the_run_task_order(st):
     rid = st.create_run(tasks=["a", "b"])
     m = np.array([[1.0, 2.0], [3.0, 4.0]])
-    st.append_step(rid, StepEvent(1, 1, ["b", "a"], {"a": 0.0, "b": 0.0},
-                                  affinity={"lookahead": m}))
+    st.append_step(
+        rid, StepEvent(1, 1, ["b", "a"], {"a": 0.0, "b": 0.0}, affinity={"lookahead": m})
+    )
     np.testing.assert_array_equal(st.affinity_steps(rid)[2][0], [[4.0, 3.0], [2.0, 1.0]])
     with pytest.raises(LabError):
         st.append_step(rid, StepEvent(2, 1, ["a", "z"], {}, affinity={"lookahead": m}))
@@ -238,8 +251,10 @@ def test_import_is_all_or_nothing(st):
 
     # the second run's row cannot be written (as if the disk filled up midway)
     con = sqlite3.connect(st.path)
-    con.execute("CREATE TRIGGER boom BEFORE INSERT ON runs WHEN NEW.name = 'two / y' "
-                "BEGIN SELECT RAISE(ABORT, 'disk full'); END")
+    con.execute(
+        "CREATE TRIGGER boom BEFORE INSERT ON runs WHEN NEW.name = 'two / y' "
+        "BEGIN SELECT RAISE(ABORT, 'disk full'); END"
+    )
     con.commit()
     with pytest.raises(sqlite3.DatabaseError, match="disk full"):
         st.import_parsed(parsed, "two")
@@ -269,12 +284,15 @@ def test_reading_20_tasks_by_2000_steps_is_fast(st):
     rid = st.create_run(tasks=tasks)
     rng = np.random.default_rng(0)
     mats = rng.normal(size=(steps, n, n))
-    blobs = [(rid, "lookahead", s + 1, n, None, mats[s].astype("<f8").tobytes())
-             for s in range(steps)]
+    blobs = [
+        (rid, "lookahead", s + 1, n, None, mats[s].astype("<f8").tobytes()) for s in range(steps)
+    ]
     con = st._con()
     con.execute("BEGIN")
-    con.executemany("INSERT INTO affinity (run_id, measure, step, n, wall_time, data) "
-                    "VALUES (?,?,?,?,?,?)", blobs)
+    con.executemany(
+        "INSERT INTO affinity (run_id, measure, step, n, wall_time, data) VALUES (?,?,?,?,?,?)",
+        blobs,
+    )
     con.execute("COMMIT")
     fresh = Store(st.path)
     fresh.affinity_steps(rid, "lookahead")

@@ -33,20 +33,29 @@ def test_import_list_export_delete(tmp_path, capsys):
     assert run(capsys, "runs", "--store", s)[1].startswith("no runs")
     code, out, _ = run(capsys, "import", str(example_zip(tmp_path)), "--store", s)
     assert code == 0 and "imported run 1 'retail example': 3 tasks" in out
-    code, out, _ = run(capsys, "import", str(ROOT / "examples/run-format/affinity.csv"),
-                       "--name", "csv only", "--store", s)
+    code, out, _ = run(
+        capsys,
+        "import",
+        str(ROOT / "examples/run-format/affinity.csv"),
+        "--name",
+        "csv only",
+        "--store",
+        s,
+    )
     assert code == 0 and "run 2 'csv only'" in out
     code, out, _ = run(capsys, "runs", "--store", s)
     assert "retail example" in out and "csv only" in out and "uploaded" in out
     for ext in (".zip", ".csv", ".parquet", ".jsonl"):
-        code, out, err = run(capsys, "export", "1", "--out", str(tmp_path / f"r{ext}"),
-                             "--store", s)
+        code, out, err = run(
+            capsys, "export", "1", "--out", str(tmp_path / f"r{ext}"), "--store", s
+        )
         assert code == 0 and "wrote run 1" in out
         assert ("use .zip" in err) == (ext != ".zip")
         back = read_run_file(tmp_path / f"r{ext}")
         st = Store(s)
-        np.testing.assert_array_equal(back.matrices("", "lookahead")[2],
-                                      st.affinity_steps(1, "lookahead")[2])
+        np.testing.assert_array_equal(
+            back.matrices("", "lookahead")[2], st.affinity_steps(1, "lookahead")[2]
+        )
     code, out, _ = run(capsys, "delete", "2", "--store", s)
     assert code == 0 and "deleted run 2" in out
     assert [r.id for r in Store(s).list_runs()] == [1]
@@ -78,4 +87,3 @@ def test_store_from_environment(tmp_path, capsys, monkeypatch):
     code, out, _ = run(capsys, "import", str(ROOT / "examples/run-format/affinity.csv"))
     assert code == 0 and (tmp_path / "env.sqlite").exists()
     assert "affinity.csv" in run(capsys, "runs")[1]
-

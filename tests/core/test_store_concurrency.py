@@ -18,8 +18,9 @@ def test_writer_and_polling_readers(tmp_path):
     rid = store.create_run(name="conc", status="running", steps_total=300)
     ctx = mp.get_context("spawn")
     outs = [tmp_path / f"reader{i}.json" for i in range(2)]
-    readers = [ctx.Process(target=runner_fakes.conc_reader, args=(str(path), rid, str(o)))
-               for o in outs]
+    readers = [
+        ctx.Process(target=runner_fakes.conc_reader, args=(str(path), rid, str(o))) for o in outs
+    ]
     for r in readers:
         r.start()
     end = time.monotonic() + 60

@@ -72,16 +72,34 @@ def old_store(path) -> None:
         con.execute(
             "INSERT INTO runs (id, name, origin, status, config, tasks, task_types, created, "
             "steps_done, last_step, losses) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-            (rid, name, "trained", "finished", '{"scenario": "toy"}', '["a", "b"]',
-             '{"a": "regression", "b": "binary"}', 1.0, 1, 1, '{"a": 1.0, "b": 2.0}'))
-        con.execute("INSERT INTO affinity VALUES (?, 'lookahead', 1, 2, 5.0, ?)",
-                    (rid, MAT.astype("<f8").tobytes()))
-        con.execute("INSERT INTO steps VALUES (?, 1, 5.0, ?)",
-                    (rid, np.array([1.0, 2.0]).astype("<f8").tobytes()))
+            (
+                rid,
+                name,
+                "trained",
+                "finished",
+                '{"scenario": "toy"}',
+                '["a", "b"]',
+                '{"a": "regression", "b": "binary"}',
+                1.0,
+                1,
+                1,
+                '{"a": 1.0, "b": 2.0}',
+            ),
+        )
+        con.execute(
+            "INSERT INTO affinity VALUES (?, 'lookahead', 1, 2, 5.0, ?)",
+            (rid, MAT.astype("<f8").tobytes()),
+        )
+        con.execute(
+            "INSERT INTO steps VALUES (?, 1, 5.0, ?)",
+            (rid, np.array([1.0, 2.0]).astype("<f8").tobytes()),
+        )
         con.execute("INSERT INTO metrics VALUES (?, 1, 'a', 'val', 'loss', 0.75)", (rid,))
         con.execute("INSERT INTO groupings VALUES (?, 1, ?)", (rid, '[["a"], ["b"]]'))
-    con.executemany("INSERT INTO evaluations VALUES (?,?,?,?)",
-                    [(r, k, t, json.dumps(v)) for r, k, t, v in EVALUATIONS])
+    con.executemany(
+        "INSERT INTO evaluations VALUES (?,?,?,?)",
+        [(r, k, t, json.dumps(v)) for r, k, t, v in EVALUATIONS],
+    )
     con.commit()
     con.close()
 
@@ -97,7 +115,8 @@ def test_migrations_are_named_in_order():
     names = [m.__name__ for m in migrations.MIGRATIONS]
     assert names[:2] == ["m001_initial", "m002_split_evaluations"]
     assert [int(re.match(r"m(\d{3})_\w+$", n).group(1)) for n in names] == list(
-        range(1, len(names) + 1))
+        range(1, len(names) + 1)
+    )
     assert SCHEMA_VERSION == len(names)
     assert all(m.__doc__ for m in migrations.MIGRATIONS)
 
@@ -119,19 +138,25 @@ def test_old_store_upgrades_in_place_and_keeps_its_data(tmp_path):
     assert st.list_notes(2) == {k: v for r, k, _, v in EVALUATIONS if r == 2}
     assert st.list_ground_truths(2) == {}
     assert con.execute("SELECT COUNT(*) FROM run_notes").fetchone()[0] + con.execute(
-        "SELECT COUNT(*) FROM ground_truth").fetchone()[0] == len(EVALUATIONS)
+        "SELECT COUNT(*) FROM ground_truth"
+    ).fetchone()[0] == len(EVALUATIONS)
     con.close()
     # runs and everything logged for them read as before
     info = st.get_run(1)
     assert (info.name, info.tasks, info.measures, info.losses) == (
-        "together", ["a", "b"], ["lookahead"], {"a": 1.0, "b": 2.0})
+        "together",
+        ["a", "b"],
+        ["lookahead"],
+        {"a": 1.0, "b": 2.0},
+    )
     steps, tasks, a = st.affinity_steps(1, "lookahead")
     assert steps.tolist() == [1] and np.array_equal(a[0], MAT)
     assert st.groupings(2) == [(1, (frozenset("a"), frozenset("b")))]
     assert len(st.metrics(1)) == 3  # two batch losses and one val loss
     # and the upgraded store takes new writes; deleting a run takes its records along
-    st.append_step(1, StepEvent(2, 2, ["a", "b"], {"a": 0.5, "b": 1.5},
-                                affinity={"lookahead": MAT}))
+    st.append_step(
+        1, StepEvent(2, 2, ["a", "b"], {"a": 0.5, "b": 1.5}, affinity={"lookahead": MAT})
+    )
     assert st.affinity_steps(1, "lookahead")[0].tolist() == [1, 2]
     st.delete_run(1)
     assert st.list_ground_truths(1) == {} and st.get_note(1, "lesson_groups_run") is None
@@ -156,4 +181,3 @@ def test_a_failing_migration_leaves_the_store_as_it_was(tmp_path, monkeypatch):
     con.close()
     monkeypatch.undo()
     assert Store(path).get_ground_truth(1, 2) == JOB
-

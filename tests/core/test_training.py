@@ -157,8 +157,12 @@ def test_cuda_request_without_gpu_is_a_user_error(monkeypatch):
 
 
 def test_model_config_hidden_is_used():
-    cfg = RunConfig(knobs={"samples": 200}, model=ModelConfig(hidden=(7,)),
-                    train=TrainConfig(steps=2), affinity=AffinityConfig(measure="none"))
+    cfg = RunConfig(
+        knobs={"samples": 200},
+        model=ModelConfig(hidden=(7,)),
+        train=TrainConfig(steps=2),
+        affinity=AffinityConfig(measure="none"),
+    )
     res = train(cfg)
     d = 16  # synthetic default features
     assert res.parameters == (d * 7 + 7) + 6 * (7 + 1)
@@ -169,16 +173,20 @@ def test_lesson_conflict_knob_turns_negative_transfer_on_and_off():
     from mtl_core.scenarios import default_model_config
 
     def run(conflict, mode="together", groups=None, measure="lookahead"):
-        return train(RunConfig(
-            scenario="lesson", knobs={"conflict": conflict},
-            model=default_model_config("lesson"),
-            train=TrainConfig(steps=300, eval_every=300, mode=mode, groups=groups),
-            affinity=AffinityConfig(measure=measure),
-        ))
+        return train(
+            RunConfig(
+                scenario="lesson",
+                knobs={"conflict": conflict},
+                model=default_model_config("lesson"),
+                train=TrainConfig(steps=300, eval_every=300, mode=mode, groups=groups),
+                affinity=AffinityConfig(measure=measure),
+            )
+        )
 
     def cross(res):
-        _, c = _within_cross(res.mean_affinity["lookahead"],
-                             [res.info["clusters"][t] for t in res.tasks])
+        _, c = _within_cross(
+            res.mean_affinity["lookahead"], [res.info["clusters"][t] for t in res.tasks]
+        )
         return c
 
     hot, cold = run(1.0), run(0.0)

@@ -23,17 +23,22 @@ DOCS_SHOTS = ROOT / "docs" / "screenshots"
 
 pytestmark = [
     pytest.mark.e2e,
-    pytest.mark.skipif(not Path(CHROMIUM).exists(),
-                       reason=f"end-to-end tests need Chromium at {CHROMIUM} "
-                              "(Debian: apt-get install chromium; .ci/run installs it)"),
+    pytest.mark.skipif(
+        not Path(CHROMIUM).exists(),
+        reason=f"end-to-end tests need Chromium at {CHROMIUM} "
+        "(Debian: apt-get install chromium; .ci/run installs it)",
+    ),
 ]
-playwright_api = pytest.importorskip("playwright.sync_api",
-                                     reason="end-to-end tests need the playwright package")
+playwright_api = pytest.importorskip(
+    "playwright.sync_api", reason="end-to-end tests need the playwright package"
+)
 
 NAMES = ("alpha", "beta", "nu", "xi")
 GOOD = "step,source,target,affinity\n" + "".join(
     f"{s},{a},{b},{0.02 if a == b else (0.01 if (a < 'm') == (b < 'm') else -0.005)}\n"
-    for s in range(1, 6) for a in NAMES for b in NAMES
+    for s in range(1, 6)
+    for a in NAMES
+    for b in NAMES
 )
 BAD = "step,source,target,affinity\n1,a,b,not-a-number\n"
 
@@ -46,10 +51,17 @@ def server(tmp_path_factory):
 
     folder = tmp_path_factory.mktemp("e2e")
     store = Store(folder / "store.sqlite")
-    a = seed_run(store, name="calm", n_tasks=6, steps=120,
-                 config=config_dict(knobs={"conflict": 0.2}))
-    b = seed_run(store, name="switching", n_tasks=6, steps=120, switch_at=30,
-                 config=config_dict(knobs={"conflict": 1.0}))
+    a = seed_run(
+        store, name="calm", n_tasks=6, steps=120, config=config_dict(knobs={"conflict": 0.2})
+    )
+    b = seed_run(
+        store,
+        name="switching",
+        n_tasks=6,
+        steps=120,
+        switch_at=30,
+        config=config_dict(knobs={"conflict": 1.0}),
+    )
     env = {**os.environ, "MTL_LAB_STORE": str(store.path)}
     env.pop("MTL_LAB_TRAIN_FN", None)  # the lesson trains for real
     env.pop("MTL_LAB_WARM_WORKERS", None)  # with standby workers, as a user's app does
@@ -63,8 +75,10 @@ def server(tmp_path_factory):
 @pytest.fixture(scope="module")
 def browser():
     with playwright_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=[
-            "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+        b = p.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+        )
         yield b
         b.close()
 
@@ -93,7 +107,9 @@ def _no_exception(page) -> None:
 def _plot_z(page, index: int = 0):
     return page.evaluate(
         "i => { const g = document.querySelectorAll('.js-plotly-plot')[i];"
-        " return g && g.data ? JSON.stringify(g.data[0].z) : null; }", index)
+        " return g && g.data ? JSON.stringify(g.data[0].z) : null; }",
+        index,
+    )
 
 
 def _groups_text(page) -> str:
@@ -109,13 +125,16 @@ def test_lesson_heatmap_appears_then_changes(server, page):
     caption = page.get_by_text("Affinity so far: step", exact=False)
     caption.wait_for(timeout=60000)
     first = time.time() - t0
-    page.wait_for_function("document.querySelectorAll('.js-plotly-plot .main-svg').length > 0",
-                           timeout=30000)
+    page.wait_for_function(
+        "document.querySelectorAll('.js-plotly-plot .main-svg').length > 0", timeout=30000
+    )
     z1, text1 = _plot_z(page), caption.inner_text()
     page.wait_for_function(
         "t => { const el = [...document.querySelectorAll('[data-testid=stCaptionContainer]')]"
         ".find(e => e.innerText.startsWith('Affinity so far')); return el && el.innerText !== t; }",
-        arg=text1, timeout=60000)
+        arg=text1,
+        timeout=60000,
+    )
     z2 = _plot_z(page)
     assert z1 != z2, "the heatmap did not change while training"
     # all three approaches finish and the explanation reports the held-out losses
@@ -137,14 +156,16 @@ def test_threshold_moves_regroup(server, page):
     page.wait_for_function(
         "() => [...document.querySelectorAll('[data-testid=stMarkdownContainer] p')]"
         ".some(p => p.innerText.startsWith('{t') && p.innerText.split('{').length === 7)",
-        timeout=20000)
+        timeout=20000,
+    )
     assert "tau=" in page.url and f"run={b}" in page.url
     _no_exception(page)
     slider.press("Home")
     page.wait_for_function(
         "() => [...document.querySelectorAll('[data-testid=stMarkdownContainer] p')]"
         ".some(p => p.innerText.startsWith('{t') && p.innerText.split('{').length === 2)",
-        timeout=20000)
+        timeout=20000,
+    )
     page.get_by_role("slider").nth(2).focus()
     for _ in range(3):  # back near the middle for the screenshot
         page.keyboard.press("PageUp")
@@ -154,15 +175,17 @@ def test_threshold_moves_regroup(server, page):
 def test_clicking_a_heatmap_cell_opens_that_pair_over_time(server, page):
     _, b = server["runs"]
     page.goto(f"{server['url']}/explore?run={b}")
-    page.wait_for_function("document.querySelectorAll('.js-plotly-plot .main-svg').length > 0",
-                           timeout=30000)
+    page.wait_for_function(
+        "document.querySelectorAll('.js-plotly-plot .main-svg').length > 0", timeout=30000
+    )
     # the centre of the cell row t3 (source), column t4 (target), in page pixels: a helpful
     # pair, so not the pair the tab shows by default (the most harmful one)
     x, y = page.evaluate(
         "() => { const g = document.querySelectorAll('.js-plotly-plot')[0];"
         " const L = g._fullLayout, r = g.getBoundingClientRect();"
         " return [r.left + L._size.l + L.xaxis.d2p('t4'),"
-        "         r.top + L._size.t + L.yaxis.d2p('t3')]; }")
+        "         r.top + L._size.t + L.yaxis.d2p('t3')]; }"
+    )
     page.mouse.click(x, y)
     page.get_by_role("tab", name="A pair over time", selected=True).wait_for(timeout=20000)
     caption = page.get_by_text("on average over the run", exact=False).first
@@ -185,8 +208,9 @@ def test_upload_good_and_bad_files(server, page, tmp_path):
     _no_exception(page)
     _shot(page, "upload")
     page.get_by_text("in Explore", exact=False).first.click()
-    page.wait_for_function("document.querySelectorAll('.js-plotly-plot .main-svg').length > 0",
-                           timeout=30000)
+    page.wait_for_function(
+        "document.querySelectorAll('.js-plotly-plot .main-svg').length > 0", timeout=30000
+    )
     assert "/explore" in page.url
     assert "{alpha, beta} · {nu, xi}" in _groups_text(page)
 
@@ -194,16 +218,16 @@ def test_upload_good_and_bad_files(server, page, tmp_path):
 def test_compare_two_runs(server, page):
     a, b = server["runs"]
     page.goto(f"{server['url']}/compare?runs={a},{b}")
-    page.wait_for_function("document.querySelectorAll('.js-plotly-plot .main-svg').length >= 3",
-                           timeout=30000)
+    page.wait_for_function(
+        "document.querySelectorAll('.js-plotly-plot .main-svg').length >= 3", timeout=30000
+    )
     _no_exception(page)
     _shot(page, "compare")
     page.get_by_role("tab", name="Groupings").click()
     page.get_by_text("Agreement", exact=False).wait_for(timeout=20000)
     page.get_by_role("tab", name="Config diff").click()
     # dataframes draw on a canvas; their cells exist for screen readers (attached, hidden)
-    page.get_by_text("knobs.conflict", exact=False).first.wait_for(state="attached",
-                                                                   timeout=20000)
+    page.get_by_text("knobs.conflict", exact=False).first.wait_for(state="attached", timeout=20000)
 
 
 def test_train_page(server, page):

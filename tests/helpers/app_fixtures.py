@@ -25,8 +25,15 @@ from mtl_core.store import Store
 
 
 def planted_stack(
-    n_tasks: int = 6, steps: int = 60, clusters: int = 2, *, within: float = 0.01,
-    between: float = -0.006, noise: float = 0.001, switch_at: int | None = None, seed: int = 0,
+    n_tasks: int = 6,
+    steps: int = 60,
+    clusters: int = 2,
+    *,
+    within: float = 0.01,
+    between: float = -0.006,
+    noise: float = 0.001,
+    switch_at: int | None = None,
+    seed: int = 0,
 ) -> tuple[np.ndarray, list[str], np.ndarray]:
     """``(steps, tasks, A (S, n, n))`` with planted blocks; ``switch_at``: from that step on,
     the last task of cluster 0 behaves like cluster 1."""
@@ -46,8 +53,9 @@ def planted_stack(
     return np.arange(1, steps + 1, dtype=np.int64), tasks, out
 
 
-def metrics_frame(tasks: list[str], steps: int, *, base: float = 0.5, every: int = 10,
-                  scale: float = 1.0) -> pd.DataFrame:
+def metrics_frame(
+    tasks: list[str], steps: int, *, base: float = 0.5, every: int = 10, scale: float = 1.0
+) -> pd.DataFrame:
     """Decreasing val/test losses every ``every`` steps (long form)."""
     rows = []
     for s in range(every, steps + 1, every):
@@ -69,9 +77,17 @@ def config_dict(**over: Any) -> dict[str, Any]:
 
 
 def seed_run(
-    store: Store, *, name: str = "seeded", n_tasks: int = 6, steps: int = 60,
-    switch_at: int | None = None, measure: str = "lookahead", config: dict | None = None,
-    loss_scale: float = 1.0, seed: int = 0, metrics: bool = True,
+    store: Store,
+    *,
+    name: str = "seeded",
+    n_tasks: int = 6,
+    steps: int = 60,
+    switch_at: int | None = None,
+    measure: str = "lookahead",
+    config: dict | None = None,
+    loss_scale: float = 1.0,
+    seed: int = 0,
+    metrics: bool = True,
     unlogged: np.ndarray | None = None,
 ) -> int:
     """A finished run with planted-block affinity (and losses) in one transaction;
@@ -80,40 +96,70 @@ def seed_run(
     if unlogged is not None:
         A = np.where(unlogged, np.nan, A)
     aff = matrices_to_long(st_, tasks, A, measure)
-    met = metrics_frame(tasks, steps, scale=loss_scale) if metrics else pd.DataFrame(
-        columns=METRIC_FRAME)
+    met = (
+        metrics_frame(tasks, steps, scale=loss_scale)
+        if metrics
+        else pd.DataFrame(columns=METRIC_FRAME)
+    )
     meta = {"name": name}
     if config is not None:
         meta["config"] = config
-    parsed = ParsedRun(tasks=tasks, task_types={t: "regression" for t in tasks}, affinity=aff,
-                       metrics=met, meta=meta, runs=[""], tasks_declared=True)
+    parsed = ParsedRun(
+        tasks=tasks,
+        task_types={t: "regression" for t in tasks},
+        affinity=aff,
+        metrics=met,
+        meta=meta,
+        runs=[""],
+        tasks_declared=True,
+    )
     (rid,) = store.import_parsed(parsed, name=name, origin="uploaded")
     return rid
 
 
-def seed_live_run(store: Store, *, name: str = "live", n_tasks: int = 6, steps_total: int = 100,
-                  steps_done: int = 20, config: dict | None = None) -> int:
+def seed_live_run(
+    store: Store,
+    *,
+    name: str = "live",
+    n_tasks: int = 6,
+    steps_total: int = 100,
+    steps_done: int = 20,
+    config: dict | None = None,
+) -> int:
     """A *running* trained run with ``steps_done`` steps appended like a worker would, owned by
     this (alive) process so the runner does not mark it interrupted."""
-    rid = store.create_run(name=name, origin="trained", status="running",
-                           config=config or config_dict(), steps_total=steps_total)
+    rid = store.create_run(
+        name=name,
+        origin="trained",
+        status="running",
+        config=config or config_dict(),
+        steps_total=steps_total,
+    )
     store.set_worker(rid, os.getpid())
     append_steps(store, rid, 1, steps_done, steps_total, n_tasks)
     return rid
 
 
-def append_steps(store: Store, rid: int, first: int, last: int, total: int,
-                 n_tasks: int = 6) -> None:
+def append_steps(
+    store: Store, rid: int, first: int, last: int, total: int, n_tasks: int = 6
+) -> None:
     steps, tasks, A = planted_stack(n_tasks, last, seed=rid)
     for s in range(first, last + 1):
         metrics = []
         if s % 10 == 0:
             metrics = [MetricRow(t, "val", "loss", 0.5 / (1 + s / 50)) for t in tasks]
-        store.append_step(rid, StepEvent(
-            step=s, total_steps=total, tasks=tasks,
-            train_loss={t: 0.5 / (1 + s / 50) for t in tasks}, metrics=metrics,
-            affinity={"lookahead": A[s - 1]}, elapsed_s=0.01 * s,
-        ))
+        store.append_step(
+            rid,
+            StepEvent(
+                step=s,
+                total_steps=total,
+                tasks=tasks,
+                train_loss={t: 0.5 / (1 + s / 50) for t in tasks},
+                metrics=metrics,
+                affinity={"lookahead": A[s - 1]},
+                elapsed_s=0.01 * s,
+            ),
+        )
 
 
 def fake_train(cfg: RunConfig, on_step=None):
@@ -127,20 +173,29 @@ def fake_train(cfg: RunConfig, on_step=None):
     for s in range(1, total + 1):
         metrics = []
         if s % int(cfg.train.eval_every) == 0 or s == total:
-            metrics = [MetricRow(t, split, "loss", 0.5 / (1 + s / 50) + 0.01 * i)
-                       for i, t in enumerate(tasks) for split in ("val", "test")]
+            metrics = [
+                MetricRow(t, split, "loss", 0.5 / (1 + s / 50) + 0.01 * i)
+                for i, t in enumerate(tasks)
+                for split in ("val", "test")
+            ]
         aff = {"lookahead": A[s - 1]} if cfg.affinity.measure != "none" else {}
         if on_step is not None:
-            on_step(StepEvent(step=s, total_steps=total, tasks=tasks,
-                              train_loss={t: 0.5 / (1 + s / 50) for t in tasks},
-                              metrics=metrics, affinity=aff,
-                              elapsed_s=time.perf_counter() - t0))
+            on_step(
+                StepEvent(
+                    step=s,
+                    total_steps=total,
+                    tasks=tasks,
+                    train_loss={t: 0.5 / (1 + s / 50) for t in tasks},
+                    metrics=metrics,
+                    affinity=aff,
+                    elapsed_s=time.perf_counter() - t0,
+                )
+            )
         time.sleep(float(k.get("sleep", 0.0)))
     return SimpleNamespace(tasks=tasks, task_types=["regression"] * n)
 
 
-def open_app(page: str, store_path, monkeypatch, *, query: dict | None = None,
-             timeout: float = 30):
+def open_app(page: str, store_path, monkeypatch, *, query: dict | None = None, timeout: float = 30):
     """An AppTest of the real app opened on ``page`` over the store at ``store_path``."""
     from pathlib import Path
 

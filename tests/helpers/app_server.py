@@ -22,24 +22,42 @@ def free_port() -> int:
 
 
 @contextmanager
-def running_app(env: Mapping[str, str], log_path: Path, *,
-                timeout_s: float = 60.0) -> Iterator[str]:
+def running_app(
+    env: Mapping[str, str], log_path: Path, *, timeout_s: float = 60.0
+) -> Iterator[str]:
     """Yield the base URL of the app started with ``env``; its output goes to ``log_path``.
     RuntimeError (with the log's tail) when it is not healthy within ``timeout_s``."""
     port = free_port()
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", str(ROOT / "app" / "streamlit_app.py"),
-             "--server.port", str(port), "--server.headless", "true",
-             "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"],
-            cwd=str(ROOT), env=dict(env), stdout=log, stderr=subprocess.STDOUT)
+            [
+                sys.executable,
+                "-m",
+                "streamlit",
+                "run",
+                str(ROOT / "app" / "streamlit_app.py"),
+                "--server.port",
+                str(port),
+                "--server.headless",
+                "true",
+                "--browser.gatherUsageStats",
+                "false",
+                "--server.fileWatcherType",
+                "none",
+            ],
+            cwd=str(ROOT),
+            env=dict(env),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
         url = f"http://127.0.0.1:{port}"
         try:
             deadline = time.time() + timeout_s
             while not _healthy(url):
                 if time.time() > deadline:
-                    raise RuntimeError("streamlit did not become healthy: "
-                                       + Path(log_path).read_text()[-2000:])
+                    raise RuntimeError(
+                        "streamlit did not become healthy: " + Path(log_path).read_text()[-2000:]
+                    )
                 time.sleep(0.3)
             yield url
         finally:

@@ -71,20 +71,29 @@ def view_controls(view: RunView, info: RunInfo) -> ViewControls:
     matrix_mode = c2.radio("Matrix", list(MATRIX), format_func=MATRIX.get, key="explore_matrix")
     session.remember_value("explore_matrix")
     session.keep_value("explore_smooth", "none", "smooth", valid=lambda h: h in SMOOTHING)
-    how = c3.selectbox("Smoothing", list(SMOOTHING), format_func=SMOOTHING.get,
-                       key="explore_smooth",
-                       help="Smooths the matrices over steps for 'at the step', the pair view "
-                            "and the group timeline (the time average needs none)")
+    how = c3.selectbox(
+        "Smoothing",
+        list(SMOOTHING),
+        format_func=SMOOTHING.get,
+        key="explore_smooth",
+        help="Smooths the matrices over steps for 'at the step', the pair view "
+        "and the group timeline (the time average needs none)",
+    )
     session.remember_value("explore_smooth")
-    session.qp_set(matrix=matrix_mode if matrix_mode != "average" else None,
-                   smooth=how if how != "none" else None)
+    session.qp_set(
+        matrix=matrix_mode if matrix_mode != "average" else None,
+        smooth=how if how != "none" else None,
+    )
     with st.expander("Smoothing and display options", icon=":material/tune:"):
         o1, o2, o3 = st.columns(3)
         window = o1.number_input("window (logged steps)", 1, 10_000, 20, key="explore_window")
         beta = o2.slider("EMA beta", 0.0, 0.99, 0.9, key="explore_beta")
-        hide = o3.toggle("Hide the diagonal (a task on itself)", value=True,
-                         key="explore_hide_diag",
-                         help="Self-affinity is large and would wash out the colour scale")
+        hide = o3.toggle(
+            "Hide the diagonal (a task on itself)",
+            value=True,
+            key="explore_hide_diag",
+            help="Self-affinity is large and would wash out the colour scale",
+        )
     return ViewControls(step_idx, matrix_mode, how, int(window), float(beta), bool(hide))
 
 
@@ -93,8 +102,12 @@ def _step_slider(view: RunView, info: RunInfo, col, live_col) -> int:
     steps = [int(s) for s in view.steps]
     follow = False
     if info.is_active:
-        follow = live_col.toggle("Live", value=True, key="explore_follow",
-                                 help="Keep showing the latest logged step while the run trains")
+        follow = live_col.toggle(
+            "Live",
+            value=True,
+            key="explore_follow",
+            help="Keep showing the latest logged step while the run trains",
+        )
     else:
         live_col.write("")
     session.keep_value("explore_step", steps[-1], "step", int, valid=lambda s: s in steps)
@@ -104,11 +117,18 @@ def _step_slider(view: RunView, info: RunInfo, col, live_col) -> int:
     if len(steps) > 1 and (gaps == gaps[0]).all():
         # Evenly logged (every trained run): a plain slider, no option list to send on every
         # live refresh (a long run has thousands of logged steps).
-        step = col.slider("Step", steps[0], steps[-1], step=int(gaps[0]), key="explore_step",
-                          help="Logged steps of this run")
+        step = col.slider(
+            "Step",
+            steps[0],
+            steps[-1],
+            step=int(gaps[0]),
+            key="explore_step",
+            help="Logged steps of this run",
+        )
     elif len(steps) > 1:
-        step = col.select_slider("Step", options=steps, key="explore_step",
-                                 help="Logged steps of this run")
+        step = col.select_slider(
+            "Step", options=steps, key="explore_step", help="Logged steps of this run"
+        )
     else:
         step = steps[0]
         col.caption(f"One logged step: {step}")
@@ -123,23 +143,32 @@ def group_controls(view: RunView, M: np.ndarray, measure: str) -> GroupControls:
     methods = list(regroup.METHODS)
     c1, c2, c3 = st.columns([2, 2, 3])
     session.keep_value("explore_method", "threshold", "method", valid=lambda m: m in methods)
-    method = c1.selectbox("Grouping", methods, format_func=regroup.METHODS.get,
-                          key="explore_method")
+    method = c1.selectbox(
+        "Grouping", methods, format_func=regroup.METHODS.get, key="explore_method"
+    )
     session.remember_value("explore_method")
     kmax = max(1, n)
     session.keep_value("explore_k", min(2, kmax), "k", int, valid=lambda k: 1 <= k <= kmax)
     if st.session_state.get("explore_k", 1) > kmax:
         st.session_state["explore_k"] = kmax
-    k = c2.slider("k (number of groups)", 1, kmax, key="explore_k",
-                  disabled=method not in ("tag", "hierarchical"),
-                  help="TAG picks at most k groups (they may overlap); hierarchical cuts the "
-                       "tree into k clusters")
+    k = c2.slider(
+        "k (number of groups)",
+        1,
+        kmax,
+        key="explore_k",
+        disabled=method not in ("tag", "hierarchical"),
+        help="TAG picks at most k groups (they may overlap); hierarchical cuts the "
+        "tree into k clusters",
+    )
     session.remember_value("explore_k")
     tau = _tau_slider(c3, M, measure, disabled=method != "threshold")
     if method == "tag" and n > regroup.TAG_INTERACTIVE_MAX:
         st.caption(words.tag_slow(n))
-    session.qp_set(method=method, k=k if method in ("tag", "hierarchical") else None,
-                   tau=round(tau, 8) if method == "threshold" else None)
+    session.qp_set(
+        method=method,
+        k=k if method in ("tag", "hierarchical") else None,
+        tau=round(tau, 8) if method == "threshold" else None,
+    )
     return GroupControls(method, int(k), tau)
 
 
@@ -163,9 +192,14 @@ def _tau_slider(col, M: np.ndarray, measure: str, *, disabled: bool) -> float:
     tau_u = col.slider(
         "threshold: link tasks whose mutual affinity is at least"
         + (" (% loss change)" if pct else ""),
-        lo_u, hi_u, step=(hi_u - lo_u) / 200, key=key_u, format="%.3f", disabled=disabled,
+        lo_u,
+        hi_u,
+        step=(hi_u - lo_u) / 200,
+        key=key_u,
+        format="%.3f",
+        disabled=disabled,
         help="Tasks i and j are linked when (A[i,j] + A[j,i]) / 2 >= threshold; groups are the "
-             "connected components of the links",
+        "connected components of the links",
     )
     tau = float(tau_u) / unit
     st.session_state["_keep_explore_tau"] = tau

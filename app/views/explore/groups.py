@@ -55,16 +55,18 @@ def tag_job(M: np.ndarray, tasks: tuple[str, ...], k: int) -> TagJob:
         def report(fraction: float, stage: str) -> None:
             job.progress = (float(fraction), stage)
 
-        job.future = _TAG_POOL.submit(regroup.regroup, matrix, list(tasks), "tag", int(k), 0.0,
-                                      progress=report)
+        job.future = _TAG_POOL.submit(
+            regroup.regroup, matrix, list(tasks), "tag", int(k), 0.0, progress=report
+        )
         _JOBS[key] = job
         while len(_JOBS) > _JOBS_MAX:
             _JOBS.popitem(last=False)
         return job
 
 
-def group(M: np.ndarray, tasks: list[str], gc: GroupControls) -> tuple[
-        regroup.GroupResult | None, TagJob | None]:
+def group(
+    M: np.ndarray, tasks: list[str], gc: GroupControls
+) -> tuple[regroup.GroupResult | None, TagJob | None]:
     """Group the shown matrix ``M`` ``(n, n)``: ``(result, pending job)``; the job while a
     background TAG search is still running (then ``result`` is None). An error is shown and
     gives no groups."""
@@ -89,14 +91,25 @@ def _regroup_cached(M: np.ndarray, tasks: tuple[str, ...], method: str, k: int, 
 
 def groups_frame(result: regroup.GroupResult, M: np.ndarray, tasks: list[str]) -> pd.DataFrame:
     """One row per group: members and the mean affinity inside the group."""
-    rows = [{"group": r["group"], "tasks": r["tasks"], "size": r["size"],
-             "mean affinity inside": words.group_mean(r["mean"])}
-            for r in regroup.group_table(result.groups, M, tasks)]
+    rows = [
+        {
+            "group": r["group"],
+            "tasks": r["tasks"],
+            "size": r["size"],
+            "mean affinity inside": words.group_mean(r["mean"]),
+        }
+        for r in regroup.group_table(result.groups, M, tasks)
+    ]
     return pd.DataFrame(rows)
 
 
-def groups_panel(result: regroup.GroupResult | None, pending: TagJob | None, M: np.ndarray,
-                 tasks: list[str], gc: GroupControls) -> None:
+def groups_panel(
+    result: regroup.GroupResult | None,
+    pending: TagJob | None,
+    M: np.ndarray,
+    tasks: list[str],
+    gc: GroupControls,
+) -> None:
     """The groups of the shown matrix: as text, as a table, and how good they are; while a
     background TAG search runs, its progress."""
     if pending is not None:
@@ -111,9 +124,13 @@ def groups_panel(result: regroup.GroupResult | None, pending: TagJob | None, M: 
     if result.warning:
         st.warning(words.grouper_warning(result.warning), icon=":material/warning:")
         if gc.method == "affinity-propagation" and result.converged is False:
-            st.button(words.NEXT_METHOD_BUTTON, key="explore_try_hierarchical",
-                      on_click=_switch_method, args=("hierarchical",),
-                      icon=":material/account_tree:")
+            st.button(
+                words.NEXT_METHOD_BUTTON,
+                key="explore_try_hierarchical",
+                on_click=_switch_method,
+                args=("hierarchical",),
+                icon=":material/account_tree:",
+            )
     st.markdown(words.format_grouping(result.groups))
     st.dataframe(groups_frame(result, M, tasks), hide_index=True, width="stretch")
     st.caption(words.groups_caption(result, gc.method))

@@ -72,52 +72,79 @@ def heatmap_matrix(view: data.RunView, vc: controls.ViewControls) -> tuple[np.nd
 
 def _status(info: RunInfo) -> None:
     """The run's name, status and origin; its progress while it trains; why it stopped."""
-    st.markdown(f"{words.colour_dot(info.id)} **{words.run_label(info)}** · "
-                f"{words.status_text(info, data.queue_ahead(info))} · {info.origin}",
-                unsafe_allow_html=True)
+    st.markdown(
+        f"{words.colour_dot(info.id)} **{words.run_label(info)}** · "
+        f"{words.status_text(info, data.queue_ahead(info))} · {info.origin}",
+        unsafe_allow_html=True,
+    )
     if info.status == "running" and info.steps_total:
         st.progress(float(info.progress or 0.0))
     if info.error:
-        verb = {"cancelled": "was cancelled", "interrupted": "was interrupted",
-                "failed": "failed"}.get(info.status, info.status)
+        verb = {
+            "cancelled": "was cancelled",
+            "interrupted": "was interrupted",
+            "failed": "failed",
+        }.get(info.status, info.status)
         (st.warning if info.status in ("cancelled", "interrupted") else st.error)(
-            f"This run {verb}: {info.error}" if info.status != "cancelled"
-            else f"This run was cancelled; the {info.steps_done} steps logged before are kept.")
+            f"This run {verb}: {info.error}"
+            if info.status != "cancelled"
+            else f"This run was cancelled; the {info.steps_done} steps logged before are kept."
+        )
 
 
 def _no_matrix_yet(info: RunInfo, measure: str | None) -> None:
     planned = ((info.config or {}).get("affinity") or {}).get("measure", "none")
     if measure is None and not (info.is_active and planned != "none"):
-        st.info("This run logged no affinity (e.g. a grouped or single-task run); its loss "
-                "curves are below.")
+        st.info(
+            "This run logged no affinity (e.g. a grouped or single-task run); its loss "
+            "curves are below."
+        )
     else:
-        st.info("No affinity matrix logged yet — it appears here as soon as the first one "
-                "lands.")
+        st.info("No affinity matrix logged yet — it appears here as soon as the first one lands.")
 
 
-def _heatmap(view: data.RunView, vc: controls.ViewControls, M: np.ndarray, zmax: float,
-             grouping) -> None:
+def _heatmap(
+    view: data.RunView, vc: controls.ViewControls, M: np.ndarray, zmax: float, grouping
+) -> None:
     """The shown matrix, rows in group order with each group outlined; a click on a cell
     opens that pair in the pair tab."""
     step = int(view.steps[vc.step_idx])
     order = regroup.group_order(view.tasks, view.order, grouping)
     title = words.heatmap_title(vc.matrix_mode, int(view.steps[0]), step, vc.how)
-    fig = _heatmap_cached(M, tuple(view.tasks), view.measure, float(zmax), tuple(order),
-                          grouping, vc.hide_diag, title)
-    event = chart_with_export(fig, f"run{view.run_id}_{view.measure}_step{step}",
-                              "explore_heatmap", select=True)
+    fig = _heatmap_cached(
+        M, tuple(view.tasks), view.measure, float(zmax), tuple(order), grouping, vc.hide_diag, title
+    )
+    event = chart_with_export(
+        fig, f"run{view.run_id}_{view.measure}_step{step}", "explore_heatmap", select=True
+    )
     _open_clicked_pair(clicked_point(event), view.tasks)
     st.caption("Click a cell to see that pair over time.")
 
 
 @st.cache_resource(show_spinner=False, max_entries=256)
-def _heatmap_cached(M: np.ndarray, tasks: tuple[str, ...], measure: str, zmax: float,
-                    order: tuple[int, ...], grouping, hide_diag: bool, title: str):
+def _heatmap_cached(
+    M: np.ndarray,
+    tasks: tuple[str, ...],
+    measure: str,
+    zmax: float,
+    order: tuple[int, ...],
+    grouping,
+    hide_diag: bool,
+    title: str,
+):
     """The main heatmap, shared by sessions looking at the same matrix and settings (the
     key hashes the small matrix; plotly's figure building costs more than that)."""
-    return heatmaps.heatmap(M, list(tasks), measure=measure, zmax=zmax, order=list(order),
-                            grouping=grouping, hide_diagonal=hide_diag, title=title,
-                            clickable=True)
+    return heatmaps.heatmap(
+        M,
+        list(tasks),
+        measure=measure,
+        zmax=zmax,
+        order=list(order),
+        grouping=grouping,
+        hide_diagonal=hide_diag,
+        title=title,
+        clickable=True,
+    )
 
 
 def _open_clicked_pair(point: tuple | None, tasks: list[str]) -> None:
@@ -131,14 +158,19 @@ def _open_clicked_pair(point: tuple | None, tasks: list[str]) -> None:
         st.session_state["explore_tab"] = tabs.TABS[2]
 
 
-def _tabs(info: RunInfo, view: data.RunView, vc: controls.ViewControls,
-          gc: controls.GroupControls) -> None:
+def _tabs(
+    info: RunInfo, view: data.RunView, vc: controls.ViewControls, gc: controls.GroupControls
+) -> None:
     # Lazy tabs: only the open tab's content is computed and sent (the animation and the
     # timeline are the heaviest parts of the page).
     shown = st.tabs(tabs.TABS, key="explore_tab", on_change="rerun")
-    fill = (lambda: tabs.loss_tab(info), lambda: tabs.play_tab(view, vc),
-            lambda: tabs.pair_tab(view, vc), lambda: tabs.timeline_tab(view, vc, gc),
-            lambda: ground_truth_tab(info, gc))
+    fill = (
+        lambda: tabs.loss_tab(info),
+        lambda: tabs.play_tab(view, vc),
+        lambda: tabs.pair_tab(view, vc),
+        lambda: tabs.timeline_tab(view, vc, gc),
+        lambda: ground_truth_tab(info, gc),
+    )
     for tab, body in zip(shown, fill):
         if tab.open:
             with tab:

@@ -33,8 +33,13 @@ def loss_tab(info: RunInfo) -> None:
     session.keep_value("explore_split", have[0], valid=lambda s: s in have)
     if st.session_state.get("explore_split") not in have:
         st.session_state["explore_split"] = have[0]
-    split = c1.radio("Split", have, horizontal=True, key="explore_split",
-                     format_func=lambda s: {"batch": "train minibatch"}.get(s, s))
+    split = c1.radio(
+        "Split",
+        have,
+        horizontal=True,
+        key="explore_split",
+        format_func=lambda s: {"batch": "train minibatch"}.get(s, s),
+    )
     session.remember_value("explore_split")
     mean_only = c2.toggle("Mean over tasks", key="explore_mean_only")
     log_y = c3.toggle("Log scale", key="explore_log")
@@ -43,16 +48,20 @@ def loss_tab(info: RunInfo) -> None:
 
 
 @st.cache_resource(show_spinner=False, max_entries=64)
-def _loss_figure(path: str, run_id: int, ver: tuple, split: str, mean_only: bool,
-                 log_y: bool):
+def _loss_figure(path: str, run_id: int, ver: tuple, split: str, mean_only: bool, log_y: bool):
     """Per-task loss curves of a run, built once per run version and shared by every session
     (figure building, not the data, is the costly part of a live refresh)."""
     info = data.get_run(run_id)
     label = words.run_label(info)
-    return lines.loss_curves({label: data.metrics(info)}, split=split,
-                             tasks=info.tasks or None, mean_only=mean_only, log_y=log_y,
-                             colours={label: run_colour(info.id)},
-                             title=f"Per-task {split} loss")
+    return lines.loss_curves(
+        {label: data.metrics(info)},
+        split=split,
+        tasks=info.tasks or None,
+        mean_only=mean_only,
+        log_y=log_y,
+        colours={label: run_colour(info.id)},
+        title=f"Per-task {split} loss",
+    )
 
 
 # ----------------------------------------------------------------------------- play
@@ -60,21 +69,44 @@ def _loss_figure(path: str, run_id: int, ver: tuple, split: str, mean_only: bool
 
 def play_tab(view: data.RunView, vc: ViewControls) -> None:
     """The heatmap over the whole run, with a play button, on a fixed colour scale."""
-    anim = _animation(data.store_path(), view.run_id, view.measure, view.version,
-                      vc.heatmap_smoothing, vc.window, vc.beta, vc.hide_diag)
+    anim = _animation(
+        data.store_path(),
+        view.run_id,
+        view.measure,
+        view.version,
+        vc.heatmap_smoothing,
+        vc.window,
+        vc.beta,
+        vc.hide_diag,
+    )
     chart_with_export(anim, f"run{view.run_id}_{view.measure}_animation", "explore_anim")
 
 
 @st.cache_resource(show_spinner=False, max_entries=8)
-def _animation(path: str, run_id: int, measure: str, ver: tuple, how: str, window: int,
-               beta: float, hide_diag: bool):
+def _animation(
+    path: str,
+    run_id: int,
+    measure: str,
+    ver: tuple,
+    how: str,
+    window: int,
+    beta: float,
+    hide_diag: bool,
+):
     """The play-over-steps figure, built once per run version and view settings: it does not
     depend on the grouping controls, so moving them never rebuilds it."""
     view = data.run_view(data.get_run(run_id), measure)
     sm = data.smoothed(view, how, window, beta)
-    return heatmaps.animated_heatmap(view.steps, sm.stack, view.tasks, measure=measure,
-                                     zmax=sm.zmax, order=view.order, hide_diagonal=hide_diag,
-                                     title="Press ▶ to play (fixed colour scale)")
+    return heatmaps.animated_heatmap(
+        view.steps,
+        sm.stack,
+        view.tasks,
+        measure=measure,
+        zmax=sm.zmax,
+        order=view.order,
+        hide_diagonal=hide_diag,
+        title="Press ▶ to play (fixed colour scale)",
+    )
 
 
 # ----------------------------------------------------------------------------- one pair
@@ -87,8 +119,10 @@ def pair_tab(view: data.RunView, vc: ViewControls) -> None:
         st.info("A pair needs two tasks.")
         return
     if len(view.steps) < 2:
-        st.info("This run logged one step: there is no time series to follow (the heatmap "
-                "above shows every pair at that step).")
+        st.info(
+            "This run logged one step: there is no time series to follow (the heatmap "
+            "above shows every pair at that step)."
+        )
         return
     avg = np.nan_to_num(view.running[-1], nan=np.inf)
     np.fill_diagonal(avg, np.inf)
@@ -102,12 +136,21 @@ def pair_tab(view: data.RunView, vc: ViewControls) -> None:
     session.remember_value("explore_tgt")
     a, b = tasks.index(src), tasks.index(tgt)
     smoothed = data.smoothed(view, vc.series_smoothing, vc.window, vc.beta).stack[:, a, b]
-    fig = lines.pair_series(view.steps, view.raw[:, a, b], smoothed, source=src, target=tgt,
-                            measure=view.measure,
-                            smoothed_label="smoothed" if vc.how != "none" else "running average")
+    fig = lines.pair_series(
+        view.steps,
+        view.raw[:, a, b],
+        smoothed,
+        source=src,
+        target=tgt,
+        measure=view.measure,
+        smoothed_label="smoothed" if vc.how != "none" else "running average",
+    )
     chart_with_export(fig, f"pair_{src}_{tgt}", "explore_pair")
-    st.caption(words.pair_caption(src, tgt, float(view.running[-1][a, b]),
-                                  float(view.running[-1][i, j]), view.measure))
+    st.caption(
+        words.pair_caption(
+            src, tgt, float(view.running[-1][a, b]), float(view.running[-1][i, j]), view.measure
+        )
+    )
 
 
 # ----------------------------------------------------------------------------- groups over time
@@ -119,8 +162,10 @@ def timeline_tab(view: data.RunView, vc: ViewControls, gc: GroupControls) -> Non
         st.info("Pick a grouping method to see how the groups change over training.")
         return
     if len(view.steps) < 2:
-        st.info("This run logged one step: the groups cannot change over training (they are "
-                "the ones shown beside the heatmap).")
+        st.info(
+            "This run logged one step: the groups cannot change over training (they are "
+            "the ones shown beside the heatmap)."
+        )
         return
     try:
         tl = group_timeline(view, vc, gc)
@@ -129,24 +174,53 @@ def timeline_tab(view: data.RunView, vc: ViewControls, gc: GroupControls) -> Non
         return
     if tl is None:
         return
-    fig = timeline.group_timeline(tl.steps, tl.labels, view.tasks, order=view.order,
-                                  changes=tl.change_steps,
-                                  title="Group of each task over training (colour = group)")
+    fig = timeline.group_timeline(
+        tl.steps,
+        tl.labels,
+        view.tasks,
+        order=view.order,
+        changes=tl.change_steps,
+        title="Group of each task over training (colour = group)",
+    )
     chart_with_export(fig, "group_timeline", "explore_timeline")
-    st.caption(words.timeline_caption(vc.series_smoothing, vc.window, vc.beta, tl.change_steps,
-                                      len(tl.steps), len(view.steps)))
+    st.caption(
+        words.timeline_caption(
+            vc.series_smoothing, vc.window, vc.beta, tl.change_steps, len(tl.steps), len(view.steps)
+        )
+    )
 
 
-def group_timeline(view: data.RunView, vc: ViewControls, gc: GroupControls
-                   ) -> regroup.Timeline | None:
+def group_timeline(
+    view: data.RunView, vc: ViewControls, gc: GroupControls
+) -> regroup.Timeline | None:
     """The group timeline of the matrices the controls describe, cached per run version."""
-    return _timeline_cached(data.store_path(), view.run_id, view.version, view.measure,
-                            gc.method, gc.k, gc.tau, vc.series_smoothing, vc.window, vc.beta)
+    return _timeline_cached(
+        data.store_path(),
+        view.run_id,
+        view.version,
+        view.measure,
+        gc.method,
+        gc.k,
+        gc.tau,
+        vc.series_smoothing,
+        vc.window,
+        vc.beta,
+    )
 
 
 @st.cache_resource(show_spinner="Grouping every step…", max_entries=64)
-def _timeline_cached(path: str, run_id: int, ver: tuple, measure: str, method: str, k: int,
-                     tau: float, how: str, window: int, beta: float):
+def _timeline_cached(
+    path: str,
+    run_id: int,
+    ver: tuple,
+    measure: str,
+    method: str,
+    k: int,
+    tau: float,
+    how: str,
+    window: int,
+    beta: float,
+):
     """Keyed by the run's version, not by the matrices (hashing 2,000 matrices per rerun
     would cost more than the lookup saves)."""
     view = data.run_view(data.get_run(run_id), measure)

@@ -61,7 +61,8 @@ class ReadersMixin(StoreBase):
         unknown (e.g. an uploaded log without times)."""
         rows = self._read(
             lambda con: con.execute(
-                "SELECT step, wall_time FROM affinity WHERE run_id = ? AND measure = ? ORDER BY step",
+                "SELECT step, wall_time FROM affinity"
+                " WHERE run_id = ? AND measure = ? ORDER BY step",
                 (int(run_id), measure),
             ).fetchall()
         )

@@ -21,48 +21,68 @@ log = logging.getLogger("task_affinity_lab.app")
 PLOTLY_CONFIG = {"displaylogo": False, "modeBarButtonsToRemove": ["select2d", "lasso2d"]}
 
 
-def chart(fig: go.Figure, key: str | None = None, *, select: bool = False) -> Any:
+#: Exported figures: at least this wide (CSS px) and rendered at this scale (PNG px per px).
+EXPORT_WIDTH = 1000
+EXPORT_SCALE = 2.0
+
+
+def chart_config(name: str | None = None) -> dict:
+    """The toolbar config; its camera button saves a ``EXPORT_SCALE``x PNG named ``name``."""
+    image = {"format": "png", "scale": EXPORT_SCALE}
+    if name:
+        image["filename"] = safe_filename(name)
+    return {**PLOTLY_CONFIG, "toImageButtonOptions": image}
+
+
+def chart(
+    fig: go.Figure, key: str | None = None, *, select: bool = False, name: str | None = None
+) -> Any:
     """Show a plotly figure full width with the lab's toolbar config; with ``select`` a click
     on a point reruns and the selection event is returned."""
+    config = chart_config(name)
     if select:
         return st.plotly_chart(
-            fig,
-            width="stretch",
-            config=PLOTLY_CONFIG,
-            key=key,
-            on_select="rerun",
-            selection_mode="points",
+            fig, width="stretch", config=config, key=key, on_select="rerun", selection_mode="points"
         )
-    return st.plotly_chart(fig, width="stretch", config=PLOTLY_CONFIG, key=key)
+    return st.plotly_chart(fig, width="stretch", config=config, key=key)
 
 
 def safe_filename(text: str) -> str:
-    """``text`` reduced to a safe file name (letters, digits, ``._-``)."""
+    """``text`` reduced to a safe file name (letters, digits, ``._-``; dashes kept, en dashes
+    become ``-``)."""
+    text = text.replace("–", "-").replace("—", "-")
     return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("_") or "figure"
 
 
-def for_export(fig: go.Figure) -> go.Figure:
+def for_export(fig: go.Figure, title: str | None = None) -> go.Figure:
     """A copy that looks right outside the app: Streamlit's plotly template holds placeholder
     colours its frontend swaps for the theme's, so exports use plotly's white template, with
-    margins that grow to fit tick labels."""
+    margins that grow to fit tick labels, at least ``EXPORT_WIDTH`` wide, titled ``title``
+    (the run, the measure with its unit, the steps) when given."""
     out = go.Figure(fig)
     out.update_layout(
         template="plotly_white", paper_bgcolor="white", plot_bgcolor="white", title_pad_l=12
     )
+    if not out.layout.width:
+        out.update_layout(width=EXPORT_WIDTH)
+    if title:
+        out.update_layout(title=dict(text=title, x=0, xanchor="left", font=dict(size=15)))
+        out.update_layout(margin=dict(t=max(80, (out.layout.margin.t or 0))))
     out.update_xaxes(automargin=True)
     out.update_yaxes(automargin=True)
     return out
 
 
-def figure_html(fig: go.Figure) -> str:
+def figure_html(fig: go.Figure, title: str | None = None) -> str:
     """A self-contained interactive HTML page (plotly.js inlined: works offline)."""
-    return for_export(fig).to_html(include_plotlyjs=True, full_html=True)
+    return for_export(fig, title).to_html(include_plotlyjs=True, full_html=True)
 
 
-def figure_png(fig: go.Figure, scale: float = 2.0) -> bytes:
-    """PNG bytes through kaleido (which drives the system Chromium headless)."""
+def figure_png(fig: go.Figure, scale: float = EXPORT_SCALE, title: str | None = None) -> bytes:
+    """PNG bytes through kaleido (which drives the system Chromium headless), at ``scale``
+    (>= 2: publication-ready) and at least ``EXPORT_WIDTH`` wide."""
     try:
-        return for_export(fig).to_image(format="png", scale=scale)
+        return for_export(fig, title).to_image(format="png", scale=scale)
     except Exception as exc:  # kaleido without a browser, or a browser crash
         log.exception("PNG export failed")
         raise LabError(
@@ -71,13 +91,14 @@ def figure_png(fig: go.Figure, scale: float = 2.0) -> bytes:
         ) from None
 
 
-def export_buttons(fig: go.Figure, name: str, key: str) -> None:
-    """Download the figure as interactive HTML or as a PNG (rendered only when clicked)."""
+def export_buttons(fig: go.Figure, name: str, key: str, title: str | None = None) -> None:
+    """Download the figure as interactive HTML or as a PNG (rendered only when clicked),
+    titled ``title`` and named ``name``."""
     base = safe_filename(name)
     c1, c2 = st.columns(2)
     c1.download_button(
         "⬇ HTML",
-        data=lambda: figure_html(fig),
+        data=lambda: figure_html(fig, title),
         file_name=f"{base}.html",
         mime="text/html",
         key=f"{key}_html",
@@ -87,7 +108,7 @@ def export_buttons(fig: go.Figure, name: str, key: str) -> None:
 
     def png() -> bytes:
         try:
-            return figure_png(fig)
+            return figure_png(fig, title=title)
         except LabError as exc:  # the download then holds the reason instead of an image
             return str(exc).encode()
 
@@ -102,12 +123,14 @@ def export_buttons(fig: go.Figure, name: str, key: str) -> None:
     )
 
 
-def chart_with_export(fig: go.Figure, name: str, key: str, *, select: bool = False) -> Any:
+def chart_with_export(
+    fig: go.Figure, name: str, key: str, *, select: bool = False, export_title: str | None = None
+) -> Any:
     """A chart with its export buttons folded underneath (returns the selection event when
-    ``select``)."""
-    event = chart(fig, key=f"{key}_chart", select=select)
+    ``select``); exports carry ``export_title`` (``captions.export_title``) and file ``name``."""
+    event = chart(fig, key=f"{key}_chart", select=select, name=name)
     with st.popover("Export figure", icon=":material/download:"):
-        export_buttons(fig, name, key)
+        export_buttons(fig, name, key, export_title)
     return event if select else None
 
 

@@ -119,6 +119,40 @@ def tau_range(A: np.ndarray) -> tuple[float, float]:
     return lo - pad, hi + pad
 
 
+def default_tau(A: np.ndarray) -> float | None:
+    """A threshold that says something on ``A`` ``(n, n)``, or None when 0 does: 0 (link the
+    pairs that help each other) when it splits the tasks; otherwise (every pair helps, so 0
+    links all) the middle of the widest gap between the sorted mutual affinities
+    ``(A[i, j] + A[j, i]) / 2``, which separates the strongly linked pairs from the rest."""
+    S = symmetrize(np.nan_to_num(np.asarray(A, dtype=np.float64)))
+    n = S.shape[0]
+    if n < 3:
+        return None
+    vals = np.sort(S[np.triu_indices(n, 1)])
+    if vals[0] < 0 <= vals[-1]:
+        return None
+    gaps = np.diff(vals)
+    k = int(np.argmax(gaps))
+    if gaps[k] <= 0:
+        return None
+    return float((vals[k] + vals[k + 1]) / 2)
+
+
+def separation(
+    A: np.ndarray, tasks: Sequence[str], grouping: Sequence[Iterable[str]]
+) -> tuple[float, float, bool] | None:
+    """``(within, between, all_positive)`` for the method caveat: the mean off-diagonal
+    affinity inside groups and across them, and whether every mutual affinity
+    ``(A[i, j] + A[j, i]) / 2`` is positive. None with one group or one task."""
+    n = len(tasks)
+    if n < 2 or not grouping or len(grouping) < 2:
+        return None
+    within, between = block_means(np.asarray(A, dtype=np.float64), tasks, grouping)
+    S = symmetrize(np.nan_to_num(np.asarray(A, dtype=np.float64)))
+    all_positive = bool((S[np.triu_indices(n, 1)] > 0).all())
+    return within, between, all_positive
+
+
 def _vectorized(grouper, sample: np.ndarray, tasks: list[str]) -> bool:
     """Whether the grouper labels a whole stack in one call (threshold, hierarchical)."""
     batch = getattr(grouper, "_batch_labels", None)

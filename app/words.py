@@ -18,9 +18,8 @@ import numpy as np
 from app.figures.colours import run_colour
 from app.regroup import GroupResult, block_means
 from mtl_core.store import RunInfo
+from mtl_core.units import format_value, is_percent, unit_name
 
-#: Measures whose values are relative loss changes (shown as percentages).
-PERCENT_MEASURES = ("lookahead", "proximal")
 #: Material icons (rendered by Streamlit's own font, so they show on any machine).
 STATUS_ICONS = {
     "queued": ":material/hourglass_top:",
@@ -41,11 +40,6 @@ SMOOTHING_LABELS = {
 }
 
 
-def is_percent(measure: str) -> bool:
-    """Whether ``measure``'s values are relative loss changes (shown in percent)."""
-    return measure in PERCENT_MEASURES
-
-
 # ----------------------------------------------------------------------------- numbers
 
 
@@ -58,15 +52,37 @@ def pct(v: float) -> str:
 
 
 def format_seconds(s: float | None) -> str:
-    """A duration: ``45 s``, ``4 min 05 s``, ``2 h 03 min``; ``–`` when unknown."""
-    if s is None:
+    """A duration: ``45 s``, ``4 min 05 s``, ``2 h 03 min``; ``–`` when unknown.
+
+    Rounded once, to the unit shown last, before splitting: 239.7 s is ``4 min 00 s`` (never
+    ``3 min 60 s``), 59.6 s is ``1 min 00 s``, 3599.7 s is ``1 h 00 min``.
+    """
+    if s is None or not np.isfinite(s):
         return "–"
-    s = max(0.0, float(s))
-    if s < 60:
-        return f"{s:.0f} s"
-    if s < 3600:
-        return f"{s // 60:.0f} min {s % 60:02.0f} s"
-    return f"{s // 3600:.0f} h {(s % 3600) // 60:02.0f} min"
+    secs = int(round(max(0.0, float(s))))
+    if secs < 60:
+        return f"{secs} s"
+    if secs < 3600:
+        return f"{secs // 60} min {secs % 60:02d} s"
+    mins = int(round(secs / 60))
+    return f"{mins // 60} h {mins % 60:02d} min"
+
+
+#: Steps before an ETA is shown (the first include start-up: "4 h 36 min" for a 2-min run).
+ETA_MIN_STEPS = 5
+
+
+def eta_text(steps_done: int | None, steps_per_s: float | None, eta_s: float | None) -> str:
+    """``estimating…`` until a rate over ``ETA_MIN_STEPS`` steps, then ``eta_s`` formatted."""
+    if (
+        not steps_per_s
+        or steps_per_s <= 0
+        or eta_s is None
+        or not np.isfinite(eta_s)
+        or (steps_done or 0) < ETA_MIN_STEPS
+    ):
+        return "estimating…"
+    return format_seconds(eta_s)
 
 
 def ago(t: float | None) -> str:
@@ -91,7 +107,7 @@ def file_size(n: int) -> str:
 def describe_cell(source: str, target: str, value: float, measure: str = "lookahead") -> str:
     """One affinity cell in words, e.g. "A step on task a lowers task b's loss by 3.1%"."""
     if not np.isfinite(value):
-        return f"{source} → {target}: not logged"
+        return f"{source} → {target}: nothing logged (not zero)"
     if is_percent(measure):
         whose = "its own" if source == target else f"task {target}'s"
         verb = "lowers" if value >= 0 else "raises"
@@ -102,14 +118,22 @@ def describe_cell(source: str, target: str, value: float, measure: str = "lookah
     return f"Affinity of task {source} onto task {target}: {value:+.3g} ({measure})"
 
 
-def cell_sentences(A: np.ndarray, names: Sequence[str], measure: str) -> np.ndarray:
+def cell_sentences(
+    A: np.ndarray, names: Sequence[str], measure: str, hide_diagonal: bool = False
+) -> np.ndarray:
     """:func:`describe_cell` for every cell of ``A`` ``(n, n)`` (rows = sources, in the order
-    of ``names``): an ``(n, n)`` object array of hover texts."""
+    of ``names``), saying so on a hidden diagonal: an ``(n, n)`` object array."""
     out = np.empty(A.shape, dtype=object)
     for i, s in enumerate(names):
         for j, t in enumerate(names):
             out[i, j] = describe_cell(s, t, float(A[i, j]), measure)
+            if hide_diagonal and i == j and len(names) > 1:
+                out[i, j] += f" ({DIAGONAL_NOTE})"
     return out
+
+
+#: What a grey diagonal cell means (hover, legend and caption say the same).
+DIAGONAL_NOTE = "the diagonal, a task on itself: grey, left off the colour scale"
 
 
 def cell_template(measure: str) -> str:
@@ -120,19 +144,29 @@ def cell_template(measure: str) -> str:
 
 
 def describe_difference(
-    source: str, target: str, a: float, b: float, label_a: str, label_b: str
+    source: str,
+    target: str,
+    a: float,
+    b: float,
+    label_a: str,
+    label_b: str,
+    measure: str = "lookahead",
 ) -> str:
-    """One cell of a difference heatmap: both runs' values and ``b - a``."""
+    """One cell of a difference heatmap: both runs' values and ``b - a`` (in ``measure``'s
+    display unit)."""
     return (
-        f"{source} → {target}: {label_b} {b:+.2%} vs {label_a} {a:+.2%} (difference {b - a:+.2%})"
+        f"{source} → {target}: {label_b} {format_value(b, measure)} vs {label_a} "
+        f"{format_value(a, measure)} (difference {format_value(b - a, measure)})"
     )
 
 
-def timeline_cell(step: int, task: str, group_id: float) -> str:
-    """Hover text of one cell of the group timeline (NaN id: the task is in no group)."""
-    return (
-        f"step {step}: {task} in group {int(group_id)}" if np.isfinite(group_id) else f"step {step}"
-    )
+def timeline_cell(step: int, task: str, groups: Sequence[Iterable[str]]) -> str:
+    """Hover text of one cell of the group timeline: the group(s) holding ``task`` at
+    ``step`` (two or more: overlapping TAG groups; none: not grouped)."""
+    if not groups:
+        return f"step {step}: {task} in no group"
+    held = " and ".join(format_grouping([g]) for g in groups)
+    return f"step {step}: {task} in {held}"
 
 
 def pair_title(source: str, target: str) -> str:
@@ -163,14 +197,6 @@ def smoothing_phrase(how: str, window: int, beta: float) -> str:
     )
 
 
-def scale_caption(zmax: float) -> str:
-    """Compare's heatmaps share one colour range."""
-    return (
-        f"Whole-run averages on one colour scale (±{zmax:.3g}); rows ordered like the "
-        "first run's hierarchical clustering wherever the runs share their tasks."
-    )
-
-
 # ----------------------------------------------------------------------------- groupings
 
 
@@ -179,35 +205,50 @@ def format_grouping(grouping: Iterable[Iterable[str]]) -> str:
     return " · ".join("{" + ", ".join(sorted(g)) + "}" for g in grouping)
 
 
-def group_mean(value: float | None) -> str:
-    """The mean affinity inside a group, as its table shows it (``– (alone)`` for one task)."""
-    return "– (alone)" if value is None else f"{value:.4f}"
+def group_mean(value: float | None, measure: str = "lookahead") -> str:
+    """The mean affinity inside a group, as its table shows it, in the measure's unit
+    (``+0.92%``; ``– (alone)`` for one task)."""
+    return "– (alone)" if value is None else format_value(value, measure)
 
 
-def groups_caption(result: GroupResult, method: str) -> str:
-    """Under the groups table: the grouping's TAG value, what is proven about it, and time."""
+def groups_caption(result: GroupResult, method: str, measure: str = "lookahead") -> str:
+    """Under the groups table: the grouping's TAG value (in the measure's unit), what is
+    proven about it, and time."""
     extra = ""
     if method == "tag" and result.optimal:
         extra = " · proven optimal"
     elif method == "tag" and result.optimal is False:
-        extra = f" · {tag_note(result.gap, result.relative_gap, result.upper)}"
+        extra = f" · {tag_note(result.gap, result.relative_gap, result.upper, measure)}"
     return (
-        f"TAG value of this grouping: {result.score:.4g} (mean over tasks of the best "
+        f"TAG value of this grouping: {format_value(result.score, measure)} "
+        f"({unit_name(measure)}; mean over tasks of the best "
         f"in-group affinity onto the task){extra} · grouped in "
-        f"{format_seconds(result.seconds)}"
+        + (
+            f"{result.seconds * 1000:.0f} ms"
+            if result.seconds < 1
+            else format_seconds(result.seconds)
+        )
     )
 
 
 def tag_note(
-    gap: float | None, relative_gap: float | None = None, upper: float | None = None
+    gap: float | None,
+    relative_gap: float | None = None,
+    upper: float | None = None,
+    measure: str = "lookahead",
 ) -> str:
-    """A TAG answer that is not proven optimal: how much better the best grouping could be."""
+    """A TAG answer that is not proven optimal: how much better the best grouping could be
+    (absolute numbers in the measure's unit)."""
     if gap is None:
         return "best grouping found; its distance from the best possible is unknown"
-    how_much = f"{gap:.2g}"
+    how_much = format_value(gap, measure, signed=False, digits=2)
     if relative_gap is not None and np.isfinite(relative_gap):
         how_much = f"{relative_gap:.0%}" if relative_gap >= 0.01 else f"{relative_gap:.1%}"
-    bound = f" (no grouping scores above {upper:.4g})" if upper is not None else ""
+    bound = (
+        f" (no grouping scores above {format_value(upper, measure, signed=False, digits=4)})"
+        if upper is not None
+        else ""
+    )
     return f"best grouping found; the best possible is at most {how_much} better{bound}"
 
 
@@ -253,8 +294,10 @@ def timeline_caption(
     shown = ", ".join(map(str, change_steps[:12])) + (" …" if n > 12 else "")
     note = f" grouped at {grouped} evenly spaced steps." if grouped < logged else ""
     return (
-        f"Grouped on the {smoothing_phrase(how, window, beta)} of the matrices; colours keep "
-        "their group across steps. "
+        f"Grouped on the {smoothing_phrase(how, window, beta)} of the matrices; a group has "
+        "the same colour here, on the heatmap and in the groups table; the solid line is "
+        "the step shown above; a task in two overlapping groups carries a second-colour "
+        "dot. "
         + (
             f"The grouping changes {n} time(s), at steps {shown} (dotted lines)."
             if n
@@ -262,20 +305,6 @@ def timeline_caption(
         )
         + note
     )
-
-
-def pair_caption(source: str, target: str, average: float, worst: float, measure: str) -> str:
-    """Under the pair view: why this pair is the default, and its whole-run average."""
-    lead = (
-        "Default pair: the most harmful one on average. "
-        if worst < 0
-        else "Default pair: the least helpful one on average (no pair hurts here). "
-    )
-    return lead + describe_cell(source, target, average, measure) + " on average over the run."
-
-
-def shared_tasks(n: int) -> str:
-    return f"Shown on the {n} tasks both runs have."
 
 
 # ----------------------------------------------------------------------------- runs
@@ -314,8 +343,7 @@ def status_text(info: RunInfo, queue_ahead: int | None = None) -> str:
     if info.status == "running":
         if info.steps_per_s:
             parts.append(f"{info.steps_per_s:.0f} step/s")
-        if info.eta_s is not None:
-            parts.append(f"ETA {format_seconds(info.eta_s)}")
+        parts.append(f"ETA {eta_text(info.steps_done, info.steps_per_s, info.eta_s)}")
     return " · ".join(parts)
 
 

@@ -9,7 +9,7 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 
@@ -76,8 +76,27 @@ def distinct_run_colours(run_ids: Sequence[int]) -> dict[int, str]:
 
 
 def group_colour(group_id: int) -> str:
-    """The colour of a (stable) group id: heatmap outlines and the group timeline."""
+    """The ``group_id``-th group colour (wraps around the palette)."""
     return GROUP_COLOURS[int(group_id) % len(GROUP_COLOURS)]
+
+
+def group_colours(*groupings: Iterable[Iterable[str]] | None) -> dict[frozenset[str], str]:
+    """One colour per group, keyed by its member set, for every view that shows groups (the
+    heatmap's outlines, the groups table, the group timeline, Compare).
+
+    The groups of the first grouping (the one shown beside the heatmap) take the palette in
+    their order (group 1 = first colour); every other member set, in order of first
+    appearance in the later groupings (e.g. the timeline's step by step), takes the next
+    colour. So a group has the same colour wherever it appears, and the shown groups always
+    have the first colours.
+    """
+    out: dict[frozenset[str], str] = {}
+    for grouping in groupings:
+        for members in grouping or ():
+            key = frozenset(members)
+            if key not in out:
+                out[key] = group_colour(len(out))
+    return out
 
 
 def task_colour(task: str, tasks: Sequence[str]) -> str:

@@ -11,12 +11,15 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 import plotly.graph_objects as go
 
-from app import words
-from app.figures.colours import DIVERGING, group_colour
+from app import captions, words
+from app.figures.colours import DIVERGING, group_colours
 from app.figures.style import layout
 from mtl_core.series import sample_indices
 
 MAX_FRAMES = 60  # animation frames for a whole run
+#: Cells with no colour of the scale: the hidden diagonal and cells with nothing logged.
+DIAGONAL_GREY = "#9e9e9e"
+MISSING_MARK = "#616161"
 
 
 def masked(A: np.ndarray, hide_diagonal: bool) -> np.ndarray:
@@ -43,12 +46,17 @@ def group_shapes(
     grouping: Iterable[Iterable[str]],
     xref: str = "x",
     yref: str = "y",
+    colours: dict[frozenset[str], str] | None = None,
 ) -> list[dict]:
     """Rectangles outlining each group's block on a heatmap whose rows and columns are
-    ``ordered_tasks`` (groups that are not contiguous get one box per contiguous piece)."""
+    ``ordered_tasks`` (groups that are not contiguous get one box per contiguous piece), each
+    in its group's colour (``colours.group_colours``: the same in every view)."""
+    grouping = [tuple(g) for g in grouping]
+    colours = colours or group_colours(grouping)
     pos = {t: i for i, t in enumerate(ordered_tasks)}
     shapes = []
-    for g, members in enumerate(grouping):
+    for members in grouping:
+        colour = colours.get(frozenset(members), "#444444")
         idx = [pos[t] for t in members if t in pos]
         for r0, r1 in _runs(idx):
             for c0, c1 in _runs(idx):
@@ -61,7 +69,7 @@ def group_shapes(
                         x1=c1 + 0.5,
                         y0=r0 - 0.5,
                         y1=r1 + 0.5,
-                        line=dict(color=group_colour(g), width=3),
+                        line=dict(color=colour, width=3),
                         fillcolor="rgba(0,0,0,0)",
                     )
                 )
@@ -76,6 +84,47 @@ def _zmax(Z: np.ndarray, zmax: float | None) -> float:
     return zmax if zmax and np.isfinite(zmax) and zmax > 0 else 1.0
 
 
+def heatmap_height(n: int) -> int:
+    """Figure height (px) for ``n`` tasks: room for square cells (``label_size``'s rows)."""
+    return max(420, min(1100, 160 + label_size(n)[1] * n))
+
+
+def label_font_size(n: int) -> int:
+    """Tick label size for ``n`` tasks (``label_size``): every label kept, smaller type."""
+    return label_size(n)[0]
+
+
+def square_axes(fig: go.Figure, names: Sequence[str], xref: str = "x") -> None:
+    """Square cells at any width (y scales with x), every task label drawn on both axes
+    (no automatic skipping of crowded labels) in a size that fits ``len(names)``."""
+    font = dict(size=label_font_size(len(names)))
+    ticks = dict(
+        type="category",
+        tickmode="array",
+        nticks=len(names) + 1,
+        tickvals=list(names),
+        ticktext=list(names),
+        tickfont=font,
+        automargin=True,
+        showgrid=False,
+    )
+    n = len(names)
+    # Fixed ranges: markers (click targets, × marks) would otherwise pad the autorange of one
+    # axis more than the other and the cells would not be square.
+    fig.update_xaxes(
+        constrain="domain", constraintoward="left", range=[-0.5, n - 0.5], autorange=False, **ticks
+    )
+    fig.update_yaxes(
+        scaleanchor=xref,
+        scaleratio=1,
+        constrain="domain",
+        constraintoward="top",
+        range=[n - 0.5, -0.5],
+        autorange=False,
+        **ticks,
+    )
+
+
 def heatmap(
     A: np.ndarray,
     tasks: Sequence[str],
@@ -84,6 +133,7 @@ def heatmap(
     zmax: float | None = None,
     order: Sequence[int] | None = None,
     grouping: Iterable[Iterable[str]] | None = None,
+    group_colour_map: dict[frozenset[str], str] | None = None,
     hide_diagonal: bool = True,
     title: str | None = None,
     height: int | None = None,
@@ -92,10 +142,14 @@ def heatmap(
 ) -> go.Figure:
     """Affinity heatmap of ``A`` ``(n, n)``: rows = source, columns = target, blue helps.
 
-    ``order`` permutes rows and columns together (e.g. the hierarchical leaf order);
-    ``grouping`` outlines each group's block; ``zmax`` fixes the symmetric colour range.
-    ``clickable`` lays an invisible marker on each cell (it carries the hover text), so a
-    click selects the cell: Streamlit's chart selections ignore heatmap traces.
+    Cells are square at any width and every task is labelled on both axes. ``order``
+    permutes rows and columns together (e.g. the hierarchical leaf order); ``grouping``
+    outlines each group's block in its colour (``group_colour_map``, else
+    ``colours.group_colours(grouping)``); ``zmax`` fixes the symmetric colour range. The
+    hidden diagonal is drawn grey and cells with nothing logged carry a ×, both named in the
+    legend: neither is the white of zero. ``clickable`` lays an invisible marker on each cell
+    (it carries the hover text), so a click selects the cell: Streamlit's chart selections
+    ignore heatmap traces.
     """
     A = np.asarray(A, dtype=np.float64)
     idx = np.arange(len(tasks)) if order is None else np.asarray(order, dtype=np.intp)
@@ -103,7 +157,7 @@ def heatmap(
     M = A[np.ix_(idx, idx)]
     Z = masked(M, hide_diagonal)
     zmax = _zmax(Z, zmax)
-    hover = words.cell_sentences(M, names, measure)
+    hover = words.cell_sentences(M, names, measure, hide_diagonal)
     fig = go.Figure(
         go.Heatmap(
             z=Z,
@@ -118,29 +172,108 @@ def heatmap(
             xgap=1,
             ygap=1,
             showscale=colorbar,
-            colorbar=dict(
-                title=dict(text="blue helps<br>red hurts", side="top"),
-                thickness=14,
-                tickformat=".1%" if words.is_percent(measure) else ".2f",
-            ),
+            name="affinity",
+            colorbar=_colorbar(measure),
         )
     )
-    fig.update_yaxes(
-        title_text="source: a step on this task…",
-        autorange="reversed",
-        type="category",
-        tickson="labels",
-    )
-    fig.update_xaxes(title_text="…changes this target task's loss", type="category", side="bottom")
+    square_axes(fig, names)
+    fig.update_yaxes(title_text="source: a step on this task…")
+    fig.update_xaxes(title_text="…changes this target task's loss", side="bottom")
+    _mark_uncoloured(fig, M, names, hide_diagonal)
     if grouping:
-        fig.update_layout(shapes=group_shapes(names, grouping))
+        fig.update_layout(
+            shapes=list(fig.layout.shapes or ())
+            + group_shapes(names, grouping, colours=group_colour_map)
+        )
     if clickable:
         _add_click_targets(fig, names, hover)
     n = len(names)
-    tick, row_px = label_size(n)
-    fig.update_xaxes(tickfont=dict(size=tick), tickangle=-60 if n > 16 else None, nticks=n + 1)
-    fig.update_yaxes(tickfont=dict(size=tick), nticks=n + 1)
-    return layout(fig, title, height or max(380, min(1100, 140 + row_px * n)))
+    fig.update_xaxes(tickangle=-60 if n > 16 else None)
+    layout(fig, title, height or heatmap_height(n))
+    fig.update_layout(
+        legend=dict(
+            orientation="h", x=0, xanchor="left", y=1.0, yanchor="bottom", font=dict(size=11)
+        ),
+        margin=dict(t=(80 if title else 50)),
+    )
+    return fig
+
+
+def _colorbar(measure: str) -> dict:
+    """The colour bar: its unit in the title, ticks in that unit."""
+    unit = "" if words.is_percent(measure) else f"<br>({words.unit_name(measure)})"
+    return dict(
+        title=dict(text=f"blue helps<br>red hurts{unit}", side="top"),
+        thickness=12,
+        tickformat=".1%" if words.is_percent(measure) else ".2f",
+    )
+
+
+def _mark_uncoloured(fig: go.Figure, M: np.ndarray, names: list[str], hide_diagonal: bool) -> None:
+    """Draw the cells that carry no colour of the scale so nobody reads them as zero: the
+    hidden diagonal grey (shown diagonal: outlined), cells with nothing logged with a ×."""
+    n = len(names)
+    if n > 1 and hide_diagonal:
+        d = np.full((n, n), np.nan)
+        np.fill_diagonal(d, 1.0)
+        fig.add_trace(
+            go.Heatmap(
+                z=d,
+                x=names,
+                y=names,
+                colorscale=[[0, DIAGONAL_GREY], [1, DIAGONAL_GREY]],
+                showscale=False,
+                hoverinfo="skip",
+                xgap=1,
+                ygap=1,
+                name="diagonal",
+            )
+        )
+        fig.add_trace(
+            go.Scatter(
+                x=[None],
+                y=[None],
+                mode="markers",
+                name=captions.DIAGONAL_LEGEND,
+                marker=dict(symbol="square", size=12, color=DIAGONAL_GREY),
+                hoverinfo="skip",
+            )
+        )
+    elif n > 1:
+        fig.update_layout(
+            shapes=[
+                dict(
+                    type="rect",
+                    xref="x",
+                    yref="y",
+                    x0=i - 0.5,
+                    x1=i + 0.5,
+                    y0=i - 0.5,
+                    y1=i + 0.5,
+                    line=dict(color="#222222", width=1.5, dash="dot"),
+                    fillcolor="rgba(0,0,0,0)",
+                )
+                for i in range(n)
+            ]
+        )
+    off = ~np.eye(n, dtype=bool) if hide_diagonal else np.ones((n, n), dtype=bool)
+    rows, cols = np.nonzero(~np.isfinite(M) & off)
+    if len(rows):
+        fig.add_trace(
+            go.Scatter(
+                x=[names[c] for c in cols],
+                y=[names[r] for r in rows],
+                mode="markers",
+                name=captions.MISSING_LEGEND,
+                hoverinfo="skip",
+                marker=dict(
+                    symbol="x-thin-open",
+                    size=10,
+                    line=dict(width=2, color=MISSING_MARK),
+                    color=MISSING_MARK,
+                ),
+            )
+        )
 
 
 def label_size(n: int) -> tuple[int, int]:
@@ -206,6 +339,8 @@ def animated_heatmap(
         hide_diagonal=hide_diagonal,
         title=title,
     ).to_dict()
+    # The × marks of unlogged cells belong to one frame: leave them out of the animation.
+    base["data"] = [t for t in base["data"] if t.get("name") != captions.MISSING_LEGEND]
     trace = base["data"][0]
     trace.pop("customdata", None)
     trace["hovertemplate"] = words.cell_template(measure)
@@ -298,6 +433,7 @@ def difference_heatmap(
     label_b: str,
     hide_diagonal: bool = True,
     title: str | None = None,
+    measure: str = "lookahead",
 ) -> go.Figure:
     """``B - A`` (both ``(n, n)``, same task order): blue where B's transfer is better."""
     D = np.asarray(B, dtype=np.float64) - np.asarray(A, dtype=np.float64)
@@ -308,7 +444,9 @@ def difference_heatmap(
     hover = np.empty(D.shape, dtype=object)
     for i, s in enumerate(names):
         for j, t in enumerate(names):
-            hover[i, j] = words.describe_difference(s, t, A[i, j], B[i, j], label_a, label_b)
+            hover[i, j] = words.describe_difference(
+                s, t, A[i, j], B[i, j], label_a, label_b, measure
+            )
     fig = go.Figure(
         go.Heatmap(
             z=Z,
@@ -323,12 +461,16 @@ def difference_heatmap(
             xgap=1,
             ygap=1,
             colorbar=dict(
-                title=dict(text=f"{label_b}<br>minus {label_a}", side="top"),
-                thickness=14,
-                tickformat=".1%",
+                title=dict(
+                    text=f"{label_b}<br>minus {label_a}<br>({words.unit_name(measure)})", side="top"
+                ),
+                thickness=12,
+                tickformat=".1%" if words.is_percent(measure) else ".2f",
             ),
         )
     )
-    fig.update_yaxes(title_text="source", autorange="reversed", type="category")
-    fig.update_xaxes(title_text="target", type="category")
-    return layout(fig, title, max(320, min(720, 120 + 32 * len(names))))
+    square_axes(fig, names)
+    _mark_uncoloured(fig, D, names, hide_diagonal)
+    fig.update_yaxes(title_text="source")
+    fig.update_xaxes(title_text="target")
+    return layout(fig, title, heatmap_height(len(names)))

@@ -10,12 +10,30 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from app import charts, data, nav, regroup, session, words
+from app import captions, charts, data, nav, regroup, session, words
 from app.figures import colours, heatmaps, lines
 from app.guard import show_error
+from mtl_core import units
 from mtl_core.store import RunInfo
 
-MAX_SIDE_BY_SIDE = 3
+MAX_SIDE_BY_SIDE = 2  # heatmaps per row (all the same size, each with its colour bar)
+
+
+def comparable(runs: list[RunInfo]) -> list[RunInfo]:
+    """The runs worth offering: not the empty ones (cancelled or failed before logging a
+    step, no matrix and no loss)."""
+    return [r for r in runs if r.measures or r.steps_done or r.is_active or r.status == "finished"]
+
+
+def default_pair(runs: list[RunInfo]) -> list[int]:
+    """Two runs to open on: the first two (in ``runs``' order) that share a measure, else the
+    first two with any matrix, else the first two."""
+    with_m = [r for r in runs if r.measures]
+    for i, a in enumerate(with_m):
+        for b in with_m[i + 1 :]:
+            if set(a.measures) & set(b.measures):
+                return [a.id, b.id]
+    return [r.id for r in with_m][:2] if len(with_m) >= 2 else [r.id for r in runs[:2]]
 
 
 def render() -> None:
@@ -25,7 +43,7 @@ def render() -> None:
         st.info("Comparing needs at least two runs: run the lesson, or upload two logs.")
         nav.link("learn", "Start the lesson", icon=":material/school:")
         return
-    ordered = session.ordered_runs(runs)
+    ordered = comparable(session.ordered_runs(runs)) or session.ordered_runs(runs)
     by_id = {r.id: r for r in ordered}
     if "compare_runs" not in st.session_state:
         asked = list(dict.fromkeys(session.qp_get_ints("runs")))  # in order, once each
@@ -43,7 +61,7 @@ def render() -> None:
         if len(want) < 2:
             want = [i for i in st.session_state.get("_keep_compare_runs", []) if i in by_id]
         if len(want) < 2:
-            want = [r.id for r in ordered if r.measures][:2] or [r.id for r in ordered[:2]]
+            want = default_pair(ordered)
         st.session_state["compare_runs"] = want
     st.session_state["compare_runs"] = [i for i in st.session_state["compare_runs"] if i in by_id]
     mine = set(session.my_runs())
@@ -124,8 +142,9 @@ def _affinity_tab(infos: list[RunInfo], common: list[str], palette: dict[int, st
     zmax = max(colours.robust_zmax(M) for _, M, _ in avgs.values())
     hide = st.toggle("Hide the diagonal", value=True, key="compare_hide_diag")
     first = next(iter(avgs.values()))
-    st.caption(words.scale_caption(zmax))
+    st.caption(captions.scale_caption(zmax, measure))
     ids = list(avgs)
+    n_max = max(len(t) for t, _, _ in avgs.values())  # one height: the same size everywhere
     for row in range(0, len(ids), MAX_SIDE_BY_SIDE):
         cols = st.columns(MAX_SIDE_BY_SIDE)
         for col, rid in zip(cols, ids[row : row + MAX_SIDE_BY_SIDE]):
@@ -142,10 +161,17 @@ def _affinity_tab(infos: list[RunInfo], common: list[str], palette: dict[int, st
                     order=order,
                     hide_diagonal=hide,
                     title=words.run_label(info),
-                    colorbar=col is cols[0],
+                    height=heatmaps.heatmap_height(n_max),
                 )
                 fig.update_layout(title_font_color=palette[rid])
-                charts.chart_with_export(fig, f"compare_run{rid}", f"compare_hm_{rid}")
+                charts.chart_with_export(
+                    fig,
+                    captions.export_name(f"run{rid}", info.name, measure, "average"),
+                    f"compare_hm_{rid}",
+                    export_title=captions.export_title(
+                        "Affinity averaged over the run", words.run_label(info), measure, None
+                    ),
+                )
     st.subheader("Difference")
     c1, c2 = st.columns(2)
     label = {r.id: words.run_label(r) for r in infos}
@@ -170,10 +196,13 @@ def _affinity_tab(infos: list[RunInfo], common: list[str], palette: dict[int, st
         label_b=f"#{b}",
         hide_diagonal=hide,
         title=f"B − A: blue where #{b} transfers better than #{a}",
+        measure=measure,
     )
-    charts.chart_with_export(fig, f"compare_diff_{a}_{b}", "compare_diff")
+    charts.chart_with_export(
+        fig, captions.export_name(f"run{b}-minus-run{a}", measure), "compare_diff"
+    )
     if len(shared) < max(len(ta), len(tb)):
-        st.caption(words.shared_tasks(len(shared)))
+        st.caption(captions.shared_tasks(len(shared)))
 
 
 def _loss_tab(infos: list[RunInfo], palette: dict[int, str]) -> None:
@@ -206,7 +235,7 @@ def _grouping_tab(infos: list[RunInfo], common: list[str]) -> None:
     picked = _measure_and_averages(infos, common, "compare_measure_g")
     if picked is None:
         return
-    _, avgs = picked
+    measure, avgs = picked
     methods = [m for m in regroup.METHODS if m != "none"]
     c1, c2, c3 = st.columns(3)
     method = c1.selectbox(
@@ -221,9 +250,15 @@ def _grouping_tab(infos: list[RunInfo], common: list[str]) -> None:
         key="compare_k",
         disabled=method not in ("tag", "hierarchical"),
     )
-    tau = c3.number_input(
-        "threshold", value=0.0, format="%.4f", key="compare_tau", disabled=method != "threshold"
+    tau_u = c3.number_input(
+        f"threshold ({units.unit_name(measure)})",
+        value=0.0,
+        format="%.4f",
+        key="compare_tau",
+        disabled=method != "threshold",
+        help="In the same unit as Explore's slider and the CLI's --tau",
     )
+    tau = units.from_display(tau_u, measure)
     groupings: dict[int, Any] = {}
     rows = []
     for rid, (tasks, M, _) in avgs.items():
@@ -238,15 +273,10 @@ def _grouping_tab(infos: list[RunInfo], common: list[str]) -> None:
             {
                 "run": words.run_label(info),
                 "groups": words.format_grouping(res.groups),
-                "TAG value": res.score,
+                f"TAG value ({units.unit_name(measure)})": words.format_value(res.score, measure),
             }
         )
-    st.dataframe(
-        pd.DataFrame(rows),
-        hide_index=True,
-        width="stretch",
-        column_config={"TAG value": st.column_config.NumberColumn(format="%.4g")},
-    )
+    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
     if len(groupings) >= 2:
         st.markdown(
             "**Agreement** (adjusted Rand index on the tasks both runs have: 1 = the "

@@ -54,6 +54,7 @@ def render() -> None:
         _how_to_read()
         return
     _live(ids.to_query())
+    _how_to_read(expanded=False)  # still reachable once the results are there
 
 
 def _knob_controls(specs: dict) -> None:
@@ -339,8 +340,8 @@ def _mean_curves(curves: dict[str, pd.Series]) -> go.Figure:
     return fig
 
 
-def _how_to_read() -> None:
-    with st.expander("How to read an affinity heatmap", expanded=True, icon=":material/help:"):
+def _how_to_read(expanded: bool = True) -> None:
+    with st.expander("How to read an affinity heatmap", expanded=expanded, icon=":material/help:"):
         st.markdown(
             "- Each **row** is a *source* task: what happens when the network takes one "
             "training step on that task alone.\n"

@@ -108,6 +108,32 @@ def build_config(values: dict[str, Any]) -> RunConfig:
     return RunConfig.for_scenario(values["scenario"], values["knobs"], settings)
 
 
+#: Fields whose meaning depends on the scenario: a scenario change resets them (a digits run
+#: name or its groups must not carry over to a synthetic run).
+SCENARIO_FIELDS = ("train_name", "train_mode", "train_measure", "train_groups", "train_warmup")
+
+
+def reset_scenario_fields() -> None:
+    """``on_change`` of the scenario: the scenario-dependent fields go back to defaults."""
+    for key in SCENARIO_FIELDS:
+        st.session_state.pop(key, None)
+
+
+def run_summary(cfg: RunConfig) -> str:
+    """The run as it will be queued: its name and the settings that tell runs apart."""
+    name = cfg.name or f"{cfg.scenario} {cfg.train.mode}"
+    knobs = ", ".join(f"{k}={v}" for k, v in sorted(dict(cfg.knobs).items()))
+    groups = f" · groups {words.format_grouping(cfg.train.groups)}" if cfg.train.groups else ""
+    return (
+        f"**{name}** · scenario {cfg.scenario}"
+        + (f" ({knobs})" if knobs else "")
+        + f" · mode {cfg.train.mode}{groups} · affinity {cfg.affinity.measure}"
+        + f" every {cfg.affinity.every} step(s) · {cfg.train.steps} steps · batch "
+        f"{cfg.train.batch_size} · seed {cfg.train.seed} · {cfg.optim.name} · device "
+        f"{cfg.train.device}"
+    )
+
+
 def _form() -> None:
     scenarios = list_scenarios()
     names = sorted(scenarios, key=lambda n: (n != "synthetic", n))
@@ -116,9 +142,12 @@ def _form() -> None:
         names,
         key="train_scenario",
         format_func=lambda n: f"{n} — {scenarios[n].description[:90]}",
+        on_change=reset_scenario_fields,
     )
     gpu = gpu_name()
-    with st.form("train_form", border=True):
+    # Not an st.form: Enter in a field only commits that field (a form queued a run on every
+    # Enter), and the run about to be queued is shown, live, above the button.
+    with st.container(border=True):
         values: dict[str, Any] = {
             "scenario": scen,
             "knobs": _knob_inputs(scen, scenarios[scen].knobs),
@@ -127,7 +156,10 @@ def _form() -> None:
         values |= _affinity_inputs()
         values |= _model_inputs(scen)
         values["name"] = st.text_input("run name (optional)", "", key="train_name")
-        submitted = st.form_submit_button("Queue run", type="primary", icon=":material/play_arrow:")
+        _preview(values)
+        submitted = st.button(
+            "Queue run", type="primary", icon=":material/play_arrow:", key="train_queue"
+        )
     if gpu:
         st.caption(f":material/memory: GPU found: **{gpu}** — device *auto* trains on it.")
     else:
@@ -227,6 +259,16 @@ def _model_inputs(scen: str) -> dict[str, Any]:
     return out
 
 
+def _preview(values: dict[str, Any]) -> None:
+    """Show the run the fields describe now (name and settings), or what is wrong with them."""
+    try:
+        cfg = build_config(values)
+    except LabError as exc:
+        st.caption(f":material/error: Not ready to queue: {exc}")
+        return
+    st.markdown(":material/playlist_add: Will queue: " + run_summary(cfg))
+
+
 def _submit(values: dict[str, Any]) -> None:
     try:
         cfg = build_config(values)
@@ -274,7 +316,9 @@ def queue_frame(runs: list) -> pd.DataFrame:
                 if r.progress is not None
                 else (1.0 if r.status == "finished" else 0.0),
                 "steps": f"{r.steps_done}/{r.steps_total}" if r.steps_total else str(r.steps_done),
-                "ETA": words.format_seconds(r.eta_s) if r.status == "running" else "",
+                "ETA": words.eta_text(r.steps_done, r.steps_per_s, r.eta_s)
+                if r.status == "running"
+                else "",
                 "step/s": f"{r.steps_per_s:.1f}" if r.steps_per_s else "",
                 "origin": r.origin,
                 "scenario": cfg.get("scenario", ""),

@@ -14,14 +14,14 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from app import charts, data, nav, session, words
+from app import captions, charts, data, nav, session, words
 from app.guard import show_error
 from mtl_core.errors import LabError
 from mtl_core.runfile import ParsedRun, read_run_file, run_file_bytes
 
 SAVED = "upload_saved"  # session_state: file id -> run ids saved from it
 FORMATS = {
-    ".zip": "zip — everything (affinity, metrics, groupings, metadata)",
+    ".zip": "zip — affinity, metrics, config and metadata (and any groupings the run logged)",
     ".parquet": "Parquet — affinity table only",
     ".csv": "CSV — affinity table only",
     ".jsonl": "JSON Lines — affinity table only",
@@ -168,7 +168,9 @@ def _download() -> None:
     )
     if info.is_active:
         st.caption("This run is still training: the download holds the steps logged so far.")
-    if ext != ".zip":
+    if ext == ".zip":
+        st.caption(":material/info: " + captions.zip_contents(_would_drop(info), _groupings(info)))
+    else:
         lost = _would_drop(info)
         if lost:
             st.caption(
@@ -192,6 +194,14 @@ def _download() -> None:
                 st.session_state.pop("download_run", None)
                 st.session_state["_upload_deleted"] = f"Deleted run #{info.id} ({info.name})."
                 st.rerun()
+
+
+def _groupings(info) -> int:
+    """How many logged groupings this run has (sequential runs log one per grouping step)."""
+    try:
+        return len(data.get_store().groupings(info.id))
+    except (LabError, AttributeError):
+        return 0
 
 
 def _would_drop(info) -> list[str]:

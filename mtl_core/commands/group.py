@@ -20,6 +20,7 @@ from mtl_core.errors import LabError
 from mtl_core.types import Grouping
 
 CLI_METHODS = ("tag", "threshold", "hierarchical", "affinity-propagation")
+DEFAULT_MEASURE = "lookahead"  # what the run-file readers call a file that names no measure
 
 
 def add_parser(sub) -> None:
@@ -42,15 +43,17 @@ def add_parser(sub) -> None:
     )
     p.add_argument(
         "--tau",
-        type=float,
         default=None,
-        help="threshold on the symmetrized affinity (threshold, default 0; "
-        "hierarchical: cut at this affinity level)",
+        help="threshold on the symmetrized affinity (threshold, default 0; hierarchical: cut "
+        "at this affinity level), in the unit the app shows: percent loss change for "
+        "lookahead and proximal (0.5 or 0.5%% = 0.5%%, the number in the Explore slider and "
+        "its URL's tau=), a plain number for cosine",
     )
     p.add_argument(
         "--measure",
         default=None,
-        help="which measure of a long-form log (needed when it holds several)",
+        help="which measure of a long-form log (needed when it holds several); for a file "
+        "that names none (a bare matrix, read as lookahead), what its numbers are",
     )
     p.add_argument("--run", default=None, help="which run of a multi-run file")
     p.add_argument(
@@ -80,8 +83,10 @@ def add_parser(sub) -> None:
 def run(args: argparse.Namespace) -> int:
     """Read INPUT, group, print. Errors a user can cause raise ``LabError``."""
     from mtl_core.grouping import make_grouper
+    from mtl_core.units import parse_display
 
-    tasks, A = load_affinity(args.input, measure=args.measure, run=args.run)
+    tasks, A, measure = load_affinity_measure(args.input, measure=args.measure, run=args.run)
+    tau = None if args.tau is None else parse_display(args.tau, measure)
     options: dict[str, object] = {}
     if args.method == "tag":
         options = {
@@ -89,9 +94,9 @@ def run(args: argparse.Namespace) -> int:
             "disjoint": args.disjoint,
             "time_limit": args.time_limit,
         }
-    if args.method == "hierarchical" and args.k is not None and args.tau is not None:
+    if args.method == "hierarchical" and args.k is not None and tau is not None:
         raise LabError("hierarchical grouping takes one cut: give --k or --tau, not both")
-    grouper = make_grouper(args.method, k=args.k, tau=args.tau, seed=args.seed, **options)
+    grouper = make_grouper(args.method, k=args.k, tau=tau, seed=args.seed, **options)
     grouper.fit(A, tasks)
     optimal = bool(getattr(grouper, "optimal_", False))
     gap = getattr(grouper, "gap_", None)
@@ -101,7 +106,11 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(result_dict(grouper.groups_, grouper.score_, optimal, gap, tasks)))
         return 0
     upper = getattr(grouper, "upper_bound_", None)
-    print(format_result(args.method, grouper.groups_, grouper.score_, optimal, gap, tasks, upper))
+    print(
+        format_result(
+            args.method, grouper.groups_, grouper.score_, optimal, gap, tasks, upper, measure
+        )
+    )
     return 0
 
 
@@ -126,9 +135,17 @@ def format_result(
     gap: float | None,
     tasks: list[str],
     upper: float | None = None,
+    measure: str | None = None,
 ) -> str:
     """Human-readable result: one line per group, then the TAG value (for TAG with its proof:
-    proven optimal, or the proven upper bound and the relative gap)."""
+    proven optimal, or the proven upper bound and the relative gap), in the measure's unit
+    (percent for lookahead/proximal, as the app shows it; ``--json`` keeps the file's
+    fractions)."""
+    from mtl_core.units import format_value, unit_name
+
+    def num(x: float, digits: int) -> str:
+        return format_value(x, measure, signed=False, digits=digits)
+
     order = {t: i for i, t in enumerate(tasks)}
     lines = [f"{method}: {len(groups)} group(s) over {len(tasks)} tasks"]
     for i, g in enumerate(groups, 1):
@@ -138,20 +155,33 @@ def format_result(
         if optimal:
             note = " (proven optimal)"
         else:
-            bound = "" if upper is None else f"; no grouping exceeds {upper:.6g}"
-            rel = f", {gap / abs(value):.1%}" if value else ""
-            note = f" (best found; gap <= {gap:.4g}{rel}{bound})"
-    lines.append(f"value (mean best-group affinity onto each task): {value:.6g}{note}")
+            bound = "" if upper is None else f"; no grouping exceeds {num(upper, 6)}"
+            rel = f", {gap / abs(value):.1%} of it" if value else ""
+            note = f" (best found; gap <= {num(gap, 4)}{rel}{bound})"
+    lines.append(
+        f"value (mean best-group affinity onto each task, {unit_name(measure)}): "
+        f"{num(value, 6)}{note}"
+    )
     return "\n".join(lines)
 
 
 def load_affinity(
     path: str | Path, *, measure: str | None = None, run: str | None = None
 ) -> tuple[list[str], np.ndarray]:
+    """:func:`load_affinity_measure` without the measure."""
+    tasks, A, _ = load_affinity_measure(path, measure=measure, run=run)
+    return tasks, A
+
+
+def load_affinity_measure(
+    path: str | Path, *, measure: str | None = None, run: str | None = None
+) -> tuple[list[str], np.ndarray, str]:
     """Read any run file ``import`` reads and average one run and measure over its steps.
 
-    Returns ``(tasks, A)``: ``A`` float64 (n, n), ``A[i, j]`` the mean over logged steps of
-    source ``tasks[i]`` -> target ``tasks[j]`` (rows = sources).
+    Returns ``(tasks, A, measure)``: ``A`` float64 (n, n), ``A[i, j]`` the mean over logged
+    steps of source ``tasks[i]`` -> target ``tasks[j]`` (rows = sources); ``measure`` the one
+    averaged, which sets the unit of ``--tau`` (``mtl_core.units``). A file naming no measure
+    is read as lookahead; ``measure`` then says what its numbers are.
 
     Raises
     ------
@@ -172,13 +202,20 @@ def load_affinity(
         run = runs[0]
     elif run not in runs:
         raise LabError(f"run {run!r} not in {p.name}; it has: {', '.join(runs)}")
+    df = parsed.run_affinity(run)
+    logged = sorted(set(df["measure"])) if "measure" in df else []
+    if (
+        measure is not None
+        and logged == [DEFAULT_MEASURE]
+        and measure != DEFAULT_MEASURE
+        and not _names_measures(p)
+    ):
+        df = df.assign(measure=measure)  # a bare matrix: --measure declares its numbers
+        logged = [measure]
     tasks, A = mean_matrix(
-        parsed.run_affinity(run),
-        measure,
-        parsed.run_tasks(run),
-        where=p.name,
-        hint="pick one with --measure",
+        df, measure, parsed.run_tasks(run), where=p.name, hint="pick one with --measure"
     )
+    measure = measure or (logged[0] if len(logged) == 1 else DEFAULT_MEASURE)
     never = np.isnan(A)
     if never.any():
         i, j = (int(x) for x in np.argwhere(never)[0])
@@ -186,4 +223,15 @@ def load_affinity(
             f"{p.name} has no affinity for source {tasks[i]!r} -> target {tasks[j]!r} (the cell "
             "is empty or NaN at every step); every pair needs at least one logged value"
         )
-    return tasks, A
+    return tasks, A, measure
+
+
+def _names_measures(path: Path) -> bool:
+    """Whether a text file's header has a ``measure`` column (else the reader's default
+    measure was assigned to a file that names none)."""
+    try:
+        with open(path, encoding="utf-8-sig", errors="replace") as fh:
+            head = fh.readline(4096).lower()
+    except OSError:
+        return True
+    return "measure" in head

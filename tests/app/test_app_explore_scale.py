@@ -69,7 +69,8 @@ def test_tag_gap_is_reported_when_not_proven():
         relative_gap=0.2,
     )
     caption = words.groups_caption(result, "tag")
-    assert "at most 20% better" in caption and "no grouping scores above 0.6" in caption
+    # in the measure's unit (lookahead: percent, like every other number on the page)
+    assert "at most 20% better" in caption and "no grouping scores above 60%" in caption
     proven = regroup.GroupResult(
         groups=(frozenset({"a", "b"}),),
         score=0.5,

@@ -24,15 +24,15 @@ def test_train_form_rejects_bad_values_with_a_message(tmp_path, monkeypatch):
     assert at.number_input(key="train_knob_synthetic_tasks").value == 6  # scenario knobs shown
     assert "auto" in at.selectbox(key="train_device").options[0]
     _form_values(at, train_hidden_synthetic="64,abc")
-    at.button(key="FormSubmitter:train_form-Queue run").click().run()
+    at.button(key="train_queue").click().run()
     assert not at.exception
     assert any("hidden widths must be comma-separated" in e.value for e in at.error)
     _form_values(at, train_hidden_synthetic="64,32", train_mode="groups")
-    at.button(key="FormSubmitter:train_form-Queue run").click().run()
+    at.button(key="train_queue").click().run()
     assert any("groups" in e.value for e in at.error)
     # a task the scenario does not have is refused before anything is queued
     _form_values(at, train_groups="t0,t1,t2; t3,t4,banana")
-    at.button(key="FormSubmitter:train_form-Queue run").click().run()
+    at.button(key="train_queue").click().run()
     assert any("unknown task(s) banana" in e.value and "t5" in e.value for e in at.error)
     assert store.list_runs() == []
 
@@ -60,7 +60,7 @@ def test_train_queues_a_run_and_the_queue_follows_it(tmp_path, monkeypatch):
         train_groups="t0,t1,t2;t3,t4,t5",
         train_mode="groups",
     )
-    at.button(key="FormSubmitter:train_form-Queue run").click().run()
+    at.button(key="train_queue").click().run()
     assert not at.exception
     (run,) = store.list_runs()
     assert run.name == "quick one" and run.config["train"]["steps"] == 30
@@ -108,3 +108,38 @@ def test_queued_runs_say_how_many_are_ahead(tmp_path, monkeypatch):
     assert "1 queued run ahead" in texts[1] and "2 queued runs ahead" in texts[2]
     store.set_status(ids[0], "running")
     assert "starts when a worker is free" in text(ids[1])
+
+
+def test_a_field_change_never_queues_and_the_run_is_shown_before_it_is_queued(
+    tmp_path, monkeypatch
+):
+    """Enter in a field commits that field only (no form submit): nothing is queued until the
+    button is pressed, and the run's name and settings are shown above it first."""
+    store = Store(tmp_path / "s.sqlite")
+    at = open_app("train", store.path, monkeypatch).run()
+    _form_values(at, train_name="my digits try", train_steps=40)
+    at.run()  # what Enter (or leaving the field) does: one rerun with the new value
+    at.text_input(key="train_name").set_value("my digits try").run()
+    assert not at.exception
+    assert store.list_runs() == []
+    preview = [m.value for m in at.markdown if "Will queue" in m.value]
+    assert preview and "**my digits try**" in preview[0] and "40 steps" in preview[0]
+    assert "mode together" in preview[0] and "scenario synthetic" in preview[0]
+
+
+def test_scenario_change_resets_the_fields_that_depend_on_it(tmp_path, monkeypatch):
+    store = Store(tmp_path / "s.sqlite")
+    at = open_app("train", store.path, monkeypatch).run()
+    at.selectbox(key="train_scenario").set_value("digits").run()
+    _form_values(
+        at, train_name="digits seq prox", train_mode="sequential", train_groups="even,prime"
+    )
+    at.run()
+    assert at.text_input(key="train_name").value == "digits seq prox"
+    at.selectbox(key="train_scenario").set_value("synthetic").run()
+    assert not at.exception
+    assert at.text_input(key="train_name").value == ""
+    assert at.selectbox(key="train_mode").value == "together"
+    assert at.text_input(key="train_groups").value == ""
+    preview = next(m.value for m in at.markdown if "Will queue" in m.value)
+    assert "**synthetic together**" in preview

@@ -168,3 +168,39 @@ def test_several_measures_need_measure(tmp_path):
     r = _cli(path, "--k", "2", "--measure", "lookahead", "--json")
     assert r.returncode == 0
     assert sorted(sorted(g) for g in json.loads(r.stdout)["groups"]) == truth
+
+
+def _pair_matrix(tmp_path, measure_rows=None):
+    # a-b linked at 0.6% (mutual), c apart at -0.2%: the cut between is at 0.5 in percent
+    tasks = ["a", "b", "c"]
+    A = np.array([[0.01, 0.006, -0.002], [0.006, 0.01, -0.002], [-0.002, -0.002, 0.01]])
+    path = tmp_path / "m.csv"
+    pd.DataFrame(A, index=tasks, columns=tasks).to_csv(path)
+    return path
+
+
+@pytest.mark.parametrize(
+    "tau, linked", [("0.5", True), ("0.5%", True), ("0.7", False), ("0.005", True)]
+)
+def test_tau_is_in_percent_like_the_page_for_lookahead(tmp_path, tau, linked):
+    """--tau 0.5 means 0.5% (the Explore slider's and URL's number), not 50%."""
+    r = _cli(_pair_matrix(tmp_path), "--method", "threshold", "--tau", tau, "--json")
+    assert r.returncode == 0, r.stderr
+    groups = sorted(sorted(g) for g in json.loads(r.stdout)["groups"])
+    assert (["a", "b"] in groups) is linked
+
+
+def test_tau_for_cosine_is_a_plain_number_and_rejects_percent(tmp_path):
+    path = _pair_matrix(tmp_path)
+    r = _cli(path, "--method", "threshold", "--tau", "0.005", "--measure", "cosine", "--json")
+    assert r.returncode == 0, r.stderr
+    assert ["a", "b"] in sorted(sorted(g) for g in json.loads(r.stdout)["groups"])
+    r = _cli(path, "--method", "threshold", "--tau", "0.5%", "--measure", "cosine")
+    assert r.returncode == 2
+    assert r.stderr.strip().startswith("error:") and "not a percentage" in r.stderr
+
+
+def test_text_output_says_the_value_in_percent(tmp_path):
+    r = _cli(_pair_matrix(tmp_path), "--method", "tag", "--k", "2")
+    assert r.returncode == 0, r.stderr
+    assert "% loss change" in r.stdout and "%" in r.stdout.splitlines()[-1]

@@ -10,6 +10,7 @@ import streamlit as st
 
 from app import regroup, session, words
 from app.data import RunView
+from mtl_core import units
 from mtl_core.store import RunInfo
 
 #: Smoothing choices for the matrices (``mtl_core.series`` definitions).
@@ -46,7 +47,8 @@ class GroupControls:
 
     method: str  # a key of ``regroup.METHODS``
     k: int  # group budget (TAG, hierarchical)
-    tau: float  # threshold on the mutual affinity, in the measure's own units
+    tau: float  # threshold on the mutual affinity, in the measure's own units (fraction)
+    tau_note: bool = False  # the threshold is the data-driven default, not 0 (say why)
 
 
 def measure_picker(info: RunInfo) -> str | None:
@@ -161,49 +163,59 @@ def group_controls(view: RunView, M: np.ndarray, measure: str) -> GroupControls:
         "tree into k clusters",
     )
     session.remember_value("explore_k")
-    tau = _tau_slider(c3, M, measure, disabled=method != "threshold")
+    tau, tau_u, note = _tau_slider(c3, M, measure, disabled=method != "threshold")
     if method == "tag" and n > regroup.TAG_INTERACTIVE_MAX:
         st.caption(words.tag_slow(n))
+    # The URL carries the threshold in the slider's unit (% for loss-change measures), the
+    # same number the CLI's --tau takes.
     session.qp_set(
         method=method,
         k=k if method in ("tag", "hierarchical") else None,
-        tau=round(tau, 8) if method == "threshold" else None,
+        tau=float(f"{tau_u:.6g}") if method == "threshold" else None,
     )
-    return GroupControls(method, int(k), tau)
+    return GroupControls(method, int(k), tau, note and method == "threshold")
 
 
-def _tau_slider(col, M: np.ndarray, measure: str, *, disabled: bool) -> float:
-    """The threshold, over the range of ``M``'s mutual affinities; shown in percent for
-    loss-change measures, returned in the measure's own units."""
+def _tau_slider(col, M: np.ndarray, measure: str, *, disabled: bool) -> tuple[float, float, bool]:
+    """The threshold, over the range of ``M``'s mutual affinities, in the measure's display
+    unit (``mtl_core.units``: percent for loss-change measures, as in the URL and the CLI's
+    ``--tau``). Returns ``(tau in the measure's own units, tau as shown, is the default)``;
+    the default is ``regroup.default_tau`` (0 unless 0 would link every pair)."""
     lo, hi = regroup.tau_range(M)
-    pct = words.is_percent(measure)
-    unit = 100.0 if pct else 1.0
-    lo_u, hi_u = _nice(lo * unit, "floor"), _nice(hi * unit, "ceil")
+    lo_u, hi_u = (
+        _nice(units.to_display(lo, measure), "floor"),
+        _nice(units.to_display(hi, measure), "ceil"),
+    )
     if hi_u <= lo_u:
         hi_u = lo_u + 1.0
     key_u = "explore_tau_ui"
-    if key_u not in st.session_state or st.session_state.get("_explore_tau_unit") != unit:
-        raw = session.qp_get("tau", float) if key_u not in st.session_state else None
-        if raw is None:
-            raw = float(st.session_state.get("_keep_explore_tau", 0.0))
-        st.session_state[key_u] = raw * unit
-        st.session_state["_explore_tau_unit"] = unit
+    if key_u not in st.session_state or st.session_state.get("_explore_tau_measure") != measure:
+        shown = session.qp_get("tau", float) if key_u not in st.session_state else None
+        if shown is None and "_keep_explore_tau" in st.session_state:
+            shown = units.to_display(st.session_state["_keep_explore_tau"], measure)
+        if shown is None:
+            best = regroup.default_tau(M)
+            shown = units.to_display(best or 0.0, measure)
+            st.session_state["_explore_tau_auto"] = float(shown) if best is not None else None
+        st.session_state[key_u] = float(shown)
+        st.session_state["_explore_tau_measure"] = measure
     st.session_state[key_u] = float(np.clip(st.session_state[key_u], lo_u, hi_u))
     tau_u = col.slider(
-        "threshold: link tasks whose mutual affinity is at least"
-        + (" (% loss change)" if pct else ""),
+        f"threshold ({units.unit_name(measure)}): link tasks whose mutual affinity is at least",
         lo_u,
         hi_u,
         step=(hi_u - lo_u) / 200,
         key=key_u,
-        format="%.3f",
+        format="%.3f" + units.suffix(measure).replace("%", "%%"),
         disabled=disabled,
         help="Tasks i and j are linked when (A[i,j] + A[j,i]) / 2 >= threshold; groups are the "
-        "connected components of the links",
+        "connected components of the links. The same number works as the CLI's --tau "
+        "(group --method threshold --tau).",
     )
-    tau = float(tau_u) / unit
+    tau = units.from_display(float(tau_u), measure)
     st.session_state["_keep_explore_tau"] = tau
-    return tau
+    is_default = st.session_state.get("_explore_tau_auto") == float(tau_u)
+    return tau, float(tau_u), is_default
 
 
 def _nice(x: float, how: str) -> float:

@@ -12,7 +12,8 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from app import regroup, words
+from app import captions, regroup, words
+from app.figures.colours import group_colours
 from app.guard import show_error
 from app.views.explore.controls import GroupControls
 
@@ -89,18 +90,38 @@ def _regroup_cached(M: np.ndarray, tasks: tuple[str, ...], method: str, k: int, 
     return regroup.regroup(M, list(tasks), method, k, tau)
 
 
-def groups_frame(result: regroup.GroupResult, M: np.ndarray, tasks: list[str]) -> pd.DataFrame:
-    """One row per group: members and the mean affinity inside the group."""
+def groups_frame(
+    result: regroup.GroupResult, M: np.ndarray, tasks: list[str], measure: str = "lookahead"
+) -> pd.DataFrame:
+    """One row per group: members and the mean affinity inside the group, in the measure's
+    unit (the column says which)."""
+    col = f"mean affinity inside ({words.unit_name(measure)})"
     rows = [
         {
             "group": r["group"],
             "tasks": r["tasks"],
             "size": r["size"],
-            "mean affinity inside": words.group_mean(r["mean"]),
+            col: words.group_mean(r["mean"], measure),
         }
         for r in regroup.group_table(result.groups, M, tasks)
     ]
     return pd.DataFrame(rows)
+
+
+def coloured(df: pd.DataFrame, groups) -> object:
+    """The groups table with each group's number on its colour (the heatmap outline's)."""
+    colours = group_colours(groups)
+    fill = [colours.get(frozenset(g), "#888888") for g in groups]
+
+    def paint(col: pd.Series) -> list[str]:
+        return [
+            f"background-color: {fill[i]}; color: white; font-weight: bold"
+            if col.name == "group"
+            else ""
+            for i in range(len(col))
+        ]
+
+    return df.style.apply(paint, axis=0)
 
 
 def groups_panel(
@@ -109,6 +130,7 @@ def groups_panel(
     M: np.ndarray,
     tasks: list[str],
     gc: GroupControls,
+    measure: str = "lookahead",
 ) -> None:
     """The groups of the shown matrix: as text, as a table, and how good they are; while a
     background TAG search runs, its progress."""
@@ -132,8 +154,18 @@ def groups_panel(
                 icon=":material/account_tree:",
             )
     st.markdown(words.format_grouping(result.groups))
-    st.dataframe(groups_frame(result, M, tasks), hide_index=True, width="stretch")
-    st.caption(words.groups_caption(result, gc.method))
+    st.dataframe(
+        coloured(groups_frame(result, M, tasks, measure), result.groups),
+        hide_index=True,
+        width="stretch",
+    )
+    st.caption(words.groups_caption(result, gc.method, measure))
+    if gc.tau_note:
+        st.caption(captions.default_tau_note(gc.tau, measure))
+    caveat = regroup.separation(M, tasks, result.groups)
+    text = captions.separation_caveat(*caveat, measure) if caveat else None
+    if text:
+        st.warning(text, icon=":material/info:")
 
 
 def _switch_method(method: str) -> None:

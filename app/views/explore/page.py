@@ -8,11 +8,12 @@ import time
 import numpy as np
 import streamlit as st
 
-from app import data, nav, regroup, session, words
+from app import captions, data, nav, regroup, session, words
 from app.charts import chart_with_export, clicked_point
 from app.figures import heatmaps
 from app.views.explore import controls, groups, tabs
 from app.views.explore.ground_truth import ground_truth_tab
+from mtl_core import units
 from mtl_core.store import RunInfo
 
 POLL_S = 2.0
@@ -53,10 +54,11 @@ def _body(run_id: int, measure: str | None, was_active: bool) -> None:
     result, pending = groups.group(M, view.tasks, gc)
     left, right = st.columns([3, 2])
     with left:
-        _heatmap(view, vc, M, zmax, result.groups if result else None)
+        wrap_below(1280)
+        _heatmap(info, view, vc, M, zmax, result.groups if result else None)
     with right:
-        groups.groups_panel(result, pending, M, view.tasks, gc)
-    _tabs(info, view, vc, gc)
+        groups.groups_panel(result, pending, M, view.tasks, gc, view.measure)
+    _tabs(info, view, vc, gc, result.groups if result else None)
     _stop_polling_if_done(info, was_active)
     if pending:
         time.sleep(0.3)
@@ -103,8 +105,28 @@ def _no_matrix_yet(info: RunInfo, measure: str | None) -> None:
         st.info("No affinity matrix logged yet — it appears here as soon as the first one lands.")
 
 
+def wrap_below(min_width_px: int) -> None:
+    """Stack the columns of the row this is called in (full width each) when the window is
+    narrower than ``min_width_px``: at projector width (1024 px) a heatmap beside a panel
+    gets a sliver; stacked it gets the page's width and keeps square cells."""
+    st.markdown(
+        "<span class='mtl-wrap-row'></span><style>@media (max-width: "
+        f"{int(min_width_px) - 1}px) {{"
+        "div[data-testid='stHorizontalBlock']:has(> div .mtl-wrap-row) {flex-wrap: wrap;}"
+        "div[data-testid='stHorizontalBlock']:has(> div .mtl-wrap-row) > "
+        "div[data-testid='stColumn'] {width: 100% !important; flex: 1 1 100% !important;"
+        " min-width: 100% !important;}}</style>",
+        unsafe_allow_html=True,
+    )
+
+
 def _heatmap(
-    view: data.RunView, vc: controls.ViewControls, M: np.ndarray, zmax: float, grouping
+    info: RunInfo,
+    view: data.RunView,
+    vc: controls.ViewControls,
+    M: np.ndarray,
+    zmax: float,
+    grouping,
 ) -> None:
     """The shown matrix, rows in group order with each group outlined; a click on a cell
     opens that pair in the pair tab."""
@@ -114,11 +136,24 @@ def _heatmap(
     fig = _heatmap_cached(
         M, tuple(view.tasks), view.measure, float(zmax), tuple(order), grouping, vc.hide_diag, title
     )
-    event = chart_with_export(
-        fig, f"run{view.run_id}_{view.measure}_step{step}", "explore_heatmap", select=True
+    first = int(view.steps[0]) if vc.matrix_mode == "average" else step
+    steps = captions.steps_range(first, step)
+    export = captions.export_title(title, words.run_label(info), view.measure, steps)
+    name = captions.export_name(
+        f"run{info.id}",
+        info.name,
+        view.measure,
+        "avg" if vc.matrix_mode == "average" else vc.how,
+        steps.replace(" ", "-"),
+        units.suffix(view.measure),
     )
+    event = chart_with_export(fig, name, "explore_heatmap", select=True, export_title=export)
     _open_clicked_pair(clicked_point(event), view.tasks)
-    st.caption("Click a cell to see that pair over time.")
+    n = len(view.tasks)
+    missing = int((~np.isfinite(M[~np.eye(n, dtype=bool)])).sum()) if n > 1 else 0
+    st.caption(captions.heatmap_caption(vc.hide_diag, missing))
+    with st.expander("How to read this heatmap", icon=":material/help:"):
+        st.markdown(captions.READING_GUIDE)
 
 
 @st.cache_resource(show_spinner=False, max_entries=256)
@@ -156,19 +191,26 @@ def _open_clicked_pair(point: tuple | None, tasks: list[str]) -> None:
         st.session_state["_explore_clicked"] = point
         st.session_state["explore_src"], st.session_state["explore_tgt"] = src, tgt
         st.session_state["explore_tab"] = tabs.TABS[2]
+        session.qp_set(tab=tabs.TAB_KEYS[2], src=src, tgt=tgt)
 
 
 def _tabs(
-    info: RunInfo, view: data.RunView, vc: controls.ViewControls, gc: controls.GroupControls
+    info: RunInfo,
+    view: data.RunView,
+    vc: controls.ViewControls,
+    gc: controls.GroupControls,
+    grouping,
 ) -> None:
     # Lazy tabs: only the open tab's content is computed and sent (the animation and the
-    # timeline are the heaviest parts of the page).
+    # timeline are the heaviest parts of the page). The open tab lives in the URL (?tab=).
+    tabs.seed_tab()
     shown = st.tabs(tabs.TABS, key="explore_tab", on_change="rerun")
+    tabs.remember_tab()
     fill = (
         lambda: tabs.loss_tab(info),
         lambda: tabs.play_tab(view, vc),
         lambda: tabs.pair_tab(view, vc),
-        lambda: tabs.timeline_tab(view, vc, gc),
+        lambda: tabs.timeline_tab(view, vc, gc, grouping),
         lambda: ground_truth_tab(info, gc),
     )
     for tab, body in zip(shown, fill):

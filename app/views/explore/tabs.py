@@ -7,16 +7,35 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from app import data, regroup, session, words
+from app import captions, data, regroup, session, words
 from app.charts import chart_with_export
 from app.figures import heatmaps, lines, timeline
-from app.figures.colours import run_colour
+from app.figures.colours import group_colours, run_colour
 from app.guard import show_error
 from app.views.explore.controls import GroupControls, ViewControls
 from mtl_core.store import RunInfo
 
 TABS = ["Loss curves", "Play over steps", "A pair over time", "Groups over time", "Ground truth"]
+#: The tabs as the URL names them (``?tab=pair``).
+TAB_KEYS = ["loss", "play", "pair", "timeline", "truth"]
 SPLITS = ("val", "test", "train", "batch")
+
+
+def seed_tab() -> None:
+    """Open the tab the URL names (``?tab=pair``) when the page is first drawn."""
+    if "explore_tab" not in st.session_state:
+        want = session.qp_get("tab")
+        if want in TAB_KEYS:
+            st.session_state["explore_tab"] = TABS[TAB_KEYS.index(want)]
+
+
+def remember_tab() -> None:
+    """Write the open tab to the URL (the first tab is the default: no key)."""
+    tab = st.session_state.get("explore_tab")
+    key = TAB_KEYS[TABS.index(tab)] if tab in TABS else None
+    session.qp_set(tab=key if key != TAB_KEYS[0] else None)
+    if key != "pair":
+        session.qp_set(src=None, tgt=None)
 
 
 # ----------------------------------------------------------------------------- loss curves
@@ -27,7 +46,7 @@ def loss_tab(info: RunInfo) -> None:
     df = data.metrics(info)
     have = [] if df is None or df.empty else [s for s in SPLITS if (df["split"] == s).any()]
     if not have:
-        st.info("No losses logged yet.")
+        st.info(captions.no_losses(info.status, info.origin, info.is_active))
         return
     c1, c2, c3 = st.columns([2, 1, 1])
     session.keep_value("explore_split", have[0], valid=lambda s: s in have)
@@ -44,7 +63,14 @@ def loss_tab(info: RunInfo) -> None:
     mean_only = c2.toggle("Mean over tasks", key="explore_mean_only")
     log_y = c3.toggle("Log scale", key="explore_log")
     fig = _loss_figure(data.store_path(), info.id, data.version(info), split, mean_only, log_y)
-    chart_with_export(fig, f"run{info.id}_loss_{split}", "explore_loss")
+    chart_with_export(
+        fig,
+        captions.export_name(f"run{info.id}", info.name, "loss", split),
+        "explore_loss",
+        export_title=captions.export_title(
+            f"Per-task {split} loss", words.run_label(info), None, None
+        ),
+    )
 
 
 @st.cache_resource(show_spinner=False, max_entries=64)
@@ -79,7 +105,9 @@ def play_tab(view: data.RunView, vc: ViewControls) -> None:
         vc.beta,
         vc.hide_diag,
     )
-    chart_with_export(anim, f"run{view.run_id}_{view.measure}_animation", "explore_anim")
+    chart_with_export(
+        anim, captions.export_name(f"run{view.run_id}", view.measure, "animation"), "explore_anim"
+    )
 
 
 @st.cache_resource(show_spinner=False, max_entries=8)
@@ -128,12 +156,13 @@ def pair_tab(view: data.RunView, vc: ViewControls) -> None:
     np.fill_diagonal(avg, np.inf)
     i, j = np.unravel_index(int(np.argmin(avg)), avg.shape)
     c1, c2 = st.columns(2)
-    session.keep_value("explore_src", tasks[i], valid=lambda t: t in tasks)
-    session.keep_value("explore_tgt", tasks[j], valid=lambda t: t in tasks)
+    session.keep_value("explore_src", tasks[i], "src", valid=lambda t: t in tasks)
+    session.keep_value("explore_tgt", tasks[j], "tgt", valid=lambda t: t in tasks)
     src = c1.selectbox("Source (the task that takes the step)", tasks, key="explore_src")
     tgt = c2.selectbox("Target (the task whose loss changes)", tasks, key="explore_tgt")
     session.remember_value("explore_src")
     session.remember_value("explore_tgt")
+    session.qp_set(src=src, tgt=tgt)
     a, b = tasks.index(src), tasks.index(tgt)
     smoothed = data.smoothed(view, vc.series_smoothing, vc.window, vc.beta).stack[:, a, b]
     fig = lines.pair_series(
@@ -145,10 +174,26 @@ def pair_tab(view: data.RunView, vc: ViewControls) -> None:
         measure=view.measure,
         smoothed_label="smoothed" if vc.how != "none" else "running average",
     )
-    chart_with_export(fig, f"pair_{src}_{tgt}", "explore_pair")
+    last = int(view.steps[-1])
+    chart_with_export(
+        fig,
+        captions.export_name(f"run{view.run_id}", view.measure, "pair", src, "to", tgt),
+        "explore_pair",
+        export_title=captions.export_title(
+            words.pair_title(src, tgt),
+            f"run #{view.run_id}",
+            view.measure,
+            captions.steps_range(int(view.steps[0]), last),
+        ),
+    )
     st.caption(
-        words.pair_caption(
-            src, tgt, float(view.running[-1][a, b]), float(view.running[-1][i, j]), view.measure
+        captions.pair_caption(
+            src,
+            tgt,
+            float(view.running[-1][a, b]),
+            view.measure,
+            default=(a, b) == (i, j),
+            worst=float(view.running[-1][i, j]),
         )
     )
 
@@ -156,7 +201,7 @@ def pair_tab(view: data.RunView, vc: ViewControls) -> None:
 # ----------------------------------------------------------------------------- groups over time
 
 
-def timeline_tab(view: data.RunView, vc: ViewControls, gc: GroupControls) -> None:
+def timeline_tab(view: data.RunView, vc: ViewControls, gc: GroupControls, shown=None) -> None:
     """The grouping at every logged step of the smoothed matrices, with its change points."""
     if gc.method == "none":
         st.info("Pick a grouping method to see how the groups change over training.")
@@ -176,13 +221,19 @@ def timeline_tab(view: data.RunView, vc: ViewControls, gc: GroupControls) -> Non
         return
     fig = timeline.group_timeline(
         tl.steps,
-        tl.labels,
+        tl.groupings,
         view.tasks,
         order=view.order,
         changes=tl.change_steps,
+        colours=group_colours(shown, *tl.groupings),
+        current_step=int(view.steps[vc.step_idx]),
         title="Group of each task over training (colour = group)",
     )
-    chart_with_export(fig, "group_timeline", "explore_timeline")
+    chart_with_export(
+        fig,
+        captions.export_name(f"run{view.run_id}", view.measure, "groups", gc.method),
+        "explore_timeline",
+    )
     st.caption(
         words.timeline_caption(
             vc.series_smoothing, vc.window, vc.beta, tl.change_steps, len(tl.steps), len(view.steps)

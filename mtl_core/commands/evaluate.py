@@ -58,8 +58,26 @@ def add_parser(sub) -> None:
         default=None,
         help="local worker processes (default: min(4, CPUs)); 0 = in-process",
     )
+    _add_executor_options(p)
     p.add_argument("--out", required=True, help="report file: .json (full) or .csv (rows)")
     p.set_defaults(func=run)
+
+
+def _add_executor_options(p: argparse.ArgumentParser) -> None:
+    """``--executor local|ray`` and ``--ray-address`` (see docs/cluster.md)."""
+    p.add_argument(
+        "--executor",
+        choices=("local", "ray"),
+        default="local",
+        help="where the training runs execute: local processes (default) or a Ray cluster",
+    )
+    p.add_argument(
+        "--ray-address",
+        default=None,
+        metavar="HOST:PORT",
+        help="the Ray head to use with --executor ray (default: $RAY_ADDRESS, else a Ray "
+        "instance started on this machine)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -81,6 +99,9 @@ def run(args: argparse.Namespace) -> int:
     workers = args.workers if args.workers is not None else default_workers()
     if workers < 0:
         raise LabError(f"--workers must be >= 0, got {workers}")
+    if args.ray_address and args.executor != "ray":
+        raise LabError("--ray-address needs --executor ray")
+    on_ray = args.executor == "ray"
     spec = EvalSpec.for_scenario(
         args.scenario,
         parse_sets(args.sets),
@@ -95,14 +116,19 @@ def run(args: argparse.Namespace) -> int:
         allow_singletons=args.allow_singletons,
         batch_size=args.batch_size,
         device=args.device,
-        threads=threads_per_worker(workers),
+        threads=1 if on_ray else threads_per_worker(workers),
     )
     spec.check()
 
     def progress(msg: str) -> None:
         print(msg, file=sys.stderr, flush=True)
 
-    if workers == 0:
+    if on_ray:
+        from mtl_core.experiments.ray_executor import RayExecutor
+
+        with RayExecutor(args.ray_address) as ex:  # one CPU (and thread) per run
+            report = evaluate(spec, ex, on_progress=progress)
+    elif workers == 0:
         report = evaluate(spec, SerialExecutor(), on_progress=progress)
     else:
         with LocalProcessExecutor(workers) as ex:

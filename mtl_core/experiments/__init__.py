@@ -3,7 +3,9 @@
 - :mod:`.spec` - :class:`EvalSpec`, what to evaluate, and the approaches compared;
 - :mod:`.jobs` - one training run as plain data (:class:`TrainJob`) and its execution;
 - :mod:`.executors` - where runs execute: in-process, local processes, or any
-  ``concurrent.futures.Executor``;
+  ``concurrent.futures.Executor``; a failed job as :class:`JobFailure`;
+- :mod:`.ray_executor` - :class:`RayExecutor`, the jobs as Ray tasks on a cluster (Ray is
+  imported only when it connects);
 - :mod:`.candidates` - exhaustive training of every candidate group;
 - :mod:`.ground_truth` - :func:`evaluate`, in named phases;
 - :mod:`.report` - summaries, the table, the report file;
@@ -23,12 +25,14 @@ from mtl_core.experiments.candidates import CandidateNetworks, candidate_jobs
 from mtl_core.experiments.executors import (
     Executor,
     JobExecutor,
+    JobFailure,
     LocalProcessExecutor,
     SerialExecutor,
     map_jobs,
 )
 from mtl_core.experiments.ground_truth import evaluate
 from mtl_core.experiments.jobs import JobResult, TrainJob, capacity_matched, run_job
+from mtl_core.experiments.ray_executor import RayExecutor
 from mtl_core.experiments.report import format_report, report_rows, summarize, write_report
 from mtl_core.experiments.spec import (
     APPROACHES,
@@ -45,8 +49,10 @@ __all__ = [
     "EvalSpec",
     "Executor",
     "JobExecutor",
+    "JobFailure",
     "JobResult",
     "LocalProcessExecutor",
+    "RayExecutor",
     "SerialExecutor",
     "TrainJob",
     "candidate_jobs",

@@ -12,7 +12,9 @@ The job folder holds ``spec.json`` (what to run), ``status.json`` (written atomi
 every progress line and at the end), ``report.json`` (the report, when done) and ``log.txt``
 (the process's stderr, e.g. a traceback). The process runs in its own session, so it outlives
 the app's script runs; it is owned by the process that started it and stops (with its
-workers) within a second once that process is gone (:func:`_stop_with_parent`).
+workers) within a second once that process is gone (:func:`_stop_with_parent`). With
+``$MTL_LAB_RAY_ADDRESS`` set (the app's runs go to a Ray cluster), the evaluation's training
+runs go there too (:class:`.ray_executor.RayExecutor`, one CPU per torch thread of a run).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from mtl_core.cluster import runner_ray_address
 from mtl_core.errors import LabError
 from mtl_core.experiments.executors import LocalProcessExecutor, SerialExecutor
 from mtl_core.experiments.ground_truth import evaluate
@@ -173,7 +176,13 @@ def main(argv: list[str] | None = None) -> int:
         write_json(path / STATUS_FILE, {"status": "running", "message": msg})
 
     try:
-        if workers > 0:
+        address = runner_ray_address()
+        if address:
+            from mtl_core.experiments.ray_executor import RayExecutor
+
+            with RayExecutor(address, num_cpus=max(1, spec.threads)) as ex:
+                report = evaluate(spec, ex, on_progress=progress)
+        elif workers > 0:
             with LocalProcessExecutor(workers) as ex:
                 report = evaluate(spec, ex, on_progress=progress)
         else:

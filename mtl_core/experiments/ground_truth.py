@@ -18,6 +18,11 @@ compute seconds it took (sum of its training runs, so independent of how many wo
 parallel), and the Spearman rank correlation between TAG's predicted grouping value and the
 measured loss. Every training run goes through an executor (:mod:`.executors`). This module
 imports no torch; the jobs import it inside the workers.
+
+A training run that fails does not stop the sweep: its progress line and the report's
+``failures`` say why, and what depends on it is left out (a seed whose co-training failed
+has no TAG groups; a seed with a failed candidate no exhaustive best). Only when every run
+of a phase fails (a setting that cannot train) does :func:`evaluate` raise.
 """
 
 from __future__ import annotations
@@ -29,8 +34,9 @@ from typing import Any
 
 import numpy as np
 
+from mtl_core.errors import LabError
 from mtl_core.experiments.candidates import CandidateNetworks, candidate_jobs
-from mtl_core.experiments.executors import Executor, SerialExecutor, map_jobs
+from mtl_core.experiments.executors import Executor, JobFailure, SerialExecutor, map_jobs
 from mtl_core.experiments.jobs import JobResult, TrainJob, run_job
 from mtl_core.experiments.report import summarize
 from mtl_core.experiments.spec import EvalSpec
@@ -44,11 +50,12 @@ Say = Callable[[str], None]
 @dataclass
 class JobBook:
     """Training jobs keyed by ``(kind, seed, index)``, run as one batch; results are read
-    back by the same key."""
+    back by the same key (:meth:`get` is None for a job that failed, see ``failures``)."""
 
     jobs: list[TrainJob] = field(default_factory=list)
     keys: dict[Key, int] = field(default_factory=dict)
-    results: list[JobResult] = field(default_factory=list)
+    results: list[JobResult | JobFailure] = field(default_factory=list)
+    failures: list[JobFailure] = field(default_factory=list)
 
     def add(self, key: Key, job: TrainJob) -> None:
         """Add a job under ``key``."""
@@ -56,19 +63,41 @@ class JobBook:
         self.jobs.append(job)
 
     def run(self, executor: Executor, phase: str, say: Say) -> None:
-        """Run every job with ``executor``, reporting ``[phase i/N] label (s)`` as each ends."""
-        say(f"{phase}: {len(self.jobs)} training runs")
+        """Run every job with ``executor``, reporting ``[phase i/N] label (s)`` (or ``label
+        failed: reason``) as each ends. A failed job does not stop the others; LabError when
+        every job failed (nothing to compare)."""
+        n = len(self.jobs)
+        say(f"{phase}: {n} training runs")
         count = 0
 
-        def done(i: int, r: JobResult) -> None:
+        def done(i: int, r: JobResult | JobFailure) -> None:
             nonlocal count
             count += 1
-            say(f"[{phase} {count}/{len(self.jobs)}] {r.label} ({r.seconds:.1f} s)")
+            if isinstance(r, JobFailure):
+                say(f"[{phase} {count}/{n}] {self.jobs[i].label} failed: {r.reason}")
+            else:
+                say(f"[{phase} {count}/{n}] {r.label} ({r.seconds:.1f} s)")
 
-        self.results = map_jobs(executor, run_job, self.jobs, on_done=done)
+        self.results = map_jobs(executor, run_job, self.jobs, on_done=done, keep_going=True)
+        self.failures = []
+        for job, r in zip(self.jobs, self.results):
+            if isinstance(r, JobFailure):  # named by the job (a crashed worker knows no label)
+                self.failures.append(JobFailure(job.label, r.reason, r.detail))
+        if n and len(self.failures) == n:
+            raise LabError(
+                f"{phase}: all {n} training runs failed; the first: {self.failures[0].reason}"
+            )
+
+    def get(self, key: Key) -> JobResult | None:
+        """The result under ``key``; None when that job failed."""
+        r = self.results[self.keys[key]]
+        return None if isinstance(r, JobFailure) else r
 
     def __getitem__(self, key: Key) -> JobResult:
-        return self.results[self.keys[key]]
+        r = self.get(key)
+        if r is None:
+            raise KeyError(f"training run {key} failed")
+        return r
 
 
 @dataclass
@@ -128,22 +157,31 @@ def plan_phase1(spec: EvalSpec) -> Phase1:
 
 
 def select_tag_groups(spec: EvalSpec, book: JobBook) -> TagSelection:
-    """TAG's exact selection of at most k groups on each seed's co-training affinity."""
+    """TAG's exact selection of at most k groups on each seed's co-training affinity (seeds
+    whose co-training failed are left out; LabError when every one failed)."""
     sel = TagSelection()
     for s in range(spec.seeds):
-        A = np.asarray(book[("cotrain", s, 0)].affinity["lookahead"])
+        co = book.get(("cotrain", s, 0))
+        if co is None:
+            continue
+        A = np.asarray(co.affinity["lookahead"])
         sel.affinity[s] = A
         t0 = time.perf_counter()
         grouper = TAGGrouper(spec.k, allow_singletons=spec.allow_singletons)
         sel.groups[s] = grouper.fit(A, list(spec.tasks)).groups_
         sel.seconds[s] = time.perf_counter() - t0
+    if not sel.groups:
+        raise LabError(
+            "every co-training run failed, so TAG has no affinity to group on; "
+            "see the failures above"
+        )
     return sel
 
 
 def plan_phase2(spec: EvalSpec, sel: TagSelection) -> JobBook:
     """The TAG groups and the capacity-matched together network of each seed."""
     book = JobBook()
-    for s in range(spec.seeds):
+    for s in sorted(sel.groups):
         book.add(("tag", s, 0), _job(spec, f"tag/seed{s}", "groups", s, groups=sel.groups[s]))
         lab = f"together_capacity/seed{s}"
         match = tuple(tuple(sorted(g)) for g in sel.groups[s])
@@ -180,11 +218,12 @@ class RunRecords:
         """Record one run: its grouping, TAG's predicted value for it on the seed's
         affinity, per-task and total test loss, compute seconds and parameter count."""
         tasks = self.tasks
+        A = self.affinity.get(seed)
         rec = {
             "approach": approach,
             "seed": seed,
             "grouping": [sorted(g, key=tasks.index) for g in grouping],
-            "predicted_value": tag_value(self.affinity[seed], tasks, grouping),
+            "predicted_value": None if A is None else tag_value(A, tasks, grouping),
             "test_loss": {t: float(test[t]) for t in tasks},
             "total_test_loss": float(sum(test[t] for t in tasks)),
             "seconds": float(seconds),
@@ -198,48 +237,60 @@ class RunRecords:
 def record_seed(
     spec: EvalSpec, s: int, phase1: Phase1, phase2: JobBook, sel: TagSelection, records: RunRecords
 ) -> None:
-    """Record seed ``s``'s TAG, together, capacity-matched, single and random runs."""
+    """Record seed ``s``'s TAG, together, capacity-matched, single and random runs (those
+    that trained: a failed run, or TAG's runs of a seed whose co-training failed, have no
+    record)."""
     book = phase1.book
-    co, tag = book[("cotrain", s, 0)], phase2[("tag", s, 0)]
-    cap = phase2[("together_capacity", s, 0)]
-    records.add(
-        "tag",
-        s,
-        sel.groups[s],
-        tag.test,
-        co.seconds + sel.seconds[s] + tag.seconds,
-        tag.parameters,
-        breakdown={"cotrain": co.seconds, "select": sel.seconds[s], "train": tag.seconds},
-    )
     together: Grouping = (frozenset(spec.tasks),)
-    r = book[("together", s, 0)]
-    records.add("together", s, together, r.test, r.seconds, r.parameters)
-    records.add(
-        "together_capacity",
-        s,
-        together,
-        cap.test,
-        cap.seconds,
-        cap.parameters,
-        hidden=list(cap.hidden),
-    )
-    r = book[("single", s, 0)]
-    records.add(
-        "single", s, canonical_grouping([t] for t in spec.tasks), r.test, r.seconds, r.parameters
-    )
+    if s in sel.groups:
+        co = book[("cotrain", s, 0)]
+        tag, cap = phase2.get(("tag", s, 0)), phase2.get(("together_capacity", s, 0))
+        if tag is not None:
+            records.add(
+                "tag",
+                s,
+                sel.groups[s],
+                tag.test,
+                co.seconds + sel.seconds[s] + tag.seconds,
+                tag.parameters,
+                breakdown={"cotrain": co.seconds, "select": sel.seconds[s], "train": tag.seconds},
+            )
+        if cap is not None:
+            records.add(
+                "together_capacity",
+                s,
+                together,
+                cap.test,
+                cap.seconds,
+                cap.parameters,
+                hidden=list(cap.hidden),
+            )
+    if (r := book.get(("together", s, 0))) is not None:
+        records.add("together", s, together, r.test, r.seconds, r.parameters)
+    if (r := book.get(("single", s, 0))) is not None:
+        records.add(
+            "single",
+            s,
+            canonical_grouping([t] for t in spec.tasks),
+            r.test,
+            r.seconds,
+            r.parameters,
+        )
     for i in range(spec.random_groupings):
-        r = book[("random", s, i)]
-        records.add("random", s, phase1.random[(s, i)], r.test, r.seconds, r.parameters)
+        if (r := book.get(("random", s, i))) is not None:
+            records.add("random", s, phase1.random[(s, i)], r.test, r.seconds, r.parameters)
 
 
 def record_exhaustive(
     spec: EvalSpec, s: int, phase1: Phase1, sel: TagSelection, records: RunRecords
 ) -> float | None:
     """Record seed ``s``'s exhaustive best grouping (and TAG's groups served by the same
-    candidate networks); returns the Spearman correlation over every partition."""
-    nets = CandidateNetworks.collect(
-        spec.tasks, [(masks, phase1.book[key]) for masks, key in phase1.candidates[s]]
-    )
+    candidate networks); returns the Spearman correlation over every partition. Nothing is
+    recorded (None) when one of the seed's candidate runs failed."""
+    trained = [(masks, phase1.book.get(key)) for masks, key in phase1.candidates[s]]
+    if any(r is None for _, r in trained):
+        return None
+    nets = CandidateNetworks.collect(spec.tasks, trained)
     best, select_s = nets.best(spec.k, spec.min_group_size)
     _, per_task = nets.served(best)
     rec = records.add(
@@ -252,6 +303,8 @@ def record_exhaustive(
         candidates=len(nets.val),
         runs=nets.runs,
     )
+    if s not in sel.groups:
+        return None
     rec["tag_from_candidates"] = nets.served(sel.groups[s])[0]
     return nets.rank_correlation(sel.affinity[s], spec.k, spec.min_group_size)
 
@@ -265,7 +318,9 @@ def evaluate(
 
     ``executor``: a :class:`.executors.JobExecutor` or any ``concurrent.futures.Executor``
     (default: in-process, one run after another). ``on_progress(message)`` gets one line per
-    phase and per finished run. Raises LabError for a spec that cannot work (before training).
+    phase and per finished (or failed) run. A failed run is listed in the report's
+    ``failures`` and the sweep goes on. Raises LabError for a spec that cannot work (before
+    training), or when every run of a phase (or every co-training run) failed.
     """
     spec.check()
     ex = executor if executor is not None else SerialExecutor()
@@ -281,7 +336,12 @@ def evaluate(
         record_seed(spec, s, phase1, phase2, sel, records)
         if spec.exhaustive:
             rank.append(record_exhaustive(spec, s, phase1, sel, records))
-    return summarize(spec, records.runs, sel.affinity, rank)
+    failures = [
+        {"phase": phase, "label": f.label, "reason": f.reason}
+        for phase, book in (("phase 1", phase1.book), ("phase 2", phase2))
+        for f in book.failures
+    ]
+    return summarize(spec, records.runs, sel.affinity, rank, failures)
 
 
 __all__ = [

@@ -42,15 +42,20 @@ def summarize(
     runs: list[dict[str, Any]],
     affinity: dict[int, np.ndarray],
     exhaustive_rank: list[float | None],
+    failures: list[dict[str, str]] | None = None,
 ) -> dict[str, Any]:
     """The JSON-ready report from the per-run records (see :func:`format_report`).
 
     ``affinity[seed]``: the co-training's mean lookahead matrix ``(n, n)``, rows = source;
-    ``exhaustive_rank``: per seed, the Spearman correlation over every partition (or None).
+    ``exhaustive_rank``: per seed, the Spearman correlation over every partition (or None);
+    ``failures``: the training runs that failed, ``{"phase", "label", "reason"}``.
     """
     approaches = _approach_summaries(list(spec.tasks), runs)
-    # Rank correlation over every trained grouping (capacity-matched shares together's).
-    pts = [r for r in runs if r["approach"] != "together_capacity"]
+    # Rank correlation over every trained grouping (capacity-matched shares together's);
+    # runs of a seed without co-training affinity have no predicted value.
+    pts = [
+        r for r in runs if r["approach"] != "together_capacity" and r["predicted_value"] is not None
+    ]
     rho = spearman([r["predicted_value"] for r in pts], [r["total_test_loss"] for r in pts])
     valid_rank = [x for x in exhaustive_rank if x is not None]
     return {
@@ -72,6 +77,7 @@ def summarize(
         },
         "affinity": {str(s): A.tolist() for s, A in affinity.items()},
         "runs": runs,
+        "failures": list(failures or []),
     }
 
 
@@ -95,20 +101,26 @@ def _approach_summaries(tasks: list[str], runs: list[dict[str, Any]]) -> dict[st
 
 
 def _comparison(approaches: dict[str, Any], runs: list[dict[str, Any]]) -> dict[str, Any]:
-    """Relative total test loss of TAG against each baseline (positive = TAG lower)."""
+    """Relative total test loss of TAG against each baseline (positive = TAG lower); a
+    baseline whose runs all failed has no entry."""
     loss = {k: v["total_test_loss"]["mean"] for k, v in approaches.items()}
-    out: dict[str, Any] = {
-        "tag_vs_together": 1.0 - loss["tag"] / loss["together"],
-        "tag_vs_together_capacity": 1.0 - loss["tag"] / loss["together_capacity"],
-        "tag_vs_single": 1.0 - loss["tag"] / loss["single"],
-    }
-    if "random" in loss:
-        out["tag_vs_random"] = 1.0 - loss["tag"] / loss["random"]
+    out: dict[str, Any] = {}
+    if "tag" not in loss:
+        return out
+    for base in ("together", "together_capacity", "single", "random"):
+        if base in loss:
+            out[f"tag_vs_{base}"] = 1.0 - loss["tag"] / loss[base]
     if "exhaustive" in loss:
-        ex = [r for r in runs if r["approach"] == "exhaustive"]
-        tag_cand = float(np.mean([r["tag_from_candidates"] for r in ex]))
+        cand = [
+            r["tag_from_candidates"]
+            for r in runs
+            if r["approach"] == "exhaustive" and "tag_from_candidates" in r
+        ]
         out["tag_over_exhaustive"] = loss["tag"] / loss["exhaustive"] - 1.0
-        out["tag_from_candidates_over_exhaustive"] = tag_cand / loss["exhaustive"] - 1.0
+        if cand:
+            out["tag_from_candidates_over_exhaustive"] = (
+                float(np.mean(cand)) / loss["exhaustive"] - 1.0
+            )
         out["tag_time_fraction_of_exhaustive"] = (
             approaches["tag"]["seconds"]["mean"] / approaches["exhaustive"]["seconds"]["mean"]
         )
@@ -130,15 +142,18 @@ def format_report(report: dict[str, Any]) -> str:
         f"{'compute s':>16}{'pred. value':>13}"
     )
     lines += [head, "-" * len(head)]
-    base = report["approaches"]["together"]["total_test_loss"]["mean"]
+    together = report["approaches"].get("together")
+    base = together["total_test_loss"]["mean"] if together else None
     for key, a in report["approaches"].items():
         tl, sec = a["total_test_loss"], a["seconds"]
         name = a["name"] + (f" (x{a['runs']})" if key == "random" else "")
         params = f"{a['parameters']['mean']:.0f}" if a["parameters"]["mean"] else "-"
+        vs = f"{(tl['mean'] / base - 1) * 100:>+12.1f}%" if base else f"{'-':>13}"
+        pred = a["predicted_value"]["mean"]
         lines.append(
-            f"{name:<28}{tl['mean']:>12.4f} ± {tl['std']:<7.4f}"
-            f"{(tl['mean'] / base - 1) * 100:>+12.1f}%{params:>9}"
-            f"{sec['mean']:>9.1f} ± {sec['std']:<4.1f}{a['predicted_value']['mean']:>13.4f}"
+            f"{name:<28}{tl['mean']:>12.4f} ± {tl['std']:<7.4f}{vs}{params:>9}"
+            f"{sec['mean']:>9.1f} ± {sec['std']:<4.1f}"
+            + (f"{pred:>13.4f}" if pred is not None else f"{'-':>13}")
         )
     lines.append("")
     for key in ("tag", "exhaustive"):
@@ -147,20 +162,38 @@ def format_report(report: dict[str, Any]) -> str:
             lines.append(
                 f"{APPROACHES[key]} (seed 0): " + "  ".join("{" + ",".join(x) + "}" for x in g)
             )
-    return "\n".join(lines + _headlines(report["comparison"], report["spearman"]))
+    return "\n".join(
+        lines
+        + _headlines(report["comparison"], report["spearman"])
+        + _failure_lines(report.get("failures") or [])
+    )
+
+
+def _failure_lines(failures: list[dict[str, str]]) -> list[str]:
+    if not failures:
+        return []
+    lines = ["", f"{len(failures)} training run(s) failed and are left out:"]
+    return lines + [f"  {f['label']}: {f['reason']}" for f in failures]
 
 
 def _headlines(c: dict[str, Any], sp: dict[str, Any]) -> list[str]:
-    lines = [
-        f"TAG vs all together: {c['tag_vs_together'] * 100:.1f}% lower total test loss "
-        f"({'meets' if c['tag_vs_together'] >= 0.10 else 'misses'} the 10% target)"
-    ]
+    lines = []
+    if "tag_vs_together" in c:
+        lines.append(
+            f"TAG vs all together: {c['tag_vs_together'] * 100:.1f}% lower total test loss "
+            f"({'meets' if c['tag_vs_together'] >= 0.10 else 'misses'} the 10% target)"
+        )
     if "tag_over_exhaustive" in c:
         lines.append(
             f"TAG vs exhaustive best: {c['tag_over_exhaustive'] * 100:+.1f}% loss "
             f"({'within' if c['tag_over_exhaustive'] <= 0.02 else 'outside'} 2%); "
-            f"on the same candidate networks {c['tag_from_candidates_over_exhaustive'] * 100:+.1f}%"
-            f"; TAG took {c['tag_time_fraction_of_exhaustive'] * 100:.0f}% of exhaustive's time"
+            + (
+                f"on the same candidate networks "
+                f"{c['tag_from_candidates_over_exhaustive'] * 100:+.1f}%; "
+                if "tag_from_candidates_over_exhaustive" in c
+                else ""
+            )
+            + f"TAG took {c['tag_time_fraction_of_exhaustive'] * 100:.0f}% of exhaustive's time"
         )
     if sp["predicted_value_vs_test_loss"] is not None:
         lines.append(

@@ -23,6 +23,10 @@ therefore pick up where another left off: a fresh Runner marks runs whose worker
 Outcomes: a loss that becomes NaN/inf -> ``failed`` with the reason; an exception in the worker
 -> ``failed`` with its message; a worker that dies (e.g. SIGKILL) -> ``interrupted`` when the
 runner notices; ``cancel`` -> ``cancelled``. Steps logged before stay in the store in every case.
+
+On a Ray cluster (``ray_address``, or ``$MTL_LAB_RAY_ADDRESS``) the runs train in Ray tasks
+instead of local processes and stream their steps back to this runner, which writes them
+(:mod:`mtl_core.runner.ray_backend`); everything above holds the same.
 """
 
 from __future__ import annotations
@@ -72,6 +76,10 @@ class Runner:
     start : start the supervisor thread now (else call :meth:`start`, or drive :meth:`tick`).
     limits : what one submitted run may ask for and each owner's queue quota
         (:class:`~mtl_core.limits.Limits`; default none: the command line's own machine).
+    ray_address : train on the Ray cluster at this address (``HOST:PORT`` or ``auto``)
+        instead of in local processes; None = ``$MTL_LAB_RAY_ADDRESS`` when set, "" = local.
+        On Ray, ``max_workers`` defaults to the cluster's CPUs and ``warm`` is not used.
+        LabError when Ray is missing or the cluster cannot be reached.
 
     Thread-safe: one Runner may serve many Streamlit sessions.
     """
@@ -89,6 +97,7 @@ class Runner:
         nice: int = 0,
         start: bool = True,
         limits: Limits | None = None,
+        ray_address: str | None = None,
     ) -> None:
         if getattr(mp.current_process(), "_inheriting", False):
             # a spawned worker is re-importing a main script that builds a Runner at import
@@ -97,10 +106,14 @@ class Runner:
                 "`if __name__ == '__main__':` in scripts (workers re-import the main module)"
             )
         self.store = store if isinstance(store, Store) else Store(store)
-        self.max_workers = int(max_workers) if max_workers else default_max_workers()
         self.train_ref = train_ref(train_fn)
         self.poll_s = float(poll_s)
         self.cancel_grace_s = float(cancel_grace_s)
+        self._ray = self._ray_backend(ray_address)
+        if max_workers:
+            self.max_workers = int(max_workers)
+        else:
+            self.max_workers = self._ray.slots() if self._ray else default_max_workers()
         self.warm = max(0, int(warm))
         self.preload = tuple(preload)
         self.nice = max(0, int(nice))
@@ -169,6 +182,20 @@ class Runner:
         self.store.request_cancel(run_id, actor=actor)
         self._wake.set()
         return self.store.get_run(run_id)
+
+    @property
+    def on_ray(self) -> bool:
+        """Whether runs train on a Ray cluster (else in local worker processes)."""
+        return self._ray is not None
+
+    def worker_location(self, run_id: int) -> tuple[str, int] | None:
+        """``(host, pid)`` of the process training ``run_id`` (a Ray worker or a local
+        process) while this runner runs it; None otherwise."""
+        with self._lock:
+            if self._ray is not None:
+                return self._ray.where(run_id)
+            proc = self._procs.get(run_id)
+            return (socket.gethostname(), proc.pid) if proc is not None else None
 
     def standby_pids(self) -> list[int]:
         """Process ids of the standby workers waiting for a run (see ``warm``)."""
@@ -252,6 +279,8 @@ class Runner:
         if not interrupt_running:
             return
         with self._lock:
+            if self._ray is not None:
+                self._ray.shutdown()
             for rid, proc in list(self._procs.items()):
                 if proc.is_alive() and self.store.get_run(rid).status != "running":
                     proc.join(timeout)  # it has recorded its outcome and is exiting
@@ -271,11 +300,14 @@ class Runner:
         """One supervisor pass: reap dead workers, enforce cancels, recover, launch queued."""
         with self._lock:
             self._reap()
+            if self._ray is not None:
+                self._ray.pump()  # steps streamed from the cluster, outcomes, cancels
             self._enforce_cancels()
             if time.monotonic() - self._last_recover > 2.0:
                 self.recover()
             self._launch()
-            self._keep_standbys()
+            if self._ray is None:
+                self._keep_standbys()
 
     def recover(self) -> list[int]:
         """Mark ``running`` runs on this machine whose worker (or claiming runner) is gone as
@@ -323,6 +355,9 @@ class Runner:
             rid = self.store.claim_queued(self.max_workers, runner_pid=os.getpid())
             if rid is None:
                 return
+            if self._ray is not None:
+                self._ray.launch(rid)
+                continue
             job = (str(self.store.path), rid, self.train_ref, self.max_workers, self.nice)
             proc = self._hand_to_standby(job)
             if proc is None:
@@ -429,6 +464,19 @@ class Runner:
                 proc.kill()
             elif waited > self.cancel_grace_s:
                 proc.terminate()
+
+    def _ray_backend(self, address: str | None) -> Any:
+        """The Ray backend for ``address`` (None: ``$MTL_LAB_RAY_ADDRESS``), or None for
+        local processes. Ray is imported only here, only when an address is set."""
+        if address is None:
+            from mtl_core.cluster import runner_ray_address
+
+            address = runner_ray_address()
+        if not address:
+            return None
+        from mtl_core.runner.ray_backend import RayBackend
+
+        return RayBackend(self.store, address, self.train_ref, cancel_grace_s=self.cancel_grace_s)
 
     @staticmethod
     def _safe(fn: Callable[[], Any]) -> None:

@@ -28,7 +28,7 @@ TrainRef = str  # "module:function"
 DEFAULT_TRAIN = "mtl_core.training:train"
 
 
-class _Cancelled(BaseException):
+class Cancelled(BaseException):
     """Raised from ``on_step`` to stop training; a BaseException so that a training loop's
     ``except Exception`` cannot swallow it."""
 
@@ -37,7 +37,7 @@ class _Terminated(BaseException):
     """SIGTERM in a worker: a cancel that took too long, or the lab shutting down."""
 
 
-class _Rate:
+class Rate:
     """Steps per second over the last ~50 steps (startup time does not count)."""
 
     def __init__(self) -> None:
@@ -89,7 +89,7 @@ def worker_main(
     try:
         _train_run(store, run_id, train_ref)
         store.set_status(run_id, "finished", only_from=("running",))
-    except _Cancelled:
+    except Cancelled:
         store.set_status(run_id, "cancelled", only_from=("running",), error="cancelled by the user")
     except _Terminated:
         if store.get_run(run_id).cancel_requested:
@@ -132,31 +132,35 @@ def _train_run(store: Store, run_id: int, ref: TrainRef) -> None:
     store.set_worker(run_id, os.getpid())
     info = store.get_run(run_id)
     if store.cancel_requested(run_id):
-        raise _Cancelled
+        raise Cancelled
     train = resolve(ref)
     cfg = RunConfig.from_dict(info.config)
-    rate = _Rate()
+    rate = Rate()
 
     def on_step(event: Any) -> None:
-        bad = [t for t, v in event.train_loss.items() if not math.isfinite(v)]
-        if bad:
-            what = "NaN" if math.isnan(event.train_loss[bad[0]]) else "infinite"
-            raise DivergedError(
-                f"loss became {what} at step {event.step} on task {bad[0]}; "
-                "try a smaller learning rate"
-            )
+        check_finite(event)
         if event.step == 1 and getattr(event, "task_types", None):
             # task types known from the first step, so live views can show them
             store.set_tasks(run_id, list(event.tasks), dict(zip(event.tasks, event.task_types)))
         store.append_step(run_id, event, steps_per_s=rate.update(int(event.step)))
         if store.cancel_requested(run_id):
-            raise _Cancelled
+            raise Cancelled
 
     result = train(cfg, on_step)
     tasks, types = getattr(result, "tasks", None), getattr(result, "task_types", None)
     if tasks and types:
         tmap = dict(types) if isinstance(types, dict) else dict(zip(tasks, types))
         store.set_tasks(run_id, list(tasks), {str(k): str(v) for k, v in tmap.items()})
+
+
+def check_finite(event: Any) -> None:
+    """Raise DivergedError (the step and the task) when a training loss is NaN or infinite."""
+    bad = [t for t, v in event.train_loss.items() if not math.isfinite(v)]
+    if bad:
+        what = "NaN" if math.isnan(event.train_loss[bad[0]]) else "infinite"
+        raise DivergedError(
+            f"loss became {what} at step {event.step} on task {bad[0]}; try a smaller learning rate"
+        )
 
 
 def _raise_terminated(signum: int, frame: Any) -> None:
@@ -190,4 +194,14 @@ def resolve(ref: TrainRef) -> Callable[..., Any]:
     return obj
 
 
-__all__ = ["DEFAULT_TRAIN", "TrainRef", "resolve", "standby_main", "train_ref", "worker_main"]
+__all__ = [
+    "DEFAULT_TRAIN",
+    "Cancelled",
+    "Rate",
+    "TrainRef",
+    "check_finite",
+    "resolve",
+    "standby_main",
+    "train_ref",
+    "worker_main",
+]

@@ -1,4 +1,7 @@
-"""The background runner: real worker processes; finished, failed, cancelled, interrupted."""
+"""The background runner: real worker processes; finished, failed, cancelled, interrupted.
+
+Tests taking ``backend`` run twice: with local worker processes and on a local Ray cluster
+(the runs train in Ray tasks and stream their steps back to the runner, which writes them)."""
 
 from __future__ import annotations
 
@@ -25,13 +28,21 @@ def cfg(steps: int = 12, **knobs) -> RunConfig:
     return RunConfig(knobs=knobs, train=TrainConfig(steps=steps, eval_every=5, device="cpu"))
 
 
+@pytest.fixture(params=["local", pytest.param("ray", marks=pytest.mark.ray)])
+def backend(request) -> str:
+    """ "" = local worker processes, else the address of the session's Ray cluster."""
+    return request.getfixturevalue("ray_cluster") if request.param == "ray" else ""
+
+
 @pytest.fixture
-def make_runner(tmp_path):
+def make_runner(tmp_path, request):
     made = []
+    address = request.getfixturevalue("backend") if "backend" in request.fixturenames else ""
 
     def make(**kw) -> Runner:
         kw.setdefault("train_fn", fake_train)
         kw.setdefault("poll_s", 0.05)
+        kw.setdefault("ray_address", address)
         r = Runner(kw.pop("store", tmp_path / "store.sqlite"), **kw)
         made.append(r)
         return r
@@ -48,7 +59,7 @@ def wait_for(pred, timeout: float = 60.0) -> None:
         time.sleep(0.02)
 
 
-def test_outcomes_from_several_threads(make_runner):
+def test_outcomes_from_several_threads(make_runner, backend):
     runner = make_runner(max_workers=3)
     configs = {
         "ok": cfg(),
@@ -94,7 +105,7 @@ def test_outcomes_from_several_threads(make_runner):
     assert [r.id for r in runner.list()] == sorted(ids.values())
 
 
-def test_queue_and_cancel(make_runner):
+def test_queue_and_cancel(make_runner, backend):
     runner = make_runner(max_workers=1, cancel_grace_s=5)
     slow = runner.submit(cfg(steps=5000, sleep=0.01))
     waiting = runner.submit(cfg())
@@ -110,7 +121,7 @@ def test_queue_and_cancel(make_runner):
     assert runner.cancel(slow).status == "cancelled"  # cancelling again changes nothing
 
 
-def test_stuck_worker_is_terminated_after_the_grace_period(make_runner):
+def test_stuck_worker_is_terminated_after_the_grace_period(make_runner, backend):
     runner = make_runner(cancel_grace_s=0.5)
     rid = runner.submit(cfg(steps=10, stall_at=3))
     wait_for(lambda: runner.status(rid).steps_done >= 2)
@@ -120,16 +131,22 @@ def test_stuck_worker_is_terminated_after_the_grace_period(make_runner):
     assert info.steps_done == 2
 
 
-def test_sigkilled_worker_is_interrupted(make_runner):
+def test_sigkilled_worker_is_interrupted(make_runner, backend):
     runner = make_runner()
+    assert runner.on_ray == bool(backend)
     rid = runner.submit(cfg(steps=5000, sleep=0.01))
     wait_for(lambda: runner.status(rid).steps_done >= 3)
-    os.kill(runner.status(rid).worker_pid, signal.SIGKILL)
-    info = runner.wait(rid, timeout=30)
-    assert info.status == "interrupted"
-    assert "SIGKILL" in info.error and "steps logged are kept" in info.error
+    host, pid = runner.worker_location(rid)
+    assert host == socket.gethostname() and pid != os.getpid()
+    if not backend:
+        assert pid == runner.status(rid).worker_pid
+    os.kill(pid, signal.SIGKILL)
+    info = runner.wait(rid, timeout=60)
+    assert info.status == "interrupted" and "steps logged are kept" in info.error
+    assert ("the Ray worker on " if backend else "was killed (SIGKILL)") in info.error
     steps, _, _ = runner.store.affinity_steps(rid)
     assert len(steps) == info.steps_done >= 3
+    assert runner.worker_location(rid) is None
 
 
 def dead_pid() -> int:
@@ -161,7 +178,7 @@ def test_restart_recovers_from_the_store(tmp_path, make_runner):
     store.set_status(external, "finished")
 
 
-def test_wait_without_supervisor_thread_and_timeout(make_runner):
+def test_wait_without_supervisor_thread_and_timeout(make_runner, backend):
     runner = make_runner(start=False)
     rid = runner.submit(cfg(steps=3))
     assert runner.wait(rid, timeout=60).status == "finished"  # wait() drives the queue itself
@@ -179,7 +196,7 @@ def test_train_fn_must_be_importable(tmp_path):
         Runner(tmp_path / "s.sqlite", train_fn="no_colon", start=False)
 
 
-def test_real_training_run_end_to_end(make_runner):
+def test_real_training_run_end_to_end(make_runner, backend):
     """The lab's own training through the runner, on a tiny config."""
     pytest.importorskip("torch")
     runner = make_runner(train_fn=None)

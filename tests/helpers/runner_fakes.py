@@ -118,3 +118,26 @@ def conc_reader(path: str, run_id: int, out: str) -> None:
             break
     with open(out, "w") as f:
         json.dump({"polls": polls, "distinct": len(set(seen)), "last": seen[-1]}, f)
+
+
+# ------------------------------------------------------------------ sweep jobs on Ray
+
+
+def job_fail_some(x: int) -> int:
+    """A sweep job: 3 raises a LabError, 4 kills its worker process, others give x * 10."""
+    import os
+
+    from mtl_core.errors import LabError
+
+    if x == 3:
+        raise LabError("three is not allowed")
+    if x == 4:
+        os._exit(9)
+    return x * 10
+
+
+def job_assigned(_: object) -> dict:
+    """A sweep job returning the resources Ray assigned to it."""
+    import ray
+
+    return dict(ray.get_runtime_context().get_assigned_resources())

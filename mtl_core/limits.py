@@ -105,6 +105,11 @@ def over(what: str, value: Any, limit: int) -> LabError:
     )
 
 
+def _count(value: Any) -> Any:
+    """A knob that is a count, or a list of names (the csv scenario's ``features``)."""
+    return len(value) if isinstance(value, (list, tuple)) else value
+
+
 def _at_most(what: str, value: Any, limit: int | None) -> None:
     if limit is not None and value is not None and int(value) > limit:
         raise over(what, value, limit)
@@ -132,7 +137,7 @@ def check_config(cfg: Any, limits: Limits) -> None:
     knobs = cfg.knobs or {}
     check_server_path(knobs, limits)
     _at_most("samples", knobs.get("samples"), limits.samples)
-    _at_most("features", knobs.get("features"), limits.features)
+    _at_most("features", _count(knobs.get("features")), limits.features)
 
 
 def check_evaluation(config: Mapping[str, Any], seeds: int, limits: Limits) -> None:
@@ -155,7 +160,7 @@ def check_evaluation(config: Mapping[str, Any], seeds: int, limits: Limits) -> N
         _at_most("seeds", int(seeds), limits.seeds)
         _at_most("tasks", task_count(knobs), limits.tasks)
         _at_most("samples", knobs.get("samples"), limits.samples)
-        _at_most("features", knobs.get("features"), limits.features)
+        _at_most("features", _count(knobs.get("features")), limits.features)
     except (TypeError, ValueError):
         raise LabError(
             "this run's stored config is not one the lab wrote (a number is not "
@@ -188,6 +193,13 @@ def check_server_path(knobs: Mapping[str, Any], limits: Limits) -> None:
             f"a table path must be inside this lab's data folder {folder} (data_folder in "
             f"{WHERE}); upload the table instead"
         )
+
+
+def check_table(rows: int, features: int, limits: Limits) -> None:
+    """Raise LabError when a table run trains on more rows (``samples``) or feature columns
+    (``features``) than ``limits`` allow."""
+    _at_most("table rows", rows, limits.samples)
+    _at_most("feature columns", features, limits.features)
 
 
 def task_count(knobs: Mapping[str, Any]) -> int | None:

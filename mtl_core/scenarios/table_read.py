@@ -72,7 +72,7 @@ def read_table_bytes(data: bytes, file_name: str, *, detail: bool = True) -> Tab
     except LabError as exc:
         if detail:
             raise
-        raise LabError(f"csv scenario: {file_name} {UNREADABLE}") from exc
+        raise LabError(f"csv scenario: {file_name} {UNREADABLE}") from None
     except RecursionError:
         raise LabError(f"csv scenario: {file_name} {UNREADABLE}") from None
     numeric: dict[str, np.ndarray] = {}

@@ -219,9 +219,21 @@ def test_the_worker_trains_on_an_uploaded_table(tmp_path):
         with pytest.raises(LabError, match="not uploaded by you"):
             runner.submit(cfg, owner="user:eve", limits=L.Limits())
         rid = runner.submit(cfg, owner="user:ann", limits=L.Limits())
+        # a server file (only the command line may name one) never reaches the run's error,
+        # which the queue shows to everyone
+        secret = tmp_path / "settings.py"
+        secret.write_text("API_TOKEN = s3cr3t\nDEBUG = 1,2\n" + "x,y\n" * 40)
+        leak = RunConfig.for_scenario("csv", {"path": str(secret), "targets": "x,API_TOKEN"})
+        with pytest.raises(LabError, match="command line only"):
+            runner.submit(leak, owner="user:eve", limits=L.Limits())
+        bad = runner.submit(leak, limits=L.Limits.none())
         info = check_finished(runner.wait(rid, timeout=300))
+        failed = runner.wait(bad, timeout=300)
     finally:
         runner.shutdown(timeout=5)
     assert info.tasks == ["Heating Load", "Cooling Load"] and info.steps_done == 4
+    assert failed.status == "failed" and failed.error
+    for run in runner.store.list_runs():
+        assert "s3cr3t" not in f"{run.error} {run.error_detail} {run.name} {run.config}"
     note = runner.store.get_note(rid, TABLE_NOTE)
     assert note["features"] == F19_FEATURES and list(note["left_out"]) == [""]

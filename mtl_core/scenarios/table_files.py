@@ -125,6 +125,22 @@ def table_bytes(ref: str, folder: Path | None = None) -> bytes:
         ) from None
 
 
+def payload(knobs: dict, folder: Path) -> dict[str, bytes]:
+    """``{ref: bytes}`` of the uploaded table a run's knobs name (empty for none): what a
+    worker on another machine needs (see :func:`materialize`)."""
+    ref = (knobs or {}).get("table")
+    return {str(ref): table_bytes(str(ref), folder)} if ref else {}
+
+
+def materialize(tables: dict[str, bytes], folder: Path) -> None:
+    """Write ``{ref: bytes}`` into ``folder`` and make it this process's tables folder
+    (a Ray worker, which may be on a machine without the store)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for ref, data in tables.items():
+        _atomic_write(folder / check_ref(ref), data)
+    os.environ[TABLES_ENV] = str(folder)
+
+
 def _owners_file(ref: str, folder: Path) -> Path:
     return folder / (ref.split(".", 1)[0] + ".owners")
 

@@ -69,7 +69,7 @@ def read_table_bytes(data: bytes, file_name: str, *, detail: bool = True) -> Tab
     try:
         with collecting() as report:
             cols, _ = parse_table(data, ext, file_name)
-    except LabError as exc:
+    except LabError:
         if detail:
             raise
         raise LabError(f"csv scenario: {file_name} {UNREADABLE}") from None

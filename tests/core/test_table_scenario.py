@@ -237,3 +237,26 @@ def test_the_worker_trains_on_an_uploaded_table(tmp_path):
         assert "s3cr3t" not in f"{run.error} {run.error_detail} {run.name} {run.config}"
     note = runner.store.get_note(rid, TABLE_NOTE)
     assert note["features"] == F19_FEATURES and list(note["left_out"]) == [""]
+
+
+@pytest.mark.ray
+def test_an_uploaded_table_travels_with_a_ray_task(tmp_path, ray_cluster):
+    """On Ray the node may not have the store's folder: the table's bytes go with the task."""
+    pytest.importorskip("torch")
+    from mtl_core.runner import Runner, check_finished
+
+    store_path = tmp_path / "store.sqlite"
+    ref = table_files.save_table(F19.read_bytes(), F19.name, None, tmp_path / "elsewhere")
+    # the store's own tables folder does not have it yet: launching says so, in one line
+    cfg = RunConfig.for_scenario(
+        "csv", {"table": ref, "targets": F19_TARGETS}, {"train.steps": 3, "train.device": "cpu"}
+    )
+    runner = Runner(store_path, poll_s=0.05, warm=0, ray_address=ray_cluster)
+    try:
+        missing = runner.wait(runner.submit(cfg), timeout=120)
+        table_files.save_table(F19.read_bytes(), F19.name, None, table_files.tables_dir(store_path))
+        info = check_finished(runner.wait(runner.submit(cfg), timeout=300))
+    finally:
+        runner.shutdown(timeout=5)
+    assert missing.status == "failed" and "no longer in the run store" in missing.error
+    assert info.tasks == ["Heating Load", "Cooling Load"] and info.steps_done == 3

@@ -103,7 +103,7 @@ def owners_of(ref: str, folder: Path | None = None) -> list[str]:
 def check_owner(knobs: dict, owner: str | None, folder: Path | None = None) -> None:
     """Raise LabError when a run owned by ``owner`` names an uploaded table (knob ``table``)
     that ``owner`` did not upload (``owner`` None, the command line, may use any)."""
-    ref = (knobs or {}).get("table")
+    ref = knobs.get("table") if isinstance(knobs, dict) else None
     if not ref or owner is None:
         return
     if owner not in owners_of(str(ref), folder):

@@ -89,3 +89,17 @@ def test_a_european_excel_table_reads_with_decimal_commas(tmp_path, monkeypatch)
     text = " ".join(shown(m.value) for m in at.markdown)
     assert "Features (2): 'Größe', 'Länge'" in text
     assert "regression" in text
+
+
+def test_explore_says_what_a_table_run_trained_on(tmp_path, monkeypatch):
+    from mtl_core.runner.worker import TABLE_NOTE
+    from tests.helpers.app_fixtures import seed_run
+
+    store = Store(tmp_path / "s.sqlite")
+    rid = seed_run(store, config={"scenario": "csv", "knobs": {"targets": ["t0", "t1"]}})
+    note = {"features": ["a", "<b>x</b>"], "left_out": {"": "a row index (unnamed)"}, "rows": 9}
+    store.save_note(rid, TABLE_NOTE, note)
+    at = open_app("explore", store.path, monkeypatch, query={"run": rid}).run()
+    assert not at.exception
+    text = " ".join(shown(c.value) for c in at.caption)
+    assert "Features (2): 'a', '<b>x</b>' · left out (1): (no name): a row index" in text

@@ -5,6 +5,7 @@ saved beside the store, content-addressed and owned by this session, and never a
 from __future__ import annotations
 
 import hashlib
+
 from mtl_core.scenarios import table_files
 from mtl_core.store import Store
 from tests.helpers.app_fixtures import open_app, shown

@@ -13,7 +13,9 @@ import re
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
+from mtl_core.runfile.jsontext import check_text
 from mtl_core.runfile.messages import Locate, fail, show
 
 #: A number written with a decimal comma (``0,1``, ``-1,5e-3``, ``1.234,5``), as European
@@ -172,3 +174,20 @@ def drop_blank_run(cols: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     if run is not None and all(v is None or (isinstance(v, str) and not v.strip()) for v in run):
         cols = {k: v for k, v in cols.items() if k != "run"}
     return cols
+
+
+def check_names(parsed: Any, name: str) -> None:
+    """Every name of a parsed run (tasks, runs, measures, splits, metrics, groupings) and
+    every text of its metadata is text a UTF-8 store can hold (no lone surrogates, which a
+    ``.npz`` string array can carry).
+
+    ``parsed``: a :class:`~mtl_core.runfile.model.ParsedRun`. Raises ``LabError``.
+    """
+    texts: list[Any] = [list(parsed.tasks), parsed.meta, parsed.task_types]
+    for frame, cols in (
+        (parsed.affinity, ("run", "measure", "source", "target")),
+        (parsed.metrics, ("run", "task", "split", "metric")),
+    ):
+        texts += [pd.unique(frame[c].to_numpy(dtype=object)).tolist() for c in cols]
+    texts.append(parsed.groupings["groups"].tolist())
+    check_text(texts, name)

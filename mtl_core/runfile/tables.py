@@ -29,7 +29,8 @@ import pandas as pd
 from mtl_core.errors import LabError
 from mtl_core.runfile.encoding import decode, decode_text
 from mtl_core.runfile.json_layouts import array_columns, object_columns
-from mtl_core.runfile.messages import JSON_ROW, Locate, short
+from mtl_core.runfile.jsontext import json_lines, load_json
+from mtl_core.runfile.messages import JSON_ROW, Locate, short, show
 from mtl_core.runfile.report import note
 from mtl_core.runfile.schema import DELIMITERS
 
@@ -68,7 +69,7 @@ def sniff_delimiter(text: str, default: str) -> str:
     The candidate (comma, semicolon, tab) occurring most often outside quotes wins; a tie, or a
     one-column header, keeps ``default``.
     """
-    end = text.find("\n")
+    end = first_line_end(text)
     # drop quoted names first: they may hold any delimiter
     line = re.sub(r'"[^"]*"?', "", text if end < 0 else text[:end])
     counts = {d: line.count(d) for d in DELIMITERS}
@@ -76,6 +77,21 @@ def sniff_delimiter(text: str, default: str) -> str:
     if best == 0 or counts[default] == best:
         return default
     return next(d for d in DELIMITERS if counts[d] == best)
+
+
+def first_line_end(text: str) -> int:
+    """Where the first line ends (``\n``, ``\r\n`` or an old Mac's lone ``\r``), or -1."""
+    ends = [k for k in (text.find("\n"), text.find("\r")) if k >= 0]
+    return min(ends) if ends else -1
+
+
+def _header(text: str, delim: str, name: str) -> list[str]:
+    """The header row's cells (any line ending; a quoted name may hold one)."""
+    try:
+        # newline="" hands csv the raw line endings, which it reads in all three styles
+        return next(csv.reader(io.StringIO(text, newline=""), delimiter=delim), [])
+    except csv.Error as exc:
+        raise LabError(f"{name}: the header row is not readable ({short(exc)})") from None
 
 
 def _check_header(columns: list[str], name: str) -> None:
@@ -98,7 +114,7 @@ def _parse_csv(data: bytes, name: str, default: str = ",") -> tuple[Columns, Loc
     if not text.strip():
         raise LabError(f"{name}: the file is empty")
     delim = sniff_delimiter(text, default)
-    header = next(csv.reader(io.StringIO(text), delimiter=delim), [])
+    header = _header(text, delim, name)
     headerless = _numeric_header(header)
     if headerless is None and len(header) == 1:  # np.savetxt's default: space-separated
         spaced = _numeric_header(header[0].split())
@@ -141,10 +157,34 @@ def _parse_csv(data: bytes, name: str, default: str = ",") -> tuple[Columns, Loc
         h.strip(): pc.utf8_trim_whitespace(table.column(k)).to_numpy(zero_copy_only=False)
         for k, h in enumerate(header)
     }
+    first = 1 if headerless else 2
+    locate = lambda i: f"row {i + 1} (line {i + first})"  # noqa: E731
+    if not text.endswith(("\n", "\r")):
+        _note_cut_end(cols, header[-1].strip(), locate)
     if delim == ";":
         cols = _decimal_commas(cols)
-    first = 1 if headerless else 2
-    return cols, lambda i: f"row {i + 1} (line {i + first})"
+    return cols, locate
+
+
+def _note_cut_end(cols: Columns, last: str, locate: Locate) -> None:
+    """A file that stops without a line break may have been cut off mid-value (an
+    interrupted download, a partial copy): when its very last value is shorter than every
+    other value of its column (``0.03`` below ``0.0412``, ``0.0187``), say so."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    vals = cols[last]
+    if len(vals) < 2 or not vals[-1]:
+        return
+    others = pc.utf8_length(pa.array(vals[:-1], type=pa.string()))
+    shortest = pc.min(others.filter(pc.greater(others, 0))).as_py()  # empty = unmeasured
+    if shortest is not None and len(vals[-1]) < shortest:
+        row = len(vals) - 1
+        note(
+            f"the file does not end with a line break and its last value {show(vals[-1])} "
+            f"({locate(row)}, column {last!r}) is shorter than every other value of that "
+            "column: the file may have been cut off; check its end"
+        )
 
 
 #: A number written with a decimal comma and no thousands separator (``-0,25``, ``1,5e-3``).
@@ -199,11 +239,11 @@ def _parse_jsonl(data: bytes, name: str) -> tuple[Columns, Locate]:
         return cols, lambda i: f"line {lines[i]}"
     records: list[dict[str, Any]] = []
     lines = []
-    for k, line in enumerate(text.splitlines(), start=1):
+    for k, line in enumerate(json_lines(text), start=1):
         if not line.strip():
             continue
         try:
-            rec = json.loads(line)
+            rec = load_json(line, f"{name}: line {k}")
         except json.JSONDecodeError as exc:
             raise LabError(
                 f"{name}: line {k} is not valid JSON ({exc.msg}, column {exc.colno})"
@@ -222,12 +262,12 @@ def _parse_jsonl(data: bytes, name: str) -> tuple[Columns, Locate]:
 def _fast_jsonl(text: str) -> tuple[Columns, list[int]] | None:
     """One C-speed parse of the whole file when every line is a complete, flat record;
     None sends the file down the line-by-line path that names the offending line."""
-    numbered = [(k, ln) for k, ln in enumerate(text.splitlines(), start=1) if ln.strip()]
+    numbered = [(k, ln) for k, ln in enumerate(json_lines(text), start=1) if ln.strip()]
     if not numbered:
         return None
     try:
-        records = json.loads("[" + ",".join(ln for _, ln in numbered) + "]")
-    except (json.JSONDecodeError, RecursionError):
+        records = load_json("[" + ",".join(ln for _, ln in numbered) + "]", "")
+    except (json.JSONDecodeError, LabError):  # the line-by-line path names the line
         return None
     if len(records) != len(numbered):
         return None
@@ -243,7 +283,7 @@ def _parse_json(data: bytes, name: str) -> tuple[Columns, Locate]:
     if not text.strip():
         raise LabError(f"{name}: the file is empty")
     try:
-        doc = json.loads(text)
+        doc = load_json(text, name)
     except json.JSONDecodeError as exc:
         hint = (
             "; one object per line is JSON Lines: name the file .jsonl"
@@ -253,8 +293,6 @@ def _parse_json(data: bytes, name: str) -> tuple[Columns, Locate]:
         raise LabError(
             f"{name}: not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno}){hint}"
         ) from None
-    except RecursionError:
-        raise LabError(f"{name}: not valid JSON (nested too deeply)") from None
     want = f"expected a JSON array of row objects like [{JSON_ROW}, ...]"
     if isinstance(doc, dict):
         return object_columns(doc, name)

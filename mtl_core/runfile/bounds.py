@@ -1,0 +1,128 @@
+"""How much one run file may ask for: tasks and affinity-matrix cells, checked before allocating.
+
+A small file can describe a huge run: 3,000 rows naming 3,000 tasks at 3,000 steps ask whoever
+views the run for ``3000 x 3000 x 3000`` matrix cells (201 GiB as float64); a 150 KB ``.npz``
+of zeros unpacks to a 4,400-task matrix. In the app every read runs inside the one shared
+server process, so the readers check these counts from headers and counts (a ``.npy`` header's
+shape, ``meta.json``'s task list, the distinct steps and tasks of a parsed table) before any
+matrix is built, and refuse with the limit and how to raise it:
+
+- :func:`max_tasks`: tasks in one run (``MTL_LAB_MAX_TASKS``, default 1,000);
+- :func:`max_cells`: matrix cells of one run and measure, ``steps x tasks x tasks``
+  (``MTL_LAB_MAX_CELLS``, default 4,000,000: 32 MB as one float64 array, about 200 tasks
+  at 100 steps or 20 tasks at 10,000 steps).
+
+Both are environment variables (for the app: set them where the server starts); ``0`` lifts a
+limit. The file-size limit is :func:`mtl_core.runfile.schema.max_file_bytes`.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pandas as pd
+
+from mtl_core.errors import LabError
+
+TASKS_VARIABLE = "MTL_LAB_MAX_TASKS"
+CELLS_VARIABLE = "MTL_LAB_MAX_CELLS"
+DEFAULT_MAX_TASKS = 1_000
+DEFAULT_MAX_CELLS = 4_000_000
+
+
+def max_tasks() -> int | None:
+    """Most tasks one run may have (``MTL_LAB_MAX_TASKS``; None = no limit)."""
+    return _env_int(TASKS_VARIABLE, DEFAULT_MAX_TASKS)
+
+
+def max_cells() -> int | None:
+    """Most matrix cells (steps x tasks x tasks) of one run and measure
+    (``MTL_LAB_MAX_CELLS``; None = no limit)."""
+    return _env_int(CELLS_VARIABLE, DEFAULT_MAX_CELLS)
+
+
+def _env_int(variable: str, default: int) -> int | None:
+    """A whole-number setting; an unreadable value falls back to the default (as the size
+    limit does), 0 means no limit."""
+    raw = os.environ.get(variable, "").strip().replace("_", "")
+    try:
+        value = int(float(raw)) if raw else default
+    except (ValueError, OverflowError):
+        value = default
+    return None if value <= 0 else value
+
+
+def check_tasks_count(n: int, name: str) -> None:
+    """Refuse a run of more than :func:`max_tasks` tasks.
+
+    Raises ``LabError`` naming the count, the limit and ``MTL_LAB_MAX_TASKS``.
+    """
+    limit = max_tasks()
+    if limit is not None and n > limit:
+        raise LabError(
+            f"{name}: {n:,} tasks, over the limit of {limit:,} tasks per run "
+            f"(raise it with {TASKS_VARIABLE})"
+        )
+
+
+def check_cells(steps: int, n: int, name: str, where: str = "") -> None:
+    """Refuse ``steps`` matrices of ``n x n`` tasks over :func:`max_cells` (and ``n`` over
+    :func:`max_tasks`). ``where`` names a run or an array (``"run 'a', "``).
+
+    Raises ``LabError`` naming the counts, the limit and the variable that raises it.
+    """
+    check_tasks_count(n, name)
+    limit = max_cells()
+    cells = int(steps) * int(n) * int(n)
+    if limit is not None and cells > limit:
+        raise LabError(
+            f"{name}: {where}{steps:,} steps x {n:,} x {n:,} tasks = {cells:,} matrix cells, "
+            f"over the limit of {limit:,} (raise it with {CELLS_VARIABLE})"
+        )
+
+
+def check_table_cells(rows: int, columns: int, name: str) -> None:
+    """Refuse a table of ``rows x columns`` cells to be built from a sparser source (a JSON
+    object of objects) over :func:`max_cells`, or with more task columns than
+    :func:`max_tasks`.
+
+    Raises ``LabError`` naming the counts, the limit and the variable that raises it.
+    """
+    check_tasks_count(columns, name)
+    limit = max_cells()
+    if limit is not None and rows * columns > limit:
+        raise LabError(
+            f"{name}: {rows:,} rows x {columns:,} columns = {rows * columns:,} matrix cells, "
+            f"over the limit of {limit:,} (raise it with {CELLS_VARIABLE})"
+        )
+
+
+def check_run_sizes(
+    affinity: pd.DataFrame, metrics: pd.DataFrame, tasks: list[str], declared: bool, name: str
+) -> None:
+    """Refuse a parsed file whose runs would need matrices over the limits: per run and
+    measure, distinct steps x tasks of that run squared (the declared task list when
+    ``declared``). Counts only: nothing dense is built.
+
+    ``affinity``/``metrics``: frames in ``AFFINITY_FRAME``/``METRIC_FRAME`` columns.
+    """
+    check_tasks_count(len(tasks), name)
+    if not len(affinity):
+        return
+    steps = affinity.groupby(["run", "measure"], sort=False)["step"].nunique()
+    per_run = steps.groupby(level=0, sort=False).max()
+    if declared:
+        counts = pd.Series(len(tasks), index=per_run.index)
+    else:
+        names = pd.concat(
+            [
+                pd.DataFrame({"run": affinity["run"], "t": affinity["source"]}),
+                pd.DataFrame({"run": affinity["run"], "t": affinity["target"]}),
+                pd.DataFrame({"run": metrics["run"], "t": metrics["task"]}),
+            ],
+            ignore_index=True,
+        )
+        counts = names.groupby("run", sort=False)["t"].nunique()
+    for run, s in per_run.items():
+        where = f"run {run!r}: " if run else ""
+        check_cells(int(s), int(counts.get(run, 0)), name, where)

@@ -27,6 +27,7 @@ import pandas as pd
 
 from mtl_core.errors import LabError
 from mtl_core.runfile.bounds import check_cells, check_tasks_count
+from mtl_core.runfile.jsontext import check_text
 from mtl_core.runfile.long import matrices_to_long
 from mtl_core.runfile.messages import close, over_limit, short
 from mtl_core.runfile.report import ReadOptions, left_out, matrix_read, measure_assumed, note
@@ -283,6 +284,7 @@ def _tasks(arr: np.ndarray | None, n: int, name: str) -> list[str]:
         raise LabError(
             f"{label}: dtype {arr.dtype}; task names must be strings (np.array(names, dtype=str))"
         )
+    check_text(tasks, label)
     first: dict[str, int] = {}
     for k, t in enumerate(tasks):
         if not t.strip():

@@ -9,8 +9,9 @@ matrix is built, and refuse with the limit and how to raise it:
 
 - :func:`max_tasks`: tasks in one run (``MTL_LAB_MAX_TASKS``, default 1,000);
 - :func:`max_cells`: matrix cells of one run and measure, ``steps x tasks x tasks``
-  (``MTL_LAB_MAX_CELLS``, default 4,000,000: 32 MB as one float64 array, about 200 tasks
-  at 100 steps or 20 tasks at 10,000 steps).
+  (``MTL_LAB_MAX_CELLS``, default 2,000,000: 16 MB as one float64 array, 140 tasks
+  at 100 steps or 20 tasks at 5,000 steps; reading and importing that many costs about
+  half a gigabyte).
 
 Both are environment variables (for the app: set them where the server starts); ``0`` lifts a
 limit. The file-size limit is :func:`mtl_core.runfile.schema.max_file_bytes`.
@@ -27,7 +28,7 @@ from mtl_core.errors import LabError
 TASKS_VARIABLE = "MTL_LAB_MAX_TASKS"
 CELLS_VARIABLE = "MTL_LAB_MAX_CELLS"
 DEFAULT_MAX_TASKS = 1_000
-DEFAULT_MAX_CELLS = 4_000_000
+DEFAULT_MAX_CELLS = 2_000_000
 
 
 def max_tasks() -> int | None:
@@ -76,7 +77,8 @@ def check_cells(steps: int, n: int, name: str, where: str = "") -> None:
     cells = int(steps) * int(n) * int(n)
     if limit is not None and cells > limit:
         raise LabError(
-            f"{name}: {where}{steps:,} steps x {n:,} x {n:,} tasks = {cells:,} matrix cells, "
+            f"{name}: {where}{steps:,} step{'' if steps == 1 else 's'} x {n:,} x {n:,} tasks = "
+            f"{cells:,} matrix cells, "
             f"over the limit of {limit:,} (raise it with {CELLS_VARIABLE})"
         )
 
@@ -107,7 +109,13 @@ def check_run_sizes(
     ``affinity``/``metrics``: frames in ``AFFINITY_FRAME``/``METRIC_FRAME`` columns.
     """
     check_tasks_count(len(tasks), name)
-    if not len(affinity):
+    limit = max_cells()
+    if not len(affinity) or limit is None:
+        return
+    # an upper bound first (all steps x all tasks squared), so a file well inside the limit
+    # costs one hash of its step column; the exact count per run only when it is needed
+    n_steps = len(pd.unique(affinity["step"].to_numpy()))
+    if n_steps * len(tasks) ** 2 <= limit:
         return
     steps = affinity.groupby(["run", "measure"], sort=False)["step"].nunique()
     per_run = steps.groupby(level=0, sort=False).max()

@@ -13,7 +13,6 @@ import re
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from mtl_core.runfile.jsontext import check_text
 from mtl_core.runfile.messages import Locate, fail, show
@@ -177,17 +176,12 @@ def drop_blank_run(cols: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
 
 
 def check_names(parsed: Any, name: str) -> None:
-    """Every name of a parsed run (tasks, runs, measures, splits, metrics, groupings) and
-    every text of its metadata is text a UTF-8 store can hold (no lone surrogates, which a
-    ``.npz`` string array can carry).
+    """The task list, groupings and metadata of a parsed run hold text a UTF-8 store can
+    hold (no lone surrogates). The frames' name columns need no check: pandas' text dtype
+    refuses such text when they are built, and every container reader checks its own
+    (JSON at parse time, ``.npz`` task names when read).
 
     ``parsed``: a :class:`~mtl_core.runfile.model.ParsedRun`. Raises ``LabError``.
     """
-    texts: list[Any] = [list(parsed.tasks), parsed.meta, parsed.task_types]
-    for frame, cols in (
-        (parsed.affinity, ("run", "measure", "source", "target")),
-        (parsed.metrics, ("run", "task", "split", "metric")),
-    ):
-        texts += [pd.unique(frame[c].to_numpy(dtype=object)).tolist() for c in cols]
-    texts.append(parsed.groupings["groups"].tolist())
-    check_text(texts, name)
+    groups = parsed.groupings["groups"].tolist()
+    check_text([list(parsed.tasks), parsed.meta, parsed.task_types, groups], name)

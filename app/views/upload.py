@@ -101,6 +101,8 @@ def _upload() -> None:
                 show_error(exc)
                 continue
             st.dataframe(preview_frame(parsed), hide_index=True, width="stretch")
+            for text in parsed.warnings():  # what the reader left out or assumed, as the CLI says
+                st.warning(md(text), icon=":material/warning:")
             if f.file_id in saved:
                 _saved_links(saved[f.file_id])
                 continue

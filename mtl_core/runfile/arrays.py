@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import io
 import math
+import warnings
 import zipfile
 import zlib
 from typing import Any
@@ -122,7 +123,9 @@ def _load_npy(data: bytes, label: str) -> np.ndarray:
         )
     _check_header(io.BytesIO(data), len(data), label)
     try:
-        return np.load(io.BytesIO(data), allow_pickle=False)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return np.load(io.BytesIO(data), allow_pickle=False)
     except _LOAD_ERRORS as exc:
         raise LabError(f"{label}: not a readable .npy array ({short(exc)})") from None
 
@@ -158,7 +161,9 @@ def _load_npz(data: bytes, name: str, limit: int) -> dict[str, np.ndarray]:
             try:
                 with npz.zip.open(info) as fp:
                     _check_header(fp, info.file_size, label, tasks=key == TASKS_KEY)
-                out[key] = npz[key]
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    out[key] = npz[key]
             except LabError:
                 raise
             except _LOAD_ERRORS as exc:
@@ -176,11 +181,13 @@ def _check_header(fp: Any, size: int, label: str, *, tasks: bool = False) -> Non
     ``fp``: positioned at the array's start; ``size``: the array file's bytes in all.
     """
     try:
-        version = np.lib.format.read_magic(fp)
-        if version == (1, 0):
-            shape, _, dtype = np.lib.format.read_array_header_1_0(fp)
-        else:
-            shape, _, dtype = np.lib.format.read_array_header_2_0(fp)
+        with warnings.catch_warnings():  # a Python 2 header is read, without a warning line
+            warnings.simplefilter("ignore")
+            version = np.lib.format.read_magic(fp)
+            if version == (1, 0):
+                shape, _, dtype = np.lib.format.read_array_header_1_0(fp)
+            else:
+                shape, _, dtype = np.lib.format.read_array_header_2_0(fp)
         header = fp.tell()
     except Exception as exc:  # noqa: BLE001 - NumPy's header parser raises many kinds
         # (a cut header: tokenize.TokenError, SyntaxError, ValueError, ...)

@@ -159,7 +159,7 @@ def _parse_csv(data: bytes, name: str, default: str = ",") -> tuple[Columns, Loc
     }
     first = 1 if headerless else 2
     locate = lambda i: f"row {i + 1} (line {i + first})"  # noqa: E731
-    if not text.endswith(("\n", "\r")):
+    if header and not text.endswith(("\n", "\r")):
         _note_cut_end(cols, header[-1].strip(), locate)
     if delim == ";":
         cols = _decimal_commas(cols)

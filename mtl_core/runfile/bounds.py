@@ -83,6 +83,77 @@ def check_cells(steps: int, n: int, name: str, where: str = "") -> None:
         )
 
 
+#: Columns a table may hold besides one per task (long-form names, row labels, an index).
+EXTRA_COLUMNS = 16
+#: Values a JSON document may hold per matrix cell (a row object's step, names, value, ...).
+JSON_VALUES_PER_CELL = 8
+
+
+def check_rows(rows: int, name: str, what: str = "rows") -> None:
+    """Refuse a table of more rows (lines, records) than a run may hold matrix cells
+    (:func:`max_cells`; every row holds at least one cell), counted before its values are
+    converted: a compressed container (a zip member, a Parquet column) can unpack to far
+    more rows than its bytes suggest.
+
+    Raises ``LabError`` naming the count, the limit and ``MTL_LAB_MAX_CELLS``.
+    """
+    limit = max_cells()
+    if limit is not None and rows > limit:
+        raise LabError(
+            f"{name}: {rows:,} {what}, more than the {limit:,} matrix cells a run may hold "
+            f"(raise it with {CELLS_VARIABLE})"
+        )
+
+
+def check_lines(data: bytes, name: str) -> None:
+    """Refuse a text table of more lines than a run may hold cells, counted in its bytes
+    before they are decoded or parsed (``\n``, or ``\r`` in an old-Mac file; a line is at
+    most one row).
+
+    Raises ``LabError`` naming the count, the limit and ``MTL_LAB_MAX_CELLS``.
+    """
+    limit = max_cells()
+    lines = data.count(b"\n") or data.count(b"\r")
+    if limit is not None and lines > limit + 1:  # a header line besides a row per cell
+        raise LabError(
+            f"{name}: {lines:,} lines, more than the {limit:,} matrix cells a run may hold "
+            f"(raise it with {CELLS_VARIABLE})"
+        )
+
+
+def check_columns(columns: int, name: str) -> None:
+    """Refuse a table header of more columns than a run may have tasks (plus a few for the
+    long form's and a matrix's other columns), before the table is read.
+
+    Raises ``LabError`` naming the count, the limit and ``MTL_LAB_MAX_TASKS``.
+    """
+    limit = max_tasks()
+    if limit is not None and columns > limit + EXTRA_COLUMNS:
+        raise LabError(
+            f"{name}: {columns:,} columns, more than a run's {limit:,} tasks "
+            f"(raise it with {TASKS_VARIABLE})"
+        )
+
+
+def check_json_size(data: bytes, name: str) -> None:
+    """Refuse a JSON document with far more values than a run may hold cells, before it is
+    decoded and parsed (each value becomes a Python object): its commas bound its values
+    from below.
+
+    Raises ``LabError`` naming the count, the limit and ``MTL_LAB_MAX_CELLS``.
+    """
+    limit = max_cells()
+    if limit is None:
+        return
+    commas = data.count(b",")
+    if commas > JSON_VALUES_PER_CELL * limit:
+        raise LabError(
+            f"{name}: about {commas:,} JSON values, more than {JSON_VALUES_PER_CELL} per "
+            f"matrix cell for the {limit:,} cells a run may hold (raise it with "
+            f"{CELLS_VARIABLE})"
+        )
+
+
 def check_table_cells(rows: int, columns: int, name: str) -> None:
     """Refuse a table of ``rows x columns`` cells to be built from a sparser source (a JSON
     object of objects) over :func:`max_cells`, or with more task columns than

@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from mtl_core.errors import LabError
-from mtl_core.runfile.bounds import check_tasks_count
+from mtl_core.runfile.bounds import check_lines, check_tasks_count
 from mtl_core.runfile.cells import MAX_STEP
 from mtl_core.runfile.jsontext import check_depth, json_lines, load_json
 from mtl_core.runfile.layout import read_affinity
@@ -229,6 +229,7 @@ def parse_groupings(data: bytes, name: str, tasks: list[str] | None) -> pd.DataF
         groupings for one (run, step).
     """
     rows = []
+    check_lines(data, name)
     text = decode_text(data, name)
     listed = None if tasks is None else set(tasks)
     for k, line in enumerate(json_lines(text), start=1):

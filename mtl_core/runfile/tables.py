@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from mtl_core.errors import LabError
+from mtl_core.runfile.bounds import check_columns, check_json_size, check_lines, check_rows
 from mtl_core.runfile.encoding import decode, decode_text
 from mtl_core.runfile.json_layouts import array_columns, object_columns
 from mtl_core.runfile.jsontext import json_lines, load_json
@@ -110,6 +111,7 @@ def _parse_csv(data: bytes, name: str, default: str = ",") -> tuple[Columns, Loc
     import pyarrow.compute as pc
     import pyarrow.csv as pacsv
 
+    check_lines(data, name)  # before decoding: a zip member can unpack to many lines
     text, encoding = decode(data, name)
     if not text.strip():
         raise LabError(f"{name}: the file is empty")
@@ -127,6 +129,7 @@ def _parse_csv(data: bytes, name: str, default: str = ",") -> tuple[Columns, Loc
             f"{header[0]}..{header[-1]} were made up; add a header row to name them"
         )
     _check_header([h.strip() for h in header], name)
+    check_columns(len(header), name)
     # pyarrow reads UTF-8 bytes: re-encode when the file was in another encoding
     body = data if encoding == "utf-8" else text.encode("utf-8")
     if body.startswith(b"\xef\xbb\xbf"):
@@ -153,6 +156,7 @@ def _parse_csv(data: bytes, name: str, default: str = ",") -> tuple[Columns, Loc
         raise LabError(f"{name}: not a readable {kind} table ({short(exc)})") from None
     if table.num_rows == 0:
         raise LabError(f"{name}: has a header but no rows")
+    check_rows(table.num_rows, name)  # before every cell becomes a Python object
     cols = {
         h.strip(): pc.utf8_trim_whitespace(table.column(k)).to_numpy(zero_copy_only=False)
         for k, h in enumerate(header)
@@ -231,6 +235,7 @@ def _numeric_header(header: list[str]) -> list[str] | None:
 
 
 def _parse_jsonl(data: bytes, name: str) -> tuple[Columns, Locate]:
+    check_lines(data, name)  # before decoding: a zip member can unpack to many lines
     text = decode_text(data, name)
     fast = _fast_jsonl(text)
     if fast is not None:
@@ -279,6 +284,7 @@ def _parse_json(data: bytes, name: str) -> tuple[Columns, Locate]:
     """A JSON document holding one array of row objects (long or wide rows), as
     ``json.dump(df.to_dict("records"))`` and many tools write it, or a matrix saved as an
     object or an array of arrays (:mod:`mtl_core.runfile.json_layouts`)."""
+    check_json_size(data, name)  # before decoding and parsing
     text = decode_text(data, name)
     if not text.strip():
         raise LabError(f"{name}: the file is empty")
@@ -300,6 +306,7 @@ def _parse_json(data: bytes, name: str) -> tuple[Columns, Locate]:
         raise LabError(f"{name}: {want}; found {_json_kind(doc)}")
     if not doc:
         raise LabError(f"{name}: the array has no rows")
+    check_rows(len(doc), name)
     matrix = array_columns(doc, name)
     if matrix is not None:
         return matrix
@@ -368,12 +375,24 @@ def _parse_parquet(data: bytes, name: str) -> tuple[Columns, Locate]:
     import pyarrow.parquet as pq
 
     try:
+        footer = pq.ParquetFile(io.BytesIO(data)).metadata  # counts, before reading any data
+        check_rows(footer.num_rows, name)
+        check_columns(footer.num_columns, name)
         table = pq.read_table(io.BytesIO(data))
-    except (pa.ArrowException, OSError, ValueError) as exc:
+        if table.num_rows == 0:
+            raise LabError(f"{name}: the table has no rows")
+        _check_header(table.column_names, name)
+        return _parquet_columns(table), lambda i: f"row {i + 1}"
+    # (a damaged file can hold names or text that are not UTF-8: UnicodeDecodeError)
+    except (pa.ArrowException, OSError, ValueError, UnicodeDecodeError) as exc:
         raise LabError(f"{name}: not a readable Parquet file ({short(exc)})") from None
-    if table.num_rows == 0:
-        raise LabError(f"{name}: the table has no rows")
-    _check_header(table.column_names, name)
+
+
+def _parquet_columns(table: Any) -> Columns:
+    """A pyarrow table's columns as NumPy arrays: numbers as numbers (object when some are
+    null), anything else as Python objects."""
+    import pyarrow as pa
+
     cols = {}
     for cname, col in zip(table.column_names, table.columns):
         t = col.type
@@ -385,7 +404,7 @@ def _parse_parquet(data: bytes, name: str) -> tuple[Columns, Locate]:
             arr = np.empty(table.num_rows, dtype=object)
             arr[:] = col.to_pylist()
         cols[cname] = arr
-    return cols, lambda i: f"row {i + 1}"
+    return cols
 
 
 # ----------------------------------------------------------------------------- writing

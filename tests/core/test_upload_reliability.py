@@ -45,6 +45,10 @@ REFUSED = {
     "memory_npz_150MB_zeros.npz": "affinity: 4,400 tasks, over the limit of 1,000 tasks",
     "memory_forged_shape_1e9.tfevents": "holds a tensor of shape (1000000000,), not one number",
     "hang_meta_40k_tasks.zip": "meta.json: 40,001 tasks, over the limit of 1,000 tasks",
+    # 97 KB unpacking to 5,000,000 rows (2 GB and 113 s before they were counted first)
+    "memory_zip_5M_rows.zip": (
+        "affinity.csv: 5,000,001 lines, more than the 2,000,000 matrix cells a run may hold"
+    ),
 }
 
 
@@ -103,15 +107,16 @@ def test_limits_name_the_cells_when_more_tasks_are_allowed(monkeypatch):
 
 
 def test_limits_are_read_from_the_environment_and_0_lifts_them(monkeypatch):
+    # 6 rows (the diagonal at 2 steps) that ask for 2 x 3 x 3 = 18 matrix cells
     three = b"step,source,target,affinity\n" + b"".join(
-        f"{s},{a},{b},0.5\n".encode() for s in (0, 1) for a in "xyz" for b in "xyz"
+        f"{s},{a},{a},0.5\n".encode() for s in (0, 1) for a in "xyz"
     )
     monkeypatch.setenv("MTL_LAB_MAX_CELLS", "17")  # 2 steps x 3 x 3 = 18
     assert "2 steps x 3 x 3 tasks = 18 matrix cells, over the limit of 17" in refusal(
         three, "t.csv"
     )
     monkeypatch.setenv("MTL_LAB_MAX_CELLS", "18")
-    assert len(read_run_file(three, "t.csv").affinity) == 18
+    assert len(read_run_file(three, "t.csv").affinity) == 6
     monkeypatch.setenv("MTL_LAB_MAX_TASKS", "2")
     assert "3 tasks, over the limit of 2 tasks per run" in refusal(three, "t.csv")
     monkeypatch.setenv("MTL_LAB_MAX_TASKS", "0")
@@ -278,3 +283,32 @@ def test_reading_every_case_stays_well_under_a_gigabyte():
     )
     base_kb, peak_kb = map(int, out.stdout.split())
     assert peak_kb - base_kb < 300_000, (base_kb, peak_kb)  # kilobytes
+
+
+def test_row_and_column_counts_are_checked_before_values_are_converted(monkeypatch, tmp_path):
+    import pandas as pd
+
+    monkeypatch.setenv("MTL_LAB_MAX_CELLS", "10")
+    long = pd.DataFrame(
+        {"step": range(12), "source": "a", "target": "b", "affinity": 0.5}, columns=None
+    )
+    over = "more than the 10 matrix cells a run may hold (raise it with MTL_LAB_MAX_CELLS)"
+    assert "13 lines, " + over in refusal(long.to_csv(index=False).encode(), "r.csv")
+    jsonl = "".join(json.dumps(r) + "\n" for r in long.to_dict("records")).encode()
+    assert "12 lines, " + over in refusal(jsonl, "r.jsonl")
+    rows = json.dumps(long.to_dict("records")).encode()
+    assert "12 rows, " + over in refusal(rows, "r.json")
+    assert "about 99 JSON values" in refusal(("[" + "1," * 99 + "1]").encode(), "v.json")
+    buf = io.BytesIO()
+    long.to_parquet(buf, index=False)
+    assert "12 rows, " + over in refusal(buf.getvalue(), "r.parquet")
+    from tests.core.test_fileformat import write_events
+
+    write_events(tmp_path, [(s, "affinity/a/b", 0.5) for s in range(12)])
+    (events,) = tmp_path.glob("*tfevents*")
+    assert "12 affinity and loss scalars, " + over in refusal(events)
+    monkeypatch.setenv("MTL_LAB_MAX_TASKS", "2")
+    wide = ",".join(f"t{k}" for k in range(20)).encode() + b"\n" + b"1," * 19 + b"1\n"
+    assert "20 columns, more than a run's 2 tasks (raise it with MTL_LAB_MAX_TASKS)" in (
+        refusal(wide, "w.csv")
+    )

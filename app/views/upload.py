@@ -49,7 +49,9 @@ def render() -> None:
 # ----------------------------------------------------------------------------- upload
 
 
-@st.cache_data(show_spinner="Reading the file…", max_entries=32)
+# The cache lives in the one shared server process: a few parsed files (each at most the
+# reader's cell limit, MTL_LAB_MAX_CELLS), for a few minutes, not 32 for ever.
+@st.cache_data(show_spinner="Reading the file…", max_entries=8, ttl=900)
 def _parse(file_id: str, name: str, size: int, _data: bytes) -> ParsedRun:
     """Parse once per uploaded file (the bytes are not hashed; the file id names them)."""
     return read_run_file(_data, name)

@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from mtl_core.errors import LabError
-from mtl_core.runfile.bounds import check_cells, check_tasks_count
+from mtl_core.runfile.bounds import check_cells, check_tasks_count, check_zip_members
 from mtl_core.runfile.jsontext import check_text
 from mtl_core.runfile.long import matrices_to_long
 from mtl_core.runfile.messages import close, over_limit, short
@@ -133,6 +133,7 @@ def _load_npy(data: bytes, label: str) -> np.ndarray:
 def _load_npz(data: bytes, name: str, limit: int) -> dict[str, np.ndarray]:
     if not data.startswith(b"PK"):
         raise LabError(f"{name}: not a NumPy .npz archive (not a zip file; save it with np.savez)")
+    check_zip_members(data, name)
     try:
         npz = np.load(io.BytesIO(data), allow_pickle=False)
     except _LOAD_ERRORS as exc:

@@ -121,6 +121,26 @@ def check_lines(data: bytes, name: str) -> None:
         )
 
 
+#: Files a zip (a bundle, an ``.npz``) may hold: a run needs a handful.
+MAX_MEMBERS = 1_000
+
+
+def check_zip_members(data: bytes, name: str) -> None:
+    """Refuse a zip whose central directory lists more than :data:`MAX_MEMBERS` files,
+    counted in its bytes before ``zipfile`` builds an object per entry (a 200 MB zip can
+    list millions of empty files).
+
+    Raises ``LabError``.
+    """
+    entries = data.count(b"PK\x01\x02")  # central-directory headers (an upper bound)
+    if entries > MAX_MEMBERS:
+        raise LabError(
+            f"{name}: lists about {entries:,} files; a run file holds a few (affinity, "
+            f"metrics, groupings, meta.json; an .npz: affinity, tasks, steps), at most "
+            f"{MAX_MEMBERS:,}"
+        )
+
+
 def check_columns(columns: int, name: str) -> None:
     """Refuse a table header of more columns than a run may have tasks (plus a few for the
     long form's and a matrix's other columns), before the table is read.

@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from mtl_core.errors import LabError
-from mtl_core.runfile.bounds import check_lines, check_tasks_count
+from mtl_core.runfile.bounds import check_lines, check_tasks_count, check_zip_members
 from mtl_core.runfile.cells import MAX_STEP
 from mtl_core.runfile.jsontext import check_depth, json_lines, load_json
 from mtl_core.runfile.layout import read_affinity
@@ -65,6 +65,7 @@ class _Members:
 
     def __init__(self, data: bytes, name: str, limit: int) -> None:
         self.name = name
+        check_zip_members(data, name)
         try:
             self.zf = zipfile.ZipFile(io.BytesIO(data))
             infos = [i for i in self.zf.infolist() if not i.is_dir()]

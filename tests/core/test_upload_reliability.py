@@ -312,3 +312,13 @@ def test_row_and_column_counts_are_checked_before_values_are_converted(monkeypat
     assert "20 columns, more than a run's 2 tasks (raise it with MTL_LAB_MAX_TASKS)" in (
         refusal(wide, "w.csv")
     )
+
+
+def test_zips_listing_thousands_of_files_are_refused_before_they_are_opened():
+    zbuf = io.BytesIO()
+    with zipfile.ZipFile(zbuf, "w") as z:
+        z.writestr("affinity.csv", GOOD_CSV)
+        for k in range(1200):
+            z.writestr(f"junk/{k}", b"")
+    for name in ("many.zip", "many.npz"):
+        assert "lists about 1,201 files; a run file holds a few" in refusal(zbuf.getvalue(), name)

@@ -22,10 +22,13 @@ from typing import Any
 from mtl_core.config import RunConfig
 from mtl_core.errors import DivergedError, LabError
 from mtl_core.runner.procs import prepare_process
+from mtl_core.scenarios import table_files
 from mtl_core.store import Store
 
 TrainRef = str  # "module:function"
 DEFAULT_TRAIN = "mtl_core.training:train"
+#: The run note naming a table run's features and left-out columns (``TablePlan.info``).
+TABLE_NOTE = "table"
 
 
 class Cancelled(BaseException):
@@ -83,6 +86,8 @@ def worker_main(
     ``interrupted`` on any other SIGTERM.
     """
     prepare_process(n_workers, nice)
+    # an uploaded table (the csv scenario's ``table`` knob) lives beside this store
+    os.environ[table_files.TABLES_ENV] = str(table_files.tables_dir(store_path))
     store = Store(store_path)
     # SIGTERM (a cancel past its grace period, or shutdown) -> record the outcome, then exit
     signal.signal(signal.SIGTERM, _raise_terminated)
@@ -147,6 +152,11 @@ def _train_run(store: Store, run_id: int, ref: TrainRef) -> None:
             raise Cancelled
 
     result = train(cfg, on_step)
+    info = getattr(result, "info", None)
+    if isinstance(info, dict) and "features" in info:  # a table: which columns it used
+        store.save_note(
+            run_id, TABLE_NOTE, {k: info.get(k) for k in ("features", "left_out", "rows")}
+        )
     tasks, types = getattr(result, "tasks", None), getattr(result, "task_types", None)
     if tasks and types:
         tmap = dict(types) if isinstance(types, dict) else dict(zip(tasks, types))

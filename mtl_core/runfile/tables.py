@@ -38,7 +38,9 @@ from mtl_core.runfile.schema import DELIMITERS
 Columns = dict[str, np.ndarray]
 
 
-def parse_table(data: bytes, ext: str, name: str) -> tuple[Columns, Locate]:
+def parse_table(
+    data: bytes, ext: str, name: str, *, run_limits: bool = True
+) -> tuple[Columns, Locate]:
     """A table container's bytes -> ``({column: values}, locate)``.
 
     Parameters
@@ -46,19 +48,23 @@ def parse_table(data: bytes, ext: str, name: str) -> tuple[Columns, Locate]:
     data : the file's (or zip member's) bytes.
     ext : ``.csv``, ``.tsv``, ``.jsonl``, ``.json`` or ``.parquet`` (lower case).
     name : the file's name for messages.
+    run_limits : count lines, rows and columns against a run's limits
+        (:mod:`mtl_core.runfile.bounds`) before converting anything; False for a table that
+        is not a run file (a training table, bounded by its own limits).
 
     Raises
     ------
     LabError
-        Undecodable text, a malformed container, no rows, or a column named twice.
+        Undecodable text, a malformed container, no rows, a column named twice, or (with
+        ``run_limits``) more rows or columns than a run may hold.
     """
     if ext in (".csv", ".tsv"):
-        return _parse_csv(data, name, default="\t" if ext == ".tsv" else ",")
+        return _parse_csv(data, name, "\t" if ext == ".tsv" else ",", run_limits)
     if ext == ".jsonl":
-        return _parse_jsonl(data, name)
+        return _parse_jsonl(data, name, run_limits)
     if ext == ".json":
-        return _parse_json(data, name)
-    return _parse_parquet(data, name)
+        return _parse_json(data, name, run_limits)
+    return _parse_parquet(data, name, run_limits)
 
 
 __all__ = ["decode_text", "parse_table", "sniff_delimiter", "table_bytes"]
@@ -106,12 +112,13 @@ def _check_header(columns: list[str], name: str) -> None:
 # ----------------------------------------------------------------------------- CSV / TSV
 
 
-def _parse_csv(data: bytes, name: str, default: str = ",") -> tuple[Columns, Locate]:
+def _parse_csv(data: bytes, name: str, default: str, limits: bool) -> tuple[Columns, Locate]:
     import pyarrow as pa
     import pyarrow.compute as pc
     import pyarrow.csv as pacsv
 
-    check_lines(data, name)  # before decoding: a zip member can unpack to many lines
+    if limits:
+        check_lines(data, name)  # before decoding: a zip member can unpack to many lines
     text, encoding = decode(data, name)
     if not text.strip():
         raise LabError(f"{name}: the file is empty")
@@ -129,7 +136,8 @@ def _parse_csv(data: bytes, name: str, default: str = ",") -> tuple[Columns, Loc
             f"{header[0]}..{header[-1]} were made up; add a header row to name them"
         )
     _check_header([h.strip() for h in header], name)
-    check_columns(len(header), name)
+    if limits:
+        check_columns(len(header), name)
     # pyarrow reads UTF-8 bytes: re-encode when the file was in another encoding
     body = data if encoding == "utf-8" else text.encode("utf-8")
     if body.startswith(b"\xef\xbb\xbf"):
@@ -156,7 +164,8 @@ def _parse_csv(data: bytes, name: str, default: str = ",") -> tuple[Columns, Loc
         raise LabError(f"{name}: not a readable {kind} table ({short(exc)})") from None
     if table.num_rows == 0:
         raise LabError(f"{name}: has a header but no rows")
-    check_rows(table.num_rows, name)  # before every cell becomes a Python object
+    if limits:
+        check_rows(table.num_rows, name)  # before every cell becomes a Python object
     cols = {
         h.strip(): pc.utf8_trim_whitespace(table.column(k)).to_numpy(zero_copy_only=False)
         for k, h in enumerate(header)
@@ -234,8 +243,9 @@ def _numeric_header(header: list[str]) -> list[str] | None:
 # ----------------------------------------------------------------------------- JSON (Lines)
 
 
-def _parse_jsonl(data: bytes, name: str) -> tuple[Columns, Locate]:
-    check_lines(data, name)  # before decoding: a zip member can unpack to many lines
+def _parse_jsonl(data: bytes, name: str, limits: bool) -> tuple[Columns, Locate]:
+    if limits:
+        check_lines(data, name)  # before decoding: a zip member can unpack to many lines
     text = decode_text(data, name)
     fast = _fast_jsonl(text)
     if fast is not None:
@@ -280,11 +290,12 @@ def _fast_jsonl(text: str) -> tuple[Columns, list[int]] | None:
     return None if cols is None else (cols, [k for k, _ in numbered])
 
 
-def _parse_json(data: bytes, name: str) -> tuple[Columns, Locate]:
+def _parse_json(data: bytes, name: str, limits: bool) -> tuple[Columns, Locate]:
     """A JSON document holding one array of row objects (long or wide rows), as
     ``json.dump(df.to_dict("records"))`` and many tools write it, or a matrix saved as an
     object or an array of arrays (:mod:`mtl_core.runfile.json_layouts`)."""
-    check_json_size(data, name)  # before decoding and parsing
+    if limits:
+        check_json_size(data, name)  # before decoding and parsing
     text = decode_text(data, name)
     if not text.strip():
         raise LabError(f"{name}: the file is empty")
@@ -306,7 +317,8 @@ def _parse_json(data: bytes, name: str) -> tuple[Columns, Locate]:
         raise LabError(f"{name}: {want}; found {_json_kind(doc)}")
     if not doc:
         raise LabError(f"{name}: the array has no rows")
-    check_rows(len(doc), name)
+    if limits:
+        check_rows(len(doc), name)
     matrix = array_columns(doc, name)
     if matrix is not None:
         return matrix
@@ -370,14 +382,15 @@ def _json_kind(v: Any) -> str:
 # ----------------------------------------------------------------------------- Parquet
 
 
-def _parse_parquet(data: bytes, name: str) -> tuple[Columns, Locate]:
+def _parse_parquet(data: bytes, name: str, limits: bool) -> tuple[Columns, Locate]:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     try:
-        footer = pq.ParquetFile(io.BytesIO(data)).metadata  # counts, before reading any data
-        check_rows(footer.num_rows, name)
-        check_columns(footer.num_columns, name)
+        if limits:  # counts from the footer, before reading any data
+            footer = pq.ParquetFile(io.BytesIO(data)).metadata
+            check_rows(footer.num_rows, name)
+            check_columns(footer.num_columns, name)
         table = pq.read_table(io.BytesIO(data))
         if table.num_rows == 0:
             raise LabError(f"{name}: the table has no rows")

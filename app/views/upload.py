@@ -17,6 +17,7 @@ import streamlit as st
 from app import auth, captions, charts, data, nav, session, words
 from app.escape import md
 from app.guard import show_error
+from app.views import upload_controls as controls
 from mtl_core.errors import LabError
 from mtl_core.runfile import ParsedRun, read_run_file, run_file_bytes
 
@@ -52,9 +53,12 @@ def render() -> None:
 # The cache lives in the one shared server process: a few parsed files (each at most the
 # reader's cell limit, MTL_LAB_MAX_CELLS), for a few minutes, not 32 for ever.
 @st.cache_data(show_spinner="Reading the file…", max_entries=8, ttl=900)
-def _parse(file_id: str, name: str, size: int, _data: bytes) -> ParsedRun:
-    """Parse once per uploaded file (the bytes are not hashed; the file id names them)."""
-    return read_run_file(_data, name)
+def _parse(
+    file_id: str, name: str, size: int, rows: str | None, tag_pattern: str | None, _data: bytes
+) -> ParsedRun:
+    """Parse once per uploaded file and read options (the bytes are not hashed; the file id
+    names them; ``rows`` and ``tag_pattern`` are the user's declarations, in the key)."""
+    return read_run_file(_data, name, rows=rows, tag_pattern=tag_pattern)
 
 
 def preview_frame(parsed: ParsedRun) -> pd.DataFrame:
@@ -94,17 +98,9 @@ def _upload() -> None:
     for f in files:
         with st.container(border=True):
             st.markdown(f"**{md(f.name)}** · {words.file_size(f.size)}")
-            try:
-                parsed = _parse(f.file_id, f.name, f.size, f.getvalue())
-            except LabError as exc:
-                st.error(md(exc), icon=":material/error:")
+            parsed = _preview(f)
+            if parsed is None:
                 continue
-            except Exception as exc:  # a reader bug: logged, shown as a message
-                show_error(exc)
-                continue
-            st.dataframe(preview_frame(parsed), hide_index=True, width="stretch")
-            for text in parsed.warnings():  # what the reader left out or assumed, as the CLI says
-                st.warning(md(text), icon=":material/warning:")
             if f.file_id in saved:
                 _saved_links(saved[f.file_id])
                 continue
@@ -126,6 +122,30 @@ def _upload() -> None:
             saved[f.file_id] = ids
             session.remember(*ids)
         st.rerun()
+
+
+def _preview(f) -> ParsedRun | None:
+    """Read one uploaded file with the options the user declared, show its controls and
+    preview; the run to save (its measure chosen), or None when it cannot be saved yet."""
+    rows, pattern = controls.read_options(f.file_id)
+    parsed, error = None, None
+    try:
+        parsed = _parse(f.file_id, f.name, f.size, rows, pattern, f.getvalue())
+    except LabError as exc:
+        error = str(exc)
+    except Exception as exc:  # a reader bug: logged, shown as a message
+        show_error(exc)
+        return None
+    controls.orientation(f.file_id, parsed)
+    controls.tag_pattern(f.file_id, f.name, error)
+    if parsed is None:
+        st.error(md(error), icon=":material/error:")
+        return None
+    chosen = controls.measure(f.file_id, parsed)
+    st.dataframe(preview_frame(chosen or parsed), hide_index=True, width="stretch")
+    for text in parsed.warnings():  # what the reader left out or assumed, as the CLI says
+        st.warning(md(text), icon=":material/warning:")
+    return chosen
 
 
 def _saved_links(ids: list[int]) -> None:

@@ -39,8 +39,10 @@ def render() -> None:
         "**matrix** with task names as header, optionally stacked by a `step` column), "
         "**NumPy** `.npy`/`.npz` matrices (`A[i, j]` = source i → target j; `.npz` may add "
         "`tasks` and `steps`), a **.zip** bundle with metrics and `meta.json`, or "
-        "**TensorBoard** event files with tags `affinity/<source>/<target>`. Numbers use `.` as "
-        "the decimal point. See `docs/run-format.md` for the full format."
+        "**TensorBoard** event files (tags `affinity/<source>/<target>`, "
+        "`Affinity/<source>_to_<target>`, or your own tag pattern). A matrix's rows are "
+        "sources unless you say they are targets; a file that names no measure asks for one. "
+        "See `docs/run-format.md` for the full format."
     )
     _upload()
     st.divider()

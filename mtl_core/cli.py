@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 from mtl_core.errors import LabError
+from mtl_core.terminal import one_line, safe_streams
 
 PROG = "task-affinity-lab"  # [project.scripts] in pyproject.toml
 
@@ -31,7 +32,7 @@ class _Parser(argparse.ArgumentParser):
     """argparse that reports errors as one line and exit 2 (no usage dump)."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
-        sys.stderr.write(f"error: {message} (see --help)\n")
+        sys.stderr.write(f"error: {one_line(message)} (see --help)\n")
         raise SystemExit(2)
 
 
@@ -55,12 +56,23 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the command line; returns the exit code (0 done, 2 a user error, 130 Ctrl-C).
+
+    Everything printed goes through :func:`mtl_core.terminal.safe_streams` (control
+    characters from a file are shown escaped, never sent to the terminal), and an error is
+    one line (:func:`mtl_core.terminal.one_line`).
+    """
+    with safe_streams():
+        return _main(argv)
+
+
+def _main(argv: list[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)
     except LabError as exc:
-        sys.stderr.write(f"error: {exc}\n")
+        sys.stderr.write(f"error: {one_line(str(exc))}\n")
         return 2
     except KeyboardInterrupt:
         sys.stderr.write("interrupted\n")

@@ -36,6 +36,9 @@ class StoreFault(LabError):
         super().__init__(message)
         self.kind = kind
 
+    def __reduce__(self) -> tuple:  # picklable (it crosses process boundaries)
+        return (type(self), (str(self), self.kind))
+
 
 def fault_kind(exc: BaseException) -> str | None:
     """The :data:`KINDS` entry an SQLite error means, or None for any other error
@@ -82,9 +85,7 @@ def store_fault(exc: BaseException, path: Path) -> StoreFault | None:
             "writable folder and use the copy"
         )
     elif kind == "damaged":
-        msg = f"the run store {path} is damaged ({exc}); nothing was changed; " + recover_hint(
-            path
-        )
+        msg = f"the run store {path} is damaged ({exc}); nothing was changed; " + recover_hint(path)
     else:
         msg = (
             f"the run store {path} could not be read or written ({exc}): the disk or file "
@@ -104,12 +105,15 @@ def _why_readonly(exc: BaseException, path: Path) -> str:
 
 # ---------------------------------------------------------------------------------- integrity
 
-_checked: set[tuple[str, int, int]] = set()  # (path, device, inode) checked in this process
+# (path, device, inode, size, mtime) of the files checked in this process: a file changed
+# since (e.g. by another process, or damaged) is checked again by the next connection
+_checked: set[tuple[str, int, int, int, int]] = set()
 _checked_lock = threading.Lock()
 
 
 def check_integrity(con: sqlite3.Connection, path: Path) -> None:
-    """Refuse a damaged store (``PRAGMA quick_check``), once per file per process.
+    """Refuse a damaged store (``PRAGMA quick_check``), once per file (and version of it on
+    disk) per process.
 
     Raises
     ------
@@ -119,7 +123,7 @@ def check_integrity(con: sqlite3.Connection, path: Path) -> None:
     """
     try:
         st = os.stat(path)
-        key = (str(path.resolve()), st.st_dev, st.st_ino)
+        key = (str(path.resolve()), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
     except OSError:
         return  # not a plain file (or gone): SQLite itself will say what is wrong
     with _checked_lock:

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import signal
 import sys
+import threading
 from pathlib import Path
 
 from mtl_core.errors import LabError
@@ -55,15 +57,31 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (``kill PID``, a container or job scheduler stopping us): handled like Ctrl-C,
+    so a training run in the store is cancelled and its worker stops, its steps kept."""
+
+
+def _on_sigterm(signum: int, frame: object) -> None:
+    raise Terminated
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Run the command line; returns the exit code (0 done, 2 a user error, 130 Ctrl-C).
+    """Run the command line; returns the exit code (0 done, 2 a user error, 130 Ctrl-C,
+    143 SIGTERM).
 
     Everything printed goes through :func:`mtl_core.terminal.safe_streams` (control
     characters from a file are shown escaped, never sent to the terminal), and an error is
     one line (:func:`mtl_core.terminal.one_line`).
     """
-    with safe_streams():
-        return _main(argv)
+    in_main = threading.current_thread() is threading.main_thread()
+    old = signal.signal(signal.SIGTERM, _on_sigterm) if in_main else None
+    try:
+        with safe_streams():
+            return _main(argv)
+    finally:
+        if in_main:
+            signal.signal(signal.SIGTERM, old)
 
 
 def _main(argv: list[str] | None) -> int:
@@ -74,6 +92,9 @@ def _main(argv: list[str] | None) -> int:
     except LabError as exc:
         sys.stderr.write(f"error: {one_line(str(exc))}\n")
         return 2
+    except Terminated:
+        sys.stderr.write("terminated (SIGTERM)\n")
+        return 143
     except KeyboardInterrupt:
         sys.stderr.write("interrupted\n")
         return 130

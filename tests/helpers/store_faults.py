@@ -28,8 +28,34 @@ from mtl_core.store.runs import RunsMixin
 FULL = "database or disk is full"
 
 
-def _raise_full(con: sqlite3.Connection) -> None:
+def _raise_full(con: Any) -> None:
     raise sqlite3.OperationalError(FULL)
+
+
+_CHANGES = ("INSERT", "UPDATE", "DELETE", "REPLACE", "CREATE", "DROP", "ALTER")
+
+
+class _FullConnection:
+    """A connection on a full disk: statements that change the database fail (reads, and a
+    write transaction that changes nothing, still work, as with SQLite on a full disk)."""
+
+    def __init__(self, con: sqlite3.Connection) -> None:
+        self._con = con
+
+    def _check(self, sql: str) -> None:
+        if sql.lstrip().upper().startswith(_CHANGES):
+            raise sqlite3.OperationalError(FULL)
+
+    def execute(self, sql: str, *args: Any) -> Any:
+        self._check(sql)
+        return self._con.execute(sql, *args)
+
+    def executemany(self, sql: str, *args: Any) -> Any:
+        self._check(sql)
+        return self._con.executemany(sql, *args)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._con, name)
 
 
 def make_full(*, all_writes: bool = True) -> Callable[[], None]:
@@ -40,7 +66,7 @@ def make_full(*, all_writes: bool = True) -> Callable[[], None]:
         orig = StoreBase._write
 
         def full_write(self, fn):
-            return orig(self, _raise_full)
+            return orig(self, lambda con: fn(_FullConnection(con)))
 
         StoreBase._write = full_write  # type: ignore[method-assign]
         return lambda: setattr(StoreBase, "_write", orig)

@@ -103,3 +103,7 @@ def _main(argv: list[str] | None) -> int:
 
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except OSError as exc:  # the machine said no: a full disk, no permission, a read-only disk
+        where = f"{exc.filename}: " if exc.filename else ""
+        sys.stderr.write(f"error: {one_line(where + (exc.strerror or str(exc)))}\n")
+        return 2

@@ -143,9 +143,9 @@ def watch_parent(poll_s: float = 1.0) -> bool:
     Two ways, so that a killed parent (SIGKILL: no chance to clean up) never leaves a
     worker training on: on Linux the kernel sends the parent-death signal
     (``prctl(PR_SET_PDEATHSIG)``, via ctypes) at once; everywhere a daemon thread checks every
-    ``poll_s`` seconds whether the parent is alive (the parent's sentinel pipe, and the
-    parent pid). The kernel's signal also comes when the parent's *thread* that started
-    this process ends, so the handler only acts when the parent process itself is gone.
+    ``poll_s`` seconds whether this process was re-parented (``os.getppid()`` changed). The
+    kernel's signal also comes when the parent's *thread* that started this process ends, so
+    the handler only acts when the parent process itself is gone.
     """
     global _watching
     import multiprocessing as mp
@@ -157,9 +157,12 @@ def watch_parent(poll_s: float = 1.0) -> bool:
     if _watching:
         return True
     _watching = True
+    parent_pid = parent.pid
 
     def gone() -> bool:
-        return os.getppid() != parent.pid or not parent.is_alive()
+        # re-parented (to init or a subreaper) = the parent died. Not the parent's sentinel
+        # pipe: it also closes when the parent merely drops its Process object.
+        return os.getppid() != parent_pid
 
     def on_signal(signum: int, frame: Any) -> None:
         if gone():

@@ -237,7 +237,8 @@ class RayBackend:
         ready, _ = self.ray.wait(list(refs), num_returns=len(refs), timeout=0)
         self._drain()
         for ref in ready:
-            self._finish(refs[ref])
+            if refs[ref] in self.runs:  # not already ended by a failed store write
+                self._finish(refs[ref])
         self._enforce_cancels()
 
     def _set_status(self, rid: int, status: str, error: str | None, **kw: Any) -> bool:

@@ -188,3 +188,17 @@ def test_fault_kinds():
     assert fault_kind(sqlite3.OperationalError("database is locked")) is None
     assert fault_kind(ValueError("disk is full")) is None
     assert sys.version_info >= (3, 11)  # sqlite_errorname (3.11+) is used when present
+
+
+def test_export_onto_a_full_disk_is_one_line(store_with_runs, tmp_path, capsys, monkeypatch):
+    import errno
+    import os
+
+    def full(path, data):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+
+    monkeypatch.setattr("mtl_core.runfile.write.atomic_write_bytes", full)
+    out = tmp_path / "o.zip"
+    code, _, err = _cli(capsys, "export", "1", "--out", str(out), "--store", str(store_with_runs))
+    err = _one_error_line(code, err)
+    assert "No space left on device" in err and "o.zip" in err

@@ -69,7 +69,7 @@ def test_runner_that_cannot_write_either_fails_the_run_in_memory(tmp_path, monke
     try:
         rid = runner.submit(cfg())
         wait_for(lambda: runner.status(rid).steps_done >= 1, what="the first step")
-        undo = make_full()  # this process too, from now on
+        undo = make_full(path=runner.store.path)  # this process too, from now on
         try:
             info = runner.wait(rid, timeout=60)
             assert info.status == "failed" and "disk is full" in info.error

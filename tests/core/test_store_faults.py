@@ -157,7 +157,7 @@ def test_injected_read_only_error_is_a_read_only_fault(tmp_path, monkeypatch):
 
 def test_import_into_a_full_store_is_one_line_and_changes_nothing(store_with_runs, capsys):
     path = store_with_runs
-    with disk_full():
+    with disk_full(path=path):
         code, _, err = _cli(capsys, "import", CSV, "--store", str(path))
     err = _one_error_line(code, err)
     assert "disk is full" in err and "free some space" in err
@@ -165,7 +165,7 @@ def test_import_into_a_full_store_is_one_line_and_changes_nothing(store_with_run
 
 
 def test_train_into_a_full_store_is_one_line(store_with_runs, capsys):
-    with disk_full():
+    with disk_full(path=store_with_runs):
         code, _, err = _cli(
             capsys,
             "train",

@@ -58,14 +58,22 @@ class _FullConnection:
         return getattr(self._con, name)
 
 
-def make_full(*, all_writes: bool = True) -> Callable[[], None]:
+def make_full(*, all_writes: bool = True, path: Path | None = None) -> Callable[[], None]:
     """From now on, store writes in this process fail as on a full disk (inside the write
-    transaction, as SQLite reports it); ``all_writes=False``: only the step writes.
-    Returns a function undoing it."""
+    transaction, as SQLite reports it); ``all_writes=False``: only the step writes; ``path``:
+    only the store at that path (other stores of the process, e.g. a runner left by another
+    test, are not touched). Returns a function undoing it."""
+    want = None if path is None else Path(path).resolve()
+
+    def hit(store: Any) -> bool:
+        return want is None or Path(store.path).resolve() == want
+
     if all_writes:
         orig = StoreBase._write
 
         def full_write(self, fn):
+            if not hit(self):
+                return orig(self, fn)
             return orig(self, lambda con: fn(_FullConnection(con)))
 
         StoreBase._write = full_write  # type: ignore[method-assign]
@@ -73,6 +81,8 @@ def make_full(*, all_writes: bool = True) -> Callable[[], None]:
     orig_append = RunsMixin.append_step
 
     def full_append(self, run_id, event, **kw):
+        if not hit(self):
+            return orig_append(self, run_id, event, **kw)
         return self._write(_raise_full)
 
     RunsMixin.append_step = full_append  # type: ignore[method-assign]
@@ -80,8 +90,8 @@ def make_full(*, all_writes: bool = True) -> Callable[[], None]:
 
 
 @contextmanager
-def disk_full(*, all_writes: bool = True):
-    undo = make_full(all_writes=all_writes)
+def disk_full(*, all_writes: bool = True, path: Path | None = None):
+    undo = make_full(all_writes=all_writes, path=path)
     try:
         yield
     finally:

@@ -23,7 +23,7 @@ from mtl_core.config import RunConfig
 from mtl_core.errors import DivergedError, LabError
 from mtl_core.runner.procs import STORE_FAULT_EXITS, ParentGone, prepare_process, watch_parent
 from mtl_core.store import Store
-from mtl_core.store.faults import StoreFault
+from mtl_core.store.faults import StoreFault, trust
 
 TrainRef = str  # "module:function"
 DEFAULT_TRAIN = "mtl_core.training:train"
@@ -96,6 +96,7 @@ def worker_main(
     signal.signal(signal.SIGTERM, _raise_terminated)
     try:
         store = Store(store_path)
+        trust(store.path)  # the runner checked the file's integrity before claiming the run
         status, error, detail = _outcome(store, run_id, train_ref)
         store.set_status(run_id, status, only_from=("running",), error=error, error_detail=detail)
     except StoreFault as exc:  # the outcome cannot be written: say why by the exit code

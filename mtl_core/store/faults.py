@@ -105,15 +105,14 @@ def _why_readonly(exc: BaseException, path: Path) -> str:
 
 # ---------------------------------------------------------------------------------- integrity
 
-# (path, device, inode, size, mtime) of the files checked in this process: a file changed
-# since (e.g. by another process, or damaged) is checked again by the next connection
-_checked: set[tuple[str, int, int, int, int]] = set()
+# (path, device, inode) of the files checked (or trusted) in this process: once per file, not
+# per change of it, so a long-lived app does not re-scan a busy store on every page's write
+_checked: set[tuple[str, int, int]] = set()
 _checked_lock = threading.Lock()
 
 
 def check_integrity(con: sqlite3.Connection, path: Path) -> None:
-    """Refuse a damaged store (``PRAGMA quick_check``), once per file (and version of it on
-    disk) per process.
+    """Refuse a damaged store (``PRAGMA quick_check``), once per file per process.
 
     Raises
     ------
@@ -121,10 +120,8 @@ def check_integrity(con: sqlite3.Connection, path: Path) -> None:
         ``kind="damaged"``: the check found a problem (the first one is named) or could not
         read the file.
     """
-    try:
-        st = os.stat(path)
-        key = (str(path.resolve()), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
-    except OSError:
+    key = _key(path)
+    if key is None:
         return  # not a plain file (or gone): SQLite itself will say what is wrong
     with _checked_lock:
         if key in _checked:
@@ -153,4 +150,36 @@ def check_integrity(con: sqlite3.Connection, path: Path) -> None:
         _checked.add(key)
 
 
-__all__ = ["KINDS", "StoreFault", "check_integrity", "fault_kind", "recover_hint", "store_fault"]
+def trust(path: Path) -> None:
+    """Skip the check for the store at ``path`` in this process (a worker whose runner
+    checked the file before it claimed the run)."""
+    key = _key(path)
+    if key is not None:
+        with _checked_lock:
+            _checked.add(key)
+
+
+def forget_checks() -> None:
+    """Check every store again at its next first write (as a new process would)."""
+    with _checked_lock:
+        _checked.clear()
+
+
+def _key(path: Path) -> tuple[str, int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (str(path.resolve()), st.st_dev, st.st_ino)
+
+
+__all__ = [
+    "KINDS",
+    "StoreFault",
+    "check_integrity",
+    "fault_kind",
+    "forget_checks",
+    "recover_hint",
+    "store_fault",
+    "trust",
+]

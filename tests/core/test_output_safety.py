@@ -156,3 +156,11 @@ def test_one_line_and_escape_controls():
     assert one_line("a\nb\tc\x1b[0m\x9b\ud800") == "a\\nb\\tc\\x1b[0m\\x9b\\ud800"
     assert escape_controls("a\nb\tc\r") == "a\nb\tc\\r"
     assert escape_controls("naïve — 東京 😀") == "naïve — 東京 😀"
+
+
+def test_argument_errors_are_escaped_too(capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["runs", "--bogus\x1b]0;x\x07"])
+    err = capsys.readouterr().err
+    assert info.value.code == 2 and "\x1b" not in err and "\\x1b]0;x\\x07" in err
+    assert err.count("\n") == 1

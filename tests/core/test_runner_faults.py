@@ -90,14 +90,15 @@ def test_runner_that_cannot_write_either_fails_the_run_in_memory(tmp_path, monke
 # ----------------------------------------------------------------------------- killed CLI
 
 
-def _start_cli(tmp_path: Path, *extra: str) -> tuple[subprocess.Popen, Path]:
+def _start_cli(tmp_path: Path) -> tuple[subprocess.Popen, Path]:
+    """``train --store`` in a subprocess; its output goes to files (an orphaned worker
+    holding a pipe open would hang the test instead of failing it)."""
     store = tmp_path / "s.sqlite"
     env = dict(os.environ, PYTHONPATH=str(ROOT), MTL_LAB_WORKERS="1")
     argv = [sys.executable, "-m", "mtl_core", "train", "--scenario", "synthetic"]
-    argv += ["--steps", "200000", "--eval-every", "100000", "--store", str(store), *extra]
-    proc = subprocess.Popen(
-        argv, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
-    )
+    argv += ["--steps", "200000", "--eval-every", "100000", "--store", str(store)]
+    with open(tmp_path / "out.txt", "wb") as out, open(tmp_path / "err.txt", "wb") as err:
+        proc = subprocess.Popen(argv, cwd=tmp_path, env=env, stdout=out, stderr=err)
     return proc, store
 
 
@@ -105,7 +106,7 @@ def _first_step(proc: subprocess.Popen, store: Path) -> tuple[int, int]:
     """Wait until run 1 logged a step; returns its worker's pid and the steps done."""
 
     def logged() -> bool:
-        assert proc.poll() is None, proc.communicate()[1].decode()[-2000:]
+        assert proc.poll() is None, (store.parent / "err.txt").read_text()[-2000:]
         if not store.exists():
             return False
         try:
@@ -118,14 +119,18 @@ def _first_step(proc: subprocess.Popen, store: Path) -> tuple[int, int]:
     return Store(store).get_run(1).worker_pid, Store(store).get_run(1).steps_done
 
 
-def _stop(proc: subprocess.Popen) -> None:
+def _stop(proc: subprocess.Popen, worker: int | None) -> None:
+    """Clean up whatever is left (also after a failed assertion)."""
     if proc.poll() is None:
         proc.kill()
-    proc.communicate(timeout=30)
+    proc.wait(timeout=30)
+    if worker and pid_alive(worker):
+        os.kill(worker, signal.SIGKILL)
 
 
 def test_sigkilled_cli_stops_its_worker_and_the_run_is_interrupted(tmp_path):
     proc, store = _start_cli(tmp_path)
+    worker = None
     try:
         worker, _ = _first_step(proc, store)
         assert pid_alive(worker)
@@ -133,7 +138,7 @@ def test_sigkilled_cli_stops_its_worker_and_the_run_is_interrupted(tmp_path):
         proc.wait(timeout=10)
         wait_for(lambda: not pid_alive(worker), 10, "the orphaned worker to stop")
     finally:
-        _stop(proc)
+        _stop(proc, worker)
     Runner(store, start=False).shutdown()  # the next runner to open the store: nothing left
     info = Store(store).get_run(1)
     assert info.status == "interrupted", info
@@ -142,17 +147,18 @@ def test_sigkilled_cli_stops_its_worker_and_the_run_is_interrupted(tmp_path):
 
 def test_sigterm_on_the_cli_cancels_like_ctrl_c(tmp_path):
     proc, store = _start_cli(tmp_path)
+    worker = None
     try:
         worker, _ = _first_step(proc, store)
         proc.send_signal(signal.SIGTERM)
-        _, err = proc.communicate(timeout=60)
+        proc.wait(timeout=60)
+        wait_for(lambda: not pid_alive(worker), 10, "the worker to stop")
     finally:
-        _stop(proc)
-    err_text = err.decode()
+        _stop(proc, worker)
+    err_text = (tmp_path / "err.txt").read_text()
     assert proc.returncode == 143, err_text[-2000:]
     assert "terminated (SIGTERM)" in err_text and "run 1 cancelled after" in err_text
     assert "Traceback" not in err_text
-    wait_for(lambda: not pid_alive(worker), 10, "the worker to stop")
     info = Store(store).get_run(1)
     assert info.status == "cancelled" and info.steps_done >= 1
 

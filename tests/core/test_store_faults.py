@@ -15,7 +15,7 @@ import pytest
 from mtl_core.cli import main
 from mtl_core.errors import LabError
 from mtl_core.store import Store
-from mtl_core.store.faults import StoreFault, fault_kind
+from mtl_core.store.faults import StoreFault, fault_kind, forget_checks
 from tests.helpers.store_faults import FULL, as_unprivileged, damage, disk_full
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -80,6 +80,7 @@ def test_quick_check_finds_damage_that_reads_do_not(tmp_path):
     off = (trunk - 1) * size
     data[off + 4 : off + 8] = (10_000).to_bytes(4, "big")  # the trunk's leaf count, far off
     path.write_bytes(bytes(data))
+    forget_checks()  # as a new process
     fresh = Store(path)
     assert fresh.get_run(rid).name == "x"  # reading still works
     with pytest.raises(StoreFault, match="damaged .*integrity check") as info:

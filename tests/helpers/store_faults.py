@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from mtl_core.store.base import StoreBase
+from mtl_core.store.faults import forget_checks
 from mtl_core.store.runs import RunsMixin
 
 FULL = "database or disk is full"
@@ -135,6 +136,7 @@ def damage(path: Path, seed: int = 0) -> None:
     con = sqlite3.connect(path)
     con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     con.close()
+    forget_checks()  # the next write checks it again, as a new process would
     data = bytearray(path.read_bytes())
     size = int.from_bytes(data[16:18], "big")
     size = 65536 if size == 1 else size

@@ -117,6 +117,8 @@ class Runner:
         self.train_ref = train_ref(train_fn)
         self.poll_s = float(poll_s)
         self.cancel_grace_s = float(cancel_grace_s)
+        self._pending = PendingOutcomes(self.store)  # outcomes the store could not take yet
+        self._backoff = Backoff(self.poll_s)
         self._ray = self._ray_backend(ray_address)
         if max_workers:
             self.max_workers = int(max_workers)
@@ -135,8 +137,6 @@ class Runner:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._last_recover = 0.0
-        self._pending = PendingOutcomes(self.store)  # outcomes the store could not take yet
-        self._backoff = Backoff(self.poll_s)
         _RUNNERS.add(self)
         self.recover()
         if start:

@@ -174,3 +174,27 @@ def test_supervisor_thread_ending_does_not_stop_workers(tmp_path, monkeypatch):
     runner.shutdown(interrupt_running=False)  # the supervisor thread ends; the worker not
     wait_for(lambda: runner.store.get_run(rid).status in TERMINAL, 60, "the run to end")
     assert runner.store.get_run(rid).status == "finished"
+
+
+@pytest.mark.ray
+def test_full_disk_on_ray_fails_the_run_and_stops_its_task(tmp_path, ray_cluster):
+    """On Ray the runner writes the streamed steps: a full disk there fails the run with
+    the reason, keeps the steps before, and the Ray task is stopped."""
+    from tests.helpers.runner_fakes import fake_train
+
+    runner = Runner(
+        tmp_path / "s.sqlite", train_fn=fake_train, poll_s=0.05, ray_address=ray_cluster
+    )
+    undo = None
+    try:
+        rid = runner.submit(RunConfig(knobs={"sleep": 0.2}, train=TrainConfig(steps=200)))
+        wait_for(lambda: runner.status(rid).steps_done >= 2, 120, "the first steps")
+        undo = make_full(all_writes=False, path=runner.store.path)  # step writes fail
+        info = runner.wait(rid, timeout=60)
+        assert rid not in runner._ray.runs  # its task was stopped, not left streaming
+    finally:
+        if undo:
+            undo()
+        runner.shutdown(timeout=5)
+    assert info.status == "failed" and "disk is full" in info.error
+    assert Store(tmp_path / "s.sqlite").get_run(rid).steps_done >= 2

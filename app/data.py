@@ -111,6 +111,15 @@ def import_parsed(parsed: Any, name: str) -> list[int]:
     return get_store().import_parsed(parsed, name=name, owner=auth.current_actor().id)
 
 
+def save_table(data: bytes, file_name: str) -> str:
+    """Save an uploaded table beside the store (content-addressed), owned by this session's
+    user; returns the reference a run's ``table`` knob holds."""
+    from mtl_core.scenarios import table_files
+
+    folder = table_files.tables_dir(store_path())
+    return table_files.save_table(data, file_name, auth.current_actor().id, folder)
+
+
 def warm_workers(custom_train_fn: str | None = None) -> int:
     """Standby workers with torch already imported, so Train starts training at once:
     ``$MTL_LAB_WARM_WORKERS``, else one per worker slot (none with a custom train function)."""

@@ -25,6 +25,7 @@ from app.words import format_seconds
 from mtl_core.errors import LabError
 from mtl_core.experiments import background
 from mtl_core.limits import check_quota
+from mtl_core.scenarios import table_files
 from mtl_core.store import RunInfo, Store
 
 log = logging.getLogger("task_affinity_lab.app")
@@ -41,6 +42,9 @@ def start(store: Store, info: RunInfo, k: int, seeds: int) -> dict[str, Any]:
     dep = auth.deployment()
     owner = auth.current_actor(dep).id
     spec = background.spec_for_run(info.config or {}, k, seeds, workers=WORKERS, limits=dep.limits)
+    # an uploaded table only its uploader's runs may use (a forged meta.json may name any)
+    knobs = (info.config or {}).get("knobs") or {}
+    table_files.check_owner(knobs, info.owner, table_files.tables_dir(store.path))
     check_quota(store.active_count(owner) + store.running_ground_truths(owner), dep.limits)
     folder = store.path.parent / "evaluations" / f"run{info.id}_k{int(k)}_{int(time.time())}"
     job = background.start(spec, folder, workers=WORKERS)

@@ -357,3 +357,19 @@ def missing_run(run_id: int, status: str | None) -> str:
     return (
         f"The link asked for a run that cannot be shown here: {why}. Showing another run instead."
     )
+
+
+def table_features(note: dict) -> str:
+    """Markdown: the features a table run used and the columns it left out (the worker's
+    ``table`` note), every column name escaped."""
+    from app.escape import md
+    from mtl_core.labels import column_label
+
+    feats = [str(f) for f in note.get("features") or []]
+    text = f"Features ({len(feats)}): " + ", ".join(md(column_label(f)) for f in feats)
+    left = note.get("left_out") or {}
+    if left:
+        text += f" · left out ({len(left)}): " + "; ".join(
+            f"{md(column_label(c))}: {md(why)}" for c, why in left.items()
+        )
+    return text

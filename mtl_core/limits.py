@@ -39,8 +39,11 @@ class Limits:
     seeds : seeds of one ground-truth evaluation (each retrains every approach).
     queued_per_user : runs one owner may have queued or running at once (ground-truth jobs
         count as one each).
-    scenarios : scenarios a run may use (None: all); the app leaves out ``csv``, which reads
-        a path on the server.
+    scenarios : scenarios a run may use (None: all).
+    data_folder : where the ``csv`` scenario's ``path`` knob may read a table on the server:
+        ``""`` (the default) nowhere (tables come only from uploads, see
+        :mod:`mtl_core.scenarios.table_files`), a folder: files inside it only, None: any
+        path (the command line).
     """
 
     steps: int | None = 5000
@@ -52,7 +55,8 @@ class Limits:
     features: int | None = 1024
     seeds: int | None = 5
     queued_per_user: int | None = 6
-    scenarios: tuple[str, ...] | None = ("synthetic", "digits", "lesson")
+    scenarios: tuple[str, ...] | None = ("synthetic", "digits", "lesson", "csv")
+    data_folder: str | None = ""
 
     @classmethod
     def none(cls) -> Limits:
@@ -80,6 +84,8 @@ class Limits:
 def _parse(key: str, raw: Any) -> Any:
     if raw is None or (isinstance(raw, str) and raw.strip().lower() in ("none", "")):
         return None
+    if key == "data_folder":  # "" (no server path) is a setting here, not "no limit"
+        return str(raw).strip()
     if key == "scenarios":
         items = raw.split(",") if isinstance(raw, str) else list(raw)
         return tuple(str(s).strip() for s in items if str(s).strip())
@@ -97,6 +103,11 @@ def over(what: str, value: Any, limit: int) -> LabError:
     return LabError(
         f"{what} {value} is over this lab's limit of {limit} (an admin can raise it: {WHERE})"
     )
+
+
+def _count(value: Any) -> Any:
+    """A knob that is a count, or a list of names (the csv scenario's ``features``)."""
+    return len(value) if isinstance(value, (list, tuple)) else value
 
 
 def _at_most(what: str, value: Any, limit: int | None) -> None:
@@ -124,8 +135,9 @@ def check_config(cfg: Any, limits: Limits) -> None:
     _at_most("convolution layers", len(cfg.model.channels), limits.layers)
     _at_most("tasks", task_count(cfg.knobs), limits.tasks)
     knobs = cfg.knobs or {}
+    check_server_path(knobs, limits)
     _at_most("samples", knobs.get("samples"), limits.samples)
-    _at_most("features", knobs.get("features"), limits.features)
+    _at_most("features", _count(knobs.get("features")), limits.features)
 
 
 def check_evaluation(config: Mapping[str, Any], seeds: int, limits: Limits) -> None:
@@ -142,17 +154,52 @@ def check_evaluation(config: Mapping[str, Any], seeds: int, limits: Limits) -> N
         )
     train = config.get("train") if isinstance(config.get("train"), Mapping) else {}
     knobs = config.get("knobs") if isinstance(config.get("knobs"), Mapping) else {}
+    check_server_path(knobs, limits)
     try:
         _at_most("steps", int(train.get("steps", 300)), limits.steps)
         _at_most("seeds", int(seeds), limits.seeds)
         _at_most("tasks", task_count(knobs), limits.tasks)
         _at_most("samples", knobs.get("samples"), limits.samples)
-        _at_most("features", knobs.get("features"), limits.features)
+        _at_most("features", _count(knobs.get("features")), limits.features)
     except (TypeError, ValueError):
         raise LabError(
             "this run's stored config is not one the lab wrote (a number is not "
             "a number); it cannot be re-evaluated"
         ) from None
+
+
+def check_server_path(knobs: Mapping[str, Any], limits: Limits) -> None:
+    """Raise LabError when the knobs name a file on the server (the ``csv`` scenario's
+    ``path``) that ``limits.data_folder`` does not allow: none at all by default (a shared
+    app takes tables only as uploads), or one outside the configured folder. The message
+    never says whether the file exists."""
+    path = knobs.get("path") if isinstance(knobs, Mapping) else None
+    if not path or limits.data_folder is None:
+        return
+    if not limits.data_folder:
+        raise LabError(
+            "a table from a path on the server is for the command line only; upload the "
+            f"table instead (an admin can allow a data folder: data_folder in {WHERE})"
+        )
+    from pathlib import Path
+
+    folder = Path(limits.data_folder).expanduser().resolve()
+    try:
+        inside = Path(str(path)).expanduser().resolve().is_relative_to(folder)
+    except (OSError, RuntimeError, ValueError):
+        inside = False
+    if not inside:
+        raise LabError(
+            f"a table path must be inside this lab's data folder {folder} (data_folder in "
+            f"{WHERE}); upload the table instead"
+        )
+
+
+def check_table(rows: int, features: int, limits: Limits) -> None:
+    """Raise LabError when a table run trains on more rows (``samples``) or feature columns
+    (``features``) than ``limits`` allow."""
+    _at_most("table rows", rows, limits.samples)
+    _at_most("feature columns", features, limits.features)
 
 
 def task_count(knobs: Mapping[str, Any]) -> int | None:

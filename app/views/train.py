@@ -17,6 +17,7 @@ import streamlit as st
 
 from app import auth, data, lesson_words, nav, session, words
 from app.escape import md
+from app.views import train_table
 from mtl_core.config import (
     ARCHS,
     MEASURES,
@@ -150,7 +151,9 @@ def reset_scenario_fields() -> None:
 def run_summary(cfg: RunConfig) -> str:
     """The run as it will be queued: its name and the settings that tell runs apart."""
     name = cfg.name or f"{cfg.scenario} {cfg.train.mode}"
-    knobs = ", ".join(f"{k}={v}" for k, v in sorted(dict(cfg.knobs).items()))
+    # an uploaded table's reference is a hash: the page lists the table's columns instead
+    shown = {k: v for k, v in dict(cfg.knobs).items() if k != "table" and v not in ("", [])}
+    knobs = ", ".join(f"{k}={v}" for k, v in sorted(shown.items()))
     groups = f" · groups {md(words.format_grouping(cfg.train.groups))}" if cfg.train.groups else ""
     return (
         f"**{md(name)}** · scenario {md(cfg.scenario)}"
@@ -183,7 +186,9 @@ def _form() -> None:
     with st.container(border=True):
         values: dict[str, Any] = {
             "scenario": scen,
-            "knobs": _knob_inputs(scen, scenarios[scen].knobs, lim),
+            "knobs": train_table.table_knobs(lim)
+            if scen == "csv"  # your table: an upload, never a path on the server
+            else _knob_inputs(scen, scenarios[scen].knobs, lim),
         }
         values |= _training_inputs(gpu, lim)
         values |= _affinity_inputs()
@@ -348,6 +353,8 @@ def _submit(values: dict[str, Any]) -> None:
     try:
         cfg = build_config(values)
         check_groups(cfg)
+        if cfg.scenario == "csv":
+            train_table.save_upload(dict(cfg.knobs), auth.deployment().limits)
         rid = data.get_runner().submit(cfg)
     except LabError as exc:
         st.error(md(exc))
@@ -373,7 +380,11 @@ def check_groups(cfg: Any) -> None:
     from mtl_core.config import group_indices
     from mtl_core.scenarios import load_dataset
 
-    group_indices(cfg.train.groups, list(load_dataset(cfg.scenario, dict(cfg.knobs)).tasks))
+    if cfg.scenario == "csv":  # a table's tasks are its targets (the table is not saved yet)
+        tasks = [str(t) for t in cfg.knobs.get("targets") or []]
+    else:
+        tasks = list(load_dataset(cfg.scenario, dict(cfg.knobs)).tasks)
+    group_indices(cfg.train.groups, tasks)
 
 
 def queue_frame(runs: list) -> pd.DataFrame:

@@ -243,7 +243,7 @@ def load_affinity_measure(
     elif run not in runs:
         raise LabError(f"run {run!r} not in {p.name}; it has: {', '.join(runs)}")
     df = parsed.run_affinity(run)
-    logged = sorted(set(df["measure"])) if "measure" in df else []
+    logged = sorted(str(m) for m in df["measure"].dropna().unique()) if "measure" in df else []
     tasks, A = mean_matrix(
         df, measure, parsed.run_tasks(run), where=p.name, hint="pick one with --measure"
     )

@@ -18,6 +18,7 @@ from mtl_core.config import (
     sequential_preset,
 )
 from mtl_core.errors import LabError
+from mtl_core.labels import column_label, short_labels
 
 
 def add_parser(sub) -> None:
@@ -163,6 +164,8 @@ def run(args: argparse.Namespace) -> int:
     from mtl_core.training import resolve_device
 
     resolve_device(cfg.train.device)  # fail before any work when CUDA is asked for but absent
+    if cfg.scenario == "csv":
+        check_table(cfg)
     if args.store is not None:
         return _run_in_store(cfg, args)
     return _run_local(cfg, Path(args.out))
@@ -209,18 +212,50 @@ def summary(result) -> str:
     ]
     val, test = result.loss("val"), result.loss("test")
     acc = {m.task: m.value for m in result.metrics if m.split == "test" and m.metric == "accuracy"}
-    lines.append(f"{'task':>14} {'val loss':>9} {'test loss':>9} {'test acc':>8}")
-    for t in result.tasks:
+    lines += table_lines(getattr(result, "info", None) or {})
+    names = short_labels(result.tasks, 24)
+    w = max(14, *map(len, names))
+    lines.append(f"{'task':>{w}} {'val loss':>9} {'test loss':>9} {'test acc':>8}")
+    for t, name in zip(result.tasks, names):
         a = f"{acc[t]:8.3f}" if t in acc else f"{'':8}"
         v, te = val.get(t, float("nan")), test.get(t, float("nan"))
-        lines.append(f"{t[:14]:>14} {v:9.4f} {te:9.4f} {a}")
+        lines.append(f"{name:>{w}} {v:9.4f} {te:9.4f} {a}")
     for measure, A in result.mean_affinity.items():
         lines.append(f"\nmean {measure} affinity (row = source, column = target; >0 helps):")
-        short = [t[:7] for t in result.tasks]
+        short = short_labels(result.tasks, 7)
         lines.append(" " * 8 + "".join(f"{s:>8}" for s in short))
         for s, row in zip(short, A):
             lines.append(f"{s:>8}" + "".join(f"{v:8.4f}" for v in row))
     return "\n".join(lines)
+
+
+def table_lines(info: dict) -> list[str]:
+    """A table run's features and left-out columns (its dataset ``info``), one line each;
+    nothing for other scenarios."""
+    if not info.get("features"):
+        return []
+    feats = info["features"]
+    out = [f"features ({len(feats)}): " + ", ".join(map(column_label, feats))]
+    for col, why in (info.get("left_out") or {}).items():
+        out.append(f"left out {column_label(col)}: {why}")
+    return out
+
+
+def check_table(cfg: RunConfig) -> None:
+    """The csv scenario's table, read here before any training: the reader's own messages
+    (the table's columns when a name is wrong) go to this terminal only, and stderr says
+    which features the run uses and which columns it leaves out."""
+    from mtl_core.scenarios.table import MissingColumns, plan_table, read_source
+
+    k = dict(cfg.knobs)
+    table, label = read_source(k, detail=True)
+    try:
+        plan = plan_table(table, k["targets"], k.get("features") or (), k.get("task_types"), label)
+    except MissingColumns as exc:
+        cols = ", ".join(map(column_label, exc.columns))
+        raise LabError(f"{exc}; its columns: {cols}") from None
+    for line in (*plan.notes, *table_lines(plan.info())):
+        sys.stderr.write(f"{label}: {line}\n")
 
 
 def _run_in_store(cfg: RunConfig, args: argparse.Namespace) -> int:

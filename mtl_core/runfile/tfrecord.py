@@ -128,64 +128,96 @@ def scan_file(source: Path | bytes, name: str, wanted: Callable[[str], bool]) ->
         Event proto, or a wanted tag whose value is not one number.
     """
     if isinstance(source, (bytes, bytearray, memoryview)):
-        return _scan(memoryview(source), name, wanted)
+        return _scan(bytes(source), name, wanted)
     with open(source, "rb") as fh:
         size = Path(source).stat().st_size
         if size == 0:
             raise LabError(f"{name}: the file is empty")
         with mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mm:
-            view = memoryview(mm)
-            try:
-                return _scan(view, name, wanted)
-            finally:
-                view.release()
+            return _scan(mm, name, wanted)
 
 
-def _scan(buf: memoryview, name: str, wanted: Callable[[str], bool]) -> FileScan:
+def _scan(buf: bytes | mmap.mmap, name: str, wanted: Callable[[str], bool]) -> FileScan:
+    """Walk the records of ``buf`` (slicing it gives bytes: only a record is ever copied).
+
+    The fast path checks a record's body CRC with the length its header gives: a match means
+    the length was right too (a false match has odds of 2**-32), so the header's own CRC is
+    checked only when the body's fails (:func:`_damaged`). This loop runs once per record:
+    it is written for speed (local names, the wanted tags' appenders looked up once per tag).
+    """
+    import google_crc32c
     from google.protobuf.message import DecodeError
     from tensorboard.compat.proto.event_pb2 import Event
 
     scan = FileScan(name)
-    want: dict[str, bool] = {}
-    end, pos = len(buf), 0
-    parse = Event.FromString
+    keep = _Keeper(scan, wanted)
+    sinks, new_sink = keep.sinks, keep.sink
+    crc32c, parse = google_crc32c.value, Event.FromString
+    header, u32 = _HEADER.unpack_from, _U32.unpack_from
+    end, pos, records = len(buf), 0, 0
     while pos < end:
         if end - pos < 12:
             scan.truncated_bytes += end - pos
             break
-        length, crc = _HEADER.unpack_from(buf, pos)
-        if masked_crc(bytes(buf[pos : pos + 8])) != crc:
-            if scan.records == 0 and not scan.bad_records:
-                raise LabError(
-                    f"{name}: not a TensorBoard event file (its first record header does not "
-                    "check out)"
-                )
-            nxt = _resync(buf, pos + 1)
-            _bad(scan, pos)
-            if nxt is None:
-                scan.skipped_bytes += end - pos
-                break
-            scan.skipped_bytes += nxt - pos
-            pos = nxt
-            continue
+        length, hcrc = header(buf, pos)
         body_end = pos + 12 + length
-        if body_end + 4 > end:
-            scan.truncated_bytes += end - pos
-            break
-        body = bytes(buf[pos + 12 : body_end])
-        if masked_crc(body) != _U32.unpack_from(buf, body_end)[0]:
-            _bad(scan, pos)
-            pos = body_end + 4
+        c = crc32c(body := buf[pos + 12 : body_end]) if body_end + 4 <= end else None
+        if (
+            c is None
+            or ((((c >> 15) | (c << 17)) + _MASK_DELTA) & 0xFFFFFFFF) != u32(buf, body_end)[0]
+        ):
+            scan.records = records
+            nxt = _damaged(scan, buf, pos, hcrc, body_end)
+            if nxt is None:
+                break
+            pos = nxt
             continue
         try:
             event = parse(body)
         except DecodeError:
             raise LabError(f"{name}: the record at byte {pos} is not a TensorBoard event") from None
-        scan.records += 1
+        records += 1
         pos = body_end + 4
-        if event.HasField("summary"):
-            _keep(scan, event, want, wanted)
+        values = event.summary.value
+        if not values:
+            continue
+        step, wall = event.step, event.wall_time
+        for v in values:
+            tag = v.tag
+            sink = sinks[tag] if tag in sinks else new_sink(tag)
+            if sink is None:
+                continue
+            if v.WhichOneof("value") == "simple_value":
+                value = v.simple_value
+            else:
+                value = keep.other_value(v, step)
+            sink[0](step)
+            sink[1](wall)
+            sink[2](value)
+    scan.records = records
     return scan
+
+
+def _damaged(scan: FileScan, buf, pos: int, hcrc: int, body_end: int) -> int | None:
+    """A record whose body failed its CRC (or runs past the end): the header's own CRC tells
+    a damaged body (skip the record) from a damaged length (look for the next good header).
+    Returns where to go on, or None when the rest of the file is lost or cut short."""
+    end = len(buf)
+    if masked_crc(buf[pos : pos + 8]) != hcrc:
+        if scan.records == 0 and not scan.bad_records:
+            raise LabError(
+                f"{scan.name}: not a TensorBoard event file (its first record header does not "
+                "check out)"
+            )
+        nxt = _resync(buf, pos + 1)
+        _bad(scan, pos)
+        scan.skipped_bytes += (end if nxt is None else nxt) - pos
+        return nxt
+    if body_end + 4 > end:
+        scan.truncated_bytes += end - pos
+        return None
+    _bad(scan, pos)
+    return body_end + 4
 
 
 def _bad(scan: FileScan, pos: int) -> None:
@@ -199,38 +231,37 @@ def _resync(buf: memoryview, start: int) -> int | None:
     stop = min(len(buf) - 12, start + RESYNC_WINDOW)
     for p in range(start, stop + 1):
         length, crc = _HEADER.unpack_from(buf, p)
-        if length <= len(buf) - p - 16 and masked_crc(bytes(buf[p : p + 8])) == crc:
+        if length <= len(buf) - p - 16 and masked_crc(buf[p : p + 8]) == crc:
             return p
     return None
 
 
-def _keep(scan: FileScan, event, want: dict[str, bool], wanted: Callable[[str], bool]) -> None:
-    """Append the wanted scalars of one event."""
-    step, wall = int(event.step), float(event.wall_time)
-    for v in event.summary.value:
-        tag = v.tag
-        ok = want.get(tag)
-        if ok is None:
-            ok = want[tag] = wanted(tag)
-            scan.tags.add(tag)
-        if not ok:
-            continue
+class _Keeper:
+    """The wanted tags' appenders (``(steps, walls, values)`` of their :class:`Series`), made
+    once per distinct tag; None for a tag not wanted."""
+
+    def __init__(self, scan: FileScan, wanted: Callable[[str], bool]) -> None:
+        self.scan, self.wanted = scan, wanted
+        self.sinks: dict[str, tuple | None] = {}
+
+    def sink(self, tag: str) -> tuple | None:
+        self.scan.tags.add(tag)
+        sink = None
+        if self.wanted(tag):
+            s = self.scan.series[tag] = Series()
+            sink = (s.steps.append, s.walls.append, s.values.append)
+        self.sinks[tag] = sink
+        return sink
+
+    def other_value(self, v, step: int) -> float:
+        """A wanted tag's value that is not a ``simple_value``: a scalar tensor, else refused."""
         kind = v.WhichOneof("value")
-        if kind == "simple_value":
-            value = float(v.simple_value)
-        elif kind == "tensor":
-            value = _tensor_scalar(v.tensor, scan.name, tag, step)
-        else:
-            raise LabError(
-                f"{scan.name}: tag {tag!r} at step {step} holds a {kind or 'empty value'}, "
-                "not a number"
-            )
-        s = scan.series.get(tag)
-        if s is None:
-            s = scan.series[tag] = Series()
-        s.steps.append(step)
-        s.walls.append(wall)
-        s.values.append(value)
+        if kind == "tensor":
+            return _tensor_scalar(v.tensor, self.scan.name, v.tag, step)
+        raise LabError(
+            f"{self.scan.name}: tag {v.tag!r} at step {step} holds a "
+            f"{kind or 'empty value'}, not a number"
+        )
 
 
 #: TensorProto dtype -> (the repeated field holding values, numpy dtype of tensor_content).

@@ -8,6 +8,8 @@ when there is one, and a cell given twice is refused with the place of its first
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pandas as pd
 
@@ -241,11 +243,18 @@ def _check_tasks(
 def _refuse_duplicate_cells(df: pd.DataFrame, name: str, locate: Locate) -> None:
     """One value per (run, step, measure, source, target); the message names the first copy."""
     key = ["run", "step", "measure", "source", "target"]
-    codes = pd.DataFrame({c: pd.factorize(df[c])[0] for c in key})  # hashing ints is fast
-    dup = codes.duplicated(keep="first").to_numpy()
+    # one int64 per row (mixed radix over each column's codes): hashing one int is fast
+    factors = [pd.factorize(df[c]) for c in key]
+    if math.prod(max(len(u), 1) for _, u in factors) < 2**63:
+        gid = np.zeros(len(df), dtype=np.int64)
+        for codes, uniques in factors:
+            gid = gid * max(len(uniques), 1) + codes
+    else:  # too many distinct values for one int64: group the code columns
+        codes = pd.DataFrame({c: f[0] for c, f in zip(key, factors)})
+        gid = codes.groupby(key, sort=False).ngroup().to_numpy()
+    dup = pd.Index(gid).duplicated(keep="first")
     if not dup.any():
         return
-    gid = codes.groupby(key, sort=False).ngroup().to_numpy()
 
     def what(i: int) -> str:
         r = df.iloc[i]

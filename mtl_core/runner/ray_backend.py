@@ -34,6 +34,7 @@ from mtl_core.config import RunConfig
 from mtl_core.errors import LabError
 from mtl_core.events import MetricRow, StepEvent
 from mtl_core.runner.worker import Cancelled, Rate, check_finite, resolve
+from mtl_core.scenarios import table_files
 from mtl_core.store import Store
 from mtl_core.store.faults import StoreFault
 
@@ -72,11 +73,21 @@ class StepSink:
         self.cancelled.discard(run_id)
 
 
-def remote_train(run_id: int, config: dict[str, Any], ref: str, sink: Any) -> dict[str, Any]:
+def remote_train(
+    run_id: int, config: dict[str, Any], ref: str, sink: Any, tables: dict | None = None
+) -> dict[str, Any]:
     """The Ray task of one run: train ``config`` with the function ``ref`` names, sending
-    every step to ``sink``. Returns the outcome, ``{"status": "finished" | "failed" |
-    "cancelled", ...}``, after the last step has reached the sink."""
+    every step to ``sink``. ``tables``: the uploaded table the run trains on, ``{ref:
+    bytes}`` (the node may not have the store's folder). Returns the outcome, ``{"status":
+    "finished" | "failed" | "cancelled", ...}``, after the last step has reached the sink."""
+    import tempfile
+
     import ray
+
+    if tables:
+        from pathlib import Path
+
+        table_files.materialize(tables, Path(tempfile.gettempdir()) / "mtl-lab-tables")
 
     pending: list[Any] = []
     rate = Rate()
@@ -218,8 +229,19 @@ class RayBackend:
                 "GPU; choose device cpu or add a GPU node",
             )
             return
+        try:  # the uploaded table travels with the task: the node may not have the store
+            tables = table_files.payload(
+                config.get("knobs") or {}, table_files.tables_dir(self.store.path)
+            )
+        except LabError as exc:
+            self.record(run_id, "failed", error=str(exc))
+            return
         ref = self._task.options(max_retries=0, name=f"mtl-lab-run-{run_id}", **opts).remote(
-            run_id, config, self.train_ref, self.sink
+            run_id,
+            config,
+            self.train_ref,
+            self.sink,
+            tables,
         )
         self.runs[run_id] = RayRun(ref)
 

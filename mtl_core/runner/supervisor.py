@@ -57,6 +57,7 @@ from mtl_core.runner.procs import (
 from mtl_core.runner.standby import StandbyPool
 from mtl_core.runner.store_faults import Backoff, PendingOutcomes
 from mtl_core.runner.worker import train_ref, worker_main
+from mtl_core.scenarios import table_files
 from mtl_core.store import TERMINAL, RunInfo, Store
 
 
@@ -161,6 +162,7 @@ class Runner:
         cfg = config if isinstance(config, RunConfig) else RunConfig.from_dict(dict(config))
         limits = limits or self.limits
         check_config(cfg, limits)
+        table_files.check_owner(cfg.knobs, owner, table_files.tables_dir(self.store.path))
         d = cfg.to_dict()
         run_id = self.store.create_run(
             name=name if name is not None else (cfg.name or f"{cfg.scenario} {cfg.train.mode}"),

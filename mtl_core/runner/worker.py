@@ -22,11 +22,14 @@ from typing import Any
 from mtl_core.config import RunConfig
 from mtl_core.errors import DivergedError, LabError
 from mtl_core.runner.procs import STORE_FAULT_EXITS, ParentGone, prepare_process, watch_parent
+from mtl_core.scenarios import table_files
 from mtl_core.store import Store
 from mtl_core.store.faults import StoreFault, trust
 
 TrainRef = str  # "module:function"
 DEFAULT_TRAIN = "mtl_core.training:train"
+#: The run note naming a table run's features and left-out columns (``TablePlan.info``).
+TABLE_NOTE = "table"
 
 
 class Cancelled(BaseException):
@@ -92,6 +95,8 @@ def worker_main(
     except ParentGone:
         return  # gone before we started: the next runner marks the run interrupted
     prepare_process(n_workers, nice)
+    # an uploaded table (the csv scenario's ``table`` knob) lives beside this store
+    os.environ[table_files.TABLES_ENV] = str(table_files.tables_dir(store_path))
     # SIGTERM (a cancel past its grace period, or shutdown) -> record the outcome, then exit
     signal.signal(signal.SIGTERM, _raise_terminated)
     try:
@@ -154,6 +159,11 @@ def _train_run(store: Store, run_id: int, ref: TrainRef) -> None:
             raise Cancelled
 
     result = train(cfg, on_step)
+    info = getattr(result, "info", None)
+    if isinstance(info, dict) and "features" in info:  # a table: which columns it used
+        store.save_note(
+            run_id, TABLE_NOTE, {k: info.get(k) for k in ("features", "left_out", "rows")}
+        )
     tasks, types = getattr(result, "tasks", None), getattr(result, "task_types", None)
     if tasks and types:
         tmap = dict(types) if isinstance(types, dict) else dict(zip(tasks, types))

@@ -116,5 +116,7 @@ def test_train_form_limits_come_from_the_settings(tmp_path, monkeypatch):
         "layer width 1000 is over this lab's limit of 64" in shown(e.value) for e in at.error
     )
     assert store.list_runs() == []
-    # the csv scenario (a path on the server) is not offered in the app
-    assert "csv" not in at.selectbox(key="train_scenario").options
+    # the csv scenario takes an uploaded table in the app, never a path on the server
+    at.selectbox(key="train_scenario").set_value("csv").run()
+    assert at.file_uploader(key="train_table_file") is not None
+    assert not [t for t in at.text_input if "path" in (t.key or "")]

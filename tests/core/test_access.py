@@ -126,7 +126,9 @@ def test_run_limits_name_the_limit_and_where_to_raise_it():
         with pytest.raises(LabError, match=f"{what}.*over this lab's limit.*secrets.toml"):
             L.check_config(cfg, lim)
     with pytest.raises(LabError, match="scenario 'csv' is not offered here"):
-        L.check_config(RunConfig(scenario="csv"), lim)
+        L.check_config(RunConfig(scenario="csv"), L.Limits(scenarios=("synthetic",)))
+    with pytest.raises(LabError, match="path on the server is for the command line only"):
+        L.check_config(RunConfig(scenario="csv", knobs={"path": "/etc/passwd"}), lim)
     L.check_config(RunConfig.for_scenario("synthetic", {}, {"train.steps": 10**6}), L.Limits.none())
 
 
@@ -151,7 +153,7 @@ def test_ground_truth_of_an_uploaded_config_is_checked_before_anything_loads(mon
     monkeypatch.setattr(scenarios, "load_dataset", no_load)
     lim = L.Limits()
     forged = {"scenario": "csv", "knobs": {"path": "/etc/passwd", "targets": "x"}}
-    with pytest.raises(LabError, match="scenario 'csv' is not offered here"):
+    with pytest.raises(LabError, match="path on the server is for the command line only"):
         background.spec_for_run(forged, 2, 2, limits=lim)
     for cfg, seeds, what in (
         ({"scenario": "synthetic", "train": {"steps": 10**7}}, 2, "steps"),

@@ -110,11 +110,11 @@ def test_csv_scenario_infers_task_types_and_masks_missing_labels(tmp_path):
 @pytest.mark.parametrize(
     "make, targets, message",
     [
-        (lambda df: df, "nope,b", "not in t.csv; columns are"),
+        (lambda df: df, "nope,b", "'nope' not in t.csv .it has 3 columns"),
         (lambda df: df, "a", "at least two"),
         (lambda df: df.assign(cat=list("xyz") * 33 + ["x"]), "cat,a", "not numeric"),
         (lambda df: df[["a", "b"]], "a,b", "no numeric feature"),
-        (lambda df: df.head(10), "a,b", "usable rows"),
+        (lambda df: df.head(10), "a,b", "10 rows with a target value; at least 20"),
     ],
 )
 def test_csv_scenario_errors(tmp_path, make, targets, message):
@@ -125,10 +125,10 @@ def test_csv_scenario_errors(tmp_path, make, targets, message):
         load_dataset("csv", {"path": path, "targets": targets})
 
 
-def test_csv_scenario_requires_path():
-    with pytest.raises(LabError, match="needs a value for .path.*--set path="):
+def test_csv_scenario_requires_a_table():
+    with pytest.raises(LabError, match="needs a table: upload one.*--set path=FILE"):
         load_dataset("csv", {"targets": "a,b"})
-    with pytest.raises(LabError, match="file not found"):
+    with pytest.raises(LabError, match="cannot read /nonexistent.csv"):
         load_dataset("csv", {"path": "/nonexistent.csv", "targets": "a,b"})
 
 

@@ -142,12 +142,12 @@ def test_two_browsers_markup_ownership_and_no_csv(app, browser):
     _assert_nothing_rendered(b, dialogs)
     assert b.get_by_role("button", name="Cancel").count() == 0
     assert b.get_by_text("not yours").count() == 1
-    # the csv scenario is not offered in the app
+    # the csv scenario takes an uploaded table in the app, never a path on the server
     b.get_by_text("Scenario", exact=True).first.wait_for()
     b.locator("[data-testid='stSelectbox']").first.click()
-    options = b.get_by_role("option").all_inner_texts()
-    assert options and not any(o.startswith("csv") for o in options), options
-    b.keyboard.press("Escape")
+    b.get_by_role("option", name="csv", exact=False).first.click()
+    b.get_by_text("Table file", exact=False).first.wait_for(timeout=20000)
+    assert b.get_by_label("path", exact=True).count() == 0
 
     # B may not delete A's upload; its task names render as text on Explore and Download
     _open(b, f"{url}/explore?run={done}", "Groups")

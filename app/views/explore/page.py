@@ -15,6 +15,7 @@ from app.figures import heatmaps
 from app.views.explore import controls, groups, tabs
 from app.views.explore.ground_truth import ground_truth_tab
 from mtl_core import units
+from mtl_core.runner.worker import TABLE_NOTE
 from mtl_core.store import RunInfo
 
 POLL_S = 2.0
@@ -82,6 +83,10 @@ def _status(info: RunInfo) -> None:
     )
     if info.status == "running" and info.steps_total:
         st.progress(float(info.progress or 0.0))
+    if (info.config or {}).get("scenario") == "csv":  # your table: what it trained on
+        note = data.get_store().get_note(info.id, TABLE_NOTE)
+        if note:
+            st.caption(words.table_features(note))
     if info.error:
         verb = {
             "cancelled": "was cancelled",

@@ -49,7 +49,9 @@ def render() -> None:
 # ----------------------------------------------------------------------------- upload
 
 
-@st.cache_data(show_spinner="Reading the file…", max_entries=32)
+# The cache lives in the one shared server process: a few parsed files (each at most the
+# reader's cell limit, MTL_LAB_MAX_CELLS), for a few minutes, not 32 for ever.
+@st.cache_data(show_spinner="Reading the file…", max_entries=8, ttl=900)
 def _parse(file_id: str, name: str, size: int, _data: bytes) -> ParsedRun:
     """Parse once per uploaded file (the bytes are not hashed; the file id names them)."""
     return read_run_file(_data, name)
@@ -101,6 +103,8 @@ def _upload() -> None:
                 show_error(exc)
                 continue
             st.dataframe(preview_frame(parsed), hide_index=True, width="stretch")
+            for text in parsed.warnings():  # what the reader left out or assumed, as the CLI says
+                st.warning(md(text), icon=":material/warning:")
             if f.file_id in saved:
                 _saved_links(saved[f.file_id])
                 continue

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import io
 import math
+import warnings
 import zipfile
 import zlib
 from typing import Any
@@ -26,6 +27,8 @@ import numpy as np
 import pandas as pd
 
 from mtl_core.errors import LabError
+from mtl_core.runfile.bounds import check_cells, check_tasks_count, check_zip_members
+from mtl_core.runfile.jsontext import check_text
 from mtl_core.runfile.long import matrices_to_long
 from mtl_core.runfile.messages import close, over_limit, short
 from mtl_core.runfile.report import ReadOptions, left_out, matrix_read, measure_assumed, note
@@ -47,6 +50,7 @@ _LOAD_ERRORS = (
     NotImplementedError,
     zipfile.BadZipFile,
     zlib.error,
+    RuntimeError,  # an encrypted member
 )
 
 
@@ -119,7 +123,9 @@ def _load_npy(data: bytes, label: str) -> np.ndarray:
         )
     _check_header(io.BytesIO(data), len(data), label)
     try:
-        return np.load(io.BytesIO(data), allow_pickle=False)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return np.load(io.BytesIO(data), allow_pickle=False)
     except _LOAD_ERRORS as exc:
         raise LabError(f"{label}: not a readable .npy array ({short(exc)})") from None
 
@@ -127,6 +133,7 @@ def _load_npy(data: bytes, label: str) -> np.ndarray:
 def _load_npz(data: bytes, name: str, limit: int) -> dict[str, np.ndarray]:
     if not data.startswith(b"PK"):
         raise LabError(f"{name}: not a NumPy .npz archive (not a zip file; save it with np.savez)")
+    check_zip_members(data, name)
     try:
         npz = np.load(io.BytesIO(data), allow_pickle=False)
     except _LOAD_ERRORS as exc:
@@ -147,10 +154,17 @@ def _load_npz(data: bytes, name: str, limit: int) -> dict[str, np.ndarray]:
                 )
             key = info.filename[: -len(".npy")]
             label = f"{name} › {key}"
+            if info.flag_bits & 0x1:
+                raise LabError(
+                    f"{label}: the array is encrypted (password-protected); save it again "
+                    "with np.savez"
+                )
             try:
                 with npz.zip.open(info) as fp:
                     _check_header(fp, info.file_size, label, tasks=key == TASKS_KEY)
-                out[key] = npz[key]
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    out[key] = npz[key]
             except LabError:
                 raise
             except _LOAD_ERRORS as exc:
@@ -161,15 +175,26 @@ def _load_npz(data: bytes, name: str, limit: int) -> dict[str, np.ndarray]:
 
 
 def _check_header(fp: Any, size: int, label: str, *, tasks: bool = False) -> None:
-    """Refuse object arrays and headers promising more data than the file holds."""
+    """Check an array's header before anything is allocated: no object arrays, a size
+    within the limits (:mod:`mtl_core.runfile.bounds`), and exactly the data it declares
+    (not more, which would shift values, nor less).
+
+    ``fp``: positioned at the array's start; ``size``: the array file's bytes in all.
+    """
     try:
-        version = np.lib.format.read_magic(fp)
-        if version == (1, 0):
-            shape, _, dtype = np.lib.format.read_array_header_1_0(fp)
-        else:
-            shape, _, dtype = np.lib.format.read_array_header_2_0(fp)
-    except _LOAD_ERRORS as exc:
-        raise LabError(f"{label}: not a readable .npy array ({short(exc)})") from None
+        with warnings.catch_warnings():  # a Python 2 header is read, without a warning line
+            warnings.simplefilter("ignore")
+            version = np.lib.format.read_magic(fp)
+            if version == (1, 0):
+                shape, _, dtype = np.lib.format.read_array_header_1_0(fp)
+            else:
+                shape, _, dtype = np.lib.format.read_array_header_2_0(fp)
+        header = fp.tell()
+    except Exception as exc:  # noqa: BLE001 - NumPy's header parser raises many kinds
+        # (a cut header: tokenize.TokenError, SyntaxError, ValueError, ...)
+        raise LabError(
+            f"{label}: not a readable .npy array (damaged header: {short(exc)})"
+        ) from None
     if dtype.hasobject:
         fix = (
             "save task names as a string array: np.array(names, dtype=str)"
@@ -181,11 +206,21 @@ def _check_header(fp: Any, size: int, label: str, *, tasks: bool = False) -> Non
             f"unpickled; uploads are never unpickled: {fix}"
         )
     need = math.prod(shape) * dtype.itemsize
-    if need > size:
+    if need > size - header:
         raise LabError(
             f"{label}: truncated: its header promises shape {_shape(shape)} of "
-            f"{dtype} ({need} bytes) but the file holds {size} bytes"
+            f"{dtype} ({need} bytes) but the file holds {size - header} bytes of data"
         )
+    if need < size - header:
+        raise LabError(
+            f"{label}: {size - header - need} bytes more than its header declares (shape "
+            f"{_shape(shape)} of {dtype}, {need} bytes): the file is damaged or not one "
+            "array saved with np.save"
+        )
+    if tasks:
+        check_tasks_count(math.prod(shape), label)
+    elif len(shape) in (2, 3):
+        check_cells(shape[0] if len(shape) == 3 else 1, shape[-1], label, "the array holds ")
 
 
 def _affinity_key(arrays: dict[str, np.ndarray], name: str) -> str:
@@ -257,11 +292,14 @@ def _tasks(arr: np.ndarray | None, n: int, name: str) -> list[str]:
         raise LabError(
             f"{label}: dtype {arr.dtype}; task names must be strings (np.array(names, dtype=str))"
         )
+    check_text(tasks, label)
+    first: dict[str, int] = {}
     for k, t in enumerate(tasks):
         if not t.strip():
             raise LabError(f"{label}: name {k} is empty")
-        if t in tasks[:k]:
-            raise LabError(f"{label}: task {t!r} is listed twice (names {tasks.index(t)} and {k})")
+        if t in first:
+            raise LabError(f"{label}: task {t!r} is listed twice (names {first[t]} and {k})")
+        first[t] = k
     return tasks
 
 

@@ -14,13 +14,19 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import zipfile
+import zlib
+from collections import Counter
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from mtl_core.errors import LabError
+from mtl_core.runfile.bounds import check_lines, check_tasks_count, check_zip_members
+from mtl_core.runfile.cells import MAX_STEP
+from mtl_core.runfile.jsontext import check_depth, json_lines, load_json
 from mtl_core.runfile.layout import read_affinity
 from mtl_core.runfile.long import first_seen
 from mtl_core.runfile.messages import over_limit, short, show
@@ -42,7 +48,16 @@ from mtl_core.runfile.validate import validate_metrics
 META = "meta.json"
 GROUPINGS = "groupings.jsonl"
 #: Errors zipfile raises on a damaged or unsupported member.
-_UNPACK_ERRORS = (zipfile.BadZipFile, OSError, EOFError, ValueError, NotImplementedError)
+#: (``zlib.error``: corrupt deflate data; ``RuntimeError``: a member that needs a password.)
+_UNPACK_ERRORS = (
+    zipfile.BadZipFile,
+    OSError,
+    EOFError,
+    ValueError,
+    NotImplementedError,
+    RuntimeError,
+    zlib.error,
+)
 
 
 class _Members:
@@ -50,6 +65,7 @@ class _Members:
 
     def __init__(self, data: bytes, name: str, limit: int) -> None:
         self.name = name
+        check_zip_members(data, name)
         try:
             self.zf = zipfile.ZipFile(io.BytesIO(data))
             infos = [i for i in self.zf.infolist() if not i.is_dir()]
@@ -62,6 +78,11 @@ class _Members:
                 continue
             if base in self.infos:
                 raise LabError(f"{name}: holds two files named {base}")
+            if info.flag_bits & 0x1:
+                raise LabError(
+                    f"{name}: {base} is encrypted (password-protected); zip the files "
+                    "again without a password"
+                )
             self.infos[base] = info
         total = sum(i.file_size for i in self.infos.values())
         if total > limit:
@@ -150,7 +171,7 @@ def parse_meta(data: bytes, name: str) -> dict[str, Any]:
         or ``config``/``notes``/``name`` of the wrong type.
     """
     try:
-        meta = json.loads(data.decode("utf-8-sig"))
+        meta = load_json(data.decode("utf-8-sig"), name)
     except UnicodeDecodeError:
         raise LabError(f"{name}: not UTF-8 text") from None
     except json.JSONDecodeError as exc:
@@ -173,7 +194,8 @@ def parse_meta(data: bytes, name: str) -> dict[str, Any]:
             or not all(isinstance(t, str) and t.strip() for t in tasks)
         ):
             raise LabError(f"{name}: 'tasks' must be a non-empty list of task names")
-        dup = [t for t in dict.fromkeys(tasks) if tasks.count(t) > 1]
+        check_tasks_count(len(tasks), name)
+        dup = [t for t, c in Counter(tasks).items() if c > 1]
         if dup:
             raise LabError(f"{name}: task {dup[0]!r} is listed twice in 'tasks'")
     types = meta.get("task_types", {})
@@ -182,7 +204,8 @@ def parse_meta(data: bytes, name: str) -> dict[str, Any]:
     ):
         raise LabError(f"{name}: 'task_types' must map task names to type names")
     if tasks is not None:
-        extra = [k for k in types if k not in tasks]
+        listed = set(tasks)
+        extra = [k for k in types if k not in listed]
         if extra:
             raise LabError(f"{name}: 'task_types' names {extra[0]!r}, which is not in 'tasks'")
     for key, kind, what in (
@@ -192,6 +215,7 @@ def parse_meta(data: bytes, name: str) -> dict[str, Any]:
     ):
         if key in meta and not isinstance(meta[key], kind):
             raise LabError(f"{name}: {key!r} must be {what}")
+    check_depth(meta, name)
     return meta
 
 
@@ -206,10 +230,12 @@ def parse_groupings(data: bytes, name: str, tasks: list[str] | None) -> pd.DataF
         groupings for one (run, step).
     """
     rows = []
+    check_lines(data, name)
     text = decode_text(data, name)
-    for k, line in enumerate(text.splitlines(), start=1):
+    listed = None if tasks is None else set(tasks)
+    for k, line in enumerate(json_lines(text), start=1):
         if line.strip():
-            rows.append(_grouping(line, f"{name}: line {k}", tasks))
+            rows.append(_grouping(line, f"{name}: line {k}", listed))
     df = pd.DataFrame(rows, columns=GROUPING_FRAME)
     if df.duplicated(["run", "step"]).any():
         raise LabError(f"{name}: a step has two groupings")
@@ -217,22 +243,20 @@ def parse_groupings(data: bytes, name: str, tasks: list[str] | None) -> pd.DataF
     return df
 
 
-def _grouping(line: str, where: str, tasks: list[str] | None) -> tuple[str, int, tuple]:
+def _grouping(line: str, where: str, tasks: set[str] | None) -> tuple[str, int, tuple]:
     """One line of ``groupings.jsonl`` -> ``(run, step, groups)``."""
     try:
-        rec = json.loads(line)
+        rec = load_json(line, where)
     except json.JSONDecodeError as exc:
         raise LabError(f"{where} is not valid JSON ({exc.msg})") from None
     if not isinstance(rec, dict) or "step" not in rec or "groups" not in rec:
         raise LabError(f'{where}: expected {{"step": 0, "groups": [["a", "b"], ["c"]]}}')
     step = rec["step"]
-    if (
-        isinstance(step, bool)
-        or not isinstance(step, (int, float))
-        or step < 0
-        or step != int(step)
-    ):
-        raise LabError(f"{where}: step {show(step)} is not a whole number >= 0")
+    if not _whole_step(step):
+        raise LabError(
+            f"{where}: step {show(step)} is not a whole number from 0 to 2**62 "
+            "(steps are 0, 1, 2, ...)"
+        )
     groups = rec["groups"]
     if not isinstance(groups, list) or not all(
         isinstance(g, list) and g and all(isinstance(t, str) for t in g) for g in groups
@@ -246,6 +270,16 @@ def _grouping(line: str, where: str, tasks: list[str] | None) -> tuple[str, int,
     if not isinstance(run, str):
         raise LabError(f"{where}: 'run' must be text")
     return run, int(step), tuple(frozenset(g) for g in groups)
+
+
+def _whole_step(step: Any) -> bool:
+    """A JSON step the lab can store: a whole number (int or whole float) in 0..MAX_STEP;
+    NaN and infinities are not."""
+    if isinstance(step, bool) or not isinstance(step, (int, float)):
+        return False
+    if isinstance(step, float) and (not math.isfinite(step) or not step.is_integer()):
+        return False
+    return 0 <= step <= MAX_STEP
 
 
 def bundle_bytes(parsed: ParsedRun, affinity: pd.DataFrame, table_ext: str) -> bytes:
@@ -274,5 +308,7 @@ def bundle_bytes(parsed: ParsedRun, affinity: pd.DataFrame, table_ext: str) -> b
         meta["tasks"] = list(parsed.tasks)
         if parsed.task_types:
             meta["task_types"] = dict(parsed.task_types)
-        zf.writestr(META, json.dumps(meta, indent=2, allow_nan=False) + "\n")
+        # NaN/Infinity in a config are written as Python's json reads them (what imports,
+        # exports: the same tokens the imported meta.json held)
+        zf.writestr(META, json.dumps(meta, indent=2) + "\n")
     return buf.getvalue()

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from mtl_core.runfile.jsontext import check_text
 from mtl_core.runfile.messages import Locate, fail, show
 
 #: A number written with a decimal comma (``0,1``, ``-1,5e-3``, ``1.234,5``), as European
@@ -172,3 +173,15 @@ def drop_blank_run(cols: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     if run is not None and all(v is None or (isinstance(v, str) and not v.strip()) for v in run):
         cols = {k: v for k, v in cols.items() if k != "run"}
     return cols
+
+
+def check_names(parsed: Any, name: str) -> None:
+    """The task list, groupings and metadata of a parsed run hold text a UTF-8 store can
+    hold (no lone surrogates). The frames' name columns need no check: pandas' text dtype
+    refuses such text when they are built, and every container reader checks its own
+    (JSON at parse time, ``.npz`` task names when read).
+
+    ``parsed``: a :class:`~mtl_core.runfile.model.ParsedRun`. Raises ``LabError``.
+    """
+    groups = parsed.groupings["groups"].tolist()
+    check_text([list(parsed.tasks), parsed.meta, parsed.task_types, groups], name)

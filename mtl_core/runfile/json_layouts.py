@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from mtl_core.errors import LabError
+from mtl_core.runfile.bounds import check_table_cells
 from mtl_core.runfile.messages import JSON_ROW, Locate, show
 from mtl_core.runfile.report import note
 
@@ -86,6 +87,7 @@ def array_columns(doc: list[Any], name: str) -> tuple[Columns, Locate] | None:
 
 def _dict_of_dicts(doc: dict[str, Any], name: str) -> tuple[Columns, Locate]:
     rows = _union(doc.values())
+    check_table_cells(len(rows), len(doc), name)  # before the dense table is built
     cols: Columns = {LABEL: _objects(rows)}
     for col, inner in doc.items():
         _check_scalars(inner, f"key {col!r}", name)
@@ -101,6 +103,7 @@ def _epochs(doc: dict[str, list[dict[str, Any]]], name: str) -> tuple[Columns, L
         for r in _union(v[e] for v in doc.values() if e < len(v)):
             labels.append(r)
             steps.append(e)
+    check_table_cells(len(labels), len(doc), name)  # before the dense table is built
     cols: Columns = {LABEL: _objects(labels), "step": np.asarray(steps, dtype=np.int64)}
     for col, per_epoch in doc.items():
         for e, inner in enumerate(per_epoch):

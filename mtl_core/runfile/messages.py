@@ -9,6 +9,7 @@ sizes, so a hostile file cannot make a message long or multi-line.
 from __future__ import annotations
 
 import difflib
+import reprlib
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -58,9 +59,22 @@ def close(word: str, candidates: Sequence[str]) -> str | None:
 
 
 def show(v: Any) -> str:
-    """A cell value as a message shows it: quoted if text, at most 40 characters."""
-    s = repr(v) if isinstance(v, str) else str(v)
+    """A cell value as a message shows it: quoted if text, at most 40 characters; a nested
+    value (a JSON array or object) is shown a few levels deep only, however deep it is."""
+    if isinstance(v, (list, dict, tuple, set)):
+        s = _SHORT.repr(v)
+    else:
+        s = repr(v) if isinstance(v, str) else str(v)
     return s if len(s) <= 40 else s[:37] + "..."
+
+
+def _short_repr() -> reprlib.Repr:
+    r = reprlib.Repr()
+    r.maxlevel, r.maxlist, r.maxdict, r.maxstring, r.maxother = 3, 4, 4, 40, 40
+    return r
+
+
+_SHORT = _short_repr()
 
 
 def short(exc: BaseException) -> str:

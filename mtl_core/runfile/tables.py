@@ -27,16 +27,20 @@ import numpy as np
 import pandas as pd
 
 from mtl_core.errors import LabError
+from mtl_core.runfile.bounds import check_columns, check_json_size, check_lines, check_rows
 from mtl_core.runfile.encoding import decode, decode_text
 from mtl_core.runfile.json_layouts import array_columns, object_columns
-from mtl_core.runfile.messages import JSON_ROW, Locate, short
+from mtl_core.runfile.jsontext import json_lines, load_json
+from mtl_core.runfile.messages import JSON_ROW, Locate, short, show
 from mtl_core.runfile.report import note
 from mtl_core.runfile.schema import DELIMITERS
 
 Columns = dict[str, np.ndarray]
 
 
-def parse_table(data: bytes, ext: str, name: str) -> tuple[Columns, Locate]:
+def parse_table(
+    data: bytes, ext: str, name: str, *, run_limits: bool = True
+) -> tuple[Columns, Locate]:
     """A table container's bytes -> ``({column: values}, locate)``.
 
     Parameters
@@ -44,19 +48,23 @@ def parse_table(data: bytes, ext: str, name: str) -> tuple[Columns, Locate]:
     data : the file's (or zip member's) bytes.
     ext : ``.csv``, ``.tsv``, ``.jsonl``, ``.json`` or ``.parquet`` (lower case).
     name : the file's name for messages.
+    run_limits : count lines, rows and columns against a run's limits
+        (:mod:`mtl_core.runfile.bounds`) before converting anything; False for a table that
+        is not a run file (a training table, bounded by its own limits).
 
     Raises
     ------
     LabError
-        Undecodable text, a malformed container, no rows, or a column named twice.
+        Undecodable text, a malformed container, no rows, a column named twice, or (with
+        ``run_limits``) more rows or columns than a run may hold.
     """
     if ext in (".csv", ".tsv"):
-        return _parse_csv(data, name, default="\t" if ext == ".tsv" else ",")
+        return _parse_csv(data, name, "\t" if ext == ".tsv" else ",", run_limits)
     if ext == ".jsonl":
-        return _parse_jsonl(data, name)
+        return _parse_jsonl(data, name, run_limits)
     if ext == ".json":
-        return _parse_json(data, name)
-    return _parse_parquet(data, name)
+        return _parse_json(data, name, run_limits)
+    return _parse_parquet(data, name, run_limits)
 
 
 __all__ = ["decode_text", "parse_table", "sniff_delimiter", "table_bytes"]
@@ -68,7 +76,7 @@ def sniff_delimiter(text: str, default: str) -> str:
     The candidate (comma, semicolon, tab) occurring most often outside quotes wins; a tie, or a
     one-column header, keeps ``default``.
     """
-    end = text.find("\n")
+    end = first_line_end(text)
     # drop quoted names first: they may hold any delimiter
     line = re.sub(r'"[^"]*"?', "", text if end < 0 else text[:end])
     counts = {d: line.count(d) for d in DELIMITERS}
@@ -76,6 +84,21 @@ def sniff_delimiter(text: str, default: str) -> str:
     if best == 0 or counts[default] == best:
         return default
     return next(d for d in DELIMITERS if counts[d] == best)
+
+
+def first_line_end(text: str) -> int:
+    """Where the first line ends (``\n``, ``\r\n`` or an old Mac's lone ``\r``), or -1."""
+    ends = [k for k in (text.find("\n"), text.find("\r")) if k >= 0]
+    return min(ends) if ends else -1
+
+
+def _header(text: str, delim: str, name: str) -> list[str]:
+    """The header row's cells (any line ending; a quoted name may hold one)."""
+    try:
+        # newline="" hands csv the raw line endings, which it reads in all three styles
+        return next(csv.reader(io.StringIO(text, newline=""), delimiter=delim), [])
+    except csv.Error as exc:
+        raise LabError(f"{name}: the header row is not readable ({short(exc)})") from None
 
 
 def _check_header(columns: list[str], name: str) -> None:
@@ -89,16 +112,18 @@ def _check_header(columns: list[str], name: str) -> None:
 # ----------------------------------------------------------------------------- CSV / TSV
 
 
-def _parse_csv(data: bytes, name: str, default: str = ",") -> tuple[Columns, Locate]:
+def _parse_csv(data: bytes, name: str, default: str, limits: bool) -> tuple[Columns, Locate]:
     import pyarrow as pa
     import pyarrow.compute as pc
     import pyarrow.csv as pacsv
 
+    if limits:
+        check_lines(data, name)  # before decoding: a zip member can unpack to many lines
     text, encoding = decode(data, name)
     if not text.strip():
         raise LabError(f"{name}: the file is empty")
     delim = sniff_delimiter(text, default)
-    header = next(csv.reader(io.StringIO(text), delimiter=delim), [])
+    header = _header(text, delim, name)
     headerless = _numeric_header(header)
     if headerless is None and len(header) == 1:  # np.savetxt's default: space-separated
         spaced = _numeric_header(header[0].split())
@@ -111,6 +136,8 @@ def _parse_csv(data: bytes, name: str, default: str = ",") -> tuple[Columns, Loc
             f"{header[0]}..{header[-1]} were made up; add a header row to name them"
         )
     _check_header([h.strip() for h in header], name)
+    if limits:
+        check_columns(len(header), name)
     # pyarrow reads UTF-8 bytes: re-encode when the file was in another encoding
     body = data if encoding == "utf-8" else text.encode("utf-8")
     if body.startswith(b"\xef\xbb\xbf"):
@@ -137,14 +164,40 @@ def _parse_csv(data: bytes, name: str, default: str = ",") -> tuple[Columns, Loc
         raise LabError(f"{name}: not a readable {kind} table ({short(exc)})") from None
     if table.num_rows == 0:
         raise LabError(f"{name}: has a header but no rows")
+    if limits:
+        check_rows(table.num_rows, name)  # before every cell becomes a Python object
     cols = {
         h.strip(): pc.utf8_trim_whitespace(table.column(k)).to_numpy(zero_copy_only=False)
         for k, h in enumerate(header)
     }
+    first = 1 if headerless else 2
+    locate = lambda i: f"row {i + 1} (line {i + first})"  # noqa: E731
+    if header and not text.endswith(("\n", "\r")):
+        _note_cut_end(cols, header[-1].strip(), locate)
     if delim == ";":
         cols = _decimal_commas(cols)
-    first = 1 if headerless else 2
-    return cols, lambda i: f"row {i + 1} (line {i + first})"
+    return cols, locate
+
+
+def _note_cut_end(cols: Columns, last: str, locate: Locate) -> None:
+    """A file that stops without a line break may have been cut off mid-value (an
+    interrupted download, a partial copy): when its very last value is shorter than every
+    other value of its column (``0.03`` below ``0.0412``, ``0.0187``), say so."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    vals = cols[last]
+    if len(vals) < 2 or not vals[-1]:
+        return
+    others = pc.utf8_length(pa.array(vals[:-1], type=pa.string()))
+    shortest = pc.min(others.filter(pc.greater(others, 0))).as_py()  # empty = unmeasured
+    if shortest is not None and len(vals[-1]) < shortest:
+        row = len(vals) - 1
+        note(
+            f"the file does not end with a line break and its last value {show(vals[-1])} "
+            f"({locate(row)}, column {last!r}) is shorter than every other value of that "
+            "column: the file may have been cut off; check its end"
+        )
 
 
 #: A number written with a decimal comma and no thousands separator (``-0,25``, ``1,5e-3``).
@@ -190,7 +243,9 @@ def _numeric_header(header: list[str]) -> list[str] | None:
 # ----------------------------------------------------------------------------- JSON (Lines)
 
 
-def _parse_jsonl(data: bytes, name: str) -> tuple[Columns, Locate]:
+def _parse_jsonl(data: bytes, name: str, limits: bool) -> tuple[Columns, Locate]:
+    if limits:
+        check_lines(data, name)  # before decoding: a zip member can unpack to many lines
     text = decode_text(data, name)
     fast = _fast_jsonl(text)
     if fast is not None:
@@ -199,11 +254,11 @@ def _parse_jsonl(data: bytes, name: str) -> tuple[Columns, Locate]:
         return cols, lambda i: f"line {lines[i]}"
     records: list[dict[str, Any]] = []
     lines = []
-    for k, line in enumerate(text.splitlines(), start=1):
+    for k, line in enumerate(json_lines(text), start=1):
         if not line.strip():
             continue
         try:
-            rec = json.loads(line)
+            rec = load_json(line, f"{name}: line {k}")
         except json.JSONDecodeError as exc:
             raise LabError(
                 f"{name}: line {k} is not valid JSON ({exc.msg}, column {exc.colno})"
@@ -222,12 +277,12 @@ def _parse_jsonl(data: bytes, name: str) -> tuple[Columns, Locate]:
 def _fast_jsonl(text: str) -> tuple[Columns, list[int]] | None:
     """One C-speed parse of the whole file when every line is a complete, flat record;
     None sends the file down the line-by-line path that names the offending line."""
-    numbered = [(k, ln) for k, ln in enumerate(text.splitlines(), start=1) if ln.strip()]
+    numbered = [(k, ln) for k, ln in enumerate(json_lines(text), start=1) if ln.strip()]
     if not numbered:
         return None
     try:
-        records = json.loads("[" + ",".join(ln for _, ln in numbered) + "]")
-    except (json.JSONDecodeError, RecursionError):
+        records = load_json("[" + ",".join(ln for _, ln in numbered) + "]", "")
+    except (json.JSONDecodeError, LabError):  # the line-by-line path names the line
         return None
     if len(records) != len(numbered):
         return None
@@ -235,15 +290,17 @@ def _fast_jsonl(text: str) -> tuple[Columns, list[int]] | None:
     return None if cols is None else (cols, [k for k, _ in numbered])
 
 
-def _parse_json(data: bytes, name: str) -> tuple[Columns, Locate]:
+def _parse_json(data: bytes, name: str, limits: bool) -> tuple[Columns, Locate]:
     """A JSON document holding one array of row objects (long or wide rows), as
     ``json.dump(df.to_dict("records"))`` and many tools write it, or a matrix saved as an
     object or an array of arrays (:mod:`mtl_core.runfile.json_layouts`)."""
+    if limits:
+        check_json_size(data, name)  # before decoding and parsing
     text = decode_text(data, name)
     if not text.strip():
         raise LabError(f"{name}: the file is empty")
     try:
-        doc = json.loads(text)
+        doc = load_json(text, name)
     except json.JSONDecodeError as exc:
         hint = (
             "; one object per line is JSON Lines: name the file .jsonl"
@@ -253,8 +310,6 @@ def _parse_json(data: bytes, name: str) -> tuple[Columns, Locate]:
         raise LabError(
             f"{name}: not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno}){hint}"
         ) from None
-    except RecursionError:
-        raise LabError(f"{name}: not valid JSON (nested too deeply)") from None
     want = f"expected a JSON array of row objects like [{JSON_ROW}, ...]"
     if isinstance(doc, dict):
         return object_columns(doc, name)
@@ -262,6 +317,8 @@ def _parse_json(data: bytes, name: str) -> tuple[Columns, Locate]:
         raise LabError(f"{name}: {want}; found {_json_kind(doc)}")
     if not doc:
         raise LabError(f"{name}: the array has no rows")
+    if limits:
+        check_rows(len(doc), name)
     matrix = array_columns(doc, name)
     if matrix is not None:
         return matrix
@@ -325,17 +382,30 @@ def _json_kind(v: Any) -> str:
 # ----------------------------------------------------------------------------- Parquet
 
 
-def _parse_parquet(data: bytes, name: str) -> tuple[Columns, Locate]:
+def _parse_parquet(data: bytes, name: str, limits: bool) -> tuple[Columns, Locate]:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     try:
+        if limits:  # counts from the footer, before reading any data
+            footer = pq.ParquetFile(io.BytesIO(data)).metadata
+            check_rows(footer.num_rows, name)
+            check_columns(footer.num_columns, name)
         table = pq.read_table(io.BytesIO(data))
-    except (pa.ArrowException, OSError, ValueError) as exc:
+        if table.num_rows == 0:
+            raise LabError(f"{name}: the table has no rows")
+        _check_header(table.column_names, name)
+        return _parquet_columns(table), lambda i: f"row {i + 1}"
+    # (a damaged file can hold names or text that are not UTF-8: UnicodeDecodeError)
+    except (pa.ArrowException, OSError, ValueError, UnicodeDecodeError) as exc:
         raise LabError(f"{name}: not a readable Parquet file ({short(exc)})") from None
-    if table.num_rows == 0:
-        raise LabError(f"{name}: the table has no rows")
-    _check_header(table.column_names, name)
+
+
+def _parquet_columns(table: Any) -> Columns:
+    """A pyarrow table's columns as NumPy arrays: numbers as numbers (object when some are
+    null), anything else as Python objects."""
+    import pyarrow as pa
+
     cols = {}
     for cname, col in zip(table.column_names, table.columns):
         t = col.type
@@ -347,7 +417,7 @@ def _parse_parquet(data: bytes, name: str) -> tuple[Columns, Locate]:
             arr = np.empty(table.num_rows, dtype=object)
             arr[:] = col.to_pylist()
         cols[cname] = arr
-    return cols, lambda i: f"row {i + 1}"
+    return cols
 
 
 # ----------------------------------------------------------------------------- writing

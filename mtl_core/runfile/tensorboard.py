@@ -30,6 +30,7 @@ import pandas as pd
 
 from mtl_core.errors import LabError
 from mtl_core.runfile import tb_conventions as conv
+from mtl_core.runfile.bounds import check_rows
 from mtl_core.runfile.long import first_seen
 from mtl_core.runfile.messages import names, over_limit
 from mtl_core.runfile.model import ParsedRun, assemble
@@ -190,6 +191,8 @@ def _assemble(
             note(f"{files[run]} event files in {where} read as one run (a restarted run)")
     single = len(with_aff) == 1
     labels = {run: ("" if single else (run or Path(filename).name)) for run in with_aff}
+    scalars = sum(len(runs[r][t].steps) for r, c in with_aff.items() for t in (*c[0], *c[1]))
+    check_rows(scalars, filename, "affinity and loss scalars")  # before any frame is built
     used = sorted({c for _, _, conventions in with_aff.values() for c in conventions})
     note("TensorBoard convention recognised: " + "; ".join(conv.DESCRIPTIONS[c] for c in used))
     aff = _affinity_frame(

@@ -68,7 +68,7 @@ def read_table_bytes(data: bytes, file_name: str, *, detail: bool = True) -> Tab
         ext = ".csv"
     try:
         with collecting() as report:
-            cols, _ = parse_table(data, ext, file_name)
+            cols, _ = parse_table(data, ext, file_name, run_limits=False)
     except LabError:
         if detail:
             raise

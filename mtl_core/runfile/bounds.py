@@ -1,0 +1,227 @@
+"""How much one run file may ask for: tasks and affinity-matrix cells, checked before allocating.
+
+A small file can describe a huge run: 3,000 rows naming 3,000 tasks at 3,000 steps ask whoever
+views the run for ``3000 x 3000 x 3000`` matrix cells (201 GiB as float64); a 150 KB ``.npz``
+of zeros unpacks to a 4,400-task matrix. In the app every read runs inside the one shared
+server process, so the readers check these counts from headers and counts (a ``.npy`` header's
+shape, ``meta.json``'s task list, the distinct steps and tasks of a parsed table) before any
+matrix is built, and refuse with the limit and how to raise it:
+
+- :func:`max_tasks`: tasks in one run (``MTL_LAB_MAX_TASKS``, default 1,000);
+- :func:`max_cells`: matrix cells of one run and measure, ``steps x tasks x tasks``
+  (``MTL_LAB_MAX_CELLS``, default 2,000,000: 16 MB as one float64 array, 140 tasks
+  at 100 steps or 20 tasks at 5,000 steps; reading and importing that many costs about
+  half a gigabyte).
+
+Both are environment variables (for the app: set them where the server starts); ``0`` lifts a
+limit. The file-size limit is :func:`mtl_core.runfile.schema.max_file_bytes`.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pandas as pd
+
+from mtl_core.errors import LabError
+
+TASKS_VARIABLE = "MTL_LAB_MAX_TASKS"
+CELLS_VARIABLE = "MTL_LAB_MAX_CELLS"
+DEFAULT_MAX_TASKS = 1_000
+DEFAULT_MAX_CELLS = 2_000_000
+
+
+def max_tasks() -> int | None:
+    """Most tasks one run may have (``MTL_LAB_MAX_TASKS``; None = no limit)."""
+    return _env_int(TASKS_VARIABLE, DEFAULT_MAX_TASKS)
+
+
+def max_cells() -> int | None:
+    """Most matrix cells (steps x tasks x tasks) of one run and measure
+    (``MTL_LAB_MAX_CELLS``; None = no limit)."""
+    return _env_int(CELLS_VARIABLE, DEFAULT_MAX_CELLS)
+
+
+def _env_int(variable: str, default: int) -> int | None:
+    """A whole-number setting; an unreadable value falls back to the default (as the size
+    limit does), 0 means no limit."""
+    raw = os.environ.get(variable, "").strip().replace("_", "")
+    try:
+        value = int(float(raw)) if raw else default
+    except (ValueError, OverflowError):
+        value = default
+    return None if value <= 0 else value
+
+
+def check_tasks_count(n: int, name: str) -> None:
+    """Refuse a run of more than :func:`max_tasks` tasks.
+
+    Raises ``LabError`` naming the count, the limit and ``MTL_LAB_MAX_TASKS``.
+    """
+    limit = max_tasks()
+    if limit is not None and n > limit:
+        raise LabError(
+            f"{name}: {n:,} tasks, over the limit of {limit:,} tasks per run "
+            f"(raise it with {TASKS_VARIABLE})"
+        )
+
+
+def check_cells(steps: int, n: int, name: str, where: str = "") -> None:
+    """Refuse ``steps`` matrices of ``n x n`` tasks over :func:`max_cells` (and ``n`` over
+    :func:`max_tasks`). ``where`` names a run or an array (``"run 'a', "``).
+
+    Raises ``LabError`` naming the counts, the limit and the variable that raises it.
+    """
+    check_tasks_count(n, name)
+    limit = max_cells()
+    cells = int(steps) * int(n) * int(n)
+    if limit is not None and cells > limit:
+        raise LabError(
+            f"{name}: {where}{steps:,} step{'' if steps == 1 else 's'} x {n:,} x {n:,} tasks = "
+            f"{cells:,} matrix cells, "
+            f"over the limit of {limit:,} (raise it with {CELLS_VARIABLE})"
+        )
+
+
+#: Columns a table may hold besides one per task (long-form names, row labels, an index).
+EXTRA_COLUMNS = 16
+#: Values a JSON document may hold per matrix cell (a row object's step, names, value, ...).
+JSON_VALUES_PER_CELL = 8
+
+
+def check_rows(rows: int, name: str, what: str = "rows") -> None:
+    """Refuse a table of more rows (lines, records) than a run may hold matrix cells
+    (:func:`max_cells`; every row holds at least one cell), counted before its values are
+    converted: a compressed container (a zip member, a Parquet column) can unpack to far
+    more rows than its bytes suggest.
+
+    Raises ``LabError`` naming the count, the limit and ``MTL_LAB_MAX_CELLS``.
+    """
+    limit = max_cells()
+    if limit is not None and rows > limit:
+        raise LabError(
+            f"{name}: {rows:,} {what}, more than the {limit:,} matrix cells a run may hold "
+            f"(raise it with {CELLS_VARIABLE})"
+        )
+
+
+def check_lines(data: bytes, name: str) -> None:
+    """Refuse a text table of more lines than a run may hold cells, counted in its bytes
+    before they are decoded or parsed (``\n``, or ``\r`` in an old-Mac file; a line is at
+    most one row).
+
+    Raises ``LabError`` naming the count, the limit and ``MTL_LAB_MAX_CELLS``.
+    """
+    limit = max_cells()
+    lines = data.count(b"\n") or data.count(b"\r")
+    if limit is not None and lines > limit + 1:  # a header line besides a row per cell
+        raise LabError(
+            f"{name}: {lines:,} lines, more than the {limit:,} matrix cells a run may hold "
+            f"(raise it with {CELLS_VARIABLE})"
+        )
+
+
+#: Files a zip (a bundle, an ``.npz``) may hold: a run needs a handful.
+MAX_MEMBERS = 1_000
+
+
+def check_zip_members(data: bytes, name: str) -> None:
+    """Refuse a zip whose central directory lists more than :data:`MAX_MEMBERS` files,
+    counted in its bytes before ``zipfile`` builds an object per entry (a 200 MB zip can
+    list millions of empty files).
+
+    Raises ``LabError``.
+    """
+    entries = data.count(b"PK\x01\x02")  # central-directory headers (an upper bound)
+    if entries > MAX_MEMBERS:
+        raise LabError(
+            f"{name}: lists about {entries:,} files; a run file holds a few (affinity, "
+            f"metrics, groupings, meta.json; an .npz: affinity, tasks, steps), at most "
+            f"{MAX_MEMBERS:,}"
+        )
+
+
+def check_columns(columns: int, name: str) -> None:
+    """Refuse a table header of more columns than a run may have tasks (plus a few for the
+    long form's and a matrix's other columns), before the table is read.
+
+    Raises ``LabError`` naming the count, the limit and ``MTL_LAB_MAX_TASKS``.
+    """
+    limit = max_tasks()
+    if limit is not None and columns > limit + EXTRA_COLUMNS:
+        raise LabError(
+            f"{name}: {columns:,} columns, more than a run's {limit:,} tasks "
+            f"(raise it with {TASKS_VARIABLE})"
+        )
+
+
+def check_json_size(data: bytes, name: str) -> None:
+    """Refuse a JSON document with far more values than a run may hold cells, before it is
+    decoded and parsed (each value becomes a Python object): its commas bound its values
+    from below.
+
+    Raises ``LabError`` naming the count, the limit and ``MTL_LAB_MAX_CELLS``.
+    """
+    limit = max_cells()
+    if limit is None:
+        return
+    commas = data.count(b",")
+    if commas > JSON_VALUES_PER_CELL * limit:
+        raise LabError(
+            f"{name}: about {commas:,} JSON values, more than {JSON_VALUES_PER_CELL} per "
+            f"matrix cell for the {limit:,} cells a run may hold (raise it with "
+            f"{CELLS_VARIABLE})"
+        )
+
+
+def check_table_cells(rows: int, columns: int, name: str) -> None:
+    """Refuse a table of ``rows x columns`` cells to be built from a sparser source (a JSON
+    object of objects) over :func:`max_cells`, or with more task columns than
+    :func:`max_tasks`.
+
+    Raises ``LabError`` naming the counts, the limit and the variable that raises it.
+    """
+    check_tasks_count(columns, name)
+    limit = max_cells()
+    if limit is not None and rows * columns > limit:
+        raise LabError(
+            f"{name}: {rows:,} rows x {columns:,} columns = {rows * columns:,} matrix cells, "
+            f"over the limit of {limit:,} (raise it with {CELLS_VARIABLE})"
+        )
+
+
+def check_run_sizes(
+    affinity: pd.DataFrame, metrics: pd.DataFrame, tasks: list[str], declared: bool, name: str
+) -> None:
+    """Refuse a parsed file whose runs would need matrices over the limits: per run and
+    measure, distinct steps x tasks of that run squared (the declared task list when
+    ``declared``). Counts only: nothing dense is built.
+
+    ``affinity``/``metrics``: frames in ``AFFINITY_FRAME``/``METRIC_FRAME`` columns.
+    """
+    check_tasks_count(len(tasks), name)
+    limit = max_cells()
+    if not len(affinity) or limit is None:
+        return
+    # an upper bound first (all steps x all tasks squared), so a file well inside the limit
+    # costs one hash of its step column; the exact count per run only when it is needed
+    n_steps = len(pd.unique(affinity["step"].to_numpy()))
+    if n_steps * len(tasks) ** 2 <= limit:
+        return
+    steps = affinity.groupby(["run", "measure"], sort=False)["step"].nunique()
+    per_run = steps.groupby(level=0, sort=False).max()
+    if declared:
+        counts = pd.Series(len(tasks), index=per_run.index)
+    else:
+        names = pd.concat(
+            [
+                pd.DataFrame({"run": affinity["run"], "t": affinity["source"]}),
+                pd.DataFrame({"run": affinity["run"], "t": affinity["target"]}),
+                pd.DataFrame({"run": metrics["run"], "t": metrics["task"]}),
+            ],
+            ignore_index=True,
+        )
+        counts = names.groupby("run", sort=False)["t"].nunique()
+    for run, s in per_run.items():
+        where = f"run {run!r}: " if run else ""
+        check_cells(int(s), int(counts.get(run, 0)), name, where)

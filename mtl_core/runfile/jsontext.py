@@ -1,0 +1,128 @@
+"""JSON text parsed with the guards an upload needs: the one JSON parser of every reader path.
+
+JSON Lines tables, JSON tables and matrices, ``meta.json`` and ``groupings.jsonl`` all parse
+through :func:`load_json`, so a hostile document fails the same way everywhere: one
+``LabError`` line, never a traceback. Python's own ``json`` module parses; around it:
+
+- **nesting**: a document nested deeper than the parser's recursion allows is refused (not a
+  ``RecursionError``); :func:`check_depth` bounds the depth of the parts the lab keeps whole
+  (``meta.json``'s ``config``), so storing and showing them cannot recurse without end;
+- **huge integers**: a whole number with more than :data:`MAX_DIGITS` digits (a float64
+  holds at most 309) is refused before Python's int conversion limit raises a ``ValueError``;
+- **lone surrogates**: a ``\\udc00`` escape that is not half of a surrogate pair is not a
+  character; text holding one could not be stored or shown, so it is refused with its place.
+
+``NaN``, ``Infinity`` and ``-Infinity`` are read as Python's ``json`` reads them (non-finite
+affinity cells are then unmeasured, left out and counted by the readers).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from mtl_core.errors import LabError
+from mtl_core.runfile.messages import show
+
+#: Longest whole number read (10**308 - 1 still converts to a float64).
+MAX_DIGITS = 308
+#: Deepest nesting kept in a value the lab stores whole (``meta.json``'s ``config``).
+MAX_DEPTH = 64
+
+_LONG_INT = re.compile(r"\d{" + str(MAX_DIGITS + 1) + "}")
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+def load_json(text: str, name: str) -> Any:
+    """Parse one JSON document (``text``), refusing what the module docstring lists.
+
+    ``name`` names the place in messages (``"x.jsonl: line 3"``).
+
+    Raises
+    ------
+    json.JSONDecodeError
+        Invalid JSON, as ``json.loads`` raises it (callers word it for their container).
+    LabError
+        Nesting too deep, a whole number with too many digits, or a lone surrogate escape.
+    """
+    hook = _parse_int if _LONG_INT.search(text) else None
+    try:
+        doc = json.loads(text, parse_int=hook)
+    except RecursionError:
+        raise LabError(
+            f"{name}: JSON nested too deeply to read (a run file needs a few levels)"
+        ) from None
+    except _TooLong as exc:
+        raise LabError(
+            f"{name}: a whole number with {exc.args[0]} digits (at most {MAX_DIGITS} are read)"
+        ) from None
+    if _SURROGATE_ESCAPE.search(text):
+        check_text(doc, name)
+    return doc
+
+
+def check_depth(value: Any, name: str, limit: int = MAX_DEPTH) -> None:
+    """Refuse ``value`` nested deeper than ``limit`` arrays/objects (walked without
+    recursion)."""
+    stack = [(value, 1)]
+    while stack:
+        v, depth = stack.pop()
+        if isinstance(v, dict):
+            v = list(v.values())
+        elif not isinstance(v, list):
+            continue
+        if depth > limit:
+            raise LabError(f"{name}: nested deeper than {limit} levels")
+        stack.extend((x, depth + 1) for x in v if isinstance(x, (list, dict)))
+
+
+class _TooLong(Exception):
+    """A whole number over :data:`MAX_DIGITS` digits (carries the digit count)."""
+
+
+def _parse_int(s: str) -> int:
+    digits = len(s.lstrip("-"))
+    if digits > MAX_DIGITS:
+        raise _TooLong(digits)
+    return int(s)
+
+
+def check_text(doc: Any, name: str) -> None:
+    """Refuse a key or string of ``doc`` (JSON-like: dicts, lists, sets, tuples, scalars)
+    holding a lone surrogate, which no UTF-8 store or page can hold (walked without
+    recursion).
+
+    Raises ``LabError`` naming the text and the code point.
+    """
+    stack = [doc]
+    while stack:
+        v = stack.pop()
+        if isinstance(v, dict):
+            for k, x in v.items():
+                _encodable(k, name)
+                stack.append(x)
+        elif isinstance(v, (list, tuple, set, frozenset)):
+            stack.extend(v)
+        else:
+            _encodable(v, name)
+
+
+def _encodable(v: Any, name: str) -> None:
+    if not isinstance(v, str):
+        return
+    try:
+        v.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise LabError(
+            f"{name}: text {show(v)} holds a lone surrogate escape "
+            f"(\\u{ord(v[exc.start]):04x}), which is not a character; write the character "
+            "itself or a complete surrogate pair"
+        ) from None
+
+
+def json_lines(text: str) -> list[str]:
+    """The lines of a JSON Lines text: split at ``\\n`` only (a raw U+2028 or U+0085 is
+    legal inside a JSON string), or at ``\\r`` in an old-Mac file that has no ``\\n``."""
+    sep = "\r" if "\n" not in text and "\r" in text else "\n"
+    return text.split(sep)

@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import signal
 import sys
+import threading
 from pathlib import Path
 
 from mtl_core.errors import LabError
+from mtl_core.terminal import one_line, safe_streams
 
 PROG = "task-affinity-lab"  # [project.scripts] in pyproject.toml
 
@@ -31,7 +34,7 @@ class _Parser(argparse.ArgumentParser):
     """argparse that reports errors as one line and exit 2 (no usage dump)."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
-        sys.stderr.write(f"error: {message} (see --help)\n")
+        sys.stderr.write(f"error: {one_line(message)} (see --help)\n")
         raise SystemExit(2)
 
 
@@ -54,14 +57,44 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (``kill PID``, a container or job scheduler stopping us): handled like Ctrl-C,
+    so a training run in the store is cancelled and its worker stops, its steps kept."""
+
+
+def _on_sigterm(signum: int, frame: object) -> None:
+    raise Terminated
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Run the command line; returns the exit code (0 done, 2 a user error, 130 Ctrl-C,
+    143 SIGTERM).
+
+    Everything printed goes through :func:`mtl_core.terminal.safe_streams` (control
+    characters from a file are shown escaped, never sent to the terminal), and an error is
+    one line (:func:`mtl_core.terminal.one_line`).
+    """
+    in_main = threading.current_thread() is threading.main_thread()
+    old = signal.signal(signal.SIGTERM, _on_sigterm) if in_main else None
+    try:
+        with safe_streams():
+            return _main(argv)
+    finally:
+        if in_main:
+            signal.signal(signal.SIGTERM, old)
+
+
+def _main(argv: list[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)
     except LabError as exc:
-        sys.stderr.write(f"error: {exc}\n")
+        sys.stderr.write(f"error: {one_line(str(exc))}\n")
         return 2
+    except Terminated:
+        sys.stderr.write("terminated (SIGTERM)\n")
+        return 143
     except KeyboardInterrupt:
         sys.stderr.write("interrupted\n")
         return 130
@@ -70,3 +103,7 @@ def main(argv: list[str] | None = None) -> int:
 
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except OSError as exc:  # the machine said no: a full disk, no permission, a read-only disk
+        where = f"{exc.filename}: " if exc.filename else ""
+        sys.stderr.write(f"error: {one_line(where + (exc.strerror or str(exc)))}\n")
+        return 2

@@ -6,6 +6,8 @@ import sys
 import time
 from typing import TextIO
 
+from mtl_core.terminal import one_line, raw_stream
+
 
 class ProgressBar:
     """Redraws one stderr line at most ``fps`` times a second; silent when not a terminal
@@ -36,8 +38,9 @@ class ProgressBar:
         eta_s = f"{eta:5.1f}s" if eta == eta else "  ?  "
         line = f"{self.label} [{bar}] {done}/{self.total} {rate:6.1f} step/s ETA {eta_s} {extra}"
         end = "\n" if done >= self.total else ""
-        self.stream.write(("\r" if self.tty else "") + line[:160] + end)
-        self.stream.flush()
+        out = raw_stream(self.stream)  # the carriage return is ours; the text is escaped
+        out.write(("\r" if self.tty else "") + one_line(line[:160]) + end)
+        out.flush()
 
     def close(self) -> None:
         if self.tty:

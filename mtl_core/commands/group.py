@@ -19,6 +19,7 @@ import numpy as np
 from mtl_core.errors import LabError
 from mtl_core.grouping.base import UNMEASURED_RULE_TEXT
 from mtl_core.measures import DEFAULT_MEASURE
+from mtl_core.terminal import one_line
 from mtl_core.types import Grouping
 
 CLI_METHODS = ("tag", "threshold", "hierarchical", "affinity-propagation")
@@ -116,7 +117,7 @@ def run(args: argparse.Namespace) -> int:
     optimal = bool(getattr(grouper, "optimal_", False))
     gap = getattr(grouper, "gap_", None)
     if grouper.warning_:
-        print(f"warning: {grouper.warning_}", file=sys.stderr)
+        warn(grouper.warning_)
     if args.json:
         print(json.dumps(result_dict(grouper.groups_, grouper.score_, optimal, gap, tasks)))
         return 0
@@ -252,7 +253,7 @@ def load_affinity_measure(
 
 def warn(text: str) -> None:
     """One ``warning:`` line on stderr (the CLI's way to say what a read left out)."""
-    sys.stderr.write(f"warning: {text}\n")
+    sys.stderr.write(f"warning: {one_line(text)}\n")
 
 
 def add_read_options(p) -> None:

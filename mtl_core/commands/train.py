@@ -275,7 +275,15 @@ def _run_in_store(cfg: RunConfig, args: argparse.Namespace) -> int:
             extra = f"loss {np.nanmean(losses):.4f}" if losses else info.status
             bar.update(min(info.steps_done, cfg.train.steps - 1), extra)
 
-        info = runner.wait(run_id, progress)
+        try:
+            info = runner.wait(run_id, progress)
+        except KeyboardInterrupt:  # Ctrl-C or SIGTERM: wait() cancelled the run
+            bar.close()
+            done = runner.status(run_id)
+            sys.stderr.write(
+                f"run {run_id} {done.status} after {done.steps_done} steps (kept in the store)\n"
+            )
+            raise
         if info.status == "finished":
             bar.update(cfg.train.steps)
         else:

@@ -240,11 +240,19 @@ def write_report(report: dict[str, Any], path: str | Path) -> Path:
         raise LabError(f"--out must end in .json or .csv, got {p.name}")
     if ext == ".json":
         return atomic_write_text(p, dumps(report, indent=1))
+    from mtl_core.runfile.formula_escape import escape_cell
+
     buf = io.StringIO()
     rows = report_rows(report)
-    writer = csv.DictWriter(buf, fieldnames=list(rows[0]) if rows else ["approach"])
+    writer = csv.DictWriter(
+        buf,
+        fieldnames=list(rows[0]) if rows else ["approach"],
+        quoting=csv.QUOTE_NONNUMERIC,  # text quoted, formula-like text escaped (OWASP)
+    )
     writer.writeheader()
-    writer.writerows(rows)
+    writer.writerows(
+        {k: escape_cell(v) if isinstance(v, str) else v for k, v in r.items()} for r in rows
+    )
     return atomic_write_text(p, buf.getvalue())
 
 

@@ -29,6 +29,7 @@ import pandas as pd
 from mtl_core.errors import LabError
 from mtl_core.runfile.bounds import check_columns, check_json_size, check_lines, check_rows
 from mtl_core.runfile.encoding import decode, decode_text
+from mtl_core.runfile.formula_escape import escape_cell, escape_frame, unescape_columns
 from mtl_core.runfile.json_layouts import array_columns, object_columns
 from mtl_core.runfile.jsontext import json_lines, load_json
 from mtl_core.runfile.messages import JSON_ROW, Locate, short, show
@@ -170,6 +171,7 @@ def _parse_csv(data: bytes, name: str, default: str, limits: bool) -> tuple[Colu
         h.strip(): pc.utf8_trim_whitespace(table.column(k)).to_numpy(zero_copy_only=False)
         for k, h in enumerate(header)
     }
+    cols = unescape_columns(cols)  # undo the writer's formula escaping (exact round trip)
     first = 1 if headerless else 2
     locate = lambda i: f"row {i + 1} (line {i + first})"  # noqa: E731
     if header and not text.endswith(("\n", "\r")):
@@ -427,8 +429,14 @@ def table_bytes(df: pd.DataFrame, ext: str) -> bytes:
     """Serialize a table as ``.csv``, ``.parquet`` or ``.jsonl``, exactly (float64 values
     round-trip; NaN is an empty CSV cell and ``null`` in JSON Lines)."""
     if ext == ".csv":
-        # pandas writes float64 as the shortest text that parses back to the same value
-        return df.to_csv(index=False, lineterminator="\n").encode("utf-8")
+        # pandas writes float64 as the shortest text that parses back to the same value;
+        # text cells are quoted, and formula-like ones escaped (``formula_escape``)
+        head = io.StringIO()
+        csv.writer(head, lineterminator="\n").writerow([escape_cell(str(c)) for c in df.columns])
+        body = escape_frame(df).to_csv(
+            index=False, header=False, lineterminator="\n", quoting=csv.QUOTE_NONNUMERIC
+        )
+        return (head.getvalue() + body).encode("utf-8")
     if ext == ".parquet":
         import pyarrow as pa
         import pyarrow.parquet as pq

@@ -1,15 +1,37 @@
 """Process helpers shared by the runner and the app's background jobs. Torch-free.
 
 Whether a pid is alive, how a process ended (in words), how many runs may train at once, a
-worker's thread count and CPU priority, and stopping a process politely then firmly.
+worker's thread count and CPU priority, stopping a process politely then firmly, and a worker
+noticing that the process that started it is gone (:func:`watch_parent`).
 """
 
 from __future__ import annotations
 
 import os
 import signal
+import sys
+import threading
 from pathlib import Path
 from typing import Any
+
+#: Exit codes of a worker that could not record its run's outcome because the store's file
+#: failed (``mtl_core.store.faults.KINDS``), so the supervisor can say why.
+STORE_FAULT_EXITS = {"full": 70, "readonly": 71, "damaged": 72, "io": 73}
+_FAULT_WORDS = {
+    "full": "the disk is full",
+    "readonly": "the run store is read-only",
+    "damaged": "the run store is damaged",
+    "io": "the disk reported an I/O error",
+}
+
+
+def store_fault_words(code: int | None) -> str | None:
+    """What a worker's exit code from :data:`STORE_FAULT_EXITS` means, else None."""
+    for kind, c in STORE_FAULT_EXITS.items():
+        if code == c:
+            return _FAULT_WORDS[kind]
+    return None
+
 
 #: Environment variable: how many runs may train at once (see :func:`default_max_workers`).
 WORKERS_ENV = "MTL_LAB_WORKERS"
@@ -58,6 +80,9 @@ def describe_exit(code: int | None) -> str:
     """
     if code is None:
         return "stopped"
+    words = store_fault_words(code)
+    if words is not None:
+        return f"could not write to the run store ({words})"
     if code < 0:
         try:
             return f"was killed ({signal.Signals(-code).name})"
@@ -100,11 +125,87 @@ def stop_process(proc: Any, timeout: float, *, terminate: bool = True) -> None:
         proc.join(timeout)
 
 
+class ParentGone(BaseException):
+    """Raised in a worker's main thread when the process that started it is gone (killed or
+    crashed): the worker records its run as interrupted and exits. A BaseException so that a
+    training loop's ``except Exception`` cannot swallow it."""
+
+
+_PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+_watching = False
+
+
+def watch_parent(poll_s: float = 1.0) -> bool:
+    """In a ``multiprocessing`` child: raise :class:`ParentGone` in the main thread soon
+    after the parent process is gone. Returns whether a watch is set up (False outside a
+    child, or where signals cannot be used).
+
+    Two ways, so that a killed parent (SIGKILL: no chance to clean up) never leaves a
+    worker training on: on Linux the kernel sends the parent-death signal
+    (``prctl(PR_SET_PDEATHSIG)``, via ctypes) at once; everywhere a daemon thread checks every
+    ``poll_s`` seconds whether this process was re-parented (``os.getppid()`` changed). The
+    kernel's signal also comes when the parent's *thread* that started this process ends, so
+    the handler only acts when the parent process itself is gone.
+    """
+    global _watching
+    import multiprocessing as mp
+
+    parent = mp.parent_process()
+    sig = getattr(signal, "SIGUSR1", None)
+    if parent is None or sig is None or threading.current_thread() is not threading.main_thread():
+        return False
+    if _watching:
+        return True
+    _watching = True
+    parent_pid = parent.pid
+
+    def gone() -> bool:
+        # re-parented (to init or a subreaper) = the parent died. Not the parent's sentinel
+        # pipe: it also closes when the parent merely drops its Process object.
+        return os.getppid() != parent_pid
+
+    def on_signal(signum: int, frame: Any) -> None:
+        if gone():
+            raise ParentGone
+
+    signal.signal(sig, on_signal)
+    _set_parent_death_signal(sig)
+    main = threading.main_thread().ident
+
+    def poll() -> None:
+        while not gone():
+            threading.Event().wait(poll_s)
+        if main is not None:
+            signal.pthread_kill(main, sig)  # interrupts a blocking call in the main thread
+
+    threading.Thread(target=poll, name="mtl-lab-parent-watch", daemon=True).start()
+    if gone():  # the parent died before the kernel's signal was armed
+        raise ParentGone
+    return True
+
+
+def _set_parent_death_signal(sig: int) -> None:
+    """Linux: ask the kernel to send ``sig`` when the parent dies (no-op elsewhere)."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, int(sig), 0, 0, 0)
+    except (OSError, AttributeError):  # no prctl here: the polling thread still watches
+        pass
+
+
 __all__ = [
+    "STORE_FAULT_EXITS",
     "WORKERS_ENV",
+    "ParentGone",
     "default_max_workers",
     "describe_exit",
     "pid_alive",
     "prepare_process",
     "stop_process",
+    "store_fault_words",
+    "watch_parent",
 ]

@@ -25,6 +25,7 @@ import os
 import socket
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,6 +36,7 @@ from mtl_core.events import MetricRow, StepEvent
 from mtl_core.runner.worker import Cancelled, Rate, check_finite, resolve
 from mtl_core.scenarios import table_files
 from mtl_core.store import Store
+from mtl_core.store.faults import StoreFault
 
 # ---------------------------------------------------------------------- on the cluster
 
@@ -184,8 +186,11 @@ class RayBackend:
         *,
         cancel_grace_s: float = 10.0,
         cpus_per_run: float = 1.0,
+        record: Callable[..., bool] | None = None,
     ) -> None:
         self.store = store
+        # how an outcome is written: the runner's keeps it when the store cannot take it
+        self.record = record or self._set_status
         self.address = address
         self.train_ref = train_ref
         self.cancel_grace_s = float(cancel_grace_s)
@@ -217,10 +222,9 @@ class RayBackend:
         config = self.store.get_run(run_id).config
         opts = run_resources(config, self._gpus, self.cpus_per_run)
         if opts["num_gpus"] and not self._gpus:  # it would wait for a GPU forever
-            self.store.set_status(
+            self.record(
                 run_id,
                 "failed",
-                only_from=("running",),
                 error="the run asks for CUDA but the Ray cluster has no "
                 "GPU; choose device cpu or add a GPU node",
             )
@@ -230,7 +234,7 @@ class RayBackend:
                 config.get("knobs") or {}, table_files.tables_dir(self.store.path)
             )
         except LabError as exc:
-            self.store.set_status(run_id, "failed", only_from=("running",), error=str(exc))
+            self.record(run_id, "failed", error=str(exc))
             return
         ref = self._task.options(max_retries=0, name=f"mtl-lab-run-{run_id}", **opts).remote(
             run_id,
@@ -255,8 +259,12 @@ class RayBackend:
         ready, _ = self.ray.wait(list(refs), num_returns=len(refs), timeout=0)
         self._drain()
         for ref in ready:
-            self._finish(refs[ref])
+            if refs[ref] in self.runs:  # not already ended by a failed store write
+                self._finish(refs[ref])
         self._enforce_cancels()
+
+    def _set_status(self, rid: int, status: str, error: str | None, **kw: Any) -> bool:
+        return self.store.set_status(rid, status, only_from=("running",), error=error, **kw)
 
     def _drain(self) -> None:
         for rid, kind, payload in self.ray.get(self.sink.drain.remote(), timeout=60):
@@ -264,13 +272,27 @@ class RayBackend:
                 if rid in self.runs:
                     self.runs[rid].where = tuple(payload)
                 continue
+            if rid not in self.runs:
+                continue  # a run already ended here (its store write failed)
             step, steps_per_s = payload
             event = event_from_plain(step)
-            if event.step == 1 and event.task_types:  # live views show the types at once
-                self.store.set_tasks(
-                    rid, list(event.tasks), dict(zip(event.tasks, event.task_types))
-                )
-            self.store.append_step(rid, event, steps_per_s=steps_per_s)
+            try:
+                if event.step == 1 and event.task_types:  # live views show the types at once
+                    self.store.set_tasks(
+                        rid, list(event.tasks), dict(zip(event.tasks, event.task_types))
+                    )
+                self.store.append_step(rid, event, steps_per_s=steps_per_s)
+            except StoreFault as exc:  # e.g. a full disk: stop the task, fail the run
+                self._stop_unwritable(rid, exc)
+
+    def _stop_unwritable(self, rid: int, exc: StoreFault) -> None:
+        run = self.runs.pop(rid)
+        self.sink.forget.remote(rid)
+        try:
+            self.ray.cancel(run.ref, force=True)
+        except Exception:  # already ended
+            pass
+        self.record(rid, "failed", str(exc))
 
     def _finish(self, rid: int) -> None:
         run = self.runs.pop(rid)
@@ -284,26 +306,22 @@ class RayBackend:
         if status == "finished":
             if out.get("tasks"):
                 self.store.set_tasks(rid, out["tasks"], out["task_types"])
-            self.store.set_status(rid, "finished", only_from=("running",))
+            self.record(rid, "finished", None)
         elif status == "cancelled":
-            self.store.set_status(
-                rid, "cancelled", only_from=("running",), error="cancelled by the user"
-            )
+            self.record(rid, "cancelled", error="cancelled by the user")
         else:
-            self.store.set_status(
+            self.record(
                 rid,
                 "failed",
-                only_from=("running",),
                 error=out.get("error") or "the run failed",
                 error_detail=out.get("detail"),
             )
 
     def _ended_early(self, rid: int, run: RayRun, exc: BaseException) -> None:
         if run.forced or self.store.cancel_requested(rid):
-            self.store.set_status(
+            self.record(
                 rid,
                 "cancelled",
-                only_from=("running",),
                 error="cancelled by the user (stopped after the grace period)"
                 if run.forced
                 else "cancelled by the user",
@@ -312,10 +330,9 @@ class RayBackend:
         info = self.store.get_run(rid)
         step = info.last_step if info.last_step is not None else 0
         where = f" on {run.where[0]}" if run.where else ""
-        self.store.set_status(
+        self.record(
             rid,
             "interrupted",
-            only_from=("running",),
             error=f"the Ray worker{where} died after step {step} ({first_line(exc)}); the "
             f"{info.steps_done} steps logged are kept",
         )
@@ -342,10 +359,9 @@ class RayBackend:
                 self.ray.cancel(run.ref, force=True)
             except Exception:  # Ray already disconnected (interpreter exit): tasks die with us
                 pass
-            self.store.set_status(
+            self.record(
                 rid,
                 "interrupted",
-                only_from=("running",),
                 error="the lab process that ran this worker exited; steps logged so far are kept",
             )
         self.runs.clear()

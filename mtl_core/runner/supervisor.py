@@ -47,8 +47,16 @@ from mtl_core.access import Actor, check_modify
 from mtl_core.config import RunConfig
 from mtl_core.errors import LabError
 from mtl_core.limits import Limits, check_config
-from mtl_core.runner.procs import default_max_workers, describe_exit, pid_alive, stop_process
-from mtl_core.runner.worker import standby_main, train_ref, worker_main
+from mtl_core.runner.procs import (
+    default_max_workers,
+    describe_exit,
+    pid_alive,
+    stop_process,
+    store_fault_words,
+)
+from mtl_core.runner.standby import StandbyPool
+from mtl_core.runner.store_faults import Backoff, PendingOutcomes
+from mtl_core.runner.worker import train_ref, worker_main
 from mtl_core.scenarios import table_files
 from mtl_core.store import TERMINAL, RunInfo, Store
 
@@ -110,6 +118,8 @@ class Runner:
         self.train_ref = train_ref(train_fn)
         self.poll_s = float(poll_s)
         self.cancel_grace_s = float(cancel_grace_s)
+        self._pending = PendingOutcomes(self.store)  # outcomes the store could not take yet
+        self._backoff = Backoff(self.poll_s)
         self._ray = self._ray_backend(ray_address)
         if max_workers:
             self.max_workers = int(max_workers)
@@ -121,7 +131,7 @@ class Runner:
         self.limits = limits or Limits.none()
         self._ctx = mp.get_context("spawn")
         self._procs: dict[int, Any] = {}  # run id -> multiprocessing Process (our workers)
-        self._standby: list[tuple[Any, Any]] = []  # (process, pipe end) waiting for a run
+        self._standby = StandbyPool(self._ctx, self.preload, self.max_workers, self.nice)
         self._cancel_seen: dict[int, float] = {}  # run id -> when we first saw its cancel flag
         self._lock = threading.RLock()
         self._wake = threading.Event()
@@ -167,8 +177,9 @@ class Runner:
         return run_id
 
     def status(self, run_id: int) -> RunInfo:
-        """The run's record (status, progress, error, ...) from the store."""
-        return self.store.get_run(run_id)
+        """The run's record (status, progress, error, ...) from the store (with the outcome
+        this runner could not write there yet, e.g. on a full disk)."""
+        return self._pending.overlay(self.store.get_run(run_id))
 
     def list(self) -> list[RunInfo]:
         """Every run in the store, oldest first."""
@@ -202,7 +213,7 @@ class Runner:
     def standby_pids(self) -> list[int]:
         """Process ids of the standby workers waiting for a run (see ``warm``)."""
         with self._lock:
-            return [p.pid for p, _ in self._standby if p.is_alive()]
+            return self._standby.pids()
 
     def delete(self, run_id: int, *, actor: Actor | None = None) -> None:
         """Delete a run; a running one is cancelled first (waiting up to the grace period).
@@ -235,7 +246,9 @@ class Runner:
             while True:
                 if not self._running_thread():
                     self.tick()  # no supervisor thread: drive the work from here
-                info = self.store.get_run(run_id)
+                info = self.status(run_id)
+                if info.status == "queued" and self._backoff.fault is not None:
+                    raise self._backoff.fault  # e.g. a full disk: the run cannot start
                 key = (info.status, info.steps_done)
                 if on_progress is not None and key != last:
                     on_progress(info)
@@ -250,7 +263,7 @@ class Runner:
                 self.cancel(run_id)
                 end = time.monotonic() + self.cancel_grace_s + 5
                 while time.monotonic() < end:
-                    if self.store.get_run(run_id).status in TERMINAL:
+                    if self.status(run_id).status in TERMINAL:
                         break
                     if not self._running_thread():
                         self.tick()
@@ -277,7 +290,7 @@ class Runner:
         if t is not None and t is not threading.current_thread():
             t.join(timeout)
         with self._lock:
-            self._stop_standbys(timeout)
+            self._standby.stop(timeout)
         if not interrupt_running:
             return
         with self._lock:
@@ -288,12 +301,10 @@ class Runner:
                     proc.join(timeout)  # it has recorded its outcome and is exiting
                 stop_process(proc, timeout)
                 self._safe(
-                    lambda rid=rid: self.store.set_status(
+                    lambda rid=rid: self._pending.record(
                         rid,
                         "interrupted",
-                        only_from=("running",),
-                        error="the lab process that ran this worker exited; steps logged so far "
-                        "are kept",
+                        "the lab process that ran this worker exited; steps logged so far are kept",
                     )
                 )
                 self._procs.pop(rid, None)
@@ -309,17 +320,18 @@ class Runner:
                 self.recover()
             self._launch()
             if self._ray is None:
-                self._keep_standbys()
+                self._standby.keep(0 if self._stop.is_set() else self.warm)
 
     def recover(self) -> list[int]:
         """Mark ``running`` runs on this machine whose worker (or claiming runner) is gone as
         ``interrupted``; returns their ids. Runs of other machines are left alone."""
         self._last_recover = time.monotonic()
+        self._pending.retry()
         host = socket.gethostname()
         out = []
         with self._lock:
             for rid in self.store.run_ids("running"):
-                if rid in self._procs:
+                if rid in self._procs or rid in self._pending:
                     continue
                 info = self.store.get_run(rid)
                 if info.host != host:
@@ -328,11 +340,10 @@ class Runner:
                 if pid and pid_alive(pid):
                     continue
                 step = info.last_step if info.last_step is not None else 0
-                if self.store.set_status(
+                if self._pending.record(
                     rid,
                     "interrupted",
-                    only_from=("running",),
-                    error=f"the worker process is gone (found at restart) after step {step}; "
+                    f"the worker process is gone (found at restart) after step {step}; "
                     f"the {info.steps_done} steps logged are kept",
                 ):
                     out.append(rid)
@@ -347,9 +358,10 @@ class Runner:
         while not self._stop.is_set():
             try:
                 self.tick()
+                delay = self._backoff.ok()
             except Exception as exc:  # keep supervising: one bad pass must not stop the queue
-                sys.stderr.write(f"mtl_core.runner: supervisor error: {exc!r}\n")
-            self._wake.wait(self.poll_s)
+                delay = self._backoff.failed(exc)  # said once; passes spaced out (no spinning)
+            self._wake.wait(delay)
             self._wake.clear()
 
     def _launch(self) -> None:
@@ -361,69 +373,16 @@ class Runner:
                 self._ray.launch(rid)
                 continue
             job = (str(self.store.path), rid, self.train_ref, self.max_workers, self.nice)
-            proc = self._hand_to_standby(job)
+            proc = self._standby.take(job)
             if proc is None:
                 proc = self._ctx.Process(target=worker_main, args=job, name=f"mtl-lab-run-{rid}")
                 try:
                     proc.start()
                 except Exception as exc:
-                    self.store.set_status(rid, "failed", error=f"could not start a worker: {exc}")
+                    self._pending.record(rid, "failed", f"could not start a worker: {exc}")
                     continue
             self._procs[rid] = proc
             self.store.set_worker(rid, proc.pid)
-
-    def _hand_to_standby(self, job: tuple) -> Any | None:
-        """Give a run to a waiting standby; None when there is none (or it just died)."""
-        while self._standby:
-            proc, conn = self._standby.pop(0)
-            try:
-                if proc.is_alive():
-                    conn.send(job)
-                    conn.close()
-                    return proc
-            except OSError:
-                pass
-            conn.close()
-            proc.join(0.1)
-        return None
-
-    def _keep_standbys(self) -> None:
-        alive = []
-        for proc, conn in self._standby:
-            if proc.is_alive():
-                alive.append((proc, conn))
-            else:
-                conn.close()
-                proc.join(0)
-        self._standby = alive
-        while len(self._standby) < self.warm and not self._stop.is_set():
-            ours, theirs = self._ctx.Pipe()
-            proc = self._ctx.Process(
-                target=standby_main,
-                args=(theirs, self.preload, self.max_workers, self.nice),
-                name="mtl-lab-standby",
-                daemon=False,
-            )
-            try:
-                proc.start()
-            except Exception as exc:
-                sys.stderr.write(f"mtl_core.runner: could not start a standby worker: {exc!r}\n")
-                ours.close()
-                return
-            finally:
-                theirs.close()
-            self._standby.append((proc, ours))
-
-    def _stop_standbys(self, timeout: float) -> None:
-        for _proc, conn in self._standby:
-            try:
-                conn.send(None)
-            except OSError:
-                pass
-            conn.close()
-        for proc, _ in self._standby:
-            stop_process(proc, timeout, terminate=False)  # told to exit: wait, then kill
-        self._standby = []
 
     def _reap(self) -> None:
         for rid, proc in list(self._procs.items()):
@@ -438,18 +397,16 @@ class Runner:
             if info.status != "running":
                 continue  # the worker recorded its own outcome
             if cancelled or info.cancel_requested:
-                self.store.set_status(
-                    rid, "cancelled", only_from=("running",), error="cancelled by the user"
-                )
+                self._pending.record(rid, "cancelled", "cancelled by the user")
                 continue
-            how = describe_exit(code)
             step = info.last_step if info.last_step is not None else 0
-            self.store.set_status(
+            # a worker that could not write its outcome (full disk, ...) failed; else it died
+            status = "failed" if store_fault_words(code) else "interrupted"
+            self._pending.record(
                 rid,
-                "interrupted",
-                only_from=("running",),
-                error=f"the worker process {how} after step {step}; the {info.steps_done} "
-                "steps logged are kept",
+                status,
+                f"the worker process {describe_exit(code)} after step {step}; the "
+                f"{info.steps_done} steps logged are kept",
             )
 
     def _enforce_cancels(self) -> None:
@@ -478,7 +435,13 @@ class Runner:
             return None
         from mtl_core.runner.ray_backend import RayBackend
 
-        return RayBackend(self.store, address, self.train_ref, cancel_grace_s=self.cancel_grace_s)
+        return RayBackend(
+            self.store,
+            address,
+            self.train_ref,
+            cancel_grace_s=self.cancel_grace_s,
+            record=self._pending.record,
+        )
 
     @staticmethod
     def _safe(fn: Callable[[], Any]) -> None:

@@ -21,9 +21,10 @@ from typing import Any
 
 from mtl_core.config import RunConfig
 from mtl_core.errors import DivergedError, LabError
-from mtl_core.runner.procs import prepare_process
+from mtl_core.runner.procs import STORE_FAULT_EXITS, ParentGone, prepare_process, watch_parent
 from mtl_core.scenarios import table_files
 from mtl_core.store import Store
+from mtl_core.store.faults import StoreFault, trust
 
 TrainRef = str  # "module:function"
 DEFAULT_TRAIN = "mtl_core.training:train"
@@ -60,15 +61,16 @@ def standby_main(conn: Any, preload: tuple[str, ...], n_workers: int, nice: int)
     # Ctrl+C in a terminal reaches the whole process group: the runner decides when its
     # standbys and workers stop (and records their runs' outcome), not the keyboard.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    prepare_process(n_workers, nice)
-    for name in preload:
-        try:
-            resolve(name)() if ":" in name else importlib.import_module(name)
-        except Exception as exc:  # the run itself will report a real import problem
-            sys.stderr.write(f"mtl_core.runner: standby could not preload {name}: {exc!r}\n")
     try:
+        watch_parent()
+        prepare_process(n_workers, nice)
+        for name in preload:
+            try:
+                resolve(name)() if ":" in name else importlib.import_module(name)
+            except Exception as exc:  # the run itself will report a real import problem
+                sys.stderr.write(f"mtl_core.runner: standby could not preload {name}: {exc!r}\n")
         job = conn.recv()
-    except (EOFError, OSError, KeyboardInterrupt):
+    except (EOFError, OSError, KeyboardInterrupt, ParentGone):
         return
     conn.close()
     if job is not None:
@@ -81,55 +83,60 @@ def worker_main(
     """Entry point of a worker process: train one run, writing each step to the store.
 
     The outcome is recorded in the store: ``finished``; ``failed`` with the message (a
-    LabError's as-is, e.g. a diverged loss, else ``Type: message``) and the traceback;
-    ``cancelled`` when the cancel flag is seen between steps or SIGTERM follows a cancel;
-    ``interrupted`` on any other SIGTERM.
+    LabError's as-is, e.g. a diverged loss or a full disk, else ``Type: message``) and the
+    traceback; ``cancelled`` when the cancel flag is seen between steps or SIGTERM follows a
+    cancel; ``interrupted`` on any other SIGTERM, or when the process that started this
+    worker is gone (:func:`~mtl_core.runner.procs.watch_parent`). When the outcome cannot be
+    written (the store's disk is full, ...), the process exits with a code from
+    :data:`~mtl_core.runner.procs.STORE_FAULT_EXITS` for the supervisor to record.
     """
+    try:
+        watch_parent()  # a killed CLI or app must not leave this worker training on
+    except ParentGone:
+        return  # gone before we started: the next runner marks the run interrupted
     prepare_process(n_workers, nice)
     # an uploaded table (the csv scenario's ``table`` knob) lives beside this store
     os.environ[table_files.TABLES_ENV] = str(table_files.tables_dir(store_path))
-    store = Store(store_path)
     # SIGTERM (a cancel past its grace period, or shutdown) -> record the outcome, then exit
     signal.signal(signal.SIGTERM, _raise_terminated)
     try:
-        _train_run(store, run_id, train_ref)
-        store.set_status(run_id, "finished", only_from=("running",))
-    except Cancelled:
-        store.set_status(run_id, "cancelled", only_from=("running",), error="cancelled by the user")
-    except _Terminated:
-        if store.get_run(run_id).cancel_requested:
-            store.set_status(
-                run_id,
-                "cancelled",
-                only_from=("running",),
-                error="cancelled by the user (stopped after the grace period)",
-            )
-        else:
-            store.set_status(
-                run_id,
-                "interrupted",
-                only_from=("running",),
-                error="the worker was stopped (SIGTERM); steps logged so far are kept",
-            )
-    except LabError as exc:  # DivergedError included: the message says what happened
-        store.set_status(
-            run_id,
-            "failed",
-            only_from=("running",),
-            error=str(exc),
-            error_detail=traceback.format_exc(),
-        )
-    except Exception as exc:
-        store.set_status(
-            run_id,
-            "failed",
-            only_from=("running",),
-            error=f"{type(exc).__name__}: {exc}",
-            error_detail=traceback.format_exc(),
-        )
+        store = Store(store_path)
+        trust(store.path)  # the runner checked the file's integrity before claiming the run
+        status, error, detail = _outcome(store, run_id, train_ref)
+        store.set_status(run_id, status, only_from=("running",), error=error, error_detail=detail)
+    except StoreFault as exc:  # the outcome cannot be written: say why by the exit code
+        sys.exit(STORE_FAULT_EXITS[exc.kind])
     finally:
         # the outcome is recorded; a late SIGTERM (shutdown) should just end the process
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        signal.signal(getattr(signal, "SIGUSR1", signal.SIGTERM), signal.SIG_IGN)
+
+
+Outcome = tuple[str, str | None, str | None]  # status, error, error_detail
+
+
+def _outcome(store: Store, run_id: int, train_ref: str) -> Outcome:
+    """Train the run; how it ended as ``(status, error, error_detail)``."""
+    try:
+        _train_run(store, run_id, train_ref)
+        return "finished", None, None
+    except Cancelled:
+        return "cancelled", "cancelled by the user", None
+    except ParentGone:
+        return (
+            "interrupted",
+            "the lab process that started this run is gone (killed or crashed), so its "
+            "worker stopped; steps logged so far are kept",
+            None,
+        )
+    except _Terminated:
+        if store.get_run(run_id).cancel_requested:
+            return "cancelled", "cancelled by the user (stopped after the grace period)", None
+        return "interrupted", "the worker was stopped (SIGTERM); steps logged so far are kept", None
+    except LabError as exc:  # DivergedError and StoreFault included: the message says it
+        return "failed", str(exc), traceback.format_exc()
+    except Exception as exc:
+        return "failed", f"{type(exc).__name__}: {exc}", traceback.format_exc()
 
 
 def _train_run(store: Store, run_id: int, ref: TrainRef) -> None:

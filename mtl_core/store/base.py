@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Self, TypeVar
 
 from mtl_core.errors import LabError
+from mtl_core.store.faults import check_integrity, store_fault
 from mtl_core.store.migrations import migrate
 from mtl_core.store.records import RunInfo, load_run
 
@@ -49,7 +50,9 @@ class StoreBase:
     Raises
     ------
     LabError : the folder cannot be created, the file is not a run store, its schema is newer
-        than this version understands, or it stays locked for ``RETRY_FOR_S`` seconds.
+        than this version understands, or it stays locked for ``RETRY_FOR_S`` seconds;
+        a :class:`~mtl_core.store.faults.StoreFault` when the disk is full, the file is
+        read-only or damaged (checked with ``quick_check`` before the first write).
     """
 
     def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
@@ -84,6 +87,7 @@ class StoreBase:
         con.row_factory = sqlite3.Row  # rows by column name (a Row still indexes and unpacks)
         self._retry(lambda: self._setup(con))
         self._local.con, self._local.pid = con, os.getpid()
+        self._local.checked = False
         return con
 
     def _setup(self, con: sqlite3.Connection) -> None:
@@ -97,7 +101,8 @@ class StoreBase:
         except sqlite3.DatabaseError as exc:
             if is_busy(exc):
                 raise
-            raise LabError(f"{self.path} is not a run store ({exc})") from None
+            fault = store_fault(exc, self.path)  # read-only, full, damaged: say which
+            raise fault or LabError(f"{self.path} is not a run store ({exc})") from None
         if str(mode).lower() != "wal":
             raise LabError(f"cannot switch the run store {self.path} to WAL mode (got {mode})")
         con.execute("PRAGMA synchronous = NORMAL")  # WAL + NORMAL: durable at checkpoints
@@ -113,14 +118,21 @@ class StoreBase:
     # ------------------------------------------------------------------ transactions
 
     def _retry(self, fn: Callable[[], T]) -> T:
-        """Call ``fn`` until it does not hit a locked store, backing off up to RETRY_FOR_S."""
+        """Call ``fn`` until it does not hit a locked store, backing off up to RETRY_FOR_S.
+
+        A fault of the file (disk full, read-only, damaged, I/O error) is raised as a
+        :class:`~mtl_core.store.faults.StoreFault` (a LabError), not retried.
+        """
         deadline = time.monotonic() + RETRY_FOR_S
         delay = 0.005
         while True:
             try:
                 return fn()
-            except sqlite3.OperationalError as exc:
+            except sqlite3.DatabaseError as exc:
                 if not is_busy(exc):
+                    fault = store_fault(exc, self.path)
+                    if fault is not None:
+                        raise fault from None
                     raise
                 if time.monotonic() > deadline:
                     raise LabError(
@@ -135,6 +147,10 @@ class StoreBase:
         con = self._con()
         if con.in_transaction:
             raise RuntimeError("write inside snapshot(): reads only there")
+        if not getattr(self._local, "checked", False):
+            # never write into a damaged file: quick_check once per file and process
+            self._retry(lambda: check_integrity(con, self.path))
+            self._local.checked = True
 
         def attempt() -> T:
             con.execute("BEGIN IMMEDIATE")

@@ -68,7 +68,7 @@ def test_every_text_column_is_escaped_numbers_stay_numbers(tmp_path):
             "source": ["=a", "-1", "'=b", "\tc"],
             "target": ["+d", "@e", "plain", "\uff1dfull"],
             "affinity": [-0.01, 0.5, -1e-300, np.nan],
-            "measure": ["-x", "lookahead", "lookahead", "lookahead"],
+            "measure": ["-x", " =lead", "lookahead", "lookahead"],
         }
     )
     data = table_bytes(df, ".csv")
@@ -78,7 +78,7 @@ def test_every_text_column_is_escaped_numbers_stay_numbers(tmp_path):
     cols, _ = parse_table(data, ".csv", "t.csv")
     assert list(cols["source"]) == ["=a", "-1", "'=b", "\tc"]
     assert list(cols["target"]) == ["+d", "@e", "plain", "\uff1dfull"]
-    assert list(cols["measure"])[0] == "-x"
+    assert list(cols["measure"])[:2] == ["-x", " =lead"]  # the blank kept, too
     assert cols["affinity"][0] == "-0.01"  # read as text, converted exactly later
 
 
@@ -113,12 +113,12 @@ def test_evaluate_report_csv_is_escaped(tmp_path):
     assert "-0.5" in cells  # a number stays a number
 
 
-@given(st.text(alphabet=st.sampled_from("'=+-@\t\rab1.\uff20 "), max_size=8))
+@given(st.text(alphabet=st.sampled_from("'=+-@\t\r\nab1.\uff20 "), max_size=8))
 def test_escape_is_undone_exactly(text):
     cell = escape_cell(text)
     assert unescape_cell(cell) == text
-    if cell and cell[0] in TRIGGERS:  # only a plain number may start with a trigger once written
-        float(cell)
+    if cell.lstrip(" \t\n\r")[:1] in TRIGGERS.strip() and cell.strip():
+        float(cell)  # only a plain number may start (after blanks) with a trigger once written
 
 
 # ----------------------------------------------------------------------------- item 6

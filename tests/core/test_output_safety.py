@@ -165,3 +165,13 @@ def test_argument_errors_are_escaped_too(capsys):
     err = capsys.readouterr().err
     assert info.value.code == 2 and "\x1b" not in err and "\\x1b]0;x\\x07" in err
     assert err.count("\n") == 1
+
+
+def test_an_unexpected_traceback_is_escaped_too(capsys, monkeypatch):
+    def boom(path, **kw):
+        raise RuntimeError("bad \x1b[2J cell")
+
+    monkeypatch.setattr("mtl_core.runfile.read_run_file", boom)
+    assert main(["import", "x.csv", "--store", "unused.sqlite"]) == 1
+    err = capsys.readouterr().err
+    assert "Traceback" in err and "bad \\x1b[2J cell" in err and "\x1b" not in err

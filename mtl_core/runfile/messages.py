@@ -83,6 +83,21 @@ def short(exc: BaseException) -> str:
     return s if len(s) <= 160 else s[:157] + "..."
 
 
+#: The longest reader message (characters); longer ones keep their head and tail.
+MAX_MESSAGE = 600
+
+
+def one_line(msg: str) -> str:
+    """A reader message as one line of bounded length, whatever a file put in it: line
+    breaks (and the other characters ``str.splitlines`` breaks at) become spaces, and a
+    message over :data:`MAX_MESSAGE` characters keeps its start and its end (where the
+    limit and the fix are named) around an ellipsis."""
+    msg = " ".join(msg.splitlines())
+    if len(msg) <= MAX_MESSAGE:
+        return msg
+    return msg[: MAX_MESSAGE - 201] + " ... " + msg[-196:]
+
+
 def mb(n: int) -> str:
     """A size in bytes as megabytes (``"1.5 MB"``)."""
     return f"{n / (1024 * 1024):.1f} MB"

@@ -27,7 +27,7 @@ from mtl_core.runfile.bounds import check_run_sizes
 from mtl_core.runfile.bundle import read_bundle
 from mtl_core.runfile.cells import check_names
 from mtl_core.runfile.layout import read_affinity
-from mtl_core.runfile.messages import over_limit
+from mtl_core.runfile.messages import one_line, over_limit
 from mtl_core.runfile.model import ParsedRun, affinity_only
 from mtl_core.runfile.report import ReadOptions, collecting
 from mtl_core.runfile.schema import (
@@ -95,13 +95,13 @@ def read_run_file(
         msg = str(exc)
         if not msg.startswith(PREFIX):
             msg = PREFIX + (msg if msg.startswith(name) else f"{name}: {msg}")
-        raise LabError(msg) from None
+        raise LabError(one_line(msg)) from None
     except Exception as exc:  # noqa: BLE001
         # The last net, so no upload ever ends in a traceback (or "something went wrong" in
         # the shared app): every failure a file can cause is guarded at its root in the
         # readers, and the generated-corpus test asserts this line is never reached.
         _log.debug("reader failure on %s", name, exc_info=True)
-        raise LabError(f"{PREFIX}{name}: {UNREADABLE} ({type(exc).__name__})") from None
+        raise LabError(one_line(f"{PREFIX}{name}: {UNREADABLE} ({type(exc).__name__})")) from None
     if measure is not None and not report.measure_assumed and options.measure:
         _check_measure_applies(parsed, measure)
     parsed.notes = list(report.notes)

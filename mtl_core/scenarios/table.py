@@ -147,7 +147,7 @@ def _features(
         if reason is None and values is None:
             reason = "not numbers"
         elif reason is None and _distinct(values) <= 1:
-            reason = "one value in every row"
+            reason = "one value in every row" if _distinct(values) else "no values"
         if reason is None:
             feats.append(c)
         else:

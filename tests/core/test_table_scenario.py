@@ -105,13 +105,13 @@ def test_a_european_excel_table(tmp_path):
 
 
 def test_a_constant_target_is_refused_by_name(tmp_path):
-    df = _frame().assign(flat=3.5)
+    df = _frame().assign(flat=3.5, empty=np.nan)
     path = _csv(tmp_path, df.to_csv(index=False))
     with pytest.raises(LabError, match="target 'flat' has the same value in every row"):
         load_dataset("csv", {"path": path, "targets": "y1,flat"})
     # a constant feature column is left out and said
     ds = load_dataset("csv", {"path": path, "targets": "y1,y2"})
-    assert ds.info["left_out"] == {"flat": "one value in every row"}
+    assert ds.info["left_out"] == {"flat": "one value in every row", "empty": "no values"}
 
 
 def test_binary_text_target_and_missing_tokens(tmp_path):

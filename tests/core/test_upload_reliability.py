@@ -322,3 +322,11 @@ def test_zips_listing_thousands_of_files_are_refused_before_they_are_opened():
             z.writestr(f"junk/{k}", b"")
     for name in ("many.zip", "many.npz"):
         assert "lists about 1,201 files; a run file holds a few" in refusal(zbuf.getvalue(), name)
+
+
+def test_messages_stay_one_short_line_whatever_the_file_holds():
+    long_name = "x" * 5000
+    msg = refusal(f",a,b\na,1,2\n{long_name},3,4\n".encode(), "m.csv")
+    assert len(msg) <= 600 and " ... " in msg and msg.startswith("cannot import m.csv: ")
+    assert "is not one of the matrix's columns (a, b)" in msg  # the end survives
+    assert "\n" not in refusal(b"\x00", "two\nlines.csv")

@@ -17,6 +17,7 @@ import pytest
 from tests.helpers.app_fixtures import append_steps, metrics_frame, planted_stack
 
 CHROMIUM = "/usr/bin/chromium"
+F19 = Path(__file__).resolve().parents[1] / "data" / "field" / "F19_energy_like_pandas_index.csv"
 pytestmark = [
     pytest.mark.e2e,
     pytest.mark.skipif(
@@ -148,6 +149,8 @@ def test_two_browsers_markup_ownership_and_no_csv(app, browser):
     b.get_by_role("option", name="csv", exact=False).first.click()
     b.get_by_text("Table file", exact=False).first.wait_for(timeout=20000)
     assert b.get_by_label("path", exact=True).count() == 0
+    b.locator("[data-testid='stFileUploader'] input[type=file]").set_input_files(str(F19))
+    b.get_by_text("300 rows · 7 columns", exact=False).first.wait_for(timeout=20000)
 
     # B may not delete A's upload; its task names render as text on Explore and Download
     _open(b, f"{url}/explore?run={done}", "Groups")

@@ -107,3 +107,8 @@ def _main(argv: list[str] | None) -> int:
         where = f"{exc.filename}: " if exc.filename else ""
         sys.stderr.write(f"error: {one_line(where + (exc.strerror or str(exc)))}\n")
         return 2
+    except Exception:  # a bug: the traceback is for the report, its text escaped like the rest
+        import traceback
+
+        traceback.print_exc()
+        return 1

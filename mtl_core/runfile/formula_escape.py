@@ -1,4 +1,4 @@
-"""Spreadsheet formula injection in the CSV files the lab writes, and its exact undoing.
+r"""Spreadsheet formula injection in the CSV files the lab writes, and its exact undoing.
 
 A spreadsheet opening a CSV runs a cell that starts with ``=``, ``+``, ``-`` or ``@`` (and,
 in some, a tab or carriage return before them, or the full-width forms ``＝ ＋ － ＠``) as a
@@ -10,9 +10,9 @@ spreadsheet reads them as numbers, not formulas.
 
 The lab's own CSV reader undoes exactly what the writer added, so a round trip is exact:
 
-- write: a text cell matching ``'*[trigger]`` (any number of quotes, then a trigger) that is
-  not a plain number gets one more leading ``'``;
-- read: a cell matching ``'+[trigger]`` loses one leading ``'``.
+- write: a text cell matching ``'*\s*[trigger]`` (any number of quotes and blanks, then a
+  trigger: `` =1+1`` too) that is not a plain number gets one more leading ``'``;
+- read: a cell matching ``'+\s*[trigger]`` loses one leading ``'``.
 
 A name that really starts with quotes before a trigger (``'=x``) is written with one more
 (``''=x``) and read back as itself; ``'abc`` is written and read unchanged.
@@ -29,11 +29,14 @@ import pandas as pd
 #: full-width forms some spreadsheets accept).
 TRIGGERS = "=+-@\t\r\uff1d\uff0b\uff0d\uff20"
 
+#: Blanks a spreadsheet may skip before a formula (ASCII only: the same set in Python's and
+#: RE2's patterns, so writer and reader agree).
+_BLANKS = "[ \\t\\n\\r\\x0b\\x0c]*"
 _CLASS = "[" + re.escape(TRIGGERS) + "]"
-_NEEDS_QUOTE = re.compile("'*" + _CLASS)
+_NEEDS_QUOTE = re.compile("'*" + _BLANKS + _CLASS)
 _PLAIN_NUMBER = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?\Z")
 #: RE2 (pyarrow) pattern of a cell the writer escaped, with the text to keep in group 1.
-ESCAPED_CELL_RE2 = "^'('*" + _CLASS + ")"
+ESCAPED_CELL_RE2 = "^'('*" + _BLANKS + _CLASS + ")"
 
 
 def escape_cell(text: str) -> str:

@@ -23,6 +23,11 @@ therefore pick up where another left off: a fresh Runner marks runs whose worker
 Outcomes: a loss that becomes NaN/inf -> ``failed`` with the reason; an exception in the worker
 -> ``failed`` with its message; a worker that dies (e.g. SIGKILL) -> ``interrupted`` when the
 runner notices; ``cancel`` -> ``cancelled``. Steps logged before stay in the store in every case.
+A store that cannot be written (a full disk, a read-only or damaged file) -> ``failed`` with that
+reason; when not even the outcome can be written, this runner keeps it
+(:mod:`mtl_core.runner.store_faults`: ``status``/``wait`` report it, the store gets it once it
+can) and its supervisor backs off instead of retrying every pass. A worker whose runner's
+process is killed stops by itself (``interrupted``; :func:`~mtl_core.runner.procs.watch_parent`).
 
 On a Ray cluster (``ray_address``, or ``$MTL_LAB_RAY_ADDRESS``) the runs train in Ray tasks
 instead of local processes and stream their steps back to this runner, which writes them

@@ -49,6 +49,11 @@ ever sees committed steps (each step is one transaction; a multi-query read can 
 ``snapshot()``). Writers take the lock up front (``BEGIN IMMEDIATE``), wait on a busy timeout,
 and retry with backoff, so "database is locked" never reaches a user. Each thread gets its own
 connection.
+
+Faults of the file (:mod:`.faults`): a full disk, a read-only file or folder, a damaged
+database or a disk error is raised as a ``StoreFault`` (a ``LabError``: one line naming the
+file, the problem and the next step), never retried; before its first write each process
+runs ``PRAGMA quick_check`` once, so nothing is written into a damaged file.
 """
 
 from __future__ import annotations

@@ -68,7 +68,7 @@ def test_every_text_column_is_escaped_numbers_stay_numbers(tmp_path):
             "source": ["=a", "-1", "'=b", "\tc"],
             "target": ["+d", "@e", "plain", "\uff1dfull"],
             "affinity": [-0.01, 0.5, -1e-300, np.nan],
-            "measure": ["-x", "lookahead", "lookahead", "lookahead"],
+            "measure": ["-x", " =lead", "lookahead", "lookahead"],
         }
     )
     data = table_bytes(df, ".csv")
@@ -78,7 +78,7 @@ def test_every_text_column_is_escaped_numbers_stay_numbers(tmp_path):
     cols, _ = parse_table(data, ".csv", "t.csv")
     assert list(cols["source"]) == ["=a", "-1", "'=b", "\tc"]
     assert list(cols["target"]) == ["+d", "@e", "plain", "\uff1dfull"]
-    assert list(cols["measure"])[0] == "-x"
+    assert list(cols["measure"])[:2] == ["-x", " =lead"]  # the blank kept, too
     assert cols["affinity"][0] == "-0.01"  # read as text, converted exactly later
 
 
@@ -113,12 +113,12 @@ def test_evaluate_report_csv_is_escaped(tmp_path):
     assert "-0.5" in cells  # a number stays a number
 
 
-@given(st.text(alphabet=st.sampled_from("'=+-@\t\rab1.\uff20 "), max_size=8))
+@given(st.text(alphabet=st.sampled_from("'=+-@\t\r\nab1.\uff20 "), max_size=8))
 def test_escape_is_undone_exactly(text):
     cell = escape_cell(text)
     assert unescape_cell(cell) == text
-    if cell and cell[0] in TRIGGERS:  # only a plain number may start with a trigger once written
-        float(cell)
+    if cell.lstrip(" \t\n\r")[:1] in TRIGGERS.strip() and cell.strip():
+        float(cell)  # only a plain number may start (after blanks) with a trigger once written
 
 
 # ----------------------------------------------------------------------------- item 6
@@ -165,3 +165,13 @@ def test_argument_errors_are_escaped_too(capsys):
     err = capsys.readouterr().err
     assert info.value.code == 2 and "\x1b" not in err and "\\x1b]0;x\\x07" in err
     assert err.count("\n") == 1
+
+
+def test_an_unexpected_traceback_is_escaped_too(capsys, monkeypatch):
+    def boom(path, **kw):
+        raise RuntimeError("bad \x1b[2J cell")
+
+    monkeypatch.setattr("mtl_core.runfile.read_run_file", boom)
+    assert main(["import", "x.csv", "--store", "unused.sqlite"]) == 1
+    err = capsys.readouterr().err
+    assert "Traceback" in err and "bad \\x1b[2J cell" in err and "\x1b" not in err

@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import multiprocessing as mp
 import os
+import queue
 import resource
 import tempfile
 import time
@@ -112,7 +113,15 @@ def in_process(fn, *args) -> tuple:
     q = ctx.Queue()
     p = ctx.Process(target=fn, args=(*args, q))
     p.start()
-    out = q.get()
+    while True:  # a child that died without an answer (e.g. a refused file) ends the wait
+        try:
+            out = q.get(timeout=5)
+            break
+        except queue.Empty:
+            if not p.is_alive():
+                raise RuntimeError(
+                    f"{fn.__name__} ended without a result (see its traceback)"
+                ) from None
     p.join(10)
     if p.is_alive():  # the app's runner threads keep an AppTest process alive: stop it
         p.kill()
@@ -130,6 +139,8 @@ def main() -> int:
     ap.add_argument("--every", type=int, default=10)
     ap.add_argument("--tasks", type=int, nargs="+", default=[5, 10])
     args = ap.parse_args()
+    # speed, not policy: the readers' size limits (MTL_LAB_MAX_CELLS, issue 13) are lifted
+    os.environ.setdefault("MTL_LAB_MAX_CELLS", "0")
     tmp = Path(tempfile.mkdtemp(prefix="long_logs_"))
     matrices = args.steps // args.every
     print(

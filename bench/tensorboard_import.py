@@ -98,6 +98,8 @@ def main() -> int:
     ap.add_argument("--tasks", type=int, default=10)
     ap.add_argument("--accumulator-max", type=int, default=200_000)
     args = ap.parse_args()
+    # speed, not policy: the readers' size limits (MTL_LAB_MAX_CELLS, issue 13) are lifted
+    os.environ.setdefault("MTL_LAB_MAX_CELLS", "0")
     tmp = Path(tempfile.mkdtemp(prefix="tb_import_"))
     print(
         f"TensorBoard import, {args.tasks} tasks, one event per scalar; load average "

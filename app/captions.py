@@ -119,10 +119,17 @@ def separation_caveat(
 
 
 def default_tau_note(tau: float, measure: str) -> str:
-    """Why the threshold starts where it does (0 would put every task in one group)."""
+    """Why the threshold starts where it does: 0 would link every pair (all pairs help: the
+    default ``tau`` is positive) or none (all pairs hurt: it is negative); see
+    ``regroup.default_tau``."""
+    why = (
+        "0 would link every pair here: they all help each other"
+        if tau >= 0
+        else "0 would link no pair here: they all hurt each other"
+    )
     return (
         f"The threshold starts at {format_value(tau, measure)}, in the widest gap between "
-        "the pairs' mutual affinities (0 would link every pair here)."
+        f"the pairs' mutual affinities ({why})."
     )
 
 

@@ -138,7 +138,7 @@ def _preview(f) -> ParsedRun | None:
     except Exception as exc:  # a reader bug: logged, shown as a message
         show_error(exc)
         return None
-    controls.orientation(f.file_id, parsed)
+    controls.orientation(f.file_id, parsed, f.name)
     controls.tag_pattern(f.file_id, f.name, error)
     if parsed is None:
         st.error(md(error), icon=":material/error:")

@@ -51,20 +51,24 @@ def wants_pattern(error: str | None) -> bool:
     return error is not None and "tag pattern" in error
 
 
-def orientation(file_id: str, parsed: ParsedRun | None) -> None:
-    """The "rows are targets" toggle (matrix-shaped files, or once switched on) and, after a
-    read, which way the matrix was read."""
+def orientation(file_id: str, parsed: ParsedRun | None, name: str = "") -> None:
+    """The "rows are targets" toggle (matrix-shaped tables and arrays, or once switched on)
+    and, after a read, which way the matrix was read. A JSON object of objects gets none: its
+    keys say which is which (pandas' meaning, outer key = target), so TAG's
+    ``d[recipient][source]`` dicts already read the right way round."""
     key = _key("rows", file_id)
-    if not (parsed is not None and parsed.is_matrix) and not st.session_state.get(key):
+    shaped = parsed is not None and parsed.is_matrix and not name.lower().endswith(".json")
+    if not shaped and not st.session_state.get(key):
         return
     st.toggle(
-        "Rows are targets (TAG's code writes matrices recipient-major)",
+        "Rows are targets (a table or array pasted from TAG's code, which is recipient-major)",
         key=key,
         help=(
             "The lab's matrices have rows = sources: A[i, j] is the effect of a step on "
-            "source i on target j. TAG's notebooks keep d[recipient][source], i.e. rows = "
-            "targets: switch this on to read such a matrix transposed. A corner cell "
-            "reading 'target' or 'source' is honoured without it."
+            "source i on target j. A matrix copied out of TAG's notebooks as a table or array "
+            "has rows = targets (recipients): switch this on to read it transposed. A corner "
+            "cell reading 'target' or 'source' is honoured without it; a JSON object of "
+            "objects is read by its keys and needs no toggle."
         ),
     )
     if parsed is None:

@@ -153,3 +153,12 @@ def test_separation_caveat_only_when_affinity_cannot_separate():
     assert captions.separation_caveat(0.03, 0.002, True, "lookahead") is None  # clear blocks
     assert captions.separation_caveat(0.01, -0.01, False, "lookahead") is None  # harm across
     assert captions.separation_caveat(float("nan"), 0.01, True, "lookahead") is None
+
+
+def test_default_threshold_note_says_why_for_either_sign():
+    """All pairs help: 0 would link every pair; all pairs hurt (TAG notebook values): none."""
+    helps = captions.default_tau_note(0.004, "lookahead")
+    assert "+0.4%" in helps and "0 would link every pair here" in helps
+    hurts = captions.default_tau_note(-54.78, "lookahead")
+    assert "-5478%" in hurts and "0 would link no pair here" in hurts
+    assert "every pair" not in hurts

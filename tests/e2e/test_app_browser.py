@@ -16,19 +16,13 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers.browser import E2E_MARKS
+
 ROOT = Path(__file__).resolve().parents[2]
-CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = ROOT / "test-artifacts"
 DOCS_SHOTS = ROOT / "docs" / "screenshots"
 
-pytestmark = [
-    pytest.mark.e2e,
-    pytest.mark.skipif(
-        not Path(CHROMIUM).exists(),
-        reason=f"end-to-end tests need Chromium at {CHROMIUM} "
-        "(Debian: apt-get install chromium; .ci/run installs it)",
-    ),
-]
+pytestmark = E2E_MARKS
 playwright_api = pytest.importorskip(
     "playwright.sync_api", reason="end-to-end tests need the playwright package"
 )
@@ -70,17 +64,6 @@ def server(tmp_path_factory):
             yield {"url": url, "store": store, "runs": (a, b), "folder": folder}
     except RuntimeError as exc:
         pytest.fail(str(exc))
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with playwright_api.sync_playwright() as p:
-        b = p.chromium.launch(
-            executable_path=CHROMIUM,
-            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-        )
-        yield b
-        b.close()
 
 
 @pytest.fixture

@@ -15,17 +15,10 @@ from pathlib import Path
 import pytest
 
 from tests.helpers.app_fixtures import append_steps, metrics_frame, planted_stack
+from tests.helpers.browser import E2E_MARKS
 
-CHROMIUM = "/usr/bin/chromium"
 F19 = Path(__file__).resolve().parents[1] / "data" / "field" / "F19_energy_like_pandas_index.csv"
-pytestmark = [
-    pytest.mark.e2e,
-    pytest.mark.skipif(
-        not Path(CHROMIUM).exists(),
-        reason=f"end-to-end tests need Chromium at {CHROMIUM} "
-        "(Debian: apt-get install chromium; .ci/run installs it)",
-    ),
-]
+pytestmark = E2E_MARKS
 playwright_api = pytest.importorskip(
     "playwright.sync_api", reason="end-to-end tests need the playwright package"
 )
@@ -55,17 +48,6 @@ def app(tmp_path_factory):
             yield {"url": url, "store": store}
     except RuntimeError as exc:
         pytest.fail(str(exc))
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with playwright_api.sync_playwright() as p:
-        b = p.chromium.launch(
-            executable_path=CHROMIUM,
-            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-        )
-        yield b
-        b.close()
 
 
 def _owner(context) -> str:

@@ -99,32 +99,9 @@ def group_timeline(
                 hoverinfo="skip",
             )
         )
-    shapes = [
-        dict(
-            type="line",
-            xref="x",
-            yref="paper",
-            x0=c,
-            x1=c,
-            y0=0,
-            y1=1,
-            line=dict(color="#222", width=1, dash="dot"),
-        )
-        for c in changes
-    ]
+    shapes = [_vline(c, color="#222", width=1, dash="dot") for c in changes]
     if current_step is not None:
-        shapes.append(
-            dict(
-                type="line",
-                xref="x",
-                yref="paper",
-                x0=current_step,
-                x1=current_step,
-                y0=0,
-                y1=1,
-                line=dict(color="#000", width=2.5),
-            )
-        )
+        shapes.append(_vline(current_step, color="#000", width=2.5))
         fig.add_annotation(
             x=current_step,
             y=1,
@@ -145,3 +122,8 @@ def group_timeline(
     )
     fig.update_xaxes(title_text="step")
     return layout(fig, title, max(240, 80 + 26 * len(names)))
+
+
+def _vline(x: float, **line: object) -> dict:
+    """A full-height vertical line at step ``x`` (a layout shape)."""
+    return dict(type="line", xref="x", yref="paper", x0=x, x1=x, y0=0, y1=1, line=line)

@@ -160,21 +160,8 @@ def heatmap(
     zmax = _zmax(Z, zmax)
     hover = words.cell_sentences(M, names, measure, hide_diagonal)
     fig = go.Figure(
-        go.Heatmap(
-            z=Z,
-            x=names,
-            y=names,
-            zmin=-zmax,
-            zmax=zmax,
-            zmid=0.0,
-            colorscale=DIVERGING,
-            customdata=hover,
-            hovertemplate="%{customdata}<extra></extra>",
-            xgap=1,
-            ygap=1,
-            showscale=colorbar,
-            name="affinity",
-            colorbar=_colorbar(measure),
+        _diverging(
+            Z, names, zmax, hover, showscale=colorbar, name="affinity", colorbar=_colorbar(measure)
         )
     )
     square_axes(fig, names)
@@ -452,18 +439,11 @@ def difference_heatmap(
                 s, t, A[i, j], B[i, j], label_a, label_b, measure
             )
     fig = go.Figure(
-        go.Heatmap(
-            z=Z,
-            x=names,
-            y=names,
-            zmin=-zmax,
-            zmax=zmax,
-            zmid=0.0,
-            colorscale=DIVERGING,
-            customdata=hover,
-            hovertemplate="%{customdata}<extra></extra>",
-            xgap=1,
-            ygap=1,
+        _diverging(
+            Z,
+            names,
+            zmax,
+            hover,
             colorbar=dict(
                 title=dict(
                     text=f"{label_b}<br>minus {label_a}<br>({words.unit_name(measure)})", side="top"
@@ -478,3 +458,22 @@ def difference_heatmap(
     fig.update_yaxes(title_text="source")
     fig.update_xaxes(title_text="target")
     return layout(fig, title, heatmap_height(len(names)))
+
+
+def _diverging(Z: np.ndarray, names: list[str], zmax: float, hover, **extra) -> go.Heatmap:
+    """The lab's heatmap trace: ``Z`` ``(n, n)`` (rows = source) on the diverging scale
+    symmetric about 0 (``±zmax``), a sentence per cell on hover (``hover``), thin gaps."""
+    return go.Heatmap(
+        z=Z,
+        x=names,
+        y=names,
+        zmin=-zmax,
+        zmax=zmax,
+        zmid=0.0,
+        colorscale=DIVERGING,
+        customdata=hover,
+        hovertemplate="%{customdata}<extra></extra>",
+        xgap=1,
+        ygap=1,
+        **extra,
+    )

@@ -1,5 +1,5 @@
 """Who is using this browser session: the deployment's settings, the optional login, and the
-:class:`~mtl_core.access.Actor` every page acts as (owner of what it queues or uploads).
+:class:`~mtl_core.accounts.access.Actor` every page acts as (owner of what it queues or uploads).
 
 Settings come from the ``[lab]`` table of ``.streamlit/secrets.toml`` (or, where that file
 cannot be used, a TOML file named by ``$MTL_LAB_SETTINGS`` holding the same keys at its top
@@ -11,9 +11,9 @@ level); every key is optional and the defaults are a single user's laptop::
     admins = ["teacher"]      # user names (password mode) or e-mails (oidc) with the admin role
     class_password = "scrypt$..."   # shared mode: one password for the class
     admin_password = "scrypt$..."   # shared mode: the teacher's password (admin role)
-    [lab.users]               # password mode: one hash per user (python -m mtl_core.passwords)
+    [lab.users]               # password mode: python -m mtl_core.accounts.passwords
     alice = "scrypt$..."
-    [lab.limits]              # mtl_core.limits.Limits: steps, batch_size, width, ...
+    [lab.limits]              # mtl_core.accounts.quota.Limits: steps, batch_size, width, ...
     steps = 5000
 
 Login modes: ``none`` (the owner is the browser: Streamlit's XSRF cookie, hashed, so a reload
@@ -39,10 +39,10 @@ from typing import Any
 import streamlit as st
 
 from app.escape import md
-from mtl_core.access import VISIBILITIES, Actor, can_modify, can_see
+from mtl_core.accounts.access import VISIBILITIES, Actor, can_modify, can_see
+from mtl_core.accounts.passwords import verify_password
+from mtl_core.accounts.quota import Limits
 from mtl_core.errors import LabError
-from mtl_core.limits import Limits
-from mtl_core.passwords import verify_password
 from mtl_core.store import RunInfo
 
 LOGIN_MODES = ("none", "password", "shared", "oidc")
@@ -246,7 +246,7 @@ def visible(runs: Iterable[RunInfo], dep: Deployment | None = None) -> list[RunI
 
 
 def may_change(info: RunInfo) -> bool:
-    """Whether this session may cancel, delete or rename ``info`` (``mtl_core.access``)."""
+    """Whether this session may cancel, delete or rename ``info`` (``mtl_core.accounts.access``)."""
     return can_modify(info.owner, current_actor())
 
 

@@ -2,7 +2,7 @@
 numbers as the figure they belong to (``app.words`` holds the shared vocabulary: cells, units,
 groupings, durations). No Streamlit here; text only.
 
-Units come from ``mtl_core.units``: lookahead and proximal affinity are said in percent
+Units come from ``mtl_core.text.units``: lookahead and proximal affinity are said in percent
 (``+0.92%``), cosine as a plain number, always with the unit next to the number.
 """
 
@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from app.words import DIAGONAL_NOTE, describe_cell
-from mtl_core.units import format_value, unit_name
+from mtl_core.text.units import format_value, unit_name
 
 __all__ = ["DIAGONAL_NOTE"]  # said in the hover (app.words), the legend and the caption
 

@@ -21,9 +21,9 @@ import streamlit as st
 
 from app import auth
 from app.figures.colours import robust_zmax
-from mtl_core.access import Actor
+from mtl_core.accounts.access import Actor
+from mtl_core.accounts.quota import Limits
 from mtl_core.errors import LabError
-from mtl_core.limits import Limits
 from mtl_core.runner import default_max_workers
 from mtl_core.series import smooth
 from mtl_core.store import ACTIVE, RunInfo, Store, default_store_path
@@ -57,7 +57,7 @@ def _runner(path: str, workers: int, train_fn: str | None, warm: int) -> Any:
         max_workers=workers,
         train_fn=train_fn,
         warm=warm,
-        preload=("mtl_core.training:warmup",) if warm else (),
+        preload=("mtl_core.train.loop:warmup",) if warm else (),
         nice=WORKER_NICENESS,
     )
 
@@ -66,7 +66,7 @@ class SessionRunner:
     """The process-wide runner as one browser session uses it: what it queues is owned by the
     session's user (``auth.current_actor``), checked against the deployment's limits and the
     user's queue quota; cancel, delete and rename are refused unless the user may
-    (``mtl_core.access``). Everything else passes through to the runner."""
+    (``mtl_core.accounts.access``). Everything else passes through to the runner."""
 
     def __init__(self, runner: Any, actor: Actor, limits: Limits) -> None:
         self._runner, self.actor, self.limits = runner, actor, limits

@@ -22,9 +22,9 @@ from app import auth, data
 from app.escape import md
 from app.guard import show_error
 from app.words import format_seconds
+from mtl_core.accounts.quota import check_quota
 from mtl_core.errors import LabError
 from mtl_core.experiments import background
-from mtl_core.limits import check_quota
 from mtl_core.scenarios import table_files
 from mtl_core.store import RunInfo, Store
 

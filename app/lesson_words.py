@@ -1,6 +1,6 @@
 """The lesson's sentences: verdicts with their intervals, the heatmap caption while the
 together run trains, the groups note, and the sequential presets' labels. Built from the
-numbers the Learn page draws (``mtl_core.lesson_report``); no Streamlit here; text only.
+numbers the Learn page draws (``mtl_core.lesson.report``); no Streamlit here; text only.
 
 Direction: ``A[i, j]`` is the effect of a step on source task i on target task j's loss;
 positive means the loss went down (the step helped).
@@ -14,8 +14,8 @@ import numpy as np
 
 from app.escape import md
 from app.words import APPROACH_LABELS, format_grouping, pct
-from mtl_core.lesson_report import NEGATIVE, POSITIVE, Interval, block_means
-from mtl_core.lesson_report import verdict as lesson_verdict
+from mtl_core.lesson.report import NEGATIVE, POSITIVE, Interval, block_means
+from mtl_core.lesson.report import verdict as lesson_verdict
 
 SEQUENTIAL_PRESET_LABELS = {
     "paper": "paper (official code's settings)",
@@ -93,7 +93,7 @@ def explain_lesson(
     so far; ``clusters`` the planted clusters; ``loss`` maps ``together`` / ``groups`` /
     ``single`` to the mean held-out loss with its 95% interval over the replicas (missing
     while a run has not evaluated yet). The verdict is
-    :func:`mtl_core.lesson_report.verdict`: only separated intervals count.
+    :func:`mtl_core.lesson.report.verdict`: only separated intervals count.
     """
     out = _transfer_sentences(A, tasks, clusters)
     if "together" in loss and ("groups" in loss or "single" in loss):

@@ -22,7 +22,7 @@ import numpy as np
 from mtl_core.errors import LabError
 from mtl_core.grouping import group_timeline, make_grouper, symmetrize
 from mtl_core.grouping.tag import AUTO_DP_MAX
-from mtl_core.lesson_report import block_means
+from mtl_core.lesson.report import block_means
 from mtl_core.series import sample_indices
 from mtl_core.types import Grouping
 

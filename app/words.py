@@ -18,7 +18,7 @@ import numpy as np
 from app.figures.colours import run_colour
 from app.regroup import GroupResult
 from mtl_core.store import RunInfo
-from mtl_core.units import format_value, is_percent, unit_name
+from mtl_core.text.units import format_value, is_percent, unit_name
 
 #: Material icons (rendered by Streamlit's own font, so they show on any machine).
 STATUS_ICONS = {
@@ -363,7 +363,7 @@ def table_features(note: dict) -> str:
     """Markdown: the features a table run used and the columns it left out (the worker's
     ``table`` note), every column name escaped."""
     from app.escape import md
-    from mtl_core.labels import column_label
+    from mtl_core.text.labels import column_label
 
     feats = [str(f) for f in note.get("features") or []]
     text = f"Features ({len(feats)}): " + ", ".join(md(column_label(f)) for f in feats)

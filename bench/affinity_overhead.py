@@ -18,11 +18,6 @@ import time
 
 import torch
 
-from mtl_core.affinity import (
-    lookahead_affinity_reference,
-    lookahead_from_grads,
-    per_task_grads,
-)
 from mtl_core.config import (
     AffinityConfig,
     ModelConfig,
@@ -30,9 +25,14 @@ from mtl_core.config import (
     RunConfig,
     TrainConfig,
 )
-from mtl_core.models import MultiTaskNet, task_losses
 from mtl_core.scenarios import load_dataset
-from mtl_core.training import make_optimizer, resolve_device, train
+from mtl_core.train.affinity import (
+    lookahead_affinity_reference,
+    lookahead_from_grads,
+    per_task_grads,
+)
+from mtl_core.train.loop import make_optimizer, resolve_device, train
+from mtl_core.train.models import MultiTaskNet, task_losses
 
 ATTRS = [
     "even",

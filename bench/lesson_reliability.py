@@ -3,7 +3,7 @@
 For conflict 0, 0.5 and 1 and seeds 0..N-1 (the seed sets the data and the training):
 
 - **lesson**: the lesson as the Learn page and ``python -m mtl_core lesson`` run it
-  (:func:`mtl_core.lesson_headless.run_lesson`: 16 replicas per run as one batched model,
+  (:func:`mtl_core.lesson.headless.run_lesson`: 16 replicas per run as one batched model,
   the grouped run on TAG's selection from the all-together run's affinity, losses with 95%
   intervals, a verdict only when the intervals separate);
 - **today**: the lesson before issue 11, kept callable here (its scenario settings and
@@ -12,7 +12,7 @@ For conflict 0, 0.5 and 1 and seeds 0..N-1 (the seed sets the data and the train
   single-run numbers and the old page's 3% threshold in place of intervals.
 
 Both run in this process, interleaved lesson by lesson so they share the machine's load.
-The intended picture (:func:`mtl_core.lesson_report.intended_picture`): at conflict 1,
+The intended picture (:func:`mtl_core.lesson.report.intended_picture`): at conflict 1,
 negative transfer, cross-cluster affinity < 0 and TAG's groups equal to the planted
 clusters; at conflict 0, positive transfer (all-together beats each-alone) and
 cross-cluster affinity > 0; at 0.5 there is no single right picture (verdicts are counted).
@@ -33,10 +33,9 @@ from pathlib import Path
 
 import numpy as np
 
-from mtl_core import lesson
 from mtl_core.config import RunConfig
-from mtl_core.lesson_headless import run_lesson
-from mtl_core.lesson_report import (
+from mtl_core.lesson.headless import run_lesson
+from mtl_core.lesson.report import (
     NEGATIVE,
     POSITIVE,
     UNCLEAR,
@@ -45,6 +44,7 @@ from mtl_core.lesson_report import (
     block_means,
     intended_picture,
 )
+from mtl_core.lesson import workflow as lesson
 
 RESULTS = Path(__file__).resolve().parent / "results" / "lesson_reliability.json"
 #: Today's lesson (before issue 11): knobs over the lesson scenario and its model and optimizer.
@@ -63,7 +63,7 @@ OLD_THRESHOLD = 0.03  # the old page's "within 3%" rule
 
 def today_lesson(conflict: float, seed: int) -> LessonResult:
     """Today's lesson: three single runs (planted groups), judged with point values."""
-    from mtl_core.training import train
+    from mtl_core.train.loop import train
 
     t0 = time.perf_counter()
     knobs = {**TODAY_KNOBS, "conflict": conflict, "data_seed": seed}

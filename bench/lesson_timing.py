@@ -4,7 +4,7 @@ App: ``streamlit run`` on a free port over an empty store, headless Chromium ope
 page, clicks Train, and times the first affinity heatmap (the "Affinity so far" caption) and
 the end of the lesson (all three runs finished: the "At the end," explanation).
 
-Baseline, same run: the same three lesson configs trained by ``mtl_core.training.train`` in a
+Baseline, same run: the same three lesson configs trained by ``mtl_core.train.loop.train`` in a
 fresh Python process (torch import included, as a worker pays it), one after another, timing
 the first logged matrix and the end. The ratio app / baseline is what the app adds (process
 start, store writes, polling) minus what its two workers win by training runs side by side.
@@ -37,8 +37,8 @@ TARGET_FIRST_S, TARGET_TOTAL_S = 5.0, 60.0
 BASELINE = r"""
 import json, sys, time
 t0 = time.perf_counter()
-from mtl_core import lesson
-from mtl_core.training import train
+from mtl_core.lesson import workflow as lesson
+from mtl_core.train.loop import train
 first = None
 def on_step(e):
     global first

@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mtl_core.log import AffinityLogger
+from mtl_core.train.logger import AffinityLogger
 
 TASKS = ["count3", "has3", "first_hi", "noise"]
 BINARY = torch.tensor([False, True, True, False])

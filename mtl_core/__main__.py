@@ -1,3 +1,3 @@
-from mtl_core.cli import main
+from mtl_core.commands.cli import main
 
 raise SystemExit(main())

@@ -105,7 +105,7 @@ class TrainConfig:
     (100, the official code's; the ``fast`` preset of :data:`SEQUENTIAL_PRESETS` uses 10).
     ``replicas`` > 1 trains that many independent copies of every network (different
     initialisations and minibatch orders, same data) as one batched model
-    (:mod:`mtl_core.replicas`); metrics are then means over the replicas, with each replica's
+    (:mod:`mtl_core.train.replicas`); metrics are then means over the replicas, with each replica's
     held-out loss logged too (:func:`mtl_core.events.replica_metric`), and affinity matrices
     are means over the replicas. MLP trunks without normalisation only; not ``sequential``.
     """
@@ -180,7 +180,7 @@ class AffinityConfig:
 #: few hundred steps, where the paper's slow average would barely have moved (EMA weight 0.9
 #: from the first matrix, 10 warm-up steps, no normalisation). One deliberate difference from
 #: the official code stays in both: a loss change is credited to the group just updated (the
-#: official code credits it to the previous group); see :mod:`mtl_core.training`.
+#: official code credits it to the previous group); see :mod:`mtl_core.train.loop`.
 SEQUENTIAL_PRESETS: dict[str, dict[str, Any]] = {
     "paper": {
         "affinity.beta": 0.999,

@@ -11,7 +11,7 @@ import plotly.graph_objects as go
 from app import words
 from app.figures.colours import APPROACH_COLOURS
 from app.figures.style import layout
-from mtl_core.lesson_report import Interval
+from mtl_core.lesson.report import Interval
 
 
 def lesson_losses(

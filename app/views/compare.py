@@ -14,8 +14,8 @@ from app import captions, charts, data, nav, regroup, session, words
 from app.escape import md
 from app.figures import colours, heatmaps, lines
 from app.guard import show_error
-from mtl_core import units
 from mtl_core.store import RunInfo
+from mtl_core.text import units
 
 MAX_SIDE_BY_SIDE = 2  # heatmaps per row (all the same size, each with its colour bar)
 

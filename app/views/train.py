@@ -18,6 +18,7 @@ import streamlit as st
 from app import auth, data, lesson_words, nav, session, words
 from app.escape import md
 from app.views import train_table
+from mtl_core.accounts.quota import Limits
 from mtl_core.config import (
     ARCHS,
     MEASURES,
@@ -29,7 +30,6 @@ from mtl_core.config import (
     sequential_preset,
 )
 from mtl_core.errors import LabError
-from mtl_core.limits import Limits
 from mtl_core.scenarios import default_model_config, list_scenarios
 
 POLL_S = 1.0

@@ -17,12 +17,12 @@ import streamlit as st
 
 from app import data
 from app.escape import md, plain
+from mtl_core.accounts.quota import Limits, check_table
 from mtl_core.errors import LabError
-from mtl_core.labels import column_label
-from mtl_core.limits import Limits, check_table
 from mtl_core.scenarios.table import TablePlan, plan_table
 from mtl_core.scenarios.table_files import table_ext
 from mtl_core.scenarios.table_read import Table, read_table_bytes
+from mtl_core.text.labels import column_label
 
 FILE_KEY = "train_table_file"
 TYPES = ["csv", "tsv", "txt", "parquet", "json", "jsonl"]

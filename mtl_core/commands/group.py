@@ -19,7 +19,7 @@ import numpy as np
 from mtl_core.errors import LabError
 from mtl_core.grouping.base import UNMEASURED_RULE_TEXT
 from mtl_core.measures import DEFAULT_MEASURE
-from mtl_core.terminal import one_line
+from mtl_core.text.terminal import one_line
 from mtl_core.types import Grouping
 
 CLI_METHODS = ("tag", "threshold", "hierarchical", "affinity-propagation")
@@ -86,7 +86,7 @@ def add_parser(sub) -> None:
 def run(args: argparse.Namespace) -> int:
     """Read INPUT, group, print. Errors a user can cause raise ``LabError``."""
     from mtl_core.grouping import make_grouper
-    from mtl_core.units import parse_display
+    from mtl_core.text.units import parse_display
 
     tasks, A, measure = load_affinity_measure(
         args.input,
@@ -157,7 +157,7 @@ def format_result(
     proven optimal, or the proven upper bound and the relative gap), in the measure's unit
     (percent for lookahead/proximal, as the app shows it; ``--json`` keeps the file's
     fractions)."""
-    from mtl_core.units import format_value, unit_name
+    from mtl_core.text.units import format_value, unit_name
 
     def num(x: float, digits: int) -> str:
         return format_value(x, measure, signed=False, digits=digits)
@@ -216,7 +216,7 @@ def load_affinity_measure(
     Returns ``(tasks, A, measure)``: ``A`` float64 (n, n), ``A[i, j]`` the mean over logged
     steps of source ``tasks[i]`` -> target ``tasks[j]`` (rows = sources); NaN where a cell was
     never measured (the grouper reads it by its documented rule); ``measure`` the one averaged,
-    which sets the unit of ``--tau`` (``mtl_core.units``).
+    which sets the unit of ``--tau`` (``mtl_core.text.units``).
 
     Raises
     ------

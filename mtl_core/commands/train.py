@@ -18,7 +18,7 @@ from mtl_core.config import (
     sequential_preset,
 )
 from mtl_core.errors import LabError
-from mtl_core.labels import column_label, short_labels
+from mtl_core.text.labels import column_label, short_labels
 
 
 def add_parser(sub) -> None:
@@ -161,7 +161,7 @@ def run(args: argparse.Namespace) -> int:
                 f"--out {args.out}: use one of the extensions {', '.join(TABLE_EXTENSIONS)}"
             )
         check_out_path(args.out)  # before any training: never create a folder tree
-    from mtl_core.training import resolve_device
+    from mtl_core.train.loop import resolve_device
 
     resolve_device(cfg.train.device)  # fail before any work when CUDA is asked for but absent
     if cfg.scenario == "csv":
@@ -174,10 +174,10 @@ def run(args: argparse.Namespace) -> int:
 def _run_local(cfg: RunConfig, out: Path) -> int:
     import pandas as pd
 
+    from mtl_core.commands.progress import ProgressBar
     from mtl_core.errors import DivergedError
-    from mtl_core.progress import ProgressBar
     from mtl_core.runfile import affinity_rows, write_table
-    from mtl_core.training import train
+    from mtl_core.train.loop import train
 
     frames: list[pd.DataFrame] = []
     bar = ProgressBar(cfg.train.steps, label="train")
@@ -260,7 +260,7 @@ def check_table(cfg: RunConfig) -> None:
 
 def _run_in_store(cfg: RunConfig, args: argparse.Namespace) -> int:
     """Submit through the runner (a background worker writes into the store) and follow it."""
-    from mtl_core.progress import ProgressBar
+    from mtl_core.commands.progress import ProgressBar
     from mtl_core.runfile import matrices_to_long, write_table
     from mtl_core.runner import Runner
 

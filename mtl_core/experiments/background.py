@@ -31,15 +31,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mtl_core.cluster import runner_ray_address
+from mtl_core.accounts.quota import Limits, check_evaluation
 from mtl_core.errors import LabError
 from mtl_core.experiments.executors import LocalProcessExecutor, SerialExecutor
 from mtl_core.experiments.ground_truth import evaluate
 from mtl_core.experiments.report import write_report
 from mtl_core.experiments.spec import EvalSpec, threads_per_worker
 from mtl_core.jsonio import write_json
-from mtl_core.limits import Limits, check_evaluation
 from mtl_core.runner.procs import pid_alive
+from mtl_core.runner.ray_cluster import runner_ray_address
 
 ROOT = Path(__file__).resolve().parents[2]  # the folder holding mtl_core (child's cwd)
 SPEC_FILE, STATUS_FILE, REPORT_FILE, LOG_FILE = "spec.json", "status.json", "report.json", "log.txt"

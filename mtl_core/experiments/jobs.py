@@ -47,7 +47,7 @@ class JobResult:
 
 def run_job(job: TrainJob) -> JobResult:
     """Execute one :class:`TrainJob` (imports torch; runs inside a worker)."""
-    from mtl_core.training import train
+    from mtl_core.train.loop import train
 
     if job.threads:
         import torch
@@ -71,8 +71,8 @@ def run_job(job: TrainJob) -> JobResult:
 def capacity_matched(cfg: RunConfig, groups: Sequence[Sequence[str]]) -> RunConfig:
     """``cfg`` (an all-together run) with trunk widths scaled so its parameter count is as
     close as possible to one network per group of ``groups`` in total (imports torch)."""
-    from mtl_core.models import MultiTaskNet, count_parameters
     from mtl_core.scenarios import load_dataset
+    from mtl_core.train.models import MultiTaskNet, count_parameters
 
     ds = load_dataset(cfg.scenario, cfg.knobs)
     shape, base = ds.input_shape, cfg.model

@@ -8,7 +8,7 @@
         report = evaluate(spec, ex, on_progress=print)
 
 Each job asks for ``num_cpus`` CPUs (default 1) and one GPU when its run asks for CUDA
-(see :func:`mtl_core.cluster.run_resources`). Results come back as the jobs finish (progress
+(see ``ray_cluster.run_resources``). Results come back as the jobs finish (progress
 lines as with local processes) and are the same numbers as the local executor's for the same
 spec: a job is a seeded training run, and ``spec.threads`` fixes its torch threads wherever
 it runs. Ray retries a job whose worker process died (``max_retries`` times); a job that
@@ -23,7 +23,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from mtl_core.cluster import cluster_gpus, connect, run_resources
+from mtl_core.runner.ray_cluster import cluster_gpus, connect, run_resources
 
 
 class RayExecutor(cf.Executor):

@@ -29,10 +29,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from mtl_core.cluster import cluster_gpus, connect, first_line, run_resources
 from mtl_core.config import RunConfig
 from mtl_core.errors import LabError
 from mtl_core.events import MetricRow, StepEvent
+from mtl_core.runner.ray_cluster import cluster_gpus, connect, first_line, run_resources
 from mtl_core.runner.worker import Cancelled, Rate, check_finite, resolve
 from mtl_core.scenarios import table_files
 from mtl_core.store import Store

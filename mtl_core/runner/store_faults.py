@@ -23,7 +23,7 @@ import time
 
 from mtl_core.store import RunInfo, Store
 from mtl_core.store.faults import StoreFault
-from mtl_core.terminal import one_line
+from mtl_core.text.terminal import one_line
 
 
 class PendingOutcomes:

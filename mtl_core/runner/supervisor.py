@@ -1,7 +1,7 @@
 """The runner's supervisor: queue training runs and execute them in worker processes.
 
 The app never trains inside a Streamlit script run. It submits a config here; a worker process
-(started with the ``spawn`` method, safe with CUDA) calls ``mtl_core.training.train`` and writes
+(started with the ``spawn`` method, safe with CUDA) calls ``mtl_core.train.loop.train`` and writes
 every step into the run store, which is the only thing the UI reads.
 
 ::
@@ -48,10 +48,10 @@ import weakref
 from collections.abc import Callable
 from typing import Any
 
-from mtl_core.access import Actor, check_modify
+from mtl_core.accounts.access import Actor, check_modify
+from mtl_core.accounts.quota import Limits, check_config
 from mtl_core.config import RunConfig
 from mtl_core.errors import LabError
-from mtl_core.limits import Limits, check_config
 from mtl_core.runner.procs import (
     default_max_workers,
     describe_exit,
@@ -74,7 +74,7 @@ class Runner:
     store : a :class:`Store`, a path, or None for the default store.
     max_workers : runs allowed to run at once in this store (default :func:`default_max_workers`).
     train_fn : the training function, ``train(cfg, on_step) -> result``, as a module-level
-        function or a ``"module:function"`` string (default ``mtl_core.training:train``,
+        function or a ``"module:function"`` string (default ``mtl_core.train.loop:train``,
         imported only inside the worker so this module stays torch-free).
     poll_s : how often the supervisor thread looks at the store.
     cancel_grace_s : how long a cancelled worker may take to stop by itself before it is
@@ -83,13 +83,13 @@ class Runner:
         starts training at once instead of after Python and torch start (~3 s of CPU each).
         Each standby trains exactly one run and exits, like a fresh worker; a new one is
         started in its place. The app keeps one per worker slot; tests and the CLI none.
-    preload : what a standby does while it waits: import a module (``"mtl_core.training"``)
-        or call a function (``"mtl_core.training:warmup"``).
+    preload : what a standby does while it waits: import a module (``"mtl_core.train.loop"``)
+        or call a function (``"mtl_core.train.loop:warmup"``).
     nice : CPU priority added to every worker (``os.nice``), so a UI in this process stays
         responsive while runs train on the same cores.
     start : start the supervisor thread now (else call :meth:`start`, or drive :meth:`tick`).
     limits : what one submitted run may ask for and each owner's queue quota
-        (:class:`~mtl_core.limits.Limits`; default none: the command line's own machine).
+        (:class:`~mtl_core.accounts.quota.Limits`; default none: the command line's own machine).
     ray_address : train on the Ray cluster at this address (``HOST:PORT`` or ``auto``)
         instead of in local processes; None = ``$MTL_LAB_RAY_ADDRESS`` when set, "" = local.
         On Ray, ``max_workers`` defaults to the cluster's CPUs and ``warm`` is not used.
@@ -158,7 +158,7 @@ class Runner:
         owner: str | None = None,
         limits: Limits | None = None,
     ) -> int:
-        """Queue a training run owned by ``owner`` (``mtl_core.access``); returns its id.
+        """Queue a training run owned by ``owner`` (``mtl_core.accounts.access``); returns its id.
 
         The config is validated now, against ``limits`` (default: the runner's) too, and the
         owner's queued and running runs against the quota, atomically with the insert
@@ -195,7 +195,7 @@ class Runner:
 
         A worker that does not stop within ``cancel_grace_s`` is terminated by the runner
         that started it. Cancelling a finished run changes nothing. LabError unless
-        ``actor`` may change the run (``mtl_core.access``; None: the command line).
+        ``actor`` may change the run (``mtl_core.accounts.access``; None: the command line).
         """
         self.store.request_cancel(run_id, actor=actor)
         self._wake.set()
@@ -222,7 +222,7 @@ class Runner:
 
     def delete(self, run_id: int, *, actor: Actor | None = None) -> None:
         """Delete a run; a running one is cancelled first (waiting up to the grace period).
-        LabError unless ``actor`` may change the run (``mtl_core.access``)."""
+        LabError unless ``actor`` may change the run (``mtl_core.accounts.access``)."""
         info = self.store.get_run(run_id)
         check_modify(run_id, info.owner, actor, "delete")
         if info.status == "running":
@@ -433,7 +433,7 @@ class Runner:
         """The Ray backend for ``address`` (None: ``$MTL_LAB_RAY_ADDRESS``), or None for
         local processes. Ray is imported only here, only when an address is set."""
         if address is None:
-            from mtl_core.cluster import runner_ray_address
+            from mtl_core.runner.ray_cluster import runner_ray_address
 
             address = runner_ray_address()
         if not address:

@@ -27,7 +27,7 @@ from mtl_core.store import Store
 from mtl_core.store.faults import StoreFault, trust
 
 TrainRef = str  # "module:function"
-DEFAULT_TRAIN = "mtl_core.training:train"
+DEFAULT_TRAIN = "mtl_core.train.loop:train"
 #: The run note naming a table run's features and left-out columns (``TablePlan.info``).
 TABLE_NOTE = "table"
 

@@ -3,7 +3,7 @@
 The table comes from an upload (knob ``table``: a content reference, see
 :mod:`mtl_core.scenarios.table_files`) or, on the command line, a file path (knob ``path``;
 a shared app allows no server path, or only inside a configured data folder, see
-:func:`mtl_core.limits.check_config`). :func:`plan_table` decides, before any training, what
+:func:`mtl_core.accounts.quota.check_config`). :func:`plan_table` decides, before any training, what
 the run will use: the targets and their task types, the feature columns, and the columns left
 out with the reason (an index-like column is reported, never silently a feature).
 

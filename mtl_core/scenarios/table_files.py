@@ -7,7 +7,7 @@ config names only that reference (the ``table`` knob, e.g. ``"3f2a...9c.csv"``):
 is checked to be 64 hex digits and a known extension, so it can never point elsewhere.
 
 Who uploaded a table is kept beside it (``<sha256>.owners``, a JSON list of owner keys, see
-:mod:`mtl_core.access`): a run may use a table only when its owner uploaded it (the command
+:mod:`mtl_core.accounts.access`): a run may use a table only when its owner uploaded it (the command
 line, owner None, may use any). Identical bytes uploaded by two users are one file with two
 owners.
 

@@ -199,7 +199,7 @@ def m002_split_evaluations(con: sqlite3.Connection) -> None:
 def m003_run_owner(con: sqlite3.Connection) -> None:
     """Every run gets an owner (issue 13): ``runs.owner`` is the user (``user:<name>``) or the
     browser session (``browser:<id>``) that started or uploaded it; NULL for runs from
-    before this migration and from the command line (no one's: see ``mtl_core.access``).
+    before this migration and from the command line (no one's: see ``mtl_core.accounts.access``).
     Indexed with the status for the per-user queue quota and the fair claim order."""
     execute_script(
         con,

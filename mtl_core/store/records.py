@@ -56,7 +56,7 @@ class RunInfo:
     host: str | None = None
     runner_pid: int | None = None
     worker_pid: int | None = None
-    owner: str | None = None  # who may cancel, delete, rename it (``mtl_core.access``)
+    owner: str | None = None  # who may cancel, delete, rename it (``mtl_core.accounts.access``)
 
     @property
     def progress(self) -> float | None:

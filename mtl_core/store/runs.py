@@ -11,10 +11,10 @@ from typing import Any
 
 import numpy as np
 
-from mtl_core.access import Actor, check_modify
+from mtl_core.accounts.access import Actor, check_modify
+from mtl_core.accounts.quota import Limits, check_quota
 from mtl_core.errors import LabError
 from mtl_core.events import StepEvent
-from mtl_core.limits import Limits, check_quota
 from mtl_core.store.base import StoreBase
 from mtl_core.store.records import (
     ORIGINS,
@@ -62,7 +62,7 @@ class RunsMixin(StoreBase):
         owner: str | None = None,
         limits: Limits | None = None,
     ) -> int:
-        """Add a run record and return its id (``owner``: see ``mtl_core.access``).
+        """Add a run record and return its id (``owner``: see ``mtl_core.accounts.access``).
 
         With ``limits``, the owner's queued and running runs are counted against
         ``limits.queued_per_user`` in the same transaction (so two quick submits cannot both
@@ -121,7 +121,7 @@ class RunsMixin(StoreBase):
         return self._read(lambda con: [r[0] for r in con.execute(sql, args)])
 
     def rename_run(self, run_id: int, name: str, *, actor: Actor | None = None) -> None:
-        """Change a run's display name (LabError unless ``actor`` may: ``mtl_core.access``)."""
+        """Change a run's display name (LabError unless ``actor`` may: ``accounts.access``)."""
 
         def tx(con: sqlite3.Connection) -> None:
             check_modify(run_id, self._run(con, run_id).owner, actor, "rename")
@@ -130,7 +130,7 @@ class RunsMixin(StoreBase):
         self._write(tx)
 
     def set_owner(self, run_id: int, owner: str | None) -> None:
-        """Give a run to ``owner`` (``mtl_core.access``; None: nobody's). No permission check:
+        """Give a run to ``owner`` (``accounts.access``; None: nobody's). No permission check:
         for the command line and tests, which act as the machine's operator."""
         self._write(lambda con: (self._run(con, run_id), update_run(con, run_id, owner=owner)))
 
@@ -226,7 +226,7 @@ class RunsMixin(StoreBase):
     def request_cancel(self, run_id: int, *, actor: Actor | None = None) -> str:
         """Cancel a run: a queued one is cancelled now; a running one is flagged for its
         worker, which stops after the current step. Returns the resulting status.
-        LabError unless ``actor`` may change the run (``mtl_core.access``)."""
+        LabError unless ``actor`` may change the run (``mtl_core.accounts.access``)."""
 
         def tx(con: sqlite3.Connection) -> str:
             info = self._run(con, run_id)
@@ -259,7 +259,7 @@ class RunsMixin(StoreBase):
     def delete_run(self, run_id: int, *, actor: Actor | None = None) -> None:
         """Delete a run and everything stored for it (matrices, metrics, notes, ground truth);
         LabError if it is still running (cancel it first), does not exist, or ``actor`` may
-        not change it (``mtl_core.access``)."""
+        not change it (``mtl_core.accounts.access``)."""
 
         def tx(con: sqlite3.Connection) -> None:
             info = self._run(con, run_id)

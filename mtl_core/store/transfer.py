@@ -48,7 +48,7 @@ class TransferMixin(RunsMixin, ReadersMixin):
         owner: str | None = None,
     ) -> list[int]:
         """Add every run of a validated file in one transaction; return the new run ids
-        (``owner``: who uploaded it, see ``mtl_core.access``; None for the command line).
+        (``owner``: who uploaded it, see ``mtl_core.accounts.access``; None for the command line).
 
         A file with several runs gives one run each, named ``"<name> / <run>"``; each is
         ``finished`` with the file's config, notes and other metadata. All or nothing: if one

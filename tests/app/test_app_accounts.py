@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import os
 
-from mtl_core.passwords import hash_password
+from mtl_core.accounts.passwords import hash_password
 from mtl_core.store import Store
 from tests.helpers.app_fixtures import append_steps, open_app, seed_run, shown
 

@@ -13,7 +13,7 @@ import pytest
 
 from app import lesson_words, regroup
 from app.figures import colours, heatmaps
-from mtl_core.lesson_report import Interval
+from mtl_core.lesson.report import Interval
 
 
 def test_adjusted_rand_index():

@@ -13,11 +13,11 @@ import time
 
 import pytest
 
-from mtl_core import limits as L
-from mtl_core.access import Actor, can_modify, can_see
+from mtl_core.accounts import quota as L
+from mtl_core.accounts.access import Actor, can_modify, can_see
+from mtl_core.accounts.passwords import hash_password, verify_password
 from mtl_core.config import RunConfig
 from mtl_core.errors import LabError
-from mtl_core.passwords import hash_password, verify_password
 from mtl_core.store import SCHEMA_VERSION, Store
 from tests.core.test_store_migrations import old_store
 

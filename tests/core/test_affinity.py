@@ -5,15 +5,15 @@ from __future__ import annotations
 import pytest
 import torch
 
-from mtl_core.affinity import (
+from mtl_core.config import ModelConfig
+from mtl_core.train.affinity import (
     cosine_affinity,
     cosine_affinity_reference,
     lookahead_affinity,
     lookahead_affinity_reference,
     per_task_grads,
 )
-from mtl_core.config import ModelConfig
-from mtl_core.models import MultiTaskNet, task_losses
+from mtl_core.train.models import MultiTaskNet, task_losses
 
 OPTIMIZERS = {
     "sgd": lambda p: torch.optim.SGD(p, lr=0.1),

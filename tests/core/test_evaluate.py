@@ -143,7 +143,7 @@ def test_report_files_and_table(report, tmp_path):
 
 def test_capacity_matching_scales_the_trunk():
     from mtl_core.config import RunConfig
-    from mtl_core.models import MultiTaskNet, count_parameters
+    from mtl_core.train.models import MultiTaskNet, count_parameters
 
     cfg = RunConfig(
         scenario="synthetic", knobs=dict(KNOBS), model=default_model_config("synthetic")

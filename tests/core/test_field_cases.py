@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mtl_core.cli import main
+from mtl_core.commands.cli import main
 from mtl_core.commands.group import load_affinity
 from mtl_core.errors import LabError
 from mtl_core.grouping import make_grouper

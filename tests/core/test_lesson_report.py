@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mtl_core import cli
-from mtl_core.lesson_report import (
+from mtl_core.commands import cli
+from mtl_core.lesson.report import (
     NEGATIVE,
     POSITIVE,
     UNCLEAR,
@@ -138,7 +138,7 @@ def test_intended_picture_at_each_end():
 
 
 def test_cli_lesson_json_prints_one_object(monkeypatch, capsys):
-    import mtl_core.lesson_headless as headless
+    import mtl_core.lesson.headless as headless
 
     seen = {}
 
@@ -163,7 +163,7 @@ def test_cli_lesson_rejects_a_conflict_out_of_range(capsys):
 
 
 def test_run_lesson_end_to_end_small():
-    from mtl_core.lesson_headless import run_lesson
+    from mtl_core.lesson.headless import run_lesson
 
     res = run_lesson(1.0, 2, steps=30, replicas=3, knobs={"samples": 200})
     out = res.to_json()

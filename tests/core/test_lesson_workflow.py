@@ -7,9 +7,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mtl_core import lesson
 from mtl_core.config import RunConfig
 from mtl_core.events import StepEvent
+from mtl_core.lesson import workflow as lesson
 from mtl_core.store import Store
 
 TASKS = [f"t{i}" for i in range(6)]

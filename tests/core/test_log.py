@@ -8,11 +8,11 @@ import pytest
 torch = pytest.importorskip("torch")
 from torch import nn  # noqa: E402
 
-from mtl_core.affinity import lookahead_affinity_reference  # noqa: E402
 from mtl_core.errors import LabError  # noqa: E402
-from mtl_core.log import AffinityLogger  # noqa: E402
 from mtl_core.runfile import read_run_file  # noqa: E402
 from mtl_core.store import Store  # noqa: E402
+from mtl_core.train.affinity import lookahead_affinity_reference  # noqa: E402
+from mtl_core.train.logger import AffinityLogger  # noqa: E402
 
 TASKS = ["left", "right", "sum"]
 

@@ -15,12 +15,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mtl_core.cli import main
+from mtl_core.commands.cli import main
 from mtl_core.runfile import read_run_file, run_file_bytes
 from mtl_core.runfile.formula_escape import TRIGGERS, escape_cell, unescape_cell
 from mtl_core.runfile.tables import parse_table, table_bytes
 from mtl_core.store import Store
-from mtl_core.terminal import escape_controls, one_line
+from mtl_core.text.terminal import escape_controls, one_line
 
 ROOT = Path(__file__).resolve().parents[2]
 CASES = ROOT / "tests" / "data" / "reliability"  # copies of ../shared/cases/reliability

@@ -41,7 +41,7 @@ def test_wheel_ships_the_library_its_scenarios_and_the_command(tmp_path):
         n.rsplit("/", 1)[1] for n in names if n.startswith("mtl_core/scenarios/definitions/")
     }
     assert shipped == {p.name for p in DEFINITIONS.glob("*.json")} and shipped
-    assert "task-affinity-lab = mtl_core.cli:main" in entry_points
+    assert "task-affinity-lab = mtl_core.commands.cli:main" in entry_points
     # only the library: the app, tests and benchmarks stay in the checkout
     tops = {n.split("/", 1)[0] for n in names}
     assert "mtl_core" in tops and all(t == "mtl_core" or t.endswith(".dist-info") for t in tops)
@@ -70,7 +70,7 @@ def test_wheel_ships_the_library_its_scenarios_and_the_command(tmp_path):
 
 
 def test_help_names_the_command_that_was_typed(monkeypatch):
-    from mtl_core.cli import build_parser
+    from mtl_core.commands.cli import build_parser
 
     monkeypatch.setattr(sys, "argv", ["/venv/bin/task-affinity-lab", "--help"])
     assert build_parser().format_usage().startswith("usage: task-affinity-lab ")

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import pytest
 
-from mtl_core.cluster import run_resources
 from mtl_core.experiments import (
     EvalSpec,
     JobFailure,
@@ -22,6 +21,7 @@ from mtl_core.experiments import (
     evaluate,
     map_jobs,
 )
+from mtl_core.runner.ray_cluster import run_resources
 from tests.helpers.runner_fakes import job_assigned, job_fail_some  # Ray workers import these
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -69,7 +69,7 @@ def test_run_resources_ask_for_a_gpu_only_when_the_run_wants_cuda():
 def test_nothing_imports_ray_unless_asked(tmp_path):
     code = (
         "import sys\n"
-        "import mtl_core.cli, mtl_core.experiments, mtl_core.commands.evaluate\n"
+        "import mtl_core.commands.cli, mtl_core.experiments, mtl_core.commands.evaluate\n"
         "from mtl_core.runner import Runner\n"
         f"r = Runner({str(tmp_path / 's.sqlite')!r}, start=False)\n"
         "assert not r.on_ray\n"

@@ -6,13 +6,13 @@ import numpy as np
 import pytest
 import torch
 
-from mtl_core.affinity import lookahead_affinity_reference
 from mtl_core.config import ModelConfig, RunConfig
 from mtl_core.errors import LabError
 from mtl_core.events import parse_replica_metric, replica_metric
-from mtl_core.models import MultiTaskNet, task_losses
-from mtl_core.replicas import StackedMLP, _affinity, member_losses
-from mtl_core.training import train
+from mtl_core.train.affinity import lookahead_affinity_reference
+from mtl_core.train.loop import train
+from mtl_core.train.models import MultiTaskNet, task_losses
+from mtl_core.train.replicas import StackedMLP, _affinity, member_losses
 
 CFG = ModelConfig(hidden=(8, 1), linear_bottleneck=True, head_scale=0.1)
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from mtl_core.cli import main
+from mtl_core.commands.cli import main
 from mtl_core.config import RunConfig, TrainConfig
 from mtl_core.runner import Runner
 from mtl_core.runner.procs import pid_alive

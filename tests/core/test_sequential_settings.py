@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mtl_core import training
 from mtl_core.config import (
     SEQUENTIAL_PRESETS,
     AffinityConfig,
@@ -14,6 +13,7 @@ from mtl_core.config import (
     sequential_preset,
 )
 from mtl_core.errors import LabError
+from mtl_core.train import loop as training
 
 
 def test_sequential_defaults_are_the_official_codes_settings():
@@ -65,7 +65,7 @@ def test_group_size_normalisation_divides_a_groups_loss_change_by_its_size(monke
 
 
 def test_cli_train_preset_and_explicit_flags(tmp_path):
-    from mtl_core.cli import build_parser
+    from mtl_core.commands.cli import build_parser
     from mtl_core.commands.train import config_from_args
 
     parse = build_parser().parse_args

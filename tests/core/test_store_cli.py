@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mtl_core.cli import main
+from mtl_core.commands.cli import main
 from mtl_core.runfile import read_run_file
 from mtl_core.store import Store
 

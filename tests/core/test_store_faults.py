@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from mtl_core.cli import main
+from mtl_core.commands.cli import main
 from mtl_core.errors import LabError
 from mtl_core.store import Store
 from mtl_core.store.faults import StoreFault, fault_kind, forget_checks

@@ -11,14 +11,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mtl_core import limits as L
-from mtl_core.cli import main
+from mtl_core.accounts import quota as L
+from mtl_core.commands.cli import main
 from mtl_core.config import RunConfig, TrainConfig
 from mtl_core.errors import LabError
-from mtl_core.labels import short_labels
 from mtl_core.scenarios import load_dataset, table_files
 from mtl_core.scenarios.table import plan_table
 from mtl_core.scenarios.table_read import index_reason, read_table_bytes
+from mtl_core.text.labels import short_labels
 
 ROOT = Path(__file__).resolve().parents[2]
 F19 = ROOT / "tests" / "data" / "field" / "F19_energy_like_pandas_index.csv"

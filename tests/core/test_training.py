@@ -7,7 +7,7 @@ import pytest
 
 from mtl_core.config import AffinityConfig, ModelConfig, OptimConfig, RunConfig, TrainConfig
 from mtl_core.errors import DivergedError, LabError
-from mtl_core.training import train
+from mtl_core.train.loop import train
 
 
 def _cfg(knobs=None, **train_kw) -> RunConfig:
@@ -171,7 +171,7 @@ def test_model_config_hidden_is_used():
 def test_lesson_conflict_knob_turns_negative_transfer_on_and_off():
     """The landing lesson's promise: conflict up -> clusters hurt each other; down -> they
     help each other (the lesson's own configs, 4 replicas instead of 16)."""
-    from mtl_core import lesson
+    from mtl_core.lesson import workflow as lesson
 
     def run(conflict, mode="together", groups=None):
         return train(lesson.base_config(mode, {"conflict": conflict}, groups=groups, replicas=4))
@@ -193,7 +193,7 @@ def test_lesson_conflict_knob_turns_negative_transfer_on_and_off():
 def test_warmup_trains_a_tiny_run_and_loads_the_lazy_parts_of_torch():
     import sys
 
-    from mtl_core.training import warmup
+    from mtl_core.train.loop import warmup
 
     warmup()
     assert "torch._dynamo" in sys.modules  # what the first optimizer would otherwise import

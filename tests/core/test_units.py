@@ -1,4 +1,4 @@
-"""mtl_core.units: one display unit per measure (percent for loss changes, plain for cosine)."""
+"""mtl_core.text.units: one display unit per measure (percent for loss changes, plain cosine)."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import math
 
 import pytest
 
-from mtl_core import units
 from mtl_core.errors import LabError
+from mtl_core.text import units
 
 
 @pytest.mark.parametrize(

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mtl_core.cli import main
+from mtl_core.commands.cli import main
 from mtl_core.errors import LabError
 from mtl_core.runfile import read_run_file
 from mtl_core.runfile.read import UNREADABLE

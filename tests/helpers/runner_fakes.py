@@ -2,7 +2,7 @@
 
 Fake training functions for the runner tests:
 
-Each mimics ``mtl_core.training.train``: steps numbered 1..total, reported via ``on_step``.
+Each mimics ``mtl_core.train.loop.train``: steps numbered 1..total, reported via ``on_step``.
 Behaviour is steered by ``cfg.knobs``: ``sleep`` (seconds per step), ``nan_at`` (report a NaN
 loss at that step), ``diverge_at`` (raise DivergedError), ``crash_at`` (raise RuntimeError),
 ``stall_at`` (hang in that step), ``tasks`` (number of tasks).

@@ -10,8 +10,8 @@ import streamlit as st
 
 from app import regroup, session, words
 from app.data import RunView
-from mtl_core import units
 from mtl_core.store import RunInfo
+from mtl_core.text import units
 
 #: Smoothing choices for the matrices (``mtl_core.series`` definitions).
 SMOOTHING = {how: words.SMOOTHING_LABELS[how] for how in ("none", "window", "ema")}
@@ -178,7 +178,7 @@ def group_controls(view: RunView, M: np.ndarray, measure: str) -> GroupControls:
 
 def _tau_slider(col, M: np.ndarray, measure: str, *, disabled: bool) -> tuple[float, float, bool]:
     """The threshold, over the range of ``M``'s mutual affinities, in the measure's display
-    unit (``mtl_core.units``: percent for loss-change measures, as in the URL and the CLI's
+    unit (``mtl_core.text.units``: percent for loss-change measures, as in the URL and the CLI's
     ``--tau``). Returns ``(tau in the measure's own units, tau as shown, is the default)``;
     the default is ``regroup.default_tau`` (0 unless 0 would link every pair)."""
     lo, hi = regroup.tau_range(M)

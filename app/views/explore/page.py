@@ -14,9 +14,9 @@ from app.escape import md
 from app.figures import heatmaps
 from app.views.explore import controls, groups, tabs
 from app.views.explore.ground_truth import ground_truth_tab
-from mtl_core import units
 from mtl_core.runner.worker import TABLE_NOTE
 from mtl_core.store import RunInfo
+from mtl_core.text import units
 
 POLL_S = 2.0
 

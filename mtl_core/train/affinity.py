@@ -27,7 +27,7 @@ from torch import nn
 from torch.func import functional_call, vmap
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from mtl_core.optim_sim import simulated_updates
+from mtl_core.train.optim_step import simulated_updates
 
 #: ``task_losses_fn(model, batch) -> Tensor[n_tasks]``: per-task mean losses on one batch.
 TaskLossesFn = Callable[[nn.Module, Any], torch.Tensor]

@@ -1,7 +1,7 @@
 """The lesson's numbers with their uncertainty, and the verdict they allow. Torch-free.
 
 A lesson trains the ``lesson`` scenario three ways (all together, in TAG's groups, each task
-alone), each as ``REPLICAS`` replicas (:mod:`mtl_core.replicas`). Every loss is the mean over
+alone), each as ``REPLICAS`` replicas (:mod:`mtl_core.train.replicas`). Every loss is the mean over
 replicas of the mean held-out loss over tasks, with a 95% t-interval of that mean; the
 verdict is given only when intervals separate:
 

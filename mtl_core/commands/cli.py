@@ -15,7 +15,7 @@ import threading
 from pathlib import Path
 
 from mtl_core.errors import LabError
-from mtl_core.terminal import one_line, safe_streams
+from mtl_core.text.terminal import one_line, safe_streams
 
 PROG = "task-affinity-lab"  # [project.scripts] in pyproject.toml
 
@@ -70,9 +70,9 @@ def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the exit code (0 done, 2 a user error, 130 Ctrl-C,
     143 SIGTERM).
 
-    Everything printed goes through :func:`mtl_core.terminal.safe_streams` (control
+    Everything printed goes through :func:`mtl_core.text.terminal.safe_streams` (control
     characters from a file are shown escaped, never sent to the terminal), and an error is
-    one line (:func:`mtl_core.terminal.one_line`).
+    one line (:func:`mtl_core.text.terminal.one_line`).
     """
     in_main = threading.current_thread() is threading.main_thread()
     old = signal.signal(signal.SIGTERM, _on_sigterm) if in_main else None

@@ -1,12 +1,12 @@
 """The landing lesson's workflow, without any UI: its three run configs, when and how the
 grouped run's groups are picked, and the numbers the page shows. The app's Learn page
 (``app/views/learn.py``) drives it; the headless ``lesson`` command
-(:mod:`mtl_core.lesson_headless`), tests and benchmarks can too. Torch-free.
+(:mod:`mtl_core.lesson.headless`), tests and benchmarks can too. Torch-free.
 
 The lesson trains the ``lesson`` scenario three ways: all tasks together (logging TAG lookahead
 affinity every step), in groups, and every task alone; each run trains :data:`REPLICAS`
-replicas as one batched model (:mod:`mtl_core.replicas`), so every loss comes with a 95%
-interval and the verdict (:mod:`mtl_core.lesson_report`) is given only when intervals
+replicas as one batched model (:mod:`mtl_core.train.replicas`), so every loss comes with a 95%
+interval and the verdict (:mod:`mtl_core.lesson.report`) is given only when intervals
 separate. The groups are TAG's selection from the all-together run's affinity (mean over
 its steps and replicas: the lesson teaches TAG), so the grouped run starts when the
 all-together run ends; the planted clusters remain an option (all three runs start at once).

@@ -2,7 +2,7 @@
 
 A deployment stores only hashes (``.streamlit/secrets.toml``); make one with::
 
-    python -m mtl_core.passwords            # asks twice, prints the line to paste
+    python -m mtl_core.accounts.passwords            # asks twice, prints the line to paste
 
 Format: ``scrypt$<log2 n>$<r>$<p>$<salt, base64>$<key, base64>`` (memory-hard scrypt,
 RFC 7914, through ``hashlib.scrypt``; 16-byte random salt, 32-byte key; n = 2**14, r = 8,

@@ -32,17 +32,17 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from mtl_core.affinity import (
+from mtl_core.config import OptimConfig, RunConfig, group_indices
+from mtl_core.errors import DivergedError, LabError
+from mtl_core.events import MetricRow, StepEvent
+from mtl_core.scenarios import Dataset, load_dataset
+from mtl_core.train.affinity import (
     cosine_affinity,
     frozen_norm_stats,
     lookahead_from_grads,
     per_task_grads,
 )
-from mtl_core.config import OptimConfig, RunConfig, group_indices
-from mtl_core.errors import DivergedError, LabError
-from mtl_core.events import MetricRow, StepEvent
-from mtl_core.models import MultiTaskNet, count_parameters, task_losses
-from mtl_core.scenarios import Dataset, load_dataset
+from mtl_core.train.models import MultiTaskNet, count_parameters, task_losses
 
 OnStep = Callable[[StepEvent], None]
 TRAIN_EVAL_CAP = 2048  # rows of the train split used for the "train" metrics
@@ -150,10 +150,10 @@ def train(cfg: RunConfig, on_step: OnStep | None = None) -> TrainResult:
 
     Raises ``LabError`` for unusable configs and ``DivergedError`` when a loss becomes NaN/inf.
     ``train.replicas > 1`` trains that many copies as one batched model
-    (:func:`mtl_core.replicas.train_replicas`).
+    (:func:`mtl_core.train.replicas.train_replicas`).
     """
     if int(cfg.train.replicas) > 1:
-        from mtl_core.replicas import train_replicas
+        from mtl_core.train.replicas import train_replicas
 
         return train_replicas(cfg, on_step)
     t0 = time.perf_counter()

@@ -11,7 +11,7 @@ tasks, so the other heads get zero gradients (no Adam or SGD update without weig
 and are never served.
 
 Affinity (lookahead or cosine, together mode) is measured per replica exactly as
-:mod:`mtl_core.affinity` does for one network (the optimizer's own step on each task's
+:mod:`mtl_core.train.affinity` does for one network (the optimizer's own step on each task's
 shared gradient, heads fixed, same batch) and reported as the mean over replicas. Metrics
 are means over replicas of each task's serving network (the group with the lowest
 validation loss, chosen per replica); each replica's held-out loss is reported too, as
@@ -28,13 +28,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mtl_core.affinity import per_task_grads
 from mtl_core.config import ModelConfig, RunConfig
 from mtl_core.errors import DivergedError, LabError
 from mtl_core.events import MetricRow, StepEvent, replica_metric
-from mtl_core.models import SHARED_PREFIX
-from mtl_core.optim_sim import simulated_updates
 from mtl_core.scenarios import load_dataset
+from mtl_core.train.affinity import per_task_grads
+from mtl_core.train.models import SHARED_PREFIX
+from mtl_core.train.optim_step import simulated_updates
 
 
 class StackedMLP(nn.Module):
@@ -44,7 +44,7 @@ class StackedMLP(nn.Module):
     all members) and returns ``(members, batch, n_tasks)``. Parameters ``trunk.w<k>``
     ``(members, in, out)`` / ``trunk.b<k>`` ``(members, 1, out)`` are the shared trunk,
     ``heads.w`` ``(members, width, n_tasks)`` / ``heads.b`` the per-task heads. Each member is
-    initialised like :class:`mtl_core.models.MultiTaskNet` (PyTorch's ``nn.Linear`` default,
+    initialised like :class:`mtl_core.train.models.MultiTaskNet` (PyTorch's ``nn.Linear`` default,
     heads times ``cfg.head_scale``; ``cfg.linear_bottleneck`` drops the last ReLU).
     """
 
@@ -88,7 +88,7 @@ def _linear_init(
 def member_losses(out: torch.Tensor, y: torch.Tensor, binary: torch.Tensor) -> torch.Tensor:
     """Per-member, per-task mean loss ``(members, n_tasks)`` from ``out: (members, batch, n)``
     and ``y`` of the same shape (or ``(batch, n)``): BCE-with-logits where ``binary`` else
-    MSE; NaN labels are missing and masked out (as :func:`mtl_core.models.task_losses`)."""
+    MSE; NaN labels are missing and masked out (as :func:`mtl_core.train.models.task_losses`)."""
     y = y.expand_as(out)
     mask = ~torch.isnan(y)
     y0 = torch.nan_to_num(y)
@@ -120,11 +120,11 @@ def check_supported(cfg: RunConfig, input_shape: tuple[int, ...]) -> None:
 def train_replicas(cfg: RunConfig, on_step=None):
     """Train ``cfg.train.replicas`` copies of the run's networks as one batched model.
 
-    Reports through ``on_step`` like :func:`mtl_core.training.train` (means over replicas;
+    Reports through ``on_step`` like :func:`mtl_core.train.loop.train` (means over replicas;
     per-replica held-out loss as ``"loss:r<k>"`` metrics) and returns its ``TrainResult``.
     Raises LabError for an unsupported config and DivergedError when a loss is NaN/inf.
     """
-    from mtl_core.training import (
+    from mtl_core.train.loop import (
         TRAIN_EVAL_CAP,
         TrainResult,
         make_optimizer,

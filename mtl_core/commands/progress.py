@@ -6,7 +6,7 @@ import sys
 import time
 from typing import TextIO
 
-from mtl_core.terminal import one_line, raw_stream
+from mtl_core.text.terminal import one_line, raw_stream
 
 
 class ProgressBar:

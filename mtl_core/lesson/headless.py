@@ -2,8 +2,8 @@
 
 ``run_lesson(conflict, seed)`` trains all-together (lookahead affinity every step), picks
 TAG's groups from its mean affinity, trains those groups, then every task alone, each run
-as :data:`mtl_core.lesson.REPLICAS` replicas of one batched model, and returns a
-:class:`mtl_core.lesson_report.LessonResult` (``python -m mtl_core lesson`` prints it).
+as :data:`mtl_core.lesson.workflow.REPLICAS` replicas of one batched model, and returns a
+:class:`mtl_core.lesson.report.LessonResult` (``python -m mtl_core lesson`` prints it).
 Imports torch (through the training loop) when called.
 """
 
@@ -15,9 +15,9 @@ from typing import Any
 
 import numpy as np
 
-from mtl_core import lesson
 from mtl_core.events import MetricRow, parse_replica_metric
-from mtl_core.lesson_report import LessonResult, block_means, loss_intervals
+from mtl_core.lesson.report import LessonResult, block_means, loss_intervals
+from mtl_core.lesson import workflow as lesson
 
 
 def run_lesson(
@@ -35,7 +35,7 @@ def run_lesson(
     here); ``on_run(approach)`` is called before each run starts. Raises LabError for a
     bad knob or setting.
     """
-    from mtl_core.training import train
+    from mtl_core.train.loop import train
 
     t0 = time.perf_counter()
     k = {**(knobs or {}), "conflict": float(conflict), "data_seed": int(seed)}

@@ -3,7 +3,7 @@
 Drop an :class:`AffinityLogger` into any multi-task loop whose model has shared parameters and
 whose loss can be computed per task. Every ``every`` calls it measures the TAG lookahead affinity
 (Fifty et al., 2021) with the lab's vectorized implementation
-(:func:`mtl_core.affinity.lookahead_from_grads`): ``A[i, j] = 1 - L_j(after task i's step) /
+(:func:`mtl_core.train.affinity.lookahead_from_grads`): ``A[i, j] = 1 - L_j(after task i's step) /
 L_j(now)``, the step being the one your optimizer would take (momentum / Adam moments
 included), only the shared parameters moving, on the same batch. Then ``save("run.zip")``
 writes a file the lab's upload page and ``python -m mtl_core import`` read.
@@ -36,13 +36,6 @@ import pandas as pd
 import torch
 from torch import nn
 
-from mtl_core.affinity import (
-    TaskLossesFn,
-    cosine_affinity,
-    frozen_norm_stats,
-    lookahead_from_grads,
-    per_task_grads,
-)
 from mtl_core.errors import LabError
 from mtl_core.events import BATCH_SPLIT
 from mtl_core.runfile import (
@@ -50,6 +43,13 @@ from mtl_core.runfile import (
     ParsedRun,
     matrices_to_long,
     write_run_file,
+)
+from mtl_core.train.affinity import (
+    TaskLossesFn,
+    cosine_affinity,
+    frozen_norm_stats,
+    lookahead_from_grads,
+    per_task_grads,
 )
 
 SharedSpec = str | nn.Module | Iterable[str] | Callable[[str], bool]
@@ -212,7 +212,7 @@ class AffinityLogger:
             meta["config"] = self.config
         if self.notes:
             meta["notes"] = self.notes
-        meta["logger"] = "mtl_core.log.AffinityLogger"
+        meta["logger"] = "mtl_core.train.logger.AffinityLogger"
         return ParsedRun(
             tasks=list(self.tasks),
             task_types=dict(self.task_types),

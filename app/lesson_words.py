@@ -27,6 +27,13 @@ SEQUENTIAL_PRESET_HELP = (
     "weight 0.9 from the first matrix, 10 warm-up steps, no normalisation (for a few hundred "
     "steps)."
 )
+#: The conflict slider's help: what the knob means (the lesson scenario's ``rotation`` type).
+LESSON_CONFLICT_HELP = (
+    "The angle between the two clusters' directions, as a fraction of 90 degrees. 0: both "
+    "clusters are the same task, sharing helps. 1: they are unrelated (orthogonal), and the "
+    "network's one-unit bottleneck cannot hold both, so sharing it hurts. In between the "
+    "conflict grows steadily: turn the knob down and the red turns blue."
+)
 LESSON_INTRO = (
     "Six tasks, in two clusters of three. Tasks inside a cluster are alike; the **conflict** "
     "knob sets how much the two clusters pull against each other. Press **Train** and the lab "

@@ -63,8 +63,7 @@ def _knob_controls(specs: dict) -> None:
         float(c.get("max", 1.0)),
         step=0.05,
         key="learn_conflict",
-        help="0: both clusters want the same features, sharing helps. 1: they want opposite "
-        "features, so one network serving both is pulled two ways.",
+        help=lesson_words.LESSON_CONFLICT_HELP,
     )
     session.remember_value("learn_conflict")
     knobs: dict = {"conflict": float(conflict)}

@@ -8,6 +8,9 @@ import sys
 
 from mtl_core.errors import LabError
 
+#: The lesson scenario's ``conflict_type`` choices (its definition's order, default first).
+CONFLICT_TYPES = ("rotation", "orthogonal", "opposing")
+
 
 def add_parser(sub) -> None:
     p = sub.add_parser(
@@ -21,7 +24,17 @@ def add_parser(sub) -> None:
         "--conflict",
         type=float,
         required=True,
-        help="how much the two task clusters conflict, 0..1",
+        help="how much the two task clusters conflict, 0..1 (with the default "
+        "--conflict-type rotation: the angle between their directions, as a fraction of 90 "
+        "degrees)",
+    )
+    p.add_argument(
+        "--conflict-type",
+        choices=CONFLICT_TYPES,
+        default=None,
+        help="how the knob moves the clusters apart: rotation (default; conflict grows "
+        "steadily up to orthogonal), orthogonal (up to orthogonal, unevenly) or opposing (up "
+        "to opposite directions; not monotone: one unit can share opposite clusters)",
     )
     p.add_argument("--seed", type=int, default=0, help="data and training seed (default 0)")
     p.add_argument(
@@ -42,12 +55,14 @@ def run(args: argparse.Namespace) -> int:
     if args.seed < 0:
         raise LabError(f"--seed must be 0 or more, got {args.seed}")
     on_run = None if args.json else (lambda mode: sys.stderr.write(f"training: {mode}\n"))
-    result = run_lesson(args.conflict, args.seed, on_run=on_run)
+    knobs = {"conflict_type": args.conflict_type} if args.conflict_type else None
+    result = run_lesson(args.conflict, args.seed, knobs=knobs, on_run=on_run)
     if args.json:
         print(json.dumps(result.to_json()))
         return 0
     print(
-        f"lesson at conflict {result.conflict:g}, seed {result.seed}: "
+        f"lesson at conflict {result.conflict:g} ({args.conflict_type or 'rotation'}), "
+        f"seed {result.seed}: "
         f"{lesson.REPLICAS} replicas per run, {result.seconds:.1f}s"
     )
     print("held-out loss (mean over tasks; mean and 95% interval over replicas):")

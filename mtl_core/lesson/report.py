@@ -183,12 +183,13 @@ class LessonResult:
 def intended_picture(result: LessonResult) -> bool | None:
     """Whether a lesson shows what its conflict level should teach; None in between.
 
-    Conflict >= 0.75: negative transfer, cross-cluster affinity < 0 and TAG's groups equal
-    the planted clusters. Conflict <= 0.25: positive transfer and cross-cluster affinity
-    > 0 (the tasks help each other; which groups TAG picks does not matter).
+    Conflict 1: negative transfer, cross-cluster affinity < 0 and TAG's groups equal the
+    planted clusters. Conflict 0: positive transfer and cross-cluster affinity > 0 (the tasks
+    help each other; which groups TAG picks does not matter). In between the knob moves along
+    a curve (the affinity falls, the loss ratio rises) and "no clear difference" is honest.
     """
-    if result.conflict >= 0.75:
+    if result.conflict >= 1.0:
         return result.verdict == NEGATIVE and result.cross < 0 and result.tag_matches_planted
-    if result.conflict <= 0.25:
+    if result.conflict <= 0.0:
         return result.verdict == POSITIVE and result.cross > 0
     return None

@@ -3,6 +3,26 @@
 Each task is a one-sided response to ``rank`` latent directions of a Gaussian input; tasks in one
 cluster share a prototype direction (how much: ``relatedness``), and clusters' prototypes move
 from a shared direction towards opposing (a simplex) or orthogonal ones as ``conflict`` grows.
+
+``conflict_type`` sets the path:
+
+- ``opposing``: prototype ``(1 - g) shared + g s_c`` with ``s_c`` a simplex (for two clusters,
+  ``+u`` and ``-u``): cosine between two clusters ``((1-g)^2 - g^2) / ((1-g)^2 + g^2)`` for two
+  clusters, so 0 at ``g = 0.5`` and -1 at ``g = 1``. Not monotone in what a shared trunk can
+  hold: relu(z) and relu(-z) correlate at -1/(pi-1) ~ -0.47, and one linear unit carrying ``z``
+  serves both, so two independent clusters (g = 0.5) conflict more than opposite ones (g = 1).
+- ``orthogonal``: prototype ``(1 - g) shared + g e_c`` (``e_c`` orthonormal), normalised.
+- ``rotation``: the clusters' prototypes are at the angle ``theta = g * max_angle`` from each
+  other (pairwise cosine ``cos(theta)``): prototype ``sqrt(cos theta) shared +
+  sqrt(1 - cos theta) e_c``. For two clusters this is the second cluster's direction rotated
+  away from the first, ``cos(theta) w1 + sin(theta) w_perp``. The correlation ``r`` of two
+  clusters' targets (relu responses) falls monotonically from 1 and never turns negative
+  (``max_angle`` <= 90), so the best one-unit summary of both (their first principal
+  component) leaves ``(1 - r) / 2`` of each target's variance unexplained, growing with the
+  knob. The lesson ends at 60 degrees, not 90: TAG's affinity is a *relative* loss change, and
+  its cross-cluster magnitude, roughly ``(1 - r^2) / ((1 - r) / 2 + noise)`` for a one-unit
+  trunk (tug of war over the unit divided by the loss it leaves), peaks near r ~ 0.3 and
+  falls again towards orthogonal, so 0.75 -> 1 of a 90-degree path was not monotone.
 """
 
 from __future__ import annotations
@@ -57,9 +77,12 @@ def build(k: dict[str, Any]) -> Dataset:
         targets = [sum(s[ci, j] * full[j] for j in range(max(c - 1, 1))) for ci in range(c)]
         if c == 1:
             targets = [full[0]]
+        protos = [(1 - gamma) * shared + gamma * t for t in targets]
+    elif k["conflict_type"] == "rotation":
+        cos = float(np.cos(np.radians(gamma * float(k.get("max_angle", 90.0)))))
+        protos = [np.sqrt(cos) * shared + np.sqrt(max(1.0 - cos, 0.0)) * e for e in full]
     else:
-        targets = list(full)
-    protos = [(1 - gamma) * shared + gamma * t for t in targets]
+        protos = [(1 - gamma) * shared + gamma * t for t in full]
     protos = [p / np.linalg.norm(p, axis=1, keepdims=True) for p in protos]
     cluster_of = [t * c // n_tasks for t in range(n_tasks)]  # contiguous, balanced clusters
     W = []

@@ -1,0 +1,85 @@
+"""The lesson's conflict knob: monotone in the data (fast) and in the trained lesson (slow)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from mtl_core.commands import cli
+from mtl_core.lesson.report import NEGATIVE, POSITIVE
+from mtl_core.scenarios import get_scenario, resolve_knobs
+from mtl_core.scenarios.synthetic import build
+
+
+def _target_corr(conflict: float, **knobs) -> float:
+    """Correlation of a task in cluster 0 with one in cluster 1, without label noise."""
+    k = resolve_knobs(
+        get_scenario("lesson"),
+        {"conflict": conflict, "data_seed": 11, "noise": 0.0, "samples": 20000, **knobs},
+    )
+    Y = build(k).Y_train
+    return float(np.corrcoef(Y[:, 0], Y[:, 5])[0, 1])
+
+
+def _relu_corr(rho: float) -> float:
+    """corr(relu(z1), relu(z2)) for standard normals with correlation rho (arc-cosine kernel,
+    Cho & Saul 2009)."""
+    e = (np.sqrt(1 - rho**2) + rho * (np.pi - np.arccos(rho))) / (2 * np.pi)
+    return float((e - 1 / (2 * np.pi)) / (0.5 - 1 / (2 * np.pi)))
+
+
+def test_rotation_knob_moves_the_clusters_targets_apart_monotonically():
+    knob = [0.0, 0.25, 0.5, 0.75, 1.0]
+    r = [_target_corr(g) for g in knob]
+    # the lesson's default path: the angle between the clusters is knob * 60 degrees
+    expected = [_relu_corr(np.cos(np.radians(60 * g))) for g in knob]
+    assert np.allclose(r, expected, atol=0.03), (r, expected)
+    assert all(a > b for a, b in zip(r, r[1:])) and min(r) > 0.35
+    # max_angle 90 ends orthogonal (uncorrelated), never anti-correlated
+    assert abs(_target_corr(1.0, max_angle=90.0)) < 0.05
+    # the old 'opposing' path turns anti-correlated past 0.5: the non-monotone knob of issue 22
+    assert _target_corr(1.0, conflict_type="opposing") < -0.4
+
+
+def test_cli_lesson_passes_the_conflict_type(monkeypatch, capsys):
+    import mtl_core.lesson.headless as headless
+
+    from tests.core.test_lesson_report import _result
+
+    seen = {}
+
+    def fake(conflict, seed, *, knobs=None, **kw):
+        seen.update(knobs=knobs)
+        return _result(conflict, (0.5, 0.6), (0.1, 0.2), (0.15, 0.25), -0.01)
+
+    monkeypatch.setattr(headless, "run_lesson", fake)
+    assert cli.main(["lesson", "--conflict", "1", "--conflict-type", "opposing"]) == 0
+    assert seen["knobs"] == {"conflict_type": "opposing"}
+    assert "conflict 1 (opposing)" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["lesson", "--conflict", "1", "--conflict-type", "sideways"])
+    assert exc.value.code == 2
+    assert "invalid choice: 'sideways'" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_trained_lesson_knob_curve_is_monotone_on_the_tests_own_seeds():
+    """3 knob positions x 3 seeds (not the bench's 100+ / 200+): per seed, the
+    cross-cluster affinity falls and the together/grouped loss ratio rises with the knob;
+    positive transfer at 0 and negative at 1."""
+    from mtl_core.lesson.headless import run_lesson
+
+    knob, seeds = (0.0, 0.5, 1.0), (31, 32, 33)
+    cross = np.empty((len(seeds), len(knob)))
+    ratio = np.empty_like(cross)
+    for i, seed in enumerate(seeds):
+        for j, g in enumerate(knob):
+            res = run_lesson(g, seed)
+            cross[i, j] = res.cross
+            ratio[i, j] = res.loss["together"].mean / res.loss["groups"].mean
+            if g == 0.0:
+                assert res.verdict == POSITIVE and res.cross > 0, (seed, res.to_json())
+            if g == 1.0:
+                assert res.verdict == NEGATIVE and res.cross < 0, (seed, res.to_json())
+    assert (np.diff(cross, axis=1) < 0).all(), cross
+    assert (np.diff(ratio, axis=1) > 0).all(), ratio

@@ -1,4 +1,4 @@
-"""Does the landing lesson show the intended picture every time, and does its knob mean what it says?
+"""Does the landing lesson show the intended picture every time, and does its knob mean it?
 
 For conflict 0, 0.25, 0.5, 0.75 and 1 and seeds 100..109 by default (the seed sets the data
 and the training; the tests use other seeds), it prints the knob curve (:func:`curve`): per

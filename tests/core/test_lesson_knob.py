@@ -43,7 +43,6 @@ def test_rotation_knob_moves_the_clusters_targets_apart_monotonically():
 
 def test_cli_lesson_passes_the_conflict_type(monkeypatch, capsys):
     import mtl_core.lesson.headless as headless
-
     from tests.core.test_lesson_report import _result
 
     seen = {}

@@ -25,6 +25,7 @@ COMMAND_MODULES = (
     "mtl_core.commands.train",
     "mtl_core.commands.group",
     "mtl_core.commands.evaluate",
+    "mtl_core.commands.select",
     "mtl_core.commands.runs",
     "mtl_core.commands.lesson",
 )

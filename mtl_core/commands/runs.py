@@ -59,7 +59,8 @@ def _store(args: argparse.Namespace) -> Store:
 
 
 def run_runs(args: argparse.Namespace) -> int:
-    """Print the store's runs, oldest first."""
+    """Print the store's runs, oldest first, then check the file (``quick_check``): a
+    damaged store lists what still reads and fails with the damage and the recovery step."""
     store = _store(args)
     runs = store.list_runs()
     if getattr(args, "json", False):
@@ -67,11 +68,12 @@ def run_runs(args: argparse.Namespace) -> int:
             d = r.to_dict()
             d.pop("config"), d.pop("error_detail")
             print(json.dumps(d))
-        return 0
-    if not runs:
+    elif not runs:
         print(f"no runs in {store.path}")
-        return 0
-    print(format_runs(runs))
+    else:
+        print(format_runs(runs))
+    sys.stdout.flush()
+    store.check()  # StoreFault (one line, exit 2) when the file is damaged
     return 0
 
 

@@ -15,14 +15,14 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from app import charts, data, lesson_words, nav, regroup, session, words
+from app import charts, colours, data, lesson_words, nav, regroup, session, words
 from app.escape import md
-from app.figures import approaches, colours, heatmaps
+from app.figures import approaches, heatmaps
 from app.guard import show_error
 from mtl_core.errors import LabError
+from mtl_core.lesson import workflow as lesson
 from mtl_core.lesson.report import Interval, loss_intervals, replica_losses
 from mtl_core.lesson.workflow import LessonIds
-from mtl_core.lesson import workflow as lesson
 
 POLL_S = 0.5
 DOUBLE_CLICK_S = 2.0  # a second Train within this many seconds is the same click

@@ -15,9 +15,9 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from app import charts, data, lesson_words, nav, regroup, session, words
+from app import charts, colours, data, lesson_words, nav, regroup, session, words
 from app.escape import md
-from app.figures import approaches, colours, heatmaps
+from app.figures import approaches, heatmaps
 from app.guard import show_error
 from mtl_core.errors import LabError
 from mtl_core.lesson import workflow as lesson

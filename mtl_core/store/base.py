@@ -128,6 +128,8 @@ class StoreBase:
         except sqlite3.DatabaseError as exc:
             if is_busy(exc):
                 raise
+            if not _has_sqlite_header(self.path):  # some other file: not damage, not ours
+                raise LabError(f"{self.path} is not a run store ({exc})") from None
             fault = store_fault(exc, self.path)  # read-only, full, damaged: say which
             raise fault or LabError(f"{self.path} is not a run store ({exc})") from None
         if str(mode).lower() != "wal":
@@ -293,3 +295,14 @@ class StoreBase:
         if info is None:
             raise LabError(f"no run with id {run_id} in {self.path}")
         return info
+
+
+def _has_sqlite_header(path: Path) -> bool:
+    """Whether ``path`` starts with SQLite's 16-byte file header (or is empty or missing,
+    as a new store is): a file without it is some other file, not a damaged store."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(16)
+    except OSError:
+        return True
+    return not head or head == b"SQLite format 3\x00"

@@ -15,7 +15,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from app import auth, data, lesson_words, nav, session, words
+from app import auth, data, lesson_words, nav, session, tables, words
 from app.escape import md
 from app.views import train_table
 from mtl_core.accounts.quota import Limits
@@ -447,7 +447,7 @@ def _queue_body(was_active: bool) -> None:
     if not ordered:
         st.info("No runs yet. Queue one above, run the lesson, or upload a log.")
     else:
-        st.dataframe(
+        tables.show_table(
             queue_frame(ordered),
             hide_index=True,
             width="stretch",

@@ -34,6 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from mtl_core.config import RunConfig
+from mtl_core.lesson import workflow as lesson
 from mtl_core.lesson.headless import run_lesson
 from mtl_core.lesson.report import (
     NEGATIVE,
@@ -44,7 +45,6 @@ from mtl_core.lesson.report import (
     block_means,
     intended_picture,
 )
-from mtl_core.lesson import workflow as lesson
 
 RESULTS = Path(__file__).resolve().parent / "results" / "lesson_reliability.json"
 #: Today's lesson (before issue 11): knobs over the lesson scenario and its model and optimizer.

@@ -10,9 +10,9 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from app import captions, charts, data, nav, regroup, session, words
+from app import captions, charts, colours, data, nav, regroup, session, words
 from app.escape import md
-from app.figures import colours, heatmaps, lines
+from app.figures import heatmaps, lines
 from app.guard import show_error
 from mtl_core.store import RunInfo
 from mtl_core.text import units

@@ -27,10 +27,11 @@ from mtl_core.config import (
     OPTIMIZERS,
     SEQUENTIAL_PRESETS,
     RunConfig,
+    default_model_config,
     sequential_preset,
 )
 from mtl_core.errors import LabError
-from mtl_core.scenarios import default_model_config, list_scenarios
+from mtl_core.scenarios import list_scenarios
 
 POLL_S = 1.0
 MODE_HELP = {

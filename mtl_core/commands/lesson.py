@@ -34,8 +34,8 @@ def add_parser(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from mtl_core.lesson.headless import run_lesson
     from mtl_core.lesson import workflow as lesson
+    from mtl_core.lesson.headless import run_lesson
 
     if not 0.0 <= args.conflict <= 1.0:
         raise LabError(f"--conflict must be between 0 and 1, got {args.conflict}")

@@ -16,8 +16,8 @@ from typing import Any
 import numpy as np
 
 from mtl_core.events import MetricRow, parse_replica_metric
-from mtl_core.lesson.report import LessonResult, block_means, loss_intervals
 from mtl_core.lesson import workflow as lesson
+from mtl_core.lesson.report import LessonResult, block_means, loss_intervals
 
 
 def run_lesson(

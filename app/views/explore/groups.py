@@ -13,8 +13,8 @@ import pandas as pd
 import streamlit as st
 
 from app import captions, regroup, words
+from app.colours import group_colours
 from app.escape import md
-from app.figures.colours import group_colours
 from app.guard import show_error
 from app.views.explore.controls import GroupControls
 

@@ -20,7 +20,7 @@ import pandas as pd
 import streamlit as st
 
 from app import auth
-from app.figures.colours import robust_zmax
+from app.colours import robust_zmax
 from mtl_core.accounts.access import Actor
 from mtl_core.accounts.quota import Limits
 from mtl_core.errors import LabError

@@ -18,7 +18,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from app import auth, data
+from app import auth, data, tables
 from app.escape import md
 from app.guard import show_error
 from app.words import format_seconds
@@ -170,7 +170,7 @@ def _job_view(run_id: int, k: int, was_running: bool) -> None:
     elif status == "done":
         report = job.get("report") or {}
         df = report_frame(report)
-        st.dataframe(
+        tables.show_table(
             df,
             hide_index=True,
             width="stretch",

@@ -15,7 +15,7 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
-from app.figures.colours import run_colour
+from app.colours import run_colour
 from app.regroup import GroupResult
 from mtl_core.store import RunInfo
 from mtl_core.text.units import format_value, is_percent, unit_name

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mtl_core.errors import LabError
+from mtl_core.scenarios import get_scenario, model_section, resolve_knobs
 
 MODES = ("together", "groups", "single", "sequential")
 MEASURES = ("lookahead", "proximal", "cosine", "none")
@@ -246,8 +247,6 @@ class RunConfig:
         ``"affinity.measure"`` is given. Raises :class:`LabError` for an unknown scenario or
         knob, a bad value, or a combination that cannot train.
         """
-        from mtl_core.scenarios import default_model_config, get_scenario, resolve_knobs
-
         spec = get_scenario(scenario)
         base = cls(
             scenario=spec.name,
@@ -296,8 +295,6 @@ class RunConfig:
         if sections["affinity"]["measure"] in (None, "auto"):
             sections["affinity"]["measure"] = default_measure(sections["train"]["mode"])
         if knobs is not None:
-            from mtl_core.scenarios import get_scenario, resolve_knobs
-
             knobs = resolve_knobs(get_scenario(self.scenario), knobs)
         return RunConfig(
             scenario=self.scenario,
@@ -471,3 +468,9 @@ def group_indices(groups: tuple[tuple[str, ...], ...] | None, tasks: list[str]) 
             "every task needs a group; not covered: " + ", ".join(tasks[i] for i in sorted(missing))
         )
     return out
+
+
+def default_model_config(name: str) -> ModelConfig:
+    """The shipped scenario ``name``'s ``ModelConfig``: its JSON ``model`` section over the
+    global defaults. Raises LabError for an unknown scenario."""
+    return ModelConfig(**model_section(name))

@@ -9,7 +9,7 @@ import numpy as np
 import plotly.graph_objects as go
 
 from app import words
-from app.figures.colours import APPROACH_COLOURS
+from app.colours import APPROACH_COLOURS
 from app.figures.style import layout
 from mtl_core.lesson.report import Interval
 

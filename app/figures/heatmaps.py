@@ -12,7 +12,7 @@ import numpy as np
 import plotly.graph_objects as go
 
 from app import captions, words
-from app.figures.colours import DIVERGING, group_colours
+from app.colours import DIVERGING, group_colours
 from app.figures.escape import escape_figure, mark_escaped
 from app.figures.style import layout
 from mtl_core.series import sample_indices

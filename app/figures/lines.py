@@ -9,7 +9,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from app import words
-from app.figures.colours import RUN_COLOURS, task_colour
+from app.colours import RUN_COLOURS, task_colour
 from app.figures.style import layout
 from mtl_core.series import bucket_mean
 

@@ -13,7 +13,7 @@ import numpy as np
 import plotly.graph_objects as go
 
 from app import words
-from app.figures.colours import group_colours
+from app.colours import group_colours
 from app.figures.style import layout
 from mtl_core.series import sample_indices
 from mtl_core.types import Grouping

@@ -10,9 +10,9 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from app import captions, charts, data, nav, regroup, session, words
+from app import captions, charts, colours, data, nav, regroup, session, tables, words
 from app.escape import md
-from app.figures import colours, heatmaps, lines
+from app.figures import heatmaps, lines
 from app.guard import show_error
 from mtl_core.store import RunInfo
 from mtl_core.text import units
@@ -279,7 +279,7 @@ def _grouping_tab(infos: list[RunInfo], common: list[str]) -> None:
                 f"TAG value ({units.unit_name(measure)})": words.format_value(res.score, measure),
             }
         )
-    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
+    tables.show_table(pd.DataFrame(rows), hide_index=True, width="stretch")
     if len(groupings) >= 2:
         st.markdown(
             "**Agreement** (adjusted Rand index on the tasks both runs have: 1 = the "
@@ -299,7 +299,7 @@ def _grouping_tab(infos: list[RunInfo], common: list[str]) -> None:
                     else None,
                 }
             )  # no pairs to agree on: n/a
-        st.dataframe(
+        tables.show_table(
             pd.DataFrame(agree),
             hide_index=True,
             width="stretch",
@@ -347,4 +347,4 @@ def _config_tab(infos: list[RunInfo]) -> None:
             else "These runs have no config (uploaded logs without one)."
         )
         return
-    st.dataframe(df, hide_index=True, width="stretch")
+    tables.show_table(df, hide_index=True, width="stretch")

@@ -15,9 +15,9 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from app import charts, data, lesson_words, nav, regroup, session, words
+from app import auth, charts, colours, data, lesson_words, nav, regroup, session, words
 from app.escape import md
-from app.figures import approaches, colours, heatmaps
+from app.figures import approaches, heatmaps
 from app.guard import show_error
 from mtl_core.errors import LabError
 from mtl_core.lesson import workflow as lesson
@@ -115,7 +115,7 @@ def _knob_controls(specs: dict) -> None:
 def _trained_conflict(ids: LessonIds) -> float | None:
     """The conflict level the shown lesson was trained at (None if its run is gone)."""
     try:
-        cfg = data.get_store().get_run(ids.together).config or {}
+        cfg = data.get_run(ids.together).config or {}
     except LabError:
         return None
     value = (cfg.get("knobs") or {}).get("conflict")
@@ -128,7 +128,17 @@ def _current_ids() -> LessonIds | None:
         text = session.qp_get("lesson")
         if text:
             st.session_state[KEY] = text
-    return LessonIds.from_query(text)
+    ids = LessonIds.from_query(text)
+    if ids is None:
+        return None
+    try:  # every id, from the URL or the session, goes through the visibility rule
+        for run_id in ids.ids():
+            data.get_run(run_id)
+    except LabError as exc:
+        st.session_state.pop(KEY, None)
+        show_error(exc)
+        return None
+    return ids
 
 
 def _set_ids(ids: LessonIds) -> None:
@@ -146,8 +156,7 @@ def _live(ids_text: str) -> None:
 
 
 def _is_active(ids: LessonIds) -> bool:
-    store = data.get_store()
-    infos = [store.get_run(i) for i in ids.ids()]
+    infos = [data.get_run(i) for i in ids.ids()]
     return ids.groups is None or any(i.is_active for i in infos)
 
 
@@ -158,7 +167,7 @@ def _live_body(was_active: bool) -> None:
     store = data.get_store()
     _follow_groups(store, ids)
     infos = {
-        k: store.get_run(getattr(ids, k)) for k in lesson.APPROACHES if getattr(ids, k) is not None
+        k: data.get_run(getattr(ids, k)) for k in lesson.APPROACHES if getattr(ids, k) is not None
     }
     _conflict_header(ids)
     _status_row(infos)
@@ -207,8 +216,14 @@ def _live_body(was_active: bool) -> None:
 
 
 def _follow_groups(store, ids: LessonIds) -> None:
-    """Start the grouped run when its groups can be picked (TAG), and keep its id."""
+    """Start the grouped run when its groups can be picked (TAG), and keep its id.
+
+    Only the together run's owner (or anyone, for an unowned run where the deployment lets
+    anyone change it) starts it: a visitor following a shared link never queues a run."""
     before = ids.groups
+    together = data.get_run(ids.together)
+    if not (auth.is_mine(together) or (together.owner is None and auth.may_change(together))):
+        return
     try:
         lesson.maybe_start_groups(data.get_runner(), store, ids)
     except Exception as exc:  # a failed selection must not stop the live view

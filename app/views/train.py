@@ -15,7 +15,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from app import auth, data, lesson_words, nav, session, words
+from app import auth, data, lesson_words, nav, session, tables, words
 from app.escape import md
 from app.views import train_table
 from mtl_core.accounts.quota import Limits
@@ -27,10 +27,11 @@ from mtl_core.config import (
     OPTIMIZERS,
     SEQUENTIAL_PRESETS,
     RunConfig,
+    default_model_config,
     sequential_preset,
 )
 from mtl_core.errors import LabError
-from mtl_core.scenarios import default_model_config, list_scenarios
+from mtl_core.scenarios import list_scenarios
 
 POLL_S = 1.0
 MODE_HELP = {
@@ -446,7 +447,7 @@ def _queue_body(was_active: bool) -> None:
     if not ordered:
         st.info("No runs yet. Queue one above, run the lesson, or upload a log.")
     else:
-        st.dataframe(
+        tables.show_table(
             queue_frame(ordered),
             hide_index=True,
             width="stretch",

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from app import auth, captions, charts, data, nav, session, words
+from app import auth, captions, charts, data, nav, session, tables, words
 from app.escape import md
 from app.guard import show_error
 from app.views import upload_controls as controls
@@ -144,7 +144,7 @@ def _preview(f) -> ParsedRun | None:
         st.error(md(error), icon=":material/error:")
         return None
     chosen = controls.measure(f.file_id, parsed)
-    st.dataframe(preview_frame(chosen or parsed), hide_index=True, width="stretch")
+    tables.show_table(preview_frame(chosen or parsed), hide_index=True, width="stretch")
     for text in parsed.warnings():  # what the reader left out or assumed, as the CLI says
         st.warning(md(text), icon=":material/warning:")
     return chosen

@@ -25,6 +25,7 @@ COMMAND_MODULES = (
     "mtl_core.commands.train",
     "mtl_core.commands.group",
     "mtl_core.commands.evaluate",
+    "mtl_core.commands.select",
     "mtl_core.commands.runs",
     "mtl_core.commands.lesson",
 )
@@ -108,7 +109,30 @@ def _main(argv: list[str] | None) -> int:
         sys.stderr.write(f"error: {one_line(where + (exc.strerror or str(exc)))}\n")
         return 2
     except Exception:  # a bug: the traceback is for the report, its text escaped like the rest
+        damage = _store_damage(args)
+        if damage is not None:  # ... unless the store is damaged: that is the cause to report
+            sys.stderr.write(f"error: {one_line(damage)}\n")
+            return 2
         import traceback
 
         traceback.print_exc()
         return 1
+
+
+def _store_damage(args: argparse.Namespace) -> str | None:
+    """The damage message of the command's store (``--store``, else the default) when its
+    file fails SQLite's ``quick_check``; None when it is sound, absent or cannot be checked."""
+    from mtl_core.store import Store
+    from mtl_core.store.base import default_store_path
+    from mtl_core.store.faults import StoreFault
+
+    path = getattr(args, "store", None) or default_store_path()
+    try:
+        if not Path(path).is_file():
+            return None
+        Store(path).check()
+    except StoreFault as exc:
+        return str(exc) if exc.kind == "damaged" else None
+    except Exception:
+        return None
+    return None

@@ -10,10 +10,12 @@ import argparse
 import json
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from mtl_core.commands.group import add_read_options, warn
 from mtl_core.errors import LabError
+from mtl_core.runfile.units import UNIT_HELP, convert_affinity, impossible_count
 from mtl_core.store import RunInfo, Store
 
 STORE_HELP = "run store file (default: $MTL_LAB_STORE, else ./.lab/store.sqlite)"
@@ -39,6 +41,7 @@ def add_parsers(sub) -> None:
         default=None,
         help="the measure of a file that names none (default: lookahead), e.g. proximal",
     )
+    p.add_argument("--unit", default=None, help=UNIT_HELP)
     add_read_options(p)
     p.set_defaults(func=run_import)
 
@@ -59,7 +62,8 @@ def _store(args: argparse.Namespace) -> Store:
 
 
 def run_runs(args: argparse.Namespace) -> int:
-    """Print the store's runs, oldest first."""
+    """Print the store's runs, oldest first, then check the file (``quick_check``): a
+    damaged store lists what still reads and fails with the damage and the recovery step."""
     store = _store(args)
     runs = store.list_runs()
     if getattr(args, "json", False):
@@ -67,11 +71,12 @@ def run_runs(args: argparse.Namespace) -> int:
             d = r.to_dict()
             d.pop("config"), d.pop("error_detail")
             print(json.dumps(d))
-        return 0
-    if not runs:
+    elif not runs:
         print(f"no runs in {store.path}")
-        return 0
-    print(format_runs(runs))
+    else:
+        print(format_runs(runs))
+    sys.stdout.flush()
+    store.check()  # StoreFault (one line, exit 2) when the file is damaged
     return 0
 
 
@@ -101,8 +106,12 @@ def run_import(args: argparse.Namespace) -> int:
 
     path = Path(args.file)
     parsed = read_run_file(path, rows=args.rows, measure=args.measure, tag_pattern=args.tag_pattern)
+    parsed = replace(parsed, affinity=convert_affinity(parsed.affinity, args.unit))
     for text in parsed.warnings():
         warn(text)
+    n_bad, bad_text = impossible_count(parsed.affinity)
+    if n_bad:
+        warn(bad_text)
     if parsed.measure_assumed:
         warn("the file names no measure: imported as lookahead (say another with --measure)")
     name = args.name or str(parsed.meta.get("name") or "") or path.name

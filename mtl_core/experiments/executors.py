@@ -24,6 +24,7 @@ from typing import Any, Protocol, TypeVar
 
 from mtl_core.errors import LabError
 from mtl_core.experiments.spec import default_workers
+from mtl_core.runner.procs import exit_with_parent
 
 J = TypeVar("J")
 R = TypeVar("R")
@@ -165,7 +166,9 @@ class LocalProcessExecutor:
     """Local worker processes: a ``ProcessPoolExecutor`` with the ``spawn`` start method
     (safe with torch and threads), ``workers`` processes (default min(4, CPUs)).
 
-    Use as a context manager so the workers start once for all phases; ``map`` outside a
+    A worker ends by itself within a second of this process's death (SIGKILL included;
+    :func:`~mtl_core.runner.procs.exit_with_parent`). Use as a context manager so the
+    workers start once for all phases; ``map`` outside a
     ``with`` starts and stops a pool for that call.
     """
 
@@ -175,7 +178,9 @@ class LocalProcessExecutor:
 
     def __enter__(self) -> LocalProcessExecutor:
         ctx = multiprocessing.get_context("spawn")
-        self._pool = cf.ProcessPoolExecutor(max_workers=self.workers, mp_context=ctx)
+        self._pool = cf.ProcessPoolExecutor(
+            max_workers=self.workers, mp_context=ctx, initializer=exit_with_parent
+        )
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -15,6 +15,7 @@ from mtl_core.runfile.long import first_seen
 from mtl_core.runfile.messages import Locate
 from mtl_core.runfile.report import ReadOptions
 from mtl_core.runfile.schema import AFFINITY_NAMES
+from mtl_core.runfile.trackers import read_step_columns
 from mtl_core.runfile.validate import known_names, validate_affinity
 from mtl_core.runfile.wide import read_wide
 
@@ -49,6 +50,10 @@ def read_affinity(
     LabError
         From the layout's reader, naming row and column.
     """
+    steps = read_step_columns(cols, name, options)
+    if steps is not None:
+        aff = validate_affinity(steps, _cell_locate, name, tasks, measure=options.measure)
+        return aff, first_seen(aff["source"], aff["target"])
     cols = known_names(cols, AFFINITY_NAMES, name)
     wide = read_wide(cols, locate, name, tasks, rows=options.rows, measure=options.measure)
     if wide is not None:
@@ -60,3 +65,7 @@ def read_affinity(
         )
     aff = validate_affinity(cols, locate, name, tasks, measure=options.measure)
     return aff, first_seen(aff["source"], aff["target"])
+
+
+def _cell_locate(i: int) -> str:
+    return f"logged cell {i + 1}"

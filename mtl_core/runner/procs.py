@@ -11,6 +11,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -184,6 +185,30 @@ def watch_parent(poll_s: float = 1.0) -> bool:
     return True
 
 
+def exit_with_parent(poll_s: float = 0.5) -> None:
+    """Initializer of a pool's worker process (``ProcessPoolExecutor(initializer=...)``):
+    end this process (``os._exit(3)``) within ``poll_s`` seconds of its parent's death.
+
+    For workers that only run jobs handed to them (nothing to record on the way out): a
+    daemon thread checks whether this process was re-parented (``os.getppid()`` changed),
+    portable and not fooled by the parent's starting thread ending, as the kernel's
+    parent-death signal would be. No-op outside a ``multiprocessing`` child.
+    """
+    import multiprocessing as mp
+
+    parent = mp.parent_process()
+    if parent is None:
+        return
+    parent_pid = parent.pid
+
+    def poll() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(poll_s)
+        os._exit(3)
+
+    threading.Thread(target=poll, name="mtl-lab-pool-parent-watch", daemon=True).start()
+
+
 def _set_parent_death_signal(sig: int) -> None:
     """Linux: ask the kernel to send ``sig`` when the parent dies (no-op elsewhere)."""
     if not sys.platform.startswith("linux"):
@@ -203,6 +228,7 @@ __all__ = [
     "ParentGone",
     "default_max_workers",
     "describe_exit",
+    "exit_with_parent",
     "pid_alive",
     "prepare_process",
     "stop_process",

@@ -8,10 +8,10 @@ shared split; ``synthetic``, ``digits`` and ``table`` (the ``csv`` scenario) bui
 from mtl_core.scenarios.dataset import SPLIT_FRACTIONS, Dataset
 from mtl_core.scenarios.registry import (
     Scenario,
-    default_model_config,
     get_scenario,
     list_scenarios,
     load_dataset,
+    model_section,
     resolve_knobs,
 )
 
@@ -19,7 +19,7 @@ __all__ = [
     "SPLIT_FRACTIONS",
     "Dataset",
     "Scenario",
-    "default_model_config",
+    "model_section",
     "get_scenario",
     "list_scenarios",
     "load_dataset",

@@ -72,15 +72,14 @@ def get_scenario(name: str) -> Scenario:
     return scenarios[name]
 
 
-def default_model_config(name: str):
-    """The scenario's ``ModelConfig`` (its JSON ``model`` section over the global defaults)."""
-    from mtl_core.config import ModelConfig
-
+def model_section(name: str) -> dict[str, Any]:
+    """The scenario's JSON ``model`` section (hidden widths and channels as tuples); the
+    ``ModelConfig`` built from it is :func:`mtl_core.config.default_model_config`."""
     m = dict(get_scenario(name).model)
     for key in ("hidden", "channels"):
         if key in m:
             m[key] = tuple(int(v) for v in m[key])
-    return ModelConfig(**m)
+    return m
 
 
 def resolve_knobs(scenario: Scenario, overrides: dict[str, Any]) -> dict[str, Any]:

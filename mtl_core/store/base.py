@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Any, Self, TypeVar
 
 from mtl_core.errors import LabError
-from mtl_core.store.faults import check_integrity, store_fault
-from mtl_core.store.migrations import migrate
+from mtl_core.store.faults import check_every_s, check_integrity, store_fault
+from mtl_core.store.migrations import MIGRATIONS, migrate, schema_version
 from mtl_core.store.records import RunInfo, load_run
 
 T = TypeVar("T")
@@ -38,6 +38,24 @@ def is_busy(exc: BaseException) -> bool:
     """Whether an SQLite error means "another connection holds the lock" (worth retrying)."""
     msg = str(exc).lower()
     return "locked" in msg or "busy" in msg
+
+
+def read_only_mode(path: Path) -> str | None:
+    """How to open an existing store that cannot be written, as SQLite URI parameters:
+    ``mode=ro`` for a read-only file in a writable folder (SQLite can still add its
+    ``-shm`` file for WAL), ``mode=ro&immutable=1`` for a read-only folder or file system
+    (nothing can change the file there); None for a writable store or one that does not
+    exist yet (it is created)."""
+    try:
+        if not path.is_file():
+            return None
+    except OSError:
+        return None
+    if not os.access(path.parent, os.W_OK):
+        return "mode=ro&immutable=1"
+    if not os.access(path, os.W_OK):
+        return "mode=ro"
+    return None
 
 
 class StoreBase:
@@ -73,21 +91,30 @@ class StoreBase:
         con = getattr(self._local, "con", None)
         if con is not None and getattr(self._local, "pid", None) == os.getpid():
             return con
+        mode = read_only_mode(self.path)
+        if mode is None:
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                msg = f"cannot create the run store folder {self.path.parent}: {exc}"
+                raise LabError(msg) from None
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            msg = f"cannot create the run store folder {self.path.parent}: {exc}"
-            raise LabError(msg) from None
-        try:
+            target: str | Path = self.path
+            if mode is not None:  # a read-only file or folder: open it for reading only
+                target = f"{self.path.resolve().as_uri()}?{mode}"
             con = sqlite3.connect(
-                self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
+                target,
+                timeout=BUSY_TIMEOUT_S,
+                isolation_level=None,
+                check_same_thread=False,
+                uri=mode is not None,
             )
         except sqlite3.Error as exc:
             raise LabError(f"cannot open the run store {self.path}: {exc}") from None
         con.row_factory = sqlite3.Row  # rows by column name (a Row still indexes and unpacks)
-        self._retry(lambda: self._setup(con))
+        self._retry(lambda: self._setup_read_only(con) if mode else self._setup(con))
         self._local.con, self._local.pid = con, os.getpid()
-        self._local.checked = False
+        self._local.checked_at = None
         return con
 
     def _setup(self, con: sqlite3.Connection) -> None:
@@ -101,12 +128,54 @@ class StoreBase:
         except sqlite3.DatabaseError as exc:
             if is_busy(exc):
                 raise
+            if not _has_sqlite_header(self.path):  # some other file: not damage, not ours
+                raise LabError(f"{self.path} is not a run store ({exc})") from None
             fault = store_fault(exc, self.path)  # read-only, full, damaged: say which
             raise fault or LabError(f"{self.path} is not a run store ({exc})") from None
         if str(mode).lower() != "wal":
             raise LabError(f"cannot switch the run store {self.path} to WAL mode (got {mode})")
         con.execute("PRAGMA synchronous = NORMAL")  # WAL + NORMAL: durable at checkpoints
         migrate(con, self.path)
+
+    def _check_from_disk(self) -> None:
+        """``quick_check`` on a new connection: this thread's may answer from its page cache,
+        which does not see the file changed behind SQLite's back (a bad disk, a stray write)."""
+        mode = read_only_mode(self.path) or "mode=ro"
+        con = sqlite3.connect(f"{self.path.resolve().as_uri()}?{mode}", uri=True)
+        try:
+            con.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
+            check_integrity(con, self.path, force=True)
+        finally:
+            con.close()
+
+    def check(self) -> None:
+        """Run SQLite's ``quick_check`` on the file now (a linear scan; about 0.5 s per
+        100 MB). Raises a ``damaged`` :class:`~mtl_core.store.faults.StoreFault` naming
+        the first problem and the recovery step; returns None for a sound file."""
+        self._con()  # opens (and for a new file, creates) the store
+        self._retry(self._check_from_disk)
+
+    def _setup_read_only(self, con: sqlite3.Connection) -> None:
+        """A store opened for reading: no WAL switch, no migration (it cannot be written),
+        so its schema must be this version's."""
+        con.execute("PRAGMA foreign_keys = ON")
+        con.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
+        try:
+            version = schema_version(con)
+            con.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchall()
+        except sqlite3.DatabaseError as exc:
+            if is_busy(exc):
+                raise
+            fault = store_fault(exc, self.path)
+            if fault is not None and fault.kind != "readonly":
+                raise fault from None
+            raise LabError(f"{self.path} is not a run store ({exc})") from None
+        if version != len(MIGRATIONS):
+            raise LabError(
+                f"the run store {self.path} is read-only and has schema version {version}, "
+                f"not this version's {len(MIGRATIONS)}; open it once where it is writable "
+                "(or a writable copy) to update it"
+            )
 
     def close(self) -> None:
         """Close this thread's connection (others close when their threads end)."""
@@ -147,10 +216,16 @@ class StoreBase:
         con = self._con()
         if con.in_transaction:
             raise RuntimeError("write inside snapshot(): reads only there")
-        if not getattr(self._local, "checked", False):
-            # never write into a damaged file: quick_check once per file and process
+        # never write into a damaged file: quick_check once per file and process, and again
+        # every check_every_s() while this connection keeps writing (a long run)
+        last = getattr(self._local, "checked_at", None)
+        now = time.monotonic()
+        if last is None:
             self._retry(lambda: check_integrity(con, self.path))
-            self._local.checked = True
+            self._local.checked_at = now
+        elif now - last >= check_every_s():
+            self._retry(self._check_from_disk)
+            self._local.checked_at = now
 
         def attempt() -> T:
             con.execute("BEGIN IMMEDIATE")
@@ -169,7 +244,8 @@ class StoreBase:
         """Run ``fn`` inside one read transaction (or the enclosing ``snapshot()``)."""
         con = self._con()
         if con.in_transaction:
-            return fn(con)
+            with self._faults():
+                return fn(con)
 
         def attempt() -> T:
             con.execute("BEGIN")
@@ -192,10 +268,24 @@ class StoreBase:
         # a deferred read transaction takes its snapshot at the first read; do one now
         self._retry(lambda: con.execute("SELECT 1 FROM runs LIMIT 1").fetchall())
         try:
-            yield self
+            with self._faults():
+                yield self
         finally:
             if con.in_transaction:
-                con.execute("COMMIT")
+                with self._faults():
+                    con.execute("COMMIT")
+
+    @contextmanager
+    def _faults(self) -> Iterator[None]:
+        """Raise a fault of the file met inside the block (a damaged page read in a
+        ``snapshot()``, ...) as its :class:`~mtl_core.store.faults.StoreFault`."""
+        try:
+            yield
+        except sqlite3.DatabaseError as exc:
+            fault = store_fault(exc, self.path)
+            if fault is None:
+                raise
+            raise fault from None
 
     # ------------------------------------------------------------------ shared by the parts
 
@@ -205,3 +295,14 @@ class StoreBase:
         if info is None:
             raise LabError(f"no run with id {run_id} in {self.path}")
         return info
+
+
+def _has_sqlite_header(path: Path) -> bool:
+    """Whether ``path`` starts with SQLite's 16-byte file header (or is empty or missing,
+    as a new store is): a file without it is some other file, not a damaged store."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(16)
+    except OSError:
+        return True
+    return not head or head == b"SQLite format 3\x00"

@@ -10,7 +10,10 @@ are not faults of the file and stay as they are.
 
 Before the first write to a store in a process, :func:`check_integrity` runs SQLite's
 ``PRAGMA quick_check`` (a linear scan, much cheaper than ``integrity_check``), so a damaged
-file is refused before anything is written into it.
+file is refused before anything is written into it; a connection that keeps writing (a
+long training run) checks again every :func:`check_every_s` seconds, so damage done during a
+run stops its writes within that time. A write or read that meets a damaged page
+(``SQLITE_CORRUPT``, ``SQLITE_NOTADB``) is a ``damaged`` :class:`StoreFault` at once.
 """
 
 from __future__ import annotations
@@ -51,7 +54,9 @@ def fault_kind(exc: BaseException) -> str | None:
         return "full"
     if name.startswith("SQLITE_READONLY") or "readonly database" in msg:
         return "readonly"
-    if name.startswith("SQLITE_CORRUPT") or "malformed" in msg:
+    if name.startswith(("SQLITE_CORRUPT", "SQLITE_NOTADB")) or "malformed" in msg:
+        return "damaged"
+    if "could not decode to utf-8" in msg:  # the store only writes str: a damaged page
         return "damaged"
     if name.startswith("SQLITE_IOERR") or "disk i/o error" in msg:
         return "io"
@@ -111,8 +116,24 @@ _checked: set[tuple[str, int, int]] = set()
 _checked_lock = threading.Lock()
 
 
-def check_integrity(con: sqlite3.Connection, path: Path) -> None:
-    """Refuse a damaged store (``PRAGMA quick_check``), once per file per process.
+#: Environment variable: seconds between the integrity checks of a connection that keeps
+#: writing (default :data:`CHECK_EVERY_S`; 0 = before every write).
+CHECK_ENV = "MTL_LAB_STORE_CHECK_S"
+CHECK_EVERY_S = 30.0
+
+
+def check_every_s() -> float:
+    """Seconds between integrity checks while a connection keeps writing
+    (``$MTL_LAB_STORE_CHECK_S``, default 30; a value that is not a number is ignored)."""
+    try:
+        return max(0.0, float(os.environ.get(CHECK_ENV, "")))
+    except ValueError:
+        return CHECK_EVERY_S
+
+
+def check_integrity(con: sqlite3.Connection, path: Path, *, force: bool = False) -> None:
+    """Refuse a damaged store (``PRAGMA quick_check``), once per file per process (every
+    time with ``force``: the periodic check of a long run).
 
     Raises
     ------
@@ -124,7 +145,7 @@ def check_integrity(con: sqlite3.Connection, path: Path) -> None:
     if key is None:
         return  # not a plain file (or gone): SQLite itself will say what is wrong
     with _checked_lock:
-        if key in _checked:
+        if key in _checked and not force:
             return
     try:
         rows = con.execute("PRAGMA quick_check(5)").fetchall()
@@ -141,6 +162,8 @@ def check_integrity(con: sqlite3.Connection, path: Path) -> None:
     ]
     if problems:
         more = f" and {len(problems) - 1} more" if len(problems) > 1 else ""
+        with _checked_lock:
+            _checked.discard(key)
         raise StoreFault(
             f"the run store {path} is damaged (integrity check: {problems[0]}{more}); "
             f"nothing was changed; {recover_hint(path)}",
@@ -174,8 +197,11 @@ def _key(path: Path) -> tuple[str, int, int] | None:
 
 
 __all__ = [
+    "CHECK_ENV",
+    "CHECK_EVERY_S",
     "KINDS",
     "StoreFault",
+    "check_every_s",
     "check_integrity",
     "fault_kind",
     "forget_checks",

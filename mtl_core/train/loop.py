@@ -24,16 +24,14 @@ The loop writes no files: callers (CLI, runner) persist what ``on_step`` receive
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-from mtl_core.config import OptimConfig, RunConfig, group_indices
-from mtl_core.errors import DivergedError, LabError
+from mtl_core.config import RunConfig
 from mtl_core.events import MetricRow, StepEvent
 from mtl_core.scenarios import Dataset, load_dataset
 from mtl_core.train.affinity import (
@@ -42,40 +40,18 @@ from mtl_core.train.affinity import (
     lookahead_from_grads,
     per_task_grads,
 )
+from mtl_core.train.common import (
+    TRAIN_EVAL_CAP,
+    TrainResult,
+    check_finite,
+    make_optimizer,
+    minibatches,
+    network_groups,
+    resolve_device,
+)
 from mtl_core.train.models import MultiTaskNet, count_parameters, task_losses
 
 OnStep = Callable[[StepEvent], None]
-TRAIN_EVAL_CAP = 2048  # rows of the train split used for the "train" metrics
-
-
-def resolve_device(name: str) -> torch.device:
-    """``auto`` -> CUDA when available, else CPU; asking for CUDA without a GPU is a user error."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise LabError("--device cuda was asked for but no CUDA GPU is available; use auto or cpu")
-    return torch.device(name)
-
-
-@dataclass
-class TrainResult:
-    """What a finished run hands back (everything also went through ``on_step``)."""
-
-    tasks: list[str]
-    task_types: list[str]
-    metrics: list[MetricRow]
-    mean_affinity: dict[str, np.ndarray]
-    served_by: dict[str, int]
-    groups: list[list[str]]
-    parameters: int
-    seconds: float
-    device: str
-    steps: int
-    info: dict = field(default_factory=dict)
-
-    def loss(self, split: str = "test") -> dict[str, float]:
-        """Final per-task loss on ``split`` (from each task's serving network)."""
-        return {m.task: m.value for m in self.metrics if m.split == split and m.metric == "loss"}
 
 
 @dataclass
@@ -84,47 +60,6 @@ class _Net:
     model: MultiTaskNet
     opt: torch.optim.Optimizer
     binary: torch.Tensor
-
-
-def make_optimizer(params, cfg: OptimConfig) -> torch.optim.Optimizer:
-    if cfg.name == "sgd":
-        return torch.optim.SGD(
-            params, lr=cfg.learning_rate, momentum=cfg.momentum, weight_decay=cfg.weight_decay
-        )
-    return torch.optim.Adam(
-        params, lr=cfg.learning_rate, betas=cfg.betas, eps=cfg.eps, weight_decay=cfg.weight_decay
-    )
-
-
-def network_groups(cfg: RunConfig, tasks: list[str]) -> list[list[int]]:
-    """Task indices of each network the mode trains."""
-    mode = cfg.train.mode
-    if mode in ("together", "sequential"):
-        return [list(range(len(tasks)))]
-    if mode == "single":
-        return [[i] for i in range(len(tasks))]
-    return group_indices(cfg.train.groups, tasks)
-
-
-def minibatches(n: int, batch_size: int, gen: np.random.Generator):
-    """Endless shuffled minibatch indices (epochs without replacement)."""
-    bs = min(batch_size, n)
-    while True:
-        perm = gen.permutation(n)
-        for s in range(0, n - bs + 1, bs):
-            yield perm[s : s + bs]
-
-
-def _check_finite(losses: torch.Tensor, tasks: list[str], idx: list[int], step: int) -> None:
-    losses = losses.detach()
-    bad = ~torch.isfinite(losses)
-    if bool(bad.any()):
-        i = int(torch.nonzero(bad)[0])
-        what = "NaN" if math.isnan(float(losses[i])) else "infinite"
-        raise DivergedError(
-            f"loss became {what} at step {step} on task {tasks[idx[i]]}; "
-            "try a smaller learning rate"
-        )
 
 
 @torch.no_grad()
@@ -206,7 +141,7 @@ def train(cfg: RunConfig, on_step: OnStep | None = None) -> TrainResult:
             model, opt = net.model, net.opt
             out = model(xb)
             losses = task_losses(out, y, net.binary)
-            _check_finite(losses, tasks, net.tasks, step)
+            check_finite(losses, tasks, net.tasks, step)
             if measure_now and len(net.tasks) == n:
                 affinity[measure] = _measure(measure, net, (xb, y), losses)
             if seq is not None:
@@ -354,7 +289,7 @@ class _Sequential:
             # group's forward doubles as this measurement, saving one forward per group).
             with torch.set_grad_enabled(not last), frozen_norm_stats(net.model):
                 current = task_losses(net.model(x), y, net.binary)
-            _check_finite(current.detach(), tasks, net.tasks, step)
+            check_finite(current.detach(), tasks, net.tasks, step)
             change = 1.0 - current.detach() / before.clamp_min(1e-12)
             prox[g, :] = change.cpu().numpy() / (len(g) if self.normalise else 1)
         self.ema = prox if self.ema is None else self.beta * self.ema + (1 - self.beta) * prox

@@ -33,6 +33,14 @@ from mtl_core.errors import DivergedError, LabError
 from mtl_core.events import MetricRow, StepEvent, replica_metric
 from mtl_core.scenarios import load_dataset
 from mtl_core.train.affinity import per_task_grads
+from mtl_core.train.common import (
+    TRAIN_EVAL_CAP,
+    TrainResult,
+    make_optimizer,
+    minibatches,
+    network_groups,
+    resolve_device,
+)
 from mtl_core.train.models import SHARED_PREFIX
 from mtl_core.train.optim_step import simulated_updates
 
@@ -124,14 +132,6 @@ def train_replicas(cfg: RunConfig, on_step=None):
     per-replica held-out loss as ``"loss:r<k>"`` metrics) and returns its ``TrainResult``.
     Raises LabError for an unsupported config and DivergedError when a loss is NaN/inf.
     """
-    from mtl_core.train.loop import (
-        TRAIN_EVAL_CAP,
-        TrainResult,
-        make_optimizer,
-        minibatches,
-        network_groups,
-        resolve_device,
-    )
 
     t0 = time.perf_counter()
     ds = load_dataset(cfg.scenario, cfg.knobs)

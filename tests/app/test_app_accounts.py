@@ -120,3 +120,20 @@ def test_train_form_limits_come_from_the_settings(tmp_path, monkeypatch):
     at.selectbox(key="train_scenario").set_value("csv").run()
     assert at.file_uploader(key="train_table_file") is not None
     assert not [t for t in at.text_input if "path" in (t.key or "")]
+
+
+def test_learn_link_to_a_private_lesson_shows_nothing_and_queues_nothing(tmp_path, monkeypatch):
+    """Issue 23.1: ``/learn?lesson=<another user's private run>,,`` neither shows that run
+    (its name, tasks or heatmap) nor queues a grouped run as the visitor."""
+    store = Store(tmp_path / "s.sqlite")
+    private = seed_run(store, name="secret-lesson-of-a")
+    store.set_owner(private, "browser:a")
+    before = {r.id for r in store.list_runs()}
+    at = open_app("learn", store.path, monkeypatch, query={"lesson": f"{private},,"})
+    at.secrets["lab"] = {"visibility": "private"}
+    at.run()
+    assert not at.exception
+    page = " ".join(shown(e.value) for e in [*at.markdown, *at.caption, *at.info, *at.error])
+    assert "secret-lesson-of-a" not in page
+    assert f"no run with id {private} here" in page
+    assert {r.id for r in store.list_runs()} == before  # viewing submitted nothing

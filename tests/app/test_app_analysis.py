@@ -11,8 +11,8 @@ import sys
 import numpy as np
 import pytest
 
-from app import lesson_words, regroup
-from app.figures import colours, heatmaps
+from app import colours, lesson_words, regroup
+from app.figures import heatmaps
 from mtl_core.lesson.report import Interval
 
 

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from app import captions, charts, regroup
+from app.colours import GROUP_COLOURS, group_colours
 from app.figures import heatmaps, timeline
-from app.figures.colours import GROUP_COLOURS, group_colours
 from app.views.explore.groups import coloured, groups_frame
 
 

@@ -8,9 +8,8 @@ import argparse
 import pytest
 
 from mtl_core.commands.train import add_parser, config_from_args
-from mtl_core.config import ModelConfig, RunConfig, parse_groups, parse_ints
+from mtl_core.config import ModelConfig, RunConfig, default_model_config, parse_groups, parse_ints
 from mtl_core.errors import LabError
-from mtl_core.scenarios import default_model_config
 
 
 def test_scenario_defaults_then_overrides():

@@ -14,6 +14,7 @@ import sys
 import numpy as np
 import pytest
 
+from mtl_core.config import default_model_config
 from mtl_core.errors import LabError
 from mtl_core.experiments import (
     EvalSpec,
@@ -28,7 +29,6 @@ from mtl_core.experiments import (
     write_report,
 )
 from mtl_core.grouping import TAGGrouper, tag_value
-from mtl_core.scenarios import default_model_config
 
 KNOBS = {"tasks": 4, "clusters": 2, "samples": 200}
 

@@ -133,7 +133,7 @@ def test_csv_scenario_requires_a_table():
 
 
 def test_lesson_scenario_ships_its_narrow_model():
-    from mtl_core.scenarios import default_model_config
+    from mtl_core.config import default_model_config
 
     lesson = default_model_config("lesson")
     assert lesson.hidden == (32, 1) and lesson.linear_bottleneck and lesson.head_scale == 0.1

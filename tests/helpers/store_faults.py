@@ -175,3 +175,16 @@ def as_unprivileged(fn: Callable[[], Any]) -> Any:
     if kind == "raised":
         raise value
     return value
+
+
+def damage_page(path: Path, page: int, size: int = 8192) -> None:
+    """Overwrite page ``page`` (0-based, of ``size`` bytes) of the SQLite file at ``path``
+    with a fixed byte pattern, in place (the same file, as a bad disk or a stray write
+    would), after moving the WAL's pages into it."""
+    con = sqlite3.connect(path)
+    con.execute("PRAGMA busy_timeout = 10000")
+    con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    con.close()
+    with open(path, "r+b") as f:
+        f.seek(page * size)
+        f.write(bytes(range(256)) * (size // 256))

@@ -12,9 +12,9 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from app import captions, regroup, words
+from app import captions, regroup, tables, words
+from app.colours import group_colours
 from app.escape import md
-from app.figures.colours import group_colours
 from app.guard import show_error
 from app.views.explore.controls import GroupControls
 
@@ -155,7 +155,7 @@ def groups_panel(
                 icon=":material/account_tree:",
             )
     st.markdown(md(words.format_grouping(result.groups)))
-    st.dataframe(
+    tables.show_table(
         coloured(groups_frame(result, M, tasks, measure), result.groups),
         hide_index=True,
         width="stretch",

@@ -9,9 +9,9 @@ import streamlit as st
 
 from app import captions, data, regroup, session, words
 from app.charts import chart_with_export
+from app.colours import group_colours, run_colour
 from app.escape import md
 from app.figures import heatmaps, lines, timeline
-from app.figures.colours import group_colours, run_colour
 from app.guard import show_error
 from app.views.explore.controls import GroupControls, ViewControls
 from mtl_core.store import RunInfo

@@ -1,0 +1,1 @@
+"""Measured ground-truth tables: readers, exact selection, estimators (docs/grouping.md)."""

@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from mtl_core.errors import LabError
-from mtl_core.runfile.bounds import CELLS_VARIABLE, check_tasks_count, max_cells
+from mtl_core.runfile.bounds import CELLS_VARIABLE, check_table_cells, max_cells
 from mtl_core.runfile.encoding import decode_text
 from mtl_core.runfile.schema import max_file_bytes
 
@@ -137,13 +137,7 @@ def _number(cell: str, name: str, line: int, col: int) -> float:
 
 
 def _check_size(networks: int, n: int, name: str) -> None:
-    check_tasks_count(n, name)
-    limit = max_cells()
-    if limit is not None and networks * n > limit:
-        raise LabError(
-            f"{name}: {networks:,} networks x {n:,} tasks = {networks * n:,} cells, over the "
-            f"limit of {limit:,} (raise it with {CELLS_VARIABLE})"
-        )
+    check_table_cells(networks, n, name, words=("networks", "tasks", "cells"))
 
 
 def task_names(tasks: list[str] | None, n: int, name: str) -> list[str]:

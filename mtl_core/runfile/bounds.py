@@ -174,18 +174,26 @@ def check_json_size(data: bytes, name: str) -> None:
         )
 
 
-def check_table_cells(rows: int, columns: int, name: str) -> None:
+def check_table_cells(
+    rows: int,
+    columns: int,
+    name: str,
+    *,
+    words: tuple[str, str, str] = ("rows", "columns", "matrix cells"),
+) -> None:
     """Refuse a table of ``rows x columns`` cells to be built from a sparser source (a JSON
-    object of objects) over :func:`max_cells`, or with more task columns than
-    :func:`max_tasks`.
+    object of objects, a ground-truth table's networks x tasks) over :func:`max_cells`, or
+    with more task columns than :func:`max_tasks`. ``words`` name the rows, the columns and
+    the cells in the message.
 
     Raises ``LabError`` naming the counts, the limit and the variable that raises it.
     """
     check_tasks_count(columns, name)
     limit = max_cells()
     if limit is not None and rows * columns > limit:
+        r, c, cells = words
         raise LabError(
-            f"{name}: {rows:,} rows x {columns:,} columns = {rows * columns:,} matrix cells, "
+            f"{name}: {rows:,} {r} x {columns:,} {c} = {rows * columns:,} {cells}, "
             f"over the limit of {limit:,} (raise it with {CELLS_VARIABLE})"
         )
 

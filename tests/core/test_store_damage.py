@@ -18,15 +18,10 @@ from mtl_core.runner.procs import pid_alive
 from mtl_core.store import Store
 from mtl_core.store.faults import CHECK_ENV, forget_checks
 from tests.helpers.store_faults import as_unprivileged, damage_page
+from tests.helpers.store_faults import cli as _cli
 
 ROOT = Path(__file__).resolve().parents[2]
 CSV = str(ROOT / "examples" / "run-format" / "affinity.csv")
-
-
-def _cli(capsys, *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 def _sound(path: Path) -> bool:

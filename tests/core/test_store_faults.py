@@ -17,15 +17,10 @@ from mtl_core.errors import LabError
 from mtl_core.store import Store
 from mtl_core.store.faults import StoreFault, fault_kind, forget_checks
 from tests.helpers.store_faults import FULL, as_unprivileged, damage, disk_full
+from tests.helpers.store_faults import cli as _cli
 
 ROOT = Path(__file__).resolve().parents[2]
 CSV = str(ROOT / "examples" / "run-format" / "affinity.csv")
-
-
-def _cli(capsys, *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 def _one_error_line(code: int, err: str) -> str:

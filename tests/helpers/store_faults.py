@@ -188,3 +188,12 @@ def damage_page(path: Path, page: int, size: int = 8192) -> None:
     with open(path, "r+b") as f:
         f.seek(page * size)
         f.write(bytes(range(256)) * (size // 256))
+
+
+def cli(capsys, *argv: str) -> tuple[int, str, str]:
+    """``(exit code, stdout, stderr)`` of the CLI run in this process on ``argv``."""
+    from mtl_core.commands.cli import main
+
+    code = main(list(argv))
+    out = capsys.readouterr()
+    return code, out.out, out.err

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-import pytest
 
 from mtl_core.config import RunConfig
 from mtl_core.events import StepEvent
@@ -27,11 +26,6 @@ class RecordingRunner:
         return self.store.create_run(
             name=cfg.name, config=cfg.to_dict(), steps_total=cfg.train.steps
         )
-
-
-@pytest.fixture
-def store(tmp_path):
-    return Store(tmp_path / "s.sqlite")
 
 
 def test_configs_planted_groups_and_ids():

@@ -83,7 +83,11 @@ class _Members:
             if info.filename.startswith("__MACOSX/") or base.startswith("."):
                 continue
             if base in self.infos:
-                raise LabError(f"{name}: holds two files named {base}")
+                raise LabError(
+                    f"{name}: a bundle holds one {base}, this zip two "
+                    f"({self.infos[base].filename}, {info.filename}); a zipped log folder "
+                    "(one run per folder) has no meta.json"
+                )
             if info.flag_bits & 0x1:
                 raise LabError(
                     f"{name}: {base} is encrypted (password-protected); zip the files "

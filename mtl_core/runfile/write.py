@@ -114,11 +114,3 @@ def check_out_path(path: str | Path, what: str = "--out") -> Path:
     if p.is_dir():
         raise LabError(f"{what} {p}: is a folder; give a file name")
     return p
-
-
-def _write_atomically(p: Path, data: bytes) -> Path:
-    check_out_path(p, "cannot write")
-    tmp = p.with_name(p.name + ".part")
-    tmp.write_bytes(data)
-    tmp.replace(p)  # atomic: a reader never sees half a file
-    return p

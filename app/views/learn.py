@@ -15,7 +15,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from app import auth, charts, colours, data, lesson_words, nav, regroup, session, words
+from app import charts, colours, data, lesson_words, nav, regroup, session, words
 from app.escape import md
 from app.figures import approaches, heatmaps
 from app.guard import show_error
@@ -216,19 +216,12 @@ def _live_body(was_active: bool) -> None:
 
 
 def _follow_groups(store, ids: LessonIds) -> None:
-    """Start the grouped run when its groups can be picked (TAG), and keep its id.
-
-    Only the together run's owner (or anyone, for an unowned run where the deployment lets
-    anyone change it) starts it: a visitor following a shared link never queues a run."""
-    before = ids.groups
-    together = data.get_run(ids.together)
-    if not (auth.is_mine(together) or (together.owner is None and auth.may_change(together))):
+    """Keep the grouped run's id once the runner has queued it (viewing never queues)."""
+    if ids.groups is not None:
         return
-    try:
-        lesson.maybe_start_groups(data.get_runner(), store, ids)
-    except Exception as exc:  # a failed selection must not stop the live view
-        show_error(exc)
-    if ids.groups != before:
+    note = store.get_note(ids.together, lesson.NOTE_GROUPS_RUN) or {}
+    if note.get("run_id") is not None:
+        ids.groups = int(note["run_id"])
         _set_ids(ids)
 
 

@@ -83,7 +83,7 @@ def read_array_file(
         mats, label = _load_npy(data, name), name
         tasks_arr = steps_arr = None
     else:
-        arrays = _load_npz(data, name, limit)
+        arrays = _aliases(_load_npz(data, name, limit), name)
         key = _affinity_key(arrays, name)
         mats, label = arrays[key], f"{name} › {key}"
         tasks_arr, steps_arr = arrays.get(TASKS_KEY), arrays.get(STEPS_KEY)
@@ -239,6 +239,26 @@ def _check_header(fp: Any, size: int, label: str, *, tasks: bool = False) -> Non
         check_tasks_count(math.prod(shape), label)
     elif len(shape) in (2, 3):
         check_cells(shape[0] if len(shape) == 3 else 1, shape[-1], label, "the array holds ")
+
+
+#: Other names scripts give the task-name and step arrays (``np.savez(..., task_names=...)``).
+ALIASES = {TASKS_KEY: ("task_names", "names", "task_list"), STEPS_KEY: ("step", "epochs")}
+
+
+def _aliases(arrays: dict[str, np.ndarray], name: str) -> dict[str, np.ndarray]:
+    """An npz's ``task_names`` (or ``names``) read as its ``tasks``, ``step``/``epochs`` as its
+    ``steps``, when the file has no array of the lab's name; said in a note."""
+    out = dict(arrays)
+    for key, others in ALIASES.items():
+        found = [k for k in others if k in out]
+        if key in out or not found:
+            continue
+        out[key] = out.pop(found[0])
+        note(
+            f"{name}: array {found[0]!r} read as the {key!r} "
+            f"({'task names' if key == TASKS_KEY else 'steps'})"
+        )
+    return out
 
 
 def _affinity_key(arrays: dict[str, np.ndarray], name: str) -> str:

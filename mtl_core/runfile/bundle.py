@@ -74,7 +74,13 @@ class _Members:
         try:
             self.zf = zipfile.ZipFile(io.BytesIO(data))
             infos = [i for i in self.zf.infolist() if not i.is_dir()]
-        except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError) as exc:
+        except (
+            zipfile.BadZipFile,
+            zipfile.LargeZipFile,
+            OSError,
+            EOFError,
+            NotImplementedError,
+        ) as exc:
             raise LabError(f"{name}: not a readable zip file ({short(exc)})") from None
         self.infos: dict[str, zipfile.ZipInfo] = {}
         folded: dict[str, str] = {}  # case-folded base name -> the name as written

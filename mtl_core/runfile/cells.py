@@ -16,6 +16,7 @@ import numpy as np
 
 from mtl_core.runfile.jsontext import check_text
 from mtl_core.runfile.messages import Locate, fail, show
+from mtl_core.runfile.sheet_habits import MISSING_MARKS
 
 #: A number written with a decimal comma (``0,1``, ``-1,5e-3``, ``1.234,5``), as European
 #: spreadsheets write them.
@@ -42,7 +43,9 @@ def to_numbers(
     ----------
     vals : (rows,) values; text, ints or floats.
     col, name, locate : the column, file and row naming used in messages.
-    allow_empty : read an empty cell (``""`` or None) as NaN instead of refusing it.
+    allow_empty : read an empty cell (``""`` or None), or a missing-value mark (``NA``,
+        ``#N/A``, ``#DIV/0!``, ``null``, ``None``: pandas' defaults and Excel's errors,
+        :data:`~mtl_core.runfile.sheet_habits.MISSING_MARKS`), as NaN instead of refusing it.
 
     Raises
     ------
@@ -65,7 +68,7 @@ def to_numbers(
         if isinstance(v, bool):
             bad[k] = True
             continue
-        if v is None or (isinstance(v, str) and v == ""):
+        if v is None or (isinstance(v, str) and v.strip() in MISSING_MARKS):
             if allow_empty:
                 out[k] = np.nan
             else:
@@ -81,6 +84,8 @@ def to_numbers(
             v = vals[i]
             if v is None or v == "":
                 return "is empty"
+            if isinstance(v, str) and v.strip() in MISSING_MARKS:
+                return f"{show(v)} is a missing-value mark where a value is required"
             return f"{show(v)} is not a number{_decimal_hint(v)}"
 
         raise fail(name, locate, col, bad, what)

@@ -50,7 +50,10 @@ def test_lesson_with_fake_training_shows_all_three_approaches(tmp_path, monkeypa
     assert all(r.config["knobs"]["conflict"] == 0.5 for r in runs)
     assert all(r.config["train"]["replicas"] == 16 for r in runs)
     _wait_finished(store, [runs[0].id], 60)
-    at.run()  # the page starts the grouped run on TAG's selection
+    t0 = time.time()  # the runner queues the grouped run on TAG's selection, no page run needed
+    while len(store.list_runs()) < 3 and time.time() - t0 < 30:
+        time.sleep(0.1)
+    at.run()  # the page finds it and keeps its id in the URL
     runs = store.list_runs()
     assert [r.config["train"]["mode"] for r in runs] == ["together", "single", "groups"]
     assert runs[2].config["train"]["groups"] == [["t0", "t1", "t2"], ["t3", "t4", "t5"]]

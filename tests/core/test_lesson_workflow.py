@@ -22,11 +22,13 @@ class RecordingRunner:
         self.store = store
         self.configs: list[RunConfig] = []
 
-    def submit(self, cfg: RunConfig) -> int:
-        self.configs.append(cfg)
-        return self.store.create_run(
-            name=cfg.name, config=cfg.to_dict(), steps_total=cfg.train.steps
+    def submit(self, cfg: RunConfig, **kw) -> int | None:
+        rid = self.store.create_run(
+            name=cfg.name, config=cfg.to_dict(), steps_total=cfg.train.steps, **kw
         )
+        if rid is not None:
+            self.configs.append(cfg)
+        return rid
 
 
 @pytest.fixture

@@ -27,11 +27,10 @@ from collections.abc import Callable
 
 import numpy as np
 
+from mtl_core.grouping.deadline import SafetyStop
 from mtl_core.grouping.tag_blocks import block_values
 
-
-class SafetyStop(Exception):
-    """Raised by a caller's ``check()`` when the wall-clock safety limit is reached."""
+__all__ = ["SafetyStop", "default_work", "local_search_select"]
 
 
 class _Budget:

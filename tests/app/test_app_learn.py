@@ -35,9 +35,9 @@ def _wait_finished(store: Store, ids: list[int], limit: float) -> float:
     )
 
 
-def test_lesson_with_fake_training_shows_all_three_approaches(tmp_path, monkeypatch):
+@pytest.mark.slow
+def test_lesson_with_fake_training_shows_all_three_approaches(store, monkeypatch):
     monkeypatch.setenv("MTL_LAB_TRAIN_FN", "tests.helpers.app_fixtures:fake_train")
-    store = Store(tmp_path / "s.sqlite")
     at = open_app("learn", store.path, monkeypatch).run()
     at.slider(key="learn_conflict").set_value(0.5).run()
     at.number_input(key="learn_steps").set_value(60).run()
@@ -96,9 +96,8 @@ def test_lesson_with_fake_training_shows_all_three_approaches(tmp_path, monkeypa
 
 
 @pytest.mark.slow
-def test_real_lesson_end_to_end(tmp_path, monkeypatch):
+def test_real_lesson_end_to_end(store, monkeypatch):
     """The default lesson, really trained: heatmap early, all three runs done in a minute."""
-    store = Store(tmp_path / "s.sqlite")
     at = open_app("learn", store.path, monkeypatch, timeout=60).run()
     t0 = time.time()
     at.button(key="learn_train").click().run()

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-import pytest
 
 from mtl_core.config import RunConfig
 from mtl_core.events import StepEvent
@@ -30,11 +29,6 @@ class RecordingRunner:
         if rid is not None:
             self.configs.append(cfg)
         return rid
-
-
-@pytest.fixture
-def store(tmp_path):
-    return Store(tmp_path / "s.sqlite")
 
 
 def test_configs_planted_groups_and_ids():

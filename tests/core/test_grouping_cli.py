@@ -15,6 +15,8 @@ import pytest
 from mtl_core.grouping import TAGGrouper, tag_value
 from mtl_core.runfile import affinity_rows, mean_matrix, read_table, write_table
 
+pytestmark = pytest.mark.slow  # every test runs the CLI in a subprocess
+
 
 def _cli(*args):
     return subprocess.run(

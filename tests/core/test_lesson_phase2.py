@@ -21,11 +21,6 @@ FAKE = "tests.helpers.app_fixtures:fake_train"
 TASKS = [f"t{i}" for i in range(6)]
 
 
-@pytest.fixture
-def store(tmp_path):
-    return Store(tmp_path / "s.sqlite")
-
-
 def _finish_together(store: Store, rid: int, steps: int = 40) -> None:
     """The together run as a worker would leave it: planted-block lookahead, finished."""
     store.claim_queued(10, runner_pid=1)

@@ -346,6 +346,7 @@ def test_other_groupers_say_what_they_could_not_do():
     assert TAGGrouper(2).fit(A, t).warning_ is None
 
 
+@pytest.mark.slow
 def test_cli_prints_the_warning_line(tmp_path):
     A, tasks, _ = planted([4, 4, 4, 4, 4], seed=9, noise=0.6)
     path = tmp_path / "m.csv"

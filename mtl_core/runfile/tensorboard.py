@@ -30,7 +30,7 @@ import pandas as pd
 
 from mtl_core.errors import LabError
 from mtl_core.runfile import tb_conventions as conv
-from mtl_core.runfile.bounds import check_rows
+from mtl_core.runfile.bounds import check_rows, check_runs_count, check_tasks_count
 from mtl_core.runfile.long import first_seen
 from mtl_core.runfile.messages import names, over_limit
 from mtl_core.runfile.model import ParsedRun, assemble
@@ -225,6 +225,11 @@ def _assemble(
         if files.get(run, 1) > 1:
             where = run or "the folder"
             note(f"{files[run]} event files in {where} read as one run (a restarted run)")
+    check_runs_count(len(with_aff), filename)
+    for cmap, _, _ in with_aff.values():  # counts from the tags, before any frame is built
+        check_tasks_count(
+            len({c.source for c in cmap.values()} | {c.target for c in cmap.values()}), filename
+        )
     single = len(with_aff) == 1
     labels = {run: ("" if single else (run or Path(filename).name)) for run in with_aff}
     scalars = sum(len(runs[r][t].steps) for r, c in with_aff.items() for t in (*c[0], *c[1]))

@@ -17,7 +17,6 @@ import pytest
 
 from mtl_core.errors import LabError
 from mtl_core.runfile import ParsedRun, read_run_file
-from mtl_core.store import Store
 
 ROOT = Path(__file__).resolve().parents[2]
 TASKS = ["price", "Demand", "churn"]  # one upper-case task: task columns keep their case
@@ -293,8 +292,7 @@ def test_example_npz_matches_the_example_csv():
     same(read_run_file(folder / "affinity_steps.npz"), read_run_file(folder / "affinity.csv"))
 
 
-def test_npz_imports_into_the_store(tmp_path):
-    store = Store(tmp_path / "s.sqlite")
+def test_npz_imports_into_the_store(store):
     (rid,) = store.import_parsed(read(npz(affinity=A, tasks=np.array(TASKS)), "a.npz"), "a")
     steps, tasks, mats = store.affinity_steps(rid, "lookahead")
     assert tasks == TASKS and np.array_equal(mats[0], A, equal_nan=True)

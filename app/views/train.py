@@ -33,6 +33,7 @@ from mtl_core.config import (
 )
 from mtl_core.errors import LabError
 from mtl_core.scenarios import list_scenarios
+from mtl_core.text import units
 
 POLL_S = 1.0
 MODE_HELP = {
@@ -150,6 +151,12 @@ def reset_scenario_fields() -> None:
         st.session_state.pop(key, None)
 
 
+#: Fields that describe one run, not a way of working: emptied once the run is queued (four
+#: runs in a row named "digits seq prox" otherwise). The other settings stay for the next run.
+RUN_FIELDS = ("train_name", "train_groups")
+_QUEUED = "_train_queued"  # (run id, name) of the run just queued, said on the next draw
+
+
 def run_summary(cfg: RunConfig) -> str:
     """The run as it will be queued: its name and the settings that tell runs apart."""
     name = cfg.name or f"{cfg.scenario} {cfg.train.mode}"
@@ -169,6 +176,10 @@ def run_summary(cfg: RunConfig) -> str:
 
 def _form() -> None:
     lim = auth.deployment().limits
+    queued = st.session_state.pop(_QUEUED, None)
+    if queued is not None:  # before the widgets exist: a drawn widget's value is fixed
+        for key in RUN_FIELDS:
+            st.session_state.pop(key, None)
     scenarios = {
         name: s
         for name, s in list_scenarios().items()
@@ -206,6 +217,10 @@ def _form() -> None:
         st.caption(":material/memory: No GPU found: runs train on the CPU.")
     if submitted:
         _submit(values)
+    if queued is not None:
+        rid, name = queued
+        st.success(f"Queued run #{rid} ({md(name)}).")
+        nav.link("explore", f"Watch run #{rid} live in Explore", icon=":material/grid_on:", run=rid)
 
 
 def _knob_inputs(scen: str, specs: dict[str, dict[str, Any]], lim: Limits) -> dict[str, Any]:
@@ -387,8 +402,8 @@ def _submit(values: dict[str, Any]) -> None:
         st.error(md(exc))
         return
     session.remember(rid)
-    st.success(f"Queued run #{rid} ({md(cfg.name or f'{cfg.scenario} {cfg.train.mode}')}).")
-    nav.link("explore", f"Watch run #{rid} live in Explore", icon=":material/grid_on:", run=rid)
+    st.session_state[_QUEUED] = (rid, cfg.name or f"{cfg.scenario} {cfg.train.mode}")
+    st.rerun()  # draws the form again with the run's name and groups emptied
 
 
 # ----------------------------------------------------------------------------- the queue
@@ -432,7 +447,7 @@ def queue_frame(runs: list) -> pd.DataFrame:
                 "ETA": words.eta_text(r.steps_done, r.steps_per_s, r.eta_s)
                 if r.status == "running"
                 else "",
-                "step/s": f"{r.steps_per_s:.1f}" if r.steps_per_s else "",
+                "speed": units.step_rate(r.steps_per_s),
                 "origin": r.origin,
                 "scenario": cfg.get("scenario", ""),
                 "mode": (cfg.get("train") or {}).get("mode", ""),

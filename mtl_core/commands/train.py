@@ -21,6 +21,7 @@ from mtl_core.config import (
     setting_default,
 )
 from mtl_core.errors import LabError
+from mtl_core.text import units
 from mtl_core.text.labels import column_label, short_labels
 
 #: Each option's ``dest`` -> the ``RunConfig`` setting it sets. Every one defaults to None
@@ -187,13 +188,14 @@ def run(args: argparse.Namespace) -> int:
 
         args.store = str(default_store_path())  # where the app will show it
     if args.out is not None:
-        from mtl_core.runfile import TABLE_EXTENSIONS, check_out_path
+        from mtl_core.commands import out_path
+        from mtl_core.runfile import TABLE_EXTENSIONS
 
         if Path(args.out).suffix.lower() not in TABLE_EXTENSIONS:
             raise LabError(
                 f"--out {args.out}: use one of the extensions {', '.join(TABLE_EXTENSIONS)}"
             )
-        check_out_path(args.out)  # before any training: never create a folder tree
+        out_path(args.out)  # before any training: one missing folder level at most
     from mtl_core.train.loop import resolve_device
 
     resolve_device(cfg.train.device)  # fail before any work when CUDA is asked for but absent
@@ -254,11 +256,18 @@ def summary(result) -> str:
         v, te = val.get(t, float("nan")), test.get(t, float("nan"))
         lines.append(f"{name:>{w}} {v:9.4f} {te:9.4f} {a}")
     for measure, A in result.mean_affinity.items():
-        lines.append(f"\nmean {measure} affinity (row = source, column = target; >0 helps):")
+        # in the unit the app, the exports and --tau use (mtl_core.text.units): % for
+        # loss-change measures, a plain number for cosine
+        unit = units.unit_name(measure)
+        digits = 3 if units.is_percent(measure) else 4
+        lines.append(
+            f"\nmean {measure} affinity, in {unit} (row = source, column = target; >0 helps):"
+        )
         short = short_labels(result.tasks, 7)
         lines.append(" " * 8 + "".join(f"{s:>8}" for s in short))
         for s, row in zip(short, A):
-            lines.append(f"{s:>8}" + "".join(f"{v:8.4f}" for v in row))
+            shown = (units.to_display(v, measure) for v in row)
+            lines.append(f"{s:>8}" + "".join(f"{v:8.{digits}f}" for v in shown))
     return "\n".join(lines)
 
 

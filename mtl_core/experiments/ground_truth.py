@@ -302,6 +302,7 @@ def record_exhaustive(
         None,
         candidates=len(nets.val),
         runs=nets.runs,
+        networks=nets.table(),
     )
     if s not in sel.groups:
         return None

@@ -100,3 +100,22 @@ def parse_display(text: str | float, measure: str | None, what: str = "--tau") -
     if value != value or value in (float("inf"), float("-inf")):
         raise LabError(f"{what} must be a finite number, got {raw!r}")
     return from_display(value, measure)
+
+
+def step_rate(steps_per_s: float | None) -> str:
+    """A training speed as a person reads it: ``45 step/s``, ``4.5 step/s``, and below one
+    step a second the time per step, ``3.2 s/step`` (never ``0 step/s``); ``""`` when
+    unknown (None, 0, negative or not finite).
+
+    One function for every place a rate is shown: the CLI's progress bar, the Train queue
+    and the run status line.
+    """
+    if steps_per_s is None or not steps_per_s > 0 or steps_per_s == float("inf"):
+        return ""
+    r = float(steps_per_s)
+    if r >= 9.95:  # would round to 10.0
+        return f"{r:.0f} step/s"
+    if r >= 0.95:  # 0.95..10: one decimal (0.95 would round to "1.0 step/s")
+        return f"{r:.1f} step/s"
+    per = 1.0 / r
+    return f"{per:.1f} s/step" if per < 100 else f"{per:.0f} s/step"

@@ -8,8 +8,6 @@ in the same format.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 import streamlit as st
@@ -97,6 +95,7 @@ def _upload() -> None:
         return
     saved: dict[str, list[int]] = st.session_state.setdefault(SAVED, {})
     good: list[tuple[object, ParsedRun]] = []
+    defaults: dict[str, str] = {}  # file id -> default name, distinct within this upload
     for f in files:
         with st.container(border=True):
             st.markdown(f"**{md(f.name)}** · {words.file_size(f.size)}")
@@ -106,7 +105,8 @@ def _upload() -> None:
             if f.file_id in saved:
                 _saved_links(saved[f.file_id])
                 continue
-            default = str(parsed.meta.get("name") or Path(f.name).stem)
+            default = words.upload_name(f.name, parsed.meta.get("name"), defaults.values())
+            defaults[f.file_id] = default
             st.text_input("Name", default, key=f"upload_name_{f.file_id}")
             good.append((f, parsed))
     pending = [(f, p) for f, p in good if f.file_id not in saved]
@@ -115,7 +115,7 @@ def _upload() -> None:
     label = "Save this run" if len(pending) == 1 else f"Save {len(pending)} files"
     if st.button(label, type="primary", icon=":material/save:", key="upload_save"):
         for f, parsed in pending:
-            name = st.session_state.get(f"upload_name_{f.file_id}") or Path(f.name).stem
+            name = st.session_state.get(f"upload_name_{f.file_id}") or defaults[f.file_id]
             try:
                 ids = data.import_parsed(parsed, name=name)
             except LabError as exc:

@@ -78,7 +78,7 @@ def add_parser(sub) -> None:
     p.add_argument(
         "--json",
         action="store_true",
-        help='print {"groups": [[...]], "value": x, "optimal": b, "gap": g}',
+        help='print {"groups": [[...]], "value": x, "optimal": b, "gap": g, "stopped": b}',
     )
     p.set_defaults(func=run)
 
@@ -119,7 +119,9 @@ def run(args: argparse.Namespace) -> int:
     if grouper.warning_:
         warn(grouper.warning_)
     if args.json:
-        print(json.dumps(result_dict(grouper.groups_, grouper.score_, optimal, gap, tasks)))
+        stopped = bool(getattr(grouper, "stopped_", False))
+        doc = result_dict(grouper.groups_, grouper.score_, optimal, gap, tasks, stopped)
+        print(json.dumps(doc))
         return 0
     upper = getattr(grouper, "upper_bound_", None)
     print(
@@ -131,15 +133,23 @@ def run(args: argparse.Namespace) -> int:
 
 
 def result_dict(
-    groups: Grouping, value: float, optimal: bool, gap: float | None, tasks: list[str]
+    groups: Grouping,
+    value: float,
+    optimal: bool,
+    gap: float | None,
+    tasks: list[str],
+    stopped: bool = False,
 ) -> dict[str, object]:
-    """The ``--json`` object; members listed in the input's task order."""
+    """The ``--json`` object; members listed in the input's task order. ``stopped``: TAG's
+    wall-clock safety stop fired, so the answer may depend on the machine's speed and load
+    (otherwise it depends on the input, the settings and the seed only)."""
     order = {t: i for i, t in enumerate(tasks)}
     return {
         "groups": [sorted(g, key=order.__getitem__) for g in groups],
         "value": float(value),
         "optimal": bool(optimal),
         "gap": None if gap is None or not math.isfinite(gap) else float(gap),
+        "stopped": bool(stopped),
     }
 
 

@@ -130,13 +130,14 @@ def run_import(args: argparse.Namespace) -> int:
 
 def run_export(args: argparse.Namespace) -> int:
     """Write a run to ``--out`` in the open format."""
-    from mtl_core.runfile import FILE_EXTENSIONS, check_out_path, dropped_parts, write_run_file
+    from mtl_core.commands import out_path
+    from mtl_core.runfile import FILE_EXTENSIONS, dropped_parts, write_run_file
 
     out = Path(args.out)
     if out.suffix.lower() not in FILE_EXTENSIONS:
         raise LabError(f"--out {out}: use one of the extensions {', '.join(FILE_EXTENSIONS)}")
-    check_out_path(out)
-    parsed = _store(args).export_parsed(args.run_id)
+    parsed = _store(args).export_parsed(args.run_id)  # a missing run: no folder made
+    out_path(out)
     if not len(parsed.affinity):
         raise LabError(f"run {args.run_id} has no affinity logged yet; nothing to export")
     write_run_file(parsed, out)

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from mtl_core.errors import LabError
+from mtl_core.runfile.bounds import check_runs_count
 from mtl_core.runfile.long import first_seen, measure_matrices
 from mtl_core.runfile.report import left_out_text
 from mtl_core.runfile.schema import AFFINITY_FRAME, GROUPING_FRAME, METRIC_FRAME, empty_frame
@@ -114,9 +115,11 @@ def assemble(
     Raises
     ------
     LabError
-        Some rows name a run and others do not.
+        Some rows name a run and others do not; more runs than
+        :func:`~mtl_core.runfile.bounds.max_runs`.
     """
     runs = first_seen(aff["run"], metrics["run"], groupings["run"])
+    check_runs_count(len(runs), "")  # before anything is done per run
     if "" in runs and len(runs) > 1:
         raise LabError("some rows name a run and others do not; fill the run column everywhere")
     declared = bool(meta.get("tasks"))

@@ -115,4 +115,7 @@ def left_out_text(count: int, first: str | None) -> str:
     """The one sentence every surface (preview, CLI warning, import summary) uses."""
     cells = "1 cell" if count == 1 else f"{count} cells"
     where = f"; the first at {first}" if first else ""
-    return f"left out {cells} that are not finite numbers (NaN, inf or empty) as unmeasured{where}"
+    return (
+        f"left out {cells} that {'is' if count == 1 else 'are'} not finite numbers (NaN, inf, "
+        f"empty, or a missing-value mark such as NA, #N/A, #DIV/0!) as unmeasured{where}"
+    )

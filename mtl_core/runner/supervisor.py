@@ -29,6 +29,10 @@ reason; when not even the outcome can be written, this runner keeps it
 can) and its supervisor backs off instead of retrying every pass. A worker whose runner's
 process is killed stops by itself (``interrupted``; :func:`~mtl_core.runner.procs.watch_parent`).
 
+Every pass also advances lessons (:mod:`mtl_core.lesson.workflow`): when a lesson's together run
+has ended, the supervisor queues its grouped run, once, in the store transaction that claims it,
+so the lesson finishes whether or not anyone keeps its page open.
+
 On a Ray cluster (``ray_address``, or ``$MTL_LAB_RAY_ADDRESS``) the runs train in Ray tasks
 instead of local processes and stream their steps back to this runner, which writes them
 (:mod:`mtl_core.runner.ray_backend`); everything above holds the same.
@@ -52,6 +56,7 @@ from mtl_core.accounts.access import Actor, check_modify
 from mtl_core.accounts.quota import Limits, check_config
 from mtl_core.config import RunConfig
 from mtl_core.errors import LabError
+from mtl_core.lesson.workflow import LessonAdvancer
 from mtl_core.runner.procs import (
     default_max_workers,
     describe_exit,
@@ -143,6 +148,7 @@ class Runner:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._last_recover = 0.0
+        self._lessons = LessonAdvancer()
         _RUNNERS.add(self)
         self.recover()
         if start:
@@ -157,12 +163,15 @@ class Runner:
         name: str | None = None,
         owner: str | None = None,
         limits: Limits | None = None,
-    ) -> int:
+        claim: tuple[int, str] | None = None,
+        run_notes: dict[str, dict[str, Any]] | None = None,
+    ) -> int | None:
         """Queue a training run owned by ``owner`` (``mtl_core.accounts.access``); returns its id.
 
         The config is validated now, against ``limits`` (default: the runner's) too, and the
         owner's queued and running runs against the quota, atomically with the insert
-        (LabError).
+        (LabError). ``claim`` and ``run_notes``: see :meth:`Store.create_run` (a follow-up
+        run queued at most once; None when another caller claimed it first).
         """
         cfg = config if isinstance(config, RunConfig) else RunConfig.from_dict(dict(config))
         limits = limits or self.limits
@@ -177,8 +186,11 @@ class Runner:
             steps_total=int(cfg.train.steps),
             owner=owner,
             limits=limits,
+            claim=claim,
+            run_notes=run_notes,
         )
-        self._wake.set()
+        if run_id is not None:
+            self._wake.set()
         return run_id
 
     def status(self, run_id: int) -> RunInfo:
@@ -315,7 +327,9 @@ class Runner:
                 self._procs.pop(rid, None)
 
     def tick(self) -> None:
-        """One supervisor pass: reap dead workers, enforce cancels, recover, launch queued."""
+        """One supervisor pass: reap dead workers, enforce cancels, recover, queue the grouped
+        run of every lesson whose together run has ended
+        (:class:`mtl_core.lesson.workflow.LessonAdvancer`), launch queued."""
         with self._lock:
             self._reap()
             if self._ray is not None:
@@ -323,6 +337,7 @@ class Runner:
             self._enforce_cancels()
             if time.monotonic() - self._last_recover > 2.0:
                 self.recover()
+            self._safe(lambda: self._lessons.pass_(self, self.store))  # lessons: the grouped run
             self._launch()
             if self._ray is None:
                 self._standby.keep(0 if self._stop.is_set() else self.warm)

@@ -21,6 +21,23 @@ from mtl_core.store.base import StoreBase
 from mtl_core.store.records import dumps
 
 
+def write_note(con: sqlite3.Connection, run_id: int, key: str, payload: str) -> None:
+    """Save the JSON text ``payload`` as note ``key`` of ``run_id`` on ``con`` (inside the
+    caller's transaction), replacing an older one."""
+    con.execute(
+        "INSERT OR REPLACE INTO run_notes (run_id, key, updated, value) VALUES (?,?,?,?)",
+        (int(run_id), str(key), time.time(), payload),
+    )
+
+
+def read_note(con: sqlite3.Connection, run_id: int, key: str) -> dict[str, Any] | None:
+    """Note ``key`` of ``run_id`` read on ``con``, or None if it has none."""
+    row = con.execute(
+        "SELECT value FROM run_notes WHERE run_id = ? AND key = ?", (int(run_id), str(key))
+    ).fetchone()
+    return None if row is None else json.loads(row[0])
+
+
 class NotesMixin(StoreBase):
     """Key-value notes on a run (table ``run_notes``)."""
 
@@ -33,21 +50,26 @@ class NotesMixin(StoreBase):
 
         def tx(con: sqlite3.Connection) -> None:
             self._run(con, run_id)
-            con.execute(
-                "INSERT OR REPLACE INTO run_notes (run_id, key, updated, value) VALUES (?,?,?,?)",
-                (int(run_id), str(key), time.time(), payload),
-            )
+            write_note(con, run_id, key, payload)
 
         self._write(tx)
 
     def get_note(self, run_id: int, key: str) -> dict[str, Any] | None:
         """The run's note ``key``, or None if it has none."""
-        row = self._read(
-            lambda con: con.execute(
-                "SELECT value FROM run_notes WHERE run_id = ? AND key = ?", (int(run_id), str(key))
-            ).fetchone()
+        return self._read(lambda con: read_note(con, run_id, key))
+
+    def open_claims(self, key: str, statuses: tuple[str, ...]) -> list[int]:
+        """Ids of runs in one of ``statuses`` whose note ``key`` still holds ``"run_id": null``
+        (a follow-up run nobody has claimed yet, see ``create_run(claim=...)``), oldest first."""
+        if not statuses:
+            return []
+        marks = ",".join("?" * len(statuses))
+        sql = (
+            "SELECT n.run_id FROM run_notes n JOIN runs r ON r.id = n.run_id"
+            " WHERE n.key = ? AND json_extract(n.value, '$.run_id') IS NULL"
+            f" AND r.status IN ({marks}) ORDER BY n.run_id"
         )
-        return None if row is None else json.loads(row[0])
+        return self._read(lambda con: [int(r[0]) for r in con.execute(sql, (key, *statuses))])
 
     def list_notes(self, run_id: int) -> dict[str, dict[str, Any]]:
         """Every note of a run by key, oldest saved first."""

@@ -16,6 +16,7 @@ from mtl_core.accounts.quota import Limits, check_quota
 from mtl_core.errors import LabError
 from mtl_core.events import StepEvent
 from mtl_core.store.base import StoreBase
+from mtl_core.store.notes import read_note, write_note
 from mtl_core.store.records import (
     ORIGINS,
     RUN_COLUMNS,
@@ -61,23 +62,38 @@ class RunsMixin(StoreBase):
         steps_total: int | None = None,
         owner: str | None = None,
         limits: Limits | None = None,
-    ) -> int:
+        claim: tuple[int, str] | None = None,
+        run_notes: dict[str, dict[str, Any]] | None = None,
+    ) -> int | None:
         """Add a run record and return its id (``owner``: see ``mtl_core.accounts.access``).
 
         With ``limits``, the owner's queued and running runs are counted against
         ``limits.queued_per_user`` in the same transaction (so two quick submits cannot both
         slip under the quota).
 
-        Raises LabError for an unknown ``origin`` or ``status``, a config/meta that is not
-        JSON-serializable, or an owner at their queue quota.
+        With ``claim=(other_run, key)`` the run is a follow-up that must exist once: it is
+        inserted only if ``other_run``'s note ``key`` still holds ``"run_id": null``, and the
+        new id is written into that note (its other fields kept) in the same ``BEGIN
+        IMMEDIATE`` transaction: a compare-and-set, so of two racing callers exactly one
+        inserts. Returns None (inserting nothing) when the note is missing or already names a
+        run. ``run_notes`` are notes of the new run, saved in the same transaction.
+
+        Raises LabError for an unknown ``origin`` or ``status``, a config/meta/note that is
+        not JSON-serializable, or an owner at their queue quota.
         """
         _check(origin in ORIGINS, f"unknown origin {origin!r}")
         _check(status in STATUSES, f"unknown status {status!r}")
+        payloads = {str(k): dumps(v) for k, v in (run_notes or {}).items()}
 
-        def tx(con: sqlite3.Connection) -> int:
+        def tx(con: sqlite3.Connection) -> int | None:
+            claimed = None
+            if claim is not None:
+                claimed = read_note(con, int(claim[0]), str(claim[1]))
+                if claimed is None or claimed.get("run_id") is not None:
+                    return None
             if limits is not None and limits.queued_per_user is not None:
                 check_quota(_active(con, owner), limits)
-            return insert_run(
+            rid = insert_run(
                 con,
                 name=name,
                 origin=origin,
@@ -90,6 +106,11 @@ class RunsMixin(StoreBase):
                 steps_total=steps_total,
                 owner=owner,
             )
+            for key, payload in payloads.items():
+                write_note(con, rid, key, payload)
+            if claim is not None and claimed is not None:
+                write_note(con, int(claim[0]), str(claim[1]), dumps({**claimed, "run_id": rid}))
+            return rid
 
         return self._write(tx)
 

@@ -7,9 +7,10 @@ from __future__ import annotations
 import os
 import time
 
+import pytest
+
 from mtl_core.experiments import background as bg
 from mtl_core.jsonio import write_json
-from mtl_core.store import Store
 from tests.helpers.app_fixtures import config_dict, open_app, seed_run, shown
 
 REPORT = {
@@ -39,8 +40,7 @@ def _open_tab(at):
     return at.run()
 
 
-def test_ground_truth_runs_in_the_background_and_shows_its_table(tmp_path, monkeypatch):
-    store = Store(tmp_path / "s.sqlite")
+def test_ground_truth_runs_in_the_background_and_shows_its_table(store, monkeypatch):
     cfg = config_dict(knobs={"samples": 150}, train__steps=40)
     rid = seed_run(store, name="trained", config=cfg)
     started = []
@@ -86,8 +86,8 @@ def test_ground_truth_runs_in_the_background_and_shows_its_table(tmp_path, monke
     assert saved["status"] == "done" and saved["report"]["comparison"] == REPORT["comparison"]
 
 
-def test_ground_truth_failure_and_uploaded_runs(tmp_path, monkeypatch):
-    store = Store(tmp_path / "s.sqlite")
+@pytest.mark.slow
+def test_ground_truth_failure_and_uploaded_runs(tmp_path, store, monkeypatch):
     seed_run(store, name="uploaded")  # no config: nothing to retrain
     at = _open_tab(open_app("explore", store.path, monkeypatch))
     assert any("Only runs trained by the lab" in i.value for i in at.info)

@@ -200,6 +200,31 @@ def queue_ahead(info: RunInfo) -> int | None:
         return None
 
 
+class LessonReader:
+    """The store as the Learn page reads a lesson (``mtl_core.lesson.state.LessonReader``):
+    every run through :func:`get_run`'s visibility rule (LabError as if it did not exist),
+    its metrics and affinity from the shared caches. One per page run (it keeps the records
+    it has read, so one drawing sees one version of each run)."""
+
+    def __init__(self) -> None:
+        self._infos: dict[int, RunInfo] = {}
+
+    def get_run(self, run_id: int) -> RunInfo:
+        if int(run_id) not in self._infos:
+            self._infos[int(run_id)] = get_run(run_id)
+        return self._infos[int(run_id)]
+
+    def metrics(self, run_id: int) -> pd.DataFrame:
+        return metrics(self.get_run(run_id))
+
+    def affinity_steps(self, run_id: int, measure: str) -> tuple[Any, list[str], Any]:
+        return affinity(self.get_run(run_id), measure)
+
+    def get_note(self, run_id: int, key: str) -> dict[str, Any] | None:
+        self.get_run(run_id)  # a note of a run this session may not see is not there
+        return get_store().get_note(int(run_id), key)
+
+
 # ----------------------------------------------------------------------------- derived, cached
 
 

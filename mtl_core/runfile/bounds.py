@@ -194,15 +194,34 @@ def check_lines(data: bytes, name: str) -> None:
 MAX_MEMBERS = 1_000
 
 
-def check_zip_members(data: bytes, name: str) -> None:
-    """Refuse a zip whose central directory lists more than :data:`MAX_MEMBERS` files,
-    counted in its bytes before ``zipfile`` builds an object per entry (a 200 MB zip can
-    list millions of empty files).
+#: Files a log folder (or a zipped one) may hold: an MLflow experiment keeps one file per
+#: metric per run (400 for 20 tasks), a Hydra multirun a few per job.
+MAX_FOLDER_FILES = 20_000
+
+
+def check_folder_files(count: int, name: str) -> None:
+    """Refuse a log folder (or a zipped one) of more than :data:`MAX_FOLDER_FILES` files,
+    before any is read.
+
+    Raises ``LabError``.
+    """
+    if count > MAX_FOLDER_FILES:
+        raise LabError(
+            f"{name}: holds {count:,} files; a log folder may hold at most {MAX_FOLDER_FILES:,}"
+        )
+
+
+def check_zip_members(data: bytes, name: str, *, folder: bool = False) -> None:
+    """Refuse a zip whose central directory lists more than :data:`MAX_MEMBERS` files
+    (:data:`MAX_FOLDER_FILES` for a zipped log folder), counted in its bytes before
+    ``zipfile`` builds an object per entry (a 200 MB zip can list millions of empty files).
 
     Raises ``LabError``.
     """
     entries = data.count(b"PK\x01\x02")  # central-directory headers (an upper bound)
-    if entries > MAX_MEMBERS:
+    if folder:
+        check_folder_files(entries, name)
+    elif entries > MAX_MEMBERS:
         raise LabError(
             f"{name}: lists about {entries:,} files; a run file holds a few (affinity, "
             f"metrics, groupings, meta.json; an .npz: affinity, tasks, steps), at most "

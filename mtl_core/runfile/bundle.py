@@ -92,10 +92,15 @@ class _Members:
             # reader would use is an accident, so neither is
             seen = folded.get(base.casefold())
             if seen is not None:
-                twice = f"two files named {base}" if seen == base else f"{seen} and {base}"
+                paths = f"{self.infos[seen].filename}, {info.filename}"
+                if seen == base:
+                    raise LabError(
+                        f"{name}: a bundle holds one {base}, this zip two ({paths}); a zipped "
+                        "log folder (one run per folder) has no meta.json"
+                    )
                 raise LabError(
-                    f"{name}: holds {twice} (names that differ only in case are one file "
-                    "on most systems); keep one"
+                    f"{name}: holds {seen} and {base} (names that differ only in case are one "
+                    "file on most systems); keep one"
                 )
             folded[base.casefold()] = base
             if info.flag_bits & 0x1:

@@ -8,8 +8,9 @@ name picks the container:
   wide (:mod:`mtl_core.runfile.tables`, :mod:`mtl_core.runfile.layout`);
 - ``.zip``: a bundle with metrics, groupings and metadata (:mod:`mtl_core.runfile.bundle`);
 - ``.npy``, ``.npz``: NumPy matrices (:mod:`mtl_core.runfile.arrays`);
-- ``*tfevents*`` files and folders of them: TensorBoard logs
-  (:mod:`mtl_core.runfile.tensorboard`).
+- ``*tfevents*`` files: TensorBoard logs (:mod:`mtl_core.runfile.tensorboard`);
+- a folder, or a ``.zip`` that is a zipped folder rather than a bundle: the runs inside
+  (MLflow runs, tracker tables, event files; :mod:`mtl_core.runfile.folders`).
 
 Every problem raises one ``LabError`` line starting ``cannot import <file>: ``.
 """
@@ -26,6 +27,7 @@ from mtl_core.runfile.arrays import read_array_file
 from mtl_core.runfile.bounds import check_run_sizes
 from mtl_core.runfile.bundle import read_bundle
 from mtl_core.runfile.cells import check_names
+from mtl_core.runfile.folders import read_folder, read_tree, zip_tree
 from mtl_core.runfile.layout import read_affinity
 from mtl_core.runfile.messages import one_line, over_limit
 from mtl_core.runfile.model import ParsedRun, affinity_only
@@ -45,6 +47,12 @@ PREFIX = "cannot import "
 #: The last net's words, for a failure no reader guard named (never expected).
 UNREADABLE = "the file could not be read (an unexpected reader failure; please report it)"
 _TFEVENTS = ".tfevents"
+#: What a read that ran out of memory says.
+OUT_OF_MEMORY = "reading it ran out of memory"
+
+
+class ReadMemoryError(LabError):
+    """A read ran out of memory (a ``LabError``: one line, ``cannot import <file>: ...``)."""
 
 
 def read_run_file(
@@ -82,7 +90,8 @@ def read_run_file(
     Raises
     ------
     LabError
-        One line, ``"cannot import <file>: <what is wrong and where>"``.
+        One line, ``"cannot import <file>: <what is wrong and where>"``
+        (:class:`ReadMemoryError` when the read ran out of memory).
     """
     options = ReadOptions(rows=rows, measure=measure, tag_pattern=tag_pattern)
     raw = isinstance(source, (bytes, bytearray, memoryview))
@@ -96,6 +105,10 @@ def read_run_file(
         if not msg.startswith(PREFIX):
             msg = PREFIX + (msg if msg.startswith(name) else f"{name}: {msg}")
         raise LabError(one_line(msg)) from None
+    except MemoryError:
+        # a read within the limits fits in a few hundred MB; a process with a memory cap (an
+        # upload read in the app: mtl_core.runner.upload_read) words this with its cap
+        raise ReadMemoryError(one_line(f"{PREFIX}{name}: {OUT_OF_MEMORY}")) from None
     except Exception as exc:  # noqa: BLE001
         # The last net, so no upload ever ends in a traceback (or "something went wrong" in
         # the shared app): every failure a file can cause is guarded at its root in the
@@ -148,7 +161,7 @@ def _read(
         if not path.exists():
             raise LabError(f"{path}: file not found")
         if path.is_dir():
-            return read_tensorboard(path, name, max_bytes=limit, options=options)
+            return read_folder(path, name, limit, options)
         size = path.stat().st_size
         data = None
     ext = _TFEVENTS if "tfevents" in name else Path(name).suffix.lower()
@@ -160,6 +173,9 @@ def _read(
     if data is None:
         data = path.read_bytes()  # type: ignore[union-attr]
     if ext == ".zip":
+        tree = zip_tree(data, name, limit)
+        if tree is not None:  # a zipped log folder, not a lab bundle
+            return read_tree(tree, name, options)
         return read_bundle(data, name, limit, options)
     if ext in ARRAY_EXTENSIONS:
         return affinity_only(*read_array_file(data, ext, name, limit, options))

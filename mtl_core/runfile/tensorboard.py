@@ -92,9 +92,30 @@ def read_tensorboard(
         path = Path(source) if source is not None else Path(filename)
         by_dir = _files_in_folder(path, filename, max_bytes) if path.is_dir() else {"": [path]}
         scans = {
-            d: [scan_file(f, f.name, _wanted(Path(d).name, pattern)) for f in fs]
-            for d, fs in by_dir.items()
+            d: [scan_file(f, f.name, _wanted(d, pattern)) for f in fs] for d, fs in by_dir.items()
         }
+    runs, all_tags = _runs(scans)
+    return _assemble(runs, all_tags, filename, pattern, options)
+
+
+def read_tensorboard_files(
+    files: dict[str, bytes], filename: str, options: ReadOptions | None = None
+) -> ParsedRun:
+    """Event files held in memory (a zipped log folder), ``{relative path: bytes}``, read as
+    a log folder is: the files of one folder are one run, labelled by its path.
+
+    Raises ``LabError`` as :func:`read_tensorboard` does (the caller checked the sizes).
+    """
+    options = options or ReadOptions()
+    pattern = conv.compile_pattern(options.tag_pattern) if options.tag_pattern else None
+    by_dir: dict[str, list[str]] = defaultdict(list)
+    for rel in sorted(files):
+        parent = rel.rsplit("/", 1)[0] if "/" in rel else ""
+        by_dir[parent].append(rel)
+    scans = {
+        d: [scan_file(files[r], r.rsplit("/", 1)[-1], _wanted(d, pattern)) for r in rs]
+        for d, rs in by_dir.items()
+    }
     runs, all_tags = _runs(scans)
     return _assemble(runs, all_tags, filename, pattern, options)
 
@@ -117,15 +138,18 @@ def _files_in_folder(path: Path, filename: str, max_bytes: int) -> dict[str, lis
 
 
 def _wanted(folder: str, pattern):
-    """Which tags' scalars a file in ``folder`` keeps: any convention's, and losses."""
+    """Which tags' scalars a file in ``folder`` (relative to the log folder) keeps: any
+    convention's, and losses."""
+    last = folder.rsplit("/", 1)[-1]
 
     def wanted(tag: str) -> bool:
         if pattern is not None and pattern.fullmatch(tag):
             return True
         if conv.lab_cell(tag) or conv.lab_metric(tag) or conv.selupdate_pair(tag):
             return True
-        curve = conv.curve_tag(folder, tag)
-        if curve is not None and wanted(curve):
+        curve = conv.curve_tag(last, tag)
+        nested = conv.nested_curve(folder, tag)
+        if curve is not None and wanted(curve) or nested is not None and wanted(nested[1]):
             return True
         return "loss" in tag.lower()
 
@@ -146,9 +170,15 @@ def _runs(
         series = merge(file_scans)
         name = Path(folder).name
         renamed = {t: conv.curve_tag(name, t) for t in series}
+        parent = Path(folder).parent.as_posix()
+        nested = {t: conv.nested_curve(folder, t) for t in series}
+        if not all(renamed.values()) and all(nested.values()):
+            parents = {v[0] for v in nested.values()}  # type: ignore[index]
+            if len(parents) == 1:  # tensorboardX: <run>/<main_tag>/<key>
+                parent = parents.pop() or "."
+                renamed = {t: v[1] for t, v in nested.items()}  # type: ignore[index]
         if folder and series and all(renamed.values()):
             curves += 1
-            parent = Path(folder).parent.as_posix()
             target = runs["" if parent == "." else parent]
             for t, s in series.items():
                 key = renamed[t]
@@ -167,7 +197,13 @@ def _runs(
                     runs[folder][t] = s
     if curves:
         note(f"add_scalars layout: {curves} curve folders read as tags of their run")
-    return runs, sorted({t for fs in scans.values() for f in fs for t in f.tags})
+    return runs, sorted({_shown(d, t) for d, fs in scans.items() for f in fs for t in f.tags})
+
+
+def _shown(folder: str, tag: str) -> str:
+    """A tag as the refusal lists it: an ``add_scalars`` curve as ``<main_tag>/<key>``."""
+    nested = conv.nested_curve(folder, tag)
+    return conv.curve_tag(folder.rsplit("/", 1)[-1], tag) or (nested[1] if nested else tag)
 
 
 def _assemble(

@@ -26,6 +26,11 @@ from mtl_core.runfile.report import ReadOptions, note
 
 #: Step columns, in order of preference (the tracker's own step first).
 STEP_COLUMNS = ("step", "_step", "global_step", "trainer/global_step", "training_iteration")
+#: Run columns of a runs table (one row per run), in order of preference: MLflow's
+#: ``search_runs()``, W&B's runs-table export, Ray Tune's trial tables.
+RUN_COLUMNS = ("tags.mlflow.runName", "Name", "run_name", "run_id", "trial_id")
+#: MLflow's ``search_runs()`` prefixes metric columns with this.
+MLFLOW_METRIC = "metrics."
 
 
 def read_step_columns(
@@ -50,25 +55,50 @@ def read_step_columns(
         A tag pattern that matches no column although the table has a step column, or a step
         that is not a whole number.
     """
+    keyed = read_key_rows(cols, name, options)
+    if keyed is not None:
+        return keyed
     step_col = next((c for c in STEP_COLUMNS if c in cols), None)
-    if step_col is None:
+    run_col = next((c for c in RUN_COLUMNS if c in cols), None)
+    if run_col is not None and step_col is not None and len(set(cols[run_col].tolist())) < 2:
+        run_col = None  # one trial's own id (Ray Tune's progress.csv): a single run
+    if step_col is None and run_col is None:
         return None
     pattern = conv.compile_pattern(options.tag_pattern) if options.tag_pattern else None
     cells: list[tuple[str, conv.Cell]] = []
     for col in cols:
-        cell = _cell(col, pattern, options)
+        cell = _cell(col.removeprefix(MLFLOW_METRIC), pattern, options)
         if cell is not None:
             cells.append((col, cell))
     if not cells:
+        beside = step_col or run_col
         if pattern is not None and len(cols) > 2:
             raise LabError(
                 f"{name}: the tag pattern {options.tag_pattern!r} matches none of the columns "
-                f"beside {step_col!r} (e.g. {', '.join(repr(c) for c in list(cols)[:3])})"
+                f"beside {beside!r} (e.g. {', '.join(repr(c) for c in list(cols)[:3])})"
+            )
+        if step_col not in (None, "step") and "source" not in cols and "" not in cols:
+            raise LabError(
+                f"{name}: a tracker table (column {step_col!r}) but no column names an affinity "
+                f"cell (affinity/<source>/<target>, or give a tag pattern such as "
+                f"'{{source}}->{{target}}'); columns: {_some(cols)}"
             )
         return None
-    steps = pd.to_numeric(pd.Series(cols[step_col]), errors="coerce").to_numpy(float)
-    parts: dict[str, list[np.ndarray]] = {k: [] for k in ("step", "source", "target", "affinity",
-                                                        "measure", "order")}  # fmt: skip
+    n_rows = len(next(iter(cols.values())))
+    if step_col is None:
+        steps = np.zeros(n_rows)
+        note(
+            f"{name}: read as a runs table (one row per run, runs from {run_col!r}, "
+            f"{len(cells)} affinity columns): each run's last values, at step 0"
+        )
+    else:
+        steps = pd.to_numeric(pd.Series(cols[step_col]), errors="coerce").to_numpy(float)
+    keys = ("step", "source", "target", "affinity", "measure", "order")
+    parts: dict[str, list[np.ndarray]] = {k: [] for k in keys}
+    if run_col is not None:
+        parts["run"] = []
+    if run_col is not None:
+        runs = np.array([str(v) for v in cols[run_col]], dtype=object)
     for k, (col, cell) in enumerate(cells):
         vals = pd.to_numeric(pd.Series(cols[col]), errors="coerce").to_numpy(float)
         rows = np.flatnonzero(~np.isnan(vals) & ~np.isnan(steps))
@@ -77,6 +107,8 @@ def read_step_columns(
         parts["source"].append(np.full(rows.size, cell.source, dtype=object))
         parts["target"].append(np.full(rows.size, cell.target, dtype=object))
         parts["measure"].append(np.full(rows.size, cell.measure, dtype=object))
+        if run_col is not None:
+            parts["run"].append(runs[rows])
         parts["order"].append(rows * len(cells) + k)
     order = np.argsort(np.concatenate(parts.pop("order")), kind="stable")
     out = {k: np.concatenate(v)[order] for k, v in parts.items()}
@@ -84,9 +116,69 @@ def read_step_columns(
         raise LabError(f"{name}: column {step_col!r} holds steps that are not whole numbers")
     out["step"] = out["step"].astype(np.int64)
     how = "your tag pattern" if pattern is not None else "the lab's affinity/<source>/<target>"
+    if step_col is None:
+        return out  # noted above: a runs table
+    runs_from = f", runs from {run_col!r}" if run_col is not None else ""
     note(
         f"{name}: read as a per-step table: {len(cells)} cell columns named by {how}, "
-        f"steps from {step_col!r}; empty cells = not logged at that step"
+        f"steps from {step_col!r}{runs_from}; empty cells = not logged at that step"
+    )
+    return out
+
+
+def _some(cols: dict[str, np.ndarray]) -> str:
+    shown = ", ".join(repr(c) for c in list(cols)[:6])
+    return shown + (f", ... ({len(cols)} in all)" if len(cols) > 6 else "")
+
+
+def read_key_rows(
+    cols: dict[str, np.ndarray], name: str, options: ReadOptions
+) -> dict[str, np.ndarray] | None:
+    """A metric-history table, one row per logged value with the key in a column (MLflow's
+    ``get_metric_history`` / ``search_runs``-style export: ``key, value, timestamp, step``,
+    optionally ``run_id``) -> long columns; None when the table has no ``key`` and ``value``
+    columns.
+
+    Keys are matched as TensorBoard tags are (the lab's conventions or ``--tag-pattern``);
+    other keys are ignored and counted. ``timestamp`` (ms since the epoch) becomes
+    ``wall_time``; without a ``step`` column every value is at step 0.
+
+    Raises
+    ------
+    LabError
+        No key names an affinity cell.
+    """
+    if not {"key", "value"} <= set(cols) or "source" in cols:
+        return None
+    pattern = conv.compile_pattern(options.tag_pattern) if options.tag_pattern else None
+    keys = np.array([str(k) for k in cols["key"]], dtype=object)
+    uniq = {k: _cell(k, pattern, options) for k in dict.fromkeys(keys.tolist())}
+    found = [k for k, c in uniq.items() if c is not None]
+    if not found:
+        raise LabError(
+            f"{name}: a metric history (columns 'key', 'value') but no key names an affinity "
+            f"cell (affinity/<source>/<target>, or give a tag pattern); keys: "
+            f"{', '.join(repr(k) for k in list(uniq)[:6])}"
+        )
+    rows = np.flatnonzero(np.isin(keys, found))
+    out = {
+        "step": cols["step"][rows] if "step" in cols else np.zeros(rows.size, dtype=np.int64),
+        "source": np.array([uniq[k].source for k in keys[rows]], dtype=object),
+        "target": np.array([uniq[k].target for k in keys[rows]], dtype=object),
+        "measure": np.array([uniq[k].measure for k in keys[rows]], dtype=object),
+        "affinity": cols["value"][rows],
+    }
+    if "timestamp" in cols:
+        ts = pd.to_numeric(pd.Series(cols["timestamp"][rows]), errors="coerce").to_numpy(float)
+        out["wall_time"] = ts / 1000.0
+    run_col = next((c for c in ("run_id", "run", "run_name") if c in cols), None)
+    if run_col is not None and len(set(cols[run_col][rows].tolist())) > 1:
+        out["run"] = np.array([str(r) for r in cols[run_col][rows]], dtype=object)
+    ignored = len(uniq) - len(found)
+    note(
+        f"{name}: read as a metric history (key, value, step): {len(found)} affinity keys"
+        + (f", {ignored} other keys ignored" if ignored else "")
+        + ("" if "step" in cols else "; no 'step' column: every value at step 0")
     )
     return out
 

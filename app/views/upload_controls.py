@@ -4,8 +4,9 @@ cannot know from its bytes.
 - **Orientation** (matrix-shaped files): a "rows are targets" toggle re-reads the file with
   ``rows="target"``; off, the file is read as it says (a corner cell ``target``/``source``),
   else rows = sources. The preview says which way it was read. Never guessed.
-- **Measure** (files that name none): lookahead (the stated default), proximal, cosine or a
-  name the user types; applied with ``ParsedRun.with_measure`` before saving.
+- **Measure** (files that name none): one of :data:`mtl_core.measures.REGISTRY` (lookahead,
+  the stated default, proximal, cosine) or a name the user types (an alias such as ``TAG`` is
+  saved as its measure's name); applied with ``ParsedRun.with_measure`` before saving.
 - **TensorBoard tag pattern** (event files, or a file the reader refused for want of a known
   tag convention): ``aff/{source}->{target}`` re-reads with ``tag_pattern=...``.
 - **Unit** of the values: fraction (the lab's), percent, or TAG's 1/lr-scaled sums with the
@@ -21,11 +22,10 @@ from __future__ import annotations
 import streamlit as st
 
 from app.escape import md
+from mtl_core import measures as registry
 from mtl_core.runfile import ParsedRun
 
-MEASURES = ("lookahead", "proximal", "cosine")
 OTHER = "other"
-DEFAULT_MEASURE = "lookahead"
 PATTERN_EXAMPLE = "aff/{source}->{target}"
 MAX_MEASURE_CHARS = 64
 
@@ -171,14 +171,17 @@ def measure(file_id: str, parsed: ParsedRun) -> ParsedRun | None:
     or None while "other" has no name yet (the file cannot be saved)."""
     if not parsed.measure_assumed:
         return parsed
+    default = registry.DEFAULT_MEASURE
     choice = st.selectbox(
-        f"Measure (the file names none; default {DEFAULT_MEASURE})",
-        [*MEASURES, OTHER],
+        f"Measure (the file names none; default {default})",
+        [*registry.names(), OTHER],
+        index=registry.names().index(default),
         key=_key("measure", file_id),
-        format_func=lambda m: "other (type its name)" if m == OTHER else m,
+        format_func=lambda m: "other (type its name)" if m == OTHER else registry.get(m).label,
         help=(
-            "Which affinity this file holds: lookahead (TAG's inter-task affinity), "
-            "proximal, cosine (gradient similarity), or another name you type."
+            "Which affinity this file holds: "
+            + ", ".join(m.label for m in registry.REGISTRY)
+            + ", or another name you type."
         ),
     )
     if choice != OTHER:
@@ -186,7 +189,7 @@ def measure(file_id: str, parsed: ParsedRun) -> ParsedRun | None:
     typed = st.text_input(
         "Measure name", key=_key("measure_other", file_id), max_chars=MAX_MEASURE_CHARS
     )
-    name = " ".join((typed or "").split())
+    name = registry.canonical(typed or "")
     if not name:
         st.warning("Type the measure's name to save this file.", icon=":material/edit:")
         return None

@@ -15,6 +15,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from mtl_core import measures
 from mtl_core.errors import LabError
 
 UNIT_HELP = "unit of the file's values: fraction (default), percent, or tag-lr:LR (TAG's 1/lr)"
@@ -49,15 +50,21 @@ def convert_affinity(aff: pd.DataFrame, unit: str | None) -> pd.DataFrame:
 
 
 def impossible_count(aff: pd.DataFrame) -> tuple[int, str]:
-    """(count, warning text or ""): lookahead/proximal values above 1 (a loss decrease of more
-    than 100%) and cosine values outside [-1, 1] are impossible."""
+    """(count, warning text or ""): values outside their measure's registry ``bounds``
+    (:data:`mtl_core.measures.REGISTRY`: lookahead/proximal above 1, a loss decrease of more
+    than 100%; cosine outside [-1, 1]) are impossible. Unknown measures are not checked."""
     vals = aff["affinity"].astype(float)
     if not (vals.abs() > 1).any():  # the usual case, decided without the measure column
         return 0, ""
     meas = aff["measure"].astype(str)
-    bad = ((meas.isin(["lookahead", "proximal"])) & (vals > 1)) | (
-        (meas == "cosine") & (vals.abs() > 1)
-    )
+    bad = pd.Series(False, index=aff.index)
+    for spec in measures.REGISTRY:
+        low, high = spec.bounds
+        rows = meas == spec.name
+        if low is not None:
+            bad |= rows & (vals < low)
+        if high is not None:
+            bad |= rows & (vals > high)
     n = int(bad.sum())
     if not n:
         return 0, ""

@@ -1,6 +1,6 @@
 """``select``: exact network selection on a measured ground-truth table, and every estimator
 scored against it (:mod:`mtl_core.groundtruth`; layouts in docs/run-format.md, rules and
-agreement in docs/grouping.md)."""
+agreement in docs/ground-truth.md)."""
 
 from __future__ import annotations
 

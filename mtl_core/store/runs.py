@@ -7,6 +7,7 @@ import json
 import socket
 import sqlite3
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -304,32 +305,50 @@ class RunsMixin(StoreBase):
         stored in the run's task order (set by the first step if the run had none).
         Raises LabError for an unknown run or a step whose tasks differ from the run's.
         """
-        tasks = [str(t) for t in event.tasks]
-        losses = {str(k): float(v) for k, v in event.train_loss.items()}
-        progress = _progress(event, steps_per_s, losses)
-        metric_rows = [
-            (run_id, int(event.step), str(m.task), str(m.split), str(m.metric), float(m.value))
-            for m in event.metrics
-        ]
+        self.append_steps(run_id, [event], steps_per_s=steps_per_s)
+
+    def append_steps(
+        self, run_id: int, events: Sequence[StepEvent], *, steps_per_s: float | None = None
+    ) -> None:
+        """:meth:`append_step` for several steps in one transaction (a run trained in this
+        process that nobody watches live, e.g. the headless lesson: ~10x fewer commits)."""
         now = time.time()
+        prepared = []
+        for event in events:
+            losses = {str(k): float(v) for k, v in event.train_loss.items()}
+            rows = [
+                (run_id, int(event.step), str(m.task), str(m.split), str(m.metric), float(m.value))
+                for m in event.metrics
+            ]
+            prepared.append(
+                (
+                    event,
+                    [str(t) for t in event.tasks],
+                    losses,
+                    rows,
+                    _progress(event, steps_per_s, losses),
+                )
+            )
 
         def tx(con: sqlite3.Connection) -> None:
             row = con.execute("SELECT tasks FROM runs WHERE id = ?", (int(run_id),)).fetchone()
             if row is None:
                 raise LabError(f"no run with id {run_id} in {self.path}")
             run_tasks = json.loads(row[0]) if row[0] else None
-            if run_tasks is None:
-                run_tasks = tasks
-                update_run(con, run_id, tasks=json.dumps(tasks))
-            _write_step(con, run_id, event, tasks, run_tasks, losses, now)
-            con.executemany(
-                "INSERT OR REPLACE INTO metrics (run_id, step, task, split, metric, value) "
-                "VALUES (?,?,?,?,?,?)",
-                metric_rows,
-            )
-            update_run(con, run_id, **progress, heartbeat=now)
+            for event, tasks, losses, metric_rows, progress in prepared:
+                if run_tasks is None:
+                    run_tasks = tasks
+                    update_run(con, run_id, tasks=json.dumps(tasks))
+                _write_step(con, run_id, event, tasks, run_tasks, losses, now)
+                con.executemany(
+                    "INSERT OR REPLACE INTO metrics (run_id, step, task, split, metric, value) "
+                    "VALUES (?,?,?,?,?,?)",
+                    metric_rows,
+                )
+                update_run(con, run_id, **progress, heartbeat=now)
 
-        self._write(tx)
+        if prepared:
+            self._write(tx)
 
     def set_tasks(self, run_id: int, tasks: list[str], task_types: dict[str, str]) -> None:
         """Record a run's task order and task types (e.g. once the worker has built the data)."""

@@ -42,9 +42,13 @@ def render() -> None:
         "**NumPy** `.npy`/`.npz` matrices (`A[i, j]` = source i → target j; `.npz` may add "
         "`tasks` and `steps`), a **.zip** bundle with metrics and `meta.json`, or "
         "**TensorBoard** event files (tags `affinity/<source>/<target>`, "
-        "`Affinity/<source>_to_<target>`, or your own tag pattern). A matrix's rows are "
-        "sources unless you say they are targets; a file that names no measure asks for one. "
-        "See `docs/run-format.md` for the full format."
+        "`Affinity/<source>_to_<target>`, or your own tag pattern), or what experiment "
+        "trackers export: W&B history, runs tables and `wandb-summary.json`, MLflow runs, "
+        "Lightning's `metrics.csv`, Ray Tune's `progress.csv`/`result.json`. Send a **log "
+        "folder** (MLflow, TensorBoard, a Hydra multirun, per-seed CSVs) as a `.zip`: each run "
+        "inside is saved, named by its path. A matrix's rows are sources unless you say they "
+        "are targets; a file that names no measure asks for one; values are fractions unless "
+        "you declare percent or TAG's 1/lr sums. See `docs/run-format.md` for every layout."
     )
     _upload()
     st.divider()

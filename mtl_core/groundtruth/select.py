@@ -1,6 +1,6 @@
 """Exact network selection on measured results, and estimators scored against it.
 
-Two selection rules (``docs/grouping.md``, "Selection on measured results"):
+Two selection rules (``docs/ground-truth.md``, "Selection rules"):
 
 - **at most k networks** (TAG's rule, Fifty et al. 2021, overlap allowed): choose at most ``k``
   networks so that every task is in at least one; each task is *served* by the chosen network

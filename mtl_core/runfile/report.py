@@ -137,7 +137,8 @@ def left_out_text(count: int, first: str | None) -> str:
     """The one sentence every surface (preview, CLI warning, import summary) uses."""
     cells = "1 cell" if count == 1 else f"{count} cells"
     where = f"; the first at {first}" if first else ""
+    what = "is not a finite number" if count == 1 else "are not finite numbers"
     return (
-        f"left out {cells} that {'is' if count == 1 else 'are'} not finite numbers (NaN, inf, "
+        f"left out {cells} that {what} (NaN, inf, "
         f"empty, or a missing-value mark such as NA, #N/A, #DIV/0!) as unmeasured{where}"
     )

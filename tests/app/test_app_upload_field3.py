@@ -97,3 +97,17 @@ def test_zipped_mlflow_run_and_hydra_multirun_upload(tmp_path, monkeypatch):
     at.button(key="upload_save").click().run()
     assert not at.exception
     assert len(store.list_runs()) == 3
+
+
+def test_g08_per_step_columns_offer_the_tag_pattern(tmp_path, monkeypatch):
+    path = DATA / "G08_wide_arrow_columns.csv"
+    store, at = _open(tmp_path, monkeypatch, [(path.name, path.read_bytes(), "text/csv")])
+    (err,) = [shown(e.value) for e in at.error]
+    assert "give a tag pattern" in err and "row labels" not in err
+    at.text_input(key=_key(at.text_input, "pattern")).set_value("{source}->{target}").run()
+    assert not at.error
+    assert at.dataframe[0].value.loc[0, "logged steps"] == 12
+    at.button(key="upload_save").click().run()
+    (run,) = store.list_runs()
+    steps, tasks, A = store.affinity_steps(run.id, "lookahead")
+    assert len(steps) == 12 and sorted(tasks) == ["depth", "edge", "normal", "seg"]

@@ -254,13 +254,14 @@ def _mlflow_run(
             f"{where}: an MLflow run with no affinity metric (affinity/<source>/<target>, or "
             f"give a tag pattern); its metrics: {names(ignored, 6) if ignored else 'none'}"
         )
+    names_ = aff.pop("key")
     cols = {k: np.concatenate(v) for k, v in aff.items()}
     check_rows(len(cols["affinity"]), where, "logged affinity values")
     cols["run"] = np.full(len(cols["affinity"]), label, dtype=object)
     steps = cols["step"]
     keys = np.repeat(np.arange(len(aff["step"])), [len(v) for v in aff["step"]])
     frame = validate_affinity(
-        cols, lambda i: f"metric file {int(keys[i]) + 1}, step {steps[i]:g}", where, None
+        cols, lambda i: f"metrics/{names_[int(keys[i])]}, step {steps[i]:g}", where, None
     )
     if met["value"]:
         mcols = {k: np.concatenate(v) for k, v in met.items()}

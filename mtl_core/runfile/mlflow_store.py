@@ -56,8 +56,8 @@ def metric_columns(
     Returns
     -------
     ``(affinity parts, metric parts, ignored keys)``: the affinity parts hold ``step, source,
-    target, measure, affinity, wall_time`` (seconds) arrays per key, the metric parts
-    ``step, task, split, metric, value``.
+    target, measure, affinity, wall_time`` (seconds) arrays per key and ``key`` (the key of
+    each part, for messages), the metric parts ``step, task, split, metric, value``.
 
     Raises
     ------
@@ -74,7 +74,7 @@ def metric_columns(
             cells[key] = cell
     tasks = {c.source for c in cells.values()} | {c.target for c in cells.values()}
     aff: dict[str, list[np.ndarray]] = {
-        k: [] for k in ("step", "source", "target", "measure", "affinity", "wall_time")
+        k: [] for k in ("step", "source", "target", "measure", "affinity", "wall_time", "key")
     }
     met: dict[str, list[np.ndarray]] = {k: [] for k in ("step", "task", "split", "metric", "value")}
     ignored = []
@@ -92,6 +92,7 @@ def metric_columns(
             aff["step"].append(step)
             aff["affinity"].append(val)
             aff["wall_time"].append(ts / 1000.0)
+            aff["key"].append(key)  # type: ignore[arg-type]
         else:
             split, metric, task = loss  # type: ignore[misc]
             for col, v in (("task", task), ("split", split), ("metric", metric)):

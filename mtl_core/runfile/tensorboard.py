@@ -214,6 +214,8 @@ def _assemble(
     options: ReadOptions,
 ) -> ParsedRun:
     files = {run: series.pop(_FILES).steps[0] for run, series in runs.items() if _FILES in series}
+    for run, series in runs.items():
+        _number_by_wall_time(run, series)
     cells = {run: _cells(series, pattern, options) for run, series in runs.items()}
     with_aff = {run: c for run, c in cells.items() if c[0]}
     if not with_aff:
@@ -245,6 +247,28 @@ def _assemble(
     parsed = assemble(aff, metrics, empty_frame(GROUPING_FRAME), {}, tasks)
     parsed.meta["source"] = "tensorboard"
     return parsed
+
+
+def _number_by_wall_time(run: str, series: dict[str, Series]) -> None:
+    """Scalars logged without ``global_step`` (``add_scalar(tag, v)``) all sit at step 0, and
+    only the last would be kept: when every scalar of a run is at step 0 and some tag has
+    several, each tag's values are ordered by wall time and numbered 0, 1, 2, ... (the k-th
+    value of every tag is step k), and the read says so."""
+    if not series or any(np.frombuffer(s.steps, dtype=np.int64).any() for s in series.values()):
+        return
+    most = max(len(s.steps) for s in series.values())
+    if most < 2:
+        return
+    for s in series.values():
+        walls = np.frombuffer(s.walls, dtype=np.float64)
+        order = np.argsort(walls, kind="stable")
+        s.walls = array("d", walls[order].tobytes())
+        s.values = array("d", np.frombuffer(s.values, dtype=np.float64)[order].tobytes())
+        s.steps = array("q", np.arange(len(order), dtype=np.int64).tobytes())
+    note(
+        f"{run or 'the log'}: every scalar is at step 0 (logged without global_step): up to "
+        f"{most} values per tag ordered by wall time and read as steps 0..{most - 1}"
+    )
 
 
 def _cells(series: dict[str, Series], pattern, options: ReadOptions):

@@ -70,6 +70,7 @@ def read_step_columns(
         cell = _cell(col.removeprefix(MLFLOW_METRIC), pattern, options)
         if cell is not None:
             cells.append((col, cell))
+    cells = _lightning_suffixes(cells, name)
     if not cells:
         beside = step_col or run_col
         if pattern is not None and len(cols) > 2:
@@ -122,6 +123,32 @@ def read_step_columns(
     note(
         f"{name}: read as a per-step table: {len(cells)} cell columns named by {how}, "
         f"steps from {step_col!r}{runs_from}; empty cells = not logged at that step"
+    )
+    return out
+
+
+_SUFFIXES = ("_step", "_epoch")
+
+
+def _lightning_suffixes(
+    cells: list[tuple[str, conv.Cell]], name: str
+) -> list[tuple[str, conv.Cell]]:
+    """Lightning's ``self.log(key, v, on_step=True, on_epoch=True)`` writes ``key_step`` and
+    ``key_epoch`` columns: when every cell column ends so, the per-step ones are read (the
+    epoch means left out) under the key's own target name."""
+    if not cells or not all(c.target.endswith(_SUFFIXES) for _, c in cells):
+        return cells
+    kinds = {"_step" if c.target.endswith("_step") else "_epoch" for _, c in cells}
+    keep = "_step" if "_step" in kinds else "_epoch"
+    out = [
+        (col, conv.Cell(c.measure, c.source, c.target[: -len(keep)]))
+        for col, c in cells
+        if c.target.endswith(keep)
+    ]
+    dropped = len(cells) - len(out)
+    note(
+        f"{name}: Lightning's '{keep}' columns read (suffix dropped from the task name)"
+        + (f"; {dropped} '_epoch' mean columns left out" if dropped else "")
     )
     return out
 
@@ -191,6 +218,8 @@ def _cell(col: str, pattern: object, options: ReadOptions) -> conv.Cell | None:
         g = m.groupdict()
         measure = g.get("measure") or options.measure or conv.DEFAULT_MEASURE
         return conv.Cell(measure, g["source"], g["target"])
+    if col.startswith("affinity.") and "/" not in col and col.count(".") in (2, 3):
+        col = col.replace(".", "/")  # W&B flattens logged dicts with dots: affinity.seg.depth
     cell = conv.lab_cell(col)
     if cell is not None and options.measure and col.count("/") == 2:
         return conv.Cell(options.measure, cell.source, cell.target)

@@ -101,6 +101,7 @@ def read_upload(
     rows: str | None = None,
     measure: str | None = None,
     tag_pattern: str | None = None,
+    unit: str | None = None,
 ) -> ParsedRun:
     """:func:`~mtl_core.runfile.read_run_file` of an upload's bytes, in a child process with
     the caps of the module docstring.
@@ -108,7 +109,7 @@ def read_upload(
     Parameters
     ----------
     data : the file's bytes; filename : its name (selects the container);
-    rows, measure, tag_pattern : as :func:`~mtl_core.runfile.read_run_file`.
+    rows, measure, tag_pattern, unit : as :func:`~mtl_core.runfile.read_run_file`.
 
     Returns
     -------
@@ -130,7 +131,7 @@ def read_upload(
             "again in a minute"
         )
     try:
-        return _read_in_child(data, filename, (rows, measure, tag_pattern), deadline, limit)
+        return _read_in_child(data, filename, (rows, measure, tag_pattern, unit), deadline, limit)
     finally:
         slots.release()
 
@@ -233,9 +234,11 @@ def _child(
         cpu = math.ceil(limit) + 1
         _, hard = resource.getrlimit(resource.RLIMIT_CPU)
         resource.setrlimit(resource.RLIMIT_CPU, (cpu if hard < 0 else min(cpu, hard), hard))
-    rows, measure, tag_pattern = options
+    rows, measure, tag_pattern, unit = options
     try:
-        parsed = read_run_file(data, filename, rows=rows, measure=measure, tag_pattern=tag_pattern)
+        parsed = read_run_file(
+            data, filename, rows=rows, measure=measure, tag_pattern=tag_pattern, unit=unit
+        )
         payload = encode(parsed)
     except (ReadMemoryError, MemoryError):
         payload = _header({"error": _over_memory(filename, mem)})
@@ -306,6 +309,7 @@ def encode(parsed: ParsedRun) -> bytes:
         "first_left_out": parsed.first_left_out,
         "measure_assumed": parsed.measure_assumed,
         "is_matrix": parsed.is_matrix,
+        "json_object": parsed.json_object,
         "groupings": [
             [str(run), int(step), [sorted(grp) for grp in groups]]
             for run, step, groups in g[["run", "step", "groups"]].itertuples(index=False)
@@ -357,4 +361,5 @@ def decode(payload: bytes) -> ParsedRun:
         first_left_out=head["first_left_out"],
         measure_assumed=head["measure_assumed"],
         is_matrix=head["is_matrix"],
+        json_object=head.get("json_object", False),
     )

@@ -185,3 +185,28 @@ def test_a_folder_with_nothing_to_read_lists_what_it_holds(tmp_path):
     (tmp_path / "notes.txt").write_text("hi")
     with pytest.raises(LabError, match=r"found no run in the folder .*notes\.txt"):
         read_run_file(tmp_path)
+
+
+def test_wandb_dotted_keys_and_lightning_step_epoch_suffixes():
+    hist = pd.read_csv(DATA / "G04_wandb_run_history.csv")
+    dotted = hist.rename(columns=lambda c: c.replace("/", ".") if c.startswith("affinity") else c)
+    parsed = read_run_file(dotted.to_csv(index=False).encode(), "history.csv")
+    assert _mean_error(parsed.affinity) < 0.005 and parsed.affinity["step"].nunique() == 12
+    light = pd.read_csv(DATA / "G07_lightning_logs/version_0/metrics.csv")
+    cells = [c for c in light.columns if c.startswith("affinity/")]
+    both = light.rename(columns={c: c + "_step" for c in cells})
+    for c in cells:
+        both[c + "_epoch"] = 9.0  # epoch means: never read as cells
+    parsed = read_run_file(both.to_csv(index=False).encode(), "metrics.csv")
+    assert sorted(set(parsed.affinity["target"])) == ["depth", "edge", "normal", "seg"]
+    assert _mean_error(parsed.affinity) < 0.005
+    assert any("16 '_epoch' mean columns left out" in n for n in parsed.notes)
+
+
+def test_a_non_finite_mlflow_value_is_named_by_its_metric_file(tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(DATA / "G01_mlflow_run_folder", run)
+    (run / "metrics" / "affinity" / "normal" / "normal").write_text("1 nan 10\n2 0.5 20\n")
+    parsed = read_run_file(run)
+    assert parsed.left_out == 1
+    assert parsed.first_left_out == "metrics/affinity/normal/normal, step 10"

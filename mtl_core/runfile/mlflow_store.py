@@ -22,7 +22,7 @@ from mtl_core.errors import LabError
 from mtl_core.runfile import tb_conventions as conv
 from mtl_core.runfile.bounds import check_tasks_count
 from mtl_core.runfile.messages import short
-from mtl_core.runfile.report import ReadOptions
+from mtl_core.runfile.report import ReadOptions, pattern_used
 
 META = "meta.yaml"
 METRICS = "metrics/"
@@ -86,6 +86,8 @@ def metric_columns(
         cell = _cell(key, pattern, options)
         if cell is not None:
             cells[key] = cell
+    if pattern is not None and cells:
+        pattern_used()
     tasks = {c.source for c in cells.values()} | {c.target for c in cells.values()}
     check_tasks_count(len(tasks), name)  # before any metric file is parsed
     aff: dict[str, list[np.ndarray]] = {

@@ -135,6 +135,12 @@ def read_run_file(
         with collecting() as report:
             parsed = _read(source, filename, max_bytes, options)
             check_parsed(parsed, name)
+            if tag_pattern is not None and not report.pattern_used:
+                raise LabError(
+                    f"{name}: the tag pattern {tag_pattern!r} named no cell: it is for "
+                    "TensorBoard tags, tracker keys and per-step table columns, and this "
+                    "file names its cells itself (drop the pattern)"
+                )
     except LabError as exc:
         msg = str(exc)
         if not msg.startswith(PREFIX):

@@ -60,6 +60,7 @@ class Report:
     measure_assumed: bool = False
     matrix: bool = False
     json_object: bool = False
+    pattern_used: bool = False
 
 
 _CURRENT: ContextVar[Report | None] = ContextVar("mtl_runfile_report", default=None)
@@ -110,6 +111,13 @@ def matrix_read() -> None:
     report = _CURRENT.get()
     if report is not None:
         report.matrix = True
+
+
+def pattern_used() -> None:
+    """The user's tag pattern named some cells (so it was not silently ignored)."""
+    report = _CURRENT.get()
+    if report is not None:
+        report.pattern_used = True
 
 
 def json_object_read() -> None:

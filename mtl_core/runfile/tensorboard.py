@@ -34,7 +34,7 @@ from mtl_core.runfile.bounds import check_rows, check_runs_count, check_tasks_co
 from mtl_core.runfile.long import first_seen
 from mtl_core.runfile.messages import names, over_limit
 from mtl_core.runfile.model import ParsedRun, assemble
-from mtl_core.runfile.report import ReadOptions, measure_assumed, note
+from mtl_core.runfile.report import ReadOptions, measure_assumed, note, pattern_used
 from mtl_core.runfile.schema import DEFAULT_MEASURE, GROUPING_FRAME, METRIC_FRAME, empty_frame
 from mtl_core.runfile.tfrecord import FileScan, Series, merge, scan_file
 from mtl_core.runfile.validate import validate_affinity, validate_metrics
@@ -284,7 +284,9 @@ def _cells(series: dict[str, Series], pattern, options: ReadOptions):
                 if measure is None:
                     measure_assumed()
                 cmap[tag] = conv.Cell(measure or DEFAULT_MEASURE, d["source"], d["target"])
-        used.add(conv.PATTERN) if cmap else None
+        if cmap:
+            used.add(conv.PATTERN)
+            pattern_used()
     else:
         for tag in series:
             c = conv.lab_cell(tag)

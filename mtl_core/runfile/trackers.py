@@ -24,7 +24,7 @@ from mtl_core.errors import LabError
 from mtl_core.runfile import tb_conventions as conv
 from mtl_core.runfile.cells import to_numbers
 from mtl_core.runfile.messages import Locate
-from mtl_core.runfile.report import ReadOptions, note
+from mtl_core.runfile.report import ReadOptions, note, pattern_used
 
 _ROW: Locate = lambda i: f"row {i + 1}"  # noqa: E731
 #: Step columns, in order of preference (the tracker's own step first).
@@ -90,6 +90,8 @@ def read_step_columns(
                 f"'{{source}}->{{target}}'); columns: {_some(cols)}"
             )
         return None
+    if pattern is not None:
+        pattern_used()
     n_rows = len(next(iter(cols.values())))
     if step_col is None:
         steps = np.zeros(n_rows)
@@ -196,6 +198,8 @@ def read_key_rows(
             f"cell (affinity/<source>/<target>, or give a tag pattern); keys: "
             f"{', '.join(repr(k) for k in list(uniq)[:6])}"
         )
+    if pattern is not None:
+        pattern_used()
     rows = np.flatnonzero(np.isin(keys, found))
     out = {
         "step": cols["step"][rows] if "step" in cols else np.zeros(rows.size, dtype=np.int64),

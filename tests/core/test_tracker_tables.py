@@ -59,3 +59,8 @@ def test_text_in_a_cell_column_is_refused_never_skipped_as_not_logged():
     parsed = read_run_file(b"_step,affinity/a/b,affinity/b/a\n1,0.1,NA\n,0.3,0.2\n", "h.csv")
     assert parsed.affinity["affinity"].tolist() == [0.1]
     assert any("2 logged values in rows with an empty '_step' left out" in n for n in parsed.notes)
+
+
+def test_a_tag_pattern_a_file_does_not_use_is_refused_never_ignored():
+    with pytest.raises(LabError, match="the tag pattern '{source}->{target}' named no cell"):
+        read_run_file(DATA / "G00_reference_matrix.csv", tag_pattern="{source}->{target}")

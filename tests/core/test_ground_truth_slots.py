@@ -97,7 +97,8 @@ def test_the_queue_starts_one_process_per_free_slot_and_frees_it_when_done(
 ):
     started = []
 
-    def fake_start(spec, folder, *, workers=2):
+    def fake_start(spec, folder, *, workers=2, nice=0):
+        assert nice == 10
         started.append((spec.k, workers))
         os.makedirs(folder, exist_ok=True)
         write_json(os.path.join(folder, bg.STATUS_FILE), {"status": "running", "message": "m"})
@@ -112,7 +113,7 @@ def test_the_queue_starts_one_process_per_free_slot_and_frees_it_when_done(
         store.queue_ground_truth(
             run_id, k, {"spec": {"k": k}, "folder": str(tmp_path / f"k{k}"), "owner": "user:a"}
         )
-    queue = bg.EvaluationQueue()
+    queue = bg.EvaluationQueue(nice=10)
     queue.tick(store, 1, os.getpid())
     assert started == [(2, 0)]  # one slot: one evaluation, one process (no pool of its own)
     job = store.get_ground_truth(run_id, 2)

@@ -28,7 +28,12 @@ import pandas as pd
 
 from mtl_core.errors import LabError
 from mtl_core.runfile import mlflow_store
-from mtl_core.runfile.bounds import check_folder_files, check_rows, check_zip_members
+from mtl_core.runfile.bounds import (
+    check_folder_files,
+    check_rows,
+    check_runs_count,
+    check_zip_members,
+)
 from mtl_core.runfile.bundle import read_bundle
 from mtl_core.runfile.layout import read_affinity
 from mtl_core.runfile.long import first_seen
@@ -155,12 +160,14 @@ def read_tree(files: dict[str, bytes], name: str, options: ReadOptions) -> Parse
     """
     paths = sorted(files)
     roots = mlflow_store.run_roots(paths)
-    inside = [p for p in paths if not any(p.startswith(f"{r}/") or not r for r in roots)]
+    root_set = set(roots)
+    inside = [p for p in paths if mlflow_store.owner(p, root_set) is None]
     events = {p: files[p] for p in inside if is_tfevents(p)}
     bundles = _bundle_folders([p for p in inside if p not in events])
     in_bundle = {p for members in bundles.values() for p in members}
     tables = _tables([p for p in inside if p not in events and p not in in_bundle])
     units = len(roots) + len(bundles) + len(tables) + len({_parent(p) for p in events})
+    check_runs_count(units, name)  # before any run is read
     if not units:
         raise LabError(
             f"{name}: found no run in the folder (no MLflow run, table or TensorBoard event "

@@ -239,3 +239,28 @@ def test_hydra_jobs_laid_out_as_bundles_and_a_folder_of_seed_csvs(tmp_path):
     parsed = read_run_file(seeds)
     assert parsed.runs == ["seed0.csv", "seed1.csv", "seed2.csv"]
     assert _mean_error(parsed.run_affinity("seed2.csv")) == pytest.approx(0.002)
+
+
+def _zip_of(members: dict[str, str]) -> bytes:
+    import io
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for path, text in members.items():
+            zf.writestr(path, text)
+    return buf.getvalue()
+
+
+def test_hostile_folders_are_refused_by_count_before_reading():
+    import time
+
+    many_runs = {f"r{k}/{f}": "1 0.1 1\n" for k in range(3000)
+                 for f in ("meta.yaml", "metrics/affinity/a/b")}  # fmt: skip
+    t0 = time.perf_counter()
+    with pytest.raises(LabError, match="3,000 runs, over the limit of 100 runs"):
+        read_run_file(_zip_of(many_runs), "runs.zip")
+    many_tasks = {"r/meta.yaml": "x"} | {f"r/metrics/affinity/a{k}/b": "1 0.1 1\n"
+                                         for k in range(1500)}  # fmt: skip
+    with pytest.raises(LabError, match=r"r: 1,501 tasks, over the limit of 1,000 tasks"):
+        read_run_file(_zip_of(many_tasks), "tasks.zip")
+    assert time.perf_counter() - t0 < 5

@@ -50,6 +50,7 @@ WORKER_NICENESS = 10
 
 @st.cache_resource(show_spinner=False)
 def _runner(path: str, workers: int, train_fn: str | None, warm: int) -> Any:
+    from mtl_core.experiments.background import EvaluationQueue
     from mtl_core.runner import Runner
 
     return Runner(
@@ -59,6 +60,7 @@ def _runner(path: str, workers: int, train_fn: str | None, warm: int) -> Any:
         warm=warm,
         preload=("mtl_core.train.loop:warmup",) if warm else (),
         nice=WORKER_NICENESS,
+        evaluations=EvaluationQueue(nice=WORKER_NICENESS),  # they take worker slots like runs
     )
 
 
@@ -104,6 +106,13 @@ def get_runner() -> SessionRunner:
         auth.current_actor(dep),
         dep.limits,
     )
+
+
+def wake_runner() -> None:
+    """Start the process-wide runner if it is not running yet, and make it look at the queue
+    now (a ground truth was queued)."""
+    custom = os.environ.get("MTL_LAB_TRAIN_FN") or None
+    _runner(store_path(), default_max_workers(), custom, warm_workers(custom)).wake()
 
 
 def import_parsed(parsed: Any, name: str) -> list[int]:

@@ -28,7 +28,7 @@ LAYOUTS = {
 #: How many k or budget values one page may ask for (each is a few exact solves).
 MAX_LIMITS = 12
 #: Seconds per MILP on the page (the CLI's default is 120): a solve it stops says "not proven".
-TIME_LIMIT = 30.0
+TIME_LIMIT = 20.0
 DRAWS = 50
 
 
@@ -178,90 +178,28 @@ def _run_affinity(run_id: int | None):
     return tuple(tasks), tuple(map(tuple, A.tolist()))
 
 
-# The cache lives in the shared server process: a few results (each a few exact solves on a
-# table within the upload limits), for a few minutes.
+# The cache lives in the shared server process: a few results (JSON-ready, each a table
+# within the upload limits), for a few minutes; the work itself runs in a capped child.
 @st.cache_data(show_spinner="Choosing networks exactly…", max_entries=8, ttl=900)
 def _compute(layout, sel, test, masks, est, tasks, direction, rule, limits, affinity):
     """The ``select`` document and the prediction cells for one set of uploads and options
-    (files as ``(name, bytes)``)."""
-    import numpy as np
+    (files as ``(name, bytes)``), computed in a capped child process
+    (:func:`mtl_core.runner.select_job.run_select_capped`)."""
+    from mtl_core.runner.select_job import run_select_capped
 
-    from mtl_core.groundtruth.compare import compare, prediction_cells
-
-    table, scoring, estimate, own = read_uploads(layout, sel, test, masks, est, tasks, direction)
-    aff = own
-    if affinity is not None:
-        aff = (list(affinity[0]), np.asarray(affinity[1], dtype=float))
-    kw = {"ks": list(limits)} if rule == "k" else {"budgets": list(limits)}
-    doc = compare(
-        table,
-        scoring,
-        estimate=estimate,
-        affinity=aff,
+    files = {"sel": sel, "test": test, "masks": masks, "est": est}
+    out = run_select_capped(
+        layout,
+        files,
+        tasks=tasks,
+        direction=direction,
+        rule=rule,
+        limits=list(limits),
+        affinity=None if affinity is None else (list(affinity[0]), [list(r) for r in affinity[1]]),
         draws=DRAWS,
         time_limit=TIME_LIMIT,
-        **kw,
     )
-    cells = prediction_cells(table, scoring, estimate=estimate, affinity=aff)
-    return doc, cells
-
-
-def read_uploads(layout, sel, test, masks, est, tasks, direction):
-    """(selection, scoring or None, estimate or None, the file's own affinity or None) read
-    from ``(name, bytes)`` uploads by the layout's reader (the ``select`` command's readers)."""
-    from mtl_core.groundtruth.report import read_evaluate_report
-    from mtl_core.groundtruth.tables import read_hoa, read_long, read_mtg
-
-    names = None if tasks is None else [t.strip() for t in tasks.split(",")]
-    if layout == "report":
-        rep = read_evaluate_report(sel[1], name=sel[0], direction=direction)
-        estimate = None
-        if est is not None:
-            estimate = _one_split(read_long(est[1], direction="lower", name=est[0]), est[0])
-        return rep.selection, rep.scoring, estimate, rep.affinity
-    if layout == "mtg":
-        if masks is None:
-            raise LabError("MTG-Net's layout needs the masks file too")
-
-        def read(f):
-            return read_mtg(
-                masks[1],
-                f[1],
-                tasks=names,
-                direction=direction,
-                masks_name=masks[0],
-                values_name=f[0],
-            )
-    elif layout == "long":
-
-        def read(f):
-            return _one_split(read_long(f[1], direction=direction, name=f[0]), f[0])
-
-        if test is None:
-            splits = read_long(sel[1], direction=direction, name=sel[0])
-            if len(splits) > 1:
-                if set(splits) != {"val", "test"}:
-                    raise LabError(
-                        f"{sel[0]}: splits {', '.join(sorted(map(str, splits)))}; a long form's "
-                        "splits must be val and test (or upload one split per file)"
-                    )
-                estimate = read(est) if est is not None else None
-                return splits["val"], splits["test"], estimate, None
-    else:
-
-        def read(f):
-            return read_hoa(f[1], tasks=names, direction=direction, name=f[0])
-
-    table = read(sel)
-    scoring = read(test) if test is not None else None
-    estimate = read(est) if est is not None else None
-    return table, scoring, estimate, None
-
-
-def _one_split(splits: dict, name: str):
-    if len(splits) != 1:
-        raise LabError(f"{name}: holds several splits; upload one per file")
-    return next(iter(splits.values()))
+    return out["doc"], out["cells"]
 
 
 def _show(doc: dict, cells: list[dict]) -> None:

@@ -244,6 +244,8 @@ ESTIMATORS = ("optimal", "hoa", "affinity", "estimate", "random", "worst")
 def format_text(doc: dict) -> str:
     """A readable table: one block per k or budget, one line per estimator (networks,
     selection value, score, regret against the optimum's score), then the agreement."""
+    from mtl_core.groundtruth.select import FALLBACK_DRAWS
+
     better = "lower" if doc["direction"] == "lower" else "higher"
     sign = -1.0 if better == "lower" else 1.0
     out = [f"{len(doc['tasks'])} tasks: {', '.join(doc['tasks'])} ({better} is better)"]
@@ -267,7 +269,16 @@ def format_text(doc: dict) -> str:
                 continue
             reg = "" if best is None else f"{sign * (best - s['score']):9.5f}"
             nets = " | ".join("+".join(n) for n in s["networks"])
-            flag = "" if s["proven"] else f"  (not proven, gap {s.get('_gap', math.nan):.2%})"
+            gap = s.get("_gap", math.nan)
+            flag = (
+                ""
+                if s["proven"]
+                else "  (not proven: the time limit came before HiGHS's first selection; the "
+                f"{'worst' if name == 'worst' else 'best'} of {FALLBACK_DRAWS} random "
+                "covering selections)"
+                if math.isinf(gap)
+                else f"  (not proven, gap {gap:.2%})"
+            )
             out.append(
                 f"  {name:<10} {s['selection']:10.5f} {s['score']:10.5f} {reg:>9}  {nets}{flag}"
             )

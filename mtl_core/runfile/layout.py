@@ -50,7 +50,7 @@ def read_affinity(
     LabError
         From the layout's reader, naming row and column.
     """
-    steps = read_step_columns(cols, name, options)
+    steps = read_step_columns(cols, name, options, locate)
     if steps is not None:
         aff = validate_affinity(steps, _cell_locate, name, tasks, measure=options.measure)
         return aff, first_seen(aff["source"], aff["target"])

@@ -20,6 +20,7 @@ import numpy as np
 
 from mtl_core.errors import LabError
 from mtl_core.runfile import tb_conventions as conv
+from mtl_core.runfile.bounds import check_tasks_count
 from mtl_core.runfile.messages import short
 from mtl_core.runfile.report import ReadOptions
 
@@ -30,14 +31,27 @@ RUN_NAME = "tags/mlflow.runName"
 
 def run_roots(paths: list[str]) -> list[str]:
     """The MLflow run folders in a tree of relative paths (``""`` = the tree's root): every
-    folder with a ``meta.yaml`` and a ``metrics/`` folder beside it."""
-    roots = []
+    folder with a ``meta.yaml`` and a ``metrics/`` folder beside it. Linear in the paths."""
+    with_metrics = set()
     for p in paths:
-        if p == META or p.endswith("/" + META):
-            root = p[: -len(META)]
-            if any(q.startswith(root + METRICS) for q in paths):
-                roots.append(root.rstrip("/"))
-    return sorted(roots)
+        parts = p.split("/")
+        for k, part in enumerate(parts[:-1]):
+            if part + "/" == METRICS:
+                with_metrics.add("/".join(parts[:k]))
+    roots = [p[: -len(META)].rstrip("/") for p in paths if p == META or p.endswith("/" + META)]
+    return sorted(r for r in roots if r in with_metrics)
+
+
+def owner(path: str, roots: set[str]) -> str | None:
+    """The run folder among ``roots`` that holds ``path``, or None."""
+    if "" in roots:
+        return ""
+    parts = path.split("/")
+    for k in range(1, len(parts)):
+        head = "/".join(parts[:k])
+        if head in roots:
+            return head
+    return None
 
 
 def run_name(files: dict[str, bytes], root: str) -> str:
@@ -73,6 +87,7 @@ def metric_columns(
         if cell is not None:
             cells[key] = cell
     tasks = {c.source for c in cells.values()} | {c.target for c in cells.values()}
+    check_tasks_count(len(tasks), name)  # before any metric file is parsed
     aff: dict[str, list[np.ndarray]] = {
         k: [] for k in ("step", "source", "target", "measure", "affinity", "wall_time", "key")
     }

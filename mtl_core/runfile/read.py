@@ -62,6 +62,25 @@ class ReadMemoryError(LabError):
     """A read ran out of memory (a ``LabError``: one line, ``cannot import <file>: ...``)."""
 
 
+#: How libraries say they ran out of memory without a ``MemoryError`` (Arrow's C++ pool, a
+#: thread pool that cannot get a stack under ``RLIMIT_AS``).
+_MEMORY_WORDS = (
+    "out of memory",
+    "cannot allocate",
+    "failed to allocate",
+    "bad_alloc",
+    "malloc",
+    "failed to launch worker thread",
+)
+
+
+def out_of_memory(exc: BaseException) -> bool:
+    """Whether ``exc`` says the process ran out of memory: a ``MemoryError`` (Arrow's
+    ``ArrowMemoryError`` is one), or a library's words for it (:data:`_MEMORY_WORDS`)."""
+    text = str(exc).lower()
+    return isinstance(exc, MemoryError) or any(w in text for w in _MEMORY_WORDS)
+
+
 def read_run_file(
     source: str | Path | bytes,
     filename: str | None = None,
@@ -121,11 +140,11 @@ def read_run_file(
         if not msg.startswith(PREFIX):
             msg = PREFIX + (msg if msg.startswith(name) else f"{name}: {msg}")
         raise LabError(one_line(msg)) from None
-    except MemoryError:
-        # a read within the limits fits in a few hundred MB; a process with a memory cap (an
-        # upload read in the app: mtl_core.runner.upload_read) words this with its cap
-        raise ReadMemoryError(one_line(f"{PREFIX}{name}: {OUT_OF_MEMORY}")) from None
     except Exception as exc:  # noqa: BLE001
+        if out_of_memory(exc):
+            # a read within the limits fits in a few hundred MB; a process with a memory cap
+            # (an upload read in the app: mtl_core.runner.upload_read) words this with its cap
+            raise ReadMemoryError(one_line(f"{PREFIX}{name}: {OUT_OF_MEMORY}")) from None
         # The last net, so no upload ever ends in a traceback (or "something went wrong" in
         # the shared app): every failure a file can cause is guarded at its root in the
         # readers, and the generated-corpus test asserts this line is never reached.

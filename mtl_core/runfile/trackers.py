@@ -22,8 +22,11 @@ import pandas as pd
 
 from mtl_core.errors import LabError
 from mtl_core.runfile import tb_conventions as conv
+from mtl_core.runfile.cells import to_numbers
+from mtl_core.runfile.messages import Locate
 from mtl_core.runfile.report import ReadOptions, note
 
+_ROW: Locate = lambda i: f"row {i + 1}"  # noqa: E731
 #: Step columns, in order of preference (the tracker's own step first).
 STEP_COLUMNS = ("step", "_step", "global_step", "trainer/global_step", "training_iteration")
 #: Run columns of a runs table (one row per run), in order of preference: MLflow's
@@ -34,7 +37,7 @@ MLFLOW_METRIC = "metrics."
 
 
 def read_step_columns(
-    cols: dict[str, np.ndarray], name: str, options: ReadOptions
+    cols: dict[str, np.ndarray], name: str, options: ReadOptions, locate: Locate = _ROW
 ) -> dict[str, np.ndarray] | None:
     """A per-step wide table -> long columns ``step, source, target, affinity, measure``.
 
@@ -43,6 +46,7 @@ def read_step_columns(
     cols : the parsed table, ``{column: values}``.
     name : the file's name for messages.
     options : ``tag_pattern`` (cell columns named by the user's pattern) and ``measure``.
+    locate : names row ``i`` for messages (``row 3 (line 4)``).
 
     Returns
     -------
@@ -52,8 +56,9 @@ def read_step_columns(
     Raises
     ------
     LabError
-        A tag pattern that matches no column although the table has a step column, or a step
-        that is not a whole number.
+        A tag pattern that matches no column although the table has a step column, a step
+        that is not a whole number, or a cell that is text other than a number or a
+        missing-value mark (``NA``, ``#N/A``: not logged), named by row and column.
     """
     keyed = read_key_rows(cols, name, options)
     if keyed is not None:
@@ -93,15 +98,17 @@ def read_step_columns(
             f"{len(cells)} affinity columns): each run's last values, at step 0"
         )
     else:
-        steps = pd.to_numeric(pd.Series(cols[step_col]), errors="coerce").to_numpy(float)
+        steps = to_numbers(cols[step_col], step_col, name, locate, allow_empty=True)
     keys = ("step", "source", "target", "affinity", "measure", "order")
     parts: dict[str, list[np.ndarray]] = {k: [] for k in keys}
     if run_col is not None:
         parts["run"] = []
     if run_col is not None:
         runs = np.array([str(v) for v in cols[run_col]], dtype=object)
+    unstepped = 0
     for k, (col, cell) in enumerate(cells):
-        vals = pd.to_numeric(pd.Series(cols[col]), errors="coerce").to_numpy(float)
+        vals = to_numbers(cols[col], col, name, locate, allow_empty=True)  # text is refused
+        unstepped += int((~np.isnan(vals) & np.isnan(steps)).sum())
         rows = np.flatnonzero(~np.isnan(vals) & ~np.isnan(steps))
         parts["step"].append(steps[rows])
         parts["affinity"].append(vals[rows])
@@ -111,6 +118,8 @@ def read_step_columns(
         if run_col is not None:
             parts["run"].append(runs[rows])
         parts["order"].append(rows * len(cells) + k)
+    if unstepped:
+        note(f"{name}: {unstepped} logged values in rows with an empty {step_col!r} left out")
     order = np.argsort(np.concatenate(parts.pop("order")), kind="stable")
     out = {k: np.concatenate(v)[order] for k, v in parts.items()}
     if out["step"].size and not np.all(out["step"] == np.round(out["step"])):

@@ -110,3 +110,21 @@ def test_errors_are_one_line_and_names_escaped(tmp_path, monkeypatch):
     assert "\\*\\*x\\*\\*" in cap  # shown as text, not bold
     nets = at.dataframe[0].value
     assert nets.loc[nets["estimator"] == "optimal (exact)", "networks"].iloc[0] == "**x** + b"
+
+
+def test_an_evaluate_report_scores_the_labs_own_runs(tmp_path, monkeypatch):
+    from tests.core.test_select_inputs import _report
+
+    path = _report(tmp_path)
+    _, at = _open(tmp_path, monkeypatch)
+    at.radio(key="gtt_layout").set_value("report").run()
+    at.text_input(key="gtt_values_k").set_value("2").run()
+    _upload(at, "gtt_sel", path)
+    assert not at.exception and not at.error
+    nets = at.dataframe[0].value.set_index("estimator")
+    # mean over the two seeds: val +0.1 per cell on seed 0's, test -0.1 (see _report)
+    assert nets.loc["optimal (exact)", "networks"] == "t0 + t1 | t0 + t2"
+    assert nets.loc["optimal (exact)", "selection"] == pytest.approx(5.5 + 0.3)
+    assert "TAG (affinity)" in nets.index  # the report's own co-training affinity
+    agree = at.dataframe[1].value.set_index("estimator")
+    assert agree.loc["TAG (affinity)", "cells"] == 9

@@ -111,3 +111,23 @@ def test_g08_per_step_columns_offer_the_tag_pattern(tmp_path, monkeypatch):
     (run,) = store.list_runs()
     steps, tasks, A = store.affinity_steps(run.id, "lookahead")
     assert len(steps) == 12 and sorted(tasks) == ["depth", "edge", "normal", "seg"]
+
+
+def test_every_field3_case_uploads_as_its_readme_says(tmp_path, monkeypatch):
+    """Each case of tests/data/field3 (folders zipped, as a browser sends them) in one upload:
+    read, or (G08, G31b: names in no known convention) asking for a tag pattern."""
+    files = []
+    for p in sorted(DATA.iterdir()):
+        if p.name == "README.md":
+            continue
+        data = _zip(p) if p.is_dir() else p.read_bytes()
+        files.append((p.name + (".zip" if p.is_dir() else ""), data, "application/octet-stream"))
+    _, at = _open(tmp_path, monkeypatch, files)
+    errors = [shown(e.value) for e in at.error]
+    assert len(errors) == 2 and all("tag pattern" in e for e in errors), errors
+    assert any("G08_wide_arrow_columns.csv" in e for e in errors)
+    assert any("G31b_tbx_add_scalars_arrow_keys.zip" in e for e in errors)
+    previews = [d.value for d in at.dataframe if "logged steps" in d.value.columns]
+    assert len(previews) == len(files) - 2
+    assert sum(len(p) for p in previews) == len(files) - 2 + 1  # G18: two runs
+    assert all(set(p["tasks"]) == {4} for p in previews)

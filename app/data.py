@@ -60,7 +60,7 @@ def _runner(path: str, workers: int, train_fn: str | None, warm: int) -> Any:
         warm=warm,
         preload=("mtl_core.train.loop:warmup",) if warm else (),
         nice=WORKER_NICENESS,
-        evaluations=EvaluationQueue(),  # ground truths take worker slots like runs
+        evaluations=EvaluationQueue(nice=WORKER_NICENESS),  # they take worker slots like runs
     )
 
 

@@ -38,7 +38,7 @@ from mtl_core.experiments.ground_truth import evaluate
 from mtl_core.experiments.report import write_report
 from mtl_core.experiments.spec import EvalSpec, threads_per_worker
 from mtl_core.jsonio import write_json
-from mtl_core.runner.procs import pid_alive
+from mtl_core.runner.procs import pid_alive, prepare_process
 from mtl_core.runner.ray_cluster import runner_ray_address
 
 ROOT = Path(__file__).resolve().parents[2]  # the folder holding mtl_core (child's cwd)
@@ -104,15 +104,18 @@ def spec_for_run(
     )
 
 
-def start(spec: EvalSpec, folder: str | os.PathLike[str], *, workers: int = 2) -> BackgroundJob:
+def start(
+    spec: EvalSpec, folder: str | os.PathLike[str], *, workers: int = 2, nice: int = 0
+) -> BackgroundJob:
     """Start evaluating ``spec`` in a new process with ``workers`` local worker processes
-    (0 = train in that process); returns at once. ``folder`` is created and must be new or
-    empty of a previous job. Raises LabError for a spec that cannot work, OSError if the
-    process cannot start."""
+    (0 = train in that process) at CPU priority ``nice`` (added, as the runner's workers
+    get it); returns at once. ``folder`` is created and must be new or empty of a previous
+    job. Raises LabError for a spec that cannot work, OSError if the process cannot start."""
     spec.check()
     path = Path(folder).resolve()
     path.mkdir(parents=True, exist_ok=True)
-    write_json(path / SPEC_FILE, {"spec": spec.to_dict(), "workers": int(workers)}, indent=1)
+    job = {"spec": spec.to_dict(), "workers": int(workers), "nice": max(0, int(nice))}
+    write_json(path / SPEC_FILE, job, indent=1)
     write_json(path / STATUS_FILE, {"status": "running", "message": "starting"})
     code = "import sys; from mtl_core.experiments.background import main; sys.exit(main())"
     with open(path / LOG_FILE, "wb") as log:
@@ -200,6 +203,9 @@ class EvaluationQueue:
     process dies. On Ray (``$MTL_LAB_RAY_ADDRESS``) its training jobs are Ray tasks.
     """
 
+    def __init__(self, nice: int = 0) -> None:
+        self.nice = int(nice)  # the CPU priority the runner's workers get (the app: 10)
+
     def tick(self, store: Any, max_workers: int, runner_pid: int) -> None:
         """One pass: refresh the running evaluations, start queued ones into free slots."""
         for run_id, k in store.running_ground_truth_keys():
@@ -207,7 +213,8 @@ class EvaluationQueue:
         while (claimed := store.claim_ground_truth(max_workers, runner_pid=runner_pid)) is not None:
             run_id, k, job = claimed
             try:
-                started = start(EvalSpec.from_dict(job["spec"]), job["folder"], workers=0)
+                spec = EvalSpec.from_dict(job["spec"])
+                started = start(spec, job["folder"], workers=0, nice=self.nice)
             except (LabError, OSError, KeyError, TypeError, ValueError) as exc:
                 job.update(status="failed", finished=time.time(), error=f"could not start: {exc}")
             else:
@@ -225,6 +232,7 @@ def main(argv: list[str] | None = None) -> int:
         _stop_with_parent(int(argv[2]))
     job = json.loads((path / SPEC_FILE).read_text())
     spec, workers = EvalSpec.from_dict(job["spec"]), int(job.get("workers", 0))
+    prepare_process(1, int(job.get("nice", 0)))  # before torch is imported (threads: the spec's)
     last = [""]
 
     def progress(msg: str) -> None:

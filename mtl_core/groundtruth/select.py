@@ -273,11 +273,14 @@ def random_selections(
     budget: float | None = None,
     draws: int = 100,
     seed: int = 0,
-    tries: int = 50,
+    tries: int = 1000,
 ) -> list[list[int]]:
     """Random covering selections within the limit: repeatedly a random uncovered task, then a
     uniformly random affordable network holding it, until every task is covered (a draw that
-    runs out of budget is redrawn, up to ``tries`` times per draw). ``present`` (m, n) bool."""
+    runs out of budget is redrawn, up to ``tries`` times per draw: rejection sampling, so the
+    drawn selections' distribution does not depend on ``tries``, only how many draws come
+    back; on MTG-Net's MIMIC table at k = 2, 46 of 50 with 1,000 tries, 7 with 50). ``present``
+    (m, n) bool."""
     rng = np.random.default_rng(seed)
     m, n = present.shape
     out: list[list[int]] = []

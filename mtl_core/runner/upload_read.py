@@ -260,13 +260,9 @@ def _child(
         del os.environ[k]
     os.environ.update(settings)
     if mem is not None:
-        _, hard = resource.getrlimit(resource.RLIMIT_AS)
-        cap = _address_space() + mem * 2**20
-        resource.setrlimit(resource.RLIMIT_AS, (cap if hard < 0 else min(cap, hard), hard))
+        _cap(resource.RLIMIT_AS, _address_space() + mem * 2**20)
     if limit is not None:
-        cpu = math.ceil(limit) + 1
-        _, hard = resource.getrlimit(resource.RLIMIT_CPU)
-        resource.setrlimit(resource.RLIMIT_CPU, (cpu if hard < 0 else min(cpu, hard), hard))
+        _cap(resource.RLIMIT_CPU, math.ceil(limit) + 1)
     prefix = _PREFIXES[kind]
     try:
         if kind == "table":
@@ -290,6 +286,16 @@ def _child(
     del data
     conn.send_bytes(payload)
     conn.close()
+
+
+def _cap(kind: int, soft: int) -> None:
+    """Lower a resource limit of this process to ``soft`` (never above its hard limit); where
+    the system refuses (macOS does not enforce ``RLIMIT_AS``), the wall-clock cap remains."""
+    try:
+        _, hard = resource.getrlimit(kind)
+        resource.setrlimit(kind, (soft if hard < 0 else min(soft, hard), hard))
+    except (ValueError, OSError):
+        pass
 
 
 def _address_space() -> int:

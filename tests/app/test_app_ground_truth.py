@@ -45,7 +45,7 @@ def test_ground_truth_runs_in_the_background_and_shows_its_table(store, monkeypa
     rid = seed_run(store, name="trained", config=cfg)
     started = []
 
-    def fake_start(spec, folder, *, workers=2):  # the process "runs": this test writes it
+    def fake_start(spec, folder, *, workers=2, nice=0):  # "runs": this test writes it
         started.append((spec, workers))
         os.makedirs(folder)
         write_json(

@@ -97,7 +97,8 @@ def test_the_queue_starts_one_process_per_free_slot_and_frees_it_when_done(
 ):
     started = []
 
-    def fake_start(spec, folder, *, workers=2):
+    def fake_start(spec, folder, *, workers=2, nice=0):
+        assert nice == 10
         started.append((spec.k, workers))
         os.makedirs(folder, exist_ok=True)
         write_json(os.path.join(folder, bg.STATUS_FILE), {"status": "running", "message": "m"})
@@ -112,7 +113,7 @@ def test_the_queue_starts_one_process_per_free_slot_and_frees_it_when_done(
         store.queue_ground_truth(
             run_id, k, {"spec": {"k": k}, "folder": str(tmp_path / f"k{k}"), "owner": "user:a"}
         )
-    queue = bg.EvaluationQueue()
+    queue = bg.EvaluationQueue(nice=10)
     queue.tick(store, 1, os.getpid())
     assert started == [(2, 0)]  # one slot: one evaluation, one process (no pool of its own)
     job = store.get_ground_truth(run_id, 2)
@@ -133,3 +134,52 @@ def test_a_claim_whose_runner_died_before_starting_it_fails(store):
     run_id, k, _ = store.claim_ground_truth(1, runner_pid=_dead_pid())
     job = bg.refresh(store, run_id, k)
     assert job["status"] == "failed" and job["error"] == "the lab stopped before it started"
+
+
+@pytest.mark.slow
+def test_a_real_evaluation_runs_in_the_runners_only_slot_while_a_run_waits(tmp_path):
+    """One worker slot (MTL_LAB_WORKERS=1): the queued evaluation trains in it, a run queued
+    after it waits until it is done, then trains; the report lands in the store with no page
+    open (the runner records it)."""
+    from mtl_core.experiments import EvalSpec
+    from mtl_core.runner import Runner
+    from tests.helpers.app_fixtures import config_dict
+
+    store = Store(tmp_path / "s.sqlite")
+    target = _run(store, None, "finished")
+    spec = EvalSpec.for_scenario(
+        "synthetic",
+        {"tasks": 3, "samples": 150},
+        1,
+        seeds=1,
+        steps=3,
+        random_groupings=1,
+        device="cpu",
+        threads=1,
+    )
+    folder = tmp_path / "evaluations" / "job"
+    store.queue_ground_truth(
+        target, 1, {"spec": spec.to_dict(), "folder": str(folder), "owner": "user:ann"}
+    )
+    runner = Runner(
+        store,
+        max_workers=1,
+        poll_s=0.05,
+        train_fn="tests.helpers.app_fixtures:fake_train",
+        evaluations=bg.EvaluationQueue(),
+        start=False,
+    )
+    try:
+        runner.tick()  # the evaluation claims the only slot before the run is queued
+        assert store.get_ground_truth(target, 1)["status"] == "running"
+        rid = runner.submit(config_dict(train__steps=3), owner="user:bob")
+        runner.tick()
+        assert store.get_run(rid).status == "queued"  # no second process beside it
+        runner.start()
+        info = runner.wait(rid, timeout=240)
+    finally:
+        runner.shutdown(timeout=5)
+    job = store.get_ground_truth(target, 1)
+    assert job["status"] == "done", job.get("error")
+    assert job["report"]["approaches"]["tag"]["groupings"] == [[["t0", "t1", "t2"]]]
+    assert info.status == "finished" and info.started >= job["finished"] - 1.0

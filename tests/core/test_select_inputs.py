@@ -324,3 +324,19 @@ def test_a_time_limit_before_the_first_selection_falls_back_unproven(monkeypatch
     out = capsys.readouterr().out
     assert "time limit came before HiGHS's first selection; the best of 200 random" in out
     assert "time limit came before HiGHS's first selection; the worst of 200 random" in out
+
+
+def test_random_selections_cover_within_the_limit_and_rarely_come_back_short():
+    """27 tasks, k = 2, and only two networks that cover everything between them among many
+    that do not: rejection sampling with 1,000 tries per draw still returns most draws."""
+    from mtl_core.groundtruth.select import random_selections
+
+    n = 27
+    present = np.zeros((60, n), dtype=bool)
+    present[0, :14] = present[1, 14:] = True  # the only covering pair
+    rng = np.random.default_rng(0)
+    for j in range(2, 60):
+        present[j, rng.choice(n, 5, replace=False)] = True
+    picks = random_selections(np.ones(60), present, k=2, draws=40)
+    assert len(picks) >= 30
+    assert all(p == [0, 1] for p in picks)  # nothing else covers all 27 tasks in 2

@@ -18,10 +18,10 @@ import streamlit as st
 from app import auth, data, lesson_words, nav, session, tables, words
 from app.escape import md
 from app.views import train_table
+from mtl_core import measures
 from mtl_core.accounts.quota import Limits
 from mtl_core.config import (
     ARCHS,
-    MEASURES,
     MODES,
     NORMS,
     OPTIMIZERS,
@@ -29,6 +29,7 @@ from mtl_core.config import (
     RunConfig,
     default_model_config,
     sequential_preset,
+    setting_default,
 )
 from mtl_core.errors import LabError
 from mtl_core.scenarios import list_scenarios
@@ -246,19 +247,30 @@ def _training_inputs(gpu: str | None, lim: Limits) -> dict[str, Any]:
         "steps",
         1,
         steps_max,
-        min(300, steps_max),
+        min(setting_default("train.steps"), steps_max),
         step=50,
         key="train_steps",
         help=limit_help(lim.steps),
     )
     out["train.batch_size"] = c3.number_input(
-        "batch size", 1, bs_max, min(64, bs_max), key="train_bs", help=limit_help(lim.batch_size)
+        "batch size",
+        1,
+        bs_max,
+        min(setting_default("train.batch_size"), bs_max),
+        key="train_bs",
+        help=limit_help(lim.batch_size),
     )
     out["train.eval_every"] = c4.number_input(
-        "evaluate every (steps)", 1, 100_000, 10, key="train_eval"
+        "evaluate every (steps)",
+        1,
+        100_000,
+        setting_default("train.eval_every"),
+        key="train_eval",
     )
     c1, c2, c3, c4 = st.columns(4)
-    out["train.seed"] = c1.number_input("seed", 0, 2**31 - 1, 0, key="train_seed")
+    out["train.seed"] = c1.number_input(
+        "seed", 0, 2**31 - 1, setting_default("train.seed"), key="train_seed"
+    )
     out["train.device"] = c2.selectbox(
         "device",
         ["auto", "cpu", "cuda"],
@@ -290,18 +302,22 @@ def _affinity_inputs() -> dict[str, Any]:
     return {
         "affinity.measure": c1.selectbox(
             "measure",
-            ("auto", *MEASURES),
+            (measures.AUTO, *measures.config_choices()),
             key="train_measure",
-            help="auto: lookahead for together, proximal for sequential, none otherwise",
+            help=f"auto: {measures.auto_words()}",
         ),
         "affinity.every": c2.number_input(
-            "measure every (steps)", 1, 100_000, 1, key="train_every"
+            "measure every (steps)",
+            1,
+            100_000,
+            setting_default("affinity.every"),
+            key="train_every",
         ),
         "train.replicas": c3.number_input(
             "replicas",
             1,
             64,
-            1,
+            setting_default("train.replicas"),
             key="train_replicas",
             help="independent copies of every network, trained as one batched model: "
             "losses become means with a spread (MLP trunks only)",
@@ -342,15 +358,25 @@ def _model_inputs(scen: str) -> dict[str, Any]:
     )
     c1, c2, c3, c4 = st.columns(4)
     out["optim.name"] = c1.selectbox(
-        "optimizer", OPTIMIZERS, index=OPTIMIZERS.index("adam"), key="train_opt"
+        "optimizer",
+        OPTIMIZERS,
+        index=OPTIMIZERS.index(setting_default("optim.name")),
+        key="train_opt",
     )
     lr = c2.number_input(
         "learning rate (0 = default)", 0.0, 10.0, 0.0, format="%.4f", key="train_lr"
     )
     out["optim.lr"] = float(lr) if lr > 0 else None
-    out["optim.momentum"] = c3.number_input("momentum (SGD)", 0.0, 0.999, 0.9, key="train_momentum")
+    out["optim.momentum"] = c3.number_input(
+        "momentum (SGD)", 0.0, 0.999, setting_default("optim.momentum"), key="train_momentum"
+    )
     out["optim.weight_decay"] = c4.number_input(
-        "weight decay", 0.0, 1.0, 0.0, format="%.5f", key="train_wd"
+        "weight decay",
+        0.0,
+        1.0,
+        setting_default("optim.weight_decay"),
+        format="%.5f",
+        key="train_wd",
     )
     return out
 

@@ -125,6 +125,16 @@ def select_groups(A: np.ndarray, tasks: list[str], k: int) -> tuple[Grouping, fl
     return g.groups_, float(g.score_)
 
 
+def mean_affinity(A: np.ndarray) -> np.ndarray:
+    """``(S, n, n) -> (n, n)``: the mean over logged steps of each cell, NaN where a cell
+    was never logged (no warning). What TAG selects from and the lesson's heatmap shows."""
+    X = np.asarray(A, dtype=np.float64)
+    logged = np.isfinite(X)
+    count = logged.sum(axis=0)
+    total = np.where(logged, X, 0.0).sum(axis=0)
+    return np.divide(total, count, out=np.full(total.shape, np.nan), where=count > 0)
+
+
 def ready_to_select(info: RunInfo, n_matrices: int) -> bool:
     """Whether the together run has ended with matrices to pick groups from."""
     return info.status == "finished" and n_matrices > 0
@@ -191,6 +201,7 @@ def start(
     steps: int = STEPS,
     seed: int = 0,
     groups_from: str = "tag",
+    replicas: int = REPLICAS,
 ) -> LessonIds:
     """Submit the lesson's runs (``seed`` sets the data and the training seeds). With
     ``groups_from="tag"`` together and single go now and the runner queues the grouped run
@@ -206,7 +217,8 @@ def start(
     """
     knobs = {**knobs, "data_seed": int(seed)}
     label = lesson_label(knobs)
-    together = runner.submit(base_config("together", knobs, steps=steps, seed=seed, label=label))
+    common = {"steps": int(steps), "seed": int(seed), "replicas": int(replicas), "label": label}
+    together = runner.submit(base_config("together", knobs, **common))
     assert together is not None  # no claim: always a run
     ids = LessonIds(together=together)
     limits = getattr(runner, "limits", None)
@@ -223,9 +235,9 @@ def start(
     )
     if groups_from == "planted":
         ids.groups = _submit_groups(
-            runner, together, knobs, planted_groups(knobs), steps, seed, GROUP_SOURCES["planted"]
+            runner, together, knobs, planted_groups(knobs), common, GROUP_SOURCES["planted"]
         )
-    ids.single = runner.submit(base_config("single", knobs, steps=steps, seed=seed, label=label))
+    ids.single = runner.submit(base_config("single", knobs, **common))
     return ids
 
 
@@ -234,16 +246,14 @@ def _submit_groups(
     together: int,
     knobs: dict[str, Any],
     groups: Grouping,
-    steps: int,
-    seed: int,
+    common: dict[str, Any],
     source: str,
     **who: Any,
 ) -> int | None:
     """Queue the grouped run if nobody has (the claim on the together run's note); its id,
-    or None when another caller claimed it first. ``who``: ``owner=``/``limits=``."""
-    cfg = base_config(
-        "groups", knobs, steps=steps, seed=seed, groups=groups, label=lesson_label(knobs)
-    )
+    or None when another caller claimed it first. ``common``: :func:`base_config`'s steps,
+    seed, replicas and label; ``who``: ``owner=``/``limits=``."""
+    cfg = base_config("groups", knobs, groups=groups, **common)
     return runner.submit(
         cfg,
         claim=(together, NOTE_GROUPS_RUN),
@@ -265,13 +275,13 @@ def advance(runner: Submitter, store: Store, together: int) -> int | None:
     grouped run's id, None while the together run is still going (or when ``together`` is
     no lesson).
 
-    The groups are TAG's selection (Fifty et al. 2021, sec. 3.2: exact, at most
+    The groups are TAG's network selection (Fifty et al. 2021; exact, at most
     ``clusters`` groups) from the together run's mean lookahead affinity over all steps and
-    replicas; a together run that ended without any matrix (failed or cancelled early)
-    falls back to the planted clusters, so the lesson still has its three approaches. The
-    grouped run belongs to the together run's owner, checked against the limits kept in
-    the note. LabError when it cannot be queued (e.g. the owner is at the queue quota: a
-    later call tries again).
+    replicas; a together run that ended without any matrix (failed or cancelled early, or
+    logged none) falls back to the planted clusters, so the lesson still has its three
+    approaches. The grouped run belongs to the together run's owner, checked against the
+    limits kept in the note. LabError when it cannot be queued (e.g. the owner is at the
+    queue quota: a later call tries again).
     """
     note = store.get_note(together, NOTE_GROUPS_RUN)
     if note is None:
@@ -281,21 +291,26 @@ def advance(runner: Submitter, store: Store, together: int) -> int | None:
     info = store.get_run(together)
     cfg = RunConfig.from_dict(info.config)
     knobs = dict(note.get("knobs") or cfg.knobs)
-    steps = int(note.get("steps") or cfg.train.steps)
-    seed = int(note.get("seed", cfg.train.seed))
+    common = {
+        "steps": int(note.get("steps") or cfg.train.steps),
+        "seed": int(note.get("seed", cfg.train.seed)),
+        "replicas": int(cfg.train.replicas),
+        "label": lesson_label(knobs),
+    }
     logged, tasks, A = store.affinity_steps(together, "lookahead")
     if ready_to_select(info, len(logged)):
-        groups, _ = select_groups(np.nanmean(A, axis=0), tasks, int(knobs.get("clusters", 2)))
+        groups, _ = select_groups(mean_affinity(A), tasks, int(knobs.get("clusters", 2)))
         source = GROUP_SOURCES["tag"]
-    elif info.status in ("failed", "cancelled", "interrupted"):
+    elif info.status in TERMINAL:  # ended without a matrix to select from
         groups = planted_groups(knobs)
-        source = "the planted clusters (the all-together run stopped early)"
+        why = "logged no affinity" if info.status == "finished" else "stopped early"
+        source = f"the planted clusters (the all-together run {why})"
     else:
         return None
     kept = note.get("limits")
     limits = Limits.from_dict(kept) if isinstance(kept, dict) else None
     rid = _submit_groups(
-        runner, together, knobs, groups, steps, seed, source, owner=info.owner, limits=limits
+        runner, together, knobs, groups, common, source, owner=info.owner, limits=limits
     )
     if rid is None:  # another caller won the claim: its run is the lesson's
         won = store.get_note(together, NOTE_GROUPS_RUN) or {}
@@ -354,15 +369,3 @@ class LessonAdvancer:
         if self._said.get(key) != why:
             self._said[key] = why
             self.warn(f"{what}: {why}")
-
-
-def groups_of(store: Store, run_id: int | None) -> Grouping | None:
-    """The groups a grouped run trains (from its config)."""
-    if run_id is None:
-        return None
-    try:
-        cfg = store.get_run(run_id).config
-    except LabError:
-        return None
-    groups = (cfg.get("train") or {}).get("groups")
-    return canonical_grouping(groups) if groups else None

@@ -28,6 +28,7 @@ import pandas as pd
 
 from mtl_core.errors import LabError
 from mtl_core.runfile.bounds import check_cells, check_tasks_count, check_zip_members
+from mtl_core.runfile.cells import MAX_STEP, STEP_TOO_LARGE
 from mtl_core.runfile.jsontext import check_text
 from mtl_core.runfile.long import matrices_to_long
 from mtl_core.runfile.messages import close, over_limit, short
@@ -142,6 +143,7 @@ def _load_npz(data: bytes, name: str, limit: int) -> dict[str, np.ndarray]:
         raise LabError(f"{name}: not a NumPy .npz archive (save it with np.savez)")
     with npz:
         infos = [i for i in npz.zip.infolist() if not i.is_dir()]
+        _check_unique(infos, name)
         total = sum(i.file_size for i in infos)
         if total > limit:
             raise over_limit(name, "unpacks to", total, limit)
@@ -172,6 +174,22 @@ def _load_npz(data: bytes, name: str, limit: int) -> dict[str, np.ndarray]:
     if not out:
         raise LabError(f"{name}: the archive holds no arrays")
     return out
+
+
+def _check_unique(infos: list[zipfile.ZipInfo], name: str) -> None:
+    """Refuse an archive listing one member name twice, or two names equal but for case:
+    NumPy would read one of them and silently drop the other."""
+    seen: dict[str, str] = {}
+    for info in infos:
+        key = info.filename.casefold()
+        if key in seen:
+            twice = (
+                f"two arrays named {info.filename!r}"
+                if seen[key] == info.filename
+                else f"{seen[key]!r} and {info.filename!r}, names that differ only in case"
+            )
+            raise LabError(f"{name}: holds {twice}; save it again with np.savez")
+        seen[key] = info.filename
 
 
 def _check_header(fp: Any, size: int, label: str, *, tasks: bool = False) -> None:
@@ -335,17 +353,19 @@ def _steps(arr: np.ndarray | None, s_count: int, name: str) -> np.ndarray:
     arr = arr.reshape(-1)
     if arr.dtype.kind not in "iuf":
         raise LabError(f"{label}: dtype {arr.dtype}; steps must be whole numbers >= 0")
-    x = arr.astype(np.float64)
-    for k, v in enumerate(x):
-        if not np.isfinite(v) or v != np.floor(v):
+    # integers are compared as integers (a float64 copy would round 2**53 + 1); floats above
+    # MAX_STEP may already have been rounded when they were saved
+    vals = arr.tolist()
+    for k, v in enumerate(vals):
+        if isinstance(v, float) and (not math.isfinite(v) or not v.is_integer()):
             raise LabError(
                 f"{label}: steps[{k}] = {arr[k]} is not a whole number (steps are 0, 1, 2, ...)"
             )
         if v < 0:
             raise LabError(f"{label}: steps[{k}] = {arr[k]} is negative")
-        if v > 2**62:
-            raise LabError(f"{label}: steps[{k}] = {arr[k]} is too large")
-    steps = arr.astype(np.int64)
+        if v > MAX_STEP:
+            raise LabError(f"{label}: steps[{k}] = {arr[k]} is {STEP_TOO_LARGE}")
+    steps = np.array([int(v) for v in vals], dtype=np.int64)
     seen: dict[int, int] = {}
     for k, s in enumerate(steps.tolist()):
         if s in seen:

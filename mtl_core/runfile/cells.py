@@ -21,8 +21,12 @@ from mtl_core.runfile.sheet_habits import MISSING_MARKS
 #: A number written with a decimal comma (``0,1``, ``-1,5e-3``, ``1.234,5``), as European
 #: spreadsheets write them.
 _DECIMAL_COMMA = re.compile(r"[+-]?(\d{1,3}(\.\d{3})+|\d*),\d+([eE][+-]?\d+)?")
-#: The largest step the reader accepts (steps are stored as int64).
-MAX_STEP = 2**62
+#: The largest step the reader accepts: 2**53 - 1, the largest whole number every reader
+#: keeps exactly (text cells parse through float64, which rounds 2**53 + 1 to 2**53; a value
+#: at or above 2**53 may be one that was rounded, so it is refused, never stored wrong).
+MAX_STEP = 2**53 - 1
+#: What a refused step is.
+STEP_TOO_LARGE = f"above {MAX_STEP:,} (2**53 - 1), the largest step the lab keeps exactly"
 
 
 def is_decimal_comma(v: Any) -> bool:
@@ -111,7 +115,7 @@ def _fast_numbers(vals: np.ndarray) -> np.ndarray | None:
 
 
 def to_steps(vals: np.ndarray, name: str, locate: Locate) -> np.ndarray:
-    """The ``step`` column as int64: whole numbers from 0 to 2**62.
+    """The ``step`` column as int64: whole numbers from 0 to :data:`MAX_STEP` (2**53 - 1).
 
     Raises
     ------
@@ -132,7 +136,9 @@ def to_steps(vals: np.ndarray, name: str, locate: Locate) -> np.ndarray:
     if neg.any():
         raise fail(name, locate, "step", neg, lambda i: f"{show(vals[i])} is negative")
     if (x > MAX_STEP).any():
-        raise fail(name, locate, "step", x > MAX_STEP, lambda i: "is too large")
+        raise fail(
+            name, locate, "step", x > MAX_STEP, lambda i: f"{show(vals[i])} is {STEP_TOO_LARGE}"
+        )
     return x.astype(np.int64)
 
 

@@ -31,7 +31,7 @@ from mtl_core.runfile import sheet_habits as habits
 from mtl_core.runfile.bounds import check_columns, check_json_size, check_lines, check_rows
 from mtl_core.runfile.encoding import decode, decode_text
 from mtl_core.runfile.formula_escape import escape_cell, escape_frame, unescape_columns
-from mtl_core.runfile.json_layouts import array_columns, object_columns
+from mtl_core.runfile.json_layouts import array_columns, flatten_records, object_columns
 from mtl_core.runfile.jsontext import json_lines, load_json
 from mtl_core.runfile.messages import JSON_ROW, Locate, short, show
 from mtl_core.runfile.report import note
@@ -125,7 +125,7 @@ def _parse_csv(data: bytes, name: str, default: str, limits: bool) -> tuple[Colu
     if not text.strip():
         raise LabError(f"{name}: the file is empty")
     text, declared, skipped = habits.strip_preamble(text, name)
-    delim = declared or sniff_delimiter(text, default)
+    delim = declared or (" " if habits.r_space_delimited(text) else sniff_delimiter(text, default))
     header = habits.r_row_names(text, delim, _header(text, delim, name), name)
     headerless = _numeric_header(header)
     if headerless is None and len(header) == 1:  # np.savetxt's default: space-separated
@@ -276,6 +276,7 @@ def _parse_jsonl(data: bytes, name: str, limits: bool) -> tuple[Columns, Locate]
         lines.append(k)
     if not records:
         raise LabError(f"{name}: the file is empty")
+    records = flatten_records(records)
     cols = _record_columns(records)
     _check_header(list(cols), name)
     return cols, lambda i: f"line {lines[i]}"
@@ -293,7 +294,7 @@ def _fast_jsonl(text: str) -> tuple[Columns, list[int]] | None:
         return None
     if len(records) != len(numbered):
         return None
-    cols = _fast_record_columns(records)
+    cols = _fast_record_columns(flatten_records(records))
     return None if cols is None else (cols, [k for k, _ in numbered])
 
 
@@ -309,11 +310,11 @@ def _parse_json(data: bytes, name: str, limits: bool) -> tuple[Columns, Locate]:
     try:
         doc = load_json(text, name)
     except json.JSONDecodeError as exc:
-        hint = (
-            "; one object per line is JSON Lines: name the file .jsonl"
-            if exc.msg == "Extra data"
-            else ""
-        )
+        if exc.msg == "Extra data":  # one object per line (Ray Tune's result.json)
+            cols, locate = _parse_jsonl(data, name, limits)
+            note(f"{name}: read as JSON Lines (one object per line, as Ray Tune's result.json)")
+            return cols, locate
+        hint = ""
         raise LabError(
             f"{name}: not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno}){hint}"
         ) from None

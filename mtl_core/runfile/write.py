@@ -140,11 +140,3 @@ def prepare_out_path(path: str | Path, what: str = "--out") -> tuple[Path, Path 
         else:
             created = parent
     return check_out_path(p, what), created
-
-
-def _write_atomically(p: Path, data: bytes) -> Path:
-    check_out_path(p, "cannot write")
-    tmp = p.with_name(p.name + ".part")
-    tmp.write_bytes(data)
-    tmp.replace(p)  # atomic: a reader never sees half a file
-    return p

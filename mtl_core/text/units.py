@@ -6,17 +6,21 @@ plain number in [-1, 1] (not a percentage). Stored values (the run store, the op
 grouper inputs) always stay in the measure's own units (fractions); only what a person reads or
 types (slider, URL, ``--tau``, tables, captions, figure titles) is in the display unit, and
 every such number says its unit.
+
+Which measure has which unit is :data:`mtl_core.measures.REGISTRY`'s ``unit``; a measure the
+registry does not know (a name typed for an uploaded file) is a plain number.
 """
 
 from __future__ import annotations
 
-#: Measures whose values are relative loss changes, shown and typed in percent.
-PERCENT_MEASURES = ("lookahead", "proximal")
+from mtl_core import measures
 
 
 def is_percent(measure: str | None) -> bool:
-    """Whether ``measure``'s values are relative loss changes (shown in percent)."""
-    return measure in PERCENT_MEASURES
+    """Whether ``measure``'s values are relative loss changes (shown in percent): its
+    registry unit is :data:`mtl_core.measures.FRACTION` (an alias such as ``"TAG"`` works)."""
+    spec = measures.find(measure)
+    return spec is not None and spec.is_percent
 
 
 def scale(measure: str | None) -> float:
@@ -40,10 +44,10 @@ def suffix(measure: str | None) -> str:
 
 
 def unit_name(measure: str | None) -> str:
-    """The unit in words, for labels and column headers: ``% loss change`` or ``cosine``."""
-    if is_percent(measure):
-        return "% loss change"
-    return "cosine" if measure == "cosine" else "affinity units"
+    """The unit in words, for labels and column headers: ``% loss change`` or ``cosine`` (the
+    registry's ``unit_words``), ``affinity units`` for a measure the registry does not know."""
+    spec = measures.find(measure)
+    return spec.unit_words if spec is not None else "affinity units"
 
 
 def format_value(value: float, measure: str | None, *, signed: bool = True, digits: int = 3) -> str:

@@ -164,6 +164,30 @@ def test_scenario_change_resets_the_fields_that_depend_on_it(store, monkeypatch)
     assert "**synthetic together**" in preview
 
 
+def test_train_form_reads_its_defaults_and_measures_from_the_core(tmp_path, monkeypatch):
+    import dataclasses
+
+    from mtl_core import measures
+    from mtl_core.config import OptimConfig, TrainConfig
+    from tests.helpers.measures import GRADNORM
+
+    train = {f.name: f for f in dataclasses.fields(TrainConfig)}
+    optim = {f.name: f for f in dataclasses.fields(OptimConfig)}
+    monkeypatch.setattr(train["steps"], "default", 123)
+    monkeypatch.setattr(train["batch_size"], "default", 17)
+    monkeypatch.setattr(train["eval_every"], "default", 7)
+    monkeypatch.setattr(optim["momentum"], "default", 0.8)
+    monkeypatch.setattr(measures, "REGISTRY", (*measures.REGISTRY, GRADNORM))
+    at = open_app("train", Store(tmp_path / "s.sqlite").path, monkeypatch).run()
+    assert not at.exception, at.exception
+    assert at.number_input(key="train_steps").value == 123
+    assert at.number_input(key="train_bs").value == 17
+    assert at.number_input(key="train_eval").value == 7
+    assert at.number_input(key="train_momentum").value == 0.8
+    opts = at.selectbox(key="train_measure").options
+    assert opts == ["auto", *measures.names(), "none"] and "gradnorm" in opts
+
+
 @pytest.mark.slow
 def test_run_name_and_groups_reset_after_queueing_and_the_rest_stays(store, monkeypatch):
     """Issue 22: four runs in a row were named "digits seq prox". After Queue the name and

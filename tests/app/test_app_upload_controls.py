@@ -167,6 +167,25 @@ def test_user_strings_in_the_controls_are_escaped(tmp_path, monkeypatch):
     assert "\\*aff\\*" in cap and shown(cap).endswith("*aff*/{source}/{target}.")
 
 
+def test_measure_select_offers_the_registry_and_saves_an_alias_as_its_measure(
+    tmp_path, monkeypatch
+):
+    from mtl_core import measures
+    from tests.helpers.measures import GRADNORM
+
+    monkeypatch.setattr(measures, "REGISTRY", (*measures.REGISTRY, GRADNORM))
+    data = b",a,b\na,0.5,-0.25\nb,0.125,1\n"
+    store, at = _open(tmp_path, monkeypatch, [("m.csv", data, "text/csv")])
+    box = at.selectbox(key=_key(at, "measure", at.selectbox))
+    assert box.options == [m.label for m in measures.REGISTRY] + ["other (type its name)"]
+    assert box.value == measures.DEFAULT_MEASURE
+    box.set_value("other").run()
+    at.text_input(key=_key(at, "measure_other", at.text_input)).set_value(" TAG ").run()
+    assert at.dataframe[0].value.loc[0, "measures"] == "lookahead"
+    rid = _save(at, store)
+    assert store.measures(rid) == ["lookahead"]
+
+
 def test_two_tensorboard_files_of_one_folder_get_distinct_default_names(tmp_path, monkeypatch):
     """Issue 22: ``Path.stem`` made ``events.out.tfevents.<time>.<host>.<pid>.0`` and ``.2``
     one name; a file name uploaded twice (two folders' ``events`` files) gets ``(2)``."""

@@ -210,7 +210,8 @@ def test_json_wrong_shapes_say_what_is_expected():
     assert want in bad("3.5", "r.json") and "found a number" in bad("3.5", "r.json")
     assert "row 2 is an array; " + want in bad('[{"step": 0}, [1, 2]]', "r.json")
     assert "the array has no rows" in bad("[]", "r.json")
-    assert "name the file .jsonl" in bad('{"step": 0}\n{"step": 1}\n', "r.json")
+    # one object per line in a .json (Ray Tune's result.json) is read as JSON Lines
+    assert "missing column 'source'" in bad('{"step": 0}\n{"step": 1}\n', "r.json")
     assert "not valid JSON" in bad("[{", "r.json")
     p = read(
         '[{"step": 0, "source": "a", "target": "b", "affinity": 1},'

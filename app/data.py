@@ -41,6 +41,7 @@ WORKER_NICENESS = 10
 
 @st.cache_resource(show_spinner=False)
 def _runner(path: str, workers: int, train_fn: str | None, warm: int) -> Any:
+    from mtl_core.experiments.background import EvaluationQueue
     from mtl_core.runner import Runner
 
     return Runner(
@@ -50,6 +51,7 @@ def _runner(path: str, workers: int, train_fn: str | None, warm: int) -> Any:
         warm=warm,
         preload=("mtl_core.train.loop:warmup",) if warm else (),
         nice=WORKER_NICENESS,
+        evaluations=EvaluationQueue(nice=WORKER_NICENESS),  # they take worker slots like runs
     )
 
 
@@ -90,6 +92,13 @@ def get_runner() -> SessionRunner:
         auth.current_actor(dep),
         dep.limits,
     )
+
+
+def wake_runner() -> None:
+    """Start the process-wide runner if it is not running yet, and make it look at the queue
+    now (a ground truth was queued)."""
+    custom = os.environ.get("MTL_LAB_TRAIN_FN") or None
+    _runner(store_path(), default_max_workers(), custom, warm_workers(custom)).wake()
 
 
 def import_parsed(parsed: Any, name: str) -> list[int]:
@@ -184,6 +193,31 @@ def queue_ahead(info: RunInfo) -> int | None:
         return get_store().queue_order().index(info.id)
     except (ValueError, LabError):
         return None
+
+
+class LessonReader:
+    """The store as the Learn page reads a lesson (``mtl_core.lesson.state.LessonReader``):
+    every run through :func:`get_run`'s visibility rule (LabError as if it did not exist),
+    its metrics and affinity from the shared caches. One per page run (it keeps the records
+    it has read, so one drawing sees one version of each run)."""
+
+    def __init__(self) -> None:
+        self._infos: dict[int, RunInfo] = {}
+
+    def get_run(self, run_id: int) -> RunInfo:
+        if int(run_id) not in self._infos:
+            self._infos[int(run_id)] = get_run(run_id)
+        return self._infos[int(run_id)]
+
+    def metrics(self, run_id: int) -> pd.DataFrame:
+        return metrics(self.get_run(run_id))
+
+    def affinity_steps(self, run_id: int, measure: str) -> tuple[Any, list[str], Any]:
+        return affinity(self.get_run(run_id), measure)
+
+    def get_note(self, run_id: int, key: str) -> dict[str, Any] | None:
+        self.get_run(run_id)  # a note of a run this session may not see is not there
+        return get_store().get_note(int(run_id), key)
 
 
 # ----------------------------------------------------------------------------- derived, cached

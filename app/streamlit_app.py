@@ -22,6 +22,7 @@ PAGES = {
     "train": ("Train", ":material/model_training:", "app.views.train"),
     "explore": ("Explore a run", ":material/grid_on:", "app.views.explore"),
     "compare": ("Compare runs", ":material/compare:", "app.views.compare"),
+    "groundtruth": ("Ground-truth tables", ":material/fact_check:", "app.views.ground_truth"),
     "upload": ("Upload & download", ":material/upload_file:", "app.views.upload"),
 }
 

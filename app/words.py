@@ -18,7 +18,7 @@ import numpy as np
 from app.colours import run_colour
 from app.regroup import GroupResult
 from mtl_core.store import RunInfo
-from mtl_core.text.units import format_value, is_percent, unit_name
+from mtl_core.text.units import format_value, is_percent, step_rate, unit_name
 
 #: Material icons (rendered by Streamlit's own font, so they show on any machine).
 STATUS_ICONS = {
@@ -342,7 +342,7 @@ def status_text(info: RunInfo, queue_ahead: int | None = None) -> str:
         parts.append(queue_place(queue_ahead))
     if info.status == "running":
         if info.steps_per_s:
-            parts.append(f"{info.steps_per_s:.0f} step/s")
+            parts.append(step_rate(info.steps_per_s))
         parts.append(f"ETA {eta_text(info.steps_done, info.steps_per_s, info.eta_s)}")
     return " · ".join(parts)
 
@@ -373,3 +373,27 @@ def table_features(note: dict) -> str:
             f"{md(column_label(c))}: {md(why)}" for c, why in left.items()
         )
     return text
+
+
+def upload_name(file_name: str, meta_name: object, taken: Iterable[str] = ()) -> str:
+    """The default name of an uploaded run: the name its file declares, else the file name
+    without a known extension (``a.csv`` -> ``a``; a TensorBoard file keeps its whole name:
+    ``events.out.tfevents.1796067895.vm.11421.0`` and ``...11421.2`` from one folder must
+    not both become ``events.out.tfevents.1796067895.vm.11421``); `` (2)``, `` (3)`` ... added
+    while it equals a name in ``taken`` (the other files of the same upload)."""
+    from mtl_core.runfile import READ_EXTENSIONS
+
+    base = str(meta_name).strip() if meta_name not in (None, "") else ""
+    if not base:
+        base = file_name
+        low = file_name.lower()
+        for ext in (*READ_EXTENSIONS, ".txt", ".tfevents"):
+            if low.endswith(ext) and len(file_name) > len(ext):
+                base = file_name[: -len(ext)]
+                break
+    taken = set(taken)
+    name, k = base, 1
+    while name in taken:
+        k += 1
+        name = f"{base} ({k})"
+    return name

@@ -16,11 +16,11 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from mtl_core import measures
 from mtl_core.errors import LabError
 from mtl_core.scenarios import get_scenario, model_section, resolve_knobs
 
 MODES = ("together", "groups", "single", "sequential")
-MEASURES = ("lookahead", "proximal", "cosine", "none")
 OPTIMIZERS = ("sgd", "adam")
 DEVICES = ("auto", "cpu", "cuda")
 ARCHS = ("auto", "mlp", "cnn")
@@ -153,9 +153,12 @@ class AffinityConfig:
     (0.999, i.e. the paper's rate 0.001), ``ema_start="zero"`` starts it from a zero matrix
     (``"first"``: from the first measured matrix), and ``group_size_norm`` divides a group's
     measured loss change by the number of tasks in the group.
+
+    ``measure`` is a name of :data:`mtl_core.measures.REGISTRY` (an alias such as ``"TAG"``
+    is stored as its canonical name) or ``"none"``.
     """
 
-    measure: str = "lookahead"
+    measure: str = measures.DEFAULT_MEASURE
     every: int = 1
     beta: float = 0.999
     vectorized: bool = True
@@ -163,7 +166,11 @@ class AffinityConfig:
     group_size_norm: bool = True
 
     def __post_init__(self) -> None:
-        _check_choice("affinity", self.measure, MEASURES)
+        spec = measures.find(self.measure)
+        if spec is None:
+            _check_choice("affinity", self.measure, measures.config_choices())
+        else:  # an alias ("TAG") is stored under the measure's own name
+            object.__setattr__(self, "measure", spec.name)
         _check_choice("EMA start", self.ema_start, EMA_STARTS)
         if int(self.every) <= 0:
             raise LabError(f"--every must be a positive integer, got {self.every}")
@@ -217,17 +224,19 @@ class RunConfig:
     name: str = ""
 
     def __post_init__(self) -> None:
-        mode, measure = self.train.mode, self.affinity.measure
-        if measure == "proximal" and mode != "sequential":
+        mode, spec = self.train.mode, measures.find(self.affinity.measure)
+        if spec is None or mode in spec.modes:
+            return
+        if spec.logged_by == measures.GROUP_UPDATES:
+            others = [m.name for m in measures.REGISTRY if mode in m.modes] or ["none"]
             raise LabError(
-                "proximal affinity is measured inside sequential group updates: "
-                "use --mode sequential (or --affinity lookahead/cosine)"
+                f"{spec.name} affinity is measured inside sequential group updates: "
+                f"use --mode {' or '.join(spec.modes)} (or --affinity {'/'.join(others)})"
             )
-        if measure in ("lookahead", "cosine") and mode in ("groups", "single"):
-            raise LabError(
-                f"{measure} affinity is measured between tasks that share one network: "
-                f"use --mode together or sequential, or --affinity none with --mode {mode}"
-            )
+        raise LabError(
+            f"{spec.name} affinity is measured between tasks that share one network: "
+            f"use --mode {' or '.join(spec.modes)}, or --affinity none with --mode {mode}"
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data (tuples stay tuples; JSON turns them into lists, see ``from_dict``)."""
@@ -292,7 +301,7 @@ class RunConfig:
                     f"unknown setting {key!r}; settings are name, knobs.<knob> and "
                     f"<section>.<field> for {', '.join(_SECTIONS)}"
                 )
-        if sections["affinity"]["measure"] in (None, "auto"):
+        if sections["affinity"]["measure"] in (None, measures.AUTO):
             sections["affinity"]["measure"] = default_measure(sections["train"]["mode"])
         if knobs is not None:
             knobs = resolve_knobs(get_scenario(self.scenario), knobs)
@@ -328,8 +337,25 @@ class RunConfig:
 
 
 def default_measure(mode: str) -> str:
-    """The affinity measure a mode logs when none is asked for."""
-    return {"together": "lookahead", "sequential": "proximal"}.get(mode, "none")
+    """The affinity measure a mode logs when none is asked for (the registry's
+    ``default_in``; ``"none"`` for modes that log none)."""
+    return measures.default_for_mode(mode)
+
+
+def setting_default(key: str) -> Any:
+    """The dataclass default of the dotted setting ``key`` (``"train.steps"`` -> 300): the one
+    place a training default lives; the CLI's help and the app's Train form read it here.
+
+    Raises :class:`LabError` for an unknown key (the message lists the section's fields).
+    """
+    head, _, sub = key.partition(".")
+    if head not in _SECTIONS:
+        raise LabError(f"unknown setting {key!r}; sections are {', '.join(_SECTIONS)}")
+    found = {f.name: f for f in dataclasses.fields(_SECTIONS[head])}
+    if sub not in found:
+        raise LabError(_unknown_key(key, head, found))
+    f = found[sub]
+    return f.default_factory() if f.default is dataclasses.MISSING else f.default
 
 
 def parse_ints(value: str | Sequence[int], what: str = "hidden widths") -> tuple[int, ...]:

@@ -8,6 +8,7 @@ a reader never sees half a file and a crash leaves the old file in place).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import uuid
@@ -15,6 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from mtl_core.errors import write_error
 
 
 def json_default(o: Any) -> Any:
@@ -53,16 +56,27 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
     """Write ``data`` to ``path`` atomically (parent folders are created); returns the path.
 
     The bytes go to a uniquely named temporary file next to ``path`` (so two writers never
-    share one) that replaces ``path`` in one ``os.replace``; on any error it is removed.
+    share one) that replaces ``path`` in one ``os.replace``; on any error it is removed, and
+    ``path`` is left as it was.
+
+    Raises
+    ------
+    LabError
+        The machine refused the write (a full disk, a read-only disk, no permission): one
+        line naming ``path`` and what to do (:func:`mtl_core.errors.write_error`).
     """
     p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
     # open(..., "xb") rather than mkstemp: the file gets the umask's usual permissions
     tmp = p.with_name(f".{p.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.part")
     try:
+        p.parent.mkdir(parents=True, exist_ok=True)
         with open(tmp, "xb") as fh:
             fh.write(data)
         os.replace(tmp, p)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        raise write_error(exc, p) from None
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise

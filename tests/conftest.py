@@ -24,3 +24,50 @@ def ray_cluster():
         yield cluster.address
     finally:
         cluster.stop()
+
+
+# ----------------------------------------------------------------------------- shared fixtures
+
+
+@pytest.fixture
+def store(tmp_path):
+    """A fresh run store (``mtl_core.store.Store``) at ``tmp_path / "s.sqlite"``, the store
+    most tests start from (the app tests open the app on ``store.path``)."""
+    from mtl_core.store import Store
+
+    return Store(tmp_path / "s.sqlite")
+
+
+@pytest.fixture
+def seeded_run(store):
+    """Write a finished planted-block run into the ``store`` fixture and return its id:
+    ``seeded_run(name="planted", steps=40)`` takes ``tests.helpers.app_fixtures.seed_run``'s
+    keywords (tasks in two clusters that help each other and hurt the other cluster)."""
+    from tests.helpers.app_fixtures import seed_run
+
+    def make(**kw) -> int:
+        return seed_run(store, **kw)
+
+    return make
+
+
+@pytest.fixture
+def fake_runner(tmp_path):
+    """Make ``Runner`` s that train ``tests.helpers.runner_fakes.fake_train`` in real worker
+    processes (polling every 0.05 s) on ``tmp_path / "store.sqlite"`` unless ``store=`` is
+    given; every one made is shut down at the end of the test."""
+    from mtl_core.runner import Runner
+    from tests.helpers.runner_fakes import fake_train  # spawned workers import it by name
+
+    made = []
+
+    def make(**kw):
+        kw.setdefault("train_fn", fake_train)
+        kw.setdefault("poll_s", 0.05)
+        r = Runner(kw.pop("store", tmp_path / "store.sqlite"), **kw)
+        made.append(r)
+        return r
+
+    yield make
+    for r in made:
+        r.shutdown(timeout=5)

@@ -2,8 +2,10 @@
 
 One knob (how much the two task clusters conflict), a Train button, then live: the affinity
 heatmap filling in, per-task held-out loss for all-together vs TAG groups vs each task alone,
-and a few sentences written from the numbers. Three runs go to the runner; this page only
-reads the store, polling in a fragment while a run is active.
+and a few sentences written from the numbers. Three runs go to the runner (which also queues
+the grouped run when the together run ends); this page only draws
+``mtl_core.lesson.state.state(...)``, read through ``app.data``'s visibility-checked access,
+polling in a fragment while a run is active. Viewing never queues anything.
 """
 
 from __future__ import annotations
@@ -15,13 +17,13 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from app import auth, charts, colours, data, lesson_words, nav, regroup, session, words
+from app import charts, colours, data, lesson_words, nav, regroup, session, words
 from app.escape import md
 from app.figures import approaches, heatmaps
 from app.guard import show_error
 from mtl_core.errors import LabError
 from mtl_core.lesson import workflow as lesson
-from mtl_core.lesson.report import Interval, loss_intervals, replica_losses
+from mtl_core.lesson.state import LessonState, state
 from mtl_core.lesson.workflow import LessonIds
 
 POLL_S = 0.5
@@ -115,11 +117,9 @@ def _knob_controls(specs: dict) -> None:
 def _trained_conflict(ids: LessonIds) -> float | None:
     """The conflict level the shown lesson was trained at (None if its run is gone)."""
     try:
-        cfg = data.get_run(ids.together).config or {}
+        return state(data.LessonReader(), ids).conflict
     except LabError:
         return None
-    value = (cfg.get("knobs") or {}).get("conflict")
-    return float(value) if value is not None else None
 
 
 def _current_ids() -> LessonIds | None:
@@ -151,57 +151,45 @@ def _live(ids_text: str) -> None:
     """Poll the store while any lesson run is active (or the grouped run is still to start)."""
     ids = LessonIds.from_query(ids_text)
     assert ids is not None
-    active = _is_active(ids)
+    try:
+        active = state(data.LessonReader(), ids).active
+    except LabError as exc:
+        show_error(exc)
+        return
     st.fragment(run_every=POLL_S if active else None)(_live_body)(was_active=active)
-
-
-def _is_active(ids: LessonIds) -> bool:
-    infos = [data.get_run(i) for i in ids.ids()]
-    return ids.groups is None or any(i.is_active for i in infos)
 
 
 def _live_body(was_active: bool) -> None:
     ids = _current_ids()
     if ids is None:
         return
-    store = data.get_store()
-    _follow_groups(store, ids)
-    infos = {
-        k: data.get_run(getattr(ids, k)) for k in lesson.APPROACHES if getattr(ids, k) is not None
-    }
-    _conflict_header(ids)
-    _status_row(infos)
-    grouping = lesson.groups_of(store, ids.groups)
-    view = data.run_view(infos["together"], "lookahead")
-    overall, per_task, curves = {}, {}, {}
-    for key, info in infos.items():
-        df = data.metrics(info)
-        overall[key], per_task[key] = _loss_intervals(df)
-        curves[key] = lesson.mean_curve(df)
-    overall = {k: v for k, v in overall.items() if v is not None}
-    finished = all(i.status == "finished" for i in infos.values()) and len(infos) == 3
+    try:
+        s = state(data.LessonReader(), ids)
+    except LabError as exc:
+        show_error(exc)
+        return
+    if s.ids.groups != ids.groups:  # the runner has queued the grouped run: keep its id
+        _set_ids(s.ids)
+    _conflict_header(s.conflict)
+    _status_row(s)
     left, right = st.columns(2)
     with left:
-        settled = infos["together"].status == "finished"
-        A = _affinity_so_far(view, grouping if settled else None, infos["together"].steps_total)
+        _affinity_so_far(s)
     with right:
-        tasks = view.tasks if view is not None else _tasks_of(infos)
-        if any(per_task.values()):
+        if s.task_loss:
             charts.chart(
-                approaches.lesson_losses(per_task, tasks, title="Held-out loss per task"),
+                approaches.lesson_losses(s.task_loss, s.tasks, title="Held-out loss per task"),
                 key="learn_losses",
             )
-            charts.chart(_mean_curves(curves), key="learn_curves")
+            charts.chart(_mean_curves(s.curves), key="learn_curves")
         else:
             st.info("Held-out losses appear after the first evaluation (every 10 steps).")
-    view_tasks = view.tasks if view is not None else []
-    knobs = (infos["together"].config or {}).get("knobs", {})
-    planted = lesson.planted_groups(knobs)
-    _groups_note(store, ids, grouping, planted)
-    sentences = lesson_words.explain_lesson(A, view_tasks, planted, overall, finished)
+    if s.grouping and s.planted:
+        st.markdown(lesson_words.lesson_groups_note(s.grouping, s.planted, s.grouping_source))
+    sentences = lesson_words.explain_lesson(s.affinity, s.tasks, s.planted, s.loss, s.finished)
     if sentences:
         st.info(" ".join(sentences), icon=":material/lightbulb:")
-    for info in infos.values():
+    for info in s.runs.values():
         if info.status in ("failed", "interrupted") and info.error:
             st.error(f"{md(words.run_label(info))} {info.status}: {md(info.error)}")
     nav.link(
@@ -210,31 +198,12 @@ def _live_body(was_active: bool) -> None:
         icon=":material/grid_on:",
         run=ids.together,
     )
-    still = any(i.is_active for i in infos.values()) or ids.groups is None
-    if was_active and not still:
+    if was_active and not s.active:
         st.rerun()  # stop polling: the next full run draws the final state without a timer
 
 
-def _follow_groups(store, ids: LessonIds) -> None:
-    """Start the grouped run when its groups can be picked (TAG), and keep its id.
-
-    Only the together run's owner (or anyone, for an unowned run where the deployment lets
-    anyone change it) starts it: a visitor following a shared link never queues a run."""
-    before = ids.groups
-    together = data.get_run(ids.together)
-    if not (auth.is_mine(together) or (together.owner is None and auth.may_change(together))):
-        return
-    try:
-        lesson.maybe_start_groups(data.get_runner(), store, ids)
-    except Exception as exc:  # a failed selection must not stop the live view
-        show_error(exc)
-    if ids.groups != before:
-        _set_ids(ids)
-
-
-def _conflict_header(ids: LessonIds) -> None:
+def _conflict_header(trained: float | None) -> None:
     """Which conflict level the shown results are for (and whether the knob moved since)."""
-    trained = _trained_conflict(ids)
     if trained is None:
         return
     knob = float(st.session_state.get("learn_conflict", trained))
@@ -248,33 +217,21 @@ def _conflict_header(ids: LessonIds) -> None:
         st.markdown(f"**The lesson at conflict {trained:.2f}**")
 
 
-def _loss_intervals(df: pd.DataFrame) -> tuple[Interval | None, dict[str, Interval]]:
-    """Mean held-out loss over tasks and per task, each with its interval over replicas (a
-    run without replicas: the means alone); ``(None, {})`` before the first evaluation."""
-    per = replica_losses(df)
-    if per:
-        return loss_intervals(per)
-    _, means = lesson.held_out(df)
-    if not means:
-        return None, {}
-    plain = {t: Interval(v, np.nan, np.nan, 1) for t, v in means.items()}
-    return Interval(float(np.mean(list(means.values()))), np.nan, np.nan, 1), plain
-
-
-def _affinity_so_far(view, grouping, steps_total: int | None):
+def _affinity_so_far(s: LessonState) -> None:
     """The together run's running-average heatmap on one fixed colour scale from the first
     frame; rows in task order while it trains, in the grouped run's groups once it has
-    ended (the order settles once). Returns the latest matrix (None yet)."""
-    if view is None:
+    ended (the order settles once)."""
+    if s.affinity is None:
         st.info("Waiting for the first affinity matrix… (the worker is starting)")
-        return None
-    A = view.running[-1]
-    identity = np.arange(len(view.tasks))
-    order = regroup.group_order(view.tasks, identity, grouping) if grouping else identity
-    last = int(view.steps[-1])
+        return
+    together = s.runs["together"]
+    grouping = s.grouping if together.status == "finished" else None
+    identity = np.arange(len(s.tasks))
+    order = regroup.group_order(list(s.tasks), identity, grouping) if grouping else identity
+    last = int(s.affinity_step or 0)
     fig = heatmaps.heatmap(
-        A,
-        view.tasks,
+        s.affinity,
+        list(s.tasks),
         order=order,
         grouping=grouping,
         zmax=lesson.AFFINITY_ZMAX,
@@ -283,32 +240,16 @@ def _affinity_so_far(view, grouping, steps_total: int | None):
     charts.chart(fig, key="learn_heatmap")
     st.caption(
         lesson_words.lesson_heatmap_caption(
-            last, steps_total, lesson.AFFINITY_ZMAX, settling=last < lesson.SETTLE_STEPS
+            last, together.steps_total, lesson.AFFINITY_ZMAX, settling=last < lesson.SETTLE_STEPS
         )
     )
-    return A
 
 
-def _groups_note(store, ids: LessonIds, grouping, planted) -> None:
-    """Which groups the grouped run trains, where they came from, and whether they are the
-    planted clusters."""
-    if grouping:
-        src = (store.get_note(ids.groups, "lesson_groups") or {}).get("source", "")
-        st.markdown(lesson_words.lesson_groups_note(grouping, planted, src))
-
-
-def _tasks_of(infos: dict) -> list[str]:
-    for info in infos.values():
-        if info.tasks:
-            return list(info.tasks)
-    return []
-
-
-def _status_row(infos: dict) -> None:
+def _status_row(s: LessonState) -> None:
     cols = st.columns(3)
     for col, key in zip(cols, lesson.APPROACHES):
         label = words.APPROACH_LABELS[key]
-        info = infos.get(key)
+        info = s.runs.get(key)
         with col:
             st.markdown(
                 f"<span style='color:{colours.APPROACH_COLOURS[key]}'>■</span> **{label}**",

@@ -18,10 +18,10 @@ import streamlit as st
 from app import auth, data, lesson_words, nav, session, tables, words
 from app.escape import md
 from app.views import train_table
+from mtl_core import measures
 from mtl_core.accounts.quota import Limits
 from mtl_core.config import (
     ARCHS,
-    MEASURES,
     MODES,
     NORMS,
     OPTIMIZERS,
@@ -29,9 +29,11 @@ from mtl_core.config import (
     RunConfig,
     default_model_config,
     sequential_preset,
+    setting_default,
 )
 from mtl_core.errors import LabError
 from mtl_core.scenarios import list_scenarios
+from mtl_core.text import units
 
 POLL_S = 1.0
 MODE_HELP = {
@@ -149,6 +151,12 @@ def reset_scenario_fields() -> None:
         st.session_state.pop(key, None)
 
 
+#: Fields that describe one run, not a way of working: emptied once the run is queued (four
+#: runs in a row named "digits seq prox" otherwise). The other settings stay for the next run.
+RUN_FIELDS = ("train_name", "train_groups")
+_QUEUED = "_train_queued"  # (run id, name) of the run just queued, said on the next draw
+
+
 def run_summary(cfg: RunConfig) -> str:
     """The run as it will be queued: its name and the settings that tell runs apart."""
     name = cfg.name or f"{cfg.scenario} {cfg.train.mode}"
@@ -168,6 +176,10 @@ def run_summary(cfg: RunConfig) -> str:
 
 def _form() -> None:
     lim = auth.deployment().limits
+    queued = st.session_state.pop(_QUEUED, None)
+    if queued is not None:  # before the widgets exist: a drawn widget's value is fixed
+        for key in RUN_FIELDS:
+            st.session_state.pop(key, None)
     scenarios = {
         name: s
         for name, s in list_scenarios().items()
@@ -205,6 +217,10 @@ def _form() -> None:
         st.caption(":material/memory: No GPU found: runs train on the CPU.")
     if submitted:
         _submit(values)
+    if queued is not None:
+        rid, name = queued
+        st.success(f"Queued run #{rid} ({md(name)}).")
+        nav.link("explore", f"Watch run #{rid} live in Explore", icon=":material/grid_on:", run=rid)
 
 
 def _knob_inputs(scen: str, specs: dict[str, dict[str, Any]], lim: Limits) -> dict[str, Any]:
@@ -231,19 +247,30 @@ def _training_inputs(gpu: str | None, lim: Limits) -> dict[str, Any]:
         "steps",
         1,
         steps_max,
-        min(300, steps_max),
+        min(setting_default("train.steps"), steps_max),
         step=50,
         key="train_steps",
         help=limit_help(lim.steps),
     )
     out["train.batch_size"] = c3.number_input(
-        "batch size", 1, bs_max, min(64, bs_max), key="train_bs", help=limit_help(lim.batch_size)
+        "batch size",
+        1,
+        bs_max,
+        min(setting_default("train.batch_size"), bs_max),
+        key="train_bs",
+        help=limit_help(lim.batch_size),
     )
     out["train.eval_every"] = c4.number_input(
-        "evaluate every (steps)", 1, 100_000, 10, key="train_eval"
+        "evaluate every (steps)",
+        1,
+        100_000,
+        setting_default("train.eval_every"),
+        key="train_eval",
     )
     c1, c2, c3, c4 = st.columns(4)
-    out["train.seed"] = c1.number_input("seed", 0, 2**31 - 1, 0, key="train_seed")
+    out["train.seed"] = c1.number_input(
+        "seed", 0, 2**31 - 1, setting_default("train.seed"), key="train_seed"
+    )
     out["train.device"] = c2.selectbox(
         "device",
         ["auto", "cpu", "cuda"],
@@ -275,18 +302,22 @@ def _affinity_inputs() -> dict[str, Any]:
     return {
         "affinity.measure": c1.selectbox(
             "measure",
-            ("auto", *MEASURES),
+            (measures.AUTO, *measures.config_choices()),
             key="train_measure",
-            help="auto: lookahead for together, proximal for sequential, none otherwise",
+            help=f"auto: {measures.auto_words()}",
         ),
         "affinity.every": c2.number_input(
-            "measure every (steps)", 1, 100_000, 1, key="train_every"
+            "measure every (steps)",
+            1,
+            100_000,
+            setting_default("affinity.every"),
+            key="train_every",
         ),
         "train.replicas": c3.number_input(
             "replicas",
             1,
             64,
-            1,
+            setting_default("train.replicas"),
             key="train_replicas",
             help="independent copies of every network, trained as one batched model: "
             "losses become means with a spread (MLP trunks only)",
@@ -327,15 +358,25 @@ def _model_inputs(scen: str) -> dict[str, Any]:
     )
     c1, c2, c3, c4 = st.columns(4)
     out["optim.name"] = c1.selectbox(
-        "optimizer", OPTIMIZERS, index=OPTIMIZERS.index("adam"), key="train_opt"
+        "optimizer",
+        OPTIMIZERS,
+        index=OPTIMIZERS.index(setting_default("optim.name")),
+        key="train_opt",
     )
     lr = c2.number_input(
         "learning rate (0 = default)", 0.0, 10.0, 0.0, format="%.4f", key="train_lr"
     )
     out["optim.lr"] = float(lr) if lr > 0 else None
-    out["optim.momentum"] = c3.number_input("momentum (SGD)", 0.0, 0.999, 0.9, key="train_momentum")
+    out["optim.momentum"] = c3.number_input(
+        "momentum (SGD)", 0.0, 0.999, setting_default("optim.momentum"), key="train_momentum"
+    )
     out["optim.weight_decay"] = c4.number_input(
-        "weight decay", 0.0, 1.0, 0.0, format="%.5f", key="train_wd"
+        "weight decay",
+        0.0,
+        1.0,
+        setting_default("optim.weight_decay"),
+        format="%.5f",
+        key="train_wd",
     )
     return out
 
@@ -361,8 +402,8 @@ def _submit(values: dict[str, Any]) -> None:
         st.error(md(exc))
         return
     session.remember(rid)
-    st.success(f"Queued run #{rid} ({md(cfg.name or f'{cfg.scenario} {cfg.train.mode}')}).")
-    nav.link("explore", f"Watch run #{rid} live in Explore", icon=":material/grid_on:", run=rid)
+    st.session_state[_QUEUED] = (rid, cfg.name or f"{cfg.scenario} {cfg.train.mode}")
+    st.rerun()  # draws the form again with the run's name and groups emptied
 
 
 # ----------------------------------------------------------------------------- the queue
@@ -406,7 +447,7 @@ def queue_frame(runs: list) -> pd.DataFrame:
                 "ETA": words.eta_text(r.steps_done, r.steps_per_s, r.eta_s)
                 if r.status == "running"
                 else "",
-                "step/s": f"{r.steps_per_s:.1f}" if r.steps_per_s else "",
+                "speed": units.step_rate(r.steps_per_s),
                 "origin": r.origin,
                 "scenario": cfg.get("scenario", ""),
                 "mode": (cfg.get("train") or {}).get("mode", ""),

@@ -78,7 +78,22 @@ class Limits:
         return cls(**out)
 
     def to_dict(self) -> dict[str, Any]:
+        """Every limit by name (JSON-ready; :meth:`from_dict` reads it back)."""
         return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> Limits:
+        """The limits :meth:`to_dict` wrote (e.g. kept in a run's note as JSON), exactly:
+        None stays unlimited and ``data_folder=""`` stays "nowhere" (unlike
+        :meth:`from_mapping`, which reads an admin's settings). LabError for an unknown name."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise LabError(f"unknown limit {unknown[0]!r}; limits: {', '.join(sorted(known))}")
+        out = dict(values)
+        if out.get("scenarios") is not None:
+            out["scenarios"] = tuple(str(s) for s in out["scenarios"])
+        return cls(**out)
 
 
 def _parse(key: str, raw: Any) -> Any:

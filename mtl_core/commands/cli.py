@@ -8,13 +8,14 @@ function; a ``LabError`` (or a bad argument) becomes one clear line on stderr an
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import signal
 import sys
 import threading
 from pathlib import Path
 
-from mtl_core.errors import LabError
+from mtl_core.errors import LabError, write_error
 from mtl_core.text.terminal import one_line, safe_streams
 
 PROG = "task-affinity-lab"  # [project.scripts] in pyproject.toml
@@ -105,8 +106,11 @@ def _main(argv: list[str] | None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
     except OSError as exc:  # the machine said no: a full disk, no permission, a read-only disk
-        where = f"{exc.filename}: " if exc.filename else ""
-        sys.stderr.write(f"error: {one_line(where + (exc.strerror or str(exc)))}\n")
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):  # only a write fills a disk
+            text = str(write_error(exc))
+        else:
+            text = (f"{exc.filename}: " if exc.filename else "") + (exc.strerror or str(exc))
+        sys.stderr.write(f"error: {one_line(text)}\n")
         return 2
     except Exception:  # a bug: the traceback is for the report, its text escaped like the rest
         damage = _store_damage(args)

@@ -119,6 +119,9 @@ def run(args: argparse.Namespace) -> int:
         threads=1 if on_ray else threads_per_worker(workers),
     )
     spec.check()
+    from mtl_core.commands import out_path
+
+    out_path(args.out)  # before any training: a missing folder must not lose the sweep
 
     def progress(msg: str) -> None:
         print(msg, file=sys.stderr, flush=True)

@@ -78,7 +78,7 @@ def add_parser(sub) -> None:
     p.add_argument(
         "--json",
         action="store_true",
-        help='print {"groups": [[...]], "value": x, "optimal": b, "gap": g}',
+        help='print {"groups": [[...]], "value": x, "optimal": b, "gap": g, "stopped": b}',
     )
     p.set_defaults(func=run)
 
@@ -94,6 +94,7 @@ def run(args: argparse.Namespace) -> int:
         run=args.run,
         rows=args.rows,
         tag_pattern=args.tag_pattern,
+        unit=args.unit,
         warn=warn,
     )
     tau = None if args.tau is None else parse_display(args.tau, measure)
@@ -119,7 +120,9 @@ def run(args: argparse.Namespace) -> int:
     if grouper.warning_:
         warn(grouper.warning_)
     if args.json:
-        print(json.dumps(result_dict(grouper.groups_, grouper.score_, optimal, gap, tasks)))
+        stopped = bool(getattr(grouper, "stopped_", False))
+        doc = result_dict(grouper.groups_, grouper.score_, optimal, gap, tasks, stopped)
+        print(json.dumps(doc))
         return 0
     upper = getattr(grouper, "upper_bound_", None)
     print(
@@ -131,15 +134,23 @@ def run(args: argparse.Namespace) -> int:
 
 
 def result_dict(
-    groups: Grouping, value: float, optimal: bool, gap: float | None, tasks: list[str]
+    groups: Grouping,
+    value: float,
+    optimal: bool,
+    gap: float | None,
+    tasks: list[str],
+    stopped: bool = False,
 ) -> dict[str, object]:
-    """The ``--json`` object; members listed in the input's task order."""
+    """The ``--json`` object; members listed in the input's task order. ``stopped``: TAG's
+    wall-clock safety stop fired, so the answer may depend on the machine's speed and load
+    (otherwise it depends on the input, the settings and the seed only)."""
     order = {t: i for i, t in enumerate(tasks)}
     return {
         "groups": [sorted(g, key=order.__getitem__) for g in groups],
         "value": float(value),
         "optimal": bool(optimal),
         "gap": None if gap is None or not math.isfinite(gap) else float(gap),
+        "stopped": bool(stopped),
     }
 
 
@@ -188,11 +199,12 @@ def load_affinity(
     run: str | None = None,
     rows: str | None = None,
     tag_pattern: str | None = None,
+    unit: str | None = None,
     warn=None,
 ) -> tuple[list[str], np.ndarray]:
     """:func:`load_affinity_measure` without the measure."""
     tasks, A, _ = load_affinity_measure(
-        path, measure=measure, run=run, rows=rows, tag_pattern=tag_pattern, warn=warn
+        path, measure=measure, run=run, rows=rows, tag_pattern=tag_pattern, unit=unit, warn=warn
     )
     return tasks, A
 
@@ -204,13 +216,15 @@ def load_affinity_measure(
     run: str | None = None,
     rows: str | None = None,
     tag_pattern: str | None = None,
+    unit: str | None = None,
     warn=None,
 ) -> tuple[list[str], np.ndarray, str]:
     """Read any run file ``import`` reads and average one run and measure over its steps.
 
-    ``rows`` and ``tag_pattern`` are passed to the reader (a matrix's declared orientation,
-    a TensorBoard tag pattern); ``warn(text)`` receives the reader's notes (left-out cells,
-    made-up names, a transposition). A file naming no measure is read as ``measure`` (default
+    ``rows``, ``tag_pattern`` and ``unit`` are passed to the reader (a matrix's declared
+    orientation, a tag pattern, the values' unit: ``fraction``, ``percent``, ``tag-lr:LR``);
+    ``warn(text)`` receives the reader's notes (left-out cells, made-up names, a
+    transposition, impossible values). A file naming no measure is read as ``measure`` (default
     lookahead): ``measure`` then says what its numbers are.
 
     Returns ``(tasks, A, measure)``: ``A`` float64 (n, n), ``A[i, j]`` the mean over logged
@@ -227,7 +241,7 @@ def load_affinity_measure(
     from mtl_core.runfile import mean_matrix, read_run_file
 
     p = Path(path)
-    parsed = read_run_file(p, rows=rows, tag_pattern=tag_pattern)
+    parsed = read_run_file(p, rows=rows, tag_pattern=tag_pattern, unit=unit)
     if measure is not None:
         parsed = parsed.with_measure(measure)  # a file naming none: --measure declares it
     for text in parsed.warnings():
@@ -257,7 +271,11 @@ def warn(text: str) -> None:
 
 
 def add_read_options(p) -> None:
-    """``--rows`` and ``--tag-pattern``: what the user declares about an input file."""
+    """``--rows``, ``--tag-pattern`` and ``--unit``: what the user declares about an input
+    file."""
+    from mtl_core.runfile.units import UNIT_HELP
+
+    p.add_argument("--unit", default=None, help=UNIT_HELP)
     p.add_argument(
         "--rows",
         choices=("source", "target"),
@@ -268,5 +286,6 @@ def add_read_options(p) -> None:
     p.add_argument(
         "--tag-pattern",
         default=None,
-        help="TensorBoard tag holding affinity, e.g. 'aff/{source}->{target}' ({measure} optional)",
+        help="TensorBoard tag, tracker key or table column holding affinity, e.g. "
+        "'aff/{source}->{target}' ({measure} optional)",
     )

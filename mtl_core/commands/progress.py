@@ -7,6 +7,7 @@ import time
 from typing import TextIO
 
 from mtl_core.text.terminal import one_line, raw_stream
+from mtl_core.text.units import step_rate
 
 
 class ProgressBar:
@@ -36,7 +37,7 @@ class ProgressBar:
         filled = int(width * done / self.total)
         bar = "#" * filled + "-" * (width - filled)
         eta_s = f"{eta:5.1f}s" if eta == eta else "  ?  "
-        line = f"{self.label} [{bar}] {done}/{self.total} {rate:6.1f} step/s ETA {eta_s} {extra}"
+        line = f"{self.label} [{bar}] {done}/{self.total} {step_rate(rate):>11} ETA {eta_s} {extra}"
         end = "\n" if done >= self.total else ""
         out = raw_stream(self.stream)  # the carriage return is ours; the text is escaped
         out.write(("\r" if self.tty else "") + one_line(line[:160]) + end)

@@ -1,6 +1,6 @@
 """``select``: exact network selection on a measured ground-truth table, and every estimator
 scored against it (:mod:`mtl_core.groundtruth`; layouts in docs/run-format.md, rules and
-agreement in docs/grouping.md)."""
+agreement in docs/ground-truth.md)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,10 @@ import json
 import math
 from pathlib import Path
 
+import numpy as np
+
 from mtl_core.errors import LabError
+from mtl_core.runfile.units import UNIT_HELP
 
 
 def add_parser(sub) -> None:
@@ -39,9 +42,27 @@ def add_parser(sub) -> None:
     lim = p.add_mutually_exclusive_group(required=True)
     lim.add_argument("--k", type=int, nargs="+", help="at most K networks (one or more K)")
     lim.add_argument("--budget", type=float, nargs="+", help="total cost at most B (HOA)")
-    p.add_argument("--affinity", help="affinity matrix or run file for TAG (tasks by name)")
+    p.add_argument(
+        "--affinity",
+        metavar="RUN_OR_MATRIX",
+        help="TAG's affinity: a matrix or run file (any format import reads), or the id of a "
+        "run in the store (its logged matrices averaged over steps); tasks matched by name. "
+        "Default for an evaluate report: its co-training affinity",
+    )
+    p.add_argument(
+        "--store",
+        default=None,
+        help="run store for --affinity RUN (default: $MTL_LAB_STORE, else ./.lab/store.sqlite)",
+    )
+    p.add_argument(
+        "--report-seed",
+        type=int,
+        default=None,
+        help="an evaluate report: read this seed's networks (default: the mean over seeds)",
+    )
     p.add_argument("--rows", choices=("source", "target"), help="the affinity matrix's rows")
     p.add_argument("--measure", help="the affinity file's measure, when it holds several")
+    p.add_argument("--unit", default=None, help="--affinity file's " + UNIT_HELP)
     p.add_argument("--estimate", help="estimated values in FILE's layout")
     p.add_argument("--draws", type=int, default=100, help="random selections per limit")
     p.add_argument("--seed", type=int, default=0, help="seed of the random selections")
@@ -64,8 +85,10 @@ def _is_long(path: str) -> bool:
     return "subset" in cells and "task" in cells
 
 
-def load_tables(args: argparse.Namespace):
-    """(selection, scoring or None, estimate or None) as the arguments name them."""
+def load_inputs(args: argparse.Namespace):
+    """(selection, scoring or None, estimate or None, the file's own affinity or None): an
+    evaluate report brings its co-training affinity (``(tasks, A)``), other layouts none."""
+    from mtl_core.groundtruth.report import is_evaluate_report, read_evaluate_report
     from mtl_core.groundtruth.tables import read_hoa, read_long, read_mtg
 
     tasks = _tasks(args.tasks)
@@ -77,6 +100,19 @@ def load_tables(args: argparse.Namespace):
     ):
         if path is not None and not Path(path).is_file():
             raise LabError(f"{label}: no such file: {path}")
+
+    report_seed = getattr(args, "report_seed", None)
+    if is_evaluate_report(args.file):
+        for flag, given in (("--tasks", tasks), ("--masks", args.masks), ("--test", args.test)):
+            if given is not None:
+                raise LabError(
+                    f"an evaluate report holds its task names, validation and test losses; "
+                    f"{flag} does not apply"
+                )
+        rep = read_evaluate_report(args.file, seed=report_seed, direction=args.direction)
+        return rep.selection, rep.scoring, _estimate_long(args), rep.affinity
+    if report_seed is not None:
+        raise LabError("--report-seed applies to an evaluate report only")
 
     if args.masks:
 
@@ -97,7 +133,7 @@ def load_tables(args: argparse.Namespace):
                     f"{Path(args.file).name}: splits {', '.join(names)}; the long form's "
                     "splits must be val and test (or give one split per file)"
                 )
-            return splits[sel], splits[tst], _estimate_long(args)
+            return splits[sel], splits[tst], _estimate_long(args), None
 
         def read(path):
             found = read_long(path, direction=args.direction)
@@ -112,7 +148,48 @@ def load_tables(args: argparse.Namespace):
     table = read(args.file)
     scoring = read(args.test) if args.test else None
     estimate = read(args.estimate) if args.estimate else None
-    return table, scoring, estimate
+    return table, scoring, estimate, None
+
+
+def load_affinity_arg(
+    arg: str,
+    *,
+    store: str | None = None,
+    measure: str | None = None,
+    rows: str | None = None,
+    unit: str | None = None,
+    warn=None,
+) -> tuple[list[str], np.ndarray]:
+    """``--affinity RUN_OR_MATRIX``: a file at that path (any format ``import`` reads,
+    averaged over steps by :func:`mtl_core.commands.group.load_affinity`), else a run id of
+    the store (``store``, default the lab's), its logged matrices of ``measure`` averaged over
+    steps. Returns ``(tasks, A)``, ``A`` (n, n) rows = source, NaN where never measured.
+
+    Raises LabError: neither a file nor a run id, no store there, no such run, a run with no
+    matrices logged yet, several measures and none picked (the store's message).
+    """
+    from mtl_core.commands.group import load_affinity
+
+    if Path(arg).exists():
+        return load_affinity(arg, measure=measure, rows=rows, unit=unit, warn=warn)
+    if not arg.strip().isdigit():
+        raise LabError(f"--affinity: {arg} is neither a file nor a run id of the store")
+    if unit is not None:
+        raise LabError(
+            f"--unit is for an --affinity file; run {arg.strip()} of the store is in fractions"
+        )
+    from mtl_core.runfile.long import step_mean
+    from mtl_core.store import Store
+    from mtl_core.store.base import default_store_path
+
+    path = Path(store) if store else default_store_path()
+    if not path.is_file():
+        raise LabError(f"--affinity {arg.strip()}: no run store at {path} (give --store)")
+    run_id = int(arg)
+    steps, tasks, mats = Store(path).affinity_steps(run_id, measure)
+    if len(steps) == 0:
+        raise LabError(f"--affinity: run {run_id} has no affinity matrices logged yet")
+    return list(tasks), step_mean(mats)
 
 
 def _estimate_long(args):
@@ -126,19 +203,23 @@ def _estimate_long(args):
 
 def run(args: argparse.Namespace) -> int:
     """Read the tables, select, compare, print."""
-    from mtl_core.commands.group import load_affinity, warn
+    from mtl_core.commands.group import warn
     from mtl_core.groundtruth.compare import compare, public
 
     if args.draws < 1:
         raise LabError(f"--draws must be at least 1, got {args.draws}")
     if not (args.time_limit > 0):
         raise LabError(f"--time-limit must be > 0 seconds, got {args.time_limit}")
-    table, scoring, estimate = load_tables(args)
-    affinity = None
+    table, scoring, estimate, affinity = load_inputs(args)
     if args.affinity:
-        if not Path(args.affinity).exists():
-            raise LabError(f"--affinity: no such file: {args.affinity}")
-        affinity = load_affinity(args.affinity, measure=args.measure, rows=args.rows, warn=warn)
+        affinity = load_affinity_arg(
+            args.affinity,
+            store=args.store,
+            measure=args.measure,
+            rows=args.rows,
+            unit=args.unit,
+            warn=warn,
+        )
     doc = compare(
         table,
         scoring,
@@ -163,6 +244,8 @@ ESTIMATORS = ("optimal", "hoa", "affinity", "estimate", "random", "worst")
 def format_text(doc: dict) -> str:
     """A readable table: one block per k or budget, one line per estimator (networks,
     selection value, score, regret against the optimum's score), then the agreement."""
+    from mtl_core.groundtruth.select import FALLBACK_DRAWS
+
     better = "lower" if doc["direction"] == "lower" else "higher"
     sign = -1.0 if better == "lower" else 1.0
     out = [f"{len(doc['tasks'])} tasks: {', '.join(doc['tasks'])} ({better} is better)"]
@@ -186,7 +269,16 @@ def format_text(doc: dict) -> str:
                 continue
             reg = "" if best is None else f"{sign * (best - s['score']):9.5f}"
             nets = " | ".join("+".join(n) for n in s["networks"])
-            flag = "" if s["proven"] else f"  (not proven, gap {s.get('_gap', math.nan):.2%})"
+            gap = s.get("_gap", math.nan)
+            flag = (
+                ""
+                if s["proven"]
+                else "  (not proven: the time limit came before HiGHS's first selection; the "
+                f"{'worst' if name == 'worst' else 'best'} of {FALLBACK_DRAWS} random "
+                "covering selections)"
+                if math.isinf(gap)
+                else f"  (not proven, gap {gap:.2%})"
+            )
             out.append(
                 f"  {name:<10} {s['selection']:10.5f} {s['score']:10.5f} {reg:>9}  {nets}{flag}"
             )

@@ -8,17 +8,53 @@ from pathlib import Path
 
 import numpy as np
 
+from mtl_core import measures
 from mtl_core.config import (
     DEVICES,
-    MEASURES,
     MODES,
+    NORMS,
     OPTIMIZERS,
     SEQUENTIAL_PRESETS,
+    OptimConfig,
     RunConfig,
     sequential_preset,
+    setting_default,
 )
 from mtl_core.errors import LabError
+from mtl_core.text import units
 from mtl_core.text.labels import column_label, short_labels
+
+#: Each option's ``dest`` -> the ``RunConfig`` setting it sets. Every one defaults to None
+#: and only the options given are passed on, so a default lives once, in the config
+#: dataclasses (:func:`mtl_core.config.setting_default`), and a scenario's own model
+#: settings are not overwritten by a default nobody asked for.
+SETTINGS = {
+    "mode": "train.mode",
+    "steps": "train.steps",
+    "batch_size": "train.batch_size",
+    "eval_every": "train.eval_every",
+    "seed": "train.seed",
+    "device": "train.device",
+    "groups": "train.groups",
+    "replicas": "train.replicas",
+    "warmup": "train.warmup",
+    "hidden": "model.hidden",
+    "norm": "model.norm",
+    "head_scale": "model.head_scale",
+    "linear_bottleneck": "model.linear_bottleneck",
+    "optimizer": "optim.name",
+    "lr": "optim.lr",
+    "momentum": "optim.momentum",
+    "affinity": "affinity.measure",
+    "every": "affinity.every",
+    "beta": "affinity.beta",
+    "name": "name",
+}
+
+
+def _default(dest: str) -> str:
+    """``(default: 300)``, read from the config dataclass."""
+    return f"(default: {setting_default(SETTINGS[dest])})"
 
 
 def add_parser(sub) -> None:
@@ -32,31 +68,45 @@ def add_parser(sub) -> None:
         metavar="KEY=VALUE",
         help="scenario knob, repeatable",
     )
-    p.add_argument("--mode", choices=MODES, default="together")
+    p.add_argument("--mode", choices=MODES, default=None, help=_default("mode"))
     p.add_argument(
         "--affinity",
-        choices=MEASURES,
         default=None,
-        help="measure to log (default: lookahead for together, proximal for "
-        "sequential, none otherwise)",
+        metavar="{" + ",".join(measures.config_choices()) + "}",
+        help=f"measure to log (default: {measures.auto_words()}); aliases such as TAG work",
     )
-    p.add_argument("--every", type=int, default=1, help="measure affinity every K steps")
-    p.add_argument("--steps", type=int, default=300)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", choices=DEVICES, default="auto")
+    p.add_argument(
+        "--every",
+        type=int,
+        default=None,
+        help=f"measure affinity every K steps {_default('every')}",
+    )
+    p.add_argument("--steps", type=int, default=None, help=_default("steps"))
+    p.add_argument("--seed", type=int, default=None, help=_default("seed"))
+    p.add_argument("--device", choices=DEVICES, default=None, help=_default("device"))
     p.add_argument("--out", help="affinity log to write (.csv, .parquet or .jsonl)")
     p.add_argument("--groups", help="fixed groups for --mode groups, e.g. 't0,t1;t2,t3'")
-    p.add_argument("--optimizer", choices=OPTIMIZERS, default="adam")
-    p.add_argument("--lr", type=float, default=None)
-    p.add_argument("--momentum", type=float, default=0.9)
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--hidden", default=None, help="trunk widths, e.g. 64,32")
-    p.add_argument("--norm", choices=("none", "batch", "layer"), default="none")
-    p.add_argument("--eval-every", type=int, default=10)
+    p.add_argument("--optimizer", choices=OPTIMIZERS, default=None, help=_default("optimizer"))
+    p.add_argument(
+        "--lr",
+        type=float,
+        default=None,
+        help=f"learning rate (default: {OptimConfig(name='sgd').learning_rate:g} for sgd, "
+        f"{OptimConfig(name='adam').learning_rate:g} for adam)",
+    )
+    p.add_argument(
+        "--momentum", type=float, default=None, help=f"SGD momentum {_default('momentum')}"
+    )
+    p.add_argument("--batch-size", type=int, default=None, help=_default("batch_size"))
+    p.add_argument(
+        "--hidden", default=None, help="trunk widths, e.g. 64,32 (default: the scenario's)"
+    )
+    p.add_argument("--norm", choices=NORMS, default=None, help="(default: the scenario's)")
+    p.add_argument("--eval-every", type=int, default=None, help=_default("eval_every"))
     p.add_argument(
         "--preset",
         choices=tuple(SEQUENTIAL_PRESETS),
-        default="paper",
+        default=None,
         help="sequential: proximal-affinity settings; paper (default) = the official "
         "code's (EMA rate 0.001, 100 warm-up steps, group-size normalisation), "
         "fast = EMA weight 0.9 from the first matrix, 10 warm-up steps, for "
@@ -77,8 +127,9 @@ def add_parser(sub) -> None:
     p.add_argument(
         "--replicas",
         type=int,
-        default=1,
-        help="train N independent replicas as one batched model (MLP trunks)",
+        default=None,
+        help=f"train N independent replicas as one batched model (MLP trunks) "
+        f"{_default('replicas')}",
     )
     p.add_argument(
         "--head-scale",
@@ -92,7 +143,7 @@ def add_parser(sub) -> None:
         default=None,
         help="no ReLU after the trunk's last layer",
     )
-    p.add_argument("--name", default="", help="run name")
+    p.add_argument("--name", default=None, help="run name")
     p.add_argument(
         "--store",
         default=None,
@@ -115,35 +166,18 @@ def parse_sets(items: list[str]) -> dict[str, str]:
 
 
 def config_from_args(args: argparse.Namespace) -> RunConfig:
-    """Validate the arguments into a ``RunConfig`` (every error is a ``LabError``)."""
-    overrides: dict[str, object] = {
-        "train.mode": args.mode,
-        "train.steps": args.steps,
-        "train.batch_size": args.batch_size,
-        "train.eval_every": args.eval_every,
-        "train.seed": args.seed,
-        "train.device": args.device,
-        "train.groups": args.groups,
-        "train.replicas": args.replicas,
-        "model.norm": args.norm,
-        "optim.name": args.optimizer,
-        "optim.lr": args.lr,
-        "optim.momentum": args.momentum,
-        "affinity.measure": args.affinity or "auto",
-        "affinity.every": args.every,
-        **sequential_preset(args.preset),
-        "name": args.name,
-    }
-    for key, value in (
-        ("affinity.beta", args.beta),
-        ("train.warmup", args.warmup),
-        ("model.head_scale", args.head_scale),
-        ("model.linear_bottleneck", args.linear_bottleneck),
-    ):
+    """Validate the arguments into a ``RunConfig`` (every error is a ``LabError``).
+
+    Only the options given are passed on (:data:`SETTINGS`): ``--preset`` first, then the
+    explicit flags over it; everything else keeps its dataclass (or scenario) default.
+    """
+    overrides: dict[str, object] = {}
+    if getattr(args, "preset", None) is not None:
+        overrides.update(sequential_preset(args.preset))
+    for dest, key in SETTINGS.items():
+        value = getattr(args, dest, None)
         if value is not None:
             overrides[key] = value
-    if args.hidden:
-        overrides["model.hidden"] = args.hidden
     return RunConfig.for_scenario(args.scenario, parse_sets(args.sets), overrides)
 
 
@@ -154,13 +188,14 @@ def run(args: argparse.Namespace) -> int:
 
         args.store = str(default_store_path())  # where the app will show it
     if args.out is not None:
-        from mtl_core.runfile import TABLE_EXTENSIONS, check_out_path
+        from mtl_core.commands import out_path
+        from mtl_core.runfile import TABLE_EXTENSIONS
 
         if Path(args.out).suffix.lower() not in TABLE_EXTENSIONS:
             raise LabError(
                 f"--out {args.out}: use one of the extensions {', '.join(TABLE_EXTENSIONS)}"
             )
-        check_out_path(args.out)  # before any training: never create a folder tree
+        out_path(args.out)  # before any training: one missing folder level at most
     from mtl_core.train.loop import resolve_device
 
     resolve_device(cfg.train.device)  # fail before any work when CUDA is asked for but absent
@@ -221,11 +256,18 @@ def summary(result) -> str:
         v, te = val.get(t, float("nan")), test.get(t, float("nan"))
         lines.append(f"{name:>{w}} {v:9.4f} {te:9.4f} {a}")
     for measure, A in result.mean_affinity.items():
-        lines.append(f"\nmean {measure} affinity (row = source, column = target; >0 helps):")
+        # in the unit the app, the exports and --tau use (mtl_core.text.units): % for
+        # loss-change measures, a plain number for cosine
+        unit = units.unit_name(measure)
+        digits = 3 if units.is_percent(measure) else 4
+        lines.append(
+            f"\nmean {measure} affinity, in {unit} (row = source, column = target; >0 helps):"
+        )
         short = short_labels(result.tasks, 7)
         lines.append(" " * 8 + "".join(f"{s:>8}" for s in short))
         for s, row in zip(short, A):
-            lines.append(f"{s:>8}" + "".join(f"{v:8.4f}" for v in row))
+            shown = (units.to_display(v, measure) for v in row)
+            lines.append(f"{s:>8}" + "".join(f"{v:8.{digits}f}" for v in shown))
     return "\n".join(lines)
 
 

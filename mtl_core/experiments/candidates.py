@@ -76,6 +76,19 @@ class CandidateNetworks:
                 nets.test[m] = {t: r.test[t] for t in members}
         return nets
 
+    def table(self) -> list[dict[str, object]]:
+        """Every candidate network as ``{"tasks": [...], "val": {task: loss}, "test": {task:
+        loss}}`` (tasks in the spec's order, networks by mask): the report's ground-truth table
+        (read back by :func:`mtl_core.groundtruth.report.read_evaluate_report`)."""
+        return [
+            {
+                "tasks": [t for b, t in enumerate(self.tasks) if m >> b & 1],
+                "val": {t: float(v) for t, v in self.val[m].items()},
+                "test": {t: float(v) for t, v in self.test[m].items()},
+            }
+            for m in sorted(self.val)
+        ]
+
     def served(self, grouping: Grouping) -> tuple[float, dict[str, float]]:
         """Total and per-task test loss of ``grouping`` built from these networks, each task
         served by its lowest-validation-loss group."""

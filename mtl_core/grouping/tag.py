@@ -19,7 +19,8 @@ searched and valued at any n.
 Solvers (``solver=``):
 
 * ``"dp"``: the bitmask dynamic programme over the ``3**n`` (set, subset) pairs (vectorized
-  numpy blocks); exact, fastest for small n (default up to :data:`AUTO_DP_MAX` tasks).
+  numpy blocks, :mod:`mtl_core.grouping.tag_exact`); exact, fastest for small n (default up
+  to :data:`AUTO_DP_MAX` tasks).
 * ``"search"`` (default above that): multi-start local search over served-set partitions
   (:mod:`mtl_core.grouping.tag_search`), then column generation on the set-partitioning LP
   with HiGHS, which certifies an upper bound and, up to
@@ -27,11 +28,12 @@ Solvers (``solver=``):
   (:mod:`mtl_core.grouping.tag_lp`). Above that range the answer is proven optimal when the LP
   bound meets it (common on matrices with group structure); otherwise the gap is reported.
 * ``"milp"``: the facility-location integer programme over all ``2**n`` candidate groups with
-  HiGHS (a cross-check; slow).
+  HiGHS (:mod:`mtl_core.grouping.tag_exact`; a cross-check; slow).
 
 Deterministic: the same matrix and settings give the same groups on every machine and load.
 Budgets are counted in work (served sets valued, pricing rounds, branch-and-bound nodes,
-MILP nodes); ``time_limit`` is only a safety stop, and ``stopped_`` says when it fired.
+MILP nodes); ``time_limit`` is only a safety stop (:class:`~mtl_core.grouping.deadline.Deadline`)
+and ``stopped_`` says when it fired: only then can the answer depend on the clock.
 """
 
 from __future__ import annotations
@@ -52,7 +54,27 @@ from mtl_core.grouping.base import (
     tag_value,
     validate_affinity,
 )
+from mtl_core.grouping.deadline import Deadline, SafetyStop
+from mtl_core.grouping.tag_exact import (
+    _mask_members,
+    candidate_scores,
+    dp_select,
+    milp_select,
+    select_from_scores,
+)
 from mtl_core.types import AffinityMatrix, Grouping, canonical_grouping
+
+__all__ = [
+    "AUTO_DP_MAX",
+    "DP_MAX",
+    "MAX_TASKS",
+    "SOLVERS",
+    "TAGGrouper",
+    "brute_force_tag",
+    "candidate_scores",
+    "select_from_scores",
+    "set_partitions",
+]
 
 #: Largest task count TAG selection accepts (the search's memory grows as n**2 * k).
 MAX_TASKS = 400
@@ -60,353 +82,7 @@ MAX_TASKS = 400
 DP_MAX = 20
 #: ``solver="auto"`` uses the DP up to this many tasks (milliseconds), the search above.
 AUTO_DP_MAX = 12
-_LO_BITS = 11  # low bits enumerated as one vectorized block of 3**11 = 177k pairs
 SOLVERS = ("auto", "dp", "search", "milp")
-
-
-class _Timeout(Exception):
-    pass
-
-
-class _Deadline:
-    def __init__(self, limit: float | None) -> None:
-        self.end = math.inf if limit is None else time.perf_counter() + float(limit)
-
-    def check(self) -> None:
-        if time.perf_counter() > self.end:
-            raise _Timeout
-
-    def left(self) -> float:
-        return self.end - time.perf_counter()
-
-
-def _bits(n: int) -> np.ndarray:
-    """Membership matrix of all ``2**n`` bitmasks: ``[mask, i] = 1`` if bit i is set."""
-    masks = np.arange(1 << n, dtype=np.int64)
-    return ((masks[:, None] >> np.arange(n)) & 1).astype(np.float64)
-
-
-def _subset_pairs(nbits: int) -> tuple[np.ndarray, np.ndarray]:
-    """All ``(outer, inner)`` bitmask pairs with ``inner ⊆ outer`` over ``nbits`` bits."""
-    outer = np.zeros(1, dtype=np.int64)
-    inner = np.zeros(1, dtype=np.int64)
-    for b in range(nbits):
-        bit = np.int64(1 << b)
-        outer = np.concatenate([outer, outer | bit, outer | bit])
-        inner = np.concatenate([inner, inner, inner | bit])
-    return outer, inner
-
-
-def _submasks(mask: int, n: int) -> np.ndarray:
-    """All non-empty submasks of ``mask`` (vectorized bit deposit)."""
-    pos = [b for b in range(n) if mask >> b & 1]
-    idx = np.arange(1, 1 << len(pos), dtype=np.int64)
-    out = np.zeros_like(idx)
-    for j, b in enumerate(pos):
-        out |= ((idx >> j) & 1) << b
-    return out
-
-
-def _mask_members(mask: int, n: int) -> list[int]:
-    return [b for b in range(n) if mask >> b & 1]
-
-
-class _Blocks:
-    """Block decomposition of the ``n`` task bits into low bits (vectorized) and high bits."""
-
-    def __init__(self, A: np.ndarray) -> None:
-        n = A.shape[0]
-        self.n = n
-        self.lo_bits = min(n, _LO_BITS)
-        self.h = n - self.lo_bits
-        lo, hi = slice(0, self.lo_bits), slice(self.lo_bits, n)
-        self.Mlo = _bits(self.lo_bits)
-        self.Mhi = _bits(self.h)
-        self.pop_lo = self.Mlo.sum(1).astype(np.int64)
-        self.pop_hi = self.Mhi.sum(1).astype(np.int64)
-        d = np.diag(A)
-        self.tr_lo = self.Mlo @ d[lo]
-        self.tr_hi = self.Mhi @ d[hi]
-        # B[g, p] = sum_{i in g, t in p} A[i, t], split into the four lo/hi blocks.
-        self.Bll = self.Mlo @ A[lo, lo] @ self.Mlo.T
-        self.Bhh = self.Mhi @ A[hi, hi] @ self.Mhi.T
-        self.X = self.Mhi @ A[hi, lo] @ self.Mlo.T  # X[g_hi, p_lo]: sources hi, targets lo
-        self.Yt = self.Mhi @ A[lo, hi].T @ self.Mlo.T  # Yt[p_hi, g_lo]: sources lo, targets hi
-
-    def self_sums(self) -> np.ndarray:
-        """``B(P, P) - trace(P)`` for every mask P (index ``p_hi << l | p_lo``)."""
-        B = (
-            np.diag(self.Bhh)[:, None]
-            + np.diag(self.Bll)[None, :]
-            + self.X
-            + self.Yt
-            - self.tr_hi[:, None]
-            - self.tr_lo[None, :]
-        )
-        return B.reshape(-1)
-
-    def pops(self) -> np.ndarray:
-        return (self.pop_hi[:, None] + self.pop_lo[None, :]).reshape(-1)
-
-
-def _served_value_overlap(
-    A: np.ndarray, blk: _Blocks, allow_singletons: bool, deadline: _Deadline
-) -> np.ndarray:
-    """``f(P) = max_{G ⊇ P, |G| >= 2} sum_{t in P} score(G, t)`` for every mask P."""
-    n, lb = blk.n, blk.lo_bits
-    g_lo, p_lo = _subset_pairs(lb)
-    order = np.argsort(p_lo, kind="stable")
-    g_lo, p_lo = g_lo[order], p_lo[order]
-    starts = np.searchsorted(p_lo, np.arange(1 << lb))
-    base = blk.Bll[g_lo, p_lo] - blk.tr_lo[p_lo]
-    pop_g = blk.pop_lo[g_lo]
-    with np.errstate(divide="ignore"):
-        # 1 / (|G| - 1), NaN where |G| < 2 so fmax ignores those pairs.
-        inv = [
-            np.where(pop_g + c >= 2, 1.0 / np.maximum(pop_g + c - 1, 1), np.nan)
-            for c in range(blk.h + 1)
-        ]
-    f = np.full(1 << n, -np.inf)
-    size = 1 << lb
-    for g_hi, p_hi in zip(*_subset_pairs(blk.h)):
-        deadline.check()
-        vals = base + blk.X[g_hi][p_lo] + blk.Yt[p_hi][g_lo]
-        vals += blk.Bhh[g_hi, p_hi] - blk.tr_hi[p_hi]
-        vals *= inv[blk.pop_hi[g_hi]]
-        out = f[p_hi * size : (p_hi + 1) * size]
-        np.fmax(out, np.fmax.reduceat(vals, starts), out=out)
-    f[0] = -np.inf
-    if allow_singletons:
-        single = 1 << np.arange(n)
-        f[single] = np.maximum(f[single], SINGLETON_SCORE)
-    return f
-
-
-def _served_value_disjoint(blk: _Blocks, allow_singletons: bool) -> np.ndarray:
-    """``f(P)`` = sum of the members' scores when P is trained as its own group."""
-    pop = blk.pops()
-    with np.errstate(divide="ignore", invalid="ignore"):
-        f = np.where(pop >= 2, blk.self_sums() / np.maximum(pop - 1, 1), -np.inf)
-    f[0] = -np.inf
-    single = 1 << np.arange(blk.n)
-    f[single] = SINGLETON_SCORE if allow_singletons else -np.inf
-    return f
-
-
-def _partition_layer(f: np.ndarray, prev: np.ndarray, n: int, deadline: _Deadline) -> np.ndarray:
-    """``new[M] = max(prev[M], max_{∅≠P⊆M} f[P] + prev[M \\ P])``: one more block allowed."""
-    lb = min(n, _LO_BITS)
-    m_lo, p_lo = _subset_pairs(lb)
-    order = np.argsort(m_lo, kind="stable")
-    m_lo, p_lo = m_lo[order], p_lo[order]
-    r_lo = m_lo ^ p_lo
-    starts = np.searchsorted(m_lo, np.arange(1 << lb))
-    size = 1 << lb
-    new = prev.copy()
-    for m_hi, p_hi in zip(*_subset_pairs(n - lb)):
-        deadline.check()
-        r_hi = m_hi ^ p_hi
-        vals = (
-            f[p_hi * size : (p_hi + 1) * size][p_lo] + prev[r_hi * size : (r_hi + 1) * size][r_lo]
-        )
-        out = new[m_hi * size : (m_hi + 1) * size]
-        np.maximum(out, np.maximum.reduceat(vals, starts), out=out)
-    return new
-
-
-def _best_group_for(A: np.ndarray, P: int, allow_singletons: bool) -> int:
-    """The group ``G ⊇ P`` that maximises the summed scores of P's members."""
-    n = A.shape[0]
-    members = _mask_members(P, n)
-    comp = ((1 << n) - 1) ^ P
-    extra = np.concatenate([[0], _submasks(comp, n)]) if comp else np.zeros(1, dtype=np.int64)
-    sups = P | extra
-    bits = ((sups[:, None] >> np.arange(n)) & 1).astype(np.float64)
-    size = bits.sum(1)
-    a = A[:, members].sum(1)
-    tr = float(np.trace(A[np.ix_(members, members)]))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        vals = np.where(size >= 2, (bits @ a - tr) / np.maximum(size - 1, 1), -np.inf)
-    if allow_singletons and len(members) == 1:
-        vals[0] = max(vals[0], SINGLETON_SCORE)  # extra == 0: the task alone
-    return int(sups[int(np.argmax(vals))])
-
-
-def _dp_select(
-    A: np.ndarray, k: int, allow_singletons: bool, disjoint: bool, deadline: _Deadline
-) -> tuple[list[int], float]:
-    """Exact search; returns the chosen group masks and the optimal summed score."""
-    n = A.shape[0]
-    blk = _Blocks(A)
-    if disjoint:
-        f = _served_value_disjoint(blk, allow_singletons)
-    else:
-        f = _served_value_overlap(A, blk, allow_singletons, deadline)
-    served, best = _partition_select(f, n, k, deadline)
-    if disjoint:
-        return served, best
-    return [_best_group_for(A, P, allow_singletons) for P in served], best
-
-
-def _partition_select(
-    f: np.ndarray, n: int, k: int, deadline: _Deadline
-) -> tuple[list[int], float]:
-    """Best partition of all n tasks into at most k blocks for block values ``f`` (by mask).
-
-    Returns the blocks (bitmasks) and the summed value; ties prefer fewer blocks.
-    """
-    full = (1 << n) - 1
-    k = min(k, n)
-    layers = [f, f]  # layers[j][M]: best sum over partitions of M into <= j blocks
-    for _ in range(2, k):
-        layers.append(_partition_layer(f, layers[-1], n, deadline))
-    top = layers[k - 1]
-
-    def split(mask: int, j: int) -> list[int]:
-        if mask == 0:
-            return []
-        if j == 1:
-            return [mask]
-        cand = _submasks(mask, n)
-        vals = f[cand] + layers[j - 1][mask ^ cand]
-        i = int(np.argmax(vals))
-        if layers[j - 1][mask] >= vals[i]:  # ties: prefer fewer groups
-            return split(mask, j - 1)
-        return [int(cand[i])] + split(mask ^ int(cand[i]), j - 1)
-
-    if k == 1:
-        return [full], float(f[full])
-    # The last layer only needs the full mask: max_P f[P] + top[full \ P] (or <= k-1 blocks).
-    subs = _submasks(full, n)
-    vals = f[subs] + top[full ^ subs]
-    i = int(np.argmax(vals))
-    if top[full] >= vals[i]:
-        return split(full, k - 1), float(top[full])
-    return [int(subs[i])] + split(full ^ int(subs[i]), k - 1), float(vals[i])
-
-
-def select_from_scores(scores: np.ndarray, k: int) -> tuple[list[int], float]:
-    """Exact selection of at most ``k`` groups from an arbitrary per-group score table.
-
-    ``scores[G, t]`` (``G`` a bitmask over n tasks, shape ``(2**n, n)``) is what task t gets
-    from group G's network, e.g. minus its validation loss; ``-inf`` marks groups that are not
-    candidates (all their entries) and is ignored for non-members. Each task takes its best
-    chosen group containing it; every task must be covered. Same served-set reduction and
-    partition DP as TAG selection, with ``f(P) = max_{G ⊇ P} sum_{t in P} scores[G, t]``
-    enumerated directly (``3**n`` pairs: meant for the small n of exhaustive training).
-
-    Returns ``(group masks, summed score)``; the sum is ``-inf`` when no selection covers all.
-    """
-    S = np.asarray(scores, dtype=np.float64)
-    n = S.shape[1]
-    if S.shape[0] != 1 << n:
-        raise LabError(f"score table needs 2^{n} = {1 << n} rows (one per group), got {len(S)}")
-    masks = np.arange(1 << n, dtype=np.int64)
-    member = ((masks[:, None] >> np.arange(n)) & 1).astype(bool)
-    valid = np.all(np.isfinite(S) | ~member, axis=1) & member.any(axis=1)
-    S0 = np.where(member & np.isfinite(S), S, 0.0)
-    g, p = _subset_pairs(n)
-    order = np.argsort(p, kind="stable")
-    g, p = g[order], p[order]
-    vals = (S0[g] * member[p]).sum(axis=1)
-    vals[~valid[g]] = -np.inf
-    f = np.maximum.reduceat(vals, np.searchsorted(p, masks))
-    f[0] = -np.inf
-    served, best = _partition_select(f, n, k, _Deadline(None))
-    chosen = []
-    for P in served:
-        sel = p == P  # pairs (G, P): every G here contains P
-        cand = g[sel]
-        chosen.append(int(cand[int(np.argmax(vals[sel]))]))
-    return chosen, best
-
-
-def _score_chunks(A: np.ndarray, min_size: int, chunk: int = 1 << 15):
-    """Yield ``(masks, S)`` blocks of the candidate score table: ``S[g, t]`` is task t's score
-    in group g (``-inf`` where t is not a member); singletons score 0."""
-    n = A.shape[0]
-    d = np.diag(A)
-    for start in range(1, 1 << n, chunk):
-        masks = np.arange(start, min(start + chunk, 1 << n), dtype=np.int64)
-        bits = ((masks[:, None] >> np.arange(n)) & 1).astype(np.float64)
-        size = bits.sum(1)
-        keep = size >= min_size
-        masks, bits, size = masks[keep], bits[keep], size[keep]
-        with np.errstate(divide="ignore", invalid="ignore"):
-            S = (bits @ A - d) / np.maximum(size - 1, 1)[:, None]
-        S[size == 1] = SINGLETON_SCORE
-        S[bits == 0] = -np.inf
-        yield masks, S
-
-
-def candidate_scores(
-    A: np.ndarray, allow_singletons: bool = False
-) -> tuple[np.ndarray, np.ndarray]:
-    """Every candidate group (bitmask over task indices) and each task's score in it.
-
-    Returns ``(masks, S)`` with ``S[g, t]`` the score of task t in group ``masks[g]``
-    (``-inf`` if t is not a member). ``2**n`` rows: use for small n only.
-    """
-    parts = list(_score_chunks(np.asarray(A, dtype=np.float64), 1 if allow_singletons else 2))
-    return np.concatenate([m for m, _ in parts]), np.concatenate([s for _, s in parts])
-
-
-def _milp_select(
-    A: np.ndarray, k: int, allow_singletons: bool, disjoint: bool, time_limit: float | None
-) -> tuple[list[int], float, float]:
-    """Facility-location (or set-partitioning) integer program solved by HiGHS.
-
-    Returns ``(group masks, objective, dual bound)`` as summed scores.
-    """
-    from scipy import sparse
-    from scipy.optimize import Bounds, LinearConstraint, milp
-
-    n = A.shape[0]
-    masks, S = candidate_scores(A, allow_singletons)
-    m = len(masks)
-    member = np.isfinite(S)
-    g_idx, t_idx = np.nonzero(member)
-    opts: dict[str, object] = {"mip_rel_gap": 0.0, "disp": False}
-    if time_limit is not None:
-        opts["time_limit"] = float(time_limit)
-    if disjoint:
-        w = np.where(member, S, 0.0).sum(1)
-        cover = sparse.csr_matrix((np.ones(len(g_idx)), (t_idx, g_idx)), shape=(n, m))
-        cons = [
-            LinearConstraint(cover, 1, 1),
-            LinearConstraint(np.ones((1, m)), 0, k),
-        ]
-        res = milp(-w, integrality=np.ones(m), bounds=Bounds(0, 1), constraints=cons, options=opts)
-        if res.x is None:
-            raise _Timeout
-        chosen = [int(masks[g]) for g in np.flatnonzero(res.x > 0.5)]
-        return chosen, -float(res.fun), -float(res.mip_dual_bound)
-    # Variables: y_g (group opened), then x_{g,t} (task t served by g) for each membership.
-    nx = len(g_idx)
-    c = np.concatenate([np.zeros(m), -S[g_idx, t_idx]])
-    rows = np.arange(nx)
-    assign = sparse.csr_matrix((np.ones(nx), (t_idx, m + rows)), shape=(n, m + nx))
-    link = sparse.csr_matrix(
-        (
-            np.concatenate([np.ones(nx), -np.ones(nx)]),
-            (np.tile(rows, 2), np.concatenate([m + rows, g_idx])),
-        ),
-        shape=(nx, m + nx),
-    )
-    budget = sparse.csr_matrix(
-        (np.ones(m), (np.zeros(m, dtype=int), np.arange(m))), shape=(1, m + nx)
-    )
-    cons = [
-        LinearConstraint(assign, 1, 1),
-        LinearConstraint(link, -np.inf, 0),
-        LinearConstraint(budget, 0, k),
-    ]
-    integrality = np.concatenate([np.ones(m), np.zeros(nx)])
-    res = milp(c, integrality=integrality, bounds=Bounds(0, 1), constraints=cons, options=opts)
-    if res.x is None:
-        raise _Timeout
-    chosen = [int(masks[g]) for g in np.flatnonzero(res.x[:m] > 0.5)]
-    return chosen, -float(res.fun), -float(res.mip_dual_bound)
 
 
 def _masks_to_groups(masks: Iterable[int], tasks: Sequence[str]) -> Grouping:
@@ -534,40 +210,32 @@ class TAGGrouper(BaseGrouper):
         solver = self.solver
         if solver == "auto":
             solver = "dp" if n <= AUTO_DP_MAX else "search"
-        clock = _SafetyClock(self.time_limit)
-        if solver == "milp":
+        clock = Deadline(self.time_limit)
+        if solver in ("milp", "dp"):
             try:
-                masks, _, bound = _milp_select(
-                    A, k, self.allow_singletons, self.disjoint, self.time_limit
-                )
-                self.solver_ = "milp"
-                groups = _masks_to_groups(masks, tasks)
-                self._finish(A, tasks, groups, bound / n, t0)
-                return groups
-            except _Timeout:
-                self.stopped_ = True
-                solver = "search"
-        if solver == "dp":
-            try:
-                masks, best = _dp_select(
-                    A, k, self.allow_singletons, self.disjoint, _Deadline(self.time_limit)
-                )
-                self.solver_ = "dp"
+                if solver == "milp":
+                    masks, _, best, stopped = milp_select(
+                        A, k, self.allow_singletons, self.disjoint, clock
+                    )
+                    self.stopped_ = stopped
+                else:
+                    masks, best = dp_select(A, k, self.allow_singletons, self.disjoint, clock)
+                self.solver_ = solver
                 groups = _masks_to_groups(masks, tasks)
                 self._finish(A, tasks, groups, best / n, t0)
                 return groups
-            except _Timeout:
-                # The safety stop fired inside the DP: the search returns what it can find
-                # in a short extra allowance, with its bound.
+            except SafetyStop:
+                # The safety stop fired before the exact solver had an answer: the search
+                # returns what it can find in a short extra allowance, with its bound.
                 self.stopped_ = True
-                clock = _SafetyClock(max(1.0, 0.1 * n))
+                clock = Deadline(max(1.0, 0.1 * n))
         groups, upper = self._search(A, tasks, k, clock)
         self.solver_ = "search"
         self._finish(A, tasks, groups, upper / n, t0)
         return groups
 
     def _search(
-        self, A: np.ndarray, tasks: list[str], k: int, clock: _SafetyClock
+        self, A: np.ndarray, tasks: list[str], k: int, clock: Deadline
     ) -> tuple[Grouping, float]:
         """Local search, then the LP certificate; returns the groups and the summed bound."""
         from mtl_core.grouping.tag_blocks import block_values
@@ -584,21 +252,16 @@ class TAGGrouper(BaseGrouper):
                 return None
             return lambda frac: hook(lo + (hi - lo) * frac, name)
 
-        # The safety stop leaves the bound at least half of the time limit.
-        half = _SafetyClock(None)
-        half.end = (
-            clock.end
-            if not math.isfinite(clock.end)
-            else (time.perf_counter() + 0.5 * (clock.end - time.perf_counter()))
-        )
+        exact_finish = n <= TABLE_MAX
         labels, _, st = local_search_select(
             A,
             k,
             seed=int(self.seed),
-            work=max(1, int(effort * default_work(n, min(k, n), n <= TABLE_MAX))),
+            work=max(1, int(effort * default_work(n, min(k, n), exact_finish))),
             # Where the LP finishes with a proof the search only seeds it: a few starts do.
-            max_starts=max(1, int(effort * 12)) if n <= TABLE_MAX else None,
-            check=half.check,
+            max_starts=max(1, int(effort * 12)) if exact_finish else None,
+            # The safety stop leaves the bound at least half of the time limit.
+            check=clock.part(0.5).check,
             progress=stage("local search", 0.0, 0.5),
             **opts,
         )
@@ -610,8 +273,7 @@ class TAGGrouper(BaseGrouper):
             served,
             node_limit=max(1, int(effort * default_nodes(n))),
             rounds=max(5, int(effort * 60)),
-            check=clock.check,
-            time_left=clock.left if math.isfinite(clock.end) else None,
+            deadline=clock,
             progress=stage("bound", 0.5, 1.0),
             **opts,
         )
@@ -656,22 +318,6 @@ class TAGGrouper(BaseGrouper):
         else:
             self.relative_gap_ = self.gap_ / abs(value) if value != 0 else math.inf
         self.elapsed_ = time.perf_counter() - t0
-
-
-class _SafetyClock:
-    """Wall-clock safety stop: ``check()`` raises ``SafetyStop`` once ``limit`` s have passed."""
-
-    def __init__(self, limit: float | None) -> None:
-        self.end = math.inf if limit is None else time.perf_counter() + float(limit)
-
-    def check(self) -> None:
-        if time.perf_counter() > self.end:
-            from mtl_core.grouping.tag_search import SafetyStop
-
-            raise SafetyStop
-
-    def left(self) -> float:
-        return self.end - time.perf_counter()
 
 
 def brute_force_tag(

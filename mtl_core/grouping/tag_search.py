@@ -1,8 +1,8 @@
 """Anytime TAG selection at any size: multi-start local search over served-set partitions.
 
-A TAG selection of at most k groups is a partition of the tasks into at most k *served sets*,
-each served by its best group (:mod:`mtl_core.grouping.tag_blocks`). This module searches
-those partitions directly:
+TAG's network selection (Fifty et al., NeurIPS 2021 §3.3) chooses at most k groups; such a
+selection is a partition of the tasks into at most k *served sets*, each served by its best
+group (:mod:`mtl_core.grouping.tag_blocks`). This module searches those partitions directly:
 
 * **seeds**: a greedy agglomeration on the TAG objective itself (start from every task served
   alone, repeatedly merge the two served sets whose merge costs least, until at most k remain
@@ -11,9 +11,12 @@ those partitions directly:
 * **local search** from each seed, best improvement first: *move* one task to another served
   set (or to an unused one while fewer than k are used: a *split*), then *swap* two tasks
   between sets; every candidate move is valued exactly and in batches (numpy);
-* **iterated perturbation** from the best partition: *merge* two served sets and re-split the
+* **iterated perturbation** from the walk's partition: *merge* two served sets and re-split the
   largest along its leading eigenvector, or move a few tasks at random, then local search
-  again; the better partition is kept.
+  again; the better partition is kept. When ``patience`` kicks in a row find nothing better,
+  the walk restarts from a fresh random partition (issue 20: stopping there instead left
+  most of the budget unspent and lost to a plain multi-start move/swap search), until the
+  work budget is spent.
 
 Deterministic: the randomness is a ``numpy.random.Generator`` seeded by the caller, and the
 budget is counted in work (served sets valued), never in seconds; ``check()`` is an optional
@@ -27,11 +30,10 @@ from collections.abc import Callable
 
 import numpy as np
 
+from mtl_core.grouping.deadline import SafetyStop
 from mtl_core.grouping.tag_blocks import block_values
 
-
-class SafetyStop(Exception):
-    """Raised by a caller's ``check()`` when the wall-clock safety limit is reached."""
+__all__ = ["SafetyStop", "default_work", "local_search_select"]
 
 
 class _Budget:
@@ -325,6 +327,7 @@ def local_search_select(
     max_starts: int | None = None,
     patience: int | None = None,
     extra_seeds: list[np.ndarray] | None = None,
+    restart: bool = True,
     check: Callable[[], None] | None = None,
     progress: Callable[[float], None] | None = None,
 ) -> tuple[np.ndarray, float, dict[str, object]]:
@@ -344,16 +347,24 @@ def local_search_select(
     max_starts : int, optional
         At most this many local searches (seeds and kicks together; default: no cap).
     patience : int, optional
-        Stop after this many kicks in a row without improvement (default ``max(20, n // 2)``).
+        After this many kicks in a row without improving the walk, restart it from a fresh
+        random partition (default ``max(20, n // 2)``).
     extra_seeds : list of (n,) int arrays, optional
-        More starting partitions (labels).
+        More starting partitions (labels), descended right after the greedy seed.
+    restart : bool
+        Restart the walk when it is stale (default True); False stops the search there
+        instead (the behaviour before issue 20).
     check : callable, optional
         Safety stop: may raise :class:`SafetyStop`; the best partition so far is returned.
     progress : callable, optional
         Called with the fraction of the work budget spent.
 
     ``stats``: ``greedy`` (the greedy seed's summed value: the result is never below it),
-    ``work`` (spent), ``starts`` (local searches run), ``stopped`` (the safety stop fired).
+    ``work`` (spent), ``starts`` (local searches run), ``restarts`` (random restarts among
+    them), ``stopped`` (the safety stop fired).
+
+    The answer depends on the inputs, ``seed`` and the budgets only (``work``, ``max_starts``,
+    ``patience``): never on the clock unless ``check`` raises, which ``stopped`` reports.
     """
     n = A.shape[0]
     k = min(int(k), n)
@@ -368,13 +379,13 @@ def local_search_select(
     best_val = -np.inf
     greedy_val = None
     starts = 0
+    restarts = 0
     stopped = False
     try:
         greedy = feasible(greedy_labels(A, k, budget=budget, **opts), k, A, **opts)
-        seeds = [greedy]
+        seeds = [greedy] + [feasible(s, k, A, **opts) for s in (extra_seeds or [])]
         for linkage in ("average", "complete"):
             seeds.append(feasible(hierarchical_labels(A, k, linkage), k, A, **opts))
-        seeds += [feasible(s, k, A, **opts) for s in (extra_seeds or [])]
         for _ in range(2):
             seeds.append(feasible(rng.integers(0, k, n), k, A, **opts))
         for lab in seeds:
@@ -388,18 +399,30 @@ def local_search_select(
             starts += 1
             if P.total > best_val + tol:
                 best_lab, best_val = P.labels(), P.total
-        # Iterated perturbation from the best partition found.
+        # Iterated perturbation: kick the walk's partition and descend again, keeping the
+        # better one; after `patience` kicks in a row without improvement, restart the walk
+        # from a fresh random partition. Runs until the work budget (or `max_starts`) is spent.
         cap = np.inf if max_starts is None else int(max_starts)
-        stale = 0  # kicks in a row that found nothing better: stop after `patience`
-        while budget.left and k > 1 and n > 2 and starts < cap and stale < patience:
-            lab = feasible(_perturb(A, best_lab, k, rng), k, A, **opts)
+        walk_lab, walk_val = best_lab, best_val
+        stale = 0  # kicks in a row that did not improve the walk
+        while budget.left and k > 1 and n > 2 and starts < cap:
+            if stale >= patience:
+                if not restart:
+                    break
+                lab = feasible(rng.integers(0, k, n), k, A, **opts)
+                restarts += 1
+            else:
+                lab = feasible(_perturb(A, walk_lab, k, rng), k, A, **opts)
             P = Partition(A, k, lab, budget=budget, **opts)
             P.descend(tol)
             starts += 1
-            stale += 1
+            if stale >= patience or P.total > walk_val + tol:
+                walk_lab, walk_val = P.labels(), P.total
+                stale = 0
+            else:
+                stale += 1
             if P.total > best_val + tol:
                 best_lab, best_val = P.labels(), P.total
-                stale = 0
     except SafetyStop:
         stopped = True
         if best_lab is None:  # stopped before any partition was valued: all tasks together
@@ -410,6 +433,7 @@ def local_search_select(
         "greedy": greedy_val,
         "work": budget.used,
         "starts": starts,
+        "restarts": restarts,
         "stopped": stopped,
     }
     return best_lab, best_val, stats

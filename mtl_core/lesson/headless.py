@@ -1,23 +1,32 @@
 """The landing lesson without the app: the same three runs, in this process, one after another.
 
-``run_lesson(conflict, seed)`` trains all-together (lookahead affinity every step), picks
-TAG's groups from its mean affinity, trains those groups, then every task alone, each run
-as :data:`mtl_core.lesson.workflow.REPLICAS` replicas of one batched model, and returns a
-:class:`mtl_core.lesson.report.LessonResult` (``python -m mtl_core lesson`` prints it).
-Imports torch (through the training loop) when called.
+``run_lesson(conflict, seed)`` trains all-together (lookahead affinity every step), lets the
+lesson's own phase 2 (:func:`mtl_core.lesson.workflow.advance`) pick TAG's groups from its
+mean affinity, trains those groups, then every task alone, each run as
+:data:`mtl_core.lesson.workflow.REPLICAS` replicas of one batched model. Every step goes into
+a throw-away run store, as a worker's would, and the numbers come from
+:func:`mtl_core.lesson.state.state` over it: the very :class:`~mtl_core.lesson.state.LessonState`
+the Learn page draws, as a :class:`mtl_core.lesson.report.LessonResult`
+(``python -m mtl_core lesson`` prints it). Imports torch (through the training loop) when
+called.
 """
 
 from __future__ import annotations
 
+import tempfile
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from mtl_core.events import MetricRow, parse_replica_metric
+from mtl_core.config import RunConfig
 from mtl_core.lesson import workflow as lesson
-from mtl_core.lesson.report import LessonResult, block_means, loss_intervals
+from mtl_core.lesson.report import LessonResult
+from mtl_core.lesson.state import LessonState, result, state
+from mtl_core.store import Store
+
+#: Steps the headless lesson writes per store transaction.
+BATCH_STEPS = 100
 
 
 def run_lesson(
@@ -28,64 +37,96 @@ def run_lesson(
     steps: int = lesson.STEPS,
     replicas: int = lesson.REPLICAS,
     on_run: Callable[[str], None] | None = None,
+    train: Callable[..., Any] | None = None,
 ) -> LessonResult:
-    """Train the lesson at ``conflict`` (0..1) with ``seed`` as data and training seed.
+    """Train the lesson at ``conflict`` (0..1) with ``seed`` as data and training seed;
+    :func:`~mtl_core.lesson.state.result` of :func:`train_lesson`'s state.
 
     ``knobs`` are further lesson-scenario knobs (``conflict`` and ``data_seed`` are set
-    here); ``on_run(approach)`` is called before each run starts. Raises LabError for a
-    bad knob or setting.
+    here); ``on_run(approach)`` is called before each run starts; ``train``: the training
+    function, ``train(cfg, on_step)`` (default ``mtl_core.train.loop.train``). Raises
+    LabError for a bad knob or setting, or a run that diverged.
     """
-    from mtl_core.train.loop import train
-
     t0 = time.perf_counter()
-    k = {**(knobs or {}), "conflict": float(conflict), "data_seed": int(seed)}
-    common = {"steps": int(steps), "seed": int(seed), "replicas": int(replicas)}
-    planted = lesson.planted_groups(k)
-    if on_run:
-        on_run("together")
-    together = train(lesson.base_config("together", k, **common))
-    A = together.mean_affinity["lookahead"]
-    tasks = list(together.tasks)
-    tag, _ = lesson.select_groups(A, tasks, len(planted))
-    results = {"together": together}
-    for mode in ("groups", "single"):
-        if on_run:
-            on_run(mode)
-        results[mode] = train(
-            lesson.base_config(mode, k, groups=tag if mode == "groups" else None, **common)
+    with tempfile.TemporaryDirectory(prefix="mtl-lesson-") as tmp:
+        s = train_lesson(
+            Store(Path(tmp) / "lesson.sqlite"),
+            conflict,
+            seed,
+            knobs=knobs,
+            steps=steps,
+            replicas=replicas,
+            on_run=on_run,
+            train=train,
         )
-    loss, task_loss = {}, {}
-    for mode, res in results.items():
-        loss[mode], task_loss[mode] = loss_intervals(replica_losses_of(res.metrics))
-    within, cross = block_means(A, tasks, planted)
-    return LessonResult(
-        conflict=float(conflict),
-        seed=int(seed),
-        seconds=time.perf_counter() - t0,
-        loss=loss,
-        within=within,
-        cross=cross,
-        tag_groups=tag,
-        planted=planted,
-        tasks=tasks,
-        task_loss=task_loss,
-        affinity_matrix=np.asarray(A, dtype=np.float64),
-    )
+    return result(s, seed=seed, seconds=time.perf_counter() - t0)
 
 
-def replica_losses_of(
-    rows: Iterable[MetricRow], split: str = "test"
-) -> dict[int, dict[str, float]]:
-    """``{replica: {task: loss}}`` from a run's final metric rows (``"loss:r<k>"``); a run
-    with one replica gives ``{0: its loss per task}``."""
-    out: dict[int, dict[str, float]] = {}
-    plain: dict[str, float] = {}
-    for m in rows:
-        if m.split != split:
-            continue
-        parsed = parse_replica_metric(m.metric)
-        if parsed is not None and parsed[0] == "loss":
-            out.setdefault(parsed[1], {})[m.task] = float(m.value)
-        elif m.metric == "loss":
-            plain[m.task] = float(m.value)
-    return out or ({0: plain} if plain else {})
+def train_lesson(
+    store: Store,
+    conflict: float,
+    seed: int = 0,
+    *,
+    knobs: dict[str, Any] | None = None,
+    steps: int = lesson.STEPS,
+    replicas: int = lesson.REPLICAS,
+    on_run: Callable[[str], None] | None = None,
+    train: Callable[..., Any] | None = None,
+) -> LessonState:
+    """The lesson trained into ``store`` in this process (started by
+    :func:`~mtl_core.lesson.workflow.start`, its grouped run queued by
+    :func:`~mtl_core.lesson.workflow.advance`, as under the runner) and its
+    :class:`~mtl_core.lesson.state.LessonState`. ``train``: the training function (default
+    ``mtl_core.train.loop.train``). LabError as :func:`run_lesson`."""
+    if train is None:
+        from mtl_core.train.loop import train
+    k = {**(knobs or {}), "conflict": float(conflict)}
+    queue = _InProcess(store)
+    ids = lesson.start(queue, store, k, steps=int(steps), seed=int(seed), replicas=int(replicas))
+    modes = {ids.together: "together", ids.single: "single"}
+    _train_into(store, ids.together, train, on_run, "together")
+    ids.groups = lesson.advance(queue, store, ids.together)
+    modes[ids.groups] = "groups"
+    for rid in (ids.groups, ids.single):
+        _train_into(store, rid, train, on_run, modes[rid])
+    return state(store, ids)
+
+
+class _InProcess:
+    """A :class:`~mtl_core.lesson.workflow.Submitter` that only records runs as queued (this
+    process trains them, in :func:`train_lesson`'s order)."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def submit(self, config: RunConfig, **kw: Any) -> int | None:
+        kw.pop("limits", None)  # the command line's user owns the machine: no limits
+        return self.store.create_run(
+            name=config.name, config=config.to_dict(), steps_total=int(config.train.steps), **kw
+        )
+
+
+def _train_into(
+    store: Store,
+    run_id: int,
+    train: Callable[..., Any],
+    on_run: Callable[[str], None] | None,
+    mode: str,
+) -> None:
+    """Train one queued run here and store every step as a worker does (written every
+    :data:`BATCH_STEPS` steps in one transaction: nobody watches this store live)."""
+    if on_run:
+        on_run(mode)
+    cfg = RunConfig.from_dict(store.get_run(run_id).config)
+    store.set_status(run_id, "running")
+    pending: list[Any] = []
+
+    def on_step(event: Any) -> None:
+        pending.append(event)
+        if len(pending) >= BATCH_STEPS:
+            store.append_steps(run_id, pending)
+            pending.clear()
+
+    train(cfg, on_step)
+    store.append_steps(run_id, pending)
+    store.set_status(run_id, "finished")

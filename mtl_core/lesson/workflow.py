@@ -1,7 +1,9 @@
 """The landing lesson's workflow, without any UI: its three run configs, when and how the
-grouped run's groups are picked, and the numbers the page shows. The app's Learn page
-(``app/views/learn.py``) drives it; the headless ``lesson`` command
-(:mod:`mtl_core.lesson.headless`), tests and benchmarks can too. Torch-free.
+grouped run's groups are picked and by whom: the runner's supervisor queues it when the
+together run ends (:class:`LessonAdvancer`, every pass), whether a page is open or not. The
+app's Learn page (``app/views/learn.py``) starts a lesson and draws
+:func:`mtl_core.lesson.state.state`; the headless ``lesson`` command
+(:mod:`mtl_core.lesson.headless`), tests and benchmarks use the same pieces. Torch-free.
 
 The lesson trains the ``lesson`` scenario three ways: all tasks together (logging TAG lookahead
 affinity every step), in groups, and every task alone; each run trains :data:`REPLICAS`
@@ -14,20 +16,21 @@ all-together run ends; the planted clusters remain an option (all three runs sta
 
 from __future__ import annotations
 
+import sys
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
 
+from mtl_core.accounts.quota import Limits
 from mtl_core.config import RunConfig
 from mtl_core.errors import LabError
 from mtl_core.scenarios import get_scenario, resolve_knobs
-from mtl_core.store import RunInfo, Store
+from mtl_core.store import TERMINAL, RunInfo, Store
 from mtl_core.types import Grouping, canonical_grouping
-
-if TYPE_CHECKING:
-    from mtl_core.runner import Runner
 
 SCENARIO = "lesson"
 APPROACHES = ("together", "groups", "single")
@@ -46,7 +49,20 @@ GROUP_SOURCES = {
     "tag": "TAG, from the all-together run's affinity",
     "planted": "the planted clusters",
 }
+#: The together run's note: ``{"run_id": grouped run id or None, "knobs", "steps", "seed",
+#: "limits"}`` (see :func:`start`); the grouped run's id is claimed in it exactly once.
+NOTE_GROUPS_RUN = "lesson_groups_run"
+#: The grouped run's note: ``{"source": words, "groups": [[task, ...], ...], "together_run"}``.
+NOTE_GROUPS = "lesson_groups"
 ADVANCED_KNOBS = ("relatedness", "noise", "conflict_type", "tasks", "clusters", "data_seed")
+
+
+class Submitter(Protocol):
+    """What the lesson needs of a runner (:class:`mtl_core.runner.Runner`, the app's session
+    runner, a test's recording one): ``submit(config, **kw) -> run id`` (None when a
+    ``claim=`` was lost), and optionally the ``limits`` it checks runs against."""
+
+    def submit(self, config: RunConfig, **kw: Any) -> int | None: ...
 
 
 def knob_specs() -> dict[str, dict[str, Any]]:
@@ -109,6 +125,16 @@ def select_groups(A: np.ndarray, tasks: list[str], k: int) -> tuple[Grouping, fl
     return g.groups_, float(g.score_)
 
 
+def mean_affinity(A: np.ndarray) -> np.ndarray:
+    """``(S, n, n) -> (n, n)``: the mean over logged steps of each cell, NaN where a cell
+    was never logged (no warning). What TAG selects from and the lesson's heatmap shows."""
+    X = np.asarray(A, dtype=np.float64)
+    logged = np.isfinite(X)
+    count = logged.sum(axis=0)
+    total = np.where(logged, X, 0.0).sum(axis=0)
+    return np.divide(total, count, out=np.full(total.shape, np.nan), where=count > 0)
+
+
 def ready_to_select(info: RunInfo, n_matrices: int) -> bool:
     """Whether the together run has ended with matrices to pick groups from."""
     return info.status == "finished" and n_matrices > 0
@@ -168,100 +194,178 @@ class LessonIds:
 
 
 def start(
-    runner: Runner,
+    runner: Submitter,
     store: Store,
     knobs: dict[str, Any],
     *,
     steps: int = STEPS,
     seed: int = 0,
     groups_from: str = "tag",
+    replicas: int = REPLICAS,
 ) -> LessonIds:
     """Submit the lesson's runs (``seed`` sets the data and the training seeds). With
-    ``groups_from="tag"`` together and single go now and the grouped run follows once the
-    together run has ended (:func:`maybe_start_groups`); with ``"planted"`` all three go
-    now (together, grouped, single: the order they start in when workers are scarce)."""
+    ``groups_from="tag"`` together and single go now and the runner queues the grouped run
+    once the together run has ended (:func:`advance`, from every supervisor pass, whether a
+    page is open or not); with ``"planted"`` all three go now (together, grouped, single:
+    the order they start in when workers are scarce).
+
+    The together run's note :data:`NOTE_GROUPS_RUN` keeps what that later submit needs:
+    ``{"run_id": None, "knobs", "steps", "seed", "limits"}`` (``limits``: the submitting
+    runner's :class:`~mtl_core.accounts.quota.Limits`, so the grouped run is checked as the
+    first two were; its owner is the together run's). LabError for a bad knob or a run over
+    the limits or the quota.
+    """
     knobs = {**knobs, "data_seed": int(seed)}
     label = lesson_label(knobs)
-    together = runner.submit(base_config("together", knobs, steps=steps, seed=seed, label=label))
+    common = {"steps": int(steps), "seed": int(seed), "replicas": int(replicas), "label": label}
+    together = runner.submit(base_config("together", knobs, **common))
+    assert together is not None  # no claim: always a run
     ids = LessonIds(together=together)
+    limits = getattr(runner, "limits", None)
+    store.save_note(
+        together,
+        NOTE_GROUPS_RUN,
+        {
+            "run_id": None,
+            "knobs": knobs,
+            "steps": int(steps),
+            "seed": int(seed),
+            "limits": limits.to_dict() if isinstance(limits, Limits) else None,
+        },
+    )
     if groups_from == "planted":
-        groups = planted_groups(knobs)
         ids.groups = _submit_groups(
-            runner, store, ids, knobs, groups, steps, seed, GROUP_SOURCES["planted"]
+            runner, together, knobs, planted_groups(knobs), common, GROUP_SOURCES["planted"]
         )
-    else:
-        store.save_note(together, "lesson_groups_run", {"run_id": None})
-    ids.single = runner.submit(base_config("single", knobs, steps=steps, seed=seed, label=label))
+    ids.single = runner.submit(base_config("single", knobs, **common))
     return ids
 
 
 def _submit_groups(
-    runner: Runner,
-    store: Store,
-    ids: LessonIds,
+    runner: Submitter,
+    together: int,
     knobs: dict[str, Any],
     groups: Grouping,
-    steps: int,
-    seed: int,
+    common: dict[str, Any],
     source: str,
-) -> int:
-    cfg = base_config(
-        "groups", knobs, steps=steps, seed=seed, groups=groups, label=lesson_label(knobs)
-    )
-    rid = runner.submit(cfg)
-    store.save_note(
-        rid,
-        "lesson_groups",
-        {
-            "source": source,
-            "groups": [sorted(g) for g in groups],
-            "together_run": ids.together,
+    **who: Any,
+) -> int | None:
+    """Queue the grouped run if nobody has (the claim on the together run's note); its id,
+    or None when another caller claimed it first. ``common``: :func:`base_config`'s steps,
+    seed, replicas and label; ``who``: ``owner=``/``limits=``."""
+    cfg = base_config("groups", knobs, groups=groups, **common)
+    return runner.submit(
+        cfg,
+        claim=(together, NOTE_GROUPS_RUN),
+        run_notes={
+            NOTE_GROUPS: {
+                "source": source,
+                "groups": [sorted(g) for g in groups],
+                "together_run": together,
+            }
         },
+        **who,
     )
-    store.save_note(ids.together, "lesson_groups_run", {"run_id": rid})
+
+
+def advance(runner: Submitter, store: Store, together: int) -> int | None:
+    """Phase 2 of a lesson: queue the grouped run once the together run has ended, exactly
+    once however many callers race (a compare-and-set on :data:`NOTE_GROUPS_RUN` in the
+    store transaction that inserts the run: ``Store.create_run(claim=...)``). Returns the
+    grouped run's id, None while the together run is still going (or when ``together`` is
+    no lesson).
+
+    The groups are TAG's network selection (Fifty et al. 2021; exact, at most
+    ``clusters`` groups) from the together run's mean lookahead affinity over all steps and
+    replicas; a together run that ended without any matrix (failed or cancelled early, or
+    logged none) falls back to the planted clusters, so the lesson still has its three
+    approaches. The grouped run belongs to the together run's owner, checked against the
+    limits kept in the note. LabError when it cannot be queued (e.g. the owner is at the
+    queue quota: a later call tries again).
+    """
+    note = store.get_note(together, NOTE_GROUPS_RUN)
+    if note is None:
+        return None
+    if note.get("run_id") is not None:  # someone already started it
+        return int(note["run_id"])
+    info = store.get_run(together)
+    cfg = RunConfig.from_dict(info.config)
+    knobs = dict(note.get("knobs") or cfg.knobs)
+    common = {
+        "steps": int(note.get("steps") or cfg.train.steps),
+        "seed": int(note.get("seed", cfg.train.seed)),
+        "replicas": int(cfg.train.replicas),
+        "label": lesson_label(knobs),
+    }
+    logged, tasks, A = store.affinity_steps(together, "lookahead")
+    if ready_to_select(info, len(logged)):
+        groups, _ = select_groups(mean_affinity(A), tasks, int(knobs.get("clusters", 2)))
+        source = GROUP_SOURCES["tag"]
+    elif info.status in TERMINAL:  # ended without a matrix to select from
+        groups = planted_groups(knobs)
+        why = "logged no affinity" if info.status == "finished" else "stopped early"
+        source = f"the planted clusters (the all-together run {why})"
+    else:
+        return None
+    kept = note.get("limits")
+    limits = Limits.from_dict(kept) if isinstance(kept, dict) else None
+    rid = _submit_groups(
+        runner, together, knobs, groups, common, source, owner=info.owner, limits=limits
+    )
+    if rid is None:  # another caller won the claim: its run is the lesson's
+        won = store.get_note(together, NOTE_GROUPS_RUN) or {}
+        return int(won["run_id"]) if won.get("run_id") is not None else None
     return rid
 
 
-def maybe_start_groups(runner: Runner, store: Store, ids: LessonIds) -> int | None:
-    """Submit the grouped run once the together run has ended (idempotent): TAG's selection
-    from its mean affinity over all steps (and replicas).
-
-    Falls back to the planted clusters when the together run ended without any matrix
-    (failed or cancelled early), so the lesson still has its three approaches.
-    """
-    if ids.groups is not None:
-        return ids.groups
-    known = store.get_note(ids.together, "lesson_groups_run")
-    if known and known.get("run_id") is not None:  # another session already started it
-        ids.groups = int(known["run_id"])
-        return ids.groups
-    info = store.get_run(ids.together)
-    cfg = RunConfig.from_dict(info.config)
-    knobs = dict(cfg.knobs)
-    steps, tasks, A = store.affinity_steps(ids.together, "lookahead")
-    n = len(steps)
-    k = int(knobs.get("clusters", 2))
-    if ready_to_select(info, n):
-        groups, _ = select_groups(np.nanmean(A, axis=0), tasks, k)
-        source = GROUP_SOURCES["tag"]
-    elif info.status in ("failed", "cancelled", "interrupted"):
-        groups = planted_groups(knobs)
-        source = "the planted clusters (the all-together run stopped early)"
-    else:
-        return None
-    ids.groups = _submit_groups(
-        runner, store, ids, knobs, groups, cfg.train.steps, cfg.train.seed, source
-    )
+def maybe_start_groups(runner: Submitter, store: Store, ids: LessonIds) -> int | None:
+    """:func:`advance` for ``ids``, keeping the grouped run's id in ``ids.groups``."""
+    if ids.groups is None:
+        ids.groups = advance(runner, store, ids.together)
     return ids.groups
 
 
-def groups_of(store: Store, run_id: int | None) -> Grouping | None:
-    """The groups a grouped run trains (from its config)."""
-    if run_id is None:
-        return None
-    try:
-        cfg = store.get_run(run_id).config
-    except LabError:
-        return None
-    groups = (cfg.get("train") or {}).get("groups")
-    return canonical_grouping(groups) if groups else None
+class LessonAdvancer:
+    """What the runner's supervisor calls on every pass (:meth:`pass_`): :func:`advance`
+    for every lesson whose together run has ended and whose grouped run nobody has queued.
+
+    A lesson that cannot advance now (its owner at the queue quota, a failed selection) is
+    retried every ``retry_s`` seconds; each distinct reason (and a store that cannot be
+    read) is written to ``warn`` once, not on every pass."""
+
+    def __init__(self, retry_s: float = 5.0, warn: Callable[[str], Any] | None = None) -> None:
+        self.retry_s = float(retry_s)
+        self.warn = warn or (lambda msg: sys.stderr.write(f"mtl_core.runner: {msg}\n"))
+        self._later: dict[int, float] = {}  # together id -> when to try again
+        self._said: dict[int | None, str] = {}  # together id (None: the store) -> last reason
+
+    def pass_(self, runner: Submitter, store: Store) -> list[int]:
+        """One pass; returns the grouped runs it queued. Never raises."""
+        try:
+            waiting = store.open_claims(NOTE_GROUPS_RUN, TERMINAL)
+        except Exception as exc:  # the supervisor reports store faults itself
+            self._say(None, "lessons cannot be read", exc)
+            return []
+        self._said.pop(None, None)
+        out = []
+        now = time.monotonic()
+        for together in waiting:
+            if now < self._later.get(together, 0.0):
+                continue
+            try:
+                rid = advance(runner, store, together)
+            except Exception as exc:  # one lesson must not stop the others, nor the queue
+                self._say(together, f"lesson {together}: the grouped run waits", exc)
+                self._later[together] = now + self.retry_s
+                continue
+            self._later.pop(together, None)
+            self._said.pop(together, None)
+            if rid is not None:
+                out.append(rid)
+        return out
+
+    def _say(self, key: int | None, what: str, exc: Exception) -> None:
+        why = str(exc) if isinstance(exc, LabError) else repr(exc)
+        if self._said.get(key) != why:
+            self._said[key] = why
+            self.warn(f"{what}: {why}")

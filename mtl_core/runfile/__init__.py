@@ -66,6 +66,7 @@ from mtl_core.runfile.tensorboard import tag_for
 from mtl_core.runfile.write import (
     check_out_path,
     dropped_parts,
+    prepare_out_path,
     run_file_bytes,
     write_run_file,
     write_table,
@@ -98,6 +99,7 @@ __all__ = [
     "mean_matrix",
     "measure_matrices",
     "pick_measure",
+    "prepare_out_path",
     "read_run_file",
     "read_table",
     "run_file_bytes",

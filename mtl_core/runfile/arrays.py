@@ -28,6 +28,7 @@ import pandas as pd
 
 from mtl_core.errors import LabError
 from mtl_core.runfile.bounds import check_cells, check_tasks_count, check_zip_members
+from mtl_core.runfile.cells import MAX_STEP, STEP_TOO_LARGE
 from mtl_core.runfile.jsontext import check_text
 from mtl_core.runfile.long import matrices_to_long
 from mtl_core.runfile.messages import close, over_limit, short
@@ -82,7 +83,7 @@ def read_array_file(
         mats, label = _load_npy(data, name), name
         tasks_arr = steps_arr = None
     else:
-        arrays = _load_npz(data, name, limit)
+        arrays = _aliases(_load_npz(data, name, limit), name)
         key = _affinity_key(arrays, name)
         mats, label = arrays[key], f"{name} › {key}"
         tasks_arr, steps_arr = arrays.get(TASKS_KEY), arrays.get(STEPS_KEY)
@@ -142,6 +143,7 @@ def _load_npz(data: bytes, name: str, limit: int) -> dict[str, np.ndarray]:
         raise LabError(f"{name}: not a NumPy .npz archive (save it with np.savez)")
     with npz:
         infos = [i for i in npz.zip.infolist() if not i.is_dir()]
+        _check_unique(infos, name)
         total = sum(i.file_size for i in infos)
         if total > limit:
             raise over_limit(name, "unpacks to", total, limit)
@@ -172,6 +174,22 @@ def _load_npz(data: bytes, name: str, limit: int) -> dict[str, np.ndarray]:
     if not out:
         raise LabError(f"{name}: the archive holds no arrays")
     return out
+
+
+def _check_unique(infos: list[zipfile.ZipInfo], name: str) -> None:
+    """Refuse an archive listing one member name twice, or two names equal but for case:
+    NumPy would read one of them and silently drop the other."""
+    seen: dict[str, str] = {}
+    for info in infos:
+        key = info.filename.casefold()
+        if key in seen:
+            twice = (
+                f"two arrays named {info.filename!r}"
+                if seen[key] == info.filename
+                else f"{seen[key]!r} and {info.filename!r}, names that differ only in case"
+            )
+            raise LabError(f"{name}: holds {twice}; save it again with np.savez")
+        seen[key] = info.filename
 
 
 def _check_header(fp: Any, size: int, label: str, *, tasks: bool = False) -> None:
@@ -221,6 +239,26 @@ def _check_header(fp: Any, size: int, label: str, *, tasks: bool = False) -> Non
         check_tasks_count(math.prod(shape), label)
     elif len(shape) in (2, 3):
         check_cells(shape[0] if len(shape) == 3 else 1, shape[-1], label, "the array holds ")
+
+
+#: Other names scripts give the task-name and step arrays (``np.savez(..., task_names=...)``).
+ALIASES = {TASKS_KEY: ("task_names", "names", "task_list"), STEPS_KEY: ("step", "epochs")}
+
+
+def _aliases(arrays: dict[str, np.ndarray], name: str) -> dict[str, np.ndarray]:
+    """An npz's ``task_names`` (or ``names``) read as its ``tasks``, ``step``/``epochs`` as its
+    ``steps``, when the file has no array of the lab's name; said in a note."""
+    out = dict(arrays)
+    for key, others in ALIASES.items():
+        found = [k for k in others if k in out]
+        if key in out or not found:
+            continue
+        out[key] = out.pop(found[0])
+        note(
+            f"{name}: array {found[0]!r} read as the {key!r} "
+            f"({'task names' if key == TASKS_KEY else 'steps'})"
+        )
+    return out
 
 
 def _affinity_key(arrays: dict[str, np.ndarray], name: str) -> str:
@@ -315,17 +353,19 @@ def _steps(arr: np.ndarray | None, s_count: int, name: str) -> np.ndarray:
     arr = arr.reshape(-1)
     if arr.dtype.kind not in "iuf":
         raise LabError(f"{label}: dtype {arr.dtype}; steps must be whole numbers >= 0")
-    x = arr.astype(np.float64)
-    for k, v in enumerate(x):
-        if not np.isfinite(v) or v != np.floor(v):
+    # integers are compared as integers (a float64 copy would round 2**53 + 1); floats above
+    # MAX_STEP may already have been rounded when they were saved
+    vals = arr.tolist()
+    for k, v in enumerate(vals):
+        if isinstance(v, float) and (not math.isfinite(v) or not v.is_integer()):
             raise LabError(
                 f"{label}: steps[{k}] = {arr[k]} is not a whole number (steps are 0, 1, 2, ...)"
             )
         if v < 0:
             raise LabError(f"{label}: steps[{k}] = {arr[k]} is negative")
-        if v > 2**62:
-            raise LabError(f"{label}: steps[{k}] = {arr[k]} is too large")
-    steps = arr.astype(np.int64)
+        if v > MAX_STEP:
+            raise LabError(f"{label}: steps[{k}] = {arr[k]} is {STEP_TOO_LARGE}")
+    steps = np.array([int(v) for v in vals], dtype=np.int64)
     seen: dict[int, int] = {}
     for k, s in enumerate(steps.tolist()):
         if s in seen:

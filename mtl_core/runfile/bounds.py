@@ -11,9 +11,17 @@ matrix is built, and refuse with the limit and how to raise it:
 - :func:`max_cells`: matrix cells of one run and measure, ``steps x tasks x tasks``
   (``MTL_LAB_MAX_CELLS``, default 2,000,000: 16 MB as one float64 array, 140 tasks
   at 100 steps or 20 tasks at 5,000 steps; reading and importing that many costs about
-  half a gigabyte).
+  half a gigabyte);
+- :func:`max_runs`: runs in one file (``MTL_LAB_MAX_RUNS``, default 100): a 79 KB CSV can name
+  5,000 one-cell runs, and every run costs the preview, the import and the store a fixed
+  amount, so 5,000 of them held the server for minutes;
+- :func:`max_tags`: distinct tags in one TensorBoard event file (``MTL_LAB_MAX_TAGS``,
+  default 50,000: a 223-task matrix logged as one tag per pair); each tag costs a series of
+  its own while the file is scanned, so 100,000 of them in a 6 MB file took 84 s to refuse;
+- :data:`MAX_META_BYTES`: a bundle's ``meta.json`` (names, config, notes) is at most 1 MB,
+  checked from the zip's directory before the member is unpacked or parsed.
 
-Both are environment variables (for the app: set them where the server starts); ``0`` lifts a
+The counts are environment variables (for the app: set them where the server starts); ``0`` lifts a
 limit. The file-size limit is :func:`mtl_core.runfile.schema.max_file_bytes`.
 """
 
@@ -29,6 +37,13 @@ TASKS_VARIABLE = "MTL_LAB_MAX_TASKS"
 CELLS_VARIABLE = "MTL_LAB_MAX_CELLS"
 DEFAULT_MAX_TASKS = 1_000
 DEFAULT_MAX_CELLS = 2_000_000
+RUNS_VARIABLE = "MTL_LAB_MAX_RUNS"
+DEFAULT_MAX_RUNS = 100
+TAGS_VARIABLE = "MTL_LAB_MAX_TAGS"
+DEFAULT_MAX_TAGS = 50_000
+#: Largest ``meta.json`` a bundle may hold (bytes, unpacked): a run's names, config and notes
+#: take kilobytes; 150 MB of spaces took 42 s to parse in the shared server.
+MAX_META_BYTES = 1_000_000
 
 
 def max_tasks() -> int | None:
@@ -40,6 +55,60 @@ def max_cells() -> int | None:
     """Most matrix cells (steps x tasks x tasks) of one run and measure
     (``MTL_LAB_MAX_CELLS``; None = no limit)."""
     return _env_int(CELLS_VARIABLE, DEFAULT_MAX_CELLS)
+
+
+def max_runs() -> int | None:
+    """Most runs one file may hold (``MTL_LAB_MAX_RUNS``; None = no limit)."""
+    return _env_int(RUNS_VARIABLE, DEFAULT_MAX_RUNS)
+
+
+def max_tags() -> int | None:
+    """Most distinct tags one TensorBoard event file may hold (``MTL_LAB_MAX_TAGS``;
+    None = no limit)."""
+    return _env_int(TAGS_VARIABLE, DEFAULT_MAX_TAGS)
+
+
+def check_tags_count(n: int, name: str) -> None:
+    """Refuse an event file once its scan meets more than :func:`max_tags` distinct tags
+    (called as each new tag appears, so the refusal costs at most that many).
+
+    Raises ``LabError`` naming the limit and ``MTL_LAB_MAX_TAGS``.
+    """
+    limit = max_tags()
+    if limit is not None and n > limit:
+        raise LabError(
+            f"{name}: more than {limit:,} distinct tags (a run of n tasks logs n x n "
+            f"affinity tags); raise the limit with {TAGS_VARIABLE}"
+        )
+
+
+def check_runs_count(n: int, name: str) -> None:
+    """Refuse a file of more than :func:`max_runs` runs, counted from its run labels before
+    any per-run work (preview, matrices, import). ``name`` may be ``""`` (the caller
+    prefixes the file's name).
+
+    Raises ``LabError`` naming the count, the limit and ``MTL_LAB_MAX_RUNS``.
+    """
+    limit = max_runs()
+    if limit is not None and n > limit:
+        raise LabError(
+            f"{name + ': ' if name else ''}{n:,} runs, over the limit of {limit:,} runs per file "
+            f"(split the file, or raise it with {RUNS_VARIABLE})"
+        )
+
+
+def check_member_size(size: int, name: str, limit: int = MAX_META_BYTES) -> None:
+    """Refuse a zip member (``meta.json``) whose unpacked size, as the zip's directory
+    declares it, is over ``limit`` bytes, before it is unpacked or parsed (the unpacking
+    stops at the declared size too, so a lying directory cannot pass more).
+
+    Raises ``LabError``.
+    """
+    if size > limit:
+        raise LabError(
+            f"{name}: {size:,} bytes, over the {limit:,} bytes a meta.json may hold (it holds "
+            "task names, the config and notes)"
+        )
 
 
 def _env_int(variable: str, default: int) -> int | None:
@@ -125,15 +194,34 @@ def check_lines(data: bytes, name: str) -> None:
 MAX_MEMBERS = 1_000
 
 
-def check_zip_members(data: bytes, name: str) -> None:
-    """Refuse a zip whose central directory lists more than :data:`MAX_MEMBERS` files,
-    counted in its bytes before ``zipfile`` builds an object per entry (a 200 MB zip can
-    list millions of empty files).
+#: Files a log folder (or a zipped one) may hold: an MLflow experiment keeps one file per
+#: metric per run (400 for 20 tasks), a Hydra multirun a few per job.
+MAX_FOLDER_FILES = 20_000
+
+
+def check_folder_files(count: int, name: str) -> None:
+    """Refuse a log folder (or a zipped one) of more than :data:`MAX_FOLDER_FILES` files,
+    before any is read.
+
+    Raises ``LabError``.
+    """
+    if count > MAX_FOLDER_FILES:
+        raise LabError(
+            f"{name}: holds {count:,} files; a log folder may hold at most {MAX_FOLDER_FILES:,}"
+        )
+
+
+def check_zip_members(data: bytes, name: str, *, folder: bool = False) -> None:
+    """Refuse a zip whose central directory lists more than :data:`MAX_MEMBERS` files
+    (:data:`MAX_FOLDER_FILES` for a zipped log folder), counted in its bytes before
+    ``zipfile`` builds an object per entry (a 200 MB zip can list millions of empty files).
 
     Raises ``LabError``.
     """
     entries = data.count(b"PK\x01\x02")  # central-directory headers (an upper bound)
-    if entries > MAX_MEMBERS:
+    if folder:
+        check_folder_files(entries, name)
+    elif entries > MAX_MEMBERS:
         raise LabError(
             f"{name}: lists about {entries:,} files; a run file holds a few (affinity, "
             f"metrics, groupings, meta.json; an .npz: affinity, tasks, steps), at most "

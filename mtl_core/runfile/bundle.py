@@ -24,7 +24,12 @@ import numpy as np
 import pandas as pd
 
 from mtl_core.errors import LabError
-from mtl_core.runfile.bounds import check_lines, check_tasks_count, check_zip_members
+from mtl_core.runfile.bounds import (
+    check_lines,
+    check_member_size,
+    check_tasks_count,
+    check_zip_members,
+)
 from mtl_core.runfile.cells import MAX_STEP
 from mtl_core.runfile.jsontext import check_depth, json_lines, load_json
 from mtl_core.runfile.layout import read_affinity
@@ -69,15 +74,35 @@ class _Members:
         try:
             self.zf = zipfile.ZipFile(io.BytesIO(data))
             infos = [i for i in self.zf.infolist() if not i.is_dir()]
-        except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError) as exc:
+        except (
+            zipfile.BadZipFile,
+            zipfile.LargeZipFile,
+            OSError,
+            EOFError,
+            NotImplementedError,
+        ) as exc:
             raise LabError(f"{name}: not a readable zip file ({short(exc)})") from None
         self.infos: dict[str, zipfile.ZipInfo] = {}
+        folded: dict[str, str] = {}  # case-folded base name -> the name as written
         for info in infos:
             base = info.filename.rsplit("/", 1)[-1]
             if info.filename.startswith("__MACOSX/") or base.startswith("."):
                 continue
-            if base in self.infos:
-                raise LabError(f"{name}: holds two files named {base}")
+            # names equal but for case are one file on Windows and macOS: which one a
+            # reader would use is an accident, so neither is
+            seen = folded.get(base.casefold())
+            if seen is not None:
+                paths = f"{self.infos[seen].filename}, {info.filename}"
+                if seen == base:
+                    raise LabError(
+                        f"{name}: a bundle holds one {base}, this zip two ({paths}); a zipped "
+                        "log folder (one run per folder) has no meta.json"
+                    )
+                raise LabError(
+                    f"{name}: holds {seen} and {base} (names that differ only in case are one "
+                    "file on most systems); keep one"
+                )
+            folded[base.casefold()] = base
             if info.flag_bits & 0x1:
                 raise LabError(
                     f"{name}: {base} is encrypted (password-protected); zip the files "
@@ -132,6 +157,7 @@ def read_bundle(
         raise LabError(f"{name}: no affinity table ({tables}); the zip holds: {listed}")
     meta: dict[str, Any] = {}
     if META in members.infos:
+        check_member_size(members.infos[META].file_size, f"{name} › {META}")
         meta = parse_meta(members.read(META), f"{name} › {META}")
     tasks = meta.get("tasks")
     label = f"{name} › {aff_name}"
@@ -254,7 +280,7 @@ def _grouping(line: str, where: str, tasks: set[str] | None) -> tuple[str, int, 
     step = rec["step"]
     if not _whole_step(step):
         raise LabError(
-            f"{where}: step {show(step)} is not a whole number from 0 to 2**62 "
+            f"{where}: step {show(step)} is not a whole number from 0 to 2**53 - 1 "
             "(steps are 0, 1, 2, ...)"
         )
     groups = rec["groups"]

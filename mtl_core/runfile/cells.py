@@ -16,12 +16,17 @@ import numpy as np
 
 from mtl_core.runfile.jsontext import check_text
 from mtl_core.runfile.messages import Locate, fail, show
+from mtl_core.runfile.sheet_habits import MISSING_MARKS
 
 #: A number written with a decimal comma (``0,1``, ``-1,5e-3``, ``1.234,5``), as European
 #: spreadsheets write them.
 _DECIMAL_COMMA = re.compile(r"[+-]?(\d{1,3}(\.\d{3})+|\d*),\d+([eE][+-]?\d+)?")
-#: The largest step the reader accepts (steps are stored as int64).
-MAX_STEP = 2**62
+#: The largest step the reader accepts: 2**53 - 1, the largest whole number every reader
+#: keeps exactly (text cells parse through float64, which rounds 2**53 + 1 to 2**53; a value
+#: at or above 2**53 may be one that was rounded, so it is refused, never stored wrong).
+MAX_STEP = 2**53 - 1
+#: What a refused step is.
+STEP_TOO_LARGE = f"above {MAX_STEP:,} (2**53 - 1), the largest step the lab keeps exactly"
 
 
 def is_decimal_comma(v: Any) -> bool:
@@ -38,7 +43,9 @@ def to_numbers(
     ----------
     vals : (rows,) values; text, ints or floats.
     col, name, locate : the column, file and row naming used in messages.
-    allow_empty : read an empty cell (``""`` or None) as NaN instead of refusing it.
+    allow_empty : read an empty cell (``""`` or None), or a missing-value mark (``NA``,
+        ``#N/A``, ``#DIV/0!``, ``null``, ``None``: pandas' defaults and Excel's errors,
+        :data:`~mtl_core.runfile.sheet_habits.MISSING_MARKS`), as NaN instead of refusing it.
 
     Raises
     ------
@@ -61,7 +68,7 @@ def to_numbers(
         if isinstance(v, bool):
             bad[k] = True
             continue
-        if v is None or (isinstance(v, str) and v == ""):
+        if v is None or (isinstance(v, str) and v.strip() in MISSING_MARKS):
             if allow_empty:
                 out[k] = np.nan
             else:
@@ -77,6 +84,8 @@ def to_numbers(
             v = vals[i]
             if v is None or v == "":
                 return "is empty"
+            if isinstance(v, str) and v.strip() in MISSING_MARKS:
+                return f"{show(v)} is a missing-value mark where a value is required"
             return f"{show(v)} is not a number{_decimal_hint(v)}"
 
         raise fail(name, locate, col, bad, what)
@@ -106,7 +115,7 @@ def _fast_numbers(vals: np.ndarray) -> np.ndarray | None:
 
 
 def to_steps(vals: np.ndarray, name: str, locate: Locate) -> np.ndarray:
-    """The ``step`` column as int64: whole numbers from 0 to 2**62.
+    """The ``step`` column as int64: whole numbers from 0 to :data:`MAX_STEP` (2**53 - 1).
 
     Raises
     ------
@@ -127,7 +136,9 @@ def to_steps(vals: np.ndarray, name: str, locate: Locate) -> np.ndarray:
     if neg.any():
         raise fail(name, locate, "step", neg, lambda i: f"{show(vals[i])} is negative")
     if (x > MAX_STEP).any():
-        raise fail(name, locate, "step", x > MAX_STEP, lambda i: "is too large")
+        raise fail(
+            name, locate, "step", x > MAX_STEP, lambda i: f"{show(vals[i])} is {STEP_TOO_LARGE}"
+        )
     return x.astype(np.int64)
 
 

@@ -29,7 +29,7 @@ import numpy as np
 from mtl_core.errors import LabError
 from mtl_core.runfile.bounds import check_table_cells
 from mtl_core.runfile.messages import JSON_ROW, Locate, show
-from mtl_core.runfile.report import note
+from mtl_core.runfile.report import json_object_read, note
 
 Columns = dict[str, np.ndarray]
 #: The row-label column the wide reader knows (pandas' unnamed index).
@@ -52,6 +52,8 @@ def object_columns(doc: dict[str, Any], name: str) -> tuple[Columns, Locate]:
     values = list(doc.values())
     if all(isinstance(v, dict) for v in values):
         return _dict_of_dicts(doc, name)
+    if any(_number_like(v) for v in values) and not any(isinstance(v, list) for v in values):
+        return _summary(doc, name)
     if all(isinstance(v, list) for v in values) and any(values):
         if all(isinstance(x, dict) for v in values for x in v):
             if all(_number_like(y) for v in values for x in v for y in x.values()):
@@ -65,6 +67,38 @@ def object_columns(doc: dict[str, Any], name: str) -> tuple[Columns, Locate]:
         f"epoch]}} (TAG's transference.json); found an object (keys: {keys}). Metrics, "
         "groupings and metadata go in a .zip (docs/run-format.md)"
     )
+
+
+def flatten_records(records: list[Any]) -> list[Any]:
+    """Row objects with nested objects (``{"affinity": {"seg": {"depth": v}}}``, as Ray Tune's
+    result.json and W&B summaries keep what was logged) flattened to ``affinity/seg/depth``
+    keys, as Ray Tune's progress.csv writes them (``pandas.json_normalize``); flat rows are
+    returned as they are."""
+    if not any(isinstance(v, dict) for r in records if isinstance(r, dict) for v in r.values()):
+        return records
+    if not all(isinstance(r, dict) for r in records):
+        return records
+    import pandas as pd
+
+    flat = pd.json_normalize(records, sep="/")
+    return [{k: v for k, v in zip(flat.columns, row) if v is not None} for row in
+            flat.astype(object).where(flat.notna(), None).itertuples(index=False)]  # fmt: skip
+
+
+def _summary(doc: dict[str, Any], name: str) -> tuple[Columns, Locate]:
+    """A flat object of logged values (W&B's ``wandb-summary.json``: the run's last value of
+    each key, ``_step`` the last step) -> a one-row table (nested objects flattened to
+    ``a/b/c`` keys); the per-step table reader then picks its affinity keys."""
+    (row,) = flatten_records([doc])
+    cols: Columns = {str(k): _objects([v]) for k, v in row.items()}
+    step = next((k for k in ("_step", "step", "global_step") if k in cols), None)
+    if step is None:
+        step, cols["_step"] = "_step", np.zeros(1, dtype=np.int64)
+    note(
+        f"{name}: read as a summary object (each key's last logged value, at step "
+        f"{cols[step][0]} from {step!r}, or 0 when it names none)"
+    )
+    return cols, lambda i: "the object"
 
 
 def array_columns(doc: list[Any], name: str) -> tuple[Columns, Locate] | None:
@@ -86,6 +120,7 @@ def array_columns(doc: list[Any], name: str) -> tuple[Columns, Locate] | None:
 
 
 def _dict_of_dicts(doc: dict[str, Any], name: str) -> tuple[Columns, Locate]:
+    json_object_read()
     rows = _union(doc.values())
     check_table_cells(len(rows), len(doc), name)  # before the dense table is built
     cols: Columns = {LABEL: _objects(rows)}

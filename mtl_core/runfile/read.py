@@ -8,8 +8,9 @@ name picks the container:
   wide (:mod:`mtl_core.runfile.tables`, :mod:`mtl_core.runfile.layout`);
 - ``.zip``: a bundle with metrics, groupings and metadata (:mod:`mtl_core.runfile.bundle`);
 - ``.npy``, ``.npz``: NumPy matrices (:mod:`mtl_core.runfile.arrays`);
-- ``*tfevents*`` files and folders of them: TensorBoard logs
-  (:mod:`mtl_core.runfile.tensorboard`).
+- ``*tfevents*`` files: TensorBoard logs (:mod:`mtl_core.runfile.tensorboard`);
+- a folder, or a ``.zip`` that is a zipped folder rather than a bundle: the runs inside
+  (MLflow runs, tracker tables, event files; :mod:`mtl_core.runfile.folders`).
 
 Every problem raises one ``LabError`` line starting ``cannot import <file>: ``.
 """
@@ -26,10 +27,11 @@ from mtl_core.runfile.arrays import read_array_file
 from mtl_core.runfile.bounds import check_run_sizes
 from mtl_core.runfile.bundle import read_bundle
 from mtl_core.runfile.cells import check_names
+from mtl_core.runfile.folders import read_folder, read_tree, zip_tree
 from mtl_core.runfile.layout import read_affinity
 from mtl_core.runfile.messages import one_line, over_limit
 from mtl_core.runfile.model import ParsedRun, affinity_only
-from mtl_core.runfile.report import ReadOptions, collecting
+from mtl_core.runfile.report import ReadOptions, collecting, json_object_text
 from mtl_core.runfile.schema import (
     AFFINITY_COLUMNS,
     ARRAY_EXTENSIONS,
@@ -38,6 +40,13 @@ from mtl_core.runfile.schema import (
 )
 from mtl_core.runfile.tables import parse_table
 from mtl_core.runfile.tensorboard import read_tensorboard
+from mtl_core.runfile.units import (
+    canonical_measure,
+    convert_affinity,
+    impossible_count,
+    rename_measures,
+    unit_factor,
+)
 
 _log = logging.getLogger(__name__)
 #: What every reader error starts with.
@@ -45,6 +54,31 @@ PREFIX = "cannot import "
 #: The last net's words, for a failure no reader guard named (never expected).
 UNREADABLE = "the file could not be read (an unexpected reader failure; please report it)"
 _TFEVENTS = ".tfevents"
+#: What a read that ran out of memory says.
+OUT_OF_MEMORY = "reading it ran out of memory"
+
+
+class ReadMemoryError(LabError):
+    """A read ran out of memory (a ``LabError``: one line, ``cannot import <file>: ...``)."""
+
+
+#: How libraries say they ran out of memory without a ``MemoryError`` (Arrow's C++ pool, a
+#: thread pool that cannot get a stack under ``RLIMIT_AS``).
+_MEMORY_WORDS = (
+    "out of memory",
+    "cannot allocate",
+    "failed to allocate",
+    "bad_alloc",
+    "malloc",
+    "failed to launch worker thread",
+)
+
+
+def out_of_memory(exc: BaseException) -> bool:
+    """Whether ``exc`` says the process ran out of memory: a ``MemoryError`` (Arrow's
+    ``ArrowMemoryError`` is one), or a library's words for it (:data:`_MEMORY_WORDS`)."""
+    text = str(exc).lower()
+    return isinstance(exc, MemoryError) or any(w in text for w in _MEMORY_WORDS)
 
 
 def read_run_file(
@@ -55,6 +89,7 @@ def read_run_file(
     rows: str | None = None,
     measure: str | None = None,
     tag_pattern: str | None = None,
+    unit: str | None = None,
 ) -> ParsedRun:
     """Read and fully validate a run file.
 
@@ -71,7 +106,12 @@ def read_run_file(
     measure : the measure of a file that names none (no ``measure`` column, a matrix, an
         array); None = ``lookahead``, and ``ParsedRun.measure_assumed`` says so.
     tag_pattern : a TensorBoard tag pattern such as ``aff/{source}->{target}``; None = the
-        known conventions (docs/run-format.md).
+        known conventions (docs/run-format.md). It applies to tracker keys and table columns
+        too.
+    unit : the unit of the file's affinity values (``fraction``, ``percent``,
+        ``tag-lr:LR``; :mod:`mtl_core.runfile.units`), converted to the lab's fractions;
+        None = fraction. Values impossible for their measure (a lookahead above 1) are
+        counted in a note either way.
 
     Returns
     -------
@@ -82,8 +122,12 @@ def read_run_file(
     Raises
     ------
     LabError
-        One line, ``"cannot import <file>: <what is wrong and where>"``.
+        One line, ``"cannot import <file>: <what is wrong and where>"``
+        (:class:`ReadMemoryError` when the read ran out of memory).
     """
+    factor = unit_factor(unit)  # a bad unit fails before the file is read
+    if measure is not None:
+        measure = canonical_measure(measure)
     options = ReadOptions(rows=rows, measure=measure, tag_pattern=tag_pattern)
     raw = isinstance(source, (bytes, bytearray, memoryview))
     name = filename or ("upload" if raw else Path(source).name)
@@ -91,20 +135,41 @@ def read_run_file(
         with collecting() as report:
             parsed = _read(source, filename, max_bytes, options)
             check_parsed(parsed, name)
+            if tag_pattern is not None and not report.pattern_used:
+                raise LabError(
+                    f"{name}: the tag pattern {tag_pattern!r} named no cell: it is for "
+                    "TensorBoard tags, tracker keys and per-step table columns, and this "
+                    "file names its cells itself (drop the pattern)"
+                )
     except LabError as exc:
         msg = str(exc)
         if not msg.startswith(PREFIX):
             msg = PREFIX + (msg if msg.startswith(name) else f"{name}: {msg}")
         raise LabError(one_line(msg)) from None
     except Exception as exc:  # noqa: BLE001
+        if out_of_memory(exc):
+            # a read within the limits fits in a few hundred MB; a process with a memory cap
+            # (an upload read in the app: mtl_core.runner.upload_read) words this with its cap
+            raise ReadMemoryError(one_line(f"{PREFIX}{name}: {OUT_OF_MEMORY}")) from None
         # The last net, so no upload ever ends in a traceback (or "something went wrong" in
         # the shared app): every failure a file can cause is guarded at its root in the
         # readers, and the generated-corpus test asserts this line is never reached.
         _log.debug("reader failure on %s", name, exc_info=True)
         raise LabError(one_line(f"{PREFIX}{name}: {UNREADABLE} ({type(exc).__name__})")) from None
+    parsed.affinity, named = rename_measures(parsed.affinity)
     if measure is not None and not report.measure_assumed and options.measure:
         _check_measure_applies(parsed, measure)
-    parsed.notes = list(report.notes)
+    if factor != 1.0:
+        parsed.affinity = convert_affinity(parsed.affinity, unit)
+        declared = str(unit).strip().lower()
+        named.append(f"values declared in {declared}: multiplied by {factor:g} to fractions")
+    n_bad, bad_text = impossible_count(parsed.affinity)
+    parsed.notes = list(report.notes) + named + ([bad_text] if n_bad else [])
+    if report.json_object:
+        parsed.notes = [
+            n for n in parsed.notes if not n.startswith("rows are targets (declared)")
+        ] + [json_object_text(rows)]
+        parsed.json_object = True
     parsed.left_out = report.left_out
     parsed.first_left_out = report.first_left_out
     parsed.measure_assumed = report.measure_assumed
@@ -148,7 +213,7 @@ def _read(
         if not path.exists():
             raise LabError(f"{path}: file not found")
         if path.is_dir():
-            return read_tensorboard(path, name, max_bytes=limit, options=options)
+            return read_folder(path, name, limit, options)
         size = path.stat().st_size
         data = None
     ext = _TFEVENTS if "tfevents" in name else Path(name).suffix.lower()
@@ -160,6 +225,9 @@ def _read(
     if data is None:
         data = path.read_bytes()  # type: ignore[union-attr]
     if ext == ".zip":
+        tree = zip_tree(data, name, limit)
+        if tree is not None:  # a zipped log folder, not a lab bundle
+            return read_tree(tree, name, options)
         return read_bundle(data, name, limit, options)
     if ext in ARRAY_EXTENSIONS:
         return affinity_only(*read_array_file(data, ext, name, limit, options))

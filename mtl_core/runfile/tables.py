@@ -27,10 +27,11 @@ import numpy as np
 import pandas as pd
 
 from mtl_core.errors import LabError
+from mtl_core.runfile import sheet_habits as habits
 from mtl_core.runfile.bounds import check_columns, check_json_size, check_lines, check_rows
 from mtl_core.runfile.encoding import decode, decode_text
 from mtl_core.runfile.formula_escape import escape_cell, escape_frame, unescape_columns
-from mtl_core.runfile.json_layouts import array_columns, object_columns
+from mtl_core.runfile.json_layouts import array_columns, flatten_records, object_columns
 from mtl_core.runfile.jsontext import json_lines, load_json
 from mtl_core.runfile.messages import JSON_ROW, Locate, short, show
 from mtl_core.runfile.report import note
@@ -123,8 +124,9 @@ def _parse_csv(data: bytes, name: str, default: str, limits: bool) -> tuple[Colu
     text, encoding = decode(data, name)
     if not text.strip():
         raise LabError(f"{name}: the file is empty")
-    delim = sniff_delimiter(text, default)
-    header = _header(text, delim, name)
+    text, declared, skipped = habits.strip_preamble(text, name)
+    delim = declared or (" " if habits.r_space_delimited(text) else sniff_delimiter(text, default))
+    header = habits.r_row_names(text, delim, _header(text, delim, name), name)
     headerless = _numeric_header(header)
     if headerless is None and len(header) == 1:  # np.savetxt's default: space-separated
         spaced = _numeric_header(header[0].split())
@@ -136,11 +138,13 @@ def _parse_csv(data: bytes, name: str, default: str, limits: bool) -> tuple[Colu
             f"the file has no header row (its first line is numbers): task names "
             f"{header[0]}..{header[-1]} were made up; add a header row to name them"
         )
+    header, blank = habits.name_blank_tail(header)
     _check_header([h.strip() for h in header], name)
     if limits:
         check_columns(len(header), name)
-    # pyarrow reads UTF-8 bytes: re-encode when the file was in another encoding
-    body = data if encoding == "utf-8" else text.encode("utf-8")
+    # pyarrow reads UTF-8 bytes: re-encode when the file was in another encoding (or lines
+    # above the header were skipped)
+    body = data if encoding == "utf-8" and not skipped else text.encode("utf-8")
     if body.startswith(b"\xef\xbb\xbf"):
         body = body[3:]
     try:
@@ -171,11 +175,12 @@ def _parse_csv(data: bytes, name: str, default: str, limits: bool) -> tuple[Colu
         h.strip(): pc.utf8_trim_whitespace(table.column(k)).to_numpy(zero_copy_only=False)
         for k, h in enumerate(header)
     }
+    cols = habits.drop_blank_edges(cols, blank, name)
     cols = unescape_columns(cols)  # undo the writer's formula escaping (exact round trip)
-    first = 1 if headerless else 2
+    first = (1 if headerless else 2) + skipped
     locate = lambda i: f"row {i + 1} (line {i + first})"  # noqa: E731
     if header and not text.endswith(("\n", "\r")):
-        _note_cut_end(cols, header[-1].strip(), locate)
+        _note_cut_end(cols, list(cols)[-1], locate)
     if delim == ";":
         cols = _decimal_commas(cols)
     return cols, locate
@@ -271,6 +276,7 @@ def _parse_jsonl(data: bytes, name: str, limits: bool) -> tuple[Columns, Locate]
         lines.append(k)
     if not records:
         raise LabError(f"{name}: the file is empty")
+    records = flatten_records(records)
     cols = _record_columns(records)
     _check_header(list(cols), name)
     return cols, lambda i: f"line {lines[i]}"
@@ -288,7 +294,7 @@ def _fast_jsonl(text: str) -> tuple[Columns, list[int]] | None:
         return None
     if len(records) != len(numbered):
         return None
-    cols = _fast_record_columns(records)
+    cols = _fast_record_columns(flatten_records(records))
     return None if cols is None else (cols, [k for k, _ in numbered])
 
 
@@ -304,11 +310,11 @@ def _parse_json(data: bytes, name: str, limits: bool) -> tuple[Columns, Locate]:
     try:
         doc = load_json(text, name)
     except json.JSONDecodeError as exc:
-        hint = (
-            "; one object per line is JSON Lines: name the file .jsonl"
-            if exc.msg == "Extra data"
-            else ""
-        )
+        if exc.msg == "Extra data":  # one object per line (Ray Tune's result.json)
+            cols, locate = _parse_jsonl(data, name, limits)
+            note(f"{name}: read as JSON Lines (one object per line, as Ray Tune's result.json)")
+            return cols, locate
+        hint = ""
         raise LabError(
             f"{name}: not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno}){hint}"
         ) from None

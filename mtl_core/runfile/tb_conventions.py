@@ -155,3 +155,15 @@ def curve_tag(folder: str, tag: str) -> str | None:
     if folder.startswith(prefix) and len(folder) > len(prefix):
         return f"{tag}/{folder[len(prefix) :]}"
     return None
+
+
+def nested_curve(folder: str, tag: str) -> tuple[str, str] | None:
+    """``(run folder, "<main_tag>/<key>")`` for tensorboardX's ``add_scalars`` layout, which
+    writes ``main_tag`` into the nested folder ``<run>/<main_tag>/<key>`` (``folder`` is the
+    path relative to the log folder); None when ``folder`` is not such a curve folder."""
+    if "/" not in folder:
+        return None
+    head, key = folder.rsplit("/", 1)
+    if not key or not (head == tag or head.endswith("/" + tag)):
+        return None
+    return head[: len(head) - len(tag)].rstrip("/"), f"{tag}/{key}"

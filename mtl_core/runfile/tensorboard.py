@@ -30,11 +30,11 @@ import pandas as pd
 
 from mtl_core.errors import LabError
 from mtl_core.runfile import tb_conventions as conv
-from mtl_core.runfile.bounds import check_rows
+from mtl_core.runfile.bounds import check_rows, check_runs_count, check_tasks_count
 from mtl_core.runfile.long import first_seen
 from mtl_core.runfile.messages import names, over_limit
 from mtl_core.runfile.model import ParsedRun, assemble
-from mtl_core.runfile.report import ReadOptions, measure_assumed, note
+from mtl_core.runfile.report import ReadOptions, measure_assumed, note, pattern_used
 from mtl_core.runfile.schema import DEFAULT_MEASURE, GROUPING_FRAME, METRIC_FRAME, empty_frame
 from mtl_core.runfile.tfrecord import FileScan, Series, merge, scan_file
 from mtl_core.runfile.validate import validate_affinity, validate_metrics
@@ -92,9 +92,30 @@ def read_tensorboard(
         path = Path(source) if source is not None else Path(filename)
         by_dir = _files_in_folder(path, filename, max_bytes) if path.is_dir() else {"": [path]}
         scans = {
-            d: [scan_file(f, f.name, _wanted(Path(d).name, pattern)) for f in fs]
-            for d, fs in by_dir.items()
+            d: [scan_file(f, f.name, _wanted(d, pattern)) for f in fs] for d, fs in by_dir.items()
         }
+    runs, all_tags = _runs(scans)
+    return _assemble(runs, all_tags, filename, pattern, options)
+
+
+def read_tensorboard_files(
+    files: dict[str, bytes], filename: str, options: ReadOptions | None = None
+) -> ParsedRun:
+    """Event files held in memory (a zipped log folder), ``{relative path: bytes}``, read as
+    a log folder is: the files of one folder are one run, labelled by its path.
+
+    Raises ``LabError`` as :func:`read_tensorboard` does (the caller checked the sizes).
+    """
+    options = options or ReadOptions()
+    pattern = conv.compile_pattern(options.tag_pattern) if options.tag_pattern else None
+    by_dir: dict[str, list[str]] = defaultdict(list)
+    for rel in sorted(files):
+        parent = rel.rsplit("/", 1)[0] if "/" in rel else ""
+        by_dir[parent].append(rel)
+    scans = {
+        d: [scan_file(files[r], r.rsplit("/", 1)[-1], _wanted(d, pattern)) for r in rs]
+        for d, rs in by_dir.items()
+    }
     runs, all_tags = _runs(scans)
     return _assemble(runs, all_tags, filename, pattern, options)
 
@@ -117,15 +138,18 @@ def _files_in_folder(path: Path, filename: str, max_bytes: int) -> dict[str, lis
 
 
 def _wanted(folder: str, pattern):
-    """Which tags' scalars a file in ``folder`` keeps: any convention's, and losses."""
+    """Which tags' scalars a file in ``folder`` (relative to the log folder) keeps: any
+    convention's, and losses."""
+    last = folder.rsplit("/", 1)[-1]
 
     def wanted(tag: str) -> bool:
         if pattern is not None and pattern.fullmatch(tag):
             return True
         if conv.lab_cell(tag) or conv.lab_metric(tag) or conv.selupdate_pair(tag):
             return True
-        curve = conv.curve_tag(folder, tag)
-        if curve is not None and wanted(curve):
+        curve = conv.curve_tag(last, tag)
+        nested = conv.nested_curve(folder, tag)
+        if curve is not None and wanted(curve) or nested is not None and wanted(nested[1]):
             return True
         return "loss" in tag.lower()
 
@@ -146,9 +170,15 @@ def _runs(
         series = merge(file_scans)
         name = Path(folder).name
         renamed = {t: conv.curve_tag(name, t) for t in series}
+        parent = Path(folder).parent.as_posix()
+        nested = {t: conv.nested_curve(folder, t) for t in series}
+        if not all(renamed.values()) and all(nested.values()):
+            parents = {v[0] for v in nested.values()}  # type: ignore[index]
+            if len(parents) == 1:  # tensorboardX: <run>/<main_tag>/<key>
+                parent = parents.pop() or "."
+                renamed = {t: v[1] for t, v in nested.items()}  # type: ignore[index]
         if folder and series and all(renamed.values()):
             curves += 1
-            parent = Path(folder).parent.as_posix()
             target = runs["" if parent == "." else parent]
             for t, s in series.items():
                 key = renamed[t]
@@ -167,7 +197,13 @@ def _runs(
                     runs[folder][t] = s
     if curves:
         note(f"add_scalars layout: {curves} curve folders read as tags of their run")
-    return runs, sorted({t for fs in scans.values() for f in fs for t in f.tags})
+    return runs, sorted({_shown(d, t) for d, fs in scans.items() for f in fs for t in f.tags})
+
+
+def _shown(folder: str, tag: str) -> str:
+    """A tag as the refusal lists it: an ``add_scalars`` curve as ``<main_tag>/<key>``."""
+    nested = conv.nested_curve(folder, tag)
+    return conv.curve_tag(folder.rsplit("/", 1)[-1], tag) or (nested[1] if nested else tag)
 
 
 def _assemble(
@@ -178,6 +214,8 @@ def _assemble(
     options: ReadOptions,
 ) -> ParsedRun:
     files = {run: series.pop(_FILES).steps[0] for run, series in runs.items() if _FILES in series}
+    for run, series in runs.items():
+        _number_by_wall_time(run, series)
     cells = {run: _cells(series, pattern, options) for run, series in runs.items()}
     with_aff = {run: c for run, c in cells.items() if c[0]}
     if not with_aff:
@@ -189,6 +227,11 @@ def _assemble(
         if files.get(run, 1) > 1:
             where = run or "the folder"
             note(f"{files[run]} event files in {where} read as one run (a restarted run)")
+    check_runs_count(len(with_aff), filename)
+    for cmap, _, _ in with_aff.values():  # counts from the tags, before any frame is built
+        check_tasks_count(
+            len({c.source for c in cmap.values()} | {c.target for c in cmap.values()}), filename
+        )
     single = len(with_aff) == 1
     labels = {run: ("" if single else (run or Path(filename).name)) for run in with_aff}
     scalars = sum(len(runs[r][t].steps) for r, c in with_aff.items() for t in (*c[0], *c[1]))
@@ -206,6 +249,38 @@ def _assemble(
     return parsed
 
 
+def _number_by_wall_time(run: str, series: dict[str, Series]) -> None:
+    """Scalars logged without ``global_step`` (``add_scalar(tag, v)``) all sit at step 0, and
+    only the last would be kept: when every scalar of a run is at step 0 and some tag has
+    several, each tag's values are ordered by wall time and numbered 0, 1, 2, ... (the k-th
+    value of every tag is step k), and the read says so."""
+    if not series:
+        return
+    zero = {t: s for t, s in series.items() if not np.frombuffer(s.steps, dtype=np.int64).any()}
+    if len(zero) < len(series):  # other tags have steps: numbering these would misalign them
+        cut = {t: len(s.steps) - 1 for t, s in zero.items() if len(s.steps) > 1}
+        if cut:
+            note(
+                f"{run or 'the log'}: {len(cut)} tag(s) logged without global_step (every "
+                f"value at step 0) while others have steps: {sum(cut.values())} earlier "
+                f"values of them were cut, the last kept (e.g. {names(sorted(cut), 3)})"
+            )
+        return
+    most = max(len(s.steps) for s in series.values())
+    if most < 2:
+        return
+    for s in series.values():
+        walls = np.frombuffer(s.walls, dtype=np.float64)
+        order = np.argsort(walls, kind="stable")
+        s.walls = array("d", walls[order].tobytes())
+        s.values = array("d", np.frombuffer(s.values, dtype=np.float64)[order].tobytes())
+        s.steps = array("q", np.arange(len(order), dtype=np.int64).tobytes())
+    note(
+        f"{run or 'the log'}: every scalar is at step 0 (logged without global_step): up to "
+        f"{most} values per tag ordered by wall time and read as steps 0..{most - 1}"
+    )
+
+
 def _cells(series: dict[str, Series], pattern, options: ReadOptions):
     """``({tag: Cell}, {tag: (split, metric, task)}, conventions used)`` of one run."""
     cmap: dict[str, conv.Cell] = {}
@@ -219,7 +294,9 @@ def _cells(series: dict[str, Series], pattern, options: ReadOptions):
                 if measure is None:
                     measure_assumed()
                 cmap[tag] = conv.Cell(measure or DEFAULT_MEASURE, d["source"], d["target"])
-        used.add(conv.PATTERN) if cmap else None
+        if cmap:
+            used.add(conv.PATTERN)
+            pattern_used()
     else:
         for tag in series:
             c = conv.lab_cell(tag)

@@ -36,6 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from mtl_core.errors import LabError
+from mtl_core.runfile.bounds import check_tags_count, max_tags
 
 #: How far past a damaged length field the reader looks for the next good record header.
 RESYNC_WINDOW = 1 << 20
@@ -243,9 +244,12 @@ class _Keeper:
     def __init__(self, scan: FileScan, wanted: Callable[[str], bool]) -> None:
         self.scan, self.wanted = scan, wanted
         self.sinks: dict[str, tuple | None] = {}
+        self.limit = max_tags() or math.inf  # read once per file, not once per tag
 
     def sink(self, tag: str) -> tuple | None:
         self.scan.tags.add(tag)
+        if len(self.scan.tags) > self.limit:
+            check_tags_count(len(self.scan.tags), self.scan.name)
         sink = None
         if self.wanted(tag):
             s = self.scan.series[tag] = Series()

@@ -124,9 +124,7 @@ def validate_affinity(
     measure_col = _optional_labels(cols, "measure", measure or DEFAULT_MEASURE, name, locate)
     run = _optional_labels(cols, "run", "", name, locate)
     wall = (
-        to_numbers(cols["wall_time"], "wall_time", name, locate, allow_empty=True)
-        if "wall_time" in cols
-        else np.full(n, np.nan)
+        wall_times(cols["wall_time"], name, locate) if "wall_time" in cols else np.full(n, np.nan)
     )
     if np.isinf(wall).any():
         raise fail(name, locate, "wall_time", np.isinf(wall), lambda i: "is infinite")
@@ -266,3 +264,27 @@ def _refuse_duplicate_cells(df: pd.DataFrame, name: str, locate: Locate) -> None
         )
 
     raise fail(name, locate, "affinity", dup, what)
+
+
+def wall_times(vals: np.ndarray, name: str, locate: Locate) -> np.ndarray:
+    """The optional ``wall_time`` column as Unix seconds (float64, NaN where empty): numbers
+    as they are, ISO-8601 text (``2026-12-07T09:30:00Z``, a naive time read as UTC) converted
+    by pandas; a column that is neither is left out (all NaN) with a note, since the affinity
+    does not depend on it.
+    """
+    try:
+        return to_numbers(vals, "wall_time", name, locate, allow_empty=True)
+    except LabError:
+        pass
+    text = pd.Series(vals, dtype=object).map(lambda v: None if v in ("", None) else str(v))
+    try:
+        stamps = pd.to_datetime(text, format="ISO8601", utc=True)
+    except (ValueError, TypeError):
+        note(
+            f"{name}: column 'wall_time' is neither numbers (Unix seconds) nor ISO-8601 times: "
+            "left out (it is optional)"
+        )
+        return np.full(len(vals), np.nan)
+    secs = (stamps - pd.Timestamp(0, tz="UTC")).dt.total_seconds().to_numpy(dtype=float)
+    note(f"{name}: wall_time read as ISO-8601 times (UTC when no offset is given)")
+    return secs

@@ -116,9 +116,27 @@ def check_out_path(path: str | Path, what: str = "--out") -> Path:
     return p
 
 
-def _write_atomically(p: Path, data: bytes) -> Path:
-    check_out_path(p, "cannot write")
-    tmp = p.with_name(p.name + ".part")
-    tmp.write_bytes(data)
-    tmp.replace(p)  # atomic: a reader never sees half a file
-    return p
+def prepare_out_path(path: str | Path, what: str = "--out") -> tuple[Path, Path | None]:
+    """:func:`check_out_path`, except that one missing folder level is created: ``--out
+    runs/a.csv`` works on a fresh clone (``runs/`` made), ``runs/x/a.csv`` without ``runs/``
+    is still refused (a typo must not grow a folder tree). Call it before any work.
+
+    Returns ``(path, the folder created or None)``; the caller says that it made a folder.
+
+    Raises ``LabError`` as :func:`check_out_path` (also when the folder cannot be created).
+    """
+    p = Path(path)
+    parent = p.parent if str(p.parent) else Path(".")
+    created = None
+    if not parent.exists() and parent.parent.is_dir():
+        try:
+            parent.mkdir()
+        except FileExistsError:
+            pass  # made meanwhile by someone else: check_out_path looks at what is there
+        except OSError as exc:
+            raise LabError(
+                f"{what} {p}: cannot create the folder {parent}: {exc.strerror or exc}"
+            ) from None
+        else:
+            created = parent
+    return check_out_path(p, what), created

@@ -29,6 +29,10 @@ reason; when not even the outcome can be written, this runner keeps it
 can) and its supervisor backs off instead of retrying every pass. A worker whose runner's
 process is killed stops by itself (``interrupted``; :func:`~mtl_core.runner.procs.watch_parent`).
 
+Every pass also advances lessons (:mod:`mtl_core.lesson.workflow`): when a lesson's together run
+has ended, the supervisor queues its grouped run, once, in the store transaction that claims it,
+so the lesson finishes whether or not anyone keeps its page open.
+
 On a Ray cluster (``ray_address``, or ``$MTL_LAB_RAY_ADDRESS``) the runs train in Ray tasks
 instead of local processes and stream their steps back to this runner, which writes them
 (:mod:`mtl_core.runner.ray_backend`); everything above holds the same.
@@ -52,6 +56,7 @@ from mtl_core.accounts.access import Actor, check_modify
 from mtl_core.accounts.quota import Limits, check_config
 from mtl_core.config import RunConfig
 from mtl_core.errors import LabError
+from mtl_core.lesson.workflow import LessonAdvancer
 from mtl_core.runner.procs import (
     default_max_workers,
     describe_exit,
@@ -94,6 +99,10 @@ class Runner:
         instead of in local processes; None = ``$MTL_LAB_RAY_ADDRESS`` when set, "" = local.
         On Ray, ``max_workers`` defaults to the cluster's CPUs and ``warm`` is not used.
         LabError when Ray is missing or the cluster cannot be reached.
+    evaluations : queued ground-truth evaluations to start in this runner's worker slots
+        (``mtl_core.experiments.background.EvaluationQueue``; the app passes one): an object
+        whose ``tick(store, max_workers, runner_pid)`` each supervisor pass calls before it
+        launches queued runs. None: runs only.
 
     Thread-safe: one Runner may serve many Streamlit sessions.
     """
@@ -112,6 +121,7 @@ class Runner:
         start: bool = True,
         limits: Limits | None = None,
         ray_address: str | None = None,
+        evaluations: Any = None,
     ) -> None:
         if getattr(mp.current_process(), "_inheriting", False):
             # a spawned worker is re-importing a main script that builds a Runner at import
@@ -143,6 +153,8 @@ class Runner:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._last_recover = 0.0
+        self._lessons = LessonAdvancer()
+        self._evaluations = evaluations
         _RUNNERS.add(self)
         self.recover()
         if start:
@@ -157,12 +169,15 @@ class Runner:
         name: str | None = None,
         owner: str | None = None,
         limits: Limits | None = None,
-    ) -> int:
+        claim: tuple[int, str] | None = None,
+        run_notes: dict[str, dict[str, Any]] | None = None,
+    ) -> int | None:
         """Queue a training run owned by ``owner`` (``mtl_core.accounts.access``); returns its id.
 
         The config is validated now, against ``limits`` (default: the runner's) too, and the
         owner's queued and running runs against the quota, atomically with the insert
-        (LabError).
+        (LabError). ``claim`` and ``run_notes``: see :meth:`Store.create_run` (a follow-up
+        run queued at most once; None when another caller claimed it first).
         """
         cfg = config if isinstance(config, RunConfig) else RunConfig.from_dict(dict(config))
         limits = limits or self.limits
@@ -177,9 +192,16 @@ class Runner:
             steps_total=int(cfg.train.steps),
             owner=owner,
             limits=limits,
+            claim=claim,
+            run_notes=run_notes,
         )
-        self._wake.set()
+        if run_id is not None:
+            self._wake.set()
         return run_id
+
+    def wake(self) -> None:
+        """Make the supervisor look at the queue now (e.g. after queueing an evaluation)."""
+        self._wake.set()
 
     def status(self, run_id: int) -> RunInfo:
         """The run's record (status, progress, error, ...) from the store (with the outcome
@@ -315,7 +337,9 @@ class Runner:
                 self._procs.pop(rid, None)
 
     def tick(self) -> None:
-        """One supervisor pass: reap dead workers, enforce cancels, recover, launch queued."""
+        """One supervisor pass: reap dead workers, enforce cancels, recover, queue the grouped
+        run of every lesson whose together run has ended
+        (:class:`mtl_core.lesson.workflow.LessonAdvancer`), launch queued."""
         with self._lock:
             self._reap()
             if self._ray is not None:
@@ -323,6 +347,11 @@ class Runner:
             self._enforce_cancels()
             if time.monotonic() - self._last_recover > 2.0:
                 self.recover()
+            self._safe(lambda: self._lessons.pass_(self, self.store))  # lessons: the grouped run
+            if self._evaluations is not None:  # before runs: the fair order decides (store)
+                self._safe(
+                    lambda: self._evaluations.tick(self.store, self.max_workers, os.getpid())
+                )
             self._launch()
             if self._ray is None:
                 self._standby.keep(0 if self._stop.is_set() else self.warm)

@@ -26,8 +26,10 @@ Reader API (what the app uses; :mod:`.runs`, :mod:`.readers`)
 
 Records attached to a run (:mod:`.notes`)
 -----------------------------------------
-``save_note(run_id, key, value)`` / ``get_note`` / ``list_notes``
-    Key-value JSON notes (the lesson's bookkeeping).
+``save_note(run_id, key, value)`` / ``get_note`` / ``list_notes`` / ``open_claims``
+    Key-value JSON notes (the lesson's bookkeeping); ``create_run(claim=(run, key))`` inserts a
+    follow-up run only while that note holds ``"run_id": null`` and writes the new id into it,
+    in one transaction (a compare-and-set: of two racing callers one inserts).
 ``save_ground_truth(run_id, k, job)`` / ``get_ground_truth`` / ``list_ground_truths``
     The ground-truth evaluation job for group budget k, and its report once done.
 
@@ -43,8 +45,8 @@ Runs in and out (:mod:`.transfer`)
 
 Writer API (what the training worker uses; :mod:`.runs`)
 --------------------------------------------------------
-``create_run(..., owner=, limits=) -> run_id`` (the owner's queue quota checked in the same
-transaction), ``append_step(run_id, event)`` (one transaction per step),
+``create_run(..., owner=, limits=, claim=, run_notes=) -> run_id`` (the owner's queue quota
+checked in the same transaction), ``append_step(run_id, event)`` (one transaction per step),
 ``set_status(run_id, status, error=...)``, ``request_cancel`` / ``cancel_requested``,
 ``delete_run(run_id)``, ``rename_run``; the last three take ``actor=`` and refuse anyone but
 the run's owner or an admin (``accounts.access``). ``claim_queued`` and ``queue_order`` order

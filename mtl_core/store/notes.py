@@ -17,8 +17,27 @@ import sqlite3
 import time
 from typing import Any
 
+from mtl_core.accounts.quota import Limits, check_quota
+from mtl_core.errors import LabError
 from mtl_core.store.base import StoreBase
 from mtl_core.store.records import dumps
+
+
+def write_note(con: sqlite3.Connection, run_id: int, key: str, payload: str) -> None:
+    """Save the JSON text ``payload`` as note ``key`` of ``run_id`` on ``con`` (inside the
+    caller's transaction), replacing an older one."""
+    con.execute(
+        "INSERT OR REPLACE INTO run_notes (run_id, key, updated, value) VALUES (?,?,?,?)",
+        (int(run_id), str(key), time.time(), payload),
+    )
+
+
+def read_note(con: sqlite3.Connection, run_id: int, key: str) -> dict[str, Any] | None:
+    """Note ``key`` of ``run_id`` read on ``con``, or None if it has none."""
+    row = con.execute(
+        "SELECT value FROM run_notes WHERE run_id = ? AND key = ?", (int(run_id), str(key))
+    ).fetchone()
+    return None if row is None else json.loads(row[0])
 
 
 class NotesMixin(StoreBase):
@@ -33,21 +52,26 @@ class NotesMixin(StoreBase):
 
         def tx(con: sqlite3.Connection) -> None:
             self._run(con, run_id)
-            con.execute(
-                "INSERT OR REPLACE INTO run_notes (run_id, key, updated, value) VALUES (?,?,?,?)",
-                (int(run_id), str(key), time.time(), payload),
-            )
+            write_note(con, run_id, key, payload)
 
         self._write(tx)
 
     def get_note(self, run_id: int, key: str) -> dict[str, Any] | None:
         """The run's note ``key``, or None if it has none."""
-        row = self._read(
-            lambda con: con.execute(
-                "SELECT value FROM run_notes WHERE run_id = ? AND key = ?", (int(run_id), str(key))
-            ).fetchone()
+        return self._read(lambda con: read_note(con, run_id, key))
+
+    def open_claims(self, key: str, statuses: tuple[str, ...]) -> list[int]:
+        """Ids of runs in one of ``statuses`` whose note ``key`` still holds ``"run_id": null``
+        (a follow-up run nobody has claimed yet, see ``create_run(claim=...)``), oldest first."""
+        if not statuses:
+            return []
+        marks = ",".join("?" * len(statuses))
+        sql = (
+            "SELECT n.run_id FROM run_notes n JOIN runs r ON r.id = n.run_id"
+            " WHERE n.key = ? AND json_extract(n.value, '$.run_id') IS NULL"
+            f" AND r.status IN ({marks}) ORDER BY n.run_id"
         )
-        return None if row is None else json.loads(row[0])
+        return self._read(lambda con: [int(r[0]) for r in con.execute(sql, (key, *statuses))])
 
     def list_notes(self, run_id: int) -> dict[str, dict[str, Any]]:
         """Every note of a run by key, oldest saved first."""
@@ -98,15 +122,94 @@ class GroundTruthMixin(StoreBase):
         return {int(k): json.loads(v) for k, v in rows}
 
     def running_ground_truths(self, owner: str | None) -> int:
-        """How many ground-truth jobs started by ``owner`` are recorded as running (the
+        """How many ground-truth jobs started by ``owner`` are queued or running (the
         per-user quota counts them with the owner's queued and running runs)."""
-        return int(
-            self._read(
-                lambda con: con.execute(
-                    "SELECT COUNT(*) FROM ground_truth"
-                    " WHERE json_extract(job, '$.status') = 'running'"
-                    " AND json_extract(job, '$.owner') IS ?",
-                    (owner,),
-                ).fetchone()[0]
+        return self._read(lambda con: _ground_truths(con, owner, ("queued", "running")))
+
+    def queue_ground_truth(
+        self, run_id: int, k: int, record: dict[str, Any], *, limits: Limits | None = None
+    ) -> dict[str, Any]:
+        """Queue the ground-truth evaluation of ``(run_id, k)`` started by
+        ``record["owner"]``: the runner starts it in one of its worker slots
+        (:meth:`claim_ground_truth`). The starter's queued and running runs and evaluations
+        are checked against ``limits``' quota atomically with the insert. Returns the record
+        saved (``status`` ``queued``, ``queued`` its time).
+
+        Raises LabError: no such run, one already queued or running for this k, the quota.
+        """
+        owner = record.get("owner")
+        saved = {**record, "status": "queued", "queued": time.time()}
+        payload = dumps(saved)
+
+        def tx(con: sqlite3.Connection) -> dict[str, Any]:
+            self._run(con, run_id)
+            row = con.execute(
+                "SELECT job FROM ground_truth WHERE run_id = ? AND k = ?", (int(run_id), int(k))
+            ).fetchone()
+            if row is not None and json.loads(row[0]).get("status") in ("queued", "running"):
+                raise LabError(
+                    f"a ground truth of run #{run_id} for k={k} is already queued or running"
+                )
+            if limits is not None and limits.queued_per_user is not None:
+                check_quota(active_jobs(con, owner), limits)
+            con.execute(
+                "INSERT OR REPLACE INTO ground_truth (run_id, k, updated, job) VALUES (?,?,?,?)",
+                (int(run_id), int(k), time.time(), payload),
             )
+            return saved
+
+        return self._write(tx)
+
+    def running_ground_truth_keys(self) -> list[tuple[int, int]]:
+        """``(run_id, k)`` of every ground truth recorded as running."""
+        return self._read(
+            lambda con: [
+                (int(r), int(k))
+                for r, k in con.execute(
+                    "SELECT run_id, k FROM ground_truth"
+                    " WHERE json_extract(job, '$.status') = 'running'"
+                )
+            ]
         )
+
+
+def _ground_truths(con: sqlite3.Connection, owner: str | None, states: tuple[str, ...]) -> int:
+    marks = ",".join("?" * len(states))
+    return int(
+        con.execute(
+            "SELECT COUNT(*) FROM ground_truth"
+            f" WHERE json_extract(job, '$.status') IN ({marks})"
+            " AND json_extract(job, '$.owner') IS ?",
+            (*states, owner),
+        ).fetchone()[0]
+    )
+
+
+def active_jobs(con: sqlite3.Connection, owner: str | None) -> int:
+    """The owner's queued or running runs and ground-truth evaluations: what the per-user
+    quota (``queued_per_user``) counts."""
+    runs = con.execute(
+        "SELECT COUNT(*) FROM runs WHERE owner IS ? AND status IN ('queued', 'running')",
+        (owner,),
+    ).fetchone()[0]
+    return int(runs) + _ground_truths(con, owner, ("queued", "running"))
+
+
+def running_of(con: sqlite3.Connection, owner: str | None) -> int:
+    """The owner's running runs and running evaluations (the fair order's first key)."""
+    runs = con.execute(
+        "SELECT COUNT(*) FROM runs WHERE owner IS ? AND status = 'running'", (owner,)
+    ).fetchone()[0]
+    return int(runs) + _ground_truths(con, owner, ("running",))
+
+
+def busy_slots(con: sqlite3.Connection) -> int:
+    """Worker slots in use: runs a runner started (``runner_pid`` set) and running
+    ground-truth evaluations (each trains in one process: one slot)."""
+    runs = con.execute(
+        "SELECT COUNT(*) FROM runs WHERE status = 'running' AND runner_pid IS NOT NULL"
+    ).fetchone()[0]
+    gts = con.execute(
+        "SELECT COUNT(*) FROM ground_truth WHERE json_extract(job, '$.status') = 'running'"
+    ).fetchone()[0]
+    return int(runs) + int(gts)

@@ -6,17 +6,21 @@ plain number in [-1, 1] (not a percentage). Stored values (the run store, the op
 grouper inputs) always stay in the measure's own units (fractions); only what a person reads or
 types (slider, URL, ``--tau``, tables, captions, figure titles) is in the display unit, and
 every such number says its unit.
+
+Which measure has which unit is :data:`mtl_core.measures.REGISTRY`'s ``unit``; a measure the
+registry does not know (a name typed for an uploaded file) is a plain number.
 """
 
 from __future__ import annotations
 
-#: Measures whose values are relative loss changes, shown and typed in percent.
-PERCENT_MEASURES = ("lookahead", "proximal")
+from mtl_core import measures
 
 
 def is_percent(measure: str | None) -> bool:
-    """Whether ``measure``'s values are relative loss changes (shown in percent)."""
-    return measure in PERCENT_MEASURES
+    """Whether ``measure``'s values are relative loss changes (shown in percent): its
+    registry unit is :data:`mtl_core.measures.FRACTION` (an alias such as ``"TAG"`` works)."""
+    spec = measures.find(measure)
+    return spec is not None and spec.is_percent
 
 
 def scale(measure: str | None) -> float:
@@ -40,10 +44,10 @@ def suffix(measure: str | None) -> str:
 
 
 def unit_name(measure: str | None) -> str:
-    """The unit in words, for labels and column headers: ``% loss change`` or ``cosine``."""
-    if is_percent(measure):
-        return "% loss change"
-    return "cosine" if measure == "cosine" else "affinity units"
+    """The unit in words, for labels and column headers: ``% loss change`` or ``cosine`` (the
+    registry's ``unit_words``), ``affinity units`` for a measure the registry does not know."""
+    spec = measures.find(measure)
+    return spec.unit_words if spec is not None else "affinity units"
 
 
 def format_value(value: float, measure: str | None, *, signed: bool = True, digits: int = 3) -> str:
@@ -96,3 +100,22 @@ def parse_display(text: str | float, measure: str | None, what: str = "--tau") -
     if value != value or value in (float("inf"), float("-inf")):
         raise LabError(f"{what} must be a finite number, got {raw!r}")
     return from_display(value, measure)
+
+
+def step_rate(steps_per_s: float | None) -> str:
+    """A training speed as a person reads it: ``45 step/s``, ``4.5 step/s``, and below one
+    step a second the time per step, ``3.2 s/step`` (never ``0 step/s``); ``""`` when
+    unknown (None, 0, negative or not finite).
+
+    One function for every place a rate is shown: the CLI's progress bar, the Train queue
+    and the run status line.
+    """
+    if steps_per_s is None or not steps_per_s > 0 or steps_per_s == float("inf"):
+        return ""
+    r = float(steps_per_s)
+    if r >= 9.95:  # would round to 10.0
+        return f"{r:.0f} step/s"
+    if r >= 0.95:  # 0.95..10: one decimal (0.95 would round to "1.0 step/s")
+        return f"{r:.1f} step/s"
+    per = 1.0 / r
+    return f"{per:.1f} s/step" if per < 100 else f"{per:.0f} s/step"

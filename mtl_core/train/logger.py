@@ -36,6 +36,7 @@ import pandas as pd
 import torch
 from torch import nn
 
+from mtl_core import measures as registry
 from mtl_core.errors import LabError
 from mtl_core.events import BATCH_SPLIT
 from mtl_core.runfile import (
@@ -53,7 +54,6 @@ from mtl_core.train.affinity import (
 )
 
 SharedSpec = str | nn.Module | Iterable[str] | Callable[[str], bool]
-LOGGER_MEASURES = ("lookahead", "cosine")
 
 
 class AffinityLogger:
@@ -70,7 +70,9 @@ class AffinityLogger:
         ``model``, a list of parameter names, or a predicate on names.
     every : measure on every ``every``-th call of :meth:`measure` (the first call included).
     measures : ``("lookahead",)`` by default; add ``"cosine"`` for gradient cosine similarity
-        (it reuses the same per-task gradients).
+        (it reuses the same per-task gradients). Any measure of
+        :func:`mtl_core.measures.logger_names` (the registry's shared-step measures), by name
+        or alias (``"TAG"``); raises LabError for another.
     task_types, config, notes, name : stored in the file's metadata.
     """
 
@@ -91,9 +93,11 @@ class AffinityLogger:
     ) -> None:
         if int(every) < 1:
             raise LabError(f"every must be a positive integer, got {every}")
-        unknown = [m for m in measures if m not in LOGGER_MEASURES]
-        if unknown or not measures:
-            raise LabError(f"measures must be among {', '.join(LOGGER_MEASURES)}, got {measures}")
+        allowed = registry.logger_names()
+        names = [registry.canonical(m) for m in measures]
+        if not names or any(m not in allowed for m in names):
+            raise LabError(f"measures must be among {', '.join(allowed)}, got {list(measures)}")
+        measures = tuple(dict.fromkeys(names))
         self.tasks = [str(t) for t in tasks]
         if len(set(self.tasks)) != len(self.tasks) or not self.tasks:
             raise LabError("tasks must be distinct, non-empty names")

@@ -31,7 +31,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from mtl_core import measures
 from mtl_core.config import RunConfig
+from mtl_core.errors import LabError
 from mtl_core.events import MetricRow, StepEvent
 from mtl_core.scenarios import Dataset, load_dataset
 from mtl_core.train.affinity import (
@@ -117,6 +119,8 @@ def train(cfg: RunConfig, on_step: OnStep | None = None) -> TrainResult:
         opt = make_optimizer(model.parameters(), cfg.optim)
         nets.append(_Net(idx, model, opt, binary_all[idx]))
     measure = cfg.affinity.measure
+    spec = measures.find(measure)  # None for "none"
+    shared_step = spec is not None and spec.logged_by == measures.SHARED_STEP
     every = int(cfg.affinity.every)
     total = int(cfg.train.steps)
     batches = minibatches(len(Xtr), int(cfg.train.batch_size), gen)
@@ -132,7 +136,7 @@ def train(cfg: RunConfig, on_step: OnStep | None = None) -> TrainResult:
     for step in range(1, total + 1):
         bidx = torch.as_tensor(next(batches), device=device)
         xb, yb = Xtr[bidx], Ytr[bidx]
-        measure_now = measure in ("lookahead", "cosine") and (step - 1) % every == 0
+        measure_now = shared_step and (step - 1) % every == 0
         affinity: dict[str, np.ndarray] = {}
         train_loss = np.full(n, np.nan)
         groups_used = None
@@ -217,13 +221,15 @@ def _measure(measure: str, net: _Net, batch, losses: torch.Tensor) -> np.ndarray
     grads = per_task_grads(losses, [params[nm] for nm in names])
     if measure == "cosine":
         mat = cosine_affinity(grads)
-    else:
+    elif measure == "lookahead":
         binary = net.binary
 
         def fn(m, b):
             return task_losses(m(b[0]), b[1], binary)
 
         mat = lookahead_from_grads(model, names, fn, batch, net.opt, losses, grads)
+    else:  # a registered shared-step measure with no computation here yet
+        raise LabError(f"the training loop cannot compute {measure} affinity yet")
     return mat.detach().cpu().numpy().astype(np.float64)
 
 

@@ -28,6 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from mtl_core import measures
 from mtl_core.config import ModelConfig, RunConfig
 from mtl_core.errors import DivergedError, LabError
 from mtl_core.events import MetricRow, StepEvent, replica_metric
@@ -165,6 +166,8 @@ def train_replicas(cfg: RunConfig, on_step=None):
     ]
     serve = _first_serving(groups, R, n)
     measure, every, total = cfg.affinity.measure, int(cfg.affinity.every), int(cfg.train.steps)
+    spec = measures.find(measure)  # None for "none"
+    shared_step = spec is not None and spec.logged_by == measures.SHARED_STEP
     sums: dict[str, np.ndarray] = {}
     last_metrics: list[MetricRow] = []
     for step in range(1, total + 1):
@@ -173,7 +176,7 @@ def train_replicas(cfg: RunConfig, on_step=None):
         losses = member_losses(model(xb), yb, binary)
         _check_finite(losses, mask, tasks, step)
         affinity: dict[str, np.ndarray] = {}
-        if measure in ("lookahead", "cosine") and G == 1 and (step - 1) % every == 0:
+        if shared_step and G == 1 and (step - 1) % every == 0:
             affinity[measure] = _affinity(measure, model, opt, losses, xb, yb, binary)
             sums[measure] = sums.get(measure, 0.0) + affinity[measure]
         opt.zero_grad(set_to_none=True)
@@ -257,6 +260,8 @@ def _affinity(
         flat = torch.cat([g.reshape(n, R, -1) for g in grads], dim=2).transpose(0, 1)
         unit = flat / flat.norm(dim=2, keepdim=True).clamp_min(1e-12)
         return (unit @ unit.transpose(1, 2)).mean(0).detach().cpu().numpy().astype(np.float64)
+    if measure != "lookahead":  # a registered shared-step measure with no computation here yet
+        raise LabError(f"the replica loop cannot compute {measure} affinity yet")
     deltas = dict(
         zip(names, simulated_updates(opt, [params[k] for k in names], [g.detach() for g in grads]))
     )

@@ -31,8 +31,7 @@ def _buttons(at) -> set[str]:
     return {b.key for b in at.button if b.key}
 
 
-def test_one_browser_cannot_cancel_or_delete_anothers_run(tmp_path, monkeypatch):
-    store = Store(tmp_path / "s.sqlite")
+def test_one_browser_cannot_cancel_or_delete_anothers_run(store, monkeypatch):
     a = open_app("train", store.path, monkeypatch).run()
     owner_a = a.session_state["lab_browser"]
     rid = _running(store, owner_a, "a's run")
@@ -57,8 +56,7 @@ def test_one_browser_cannot_cancel_or_delete_anothers_run(tmp_path, monkeypatch)
     assert "download_delete" in _buttons(a)
 
 
-def test_private_visibility_hides_other_users_runs(tmp_path, monkeypatch):
-    store = Store(tmp_path / "s.sqlite")
+def test_private_visibility_hides_other_users_runs(store, monkeypatch):
     shared = seed_run(store, name="teacher's example")  # no owner: everyone sees it
     other = seed_run(store, name="someone else's")
     store.set_owner(other, "browser:x")
@@ -73,8 +71,7 @@ def test_private_visibility_hides_other_users_runs(tmp_path, monkeypatch):
     assert any("cannot be shown" in shown(w.value) for w in at.warning)
 
 
-def test_password_login_and_the_teachers_role(tmp_path, monkeypatch):
-    store = Store(tmp_path / "s.sqlite")
+def test_password_login_and_the_teachers_role(store, monkeypatch):
     rid = _running(store, "user:bob", "bob's run")
     lab = {
         "login": "password",
@@ -103,8 +100,7 @@ def test_password_login_and_the_teachers_role(tmp_path, monkeypatch):
     assert f"cancel_{rid}" not in _buttons(ann)
 
 
-def test_train_form_limits_come_from_the_settings(tmp_path, monkeypatch):
-    store = Store(tmp_path / "s.sqlite")
+def test_train_form_limits_come_from_the_settings(store, monkeypatch):
     at = open_app("train", store.path, monkeypatch)
     at.secrets["lab"] = {"limits": {"steps": 200, "width": 64, "tasks": 8}}
     at.run()
@@ -123,10 +119,9 @@ def test_train_form_limits_come_from_the_settings(tmp_path, monkeypatch):
     assert not [t for t in at.text_input if "path" in (t.key or "")]
 
 
-def test_learn_link_to_a_private_lesson_shows_nothing_and_queues_nothing(tmp_path, monkeypatch):
+def test_learn_link_to_a_private_lesson_shows_nothing_and_queues_nothing(store, monkeypatch):
     """Issue 23.1: ``/learn?lesson=<another user's private run>,,`` neither shows that run
     (its name, tasks or heatmap) nor queues a grouped run as the visitor."""
-    store = Store(tmp_path / "s.sqlite")
     private = seed_run(store, name="secret-lesson-of-a")
     store.set_owner(private, "browser:a")
     before = {r.id for r in store.list_runs()}

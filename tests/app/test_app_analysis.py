@@ -161,6 +161,7 @@ def test_animation_uses_fixed_scale_and_downsamples():
     assert fig.data[0].zmin == -2.0 and all(f.data[0].zmin is None for f in fig.frames)
 
 
+@pytest.mark.slow
 def test_app_never_imports_torch():
     code = (
         "import sys; import app.streamlit_app, app.views.learn, app.views.train, "

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 
-from mtl_core.store import Store
 from tests.helpers.app_fixtures import config_dict, open_app, seed_run
 
 
@@ -13,8 +12,7 @@ def _specs(at):
     return [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
 
 
-def test_compare_two_runs(tmp_path, monkeypatch):
-    store = Store(tmp_path / "s.sqlite")
+def test_compare_two_runs(store, monkeypatch):
     a = seed_run(store, name="calm", steps=40, config=config_dict(knobs={"conflict": 0.2}))
     b = seed_run(
         store,
@@ -52,16 +50,14 @@ def test_compare_two_runs(tmp_path, monkeypatch):
     assert at.query_params["runs"] in (f"{a},{b}", f"{b},{a}")
 
 
-def test_compare_needs_two_runs(tmp_path, monkeypatch):
-    store = Store(tmp_path / "s.sqlite")
+def test_compare_needs_two_runs(store, monkeypatch):
     seed_run(store, name="only", steps=5)
     at = open_app("compare", store.path, monkeypatch).run()
     assert not at.exception
     assert any("at least two runs" in i.value for i in at.info)
 
 
-def test_compare_link_with_missing_and_repeated_runs_keeps_the_valid_one(tmp_path, monkeypatch):
-    store = Store(tmp_path / "s.sqlite")
+def test_compare_link_with_missing_and_repeated_runs_keeps_the_valid_one(store, monkeypatch):
     seed_run(store, name="a", steps=10)
     b = seed_run(store, name="b", steps=10)
     seed_run(store, name="c", steps=10)

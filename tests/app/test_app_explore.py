@@ -23,8 +23,7 @@ def _heatmap(at):
     return json.loads(charts[0].proto.spec)
 
 
-def test_explore_shows_heatmap_and_threshold_regroups(tmp_path, monkeypatch):
-    store = Store(tmp_path / "s.sqlite")
+def test_explore_shows_heatmap_and_threshold_regroups(store, monkeypatch):
     rid = seed_run(store, name="planted", steps=40)
     at = open_app("explore", store.path, monkeypatch).run()
     assert not at.exception
@@ -49,8 +48,7 @@ def test_explore_shows_heatmap_and_threshold_regroups(tmp_path, monkeypatch):
     assert float(at.query_params["tau"]) < 0
 
 
-def test_explore_tag_and_hierarchical_k_and_group_overlay(tmp_path, monkeypatch):
-    store = Store(tmp_path / "s.sqlite")
+def test_explore_tag_and_hierarchical_k_and_group_overlay(store, monkeypatch):
     seed_run(store, name="planted", n_tasks=8, steps=30)
     at = open_app("explore", store.path, monkeypatch).run()
     at.selectbox(key="explore_method").set_value("tag").run()
@@ -66,8 +64,7 @@ def test_explore_tag_and_hierarchical_k_and_group_overlay(tmp_path, monkeypatch)
     assert at.query_params["k"] == "4"
 
 
-def test_explore_restores_view_from_url(tmp_path, monkeypatch):
-    store = Store(tmp_path / "s.sqlite")
+def test_explore_restores_view_from_url(store, monkeypatch):
     seed_run(store, name="a", steps=30)
     b = seed_run(store, name="b", steps=30)
     at = open_app(
@@ -84,8 +81,7 @@ def test_explore_restores_view_from_url(tmp_path, monkeypatch):
     assert "steps 1–10" in _heatmap(at)["layout"]["title"]["text"]
 
 
-def test_explore_timeline_marks_change_points_and_losses(tmp_path, monkeypatch):
-    store = Store(tmp_path / "s.sqlite")
+def test_explore_timeline_marks_change_points_and_losses(store, monkeypatch):
     seed_run(store, name="switching", steps=80, switch_at=20)
     at = open_app("explore", store.path, monkeypatch).run()
     # the first tab (loss curves) is open by default; only it is computed (lazy tabs)
@@ -108,8 +104,7 @@ def test_explore_timeline_marks_change_points_and_losses(tmp_path, monkeypatch):
     assert kinds == ["heatmap", "scatter"]
 
 
-def test_explore_polls_a_running_run_and_picks_up_new_steps(tmp_path, monkeypatch):
-    store = Store(tmp_path / "s.sqlite")
+def test_explore_polls_a_running_run_and_picks_up_new_steps(store, monkeypatch):
     rid = seed_live_run(store, steps_total=100, steps_done=10)
     at = open_app("explore", store.path, monkeypatch).run()
     assert not at.exception
@@ -134,8 +129,7 @@ def test_explore_without_runs_and_with_uploaded_run_without_metrics(tmp_path, mo
     assert not any("yet" in i.value for i in at.info)
 
 
-def test_explore_picks_up_the_first_matrix_of_a_run_opened_before_it(tmp_path, monkeypatch):
-    store = Store(tmp_path / "s.sqlite")
+def test_explore_picks_up_the_first_matrix_of_a_run_opened_before_it(store, monkeypatch):
     rid = seed_live_run(store, steps_total=100, steps_done=0)
     at = open_app("explore", store.path, monkeypatch).run()
     assert not at.exception
@@ -151,8 +145,7 @@ def test_explore_picks_up_the_first_matrix_of_a_run_opened_before_it(tmp_path, m
     assert "steps 1–5" in _heatmap(at)["layout"]["title"]["text"]
 
 
-def test_a_link_to_a_missing_run_says_so_and_bad_url_values_are_ignored(tmp_path, monkeypatch):
-    store = Store(tmp_path / "s.sqlite")
+def test_a_link_to_a_missing_run_says_so_and_bad_url_values_are_ignored(store, monkeypatch):
     seed_run(store, name="only", steps=20)
     at = open_app(
         "explore",
@@ -167,8 +160,7 @@ def test_a_link_to_a_missing_run_says_so_and_bad_url_values_are_ignored(tmp_path
     assert at.query_params["smooth"] == ["ema"] or at.query_params["smooth"] == "ema"
 
 
-def test_a_single_step_run_explains_its_empty_time_views(tmp_path, monkeypatch):
-    store = Store(tmp_path / "s.sqlite")
+def test_a_single_step_run_explains_its_empty_time_views(store, monkeypatch):
     seed_run(store, name="one matrix", steps=1, metrics=False)
     at = open_app("explore", store.path, monkeypatch).run()
     for tab in ("A pair over time", "Groups over time"):

@@ -10,7 +10,6 @@ import time
 import numpy as np
 
 from app import regroup, words
-from mtl_core.store import Store
 from tests.core.test_grouping import planted
 from tests.helpers import app_fixtures
 from tests.helpers.app_fixtures import open_app, seed_run, shown
@@ -38,9 +37,8 @@ def _wait_for_groups(at, timeout_s: float = 120.0):
     return polls
 
 
-def test_tag_above_the_interactive_range_runs_in_background_with_progress(tmp_path, monkeypatch):
+def test_tag_above_the_interactive_range_runs_in_background_with_progress(store, monkeypatch):
     n = regroup.TAG_INTERACTIVE_MAX + 4  # 16 tasks: seconds, so in the background
-    store = Store(tmp_path / "s.sqlite")
     seed_run(store, name="wide", n_tasks=n, steps=12)
     at = open_app("explore", store.path, monkeypatch).run()
     at.selectbox(key="explore_method").set_value("tag").run()
@@ -83,14 +81,13 @@ def test_tag_gap_is_reported_when_not_proven():
     assert "proven optimal" in words.groups_caption(proven, "tag")
 
 
-def test_affinity_propagation_failure_is_said_and_next_method_offered(tmp_path, monkeypatch):
+def test_affinity_propagation_failure_is_said_and_next_method_offered(store, monkeypatch):
     A, tasks, truth = planted([4, 4, 4, 4, 4], seed=9, noise=0.6)  # AP does not converge
 
     def stack(n_tasks=6, steps=60, **_):
         return np.arange(1, steps + 1), tasks, np.repeat(A[None], steps, axis=0)
 
     monkeypatch.setattr(app_fixtures, "planted_stack", stack)
-    store = Store(tmp_path / "s.sqlite")
     seed_run(store, name="no-ap", n_tasks=len(tasks), steps=5)
     at = open_app("explore", store.path, monkeypatch).run()
     at.selectbox(key="explore_method").set_value("affinity-propagation").run()
@@ -106,8 +103,7 @@ def test_affinity_propagation_failure_is_said_and_next_method_offered(tmp_path, 
     assert all(not CLI_FLAG.search(t) for t in _texts(at))
 
 
-def test_explore_messages_never_quote_cli_flags(tmp_path, monkeypatch):
-    store = Store(tmp_path / "s.sqlite")
+def test_explore_messages_never_quote_cli_flags(store, monkeypatch):
     seed_run(store, name="wide", n_tasks=regroup.TAG_INTERACTIVE_MAX + 2, steps=20)
     at = open_app("explore", store.path, monkeypatch).run()
     seen = list(_texts(at))

@@ -9,7 +9,7 @@ import time
 import pytest
 
 from mtl_core.store import TERMINAL, Store
-from tests.helpers.app_fixtures import open_app
+from tests.helpers.app_fixtures import open_app, shown
 
 
 def test_landing_page_is_the_lesson(tmp_path, monkeypatch):
@@ -35,9 +35,9 @@ def _wait_finished(store: Store, ids: list[int], limit: float) -> float:
     )
 
 
-def test_lesson_with_fake_training_shows_all_three_approaches(tmp_path, monkeypatch):
+@pytest.mark.slow
+def test_lesson_with_fake_training_shows_all_three_approaches(store, monkeypatch):
     monkeypatch.setenv("MTL_LAB_TRAIN_FN", "tests.helpers.app_fixtures:fake_train")
-    store = Store(tmp_path / "s.sqlite")
     at = open_app("learn", store.path, monkeypatch).run()
     at.slider(key="learn_conflict").set_value(0.5).run()
     at.number_input(key="learn_steps").set_value(60).run()
@@ -50,7 +50,10 @@ def test_lesson_with_fake_training_shows_all_three_approaches(tmp_path, monkeypa
     assert all(r.config["knobs"]["conflict"] == 0.5 for r in runs)
     assert all(r.config["train"]["replicas"] == 16 for r in runs)
     _wait_finished(store, [runs[0].id], 60)
-    at.run()  # the page starts the grouped run on TAG's selection
+    t0 = time.time()  # the runner queues the grouped run on TAG's selection, no page run needed
+    while len(store.list_runs()) < 3 and time.time() - t0 < 30:
+        time.sleep(0.1)
+    at.run()  # the page finds it and keeps its id in the URL
     runs = store.list_runs()
     assert [r.config["train"]["mode"] for r in runs] == ["together", "single", "groups"]
     assert runs[2].config["train"]["groups"] == [["t0", "t1", "t2"], ["t3", "t4", "t5"]]
@@ -93,9 +96,8 @@ def test_lesson_with_fake_training_shows_all_three_approaches(tmp_path, monkeypa
 
 
 @pytest.mark.slow
-def test_real_lesson_end_to_end(tmp_path, monkeypatch):
+def test_real_lesson_end_to_end(store, monkeypatch):
     """The default lesson, really trained: heatmap early, all three runs done in a minute."""
-    store = Store(tmp_path / "s.sqlite")
     at = open_app("learn", store.path, monkeypatch, timeout=60).run()
     t0 = time.time()
     at.button(key="learn_train").click().run()
@@ -118,3 +120,65 @@ def test_real_lesson_end_to_end(tmp_path, monkeypatch):
     print(f"lesson: first heatmap {first:.1f} s, all three runs {total:.1f} s")
     words = " ".join(i.value for i in at.info)
     assert "held-out loss" in words and "negative transfer" in words  # conflict 1, seed 0
+
+
+def _floats(value) -> list[float]:
+    """A plotly array from a chart's JSON spec (a list, or base64 ``bdata``)."""
+    if isinstance(value, dict) and "bdata" in value:
+        import base64
+
+        import numpy as np
+
+        return np.frombuffer(base64.b64decode(value["bdata"]), dtype=value["dtype"]).tolist()
+    return [float(v) for v in value]
+
+
+def test_the_page_and_lesson_json_give_the_same_numbers_from_one_state(
+    tmp_path, monkeypatch, capsys
+):
+    """Issue 19: the Learn page and ``lesson --json`` both draw ``lesson.state``: one lesson
+    (fake, deterministic training) trained into a store and shown by the page, and the same
+    lesson through the command; bars, intervals, affinity and groups agree."""
+    from functools import partial
+
+    import mtl_core.lesson.headless as headless
+    from app.words import pct
+    from mtl_core.commands import cli
+    from mtl_core.lesson.state import result
+    from tests.helpers.app_fixtures import fake_train
+
+    store = Store(tmp_path / "s.sqlite")
+    kw = {"steps": 30, "replicas": 4, "train": fake_train}
+    s = headless.train_lesson(store, 0.5, 3, **kw)
+    assert s.finished and s.ids.groups is not None
+    monkeypatch.setattr(headless, "run_lesson", partial(headless.run_lesson, **kw))
+    assert cli.main(["lesson", "--conflict", "0.5", "--seed", "3", "--json"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    mine = result(s, seed=3).to_json()
+    assert {k: v for k, v in printed.items() if k != "seconds"} == {
+        k: v for k, v in mine.items() if k != "seconds"
+    }
+    at = open_app("learn", store.path, monkeypatch, query={"lesson": s.ids.to_query()}).run()
+    assert not at.exception
+    bars = next(
+        json.loads(c.proto.spec)
+        for c in at.get("plotly_chart")
+        if json.loads(c.proto.spec)["data"][0]["type"] == "bar"
+    )
+    names = {"all together": "together", "in groups": "groups", "each alone": "single"}
+    for trace in bars["data"]:
+        ivs = [s.task_loss[names[trace["name"]]][t] for t in trace["x"]]
+        assert _floats(trace["y"]) == pytest.approx([iv.mean for iv in ivs], rel=1e-12)
+        assert _floats(trace["error_y"]["array"]) == pytest.approx(
+            [iv.high - iv.mean for iv in ivs], rel=1e-9
+        )
+    said = " ".join(i.value for i in at.info)
+    for key, label in (("together", "all together"), ("single", "each alone")):
+        iv = printed["loss"][key]
+        shown_iv = f"{iv['mean']:.3g} (95% interval {iv['low']:.3g}–{iv['high']:.3g})"
+        assert f"{label} {shown_iv}" in said
+    assert f"by {pct(printed['affinity']['within'])} on average" in said
+    assert printed["tag_groups"] == [["t0", "t1", "t2"], ["t3", "t4", "t5"]]
+    assert "**Grouped run trains** {t0, t1, t2} · {t3, t4, t5} (TAG" in " ".join(
+        shown(m.value) for m in at.markdown
+    )

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import hashlib
 
+import pytest
+
 from mtl_core.scenarios import table_files
 from mtl_core.store import Store
 from tests.helpers.app_fixtures import open_app, shown
@@ -35,6 +37,7 @@ def _open(tmp_path, monkeypatch):
     return store, at
 
 
+@pytest.mark.slow
 def test_train_on_an_uploaded_table_lists_features_and_queues(tmp_path, monkeypatch):
     store, at = _open(tmp_path, monkeypatch)
     # an upload, never a path on the server: no text field takes a path
@@ -92,11 +95,10 @@ def test_a_european_excel_table_reads_with_decimal_commas(tmp_path, monkeypatch)
     assert "regression" in text
 
 
-def test_explore_says_what_a_table_run_trained_on(tmp_path, monkeypatch):
+def test_explore_says_what_a_table_run_trained_on(store, monkeypatch):
     from mtl_core.runner.worker import TABLE_NOTE
     from tests.helpers.app_fixtures import seed_run
 
-    store = Store(tmp_path / "s.sqlite")
     rid = seed_run(store, config={"scenario": "csv", "knobs": {"targets": ["t0", "t1"]}})
     note = {"features": ["a", "<b>x</b>"], "left_out": {"": "a row index (unnamed)"}, "rows": 9}
     store.save_note(rid, TABLE_NOTE, note)

@@ -8,7 +8,6 @@ import zipfile
 from pathlib import Path
 
 from mtl_core.runfile import read_run_file
-from mtl_core.store import Store
 from tests.helpers.app_fixtures import open_app, seed_run, shown
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "run-format"
@@ -26,8 +25,7 @@ def _upload(at, files):
     return at
 
 
-def test_upload_previews_then_saves_and_links_to_explore(tmp_path, monkeypatch):
-    store = Store(tmp_path / "s.sqlite")
+def test_upload_previews_then_saves_and_links_to_explore(store, monkeypatch):
     at = open_app("upload", store.path, monkeypatch).run()
     assert not at.exception
     _upload(at, [("good.csv", GOOD, "text/csv")])
@@ -47,8 +45,7 @@ def test_upload_previews_then_saves_and_links_to_explore(tmp_path, monkeypatch):
     assert any(p.proto.label == f"Open run #{runs[0].id} in Explore" for p in links)
 
 
-def test_bad_upload_shows_reader_error_and_saves_nothing(tmp_path, monkeypatch):
-    store = Store(tmp_path / "s.sqlite")
+def test_bad_upload_shows_reader_error_and_saves_nothing(store, monkeypatch):
     at = open_app("upload", store.path, monkeypatch).run()
     _upload(
         at,
@@ -70,12 +67,11 @@ def test_bad_upload_shows_reader_error_and_saves_nothing(tmp_path, monkeypatch):
     assert len(store.list_runs()) == 1
 
 
-def test_upload_zip_bundle_with_metrics(tmp_path, monkeypatch):
+def test_upload_zip_bundle_with_metrics(store, monkeypatch):
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as zf:
         for f in EXAMPLES.iterdir():
             zf.write(f, f.name)
-    store = Store(tmp_path / "s.sqlite")
     at = open_app("upload", store.path, monkeypatch).run()
     _upload(at, [("example.zip", buf.getvalue(), "application/zip")])
     assert not at.exception, at.exception
@@ -85,8 +81,7 @@ def test_upload_zip_bundle_with_metrics(tmp_path, monkeypatch):
     assert not store.metrics(run.id).empty
 
 
-def test_download_round_trips_through_the_reader(tmp_path, monkeypatch):
-    store = Store(tmp_path / "s.sqlite")
+def test_download_round_trips_through_the_reader(store, monkeypatch):
     rid = seed_run(store, name="to download", steps=12)
     at = open_app("upload", store.path, monkeypatch).run()
     assert not at.exception
@@ -105,8 +100,7 @@ def test_download_round_trips_through_the_reader(tmp_path, monkeypatch):
     assert any("affinity table only" in c.value for c in at.caption)
 
 
-def test_upload_of_a_square_matrix_previews_its_tasks_and_saves_one_step(tmp_path, monkeypatch):
-    store = Store(tmp_path / "s.sqlite")
+def test_upload_of_a_square_matrix_previews_its_tasks_and_saves_one_step(store, monkeypatch):
     at = open_app("upload", store.path, monkeypatch).run()
     matrix = (EXAMPLES / "affinity_matrix.csv").read_bytes()
     _upload(at, [("matrix.csv", matrix, "text/csv")])
@@ -122,8 +116,7 @@ def test_upload_of_a_square_matrix_previews_its_tasks_and_saves_one_step(tmp_pat
     assert A[0, 0].tolist() == first_row  # row = source, exact floats
 
 
-def test_delete_asks_for_confirmation_then_says_what_it_deleted(tmp_path, monkeypatch):
-    store = Store(tmp_path / "s.sqlite")
+def test_delete_asks_for_confirmation_then_says_what_it_deleted(store, monkeypatch):
     keep = seed_run(store, name="keep me", steps=5)
     rid = seed_run(store, name="drop me", steps=5)
     at = open_app("upload", store.path, monkeypatch).run()

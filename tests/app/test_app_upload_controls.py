@@ -165,3 +165,42 @@ def test_user_strings_in_the_controls_are_escaped(tmp_path, monkeypatch):
     assert not at.error
     (cap,) = [c.value for c in at.caption if "tag pattern" in c.value]
     assert "\\*aff\\*" in cap and shown(cap).endswith("*aff*/{source}/{target}.")
+
+
+def test_measure_select_offers_the_registry_and_saves_an_alias_as_its_measure(
+    tmp_path, monkeypatch
+):
+    from mtl_core import measures
+    from tests.helpers.measures import GRADNORM
+
+    monkeypatch.setattr(measures, "REGISTRY", (*measures.REGISTRY, GRADNORM))
+    data = b",a,b\na,0.5,-0.25\nb,0.125,1\n"
+    store, at = _open(tmp_path, monkeypatch, [("m.csv", data, "text/csv")])
+    box = at.selectbox(key=_key(at, "measure", at.selectbox))
+    assert box.options == [m.label for m in measures.REGISTRY] + ["other (type its name)"]
+    assert box.value == measures.DEFAULT_MEASURE
+    box.set_value("other").run()
+    at.text_input(key=_key(at, "measure_other", at.text_input)).set_value(" TAG ").run()
+    assert at.dataframe[0].value.loc[0, "measures"] == "lookahead"
+    rid = _save(at, store)
+    assert store.measures(rid) == ["lookahead"]
+
+
+def test_two_tensorboard_files_of_one_folder_get_distinct_default_names(tmp_path, monkeypatch):
+    """Issue 22: ``Path.stem`` made ``events.out.tfevents.<time>.<host>.<pid>.0`` and ``.2``
+    one name; a file name uploaded twice (two folders' ``events`` files) gets ``(2)``."""
+    prefix = "events.out.tfevents.1796067895.vm.11421"
+    files = []
+    for k, name in enumerate((f"{prefix}.0", f"{prefix}.2", f"{prefix}.2")):
+        rows = [(0, "affinity/a/b", 0.5 + k), (0, "affinity/b/a", 0.25)]
+        files.append((name, _events(tmp_path / f"tb{k}", rows), "application/octet-stream"))
+    store, at = _open(tmp_path, monkeypatch, files)
+    assert not at.error, [e.value for e in at.error]
+    names = [t.value for t in at.text_input if t.key.startswith("upload_name_")]
+    assert names == [f"{prefix}.0", f"{prefix}.2", f"{prefix}.2 (2)"]
+    at.button(key="upload_save").click().run()
+    assert not at.exception
+    saved = sorted(store.list_runs(), key=lambda r: r.id)
+    assert [r.name for r in saved] == names
+    # each name is its own file's run: the third file's a -> b affinity is 2.5
+    assert store.affinity_steps(saved[2].id, "lookahead")[2][0, 0, 1] == 2.5

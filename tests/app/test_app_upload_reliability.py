@@ -6,14 +6,12 @@ from pathlib import Path
 
 from mtl_core.errors import LabError
 from mtl_core.runfile import read_run_file
-from mtl_core.store import Store
 from tests.helpers.app_fixtures import open_app, shown
 
 DATA = Path(__file__).resolve().parents[2] / "tests" / "data" / "reliability"
 
 
-def test_damaged_uploads_show_the_readers_line_and_what_was_lost(tmp_path, monkeypatch):
-    store = Store(tmp_path / "s.sqlite")
+def test_damaged_uploads_show_the_readers_line_and_what_was_lost(store, monkeypatch):
     at = open_app("upload", store.path, monkeypatch).run()
     files = [
         (name, (DATA / name).read_bytes(), "application/octet-stream")

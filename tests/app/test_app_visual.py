@@ -10,7 +10,6 @@ import numpy as np
 import pandas as pd
 
 from mtl_core.runfile import METRIC_FRAME, ParsedRun, matrices_to_long
-from mtl_core.store import Store
 from tests.helpers.app_fixtures import open_app, seed_run, shown
 
 
@@ -35,8 +34,7 @@ def _seed_matrix(store, A: np.ndarray, name: str, measure: str = "lookahead", st
     return rid
 
 
-def test_threshold_is_percent_in_slider_and_url(tmp_path, monkeypatch):
-    store = Store(tmp_path / "s.sqlite")
+def test_threshold_is_percent_in_slider_and_url(store, monkeypatch):
     seed_run(store, name="planted", steps=30)  # within +1%, between -0.6%
     at = open_app("explore", store.path, monkeypatch).run()
     slider = at.slider(key="explore_tau_ui")
@@ -53,8 +51,7 @@ def test_threshold_is_percent_in_slider_and_url(tmp_path, monkeypatch):
     assert again.slider(key="explore_tau_ui").value == 0.5
 
 
-def test_all_positive_matrix_opens_on_a_split_and_carries_the_caveat(tmp_path, monkeypatch):
-    store = Store(tmp_path / "s.sqlite")
+def test_all_positive_matrix_opens_on_a_split_and_carries_the_caveat(store, monkeypatch):
     A = np.full((4, 4), 0.010)
     A[:2, :2] = A[2:, 2:] = 0.012  # everything helps; the blocks barely stand out
     np.fill_diagonal(A, 0.03)
@@ -66,15 +63,13 @@ def test_all_positive_matrix_opens_on_a_split_and_carries_the_caveat(tmp_path, m
     assert any("does not separate the tasks" in w.value for w in at.warning)
 
 
-def test_clear_blocks_carry_no_caveat(tmp_path, monkeypatch):
-    store = Store(tmp_path / "s.sqlite")
+def test_clear_blocks_carry_no_caveat(store, monkeypatch):
     seed_run(store, name="planted", steps=30)
     at = open_app("explore", store.path, monkeypatch).run()
     assert not any("does not separate" in w.value for w in at.warning)
 
 
-def test_tab_and_pair_live_in_the_url_and_the_caption_says_which_pair(tmp_path, monkeypatch):
-    store = Store(tmp_path / "s.sqlite")
+def test_tab_and_pair_live_in_the_url_and_the_caption_says_which_pair(store, monkeypatch):
     seed_run(store, name="planted", steps=30)
     at = open_app(
         "explore", store.path, monkeypatch, query={"tab": "pair", "src": "t4", "tgt": "t3"}
@@ -93,8 +88,7 @@ def test_tab_and_pair_live_in_the_url_and_the_caption_says_which_pair(tmp_path, 
     assert at.query_params["tgt"] == "t5"
 
 
-def test_heatmap_caption_and_legend_say_grey_is_the_diagonal(tmp_path, monkeypatch):
-    store = Store(tmp_path / "s.sqlite")
+def test_heatmap_caption_and_legend_say_grey_is_the_diagonal(store, monkeypatch):
     seed_run(store, name="planted", steps=30)
     at = open_app("explore", store.path, monkeypatch).run()
     assert any("Grey diagonal" in c.value for c in at.caption)
@@ -103,8 +97,7 @@ def test_heatmap_caption_and_legend_say_grey_is_the_diagonal(tmp_path, monkeypat
     assert spec["layout"]["yaxis"]["scaleanchor"] == "x"
 
 
-def test_compare_skips_empty_cancelled_runs_and_opens_on_a_shared_measure(tmp_path, monkeypatch):
-    store = Store(tmp_path / "s.sqlite")
+def test_compare_skips_empty_cancelled_runs_and_opens_on_a_shared_measure(store, monkeypatch):
     a = seed_run(store, name="look a", steps=20)
     c = seed_run(store, name="cos", steps=20, measure="cosine")
     b = seed_run(store, name="look b", steps=20)
@@ -122,8 +115,7 @@ def test_compare_skips_empty_cancelled_runs_and_opens_on_a_shared_measure(tmp_pa
     assert "% loss change" in cap and "±" in cap
 
 
-def test_zip_download_says_what_it_holds(tmp_path, monkeypatch):
-    store = Store(tmp_path / "s.sqlite")
+def test_zip_download_says_what_it_holds(store, monkeypatch):
     seed_run(store, name="planted", steps=20)
     at = open_app("upload", store.path, monkeypatch).run()
     at.selectbox(key="download_fmt").set_value(".zip").run()

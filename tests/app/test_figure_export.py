@@ -26,6 +26,7 @@ def _fig():
     )
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not Path("/usr/bin/chromium").exists(), reason="PNG export needs Chromium")
 def test_heatmap_exports_as_png_of_the_requested_size():
     png = charts.figure_png(_fig().update_layout(width=400, height=300), scale=1.0)

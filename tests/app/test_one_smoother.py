@@ -71,8 +71,7 @@ def test_pair_view_follows_the_same_smoothing(view):
     np.testing.assert_array_equal(heatmap_matrix(view, flat)[0], view.running[-1])
 
 
-def test_the_page_shows_the_timeline_grouping_the_heatmap_shows(tmp_path, monkeypatch):
-    store = Store(tmp_path / "s.sqlite")
+def test_the_page_shows_the_timeline_grouping_the_heatmap_shows(store, monkeypatch):
     _gappy_run(store)
     at = open_app(
         "explore",

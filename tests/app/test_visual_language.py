@@ -107,6 +107,7 @@ def test_exports_carry_title_and_name_at_twice_the_scale():
     assert title in charts.figure_html(fig, title)
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not Path("/usr/bin/chromium").exists(), reason="PNG export needs Chromium")
 def test_png_export_is_at_least_twice_the_figure_size():
     fig = heatmaps.heatmap(_matrix(3), list("abc"), title="Step 5")

@@ -162,3 +162,19 @@ def test_default_threshold_note_says_why_for_either_sign():
     hurts = captions.default_tau_note(-54.78, "lookahead")
     assert "-5478%" in hurts and "0 would link no pair here" in hurts
     assert "every pair" not in hurts
+
+
+@pytest.mark.parametrize(
+    "file_name, meta, taken, name",
+    [
+        ("a.csv", None, [], "a"),
+        ("run.v2.parquet", "", [], "run.v2"),  # only the known extension goes
+        ("bundle.zip", "cluster job 17", [], "cluster job 17"),  # the file's own name first
+        ("events.out.tfevents.17.vm.11.0", None, [], "events.out.tfevents.17.vm.11.0"),
+        ("a.csv", None, ["a"], "a (2)"),
+        ("a.csv", None, ["a", "a (2)"], "a (3)"),
+        ("x.tfevents", None, [], "x"),
+    ],
+)
+def test_upload_names_are_the_files_own_and_distinct(file_name, meta, taken, name):
+    assert words.upload_name(file_name, meta, taken) == name

@@ -174,6 +174,7 @@ def test_password_hashes():
         assert not verify_password("x", bad)
 
 
+@pytest.mark.slow
 def test_a_background_job_stops_when_the_process_that_started_it_is_gone(tmp_path):
     # the parent starts a (long) evaluation and exits at once, as an app that is killed
     parent = textwrap.dedent(f"""

@@ -8,6 +8,8 @@ import sys
 import pandas as pd
 import pytest
 
+pytestmark = pytest.mark.slow  # every test runs the CLI in a subprocess
+
 
 def _cli(*args, timeout=120):
     return subprocess.run(

@@ -98,6 +98,7 @@ def test_tag_groups_are_the_exact_selection_on_the_cotraining_affinity(report):
         assert len(r["grouping"]) <= 2 and all(len(g) >= 2 for g in r["grouping"])
         b = r["breakdown"]
         assert r["seconds"] == pytest.approx(b["cotrain"] + b["select"] + b["train"])
+        assert r["stopped"] is best.stopped_ is False  # exact DP, far inside its safety stop
 
 
 def test_capacity_matched_network_has_the_grouped_parameter_count(report):
@@ -156,6 +157,7 @@ def test_capacity_matching_scales_the_trunk():
     assert all(h > h0 for h, h0 in zip(m.hidden, cfg.model.hidden))
 
 
+@pytest.mark.slow
 def test_local_process_executor_runs_jobs_in_spawned_workers():
     spec = _spec()
     job = TrainJob("t", spec.run_config("t", "together", 0).to_dict(), threads=1)
@@ -188,6 +190,7 @@ def _cli(*args):
     )
 
 
+@pytest.mark.slow
 def test_cli_runs_and_writes_report(tmp_path):
     out = tmp_path / "eval.json"
     r = _cli(
@@ -218,6 +221,7 @@ def test_cli_runs_and_writes_report(tmp_path):
     assert rep["approaches"]["tag"]["groupings"] == [[["t0", "t1", "t2"]]]  # k=1: all together
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "args, message",
     [
@@ -232,6 +236,7 @@ def test_cli_errors_exit_2(tmp_path, args, message):
     assert len(r.stderr.strip().splitlines()) == 1
 
 
+@pytest.mark.slow
 def test_evaluate_imports_without_torch():
     code = (
         "import sys, mtl_core.experiments, mtl_core.experiments.background, "

@@ -32,6 +32,7 @@ def _fail_on_three(x: int) -> int:
     return x
 
 
+@pytest.mark.slow
 def test_map_jobs_takes_a_process_pool_and_reports_each_job():
     ctx = multiprocessing.get_context("spawn")
     seen = []
@@ -104,6 +105,7 @@ def _wait(job: bg.BackgroundJob, timeout: float = 300) -> bg.JobState:
     return state
 
 
+@pytest.mark.slow
 def test_background_evaluation_runs_the_in_process_api(tmp_path):
     spec = _tiny_spec(k=1)
     job = bg.start(spec, tmp_path / "job", workers=0)

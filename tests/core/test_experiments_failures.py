@@ -85,6 +85,7 @@ def test_keep_going_returns_failures_in_place_for_every_kind_of_executor():
     assert [getattr(r, "reason", r) for r in out2] == [getattr(r, "reason", r) for r in out]
 
 
+@pytest.mark.slow
 def test_keep_going_reports_a_worker_process_that_died():
     ctx = multiprocessing.get_context("spawn")
     with cf.ProcessPoolExecutor(1, mp_context=ctx) as pool:

@@ -151,6 +151,7 @@ def test_hoa_results_table_is_refused_in_one_line(capsys):
         )
 
 
+@pytest.mark.slow
 def test_the_abort_at_exit_is_gone(tmp_path):
     """Issue 10 item 7: after the one-line error the process sometimes aborted at exit
     ("terminate called without an active exception", 134/139): a failed multi-threaded Arrow

@@ -17,7 +17,6 @@ import pytest
 
 from mtl_core.errors import LabError
 from mtl_core.runfile import ParsedRun, read_run_file
-from mtl_core.store import Store
 
 ROOT = Path(__file__).resolve().parents[2]
 TASKS = ["price", "Demand", "churn"]  # one upper-case task: task columns keep their case
@@ -211,7 +210,8 @@ def test_json_wrong_shapes_say_what_is_expected():
     assert want in bad("3.5", "r.json") and "found a number" in bad("3.5", "r.json")
     assert "row 2 is an array; " + want in bad('[{"step": 0}, [1, 2]]', "r.json")
     assert "the array has no rows" in bad("[]", "r.json")
-    assert "name the file .jsonl" in bad('{"step": 0}\n{"step": 1}\n', "r.json")
+    # one object per line in a .json (Ray Tune's result.json) is read as JSON Lines
+    assert "missing column 'source'" in bad('{"step": 0}\n{"step": 1}\n', "r.json")
     assert "not valid JSON" in bad("[{", "r.json")
     p = read(
         '[{"step": 0, "source": "a", "target": "b", "affinity": 1},'
@@ -292,8 +292,7 @@ def test_example_npz_matches_the_example_csv():
     same(read_run_file(folder / "affinity_steps.npz"), read_run_file(folder / "affinity.csv"))
 
 
-def test_npz_imports_into_the_store(tmp_path):
-    store = Store(tmp_path / "s.sqlite")
+def test_npz_imports_into_the_store(store):
     (rid,) = store.import_parsed(read(npz(affinity=A, tasks=np.array(TASKS)), "a.npz"), "a")
     steps, tasks, mats = store.affinity_steps(rid, "lookahead")
     assert tasks == TASKS and np.array_equal(mats[0], A, equal_nan=True)

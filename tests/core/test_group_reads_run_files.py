@@ -49,6 +49,7 @@ K1_TASKS = ["price", "demand", "churn"]
 K1_A = np.array([[0.0412, 0.0187, -0.0093], [0.0201, 0.0377, -0.0051], [-0.0110, -0.0046, 0.0298]])
 
 
+@pytest.mark.slow
 def test_group_reads_the_documented_unlabelled_matrix(tmp_path):
     path = _k1_copy(tmp_path)
     tasks, A = load_affinity(path)
@@ -112,6 +113,7 @@ def test_refused_files_get_imports_message(tmp_path):
     )
 
 
+@pytest.mark.slow
 def test_cli_refusal_is_one_line_exit_2(tmp_path):
     path = tmp_path / "short.csv"
     path.write_text("a,b,c\n0.1,0.2,0.3\n")
@@ -152,6 +154,7 @@ def test_measure_and_run_are_picked_like_everywhere_else(tmp_path):
         load_affinity(path, measure="cosine", run="x")
 
 
+@pytest.mark.slow
 def test_unmeasured_cells_follow_the_documented_rule(tmp_path):
     """An empty diagonal is never read; an off-diagonal cell never measured is read by the
     method's rule, and the CLI says so on a warning line."""

@@ -464,6 +464,7 @@ def test_init_only_stores_arguments():
     assert not hasattr(TAGGrouper(2), "groups_")
 
 
+@pytest.mark.slow
 def test_grouping_imports_without_torch_or_streamlit():
     code = (
         "import sys, mtl_core.grouping, mtl_core.commands.group;"

@@ -15,6 +15,8 @@ import pytest
 from mtl_core.grouping import TAGGrouper, tag_value
 from mtl_core.runfile import affinity_rows, mean_matrix, read_table, write_table
 
+pytestmark = pytest.mark.slow  # every test runs the CLI in a subprocess
+
 
 def _cli(*args):
     return subprocess.run(
@@ -47,9 +49,9 @@ def test_matrix_csv_json_contract(matrix_csv):
     r = _cli(path, "--method", "tag", "--k", "2", "--json")
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout)
-    assert set(out) == {"groups", "value", "optimal", "gap"}
+    assert set(out) == {"groups", "value", "optimal", "gap", "stopped"}
     assert sorted(sorted(g) for g in out["groups"]) == truth
-    assert out["optimal"] is True and out["gap"] == 0.0
+    assert out["optimal"] is True and out["gap"] == 0.0 and out["stopped"] is False
     assert out["value"] == pytest.approx(tag_value(A, tasks, out["groups"]))
     assert out["value"] == pytest.approx(TAGGrouper(2).fit(A, tasks).score_)
 
@@ -77,7 +79,7 @@ def test_long_form_log_is_averaged_over_steps(tmp_path, ext):
     assert sorted(sorted(g) for g in out["groups"]) == truth
     names, mean = mean_matrix(read_table(path))
     assert out["value"] == pytest.approx(tag_value(mean, names, out["groups"]))
-    assert out["optimal"] is False and out["gap"] is None
+    assert out["optimal"] is False and out["gap"] is None and out["stopped"] is False
 
 
 @pytest.mark.parametrize("method", ["hierarchical", "affinity-propagation"])
@@ -204,3 +206,20 @@ def test_text_output_says_the_value_in_percent(tmp_path):
     r = _cli(_pair_matrix(tmp_path), "--method", "tag", "--k", "2")
     assert r.returncode == 0, r.stderr
     assert "% loss change" in r.stdout and "%" in r.stdout.splitlines()[-1]
+
+
+def test_json_says_when_the_safety_stop_fired(tmp_path, capsys):
+    """The one way a TAG answer can depend on the clock is the safety stop: --json says so."""
+    from tests.helpers.store_faults import cli
+
+    n = 30
+    A = np.random.default_rng(1).normal(size=(n, n))
+    tasks = [f"t{i}" for i in range(n)]
+    path = tmp_path / "m.csv"
+    pd.DataFrame(A, index=tasks, columns=tasks).to_csv(path)
+    code, out, err = cli(capsys, "group", str(path), "--k", "5", "--time-limit", "1e-4", "--json")
+    assert code == 0
+    doc = json.loads(out)
+    assert doc["stopped"] is True and doc["optimal"] is False and doc["gap"] > 0
+    assert err.startswith("warning: the search reached its 0.0001 s safety limit")
+    assert {t for g in doc["groups"] for t in g} == set(tasks) and len(doc["groups"]) <= 5

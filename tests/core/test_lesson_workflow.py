@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-import pytest
 
 from mtl_core.config import RunConfig
 from mtl_core.events import StepEvent
 from mtl_core.lesson import workflow as lesson
+from mtl_core.lesson.state import groups_of
 from mtl_core.store import Store
 
 TASKS = [f"t{i}" for i in range(6)]
@@ -22,16 +22,13 @@ class RecordingRunner:
         self.store = store
         self.configs: list[RunConfig] = []
 
-    def submit(self, cfg: RunConfig) -> int:
-        self.configs.append(cfg)
-        return self.store.create_run(
-            name=cfg.name, config=cfg.to_dict(), steps_total=cfg.train.steps
+    def submit(self, cfg: RunConfig, **kw) -> int | None:
+        rid = self.store.create_run(
+            name=cfg.name, config=cfg.to_dict(), steps_total=cfg.train.steps, **kw
         )
-
-
-@pytest.fixture
-def store(tmp_path):
-    return Store(tmp_path / "s.sqlite")
+        if rid is not None:
+            self.configs.append(cfg)
+        return rid
 
 
 def test_configs_planted_groups_and_ids():
@@ -82,7 +79,7 @@ def test_planted_start_submits_all_three_in_order(store):
     ids = lesson.start(runner, store, {"conflict": 0.25}, steps=40, groups_from="planted")
     assert [c.train.mode for c in runner.configs] == ["together", "groups", "single"]
     assert ids.ids() == [1, 2, 3]
-    assert lesson.groups_of(store, ids.groups) == lesson.planted_groups({})
+    assert groups_of(store.get_run(ids.groups)) == lesson.planted_groups({})
     assert lesson.maybe_start_groups(runner, store, ids) == ids.groups  # nothing new
     assert len(runner.configs) == 3
 
@@ -117,7 +114,7 @@ def test_tag_groups_follow_once_the_together_run_has_ended(store):
     rid = lesson.maybe_start_groups(runner, store, ids)
     assert rid == ids.groups and runner.configs[-1].train.mode == "groups"
     assert runner.configs[-1].train.seed == 3
-    assert lesson.groups_of(store, rid) == lesson.planted_groups({})  # TAG found the blocks
+    assert groups_of(store.get_run(rid)) == lesson.planted_groups({})  # TAG found the blocks
     note = store.get_note(rid, "lesson_groups")
     assert note["source"] == lesson.GROUP_SOURCES["tag"]
     # another session reading the same lesson finds the grouped run instead of starting one
@@ -131,7 +128,7 @@ def test_a_together_run_that_stopped_early_falls_back_to_planted(store):
     ids = lesson.start(runner, store, {}, groups_from="tag")
     store.set_status(ids.together, "failed", error="boom")
     rid = lesson.maybe_start_groups(runner, store, ids)
-    assert lesson.groups_of(store, rid) == lesson.planted_groups({})
+    assert groups_of(store.get_run(rid)) == lesson.planted_groups({})
     assert "stopped early" in store.get_note(rid, "lesson_groups")["source"]
 
 
@@ -149,3 +146,15 @@ def test_held_out_numbers():
     assert lesson.held_out(df, "val") == (20, {"a": 9.0})
     assert lesson.mean_curve(df).to_dict() == {10: 3.0, 20: 2.0}
     assert lesson.held_out(pd.DataFrame()) == (None, {})
+
+
+def test_a_together_run_that_finished_without_affinity_falls_back_to_planted(store):
+    """Otherwise the runner would look at that lesson on every pass, for ever."""
+    runner = RecordingRunner(store)
+    ids = lesson.start(runner, store, {"tasks": 4}, groups_from="tag")
+    store.set_status(ids.together, "finished")
+    rid = lesson.maybe_start_groups(runner, store, ids)
+    assert groups_of(store.get_run(rid)) == lesson.planted_groups({"tasks": 4})
+    assert store.get_note(rid, "lesson_groups")["source"] == (
+        "the planted clusters (the all-together run logged no affinity)"
+    )

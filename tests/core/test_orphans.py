@@ -16,6 +16,8 @@ import pytest
 
 from mtl_core.runner.procs import pid_alive
 
+pytestmark = pytest.mark.slow  # SIGKILLs parent processes and watches their children
+
 ROOT = Path(__file__).resolve().parents[2]
 
 # The runner's process: one run training (slowly) in a worker, two standbys waiting; it writes

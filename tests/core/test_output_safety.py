@@ -124,6 +124,7 @@ def test_escape_is_undone_exactly(text):
 # ----------------------------------------------------------------------------- item 6
 
 
+@pytest.mark.slow
 def test_terminal_escape_in_an_error_line_is_shown_escaped(tmp_path):
     src = _case("security_terminal_escape.csv", tmp_path)
     proc = subprocess.run(

@@ -24,6 +24,8 @@ from mtl_core.experiments import (
 from mtl_core.runner.ray_cluster import run_resources
 from tests.helpers.runner_fakes import job_assigned, job_fail_some  # Ray workers import these
 
+pytestmark = pytest.mark.slow  # CLI subprocesses; the cluster tests are also marked ray
+
 ROOT = Path(__file__).resolve().parents[2]
 TINY = {"tasks": 3, "samples": 150}
 

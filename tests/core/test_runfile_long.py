@@ -21,7 +21,6 @@ from mtl_core.runfile import (
     read_run_file,
     run_file_bytes,
 )
-from mtl_core.store import Store
 
 TASKS = ["a", "b", "c"]
 
@@ -116,7 +115,7 @@ def test_parsed_run_matrices_go_through_the_same_rule():
         parsed.matrices("", "cosine")
 
 
-def test_store_picks_measures_with_the_same_rule(tmp_path):
+def test_store_picks_measures_with_the_same_rule(store):
     X = _stack(4, 2)
     aff = pd.concat(
         [
@@ -125,7 +124,6 @@ def test_store_picks_measures_with_the_same_rule(tmp_path):
         ],
         ignore_index=True,
     )
-    store = Store(tmp_path / "s.sqlite")
     (rid,) = store.import_parsed(ParsedRun(tasks=TASKS, affinity=aff, tasks_declared=True), "r")
     with pytest.raises(LabError, match=rf"^run {rid} holds several measures"):
         store.affinity_steps(rid)

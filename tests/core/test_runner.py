@@ -21,7 +21,8 @@ from mtl_core.config import AffinityConfig, RunConfig, TrainConfig
 from mtl_core.errors import LabError
 from mtl_core.runner import Runner, check_finished
 from mtl_core.store import Store
-from tests.helpers.runner_fakes import fake_train  # spawned workers import it by this name
+
+pytestmark = pytest.mark.slow  # every test starts worker processes
 
 
 def cfg(steps: int = 12, **knobs) -> RunConfig:
@@ -35,21 +36,15 @@ def backend(request) -> str:
 
 
 @pytest.fixture
-def make_runner(tmp_path, request):
-    made = []
+def make_runner(fake_runner, request):
+    """``fake_runner`` (tests/conftest.py) on the test's ``backend`` (local unless asked)."""
     address = request.getfixturevalue("backend") if "backend" in request.fixturenames else ""
 
     def make(**kw) -> Runner:
-        kw.setdefault("train_fn", fake_train)
-        kw.setdefault("poll_s", 0.05)
         kw.setdefault("ray_address", address)
-        r = Runner(kw.pop("store", tmp_path / "store.sqlite"), **kw)
-        made.append(r)
-        return r
+        return fake_runner(**kw)
 
-    yield make
-    for r in made:
-        r.shutdown(timeout=5)
+    return make
 
 
 def wait_for(pred, timeout: float = 60.0) -> None:

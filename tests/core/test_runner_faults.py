@@ -19,6 +19,8 @@ from mtl_core.runner.procs import pid_alive
 from mtl_core.store import TERMINAL, Store
 from tests.helpers.store_faults import full_disk_train, make_full, slow_train
 
+pytestmark = pytest.mark.slow  # every test starts worker or CLI processes
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -27,6 +29,22 @@ def wait_for(pred, timeout: float = 60.0, what: str = "condition") -> None:
     while not pred():
         assert time.monotonic() < end, f"timed out waiting for {what}"
         time.sleep(0.05)
+
+
+def count_passes(runner: Runner) -> list[float]:
+    """Record each supervisor pass of ``runner`` (its ``tick``, ended well or not) as the
+    time it ended: a test waits for passes, not for a guessed number of seconds."""
+    passes: list[float] = []
+    tick = runner.tick
+
+    def counted() -> None:
+        try:
+            tick()
+        finally:
+            passes.append(time.monotonic())
+
+    runner.tick = counted  # the supervisor thread looks it up on every pass
+    return passes
 
 
 def cfg(steps: int = 8) -> RunConfig:
@@ -66,6 +84,7 @@ def test_runner_that_cannot_write_either_fails_the_run_in_memory(tmp_path, monke
     monkeypatch.setenv("MTL_TEST_FULL_ALL", "1")
     monkeypatch.setenv("MTL_TEST_SLEEP", "0.3")
     runner = Runner(tmp_path / "s.sqlite", train_fn=full_disk_train, poll_s=0.05, max_workers=1)
+    passes = count_passes(runner)
     try:
         rid = runner.submit(cfg())
         wait_for(lambda: runner.status(rid).steps_done >= 1, what="the first step")
@@ -74,7 +93,10 @@ def test_runner_that_cannot_write_either_fails_the_run_in_memory(tmp_path, monke
             info = runner.wait(rid, timeout=60)
             assert info.status == "failed" and "disk is full" in info.error
             assert runner.store.get_run(rid).status == "running"  # not written (yet)
-            time.sleep(1.0)  # several supervisor passes: none may retry or print
+            seen = len(passes)
+            # several supervisor passes after the outcome: none may retry or print
+            wait_for(lambda: len(passes) >= seen + 3, 30, "three more supervisor passes")
+            assert runner.store.get_run(rid).status == "running"  # still not retried
         finally:
             undo()
         runner._pending.retry_s = 0.0

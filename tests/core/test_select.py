@@ -77,6 +77,7 @@ def test_mtg_case_k_and_agreement_through_cli(capsys):
     assert set(doc["rows"][1]["random"]) == {"mean", "sd", "draws"}
 
 
+@pytest.mark.slow
 def test_sampled_design_reads_and_is_proven():
     t = read_mtg(D / "masks12.csv", D / "gains12.txt")
     assert len(t.members) == 252 and len(t.tasks) == 12

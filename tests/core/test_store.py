@@ -62,6 +62,7 @@ def trained_run(st: Store, tasks=("a", "b", "c"), steps=6, **kw) -> int:
     return rid
 
 
+@pytest.mark.slow
 def test_modules_import_without_torch_or_streamlit():
     code = (
         "import sys, mtl_core.store, mtl_core.runfile, mtl_core.runfile.tensorboard, "

@@ -8,8 +8,12 @@ import multiprocessing as mp
 import time
 from pathlib import Path
 
+import pytest
+
 from mtl_core.store import Store
 from tests.helpers import runner_fakes  # spawned children import it by this name
+
+pytestmark = pytest.mark.slow  # writer and reader processes
 
 
 def test_writer_and_polling_readers(tmp_path):

@@ -83,6 +83,7 @@ def test_quick_check_finds_damage_that_reads_do_not(tmp_path):
     assert info.value.kind == "damaged"
 
 
+@pytest.mark.slow
 def test_recovery_step_works(store_with_runs, tmp_path):
     if shutil.which("sqlite3") is None:
         pytest.skip("the sqlite3 command-line tool is not installed")

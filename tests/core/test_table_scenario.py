@@ -199,6 +199,7 @@ def test_short_labels_never_collide():
     assert short_labels(["a", "b"], 7) == ["a", "b"]
 
 
+@pytest.mark.slow
 def test_the_worker_trains_on_an_uploaded_table(tmp_path):
     """A table saved as the Train page saves it reaches the worker through the store's
     folder; the run records the features it used."""

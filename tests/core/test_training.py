@@ -168,6 +168,7 @@ def test_model_config_hidden_is_used():
     assert res.parameters == (d * 7 + 7) + 6 * (7 + 1)
 
 
+@pytest.mark.slow
 def test_lesson_conflict_knob_turns_negative_transfer_on_and_off():
     """The landing lesson's promise: conflict up -> clusters hurt each other; down -> they
     help each other (the lesson's own configs, 4 replicas instead of 16)."""

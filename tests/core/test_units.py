@@ -63,3 +63,23 @@ def test_parse_display_errors(text, measure, words):
     with pytest.raises(LabError, match=words):
         units.parse_display(text, measure)
     assert not math.isnan(units.from_display(1.0, measure))
+
+
+@pytest.mark.parametrize(
+    "rate, text",
+    [
+        (45.4, "45 step/s"),
+        (12.0, "12 step/s"),
+        (4.54, "4.5 step/s"),
+        (1.0, "1.0 step/s"),
+        (0.3125, "3.2 s/step"),  # slow runs: the time per step, not "0 step/s"
+        (0.1, "10.0 s/step"),
+        (0.004, "250 s/step"),
+        (None, ""),
+        (0.0, ""),
+        (float("nan"), ""),
+        (float("inf"), ""),
+    ],
+)
+def test_step_rate_never_says_zero_steps_a_second(rate, text):
+    assert units.step_rate(rate) == text

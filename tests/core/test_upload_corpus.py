@@ -39,7 +39,6 @@ from hypothesis import strategies as st
 from mtl_core.errors import LabError
 from mtl_core.runfile import read_run_file, run_file_bytes
 from mtl_core.runfile.read import UNREADABLE
-from mtl_core.store import Store
 
 TASKS = ["a", "b", "c"]
 STEPS = [0, 5]
@@ -296,6 +295,7 @@ def test_seeds_are_valid_and_read_faithfully(traced):
         _faithful(parsed)
 
 
+@pytest.mark.slow
 def test_damaged_files_give_one_line_or_a_faithful_import(traced):
     @CORPUS
     @given(damaged_files())
@@ -315,8 +315,7 @@ def _digest(path: Path) -> str:
         con.close()
 
 
-def test_damaged_files_leave_the_store_unchanged_or_import_what_they_hold(tmp_path, traced):
-    store = Store(tmp_path / "s.sqlite")
+def test_damaged_files_leave_the_store_unchanged_or_import_what_they_hold(store, traced):
     store.import_parsed(read_run_file(SEEDS["long.csv"], "long.csv"), "kept")
 
     @settings(CORPUS, max_examples=150)

@@ -258,6 +258,7 @@ def test_meta_config_depth_is_bounded():
     assert "meta.json: nested deeper than 64 levels" in refusal(zbuf.getvalue(), "d.zip")
 
 
+@pytest.mark.slow
 def test_reading_every_case_stays_well_under_a_gigabyte():
     """Peak memory of one process reading every case file (each refused or read)."""
     script = (

@@ -1,53 +1,27 @@
-"""The TAG search as it was before issue 14 (commit 5dd845e): the benchmark's baseline.
+"""Exact TAG selection for small task counts: the bitmask DP and the MILP cross-check.
 
-Frozen copy of ``mtl_core/grouping/tag.py`` at that commit (exact bitmask DP up to 20 tasks
-with a 60 s wall-clock limit, then a greedy-plus-swap fallback with the "every task in its
-best group" bound), kept only so ``bench/grouping_search.py`` can run the previous search in
-the same run as the new one. Not imported by the library or the app.
+Fifty et al. (NeurIPS 2021) §3.3 choose at most k groups by enumerating every set of k
+candidate groups. The served-set reduction (:mod:`mtl_core.grouping.tag`) turns that into
+"partition the tasks into at most k blocks maximising the summed block value ``f``"; both
+``f`` (a max over supersets) and the partition (a max-plus convolution over submasks) are
+subset dynamic programmes over bitmasks with ``3**n`` (set, subset) pairs, enumerated here in
+vectorized numpy blocks (the low 11 bits as one precomputed pair array, the high
+bits as an outer loop). :func:`milp_select` solves the same problem as a facility-location (or
+set-partitioning) integer programme with HiGHS, as a cross-check.
+
+Both honour a :class:`~mtl_core.grouping.deadline.Deadline` safety stop only: the DP raises
+:class:`~mtl_core.grouping.deadline.SafetyStop`, the MILP reports that HiGHS hit its limit.
 """
 
-# ruff: noqa
-
 from __future__ import annotations
-
-import itertools
-import math
-import time
-from collections.abc import Iterable, Sequence
 
 import numpy as np
 
 from mtl_core.errors import LabError
-from mtl_core.grouping.base import (
-    SINGLETON_SCORE,
-    BaseGrouper,
-    check_budget,
-    tag_value,
-    validate_affinity,
-)
-from mtl_core.types import AffinityMatrix, Grouping, canonical_grouping
+from mtl_core.grouping.base import SINGLETON_SCORE
+from mtl_core.grouping.deadline import Deadline, SafetyStop
 
-#: Largest task count the exact search accepts (memory: a few arrays of 2**n floats; time:
-#: 3**n work per DP layer, so beyond ~18 tasks the time limit usually decides).
-MAX_TASKS = 20
 _LO_BITS = 11  # low bits enumerated as one vectorized block of 3**11 = 177k pairs
-SOLVERS = ("auto", "dp", "milp")
-
-
-class _Timeout(Exception):
-    pass
-
-
-class _Deadline:
-    def __init__(self, limit: float | None) -> None:
-        self.end = math.inf if limit is None else time.perf_counter() + float(limit)
-
-    def check(self) -> None:
-        if time.perf_counter() > self.end:
-            raise _Timeout
-
-    def left(self) -> float:
-        return self.end - time.perf_counter()
 
 
 def _bits(n: int) -> np.ndarray:
@@ -120,7 +94,7 @@ class _Blocks:
 
 
 def _served_value_overlap(
-    A: np.ndarray, blk: _Blocks, allow_singletons: bool, deadline: _Deadline
+    A: np.ndarray, blk: _Blocks, allow_singletons: bool, deadline: Deadline
 ) -> np.ndarray:
     """``f(P) = max_{G ⊇ P, |G| >= 2} sum_{t in P} score(G, t)`` for every mask P."""
     n, lb = blk.n, blk.lo_bits
@@ -163,7 +137,7 @@ def _served_value_disjoint(blk: _Blocks, allow_singletons: bool) -> np.ndarray:
     return f
 
 
-def _partition_layer(f: np.ndarray, prev: np.ndarray, n: int, deadline: _Deadline) -> np.ndarray:
+def _partition_layer(f: np.ndarray, prev: np.ndarray, n: int, deadline: Deadline) -> np.ndarray:
     """``new[M] = max(prev[M], max_{∅≠P⊆M} f[P] + prev[M \\ P])``: one more block allowed."""
     lb = min(n, _LO_BITS)
     m_lo, p_lo = _subset_pairs(lb)
@@ -202,8 +176,8 @@ def _best_group_for(A: np.ndarray, P: int, allow_singletons: bool) -> int:
     return int(sups[int(np.argmax(vals))])
 
 
-def _dp_select(
-    A: np.ndarray, k: int, allow_singletons: bool, disjoint: bool, deadline: _Deadline
+def dp_select(
+    A: np.ndarray, k: int, allow_singletons: bool, disjoint: bool, deadline: Deadline
 ) -> tuple[list[int], float]:
     """Exact search; returns the chosen group masks and the optimal summed score."""
     n = A.shape[0]
@@ -218,9 +192,7 @@ def _dp_select(
     return [_best_group_for(A, P, allow_singletons) for P in served], best
 
 
-def _partition_select(
-    f: np.ndarray, n: int, k: int, deadline: _Deadline
-) -> tuple[list[int], float]:
+def _partition_select(f: np.ndarray, n: int, k: int, deadline: Deadline) -> tuple[list[int], float]:
     """Best partition of all n tasks into at most k blocks for block values ``f`` (by mask).
 
     Returns the blocks (bitmasks) and the summed value; ties prefer fewer blocks.
@@ -282,7 +254,7 @@ def select_from_scores(scores: np.ndarray, k: int) -> tuple[list[int], float]:
     vals[~valid[g]] = -np.inf
     f = np.maximum.reduceat(vals, np.searchsorted(p, masks))
     f[0] = -np.inf
-    served, best = _partition_select(f, n, k, _Deadline(None))
+    served, best = _partition_select(f, n, k, Deadline(None))
     chosen = []
     for P in served:
         sel = p == P  # pairs (G, P): every G here contains P
@@ -321,89 +293,15 @@ def candidate_scores(
     return np.concatenate([m for m, _ in parts]), np.concatenate([s for _, s in parts])
 
 
-def _upper_bound(A: np.ndarray, allow_singletons: bool) -> float:
-    """Sum over tasks of each task's best score in any group: no selection can beat it."""
-    best = np.full(A.shape[0], -np.inf)
-    for _, S in _score_chunks(A, 1 if allow_singletons else 2):
-        np.maximum(best, S.max(0), out=best)
-    return float(best.sum())
+def milp_select(
+    A: np.ndarray, k: int, allow_singletons: bool, disjoint: bool, deadline: Deadline
+) -> tuple[list[int], float, float, bool]:
+    """Facility-location (or set-partitioning) integer program over all ``2**n`` candidate
+    groups, solved by HiGHS (``scipy.optimize.milp``): a cross-check of the DP.
 
-
-def _heuristic_select(
-    A: np.ndarray, k: int, allow_singletons: bool, disjoint: bool, deadline: _Deadline
-) -> list[int]:
-    """Good (not proven) selection for when the exact search runs out of time.
-
-    Overlapping: start from all tasks together, greedily add the group with the largest gain,
-    then swap groups while that helps. Disjoint: best cut of an average-linkage tree.
-    """
-    n = A.shape[0]
-    full = (1 << n) - 1
-    if disjoint:
-        from mtl_core.grouping.hierarchical import HierarchicalGrouper
-
-        tasks = [str(i) for i in range(n)]
-        best, best_v = [full], tag_value(A, tasks, [tasks])
-        for c in range(2, min(k, n) + 1):
-            g = HierarchicalGrouper(k=c).fit(A, tasks)
-            ok = allow_singletons or all(len(x) >= 2 for x in g.groups_)
-            if ok and g.score_ > best_v:
-                best_v = g.score_
-                best = [sum(1 << int(t) for t in grp) for grp in g.groups_]
-        return best
-    min_size = 1 if allow_singletons else 2
-
-    def scores_of(mask: int) -> np.ndarray:
-        members = _mask_members(mask, n)
-        s = np.full(n, -np.inf)
-        if len(members) == 1:
-            s[members] = SINGLETON_SCORE
-        else:
-            sub = A[np.ix_(members, members)]
-            s[members] = (sub.sum(0) - np.diag(sub)) / (len(members) - 1)
-        return s
-
-    def best_addition(cur: np.ndarray) -> tuple[int, float]:
-        best_m, best_v = -1, -np.inf
-        for masks, S in _score_chunks(A, min_size):
-            v = np.maximum(cur, S).sum(1)
-            i = int(np.argmax(v))
-            if v[i] > best_v:
-                best_m, best_v = int(masks[i]), float(v[i])
-        return best_m, best_v
-
-    def total(sel: list[int]) -> float:
-        return float(np.max([scores_of(m) for m in sel], axis=0).sum())
-
-    sel = [full]
-    for _ in range(min(k, n) - 1):
-        if deadline.left() <= 0:
-            break
-        cur = np.max([scores_of(m) for m in sel], axis=0)
-        m, v = best_addition(cur)
-        if m < 0 or v <= cur.sum() + 1e-12:
-            break
-        sel.append(m)
-    improved = True
-    while improved and deadline.left() > 0:
-        improved = False
-        for i in range(len(sel)):
-            rest = sel[:i] + sel[i + 1 :]
-            cur = np.max([scores_of(m) for m in rest], axis=0) if rest else np.full(n, -np.inf)
-            m, v = best_addition(cur)
-            if m >= 0 and v > total(sel) + 1e-12 and np.isfinite(v):
-                sel = rest + [m]
-                improved = True
-                break
-    return sel
-
-
-def _milp_select(
-    A: np.ndarray, k: int, allow_singletons: bool, disjoint: bool, time_limit: float | None
-) -> tuple[list[int], float, float]:
-    """Facility-location (or set-partitioning) integer program solved by HiGHS.
-
-    Returns ``(group masks, objective, dual bound)`` as summed scores.
+    Returns ``(group masks, objective, dual bound, stopped)`` as summed scores; ``stopped`` is
+    True when HiGHS reached the deadline's time (the safety stop) before proving optimality.
+    Raises :class:`~mtl_core.grouping.deadline.SafetyStop` if it stopped with no selection.
     """
     from scipy import sparse
     from scipy.optimize import Bounds, LinearConstraint, milp
@@ -414,8 +312,9 @@ def _milp_select(
     member = np.isfinite(S)
     g_idx, t_idx = np.nonzero(member)
     opts: dict[str, object] = {"mip_rel_gap": 0.0, "disp": False}
-    if time_limit is not None:
-        opts["time_limit"] = float(time_limit)
+    left = deadline.remaining()
+    if left is not None:
+        opts["time_limit"] = max(0.01, left)
     if disjoint:
         w = np.where(member, S, 0.0).sum(1)
         cover = sparse.csr_matrix((np.ones(len(g_idx)), (t_idx, g_idx)), shape=(n, m))
@@ -425,9 +324,9 @@ def _milp_select(
         ]
         res = milp(-w, integrality=np.ones(m), bounds=Bounds(0, 1), constraints=cons, options=opts)
         if res.x is None:
-            raise _Timeout
+            raise SafetyStop
         chosen = [int(masks[g]) for g in np.flatnonzero(res.x > 0.5)]
-        return chosen, -float(res.fun), -float(res.mip_dual_bound)
+        return chosen, -float(res.fun), -float(res.mip_dual_bound), res.status != 0
     # Variables: y_g (group opened), then x_{g,t} (task t served by g) for each membership.
     nx = len(g_idx)
     c = np.concatenate([np.zeros(m), -S[g_idx, t_idx]])
@@ -451,184 +350,6 @@ def _milp_select(
     integrality = np.concatenate([np.ones(m), np.zeros(nx)])
     res = milp(c, integrality=integrality, bounds=Bounds(0, 1), constraints=cons, options=opts)
     if res.x is None:
-        raise _Timeout
+        raise SafetyStop
     chosen = [int(masks[g]) for g in np.flatnonzero(res.x[:m] > 0.5)]
-    return chosen, -float(res.fun), -float(res.mip_dual_bound)
-
-
-def _masks_to_groups(masks: Iterable[int], tasks: Sequence[str]) -> Grouping:
-    n = len(tasks)
-    return canonical_grouping({frozenset(tasks[i] for i in _mask_members(m, n)) for m in masks})
-
-
-class TAGGrouper(BaseGrouper):
-    """Exact TAG network selection: the best at most ``k`` groups for the TAG value.
-
-    Parameters
-    ----------
-    k : int
-        Group budget (at most k groups; fewer when more would not help).
-    allow_singletons : bool
-        Allow a task to be trained alone (it then scores 0: no transfer). Default False, as in
-        TAG, where every group holds two or more tasks.
-    disjoint : bool
-        Partition variant: every task in exactly one group.
-    time_limit : float or None
-        Seconds before the search stops and returns the best grouping found with a proven gap.
-    solver : {"auto", "dp", "milp"}
-        ``"dp"``: the exact bitmask dynamic programme (default via ``"auto"``); ``"milp"``:
-        HiGHS integer program (cross-check / benchmark).
-
-    Attributes
-    ----------
-    groups_ : Grouping
-        Chosen groups (canonical order).
-    score_ : float
-        TAG value of ``groups_`` (mean over tasks of the best group score).
-    optimal_ : bool
-        True when ``groups_`` is proven optimal.
-    gap_ : float
-        Proven upper bound on the best value minus ``score_`` (same units; 0 when optimal).
-    upper_bound_ : float
-        That upper bound.
-    solver_ : str
-        Which search produced the answer (``"dp"``, ``"milp"``, ``"heuristic"``, ``"trivial"``).
-    elapsed_ : float
-        Seconds spent in the search.
-
-    Notes
-    -----
-    With one task the only grouping is that task alone, whatever ``allow_singletons`` says.
-    ``k >= n`` is allowed (the extra budget is simply not used).
-    """
-
-    method = "tag"
-
-    def __init__(
-        self,
-        k: int = 2,
-        *,
-        allow_singletons: bool = False,
-        disjoint: bool = False,
-        time_limit: float | None = 60.0,
-        solver: str = "auto",
-    ) -> None:
-        self.k = k
-        self.allow_singletons = allow_singletons
-        self.disjoint = disjoint
-        self.time_limit = time_limit
-        self.solver = solver
-
-    def _check_params(self, n_tasks: int) -> None:
-        check_budget(self.k)
-        if self.solver not in SOLVERS:
-            raise LabError(
-                f"unknown TAG solver {self.solver!r}; choose one of: {', '.join(SOLVERS)}"
-            )
-        if self.time_limit is not None and not float(self.time_limit) > 0:
-            raise LabError(f"time limit must be > 0 seconds, got {self.time_limit}")
-        if n_tasks > MAX_TASKS:
-            raise LabError(
-                f"exact TAG selection handles at most {MAX_TASKS} tasks (it searches all 2^n "
-                f"groups); got {n_tasks}. Use --method hierarchical or threshold instead"
-            )
-
-    def _fit(self, A: AffinityMatrix, tasks: list[str]) -> Grouping:
-        n = len(tasks)
-        t0 = time.perf_counter()
-        self.upper_bound_: float
-        if n == 1:
-            self.solver_ = "trivial"
-            self.optimal_, self.gap_, self.upper_bound_ = True, 0.0, SINGLETON_SCORE
-            self.elapsed_ = 0.0
-            return (frozenset(tasks),)
-        k = int(self.k)
-        deadline = _Deadline(self.time_limit)
-        solver = "dp" if self.solver == "auto" else self.solver
-        masks: list[int]
-        try:
-            if solver == "milp":
-                masks, _, bound = _milp_select(
-                    A, k, self.allow_singletons, self.disjoint, self.time_limit
-                )
-                bound_value = bound / n
-            else:
-                masks, best = _dp_select(A, k, self.allow_singletons, self.disjoint, deadline)
-                bound_value = best / n
-            self.solver_ = solver
-        except _Timeout:
-            masks = _heuristic_select(
-                A, k, self.allow_singletons, self.disjoint, _Deadline(max(1.0, 0.1 * n))
-            )
-            bound_value = _upper_bound(A, self.allow_singletons) / n
-            self.solver_ = "heuristic"
-        groups = _masks_to_groups(masks, tasks)
-        value = tag_value(A, tasks, groups)
-        # Summation order differs between the search and tag_value; allow for rounding.
-        tol = 1e-9 * max(1.0, abs(value))
-        self.upper_bound_ = max(float(bound_value), value)
-        self.gap_ = 0.0 if self.upper_bound_ - value <= tol else self.upper_bound_ - value
-        self.optimal_ = self.gap_ == 0.0
-        self.elapsed_ = time.perf_counter() - t0
-        return groups
-
-
-def brute_force_tag(
-    A: AffinityMatrix,
-    tasks: Sequence[str],
-    k: int,
-    *,
-    allow_singletons: bool = False,
-    disjoint: bool = False,
-) -> tuple[Grouping, float]:
-    """Reference: the published exhaustive search over every set of ``min(k, m)`` candidates.
-
-    Adding a group never lowers the TAG value, so sets of exactly ``min(k, m)`` of the ``m``
-    candidate groups cover every "at most k" selection. ``C(m, k)`` sets: small n only.
-    With ``disjoint=True`` it enumerates every set partition into at most k blocks instead.
-    Returns ``(grouping, value)``.
-    """
-    A, tasks = validate_affinity(A, tasks)
-    n = len(tasks)
-    if n == 1:
-        return (frozenset(tasks),), SINGLETON_SCORE
-    if disjoint:
-        best_v, best_g = -np.inf, None
-        for part in _set_partitions(list(range(n))):
-            if len(part) > k or (not allow_singletons and any(len(b) == 1 for b in part)):
-                continue
-            groups = [[tasks[i] for i in b] for b in part]
-            v = tag_value(A, tasks, groups)
-            if v > best_v + 1e-12:
-                best_v, best_g = v, groups
-        return canonical_grouping(best_g), float(best_v)
-    masks, S = candidate_scores(A, allow_singletons)
-    m = len(masks)
-    r = min(k, m)
-    best_v, best_c = -np.inf, None
-    if r == 1:
-        tot = S.sum(1)
-        i = int(np.argmax(tot))
-        best_v, best_c = float(tot[i]), (i,)
-    else:
-        # Python over (r-1)-prefixes, numpy over the last member: one vector op per prefix.
-        for prefix in itertools.combinations(range(m - 1), r - 1):
-            cur = S[list(prefix)].max(0)
-            tot = np.maximum(cur, S[prefix[-1] + 1 :]).sum(1)
-            i = int(np.argmax(tot))
-            if tot[i] > best_v:
-                best_v, best_c = float(tot[i]), prefix + (prefix[-1] + 1 + i,)
-    groups = _masks_to_groups([int(masks[i]) for i in best_c], tasks)
-    return groups, best_v / n
-
-
-def _set_partitions(items: list[int]):
-    """Every partition of ``items`` into non-empty blocks (Bell-number many)."""
-    if not items:
-        yield []
-        return
-    first, rest = items[0], items[1:]
-    for part in _set_partitions(rest):
-        for i in range(len(part)):
-            yield part[:i] + [[first] + part[i]] + part[i + 1 :]
-        yield [[first]] + part
+    return chosen, -float(res.fun), -float(res.mip_dual_bound), res.status != 0

@@ -1,0 +1,162 @@
+"""MLflow's file store read into long columns (issue 21, kind 1). Torch-free.
+
+A run folder of ``mlruns/<experiment>/<run_id>/`` holds ``meta.yaml``, ``metrics/``,
+``params/`` and ``tags/``. Each metric is one text file ``metrics/<key>`` (a key with ``/`` is
+nested folders: ``metrics/affinity/seg/depth``), one line per logged value::
+
+    1796605864467 0.016469157057907895 10       # timestamp (ms), value, step
+
+(files from MLflow before 1.0 have no step: read as step 0). Keys are matched like TensorBoard
+tags (:mod:`mtl_core.runfile.tb_conventions`: ``affinity/<source>/<target>``,
+``affinity/<measure>/<source>/<target>``, or the user's ``--tag-pattern``); per-task losses
+(``train_loss/<task>``) become metrics. The run's name is ``tags/mlflow.runName``.
+"""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+
+from mtl_core.errors import LabError
+from mtl_core.runfile import tb_conventions as conv
+from mtl_core.runfile.bounds import check_tasks_count
+from mtl_core.runfile.messages import short
+from mtl_core.runfile.report import ReadOptions, pattern_used
+
+META = "meta.yaml"
+METRICS = "metrics/"
+RUN_NAME = "tags/mlflow.runName"
+
+
+def run_roots(paths: list[str]) -> list[str]:
+    """The MLflow run folders in a tree of relative paths (``""`` = the tree's root): every
+    folder with a ``meta.yaml`` and a ``metrics/`` folder beside it. Linear in the paths."""
+    with_metrics = set()
+    for p in paths:
+        parts = p.split("/")
+        for k, part in enumerate(parts[:-1]):
+            if part + "/" == METRICS:
+                with_metrics.add("/".join(parts[:k]))
+    roots = [p[: -len(META)].rstrip("/") for p in paths if p == META or p.endswith("/" + META)]
+    return sorted(r for r in roots if r in with_metrics)
+
+
+def owner(path: str, roots: set[str]) -> str | None:
+    """The run folder among ``roots`` that holds ``path``, or None."""
+    if "" in roots:
+        return ""
+    parts = path.split("/")
+    for k in range(1, len(parts)):
+        head = "/".join(parts[:k])
+        if head in roots:
+            return head
+    return None
+
+
+def run_name(files: dict[str, bytes], root: str) -> str:
+    """The run's ``mlflow.runName`` tag, else its folder name (the run id)."""
+    pre = f"{root}/" if root else ""
+    raw = files.get(pre + RUN_NAME)
+    text = raw.decode("utf-8", "replace").strip() if raw else ""
+    return text or root.rsplit("/", 1)[-1] or "run"
+
+
+def metric_columns(
+    files: dict[str, bytes], root: str, name: str, options: ReadOptions
+) -> tuple[dict[str, list[np.ndarray]], dict[str, list[np.ndarray]], list[str]]:
+    """The affinity and loss metrics of one run folder as column parts.
+
+    Returns
+    -------
+    ``(affinity parts, metric parts, ignored keys)``: the affinity parts hold ``step, source,
+    target, measure, affinity, wall_time`` (seconds) arrays per key and ``key`` (the key of
+    each part, for messages), the metric parts ``step, task, split, metric, value``.
+
+    Raises
+    ------
+    LabError
+        A metric file whose lines are not ``timestamp value [step]``, naming the file.
+    """
+    pre = f"{root}/{METRICS}" if root else METRICS
+    keys = {p[len(pre) :]: p for p in files if p.startswith(pre)}
+    pattern = conv.compile_pattern(options.tag_pattern) if options.tag_pattern else None
+    cells: dict[str, conv.Cell] = {}
+    for key in keys:
+        cell = _cell(key, pattern, options)
+        if cell is not None:
+            cells[key] = cell
+    if pattern is not None and cells:
+        pattern_used()
+    tasks = {c.source for c in cells.values()} | {c.target for c in cells.values()}
+    check_tasks_count(len(tasks), name)  # before any metric file is parsed
+    aff: dict[str, list[np.ndarray]] = {
+        k: [] for k in ("step", "source", "target", "measure", "affinity", "wall_time", "key")
+    }
+    met: dict[str, list[np.ndarray]] = {k: [] for k in ("step", "task", "split", "metric", "value")}
+    ignored = []
+    for key, path in sorted(keys.items()):
+        what = cells.get(key)
+        loss = None if what else (conv.lab_metric(key) or conv.loss_metric(key, tasks))
+        if what is None and loss is None:
+            ignored.append(key)
+            continue
+        ts, val, step = _history(files[path], f"{name} › {path}")
+        if what is not None:
+            for col, v in (("source", what.source), ("target", what.target),
+                           ("measure", what.measure)):  # fmt: skip
+                aff[col].append(np.full(len(val), v, dtype=object))
+            aff["step"].append(step)
+            aff["affinity"].append(val)
+            aff["wall_time"].append(ts / 1000.0)
+            aff["key"].append(key)  # type: ignore[arg-type]
+        else:
+            split, metric, task = loss  # type: ignore[misc]
+            for col, v in (("task", task), ("split", split), ("metric", metric)):
+                met[col].append(np.full(len(val), v, dtype=object))
+            met["step"].append(step)
+            met["value"].append(val)
+    return aff, met, ignored
+
+
+def _cell(key: str, pattern, options: ReadOptions) -> conv.Cell | None:
+    if pattern is not None:
+        m = pattern.fullmatch(key)
+        if m is None:
+            return None
+        g = m.groupdict()
+        return conv.Cell(g.get("measure") or options.measure or conv.DEFAULT_MEASURE,
+                         g["source"], g["target"])  # fmt: skip
+    cell = conv.lab_cell(key)
+    if cell is not None and options.measure and key.count("/") == 2:
+        return conv.Cell(options.measure, cell.source, cell.target)
+    return cell
+
+
+def _history(data: bytes, where: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One metric file -> ``(timestamps ms, values, steps)`` (float64, float64, float64)."""
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    if not data.strip():
+        empty = np.empty(0)
+        return empty, empty, empty
+    width = len(data.split(b"\n", 1)[0].split())
+    if width not in (2, 3):
+        raise LabError(f"{where}: expected lines 'timestamp value step' (MLflow's metric file)")
+    names = ["timestamp", "value", "step"][:width]
+    try:
+        table = pacsv.read_csv(
+            io.BytesIO(data),
+            read_options=pacsv.ReadOptions(column_names=names, use_threads=False),
+            parse_options=pacsv.ParseOptions(delimiter=" "),
+            convert_options=pacsv.ConvertOptions(column_types={n: pa.float64() for n in names}),
+        )
+    except (pa.ArrowInvalid, ValueError) as exc:
+        raise LabError(
+            f"{where}: not an MLflow metric file (lines 'timestamp value step'; {short(exc)})"
+        ) from None
+    cols = [table.column(n).to_numpy() for n in names]
+    if width == 2:
+        cols.append(np.zeros(len(cols[0])))
+    return cols[0], cols[1], cols[2]

@@ -1,0 +1,149 @@
+"""What spreadsheets and R write around a table, undone before the table is read (issue 21,
+kind 5). Torch-free.
+
+- ``#`` comment lines above the header (TAG-style notes, ``np.savetxt(header=...)`` dumps),
+  and Excel's ``sep=,`` first line (it declares the delimiter): skipped, and said so;
+- R's ``write.table(m)`` header, one name short (no corner cell): the first column is row
+  names;
+- Excel's trailing empty columns (``,,`` at the end of every line, header included) and
+  trailing empty rows: dropped;
+- missing-value marks: pandas' ``read_csv`` defaults (``NA``, ``N/A``, ``null``, ``None``,
+  ``#N/A`` ...) and Excel's error values (``#DIV/0!``, ``#VALUE!`` ...) read as unmeasured
+  cells wherever a number may be missing (:data:`MISSING_MARKS`, used by
+  :func:`mtl_core.runfile.cells.to_numbers`).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import itertools
+import re
+
+import numpy as np
+
+from mtl_core.errors import LabError
+from mtl_core.runfile.report import note
+
+#: pandas' ``read_csv`` default NA strings (``pandas._libs.parsers.STR_NA_VALUES``, pandas
+#: 2.x; a test checks this is still a superset) plus Excel's error values.
+PANDAS_NA = frozenset(
+    {"", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN",
+     "<NA>", "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null"}
+)  # fmt: skip
+EXCEL_ERRORS = frozenset(
+    {"#DIV/0!", "#VALUE!", "#REF!", "#NAME?", "#NUM!", "#NULL!", "#N/A", "#SPILL!", "#CALC!"}
+)
+MISSING_MARKS = PANDAS_NA | EXCEL_ERRORS
+
+_SEP_LINE = re.compile(r"^sep=(.)\s*$")
+#: Placeholder names for header cells left blank after the last named column.
+_BLANK = "\x00blank"
+
+
+def strip_preamble(text: str, name: str) -> tuple[str, str | None, int]:
+    """Drop ``#`` comment lines and an Excel ``sep=X`` line above the header.
+
+    Returns ``(text from the header on, declared delimiter or None, lines skipped)``; notes
+    what was skipped.
+    """
+    if not text.startswith(("#", "sep=")):
+        return text, None, 0
+    lines = text.splitlines(keepends=True)
+    skipped, declared, comments = 0, None, 0
+    for line in lines:
+        m = _SEP_LINE.match(line) if skipped == 0 else None
+        if m:
+            declared = m.group(1)
+        elif line.lstrip().startswith("#") or not line.strip():
+            comments += line.lstrip().startswith("#")
+        else:
+            break
+        skipped += 1
+    if declared is not None:
+        note(f"{name}: Excel's first line 'sep={declared}' honoured (delimiter {declared!r})")
+    if comments:
+        note(f"{name}: skipped {comments} '#' comment line(s) above the header")
+    rest = "".join(lines[skipped:])
+    if not rest.strip():
+        raise LabError(f"{name}: the file holds only comment lines")
+    return rest, declared, skipped
+
+
+_R_SPACED = re.compile(r'^\s*"[^"]*"(?: +"[^"]*")+\s*$')
+
+
+def r_space_delimited(text: str) -> bool:
+    """Whether the header is R's ``write.table`` default: quoted names separated by spaces
+    (``"a" "b"``), so the delimiter is a space."""
+    end = min((k for k in (text.find("\n"), text.find("\r")) if k >= 0), default=len(text))
+    return _R_SPACED.match(text[:end]) is not None
+
+
+def r_row_names(text: str, delim: str, header: list[str], name: str) -> list[str]:
+    """R's ``write.table(m)`` writes one name fewer than each row has cells (the row names'
+    column has none): give that column the empty name (pandas' unnamed index).
+
+    Only when the first rows (up to 5) all have one cell more than the header and their first
+    cells are R's row names: the header's own names (a square matrix) or R's ``1, 2, 3``.
+    """
+    if not header or header[0].strip() == "":
+        return header
+    try:
+        rows = list(itertools.islice(csv.reader(io.StringIO(text), delimiter=delim), 1, 6))
+    except csv.Error:
+        return header
+    if not rows or any(len(r) != len(header) + 1 for r in rows):
+        return header
+    labels = [r[0].strip() for r in rows]
+    names = {h.strip() for h in header}
+    numbered = len(rows) > 1 and labels == [str(k) for k in range(1, len(rows) + 1)]
+    if not (numbered or set(labels) <= names):
+        return header
+    note(f"{name}: the header is one name short (R's write.table): first column read as row names")
+    return ["", *header]
+
+
+def name_blank_tail(header: list[str]) -> tuple[list[str], list[str]]:
+    """Give placeholder names to the empty header cells after the last named column (Excel
+    writes ``a,b,,``), so they can be read and then dropped; ``(header, placeholders)``."""
+    cells = [h.strip() for h in header]
+    last = max((k for k, h in enumerate(cells) if h), default=-1)
+    if last < 0 or last == len(cells) - 1:
+        return header, []
+    tail = [f"{_BLANK}{k}" for k in range(len(cells) - last - 1)]
+    return [*header[: last + 1], *tail], tail
+
+
+def drop_blank_edges(
+    cols: dict[str, np.ndarray], blank: list[str], name: str
+) -> dict[str, np.ndarray]:
+    """Drop the placeholder-named columns (they must hold no value) and the trailing rows
+    whose every cell is empty, as Excel leaves them; say how many.
+
+    Raises ``LabError`` when a column without a header name holds values.
+    """
+    for k, c in enumerate(blank):
+        filled = np.flatnonzero(cols[c] != "")
+        if filled.size:
+            pos = len(cols) - len(blank) + k + 1
+            raise LabError(
+                f"{name}: column {pos} has no name in the header but holds values (first at "
+                f"row {filled[0] + 1}); name it or delete it"
+            )
+    out = {c: v for c, v in cols.items() if c not in blank}
+    if not out:
+        return out
+    empty = np.ones(len(next(iter(out.values()))), dtype=bool)
+    for v in out.values():
+        empty &= v == ""
+    n_tail = len(empty) - (np.flatnonzero(~empty)[-1] + 1 if (~empty).any() else 0)
+    if n_tail:
+        out = {c: v[: len(v) - n_tail] for c, v in out.items()}
+    if blank or n_tail:
+        parts = [f"{len(blank)} empty column(s)"] if blank else []
+        parts += [f"{n_tail} empty row(s)"] if n_tail else []
+        note(f"{name}: dropped {' and '.join(parts)} at the end (as spreadsheets save them)")
+    if n_tail and not len(next(iter(out.values()))):
+        raise LabError(f"{name}: has a header but no rows")
+    return out

@@ -1,0 +1,85 @@
+"""Small things a class hits on the command line (issue 22 item 4): ``--out runs/a.csv`` on a
+fresh clone (one missing folder level is made, and said), and the summary matrix in the
+unit the app, the exports and ``--tau`` use."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from mtl_core.commands.cli import main
+from mtl_core.commands.train import summary
+from mtl_core.errors import LabError
+from mtl_core.events import MetricRow
+from mtl_core.runfile import prepare_out_path
+
+
+def test_train_out_into_one_missing_folder_makes_it_and_says_so(tmp_path, monkeypatch, capsys):
+    """The README's ``--out runs/a.csv``, verbatim, in a fresh clone (no ``runs/``)."""
+    monkeypatch.chdir(tmp_path)
+    argv = ["train", "--scenario", "synthetic", "--set", "tasks=3", "--steps", "2"]
+    assert main([*argv, "--out", "runs/a.csv"]) == 0
+    err = capsys.readouterr().err
+    assert "note: created the folder runs for --out" in err
+    assert (tmp_path / "runs" / "a.csv").read_text().startswith("step,source,target,affinity")
+    assert main([*argv, "--out", "runs/b.csv"]) == 0  # there now: nothing to say
+    assert "created the folder" not in capsys.readouterr().err
+
+
+def test_two_missing_levels_are_still_refused_before_any_work(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    code = main(["evaluate", "--scenario", "synthetic", "--k", "2", "--out", "a/b/eval.json"])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert err == "error: --out a/b/eval.json: the folder a/b does not exist; create it first\n"
+    assert not (tmp_path / "a").exists()
+
+
+def test_prepare_out_path_makes_one_level_only(tmp_path):
+    p, made = prepare_out_path(tmp_path / "runs" / "a.csv")
+    assert made == tmp_path / "runs" and made.is_dir() and p == tmp_path / "runs" / "a.csv"
+    assert prepare_out_path(tmp_path / "runs" / "b.csv")[1] is None
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(LabError, match=r"^--out .*: .*file is not a folder$"):
+        prepare_out_path(tmp_path / "file" / "a.csv")
+
+
+def test_export_into_a_missing_folder_makes_it(tmp_path, monkeypatch, capsys, seeded_run, store):
+    rid = seeded_run(steps=3)
+    monkeypatch.chdir(tmp_path)
+    assert main(["export", str(rid), "--out", "out/run.zip", "--store", str(store.path)]) == 0
+    assert "note: created the folder out for --out" in capsys.readouterr().err
+    assert (tmp_path / "out" / "run.zip").stat().st_size > 0
+    # a run that is not there: nothing made
+    assert main(["export", "99", "--out", "none/run.zip", "--store", str(store.path)]) == 2
+    assert not (tmp_path / "none").exists()
+
+
+def _result(measure: str, A: np.ndarray) -> SimpleNamespace:
+    tasks = ["a", "b"]
+    return SimpleNamespace(
+        tasks=tasks,
+        steps=10,
+        seconds=1.5,
+        device="cpu",
+        parameters=1234,
+        metrics=[MetricRow(t, s, "loss", 0.5) for t in tasks for s in ("val", "test")],
+        mean_affinity={measure: A},
+        loss=lambda split: {t: 0.5 for t in tasks},
+        info={},
+    )
+
+
+def test_summary_matrix_is_in_the_measures_unit():
+    A = np.array([[0.03, 0.0092], [-0.0025, 0.01]])
+    text = summary(_result("lookahead", A))
+    assert "mean lookahead affinity, in % loss change (row = source" in text
+    row_a = next(ln for ln in text.splitlines() if ln.strip().startswith("a ") and "3.000" in ln)
+    assert row_a.split()[1:] == ["3.000", "0.920"]  # percent, not fractions
+    row_b = next(ln for ln in text.splitlines() if ln.strip().startswith("b ") and "-0.250" in ln)
+    assert row_b.split()[1:] == ["-0.250", "1.000"]
+    text = summary(_result("cosine", np.array([[1.0, 0.31], [0.31, 1.0]])))
+    assert "mean cosine affinity, in cosine (row = source" in text
+    assert any(ln.split()[1:] == ["1.0000", "0.3100"] for ln in text.splitlines())

@@ -21,27 +21,18 @@ import streamlit as st
 
 from app import auth
 from app.colours import robust_zmax
+from app.storage import _store, get_store, store_path
 from mtl_core.accounts.access import Actor
 from mtl_core.accounts.quota import Limits
 from mtl_core.errors import LabError
 from mtl_core.runner import default_max_workers
 from mtl_core.series import smooth
-from mtl_core.store import ACTIVE, RunInfo, Store, default_store_path
+from mtl_core.store import ACTIVE, RunInfo
 
 log = logging.getLogger("task_affinity_lab.app")
 
 
 # ----------------------------------------------------------------------------- the store and runner
-
-
-def store_path() -> str:
-    """The store file this app uses (``$MTL_LAB_STORE`` or ``./.lab/store.sqlite``)."""
-    return str(default_store_path().resolve())
-
-
-@st.cache_resource(show_spinner=False)
-def _store(path: str) -> Store:
-    return Store(path)
 
 
 #: Workers train at a lower CPU priority, so pages stay responsive on the same cores.
@@ -87,11 +78,6 @@ class SessionRunner:
 
     def rename(self, run_id: int, name: str) -> None:
         self._runner.store.rename_run(run_id, name, actor=self.actor)
-
-
-def get_store() -> Store:
-    """The process-wide store handle (thread-safe; one connection per thread)."""
-    return _store(store_path())
 
 
 def get_runner() -> SessionRunner:

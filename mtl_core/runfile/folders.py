@@ -55,6 +55,9 @@ from mtl_core.runfile.validate import validate_affinity, validate_metrics
 CONFIG_FILES = frozenset(
     {"params.json", "wandb-metadata.json", "meta.json", "search_space.json", "config.json"}
 )
+#: JSON files that are runs when they sit in a log folder (any other JSON object that holds no
+#: affinity, such as Ray Tune's ``experiment_state-*.json``, is a tool's state: skipped, noted).
+RUN_JSON = ("result.json", "wandb-summary.json")
 #: Ray Tune writes each result twice; the CSV is read, the JSON Lines copy skipped.
 RAY_PAIR = ("progress.csv", "result.json")
 #: The names a lab bundle's affinity table has (a zip with exactly one is a bundle).
@@ -166,8 +169,20 @@ def read_tree(files: dict[str, bytes], name: str, options: ReadOptions) -> Parse
     bundles = _bundle_folders([p for p in inside if p not in events])
     in_bundle = {p for members in bundles.values() for p in members}
     tables = _tables([p for p in inside if p not in events and p not in in_bundle])
-    units = len(roots) + len(bundles) + len(tables) + len({_parent(p) for p in events})
-    check_runs_count(units, name)  # before any run is read
+    others = len(roots) + len(bundles) + len({_parent(p) for p in events})
+    check_runs_count(others + len(tables), name)  # before any run is read
+    read, skipped = [], []
+    for p in tables:
+        try:
+            read.append((p, _read_table_file(files[p], p, name, options)[0]))
+        except LabError:
+            if _ext(p) != ".json" or p.rsplit("/", 1)[-1] in RUN_JSON:
+                raise  # a table that is a run but cannot be read: the whole folder fails
+            skipped.append(p)  # a tool's state or config object, not a run
+    if skipped:
+        note(f"{name}: JSON files holding no affinity were not read: {names(skipped, 4)}")
+    tables = [p for p, _ in read]
+    units = others + len(tables)
     if not units:
         raise LabError(
             f"{name}: found no run in the folder (no MLflow run, table or TensorBoard event "
@@ -189,10 +204,9 @@ def read_tree(files: dict[str, bytes], name: str, options: ReadOptions) -> Parse
         affs.append(_relabel(run.affinity, label))
         mets.append(_relabel(run.metrics, label))
         groupings.append(_relabel(run.groupings, label))
-    for p in tables:
+    for p, aff in read:
         label = "" if single else _unique(_table_label(p, tables), found)
         found.append(label or p)
-        aff, _ = _read_table_file(files[p], p, name, options)
         affs.append(_relabel(aff, label))
     if events:
         tb = read_tensorboard_files(events, name, options)

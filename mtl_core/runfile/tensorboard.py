@@ -254,7 +254,17 @@ def _number_by_wall_time(run: str, series: dict[str, Series]) -> None:
     only the last would be kept: when every scalar of a run is at step 0 and some tag has
     several, each tag's values are ordered by wall time and numbered 0, 1, 2, ... (the k-th
     value of every tag is step k), and the read says so."""
-    if not series or any(np.frombuffer(s.steps, dtype=np.int64).any() for s in series.values()):
+    if not series:
+        return
+    zero = {t: s for t, s in series.items() if not np.frombuffer(s.steps, dtype=np.int64).any()}
+    if len(zero) < len(series):  # other tags have steps: numbering these would misalign them
+        cut = {t: len(s.steps) - 1 for t, s in zero.items() if len(s.steps) > 1}
+        if cut:
+            note(
+                f"{run or 'the log'}: {len(cut)} tag(s) logged without global_step (every "
+                f"value at step 0) while others have steps: {sum(cut.values())} earlier "
+                f"values of them were cut, the last kept (e.g. {names(sorted(cut), 3)})"
+            )
         return
     most = max(len(s.steps) for s in series.values())
     if most < 2:

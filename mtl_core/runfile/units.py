@@ -1,8 +1,9 @@
 """Declared units of a file's affinity values, and common names of the lab's measures
 (issue 21, kind 3). Torch-free.
 
-The measure aliases live here, in one place for every reader (the CLI's ``--measure``, a
-file's ``measure`` column or tag, the Upload page's choice): :data:`MEASURE_ALIASES`.
+Every reader (the CLI's ``--measure``, a file's ``measure`` column or tag, the Upload page's
+choice) maps a measure's common names to the lab's through :func:`canonical_measure`, by the
+aliases of the measure registry (:data:`mtl_core.measures.REGISTRY`).
 
 ``fraction`` (the lab's own unit: 0.041 = the target's loss fell by 4.1%), ``percent``
 (4.1 = 4.1%: divided by 100), ``tag-lr:LR`` (TAG's notebooks store ``(1 - L'/L) / lr``,
@@ -75,31 +76,17 @@ def impossible_count(aff: pd.DataFrame) -> tuple[int, str]:
     return n, f"{n} values are impossible for their measure (above 1 = over 100% loss fall){hint}"
 
 
-#: The lab's measures (lookahead: TAG, Fifty et al. 2021, eq. 2; proximal: Jeong & Yoon 2025;
-#: cosine: gradient cosine similarity).
-KNOWN_MEASURES = ("lookahead", "proximal", "cosine")
-#: Common names of the lab's measures (compared case-insensitively, ``-``/space as ``_``).
-MEASURE_ALIASES = {
-    "tag": "lookahead",
-    "lookahead_affinity": "lookahead",
-    "inter_task_affinity": "lookahead",
-    "ita": "lookahead",
-    "transference": "lookahead",
-    "proximal_affinity": "proximal",
-    "cos": "cosine",
-    "cosine_similarity": "cosine",
-    "gradient_cosine": "cosine",
-    "grad_cosine": "cosine",
-}
-
-
 def canonical_measure(name: str) -> str:
-    """The lab's name for a measure written another common way (``TAG`` -> ``lookahead``);
-    any other name unchanged."""
-    key = "_".join(str(name).strip().lower().replace("-", " ").split())
-    if key in KNOWN_MEASURES:
-        return key
-    return MEASURE_ALIASES.get(key, str(name))
+    """The lab's name for a measure written another common way (``TAG`` ->
+    ``lookahead``), by the registry's aliases (:data:`mtl_core.measures.REGISTRY`; any case,
+    ``-``, ``_`` and spaces alike); any other name kept (its spaces trimmed)."""
+    text = " ".join(str(name).split())
+    for variant in (text, text.replace("-", "_").replace(" ", "_"),
+                    text.replace("_", " ").replace("-", " ")):  # fmt: skip
+        found = measures.find(variant)
+        if found is not None:
+            return found.name
+    return measures.canonical(text)
 
 
 def rename_measures(aff: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
@@ -112,11 +99,11 @@ def rename_measures(aff: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
     mapping = {m: canonical_measure(m) for m in found}
     notes = [f"measure {m!r} read as {c!r} (a common name for it)" for m, c in mapping.items()
              if c != m]  # fmt: skip
-    unknown = [c for c in dict.fromkeys(mapping.values()) if c not in KNOWN_MEASURES]
+    unknown = [c for c in dict.fromkeys(mapping.values()) if measures.find(c) is None]
     if unknown:
         notes.append(
             f"measure {', '.join(map(repr, unknown))} is not one the lab knows "
-            f"({', '.join(KNOWN_MEASURES)}): its values are shown as plain numbers"
+            f"({', '.join(measures.names())}): its values are shown as plain numbers"
         )
     if any(c != m for m, c in mapping.items()):
         aff = aff.copy()

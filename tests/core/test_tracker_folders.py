@@ -264,3 +264,17 @@ def test_hostile_folders_are_refused_by_count_before_reading():
     with pytest.raises(LabError, match=r"r: 1,501 tasks, over the limit of 1,000 tasks"):
         read_run_file(_zip_of(many_tasks), "tasks.zip")
     assert time.perf_counter() - t0 < 5
+
+
+def test_a_ray_experiment_folder_skips_state_json_but_not_a_broken_trial(tmp_path):
+    exp = tmp_path / "exp"
+    for k in range(2):
+        shutil.copytree(DATA / "G10_raytune_trial", exp / f"train_{k}")
+    (exp / "experiment_state-2026-12-07_01-13-00.json").write_text('{"checkpoints": ["x"]}')
+    (exp / "basic-variant-state-2026-12-07_01-13-00.json").write_text('{"_uuid": 3}')
+    parsed = read_run_file(exp)
+    assert parsed.runs == ["train_0", "train_1"]
+    assert any("JSON files holding no affinity were not read" in n for n in parsed.notes)
+    (exp / "train_1" / "progress.csv").write_text("step,affinity/a/b\n1,oops\n")
+    with pytest.raises(LabError, match=r"exp › train_1/progress.csv: row 1 .*'oops' is not"):
+        read_run_file(exp)

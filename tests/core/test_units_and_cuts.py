@@ -99,3 +99,19 @@ def test_g22_json_object_read_way_is_said_and_rows_flip_it():
         assert parsed.json_object
     assert "outer keys are targets" in read_run_file(path).notes[-1]
     assert "outer keys are sources" in read_run_file(path, rows="target").notes[-1]
+
+
+def test_tags_without_global_step_beside_stepped_ones_are_counted(tmp_path):
+    from tensorboard.compat.proto.event_pb2 import Event
+    from tensorboard.compat.proto.summary_pb2 import Summary
+    from tensorboard.summary.writer.event_file_writer import EventFileWriter
+
+    w = EventFileWriter(str(tmp_path))
+    for k in range(5):
+        for tag, step in (("affinity/a/b", 10 * (k + 1)), ("affinity/b/a", 0)):
+            summary = Summary(value=[Summary.Value(tag=tag, simple_value=0.1 * k)])
+            w.add_event(Event(step=step, wall_time=1.7e9 + k, summary=summary))
+    w.close()
+    parsed = read_run_file(tmp_path)
+    assert any("1 tag(s) logged without global_step" in n and "4 earlier values" in n
+               for n in parsed.notes)  # fmt: skip

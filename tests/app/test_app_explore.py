@@ -116,6 +116,21 @@ def test_plain_widgets_are_bound_to_the_url_both_ways(store, monkeypatch):
     assert at.slider(key="step").value == 30
 
 
+def test_a_bound_widget_comes_back_after_another_page(store, monkeypatch):
+    """A page switch forgets a widget's state and the next page's URL has no ``k``: the
+    session's last value (``session.remember_value``) comes back (``session.seed_bound``);
+    a link's value wins over it."""
+    seed_run(store, name="planted", steps=30)
+    at = open_app("explore", store.path, monkeypatch, query={"method": "tag"})
+    at.session_state["_keep_k"] = 3  # what the last visit left
+    at.run()
+    assert not at.exception and at.slider(key="k").value == 3
+    linked = open_app("explore", store.path, monkeypatch, query={"method": "tag", "k": 4})
+    linked.session_state["_keep_k"] = 3
+    linked.run()
+    assert linked.slider(key="k").value == 4
+
+
 def test_explore_restores_view_from_url(store, monkeypatch):
     seed_run(store, name="a", steps=30)
     b = seed_run(store, name="b", steps=30)

@@ -3,9 +3,10 @@ published exhaustive search, each measured in the same run.
 
 ``--section targets`` (issue 14): the current search (``TAGGrouper(k)``: local search, then
 column generation with a certified bound and, up to 24 tasks, a proof) against the previous
-one (``bench/previous_tag_search.py``: the bitmask DP under a 60 s wall-clock limit, then
-greedy-plus-swap with the "every task in its best group" bound; it refuses more than 20
-tasks), on
+one (``mtl_core/grouping/tag.py`` as it was at commit :data:`PREVIOUS_COMMIT`, before issue
+14, read with ``git show`` at run time and imported from a temporary file: the bitmask DP
+under a 60 s wall-clock limit, then greedy-plus-swap with the "every task in its best group"
+bound; it refuses more than 20 tasks), on
 
 * n = 20, k = 5, the seeded random matrix (``default_rng(seed + 20)``, N(0, 1));
 * 40 tasks in 5 planted blocks of 8 (within +0.5, across -0.5, noise 0.3), k = 5, against the
@@ -33,20 +34,58 @@ Then the same for the disjoint-partition variant against enumerating every set p
 from __future__ import annotations
 
 import argparse
+import atexit
+import importlib.util
 import itertools
 import math
 import os
 import platform
+import shutil
 import statistics
+import subprocess
+import sys
+import tempfile
 import time
+from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 
-from bench import previous_tag_search
 from mtl_core.errors import LabError
 from mtl_core.grouping import TAGGrouper, brute_force_tag, tag_value
 from mtl_core.grouping.tag import candidate_scores
 from mtl_core.types import canonical_grouping
+
+#: The commit whose ``mtl_core/grouping/tag.py`` is the baseline: the search before issue 14.
+PREVIOUS_COMMIT = "5dd845e"
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def previous_search(commit: str = PREVIOUS_COMMIT) -> ModuleType:
+    """The TAG search of ``commit``: ``git show <commit>:mtl_core/grouping/tag.py`` written to
+    a temporary file and imported as its own module (it imports today's ``mtl_core.errors``,
+    ``grouping.base`` and ``types``, whose names it uses are unchanged). Exits with one line
+    when git or the commit is not there (a source tarball without history)."""
+    try:
+        src = subprocess.run(
+            ["git", "show", f"{commit}:mtl_core/grouping/tag.py"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    except (OSError, subprocess.CalledProcessError) as exc:
+        detail = getattr(exc, "stderr", "") or str(exc)
+        sys.exit(f"error: cannot read the baseline search from git ({detail.strip()})")
+    folder = Path(tempfile.mkdtemp(prefix="previous_tag_"))
+    atexit.register(shutil.rmtree, folder, True)
+    path = folder / f"previous_tag_{commit}.py"
+    path.write_text(src, encoding="utf-8")
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[path.stem] = module
+    spec.loader.exec_module(module)
+    return module
 
 
 def timed(fn, *args, repeats: int = 1, **kwargs):
@@ -179,6 +218,7 @@ def targets(seed: int, limit: float, quick: bool) -> None:
         A = np.random.default_rng(seed + 100).normal(size=(100, 100))
         cases.append(("100 unstructured", A, [f"t{i}" for i in range(100)], 10, None))
     summary = []
+    previous_tag_search = previous_search()
     for case, A, tasks, k, truth in cases:
         n = len(tasks)
         prev = run_timed(lambda k=k: previous_tag_search.TAGGrouper(k, time_limit=limit), A, tasks)

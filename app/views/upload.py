@@ -1,6 +1,7 @@
 """Upload and download runs in the open run-file format.
 
-Uploads go through the same reader the CLI uses (``mtl_core.runfile.read_run_file``): every
+Uploads go through the same reader the CLI uses (``mtl_core.runfile.read_run_file``, run in a
+capped child process by ``mtl_core.runner.upload_read``): every
 file is validated and previewed before anything is saved, a bad file shows the reader's own
 message, and a saved upload opens in Explore like any trained run. Any run can be downloaded
 in the same format.
@@ -17,7 +18,8 @@ from app.escape import md
 from app.guard import show_error
 from app.views import upload_controls as controls
 from mtl_core.errors import LabError
-from mtl_core.runfile import ParsedRun, read_run_file, run_file_bytes
+from mtl_core.runfile import ParsedRun, run_file_bytes
+from mtl_core.runner.upload_read import read_upload
 
 SAVED = "upload_saved"  # session_state: file id -> run ids saved from it
 FORMATS = {
@@ -57,8 +59,11 @@ def _parse(
     file_id: str, name: str, size: int, rows: str | None, tag_pattern: str | None, _data: bytes
 ) -> ParsedRun:
     """Parse once per uploaded file and read options (the bytes are not hashed; the file id
-    names them; ``rows`` and ``tag_pattern`` are the user's declarations, in the key)."""
-    return read_run_file(_data, name, rows=rows, tag_pattern=tag_pattern)
+    names them; ``rows`` and ``tag_pattern`` are the user's declarations, in the key).
+
+    The read runs in a child process with a time and a memory cap
+    (:mod:`mtl_core.runner.upload_read`), so one upload never stalls the other sessions."""
+    return read_upload(_data, name, rows=rows, tag_pattern=tag_pattern)
 
 
 def preview_frame(parsed: ParsedRun) -> pd.DataFrame:

@@ -47,6 +47,12 @@ PREFIX = "cannot import "
 #: The last net's words, for a failure no reader guard named (never expected).
 UNREADABLE = "the file could not be read (an unexpected reader failure; please report it)"
 _TFEVENTS = ".tfevents"
+#: What a read that ran out of memory says.
+OUT_OF_MEMORY = "reading it ran out of memory"
+
+
+class ReadMemoryError(LabError):
+    """A read ran out of memory (a ``LabError``: one line, ``cannot import <file>: ...``)."""
 
 
 def read_run_file(
@@ -84,7 +90,8 @@ def read_run_file(
     Raises
     ------
     LabError
-        One line, ``"cannot import <file>: <what is wrong and where>"``.
+        One line, ``"cannot import <file>: <what is wrong and where>"``
+        (:class:`ReadMemoryError` when the read ran out of memory).
     """
     options = ReadOptions(rows=rows, measure=measure, tag_pattern=tag_pattern)
     raw = isinstance(source, (bytes, bytearray, memoryview))
@@ -98,6 +105,10 @@ def read_run_file(
         if not msg.startswith(PREFIX):
             msg = PREFIX + (msg if msg.startswith(name) else f"{name}: {msg}")
         raise LabError(one_line(msg)) from None
+    except MemoryError:
+        # a read within the limits fits in a few hundred MB; a process with a memory cap (an
+        # upload read in the app: mtl_core.runner.upload_read) words this with its cap
+        raise ReadMemoryError(one_line(f"{PREFIX}{name}: {OUT_OF_MEMORY}")) from None
     except Exception as exc:  # noqa: BLE001
         # The last net, so no upload ever ends in a traceback (or "something went wrong" in
         # the shared app): every failure a file can cause is guarded at its root in the

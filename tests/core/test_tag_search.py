@@ -362,3 +362,25 @@ def test_cli_prints_the_warning_line(tmp_path):
     assert r.returncode == 0
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("warning: affinity propagation did not")
+
+
+def test_bench_baseline_is_the_previous_search_read_from_git():
+    """bench/grouping_search.py builds its baseline from ``git show`` (no frozen copy): the
+    module it imports is the pre-issue-14 search, which refuses more than 20 tasks and agrees
+    with today's DP where both are exact."""
+    from bench.grouping_search import PREVIOUS_COMMIT, ROOT, previous_search
+
+    have = subprocess.run(
+        ["git", "cat-file", "-e", f"{PREVIOUS_COMMIT}:mtl_core/grouping/tag.py"],
+        cwd=ROOT,
+        capture_output=True,
+    )
+    if have.returncode != 0:
+        pytest.skip("no git history here (a source tarball): the bench needs it")
+    prev = previous_search(PREVIOUS_COMMIT)
+    assert prev.MAX_TASKS == 20 and prev.SOLVERS == ("auto", "dp", "milp")
+    A, tasks = np.random.default_rng(7).normal(size=(9, 9)), names(9)
+    old = prev.TAGGrouper(3).fit(A, tasks)
+    new = TAGGrouper(3, solver="dp").fit(A, tasks)
+    assert old.optimal_ and old.groups_ == new.groups_
+    assert old.score_ == pytest.approx(new.score_, abs=1e-12)

@@ -246,6 +246,9 @@ def sign_out() -> None:
     session and server process), and the browser is told to drop the cookie."""
     sid = st.session_state.pop(SID_KEY, None)
     if sid:
+        # this page load's cookie stays in st.context.cookies: never restore it here again,
+        # even if the store cannot record the sign-out
+        st.session_state["lab_no_restore"] = sid[0]
         try:
             storage.get_store().sign_out(*sid)
         except LabError as exc:
@@ -306,7 +309,9 @@ def restore_sign_in(dep: Deployment) -> bool:
         store = storage.get_store()
         secret = store.server_secret("sign_in_cookie")
         got = cookie.read_token(secret, token, policy.session_s)
-        if got is None or store.is_signed_out(got.sid):
+        if got is None or got.sid == st.session_state.get("lab_no_restore"):
+            return False
+        if store.is_signed_out(got.sid):
             return False
     except LabError as exc:
         log.warning("could not check a sign-in cookie: %s", exc)

@@ -15,20 +15,31 @@ level); every key is optional and the defaults are a single user's laptop::
     alice = "scrypt$..."
     [lab.limits]              # mtl_core.accounts.quota.Limits: steps, batch_size, width, ...
     steps = 5000
+    [lab.sign_in]             # mtl_core.accounts.signin.SignInPolicy (defaults shown)
+    tries_per_name = 5        # wrong tries a minute per user name, across sessions
+    tries_per_client = 20     # wrong tries a minute per client address
+    session_hours = 12        # a sign-in lasts this long in the browser (a signed cookie)
+    proxy_hops = 0            # reverse proxies that append X-Forwarded-For (0: ignore it)
 
 Login modes: ``none`` (the owner is the browser: Streamlit's XSRF cookie, hashed, so a reload
 keeps one's runs; another browser is someone else), ``password`` (per-user passwords),
 ``shared`` (a class password and a name of one's choice; the teacher's own password gives the
 admin role) and ``oidc`` (Streamlit's built-in ``st.login`` against the identity provider in
 the ``[auth]`` table; the e-mail is the user).
+
+Sign-in (password and shared modes, issue 23.2-3): wrong tries are counted in the run store
+per user name and per client address (:mod:`mtl_core.accounts.signin`), so a reload or a
+new session gets no new tries; a name that does not exist costs one scrypt check like a real
+one. A sign-in is kept in the browser by a signed, expiring cookie (:mod:`app.cookie`);
+"Sign out" revokes it. A link opened while signed out lands on its page after sign-in.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import re
-import time
 import tomllib
 import uuid
 from collections.abc import Iterable, Mapping
@@ -38,17 +49,23 @@ from typing import Any
 
 import streamlit as st
 
+from app import cookie, storage
 from app.escape import md
 from mtl_core.accounts.access import VISIBILITIES, Actor, can_modify, can_see
-from mtl_core.accounts.passwords import verify_password
+from mtl_core.accounts.passwords import dummy_hash, verify_password
 from mtl_core.accounts.quota import Limits
+from mtl_core.accounts.signin import SignInPolicy, client_address, wait_words
 from mtl_core.errors import LabError
 from mtl_core.store import RunInfo
 
 LOGIN_MODES = ("none", "password", "shared", "oidc")
 USER_KEY = "lab_user"  # session_state: (user name, admin) after a password login
+COOKIE_KEY = "lab_cookie"  # session_state: (token, max age s) to store in the browser
+CRED_KEY = "lab_credential"  # session_state: digest of the hash the user signed in against
+SID_KEY = "lab_sid"  # session_state: (session id, expires) of this session's cookie
+WANTED_KEY = "lab_wanted"  # session_state: (page, query) a signed-out visit asked for
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,39}$")
-MAX_TRIES, LOCK_S = 5, 60.0
+log = logging.getLogger("task_affinity_lab.app")
 
 
 @dataclass(frozen=True)
@@ -62,6 +79,7 @@ class Deployment:
     class_password: str | None = None
     admin_password: str | None = None
     limits: Limits = field(default_factory=Limits)
+    sign_in: SignInPolicy = field(default_factory=SignInPolicy)
 
     @classmethod
     def from_mapping(cls, lab: Mapping[str, Any] | None) -> Deployment:
@@ -86,6 +104,7 @@ class Deployment:
             class_password=lab.get("class_password"),
             admin_password=lab.get("admin_password"),
             limits=Limits.from_mapping(lab.get("limits")),
+            sign_in=SignInPolicy.from_mapping(lab.get("sign_in")),
         )
 
 
@@ -165,30 +184,179 @@ def logged_in(dep: Deployment) -> bool:
 
 def require_login() -> Deployment:
     """Show the login form and stop the page until this session is signed in (no-op for
-    ``login = "none"``); afterwards a sign-out button in the sidebar."""
+    ``login = "none"``); afterwards a sign-out button in the sidebar. A valid sign-in
+    cookie (:func:`restore_sign_in`) signs the session in without the form."""
     dep = deployment()
+    if dep.login in ("password", "shared"):
+        if st.session_state.get(USER_KEY) and not _credential_unchanged(dep):
+            sign_out()  # the user was removed or their password changed meanwhile
+        if not logged_in(dep):
+            restore_sign_in(dep)
     if logged_in(dep):
         if dep.login != "none":
             _signed_in_box(dep)
         return dep
+    _remember_wanted_page()
     st.title("Task Affinity Lab")
     if dep.login == "oidc":
         st.button("Sign in", type="primary", on_click=st.login, icon=":material/login:")
     else:
+        if st.session_state.get("lab_clear_cookie"):
+            st.html(cookie.clear_script(), unsafe_allow_javascript=True)
         _password_form(dep)
     st.stop()
     return dep  # not reached
+
+
+def _remember_wanted_page() -> None:
+    """Keep the page and query a signed-out visit asked for (``/explore?run=3``), for
+    :func:`wanted_page` to open after sign-in; the first ask of the session counts."""
+    if WANTED_KEY in st.session_state:
+        return
+    try:
+        page = str(st.context.url or "").split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1]
+    except Exception:  # noqa: BLE001 - no request context (tests)
+        page = ""
+    st.session_state[WANTED_KEY] = (page, st.query_params.to_dict())
+
+
+def wanted_page() -> tuple[str, dict[str, str]] | None:
+    """``(page url path, query)`` a signed-out visit of this session asked for, once (the
+    router opens it after sign-in); None when there is none."""
+    wanted = st.session_state.pop(WANTED_KEY, None)
+    return tuple(wanted) if wanted and wanted[0] else None  # type: ignore[return-value]
 
 
 def _signed_in_box(dep: Deployment) -> None:
     actor = current_actor(dep)
     with st.sidebar:
         st.caption(f"Signed in as **{md(actor.name)}**" + (" · teacher" if actor.admin else ""))
+        pending = st.session_state.get(COOKIE_KEY)
+        if pending:  # keep the sign-in in this browser (the script is idempotent)
+            st.html(cookie.set_script(*pending), unsafe_allow_javascript=True)
         if st.button("Sign out", key="lab_sign_out", icon=":material/logout:"):
             if dep.login == "oidc":
                 st.logout()
-            st.session_state.pop(USER_KEY, None)
+            sign_out()
             st.rerun()
+
+
+def sign_out() -> None:
+    """End this session's sign-in: its cookie's session id is refused from now on (in every
+    session and server process), and the browser is told to drop the cookie."""
+    sid = st.session_state.pop(SID_KEY, None)
+    if sid:
+        # this page load's cookie stays in st.context.cookies: never restore it here again,
+        # even if the store cannot record the sign-out
+        st.session_state["lab_no_restore"] = sid[0]
+        try:
+            storage.get_store().sign_out(*sid)
+        except LabError as exc:
+            log.warning("could not record the sign-out: %s", exc)
+    st.session_state.pop(USER_KEY, None)
+    st.session_state.pop(CRED_KEY, None)
+    st.session_state.pop(COOKIE_KEY, None)
+    st.session_state["lab_clear_cookie"] = True
+
+
+def credential(dep: Deployment, user: str, admin: bool) -> str | None:
+    """The stored hash ``user`` signs in against under ``dep`` (None: no such user): a
+    cookie signed in against another hash (a changed password) is refused."""
+    if dep.login == "password":
+        return dep.users.get(user)
+    if dep.login == "shared":
+        return (dep.admin_password if admin else dep.class_password) or None
+    return None
+
+
+def browser_cookie() -> str | None:
+    """The sign-in cookie this browser sent when the page loaded (``st.context.cookies``),
+    or None."""
+    try:
+        token = st.context.cookies.get(cookie.COOKIE)
+    except Exception:  # noqa: BLE001 - no request context (tests)
+        return None
+    return token if isinstance(token, str) and token else None
+
+
+def _credential_digest(cred: str) -> str:
+    return hashlib.sha256(cred.encode()).hexdigest()
+
+
+def _credential_unchanged(dep: Deployment) -> bool:
+    """Whether this session's user still signs in against the hash they signed in with
+    (``secrets.toml`` is read on every run: a removed user or a new password ends the
+    sessions signed in before, at their next click)."""
+    user, admin = st.session_state[USER_KEY]
+    cred = credential(dep, user, admin)
+    if cred is None:
+        return False
+    seen = st.session_state.setdefault(CRED_KEY, _credential_digest(cred))
+    return seen == _credential_digest(cred)
+
+
+def restore_sign_in(dep: Deployment) -> bool:
+    """Sign this session in from the browser's sign-in cookie (:mod:`app.cookie`) when it is
+    validly signed, younger than ``session_hours``, not signed out, and its credential is
+    unchanged; returns whether it did. Never raises (a store problem: no restore)."""
+    policy = dep.sign_in
+    if policy.session_s <= 0:
+        return False
+    token = browser_cookie()
+    if not token:
+        return False
+    try:
+        store = storage.get_store()
+        secret = store.server_secret("sign_in_cookie")
+        got = cookie.read_token(secret, token, policy.session_s)
+        if got is None or got.sid == st.session_state.get("lab_no_restore"):
+            return False
+        if store.is_signed_out(got.sid):
+            return False
+    except LabError as exc:
+        log.warning("could not check a sign-in cookie: %s", exc)
+        return False
+    cred = credential(dep, got.user, got.admin)
+    if cred is None or cookie.fingerprint(secret, cred) != got.fingerprint:
+        return False
+    if dep.login == "shared" and not NAME_RE.match(got.user):
+        return False
+    admin = got.admin if dep.login == "shared" else got.user in dep.admins
+    st.session_state[USER_KEY] = (got.user, admin)
+    st.session_state[CRED_KEY] = _credential_digest(cred)
+    st.session_state[SID_KEY] = (got.sid, got.issued + policy.session_s)
+    return True
+
+
+def _issue_cookie(dep: Deployment, user: str, admin: bool) -> None:
+    """After a sign-in with the form: a new signed cookie for this browser (none with
+    ``session_hours = 0``, or when the store cannot keep the key: the sign-in then lasts
+    this page load)."""
+    policy = dep.sign_in
+    cred = credential(dep, user, admin)
+    if policy.session_s <= 0 or cred is None:
+        return
+    try:
+        secret = storage.get_store().server_secret("sign_in_cookie")
+    except LabError as exc:
+        log.warning("no sign-in cookie: %s", exc)
+        return
+    token = cookie.make_token(secret, user, admin, cred)
+    got = cookie.read_token(secret, token, policy.session_s)
+    if got is not None:
+        st.session_state[COOKIE_KEY] = (token, policy.session_s)
+        st.session_state[SID_KEY] = (got.sid, got.issued + policy.session_s)
+
+
+def client_id(policy: SignInPolicy) -> str:
+    """This session's client address for the try limits (:func:`client_address`: the TCP
+    peer, or ``X-Forwarded-For`` behind ``proxy_hops`` configured proxies)."""
+    try:
+        peer = st.context.ip_address
+        forwarded = st.context.headers.get("X-Forwarded-For") if policy.proxy_hops else None
+    except Exception:  # noqa: BLE001 - no request context (tests)
+        peer, forwarded = None, None
+    return client_address(peer, forwarded, policy.proxy_hops)
 
 
 def _password_form(dep: Deployment) -> None:
@@ -198,16 +366,25 @@ def _password_form(dep: Deployment) -> None:
         submitted = st.form_submit_button("Sign in", type="primary")
     if not submitted:
         return
-    tries = st.session_state.setdefault("lab_login_tries", [])
-    now = time.time()
-    tries[:] = [t for t in tries if now - t < LOCK_S]
-    if len(tries) >= MAX_TRIES:
-        st.error(f"Too many attempts: wait a minute (at most {MAX_TRIES} a minute).")
+    name, password = str(name).strip(), str(password)
+    if not name or not password:
+        st.error("Enter a name and a password.")
         return
-    who = check_password(dep, str(name).strip(), str(password))
+    policy = dep.sign_in
+    try:
+        attempt, wait = storage.get_store().reserve_sign_in(policy.limits(name, client_id(policy)))
+    except LabError as exc:  # fail closed: no count, no sign-in
+        st.error(f"Cannot sign in now: {md(exc)}")
+        return
+    if attempt is None:
+        st.error(
+            f"Too many wrong tries for this name or from this address: wait {wait_words(wait)} "
+            f"(at most {policy.tries_per_name} a minute per name, "
+            f"{policy.tries_per_client} per address)."
+        )
+        return
+    who = check_password(dep, name, password)
     if who is None:
-        tries.append(now)
-        time.sleep(0.5)  # slows guessing; the hash check itself takes tens of ms
         st.error(
             "Wrong name or password."
             if dep.login == "password"
@@ -215,23 +392,41 @@ def _password_form(dep: Deployment) -> None:
             "._@- (at most 40)."
         )
         return
+    try:
+        storage.get_store().forget_sign_in(attempt)
+    except LabError as exc:
+        log.warning("could not clear a right sign-in try: %s", exc)
     st.session_state[USER_KEY] = who
+    cred = credential(dep, *who)
+    if cred is not None:
+        st.session_state[CRED_KEY] = _credential_digest(cred)
+    st.session_state.pop("lab_clear_cookie", None)
+    _issue_cookie(dep, *who)
     st.rerun()
 
 
 def check_password(dep: Deployment, name: str, password: str) -> tuple[str, bool] | None:
-    """``(user name, admin)`` when ``name`` and ``password`` sign in under ``dep``, else None."""
+    """``(user name, admin)`` when ``name`` and ``password`` sign in under ``dep``, else None.
+
+    Every non-empty try costs the same scrypt work whether or not the name exists (a name
+    not in ``[lab.users]`` is checked against :func:`~mtl_core.accounts.passwords.dummy_hash`
+    with the real hashes' parameters; a shared-mode name that breaks the name rule is
+    refused only after the password checks), so timing does not tell which names exist.
+    """
     if not name or not password:
         return None
     if dep.login == "password":
         stored = dep.users.get(name)
-        ok = stored is not None and verify_password(password, stored)
-        return (name, name in dep.admins) if ok else None
-    if dep.login == "shared" and NAME_RE.match(name):
-        if dep.admin_password and verify_password(password, dep.admin_password):
-            return name, True
-        if dep.class_password and verify_password(password, dep.class_password):
-            return name, False
+        like = stored if stored is not None else next(iter(dep.users.values()), None)
+        ok = verify_password(password, stored if stored is not None else dummy_hash(like))
+        return (name, name in dep.admins) if ok and stored is not None else None
+    if dep.login == "shared":
+        admin = bool(dep.admin_password) and verify_password(password, dep.admin_password)
+        member = (
+            not admin and bool(dep.class_password) and verify_password(password, dep.class_password)
+        )
+        if NAME_RE.match(name) and (admin or member):
+            return name, admin
     return None
 
 

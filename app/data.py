@@ -21,27 +21,18 @@ import streamlit as st
 
 from app import auth
 from app.colours import robust_zmax
+from app.storage import _store, get_store, store_path
 from mtl_core.accounts.access import Actor
 from mtl_core.accounts.quota import Limits
 from mtl_core.errors import LabError
 from mtl_core.runner import default_max_workers
 from mtl_core.series import smooth
-from mtl_core.store import ACTIVE, RunInfo, Store, default_store_path
+from mtl_core.store import ACTIVE, RunInfo
 
 log = logging.getLogger("task_affinity_lab.app")
 
 
 # ----------------------------------------------------------------------------- the store and runner
-
-
-def store_path() -> str:
-    """The store file this app uses (``$MTL_LAB_STORE`` or ``./.lab/store.sqlite``)."""
-    return str(default_store_path().resolve())
-
-
-@st.cache_resource(show_spinner=False)
-def _store(path: str) -> Store:
-    return Store(path)
 
 
 #: Workers train at a lower CPU priority, so pages stay responsive on the same cores.
@@ -50,6 +41,7 @@ WORKER_NICENESS = 10
 
 @st.cache_resource(show_spinner=False)
 def _runner(path: str, workers: int, train_fn: str | None, warm: int) -> Any:
+    from mtl_core.experiments.background import EvaluationQueue
     from mtl_core.runner import Runner
 
     return Runner(
@@ -59,6 +51,7 @@ def _runner(path: str, workers: int, train_fn: str | None, warm: int) -> Any:
         warm=warm,
         preload=("mtl_core.train.loop:warmup",) if warm else (),
         nice=WORKER_NICENESS,
+        evaluations=EvaluationQueue(nice=WORKER_NICENESS),  # they take worker slots like runs
     )
 
 
@@ -87,11 +80,6 @@ class SessionRunner:
         self._runner.store.rename_run(run_id, name, actor=self.actor)
 
 
-def get_store() -> Store:
-    """The process-wide store handle (thread-safe; one connection per thread)."""
-    return _store(store_path())
-
-
 def get_runner() -> SessionRunner:
     """The process-wide runner (its supervisor thread launches queued runs as workers), as
     this session's user uses it (:class:`SessionRunner`)."""
@@ -104,6 +92,13 @@ def get_runner() -> SessionRunner:
         auth.current_actor(dep),
         dep.limits,
     )
+
+
+def wake_runner() -> None:
+    """Start the process-wide runner if it is not running yet, and make it look at the queue
+    now (a ground truth was queued)."""
+    custom = os.environ.get("MTL_LAB_TRAIN_FN") or None
+    _runner(store_path(), default_max_workers(), custom, warm_workers(custom)).wake()
 
 
 def import_parsed(parsed: Any, name: str) -> list[int]:

@@ -1,17 +1,17 @@
 """The ground-truth evaluation as a background job, and its panel on the Explore page.
 
 ``mtl_core.experiments`` trains TAG's groups against every baseline over several seeds:
-minutes of work, so it must not run in a script run. ``mtl_core.experiments.background``
-runs it in a separate process (the in-process API, no command line in between) that leaves
-its progress and report in a job folder; this module records the job in the run store
-(``store.save_ground_truth``), keyed by run and k, so any session can see it, it survives page
-changes, and the report lands in the store when done.
+minutes of work, so it must not run in a script run. This module queues the job in the run
+store (``store.queue_ground_truth``), keyed by run and k and owned by the user who starts it;
+the app's runner starts it in one of its worker slots like a queued run
+(``mtl_core.experiments.background.EvaluationQueue``: one process, the fair order, the
+starter's quota) and saves its outcome, so any session can see it, it survives page changes,
+and the report lands in the store when done.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import time
 from typing import Any
 
@@ -22,66 +22,53 @@ from app import auth, data, tables
 from app.escape import md
 from app.guard import show_error
 from app.words import format_seconds
-from mtl_core.accounts.quota import check_quota
 from mtl_core.errors import LabError
 from mtl_core.experiments import background
+from mtl_core.runner.procs import default_max_workers
 from mtl_core.scenarios import table_files
 from mtl_core.store import RunInfo, Store
 
 log = logging.getLogger("task_affinity_lab.app")
 POLL_S = 1.5
-#: Worker processes of an evaluation started from the app (it shares the machine with the UI).
-WORKERS = max(1, min(2, os.cpu_count() or 1))
 
 
 def start(store: Store, info: RunInfo, k: int, seeds: int) -> dict[str, Any]:
-    """Start evaluating ``info``'s scenario and knobs with budget ``k`` in the background and
-    record the job, owned by this session's user (it counts against their queue quota);
-    returns the job record. LabError for a run the lab cannot retrain, a config over this
-    server's limits (an uploaded ``meta.json`` may claim anything), or a user at the quota."""
+    """Queue the evaluation of ``info``'s scenario and knobs with budget ``k``, started by
+    this session's user: the runner starts it in one of its worker slots
+    (``MTL_LAB_WORKERS``, in the fair order shared with queued runs), and it counts against
+    the starter's queue quota. Returns the job record.
+
+    LabError for a run the lab cannot retrain, a config over this server's limits (an
+    uploaded ``meta.json`` may claim anything), an uploaded table the *starter* did not
+    upload (whoever owns the run, or none), one already queued or running for this k, or a
+    starter at the quota.
+    """
     dep = auth.deployment()
-    owner = auth.current_actor(dep).id
-    spec = background.spec_for_run(info.config or {}, k, seeds, workers=WORKERS, limits=dep.limits)
-    # an uploaded table only its uploader's runs may use (a forged meta.json may name any)
+    starter = auth.current_actor(dep).id
+    # an uploaded table only its uploader may train on: the starter, whoever owns the run
+    # (or none), checked before the spec loads the scenario, which reads the table
     knobs = (info.config or {}).get("knobs") or {}
-    table_files.check_owner(knobs, info.owner, table_files.tables_dir(store.path))
-    check_quota(store.active_count(owner) + store.running_ground_truths(owner), dep.limits)
+    table_files.check_owner(knobs, starter, table_files.tables_dir(store.path))
+    # one slot's share of the CPUs, as a run's worker gets (the evaluation is one process)
+    spec = background.spec_for_run(
+        info.config or {}, k, seeds, workers=default_max_workers(), limits=dep.limits
+    )
     folder = store.path.parent / "evaluations" / f"run{info.id}_k{int(k)}_{int(time.time())}"
-    job = background.start(spec, folder, workers=WORKERS)
     record = {
-        "status": "running",
-        **job.to_dict(),
+        "spec": spec.to_dict(),
+        "folder": str(folder),
         "k": int(k),
         "seeds": int(seeds),
-        "owner": owner,
+        "owner": starter,
     }
-    store.save_ground_truth(info.id, k, record)
-    return record
+    saved = store.queue_ground_truth(info.id, k, record, limits=dep.limits)
+    data.wake_runner()
+    return saved
 
 
 def refresh(store: Store, run_id: int, k: int) -> dict[str, Any] | None:
-    """The job's record, with its latest progress line; once the job has ended, its outcome
-    (the report, or the reason it failed) is saved into the store."""
-    job = store.get_ground_truth(run_id, k)
-    if not job or job.get("status") != "running":
-        return job
-    if "folder" not in job:  # started by an older lab (a CLI subprocess): cannot be followed
-        job.update(
-            status="failed",
-            finished=time.time(),
-            error="started by an older version of the lab; run it again",
-        )
-    else:
-        now = background.poll(background.BackgroundJob.from_dict(job))
-        if now.status == "running":
-            return {**job, "message": now.message}
-        job.update(status=now.status, finished=now.finished or time.time(), message=now.message)
-        if now.status == "done":
-            job["report"] = now.report
-        else:
-            job["error"] = now.error
-    store.save_ground_truth(run_id, k, job)
-    return job
+    """The job's record, with its latest progress line (the runner saves its outcome too)."""
+    return background.refresh(store, run_id, k)
 
 
 def report_frame(report: dict[str, Any]) -> pd.DataFrame:
@@ -137,7 +124,7 @@ def ground_truth_panel(info: RunInfo, k: int) -> None:
     seeds = c2.number_input("seeds", 1, auth.deployment().limits.seeds or 10, 2, key="gt_seeds")
     store = data.get_store()
     job = refresh(store, info.id, int(kk))
-    running = bool(job and job.get("status") == "running")
+    running = bool(job and job.get("status") in ("queued", "running"))
     if c3.button(
         "Run the ground truth", icon=":material/science:", key="gt_start", disabled=running
     ):
@@ -158,7 +145,14 @@ def _job_view(run_id: int, k: int, was_running: bool) -> None:
         st.caption(f"No ground truth for k={k} yet.")
         return
     status = job.get("status")
-    if status == "running":
+    if status == "queued":
+        waited = time.time() - float(job.get("queued", time.time()))
+        st.info(
+            f"Queued (k={k}, {job.get('seeds')} seed(s)) for {format_seconds(waited)}: it "
+            "starts when one of the lab's worker slots is free, taking turns with queued runs.",
+            icon=":material/schedule:",
+        )
+    elif status == "running":
         elapsed = time.time() - float(job.get("started", time.time()))
         st.info(
             f"Evaluating (k={k}, {job.get('seeds')} seed(s)) for "
@@ -195,5 +189,5 @@ def _job_view(run_id: int, k: int, was_running: bool) -> None:
                 f"TAG groups: {words} total test loss than all together. "
                 + (f"Lowest of all here: **{best}**." if best else "")
             )
-    if was_running and status != "running":
+    if was_running and status not in ("queued", "running"):
         st.rerun()

@@ -86,7 +86,11 @@ def qp_get_ints(key: str) -> list[int]:
 
 
 def qp_set(**values: Any) -> None:
-    """Write values to the URL (None removes a key); only touches keys that changed."""
+    """Write values to the URL (None removes a key); only touches keys that changed.
+
+    Only for what a bound widget cannot say (``bind="query-params"`` serves plain widgets:
+    Streamlit refuses a write to a bound key): a unit conversion (``tau`` in percent), short
+    names for labelled options, a run list with its missing-run warning."""
     for key, value in values.items():
         if value is None:
             if key in st.query_params:
@@ -168,6 +172,24 @@ def keep_value(
     if value is None or (valid and not valid(value)):
         value = default
     st.session_state[key] = value
+
+
+def seed_bound(key: str, default: Any, valid: Callable[[Any], bool] | None = None) -> None:
+    """Before a widget bound to the URL (``bind="query-params"``, its ``key`` is the URL's
+    name; Streamlit reads the link, drops a value that is not an option and clamps one out of
+    range): a value kept from an earlier run that ``valid`` refuses now (another run's task or
+    measure) goes back to ``default``; with no value yet and none in the URL, this session's
+    last value (:func:`remember_value`, e.g. from before a visit to another page) comes back.
+    """
+    if key in st.session_state:
+        if valid is not None and not valid(st.session_state[key]):
+            st.session_state[key] = default
+        return
+    if key in st.query_params:
+        return  # the link wins (Streamlit seeds the widget from it)
+    kept = st.session_state.get(f"_keep_{key}")
+    if kept is not None and kept != default and (valid is None or valid(kept)):
+        st.session_state[key] = kept
 
 
 def remember_value(key: str) -> None:

@@ -22,6 +22,7 @@ PAGES = {
     "train": ("Train", ":material/model_training:", "app.views.train"),
     "explore": ("Explore a run", ":material/grid_on:", "app.views.explore"),
     "compare": ("Compare runs", ":material/compare:", "app.views.compare"),
+    "groundtruth": ("Ground-truth tables", ":material/fact_check:", "app.views.ground_truth"),
     "upload": ("Upload & download", ":material/upload_file:", "app.views.upload"),
 }
 
@@ -64,6 +65,9 @@ def run(start: str | None = None) -> None:
         nav.register(name, p)
         pages.append(p)
     current = st.navigation(pages, position="sidebar")
+    wanted = auth.wanted_page()  # a link opened while signed out: its page, after sign-in
+    if wanted is not None and wanted[0] in PAGES and wanted[0] != current.url_path:
+        st.switch_page(nav.page(wanted[0]), query_params=wanted[1] or None)
     with st.sidebar:
         st.caption("Task Affinity Lab — how tasks help or hurt each other when trained together.")
         st.caption("Heatmaps: rows = source task, columns = target task; blue helps, red hurts.")

@@ -90,7 +90,7 @@ def main() -> int:
     ks = [2, 3, 4, 5, 6, 3, 4, 2, 5]
 
     def move_k(i: int) -> None:
-        at.slider(key="explore_k").set_value(ks[i % len(ks)]).run()
+        at.slider(key="k").set_value(ks[i % len(ks)]).run()
 
     rows.append(("k moved (hierarchical)", timed(move_k, args.repeats)))
     at.session_state["explore_tab"] = "Groups over time"
@@ -105,7 +105,7 @@ def main() -> int:
 
     def move_tag(i: int) -> None:
         t0 = time.perf_counter()
-        at.slider(key="explore_k").set_value(tag_ks[i % len(tag_ks)])
+        at.slider(key="k").set_value(tag_ks[i % len(tag_ks)])
         at.run()
         while any("TAG is searching" in x.value for x in at.info):
             at.run()

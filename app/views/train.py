@@ -7,15 +7,12 @@ polls while anything is active.
 
 from __future__ import annotations
 
-import functools
-import shutil
-import subprocess
 from typing import Any
 
 import pandas as pd
 import streamlit as st
 
-from app import auth, data, lesson_words, nav, session, tables, words
+from app import auth, data, lesson_words, machine, nav, session, tables, words
 from app.escape import md
 from app.views import train_table
 from mtl_core import measures
@@ -42,26 +39,6 @@ MODE_HELP = {
     "single": "one network per task",
     "sequential": "selective group updates (Jeong & Yoon 2025), proximal affinity",
 }
-
-
-@functools.lru_cache(maxsize=1)
-def gpu_name() -> str | None:
-    """The first NVIDIA GPU's name, found without importing torch (``nvidia-smi``)."""
-    exe = shutil.which("nvidia-smi")
-    if not exe:
-        return None
-    try:
-        out = subprocess.run(
-            [exe, "--query-gpu=name", "--format=csv,noheader"],
-            capture_output=True,
-            text=True,
-            timeout=5,
-            check=False,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    name = out.stdout.strip().splitlines()[0].strip() if out.stdout.strip() else ""
-    return name or None
 
 
 def render() -> None:
@@ -193,7 +170,7 @@ def _form() -> None:
         format_func=lambda n: f"{n} — {scenarios[n].description[:90]}",
         on_change=reset_scenario_fields,
     )
-    gpu = gpu_name()
+    gpu = machine.gpu_name()
     # Not an st.form: Enter in a field only commits that field (a form queued a run on every
     # Enter), and the run about to be queued is shown, live, above the button.
     with st.container(border=True):

@@ -19,9 +19,10 @@ from app import data
 from app.escape import md, plain
 from mtl_core.accounts.quota import Limits, check_table
 from mtl_core.errors import LabError
+from mtl_core.runner.upload_read import read_table_upload
 from mtl_core.scenarios.table import TablePlan, plan_table
 from mtl_core.scenarios.table_files import table_ext
-from mtl_core.scenarios.table_read import Table, read_table_bytes
+from mtl_core.scenarios.table_read import Table
 from mtl_core.text.labels import column_label
 
 FILE_KEY = "train_table_file"
@@ -30,9 +31,10 @@ TYPES = ["csv", "tsv", "txt", "parquet", "json", "jsonl"]
 
 @st.cache_data(show_spinner="Reading the table…", max_entries=8)
 def _parse(file_id: str, name: str, size: int, _data: bytes) -> tuple[Table, str]:
-    """The table and its reference (``<sha256>.<ext>``), once per uploaded file."""
+    """The table and its reference (``<sha256>.<ext>``), once per uploaded file; read in a
+    capped child process (:mod:`mtl_core.runner.upload_read`), never in the shared server."""
     ref = hashlib.sha256(_data).hexdigest() + table_ext(name)
-    return read_table_bytes(_data, name, detail=True), ref
+    return read_table_upload(_data, name), ref
 
 
 def option(col: str) -> str:

@@ -19,7 +19,9 @@ from app.guard import show_error
 from app.views import upload_controls as controls
 from mtl_core.errors import LabError
 from mtl_core.runfile import ParsedRun, run_file_bytes
+from mtl_core.runfile.units import unit_factor, value_range
 from mtl_core.runner.upload_read import read_upload
+from mtl_core.text.units import format_value
 
 SAVED = "upload_saved"  # session_state: file id -> run ids saved from it
 FORMATS = {
@@ -40,9 +42,13 @@ def render() -> None:
         "**NumPy** `.npy`/`.npz` matrices (`A[i, j]` = source i → target j; `.npz` may add "
         "`tasks` and `steps`), a **.zip** bundle with metrics and `meta.json`, or "
         "**TensorBoard** event files (tags `affinity/<source>/<target>`, "
-        "`Affinity/<source>_to_<target>`, or your own tag pattern). A matrix's rows are "
-        "sources unless you say they are targets; a file that names no measure asks for one. "
-        "See `docs/run-format.md` for the full format."
+        "`Affinity/<source>_to_<target>`, or your own tag pattern), or what experiment "
+        "trackers export: W&B history, runs tables and `wandb-summary.json`, MLflow runs, "
+        "Lightning's `metrics.csv`, Ray Tune's `progress.csv`/`result.json`. Send a **log "
+        "folder** (MLflow, TensorBoard, a Hydra multirun, per-seed CSVs) as a `.zip`: each run "
+        "inside is saved, named by its path. A matrix's rows are sources unless you say they "
+        "are targets; a file that names no measure asks for one; values are fractions unless "
+        "you declare percent or TAG's 1/lr sums. See `docs/run-format.md` for every layout."
     )
     _upload()
     st.divider()
@@ -56,18 +62,35 @@ def render() -> None:
 # reader's cell limit, MTL_LAB_MAX_CELLS), for a few minutes, not 32 for ever.
 @st.cache_data(show_spinner="Reading the file…", max_entries=8, ttl=900)
 def _parse(
-    file_id: str, name: str, size: int, rows: str | None, tag_pattern: str | None, _data: bytes
+    file_id: str,
+    name: str,
+    size: int,
+    rows: str | None,
+    tag_pattern: str | None,
+    _data: bytes,
+    unit: str | None = None,
 ) -> ParsedRun:
     """Parse once per uploaded file and read options (the bytes are not hashed; the file id
-    names them; ``rows`` and ``tag_pattern`` are the user's declarations, in the key).
+    names them; ``rows``, ``tag_pattern`` and ``unit`` are the user's declarations, in the
+    key).
 
     The read runs in a child process with a time and a memory cap
     (:mod:`mtl_core.runner.upload_read`), so one upload never stalls the other sessions."""
-    return read_upload(_data, name, rows=rows, tag_pattern=tag_pattern)
+    return read_upload(_data, name, rows=rows, tag_pattern=tag_pattern, unit=unit)
+
+
+def _raw_range(parsed: ParsedRun, unit: str | None) -> tuple[float, float] | None:
+    """The file's value range as written in it (the declared unit's factor undone)."""
+    found = value_range(parsed.affinity)
+    if found is None:
+        return None
+    factor = unit_factor(unit)
+    return found[0] / factor, found[1] / factor
 
 
 def preview_frame(parsed: ParsedRun) -> pd.DataFrame:
-    """One row per run in the file: tasks, logged steps, measures, metric rows."""
+    """One row per run in the file: tasks, logged steps, measures, value range (in each
+    measure's display unit), metric rows."""
     rows = []
     for run in parsed.runs:
         a = parsed.affinity[parsed.affinity["run"] == run]
@@ -82,10 +105,23 @@ def preview_frame(parsed: ParsedRun) -> pd.DataFrame:
                 "logged steps": int(len(steps)),
                 "step range": f"{int(steps.min())}–{int(steps.max())}" if len(steps) else "–",
                 "measures": ", ".join(parsed.measures(run)) or "–",
+                "value range": _range_text(a),
                 "metric rows": int(len(m)),
             }
         )
     return pd.DataFrame(rows)
+
+
+def _range_text(aff: pd.DataFrame) -> str:
+    """``from -1.7% to +4.1%`` per measure (its display unit: percent for loss changes)."""
+    parts = []
+    several = aff["measure"].nunique() > 1
+    for m, rows in aff.groupby("measure", sort=False):
+        found = value_range(rows)
+        if found is not None:
+            lo, hi = (format_value(v, str(m)) for v in found)
+            parts.append(f"{m}: " * several + f"from {lo} to {hi}")
+    return "; ".join(parts) or "–"
 
 
 def _upload() -> None:
@@ -135,9 +171,10 @@ def _preview(f) -> ParsedRun | None:
     """Read one uploaded file with the options the user declared, show its controls and
     preview; the run to save (its measure chosen), or None when it cannot be saved yet."""
     rows, pattern = controls.read_options(f.file_id)
+    unit = controls.read_unit(f.file_id)
     parsed, error = None, None
     try:
-        parsed = _parse(f.file_id, f.name, f.size, rows, pattern, f.getvalue())
+        parsed = _parse(f.file_id, f.name, f.size, rows, pattern, f.getvalue(), unit)
     except LabError as exc:
         error = str(exc)
     except Exception as exc:  # a reader bug: logged, shown as a message
@@ -148,6 +185,7 @@ def _preview(f) -> ParsedRun | None:
     if parsed is None:
         st.error(md(error), icon=":material/error:")
         return None
+    controls.unit(f.file_id, _raw_range(parsed, unit), unit)
     chosen = controls.measure(f.file_id, parsed)
     tables.show_table(preview_frame(chosen or parsed), hide_index=True, width="stretch")
     for text in parsed.warnings():  # what the reader left out or assumed, as the CLI says

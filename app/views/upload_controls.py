@@ -9,6 +9,8 @@ cannot know from its bytes.
   saved as its measure's name); applied with ``ParsedRun.with_measure`` before saving.
 - **TensorBoard tag pattern** (event files, or a file the reader refused for want of a known
   tag convention): ``aff/{source}->{target}`` re-reads with ``tag_pattern=...``.
+- **Unit** of the values: fraction (the lab's), percent, or TAG's 1/lr-scaled sums with the
+  learning rate: re-reads with ``unit=...``; the preview shows the file's value range.
 
 The widgets are keyed by the uploaded file's id, so their values are read (from session
 state) before the parse and rendered after it; a value the user set keeps its widget shown
@@ -40,6 +42,51 @@ def read_options(file_id: str) -> tuple[str | None, str | None]:
     return rows, pattern
 
 
+UNITS = {
+    "fraction": "fraction (the lab's: 0.041 = a 4.1% loss fall)",
+    "percent": "percent (4.1 = 4.1%)",
+    "tag-lr": "TAG's sums of (1 - L'/L) / lr (give the learning rate)",
+}
+
+
+def read_unit(file_id: str) -> str | None:
+    """The unit the user declared for this file (the reader's ``unit=``), None = fraction."""
+    choice = st.session_state.get(_key("unit", file_id)) or "fraction"
+    if choice == "fraction":
+        return None
+    if choice == "tag-lr":
+        lr = st.session_state.get(_key("lr", file_id))
+        return f"tag-lr:{lr:g}" if lr else None
+    return choice
+
+
+def unit(file_id: str, raw: tuple[float, float] | None, declared: str | None) -> None:
+    """The unit select (and learning rate for TAG's sums), with the file's value range as
+    written in it (``raw``: before the unit was applied)."""
+    c1, c2 = st.columns([2, 1], vertical_alignment="bottom")
+    choice = c1.selectbox(
+        "Unit of the file's values",
+        list(UNITS),
+        key=_key("unit", file_id),
+        format_func=UNITS.get,
+        help=(
+            "Lookahead and proximal affinity are relative loss changes (1 - L'/L): the lab "
+            "stores fractions, and a value above 1 is impossible. A matrix printed in percent "
+            "reads 100x too big; TAG's notebooks store sums of (1 - L'/L) / lr."
+        ),
+    )
+    if choice == "tag-lr":
+        c2.number_input(
+            "Learning rate", min_value=0.0, value=None, format="%g", key=_key("lr", file_id)
+        )
+        if not st.session_state.get(_key("lr", file_id)):
+            st.warning("Give the learning rate to convert TAG's sums.", icon=":material/edit:")
+    if raw is not None:
+        lo, hi = raw
+        how = f" (read as {md(declared)})" if declared else " (read as fractions)"
+        st.caption(f":material/straighten: Values in the file: {lo:.4g} to {hi:.4g}{how}.")
+
+
 def is_tensorboard(name: str) -> bool:
     """A TensorBoard event file, by the name the reader dispatches on."""
     return "tfevents" in name
@@ -53,12 +100,26 @@ def wants_pattern(error: str | None) -> bool:
 
 def orientation(file_id: str, parsed: ParsedRun | None, name: str = "") -> None:
     """The "rows are targets" toggle (matrix-shaped tables and arrays, or once switched on)
-    and, after a read, which way the matrix was read. A JSON object of objects gets none: its
-    keys say which is which (pandas' meaning, outer key = target), so TAG's
-    ``d[recipient][source]`` dicts already read the right way round."""
+    and, after a read, which way the matrix was read. A JSON object of objects gets the same
+    flip worded for its keys: its outer keys are targets by pandas' meaning (``to_json()``,
+    TAG's ``d[recipient][source]``), sources in ``to_json(orient="index")``."""
     key = _key("rows", file_id)
-    shaped = parsed is not None and parsed.is_matrix and not name.lower().endswith(".json")
+    shaped = parsed is not None and parsed.is_matrix
     if not shaped and not st.session_state.get(key):
+        return
+    if parsed is not None and parsed.json_object:
+        st.toggle(
+            "Outer keys are sources (pandas' to_json(orient='index'))",
+            key=key,
+            help=(
+                "A JSON object of objects is read as {target: {source: value}}: pandas' "
+                "default to_json() and TAG's notebooks put targets outside. "
+                "DataFrame.to_json(orient='index') of a rows = sources matrix puts sources "
+                "outside: switch this on to read it that way (the CLI's --rows target)."
+            ),
+        )
+        note = next((n for n in parsed.notes if n.startswith("a JSON object of objects")), "")
+        st.caption(f":material/swap_horiz: {md(note[:1].upper() + note[1:])}.")
         return
     st.toggle(
         "Rows are targets (a table or array pasted from TAG's code, which is recipient-major)",
@@ -67,8 +128,7 @@ def orientation(file_id: str, parsed: ParsedRun | None, name: str = "") -> None:
             "The lab's matrices have rows = sources: A[i, j] is the effect of a step on "
             "source i on target j. A matrix copied out of TAG's notebooks as a table or array "
             "has rows = targets (recipients): switch this on to read it transposed. A corner "
-            "cell reading 'target' or 'source' is honoured without it; a JSON object of "
-            "objects is read by its keys and needs no toggle."
+            "cell reading 'target' or 'source' is honoured without it."
         ),
     )
     if parsed is None:

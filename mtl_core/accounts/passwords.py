@@ -7,15 +7,21 @@ A deployment stores only hashes (``.streamlit/secrets.toml``); make one with::
 Format: ``scrypt$<log2 n>$<r>$<p>$<salt, base64>$<key, base64>`` (memory-hard scrypt,
 RFC 7914, through ``hashlib.scrypt``; 16-byte random salt, 32-byte key; n = 2**14, r = 8,
 p = 1 uses 16 MiB and tens of milliseconds per check). Comparison is constant-time.
+
+A sign-in with a user name that does not exist checks the password against
+:func:`dummy_hash` (same scrypt parameters as the real hashes), so it takes as long as one
+with a real name: timing does not tell which names exist (issue 23.2).
 """
 
 from __future__ import annotations
 
 import base64
+import functools
 import getpass
 import hashlib
 import hmac
 import os
+import secrets
 import sys
 
 LOG2_N, R, P = 14, 8, 1
@@ -51,6 +57,30 @@ def verify_password(password: str, stored: str) -> bool:
     except (ValueError, TypeError):
         return False
     return hmac.compare_digest(got, want)
+
+
+def hash_params(stored: str | None) -> tuple[int, int, int] | None:
+    """``(log2 n, r, p)`` of a stored hash in the format above; None for anything else."""
+    try:
+        kind, log2_n, r, p, _salt, _key = str(stored).split("$")
+        params = int(log2_n), int(r), int(p)
+    except (ValueError, TypeError):
+        return None
+    if kind != "scrypt" or not 1 <= params[0] <= 20 or not 1 <= params[1] <= 64:
+        return None
+    return params if 1 <= params[2] <= 16 else None
+
+
+@functools.lru_cache(maxsize=8)
+def _dummy(log2_n: int, r: int, p: int) -> str:
+    return hash_password(secrets.token_urlsafe(32), log2_n=log2_n, r=r, p=p)
+
+
+def dummy_hash(like: str | None = None) -> str:
+    """A hash that no password matches (of a random 32-byte secret, made once per process),
+    with the scrypt parameters of ``like`` (a real stored hash) or the defaults: checking a
+    password against it costs what checking against ``like`` costs."""
+    return _dummy(*(hash_params(like) or (LOG2_N, R, P)))
 
 
 def main() -> int:

@@ -94,6 +94,7 @@ def run(args: argparse.Namespace) -> int:
         run=args.run,
         rows=args.rows,
         tag_pattern=args.tag_pattern,
+        unit=args.unit,
         warn=warn,
     )
     tau = None if args.tau is None else parse_display(args.tau, measure)
@@ -198,11 +199,12 @@ def load_affinity(
     run: str | None = None,
     rows: str | None = None,
     tag_pattern: str | None = None,
+    unit: str | None = None,
     warn=None,
 ) -> tuple[list[str], np.ndarray]:
     """:func:`load_affinity_measure` without the measure."""
     tasks, A, _ = load_affinity_measure(
-        path, measure=measure, run=run, rows=rows, tag_pattern=tag_pattern, warn=warn
+        path, measure=measure, run=run, rows=rows, tag_pattern=tag_pattern, unit=unit, warn=warn
     )
     return tasks, A
 
@@ -214,13 +216,15 @@ def load_affinity_measure(
     run: str | None = None,
     rows: str | None = None,
     tag_pattern: str | None = None,
+    unit: str | None = None,
     warn=None,
 ) -> tuple[list[str], np.ndarray, str]:
     """Read any run file ``import`` reads and average one run and measure over its steps.
 
-    ``rows`` and ``tag_pattern`` are passed to the reader (a matrix's declared orientation,
-    a TensorBoard tag pattern); ``warn(text)`` receives the reader's notes (left-out cells,
-    made-up names, a transposition). A file naming no measure is read as ``measure`` (default
+    ``rows``, ``tag_pattern`` and ``unit`` are passed to the reader (a matrix's declared
+    orientation, a tag pattern, the values' unit: ``fraction``, ``percent``, ``tag-lr:LR``);
+    ``warn(text)`` receives the reader's notes (left-out cells, made-up names, a
+    transposition, impossible values). A file naming no measure is read as ``measure`` (default
     lookahead): ``measure`` then says what its numbers are.
 
     Returns ``(tasks, A, measure)``: ``A`` float64 (n, n), ``A[i, j]`` the mean over logged
@@ -237,7 +241,7 @@ def load_affinity_measure(
     from mtl_core.runfile import mean_matrix, read_run_file
 
     p = Path(path)
-    parsed = read_run_file(p, rows=rows, tag_pattern=tag_pattern)
+    parsed = read_run_file(p, rows=rows, tag_pattern=tag_pattern, unit=unit)
     if measure is not None:
         parsed = parsed.with_measure(measure)  # a file naming none: --measure declares it
     for text in parsed.warnings():
@@ -267,7 +271,11 @@ def warn(text: str) -> None:
 
 
 def add_read_options(p) -> None:
-    """``--rows`` and ``--tag-pattern``: what the user declares about an input file."""
+    """``--rows``, ``--tag-pattern`` and ``--unit``: what the user declares about an input
+    file."""
+    from mtl_core.runfile.units import UNIT_HELP
+
+    p.add_argument("--unit", default=None, help=UNIT_HELP)
     p.add_argument(
         "--rows",
         choices=("source", "target"),
@@ -278,5 +286,6 @@ def add_read_options(p) -> None:
     p.add_argument(
         "--tag-pattern",
         default=None,
-        help="TensorBoard tag holding affinity, e.g. 'aff/{source}->{target}' ({measure} optional)",
+        help="TensorBoard tag, tracker key or table column holding affinity, e.g. "
+        "'aff/{source}->{target}' ({measure} optional)",
     )

@@ -10,12 +10,10 @@ import argparse
 import json
 import sys
 import time
-from dataclasses import replace
 from pathlib import Path
 
 from mtl_core.commands.group import add_read_options, warn
 from mtl_core.errors import LabError
-from mtl_core.runfile.units import UNIT_HELP, convert_affinity, impossible_count
 from mtl_core.store import RunInfo, Store
 
 STORE_HELP = "run store file (default: $MTL_LAB_STORE, else ./.lab/store.sqlite)"
@@ -41,7 +39,6 @@ def add_parsers(sub) -> None:
         default=None,
         help="the measure of a file that names none (default: lookahead), e.g. proximal",
     )
-    p.add_argument("--unit", default=None, help=UNIT_HELP)
     add_read_options(p)
     p.set_defaults(func=run_import)
 
@@ -105,13 +102,11 @@ def run_import(args: argparse.Namespace) -> int:
     from mtl_core.runfile import read_run_file
 
     path = Path(args.file)
-    parsed = read_run_file(path, rows=args.rows, measure=args.measure, tag_pattern=args.tag_pattern)
-    parsed = replace(parsed, affinity=convert_affinity(parsed.affinity, args.unit))
+    parsed = read_run_file(
+        path, rows=args.rows, measure=args.measure, tag_pattern=args.tag_pattern, unit=args.unit
+    )
     for text in parsed.warnings():
         warn(text)
-    n_bad, bad_text = impossible_count(parsed.affinity)
-    if n_bad:
-        warn(bad_text)
     if parsed.measure_assumed:
         warn("the file names no measure: imported as lookahead (say another with --measure)")
     name = args.name or str(parsed.meta.get("name") or "") or path.name

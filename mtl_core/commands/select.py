@@ -1,6 +1,6 @@
 """``select``: exact network selection on a measured ground-truth table, and every estimator
 scored against it (:mod:`mtl_core.groundtruth`; layouts in docs/run-format.md, rules and
-agreement in docs/grouping.md)."""
+agreement in docs/ground-truth.md)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from mtl_core.errors import LabError
+from mtl_core.runfile.units import UNIT_HELP
 
 
 def add_parser(sub) -> None:
@@ -61,6 +62,7 @@ def add_parser(sub) -> None:
     )
     p.add_argument("--rows", choices=("source", "target"), help="the affinity matrix's rows")
     p.add_argument("--measure", help="the affinity file's measure, when it holds several")
+    p.add_argument("--unit", default=None, help="--affinity file's " + UNIT_HELP)
     p.add_argument("--estimate", help="estimated values in FILE's layout")
     p.add_argument("--draws", type=int, default=100, help="random selections per limit")
     p.add_argument("--seed", type=int, default=0, help="seed of the random selections")
@@ -155,6 +157,7 @@ def load_affinity_arg(
     store: str | None = None,
     measure: str | None = None,
     rows: str | None = None,
+    unit: str | None = None,
     warn=None,
 ) -> tuple[list[str], np.ndarray]:
     """``--affinity RUN_OR_MATRIX``: a file at that path (any format ``import`` reads,
@@ -168,9 +171,13 @@ def load_affinity_arg(
     from mtl_core.commands.group import load_affinity
 
     if Path(arg).exists():
-        return load_affinity(arg, measure=measure, rows=rows, warn=warn)
+        return load_affinity(arg, measure=measure, rows=rows, unit=unit, warn=warn)
     if not arg.strip().isdigit():
         raise LabError(f"--affinity: {arg} is neither a file nor a run id of the store")
+    if unit is not None:
+        raise LabError(
+            f"--unit is for an --affinity file; run {arg.strip()} of the store is in fractions"
+        )
     from mtl_core.runfile.long import step_mean
     from mtl_core.store import Store
     from mtl_core.store.base import default_store_path
@@ -206,7 +213,12 @@ def run(args: argparse.Namespace) -> int:
     table, scoring, estimate, affinity = load_inputs(args)
     if args.affinity:
         affinity = load_affinity_arg(
-            args.affinity, store=args.store, measure=args.measure, rows=args.rows, warn=warn
+            args.affinity,
+            store=args.store,
+            measure=args.measure,
+            rows=args.rows,
+            unit=args.unit,
+            warn=warn,
         )
     doc = compare(
         table,
@@ -232,6 +244,8 @@ ESTIMATORS = ("optimal", "hoa", "affinity", "estimate", "random", "worst")
 def format_text(doc: dict) -> str:
     """A readable table: one block per k or budget, one line per estimator (networks,
     selection value, score, regret against the optimum's score), then the agreement."""
+    from mtl_core.groundtruth.select import FALLBACK_DRAWS
+
     better = "lower" if doc["direction"] == "lower" else "higher"
     sign = -1.0 if better == "lower" else 1.0
     out = [f"{len(doc['tasks'])} tasks: {', '.join(doc['tasks'])} ({better} is better)"]
@@ -255,7 +269,16 @@ def format_text(doc: dict) -> str:
                 continue
             reg = "" if best is None else f"{sign * (best - s['score']):9.5f}"
             nets = " | ".join("+".join(n) for n in s["networks"])
-            flag = "" if s["proven"] else f"  (not proven, gap {s.get('_gap', math.nan):.2%})"
+            gap = s.get("_gap", math.nan)
+            flag = (
+                ""
+                if s["proven"]
+                else "  (not proven: the time limit came before HiGHS's first selection; the "
+                f"{'worst' if name == 'worst' else 'best'} of {FALLBACK_DRAWS} random "
+                "covering selections)"
+                if math.isinf(gap)
+                else f"  (not proven, gap {gap:.2%})"
+            )
             out.append(
                 f"  {name:<10} {s['selection']:10.5f} {s['score']:10.5f} {reg:>9}  {nets}{flag}"
             )

@@ -38,7 +38,7 @@ from mtl_core.experiments.ground_truth import evaluate
 from mtl_core.experiments.report import write_report
 from mtl_core.experiments.spec import EvalSpec, threads_per_worker
 from mtl_core.jsonio import write_json
-from mtl_core.runner.procs import pid_alive
+from mtl_core.runner.procs import pid_alive, prepare_process
 from mtl_core.runner.ray_cluster import runner_ray_address
 
 ROOT = Path(__file__).resolve().parents[2]  # the folder holding mtl_core (child's cwd)
@@ -104,15 +104,18 @@ def spec_for_run(
     )
 
 
-def start(spec: EvalSpec, folder: str | os.PathLike[str], *, workers: int = 2) -> BackgroundJob:
+def start(
+    spec: EvalSpec, folder: str | os.PathLike[str], *, workers: int = 2, nice: int = 0
+) -> BackgroundJob:
     """Start evaluating ``spec`` in a new process with ``workers`` local worker processes
-    (0 = train in that process); returns at once. ``folder`` is created and must be new or
-    empty of a previous job. Raises LabError for a spec that cannot work, OSError if the
-    process cannot start."""
+    (0 = train in that process) at CPU priority ``nice`` (added, as the runner's workers
+    get it); returns at once. ``folder`` is created and must be new or empty of a previous
+    job. Raises LabError for a spec that cannot work, OSError if the process cannot start."""
     spec.check()
     path = Path(folder).resolve()
     path.mkdir(parents=True, exist_ok=True)
-    write_json(path / SPEC_FILE, {"spec": spec.to_dict(), "workers": int(workers)}, indent=1)
+    job = {"spec": spec.to_dict(), "workers": int(workers), "nice": max(0, int(nice))}
+    write_json(path / SPEC_FILE, job, indent=1)
     write_json(path / STATUS_FILE, {"status": "running", "message": "starting"})
     code = "import sys; from mtl_core.experiments.background import main; sys.exit(main())"
     with open(path / LOG_FILE, "wb") as log:
@@ -159,6 +162,66 @@ def poll(job: BackgroundJob) -> JobState:
     )
 
 
+def refresh(store: Any, run_id: int, k: int) -> dict[str, Any] | None:
+    """The ground-truth record of ``(run_id, k)`` in ``store`` with its latest progress line;
+    once its process has ended, its outcome (the report, or the reason it failed) is saved
+    into the store, which frees its worker slot. A queued record is returned as it is."""
+    job = store.get_ground_truth(run_id, k)
+    if not job or job.get("status") != "running":
+        return job
+    if "pid" not in job:  # claimed by a runner, process not started yet (or never: its runner died)
+        if pid_alive(int(job.get("runner_pid") or 0)):
+            return {**job, "message": "starting"}
+        job.update(status="failed", finished=time.time(), error="the lab stopped before it started")
+    elif "folder" not in job:  # started by an older lab (a CLI subprocess): cannot be followed
+        job.update(
+            status="failed",
+            finished=time.time(),
+            error="started by an older version of the lab; run it again",
+        )
+    else:
+        now = poll(BackgroundJob.from_dict(job))
+        if now.status == "running":
+            return {**job, "message": now.message}
+        job.update(status=now.status, finished=now.finished or time.time(), message=now.message)
+        if now.status == "done":
+            job["report"] = now.report
+        else:
+            job["error"] = now.error
+    store.save_ground_truth(run_id, k, job)
+    return job
+
+
+class EvaluationQueue:
+    """The runner's hook for queued ground-truth evaluations (``Runner(evaluations=...)``):
+    each supervisor pass saves the outcome of every evaluation whose process ended, then
+    starts queued ones while a worker slot is free (``Store.claim_ground_truth``: one slot
+    each, out of the runner's ``max_workers``, in the fair order shared with queued runs).
+
+    An evaluation trains in its one process (no worker pool of its own), with a slot's share
+    of the CPUs (its spec's ``threads``), owned by the runner's process: it stops when that
+    process dies. On Ray (``$MTL_LAB_RAY_ADDRESS``) its training jobs are Ray tasks.
+    """
+
+    def __init__(self, nice: int = 0) -> None:
+        self.nice = int(nice)  # the CPU priority the runner's workers get (the app: 10)
+
+    def tick(self, store: Any, max_workers: int, runner_pid: int) -> None:
+        """One pass: refresh the running evaluations, start queued ones into free slots."""
+        for run_id, k in store.running_ground_truth_keys():
+            refresh(store, run_id, k)
+        while (claimed := store.claim_ground_truth(max_workers, runner_pid=runner_pid)) is not None:
+            run_id, k, job = claimed
+            try:
+                spec = EvalSpec.from_dict(job["spec"])
+                started = start(spec, job["folder"], workers=0, nice=self.nice)
+            except (LabError, OSError, KeyError, TypeError, ValueError) as exc:
+                job.update(status="failed", finished=time.time(), error=f"could not start: {exc}")
+            else:
+                job.update(started.to_dict())
+            store.save_ground_truth(run_id, k, job)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry of the background process: ``argv[1]`` is the job folder, ``argv[2]`` (when
     given) the process that owns the job: it stops once that one is gone. Returns the exit code
@@ -169,6 +232,7 @@ def main(argv: list[str] | None = None) -> int:
         _stop_with_parent(int(argv[2]))
     job = json.loads((path / SPEC_FILE).read_text())
     spec, workers = EvalSpec.from_dict(job["spec"]), int(job.get("workers", 0))
+    prepare_process(1, int(job.get("nice", 0)))  # before torch is imported (threads: the spec's)
     last = [""]
 
     def progress(msg: str) -> None:
@@ -237,4 +301,14 @@ def _read_json(path: Path) -> Any:
         return None
 
 
-__all__ = ["BackgroundJob", "JobState", "last_line", "main", "poll", "spec_for_run", "start"]
+__all__ = [
+    "BackgroundJob",
+    "EvaluationQueue",
+    "JobState",
+    "last_line",
+    "main",
+    "poll",
+    "refresh",
+    "spec_for_run",
+    "start",
+]

@@ -113,11 +113,13 @@ class Phase1:
 @dataclass
 class TagSelection:
     """Per seed: the co-training's mean lookahead affinity ``(n, n)`` (rows = source), the
-    TAG groups selected on it and the seconds the selection took."""
+    TAG groups selected on it, the seconds the selection took and whether TAG's wall-clock
+    safety stop fired (``stopped``: only then may the groups depend on the machine's load)."""
 
     affinity: dict[int, np.ndarray] = field(default_factory=dict)
     groups: dict[int, Grouping] = field(default_factory=dict)
     seconds: dict[int, float] = field(default_factory=dict)
+    stopped: dict[int, bool] = field(default_factory=dict)
 
 
 def _job(spec: EvalSpec, label: str, mode: str, seed: int, **kw: Any) -> TrainJob:
@@ -170,6 +172,7 @@ def select_tag_groups(spec: EvalSpec, book: JobBook) -> TagSelection:
         grouper = TAGGrouper(spec.k, allow_singletons=spec.allow_singletons)
         sel.groups[s] = grouper.fit(A, list(spec.tasks)).groups_
         sel.seconds[s] = time.perf_counter() - t0
+        sel.stopped[s] = bool(grouper.stopped_)
     if not sel.groups:
         raise LabError(
             "every co-training run failed, so TAG has no affinity to group on; "
@@ -254,6 +257,7 @@ def record_seed(
                 co.seconds + sel.seconds[s] + tag.seconds,
                 tag.parameters,
                 breakdown={"cotrain": co.seconds, "select": sel.seconds[s], "train": tag.seconds},
+                stopped=sel.stopped[s],
             )
         if cap is not None:
             records.add(

@@ -1,1 +1,1 @@
-"""Measured ground-truth tables: readers, exact selection, estimators (docs/grouping.md)."""
+"""Measured ground-truth tables: readers, exact selection, estimators (docs/ground-truth.md)."""

@@ -145,6 +145,61 @@ def agreement(pred: np.ndarray, measured: np.ndarray, members) -> dict | None:
     }
 
 
+def predictions(
+    table: GroundTruth,
+    *,
+    estimate: GroundTruth | None = None,
+    affinity: tuple[list[str], np.ndarray] | None = None,
+) -> dict[str, np.ndarray]:
+    """Each estimator's per-cell predictions of ``table``, (m, n) in its network and task
+    order (NaN where it predicts nothing): ``hoa`` when the table has networks of 3+ tasks it
+    can predict from pairs, ``affinity`` (higher = better, affinity units) with a matrix,
+    ``estimate`` with an estimate table (in the table's own units and direction)."""
+    preds: dict[str, np.ndarray] = {}
+    hp = hoa_predictions(table)
+    if np.isfinite(hp[[len(m) >= 3 for m in table.members]]).any():
+        preds["hoa"] = hp
+    if affinity is not None:
+        preds["affinity"] = affinity_predictions(table, *affinity)
+    if estimate is not None:
+        preds["estimate"] = align(table, estimate, "estimate", complete=False)
+    return preds
+
+
+def prediction_cells(
+    table: GroundTruth,
+    scoring: GroundTruth | None = None,
+    *,
+    estimate: GroundTruth | None = None,
+    affinity: tuple[list[str], np.ndarray] | None = None,
+) -> list[dict]:
+    """The cells the agreement is computed over, one dict per (estimator, network of 2+
+    tasks, task) where both the prediction and the scoring table's value exist:
+    ``{"estimator", "network" ("a+b+c"), "task", "predicted", "measured"}`` (measured in the
+    scoring table's own units and direction; for the predicted-vs-measured scatter)."""
+    measured = (
+        table.values if scoring is None else align(table, scoring, "scoring table", complete=True)
+    )
+    out = []
+    for name, p in predictions(table, estimate=estimate, affinity=affinity).items():
+        for j, mem in enumerate(table.members):
+            if len(mem) < 2:
+                continue
+            net = "+".join(table.network_names(j))
+            for i in mem:
+                if np.isfinite(p[j, i]) and np.isfinite(measured[j, i]):
+                    out.append(
+                        {
+                            "estimator": name,
+                            "network": net,
+                            "task": table.tasks[i],
+                            "predicted": float(p[j, i]),
+                            "measured": float(measured[j, i]),
+                        }
+                    )
+    return out
+
+
 def _num(x: float) -> float | None:
     x = float(x)
     return x if math.isfinite(x) else None
@@ -167,7 +222,7 @@ def compare(
     time_limit: float = DEFAULT_TIME_LIMIT,
 ) -> dict:
     """Every estimator at every ``k`` (or budget) on ``table``, scored on ``scoring``
-    (default: ``table`` itself). Returns the ``select --json`` document (docs/grouping.md):
+    (default: ``table`` itself). Returns the ``select --json`` document (docs/ground-truth.md):
     ``{"tasks", "direction", "rows": [...], "agreement": {...}}``.
 
     Raises LabError for limits that are not positive, an estimate or scoring table that does
@@ -189,14 +244,7 @@ def compare(
     score_vals = sel if scoring is None else align(table, scoring, "scoring table", complete=True)
     gains = sign * sel
     present = ~np.isnan(sel)
-    preds: dict[str, np.ndarray] = {}
-    hp = hoa_predictions(table)
-    if np.isfinite(hp[[len(m) >= 3 for m in table.members]]).any():
-        preds["hoa"] = hp
-    if affinity is not None:
-        preds["affinity"] = affinity_predictions(table, *affinity)
-    if estimate is not None:
-        preds["estimate"] = align(table, estimate, "estimate", complete=False)
+    preds = predictions(table, estimate=estimate, affinity=affinity)
     size2 = np.array(
         [len(m) >= 2 and float(c) == FULL_COST for m, c in zip(table.members, table.costs)]
     )

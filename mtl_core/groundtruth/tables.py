@@ -2,7 +2,7 @@
 
 The field publishes which tasks should train together as tables of networks trained on task
 subsets and each task's measured result in each network. Three layouts are read as they are
-published (``docs/run-format.md``, "Ground-truth tables"):
+published (``docs/run-format.md``, "Ground-truth tables (`select`)"):
 
 - **HOA** (Standley et al., ICML 2020, ``network_selection/results*.txt``): tab-separated, no
   header, one column per task. Line 1: each task's *half-size* single-task network (cost 0.5);

@@ -1,6 +1,7 @@
 """The LP side of TAG selection: column generation, a certified upper bound, exact finishing.
 
-TAG selection is the set-partitioning problem (see :mod:`mtl_core.grouping.tag_blocks`)
+TAG selection (Fifty et al., NeurIPS 2021 §3.3) is the set-partitioning problem (see
+:mod:`mtl_core.grouping.tag_blocks`)
 
     max  sum_P f(P) x_P   s.t.  sum_{P ∋ t} x_P = 1 for every task t,   sum_P x_P <= k,
     x_P in {0, 1},

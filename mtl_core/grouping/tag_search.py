@@ -1,8 +1,8 @@
 """Anytime TAG selection at any size: multi-start local search over served-set partitions.
 
-A TAG selection of at most k groups is a partition of the tasks into at most k *served sets*,
-each served by its best group (:mod:`mtl_core.grouping.tag_blocks`). This module searches
-those partitions directly:
+TAG's network selection (Fifty et al., NeurIPS 2021 §3.3) chooses at most k groups; such a
+selection is a partition of the tasks into at most k *served sets*, each served by its best
+group (:mod:`mtl_core.grouping.tag_blocks`). This module searches those partitions directly:
 
 * **seeds**: a greedy agglomeration on the TAG objective itself (start from every task served
   alone, repeatedly merge the two served sets whose merge costs least, until at most k remain

@@ -25,6 +25,9 @@ from mtl_core.lesson.report import LessonResult
 from mtl_core.lesson.state import LessonState, result, state
 from mtl_core.store import Store
 
+#: Steps the headless lesson writes per store transaction.
+BATCH_STEPS = 100
+
 
 def run_lesson(
     conflict: float,
@@ -110,10 +113,20 @@ def _train_into(
     on_run: Callable[[str], None] | None,
     mode: str,
 ) -> None:
-    """Train one queued run here, every step appended to ``store`` as a worker does."""
+    """Train one queued run here and store every step as a worker does (written every
+    :data:`BATCH_STEPS` steps in one transaction: nobody watches this store live)."""
     if on_run:
         on_run(mode)
     cfg = RunConfig.from_dict(store.get_run(run_id).config)
     store.set_status(run_id, "running")
-    train(cfg, lambda event: store.append_step(run_id, event))
+    pending: list[Any] = []
+
+    def on_step(event: Any) -> None:
+        pending.append(event)
+        if len(pending) >= BATCH_STEPS:
+            store.append_steps(run_id, pending)
+            pending.clear()
+
+    train(cfg, on_step)
+    store.append_steps(run_id, pending)
     store.set_status(run_id, "finished")

@@ -275,13 +275,13 @@ def advance(runner: Submitter, store: Store, together: int) -> int | None:
     grouped run's id, None while the together run is still going (or when ``together`` is
     no lesson).
 
-    The groups are TAG's selection (Fifty et al. 2021, sec. 3.2: exact, at most
+    The groups are TAG's network selection (Fifty et al. 2021; exact, at most
     ``clusters`` groups) from the together run's mean lookahead affinity over all steps and
-    replicas; a together run that ended without any matrix (failed or cancelled early)
-    falls back to the planted clusters, so the lesson still has its three approaches. The
-    grouped run belongs to the together run's owner, checked against the limits kept in
-    the note. LabError when it cannot be queued (e.g. the owner is at the queue quota: a
-    later call tries again).
+    replicas; a together run that ended without any matrix (failed or cancelled early, or
+    logged none) falls back to the planted clusters, so the lesson still has its three
+    approaches. The grouped run belongs to the together run's owner, checked against the
+    limits kept in the note. LabError when it cannot be queued (e.g. the owner is at the
+    queue quota: a later call tries again).
     """
     note = store.get_note(together, NOTE_GROUPS_RUN)
     if note is None:
@@ -301,9 +301,10 @@ def advance(runner: Submitter, store: Store, together: int) -> int | None:
     if ready_to_select(info, len(logged)):
         groups, _ = select_groups(mean_affinity(A), tasks, int(knobs.get("clusters", 2)))
         source = GROUP_SOURCES["tag"]
-    elif info.status in ("failed", "cancelled", "interrupted"):
+    elif info.status in TERMINAL:  # ended without a matrix to select from
         groups = planted_groups(knobs)
-        source = "the planted clusters (the all-together run stopped early)"
+        why = "logged no affinity" if info.status == "finished" else "stopped early"
+        source = f"the planted clusters (the all-together run {why})"
     else:
         return None
     kept = note.get("limits")

@@ -28,7 +28,13 @@ import pandas as pd
 
 from mtl_core.errors import LabError
 from mtl_core.runfile import mlflow_store
-from mtl_core.runfile.bounds import check_folder_files, check_rows, check_zip_members
+from mtl_core.runfile.bounds import (
+    check_folder_files,
+    check_rows,
+    check_runs_count,
+    check_zip_members,
+)
+from mtl_core.runfile.bundle import read_bundle
 from mtl_core.runfile.layout import read_affinity
 from mtl_core.runfile.long import first_seen
 from mtl_core.runfile.messages import names, over_limit, short
@@ -49,6 +55,9 @@ from mtl_core.runfile.validate import validate_affinity, validate_metrics
 CONFIG_FILES = frozenset(
     {"params.json", "wandb-metadata.json", "meta.json", "search_space.json", "config.json"}
 )
+#: JSON files that are runs when they sit in a log folder (any other JSON object that holds no
+#: affinity, such as Ray Tune's ``experiment_state-*.json``, is a tool's state: skipped, noted).
+RUN_JSON = ("result.json", "wandb-summary.json")
 #: Ray Tune writes each result twice; the CSV is read, the JSON Lines copy skipped.
 RAY_PAIR = ("progress.csv", "result.json")
 #: The names a lab bundle's affinity table has (a zip with exactly one is a bundle).
@@ -114,7 +123,9 @@ def zip_tree(data: bytes, name: str, limit: int) -> dict[str, bytes] | None:
     paths = [i.filename for i in infos]
     affinity = [p for p in paths if _stem(p) == BUNDLE_STEM and _ext(p) in READ_TABLE_EXTENSIONS]
     one_folder = len({_parent(p) for p in affinity}) == 1  # several there: the bundle says so
-    bundle = one_folder or any(p.rsplit("/", 1)[-1] == "meta.json" for p in paths)
+    bundle = one_folder or (
+        not affinity and any(p.rsplit("/", 1)[-1] == "meta.json" for p in paths)
+    )
     if bundle and not any(map(is_tfevents, paths)) and not mlflow_store.run_roots(paths):
         return None
     total = sum(i.file_size for i in infos)
@@ -152,10 +163,26 @@ def read_tree(files: dict[str, bytes], name: str, options: ReadOptions) -> Parse
     """
     paths = sorted(files)
     roots = mlflow_store.run_roots(paths)
-    inside = [p for p in paths if not any(p.startswith(f"{r}/") or not r for r in roots)]
+    root_set = set(roots)
+    inside = [p for p in paths if mlflow_store.owner(p, root_set) is None]
     events = {p: files[p] for p in inside if is_tfevents(p)}
-    tables = _tables([p for p in inside if p not in events])
-    units = len(roots) + len(tables) + len({_parent(p) for p in events})
+    bundles = _bundle_folders([p for p in inside if p not in events])
+    in_bundle = {p for members in bundles.values() for p in members}
+    tables = _tables([p for p in inside if p not in events and p not in in_bundle])
+    others = len(roots) + len(bundles) + len({_parent(p) for p in events})
+    check_runs_count(others + len(tables), name)  # before any run is read
+    read, skipped = [], []
+    for p in tables:
+        try:
+            read.append((p, _read_table_file(files[p], p, name, options)[0]))
+        except LabError:
+            if _ext(p) != ".json" or p.rsplit("/", 1)[-1] in RUN_JSON:
+                raise  # a table that is a run but cannot be read: the whole folder fails
+            skipped.append(p)  # a tool's state or config object, not a run
+    if skipped:
+        note(f"{name}: JSON files holding no affinity were not read: {names(skipped, 4)}")
+    tables = [p for p, _ in read]
+    units = others + len(tables)
     if not units:
         raise LabError(
             f"{name}: found no run in the folder (no MLflow run, table or TensorBoard event "
@@ -169,10 +196,17 @@ def read_tree(files: dict[str, bytes], name: str, options: ReadOptions) -> Parse
         affs_, mets_ = _mlflow_run(files, root, label, name, options)
         affs.append(affs_)
         mets.append(mets_)
-    for p in tables:
+    groupings = []
+    for folder, members in bundles.items():
+        label = "" if single else _unique(folder or ".", found)
+        found.append(label or folder or ".")
+        run = _read_bundle_folder(files, folder, members, name, options)
+        affs.append(_relabel(run.affinity, label))
+        mets.append(_relabel(run.metrics, label))
+        groupings.append(_relabel(run.groupings, label))
+    for p, aff in read:
         label = "" if single else _unique(_table_label(p, tables), found)
         found.append(label or p)
-        aff, _ = _read_table_file(files[p], p, name, options)
         affs.append(_relabel(aff, label))
     if events:
         tb = read_tensorboard_files(events, name, options)
@@ -188,7 +222,8 @@ def read_tree(files: dict[str, bytes], name: str, options: ReadOptions) -> Parse
     tasks = first_seen(aff["source"], aff["target"], met["task"])
     if not single:
         note(f"{name}: read {len(found)} runs, each named by its path: {names(found, 8)}")
-    parsed = assemble(aff, met, empty_frame(GROUPING_FRAME), {}, tasks)
+    grp = pd.concat(groupings, ignore_index=True) if groupings else empty_frame(GROUPING_FRAME)
+    parsed = assemble(aff, met, grp, {}, tasks)
     parsed.meta["source"] = "folder"
     return parsed
 
@@ -206,6 +241,41 @@ def _unique(label: str, taken: list[str]) -> str:
     while out in taken:
         out, k = f"{label} ({k})", k + 1
     return out
+
+
+#: The members a lab bundle's folder holds (``affinity.<ext>`` required).
+BUNDLE_STEMS = ("affinity", "metrics")
+BUNDLE_FILES = ("meta.json", "groupings.jsonl")
+
+
+def _bundle_folders(paths: list[str]) -> dict[str, list[str]]:
+    """Folders laid out as a lab bundle (an ``affinity.<ext>`` table, with its
+    ``metrics.<ext>``, ``groupings.jsonl`` and ``meta.json`` beside it): folder -> members."""
+    out: dict[str, list[str]] = {}
+    for p in paths:
+        if _stem(p) == BUNDLE_STEM and _ext(p) in READ_TABLE_EXTENSIONS:
+            out.setdefault(_parent(p), [])
+    for p in paths:
+        base = p.rsplit("/", 1)[-1].lower()
+        is_member = base in BUNDLE_FILES or (
+            _stem(p) in BUNDLE_STEMS and _ext(p) in READ_TABLE_EXTENSIONS
+        )
+        if is_member and _parent(p) in out:
+            out[_parent(p)].append(p)
+    return dict(sorted(out.items()))
+
+
+def _read_bundle_folder(
+    files: dict[str, bytes], folder: str, members: list[str], name: str, options: ReadOptions
+) -> ParsedRun:
+    """One folder laid out as a bundle, read by the bundle reader (its messages name the
+    folder)."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for p in members:
+            zf.writestr(p.rsplit("/", 1)[-1], files[p])
+    where = f"{name} › {folder}" if folder else name
+    return read_bundle(buf.getvalue(), where, sum(len(files[p]) for p in members) + 1, options)
 
 
 def _tables(paths: list[str]) -> list[str]:
@@ -254,13 +324,14 @@ def _mlflow_run(
             f"{where}: an MLflow run with no affinity metric (affinity/<source>/<target>, or "
             f"give a tag pattern); its metrics: {names(ignored, 6) if ignored else 'none'}"
         )
+    names_ = aff.pop("key")
     cols = {k: np.concatenate(v) for k, v in aff.items()}
     check_rows(len(cols["affinity"]), where, "logged affinity values")
     cols["run"] = np.full(len(cols["affinity"]), label, dtype=object)
     steps = cols["step"]
     keys = np.repeat(np.arange(len(aff["step"])), [len(v) for v in aff["step"]])
     frame = validate_affinity(
-        cols, lambda i: f"metric file {int(keys[i]) + 1}, step {steps[i]:g}", where, None
+        cols, lambda i: f"metrics/{names_[int(keys[i])]}, step {steps[i]:g}", where, None
     )
     if met["value"]:
         mcols = {k: np.concatenate(v) for k, v in met.items()}

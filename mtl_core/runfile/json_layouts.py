@@ -29,7 +29,7 @@ import numpy as np
 from mtl_core.errors import LabError
 from mtl_core.runfile.bounds import check_table_cells
 from mtl_core.runfile.messages import JSON_ROW, Locate, show
-from mtl_core.runfile.report import note
+from mtl_core.runfile.report import json_object_read, note
 
 Columns = dict[str, np.ndarray]
 #: The row-label column the wide reader knows (pandas' unnamed index).
@@ -120,6 +120,7 @@ def array_columns(doc: list[Any], name: str) -> tuple[Columns, Locate] | None:
 
 
 def _dict_of_dicts(doc: dict[str, Any], name: str) -> tuple[Columns, Locate]:
+    json_object_read()
     rows = _union(doc.values())
     check_table_cells(len(rows), len(doc), name)  # before the dense table is built
     cols: Columns = {LABEL: _objects(rows)}

@@ -50,21 +50,36 @@ def read_affinity(
     LabError
         From the layout's reader, naming row and column.
     """
-    steps = read_step_columns(cols, name, options)
+    steps = read_step_columns(cols, name, options, locate)
     if steps is not None:
         aff = validate_affinity(steps, _cell_locate, name, tasks, measure=options.measure)
         return aff, first_seen(aff["source"], aff["target"])
-    cols = known_names(cols, AFFINITY_NAMES, name)
-    wide = read_wide(cols, locate, name, tasks, rows=options.rows, measure=options.measure)
-    if wide is not None:
-        return wide
-    if options.rows == "target":
-        raise LabError(
-            f"{name}: rows were declared targets (--rows target), but this is a long table "
-            "whose source and target columns say which is which; drop the declaration"
-        )
-    aff = validate_affinity(cols, locate, name, tasks, measure=options.measure)
+    try:
+        cols = known_names(cols, AFFINITY_NAMES, name)
+        wide = read_wide(cols, locate, name, tasks, rows=options.rows, measure=options.measure)
+        if wide is not None:
+            return wide
+        if options.rows == "target":
+            raise LabError(
+                f"{name}: rows were declared targets (--rows target), but this is a long table "
+                "whose source and target columns say which is which; drop the declaration"
+            )
+        aff = validate_affinity(cols, locate, name, tasks, measure=options.measure)
+    except LabError as exc:
+        if _per_step_shaped(cols) and options.tag_pattern is None:
+            raise LabError(
+                f"{exc}; if each column beside the step is one cell, give a tag pattern for "
+                "their names, e.g. '{source}->{target}' (--tag-pattern)"
+            ) from None
+        raise
     return aff, first_seen(aff["source"], aff["target"])
+
+
+def _per_step_shaped(cols: dict[str, np.ndarray]) -> bool:
+    """A step column, no source/target or row-label column, and more columns than a small
+    square matrix would need: what a per-step logger's table looks like."""
+    names = set(cols)
+    return "step" in names and not names & {"source", "target", "", "task"} and len(names) - 1 > 2
 
 
 def _cell_locate(i: int) -> str:

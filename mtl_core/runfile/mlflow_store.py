@@ -20,8 +20,9 @@ import numpy as np
 
 from mtl_core.errors import LabError
 from mtl_core.runfile import tb_conventions as conv
+from mtl_core.runfile.bounds import check_tasks_count
 from mtl_core.runfile.messages import short
-from mtl_core.runfile.report import ReadOptions
+from mtl_core.runfile.report import ReadOptions, pattern_used
 
 META = "meta.yaml"
 METRICS = "metrics/"
@@ -30,14 +31,27 @@ RUN_NAME = "tags/mlflow.runName"
 
 def run_roots(paths: list[str]) -> list[str]:
     """The MLflow run folders in a tree of relative paths (``""`` = the tree's root): every
-    folder with a ``meta.yaml`` and a ``metrics/`` folder beside it."""
-    roots = []
+    folder with a ``meta.yaml`` and a ``metrics/`` folder beside it. Linear in the paths."""
+    with_metrics = set()
     for p in paths:
-        if p == META or p.endswith("/" + META):
-            root = p[: -len(META)]
-            if any(q.startswith(root + METRICS) for q in paths):
-                roots.append(root.rstrip("/"))
-    return sorted(roots)
+        parts = p.split("/")
+        for k, part in enumerate(parts[:-1]):
+            if part + "/" == METRICS:
+                with_metrics.add("/".join(parts[:k]))
+    roots = [p[: -len(META)].rstrip("/") for p in paths if p == META or p.endswith("/" + META)]
+    return sorted(r for r in roots if r in with_metrics)
+
+
+def owner(path: str, roots: set[str]) -> str | None:
+    """The run folder among ``roots`` that holds ``path``, or None."""
+    if "" in roots:
+        return ""
+    parts = path.split("/")
+    for k in range(1, len(parts)):
+        head = "/".join(parts[:k])
+        if head in roots:
+            return head
+    return None
 
 
 def run_name(files: dict[str, bytes], root: str) -> str:
@@ -56,8 +70,8 @@ def metric_columns(
     Returns
     -------
     ``(affinity parts, metric parts, ignored keys)``: the affinity parts hold ``step, source,
-    target, measure, affinity, wall_time`` (seconds) arrays per key, the metric parts
-    ``step, task, split, metric, value``.
+    target, measure, affinity, wall_time`` (seconds) arrays per key and ``key`` (the key of
+    each part, for messages), the metric parts ``step, task, split, metric, value``.
 
     Raises
     ------
@@ -72,9 +86,12 @@ def metric_columns(
         cell = _cell(key, pattern, options)
         if cell is not None:
             cells[key] = cell
+    if pattern is not None and cells:
+        pattern_used()
     tasks = {c.source for c in cells.values()} | {c.target for c in cells.values()}
+    check_tasks_count(len(tasks), name)  # before any metric file is parsed
     aff: dict[str, list[np.ndarray]] = {
-        k: [] for k in ("step", "source", "target", "measure", "affinity", "wall_time")
+        k: [] for k in ("step", "source", "target", "measure", "affinity", "wall_time", "key")
     }
     met: dict[str, list[np.ndarray]] = {k: [] for k in ("step", "task", "split", "metric", "value")}
     ignored = []
@@ -92,6 +109,7 @@ def metric_columns(
             aff["step"].append(step)
             aff["affinity"].append(val)
             aff["wall_time"].append(ts / 1000.0)
+            aff["key"].append(key)  # type: ignore[arg-type]
         else:
             split, metric, task = loss  # type: ignore[misc]
             for col, v in (("task", task), ("split", split), ("metric", metric)):

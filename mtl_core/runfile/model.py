@@ -13,6 +13,7 @@ from mtl_core.runfile.bounds import check_runs_count
 from mtl_core.runfile.long import first_seen, measure_matrices
 from mtl_core.runfile.report import left_out_text
 from mtl_core.runfile.schema import AFFINITY_FRAME, GROUPING_FRAME, METRIC_FRAME, empty_frame
+from mtl_core.runfile.units import canonical_measure
 
 #: ``meta.json`` keys that ``ParsedRun`` holds in fields of their own, not in ``meta``.
 _FORMAT_KEYS = ("format", "format_version", "tasks", "task_types")
@@ -44,6 +45,8 @@ class ParsedRun:
         assumed (the Upload page asks).
     is_matrix : the affinity came as a matrix (rows/columns), so which way its rows run
         matters.
+    json_object : the matrix came as a JSON object of objects, whose outer keys are targets
+        (pandas' default) unless rows were declared targets (then sources: ``orient="index"``).
     """
 
     tasks: list[str]
@@ -59,6 +62,7 @@ class ParsedRun:
     first_left_out: str | None = None
     measure_assumed: bool = False
     is_matrix: bool = False
+    json_object: bool = False
 
     def warnings(self) -> list[str]:
         """What the CLI prints as ``warning:`` lines and the preview shows: the left-out
@@ -72,7 +76,7 @@ class ParsedRun:
         if not self.measure_assumed:
             return self
         aff = self.affinity.copy()
-        aff["measure"] = measure
+        aff["measure"] = canonical_measure(measure)
         return replace(self, affinity=aff, measure_assumed=False)
 
     def run_tasks(self, run: str) -> list[str]:

@@ -31,7 +31,7 @@ from mtl_core.runfile.folders import read_folder, read_tree, zip_tree
 from mtl_core.runfile.layout import read_affinity
 from mtl_core.runfile.messages import one_line, over_limit
 from mtl_core.runfile.model import ParsedRun, affinity_only
-from mtl_core.runfile.report import ReadOptions, collecting
+from mtl_core.runfile.report import ReadOptions, collecting, json_object_text
 from mtl_core.runfile.schema import (
     AFFINITY_COLUMNS,
     ARRAY_EXTENSIONS,
@@ -40,6 +40,13 @@ from mtl_core.runfile.schema import (
 )
 from mtl_core.runfile.tables import parse_table
 from mtl_core.runfile.tensorboard import read_tensorboard
+from mtl_core.runfile.units import (
+    canonical_measure,
+    convert_affinity,
+    impossible_count,
+    rename_measures,
+    unit_factor,
+)
 
 _log = logging.getLogger(__name__)
 #: What every reader error starts with.
@@ -55,6 +62,25 @@ class ReadMemoryError(LabError):
     """A read ran out of memory (a ``LabError``: one line, ``cannot import <file>: ...``)."""
 
 
+#: How libraries say they ran out of memory without a ``MemoryError`` (Arrow's C++ pool, a
+#: thread pool that cannot get a stack under ``RLIMIT_AS``).
+_MEMORY_WORDS = (
+    "out of memory",
+    "cannot allocate",
+    "failed to allocate",
+    "bad_alloc",
+    "malloc",
+    "failed to launch worker thread",
+)
+
+
+def out_of_memory(exc: BaseException) -> bool:
+    """Whether ``exc`` says the process ran out of memory: a ``MemoryError`` (Arrow's
+    ``ArrowMemoryError`` is one), or a library's words for it (:data:`_MEMORY_WORDS`)."""
+    text = str(exc).lower()
+    return isinstance(exc, MemoryError) or any(w in text for w in _MEMORY_WORDS)
+
+
 def read_run_file(
     source: str | Path | bytes,
     filename: str | None = None,
@@ -63,6 +89,7 @@ def read_run_file(
     rows: str | None = None,
     measure: str | None = None,
     tag_pattern: str | None = None,
+    unit: str | None = None,
 ) -> ParsedRun:
     """Read and fully validate a run file.
 
@@ -79,7 +106,12 @@ def read_run_file(
     measure : the measure of a file that names none (no ``measure`` column, a matrix, an
         array); None = ``lookahead``, and ``ParsedRun.measure_assumed`` says so.
     tag_pattern : a TensorBoard tag pattern such as ``aff/{source}->{target}``; None = the
-        known conventions (docs/run-format.md).
+        known conventions (docs/run-format.md). It applies to tracker keys and table columns
+        too.
+    unit : the unit of the file's affinity values (``fraction``, ``percent``,
+        ``tag-lr:LR``; :mod:`mtl_core.runfile.units`), converted to the lab's fractions;
+        None = fraction. Values impossible for their measure (a lookahead above 1) are
+        counted in a note either way.
 
     Returns
     -------
@@ -93,6 +125,9 @@ def read_run_file(
         One line, ``"cannot import <file>: <what is wrong and where>"``
         (:class:`ReadMemoryError` when the read ran out of memory).
     """
+    factor = unit_factor(unit)  # a bad unit fails before the file is read
+    if measure is not None:
+        measure = canonical_measure(measure)
     options = ReadOptions(rows=rows, measure=measure, tag_pattern=tag_pattern)
     raw = isinstance(source, (bytes, bytearray, memoryview))
     name = filename or ("upload" if raw else Path(source).name)
@@ -100,24 +135,41 @@ def read_run_file(
         with collecting() as report:
             parsed = _read(source, filename, max_bytes, options)
             check_parsed(parsed, name)
+            if tag_pattern is not None and not report.pattern_used:
+                raise LabError(
+                    f"{name}: the tag pattern {tag_pattern!r} named no cell: it is for "
+                    "TensorBoard tags, tracker keys and per-step table columns, and this "
+                    "file names its cells itself (drop the pattern)"
+                )
     except LabError as exc:
         msg = str(exc)
         if not msg.startswith(PREFIX):
             msg = PREFIX + (msg if msg.startswith(name) else f"{name}: {msg}")
         raise LabError(one_line(msg)) from None
-    except MemoryError:
-        # a read within the limits fits in a few hundred MB; a process with a memory cap (an
-        # upload read in the app: mtl_core.runner.upload_read) words this with its cap
-        raise ReadMemoryError(one_line(f"{PREFIX}{name}: {OUT_OF_MEMORY}")) from None
     except Exception as exc:  # noqa: BLE001
+        if out_of_memory(exc):
+            # a read within the limits fits in a few hundred MB; a process with a memory cap
+            # (an upload read in the app: mtl_core.runner.upload_read) words this with its cap
+            raise ReadMemoryError(one_line(f"{PREFIX}{name}: {OUT_OF_MEMORY}")) from None
         # The last net, so no upload ever ends in a traceback (or "something went wrong" in
         # the shared app): every failure a file can cause is guarded at its root in the
         # readers, and the generated-corpus test asserts this line is never reached.
         _log.debug("reader failure on %s", name, exc_info=True)
         raise LabError(one_line(f"{PREFIX}{name}: {UNREADABLE} ({type(exc).__name__})")) from None
+    parsed.affinity, named = rename_measures(parsed.affinity)
     if measure is not None and not report.measure_assumed and options.measure:
         _check_measure_applies(parsed, measure)
-    parsed.notes = list(report.notes)
+    if factor != 1.0:
+        parsed.affinity = convert_affinity(parsed.affinity, unit)
+        declared = str(unit).strip().lower()
+        named.append(f"values declared in {declared}: multiplied by {factor:g} to fractions")
+    n_bad, bad_text = impossible_count(parsed.affinity)
+    parsed.notes = list(report.notes) + named + ([bad_text] if n_bad else [])
+    if report.json_object:
+        parsed.notes = [
+            n for n in parsed.notes if not n.startswith("rows are targets (declared)")
+        ] + [json_object_text(rows)]
+        parsed.json_object = True
     parsed.left_out = report.left_out
     parsed.first_left_out = report.first_left_out
     parsed.measure_assumed = report.measure_assumed

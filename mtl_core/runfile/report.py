@@ -59,6 +59,8 @@ class Report:
     first_left_out: str | None = None
     measure_assumed: bool = False
     matrix: bool = False
+    json_object: bool = False
+    pattern_used: bool = False
 
 
 _CURRENT: ContextVar[Report | None] = ContextVar("mtl_runfile_report", default=None)
@@ -111,11 +113,40 @@ def matrix_read() -> None:
         report.matrix = True
 
 
+def pattern_used() -> None:
+    """The user's tag pattern named some cells (so it was not silently ignored)."""
+    report = _CURRENT.get()
+    if report is not None:
+        report.pattern_used = True
+
+
+def json_object_read() -> None:
+    """The matrix came as a JSON object of objects (its outer keys' meaning is declared)."""
+    report = _CURRENT.get()
+    if report is not None:
+        report.json_object = True
+
+
+def json_object_text(rows: str | None) -> str:
+    """How a JSON object of objects was read, and the flip (``--rows``, the Upload toggle)."""
+    if rows == "target":
+        return (
+            "a JSON object of objects, read as {source: {target: value}}: outer keys are "
+            "sources (pandas' to_json(orient='index')), as declared"
+        )
+    return (
+        "a JSON object of objects, read as {target: {source: value}}: outer keys are targets "
+        "(pandas' to_json() default, TAG's notebooks); a to_json(orient='index') matrix has "
+        "sources outside: flip it with --rows target (Upload: 'Outer keys are sources')"
+    )
+
+
 def left_out_text(count: int, first: str | None) -> str:
     """The one sentence every surface (preview, CLI warning, import summary) uses."""
     cells = "1 cell" if count == 1 else f"{count} cells"
     where = f"; the first at {first}" if first else ""
+    what = "is not a finite number" if count == 1 else "are not finite numbers"
     return (
-        f"left out {cells} that {'is' if count == 1 else 'are'} not finite numbers (NaN, inf, "
+        f"left out {cells} that {what} (NaN, inf, "
         f"empty, or a missing-value mark such as NA, #N/A, #DIV/0!) as unmeasured{where}"
     )

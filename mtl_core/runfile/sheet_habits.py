@@ -70,6 +70,16 @@ def strip_preamble(text: str, name: str) -> tuple[str, str | None, int]:
     return rest, declared, skipped
 
 
+_R_SPACED = re.compile(r'^\s*"[^"]*"(?: +"[^"]*")+\s*$')
+
+
+def r_space_delimited(text: str) -> bool:
+    """Whether the header is R's ``write.table`` default: quoted names separated by spaces
+    (``"a" "b"``), so the delimiter is a space."""
+    end = min((k for k in (text.find("\n"), text.find("\r")) if k >= 0), default=len(text))
+    return _R_SPACED.match(text[:end]) is not None
+
+
 def r_row_names(text: str, delim: str, header: list[str], name: str) -> list[str]:
     """R's ``write.table(m)`` writes one name fewer than each row has cells (the row names'
     column has none): give that column the empty name (pandas' unnamed index).

@@ -125,7 +125,7 @@ def _parse_csv(data: bytes, name: str, default: str, limits: bool) -> tuple[Colu
     if not text.strip():
         raise LabError(f"{name}: the file is empty")
     text, declared, skipped = habits.strip_preamble(text, name)
-    delim = declared or sniff_delimiter(text, default)
+    delim = declared or (" " if habits.r_space_delimited(text) else sniff_delimiter(text, default))
     header = habits.r_row_names(text, delim, _header(text, delim, name), name)
     headerless = _numeric_header(header)
     if headerless is None and len(header) == 1:  # np.savetxt's default: space-separated

@@ -34,7 +34,7 @@ from mtl_core.runfile.bounds import check_rows, check_runs_count, check_tasks_co
 from mtl_core.runfile.long import first_seen
 from mtl_core.runfile.messages import names, over_limit
 from mtl_core.runfile.model import ParsedRun, assemble
-from mtl_core.runfile.report import ReadOptions, measure_assumed, note
+from mtl_core.runfile.report import ReadOptions, measure_assumed, note, pattern_used
 from mtl_core.runfile.schema import DEFAULT_MEASURE, GROUPING_FRAME, METRIC_FRAME, empty_frame
 from mtl_core.runfile.tfrecord import FileScan, Series, merge, scan_file
 from mtl_core.runfile.validate import validate_affinity, validate_metrics
@@ -214,6 +214,8 @@ def _assemble(
     options: ReadOptions,
 ) -> ParsedRun:
     files = {run: series.pop(_FILES).steps[0] for run, series in runs.items() if _FILES in series}
+    for run, series in runs.items():
+        _number_by_wall_time(run, series)
     cells = {run: _cells(series, pattern, options) for run, series in runs.items()}
     with_aff = {run: c for run, c in cells.items() if c[0]}
     if not with_aff:
@@ -247,6 +249,38 @@ def _assemble(
     return parsed
 
 
+def _number_by_wall_time(run: str, series: dict[str, Series]) -> None:
+    """Scalars logged without ``global_step`` (``add_scalar(tag, v)``) all sit at step 0, and
+    only the last would be kept: when every scalar of a run is at step 0 and some tag has
+    several, each tag's values are ordered by wall time and numbered 0, 1, 2, ... (the k-th
+    value of every tag is step k), and the read says so."""
+    if not series:
+        return
+    zero = {t: s for t, s in series.items() if not np.frombuffer(s.steps, dtype=np.int64).any()}
+    if len(zero) < len(series):  # other tags have steps: numbering these would misalign them
+        cut = {t: len(s.steps) - 1 for t, s in zero.items() if len(s.steps) > 1}
+        if cut:
+            note(
+                f"{run or 'the log'}: {len(cut)} tag(s) logged without global_step (every "
+                f"value at step 0) while others have steps: {sum(cut.values())} earlier "
+                f"values of them were cut, the last kept (e.g. {names(sorted(cut), 3)})"
+            )
+        return
+    most = max(len(s.steps) for s in series.values())
+    if most < 2:
+        return
+    for s in series.values():
+        walls = np.frombuffer(s.walls, dtype=np.float64)
+        order = np.argsort(walls, kind="stable")
+        s.walls = array("d", walls[order].tobytes())
+        s.values = array("d", np.frombuffer(s.values, dtype=np.float64)[order].tobytes())
+        s.steps = array("q", np.arange(len(order), dtype=np.int64).tobytes())
+    note(
+        f"{run or 'the log'}: every scalar is at step 0 (logged without global_step): up to "
+        f"{most} values per tag ordered by wall time and read as steps 0..{most - 1}"
+    )
+
+
 def _cells(series: dict[str, Series], pattern, options: ReadOptions):
     """``({tag: Cell}, {tag: (split, metric, task)}, conventions used)`` of one run."""
     cmap: dict[str, conv.Cell] = {}
@@ -260,7 +294,9 @@ def _cells(series: dict[str, Series], pattern, options: ReadOptions):
                 if measure is None:
                     measure_assumed()
                 cmap[tag] = conv.Cell(measure or DEFAULT_MEASURE, d["source"], d["target"])
-        used.add(conv.PATTERN) if cmap else None
+        if cmap:
+            used.add(conv.PATTERN)
+            pattern_used()
     else:
         for tag in series:
             c = conv.lab_cell(tag)

@@ -22,8 +22,11 @@ import pandas as pd
 
 from mtl_core.errors import LabError
 from mtl_core.runfile import tb_conventions as conv
-from mtl_core.runfile.report import ReadOptions, note
+from mtl_core.runfile.cells import to_numbers
+from mtl_core.runfile.messages import Locate
+from mtl_core.runfile.report import ReadOptions, note, pattern_used
 
+_ROW: Locate = lambda i: f"row {i + 1}"  # noqa: E731
 #: Step columns, in order of preference (the tracker's own step first).
 STEP_COLUMNS = ("step", "_step", "global_step", "trainer/global_step", "training_iteration")
 #: Run columns of a runs table (one row per run), in order of preference: MLflow's
@@ -34,7 +37,7 @@ MLFLOW_METRIC = "metrics."
 
 
 def read_step_columns(
-    cols: dict[str, np.ndarray], name: str, options: ReadOptions
+    cols: dict[str, np.ndarray], name: str, options: ReadOptions, locate: Locate = _ROW
 ) -> dict[str, np.ndarray] | None:
     """A per-step wide table -> long columns ``step, source, target, affinity, measure``.
 
@@ -43,6 +46,7 @@ def read_step_columns(
     cols : the parsed table, ``{column: values}``.
     name : the file's name for messages.
     options : ``tag_pattern`` (cell columns named by the user's pattern) and ``measure``.
+    locate : names row ``i`` for messages (``row 3 (line 4)``).
 
     Returns
     -------
@@ -52,8 +56,9 @@ def read_step_columns(
     Raises
     ------
     LabError
-        A tag pattern that matches no column although the table has a step column, or a step
-        that is not a whole number.
+        A tag pattern that matches no column although the table has a step column, a step
+        that is not a whole number, or a cell that is text other than a number or a
+        missing-value mark (``NA``, ``#N/A``: not logged), named by row and column.
     """
     keyed = read_key_rows(cols, name, options)
     if keyed is not None:
@@ -70,6 +75,7 @@ def read_step_columns(
         cell = _cell(col.removeprefix(MLFLOW_METRIC), pattern, options)
         if cell is not None:
             cells.append((col, cell))
+    cells = _lightning_suffixes(cells, name)
     if not cells:
         beside = step_col or run_col
         if pattern is not None and len(cols) > 2:
@@ -84,6 +90,8 @@ def read_step_columns(
                 f"'{{source}}->{{target}}'); columns: {_some(cols)}"
             )
         return None
+    if pattern is not None:
+        pattern_used()
     n_rows = len(next(iter(cols.values())))
     if step_col is None:
         steps = np.zeros(n_rows)
@@ -92,15 +100,17 @@ def read_step_columns(
             f"{len(cells)} affinity columns): each run's last values, at step 0"
         )
     else:
-        steps = pd.to_numeric(pd.Series(cols[step_col]), errors="coerce").to_numpy(float)
+        steps = to_numbers(cols[step_col], step_col, name, locate, allow_empty=True)
     keys = ("step", "source", "target", "affinity", "measure", "order")
     parts: dict[str, list[np.ndarray]] = {k: [] for k in keys}
     if run_col is not None:
         parts["run"] = []
     if run_col is not None:
         runs = np.array([str(v) for v in cols[run_col]], dtype=object)
+    unstepped = 0
     for k, (col, cell) in enumerate(cells):
-        vals = pd.to_numeric(pd.Series(cols[col]), errors="coerce").to_numpy(float)
+        vals = to_numbers(cols[col], col, name, locate, allow_empty=True)  # text is refused
+        unstepped += int((~np.isnan(vals) & np.isnan(steps)).sum())
         rows = np.flatnonzero(~np.isnan(vals) & ~np.isnan(steps))
         parts["step"].append(steps[rows])
         parts["affinity"].append(vals[rows])
@@ -110,6 +120,8 @@ def read_step_columns(
         if run_col is not None:
             parts["run"].append(runs[rows])
         parts["order"].append(rows * len(cells) + k)
+    if unstepped:
+        note(f"{name}: {unstepped} logged values in rows with an empty {step_col!r} left out")
     order = np.argsort(np.concatenate(parts.pop("order")), kind="stable")
     out = {k: np.concatenate(v)[order] for k, v in parts.items()}
     if out["step"].size and not np.all(out["step"] == np.round(out["step"])):
@@ -122,6 +134,32 @@ def read_step_columns(
     note(
         f"{name}: read as a per-step table: {len(cells)} cell columns named by {how}, "
         f"steps from {step_col!r}{runs_from}; empty cells = not logged at that step"
+    )
+    return out
+
+
+_SUFFIXES = ("_step", "_epoch")
+
+
+def _lightning_suffixes(
+    cells: list[tuple[str, conv.Cell]], name: str
+) -> list[tuple[str, conv.Cell]]:
+    """Lightning's ``self.log(key, v, on_step=True, on_epoch=True)`` writes ``key_step`` and
+    ``key_epoch`` columns: when every cell column ends so, the per-step ones are read (the
+    epoch means left out) under the key's own target name."""
+    if not cells or not all(c.target.endswith(_SUFFIXES) for _, c in cells):
+        return cells
+    kinds = {"_step" if c.target.endswith("_step") else "_epoch" for _, c in cells}
+    keep = "_step" if "_step" in kinds else "_epoch"
+    out = [
+        (col, conv.Cell(c.measure, c.source, c.target[: -len(keep)]))
+        for col, c in cells
+        if c.target.endswith(keep)
+    ]
+    dropped = len(cells) - len(out)
+    note(
+        f"{name}: Lightning's '{keep}' columns read (suffix dropped from the task name)"
+        + (f"; {dropped} '_epoch' mean columns left out" if dropped else "")
     )
     return out
 
@@ -160,6 +198,8 @@ def read_key_rows(
             f"cell (affinity/<source>/<target>, or give a tag pattern); keys: "
             f"{', '.join(repr(k) for k in list(uniq)[:6])}"
         )
+    if pattern is not None:
+        pattern_used()
     rows = np.flatnonzero(np.isin(keys, found))
     out = {
         "step": cols["step"][rows] if "step" in cols else np.zeros(rows.size, dtype=np.int64),
@@ -191,6 +231,8 @@ def _cell(col: str, pattern: object, options: ReadOptions) -> conv.Cell | None:
         g = m.groupdict()
         measure = g.get("measure") or options.measure or conv.DEFAULT_MEASURE
         return conv.Cell(measure, g["source"], g["target"])
+    if col.startswith("affinity.") and "/" not in col and col.count(".") in (2, 3):
+        col = col.replace(".", "/")  # W&B flattens logged dicts with dots: affinity.seg.depth
     cell = conv.lab_cell(col)
     if cell is not None and options.measure and col.count("/") == 2:
         return conv.Cell(options.measure, cell.source, cell.target)

@@ -1,4 +1,9 @@
-"""Declared units of a file's affinity values (issue 21, kind 3). Torch-free.
+"""Declared units of a file's affinity values, and common names of the lab's measures
+(issue 21, kind 3). Torch-free.
+
+Every reader (the CLI's ``--measure``, a file's ``measure`` column or tag, the Upload page's
+choice) maps a measure's common names to the lab's through :func:`canonical_measure`, by the
+aliases of the measure registry (:data:`mtl_core.measures.REGISTRY`).
 
 ``fraction`` (the lab's own unit: 0.041 = the target's loss fell by 4.1%), ``percent``
 (4.1 = 4.1%: divided by 100), ``tag-lr:LR`` (TAG's notebooks store ``(1 - L'/L) / lr``,
@@ -50,6 +55,8 @@ def impossible_count(aff: pd.DataFrame) -> tuple[int, str]:
     (:data:`mtl_core.measures.REGISTRY`: lookahead/proximal above 1, a loss decrease of more
     than 100%; cosine outside [-1, 1]) are impossible. Unknown measures are not checked."""
     vals = aff["affinity"].astype(float)
+    if not (vals.abs() > 1).any():  # the usual case, decided without the measure column
+        return 0, ""
     meas = aff["measure"].astype(str)
     bad = pd.Series(False, index=aff.index)
     for spec in measures.REGISTRY:
@@ -62,5 +69,50 @@ def impossible_count(aff: pd.DataFrame) -> tuple[int, str]:
     n = int(bad.sum())
     if not n:
         return 0, ""
-    hint = " (they look like percent: say --unit percent)" if vals.abs().max() <= 100 else ""
+    if vals.abs().max() <= 100:
+        hint = " (they look like percent: say --unit percent, or Unit: percent on Upload)"
+    else:
+        hint = " (TAG's notebooks sum (1 - L'/L) / lr: say --unit tag-lr:LR with the rate)"
     return n, f"{n} values are impossible for their measure (above 1 = over 100% loss fall){hint}"
+
+
+def canonical_measure(name: str) -> str:
+    """The lab's name for a measure written another common way (``TAG`` ->
+    ``lookahead``), by the registry's aliases (:data:`mtl_core.measures.REGISTRY`; any case,
+    ``-``, ``_`` and spaces alike); any other name kept (its spaces trimmed)."""
+    text = " ".join(str(name).split())
+    for variant in (text, text.replace("-", "_").replace(" ", "_"),
+                    text.replace("_", " ").replace("-", " ")):  # fmt: skip
+        found = measures.find(variant)
+        if found is not None:
+            return found.name
+    return measures.canonical(text)
+
+
+def rename_measures(aff: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+    """An affinity frame with aliases in its ``measure`` column mapped to the lab's names;
+    ``(frame, notes)``: one note per alias mapped and per measure the lab does not know
+    (shown as plain numbers)."""
+    if aff.empty:
+        return aff, []
+    found = [str(m) for m in aff["measure"].unique()]  # vectorized: files hold a few
+    mapping = {m: canonical_measure(m) for m in found}
+    notes = [f"measure {m!r} read as {c!r} (a common name for it)" for m, c in mapping.items()
+             if c != m]  # fmt: skip
+    unknown = [c for c in dict.fromkeys(mapping.values()) if measures.find(c) is None]
+    if unknown:
+        notes.append(
+            f"measure {', '.join(map(repr, unknown))} is not one the lab knows "
+            f"({', '.join(measures.names())}): its values are shown as plain numbers"
+        )
+    if any(c != m for m, c in mapping.items()):
+        aff = aff.copy()
+        aff["measure"] = aff["measure"].replace(mapping)
+    return aff, notes
+
+
+def value_range(aff: pd.DataFrame) -> tuple[float, float] | None:
+    """``(min, max)`` of the finite affinity values, or None when there are none."""
+    vals = aff["affinity"].to_numpy(dtype=float)
+    vals = vals[np.isfinite(vals)]
+    return (float(vals.min()), float(vals.max())) if vals.size else None

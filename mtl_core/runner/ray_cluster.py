@@ -11,6 +11,12 @@ Settings:
   queued runs to the cluster at that address (``HOST:PORT`` of the head, or ``auto`` for a
   cluster already running on this machine).
 
+- ``RAY_AUTH_MODE``, ``RAY_AUTH_TOKEN``, ``RAY_AUTH_TOKEN_PATH`` (Ray's own): a cluster with
+  token authentication (Ray 2.60's ``ray start --head`` turns it on by itself on a machine
+  holding a token, ``~/.ray/auth_token``) needs ``RAY_AUTH_MODE=token`` and the cluster's
+  token in the lab's environment; the lab passes them to Ray untouched, and a connection
+  refused for want of them says so and what to set (:func:`auth_advice`).
+
 What a training run asks the cluster for (:func:`run_resources`): one CPU, and one GPU when
 its config asks for CUDA (``device="cuda"``, or ``"auto"`` on a cluster that has GPUs).
 """
@@ -19,6 +25,7 @@ from __future__ import annotations
 
 import os
 import socket
+from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -63,12 +70,78 @@ def connect(address: str | None) -> tuple[ModuleType, bool]:
         _probe(target)
     try:
         ray.init(address=target, **opts)
-    except (ConnectionError, RuntimeError, ValueError, TimeoutError) as exc:
-        where = target or "a new local instance"
-        raise LabError(
-            f"could not connect to the Ray cluster at {where}: {first_line(exc)}; {START_HINT}"
-        ) from None
+    except Exception as exc:  # noqa: BLE001 - Ray raises many kinds (RayError, gRPC, ...)
+        raise LabError(connect_failure(target, exc)) from None
     return ray, True
+
+
+def connect_failure(target: str | None, exc: BaseException) -> str:
+    """The one line for a failed ``ray.init``: where, Ray's first line, and what to do (the
+    authentication set-up when that is the cause, :func:`auth_advice`)."""
+    where = target or "a new local instance"
+    auth = auth_advice(exc)
+    if auth:
+        # Ray's AuthenticationError appends a paragraph of help to its message: its own words
+        said = getattr(exc, "message", None)
+        said = f"{type(exc).__name__}: {said}" if isinstance(said, str) else first_line(exc)
+        return f"could not connect to the Ray cluster at {where}: {auth} ({said})"
+    hint = START_HINT
+    if target is not None and _auth_mode() == "" and local_token() is not None:
+        hint += (
+            f"; if the cluster uses token authentication (a head started on a machine "
+            f"holding a Ray token, as this one does in {local_token()}, turns it on), set "
+            f"{AUTH_MODE_ENV}=token in the lab's environment"
+        )
+    return f"could not connect to the Ray cluster at {where}: {first_line(exc)}; {hint}"
+
+
+#: Ray's variables for token authentication (Ray 2.60), passed through untouched.
+AUTH_MODE_ENV, AUTH_TOKEN_ENV, AUTH_TOKEN_PATH_ENV = (
+    "RAY_AUTH_MODE",
+    "RAY_AUTH_TOKEN",
+    "RAY_AUTH_TOKEN_PATH",
+)
+_AUTH_WORDS = ("authentication", "unauthenticated", "auth token", "auth_token")
+
+
+def _auth_mode() -> str:
+    return os.environ.get(AUTH_MODE_ENV, "").strip().lower()
+
+
+def local_token() -> str | None:
+    """Where this machine holds a Ray token (``$RAY_AUTH_TOKEN``, the file named by
+    ``$RAY_AUTH_TOKEN_PATH``, or ``~/.ray/auth_token``), or None."""
+    if os.environ.get(AUTH_TOKEN_ENV, "").strip():
+        return f"${AUTH_TOKEN_ENV}"
+    named = os.environ.get(AUTH_TOKEN_PATH_ENV, "").strip()
+    for path in ([Path(named).expanduser()] if named else []) + [
+        Path.home() / ".ray" / "auth_token"
+    ]:
+        if path.is_file():
+            return str(path)
+    return None
+
+
+def auth_advice(exc: BaseException) -> str | None:
+    """What to set when ``exc`` (from ``ray.init``) says the cluster refused this process
+    for its authentication, else None.
+
+    Ray 2.60 raises ``ray.exceptions.AuthenticationError`` (or a gRPC ``UNAUTHENTICATED``
+    status) when the cluster wants a token this process does not send or that does not match.
+    """
+    text = f"{type(exc).__name__} {exc}".lower()
+    if type(exc).__name__ != "AuthenticationError" and not any(w in text for w in _AUTH_WORDS):
+        return None
+    token = (
+        f"the cluster's token in ${AUTH_TOKEN_ENV}, in the file ${AUTH_TOKEN_PATH_ENV} names, "
+        "or in ~/.ray/auth_token (`ray get-auth-token` on the head prints it)"
+    )
+    if _auth_mode() != "token":
+        return (
+            f"the cluster requires token authentication; set {AUTH_MODE_ENV}=token in the "
+            f"lab's environment, with {token}"
+        )
+    return f"the cluster refused this machine's token; give {token}"
 
 
 START_HINT = "start one with `ray start --head --port PORT` and pass HOST:PORT"
@@ -112,7 +185,11 @@ def first_line(exc: BaseException) -> str:
 
 
 __all__ = [
+    "AUTH_MODE_ENV",
     "INSTALL_HINT",
+    "auth_advice",
+    "connect_failure",
+    "local_token",
     "RUNNER_RAY_ENV",
     "cluster_gpus",
     "connect",

@@ -99,6 +99,10 @@ class Runner:
         instead of in local processes; None = ``$MTL_LAB_RAY_ADDRESS`` when set, "" = local.
         On Ray, ``max_workers`` defaults to the cluster's CPUs and ``warm`` is not used.
         LabError when Ray is missing or the cluster cannot be reached.
+    evaluations : queued ground-truth evaluations to start in this runner's worker slots
+        (``mtl_core.experiments.background.EvaluationQueue``; the app passes one): an object
+        whose ``tick(store, max_workers, runner_pid)`` each supervisor pass calls before it
+        launches queued runs. None: runs only.
 
     Thread-safe: one Runner may serve many Streamlit sessions.
     """
@@ -117,6 +121,7 @@ class Runner:
         start: bool = True,
         limits: Limits | None = None,
         ray_address: str | None = None,
+        evaluations: Any = None,
     ) -> None:
         if getattr(mp.current_process(), "_inheriting", False):
             # a spawned worker is re-importing a main script that builds a Runner at import
@@ -149,6 +154,7 @@ class Runner:
         self._thread: threading.Thread | None = None
         self._last_recover = 0.0
         self._lessons = LessonAdvancer()
+        self._evaluations = evaluations
         _RUNNERS.add(self)
         self.recover()
         if start:
@@ -192,6 +198,10 @@ class Runner:
         if run_id is not None:
             self._wake.set()
         return run_id
+
+    def wake(self) -> None:
+        """Make the supervisor look at the queue now (e.g. after queueing an evaluation)."""
+        self._wake.set()
 
     def status(self, run_id: int) -> RunInfo:
         """The run's record (status, progress, error, ...) from the store (with the outcome
@@ -338,6 +348,10 @@ class Runner:
             if time.monotonic() - self._last_recover > 2.0:
                 self.recover()
             self._safe(lambda: self._lessons.pass_(self, self.store))  # lessons: the grouped run
+            if self._evaluations is not None:  # before runs: the fair order decides (store)
+                self._safe(
+                    lambda: self._evaluations.tick(self.store, self.max_workers, os.getpid())
+                )
             self._launch()
             if self._ray is None:
                 self._standby.keep(0 if self._stop.is_set() else self.warm)

@@ -2,7 +2,9 @@
 stall the shared server. Torch-free.
 
 The app's Upload page reads every file through :func:`read_upload` instead of calling
-:func:`mtl_core.runfile.read_run_file` in the server process (which every session shares).
+:func:`mtl_core.runfile.read_run_file` in the server process (which every session shares),
+and the Train page reads an uploaded table (the csv scenario) through
+:func:`read_table_upload` the same way.
 Each read runs in a fresh child process forked from a small server process that imported the
 readers once (``multiprocessing``'s ``forkserver``: a read starts in milliseconds, and never
 forks the server's threads); the child
@@ -19,9 +21,9 @@ read waits for a free reader within its time limit.
 
 Only plain data crosses the process boundary, never a pickle of anything the upload holds: the
 child sends back bytes, a JSON header (task names, notes, metadata, groupings as lists) and
-the affinity and metric tables as Arrow IPC streams; the parent rebuilds the
-:class:`~mtl_core.runfile.ParsedRun` from them. The file's bytes go to the child as the
-arguments the lab itself hands over.
+the affinity and metric tables as Arrow IPC streams (a Train-page table: its numeric columns
+as ``.npy``); the parent rebuilds the :class:`~mtl_core.runfile.ParsedRun` from them. The
+file's bytes go to the child as the arguments the lab itself hands over.
 """
 
 from __future__ import annotations
@@ -38,11 +40,13 @@ import threading
 import time
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from mtl_core.errors import LabError
 from mtl_core.runfile import ParsedRun, read_run_file
-from mtl_core.runfile.read import UNREADABLE, ReadMemoryError
+from mtl_core.runfile.read import UNREADABLE, ReadMemoryError, out_of_memory
+from mtl_core.scenarios.table_read import Table, read_table_bytes
 
 MEMORY_VARIABLE = "MTL_LAB_UPLOAD_MEMORY_MB"
 SECONDS_VARIABLE = "MTL_LAB_UPLOAD_SECONDS"
@@ -51,6 +55,8 @@ DEFAULT_MEMORY_MB = 2_048
 DEFAULT_SECONDS = 60.0
 DEFAULT_READERS = 2
 PREFIX = "cannot import "
+#: What a capped read's own messages start with, by kind of read.
+_PREFIXES = {"run": PREFIX, "table": "cannot read "}
 _FRAMES = ("affinity", "metrics")
 
 
@@ -101,6 +107,7 @@ def read_upload(
     rows: str | None = None,
     measure: str | None = None,
     tag_pattern: str | None = None,
+    unit: str | None = None,
 ) -> ParsedRun:
     """:func:`~mtl_core.runfile.read_run_file` of an upload's bytes, in a child process with
     the caps of the module docstring.
@@ -108,7 +115,7 @@ def read_upload(
     Parameters
     ----------
     data : the file's bytes; filename : its name (selects the container);
-    rows, measure, tag_pattern : as :func:`~mtl_core.runfile.read_run_file`.
+    rows, measure, tag_pattern, unit : as :func:`~mtl_core.runfile.read_run_file`.
 
     Returns
     -------
@@ -121,16 +128,41 @@ def read_upload(
         cap stopped the read (seconds or megabytes, and the variable that raises it), or
         that the server is busy reading other uploads.
     """
+    return decode(_capped("run", data, filename, (rows, measure, tag_pattern, unit)))
+
+
+def read_table_upload(data: bytes, filename: str) -> Table:
+    """:func:`~mtl_core.scenarios.table_read.read_table_bytes` of a table uploaded on the
+    Train page (the csv scenario), in a child process with the same caps as
+    :func:`read_upload`.
+
+    Returns the same :class:`~mtl_core.scenarios.table_read.Table` (numeric columns as
+    float64 arrays; text columns as object arrays of what JSON holds: text, numbers,
+    booleans, None; any other value as its text).
+
+    Raises
+    ------
+    LabError
+        One line: the reader's own message, or ``"cannot read <file>: ..."`` naming the cap
+        that stopped the read, or that the server is busy reading other uploads.
+    """
+    return decode_table(_capped("table", data, filename, ()))
+
+
+def _capped(kind: str, data: bytes, filename: str, options: tuple) -> bytes:
+    """The child's answer (bytes) for one read of ``kind`` (``run`` or ``table``), waiting
+    for a free reader within the time cap."""
+    prefix = _PREFIXES[kind]
     limit = time_limit_s()
     deadline = None if limit is None else time.monotonic() + limit
     slots = _slots()
     if not slots.acquire(timeout=limit if limit is not None else -1):
         raise LabError(
-            f"{PREFIX}{filename}: the server is reading {max_readers()} other uploads; try "
+            f"{prefix}{filename}: the server is reading {max_readers()} other uploads; try "
             "again in a minute"
         )
     try:
-        return _read_in_child(data, filename, (rows, measure, tag_pattern), deadline, limit)
+        return _read_in_child(kind, data, filename, options, deadline, limit)
     finally:
         slots.release()
 
@@ -138,23 +170,24 @@ def read_upload(
 def _context() -> Any:
     ctx = mp.get_context("forkserver")
     # the readers imported once in the fork server, not once per read
-    ctx.set_forkserver_preload(["mtl_core.runfile", "mtl_core.runner.upload_read"])
+    ctx.set_forkserver_preload(["mtl_core.runner.upload_read"])
     return ctx
 
 
 def _read_in_child(
+    kind: str,
     data: bytes,
     filename: str,
-    options: tuple[str | None, str | None, str | None],
+    options: tuple,
     deadline: float | None,
     limit: float | None,
-) -> ParsedRun:
+) -> bytes:
     ctx = _context()
     recv, send = ctx.Pipe(duplex=False)
     mem = memory_mb()
     proc = ctx.Process(
         target=_child,
-        args=(send, bytes(data), filename, options, mem, limit, _lab_settings()),
+        args=(send, kind, bytes(data), filename, options, mem, limit, _lab_settings()),
         name="mtl-lab-upload-read",
         daemon=True,
     )
@@ -176,8 +209,8 @@ def _read_in_child(
             proc.kill()
         proc.join(5)
     if payload is None:
-        raise LabError(_stopped(filename, proc.exitcode, late, limit, mem))
-    return decode(payload)
+        raise LabError(_stopped(_PREFIXES[kind] + filename, proc.exitcode, late, limit, mem))
+    return payload
 
 
 def _lab_settings() -> dict[str, str]:
@@ -194,7 +227,7 @@ def _stopped(
     if late or code == -getattr(signal, "SIGXCPU", 24):
         seconds = f"{limit:g}" if limit is not None else "?"
         return (
-            f"{PREFIX}{filename}: reading it took longer than the {seconds} s an upload may "
+            f"{filename}: reading it took longer than the {seconds} s an upload may "
             f"take (the server's {SECONDS_VARIABLE}); import it with the command line instead"
         )
     return _over_memory(filename, mem, f" (the reader stopped: exit {code})")
@@ -203,7 +236,7 @@ def _stopped(
 def _over_memory(filename: str, mem: int | None, how: str = "") -> str:
     cap = f"the {mem:,} MB" if mem is not None else "the memory"
     return (
-        f"{PREFIX}{filename}: reading it needs more than {cap} an upload may use{how}; raise "
+        f"{filename}: reading it needs more than {cap} an upload may use{how}; raise "
         f"the server's {MEMORY_VARIABLE}, or import it with the command line"
     )
 
@@ -213,9 +246,10 @@ def _over_memory(filename: str, mem: int | None, how: str = "") -> str:
 
 def _child(
     conn: Any,
+    kind: str,
     data: bytes,
     filename: str,
-    options: tuple[str | None, str | None, str | None],
+    options: tuple,
     mem: int | None,
     limit: float | None,
     settings: dict[str, str],
@@ -226,26 +260,42 @@ def _child(
         del os.environ[k]
     os.environ.update(settings)
     if mem is not None:
-        _, hard = resource.getrlimit(resource.RLIMIT_AS)
-        cap = _address_space() + mem * 2**20
-        resource.setrlimit(resource.RLIMIT_AS, (cap if hard < 0 else min(cap, hard), hard))
+        _cap(resource.RLIMIT_AS, _address_space() + mem * 2**20)
     if limit is not None:
-        cpu = math.ceil(limit) + 1
-        _, hard = resource.getrlimit(resource.RLIMIT_CPU)
-        resource.setrlimit(resource.RLIMIT_CPU, (cpu if hard < 0 else min(cpu, hard), hard))
-    rows, measure, tag_pattern = options
+        _cap(resource.RLIMIT_CPU, math.ceil(limit) + 1)
+    prefix = _PREFIXES[kind]
     try:
-        parsed = read_run_file(data, filename, rows=rows, measure=measure, tag_pattern=tag_pattern)
-        payload = encode(parsed)
-    except (ReadMemoryError, MemoryError):
-        payload = _header({"error": _over_memory(filename, mem)})
+        if kind == "table":
+            payload = encode_table(read_table_bytes(data, filename, detail=True))
+        else:
+            rows, measure, tag_pattern, unit = options
+            parsed = read_run_file(
+                data, filename, rows=rows, measure=measure, tag_pattern=tag_pattern, unit=unit
+            )
+            payload = encode(parsed)
+    except ReadMemoryError:
+        payload = _header({"error": _over_memory(prefix + filename, mem)})
     except LabError as exc:
         payload = _header({"error": str(exc)})
     except Exception as exc:  # noqa: BLE001 - a bug here must still answer in one line
-        payload = _header({"error": f"{PREFIX}{filename}: {UNREADABLE} ({type(exc).__name__})"})
+        if out_of_memory(exc):
+            payload = _header({"error": _over_memory(prefix + filename, mem)})
+        else:
+            said = f"{prefix}{filename}: {UNREADABLE} ({type(exc).__name__})"
+            payload = _header({"error": said})
     del data
     conn.send_bytes(payload)
     conn.close()
+
+
+def _cap(kind: int, soft: int) -> None:
+    """Lower a resource limit of this process to ``soft`` (never above its hard limit); where
+    the system refuses (macOS does not enforce ``RLIMIT_AS``), the wall-clock cap remains."""
+    try:
+        _, hard = resource.getrlimit(kind)
+        resource.setrlimit(kind, (soft if hard < 0 else min(soft, hard), hard))
+    except (ValueError, OSError):
+        pass
 
 
 def _address_space() -> int:
@@ -306,6 +356,7 @@ def encode(parsed: ParsedRun) -> bytes:
         "first_left_out": parsed.first_left_out,
         "measure_assumed": parsed.measure_assumed,
         "is_matrix": parsed.is_matrix,
+        "json_object": parsed.json_object,
         "groupings": [
             [str(run), int(step), [sorted(grp) for grp in groups]]
             for run, step, groups in g[["run", "step", "groups"]].itertuples(index=False)
@@ -357,4 +408,57 @@ def decode(payload: bytes) -> ParsedRun:
         first_left_out=head["first_left_out"],
         measure_assumed=head["measure_assumed"],
         is_matrix=head["is_matrix"],
+        json_object=head.get("json_object", False),
+    )
+
+
+def _plain(v: Any) -> Any:
+    """A text column's value as JSON holds it (numpy scalars as Python ones; others as text)."""
+    if v is None or isinstance(v, (str, bool, int, float)):
+        return v
+    if isinstance(v, np.generic):
+        return v.item()
+    return str(v)
+
+
+def encode_table(table: Table) -> bytes:
+    """A table read on the Train page as plain bytes: a JSON header (names, row count,
+    notes, the text columns' values), then the numeric columns as one ``.npy`` each
+    (``allow_pickle=False`` both ways). The inverse of :func:`decode_table`."""
+    arrays = []
+    for col in table.numeric:
+        buf = io.BytesIO()
+        np.save(buf, np.asarray(table.numeric[col], dtype=np.float64), allow_pickle=False)
+        arrays.append(buf.getvalue())
+    head = {
+        "columns": list(table.columns),
+        "rows": int(table.rows),
+        "notes": list(table.notes),
+        "numeric": list(table.numeric),
+        "text": {c: [_plain(v) for v in vals] for c, vals in table.text.items()},
+        "sizes": [len(a) for a in arrays],
+    }
+    return _header(head) + b"".join(arrays)
+
+
+def decode_table(payload: bytes) -> Table:
+    """A :class:`~mtl_core.scenarios.table_read.Table` from :func:`encode_table`'s bytes.
+
+    Raises ``LabError`` with the child's message when the payload is an error.
+    """
+    (n,) = struct.unpack_from("<Q", payload, 0)
+    head = json.loads(payload[8 : 8 + n].decode("utf-8"))
+    if "error" in head:
+        raise LabError(head["error"])
+    pos, numeric = 8 + n, {}
+    for col, size in zip(head["numeric"], head["sizes"], strict=True):
+        numeric[col] = np.load(io.BytesIO(payload[pos : pos + size]), allow_pickle=False)
+        pos += size
+    text = {c: np.asarray(vals, dtype=object) for c, vals in head["text"].items()}
+    return Table(
+        columns=tuple(head["columns"]),
+        numeric=numeric,
+        text=text,
+        rows=int(head["rows"]),
+        notes=tuple(head["notes"]),
     )

@@ -26,10 +26,18 @@ Reader API (what the app uses; :mod:`.runs`, :mod:`.readers`)
 
 Records attached to a run (:mod:`.notes`)
 -----------------------------------------
-``save_note(run_id, key, value)`` / ``get_note`` / ``list_notes``
-    Key-value JSON notes (the lesson's bookkeeping).
+``save_note(run_id, key, value)`` / ``get_note`` / ``list_notes`` / ``open_claims``
+    Key-value JSON notes (the lesson's bookkeeping); ``create_run(claim=(run, key))`` inserts a
+    follow-up run only while that note holds ``"run_id": null`` and writes the new id into it,
+    in one transaction (a compare-and-set: of two racing callers one inserts).
 ``save_ground_truth(run_id, k, job)`` / ``get_ground_truth`` / ``list_ground_truths``
     The ground-truth evaluation job for group budget k, and its report once done.
+
+Sign-in (:mod:`.signins`)
+-------------------------
+``reserve_sign_in(limits) -> (attempt, wait_s)`` / ``forget_sign_in(attempt)``: wrong tries
+per user name and client, across sessions; ``sign_out(sid, expires)`` / ``is_signed_out``;
+``server_secret(name)``: a random key kept in the store (signs the sign-in cookies).
 
 Runs in and out (:mod:`.transfer`)
 ----------------------------------
@@ -37,8 +45,8 @@ Runs in and out (:mod:`.transfer`)
 
 Writer API (what the training worker uses; :mod:`.runs`)
 --------------------------------------------------------
-``create_run(..., owner=, limits=) -> run_id`` (the owner's queue quota checked in the same
-transaction), ``append_step(run_id, event)`` (one transaction per step),
+``create_run(..., owner=, limits=, claim=, run_notes=) -> run_id`` (the owner's queue quota
+checked in the same transaction), ``append_step(run_id, event)`` (one transaction per step),
 ``set_status(run_id, status, error=...)``, ``request_cancel`` / ``cancel_requested``,
 ``delete_run(run_id)``, ``rename_run``; the last three take ``actor=`` and refuse anyone but
 the run's owner or an admin (``accounts.access``). ``claim_queued`` and ``queue_order`` order
@@ -62,6 +70,7 @@ from mtl_core.store.base import BUSY_TIMEOUT_S, RETRY_FOR_S, default_store_path
 from mtl_core.store.migrations import SCHEMA_VERSION
 from mtl_core.store.notes import GroundTruthMixin, NotesMixin
 from mtl_core.store.records import ACTIVE, ORIGINS, STATUSES, TERMINAL, RunInfo
+from mtl_core.store.signins import SignInMixin
 from mtl_core.store.transfer import TransferMixin
 
 __all__ = [
@@ -78,15 +87,15 @@ __all__ = [
 ]
 
 
-class Store(TransferMixin, NotesMixin, GroundTruthMixin):
+class Store(TransferMixin, NotesMixin, GroundTruthMixin, SignInMixin):
     """Handle on one run store file; cheap to create, safe to share between threads and to
     pickle (the copy reopens the file by path).
 
     Assembled from one part per concern, all over :class:`~.base.StoreBase` (connection and
     transactions): :class:`~.runs.RunsMixin` (lifecycle and step writes),
     :class:`~.readers.ReadersMixin`, :class:`~.notes.NotesMixin`,
-    :class:`~.notes.GroundTruthMixin` and :class:`~.transfer.TransferMixin` (import/export,
-    which builds on the first two).
+    :class:`~.notes.GroundTruthMixin`, :class:`~.transfer.TransferMixin` (import/export,
+    which builds on the first two) and :class:`~.signins.SignInMixin` (the app's sign-in).
 
     Parameters
     ----------

@@ -210,5 +210,35 @@ def m003_run_owner(con: sqlite3.Connection) -> None:
     )
 
 
+@migration
+def m004_sign_in(con: sqlite3.Connection) -> None:
+    """What the app's sign-in keeps across sessions and server processes (issue 23, items 2
+    and 3): ``sign_in_tries`` (one row per sign-in try and throttle key, a hashed user name or
+    client address, pruned after the window), ``signed_out`` (session ids of sign-in cookies
+    whose browser signed out, kept until the cookie would expire) and ``server_secrets``
+    (random keys made on first use, e.g. the one that signs the sign-in cookies)."""
+    execute_script(
+        con,
+        """
+    CREATE TABLE sign_in_tries (
+        key TEXT NOT NULL,
+        at REAL NOT NULL,
+        attempt TEXT NOT NULL
+    );
+    CREATE INDEX sign_in_tries_key ON sign_in_tries(key, at);
+    CREATE INDEX sign_in_tries_attempt ON sign_in_tries(attempt);
+    CREATE TABLE signed_out (
+        sid TEXT PRIMARY KEY,
+        expires REAL NOT NULL
+    ) WITHOUT ROWID;
+    CREATE TABLE server_secrets (
+        name TEXT PRIMARY KEY,
+        value BLOB NOT NULL,
+        created REAL NOT NULL
+    ) WITHOUT ROWID
+    """,
+    )
+
+
 #: The schema version this code writes: the number of migrations.
 SCHEMA_VERSION = len(MIGRATIONS)

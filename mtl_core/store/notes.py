@@ -17,6 +17,8 @@ import sqlite3
 import time
 from typing import Any
 
+from mtl_core.accounts.quota import Limits, check_quota
+from mtl_core.errors import LabError
 from mtl_core.store.base import StoreBase
 from mtl_core.store.records import dumps
 
@@ -120,15 +122,94 @@ class GroundTruthMixin(StoreBase):
         return {int(k): json.loads(v) for k, v in rows}
 
     def running_ground_truths(self, owner: str | None) -> int:
-        """How many ground-truth jobs started by ``owner`` are recorded as running (the
+        """How many ground-truth jobs started by ``owner`` are queued or running (the
         per-user quota counts them with the owner's queued and running runs)."""
-        return int(
-            self._read(
-                lambda con: con.execute(
-                    "SELECT COUNT(*) FROM ground_truth"
-                    " WHERE json_extract(job, '$.status') = 'running'"
-                    " AND json_extract(job, '$.owner') IS ?",
-                    (owner,),
-                ).fetchone()[0]
+        return self._read(lambda con: _ground_truths(con, owner, ("queued", "running")))
+
+    def queue_ground_truth(
+        self, run_id: int, k: int, record: dict[str, Any], *, limits: Limits | None = None
+    ) -> dict[str, Any]:
+        """Queue the ground-truth evaluation of ``(run_id, k)`` started by
+        ``record["owner"]``: the runner starts it in one of its worker slots
+        (:meth:`claim_ground_truth`). The starter's queued and running runs and evaluations
+        are checked against ``limits``' quota atomically with the insert. Returns the record
+        saved (``status`` ``queued``, ``queued`` its time).
+
+        Raises LabError: no such run, one already queued or running for this k, the quota.
+        """
+        owner = record.get("owner")
+        saved = {**record, "status": "queued", "queued": time.time()}
+        payload = dumps(saved)
+
+        def tx(con: sqlite3.Connection) -> dict[str, Any]:
+            self._run(con, run_id)
+            row = con.execute(
+                "SELECT job FROM ground_truth WHERE run_id = ? AND k = ?", (int(run_id), int(k))
+            ).fetchone()
+            if row is not None and json.loads(row[0]).get("status") in ("queued", "running"):
+                raise LabError(
+                    f"a ground truth of run #{run_id} for k={k} is already queued or running"
+                )
+            if limits is not None and limits.queued_per_user is not None:
+                check_quota(active_jobs(con, owner), limits)
+            con.execute(
+                "INSERT OR REPLACE INTO ground_truth (run_id, k, updated, job) VALUES (?,?,?,?)",
+                (int(run_id), int(k), time.time(), payload),
             )
+            return saved
+
+        return self._write(tx)
+
+    def running_ground_truth_keys(self) -> list[tuple[int, int]]:
+        """``(run_id, k)`` of every ground truth recorded as running."""
+        return self._read(
+            lambda con: [
+                (int(r), int(k))
+                for r, k in con.execute(
+                    "SELECT run_id, k FROM ground_truth"
+                    " WHERE json_extract(job, '$.status') = 'running'"
+                )
+            ]
         )
+
+
+def _ground_truths(con: sqlite3.Connection, owner: str | None, states: tuple[str, ...]) -> int:
+    marks = ",".join("?" * len(states))
+    return int(
+        con.execute(
+            "SELECT COUNT(*) FROM ground_truth"
+            f" WHERE json_extract(job, '$.status') IN ({marks})"
+            " AND json_extract(job, '$.owner') IS ?",
+            (*states, owner),
+        ).fetchone()[0]
+    )
+
+
+def active_jobs(con: sqlite3.Connection, owner: str | None) -> int:
+    """The owner's queued or running runs and ground-truth evaluations: what the per-user
+    quota (``queued_per_user``) counts."""
+    runs = con.execute(
+        "SELECT COUNT(*) FROM runs WHERE owner IS ? AND status IN ('queued', 'running')",
+        (owner,),
+    ).fetchone()[0]
+    return int(runs) + _ground_truths(con, owner, ("queued", "running"))
+
+
+def running_of(con: sqlite3.Connection, owner: str | None) -> int:
+    """The owner's running runs and running evaluations (the fair order's first key)."""
+    runs = con.execute(
+        "SELECT COUNT(*) FROM runs WHERE owner IS ? AND status = 'running'", (owner,)
+    ).fetchone()[0]
+    return int(runs) + _ground_truths(con, owner, ("running",))
+
+
+def busy_slots(con: sqlite3.Connection) -> int:
+    """Worker slots in use: runs a runner started (``runner_pid`` set) and running
+    ground-truth evaluations (each trains in one process: one slot)."""
+    runs = con.execute(
+        "SELECT COUNT(*) FROM runs WHERE status = 'running' AND runner_pid IS NOT NULL"
+    ).fetchone()[0]
+    gts = con.execute(
+        "SELECT COUNT(*) FROM ground_truth WHERE json_extract(job, '$.status') = 'running'"
+    ).fetchone()[0]
+    return int(runs) + int(gts)

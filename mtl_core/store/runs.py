@@ -7,6 +7,7 @@ import json
 import socket
 import sqlite3
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -16,7 +17,13 @@ from mtl_core.accounts.quota import Limits, check_quota
 from mtl_core.errors import LabError
 from mtl_core.events import StepEvent
 from mtl_core.store.base import StoreBase
-from mtl_core.store.notes import read_note, write_note
+from mtl_core.store.notes import (
+    active_jobs,
+    busy_slots,
+    read_note,
+    running_of,
+    write_note,
+)
 from mtl_core.store.records import (
     ORIGINS,
     RUN_COLUMNS,
@@ -196,14 +203,12 @@ class RunsMixin(StoreBase):
 
     def claim_queued(self, max_running: int, *, runner_pid: int) -> int | None:
         """Atomically move the next queued run (:data:`FAIR_ORDER`) to ``running`` if fewer
-        than ``max_running`` runner-started runs are running in this store; return its id
-        (None if none claimed)."""
+        than ``max_running`` worker slots are busy in this store (runner-started runs and
+        running ground-truth evaluations); return its id (None if none claimed)."""
 
         def tx(con: sqlite3.Connection) -> int | None:
-            running = con.execute(  # runs with a worker process (not other writers' runs)
-                "SELECT COUNT(*) FROM runs WHERE status = 'running' AND runner_pid IS NOT NULL"
-            ).fetchone()
-            if running[0] >= max_running:
+            # runs with a worker process (not other writers' runs), and running evaluations
+            if busy_slots(con) >= max_running:
                 return None
             row = con.execute(
                 f"SELECT q.id FROM runs q WHERE q.status = 'queued' ORDER BY {FAIR_ORDER} LIMIT 1"
@@ -225,6 +230,50 @@ class RunsMixin(StoreBase):
 
         return self._write(tx)
 
+    def claim_ground_truth(
+        self, max_running: int, *, runner_pid: int
+    ) -> tuple[int, int, dict[str, Any]] | None:
+        """Atomically mark the next queued ground truth ``running`` when fewer than
+        ``max_running`` worker slots are busy (runner-started runs and running evaluations
+        together); returns ``(run_id, k, record)`` or None.
+
+        The same fairness as queued runs: the evaluation whose starter has the fewest runs
+        and evaluations running goes first (ties: the oldest), and it waits while the next
+        queued run's owner has fewer running than its starter (ties: whichever was queued
+        first).
+        """
+
+        def tx(con: sqlite3.Connection) -> tuple[int, int, dict[str, Any]] | None:
+            if busy_slots(con) >= max_running:
+                return None
+            rows = con.execute(
+                "SELECT run_id, k, job FROM ground_truth"
+                " WHERE json_extract(job, '$.status') = 'queued'"
+            ).fetchall()
+            if not rows:
+                return None
+            queued = [(int(r), int(k), json.loads(j)) for r, k, j in rows]
+            load = {o: running_of(con, o) for o in {q[2].get("owner") for q in queued}}
+            run_id, k, job = min(
+                queued, key=lambda q: (load[q[2].get("owner")], float(q[2].get("queued", 0)))
+            )
+            head = con.execute(
+                "SELECT (SELECT COUNT(*) FROM runs r WHERE r.owner IS q.owner"
+                " AND (r.status = 'running' OR (r.status = 'queued' AND r.id < q.id))),"
+                f" q.created FROM runs q WHERE q.status = 'queued' ORDER BY {FAIR_ORDER} LIMIT 1"
+            ).fetchone()
+            mine = (load[job.get("owner")], float(job.get("queued", 0)))
+            if head is not None and (int(head[0]), float(head[1])) < mine:
+                return None  # the next queued run's turn first
+            job.update(status="running", started=time.time(), runner_pid=int(runner_pid))
+            con.execute(
+                "UPDATE ground_truth SET updated = ?, job = ? WHERE run_id = ? AND k = ?",
+                (time.time(), dumps(job), run_id, k),
+            )
+            return run_id, k, job
+
+        return self._write(tx)
+
     def queue_order(self) -> list[int]:
         """Ids of the queued runs in the order they would start now (:data:`FAIR_ORDER`)."""
         return self._read(
@@ -237,7 +286,8 @@ class RunsMixin(StoreBase):
         )
 
     def active_count(self, owner: str | None) -> int:
-        """How many runs of ``owner`` are queued or running (the per-user queue quota)."""
+        """How many runs and ground-truth evaluations of ``owner`` are queued or running
+        (the per-user queue quota)."""
         return self._read(lambda con: _active(con, owner))
 
     def set_worker(self, run_id: int, pid: int) -> None:
@@ -304,32 +354,50 @@ class RunsMixin(StoreBase):
         stored in the run's task order (set by the first step if the run had none).
         Raises LabError for an unknown run or a step whose tasks differ from the run's.
         """
-        tasks = [str(t) for t in event.tasks]
-        losses = {str(k): float(v) for k, v in event.train_loss.items()}
-        progress = _progress(event, steps_per_s, losses)
-        metric_rows = [
-            (run_id, int(event.step), str(m.task), str(m.split), str(m.metric), float(m.value))
-            for m in event.metrics
-        ]
+        self.append_steps(run_id, [event], steps_per_s=steps_per_s)
+
+    def append_steps(
+        self, run_id: int, events: Sequence[StepEvent], *, steps_per_s: float | None = None
+    ) -> None:
+        """:meth:`append_step` for several steps in one transaction (a run trained in this
+        process that nobody watches live, e.g. the headless lesson: ~10x fewer commits)."""
         now = time.time()
+        prepared = []
+        for event in events:
+            losses = {str(k): float(v) for k, v in event.train_loss.items()}
+            rows = [
+                (run_id, int(event.step), str(m.task), str(m.split), str(m.metric), float(m.value))
+                for m in event.metrics
+            ]
+            prepared.append(
+                (
+                    event,
+                    [str(t) for t in event.tasks],
+                    losses,
+                    rows,
+                    _progress(event, steps_per_s, losses),
+                )
+            )
 
         def tx(con: sqlite3.Connection) -> None:
             row = con.execute("SELECT tasks FROM runs WHERE id = ?", (int(run_id),)).fetchone()
             if row is None:
                 raise LabError(f"no run with id {run_id} in {self.path}")
             run_tasks = json.loads(row[0]) if row[0] else None
-            if run_tasks is None:
-                run_tasks = tasks
-                update_run(con, run_id, tasks=json.dumps(tasks))
-            _write_step(con, run_id, event, tasks, run_tasks, losses, now)
-            con.executemany(
-                "INSERT OR REPLACE INTO metrics (run_id, step, task, split, metric, value) "
-                "VALUES (?,?,?,?,?,?)",
-                metric_rows,
-            )
-            update_run(con, run_id, **progress, heartbeat=now)
+            for event, tasks, losses, metric_rows, progress in prepared:
+                if run_tasks is None:
+                    run_tasks = tasks
+                    update_run(con, run_id, tasks=json.dumps(tasks))
+                _write_step(con, run_id, event, tasks, run_tasks, losses, now)
+                con.executemany(
+                    "INSERT OR REPLACE INTO metrics (run_id, step, task, split, metric, value) "
+                    "VALUES (?,?,?,?,?,?)",
+                    metric_rows,
+                )
+                update_run(con, run_id, **progress, heartbeat=now)
 
-        self._write(tx)
+        if prepared:
+            self._write(tx)
 
     def set_tasks(self, run_id: int, tasks: list[str], task_types: dict[str, str]) -> None:
         """Record a run's task order and task types (e.g. once the worker has built the data)."""
@@ -344,12 +412,7 @@ class RunsMixin(StoreBase):
 
 
 def _active(con: sqlite3.Connection, owner: str | None) -> int:
-    return int(
-        con.execute(
-            "SELECT COUNT(*) FROM runs WHERE owner IS ? AND status IN ('queued', 'running')",
-            (owner,),
-        ).fetchone()[0]
-    )
+    return active_jobs(con, owner)  # queued or running runs, and ground-truth evaluations
 
 
 def _check(ok: bool, msg: str) -> None:

@@ -52,16 +52,83 @@ def test_explore_tag_and_hierarchical_k_and_group_overlay(store, monkeypatch):
     seed_run(store, name="planted", n_tasks=8, steps=30)
     at = open_app("explore", store.path, monkeypatch).run()
     at.selectbox(key="explore_method").set_value("tag").run()
-    at.slider(key="explore_k").set_value(2).run()
+    at.slider(key="k").set_value(2).run()
     assert not at.exception
     assert _groups_text(at) == "{t0, t1, t2, t3} · {t4, t5, t6, t7}"
     assert any("proven optimal" in c.value for c in at.caption)
     shapes = _heatmap(at)["layout"].get("shapes", [])
     assert len(shapes) == 2  # one outline per group
     at.selectbox(key="explore_method").set_value("hierarchical").run()
-    at.slider(key="explore_k").set_value(4).run()
+    at.slider(key="k").set_value(4).run()
     assert _groups_text(at).count("{") == 4
-    assert at.query_params["k"] == "4"
+    # k is bound to the URL (bind="query-params": the browser writes ?k=4, checked in
+    # tests/e2e); the link it makes opens the same view
+    query = {"method": "hierarchical", "k": 4}
+    again = open_app("explore", store.path, monkeypatch, query=query).run()
+    assert again.slider(key="k").value == 4 and _groups_text(again).count("{") == 4
+
+
+def test_plain_widgets_are_bound_to_the_url_both_ways(store, monkeypatch):
+    """Issue 19: measure, step, k, src and tgt use Streamlit's ``bind="query-params"``. A
+    URL param sets the widget (an invalid one is dropped, one out of range is clamped); the
+    widget carries its URL name, which the browser writes on every change (tests/e2e sees
+    the URL change), and a value equal to its default leaves the URL."""
+    rid = seed_run(store, name="planted", steps=30)
+    query = {"run": rid, "measure": "lookahead", "step": 20, "method": "tag", "k": 4}
+    query |= {"tab": "pair", "src": "t1", "tgt": "t4"}
+    at = open_app("explore", store.path, monkeypatch, query=query).run()
+    assert not at.exception
+    widgets = {
+        "measure": at.selectbox(key="measure"),
+        "step": at.slider(key="step"),
+        "k": at.slider(key="k"),
+        "src": at.selectbox(key="src"),
+        "tgt": at.selectbox(key="tgt"),
+    }
+    assert {k: w.value for k, w in widgets.items()} == {
+        "measure": "lookahead",
+        "step": 20,
+        "k": 4,
+        "src": "t1",
+        "tgt": "t4",
+    }
+    # what the browser writes a change to: each widget's own URL name
+    assert {k: w.proto.query_param_key for k, w in widgets.items()} == {k: k for k in widgets}
+    assert "steps 1–20" in _heatmap(at)["layout"]["title"]["text"]
+    # the default measure (the run's first) and the newest step stay out of the link
+    assert "measure" not in at.query_params and at.query_params["step"] == "20"
+    # leaving the pair tab takes src and tgt out of the link (widgets no longer drawn)
+    at.session_state["explore_tab"] = "Loss curves"
+    at.run()
+    assert not at.exception
+    assert "src" not in at.query_params and "tgt" not in at.query_params, at.query_params
+    assert "tab" not in at.query_params and at.query_params["k"] == "4"
+    # a widget change is this session's from then on (not the link's)
+    at.slider(key="k").set_value(3).run()
+    assert at.slider(key="k").value == 3 and _groups_text(at).count("{") <= 3
+    # bad values are dropped (the default instead): a measure the run does not have, k above
+    # its tasks, a step it did not log
+    bad = {"run": rid, "measure": "cosine", "method": "tag", "k": 99, "step": 99}
+    at = open_app("explore", store.path, monkeypatch, query=bad).run()
+    assert not at.exception and not at.error
+    assert at.selectbox(key="measure").value == "lookahead"
+    assert at.slider(key="k").value == 2
+    assert at.slider(key="step").value == 30
+
+
+def test_a_bound_widget_comes_back_after_another_page(store, monkeypatch):
+    """A page switch forgets a widget's state and the next page's URL has no ``k``: the
+    session's last value (``session.remember_value``) comes back (``session.seed_bound``);
+    a link's value wins over it."""
+    seed_run(store, name="planted", steps=30)
+    at = open_app("explore", store.path, monkeypatch, query={"method": "tag"})
+    at.session_state["_keep_k"] = 3  # what the last visit left
+    at.run()
+    assert not at.exception and at.slider(key="k").value == 3
+    linked = open_app("explore", store.path, monkeypatch, query={"method": "tag", "k": 4})
+    linked.session_state["_keep_k"] = 3
+    linked.run()
+    assert linked.slider(key="k").value == 4
 
 
 def test_explore_restores_view_from_url(store, monkeypatch):
@@ -75,9 +142,9 @@ def test_explore_restores_view_from_url(store, monkeypatch):
     ).run()
     assert not at.exception
     assert at.selectbox(key="explore_run").value == b
-    assert at.slider(key="explore_step").value == 10
+    assert at.slider(key="step").value == 10
     assert at.selectbox(key="explore_method").value == "hierarchical"
-    assert at.slider(key="explore_k").value == 3
+    assert at.slider(key="k").value == 3
     assert "steps 1–10" in _heatmap(at)["layout"]["title"]["text"]
 
 
@@ -141,7 +208,7 @@ def test_explore_picks_up_the_first_matrix_of_a_run_opened_before_it(store, monk
     time.sleep(data.LIVE_REFRESH_S)
     at.run()
     assert not at.exception
-    assert at.selectbox(key="explore_measure").value == "lookahead"
+    assert at.selectbox(key="measure").value == "lookahead"
     assert "steps 1–5" in _heatmap(at)["layout"]["title"]["text"]
 
 

@@ -42,7 +42,7 @@ def test_tag_above_the_interactive_range_runs_in_background_with_progress(store,
     seed_run(store, name="wide", n_tasks=n, steps=12)
     at = open_app("explore", store.path, monkeypatch).run()
     at.selectbox(key="explore_method").set_value("tag").run()
-    at.slider(key="explore_k").set_value(2).run()
+    at.slider(key="k").set_value(2).run()
     assert not at.exception
     assert any("searches in the background" in c.value for c in at.caption)
     if any("TAG is searching" in x.value for x in at.info):

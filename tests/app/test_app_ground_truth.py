@@ -45,7 +45,7 @@ def test_ground_truth_runs_in_the_background_and_shows_its_table(store, monkeypa
     rid = seed_run(store, name="trained", config=cfg)
     started = []
 
-    def fake_start(spec, folder, *, workers=2):  # the process "runs": this test writes it
+    def fake_start(spec, folder, *, workers=2, nice=0):  # "runs": this test writes it
         started.append((spec, workers))
         os.makedirs(folder)
         write_json(
@@ -55,13 +55,19 @@ def test_ground_truth_runs_in_the_background_and_shows_its_table(store, monkeypa
         return bg.BackgroundJob(folder=str(folder), pid=os.getpid(), started=time.time())
 
     monkeypatch.setattr(bg, "start", fake_start)
+    monkeypatch.setenv("MTL_LAB_WARM_WORKERS", "0")
     at = _open_tab(open_app("explore", store.path, monkeypatch))
     assert not at.exception
     assert any("No ground truth for k=2 yet" in c.value for c in at.caption)
     at.number_input(key="gt_seeds").set_value(3).run()
     at.button(key="gt_start").click().run()
     assert not at.exception
+    deadline = time.monotonic() + 10  # queued; the app's runner starts it in a free slot
+    while not started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    at.run()
     ((spec, workers),) = started
+    assert workers == 0  # one process in one of the runner's slots, no pool of its own
     assert (spec.scenario, spec.k, spec.seeds, spec.steps) == ("synthetic", 2, 3, 40)
     assert spec.knobs["samples"] == 150 and spec.tasks == tuple(f"t{i}" for i in range(6))
     assert any("[phase 1 3/9] random/seed0/0" in shown(i.value) for i in at.info)  # its progress
@@ -111,3 +117,23 @@ def _dead_pid() -> int:
     p = subprocess.Popen([sys.executable, "-c", "pass"])
     p.wait()
     return p.pid
+
+
+def test_the_table_check_is_against_the_starter_whoever_owns_the_run(store, monkeypatch):
+    """Issue 23 item 8: an uploaded table only its uploader may retrain, checked against the
+    user who starts the evaluation, also for an unowned run (it was skipped)."""
+    from mtl_core.scenarios import table_files
+
+    folder = table_files.tables_dir(store.path)
+    theirs = table_files.save_table(b"a,y1,y2\n1,2,3\n", "theirs.csv", "browser:other", folder)
+    unowned = seed_run(store, name="unowned", config=config_dict(knobs={"table": theirs}))
+    monkeypatch.setattr(bg, "start", lambda *a, **k: pytest.fail("must not start"))
+    at = open_app("explore", store.path, monkeypatch, query={"run": unowned})
+    at.session_state["lab_browser"] = "browser:me"
+    at = _open_tab(at)
+    at.button(key="gt_start").click().run()
+    assert not at.exception
+    assert [shown(e.value) for e in at.error] == [
+        "csv scenario: this table was not uploaded by you; upload it on the Train page"
+    ]
+    assert store.get_ground_truth(unowned, 2) is None  # nothing queued

@@ -75,17 +75,26 @@ def test_tab_and_pair_live_in_the_url_and_the_caption_says_which_pair(store, mon
         "explore", store.path, monkeypatch, query={"tab": "pair", "src": "t4", "tgt": "t3"}
     ).run()
     assert not at.exception
-    assert at.selectbox(key="explore_src").value == "t4"
+    assert at.selectbox(key="src").value == "t4"
     cap = next(shown(c.value) for c in at.caption if "on average over the run" in shown(c.value))
     assert cap.startswith("Selected pair: t4 → t3.") and "lowers task t3's loss" in cap
     assert "harmful" not in cap
     assert at.query_params["tab"] == "pair" and at.query_params["src"] == "t4"
-    at.selectbox(key="explore_src").set_value("t0").run()
-    at.selectbox(key="explore_tgt").set_value("t5").run()
+    at.selectbox(key="src").set_value("t0").run()
+    at.selectbox(key="tgt").set_value("t5").run()
     cap = next(shown(c.value) for c in at.caption if "on average over the run" in shown(c.value))
     assert cap.startswith("Default pair: the most harmful") or "Selected pair" in cap
     assert "raises task t5's loss" in cap
-    assert at.query_params["tgt"] == "t5"
+    # src and tgt are bound to the URL (bind="query-params"; the browser writes the change,
+    # checked in tests/e2e): the link it makes opens the same pair, and the default pair (the
+    # most harmful, t2 -> t3 here) is what a link without them opens
+    query = {"tab": "pair", "src": "t0", "tgt": "t5"}
+    again = open_app("explore", store.path, monkeypatch, query=query).run()
+    assert (again.selectbox(key="src").value, again.selectbox(key="tgt").value) == ("t0", "t5")
+    assert any("raises task t5's loss" in shown(c.value) for c in again.caption)
+    plain = open_app("explore", store.path, monkeypatch, query={"tab": "pair"}).run()
+    assert (plain.selectbox(key="src").value, plain.selectbox(key="tgt").value) == ("t2", "t3")
+    assert "tgt" not in at.query_params  # t3, the default target, left the link
 
 
 def test_heatmap_caption_and_legend_say_grey_is_the_diagonal(store, monkeypatch):

@@ -36,26 +36,25 @@ def test_rules_owner_admin_unowned_and_visibility():
         can_see(None, BOB, "public")
 
 
-def test_only_the_owner_or_an_admin_cancels_renames_deletes(tmp_path):
-    st = Store(tmp_path / "s.sqlite")
-    rid = st.create_run(name="a's", owner=ALICE.id)
+def test_only_the_owner_or_an_admin_cancels_renames_deletes(store):
+    rid = store.create_run(name="a's", owner=ALICE.id)
     for fn, verb in (
-        (lambda a: st.request_cancel(rid, actor=a), "cancel"),
-        (lambda a: st.rename_run(rid, "mine now", actor=a), "rename"),
-        (lambda a: st.delete_run(rid, actor=a), "delete"),
+        (lambda a: store.request_cancel(rid, actor=a), "cancel"),
+        (lambda a: store.rename_run(rid, "mine now", actor=a), "rename"),
+        (lambda a: store.delete_run(rid, actor=a), "delete"),
     ):
         with pytest.raises(LabError, match=f"cannot {verb} run #{rid}: it is another user's"):
             fn(BOB)
-    info = st.get_run(rid)
+    info = store.get_run(rid)
     assert (info.status, info.name, info.owner) == ("queued", "a's", "user:alice")
-    st.rename_run(rid, "renamed", actor=ALICE)
-    assert st.request_cancel(rid, actor=TEACHER) == "cancelled"
-    st.delete_run(rid, actor=ALICE)
-    assert st.list_runs() == []
-    cli = st.create_run(name="from the CLI")  # no owner: a laptop session may, a user not
+    store.rename_run(rid, "renamed", actor=ALICE)
+    assert store.request_cancel(rid, actor=TEACHER) == "cancelled"
+    store.delete_run(rid, actor=ALICE)
+    assert store.list_runs() == []
+    cli = store.create_run(name="from the CLI")  # no owner: a laptop session may, a user not
     with pytest.raises(LabError, match="nobody's"):
-        st.delete_run(cli, actor=BOB)
-    st.delete_run(cli, actor=LAPTOP)
+        store.delete_run(cli, actor=BOB)
+    store.delete_run(cli, actor=LAPTOP)
 
 
 def test_owner_column_migration_keeps_old_runs_unowned(tmp_path):
@@ -73,39 +72,36 @@ def test_owner_column_migration_keeps_old_runs_unowned(tmp_path):
     assert st.get_run(rid).owner == "user:x"
 
 
-def test_fair_order_round_robin_between_owners(tmp_path):
-    st = Store(tmp_path / "s.sqlite")
-    a = [st.create_run(name=f"a{i}", owner="user:a") for i in range(3)]
-    b = [st.create_run(name=f"b{i}", owner="user:b") for i in range(2)]
-    c = st.create_run(name="c0", owner="user:c")
-    assert st.queue_order()[:3] == [a[0], b[0], c]  # first of each before anyone's second
+def test_fair_order_round_robin_between_owners(store):
+    a = [store.create_run(name=f"a{i}", owner="user:a") for i in range(3)]
+    b = [store.create_run(name=f"b{i}", owner="user:b") for i in range(2)]
+    c = store.create_run(name="c0", owner="user:c")
+    assert store.queue_order()[:3] == [a[0], b[0], c]  # first of each before anyone's second
     started = []
     for _ in range(6):  # one worker: each run finishes before the next starts
-        rid = st.claim_queued(1, runner_pid=os.getpid())
+        rid = store.claim_queued(1, runner_pid=os.getpid())
         started.append(rid)
-        st.set_status(rid, "finished")
+        store.set_status(rid, "finished")
         time.sleep(0.002)  # distinct start times
     assert started == [a[0], b[0], c, a[1], b[1], a[2]]
-    assert st.claim_queued(1, runner_pid=os.getpid()) is None
+    assert store.claim_queued(1, runner_pid=os.getpid()) is None
 
 
-def test_fewest_running_first(tmp_path):
-    st = Store(tmp_path / "s.sqlite")
-    a = [st.create_run(name=f"a{i}", owner="user:a") for i in range(3)]
-    b = st.create_run(name="b0", owner="user:b")
-    assert st.claim_queued(2, runner_pid=os.getpid()) == a[0]
-    assert st.claim_queued(2, runner_pid=os.getpid()) == b  # a has one running already
+def test_fewest_running_first(store):
+    a = [store.create_run(name=f"a{i}", owner="user:a") for i in range(3)]
+    b = store.create_run(name="b0", owner="user:b")
+    assert store.claim_queued(2, runner_pid=os.getpid()) == a[0]
+    assert store.claim_queued(2, runner_pid=os.getpid()) == b  # a has one running already
 
 
-def test_queue_quota_is_checked_in_the_insert(tmp_path):
-    st = Store(tmp_path / "s.sqlite")
+def test_queue_quota_is_checked_in_the_insert(store):
     lim = L.Limits(queued_per_user=2)
-    st.create_run(owner="user:a", limits=lim)
-    st.create_run(owner="user:a", limits=lim)
+    store.create_run(owner="user:a", limits=lim)
+    store.create_run(owner="user:a", limits=lim)
     with pytest.raises(LabError, match=r"2 runs queued or running.*limit per user is 2"):
-        st.create_run(owner="user:a", limits=lim)
-    st.create_run(owner="user:b", limits=lim)  # another user's quota is their own
-    assert st.active_count("user:a") == 2
+        store.create_run(owner="user:a", limits=lim)
+    store.create_run(owner="user:b", limits=lim)  # another user's quota is their own
+    assert store.active_count("user:a") == 2
 
 
 def test_run_limits_name_the_limit_and_where_to_raise_it():

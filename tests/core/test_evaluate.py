@@ -98,6 +98,7 @@ def test_tag_groups_are_the_exact_selection_on_the_cotraining_affinity(report):
         assert len(r["grouping"]) <= 2 and all(len(g) >= 2 for g in r["grouping"])
         b = r["breakdown"]
         assert r["seconds"] == pytest.approx(b["cotrain"] + b["select"] + b["train"])
+        assert r["stopped"] is best.stopped_ is False  # exact DP, far inside its safety stop
 
 
 def test_capacity_matched_network_has_the_grouped_parameter_count(report):

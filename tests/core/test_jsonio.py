@@ -8,6 +8,7 @@ import os
 import numpy as np
 import pytest
 
+from mtl_core.errors import LabError
 from mtl_core.jsonio import atomic_write_bytes, atomic_write_text, dumps, write_json
 
 
@@ -47,7 +48,8 @@ def test_a_failed_write_keeps_the_old_file(tmp_path, monkeypatch):
         raise OSError("disk full")
 
     monkeypatch.setattr(os, "replace", boom)
-    with pytest.raises(OSError, match="disk full"):
+    # one line naming the file (mtl_core.errors.write_error), the old file kept
+    with pytest.raises(LabError, match=r"^cannot write .*r\.bin: disk full$"):
         atomic_write_bytes(p, b"new")
     assert p.read_bytes() == b"old" and os.listdir(tmp_path) == ["r.bin"]
 

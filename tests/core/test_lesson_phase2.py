@@ -175,3 +175,23 @@ def test_a_lesson_finishes_all_three_runs_with_no_page_open(store):
     ]
     assert store.get_note(ids.together, lesson.NOTE_GROUPS_RUN)["run_id"] == runs[2].id
     assert runs[2].config["train"]["groups"] == [["t0", "t1", "t2"], ["t3", "t4", "t5"]]
+
+
+def test_a_store_the_lesson_pass_cannot_read_is_said_once(store, monkeypatch):
+    """The supervisor's lesson pass never raises, and a fault that lasts is one message,
+    not one per pass; once the store reads again, a new fault is said again."""
+    runner = Runner(store, train_fn=FAKE, start=False)
+    said: list[str] = []
+    advancer = lesson.LessonAdvancer(warn=said.append)
+
+    def broken(*a, **kw):
+        raise LabError("the run store s.sqlite is damaged")
+
+    monkeypatch.setattr(store, "open_claims", broken)
+    assert advancer.pass_(runner, store) == [] and advancer.pass_(runner, store) == []
+    assert said == ["lessons cannot be read: the run store s.sqlite is damaged"]
+    monkeypatch.undo()
+    assert advancer.pass_(runner, store) == []
+    monkeypatch.setattr(store, "open_claims", broken)
+    advancer.pass_(runner, store)
+    assert len(said) == 2

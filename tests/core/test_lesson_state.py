@@ -65,3 +65,25 @@ def test_mean_affinity_skips_unlogged_cells_without_warning():
     with np.errstate(all="raise"):
         M = lesson.mean_affinity(A)
     assert M[0, 0] == 2.0 and math.isnan(M[0, 1])
+
+
+def test_batched_steps_store_what_single_steps_store(store):
+    """``append_steps`` (the headless lesson's writes) leaves the same run as one
+    ``append_step`` per step: matrices, metrics, progress."""
+    from tests.helpers.app_fixtures import fake_train
+
+    cfg = lesson.base_config("together", {}, steps=25, replicas=3)
+    events: list = []
+    fake_train(cfg, events.append)
+    one, many = (store.create_run(name=n, config=cfg.to_dict(), steps_total=25) for n in "ab")
+    for e in events:
+        store.append_step(one, e)
+    store.append_steps(many, events[:10])
+    store.append_steps(many, events[10:])
+    store.append_steps(many, [])
+    a, b = store.affinity_steps(one, "lookahead"), store.affinity_steps(many, "lookahead")
+    assert a[0].tolist() == b[0].tolist() == list(range(1, 26)) and a[1] == b[1]
+    np.testing.assert_array_equal(a[2], b[2])
+    pd.testing.assert_frame_equal(store.metrics(one), store.metrics(many))
+    ra, rb = store.get_run(one), store.get_run(many)
+    assert (ra.steps_done, ra.last_step) == (rb.steps_done, rb.last_step) == (25, 25)

@@ -146,3 +146,15 @@ def test_held_out_numbers():
     assert lesson.held_out(df, "val") == (20, {"a": 9.0})
     assert lesson.mean_curve(df).to_dict() == {10: 3.0, 20: 2.0}
     assert lesson.held_out(pd.DataFrame()) == (None, {})
+
+
+def test_a_together_run_that_finished_without_affinity_falls_back_to_planted(store):
+    """Otherwise the runner would look at that lesson on every pass, for ever."""
+    runner = RecordingRunner(store)
+    ids = lesson.start(runner, store, {"tasks": 4}, groups_from="tag")
+    store.set_status(ids.together, "finished")
+    rid = lesson.maybe_start_groups(runner, store, ids)
+    assert groups_of(store.get_run(rid)) == lesson.planted_groups({"tasks": 4})
+    assert store.get_note(rid, "lesson_groups")["source"] == (
+        "the planted clusters (the all-together run logged no affinity)"
+    )

@@ -26,6 +26,7 @@ from mtl_core.experiments.report import REPORT_KIND, summarize
 from mtl_core.groundtruth import report as gt_report
 from mtl_core.groundtruth.compare import compare, public
 from mtl_core.groundtruth.report import read_evaluate_report
+from mtl_core.groundtruth.select import served_total
 from mtl_core.groundtruth.tables import read_hoa
 from mtl_core.runfile import METRIC_FRAME, ParsedRun, matrices_to_long
 from mtl_core.store import Store
@@ -291,3 +292,51 @@ def test_a_real_exhaustive_evaluation_is_read_by_select(tmp_path, capsys):
     ]
     assert row["optimal"]["selection"] <= sum(served) + 1e-12
     assert row["optimal"]["proven"] and "affinity" in row
+
+
+def test_a_time_limit_before_the_first_selection_falls_back_unproven(monkeypatch, capsys):
+    """HiGHS stopping with no selection (status 1, as on MIMIC's worst selection) gives the
+    best (worst) of the random covering selections, unproven, not an error."""
+    from scipy.optimize import OptimizeResult
+
+    from mtl_core.groundtruth import select as sel_mod
+
+    rng = np.random.default_rng(3)
+    g = rng.normal(size=(9, 4))
+    g[rng.random((9, 4)) < 0.5] = np.nan
+    g[np.isnan(g).all(axis=1), 0] = 0.3
+    g[0] = 0.0  # one network on every task: every k covers
+    costs = np.ones(9)
+    exact = sel_mod.best_selection(g, costs, k=2)
+    exact_worst = sel_mod.worst_selection(g, costs, k=2)
+
+    def stopped(*a, **kw):
+        return OptimizeResult(x=None, fun=None, status=1, message="Time limit reached.")
+
+    monkeypatch.setattr(sel_mod, "milp", stopped)
+    for fn, better in ((sel_mod.best_selection, 1), (sel_mod.worst_selection, -1)):
+        ch = fn(g, costs, k=2)
+        assert not ch.proven and np.isinf(ch.gap) and 1 <= len(ch.networks) <= 2
+        assert ch.objective == pytest.approx(served_total(g, ch.networks, g))
+    assert sel_mod.best_selection(g, costs, k=2).objective <= exact.objective + 1e-12
+    assert sel_mod.worst_selection(g, costs, k=2).objective >= exact_worst.objective - 1e-12
+    assert main([a for a in _hoa_select("--k", "2") if a != "--json"]) == 0
+    out = capsys.readouterr().out
+    assert "time limit came before HiGHS's first selection; the best of 200 random" in out
+    assert "time limit came before HiGHS's first selection; the worst of 200 random" in out
+
+
+def test_random_selections_cover_within_the_limit_and_rarely_come_back_short():
+    """27 tasks, k = 2, and only two networks that cover everything between them among many
+    that do not: rejection sampling with 1,000 tries per draw still returns most draws."""
+    from mtl_core.groundtruth.select import random_selections
+
+    n = 27
+    present = np.zeros((60, n), dtype=bool)
+    present[0, :14] = present[1, 14:] = True  # the only covering pair
+    rng = np.random.default_rng(0)
+    for j in range(2, 60):
+        present[j, rng.choice(n, 5, replace=False)] = True
+    picks = random_selections(np.ones(60), present, k=2, draws=40)
+    assert len(picks) >= 30
+    assert all(p == [0, 1] for p in picks)  # nothing else covers all 27 tasks in 2

@@ -121,3 +121,8 @@ def test_npz_task_names_used():
     p = read_run_file(buf.getvalue(), "m.npz")
     assert p.tasks == ["x", "y", "z"]
     assert any("'task_names' read as the 'tasks'" in n for n in p.notes)
+
+
+def test_r_write_table_default_space_separator():
+    parsed = read_run_file(b'"a" "b"\n"a" 0.1 0.2\n"b" 0.3 NA\n', "m.csv")
+    assert _matrix(parsed).loc["b", "a"] == pytest.approx(0.3) and parsed.left_out == 1

@@ -138,14 +138,12 @@ def test_read_only_folder_says_read_only(store_with_runs):
         folder.chmod(0o755)
 
 
-def test_injected_read_only_error_is_a_read_only_fault(tmp_path, monkeypatch):
-    st = Store(tmp_path / "s.sqlite")
-
+def test_injected_read_only_error_is_a_read_only_fault(store, monkeypatch):
     def readonly(con):
         raise sqlite3.OperationalError("attempt to write a readonly database")
 
     with pytest.raises(StoreFault, match="is read-only") as info:
-        st._write(readonly)
+        store._write(readonly)
     assert info.value.kind == "readonly"
 
 

@@ -185,3 +185,96 @@ def test_a_folder_with_nothing_to_read_lists_what_it_holds(tmp_path):
     (tmp_path / "notes.txt").write_text("hi")
     with pytest.raises(LabError, match=r"found no run in the folder .*notes\.txt"):
         read_run_file(tmp_path)
+
+
+def test_wandb_dotted_keys_and_lightning_step_epoch_suffixes():
+    hist = pd.read_csv(DATA / "G04_wandb_run_history.csv")
+    dotted = hist.rename(columns=lambda c: c.replace("/", ".") if c.startswith("affinity") else c)
+    parsed = read_run_file(dotted.to_csv(index=False).encode(), "history.csv")
+    assert _mean_error(parsed.affinity) < 0.005 and parsed.affinity["step"].nunique() == 12
+    light = pd.read_csv(DATA / "G07_lightning_logs/version_0/metrics.csv")
+    cells = [c for c in light.columns if c.startswith("affinity/")]
+    both = light.rename(columns={c: c + "_step" for c in cells})
+    for c in cells:
+        both[c + "_epoch"] = 9.0  # epoch means: never read as cells
+    parsed = read_run_file(both.to_csv(index=False).encode(), "metrics.csv")
+    assert sorted(set(parsed.affinity["target"])) == ["depth", "edge", "normal", "seg"]
+    assert _mean_error(parsed.affinity) < 0.005
+    assert any("16 '_epoch' mean columns left out" in n for n in parsed.notes)
+
+
+def test_a_non_finite_mlflow_value_is_named_by_its_metric_file(tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(DATA / "G01_mlflow_run_folder", run)
+    (run / "metrics" / "affinity" / "normal" / "normal").write_text("1 nan 10\n2 0.5 20\n")
+    parsed = read_run_file(run)
+    assert parsed.left_out == 1
+    assert parsed.first_left_out == "metrics/affinity/normal/normal, step 10"
+
+
+def _long_csv(shift: float) -> str:
+    rows = [f"{step},{s},{t},{REF.loc[s, t] + shift}" for step in (10, 20)
+            for s in REF.index for t in REF.columns]  # fmt: skip
+    return "step,source,target,affinity\n" + "\n".join(rows) + "\n"
+
+
+def test_hydra_jobs_laid_out_as_bundles_and_a_folder_of_seed_csvs(tmp_path):
+    buf = tmp_path / "multirun.zip"
+    with zipfile.ZipFile(buf, "w") as zf:
+        for job in (0, 1):
+            base = f"multirun/2026-11-30/10-00-00/{job}/"
+            zf.writestr(base + "affinity.csv", _long_csv(0.0))
+            zf.writestr(
+                base + "metrics.csv", "step,task,split,metric,value\n10,normal,val,loss,0.5\n"
+            )
+            zf.writestr(base + "meta.json", json.dumps({"notes": f"job {job}"}))
+            zf.writestr(base + ".hydra/config.yaml", "seed: 0\n")
+    parsed = read_run_file(buf)
+    assert parsed.runs == ["multirun/2026-11-30/10-00-00/0", "multirun/2026-11-30/10-00-00/1"]
+    assert len(parsed.metrics) == 2 and _mean_error(parsed.run_affinity(parsed.runs[1])) < 1e-12
+    seeds = tmp_path / "seeds"
+    seeds.mkdir()
+    for k in range(3):
+        (seeds / f"seed{k}.csv").write_text(_long_csv(0.001 * k))
+    parsed = read_run_file(seeds)
+    assert parsed.runs == ["seed0.csv", "seed1.csv", "seed2.csv"]
+    assert _mean_error(parsed.run_affinity("seed2.csv")) == pytest.approx(0.002)
+
+
+def _zip_of(members: dict[str, str]) -> bytes:
+    import io
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for path, text in members.items():
+            zf.writestr(path, text)
+    return buf.getvalue()
+
+
+def test_hostile_folders_are_refused_by_count_before_reading():
+    import time
+
+    many_runs = {f"r{k}/{f}": "1 0.1 1\n" for k in range(3000)
+                 for f in ("meta.yaml", "metrics/affinity/a/b")}  # fmt: skip
+    t0 = time.perf_counter()
+    with pytest.raises(LabError, match="3,000 runs, over the limit of 100 runs"):
+        read_run_file(_zip_of(many_runs), "runs.zip")
+    many_tasks = {"r/meta.yaml": "x"} | {f"r/metrics/affinity/a{k}/b": "1 0.1 1\n"
+                                         for k in range(1500)}  # fmt: skip
+    with pytest.raises(LabError, match=r"r: 1,501 tasks, over the limit of 1,000 tasks"):
+        read_run_file(_zip_of(many_tasks), "tasks.zip")
+    assert time.perf_counter() - t0 < 5
+
+
+def test_a_ray_experiment_folder_skips_state_json_but_not_a_broken_trial(tmp_path):
+    exp = tmp_path / "exp"
+    for k in range(2):
+        shutil.copytree(DATA / "G10_raytune_trial", exp / f"train_{k}")
+    (exp / "experiment_state-2026-12-07_01-13-00.json").write_text('{"checkpoints": ["x"]}')
+    (exp / "basic-variant-state-2026-12-07_01-13-00.json").write_text('{"_uuid": 3}')
+    parsed = read_run_file(exp)
+    assert parsed.runs == ["train_0", "train_1"]
+    assert any("JSON files holding no affinity were not read" in n for n in parsed.notes)
+    (exp / "train_1" / "progress.csv").write_text("step,affinity/a/b\n1,oops\n")
+    with pytest.raises(LabError, match=r"exp › train_1/progress.csv: row 1 .*'oops' is not"):
+        read_run_file(exp)

@@ -50,3 +50,17 @@ def test_wandb_history_never_advises_row_labels() -> None:
 def test_tag_pattern_matching_no_column_is_refused() -> None:
     with pytest.raises(LabError, match="matches none of the columns"):
         read_run_file(DATA / "G04_wandb_run_history.csv", tag_pattern="aff/{source}=>{target}")
+
+
+def test_text_in_a_cell_column_is_refused_never_skipped_as_not_logged():
+    data = b'_step,affinity/a/b,affinity/b/a\n1,0.1,NA\n2,"0,5",0.2\n'
+    with pytest.raises(LabError, match=r"row 2 \(line 3\), column 'affinity/a/b': '0,5' is not"):
+        read_run_file(data, "h.csv")
+    parsed = read_run_file(b"_step,affinity/a/b,affinity/b/a\n1,0.1,NA\n,0.3,0.2\n", "h.csv")
+    assert parsed.affinity["affinity"].tolist() == [0.1]
+    assert any("2 logged values in rows with an empty '_step' left out" in n for n in parsed.notes)
+
+
+def test_a_tag_pattern_a_file_does_not_use_is_refused_never_ignored():
+    with pytest.raises(LabError, match="the tag pattern '{source}->{target}' named no cell"):
+        read_run_file(DATA / "G00_reference_matrix.csv", tag_pattern="{source}->{target}")

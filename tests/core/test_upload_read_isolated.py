@@ -222,3 +222,40 @@ def test_no_reader_outlives_a_killed_app(tmp_path):
     finally:
         if app.poll() is None:
             app.kill()
+
+
+FIELD = ROOT / "tests" / "data" / "field"
+
+
+def _same_table(a, b) -> None:
+    assert (a.columns, a.rows, a.notes) == (b.columns, b.rows, b.notes)
+    assert list(a.numeric) == list(b.numeric) and list(a.text) == list(b.text)
+    for col in a.numeric:
+        np.testing.assert_array_equal(a.numeric[col], b.numeric[col])  # NaN = NaN
+        assert a.numeric[col].dtype == np.float64
+    for col in a.text:
+        assert a.text[col].tolist() == b.text[col].tolist() and a.text[col].dtype == object
+
+
+def test_a_train_page_table_read_in_the_child_is_the_in_process_read():
+    from mtl_core.runner.upload_read import read_table_upload
+    from mtl_core.scenarios.table_read import read_table_bytes
+
+    jsonl = b'{"a": 1, "b": "x", "y": true}\n{"a": null, "b": "z", "y": false}\n'
+    cases = [(p.name, p.read_bytes()) for p in sorted(FIELD.glob("F19*.csv"))]
+    cases += [("rows.jsonl", jsonl), ("t.csv", "höhe;y1;y2\n1,5;2;x\n;3;y\n".encode())]
+    assert len(cases) >= 3
+    for name, data in cases:
+        _same_table(read_table_upload(data, name), read_table_bytes(data, name, detail=True))
+
+
+def test_a_train_page_table_over_the_memory_cap_is_one_line(monkeypatch):
+    from mtl_core.runner.upload_read import read_table_upload
+
+    monkeypatch.setenv("MTL_LAB_UPLOAD_MEMORY_MB", "20")
+    data = ("a,b,c\n" + "1.5,2.5,x\n" * 300_000).encode()
+    with pytest.raises(LabError) as exc:
+        read_table_upload(data, "big.csv")
+    assert str(exc.value).startswith(
+        "cannot read big.csv: reading it needs more than the 20 MB an upload may use"
+    )

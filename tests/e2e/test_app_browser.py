@@ -155,6 +155,30 @@ def test_threshold_moves_regroup(server, page):
     _shot(page, "explore")
 
 
+def test_bound_widgets_write_the_url_and_the_link_reopens_them(server, page):
+    """``bind="query-params"`` (issue 19): moving the k and step sliders writes ``?k=`` and
+    ``?step=`` in the browser; the URL the page made opens the same view."""
+    _, b = server["runs"]
+    page.goto(f"{server['url']}/explore?run={b}&method=hierarchical&k=3")
+    sliders = page.get_by_role("slider")  # step, k, threshold
+    sliders.nth(1).wait_for(timeout=30000)
+    assert sliders.nth(1).input_value() == "3"
+    sliders.nth(1).focus()
+    sliders.nth(1).press("ArrowRight")
+    page.wait_for_function("() => /[?&]k=4(&|$)/.test(location.search)", timeout=20000)
+    sliders.nth(0).focus()
+    sliders.nth(0).press("Home")  # the first logged step
+    page.wait_for_function("() => /[?&]step=1(&|$)/.test(location.search)", timeout=20000)
+    link = page.url
+    assert f"run={b}" in link and "method=hierarchical" in link
+    page.goto(link)
+    sliders = page.get_by_role("slider")
+    sliders.nth(1).wait_for(timeout=30000)
+    assert sliders.nth(0).input_value() == "1"
+    assert sliders.nth(1).input_value() == "4"
+    _no_exception(page)
+
+
 def test_clicking_a_heatmap_cell_opens_that_pair_over_time(server, page):
     _, b = server["runs"]
     page.goto(f"{server['url']}/explore?run={b}")

@@ -56,12 +56,10 @@ def measure_picker(info: RunInfo) -> str | None:
     measures = info.measures
     if not measures:
         return None
-    session.keep_value("explore_measure", measures[0], "measure", valid=lambda m: m in measures)
-    if st.session_state.get("explore_measure") not in measures:
-        st.session_state["explore_measure"] = measures[0]
-    measure = st.selectbox("Affinity measure", measures, key="explore_measure")
-    session.remember_value("explore_measure")
-    session.qp_set(measure=measure)
+    # in the URL as ?measure= (bind; the first measure is the default, left out of the URL)
+    session.seed_bound("measure", measures[0], valid=lambda m: m in measures)
+    measure = st.selectbox("Affinity measure", measures, key="measure", bind="query-params")
+    session.remember_value("measure")
     return measure
 
 
@@ -112,9 +110,10 @@ def _step_slider(view: RunView, info: RunInfo, col, live_col) -> int:
         )
     else:
         live_col.write("")
-    session.keep_value("explore_step", steps[-1], "step", int, valid=lambda s: s in steps)
-    if follow or st.session_state.get("explore_step") not in steps:
-        st.session_state["explore_step"] = steps[-1]
+    # in the URL as ?step= (bind; the newest step is the default, left out of the URL)
+    session.seed_bound("step", steps[-1], valid=lambda s: s in steps)
+    if follow:
+        st.session_state["step"] = steps[-1]
     gaps = np.diff(view.steps)
     if len(steps) > 1 and (gaps == gaps[0]).all():
         # Evenly logged (every trained run): a plain slider, no option list to send on every
@@ -123,20 +122,27 @@ def _step_slider(view: RunView, info: RunInfo, col, live_col) -> int:
             "Step",
             steps[0],
             steps[-1],
+            steps[-1],
             step=int(gaps[0]),
-            key="explore_step",
+            key="step",
+            bind="query-params",
             help="Logged steps of this run",
         )
     elif len(steps) > 1:
         step = col.select_slider(
-            "Step", options=steps, key="explore_step", help="Logged steps of this run"
+            "Step",
+            options=steps,
+            value=steps[-1],
+            key="step",
+            bind="query-params",
+            help="Logged steps of this run",
         )
     else:
         step = steps[0]
         col.caption(f"One logged step: {step}")
-    session.remember_value("explore_step")
-    session.qp_set(step=step)
-    return steps.index(step)
+    session.remember_value("step")
+    # a link's step between two logged ones (?step=7 of 1, 6, 11) shows the nearest logged one
+    return int(np.argmin(np.abs(np.asarray(steps) - int(step))))
 
 
 def group_controls(view: RunView, M: np.ndarray, measure: str) -> GroupControls:
@@ -150,19 +156,20 @@ def group_controls(view: RunView, M: np.ndarray, measure: str) -> GroupControls:
     )
     session.remember_value("explore_method")
     kmax = max(1, n)
-    session.keep_value("explore_k", min(2, kmax), "k", int, valid=lambda k: 1 <= k <= kmax)
-    if st.session_state.get("explore_k", 1) > kmax:
-        st.session_state["explore_k"] = kmax
+    # in the URL as ?k= (bind; 2 is the default, left out of the URL)
+    session.seed_bound("k", min(2, kmax), valid=lambda k: 1 <= k <= kmax)
     k = c2.slider(
         "k (number of groups)",
         1,
         kmax,
-        key="explore_k",
+        min(2, kmax),
+        key="k",
+        bind="query-params",
         disabled=method not in ("tag", "hierarchical"),
         help="TAG picks at most k groups (they may overlap); hierarchical cuts the "
         "tree into k clusters",
     )
-    session.remember_value("explore_k")
+    session.remember_value("k")
     tau, tau_u, note = _tau_slider(c3, M, measure, disabled=method != "threshold")
     if method == "tag" and n > regroup.TAG_INTERACTIVE_MAX:
         st.caption(words.tag_slow(n))
@@ -170,7 +177,6 @@ def group_controls(view: RunView, M: np.ndarray, measure: str) -> GroupControls:
     # same number the CLI's --tau takes.
     session.qp_set(
         method=method,
-        k=k if method in ("tag", "hierarchical") else None,
         tau=float(f"{tau_u:.6g}") if method == "threshold" else None,
     )
     return GroupControls(method, int(k), tau, note and method == "threshold")

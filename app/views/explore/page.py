@@ -195,9 +195,9 @@ def _open_clicked_pair(point: tuple | None, tasks: list[str]) -> None:
     tgt, src = point
     if src in tasks and tgt in tasks:
         st.session_state["_explore_clicked"] = point
-        st.session_state["explore_src"], st.session_state["explore_tgt"] = src, tgt
+        st.session_state["src"], st.session_state["tgt"] = src, tgt  # bound: the URL follows
         st.session_state["explore_tab"] = tabs.TABS[2]
-        session.qp_set(tab=tabs.TAB_KEYS[2], src=src, tgt=tgt)
+        session.qp_set(tab=tabs.TAB_KEYS[2])
 
 
 def _tabs(

@@ -35,8 +35,6 @@ def remember_tab() -> None:
     tab = st.session_state.get("explore_tab")
     key = TAB_KEYS[TABS.index(tab)] if tab in TABS else None
     session.qp_set(tab=key if key != TAB_KEYS[0] else None)
-    if key != "pair":
-        session.qp_set(src=None, tgt=None)
 
 
 # ----------------------------------------------------------------------------- loss curves
@@ -157,13 +155,18 @@ def pair_tab(view: data.RunView, vc: ViewControls) -> None:
     np.fill_diagonal(avg, np.inf)
     i, j = np.unravel_index(int(np.argmin(avg)), avg.shape)
     c1, c2 = st.columns(2)
-    session.keep_value("explore_src", tasks[i], "src", valid=lambda t: t in tasks)
-    session.keep_value("explore_tgt", tasks[j], "tgt", valid=lambda t: t in tasks)
-    src = c1.selectbox("Source (the task that takes the step)", tasks, key="explore_src")
-    tgt = c2.selectbox("Target (the task whose loss changes)", tasks, key="explore_tgt")
-    session.remember_value("explore_src")
-    session.remember_value("explore_tgt")
-    session.qp_set(src=src, tgt=tgt)
+    # in the URL as ?src=&tgt= (bind; the default is the most harmful pair; they leave the
+    # URL with the tab, as widgets no longer drawn)
+    session.seed_bound("src", tasks[i], valid=lambda t: t in tasks)
+    session.seed_bound("tgt", tasks[j], valid=lambda t: t in tasks)
+    src = c1.selectbox(
+        "Source (the task that takes the step)", tasks, int(i), key="src", bind="query-params"
+    )
+    tgt = c2.selectbox(
+        "Target (the task whose loss changes)", tasks, int(j), key="tgt", bind="query-params"
+    )
+    session.remember_value("src")
+    session.remember_value("tgt")
     a, b = tasks.index(src), tasks.index(tgt)
     smoothed = data.smoothed(view, vc.series_smoothing, vc.window, vc.beta).stack[:, a, b]
     fig = lines.pair_series(

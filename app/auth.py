@@ -61,6 +61,7 @@ from mtl_core.store import RunInfo
 LOGIN_MODES = ("none", "password", "shared", "oidc")
 USER_KEY = "lab_user"  # session_state: (user name, admin) after a password login
 COOKIE_KEY = "lab_cookie"  # session_state: (token, max age s) to store in the browser
+CRED_KEY = "lab_credential"  # session_state: digest of the hash the user signed in against
 SID_KEY = "lab_sid"  # session_state: (session id, expires) of this session's cookie
 WANTED_KEY = "lab_wanted"  # session_state: (page, query) a signed-out visit asked for
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,39}$")
@@ -186,8 +187,11 @@ def require_login() -> Deployment:
     ``login = "none"``); afterwards a sign-out button in the sidebar. A valid sign-in
     cookie (:func:`restore_sign_in`) signs the session in without the form."""
     dep = deployment()
-    if not logged_in(dep) and dep.login in ("password", "shared"):
-        restore_sign_in(dep)
+    if dep.login in ("password", "shared"):
+        if st.session_state.get(USER_KEY) and not _credential_unchanged(dep):
+            sign_out()  # the user was removed or their password changed meanwhile
+        if not logged_in(dep):
+            restore_sign_in(dep)
     if logged_in(dep):
         if dep.login != "none":
             _signed_in_box(dep)
@@ -242,11 +246,15 @@ def sign_out() -> None:
     session and server process), and the browser is told to drop the cookie."""
     sid = st.session_state.pop(SID_KEY, None)
     if sid:
+        # this page load's cookie stays in st.context.cookies: never restore it here again,
+        # even if the store cannot record the sign-out
+        st.session_state["lab_no_restore"] = sid[0]
         try:
             storage.get_store().sign_out(*sid)
         except LabError as exc:
             log.warning("could not record the sign-out: %s", exc)
     st.session_state.pop(USER_KEY, None)
+    st.session_state.pop(CRED_KEY, None)
     st.session_state.pop(COOKIE_KEY, None)
     st.session_state["lab_clear_cookie"] = True
 
@@ -271,6 +279,22 @@ def browser_cookie() -> str | None:
     return token if isinstance(token, str) and token else None
 
 
+def _credential_digest(cred: str) -> str:
+    return hashlib.sha256(cred.encode()).hexdigest()
+
+
+def _credential_unchanged(dep: Deployment) -> bool:
+    """Whether this session's user still signs in against the hash they signed in with
+    (``secrets.toml`` is read on every run: a removed user or a new password ends the
+    sessions signed in before, at their next click)."""
+    user, admin = st.session_state[USER_KEY]
+    cred = credential(dep, user, admin)
+    if cred is None:
+        return False
+    seen = st.session_state.setdefault(CRED_KEY, _credential_digest(cred))
+    return seen == _credential_digest(cred)
+
+
 def restore_sign_in(dep: Deployment) -> bool:
     """Sign this session in from the browser's sign-in cookie (:mod:`app.cookie`) when it is
     validly signed, younger than ``session_hours``, not signed out, and its credential is
@@ -285,7 +309,9 @@ def restore_sign_in(dep: Deployment) -> bool:
         store = storage.get_store()
         secret = store.server_secret("sign_in_cookie")
         got = cookie.read_token(secret, token, policy.session_s)
-        if got is None or store.is_signed_out(got.sid):
+        if got is None or got.sid == st.session_state.get("lab_no_restore"):
+            return False
+        if store.is_signed_out(got.sid):
             return False
     except LabError as exc:
         log.warning("could not check a sign-in cookie: %s", exc)
@@ -297,6 +323,7 @@ def restore_sign_in(dep: Deployment) -> bool:
         return False
     admin = got.admin if dep.login == "shared" else got.user in dep.admins
     st.session_state[USER_KEY] = (got.user, admin)
+    st.session_state[CRED_KEY] = _credential_digest(cred)
     st.session_state[SID_KEY] = (got.sid, got.issued + policy.session_s)
     return True
 
@@ -370,6 +397,9 @@ def _password_form(dep: Deployment) -> None:
     except LabError as exc:
         log.warning("could not clear a right sign-in try: %s", exc)
     st.session_state[USER_KEY] = who
+    cred = credential(dep, *who)
+    if cred is not None:
+        st.session_state[CRED_KEY] = _credential_digest(cred)
     st.session_state.pop("lab_clear_cookie", None)
     _issue_cookie(dep, *who)
     st.rerun()

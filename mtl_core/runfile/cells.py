@@ -13,6 +13,7 @@ import re
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from mtl_core.runfile.jsontext import check_text
 from mtl_core.runfile.messages import Locate, fail, show
@@ -148,11 +149,14 @@ def to_labels(vals: np.ndarray, col: str, name: str, locate: Locate) -> np.ndarr
     Whole numbers (as JSON and Parquet hold them) become their text; anything else that is not
     text (a float, a boolean, null) or blank text raises a ``LabError`` at the first such cell.
     """
-    if set(map(type, vals)) == {str}:
+    # checked on the distinct values: a name column repeats a few names many times (a str
+    # never equals a non-str, so every type present keeps a distinct value)
+    distinct = pd.unique(vals) if vals.dtype == object else vals
+    if set(map(type, distinct)) == {str}:
         import pyarrow as pa
         import pyarrow.compute as pc
 
-        blank = pc.utf8_length(pc.utf8_trim_whitespace(pa.array(vals, type=pa.string())))
+        blank = pc.utf8_length(pc.utf8_trim_whitespace(pa.array(distinct, type=pa.string())))
         if not np.any(blank.to_numpy(zero_copy_only=False) == 0):
             return vals
     out = np.empty(len(vals), dtype=object)

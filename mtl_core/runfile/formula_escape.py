@@ -85,14 +85,16 @@ def unescape_columns(cols: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     out = {}
     for name, v in cols.items():
         if v.dtype == object and len(v):
+            # on the distinct values only: a task or step column repeats a few names
+            codes, uniques = pd.factorize(v, use_na_sentinel=False)
             try:
-                arr = pa.array(v, type=pa.string())
+                arr = pa.array(uniques, type=pa.string())
             except (pa.ArrowInvalid, pa.ArrowTypeError):
                 out[name] = v
                 continue
             if pc.any(pc.starts_with(arr, "'")).as_py():
                 fixed = pc.replace_substring_regex(arr, ESCAPED_CELL_RE2, r"\1", max_replacements=1)
-                v = fixed.to_numpy(zero_copy_only=False)
+                v = fixed.to_numpy(zero_copy_only=False)[codes]
         out[name] = v
     return out
 

@@ -52,7 +52,9 @@ def first_seen(*cols: Any) -> list[str]:
     Sources first: a row-major export lists every task as a source in task order, so the
     order survives even when some cells were not measured.
     """
-    arrays = [np.asarray(c, dtype=object) for c in cols]
+    # each column's own first-seen order, then across columns: the same order as one pass
+    # over the concatenation, hashing each column once rather than a copy of all of them
+    arrays = [pd.unique(np.asarray(c, dtype=object)) for c in cols]
     if not arrays:
         return []
     return [str(v) for v in pd.unique(np.concatenate(arrays))]

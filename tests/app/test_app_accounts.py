@@ -275,3 +275,51 @@ def test_the_sign_in_cookie_signs_a_new_session_in_until_it_is_refused(tmp_path,
         cookie.read_token(store.server_secret("sign_in_cookie"), token, 60).sid
     )
     assert not _signed_in(_cookie_app(store, monkeypatch, lab, token))
+
+
+def test_a_new_password_or_a_removed_user_ends_open_sessions(tmp_path, monkeypatch):
+    """An open session ends at its next run once ``secrets.toml`` changes the user's hash
+    or removes the user (the settings are read on every run)."""
+    store = Store(tmp_path / "s.sqlite")
+    lab = _lab(ann="pear", bob="plum")
+    at = open_app("train", store.path, monkeypatch)
+    at.secrets["lab"] = lab
+    at.run()
+    _try(at, "ann", "pear")
+    assert _signed_in(at)
+    at.run()
+    assert _signed_in(at)  # unchanged settings: still signed in
+    at.secrets["lab"] = {**lab, "users": {**lab["users"], "ann": hash_password("x", log2_n=8)}}
+    at.run()
+    assert not _signed_in(at) and "Train a run" not in [t.value for t in at.title]
+    _try(at, "bob", "plum")
+    assert _signed_in(at)
+    at.secrets["lab"] = {**lab, "users": {"ann": lab["users"]["ann"]}}
+    at.run()
+    assert not _signed_in(at)
+
+
+def test_sign_out_holds_in_its_session_when_the_store_cannot_record_it(tmp_path, monkeypatch):
+    """The page load's cookie stays readable in the session after "Sign out"; if the store
+    cannot record the sign-out, the session still does not sign itself back in."""
+    from app import auth
+    from mtl_core.errors import LabError
+
+    store = Store(tmp_path / "s.sqlite")
+    lab = _lab(ann="pear")
+    at = open_app("train", store.path, monkeypatch)
+    at.secrets["lab"] = lab
+    at.run()
+    _try(at, "ann", "pear")
+    token, _ = at.session_state[auth.COOKIE_KEY]
+    again = _cookie_app(store, monkeypatch, lab, token)
+    assert _signed_in(again)
+
+    def fail(self, sid, expires):
+        raise LabError("the run store is read-only")
+
+    monkeypatch.setattr(Store, "sign_out", fail)
+    again.sidebar.button(key="lab_sign_out").click().run()
+    assert not _signed_in(again)
+    again.run()
+    assert not _signed_in(again)

@@ -10,11 +10,14 @@ the runner's LessonAdvancer, finished). Two cases:
 
 - ``same``: half the sessions on the default knob (conflict 1), the rest spread over
   0, 0.25, 0.5 and 0.75 (5 distinct lessons, shared);
-- ``distinct``: every session its own lesson (seeds 0..N-1, conflict 1).
+- ``distinct``: every session its own lesson (seeds 0..N-1, conflict 1);
+- ``ahead``: the ``same`` class after the runner held the five levels' lessons ahead while
+  idle (``lessons_ahead``, as ``MTL_LAB_LESSON_AHEAD=1,0,0.25,0.5,0.75``; the time it took
+  is ``prep_s``): every press replays.
 
     nice python -m bench.classroom [--sessions 30] [--workers 2] [--spread 20] [--limit 400]
 
-Prints a Markdown table (and writes ``bench/results/classroom.json``).
+Prints a Markdown table (and writes ``bench/results/classroom-<cases>.json``).
 """
 
 from __future__ import annotations
@@ -47,6 +50,9 @@ class _Session:
 
     def submit(self, cfg: Any, **kw: Any) -> int | None:
         return self.runner.submit(cfg, owner=self.actor.id, **kw)
+
+
+LEVELS = (1.0, 0.0, 0.25, 0.5, 0.75)
 
 
 def _knobs(case: str, i: int, n: int) -> tuple[dict[str, float], int]:
@@ -108,8 +114,18 @@ def run_case(case: str, sessions: int, workers: int, spread: float, limit: float
             warm=workers,
             preload=("mtl_core.train.loop:warmup",),
             nice=10,
+            lessons_ahead=LEVELS if case == "ahead" else (),
         )
         time.sleep(5.0)  # the standby workers import torch, as a server does before class
+        prep = 0.0
+        if case == "ahead":  # until all five lessons are held (15 runs finished)
+            p0 = time.monotonic()
+            while time.monotonic() - p0 < limit and not (
+                len(store.run_ids("finished")) >= 3 * len(LEVELS)
+                and not store.run_ids("queued", "running")
+            ):
+                time.sleep(1.0)
+            prep = time.monotonic() - p0
         out: list[dict[str, Any]] = []
         threads = [
             threading.Thread(
@@ -150,6 +166,7 @@ def run_case(case: str, sessions: int, workers: int, spread: float, limit: float
         "unfinished": sessions - len(done),
         "errors": sum(r["error"] is not None for r in out),
         "wall_s": wall,
+        "prep_s": prep,
         "records": sorted(out, key=lambda r: r["session"]),
     }
 
@@ -167,19 +184,21 @@ def main() -> None:
     ap.add_argument("--cases", default="same,distinct")
     a = ap.parse_args()
     rows = [run_case(c, a.sessions, a.workers, a.spread, a.limit) for c in a.cases.split(",")]
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(rows, indent=1))
+    out = RESULTS.with_name(f"classroom-{a.cases.replace(',', '-')}.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(rows, indent=1))
     print(
         "| case | sessions | runs trained | first heatmap median / max (s) "
-        "| lesson finished median / max (s) | unfinished | errors |"
+        "| lesson finished median / max (s) | unfinished | errors | held ahead in (s) |"
     )
-    print("|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|")
     for r in rows:
         print(
             f"| {r['case']} | {r['sessions']} | {r['runs_trained']} "
             f"| {_fmt(r['first_median_s'])} / {_fmt(r['first_max_s'])} "
             f"| {_fmt(r['done_median_s'])} / {_fmt(r['done_max_s'])} "
-            f"| {r['unfinished']} | {r['errors']} |"
+            f"| {r['unfinished']} | {r['errors']} "
+            f"| {_fmt(r['prep_s']) if r['case'] == 'ahead' else '–'} |"
         )
 
 

@@ -59,8 +59,8 @@ GROUP_SOURCES = {
 NOTE_GROUPS_RUN = "lesson_groups_run"
 #: The grouped run's note: ``{"source": words, "groups": [[task, ...], ...], "together_run"}``.
 NOTE_GROUPS = "lesson_groups"
-#: The together run's note naming its lesson: ``{"key": lesson_key(...)}`` (one lesson is
-#: trained once per key, see :func:`start`).
+#: The together run's note naming its lesson: ``{"key": lesson_key(...), "single": id}`` (one
+#: lesson is trained once per key, see :func:`start`; ``single`` once that run is queued).
 NOTE_LESSON = "lesson_key"
 #: The single run's note: ``{"key": str(together run id)}`` (how a follower finds it).
 NOTE_LESSON_SINGLE = "lesson_single_of"
@@ -320,6 +320,8 @@ def start(
         )
     notes = {NOTE_LESSON_SINGLE: {"key": str(together)}} if share is not None else None
     ids.single = runner.submit(base_config("single", knobs, **common), run_notes=notes)
+    if share is not None and ids.single is not None:  # followers read it here (state)
+        store.save_note(together, NOTE_LESSON, {"key": key, "single": ids.single})
     return ids
 
 

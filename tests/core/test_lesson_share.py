@@ -171,3 +171,15 @@ def test_ahead_positions_from_the_environment(monkeypatch):
         lesson.ahead_positions("1,1.5")
     with pytest.raises(LabError, match=r"'x' is no conflict level in \[0, 1\]"):
         lesson.ahead_positions("x")
+
+
+def test_a_follower_who_came_before_the_single_run_finds_it_through_the_state(store):
+    """A press that lands between the together run's insert and the single run's: its ids
+    lack the single run; the lesson state names it from the together run's note."""
+    from mtl_core.lesson.state import state
+
+    first = _press(store, "browser:a", "class")
+    early = lesson.LessonIds(together=first.together)  # what that follower got
+    assert store.get_note(first.together, lesson.NOTE_LESSON)["single"] == first.single
+    s = state(store, early)
+    assert s.ids.single == first.single and set(s.runs) == {"together", "single"}

@@ -182,7 +182,7 @@ def _live_body(was_active: bool) -> None:
     except LabError as exc:
         show_error(exc)
         return
-    if s.ids.groups != ids.groups:  # the runner has queued the grouped run: keep its id
+    if (s.ids.groups, s.ids.single) != (ids.groups, ids.single):  # ids found since: keep them
         _set_ids(s.ids)
     _conflict_header(s.conflict)
     _shared_note(s)

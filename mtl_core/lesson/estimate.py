@@ -33,8 +33,8 @@ def measured_pace(runs: Iterable[RunInfo], scenario: str = "lesson") -> Pace | N
         r
         for r in runs
         if r.status == "finished"
-        and r.started
-        and r.finished
+        and r.started is not None
+        and r.finished is not None
         and r.finished > r.started
         and (r.steps_total or r.steps_done)
         and (r.config or {}).get("scenario") == scenario

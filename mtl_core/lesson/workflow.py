@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -58,8 +59,8 @@ GROUP_SOURCES = {
 NOTE_GROUPS_RUN = "lesson_groups_run"
 #: The grouped run's note: ``{"source": words, "groups": [[task, ...], ...], "together_run"}``.
 NOTE_GROUPS = "lesson_groups"
-#: The together run's note naming its lesson: ``{"key": lesson_key(...)}`` (one lesson is
-#: trained once per key, see :func:`start`).
+#: The together run's note naming its lesson: ``{"key": lesson_key(...), "single": id}`` (one
+#: lesson is trained once per key, see :func:`start`; ``single`` once that run is queued).
 NOTE_LESSON = "lesson_key"
 #: The single run's note: ``{"key": str(together run id)}`` (how a follower finds it).
 NOTE_LESSON_SINGLE = "lesson_single_of"
@@ -319,6 +320,8 @@ def start(
         )
     notes = {NOTE_LESSON_SINGLE: {"key": str(together)}} if share is not None else None
     ids.single = runner.submit(base_config("single", knobs, **common), run_notes=notes)
+    if share is not None and ids.single is not None:  # followers read it here (state)
+        store.save_note(together, NOTE_LESSON, {"key": key, "single": ids.single})
     return ids
 
 
@@ -421,6 +424,62 @@ def maybe_start_groups(runner: Submitter, store: Store, ids: LessonIds) -> int |
     if ids.groups is None:
         ids.groups = advance(runner, store, ids.together)
     return ids.groups
+
+
+#: Conflict levels the runner trains ahead when idle (comma-separated, e.g. ``1,0,0.5``);
+#: unset or empty: off (the default).
+AHEAD_ENV = "MTL_LAB_LESSON_AHEAD"
+
+
+def ahead_positions(raw: str | None = None) -> tuple[float, ...]:
+    """The conflict levels of :data:`AHEAD_ENV` (or ``raw``), in the order given, each in
+    [0, 1]; () when unset. LabError naming the bad entry."""
+    text = (os.environ.get(AHEAD_ENV, "") if raw is None else raw).strip()
+    out: list[float] = []
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        try:
+            c = float(part)
+        except ValueError:
+            c = float("nan")
+        if not 0.0 <= c <= 1.0:
+            raise LabError(f"{AHEAD_ENV}: {part!r} is no conflict level in [0, 1]")
+        out.append(c)
+    return tuple(out)
+
+
+class LessonsAhead:
+    """The runner's optional lookahead (:data:`AHEAD_ENV`): while nothing is queued or
+    running, queue the default lesson (default seed, steps, TAG groups) at the next conflict
+    level of ``positions`` that no usable run stands for yet, one lesson per idle pass. Its
+    runs have no owner, so every session finds them (shared in ``"class"`` and, as unowned
+    runs, in ``"private"`` visibility: :func:`start`). Each level is tried once per runner;
+    a failed try is written to ``warn`` and not repeated."""
+
+    def __init__(
+        self, positions: tuple[float, ...] = (), warn: Callable[[str], Any] | None = None
+    ) -> None:
+        self.positions = tuple(float(c) for c in positions)
+        self.warn = warn or (lambda msg: sys.stderr.write(f"mtl_core.runner: {msg}\n"))
+        self._tried: set[float] = set()
+
+    def pass_(self, runner: Submitter, store: Store) -> list[int]:
+        """One pass; the together run it queued (or []). Never raises."""
+        todo = [c for c in self.positions if c not in self._tried]
+        if not todo:
+            return []
+        try:
+            if store.run_ids("queued", "running"):
+                return []
+            for c in todo:
+                key = lesson_key({"conflict": c})
+                if store.find_keyed(NOTE_LESSON, key) is not None:
+                    self._tried.add(c)
+                    continue
+                self._tried.add(c)
+                return [start(runner, store, {"conflict": c}, share="class").together]
+        except Exception as exc:  # the queue must go on
+            self.warn(f"lessons ahead: {exc}")
+        return []
 
 
 class LessonAdvancer:

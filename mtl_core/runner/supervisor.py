@@ -56,7 +56,7 @@ from mtl_core.accounts.access import Actor, check_modify
 from mtl_core.accounts.quota import Limits, check_config
 from mtl_core.config import RunConfig
 from mtl_core.errors import LabError
-from mtl_core.lesson.workflow import LessonAdvancer
+from mtl_core.lesson.workflow import LessonAdvancer, LessonsAhead, ahead_positions
 from mtl_core.runner.procs import (
     default_max_workers,
     describe_exit,
@@ -122,6 +122,7 @@ class Runner:
         limits: Limits | None = None,
         ray_address: str | None = None,
         evaluations: Any = None,
+        lessons_ahead: tuple[float, ...] | None = None,
     ) -> None:
         if getattr(mp.current_process(), "_inheriting", False):
             # a spawned worker is re-importing a main script that builds a Runner at import
@@ -154,6 +155,10 @@ class Runner:
         self._thread: threading.Thread | None = None
         self._last_recover = 0.0
         self._lessons = LessonAdvancer()
+        # conflict levels to train ahead when idle (None: $MTL_LAB_LESSON_AHEAD; default off)
+        self._ahead = LessonsAhead(
+            ahead_positions() if lessons_ahead is None else tuple(lessons_ahead)
+        )
         self._evaluations = evaluations
         _RUNNERS.add(self)
         self.recover()
@@ -342,7 +347,8 @@ class Runner:
     def tick(self) -> None:
         """One supervisor pass: reap dead workers, enforce cancels, recover, queue the grouped
         run of every lesson whose together run has ended
-        (:class:`mtl_core.lesson.workflow.LessonAdvancer`), launch queued."""
+        (:class:`mtl_core.lesson.workflow.LessonAdvancer`), when idle queue a lesson ahead
+        (:class:`~mtl_core.lesson.workflow.LessonsAhead`, off by default), launch queued."""
         with self._lock:
             self._reap()
             if self._ray is not None:
@@ -351,6 +357,7 @@ class Runner:
             if time.monotonic() - self._last_recover > 2.0:
                 self.recover()
             self._safe(lambda: self._lessons.pass_(self, self.store))  # lessons: the grouped run
+            self._safe(lambda: self._ahead.pass_(self, self.store))  # idle: lessons ahead
             if self._evaluations is not None:  # before runs: the fair order decides (store)
                 self._safe(
                     lambda: self._evaluations.tick(self.store, self.max_workers, os.getpid())

@@ -171,13 +171,15 @@ class Runner:
         limits: Limits | None = None,
         claim: tuple[int, str] | None = None,
         run_notes: dict[str, dict[str, Any]] | None = None,
+        unique: tuple[str, str, bool] | None = None,
     ) -> int | None:
         """Queue a training run owned by ``owner`` (``mtl_core.accounts.access``); returns its id.
 
         The config is validated now, against ``limits`` (default: the runner's) too, and the
         owner's queued and running runs against the quota, atomically with the insert
-        (LabError). ``claim`` and ``run_notes``: see :meth:`Store.create_run` (a follow-up
-        run queued at most once; None when another caller claimed it first).
+        (LabError). ``claim``, ``run_notes`` and ``unique``: see :meth:`Store.create_run` (a
+        follow-up run queued at most once, a run of a kind; None when another caller's run
+        stands for it).
         """
         cfg = config if isinstance(config, RunConfig) else RunConfig.from_dict(dict(config))
         limits = limits or self.limits
@@ -194,6 +196,7 @@ class Runner:
             limits=limits,
             claim=claim,
             run_notes=run_notes,
+            unique=unique,
         )
         if run_id is not None:
             self._wake.set()

@@ -183,3 +183,13 @@ def test_a_follower_who_came_before_the_single_run_finds_it_through_the_state(st
     assert store.get_note(first.together, lesson.NOTE_LESSON)["single"] == first.single
     s = state(store, early)
     assert s.ids.single == first.single and set(s.runs) == {"together", "single"}
+
+
+def test_distinct_lessons_queue_fairly_between_students(store):
+    """Student a presses three lessons first, then b one: b's runs start in the first
+    rounds (one run per student per round, FAIR_ORDER), not after a's six."""
+    a = [_press(store, "browser:a", "class", seed=s) for s in range(3)]
+    b = _press(store, "browser:b", "class", seed=9)
+    order = store.queue_order()
+    assert order[:4] == [a[0].together, b.together, a[0].single, b.single]
+    assert order[4:] == [a[1].together, a[1].single, a[2].together, a[2].single]

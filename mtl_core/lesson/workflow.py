@@ -16,10 +16,15 @@ all-together run ends; the planted clusters remain an option (all three runs sta
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
@@ -54,6 +59,14 @@ GROUP_SOURCES = {
 NOTE_GROUPS_RUN = "lesson_groups_run"
 #: The grouped run's note: ``{"source": words, "groups": [[task, ...], ...], "together_run"}``.
 NOTE_GROUPS = "lesson_groups"
+#: The together run's note naming its lesson: ``{"key": lesson_key(...), "single": id}`` (one
+#: lesson is trained once per key, see :func:`start`; ``single`` once that run is queued).
+NOTE_LESSON = "lesson_key"
+#: The single run's note: ``{"key": str(together run id)}`` (how a follower finds it).
+NOTE_LESSON_SINGLE = "lesson_single_of"
+#: Who shares a lesson: ``"class"`` every session (the deployment's ``visibility = "class"``),
+#: ``"private"`` only the owner's own sessions and unowned runs (what private mode shows them).
+SHARES = ("class", "private")
 ADVANCED_KNOBS = ("relatedness", "noise", "conflict_type", "tasks", "clusters", "data_seed")
 
 
@@ -99,6 +112,52 @@ def base_config(
             "name": f"lesson{(' ' + label) if label else ''} · {names[mode]}",
         },
     )
+
+
+@lru_cache(maxsize=1)
+def code_version() -> str:
+    """A digest of the code that decides a lesson's numbers: ``mtl_core.__version__`` and the
+    source of ``mtl_core/train``, ``mtl_core/scenarios`` and this module (16 hex digits). A
+    change to any of them makes every lesson new (it is trained again, never replayed)."""
+    import mtl_core
+
+    root = Path(mtl_core.__file__).parent
+    h = hashlib.sha256(str(mtl_core.__version__).encode())
+    files = [Path(__file__), *sorted((root / "train").rglob("*.py"))]
+    files += sorted((root / "scenarios").rglob("*.py"))
+    for f in files:
+        h.update(f.relative_to(root).as_posix().encode())
+        h.update(f.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def lesson_key(
+    knobs: dict[str, Any],
+    *,
+    steps: int = STEPS,
+    seed: int = 0,
+    groups_from: str = "tag",
+    replicas: int = REPLICAS,
+) -> str:
+    """What makes two lessons the same (a 24-hex-digit SHA-256): the scenario, every knob
+    after defaults are filled in (:func:`~mtl_core.scenarios.resolve_knobs`), steps, seed,
+    group source, replicas, learning rate and :func:`code_version`. LabError for a bad knob."""
+    resolved = resolve_knobs(get_scenario(SCENARIO), {**knobs, "data_seed": int(seed)})
+    text = json.dumps(
+        {
+            "scenario": SCENARIO,
+            "knobs": {k: resolved[k] for k in sorted(resolved)},
+            "steps": int(steps),
+            "seed": int(seed),
+            "groups_from": str(groups_from),
+            "replicas": int(replicas),
+            "lr": LEARNING_RATE,
+            "code": code_version(),
+        },
+        sort_keys=True,
+        default=str,
+    )
+    return hashlib.sha256(text.encode()).hexdigest()[:24]
 
 
 def lesson_label(knobs: dict[str, Any]) -> str:
@@ -167,6 +226,8 @@ class LessonIds:
     together: int
     single: int | None = None
     groups: int | None = None
+    #: True when :func:`start` found this lesson already trained or training (not in the URL).
+    followed: bool = field(default=False, compare=False)
 
     def ids(self) -> list[int]:
         """The ids known so far, in the order together, groups, single."""
@@ -202,6 +263,7 @@ def start(
     seed: int = 0,
     groups_from: str = "tag",
     replicas: int = REPLICAS,
+    share: str | None = None,
 ) -> LessonIds:
     """Submit the lesson's runs (``seed`` sets the data and the training seeds). With
     ``groups_from="tag"`` together and single go now and the runner queues the grouped run
@@ -214,12 +276,31 @@ def start(
     runner's :class:`~mtl_core.accounts.quota.Limits`, so the grouped run is checked as the
     first two were; its owner is the together run's). LabError for a bad knob or a run over
     the limits or the quota.
+
+    With ``share`` (one of :data:`SHARES`) identical lessons are trained once: the together
+    run carries :data:`NOTE_LESSON` with :func:`lesson_key`, inserted only if no usable run
+    (not failed, cancelled or interrupted) that ``share`` lets this owner see has the same
+    key, in the insert's transaction (``Store.create_run(unique=...)``: of two racing
+    presses exactly one queues runs). Otherwise nothing is queued and that lesson's ids come
+    back with ``followed=True`` (the page follows it live, or replays it). ``share=None``
+    (the headless command, tests) always trains.
     """
+    if share is not None and share not in SHARES:
+        raise LabError(f"unknown lesson sharing {share!r}; use one of {', '.join(SHARES)}")
+    key = lesson_key(knobs, steps=steps, seed=seed, groups_from=groups_from, replicas=replicas)
     knobs = {**knobs, "data_seed": int(seed)}
     label = lesson_label(knobs)
     common = {"steps": int(steps), "seed": int(seed), "replicas": int(replicas), "label": label}
-    together = runner.submit(base_config("together", knobs, **common))
-    assert together is not None  # no claim: always a run
+    private = share == "private"
+    extra: dict[str, Any] = {}
+    if share is not None:
+        extra = {"run_notes": {NOTE_LESSON: {"key": key}}, "unique": (NOTE_LESSON, key, private)}
+    together = runner.submit(base_config("together", knobs, **common), **extra)
+    if together is None:  # another press's lesson stands for this one: follow it
+        found = find_lesson(runner, store, key, private)
+        if found is not None:
+            return found
+        raise LabError("this lesson was just removed; press Train again to train it")
     ids = LessonIds(together=together)
     limits = getattr(runner, "limits", None)
     store.save_note(
@@ -237,8 +318,28 @@ def start(
         ids.groups = _submit_groups(
             runner, together, knobs, planted_groups(knobs), common, GROUP_SOURCES["planted"]
         )
-    ids.single = runner.submit(base_config("single", knobs, **common))
+    notes = {NOTE_LESSON_SINGLE: {"key": str(together)}} if share is not None else None
+    ids.single = runner.submit(base_config("single", knobs, **common), run_notes=notes)
+    if share is not None and ids.single is not None:  # followers read it here (state)
+        store.save_note(together, NOTE_LESSON, {"key": key, "single": ids.single})
     return ids
+
+
+def find_lesson(runner: Submitter, store: Store, key: str, private: bool) -> LessonIds | None:
+    """The ids of the usable lesson with ``key`` that this runner's owner may share (see
+    :func:`start`), ``followed=True``; None if there is none."""
+    owner = getattr(getattr(runner, "actor", None), "id", None)
+    together = store.find_keyed(NOTE_LESSON, key, owner=owner, private=private)
+    if together is None:
+        return None
+    single = store.find_keyed(NOTE_LESSON_SINGLE, str(together), owner=owner, private=private)
+    groups = (store.get_note(together, NOTE_GROUPS_RUN) or {}).get("run_id")
+    return LessonIds(
+        together=together,
+        groups=int(groups) if groups is not None else None,
+        single=single,
+        followed=True,
+    )
 
 
 def _submit_groups(
@@ -323,6 +424,62 @@ def maybe_start_groups(runner: Submitter, store: Store, ids: LessonIds) -> int |
     if ids.groups is None:
         ids.groups = advance(runner, store, ids.together)
     return ids.groups
+
+
+#: Conflict levels the runner trains ahead when idle (comma-separated, e.g. ``1,0,0.5``);
+#: unset or empty: off (the default).
+AHEAD_ENV = "MTL_LAB_LESSON_AHEAD"
+
+
+def ahead_positions(raw: str | None = None) -> tuple[float, ...]:
+    """The conflict levels of :data:`AHEAD_ENV` (or ``raw``), in the order given, each in
+    [0, 1]; () when unset. LabError naming the bad entry."""
+    text = (os.environ.get(AHEAD_ENV, "") if raw is None else raw).strip()
+    out: list[float] = []
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        try:
+            c = float(part)
+        except ValueError:
+            c = float("nan")
+        if not 0.0 <= c <= 1.0:
+            raise LabError(f"{AHEAD_ENV}: {part!r} is no conflict level in [0, 1]")
+        out.append(c)
+    return tuple(out)
+
+
+class LessonsAhead:
+    """The runner's optional lookahead (:data:`AHEAD_ENV`): while nothing is queued or
+    running, queue the default lesson (default seed, steps, TAG groups) at the next conflict
+    level of ``positions`` that no usable run stands for yet, one lesson per idle pass. Its
+    runs have no owner, so every session finds them (shared in ``"class"`` and, as unowned
+    runs, in ``"private"`` visibility: :func:`start`). Each level is tried once per runner;
+    a failed try is written to ``warn`` and not repeated."""
+
+    def __init__(
+        self, positions: tuple[float, ...] = (), warn: Callable[[str], Any] | None = None
+    ) -> None:
+        self.positions = tuple(float(c) for c in positions)
+        self.warn = warn or (lambda msg: sys.stderr.write(f"mtl_core.runner: {msg}\n"))
+        self._tried: set[float] = set()
+
+    def pass_(self, runner: Submitter, store: Store) -> list[int]:
+        """One pass; the together run it queued (or []). Never raises."""
+        todo = [c for c in self.positions if c not in self._tried]
+        if not todo:
+            return []
+        try:
+            if store.run_ids("queued", "running"):
+                return []
+            for c in todo:
+                key = lesson_key({"conflict": c})
+                if store.find_keyed(NOTE_LESSON, key) is not None:
+                    self._tried.add(c)
+                    continue
+                self._tried.add(c)
+                return [start(runner, store, {"conflict": c}, share="class").together]
+        except Exception as exc:  # the queue must go on
+            self.warn(f"lessons ahead: {exc}")
+        return []
 
 
 class LessonAdvancer:

@@ -56,7 +56,7 @@ from mtl_core.accounts.access import Actor, check_modify
 from mtl_core.accounts.quota import Limits, check_config
 from mtl_core.config import RunConfig
 from mtl_core.errors import LabError
-from mtl_core.lesson.workflow import LessonAdvancer
+from mtl_core.lesson.workflow import LessonAdvancer, LessonsAhead, ahead_positions
 from mtl_core.runner.procs import (
     default_max_workers,
     describe_exit,
@@ -122,6 +122,7 @@ class Runner:
         limits: Limits | None = None,
         ray_address: str | None = None,
         evaluations: Any = None,
+        lessons_ahead: tuple[float, ...] | None = None,
     ) -> None:
         if getattr(mp.current_process(), "_inheriting", False):
             # a spawned worker is re-importing a main script that builds a Runner at import
@@ -154,6 +155,10 @@ class Runner:
         self._thread: threading.Thread | None = None
         self._last_recover = 0.0
         self._lessons = LessonAdvancer()
+        # conflict levels to train ahead when idle (None: $MTL_LAB_LESSON_AHEAD; default off)
+        self._ahead = LessonsAhead(
+            ahead_positions() if lessons_ahead is None else tuple(lessons_ahead)
+        )
         self._evaluations = evaluations
         _RUNNERS.add(self)
         self.recover()
@@ -171,13 +176,15 @@ class Runner:
         limits: Limits | None = None,
         claim: tuple[int, str] | None = None,
         run_notes: dict[str, dict[str, Any]] | None = None,
+        unique: tuple[str, str, bool] | None = None,
     ) -> int | None:
         """Queue a training run owned by ``owner`` (``mtl_core.accounts.access``); returns its id.
 
         The config is validated now, against ``limits`` (default: the runner's) too, and the
         owner's queued and running runs against the quota, atomically with the insert
-        (LabError). ``claim`` and ``run_notes``: see :meth:`Store.create_run` (a follow-up
-        run queued at most once; None when another caller claimed it first).
+        (LabError). ``claim``, ``run_notes`` and ``unique``: see :meth:`Store.create_run` (a
+        follow-up run queued at most once, a run of a kind; None when another caller's run
+        stands for it).
         """
         cfg = config if isinstance(config, RunConfig) else RunConfig.from_dict(dict(config))
         limits = limits or self.limits
@@ -194,6 +201,7 @@ class Runner:
             limits=limits,
             claim=claim,
             run_notes=run_notes,
+            unique=unique,
         )
         if run_id is not None:
             self._wake.set()
@@ -339,7 +347,8 @@ class Runner:
     def tick(self) -> None:
         """One supervisor pass: reap dead workers, enforce cancels, recover, queue the grouped
         run of every lesson whose together run has ended
-        (:class:`mtl_core.lesson.workflow.LessonAdvancer`), launch queued."""
+        (:class:`mtl_core.lesson.workflow.LessonAdvancer`), when idle queue a lesson ahead
+        (:class:`~mtl_core.lesson.workflow.LessonsAhead`, off by default), launch queued."""
         with self._lock:
             self._reap()
             if self._ray is not None:
@@ -348,6 +357,7 @@ class Runner:
             if time.monotonic() - self._last_recover > 2.0:
                 self.recover()
             self._safe(lambda: self._lessons.pass_(self, self.store))  # lessons: the grouped run
+            self._safe(lambda: self._ahead.pass_(self, self.store))  # idle: lessons ahead
             if self._evaluations is not None:  # before runs: the fair order decides (store)
                 self._safe(
                     lambda: self._evaluations.tick(self.store, self.max_workers, os.getpid())

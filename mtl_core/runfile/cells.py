@@ -60,7 +60,7 @@ def to_numbers(
             return vals.astype(np.float64)
         if vals.dtype.kind == "b":
             raise fail(name, locate, col, np.ones(len(vals), bool), lambda i: "not a number")
-    fast = _fast_numbers(vals)
+    fast = _fast_numbers(vals, allow_empty)
     if fast is not None:
         return fast
     # slow path: empty cells, odd spellings, or an error to locate (a CSV column: once per
@@ -111,15 +111,23 @@ def _decimal_hint(v: Any) -> str:
     return " (use '.' as the decimal point)" if is_decimal_comma(v) else ""
 
 
-def _fast_numbers(vals: np.ndarray) -> np.ndarray | None:
-    """Vectorized exact conversion of an all-number or all-text column, else None."""
+def _fast_numbers(vals: np.ndarray, allow_empty: bool = False) -> np.ndarray | None:
+    """Vectorized exact conversion of an all-number or all-text column, else None.
+
+    A CSV column (coded, its cells trimmed): each distinct text parsed once by Arrow; with
+    ``allow_empty``, empty cells and missing-value marks become NaN first.
+    """
     import pyarrow as pa
     import pyarrow.compute as pc
 
     known = coded(vals)
-    if known is not None:  # a CSV column: each distinct text parsed once
+    if known is not None:
+        text = known.arrow
+        if allow_empty:
+            missing = pc.is_in(text, value_set=pa.array(["", *sorted(MISSING_MARKS)]))
+            text = pc.if_else(missing, pa.scalar(None, pa.string()), text)
         try:
-            parsed = pc.cast(known.arrow, pa.float64()).to_numpy(zero_copy_only=False)
+            parsed = pc.cast(text, pa.float64()).to_numpy(zero_copy_only=False)
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
             return None
         return known.spread(parsed)

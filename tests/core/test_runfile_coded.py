@@ -54,3 +54,24 @@ def test_formula_escaped_names_unescaped():
     parsed = read_run_file(_csv(rows), "log.csv")
     assert set(parsed.affinity["source"]) == {"=a"}
     assert parsed.tasks == ["=a", "b"]
+
+
+def _history(cells: list[str]) -> bytes:
+    head = "_step,affinity/a/b,affinity/b/a\n"
+    return (head + "\n".join(f"{s},{c}" for s, c in enumerate(cells)) + "\n").encode()
+
+
+def test_wandb_history_empty_cells_not_logged_names_coded():
+    cells = ["0.1,", ",0.2", "NA,0.3", "0.4,0.5"] * 30
+    parsed = read_run_file(_history(cells), "history.csv")
+    aff = parsed.affinity
+    assert len(aff) == 5 * 30
+    first = aff[aff["step"] == 3]
+    assert first["source"].tolist() == ["a", "b"] and first["affinity"].tolist() == [0.4, 0.5]
+    assert parsed.tasks == ["a", "b"]
+
+
+def test_wandb_history_text_cell_refused_at_its_row():
+    cells = ["0.1,0.2"] * 40 + ["0.1,oops"]
+    with pytest.raises(LabError, match=r"row 41.*'oops' is not a number"):
+        read_run_file(_history(cells), "history.csv")

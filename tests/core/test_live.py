@@ -125,3 +125,29 @@ def test_a_folder_holding_a_log_is_refused(tmp_path):
 def test_bad_live_argument_is_one_clear_error():
     with pytest.raises(LabError, match="live= takes a store"):
         _setup(42)
+
+
+def test_watch_imports_once_and_again_idempotently(tmp_path, capsys):
+    from mtl_core.commands.cli import main
+
+    folder, store_path = tmp_path / "log", tmp_path / "s.sqlite"
+    lg, model, opt = _setup(folder, flush_every=1, flush_s=3600)
+    _train(lg, model, opt, 4)  # 1, 3
+    assert main(["watch", str(folder), "--store", str(store_path), "--once"]) == 0
+    assert "2 new steps (1..3)" in capsys.readouterr().out
+    _train(lg, model, opt, 6, start=5)  # 5
+    lg.close()
+    assert main(["watch", str(folder), "--store", str(store_path)]) == 0
+    out = capsys.readouterr().out
+    assert "1 new steps (5..5)" in out and "log closed" in out
+    store = Store(store_path)
+    (rid,) = store.run_ids()
+    assert store.get_run(rid).status == "finished"
+    assert list(store.affinity_steps(rid, "lookahead")[0]) == [1, 3, 5]
+
+
+def test_watch_refuses_a_folder_that_is_no_live_log(tmp_path, capsys):
+    from mtl_core.commands.cli import main
+
+    assert main(["watch", str(tmp_path), "--store", str(tmp_path / "s.sqlite")]) == 2
+    assert "not a live log folder" in capsys.readouterr().err

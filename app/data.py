@@ -185,6 +185,42 @@ def any_active(runs: Iterable[RunInfo]) -> bool:
     return any(r.status in ACTIVE for r in runs)
 
 
+def lesson_share() -> str:
+    """Who shares a Learn lesson (``mtl_core.lesson.workflow.SHARES``): the deployment's
+    visibility, so a student follows only lessons they may see (in private mode their own
+    and unowned ones)."""
+    return auth.deployment().visibility
+
+
+def lesson_pace() -> Any:
+    """Measured seconds per step of this server's recent lesson runs
+    (``mtl_core.lesson.estimate.Pace``), None before any has finished."""
+    from mtl_core.lesson.estimate import measured_pace
+
+    try:
+        return measured_pace(get_store().list_runs())
+    except LabError:
+        return None
+
+
+def lesson_wait(ahead: int | None, steps: int) -> tuple[float, Any] | None:
+    """``(seconds until a queued lesson run with ``ahead`` runs before it starts, pace)``
+    from the measured pace, the running runs' remaining time and the worker count; None
+    when nothing has been measured yet or the place is unknown."""
+    from mtl_core.lesson.estimate import left_s, start_wait
+
+    pace = lesson_pace()
+    if pace is None or ahead is None:
+        return None
+    try:
+        store = get_store()
+        running = [store.get_run(i) for i in store.run_ids("running")]
+    except LabError:
+        return None
+    busy = [left_s(r, pace) for r in running]
+    return start_wait(ahead, busy, default_max_workers(), pace.s_per_step * steps), pace
+
+
 def queue_ahead(info: RunInfo) -> int | None:
     """How many queued runs start before ``info`` (None unless it is queued, or unknown)."""
     if info.status != "queued":

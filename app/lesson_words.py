@@ -8,12 +8,13 @@ positive means the loss went down (the step helped).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 
 from app.escape import md
-from app.words import APPROACH_LABELS, format_grouping, pct
+from app.words import APPROACH_LABELS, format_grouping, format_seconds, pct, queue_place
 from mtl_core.lesson.report import NEGATIVE, POSITIVE, Interval, block_means
 from mtl_core.lesson.report import verdict as lesson_verdict
 
@@ -166,4 +167,42 @@ def _loss_sentence(loss: Mapping[str, Interval], finished: bool) -> str:
     return (
         f"{head} The intervals overlap: no clear difference between the approaches at "
         "this conflict level" + ("." if finished else " yet.")
+    )
+
+
+def lesson_pace_text(run_s: float, runs: int, steps: int) -> str:
+    """What one lesson run of ``steps`` steps costs here, measured over ``runs`` recent runs."""
+    return (
+        f"A lesson run of {steps} steps takes about {format_seconds(run_s)} on this server "
+        f"(median over its last {runs} lesson run{'s' if runs != 1 else ''}, start-up "
+        "included); the heatmap starts filling in as soon as the all-together run starts."
+    )
+
+
+def followed_text(run_id: int, created: float, status: str) -> str:
+    """A lesson Train found rather than queued: followed live, or replayed."""
+    when = time.strftime("%H:%M UTC on %d %b %Y", time.gmtime(created))
+    if status == "finished":
+        return (
+            f"Replay: this exact lesson (same knobs, seed, steps and code) was trained at "
+            f"{when} (run #{run_id}), so it is shown again instead of being trained twice."
+        )
+    return (
+        f"Shared: this exact lesson (same knobs, seed, steps and code) was started at {when} "
+        f"(run #{run_id}); you follow its runs live instead of queueing three more."
+    )
+
+
+def queue_text(ahead: int | None, wait_s: float | None, runs: int | None) -> str:
+    """The all-together run's place in the queue and its measured wait."""
+    place = queue_place(ahead)
+    if wait_s is None:
+        return (
+            f"The all-together run is queued ({place}). No lesson run has finished here "
+            "yet, so there is no measured wait to quote."
+        )
+    return (
+        f"The all-together run is queued ({place}); it should start in about "
+        f"{format_seconds(wait_s)} (from the step rate of the last {runs} lesson "
+        "runs here and the runs ahead of it); the heatmap fills in once it runs."
     )

@@ -154,17 +154,6 @@ def separation(
     return within, between, all_positive
 
 
-def _vectorized(grouper, sample: np.ndarray, tasks: list[str]) -> bool:
-    """Whether the grouper labels a whole stack in one call (threshold, hierarchical)."""
-    batch = getattr(grouper, "_batch_labels", None)
-    if batch is None:
-        return False
-    try:
-        return batch(sample, list(tasks)) is not None
-    except Exception:
-        return False
-
-
 @dataclass(frozen=True)
 class Timeline:
     """Groupings at (up to a budget of) logged steps, with stable group ids."""
@@ -208,7 +197,7 @@ def timeline(
     steps = np.asarray(steps)
     g0 = grouper_for(method, k, tau, len(tasks))
     last = np.nan_to_num(stack[-2:])
-    if g0 is not None and _vectorized(g0, last, tasks):
+    if g0 is not None and g0.batched:  # one fit_batch call labels every point
         # One vectorized call groups every point; its cost grows as n^2 per merge round
         # (hierarchical), so wide runs get fewer points (50 tasks: 100 points, ~0.2 s).
         points = int(np.clip(300 * (24 / max(len(tasks), 1)) ** 2, 100, 300))

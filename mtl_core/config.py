@@ -224,19 +224,7 @@ class RunConfig:
     name: str = ""
 
     def __post_init__(self) -> None:
-        mode, spec = self.train.mode, measures.find(self.affinity.measure)
-        if spec is None or mode in spec.modes:
-            return
-        if spec.logged_by == measures.GROUP_UPDATES:
-            others = [m.name for m in measures.REGISTRY if mode in m.modes] or ["none"]
-            raise LabError(
-                f"{spec.name} affinity is measured inside sequential group updates: "
-                f"use --mode {' or '.join(spec.modes)} (or --affinity {'/'.join(others)})"
-            )
-        raise LabError(
-            f"{spec.name} affinity is measured between tasks that share one network: "
-            f"use --mode {' or '.join(spec.modes)}, or --affinity none with --mode {mode}"
-        )
+        measures.check_mode(self.affinity.measure, self.train.mode)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data (tuples stay tuples; JSON turns them into lists, see ``from_dict``)."""

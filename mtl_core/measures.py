@@ -199,6 +199,31 @@ def default_for_mode(mode: str) -> str:
     return NO_MEASURE
 
 
+def check_mode(measure: str, mode: str) -> None:
+    """Refuse a measure that ``mode`` cannot log (its registry ``modes``); an unknown name or
+    :data:`NO_MEASURE` passes (validated elsewhere).
+
+    Raises
+    ------
+    LabError
+        One line saying where the measure is measured and which ``--mode`` or ``--affinity``
+        to use instead.
+    """
+    spec = find(measure)
+    if spec is None or mode in spec.modes:
+        return
+    if spec.logged_by == GROUP_UPDATES:
+        others = [m.name for m in REGISTRY if mode in m.modes] or [NO_MEASURE]
+        raise LabError(
+            f"{spec.name} affinity is measured inside sequential group updates: "
+            f"use --mode {' or '.join(spec.modes)} (or --affinity {'/'.join(others)})"
+        )
+    raise LabError(
+        f"{spec.name} affinity is measured between tasks that share one network: "
+        f"use --mode {' or '.join(spec.modes)}, or --affinity none with --mode {mode}"
+    )
+
+
 def auto_words() -> str:
     """What ``auto`` picks, in words: ``lookahead for together, proximal for sequential,
     none otherwise`` (from each measure's ``default_in``)."""

@@ -32,6 +32,7 @@ DOUBLE_CLICK_S = 2.0  # a second Train within this many seconds is the same clic
 #: (1920 px screens); at 1024 px with the sidebar open the width limits it to about 380 px.
 LEARN_HEATMAP_HEIGHT = 600
 KEY = "lesson_ids"  # session_state: the lesson's run ids as "together,groups,single"
+FOLLOWED = "_learn_followed"  # session_state: the together run of a lesson Train found, not queued
 
 INTRO = lesson_words.LESSON_INTRO
 
@@ -48,10 +49,7 @@ def render() -> None:
     _knob_controls(lesson.knob_specs())
     ids = _current_ids()
     if ids is None:
-        st.info(
-            "Set the conflict, then press **Train**. The first heatmap appears within a "
-            "few seconds; the whole lesson takes well under a minute."
-        )
+        st.info(_idle_text())
         _how_to_read()
         return
     _live(ids.to_query())
@@ -113,8 +111,24 @@ def _knob_controls(specs: dict) -> None:
             steps=int(steps),
             seed=int(seed),
             groups_from=groups_from,
+            share=data.lesson_share(),
         )
         _set_ids(ids)
+        st.session_state[FOLLOWED] = ids.together if ids.followed else None
+
+
+def _idle_text() -> str:
+    """What Train will cost here, measured (never a promise)."""
+    pace = data.lesson_pace()
+    if pace is None:
+        return (
+            "Set the conflict, then press **Train**. No lesson run has finished on this "
+            "server yet, so there is no measured time to quote; the page shows the queue and "
+            "each run's progress once you press Train."
+        )
+    return "Set the conflict, then press **Train**. " + lesson_words.lesson_pace_text(
+        pace.s_per_step * lesson.STEPS, pace.runs, lesson.STEPS
+    )
 
 
 def _trained_conflict(ids: LessonIds) -> float | None:
@@ -171,9 +185,10 @@ def _live_body(was_active: bool) -> None:
     except LabError as exc:
         show_error(exc)
         return
-    if s.ids.groups != ids.groups:  # the runner has queued the grouped run: keep its id
+    if (s.ids.groups, s.ids.single) != (ids.groups, ids.single):  # ids found since: keep them
         _set_ids(s.ids)
     _conflict_header(s.conflict)
+    _shared_note(s)
     _status_row(s)
     # The picture first: the heatmap gets its own full-width row (a half-width column left it
     # about 100 px wide on a 1024 px projector with the sidebar open); the losses go below.
@@ -220,6 +235,26 @@ def _conflict_header(trained: float | None) -> None:
         )
     else:
         st.markdown(f"**The lesson at conflict {trained:.2f}**")
+
+
+def _shared_note(s: LessonState) -> None:
+    """Whether this lesson was found (followed live or replayed) rather than queued, and
+    where its all-together run stands in the queue with a measured wait."""
+    together = s.runs["together"]
+    if st.session_state.get(FOLLOWED) == together.id:
+        st.info(
+            lesson_words.followed_text(together.id, together.created, together.status),
+            icon=":material/group:",
+        )
+    if together.status == "queued":
+        ahead = data.queue_ahead(together)
+        wait = data.lesson_wait(ahead, int(together.steps_total or lesson.STEPS))
+        st.info(
+            lesson_words.queue_text(
+                ahead, None if wait is None else wait[0], None if wait is None else wait[1].runs
+            ),
+            icon=":material/hourglass_top:",
+        )
 
 
 def _affinity_so_far(s: LessonState) -> None:

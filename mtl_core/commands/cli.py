@@ -29,6 +29,7 @@ COMMAND_MODULES = (
     "mtl_core.commands.select",
     "mtl_core.commands.runs",
     "mtl_core.commands.lesson",
+    "mtl_core.commands.watch",
 )
 
 

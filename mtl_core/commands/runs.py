@@ -12,6 +12,7 @@ import sys
 import time
 from pathlib import Path
 
+from mtl_core import measures
 from mtl_core.commands.group import add_read_options, warn
 from mtl_core.errors import LabError
 from mtl_core.store import RunInfo, Store
@@ -37,7 +38,9 @@ def add_parsers(sub) -> None:
     p.add_argument(
         "--measure",
         default=None,
-        help="the measure of a file that names none (default: lookahead), e.g. proximal",
+        type=measures.canonical,
+        help="the measure of a file that names none (default: lookahead), e.g. proximal; "
+        "an alias such as TAG is saved as its measure's name",
     )
     add_read_options(p)
     p.set_defaults(func=run_import)

@@ -189,6 +189,15 @@ def labels_to_grouping(tasks: Sequence[str], labels: Sequence[int] | np.ndarray)
     return canonical_grouping(buckets.values())
 
 
+def canonical_labels(labels: np.ndarray) -> np.ndarray:
+    """Relabel each row of ``(T, n)`` partition labels by the index of its class's first
+    member. Two rows describe the same partition exactly when their canonical labels are
+    equal."""
+    L = np.asarray(labels)
+    eq = L[:, :, None] == L[:, None, :]
+    return eq.argmax(axis=2)
+
+
 class BaseGrouper:
     """scikit-learn style base: ``__init__`` stores arguments, ``fit`` validates and fits.
 
@@ -226,9 +235,67 @@ class BaseGrouper:
         self.score_: float = tag_value(M, names, self.groups_)
         return self
 
-    def fit_groups(self, A: AffinityMatrix, tasks: Sequence[str]) -> Grouping:
-        """``fit(A, tasks).groups_`` in one call."""
-        return self.fit(A, tasks).groups_
+    @property
+    def batched(self) -> bool:
+        """Whether :meth:`fit_batch` labels a whole stack in one vectorized call (partition
+        methods with a batched form: threshold components, hierarchical, affinity
+        propagation, the baselines) rather than fitting it matrix by matrix."""
+        return type(self)._batch_labels is not BaseGrouper._batch_labels
+
+    def fit_batch(self, stack: np.ndarray, tasks: Sequence[str]) -> list[Grouping]:
+        """Group every matrix of a stack, e.g. the smoothed affinity at each logged step.
+
+        Parameters
+        ----------
+        stack : (T, n, n) array
+            ``stack[s, i, j]``: effect of task i's update on task j's loss in matrix s (rows =
+            sources). NaN/inf cells are unmeasured and read by the method's rule
+            (:data:`UNMEASURED_RULES`, :func:`fill_unmeasured`), as :meth:`fit` reads one.
+        tasks : the n task names.
+
+        Returns
+        -------
+        list of Grouping
+            One canonical grouping per matrix, equal to ``fit(stack[s], tasks).groups_``.
+            With a batched form (:attr:`batched`) the whole stack is labelled in one call and
+            consecutive equal partitions are one shared object (built once), so a caller
+            comparing neighbours pays nothing for steps where nothing changed. The fitted
+            attributes of :meth:`fit` (``groups_``, ``score_``, ...) are not set.
+
+        Raises
+        ------
+        LabError
+            Not a ``(T, n, n)`` stack, bad task names, no measured cell anywhere, or the
+            grouper's parameters do not fit ``n`` tasks.
+        """
+        try:
+            X = np.asarray(stack, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise LabError("affinity stack must be numeric (steps x tasks x tasks)") from None
+        if X.ndim != 3 or X.shape[1] != X.shape[2]:
+            shape = " x ".join(str(d) for d in X.shape) or "a scalar"
+            raise LabError(
+                f"need a stack of square affinity matrices (steps x tasks x tasks); got {shape}"
+            )
+        _, names = validate_affinity(np.zeros(X.shape[1:]), tasks)
+        if not len(X):
+            return []
+        if not np.isfinite(X).any():
+            raise LabError("affinity stack has no measured (finite) cell")
+        self._check_params(len(names))
+        self.warning_ = None
+        M, _ = fill_unmeasured(X, self.unmeasured_rule)
+        labels = self._batch_labels(M, names) if self.batched else None
+        if labels is None:
+            return [canonical_grouping(self._fit(m, names)) for m in M]
+        canon = canonical_labels(np.asarray(labels))
+        out: list[Grouping] = []
+        for s in range(len(canon)):
+            if s and np.array_equal(canon[s], canon[s - 1]):
+                out.append(out[-1])
+            else:
+                out.append(labels_to_grouping(names, canon[s]))
+        return out
 
     def get_params(self) -> dict[str, object]:
         """Constructor arguments, as stored (for records and reproducibility)."""
@@ -247,7 +314,7 @@ class BaseGrouper:
         raise NotImplementedError
 
     def _batch_labels(self, A: np.ndarray, tasks: list[str]) -> np.ndarray | None:
-        """Optional fast path for timelines: one partition label vector per matrix of a
-        validated ``(T, n, n)`` stack, or None when the method is not a partition or has no
-        batched form (then ``_fit`` is called per step)."""
+        """Optional fast path of :meth:`fit_batch`: one partition label vector per matrix of
+        a validated, filled ``(T, n, n)`` stack, or None when the method is not a partition
+        or has no batched form (then ``_fit`` is called per matrix). Subclasses only."""
         return None

@@ -32,11 +32,6 @@ def masks_to_bits(masks: np.ndarray, n: int) -> np.ndarray:
     return ((np.asarray(masks, dtype=np.int64)[:, None] >> np.arange(n)) & 1).astype(bool)
 
 
-def bits_to_mask(bits: np.ndarray) -> int:
-    """One bool membership row -> a Python int bitmask (any n)."""
-    return sum(1 << int(i) for i in np.flatnonzero(bits))
-
-
 def block_values(
     A: np.ndarray,
     bits: np.ndarray,

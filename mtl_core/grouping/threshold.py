@@ -107,6 +107,11 @@ class ThresholdGrouper(BaseGrouper):
             frozenset(tasks[i] for i in c) for c in maximal_cliques(self.links_)
         )
 
+    @property
+    def batched(self) -> bool:
+        """Connected components have a batched form; maximal cliques (they overlap) do not."""
+        return self.definition == "components"
+
     def _batch_labels(self, A: np.ndarray, tasks: list[str]) -> np.ndarray | None:
         if self.definition != "components":
             return None  # cliques overlap: not a partition

@@ -22,14 +22,9 @@ import numpy as np
 import pandas as pd
 
 from mtl_core.errors import LabError
-from mtl_core.grouping.base import (
-    BaseGrouper,
-    fill_unmeasured,
-    labels_to_grouping,
-    validate_affinity,
-)
+from mtl_core.grouping.base import BaseGrouper, validate_affinity
 from mtl_core.series import sample_indices, smooth
-from mtl_core.types import Grouping, canonical_grouping
+from mtl_core.types import Grouping
 
 
 def match_ids(
@@ -121,32 +116,19 @@ def group_timeline(
         raise LabError("steps must be strictly increasing")
     X = np.where(np.isfinite(X), X, np.nan)  # a non-finite cell is unmeasured
     _, names = validate_affinity(X[0], tasks, allow_unmeasured=True)
-    grouper._check_params(len(names))
-    # smoothing skips unmeasured cells; a cell not measured up to a step is read by the
-    # method's rule (fill_unmeasured), as BaseGrouper.fit reads one matrix
-    S, _ = fill_unmeasured(smooth(X, smoothing, window=window, beta=beta), grouper.unmeasured_rule)
+    # Smoothing skips unmeasured cells; a cell not measured up to a step is read by the
+    # method's rule inside fit_batch, as BaseGrouper.fit reads one matrix. Partition methods
+    # label the stack in one call and repeat one Grouping object while nothing changes.
     idx = sample_indices(len(st), max_points)
-    sub = S[idx]
-    labels = grouper._batch_labels(sub, names)
-    if labels is not None:
-        # Partition methods: compare canonical label vectors and build frozensets only where
-        # the partition changes (rarely, once averages settle).
-        canon = canonical_labels(np.asarray(labels))
-        changed = np.ones(len(idx), dtype=bool)
-        changed[1:] = np.any(canon[1:] != canon[:-1], axis=1)
-        fresh = {int(s): labels_to_grouping(names, canon[s]) for s in np.flatnonzero(changed)}
-        get = lambda s: fresh.get(s)  # noqa: E731
-    else:
-        get = lambda s: canonical_grouping(grouper._fit(sub[s], names))  # noqa: E731
+    fitted = grouper.fit_batch(smooth(X, smoothing, window=window, beta=beta)[idx], names)
     groupings: list[Grouping] = []
     ids: list[tuple[int, ...]] = []
     changes: list[int] = []
     prev: Grouping = ()
     prev_ids: tuple[int, ...] = ()
     next_id = 0
-    for s in range(len(idx)):
-        g = get(s)
-        if g is None or g == prev:
+    for s, g in enumerate(fitted):
+        if g is prev or g == prev:
             g, gids = prev, prev_ids
         else:
             gids, next_id = match_ids(prev, prev_ids, g, next_id)
@@ -156,13 +138,3 @@ def group_timeline(
         ids.append(gids)
         prev, prev_ids = g, gids
     return GroupTimeline(st[idx].astype(np.int64), names, groupings, ids, changes)
-
-
-def canonical_labels(labels: np.ndarray) -> np.ndarray:
-    """Relabel each row of partition labels by the index of its class's first member.
-
-    Two rows describe the same partition exactly when their canonical labels are equal.
-    """
-    L = np.asarray(labels)
-    eq = L[:, :, None] == L[:, None, :]
-    return eq.argmax(axis=2)

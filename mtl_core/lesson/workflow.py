@@ -16,10 +16,11 @@ all-together run ends; the planted clusters remain an option (all three runs sta
 
 from __future__ import annotations
 
-import sys
-import time
-from collections.abc import Callable
-from dataclasses import dataclass
+import hashlib
+import json
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
@@ -54,6 +55,14 @@ GROUP_SOURCES = {
 NOTE_GROUPS_RUN = "lesson_groups_run"
 #: The grouped run's note: ``{"source": words, "groups": [[task, ...], ...], "together_run"}``.
 NOTE_GROUPS = "lesson_groups"
+#: The together run's note naming its lesson: ``{"key": lesson_key(...), "single": id}`` (one
+#: lesson is trained once per key, see :func:`start`; ``single`` once that run is queued).
+NOTE_LESSON = "lesson_key"
+#: The single run's note: ``{"key": str(together run id)}`` (how a follower finds it).
+NOTE_LESSON_SINGLE = "lesson_single_of"
+#: Who shares a lesson: ``"class"`` every session (the deployment's ``visibility = "class"``),
+#: ``"private"`` only the owner's own sessions and unowned runs (what private mode shows them).
+SHARES = ("class", "private")
 ADVANCED_KNOBS = ("relatedness", "noise", "conflict_type", "tasks", "clusters", "data_seed")
 
 
@@ -99,6 +108,52 @@ def base_config(
             "name": f"lesson{(' ' + label) if label else ''} · {names[mode]}",
         },
     )
+
+
+@lru_cache(maxsize=1)
+def code_version() -> str:
+    """A digest of the code that decides a lesson's numbers: ``mtl_core.__version__`` and the
+    source of ``mtl_core/train``, ``mtl_core/scenarios`` and this module (16 hex digits). A
+    change to any of them makes every lesson new (it is trained again, never replayed)."""
+    import mtl_core
+
+    root = Path(mtl_core.__file__).parent
+    h = hashlib.sha256(str(mtl_core.__version__).encode())
+    files = [Path(__file__), *sorted((root / "train").rglob("*.py"))]
+    files += sorted((root / "scenarios").rglob("*.py"))
+    for f in files:
+        h.update(f.relative_to(root).as_posix().encode())
+        h.update(f.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def lesson_key(
+    knobs: dict[str, Any],
+    *,
+    steps: int = STEPS,
+    seed: int = 0,
+    groups_from: str = "tag",
+    replicas: int = REPLICAS,
+) -> str:
+    """What makes two lessons the same (a 24-hex-digit SHA-256): the scenario, every knob
+    after defaults are filled in (:func:`~mtl_core.scenarios.resolve_knobs`), steps, seed,
+    group source, replicas, learning rate and :func:`code_version`. LabError for a bad knob."""
+    resolved = resolve_knobs(get_scenario(SCENARIO), {**knobs, "data_seed": int(seed)})
+    text = json.dumps(
+        {
+            "scenario": SCENARIO,
+            "knobs": {k: resolved[k] for k in sorted(resolved)},
+            "steps": int(steps),
+            "seed": int(seed),
+            "groups_from": str(groups_from),
+            "replicas": int(replicas),
+            "lr": LEARNING_RATE,
+            "code": code_version(),
+        },
+        sort_keys=True,
+        default=str,
+    )
+    return hashlib.sha256(text.encode()).hexdigest()[:24]
 
 
 def lesson_label(knobs: dict[str, Any]) -> str:
@@ -167,6 +222,8 @@ class LessonIds:
     together: int
     single: int | None = None
     groups: int | None = None
+    #: True when :func:`start` found this lesson already trained or training (not in the URL).
+    followed: bool = field(default=False, compare=False)
 
     def ids(self) -> list[int]:
         """The ids known so far, in the order together, groups, single."""
@@ -202,6 +259,7 @@ def start(
     seed: int = 0,
     groups_from: str = "tag",
     replicas: int = REPLICAS,
+    share: str | None = None,
 ) -> LessonIds:
     """Submit the lesson's runs (``seed`` sets the data and the training seeds). With
     ``groups_from="tag"`` together and single go now and the runner queues the grouped run
@@ -214,12 +272,31 @@ def start(
     runner's :class:`~mtl_core.accounts.quota.Limits`, so the grouped run is checked as the
     first two were; its owner is the together run's). LabError for a bad knob or a run over
     the limits or the quota.
+
+    With ``share`` (one of :data:`SHARES`) identical lessons are trained once: the together
+    run carries :data:`NOTE_LESSON` with :func:`lesson_key`, inserted only if no usable run
+    (not failed, cancelled or interrupted) that ``share`` lets this owner see has the same
+    key, in the insert's transaction (``Store.create_run(unique=...)``: of two racing
+    presses exactly one queues runs). Otherwise nothing is queued and that lesson's ids come
+    back with ``followed=True`` (the page follows it live, or replays it). ``share=None``
+    (the headless command, tests) always trains.
     """
+    if share is not None and share not in SHARES:
+        raise LabError(f"unknown lesson sharing {share!r}; use one of {', '.join(SHARES)}")
+    key = lesson_key(knobs, steps=steps, seed=seed, groups_from=groups_from, replicas=replicas)
     knobs = {**knobs, "data_seed": int(seed)}
     label = lesson_label(knobs)
     common = {"steps": int(steps), "seed": int(seed), "replicas": int(replicas), "label": label}
-    together = runner.submit(base_config("together", knobs, **common))
-    assert together is not None  # no claim: always a run
+    private = share == "private"
+    extra: dict[str, Any] = {}
+    if share is not None:
+        extra = {"run_notes": {NOTE_LESSON: {"key": key}}, "unique": (NOTE_LESSON, key, private)}
+    together = runner.submit(base_config("together", knobs, **common), **extra)
+    if together is None:  # another press's lesson stands for this one: follow it
+        found = find_lesson(runner, store, key, private)
+        if found is not None:
+            return found
+        raise LabError("this lesson was just removed; press Train again to train it")
     ids = LessonIds(together=together)
     limits = getattr(runner, "limits", None)
     store.save_note(
@@ -237,8 +314,28 @@ def start(
         ids.groups = _submit_groups(
             runner, together, knobs, planted_groups(knobs), common, GROUP_SOURCES["planted"]
         )
-    ids.single = runner.submit(base_config("single", knobs, **common))
+    notes = {NOTE_LESSON_SINGLE: {"key": str(together)}} if share is not None else None
+    ids.single = runner.submit(base_config("single", knobs, **common), run_notes=notes)
+    if share is not None and ids.single is not None:  # followers read it here (state)
+        store.save_note(together, NOTE_LESSON, {"key": key, "single": ids.single})
     return ids
+
+
+def find_lesson(runner: Submitter, store: Store, key: str, private: bool) -> LessonIds | None:
+    """The ids of the usable lesson with ``key`` that this runner's owner may share (see
+    :func:`start`), ``followed=True``; None if there is none."""
+    owner = getattr(getattr(runner, "actor", None), "id", None)
+    together = store.find_keyed(NOTE_LESSON, key, owner=owner, private=private)
+    if together is None:
+        return None
+    single = store.find_keyed(NOTE_LESSON_SINGLE, str(together), owner=owner, private=private)
+    groups = (store.get_note(together, NOTE_GROUPS_RUN) or {}).get("run_id")
+    return LessonIds(
+        together=together,
+        groups=int(groups) if groups is not None else None,
+        single=single,
+        followed=True,
+    )
 
 
 def _submit_groups(
@@ -323,49 +420,3 @@ def maybe_start_groups(runner: Submitter, store: Store, ids: LessonIds) -> int |
     if ids.groups is None:
         ids.groups = advance(runner, store, ids.together)
     return ids.groups
-
-
-class LessonAdvancer:
-    """What the runner's supervisor calls on every pass (:meth:`pass_`): :func:`advance`
-    for every lesson whose together run has ended and whose grouped run nobody has queued.
-
-    A lesson that cannot advance now (its owner at the queue quota, a failed selection) is
-    retried every ``retry_s`` seconds; each distinct reason (and a store that cannot be
-    read) is written to ``warn`` once, not on every pass."""
-
-    def __init__(self, retry_s: float = 5.0, warn: Callable[[str], Any] | None = None) -> None:
-        self.retry_s = float(retry_s)
-        self.warn = warn or (lambda msg: sys.stderr.write(f"mtl_core.runner: {msg}\n"))
-        self._later: dict[int, float] = {}  # together id -> when to try again
-        self._said: dict[int | None, str] = {}  # together id (None: the store) -> last reason
-
-    def pass_(self, runner: Submitter, store: Store) -> list[int]:
-        """One pass; returns the grouped runs it queued. Never raises."""
-        try:
-            waiting = store.open_claims(NOTE_GROUPS_RUN, TERMINAL)
-        except Exception as exc:  # the supervisor reports store faults itself
-            self._say(None, "lessons cannot be read", exc)
-            return []
-        self._said.pop(None, None)
-        out = []
-        now = time.monotonic()
-        for together in waiting:
-            if now < self._later.get(together, 0.0):
-                continue
-            try:
-                rid = advance(runner, store, together)
-            except Exception as exc:  # one lesson must not stop the others, nor the queue
-                self._say(together, f"lesson {together}: the grouped run waits", exc)
-                self._later[together] = now + self.retry_s
-                continue
-            self._later.pop(together, None)
-            self._said.pop(together, None)
-            if rid is not None:
-                out.append(rid)
-        return out
-
-    def _say(self, key: int | None, what: str, exc: Exception) -> None:
-        why = str(exc) if isinstance(exc, LabError) else repr(exc)
-        if self._said.get(key) != why:
-            self._said[key] = why
-            self.warn(f"{what}: {why}")

@@ -40,6 +40,29 @@ def read_note(con: sqlite3.Connection, run_id: int, key: str) -> dict[str, Any] 
     return None if row is None else json.loads(row[0])
 
 
+#: Statuses of a keyed run that no longer stands for its lesson (a new press trains it again).
+UNUSABLE = ("failed", "cancelled", "interrupted")
+
+
+def keyed_run(
+    con: sqlite3.Connection, note_key: str, key: str, owner: str | None, private: bool
+) -> int | None:
+    """The oldest run whose note ``note_key`` holds ``{"key": key, ...}`` and whose status is
+    not in :data:`UNUSABLE`, or None. ``private``: only runs owned by ``owner`` or by nobody
+    (what ``accounts.access.can_see`` shows that owner in private mode); else any owner's."""
+    sql = (
+        "SELECT n.run_id FROM run_notes n JOIN runs r ON r.id = n.run_id"
+        " WHERE n.key = ? AND json_extract(n.value, '$.key') = ?"
+        f" AND r.status NOT IN ({','.join('?' * len(UNUSABLE))})"
+    )
+    args: list[Any] = [str(note_key), str(key), *UNUSABLE]
+    if private:
+        sql += " AND (r.owner IS NULL OR r.owner IS ?)"
+        args.append(owner)
+    row = con.execute(sql + " ORDER BY n.run_id LIMIT 1", args).fetchone()
+    return None if row is None else int(row[0])
+
+
 class NotesMixin(StoreBase):
     """Key-value notes on a run (table ``run_notes``)."""
 
@@ -72,6 +95,12 @@ class NotesMixin(StoreBase):
             f" AND r.status IN ({marks}) ORDER BY n.run_id"
         )
         return self._read(lambda con: [int(r[0]) for r in con.execute(sql, (key, *statuses))])
+
+    def find_keyed(
+        self, note_key: str, key: str, *, owner: str | None = None, private: bool = False
+    ) -> int | None:
+        """The run that already stands for ``key`` (see :func:`keyed_run`), or None."""
+        return self._read(lambda con: keyed_run(con, note_key, key, owner, private))
 
     def list_notes(self, run_id: int) -> dict[str, dict[str, Any]]:
         """Every note of a run by key, oldest saved first."""

@@ -20,6 +20,7 @@ from mtl_core.store.base import StoreBase
 from mtl_core.store.notes import (
     active_jobs,
     busy_slots,
+    keyed_run,
     read_note,
     running_of,
     write_note,
@@ -71,6 +72,7 @@ class RunsMixin(StoreBase):
         limits: Limits | None = None,
         claim: tuple[int, str] | None = None,
         run_notes: dict[str, dict[str, Any]] | None = None,
+        unique: tuple[str, str, bool] | None = None,
     ) -> int | None:
         """Add a run record and return its id (``owner``: see ``mtl_core.accounts.access``).
 
@@ -85,6 +87,11 @@ class RunsMixin(StoreBase):
         inserts. Returns None (inserting nothing) when the note is missing or already names a
         run. ``run_notes`` are notes of the new run, saved in the same transaction.
 
+        With ``unique=(note_key, key, private)`` the run is one of a kind (a shared lesson):
+        it is inserted only if no usable run visible to ``owner`` already carries note
+        ``note_key`` with ``"key": key`` (:func:`~mtl_core.store.notes.keyed_run`; the caller's
+        ``run_notes`` should carry it); None otherwise, and :meth:`find_keyed` names that run.
+
         Raises LabError for an unknown ``origin`` or ``status``, a config/meta/note that is
         not JSON-serializable, or an owner at their queue quota.
         """
@@ -98,6 +105,8 @@ class RunsMixin(StoreBase):
                 claimed = read_note(con, int(claim[0]), str(claim[1]))
                 if claimed is None or claimed.get("run_id") is not None:
                     return None
+            if unique is not None and keyed_run(con, unique[0], unique[1], owner, unique[2]):
+                return None
             if limits is not None and limits.queued_per_user is not None:
                 check_quota(_active(con, owner), limits)
             rid = insert_run(

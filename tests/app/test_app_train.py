@@ -164,7 +164,7 @@ def test_scenario_change_resets_the_fields_that_depend_on_it(store, monkeypatch)
     assert "**synthetic together**" in preview
 
 
-def test_train_form_reads_its_defaults_and_measures_from_the_core(tmp_path, monkeypatch):
+def test_train_form_reads_its_defaults_and_measures_from_the_core(store, monkeypatch):
     import dataclasses
 
     from mtl_core import measures
@@ -178,7 +178,7 @@ def test_train_form_reads_its_defaults_and_measures_from_the_core(tmp_path, monk
     monkeypatch.setattr(train["eval_every"], "default", 7)
     monkeypatch.setattr(optim["momentum"], "default", 0.8)
     monkeypatch.setattr(measures, "REGISTRY", (*measures.REGISTRY, GRADNORM))
-    at = open_app("train", Store(tmp_path / "s.sqlite").path, monkeypatch).run()
+    at = open_app("train", store.path, monkeypatch).run()
     assert not at.exception, at.exception
     assert at.number_input(key="train_steps").value == 123
     assert at.number_input(key="train_bs").value == 17

@@ -191,3 +191,54 @@ def test_twenty_tasks_two_thousand_steps_is_interactive():
         elapsed = time.perf_counter() - t0
         assert elapsed < 1.0  # app budget 300 ms; loose here for shared CI machines
         assert len(tl.steps) == 300
+
+
+@pytest.mark.parametrize(
+    "method, kw, batched",
+    [
+        ("threshold", {"tau": 0.05}, True),
+        ("threshold", {"tau": 0.05, "definition": "cliques"}, False),
+        ("hierarchical", {"k": 2}, True),
+        ("hierarchical", {"tau": 0.0}, True),
+        ("affinity-propagation", {}, True),
+        ("together", {}, True),
+        ("single", {}, True),
+        ("random", {"k": 2}, False),
+        ("tag", {"k": 2, "time_limit": 5.0}, False),
+    ],
+)
+def test_fit_batch_equals_fit_per_matrix_with_unmeasured_cells(method, kw, batched):
+    from mtl_core.grouping import make_grouper
+
+    rng = np.random.default_rng(3)
+    X = np.stack([block_matrix([0, 0, 1, 1, 2]) + rng.normal(0, 0.3, (5, 5)) for _ in range(6)])
+    X[2, 0, 1] = np.nan  # an unmeasured cell, read by the method's rule
+    X[4, 3, 3] = np.inf
+    g = make_grouper(method, **kw)
+    assert g.batched is batched
+    got = g.fit_batch(X, names(5))
+    want = [make_grouper(method, **kw).fit(m, names(5)).groups_ for m in X]
+    assert got == want
+    # the stack is not one partition throughout (random and the baselines ignore it)
+    assert len(set(got)) > 1 or method in ("together", "single", "random")
+
+
+def test_fit_batch_shares_one_grouping_while_the_partition_holds():
+    X = np.stack([block_matrix([0, 0, 1, 1])] * 3 + [block_matrix([0, 1, 1, 1])] * 2)
+    got = ThresholdGrouper(0.0).fit_batch(X, names(4))
+    assert got[0] is got[1] is got[2] and got[3] is got[4] and got[2] != got[3]
+    assert got[3] == canonical_grouping([["t0"], ["t1", "t2", "t3"]])
+
+
+def test_fit_batch_refuses_what_fit_refuses():
+    g = ThresholdGrouper(0.0)
+    with pytest.raises(LabError, match="^need a stack of square affinity matrices .*; got 3 x 4$"):
+        g.fit_batch(np.zeros((3, 4)), names(4))
+    with pytest.raises(LabError, match="^got 3 task names for a 4 x 4 affinity matrix$"):
+        g.fit_batch(np.zeros((2, 4, 4)), names(3))
+    with pytest.raises(LabError, match="^affinity stack has no measured"):
+        g.fit_batch(np.full((2, 3, 3), np.nan), names(3))
+    with pytest.raises(LabError, match="^threshold tau must be a finite number"):
+        ThresholdGrouper(float("nan")).fit_batch(np.zeros((2, 3, 3)), names(3))
+    assert g.fit_batch(np.zeros((0, 3, 3)), names(3)) == []
+    assert not hasattr(BaseGrouper, "fit_groups")  # no caller: removed (issue 19)

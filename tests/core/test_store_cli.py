@@ -87,3 +87,14 @@ def test_store_from_environment(tmp_path, capsys, monkeypatch):
     code, out, _ = run(capsys, "import", str(ROOT / "examples/run-format/affinity.csv"))
     assert code == 0 and (tmp_path / "env.sqlite").exists()
     assert "affinity.csv" in run(capsys, "runs")[1]
+
+
+def test_import_measure_alias_is_saved_as_the_registered_name(tmp_path, capsys):
+    s = str(tmp_path / "store.sqlite")
+    bare = tmp_path / "m.csv"
+    bare.write_text(",a,b\na,0.5,-0.25\nb,0.125,1\n")
+    code, _, err = run(capsys, "import", str(bare), "--measure", " TAG ", "--store", s)
+    assert code == 0 and "names no measure" not in err
+    code, _, _ = run(capsys, "import", str(bare), "--measure", "grad  sim", "--store", s)
+    assert code == 0
+    assert [Store(s).measures(r) for r in (1, 2)] == [["lookahead"], ["grad sim"]]

@@ -151,3 +151,23 @@ def test_watch_refuses_a_folder_that_is_no_live_log(tmp_path, capsys):
 
     assert main(["watch", str(tmp_path), "--store", str(tmp_path / "s.sqlite")]) == 2
     assert "not a live log folder" in capsys.readouterr().err
+
+
+def test_app_command_runs_streamlit_on_the_app_script(monkeypatch, capsys, tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from mtl_core.commands.cli import main
+
+    seen = {}
+    monkeypatch.setattr(subprocess, "call", lambda cmd, env: seen.update(cmd=cmd, env=env) or 0)
+    assert main(["app", "--port", "8600", "--store", str(tmp_path / "s.sqlite")]) == 0
+    root = Path(__file__).resolve().parents[2]
+    assert seen["cmd"] == [
+        sys.executable, "-m", "streamlit", "run", str(root / "app" / "streamlit_app.py"),
+        "--server.port", "8600",
+    ]  # fmt: skip
+    assert seen["env"]["MTL_LAB_STORE"] == str((tmp_path / "s.sqlite").resolve())
+    assert main(["app", "--port", "0"]) == 2
+    assert "--port must be 1..65535" in capsys.readouterr().err

@@ -171,3 +171,30 @@ def test_app_command_runs_streamlit_on_the_app_script(monkeypatch, capsys, tmp_p
     assert seen["env"]["MTL_LAB_STORE"] == str((tmp_path / "s.sqlite").resolve())
     assert main(["app", "--port", "0"]) == 2
     assert "--port must be 1..65535" in capsys.readouterr().err
+
+
+def test_watch_ctrl_c_leaves_the_run_interrupted_and_a_rerun_resumes_it(
+    tmp_path, monkeypatch, capsys
+):
+    import mtl_core.commands.watch as watch
+    from mtl_core.commands.cli import main
+
+    folder, store_path = tmp_path / "log", tmp_path / "s.sqlite"
+    lg, model, opt = _setup(folder, flush_every=1, flush_s=3600)
+    _train(lg, model, opt, 2)  # 1
+
+    def ctrl_c(_s):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(watch.time, "sleep", ctrl_c)
+    assert main(["watch", str(folder), "--store", str(store_path)]) == 130
+    err = capsys.readouterr().err
+    assert err == "interrupted\n"  # one line, no traceback
+    store = Store(store_path)
+    (rid,) = store.run_ids()
+    assert store.get_run(rid).status == "interrupted"
+    _train(lg, model, opt, 4, start=3)  # 3
+    lg.close()
+    assert main(["watch", str(folder), "--store", str(store_path)]) == 0
+    assert store.run_ids() == [rid] and store.get_run(rid).status == "finished"
+    assert list(store.affinity_steps(rid, "lookahead")[0]) == [1, 3]

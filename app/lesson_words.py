@@ -204,5 +204,5 @@ def queue_text(ahead: int | None, wait_s: float | None, runs: int | None) -> str
     return (
         f"The all-together run is queued ({place}); it should start in about "
         f"{format_seconds(wait_s)} (from the step rate of the last {runs} lesson "
-        "runs here and the runs ahead of it), and the heatmap follows within seconds."
+        "runs here and the runs ahead of it); the heatmap fills in once it runs."
     )

@@ -17,7 +17,9 @@ from app.guard import show_error
 from mtl_core.store import RunInfo
 from mtl_core.text import units
 
-MAX_SIDE_BY_SIDE = 2  # heatmaps per row (all the same size, each with its colour bar)
+#: Extra width (px) of a Compare heatmap's box over its height: the colour bar and the row
+#: labels, so the plot area is about as wide as it is tall (at least 250 px for 6 tasks).
+BOX_EXTRA_PX = 40
 
 
 def comparable(runs: list[RunInfo]) -> list[RunInfo]:
@@ -148,14 +150,17 @@ def _affinity_tab(infos: list[RunInfo], common: list[str], palette: dict[int, st
     st.caption(captions.scale_caption(zmax, measure))
     ids = list(avgs)
     n_max = max(len(t) for t, _, _ in avgs.values())  # one height: the same size everywhere
-    for row in range(0, len(ids), MAX_SIDE_BY_SIDE):
-        cols = st.columns(MAX_SIDE_BY_SIDE)
-        for col, rid in zip(cols, ids[row : row + MAX_SIDE_BY_SIDE]):
-            tasks, M, order = avgs[rid]
-            if tasks == first[0]:
-                order = first[2]
-            info = next(r for r in infos if r.id == rid)
-            with col:
+    # Streamlit cannot tell the page's width: each heatmap gets a fixed-width box in a
+    # wrapping row, so as many fit side by side as the screen allows and the rest stack
+    # (columns would shrink each heatmap to about 100 px at 1024 px with the sidebar open).
+    row = st.container(horizontal=True, wrap=True, gap="medium")
+    for rid in ids:
+        tasks, M, order = avgs[rid]
+        if tasks == first[0]:
+            order = first[2]
+        info = next(r for r in infos if r.id == rid)
+        with row:
+            with st.container(width=heatmaps.heatmap_height(n_max) + BOX_EXTRA_PX):
                 fig = heatmaps.heatmap(
                     M,
                     tasks,

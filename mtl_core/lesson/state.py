@@ -112,7 +112,11 @@ def state(reader: LessonReader, ids: LessonIds) -> LessonState:
     groups_id = ids.groups
     if groups_id is None and note.get("run_id") is not None:
         groups_id = int(note["run_id"])
-    ids = LessonIds(together=ids.together, groups=groups_id, single=ids.single)
+    single_id = ids.single
+    if single_id is None:  # a shared lesson followed before its single run was named
+        found = (reader.get_note(ids.together, workflow.NOTE_LESSON) or {}).get("single")
+        single_id = int(found) if found is not None else None
+    ids = LessonIds(together=ids.together, groups=groups_id, single=single_id)
     runs = {
         k: reader.get_run(getattr(ids, k))
         for k in workflow.APPROACHES

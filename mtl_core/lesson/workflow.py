@@ -18,9 +18,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import sys
-import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -58,8 +55,8 @@ GROUP_SOURCES = {
 NOTE_GROUPS_RUN = "lesson_groups_run"
 #: The grouped run's note: ``{"source": words, "groups": [[task, ...], ...], "together_run"}``.
 NOTE_GROUPS = "lesson_groups"
-#: The together run's note naming its lesson: ``{"key": lesson_key(...)}`` (one lesson is
-#: trained once per key, see :func:`start`).
+#: The together run's note naming its lesson: ``{"key": lesson_key(...), "single": id}`` (one
+#: lesson is trained once per key, see :func:`start`; ``single`` once that run is queued).
 NOTE_LESSON = "lesson_key"
 #: The single run's note: ``{"key": str(together run id)}`` (how a follower finds it).
 NOTE_LESSON_SINGLE = "lesson_single_of"
@@ -319,6 +316,8 @@ def start(
         )
     notes = {NOTE_LESSON_SINGLE: {"key": str(together)}} if share is not None else None
     ids.single = runner.submit(base_config("single", knobs, **common), run_notes=notes)
+    if share is not None and ids.single is not None:  # followers read it here (state)
+        store.save_note(together, NOTE_LESSON, {"key": key, "single": ids.single})
     return ids
 
 
@@ -421,49 +420,3 @@ def maybe_start_groups(runner: Submitter, store: Store, ids: LessonIds) -> int |
     if ids.groups is None:
         ids.groups = advance(runner, store, ids.together)
     return ids.groups
-
-
-class LessonAdvancer:
-    """What the runner's supervisor calls on every pass (:meth:`pass_`): :func:`advance`
-    for every lesson whose together run has ended and whose grouped run nobody has queued.
-
-    A lesson that cannot advance now (its owner at the queue quota, a failed selection) is
-    retried every ``retry_s`` seconds; each distinct reason (and a store that cannot be
-    read) is written to ``warn`` once, not on every pass."""
-
-    def __init__(self, retry_s: float = 5.0, warn: Callable[[str], Any] | None = None) -> None:
-        self.retry_s = float(retry_s)
-        self.warn = warn or (lambda msg: sys.stderr.write(f"mtl_core.runner: {msg}\n"))
-        self._later: dict[int, float] = {}  # together id -> when to try again
-        self._said: dict[int | None, str] = {}  # together id (None: the store) -> last reason
-
-    def pass_(self, runner: Submitter, store: Store) -> list[int]:
-        """One pass; returns the grouped runs it queued. Never raises."""
-        try:
-            waiting = store.open_claims(NOTE_GROUPS_RUN, TERMINAL)
-        except Exception as exc:  # the supervisor reports store faults itself
-            self._say(None, "lessons cannot be read", exc)
-            return []
-        self._said.pop(None, None)
-        out = []
-        now = time.monotonic()
-        for together in waiting:
-            if now < self._later.get(together, 0.0):
-                continue
-            try:
-                rid = advance(runner, store, together)
-            except Exception as exc:  # one lesson must not stop the others, nor the queue
-                self._say(together, f"lesson {together}: the grouped run waits", exc)
-                self._later[together] = now + self.retry_s
-                continue
-            self._later.pop(together, None)
-            self._said.pop(together, None)
-            if rid is not None:
-                out.append(rid)
-        return out
-
-    def _say(self, key: int | None, what: str, exc: Exception) -> None:
-        why = str(exc) if isinstance(exc, LabError) else repr(exc)
-        if self._said.get(key) != why:
-            self._said[key] = why
-            self.warn(f"{what}: {why}")

@@ -29,7 +29,10 @@ Records attached to a run (:mod:`.notes`)
 ``save_note(run_id, key, value)`` / ``get_note`` / ``list_notes`` / ``open_claims``
     Key-value JSON notes (the lesson's bookkeeping); ``create_run(claim=(run, key))`` inserts a
     follow-up run only while that note holds ``"run_id": null`` and writes the new id into it,
-    in one transaction (a compare-and-set: of two racing callers one inserts).
+    in one transaction (a compare-and-set: of two racing callers one inserts);
+    ``create_run(unique=(key, value, private))`` inserts a run of a kind (a shared lesson) only
+    if no usable run the owner may see carries note ``key`` with ``"key": value``
+    (``find_keyed`` names that run).
 ``save_ground_truth(run_id, k, job)`` / ``get_ground_truth`` / ``list_ground_truths``
     The ground-truth evaluation job for group budget k, and its report once done.
 
@@ -45,7 +48,7 @@ Runs in and out (:mod:`.transfer`)
 
 Writer API (what the training worker uses; :mod:`.runs`)
 --------------------------------------------------------
-``create_run(..., owner=, limits=, claim=, run_notes=) -> run_id`` (the owner's queue quota
+``create_run(..., owner=, limits=, claim=, run_notes=, unique=) -> run_id`` (the owner's queue quota
 checked in the same transaction), ``append_step(run_id, event)`` (one transaction per step),
 ``set_status(run_id, status, error=...)``, ``request_cancel`` / ``cancel_requested``,
 ``delete_run(run_id)``, ``rename_run``; the last three take ``actor=`` and refuse anyone but

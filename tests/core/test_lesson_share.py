@@ -10,6 +10,7 @@ import pytest
 
 from mtl_core.config import RunConfig
 from mtl_core.errors import LabError
+from mtl_core.lesson import passes
 from mtl_core.lesson import workflow as lesson
 
 
@@ -122,3 +123,74 @@ def test_racing_presses_queue_one_lesson(store):
 def test_unknown_share_is_one_line(store):
     with pytest.raises(LabError, match="unknown lesson sharing 'all'; use one of class, private"):
         _press(store, "browser:a", "all")
+
+
+class _Unowned:
+    """The runner's own submits (no owner), trains nothing."""
+
+    def __init__(self, store) -> None:
+        self.store = store
+
+    def submit(self, cfg: RunConfig, **kw) -> int | None:
+        return self.store.create_run(
+            name=cfg.name, config=cfg.to_dict(), steps_total=cfg.train.steps, **kw
+        )
+
+
+def test_lessons_ahead_queue_one_level_per_idle_pass_and_students_follow_them(store):
+    ahead = passes.LessonsAhead((1.0, 0.5), warn=lambda m: pytest.fail(m))
+    runner = _Unowned(store)
+    (first,) = ahead.pass_(runner, store)
+    assert store.get_run(first).config["knobs"]["conflict"] == 1.0
+    assert ahead.pass_(runner, store) == []  # not idle: its runs are queued
+    for rid in store.run_ids():
+        store.set_status(rid, "finished")
+    (second,) = ahead.pass_(runner, store)
+    assert store.get_run(second).config["knobs"]["conflict"] == 0.5
+    assert ahead.pass_(runner, store) == []  # every level held
+    # unowned: a student follows it in both visibilities
+    for share in ("class", "private"):
+        got = _press(store, f"browser:{share}", share)
+        assert got.followed and got.together == first
+    assert store.get_run(first).owner is None
+
+
+def test_lessons_ahead_skip_a_level_a_student_already_trained(store):
+    mine = _press(store, "browser:a", "class")
+    for rid in store.run_ids():
+        store.set_status(rid, "finished")
+    ahead = passes.LessonsAhead((1.0,))
+    assert ahead.pass_(_Unowned(store), store) == []
+    assert store.run_ids() == sorted(mine.ids())
+
+
+def test_ahead_positions_from_the_environment(monkeypatch):
+    monkeypatch.delenv(passes.AHEAD_ENV, raising=False)
+    assert passes.ahead_positions() == ()  # off by default
+    assert passes.ahead_positions(" 1, 0,0.25 ,") == (1.0, 0.0, 0.25)
+    with pytest.raises(LabError, match=r"MTL_LAB_LESSON_AHEAD: '1.5' is no conflict level"):
+        passes.ahead_positions("1,1.5")
+    with pytest.raises(LabError, match=r"'x' is no conflict level in \[0, 1\]"):
+        passes.ahead_positions("x")
+
+
+def test_a_follower_who_came_before_the_single_run_finds_it_through_the_state(store):
+    """A press that lands between the together run's insert and the single run's: its ids
+    lack the single run; the lesson state names it from the together run's note."""
+    from mtl_core.lesson.state import state
+
+    first = _press(store, "browser:a", "class")
+    early = lesson.LessonIds(together=first.together)  # what that follower got
+    assert store.get_note(first.together, lesson.NOTE_LESSON)["single"] == first.single
+    s = state(store, early)
+    assert s.ids.single == first.single and set(s.runs) == {"together", "single"}
+
+
+def test_distinct_lessons_queue_fairly_between_students(store):
+    """Student a presses three lessons first, then b one: b's runs start in the first
+    rounds (one run per student per round, FAIR_ORDER), not after a's six."""
+    a = [_press(store, "browser:a", "class", seed=s) for s in range(3)]
+    b = _press(store, "browser:b", "class", seed=9)
+    order = store.queue_order()
+    assert order[:4] == [a[0].together, b.together, a[0].single, b.single]
+    assert order[4:] == [a[1].together, a[1].single, a[2].together, a[2].single]

@@ -123,7 +123,12 @@ def _averages(
         view = data.run_view(r, measure)
         if view is not None:
             out[r.id] = (view.tasks, view.running[-1], view.order)
+            _STEPS[r.id] = captions.steps_range(int(view.steps[0]), int(view.steps[-1]))
     return out
+
+
+#: Run id -> the step range its whole-run average covers (for the exported PNG's title).
+_STEPS: dict[int, str] = {}
 
 
 def _measure_and_averages(infos: list[RunInfo], common: list[str], key: str):
@@ -177,7 +182,10 @@ def _affinity_tab(infos: list[RunInfo], common: list[str], palette: dict[int, st
                     captions.export_name(f"run{rid}", info.name, measure, "average"),
                     f"compare_hm_{rid}",
                     export_title=captions.export_title(
-                        "Affinity averaged over the run", words.run_label(info), measure, None
+                        "Affinity averaged over the run",
+                        words.run_label(info),
+                        measure,
+                        _STEPS.get(rid),
                     ),
                 )
     st.subheader("Difference")

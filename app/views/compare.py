@@ -117,18 +117,16 @@ def _measure_picker(common: list[str], key: str, infos: list[RunInfo] | None = N
 
 def _averages(
     infos: list[RunInfo], measure: str
-) -> dict[int, tuple[list[str], np.ndarray, np.ndarray]]:
-    out = {}
+) -> tuple[dict[int, tuple[list[str], np.ndarray, np.ndarray]], dict[int, str]]:
+    """Each run's whole-run average ``(tasks, A: (n, n), order)`` and the step range it
+    covers (for the exported PNG's title), by run id; runs without a matrix are left out."""
+    out, steps = {}, {}
     for r in infos:
         view = data.run_view(r, measure)
         if view is not None:
             out[r.id] = (view.tasks, view.running[-1], view.order)
-            _STEPS[r.id] = captions.steps_range(int(view.steps[0]), int(view.steps[-1]))
-    return out
-
-
-#: Run id -> the step range its whole-run average covers (for the exported PNG's title).
-_STEPS: dict[int, str] = {}
+            steps[r.id] = captions.steps_range(int(view.steps[0]), int(view.steps[-1]))
+    return out, steps
 
 
 def _measure_and_averages(infos: list[RunInfo], common: list[str], key: str):
@@ -137,18 +135,18 @@ def _measure_and_averages(infos: list[RunInfo], common: list[str], key: str):
     measure = _measure_picker(common, key, infos)
     if measure is None:
         return None
-    avgs = _averages(infos, measure)
+    avgs, steps = _averages(infos, measure)
     if len(avgs) < 2:
         st.info("Fewer than two of these runs have logged a matrix yet.")
         return None
-    return measure, avgs
+    return measure, avgs, steps
 
 
 def _affinity_tab(infos: list[RunInfo], common: list[str], palette: dict[int, str]) -> None:
     picked = _measure_and_averages(infos, common, "compare_measure")
     if picked is None:
         return
-    measure, avgs = picked
+    measure, avgs, steps = picked
     zmax = max(colours.robust_zmax(M) for _, M, _ in avgs.values())
     hide = st.toggle("Hide the diagonal", value=True, key="compare_hide_diag")
     first = next(iter(avgs.values()))
@@ -185,7 +183,7 @@ def _affinity_tab(infos: list[RunInfo], common: list[str], palette: dict[int, st
                         "Affinity averaged over the run",
                         words.run_label(info),
                         measure,
-                        _STEPS.get(rid),
+                        steps.get(rid),
                     ),
                 )
     st.subheader("Difference")
@@ -251,7 +249,7 @@ def _grouping_tab(infos: list[RunInfo], common: list[str]) -> None:
     picked = _measure_and_averages(infos, common, "compare_measure_g")
     if picked is None:
         return
-    measure, avgs = picked
+    measure, avgs, steps = picked
     methods = [m for m in regroup.METHODS if m != "none"]
     c1, c2, c3 = st.columns(3)
     method = c1.selectbox(

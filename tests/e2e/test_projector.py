@@ -70,6 +70,7 @@ def _overlap(a, b) -> bool:
 def _check_layout(boxes: dict, min_width: float) -> None:
     plot = boxes["plot"]
     w, h = plot[2] - plot[0], plot[3] - plot[1]
+    print(f"plot area {w:.0f} x {h:.0f} px")
     assert w >= min_width, f"plot area {w:.0f} x {h:.0f} px"
     assert abs(w - h) <= 2, f"cells not square: plot area {w:.0f} x {h:.0f} px"
     for part in ("colorbar", "xtitle", "ytitle", "title"):
@@ -107,6 +108,7 @@ def test_compare_heatmaps_never_shrink_below_200_px(server, browser, viewport):
         page.wait_for_function(f"({js})().length >= 3", timeout=60000)
         page.wait_for_timeout(1500)
         widths = page.evaluate(js)
+        print(f"compare plot widths {widths}")
         assert min(widths) >= 200, widths
     finally:
         page.close()

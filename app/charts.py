@@ -25,6 +25,8 @@ PLOTLY_CONFIG = {"displaylogo": False, "modeBarButtonsToRemove": ["select2d", "l
 #: Exported figures: at least this wide (CSS px) and rendered at this scale (PNG px per px).
 EXPORT_WIDTH = 1000
 EXPORT_SCALE = 2.0
+#: A square heatmap's export: this much wider (CSS px) than tall (row labels, colour bar).
+SQUARE_EXTRA_PX = 260
 
 
 def chart_config(name: str | None = None) -> dict:
@@ -67,7 +69,11 @@ def for_export(fig: go.Figure, title: str | None = None) -> go.Figure:
         template="plotly_white", paper_bgcolor="white", plot_bgcolor="white", title_pad_l=12
     )
     if not out.layout.width:
-        out.update_layout(width=EXPORT_WIDTH)
+        # a square heatmap (y scaled to x) in a wide page leaves a blank right half: as wide
+        # as its height plus room for the row labels and the colour bar
+        square = out.layout.yaxis.scaleanchor is not None
+        height = out.layout.height or 450
+        out.update_layout(width=max(600, height + SQUARE_EXTRA_PX) if square else EXPORT_WIDTH)
     if title:
         out.update_layout(
             title=dict(text=escape_text(title), x=0, xanchor="left", font=dict(size=15))

@@ -44,9 +44,33 @@ def lesson_losses(
                 ),
             )
         )
+    ns = sorted({iv.n for v in losses.values() for iv in v.values() if iv.n >= 2})
+    if ns:  # say on the chart what the whiskers are (they are not the spread of the replicas)
+        fig.add_annotation(
+            text=error_bar_note(ns),
+            xref="paper",
+            yref="paper",
+            x=0,
+            y=1.0,
+            xanchor="left",
+            yanchor="bottom",
+            showarrow=False,
+            font=dict(size=11),
+        )
     fig.update_layout(
         barmode="group", legend=dict(orientation="h", y=-0.3, yanchor="top", x=0, xanchor="left")
     )
     fig.update_xaxes(title_text="task", type="category")
     fig.update_yaxes(title_text="held-out loss (lower is better)")
-    return layout(fig, title, 380)
+    layout(fig, title, 380)
+    if ns:
+        fig.update_layout(margin=dict(t=(70 if title else 30)))
+    return fig
+
+
+def error_bar_note(replica_counts: Sequence[int]) -> str:
+    """The chart's line on its whiskers: each is the 95% Student-t interval of the task's mean
+    held-out loss over the run's replicas (``mtl_core.lesson.report.interval``), with the
+    replica counts ``replica_counts`` (sorted ints >= 2) it rests on."""
+    counts = "/".join(str(n) for n in replica_counts)
+    return f"bars: 95% t-interval of the mean over {counts} replicas (random init and batch order)"

@@ -17,7 +17,9 @@ from app.guard import show_error
 from mtl_core.store import RunInfo
 from mtl_core.text import units
 
-MAX_SIDE_BY_SIDE = 2  # heatmaps per row (all the same size, each with its colour bar)
+#: Extra width (px) of a Compare heatmap's box over its height: the colour bar and the row
+#: labels, so the plot area is about as wide as it is tall (at least 250 px for 6 tasks).
+BOX_EXTRA_PX = 40
 
 
 def comparable(runs: list[RunInfo]) -> list[RunInfo]:
@@ -115,13 +117,16 @@ def _measure_picker(common: list[str], key: str, infos: list[RunInfo] | None = N
 
 def _averages(
     infos: list[RunInfo], measure: str
-) -> dict[int, tuple[list[str], np.ndarray, np.ndarray]]:
-    out = {}
+) -> tuple[dict[int, tuple[list[str], np.ndarray, np.ndarray]], dict[int, str]]:
+    """Each run's whole-run average ``(tasks, A: (n, n), order)`` and the step range it
+    covers (for the exported PNG's title), by run id; runs without a matrix are left out."""
+    out, steps = {}, {}
     for r in infos:
         view = data.run_view(r, measure)
         if view is not None:
             out[r.id] = (view.tasks, view.running[-1], view.order)
-    return out
+            steps[r.id] = captions.steps_range(int(view.steps[0]), int(view.steps[-1]))
+    return out, steps
 
 
 def _measure_and_averages(infos: list[RunInfo], common: list[str], key: str):
@@ -130,32 +135,35 @@ def _measure_and_averages(infos: list[RunInfo], common: list[str], key: str):
     measure = _measure_picker(common, key, infos)
     if measure is None:
         return None
-    avgs = _averages(infos, measure)
+    avgs, steps = _averages(infos, measure)
     if len(avgs) < 2:
         st.info("Fewer than two of these runs have logged a matrix yet.")
         return None
-    return measure, avgs
+    return measure, avgs, steps
 
 
 def _affinity_tab(infos: list[RunInfo], common: list[str], palette: dict[int, str]) -> None:
     picked = _measure_and_averages(infos, common, "compare_measure")
     if picked is None:
         return
-    measure, avgs = picked
+    measure, avgs, steps = picked
     zmax = max(colours.robust_zmax(M) for _, M, _ in avgs.values())
     hide = st.toggle("Hide the diagonal", value=True, key="compare_hide_diag")
     first = next(iter(avgs.values()))
     st.caption(captions.scale_caption(zmax, measure))
     ids = list(avgs)
     n_max = max(len(t) for t, _, _ in avgs.values())  # one height: the same size everywhere
-    for row in range(0, len(ids), MAX_SIDE_BY_SIDE):
-        cols = st.columns(MAX_SIDE_BY_SIDE)
-        for col, rid in zip(cols, ids[row : row + MAX_SIDE_BY_SIDE]):
-            tasks, M, order = avgs[rid]
-            if tasks == first[0]:
-                order = first[2]
-            info = next(r for r in infos if r.id == rid)
-            with col:
+    # Streamlit cannot tell the page's width: each heatmap gets a fixed-width box in a
+    # wrapping row, so as many fit side by side as the screen allows and the rest stack
+    # (columns would shrink each heatmap to about 100 px at 1024 px with the sidebar open).
+    row = st.container(horizontal=True, wrap=True, gap="medium")
+    for rid in ids:
+        tasks, M, order = avgs[rid]
+        if tasks == first[0]:
+            order = first[2]
+        info = next(r for r in infos if r.id == rid)
+        with row:
+            with st.container(width=heatmaps.heatmap_height(n_max) + BOX_EXTRA_PX):
                 fig = heatmaps.heatmap(
                     M,
                     tasks,
@@ -172,7 +180,10 @@ def _affinity_tab(infos: list[RunInfo], common: list[str], palette: dict[int, st
                     captions.export_name(f"run{rid}", info.name, measure, "average"),
                     f"compare_hm_{rid}",
                     export_title=captions.export_title(
-                        "Affinity averaged over the run", words.run_label(info), measure, None
+                        "Affinity averaged over the run",
+                        words.run_label(info),
+                        measure,
+                        steps.get(rid),
                     ),
                 )
     st.subheader("Difference")
@@ -238,7 +249,7 @@ def _grouping_tab(infos: list[RunInfo], common: list[str]) -> None:
     picked = _measure_and_averages(infos, common, "compare_measure_g")
     if picked is None:
         return
-    measure, avgs = picked
+    measure, avgs, steps = picked
     methods = [m for m in regroup.METHODS if m != "none"]
     c1, c2, c3 = st.columns(3)
     method = c1.selectbox(

@@ -28,6 +28,9 @@ from mtl_core.lesson.workflow import LessonIds
 
 POLL_S = 0.5
 DOUBLE_CLICK_S = 2.0  # a second Train within this many seconds is the same click
+#: The Learn heatmap's figure height (px): a plot area of about 420 px where the width allows
+#: (1920 px screens); at 1024 px with the sidebar open the width limits it to about 380 px.
+LEARN_HEATMAP_HEIGHT = 600
 KEY = "lesson_ids"  # session_state: the lesson's run ids as "together,groups,single"
 FOLLOWED = "_learn_followed"  # session_state: the together run of a lesson Train found, not queued
 
@@ -187,18 +190,20 @@ def _live_body(was_active: bool) -> None:
     _conflict_header(s.conflict)
     _shared_note(s)
     _status_row(s)
-    left, right = st.columns(2)
-    with left:
-        _affinity_so_far(s)
-    with right:
-        if s.task_loss:
+    # The picture first: the heatmap gets its own full-width row (a half-width column left it
+    # about 100 px wide on a 1024 px projector with the sidebar open); the losses go below.
+    _affinity_so_far(s)
+    if s.task_loss:
+        left, right = st.columns(2)
+        with left:
             charts.chart(
                 approaches.lesson_losses(s.task_loss, s.tasks, title="Held-out loss per task"),
                 key="learn_losses",
             )
+        with right:
             charts.chart(_mean_curves(s.curves), key="learn_curves")
-        else:
-            st.info("Held-out losses appear after the first evaluation (every 10 steps).")
+    else:
+        st.info("Held-out losses appear after the first evaluation (every 10 steps).")
     if s.grouping and s.planted:
         st.markdown(lesson_words.lesson_groups_note(s.grouping, s.planted, s.grouping_source))
     sentences = lesson_words.explain_lesson(s.affinity, s.tasks, s.planted, s.loss, s.finished)
@@ -271,6 +276,7 @@ def _affinity_so_far(s: LessonState) -> None:
         grouping=grouping,
         zmax=lesson.AFFINITY_ZMAX,
         title=f"Affinity, averaged over steps 1–{last}",
+        height=max(heatmaps.heatmap_height(len(s.tasks)), LEARN_HEATMAP_HEIGHT),
     )
     charts.chart(fig, key="learn_heatmap")
     st.caption(

@@ -29,6 +29,8 @@ COMMAND_MODULES = (
     "mtl_core.commands.select",
     "mtl_core.commands.runs",
     "mtl_core.commands.lesson",
+    "mtl_core.commands.watch",
+    "mtl_core.commands.app",
 )
 
 

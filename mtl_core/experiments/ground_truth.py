@@ -5,9 +5,13 @@ For each seed, in named phases:
 1. :func:`plan_phase1` - co-train all tasks once with lookahead affinity, and everything that
    does not depend on it: all tasks together, every task alone, random k-groupings and, with
    ``exhaustive``, every candidate group (HOA-style, see :mod:`.candidates`);
+   It also trains every pair of tasks for HOA (:mod:`.hoa`; with ``exhaustive`` the pair
+   networks of the candidate runs are reused);
 2. :func:`select_tag_groups` - TAG groups for the budget k (exact selection on the
-   co-training's mean affinity);
-3. :func:`plan_phase2` - one network per chosen group (each task served by its best network
+   co-training's mean affinity); :func:`select_hoa_groups` - HOA's groups (pair losses,
+   higher orders estimated as their mean, the same exact selection rule);
+3. :func:`plan_phase2` - one network per chosen group of TAG and of HOA (each task served
+   by its best network
    on validation loss) and an all-together network whose trunk is widened until it has as
    many parameters as the grouped networks together (capacity-matched);
 4. :func:`record_seed` / :func:`record_exhaustive` - one record per trained grouping, then
@@ -37,6 +41,7 @@ import numpy as np
 from mtl_core.errors import LabError
 from mtl_core.experiments.candidates import CandidateNetworks, candidate_jobs
 from mtl_core.experiments.executors import Executor, JobFailure, SerialExecutor, map_jobs
+from mtl_core.experiments.hoa import hoa_select, pair_jobs
 from mtl_core.experiments.jobs import JobResult, TrainJob, run_job
 from mtl_core.experiments.report import summarize
 from mtl_core.experiments.spec import EvalSpec
@@ -103,11 +108,14 @@ class JobBook:
 @dataclass
 class Phase1:
     """Phase 1's jobs, the random groupings they train (by ``(seed, r)``) and, with
-    ``exhaustive``, each seed's candidate runs as ``[(masks, key)]``."""
+    ``exhaustive``, each seed's candidate runs as ``[(masks, key)]``; ``pairs``: the runs
+    that hold HOA's pair networks, ``[(masks, key)]`` (the candidate runs with
+    ``exhaustive``)."""
 
     book: JobBook = field(default_factory=JobBook)
     random: dict[tuple[int, int], Grouping] = field(default_factory=dict)
     candidates: dict[int, list[tuple[tuple[int, ...], Key]]] = field(default_factory=dict)
+    pairs: dict[int, list[tuple[tuple[int, ...], Key]]] = field(default_factory=dict)
 
 
 @dataclass
@@ -155,6 +163,12 @@ def plan_phase1(spec: EvalSpec) -> Phase1:
             for i, (masks, job) in enumerate(candidate_jobs(spec, s)):
                 book.add(("candidate", s, i), job)
                 plan.candidates[s].append((masks, ("candidate", s, i)))
+            plan.pairs[s] = plan.candidates[s]
+        else:
+            plan.pairs[s] = []
+            for i, (masks, job) in enumerate(pair_jobs(spec, s)):
+                book.add(("pair", s, i), job)
+                plan.pairs[s].append((masks, ("pair", s, i)))
     return plan
 
 
@@ -181,9 +195,62 @@ def select_tag_groups(spec: EvalSpec, book: JobBook) -> TagSelection:
     return sel
 
 
-def plan_phase2(spec: EvalSpec, sel: TagSelection) -> JobBook:
-    """The TAG groups and the capacity-matched together network of each seed."""
+@dataclass
+class HoaSelection:
+    """Per seed: HOA's groups, its predicted total validation loss, the seconds of the pair
+    runs it used and of the selection."""
+
+    groups: dict[int, Grouping] = field(default_factory=dict)
+    predicted_loss: dict[int, float] = field(default_factory=dict)
+    pair_seconds: dict[int, float] = field(default_factory=dict)
+    seconds: dict[int, float] = field(default_factory=dict)
+
+
+def select_hoa_groups(spec: EvalSpec, phase1: Phase1) -> HoaSelection:
+    """HOA's exact selection of at most k groups per seed from its pair networks' validation
+    losses (Standley et al. 2020, Sec. 3.4). A seed with a failed pair run (or, with
+    singletons, a failed single run) has no HOA groups."""
+    out = HoaSelection()
+    tasks = list(spec.tasks)
+    n = len(tasks)
+    book = phase1.book
+    for s in range(spec.seeds):
+        pair_loss: dict[frozenset[str], dict[str, float]] = {}
+        seconds, ok = 0.0, True
+        for masks, key in phase1.pairs.get(s, []):
+            r = book.get(key)
+            if r is None:
+                ok = False
+                break
+            used = [m for m in masks if m.bit_count() == 2]
+            if used:
+                seconds += r.seconds  # only runs that hold a pair count as HOA's cost
+            for m in used:
+                pair = frozenset(tasks[b] for b in range(n) if m >> b & 1)
+                pair_loss[pair] = {t: r.val[t] for t in pair}
+        single = book.get(("single", s, 0))
+        if not ok or (spec.allow_singletons and single is None):
+            continue
+        if spec.allow_singletons and single is not None:
+            seconds += single.seconds
+        groups, pred, sel_s = hoa_select(
+            tasks,
+            pair_loss,
+            spec.k,
+            single_loss=single.val if single is not None else None,
+            min_size=spec.min_group_size,
+        )
+        out.groups[s], out.predicted_loss[s] = groups, pred
+        out.pair_seconds[s], out.seconds[s] = seconds, sel_s
+    return out
+
+
+def plan_phase2(spec: EvalSpec, sel: TagSelection, hoa: HoaSelection | None = None) -> JobBook:
+    """The TAG groups and the capacity-matched together network of each seed, and HOA's
+    groups where ``hoa`` has them."""
     book = JobBook()
+    for s in sorted(hoa.groups if hoa is not None else ()):
+        book.add(("hoa", s, 0), _job(spec, f"hoa/seed{s}", "groups", s, groups=hoa.groups[s]))
     for s in sorted(sel.groups):
         book.add(("tag", s, 0), _job(spec, f"tag/seed{s}", "groups", s, groups=sel.groups[s]))
         lab = f"together_capacity/seed{s}"
@@ -238,12 +305,29 @@ class RunRecords:
 
 
 def record_seed(
-    spec: EvalSpec, s: int, phase1: Phase1, phase2: JobBook, sel: TagSelection, records: RunRecords
+    spec: EvalSpec,
+    s: int,
+    phase1: Phase1,
+    phase2: JobBook,
+    sel: TagSelection,
+    records: RunRecords,
+    hoa: HoaSelection | None = None,
 ) -> None:
-    """Record seed ``s``'s TAG, together, capacity-matched, single and random runs (those
-    that trained: a failed run, or TAG's runs of a seed whose co-training failed, have no
-    record)."""
+    """Record seed ``s``'s TAG, HOA, together, capacity-matched, single and random runs
+    (those that trained: a failed run, or TAG's runs of a seed whose co-training failed, have
+    no record)."""
     book = phase1.book
+    if hoa is not None and s in hoa.groups and (h := phase2.get(("hoa", s, 0))) is not None:
+        records.add(
+            "hoa",
+            s,
+            hoa.groups[s],
+            h.test,
+            hoa.pair_seconds[s] + hoa.seconds[s] + h.seconds,
+            h.parameters,
+            breakdown={"pairs": hoa.pair_seconds[s], "select": hoa.seconds[s], "train": h.seconds},
+            hoa_predicted_val_loss=hoa.predicted_loss[s],
+        )
     together: Grouping = (frozenset(spec.tasks),)
     if s in sel.groups:
         co = book[("cotrain", s, 0)]
@@ -286,7 +370,12 @@ def record_seed(
 
 
 def record_exhaustive(
-    spec: EvalSpec, s: int, phase1: Phase1, sel: TagSelection, records: RunRecords
+    spec: EvalSpec,
+    s: int,
+    phase1: Phase1,
+    sel: TagSelection,
+    records: RunRecords,
+    hoa: HoaSelection | None = None,
 ) -> float | None:
     """Record seed ``s``'s exhaustive best grouping (and TAG's groups served by the same
     candidate networks); returns the Spearman correlation over every partition. Nothing is
@@ -308,6 +397,8 @@ def record_exhaustive(
         runs=nets.runs,
         networks=nets.table(),
     )
+    if hoa is not None and s in hoa.groups:
+        rec["hoa_from_candidates"] = nets.served(hoa.groups[s])[0]
     if s not in sel.groups:
         return None
     rec["tag_from_candidates"] = nets.served(sel.groups[s])[0]
@@ -333,14 +424,15 @@ def evaluate(
     phase1 = plan_phase1(spec)
     phase1.book.run(ex, "phase 1", say)
     sel = select_tag_groups(spec, phase1.book)
-    phase2 = plan_phase2(spec, sel)
+    hoa = select_hoa_groups(spec, phase1)
+    phase2 = plan_phase2(spec, sel, hoa)
     phase2.run(ex, "phase 2", say)
     records = RunRecords(list(spec.tasks), sel.affinity)
     rank: list[float | None] = []
     for s in range(spec.seeds):
-        record_seed(spec, s, phase1, phase2, sel, records)
+        record_seed(spec, s, phase1, phase2, sel, records, hoa)
         if spec.exhaustive:
-            rank.append(record_exhaustive(spec, s, phase1, sel, records))
+            rank.append(record_exhaustive(spec, s, phase1, sel, records, hoa))
     failures = [
         {"phase": phase, "label": f.label, "reason": f.reason}
         for phase, book in (("phase 1", phase1.book), ("phase 2", phase2))
@@ -350,6 +442,7 @@ def evaluate(
 
 
 __all__ = [
+    "HoaSelection",
     "JobBook",
     "Phase1",
     "RunRecords",
@@ -360,5 +453,6 @@ __all__ = [
     "random_grouping",
     "record_exhaustive",
     "record_seed",
+    "select_hoa_groups",
     "select_tag_groups",
 ]

@@ -29,6 +29,91 @@ def spearman(x: Sequence[float], y: Sequence[float]) -> float | None:
     return float(spearmanr(x, y).statistic)
 
 
+def spearman_sentence(rho: float | None, points: int) -> str:
+    """``rho`` = Spearman(TAG's predicted value, measured total test loss) in words.
+
+    TAG's predicted value is an affinity sum (higher = the grouping should be better) and the
+    loss is lower-is-better, so a *negative* correlation is the right way round. Magnitude
+    words follow the usual reading of |rho|: < 0.1 none, < 0.3 weak, < 0.6 moderate, else
+    strong (a reading aid, not a test).
+    """
+    if rho is None:
+        return (
+            f"Spearman(predicted, test loss) is undefined over {points} trained groupings "
+            "(fewer than 3, or a constant side)"
+        )
+    a = abs(rho)
+    size = "no" if a < 0.1 else "a weak" if a < 0.3 else "a moderate" if a < 0.6 else "a strong"
+    head = f"Spearman(predicted, test loss) = {rho:+.2f} over {points} trained groupings: "
+    if a < 0.1:
+        return head + "no relation between higher predicted affinity and test loss"
+    if rho < 0:
+        return (
+            head + f"{size} tendency for higher predicted affinity to go with LOWER loss "
+            "- the estimate ranked groupings the right way"
+        )
+    return (
+        head + f"{size} tendency for higher predicted affinity to go with HIGHER loss "
+        "- the estimate ranked groupings the wrong way"
+    )
+
+
+def versus_random(runs: list[dict[str, Any]], approach: str) -> dict[str, Any] | None:
+    """Per seed, how many of that seed's random groupings ``approach`` beat (strictly lower
+    total test loss), from the report's run records.
+
+    Returns ``{"per_seed": [{"seed", "beat", "random", "loss"}], "beat": total beaten,
+    "pairs": total compared, "seeds_beating_all": seeds where it beat every random grouping,
+    "seeds": seeds compared}``; None when no seed has both the approach and a random run.
+    """
+    mine = {r["seed"]: r["total_test_loss"] for r in runs if r["approach"] == approach}
+    rand: dict[int, list[float]] = {}
+    for r in runs:
+        if r["approach"] == "random":
+            rand.setdefault(r["seed"], []).append(r["total_test_loss"])
+    per_seed = []
+    for seed in sorted(set(mine) & set(rand)):
+        beat = sum(mine[seed] < x for x in rand[seed])
+        per_seed.append(
+            {"seed": seed, "beat": int(beat), "random": len(rand[seed]), "loss": mine[seed]}
+        )
+    if not per_seed:
+        return None
+    return {
+        "per_seed": per_seed,
+        "beat": sum(p["beat"] for p in per_seed),
+        "pairs": sum(p["random"] for p in per_seed),
+        "seeds_beating_all": sum(p["beat"] == p["random"] for p in per_seed),
+        "seeds": len(per_seed),
+    }
+
+
+def finds_best(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """How often each approach's grouping is exactly the seed's exhaustive best (same groups,
+    order ignored), with a 95% Wilson interval (``scipy.stats.binomtest``).
+
+    Returns ``{approach: {"found", "of", "ci95": [lo, hi]}}`` for tag, hoa and random (random
+    counts every random grouping); empty without exhaustive runs.
+    """
+    from scipy.stats import binomtest
+
+    def key(g: list[list[str]]) -> frozenset[frozenset[str]]:
+        return frozenset(frozenset(x) for x in g)
+
+    best = {r["seed"]: key(r["grouping"]) for r in runs if r["approach"] == "exhaustive"}
+    out: dict[str, Any] = {}
+    for a in ("tag", "hoa", "random"):
+        hits = [
+            key(r["grouping"]) == best[r["seed"]]
+            for r in runs
+            if r["approach"] == a and r["seed"] in best
+        ]
+        if hits:
+            ci = binomtest(sum(hits), len(hits)).proportion_ci(method="wilson")
+            out[a] = {"found": int(sum(hits)), "of": len(hits), "ci95": [ci.low, ci.high]}
+    return out
+
+
 def mean_std(values: Sequence[float | None]) -> dict[str, float | None]:
     """``{"mean", "std"}`` (sample std, 0 for one value); both None if any value is None."""
     if any(x is None for x in values):
@@ -74,7 +159,12 @@ def summarize(
             "points": len(pts),
             "exhaustive_partitions_mean": float(np.mean(valid_rank)) if valid_rank else None,
             "note": "negative = a higher predicted TAG value goes with a lower measured loss",
+            "explained": spearman_sentence(rho, len(pts)),
         },
+        "versus_random": {
+            a: v for a in ("tag", "hoa") if (v := versus_random(runs, a)) is not None
+        },
+        "finds_exhaustive_best": finds_best(runs),
         "affinity": {str(s): A.tolist() for s, A in affinity.items()},
         "runs": runs,
         "failures": list(failures or []),
@@ -105,25 +195,26 @@ def _comparison(approaches: dict[str, Any], runs: list[dict[str, Any]]) -> dict[
     baseline whose runs all failed has no entry."""
     loss = {k: v["total_test_loss"]["mean"] for k, v in approaches.items()}
     out: dict[str, Any] = {}
-    if "tag" not in loss:
-        return out
-    for base in ("together", "together_capacity", "single", "random"):
-        if base in loss:
-            out[f"tag_vs_{base}"] = 1.0 - loss["tag"] / loss[base]
-    if "exhaustive" in loss:
-        cand = [
-            r["tag_from_candidates"]
-            for r in runs
-            if r["approach"] == "exhaustive" and "tag_from_candidates" in r
-        ]
-        out["tag_over_exhaustive"] = loss["tag"] / loss["exhaustive"] - 1.0
-        if cand:
-            out["tag_from_candidates_over_exhaustive"] = (
-                float(np.mean(cand)) / loss["exhaustive"] - 1.0
+    for me in ("tag", "hoa"):
+        if me not in loss:
+            continue
+        for base in ("together", "together_capacity", "single", "random"):
+            if base in loss:
+                out[f"{me}_vs_{base}"] = 1.0 - loss[me] / loss[base]
+        if "exhaustive" in loss:
+            cand = [
+                r[f"{me}_from_candidates"]
+                for r in runs
+                if r["approach"] == "exhaustive" and f"{me}_from_candidates" in r
+            ]
+            out[f"{me}_over_exhaustive"] = loss[me] / loss["exhaustive"] - 1.0
+            if cand:
+                out[f"{me}_from_candidates_over_exhaustive"] = (
+                    float(np.mean(cand)) / loss["exhaustive"] - 1.0
+                )
+            out[f"{me}_time_fraction_of_exhaustive"] = (
+                approaches[me]["seconds"]["mean"] / approaches["exhaustive"]["seconds"]["mean"]
             )
-        out["tag_time_fraction_of_exhaustive"] = (
-            approaches["tag"]["seconds"]["mean"] / approaches["exhaustive"]["seconds"]["mean"]
-        )
     return out
 
 
@@ -156,7 +247,7 @@ def format_report(report: dict[str, Any]) -> str:
             + (f"{pred:>13.4f}" if pred is not None else f"{'-':>13}")
         )
     lines.append("")
-    for key in ("tag", "exhaustive"):
+    for key in ("tag", "hoa", "exhaustive"):
         if key in report["approaches"]:
             g = report["approaches"][key]["groupings"][0]
             lines.append(
@@ -165,6 +256,8 @@ def format_report(report: dict[str, Any]) -> str:
     return "\n".join(
         lines
         + _headlines(report["comparison"], report["spearman"])
+        + _random_lines(report.get("versus_random") or {})
+        + _best_lines(report.get("finds_exhaustive_best") or {})
         + _failure_lines(report.get("failures") or [])
     )
 
@@ -176,26 +269,54 @@ def _failure_lines(failures: list[dict[str, str]]) -> list[str]:
     return lines + [f"  {f['label']}: {f['reason']}" for f in failures]
 
 
+def _random_lines(vs: dict[str, Any]) -> list[str]:
+    lines = []
+    for key, v in vs.items():
+        name = "TAG" if key == "tag" else "HOA"
+        seeds = ", ".join(f"seed {p['seed']}: {p['beat']}/{p['random']}" for p in v["per_seed"])
+        lines.append(
+            f"{name} beat {v['beat']} of {v['pairs']} random groupings of its seed ({seeds}); "
+            f"every random grouping in {v['seeds_beating_all']} of {v['seeds']} seeds"
+        )
+    return lines
+
+
+def _best_lines(fb: dict[str, Any]) -> list[str]:
+    names = {"tag": "TAG", "hoa": "HOA", "random": "random groupings"}
+    parts = [
+        f"{names[a]} {v['found']}/{v['of']} (95% CI {v['ci95'][0]:.2f}-{v['ci95'][1]:.2f})"
+        for a, v in fb.items()
+    ]
+    return ["found the exhaustive best grouping: " + "; ".join(parts)] if parts else []
+
+
 def _headlines(c: dict[str, Any], sp: dict[str, Any]) -> list[str]:
     lines = []
-    if "tag_vs_together" in c:
-        lines.append(
-            f"TAG vs all together: {c['tag_vs_together'] * 100:.1f}% lower total test loss "
-            f"({'meets' if c['tag_vs_together'] >= 0.10 else 'misses'} the 10% target)"
-        )
-    if "tag_over_exhaustive" in c:
-        lines.append(
-            f"TAG vs exhaustive best: {c['tag_over_exhaustive'] * 100:+.1f}% loss "
-            f"({'within' if c['tag_over_exhaustive'] <= 0.02 else 'outside'} 2%); "
-            + (
-                f"on the same candidate networks "
-                f"{c['tag_from_candidates_over_exhaustive'] * 100:+.1f}%; "
-                if "tag_from_candidates_over_exhaustive" in c
-                else ""
+    for me, name in (("tag", "TAG"), ("hoa", "HOA")):
+        if f"{me}_vs_together" in c:
+            v = c[f"{me}_vs_together"]
+            lines.append(
+                f"{name} vs all together: {v * 100:.1f}% lower total test loss "
+                f"({'meets' if v >= 0.10 else 'misses'} the 10% target)"
             )
-            + f"TAG took {c['tag_time_fraction_of_exhaustive'] * 100:.0f}% of exhaustive's time"
-        )
-    if sp["predicted_value_vs_test_loss"] is not None:
+        if f"{me}_vs_random" in c:
+            lines.append(
+                f"{name} vs random groups: {c[f'{me}_vs_random'] * 100:.1f}% lower total test "
+                "loss (mean over runs)"
+            )
+        if f"{me}_over_exhaustive" in c:
+            v = c[f"{me}_over_exhaustive"]
+            cand = f"{me}_from_candidates_over_exhaustive"
+            lines.append(
+                f"{name} vs exhaustive best: {v * 100:+.1f}% loss "
+                f"({'within' if v <= 0.02 else 'outside'} 2%); "
+                + (f"on the same candidate networks {c[cand] * 100:+.1f}%; " if cand in c else "")
+                + f"{name} took {c[f'{me}_time_fraction_of_exhaustive'] * 100:.0f}% of "
+                "exhaustive's time"
+            )
+    if "explained" in sp:
+        lines.append(sp["explained"])
+    elif sp["predicted_value_vs_test_loss"] is not None:
         lines.append(
             f"Spearman(predicted value, test loss) = {sp['predicted_value_vs_test_loss']:+.2f} "
             f"over {sp['points']} trained groupings ({sp['note']})"
@@ -258,10 +379,13 @@ def write_report(report: dict[str, Any], path: str | Path) -> Path:
 
 __all__ = [
     "REPORT_KIND",
+    "finds_best",
     "format_report",
     "mean_std",
     "report_rows",
     "spearman",
+    "spearman_sentence",
     "summarize",
+    "versus_random",
     "write_report",
 ]

@@ -13,6 +13,7 @@ from mtl_core.types import Grouping
 #: Approaches in report order, with their display names.
 APPROACHES = {
     "tag": "TAG groups",
+    "hoa": "HOA groups",
     "exhaustive": "exhaustive best",
     "together": "all together",
     "together_capacity": "together, capacity-matched",

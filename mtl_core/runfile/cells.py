@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from mtl_core.runfile.coded import coded
 from mtl_core.runfile.jsontext import check_text
 from mtl_core.runfile.messages import Locate, fail, show
 from mtl_core.runfile.sheet_habits import MISSING_MARKS
@@ -59,10 +60,34 @@ def to_numbers(
             return vals.astype(np.float64)
         if vals.dtype.kind == "b":
             raise fail(name, locate, col, np.ones(len(vals), bool), lambda i: "not a number")
-    fast = _fast_numbers(vals)
+    fast = _fast_numbers(vals, allow_empty)
     if fast is not None:
         return fast
-    # slow path: empty cells, odd spellings, or an error to locate
+    # slow path: empty cells, odd spellings, or an error to locate (a CSV column: once per
+    # distinct text, then spread to its rows)
+    known = coded(vals)
+    if known is not None:
+        out, bad = _each_number(known.uniques, allow_empty)
+        out, bad = known.spread(out), known.spread(bad)
+    else:
+        out, bad = _each_number(vals, allow_empty)
+    if bad.any():
+
+        def what(i: int) -> str:
+            v = vals[i]
+            if v is None or v == "":
+                return "is empty"
+            if isinstance(v, str) and v.strip() in MISSING_MARKS:
+                return f"{show(v)} is a missing-value mark where a value is required"
+            return f"{show(v)} is not a number{_decimal_hint(v)}"
+
+        raise fail(name, locate, col, bad, what)
+    return out
+
+
+def _each_number(vals: np.ndarray, allow_empty: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Cell by cell: ``(float64 values, bad mask)`` (both (rows,)); an empty cell or a
+    missing-value mark is NaN when ``allow_empty``, else bad."""
     out = np.empty(len(vals), dtype=np.float64)
     bad = np.zeros(len(vals), dtype=bool)
     for k, v in enumerate(vals):
@@ -79,29 +104,33 @@ def to_numbers(
             out[k] = float(v)
         except (TypeError, ValueError):
             bad[k] = True
-    if bad.any():
-
-        def what(i: int) -> str:
-            v = vals[i]
-            if v is None or v == "":
-                return "is empty"
-            if isinstance(v, str) and v.strip() in MISSING_MARKS:
-                return f"{show(v)} is a missing-value mark where a value is required"
-            return f"{show(v)} is not a number{_decimal_hint(v)}"
-
-        raise fail(name, locate, col, bad, what)
-    return out
+    return out, bad
 
 
 def _decimal_hint(v: Any) -> str:
     return " (use '.' as the decimal point)" if is_decimal_comma(v) else ""
 
 
-def _fast_numbers(vals: np.ndarray) -> np.ndarray | None:
-    """Vectorized exact conversion of an all-number or all-text column, else None."""
+def _fast_numbers(vals: np.ndarray, allow_empty: bool = False) -> np.ndarray | None:
+    """Vectorized exact conversion of an all-number or all-text column, else None.
+
+    A CSV column (coded, its cells trimmed): each distinct text parsed once by Arrow; with
+    ``allow_empty``, empty cells and missing-value marks become NaN first.
+    """
     import pyarrow as pa
     import pyarrow.compute as pc
 
+    known = coded(vals)
+    if known is not None:
+        text = known.arrow
+        if allow_empty:
+            missing = pc.is_in(text, value_set=pa.array(["", *sorted(MISSING_MARKS)]))
+            text = pc.if_else(missing, pa.scalar(None, pa.string()), text)
+        try:
+            parsed = pc.cast(text, pa.float64()).to_numpy(zero_copy_only=False)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            return None
+        return known.spread(parsed)
     kinds = set(map(type, vals))
     if kinds and kinds <= {float, int, np.float64, np.int64}:
         return np.array(vals.tolist(), dtype=np.float64)  # int/float -> float64 is exact
@@ -151,7 +180,11 @@ def to_labels(vals: np.ndarray, col: str, name: str, locate: Locate) -> np.ndarr
     """
     # checked on the distinct values: a name column repeats a few names many times (a str
     # never equals a non-str, so every type present keeps a distinct value)
-    distinct = pd.unique(vals) if vals.dtype == object else vals
+    known = coded(vals)
+    if known is not None:
+        distinct = known.uniques
+    else:
+        distinct = pd.unique(vals) if vals.dtype == object else vals
     if set(map(type, distinct)) == {str}:
         import pyarrow as pa
         import pyarrow.compute as pc

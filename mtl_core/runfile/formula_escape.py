@@ -25,6 +25,8 @@ import re
 import numpy as np
 import pandas as pd
 
+from mtl_core.runfile.coded import coded, remember
+
 #: First characters a spreadsheet may treat as the start of a formula (OWASP's list plus the
 #: full-width forms some spreadsheets accept).
 TRIGGERS = "=+-@\t\r\uff1d\uff0b\uff0d\uff20"
@@ -86,15 +88,20 @@ def unescape_columns(cols: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     for name, v in cols.items():
         if v.dtype == object and len(v):
             # on the distinct values only: a task or step column repeats a few names
-            codes, uniques = pd.factorize(v, use_na_sentinel=False)
-            try:
-                arr = pa.array(uniques, type=pa.string())
-            except (pa.ArrowInvalid, pa.ArrowTypeError):
-                out[name] = v
-                continue
+            known = coded(v)
+            if known is not None:
+                codes, arr = known.codes, known.arrow
+            else:
+                codes, uniques = pd.factorize(v, use_na_sentinel=False)
+                try:
+                    arr = pa.array(uniques, type=pa.string())
+                except (pa.ArrowInvalid, pa.ArrowTypeError):
+                    out[name] = v
+                    continue
             if pc.any(pc.starts_with(arr, "'")).as_py():
                 fixed = pc.replace_substring_regex(arr, ESCAPED_CELL_RE2, r"\1", max_replacements=1)
-                v = fixed.to_numpy(zero_copy_only=False)[codes]
+                uniques = fixed.to_numpy(zero_copy_only=False).astype(object, copy=False)
+                v = remember(uniques, codes, fixed)
         out[name] = v
     return out
 

@@ -54,10 +54,18 @@ def first_seen(*cols: Any) -> list[str]:
     """
     # each column's own first-seen order, then across columns: the same order as one pass
     # over the concatenation, hashing each column once rather than a copy of all of them
-    arrays = [pd.unique(np.asarray(c, dtype=object)) for c in cols]
+    arrays = [np.asarray(pd.unique(_hashable(c)), dtype=object) for c in cols]
     if not arrays:
         return []
     return [str(v) for v in pd.unique(np.concatenate(arrays))]
+
+
+def _hashable(col: Any) -> Any:
+    """A column as ``pd.unique`` hashes it fastest: a Series or pandas array as it is (an
+    Arrow text column is hashed by Arrow), anything else as an object array."""
+    if isinstance(col, (pd.Series, pd.api.extensions.ExtensionArray)):
+        return col
+    return np.asarray(col, dtype=object)
 
 
 def long_to_matrices(

@@ -23,6 +23,7 @@ import re
 import numpy as np
 
 from mtl_core.errors import LabError
+from mtl_core.runfile.coded import equals_text, head
 from mtl_core.runfile.report import note
 
 #: pandas' ``read_csv`` default NA strings (``pandas._libs.parsers.STR_NA_VALUES``, pandas
@@ -124,7 +125,7 @@ def drop_blank_edges(
     Raises ``LabError`` when a column without a header name holds values.
     """
     for k, c in enumerate(blank):
-        filled = np.flatnonzero(cols[c] != "")
+        filled = np.flatnonzero(~equals_text(cols[c], ""))
         if filled.size:
             pos = len(cols) - len(blank) + k + 1
             raise LabError(
@@ -136,10 +137,10 @@ def drop_blank_edges(
         return out
     empty = np.ones(len(next(iter(out.values()))), dtype=bool)
     for v in out.values():
-        empty &= v == ""
+        empty &= equals_text(v, "")
     n_tail = len(empty) - (np.flatnonzero(~empty)[-1] + 1 if (~empty).any() else 0)
     if n_tail:
-        out = {c: v[: len(v) - n_tail] for c, v in out.items()}
+        out = {c: head(v, len(v) - n_tail) for c, v in out.items()}
     if blank or n_tail:
         parts = [f"{len(blank)} empty column(s)"] if blank else []
         parts += [f"{n_tail} empty row(s)"] if n_tail else []

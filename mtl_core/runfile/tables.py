@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import json
 import re
 from typing import Any
@@ -29,6 +30,7 @@ import pandas as pd
 from mtl_core.errors import LabError
 from mtl_core.runfile import sheet_habits as habits
 from mtl_core.runfile.bounds import check_columns, check_json_size, check_lines, check_rows
+from mtl_core.runfile.coded import coded_column
 from mtl_core.runfile.encoding import decode, decode_text
 from mtl_core.runfile.formula_escape import escape_cell, escape_frame, unescape_columns
 from mtl_core.runfile.json_layouts import array_columns, flatten_records, object_columns
@@ -103,6 +105,26 @@ def _header(text: str, delim: str, name: str) -> list[str]:
         raise LabError(f"{name}: the header row is not readable ({short(exc)})") from None
 
 
+def _head(text: str, delim: str, rows: int) -> str:
+    """A prefix of ``text`` holding its first ``rows`` rows whole (a quoted cell may span
+    lines), or all of it: the header checks read a few rows, not a copy of the file."""
+    size = 1 << 16
+    while size < len(text):
+        chunk = text[:size]
+        try:
+            got = sum(1 for _ in itertools.islice(_rows(chunk, delim), rows + 1))
+        except csv.Error:
+            got = 0
+        if got > rows:  # a row began after the wanted ones: they are complete
+            return chunk
+        size *= 4
+    return text
+
+
+def _rows(text: str, delim: str) -> Any:
+    return csv.reader(io.StringIO(text, newline=""), delimiter=delim)
+
+
 def _check_header(columns: list[str], name: str) -> None:
     seen = set()
     for c in columns:
@@ -116,7 +138,6 @@ def _check_header(columns: list[str], name: str) -> None:
 
 def _parse_csv(data: bytes, name: str, default: str, limits: bool) -> tuple[Columns, Locate]:
     import pyarrow as pa
-    import pyarrow.compute as pc
     import pyarrow.csv as pacsv
 
     if limits:
@@ -126,7 +147,8 @@ def _parse_csv(data: bytes, name: str, default: str, limits: bool) -> tuple[Colu
         raise LabError(f"{name}: the file is empty")
     text, declared, skipped = habits.strip_preamble(text, name)
     delim = declared or (" " if habits.r_space_delimited(text) else sniff_delimiter(text, default))
-    header = habits.r_row_names(text, delim, _header(text, delim, name), name)
+    top = _head(text, delim, 6)  # the header and R's row-name check need the first rows only
+    header = habits.r_row_names(top, delim, _header(top, delim, name), name)
     headerless = _numeric_header(header)
     if headerless is None and len(header) == 1:  # np.savetxt's default: space-separated
         spaced = _numeric_header(header[0].split())
@@ -171,10 +193,7 @@ def _parse_csv(data: bytes, name: str, default: str, limits: bool) -> tuple[Colu
         raise LabError(f"{name}: has a header but no rows")
     if limits:
         check_rows(table.num_rows, name)  # before every cell becomes a Python object
-    cols = {
-        h.strip(): pc.utf8_trim_whitespace(table.column(k)).to_numpy(zero_copy_only=False)
-        for k, h in enumerate(header)
-    }
+    cols = {h.strip(): coded_column(table.column(k)) for k, h in enumerate(header)}
     cols = habits.drop_blank_edges(cols, blank, name)
     cols = unescape_columns(cols)  # undo the writer's formula escaping (exact round trip)
     first = (1 if headerless else 2) + skipped

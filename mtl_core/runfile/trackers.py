@@ -23,6 +23,7 @@ import pandas as pd
 from mtl_core.errors import LabError
 from mtl_core.runfile import tb_conventions as conv
 from mtl_core.runfile.cells import to_numbers
+from mtl_core.runfile.coded import remember
 from mtl_core.runfile.messages import Locate
 from mtl_core.runfile.report import ReadOptions, note, pattern_used
 
@@ -101,29 +102,33 @@ def read_step_columns(
         )
     else:
         steps = to_numbers(cols[step_col], step_col, name, locate, allow_empty=True)
-    keys = ("step", "source", "target", "affinity", "measure", "order")
+    keys = ("step", "cell", "affinity", "order")
     parts: dict[str, list[np.ndarray]] = {k: [] for k in keys}
     if run_col is not None:
         parts["run"] = []
     if run_col is not None:
         runs = np.array([str(v) for v in cols[run_col]], dtype=object)
     unstepped = 0
-    for k, (col, cell) in enumerate(cells):
+    for k, (col, _) in enumerate(cells):
         vals = to_numbers(cols[col], col, name, locate, allow_empty=True)  # text is refused
         unstepped += int((~np.isnan(vals) & np.isnan(steps)).sum())
         rows = np.flatnonzero(~np.isnan(vals) & ~np.isnan(steps))
         parts["step"].append(steps[rows])
         parts["affinity"].append(vals[rows])
-        parts["source"].append(np.full(rows.size, cell.source, dtype=object))
-        parts["target"].append(np.full(rows.size, cell.target, dtype=object))
-        parts["measure"].append(np.full(rows.size, cell.measure, dtype=object))
+        parts["cell"].append(np.full(rows.size, k, dtype=np.int32))
         if run_col is not None:
-            parts["run"].append(runs[rows])
+            parts["run"].append(rows)
         parts["order"].append(rows * len(cells) + k)
     if unstepped:
         note(f"{name}: {unstepped} logged values in rows with an empty {step_col!r} left out")
     order = np.argsort(np.concatenate(parts.pop("order")), kind="stable")
     out = {k: np.concatenate(v)[order] for k, v in parts.items()}
+    # names as codes into the cells (and the runs): one str per cell, not per value
+    per_cell = out.pop("cell")
+    for key in ("source", "target", "measure"):
+        out[key] = _names([getattr(cell, key) for _, cell in cells], per_cell)
+    if run_col is not None:
+        out["run"] = _names(list(runs), out["run"])
     if out["step"].size and not np.all(out["step"] == np.round(out["step"])):
         raise LabError(f"{name}: column {step_col!r} holds steps that are not whole numbers")
     out["step"] = out["step"].astype(np.int64)
@@ -136,6 +141,17 @@ def read_step_columns(
         f"steps from {step_col!r}{runs_from}; empty cells = not logged at that step"
     )
     return out
+
+
+def _names(names: list, codes: np.ndarray) -> np.ndarray:
+    """``names[codes]`` as an object array (rows,), coded (:mod:`mtl_core.runfile.coded`)
+    when every name is text."""
+    uniques = np.array(names, dtype=object)
+    if not all(isinstance(v, str) for v in names):
+        return uniques[codes]
+    import pyarrow as pa
+
+    return remember(uniques, codes, pa.array(names, type=pa.string()))
 
 
 _SUFFIXES = ("_step", "_epoch")

@@ -15,6 +15,7 @@ import pandas as pd
 
 from mtl_core.errors import LabError
 from mtl_core.runfile.cells import drop_blank_run, to_labels, to_numbers, to_steps
+from mtl_core.runfile.coded import frame_text
 from mtl_core.runfile.messages import WIDE_NOTE, Locate, close, fail
 from mtl_core.runfile.report import left_out, measure_assumed, note
 from mtl_core.runfile.schema import (
@@ -130,11 +131,11 @@ def validate_affinity(
         raise fail(name, locate, "wall_time", np.isinf(wall), lambda i: "is infinite")
     df = pd.DataFrame(
         {
-            "run": run,
+            "run": frame_text(run),
             "step": step,
-            "measure": measure_col,
-            "source": src,
-            "target": tgt,
+            "measure": frame_text(measure_col),
+            "source": frame_text(src),
+            "target": frame_text(tgt),
             "affinity": aff,
             "wall_time": wall,
         },

@@ -12,8 +12,8 @@ descriptions, worker count, niceness, stopping a process).
     info = runner.wait(run_id, on_progress=print)
 """
 
-from mtl_core.runner.procs import default_max_workers, pid_alive
-from mtl_core.runner.supervisor import Runner, check_finished
+from mtl_core.runner.procs import check_finished, default_max_workers, pid_alive
+from mtl_core.runner.supervisor import Runner
 from mtl_core.runner.worker import DEFAULT_TRAIN
 
 __all__ = ["DEFAULT_TRAIN", "Runner", "check_finished", "default_max_workers", "pid_alive"]

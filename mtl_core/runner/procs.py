@@ -13,7 +13,12 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from mtl_core.errors import LabError
+
+if TYPE_CHECKING:
+    from mtl_core.store import RunInfo
 
 #: Exit codes of a worker that could not record its run's outcome because the store's file
 #: failed (``mtl_core.store.faults.KINDS``), so the supervisor can say why.
@@ -235,3 +240,11 @@ __all__ = [
     "store_fault_words",
     "watch_parent",
 ]
+
+
+def check_finished(info: RunInfo) -> RunInfo:
+    """Return ``info`` if the run finished, else raise a LabError saying how it ended."""
+    if info.status == "finished":
+        return info
+    reason = f": {info.error}" if info.error else ""
+    raise LabError(f"run {info.id} {info.status}{reason}")

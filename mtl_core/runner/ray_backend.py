@@ -32,7 +32,13 @@ from typing import Any
 from mtl_core.config import RunConfig
 from mtl_core.errors import LabError
 from mtl_core.events import MetricRow, StepEvent
-from mtl_core.runner.ray_cluster import cluster_gpus, connect, first_line, run_resources
+from mtl_core.runner.ray_cluster import (
+    cluster_gpus,
+    connect,
+    first_line,
+    run_resources,
+    runner_ray_address,
+)
 from mtl_core.runner.worker import Cancelled, Rate, check_finite, resolve
 from mtl_core.scenarios import table_files
 from mtl_core.store import Store
@@ -372,3 +378,21 @@ class RayBackend:
 
 
 __all__ = ["RayBackend", "RayRun", "StepSink", "event_from_plain", "event_to_plain", "remote_train"]
+
+
+def backend_for(
+    address: str | None,
+    store: Store,
+    train_ref: str,
+    *,
+    cancel_grace_s: float,
+    record: Callable[..., Any],
+) -> RayBackend | None:
+    """The runner's Ray backend for ``address`` (None: ``$MTL_LAB_RAY_ADDRESS``; "" or unset:
+    None, runs stay in local processes). Ray itself is imported only when the backend
+    connects, so nothing imports it without an address."""
+    if address is None:
+        address = runner_ray_address()
+    if not address:
+        return None
+    return RayBackend(store, address, train_ref, cancel_grace_s=cancel_grace_s, record=record)

@@ -29,7 +29,7 @@ reason; when not even the outcome can be written, this runner keeps it
 can) and its supervisor backs off instead of retrying every pass. A worker whose runner's
 process is killed stops by itself (``interrupted``; :func:`~mtl_core.runner.procs.watch_parent`).
 
-Every pass also advances lessons (:mod:`mtl_core.lesson.workflow`): when a lesson's together run
+Every pass also advances lessons (:mod:`mtl_core.lesson.passes`): when a lesson's together run
 has ended, the supervisor queues its grouped run, once, in the store transaction that claims it,
 so the lesson finishes whether or not anyone keeps its page open.
 
@@ -56,7 +56,7 @@ from mtl_core.accounts.access import Actor, check_modify
 from mtl_core.accounts.quota import Limits, check_config
 from mtl_core.config import RunConfig
 from mtl_core.errors import LabError
-from mtl_core.lesson.workflow import LessonAdvancer, LessonsAhead, ahead_positions
+from mtl_core.lesson.passes import LessonAdvancer, LessonsAhead, ahead_positions
 from mtl_core.runner.procs import (
     default_max_workers,
     describe_exit,
@@ -64,6 +64,7 @@ from mtl_core.runner.procs import (
     stop_process,
     store_fault_words,
 )
+from mtl_core.runner.ray_backend import backend_for
 from mtl_core.runner.standby import StandbyPool
 from mtl_core.runner.store_faults import Backoff, PendingOutcomes
 from mtl_core.runner.worker import train_ref, worker_main
@@ -136,7 +137,13 @@ class Runner:
         self.cancel_grace_s = float(cancel_grace_s)
         self._pending = PendingOutcomes(self.store)  # outcomes the store could not take yet
         self._backoff = Backoff(self.poll_s)
-        self._ray = self._ray_backend(ray_address)
+        self._ray = backend_for(
+            ray_address,
+            self.store,
+            self.train_ref,
+            cancel_grace_s=self.cancel_grace_s,
+            record=self._pending.record,
+        )
         if max_workers:
             self.max_workers = int(max_workers)
         else:
@@ -347,8 +354,8 @@ class Runner:
     def tick(self) -> None:
         """One supervisor pass: reap dead workers, enforce cancels, recover, queue the grouped
         run of every lesson whose together run has ended
-        (:class:`mtl_core.lesson.workflow.LessonAdvancer`), when idle queue a lesson ahead
-        (:class:`~mtl_core.lesson.workflow.LessonsAhead`, off by default), launch queued."""
+        (:class:`mtl_core.lesson.passes.LessonAdvancer`), when idle queue a lesson ahead
+        (:class:`~mtl_core.lesson.passes.LessonsAhead`, off by default), launch queued."""
         with self._lock:
             self._reap()
             if self._ray is not None:
@@ -468,39 +475,12 @@ class Runner:
             elif waited > self.cancel_grace_s:
                 proc.terminate()
 
-    def _ray_backend(self, address: str | None) -> Any:
-        """The Ray backend for ``address`` (None: ``$MTL_LAB_RAY_ADDRESS``), or None for
-        local processes. Ray is imported only here, only when an address is set."""
-        if address is None:
-            from mtl_core.runner.ray_cluster import runner_ray_address
-
-            address = runner_ray_address()
-        if not address:
-            return None
-        from mtl_core.runner.ray_backend import RayBackend
-
-        return RayBackend(
-            self.store,
-            address,
-            self.train_ref,
-            cancel_grace_s=self.cancel_grace_s,
-            record=self._pending.record,
-        )
-
     @staticmethod
     def _safe(fn: Callable[[], Any]) -> None:
         try:
             fn()
         except Exception as exc:
             sys.stderr.write(f"mtl_core.runner: {exc!r}\n")
-
-
-def check_finished(info: RunInfo) -> RunInfo:
-    """Return ``info`` if the run finished, else raise a LabError saying how it ended."""
-    if info.status == "finished":
-        return info
-    reason = f": {info.error}" if info.error else ""
-    raise LabError(f"run {info.id} {info.status}{reason}")
 
 
 # Stop our workers when the process exits normally, so their runs end `interrupted` instead of

@@ -21,6 +21,12 @@ writes a file the lab's upload page and ``python -m mtl_core import`` read.
         logger.log_losses(step, losses)
     logger.save("my_run.zip")
 
+Live: ``AffinityLogger(..., live="runs/live1")`` (a log folder) or ``live=".lab/store.sqlite"``
+(a store run the app's Explore page follows), or both in a list, appends the steps as they are
+measured, flushed every ``flush_every`` measured steps or ``flush_s`` seconds, whichever comes
+first; ``close()`` (or ``with AffinityLogger(...) as logger:``) writes the rest and ends the run.
+See docs/live.md.
+
 This module imports torch; the store and file format modules do not.
 """
 
@@ -38,7 +44,7 @@ from torch import nn
 
 from mtl_core import measures as registry
 from mtl_core.errors import LabError
-from mtl_core.events import BATCH_SPLIT
+from mtl_core.events import BATCH_SPLIT, MetricRow, StepEvent
 from mtl_core.runfile import (
     METRIC_FRAME,
     ParsedRun,
@@ -74,6 +80,10 @@ class AffinityLogger:
         :func:`mtl_core.measures.logger_names` (the registry's shared-step measures), by name
         or alias (``"TAG"``); raises LabError for another.
     task_types, config, notes, name : stored in the file's metadata.
+    live : where to append while training (:func:`mtl_core.live.open_sinks`): a folder path,
+        a store path (``.sqlite``/``.db``), a ``Store``, a ``LiveSink``, or a list of them.
+        Started at the first measured step. Raises LabError for a folder already holding a log.
+    flush_every, flush_s : with ``live``, append after this many measured steps or seconds.
     """
 
     def __init__(
@@ -90,6 +100,9 @@ class AffinityLogger:
         config: dict[str, Any] | None = None,
         notes: str = "",
         name: str = "",
+        live: Any = None,
+        flush_every: int = 10,
+        flush_s: float = 5.0,
     ) -> None:
         if int(every) < 1:
             raise LabError(f"every must be a positive integer, got {every}")
@@ -114,6 +127,22 @@ class AffinityLogger:
         self._calls = 0
         self._mats: dict[str, list[tuple[int, float, np.ndarray]]] = {m: [] for m in measures}
         self._metrics: list[tuple[int, str, str, str, float]] = []
+        if int(flush_every) < 1 or not float(flush_s) >= 0:
+            raise LabError(
+                f"flush_every must be >= 1 and flush_s >= 0, got {flush_every}, {flush_s}"
+            )
+        from mtl_core.live import open_sinks
+
+        self.sinks = open_sinks(live, name)
+        self.flush_every = int(flush_every)
+        self.flush_s = float(flush_s)
+        self._started = False
+        self._closed = False
+        self._pending: dict[int, StepEvent] = {}
+        self._pending_wall: dict[int, float] = {}
+        self._t0 = time.monotonic()
+        self._last_flush = time.monotonic()
+        self._since_flush = 0
 
     # ------------------------------------------------------------------ logging
 
@@ -165,7 +194,71 @@ class AffinityLogger:
         now = time.time()
         for m, a in out.items():
             self._mats[m].append((int(step), now, a))
+        if self.sinks:
+            self._event(step).affinity.update(out)
+            self._pending_wall[int(step)] = now
+            self._since_flush += 1
+            self._maybe_flush()
         return out
+
+    # ------------------------------------------------------------------ live
+
+    def _event(self, step: int) -> StepEvent:
+        ev = self._pending.get(int(step))
+        if ev is None:
+            ev = StepEvent(int(step), 0, list(self.tasks), {})
+            self._pending[int(step)] = ev
+        ev.elapsed_s = time.monotonic() - self._t0
+        return ev
+
+    def _maybe_flush(self) -> None:
+        due_n = self._since_flush >= self.flush_every
+        due_t = time.monotonic() - self._last_flush >= self.flush_s
+        if due_n or due_t:
+            self.flush()
+
+    def flush(self) -> int:
+        """Append every pending step to the live destinations now; returns how many steps
+        (0 without ``live``). A step whose losses arrive after its flush is appended again
+        with them (the store and the folder's readers keep the latest values)."""
+        if not self.sinks or not self._pending:
+            return 0
+        if self._closed:
+            raise LabError("the logger is closed; make a new one for another run")
+        if not self._started:
+            meta = self.parsed_meta()
+            for sink in self.sinks:
+                sink.start(list(self.tasks), dict(self.task_types), meta)
+            self._started = True
+        events = [self._pending[s] for s in sorted(self._pending)]
+        for sink in self.sinks:
+            sink.write(events, dict(self._pending_wall))
+        self._pending.clear()
+        self._pending_wall.clear()
+        self._since_flush = 0
+        self._last_flush = time.monotonic()
+        return len(events)
+
+    def close(self, status: str = "finished") -> None:
+        """Flush what is pending and end the live run(s) with ``status`` (the store run
+        stops showing as running; the folder's ``meta.json`` says ``"live": false``).
+        Idempotent; a no-op without ``live``."""
+        if self._closed or not self.sinks:
+            return
+        self.flush()
+        if self._started:
+            for sink in self.sinks:
+                sink.close(status)
+        self._closed = True
+
+    def __enter__(self) -> AffinityLogger:
+        return self
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        if exc_type is None:
+            self.close("finished")
+        else:
+            self.close("interrupted" if issubclass(exc_type, KeyboardInterrupt) else "failed")
 
     def log_losses(
         self, step: int, losses: torch.Tensor | Sequence[float], split: str = BATCH_SPLIT
@@ -176,12 +269,17 @@ class AffinityLogger:
             raise LabError(f"got {len(vals)} losses for {len(self.tasks)} tasks")
         for t, v in zip(self.tasks, vals):
             self.log_metric(step, t, split, "loss", float(v))
+        if self.sinks and split == BATCH_SPLIT:
+            self._event(step).train_loss.update({t: float(v) for t, v in zip(self.tasks, vals)})
+            self._maybe_flush()
 
     def log_metric(self, step: int, task: str, split: str, metric: str, value: float) -> None:
         """Record one metric value (e.g. validation accuracy)."""
         if task not in self.tasks:
             raise LabError(f"unknown task {task!r}; tasks are {', '.join(self.tasks)}")
         self._metrics.append((int(step), task, split, metric, float(value)))
+        if self.sinks and not (split == BATCH_SPLIT and metric == "loss"):
+            self._event(step).metrics.append(MetricRow(task, split, metric, float(value)))
 
     # ------------------------------------------------------------------ results
 
@@ -211,12 +309,7 @@ class AffinityLogger:
         aff = pd.concat(parts, ignore_index=True)
         met = pd.DataFrame([("", *r) for r in self._metrics], columns=METRIC_FRAME)
         met = met.astype({"step": np.int64, "value": np.float64})
-        meta: dict[str, Any] = {"name": self.name} if self.name else {}
-        if self.config:
-            meta["config"] = self.config
-        if self.notes:
-            meta["notes"] = self.notes
-        meta["logger"] = "mtl_core.train.logger.AffinityLogger"
+        meta = self.parsed_meta()
         return ParsedRun(
             tasks=list(self.tasks),
             task_types=dict(self.task_types),
@@ -226,6 +319,16 @@ class AffinityLogger:
             runs=[""],
             tasks_declared=True,
         )
+
+    def parsed_meta(self) -> dict[str, Any]:
+        """The run's metadata: name, config, notes and the logger's name."""
+        meta: dict[str, Any] = {"name": self.name} if self.name else {}
+        if self.config:
+            meta["config"] = self.config
+        if self.notes:
+            meta["notes"] = self.notes
+        meta["logger"] = "mtl_core.train.logger.AffinityLogger"
+        return meta
 
     def save(self, path: str | Path) -> Path:
         """Write the run file (``.zip`` keeps metrics and metadata; ``.csv``/``.parquet``/

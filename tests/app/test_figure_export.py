@@ -53,3 +53,29 @@ def test_png_export_without_a_browser_says_what_to_do(monkeypatch):
     monkeypatch.setattr(go.Figure, "to_image", broken)
     with pytest.raises(LabError, match="PNG export needs Chromium"):
         charts.figure_png(_fig())
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/usr/bin/chromium").exists(), reason="PNG export needs Chromium")
+def test_heatmap_png_has_its_title_and_no_blank_half():
+    import io
+
+    from PIL import Image
+
+    from app import captions
+
+    title = captions.export_title(
+        "Affinity averaged over the run", "#3 calm", "lookahead", "steps 1–80"
+    )
+    assert "#3 calm" in title and "lookahead (" in title and "steps 1–80" in title
+    fig = _fig()
+    assert charts.for_export(fig, title).layout.title.text.endswith("steps 1–80")
+    img = np.asarray(
+        Image.open(io.BytesIO(charts.figure_png(fig, scale=1.0, title=title))).convert("L")
+    )
+    inked = img < 200  # drawn pixels (white page is 255)
+    w = img.shape[1]
+    for half in (inked[:, : w // 2], inked[:, w // 2 :]):
+        assert half.any(axis=0).mean() > 0.3, "a half of the PNG is (almost) blank"
+    rows = inked.any(axis=1)
+    assert rows[: len(rows) // 2].mean() > 0.3 and rows[len(rows) // 2 :].mean() > 0.3

@@ -74,7 +74,15 @@ def report():
 
 def test_every_approach_is_reported_per_seed(report):
     a = report["approaches"]
-    assert list(a) == ["tag", "exhaustive", "together", "together_capacity", "single", "random"]
+    assert list(a) == [
+        "tag",
+        "hoa",
+        "exhaustive",
+        "together",
+        "together_capacity",
+        "single",
+        "random",
+    ]
     assert a["random"]["runs"] == 4 and all(a[k]["runs"] == 2 for k in a if k != "random")
     tasks = report["spec"]["tasks"]
     for r in report["runs"]:
@@ -99,6 +107,36 @@ def test_tag_groups_are_the_exact_selection_on_the_cotraining_affinity(report):
         b = r["breakdown"]
         assert r["seconds"] == pytest.approx(b["cotrain"] + b["select"] + b["train"])
         assert r["stopped"] is best.stopped_ is False  # exact DP, far inside its safety stop
+
+
+def test_hoa_groups_are_the_exact_selection_on_the_pair_networks(report):
+    from mtl_core.experiments.hoa import hoa_select
+
+    tasks = report["spec"]["tasks"]
+    for s in range(2):
+        ex = next(r for r in report["runs"] if r["approach"] == "exhaustive" and r["seed"] == s)
+        pairs = {frozenset(n["tasks"]): n["val"] for n in ex["networks"] if len(n["tasks"]) == 2}
+        want, pred, _ = hoa_select(tasks, pairs, 2)
+        hoa = next(r for r in report["runs"] if r["approach"] == "hoa" and r["seed"] == s)
+        assert sorted(map(sorted, hoa["grouping"])) == sorted(map(sorted, want))
+        assert hoa["hoa_predicted_val_loss"] == pytest.approx(pred)
+        b = hoa["breakdown"]
+        assert hoa["seconds"] == pytest.approx(b["pairs"] + b["select"] + b["train"])
+        assert "hoa_from_candidates" in ex
+    vs = report["versus_random"]
+    assert set(vs) == {"tag", "hoa"} and vs["tag"]["pairs"] == 4
+    text = format_report(report)
+    assert "HOA beat" in text and report["spearman"]["explained"] in text
+
+
+def test_hoa_without_exhaustive_trains_the_pairs():
+    ex = CountingExecutor()
+    rep = evaluate(_spec(seeds=1, random_groupings=1), ex)
+    pair_runs = [lab for lab in ex.labels if lab.startswith("hoa/seed0/")]
+    assert len(pair_runs) == 3  # {t0,t1}|{t2,t3}, {t0,t2}|{t1,t3}, {t0,t3}|{t1,t2}
+    assert "hoa/seed0" in ex.labels  # the chosen groups, trained in phase 2
+    hoa = next(r for r in rep["runs"] if r["approach"] == "hoa")
+    assert len(hoa["grouping"]) <= 2 and all(len(g) >= 2 for g in hoa["grouping"])
 
 
 def test_capacity_matched_network_has_the_grouped_parameter_count(report):

@@ -70,8 +70,9 @@ def test_evaluate_with_a_standard_executor_matches_the_serial_one():
         via_futures = evaluate(spec, pool, on_progress=messages.append)
     serial = evaluate(spec, SerialExecutor())
     assert _without_timings(via_futures) == _without_timings(serial)
-    assert messages[0] == "phase 1: 4 training runs"  # cotrain, together, single, 1 random
-    assert messages[-1].startswith("[phase 2 2/2] ")
+    # cotrain, together, single, 1 random, 3 pair runs for HOA (3 tasks: each pair + the rest)
+    assert messages[0] == "phase 1: 7 training runs"
+    assert messages[-1].startswith("[phase 2 3/3] ")  # HOA, TAG, capacity-matched
 
 
 def test_spec_round_trips_as_json_and_builds_from_a_scenario():

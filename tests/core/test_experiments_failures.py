@@ -100,10 +100,13 @@ def test_a_failed_run_is_reported_and_the_sweep_goes_on(tmp_path):
     failed = [(f["phase"], f["label"]) for f in rep["failures"]]
     assert failed == [("phase 1", "cotrain/seed0"), ("phase 1", "random/seed1/0")]
     assert all("no-such-scenario" in f["reason"] for f in rep["failures"])
-    assert "[phase 1 1/8] cotrain/seed0 failed: " in messages[1]
-    # seed 0 has no co-training affinity: no TAG (nor capacity-matched) run, no prediction
+    assert "[phase 1 1/14] cotrain/seed0 failed: " in messages[1]
+    # seed 0 has no co-training affinity: no TAG (nor capacity-matched) run, no prediction;
+    # HOA needs only its pair runs
     by = {(r["approach"], r["seed"]) for r in rep["runs"]}
     assert by == {
+        ("hoa", 0),
+        ("hoa", 1),
         ("tag", 1),
         ("together_capacity", 1),
         ("together", 0),
@@ -113,12 +116,19 @@ def test_a_failed_run_is_reported_and_the_sweep_goes_on(tmp_path):
         ("random", 0),
     }
     assert rep["approaches"]["tag"]["runs"] == 1 and rep["approaches"]["random"]["runs"] == 1
-    assert [r["predicted_value"] for r in rep["runs"] if r["seed"] == 0] == [None, None, None]
+    assert [r["predicted_value"] for r in rep["runs"] if r["seed"] == 0] == [None] * 4
     assert set(rep["comparison"]) >= {"tag_vs_together", "tag_vs_single", "tag_vs_random"}
     table = format_report(rep)
     assert "2 training run(s) failed and are left out:" in table
     assert "  random/seed1/0: " in table and "TAG vs all together" in table
     write_report(rep, tmp_path / "r.csv")  # the rows still write
+
+
+def test_a_failed_pair_run_leaves_out_hoa_of_that_seed_only():
+    rep = evaluate(_spec(random_groupings=0), Poisoning("hoa/seed0/t0,t1|"))
+    assert [f["label"] for f in rep["failures"]] == ["hoa/seed0/t0,t1|t2"]
+    hoa = [r["seed"] for r in rep["runs"] if r["approach"] == "hoa"]
+    assert hoa == [1] and "tag" in rep["approaches"]
 
 
 def test_exhaustive_leaves_out_a_seed_with_a_failed_candidate():
@@ -132,7 +142,7 @@ def test_exhaustive_leaves_out_a_seed_with_a_failed_candidate():
 
 def test_a_phase_where_every_run_failed_stops_the_sweep():
     with pytest.raises(
-        LabError, match="phase 1: all 8 training runs failed; the first: .*no-such-scenario"
+        LabError, match="phase 1: all 14 training runs failed; the first: .*no-such-scenario"
     ):
         evaluate(_spec(), Poisoning(""))
     with pytest.raises(LabError, match="every co-training run failed"):

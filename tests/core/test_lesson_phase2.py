@@ -13,6 +13,7 @@ import pytest
 from mtl_core.accounts.quota import Limits
 from mtl_core.errors import LabError
 from mtl_core.events import StepEvent
+from mtl_core.lesson import passes
 from mtl_core.lesson import workflow as lesson
 from mtl_core.runner import Runner
 from mtl_core.store import TERMINAL, Store
@@ -109,7 +110,7 @@ def test_the_runner_queues_the_grouped_run_as_the_owner_within_the_kept_limits(s
     blocker = [store.create_run(name=f"ann's {i}", owner="ann") for i in range(2)]
     _finish_together(store, ids.together)
     said: list[str] = []
-    advancer = lesson.LessonAdvancer(retry_s=0.0, warn=said.append)
+    advancer = passes.LessonAdvancer(retry_s=0.0, warn=said.append)
     assert store.open_claims(lesson.NOTE_GROUPS_RUN, TERMINAL) == [ids.together]
     assert advancer.pass_(runner, store) == []  # ann has single + 2 queued = 3: at quota
     assert advancer.pass_(runner, store) == []
@@ -182,7 +183,7 @@ def test_a_store_the_lesson_pass_cannot_read_is_said_once(store, monkeypatch):
     not one per pass; once the store reads again, a new fault is said again."""
     runner = Runner(store, train_fn=FAKE, start=False)
     said: list[str] = []
-    advancer = lesson.LessonAdvancer(warn=said.append)
+    advancer = passes.LessonAdvancer(warn=said.append)
 
     def broken(*a, **kw):
         raise LabError("the run store s.sqlite is damaged")

@@ -10,6 +10,7 @@ import pytest
 
 from mtl_core.config import RunConfig
 from mtl_core.errors import LabError
+from mtl_core.lesson import passes
 from mtl_core.lesson import workflow as lesson
 
 
@@ -137,7 +138,7 @@ class _Unowned:
 
 
 def test_lessons_ahead_queue_one_level_per_idle_pass_and_students_follow_them(store):
-    ahead = lesson.LessonsAhead((1.0, 0.5), warn=lambda m: pytest.fail(m))
+    ahead = passes.LessonsAhead((1.0, 0.5), warn=lambda m: pytest.fail(m))
     runner = _Unowned(store)
     (first,) = ahead.pass_(runner, store)
     assert store.get_run(first).config["knobs"]["conflict"] == 1.0
@@ -158,19 +159,19 @@ def test_lessons_ahead_skip_a_level_a_student_already_trained(store):
     mine = _press(store, "browser:a", "class")
     for rid in store.run_ids():
         store.set_status(rid, "finished")
-    ahead = lesson.LessonsAhead((1.0,))
+    ahead = passes.LessonsAhead((1.0,))
     assert ahead.pass_(_Unowned(store), store) == []
     assert store.run_ids() == sorted(mine.ids())
 
 
 def test_ahead_positions_from_the_environment(monkeypatch):
-    monkeypatch.delenv(lesson.AHEAD_ENV, raising=False)
-    assert lesson.ahead_positions() == ()  # off by default
-    assert lesson.ahead_positions(" 1, 0,0.25 ,") == (1.0, 0.0, 0.25)
+    monkeypatch.delenv(passes.AHEAD_ENV, raising=False)
+    assert passes.ahead_positions() == ()  # off by default
+    assert passes.ahead_positions(" 1, 0,0.25 ,") == (1.0, 0.0, 0.25)
     with pytest.raises(LabError, match=r"MTL_LAB_LESSON_AHEAD: '1.5' is no conflict level"):
-        lesson.ahead_positions("1,1.5")
+        passes.ahead_positions("1,1.5")
     with pytest.raises(LabError, match=r"'x' is no conflict level in \[0, 1\]"):
-        lesson.ahead_positions("x")
+        passes.ahead_positions("x")
 
 
 def test_a_follower_who_came_before_the_single_run_finds_it_through_the_state(store):
@@ -183,3 +184,13 @@ def test_a_follower_who_came_before_the_single_run_finds_it_through_the_state(st
     assert store.get_note(first.together, lesson.NOTE_LESSON)["single"] == first.single
     s = state(store, early)
     assert s.ids.single == first.single and set(s.runs) == {"together", "single"}
+
+
+def test_distinct_lessons_queue_fairly_between_students(store):
+    """Student a presses three lessons first, then b one: b's runs start in the first
+    rounds (one run per student per round, FAIR_ORDER), not after a's six."""
+    a = [_press(store, "browser:a", "class", seed=s) for s in range(3)]
+    b = _press(store, "browser:b", "class", seed=9)
+    order = store.queue_order()
+    assert order[:4] == [a[0].together, b.together, a[0].single, b.single]
+    assert order[4:] == [a[1].together, a[1].single, a[2].together, a[2].single]

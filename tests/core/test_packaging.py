@@ -21,9 +21,8 @@ DEFINITIONS = ROOT / "mtl_core" / "scenarios" / "definitions"
 def test_wheel_ships_the_library_its_scenarios_and_the_command(tmp_path):
     # Build from a copy holding only what the build reads, so the checkout gets no build/.
     src = tmp_path / "src"
-    shutil.copytree(
-        ROOT / "mtl_core", src / "mtl_core", ignore=shutil.ignore_patterns("__pycache__")
-    )
+    for pkg in ("mtl_core", "app"):
+        shutil.copytree(ROOT / pkg, src / pkg, ignore=shutil.ignore_patterns("__pycache__"))
     for name in ("pyproject.toml", "README.md"):
         shutil.copy(ROOT / name, src / name)
     dist = tmp_path / "dist"
@@ -46,9 +45,11 @@ def test_wheel_ships_the_library_its_scenarios_and_the_command(tmp_path):
     }
     assert shipped == {p.name for p in DEFINITIONS.glob("*.json")} and shipped
     assert "task-affinity-lab = mtl_core.commands.cli:main" in entry_points
-    # only the library: the app, tests and benchmarks stay in the checkout
+    # the library and the app: tests and benchmarks stay in the checkout
     tops = {n.split("/", 1)[0] for n in names}
-    assert "mtl_core" in tops and all(t == "mtl_core" or t.endswith(".dist-info") for t in tops)
+    assert {"mtl_core", "app"} <= tops
+    assert all(t in ("mtl_core", "app") or t.endswith(".dist-info") for t in tops)
+    assert "app/streamlit_app.py" in names and "app/views/explore/page.py" in names
 
     # The installed copy finds its definitions from another folder (no checkout around).
     env = {**os.environ, "PYTHONPATH": str(tmp_path / "site")}
@@ -71,6 +72,16 @@ def test_wheel_ships_the_library_its_scenarios_and_the_command(tmp_path):
         timeout=60,
     )
     assert Path(r.stdout.strip()).is_relative_to(tmp_path / "site")
+    # `app` finds the installed app's script (not the checkout's)
+    r = subprocess.run(
+        [sys.executable, "-c", "from mtl_core.commands.app import app_script; print(app_script())"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert Path(r.stdout.strip()) == tmp_path / "site" / "app" / "streamlit_app.py", r.stderr
 
 
 def test_help_names_the_command_that_was_typed(monkeypatch):

@@ -1,0 +1,205 @@
+"""Import speed (issue 21, kind 7): the lab's readers against a plain parse of the same file.
+
+Three inputs are written (seeded, in a temporary folder):
+
+- ``long CSV``: a 10-task run logged every 10 of 100k steps in the long form
+  (``step,source,target,measure,affinity``, off-diagonal cells: 900k rows);
+- ``TensorBoard``: one event file of 2M scalars, one ``Event`` per scalar as
+  ``SummaryWriter.add_scalar`` writes them (tags ``affinity/<source>/<target>``, 10 tasks);
+- ``W&B history``: a wide per-step table as ``run.history()`` exports it (``_step`` and one
+  column per cell, ``affinity/<source>/<target>``): 2k steps x 400 cells (21 tasks' 420
+  off-diagonal pairs, the first 400), 5% of the cells empty (not logged at that step).
+
+Each is read by the lab (``read_run_file``: every check, the one non-finite rule, the run in
+memory) and by a baseline in the same run: ``pandas.read_csv`` of the CSV files, and a plain
+proto pass over the event file (split the records, ``Event.FromString`` each, collect
+``(tag, step, value)``; no CRC, no checks). Every measurement runs in a fresh process, the
+best of ``--repeat`` reads; peak MB is that process's peak RSS growth over its state before the
+first read (Arrow's memory included), per million imported cells in the last column.
+
+    nice python -m bench.import_speed [--repeat 3] [--steps 100000] [--scalars 2000000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import struct
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from bench.long_logs import _peak_mb, in_process
+
+TASKS = 10
+
+
+def write_long(path: Path, steps: int, every: int = 10, seed: int = 0) -> int:
+    """The long-form CSV (off-diagonal cells of ``TASKS`` tasks every ``every`` steps);
+    returns its rows."""
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    names = np.array([f"task_{i:02d}" for i in range(TASKS)], dtype=object)
+    src, tgt = np.divmod(np.arange(TASKS * TASKS), TASKS)
+    off = src != tgt
+    logged = np.arange(every, steps + 1, every)
+    k = int(off.sum())
+    df = pd.DataFrame(
+        {
+            "step": np.repeat(logged, k),
+            "source": np.tile(names[src[off]], len(logged)),
+            "target": np.tile(names[tgt[off]], len(logged)),
+            "measure": "lookahead",
+            "affinity": rng.normal(0, 0.01, len(logged) * k),
+        }
+    )
+    df.to_csv(path, index=False, float_format="%.6g")
+    return len(df)
+
+
+def write_wandb(path: Path, steps: int = 2000, cells: int = 400, seed: int = 0) -> int:
+    """A W&B ``run.history()`` export: ``_step`` plus ``cells`` affinity columns, 5% of the
+    values empty; returns the number of logged (non-empty) cells."""
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    n = 21
+    pairs = [(a, b) for a in range(n) for b in range(n) if a != b][:cells]
+    values = rng.normal(0, 0.01, (steps, cells))
+    values[rng.random((steps, cells)) < 0.05] = np.nan
+    df = pd.DataFrame(values, columns=[f"affinity/t{a:02d}/t{b:02d}" for a, b in pairs])
+    df.insert(0, "_step", np.arange(steps))
+    df.to_csv(path, index=False, float_format="%.6g")
+    return int(np.isfinite(values).sum())
+
+
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        b, n = n & 0x7F, n >> 7
+        out.append(b | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
+
+
+def write_events(folder: Path, scalars: int) -> int:
+    """One event file of about ``scalars`` scalars (one ``Event`` per scalar, ``step``,
+    ``wall_time`` and one ``simple_value``), encoded directly as protobuf wire bytes (the
+    first record is checked against TensorBoard's own ``Event`` parse); returns how many."""
+    from tensorboard.compat.proto.event_pb2 import Event
+
+    from mtl_core.runfile.tfrecord import masked_crc
+
+    names = [f"task{i:02d}" for i in range(TASKS)]
+    tags = [f"affinity/{a}/{b}".encode() for a in names for b in names if a != b]
+    steps = max(1, scalars // len(tags))
+    pack_d, pack_f = struct.Struct("<d").pack, struct.Struct("<f").pack
+    folder.mkdir(parents=True, exist_ok=True)
+    out = bytearray()
+
+    def record(body: bytes) -> None:
+        head = struct.pack("<Q", len(body))
+        out.extend(head + struct.pack("<I", masked_crc(head)))
+        out.extend(body + struct.pack("<I", masked_crc(body)))
+
+    record(Event(wall_time=1.7e9, file_version="brain.Event:2").SerializeToString())
+    first = None
+    for s in range(steps):
+        head = b"\x09" + pack_d(1.7e9 + s) + b"\x10" + _varint(s * 10)
+        for k, tag in enumerate(tags):
+            value = 0.001 * ((s * 31 + k * 17) % 200 - 100)
+            val = b"\x0a" + _varint(len(tag)) + tag + b"\x15" + pack_f(value)
+            summary = b"\x0a" + _varint(len(val)) + val
+            body = head + b"\x2a" + _varint(len(summary)) + summary
+            first = first or body
+            record(body)
+    ev = Event.FromString(first)
+    assert ev.step == 0 and ev.summary.value[0].tag == tags[0].decode(), ev
+    (folder / "events.out.tfevents.1700000000.bench").write_bytes(bytes(out))
+    return steps * len(tags)
+
+
+def _best(fn, repeat: int) -> tuple[float, float, int]:
+    """Best seconds of ``repeat`` calls of ``fn() -> cells``, peak RSS growth (MB), cells."""
+    before = _peak_mb()
+    best, cells = float("inf"), 0
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        cells = fn()
+        best = min(best, time.perf_counter() - t0)
+    return best, _peak_mb() - before, cells
+
+
+def _pandas(path: str, repeat: int, q) -> None:
+    import pandas as pd
+
+    q.put(_best(lambda: int(pd.read_csv(path).shape[0]), repeat))
+
+
+def _proto(folder: str, repeat: int, q) -> None:
+    from tensorboard.compat.proto.event_pb2 import Event
+
+    def run() -> int:
+        out: list[tuple[str, int, float]] = []
+        header = struct.Struct("<QI")
+        for f in sorted(Path(folder).glob("*tfevents*")):
+            buf = f.read_bytes()
+            pos, end = 0, len(buf)
+            while pos + 12 <= end:
+                (length, _) = header.unpack_from(buf, pos)
+                ev = Event.FromString(buf[pos + 12 : pos + 12 + length])
+                pos += 16 + length
+                for v in ev.summary.value:
+                    out.append((v.tag, ev.step, v.simple_value))
+        return len(out)
+
+    q.put(_best(run, repeat))
+
+
+def _lab(path: str, repeat: int, q) -> None:
+    from mtl_core.runfile import read_run_file
+
+    def run() -> int:
+        parsed = read_run_file(Path(path))
+        return int(parsed.affinity["affinity"].notna().sum())
+
+    q.put(_best(run, repeat))
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--steps", type=int, default=100_000)
+    ap.add_argument("--scalars", type=int, default=2_000_000)
+    args = ap.parse_args()
+    # speed, not policy: the readers' size limits (MTL_LAB_MAX_CELLS) are lifted
+    os.environ.setdefault("MTL_LAB_MAX_CELLS", "0")
+    tmp = Path(tempfile.mkdtemp(prefix="import_speed_"))
+    long_csv, wandb_csv, tb = tmp / "long.csv", tmp / "history.csv", tmp / "tb"
+    inputs = [
+        (f"long CSV ({write_long(long_csv, args.steps):,} rows)", long_csv, "pandas.read_csv"),
+        (f"W&B history (2k x 400, {write_wandb(wandb_csv):,} cells)", wandb_csv, "pandas.read_csv"),
+        (f"TensorBoard ({write_events(tb, args.scalars):,} scalars)", tb, "plain proto pass"),
+    ]
+    print(
+        f"Import speed, best of {args.repeat}; load average "
+        f"{'/'.join(f'{x:.1f}' for x in os.getloadavg())}, {os.cpu_count()} cores"
+    )
+    print("| input | lab s | baseline | baseline s | x baseline | lab peak MB | MB per M cells |")
+    print("|---|---|---|---|---|---|---|")
+    for label, path, base_name in inputs:
+        base = _proto if path == tb else _pandas
+        base_s, _, _ = in_process(base, str(path), args.repeat)
+        lab_s, lab_mb, cells = in_process(_lab, str(path), args.repeat)
+        print(
+            f"| {label} | {lab_s:.2f} | {base_name} | {base_s:.2f} | {lab_s / base_s:.1f} "
+            f"| {lab_mb:.0f} | {lab_mb / (cells / 1e6):.0f} |"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

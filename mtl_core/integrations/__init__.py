@@ -1,0 +1,1 @@
+"""Adapters to other training frameworks (each imports its framework lazily, guarded)."""

@@ -111,9 +111,12 @@ def test_exports_carry_title_and_name_at_twice_the_scale():
 @pytest.mark.skipif(not Path("/usr/bin/chromium").exists(), reason="PNG export needs Chromium")
 def test_png_export_is_at_least_twice_the_figure_size():
     fig = heatmaps.heatmap(_matrix(3), list("abc"), title="Step 5")
+    layout = charts.for_export(fig, "Step 5 · #3 calm · lookahead (% loss change)").layout
     png = charts.figure_png(fig, title="Step 5 · #3 calm · lookahead (% loss change)")
     width = int.from_bytes(png[16:20], "big")
-    assert width >= 2 * charts.EXPORT_WIDTH
+    height = int.from_bytes(png[20:24], "big")
+    assert width >= charts.EXPORT_SCALE * layout.width >= 2 * 600
+    assert height >= charts.EXPORT_SCALE * layout.height
 
 
 def test_default_threshold_splits_an_all_positive_matrix():

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -140,19 +141,21 @@ def test_each_job_is_a_ray_task_with_its_resources_and_failures_are_reported(ray
 @pytest.mark.ray
 def test_same_sweep_same_numbers_on_ray_and_local_processes(ray_cluster, tmp_path):
     spec = _spec()
+    said: list[str] = []
     with LocalProcessExecutor(1) as ex:
-        local = evaluate(spec, ex)
+        local = evaluate(spec, ex, on_progress=said.append)
     messages: list[str] = []
     with RayExecutor(ray_cluster) as ex:
         on_ray = evaluate(spec, ex, on_progress=messages.append)
     assert _without_timings(on_ray) == _without_timings(local)
     assert on_ray["failures"] == [] and on_ray["approaches"]["tag"]["runs"] == 1
-    assert messages[0] == "phase 1: 3 training runs"
-    assert sorted(m.split("] ")[1].split(" (")[0] for m in messages[1:4]) == [
-        "cotrain/seed0",
-        "single/seed0",
-        "together/seed0",
-    ]
+    # the same plan on both (co-training + random + HOA's pair runs)
+    plan = re.fullmatch(r"phase 1: (\d+) training runs", messages[0])
+    assert messages[0] == said[0] and plan
+    n = int(plan.group(1))
+    names = sorted(m.split("] ")[1].split(" (")[0] for m in messages[1 : 1 + n])
+    assert {"cotrain/seed0", "single/seed0", "together/seed0"} <= set(names)
+    assert len(names) == n and sum(x.startswith("hoa/seed0/") for x in names) == n - 3
     # the CLI, pointed at the cluster by RAY_ADDRESS, gives the same report
     out = tmp_path / "eval.json"
     r = _cli(
@@ -179,7 +182,7 @@ def test_same_sweep_same_numbers_on_ray_and_local_processes(ray_cluster, tmp_pat
         env={"RAY_ADDRESS": ray_cluster},
     )
     assert r.returncode == 0, r.stderr[-3000:]
-    assert "[phase 2 2/2]" in r.stderr and "TAG vs all together" in r.stdout
+    assert "[phase 2 3/3]" in r.stderr and "TAG vs all together" in r.stdout
     assert _without_timings(json.loads(out.read_text())) == _without_timings(
         json.loads(json.dumps(local))
     )

@@ -84,6 +84,9 @@ class LessonState:
     cross: float
     finished: bool
     verdict: str
+    #: the together run's note promises a grouped run nobody has queued yet (False for a
+    #: run that was never a lesson's: nothing will ever queue its groups)
+    groups_pending: bool = False
 
     @property
     def statuses(self) -> dict[str, str]:
@@ -99,8 +102,9 @@ class LessonState:
     @property
     def active(self) -> bool:
         """Whether anything may still change: a run queued or running, or the grouped run
-        still to be queued."""
-        return self.ids.groups is None or any(r.is_active for r in self.runs.values())
+        still to be queued (only a lesson's together run ever gets one)."""
+        pending = self.ids.groups is None and self.groups_pending
+        return pending or any(r.is_active for r in self.runs.values())
 
 
 def state(reader: LessonReader, ids: LessonIds) -> LessonState:
@@ -108,7 +112,8 @@ def state(reader: LessonReader, ids: LessonIds) -> LessonState:
 
     LabError when one of its runs does not exist (or ``reader`` may not show it).
     """
-    note = reader.get_note(ids.together, NOTE_GROUPS_RUN) or {}
+    claim = reader.get_note(ids.together, NOTE_GROUPS_RUN)  # None: never a lesson's run
+    note = claim or {}
     groups_id = ids.groups
     if groups_id is None and note.get("run_id") is not None:
         groups_id = int(note["run_id"])
@@ -160,6 +165,7 @@ def state(reader: LessonReader, ids: LessonIds) -> LessonState:
         cross=cross,
         finished=len(runs) == 3 and all(r.status == "finished" for r in runs.values()),
         verdict=verdict(loss),
+        groups_pending=groups_id is None and claim is not None,
     )
 
 

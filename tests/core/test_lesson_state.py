@@ -87,3 +87,13 @@ def test_batched_steps_store_what_single_steps_store(store):
     pd.testing.assert_frame_equal(store.metrics(one), store.metrics(many))
     ra, rb = store.get_run(one), store.get_run(many)
     assert (ra.steps_done, ra.last_step) == (rb.steps_done, rb.last_step) == (25, 25)
+
+
+def test_a_run_that_is_no_lesson_is_not_waited_on(store):
+    """A finished run opened as a lesson (``/learn?lesson=N,,`` for any run N) has no grouped
+    run to wait for: the page must not poll it forever."""
+    from tests.helpers.app_fixtures import seed_run
+
+    rid = seed_run(store, name="plain", steps=10)
+    s = state(store, lesson.LessonIds(together=rid, groups=None, single=None))
+    assert not s.groups_pending and not s.active

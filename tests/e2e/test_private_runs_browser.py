@@ -136,8 +136,9 @@ def test_a_student_never_sees_another_students_private_run(app, browser):
 
 
 @pytest.mark.xfail(
-    reason="since main 5db2a57 the teacher's /learn?lesson=<a non-lesson run>,, does not draw "
-    "its title within 60 s (open: page error or stall, not yet diagnosed)",
+    reason="the Learn page no longer polls a run that is no lesson's (LessonState."
+    "groups_pending); this test passes alone, but after the student test on a loaded 2-core "
+    "machine it still timed out once (not diagnosed)",
     strict=False,
 )
 def test_a_lesson_link_opened_by_the_teacher_queues_nothing(app, browser):

@@ -290,18 +290,24 @@ def _best_lines(fb: dict[str, Any]) -> list[str]:
     return ["found the exhaustive best grouping: " + "; ".join(parts)] if parts else []
 
 
+def _lower(v: float) -> str:
+    """A relative loss change in words: ``0.05`` -> "5.0% lower", ``-0.05`` -> "5.0% HIGHER"
+    (a negative "lower" read as a gain; issue 20: say so when a method loses)."""
+    return f"{v * 100:.1f}% lower" if v >= 0 else f"{-v * 100:.1f}% HIGHER"
+
+
 def _headlines(c: dict[str, Any], sp: dict[str, Any]) -> list[str]:
     lines = []
     for me, name in (("tag", "TAG"), ("hoa", "HOA")):
         if f"{me}_vs_together" in c:
             v = c[f"{me}_vs_together"]
             lines.append(
-                f"{name} vs all together: {v * 100:.1f}% lower total test loss "
+                f"{name} vs all together: {_lower(v)} total test loss "
                 f"({'meets' if v >= 0.10 else 'misses'} the 10% target)"
             )
         if f"{me}_vs_random" in c:
             lines.append(
-                f"{name} vs random groups: {c[f'{me}_vs_random'] * 100:.1f}% lower total test "
+                f"{name} vs random groups: {_lower(c[f'{me}_vs_random'])} total test "
                 "loss (mean over runs)"
             )
         if f"{me}_over_exhaustive" in c:

@@ -180,3 +180,11 @@ def test_finds_best_counts_exact_matches_with_wilson_interval():
     assert fb["tag"]["ci95"] == pytest.approx([ci.low, ci.high])
     assert 0 < fb["tag"]["ci95"][0] < 0.5 < fb["tag"]["ci95"][1] < 1
     assert finds_best(runs[2:]) == {}
+
+
+def test_a_loss_to_random_groups_reads_as_higher_loss():
+    """A negative gain is said as HIGHER loss, never as a negative "lower" (issue 20)."""
+    from mtl_core.experiments.report import _lower
+
+    assert _lower(0.14) == "14.0% lower"
+    assert _lower(-0.051) == "5.1% HIGHER"

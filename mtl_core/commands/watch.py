@@ -44,6 +44,8 @@ def run(args: argparse.Namespace) -> int:
     if not float(args.interval) > 0:
         raise LabError(f"--interval must be a positive number of seconds, got {args.interval}")
     folder = Path(args.dir).resolve()
+    if not folder.is_dir():
+        raise LabError(f"{args.dir}: no such folder (start the training that logs into it first)")
     if not FolderFollower.is_live_folder(folder):
         raise LabError(f"{args.dir}: not a live log folder (no meta.json beside affinity.csv)")
     store = Store(args.store)

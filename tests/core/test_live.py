@@ -198,3 +198,11 @@ def test_watch_ctrl_c_leaves_the_run_interrupted_and_a_rerun_resumes_it(
     assert main(["watch", str(folder), "--store", str(store_path)]) == 0
     assert store.run_ids() == [rid] and store.get_run(rid).status == "finished"
     assert list(store.affinity_steps(rid, "lookahead")[0]) == [1, 3]
+
+
+def test_watch_names_a_missing_folder(tmp_path, capsys):
+    from mtl_core.commands.cli import main
+
+    missing = tmp_path / "runs" / "live1"
+    assert main(["watch", str(missing), "--store", str(tmp_path / "s.sqlite")]) == 2
+    assert f"{missing}: no such folder" in capsys.readouterr().err

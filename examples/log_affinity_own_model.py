@@ -137,11 +137,12 @@ def main(steps: int = 150, every: int = 10, out: str | None = None) -> Path:
     A = logger.mean()
     print(
         f"mean lookahead affinity over {len(logger.matrices()[0])} measurements "
-        "(row = source, column = target; > 0 helps):"
+        "(row = source, column = target; in %: how much one step on the source lowers the "
+        "target's loss, > 0 helps):"
     )
     print(" " * 10 + "".join(f"{t:>10}" for t in TASKS))
     for t, row in zip(TASKS, A):
-        print(f"{t:>10}" + "".join(f"{v:10.4f}" for v in row))
+        print(f"{t:>10}" + "".join(f"{v * 100:+9.2f}%" for v in row))
     print(f"wrote {path}")
     return path
 

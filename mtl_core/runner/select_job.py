@@ -66,23 +66,7 @@ def _in_child(layout, files, options, name, deadline, limit) -> dict:
         name="mtl-lab-select",
         daemon=True,
     )
-    proc.start()
-    send.close()
-    payload, late = None, False
-    try:
-        wait = None if deadline is None else max(0.0, deadline - time.monotonic())
-        if recv.poll(wait):
-            try:
-                payload = recv.recv_bytes()
-            except EOFError:
-                payload = None
-        else:
-            late = True
-    finally:
-        recv.close()
-        if payload is None and proc.is_alive():
-            proc.kill()
-        proc.join(5)
+    payload, late = ur.await_answer(proc, recv, send, deadline)
     if payload is None:
         if late or proc.exitcode == -24:  # over its time here, or its CPU cap's SIGXCPU
             raise LabError(

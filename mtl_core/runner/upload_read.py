@@ -174,23 +174,15 @@ def _context() -> Any:
     return ctx
 
 
-def _read_in_child(
-    kind: str,
-    data: bytes,
-    filename: str,
-    options: tuple,
-    deadline: float | None,
-    limit: float | None,
-) -> bytes:
-    ctx = _context()
-    recv, send = ctx.Pipe(duplex=False)
-    mem = memory_mb()
-    proc = ctx.Process(
-        target=_child,
-        args=(send, kind, bytes(data), filename, options, mem, limit, _lab_settings()),
-        name="mtl-lab-upload-read",
-        daemon=True,
-    )
+def await_answer(
+    proc: Any, recv: Any, send: Any, deadline: float | None
+) -> tuple[bytes | None, bool]:
+    """Start ``proc`` (not yet started) and wait until ``deadline`` (``time.monotonic()``;
+    None = no limit) for the one message it sends on the pipe ``recv``/``send``.
+
+    Returns ``(payload, late)``: ``payload`` None when the child died before it answered or
+    was late (``late`` True: it was killed at the deadline). The child is always gone
+    (joined) on return, and both pipe ends are closed."""
     proc.start()
     send.close()  # the child holds the only writing end: EOF once it exits
     payload, late = None, False
@@ -208,6 +200,27 @@ def _read_in_child(
         if payload is None and proc.is_alive():
             proc.kill()
         proc.join(5)
+    return payload, late
+
+
+def _read_in_child(
+    kind: str,
+    data: bytes,
+    filename: str,
+    options: tuple,
+    deadline: float | None,
+    limit: float | None,
+) -> bytes:
+    ctx = _context()
+    recv, send = ctx.Pipe(duplex=False)
+    mem = memory_mb()
+    proc = ctx.Process(
+        target=_child,
+        args=(send, kind, bytes(data), filename, options, mem, limit, _lab_settings()),
+        name="mtl-lab-upload-read",
+        daemon=True,
+    )
+    payload, late = await_answer(proc, recv, send, deadline)
     if payload is None:
         raise LabError(_stopped(_PREFIXES[kind] + filename, proc.exitcode, late, limit, mem))
     return payload

@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from bench.long_logs import _peak_mb, in_process
+from bench.tensorboard_import import plain_scalars
 
 TASKS = 10
 
@@ -140,23 +141,7 @@ def _pandas(path: str, repeat: int, q) -> None:
 
 
 def _proto(folder: str, repeat: int, q) -> None:
-    from tensorboard.compat.proto.event_pb2 import Event
-
-    def run() -> int:
-        out: list[tuple[str, int, float]] = []
-        header = struct.Struct("<QI")
-        for f in sorted(Path(folder).glob("*tfevents*")):
-            buf = f.read_bytes()
-            pos, end = 0, len(buf)
-            while pos + 12 <= end:
-                (length, _) = header.unpack_from(buf, pos)
-                ev = Event.FromString(buf[pos + 12 : pos + 12 + length])
-                pos += 16 + length
-                for v in ev.summary.value:
-                    out.append((v.tag, ev.step, v.simple_value))
-        return len(out)
-
-    q.put(_best(run, repeat))
+    q.put(_best(lambda: plain_scalars(folder), repeat))
 
 
 def _lab(path: str, repeat: int, q) -> None:

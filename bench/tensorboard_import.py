@@ -52,12 +52,14 @@ def write_events(folder: Path, tasks: int, scalars: int) -> int:
     return steps * len(tags)
 
 
-def _plain(folder: str, q) -> None:
+def plain_scalars(folder: str) -> int:
+    """The plain proto pass both TensorBoard benches compare against: every event of every
+    ``*tfevents*`` file in ``folder`` parsed with tensorboard's ``Event`` proto, each scalar
+    kept as ``(tag, step, value)``; returns how many."""
     import struct
 
     from tensorboard.compat.proto.event_pb2 import Event
 
-    t0 = time.perf_counter()
     out: list[tuple[str, int, float]] = []
     header = struct.Struct("<QI")
     for f in sorted(Path(folder).glob("*tfevents*")):
@@ -69,7 +71,13 @@ def _plain(folder: str, q) -> None:
             pos += 16 + length
             for v in ev.summary.value:
                 out.append((v.tag, ev.step, v.simple_value))
-    q.put((time.perf_counter() - t0, _peak_mb(), len(out)))
+    return len(out)
+
+
+def _plain(folder: str, q) -> None:
+    t0 = time.perf_counter()
+    n = plain_scalars(folder)
+    q.put((time.perf_counter() - t0, _peak_mb(), n))
 
 
 def _lab(folder: str, q) -> None:

@@ -6,8 +6,6 @@ B or by the teacher, queues a run. Skipped, with the reason, when Chromium is ab
 
 from __future__ import annotations
 
-import os
-
 import pytest
 
 from tests.helpers.browser import E2E_MARKS
@@ -46,7 +44,7 @@ def _seed(store, name: str, tasks: list[str], owner: str) -> int:
 def app(tmp_path_factory):
     from mtl_core.accounts.passwords import hash_password
     from mtl_core.store import Store
-    from tests.helpers.app_server import running_app
+    from tests.helpers.app_server import fake_train_env, running_app
 
     folder = tmp_path_factory.mktemp("private")
     store = Store(folder / "store.sqlite")
@@ -59,13 +57,7 @@ def app(tmp_path_factory):
         'login = "password"\nvisibility = "private"\nadmins = ["teach"]\n'
         f'[users]\namy = "{h}"\nbob = "{h}"\nteach = "{h}"\n'
     )
-    env = {
-        **os.environ,
-        "MTL_LAB_STORE": str(store.path),
-        "MTL_LAB_SETTINGS": str(settings),
-        "MTL_LAB_WARM_WORKERS": "0",
-        "MTL_LAB_TRAIN_FN": "tests.helpers.app_fixtures:fake_train",
-    }
+    env = fake_train_env(store.path, settings)
     try:
         with running_app(env, folder / "server.log") as url:
             yield {"url": url, "store": store, "secret": secret}

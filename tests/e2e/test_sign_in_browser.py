@@ -5,7 +5,6 @@ lands on its page, with its query, after sign-in. Password login from a settings
 
 from __future__ import annotations
 
-import os
 import time
 
 import pytest
@@ -23,20 +22,14 @@ def app(tmp_path_factory):
     from mtl_core.accounts.passwords import hash_password
     from mtl_core.store import Store
     from tests.helpers.app_fixtures import seed_run
-    from tests.helpers.app_server import running_app
+    from tests.helpers.app_server import fake_train_env, running_app
 
     folder = tmp_path_factory.mktemp("signin")
     store = Store(folder / "store.sqlite")
     run = seed_run(store, name="linked-run")
     settings = folder / "settings.toml"
     settings.write_text(f'login = "password"\n[users]\nann = "{hash_password("pear", log2_n=8)}"\n')
-    env = {
-        **os.environ,
-        "MTL_LAB_STORE": str(store.path),
-        "MTL_LAB_SETTINGS": str(settings),
-        "MTL_LAB_WARM_WORKERS": "0",
-        "MTL_LAB_TRAIN_FN": "tests.helpers.app_fixtures:fake_train",
-    }
+    env = fake_train_env(store.path, settings)
     try:
         with running_app(env, folder / "server.log") as url:
             yield {"url": url, "store": store, "run": run}

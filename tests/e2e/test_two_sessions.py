@@ -33,16 +33,11 @@ TASKS = ["<b>t0</b>", "<i>t1</i>", "t2 [x](https://e.x)", "t3", "t4", "t5"]
 @pytest.fixture(scope="module")
 def app(tmp_path_factory):
     from mtl_core.store import Store
-    from tests.helpers.app_server import running_app
+    from tests.helpers.app_server import fake_train_env, running_app
 
     folder = tmp_path_factory.mktemp("two")
     store = Store(folder / "store.sqlite")
-    env = {
-        **os.environ,
-        "MTL_LAB_STORE": str(store.path),
-        "MTL_LAB_WARM_WORKERS": "0",
-        "MTL_LAB_TRAIN_FN": "tests.helpers.app_fixtures:fake_train",
-    }
+    env = fake_train_env(store.path)
     try:
         with running_app(env, folder / "server.log") as url:
             yield {"url": url, "store": store}

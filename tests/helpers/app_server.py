@@ -15,6 +15,22 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 
 
+def fake_train_env(store_path: Path, settings: Path | None = None) -> dict[str, str]:
+    """The environment of a test server over the store at ``store_path`` (and the settings
+    file ``settings``): no standby workers, and runs trained by the tests' fast fake."""
+    import os
+
+    env = {
+        **os.environ,
+        "MTL_LAB_STORE": str(store_path),
+        "MTL_LAB_WARM_WORKERS": "0",
+        "MTL_LAB_TRAIN_FN": "tests.helpers.app_fixtures:fake_train",
+    }
+    if settings is not None:
+        env["MTL_LAB_SETTINGS"] = str(settings)
+    return env
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers.browser import E2E_MARKS
+from tests.helpers.browser import E2E_MARKS, heatmap_cell_centre, slider, wait_slider_value
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts"
@@ -133,9 +133,9 @@ def test_threshold_moves_regroup(server, page):
     page.goto(f"{server['url']}/explore?run={b}")
     before = _groups_text(page)
     assert before.count("{") == 2, before
-    slider = page.get_by_role("slider").nth(2)  # step, k, threshold
-    slider.focus()
-    slider.press("End")  # the highest threshold: no pair is linked
+    tau = slider(page, "threshold")
+    tau.focus()
+    tau.press("End")  # the highest threshold: no pair is linked
     page.wait_for_function(
         "() => [...document.querySelectorAll('[data-testid=stMarkdownContainer] p')]"
         ".some(p => p.innerText.startsWith('{t') && p.innerText.split('{').length === 7)",
@@ -143,13 +143,13 @@ def test_threshold_moves_regroup(server, page):
     )
     assert "tau=" in page.url and f"run={b}" in page.url
     _no_exception(page)
-    slider.press("Home")
+    tau.press("Home")
     page.wait_for_function(
         "() => [...document.querySelectorAll('[data-testid=stMarkdownContainer] p')]"
         ".some(p => p.innerText.startsWith('{t') && p.innerText.split('{').length === 2)",
         timeout=20000,
     )
-    page.get_by_role("slider").nth(2).focus()
+    slider(page, "threshold").focus()
     for _ in range(3):  # back near the middle for the screenshot
         page.keyboard.press("PageUp")
     _shot(page, "explore")
@@ -160,39 +160,29 @@ def test_bound_widgets_write_the_url_and_the_link_reopens_them(server, page):
     ``?step=`` in the browser; the URL the page made opens the same view."""
     _, b = server["runs"]
     page.goto(f"{server['url']}/explore?run={b}&method=hierarchical&k=3")
-    sliders = page.get_by_role("slider")  # step, k, threshold
-    sliders.nth(1).wait_for(timeout=30000)
-    assert sliders.nth(1).input_value() == "3"
-    sliders.nth(1).focus()
-    sliders.nth(1).press("ArrowRight")
+    wait_slider_value(page, "k (number of groups)", "3", timeout=30000)
+    k = slider(page, "k (number of groups)")
+    k.focus()
+    k.press("ArrowRight")
     page.wait_for_function("() => /[?&]k=4(&|$)/.test(location.search)", timeout=20000)
-    sliders.nth(0).focus()
-    sliders.nth(0).press("Home")  # the first logged step
+    step = slider(page, "Step")
+    step.focus()
+    step.press("Home")  # the first logged step
     page.wait_for_function("() => /[?&]step=1(&|$)/.test(location.search)", timeout=20000)
     link = page.url
     assert f"run={b}" in link and "method=hierarchical" in link
     page.goto(link)
-    sliders = page.get_by_role("slider")
-    sliders.nth(1).wait_for(timeout=30000)
-    assert sliders.nth(0).input_value() == "1"
-    assert sliders.nth(1).input_value() == "4"
+    wait_slider_value(page, "Step", "1", timeout=30000)
+    wait_slider_value(page, "k (number of groups)", "4")
     _no_exception(page)
 
 
 def test_clicking_a_heatmap_cell_opens_that_pair_over_time(server, page):
     _, b = server["runs"]
     page.goto(f"{server['url']}/explore?run={b}")
-    page.wait_for_function(
-        "document.querySelectorAll('.js-plotly-plot .main-svg').length > 0", timeout=30000
-    )
     # the centre of the cell row t3 (source), column t4 (target), in page pixels: a helpful
     # pair, so not the pair the tab shows by default (the most harmful one)
-    x, y = page.evaluate(
-        "() => { const g = document.querySelectorAll('.js-plotly-plot')[0];"
-        " const L = g._fullLayout, r = g.getBoundingClientRect();"
-        " return [r.left + L._size.l + L.xaxis.d2p('t4'),"
-        "         r.top + L._size.t + L.yaxis.d2p('t3')]; }"
-    )
+    x, y = heatmap_cell_centre(page, "t3", "t4")
     page.mouse.click(x, y)
     page.get_by_role("tab", name="A pair over time", selected=True).wait_for(timeout=20000)
     caption = page.get_by_text("on average over the run", exact=False).first

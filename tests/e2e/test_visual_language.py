@@ -21,7 +21,7 @@ from urllib.parse import parse_qs, urlparse
 
 import pytest
 
-from tests.helpers.browser import E2E_MARKS
+from tests.helpers.browser import E2E_MARKS, slider
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts"
@@ -137,12 +137,12 @@ def test_threshold_unit_is_the_same_in_slider_url_and_cli(server, browser, tmp_p
     try:
         page.goto(f"{server['url']}/explore?run={rid}")
         _wait_plot(page)
-        slider = page.get_by_role("slider").nth(2)  # step, k, threshold
         label = page.get_by_text("threshold (% loss change)", exact=False).first
         label.wait_for(timeout=20000)
-        slider.focus()
+        tau = slider(page, "threshold")
+        tau.focus()
         for _ in range(20):
-            slider.press("ArrowRight")
+            tau.press("ArrowRight")
         page.wait_for_function("() => location.search.includes('tau=')", timeout=20000)
         page.wait_for_timeout(1500)
         thumb = (

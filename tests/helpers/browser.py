@@ -20,3 +20,46 @@ E2E_MARKS = [
         "(Debian: apt-get install chromium; .ci/run installs it)",
     ),
 ]
+
+
+def slider(page, label: str, timeout: float = 30000):
+    """The slider whose label starts with ``label``, attached (waits up to ``timeout`` ms).
+
+    By label, not by position: while a page is still drawing, ``get_by_role("slider").nth(i)``
+    can name a later slider (the step slider not drawn yet makes ``nth(1)`` the threshold)."""
+    box = page.locator("[data-testid='stSlider']").filter(
+        has=page.locator("[data-testid='stWidgetLabel']", has_text=label)
+    )
+    thumb = box.first.get_by_role("slider")
+    thumb.wait_for(timeout=timeout)
+    return thumb
+
+
+def wait_slider_value(page, label: str, value: str, timeout: float = 20000) -> None:
+    """Wait until the slider labelled ``label`` holds ``value`` (its range input's value)."""
+    page.wait_for_function(
+        """([label, value]) => [...document.querySelectorAll("[data-testid='stSlider']")]
+            .some(b => {
+              const l = b.querySelector("[data-testid='stWidgetLabel']");
+              const t = b.querySelector("input[type='range']");
+              return l && t && l.innerText.trim().startsWith(label) && t.value === value; })""",
+        arg=[label, value],
+        timeout=timeout,
+    )
+
+
+def heatmap_cell_centre(page, source: str, target: str, timeout: float = 30000):
+    """Page pixels ``(x, y)`` of the centre of cell row ``source``, column ``target`` of the
+    first plotted heatmap, once plotly has laid out both axes (finite pixels)."""
+    handle = page.wait_for_function(
+        """([s, t]) => {
+          const g = [...document.querySelectorAll('.js-plotly-plot')]
+            .find(g => g.data && g.data.some(d => d.type === 'heatmap') && g._fullLayout);
+          if (!g) return null;
+          const L = g._fullLayout, r = g.getBoundingClientRect();
+          const x = r.left + L._size.l + L.xaxis.d2p(t), y = r.top + L._size.t + L.yaxis.d2p(s);
+          return Number.isFinite(x) && Number.isFinite(y) ? [x, y] : null; }""",
+        arg=[source, target],
+        timeout=timeout,
+    )
+    return tuple(handle.json_value())

@@ -132,7 +132,7 @@ class RunsMixin(StoreBase):
 
     def get_run(self, run_id: int) -> RunInfo:
         """The run's record; LabError if there is no such run."""
-        return self._read(lambda con: self._run(con, run_id))
+        return self._as_read([self._read(lambda con: self._run(con, run_id))])[0]
 
     def list_runs(self) -> list[RunInfo]:
         """Every run, oldest first."""
@@ -146,7 +146,7 @@ class RunsMixin(StoreBase):
             rows = con.execute(f"SELECT {', '.join(RUN_COLUMNS)} FROM runs ORDER BY id").fetchall()
             return [run_info(r, ms.get(r["id"], [])) for r in rows]
 
-        return self._read(q)
+        return self._as_read(self._read(q))
 
     def run_ids(self, *statuses: str) -> list[int]:
         """Ids of runs in any of ``statuses`` (all runs when none given), oldest first."""

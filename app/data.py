@@ -81,6 +81,9 @@ class SessionRunner:
     def rename(self, run_id: int, name: str) -> None:
         self._runner.store.rename_run(run_id, name, actor=self.actor)
 
+    def follow_folder(self, folder: Any) -> int:
+        return self._runner.follow_folder(folder, owner=self.actor.id, limits=self.limits)
+
 
 def get_runner() -> SessionRunner:
     """The process-wide runner (its supervisor thread launches queued runs as workers), as

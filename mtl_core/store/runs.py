@@ -299,9 +299,14 @@ class RunsMixin(StoreBase):
         (the per-user queue quota)."""
         return self._read(lambda con: _active(con, owner))
 
-    def set_worker(self, run_id: int, pid: int) -> None:
-        """Record the worker process of a running run (for finding dead workers later)."""
-        self._write(lambda con: update_run(con, run_id, worker_pid=int(pid)))
+    def set_worker(self, run_id: int, pid: int, *, host: str | None = None) -> None:
+        """Record the worker process of a running run (for finding dead workers later), and
+        with ``host`` its machine (a run with no host is never taken for dead: a runner on
+        ``host`` marks it ``interrupted`` once ``pid`` is gone)."""
+        values: dict[str, Any] = {"worker_pid": int(pid)}
+        if host is not None:
+            values["host"] = str(host)
+        self._write(lambda con: update_run(con, run_id, **values))
 
     def request_cancel(self, run_id: int, *, actor: Actor | None = None) -> str:
         """Cancel a run: a queued one is cancelled now; a running one is flagged for its

@@ -20,6 +20,9 @@ level); every key is optional and the defaults are a single user's laptop::
     tries_per_client = 20     # wrong tries a minute per client address
     session_hours = 12        # a sign-in lasts this long in the browser (a signed cookie)
     proxy_hops = 0            # reverse proxies that append X-Forwarded-For (0: ignore it)
+    follow_folders = true     # Upload may follow a live log folder on the server (default:
+                              # only with login = "none" and --server.address localhost)
+    follow_roots = ["runs"]   # the folders it may follow inside (default: the working folder)
 
 Login modes: ``none`` (the owner is the browser: Streamlit's XSRF cookie, hashed, so a reload
 keeps one's runs; another browser is someone else), ``password`` (per-user passwords),
@@ -80,6 +83,8 @@ class Deployment:
     admin_password: str | None = None
     limits: Limits = field(default_factory=Limits)
     sign_in: SignInPolicy = field(default_factory=SignInPolicy)
+    follow_folders: bool | None = None  # None: only a local, login-free server (app.data_follow)
+    follow_roots: tuple[str, ...] = ()  # empty: the server's working folder
 
     @classmethod
     def from_mapping(cls, lab: Mapping[str, Any] | None) -> Deployment:
@@ -96,7 +101,15 @@ class Deployment:
             raise LabError("[lab] login = 'password' needs a [lab.users] table of hashes")
         if login == "shared" and not lab.get("class_password"):
             raise LabError("[lab] login = 'shared' needs class_password (a hash)")
+        follow = lab.get("follow_folders")
+        if follow is not None and not isinstance(follow, bool):
+            raise LabError(f"[lab] follow_folders = {follow!r}: use true or false")
+        roots = lab.get("follow_roots", ())
+        if isinstance(roots, str) or not all(isinstance(r, str) and r for r in roots or ()):
+            raise LabError('[lab] follow_roots: use a list of folder paths, e.g. ["runs"]')
         return cls(
+            follow_folders=follow,
+            follow_roots=tuple(roots or ()),
             login=login,
             visibility=visibility,
             admins=tuple(str(a) for a in lab.get("admins", ()) or ()),

@@ -2,8 +2,9 @@
 
 The store on disk is the truth; everything shown is read from it here. Reads are cached per
 run *version* (status + steps done), so a finished run is read once and a running one once
-per refresh slot, whichever page or session asks. Cached arrays are shared between sessions
-and read-only.
+per refresh slot, whichever page or session asks; a running run's affinity read asks only for
+the steps after those already read (:mod:`app.data_tail`). Cached arrays are shared between
+sessions and read-only.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import streamlit as st
 
 from app import auth
 from app.colours import robust_zmax
+from app.data_tail import AffinityTails
 from app.storage import _store, get_store, store_path
 from mtl_core.accounts.access import Actor
 from mtl_core.accounts.quota import Limits
@@ -78,6 +80,9 @@ class SessionRunner:
 
     def rename(self, run_id: int, name: str) -> None:
         self._runner.store.rename_run(run_id, name, actor=self.actor)
+
+    def follow_folder(self, folder: Any) -> int:
+        return self._runner.follow_folder(folder, owner=self.actor.id, limits=self.limits)
 
 
 def get_runner() -> SessionRunner:
@@ -157,12 +162,16 @@ def get_run(run_id: int) -> RunInfo:
     return info
 
 
+@st.cache_resource(show_spinner=False)
+def _tails(path: str) -> AffinityTails:
+    return AffinityTails()
+
+
 @st.cache_resource(show_spinner=False, max_entries=24)
 def _affinity(path: str, run_id: int, measure: str, ver: tuple) -> tuple:
-    steps, tasks, A = _store(path).affinity_steps(run_id, measure)
-    A.setflags(write=False)  # shared between sessions: nobody may modify it
-    steps.setflags(write=False)
-    return steps, list(tasks), A
+    # one read per version (a live run's refresh slot) for all sessions; each read asks the
+    # store only for the steps after the last one read (app.data_tail)
+    return _tails(path).read(_store(path), run_id, measure)
 
 
 def affinity(info: RunInfo, measure: str) -> tuple[np.ndarray, list[str], np.ndarray]:

@@ -91,7 +91,7 @@ def today_lesson(conflict: float, seed: int) -> LessonResult:
         res[mode] = train(cfg)
     A = res["together"].mean_affinity["lookahead"]
     tasks = res["together"].tasks
-    tag, _ = lesson.select_groups(A, tasks, len(planted))
+    tag, _, _ = lesson.select_groups(A, tasks, len(planted))
     within, cross = block_means(A, tasks, planted)
     loss = {m: float(np.mean(list(r.loss("test").values()))) for m, r in res.items()}
     out = LessonResult(

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from app import auth, captions, charts, data, nav, session, tables, words
+from app import auth, captions, charts, data, data_follow, nav, session, tables, words
 from app.escape import md
 from app.guard import show_error
 from app.views import upload_controls as controls
@@ -51,6 +51,7 @@ def render() -> None:
         "you declare percent or TAG's 1/lr sums. See `docs/run-format.md` for every layout."
     )
     _upload()
+    _follow()
     st.divider()
     _download()
 
@@ -200,6 +201,46 @@ def _saved_links(ids: list[int]) -> None:
     )
     for rid in ids:
         nav.link("explore", f"Open run #{rid} in Explore", icon=":material/grid_on:", run=rid)
+
+
+# ----------------------------------------------------------------------------- follow a folder
+
+FOLLOWED = "upload_followed"  # session_state: the run id of the folder followed last
+
+
+def _follow() -> None:
+    """Hand a live log folder on the server to the runner (``app.data_follow``) and link to
+    its run in Explore, which updates as the folder grows."""
+    with st.expander("Follow a live log folder on this server", icon=":material/folder_open:"):
+        why = data_follow.follow_refusal()
+        if why is not None:
+            st.caption(
+                f"Not available here: {md(why)}. Beside the app, `task-affinity-lab watch DIR "
+                "--store STORE` imports a folder as it grows into the same store."
+            )
+            return
+        roots = ", ".join(md(r) for r in data_follow.follow_roots())
+        st.caption(
+            "A folder `AffinityLogger(live=DIR)` writes while a job trains (`meta.json` beside "
+            f"`affinity.csv`), inside {roots}. Its steps are imported as they land; following "
+            "it again continues the same run."
+        )
+        path = st.text_input("Folder on the server", key="follow_path", placeholder="runs/live1")
+        if st.button("Follow this folder", icon=":material/visibility:", key="follow_go"):
+            try:
+                rid = data_follow.follow_folder(path)
+            except LabError as exc:
+                st.error(md(exc), icon=":material/error:")
+            else:
+                st.session_state[FOLLOWED] = rid
+                session.remember(rid)
+        rid = st.session_state.get(FOLLOWED)
+        if rid is not None:
+            st.success(f"Following as run #{int(rid)}.", icon=":material/check_circle:")
+            nav.link(
+                "explore", f"Open run #{int(rid)} in Explore (live)", icon=":material/grid_on:",
+                run=int(rid),
+            )  # fmt: skip
 
 
 # ----------------------------------------------------------------------------- download

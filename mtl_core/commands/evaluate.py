@@ -45,6 +45,13 @@ def add_parser(sub) -> None:
     p.add_argument(
         "--allow-singletons", action="store_true", help="let TAG (and exhaustive) keep a task alone"
     )
+    p.add_argument(
+        "--no-hoa",
+        dest="hoa",
+        action="store_false",
+        help="skip HOA's approach (it trains a network on every task pair: n(n-1)/2 extra "
+        "runs per seed without --exhaustive)",
+    )
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument(
         "--hidden",
@@ -114,6 +121,7 @@ def run(args: argparse.Namespace) -> int:
         random_groupings=args.random,
         every=args.every,
         allow_singletons=args.allow_singletons,
+        hoa=args.hoa,
         batch_size=args.batch_size,
         device=args.device,
         threads=1 if on_ray else threads_per_worker(workers),

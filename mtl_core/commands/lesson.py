@@ -41,7 +41,7 @@ def add_parser(sub) -> None:
         "--json",
         action="store_true",
         help="print one JSON object: conflict, seed, seconds, loss, affinity, "
-        "tag_groups, planted, verdict",
+        "tag_groups, planted, verdict, stopped (TAG's wall-clock safety stop fired)",
     )
     p.set_defaults(func=run)
 

@@ -6,7 +6,7 @@ For each seed, in named phases:
    does not depend on it: all tasks together, every task alone, random k-groupings and, with
    ``exhaustive``, every candidate group (HOA-style, see :mod:`.candidates`);
    It also trains every pair of tasks for HOA (:mod:`.hoa`; with ``exhaustive`` the pair
-   networks of the candidate runs are reused);
+   networks of the candidate runs are reused; ``spec.hoa`` False skips HOA altogether);
 2. :func:`select_tag_groups` - TAG groups for the budget k (exact selection on the
    co-training's mean affinity); :func:`select_hoa_groups` - HOA's groups (pair losses,
    higher orders estimated as their mean, the same exact selection rule);
@@ -163,8 +163,8 @@ def plan_phase1(spec: EvalSpec) -> Phase1:
             for i, (masks, job) in enumerate(candidate_jobs(spec, s)):
                 book.add(("candidate", s, i), job)
                 plan.candidates[s].append((masks, ("candidate", s, i)))
-            plan.pairs[s] = plan.candidates[s]
-        else:
+            plan.pairs[s] = plan.candidates[s] if spec.hoa else []
+        elif spec.hoa:
             plan.pairs[s] = []
             for i, (masks, job) in enumerate(pair_jobs(spec, s)):
                 book.add(("pair", s, i), job)
@@ -209,8 +209,11 @@ class HoaSelection:
 def select_hoa_groups(spec: EvalSpec, phase1: Phase1) -> HoaSelection:
     """HOA's exact selection of at most k groups per seed from its pair networks' validation
     losses (Standley et al. 2020, Sec. 3.4). A seed with a failed pair run (or, with
-    singletons, a failed single run) has no HOA groups."""
+    singletons, a failed single run) has no HOA groups; none at all when ``spec.hoa`` is
+    False."""
     out = HoaSelection()
+    if not spec.hoa:  # --no-hoa: no pair networks were trained
+        return out
     tasks = list(spec.tasks)
     n = len(tasks)
     book = phase1.book

@@ -32,7 +32,9 @@ class EvalSpec:
     order); ``k`` the group budget of TAG and the random groupings; ``seeds`` training seeds
     0..seeds-1 (the data stays fixed by the scenario's ``data_seed``); ``steps`` the length of
     every run (``cotrain_steps`` of the affinity co-training run, default ``steps``);
-    ``threads`` torch threads per training run (0 = torch's default).
+    ``hoa``: also run HOA's approach (one network per task pair, then its chosen groups;
+    False skips it and trains no pair network); ``threads`` torch threads per training run
+    (0 = torch's default).
     """
 
     scenario: str
@@ -46,6 +48,7 @@ class EvalSpec:
     random_groupings: int = 3
     every: int = 1
     allow_singletons: bool = False
+    hoa: bool = True
     batch_size: int = 64
     device: str = "auto"
     model: ModelConfig = field(default_factory=ModelConfig)

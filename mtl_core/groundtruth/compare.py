@@ -223,7 +223,10 @@ def compare(
 ) -> dict:
     """Every estimator at every ``k`` (or budget) on ``table``, scored on ``scoring``
     (default: ``table`` itself). Returns the ``select --json`` document (docs/ground-truth.md):
-    ``{"tasks", "direction", "rows": [...], "agreement": {...}}``.
+    ``{"tasks", "direction", "rows": [...], "agreement": {...}, "stopped": bool}``;
+    ``stopped`` is True when any solve (optimal, an estimator's, worst) was ended by
+    ``time_limit`` (wall-clock seconds), the one case where the result may depend on the
+    machine's speed and load (that solve's ``proven`` is then False).
 
     Raises LabError for limits that are not positive, an estimate or scoring table that does
     not match, an affinity matrix that lacks a task.
@@ -249,9 +252,13 @@ def compare(
         [len(m) >= 2 and float(c) == FULL_COST for m, c in zip(table.members, table.costs)]
     )
 
+    stopped = False  # a solve ended by its wall-clock limit: the answer may depend on load
+
     def result(ch: Choice | None) -> dict | None:
+        nonlocal stopped
         if ch is None:
             return None
+        stopped = stopped or not ch.proven
         nets = sorted(ch.networks, key=lambda j: (table.members[j], float(table.costs[j])))
         return {
             "networks": [table.network_names(j) for j in nets],
@@ -301,6 +308,7 @@ def compare(
         "direction": table.direction,
         "rows": rows,
         "agreement": agree,
+        "stopped": stopped,
     }
 
 

@@ -152,7 +152,9 @@ class LessonResult:
     ``affinity_matrix: (n, n)``, rows = source: the together run's lookahead affinity, mean
     over steps and replicas; ``within``/``cross``: its mean off-diagonal value inside and
     across the planted clusters. ``tag_groups``: TAG's selection from that matrix (what the
-    grouped run trained); ``planted``: the scenario's clusters.
+    grouped run trained); ``planted``: the scenario's clusters; ``stopped``: TAG's
+    wall-clock safety stop fired choosing ``tag_groups`` (only then may they depend on the
+    machine's load).
     """
 
     conflict: float
@@ -166,6 +168,7 @@ class LessonResult:
     tasks: list[str] = field(default_factory=list)
     task_loss: dict[str, dict[str, Interval]] = field(default_factory=dict)
     affinity_matrix: np.ndarray | None = None
+    stopped: bool = False
 
     @property
     def verdict(self) -> str:
@@ -190,6 +193,7 @@ class LessonResult:
             "tag_groups": [sorted(g) for g in self.tag_groups],
             "planted": [sorted(g) for g in self.planted],
             "verdict": self.verdict,
+            "stopped": bool(self.stopped),
         }
 
 

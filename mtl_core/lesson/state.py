@@ -87,6 +87,9 @@ class LessonState:
     #: the together run's note promises a grouped run nobody has queued yet (False for a
     #: run that was never a lesson's: nothing will ever queue its groups)
     groups_pending: bool = False
+    #: TAG's wall-clock safety stop fired when it chose ``grouping`` (only then may the
+    #: groups depend on the machine's load; False for the planted fallback)
+    grouping_stopped: bool = False
 
     @property
     def statuses(self) -> dict[str, str]:
@@ -129,9 +132,10 @@ def state(reader: LessonReader, ids: LessonIds) -> LessonState:
     }
     knobs = dict((runs["together"].config or {}).get("knobs") or {})
     grouping = groups_of(runs.get("groups"))
-    source = ""
+    source, stopped = "", False
     if groups_id is not None:
-        source = str((reader.get_note(groups_id, NOTE_GROUPS) or {}).get("source", ""))
+        gnote = reader.get_note(groups_id, NOTE_GROUPS) or {}
+        source, stopped = str(gnote.get("source", "")), bool(gnote.get("stopped", False))
     planted = _planted(knobs)
     loss: dict[str, Interval] = {}
     task_loss: dict[str, dict[str, Interval]] = {}
@@ -155,6 +159,7 @@ def state(reader: LessonReader, ids: LessonIds) -> LessonState:
         tasks=tasks,
         grouping=grouping,
         grouping_source=source,
+        grouping_stopped=stopped,
         planted=planted,
         loss=loss,
         task_loss=task_loss,
@@ -183,6 +188,7 @@ def result(s: LessonState, *, seed: int | None = None, seconds: float = 0.0) -> 
         within=s.within,
         cross=s.cross,
         tag_groups=s.grouping or (),
+        stopped=s.grouping_stopped,
         planted=s.planted or (),
         tasks=list(s.tasks),
         task_loss={k: dict(v) for k, v in s.task_loss.items()},

@@ -171,13 +171,16 @@ def planted_groups(knobs: dict[str, Any]) -> Grouping:
     return canonical_grouping(groups.values())
 
 
-def select_groups(A: np.ndarray, tasks: list[str], k: int) -> tuple[Grouping, float]:
-    """TAG selection (exact, at most ``k`` groups of 2+ tasks) on an averaged matrix."""
+def select_groups(A: np.ndarray, tasks: list[str], k: int) -> tuple[Grouping, float, bool]:
+    """TAG selection (exact, at most ``k`` groups of 2+ tasks) on an averaged matrix
+    ``A: (n, n)``, rows = source: ``(groups, value, stopped)``; ``stopped`` is True when
+    the search's 5 s wall-clock safety stop fired (only then may the groups depend on the
+    machine's load; :class:`mtl_core.grouping.TAGGrouper`)."""
     from mtl_core.grouping import make_grouper
 
     M = np.nan_to_num(np.asarray(A, dtype=np.float64))
     g = make_grouper("tag", k=max(1, int(k)), time_limit=5.0).fit(M, tasks)
-    return g.groups_, float(g.score_)
+    return g.groups_, float(g.score_), bool(getattr(g, "stopped_", False))
 
 
 def mean_affinity(A: np.ndarray) -> np.ndarray:
@@ -345,11 +348,14 @@ def _submit_groups(
     groups: Grouping,
     common: dict[str, Any],
     source: str,
+    *,
+    stopped: bool = False,
     **who: Any,
 ) -> int | None:
     """Queue the grouped run if nobody has (the claim on the together run's note); its id,
     or None when another caller claimed it first. ``common``: :func:`base_config`'s steps,
-    seed, replicas and label; ``who``: ``owner=``/``limits=``."""
+    seed, replicas and label; ``stopped``: TAG's safety stop fired choosing ``groups`` (kept
+    in the grouped run's :data:`NOTE_GROUPS` note); ``who``: ``owner=``/``limits=``."""
     cfg = base_config("groups", knobs, groups=groups, **common)
     return runner.submit(
         cfg,
@@ -358,6 +364,7 @@ def _submit_groups(
             NOTE_GROUPS: {
                 "source": source,
                 "groups": [sorted(g) for g in groups],
+                "stopped": bool(stopped),
                 "together_run": together,
             }
         },
@@ -396,10 +403,10 @@ def advance(runner: Submitter, store: Store, together: int) -> int | None:
     }
     logged, tasks, A = store.affinity_steps(together, "lookahead")
     if ready_to_select(info, len(logged)):
-        groups, _ = select_groups(mean_affinity(A), tasks, int(knobs.get("clusters", 2)))
+        groups, _, stopped = select_groups(mean_affinity(A), tasks, int(knobs.get("clusters", 2)))
         source = GROUP_SOURCES["tag"]
     elif info.status in TERMINAL:  # ended without a matrix to select from
-        groups = planted_groups(knobs)
+        groups, stopped = planted_groups(knobs), False
         why = "logged no affinity" if info.status == "finished" else "stopped early"
         source = f"the planted clusters (the all-together run {why})"
     else:
@@ -407,7 +414,15 @@ def advance(runner: Submitter, store: Store, together: int) -> int | None:
     kept = note.get("limits")
     limits = Limits.from_dict(kept) if isinstance(kept, dict) else None
     rid = _submit_groups(
-        runner, together, knobs, groups, common, source, owner=info.owner, limits=limits
+        runner,
+        together,
+        knobs,
+        groups,
+        common,
+        source,
+        stopped=stopped,
+        owner=info.owner,
+        limits=limits,
     )
     if rid is None:  # another caller won the claim: its run is the lesson's
         won = store.get_note(together, NOTE_GROUPS_RUN) or {}

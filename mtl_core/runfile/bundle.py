@@ -164,7 +164,7 @@ def read_bundle(
     data_a = members.read(aff_name)
     if not data_a.strip():
         raise LabError(f"{label}: the file is empty")
-    cols, locate = parse_table(data_a, _ext(aff_name), label)
+    cols, locate = parse_table(data_a, _ext(aff_name), label, numbers=True)
     aff, order = read_affinity(cols, locate, label, tasks=tasks, options=options or ReadOptions())
     metrics = empty_frame(METRIC_FRAME)
     met_name = members.table("metrics")

@@ -15,7 +15,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mtl_core.runfile.coded import coded
+from mtl_core.errors import LabError
+from mtl_core.runfile.coded import as_text, coded, numbers_first, remember_factors
 from mtl_core.runfile.jsontext import check_text
 from mtl_core.runfile.messages import Locate, fail, show
 from mtl_core.runfile.sheet_habits import MISSING_MARKS
@@ -55,6 +56,11 @@ def to_numbers(
         At the first cell that is not a number (booleans included), with a hint when it is
         written with a decimal comma.
     """
+    nf = numbers_first(vals)
+    if nf is not None:  # parsed from its text already (coded_column)
+        if allow_empty or not nf.missing:
+            return vals.astype(np.float64)
+        vals = as_text(vals)  # an empty cell where a value is required: named below
     if vals.dtype != object:
         if vals.dtype.kind in "iuf":
             return vals.astype(np.float64)
@@ -145,13 +151,38 @@ def _fast_numbers(vals: np.ndarray, allow_empty: bool = False) -> np.ndarray | N
 
 
 def to_steps(vals: np.ndarray, name: str, locate: Locate) -> np.ndarray:
-    """The ``step`` column as int64: whole numbers from 0 to :data:`MAX_STEP` (2**53 - 1).
+    """The ``step`` column as int64 (rows,): whole numbers from 0 to :data:`MAX_STEP`
+    (2**53 - 1).
+
+    A coded CSV column (:mod:`mtl_core.runfile.coded`) is converted and checked once per
+    distinct text, and the result remembers its :func:`~mtl_core.runfile.coded.factor_codes`
+    (read-only), so the duplicate check hashes no row.
 
     Raises
     ------
     LabError
         At the first cell that is not a number, not whole, negative or too large.
     """
+    if numbers_first(vals) is not None:
+        try:
+            return _to_steps(vals, name, locate)
+        except LabError:
+            vals = as_text(vals)  # the message shows the cell as written
+    known = coded(vals)
+    if known is not None and known.codes is not None:
+        try:
+            per = _to_steps(known.uniques, name, locate)
+        except LabError:
+            pass  # the pass over the rows below names the first bad row
+        else:
+            ucodes, distinct = pd.factorize(per)
+            return remember_factors(
+                per[known.codes], ucodes.astype(np.int64)[known.codes], len(distinct)
+            )
+    return _to_steps(vals, name, locate)
+
+
+def _to_steps(vals: np.ndarray, name: str, locate: Locate) -> np.ndarray:
     x = to_numbers(vals, "step", name, locate)
     bad = ~np.isfinite(x) | (x != np.floor(np.where(np.isfinite(x), x, 0)))
     if bad.any():
@@ -178,6 +209,7 @@ def to_labels(vals: np.ndarray, col: str, name: str, locate: Locate) -> np.ndarr
     Whole numbers (as JSON and Parquet hold them) become their text; anything else that is not
     text (a float, a boolean, null) or blank text raises a ``LabError`` at the first such cell.
     """
+    vals = as_text(vals)  # names are text, even where a column was parsed numbers first
     # checked on the distinct values: a name column repeats a few names many times (a str
     # never equals a non-str, so every type present keeps a distinct value)
     known = coded(vals)

@@ -45,7 +45,9 @@ _KNOWN: dict[int, tuple[weakref.ref, Coded]] = {}
 _SAMPLE = 4096
 
 
-def coded_column(column: Any, *, trim: bool = True) -> np.ndarray:
+def coded_column(
+    column: Any, *, trim: bool = True, missing: frozenset[str] | None = None
+) -> np.ndarray:
     """An Arrow text column (an array or chunked array of ``string``, as
     ``pyarrow.csv.read_csv`` gives) -> a read-only object array of ``str`` (rows,), its codes
     remembered for :func:`coded`.
@@ -58,6 +60,13 @@ def coded_column(column: Any, *, trim: bool = True) -> np.ndarray:
     ``trim``: strip surrounding whitespace from every cell. A column with null cells (none
     when read with ``strings_can_be_null=False``) is returned as a plain object array,
     ``None`` at each null.
+
+    ``missing``: the missing-value marks (``""``, ``NA``, ...). Given, a column of many
+    distinct texts that are all numbers or such marks is returned *numbers first*: the
+    float64 values (NaN at each mark) as Arrow parses them from the trimmed text (exactly
+    what :func:`mtl_core.runfile.cells.to_numbers` makes of that text), its text kept
+    beside them (:func:`numbers_first`, :func:`as_text`), so no Python ``str`` is made per
+    cell. Only readers that take such columns ask for them.
     """
     import pyarrow as pa
     import pyarrow.compute as pc
@@ -74,7 +83,99 @@ def coded_column(column: Any, *, trim: bool = True) -> np.ndarray:
         dictionary = encoded.dictionary
         uniques = dictionary.to_numpy(zero_copy_only=False).astype(object, copy=False)
         return remember(uniques, codes, dictionary)
+    if missing is not None:
+        numbers = _parse_numbers(text, missing)
+        if numbers is not None:
+            return numbers
     return remember(text.to_numpy(zero_copy_only=False).astype(object, copy=False), None, text)
+
+
+@dataclass(frozen=True)
+class Numbers:
+    """The text behind a numbers-first column (:func:`coded_column`): ``text`` the trimmed
+    cells as an Arrow string array (rows,); ``missing`` whether some cell may be empty or a
+    missing-value mark (NaN in the values)."""
+
+    text: Any
+    missing: bool
+
+
+_NUMBERS: dict[int, tuple[weakref.ref, Numbers]] = {}
+#: Numbers-first columns whose text was asked for: made once.
+_AS_TEXT: dict[int, np.ndarray] = {}
+
+
+def _parse_numbers(text: Any, missing: frozenset[str]) -> np.ndarray | None:
+    """A trimmed Arrow text column as numbers-first float64 values, or None when some cell is
+    neither a number nor a missing-value mark."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    marks = pc.is_in(text, value_set=pa.array(sorted(missing), type=pa.string()))
+    has_marks = bool(pc.any(marks).as_py())
+    target = pc.if_else(marks, pa.scalar(None, pa.string()), text) if has_marks else text
+    try:
+        values = pc.cast(target, pa.float64()).to_numpy(zero_copy_only=False)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return None
+    return remember_numbers(values, Numbers(text, has_marks))
+
+
+def remember_numbers(values: np.ndarray, numbers: Numbers) -> np.ndarray:
+    """Make the float64 ``values`` read-only and numbers-first, ``numbers`` its text."""
+    values.flags.writeable = False
+    key = id(values)
+
+    def forget(_ref: Any, k: int = key) -> None:
+        _NUMBERS.pop(k, None)
+        _AS_TEXT.pop(k, None)
+
+    _NUMBERS[key] = (weakref.ref(values, forget), numbers)
+    return values
+
+
+def numbers_first(values: np.ndarray) -> Numbers | None:
+    """The text behind ``values`` if it is a numbers-first column (this very array), else
+    None."""
+    entry = _NUMBERS.get(id(values))
+    if entry is None or entry[0]() is not values:
+        return None
+    return entry[1]
+
+
+def as_text(values: np.ndarray) -> np.ndarray:
+    """A numbers-first column as the coded text column it would otherwise be (an object
+    array of ``str``, made once); any other column as it is."""
+    nf = numbers_first(values)
+    if nf is None:
+        return values
+    text = _AS_TEXT.get(id(values))
+    if text is None:
+        uniques = nf.text.to_numpy(zero_copy_only=False).astype(object, copy=False)
+        text = _AS_TEXT[id(values)] = remember(uniques, None, nf.text)
+    return text
+
+
+def text_columns(cols: dict[str, np.ndarray], keep: tuple[str, ...] = ()) -> dict:
+    """``cols`` with every numbers-first column but those named in ``keep`` as text
+    (:func:`as_text`): for readers that look at cells as text."""
+    return {c: v if c in keep else as_text(v) for c, v in cols.items()}
+
+
+def arrow_text(values: np.ndarray) -> Any:
+    """A coded or numbers-first column's cells as an Arrow string array (rows,), or None for
+    any other column."""
+    nf = numbers_first(values)
+    if nf is not None:
+        return nf.text
+    c = coded(values)
+    if c is None:
+        return None
+    if c.codes is None:
+        return c.arrow
+    import pyarrow as pa
+
+    return c.arrow.take(pa.array(c.codes))
 
 
 def remember(uniques: np.ndarray, codes: np.ndarray | None, arrow: Any) -> np.ndarray:
@@ -107,6 +208,11 @@ def coded(values: np.ndarray) -> Coded | None:
 def equals_text(values: np.ndarray, text: str) -> np.ndarray:
     """``values == text`` as a (rows,) bool array, compared once per distinct value when
     ``values`` is coded."""
+    nf = numbers_first(values)
+    if nf is not None:
+        import pyarrow.compute as pc
+
+        return pc.equal(nf.text, text).to_numpy(zero_copy_only=False)
     c = coded(values)
     if c is None:
         return np.asarray(values == text, dtype=bool)
@@ -116,7 +222,10 @@ def equals_text(values: np.ndarray, text: str) -> np.ndarray:
 
 
 def head(values: np.ndarray, rows: int) -> np.ndarray:
-    """The first ``rows`` values, still coded when ``values`` is."""
+    """The first ``rows`` values, still coded (or numbers-first) when ``values`` is."""
+    nf = numbers_first(values)
+    if nf is not None:
+        return remember_numbers(values[:rows].copy(), Numbers(nf.text.slice(0, rows), nf.missing))
     c = coded(values)
     if c is None:
         return values[:rows]
@@ -142,3 +251,56 @@ def frame_text(values: np.ndarray) -> Any:
         text = pa.DictionaryArray.from_arrays(codes, c.arrow).cast(pa.large_string())
     # the dtype pandas infers for an object array of str (``str`` since pandas 3)
     return pd.array(text, dtype=pd.Series(np.array([""], dtype=object)).dtype)
+
+
+def factor_codes(values: np.ndarray) -> tuple[np.ndarray, int]:
+    """``values`` as integer codes, one per distinct value: ``(codes (rows,) int64, count)``
+    with ``codes[a] == codes[b]`` exactly when ``values[a] == values[b]``.
+
+    A coded column is factorized on its distinct texts only (a few, not one per row: a text
+    that repeats in the dictionary gets one code); a column whose codes were remembered
+    (:func:`remember_factors`) is not factorized again; anything else by
+    ``pandas.factorize`` (hashing every row).
+    """
+    per, rows, count = factor_parts(values)
+    return (rows if per is None else per[rows]), count
+
+
+def factor_parts(values: np.ndarray) -> tuple[np.ndarray | None, np.ndarray, int]:
+    """:func:`factor_codes` in two parts, for callers that combine codes in place:
+    ``(per, rows, count)`` with the codes ``per[rows]`` (``per`` (u,) int64 or None for
+    ``rows`` itself; ``rows`` (rows,) ints)."""
+    import pandas as pd
+
+    known = _FACTORS.get(id(values))
+    if known is not None and known[0]() is values:
+        return None, known[1], known[2]
+    c = coded(values)
+    if c is None:
+        codes, uniques = pd.factorize(values)
+        return None, codes.astype(np.int64, copy=False), len(uniques)
+    ucodes, distinct = pd.factorize(c.uniques)
+    ucodes = ucodes.astype(np.int64, copy=False)
+    return (None, ucodes, len(distinct)) if c.codes is None else (ucodes, c.codes, len(distinct))
+
+
+_FACTORS: dict[int, tuple[weakref.ref, np.ndarray, int]] = {}
+
+
+def remember_factors(values: np.ndarray, codes: np.ndarray, count: int) -> np.ndarray:
+    """Make ``values`` read-only and remember its :func:`factor_codes` (``codes`` (rows,)
+    int64 in ``[0, count)``, equal exactly where the values are); returns ``values``."""
+    values.flags.writeable = False
+    key = id(values)
+    ref = weakref.ref(values, lambda _ref, k=key, known=_FACTORS: known.pop(k, None))
+    _FACTORS[key] = (ref, codes, count)
+    return values
+
+
+def constant(value: str, rows: int) -> np.ndarray:
+    """``rows`` copies of the text ``value`` as a coded column (one distinct text)."""
+    import pyarrow as pa
+
+    return remember(
+        np.array([value], dtype=object), np.zeros(rows, dtype=np.intp), pa.array([value])
+    )

@@ -304,7 +304,7 @@ def _read_table_file(
     data: bytes, rel: str, name: str, options: ReadOptions
 ) -> tuple[pd.DataFrame, list[str]]:
     where = f"{name} › {rel}"
-    cols, locate = parse_table(data, _ext(rel), where)
+    cols, locate = parse_table(data, _ext(rel), where, numbers=True)
     return read_affinity(cols, locate, where, tasks=None, options=options)
 
 

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from mtl_core.errors import LabError
+from mtl_core.runfile.coded import text_columns
 from mtl_core.runfile.long import first_seen
 from mtl_core.runfile.messages import Locate
 from mtl_core.runfile.report import ReadOptions
@@ -33,7 +34,9 @@ def read_affinity(
 
     Parameters
     ----------
-    cols, locate : a parsed table and its row naming.
+    cols, locate : a parsed table and its row naming; columns may be numbers first
+        (``parse_table(..., numbers=True)``): the per-step reader and the long form's
+        ``affinity`` and ``wall_time`` take them as they are, every other reader gets text.
     name : the file's name for messages.
     tasks : ``meta.json``'s task list, if any.
     options : what the user declared: which way a matrix's rows run, the measure of a table
@@ -56,6 +59,10 @@ def read_affinity(
         return aff, first_seen(aff["source"], aff["target"])
     try:
         cols = known_names(cols, AFFINITY_NAMES, name)
+        # a long form's value columns stay numbers first: with source and target columns no
+        # wide layout looks at them (they are long-only columns), only the converters do
+        keep = ("affinity", "wall_time") if {"source", "target"} <= set(cols) else ()
+        cols = text_columns(cols, keep)
         wide = read_wide(cols, locate, name, tasks, rows=options.rows, measure=options.measure)
         if wide is not None:
             return wide

@@ -231,7 +231,7 @@ def _read(
         return read_bundle(data, name, limit, options)
     if ext in ARRAY_EXTENSIONS:
         return affinity_only(*read_array_file(data, ext, name, limit, options))
-    cols, locate = parse_table(data, ext, name)
+    cols, locate = parse_table(data, ext, name, numbers=True)
     return affinity_only(*read_affinity(cols, locate, name, tasks=None, options=options))
 
 

@@ -23,8 +23,11 @@ import re
 import numpy as np
 
 from mtl_core.errors import LabError
-from mtl_core.runfile.coded import equals_text, head
+from mtl_core.runfile.coded import arrow_text, equals_text, head, numbers_first
+from mtl_core.runfile.messages import Locate, show
 from mtl_core.runfile.report import note
+
+Columns = dict[str, np.ndarray]
 
 #: pandas' ``read_csv`` default NA strings (``pandas._libs.parsers.STR_NA_VALUES``, pandas
 #: 2.x; a test checks this is still a superset) plus Excel's error values.
@@ -147,4 +150,58 @@ def drop_blank_edges(
         note(f"{name}: dropped {' and '.join(parts)} at the end (as spreadsheets save them)")
     if n_tail and not len(next(iter(out.values()))):
         raise LabError(f"{name}: has a header but no rows")
+    return out
+
+
+def note_cut_end(cols: Columns, last: str, locate: Locate) -> None:
+    """A file that stops without a line break may have been cut off mid-value (an
+    interrupted download, a partial copy): when its very last value is shorter than every
+    other value of its column (``0.03`` below ``0.0412``, ``0.0187``), say so."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    text = arrow_text(cols[last])
+    if text is None:
+        text = pa.array(cols[last], type=pa.string())
+    if len(text) < 2 or not text[-1].as_py():
+        return
+    end = text[-1].as_py()
+    others = pc.utf8_length(text.slice(0, len(text) - 1))
+    shortest = pc.min(others.filter(pc.greater(others, 0))).as_py()  # empty = unmeasured
+    if shortest is not None and len(end) < shortest:
+        row = len(text) - 1
+        note(
+            f"the file does not end with a line break and its last value {show(end)} "
+            f"({locate(row)}, column {last!r}) is shorter than every other value of that "
+            "column: the file may have been cut off; check its end"
+        )
+
+
+#: A number written with a decimal comma and no thousands separator (``-0,25``, ``1,5e-3``).
+_COMMA_NUMBER = r"^[+-]?\d*,\d+([eE][+-]?\d+)?$"
+_INT_OR_EMPTY = r"^([+-]?\d+)?$"
+
+
+def decimal_commas(cols: Columns) -> Columns:
+    """In a semicolon-separated file (European spreadsheets), a column whose cells are all
+    decimal-comma numbers (or whole numbers, or empty) is read with decimal points."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    out, changed = {}, []
+    for c, v in cols.items():
+        if numbers_first(v) is not None:  # numbers with decimal points already
+            out[c] = v
+            continue
+        arr = pa.array(v, type=pa.string())
+        comma = pc.match_substring_regex(arr, _COMMA_NUMBER)
+        if (
+            pc.any(comma).as_py()
+            and pc.all(pc.or_(comma, pc.match_substring_regex(arr, _INT_OR_EMPTY))).as_py()
+        ):
+            v = pc.replace_substring(arr, ",", ".").to_numpy(zero_copy_only=False)
+            changed.append(c)
+        out[c] = v
+    if changed:
+        note(f"decimal commas read as decimal points in {len(changed)} column(s) (a ';' file)")
     return out

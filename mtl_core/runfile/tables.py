@@ -35,7 +35,7 @@ from mtl_core.runfile.encoding import decode, decode_text
 from mtl_core.runfile.formula_escape import escape_cell, escape_frame, unescape_columns
 from mtl_core.runfile.json_layouts import array_columns, flatten_records, object_columns
 from mtl_core.runfile.jsontext import json_lines, load_json
-from mtl_core.runfile.messages import JSON_ROW, Locate, short, show
+from mtl_core.runfile.messages import JSON_ROW, Locate, short
 from mtl_core.runfile.report import note
 from mtl_core.runfile.schema import DELIMITERS
 
@@ -43,7 +43,7 @@ Columns = dict[str, np.ndarray]
 
 
 def parse_table(
-    data: bytes, ext: str, name: str, *, run_limits: bool = True
+    data: bytes, ext: str, name: str, *, run_limits: bool = True, numbers: bool = False
 ) -> tuple[Columns, Locate]:
     """A table container's bytes -> ``({column: values}, locate)``.
 
@@ -55,6 +55,10 @@ def parse_table(
     run_limits : count lines, rows and columns against a run's limits
         (:mod:`mtl_core.runfile.bounds`) before converting anything; False for a table that
         is not a run file (a training table, bounded by its own limits).
+    numbers : for a reader that takes numbers-first columns (:func:`read_affinity`): a CSV
+        column of many distinct texts that are all numbers (or missing-value marks) comes as
+        float64 with its text kept beside it (:func:`mtl_core.runfile.coded.coded_column`),
+        not as one Python ``str`` per cell. False: every CSV column is text.
 
     Raises
     ------
@@ -63,7 +67,7 @@ def parse_table(
         ``run_limits``) more rows or columns than a run may hold.
     """
     if ext in (".csv", ".tsv"):
-        return _parse_csv(data, name, "\t" if ext == ".tsv" else ",", run_limits)
+        return _parse_csv(data, name, "\t" if ext == ".tsv" else ",", run_limits, numbers)
     if ext == ".jsonl":
         return _parse_jsonl(data, name, run_limits)
     if ext == ".json":
@@ -136,14 +140,16 @@ def _check_header(columns: list[str], name: str) -> None:
 # ----------------------------------------------------------------------------- CSV / TSV
 
 
-def _parse_csv(data: bytes, name: str, default: str, limits: bool) -> tuple[Columns, Locate]:
+def _parse_csv(
+    data: bytes, name: str, default: str, limits: bool, numbers: bool = False
+) -> tuple[Columns, Locate]:
     import pyarrow as pa
     import pyarrow.csv as pacsv
 
     if limits:
         check_lines(data, name)  # before decoding: a zip member can unpack to many lines
     text, encoding = decode(data, name)
-    if not text.strip():
+    if not text or text.isspace():  # (not strip(): no copy of the text)
         raise LabError(f"{name}: the file is empty")
     text, declared, skipped = habits.strip_preamble(text, name)
     delim = declared or (" " if habits.r_space_delimited(text) else sniff_delimiter(text, default))
@@ -193,64 +199,17 @@ def _parse_csv(data: bytes, name: str, default: str, limits: bool) -> tuple[Colu
         raise LabError(f"{name}: has a header but no rows")
     if limits:
         check_rows(table.num_rows, name)  # before every cell becomes a Python object
-    cols = {h.strip(): coded_column(table.column(k)) for k, h in enumerate(header)}
+    marks = habits.MISSING_MARKS if numbers else None
+    cols = {h.strip(): coded_column(table.column(k), missing=marks) for k, h in enumerate(header)}
     cols = habits.drop_blank_edges(cols, blank, name)
     cols = unescape_columns(cols)  # undo the writer's formula escaping (exact round trip)
     first = (1 if headerless else 2) + skipped
     locate = lambda i: f"row {i + 1} (line {i + first})"  # noqa: E731
     if header and not text.endswith(("\n", "\r")):
-        _note_cut_end(cols, list(cols)[-1], locate)
+        habits.note_cut_end(cols, list(cols)[-1], locate)
     if delim == ";":
-        cols = _decimal_commas(cols)
+        cols = habits.decimal_commas(cols)
     return cols, locate
-
-
-def _note_cut_end(cols: Columns, last: str, locate: Locate) -> None:
-    """A file that stops without a line break may have been cut off mid-value (an
-    interrupted download, a partial copy): when its very last value is shorter than every
-    other value of its column (``0.03`` below ``0.0412``, ``0.0187``), say so."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    vals = cols[last]
-    if len(vals) < 2 or not vals[-1]:
-        return
-    others = pc.utf8_length(pa.array(vals[:-1], type=pa.string()))
-    shortest = pc.min(others.filter(pc.greater(others, 0))).as_py()  # empty = unmeasured
-    if shortest is not None and len(vals[-1]) < shortest:
-        row = len(vals) - 1
-        note(
-            f"the file does not end with a line break and its last value {show(vals[-1])} "
-            f"({locate(row)}, column {last!r}) is shorter than every other value of that "
-            "column: the file may have been cut off; check its end"
-        )
-
-
-#: A number written with a decimal comma and no thousands separator (``-0,25``, ``1,5e-3``).
-_COMMA_NUMBER = r"^[+-]?\d*,\d+([eE][+-]?\d+)?$"
-_INT_OR_EMPTY = r"^([+-]?\d+)?$"
-
-
-def _decimal_commas(cols: Columns) -> Columns:
-    """In a semicolon-separated file (European spreadsheets), a column whose cells are all
-    decimal-comma numbers (or whole numbers, or empty) is read with decimal points."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    out, changed = {}, []
-    for c, v in cols.items():
-        arr = pa.array(v, type=pa.string())
-        comma = pc.match_substring_regex(arr, _COMMA_NUMBER)
-        if (
-            pc.any(comma).as_py()
-            and pc.all(pc.or_(comma, pc.match_substring_regex(arr, _INT_OR_EMPTY))).as_py()
-        ):
-            v = pc.replace_substring(arr, ",", ".").to_numpy(zero_copy_only=False)
-            changed.append(c)
-        out[c] = v
-    if changed:
-        note(f"decimal commas read as decimal points in {len(changed)} column(s) (a ';' file)")
-    return out
 
 
 def _numeric_header(header: list[str]) -> list[str] | None:
@@ -324,7 +283,7 @@ def _parse_json(data: bytes, name: str, limits: bool) -> tuple[Columns, Locate]:
     if limits:
         check_json_size(data, name)  # before decoding and parsing
     text = decode_text(data, name)
-    if not text.strip():
+    if not text or text.isspace():  # (not strip(): no copy of the text)
         raise LabError(f"{name}: the file is empty")
     try:
         doc = load_json(text, name)

@@ -23,7 +23,7 @@ import pandas as pd
 from mtl_core.errors import LabError
 from mtl_core.runfile import tb_conventions as conv
 from mtl_core.runfile.cells import to_numbers
-from mtl_core.runfile.coded import remember
+from mtl_core.runfile.coded import as_text, remember, text_columns
 from mtl_core.runfile.messages import Locate
 from mtl_core.runfile.report import ReadOptions, note, pattern_used
 
@@ -66,6 +66,8 @@ def read_step_columns(
         return keyed
     step_col = next((c for c in STEP_COLUMNS if c in cols), None)
     run_col = next((c for c in RUN_COLUMNS if c in cols), None)
+    if run_col is not None:  # run names are text; steps and cells are read as numbers
+        cols = {**cols, run_col: as_text(cols[run_col])}
     if run_col is not None and step_col is not None and len(set(cols[run_col].tolist())) < 2:
         run_col = None  # one trial's own id (Ray Tune's progress.csv): a single run
     if step_col is None and run_col is None:
@@ -204,6 +206,7 @@ def read_key_rows(
     """
     if not {"key", "value"} <= set(cols) or "source" in cols:
         return None
+    cols = text_columns(cols)  # read as text throughout (the values are converted below)
     pattern = conv.compile_pattern(options.tag_pattern) if options.tag_pattern else None
     keys = np.array([str(k) for k in cols["key"]], dtype=object)
     uniq = {k: _cell(k, pattern, options) for k in dict.fromkeys(keys.tolist())}

@@ -15,7 +15,7 @@ import pandas as pd
 
 from mtl_core.errors import LabError
 from mtl_core.runfile.cells import drop_blank_run, to_labels, to_numbers, to_steps
-from mtl_core.runfile.coded import frame_text
+from mtl_core.runfile.coded import constant, factor_parts, frame_text
 from mtl_core.runfile.messages import WIDE_NOTE, Locate, close, fail
 from mtl_core.runfile.report import left_out, measure_assumed, note
 from mtl_core.runfile.schema import (
@@ -143,7 +143,7 @@ def validate_affinity(
     )
     for col in ("source", "target"):
         _check_tasks(df[col], col, tasks, name, locate)
-    _refuse_duplicate_cells(df, name, locate)
+    _refuse_duplicate_cells(df, name, locate, [run, step, measure_col, src, tgt])
     return drop_unmeasured(df, locate)
 
 
@@ -218,7 +218,7 @@ def _optional_labels(
     """An optional name column (``run``, ``measure``), or ``default`` on every row."""
     if col in cols:
         return to_labels(cols[col], col, name, locate)
-    return np.full(len(next(iter(cols.values()))), default, dtype=object)
+    return constant(default, len(next(iter(cols.values()))))
 
 
 def _check_tasks(
@@ -239,18 +239,52 @@ def _check_tasks(
         )
 
 
-def _refuse_duplicate_cells(df: pd.DataFrame, name: str, locate: Locate) -> None:
-    """One value per (run, step, measure, source, target); the message names the first copy."""
+#: Up to this many possible keys (or 4 per row), the duplicate check marks keys in an array.
+_MARKED_KEYS = 1 << 22
+
+
+def _all_distinct(gid: np.ndarray, radix: int) -> bool:
+    """Whether the keys ``gid`` (rows,) int64 in ``[0, radix)`` are all distinct: rising
+    keys (a log written in order) at a glance; few possible keys by marking each in a bool
+    array; else by hashing."""
+    if len(gid) < 2 or bool(np.all(gid[1:] > gid[:-1])):
+        return True
+    if radix <= max(_MARKED_KEYS, 4 * len(gid)):
+        seen = np.zeros(radix, dtype=bool)
+        seen[gid] = True
+        return int(np.count_nonzero(seen)) == len(gid)
+    return bool(pd.Index(gid).is_unique)
+
+
+def _refuse_duplicate_cells(
+    df: pd.DataFrame, name: str, locate: Locate, columns: list[np.ndarray] | None = None
+) -> None:
+    """One value per (run, step, measure, source, target); the message names the first copy.
+
+    ``columns``: the frame's key columns as the converters returned them, in that order
+    (coded ones are factorized on their distinct texts: :func:`factor_codes`); None reads
+    them from ``df``.
+    """
     key = ["run", "step", "measure", "source", "target"]
+    if columns is None:
+        columns = [df[c].to_numpy() for c in key]
     # one int64 per row (mixed radix over each column's codes): hashing one int is fast
-    factors = [pd.factorize(df[c]) for c in key]
-    if math.prod(max(len(u), 1) for _, u in factors) < 2**63:
+    factors = [factor_parts(v) for v in columns]
+    radix = math.prod(max(k, 1) for _, _, k in factors)
+    if radix < 2**63:
         gid = np.zeros(len(df), dtype=np.int64)
-        for codes, uniques in factors:
-            gid = gid * max(len(uniques), 1) + codes
+        spare = np.empty_like(gid)
+        for per, rows, count in factors:  # in place: no new row-sized array per column
+            if count > 1:
+                gid *= count
+                gid += rows if per is None else np.take(per, rows, out=spare)
     else:  # too many distinct values for one int64: group the code columns
-        codes = pd.DataFrame({c: f[0] for c, f in zip(key, factors)})
+        codes = pd.DataFrame(
+            {c: f[1] if f[0] is None else f[0][f[1]] for c, f in zip(key, factors)}
+        )
         gid = codes.groupby(key, sort=False).ngroup().to_numpy()
+    if _all_distinct(gid, radix):
+        return
     dup = pd.Index(gid).duplicated(keep="first")
     if not dup.any():
         return

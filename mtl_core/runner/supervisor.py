@@ -57,6 +57,7 @@ from mtl_core.accounts.quota import Limits, check_config
 from mtl_core.config import RunConfig
 from mtl_core.errors import LabError
 from mtl_core.lesson.passes import LessonAdvancer, LessonsAhead, ahead_positions
+from mtl_core.runner.follows import FolderFollows
 from mtl_core.runner.procs import (
     default_max_workers,
     describe_exit,
@@ -167,6 +168,7 @@ class Runner:
             ahead_positions() if lessons_ahead is None else tuple(lessons_ahead)
         )
         self._evaluations = evaluations
+        self._follows = FolderFollows(self.store)
         _RUNNERS.add(self)
         self.recover()
         if start:
@@ -237,6 +239,20 @@ class Runner:
         self.store.request_cancel(run_id, actor=actor)
         self._wake.set()
         return self.store.get_run(run_id)
+
+    def follow_folder(
+        self, folder: str | os.PathLike[str], *, owner: str | None = None, limits: Any = None
+    ) -> int:
+        """Import the live log folder ``folder`` into a store run as it grows, in a thread of
+        this runner (:mod:`mtl_core.runner.follows`); returns the run's id at once (created
+        now if the folder has none). Trusts ``folder``: check a user's path first
+        (``mtl_core.live.importer.allowed_folder``). LabError for a folder that is no live log,
+        a malformed log, or ``owner``'s quota under ``limits`` full."""
+        return self._follows.follow(folder, owner=owner, limits=limits)
+
+    def followed_runs(self) -> list[int]:
+        """Ids of the runs whose log folders this runner is importing now."""
+        return self._follows.run_ids()
 
     @property
     def on_ray(self) -> bool:
@@ -318,6 +334,7 @@ class Runner:
             if self._running_thread():
                 return
             self._stop.clear()
+            self._follows.resume()
             self._thread = threading.Thread(
                 target=self._supervise, name="mtl-lab-runner", daemon=True
             )
@@ -328,6 +345,7 @@ class Runner:
         (their runs end ``interrupted``). Runs still queued stay queued for the next runner."""
         self._stop.set()
         self._wake.set()
+        self._follows.stop(timeout)  # followed folders' runs end interrupted
         t = self._thread
         if t is not None and t is not threading.current_thread():
             t.join(timeout)

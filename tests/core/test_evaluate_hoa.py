@@ -188,3 +188,43 @@ def test_a_loss_to_random_groups_reads_as_higher_loss():
 
     assert _lower(0.14) == "14.0% lower"
     assert _lower(-0.051) == "5.1% HIGHER"
+
+
+@pytest.mark.parametrize("exhaustive", [False, True])
+def test_no_hoa_submits_no_pair_runs(exhaustive):
+    from mtl_core.experiments import evaluate, format_report
+    from tests.core.test_evaluate import CountingExecutor, _spec
+
+    ex = CountingExecutor()
+    rep = evaluate(_spec(seeds=1, random_groupings=1, exhaustive=exhaustive, hoa=False), ex)
+    assert not [lab for lab in ex.labels if lab.startswith("hoa/")]  # no pair, no HOA groups
+    assert "hoa" not in {r["approach"] for r in rep["runs"]}
+    assert "hoa" not in rep["approaches"] and "tag" in rep["approaches"]
+    assert rep["spec"]["hoa"] is False
+    if exhaustive:  # the candidates still train every pair beside its complement
+        ex_rec = next(r for r in rep["runs"] if r["approach"] == "exhaustive")
+        assert "hoa_from_candidates" not in ex_rec
+    assert "HOA" not in format_report(rep)
+    # the same spec with HOA on submits the 3 pair runs of 4 tasks (or reuses the candidates)
+    ex_on = CountingExecutor()
+    evaluate(_spec(seeds=1, random_groupings=1, exhaustive=exhaustive), ex_on)
+    extra = sorted(set(ex_on.labels) - set(ex.labels))
+    want = (
+        ["hoa/seed0"]
+        if exhaustive
+        else ["hoa/seed0"] + sorted(lab for lab in ex_on.labels if lab.startswith("hoa/seed0/"))
+    )
+    assert extra == sorted(want) and len(extra) == (1 if exhaustive else 4)
+
+
+def test_no_hoa_on_the_command_line():
+    from mtl_core.commands.cli import build_parser
+
+    args = build_parser().parse_args(
+        ["evaluate", "--scenario", "synthetic", "--k", "2", "--no-hoa", "--out", "x.json"]
+    )
+    assert args.hoa is False
+    args = build_parser().parse_args(
+        ["evaluate", "--scenario", "synthetic", "--k", "2", "--out", "x.json"]
+    )
+    assert args.hoa is True

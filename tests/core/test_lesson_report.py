@@ -133,12 +133,14 @@ def test_json_object_has_exactly_the_documented_keys():
         "tag_groups",
         "planted",
         "verdict",
+        "stopped",
     ]
     assert list(out["loss"]) == ["together", "groups", "single"]
     assert out["loss"]["together"] == {"mean": 0.55, "low": 0.5, "high": 0.6}
     assert out["affinity"] == {"within": 0.01, "cross": -0.006}
     assert out["tag_groups"] == out["planted"] == [["t0", "t1"], ["t2", "t3"]]
     assert out["verdict"] == NEGATIVE and out["seconds"] == 1.235
+    assert out["stopped"] is False
     json.dumps(out, allow_nan=False)
 
 
@@ -192,3 +194,39 @@ def test_run_lesson_end_to_end_small():
         for k in ("together", "groups", "single")
     )
     assert res.affinity_matrix.shape == (6, 6) and out["verdict"] in (NEGATIVE, POSITIVE, UNCLEAR)
+
+
+@pytest.mark.parametrize("fired", [False, True])
+def test_lesson_json_says_whether_tags_safety_stop_fired(monkeypatch, fired):
+    """``"stopped"`` travels from phase 2's selection (the grouped run's note) through the
+    lesson's state to ``lesson --json``: True exactly when TAG's wall-clock stop fired."""
+    from mtl_core.lesson import workflow
+    from mtl_core.lesson.headless import run_lesson
+    from tests.helpers.app_fixtures import fake_train
+
+    real = workflow.select_groups
+    calls = []
+
+    def select(*a, **kw):
+        groups, value, stopped = real(*a, **kw)
+        calls.append(stopped)
+        return groups, value, fired
+
+    monkeypatch.setattr(workflow, "select_groups", select)
+    out = run_lesson(1.0, 0, steps=20, replicas=2, train=fake_train).to_json()
+    assert calls == [False]  # the real search on the fake run's 6 tasks ends by its work budget
+    assert out["stopped"] is fired
+    assert len(out["tag_groups"]) == 2
+
+
+def test_cli_lesson_json_carries_stopped(monkeypatch, capsys):
+    import dataclasses
+
+    import mtl_core.lesson.headless as headless
+
+    res = dataclasses.replace(
+        _result(1.0, (0.5, 0.6), (0.1, 0.2), (0.15, 0.25), -0.01), stopped=True
+    )
+    monkeypatch.setattr(headless, "run_lesson", lambda *a, **kw: res)
+    assert cli.main(["lesson", "--conflict", "1", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["stopped"] is True

@@ -9,7 +9,21 @@ import pytest
 
 from mtl_core.errors import LabError
 from mtl_core.runfile import read_run_file
-from mtl_core.runfile.coded import coded, coded_column, equals_text, frame_text, head
+from mtl_core.runfile.cells import to_numbers
+from mtl_core.runfile.coded import (
+    as_text,
+    coded,
+    coded_column,
+    constant,
+    equals_text,
+    factor_codes,
+    frame_text,
+    head,
+    numbers_first,
+    remember,
+)
+from mtl_core.runfile.sheet_habits import MISSING_MARKS
+from mtl_core.runfile.validate import _all_distinct
 
 
 def _csv(rows: list[str]) -> bytes:
@@ -75,3 +89,82 @@ def test_wandb_history_text_cell_refused_at_its_row():
     cells = ["0.1,0.2"] * 40 + ["0.1,oops"]
     with pytest.raises(LabError, match=r"row 41.*'oops' is not a number"):
         read_run_file(_history(cells), "history.csv")
+
+
+# ------------------------------------------------------------------ numbers first, duplicates
+
+
+def _distinct(k: int) -> list[str]:
+    return [f"{j / 7:.6f}" for j in range(k)]
+
+
+def test_numbers_first_column_holds_arrows_parse_and_its_text():
+    cells = [" 0.25", *_distinct(3000), "NA", "", "#DIV/0!", "1e-3 "]
+    vals = coded_column(pa.array(cells), missing=MISSING_MARKS)
+    nf = numbers_first(vals)
+    assert nf is not None and nf.missing and vals.dtype == np.float64
+    assert not vals.flags.writeable
+    assert vals[0] == 0.25 and vals[-1] == 0.001 and vals[5] == float(f"{4 / 7:.6f}")
+    assert np.isnan(vals[-4:-1]).all() and np.isfinite(vals[:-4]).all()
+    text = as_text(vals)
+    assert text[0] == "0.25" and text[-1] == "1e-3" and text[-3] == ""  # trimmed, as written
+    assert as_text(vals) is text  # made once
+    assert equals_text(vals, "").sum() == 1
+    short = head(vals, 2)
+    assert numbers_first(short) is not None and as_text(short).tolist() == ["0.25", "0.000000"]
+    assert numbers_first(vals.copy()) is None  # a copy is plain numbers
+    # without the marks (a reader that wants text), the same cells stay text
+    assert coded_column(pa.array(cells)).dtype == object
+
+
+def test_a_text_cell_keeps_the_column_text():
+    vals = coded_column(pa.array([*_distinct(3000), "oops"]), missing=MISSING_MARKS)
+    assert numbers_first(vals) is None and vals.dtype == object and vals[-1] == "oops"
+
+
+def test_long_form_affinity_read_numbers_first_equals_the_text():
+    rows = [f"0,t{k % 50},u{k // 50},{v}" for k, v in enumerate(_distinct(2500))]
+    parsed = read_run_file(_csv(rows), "log.csv")
+    assert parsed.affinity["affinity"].tolist() == [float(v) for v in _distinct(2500)]
+
+
+def test_distinct_steps_message_shows_the_cell_as_written():
+    rows = [f"{s},a,b,0.1" for s in range(3000)] + ["12.50,a,b,0.2"]
+    with pytest.raises(LabError, match=r"row 3001.*'12\.50' is not a whole number"):
+        read_run_file(_csv(rows), "log.csv")
+
+
+def test_required_value_empty_in_a_numbers_first_column_is_named():
+    vals = coded_column(pa.array([*_distinct(3000), " ", "0.5"]), missing=MISSING_MARKS)
+    assert numbers_first(vals) is not None
+    assert to_numbers(vals, "value", "f.csv", lambda i: f"row {i + 1}", allow_empty=True)[-1] == 0.5
+    with pytest.raises(LabError, match=r"f.csv: row 3001, column 'value': is empty$"):
+        to_numbers(vals, "value", "f.csv", lambda i: f"row {i + 1}")
+
+
+@pytest.mark.parametrize(
+    "gid, radix, distinct",
+    [
+        ([0, 1, 5, 9], 10, True),  # rising keys
+        ([5, 1, 9, 0], 10, True),  # marked in a bool array
+        ([5, 1, 9, 1], 10, False),
+        ([2**60, 3, 2**61, 7], 2**62, True),  # too many possible keys: hashed
+        ([2**60, 3, 2**60, 7], 2**62, False),
+    ],
+)
+def test_all_distinct_by_each_route(gid, radix, distinct):
+    assert _all_distinct(np.array(gid, dtype=np.int64), radix) is distinct
+
+
+def test_duplicate_out_of_order_named_with_its_first_copy():
+    rows = [f"{s},a,b,0.1" for s in range(30)] + ["3,b,a,0.2", "7,a,b,0.3"]
+    with pytest.raises(LabError, match=r"row 32 .*duplicated cell \(step 7.*first at row 8 "):
+        read_run_file(_csv(rows), "log.csv")
+
+
+def test_factor_codes_of_repeated_dictionary_texts():
+    vals = remember(np.array(["a", "b", "a"], dtype=object), np.array([0, 1, 2, 2, 0]),
+                    pa.array(["a", "b", "a"]))  # fmt: skip
+    codes, count = factor_codes(vals)
+    assert count == 2 and codes.tolist() == [0, 1, 0, 0, 0]
+    assert factor_codes(constant("x", 4))[1] == 1

@@ -65,7 +65,8 @@ def test_mtg_case_k_and_agreement_through_cli(capsys):
     )
     assert rc == 0
     doc = json.loads(capsys.readouterr().out)
-    assert set(doc) == {"tasks", "direction", "rows", "agreement"}
+    assert set(doc) == {"tasks", "direction", "rows", "agreement", "stopped"}
+    assert doc["stopped"] is False  # every solve proven within its time limit
     assert doc["direction"] == "higher"
     scores = [r["optimal"]["score"] for r in doc["rows"]]
     assert scores == pytest.approx([-0.05757, 0.23079, 0.31974], abs=5e-6)
@@ -147,3 +148,17 @@ def test_cli_error_exit_2(capsys):
     assert rc == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "5 task columns but --tasks names 2" in err
+
+
+def test_json_says_stopped_when_a_time_limit_ended_a_solve(capsys):
+    """``"stopped"``: some solve was ended by --time-limit (wall clock), so only then may the
+    answer depend on the machine's load; it is exactly "some selection is not proven"."""
+    args = ["select", str(D / "gains6_val.txt"), "--masks", str(D / "masks6.csv"), "--k", "3"]
+    assert main([*args, "--draws", "5", "--time-limit", "0.000001", "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["stopped"] is True
+    assert doc["rows"][0]["optimal"]["proven"] is False
+    assert main([*args, "--draws", "5", "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["stopped"] is False
+    assert all(v["proven"] for k, v in doc["rows"][0].items() if k not in ("k", "random"))

@@ -1,0 +1,36 @@
+"""The Explore page (AppTest) following a running run reads only the steps that are new on each
+poll (``app.data_tail``), and shows what a full read shows."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import numpy as np
+
+from app import data
+from app.storage import store_path
+from tests.helpers.app_fixtures import append_steps, open_app, seed_live_run
+
+
+def _title(at) -> str:
+    return json.loads(at.get("plotly_chart")[0].proto.spec)["layout"]["title"]["text"]
+
+
+def test_explore_polls_fetch_only_the_new_rows(store, monkeypatch):
+    rid = seed_live_run(store, steps_total=100, steps_done=10)
+    at = open_app("explore", store.path, monkeypatch).run()
+    assert not at.exception
+    tails = data._tails(store_path())  # the app's own cache (same process as AppTest)
+    assert tails.fetched == 10
+    append_steps(store, rid, 11, 25, 100)
+    time.sleep(data.LIVE_REFRESH_S)  # a live run is re-read once per refresh slot
+    at.run()
+    assert not at.exception
+    assert "steps 1–25" in _title(at)
+    assert tails.fetched == 25  # the second poll read the 15 new rows, not all 25
+    steps, tasks, A = tails.read(store, rid, "lookahead")
+    full = store.affinity_steps(rid, "lookahead")
+    np.testing.assert_array_equal(steps, full[0])
+    np.testing.assert_array_equal(A, full[2])
+    assert tasks == full[1]

@@ -1,0 +1,141 @@
+"""Reading only what is new of a growing run: ``Store.affinity_since`` and the app's bounded
+cache of read matrices (``app.data_tail.AffinityTails``, Streamlit-free), against full reads."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from app.data_tail import AffinityTails
+from mtl_core.errors import LabError
+from mtl_core.events import StepEvent
+from mtl_core.store import Store
+
+TASKS = ["a", "b", "c"]
+
+
+def _events(steps, seed=0, measures=("lookahead",)):
+    rng = np.random.default_rng(seed)
+    out = []
+    for s in steps:
+        mats = {m: rng.normal(size=(3, 3)) for m in measures}
+        mats[measures[0]][0, 1] = np.nan  # a cell not logged survives the round trip
+        out.append(StepEvent(int(s), 100, TASKS, {t: 1.0 for t in TASKS}, affinity=mats))
+    return out
+
+
+def _live(store, steps, **kw):
+    rid = store.create_run(name="live", origin="logged", status="running", tasks=TASKS)
+    store.append_steps(rid, _events(steps, **kw))
+    return rid
+
+
+class _Counting:
+    """A store whose ``affinity_since`` calls are recorded (after_step, rows returned)."""
+
+    def __init__(self, store):
+        self.store, self.path, self.calls = store, store.path, []
+
+    def affinity_since(self, run_id, measure, after_step):
+        tail = self.store.affinity_since(run_id, measure, after_step)
+        self.calls.append((after_step, len(tail.steps)))
+        return tail
+
+
+def _same_as_full(store, rid, got, measure="lookahead"):
+    steps, tasks, A = store.affinity_steps(rid, measure)
+    np.testing.assert_array_equal(got[0], steps)
+    assert got[1] == tasks
+    np.testing.assert_array_equal(got[2], A)  # NaN where not logged, on both sides
+
+
+def test_affinity_since_returns_only_later_steps_and_what_came_before(store):
+    rid = _live(store, [1, 3, 5, 7])
+    tail = store.affinity_since(rid, "lookahead", 3)
+    np.testing.assert_array_equal(tail.steps, [5, 7])
+    full = store.affinity_steps(rid, "lookahead")[2]
+    np.testing.assert_array_equal(tail.A, full[2:])
+    assert tail.before[0] == 2 and tail.before[1] is not None
+    assert tail.tasks == TASKS and tail.created == store.get_run(rid).created
+    everything = store.affinity_since(rid, "lookahead", None)
+    assert everything.before == (0, None) and len(everything.steps) == 4
+    assert everything.newest == tail.newest and tail.before[1] < tail.newest
+
+
+def test_affinity_since_keeps_the_measure_rule_and_unknown_runs(store):
+    rid = _live(store, [1, 2], measures=("lookahead", "cosine"))
+    with pytest.raises(LabError, match="several|measure"):
+        store.affinity_since(rid, None, None)
+    with pytest.raises(LabError, match="no run"):
+        store.affinity_since(rid + 10, "lookahead", None)
+
+
+def test_a_second_poll_fetches_only_the_new_rows_and_equals_a_full_read(store):
+    rid = _live(store, range(1, 21))
+    spy, tails = _Counting(store), AffinityTails()
+    first = tails.read(spy, rid, "lookahead")
+    _same_as_full(store, rid, first)
+    store.append_steps(rid, _events([21, 22, 23], seed=1))
+    second = tails.read(spy, rid, "lookahead")
+    _same_as_full(store, rid, second)
+    assert spy.calls == [(None, 20), (20, 3)]
+    assert tails.fetched == 23
+    third = tails.read(spy, rid, "lookahead")  # nothing new: nothing fetched
+    assert spy.calls[-1] == (23, 0) and tails.fetched == 23
+    _same_as_full(store, rid, third)
+    # arrays handed out are read-only, and an earlier one is not changed by later appends
+    assert not second[2].flags.writeable and not second[0].flags.writeable
+    np.testing.assert_array_equal(first[0], np.arange(1, 21))
+    assert len(first[2]) == 20
+
+
+def test_growing_past_the_buffer_keeps_every_value(store):
+    rid = _live(store, [1])
+    tails = AffinityTails()
+    for k in range(2, 140, 7):  # capacity grows 64 -> 128 -> ... on the way
+        store.append_steps(rid, _events(range(k, k + 7), seed=k))
+        _same_as_full(store, rid, tails.read(store, rid, "lookahead"))
+
+
+def test_a_rewritten_or_late_earlier_step_is_read_again_in_full(store):
+    rid = _live(store, [2, 4, 6])
+    spy, tails = _Counting(store), AffinityTails()
+    tails.read(spy, rid, "lookahead")
+    store.append_steps(rid, _events([4], seed=9))  # step 4 written again, new values
+    _same_as_full(store, rid, tails.read(spy, rid, "lookahead"))
+    assert spy.calls[1:] == [(6, 0), (None, 3)]
+    store.append_steps(rid, _events([3], seed=5))  # a step below the last one, late
+    _same_as_full(store, rid, tails.read(spy, rid, "lookahead"))
+    assert spy.calls[3:] == [(6, 0), (None, 4)]
+
+
+def test_another_run_under_the_same_store_path_and_id_is_read_afresh(tmp_path):
+    path = tmp_path / "s.sqlite"
+    first = Store(path)
+    rid = _live(first, [1, 2, 3])
+    tails = AffinityTails()
+    tails.read(first, rid, "lookahead")
+    first.close()
+    for f in tmp_path.glob("s.sqlite*"):
+        f.unlink()
+    again = Store(path)  # a new store file: run ids start over
+    rid2 = _live(again, [1, 2, 3, 4], seed=3)
+    assert rid2 == rid
+    _same_as_full(again, rid2, tails.read(again, rid2, "lookahead"))
+
+
+def test_an_error_drops_the_entry_and_the_cache_stays_bounded(store):
+    tails = AffinityTails(max_entries=2)
+    rids = [_live(store, [1, 2], seed=i) for i in range(3)]
+    for rid in rids:
+        tails.read(store, rid, "lookahead")
+    assert len(tails) == 2
+    store.set_status(rids[-1], "finished")
+    store.delete_run(rids[-1])
+    with pytest.raises(LabError, match="no run"):
+        tails.read(store, rids[-1], "lookahead")
+    assert len(tails) == 1
+    small = AffinityTails(max_bytes=1)  # over the byte bound: only the entry being read stays
+    for rid in rids[:2]:
+        small.read(store, rid, "lookahead")
+    assert len(small) == 1

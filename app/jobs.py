@@ -30,19 +30,32 @@ from mtl_core.store import RunInfo, Store
 
 log = logging.getLogger("task_affinity_lab.app")
 POLL_S = 1.5
+#: Most tasks the page lets an evaluation train exhaustively: 2^(n-1) - 1 candidate runs per
+#: seed, 31 at 6 tasks (about the 28 pair runs HOA trains anyway at 8); the command line's
+#: ``evaluate --exhaustive`` goes to 8.
+EXHAUSTIVE_MAX_TASKS = 6
 
 
-def start(store: Store, info: RunInfo, k: int, seeds: int) -> dict[str, Any]:
+def start(
+    store: Store, info: RunInfo, k: int, seeds: int, *, exhaustive: bool = False
+) -> dict[str, Any]:
     """Queue the evaluation of ``info``'s scenario and knobs with budget ``k``, started by
     this session's user: the runner starts it in one of its worker slots
     (``MTL_LAB_WORKERS``, in the fair order shared with queued runs), and it counts against
-    the starter's queue quota. Returns the job record.
+    the starter's queue quota. ``exhaustive`` also trains every candidate group (at most
+    :data:`EXHAUSTIVE_MAX_TASKS` tasks), so the report can be scored like a ground-truth
+    table. Returns the job record.
 
     LabError for a run the lab cannot retrain, a config over this server's limits (an
     uploaded ``meta.json`` may claim anything), an uploaded table the *starter* did not
     upload (whoever owns the run, or none), one already queued or running for this k, or a
     starter at the quota.
     """
+    if exhaustive and len(info.tasks) > EXHAUSTIVE_MAX_TASKS:
+        raise LabError(
+            f"exhaustive training here is limited to {EXHAUSTIVE_MAX_TASKS} tasks (this run "
+            f"has {len(info.tasks)}); the command line's evaluate --exhaustive goes to 8"
+        )
     dep = auth.deployment()
     starter = auth.current_actor(dep).id
     # an uploaded table only its uploader may train on: the starter, whoever owns the run
@@ -51,7 +64,12 @@ def start(store: Store, info: RunInfo, k: int, seeds: int) -> dict[str, Any]:
     table_files.check_owner(knobs, starter, table_files.tables_dir(store.path))
     # one slot's share of the CPUs, as a run's worker gets (the evaluation is one process)
     spec = background.spec_for_run(
-        info.config or {}, k, seeds, workers=default_max_workers(), limits=dep.limits
+        info.config or {},
+        k,
+        seeds,
+        workers=default_max_workers(),
+        limits=dep.limits,
+        exhaustive=exhaustive,
     )
     folder = store.path.parent / "evaluations" / f"run{info.id}_k{int(k)}_{int(time.time())}"
     record = {
@@ -59,6 +77,7 @@ def start(store: Store, info: RunInfo, k: int, seeds: int) -> dict[str, Any]:
         "folder": str(folder),
         "k": int(k),
         "seeds": int(seeds),
+        "exhaustive": bool(exhaustive),
         "owner": starter,
     }
     saved = store.queue_ground_truth(info.id, k, record, limits=dep.limits)
@@ -99,8 +118,9 @@ def report_frame(report: dict[str, Any]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def ground_truth_panel(info: RunInfo, k: int) -> None:
-    """Explore's "Ground truth" tab: start the evaluation, follow it, show its table."""
+def ground_truth_panel(info: RunInfo, k: int) -> int | None:
+    """Explore's "Ground truth" tab: start the evaluation, follow it, show its table.
+    Returns the k the tab shows (None for a run the lab cannot retrain)."""
     st.markdown(
         "Does the grouping really win? This retrains the run's scenario from scratch: TAG's "
         "groups for k, all tasks together, every task alone, random groups and a "
@@ -112,8 +132,8 @@ def ground_truth_panel(info: RunInfo, k: int) -> None:
             "Only runs trained by the lab can be re-evaluated (an uploaded log has no "
             "scenario to retrain)."
         )
-        return
-    c1, c2, c3 = st.columns([1, 1, 2], vertical_alignment="bottom")
+        return None
+    c1, c2, c4, c3 = st.columns([1, 1, 1, 2], vertical_alignment="bottom")
     kk = c1.number_input(
         "k (group budget)",
         1,
@@ -122,6 +142,17 @@ def ground_truth_panel(info: RunInfo, k: int) -> None:
         key="gt_k",
     )
     seeds = c2.number_input("seeds", 1, auth.deployment().limits.seeds or 10, 2, key="gt_seeds")
+    small = len(info.tasks) <= EXHAUSTIVE_MAX_TASKS
+    exhaustive = c4.checkbox(
+        "exhaustive",
+        key="gt_exhaustive",
+        disabled=not small,
+        help="also train every candidate group (2^(n-1) - 1 runs a seed), so every "
+        "estimator can be scored against the measured networks below"
+        if small
+        else f"at most {EXHAUSTIVE_MAX_TASKS} tasks here (the command line's evaluate "
+        "--exhaustive goes to 8)",
+    )
     store = data.get_store()
     job = refresh(store, info.id, int(kk))
     running = bool(job and job.get("status") in ("queued", "running"))
@@ -129,13 +160,14 @@ def ground_truth_panel(info: RunInfo, k: int) -> None:
         "Run the ground truth", icon=":material/science:", key="gt_start", disabled=running
     ):
         try:
-            job = start(store, info, int(kk), int(seeds))
+            job = start(store, info, int(kk), int(seeds), exhaustive=bool(exhaustive and small))
             running = True
         except LabError as exc:
             st.error(md(exc))
         except OSError as exc:
             show_error(exc)
     st.fragment(run_every=POLL_S if running else None)(_job_view)(info.id, int(kk), running)
+    return int(kk)
 
 
 def _job_view(run_id: int, k: int, was_running: bool) -> None:

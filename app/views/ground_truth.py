@@ -51,8 +51,8 @@ def render() -> None:
         return
     try:
         limits = parse_limits(opts["values"], opts["rule"])
-        affinity = _run_affinity(opts["run"])
-        doc, cells = _compute(
+        affinity = run_affinity(opts["run"])
+        doc, cells = compute_scores(
             layout,
             *(_blob(files.get(k)) for k in ("sel", "test", "masks", "est")),
             opts["tasks"],
@@ -67,7 +67,7 @@ def render() -> None:
     except Exception as exc:  # a bug: logged, shown as a short message
         show_error(exc)
         return
-    _show(doc, cells)
+    show_scores(doc, cells)
 
 
 def _files(layout: str) -> dict:
@@ -163,8 +163,10 @@ def _blob(f):
     return None if f is None else (f.name, f.getvalue())
 
 
-def _run_affinity(run_id: int | None):
-    """``(tasks, A)`` of a store run the session may see, its matrices averaged over steps."""
+def run_affinity(run_id: int | None):
+    """``(tasks, A)`` of a store run the session may see, its matrices averaged over steps
+    (lookahead when it has it), as tuples (hashable, for the cache); None for no run.
+    LabError for a run with no matrices logged yet."""
     if run_id is None:
         return None
     from mtl_core.runfile.long import step_mean
@@ -181,10 +183,12 @@ def _run_affinity(run_id: int | None):
 # The cache lives in the shared server process: a few results (JSON-ready, each a table
 # within the upload limits), for a few minutes; the work itself runs in a capped child.
 @st.cache_data(show_spinner="Choosing networks exactly…", max_entries=8, ttl=900)
-def _compute(layout, sel, test, masks, est, tasks, direction, rule, limits, affinity):
+def compute_scores(layout, sel, test, masks, est, tasks, direction, rule, limits, affinity):
     """The ``select`` document and the prediction cells for one set of uploads and options
     (files as ``(name, bytes)``), computed in a capped child process
-    (:func:`mtl_core.runner.select_job.run_select_capped`)."""
+    (:func:`mtl_core.runner.select_job.run_select_capped`, which runs
+    :func:`mtl_core.groundtruth.compare.compare`, the ``select`` command's function).
+    Also Explore's ground-truth tab's, on an evaluation's report. LabError: one line."""
     from mtl_core.runner.select_job import run_select_capped
 
     files = {"sel": sel, "test": test, "masks": masks, "est": est}
@@ -202,7 +206,11 @@ def _compute(layout, sel, test, masks, est, tasks, direction, rule, limits, affi
     return out["doc"], out["cells"]
 
 
-def _show(doc: dict, cells: list[dict]) -> None:
+def show_scores(doc: dict, cells: list[dict], prefix: str = "gtt") -> None:
+    """Draw a ``select`` document: score against k or budget per estimator, the chosen
+    networks (selection value, score, regret, proof), the agreement table and the
+    predicted-against-measured scatter. ``prefix``: the widget keys' prefix (one per place
+    that shows it)."""
     key = figs.limit_key(doc)
     better = "lower" if doc["direction"] == "lower" else "higher"
     st.caption(
@@ -213,7 +221,7 @@ def _show(doc: dict, cells: list[dict]) -> None:
     )
     charts.chart(
         figs.score_lines(doc, "Score of each estimator's networks"),
-        key="gtt_lines",
+        key=f"{prefix}_lines",
         name="ground_truth_scores",
     )
     unproven = [r[key] for r in doc["rows"] if not r.get("optimal", {}).get("proven", True)]
@@ -240,7 +248,7 @@ def _show(doc: dict, cells: list[dict]) -> None:
         names,
         format_func=lambda n: figs.ESTIMATOR_LABELS.get(n, n),
         horizontal=True,
-        key="gtt_scatter",
+        key=f"{prefix}_scatter",
     )
     a = doc["agreement"][pick]
     charts.chart(
@@ -251,7 +259,7 @@ def _show(doc: dict, cells: list[dict]) -> None:
             f"{figs.ESTIMATOR_LABELS[pick]}: Spearman {_fmt(a['spearman'])}, "
             f"Kendall {_fmt(a['kendall'])} over {a['cells']} cells",
         ),
-        key="gtt_scatter_fig",
+        key=f"{prefix}_scatter_fig",
         name="ground_truth_scatter",
     )
     st.caption(

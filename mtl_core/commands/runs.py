@@ -16,6 +16,7 @@ from mtl_core import measures
 from mtl_core.commands.group import add_read_options, warn
 from mtl_core.errors import LabError
 from mtl_core.store import RunInfo, Store
+from mtl_core.store.faults import StoreFault
 
 STORE_HELP = "run store file (default: $MTL_LAB_STORE, else ./.lab/store.sqlite)"
 
@@ -62,9 +63,17 @@ def _store(args: argparse.Namespace) -> Store:
 
 
 def run_runs(args: argparse.Namespace) -> int:
-    """Print the store's runs, oldest first, then check the file (``quick_check``): a
-    damaged store lists what still reads and fails with the damage and the recovery step."""
+    """Print the store's runs, oldest first, after checking the file (``quick_check``): a
+    damaged store lists what still reads (a run it left ``running`` shown ``failed``, as
+    no step of it can be saved) and fails with the damage and the recovery step."""
     store = _store(args)
+    try:
+        store.check()
+        damage = None
+    except StoreFault as exc:  # list what still reads first, then say so
+        if exc.kind != "damaged":
+            raise
+        damage = exc
     runs = store.list_runs()
     if getattr(args, "json", False):
         for r in runs:
@@ -76,7 +85,8 @@ def run_runs(args: argparse.Namespace) -> int:
     else:
         print(format_runs(runs))
     sys.stdout.flush()
-    store.check()  # StoreFault (one line, exit 2) when the file is damaged
+    if damage is not None:
+        raise damage  # one line, exit 2
     return 0
 
 

@@ -44,7 +44,8 @@ def run(args: argparse.Namespace) -> int:
                 )
             if imp.closed or args.once:
                 where = f"run {imp.run_id}" if imp.run_id is not None else "no steps yet"
-                print(f"{where}: {'log closed' if imp.closed else 'imported'}", flush=True)
+                said = "cancelled" if imp.cancelled else "log closed" if imp.closed else "imported"
+                print(f"{where}: {said}", flush=True)
                 return 0
             time.sleep(float(args.interval))
     except KeyboardInterrupt:

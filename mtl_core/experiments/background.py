@@ -78,13 +78,21 @@ class JobState:
 
 
 def spec_for_run(
-    config: dict[str, Any], k: int, seeds: int, *, workers: int = 2, limits: Limits | None = None
+    config: dict[str, Any],
+    k: int,
+    seeds: int,
+    *,
+    workers: int = 2,
+    limits: Limits | None = None,
+    exhaustive: bool = False,
 ) -> EvalSpec:
     """The evaluation of a trained run's scenario and knobs with budget ``k``: ``seeds``
     seeds of the run's step count, the scenario's model, ``workers`` processes' share of the
-    CPUs per run. Raises LabError for a run without a scenario (an uploaded log), or one
-    asking for more than ``limits`` allow (checked before the scenario is loaded: an uploaded
-    ``meta.json`` may name any scenario, path and step count)."""
+    CPUs per run; ``exhaustive`` also trains every candidate group (its report then reads as
+    a ground-truth table, :mod:`mtl_core.groundtruth.report`). Raises LabError for a run
+    without a scenario (an uploaded log), or one asking for more than ``limits`` allow
+    (checked before the scenario is loaded: an uploaded ``meta.json`` may name any scenario,
+    path and step count), or ``exhaustive`` on more tasks than it allows."""
     scenario = (config or {}).get("scenario")
     if not scenario:
         raise LabError(
@@ -100,6 +108,7 @@ def spec_for_run(
         int(k),
         seeds=int(seeds),
         steps=steps,
+        exhaustive=bool(exhaustive),
         threads=threads_per_worker(workers),
     )
 

@@ -7,6 +7,8 @@ importing the same folder again continues that run after its last step (idempote
 
 from __future__ import annotations
 
+import os
+import socket
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -62,7 +64,10 @@ class LiveImport:
     ``running`` while followed, owned by ``owner``) is found by its note or created on the
     first poll that has steps, or on the first poll at all with ``create_now`` (so a caller
     can link to it before the first step lands). ``limits`` checks the owner's queue quota
-    when the run is created (``Store.create_run``). Raises LabError for a malformed log.
+    when the run is created (``Store.create_run``). The run records this process and host
+    (``Store.set_worker``: a runner marks it ``interrupted`` if the process dies); a cancel
+    asked for it (Explore's button) ends the import, the run ``cancelled``. Raises LabError
+    for a malformed log, or a folder whose run was cancelled.
     """
 
     def __init__(
@@ -77,17 +82,34 @@ class LiveImport:
         self.store, self.folder = store, live_folder(folder)
         self.owner, self.limits, self.create_now = owner, limits, create_now
         self.run_id = find_run(store, self.folder)
-        after = store.get_run(self.run_id).last_step if self.run_id is not None else None
+        after = None
+        if self.run_id is not None:
+            info = store.get_run(self.run_id)
+            if info.status == "cancelled":
+                raise LabError(
+                    f"{folder}: its run #{self.run_id} was cancelled; delete that run to "
+                    "import the folder again"
+                )
+            after = info.last_step
         self.follower = FolderFollower(self.folder, after_step=after)
-        self.closed = False
+        self.closed = self.cancelled = self._claimed = False
 
     def poll(self) -> list[int]:
         """Import the steps completed since the last poll; returns their numbers. When the log
         is closed (``meta.json`` ``"live": false``) the run gets the log's final status
         (``finished`` unless it says otherwise) and :attr:`closed` is set."""
+        if self.run_id is not None and self._cancel_asked():
+            self.store.set_status(
+                self.run_id, "cancelled", error="cancelled while its folder was followed",
+                only_from=("running",),
+            )  # fmt: skip
+            self.closed = self.cancelled = True
+            return []
         batch = self.follower.poll()
         if self.run_id is None and (batch.events or self.create_now):
             self.run_id = self._create()
+        if self.run_id is not None and not self._claimed:
+            self._claim()
         if batch.events:
             self.store.set_status(self.run_id, "running", only_from=("interrupted",))
             self.store.append_steps(self.run_id, batch.events)
@@ -103,6 +125,17 @@ class LiveImport:
         new steps land, so a reader polls it live)."""
         if self.run_id is not None:
             self.store.set_status(self.run_id, "running", only_from=("interrupted",))
+            self._claim()
+
+    def _claim(self) -> None:
+        """Record this process as the run's importer (``Store.set_worker`` with this host),
+        so a runner marks the run ``interrupted`` if this process dies without a word."""
+        self.store.set_worker(self.run_id, os.getpid(), host=socket.gethostname())
+        self._claimed = True
+
+    def _cancel_asked(self) -> bool:
+        info = self.store.get_run(self.run_id)
+        return info.cancel_requested and info.status == "running"
 
     def interrupt(self) -> None:
         """Stop following: the run is left ``interrupted`` (its steps kept; following the

@@ -8,6 +8,7 @@ transfer) build on :class:`StoreBase` and touch the database only through ``_rea
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sqlite3
 import threading
@@ -18,7 +19,13 @@ from pathlib import Path
 from typing import Any, Self, TypeVar
 
 from mtl_core.errors import LabError
-from mtl_core.store.faults import check_every_s, check_integrity, store_fault
+from mtl_core.store.faults import (
+    StoreFault,
+    check_every_s,
+    check_integrity,
+    known_damage,
+    store_fault,
+)
 from mtl_core.store.migrations import MIGRATIONS, migrate, schema_version
 from mtl_core.store.records import RunInfo, load_run
 
@@ -286,6 +293,46 @@ class StoreBase:
             if fault is None:
                 raise
             raise fault from None
+
+    # ------------------------------------------------------------------ runs as read
+
+    def _as_read(self, infos: list[RunInfo]) -> list[RunInfo]:
+        """Runs as readers see them: in a damaged file (:func:`~.faults.known_damage`) a
+        run that still says ``running`` is shown ``failed`` with the damage, since none of
+        its steps nor its outcome can be written any more. A reader that sees a ``running``
+        run checks the file itself (``quick_check`` from disk, about 0.5 s per 100 MB) at
+        most every :func:`~.faults.check_every_s` seconds (at least 1 s) per store object, so
+        the app and ``runs`` learn of damage done behind a run's back even when no writer
+        of theirs met it."""
+        running = [i for i, r in enumerate(infos) if r.status == "running"]
+        if not running:
+            return infos
+        now = time.monotonic()
+        last = getattr(self, "_read_checked_at", None)
+        if known_damage(self.path) is None and (
+            last is None or now - last >= max(1.0, check_every_s())
+        ):
+            self._read_checked_at = now
+            try:
+                self._retry(self._check_from_disk)
+            except StoreFault as exc:
+                if exc.kind != "damaged":
+                    raise
+        damage = known_damage(self.path)
+        if damage is None:
+            return infos
+        out = list(infos)
+        for i in running:
+            r = out[i]
+            step = r.last_step if r.last_step is not None else 0
+            out[i] = dataclasses.replace(
+                r,
+                status="failed",
+                eta_s=None,
+                error=f"stopped after step {step}: the run store is damaged, nothing more "
+                f"can be saved ({damage})",
+            )
+        return out
 
     # ------------------------------------------------------------------ shared by the parts
 

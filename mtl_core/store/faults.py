@@ -14,6 +14,11 @@ file is refused before anything is written into it; a connection that keeps writ
 long training run) checks again every :func:`check_every_s` seconds, so damage done during a
 run stops its writes within that time. A write or read that meets a damaged page
 (``SQLITE_CORRUPT``, ``SQLITE_NOTADB``) is a ``damaged`` :class:`StoreFault` at once.
+
+A process that found a file damaged remembers it (:func:`known_damage`), so the store can
+show what no write can record any more: a run still ``running`` in a damaged file is
+stopped (its steps and outcome cannot be saved), and readers show it ``failed`` with the
+damage (:meth:`mtl_core.store.base.StoreBase._as_read`).
 """
 
 from __future__ import annotations
@@ -91,6 +96,7 @@ def store_fault(exc: BaseException, path: Path) -> StoreFault | None:
         )
     elif kind == "damaged":
         msg = f"the run store {path} is damaged ({exc}); nothing was changed; " + recover_hint(path)
+        note_damage(path, msg)
     else:
         msg = (
             f"the run store {path} could not be read or written ({exc}): the disk or file "
@@ -164,13 +170,38 @@ def check_integrity(con: sqlite3.Connection, path: Path, *, force: bool = False)
         more = f" and {len(problems) - 1} more" if len(problems) > 1 else ""
         with _checked_lock:
             _checked.discard(key)
-        raise StoreFault(
+        msg = (
             f"the run store {path} is damaged (integrity check: {problems[0]}{more}); "
-            f"nothing was changed; {recover_hint(path)}",
-            "damaged",
+            f"nothing was changed; {recover_hint(path)}"
         )
+        note_damage(path, msg)
+        raise StoreFault(msg, "damaged")
     with _checked_lock:
         _checked.add(key)
+        _damaged.pop(key, None)
+
+
+# (path, device, inode) -> the message of the damage this process found in that file (a
+# file replaced by its recovered copy has another inode, so it is sound again)
+_damaged: dict[tuple[str, int, int], str] = {}
+
+
+def note_damage(path: Path, message: str) -> None:
+    """Remember that the store file at ``path`` is damaged (``message``: the fault's)."""
+    key = _key(path)
+    if key is not None:
+        with _checked_lock:
+            _damaged.setdefault(key, message)
+
+
+def known_damage(path: Path) -> str | None:
+    """The damage this process found in the store file at ``path`` (the first fault's
+    one-line message), or None when it found none."""
+    key = _key(path)
+    if key is None:
+        return None
+    with _checked_lock:
+        return _damaged.get(key)
 
 
 def trust(path: Path) -> None:
@@ -183,9 +214,11 @@ def trust(path: Path) -> None:
 
 
 def forget_checks() -> None:
-    """Check every store again at its next first write (as a new process would)."""
+    """Check every store again at its next first write, and forget the damage found (as a
+    new process would)."""
     with _checked_lock:
         _checked.clear()
+        _damaged.clear()
 
 
 def _key(path: Path) -> tuple[str, int, int] | None:
@@ -205,6 +238,8 @@ __all__ = [
     "check_integrity",
     "fault_kind",
     "forget_checks",
+    "known_damage",
+    "note_damage",
     "recover_hint",
     "store_fault",
     "trust",

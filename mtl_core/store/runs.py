@@ -132,7 +132,7 @@ class RunsMixin(StoreBase):
 
     def get_run(self, run_id: int) -> RunInfo:
         """The run's record; LabError if there is no such run."""
-        return self._read(lambda con: self._run(con, run_id))
+        return self._as_read([self._read(lambda con: self._run(con, run_id))])[0]
 
     def list_runs(self) -> list[RunInfo]:
         """Every run, oldest first."""
@@ -146,7 +146,7 @@ class RunsMixin(StoreBase):
             rows = con.execute(f"SELECT {', '.join(RUN_COLUMNS)} FROM runs ORDER BY id").fetchall()
             return [run_info(r, ms.get(r["id"], [])) for r in rows]
 
-        return self._read(q)
+        return self._as_read(self._read(q))
 
     def run_ids(self, *statuses: str) -> list[int]:
         """Ids of runs in any of ``statuses`` (all runs when none given), oldest first."""
@@ -299,9 +299,14 @@ class RunsMixin(StoreBase):
         (the per-user queue quota)."""
         return self._read(lambda con: _active(con, owner))
 
-    def set_worker(self, run_id: int, pid: int) -> None:
-        """Record the worker process of a running run (for finding dead workers later)."""
-        self._write(lambda con: update_run(con, run_id, worker_pid=int(pid)))
+    def set_worker(self, run_id: int, pid: int, *, host: str | None = None) -> None:
+        """Record the worker process of a running run (for finding dead workers later), and
+        with ``host`` its machine (a run with no host is never taken for dead: a runner on
+        ``host`` marks it ``interrupted`` once ``pid`` is gone)."""
+        values: dict[str, Any] = {"worker_pid": int(pid)}
+        if host is not None:
+            values["host"] = str(host)
+        self._write(lambda con: update_run(con, run_id, **values))
 
     def request_cancel(self, run_id: int, *, actor: Actor | None = None) -> str:
         """Cancel a run: a queued one is cancelled now; a running one is flagged for its

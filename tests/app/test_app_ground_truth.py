@@ -137,3 +137,135 @@ def test_the_table_check_is_against_the_starter_whoever_owns_the_run(store, monk
         "csv scenario: this table was not uploaded by you; upload it on the Train page"
     ]
     assert store.get_ground_truth(unowned, 2) is None  # nothing queued
+
+
+# ------------------------------------------- an exhaustive evaluation scored like the page
+
+
+def _select_json(path, *extra):
+    """``python -m mtl_core select`` on the report, as the tab computes it (50 draws)."""
+    import contextlib
+    import io
+    import json
+
+    from mtl_core.commands.cli import main
+
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        rc = main(["select", str(path), "--k", "1", "2", "3", "--draws", "50", *extra, "--json"])
+    assert rc == 0
+    return json.loads(out.getvalue())
+
+
+def _frame(at, column):
+    """The one table on the page with ``column`` (the groups panel and the evaluation's own
+    table come first)."""
+    (df,) = [d.value for d in at.dataframe if column in d.value.columns]
+    return df
+
+
+def _assert_table_is_select(df, doc):
+    """Every (k, estimator) row of the tab's chosen-networks table equals ``select --json``."""
+    from app.figures.ground_truth import ESTIMATOR_LABELS
+
+    seen = 0
+    for row in doc["rows"]:
+        best = row["optimal"]["score"]
+        for name, label in ESTIMATOR_LABELS.items():
+            if name not in row:
+                continue
+            got = df[(df["k"] == row["k"]) & (df["estimator"] == label)]
+            assert len(got) == 1, (row["k"], label)
+            got = got.iloc[0]
+            want = row[name]["mean"] if name == "random" else row[name]["score"]
+            assert got["score"] == pytest.approx(want, abs=1e-12)
+            assert got["regret"] == pytest.approx(want - best, abs=1e-12)  # lower is better
+            if name == "random":
+                assert got["networks"] == f"50 draws, sd {row[name]['sd']:.4g}"
+            else:
+                assert got["selection"] == pytest.approx(row[name]["selection"], abs=1e-12)
+                assert got["networks"] == " | ".join(" + ".join(n) for n in row[name]["networks"])
+            seen += 1
+    assert seen == len(df)
+
+
+def test_a_stored_exhaustive_evaluation_is_scored_like_select(tmp_path, store, monkeypatch):
+    import json
+
+    from tests.helpers.eval_fakes import fake_exhaustive_report
+
+    report = fake_exhaustive_report(seeds=1, k=2)
+    path = tmp_path / "report.json"
+    path.write_text(json.dumps(report))
+    rid = seed_run(store, name="trained", n_tasks=4, config=config_dict(knobs={"tasks": 4}))
+    store.save_ground_truth(rid, 2, {"status": "done", "report": report, "k": 2, "seeds": 1})
+    at = _open_tab(open_app("explore", store.path, monkeypatch, query={"run": rid}, timeout=120))
+    assert not at.exception and not at.error
+    assert at.radio(key="gtx_source").value == "run"  # TAG from this run's own affinity
+    nets = _frame(at, "regret")
+    doc = _select_json(path, "--affinity", str(rid), "--store", str(store.path))
+    _assert_table_is_select(nets, doc)
+    # the planted split {t0,t1} {t2,t3} is the optimum at k = 2; TAG and HOA find it
+    k2 = nets[nets["k"] == 2].set_index("estimator")
+    assert k2.loc["optimal (exact)", "networks"] == "t0 + t1 | t2 + t3"
+    assert k2.loc["optimal (exact)", "regret"] == 0
+    assert k2.loc["worst", "regret"] > 0.5
+    agree = _frame(at, "Spearman").set_index("estimator")
+    for name, a in doc["agreement"].items():
+        from app.figures.ground_truth import ESTIMATOR_LABELS
+
+        assert agree.loc[ESTIMATOR_LABELS[name], "Spearman"] == pytest.approx(a["spearman"])
+        assert agree.loc[ESTIMATOR_LABELS[name], "cells"] == a["cells"]
+    # TAG from the evaluation's own co-training affinity: select's default for a report
+    at.radio(key="gtx_source").set_value("report").run()
+    assert not at.exception and not at.error
+    _assert_table_is_select(_frame(at, "regret"), _select_json(path))
+
+
+@pytest.mark.slow
+def test_an_uploaded_report_and_the_exhaustive_switch(tmp_path, store, monkeypatch):
+    import json
+
+    from tests.helpers.eval_fakes import fake_exhaustive_report
+
+    rid = seed_run(store, name="trained", n_tasks=4, config=config_dict(knobs={"tasks": 4}))
+    at = _open_tab(open_app("explore", store.path, monkeypatch, query={"run": rid}, timeout=120))
+    assert not at.exception
+    assert any("Tick **exhaustive**" in c.value for c in at.caption)  # nothing to score yet
+    report = fake_exhaustive_report(seeds=2, k=2)
+    data = json.dumps(report).encode()
+    at.file_uploader(key="gtx_file").set_value([("mine.json", data, "application/json")]).run()
+    assert not at.exception and not at.error
+    path = tmp_path / "mine.json"
+    path.write_bytes(data)
+    doc = _select_json(path, "--affinity", str(rid), "--store", str(store.path))
+    _assert_table_is_select(_frame(at, "regret"), doc)
+    bad = b'{"kind": "task-affinity-lab/evaluate", "spec": {"tasks": ["a"]}, "runs": []}'
+    at.file_uploader(key="gtx_file").set_value([("<b>x.json", bad, "application/json")]).run()
+    assert [shown(e.value) for e in at.error] == [
+        "<b>x.json: no exhaustive results; run evaluate with --exhaustive to train every "
+        "candidate network"
+    ]
+
+    started = []
+
+    def fake_start(spec, folder, *, workers=2, nice=0):
+        started.append(spec)
+        os.makedirs(folder)
+        write_json(os.path.join(folder, bg.STATUS_FILE), {"status": "running", "message": ""})
+        return bg.BackgroundJob(folder=str(folder), pid=os.getpid(), started=time.time())
+
+    monkeypatch.setattr(bg, "start", fake_start)
+    monkeypatch.setenv("MTL_LAB_WARM_WORKERS", "0")
+    at.checkbox(key="gt_exhaustive").check().run()
+    at.button(key="gt_start").click().run()
+    assert not at.exception
+    record = store.get_ground_truth(rid, 2)
+    assert record["exhaustive"] is True and record["spec"]["exhaustive"] is True
+    deadline = time.monotonic() + 10  # the app's runner starts it in a free slot
+    while not started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert started and started[0].exhaustive and started[0].tasks == ("t0", "t1", "t2", "t3")
+    wide = seed_run(store, name="wide", n_tasks=7, config=config_dict(knobs={"tasks": 7}))
+    at = _open_tab(open_app("explore", store.path, monkeypatch, query={"run": wide}))
+    assert at.checkbox(key="gt_exhaustive").disabled  # 7 tasks: 63 candidate runs a seed

@@ -137,3 +137,61 @@ def test_runner_follow_folder_takes_no_worker_slot(tmp_path):
     finally:
         runner.shutdown()
     assert runner.store.get_run(rid).status == "interrupted"
+
+
+def test_a_cancel_ends_the_follow_and_the_folder_is_not_taken_up_again(store, tmp_path):
+    sink = _sink(tmp_path / "live1")
+    follows = FolderFollows(store, poll_s=0.05)
+    try:
+        rid = follows.follow(tmp_path / "live1")
+        assert store.request_cancel(rid) == "running"  # Explore's cancel button
+        assert _wait(lambda: store.get_run(rid).status == "cancelled")
+        assert store.get_run(rid).error == "cancelled while its folder was followed"
+        assert _wait(lambda: follows.run_ids() == [])
+        with pytest.raises(LabError, match=f"its run #{rid} was cancelled; delete that run"):
+            follows.follow(tmp_path / "live1")
+    finally:
+        follows.stop()
+    sink.close()
+
+
+def test_a_followed_run_whose_process_died_is_marked_interrupted(store, tmp_path, monkeypatch):
+    import os
+    import socket
+
+    import mtl_core.runner.supervisor as supervisor
+    from mtl_core.runner import Runner
+
+    _sink(tmp_path / "live1")
+    follows = FolderFollows(store, poll_s=30)
+    rid = follows.follow(tmp_path / "live1")
+    info = store.get_run(rid)
+    assert (info.worker_pid, info.host) == (os.getpid(), socket.gethostname())
+    runner = Runner(store, start=False)
+    try:
+        assert runner.recover() == []  # this process is alive: left running
+        monkeypatch.setattr(supervisor, "pid_alive", lambda pid: False)
+        assert runner.recover() == [rid]
+        assert store.get_run(rid).status == "interrupted"
+    finally:
+        runner.shutdown()
+        follows.stop()
+
+
+def test_watch_stops_on_a_cancel_and_refuses_the_cancelled_folder(tmp_path, capsys):
+    from mtl_core.commands.cli import main
+    from mtl_core.store import Store
+
+    sink = _sink(tmp_path / "live1")
+    _write(sink, [1])
+    args = ["watch", str(tmp_path / "live1"), "--store", str(tmp_path / "w.sqlite")]
+    assert main([*args, "--once"]) == 0
+    store = Store(tmp_path / "w.sqlite")
+    (rid,) = store.run_ids()
+    assert store.get_run(rid).status == "running"
+    store.request_cancel(rid)
+    assert main(args) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == f"run {rid}: cancelled"
+    assert store.get_run(rid).status == "cancelled"
+    assert main(args) == 2
+    assert f"its run #{rid} was cancelled" in capsys.readouterr().err

@@ -5,7 +5,11 @@ opens for reading."""
 
 from __future__ import annotations
 
+import json
+import os
 import sqlite3
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -115,10 +119,121 @@ def test_damage_during_a_run_stops_its_writes(tmp_path, monkeypatch, capfd):
         while pid_alive(worker):
             assert time.monotonic() - at_damage < 15, "the run kept training"
             time.sleep(0.05)
+        assert _says_stopped(runner.status(rid)), runner.status(rid)
     finally:
         runner.shutdown(timeout=5)
     err = capfd.readouterr().err
     assert "is damaged" in err and '".recover"' in err and "Traceback" not in err, err
+    # and so says a new process that never met the damage (``runs``), never "running"
+    (row,) = [r for r in _runs_json(path) if r["id"] == rid]
+    assert _says_stopped(row), row
+
+
+def _says_stopped(run) -> bool:
+    """A run that a damaged store stopped: failed, its reason naming the damage."""
+    status, error = (
+        (run["status"], run["error"])
+        if isinstance(run, dict)
+        else (
+            run.status,
+            run.error,
+        )
+    )
+    return status == "failed" and "stopped after step" in error and "is damaged" in error
+
+
+def _runs_json(path: Path) -> list[dict]:
+    """``runs --json`` in a new process: its rows (it exits 2 on a damaged store)."""
+    out = subprocess.run(
+        [sys.executable, "-m", "mtl_core", "runs", "--json", "--store", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+    )
+    assert out.returncode == 2 and out.stderr.count("\n") == 1, out.stderr
+    assert "is damaged" in out.stderr and "Traceback" not in out.stderr, out.stderr
+    return [json.loads(line) for line in out.stdout.splitlines()]
+
+
+def _with_a_running_run(path: Path) -> int:
+    """Filler runs (pages for damage), then a run left ``running`` at step 7 (as by a
+    worker that died with the store); returns its id."""
+    from tests.helpers.app_fixtures import seed_live_run
+
+    st = Store(path)
+    for k in range(6):
+        st.create_run(name=f"filler {k}", status="finished", notes="f" * 20_000)
+    rid = seed_live_run(st, steps_done=7, steps_total=100)
+    assert st.get_run(rid).status == "running"
+    st.close()
+    return rid
+
+
+def test_a_run_left_running_in_a_damaged_store_reads_as_failed(tmp_path, capsys):
+    """Nothing can be written into a damaged store, so a run it shows ``running`` can never
+    move on: every reader (a new Store, ``runs``) shows it failed with the damage."""
+    sound, damaged = tmp_path / "sound.sqlite", tmp_path / "damaged.sqlite"
+    rid = _with_a_running_run(sound)
+    damaged.write_bytes(sound.read_bytes())
+    damage_page(damaged, 3)
+    forget_checks()  # as a new process
+    assert Store(sound).get_run(rid).status == "running"  # sound: still running
+    st = Store(damaged)
+    for info in (st.get_run(rid), st.list_runs()[-1]):
+        assert _says_stopped(info), info
+        assert "stopped after step 7:" in info.error and info.eta_s is None
+    assert [r.status for r in st.list_runs()[:6]] == ["finished"] * 6  # others as they are
+    forget_checks()
+    code, out, err = _cli(capsys, "runs", "--store", str(damaged))
+    assert code == 2 and err.count("\n") == 1 and "is damaged" in err, err
+    (line,) = [x for x in out.splitlines() if x.startswith(f"{rid:>4}  ")]
+    assert " failed " in line and "running" not in line and "stopped after step 7:" in line
+
+
+@pytest.mark.slow
+def test_damage_during_a_cli_run_ends_it_failed_in_one_line(tmp_path):
+    """``train`` from the command line (real training) over a store damaged mid-run: it
+    exits 2 with one line, its worker is gone, and ``runs`` shows the run failed."""
+    path = tmp_path / "s.sqlite"
+    st = Store(path)
+    for k in range(6):
+        st.create_run(name=f"filler {k}", status="finished", notes="f" * 20_000)
+    st.close()
+    env = {**os.environ, CHECK_ENV: "0.5", "PYTHONPATH": str(ROOT)}
+    argv = [sys.executable, "-m", "mtl_core", "train", "--scenario", "synthetic"]
+    proc = subprocess.Popen(
+        [*argv, "--steps", "1000000", "--store", str(path)],
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        reader = Store(path)
+        end = time.monotonic() + 120
+        while not reader.list_runs()[6:] or reader.list_runs()[6].steps_done < 5:
+            assert proc.poll() is None and time.monotonic() < end, proc.stderr.read()
+            time.sleep(0.1)
+        rid = reader.list_runs()[6].id
+        worker = reader.get_run(rid).worker_pid
+        reader.close()
+        damage_page(path, 3)
+        err = proc.communicate(timeout=30)[1]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    last = err.strip().splitlines()[-1]
+    assert proc.returncode == 2 and last.startswith("error: ") and "is damaged" in last, err
+    assert "Traceback" not in err, err
+    end = time.monotonic() + 5
+    while pid_alive(worker):
+        assert time.monotonic() < end, "the worker outlived its CLI"
+        time.sleep(0.05)
+    (row,) = [r for r in _runs_json(path) if r["id"] == rid]
+    assert _says_stopped(row), row
 
 
 def _read_names(path: str) -> list[str]:

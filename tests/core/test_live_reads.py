@@ -139,3 +139,65 @@ def test_an_error_drops_the_entry_and_the_cache_stays_bounded(store):
     for rid in rids[:2]:
         small.read(store, rid, "lookahead")
     assert len(small) == 1
+
+
+def _stack(S=300, n=4, seed=1):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(S, n, n))
+    X[rng.random(X.shape) < 0.3] = np.nan
+    X[:40, 0, 1] = np.nan  # a cell first logged late
+    X[:, 2, 3] = np.nan  # a cell never logged
+    return X
+
+
+@pytest.mark.parametrize("how", ["none", "running", "ema", "window"])
+def test_smoothing_in_batches_equals_smoothing_the_whole(how):
+    from mtl_core.series import SmoothState, smooth
+
+    X = _stack()
+    state = SmoothState(how, window=7, beta=0.8)
+    cuts = [0, 1, 5, 50, 51, 51, 120, 300]
+    got = np.concatenate([state.extend(X[:b], a) for a, b in zip(cuts, cuts[1:])])
+    full = smooth(X, how, window=7, beta=0.8)
+    if how == "window":  # pandas' rolling sums differ in the last bits from another start
+        np.testing.assert_allclose(got, full, rtol=1e-12, atol=1e-15)
+        assert np.array_equal(np.isnan(got), np.isnan(full))
+    else:
+        np.testing.assert_array_equal(got, full)  # bit for bit, NaN where nothing was logged
+    with pytest.raises(ValueError, match="extend from row 300, not 10"):
+        state.extend(X, 10)
+
+
+def test_smoothing_refuses_what_smooth_refuses():
+    from mtl_core.series import SmoothState
+
+    with pytest.raises(LabError, match="unknown smoothing 'median'"):
+        SmoothState("median")
+    with pytest.raises(LabError, match="EMA beta must be in"):
+        SmoothState("ema", beta=1.0)
+
+
+def test_smooth_tails_smooth_only_new_rows_and_restart_with_the_rows(store):
+    from app.data_tail import SmoothTails
+    from mtl_core.series import smooth
+
+    rid = _live(store, range(1, 31))
+    tails, sm = AffinityTails(), SmoothTails()
+    *_, A, gen = tails.read_tagged(store, rid, "lookahead")
+    first = sm.smooth((rid, "lookahead"), gen, A, "ema", 20, 0.5)
+    np.testing.assert_array_equal(first, smooth(A, "ema", beta=0.5))
+    store.append_steps(rid, _events(range(31, 36), seed=2))
+    *_, A2, gen2 = tails.read_tagged(store, rid, "lookahead")
+    assert gen2 == gen
+    second = sm.smooth((rid, "lookahead"), gen2, A2, "ema", 20, 0.5)
+    np.testing.assert_array_equal(second, smooth(A2, "ema", beta=0.5))
+    assert sm.smoothed_rows == 35 and not second.flags.writeable
+    again = sm.smooth((rid, "lookahead"), gen, A, "ema", 20, 0.5)  # an older read: its prefix
+    np.testing.assert_array_equal(again, first)
+    assert sm.smoothed_rows == 35
+    store.append_steps(rid, _events([3], seed=7))  # an old step rewritten: rows start again
+    *_, A3, gen3 = tails.read_tagged(store, rid, "lookahead")
+    assert gen3 != gen
+    third = sm.smooth((rid, "lookahead"), gen3, A3, "ema", 20, 0.5)
+    np.testing.assert_array_equal(third, smooth(A3, "ema", beta=0.5))
+    assert sm.smoothed_rows == 70

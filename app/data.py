@@ -2,9 +2,9 @@
 
 The store on disk is the truth; everything shown is read from it here. Reads are cached per
 run *version* (status + steps done), so a finished run is read once and a running one once
-per refresh slot, whichever page or session asks; a running run's affinity read asks only for
-the steps after those already read (:mod:`app.data_tail`). Cached arrays are shared between
-sessions and read-only.
+per refresh slot, whichever page or session asks; a running run's affinity and metrics reads
+ask only for the steps after those already read, and its smoothings smooth only those
+(:mod:`app.data_tail`). Cached arrays are shared between sessions and read-only.
 """
 
 from __future__ import annotations
@@ -22,13 +22,12 @@ import streamlit as st
 
 from app import auth
 from app.colours import robust_zmax
-from app.data_tail import AffinityTails
+from app.data_tail import AffinityTails, MetricsTails, SmoothTails
 from app.storage import _store, get_store, store_path
 from mtl_core.accounts.access import Actor
 from mtl_core.accounts.quota import Limits
 from mtl_core.errors import LabError
 from mtl_core.runner import default_max_workers
-from mtl_core.series import smooth
 from mtl_core.store import ACTIVE, RunInfo
 
 log = logging.getLogger("task_affinity_lab.app")
@@ -167,21 +166,42 @@ def _tails(path: str) -> AffinityTails:
     return AffinityTails()
 
 
+@st.cache_resource(show_spinner=False)
+def _smooth_tails(path: str) -> SmoothTails:
+    return SmoothTails()
+
+
 @st.cache_resource(show_spinner=False, max_entries=24)
 def _affinity(path: str, run_id: int, measure: str, ver: tuple) -> tuple:
     # one read per version (a live run's refresh slot) for all sessions; each read asks the
-    # store only for the steps after the last one read (app.data_tail)
-    return _tails(path).read(_store(path), run_id, measure)
+    # store only for the steps after the last one read (app.data_tail); the generation tags
+    # the rows so smoothings extend instead of starting again
+    return _tails(path).read_tagged(_store(path), run_id, measure)
+
+
+def _smoothing(path: str, run_id: int, measure: str, ver: tuple, how: str, **kw: Any) -> Any:
+    """``smooth(A, how, **kw)`` of the run's matrices at ``ver``, smoothing only the steps new
+    since the last version (:class:`app.data_tail.SmoothTails`)."""
+    _, _, A, gen = _affinity(path, run_id, measure, ver)
+    window, beta = int(kw.get("window", 20)), float(kw.get("beta", 0.9))
+    return _smooth_tails(path).smooth((run_id, measure), gen, A, how, window, beta)
 
 
 def affinity(info: RunInfo, measure: str) -> tuple[np.ndarray, list[str], np.ndarray]:
     """``(steps, tasks, A (S, n, n))`` of one measure, read-only and shared."""
-    return _affinity(store_path(), info.id, measure, version(info))
+    return _affinity(store_path(), info.id, measure, version(info))[:3]
+
+
+@st.cache_resource(show_spinner=False)
+def _metrics_tails(path: str) -> MetricsTails:
+    return MetricsTails()
 
 
 @st.cache_data(show_spinner=False, max_entries=48)
 def _metrics(path: str, run_id: int, ver: tuple) -> pd.DataFrame:
-    return _store(path).metrics(run_id)
+    # a live run's poll reads only the steps after those read before (app.data_tail);
+    # cache_data hands every caller its own copy of the shared frame
+    return _metrics_tails(path).read(_store(path), run_id)
 
 
 def metrics(info: RunInfo) -> pd.DataFrame:
@@ -289,11 +309,10 @@ class RunView:
 
 @st.cache_resource(show_spinner=False, max_entries=16)
 def _run_view(path: str, run_id: int, measure: str, ver: tuple) -> RunView | None:
-    steps, tasks, A = _affinity(path, run_id, measure, ver)
+    steps, tasks, A, _ = _affinity(path, run_id, measure, ver)
     if len(steps) == 0:
         return None
-    run = smooth(A, "running")
-    run.setflags(write=False)
+    run = _smoothing(path, run_id, measure, ver, "running")
     # Early running averages rest on a handful of noisy matrices: leave the first tenth out
     # of the time-average colour limit so the settled picture uses the whole scale.
     settled = run[len(run) // 10 :]
@@ -341,9 +360,7 @@ def smoothed(view: RunView, how: str, window: int = 20, beta: float = 0.9) -> Sm
 def _smoothed(
     path: str, run_id: int, measure: str, ver: tuple, how: str, window: int, beta: float
 ) -> Smoothed:
-    _, _, A = _affinity(path, run_id, measure, ver)
-    stack = smooth(A, how, window=window, beta=beta)
-    stack.setflags(write=False)
+    stack = _smoothing(path, run_id, measure, ver, how, window=window, beta=beta)
     return Smoothed(stack, robust_zmax(stack))
 
 

@@ -10,9 +10,11 @@ student does (the conflict slider by keyboard; in the ``distinct`` case the seed
 knobs), untimed, and the bench presses Train on page after page spread evenly over
 ``--spread`` seconds.
 
-Per session, from its press: the first heatmap (a plotly heatmap drawn and the caption
-"Affinity so far") and the lesson finished (the verdict "At the end," drawn: all three runs
-finished), both seen by a watcher inside the page every 0.2 s; errors (Streamlit exceptions
+Per session, from its press (on the page's own timer): the first heatmap ``sent`` (its
+caption "Affinity so far" in the page: what the server did) and ``drawn`` (plotly's heatmap
+drawn: what this machine's browser then did), and the lesson finished (the verdict "At the
+end," in the page: all three runs finished), all seen by a watcher inside the page every
+0.2 s; errors (Streamlit exceptions
 and error alerts drawn, page crashes, uncaught page errors) and the conflict the lesson page
 says it shows, checked against the knob set. Cases:
 
@@ -53,35 +55,37 @@ LEVELS = (1.0, 0.0, 0.25, 0.5, 0.75)
 KNOB = "How much do the two task clusters conflict?"
 STEP = 0.05  # the knob's step (app/views/learn.py)
 
-#: Installed in every page just before its press: records (browser clock, ms since the epoch)
-#: when the first heatmap and the finished lesson are first drawn, and the most exceptions
-#: and error alerts ever drawn at once.
-WATCH = """() => {
-  const w = window.__bench = {heat: null, done: null, exc: 0, alerts: 0, header: null};
+#: Run in every page before the class: clicks Train at ``due`` (ms since the epoch, on the
+#: page's own timer, so a slow bench loop does not shift the presses) and records (browser
+#: clock, ms since the epoch) the press, when the first heatmap reached the page (its
+#: caption, sent with it, is in the page: the server's part), when plotly had drawn it (the
+#: browser's part), when the finished verdict is in the page, and the most exceptions and
+#: error alerts seen at once.
+WATCH = """due => {
+  const w = window.__bench = {press: null, sent: null, drawn: null, done: null, exc: 0,
+                              alerts: 0, header: null};
   const tick = () => {
     const now = Date.now();
-    if (w.heat === null) {
-      const g = [...document.querySelectorAll('.js-plotly-plot')]
+    if (w.sent === null && [...document.querySelectorAll('[data-testid=stCaptionContainer]')]
+        .some(e => e.innerText.startsWith('Affinity so far'))) w.sent = now;
+    if (w.drawn === null && w.sent !== null && [...document.querySelectorAll('.js-plotly-plot')]
         .some(g => g.data && g.data.some(d => d.type === 'heatmap')
-                   && g.querySelector('.main-svg'));
-      const cap = [...document.querySelectorAll('[data-testid=stCaptionContainer]')]
-        .some(e => e.innerText.startsWith('Affinity so far'));
-      if (g && cap) w.heat = now;
-    }
-    if (w.done === null) {
-      const done = [...document.querySelectorAll('[data-testid=stAlert]')]
-        .some(e => e.innerText.includes('At the end,'));
-      if (done) w.done = now;
-    }
+                   && g.querySelector('.main-svg'))) w.drawn = now;
+    if (w.done === null && [...document.querySelectorAll('[data-testid=stAlert]')]
+        .some(e => e.innerText.includes('At the end,'))) w.done = now;
     w.exc = Math.max(w.exc, document.querySelectorAll('[data-testid=stException]').length);
     w.alerts = Math.max(w.alerts,
       document.querySelectorAll('[data-testid=stAlertContentError]').length);
     const h = [...document.querySelectorAll('[data-testid=stMarkdownContainer] p')]
       .find(p => p.innerText.startsWith('The lesson at conflict'));
     if (h) w.header = h.innerText;
-    if (w.heat !== null && w.done !== null) clearInterval(w.timer);
+    if (w.drawn !== null && w.done !== null) clearInterval(w.timer);
   };
   w.timer = setInterval(tick, 200);
+  const b = document.querySelector('.st-key-learn_train button');
+  if (!b) return false;
+  setTimeout(() => { w.press = Date.now(); b.click(); }, Math.max(0, due - Date.now()));
+  return true;
 }"""
 
 
@@ -257,17 +261,12 @@ def _class(browser, url, store_path, case, n, spread, limit, warm, server) -> di
     rss = _rss_mb(_tree(server)) if server else 0.0
     load1 = os.getloadavg()
 
-    # the class presses Train, spread evenly over ``spread`` s
-    start = time.time()
+    # the class presses Train, spread evenly over ``spread`` s from ``start``
+    start = time.time() + 2.0 + 0.2 * n  # time to arm every page
     for i, s in enumerate(sessions):
         due = start + spread * i / max(1, n - 1)
-        if due > time.time():
-            s["page"].wait_for_timeout((due - time.time()) * 1000)
-        s["page"].evaluate(WATCH)
-        s["press"] = time.time() * 1000
-        s["page"].get_by_role("button", name="Train").click()
-    pressed_in = time.time() - start
-
+        if not s["page"].evaluate(WATCH, due * 1000):
+            s["error"] = "no Train button"
     # round-robin: read each page's watcher until every lesson is drawn finished (or limit)
     open_ = list(sessions)
     while open_ and time.time() - start < limit:
@@ -279,7 +278,7 @@ def _class(browser, url, store_path, case, n, spread, limit, warm, server) -> di
                 open_.remove(s)
                 continue
             s["watch"] = w
-            if w and w["heat"] is not None and w["done"] is not None:
+            if w and w["drawn"] is not None and w["done"] is not None:
                 open_.remove(s)
         if server:
             rss = max(rss, _rss_mb(_tree(server)))
@@ -290,13 +289,19 @@ def _class(browser, url, store_path, case, n, spread, limit, warm, server) -> di
         w = s.get("watch") or {}
         header = w.get("header") or ""
         shown = header.removeprefix("The lesson at conflict ").strip(" *.")
+
+        def since(key: str, w: dict = w) -> float | None:
+            return None if w.get(key) is None or not w.get("press") else (w[key] - w["press"]) / 1e3
+
         records.append(
             {
                 "session": s["session"],
                 "conflict": s["conflict"],
                 "seed": s["seed"],
-                "first_s": None if w.get("heat") is None else (w["heat"] - s["press"]) / 1e3,
-                "done_s": None if w.get("done") is None else (w["done"] - s["press"]) / 1e3,
+                "pressed_at_s": None if not w.get("press") else w["press"] / 1e3 - start,
+                "sent_s": since("sent"),
+                "drawn_s": since("drawn"),
+                "done_s": since("done"),
                 "exceptions": int(w.get("exc") or 0),
                 "error_alerts": int(w.get("alerts") or 0),
                 "knob_shown": shown,
@@ -305,14 +310,15 @@ def _class(browser, url, store_path, case, n, spread, limit, warm, server) -> di
             }
         )
         s["page"].context.close()
-    first_s = [r["first_s"] for r in records if r["first_s"] is not None]
-    done_s = [r["done_s"] for r in records if r["done_s"] is not None]
+    out: dict[str, Any] = {}
+    for key in ("sent", "drawn", "done"):
+        got = [r[f"{key}_s"] for r in records if r[f"{key}_s"] is not None]
+        out[f"{key}_median_s"] = statistics.median(got) if got else None
+        out[f"{key}_max_s"] = max(got) if len(got) == n else None
+    presses = [r["pressed_at_s"] for r in records if r["pressed_at_s"] is not None]
     return {
-        "first_median_s": statistics.median(first_s) if first_s else None,
-        "first_max_s": max(first_s) if len(first_s) == n else None,
-        "done_median_s": statistics.median(done_s) if done_s else None,
-        "done_max_s": max(done_s) if len(done_s) == n else None,
-        "unfinished": n - len(done_s),
+        **out,
+        "unfinished": sum(r["done_s"] is None for r in records),
         "exceptions": sum(r["exceptions"] for r in records),
         "error_alerts": sum(r["error_alerts"] for r in records),
         "knob_wrong": sum(r["knob_wrong"] for r in records),
@@ -321,7 +327,7 @@ def _class(browser, url, store_path, case, n, spread, limit, warm, server) -> di
         "page_error_count": len(page_errors),
         "session_errors": sum(r["error"] is not None for r in records),
         "server_rss_mb": rss,
-        "pressed_in_s": pressed_in,
+        "pressed_in_s": max(presses) - min(presses) if presses else None,
         "prep_s": prep,
         "load_before": load0,
         "load_at_press": load1,
@@ -350,16 +356,19 @@ def _fmt(v: float | None) -> str:
 def table(rows: list[dict]) -> str:
     """The Markdown table of the cases (``–`` where a session never got there)."""
     out = [
-        "| case | sessions | workers | runs trained | first heatmap median / max s "
+        "| case | sessions | workers | runs trained | presses within s "
+        "| first heatmap sent median / max s | drawn median / max s "
         "| lesson finished median / max s | unfinished | errors | server RSS MB "
         "| load at press / after |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         name = r["case"] + (f" (held in {r['prep_s']:.0f} s)" if r["case"] == "ahead" else "")
         out.append(
             f"| {name} | {r['sessions']} | {r['workers']} | {r['runs_trained']} "
-            f"| {_fmt(r['first_median_s'])} / {_fmt(r['first_max_s'])} "
+            f"| {_fmt(r['pressed_in_s'])} "
+            f"| {_fmt(r['sent_median_s'])} / {_fmt(r['sent_max_s'])} "
+            f"| {_fmt(r['drawn_median_s'])} / {_fmt(r['drawn_max_s'])} "
             f"| {_fmt(r['done_median_s'])} / {_fmt(r['done_max_s'])} "
             f"| {r['unfinished']} | {errors_of(r)} | {r['server_rss_mb']:.0f} "
             f"| {r['load_at_press'][0]:.1f} / {r['load_after'][0]:.1f} |"

@@ -105,6 +105,84 @@ def smooth(
     return out.to_numpy(dtype=np.float64).reshape(X.shape)
 
 
+class SmoothState:
+    """:func:`smooth` of a growing stack, one batch of new rows at a time: the app's live
+    views smooth only the steps that arrived since the last poll.
+
+    ``extend(stack, start)`` returns the smoothed rows ``stack[start:]``, continuing from the
+    rows ``stack[:start]`` passed before (``start`` must be the number of rows taken so far;
+    ValueError otherwise). The rows are equal to ``smooth(stack, how)[start:]``: bit for bit for
+    ``running`` (the same sums in the same order) and ``ema`` (pandas' own recursion, carried
+    per cell: the weighted mean and the weight), to rounding for ``window`` (pandas' rolling
+    mean over the last ``window - 1`` old rows and the new ones). ``none`` returns the rows.
+    Raises LabError for the same arguments :func:`smooth` refuses.
+    """
+
+    def __init__(self, how: str = "running", *, window: int = 20, beta: float = 0.9) -> None:
+        smooth(np.zeros((0, 1, 1)), how, window=window, beta=beta)  # the same argument checks
+        self.how, self.window, self.beta = how, int(window), float(beta)
+        self.rows = 0
+        self._a: np.ndarray | None = None  # running: sum of logged values; ema: weighted mean
+        self._b: np.ndarray | None = None  # running: count of logged values; ema: weight
+
+    def extend(self, stack: np.ndarray, start: int) -> np.ndarray:
+        X = np.asarray(stack, dtype=np.float64)
+        if int(start) != self.rows or len(X) < self.rows:
+            raise ValueError(f"extend from row {self.rows}, not {start} of {len(X)}")
+        new = X[self.rows :]
+        if len(new) == 0:
+            return new.copy()
+        if self.how == "none":
+            out = new.copy()
+        elif self.how == "running":
+            out = self._running(new)
+        elif self.how == "ema":
+            out = self._ema(X, new)
+        else:
+            lo = max(0, self.rows - self.window + 1)
+            out = smooth(X[lo:], "window", window=self.window)[self.rows - lo :]
+        self.rows = len(X)
+        return out
+
+    def _running(self, new: np.ndarray) -> np.ndarray:
+        logged = np.isfinite(new)
+        out = np.where(logged, new, 0.0)
+        if self._a is not None:
+            out[0] += self._a  # the sums continue in smooth()'s order
+        np.cumsum(out, axis=0, out=out)
+        count = np.cumsum(logged, axis=0, dtype=np.int64)
+        if self._b is not None:
+            count += self._b
+        self._a, self._b = out[-1].copy(), count[-1].copy()
+        np.divide(out, count, out=out, where=count > 0)
+        out[count == 0] = np.nan
+        return out
+
+    def _ema(self, X: np.ndarray, new: np.ndarray) -> np.ndarray:
+        beta = self.beta
+        if self._a is None:  # the first rows: pandas', then its state per cell
+            out = smooth(new, "ema", beta=beta)
+            seen = np.isfinite(new).sum(axis=0)
+            weights = np.ones(int(seen.max()) + 1 if seen.size else 1)
+            for m in range(2, len(weights)):  # the weight after m values, as pandas adds it
+                weights[m] = weights[m - 1] * beta + 1.0
+            self._a, self._b = out[-1].copy(), weights[np.maximum(seen, 1)]
+            return out
+        w, wt = self._a.copy(), self._b.copy()
+        out = np.empty_like(new)
+        for k, cur in enumerate(new):  # pandas' ewm_mean (adjust, ignore_na) for every cell
+            seen, obs = np.isfinite(w), np.isfinite(cur)
+            both = seen & obs
+            wt = np.where(both, wt * beta, wt)
+            with np.errstate(invalid="ignore"):
+                moved = np.where(both & (w != cur), (wt * w + cur) / (wt + 1.0), w)
+            w = np.where(~seen & obs, cur, moved)
+            wt = np.where(both, wt + 1.0, wt)
+            out[k] = w
+        self._a, self._b = w, wt
+        return out
+
+
 def sample_indices(n: int, limit: int | None) -> np.ndarray:
     """At most ``limit`` evenly spaced indices into ``range(n)``, first and last included.
 

@@ -16,7 +16,13 @@ import numpy as np
 import pandas as pd
 
 from mtl_core.errors import LabError
-from mtl_core.runfile.coded import as_text, coded, numbers_first, remember_factors
+from mtl_core.runfile.coded import (
+    as_text,
+    coded,
+    numbers_first,
+    remember_factors,
+    remembered_factors,
+)
 from mtl_core.runfile.jsontext import check_text
 from mtl_core.runfile.messages import Locate, fail, show
 from mtl_core.runfile.sheet_habits import MISSING_MARKS
@@ -179,20 +185,25 @@ def to_steps(vals: np.ndarray, name: str, locate: Locate) -> np.ndarray:
             return remember_factors(
                 per[known.codes], ucodes.astype(np.int64)[known.codes], len(distinct)
             )
-    return _to_steps(vals, name, locate)
+    steps = _to_steps(vals, name, locate)
+    factors = remembered_factors(vals)  # equal steps are equal values: the codes still hold
+    return steps if factors is None else remember_factors(steps, *factors)
 
 
 def _to_steps(vals: np.ndarray, name: str, locate: Locate) -> np.ndarray:
-    x = to_numbers(vals, "step", name, locate)
-    bad = ~np.isfinite(x) | (x != np.floor(np.where(np.isfinite(x), x, 0)))
-    if bad.any():
-        raise fail(
-            name,
-            locate,
-            "step",
-            bad,
-            lambda i: f"{show(vals[i])} is not a whole number (steps are 0, 1, 2, ...)",
-        )
+    if vals.dtype.kind in "iu":  # whole numbers already (a tracker's steps, Parquet)
+        x = vals
+    else:
+        x = to_numbers(vals, "step", name, locate)
+        bad = ~np.isfinite(x) | (x != np.floor(np.where(np.isfinite(x), x, 0)))
+        if bad.any():
+            raise fail(
+                name,
+                locate,
+                "step",
+                bad,
+                lambda i: f"{show(vals[i])} is not a whole number (steps are 0, 1, 2, ...)",
+            )
     neg = x < 0
     if neg.any():
         raise fail(name, locate, "step", neg, lambda i: f"{show(vals[i])} is negative")

@@ -13,7 +13,9 @@ is a new array and simply has none (the converters then work on its rows, as bef
 
 from __future__ import annotations
 
+import functools
 import weakref
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -72,37 +74,99 @@ def coded_column(
     import pyarrow.compute as pc
 
     text = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
-    if trim:
-        text = pc.utf8_trim_whitespace(text)
     if text.null_count:
+        text = pc.utf8_trim_whitespace(text) if trim else text
         return text.to_numpy(zero_copy_only=False)
     head = text.slice(0, _SAMPLE)
     if len(head) and 4 * len(pc.unique(head)) <= len(head):
         encoded = pc.dictionary_encode(text)
         codes = encoded.indices.to_numpy(zero_copy_only=False)
         dictionary = encoded.dictionary
+        if trim:  # trimmed once per distinct text; texts equal once trimmed share a code
+            trimmed = pc.utf8_trim_whitespace(dictionary)
+            if not pc.all(pc.equal(trimmed, dictionary)).as_py():
+                again = pc.dictionary_encode(trimmed)
+                codes = again.indices.to_numpy(zero_copy_only=False)[codes]
+                dictionary = again.dictionary
         uniques = dictionary.to_numpy(zero_copy_only=False).astype(object, copy=False)
         return remember(uniques, codes, dictionary)
     if missing is not None:
+        # untrimmed first: Arrow parses no number with spaces around it, so when every cell
+        # parses (or is a mark, matched exactly) no cell had any to trim
         numbers = _parse_numbers(text, missing)
         if numbers is not None:
             return numbers
+    if trim:
+        text = pc.utf8_trim_whitespace(text)
+        if missing is not None:
+            numbers = _parse_numbers(text, missing)
+            if numbers is not None:
+                return numbers
     return remember(text.to_numpy(zero_copy_only=False).astype(object, copy=False), None, text)
 
 
-@dataclass(frozen=True)
 class Numbers:
-    """The text behind a numbers-first column (:func:`coded_column`): ``text`` the trimmed
-    cells as an Arrow string array (rows,); ``missing`` whether some cell may be empty or a
-    missing-value mark (NaN in the values)."""
+    """The text behind a numbers-first column (:func:`coded_column`, or a CSV column Arrow
+    read as float64 outright: :func:`typed_numbers`).
 
-    text: Any
-    missing: bool
+    ``text``: the trimmed cells as an Arrow string array (rows,), made by ``load`` on first
+    use when not given; ``missing``: whether some cell may be empty or a missing-value mark
+    (NaN in the values); ``empty``: (rows,) bool, the cells that are ``""``, when known
+    without the text.
+    """
+
+    def __init__(
+        self,
+        text: Any = None,
+        missing: bool = False,
+        *,
+        empty: np.ndarray | None = None,
+        load: Callable[[], Any] | None = None,
+    ) -> None:
+        self._text, self.missing, self._empty, self._load = text, missing, empty, load
+
+    @property
+    def text(self) -> Any:
+        if self._text is None:
+            self._text = self._load()  # type: ignore[misc]
+        return self._text
+
+    def equals(self, value: str) -> np.ndarray:
+        """(rows,) bool: which cells are the text ``value``."""
+        if value == "" and self._empty is not None:
+            return self._empty
+        import pyarrow.compute as pc
+
+        return pc.equal(self.text, value).to_numpy(zero_copy_only=False)
+
+    def head(self, rows: int) -> Numbers:
+        """The text of the first ``rows`` cells."""
+        return Numbers(
+            None if self._text is None else self._text.slice(0, rows),
+            self.missing,
+            empty=None if self._empty is None else self._empty[:rows],
+            load=lambda: self.text.slice(0, rows),
+        )
+
+
+def typed_numbers(values: np.ndarray, empty: np.ndarray, load: Callable[[], Any]) -> np.ndarray:
+    """A CSV column Arrow read as float64 (``values`` (rows,), NaN where the cell was empty,
+    ``empty`` (rows,) bool those cells) as a numbers-first column whose text ``load()``
+    makes (the trimmed cells as an Arrow string array) when some reader asks for it."""
+    missing = bool(empty.any() or np.isnan(values).any())  # "nan" is a mark, as text
+    return remember_numbers(values, Numbers(None, missing, empty=empty, load=load))
 
 
 _NUMBERS: dict[int, tuple[weakref.ref, Numbers]] = {}
 #: Numbers-first columns whose text was asked for: made once.
 _AS_TEXT: dict[int, np.ndarray] = {}
+
+
+@functools.lru_cache(maxsize=4)
+def _mark_set(missing: frozenset[str]) -> Any:
+    import pyarrow as pa
+
+    return pa.array(sorted(missing), type=pa.string())
 
 
 def _parse_numbers(text: Any, missing: frozenset[str]) -> np.ndarray | None:
@@ -111,7 +175,7 @@ def _parse_numbers(text: Any, missing: frozenset[str]) -> np.ndarray | None:
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    marks = pc.is_in(text, value_set=pa.array(sorted(missing), type=pa.string()))
+    marks = pc.is_in(text, value_set=_mark_set(missing))
     has_marks = bool(pc.any(marks).as_py())
     target = pc.if_else(marks, pa.scalar(None, pa.string()), text) if has_marks else text
     try:
@@ -212,7 +276,7 @@ def equals_text(values: np.ndarray, text: str) -> np.ndarray:
     if nf is not None:
         import pyarrow.compute as pc
 
-        return pc.equal(nf.text, text).to_numpy(zero_copy_only=False)
+        return nf.equals(text)
     c = coded(values)
     if c is None:
         return np.asarray(values == text, dtype=bool)
@@ -225,7 +289,7 @@ def head(values: np.ndarray, rows: int) -> np.ndarray:
     """The first ``rows`` values, still coded (or numbers-first) when ``values`` is."""
     nf = numbers_first(values)
     if nf is not None:
-        return remember_numbers(values[:rows].copy(), Numbers(nf.text.slice(0, rows), nf.missing))
+        return remember_numbers(values[:rows].copy(), nf.head(rows))
     c = coded(values)
     if c is None:
         return values[:rows]
@@ -272,9 +336,9 @@ def factor_parts(values: np.ndarray) -> tuple[np.ndarray | None, np.ndarray, int
     ``rows`` itself; ``rows`` (rows,) ints)."""
     import pandas as pd
 
-    known = _FACTORS.get(id(values))
-    if known is not None and known[0]() is values:
-        return None, known[1], known[2]
+    known = remembered_factors(values)
+    if known is not None:
+        return None, known[0], known[1]
     c = coded(values)
     if c is None:
         codes, uniques = pd.factorize(values)
@@ -295,6 +359,14 @@ def remember_factors(values: np.ndarray, codes: np.ndarray, count: int) -> np.nd
     ref = weakref.ref(values, lambda _ref, k=key, known=_FACTORS: known.pop(k, None))
     _FACTORS[key] = (ref, codes, count)
     return values
+
+
+def remembered_factors(values: np.ndarray) -> tuple[np.ndarray, int] | None:
+    """The codes :func:`remember_factors` kept for this very array, or None."""
+    known = _FACTORS.get(id(values))
+    if known is None or known[0]() is not values:
+        return None
+    return known[1], known[2]
 
 
 def constant(value: str, rows: int) -> np.ndarray:

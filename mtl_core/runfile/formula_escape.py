@@ -21,6 +21,7 @@ A name that really starts with quotes before a trigger (``'=x``) is written with
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
@@ -57,16 +58,17 @@ def unescape_cell(text: str) -> str:
     return text
 
 
-def escape_frame(df: pd.DataFrame) -> pd.DataFrame:
-    """``df`` with every text cell passed through :func:`escape_cell` (numeric columns and
-    missing values untouched); the input frame is not changed."""
+def escape_frame(df: pd.DataFrame, escape: Callable[[str], str] | None = None) -> pd.DataFrame:
+    """``df`` with every text cell passed through ``escape`` (default :func:`escape_cell`;
+    numeric columns and missing values untouched); the input frame is not changed."""
+    escape = escape or escape_cell
     out = df
     for c in df.columns:
         col = df[c]
         if col.dtype.kind in "biufcmM":
             continue
         codes, uniques = pd.factorize(col.to_numpy(dtype=object), use_na_sentinel=True)
-        fixed = [escape_cell(u) if isinstance(u, str) else u for u in uniques]
+        fixed = [escape(u) if isinstance(u, str) else u for u in uniques]
         if all(a is b for a, b in zip(fixed, uniques)):
             continue  # nothing to escape: keep the column (and its dtype) as it was
         values = np.empty(len(fixed) + 1, dtype=object)

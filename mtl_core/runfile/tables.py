@@ -18,6 +18,7 @@ Writing (:func:`table_bytes`) is exact: float64 values round-trip in every conta
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import itertools
 import json
@@ -28,6 +29,7 @@ import numpy as np
 import pandas as pd
 
 from mtl_core.errors import LabError
+from mtl_core.runfile import csv_numbers
 from mtl_core.runfile import sheet_habits as habits
 from mtl_core.runfile.bounds import check_columns, check_json_size, check_lines, check_rows
 from mtl_core.runfile.coded import coded_column
@@ -144,7 +146,6 @@ def _parse_csv(
     data: bytes, name: str, default: str, limits: bool, numbers: bool = False
 ) -> tuple[Columns, Locate]:
     import pyarrow as pa
-    import pyarrow.csv as pacsv
 
     if limits:
         check_lines(data, name)  # before decoding: a zip member can unpack to many lines
@@ -175,32 +176,40 @@ def _parse_csv(
     body = data if encoding == "utf-8" and not skipped else text.encode("utf-8")
     if body.startswith(b"\xef\xbb\xbf"):
         body = body[3:]
-    try:
-        # every column as text: numbers are converted (exactly) and checked afterwards.
-        # One thread: a threaded read leaves Arrow worker threads behind when it fails.
-        table = pacsv.read_csv(
-            io.BytesIO(body),
-            read_options=pacsv.ReadOptions(
-                column_names=header, skip_rows=0 if headerless else 1, use_threads=False
-            ),
-            parse_options=pacsv.ParseOptions(delimiter=delim),
-            convert_options=pacsv.ConvertOptions(
-                column_types={h: pa.string() for h in header},
-                strings_can_be_null=False,
-                quoted_strings_can_be_null=False,
-            ),
-        )
-    except (pa.ArrowInvalid, ValueError) as exc:
-        kind = {",": "CSV", ";": "semicolon-separated", "\t": "tab-separated"}.get(
-            delim, "space-separated"
-        )
-        raise LabError(f"{name}: not a readable {kind} table ({short(exc)})") from None
+    skip_rows = 0 if headerless else 1
+    # the columns of numbers read as float64 by Arrow (csv_numbers); a cell that is not a
+    # number there, and every other column, read as text and converted exactly afterwards
+    floats = set()
+    if numbers and not headerless and not blank:
+        floats = csv_numbers.float_columns(top, header, delim, skip_rows)
+    table = None
+    if floats:
+        try:
+            table = csv_numbers.read_arrow(body, header, delim, skip_rows, floats)
+        except (pa.ArrowInvalid, ValueError):
+            floats = set()  # some cell is not a number: the text read below names it
+    if table is None:
+        try:
+            table = csv_numbers.read_arrow(body, header, delim, skip_rows, set())
+        except (pa.ArrowInvalid, ValueError) as exc:
+            kind = {",": "CSV", ";": "semicolon-separated", "\t": "tab-separated"}.get(
+                delim, "space-separated"
+            )
+            raise LabError(f"{name}: not a readable {kind} table ({short(exc)})") from None
     if table.num_rows == 0:
         raise LabError(f"{name}: has a header but no rows")
     if limits:
         check_rows(table.num_rows, name)  # before every cell becomes a Python object
+    text_table = functools.cache(
+        lambda: csv_numbers.read_arrow(body, header, delim, skip_rows, set())
+    )
     marks = habits.MISSING_MARKS if numbers else None
-    cols = {h.strip(): coded_column(table.column(k), missing=marks) for k, h in enumerate(header)}
+    cols = {
+        h.strip(): csv_numbers.numbers_column(table, k, text_table)
+        if h in floats
+        else coded_column(table.column(k), missing=marks)
+        for k, h in enumerate(header)
+    }
     cols = habits.drop_blank_edges(cols, blank, name)
     cols = unescape_columns(cols)  # undo the writer's formula escaping (exact round trip)
     first = (1 if headerless else 2) + skipped
@@ -389,12 +398,18 @@ def _parse_parquet(data: bytes, name: str, limits: bool) -> tuple[Columns, Locat
 
 def _parquet_columns(table: Any) -> Columns:
     """A pyarrow table's columns as NumPy arrays: numbers as numbers (object when some are
-    null), anything else as Python objects."""
+    null), text as ``str`` with its Arrow codes (:func:`coded_column`, untrimmed: the
+    values as stored), anything else as Python objects."""
     import pyarrow as pa
 
     cols = {}
     for cname, col in zip(table.column_names, table.columns):
         t = col.type
+        if pa.types.is_dictionary(t) and pa.types.is_string(t.value_type):
+            t = pa.string()  # a pandas category column: its texts
+        if pa.types.is_string(t) or pa.types.is_large_string(t):
+            cols[cname] = coded_column(col.cast(pa.string()), trim=False)
+            continue
         if pa.types.is_integer(t) or pa.types.is_floating(t):
             arr = col.to_numpy(zero_copy_only=False)
             if col.null_count:

@@ -23,7 +23,7 @@ import pandas as pd
 from mtl_core.errors import LabError
 from mtl_core.runfile import tb_conventions as conv
 from mtl_core.runfile.cells import to_numbers
-from mtl_core.runfile.coded import as_text, remember, text_columns
+from mtl_core.runfile.coded import as_text, remember, remember_factors, text_columns
 from mtl_core.runfile.messages import Locate
 from mtl_core.runfile.report import ReadOptions, note, pattern_used
 
@@ -104,36 +104,34 @@ def read_step_columns(
         )
     else:
         steps = to_numbers(cols[step_col], step_col, name, locate, allow_empty=True)
-    keys = ("step", "cell", "affinity", "order")
-    parts: dict[str, list[np.ndarray]] = {k: [] for k in keys}
-    if run_col is not None:
-        parts["run"] = []
     if run_col is not None:
         runs = np.array([str(v) for v in cols[run_col]], dtype=object)
-    unstepped = 0
+    # the cell columns as one (rows, cells) block; logged values in reading order (row by
+    # row, cells in column order) are its non-NaN entries in C order
+    block = np.empty((n_rows, len(cells)), dtype=np.float64)
     for k, (col, _) in enumerate(cells):
-        vals = to_numbers(cols[col], col, name, locate, allow_empty=True)  # text is refused
-        unstepped += int((~np.isnan(vals) & np.isnan(steps)).sum())
-        rows = np.flatnonzero(~np.isnan(vals) & ~np.isnan(steps))
-        parts["step"].append(steps[rows])
-        parts["affinity"].append(vals[rows])
-        parts["cell"].append(np.full(rows.size, k, dtype=np.int32))
-        if run_col is not None:
-            parts["run"].append(rows)
-        parts["order"].append(rows * len(cells) + k)
+        block[:, k] = to_numbers(cols[col], col, name, locate, allow_empty=True)
+    logged = ~np.isnan(block)
+    stepped = ~np.isnan(steps)
+    unstepped = int(logged[~stepped].sum())
     if unstepped:
         note(f"{name}: {unstepped} logged values in rows with an empty {step_col!r} left out")
-    order = np.argsort(np.concatenate(parts.pop("order")), kind="stable")
-    out = {k: np.concatenate(v)[order] for k, v in parts.items()}
+    logged &= stepped[:, None]
+    rows, per_cell = np.nonzero(logged)
+    out: dict[str, np.ndarray] = {"affinity": block[rows, per_cell]}
     # names as codes into the cells (and the runs): one str per cell, not per value
-    per_cell = out.pop("cell")
     for key in ("source", "target", "measure"):
         out[key] = _names([getattr(cell, key) for _, cell in cells], per_cell)
     if run_col is not None:
-        out["run"] = _names(list(runs), out["run"])
-    if out["step"].size and not np.all(out["step"] == np.round(out["step"])):
+        out["run"] = _names(list(runs), rows)
+    whole = steps[logged.any(axis=1)]  # the steps of rows that logged a value
+    if whole.size and not np.all(whole == np.round(whole)):
         raise LabError(f"{name}: column {step_col!r} holds steps that are not whole numbers")
-    out["step"] = out["step"].astype(np.int64)
+    # steps factorized once per table row, so the duplicate check hashes no value
+    step_codes, distinct = pd.factorize(steps)
+    out["step"] = remember_factors(
+        steps[rows].astype(np.int64), step_codes.astype(np.int64)[rows], len(distinct)
+    )
     how = "your tag pattern" if pattern is not None else "the lab's affinity/<source>/<target>"
     if step_col is None:
         return out  # noted above: a runs table

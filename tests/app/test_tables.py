@@ -32,3 +32,10 @@ def test_formula_cells_labels_and_index_are_escaped_numbers_untouched():
     assert list(out["task"]) == ['\'=HYPERLINK("http://x")', "depth", "'@SUM(A1)"]
     assert list(out.index) == ["'+a", "b", "c"]
     assert list(df.columns) == ["task", "=cmd"]  # the caller's frame is not changed
+
+
+def test_numbers_as_pages_write_them_show_without_a_quote():
+    """``+0.92%`` (a group's mean), ``-3`` and ``1e-3`` are numbers to a spreadsheet: no
+    quote shown; a formula that merely starts like one (``-1+2``, ``+1%|cmd``) is escaped."""
+    df = pd.DataFrame({"mean": ["+0.92%", "-3", "1e-3", "-1+2", "+1%|cmd", "+"]})
+    assert list(safe_frame(df)["mean"]) == ["+0.92%", "-3", "1e-3", "'-1+2", "'+1%|cmd", "'+"]

@@ -139,3 +139,108 @@ def test_an_error_drops_the_entry_and_the_cache_stays_bounded(store):
     for rid in rids[:2]:
         small.read(store, rid, "lookahead")
     assert len(small) == 1
+
+
+def _stack(S=300, n=4, seed=1):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(S, n, n))
+    X[rng.random(X.shape) < 0.3] = np.nan
+    X[:40, 0, 1] = np.nan  # a cell first logged late
+    X[:, 2, 3] = np.nan  # a cell never logged
+    return X
+
+
+@pytest.mark.parametrize("how", ["none", "running", "ema", "window"])
+def test_smoothing_in_batches_equals_smoothing_the_whole(how):
+    from mtl_core.series import SmoothState, smooth
+
+    X = _stack()
+    state = SmoothState(how, window=7, beta=0.8)
+    cuts = [0, 1, 5, 50, 51, 51, 120, 300]
+    got = np.concatenate([state.extend(X[:b], a) for a, b in zip(cuts, cuts[1:])])
+    full = smooth(X, how, window=7, beta=0.8)
+    if how == "window":  # pandas' rolling sums differ in the last bits from another start
+        np.testing.assert_allclose(got, full, rtol=1e-12, atol=1e-15)
+        assert np.array_equal(np.isnan(got), np.isnan(full))
+    else:
+        np.testing.assert_array_equal(got, full)  # bit for bit, NaN where nothing was logged
+    with pytest.raises(ValueError, match="extend from row 300, not 10"):
+        state.extend(X, 10)
+
+
+def test_smoothing_refuses_what_smooth_refuses():
+    from mtl_core.series import SmoothState
+
+    with pytest.raises(LabError, match="unknown smoothing 'median'"):
+        SmoothState("median")
+    with pytest.raises(LabError, match="EMA beta must be in"):
+        SmoothState("ema", beta=1.0)
+
+
+def test_smooth_tails_smooth_only_new_rows_and_restart_with_the_rows(store):
+    from app.data_tail import SmoothTails
+    from mtl_core.series import smooth
+
+    rid = _live(store, range(1, 31))
+    tails, sm = AffinityTails(), SmoothTails()
+    *_, A, gen = tails.read_tagged(store, rid, "lookahead")
+    first = sm.smooth((rid, "lookahead"), gen, A, "ema", 20, 0.5)
+    np.testing.assert_array_equal(first, smooth(A, "ema", beta=0.5))
+    store.append_steps(rid, _events(range(31, 36), seed=2))
+    *_, A2, gen2 = tails.read_tagged(store, rid, "lookahead")
+    assert gen2 == gen
+    second = sm.smooth((rid, "lookahead"), gen2, A2, "ema", 20, 0.5)
+    np.testing.assert_array_equal(second, smooth(A2, "ema", beta=0.5))
+    assert sm.smoothed_rows == 35 and not second.flags.writeable
+    again = sm.smooth((rid, "lookahead"), gen, A, "ema", 20, 0.5)  # an older read: its prefix
+    np.testing.assert_array_equal(again, first)
+    assert sm.smoothed_rows == 35
+    store.append_steps(rid, _events([3], seed=7))  # an old step rewritten: rows start again
+    *_, A3, gen3 = tails.read_tagged(store, rid, "lookahead")
+    assert gen3 != gen
+    third = sm.smooth((rid, "lookahead"), gen3, A3, "ema", 20, 0.5)
+    np.testing.assert_array_equal(third, smooth(A3, "ema", beta=0.5))
+    assert sm.smoothed_rows == 70
+
+
+def _metric_events(steps, seed=0):
+    from mtl_core.events import MetricRow
+
+    rng = np.random.default_rng(seed)
+    out = []
+    for s in steps:
+        loss = {t: float(rng.random()) for t in TASKS[:2]}  # task c's loss not reported
+        mets = [MetricRow(t, "val", "loss", float(rng.random())) for t in TASKS] if s % 3 else []
+        out.append(StepEvent(int(s), 100, TASKS, loss, metrics=mets))
+    return out
+
+
+def test_metrics_polls_read_only_new_steps_and_equal_a_full_read(store):
+    import pandas as pd
+
+    from app.data_tail import MetricsTails
+
+    rid = store.create_run(name="live", origin="logged", status="running", tasks=TASKS)
+    store.append_steps(rid, _metric_events(range(1, 11)))
+    mt = MetricsTails()
+    pd.testing.assert_frame_equal(mt.read(store, rid), store.metrics(rid))
+    first = mt.fetched
+    assert first == len(store.metrics(rid)) == 10 * 2 + 7 * 3  # c has no loss; metrics at s % 3
+    store.append_steps(rid, _metric_events(range(11, 14), seed=1))
+    pd.testing.assert_frame_equal(mt.read(store, rid), store.metrics(rid))
+    assert mt.fetched - first == 3 * 2 + 2 * 3  # only steps 11..13
+    # a metric of an old step rewritten with a new value: everything is read again
+    from mtl_core.events import MetricRow
+
+    store.append_steps(
+        rid, [StepEvent(4, 100, TASKS, {}, metrics=[MetricRow("a", "val", "loss", 9.0)])]
+    )
+    seen = mt.fetched
+    got = mt.read(store, rid)
+    pd.testing.assert_frame_equal(got, store.metrics(rid))
+    assert 9.0 in got["value"].to_numpy()
+    assert mt.fetched - seen == len(got)  # the poll found nothing new, then read it all
+    tail = store.metrics_since(rid, 13)
+    assert tail.frame.empty and tail.last_step is None and tail.before == tail.through
+    with pytest.raises(LabError, match="no run"):
+        mt.read(store, rid + 5)

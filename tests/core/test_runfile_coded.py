@@ -23,6 +23,7 @@ from mtl_core.runfile.coded import (
     remember,
 )
 from mtl_core.runfile.sheet_habits import MISSING_MARKS
+from mtl_core.runfile.tables import parse_table
 from mtl_core.runfile.validate import _all_distinct
 
 
@@ -168,3 +169,57 @@ def test_factor_codes_of_repeated_dictionary_texts():
     codes, count = factor_codes(vals)
     assert count == 2 and codes.tolist() == [0, 1, 0, 0, 0]
     assert factor_codes(constant("x", 4))[1] == 1
+
+
+# ------------------------------------------------------------------ float64 read by Arrow
+
+
+def _big_history(rows: int, cell=lambda s: f"{s / 7:.6f}") -> str:
+    """A per-step table past the sampled head (the first 64 KB): ``rows`` rows."""
+    return "_step,affinity/a/b,affinity/b/a\n" + "".join(
+        f"{s},{cell(s)},{s / 3:.5g}\n" for s in range(rows)
+    )
+
+
+def test_tracker_columns_read_as_float64_equal_the_text_read():
+    text = _big_history(6000, lambda s: f" {s / 7:.6f}" if s % 5 else ("" if s % 2 else '"0.5"'))
+    fast = read_run_file(text.encode(), "history.csv")
+    cols, _ = parse_table(text.encode(), ".csv", "history.csv", numbers=True)
+    nf = numbers_first(cols["affinity/a/b"])
+    assert nf is not None and nf._text is None  # its text is never made on this path
+    plain, _ = parse_table(text.encode(), ".csv", "history.csv")  # every column as text
+    assert plain["affinity/a/b"].dtype == object
+    want = [float(v) for v in plain["affinity/a/b"] if v]  # the logged cells, as written
+    got = fast.affinity[fast.affinity["source"] == "a"]["affinity"].tolist()
+    assert got == want and len(got) == 6000 - 600  # every 10th row empty: not logged
+
+
+def test_a_mark_past_the_head_reads_the_file_as_text():
+    text = _big_history(6000, lambda s: "NA" if s == 5999 else f"{s / 7:.6f}")
+    parsed = read_run_file(text.encode(), "history.csv")
+    assert (parsed.affinity["source"] == "a").sum() == 5999  # NA: not logged
+
+
+def test_a_text_cell_past_the_head_named_at_its_row():
+    text = _big_history(6000, lambda s: "oops" if s == 5999 else f"{s / 7:.6f}")
+    with pytest.raises(LabError, match=r"row 6000 \(line 6001\), column 'affinity/a/b'.*'oops'"):
+        read_run_file(text.encode(), "history.csv")
+
+
+def test_float_column_text_made_when_asked():
+    text = _big_history(6000)
+    cols, _ = parse_table(text.encode(), ".csv", "history.csv", numbers=True)
+    vals = cols["affinity/b/a"]
+    assert as_text(vals)[:3].tolist() == ["0", "0.33333", "0.66667"]
+    assert equals_text(vals, "0.33333").sum() == 1
+    text = "_step,affinity/a/b\n" + "".join(f"{s},{0.1 + s / 1e5:.6f}\n" for s in range(6000))
+    cut = (text[:-4]).encode()  # no line break at the end, the last value cut short
+    parsed = read_run_file(cut, "history.csv")
+    assert any("may have been cut off" in n for n in parsed.notes)
+
+
+def test_long_form_affinity_float64_with_trailing_empty_rows():
+    rows = [f"{s},a,b,{s / 7:.6f}" for s in range(6000)] + [",,,"] * 3
+    parsed = read_run_file(_csv(rows), "log.csv")
+    assert parsed.affinity["affinity"].tolist() == [float(f"{s / 7:.6f}") for s in range(6000)]
+    assert any("3 empty row(s)" in n for n in parsed.notes)

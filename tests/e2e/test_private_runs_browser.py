@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.helpers.browser import E2E_MARKS
+from tests.helpers.browser import E2E_MARKS, sign_in
 
 pytestmark = E2E_MARKS
 playwright_api = pytest.importorskip(
@@ -67,11 +67,7 @@ def app(tmp_path_factory):
 
 def _sign_in(page, url: str, name: str) -> None:
     page.goto(url)
-    page.get_by_role("textbox", name="User name").wait_for(timeout=60000)
-    page.get_by_role("textbox", name="User name").fill(name)
-    page.get_by_role("textbox", name="Password").fill("pear")
-    page.get_by_role("button", name="Sign in").click()
-    page.get_by_text("Signed in as").wait_for(timeout=60000)
+    sign_in(page, name)
 
 
 def _settled_html(page, shown: str | None = None) -> str:
@@ -80,12 +76,16 @@ def _settled_html(page, shown: str | None = None) -> str:
     private run's names is in it and the script run has finished."""
     page.locator("h1").first.wait_for(timeout=60000)
     if shown is not None:
-        page.wait_for_function(
-            "s => s.some(x => document.documentElement.outerHTML.includes(x))",
-            arg=[shown, SECRET_NAME, *SECRET_TASKS],
-            polling=200,  # not requestAnimationFrame: a headless tab may not paint
-            timeout=60000,
-        )
+        try:
+            page.wait_for_function(
+                "s => s.some(x => document.documentElement.outerHTML.includes(x))",
+                arg=[shown, SECRET_NAME, *SECRET_TASKS],
+                polling=200,  # not requestAnimationFrame: a headless tab may not paint
+                timeout=60000,
+            )
+        except playwright_api.TimeoutError:
+            text = page.locator("[data-testid='stMain']").inner_text()[:600]
+            pytest.fail(f"{page.url}: {shown!r} never shown; the page says: {text!r}")
     page.wait_for_timeout(1500)
     page.locator('[data-testid="stStatusWidget"]').wait_for(state="hidden", timeout=60000)
     return page.content()
@@ -127,12 +127,6 @@ def test_a_student_never_sees_another_students_private_run(app, browser):
     ctx.close()
 
 
-@pytest.mark.xfail(
-    reason="the Learn page no longer polls a run that is no lesson's (LessonState."
-    "groups_pending); this test passes alone, but after the student test on a loaded 2-core "
-    "machine it still timed out once (not diagnosed)",
-    strict=False,
-)
 def test_a_lesson_link_opened_by_the_teacher_queues_nothing(app, browser):
     url, store, secret = app["url"], app["store"], app["secret"]
     before = _runs(store)

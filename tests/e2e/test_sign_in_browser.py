@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from tests.helpers.browser import E2E_MARKS
+from tests.helpers.browser import E2E_MARKS, sign_in
 
 pytestmark = E2E_MARKS
 playwright_api = pytest.importorskip(
@@ -38,11 +38,7 @@ def app(tmp_path_factory):
 
 
 def _sign_in(page, name: str = "ann", password: str = "pear") -> None:
-    page.get_by_role("textbox", name="User name").wait_for(timeout=60000)
-    page.get_by_role("textbox", name="User name").fill(name)
-    page.get_by_role("textbox", name="Password").fill(password)
-    page.get_by_role("button", name="Sign in").click()
-    page.get_by_text("Signed in as").wait_for(timeout=60000)
+    sign_in(page, name, password)
 
 
 def _title(page) -> str:

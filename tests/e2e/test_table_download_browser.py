@@ -10,7 +10,8 @@ How the download is driven: Streamlit writes the file through the File System Ac
 that save dialog (no download event ever comes: tried). The pages here are opened with that
 API removed, so Streamlit takes the path it takes in Firefox, Safari and embedded apps (a
 blob link): the same CSV text, then a real download that ``page.expect_download`` catches.
-Skipped, with the reason, when Chromium is absent."""
+Chromium's own path is checked once too, with a stand-in save dialog that keeps what
+Streamlit writes into the chosen file. Skipped, with the reason, when Chromium is absent."""
 
 from __future__ import annotations
 
@@ -32,6 +33,13 @@ TASKS = [*FORMULAS, "plain a", "plain b"]
 #: A cell a spreadsheet reads as a number, not a formula (``-0.5``, ``+3``, ``1e-3``).
 NUMBER = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?%?\Z")
 NO_PICKER = "delete window.showSaveFilePicker; window.showSaveFilePicker = undefined;"
+#: A save dialog that "chooses" a file and keeps what is written into it (``window.__saved``).
+FAKE_PICKER = """
+  window.__saved = []; window.__closed = false;
+  window.showSaveFilePicker = async () => ({ createWritable: async () => ({
+    write: async (d) => { window.__saved.push(d instanceof Blob ? await d.text()
+        : typeof d === "string" ? d : new TextDecoder().decode(d)); },
+    close: async () => { window.__closed = true; } }) });"""
 
 
 def _seed(store, name: str, scenario: str) -> int:
@@ -77,12 +85,16 @@ def app(tmp_path_factory):
         pytest.fail(str(exc))
 
 
+def _context(browser, script: str):
+    ctx = browser.new_context(accept_downloads=True, viewport={"width": 1400, "height": 1600})
+    ctx.add_init_script(script)
+    return ctx
+
+
 @pytest.fixture
 def page(browser):
-    ctx = browser.new_context(accept_downloads=True, viewport={"width": 1400, "height": 1600})
-    ctx.add_init_script(NO_PICKER)
-    pg = ctx.new_page()
-    yield pg
+    ctx = _context(browser, NO_PICKER)
+    yield ctx.new_page()
     ctx.close()
 
 
@@ -118,6 +130,29 @@ def test_explore_groups_table_downloads_escaped(app, page):
     assert rows[0][:2] == ["group", "tasks"], rows[0]
     _assert_escaped(rows, "explore groups")
     assert {r[1] for r in rows[1:]} >= {'\'+cmd, -1+2, =HYPERLINK("http://x","y")'}, rows
+    means = [r[3] for r in rows[1:]]  # "+0.99%": a number to a spreadsheet, shown as it is
+    assert means and all(NUMBER.match(m) for m in means), rows
+
+
+def test_chromiums_save_dialog_gets_the_same_escaped_file(app, browser):
+    ctx = _context(browser, FAKE_PICKER)
+    try:
+        page = ctx.new_page()
+        page.goto(f"{app['url']}/explore?run={app['ids'][0]}")
+        grid = _grid(page)
+        grid.wait_for(timeout=60000)
+        grid.scroll_into_view_if_needed()
+        page.wait_for_timeout(500)
+        grid.hover()
+        toolbar = grid.locator("xpath=..").locator("[data-testid=stElementToolbar]").first
+        toolbar.get_by_role("button", name="Download as CSV").click()
+        page.wait_for_function("window.__closed", timeout=20000)
+        text = page.evaluate("window.__saved.join('')").lstrip("\ufeff")
+    finally:
+        ctx.close()
+    rows = list(csv.reader(io.StringIO(text)))
+    assert rows[0][:2] == ["group", "tasks"], rows
+    _assert_escaped(rows, "explore groups, save dialog")
 
 
 def test_compare_config_diff_downloads_escaped(app, page):

@@ -63,3 +63,21 @@ def heatmap_cell_centre(page, source: str, target: str, timeout: float = 30000):
         timeout=timeout,
     )
     return tuple(handle.json_value())
+
+
+def sign_in(page, name: str, password: str = "pear", timeout: float = 60000) -> None:
+    """Sign in on the page's form and wait until the browser holds the sign-in cookie
+    (``app.cookie.COOKIE``): the page stores it by script after the sign-in rerun, so a link
+    opened before that (a loaded machine) would find the form again."""
+    import time
+
+    page.get_by_role("textbox", name="User name").wait_for(timeout=timeout)
+    page.get_by_role("textbox", name="User name").fill(name)
+    page.get_by_role("textbox", name="Password").fill(password)
+    page.get_by_role("button", name="Sign in").click()
+    page.get_by_text("Signed in as").wait_for(timeout=timeout)
+    end = time.monotonic() + timeout / 1000
+    while not any(c["name"] == "lab_sign_in" for c in page.context.cookies()):
+        if time.monotonic() > end:
+            raise AssertionError(f"signed in as {name}, but no sign-in cookie was stored")
+        page.wait_for_timeout(200)

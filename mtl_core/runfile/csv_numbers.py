@@ -1,0 +1,106 @@
+"""CSV columns Arrow reads as float64 outright, for speed: a per-step tracker table's columns
+and the long form's value columns.
+
+Every CSV column is otherwise read as text and converted afterwards
+(:mod:`mtl_core.runfile.coded`, :mod:`mtl_core.runfile.cells`). For the layouts whose columns
+are numbers (W&B's ``run.history()``, Lightning's ``metrics.csv``: a step column and one
+column per cell; a long form's ``affinity`` and ``wall_time``), :func:`float_columns` picks
+the columns whose first rows are numbers or empty, and :func:`read_arrow` reads them as
+float64 in one pass, an empty cell as null (NaN). Arrow parses a number in the CSV exactly as
+it casts the trimmed text (surrounding spaces and tabs allowed, the correctly rounded
+double), so the values are those of the text path. A cell that is anything else (a
+missing-value mark such as ``NA``, a blank cell of spaces, a quoted empty cell, text) fails
+that read, and the file is read as text instead, whose converters name the cell. Each such
+column keeps a way to its text (:func:`mtl_core.runfile.coded.typed_numbers`): the rare
+reader that looks at the cells as text reads the file again as text, once.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from mtl_core.runfile.coded import typed_numbers
+
+#: Step columns of per-step tracker tables (as :data:`mtl_core.runfile.trackers.STEP_COLUMNS`).
+_STEPS = ("step", "_step", "global_step", "trainer/global_step", "training_iteration")
+#: Columns that make a table something other than a per-step table of numbers: a long form,
+#: row labels, a metric history, runs.
+_NOT_PER_STEP = ("source", "target", "", "task", "unnamed: 0", "key", "value", "measure", "run")
+#: A long form's value columns.
+_LONG_VALUES = ("affinity", "wall_time")
+
+
+def float_columns(top: str, header: list[str], delim: str, skip_rows: int) -> set[str]:
+    """The header names to read as float64: those the layout holds numbers in (see the module
+    docstring) whose cells in the first rows of ``top`` (the file's head, header included
+    when ``skip_rows``) are all numbers or empty; an empty set when none, or when the head
+    does not parse."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    lows = [h.strip().lower() for h in header]
+    if {"source", "target", "affinity"} <= set(lows):
+        wanted = [h for h, low in zip(header, lows) if low in _LONG_VALUES]
+    elif any(low in _STEPS for low in lows) and not set(lows) & set(_NOT_PER_STEP):
+        wanted = list(header)
+    else:
+        return set()
+    end = top.rfind("\n")  # whole rows only (a cut last row would not parse)
+    try:
+        sample = read_arrow(top[: end + 1].encode("utf-8"), header, delim, skip_rows, set())
+    except (pa.ArrowInvalid, ValueError):
+        return set()
+    if sample.num_rows == 0:
+        return set()
+    out = set()
+    for h in wanted:
+        cells = pc.utf8_trim_whitespace(sample.column(header.index(h)).combine_chunks())
+        cells = pc.if_else(pc.equal(cells, ""), pa.scalar(None, pa.string()), cells)
+        try:
+            pc.cast(cells, pa.float64())
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            continue
+        out.add(h)
+    return out
+
+
+def read_arrow(body: bytes, header: list[str], delim: str, skip_rows: int, floats: set[str]) -> Any:
+    """``body`` read by pyarrow: the columns in ``floats`` as float64 (an empty cell null),
+    every other column as text (never null).
+
+    One thread: a threaded read leaves Arrow worker threads behind when it fails. Raises
+    ``pyarrow.ArrowInvalid`` (or ``ValueError``) for a malformed table or a cell of a float
+    column that is not a number.
+    """
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    return pacsv.read_csv(
+        io.BytesIO(body),
+        read_options=pacsv.ReadOptions(column_names=header, skip_rows=skip_rows, use_threads=False),
+        parse_options=pacsv.ParseOptions(delimiter=delim),
+        convert_options=pacsv.ConvertOptions(
+            column_types={h: pa.float64() if h in floats else pa.string() for h in header},
+            null_values=[""],
+            strings_can_be_null=False,
+            quoted_strings_can_be_null=False,
+        ),
+    )
+
+
+def numbers_column(table: Any, k: int, text: Callable[[], Any]) -> np.ndarray:
+    """Column ``k`` of ``table`` (read as float64) as a numbers-first column: float64 (rows,),
+    NaN where empty; ``text()`` gives the file read as text (its column ``k`` is trimmed on
+    demand)."""
+    import pyarrow.compute as pc
+
+    col = table.column(k).combine_chunks()
+    values = col.to_numpy(zero_copy_only=False)
+    empty = col.is_null().to_numpy(zero_copy_only=False)
+    return typed_numbers(
+        values, empty, lambda: pc.utf8_trim_whitespace(text().column(k).combine_chunks())
+    )

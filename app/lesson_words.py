@@ -30,10 +30,11 @@ SEQUENTIAL_PRESET_HELP = (
 )
 #: The conflict slider's help: what the knob means (the lesson scenario's ``rotation`` type).
 LESSON_CONFLICT_HELP = (
-    "The angle between the two clusters' directions, as a fraction of 90 degrees. 0: both "
-    "clusters are the same task, sharing helps. 1: they are unrelated (orthogonal), and the "
-    "network's one-unit bottleneck cannot hold both, so sharing it hurts. In between the "
-    "conflict grows steadily: turn the knob down and the red turns blue."
+    "The angle between the two clusters' directions, as a fraction of 60 degrees. 0: both "
+    "clusters are the same task, sharing helps. 1: they are 60 degrees apart (their targets "
+    "correlate about 0.4), and the network's one-unit bottleneck cannot hold both, so sharing "
+    "it hurts. In between the conflict grows steadily: turn the knob down and the red turns "
+    "blue; near the crossing the intervals overlap and the verdict says so."
 )
 LESSON_INTRO = (
     "Six tasks, in two clusters of three. Tasks inside a cluster are alike; the **conflict** "
@@ -157,16 +158,20 @@ def _loss_sentence(loss: Mapping[str, Interval], finished: bool) -> str:
             "intervals do not overlap: that gap is negative transfer."
         )
     if verdict == POSITIVE:
+        alone = f" and {relative(tog.mean, sgl.mean)} than each task alone" if sgl else ""
         return (
-            f"{head} All together is {relative(tog.mean, sgl.mean)} than each task alone "
-            "and the intervals do not overlap: positive transfer, sharing helps. Turn the "
-            "conflict up to see it turn into negative transfer."
+            f"{head} All together is {relative(tog.mean, grp.mean)} than the groups'{alone}, "
+            "and the intervals do not overlap: positive transfer, sharing every task helps. "
+            "Turn the conflict up to see it turn into negative transfer."
         )
     if not np.isfinite(tog.low):
         return f"{head} One run per approach has no interval, so no verdict is given."
+    if grp is None:
+        return f"{head} The grouped run has no held-out loss yet, so no verdict yet."
+    other = "training in groups" if not grp.above(tog) else "training each task alone"
     return (
-        f"{head} The intervals overlap: no clear difference between the approaches at "
-        "this conflict level" + ("." if finished else " yet.")
+        f"{head} The intervals overlap: no clear difference between sharing every task and "
+        f"{other} at this conflict level" + ("." if finished else " yet.")
     )
 
 

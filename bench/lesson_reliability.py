@@ -18,13 +18,15 @@ adjacent pair in how many seeds the affinity fell and the ratio rose. Two arms:
 Both run in this process, interleaved lesson by lesson so they share the machine's load.
 The intended picture (:func:`mtl_core.lesson.report.intended_picture`): at conflict 1,
 negative transfer, cross-cluster affinity < 0 and TAG's groups equal to the planted
-clusters; at conflict 0, positive transfer (all-together beats each-alone) and
-cross-cluster affinity > 0; at 0.5 there is no single right picture (verdicts are counted).
+clusters; at conflict 0, positive transfer (all-together's interval below the groups' and
+each-alone's) and cross-cluster affinity > 0; in between there is no single right picture
+(verdicts are counted: near the knob's crossing "no clear difference" is the honest one).
 Targets: >= 95% at conflict 0 and at 1, time per lesson no slower than today's; every
 adjacent pair monotone in the means and in >= 9 of 10 seeds.
 
     python -m bench.lesson_reliability [--seeds 10] [--first-seed 100] [--baseline-seeds 0]
     python -m bench.lesson_reliability --from-results --out bench/results/lesson_knob_curve.json
+    (rows that store their intervals are judged again by today's verdict rule)
     python -m bench.lesson_reliability --seeds 0 --merge a.json b.json   # one table of runs
 """
 
@@ -138,7 +140,30 @@ def _row(r: LessonResult, arm: str) -> dict:
         "within": r.within,
         "tag_matches": r.tag_matches_planted,
         "loss": {k: v.mean for k, v in r.loss.items()},
+        # the 95% intervals over replicas, so --from-results can judge the rows again
+        "loss_iv": {k: [v.low, v.high] for k, v in r.loss.items()},
     }
+
+
+def rejudge(rows: list[dict]) -> list[dict]:
+    """The lesson arm's rows with their verdict recomputed by today's
+    :func:`mtl_core.lesson.report.verdict` from the stored intervals (rows written before the
+    intervals were stored keep theirs, marked ``"rejudged": False``)."""
+    from mtl_core.lesson.report import verdict
+
+    out = []
+    for r in rows:
+        r = dict(r)
+        if r["arm"] == "lesson" and r.get("loss_iv"):
+            loss = {
+                k: Interval(float(r["loss"][k]), float(lo), float(hi), 16)
+                for k, (lo, hi) in r["loss_iv"].items()
+            }
+            r["verdict"], r["rejudged"] = verdict(loss), True
+        elif r["arm"] == "lesson":
+            r["rejudged"] = False
+        out.append(r)
+    return out
 
 
 def _ratio(r: dict) -> float:
@@ -269,6 +294,7 @@ def main() -> None:
         rows = json.loads(args.out.read_text())["rows"]
         for extra in args.merge:
             rows += json.loads(Path(extra).read_text())["rows"]
+        rows = rejudge(rows)
         print(summarize(rows, conflicts))
         print()
         print(curve(rows, conflicts))

@@ -54,6 +54,7 @@ def lesson_losses(
             y=1.0,
             xanchor="left",
             yanchor="bottom",
+            align="left",
             showarrow=False,
             font=dict(size=11),
         )
@@ -63,14 +64,20 @@ def lesson_losses(
     fig.update_xaxes(title_text="task", type="category")
     fig.update_yaxes(title_text="held-out loss (lower is better)")
     layout(fig, title, 380)
-    if ns:
-        fig.update_layout(margin=dict(t=(70 if title else 30)))
+    if ns:  # the title at the top, the two-line note between it and the plot
+        fig.update_layout(margin=dict(t=(84 if title else 40)))
+        if title:
+            fig.update_layout(title=dict(y=1, yref="container", yanchor="top", pad=dict(t=12)))
     return fig
 
 
 def error_bar_note(replica_counts: Sequence[int]) -> str:
     """The chart's line on its whiskers: each is the 95% Student-t interval of the task's mean
     held-out loss over the run's replicas (``mtl_core.lesson.report.interval``), with the
-    replica counts ``replica_counts`` (sorted ints >= 2) it rests on."""
+    replica counts ``replica_counts`` (sorted ints >= 2) it rests on, in two lines (about 40
+    characters each: they fit a 300 px chart)."""
     counts = "/".join(str(n) for n in replica_counts)
-    return f"bars: 95% t-interval of the mean over {counts} replicas (random init and batch order)"
+    # two short lines: one line ran past the chart's right edge in a 270 px column
+    return (
+        f"whiskers: 95% t-interval of the mean<br>over {counts} replicas (random init, batch order)"
+    )

@@ -85,6 +85,31 @@ def _zmax(Z: np.ndarray, zmax: float | None) -> float:
     return zmax if zmax and np.isfinite(zmax) and zmax > 0 else 1.0
 
 
+#: Extra width (CSS px) of a square heatmap's box over its figure height: the row labels and
+#: the colour bar take about this much more across than the title and the column labels take
+#: down, so in a box :func:`box_width` wide the plot area is about as wide as it is tall.
+BOX_EXTRA_PX = 40
+#: Width (CSS px) budgeted per character of a figure title (13 px sans serif; 7 px on average,
+#: wide letters included): how much of a title fits its box (:func:`title_chars`).
+TITLE_CHAR_PX = 8
+
+
+def box_width(height: int) -> int:
+    """Width (CSS px) of the box for a square heatmap whose figure is ``height`` px tall.
+
+    A square plot area in a full-width chart is drawn at the left with its colour bar at the
+    far right and empty space between (1920 px screens); in a box this wide the colour bar
+    sits beside the plot. A box wider than its column is narrowed to the column by Streamlit.
+    """
+    return int(height) + BOX_EXTRA_PX
+
+
+def title_chars(width_px: int) -> int:
+    """How many characters of a figure title fit a figure ``width_px`` wide (10 px margins on
+    each side, :data:`TITLE_CHAR_PX` per character; at least 8)."""
+    return max(8, (int(width_px) - 20) // TITLE_CHAR_PX)
+
+
 def heatmap_height(n: int) -> int:
     """Figure height (px) for ``n`` tasks: room for square cells (``label_size``'s rows)."""
     return max(420, min(1100, 160 + label_size(n)[1] * n))

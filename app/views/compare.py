@@ -16,10 +16,7 @@ from app.figures import heatmaps, lines
 from app.guard import show_error
 from mtl_core.store import RunInfo
 from mtl_core.text import units
-
-#: Extra width (px) of a Compare heatmap's box over its height: the colour bar and the row
-#: labels, so the plot area is about as wide as it is tall (at least 250 px for 6 tasks).
-BOX_EXTRA_PX = 40
+from mtl_core.text.labels import short_labels
 
 
 def comparable(runs: list[RunInfo]) -> list[RunInfo]:
@@ -153,6 +150,19 @@ def _affinity_tab(infos: list[RunInfo], common: list[str], palette: dict[int, st
     st.caption(captions.scale_caption(zmax, measure))
     ids = list(avgs)
     n_max = max(len(t) for t, _, _ in avgs.values())  # one height: the same size everywhere
+    height = heatmaps.heatmap_height(n_max)
+    box = heatmaps.box_width(height)
+    # a long run name is cut to its box (it would run past the box's edge into the next
+    # one); the full names are in the line of coloured dots above and in the exports
+    titles = dict(
+        zip(
+            ids,
+            short_labels(
+                [words.run_label(next(r for r in infos if r.id == i)) for i in ids],
+                heatmaps.title_chars(box),
+            ),
+        )
+    )
     # Streamlit cannot tell the page's width: each heatmap gets a fixed-width box in a
     # wrapping row, so as many fit side by side as the screen allows and the rest stack
     # (columns would shrink each heatmap to about 100 px at 1024 px with the sidebar open).
@@ -163,7 +173,7 @@ def _affinity_tab(infos: list[RunInfo], common: list[str], palette: dict[int, st
             order = first[2]
         info = next(r for r in infos if r.id == rid)
         with row:
-            with st.container(width=heatmaps.heatmap_height(n_max) + BOX_EXTRA_PX):
+            with st.container(width=box):
                 fig = heatmaps.heatmap(
                     M,
                     tasks,
@@ -171,8 +181,8 @@ def _affinity_tab(infos: list[RunInfo], common: list[str], palette: dict[int, st
                     zmax=zmax,
                     order=order,
                     hide_diagonal=hide,
-                    title=words.run_label(info),
-                    height=heatmaps.heatmap_height(n_max),
+                    title=titles[rid],
+                    height=height,
                 )
                 fig.update_layout(title_font_color=palette[rid])
                 charts.chart_with_export(
@@ -212,9 +222,11 @@ def _affinity_tab(infos: list[RunInfo], common: list[str], palette: dict[int, st
         title=f"B − A: blue where #{b} transfers better than #{a}",
         measure=measure,
     )
-    charts.chart_with_export(
-        fig, captions.export_name(f"run{b}-minus-run{a}", measure), "compare_diff"
-    )
+    # in a box like the runs' (full width left its colour bar ~1000 px from the plot at 1920)
+    with st.container(width=heatmaps.box_width(heatmaps.heatmap_height(len(shared)))):
+        charts.chart_with_export(
+            fig, captions.export_name(f"run{b}-minus-run{a}", measure), "compare_diff"
+        )
     if len(shared) < max(len(ta), len(tb)):
         st.caption(captions.shared_tasks(len(shared)))
 

@@ -31,6 +31,10 @@ DOUBLE_CLICK_S = 2.0  # a second Train within this many seconds is the same clic
 #: The Learn heatmap's figure height (px): a plot area of about 420 px where the width allows
 #: (1920 px screens); at 1024 px with the sidebar open the width limits it to about 380 px.
 LEARN_HEATMAP_HEIGHT = 600
+#: Width (CSS px) of each of the two loss charts' boxes: side by side where two fit (1920 px),
+#: stacked at full column width where they do not (1024 px with the sidebar open), instead of
+#: two 270 px columns whose whisker note ran past the chart's edge.
+LOSS_BOX_PX = 560
 KEY = "lesson_ids"  # session_state: the lesson's run ids as "together,groups,single"
 FOLLOWED = "_learn_followed"  # session_state: the together run of a lesson Train found, not queued
 
@@ -194,14 +198,16 @@ def _live_body(was_active: bool) -> None:
     # about 100 px wide on a 1024 px projector with the sidebar open); the losses go below.
     _affinity_so_far(s)
     if s.task_loss:
-        left, right = st.columns(2)
-        with left:
-            charts.chart(
-                approaches.lesson_losses(s.task_loss, s.tasks, title="Held-out loss per task"),
-                key="learn_losses",
-            )
-        with right:
-            charts.chart(_mean_curves(s.curves), key="learn_curves")
+        row = st.container(horizontal=True, wrap=True, gap="medium", horizontal_alignment="center")
+        with row:
+            with st.container(width=LOSS_BOX_PX):
+                charts.chart(
+                    approaches.lesson_losses(s.task_loss, s.tasks, title="Held-out loss per task"),
+                    key="learn_losses",
+                )
+        with row:
+            with st.container(width=LOSS_BOX_PX):
+                charts.chart(_mean_curves(s.curves), key="learn_curves")
     else:
         st.info("Held-out losses appear after the first evaluation (every 10 steps).")
     if s.grouping and s.planted:
@@ -269,6 +275,7 @@ def _affinity_so_far(s: LessonState) -> None:
     identity = np.arange(len(s.tasks))
     order = regroup.group_order(list(s.tasks), identity, grouping) if grouping else identity
     last = int(s.affinity_step or 0)
+    height = max(heatmaps.heatmap_height(len(s.tasks)), LEARN_HEATMAP_HEIGHT)
     fig = heatmaps.heatmap(
         s.affinity,
         list(s.tasks),
@@ -276,9 +283,13 @@ def _affinity_so_far(s: LessonState) -> None:
         grouping=grouping,
         zmax=lesson.AFFINITY_ZMAX,
         title=f"Affinity, averaged over steps 1–{last}",
-        height=max(heatmaps.heatmap_height(len(s.tasks)), LEARN_HEATMAP_HEIGHT),
+        height=height,
     )
-    charts.chart(fig, key="learn_heatmap")
+    # centred in a box as wide as the square plot needs: full width left it at the left of a
+    # 1920 px screen with its colour bar ~840 px away; a narrower column narrows the box
+    with st.container(horizontal=True, horizontal_alignment="center"):
+        with st.container(width=heatmaps.box_width(height)):
+            charts.chart(fig, key="learn_heatmap")
     st.caption(
         lesson_words.lesson_heatmap_caption(
             last, together.steps_total, lesson.AFFINITY_ZMAX, settling=last < lesson.SETTLE_STEPS

@@ -3,13 +3,21 @@
 A lesson trains the ``lesson`` scenario three ways (all together, in TAG's groups, each task
 alone), each as ``REPLICAS`` replicas (:mod:`mtl_core.train.replicas`). Every loss is the mean over
 replicas of the mean held-out loss over tasks, with a 95% t-interval of that mean; the
-verdict is given only when intervals separate:
+verdict compares all-together's interval with the others' and is given only when they separate:
 
 - ``"negative transfer"``: all-together's interval lies above the groups' (or above
   each-alone's): splitting the tasks helps, sharing hurts;
-- ``"positive transfer"``: all-together's interval lies below each-alone's and not above the
-  groups': sharing helps;
-- ``"no clear difference"``: the intervals overlap (or there is one replica: no interval).
+- ``"positive transfer"``: all-together's interval lies below the groups' and below
+  each-alone's: sharing every task helps;
+- ``"no clear difference"``: otherwise. All-together's interval overlaps the groups' (or
+  each-alone's, or there is one replica: no interval; or the grouped run has no loss yet).
+
+The lesson's question is share or split, so all-together against the groups decides; each
+alone only adds a second way to lose. (Until issue 22 a together run below each-alone's and
+overlapping the groups' read "positive transfer"; each-alone's loss is 26-54% above the
+groups' at every knob position (100 bench lessons) and a 16-replica interval 0.6-4% of the
+loss wide, so no interval could overlap both and the third verdict never occurred:
+``bench/lesson_reliability.py``.)
 
 Used by the headless ``lesson`` command, the benchmark and the Learn page, so all three say
 the same thing for the same numbers.
@@ -73,15 +81,20 @@ def interval(values: Iterable[float], level: float = 0.95) -> Interval:
 
 def verdict(loss: Mapping[str, Interval]) -> str:
     """:data:`NEGATIVE`, :data:`POSITIVE` or :data:`UNCLEAR` from the three approaches'
-    loss intervals (keys ``together``, ``groups``, ``single``; a missing one never
-    separates). Lower loss is better."""
+    held-out loss intervals (keys ``together``, ``groups``, ``single``; lower is better).
+
+    NEGATIVE when together's interval lies entirely above the groups' or each-alone's;
+    POSITIVE when it lies entirely below the groups' and (when present) each-alone's;
+    UNCLEAR otherwise: overlapping or touching intervals, NaN bounds (one replica), no
+    together or no groups (a missing interval never separates). See the module docstring.
+    """
     tog = loss.get("together")
     if tog is None:
         return UNCLEAR
     grp, sgl = loss.get("groups"), loss.get("single")
     if (grp is not None and tog.above(grp)) or (sgl is not None and tog.above(sgl)):
         return NEGATIVE
-    if sgl is not None and sgl.above(tog):
+    if grp is not None and grp.above(tog) and (sgl is None or sgl.above(tog)):
         return POSITIVE
     return UNCLEAR
 
@@ -188,7 +201,8 @@ def intended_picture(result: LessonResult) -> bool | None:
     """Whether a lesson shows what its conflict level should teach; None in between.
 
     Conflict 1: negative transfer, cross-cluster affinity < 0 and TAG's groups equal the
-    planted clusters. Conflict 0: positive transfer and cross-cluster affinity > 0 (the tasks
+    planted clusters. Conflict 0: positive transfer (all together below the groups and each
+    alone) and cross-cluster affinity > 0 (the tasks
     help each other; which groups TAG picks does not matter). In between the knob moves along
     a curve (the affinity falls, the loss ratio rises) and "no clear difference" is honest.
     """

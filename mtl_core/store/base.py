@@ -25,6 +25,7 @@ from mtl_core.store.faults import (
     check_integrity,
     known_damage,
     store_fault,
+    was_checked,
 )
 from mtl_core.store.migrations import MIGRATIONS, migrate, schema_version
 from mtl_core.store.records import RunInfo, load_run
@@ -299,25 +300,41 @@ class StoreBase:
     def _as_read(self, infos: list[RunInfo]) -> list[RunInfo]:
         """Runs as readers see them: in a damaged file (:func:`~.faults.known_damage`) a
         run that still says ``running`` is shown ``failed`` with the damage, since none of
-        its steps nor its outcome can be written any more. A reader that sees a ``running``
-        run checks the file itself (``quick_check`` from disk, about 0.5 s per 100 MB) at
-        most every :func:`~.faults.check_every_s` seconds (at least 1 s) per store object, so
-        the app and ``runs`` learn of damage done behind a run's back even when no writer
-        of theirs met it."""
+        its steps nor its outcome can be written any more.
+
+        So that the app and ``runs`` learn of damage done behind a run's back even when no
+        writer of theirs met it, a reader that sees a ``running`` run checks the file
+        itself (``quick_check`` from disk, about 1.4 ms per MiB) when this process has not
+        checked it yet, and again when a running run it sees has not moved on for
+        :func:`~.faults.check_every_s` seconds (at least 1 s; at most one check per such
+        interval). A run that keeps logging steps has a writer that checks the file, so a
+        reader of a healthy, busy store adds no scans."""
         running = [i for i, r in enumerate(infos) if r.status == "running"]
-        if not running:
-            return infos
+        if not running or known_damage(self.path) is not None:
+            return self._as_damaged(infos, running)
         now = time.monotonic()
-        last = getattr(self, "_read_checked_at", None)
-        if known_damage(self.path) is None and (
-            last is None or now - last >= max(1.0, check_every_s())
-        ):
+        every = max(1.0, check_every_s())
+        seen = self.__dict__.setdefault("_running_seen", {})  # run id -> (steps, since)
+        stalled = False
+        for i in running:
+            r = infos[i]
+            steps, since = seen.get(r.id, (None, now))
+            if steps != r.steps_done:
+                seen[r.id] = (r.steps_done, now)
+            elif now - since >= every:
+                stalled = True
+        last = self.__dict__.get("_read_checked_at")
+        if not was_checked(self.path) or (stalled and (last is None or now - last >= every)):
             self._read_checked_at = now
             try:
                 self._retry(self._check_from_disk)
             except StoreFault as exc:
                 if exc.kind != "damaged":
                     raise
+        return self._as_damaged(infos, running)
+
+    def _as_damaged(self, infos: list[RunInfo], running: list[int]) -> list[RunInfo]:
+        """``infos`` with the runs at ``running`` shown stopped, if the file is damaged."""
         damage = known_damage(self.path)
         if damage is None:
             return infos

@@ -204,6 +204,13 @@ def known_damage(path: Path) -> str | None:
         return _damaged.get(key)
 
 
+def was_checked(path: Path) -> bool:
+    """Whether this process has checked (or trusts) the store file at ``path``."""
+    key = _key(path)
+    with _checked_lock:
+        return key is None or key in _checked
+
+
 def trust(path: Path) -> None:
     """Skip the check for the store at ``path`` in this process (a worker whose runner
     checked the file before it claimed the run)."""
@@ -243,4 +250,5 @@ __all__ = [
     "recover_hint",
     "store_fault",
     "trust",
+    "was_checked",
 ]

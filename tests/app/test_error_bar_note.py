@@ -16,8 +16,10 @@ def test_whiskers_are_the_t_interval_and_the_chart_says_so():
     iv = interval([1.0, 1.2, 1.4, 1.6])  # four replicas
     fig = approaches.lesson_losses({"together": {"a": iv, "b": iv}}, ["a", "b"], title="t")
     assert _notes(fig) == [
-        "bars: 95% t-interval of the mean over 4 replicas (random init and batch order)"
+        "whiskers: 95% t-interval of the mean<br>over 4 replicas (random init, batch order)"
     ]
+    # two lines short enough for a 300 px chart (the one line ran past a 270 px column)
+    assert max(len(line) for line in _notes(fig)[0].split("<br>")) <= 45
     bar = fig.data[0]
     assert math.isclose(bar.error_y.array[0], iv.high - iv.mean)
     assert math.isclose(bar.error_y.arrayminus[0], iv.mean - iv.low)

@@ -50,13 +50,30 @@ def _iv(lo: float, hi: float) -> Interval:
     [
         ((0.5, 0.6), (0.1, 0.2), (0.15, 0.25), NEGATIVE),  # groups beat together
         ((0.3, 0.4), (0.35, 0.45), (0.1, 0.2), NEGATIVE),  # alone beats together
-        ((0.1, 0.2), (0.15, 0.25), (0.3, 0.4), POSITIVE),  # together beats alone
+        ((0.1, 0.2), (0.25, 0.35), (0.3, 0.4), POSITIVE),  # together beats groups and alone
         ((0.1, 0.2), (0.15, 0.25), (0.19, 0.3), UNCLEAR),  # overlapping intervals
-        ((0.1, 0.2), (0.15, 0.25), (0.2, 0.3), UNCLEAR),  # touching is not separating
+        ((0.1, 0.2), (0.2, 0.3), (0.3, 0.4), UNCLEAR),  # touching is not separating
+        # together beats alone but overlaps the groups: the old rule said positive transfer,
+        # and since alone is far above both, "no clear difference" could never occur
+        ((0.1, 0.2), (0.15, 0.25), (0.3, 0.4), UNCLEAR),
+        ((0.1, 0.2), (0.25, 0.35), (0.15, 0.3), UNCLEAR),  # beats the groups, overlaps alone
+        # measured lessons (seed 60, conflict 0.05 / 0.15 / 0.25: the knob's crossing)
+        ((0.1139, 0.1169), (0.1224, 0.1252), (0.1606, 0.1644), POSITIVE),
+        ((0.1252, 0.1281), (0.1239, 0.1271), (0.1609, 0.1675), UNCLEAR),
+        ((0.1483, 0.1513), (0.1256, 0.1288), (0.1629, 0.1717), NEGATIVE),
     ],
 )
 def test_verdict_only_when_intervals_separate(tog, grp, sgl, expected):
     assert verdict({"together": _iv(*tog), "groups": _iv(*grp), "single": _iv(*sgl)}) == expected
+
+
+def test_positive_transfer_needs_the_groups_interval():
+    """While the grouped run has no loss yet, beating each-alone is no verdict (the groups
+    may still match together); losing to each-alone is negative transfer already."""
+    tog, sgl = _iv(0.1, 0.2), _iv(0.3, 0.4)
+    assert verdict({"together": tog, "single": sgl}) == UNCLEAR
+    assert verdict({"together": sgl, "single": tog}) == NEGATIVE
+    assert verdict({"groups": tog, "single": sgl}) == UNCLEAR
 
 
 def test_verdict_without_intervals_is_unclear():
@@ -134,7 +151,9 @@ def test_intended_picture_at_each_end():
     )
     assert not intended_picture(wrong_groups)
     assert not intended_picture(_result(1.0, (0.5, 0.6), (0.1, 0.2), (0.15, 0.25), 0.01))
-    assert intended_picture(_result(0.0, (0.1, 0.2), (0.15, 0.25), (0.3, 0.4), 0.004))
+    assert intended_picture(_result(0.0, (0.1, 0.2), (0.25, 0.35), (0.3, 0.4), 0.004))
+    # at 0 together must beat the groups too, not only each task alone
+    assert not intended_picture(_result(0.0, (0.1, 0.2), (0.15, 0.25), (0.3, 0.4), 0.004))
     assert not intended_picture(_result(0.0, (0.1, 0.2), (0.15, 0.25), (0.19, 0.3), 0.004))
     assert intended_picture(_result(0.5, (0.1, 0.2), (0.15, 0.25), (0.3, 0.4), 0.0)) is None
 

@@ -124,6 +124,8 @@ def test_damage_during_a_run_stops_its_writes(tmp_path, monkeypatch, capfd):
         runner.shutdown(timeout=5)
     err = capfd.readouterr().err
     assert "is damaged" in err and '".recover"' in err and "Traceback" not in err, err
+    said = [ln for ln in err.splitlines() if "is damaged" in ln]
+    assert len(said) == 1 and "supervisor error" in said[0], err  # the server's log: once
     # and so says a new process that never met the damage (``runs``), never "running"
     (row,) = [r for r in _runs_json(path) if r["id"] == rid]
     assert _says_stopped(row), row
@@ -191,6 +193,33 @@ def test_a_run_left_running_in_a_damaged_store_reads_as_failed(tmp_path, capsys)
     assert " failed " in line and "running" not in line and "stopped after step 7:" in line
 
 
+def test_a_reader_checks_again_only_when_a_running_run_stalls(tmp_path, monkeypatch):
+    """A reader that found the file sound scans it again only once a running run it sees
+    has logged nothing for the check interval (1 s here): a run that keeps logging steps
+    costs no scans; one stopped by damage done behind the reader's back reads as failed."""
+    from tests.helpers.app_fixtures import append_steps
+
+    monkeypatch.setenv(CHECK_ENV, "1")
+    path = tmp_path / "s.sqlite"
+    rid = _with_a_running_run(path)
+    forget_checks()
+    reader, writer, scans = Store(path), Store(path), []
+    real = reader._check_from_disk  # the reader's own scans (the writer checks as it writes)
+    monkeypatch.setattr(reader, "_check_from_disk", lambda: (scans.append(1), real()))
+    assert reader.get_run(rid).status == "running" and len(scans) == 1  # first sight: checked
+    for step in range(8, 14):  # the run moves on: no scan, however long it runs
+        time.sleep(0.25)
+        append_steps(writer, rid, step, step, 100)
+        assert reader.get_run(rid).status == "running"
+    assert len(scans) == 1
+    writer.close()
+    damage_page(path, 3)
+    assert reader.get_run(rid).status == "running" and len(scans) == 1  # not stalled yet
+    time.sleep(1.1)
+    info = reader.get_run(rid)  # stalled for over 1 s: scanned, damaged
+    assert len(scans) == 2 and _says_stopped(info) and "after step 13:" in info.error, info
+
+
 @pytest.mark.slow
 def test_damage_during_a_cli_run_ends_it_failed_in_one_line(tmp_path):
     """``train`` from the command line (real training) over a store damaged mid-run: it
@@ -227,6 +256,7 @@ def test_damage_during_a_cli_run_ends_it_failed_in_one_line(tmp_path):
             proc.wait()
     last = err.strip().splitlines()[-1]
     assert proc.returncode == 2 and last.startswith("error: ") and "is damaged" in last, err
+    assert [ln for ln in err.splitlines() if "damaged" in ln] == [last], err  # said once
     assert "Traceback" not in err, err
     end = time.monotonic() + 5
     while pid_alive(worker):

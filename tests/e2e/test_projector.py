@@ -1,9 +1,16 @@
-"""End-to-end (issue 22, item 2): the Learn heatmap on a projector.
+"""End-to-end (issue 22, item 2): the lesson's figures on a projector.
 
-At 1024 x 768 with the sidebar open (Streamlit's default) and at 1920 x 1080, the drawn
-heatmap's plot area is at least 300 px wide with square cells, and the colour bar, the axis
-titles, the legend and the chart title do not overlap each other or the plot area (bounding
-boxes of the drawn SVG elements). Compare with two runs keeps each heatmap at least 200 px.
+At 1024 x 768 with the sidebar open (Streamlit's default) and at 1920 x 1080, measured on the
+drawn SVG elements' bounding boxes:
+
+- Learn: the heatmap's plot area is at least 300 px wide with square cells, centred in the
+  page's column with its colour bar beside it (not at the far right of a 1920 px screen);
+  in every figure drawn (the heatmap, the per-task bars with their error-bar note, the loss
+  curves) the plot area, colour bar, axis titles, chart title, legend and notes lie inside
+  the figure's box and do not overlap each other, and no two figures' boxes overlap.
+- Compare with three runs (one with a long name): every heatmap at least 200 px wide, and
+  the same no-overlap rules for its run boxes and the difference heatmap.
+
 Skipped, with the reason, when Chromium is absent.
 """
 
@@ -30,10 +37,8 @@ def server(tmp_path_factory):
 
     folder = tmp_path_factory.mktemp("e2e_projector")
     store = Store(folder / "store.sqlite")
-    runs = [
-        seed_run(store, name=f"run {k}", n_tasks=6, steps=40, config=config_dict())
-        for k in range(3)
-    ]
+    names = ["run 0", "run 1", "a run whose name is far longer than its heatmap's box is wide"]
+    runs = [seed_run(store, name=name, n_tasks=6, steps=40, config=config_dict()) for name in names]
     env = {
         **os.environ,
         "MTL_LAB_STORE": str(store.path),
@@ -80,35 +85,92 @@ def _check_layout(boxes: dict, min_width: float) -> None:
         assert not _overlap(a, b), f"{ka} {a} overlaps {kb} {b}"
 
 
+#: Every visible figure on the page: its box and the boxes of its drawn parts (plot areas,
+#: colour bars, axis titles, chart title, legend, annotations), in CSS px.
+FIGURES_JS = """() => [...document.querySelectorAll('.js-plotly-plot')].map(g => {
+  const r = g.getBoundingClientRect();
+  if (r.width === 0 || r.height === 0) return null;
+  const boxes = sel => [...g.querySelectorAll(sel)].map(el => el.getBoundingClientRect())
+      .filter(b => b.width > 0 && b.height > 0).map(b => [b.left, b.top, b.right, b.bottom]);
+  const parts = {plot: boxes('.nsewdrag'), colorbar: boxes('.colorbar'),
+      xtitle: boxes('.g-xtitle text'), ytitle: boxes('.g-ytitle text'),
+      title: boxes('.g-gtitle text'), legend: boxes('.legend'), note: boxes('.annotation')};
+  return {name: (g.data && g.data[0] && g.data[0].name) || '',
+          box: [r.left, r.top, r.right, r.bottom],
+          parts: Object.fromEntries(Object.entries(parts).filter(([k, v]) => v.length))};
+}).filter(f => f)"""
+
+
+def _check_figures(figures: list[dict]) -> None:
+    """Each figure's parts inside its own box and apart from each other; no two figures'
+    boxes overlap (so no part of one figure reaches a neighbour's)."""
+    assert figures, "no figure drawn"
+    for fig in figures:
+        parts = [(f"{k}{i}", b) for k, bs in fig["parts"].items() for i, b in enumerate(bs)]
+        x0, y0, x1, y1 = fig["box"]
+        for name, (a0, b0, a1, b1) in parts:
+            assert a0 >= x0 - 1 and b0 >= y0 - 1 and a1 <= x1 + 1 and b1 <= y1 + 1, (
+                f"{fig['name']}: {name} {[a0, b0, a1, b1]} runs out of its figure {fig['box']}"
+            )
+        for (ka, a), (kb, b) in itertools.combinations(parts, 2):
+            assert not _overlap(a, b), f"{fig['name']}: {ka} {a} overlaps {kb} {b}"
+    for fa, fb in itertools.combinations(figures, 2):
+        assert not _overlap(fa["box"], fb["box"]), (
+            f"figure {fa['name']} {fa['box']} overlaps figure {fb['name']} {fb['box']}"
+        )
+
+
 @pytest.mark.parametrize("viewport", VIEWPORTS, ids=lambda v: f"{v[0]}x{v[1]}")
-def test_learn_heatmap_is_large_square_and_nothing_overlaps(server, browser, viewport):
+def test_learn_heatmap_is_large_square_centred_and_nothing_overlaps(server, browser, viewport):
     page = browser.new_page(viewport={"width": viewport[0], "height": viewport[1]})
     try:
         page.goto(server["url"] + "/")
         page.get_by_role("button", name="Train").click()
-        page.wait_for_function(f"({BOXES_JS})('affinity') !== null", timeout=60000)
+        # the heatmap, and the per-task bars with their error-bar note (16 replicas)
+        page.wait_for_function(
+            f"""() => {{ const f = ({FIGURES_JS})();
+                return f.some(x => x.name === 'affinity')
+                    && f.some(x => x.name === 'all together' && x.parts.note); }}""",
+            timeout=90000,
+        )
         # the sidebar is open (the default): the heatmap shares the screen with it
         assert page.locator("[data-testid='stSidebar']").first.bounding_box()["width"] > 150
         page.wait_for_timeout(1500)
         _check_layout(page.evaluate(BOXES_JS, "affinity"), 300)
+        figures = page.evaluate(FIGURES_JS)
+        print({f["name"]: [round(v) for v in f["box"]] for f in figures})
+        _check_figures(figures)
+        assert sum(f["name"] == "all together" for f in figures) == 2  # bars and curves
+        # centred in the page's column, its colour bar next to the plot area
+        heat = next(f for f in figures if f["name"] == "affinity")
+        col = page.locator("[data-testid='stMainBlockContainer']").first.bounding_box()
+        centre = (heat["box"][0] + heat["box"][2]) / 2
+        assert abs(centre - (col["x"] + col["width"] / 2)) <= 4, (heat["box"], col)
+        gap = heat["parts"]["colorbar"][0][0] - heat["parts"]["plot"][0][2]
+        assert 0 < gap <= 40, f"colour bar {gap:.0f} px right of the plot area"
         assert page.locator("[data-testid='stException']").count() == 0
     finally:
         page.close()
 
 
 @pytest.mark.parametrize("viewport", VIEWPORTS, ids=lambda v: f"{v[0]}x{v[1]}")
-def test_compare_heatmaps_never_shrink_below_200_px(server, browser, viewport):
+def test_compare_heatmaps_keep_200_px_and_nothing_overlaps(server, browser, viewport):
     page = browser.new_page(viewport={"width": viewport[0], "height": viewport[1]})
     try:
         ids = ",".join(str(r) for r in server["runs"])
         page.goto(f"{server['url']}/compare?runs={ids}")
-        js = """() => [...document.querySelectorAll('.js-plotly-plot')]
-            .filter(p => p.data && p.data[0] && p.data[0].name === 'affinity')
-            .map(p => p.querySelector('.nsewdrag').getBoundingClientRect().width)"""
-        page.wait_for_function(f"({js})().length >= 3", timeout=60000)
+        # three run heatmaps and the difference heatmap (B - A)
+        page.wait_for_function(
+            f"() => ({FIGURES_JS})().filter(f => f.parts.colorbar).length >= 4", timeout=60000
+        )
         page.wait_for_timeout(1500)
-        widths = page.evaluate(js)
-        print(f"compare plot widths {widths}")
-        assert min(widths) >= 200, widths
+        figures = [f for f in page.evaluate(FIGURES_JS) if "colorbar" in f["parts"]]
+        widths = [f["parts"]["plot"][0][2] - f["parts"]["plot"][0][0] for f in figures]
+        print(f"compare plot widths {[round(w) for w in widths]}")
+        assert len(figures) == 4 and min(widths) >= 200, widths
+        _check_figures(figures)
+        if viewport[0] >= 1920:  # three 460 px boxes fit side by side in one row
+            assert len({round(f["box"][1]) for f in figures[:3]}) == 1, figures
+        assert page.locator("[data-testid='stException']").count() == 0
     finally:
         page.close()

@@ -2,9 +2,9 @@
 
 The store on disk is the truth; everything shown is read from it here. Reads are cached per
 run *version* (status + steps done), so a finished run is read once and a running one once
-per refresh slot, whichever page or session asks; a running run's affinity read asks only for
-the steps after those already read (:mod:`app.data_tail`). Cached arrays are shared between
-sessions and read-only.
+per refresh slot, whichever page or session asks; a running run's affinity and metrics reads
+ask only for the steps after those already read, and its smoothings smooth only those
+(:mod:`app.data_tail`). Cached arrays are shared between sessions and read-only.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import streamlit as st
 
 from app import auth
 from app.colours import robust_zmax
-from app.data_tail import AffinityTails, SmoothTails
+from app.data_tail import AffinityTails, MetricsTails, SmoothTails
 from app.storage import _store, get_store, store_path
 from mtl_core.accounts.access import Actor
 from mtl_core.accounts.quota import Limits
@@ -192,9 +192,16 @@ def affinity(info: RunInfo, measure: str) -> tuple[np.ndarray, list[str], np.nda
     return _affinity(store_path(), info.id, measure, version(info))[:3]
 
 
+@st.cache_resource(show_spinner=False)
+def _metrics_tails(path: str) -> MetricsTails:
+    return MetricsTails()
+
+
 @st.cache_data(show_spinner=False, max_entries=48)
 def _metrics(path: str, run_id: int, ver: tuple) -> pd.DataFrame:
-    return _store(path).metrics(run_id)
+    # a live run's poll reads only the steps after those read before (app.data_tail);
+    # cache_data hands every caller its own copy of the shared frame
+    return _metrics_tails(path).read(_store(path), run_id)
 
 
 def metrics(info: RunInfo) -> pd.DataFrame:

@@ -211,3 +211,69 @@ class SmoothTails:
 
     def __len__(self) -> int:
         return len(self._entries)
+
+
+@dataclass
+class _Metrics:
+    """What was read of one run's metrics: the long frame up to ``last`` and its fingerprint."""
+
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    created: float | None = None
+    tasks: list[str] = field(default_factory=list)
+    frame: Any = None
+    last: int | None = None
+    through: tuple = (0, None, 0, 0.0)
+
+
+class MetricsTails:
+    """A bounded cache of the long-form metrics read per ``(store path, run)``: a poll asks the
+    store only for the steps after the last one read (``Store.metrics_since``) and appends
+    them; everything is read again when the run's identity or the rows already read changed.
+    :meth:`read` returns what ``store.metrics(run_id)`` would; the frame is shared: do not
+    modify it (the app's ``data.metrics`` hands each caller a copy). ``fetched`` counts the
+    long-form rows read from the store."""
+
+    def __init__(self, max_entries: int = MAX_ENTRIES) -> None:
+        self.max_entries = int(max_entries)
+        self._entries: OrderedDict[tuple[str, int], _Metrics] = OrderedDict()
+        self._lock = threading.Lock()
+        self.fetched = 0
+
+    def read(self, store: Any, run_id: int) -> Any:
+        """The run's metrics ``step, task, split, metric, value`` (a pandas DataFrame)."""
+        import pandas as pd
+
+        key = (str(store.path), int(run_id))
+        with self._lock:
+            entry = self._entries.pop(key, None) or _Metrics()
+            self._entries[key] = entry
+            while len(self._entries) > self.max_entries:
+                self._entries.popitem(last=False)
+        try:
+            with entry.lock:
+                after = entry.last if entry.created is not None else None
+                tail = store.metrics_since(int(run_id), after)
+                self.fetched += len(tail.frame)
+                same = entry.created == tail.created and entry.tasks == list(tail.tasks)
+                if not same or tail.before != entry.through:
+                    if entry.created is not None and after is not None:
+                        tail = store.metrics_since(int(run_id), None)
+                        self.fetched += len(tail.frame)
+                    entry.created, entry.tasks = tail.created, list(tail.tasks)
+                    entry.frame, entry.last = None, None
+                if entry.frame is None or entry.frame.empty:
+                    entry.frame = tail.frame
+                elif not tail.frame.empty:
+                    entry.frame = pd.concat([entry.frame, tail.frame], ignore_index=True)
+                if tail.last_step is not None:
+                    entry.last = tail.last_step
+                entry.through = tail.through
+                return entry.frame
+        except Exception:
+            with self._lock:
+                if self._entries.get(key) is entry:
+                    del self._entries[key]
+            raise
+
+    def __len__(self) -> int:
+        return len(self._entries)

@@ -1,21 +1,33 @@
 """Import speed (issue 21, kind 7): the lab's readers against a plain parse of the same file.
 
-Three inputs are written (seeded, in a temporary folder):
+Four inputs are written (seeded, in a temporary folder):
 
 - ``long CSV``: a 10-task run logged every 10 of 100k steps in the long form
   (``step,source,target,measure,affinity``, off-diagonal cells: 900k rows);
-- ``TensorBoard``: one event file of 2M scalars, one ``Event`` per scalar as
-  ``SummaryWriter.add_scalar`` writes them (tags ``affinity/<source>/<target>``, 10 tasks);
+- ``long Parquet``: the same rows written by ``DataFrame.to_parquet``;
 - ``W&B history``: a wide per-step table as ``run.history()`` exports it (``_step`` and one
   column per cell, ``affinity/<source>/<target>``): 2k steps x 400 cells (21 tasks' 420
-  off-diagonal pairs, the first 400), 5% of the cells empty (not logged at that step).
+  off-diagonal pairs, the first 400), 5% of the cells empty (not logged at that step);
+- ``TensorBoard``: one event file of 2M scalars, one ``Event`` per scalar as
+  ``SummaryWriter.add_scalar`` writes them (tags ``affinity/<source>/<target>``, 10 tasks).
 
 Each is read by the lab (``read_run_file``: every check, the one non-finite rule, the run in
-memory) and by a baseline in the same run: ``pandas.read_csv`` of the CSV files, and a plain
-proto pass over the event file (split the records, ``Event.FromString`` each, collect
-``(tag, step, value)``; no CRC, no checks). Every measurement runs in a fresh process, the
-best of ``--repeat`` reads; peak MB is that process's peak RSS growth over its state before the
-first read (Arrow's memory included), per million imported cells in the last column.
+memory) and by a baseline in the same run: ``pandas.read_csv`` / ``pandas.read_parquet`` of
+the tables, and a plain proto pass over the event file (split the records,
+``Event.FromString`` each, collect ``(tag, step, value)``; no CRC, no checks). Every
+measurement runs in a fresh process, the best of ``--repeat`` reads. ``x baseline`` is the
+wall-clock ratio; ``x baseline (CPU)`` the ratio of the processes' own CPU seconds
+(``time.process_time``), steadier when other processes share the cores. ``store write s`` is
+the step after the read, alone: ``Store.import_parsed`` of the parsed run into a new SQLite
+store (the file read once beforehand, untimed), as ``python -m mtl_core import`` writes it.
+Peak MB is the reading process's peak RSS growth over its state before the first read
+(Arrow's memory included), per million imported cells in the last column.
+
+What the lab's CSV read does (``mtl_core/runfile``): the file is read by pyarrow in one pass;
+columns of numbers in a per-step table or a long form's ``affinity`` are read as float64
+outright (``csv_numbers``), name and step columns dictionary-encoded (``coded``: each
+distinct text converted and checked once), and the checks run on codes (the duplicate-cell
+check on one int64 key per row, no hashing of text).
 
     nice python -m bench.import_speed [--repeat 3] [--steps 100000] [--scalars 2000000]
 """
@@ -123,21 +135,25 @@ def write_events(folder: Path, scalars: int) -> int:
     return steps * len(tags)
 
 
-def _best(fn, repeat: int) -> tuple[float, float, int]:
-    """Best seconds of ``repeat`` calls of ``fn() -> cells``, peak RSS growth (MB), cells."""
+def _best(fn, repeat: int) -> tuple[float, float, int, float]:
+    """Best seconds of ``repeat`` calls of ``fn() -> cells``, peak RSS growth (MB), cells, and
+    the best CPU seconds of this process (``time.process_time``: what the call itself used,
+    less sensitive than the wall clock to the other processes on shared cores)."""
     before = _peak_mb()
-    best, cells = float("inf"), 0
+    best, cpu, cells = float("inf"), float("inf"), 0
     for _ in range(repeat):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         cells = fn()
         best = min(best, time.perf_counter() - t0)
-    return best, _peak_mb() - before, cells
+        cpu = min(cpu, time.process_time() - c0)
+    return best, _peak_mb() - before, cells, cpu
 
 
 def _pandas(path: str, repeat: int, q) -> None:
     import pandas as pd
 
-    q.put(_best(lambda: int(pd.read_csv(path).shape[0]), repeat))
+    read = pd.read_parquet if path.endswith(".parquet") else pd.read_csv
+    q.put(_best(lambda: int(read(path).shape[0]), repeat))
 
 
 def _proto(folder: str, repeat: int, q) -> None:
@@ -154,6 +170,24 @@ def _lab(path: str, repeat: int, q) -> None:
     q.put(_best(run, repeat))
 
 
+def _store(path: str, repeat: int, q) -> None:
+    """The store write alone: the file read once (not timed), then ``Store.import_parsed``
+    into a new SQLite store ``repeat`` times, as ``python -m mtl_core import`` writes it."""
+    from mtl_core.runfile import read_run_file
+    from mtl_core.store import Store
+
+    parsed = read_run_file(Path(path))
+    folder = Path(tempfile.mkdtemp(prefix="import_store_"))
+    made = iter(range(repeat))
+
+    def write() -> int:
+        store = Store(folder / f"s{next(made)}.db")
+        store.import_parsed(parsed, Path(path).stem)
+        return len(parsed.affinity)
+
+    q.put(_best(write, repeat))
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeat", type=int, default=3)
@@ -164,8 +198,14 @@ def main() -> int:
     os.environ.setdefault("MTL_LAB_MAX_CELLS", "0")
     tmp = Path(tempfile.mkdtemp(prefix="import_speed_"))
     long_csv, wandb_csv, tb = tmp / "long.csv", tmp / "history.csv", tmp / "tb"
+    rows = write_long(long_csv, args.steps)
+    long_parquet = tmp / "long.parquet"
+    import pandas as pd
+
+    pd.read_csv(long_csv).to_parquet(long_parquet, index=False)
     inputs = [
-        (f"long CSV ({write_long(long_csv, args.steps):,} rows)", long_csv, "pandas.read_csv"),
+        (f"long CSV ({rows:,} rows)", long_csv, "pandas.read_csv"),
+        (f"long Parquet ({rows:,} rows)", long_parquet, "pandas.read_parquet"),
         (f"W&B history (2k x 400, {write_wandb(wandb_csv):,} cells)", wandb_csv, "pandas.read_csv"),
         (f"TensorBoard ({write_events(tb, args.scalars):,} scalars)", tb, "plain proto pass"),
     ]
@@ -173,15 +213,20 @@ def main() -> int:
         f"Import speed, best of {args.repeat}; load average "
         f"{'/'.join(f'{x:.1f}' for x in os.getloadavg())}, {os.cpu_count()} cores"
     )
-    print("| input | lab s | baseline | baseline s | x baseline | lab peak MB | MB per M cells |")
-    print("|---|---|---|---|---|---|---|")
+    print(
+        "| input | lab s | baseline | baseline s | x baseline | x baseline (CPU) "
+        "| store write s | lab peak MB | MB per M cells |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|")
     for label, path, base_name in inputs:
         base = _proto if path == tb else _pandas
-        base_s, _, _ = in_process(base, str(path), args.repeat)
-        lab_s, lab_mb, cells = in_process(_lab, str(path), args.repeat)
+        base_s, _, _, base_cpu = in_process(base, str(path), args.repeat)
+        lab_s, lab_mb, cells, lab_cpu = in_process(_lab, str(path), args.repeat)
+        store_s = in_process(_store, str(path), args.repeat)[0]
         print(
             f"| {label} | {lab_s:.2f} | {base_name} | {base_s:.2f} | {lab_s / base_s:.1f} "
-            f"| {lab_mb:.0f} | {lab_mb / (cells / 1e6):.0f} |"
+            f"| {lab_cpu / base_cpu:.1f} | {store_s:.2f} | {lab_mb:.0f} "
+            f"| {lab_mb / (cells / 1e6):.0f} |"
         )
     return 0
 

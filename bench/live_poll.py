@@ -1,8 +1,9 @@
 """Live polling (issue 21): the time the app spends per poll on a growing run, doing it all
 again (what every poll did before) against doing only what is new, on the same run:
 
-- the store read: ``Store.affinity_steps`` against ``app.data_tail.AffinityTails`` (only the
-  steps after the last one read, plus the check that the rows already read still stand);
+- the store reads: ``Store.affinity_steps`` against ``app.data_tail.AffinityTails`` and
+  ``Store.metrics`` against ``MetricsTails`` (only the steps after the last one read, plus the
+  check that the rows already read still stand);
 - the smoothings Explore draws: ``mtl_core.series.smooth`` of the whole stack against
   ``app.data_tail.SmoothTails`` (only the new rows, from the carried state).
 
@@ -32,11 +33,20 @@ def plus(names):
 
 
 def _events(steps, tasks, rng):
-    from mtl_core.events import StepEvent
+    """Steps as a live logger flushes them: a matrix and every task's loss at each step, a
+    validation loss per task every 100 steps."""
+    from mtl_core.events import MetricRow, StepEvent
 
     n = len(tasks)
     return [
-        StepEvent(int(s), 0, tasks, {}, affinity={"lookahead": rng.normal(0, 0.01, (n, n))})
+        StepEvent(
+            int(s),
+            0,
+            tasks,
+            {t: float(v) for t, v in zip(tasks, rng.random(n))},
+            metrics=[MetricRow(t, "val", "loss", 0.5) for t in tasks] if s % 100 == 0 else [],
+            affinity={"lookahead": rng.normal(0, 0.01, (n, n))},
+        )
         for s in steps
     ]
 
@@ -49,7 +59,7 @@ def main() -> int:
     ap.add_argument("--polls", type=int, default=20)
     args = ap.parse_args()
 
-    from app.data_tail import AffinityTails, SmoothTails
+    from app.data_tail import AffinityTails, MetricsTails, SmoothTails
     from mtl_core.series import smooth
     from mtl_core.store import Store
 
@@ -60,11 +70,13 @@ def main() -> int:
         rid = store.create_run(name="live", origin="logged", status="running", tasks=tasks)
         for lo in range(1, args.steps + 1, 1000):
             store.append_steps(rid, _events(range(lo, min(lo + 1000, args.steps + 1)), tasks, rng))
-        tails, sm = AffinityTails(), SmoothTails()
+        tails, sm, mt = AffinityTails(), SmoothTails(), MetricsTails()
+        mt.read(store, rid)
         *_, A0, gen = tails.read_tagged(store, rid, "lookahead")  # the first visit: all
         for how in HOWS:
             sm.smooth((rid, "lookahead"), gen, A0, how, 20, 0.9)
-        times: dict[str, list[float]] = {k: [] for k in ("read", "read+", *HOWS, *plus(HOWS))}
+        keys = ("read", "metrics", *HOWS)
+        times: dict[str, list[float]] = {k: [] for k in (*keys, *plus(keys))}
         last = args.steps
         for _ in range(args.polls):
             store.append_steps(rid, _events(range(last + 1, last + 1 + args.new), tasks, rng))
@@ -77,6 +89,14 @@ def main() -> int:
             times["read"].append(t1 - t0)
             times["read+"].append(t2 - t1)
             assert np.array_equal(got_steps, steps) and np.array_equal(got, A)
+            t0 = time.perf_counter()
+            whole_m = store.metrics(rid)
+            t1 = time.perf_counter()
+            part_m = mt.read(store, rid)
+            t2 = time.perf_counter()
+            times["metrics"].append(t1 - t0)
+            times["metrics+"].append(t2 - t1)
+            assert whole_m.equals(part_m)
             for how in HOWS:
                 t0 = time.perf_counter()
                 whole = smooth(A, how, window=20, beta=0.9)
@@ -93,8 +113,8 @@ def main() -> int:
     )
     print("| per poll | full median ms | incremental median ms | ratio (median) | ratio (best) |")
     print("|---|---|---|---|---|")
-    names = {"read": "store read", "running": "running average", "ema": "EMA 0.9",
-             "window": "window 20"}  # fmt: skip
+    names = {"read": "affinity read", "metrics": "metrics read (losses)",
+             "running": "running average", "ema": "EMA 0.9", "window": "window 20"}  # fmt: skip
     for k, name in names.items():
         f, i = times[k], times[k + "+"]
         print(

@@ -105,11 +105,22 @@ def _task_index(tasks: Sequence[str]) -> pd.Index:
 
 
 def _positions(index: pd.Index, names: pd.Series) -> np.ndarray:
-    """Position of each name in ``index`` (-1 if absent); non-text names compare as text."""
-    pos = index.get_indexer(names.to_numpy(dtype=object))
-    if (pos < 0).any():  # e.g. integer task names from a hand-built frame
-        pos = index.get_indexer(names.astype(str).to_numpy(dtype=object))
-    return pos
+    """Position of each name in ``index`` (-1 if absent); non-text names compare as text.
+
+    Looked up once per distinct name (``pandas.factorize``: an Arrow-backed text column is
+    hashed by Arrow), not one Python string per row.
+    """
+    codes, uniques = pd.factorize(names)
+    if (codes < 0).any():  # a missing name: compared row by row, as text
+        pos = index.get_indexer(names.to_numpy(dtype=object))
+        if (pos < 0).any():
+            pos = index.get_indexer(names.astype(str).to_numpy(dtype=object))
+        return pos
+    distinct = np.asarray(uniques, dtype=object)
+    per = index.get_indexer(distinct)
+    if (per < 0).any():  # e.g. integer task names from a hand-built frame
+        per = index.get_indexer(np.array([str(v) for v in distinct], dtype=object))
+    return per[codes]
 
 
 def _stack(
@@ -188,10 +199,10 @@ def measure_matrices(
     if missing:
         raise LabError(f"affinity log lacks column(s): {', '.join(sorted(missing))}")
     if "measure" in df.columns:
-        logged = [str(m) for m in pd.unique(df["measure"].dropna().to_numpy(dtype=object))]
+        logged = [str(m) for m in pd.unique(df["measure"].dropna())]  # by Arrow, for text
         m = pick_measure(logged, measure, where, hint=hint)
         if len(logged) > 1 or df["measure"].isna().any():
-            df = df[df["measure"].to_numpy(dtype=object) == m]
+            df = df[(df["measure"] == m).to_numpy(dtype=bool, na_value=False)]
     else:
         pick_measure([DEFAULT_MEASURE], measure, where, hint=hint)
     if tasks is None:

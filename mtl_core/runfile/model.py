@@ -89,6 +89,8 @@ class ParsedRun:
 
     def run_affinity(self, run: str) -> pd.DataFrame:
         """The affinity rows of one run (all measures)."""
+        if self.runs == [run]:  # every row (a shallow copy: copy-on-write keeps it apart)
+            return self.affinity.copy(deep=False)
         return self.affinity[self.affinity["run"] == run]
 
     def matrices(self, run: str, measure: str) -> tuple[np.ndarray, list[str], np.ndarray]:
@@ -103,7 +105,7 @@ class ParsedRun:
     def measures(self, run: str) -> list[str]:
         """Measures logged for one run, in file order."""
         a = self.run_affinity(run)
-        return [str(m) for m in pd.unique(a["measure"].to_numpy(dtype=object))]
+        return [str(m) for m in pd.unique(a["measure"])]  # hashed by Arrow for text
 
 
 def assemble(

@@ -398,12 +398,18 @@ def _parse_parquet(data: bytes, name: str, limits: bool) -> tuple[Columns, Locat
 
 def _parquet_columns(table: Any) -> Columns:
     """A pyarrow table's columns as NumPy arrays: numbers as numbers (object when some are
-    null), anything else as Python objects."""
+    null), text as ``str`` with its Arrow codes (:func:`coded_column`, untrimmed: the
+    values as stored), anything else as Python objects."""
     import pyarrow as pa
 
     cols = {}
     for cname, col in zip(table.column_names, table.columns):
         t = col.type
+        if pa.types.is_dictionary(t) and pa.types.is_string(t.value_type):
+            t = pa.string()  # a pandas category column: its texts
+        if pa.types.is_string(t) or pa.types.is_large_string(t):
+            cols[cname] = coded_column(col.cast(pa.string()), trim=False)
+            continue
         if pa.types.is_integer(t) or pa.types.is_floating(t):
             arr = col.to_numpy(zero_copy_only=False)
             if col.null_count:

@@ -42,6 +42,29 @@ class AffinityTail:
     newest: int | None  # the highest row id among the rows returned (None: none returned)
 
 
+@dataclass(frozen=True)
+class MetricsTail:
+    """A run's long-form metrics logged after a step (:meth:`ReadersMixin.metrics_since`).
+
+    ``frame``: ``step, task, split, metric, value`` of the steps ``> after_step``, as
+    :meth:`ReadersMixin.metrics` builds it (so the frame read before, followed by this one,
+    is a full read). ``last_step``: the highest step in ``frame`` (None when empty).
+    ``created`` and ``tasks`` identify the run. ``before`` is a fingerprint of the rows at or
+    below ``after_step``, ``through`` the same of every row now: (loss rows, their latest
+    write time, metric rows, the sum of their values). A ``before`` equal to the ``through``
+    of the read that ended at ``after_step`` means none of those rows was deleted, inserted
+    late or rewritten since (a rewritten loss row gets a new write time; a rewritten metric
+    changes the sum unless its value did not change).
+    """
+
+    frame: pd.DataFrame
+    tasks: list[str]
+    created: float
+    last_step: int | None
+    before: tuple[int, float | None, int, float]
+    through: tuple[int, float | None, int, float]
+
+
 class ReadersMixin(StoreBase):
     """Read-only views of one run's logged data (each call is one consistent read)."""
 
@@ -156,6 +179,54 @@ class ReadersMixin(StoreBase):
 
         (steps, tasks, loss), rows = self._read(q)
         return _metrics_frame(steps, tasks, loss, rows)
+
+    def metrics_since(self, run_id: int, after_step: int | None) -> MetricsTail:
+        """:meth:`metrics` of the steps ``> after_step`` only (all for None), in one consistent
+        read, with the run's identity and fingerprints of the rows already read
+        (:class:`MetricsTail`): what a live poll needs to read only what is new. Raises
+        LabError if there is no such run."""
+
+        def q(con: sqlite3.Connection) -> MetricsTail:
+            info = self._run(con, run_id)
+            rid, lo = int(run_id), -(2**63) if after_step is None else int(after_step)
+
+            def mark(upto: int) -> tuple[int, float | None, int, float]:
+                n_loss, latest = con.execute(
+                    "SELECT COUNT(*), MAX(wall_time) FROM steps WHERE run_id = ? AND step <= ?",
+                    (rid, upto),
+                ).fetchone()
+                n_met, total = con.execute(
+                    "SELECT COUNT(*), TOTAL(value) FROM metrics WHERE run_id = ? AND step <= ?",
+                    (rid, upto),
+                ).fetchone()
+                return int(n_loss), latest, int(n_met), float(total)
+
+            loss_rows = con.execute(
+                "SELECT step, losses FROM steps WHERE run_id = ? AND step > ? ORDER BY step",
+                (rid, lo),
+            ).fetchall()
+            metric_rows = con.execute(
+                "SELECT step, task, split, metric, value FROM metrics"
+                " WHERE run_id = ? AND step > ?",
+                (rid, lo),
+            ).fetchall()
+            n = len(info.tasks)
+            steps = np.fromiter((r[0] for r in loss_rows), dtype=np.int64, count=len(loss_rows))
+            loss = unblob((r[1] for r in loss_rows), (len(loss_rows), n))
+            frame = _metrics_frame(steps, info.tasks, loss, metric_rows)
+            last = max(
+                [*(r[0] for r in loss_rows[-1:]), *(r[0] for r in metric_rows)], default=None
+            )
+            return MetricsTail(
+                frame,
+                info.tasks,
+                float(info.created),
+                None if last is None else int(last),
+                mark(lo),
+                mark(2**63 - 1),
+            )
+
+        return self._read(q)
 
     def groupings(self, run_id: int) -> list[tuple[int, Grouping]]:
         """``[(step, grouping), ...]`` ascending, groupings as tuples of frozensets."""

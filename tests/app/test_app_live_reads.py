@@ -25,6 +25,9 @@ def test_explore_polls_fetch_only_the_new_rows(store, monkeypatch):
     smoothings = data._smooth_tails(store_path())
     assert tails.fetched == 10
     assert smoothings.smoothed_rows == 10  # the running average the page shows
+    metric_rows = data._metrics_tails(store_path())
+    n_metrics = len(store.metrics(rid))
+    assert metric_rows.fetched == n_metrics  # the loss tab (the first) read them all once
     append_steps(store, rid, 11, 25, 100)
     time.sleep(data.LIVE_REFRESH_S)  # a live run is re-read once per refresh slot
     at.run()
@@ -32,6 +35,8 @@ def test_explore_polls_fetch_only_the_new_rows(store, monkeypatch):
     assert "steps 1–25" in _title(at)
     assert tails.fetched == 25  # the second poll read the 15 new rows, not all 25
     assert smoothings.smoothed_rows == 25  # ... and averaged only those into the running mean
+    assert metric_rows.fetched == len(store.metrics(rid))  # and read only the new metrics
+    assert len(store.metrics(rid)) > n_metrics
     steps, tasks, A = tails.read(store, rid, "lookahead")
     full = store.affinity_steps(rid, "lookahead")
     np.testing.assert_array_equal(steps, full[0])

@@ -201,3 +201,46 @@ def test_smooth_tails_smooth_only_new_rows_and_restart_with_the_rows(store):
     third = sm.smooth((rid, "lookahead"), gen3, A3, "ema", 20, 0.5)
     np.testing.assert_array_equal(third, smooth(A3, "ema", beta=0.5))
     assert sm.smoothed_rows == 70
+
+
+def _metric_events(steps, seed=0):
+    from mtl_core.events import MetricRow
+
+    rng = np.random.default_rng(seed)
+    out = []
+    for s in steps:
+        loss = {t: float(rng.random()) for t in TASKS[:2]}  # task c's loss not reported
+        mets = [MetricRow(t, "val", "loss", float(rng.random())) for t in TASKS] if s % 3 else []
+        out.append(StepEvent(int(s), 100, TASKS, loss, metrics=mets))
+    return out
+
+
+def test_metrics_polls_read_only_new_steps_and_equal_a_full_read(store):
+    import pandas as pd
+
+    from app.data_tail import MetricsTails
+
+    rid = store.create_run(name="live", origin="logged", status="running", tasks=TASKS)
+    store.append_steps(rid, _metric_events(range(1, 11)))
+    mt = MetricsTails()
+    pd.testing.assert_frame_equal(mt.read(store, rid), store.metrics(rid))
+    first = mt.fetched
+    assert first == len(store.metrics(rid)) == 10 * 2 + 7 * 3  # c has no loss; metrics at s % 3
+    store.append_steps(rid, _metric_events(range(11, 14), seed=1))
+    pd.testing.assert_frame_equal(mt.read(store, rid), store.metrics(rid))
+    assert mt.fetched - first == 3 * 2 + 2 * 3  # only steps 11..13
+    # a metric of an old step rewritten with a new value: everything is read again
+    from mtl_core.events import MetricRow
+
+    store.append_steps(
+        rid, [StepEvent(4, 100, TASKS, {}, metrics=[MetricRow("a", "val", "loss", 9.0)])]
+    )
+    seen = mt.fetched
+    got = mt.read(store, rid)
+    pd.testing.assert_frame_equal(got, store.metrics(rid))
+    assert 9.0 in got["value"].to_numpy()
+    assert mt.fetched - seen == len(got)  # the poll found nothing new, then read it all
+    tail = store.metrics_since(rid, 13)
+    assert tail.frame.empty and tail.last_step is None and tail.before == tail.through
+    with pytest.raises(LabError, match="no run"):
+        mt.read(store, rid + 5)

@@ -130,3 +130,22 @@ def test_store_picks_measures_with_the_same_rule(store):
     with pytest.raises(LabError, match=rf"^measure 'proximal' not in run {rid}; it has: "):
         store.affinity_steps(rid, "proximal")
     np.testing.assert_array_equal(store.affinity_steps(rid, "cosine")[2], -X)
+
+
+def test_matrices_from_text_and_integer_names_and_a_missing_measure():
+    """Task positions are looked up per distinct name: Arrow text, integer names compared as
+    text, a row without a measure left out of the picked one."""
+    rows = {
+        "step": [0, 0, 1, 1],
+        "source": ["a", "b", "a", "b"],
+        "target": ["b", "a", "b", "a"],
+        "affinity": [0.1, 0.2, 0.3, 0.4],
+        "measure": ["lookahead", "lookahead", None, "lookahead"],
+    }
+    df = pd.DataFrame(rows).astype({"source": "str", "target": "str"})
+    steps, tasks, a = measure_matrices(df, "lookahead")
+    assert steps.tolist() == [0, 1] and tasks == ["a", "b"]
+    assert a[0, 0, 1] == 0.1 and a[0, 1, 0] == 0.2 and np.isnan(a[1, 0, 1]) and a[1, 1, 0] == 0.4
+    ints = pd.DataFrame({**rows, "source": [1, 2, 1, 2], "target": [2, 1, 2, 1]})
+    _, tasks, a = measure_matrices(ints, "lookahead", tasks=["1", "2"])
+    assert tasks == ["1", "2"] and a[0, 0, 1] == 0.1 and a[1, 1, 0] == 0.4

@@ -274,8 +274,8 @@ def format_text(doc: dict) -> str:
                 ""
                 if s["proven"]
                 else "  (not proven: the time limit came before HiGHS's first selection; the "
-                f"{'worst' if name == 'worst' else 'best'} of {FALLBACK_DRAWS} random "
-                "covering selections)"
+                f"{'worst' if name == 'worst' else 'best'} of a local search and "
+                f"{FALLBACK_DRAWS} random covering selections)"
                 if math.isinf(gap)
                 else f"  (not proven, gap {gap:.2%})"
             )

@@ -306,7 +306,7 @@ def _run_in_store(cfg: RunConfig, args: argparse.Namespace) -> int:
     from mtl_core.runfile import matrices_to_long, write_table
     from mtl_core.runner import Runner
 
-    runner = Runner(args.store)
+    runner = Runner(args.store, report_store_faults=False)  # wait() says it, in one line
     try:
         run_id = runner.submit(cfg)
         sys.stderr.write(f"run {run_id} queued in {runner.store.path}\n")

@@ -28,12 +28,13 @@ def add_parser(sub) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from mtl_core.live.importer import LiveImport, live_folder
+    from mtl_core.runner.procs import pid_alive
     from mtl_core.store import Store
 
     if not float(args.interval) > 0:
         raise LabError(f"--interval must be a positive number of seconds, got {args.interval}")
     folder = live_folder(args.dir)
-    imp = LiveImport(Store(args.store), folder)
+    imp = LiveImport(Store(args.store), folder, alive=pid_alive)
     try:
         while True:
             steps = imp.poll()

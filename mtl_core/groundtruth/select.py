@@ -32,6 +32,7 @@ from scipy import sparse
 from scipy.optimize import Bounds, LinearConstraint, milp
 
 from mtl_core.errors import LabError
+from mtl_core.groundtruth.local import local_search
 
 #: Seconds one MILP may run before it returns its best selection unproven.
 DEFAULT_TIME_LIMIT = 120.0
@@ -109,9 +110,10 @@ def best_selection(
     ``gains`` (m, n): oriented higher-is-better values, NaN where a task is not in a network;
     ``costs`` (m,); exactly one of ``k`` (most networks) and ``budget`` (most total cost);
     ``allowed`` (m,) bool restricts the candidates. Returns None when no allowed selection
-    covers every task. ``proven`` is False when the time limit stopped HiGHS (``gap`` is then
-    its relative gap; infinite when it stopped before its first selection, which is then the
-    best of :data:`FALLBACK_DRAWS` random covering selections).
+    covers every task. ``proven`` is False when the time limit stopped HiGHS; the selection is
+    then the better of HiGHS's incumbent and a local search's (:func:`.local.local_search`, or
+    the best of :data:`FALLBACK_DRAWS` random covering selections), ``gap`` its relative gap
+    to HiGHS's bound (infinite when HiGHS stopped before its first selection).
     """
     t0 = time.perf_counter()
     m, n = gains.shape
@@ -149,7 +151,22 @@ def best_selection(
         bounds=Bounds(np.zeros(nx + ny), ub),
         options={"time_limit": float(time_limit), "mip_rel_gap": 0.0},
     )
-    return _choice(res, nx, t0, lambda: _sampled(gains, costs, allowed, k, budget, best=True))
+
+    def fallback():
+        sampled = _sampled(gains, costs, allowed, k, budget, best=True)
+        found = local_search(gains, coef, cap, allowed, maximize=True)
+        if sampled is not None:  # the best random selection, improved by the same moves
+            found = _better(found, local_search(gains, coef, cap, allowed, start=sampled[0]))
+        return _better(found, sampled)
+
+    return _choice(res, nx, t0, fallback)
+
+
+def _better(a, b):
+    """The higher-valued of two ``(rows, value)`` selections (either may be None)."""
+    if a is None or (b is not None and b[1] > a[1]):
+        return b
+    return a
 
 
 #: Random covering selections tried when HiGHS stops before its first selection.
@@ -177,8 +194,10 @@ def _sampled(
 
 
 def _choice(res, nx: int, t0: float, fallback) -> Choice | None:
-    """The solver's selection; when the time limit stopped HiGHS before it found any, the
-    ``fallback()`` selection, unproven with an infinite gap (LabError if there is none)."""
+    """The solver's selection. When the time limit stopped HiGHS, ``fallback()`` (the local
+    search of :mod:`.local`, and random covering selections) is run too and the better of the
+    two is returned, unproven: the gap is against HiGHS's bound (infinite when HiGHS stopped
+    before its first selection). LabError if there is no selection at all."""
     if res.x is None:
         if res.status == 2:  # infeasible: no selection covers every task within the limit
             return None
@@ -187,9 +206,20 @@ def _choice(res, nx: int, t0: float, fallback) -> Choice | None:
             raise LabError(f"the selection solver stopped without a selection: {res.message}")
         return Choice(found[0], found[1], False, math.inf, time.perf_counter() - t0)
     chosen = [int(j) for j in np.flatnonzero(res.x[:nx] > 0.5)]
+    value = -float(res.fun)
     gap = float(getattr(res, "mip_gap", 0.0) or 0.0)
     proven = res.status == 0
-    return Choice(chosen, -float(res.fun), proven, 0.0 if proven else gap, time.perf_counter() - t0)
+    if not proven:
+        found = fallback()
+        if found is not None and found[1] > value + 1e-12:  # the solver's incumbent was worse
+            bound = getattr(res, "mip_dual_bound", None)
+            chosen, value = list(found[0]), float(found[1])
+            gap = (
+                abs(-float(bound) - value) / max(abs(value), 1e-12)
+                if bound is not None and math.isfinite(float(bound))
+                else math.inf
+            )
+    return Choice(chosen, value, proven, 0.0 if proven else gap, time.perf_counter() - t0)
 
 
 def worst_selection(
@@ -242,8 +272,14 @@ def worst_selection(
     )
 
     def fallback():
-        found = _sampled(gains, costs, allowed, k, budget, best=False)
-        return None if found is None else (found[0], -found[1])  # negated back below
+        sampled = _sampled(gains, costs, allowed, k, budget, best=False)
+        if sampled is None:
+            return None
+        # the worst random selection, made worse by local moves (never above it)
+        found = local_search(gains, coef, cap, allowed, maximize=False, start=sampled[0])
+        if found is None or sampled[1] < found[1]:
+            found = sampled
+        return found[0], -found[1]  # negated back below
 
     ch = _choice(res, m, t0, fallback)
     if ch is not None:

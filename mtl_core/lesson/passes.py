@@ -21,6 +21,7 @@ from mtl_core.lesson.workflow import (
     start,
 )
 from mtl_core.store import TERMINAL, Store
+from mtl_core.store.faults import StoreFault
 
 #: Conflict levels the runner trains ahead when idle (comma-separated, e.g. ``1,0,0.5``);
 #: unset or empty: off (the default).
@@ -73,6 +74,8 @@ class LessonsAhead:
                     continue
                 self._tried.add(c)
                 return [start(runner, store, {"conflict": c}, share="class").together]
+        except StoreFault:
+            pass  # the supervisor reports a fault of the store file itself, once
         except Exception as exc:  # the queue must go on
             self.warn(f"lessons ahead: {exc}")
         return []
@@ -96,7 +99,9 @@ class LessonAdvancer:
         """One pass; returns the grouped runs it queued. Never raises."""
         try:
             waiting = store.open_claims(NOTE_GROUPS_RUN, TERMINAL)
-        except Exception as exc:  # the supervisor reports store faults itself
+        except StoreFault:
+            return []  # the supervisor reports a fault of the store file itself, once
+        except Exception as exc:
             self._say(None, "lessons cannot be read", exc)
             return []
         self._said.pop(None, None)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import socket
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -66,8 +66,10 @@ class LiveImport:
     can link to it before the first step lands). ``limits`` checks the owner's queue quota
     when the run is created (``Store.create_run``). The run records this process and host
     (``Store.set_worker``: a runner marks it ``interrupted`` if the process dies); a cancel
-    asked for it (Explore's button) ends the import, the run ``cancelled``. Raises LabError
-    for a malformed log, or a folder whose run was cancelled.
+    asked for it (Explore's button) ends the import, the run ``cancelled``. With ``alive``
+    (``mtl_core.runner.procs.pid_alive``), a folder another live process of this host is
+    importing is refused, so two importers never write the same run. Raises LabError for a
+    malformed log, a folder whose run was cancelled, or one imported elsewhere.
     """
 
     def __init__(
@@ -78,6 +80,7 @@ class LiveImport:
         owner: str | None = None,
         limits: Any = None,
         create_now: bool = False,
+        alive: Callable[[int], bool] | None = None,
     ) -> None:
         self.store, self.folder = store, live_folder(folder)
         self.owner, self.limits, self.create_now = owner, limits, create_now
@@ -89,6 +92,13 @@ class LiveImport:
                 raise LabError(
                     f"{folder}: its run #{self.run_id} was cancelled; delete that run to "
                     "import the folder again"
+                )
+            other = info.worker_pid not in (None, os.getpid())
+            here = info.host == socket.gethostname()
+            if info.status == "running" and other and here and alive and alive(info.worker_pid):
+                raise LabError(
+                    f"{folder}: process {info.worker_pid} is importing it already (run "
+                    f"#{self.run_id}); open that run, or stop that process first"
                 )
             after = info.last_step
         self.follower = FolderFollower(self.folder, after_step=after)

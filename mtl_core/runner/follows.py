@@ -18,10 +18,11 @@ from typing import Any
 
 from mtl_core.errors import LabError
 from mtl_core.live.importer import LiveImport, live_folder
+from mtl_core.runner.procs import pid_alive
 
 log = logging.getLogger("task_affinity_lab.runner")
 
-#: Seconds between two polls of a followed folder (the app redraws a live run every second).
+#: Seconds between two polls of a followed folder (Explore redraws a running run every 2 s).
 FOLLOW_POLL_S = 1.0
 
 
@@ -45,7 +46,9 @@ class FolderFollows:
             known = self._active.get(path)
             if known is not None and known[1].is_alive():
                 return int(known[0].run_id)
-            imp = LiveImport(self.store, path, owner=owner, limits=limits, create_now=True)
+            imp = LiveImport(
+                self.store, path, owner=owner, limits=limits, create_now=True, alive=pid_alive
+            )
             imp.resume()
             imp.poll()
             t = threading.Thread(

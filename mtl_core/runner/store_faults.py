@@ -88,9 +88,13 @@ class PendingOutcomes:
 
 class Backoff:
     """How long the supervisor waits before its next pass: ``poll_s`` while passes succeed,
-    doubling up to ``max_s`` while they fail; each distinct failure is reported once."""
+    doubling up to ``max_s`` while they fail; each distinct failure is reported once (a
+    store fault once per kind: a damaged file met as "malformed" and then by the integrity
+    check is one report). ``report_faults=False``: store faults are kept (:attr:`fault`)
+    but not written, for a caller that reports them itself (the command line's ``train``)."""
 
-    def __init__(self, poll_s: float, max_s: float = 30.0) -> None:
+    def __init__(self, poll_s: float, max_s: float = 30.0, report_faults: bool = True) -> None:
+        self.report_faults = bool(report_faults)
         self.poll_s = float(poll_s)
         self.max_s = max(float(max_s), self.poll_s)
         self.delay = self.poll_s
@@ -104,10 +108,13 @@ class Backoff:
 
     def failed(self, exc: Exception) -> float:
         """A pass failed with ``exc``: report it (once) and wait longer before the next."""
-        text = str(exc) if isinstance(exc, StoreFault) else repr(exc)
-        if text != self.last:
-            sys.stderr.write(f"mtl_core.runner: supervisor error: {one_line(text)}\n")
-            self.last = text
+        fault = isinstance(exc, StoreFault)
+        key = f"store fault: {exc.kind}" if fault else repr(exc)
+        if key != self.last:
+            if self.report_faults or not fault:
+                text = str(exc) if fault else repr(exc)
+                sys.stderr.write(f"mtl_core.runner: supervisor error: {one_line(text)}\n")
+            self.last = key
         self.fault = exc if isinstance(exc, StoreFault) else None
         self.delay = min(max(self.delay * 2, self.poll_s), self.max_s)
         return self.delay

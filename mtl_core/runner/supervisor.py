@@ -105,6 +105,9 @@ class Runner:
         (``mtl_core.experiments.background.EvaluationQueue``; the app passes one): an object
         whose ``tick(store, max_workers, runner_pid)`` each supervisor pass calls before it
         launches queued runs. None: runs only.
+    report_store_faults : write a fault of the store file that stops the supervisor's passes
+        (a damaged file, ...) to stderr, once per kind; False for a caller that reports the
+        outcome itself (``train`` on the command line: its one ``error:`` line).
 
     Thread-safe: one Runner may serve many Streamlit sessions.
     """
@@ -125,6 +128,7 @@ class Runner:
         ray_address: str | None = None,
         evaluations: Any = None,
         lessons_ahead: tuple[float, ...] | None = None,
+        report_store_faults: bool = True,
     ) -> None:
         if getattr(mp.current_process(), "_inheriting", False):
             # a spawned worker is re-importing a main script that builds a Runner at import
@@ -137,7 +141,7 @@ class Runner:
         self.poll_s = float(poll_s)
         self.cancel_grace_s = float(cancel_grace_s)
         self._pending = PendingOutcomes(self.store)  # outcomes the store could not take yet
-        self._backoff = Backoff(self.poll_s)
+        self._backoff = Backoff(self.poll_s, report_faults=report_store_faults)
         self._ray = backend_for(
             ray_address,
             self.store,

@@ -196,3 +196,19 @@ def test_a_store_the_lesson_pass_cannot_read_is_said_once(store, monkeypatch):
     monkeypatch.setattr(store, "open_claims", broken)
     advancer.pass_(runner, store)
     assert len(said) == 2
+
+
+def test_a_fault_of_the_store_file_is_left_to_the_supervisor(store, monkeypatch):
+    """A damaged file (a StoreFault) is the supervisor's to report, once for the runner; the
+    lesson pass says nothing of it (it said it a second time, in other words, before)."""
+    from mtl_core.store.faults import StoreFault
+
+    runner = Runner(store, train_fn=FAKE, start=False)
+    said: list[str] = []
+    advancer = passes.LessonAdvancer(warn=said.append)
+
+    def damaged(*a, **kw):
+        raise StoreFault("the run store s.sqlite is damaged", "damaged")
+
+    monkeypatch.setattr(store, "open_claims", damaged)
+    assert advancer.pass_(runner, store) == [] and said == []

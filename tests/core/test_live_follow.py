@@ -195,3 +195,27 @@ def test_watch_stops_on_a_cancel_and_refuses_the_cancelled_folder(tmp_path, caps
     assert store.get_run(rid).status == "cancelled"
     assert main(args) == 2
     assert f"its run #{rid} was cancelled" in capsys.readouterr().err
+
+
+def test_a_folder_another_live_process_imports_is_refused(store, tmp_path, capsys):
+    import os
+    import socket
+
+    from mtl_core.commands.cli import main
+
+    sink = _sink(tmp_path / "live1")
+    _write(sink, [1])
+    args = ["watch", str(tmp_path / "live1"), "--store", str(store.path), "--once"]
+    assert main(args) == 0
+    (rid,) = store.run_ids()
+    store.set_worker(rid, os.getppid(), host=socket.gethostname())  # a live importer elsewhere
+    follows = FolderFollows(store, poll_s=0.05)
+    with pytest.raises(LabError, match=f"process {os.getppid()} is importing it already"):
+        follows.follow(tmp_path / "live1")
+    assert main(args) == 2
+    assert f"(run #{rid}); open that run" in capsys.readouterr().err
+    store.set_worker(rid, os.getpid(), host=socket.gethostname())  # that one is us: resumes
+    try:
+        assert follows.follow(tmp_path / "live1") == rid
+    finally:
+        follows.stop()

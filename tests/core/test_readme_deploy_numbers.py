@@ -5,6 +5,7 @@ with the code's default, so the section cannot drift from what a deployment real
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import re
 import tomllib
 from pathlib import Path
@@ -93,6 +94,10 @@ def test_the_upload_caps_are_the_reader_defaults(section, monkeypatch):
     assert _one(r"`MTL_LAB_UPLOAD_READERS`; a third waits within its ([\d,]+) s", section) == (
         upload_read.DEFAULT_SECONDS
     )
+    # "a reader exits within half a second of the server's death": its orphan poll
+    assert "exits within half a second of the server's death" in re.sub(r"\s+", " ", section)
+    poll = inspect.signature(upload_read._exit_when_orphaned).parameters["poll_s"].default
+    assert poll == 0.5
     # and with no variable set, the functions give those defaults
     for variable in (upload_read.MEMORY_VARIABLE, upload_read.SECONDS_VARIABLE):
         monkeypatch.delenv(variable, raising=False)

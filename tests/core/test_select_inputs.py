@@ -322,8 +322,8 @@ def test_a_time_limit_before_the_first_selection_falls_back_unproven(monkeypatch
     assert sel_mod.worst_selection(g, costs, k=2).objective >= exact_worst.objective - 1e-12
     assert main([a for a in _hoa_select("--k", "2") if a != "--json"]) == 0
     out = capsys.readouterr().out
-    assert "time limit came before HiGHS's first selection; the best of 200 random" in out
-    assert "time limit came before HiGHS's first selection; the worst of 200 random" in out
+    assert "before HiGHS's first selection; the best of a local search and 200 random" in out
+    assert "before HiGHS's first selection; the worst of a local search and 200 random" in out
 
 
 def test_random_selections_cover_within_the_limit_and_rarely_come_back_short():

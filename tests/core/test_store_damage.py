@@ -124,6 +124,8 @@ def test_damage_during_a_run_stops_its_writes(tmp_path, monkeypatch, capfd):
         runner.shutdown(timeout=5)
     err = capfd.readouterr().err
     assert "is damaged" in err and '".recover"' in err and "Traceback" not in err, err
+    said = [ln for ln in err.splitlines() if "is damaged" in ln]
+    assert len(said) == 1 and "supervisor error" in said[0], err  # the server's log: once
     # and so says a new process that never met the damage (``runs``), never "running"
     (row,) = [r for r in _runs_json(path) if r["id"] == rid]
     assert _says_stopped(row), row
@@ -254,6 +256,7 @@ def test_damage_during_a_cli_run_ends_it_failed_in_one_line(tmp_path):
             proc.wait()
     last = err.strip().splitlines()[-1]
     assert proc.returncode == 2 and last.startswith("error: ") and "is damaged" in last, err
+    assert [ln for ln in err.splitlines() if "damaged" in ln] == [last], err  # said once
     assert "Traceback" not in err, err
     end = time.monotonic() + 5
     while pid_alive(worker):

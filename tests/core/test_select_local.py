@@ -1,0 +1,107 @@
+"""The local search behind an unproven selection (``mtl_core.groundtruth.local``): a covering
+selection within the limit, never better than the exact optimum, and what a solve ended by
+its time limit falls back to (the MIMIC k = 3 case of docs/ground-truth.md: HiGHS stopped
+before its first selection and 200 random draws stood in)."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mtl_core.groundtruth.local import local_search
+from mtl_core.groundtruth.select import (
+    best_selection,
+    random_selections,
+    served_total,
+    worst_selection,
+)
+from mtl_core.groundtruth.tables import read_hoa, read_mtg
+
+D = Path(__file__).resolve().parents[1] / "data" / "groundtruth"
+
+
+def _brute(g, coef, cap, best=True):
+    m = len(coef)
+    out = None
+    for r in range(1, m + 1):
+        for combo in itertools.combinations(range(m), r):
+            if coef[list(combo)].sum() > cap + 1e-9:
+                continue
+            v = served_total(g, list(combo), g)
+            if np.isnan(v):
+                continue
+            if out is None or (v > out if best else v < out):
+                out = v
+    return out
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_local_search_is_a_covering_selection_no_better_than_the_optimum(seed):
+    rng = np.random.default_rng(seed)
+    n, m = 4, 9
+    g = rng.normal(size=(m, n))
+    g[rng.random((m, n)) < 0.5] = np.nan
+    g[np.isnan(g).all(axis=1), 0] = 0.3
+    costs = rng.choice([0.5, 1.0], size=m)
+    allowed = np.ones(m, dtype=bool)
+    for coef, cap, kw in (
+        (np.ones(m), 2.0, {"k": 2}),
+        (np.ones(m), 3.0, {"k": 3}),
+        (costs, 2.5, {"budget": 2.5}),
+    ):
+        picks = random_selections(costs, ~np.isnan(g), draws=1, seed=seed, **kw)
+        for best in (True, False):
+            want = _brute(g, coef, cap, best)
+            if want is None:
+                assert local_search(g, coef, cap, allowed, maximize=best) is None
+                continue
+            assert picks  # a covering selection exists: rejection sampling finds one here
+            start = picks[0]
+            rows, value = local_search(g, coef, cap, allowed, maximize=best, start=start)
+            assert coef[rows].sum() <= cap + 1e-9
+            assert value == pytest.approx(served_total(g, rows, g))  # covers every task
+            s0 = served_total(g, start, g)
+            assert (want + 1e-9 >= value >= s0 - 1e-12) if best else (want - 1e-9 <= value <= s0)
+            greedy = local_search(g, coef, cap, allowed, maximize=best)  # may miss a cover
+            if greedy is not None:
+                assert (greedy[1] <= want + 1e-9) if best else (greedy[1] >= want - 1e-9)
+
+
+def _tables():
+    return {
+        "mtg6": read_mtg(D / "masks6.csv", D / "gains6_val.txt"),
+        "mtg12": read_mtg(D / "masks12.csv", D / "gains12.txt"),
+        "hoa": read_hoa(D / "hoa_like_val.txt"),
+    }
+
+
+@pytest.mark.parametrize("name", ["mtg6", "mtg12", "hoa"])
+@pytest.mark.parametrize("kw", [{"k": 2}, {"k": 3}, {"budget": 2.5}])
+def test_a_solve_stopped_before_its_first_selection_keeps_the_local_search(name, kw):
+    t = _tables()[name]
+    g = t.values * (1.0 if t.direction == "higher" else -1.0)
+    exact = best_selection(g, t.costs, **kw)
+    cut = best_selection(g, t.costs, time_limit=1e-6, **kw)  # HiGHS stops at once
+    assert exact.proven and not cut.proven and cut.gap == float("inf")
+    coef = np.ones(len(t.costs)) if "k" in kw else t.costs
+    cap = float(kw.get("k", kw.get("budget")))
+    ls = local_search(g, coef, cap, ~np.isnan(g).all(axis=1))
+    assert cut.objective >= ls[1] - 1e-12  # never below the plain local search
+    assert cut.objective == pytest.approx(served_total(g, cut.networks, g))
+    assert cut.objective <= exact.objective + 1e-12
+    if name != "mtg6" or kw != {"k": 3}:  # there the search stops at a local optimum
+        assert cut.objective == pytest.approx(exact.objective, abs=1e-12)
+
+
+def test_a_stopped_worst_is_never_above_its_random_start():
+    t = _tables()["mtg6"]
+    g = t.values
+    exact = worst_selection(g, t.costs, k=3)
+    cut = worst_selection(g, t.costs, k=3, time_limit=1e-6)
+    assert exact.proven and not cut.proven
+    assert cut.objective == pytest.approx(served_total(g, cut.networks, g))
+    assert cut.objective >= exact.objective - 1e-12  # the exact worst is the lowest
+    assert cut.objective == pytest.approx(exact.objective, abs=1e-12)  # found here (-0.41755)

@@ -5,17 +5,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from mtl_core.errors import LabError
 from mtl_core.store import TERMINAL, RunInfo
 
-if TYPE_CHECKING:
-    from mtl_core.runner.supervisor import Runner
-
 
 def wait_run(
-    runner: Runner,
+    runner: Any,
     run_id: int,
     on_progress: Callable[[RunInfo], None] | None = None,
     *,
@@ -23,7 +20,8 @@ def wait_run(
     poll_s: float = 0.1,
     cancel_on_interrupt: bool = True,
 ) -> RunInfo:
-    """Block until run ``run_id`` of ``runner`` ends and return its final record; with no
+    """Block until run ``run_id`` of ``runner`` (a ``Runner``; typed loosely, as the supervisor
+    imports this module) ends and return its final record; with no
     supervisor thread, drive the runner's passes from here. Arguments and errors as
     :meth:`Runner.wait <mtl_core.runner.supervisor.Runner.wait>` (LabError past ``timeout``
     seconds or when a store fault keeps the run from starting; KeyboardInterrupt re-raised

@@ -221,3 +221,13 @@ def test_ground_truth_table_signs_and_single_seed_spread():
     assert df["± std"].isna().all()  # one seed has no spread
     report["spec"]["seeds"] = 3
     assert jobs.report_frame(report)["± std"].notna().all()
+
+
+def test_conflict_help_names_the_lesson_scenarios_angle():
+    """The knob's help said "a fraction of 90 degrees ... orthogonal" while the lesson's
+    rotation stops at its scenario's ``max_angle`` (60 degrees)."""
+    from mtl_core.scenarios import get_scenario, resolve_knobs
+
+    max_angle = resolve_knobs(get_scenario("lesson"), {})["max_angle"]
+    assert f"as a fraction of {max_angle:g} degrees" in lesson_words.LESSON_CONFLICT_HELP
+    assert f"they are {max_angle:g} degrees apart" in lesson_words.LESSON_CONFLICT_HELP

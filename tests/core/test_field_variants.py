@@ -6,8 +6,6 @@ is refused with one line naming what is wrong."""
 
 from __future__ import annotations
 
-import io
-import zipfile
 from pathlib import Path
 
 import numpy as np

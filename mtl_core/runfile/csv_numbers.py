@@ -49,13 +49,18 @@ def float_columns(top: str, header: list[str], delim: str, skip_rows: int) -> se
         wanted = list(header)
     else:
         return set()
-    end = top.rfind("\n")  # whole rows only (a cut last row would not parse)
+    head = top[: top.rfind("\n") + 1].encode("utf-8")  # whole rows (a cut one would not parse)
     try:
-        sample = read_arrow(top[: end + 1].encode("utf-8"), header, delim, skip_rows, set())
+        sample = read_arrow(head, header, delim, skip_rows, set())
     except (pa.ArrowInvalid, ValueError):
         return set()
     if sample.num_rows == 0:
         return set()
+    try:  # every wanted column at once (a tracker table: all of them)
+        read_arrow(head, header, delim, skip_rows, set(wanted))
+        return set(wanted)
+    except (pa.ArrowInvalid, ValueError):
+        pass  # some are not: column by column
     out = set()
     for h in wanted:
         cells = pc.utf8_trim_whitespace(sample.column(header.index(h)).combine_chunks())

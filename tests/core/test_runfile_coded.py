@@ -223,3 +223,25 @@ def test_long_form_affinity_float64_with_trailing_empty_rows():
     parsed = read_run_file(_csv(rows), "log.csv")
     assert parsed.affinity["affinity"].tolist() == [float(f"{s / 7:.6f}") for s in range(6000)]
     assert any("3 empty row(s)" in n for n in parsed.notes)
+
+
+def test_parquet_text_columns_coded_with_their_values():
+    import io
+
+    import pandas as pd
+
+    df = pd.DataFrame(
+        {
+            "step": [0, 0, 1, 1],
+            "source": pd.Categorical(["a", "b", "a", "b"]),  # a dictionary column
+            "target": [" b", "a", " b", "a"],  # kept as stored: no trimming in Parquet
+            "affinity": [0.1, 0.2, 0.3, 0.4],
+        }
+    )
+    buf = io.BytesIO()
+    df.to_parquet(buf, index=False)
+    cols, _ = parse_table(buf.getvalue(), ".parquet", "log.parquet")
+    assert cols["source"].tolist() == ["a", "b", "a", "b"] and coded(cols["source"]) is not None
+    assert cols["target"].tolist() == [" b", "a", " b", "a"]
+    parsed = read_run_file(buf.getvalue(), "log.parquet")
+    assert parsed.tasks == ["a", "b", " b"]

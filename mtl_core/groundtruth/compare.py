@@ -270,22 +270,33 @@ def compare(
         }
 
     rows = []
+    # each estimator's selections so far, by limit: a selection within a smaller limit is one
+    # within this one, so a search the time limit cuts short starts from it too
+    done: dict[str, list[tuple[float, list[int]]]] = {}
+
+    def solve(name: str, lim: float, fn, *args, **kw) -> Choice | None:
+        starts = [nets for was, nets in done.get(name, []) if was <= lim]
+        ch = fn(*args, time_limit=time_limit, starts=starts, **kw)
+        if ch is not None:
+            done.setdefault(name, []).append((lim, list(ch.networks)))
+        return ch
+
     for kind, lim in limits:
         kw = {"k": lim} if kind == "k" else {"budget": lim}
         row: dict = {kind: lim}
-        row["optimal"] = result(best_selection(gains, table.costs, time_limit=time_limit, **kw))
+        row["optimal"] = result(solve("optimal", lim, best_selection, gains, table.costs, **kw))
         for name, p in preds.items():
             if name == "affinity":
                 tk = int(lim) if kind == "k" else int(math.floor(lim + 1e-9))
                 ch = (
-                    best_selection(p, table.costs, k=tk, allowed=size2, time_limit=time_limit)
+                    solve(name, tk, best_selection, p, table.costs, k=tk, allowed=size2)
                     if tk >= 1
                     else None
                 )
             else:
                 pg = sign * np.where(present, p, np.nan)
                 allowed = ~(present & np.isnan(p)).any(axis=1)
-                ch = best_selection(pg, table.costs, allowed=allowed, time_limit=time_limit, **kw)
+                ch = solve(name, lim, best_selection, pg, table.costs, allowed=allowed, **kw)
             row[name] = result(ch)
         picks = random_selections(table.costs, present, draws=draws, seed=seed, **kw)
         if picks:
@@ -295,7 +306,7 @@ def compare(
                 "sd": float(scores.std(ddof=1)) if len(scores) > 1 else 0.0,
                 "draws": len(scores),
             }
-        row["worst"] = result(worst_selection(gains, table.costs, time_limit=time_limit, **kw))
+        row["worst"] = result(solve("worst", lim, worst_selection, gains, table.costs, **kw))
         rows.append({key: v for key, v in row.items() if v is not None})
     agree = {}
     for name, p in preds.items():

@@ -104,6 +104,7 @@ def best_selection(
     allowed: np.ndarray | None = None,
     time_limit: float = DEFAULT_TIME_LIMIT,
     prune: bool = True,
+    starts: list[list[int]] | None = None,
 ) -> Choice | None:
     """The selection maximising the served total of ``gains`` (exact MILP, see module doc).
 
@@ -113,7 +114,9 @@ def best_selection(
     covers every task. ``proven`` is False when the time limit stopped HiGHS; the selection is
     then the better of HiGHS's incumbent and a local search's (:func:`.local.local_search`, or
     the best of :data:`FALLBACK_DRAWS` random covering selections), ``gap`` its relative gap
-    to HiGHS's bound (infinite when HiGHS stopped before its first selection).
+    to HiGHS's bound (infinite when HiGHS stopped before its first selection). ``starts``:
+    further selections (network rows within the limit, e.g. the answer at a smaller k) the
+    local search also starts from.
     """
     t0 = time.perf_counter()
     m, n = gains.shape
@@ -155,8 +158,9 @@ def best_selection(
     def fallback():
         sampled = _sampled(gains, costs, allowed, k, budget, best=True)
         found = local_search(gains, coef, cap, allowed, maximize=True)
-        if sampled is not None:  # the best random selection, improved by the same moves
-            found = _better(found, local_search(gains, coef, cap, allowed, start=sampled[0]))
+        # the best random selection and the given starts, improved by the same moves
+        for start in ([sampled[0]] if sampled is not None else []) + list(starts or []):
+            found = _better(found, local_search(gains, coef, cap, allowed, start=start))
         return _better(found, sampled)
 
     return _choice(res, nx, t0, fallback)
@@ -229,10 +233,13 @@ def worst_selection(
     k: int | None = None,
     budget: float | None = None,
     time_limit: float = DEFAULT_TIME_LIMIT,
+    starts: list[list[int]] | None = None,
 ) -> Choice | None:
     """The selection minimising the served total (each task still served by its best chosen
     network): ``min sum_i w_i``, ``w_i >= g_ji - M_i (1 - x_j)``, every task covered, the count
-    or cost limit. Objective returned as the (oriented) served total."""
+    or cost limit. Objective returned as the (oriented) served total. When the time limit
+    stops HiGHS, the worse of its incumbent and a local search's (from the worst of
+    :data:`FALLBACK_DRAWS` random covering selections and from ``starts``) is returned."""
     t0 = time.perf_counter()
     m, n = gains.shape
     allowed = ~np.isnan(gains).all(axis=1)
@@ -273,13 +280,13 @@ def worst_selection(
 
     def fallback():
         sampled = _sampled(gains, costs, allowed, k, budget, best=False)
-        if sampled is None:
-            return None
-        # the worst random selection, made worse by local moves (never above it)
-        found = local_search(gains, coef, cap, allowed, maximize=False, start=sampled[0])
-        if found is None or sampled[1] < found[1]:
-            found = sampled
-        return found[0], -found[1]  # negated back below
+        found = sampled
+        # the worst random selection and the given starts, made worse by local moves
+        for start in ([sampled[0]] if sampled is not None else []) + list(starts or []):
+            got = local_search(gains, coef, cap, allowed, maximize=False, start=start)
+            if got is not None and (found is None or got[1] < found[1]):
+                found = got
+        return None if found is None else (found[0], -found[1])  # negated back below
 
     ch = _choice(res, m, t0, fallback)
     if ch is not None:

@@ -68,9 +68,10 @@ from mtl_core.runner.procs import (
 from mtl_core.runner.ray_backend import backend_for
 from mtl_core.runner.standby import StandbyPool
 from mtl_core.runner.store_faults import Backoff, PendingOutcomes
+from mtl_core.runner.waiting import wait_run
 from mtl_core.runner.worker import train_ref, worker_main
 from mtl_core.scenarios import table_files
-from mtl_core.store import TERMINAL, RunInfo, Store
+from mtl_core.store import RunInfo, Store
 
 
 class Runner:
@@ -259,6 +260,11 @@ class Runner:
         return self._follows.run_ids()
 
     @property
+    def store_fault(self) -> LabError | None:
+        """The store fault that stops this runner's passes now (a full disk, ...), or None."""
+        return self._backoff.fault
+
+    @property
     def on_ray(self) -> bool:
         """Whether runs train on a Ray cluster (else in local worker processes)."""
         return self._ray is not None
@@ -288,54 +294,20 @@ class Runner:
         self.store.delete_run(run_id, actor=actor)
 
     def wait(
-        self,
-        run_id: int,
-        on_progress: Callable[[RunInfo], None] | None = None,
-        *,
-        timeout: float | None = None,
-        poll_s: float = 0.1,
-        cancel_on_interrupt: bool = True,
+        self, run_id: int, on_progress: Callable[[RunInfo], None] | None = None, **kw: Any
     ) -> RunInfo:
-        """Block until the run ends and return its final record.
-
-        ``on_progress(info)`` is called whenever the status or the steps done change (for a
-        progress bar). On Ctrl-C the run is cancelled (unless ``cancel_on_interrupt=False``)
-        and KeyboardInterrupt is re-raised. ``timeout`` raises LabError when exceeded.
-        """
-        deadline = None if timeout is None else time.monotonic() + timeout
-        last: tuple[Any, ...] | None = None
-        try:
-            while True:
-                if not self._running_thread():
-                    self.tick()  # no supervisor thread: drive the work from here
-                info = self.status(run_id)
-                if info.status == "queued" and self._backoff.fault is not None:
-                    raise self._backoff.fault  # e.g. a full disk: the run cannot start
-                key = (info.status, info.steps_done)
-                if on_progress is not None and key != last:
-                    on_progress(info)
-                last = key
-                if info.status in TERMINAL:
-                    return info
-                if deadline is not None and time.monotonic() > deadline:
-                    raise LabError(f"run {run_id} is still {info.status} after {timeout:.0f} s")
-                time.sleep(poll_s)
-        except KeyboardInterrupt:
-            if cancel_on_interrupt:
-                self.cancel(run_id)
-                end = time.monotonic() + self.cancel_grace_s + 5
-                while time.monotonic() < end:
-                    if self.status(run_id).status in TERMINAL:
-                        break
-                    if not self._running_thread():
-                        self.tick()
-                    time.sleep(0.05)
-            raise
+        """Block until the run ends and return its final record
+        (:func:`mtl_core.runner.waiting.wait_run`: keywords ``timeout`` s, ``poll_s``,
+        ``cancel_on_interrupt``). ``on_progress(info)`` is called whenever the status or the
+        steps done change (a progress bar). On Ctrl-C the run is cancelled (unless
+        ``cancel_on_interrupt=False``) and KeyboardInterrupt is re-raised; LabError past
+        ``timeout``."""
+        return wait_run(self, run_id, on_progress, **kw)
 
     def start(self) -> None:
         """Start the supervisor thread (idempotent)."""
         with self._lock:
-            if self._running_thread():
+            if self.has_supervisor():
                 return
             self._stop.clear()
             self._follows.resume()
@@ -424,7 +396,8 @@ class Runner:
 
     # ------------------------------------------------------------------ supervisor internals
 
-    def _running_thread(self) -> bool:
+    def has_supervisor(self) -> bool:
+        """Whether this runner's supervisor thread is running its passes."""
         return self._thread is not None and self._thread.is_alive() and not self._stop.is_set()
 
     def _supervise(self) -> None:

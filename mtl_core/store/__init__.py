@@ -53,7 +53,7 @@ checked in the same transaction), ``append_step(run_id, event)`` (one transactio
 ``set_status(run_id, status, error=...)``, ``request_cancel`` / ``cancel_requested``,
 ``delete_run(run_id)``, ``rename_run``; the last three take ``actor=`` and refuse anyone but
 the run's owner or an admin (``accounts.access``). ``claim_queued`` and ``queue_order`` order
-the queue fairly between owners (:data:`~mtl_core.store.runs.FAIR_ORDER`).
+the queue fairly between owners (:data:`~mtl_core.store.notes.FAIR_ORDER`).
 
 Concurrency (:mod:`.base`): WAL lets readers run while a writer commits, and a reader only
 ever sees committed steps (each step is one transaction; a multi-query read can use

@@ -22,6 +22,19 @@ from mtl_core.errors import LabError
 from mtl_core.store.base import StoreBase
 from mtl_core.store.records import dumps
 
+#: Which queued run starts next, fair between owners (an ``ORDER BY`` over queued runs ``q``):
+#: by "round" first, the owner's running runs plus their queued runs ahead of this one (so
+#: one user's 20 queued runs go one per round, between everyone else's), then the owner
+#: whose last run started longest ago, then the oldest run. Runs with no owner (command line,
+#: older stores) count as one owner. The same key orders :meth:`RunsMixin.queue_order`.
+FAIR_ORDER = """
+    (SELECT COUNT(*) FROM runs r WHERE r.owner IS q.owner
+        AND (r.status = 'running' OR (r.status = 'queued' AND r.id < q.id))),
+    COALESCE((SELECT MAX(r.started) FROM runs r
+              WHERE r.owner IS q.owner AND r.origin = 'trained' AND r.started IS NOT NULL), 0),
+    q.id
+"""
+
 
 def write_note(con: sqlite3.Connection, run_id: int, key: str, payload: str) -> None:
     """Save the JSON text ``payload`` as note ``key`` of ``run_id`` on ``con`` (inside the
@@ -115,6 +128,50 @@ class NotesMixin(StoreBase):
 
 class GroundTruthMixin(StoreBase):
     """Ground-truth evaluation jobs of a run, one per group budget k (table ``ground_truth``)."""
+
+    def claim_ground_truth(
+        self, max_running: int, *, runner_pid: int
+    ) -> tuple[int, int, dict[str, Any]] | None:
+        """Atomically mark the next queued ground truth ``running`` when fewer than
+        ``max_running`` worker slots are busy (runner-started runs and running evaluations
+        together); returns ``(run_id, k, record)`` or None.
+
+        The same fairness as queued runs: the evaluation whose starter has the fewest runs
+        and evaluations running goes first (ties: the oldest), and it waits while the next
+        queued run's owner has fewer running than its starter (ties: whichever was queued
+        first).
+        """
+
+        def tx(con: sqlite3.Connection) -> tuple[int, int, dict[str, Any]] | None:
+            if busy_slots(con) >= max_running:
+                return None
+            rows = con.execute(
+                "SELECT run_id, k, job FROM ground_truth"
+                " WHERE json_extract(job, '$.status') = 'queued'"
+            ).fetchall()
+            if not rows:
+                return None
+            queued = [(int(r), int(k), json.loads(j)) for r, k, j in rows]
+            load = {o: running_of(con, o) for o in {q[2].get("owner") for q in queued}}
+            run_id, k, job = min(
+                queued, key=lambda q: (load[q[2].get("owner")], float(q[2].get("queued", 0)))
+            )
+            head = con.execute(
+                "SELECT (SELECT COUNT(*) FROM runs r WHERE r.owner IS q.owner"
+                " AND (r.status = 'running' OR (r.status = 'queued' AND r.id < q.id))),"
+                f" q.created FROM runs q WHERE q.status = 'queued' ORDER BY {FAIR_ORDER} LIMIT 1"
+            ).fetchone()
+            mine = (load[job.get("owner")], float(job.get("queued", 0)))
+            if head is not None and (int(head[0]), float(head[1])) < mine:
+                return None  # the next queued run's turn first
+            job.update(status="running", started=time.time(), runner_pid=int(runner_pid))
+            con.execute(
+                "UPDATE ground_truth SET updated = ?, job = ? WHERE run_id = ? AND k = ?",
+                (time.time(), dumps(job), run_id, k),
+            )
+            return run_id, k, job
+
+        return self._write(tx)
 
     def save_ground_truth(self, run_id: int, k: int, job: dict[str, Any]) -> None:
         """Save the ground-truth job record for ``(run_id, k)``, replacing an older one.

@@ -1,8 +1,5 @@
-"""Affinity heatmaps: one matrix, a play-over-steps animation, and the difference of two.
-
-Rows are the source task (whose training step), columns the target task (whose loss changes);
-blue helps, red hurts, on a symmetric range around zero.
-"""
+"""Affinity heatmaps: one matrix, a play-over-steps animation, and the difference of two. Rows
+= source task (whose step), columns = target task (whose loss changes); blue helps, red hurts."""
 
 from __future__ import annotations
 
@@ -95,18 +92,15 @@ TITLE_CHAR_PX = 8
 
 
 def box_width(height: int) -> int:
-    """Width (CSS px) of the box for a square heatmap whose figure is ``height`` px tall.
-
-    A square plot area in a full-width chart is drawn at the left with its colour bar at the
-    far right and empty space between (1920 px screens); in a box this wide the colour bar
-    sits beside the plot. A box wider than its column is narrowed to the column by Streamlit.
-    """
+    """Width (CSS px) of the box for a square heatmap ``height`` px tall: its colour bar sits
+    beside the plot (a full-width chart leaves empty space between them at 1920 px); Streamlit
+    narrows a box wider than its column to the column."""
     return int(height) + BOX_EXTRA_PX
 
 
 def title_chars(width_px: int) -> int:
-    """How many characters of a figure title fit a figure ``width_px`` wide (10 px margins on
-    each side, :data:`TITLE_CHAR_PX` per character; at least 8)."""
+    """Title characters that fit a figure ``width_px`` wide (10 px margins, :data:`TITLE_CHAR_PX`
+    per character; at least 8)."""
     return max(8, (int(width_px) - 20) // TITLE_CHAR_PX)
 
 

@@ -49,8 +49,42 @@ class Cell:
     target: str
 
 
-def compile_pattern(pattern: str) -> re.Pattern[str]:
-    """A user tag pattern (``aff/{source}->{target}``) as a full-match regex.
+class TagPattern:
+    """A compiled user tag pattern: :meth:`fullmatch` as ``re.Pattern.fullmatch``, except that
+    a name the pattern splits more than one way (``aff_{source}_{target}`` on
+    ``aff_seg_a_seg``: ``seg`` -> ``a_seg`` or ``seg_a`` -> ``seg``) is refused, never split
+    at a guess."""
+
+    def __init__(self, pattern: str, lazy: re.Pattern[str], greedy: re.Pattern[str]) -> None:
+        self.pattern = pattern
+        self._lazy = lazy
+        self._greedy = greedy
+
+    def fullmatch(self, name: str) -> re.Match[str] | None:
+        """The match of ``name`` (groups ``source``, ``target``, optional ``measure``), or
+        None.
+
+        Raises ``LabError`` when the pattern fits ``name`` more than one way: the shortest
+        and the longest reading of each field differ exactly when two readings exist.
+        """
+        m = self._lazy.fullmatch(name)
+        if m is None:
+            return None
+        g = self._greedy.fullmatch(name)
+        if g is not None and g.groupdict() != m.groupdict():
+            a, b = m.groupdict(), g.groupdict()
+            raise LabError(
+                f"{name!r} fits the tag pattern {self.pattern!r} more than one way "
+                f"(source {a['source']!r}, target {a['target']!r} or source {b['source']!r}, "
+                f"target {b['target']!r}): the text between the fields is inside a task "
+                "name; log with a separator no task name holds"
+            )
+        return m
+
+
+def compile_pattern(pattern: str) -> TagPattern:
+    """A user tag pattern (``aff/{source}->{target}``) as a full-match pattern
+    (:class:`TagPattern`: a name it splits more than one way is refused).
 
     Raises ``LabError`` when the pattern lacks ``{source}`` or ``{target}``, or names a field
     twice or one the lab does not know.
@@ -67,13 +101,16 @@ def compile_pattern(pattern: str) -> re.Pattern[str]:
             f"tag pattern {pattern!r}: use {{source}} and {{target}} once each (and optionally "
             "{measure}), e.g. 'aff/{source}->{target}'"
         )
-    out, pos = [], 0
-    for m in re.finditer(r"\{(\w+)\}", pattern):
-        out.append(re.escape(pattern[pos : m.start()]))
-        out.append(f"(?P<{m.group(1)}>.+?)")
-        pos = m.end()
-    out.append(re.escape(pattern[pos:]))
-    return re.compile("".join(out))
+    regexes = []
+    for field in (".+?", ".+"):
+        out, pos = [], 0
+        for m in re.finditer(r"\{(\w+)\}", pattern):
+            out.append(re.escape(pattern[pos : m.start()]))
+            out.append(f"(?P<{m.group(1)}>{field})")
+            pos = m.end()
+        out.append(re.escape(pattern[pos:]))
+        regexes.append(re.compile("".join(out)))
+    return TagPattern(pattern, *regexes)
 
 
 def lab_cell(tag: str) -> Cell | None:

@@ -8,33 +8,18 @@ import json
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from app import auth, data_follow
-from mtl_core.events import StepEvent
-from mtl_core.live import FolderSink
 from tests.helpers.app_fixtures import open_app, shown
-
-TASKS = ["a", "b", "c"]
+from tests.helpers.live_logs import start_sink, write_steps
 
 
 def _sink(folder):
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    sink = FolderSink(folder)
-    sink.start(TASKS, {t: "regression" for t in TASKS}, {"name": "cluster job"})
-    return sink
+    return start_sink(folder, "cluster job")
 
 
-def _write(sink, steps):
-    rng = np.random.default_rng(steps[0])
-    loss = {t: 0.5 for t in TASKS}
-    sink.write(
-        [
-            StepEvent(s, 0, TASKS, loss, affinity={"lookahead": rng.normal(size=(3, 3))})
-            for s in steps
-        ]
-    )
+_write = write_steps
 
 
 def _expander(at):

@@ -6,34 +6,19 @@ from __future__ import annotations
 
 import time
 
-import numpy as np
 import pytest
 
 from mtl_core.errors import LabError
-from mtl_core.events import StepEvent
-from mtl_core.live import FolderSink
 from mtl_core.live.importer import allowed_folder
 from mtl_core.runner.follows import FolderFollows
-
-TASKS = ["a", "b", "c"]
+from tests.helpers.live_logs import start_sink, write_steps
 
 
 def _sink(folder):
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    sink = FolderSink(folder)
-    sink.start(TASKS, {t: "regression" for t in TASKS}, {"name": "far away"})
-    return sink
+    return start_sink(folder, "far away")
 
 
-def _write(sink, steps):
-    rng = np.random.default_rng(steps[0])
-    loss = {t: 0.5 for t in TASKS}
-    sink.write(
-        [
-            StepEvent(s, 0, TASKS, loss, affinity={"lookahead": rng.normal(size=(3, 3))})
-            for s in steps
-        ]
-    )
+_write = write_steps
 
 
 def _wait(cond, timeout=10.0):

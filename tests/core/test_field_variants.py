@@ -83,3 +83,105 @@ def test_pattern_fitting_an_mlflow_key_two_ways_is_refused(tmp_path: Path) -> No
     (run / "meta.yaml").write_text("run_id: run1\nrun_name: r\n")
     with pytest.raises(LabError, match="more than one way"):
         read_run_file(run, tag_pattern="aff_{source}_{target}")
+
+
+# --- kind: '#' comment lines below the header (every delimited text reader) ----------------
+
+
+def _long_csv(sep: str = ",") -> list[str]:
+    return _expected().to_csv(index=False, sep=sep).splitlines(keepends=True)
+
+
+def test_comment_line_between_long_rows_is_skipped_with_its_line_number() -> None:
+    # before: "not a readable CSV table (CSV parse error: Row #6: Expected 4 columns, got 1)"
+    lines = _long_csv()
+    text = "".join([*lines[:5], "# resumed from checkpoint 20\n", *lines[5:]])
+    parsed = read_run_file(text.encode(), "a.csv")
+    _same(parsed, _expected())
+    assert "a.csv: skipped 1 '#' comment line(s) below the header (line 6)" in parsed.notes
+
+
+def test_comment_lines_below_a_matrix_header_and_at_the_end_of_a_tsv_are_skipped() -> None:
+    m = pd.DataFrame(REF, index=T, columns=T).to_csv(sep="\t").splitlines(keepends=True)
+    text = "".join([m[0], "# rows = source\n", *m[1:3], "  # half way\n", *m[3:], "# end\n"])
+    parsed = read_run_file(text.encode(), "m.tsv")
+    _same(parsed, _expected(steps=[0]).assign(affinity=REF.ravel()))
+    assert "m.tsv: skipped 3 '#' comment line(s) below the header (lines 2, 5, 8)" in parsed.notes
+
+
+def test_rows_after_a_comment_line_are_named_by_their_line_in_the_file() -> None:
+    lines = _long_csv()
+    bad = lines[7].rsplit(",", 1)[0] + ",oops\n"
+    text = "".join(["# exported by hand\n", lines[0], "# note\n", *lines[1:7], bad, *lines[8:]])
+    with pytest.raises(LabError, match=r"row 7 \(line 10\), column 'affinity': 'oops' is not"):
+        read_run_file(text.encode(), "a.csv")
+
+
+def test_a_row_starting_with_an_excel_error_is_data_not_a_comment() -> None:
+    m = pd.DataFrame(REF, index=T, columns=T)
+    text = m.to_csv(index=False)  # no row labels: first cells are values
+    lines = text.splitlines(keepends=True)
+    lines[2] = "#N/A" + lines[2][lines[2].index(",") :]
+    parsed = read_run_file("".join(lines).encode(), "m.csv")
+    assert parsed.left_out == 1
+    assert not any("comment" in n for n in parsed.notes)
+
+
+def test_only_comment_lines_after_the_header_is_refused() -> None:
+    with pytest.raises(LabError, match="only '#' comment lines follow the header"):
+        read_run_file(b"step,source,target,affinity\n# nothing logged\n", "a.csv")
+
+
+# --- kind: R's write.table / write.csv output ------------------------------------------------
+
+
+def _r_num(v: float) -> str:
+    return repr(float(v))
+
+
+def test_r_write_table_matrix_default_output_reads_from_a_txt_file() -> None:
+    # before: "unsupported file type .txt"
+    text = (
+        " ".join(f'"{t}"' for t in T)
+        + "\n"
+        + "".join(f'"{s}" ' + " ".join(_r_num(v) for v in REF[i]) + "\n" for i, s in enumerate(T))
+    )
+    parsed = read_run_file(text.encode(), "x.txt")
+    _same(parsed, _expected(steps=[0]).assign(affinity=REF.ravel()))
+    assert any("one name short (R's write.table)" in n for n in parsed.notes)
+
+
+def test_r_write_table_of_a_long_data_frame_drops_r_row_numbers() -> None:
+    rows = _expected().itertuples()
+    text = '"step" "source" "target" "affinity"\n' + "".join(
+        f'"{k + 1}" {r.step} "{r.source}" "{r.target}" {_r_num(r.affinity)}\n'
+        for k, r in enumerate(rows)
+    )
+    parsed = read_run_file(text.encode(), "x.txt")
+    _same(parsed, _expected())
+    assert "column '' holds 1, 2, 3, ... (a saved index: R's row names) and was left out" in (
+        parsed.notes
+    )
+
+
+def test_r_write_table_with_tabs_and_write_csv_matrix_read_the_same() -> None:
+    tab = (
+        "\t".join(T)
+        + "\n"
+        + "".join(s + "\t" + "\t".join(_r_num(v) for v in REF[i]) + "\n" for i, s in enumerate(T))
+    )
+    csv = (
+        '"",'
+        + ",".join(f'"{t}"' for t in T)
+        + "\n"
+        + "".join(f'"{s}",' + ",".join(_r_num(v) for v in REF[i]) + "\n" for i, s in enumerate(T))
+    )
+    want = _expected(steps=[0]).assign(affinity=REF.ravel())
+    _same(read_run_file(tab.encode(), "x.txt"), want)
+    _same(read_run_file(csv.encode(), "x.csv"), want)
+
+
+def test_a_txt_file_inside_a_folder_is_not_read_as_a_table(tmp_path: Path) -> None:
+    (tmp_path / "affinity.csv").write_bytes(_wide("affinity/{source}/{target}"))
+    (tmp_path / "README.txt").write_text("notes about this run, not a table\n")
+    _same(read_run_file(tmp_path), _expected())

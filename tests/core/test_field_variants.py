@@ -185,3 +185,58 @@ def test_a_txt_file_inside_a_folder_is_not_read_as_a_table(tmp_path: Path) -> No
     (tmp_path / "affinity.csv").write_bytes(_wide("affinity/{source}/{target}"))
     (tmp_path / "README.txt").write_text("notes about this run, not a table\n")
     _same(read_run_file(tmp_path), _expected())
+
+
+# --- kind: MLflow metric files without steps --------------------------------------------------
+
+_TS = 1796600000000  # ms
+
+
+def _mlflow_run(root: Path, line, order=STEPS) -> Path:
+    """A file-store run folder, one ``metrics/affinity/<s>/<t>`` file per cell, its lines
+    written by ``line(timestamp, value, step)`` in the order of the steps ``order``."""
+    run = root / "0" / "r1"
+    for i, s in enumerate(T):
+        for j, t in enumerate(T):
+            p = run / "metrics" / "affinity" / s / t
+            p.parent.mkdir(parents=True, exist_ok=True)
+            p.write_text("".join(line(_TS + st * 100, float(_mat(st)[i, j]), st) for st in order))
+    (run / "meta.yaml").write_text("run_id: r1\nrun_name: r\nexperiment_id: '0'\n")
+    return run
+
+
+def _renumbered() -> pd.DataFrame:
+    e = _expected()
+    return e.assign(step=e["step"].map({10: 0, 20: 1, 30: 2}))
+
+
+@pytest.mark.parametrize("order", [STEPS, STEPS[::-1]], ids=["in order", "lines shuffled"])
+def test_mlflow_two_field_lines_are_numbered_by_timestamp(tmp_path: Path, order) -> None:
+    # before: "duplicated cell (step 0, ...)": each file's values all read at step 0
+    run = _mlflow_run(tmp_path, lambda ts, v, st: f"{ts} {v!r}\n", order)
+    parsed = read_run_file(run)
+    _same(parsed, _renumbered())
+    assert (
+        "r1: every value is at step 0 (logged without a step): up to 3 values per metric key "
+        "ordered by wall time and read as steps 0..2"
+    ) in parsed.notes
+    np.testing.assert_allclose(sorted(set(parsed.affinity["wall_time"])), [_TS / 1000 + 1,
+                               _TS / 1000 + 2, _TS / 1000 + 3])  # fmt: skip
+
+
+def test_mlflow_log_metric_without_step_writes_step_0_and_reads_the_same(tmp_path: Path) -> None:
+    run = _mlflow_run(tmp_path, lambda ts, v, st: f"{ts} {v!r} 0\n")
+    _same(read_run_file(run), _renumbered())
+
+
+def test_mlflow_key_without_steps_beside_stepped_keys_keeps_its_last_value(tmp_path: Path) -> None:
+    run = _mlflow_run(tmp_path, lambda ts, v, st: f"{ts} {v!r} {st}\n")
+    odd = run / "metrics" / "affinity" / "seg" / "depth"
+    odd.write_text(f"{_TS + 3000} 0.5\n{_TS + 1000} 0.25\n{_TS + 2000} 0.75\n")
+    parsed = read_run_file(run)
+    got = parsed.affinity
+    cell = got[(got.source == "seg") & (got.target == "depth")]
+    assert cell[["step", "affinity"]].values.tolist() == [[0, 0.5]]  # the latest by timestamp
+    assert any("1 metric key(s) logged without a step" in n and "2 earlier values" in n
+               for n in parsed.notes)  # fmt: skip
+    assert len(got) == 15 * 3 + 1

@@ -68,8 +68,9 @@ def parse_table(
         Undecodable text, a malformed container, no rows, a column named twice, or (with
         ``run_limits``) more rows or columns than a run may hold.
     """
-    if ext in (".csv", ".tsv"):
-        return _parse_csv(data, name, "\t" if ext == ".tsv" else ",", run_limits, numbers)
+    if ext in (".csv", ".tsv", ".txt"):
+        default = {".csv": ",", ".tsv": "\t"}.get(ext, " ")  # .txt: R's write.table
+        return _parse_csv(data, name, default, run_limits, numbers)
     if ext == ".jsonl":
         return _parse_jsonl(data, name, run_limits)
     if ext == ".json":
@@ -100,6 +101,13 @@ def first_line_end(text: str) -> int:
     """Where the first line ends (``\n``, ``\r\n`` or an old Mac's lone ``\r``), or -1."""
     ends = [k for k in (text.find("\n"), text.find("\r")) if k >= 0]
     return min(ends) if ends else -1
+
+
+def _delimited_header(text: str) -> bool:
+    """Whether the header line holds a comma, semicolon or tab outside quotes."""
+    end = first_line_end(text)
+    line = re.sub(r'"[^"]*"?', "", text if end < 0 else text[:end])
+    return any(d in line for d in DELIMITERS)
 
 
 def _header(text: str, delim: str, name: str) -> list[str]:
@@ -153,7 +161,15 @@ def _parse_csv(
     if not text or text.isspace():  # (not strip(): no copy of the text)
         raise LabError(f"{name}: the file is empty")
     text, declared, skipped = habits.strip_preamble(text, name)
-    delim = declared or (" " if habits.r_space_delimited(text) else sniff_delimiter(text, default))
+    if declared:
+        delim = declared
+    elif habits.r_space_delimited(text):
+        delim = " "
+    elif default == " ":  # a .txt: space-separated unless its header holds , ; or a tab
+        delim = sniff_delimiter(text, ",") if _delimited_header(text) else " "
+    else:
+        delim = sniff_delimiter(text, default)
+    text, comments = habits.strip_comment_lines(text, delim, name, skipped)
     top = _head(text, delim, 6)  # the header and R's row-name check need the first rows only
     header = habits.r_row_names(top, delim, _header(top, delim, name), name)
     headerless = _numeric_header(header)
@@ -173,7 +189,8 @@ def _parse_csv(
         check_columns(len(header), name)
     # pyarrow reads UTF-8 bytes: re-encode when the file was in another encoding (or lines
     # above the header were skipped)
-    body = data if encoding == "utf-8" and not skipped else text.encode("utf-8")
+    body = data if encoding == "utf-8" and not skipped and not len(comments) else None
+    body = text.encode("utf-8") if body is None else body
     if body.startswith(b"\xef\xbb\xbf"):
         body = body[3:]
     skip_rows = 0 if headerless else 1
@@ -213,7 +230,14 @@ def _parse_csv(
     cols = habits.drop_blank_edges(cols, blank, name)
     cols = unescape_columns(cols)  # undo the writer's formula escaping (exact round trip)
     first = (1 if headerless else 2) + skipped
-    locate = lambda i: f"row {i + 1} (line {i + first})"  # noqa: E731
+    if len(comments):  # rows keep the line numbers of the file, comment lines counted
+        below = first - skipped
+
+        def locate(i: int) -> str:
+            return f"row {i + 1} (line {i + first + habits.line_shift(comments, i + below)})"
+
+    else:
+        locate = lambda i: f"row {i + 1} (line {i + first})"  # noqa: E731
     if header and not text.endswith(("\n", "\r")):
         habits.note_cut_end(cols, list(cols)[-1], locate)
     if delim == ";":

@@ -176,7 +176,9 @@ def _drop_index_column(cols: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         return cols
     if set(vals) & set(header[1:]):
         return cols  # task names that are numbers: row labels, not an index
-    note(f"column {header[0]!r} holds 0, 1, 2, ... (a saved index) and was left out")
+    seq = ", ".join(str(start + k) for k in range(3))
+    who = "pandas" if start == 0 else "R's row names"
+    note(f"column {header[0]!r} holds {seq}, ... (a saved index: {who}) and was left out")
     return {k: v for k, v in cols.items() if k != header[0]}
 
 

@@ -83,3 +83,160 @@ def test_pattern_fitting_an_mlflow_key_two_ways_is_refused(tmp_path: Path) -> No
     (run / "meta.yaml").write_text("run_id: run1\nrun_name: r\n")
     with pytest.raises(LabError, match="more than one way"):
         read_run_file(run, tag_pattern="aff_{source}_{target}")
+
+
+# --- kind: '#' comment lines below the header (every delimited text reader) ----------------
+
+
+def _long_csv(sep: str = ",") -> list[str]:
+    return _expected().to_csv(index=False, sep=sep).splitlines(keepends=True)
+
+
+def test_comment_line_between_long_rows_is_skipped_with_its_line_number() -> None:
+    # before: "not a readable CSV table (CSV parse error: Row #6: Expected 4 columns, got 1)"
+    lines = _long_csv()
+    text = "".join([*lines[:5], "# resumed from checkpoint 20\n", *lines[5:]])
+    parsed = read_run_file(text.encode(), "a.csv")
+    _same(parsed, _expected())
+    assert "a.csv: skipped 1 '#' comment line(s) below the header (line 6)" in parsed.notes
+
+
+def test_comment_lines_below_a_matrix_header_and_at_the_end_of_a_tsv_are_skipped() -> None:
+    m = pd.DataFrame(REF, index=T, columns=T).to_csv(sep="\t").splitlines(keepends=True)
+    text = "".join([m[0], "# rows = source\n", *m[1:3], "  # half way\n", *m[3:], "# end\n"])
+    parsed = read_run_file(text.encode(), "m.tsv")
+    _same(parsed, _expected(steps=[0]).assign(affinity=REF.ravel()))
+    assert "m.tsv: skipped 3 '#' comment line(s) below the header (lines 2, 5, 8)" in parsed.notes
+
+
+def test_rows_after_a_comment_line_are_named_by_their_line_in_the_file() -> None:
+    lines = _long_csv()
+    bad = lines[7].rsplit(",", 1)[0] + ",oops\n"
+    text = "".join(["# exported by hand\n", lines[0], "# note\n", *lines[1:7], bad, *lines[8:]])
+    with pytest.raises(LabError, match=r"row 7 \(line 10\), column 'affinity': 'oops' is not"):
+        read_run_file(text.encode(), "a.csv")
+
+
+def test_a_row_starting_with_an_excel_error_is_data_not_a_comment() -> None:
+    m = pd.DataFrame(REF, index=T, columns=T)
+    text = m.to_csv(index=False)  # no row labels: first cells are values
+    lines = text.splitlines(keepends=True)
+    lines[2] = "#N/A" + lines[2][lines[2].index(",") :]
+    parsed = read_run_file("".join(lines).encode(), "m.csv")
+    assert parsed.left_out == 1
+    assert not any("comment" in n for n in parsed.notes)
+
+
+def test_only_comment_lines_after_the_header_is_refused() -> None:
+    with pytest.raises(LabError, match="only '#' comment lines follow the header"):
+        read_run_file(b"step,source,target,affinity\n# nothing logged\n", "a.csv")
+
+
+# --- kind: R's write.table / write.csv output ------------------------------------------------
+
+
+def _r_num(v: float) -> str:
+    return repr(float(v))
+
+
+def test_r_write_table_matrix_default_output_reads_from_a_txt_file() -> None:
+    # before: "unsupported file type .txt"
+    text = (
+        " ".join(f'"{t}"' for t in T)
+        + "\n"
+        + "".join(f'"{s}" ' + " ".join(_r_num(v) for v in REF[i]) + "\n" for i, s in enumerate(T))
+    )
+    parsed = read_run_file(text.encode(), "x.txt")
+    _same(parsed, _expected(steps=[0]).assign(affinity=REF.ravel()))
+    assert any("one name short (R's write.table)" in n for n in parsed.notes)
+
+
+def test_r_write_table_of_a_long_data_frame_drops_r_row_numbers() -> None:
+    rows = _expected().itertuples()
+    text = '"step" "source" "target" "affinity"\n' + "".join(
+        f'"{k + 1}" {r.step} "{r.source}" "{r.target}" {_r_num(r.affinity)}\n'
+        for k, r in enumerate(rows)
+    )
+    parsed = read_run_file(text.encode(), "x.txt")
+    _same(parsed, _expected())
+    assert "column '' holds 1, 2, 3, ... (a saved index: R's row names) and was left out" in (
+        parsed.notes
+    )
+
+
+def test_r_write_table_with_tabs_and_write_csv_matrix_read_the_same() -> None:
+    tab = (
+        "\t".join(T)
+        + "\n"
+        + "".join(s + "\t" + "\t".join(_r_num(v) for v in REF[i]) + "\n" for i, s in enumerate(T))
+    )
+    csv = (
+        '"",'
+        + ",".join(f'"{t}"' for t in T)
+        + "\n"
+        + "".join(f'"{s}",' + ",".join(_r_num(v) for v in REF[i]) + "\n" for i, s in enumerate(T))
+    )
+    want = _expected(steps=[0]).assign(affinity=REF.ravel())
+    _same(read_run_file(tab.encode(), "x.txt"), want)
+    _same(read_run_file(csv.encode(), "x.csv"), want)
+
+
+def test_a_txt_file_inside_a_folder_is_not_read_as_a_table(tmp_path: Path) -> None:
+    (tmp_path / "affinity.csv").write_bytes(_wide("affinity/{source}/{target}"))
+    (tmp_path / "README.txt").write_text("notes about this run, not a table\n")
+    _same(read_run_file(tmp_path), _expected())
+
+
+# --- kind: MLflow metric files without steps --------------------------------------------------
+
+_TS = 1796600000000  # ms
+
+
+def _mlflow_run(root: Path, line, order=STEPS) -> Path:
+    """A file-store run folder, one ``metrics/affinity/<s>/<t>`` file per cell, its lines
+    written by ``line(timestamp, value, step)`` in the order of the steps ``order``."""
+    run = root / "0" / "r1"
+    for i, s in enumerate(T):
+        for j, t in enumerate(T):
+            p = run / "metrics" / "affinity" / s / t
+            p.parent.mkdir(parents=True, exist_ok=True)
+            p.write_text("".join(line(_TS + st * 100, float(_mat(st)[i, j]), st) for st in order))
+    (run / "meta.yaml").write_text("run_id: r1\nrun_name: r\nexperiment_id: '0'\n")
+    return run
+
+
+def _renumbered() -> pd.DataFrame:
+    e = _expected()
+    return e.assign(step=e["step"].map({10: 0, 20: 1, 30: 2}))
+
+
+@pytest.mark.parametrize("order", [STEPS, STEPS[::-1]], ids=["in order", "lines shuffled"])
+def test_mlflow_two_field_lines_are_numbered_by_timestamp(tmp_path: Path, order) -> None:
+    # before: "duplicated cell (step 0, ...)": each file's values all read at step 0
+    run = _mlflow_run(tmp_path, lambda ts, v, st: f"{ts} {v!r}\n", order)
+    parsed = read_run_file(run)
+    _same(parsed, _renumbered())
+    assert (
+        "r1: every value is at step 0 (logged without a step): up to 3 values per metric key "
+        "ordered by wall time and read as steps 0..2"
+    ) in parsed.notes
+    np.testing.assert_allclose(sorted(set(parsed.affinity["wall_time"])), [_TS / 1000 + 1,
+                               _TS / 1000 + 2, _TS / 1000 + 3])  # fmt: skip
+
+
+def test_mlflow_log_metric_without_step_writes_step_0_and_reads_the_same(tmp_path: Path) -> None:
+    run = _mlflow_run(tmp_path, lambda ts, v, st: f"{ts} {v!r} 0\n")
+    _same(read_run_file(run), _renumbered())
+
+
+def test_mlflow_key_without_steps_beside_stepped_keys_keeps_its_last_value(tmp_path: Path) -> None:
+    run = _mlflow_run(tmp_path, lambda ts, v, st: f"{ts} {v!r} {st}\n")
+    odd = run / "metrics" / "affinity" / "seg" / "depth"
+    odd.write_text(f"{_TS + 3000} 0.5\n{_TS + 1000} 0.25\n{_TS + 2000} 0.75\n")
+    parsed = read_run_file(run)
+    got = parsed.affinity
+    cell = got[(got.source == "seg") & (got.target == "depth")]
+    assert cell[["step", "affinity"]].values.tolist() == [[0, 0.5]]  # the latest by timestamp
+    assert any("1 metric key(s) logged without a step" in n and "2 earlier values" in n
+               for n in parsed.notes)  # fmt: skip
+    assert len(got) == 15 * 3 + 1

@@ -410,7 +410,12 @@ def _parse_parquet(data: bytes, name: str, limits: bool) -> tuple[Columns, Locat
             footer = pq.ParquetFile(io.BytesIO(data)).metadata
             check_rows(footer.num_rows, name)
             check_columns(footer.num_columns, name)
-        table = pq.read_table(io.BytesIO(data))
+        # text columns read as Parquet stores them, dictionary-encoded: codes, no str per row
+        schema = pq.read_schema(io.BytesIO(data))
+        texts = [
+            f.name for f in schema if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)
+        ]
+        table = pq.read_table(io.BytesIO(data), read_dictionary=texts or None)
         if table.num_rows == 0:
             raise LabError(f"{name}: the table has no rows")
         _check_header(table.column_names, name)
@@ -429,8 +434,13 @@ def _parquet_columns(table: Any) -> Columns:
     cols = {}
     for cname, col in zip(table.column_names, table.columns):
         t = col.type
-        if pa.types.is_dictionary(t) and pa.types.is_string(t.value_type):
+        if pa.types.is_dictionary(t) and (
+            pa.types.is_string(t.value_type) or pa.types.is_large_string(t.value_type)
+        ):
             t = pa.string()  # a pandas category column: its texts
+        if pa.types.is_dictionary(col.type) and pa.types.is_string(t):
+            cols[cname] = coded_column(col, trim=False)
+            continue
         if pa.types.is_string(t) or pa.types.is_large_string(t):
             cols[cname] = coded_column(col.cast(pa.string()), trim=False)
             continue

@@ -278,7 +278,9 @@ def _refuse_duplicate_cells(
         for per, rows, count in factors:  # in place: no new row-sized array per column
             if count > 1:
                 gid *= count
-                gid += rows if per is None else np.take(per, rows, out=spare)
+                gid += (
+                    rows if per is None else np.take(per, rows, out=spare, mode="clip")
+                )  # codes are in range
     else:  # too many distinct values for one int64: group the code columns
         codes = pd.DataFrame(
             {c: f[1] if f[0] is None else f[0][f[1]] for c, f in zip(key, factors)}

@@ -25,6 +25,7 @@ from mtl_core.runfile import tb_conventions as conv
 from mtl_core.runfile.cells import to_numbers
 from mtl_core.runfile.coded import as_text, remember, remember_factors, text_columns
 from mtl_core.runfile.messages import Locate
+from mtl_core.runfile.percent import value_columns
 from mtl_core.runfile.report import ReadOptions, note, pattern_used
 
 _ROW: Locate = lambda i: f"row {i + 1}"  # noqa: E731
@@ -109,8 +110,9 @@ def read_step_columns(
     # the cell columns as one (rows, cells) block; logged values in reading order (row by
     # row, cells in column order) are its non-NaN entries in C order
     block = np.empty((n_rows, len(cells)), dtype=np.float64)
-    for k, (col, _) in enumerate(cells):
-        block[:, k] = to_numbers(cols[col], col, name, locate, allow_empty=True)
+    cell_cols = value_columns(cols, [col for col, _ in cells], name, locate)  # (or percent)
+    for k, values in enumerate(cell_cols):
+        block[:, k] = values
     logged = ~np.isnan(block)
     stepped = ~np.isnan(steps)
     unstepped = int(logged[~stepped].sum())

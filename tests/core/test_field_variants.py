@@ -6,6 +6,7 @@ is refused with one line naming what is wrong."""
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import numpy as np
@@ -240,3 +241,74 @@ def test_mlflow_key_without_steps_beside_stepped_keys_keeps_its_last_value(tmp_p
     assert any("1 metric key(s) logged without a step" in n and "2 earlier values" in n
                for n in parsed.notes)  # fmt: skip
     assert len(got) == 15 * 3 + 1
+
+
+# --- kind: percent text in value cells (every table reader) ---------------------------------
+
+_PCT_NOTE = "values written as percent ('4.1%') read as fractions (4.1% = 0.041)"
+
+
+def _pct(v: float) -> str:
+    return f"{v * 100:.4g}%"  # what a spreadsheet's percent format shows: 4.1%, -1.5%
+
+
+def _as_percent(e: pd.DataFrame) -> pd.DataFrame:
+    return e.assign(affinity=[float(_pct(v)[:-1]) / 100 for v in e["affinity"]])
+
+
+def test_percent_matrix_csv_reads_as_fractions_exactly() -> None:
+    # before: "row 1 (line 2), column 'seg': '4.1%' is not a number"
+    m = pd.DataFrame(REF, index=T, columns=T).map(_pct)
+    parsed = read_run_file(m.to_csv().encode(), "p.csv")
+    got = parsed.affinity.set_index(["source", "target"])["affinity"]
+    assert got[("seg", "seg")] == 0.041 and got[("normal", "seg")] == -0.017  # exact doubles
+    _same(parsed, _expected(steps=[0]))
+    assert _PCT_NOTE in parsed.notes
+
+
+@pytest.mark.parametrize("ext", [".csv", ".json", ".parquet", ".jsonl"])
+def test_percent_long_table_reads_as_fractions_in_every_container(ext: str) -> None:
+    from mtl_core.runfile.tables import table_bytes
+
+    e = _expected()
+    d = e.assign(affinity=[_pct(v) for v in e["affinity"]])
+    data = d.to_json(orient="records").encode() if ext == ".json" else table_bytes(d, ext)
+    parsed = read_run_file(data, "p" + ext)
+    _same(parsed, _as_percent(e))
+    assert _PCT_NOTE in parsed.notes
+
+
+def test_percent_cells_of_a_tracker_table_read_as_fractions() -> None:
+    d = pd.read_csv(io.BytesIO(_wide("aff/{source}/{target}")))
+    d = d.astype(object)
+    d.iloc[:, 1:] = d.iloc[:, 1:].map(_pct)
+    d.loc[1, "aff/seg/depth"] = "NA"  # not logged at step 20
+    parsed = read_run_file(d.to_csv(index=False).encode(), "w.csv",
+                           tag_pattern="aff/{source}/{target}")  # fmt: skip
+    e = _as_percent(_expected())
+    e = e[~((e.step == 20) & (e.source == "seg") & (e.target == "depth"))]
+    _same(parsed, e)
+
+
+def test_percent_beside_plain_numbers_is_refused_naming_the_cell() -> None:
+    m = pd.DataFrame(REF, index=T, columns=T).map(_pct)
+    m.loc["depth", "normal"] = "0.021"  # a fraction? a percent? never guessed
+    with pytest.raises(LabError, match=(
+        r"^cannot import p.csv: row 2 \(line 3\), column 'normal': '0.021' has no '%' while "
+        r"other values are written as percent \(e.g. '4.1%'\): write every value the same way"
+    )):  # fmt: skip
+        read_run_file(m.to_csv().encode(), "p.csv")
+
+
+def test_percent_column_beside_a_plain_number_column_is_refused() -> None:
+    m = pd.DataFrame(REF, index=T, columns=T)
+    m["depth"] = m["depth"].map(_pct)
+    with pytest.raises(LabError, match=r"column 'seg': '0.041' has no '%'"):
+        read_run_file(m.to_csv().encode(), "p.csv")
+
+
+def test_percent_text_with_a_declared_unit_is_refused_not_divided_twice() -> None:
+    m = pd.DataFrame(REF, index=T, columns=T).map(_pct)
+    with pytest.raises(LabError, match=r"written with '%' and were read as percent already; "
+                       r"drop --unit percent"):  # fmt: skip
+        read_run_file(m.to_csv().encode(), "p.csv", unit="percent")

@@ -312,3 +312,57 @@ def test_percent_text_with_a_declared_unit_is_refused_not_divided_twice() -> Non
     with pytest.raises(LabError, match=r"written with '%' and were read as percent already; "
                        r"drop --unit percent"):  # fmt: skip
         read_run_file(m.to_csv().encode(), "p.csv", unit="percent")
+
+
+# --- kind: pandas to_json orients (matrix and long forms) ----------------------------------
+
+_MATRIX = pd.DataFrame(REF, index=T, columns=T)
+
+
+def _json(df: pd.DataFrame, orient: str) -> bytes:
+    return df.to_json(orient=orient, double_precision=15).encode()
+
+
+@pytest.mark.parametrize("orient", ["table", "split", "columns", "records"])
+def test_pandas_matrix_orients_read_rows_as_sources(orient: str) -> None:
+    # before: orient='table' refused ("found an object (keys: 'schema', 'data')")
+    _same(read_run_file(_json(_MATRIX, orient), "m.json"), _expected(steps=[0]))
+
+
+def test_pandas_matrix_table_orient_with_a_named_index_reads_it_as_row_labels() -> None:
+    named = _MATRIX.rename_axis("source")
+    _same(read_run_file(_json(named, "table"), "m.json"), _expected(steps=[0]))
+    targets = _MATRIX.T.rename_axis("target")  # rows = targets, declared by the index's name
+    _same(read_run_file(_json(targets, "table"), "m.json"), _expected(steps=[0]))
+
+
+def test_pandas_matrix_index_orient_is_read_by_pandas_meaning_and_flipped_on_request() -> None:
+    data = _json(_MATRIX, "index")  # {source: {target: v}}: the same shape as orient='columns'
+    plain = read_run_file(data, "m.json")
+    assert plain.json_object
+    assert any("flip it with --rows target" in n for n in plain.notes)
+    _same(read_run_file(data, "m.json", rows="target"), _expected(steps=[0]))
+
+
+def test_pandas_matrix_values_orient_makes_up_task_names() -> None:
+    parsed = read_run_file(_json(_MATRIX, "values"), "m.json")
+    _same(parsed, _expected(tasks=["t0", "t1", "t2", "t3"], steps=[0]))
+    assert "the matrix has no task names: t0..t3 were made up" in parsed.notes
+
+
+@pytest.mark.parametrize("orient", ["table", "split", "records", "columns", "index"])
+def test_pandas_long_table_orients_read_every_row(orient: str) -> None:
+    # before: 'table' refused, 'index' read as a 48-column matrix ("missing column 'step'")
+    parsed = read_run_file(_json(_expected(), orient), "l.json")
+    _same(parsed, _expected())
+    assert not parsed.json_object  # never told "outer keys are targets" for a table
+    assert not any("JSON object of objects" in n for n in parsed.notes)
+
+
+def test_pandas_long_values_orient_is_refused_naming_the_fix() -> None:
+    with pytest.raises(LabError, match=(
+        r"^cannot import l.json: an array of arrays holding text is a table without column "
+        r"names \(pandas' to_json\(orient='values'\) drops them\): save it with "
+        r"orient='records', 'split' or 'table'$"
+    )):  # fmt: skip
+        read_run_file(_json(_expected(), "values"), "l.json")

@@ -38,6 +38,7 @@ from mtl_core.runfile.formula_escape import escape_cell, escape_frame, unescape_
 from mtl_core.runfile.json_layouts import array_columns, flatten_records, object_columns
 from mtl_core.runfile.jsontext import json_lines, load_json
 from mtl_core.runfile.messages import JSON_ROW, Locate, short
+from mtl_core.runfile.parquet import parse_parquet
 from mtl_core.runfile.report import note
 from mtl_core.runfile.schema import DELIMITERS
 
@@ -75,7 +76,7 @@ def parse_table(
         return _parse_jsonl(data, name, run_limits)
     if ext == ".json":
         return _parse_json(data, name, run_limits)
-    return _parse_parquet(data, name, run_limits)
+    return parse_parquet(data, name, run_limits, _check_header)
 
 
 __all__ = ["decode_text", "parse_table", "sniff_delimiter", "table_bytes"]
@@ -396,63 +397,6 @@ def _json_kind(v: Any) -> str:
     if v is None:
         return "null"
     return "true/false" if isinstance(v, bool) else "a number"
-
-
-# ----------------------------------------------------------------------------- Parquet
-
-
-def _parse_parquet(data: bytes, name: str, limits: bool) -> tuple[Columns, Locate]:
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    try:
-        if limits:  # counts from the footer, before reading any data
-            footer = pq.ParquetFile(io.BytesIO(data)).metadata
-            check_rows(footer.num_rows, name)
-            check_columns(footer.num_columns, name)
-        # text columns read as Parquet stores them, dictionary-encoded: codes, no str per row
-        schema = pq.read_schema(io.BytesIO(data))
-        texts = [
-            f.name for f in schema if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)
-        ]
-        table = pq.read_table(io.BytesIO(data), read_dictionary=texts or None)
-        if table.num_rows == 0:
-            raise LabError(f"{name}: the table has no rows")
-        _check_header(table.column_names, name)
-        return _parquet_columns(table), lambda i: f"row {i + 1}"
-    # (a damaged file can hold names or text that are not UTF-8: UnicodeDecodeError)
-    except (pa.ArrowException, OSError, ValueError, UnicodeDecodeError) as exc:
-        raise LabError(f"{name}: not a readable Parquet file ({short(exc)})") from None
-
-
-def _parquet_columns(table: Any) -> Columns:
-    """A pyarrow table's columns as NumPy arrays: numbers as numbers (object when some are
-    null), text as ``str`` with its Arrow codes (:func:`coded_column`, untrimmed: the
-    values as stored), anything else as Python objects."""
-    import pyarrow as pa
-
-    cols = {}
-    for cname, col in zip(table.column_names, table.columns):
-        t = col.type
-        if pa.types.is_dictionary(t) and (
-            pa.types.is_string(t.value_type) or pa.types.is_large_string(t.value_type)
-        ):
-            t = pa.string()  # a pandas category column: its texts
-        if pa.types.is_dictionary(col.type) and pa.types.is_string(t):
-            cols[cname] = coded_column(col, trim=False)
-            continue
-        if pa.types.is_string(t) or pa.types.is_large_string(t):
-            cols[cname] = coded_column(col.cast(pa.string()), trim=False)
-            continue
-        if pa.types.is_integer(t) or pa.types.is_floating(t):
-            arr = col.to_numpy(zero_copy_only=False)
-            if col.null_count:
-                arr = np.array(col.to_pylist(), dtype=object)
-        else:
-            arr = np.empty(table.num_rows, dtype=object)
-            arr[:] = col.to_pylist()
-        cols[cname] = arr
-    return cols
 
 
 # ----------------------------------------------------------------------------- writing

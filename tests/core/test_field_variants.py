@@ -40,7 +40,9 @@ def _expected(tasks: list[str] = T, steps: list[int] = STEPS) -> pd.DataFrame:
 
 
 def _same(parsed, expected: pd.DataFrame) -> None:
-    got = parsed.affinity[["step", "source", "target", "affinity"]]
+    """The affinity of ``parsed`` (a ParsedRun, or its affinity frame) is ``expected``."""
+    aff = parsed if isinstance(parsed, pd.DataFrame) else parsed.affinity
+    got = aff[["step", "source", "target", "affinity"]]
     key = ["step", "source", "target"]
     got = got.sort_values(key).reset_index(drop=True)
     expected = expected.sort_values(key).reset_index(drop=True)
@@ -366,3 +368,61 @@ def test_pandas_long_values_orient_is_refused_naming_the_fix() -> None:
         r"orient='records', 'split' or 'table'$"
     )):  # fmt: skip
         read_run_file(_json(_expected(), "values"), "l.json")
+
+
+# --- kind: W&B chart panel "Export CSV" ----------------------------------------------------
+
+
+def _panel(runs: dict[str, float], key: str = "affinity/{source}/{target}", bands=True) -> bytes:
+    """A panel export: ``Step``, then per run and key the curve and its __MIN/__MAX band (the
+    band set apart from the curve, so reading a band column shows); run values offset."""
+    d = pd.DataFrame({"Step": STEPS})
+    for run, off in runs.items():
+        for i, s in enumerate(T):
+            for j, t in enumerate(T):
+                col = f"{run} - {key.format(source=s, target=t)}"
+                vals = [_mat(st)[i, j] + off for st in STEPS]
+                d[col] = vals
+                if bands:
+                    d[col + "__MIN"] = [v - 0.5 for v in vals]
+                    d[col + "__MAX"] = [v + 0.5 for v in vals]
+    return d.to_csv(index=False).encode()
+
+
+def test_wandb_panel_export_of_one_run_reads_the_curves_not_the_bands() -> None:
+    # before: "missing column 'source' ... give a tag pattern" (the run prefix hid the keys)
+    parsed = read_run_file(_panel({"sunny-river-3": 0.0}), "w.csv")
+    _same(parsed, _expected())
+    assert parsed.runs == [""]
+    assert (
+        "w.csv: read as a W&B panel export: 1 run(s) (sunny-river-3), the run-name prefix "
+        "stripped from 16 key(s), 32 __MIN/__MAX band column(s) left out"
+    ) in parsed.notes
+
+
+def test_wandb_panel_export_of_several_runs_reads_as_several_runs() -> None:
+    parsed = read_run_file(_panel({"sunny-river-3": 0.0, "lr 0.1 - seed 2": 0.25}), "w.csv")
+    assert sorted(parsed.runs) == ["lr 0.1 - seed 2", "sunny-river-3"]  # ' - ' in a run name
+    aff = parsed.affinity
+    for run, off in (("sunny-river-3", 0.0), ("lr 0.1 - seed 2", 0.25)):
+        e = _expected()
+        _same(aff[aff.run == run], e.assign(affinity=e["affinity"] + off))
+
+
+def test_wandb_panel_export_with_a_tag_pattern_and_sparse_runs() -> None:
+    d = pd.read_csv(io.BytesIO(_panel({"a": 0.0, "b": 0.1}, key="{source}->{target}",
+                                      bands=False)))  # fmt: skip
+    d.loc[0, [c for c in d.columns if c.startswith("b - ")]] = np.nan  # b starts at step 20
+    parsed = read_run_file(d.to_csv(index=False).encode(), "w.csv",
+                           tag_pattern="{source}->{target}")  # fmt: skip
+    aff = parsed.affinity
+    assert sorted(set(aff[aff.run == "a"].step)) == STEPS
+    assert sorted(set(aff[aff.run == "b"].step)) == [20, 30]
+    got = aff[(aff.run == "b") & (aff.step == 30) & (aff.source == "edge") & (aff.target == "seg")]
+    assert got["affinity"].tolist() == [pytest.approx(_mat(30)[3, 0] + 0.1, abs=1e-12)]
+
+
+def test_wandb_panel_export_of_a_grouped_curve_says_it_is_the_group_mean() -> None:
+    parsed = read_run_file(_panel({"Group: lr=0.1": 0.0}), "w.csv")
+    _same(parsed, _expected())
+    assert any("1 grouped curve(s) are the group's mean" in n for n in parsed.notes)

@@ -426,3 +426,28 @@ def test_wandb_panel_export_of_a_grouped_curve_says_it_is_the_group_mean() -> No
     parsed = read_run_file(_panel({"Group: lr=0.1": 0.0}), "w.csv")
     _same(parsed, _expected())
     assert any("1 grouped curve(s) are the group's mean" in n for n in parsed.notes)
+
+
+# --- the command line: the same reads, one line and exit 2 on a refusal --------------------
+
+
+def test_cli_imports_a_panel_export_as_two_runs_and_refuses_mixed_percent_in_one_line(
+    tmp_path: Path, capsys
+) -> None:
+    from mtl_core.commands.cli import main
+    from mtl_core.store import Store
+
+    store = tmp_path / "s.sqlite"
+    panel = tmp_path / "w.csv"
+    panel.write_bytes(_panel({"seed-0": 0.0, "seed-1": 0.1}))
+    assert main(["import", str(panel), "--store", str(store)]) == 0
+    assert len(Store(store).list_runs()) == 2
+    capsys.readouterr()
+    m = pd.DataFrame(REF, index=T, columns=T).map(_pct)
+    m.loc["seg", "edge"] = "0.002"
+    bad = tmp_path / "p.txt"
+    bad.write_text(m.to_csv(sep="\t"))
+    assert main(["import", str(bad), "--store", str(store)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "Traceback" not in err
+    assert "column 'edge': '0.002' has no '%' while other values are written as percent" in err

@@ -7,7 +7,8 @@ plotted key, three columns: the curve and its band::
     10,0.0241,0.0241,0.0241
     20,0.0242,0.0242,0.0242
 
-(``<run name> - <key>``, then ``__MIN`` and ``__MAX``; a grouped curve is named ``Group: <name>
+(``<run name> - <key>``, then ``__MIN`` and ``__MAX``; an x axis other than a step, such as
+``Wall Time``, is refused; a grouped curve is named ``Group: <name>
 - <key>`` and is the group's mean). :func:`panel_columns` reads the plain columns of each run
 under its key (the run-name prefix stripped, the ``__MIN``/``__MAX`` bands left out) and stacks
 the runs into one per-step table with a run column, which the per-step tracker reader
@@ -21,12 +22,16 @@ from collections.abc import Callable
 
 import numpy as np
 
+from mtl_core.errors import LabError
 from mtl_core.runfile.coded import as_text
 from mtl_core.runfile.messages import Locate, names
 from mtl_core.runfile.report import note
 
 #: The x-axis column of a panel export (the default axis; others are not steps).
 STEP = "Step"
+#: The x axes read as steps (W&B's default, its own ``_step``, a logged ``step``); any other
+#: (``Wall Time``, ``Relative Time (Process)``) is refused.
+STEP_AXES = (STEP, "_step", "step", "global_step", "trainer/global_step")
 #: The band columns W&B adds beside each curve.
 BANDS = ("__MIN", "__MAX")
 #: The run column the stacked table gets (one of the tracker reader's run columns).
@@ -58,7 +63,7 @@ def panel_columns(
     A run that did not log a key at a step has an empty cell there (not logged).
     """
     header = list(cols)
-    if not header or header[0] != STEP or len(header) < 2:
+    if len(header) < 2:
         return None
     parts = {c: _split(c.removesuffix(BANDS[0]).removesuffix(BANDS[1]), is_cell)
              for c in header[1:]}  # fmt: skip
@@ -66,6 +71,12 @@ def panel_columns(
         return None
     if not any(is_cell(p[1]) for p in parts.values()):  # type: ignore[index]
         return None
+    axis = header[0]
+    if axis not in STEP_AXES:
+        raise LabError(
+            f"{name}: a W&B panel export with the x axis {axis!r}: the lab reads steps; export "
+            "the panel again with the x axis 'Step'"
+        )
     runs: dict[str, dict[str, np.ndarray]] = {}
     bands = 0
     for c, (run, key) in parts.items():  # type: ignore[misc]
@@ -74,8 +85,8 @@ def panel_columns(
             continue
         runs.setdefault(run, {})[key] = as_text(cols[c])
     keys = list(dict.fromkeys(k for per in runs.values() for k in per))
-    n = len(cols[STEP])
-    steps = as_text(cols[STEP])
+    n = len(cols[axis])
+    steps = as_text(cols[axis])
     out: dict[str, np.ndarray] = {
         "step": np.concatenate([steps] * len(runs)).astype(object),
         RUN: np.repeat(np.array(list(runs), dtype=object), n),

@@ -451,3 +451,36 @@ def test_cli_imports_a_panel_export_as_two_runs_and_refuses_mixed_percent_in_one
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and "Traceback" not in err
     assert "column 'edge': '0.002' has no '%' while other values are written as percent" in err
+
+
+def test_wandb_panel_export_on_the_step_axis_reads_and_on_wall_time_is_refused() -> None:
+    d = pd.read_csv(io.BytesIO(_panel({"r1": 0.0})))
+    _same(read_run_file(d.rename(columns={"Step": "_step"}).to_csv(index=False).encode(),
+                        "w.csv"), _expected())  # fmt: skip
+    wall = d.rename(columns={"Step": "Wall Time"}).to_csv(index=False).encode()
+    with pytest.raises(LabError, match=(
+        r"^cannot import w.csv: a W&B panel export with the x axis 'Wall Time': the lab reads "
+        r"steps; export the panel again with the x axis 'Step'$"
+    )):  # fmt: skip
+        read_run_file(wall, "w.csv")
+
+
+def test_r_write_table_without_quotes_or_row_names_reads_too() -> None:
+    unquoted = (
+        " ".join(T)
+        + "\n"
+        + "".join(s + " " + " ".join(_r_num(v) for v in REF[i]) + "\n" for i, s in enumerate(T))
+    )  # write.table(m, quote = FALSE)
+    _same(read_run_file(unquoted.encode(), "x.txt"), _expected(steps=[0]))
+    rows = _expected().itertuples()
+    plain = '"step" "source" "target" "affinity"\n' + "".join(
+        f'{r.step} "{r.source}" "{r.target}" {_r_num(r.affinity)}\n' for r in rows
+    )  # write.table(df, row.names = FALSE)
+    _same(read_run_file(plain.encode(), "x.txt"), _expected())
+
+
+def test_pandas_table_orient_without_index_or_with_a_multiindex_reads_the_long_table() -> None:
+    e = _expected()
+    _same(read_run_file(e.to_json(orient="table", index=False).encode(), "l.json"), e)
+    multi = e.set_index(["step", "source", "target"]).to_json(orient="table", double_precision=15)
+    _same(read_run_file(multi.encode(), "l.json"), e)

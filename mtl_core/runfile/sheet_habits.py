@@ -106,7 +106,8 @@ def strip_comment_lines(text: str, delim: str, name: str, above: int = 0) -> tup
     Raises ``LabError`` when only comment lines follow the header.
     """
     first = text.find("\n")
-    if first < 0 or _COMMENT_LINE.search(text, first + 1) is None:
+    # (a plain find first: 1 ms on 45 MB, against 140 ms for the line regex)
+    if first < 0 or text.find("#", first) < 0 or _COMMENT_LINE.search(text, first + 1) is None:
         return text, np.empty(0, dtype=np.int64)
     lines = text.split("\n")  # (not splitlines: a cell may hold \x0b, \u2028 ...)
     kept, removed = [lines[0]], []

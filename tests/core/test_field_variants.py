@@ -484,3 +484,10 @@ def test_pandas_table_orient_without_index_or_with_a_multiindex_reads_the_long_t
     _same(read_run_file(e.to_json(orient="table", index=False).encode(), "l.json"), e)
     multi = e.set_index(["step", "source", "target"]).to_json(orient="table", double_precision=15)
     _same(read_run_file(multi.encode(), "l.json"), e)
+
+
+def test_a_header_line_without_a_line_break_or_rows_is_refused_in_plain_words() -> None:
+    # before: "not a readable CSV table (Could not skip initial 1 rows from CSV file, ...)"
+    for data, fname in ((b"step,source,target,affinity", "a.csv"), (b"hello", "notes.txt")):
+        with pytest.raises(LabError, match=f"^cannot import {fname}: has a header but no rows$"):
+            read_run_file(data, fname)

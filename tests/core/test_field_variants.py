@@ -491,3 +491,11 @@ def test_a_header_line_without_a_line_break_or_rows_is_refused_in_plain_words() 
     for data, fname in ((b"step,source,target,affinity", "a.csv"), (b"hello", "notes.txt")):
         with pytest.raises(LabError, match=f"^cannot import {fname}: has a header but no rows$"):
             read_run_file(data, fname)
+
+
+def test_a_matrix_row_labelled_by_a_task_named_with_a_hash_is_data_not_a_comment() -> None:
+    tasks = ["#1", "#2", "#3", "#4"]
+    m = pd.DataFrame(REF, index=tasks, columns=tasks).to_csv()
+    parsed = read_run_file(m.encode(), "m.csv")
+    _same(parsed, _expected(tasks=tasks, steps=[0]))
+    assert not any("comment" in n for n in parsed.notes)

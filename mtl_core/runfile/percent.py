@@ -92,6 +92,29 @@ def _fraction(v: Any) -> tuple[float, str]:
     return np.nan, "bad"
 
 
+def _fast_fractions(cells: Any) -> np.ndarray | None:
+    """Every cell percent text or missing, at Arrow speed: ``4.1%`` parsed as the text
+    ``4.1e-2`` (correctly rounded, as the slow path's decimal shift); None when some cell is
+    anything else (or not text), for the cell-by-cell path to read or name."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if not isinstance(cells, (pa.Array, pa.ChunkedArray)):
+        if set(map(type, cells)) != {str}:
+            return None
+        cells = pa.array(cells, type=pa.string())
+    text = pc.utf8_trim_whitespace(cells)
+    missing = pc.is_in(text, value_set=pa.array(["", *sorted(MISSING_MARKS)]))
+    if not pc.all(pc.or_(missing, pc.ends_with(text, "%"))).as_py():
+        return None
+    body = pc.replace_substring_regex(text, r"\s*%$", "e-2")
+    body = pc.if_else(missing, pa.scalar(None, pa.string()), body)
+    try:
+        return pc.cast(body, pa.float64()).to_numpy(zero_copy_only=False)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return None
+
+
 def _fractions(vals: np.ndarray, col: str, name: str, locate: Locate, example: str) -> np.ndarray:
     if numbers_first(vals) is not None or vals.dtype.kind in "iuf":
         nums = np.asarray(vals, dtype=np.float64)
@@ -104,6 +127,9 @@ def _fractions(vals: np.ndarray, col: str, name: str, locate: Locate, example: s
         raise LabError(f"{name}: column {col!r} is not numbers")
     known = coded(vals)
     cells = known.uniques if known is not None else vals
+    fast = _fast_fractions(known.arrow if known is not None else cells)
+    if fast is not None:
+        return known.spread(fast) if known is not None else fast
     got = [_fraction(v) for v in cells]
     out = np.array([g[0] for g in got], dtype=np.float64)
     why = np.array([g[1] for g in got], dtype=object)

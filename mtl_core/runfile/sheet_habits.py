@@ -85,7 +85,8 @@ def strip_comment_lines(text: str, delim: str, name: str, above: int = 0) -> tup
     """Drop the ``#`` comment lines below the header (``text`` starts at the header line).
 
     A line is a comment when its first non-blank character is ``#`` and its first cell is
-    not a missing-value mark (``#N/A``, ``#DIV/0!`` ... are data, :data:`MISSING_MARKS`).
+    neither a missing-value mark (``#N/A``, ``#DIV/0!`` ... are data, :data:`MISSING_MARKS`)
+    nor a header name (a matrix's row label, a task named ``#1``).
     A quoted cell spanning lines is not looked into (such a continuation line starting with
     ``#`` would be dropped).
 
@@ -106,13 +107,17 @@ def strip_comment_lines(text: str, delim: str, name: str, above: int = 0) -> tup
     Raises ``LabError`` when only comment lines follow the header.
     """
     first = text.find("\n")
-    if first < 0 or _COMMENT_LINE.search(text, first + 1) is None:
+    # (a plain find first: 1 ms on 45 MB, against 140 ms for the line regex)
+    if first < 0 or text.find("#", first) < 0 or _COMMENT_LINE.search(text, first + 1) is None:
         return text, np.empty(0, dtype=np.int64)
     lines = text.split("\n")  # (not splitlines: a cell may hold \x0b, \u2028 ...)
+    # a first cell naming a header column is a matrix row label (a task named '#1'): data
+    data_marks = MISSING_MARKS | {h.strip().strip('"') for h in lines[0].split(delim)}
     kept, removed = [lines[0]], []
     for k, line in enumerate(lines[1:], start=2):
         body = line.lstrip(" \t")
-        if body.startswith("#") and body.split(delim, 1)[0].strip() not in MISSING_MARKS:
+        first_cell = body.split(delim, 1)[0].strip().strip('"')
+        if body.startswith("#") and first_cell not in data_marks:
             removed.append(k)
         else:
             kept.append(line)

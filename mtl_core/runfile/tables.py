@@ -196,6 +196,9 @@ def _parse_csv(
     if body.startswith(b"\xef\xbb\xbf"):
         body = body[3:]
     skip_rows = 0 if headerless else 1
+    end = first_line_end(text)
+    if skip_rows and (end < 0 or not text[end:].strip()):  # (Arrow: "could not skip 1 rows")
+        raise LabError(f"{name}: has a header but no rows")
     # the columns of numbers read as float64 by Arrow (csv_numbers); a cell that is not a
     # number there, and every other column, read as text and converted exactly afterwards
     floats = set()

@@ -27,6 +27,7 @@ from mtl_core.runfile.coded import as_text, remember, remember_factors, text_col
 from mtl_core.runfile.messages import Locate
 from mtl_core.runfile.percent import value_columns
 from mtl_core.runfile.report import ReadOptions, note, pattern_used
+from mtl_core.runfile.wandb_panel import panel_columns
 
 _ROW: Locate = lambda i: f"row {i + 1}"  # noqa: E731
 #: Step columns, in order of preference (the tracker's own step first).
@@ -65,6 +66,10 @@ def read_step_columns(
     keyed = read_key_rows(cols, name, options)
     if keyed is not None:
         return keyed
+    pattern = conv.compile_pattern(options.tag_pattern) if options.tag_pattern else None
+    panel = panel_columns(cols, name, lambda k: _cell(k, pattern, options) is not None, locate)
+    if panel is not None:  # W&B's chart "Export CSV": runs stacked, prefixes stripped
+        cols, locate = panel
     step_col = next((c for c in STEP_COLUMNS if c in cols), None)
     run_col = next((c for c in RUN_COLUMNS if c in cols), None)
     if run_col is not None:  # run names are text; steps and cells are read as numbers

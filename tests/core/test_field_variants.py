@@ -40,7 +40,9 @@ def _expected(tasks: list[str] = T, steps: list[int] = STEPS) -> pd.DataFrame:
 
 
 def _same(parsed, expected: pd.DataFrame) -> None:
-    got = parsed.affinity[["step", "source", "target", "affinity"]]
+    """The affinity of ``parsed`` (a ParsedRun, or its affinity frame) is ``expected``."""
+    aff = parsed if isinstance(parsed, pd.DataFrame) else parsed.affinity
+    got = aff[["step", "source", "target", "affinity"]]
     key = ["step", "source", "target"]
     got = got.sort_values(key).reset_index(drop=True)
     expected = expected.sort_values(key).reset_index(drop=True)
@@ -312,3 +314,188 @@ def test_percent_text_with_a_declared_unit_is_refused_not_divided_twice() -> Non
     with pytest.raises(LabError, match=r"written with '%' and were read as percent already; "
                        r"drop --unit percent"):  # fmt: skip
         read_run_file(m.to_csv().encode(), "p.csv", unit="percent")
+
+
+# --- kind: pandas to_json orients (matrix and long forms) ----------------------------------
+
+_MATRIX = pd.DataFrame(REF, index=T, columns=T)
+
+
+def _json(df: pd.DataFrame, orient: str) -> bytes:
+    return df.to_json(orient=orient, double_precision=15).encode()
+
+
+@pytest.mark.parametrize("orient", ["table", "split", "columns", "records"])
+def test_pandas_matrix_orients_read_rows_as_sources(orient: str) -> None:
+    # before: orient='table' refused ("found an object (keys: 'schema', 'data')")
+    _same(read_run_file(_json(_MATRIX, orient), "m.json"), _expected(steps=[0]))
+
+
+def test_pandas_matrix_table_orient_with_a_named_index_reads_it_as_row_labels() -> None:
+    named = _MATRIX.rename_axis("source")
+    _same(read_run_file(_json(named, "table"), "m.json"), _expected(steps=[0]))
+    targets = _MATRIX.T.rename_axis("target")  # rows = targets, declared by the index's name
+    _same(read_run_file(_json(targets, "table"), "m.json"), _expected(steps=[0]))
+
+
+def test_pandas_matrix_index_orient_is_read_by_pandas_meaning_and_flipped_on_request() -> None:
+    data = _json(_MATRIX, "index")  # {source: {target: v}}: the same shape as orient='columns'
+    plain = read_run_file(data, "m.json")
+    assert plain.json_object
+    assert any("flip it with --rows target" in n for n in plain.notes)
+    _same(read_run_file(data, "m.json", rows="target"), _expected(steps=[0]))
+
+
+def test_pandas_matrix_values_orient_makes_up_task_names() -> None:
+    parsed = read_run_file(_json(_MATRIX, "values"), "m.json")
+    _same(parsed, _expected(tasks=["t0", "t1", "t2", "t3"], steps=[0]))
+    assert "the matrix has no task names: t0..t3 were made up" in parsed.notes
+
+
+@pytest.mark.parametrize("orient", ["table", "split", "records", "columns", "index"])
+def test_pandas_long_table_orients_read_every_row(orient: str) -> None:
+    # before: 'table' refused, 'index' read as a 48-column matrix ("missing column 'step'")
+    parsed = read_run_file(_json(_expected(), orient), "l.json")
+    _same(parsed, _expected())
+    assert not parsed.json_object  # never told "outer keys are targets" for a table
+    assert not any("JSON object of objects" in n for n in parsed.notes)
+
+
+def test_pandas_long_values_orient_is_refused_naming_the_fix() -> None:
+    with pytest.raises(LabError, match=(
+        r"^cannot import l.json: an array of arrays holding text is a table without column "
+        r"names \(pandas' to_json\(orient='values'\) drops them\): save it with "
+        r"orient='records', 'split' or 'table'$"
+    )):  # fmt: skip
+        read_run_file(_json(_expected(), "values"), "l.json")
+
+
+# --- kind: W&B chart panel "Export CSV" ----------------------------------------------------
+
+
+def _panel(runs: dict[str, float], key: str = "affinity/{source}/{target}", bands=True) -> bytes:
+    """A panel export: ``Step``, then per run and key the curve and its __MIN/__MAX band (the
+    band set apart from the curve, so reading a band column shows); run values offset."""
+    d = pd.DataFrame({"Step": STEPS})
+    for run, off in runs.items():
+        for i, s in enumerate(T):
+            for j, t in enumerate(T):
+                col = f"{run} - {key.format(source=s, target=t)}"
+                vals = [_mat(st)[i, j] + off for st in STEPS]
+                d[col] = vals
+                if bands:
+                    d[col + "__MIN"] = [v - 0.5 for v in vals]
+                    d[col + "__MAX"] = [v + 0.5 for v in vals]
+    return d.to_csv(index=False).encode()
+
+
+def test_wandb_panel_export_of_one_run_reads_the_curves_not_the_bands() -> None:
+    # before: "missing column 'source' ... give a tag pattern" (the run prefix hid the keys)
+    parsed = read_run_file(_panel({"sunny-river-3": 0.0}), "w.csv")
+    _same(parsed, _expected())
+    assert parsed.runs == [""]
+    assert (
+        "w.csv: read as a W&B panel export: 1 run(s) (sunny-river-3), the run-name prefix "
+        "stripped from 16 key(s), 32 __MIN/__MAX band column(s) left out"
+    ) in parsed.notes
+
+
+def test_wandb_panel_export_of_several_runs_reads_as_several_runs() -> None:
+    parsed = read_run_file(_panel({"sunny-river-3": 0.0, "lr 0.1 - seed 2": 0.25}), "w.csv")
+    assert sorted(parsed.runs) == ["lr 0.1 - seed 2", "sunny-river-3"]  # ' - ' in a run name
+    aff = parsed.affinity
+    for run, off in (("sunny-river-3", 0.0), ("lr 0.1 - seed 2", 0.25)):
+        e = _expected()
+        _same(aff[aff.run == run], e.assign(affinity=e["affinity"] + off))
+
+
+def test_wandb_panel_export_with_a_tag_pattern_and_sparse_runs() -> None:
+    d = pd.read_csv(io.BytesIO(_panel({"a": 0.0, "b": 0.1}, key="{source}->{target}",
+                                      bands=False)))  # fmt: skip
+    d.loc[0, [c for c in d.columns if c.startswith("b - ")]] = np.nan  # b starts at step 20
+    parsed = read_run_file(d.to_csv(index=False).encode(), "w.csv",
+                           tag_pattern="{source}->{target}")  # fmt: skip
+    aff = parsed.affinity
+    assert sorted(set(aff[aff.run == "a"].step)) == STEPS
+    assert sorted(set(aff[aff.run == "b"].step)) == [20, 30]
+    got = aff[(aff.run == "b") & (aff.step == 30) & (aff.source == "edge") & (aff.target == "seg")]
+    assert got["affinity"].tolist() == [pytest.approx(_mat(30)[3, 0] + 0.1, abs=1e-12)]
+
+
+def test_wandb_panel_export_of_a_grouped_curve_says_it_is_the_group_mean() -> None:
+    parsed = read_run_file(_panel({"Group: lr=0.1": 0.0}), "w.csv")
+    _same(parsed, _expected())
+    assert any("1 grouped curve(s) are the group's mean" in n for n in parsed.notes)
+
+
+# --- the command line: the same reads, one line and exit 2 on a refusal --------------------
+
+
+def test_cli_imports_a_panel_export_as_two_runs_and_refuses_mixed_percent_in_one_line(
+    tmp_path: Path, capsys
+) -> None:
+    from mtl_core.commands.cli import main
+    from mtl_core.store import Store
+
+    store = tmp_path / "s.sqlite"
+    panel = tmp_path / "w.csv"
+    panel.write_bytes(_panel({"seed-0": 0.0, "seed-1": 0.1}))
+    assert main(["import", str(panel), "--store", str(store)]) == 0
+    assert len(Store(store).list_runs()) == 2
+    capsys.readouterr()
+    m = pd.DataFrame(REF, index=T, columns=T).map(_pct)
+    m.loc["seg", "edge"] = "0.002"
+    bad = tmp_path / "p.txt"
+    bad.write_text(m.to_csv(sep="\t"))
+    assert main(["import", str(bad), "--store", str(store)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "Traceback" not in err
+    assert "column 'edge': '0.002' has no '%' while other values are written as percent" in err
+
+
+def test_wandb_panel_export_on_the_step_axis_reads_and_on_wall_time_is_refused() -> None:
+    d = pd.read_csv(io.BytesIO(_panel({"r1": 0.0})))
+    _same(read_run_file(d.rename(columns={"Step": "_step"}).to_csv(index=False).encode(),
+                        "w.csv"), _expected())  # fmt: skip
+    wall = d.rename(columns={"Step": "Wall Time"}).to_csv(index=False).encode()
+    with pytest.raises(LabError, match=(
+        r"^cannot import w.csv: a W&B panel export with the x axis 'Wall Time': the lab reads "
+        r"steps; export the panel again with the x axis 'Step'$"
+    )):  # fmt: skip
+        read_run_file(wall, "w.csv")
+
+
+def test_r_write_table_without_quotes_or_row_names_reads_too() -> None:
+    unquoted = (
+        " ".join(T)
+        + "\n"
+        + "".join(s + " " + " ".join(_r_num(v) for v in REF[i]) + "\n" for i, s in enumerate(T))
+    )  # write.table(m, quote = FALSE)
+    _same(read_run_file(unquoted.encode(), "x.txt"), _expected(steps=[0]))
+    rows = _expected().itertuples()
+    plain = '"step" "source" "target" "affinity"\n' + "".join(
+        f'{r.step} "{r.source}" "{r.target}" {_r_num(r.affinity)}\n' for r in rows
+    )  # write.table(df, row.names = FALSE)
+    _same(read_run_file(plain.encode(), "x.txt"), _expected())
+
+
+def test_pandas_table_orient_without_index_or_with_a_multiindex_reads_the_long_table() -> None:
+    e = _expected()
+    _same(read_run_file(e.to_json(orient="table", index=False).encode(), "l.json"), e)
+    multi = e.set_index(["step", "source", "target"]).to_json(orient="table", double_precision=15)
+    _same(read_run_file(multi.encode(), "l.json"), e)
+
+
+def test_a_header_line_without_a_line_break_or_rows_is_refused_in_plain_words() -> None:
+    # before: "not a readable CSV table (Could not skip initial 1 rows from CSV file, ...)"
+    for data, fname in ((b"step,source,target,affinity", "a.csv"), (b"hello", "notes.txt")):
+        with pytest.raises(LabError, match=f"^cannot import {fname}: has a header but no rows$"):
+            read_run_file(data, fname)
+
+
+def test_a_matrix_row_labelled_by_a_task_named_with_a_hash_is_data_not_a_comment() -> None:
+    tasks = ["#1", "#2", "#3", "#4"]
+    m = pd.DataFrame(REF, index=tasks, columns=tasks).to_csv()
+    parsed = read_run_file(m.encode(), "m.csv")
+    _same(parsed, _expected(tasks=tasks, steps=[0]))
+    assert not any("comment" in n for n in parsed.notes)

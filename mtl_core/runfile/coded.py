@@ -416,3 +416,15 @@ def constant(value: str, rows: int) -> np.ndarray:
     return remember(
         np.array([value], dtype=object), np.zeros(rows, dtype=np.intp), pa.array([value])
     )
+
+
+def repeated(values: list[str], counts: list[int]) -> np.ndarray:
+    """Each text ``values[k]`` repeated ``counts[k]`` times, in order, as a coded column
+    ``(sum(counts),)``: the name columns of a log stored one file per key (MLflow's metric
+    files), with no text hashed per row."""
+    import pyarrow as pa
+
+    keep = [k for k, c in enumerate(counts) if c > 0]  # a part with no rows names nothing
+    uniques = np.array([values[k] for k in keep], dtype=object)
+    codes = np.repeat(np.arange(len(keep), dtype=np.intp), [counts[k] for k in keep])
+    return remember(uniques, codes, pa.array(uniques.tolist(), type=pa.string()))

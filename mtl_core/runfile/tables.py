@@ -38,6 +38,7 @@ from mtl_core.runfile.formula_escape import escape_cell, escape_frame, unescape_
 from mtl_core.runfile.json_layouts import array_columns, flatten_records, object_columns
 from mtl_core.runfile.jsontext import json_lines, load_json
 from mtl_core.runfile.messages import JSON_ROW, Locate, short
+from mtl_core.runfile.parquet import parse_parquet
 from mtl_core.runfile.report import note
 from mtl_core.runfile.schema import DELIMITERS
 
@@ -68,13 +69,14 @@ def parse_table(
         Undecodable text, a malformed container, no rows, a column named twice, or (with
         ``run_limits``) more rows or columns than a run may hold.
     """
-    if ext in (".csv", ".tsv"):
-        return _parse_csv(data, name, "\t" if ext == ".tsv" else ",", run_limits, numbers)
+    if ext in (".csv", ".tsv", ".txt"):
+        default = {".csv": ",", ".tsv": "\t"}.get(ext, " ")  # .txt: R's write.table
+        return _parse_csv(data, name, default, run_limits, numbers)
     if ext == ".jsonl":
         return _parse_jsonl(data, name, run_limits)
     if ext == ".json":
         return _parse_json(data, name, run_limits)
-    return _parse_parquet(data, name, run_limits)
+    return parse_parquet(data, name, run_limits, _check_header)
 
 
 __all__ = ["decode_text", "parse_table", "sniff_delimiter", "table_bytes"]
@@ -100,6 +102,13 @@ def first_line_end(text: str) -> int:
     """Where the first line ends (``\n``, ``\r\n`` or an old Mac's lone ``\r``), or -1."""
     ends = [k for k in (text.find("\n"), text.find("\r")) if k >= 0]
     return min(ends) if ends else -1
+
+
+def _delimited_header(text: str) -> bool:
+    """Whether the header line holds a comma, semicolon or tab outside quotes."""
+    end = first_line_end(text)
+    line = re.sub(r'"[^"]*"?', "", text if end < 0 else text[:end])
+    return any(d in line for d in DELIMITERS)
 
 
 def _header(text: str, delim: str, name: str) -> list[str]:
@@ -153,7 +162,15 @@ def _parse_csv(
     if not text or text.isspace():  # (not strip(): no copy of the text)
         raise LabError(f"{name}: the file is empty")
     text, declared, skipped = habits.strip_preamble(text, name)
-    delim = declared or (" " if habits.r_space_delimited(text) else sniff_delimiter(text, default))
+    if declared:
+        delim = declared
+    elif habits.r_space_delimited(text):
+        delim = " "
+    elif default == " ":  # a .txt: space-separated unless its header holds , ; or a tab
+        delim = sniff_delimiter(text, ",") if _delimited_header(text) else " "
+    else:
+        delim = sniff_delimiter(text, default)
+    text, comments = habits.strip_comment_lines(text, delim, name, skipped)
     top = _head(text, delim, 6)  # the header and R's row-name check need the first rows only
     header = habits.r_row_names(top, delim, _header(top, delim, name), name)
     headerless = _numeric_header(header)
@@ -173,10 +190,14 @@ def _parse_csv(
         check_columns(len(header), name)
     # pyarrow reads UTF-8 bytes: re-encode when the file was in another encoding (or lines
     # above the header were skipped)
-    body = data if encoding == "utf-8" and not skipped else text.encode("utf-8")
+    body = data if encoding == "utf-8" and not skipped and not len(comments) else None
+    body = text.encode("utf-8") if body is None else body
     if body.startswith(b"\xef\xbb\xbf"):
         body = body[3:]
     skip_rows = 0 if headerless else 1
+    end = first_line_end(text)
+    if skip_rows and (end < 0 or not text[end:].strip()):  # (Arrow: "could not skip 1 rows")
+        raise LabError(f"{name}: has a header but no rows")
     # the columns of numbers read as float64 by Arrow (csv_numbers); a cell that is not a
     # number there, and every other column, read as text and converted exactly afterwards
     floats = set()
@@ -213,7 +234,14 @@ def _parse_csv(
     cols = habits.drop_blank_edges(cols, blank, name)
     cols = unescape_columns(cols)  # undo the writer's formula escaping (exact round trip)
     first = (1 if headerless else 2) + skipped
-    locate = lambda i: f"row {i + 1} (line {i + first})"  # noqa: E731
+    if len(comments):  # rows keep the line numbers of the file, comment lines counted
+        below = first - skipped
+
+        def locate(i: int) -> str:
+            return f"row {i + 1} (line {i + first + habits.line_shift(comments, i + below)})"
+
+    else:
+        locate = lambda i: f"row {i + 1} (line {i + first})"  # noqa: E731
     if header and not text.endswith(("\n", "\r")):
         habits.note_cut_end(cols, list(cols)[-1], locate)
     if delim == ";":
@@ -372,53 +400,6 @@ def _json_kind(v: Any) -> str:
     if v is None:
         return "null"
     return "true/false" if isinstance(v, bool) else "a number"
-
-
-# ----------------------------------------------------------------------------- Parquet
-
-
-def _parse_parquet(data: bytes, name: str, limits: bool) -> tuple[Columns, Locate]:
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    try:
-        if limits:  # counts from the footer, before reading any data
-            footer = pq.ParquetFile(io.BytesIO(data)).metadata
-            check_rows(footer.num_rows, name)
-            check_columns(footer.num_columns, name)
-        table = pq.read_table(io.BytesIO(data))
-        if table.num_rows == 0:
-            raise LabError(f"{name}: the table has no rows")
-        _check_header(table.column_names, name)
-        return _parquet_columns(table), lambda i: f"row {i + 1}"
-    # (a damaged file can hold names or text that are not UTF-8: UnicodeDecodeError)
-    except (pa.ArrowException, OSError, ValueError, UnicodeDecodeError) as exc:
-        raise LabError(f"{name}: not a readable Parquet file ({short(exc)})") from None
-
-
-def _parquet_columns(table: Any) -> Columns:
-    """A pyarrow table's columns as NumPy arrays: numbers as numbers (object when some are
-    null), text as ``str`` with its Arrow codes (:func:`coded_column`, untrimmed: the
-    values as stored), anything else as Python objects."""
-    import pyarrow as pa
-
-    cols = {}
-    for cname, col in zip(table.column_names, table.columns):
-        t = col.type
-        if pa.types.is_dictionary(t) and pa.types.is_string(t.value_type):
-            t = pa.string()  # a pandas category column: its texts
-        if pa.types.is_string(t) or pa.types.is_large_string(t):
-            cols[cname] = coded_column(col.cast(pa.string()), trim=False)
-            continue
-        if pa.types.is_integer(t) or pa.types.is_floating(t):
-            arr = col.to_numpy(zero_copy_only=False)
-            if col.null_count:
-                arr = np.array(col.to_pylist(), dtype=object)
-        else:
-            arr = np.empty(table.num_rows, dtype=object)
-            arr[:] = col.to_pylist()
-        cols[cname] = arr
-    return cols
 
 
 # ----------------------------------------------------------------------------- writing

@@ -221,15 +221,35 @@ def lesson_share() -> str:
     return auth.deployment().visibility
 
 
+#: The queue order is read at most once per this many seconds for all sessions (every queued
+#: session's poll asks for its place), and again at once for a run not in it.
+QUEUE_REFRESH_S = 2.0
+
+
 def lesson_pace() -> Any:
     """Measured seconds per step of this server's recent lesson runs
-    (``mtl_core.lesson.estimate.Pace``), None before any has finished."""
+    (``mtl_core.lesson.estimate.Pace``), None before any has finished; read once each
+    time it changes (a run finished) for every session."""
+    try:
+        finished = get_store().run_ids("finished")
+    except LabError:
+        return None
+    return _lesson_pace(store_path(), len(finished), finished[-1] if finished else None)
+
+
+@st.cache_resource(show_spinner=False, max_entries=4)
+def _lesson_pace(path: str, count: int, last: int | None) -> Any:
     from mtl_core.lesson.estimate import measured_pace
 
     try:
-        return measured_pace(get_store().list_runs())
+        return measured_pace(_store(path).list_runs())
     except LabError:
         return None
+
+
+@st.cache_resource(show_spinner=False, max_entries=2)
+def _queue_order(path: str, slot: int) -> tuple[int, ...]:
+    return tuple(_store(path).queue_order())
 
 
 def lesson_wait(ahead: int | None, steps: int) -> tuple[float, Any] | None:
@@ -254,8 +274,12 @@ def queue_ahead(info: RunInfo) -> int | None:
     """How many queued runs start before ``info`` (None unless it is queued, or unknown)."""
     if info.status != "queued":
         return None
+    slot = int(time.time() // QUEUE_REFRESH_S)
     try:
-        return get_store().queue_order().index(info.id)
+        order = _queue_order(store_path(), slot)
+        if info.id not in order:  # queued since the order was read
+            order = tuple(get_store().queue_order())
+        return order.index(info.id)
     except (ValueError, LabError):
         return None
 

@@ -6,27 +6,35 @@ and a few sentences written from the numbers. Three runs go to the runner (which
 the grouped run when the together run ends); this page only draws
 ``mtl_core.lesson.state.state(...)``, read through ``app.data``'s visibility-checked access,
 polling in a fragment while a run is active. Viewing never queues anything.
+
+A class follows a few lessons from many sessions: the lesson is read once per version for
+all of them (``app.data_lesson.lesson_state``), its figures are built once per version
+(:func:`_figures`), and the polls space out as more sessions follow live
+(``app.data_lesson.poll_interval``).
 """
 
 from __future__ import annotations
 
 import time
+import uuid
 
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from app import charts, colours, data, lesson_words, nav, regroup, session, words
+from app import charts, colours, data, data_lesson, lesson_words, nav, regroup, session, words
 from app.escape import md
 from app.figures import approaches, heatmaps
+from app.figures.escape import escape_figure
 from app.guard import show_error
 from mtl_core.errors import LabError
 from mtl_core.lesson import workflow as lesson
-from mtl_core.lesson.state import LessonState, state
+from mtl_core.lesson.state import LessonState
 from mtl_core.lesson.workflow import LessonIds
 
-POLL_S = 0.5
+POLL_KEY = "_learn_poll_s"  # session_state: the poll interval the live fragment runs at
+TOKEN = "_learn_token"  # session_state: this session's token among the lessons' followers
 DOUBLE_CLICK_S = 2.0  # a second Train within this many seconds is the same click
 #: The Learn heatmap's figure height (px): a plot area of about 420 px where the width allows
 #: (1920 px screens); at 1024 px with the sidebar open the width limits it to about 380 px.
@@ -138,7 +146,7 @@ def _idle_text() -> str:
 def _trained_conflict(ids: LessonIds) -> float | None:
     """The conflict level the shown lesson was trained at (None if its run is gone)."""
     try:
-        return state(data.LessonReader(), ids).conflict
+        return data_lesson.lesson_state(ids)[1].conflict
     except LabError:
         return None
 
@@ -173,11 +181,21 @@ def _live(ids_text: str) -> None:
     ids = LessonIds.from_query(ids_text)
     assert ids is not None
     try:
-        active = state(data.LessonReader(), ids).active
+        active = data_lesson.lesson_state(ids)[1].active
     except LabError as exc:
         show_error(exc)
         return
-    st.fragment(run_every=POLL_S if active else None)(_live_body)(was_active=active)
+    every = _poll_s(active)
+    st.session_state[POLL_KEY] = every
+    st.fragment(run_every=every)(_live_body)(was_active=active)
+
+
+def _poll_s(active: bool) -> float | None:
+    """This session's poll interval while its lesson is live (None: not live), from how many
+    sessions follow lessons live now (``app.data_lesson.poll_interval``)."""
+    token = st.session_state.setdefault(TOKEN, uuid.uuid4().hex)
+    followers = data_lesson.following(token, active)
+    return data_lesson.poll_interval(followers) if active else None
 
 
 def _live_body(was_active: bool) -> None:
@@ -185,10 +203,11 @@ def _live_body(was_active: bool) -> None:
     if ids is None:
         return
     try:
-        s = state(data.LessonReader(), ids)
+        key, s = data_lesson.lesson_state(ids)
     except LabError as exc:
         show_error(exc)
         return
+    heat, losses, curves = _figures(key, s)
     if (s.ids.groups, s.ids.single) != (ids.groups, ids.single):  # ids found since: keep them
         _set_ids(s.ids)
     _conflict_header(s.conflict)
@@ -196,23 +215,22 @@ def _live_body(was_active: bool) -> None:
     _status_row(s)
     # The picture first: the heatmap gets its own full-width row (a half-width column left it
     # about 100 px wide on a 1024 px projector with the sidebar open); the losses go below.
-    _affinity_so_far(s)
-    if s.task_loss:
+    _affinity_so_far(s, heat)
+    if losses is not None:
         row = st.container(horizontal=True, wrap=True, gap="medium", horizontal_alignment="center")
         with row:
             with st.container(width=LOSS_BOX_PX):
-                charts.chart(
-                    approaches.lesson_losses(s.task_loss, s.tasks, title="Held-out loss per task"),
-                    key="learn_losses",
-                )
+                charts.chart(losses, key="learn_losses")
         with row:
             with st.container(width=LOSS_BOX_PX):
-                charts.chart(_mean_curves(s.curves), key="learn_curves")
+                charts.chart(curves, key="learn_curves")
     else:
         st.info("Held-out losses appear after the first evaluation (every 10 steps).")
     if s.grouping and s.planted:
         st.markdown(lesson_words.lesson_groups_note(s.grouping, s.planted, s.grouping_source))
-    sentences = lesson_words.explain_lesson(s.affinity, s.tasks, s.planted, s.loss, s.finished)
+    sentences = lesson_words.explain_lesson(
+        s.affinity, s.tasks, s.planted, s.loss, s.finished, diff=s.diff
+    )
     if sentences:
         st.info(" ".join(sentences), icon=":material/lightbulb:")
     for info in s.runs.values():
@@ -226,6 +244,38 @@ def _live_body(was_active: bool) -> None:
     )
     if was_active and not s.active:
         st.rerun()  # stop polling: the next full run draws the final state without a timer
+    if s.active and _poll_s(True) != st.session_state.get(POLL_KEY):
+        st.rerun()  # more (or fewer) sessions follow now: a full run sets the new interval
+
+
+@st.cache_resource(show_spinner=False, max_entries=64)
+def _figures(key: tuple, _s: LessonState) -> tuple[go.Figure | None, go.Figure | None, go.Figure]:
+    """The lesson's heatmap (None before its first matrix), loss bars (None before the first
+    evaluation) and loss curves, built and escaped once per lesson version ``key``
+    (``app.data_lesson.state_key``) for every session showing it; read-only, shared."""
+    s = _s
+    heat = None
+    if s.affinity is not None:
+        together = s.runs["together"]
+        grouping = s.grouping if together.status == "finished" else None
+        identity = np.arange(len(s.tasks))
+        order = regroup.group_order(list(s.tasks), identity, grouping) if grouping else identity
+        height = max(heatmaps.heatmap_height(len(s.tasks)), LEARN_HEATMAP_HEIGHT)
+        heat = heatmaps.heatmap(
+            s.affinity,
+            list(s.tasks),
+            order=order,
+            grouping=grouping,
+            zmax=lesson.AFFINITY_ZMAX,
+            title=f"Affinity, averaged over steps 1–{int(s.affinity_step or 0)}",
+            height=height,
+        )
+        heat = escape_figure(heat)
+    losses = None
+    if s.task_loss:
+        title = "Held-out loss per task"
+        losses = escape_figure(approaches.lesson_losses(s.task_loss, s.tasks, title=title))
+    return heat, losses, escape_figure(_mean_curves(s.curves))
 
 
 def _conflict_header(trained: float | None) -> None:
@@ -263,28 +313,16 @@ def _shared_note(s: LessonState) -> None:
         )
 
 
-def _affinity_so_far(s: LessonState) -> None:
-    """The together run's running-average heatmap on one fixed colour scale from the first
-    frame; rows in task order while it trains, in the grouped run's groups once it has
-    ended (the order settles once)."""
-    if s.affinity is None:
+def _affinity_so_far(s: LessonState, fig: go.Figure | None) -> None:
+    """The together run's running-average heatmap ``fig`` (:func:`_figures`) on one fixed
+    colour scale from the first frame; rows in task order while it trains, in the grouped
+    run's groups once it has ended (the order settles once)."""
+    if s.affinity is None or fig is None:
         st.info("Waiting for the first affinity matrix… (the worker is starting)")
         return
     together = s.runs["together"]
-    grouping = s.grouping if together.status == "finished" else None
-    identity = np.arange(len(s.tasks))
-    order = regroup.group_order(list(s.tasks), identity, grouping) if grouping else identity
     last = int(s.affinity_step or 0)
     height = max(heatmaps.heatmap_height(len(s.tasks)), LEARN_HEATMAP_HEIGHT)
-    fig = heatmaps.heatmap(
-        s.affinity,
-        list(s.tasks),
-        order=order,
-        grouping=grouping,
-        zmax=lesson.AFFINITY_ZMAX,
-        title=f"Affinity, averaged over steps 1–{last}",
-        height=height,
-    )
     # centred in a box as wide as the square plot needs: full width left it at the left of a
     # 1920 px screen with its colour bar ~840 px away; a narrower column narrows the box
     with st.container(horizontal=True, horizontal_alignment="center"):

@@ -30,7 +30,7 @@ def add_parsers(sub) -> None:
 
     p = sub.add_parser(
         "import",
-        help="import a run file (.csv, .tsv, .parquet, .jsonl, .json, .npy, .npz, "
+        help="import a run file (.csv, .tsv, .txt, .parquet, .jsonl, .json, .npy, .npz, "
         ".zip, TensorBoard events)",
     )
     p.add_argument("file", help="the file (or a TensorBoard log folder) to import")

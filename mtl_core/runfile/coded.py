@@ -74,6 +74,10 @@ def coded_column(
     import pyarrow.compute as pc
 
     text = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    if pa.types.is_dictionary(text.type) and not text.null_count:
+        return _dictionary_column(text, trim)
+    if pa.types.is_dictionary(text.type):
+        text = text.cast(pa.string())
     if text.null_count:
         text = pc.utf8_trim_whitespace(text) if trim else text
         return text.to_numpy(zero_copy_only=False)
@@ -103,6 +107,27 @@ def coded_column(
             if numbers is not None:
                 return numbers
     return remember(text.to_numpy(zero_copy_only=False).astype(object, copy=False), None, text)
+
+
+def _dictionary_column(text: Any, trim: bool) -> np.ndarray:
+    """A dictionary-encoded Arrow text array without nulls (as Parquet stores a name
+    column, read with ``read_dictionary``) -> the coded object array of
+    :func:`coded_column`, from its own codes: no text hashed per row. Its dictionary may
+    hold a text no row uses (a category column's unused category); readers that go by the
+    rows (first appearance, duplicates) use the codes."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    dictionary = text.dictionary.cast(pa.string())
+    codes = text.indices.to_numpy(zero_copy_only=False)
+    if trim:  # as coded_column: texts equal once trimmed share a code
+        trimmed = pc.utf8_trim_whitespace(dictionary)
+        if not pc.all(pc.equal(trimmed, dictionary)).as_py():
+            again = pc.dictionary_encode(trimmed)
+            codes = again.indices.to_numpy(zero_copy_only=False)[codes]
+            dictionary = again.dictionary
+    uniques = dictionary.to_numpy(zero_copy_only=False).astype(object, copy=False)
+    return remember(uniques, codes, dictionary)
 
 
 class Numbers:
@@ -341,11 +366,28 @@ def factor_parts(values: np.ndarray) -> tuple[np.ndarray | None, np.ndarray, int
         return None, known[0], known[1]
     c = coded(values)
     if c is None:
+        ranged = _range_codes(values)
+        if ranged is not None:
+            return None, ranged[0], ranged[1]
         codes, uniques = pd.factorize(values)
         return None, codes.astype(np.int64, copy=False), len(uniques)
     ucodes, distinct = pd.factorize(c.uniques)
     ucodes = ucodes.astype(np.int64, copy=False)
+    if c.codes is not None and len(distinct) == len(ucodes):  # distinct texts: codes as they are
+        return None, c.codes, len(distinct)
     return (None, ucodes, len(distinct)) if c.codes is None else (ucodes, c.codes, len(distinct))
+
+
+def _range_codes(values: np.ndarray) -> tuple[np.ndarray, int] | None:
+    """Whole numbers in a narrow range (steps as Parquet or JSON hold them) as codes without
+    hashing: ``(values - min (rows,) int64, max - min + 1)``, equal exactly where the values
+    are; None for any other column, or a range wider than 4 codes per row."""
+    if values.dtype.kind not in "iu" or len(values) == 0:
+        return None
+    lo, hi = int(values.min()), int(values.max())
+    if hi - lo >= max(4 * len(values), 1 << 16):
+        return None
+    return np.subtract(values, lo, dtype=np.int64), hi - lo + 1
 
 
 _FACTORS: dict[int, tuple[weakref.ref, np.ndarray, int]] = {}
@@ -376,3 +418,15 @@ def constant(value: str, rows: int) -> np.ndarray:
     return remember(
         np.array([value], dtype=object), np.zeros(rows, dtype=np.intp), pa.array([value])
     )
+
+
+def repeated(values: list[str], counts: list[int]) -> np.ndarray:
+    """Each text ``values[k]`` repeated ``counts[k]`` times, in order, as a coded column
+    ``(sum(counts),)``: the name columns of a log stored one file per key (MLflow's metric
+    files), with no text hashed per row."""
+    import pyarrow as pa
+
+    keep = [k for k, c in enumerate(counts) if c > 0]  # a part with no rows names nothing
+    uniques = np.array([values[k] for k in keep], dtype=object)
+    codes = np.repeat(np.arange(len(keep), dtype=np.intp), [counts[k] for k in keep])
+    return remember(uniques, codes, pa.array(uniques.tolist(), type=pa.string()))

@@ -12,6 +12,12 @@ depends on a guess:
 - object of lists of objects, ``{target: [{source: value}, ...]}`` (TAG's per-epoch
   ``transference.json``): list position ``e`` is epoch ``e``, one matrix per epoch (step);
 - pandas' ``orient="split"``: ``{"columns": [...], "index": [...], "data": [[...], ...]}``;
+- pandas' ``orient="table"``: ``{"schema": {"fields": [...], "primaryKey": [...]}, "data":
+  [row objects]}``: the rows, the index field as row labels (``index``, pandas' name for an
+  unnamed index, becomes the unnamed label column; a 0..n-1 index is left out as saved);
+- a long table (``step, source, target, affinity`` columns) saved by column or by row
+  (``orient="columns"``: ``{column: {row: value}}``; ``orient="index"``: ``{row: {column:
+  value}}``): read as the table it is, whichever way round, since its column names say so;
 - object of lists, ``{column: [values]}`` (``to_dict("list")``): a table by columns (long or
   wide, as its column names say);
 - array of arrays of numbers (``A.tolist()``): a headerless square matrix, tasks ``t0..``.
@@ -49,8 +55,16 @@ def object_columns(doc: dict[str, Any], name: str) -> tuple[Columns, Locate]:
         raise LabError(f"{name}: the JSON object is empty")
     if set(doc) >= {"columns", "data"} and isinstance(doc["data"], list):
         return _split(doc, name)
+    if set(doc) == {"schema", "data"} and isinstance(doc["schema"], dict):
+        return _table(doc, name)
     values = list(doc.values())
     if all(isinstance(v, dict) for v in values):
+        long = _long_names(doc.keys())
+        if long:  # orient="columns" of a long table: outer keys are its columns
+            return _dict_of_dicts(doc, name, matrix=False)
+        if _long_names(_union(values)):  # orient="index": outer keys are its rows
+            rows = list(values)
+            return _records(rows, name), lambda i: f"key {list(doc)[i]!r}"
         return _dict_of_dicts(doc, name)
     if any(_number_like(v) for v in values) and not any(isinstance(v, list) for v in values):
         return _summary(doc, name)
@@ -107,6 +121,12 @@ def array_columns(doc: list[Any], name: str) -> tuple[Columns, Locate] | None:
     if not doc or not all(isinstance(r, list) for r in doc):
         return None
     n = len(doc)
+    if any(isinstance(x, str) for r in doc[:50] for x in r):
+        raise LabError(
+            f"{name}: an array of arrays holding text is a table without column names "
+            "(pandas' to_json(orient='values') drops them): save it with orient='records', "
+            "'split' or 'table'"
+        )
     for k, r in enumerate(doc):
         if len(r) != n:
             raise LabError(
@@ -119,8 +139,43 @@ def array_columns(doc: list[Any], name: str) -> tuple[Columns, Locate] | None:
     return cols, lambda i: f"row {i + 1}"
 
 
-def _dict_of_dicts(doc: dict[str, Any], name: str) -> tuple[Columns, Locate]:
-    json_object_read()
+def _long_names(keys: Any) -> bool:
+    """Whether ``keys`` hold the long form's required column names (any case)."""
+    have = {str(k).strip().lower() for k in keys}
+    return {"step", "source", "target", "affinity"} <= have
+
+
+def _records(rows: list[Any], name: str) -> Columns:
+    """Row objects (keys = columns) -> columns, None where a row lacks a key."""
+    for k, r in enumerate(rows):
+        if not isinstance(r, dict):
+            raise LabError(f"{name}: data row {k + 1} is not an object")
+        _check_scalars(r, f"data row {k + 1}", name)
+    keys = _union(rows)
+    return {str(c): _objects([r.get(c) for r in rows]) for c in keys}
+
+
+def _table(doc: dict[str, Any], name: str) -> tuple[Columns, Locate]:
+    """pandas' ``to_json(orient="table")``: the rows under ``data``, in the schema's field
+    order; a one-field ``primaryKey`` is the index: ``index`` (an unnamed index) becomes the
+    unnamed row-label column (a 0..n-1 one is then left out as a saved index)."""
+    data, schema = doc["data"], doc["schema"]
+    if not isinstance(data, list) or not data:
+        raise LabError(f"{name}: 'data' must be a non-empty array of row objects "
+                       "(pandas orient='table')")  # fmt: skip
+    fields = schema.get("fields") or []
+    order = [f.get("name") for f in fields if isinstance(f, dict) and "name" in f]
+    cols = _records(data, name)
+    cols = {**{str(c): cols[str(c)] for c in order if str(c) in cols}, **cols}
+    key = schema.get("primaryKey")
+    if isinstance(key, list) and len(key) == 1 and key[0] == "index" and "index" in cols:
+        cols = {LABEL: cols.pop("index"), **cols}
+    return cols, lambda i: f"data row {i + 1}"
+
+
+def _dict_of_dicts(doc: dict[str, Any], name: str, matrix: bool = True) -> tuple[Columns, Locate]:
+    if matrix:
+        json_object_read()
     rows = _union(doc.values())
     check_table_cells(len(rows), len(doc), name)  # before the dense table is built
     cols: Columns = {LABEL: _objects(rows)}

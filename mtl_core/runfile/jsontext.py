@@ -30,7 +30,6 @@ MAX_DIGITS = 308
 #: Deepest nesting kept in a value the lab stores whole (``meta.json``'s ``config``).
 MAX_DEPTH = 64
 
-_LONG_INT = re.compile(r"\d{" + str(MAX_DIGITS + 1) + "}")
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 
 
@@ -46,7 +45,7 @@ def load_json(text: str, name: str) -> Any:
     LabError
         Nesting too deep, a whole number with too many digits, or a lone surrogate escape.
     """
-    hook = _parse_int if _LONG_INT.search(text) else None
+    hook = _parse_int if _long_digit_run(text) else None
     try:
         doc = json.loads(text, parse_int=hook)
     except RecursionError:
@@ -60,6 +59,24 @@ def load_json(text: str, name: str) -> Any:
     if _SURROGATE_ESCAPE.search(text):
         check_text(doc, name)
     return doc
+
+
+#: Each ASCII digit byte -> ``1``, any other byte -> ``0`` (:func:`_long_digit_run`).
+_DIGIT_BYTES = bytes(49 if 48 <= b <= 57 else 48 for b in range(256))
+_CHUNK = 1 << 22
+
+
+def _long_digit_run(text: str) -> bool:
+    """Whether ``text`` holds more than :data:`MAX_DIGITS` ASCII digits in a row (the only
+    digits a JSON number has), as a regular expression ``[0-9]{309}`` tells, about 8x faster:
+    4 MB at a time (overlapping by ``MAX_DIGITS``), each UTF-8 encoded, its digits mapped
+    to ``1`` by ``bytes.translate`` and searched for the run at C speed."""
+    run = b"1" * (MAX_DIGITS + 1)
+    for start in range(0, max(len(text), 1), _CHUNK):
+        piece = text[start : start + _CHUNK + MAX_DIGITS].encode("utf-8", "surrogatepass")
+        if run in piece.translate(_DIGIT_BYTES):
+            return True
+    return False
 
 
 def check_depth(value: Any, name: str, limit: int = MAX_DEPTH) -> None:

@@ -6,7 +6,9 @@ nested folders: ``metrics/affinity/seg/depth``), one line per logged value::
 
     1796605864467 0.016469157057907895 10       # timestamp (ms), value, step
 
-(files from MLflow before 1.0 have no step: read as step 0). Keys are matched like TensorBoard
+(files from MLflow before 1.0 have no step, and ``log_metric(key, v)`` writes step 0:
+when every value of a run is at step 0 they are numbered in timestamp order,
+:mod:`mtl_core.runfile.stepless`). Keys are matched like TensorBoard
 tags (:mod:`mtl_core.runfile.tb_conventions`: ``affinity/<source>/<target>``,
 ``affinity/<measure>/<source>/<target>``, or the user's ``--tag-pattern``); per-task losses
 (``train_loss/<task>``) become metrics. The run's name is ``tags/mlflow.runName``.
@@ -23,6 +25,7 @@ from mtl_core.runfile import tb_conventions as conv
 from mtl_core.runfile.bounds import check_tasks_count
 from mtl_core.runfile.messages import short
 from mtl_core.runfile.report import ReadOptions, pattern_used
+from mtl_core.runfile.stepless import plan_steps
 
 META = "meta.yaml"
 METRICS = "metrics/"
@@ -69,9 +72,10 @@ def metric_columns(
 
     Returns
     -------
-    ``(affinity parts, metric parts, ignored keys)``: the affinity parts hold ``step, source,
-    target, measure, affinity, wall_time`` (seconds) arrays per key and ``key`` (the key of
-    each part, for messages), the metric parts ``step, task, split, metric, value``.
+    ``(affinity parts, metric parts, ignored keys)``: the affinity parts hold ``step,
+    affinity, wall_time`` (seconds) arrays per key, and per key its ``source``, ``target``,
+    ``measure`` and ``key`` (for messages) as one text each; the metric parts hold arrays
+    ``step, task, split, metric, value``.
 
     Raises
     ------
@@ -95,28 +99,48 @@ def metric_columns(
     }
     met: dict[str, list[np.ndarray]] = {k: [] for k in ("step", "task", "split", "metric", "value")}
     ignored = []
+    read: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
     for key, path in sorted(keys.items()):
         what = cells.get(key)
-        loss = None if what else (conv.lab_metric(key) or conv.loss_metric(key, tasks))
-        if what is None and loss is None:
+        if what is None and not (conv.lab_metric(key) or conv.loss_metric(key, tasks)):
             ignored.append(key)
             continue
-        ts, val, step = _history(files[path], f"{name} › {path}")
+        read[key] = _history(files[path], f"{name} › {path}")
+    _number_by_timestamp(read, name)
+    for key, (ts, val, step) in read.items():
+        what = cells.get(key)
         if what is not None:
             for col, v in (("source", what.source), ("target", what.target),
                            ("measure", what.measure)):  # fmt: skip
-                aff[col].append(np.full(len(val), v, dtype=object))
+                aff[col].append(v)  # type: ignore[arg-type]
             aff["step"].append(step)
             aff["affinity"].append(val)
             aff["wall_time"].append(ts / 1000.0)
             aff["key"].append(key)  # type: ignore[arg-type]
         else:
-            split, metric, task = loss  # type: ignore[misc]
+            split, metric, task = conv.lab_metric(key) or conv.loss_metric(key, tasks)  # type: ignore[misc]
             for col, v in (("task", task), ("split", split), ("metric", metric)):
                 met[col].append(np.full(len(val), v, dtype=object))
             met["step"].append(step)
             met["value"].append(val)
     return aff, met, ignored
+
+
+def _number_by_timestamp(
+    read: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]], name: str
+) -> None:
+    """Metric files without steps (lines ``timestamp value``, MLflow before 1.0) or logged
+    without one (``log_metric(key, v)``: step 0) have every value at step 0: numbered in
+    timestamp order, or cut to the last, as :func:`mtl_core.runfile.stepless.plan_steps`
+    decides and notes (MLflow's own ``FileStore`` reads a missing step as 0)."""
+    plan = plan_steps(name, {k: (ts, st) for k, (ts, _, st) in read.items()}, "metric key",
+                      "without a step")  # fmt: skip
+    for key, order in plan.order.items():
+        ts, val, _ = read[key]
+        read[key] = (ts[order], val[order], np.arange(len(order), dtype=np.float64))
+    for key, k in plan.keep_last.items():
+        ts, val, st = read[key]
+        read[key] = (ts[k : k + 1], val[k : k + 1], st[k : k + 1])
 
 
 def _cell(key: str, pattern, options: ReadOptions) -> conv.Cell | None:

@@ -159,6 +159,13 @@ def read_run_file(
     parsed.affinity, named = rename_measures(parsed.affinity)
     if measure is not None and not report.measure_assumed and options.measure:
         _check_measure_applies(parsed, measure)
+    if report.percent:
+        if factor != 1.0:
+            raise LabError(
+                f"{PREFIX}{name}: its values are written with '%' and were read as percent "
+                f"already; drop --unit {str(unit).strip().lower()} (or the Upload unit choice)"
+            )
+        named.append("values written as percent ('4.1%') read as fractions (4.1% = 0.041)")
     if factor != 1.0:
         parsed.affinity = convert_affinity(parsed.affinity, unit)
         declared = str(unit).strip().lower()

@@ -61,6 +61,7 @@ class Report:
     matrix: bool = False
     json_object: bool = False
     pattern_used: bool = False
+    percent: bool = False
 
 
 _CURRENT: ContextVar[Report | None] = ContextVar("mtl_runfile_report", default=None)
@@ -118,6 +119,13 @@ def pattern_used() -> None:
     report = _CURRENT.get()
     if report is not None:
         report.pattern_used = True
+
+
+def percent_read() -> None:
+    """The values were written as percent text (``4.1%``) and read as fractions."""
+    report = _CURRENT.get()
+    if report is not None:
+        report.percent = True
 
 
 def json_object_read() -> None:

@@ -51,12 +51,15 @@ TABLE_EXTENSIONS = (".csv", ".parquet", ".jsonl")
 #: Table containers the lab reads, alone or inside a zip: also tab-separated text and a JSON
 #: array of row objects, as other tools write them.
 READ_TABLE_EXTENSIONS = (".csv", ".tsv", ".parquet", ".jsonl", ".json")
+#: Delimited text read only as a file of its own (R's ``write.table`` default extension):
+#: never picked from a folder or bundle, where a ``.txt`` is usually notes.
+TEXT_EXTENSIONS = (".txt",)
 #: NumPy matrices (:mod:`mtl_core.runfile.arrays`), read as a file of their own.
 ARRAY_EXTENSIONS = (".npy", ".npz")
 #: What ``write_run_file`` writes.
 FILE_EXTENSIONS = (*TABLE_EXTENSIONS, ".zip")
 #: What ``read_run_file`` reads (plus TensorBoard event files and log folders).
-READ_EXTENSIONS = (*READ_TABLE_EXTENSIONS, *ARRAY_EXTENSIONS, ".zip")
+READ_EXTENSIONS = (*READ_TABLE_EXTENSIONS, *TEXT_EXTENSIONS, *ARRAY_EXTENSIONS, ".zip")
 #: CSV delimiters told apart by the header line, in order of preference on a tie.
 DELIMITERS = (",", ";", "\t")
 

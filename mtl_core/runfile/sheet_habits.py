@@ -3,6 +3,9 @@ kind 5). Torch-free.
 
 - ``#`` comment lines above the header (TAG-style notes, ``np.savetxt(header=...)`` dumps),
   and Excel's ``sep=,`` first line (it declares the delimiter): skipped, and said so;
+- ``#`` comment lines below the header and between data rows (a note written when a run was
+  resumed, a trailing ``# done``): skipped, said so with their line numbers, and rows still
+  named by their line in the file (:func:`strip_comment_lines`);
 - R's ``write.table(m)`` header, one name short (no corner cell): the first column is row
   names;
 - Excel's trailing empty columns (``,,`` at the end of every line, header included) and
@@ -72,6 +75,71 @@ def strip_preamble(text: str, name: str) -> tuple[str, str | None, int]:
     if not rest.strip():
         raise LabError(f"{name}: the file holds only comment lines")
     return rest, declared, skipped
+
+
+#: A line whose first non-blank character is ``#`` (a candidate comment line).
+_COMMENT_LINE = re.compile(r"(?m)^[ \t]*#")
+
+
+def strip_comment_lines(text: str, delim: str, name: str, above: int = 0) -> tuple[str, np.ndarray]:
+    """Drop the ``#`` comment lines below the header (``text`` starts at the header line).
+
+    A line is a comment when its first non-blank character is ``#`` and its first cell is
+    neither a missing-value mark (``#N/A``, ``#DIV/0!`` ... are data, :data:`MISSING_MARKS`)
+    nor a header name (a matrix's row label, a task named ``#1``).
+    A quoted cell spanning lines is not looked into (such a continuation line starting with
+    ``#`` would be dropped).
+
+    Parameters
+    ----------
+    text : the table's text from its header line on.
+    delim : its delimiter (the first cell of a candidate line is read up to it).
+    name : the file's name for messages.
+    above : lines of the file above ``text`` (skipped by :func:`strip_preamble`), so the note
+        names lines as the file numbers them.
+
+    Returns
+    -------
+    ``(text without them, removed)``: ``removed`` holds the dropped lines' numbers counted
+    within ``text`` (int64, 1 = the header line, ascending); empty when there were none
+    (``text`` is then returned as is, with no copy). Notes the count and the first lines.
+
+    Raises ``LabError`` when only comment lines follow the header.
+    """
+    first = text.find("\n")
+    # (a plain find first: 1 ms on 45 MB, against 140 ms for the line regex)
+    if first < 0 or text.find("#", first) < 0 or _COMMENT_LINE.search(text, first + 1) is None:
+        return text, np.empty(0, dtype=np.int64)
+    lines = text.split("\n")  # (not splitlines: a cell may hold \x0b, \u2028 ...)
+    # a first cell naming a header column is a matrix row label (a task named '#1'): data
+    data_marks = MISSING_MARKS | {h.strip().strip('"') for h in lines[0].split(delim)}
+    kept, removed = [lines[0]], []
+    for k, line in enumerate(lines[1:], start=2):
+        body = line.lstrip(" \t")
+        first_cell = body.split(delim, 1)[0].strip().strip('"')
+        if body.startswith("#") and first_cell not in data_marks:
+            removed.append(k)
+        else:
+            kept.append(line)
+    if not removed:
+        return text, np.empty(0, dtype=np.int64)
+    if not "".join(kept[1:]).strip():
+        raise LabError(f"{name}: only '#' comment lines follow the header (no data rows)")
+    shown = ", ".join(str(k + above) for k in removed[:5]) + (", ..." if len(removed) > 5 else "")
+    lines_word = "lines" if len(removed) > 1 else "line"
+    note(
+        f"{name}: skipped {len(removed)} '#' comment line(s) below the header "
+        f"({lines_word} {shown})"
+    )
+    return "\n".join(kept), np.asarray(removed, dtype=np.int64)
+
+
+def line_shift(removed: np.ndarray, line: int) -> int:
+    """How many removed lines come before kept line ``line`` (numbered without them), so the
+    line's number in the file is ``line + line_shift(removed, line)``."""
+    if not len(removed):
+        return 0
+    return int(np.searchsorted(removed - np.arange(len(removed)), line, side="right"))
 
 
 _R_SPACED = re.compile(r'^\s*"[^"]*"(?: +"[^"]*")+\s*$')

@@ -22,6 +22,7 @@ import functools
 import io
 import itertools
 import json
+import operator
 import re
 from typing import Any
 
@@ -38,6 +39,7 @@ from mtl_core.runfile.formula_escape import escape_cell, escape_frame, unescape_
 from mtl_core.runfile.json_layouts import array_columns, flatten_records, object_columns
 from mtl_core.runfile.jsontext import json_lines, load_json
 from mtl_core.runfile.messages import JSON_ROW, Locate, short
+from mtl_core.runfile.parquet import parse_parquet
 from mtl_core.runfile.report import note
 from mtl_core.runfile.schema import DELIMITERS
 
@@ -68,13 +70,14 @@ def parse_table(
         Undecodable text, a malformed container, no rows, a column named twice, or (with
         ``run_limits``) more rows or columns than a run may hold.
     """
-    if ext in (".csv", ".tsv"):
-        return _parse_csv(data, name, "\t" if ext == ".tsv" else ",", run_limits, numbers)
+    if ext in (".csv", ".tsv", ".txt"):
+        default = {".csv": ",", ".tsv": "\t"}.get(ext, " ")  # .txt: R's write.table
+        return _parse_csv(data, name, default, run_limits, numbers)
     if ext == ".jsonl":
         return _parse_jsonl(data, name, run_limits)
     if ext == ".json":
         return _parse_json(data, name, run_limits)
-    return _parse_parquet(data, name, run_limits)
+    return parse_parquet(data, name, run_limits, _check_header)
 
 
 __all__ = ["decode_text", "parse_table", "sniff_delimiter", "table_bytes"]
@@ -100,6 +103,13 @@ def first_line_end(text: str) -> int:
     """Where the first line ends (``\n``, ``\r\n`` or an old Mac's lone ``\r``), or -1."""
     ends = [k for k in (text.find("\n"), text.find("\r")) if k >= 0]
     return min(ends) if ends else -1
+
+
+def _delimited_header(text: str) -> bool:
+    """Whether the header line holds a comma, semicolon or tab outside quotes."""
+    end = first_line_end(text)
+    line = re.sub(r'"[^"]*"?', "", text if end < 0 else text[:end])
+    return any(d in line for d in DELIMITERS)
 
 
 def _header(text: str, delim: str, name: str) -> list[str]:
@@ -153,7 +163,15 @@ def _parse_csv(
     if not text or text.isspace():  # (not strip(): no copy of the text)
         raise LabError(f"{name}: the file is empty")
     text, declared, skipped = habits.strip_preamble(text, name)
-    delim = declared or (" " if habits.r_space_delimited(text) else sniff_delimiter(text, default))
+    if declared:
+        delim = declared
+    elif habits.r_space_delimited(text):
+        delim = " "
+    elif default == " ":  # a .txt: space-separated unless its header holds , ; or a tab
+        delim = sniff_delimiter(text, ",") if _delimited_header(text) else " "
+    else:
+        delim = sniff_delimiter(text, default)
+    text, comments = habits.strip_comment_lines(text, delim, name, skipped)
     top = _head(text, delim, 6)  # the header and R's row-name check need the first rows only
     header = habits.r_row_names(top, delim, _header(top, delim, name), name)
     headerless = _numeric_header(header)
@@ -173,10 +191,14 @@ def _parse_csv(
         check_columns(len(header), name)
     # pyarrow reads UTF-8 bytes: re-encode when the file was in another encoding (or lines
     # above the header were skipped)
-    body = data if encoding == "utf-8" and not skipped else text.encode("utf-8")
+    body = data if encoding == "utf-8" and not skipped and not len(comments) else None
+    body = text.encode("utf-8") if body is None else body
     if body.startswith(b"\xef\xbb\xbf"):
         body = body[3:]
     skip_rows = 0 if headerless else 1
+    end = first_line_end(text)
+    if skip_rows and (end < 0 or not text[end:].strip()):  # (Arrow: "could not skip 1 rows")
+        raise LabError(f"{name}: has a header but no rows")
     # the columns of numbers read as float64 by Arrow (csv_numbers); a cell that is not a
     # number there, and every other column, read as text and converted exactly afterwards
     floats = set()
@@ -213,7 +235,14 @@ def _parse_csv(
     cols = habits.drop_blank_edges(cols, blank, name)
     cols = unescape_columns(cols)  # undo the writer's formula escaping (exact round trip)
     first = (1 if headerless else 2) + skipped
-    locate = lambda i: f"row {i + 1} (line {i + first})"  # noqa: E731
+    if len(comments):  # rows keep the line numbers of the file, comment lines counted
+        below = first - skipped
+
+        def locate(i: int) -> str:
+            return f"row {i + 1} (line {i + first + habits.line_shift(comments, i + below)})"
+
+    else:
+        locate = lambda i: f"row {i + 1} (line {i + first})"  # noqa: E731
     if header and not text.endswith(("\n", "\r")):
         habits.note_cut_end(cols, list(cols)[-1], locate)
     if delim == ";":
@@ -317,9 +346,10 @@ def _parse_json(data: bytes, name: str, limits: bool) -> tuple[Columns, Locate]:
     matrix = array_columns(doc, name)
     if matrix is not None:
         return matrix
-    for k, rec in enumerate(doc):
-        if not isinstance(rec, dict):
-            raise LabError(f"{name}: row {k + 1} is {_json_kind(rec)}; {want}")
+    if set(map(type, doc)) != {dict}:  # (JSON makes no dict subclass)
+        for k, rec in enumerate(doc):
+            if not isinstance(rec, dict):
+                raise LabError(f"{name}: row {k + 1} is {_json_kind(rec)}; {want}")
     cols = _fast_record_columns(doc)
     if cols is None:
         cols = _record_columns(doc)
@@ -347,6 +377,9 @@ def _fast_record_columns(records: list[Any]) -> Columns | None:
     key, a null, a non-object row), which the slow path then reports with its place."""
     if set(map(type, records)) != {dict}:
         return None
+    uniform = _uniform_record_columns(records)
+    if uniform is not None:
+        return uniform
     df = pd.DataFrame.from_records(records)
     if df.isna().to_numpy().any():  # a missing key or a null/NaN: let the slow path say where
         return None
@@ -362,6 +395,40 @@ def _fast_record_columns(records: list[Any]) -> Columns | None:
     return cols
 
 
+def _uniform_record_columns(records: list[dict[str, Any]]) -> Columns | None:
+    """Row objects that all hold the first row's keys, and no others -> columns, each taken
+    by ``operator.itemgetter`` at C speed: whole numbers as int64, numbers as float64,
+    anything else as the values themselves (the dtypes ``DataFrame.from_records`` gives
+    such columns). None where the rows differ, a value is null or NaN, or a whole number
+    is past int64: :func:`_fast_record_columns` then reads them as before."""
+    keys = list(records[0])
+    if not keys or set(map(len, records)) != {len(keys)}:
+        return None
+    cols: Columns = {}
+    for key in keys:
+        try:  # one list per key (no tuple per row)
+            col = list(map(operator.itemgetter(key), records))
+        except KeyError:
+            return None
+        kinds = set(map(type, col))
+        if type(None) in kinds:
+            return None
+        try:
+            if kinds == {int}:
+                arr = np.array(col, dtype=np.int64)
+            elif kinds <= {int, float}:
+                arr = np.array(col, dtype=np.float64)
+                if np.isnan(arr).any():
+                    return None
+            else:
+                arr = np.empty(len(col), dtype=object)
+                arr[:] = col
+        except OverflowError:
+            return None
+        cols[key] = arr
+    return cols
+
+
 def _json_kind(v: Any) -> str:
     if isinstance(v, list):
         return "an array"
@@ -372,53 +439,6 @@ def _json_kind(v: Any) -> str:
     if v is None:
         return "null"
     return "true/false" if isinstance(v, bool) else "a number"
-
-
-# ----------------------------------------------------------------------------- Parquet
-
-
-def _parse_parquet(data: bytes, name: str, limits: bool) -> tuple[Columns, Locate]:
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    try:
-        if limits:  # counts from the footer, before reading any data
-            footer = pq.ParquetFile(io.BytesIO(data)).metadata
-            check_rows(footer.num_rows, name)
-            check_columns(footer.num_columns, name)
-        table = pq.read_table(io.BytesIO(data))
-        if table.num_rows == 0:
-            raise LabError(f"{name}: the table has no rows")
-        _check_header(table.column_names, name)
-        return _parquet_columns(table), lambda i: f"row {i + 1}"
-    # (a damaged file can hold names or text that are not UTF-8: UnicodeDecodeError)
-    except (pa.ArrowException, OSError, ValueError, UnicodeDecodeError) as exc:
-        raise LabError(f"{name}: not a readable Parquet file ({short(exc)})") from None
-
-
-def _parquet_columns(table: Any) -> Columns:
-    """A pyarrow table's columns as NumPy arrays: numbers as numbers (object when some are
-    null), text as ``str`` with its Arrow codes (:func:`coded_column`, untrimmed: the
-    values as stored), anything else as Python objects."""
-    import pyarrow as pa
-
-    cols = {}
-    for cname, col in zip(table.column_names, table.columns):
-        t = col.type
-        if pa.types.is_dictionary(t) and pa.types.is_string(t.value_type):
-            t = pa.string()  # a pandas category column: its texts
-        if pa.types.is_string(t) or pa.types.is_large_string(t):
-            cols[cname] = coded_column(col.cast(pa.string()), trim=False)
-            continue
-        if pa.types.is_integer(t) or pa.types.is_floating(t):
-            arr = col.to_numpy(zero_copy_only=False)
-            if col.null_count:
-                arr = np.array(col.to_pylist(), dtype=object)
-        else:
-            arr = np.empty(table.num_rows, dtype=object)
-            arr[:] = col.to_pylist()
-        cols[cname] = arr
-    return cols
 
 
 # ----------------------------------------------------------------------------- writing

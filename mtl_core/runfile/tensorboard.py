@@ -36,6 +36,7 @@ from mtl_core.runfile.messages import names, over_limit
 from mtl_core.runfile.model import ParsedRun, assemble
 from mtl_core.runfile.report import ReadOptions, measure_assumed, note, pattern_used
 from mtl_core.runfile.schema import DEFAULT_MEASURE, GROUPING_FRAME, METRIC_FRAME, empty_frame
+from mtl_core.runfile.stepless import plan_steps
 from mtl_core.runfile.tfrecord import FileScan, Series, merge, scan_file
 from mtl_core.runfile.validate import validate_affinity, validate_metrics
 
@@ -251,34 +252,17 @@ def _assemble(
 
 def _number_by_wall_time(run: str, series: dict[str, Series]) -> None:
     """Scalars logged without ``global_step`` (``add_scalar(tag, v)``) all sit at step 0, and
-    only the last would be kept: when every scalar of a run is at step 0 and some tag has
-    several, each tag's values are ordered by wall time and numbered 0, 1, 2, ... (the k-th
-    value of every tag is step k), and the read says so."""
-    if not series:
-        return
-    zero = {t: s for t, s in series.items() if not np.frombuffer(s.steps, dtype=np.int64).any()}
-    if len(zero) < len(series):  # other tags have steps: numbering these would misalign them
-        cut = {t: len(s.steps) - 1 for t, s in zero.items() if len(s.steps) > 1}
-        if cut:
-            note(
-                f"{run or 'the log'}: {len(cut)} tag(s) logged without global_step (every "
-                f"value at step 0) while others have steps: {sum(cut.values())} earlier "
-                f"values of them were cut, the last kept (e.g. {names(sorted(cut), 3)})"
-            )
-        return
-    most = max(len(s.steps) for s in series.values())
-    if most < 2:
-        return
-    for s in series.values():
-        walls = np.frombuffer(s.walls, dtype=np.float64)
-        order = np.argsort(walls, kind="stable")
-        s.walls = array("d", walls[order].tobytes())
+    only the last would be kept: renumbered by wall time, or the cut counted, as
+    :func:`mtl_core.runfile.stepless.plan_steps` decides and says (the cut itself is the
+    duplicate rule's: the last value of a step is kept)."""
+    walls = {t: np.frombuffer(s.walls, dtype=np.float64) for t, s in series.items()}
+    steps = {t: np.frombuffer(s.steps, dtype=np.int64) for t, s in series.items()}
+    plan = plan_steps(run, {t: (walls[t], steps[t]) for t in series}, "tag", "without global_step")
+    for t, order in plan.order.items():
+        s = series[t]
+        s.walls = array("d", walls[t][order].tobytes())
         s.values = array("d", np.frombuffer(s.values, dtype=np.float64)[order].tobytes())
         s.steps = array("q", np.arange(len(order), dtype=np.int64).tobytes())
-    note(
-        f"{run or 'the log'}: every scalar is at step 0 (logged without global_step): up to "
-        f"{most} values per tag ordered by wall time and read as steps 0..{most - 1}"
-    )
 
 
 def _cells(series: dict[str, Series], pattern, options: ReadOptions):

@@ -25,7 +25,9 @@ from mtl_core.runfile import tb_conventions as conv
 from mtl_core.runfile.cells import to_numbers
 from mtl_core.runfile.coded import as_text, remember, remember_factors, text_columns
 from mtl_core.runfile.messages import Locate
+from mtl_core.runfile.percent import value_columns
 from mtl_core.runfile.report import ReadOptions, note, pattern_used
+from mtl_core.runfile.wandb_panel import panel_columns
 
 _ROW: Locate = lambda i: f"row {i + 1}"  # noqa: E731
 #: Step columns, in order of preference (the tracker's own step first).
@@ -64,6 +66,10 @@ def read_step_columns(
     keyed = read_key_rows(cols, name, options)
     if keyed is not None:
         return keyed
+    pattern = conv.compile_pattern(options.tag_pattern) if options.tag_pattern else None
+    panel = panel_columns(cols, name, lambda k: _cell(k, pattern, options) is not None, locate)
+    if panel is not None:  # W&B's chart "Export CSV": runs stacked, prefixes stripped
+        cols, locate = panel
     step_col = next((c for c in STEP_COLUMNS if c in cols), None)
     run_col = next((c for c in RUN_COLUMNS if c in cols), None)
     if run_col is not None:  # run names are text; steps and cells are read as numbers
@@ -109,8 +115,9 @@ def read_step_columns(
     # the cell columns as one (rows, cells) block; logged values in reading order (row by
     # row, cells in column order) are its non-NaN entries in C order
     block = np.empty((n_rows, len(cells)), dtype=np.float64)
-    for k, (col, _) in enumerate(cells):
-        block[:, k] = to_numbers(cols[col], col, name, locate, allow_empty=True)
+    cell_cols = value_columns(cols, [col for col, _ in cells], name, locate)  # (or percent)
+    for k, values in enumerate(cell_cols):
+        block[:, k] = values
     logged = ~np.isnan(block)
     stepped = ~np.isnan(steps)
     unstepped = int(logged[~stepped].sum())

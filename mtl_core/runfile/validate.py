@@ -17,6 +17,7 @@ from mtl_core.errors import LabError
 from mtl_core.runfile.cells import drop_blank_run, to_labels, to_numbers, to_steps
 from mtl_core.runfile.coded import constant, factor_parts, frame_text
 from mtl_core.runfile.messages import WIDE_NOTE, Locate, close, fail
+from mtl_core.runfile.percent import value_columns
 from mtl_core.runfile.report import left_out, measure_assumed, note
 from mtl_core.runfile.schema import (
     AFFINITY_FRAME,
@@ -119,7 +120,7 @@ def validate_affinity(
     step = to_steps(cols["step"], name, locate)  # checked in this order: the first error wins
     src = to_labels(cols["source"], "source", name, locate)
     tgt = to_labels(cols["target"], "target", name, locate)
-    aff = to_numbers(cols["affinity"], "affinity", name, locate, allow_empty=True)
+    (aff,) = value_columns(cols, ["affinity"], name, locate)  # (percent text read too)
     if "measure" not in cols and measure is None:
         measure_assumed()
     measure_col = _optional_labels(cols, "measure", measure or DEFAULT_MEASURE, name, locate)
@@ -239,8 +240,9 @@ def _check_tasks(
         )
 
 
-#: Up to this many possible keys (or 4 per row), the duplicate check marks keys in an array.
-_MARKED_KEYS = 1 << 22
+#: Up to this many possible keys (or 16 per row), the duplicate check marks keys in a bool
+#: array (16 MB at most beside a 1M-row table) rather than hashing them.
+_MARKED_KEYS = 1 << 24
 
 
 def _all_distinct(gid: np.ndarray, radix: int) -> bool:
@@ -249,7 +251,7 @@ def _all_distinct(gid: np.ndarray, radix: int) -> bool:
     array; else by hashing."""
     if len(gid) < 2 or bool(np.all(gid[1:] > gid[:-1])):
         return True
-    if radix <= max(_MARKED_KEYS, 4 * len(gid)):
+    if radix <= max(_MARKED_KEYS, 16 * len(gid)):
         seen = np.zeros(radix, dtype=bool)
         seen[gid] = True
         return int(np.count_nonzero(seen)) == len(gid)
@@ -277,7 +279,9 @@ def _refuse_duplicate_cells(
         for per, rows, count in factors:  # in place: no new row-sized array per column
             if count > 1:
                 gid *= count
-                gid += rows if per is None else np.take(per, rows, out=spare)
+                gid += (
+                    rows if per is None else np.take(per, rows, out=spare, mode="clip")
+                )  # codes are in range
     else:  # too many distinct values for one int64: group the code columns
         codes = pd.DataFrame(
             {c: f[1] if f[0] is None else f[0][f[1]] for c, f in zip(key, factors)}

@@ -38,10 +38,10 @@ from mtl_core.runfile.cells import (
     drop_blank_run,
     is_decimal_comma,
     to_labels,
-    to_numbers,
     to_steps,
 )
 from mtl_core.runfile.messages import Locate, close, names
+from mtl_core.runfile.percent import value_columns
 from mtl_core.runfile.report import left_out, matrix_read, measure_assumed, note
 from mtl_core.runfile.schema import AFFINITY_FRAME, DEFAULT_MEASURE
 
@@ -123,9 +123,7 @@ def read_wide(
     else:
         cols = drop_blank_run(cols)
         blocks = _labelled_rows(cols, label, task_cols, locate, name)
-    values = np.column_stack(
-        [to_numbers(cols[c], c, name, locate, allow_empty=True) for c in task_cols]
-    )
+    values = np.column_stack(value_columns(cols, task_cols, name, locate))  # (or percent text)
     values[np.isinf(values)] = np.nan  # one rule: a non-finite cell is unmeasured
     _report_unmeasured(values, locate, task_cols)
     frame = _long_frame(values, blocks, task_cols, name)
@@ -176,7 +174,9 @@ def _drop_index_column(cols: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         return cols
     if set(vals) & set(header[1:]):
         return cols  # task names that are numbers: row labels, not an index
-    note(f"column {header[0]!r} holds 0, 1, 2, ... (a saved index) and was left out")
+    seq = ", ".join(str(start + k) for k in range(3))
+    who = "pandas" if start == 0 else "R's row names"
+    note(f"column {header[0]!r} holds {seq}, ... (a saved index: {who}) and was left out")
     return {k: v for k, v in cols.items() if k != header[0]}
 
 

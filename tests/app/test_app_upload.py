@@ -51,7 +51,7 @@ def test_bad_upload_shows_reader_error_and_saves_nothing(store, monkeypatch):
         at,
         [
             ("bad.csv", BAD, "text/csv"),
-            ("notes.txt", b"hello", "text/plain"),
+            ("notes.docx", b"hello", "application/octet-stream"),
             ("good.csv", GOOD, "text/csv"),
         ],
     )
@@ -59,7 +59,7 @@ def test_bad_upload_shows_reader_error_and_saves_nothing(store, monkeypatch):
     errors = [shown(e.value) for e in at.error]
     assert len(errors) == 2, errors
     assert "affinity" in errors[0] and "bad.csv" in errors[0]  # the reader's own message
-    assert "notes.txt" in errors[1] and "unsupported" in errors[1]
+    assert "notes.docx" in errors[1] and "unsupported" in errors[1]
     assert "Traceback" not in " ".join(errors)
     # the good file is still offered, alone
     assert at.button(key="upload_save").proto.label == "Save this run"

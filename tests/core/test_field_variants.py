@@ -6,6 +6,7 @@ is refused with one line naming what is wrong."""
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import numpy as np
@@ -39,7 +40,9 @@ def _expected(tasks: list[str] = T, steps: list[int] = STEPS) -> pd.DataFrame:
 
 
 def _same(parsed, expected: pd.DataFrame) -> None:
-    got = parsed.affinity[["step", "source", "target", "affinity"]]
+    """The affinity of ``parsed`` (a ParsedRun, or its affinity frame) is ``expected``."""
+    aff = parsed if isinstance(parsed, pd.DataFrame) else parsed.affinity
+    got = aff[["step", "source", "target", "affinity"]]
     key = ["step", "source", "target"]
     got = got.sort_values(key).reset_index(drop=True)
     expected = expected.sort_values(key).reset_index(drop=True)
@@ -83,3 +86,416 @@ def test_pattern_fitting_an_mlflow_key_two_ways_is_refused(tmp_path: Path) -> No
     (run / "meta.yaml").write_text("run_id: run1\nrun_name: r\n")
     with pytest.raises(LabError, match="more than one way"):
         read_run_file(run, tag_pattern="aff_{source}_{target}")
+
+
+# --- kind: '#' comment lines below the header (every delimited text reader) ----------------
+
+
+def _long_csv(sep: str = ",") -> list[str]:
+    return _expected().to_csv(index=False, sep=sep).splitlines(keepends=True)
+
+
+def test_comment_line_between_long_rows_is_skipped_with_its_line_number() -> None:
+    # before: "not a readable CSV table (CSV parse error: Row #6: Expected 4 columns, got 1)"
+    lines = _long_csv()
+    text = "".join([*lines[:5], "# resumed from checkpoint 20\n", *lines[5:]])
+    parsed = read_run_file(text.encode(), "a.csv")
+    _same(parsed, _expected())
+    assert "a.csv: skipped 1 '#' comment line(s) below the header (line 6)" in parsed.notes
+
+
+def test_comment_lines_below_a_matrix_header_and_at_the_end_of_a_tsv_are_skipped() -> None:
+    m = pd.DataFrame(REF, index=T, columns=T).to_csv(sep="\t").splitlines(keepends=True)
+    text = "".join([m[0], "# rows = source\n", *m[1:3], "  # half way\n", *m[3:], "# end\n"])
+    parsed = read_run_file(text.encode(), "m.tsv")
+    _same(parsed, _expected(steps=[0]).assign(affinity=REF.ravel()))
+    assert "m.tsv: skipped 3 '#' comment line(s) below the header (lines 2, 5, 8)" in parsed.notes
+
+
+def test_rows_after_a_comment_line_are_named_by_their_line_in_the_file() -> None:
+    lines = _long_csv()
+    bad = lines[7].rsplit(",", 1)[0] + ",oops\n"
+    text = "".join(["# exported by hand\n", lines[0], "# note\n", *lines[1:7], bad, *lines[8:]])
+    with pytest.raises(LabError, match=r"row 7 \(line 10\), column 'affinity': 'oops' is not"):
+        read_run_file(text.encode(), "a.csv")
+
+
+def test_a_row_starting_with_an_excel_error_is_data_not_a_comment() -> None:
+    m = pd.DataFrame(REF, index=T, columns=T)
+    text = m.to_csv(index=False)  # no row labels: first cells are values
+    lines = text.splitlines(keepends=True)
+    lines[2] = "#N/A" + lines[2][lines[2].index(",") :]
+    parsed = read_run_file("".join(lines).encode(), "m.csv")
+    assert parsed.left_out == 1
+    assert not any("comment" in n for n in parsed.notes)
+
+
+def test_only_comment_lines_after_the_header_is_refused() -> None:
+    with pytest.raises(LabError, match="only '#' comment lines follow the header"):
+        read_run_file(b"step,source,target,affinity\n# nothing logged\n", "a.csv")
+
+
+# --- kind: R's write.table / write.csv output ------------------------------------------------
+
+
+def _r_num(v: float) -> str:
+    return repr(float(v))
+
+
+def test_r_write_table_matrix_default_output_reads_from_a_txt_file() -> None:
+    # before: "unsupported file type .txt"
+    text = (
+        " ".join(f'"{t}"' for t in T)
+        + "\n"
+        + "".join(f'"{s}" ' + " ".join(_r_num(v) for v in REF[i]) + "\n" for i, s in enumerate(T))
+    )
+    parsed = read_run_file(text.encode(), "x.txt")
+    _same(parsed, _expected(steps=[0]).assign(affinity=REF.ravel()))
+    assert any("one name short (R's write.table)" in n for n in parsed.notes)
+
+
+def test_r_write_table_of_a_long_data_frame_drops_r_row_numbers() -> None:
+    rows = _expected().itertuples()
+    text = '"step" "source" "target" "affinity"\n' + "".join(
+        f'"{k + 1}" {r.step} "{r.source}" "{r.target}" {_r_num(r.affinity)}\n'
+        for k, r in enumerate(rows)
+    )
+    parsed = read_run_file(text.encode(), "x.txt")
+    _same(parsed, _expected())
+    assert "column '' holds 1, 2, 3, ... (a saved index: R's row names) and was left out" in (
+        parsed.notes
+    )
+
+
+def test_r_write_table_with_tabs_and_write_csv_matrix_read_the_same() -> None:
+    tab = (
+        "\t".join(T)
+        + "\n"
+        + "".join(s + "\t" + "\t".join(_r_num(v) for v in REF[i]) + "\n" for i, s in enumerate(T))
+    )
+    csv = (
+        '"",'
+        + ",".join(f'"{t}"' for t in T)
+        + "\n"
+        + "".join(f'"{s}",' + ",".join(_r_num(v) for v in REF[i]) + "\n" for i, s in enumerate(T))
+    )
+    want = _expected(steps=[0]).assign(affinity=REF.ravel())
+    _same(read_run_file(tab.encode(), "x.txt"), want)
+    _same(read_run_file(csv.encode(), "x.csv"), want)
+
+
+def test_a_txt_file_inside_a_folder_is_not_read_as_a_table(tmp_path: Path) -> None:
+    (tmp_path / "affinity.csv").write_bytes(_wide("affinity/{source}/{target}"))
+    (tmp_path / "README.txt").write_text("notes about this run, not a table\n")
+    _same(read_run_file(tmp_path), _expected())
+
+
+# --- kind: MLflow metric files without steps --------------------------------------------------
+
+_TS = 1796600000000  # ms
+
+
+def _mlflow_run(root: Path, line, order=STEPS) -> Path:
+    """A file-store run folder, one ``metrics/affinity/<s>/<t>`` file per cell, its lines
+    written by ``line(timestamp, value, step)`` in the order of the steps ``order``."""
+    run = root / "0" / "r1"
+    for i, s in enumerate(T):
+        for j, t in enumerate(T):
+            p = run / "metrics" / "affinity" / s / t
+            p.parent.mkdir(parents=True, exist_ok=True)
+            p.write_text("".join(line(_TS + st * 100, float(_mat(st)[i, j]), st) for st in order))
+    (run / "meta.yaml").write_text("run_id: r1\nrun_name: r\nexperiment_id: '0'\n")
+    return run
+
+
+def _renumbered() -> pd.DataFrame:
+    e = _expected()
+    return e.assign(step=e["step"].map({10: 0, 20: 1, 30: 2}))
+
+
+@pytest.mark.parametrize("order", [STEPS, STEPS[::-1]], ids=["in order", "lines shuffled"])
+def test_mlflow_two_field_lines_are_numbered_by_timestamp(tmp_path: Path, order) -> None:
+    # before: "duplicated cell (step 0, ...)": each file's values all read at step 0
+    run = _mlflow_run(tmp_path, lambda ts, v, st: f"{ts} {v!r}\n", order)
+    parsed = read_run_file(run)
+    _same(parsed, _renumbered())
+    assert (
+        "r1: every value is at step 0 (logged without a step): up to 3 values per metric key "
+        "ordered by wall time and read as steps 0..2"
+    ) in parsed.notes
+    np.testing.assert_allclose(sorted(set(parsed.affinity["wall_time"])), [_TS / 1000 + 1,
+                               _TS / 1000 + 2, _TS / 1000 + 3])  # fmt: skip
+
+
+def test_mlflow_log_metric_without_step_writes_step_0_and_reads_the_same(tmp_path: Path) -> None:
+    run = _mlflow_run(tmp_path, lambda ts, v, st: f"{ts} {v!r} 0\n")
+    _same(read_run_file(run), _renumbered())
+
+
+def test_mlflow_key_without_steps_beside_stepped_keys_keeps_its_last_value(tmp_path: Path) -> None:
+    run = _mlflow_run(tmp_path, lambda ts, v, st: f"{ts} {v!r} {st}\n")
+    odd = run / "metrics" / "affinity" / "seg" / "depth"
+    odd.write_text(f"{_TS + 3000} 0.5\n{_TS + 1000} 0.25\n{_TS + 2000} 0.75\n")
+    parsed = read_run_file(run)
+    got = parsed.affinity
+    cell = got[(got.source == "seg") & (got.target == "depth")]
+    assert cell[["step", "affinity"]].values.tolist() == [[0, 0.5]]  # the latest by timestamp
+    assert any("1 metric key(s) logged without a step" in n and "2 earlier values" in n
+               for n in parsed.notes)  # fmt: skip
+    assert len(got) == 15 * 3 + 1
+
+
+# --- kind: percent text in value cells (every table reader) ---------------------------------
+
+_PCT_NOTE = "values written as percent ('4.1%') read as fractions (4.1% = 0.041)"
+
+
+def _pct(v: float) -> str:
+    return f"{v * 100:.4g}%"  # what a spreadsheet's percent format shows: 4.1%, -1.5%
+
+
+def _as_percent(e: pd.DataFrame) -> pd.DataFrame:
+    return e.assign(affinity=[float(_pct(v)[:-1]) / 100 for v in e["affinity"]])
+
+
+def test_percent_matrix_csv_reads_as_fractions_exactly() -> None:
+    # before: "row 1 (line 2), column 'seg': '4.1%' is not a number"
+    m = pd.DataFrame(REF, index=T, columns=T).map(_pct)
+    parsed = read_run_file(m.to_csv().encode(), "p.csv")
+    got = parsed.affinity.set_index(["source", "target"])["affinity"]
+    assert got[("seg", "seg")] == 0.041 and got[("normal", "seg")] == -0.017  # exact doubles
+    _same(parsed, _expected(steps=[0]))
+    assert _PCT_NOTE in parsed.notes
+
+
+@pytest.mark.parametrize("ext", [".csv", ".json", ".parquet", ".jsonl"])
+def test_percent_long_table_reads_as_fractions_in_every_container(ext: str) -> None:
+    from mtl_core.runfile.tables import table_bytes
+
+    e = _expected()
+    d = e.assign(affinity=[_pct(v) for v in e["affinity"]])
+    data = d.to_json(orient="records").encode() if ext == ".json" else table_bytes(d, ext)
+    parsed = read_run_file(data, "p" + ext)
+    _same(parsed, _as_percent(e))
+    assert _PCT_NOTE in parsed.notes
+
+
+def test_percent_cells_of_a_tracker_table_read_as_fractions() -> None:
+    d = pd.read_csv(io.BytesIO(_wide("aff/{source}/{target}")))
+    d = d.astype(object)
+    d.iloc[:, 1:] = d.iloc[:, 1:].map(_pct)
+    d.loc[1, "aff/seg/depth"] = "NA"  # not logged at step 20
+    parsed = read_run_file(d.to_csv(index=False).encode(), "w.csv",
+                           tag_pattern="aff/{source}/{target}")  # fmt: skip
+    e = _as_percent(_expected())
+    e = e[~((e.step == 20) & (e.source == "seg") & (e.target == "depth"))]
+    _same(parsed, e)
+
+
+def test_percent_beside_plain_numbers_is_refused_naming_the_cell() -> None:
+    m = pd.DataFrame(REF, index=T, columns=T).map(_pct)
+    m.loc["depth", "normal"] = "0.021"  # a fraction? a percent? never guessed
+    with pytest.raises(LabError, match=(
+        r"^cannot import p.csv: row 2 \(line 3\), column 'normal': '0.021' has no '%' while "
+        r"other values are written as percent \(e.g. '4.1%'\): write every value the same way"
+    )):  # fmt: skip
+        read_run_file(m.to_csv().encode(), "p.csv")
+
+
+def test_percent_column_beside_a_plain_number_column_is_refused() -> None:
+    m = pd.DataFrame(REF, index=T, columns=T)
+    m["depth"] = m["depth"].map(_pct)
+    with pytest.raises(LabError, match=r"column 'seg': '0.041' has no '%'"):
+        read_run_file(m.to_csv().encode(), "p.csv")
+
+
+def test_percent_text_with_a_declared_unit_is_refused_not_divided_twice() -> None:
+    m = pd.DataFrame(REF, index=T, columns=T).map(_pct)
+    with pytest.raises(LabError, match=r"written with '%' and were read as percent already; "
+                       r"drop --unit percent"):  # fmt: skip
+        read_run_file(m.to_csv().encode(), "p.csv", unit="percent")
+
+
+# --- kind: pandas to_json orients (matrix and long forms) ----------------------------------
+
+_MATRIX = pd.DataFrame(REF, index=T, columns=T)
+
+
+def _json(df: pd.DataFrame, orient: str) -> bytes:
+    return df.to_json(orient=orient, double_precision=15).encode()
+
+
+@pytest.mark.parametrize("orient", ["table", "split", "columns", "records"])
+def test_pandas_matrix_orients_read_rows_as_sources(orient: str) -> None:
+    # before: orient='table' refused ("found an object (keys: 'schema', 'data')")
+    _same(read_run_file(_json(_MATRIX, orient), "m.json"), _expected(steps=[0]))
+
+
+def test_pandas_matrix_table_orient_with_a_named_index_reads_it_as_row_labels() -> None:
+    named = _MATRIX.rename_axis("source")
+    _same(read_run_file(_json(named, "table"), "m.json"), _expected(steps=[0]))
+    targets = _MATRIX.T.rename_axis("target")  # rows = targets, declared by the index's name
+    _same(read_run_file(_json(targets, "table"), "m.json"), _expected(steps=[0]))
+
+
+def test_pandas_matrix_index_orient_is_read_by_pandas_meaning_and_flipped_on_request() -> None:
+    data = _json(_MATRIX, "index")  # {source: {target: v}}: the same shape as orient='columns'
+    plain = read_run_file(data, "m.json")
+    assert plain.json_object
+    assert any("flip it with --rows target" in n for n in plain.notes)
+    _same(read_run_file(data, "m.json", rows="target"), _expected(steps=[0]))
+
+
+def test_pandas_matrix_values_orient_makes_up_task_names() -> None:
+    parsed = read_run_file(_json(_MATRIX, "values"), "m.json")
+    _same(parsed, _expected(tasks=["t0", "t1", "t2", "t3"], steps=[0]))
+    assert "the matrix has no task names: t0..t3 were made up" in parsed.notes
+
+
+@pytest.mark.parametrize("orient", ["table", "split", "records", "columns", "index"])
+def test_pandas_long_table_orients_read_every_row(orient: str) -> None:
+    # before: 'table' refused, 'index' read as a 48-column matrix ("missing column 'step'")
+    parsed = read_run_file(_json(_expected(), orient), "l.json")
+    _same(parsed, _expected())
+    assert not parsed.json_object  # never told "outer keys are targets" for a table
+    assert not any("JSON object of objects" in n for n in parsed.notes)
+
+
+def test_pandas_long_values_orient_is_refused_naming_the_fix() -> None:
+    with pytest.raises(LabError, match=(
+        r"^cannot import l.json: an array of arrays holding text is a table without column "
+        r"names \(pandas' to_json\(orient='values'\) drops them\): save it with "
+        r"orient='records', 'split' or 'table'$"
+    )):  # fmt: skip
+        read_run_file(_json(_expected(), "values"), "l.json")
+
+
+# --- kind: W&B chart panel "Export CSV" ----------------------------------------------------
+
+
+def _panel(runs: dict[str, float], key: str = "affinity/{source}/{target}", bands=True) -> bytes:
+    """A panel export: ``Step``, then per run and key the curve and its __MIN/__MAX band (the
+    band set apart from the curve, so reading a band column shows); run values offset."""
+    d = pd.DataFrame({"Step": STEPS})
+    for run, off in runs.items():
+        for i, s in enumerate(T):
+            for j, t in enumerate(T):
+                col = f"{run} - {key.format(source=s, target=t)}"
+                vals = [_mat(st)[i, j] + off for st in STEPS]
+                d[col] = vals
+                if bands:
+                    d[col + "__MIN"] = [v - 0.5 for v in vals]
+                    d[col + "__MAX"] = [v + 0.5 for v in vals]
+    return d.to_csv(index=False).encode()
+
+
+def test_wandb_panel_export_of_one_run_reads_the_curves_not_the_bands() -> None:
+    # before: "missing column 'source' ... give a tag pattern" (the run prefix hid the keys)
+    parsed = read_run_file(_panel({"sunny-river-3": 0.0}), "w.csv")
+    _same(parsed, _expected())
+    assert parsed.runs == [""]
+    assert (
+        "w.csv: read as a W&B panel export: 1 run(s) (sunny-river-3), the run-name prefix "
+        "stripped from 16 key(s), 32 __MIN/__MAX band column(s) left out"
+    ) in parsed.notes
+
+
+def test_wandb_panel_export_of_several_runs_reads_as_several_runs() -> None:
+    parsed = read_run_file(_panel({"sunny-river-3": 0.0, "lr 0.1 - seed 2": 0.25}), "w.csv")
+    assert sorted(parsed.runs) == ["lr 0.1 - seed 2", "sunny-river-3"]  # ' - ' in a run name
+    aff = parsed.affinity
+    for run, off in (("sunny-river-3", 0.0), ("lr 0.1 - seed 2", 0.25)):
+        e = _expected()
+        _same(aff[aff.run == run], e.assign(affinity=e["affinity"] + off))
+
+
+def test_wandb_panel_export_with_a_tag_pattern_and_sparse_runs() -> None:
+    d = pd.read_csv(io.BytesIO(_panel({"a": 0.0, "b": 0.1}, key="{source}->{target}",
+                                      bands=False)))  # fmt: skip
+    d.loc[0, [c for c in d.columns if c.startswith("b - ")]] = np.nan  # b starts at step 20
+    parsed = read_run_file(d.to_csv(index=False).encode(), "w.csv",
+                           tag_pattern="{source}->{target}")  # fmt: skip
+    aff = parsed.affinity
+    assert sorted(set(aff[aff.run == "a"].step)) == STEPS
+    assert sorted(set(aff[aff.run == "b"].step)) == [20, 30]
+    got = aff[(aff.run == "b") & (aff.step == 30) & (aff.source == "edge") & (aff.target == "seg")]
+    assert got["affinity"].tolist() == [pytest.approx(_mat(30)[3, 0] + 0.1, abs=1e-12)]
+
+
+def test_wandb_panel_export_of_a_grouped_curve_says_it_is_the_group_mean() -> None:
+    parsed = read_run_file(_panel({"Group: lr=0.1": 0.0}), "w.csv")
+    _same(parsed, _expected())
+    assert any("1 grouped curve(s) are the group's mean" in n for n in parsed.notes)
+
+
+# --- the command line: the same reads, one line and exit 2 on a refusal --------------------
+
+
+def test_cli_imports_a_panel_export_as_two_runs_and_refuses_mixed_percent_in_one_line(
+    tmp_path: Path, capsys
+) -> None:
+    from mtl_core.commands.cli import main
+    from mtl_core.store import Store
+
+    store = tmp_path / "s.sqlite"
+    panel = tmp_path / "w.csv"
+    panel.write_bytes(_panel({"seed-0": 0.0, "seed-1": 0.1}))
+    assert main(["import", str(panel), "--store", str(store)]) == 0
+    assert len(Store(store).list_runs()) == 2
+    capsys.readouterr()
+    m = pd.DataFrame(REF, index=T, columns=T).map(_pct)
+    m.loc["seg", "edge"] = "0.002"
+    bad = tmp_path / "p.txt"
+    bad.write_text(m.to_csv(sep="\t"))
+    assert main(["import", str(bad), "--store", str(store)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "Traceback" not in err
+    assert "column 'edge': '0.002' has no '%' while other values are written as percent" in err
+
+
+def test_wandb_panel_export_on_the_step_axis_reads_and_on_wall_time_is_refused() -> None:
+    d = pd.read_csv(io.BytesIO(_panel({"r1": 0.0})))
+    _same(read_run_file(d.rename(columns={"Step": "_step"}).to_csv(index=False).encode(),
+                        "w.csv"), _expected())  # fmt: skip
+    wall = d.rename(columns={"Step": "Wall Time"}).to_csv(index=False).encode()
+    with pytest.raises(LabError, match=(
+        r"^cannot import w.csv: a W&B panel export with the x axis 'Wall Time': the lab reads "
+        r"steps; export the panel again with the x axis 'Step'$"
+    )):  # fmt: skip
+        read_run_file(wall, "w.csv")
+
+
+def test_r_write_table_without_quotes_or_row_names_reads_too() -> None:
+    unquoted = (
+        " ".join(T)
+        + "\n"
+        + "".join(s + " " + " ".join(_r_num(v) for v in REF[i]) + "\n" for i, s in enumerate(T))
+    )  # write.table(m, quote = FALSE)
+    _same(read_run_file(unquoted.encode(), "x.txt"), _expected(steps=[0]))
+    rows = _expected().itertuples()
+    plain = '"step" "source" "target" "affinity"\n' + "".join(
+        f'{r.step} "{r.source}" "{r.target}" {_r_num(r.affinity)}\n' for r in rows
+    )  # write.table(df, row.names = FALSE)
+    _same(read_run_file(plain.encode(), "x.txt"), _expected())
+
+
+def test_pandas_table_orient_without_index_or_with_a_multiindex_reads_the_long_table() -> None:
+    e = _expected()
+    _same(read_run_file(e.to_json(orient="table", index=False).encode(), "l.json"), e)
+    multi = e.set_index(["step", "source", "target"]).to_json(orient="table", double_precision=15)
+    _same(read_run_file(multi.encode(), "l.json"), e)
+
+
+def test_a_header_line_without_a_line_break_or_rows_is_refused_in_plain_words() -> None:
+    # before: "not a readable CSV table (Could not skip initial 1 rows from CSV file, ...)"
+    for data, fname in ((b"step,source,target,affinity", "a.csv"), (b"hello", "notes.txt")):
+        with pytest.raises(LabError, match=f"^cannot import {fname}: has a header but no rows$"):
+            read_run_file(data, fname)
+
+
+def test_a_matrix_row_labelled_by_a_task_named_with_a_hash_is_data_not_a_comment() -> None:
+    tasks = ["#1", "#2", "#3", "#4"]
+    m = pd.DataFrame(REF, index=tasks, columns=tasks).to_csv()
+    parsed = read_run_file(m.encode(), "m.csv")
+    _same(parsed, _expected(tasks=tasks, steps=[0]))
+    assert not any("comment" in n for n in parsed.notes)

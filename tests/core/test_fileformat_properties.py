@@ -127,7 +127,7 @@ def malformed(draw):
         df = pd.concat([df, df.iloc[[row]]], ignore_index=True)
         expect = ["duplicated cell"]
     elif kind == "extension":
-        name = "upload" + draw(st.sampled_from([".xlsx", ".txt", ".pkl", ".h5", ""]))
+        name = "upload" + draw(st.sampled_from([".xlsx", ".xls", ".pkl", ".h5", ""]))
         expect = ["unsupported file type"]
     data = serialize(df, ext, tasks)
     if kind == "empty":

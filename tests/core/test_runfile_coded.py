@@ -245,3 +245,57 @@ def test_parquet_text_columns_coded_with_their_values():
     assert cols["target"].tolist() == [" b", "a", " b", "a"]
     parsed = read_run_file(buf.getvalue(), "log.parquet")
     assert parsed.tasks == ["a", "b", " b"]
+
+
+def _parquet(df) -> bytes:
+    import io
+
+    buf = io.BytesIO()
+    df.to_parquet(buf, index=False, row_group_size=3)  # several row groups, own dictionaries
+    return buf.getvalue()
+
+
+def test_parquet_dictionary_codes_across_row_groups_keep_row_order():
+    import pandas as pd
+
+    # categories in another order than the rows, one never used, one blank never used
+    cats = pd.CategoricalDtype(["z", " ", "c", "b", "a"])
+    src = ["b", "c", "a", "c", "b", "a", "b", "c"]
+    tgt = ["c", "b", "c", "a", "a", "b", "a", "a"]
+    df = pd.DataFrame(
+        {
+            "step": [0, 0, 0, 1, 1, 1, 2, 2],
+            "source": pd.Series(src, dtype=cats),
+            "target": tgt,
+            "affinity": np.arange(8) / 10,
+        }
+    )
+    data = _parquet(df)
+    cols, _ = parse_table(data, ".parquet", "log.parquet")
+    assert cols["source"].tolist() == src and cols["target"].tolist() == tgt
+    assert coded(cols["target"]).codes is not None  # a plain text column, read as codes
+    parsed = read_run_file(data, "log.parquet")
+    assert parsed.tasks == ["b", "c", "a"]  # first appearance, not the category order
+    assert parsed.affinity["source"].tolist() == src
+    assert parsed.affinity["affinity"].tolist() == (np.arange(8) / 10).tolist()
+
+
+def test_parquet_duplicate_cell_named_with_its_first_copy_by_step_range():
+    import pandas as pd
+
+    steps = [10, 20, 30, 40, 50, 20]
+    df = pd.DataFrame({"step": steps, "source": "a", "target": "b", "affinity": [0.1] * len(steps)})
+    with pytest.raises(LabError, match=r"row 6, .*duplicated cell \(step 20.*first at row 2"):
+        read_run_file(_parquet(df), "log.parquet")
+    df["step"] = [0, 2**52, 7, 2**40, 3, 2]  # too wide a range for range codes: hashed
+    assert len(read_run_file(_parquet(df), "log.parquet").affinity) == 6
+
+
+def test_parquet_text_column_with_a_null_named_at_its_row():
+    import pandas as pd
+
+    df = pd.DataFrame(
+        {"step": [0, 1, 2], "source": ["a", None, "a"], "target": "b", "affinity": 0.1}
+    )
+    with pytest.raises(LabError, match=r"row 2, column 'source'.*is empty"):
+        read_run_file(_parquet(df), "log.parquet")

@@ -28,6 +28,9 @@ import numpy as np
 MAX_MOVES = 200
 #: Default work budget of one search: candidate networks evaluated, over all its descents.
 WORK = 400_000
+#: Most descents after the given starts (kicks and restarts): small tables stop here, long
+#: before their work budget.
+MAX_STARTS = 200
 #: Kicks in a row without improving the walk before it restarts from a random selection.
 PATIENCE = 8
 
@@ -161,6 +164,7 @@ def local_search(
     starts: list[list[int]] | None = None,
     max_moves: int = MAX_MOVES,
     work: int = WORK,
+    max_starts: int = MAX_STARTS,
     seed: int = 0,
 ) -> tuple[list[int], float] | None:
     """The best covering selection of ``allowed`` networks with ``sum(coef[chosen]) <= cap``
@@ -172,8 +176,9 @@ def local_search(
     best selection) or minimised (the worst). Moves are ranked by tasks covered, then the
     total. Descents from the empty selection, ``start`` and ``starts`` (rows; any beyond the
     limit are skipped), then kicks and random restarts (module doc) until ``work`` (candidate
-    networks evaluated, over every descent) is spent; ``max_moves`` caps one descent. The
-    answer depends on the inputs, ``work``, ``max_moves`` and ``seed`` only, never on the
+    networks evaluated, over every descent) or ``max_starts`` descents are spent;
+    ``max_moves`` caps one descent. The answer depends on the inputs, ``work``,
+    ``max_starts``, ``max_moves`` and ``seed`` only, never on the
     clock; it is never worse than a single descent from any of the given starts. Returns
     ``(rows, served total)``, or None when the search covers no selection of every task.
     """
@@ -199,7 +204,9 @@ def local_search(
         if best_key is None or s.better(key, best_key):
             best_sel, best_key = sel, key
     walk_sel, walk_key, stale = best_sel, best_key, 0
-    while s.left > 0:
+    for _ in range(int(max_starts)):
+        if s.left <= 0:
+            break
         restart = stale >= PATIENCE
         trial = s.random_cover(rng) if restart else s.kick(walk_sel, rng)
         sel, key = s.descend(trial)
@@ -215,4 +222,4 @@ def local_search(
     return rows, sign * best_key[1]
 
 
-__all__ = ["MAX_MOVES", "PATIENCE", "WORK", "local_search"]
+__all__ = ["MAX_MOVES", "MAX_STARTS", "PATIENCE", "WORK", "local_search"]

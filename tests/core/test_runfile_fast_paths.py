@@ -135,3 +135,28 @@ def test_mlflow_folder_with_an_empty_metric_file_reads_the_others(tmp_path):
     assert aff["target"].tolist() == ["b", "b", "c"]
     assert aff["affinity"].tolist() == [0.25, 0.5, -0.125]
     assert aff["wall_time"].tolist() == [1.0, 2.0, 3.0] and parsed.runs == [""]
+
+
+def test_distinct_dictionary_texts_keep_their_codes_as_factors():
+    import pyarrow as pa
+
+    from mtl_core.runfile.coded import factor_codes, remember
+
+    vals = remember(np.array(["b", "a"], dtype=object), np.array([1, 0, 1, 1]),
+                    pa.array(["b", "a"]))  # fmt: skip
+    codes, count = factor_codes(vals)
+    assert count == 2 and codes.tolist() == [1, 0, 1, 1]
+
+
+def test_duplicate_among_many_steps_found_by_marking(monkeypatch):
+    from mtl_core.runfile import read_run_file, validate
+
+    seen = []
+    real = validate._all_distinct
+    monkeypatch.setattr(validate, "_all_distinct", lambda g, r: seen.append(r) or real(g, r))
+    rows = [f"{s},a{s % 40},b{s % 40},0.1" for s in range(3000)]  # 3000 x 40 x 40 keys
+    rows.insert(7, "40,a0,b0,0.2")  # out of order, a second value for (step 40, a0 -> b0)
+    text = ("step,source,target,affinity\n" + "\n".join(rows) + "\n").encode()
+    with pytest.raises(LabError, match=r"row 42 .*duplicated cell \(step 40, .*first at row 8 "):
+        read_run_file(text, "log.csv")
+    assert seen and 4 * 2**20 < seen[0] <= validate._MARKED_KEYS  # past the old cap: marked

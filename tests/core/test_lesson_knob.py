@@ -119,12 +119,13 @@ def _read_differences(diff) -> str:
 
 
 @pytest.mark.slow
-def test_verdicts_along_the_middle_of_the_knob_on_the_tests_own_seeds():
-    """Seeds 41-42 (not the bench's 100+ / 200+ / 300+), the knob's middle in the page's
-    0.05 steps around its crossing and at 0.5 / 0.75: every verdict is what the paired
-    differences say, per seed the verdicts run positive -> no clear difference -> negative and never
-    back, and at 0.5 and 0.75 every lesson reads negative transfer (bench, seeds 300-309:
-    "no clear difference" at 0.1-0.25 in 9 of 10 seeds). Prints the counts."""
+def test_verdicts_along_the_middle_of_the_knob_on_the_tests_own_seeds(one_thread):
+    """Seeds 41-42 (not the bench's 100+ / 200+ / 300+ / 500+), the knob's middle in the
+    page's 0.05 steps around its crossing and at 0.5 / 0.75: every verdict is what the paired
+    differences say, per seed the verdicts run positive -> no clear difference -> negative
+    and never back, and at 0.5 and 0.75 every lesson reads negative transfer (bench, seeds
+    300-309, non-overlap rule: "no clear difference" at 0.1-0.25 in 9 of 10 seeds; seeds
+    500-539, paired: 2 of 40 at 0.25). Prints the counts."""
     from mtl_core.lesson.headless import run_lesson
 
     knob, seeds = (0.15, 0.2, 0.25, 0.5, 0.75), (41, 42)

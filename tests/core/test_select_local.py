@@ -5,7 +5,6 @@ before its first selection and 200 random draws stood in)."""
 
 from __future__ import annotations
 
-import itertools
 from pathlib import Path
 
 import numpy as np
@@ -19,33 +18,15 @@ from mtl_core.groundtruth.select import (
     worst_selection,
 )
 from mtl_core.groundtruth.tables import read_hoa, read_mtg
+from tests.helpers.selection_tables import brute_force, sparse_table
 
 D = Path(__file__).resolve().parents[1] / "data" / "groundtruth"
 
 
-def _brute(g, coef, cap, best=True):
-    m = len(coef)
-    out = None
-    for r in range(1, m + 1):
-        for combo in itertools.combinations(range(m), r):
-            if coef[list(combo)].sum() > cap + 1e-9:
-                continue
-            v = served_total(g, list(combo), g)
-            if np.isnan(v):
-                continue
-            if out is None or (v > out if best else v < out):
-                out = v
-    return out
-
-
 @pytest.mark.parametrize("seed", range(10))
 def test_local_search_is_a_covering_selection_no_better_than_the_optimum(seed):
-    rng = np.random.default_rng(seed)
-    n, m = 4, 9
-    g = rng.normal(size=(m, n))
-    g[rng.random((m, n)) < 0.5] = np.nan
-    g[np.isnan(g).all(axis=1), 0] = 0.3
-    costs = rng.choice([0.5, 1.0], size=m)
+    g, costs = sparse_table(seed)
+    m = len(costs)
     allowed = np.ones(m, dtype=bool)
     for coef, cap, kw in (
         (np.ones(m), 2.0, {"k": 2}),
@@ -54,7 +35,7 @@ def test_local_search_is_a_covering_selection_no_better_than_the_optimum(seed):
     ):
         picks = random_selections(costs, ~np.isnan(g), draws=1, seed=seed, **kw)
         for best in (True, False):
-            want = _brute(g, coef, cap, best)
+            want = brute_force(g, coef, cap, best)
             if want is None:
                 assert local_search(g, coef, cap, allowed, maximize=best) is None
                 continue

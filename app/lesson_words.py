@@ -34,7 +34,7 @@ LESSON_CONFLICT_HELP = (
     "clusters are the same task, sharing helps. 1: they are 60 degrees apart (their targets "
     "correlate about 0.4), and the network's one-unit bottleneck cannot hold both, so sharing "
     "it hurts. In between the conflict grows steadily: turn the knob down and the red turns "
-    "blue; near the crossing the intervals overlap and the verdict says so."
+    "blue; near the crossing the paired difference covers 0 and the verdict says so."
 )
 LESSON_INTRO = (
     "Six tasks, in two clusters of three. Tasks inside a cluster are alike; the **conflict** "

@@ -8,12 +8,18 @@ Four inputs are written (seeded, in a temporary folder):
 - ``W&B history``: a wide per-step table as ``run.history()`` exports it (``_step`` and one
   column per cell, ``affinity/<source>/<target>``): 2k steps x 400 cells (21 tasks' 420
   off-diagonal pairs, the first 400), 5% of the cells empty (not logged at that step);
+- ``long JSON``: the same rows as one array of row objects (``to_json(orient="records")``);
+- ``Lightning metrics.csv``: ``CSVLogger``'s table, ``epoch,step`` and 90 cell columns
+  logged every step for ``--steps / 10`` steps, a ``val_loss`` row of its own every 100;
+- ``MLflow run folder``: the file store's ``metrics/affinity/<source>/<target>``, 90 keys x
+  ``--steps / 10`` lines ``timestamp value step``;
 - ``TensorBoard``: one event file of 2M scalars, one ``Event`` per scalar as
   ``SummaryWriter.add_scalar`` writes them (tags ``affinity/<source>/<target>``, 10 tasks).
 
 Each is read by the lab (``read_run_file``: every check, the one non-finite rule, the run in
 memory) and by a baseline in the same run: ``pandas.read_csv`` / ``pandas.read_parquet`` of
-the tables, and a plain proto pass over the event file (split the records,
+the tables, ``json.load`` of the JSON, ``pandas.read_csv`` of each MLflow metric file, and a
+plain proto pass over the event file (split the records,
 ``Event.FromString`` each, collect ``(tag, step, value)``; no CRC, no checks). Every
 measurement runs in a fresh process, the best of ``--repeat`` reads. ``x baseline`` is the
 wall-clock ratio; ``x baseline (CPU)`` the ratio of the processes' own CPU seconds
@@ -27,7 +33,10 @@ What the lab's CSV read does (``mtl_core/runfile``): the file is read by pyarrow
 columns of numbers in a per-step table or a long form's ``affinity`` are read as float64
 outright (``csv_numbers``), name and step columns dictionary-encoded (``coded``: each
 distinct text converted and checked once), and the checks run on codes (the duplicate-cell
-check on one int64 key per row, no hashing of text).
+check on one int64 key per row, no hashing of text). Parquet text columns are read
+dictionary-encoded as the file stores them (``read_dictionary``); JSON row objects are taken
+column by column (``operator.itemgetter``); an MLflow folder's names are coded one text per
+metric file.
 
     nice python -m bench.import_speed [--repeat 3] [--steps 100000] [--scalars 2000000]
 """

@@ -265,8 +265,15 @@ def intended_picture(result: LessonResult) -> bool | None:
     help each other; which groups TAG picks does not matter). In between the knob moves along
     a curve (the affinity falls, the loss ratio rises) and "no clear difference" is honest.
     """
-    if result.conflict >= 1.0:
-        return result.verdict == NEGATIVE and result.cross < 0 and result.tag_matches_planted
-    if result.conflict <= 0.0:
-        return result.verdict == POSITIVE and result.cross > 0
+    return picture(result.conflict, result.verdict, result.cross, result.tag_matches_planted)
+
+
+def picture(conflict: float, verdict: str, cross: float, tag_matches: bool) -> bool | None:
+    """:func:`intended_picture` from its parts (so a stored lesson can be judged again under
+    another verdict rule): ``verdict`` one of :data:`VERDICTS`, ``cross`` the mean
+    cross-cluster affinity, ``tag_matches`` whether TAG's groups are the planted clusters."""
+    if conflict >= 1.0:
+        return verdict == NEGATIVE and cross < 0 and bool(tag_matches)
+    if conflict <= 0.0:
+        return verdict == POSITIVE and cross > 0
     return None

@@ -237,6 +237,9 @@ def test_cli_lesson_json_prints_one_object(monkeypatch, capsys):
     assert cli.main(["lesson", "--conflict", "1"]) == 0
     text = capsys.readouterr().out
     assert "verdict: negative transfer" in text and "the planted clusters" in text
+    # together 0.55 minus groups 0.15 and alone 0.2 in every replica
+    assert "     groups: +0.4000  [+0.4000, +0.4000]" in text
+    assert "     single: +0.3500  [+0.3500, +0.3500]" in text
 
 
 def test_cli_lesson_rejects_a_conflict_out_of_range(capsys):

@@ -30,7 +30,7 @@ MAX_MOVES = 200
 WORK = 400_000
 #: Most descents after the given starts (kicks and restarts): small tables stop here, long
 #: before their work budget.
-MAX_STARTS = 200
+MAX_STARTS = 600
 #: Kicks in a row without improving the walk before it restarts from a random selection.
 PATIENCE = 8
 

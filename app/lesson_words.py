@@ -34,7 +34,7 @@ LESSON_CONFLICT_HELP = (
     "clusters are the same task, sharing helps. 1: they are 60 degrees apart (their targets "
     "correlate about 0.4), and the network's one-unit bottleneck cannot hold both, so sharing "
     "it hurts. In between the conflict grows steadily: turn the knob down and the red turns "
-    "blue; near the crossing the intervals overlap and the verdict says so."
+    "blue; near the crossing the paired difference covers 0 and the verdict says so."
 )
 LESSON_INTRO = (
     "Six tasks, in two clusters of three. Tasks inside a cluster are alike; the **conflict** "
@@ -95,18 +95,23 @@ def explain_lesson(
     clusters: Sequence[Iterable[str]] | None,
     loss: Mapping[str, Interval],
     finished: bool,
+    *,
+    diff: Mapping[str, Interval],
 ) -> list[str]:
     """A few plain sentences about what the lesson shows, written from the numbers.
 
     ``A`` ``(n, n)`` (rows = source) is the all-together run's lookahead affinity averaged
     so far; ``clusters`` the planted clusters; ``loss`` maps ``together`` / ``groups`` /
     ``single`` to the mean held-out loss with its 95% interval over the replicas (missing
-    while a run has not evaluated yet). The verdict is
-    :func:`mtl_core.lesson.report.verdict`: only separated intervals count.
+    while a run has not evaluated yet); ``diff`` maps ``groups`` / ``single`` to the paired
+    difference together minus that approach over the replicas
+    (:func:`mtl_core.lesson.report.differences`). The verdict is
+    :func:`mtl_core.lesson.report.verdict` of ``diff``: only a difference interval clear of 0
+    counts.
     """
     out = _transfer_sentences(A, tasks, clusters)
     if "together" in loss and ("groups" in loss or "single" in loss):
-        out.append(_loss_sentence(loss, finished))
+        out.append(_loss_sentence(loss, diff, finished))
     return out
 
 
@@ -139,39 +144,56 @@ def _transfer_sentences(
     return out
 
 
-def _loss_sentence(loss: Mapping[str, Interval], finished: bool) -> str:
-    """The verdict from the loss intervals, with the numbers it rests on."""
+def paired_text(d: Interval) -> str:
+    """``+0.0123 (95% interval +0.0101 to +0.0145)``: a paired difference of losses, signed."""
+    return f"{d.mean:+.2g} (95% interval {d.low:+.2g} to {d.high:+.2g})"
+
+
+def _loss_sentence(
+    loss: Mapping[str, Interval], diff: Mapping[str, Interval], finished: bool
+) -> str:
+    """The verdict from the paired differences, with the numbers it rests on."""
     lead = "At the end" if finished else "So far"
     tog, grp, sgl = loss["together"], loss.get("groups"), loss.get("single")
+    dg, ds = diff.get("groups"), diff.get("single")
     shown = "; ".join(
         f"{APPROACH_LABELS[k]} {loss_interval(loss[k])}"
         for k in ("together", "groups", "single")
         if k in loss
     )
     head = f"{lead}, held-out loss (mean over the replicas): {shown}."
-    verdict = lesson_verdict(loss)
+    verdict = lesson_verdict(diff)
     if verdict == NEGATIVE:
-        other = grp if grp is not None and tog.above(grp) else sgl
-        name = "the groups'" if other is grp else "each task alone's"
+        by_groups = dg is not None and dg.low > 0
+        other, d = (grp, dg) if by_groups else (sgl, ds)
+        name = "the groups'" if by_groups else "each task alone's"
         return (
-            f"{head} All together is {relative(tog.mean, other.mean)} than {name} and the "
-            "intervals do not overlap: that gap is negative transfer."
+            f"{head} All together is {relative(tog.mean, other.mean)} than {name}; the "
+            f"difference, paired over the {d.n} replicas, is {paired_text(d)}, above 0: "
+            "that gap is negative transfer."
         )
     if verdict == POSITIVE:
-        alone = f" and {relative(tog.mean, sgl.mean)} than each task alone" if sgl else ""
+        alone = f" and {relative(tog.mean, sgl.mean)} than each task alone" if ds else ""
+        both = f" and {paired_text(ds)}" if ds else ""
         return (
-            f"{head} All together is {relative(tog.mean, grp.mean)} than the groups'{alone}, "
-            "and the intervals do not overlap: positive transfer, sharing every task helps. "
-            "Turn the conflict up to see it turn into negative transfer."
+            f"{head} All together is {relative(tog.mean, grp.mean)} than the groups'{alone}; "
+            f"the difference{'s' if ds else ''}, paired over the {dg.n} replicas, "
+            f"{'are' if ds else 'is'} {paired_text(dg)}{both}, below 0: positive transfer, "
+            "sharing every task helps. Turn the conflict up to see it turn into negative "
+            "transfer."
         )
-    if not np.isfinite(tog.low):
-        return f"{head} One run per approach has no interval, so no verdict is given."
     if grp is None:
         return f"{head} The grouped run has no held-out loss yet, so no verdict yet."
-    other = "training in groups" if not grp.above(tog) else "training each task alone"
+    if dg is None or not np.isfinite(dg.low):
+        return f"{head} One run per approach has no interval, so no verdict is given."
+    covers = not dg.high < 0
+    d = dg if covers or ds is None else ds
+    other = "training in groups" if d is dg else "training each task alone"
     return (
-        f"{head} The intervals overlap: no clear difference between sharing every task and "
-        f"{other} at this conflict level" + ("." if finished else " yet.")
+        f"{head} All together minus {'the groups' if d is dg else 'each task alone'}, paired "
+        f"over the {d.n} replicas: {paired_text(d)}, which covers 0: no clear difference "
+        f"between sharing every task and {other} at this conflict level"
+        + ("." if finished else " yet.")
     )
 
 

@@ -8,12 +8,18 @@ Four inputs are written (seeded, in a temporary folder):
 - ``W&B history``: a wide per-step table as ``run.history()`` exports it (``_step`` and one
   column per cell, ``affinity/<source>/<target>``): 2k steps x 400 cells (21 tasks' 420
   off-diagonal pairs, the first 400), 5% of the cells empty (not logged at that step);
+- ``long JSON``: the same rows as one array of row objects (``to_json(orient="records")``);
+- ``Lightning metrics.csv``: ``CSVLogger``'s table, ``epoch,step`` and 90 cell columns
+  logged every step for ``--steps / 10`` steps, a ``val_loss`` row of its own every 100;
+- ``MLflow run folder``: the file store's ``metrics/affinity/<source>/<target>``, 90 keys x
+  ``--steps / 10`` lines ``timestamp value step``;
 - ``TensorBoard``: one event file of 2M scalars, one ``Event`` per scalar as
   ``SummaryWriter.add_scalar`` writes them (tags ``affinity/<source>/<target>``, 10 tasks).
 
 Each is read by the lab (``read_run_file``: every check, the one non-finite rule, the run in
 memory) and by a baseline in the same run: ``pandas.read_csv`` / ``pandas.read_parquet`` of
-the tables, and a plain proto pass over the event file (split the records,
+the tables, ``json.load`` of the JSON, ``pandas.read_csv`` of each MLflow metric file, and a
+plain proto pass over the event file (split the records,
 ``Event.FromString`` each, collect ``(tag, step, value)``; no CRC, no checks). Every
 measurement runs in a fresh process, the best of ``--repeat`` reads. ``x baseline`` is the
 wall-clock ratio; ``x baseline (CPU)`` the ratio of the processes' own CPU seconds
@@ -27,7 +33,10 @@ What the lab's CSV read does (``mtl_core/runfile``): the file is read by pyarrow
 columns of numbers in a per-step table or a long form's ``affinity`` are read as float64
 outright (``csv_numbers``), name and step columns dictionary-encoded (``coded``: each
 distinct text converted and checked once), and the checks run on codes (the duplicate-cell
-check on one int64 key per row, no hashing of text).
+check on one int64 key per row, no hashing of text). Parquet text columns are read
+dictionary-encoded as the file stores them (``read_dictionary``); JSON row objects are taken
+column by column (``operator.itemgetter``); an MLflow folder's names are coded one text per
+metric file.
 
     nice python -m bench.import_speed [--repeat 3] [--steps 100000] [--scalars 2000000]
 """
@@ -87,6 +96,49 @@ def write_wandb(path: Path, steps: int = 2000, cells: int = 400, seed: int = 0) 
     df.insert(0, "_step", np.arange(steps))
     df.to_csv(path, index=False, float_format="%.6g")
     return int(np.isfinite(values).sum())
+
+
+def write_lightning(path: Path, steps: int = 10_000, seed: int = 0) -> int:
+    """A Lightning ``CSVLogger`` ``metrics.csv``: ``epoch,step``, one column per cell of
+    ``TASKS`` tasks (``self.log("affinity/<source>/<target>", v)`` every step) and a
+    ``val_loss`` logged on its own row every 100 steps (the cells empty there, as Lightning
+    writes it); returns the number of logged cells."""
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    names = [f"task{i:02d}" for i in range(TASKS)]
+    cells = [f"affinity/{a}/{b}" for a in names for b in names if a != b]
+    values = rng.normal(0, 0.01, (steps, len(cells)))
+    df = pd.DataFrame(values, columns=cells)
+    df.insert(0, "step", np.arange(steps))
+    df.insert(0, "epoch", np.arange(steps) // 1000)
+    df["val_loss"] = np.nan
+    val = pd.DataFrame({"epoch": np.arange(99, steps, 100) // 1000,
+                        "step": np.arange(99, steps, 100), "val_loss": 0.5})  # fmt: skip
+    df = pd.concat([df, val]).sort_values("step", kind="stable")
+    df.to_csv(path, index=False, float_format="%.6g")
+    return values.size
+
+
+def write_mlflow(folder: Path, steps: int = 10_000, seed: int = 0) -> int:
+    """An MLflow file-store run folder (``meta.yaml``, ``tags/mlflow.runName``,
+    ``metrics/affinity/<source>/<target>``: one file per key, lines ``timestamp value
+    step``): ``TASKS`` tasks' 90 keys x ``steps`` steps; returns the number of values."""
+    rng = np.random.default_rng(seed)
+    (folder / "tags").mkdir(parents=True, exist_ok=True)
+    (folder / "meta.yaml").write_text("run_id: bench\nstatus: 3\n")
+    (folder / "tags" / "mlflow.runName").write_text("bench")
+    names = [f"task{i:02d}" for i in range(TASKS)]
+    ts = (1_700_000_000_000 + 50 * np.arange(steps)).tolist()
+    count = 0
+    for a in names:
+        (folder / "metrics" / "affinity" / a).mkdir(parents=True, exist_ok=True)
+        for b in (b for b in names if b != a):
+            v = rng.normal(0, 0.01, steps).tolist()
+            lines = "".join(f"{t} {x!r} {k}\n" for k, (t, x) in enumerate(zip(ts, v)))
+            (folder / "metrics" / "affinity" / a / b).write_text(lines)
+            count += steps
+    return count
 
 
 def _varint(n: int) -> bytes:
@@ -170,6 +222,29 @@ def _pandas(path: str, repeat: int, q) -> None:
     q.put(_best(lambda: int(read(path).shape[0]), repeat))
 
 
+def _json(path: str, repeat: int, q) -> None:
+    import json
+
+    def load() -> int:
+        with open(path, encoding="utf-8") as fh:
+            return len(json.load(fh))
+
+    q.put(_best(load, repeat))
+
+
+def _metric_files(folder: str, repeat: int, q) -> None:
+    """``pandas.read_csv`` of every MLflow metric file (space-separated, no header)."""
+    import pandas as pd
+
+    files = sorted(p for p in (Path(folder) / "metrics").rglob("*") if p.is_file())
+    names = ["timestamp", "value", "step"]
+
+    def read() -> int:
+        return sum(len(pd.read_csv(f, sep=" ", header=None, names=names)) for f in files)
+
+    q.put(_best(read, repeat))
+
+
 def _proto(folder: str, repeat: int, q) -> None:
     q.put(_best(lambda: plain_scalars(folder), repeat))
 
@@ -213,16 +288,31 @@ def main() -> int:
     tmp = Path(tempfile.mkdtemp(prefix="import_speed_"))
     long_csv, wandb_csv, tb = tmp / "long.csv", tmp / "history.csv", tmp / "tb"
     rows = write_long(long_csv, args.steps)
-    long_parquet = tmp / "long.parquet"
+    long_parquet, long_json = tmp / "long.parquet", tmp / "long.json"
+    lightning, mlflow = tmp / "lightning" / "metrics.csv", tmp / "mlruns" / "0" / "bench"
+    lightning.parent.mkdir()
     import pandas as pd
 
-    pd.read_csv(long_csv).to_parquet(long_parquet, index=False)
+    frame = pd.read_csv(long_csv)
+    frame.to_parquet(long_parquet, index=False)
+    frame.to_json(long_json, orient="records")
+    del frame
+    mlflow_steps = args.steps // 10
     inputs = [
-        (f"long CSV ({rows:,} rows)", long_csv, "pandas.read_csv"),
-        (f"long Parquet ({rows:,} rows)", long_parquet, "pandas.read_parquet"),
-        (f"W&B history (2k x 400, {write_wandb(wandb_csv):,} cells)", wandb_csv, "pandas.read_csv"),
-        (f"TensorBoard ({write_events(tb, args.scalars):,} scalars)", tb, "plain proto pass"),
-    ]
+        (f"long CSV ({rows:,} rows)", long_csv, "pandas.read_csv", _pandas),
+        (f"long Parquet ({rows:,} rows)", long_parquet, "pandas.read_parquet", _pandas),
+        (f"long JSON, row objects ({rows:,} rows)", long_json, "json.load", _json),
+        (f"W&B history (2k x 400, {write_wandb(wandb_csv):,} cells)", wandb_csv,
+         "pandas.read_csv", _pandas),
+        (f"Lightning metrics.csv ({mlflow_steps // 1000}k x 90, "
+         f"{write_lightning(lightning, mlflow_steps):,} cells)", lightning,
+         "pandas.read_csv", _pandas),
+        (f"MLflow run folder (90 keys x {mlflow_steps // 1000}k, "
+         f"{write_mlflow(mlflow, mlflow_steps):,} values)", mlflow,
+         "pandas.read_csv per file", _metric_files),
+        (f"TensorBoard ({write_events(tb, args.scalars):,} scalars)", tb,
+         "plain proto pass", _proto),
+    ]  # fmt: skip
     print(
         f"Import speed, best of {args.repeat}; load average "
         f"{'/'.join(f'{x:.1f}' for x in os.getloadavg())}, {os.cpu_count()} cores"
@@ -232,8 +322,7 @@ def main() -> int:
         "| store write s | lab peak MB | MB per M cells |"
     )
     print("|---|---|---|---|---|---|---|---|---|")
-    for label, path, base_name in inputs:
-        base = _proto if path == tb else _pandas
+    for label, path, base_name, base in inputs:
         base_s, _, _, base_cpu = in_process(base, str(path), args.repeat)
         lab_s, lab_mb, cells, lab_cpu = in_process(_lab, str(path), args.repeat)
         store_s = in_process(_store, str(path), args.repeat)[0]

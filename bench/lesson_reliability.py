@@ -9,7 +9,10 @@ adjacent pair in how many seeds the affinity fell and the ratio rose. Two arms:
 - **lesson**: the lesson as the Learn page and ``python -m mtl_core lesson`` run it
   (:func:`mtl_core.lesson.headless.run_lesson`: 16 replicas per run as one batched model,
   the grouped run on TAG's selection from the all-together run's affinity, losses with 95%
-  intervals, a verdict only when the intervals separate);
+  intervals, the verdict from the paired together-minus-groups/alone difference over the
+  replicas, :func:`mtl_core.lesson.report.verdict`; every row also carries the old
+  non-overlap rule's verdict, :func:`mtl_core.lesson.report.overlap_verdict`, and both
+  tables count both, over the same lessons);
 - **today**: the lesson before issue 11, kept callable here (its scenario settings and
   model: rank 2, 1200 examples, noise 0.1, a 32 -> 2 ReLU trunk, default heads, Adam 3e-3,
   one run per approach, the planted clusters as groups), judged by the same rule with its
@@ -25,6 +28,8 @@ Targets: >= 95% at conflict 0 and at 1, time per lesson no slower than today's; 
 adjacent pair monotone in the means and in >= 9 of 10 seeds.
 
     python -m bench.lesson_reliability [--seeds 10] [--first-seed 100] [--baseline-seeds 0]
+    python -m bench.lesson_reliability --seeds 40 --first-seed 500 --conflicts 0.25,0.75 \
+        --out a.json --merge b.json     # the README's table: 500-539 at every position
     python -m bench.lesson_reliability --from-results --out bench/results/lesson_knob_curve.json
     (rows that store their intervals are judged again by today's verdict rule)
     python -m bench.lesson_reliability --seeds 0 --merge a.json b.json   # one table of runs
@@ -51,7 +56,11 @@ from mtl_core.lesson.report import (
     Interval,
     LessonResult,
     block_means,
+    differences,
     intended_picture,
+    overlap_verdict,
+    picture,
+    verdict,
 )
 
 RESULTS = Path(__file__).resolve().parent / "results" / "lesson_reliability.json"
@@ -127,41 +136,58 @@ def today_picture(r: LessonResult) -> bool | None:
 
 
 def _row(r: LessonResult, arm: str) -> dict:
-    picture = intended_picture(r) if arm == "lesson" else today_picture(r)
-    verdict = r.verdict if arm == "lesson" else point_verdict(r.loss)
+    pic = intended_picture(r) if arm == "lesson" else today_picture(r)
+    verdict_ = r.verdict if arm == "lesson" else point_verdict(r.loss)
+    d = r.diff
     return {
         "arm": arm,
         "conflict": r.conflict,
         "seed": r.seed,
         "seconds": r.seconds,
-        "picture": picture,
-        "verdict": verdict,
+        "picture": pic,
+        "verdict": verdict_,
+        "verdict_overlap": overlap_verdict(r.loss),
         "cross": r.cross,
         "within": r.within,
         "tag_matches": r.tag_matches_planted,
         "loss": {k: v.mean for k, v in r.loss.items()},
-        # the 95% intervals over replicas, so --from-results can judge the rows again
+        # the 95% intervals over replicas and the replicas' own losses, so --from-results
+        # can judge the rows again under either rule
         "loss_iv": {k: [v.low, v.high] for k, v in r.loss.items()},
+        "loss_replicas": {k: {str(i): x for i, x in v.items()} for k, v in r.replica_loss.items()},
+        "difference": {k: [v.mean, v.low, v.high] for k, v in d.items()},
     }
 
 
 def rejudge(rows: list[dict]) -> list[dict]:
-    """The lesson arm's rows with their verdict recomputed by today's
-    :func:`mtl_core.lesson.report.verdict` from the stored intervals (rows written before the
-    intervals were stored keep theirs, marked ``"rejudged": False``)."""
-    from mtl_core.lesson.report import verdict
-
+    """The lesson arm's rows with their verdicts recomputed by today's rules from what they
+    stored: ``verdict`` (paired, :func:`mtl_core.lesson.report.verdict`) from the replicas'
+    losses, ``verdict_overlap`` (:func:`mtl_core.lesson.report.overlap_verdict`) from the
+    intervals, and ``picture`` / ``picture_overlap`` from them. Rows without replicas keep
+    their verdict (``"rejudged": False``; their paired verdict is unknown)."""
     out = []
     for r in rows:
         r = dict(r)
-        if r["arm"] == "lesson" and r.get("loss_iv"):
+        if r["arm"] != "lesson":
+            out.append(r)
+            continue
+        if r.get("loss_iv"):
             loss = {
                 k: Interval(float(r["loss"][k]), float(lo), float(hi), 16)
                 for k, (lo, hi) in r["loss_iv"].items()
             }
-            r["verdict"], r["rejudged"] = verdict(loss), True
-        elif r["arm"] == "lesson":
-            r["rejudged"] = False
+            r["verdict_overlap"] = overlap_verdict(loss)
+        reps = r.get("loss_replicas")
+        r["rejudged"] = bool(reps)
+        if reps:
+            d = differences({k: {int(i): x for i, x in v.items()} for k, v in reps.items()})
+            r["verdict"] = verdict(d)
+            r["difference"] = {k: [v.mean, v.low, v.high] for k, v in d.items()}
+        r["picture"] = picture(r["conflict"], r["verdict"], r["cross"], r["tag_matches"])
+        if "verdict_overlap" in r:
+            r["picture_overlap"] = picture(
+                r["conflict"], r["verdict_overlap"], r["cross"], r["tag_matches"]
+            )
         out.append(r)
     return out
 
@@ -169,6 +195,22 @@ def rejudge(rows: list[dict]) -> list[dict]:
 def _ratio(r: dict) -> float:
     """All-together over grouped held-out loss (mean over replicas and tasks)."""
     return float(r["loss"]["together"]) / float(r["loss"]["groups"])
+
+
+def _counts(rs: list[dict], key: str) -> str:
+    """``neg/pos/unclear`` counts of the verdicts under ``key`` ("–" when a row lacks it)."""
+    got = [r.get(key) for r in rs]
+    if any(v is None for v in got):
+        return "–"
+    return "/".join(str(got.count(v)) for v in (NEGATIVE, POSITIVE, UNCLEAR))
+
+
+def _frac(rs: list[dict], c: float, key: str) -> str:
+    """``k of n`` rows showing the intended picture under ``key``; "–" off the knob's ends."""
+    pic = [r.get(key) for r in rs]
+    if c not in (0.0, 1.0) or any(p is None for p in pic):
+        return "–"
+    return f"{sum(map(bool, pic))} of {len(pic)}"
 
 
 def curve(rows: list[dict], conflicts: list[float]) -> str:
@@ -185,9 +227,10 @@ def curve(rows: list[dict], conflicts: list[float]) -> str:
     }
     lines = [
         "| conflict | seeds | cross-cluster affinity, mean [95% interval] | "
-        "together/grouped loss, mean [95% interval] | verdicts (neg/pos/unclear) | "
-        "intended picture |",
-        "|---|---|---|---|---|---|",
+        "together/grouped loss, mean [95% interval] | together - grouped loss (paired "
+        "over replicas), mean [95% interval] | verdicts, paired rule (neg/pos/unclear) | "
+        "intended picture, paired | verdicts, non-overlap rule | intended picture, non-overlap |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     means = {}
     for c in conflicts:
@@ -197,14 +240,17 @@ def curve(rows: list[dict], conflicts: list[float]) -> str:
         a = interval(100 * r["cross"] for r in rs)
         q = interval(_ratio(r) for r in rs)
         means[c] = (a.mean, q.mean)
-        counts = "/".join(
-            str(sum(r["verdict"] == v for r in rs)) for v in (NEGATIVE, POSITIVE, UNCLEAR)
-        )
-        pic = [r["picture"] for r in rs if r["picture"] is not None and c in (0.0, 1.0)]
-        frac = f"{sum(map(bool, pic))} of {len(pic)}" if pic else "–"
+        diffs = [r["difference"]["groups"] for r in rs if (r.get("difference") or {}).get("groups")]
+        if diffs:
+            dm = interval(d[0] for d in diffs)
+            paired = f"{dm.mean:+.4f} [{dm.low:+.4f}, {dm.high:+.4f}]"
+        else:
+            paired = "–"
         lines.append(
             f"| {c:g} | {len(rs)} | {a.mean:+.2f}% [{a.low:+.2f}, {a.high:+.2f}] | "
-            f"{q.mean:.2f} [{q.low:.2f}, {q.high:.2f}] | {counts} | {frac} |"
+            f"{q.mean:.2f} [{q.low:.2f}, {q.high:.2f}] | {paired} | {_counts(rs, 'verdict')} | "
+            f"{_frac(rs, c, 'picture')} | {_counts(rs, 'verdict_overlap')} | "
+            f"{_frac(rs, c, 'picture_overlap')} |"
         )
     lines += [
         "",
@@ -320,12 +366,10 @@ def main() -> None:
         print(f"seed {seed} done, {time.perf_counter() - t0:.0f}s", flush=True)
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps({"rows": rows}, indent=1))  # partial results survive
-    table = summarize(rows, conflicts)
-    if args.merge:
-        for extra in args.merge:
-            rows += json.loads(Path(extra).read_text())["rows"]
-        table = summarize(rows, conflicts)
-    table += "\n\n" + curve(rows, conflicts)
+    for extra in args.merge:
+        rows += json.loads(Path(extra).read_text())["rows"]
+    rows = rejudge(rows)
+    table = summarize(rows, conflicts) + "\n\n" + curve(rows, conflicts)
     load = (
         f"load average {load0[0]:.1f} at start, {os.getloadavg()[0]:.1f} at end "
         f"on {os.cpu_count()} cores"

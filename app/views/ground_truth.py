@@ -9,6 +9,7 @@ figures' escaping, ``app.tables.show_table``)."""
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import pandas as pd
 import streamlit as st
@@ -49,25 +50,35 @@ def render() -> None:
     if files.get("sel") is None:
         st.caption("Nothing uploaded yet. Example tables are in `tests/data/groundtruth/`.")
         return
-    try:
-        limits = parse_limits(opts["values"], opts["rule"])
-        affinity = run_affinity(opts["run"])
-        doc, cells = compute_scores(
+
+    def compute():
+        return compute_scores(
             layout,
             *(_blob(files.get(k)) for k in ("sel", "test", "masks", "est")),
             opts["tasks"],
             opts["direction"],
             opts["rule"],
-            tuple(limits),
-            affinity,
+            tuple(parse_limits(opts["values"], opts["rule"])),
+            run_affinity(opts["run"]),
         )
+
+    show_computed(compute)
+
+
+def show_computed(compute: Callable[[], tuple[dict, list[dict]]], prefix: str = "gtt") -> None:
+    """Draw what ``compute()`` returns (a ``select`` document and its prediction cells, see
+    :func:`compute_scores`) with :func:`show_scores`; a LabError (the user's input) is shown
+    as its one escaped line, any other error through :func:`app.guard.show_error` (logged, a
+    short message). The Ground-truth tables page and Explore's ground-truth tab both use it."""
+    try:
+        doc, cells = compute()
     except LabError as exc:
         st.error(md(exc), icon=":material/error:")
         return
     except Exception as exc:  # a bug: logged, shown as a short message
         show_error(exc)
         return
-    show_scores(doc, cells)
+    show_scores(doc, cells, prefix=prefix)
 
 
 def _files(layout: str) -> dict:

@@ -228,7 +228,9 @@ def _live_body(was_active: bool) -> None:
         st.info("Held-out losses appear after the first evaluation (every 10 steps).")
     if s.grouping and s.planted:
         st.markdown(lesson_words.lesson_groups_note(s.grouping, s.planted, s.grouping_source))
-    sentences = lesson_words.explain_lesson(s.affinity, s.tasks, s.planted, s.loss, s.finished)
+    sentences = lesson_words.explain_lesson(
+        s.affinity, s.tasks, s.planted, s.loss, s.finished, diff=s.diff
+    )
     if sentences:
         st.info(" ".join(sentences), icon=":material/lightbulb:")
     for info in s.runs.values():

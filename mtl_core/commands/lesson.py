@@ -41,7 +41,8 @@ def add_parser(sub) -> None:
         "--json",
         action="store_true",
         help="print one JSON object: conflict, seed, seconds, loss, affinity, "
-        "tag_groups, planted, verdict, stopped (TAG's wall-clock safety stop fired)",
+        "tag_groups, planted, verdict, stopped (TAG's wall-clock safety stop fired), "
+        "difference (together minus groups / single, paired over replicas)",
     )
     p.set_defaults(func=run)
 
@@ -75,6 +76,12 @@ def run(args: argparse.Namespace) -> int:
     groups = " · ".join("{" + ", ".join(sorted(g)) + "}" for g in result.tag_groups)
     same = "the planted clusters" if result.tag_matches_planted else "not the planted clusters"
     print(f"TAG's groups: {groups} ({same})")
+    print("all together minus (paired over replicas; mean and 95% interval):")
+    for mode, iv in result.to_json()["difference"].items():
+        print(
+            f"  {mode:>9}: {_num(iv['mean'], '+.4f')}  [{_num(iv['low'], '+.4f')}, "
+            f"{_num(iv['high'], '+.4f')}]"
+        )
     print(f"verdict: {result.verdict}")
     return 0
 

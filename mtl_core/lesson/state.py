@@ -4,7 +4,8 @@ The Learn page draws a :class:`LessonState` and the headless ``lesson --json`` c
 one (:func:`result`), so both give the same numbers for the same runs: the runs and their
 statuses, the grouped run's groups and where they came from, the planted clusters, the
 held-out loss per approach and task with its 95% interval over replicas
-(:mod:`mtl_core.lesson.report`), the mean loss curves, the together run's affinity so far,
+(:mod:`mtl_core.lesson.report`) and the paired together-minus-other differences the verdict
+rests on, the mean loss curves, the together run's affinity so far,
 whether all three runs have finished, and the verdict. Torch-free; reads only.
 """
 
@@ -24,8 +25,10 @@ from mtl_core.lesson.report import (
     Interval,
     LessonResult,
     block_means,
+    differences,
     loss_intervals,
     replica_losses,
+    replica_means,
     verdict,
 )
 from mtl_core.lesson.workflow import NOTE_GROUPS, NOTE_GROUPS_RUN, LessonIds
@@ -60,12 +63,15 @@ class LessonState:
     ``planted``: the scenario's clusters (None for a run that is no lesson).
     ``loss[approach]``: mean held-out test loss over tasks, interval over replicas;
     ``task_loss[approach][task]``: each task's; both absent for a run not evaluated yet.
+    ``replica_loss[approach][r]``: replica r's mean held-out loss over tasks (absent for a
+    run without replicas); ``diff``: :func:`mtl_core.lesson.report.differences` of it, the
+    paired intervals of together minus ``groups`` / ``single``.
     ``curves[approach]``: mean held-out loss over tasks at each evaluated step.
     ``affinity``: ``(n, n)``, rows = source, the together run's lookahead affinity averaged
     over every logged step (and replica) so far, None before its first matrix;
     ``affinity_step``: the last step in it. ``within``/``cross``: its mean off-diagonal
     value inside/across the planted clusters (NaN when unknown). ``verdict``:
-    :func:`mtl_core.lesson.report.verdict` of ``loss`` (final once ``finished``).
+    :func:`mtl_core.lesson.report.verdict` of ``diff`` (final once ``finished``).
     """
 
     ids: LessonIds
@@ -90,6 +96,8 @@ class LessonState:
     #: TAG's wall-clock safety stop fired when it chose ``grouping`` (only then may the
     #: groups depend on the machine's load; False for the planted fallback)
     grouping_stopped: bool = False
+    replica_loss: Mapping[str, Mapping[int, float]] = field(default_factory=dict, repr=False)
+    diff: Mapping[str, Interval] = field(default_factory=dict)
 
     @property
     def statuses(self) -> dict[str, str]:
@@ -140,11 +148,15 @@ def state(reader: LessonReader, ids: LessonIds) -> LessonState:
     loss: dict[str, Interval] = {}
     task_loss: dict[str, dict[str, Interval]] = {}
     curves: dict[str, pd.Series] = {}
+    replica_loss: dict[str, dict[int, float]] = {}
     for key, info in runs.items():
         df = reader.metrics(info.id)
         overall, per_task = run_loss_intervals(df)
         if overall is not None:
             loss[key], task_loss[key] = overall, per_task
+        per = replica_means(replica_losses(df))
+        if per:
+            replica_loss[key] = per
         curves[key] = workflow.mean_curve(df)
     steps, aff_tasks, A = reader.affinity_steps(ids.together, MEASURE)
     affinity = workflow.mean_affinity(A) if len(steps) else None
@@ -152,6 +164,7 @@ def state(reader: LessonReader, ids: LessonIds) -> LessonState:
     within, cross = math.nan, math.nan
     if affinity is not None and planted and len(planted) > 1:
         within, cross = block_means(affinity, tasks, planted)
+    diff = differences(replica_loss)
     return LessonState(
         ids=ids,
         runs=runs,
@@ -169,7 +182,9 @@ def state(reader: LessonReader, ids: LessonIds) -> LessonState:
         within=within,
         cross=cross,
         finished=len(runs) == 3 and all(r.status == "finished" for r in runs.values()),
-        verdict=verdict(loss),
+        verdict=verdict(diff),
+        replica_loss=replica_loss,
+        diff=diff,
         groups_pending=groups_id is None and claim is not None,
     )
 
@@ -193,6 +208,7 @@ def result(s: LessonState, *, seed: int | None = None, seconds: float = 0.0) -> 
         tasks=list(s.tasks),
         task_loss={k: dict(v) for k, v in s.task_loss.items()},
         affinity_matrix=s.affinity,
+        replica_loss={k: dict(v) for k, v in s.replica_loss.items()},
     )
 
 

@@ -261,9 +261,28 @@ def to_labels(vals: np.ndarray, col: str, name: str, locate: Locate) -> np.ndarr
 def drop_blank_run(cols: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """A ``run`` column left blank everywhere means one unnamed run: as if it were absent."""
     run = cols.get("run")
-    if run is not None and all(v is None or (isinstance(v, str) and not v.strip()) for v in run):
+    if run is not None and all(_blank(v) for v in _distinct(run)):
         cols = {k: v for k, v in cols.items() if k != "run"}
     return cols
+
+
+def _blank(v: Any) -> bool:
+    return v is None or (isinstance(v, str) and not v.strip())
+
+
+def _distinct(vals: np.ndarray) -> Any:
+    """The distinct values of a column, or the column itself: a coded column's texts, a
+    column whose first value is not blank as that value (enough for "all blank"), else
+    hashed by ``pandas.unique`` (unhashable values: every row)."""
+    known = coded(vals)
+    if known is not None:
+        return known.uniques
+    if len(vals) == 0 or not _blank(vals[0]):
+        return vals[:1]
+    try:
+        return pd.unique(np.asarray(vals, dtype=object))
+    except TypeError:
+        return vals
 
 
 def check_names(parsed: Any, name: str) -> None:

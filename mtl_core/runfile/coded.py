@@ -373,6 +373,8 @@ def factor_parts(values: np.ndarray) -> tuple[np.ndarray | None, np.ndarray, int
         return None, codes.astype(np.int64, copy=False), len(uniques)
     ucodes, distinct = pd.factorize(c.uniques)
     ucodes = ucodes.astype(np.int64, copy=False)
+    if c.codes is not None and len(distinct) == len(ucodes):  # distinct texts: codes as they are
+        return None, c.codes, len(distinct)
     return (None, ucodes, len(distinct)) if c.codes is None else (ucodes, c.codes, len(distinct))
 
 
@@ -385,7 +387,7 @@ def _range_codes(values: np.ndarray) -> tuple[np.ndarray, int] | None:
     lo, hi = int(values.min()), int(values.max())
     if hi - lo >= max(4 * len(values), 1 << 16):
         return None
-    return values.astype(np.int64) - lo, hi - lo + 1
+    return np.subtract(values, lo, dtype=np.int64), hi - lo + 1
 
 
 _FACTORS: dict[int, tuple[weakref.ref, np.ndarray, int]] = {}
@@ -416,3 +418,15 @@ def constant(value: str, rows: int) -> np.ndarray:
     return remember(
         np.array([value], dtype=object), np.zeros(rows, dtype=np.intp), pa.array([value])
     )
+
+
+def repeated(values: list[str], counts: list[int]) -> np.ndarray:
+    """Each text ``values[k]`` repeated ``counts[k]`` times, in order, as a coded column
+    ``(sum(counts),)``: the name columns of a log stored one file per key (MLflow's metric
+    files), with no text hashed per row."""
+    import pyarrow as pa
+
+    keep = [k for k, c in enumerate(counts) if c > 0]  # a part with no rows names nothing
+    uniques = np.array([values[k] for k in keep], dtype=object)
+    codes = np.repeat(np.arange(len(keep), dtype=np.intp), [counts[k] for k in keep])
+    return remember(uniques, codes, pa.array(uniques.tolist(), type=pa.string()))

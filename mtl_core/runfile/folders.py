@@ -35,6 +35,7 @@ from mtl_core.runfile.bounds import (
     check_zip_members,
 )
 from mtl_core.runfile.bundle import read_bundle
+from mtl_core.runfile.coded import constant, repeated
 from mtl_core.runfile.layout import read_affinity
 from mtl_core.runfile.long import first_seen
 from mtl_core.runfile.messages import names, over_limit, short
@@ -325,9 +326,11 @@ def _mlflow_run(
             f"give a tag pattern); its metrics: {names(ignored, 6) if ignored else 'none'}"
         )
     names_ = aff.pop("key")
-    cols = {k: np.concatenate(v) for k, v in aff.items()}
+    counts = [len(v) for v in aff["affinity"]]
+    text = ("source", "target", "measure")  # coded: one text per metric file, not per row
+    cols = {k: repeated(v, counts) if k in text else np.concatenate(v) for k, v in aff.items()}
     check_rows(len(cols["affinity"]), where, "logged affinity values")
-    cols["run"] = np.full(len(cols["affinity"]), label, dtype=object)
+    cols["run"] = constant(label, len(cols["affinity"]))
     steps = cols["step"]
     keys = np.repeat(np.arange(len(aff["step"])), [len(v) for v in aff["step"]])
     frame = validate_affinity(

@@ -72,9 +72,10 @@ def metric_columns(
 
     Returns
     -------
-    ``(affinity parts, metric parts, ignored keys)``: the affinity parts hold ``step, source,
-    target, measure, affinity, wall_time`` (seconds) arrays per key and ``key`` (the key of
-    each part, for messages), the metric parts ``step, task, split, metric, value``.
+    ``(affinity parts, metric parts, ignored keys)``: the affinity parts hold ``step,
+    affinity, wall_time`` (seconds) arrays per key, and per key its ``source``, ``target``,
+    ``measure`` and ``key`` (for messages) as one text each; the metric parts hold arrays
+    ``step, task, split, metric, value``.
 
     Raises
     ------
@@ -111,7 +112,7 @@ def metric_columns(
         if what is not None:
             for col, v in (("source", what.source), ("target", what.target),
                            ("measure", what.measure)):  # fmt: skip
-                aff[col].append(np.full(len(val), v, dtype=object))
+                aff[col].append(v)  # type: ignore[arg-type]
             aff["step"].append(step)
             aff["affinity"].append(val)
             aff["wall_time"].append(ts / 1000.0)

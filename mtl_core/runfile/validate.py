@@ -240,8 +240,9 @@ def _check_tasks(
         )
 
 
-#: Up to this many possible keys (or 4 per row), the duplicate check marks keys in an array.
-_MARKED_KEYS = 1 << 22
+#: Up to this many possible keys (or 16 per row), the duplicate check marks keys in a bool
+#: array (16 MB at most beside a 1M-row table) rather than hashing them.
+_MARKED_KEYS = 1 << 24
 
 
 def _all_distinct(gid: np.ndarray, radix: int) -> bool:
@@ -250,7 +251,7 @@ def _all_distinct(gid: np.ndarray, radix: int) -> bool:
     array; else by hashing."""
     if len(gid) < 2 or bool(np.all(gid[1:] > gid[:-1])):
         return True
-    if radix <= max(_MARKED_KEYS, 4 * len(gid)):
+    if radix <= max(_MARKED_KEYS, 16 * len(gid)):
         seen = np.zeros(radix, dtype=bool)
         seen[gid] = True
         return int(np.count_nonzero(seen)) == len(gid)

@@ -43,6 +43,11 @@ def _iv(mean: float, half: float = 0.01) -> Interval:
     return Interval(mean, mean - half, mean + half, 16)
 
 
+def _diff(grp=None, sgl=None, half: float = 0.002) -> dict[str, Interval]:
+    """Paired differences together minus groups / single, centred on the given means."""
+    return {k: _iv(v, half) for k, v in (("groups", grp), ("single", sgl)) if v is not None}
+
+
 def test_lesson_sentences_follow_the_numbers():
     tasks = ["t0", "t1", "t2", "t3"]
     clusters = (frozenset({"t0", "t1"}), frozenset({"t2", "t3"}))
@@ -53,12 +58,16 @@ def test_lesson_sentences_follow_the_numbers():
             clusters,
             {"together": _iv(0.30), "groups": _iv(0.20), "single": _iv(0.22)},
             True,
+            diff=_diff(0.1, 0.08),
         )
     )
     assert "lowers the others' loss by 1%" in hurt
     assert "raises the loss" in hurt and "0.4%" in hurt
     assert "All together is 50% higher than the groups'" in hurt
-    assert "negative transfer" in hurt
+    assert (
+        "the difference, paired over the 16 replicas, is +0.1 (95% interval +0.098 to "
+        "+0.1), above 0: that gap is negative transfer." in hurt
+    )
     helps = " ".join(
         lesson_words.explain_lesson(
             _block(0.01, 0.005),
@@ -66,50 +75,62 @@ def test_lesson_sentences_follow_the_numbers():
             clusters,
             {"together": _iv(0.10), "groups": _iv(0.125), "single": _iv(0.15)},
             True,
+            diff=_diff(-0.025, -0.05),
         )
     )
     assert "all six tasks help each other" in helps
     assert "20% lower than the groups' and 33% lower than each task alone" in helps
-    assert "positive transfer" in helps
+    assert (
+        "the differences, paired over the 16 replicas, are -0.025 (95% interval -0.027 to "
+        "-0.023) and -0.05 (95% interval -0.052 to -0.048), below 0: positive transfer" in helps
+    )
 
 
-def test_lesson_gives_no_verdict_when_intervals_overlap_or_are_missing():
+def test_lesson_verdict_follows_the_paired_difference_not_the_own_intervals():
+    """Own intervals overlapping (0.20 -+ 0.03 against 0.17 -+ 0.03) do not stop a verdict
+    whose paired difference is clear of 0, and own intervals far apart give none when the
+    paired difference covers 0: the sentence always shows the difference it rests on."""
     tasks = ["t0", "t1", "t2", "t3"]
     clusters = (frozenset({"t0", "t1"}), frozenset({"t2", "t3"}))
+    loss = {"together": _iv(0.20, 0.03), "groups": _iv(0.17, 0.03), "single": _iv(0.22, 0.03)}
+    clear = " ".join(
+        lesson_words.explain_lesson(None, tasks, clusters, loss, True, diff=_diff(0.03, -0.02))
+    )
+    assert "All together is 18% higher than the groups'" in clear
+    assert "+0.03 (95% interval +0.028 to +0.032), above 0" in clear
+    assert "negative transfer" in clear
     close = " ".join(
         lesson_words.explain_lesson(
-            _block(0.01, 0.003),
-            tasks,
-            clusters,
-            {"together": _iv(0.20, 0.03), "groups": _iv(0.17, 0.03), "single": _iv(0.22, 0.03)},
-            True,
+            None, tasks, clusters, loss, True, diff=_diff(0.001, -0.02, half=0.004)
         )
     )
-    assert "intervals overlap: no clear difference" in close
+    assert (
+        "All together minus the groups, paired over the 16 replicas: +0.001 (95% interval "
+        "-0.003 to +0.005), which covers 0: no clear difference between sharing every task "
+        "and training in groups at this conflict level." in close
+    )
     assert "negative transfer" not in close and "positive transfer" not in close
-    # the knob's crossing (conflict 0.15, seed 60, measured): together beats each alone by
-    # far, but its interval overlaps the groups': no verdict, and the sentence says between what
-    crossing = " ".join(
+    # beats the groups, but not clearly each task alone: the sentence says between what
+    alone = " ".join(
+        lesson_words.explain_lesson(
+            None, tasks, clusters, loss, False, diff=_diff(-0.02, 0.001, half=0.004)
+        )
+    )
+    assert "All together minus each task alone, paired over the 16 replicas" in alone
+    assert "and training each task alone at this conflict level yet." in alone
+
+
+def test_lesson_gives_no_verdict_when_runs_or_intervals_are_missing():
+    tasks = ["t0", "t1", "t2", "t3"]
+    clusters = (frozenset({"t0", "t1"}), frozenset({"t2", "t3"}))
+    no_groups = " ".join(
         lesson_words.explain_lesson(
             None,
             tasks,
             clusters,
-            {
-                "together": Interval(0.12665, 0.1252, 0.1281, 16),
-                "groups": Interval(0.1255, 0.1239, 0.1271, 16),
-                "single": Interval(0.1642, 0.1609, 0.1675, 16),
-            },
-            True,
-        )
-    )
-    assert (
-        "The intervals overlap: no clear difference between sharing every task and training "
-        "in groups at this conflict level." in crossing
-    )
-    assert "positive transfer" not in crossing and "negative transfer" not in crossing
-    no_groups = " ".join(
-        lesson_words.explain_lesson(
-            None, tasks, clusters, {"together": _iv(0.10), "single": _iv(0.15)}, False
+            {"together": _iv(0.10), "single": _iv(0.15)},
+            False,
+            diff=_diff(sgl=-0.05),
         )
     )
     assert "The grouped run has no held-out loss yet, so no verdict yet." in no_groups
@@ -123,6 +144,7 @@ def test_lesson_gives_no_verdict_when_intervals_overlap_or_are_missing():
                 "groups": Interval(0.1, np.nan, np.nan, 1),
             },
             True,
+            diff={"groups": Interval(0.2, np.nan, np.nan, 1)},
         )
     )
     assert "no verdict" in one and "negative transfer" not in one
@@ -149,8 +171,9 @@ def test_every_ratio_in_the_lesson_prose_matches_the_numbers_it_shows():
     for _ in range(300):
         tog, grp, sgl = rng.uniform(0.05, 1.0, size=3)
         loss = {"together": _iv(tog, 0.004), "groups": _iv(grp, 0.004), "single": _iv(sgl, 0.004)}
+        diff = _diff(tog - grp, tog - sgl, half=0.004)
         for sentence in lesson_words.explain_lesson(
-            _block(0.01, -0.002), tasks, clusters, loss, True
+            _block(0.01, -0.002), tasks, clusters, loss, True, diff=diff
         ):
             found = _RATIO.search(sentence)
             if not found:

@@ -17,10 +17,13 @@ from mtl_core.lesson.report import (
     Interval,
     LessonResult,
     block_means,
+    differences,
     intended_picture,
     interval,
     loss_intervals,
+    overlap_verdict,
     replica_losses,
+    replica_means,
     verdict,
 )
 from mtl_core.types import canonical_grouping
@@ -46,6 +49,58 @@ def _iv(lo: float, hi: float) -> Interval:
 
 
 @pytest.mark.parametrize(
+    "d_grp,d_sgl,expected",
+    [
+        ((0.1, 0.2), (0.05, 0.15), NEGATIVE),  # groups beat together
+        ((-0.05, 0.05), (0.01, 0.02), NEGATIVE),  # alone beats together: the second way to lose
+        ((-0.2, -0.1), (-0.3, -0.2), POSITIVE),  # together beats groups and alone
+        ((-0.2, -0.1), None, POSITIVE),  # no each-alone run: the groups decide
+        ((-0.01, 0.01), (-0.3, -0.2), UNCLEAR),  # together minus groups covers 0
+        ((-0.1, 0.0), (-0.3, -0.2), UNCLEAR),  # touching 0 is not clear of it
+        ((-0.2, -0.1), (-0.05, 0.05), UNCLEAR),  # beats the groups, not clearly alone
+        (None, (-0.3, -0.2), UNCLEAR),  # no grouped run yet: beating alone is no verdict
+        (None, (0.2, 0.3), NEGATIVE),  # ... but losing to alone already is
+        ((math.nan, math.nan), (math.nan, math.nan), UNCLEAR),  # one replica: no interval
+    ],
+)
+def test_verdict_from_the_paired_differences(d_grp, d_sgl, expected):
+    diff = {k: _iv(*v) for k, v in (("groups", d_grp), ("single", d_sgl)) if v is not None}
+    assert verdict(diff) == expected
+
+
+def test_differences_pair_the_replicas_and_take_the_t_interval():
+    """Replica r of each approach is paired with the same r only (shared data order)."""
+    tog = {0: 0.30, 1: 0.32, 2: 0.34, 3: 0.36}
+    grp = {0: 0.31, 1: 0.335, 2: 0.35, 3: 0.375}
+    d = differences({"together": tog, "groups": grp, "single": {1: 0.5, 3: 0.4, 7: 9.0}})
+    # d_r = -0.010, -0.015, -0.010, -0.015: mean -0.0125, sd 0.0028868, t(0.975, 3) 3.18245
+    assert d["groups"].n == 4 and d["groups"].mean == pytest.approx(-0.0125)
+    assert d["groups"].low == pytest.approx(-0.0125 - 0.0045935, abs=1e-7)
+    assert d["groups"].high == pytest.approx(-0.0125 + 0.0045935, abs=1e-7)
+    # single shares replicas 1 and 3 only: d = -0.18, -0.04
+    assert d["single"].n == 2 and d["single"].mean == pytest.approx(-0.11)
+    assert differences({"groups": grp}) == {} and "single" not in differences({"together": tog})
+
+
+def test_paired_rule_sees_a_difference_the_overlap_rule_cannot():
+    """Together's and the groups' own intervals overlap widely (replica spread 0.02), but
+    every pair differs by 0.010-0.015: the paired test says positive transfer, the old
+    non-overlap rule "no clear difference" (Schenker & Gentleman 2001)."""
+    tog = {0: 0.30, 1: 0.32, 2: 0.34, 3: 0.36}
+    grp = {0: 0.31, 1: 0.335, 2: 0.35, 3: 0.375}
+    sgl = {r: v + 0.1 for r, v in tog.items()}
+    replicas = {"together": tog, "groups": grp, "single": sgl}
+    loss = {k: interval(v.values()) for k, v in replicas.items()}
+    assert not loss["groups"].above(loss["together"])  # the intervals overlap
+    assert overlap_verdict(loss) == UNCLEAR
+    assert verdict(differences(replicas)) == POSITIVE
+    # and the other way round: a wide paired spread with well-separated own intervals
+    noisy = {0: 0.20, 1: 0.40, 2: 0.20, 3: 0.40}
+    wide = {"together": {r: 0.3 for r in range(4)}, "groups": noisy}
+    assert verdict(differences(wide)) == UNCLEAR
+
+
+@pytest.mark.parametrize(
     "tog,grp,sgl,expected",
     [
         ((0.5, 0.6), (0.1, 0.2), (0.15, 0.25), NEGATIVE),  # groups beat together
@@ -53,34 +108,12 @@ def _iv(lo: float, hi: float) -> Interval:
         ((0.1, 0.2), (0.25, 0.35), (0.3, 0.4), POSITIVE),  # together beats groups and alone
         ((0.1, 0.2), (0.15, 0.25), (0.19, 0.3), UNCLEAR),  # overlapping intervals
         ((0.1, 0.2), (0.2, 0.3), (0.3, 0.4), UNCLEAR),  # touching is not separating
-        # together beats alone but overlaps the groups: the old rule said positive transfer,
-        # and since alone is far above both, "no clear difference" could never occur
-        ((0.1, 0.2), (0.15, 0.25), (0.3, 0.4), UNCLEAR),
-        ((0.1, 0.2), (0.25, 0.35), (0.15, 0.3), UNCLEAR),  # beats the groups, overlaps alone
-        # measured lessons (seed 60, conflict 0.05 / 0.15 / 0.25: the knob's crossing)
-        ((0.1139, 0.1169), (0.1224, 0.1252), (0.1606, 0.1644), POSITIVE),
-        ((0.1252, 0.1281), (0.1239, 0.1271), (0.1609, 0.1675), UNCLEAR),
-        ((0.1483, 0.1513), (0.1256, 0.1288), (0.1629, 0.1717), NEGATIVE),
+        ((0.1, 0.2), (0.15, 0.25), (0.3, 0.4), UNCLEAR),  # beats alone, overlaps the groups
     ],
 )
-def test_verdict_only_when_intervals_separate(tog, grp, sgl, expected):
-    assert verdict({"together": _iv(*tog), "groups": _iv(*grp), "single": _iv(*sgl)}) == expected
-
-
-def test_positive_transfer_needs_the_groups_interval():
-    """While the grouped run has no loss yet, beating each-alone is no verdict (the groups
-    may still match together); losing to each-alone is negative transfer already."""
-    tog, sgl = _iv(0.1, 0.2), _iv(0.3, 0.4)
-    assert verdict({"together": tog, "single": sgl}) == UNCLEAR
-    assert verdict({"together": sgl, "single": tog}) == NEGATIVE
-    assert verdict({"groups": tog, "single": sgl}) == UNCLEAR
-
-
-def test_verdict_without_intervals_is_unclear():
-    single_run = {
-        k: interval([v]) for k, v in (("together", 0.9), ("groups", 0.1), ("single", 0.2))
-    }
-    assert verdict(single_run) == UNCLEAR
+def test_overlap_verdict_is_the_old_rule(tog, grp, sgl, expected):
+    loss = {"together": _iv(*tog), "groups": _iv(*grp), "single": _iv(*sgl)}
+    assert overlap_verdict(loss) == expected
 
 
 def test_replica_losses_and_task_intervals_from_a_metrics_frame():
@@ -108,8 +141,22 @@ def test_block_means_inside_and_across_groups():
     assert within == 1.0 and cross == -3.0
 
 
-def _result(conflict: float, tog, grp, sgl, cross: float, tag=None) -> LessonResult:
+#: replica offsets around an approach's mean (shared by the approaches: a paired spread of 0)
+_SPREAD = (-0.02, -0.01, 0.01, 0.02)
+
+
+def _replicas(lo: float, hi: float, jitter: float = 0.0) -> dict[int, float]:
+    mid = (lo + hi) / 2
+    return {r: mid + o + (jitter if r % 2 else -jitter) for r, o in enumerate(_SPREAD)}
+
+
+def _result(conflict: float, tog, grp, sgl, cross: float, tag=None, jitter=0.0) -> LessonResult:
+    """A lesson whose approaches' losses sit at the middles of ``tog``/``grp``/``sgl``
+    (intervals), four replicas each; ``jitter`` adds a paired spread to the groups and alone
+    (alternating +-jitter per replica), so their paired differences get an interval."""
     planted = canonical_grouping([["t0", "t1"], ["t2", "t3"]])
+    reps = {"together": _replicas(*tog), "groups": _replicas(*grp, jitter)}
+    reps["single"] = _replicas(*sgl, jitter)
     return LessonResult(
         conflict=conflict,
         seed=3,
@@ -119,6 +166,7 @@ def _result(conflict: float, tog, grp, sgl, cross: float, tag=None) -> LessonRes
         cross=cross,
         planted=planted,
         tag_groups=canonical_grouping(tag) if tag else planted,
+        replica_loss=reps,
     )
 
 
@@ -134,8 +182,16 @@ def test_json_object_has_exactly_the_documented_keys():
         "planted",
         "verdict",
         "stopped",
+        "difference",
     ]
     assert list(out["loss"]) == ["together", "groups", "single"]
+    # together 0.55 minus groups 0.15 / alone 0.2 in every replica: no spread
+    assert out["difference"]["groups"] == {
+        "mean": pytest.approx(0.4),
+        "low": pytest.approx(0.4),
+        "high": pytest.approx(0.4),
+    }
+    assert out["difference"]["single"]["mean"] == pytest.approx(0.35)
     assert out["loss"]["together"] == {"mean": 0.55, "low": 0.5, "high": 0.6}
     assert out["affinity"] == {"within": 0.01, "cross": -0.006}
     assert out["tag_groups"] == out["planted"] == [["t0", "t1"], ["t2", "t3"]]
@@ -152,10 +208,16 @@ def test_intended_picture_at_each_end():
     assert not intended_picture(wrong_groups)
     assert not intended_picture(_result(1.0, (0.5, 0.6), (0.1, 0.2), (0.15, 0.25), 0.01))
     assert intended_picture(_result(0.0, (0.1, 0.2), (0.25, 0.35), (0.3, 0.4), 0.004))
-    # at 0 together must beat the groups too, not only each task alone
-    assert not intended_picture(_result(0.0, (0.1, 0.2), (0.15, 0.25), (0.3, 0.4), 0.004))
-    assert not intended_picture(_result(0.0, (0.1, 0.2), (0.15, 0.25), (0.19, 0.3), 0.004))
+    # together 0.15 against groups 0.175: paired differences -0.025 -+ 0.03 cover 0
+    unclear = _result(0.0, (0.1, 0.2), (0.15, 0.2), (0.3, 0.4), 0.004, jitter=0.03)
+    assert unclear.verdict == UNCLEAR and not intended_picture(unclear)
+    # at 0 together must beat the groups, not only each task alone
+    assert not intended_picture(_result(0.0, (0.1, 0.2), (0.05, 0.15), (0.3, 0.4), 0.004))
     assert intended_picture(_result(0.5, (0.1, 0.2), (0.15, 0.25), (0.3, 0.4), 0.0)) is None
+
+
+def test_replica_means_average_each_replicas_tasks():
+    assert replica_means({0: {"a": 1.0, "b": 3.0}, 2: {"a": 0.5}, 5: {}}) == {0: 2.0, 2: 0.5}
 
 
 def test_cli_lesson_json_prints_one_object(monkeypatch, capsys):
@@ -175,6 +237,9 @@ def test_cli_lesson_json_prints_one_object(monkeypatch, capsys):
     assert cli.main(["lesson", "--conflict", "1"]) == 0
     text = capsys.readouterr().out
     assert "verdict: negative transfer" in text and "the planted clusters" in text
+    # together 0.55 minus groups 0.15 and alone 0.2 in every replica
+    assert "     groups: +0.4000  [+0.4000, +0.4000]" in text
+    assert "     single: +0.3500  [+0.3500, +0.3500]" in text
 
 
 def test_cli_lesson_rejects_a_conflict_out_of_range(capsys):

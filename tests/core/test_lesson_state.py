@@ -97,3 +97,58 @@ def test_a_run_that_is_no_lesson_is_not_waited_on(store):
     rid = seed_run(store, name="plain", steps=10)
     s = state(store, lesson.LessonIds(together=rid, groups=None, single=None))
     assert not s.groups_pending and not s.active
+
+
+def _log_replica_losses(store: Store, rid: int, losses: list[float]) -> None:
+    """One evaluation at step 300: replica r's held-out loss ``losses[r]`` on every task."""
+    from mtl_core.events import MetricRow, StepEvent, replica_metric
+    from tests.core.test_lesson_workflow import TASKS
+
+    rows = [
+        MetricRow(task=t, split="test", metric=replica_metric("loss", r), value=v)
+        for r, v in enumerate(losses)
+        for t in TASKS
+    ]
+    store.append_step(
+        rid,
+        StepEvent(
+            step=300,
+            total_steps=300,
+            tasks=TASKS,
+            train_loss={t: 1.0 for t in TASKS},
+            metrics=rows,
+            affinity={},
+        ),
+    )
+    store.set_status(rid, "finished")
+
+
+def test_finished_lesson_verdict_is_the_paired_difference(store):
+    """Together's and the groups' own intervals overlap (replica spread 0.02), every pair
+    differs by 0.010-0.015: state, result and ``lesson --json`` say positive transfer, with
+    the paired difference behind it (hand-computed: mean -0.0125, t(0.975, 3) 3.18245)."""
+    from mtl_core.lesson.report import POSITIVE, overlap_verdict
+
+    runner = RecordingRunner(store)
+    ids = lesson.start(runner, store, {"conflict": 0.0}, seed=1)
+    store.claim_queued(10, runner_pid=1)
+    _log_steps(store, ids.together, 1, 5)
+    _log_replica_losses(store, ids.together, [0.30, 0.32, 0.34, 0.36])
+    ids.groups = lesson.advance(runner, store, ids.together)
+    _log_replica_losses(store, ids.groups, [0.31, 0.335, 0.35, 0.375])
+    _log_replica_losses(store, ids.single, [0.40, 0.42, 0.44, 0.46])
+    s = state(store, ids)
+    assert s.finished and s.replica_loss["groups"] == {
+        0: pytest.approx(0.31),
+        1: pytest.approx(0.335),
+        2: pytest.approx(0.35),
+        3: pytest.approx(0.375),
+    }
+    assert s.diff["groups"].mean == pytest.approx(-0.0125)
+    assert s.diff["groups"].high == pytest.approx(-0.0125 + 0.0045935, abs=1e-6)
+    assert s.diff["single"].mean == pytest.approx(-0.1) and s.verdict == POSITIVE
+    assert overlap_verdict(s.loss) == UNCLEAR  # the old rule could not tell
+    out = result(s).to_json()
+    assert out["verdict"] == POSITIVE
+    assert out["difference"]["groups"]["mean"] == pytest.approx(-0.0125)
+    assert out["difference"]["single"]["high"] == pytest.approx(-0.1, abs=1e-9)

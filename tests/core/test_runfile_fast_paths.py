@@ -88,3 +88,75 @@ def test_a_whole_number_too_long_still_refused():
     with pytest.raises(LabError, match=f"a whole number with {MAX_DIGITS + 1} digits"):
         load_json(text, "x.json")
     assert load_json("[" + "9" * MAX_DIGITS + "]", "x.json") == [int("9" * MAX_DIGITS)]
+
+
+# ------------------------------------------------------------- run columns, MLflow folders
+
+
+@pytest.mark.parametrize(
+    ("run", "dropped"),
+    [
+        (["", " ", None] * 3, True),  # blank everywhere: one unnamed run
+        (["", "", "a"], False),  # a name after blanks
+        (["a", "", ""], False),
+        ([[1], "", ""], False),  # unhashable (a JSON list): looked at row by row
+        (["", [1], ""], False),
+    ],
+)
+def test_blank_run_column_dropped_only_when_every_row_is_blank(run, dropped):
+    from mtl_core.runfile.cells import drop_blank_run
+
+    col = np.empty(len(run), dtype=object)
+    col[:] = run
+    assert ("run" not in drop_blank_run({"run": col, "step": np.arange(len(run))})) is dropped
+
+
+def test_repeated_texts_are_coded_without_the_empty_parts():
+    from mtl_core.runfile.coded import coded, repeated
+
+    vals = repeated(["a", "zz", "b", "a"], [2, 0, 1, 3])
+    assert vals.tolist() == ["a", "a", "b", "a", "a", "a"]
+    assert coded(vals).uniques.tolist() == ["a", "b", "a"]  # "zz" names no row
+
+
+def test_mlflow_folder_with_an_empty_metric_file_reads_the_others(tmp_path):
+    from mtl_core.runfile import read_run_file
+
+    run = tmp_path / "run"
+    (run / "metrics" / "affinity" / "a").mkdir(parents=True)
+    (run / "meta.yaml").write_text("run_id: r\n")
+    (run / "metrics" / "affinity" / "a" / "b").write_text("1000 0.25 0\n2000 0.5 1\n")
+    (run / "metrics" / "affinity" / "b").mkdir()
+    (run / "metrics" / "affinity" / "b" / "a").write_text("")  # created, nothing logged
+    (run / "metrics" / "affinity" / "a" / "c").write_text("3000 -0.125 1\n")
+    parsed = read_run_file(run)
+    aff = parsed.affinity
+    assert aff["source"].tolist() == ["a", "a", "a"]
+    assert aff["target"].tolist() == ["b", "b", "c"]
+    assert aff["affinity"].tolist() == [0.25, 0.5, -0.125]
+    assert aff["wall_time"].tolist() == [1.0, 2.0, 3.0] and parsed.runs == [""]
+
+
+def test_distinct_dictionary_texts_keep_their_codes_as_factors():
+    import pyarrow as pa
+
+    from mtl_core.runfile.coded import factor_codes, remember
+
+    vals = remember(np.array(["b", "a"], dtype=object), np.array([1, 0, 1, 1]),
+                    pa.array(["b", "a"]))  # fmt: skip
+    codes, count = factor_codes(vals)
+    assert count == 2 and codes.tolist() == [1, 0, 1, 1]
+
+
+def test_duplicate_among_many_steps_found_by_marking(monkeypatch):
+    from mtl_core.runfile import read_run_file, validate
+
+    seen = []
+    real = validate._all_distinct
+    monkeypatch.setattr(validate, "_all_distinct", lambda g, r: seen.append(r) or real(g, r))
+    rows = [f"{s},a{s % 40},b{s % 40},0.1" for s in range(3000)]  # 3000 x 40 x 40 keys
+    rows.insert(7, "40,a0,b0,0.2")  # out of order, a second value for (step 40, a0 -> b0)
+    text = ("step,source,target,affinity\n" + "\n".join(rows) + "\n").encode()
+    with pytest.raises(LabError, match=r"row 42 .*duplicated cell \(step 40, .*first at row 8 "):
+        read_run_file(text, "log.csv")
+    assert seen and 4 * 2**20 < seen[0] <= validate._MARKED_KEYS  # past the old cap: marked

@@ -3,7 +3,6 @@ against brute force, and one-line errors."""
 
 from __future__ import annotations
 
-import itertools
 import json
 from pathlib import Path
 
@@ -15,6 +14,7 @@ from mtl_core.errors import LabError
 from mtl_core.groundtruth.compare import compare, public
 from mtl_core.groundtruth.select import best_selection, served_total, worst_selection
 from mtl_core.groundtruth.tables import read_hoa, read_long, read_mtg
+from tests.helpers.selection_tables import brute_force, sparse_table
 
 D = Path(__file__).resolve().parents[1] / "data" / "groundtruth"
 
@@ -87,30 +87,13 @@ def test_sampled_design_reads_and_is_proven():
 
 
 def _brute(g, costs, k=None, budget=None, worst=False):
-    m = len(costs)
-    best = None
-    for r in range(1, m + 1):
-        for combo in itertools.combinations(range(m), r):
-            if k is not None and r > k:
-                continue
-            if budget is not None and costs[list(combo)].sum() > budget + 1e-9:
-                continue
-            v = served_total(g, list(combo), g)
-            if np.isnan(v):
-                continue
-            if best is None or (v < best if worst else v > best):
-                best = v
-    return best
+    coef = np.ones(len(costs)) if k is not None else costs
+    return brute_force(g, coef, float(k if k is not None else budget), best=not worst)
 
 
 @pytest.mark.parametrize("seed", range(12))
 def test_exact_against_brute_force(seed):
-    rng = np.random.default_rng(seed)
-    n, m = 4, 9
-    g = rng.normal(size=(m, n))
-    g[rng.random((m, n)) < 0.5] = np.nan
-    g[np.isnan(g).all(axis=1), 0] = 0.3
-    costs = rng.choice([0.5, 1.0], size=m)
+    g, costs = sparse_table(seed)
     for kw in ({"k": 1}, {"k": 2}, {"k": 3}, {"budget": 1.5}, {"budget": 2.5}):
         want = _brute(g, costs, **kw)
         ch = best_selection(g, costs, **kw)

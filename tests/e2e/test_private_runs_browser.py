@@ -22,22 +22,9 @@ SECRET_TASKS = [f"amysecret{i}" for i in range(6)]
 
 def _seed(store, name: str, tasks: list[str], owner: str) -> int:
     """A finished run with planted-block affinity and the given task names, owned by ``owner``."""
-    from mtl_core.runfile import ParsedRun, matrices_to_long
-    from tests.helpers.app_fixtures import metrics_frame, planted_stack
+    from tests.helpers.app_fixtures import seed_run
 
-    steps, _, A = planted_stack(len(tasks), 30)
-    parsed = ParsedRun(
-        tasks=tasks,
-        task_types={t: "regression" for t in tasks},
-        affinity=matrices_to_long(steps, tasks, A, "lookahead"),
-        metrics=metrics_frame(tasks, 30),
-        meta={"name": name},
-        runs=[""],
-        tasks_declared=True,
-    )
-    (rid,) = store.import_parsed(parsed, name=name, origin="uploaded")
-    store.set_owner(rid, owner)
-    return rid
+    return seed_run(store, name=name, tasks=tasks, steps=30, owner=owner)
 
 
 @pytest.fixture(scope="module")

@@ -45,21 +45,9 @@ FAKE_PICKER = """
 def _seed(store, name: str, scenario: str) -> int:
     """A finished run of :data:`TASKS` (planted blocks) whose config names ``scenario``
     (an uploaded bundle's ``meta.json`` may claim any config)."""
-    from mtl_core.runfile import ParsedRun, matrices_to_long
-    from tests.helpers.app_fixtures import metrics_frame, planted_stack
+    from tests.helpers.app_fixtures import seed_run
 
-    steps, _, A = planted_stack(len(TASKS), 30)
-    parsed = ParsedRun(
-        tasks=TASKS,
-        task_types={t: "regression" for t in TASKS},
-        affinity=matrices_to_long(steps, TASKS, A, "lookahead"),
-        metrics=metrics_frame(TASKS, 30),
-        meta={"name": name, "config": {"scenario": scenario}},
-        runs=[""],
-        tasks_declared=True,
-    )
-    (rid,) = store.import_parsed(parsed, name=name, origin="uploaded")
-    return rid
+    return seed_run(store, name=name, tasks=TASKS, steps=30, config={"scenario": scenario})
 
 
 @pytest.fixture(scope="module")

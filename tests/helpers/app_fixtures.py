@@ -89,10 +89,15 @@ def seed_run(
     seed: int = 0,
     metrics: bool = True,
     unlogged: np.ndarray | None = None,
+    tasks: list[str] | None = None,
+    owner: str | None = None,
 ) -> int:
     """A finished run with planted-block affinity (and losses) in one transaction;
-    ``unlogged`` (a ``(steps, n, n)`` bool mask) leaves those cells out of the log."""
-    st_, tasks, A = planted_stack(n_tasks, steps, switch_at=switch_at, seed=seed)
+    ``unlogged`` (a ``(steps, n, n)`` bool mask) leaves those cells out of the log; ``tasks``
+    names the tasks (``n_tasks`` of the default names otherwise); ``owner`` owns the run."""
+    n_tasks = len(tasks) if tasks is not None else n_tasks
+    st_, default_names, A = planted_stack(n_tasks, steps, switch_at=switch_at, seed=seed)
+    tasks = list(tasks) if tasks is not None else default_names
     if unlogged is not None:
         A = np.where(unlogged, np.nan, A)
     aff = matrices_to_long(st_, tasks, A, measure)
@@ -114,6 +119,8 @@ def seed_run(
         tasks_declared=True,
     )
     (rid,) = store.import_parsed(parsed, name=name, origin="uploaded")
+    if owner is not None:
+        store.set_owner(rid, owner)
     return rid
 
 

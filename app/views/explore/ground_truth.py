@@ -15,11 +15,8 @@ import json
 import streamlit as st
 
 from app import data, jobs
-from app.escape import md
-from app.guard import show_error
 from app.views import ground_truth as gt_page
 from app.views.explore.controls import GroupControls
-from mtl_core.errors import LabError
 from mtl_core.store import RunInfo
 
 #: The affinity TAG chooses from in the scored table.
@@ -70,16 +67,12 @@ def scored_evaluation(info: RunInfo, report: dict | None, k: int) -> None:
     source = c2.radio(
         "TAG chooses from", sources, format_func=SOURCES.get, key="gtx_source", horizontal=True
     )
-    try:
-        limits = gt_page.parse_limits(values, "k")
+
+    def compute():
+        limits = tuple(gt_page.parse_limits(values, "k"))
         affinity = gt_page.run_affinity(info.id) if source == "run" else None
-        doc, cells = gt_page.compute_scores(
-            "report", blob, None, None, None, None, None, "k", tuple(limits), affinity
+        return gt_page.compute_scores(
+            "report", blob, None, None, None, None, None, "k", limits, affinity
         )
-    except LabError as exc:
-        st.error(md(exc), icon=":material/error:")
-        return
-    except Exception as exc:  # a bug: logged, shown as a short message
-        show_error(exc)
-        return
-    gt_page.show_scores(doc, cells, prefix="gtx")
+
+    gt_page.show_computed(compute, prefix="gtx")

@@ -153,7 +153,13 @@ def _heatmap(
         steps.replace(" ", "-"),
         units.suffix(view.measure),
     )
-    event = chart_with_export(fig, name, "explore_heatmap", select=True, export_title=export)
+    # centred in a box as wide as the square plot needs (as on Learn): the column's full width
+    # left the colour bar ~330 px right of the plot at 1920 px; a narrower column narrows it
+    with st.container(horizontal=True, horizontal_alignment="center"):
+        with st.container(width=heatmaps.box_width(int(fig.layout.height))):
+            event = chart_with_export(
+                fig, name, "explore_heatmap", select=True, export_title=export
+            )
     _open_clicked_pair(clicked_point(event), view.tasks)
     n = len(view.tasks)
     missing = int((~np.isfinite(M[~np.eye(n, dtype=bool)])).sum()) if n > 1 else 0

@@ -36,8 +36,10 @@ log = logging.getLogger("task_affinity_lab.app")
 # ----------------------------------------------------------------------------- the store and runner
 
 
-#: Workers train at a lower CPU priority, so pages stay responsive on the same cores.
-WORKER_NICENESS = 10
+#: Workers train at a lower CPU priority, so pages stay responsive on the same cores; only a
+#: little lower (5, not 10): a class's pages are cheap now (``app.data_lesson``), and at 10
+#: under a ``nice``-started server the workers fell to 19, level with every other job.
+WORKER_NICENESS = 5
 
 
 @st.cache_resource(show_spinner=False)

@@ -185,9 +185,16 @@ def read_tree(files: dict[str, bytes], name: str, options: ReadOptions) -> Parse
     tables = [p for p, _ in read]
     units = others + len(tables)
     if not units:
+        bare = mlflow_store.missing_meta(paths)
+        hint = (
+            f"; an MLflow run folder needs the meta.yaml that MLflow writes beside metrics/, "
+            f"missing in {names([b or '.' for b in bare], 3)}"
+            if bare
+            else ""
+        )
         raise LabError(
             f"{name}: found no run in the folder (no MLflow run, table or TensorBoard event "
-            f"file; it holds {names(paths, 6)})"
+            f"file; it holds {names(paths, 6)}{hint})"
         )
     single = units == 1
     affs, mets, found = [], [], []

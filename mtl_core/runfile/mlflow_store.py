@@ -45,6 +45,22 @@ def run_roots(paths: list[str]) -> list[str]:
     return sorted(r for r in roots if r in with_metrics)
 
 
+def missing_meta(paths: list[str]) -> list[str]:
+    """Folders in a tree of relative paths that hold a ``metrics/`` folder but no ``meta.yaml``
+    beside it: what an MLflow run folder looks like with its ``meta.yaml`` left out (MLflow's
+    file store writes one into every run folder and its reader needs it), so the refusal of
+    such a folder can say what is missing. ``""`` is the tree's root. Linear in the paths."""
+    with_metrics, with_meta = set(), set()
+    for p in paths:
+        parts = p.split("/")
+        if parts[-1] == META:
+            with_meta.add("/".join(parts[:-1]))
+        for k, part in enumerate(parts[:-1]):
+            if part + "/" == METRICS:
+                with_metrics.add("/".join(parts[:k]))
+    return sorted(with_metrics - with_meta)
+
+
 def owner(path: str, roots: set[str]) -> str | None:
     """The run folder among ``roots`` that holds ``path``, or None."""
     if "" in roots:

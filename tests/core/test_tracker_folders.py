@@ -4,6 +4,7 @@ wandb-summary.json made here from the reference matrix)."""
 
 from __future__ import annotations
 
+import io
 import json
 import shutil
 import zipfile
@@ -185,6 +186,30 @@ def test_a_folder_with_nothing_to_read_lists_what_it_holds(tmp_path):
     (tmp_path / "notes.txt").write_text("hi")
     with pytest.raises(LabError, match=r"found no run in the folder .*notes\.txt"):
         read_run_file(tmp_path)
+
+
+def test_an_mlflow_run_folder_without_meta_yaml_says_what_is_missing(tmp_path):
+    # A new user's hand-made MLflow folder: metrics/ but no meta.yaml (MLflow always writes one).
+    run = tmp_path / "1987" / "abc123"
+    for src, tgt, v in [("seg", "seg", 0.04), ("seg", "depth", 0.01), ("depth", "seg", 0.02)]:
+        (run / "metrics" / "affinity" / src).mkdir(parents=True, exist_ok=True)
+        (run / "metrics" / "affinity" / src / tgt).write_text(f"1796605864467 {v} 10\n")
+    with pytest.raises(LabError) as err:
+        read_run_file(tmp_path / "1987")
+    assert "needs the meta.yaml that MLflow writes beside metrics/, missing in abc123" in str(
+        err.value
+    )
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        for f in run.rglob("*"):
+            if f.is_file():
+                z.write(f, f.relative_to(tmp_path / "1987").as_posix())
+    with pytest.raises(LabError, match=r"missing in abc123\)$"):
+        read_run_file(buf.getvalue(), "mlflow_run.zip")
+    (run / "meta.yaml").write_text("run_id: abc123\nexperiment_id: '1987'\n")
+    parsed = read_run_file(tmp_path / "1987")
+    got = parsed.affinity.set_index(["source", "target"])["affinity"]
+    assert got[("seg", "depth")] == pytest.approx(0.01) and got[("depth", "seg")] == 0.02
 
 
 def test_wandb_dotted_keys_and_lightning_step_epoch_suffixes():

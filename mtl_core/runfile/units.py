@@ -59,21 +59,41 @@ def impossible_count(aff: pd.DataFrame) -> tuple[int, str]:
         return 0, ""
     meas = aff["measure"].astype(str)
     bad = pd.Series(False, index=aff.index)
+    why = []  # what each measure with an impossible value can never be, in words
     for spec in measures.REGISTRY:
         low, high = spec.bounds
         rows = meas == spec.name
+        out = pd.Series(False, index=aff.index)
         if low is not None:
-            bad |= rows & (vals < low)
+            out |= rows & (vals < low)
         if high is not None:
-            bad |= rows & (vals > high)
+            out |= rows & (vals > high)
+        if out.any():
+            why.append(_bound_words(spec))
+        bad |= out
     n = int(bad.sum())
     if not n:
         return 0, ""
     if vals.abs().max() <= 100:
-        hint = " (they look like percent: say --unit percent, or Unit: percent on Upload)"
+        hint = (
+            " (they look like percent: say --unit percent, or pick percent as the "
+            '"Unit of the file\'s values" on Upload)'
+        )
     else:
         hint = " (TAG's notebooks sum (1 - L'/L) / lr: say --unit tag-lr:LR with the rate)"
-    return n, f"{n} values are impossible for their measure (above 1 = over 100% loss fall){hint}"
+    return n, f"{n} values are impossible for their measure ({'; '.join(why)}){hint}"
+
+
+def _bound_words(spec: measures.Measure) -> str:
+    """A measure's registry bounds in words: ``lookahead above 1 = over 100% loss fall``,
+    ``cosine outside [-1, 1]``."""
+    low, high = spec.bounds
+    if low is None and high is not None:
+        loss = " = over 100% loss fall" if spec.is_percent and high == 1.0 else ""
+        return f"{spec.name} above {high:g}{loss}"
+    if high is None and low is not None:
+        return f"{spec.name} below {low:g}"
+    return f"{spec.name} outside [{low:g}, {high:g}]"
 
 
 def canonical_measure(name: str) -> str:

@@ -108,6 +108,13 @@ def test_impossible_values_are_the_registry_bounds():
     n, text = impossible_count(aff)
     assert n == 3  # lookahead 1.5, proximal 2.0, cosine -1.2; "other" is not checked
     assert text.startswith("3 values are impossible for their measure")
+    # each measure's own bound in words: a cosine of -1.2 is not "over 100% loss fall"
+    assert "(lookahead above 1 = over 100% loss fall; proximal above 1 = over 100% loss " in text
+    assert "fall; cosine outside [-1, 1])" in text
+    # the Upload page's own label, not a CLI-only word
+    assert text.endswith('or pick percent as the "Unit of the file\'s values" on Upload)')
+    n, text = impossible_count(pd.DataFrame({"measure": ["cosine"] * 2, "affinity": [0.5, 1.5]}))
+    assert n == 1 and "(cosine outside [-1, 1])" in text and "loss fall" not in text
 
 
 def test_adding_a_measure_is_one_registry_entry(with_gradnorm):

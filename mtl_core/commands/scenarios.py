@@ -39,7 +39,12 @@ def run(args: argparse.Namespace) -> int:
             default = spec.get("default")
             if isinstance(default, list):
                 default = ",".join(default)
-            req = " (required)" if spec.get("required") else f" = {default}"
+            if spec.get("required"):
+                req = " (required)"
+            elif default is None or default == "":  # no value: the help says what happens
+                req = " (optional)"
+            else:
+                req = f" = {default}"
             print(f"    --set {key}=<{kind}>{rng}{req}  {spec.get('help', '')}")
         print()
     return 0

@@ -24,6 +24,17 @@ def test_scenarios_lists_names_and_knobs():
         assert text in r.stdout
 
 
+def test_scenarios_text_never_shows_an_empty_default(capsys):
+    # a knob with no default once printed "--set table=<str> =   an uploaded table"
+    from mtl_core.commands.cli import main
+
+    assert main(["scenarios"]) == 0
+    out = capsys.readouterr().out
+    assert "--set table=<str> (optional)  an uploaded table" in out
+    assert "--set data_seed=<int> [0, 2147483647] = 0  seed" in out
+    assert not any(line.rstrip().endswith("=") or "=   " in line for line in out.splitlines())
+
+
 @pytest.mark.parametrize("ext", [".csv", ".parquet", ".jsonl"])
 def test_train_writes_long_form_log(tmp_path, ext):
     out = tmp_path / f"log{ext}"

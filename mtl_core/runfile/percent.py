@@ -55,7 +55,12 @@ def value_columns(
 
 def _distinct(vals: np.ndarray) -> np.ndarray:
     known = coded(vals)
-    return known.uniques if known is not None else pd.unique(vals)
+    if known is not None:
+        return known.uniques
+    try:
+        return pd.unique(vals)
+    except TypeError:  # unhashable cells (a JSON list or object in a cell): scanned as they are
+        return vals
 
 
 def _percent_example(vals: np.ndarray) -> str | None:

@@ -499,3 +499,24 @@ def test_a_matrix_row_labelled_by_a_task_named_with_a_hash_is_data_not_a_comment
     parsed = read_run_file(m.encode(), "m.csv")
     _same(parsed, _expected(tasks=tasks, steps=[0]))
     assert not any("comment" in n for n in parsed.notes)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        # pandas' split orient written once per line (JSON lines): each cell a list
+        "\n".join(['{"columns":["a","b"],"index":["a","b"],"data":[[0.0,0.1],[0.2,0.0]]}'] * 3),
+        # records whose value cells are objects
+        '[{"step":1,"source":"a","target":"b","affinity":{"v":0.1}}]',
+    ],
+)
+def test_cells_holding_json_lists_or_objects_are_refused_in_one_line(tmp_path, body):
+    from mtl_core.runfile.read import UNREADABLE
+
+    path = tmp_path / "cells.json"
+    path.write_text(body)
+    with pytest.raises(LabError) as err:
+        read_run_file(path)
+    msg = str(err.value)
+    assert msg.startswith("cannot import cells.json: ") and "\n" not in msg
+    assert UNREADABLE not in msg and "is not a number" in msg

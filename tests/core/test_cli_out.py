@@ -4,6 +4,7 @@ unit the app, the exports and ``--tau`` use."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -83,3 +84,22 @@ def test_summary_matrix_is_in_the_measures_unit():
     text = summary(_result("cosine", np.array([[1.0, 0.31], [0.31, 1.0]])))
     assert "mean cosine affinity, in cosine (row = source" in text
     assert any(ln.split()[1:] == ["1.0000", "0.3100"] for ln in text.splitlines())
+
+
+def test_readme_csv_train_command_reads_a_table_that_ships_with_the_repo(tmp_path, monkeypatch):
+    """The README's ``train --scenario csv --set path=...`` names a file a fresh clone has."""
+    import re
+    import shlex
+
+    root = Path(__file__).resolve().parents[2]
+    line = next(
+        ln for ln in (root / "README.md").read_text().splitlines() if "--scenario csv" in ln
+    )
+    argv = shlex.split(line.split("#")[0])[3:]  # after "python -m mtl_core"
+    path = re.search(r"path=(\S+)", line).group(1)
+    assert (root / path).is_file(), path
+    monkeypatch.chdir(root)
+    out = tmp_path / "c.jsonl"
+    argv = [a if not a.startswith("runs/") else str(out) for a in argv]
+    assert main([*argv, "--steps", "2"]) == 0
+    assert out.read_text().count("\n") > 0

@@ -87,11 +87,7 @@ def coded_column(
         codes = encoded.indices.to_numpy(zero_copy_only=False)
         dictionary = encoded.dictionary
         if trim:  # trimmed once per distinct text; texts equal once trimmed share a code
-            trimmed = pc.utf8_trim_whitespace(dictionary)
-            if not pc.all(pc.equal(trimmed, dictionary)).as_py():
-                again = pc.dictionary_encode(trimmed)
-                codes = again.indices.to_numpy(zero_copy_only=False)[codes]
-                dictionary = again.dictionary
+            codes, dictionary = _trimmed_codes(codes, dictionary)
         uniques = dictionary.to_numpy(zero_copy_only=False).astype(object, copy=False)
         return remember(uniques, codes, dictionary)
     if missing is not None:
@@ -109,6 +105,19 @@ def coded_column(
     return remember(text.to_numpy(zero_copy_only=False).astype(object, copy=False), None, text)
 
 
+def _trimmed_codes(codes: np.ndarray, dictionary: Any) -> tuple[np.ndarray, Any]:
+    """Row ``codes: (rows,)`` into an Arrow text ``dictionary`` -> the same rows coded into
+    the dictionary of its whitespace-trimmed texts (texts equal once trimmed share a code);
+    unchanged when no text had spaces to trim."""
+    import pyarrow.compute as pc
+
+    trimmed = pc.utf8_trim_whitespace(dictionary)
+    if pc.all(pc.equal(trimmed, dictionary)).as_py():
+        return codes, dictionary
+    again = pc.dictionary_encode(trimmed)
+    return again.indices.to_numpy(zero_copy_only=False)[codes], again.dictionary
+
+
 def _dictionary_column(text: Any, trim: bool) -> np.ndarray:
     """A dictionary-encoded Arrow text array without nulls (as Parquet stores a name
     column, read with ``read_dictionary``) -> the coded object array of
@@ -116,16 +125,11 @@ def _dictionary_column(text: Any, trim: bool) -> np.ndarray:
     hold a text no row uses (a category column's unused category); readers that go by the
     rows (first appearance, duplicates) use the codes."""
     import pyarrow as pa
-    import pyarrow.compute as pc
 
     dictionary = text.dictionary.cast(pa.string())
     codes = text.indices.to_numpy(zero_copy_only=False)
     if trim:  # as coded_column: texts equal once trimmed share a code
-        trimmed = pc.utf8_trim_whitespace(dictionary)
-        if not pc.all(pc.equal(trimmed, dictionary)).as_py():
-            again = pc.dictionary_encode(trimmed)
-            codes = again.indices.to_numpy(zero_copy_only=False)[codes]
-            dictionary = again.dictionary
+        codes, dictionary = _trimmed_codes(codes, dictionary)
     uniques = dictionary.to_numpy(zero_copy_only=False).astype(object, copy=False)
     return remember(uniques, codes, dictionary)
 

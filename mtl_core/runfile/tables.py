@@ -380,8 +380,16 @@ def _fast_record_columns(records: list[Any]) -> Columns | None:
     uniform = _uniform_record_columns(records)
     if uniform is not None:
         return uniform
+    return _pandas_record_columns(records)
+
+
+def _pandas_record_columns(records: list[dict[str, Any]]) -> Columns | None:
+    """Row objects -> columns through ``pandas.DataFrame.from_records`` (numbers as their
+    numpy arrays, anything else as object arrays); None when a key is missing or a value is
+    null/NaN, so the slow path can say where. The reference that
+    :func:`_uniform_record_columns` must match."""
     df = pd.DataFrame.from_records(records)
-    if df.isna().to_numpy().any():  # a missing key or a null/NaN: let the slow path say where
+    if df.isna().to_numpy().any():
         return None
     cols = {}
     for c in df.columns:

@@ -7,30 +7,21 @@ import json
 import re
 
 import numpy as np
-import pandas as pd
 import pytest
 
 from mtl_core.errors import LabError
 from mtl_core.runfile import jsontext
 from mtl_core.runfile.jsontext import MAX_DIGITS, _long_digit_run, load_json
-from mtl_core.runfile.tables import _fast_record_columns, _uniform_record_columns
+from mtl_core.runfile.tables import (
+    _fast_record_columns,
+    _pandas_record_columns,
+    _uniform_record_columns,
+)
 
 
 def _by_pandas(records):
     """What ``_fast_record_columns`` made before its fast path: ``from_records``."""
-    df = pd.DataFrame.from_records(records)
-    if df.isna().to_numpy().any():
-        return None
-    out = {}
-    for c in df.columns:
-        col = df[c]
-        if col.dtype.kind in "iuf":
-            out[str(c)] = col.to_numpy()
-        else:
-            arr = np.empty(len(col), dtype=object)
-            arr[:] = col.to_numpy(dtype=object)
-            out[str(c)] = arr
-    return out
+    return _pandas_record_columns(records)
 
 
 CASES = [

@@ -188,8 +188,8 @@ def _env(store: Path, workers: int, ahead: bool) -> dict[str, str]:
     env = {**os.environ, "MTL_LAB_STORE": str(store), "MTL_LAB_WORKERS": str(workers)}
     for name in ("MTL_LAB_TRAIN_FN", "MTL_LAB_WARM_WORKERS", "MTL_LAB_LESSON_AHEAD"):
         env.pop(name, None)  # real training, standby workers, as a user's app runs
-    if ahead:
-        env["MTL_LAB_LESSON_AHEAD"] = ",".join(f"{c:g}" for c in LEVELS)
+    if not ahead:  # cold: no lessons held ahead (the app's default holds the class's five)
+        env["MTL_LAB_LESSON_AHEAD"] = "off"
     return env
 
 

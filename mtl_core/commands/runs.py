@@ -125,13 +125,24 @@ def run_import(args: argparse.Namespace) -> int:
     name = args.name or str(parsed.meta.get("name") or "") or path.name
     store = _store(args)
     ids = store.import_parsed(parsed, name)
+    # a square JSON object reads the same either way round: the reading is in the result
+    # line too, not only in a warning above it
+    way = parsed.orientation_note() or ""
+    if "symmetric" in way:
+        way = " (a symmetric JSON object: read the same either way round)"
+    elif way:
+        way = (
+            " (JSON outer keys read as SOURCES, as --rows target declares)"
+            if args.rows == "target"
+            else " (JSON outer keys read as TARGETS; --rows target flips it)"
+        )
     for rid in ids:
         info = store.get_run(rid)
         cells = ", ".join(info.measures) or "no affinity"
         left = f", {parsed.left_out} non-finite cells left out" if parsed.left_out else ""
         print(
             f"imported run {rid} {info.name!r}: {len(info.tasks)} tasks, "
-            f"{info.steps_done} steps, {cells}{left}"
+            f"{info.steps_done} steps, {cells}{left}{way}"
         )
     return 0
 

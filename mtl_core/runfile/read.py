@@ -172,16 +172,39 @@ def read_run_file(
         named.append(f"values declared in {declared}: multiplied by {factor:g} to fractions")
     n_bad, bad_text = impossible_count(parsed.affinity)
     parsed.notes = list(report.notes) + named + ([bad_text] if n_bad else [])
-    if report.json_object:
+    if report.json_object:  # first: the one reading a square JSON matrix cannot show itself
         parsed.notes = [
-            n for n in parsed.notes if not n.startswith("rows are targets (declared)")
-        ] + [json_object_text(rows)]
+            json_object_text(rows, *_orientation_example(parsed.affinity, parsed.tasks))
+        ] + [n for n in parsed.notes if not n.startswith("rows are targets (declared)")]
         parsed.json_object = True
     parsed.left_out = report.left_out
     parsed.first_left_out = report.first_left_out
     parsed.measure_assumed = report.measure_assumed
     parsed.is_matrix = report.matrix
     return parsed
+
+
+def _orientation_example(
+    aff: pd.DataFrame, tasks: list[str]
+) -> tuple[tuple[str, str, float] | None, bool]:
+    """``(an off-diagonal cell (source, target, value) of the first step, whether the
+    matrix is symmetric)``: what the JSON object note shows its reading with. The cell is the
+    first asymmetric one in task order (row, then column), so both readings show the
+    same pair."""
+    step = aff[(aff["run"] == aff["run"].iloc[0]) & (aff["step"] == aff["step"].iloc[0])]
+    step = step[step["measure"] == step["measure"].iloc[0]]
+    values = dict(zip(zip(step["source"], step["target"]), step["affinity"]))
+    rank = {t: k for k, t in enumerate(tasks)}
+    off = sorted(
+        ((s, t) for s, t in values if s != t), key=lambda c: (rank.get(c[0], 0), rank.get(c[1], 0))
+    )
+    if not off:
+        return None, False
+    symmetric = all(
+        (t, s) in values and (values[(s, t)] == values[(t, s)]) for s, t in off
+    ) and len(aff) == len(step)
+    s, t = next(((s, t) for s, t in off if values.get((t, s)) != values[(s, t)]), off[0])
+    return (str(s), str(t), float(values[(s, t)])), symmetric
 
 
 def check_parsed(parsed: ParsedRun, name: str) -> None:

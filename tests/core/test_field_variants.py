@@ -725,3 +725,64 @@ def test_mlflow_stepless_note_names_the_timestamps_as_wall_clock_ms(tmp_path: Pa
         "r1: every value is at step 0 (logged without a step): up to 3 values per metric key "
         "ordered by their timestamps (wall-clock ms since the epoch) and read as steps 0..2"
     ) in parsed.notes
+
+
+# --- round 5 kind: which way a JSON object of objects was read ------------------------------
+
+
+def test_json_object_note_leads_with_the_reading_and_shows_one_cell_both_ways() -> None:
+    data = _json(_MATRIX, "index")  # {source: {target: v}}, the same JSON shape as 'columns'
+    plain = read_run_file(data, "m.json")
+    # read by pandas' meaning: outer keys = targets, so this file comes out transposed
+    _same(plain, _expected(steps=[0]).assign(affinity=REF.T.ravel()))
+    assert (
+        plain.notes[0]
+        == plain.orientation_note()
+        == (
+            "JSON object of objects: outer keys read as TARGETS, inner keys as sources (pandas' "
+            "default to_json(), TAG's notebooks): source 'seg' onto target 'depth' = "
+            "file['depth']['seg'] = 0.003; a to_json(orient='index') file has sources outside: "
+            "flip it with --rows target (Upload: 'Outer keys are sources')"
+        )
+    )
+    flipped = read_run_file(data, "m.json", rows="target")
+    _same(flipped, _expected(steps=[0]))
+    assert flipped.orientation_note() == (
+        "JSON object of objects: outer keys read as SOURCES, inner keys as targets (declared: "
+        "pandas' to_json(orient='index')): source 'seg' onto target 'depth' = "
+        "file['seg']['depth'] = 0.023; if the outer keys are targets, import it without "
+        "--rows target"
+    )
+    assert read_run_file(b'[{"step":1,"source":"a","target":"b","affinity":0.5}]', "l.json")
+    assert read_run_file(_json(_MATRIX, "split"), "m.json").orientation_note() is None
+
+
+def test_a_symmetric_json_object_says_it_reads_the_same_either_way() -> None:
+    sym = pd.DataFrame(REF + REF.T, index=T, columns=T)
+    parsed = read_run_file(_json(sym, "columns"), "s.json")
+    assert parsed.orientation_note() == (
+        "JSON object of objects: outer keys read as TARGETS, inner keys as sources (pandas' "
+        "default to_json(), TAG's notebooks); the matrix is symmetric, so either way reads "
+        "the same"
+    )
+
+
+def test_cli_import_line_repeats_how_a_json_object_was_read(tmp_path: Path, capsys) -> None:
+    from mtl_core.commands.cli import main
+
+    path = tmp_path / "m.json"
+    path.write_bytes(_json(_MATRIX, "index"))
+    store = str(tmp_path / "s.sqlite")
+    assert main(["import", str(path), "--store", store]) == 0
+    out, err = capsys.readouterr()
+    assert err.startswith("warning: JSON object of objects: outer keys read as TARGETS")
+    assert out.strip() == (
+        "imported run 1 'm.json': 4 tasks, 1 steps, lookahead "
+        "(JSON outer keys read as TARGETS; --rows target flips it)"
+    )
+    assert main(["import", str(path), "--store", store, "--rows", "target"]) == 0
+    assert (
+        capsys.readouterr()
+        .out.strip()
+        .endswith("(JSON outer keys read as SOURCES, as --rows target declares)")
+    )

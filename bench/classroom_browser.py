@@ -11,8 +11,8 @@ knobs), untimed, and the bench presses Train on page after page spread evenly ov
 ``--spread`` seconds.
 
 Per session, from its press (on the page's own timer): the first heatmap ``received`` (the
-first websocket frame carrying its caption, seen at the browser's network layer through
-Playwright: the server's part, without the browser's parsing), ``sent`` (its
+first websocket frame carrying its caption, timed by the browser's network layer through
+the DevTools protocol: the server's part, without the renderer's work), ``sent`` (its
 caption "Affinity so far" in the page: what the server did) and ``drawn`` (plotly's heatmap
 drawn: what this machine's browser then did), and the lesson finished (the verdict "At the
 end," in the page: all three runs finished), all seen by a watcher inside the page every
@@ -42,6 +42,7 @@ Needs Chromium at /usr/bin/chromium and the playwright package.
 from __future__ import annotations
 
 import argparse
+import base64
 import json
 import os
 import statistics
@@ -254,8 +255,11 @@ def _class(browser, url, store_path, case, n, spread, limit, warm, server) -> di
         # images and fonts blocked (only those URLs pass through the route handler)
         ctx.route("**/*.{png,jpg,jpeg,gif,ico,webp,woff,woff2,ttf}", lambda r: r.abort())
         page = ctx.new_page()
-        net: list[float] = []  # when a frame with the first heatmap's caption arrived
-        page.on("websocket", lambda ws, net=net: _watch_frames(ws, net))
+        net = FrameClock()  # when frames with the first heatmap's caption arrived
+        cdp = ctx.new_cdp_session(page)
+        cdp.on("Network.webSocketWillSendHandshakeRequest", net.handshake)
+        cdp.on("Network.webSocketFrameReceived", net.frame)
+        cdp.send("Network.enable")
         page.on("crash", lambda _p, i=i: crashes.append(i))
         page.on("pageerror", lambda e, i=i: page_errors.append(f"{i}: {e}"))
         page.goto(url + "/")
@@ -307,7 +311,7 @@ def _class(browser, url, store_path, case, n, spread, limit, warm, server) -> di
             return None if w.get(key) is None or not w.get("press") else (w[key] - w["press"]) / 1e3
 
         press = w["press"] / 1e3 if w.get("press") else None
-        got = [t for t in s["net"] if press is not None and t >= press]
+        got = [t for t in s["net"].times if press is not None and t >= press]
         records.append(
             {
                 "session": s["session"],
@@ -356,18 +360,32 @@ def _class(browser, url, store_path, case, n, spread, limit, warm, server) -> di
 CAPTION = b"Affinity so far"
 
 
-def _watch_frames(ws: Any, net: list[float]) -> None:
-    """Record (bench clock, epoch s) each websocket frame from the server that carries the
-    heatmap's caption: the server's part of "first heatmap", before the browser parses or
-    draws anything. Timed when Playwright hands the event to this process (it does while the
-    bench's loop waits in a Playwright call: within ~0.5 s), not by the browser's renderer."""
+class FrameClock:
+    """The wall-clock times (epoch s) at which a page's websocket frames carrying the
+    heatmap's caption arrived at the browser's network layer: Chrome DevTools Protocol
+    ``Network.webSocketFrameReceived`` events, timed by the browser itself (their monotonic
+    ``timestamp``, made wall time with the offset of the handshake's ``wallTime``), so the
+    bench's own event loop lag does not count. The server's part of "first heatmap", before
+    the renderer parses or draws anything. Keeps the first 50."""
 
-    def frame(payload: Any) -> None:
-        data = payload if isinstance(payload, bytes) else str(payload).encode("utf-8", "replace")
-        if len(net) < 50 and CAPTION in data:
-            net.append(time.time())
+    def __init__(self) -> None:
+        self.offset: float | None = None
+        self.times: list[float] = []
 
-    ws.on("framereceived", frame)
+    def handshake(self, e: dict) -> None:
+        """``Network.webSocketWillSendHandshakeRequest``: wall time minus monotonic time."""
+        self.offset = float(e["wallTime"]) - float(e["timestamp"])
+
+    def frame(self, e: dict) -> None:
+        """``Network.webSocketFrameReceived``: a frame (binary ones base64 in
+        ``payloadData``, opcode 2) is timed when it carries :data:`CAPTION`."""
+        if self.offset is None or len(self.times) >= 50:
+            return
+        r = e.get("response") or {}
+        text = str(r.get("payloadData", ""))
+        data = base64.b64decode(text, validate=False) if r.get("opcode") == 2 else text.encode()
+        if CAPTION in data:
+            self.times.append(float(e["timestamp"]) + self.offset)
 
 
 def errors_of(r: dict) -> int:

@@ -42,6 +42,23 @@ log = logging.getLogger("task_affinity_lab.app")
 WORKER_NICENESS = 5
 
 
+def lessons_ahead(limits: Limits) -> tuple[float, ...]:
+    """The conflict levels the app's idle runner holds lessons at: ``$MTL_LAB_LESSON_AHEAD``
+    (``off`` for none), by default the class's knob positions
+    (:data:`mtl_core.lesson.passes.CLASS_POSITIONS`); none when the deployment does not offer
+    the lesson scenario. A malformed value is logged and turns them off."""
+    from mtl_core.lesson.passes import CLASS_POSITIONS, ahead_positions
+    from mtl_core.lesson.workflow import SCENARIO
+
+    if limits.scenarios is not None and SCENARIO not in limits.scenarios:
+        return ()
+    try:
+        return ahead_positions(default=CLASS_POSITIONS)
+    except LabError as exc:
+        log.error("lessons ahead are off: %s", exc)
+        return ()
+
+
 @st.cache_resource(show_spinner=False)
 def _runner(path: str, workers: int, train_fn: str | None, warm: int) -> Any:
     from mtl_core.experiments.background import EvaluationQueue
@@ -55,6 +72,7 @@ def _runner(path: str, workers: int, train_fn: str | None, warm: int) -> Any:
         preload=("mtl_core.train.loop:warmup",) if warm else (),
         nice=WORKER_NICENESS,
         evaluations=EvaluationQueue(nice=WORKER_NICENESS),  # they take worker slots like runs
+        lessons_ahead=lessons_ahead(auth.deployment().limits),
     )
 
 

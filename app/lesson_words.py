@@ -206,9 +206,33 @@ def lesson_pace_text(run_s: float, runs: int, steps: int) -> str:
     )
 
 
-def followed_text(run_id: int, created: float, status: str) -> str:
-    """A lesson Train found rather than queued: followed live, or replayed."""
+def followed_text(
+    run_id: int,
+    created: float,
+    status: str,
+    *,
+    ahead_at: float | None = None,
+    finished: float | None = None,
+) -> str:
+    """A lesson Train found rather than queued: followed live, or replayed. ``ahead_at``
+    (epoch s): the idle runner queued it ahead of the class (``workflow.NOTE_AHEAD``); a
+    finished one says when it was trained (``finished``, else ``created``) and that it is
+    replayed."""
     when = time.strftime("%H:%M UTC on %d %b %Y", time.gmtime(created))
+    if ahead_at is not None:
+        done = finished if finished is not None else created
+        at = time.strftime("%H:%M UTC", time.gmtime(done if status == "finished" else ahead_at))
+        if status == "finished":
+            return (
+                f"Replay: this exact lesson (same knobs, seed, steps and code) was trained "
+                f"ahead at {at} (run #{run_id}) by the server while it was idle, and is "
+                "replayed: nothing new was trained for this press."
+            )
+        return (
+            f"Shared: this exact lesson (same knobs, seed, steps and code) was queued ahead "
+            f"at {at} by the server while it was idle (run #{run_id}); you follow its runs "
+            "live instead of queueing three more."
+        )
     if status == "finished":
         return (
             f"Replay: this exact lesson (same knobs, seed, steps and code) was trained at "

@@ -147,6 +147,7 @@ def main() -> int:
         "MTL_LAB_STORE": str(store.path),
         "MTL_LAB_WORKERS": "2",
         "MTL_LAB_TIMING_LOG": str(timing),
+        "MTL_LAB_LESSON_AHEAD": "off",  # only the bench's own runs train
     }
     ids: list[int] = []
     with running_app(env, folder / "server.log") as url:

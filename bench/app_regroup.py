@@ -66,6 +66,7 @@ def main() -> int:
         )
     store.set_status(rid, "finished")
     seed_s = time.perf_counter() - t0
+    os.environ["MTL_LAB_LESSON_AHEAD"] = "off"  # the app's idle runner trains nothing
     os.environ["MTL_LAB_STORE"] = str(store.path)
     os.environ["MTL_LAB_TEST_PAGE"] = "explore"
     at = AppTest.from_file(str(ROOT / "tests" / "helpers" / "app_script.py"), default_timeout=120)

@@ -10,7 +10,9 @@ student does (the conflict slider by keyboard; in the ``distinct`` case the seed
 knobs), untimed, and the bench presses Train on page after page spread evenly over
 ``--spread`` seconds.
 
-Per session, from its press (on the page's own timer): the first heatmap ``sent`` (its
+Per session, from its press (on the page's own timer): the first heatmap ``received`` (the
+first websocket frame carrying its caption, seen at the browser's network layer through
+Playwright: the server's part, without the browser's parsing), ``sent`` (its
 caption "Affinity so far" in the page: what the server did) and ``drawn`` (plotly's heatmap
 drawn: what this machine's browser then did), and the lesson finished (the verdict "At the
 end," in the page: all three runs finished), all seen by a watcher inside the page every
@@ -21,8 +23,10 @@ says it shows, checked against the knob set. Cases:
 - ``same``: half the sessions on the default knob (conflict 1), the rest spread over
   0, 0.25, 0.5 and 0.75 (5 distinct lessons, shared by the page's own rule);
 - ``distinct``: every session its own lesson (seeds 0..N-1 at conflict 1);
-- ``ahead``: the ``same`` class on a server started with
-  ``MTL_LAB_LESSON_AHEAD=1,0,0.25,0.5,0.75`` after its idle runner held those lessons.
+- ``ahead``: the ``same`` class on the plain default server (``MTL_LAB_LESSON_AHEAD``
+  unset: its idle runner holds the lessons at 1, 0, 0.25, 0.5, 0.75), the class starting once
+  they are held (the time that took is reported); ``same`` and ``distinct`` run with
+  ``MTL_LAB_LESSON_AHEAD=off`` (cold).
 
 The browsers run at nice 19 (in a class they run on the students' laptops, not on the
 server), the server at the bench's own priority. Server RSS is the largest sum over the
@@ -188,8 +192,8 @@ def _env(store: Path, workers: int, ahead: bool) -> dict[str, str]:
     env = {**os.environ, "MTL_LAB_STORE": str(store), "MTL_LAB_WORKERS": str(workers)}
     for name in ("MTL_LAB_TRAIN_FN", "MTL_LAB_WARM_WORKERS", "MTL_LAB_LESSON_AHEAD"):
         env.pop(name, None)  # real training, standby workers, as a user's app runs
-    if ahead:
-        env["MTL_LAB_LESSON_AHEAD"] = ",".join(f"{c:g}" for c in LEVELS)
+    if not ahead:  # cold: no lessons held ahead (the app's default holds the class's five)
+        env["MTL_LAB_LESSON_AHEAD"] = "off"
     return env
 
 
@@ -250,12 +254,21 @@ def _class(browser, url, store_path, case, n, spread, limit, warm, server) -> di
         # images and fonts blocked (only those URLs pass through the route handler)
         ctx.route("**/*.{png,jpg,jpeg,gif,ico,webp,woff,woff2,ttf}", lambda r: r.abort())
         page = ctx.new_page()
+        net: list[float] = []  # when a frame with the first heatmap's caption arrived
+        page.on("websocket", lambda ws, net=net: _watch_frames(ws, net))
         page.on("crash", lambda _p, i=i: crashes.append(i))
         page.on("pageerror", lambda e, i=i: page_errors.append(f"{i}: {e}"))
         page.goto(url + "/")
         _set_knobs(page, conflict, seed)
         sessions.append(
-            {"session": i, "conflict": conflict, "seed": seed, "page": page, "press": None}
+            {
+                "session": i,
+                "conflict": conflict,
+                "seed": seed,
+                "page": page,
+                "press": None,
+                "net": net,
+            }
         )
     _renice_browsers(server)  # the renderers opened since
     rss = _rss_mb(_tree(server)) if server else 0.0
@@ -293,12 +306,15 @@ def _class(browser, url, store_path, case, n, spread, limit, warm, server) -> di
         def since(key: str, w: dict = w) -> float | None:
             return None if w.get(key) is None or not w.get("press") else (w[key] - w["press"]) / 1e3
 
+        press = w["press"] / 1e3 if w.get("press") else None
+        got = [t for t in s["net"] if press is not None and t >= press]
         records.append(
             {
                 "session": s["session"],
                 "conflict": s["conflict"],
                 "seed": s["seed"],
-                "pressed_at_s": None if not w.get("press") else w["press"] / 1e3 - start,
+                "pressed_at_s": None if press is None else press - start,
+                "net_s": min(got) - press if got else None,
                 "sent_s": since("sent"),
                 "drawn_s": since("drawn"),
                 "done_s": since("done"),
@@ -311,7 +327,7 @@ def _class(browser, url, store_path, case, n, spread, limit, warm, server) -> di
         )
         s["page"].context.close()
     out: dict[str, Any] = {}
-    for key in ("sent", "drawn", "done"):
+    for key in ("net", "sent", "drawn", "done"):
         got = [r[f"{key}_s"] for r in records if r[f"{key}_s"] is not None]
         out[f"{key}_median_s"] = statistics.median(got) if got else None
         out[f"{key}_max_s"] = max(got) if len(got) == n else None
@@ -336,6 +352,24 @@ def _class(browser, url, store_path, case, n, spread, limit, warm, server) -> di
     }
 
 
+#: Bytes of the first heatmap's message: its caption travels in the same delta as the figure.
+CAPTION = b"Affinity so far"
+
+
+def _watch_frames(ws: Any, net: list[float]) -> None:
+    """Record (bench clock, epoch s) each websocket frame from the server that carries the
+    heatmap's caption: the server's part of "first heatmap", before the browser parses or
+    draws anything. Timed when Playwright hands the event to this process (it does while the
+    bench's loop waits in a Playwright call: within ~0.5 s), not by the browser's renderer."""
+
+    def frame(payload: Any) -> None:
+        data = payload if isinstance(payload, bytes) else str(payload).encode("utf-8", "replace")
+        if len(net) < 50 and CAPTION in data:
+            net.append(time.time())
+
+    ws.on("framereceived", frame)
+
+
 def errors_of(r: dict) -> int:
     """Every error a session saw: exceptions and error alerts drawn, crashes, page errors,
     lost pages and lessons drawn at another knob than set."""
@@ -357,16 +391,18 @@ def table(rows: list[dict]) -> str:
     """The Markdown table of the cases (``–`` where a session never got there)."""
     out = [
         "| case | sessions | workers | runs trained | presses within s "
-        "| first heatmap sent median / max s | drawn median / max s "
+        "| first heatmap received (network) median / max s "
+        "| sent (in the DOM) median / max s | drawn median / max s "
         "| lesson finished median / max s | unfinished | errors | server RSS MB "
         "| load at press / after |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         name = r["case"] + (f" (held in {r['prep_s']:.0f} s)" if r["case"] == "ahead" else "")
         out.append(
             f"| {name} | {r['sessions']} | {r['workers']} | {r['runs_trained']} "
             f"| {_fmt(r['pressed_in_s'])} "
+            f"| {_fmt(r.get('net_median_s'))} / {_fmt(r.get('net_max_s'))} "
             f"| {_fmt(r['sent_median_s'])} / {_fmt(r['sent_max_s'])} "
             f"| {_fmt(r['drawn_median_s'])} / {_fmt(r['drawn_max_s'])} "
             f"| {_fmt(r['done_median_s'])} / {_fmt(r['done_max_s'])} "

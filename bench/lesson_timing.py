@@ -67,6 +67,7 @@ def app_once(timeout_s: float, settle_s: float) -> dict[str, float]:
     folder = Path(tempfile.mkdtemp(prefix="lesson_timing_"))
     env = {**os.environ, "MTL_LAB_STORE": str(folder / "store.sqlite")}
     env.pop("MTL_LAB_TRAIN_FN", None)
+    env["MTL_LAB_LESSON_AHEAD"] = "off"  # one lesson trained on the press, not replayed
     with running_app(env, folder / "server.log", timeout_s=timeout_s) as url:
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)

@@ -93,6 +93,7 @@ def _group(path: str, q) -> None:
 def _explore(store: str, rid: int, q) -> None:
     from streamlit.testing.v1 import AppTest
 
+    os.environ["MTL_LAB_LESSON_AHEAD"] = "off"  # the app's idle runner trains nothing
     os.environ["MTL_LAB_STORE"] = store
     os.environ["MTL_LAB_TEST_PAGE"] = "explore"
     at = AppTest.from_file(str(ROOT / "tests" / "helpers" / "app_script.py"), default_timeout=300)

@@ -4,6 +4,9 @@ so each would start its own standbys importing torch); the end-to-end server opt
 import os
 
 os.environ.setdefault("MTL_LAB_WARM_WORKERS", "0")
+# the app's idle runner holds no lessons ahead in tests (its runs would join every run list);
+# the tests about them set it themselves
+os.environ["MTL_LAB_LESSON_AHEAD"] = "off"
 os.environ.pop("MTL_LAB_RAY_ADDRESS", None)  # runs train locally unless a test asks for Ray
 # Ray (when a test uses it) stays on 127.0.0.1; read when Ray is first imported, so set here.
 os.environ.update({"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_USAGE_STATS_ENABLED": "0"})

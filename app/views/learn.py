@@ -45,6 +45,7 @@ LEARN_HEATMAP_HEIGHT = 600
 LOSS_BOX_PX = 560
 KEY = "lesson_ids"  # session_state: the lesson's run ids as "together,groups,single"
 FOLLOWED = "_learn_followed"  # session_state: the together run of a lesson Train found, not queued
+FOLLOWED_AHEAD = "_learn_followed_ahead"  # session_state: when that lesson was queued ahead
 
 INTRO = lesson_words.LESSON_INTRO
 
@@ -127,6 +128,9 @@ def _knob_controls(specs: dict) -> None:
         )
         _set_ids(ids)
         st.session_state[FOLLOWED] = ids.together if ids.followed else None
+        st.session_state[FOLLOWED_AHEAD] = (
+            lesson.trained_ahead_at(data.get_store(), ids.together) if ids.followed else None
+        )
 
 
 def _idle_text() -> str:
@@ -299,7 +303,13 @@ def _shared_note(s: LessonState) -> None:
     together = s.runs["together"]
     if st.session_state.get(FOLLOWED) == together.id:
         st.info(
-            lesson_words.followed_text(together.id, together.created, together.status),
+            lesson_words.followed_text(
+                together.id,
+                together.created,
+                together.status,
+                ahead_at=st.session_state.get(FOLLOWED_AHEAD),
+                finished=together.finished,
+            ),
             icon=":material/group:",
         )
     if together.status == "queued":

@@ -189,8 +189,10 @@ def _preview(f) -> ParsedRun | None:
     controls.unit(f.file_id, _raw_range(parsed, unit), unit)
     chosen = controls.measure(f.file_id, parsed)
     tables.show_table(preview_frame(chosen or parsed), hide_index=True, width="stretch")
+    shown = parsed.orientation_note()  # in its own box beside the flip toggle, above
     for text in parsed.warnings():  # what the reader left out or assumed, as the CLI says
-        st.warning(md(text), icon=":material/warning:")
+        if text != shown:
+            st.warning(md(text), icon=":material/warning:")
     return chosen
 
 

@@ -115,11 +115,12 @@ def orientation(file_id: str, parsed: ParsedRun | None, name: str = "") -> None:
                 "A JSON object of objects is read as {target: {source: value}}: pandas' "
                 "default to_json() and TAG's notebooks put targets outside. "
                 "DataFrame.to_json(orient='index') of a rows = sources matrix puts sources "
-                "outside: switch this on to read it that way (the CLI's --rows target)."
+                "outside, and is the same JSON for a square matrix: switch this on to read "
+                "it that way (the CLI's --rows target)."
             ),
         )
-        note = next((n for n in parsed.notes if n.startswith("a JSON object of objects")), "")
-        st.caption(f":material/swap_horiz: {md(note[:1].upper() + note[1:])}.")
+        # a warning box, not a caption: the reading cannot be told from the file
+        st.warning(md(parsed.orientation_note() or ""), icon=":material/swap_horiz:")
         return
     st.toggle(
         "Rows are targets (a table or array pasted from TAG's code, which is recipient-major)",

@@ -115,8 +115,15 @@ def run_import(args: argparse.Namespace) -> int:
     from mtl_core.runfile import read_run_file
 
     path = Path(args.file)
+    # Arrow on every core: this process reads one file and exits (the app's upload child
+    # reads single-threaded under its memory cap, mtl_core.runfile.threads)
     parsed = read_run_file(
-        path, rows=args.rows, measure=args.measure, tag_pattern=args.tag_pattern, unit=args.unit
+        path,
+        rows=args.rows,
+        measure=args.measure,
+        tag_pattern=args.tag_pattern,
+        unit=args.unit,
+        threads=True,
     )
     for text in parsed.warnings():
         warn(text)
@@ -125,13 +132,24 @@ def run_import(args: argparse.Namespace) -> int:
     name = args.name or str(parsed.meta.get("name") or "") or path.name
     store = _store(args)
     ids = store.import_parsed(parsed, name)
+    # a square JSON object reads the same either way round: the reading is in the result
+    # line too, not only in a warning above it
+    way = parsed.orientation_note() or ""
+    if "symmetric" in way:
+        way = " (a symmetric JSON object: read the same either way round)"
+    elif way:
+        way = (
+            " (JSON outer keys read as SOURCES, as --rows target declares)"
+            if args.rows == "target"
+            else " (JSON outer keys read as TARGETS; --rows target flips it)"
+        )
     for rid in ids:
         info = store.get_run(rid)
         cells = ", ".join(info.measures) or "no affinity"
         left = f", {parsed.left_out} non-finite cells left out" if parsed.left_out else ""
         print(
             f"imported run {rid} {info.name!r}: {len(info.tasks)} tasks, "
-            f"{info.steps_done} steps, {cells}{left}"
+            f"{info.steps_done} steps, {cells}{left}{way}"
         )
     return 0
 

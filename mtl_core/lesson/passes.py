@@ -24,14 +24,26 @@ from mtl_core.store import TERMINAL, Store
 from mtl_core.store.faults import StoreFault
 
 #: Conflict levels the runner trains ahead when idle (comma-separated, e.g. ``1,0,0.5``);
-#: unset or empty: off (the default).
+#: ``off`` (or ``none``): no lessons ahead. Unset or empty: the caller's default (the app:
+#: :data:`CLASS_POSITIONS`; a bare :class:`~mtl_core.runner.Runner`: off).
 AHEAD_ENV = "MTL_LAB_LESSON_AHEAD"
 
+#: The knob positions a class uses (the default, then the rest of the slider's stops), which
+#: the app's idle runner holds ahead unless :data:`AHEAD_ENV` says otherwise.
+CLASS_POSITIONS: tuple[float, ...] = (1.0, 0.0, 0.25, 0.5, 0.75)
 
-def ahead_positions(raw: str | None = None) -> tuple[float, ...]:
+_OFF = ("off", "none")
+
+
+def ahead_positions(raw: str | None = None, default: tuple[float, ...] = ()) -> tuple[float, ...]:
     """The conflict levels of :data:`AHEAD_ENV` (or ``raw``), in the order given, each in
-    [0, 1]; () when unset. LabError naming the bad entry."""
+    [0, 1]; ``default`` when unset or empty, () for ``off``/``none`` (any case). LabError
+    naming the bad entry."""
     text = (os.environ.get(AHEAD_ENV, "") if raw is None else raw).strip()
+    if not text:
+        return tuple(float(c) for c in default)
+    if text.lower() in _OFF:
+        return ()
     out: list[float] = []
     for part in filter(None, (p.strip() for p in text.split(","))):
         try:
@@ -45,12 +57,14 @@ def ahead_positions(raw: str | None = None) -> tuple[float, ...]:
 
 
 class LessonsAhead:
-    """The runner's optional lookahead (:data:`AHEAD_ENV`): while nothing is queued or
-    running, queue the default lesson (default seed, steps, TAG groups) at the next conflict
-    level of ``positions`` that no usable run stands for yet, one lesson per idle pass. Its
-    runs have no owner, so every session finds them (shared in ``"class"`` and, as unowned
-    runs, in ``"private"`` visibility: :func:`start`). Each level is tried once per runner;
-    a failed try is written to ``warn`` and not repeated."""
+    """The runner's lessons ahead (:data:`AHEAD_ENV`): while nothing is queued or running,
+    queue the default lesson (default seed, steps, TAG groups) at the next conflict level of
+    ``positions`` that no usable run stands for yet, one lesson per idle pass. Its runs have
+    no owner, so every session finds them (shared in ``"class"`` and, as unowned runs, in
+    ``"private"`` visibility: :func:`start`), and they are queued in the background
+    (``start(background=True)``: the store starts them only when no other run is queued,
+    until a student's press joins the lesson). Each level is tried once per runner; a failed
+    try is written to ``warn`` and not repeated."""
 
     def __init__(
         self, positions: tuple[float, ...] = (), warn: Callable[[str], Any] | None = None
@@ -73,7 +87,8 @@ class LessonsAhead:
                     self._tried.add(c)
                     continue
                 self._tried.add(c)
-                return [start(runner, store, {"conflict": c}, share="class").together]
+                ids = start(runner, store, {"conflict": c}, share="class", background=True)
+                return [ids.together]
         except StoreFault:
             pass  # the supervisor reports a fault of the store file itself, once
         except Exception as exc:  # the queue must go on

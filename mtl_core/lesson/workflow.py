@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -31,6 +32,7 @@ from mtl_core.config import RunConfig
 from mtl_core.errors import LabError
 from mtl_core.scenarios import get_scenario, resolve_knobs
 from mtl_core.store import TERMINAL, RunInfo, Store
+from mtl_core.store.notes import NOTE_BACKGROUND
 from mtl_core.types import Grouping, canonical_grouping
 
 SCENARIO = "lesson"
@@ -60,6 +62,11 @@ NOTE_GROUPS = "lesson_groups"
 NOTE_LESSON = "lesson_key"
 #: The single run's note: ``{"key": str(together run id)}`` (how a follower finds it).
 NOTE_LESSON_SINGLE = "lesson_single_of"
+#: The together run's note on a lesson the idle runner trained ahead
+#: (``mtl_core.lesson.passes.LessonsAhead``): ``{"at": queued, epoch s}``; kept for good (the
+#: page says a replay was trained ahead), while :data:`NOTE_BACKGROUND` on its runs is dropped
+#: once a student's press joins the lesson.
+NOTE_AHEAD = "lesson_ahead"
 #: Who shares a lesson: ``"class"`` every session (the deployment's ``visibility = "class"``),
 #: ``"private"`` only the owner's own sessions and unowned runs (what private mode shows them).
 SHARES = ("class", "private")
@@ -263,6 +270,7 @@ def start(
     groups_from: str = "tag",
     replicas: int = REPLICAS,
     share: str | None = None,
+    background: bool = False,
 ) -> LessonIds:
     """Submit the lesson's runs (``seed`` sets the data and the training seeds). With
     ``groups_from="tag"`` together and single go now and the runner queues the grouped run
@@ -283,6 +291,12 @@ def start(
     presses exactly one queues runs). Otherwise nothing is queued and that lesson's ids come
     back with ``followed=True`` (the page follows it live, or replays it). ``share=None``
     (the headless command, tests) always trains.
+
+    ``background`` (the idle runner's lessons ahead): the runs carry
+    :data:`~mtl_core.store.notes.NOTE_BACKGROUND` (they start only when no other run is
+    queued; :func:`advance` gives the grouped run the same note) and the together run
+    :data:`NOTE_AHEAD`. A press (``background=False``) that finds such a lesson still queued
+    drops the background notes, so it queues like the student's own.
     """
     if share is not None and share not in SHARES:
         raise LabError(f"unknown lesson sharing {share!r}; use one of {', '.join(SHARES)}")
@@ -292,12 +306,22 @@ def start(
     common = {"steps": int(steps), "seed": int(seed), "replicas": int(replicas), "label": label}
     private = share == "private"
     extra: dict[str, Any] = {}
+    back: dict[str, dict[str, Any]] = {}
+    if background:
+        back[NOTE_BACKGROUND] = {"why": "lesson ahead"}
     if share is not None:
-        extra = {"run_notes": {NOTE_LESSON: {"key": key}}, "unique": (NOTE_LESSON, key, private)}
+        notes = {NOTE_LESSON: {"key": key}, **back}
+        if background:
+            notes[NOTE_AHEAD] = {"at": time.time()}
+        extra = {"run_notes": notes, "unique": (NOTE_LESSON, key, private)}
+    elif background:
+        extra = {"run_notes": {**back, NOTE_AHEAD: {"at": time.time()}}}
     together = runner.submit(base_config("together", knobs, **common), **extra)
     if together is None:  # another press's lesson stands for this one: follow it
         found = find_lesson(runner, store, key, private)
         if found is not None:
+            if not background:
+                foreground(store, found)
             return found
         raise LabError("this lesson was just removed; press Train again to train it")
     ids = LessonIds(together=together)
@@ -315,13 +339,35 @@ def start(
     )
     if groups_from == "planted":
         ids.groups = _submit_groups(
-            runner, together, knobs, planted_groups(knobs), common, GROUP_SOURCES["planted"]
+            runner,
+            together,
+            knobs,
+            planted_groups(knobs),
+            common,
+            GROUP_SOURCES["planted"],
+            background=background,
         )
-    notes = {NOTE_LESSON_SINGLE: {"key": str(together)}} if share is not None else None
-    ids.single = runner.submit(base_config("single", knobs, **common), run_notes=notes)
+    notes = {NOTE_LESSON_SINGLE: {"key": str(together)}} if share is not None else {}
+    notes.update(back)
+    ids.single = runner.submit(base_config("single", knobs, **common), run_notes=notes or None)
     if share is not None and ids.single is not None:  # followers read it here (state)
         store.save_note(together, NOTE_LESSON, {"key": key, "single": ids.single})
     return ids
+
+
+def foreground(store: Store, ids: LessonIds) -> list[int]:
+    """Drop :data:`~mtl_core.store.notes.NOTE_BACKGROUND` from the lesson's runs (together
+    first, so a grouped run :func:`advance` queues after this call is queued in the
+    foreground too): a student joined a lesson held ahead, and its queued runs now take turns
+    like the student's own. Returns the ids that had the note."""
+    return [rid for rid in ids.ids() if store.drop_note(rid, NOTE_BACKGROUND)]
+
+
+def trained_ahead_at(store: Store, together: int) -> float | None:
+    """When the idle runner queued this lesson ahead (epoch s, :data:`NOTE_AHEAD`), or None
+    for a lesson a press queued."""
+    note = store.get_note(together, NOTE_AHEAD)
+    return float(note["at"]) if note and note.get("at") is not None else None
 
 
 def find_lesson(runner: Submitter, store: Store, key: str, private: bool) -> LessonIds | None:
@@ -350,26 +396,26 @@ def _submit_groups(
     source: str,
     *,
     stopped: bool = False,
+    background: bool = False,
     **who: Any,
 ) -> int | None:
     """Queue the grouped run if nobody has (the claim on the together run's note); its id,
     or None when another caller claimed it first. ``common``: :func:`base_config`'s steps,
     seed, replicas and label; ``stopped``: TAG's safety stop fired choosing ``groups`` (kept
-    in the grouped run's :data:`NOTE_GROUPS` note); ``who``: ``owner=``/``limits=``."""
+    in the grouped run's :data:`NOTE_GROUPS` note); ``background``: queued in the background
+    (:data:`~mtl_core.store.notes.NOTE_BACKGROUND`); ``who``: ``owner=``/``limits=``."""
     cfg = base_config("groups", knobs, groups=groups, **common)
-    return runner.submit(
-        cfg,
-        claim=(together, NOTE_GROUPS_RUN),
-        run_notes={
-            NOTE_GROUPS: {
-                "source": source,
-                "groups": [sorted(g) for g in groups],
-                "stopped": bool(stopped),
-                "together_run": together,
-            }
-        },
-        **who,
-    )
+    notes: dict[str, dict[str, Any]] = {
+        NOTE_GROUPS: {
+            "source": source,
+            "groups": [sorted(g) for g in groups],
+            "stopped": bool(stopped),
+            "together_run": together,
+        }
+    }
+    if background:
+        notes[NOTE_BACKGROUND] = {"why": "lesson ahead"}
+    return runner.submit(cfg, claim=(together, NOTE_GROUPS_RUN), run_notes=notes, **who)
 
 
 def advance(runner: Submitter, store: Store, together: int) -> int | None:
@@ -421,6 +467,7 @@ def advance(runner: Submitter, store: Store, together: int) -> int | None:
         common,
         source,
         stopped=stopped,
+        background=store.get_note(together, NOTE_BACKGROUND) is not None,
         owner=info.owner,
         limits=limits,
     )

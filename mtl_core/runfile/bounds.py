@@ -176,7 +176,7 @@ def check_rows(rows: int, name: str, what: str = "rows") -> None:
 
 def check_lines(data: bytes, name: str) -> None:
     """Refuse a text table of more lines than a run may hold cells, counted in its bytes
-    before they are decoded or parsed (``\n``, or ``\r`` in an old-Mac file; a line is at
+    before they are decoded or parsed (``\n``, ``\r\n`` and an old Mac's ``\r``; a line is at
     most one row).
 
     Raises ``LabError`` naming the count, the limit and ``MTL_LAB_MAX_CELLS``.
@@ -184,7 +184,8 @@ def check_lines(data: bytes, name: str) -> None:
     limit = max_cells()
     if limit is None:  # no limit: nothing to count
         return
-    lines = data.count(b"\n") or data.count(b"\r")
+    # every line end: \n, \r\n and an old Mac's lone \r, alone or mixed
+    lines = data.count(b"\n") + data.count(b"\r") - data.count(b"\r\n")
     if limit is not None and lines > limit + 1:  # a header line besides a row per cell
         raise LabError(
             f"{name}: {lines:,} lines, more than the {limit:,} matrix cells a run may hold "

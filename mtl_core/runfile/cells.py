@@ -120,6 +120,8 @@ def _each_number(vals: np.ndarray, allow_empty: bool) -> tuple[np.ndarray, np.nd
 
 
 def _decimal_hint(v: Any) -> str:
+    if isinstance(v, str) and "#" in v.strip()[1:]:  # '0.2#note': a comment glued to a value
+        return " (an end-of-row '#' comment must be parted from the last value by a blank)"
     return " (use '.' as the decimal point)" if is_decimal_comma(v) else ""
 
 

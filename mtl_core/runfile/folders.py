@@ -233,6 +233,8 @@ def read_tree(files: dict[str, bytes], name: str, options: ReadOptions) -> Parse
     grp = pd.concat(groupings, ignore_index=True) if groupings else empty_frame(GROUPING_FRAME)
     parsed = assemble(aff, met, grp, {}, tasks)
     parsed.meta["source"] = "folder"
+    if single and roots and (named := mlflow_store.declared_run_name(files, roots[0])):
+        parsed.meta["name"] = named  # the stored run's default name, as MLflow's UI shows it
     return parsed
 
 

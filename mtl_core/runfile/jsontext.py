@@ -139,7 +139,9 @@ def _encodable(v: Any, name: str) -> None:
 
 
 def json_lines(text: str) -> list[str]:
-    """The lines of a JSON Lines text: split at ``\\n`` only (a raw U+2028 or U+0085 is
-    legal inside a JSON string), or at ``\\r`` in an old-Mac file that has no ``\\n``."""
-    sep = "\r" if "\n" not in text and "\r" in text else "\n"
-    return text.split(sep)
+    """The lines of a JSON Lines text: split at ``\\n``, ``\\r\\n`` and an old Mac's lone
+    ``\\r``, alone or mixed (a raw CR cannot be inside a JSON string, so each is a line end),
+    and at nothing else (a raw U+2028 or U+0085 is legal inside a JSON string)."""
+    if "\r" not in text:
+        return text.split("\n")
+    return re.split(r"\r\n?|\n", text)

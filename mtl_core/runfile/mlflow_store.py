@@ -11,12 +11,15 @@ when every value of a run is at step 0 they are numbered in timestamp order,
 :mod:`mtl_core.runfile.stepless`). Keys are matched like TensorBoard
 tags (:mod:`mtl_core.runfile.tb_conventions`: ``affinity/<source>/<target>``,
 ``affinity/<measure>/<source>/<target>``, or the user's ``--tag-pattern``); per-task losses
-(``train_loss/<task>``) become metrics. The run's name is ``tags/mlflow.runName``.
+(``train_loss/<task>``) become metrics. The run's name is ``tags/mlflow.runName``, else
+``run_name`` in ``meta.yaml``, else the run id.
 """
 
 from __future__ import annotations
 
 import io
+import json
+import re
 
 import numpy as np
 
@@ -26,10 +29,13 @@ from mtl_core.runfile.bounds import check_tasks_count
 from mtl_core.runfile.messages import short
 from mtl_core.runfile.report import ReadOptions, pattern_used
 from mtl_core.runfile.stepless import plan_steps
+from mtl_core.runfile.threads import use_threads
 
 META = "meta.yaml"
 METRICS = "metrics/"
 RUN_NAME = "tags/mlflow.runName"
+#: What MLflow's metric timestamps are (``int(time.time() * 1000)`` when logged).
+MLFLOW_CLOCK = "their timestamps (wall-clock ms since the epoch)"
 
 
 def run_roots(paths: list[str]) -> list[str]:
@@ -74,11 +80,40 @@ def owner(path: str, roots: set[str]) -> str | None:
 
 
 def run_name(files: dict[str, bytes], root: str) -> str:
-    """The run's ``mlflow.runName`` tag, else its folder name (the run id)."""
+    """The run's name (:func:`declared_run_name`), else its folder name (the run id)."""
+    return declared_run_name(files, root) or root.rsplit("/", 1)[-1] or "run"
+
+
+def declared_run_name(files: dict[str, bytes], root: str) -> str | None:
+    """The name MLflow gave the run: its ``tags/mlflow.runName`` file, else ``run_name`` in
+    its ``meta.yaml`` (MLflow >= 1.28 writes both; the UI shows this name); None when neither
+    names it."""
     pre = f"{root}/" if root else ""
     raw = files.get(pre + RUN_NAME)
     text = raw.decode("utf-8", "replace").strip() if raw else ""
-    return text or root.rsplit("/", 1)[-1] or "run"
+    if not text:
+        text = _yaml_scalar(files.get(pre + META, b""), "run_name")
+    return text or None
+
+
+def _yaml_scalar(data: bytes, key: str) -> str:
+    """The top-level ``key: value`` of a ``meta.yaml`` as ``yaml.safe_dump`` writes it (a plain
+    scalar, or one quoted with ``'...'`` or ``"..."``), or ``""``. Read by hand: the file is
+    MLflow's flat mapping, and no YAML library is a dependency of the lab."""
+    m = re.search(rf"(?m)^{re.escape(key)}:[ \t]*(.*?)[ \t]*\r?$", data.decode("utf-8", "replace"))
+    if m is None:
+        return ""
+    value = m.group(1)
+    if len(value) > 1 and value[0] == value[-1] == "'":
+        return value[1:-1].replace("''", "'").strip()
+    if len(value) > 1 and value[0] == value[-1] == '"':
+        try:
+            return str(json.loads(value)).strip()
+        except ValueError:
+            return value[1:-1].strip()
+    if value in ("", "null", "~", "''"):
+        return ""
+    return value.split(" #", 1)[0].strip()
 
 
 def metric_columns(
@@ -150,7 +185,7 @@ def _number_by_timestamp(
     timestamp order, or cut to the last, as :func:`mtl_core.runfile.stepless.plan_steps`
     decides and notes (MLflow's own ``FileStore`` reads a missing step as 0)."""
     plan = plan_steps(name, {k: (ts, st) for k, (ts, _, st) in read.items()}, "metric key",
-                      "without a step")  # fmt: skip
+                      "without a step", MLFLOW_CLOCK)  # fmt: skip
     for key, order in plan.order.items():
         ts, val, _ = read[key]
         read[key] = (ts[order], val[order], np.arange(len(order), dtype=np.float64))
@@ -188,7 +223,7 @@ def _history(data: bytes, where: str) -> tuple[np.ndarray, np.ndarray, np.ndarra
     try:
         table = pacsv.read_csv(
             io.BytesIO(data),
-            read_options=pacsv.ReadOptions(column_names=names, use_threads=False),
+            read_options=pacsv.ReadOptions(column_names=names, use_threads=use_threads()),
             parse_options=pacsv.ParseOptions(delimiter=" "),
             convert_options=pacsv.ConvertOptions(column_types={n: pa.float64() for n in names}),
         )

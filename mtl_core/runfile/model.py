@@ -11,7 +11,7 @@ import pandas as pd
 from mtl_core.errors import LabError
 from mtl_core.runfile.bounds import check_runs_count
 from mtl_core.runfile.long import first_seen, measure_matrices
-from mtl_core.runfile.report import left_out_text
+from mtl_core.runfile.report import JSON_OBJECT_NOTE, left_out_text
 from mtl_core.runfile.schema import AFFINITY_FRAME, GROUPING_FRAME, METRIC_FRAME, empty_frame
 from mtl_core.runfile.units import canonical_measure
 
@@ -69,6 +69,14 @@ class ParsedRun:
         cells (one sentence), then the notes."""
         out = [left_out_text(self.left_out, self.first_left_out)] if self.left_out else []
         return out + list(self.notes)
+
+    def orientation_note(self) -> str | None:
+        """How a JSON object of objects was read (which keys are sources, one cell shown,
+        the flip), or None for any other file: the CLI repeats it in its import line and
+        the Upload page shows it beside its flip toggle."""
+        if not self.json_object:
+            return None
+        return next((n for n in self.notes if n.startswith(JSON_OBJECT_NOTE)), None)
 
     def with_measure(self, measure: str) -> ParsedRun:
         """A copy whose assumed measure is ``measure`` (the Upload page's choice); a file

@@ -40,6 +40,7 @@ from mtl_core.runfile.schema import (
 )
 from mtl_core.runfile.tables import parse_table
 from mtl_core.runfile.tensorboard import read_tensorboard
+from mtl_core.runfile.threads import arrow_threads
 from mtl_core.runfile.units import (
     canonical_measure,
     convert_affinity,
@@ -90,6 +91,7 @@ def read_run_file(
     measure: str | None = None,
     tag_pattern: str | None = None,
     unit: str | None = None,
+    threads: bool = False,
 ) -> ParsedRun:
     """Read and fully validate a run file.
 
@@ -112,6 +114,10 @@ def read_run_file(
         ``tag-lr:LR``; :mod:`mtl_core.runfile.units`), converted to the lab's fractions;
         None = fraction. Values impossible for their measure (a lookahead above 1) are
         counted in a note either way.
+    threads : let Arrow parse on its thread pool (CSV blocks, Parquet columns): the CLI's
+        ``import``, a process that reads one file and exits. False (the default) keeps the
+        read on the calling thread, as the app's capped upload child needs
+        (:mod:`mtl_core.runfile.threads` says why). The result is the same either way.
 
     Returns
     -------
@@ -132,7 +138,7 @@ def read_run_file(
     raw = isinstance(source, (bytes, bytearray, memoryview))
     name = filename or ("upload" if raw else Path(source).name)
     try:
-        with collecting() as report:
+        with collecting() as report, arrow_threads(threads):
             parsed = _read(source, filename, max_bytes, options)
             check_parsed(parsed, name)
             if tag_pattern is not None and not report.pattern_used:
@@ -172,16 +178,39 @@ def read_run_file(
         named.append(f"values declared in {declared}: multiplied by {factor:g} to fractions")
     n_bad, bad_text = impossible_count(parsed.affinity)
     parsed.notes = list(report.notes) + named + ([bad_text] if n_bad else [])
-    if report.json_object:
+    if report.json_object:  # first: the one reading a square JSON matrix cannot show itself
         parsed.notes = [
-            n for n in parsed.notes if not n.startswith("rows are targets (declared)")
-        ] + [json_object_text(rows)]
+            json_object_text(rows, *_orientation_example(parsed.affinity, parsed.tasks))
+        ] + [n for n in parsed.notes if not n.startswith("rows are targets (declared)")]
         parsed.json_object = True
     parsed.left_out = report.left_out
     parsed.first_left_out = report.first_left_out
     parsed.measure_assumed = report.measure_assumed
     parsed.is_matrix = report.matrix
     return parsed
+
+
+def _orientation_example(
+    aff: pd.DataFrame, tasks: list[str]
+) -> tuple[tuple[str, str, float] | None, bool]:
+    """``(an off-diagonal cell (source, target, value) of the first step, whether the
+    matrix is symmetric)``: what the JSON object note shows its reading with. The cell is the
+    first asymmetric one in task order (row, then column), so both readings show the
+    same pair."""
+    step = aff[(aff["run"] == aff["run"].iloc[0]) & (aff["step"] == aff["step"].iloc[0])]
+    step = step[step["measure"] == step["measure"].iloc[0]]
+    values = dict(zip(zip(step["source"], step["target"]), step["affinity"]))
+    rank = {t: k for k, t in enumerate(tasks)}
+    off = sorted(
+        ((s, t) for s, t in values if s != t), key=lambda c: (rank.get(c[0], 0), rank.get(c[1], 0))
+    )
+    if not off:
+        return None, False
+    symmetric = all(
+        (t, s) in values and (values[(s, t)] == values[(t, s)]) for s, t in off
+    ) and len(aff) == len(step)
+    s, t = next(((s, t) for s, t in off if values.get((t, s)) != values[(s, t)]), off[0])
+    return (str(s), str(t), float(values[(s, t)])), symmetric
 
 
 def check_parsed(parsed: ParsedRun, name: str) -> None:

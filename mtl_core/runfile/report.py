@@ -135,18 +135,44 @@ def json_object_read() -> None:
         report.json_object = True
 
 
-def json_object_text(rows: str | None) -> str:
-    """How a JSON object of objects was read, and the flip (``--rows``, the Upload toggle)."""
-    if rows == "target":
-        return (
-            "a JSON object of objects, read as {source: {target: value}}: outer keys are "
-            "sources (pandas' to_json(orient='index')), as declared"
-        )
-    return (
-        "a JSON object of objects, read as {target: {source: value}}: outer keys are targets "
-        "(pandas' to_json() default, TAG's notebooks); a to_json(orient='index') matrix has "
-        "sources outside: flip it with --rows target (Upload: 'Outer keys are sources')"
+#: What the note on a JSON object of objects' reading starts with.
+JSON_OBJECT_NOTE = "JSON object of objects: "
+
+
+def json_object_text(
+    rows: str | None, cell: tuple[str, str, float] | None = None, symmetric: bool = False
+) -> str:
+    """How a JSON object of objects was read, and the flip (``--rows``, the Upload toggle).
+
+    ``{a: {b: v}}`` is ambiguous: pandas' ``to_json()`` (orient ``columns``) and TAG's
+    notebooks put targets outside, ``to_json(orient="index")`` sources; the two are the same
+    JSON for a square matrix, so the reader never guesses (issue 21, kind 4). The text starts
+    with the reading (``outer keys read as targets``), shows one cell both ways (``cell``:
+    ``(source, target, value)`` of an off-diagonal cell), and names the flip; a ``symmetric``
+    matrix reads the same either way and says so instead.
+    """
+    declared = rows == "target"
+    outer, inner = ("sources", "targets") if declared else ("targets", "sources")
+    head = f"{JSON_OBJECT_NOTE}outer keys read as {outer.upper()}, inner keys as {inner}"
+    why = (
+        " (declared: pandas' to_json(orient='index'))"
+        if declared
+        else " (pandas' default to_json(), TAG's notebooks)"
     )
+    if symmetric:
+        return head + why + "; the matrix is symmetric, so either way reads the same"
+    example = ""
+    if cell is not None:
+        s, t, v = cell
+        key = f"[{s!r}][{t!r}]" if declared else f"[{t!r}][{s!r}]"
+        example = f": source {s!r} onto target {t!r} = file{key} = {v:.6g}"
+    flip = (
+        "; if the outer keys are targets, import it without --rows target"
+        if declared
+        else "; a to_json(orient='index') file has sources outside: flip it with --rows "
+        "target (Upload: 'Outer keys are sources')"
+    )
+    return head + why + example + flip
 
 
 def left_out_text(count: int, first: str | None) -> str:

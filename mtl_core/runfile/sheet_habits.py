@@ -6,6 +6,13 @@ kind 5). Torch-free.
 - ``#`` comment lines below the header and between data rows (a note written when a run was
   resumed, a trailing ``# done``): skipped, said so with their line numbers, and rows still
   named by their line in the file (:func:`strip_comment_lines`);
+- ``#`` end-of-row comments (``a,0.1,0.2  # resumed``): the cells read, the comment dropped,
+  and its lines named in a note (:func:`strip_comment_lines`);
+- old-Mac ``\r`` line ends, alone or mixed with ``\n`` and ``\r\n``: read as ``\n``
+  (:func:`unify_line_ends`);
+- space- or tab-aligned ``.txt`` tables (R's ``write.table(sep=" ")`` of padded columns,
+  ``np.savetxt(fmt="%10.6f")``, ``df.to_string()``): runs of blanks are one separator
+  (:func:`collapse_blanks`);
 - R's ``write.table(m)`` header, one name short (no corner cell): the first column is row
   names;
 - Excel's trailing empty columns (``,,`` at the end of every line, header included) and
@@ -79,10 +86,98 @@ def strip_preamble(text: str, name: str) -> tuple[str, str | None, int]:
 
 #: A line whose first non-blank character is ``#`` (a candidate comment line).
 _COMMENT_LINE = re.compile(r"(?m)^[ \t]*#")
+#: A ``#`` that does not start an Excel error or ``#N/A`` (a file full of ``,#N/A`` cells is
+#: not looked at line by line for end-of-row comments).
+_NOT_A_MARK = (
+    "#(?!" + "|".join(re.escape(m[1:]) for m in sorted(MISSING_MARKS) if m[:1] == "#") + ")"
+)
+#: A ``\r`` that is not the first half of ``\r\n`` (an old-Mac line end).
+_LONE_CR = re.compile(r"\r(?!\n)")
 
 
-def strip_comment_lines(text: str, delim: str, name: str, above: int = 0) -> tuple[str, np.ndarray]:
-    """Drop the ``#`` comment lines below the header (``text`` starts at the header line).
+def unify_line_ends(text: str) -> tuple[str, bool]:
+    """``text`` with every line end as ``\n`` when it holds an old-Mac ``\r`` line end
+    (alone, or mixed with ``\n`` and ``\r\n``); ``(text, rewritten)``.
+
+    A file of ``\n`` or ``\r\n`` ends only is returned as is (no copy): every reader below
+    takes those. Lines keep their numbers (each ``\r``, ``\n`` or ``\r\n`` ends one line).
+    """
+    if "\r" not in text or _LONE_CR.search(text) is None:
+        return text, False
+    return re.sub(r"\r\n?", "\n", text), True
+
+
+#: A quoted cell on one line, or a run of blanks.
+_BLANK_RUN = re.compile(r'"[^"\n]*"|[ \t]+')
+_EDGE_BLANKS = re.compile(r"(?m)^ | $")
+
+
+def collapse_blanks(text: str, delim: str, name: str) -> tuple[str, bool]:
+    """A whitespace-separated table (``delim`` a space; else ``text`` as is): every run of
+    spaces and tabs outside quotes becomes one space and each line's leading and trailing
+    blanks are dropped, so padded columns (R's ``write.table(sep=" ")`` after ``format()``,
+    ``np.savetxt`` with a field width, ``df.to_string()``) read as one cell per column;
+    ``(text, rewritten)``.
+
+    A header indented over a row-label column comes out one name short, which
+    :func:`r_row_names` reads as row names. Notes the rewrite. An empty cell cannot be
+    written in such a file (R writes ``NA``): a row with one cell fewer is refused later
+    with its line.
+    """
+    if delim != " " or "\t" not in text and "  " not in text and not _EDGE_BLANKS.search(text):
+        return text, False  # single spaces only: read as it is
+    if '"' in text:
+        out = _BLANK_RUN.sub(lambda m: m.group() if m.group()[0] == '"' else " ", text)
+    else:
+        out = re.sub(r"[ \t]+", " ", text)
+    out = _EDGE_BLANKS.sub("", out)
+    if out == text:
+        return text, False
+    note(f"{name}: read as whitespace-separated (a run of spaces or tabs is one separator)")
+    return out, True
+
+
+def _outside_quotes(prefix: str) -> str | None:
+    """``prefix`` with quoted text masked (same length), or None when it ends inside quotes."""
+    if '"' not in prefix:
+        return prefix
+    if prefix.count('"') % 2:
+        return None
+    return re.sub(r'"[^"]*"', lambda m: "x" * len(m.group()), prefix)
+
+
+def _end_comment(line: str, delim: str, n: int) -> int:
+    """Where an end-of-row ``#`` comment starts in data ``line``, or -1.
+
+    It is one when the ``#`` (outside quotes) comes after the row's ``n`` cells: inside the
+    n-th (or a later) cell after its value and a blank (``0.2  # note``), or starting a cell
+    after the n-th (``0.2<TAB># note``). A ``#`` starting a missing-value mark (``#N/A``) is
+    data, and a ``#`` within the first cells (a label ``task #1``) is left to the cells.
+    """
+    start = 0
+    while (p := line.find("#", start)) >= 0:
+        start = p + 1
+        masked = _outside_quotes(line[:p])
+        if masked is None:
+            continue
+        word = re.split(r"[ \t" + re.escape(delim) + "]", line[p:], maxsplit=1)[0]
+        if word.strip('"') in MISSING_MARKS:
+            continue
+        cell = masked.count(delim)  # the index of the cell holding the '#'
+        before = masked[masked.rfind(delim) + 1 :]
+        if before.strip(" \t"):  # after a value in the same cell: a blank must part them
+            if before[-1] in " \t" and cell + 1 >= n:
+                return len(line[:p].rstrip(" \t"))
+        elif cell >= n:  # the '#' starts a cell after the row's cells
+            return len(line[: masked.rfind(delim)].rstrip(" \t"))
+    return -1
+
+
+def strip_comment_lines(
+    text: str, delim: str, name: str, above: int = 0
+) -> tuple[str, np.ndarray, bool]:
+    """Drop the ``#`` comment lines below the header (``text`` starts at the header line),
+    and the ``#`` end-of-row comments of data rows (:func:`_end_comment`).
 
     A line is a comment when its first non-blank character is ``#`` and its first cell is
     neither a missing-value mark (``#N/A``, ``#DIV/0!`` ... are data, :data:`MISSING_MARKS`)
@@ -100,38 +195,64 @@ def strip_comment_lines(text: str, delim: str, name: str, above: int = 0) -> tup
 
     Returns
     -------
-    ``(text without them, removed)``: ``removed`` holds the dropped lines' numbers counted
-    within ``text`` (int64, 1 = the header line, ascending); empty when there were none
-    (``text`` is then returned as is, with no copy). Notes the count and the first lines.
+    ``(text without them, removed, cut)``: ``removed`` holds the dropped lines' numbers
+    counted within ``text`` (int64, 1 = the header line, ascending); ``cut`` says whether an
+    end-of-row comment was dropped. With neither, ``text`` is returned as is (no copy).
+    Notes the counts and the first lines (numbered as in the file).
 
     Raises ``LabError`` when only comment lines follow the header.
     """
+    none = np.empty(0, dtype=np.int64)
     first = text.find("\n")
     # (a plain find first: 1 ms on 45 MB, against 140 ms for the line regex)
-    if first < 0 or text.find("#", first) < 0 or _COMMENT_LINE.search(text, first + 1) is None:
-        return text, np.empty(0, dtype=np.int64)
+    if first < 0 or text.find("#", first) < 0:
+        return text, none, False
+    if (
+        _COMMENT_LINE.search(text, first + 1) is None
+        and re.compile(r"[ \t" + re.escape(delim) + "]" + _NOT_A_MARK).search(text, first) is None
+    ):
+        return text, none, False  # every '#' is glued to a value: the cells say so
     lines = text.split("\n")  # (not splitlines: a cell may hold \x0b, \u2028 ...)
+    header = lines[0].split(delim)
     # a first cell naming a header column is a matrix row label (a task named '#1'): data
-    data_marks = MISSING_MARKS | {h.strip().strip('"') for h in lines[0].split(delim)}
-    kept, removed = [lines[0]], []
+    data_marks = MISSING_MARKS | {h.strip().strip('"') for h in header}
+    n = len(header)
+    kept, removed, cut = [lines[0]], [], []
     for k, line in enumerate(lines[1:], start=2):
+        if "#" not in line:
+            kept.append(line)
+            continue
         body = line.lstrip(" \t")
         first_cell = body.split(delim, 1)[0].strip().strip('"')
         if body.startswith("#") and first_cell not in data_marks:
             removed.append(k)
-        else:
-            kept.append(line)
-    if not removed:
-        return text, np.empty(0, dtype=np.int64)
+            continue
+        end = _end_comment(line, delim, n)
+        if end >= 0:
+            line = line[:end]
+            cut.append(k)
+        kept.append(line)
+    if not removed and not cut:
+        return text, none, False
     if not "".join(kept[1:]).strip():
         raise LabError(f"{name}: only '#' comment lines follow the header (no data rows)")
-    shown = ", ".join(str(k + above) for k in removed[:5]) + (", ..." if len(removed) > 5 else "")
-    lines_word = "lines" if len(removed) > 1 else "line"
-    note(
-        f"{name}: skipped {len(removed)} '#' comment line(s) below the header "
-        f"({lines_word} {shown})"
-    )
-    return "\n".join(kept), np.asarray(removed, dtype=np.int64)
+    if removed:
+        note(
+            f"{name}: skipped {len(removed)} '#' comment line(s) below the header "
+            f"({_lines(removed, above)})"
+        )
+    if cut:
+        note(
+            f"{name}: read the values before an end-of-row '#' comment on {len(cut)} "
+            f"row(s) and left the comment out ({_lines(cut, above)})"
+        )
+    return "\n".join(kept), np.asarray(removed, dtype=np.int64), bool(cut)
+
+
+def _lines(numbers: list[int], above: int) -> str:
+    """``line 4`` or ``lines 4, 7, ...``: the first five, numbered as in the file."""
+    shown = ", ".join(str(k + above) for k in numbers[:5]) + (", ..." if len(numbers) > 5 else "")
+    return f"{'lines' if len(numbers) > 1 else 'line'} {shown}"
 
 
 def line_shift(removed: np.ndarray, line: int) -> int:
@@ -140,6 +261,19 @@ def line_shift(removed: np.ndarray, line: int) -> int:
     if not len(removed):
         return 0
     return int(np.searchsorted(removed - np.arange(len(removed)), line, side="right"))
+
+
+def numeric_header(header: list[str]) -> list[str] | None:
+    """Names ``t0..t{n-1}`` when every header cell is a number (``np.savetxt`` writes no
+    header), else None."""
+    cells = [h.strip() for h in header]
+    if not cells or not all(cells):
+        return None
+    try:
+        [float(c) for c in cells]
+    except ValueError:
+        return None
+    return [f"t{k}" for k in range(len(cells))]
 
 
 _R_SPACED = re.compile(r'^\s*"[^"]*"(?: +"[^"]*")+\s*$')

@@ -40,7 +40,11 @@ class StepPlan:
 
 
 def plan_steps(
-    run: str, series: dict[str, tuple[np.ndarray, np.ndarray]], unit: str, without: str
+    run: str,
+    series: dict[str, tuple[np.ndarray, np.ndarray]],
+    unit: str,
+    without: str,
+    clock: str = "wall time",
 ) -> StepPlan:
     """Plan the numbering of one run's series logged without steps, and note it.
 
@@ -50,6 +54,9 @@ def plan_steps(
     series : ``{key: (wall times, steps)}``, both (values,) arrays of one series.
     unit : what a series is called in the note (``tag``, ``metric key``).
     without : how the values were logged (``without global_step``), for the note.
+    clock : what the times are, for the note: TensorBoard's ``wall time`` (seconds), MLflow's
+        timestamps (wall-clock milliseconds since the epoch). Ties keep the file's order
+        (the order they were logged in).
 
     Returns
     -------
@@ -76,7 +83,7 @@ def plan_steps(
         return StepPlan({}, {})
     note(
         f"{who}: every value is at step 0 (logged {without}): up to {most} values per "
-        f"{unit} ordered by wall time and read as steps 0..{most - 1}"
+        f"{unit} ordered by {clock} and read as steps 0..{most - 1}"
     )
     order = {k: np.argsort(np.asarray(w), kind="stable") for k, (w, _) in series.items()}
     return StepPlan(order, {})

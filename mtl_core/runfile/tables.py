@@ -7,6 +7,8 @@ layout the columns hold (long or wide) is decided later (:mod:`mtl_core.runfile.
 
 - CSV/TSV: UTF-8 (a BOM is dropped); comma, semicolon or tab told apart from the header line;
   every cell read as trimmed text by pyarrow, so numbers are converted exactly afterwards.
+  ``.txt``: runs of blanks separate, unless the header holds , or ;. Spreadsheet and R habits
+  are undone first (:mod:`mtl_core.runfile.sheet_habits`).
 - JSON Lines: one object per line; a whole-file fast parse, else line by line to name the bad
   line.
 - JSON: one array of row objects.
@@ -44,6 +46,7 @@ from mtl_core.runfile.report import note
 from mtl_core.runfile.schema import DELIMITERS
 
 Columns = dict[str, np.ndarray]
+_NON_BLANK = re.compile(r"\S")
 
 
 def parse_table(
@@ -162,21 +165,25 @@ def _parse_csv(
     text, encoding = decode(data, name)
     if not text or text.isspace():  # (not strip(): no copy of the text)
         raise LabError(f"{name}: the file is empty")
+    decoded = text
+    text, _ = habits.unify_line_ends(text)  # old-Mac '\r' ends: as '\n'
     text, declared, skipped = habits.strip_preamble(text, name)
     if declared:
         delim = declared
     elif habits.r_space_delimited(text):
         delim = " "
-    elif default == " ":  # a .txt: space-separated unless its header holds , ; or a tab
+    elif default == " ":  # a .txt: whitespace-separated unless its header holds , or ;
         delim = sniff_delimiter(text, ",") if _delimited_header(text) else " "
+        delim = " " if delim == "\t" else delim
     else:
         delim = sniff_delimiter(text, default)
-    text, comments = habits.strip_comment_lines(text, delim, name, skipped)
+    text, _ = habits.collapse_blanks(text, delim, name)  # padded space columns
+    text, comments, _ = habits.strip_comment_lines(text, delim, name, skipped)
     top = _head(text, delim, 6)  # the header and R's row-name check need the first rows only
     header = habits.r_row_names(top, delim, _header(top, delim, name), name)
-    headerless = _numeric_header(header)
+    headerless = habits.numeric_header(header)
     if headerless is None and len(header) == 1:  # np.savetxt's default: space-separated
-        spaced = _numeric_header(header[0].split())
+        spaced = habits.numeric_header(header[0].split())
         if spaced is not None and len(spaced) > 1:
             delim, headerless = " ", spaced
     if headerless is not None:
@@ -189,15 +196,16 @@ def _parse_csv(
     _check_header([h.strip() for h in header], name)
     if limits:
         check_columns(len(header), name)
-    # pyarrow reads UTF-8 bytes: re-encode when the file was in another encoding (or lines
-    # above the header were skipped)
-    body = data if encoding == "utf-8" and not skipped and not len(comments) else None
+    # pyarrow reads UTF-8 bytes: re-encode when the file was in another encoding (or its
+    # text was changed above: each step returns the same text object when it changes nothing)
+    body = data if encoding == "utf-8" and text is decoded else None
     body = text.encode("utf-8") if body is None else body
     if body.startswith(b"\xef\xbb\xbf"):
         body = body[3:]
     skip_rows = 0 if headerless else 1
     end = first_line_end(text)
-    if skip_rows and (end < 0 or not text[end:].strip()):  # (Arrow: "could not skip 1 rows")
+    # (Arrow: "could not skip 1 rows"; a search, not text[end:].strip(): no copy of the text)
+    if skip_rows and (end < 0 or _NON_BLANK.search(text, end) is None):
         raise LabError(f"{name}: has a header but no rows")
     # the columns of numbers read as float64 by Arrow (csv_numbers); a cell that is not a
     # number there, and every other column, read as text and converted exactly afterwards
@@ -248,19 +256,6 @@ def _parse_csv(
     if delim == ";":
         cols = habits.decimal_commas(cols)
     return cols, locate
-
-
-def _numeric_header(header: list[str]) -> list[str] | None:
-    """Names ``t0..t{n-1}`` when every header cell is a number (``np.savetxt`` writes no
-    header), else None."""
-    cells = [h.strip() for h in header]
-    if not cells or not all(cells):
-        return None
-    try:
-        [float(c) for c in cells]
-    except ValueError:
-        return None
-    return [f"t{k}" for k in range(len(cells))]
 
 
 # ----------------------------------------------------------------------------- JSON (Lines)

@@ -22,12 +22,19 @@ from mtl_core.errors import LabError
 from mtl_core.store.base import StoreBase
 from mtl_core.store.records import dumps
 
+#: A run with this note (any value) is queued in the background: it starts only when no run
+#: without it is queued (the lessons an idle runner holds ahead, ``mtl_core.lesson.passes``);
+#: dropping the note (:meth:`NotesMixin.drop_note`) queues it like any other run.
+NOTE_BACKGROUND = "background"
+
 #: Which queued run starts next, fair between owners (an ``ORDER BY`` over queued runs ``q``):
-#: by "round" first, the owner's running runs plus their queued runs ahead of this one (so
-#: one user's 20 queued runs go one per round, between everyone else's), then the owner
-#: whose last run started longest ago, then the oldest run. Runs with no owner (command line,
-#: older stores) count as one owner. The same key orders :meth:`RunsMixin.queue_order`.
-FAIR_ORDER = """
+#: background runs (:data:`NOTE_BACKGROUND`) after all others; then by "round", the owner's
+#: running runs plus their queued runs ahead of this one (so one user's 20 queued runs go one
+#: per round, between everyone else's), then the owner whose last run started longest ago,
+#: then the oldest run. Runs with no owner (command line, older stores) count as one owner.
+#: The same key orders :meth:`RunsMixin.queue_order`.
+FAIR_ORDER = f"""
+    EXISTS (SELECT 1 FROM run_notes b WHERE b.run_id = q.id AND b.key = '{NOTE_BACKGROUND}'),
     (SELECT COUNT(*) FROM runs r WHERE r.owner IS q.owner
         AND (r.status = 'running' OR (r.status = 'queued' AND r.id < q.id))),
     COALESCE((SELECT MAX(r.started) FROM runs r
@@ -92,6 +99,17 @@ class NotesMixin(StoreBase):
 
         self._write(tx)
 
+    def drop_note(self, run_id: int, key: str) -> bool:
+        """Delete the run's note ``key``; whether it had one (no such run: False)."""
+
+        def tx(con: sqlite3.Connection) -> bool:
+            cur = con.execute(
+                "DELETE FROM run_notes WHERE run_id = ? AND key = ?", (int(run_id), str(key))
+            )
+            return cur.rowcount > 0
+
+        return self._write(tx)
+
     def get_note(self, run_id: int, key: str) -> dict[str, Any] | None:
         """The run's note ``key``, or None if it has none."""
         return self._read(lambda con: read_note(con, run_id, key))
@@ -139,7 +157,7 @@ class GroundTruthMixin(StoreBase):
         The same fairness as queued runs: the evaluation whose starter has the fewest runs
         and evaluations running goes first (ties: the oldest), and it waits while the next
         queued run's owner has fewer running than its starter (ties: whichever was queued
-        first).
+        first). Runs queued in the background (:data:`NOTE_BACKGROUND`) wait for it.
         """
 
         def tx(con: sqlite3.Connection) -> tuple[int, int, dict[str, Any]] | None:
@@ -159,8 +177,10 @@ class GroundTruthMixin(StoreBase):
             head = con.execute(
                 "SELECT (SELECT COUNT(*) FROM runs r WHERE r.owner IS q.owner"
                 " AND (r.status = 'running' OR (r.status = 'queued' AND r.id < q.id))),"
-                f" q.created FROM runs q WHERE q.status = 'queued' ORDER BY {FAIR_ORDER} LIMIT 1"
-            ).fetchone()
+                " q.created FROM runs q WHERE q.status = 'queued' AND NOT EXISTS (SELECT 1"
+                f" FROM run_notes b WHERE b.run_id = q.id AND b.key = '{NOTE_BACKGROUND}')"
+                f" ORDER BY {FAIR_ORDER} LIMIT 1"
+            ).fetchone()  # background runs (lessons held ahead) never hold an evaluation back
             mine = (load[job.get("owner")], float(job.get("queued", 0)))
             if head is not None and (int(head[0]), float(head[1])) < mine:
                 return None  # the next queued run's turn first

@@ -108,3 +108,35 @@ def test_queued_lesson_shows_its_place_and_a_measured_wait(queue_only, monkeypat
     # 2 workers, 2 runs ahead of 60 s each, no run running: it starts in about 60 s
     assert "The all-together run is queued (2 queued runs ahead)" in text
     assert "start in about 1 min 00 s" in text
+
+
+def test_a_lesson_trained_ahead_is_replayed_saying_so(queue_only, monkeypatch):
+    """The idle runner held the default lesson (``LessonsAhead``); a press replays it and
+    the page says it was trained ahead, and when."""
+    from mtl_core.lesson.passes import LessonsAhead
+
+    store = queue_only
+    (together,) = LessonsAhead((1.0,)).pass_(_QueueOnly(store), store)
+    for rid in store.run_ids():
+        store.set_status(rid, "finished")
+    at = _train(open_app("learn", store.path, monkeypatch).run())
+    assert at.query_params["lesson"].startswith(f"{together},")
+    when = time.strftime("%H:%M UTC", time.gmtime(store.get_run(together).finished))
+    text = _infos(at)
+    assert f"was trained ahead at {when} (run #{together}) by the server while it was idle" in text
+    assert "replayed: nothing new was trained for this press" in text
+    assert len(store.list_runs()) == 2  # nothing queued for the press
+
+
+def test_the_apps_runner_holds_the_class_positions_unless_told_off(monkeypatch):
+    from mtl_core.accounts.quota import Limits
+
+    limits = Limits.none()
+    monkeypatch.delenv("MTL_LAB_LESSON_AHEAD", raising=False)
+    assert data.lessons_ahead(limits) == (1.0, 0.0, 0.25, 0.5, 0.75)
+    offered = Limits.from_dict({**limits.to_dict(), "scenarios": ["synthetic", "csv"]})
+    assert data.lessons_ahead(offered) == ()  # no lesson scenario, no lessons ahead
+    monkeypatch.setenv("MTL_LAB_LESSON_AHEAD", "off")
+    assert data.lessons_ahead(limits) == ()
+    monkeypatch.setenv("MTL_LAB_LESSON_AHEAD", "1,2")
+    assert data.lessons_ahead(limits) == ()  # malformed: logged, off

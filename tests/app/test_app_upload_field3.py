@@ -57,9 +57,12 @@ def test_g16_percent_declared_on_upload(tmp_path, monkeypatch):
 def test_g22_json_object_says_how_it_was_read_and_flips(tmp_path, monkeypatch):
     path = DATA / "G22_pandas_orient_index.json"
     store, at = _open(tmp_path, monkeypatch, [(path.name, path.read_bytes(), "application/json")])
-    assert any("read as {target: {source: value}}" in shown(c.value) for c in at.caption)
+    ways = [shown(w.value) for w in at.warning if "JSON object of objects" in shown(w.value)]
+    assert len(ways) == 1 and "outer keys read as TARGETS" in ways[0]  # one box, not two
+    assert "flip it with --rows target (Upload: 'Outer keys are sources')" in ways[0]
     at.toggle(key=_key(at.toggle, "rows")).set_value(True).run()
-    assert any("read as {source: {target: value}}" in shown(c.value) for c in at.caption)
+    ways = [shown(w.value) for w in at.warning if "JSON object of objects" in shown(w.value)]
+    assert len(ways) == 1 and "outer keys read as SOURCES" in ways[0]
     got = _saved_matrix(at, store)
     np.testing.assert_allclose(got.to_numpy(), REF.to_numpy(), atol=1e-12)
 

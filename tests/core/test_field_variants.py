@@ -7,6 +7,8 @@ is refused with one line naming what is wrong."""
 from __future__ import annotations
 
 import io
+import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -219,10 +221,7 @@ def test_mlflow_two_field_lines_are_numbered_by_timestamp(tmp_path: Path, order)
     run = _mlflow_run(tmp_path, lambda ts, v, st: f"{ts} {v!r}\n", order)
     parsed = read_run_file(run)
     _same(parsed, _renumbered())
-    assert (
-        "r1: every value is at step 0 (logged without a step): up to 3 values per metric key "
-        "ordered by wall time and read as steps 0..2"
-    ) in parsed.notes
+    assert any(n.startswith("r1: every value is at step 0") for n in parsed.notes)
     np.testing.assert_allclose(sorted(set(parsed.affinity["wall_time"])), [_TS / 1000 + 1,
                                _TS / 1000 + 2, _TS / 1000 + 3])  # fmt: skip
 
@@ -520,3 +519,281 @@ def test_cells_holding_json_lists_or_objects_are_refused_in_one_line(tmp_path, b
     msg = str(err.value)
     assert msg.startswith("cannot import cells.json: ") and "\n" not in msg
     assert UNREADABLE not in msg and "is not a number" in msg
+
+
+# --- round 5 kind: '#' end-of-row comments (every delimited text reader) --------------------
+
+_M0 = _expected(steps=[0]).assign(affinity=REF.ravel())
+
+
+def _matrix_lines(sep: str = ",") -> list[str]:
+    return pd.DataFrame(REF, index=T, columns=T).to_csv(sep=sep).splitlines()
+
+
+@pytest.mark.parametrize(("sep", "ext"), [(",", "csv"), ("\t", "tsv"), (";", "csv")])
+@pytest.mark.parametrize("gap", ["  ", " ", "\t", "{sep}", "{sep} "])
+def test_end_of_row_comment_on_a_matrix_row_is_left_out_and_its_line_named(sep, ext, gap):
+    # before: "row 2 (line 3), column 'edge': '0.024  # resumed' is not a number"
+    lines = _matrix_lines(sep)
+    lines[3] += gap.format(sep=sep) + "# resumed here, seed 2"
+    lines[4] += gap.format(sep=sep) + "#done"
+    parsed = read_run_file(("\n".join(lines) + "\n").encode(), f"m.{ext}")
+    _same(parsed, _M0)
+    assert (
+        f"m.{ext}: read the values before an end-of-row '#' comment on 2 row(s) and left the "
+        "comment out (lines 4, 5)"
+    ) in parsed.notes
+
+
+def test_end_of_row_comments_on_long_rows_keep_steps_and_count_lines_below_comment_lines():
+    lines = _long_csv()
+    lines[3] = lines[3].rstrip("\n") + "   # lr halved\n"
+    text = "".join(["# exported by hand\n", lines[0], "# note\n", *lines[1:]])
+    parsed = read_run_file(text.encode(), "a.csv")
+    _same(parsed, _expected())
+    assert "a.csv: skipped 1 '#' comment line(s) below the header (line 3)" in parsed.notes
+    assert any(n.endswith("left the comment out (line 6)") for n in parsed.notes)
+
+
+def test_a_comment_glued_to_a_value_is_refused_naming_its_line() -> None:
+    lines = _matrix_lines()
+    lines[2] += "#resumed"  # no blank: '0.012#resumed' could be a mangled number
+    with pytest.raises(LabError, match=(
+        r"^cannot import m.csv: row 2 \(line 3\), column 'edge': '-0.012#resumed' is not a "
+        r"number \(an end-of-row '#' comment must be parted from the last value by a blank\)$"
+    )):  # fmt: skip
+        read_run_file(("\n".join(lines) + "\n").encode(), "m.csv")
+
+
+def test_hash_cells_inside_a_row_stay_data_labels_marks_and_quoted_text() -> None:
+    tasks = ["task #1", "task #2", "#3", "d"]
+    m = pd.DataFrame(REF, index=tasks, columns=tasks)
+    m.iloc[1, 3] = np.nan
+    text = m.to_csv(na_rep="#N/A")  # a label 'task #1', a '#N/A' last cell: no comment
+    parsed = read_run_file(text.encode(), "m.csv")
+    assert parsed.left_out == 1
+    assert not any("comment" in n for n in parsed.notes)
+    got = parsed.affinity.set_index(["source", "target"])["affinity"]
+    assert got[("task #1", "#3")] == REF[0, 2] and ("task #2", "d") not in got.index
+    quoted = b'source,a,b\na,0.1,"0.2  # not a comment"\nb,0.3,0.4\n'
+    with pytest.raises(LabError, match=r"row 1 \(line 2\), column 'b': '0.2  # not a comment'"):
+        read_run_file(quoted, "q.csv")
+
+
+# --- round 5 kind: old-Mac '\r' and mixed line ends --------------------------------------------
+
+
+@pytest.mark.parametrize("ends", ["\r", "\r\n", "mixed"])
+@pytest.mark.parametrize("ext", ["csv", "tsv", "txt", "jsonl"])
+def test_every_line_end_reads_like_newline_with_comments_and_line_numbers(ends, ext) -> None:
+    # before: a '\r' file's comment line, R header or space-separated .txt was refused
+    if ext == "jsonl":
+        lines = [json.dumps(r) for r in _expected().to_dict("records")]
+    else:
+        sep = {"csv": ",", "tsv": "\t", "txt": " "}[ext]
+        lines = _expected().to_csv(index=False, sep=sep).splitlines()
+        lines.insert(4, "# resumed")
+    cycle = ["\r", "\n", "\r\n"] if ends == "mixed" else [ends]
+    text = "".join(line + cycle[k % len(cycle)] for k, line in enumerate(lines))
+    parsed = read_run_file(text.encode(), f"a.{ext}")
+    _same(parsed, _expected())
+    if ext != "jsonl":
+        assert f"a.{ext}: skipped 1 '#' comment line(s) below the header (line 5)" in parsed.notes
+    bad = text.replace(repr(float(_expected().affinity[8])), "oops", 1)
+    # row 9: the header and the comment line above it in the delimited files
+    where = "line 9" if ext == "jsonl" else "row 9 (line 11)"
+    with pytest.raises(LabError, match=rf"{re.escape(where)}"):
+        read_run_file(bad.encode(), f"a.{ext}")
+
+
+def test_r_matrix_with_old_mac_line_ends_reads_its_row_names() -> None:
+    text = '"seg","depth"\r"seg",0.5,0.25\r"depth",-0.125,1\r'
+    parsed = read_run_file(text.encode(), "m.csv")
+    want = pd.DataFrame(
+        [(0, "seg", "seg", 0.5), (0, "seg", "depth", 0.25), (0, "depth", "seg", -0.125),
+         (0, "depth", "depth", 1.0)], columns=["step", "source", "target", "affinity"],
+    )  # fmt: skip
+    _same(parsed, want)
+
+
+# --- round 5 kind: space- and tab-aligned .txt tables ----------------------------------------
+
+
+def _note_ws(name: str) -> str:
+    return f"{name}: read as whitespace-separated (a run of spaces or tabs is one separator)"
+
+
+def test_numpy_savetxt_with_a_field_width_reads_every_cell() -> None:
+    buf = io.StringIO()
+    np.savetxt(buf, REF, fmt="%12.6f")  # '    0.041000    0.023000 ...'
+    parsed = read_run_file(buf.getvalue().encode(), "m.txt")
+    _same(parsed, _expected(tasks=["t0", "t1", "t2", "t3"], steps=[0]).assign(affinity=REF.ravel()))
+    assert _note_ws("m.txt") in parsed.notes
+
+
+def test_to_string_and_padded_r_write_table_matrices_read_row_names() -> None:
+    frame = pd.DataFrame(REF, index=T, columns=T)
+    r_padded = (
+        "        " + "  ".join(f'"{t}"'.rjust(9) for t in T) + "\n"
+        + "".join(
+            f'"{s}"'.ljust(9) + " ".join(f"{v: .3f}".rjust(10) for v in REF[i]) + "\n"
+            for i, s in enumerate(T)
+        )
+    )  # fmt: skip
+    for name, text in [("a.txt", frame.to_string()), ("r.txt", r_padded)]:
+        parsed = read_run_file(text.encode(), name)
+        _same(parsed, _M0)
+        assert _note_ws(name) in parsed.notes
+        short = "the header is one name short (R's write.table): first column read as row names"
+        assert f"{name}: {short}" in parsed.notes
+
+
+def test_tab_aligned_long_txt_reads_steps_and_a_short_row_is_refused_with_its_line() -> None:
+    rows = _expected()
+    text = "step\t\tsource\ttarget\taffinity\n" + "".join(
+        f"{r.step}\t\t{r.source}\t{r.target}\t\t{r.affinity!r}\n" for r in rows.itertuples()
+    )
+    parsed = read_run_file(text.encode(), "l.txt")
+    _same(parsed, rows)
+    assert _note_ws("l.txt") in parsed.notes
+    short = text.replace("\tseg\tdepth\t", "\tseg\t", 1)
+    with pytest.raises(LabError, match=r"^cannot import l.txt: .*(line 3|Row #3)"):
+        read_run_file(short.encode(), "l.txt")
+
+
+# --- round 5 kind: MLflow run names -----------------------------------------------------------
+
+
+def _stepped(ts: int, v: float, st: int) -> str:
+    return f"{ts} {v!r} {st}\n"
+
+
+@pytest.mark.parametrize(
+    ("meta_line", "name"),
+    [
+        ("run_name: gentle-owl-42", "gentle-owl-42"),  # MLflow's generated name, plain
+        ("run_name: 'seed: 3'", "seed: 3"),  # yaml.safe_dump quotes a name with ': '
+        ("run_name: 'it''s'", "it's"),
+        ('run_name: "caf\\u00e9 #2"', "café #2"),
+    ],
+)
+def test_mlflow_run_folder_takes_its_meta_yaml_run_name(tmp_path: Path, meta_line, name) -> None:
+    run = _mlflow_run(tmp_path, _stepped)
+    (run / "meta.yaml").write_text(f"artifact_uri: file:///x\n{meta_line}\nrun_id: r1\n")
+    parsed = read_run_file(run)
+    _same(parsed, _expected())
+    assert parsed.meta["name"] == name
+
+
+def test_mlflow_run_name_tag_wins_and_a_run_without_either_keeps_the_file_name(tmp_path) -> None:
+    run = _mlflow_run(tmp_path, _stepped)
+    (run / "tags").mkdir()
+    (run / "tags" / "mlflow.runName").write_text("renamed-in-ui")
+    assert read_run_file(run).meta["name"] == "renamed-in-ui"
+    (run / "tags" / "mlflow.runName").unlink()
+    (run / "meta.yaml").write_text("run_id: r1\nrun_name: ''\n")
+    assert "name" not in read_run_file(run).meta
+
+
+def test_mlflow_experiment_folder_names_each_run_by_its_run_name(tmp_path: Path) -> None:
+    for rid, rname in [("a1", "lr-0.1"), ("b2", "lr-0.01")]:
+        run = _mlflow_run(tmp_path / rid, _stepped)
+        (run / "meta.yaml").write_text(f"run_id: {rid}\nrun_name: {rname}\n")
+    parsed = read_run_file(tmp_path)
+    assert sorted(parsed.runs) == ["lr-0.01", "lr-0.1"]
+    assert "name" not in parsed.meta
+
+
+def test_cli_import_names_the_stored_run_by_mlflow_run_name(tmp_path: Path, capsys) -> None:
+    from mtl_core.commands.cli import main
+    from mtl_core.store import Store
+
+    run = _mlflow_run(tmp_path / "mlruns", _stepped)
+    (run / "meta.yaml").write_text("run_id: r1\nrun_name: bold-fox-7\n")
+    store = tmp_path / "s.sqlite"
+    assert main(["import", str(run), "--store", str(store)]) == 0
+    assert [r.name for r in Store(store).list_runs()] == ["bold-fox-7"]
+    assert "imported run 1 'bold-fox-7': 4 tasks, 3 steps" in capsys.readouterr().out
+    assert main(["import", str(run), "--store", str(store), "--name", "mine"]) == 0
+    assert [r.name for r in Store(store).list_runs()] == ["bold-fox-7", "mine"]
+
+
+def test_mlflow_stepless_note_names_the_timestamps_as_wall_clock_ms(tmp_path: Path) -> None:
+    run = _mlflow_run(tmp_path, lambda ts, v, st: f"{ts} {v!r}\n")
+    parsed = read_run_file(run)
+    assert (
+        "r1: every value is at step 0 (logged without a step): up to 3 values per metric key "
+        "ordered by their timestamps (wall-clock ms since the epoch) and read as steps 0..2"
+    ) in parsed.notes
+
+
+# --- round 5 kind: which way a JSON object of objects was read ------------------------------
+
+
+def test_json_object_note_leads_with_the_reading_and_shows_one_cell_both_ways() -> None:
+    data = _json(_MATRIX, "index")  # {source: {target: v}}, the same JSON shape as 'columns'
+    plain = read_run_file(data, "m.json")
+    # read by pandas' meaning: outer keys = targets, so this file comes out transposed
+    _same(plain, _expected(steps=[0]).assign(affinity=REF.T.ravel()))
+    assert (
+        plain.notes[0]
+        == plain.orientation_note()
+        == (
+            "JSON object of objects: outer keys read as TARGETS, inner keys as sources (pandas' "
+            "default to_json(), TAG's notebooks): source 'seg' onto target 'depth' = "
+            "file['depth']['seg'] = 0.003; a to_json(orient='index') file has sources outside: "
+            "flip it with --rows target (Upload: 'Outer keys are sources')"
+        )
+    )
+    flipped = read_run_file(data, "m.json", rows="target")
+    _same(flipped, _expected(steps=[0]))
+    assert flipped.orientation_note() == (
+        "JSON object of objects: outer keys read as SOURCES, inner keys as targets (declared: "
+        "pandas' to_json(orient='index')): source 'seg' onto target 'depth' = "
+        "file['seg']['depth'] = 0.023; if the outer keys are targets, import it without "
+        "--rows target"
+    )
+    assert read_run_file(b'[{"step":1,"source":"a","target":"b","affinity":0.5}]', "l.json")
+    assert read_run_file(_json(_MATRIX, "split"), "m.json").orientation_note() is None
+
+
+def test_a_symmetric_json_object_says_it_reads_the_same_either_way() -> None:
+    sym = pd.DataFrame(REF + REF.T, index=T, columns=T)
+    parsed = read_run_file(_json(sym, "columns"), "s.json")
+    assert parsed.orientation_note() == (
+        "JSON object of objects: outer keys read as TARGETS, inner keys as sources (pandas' "
+        "default to_json(), TAG's notebooks); the matrix is symmetric, so either way reads "
+        "the same"
+    )
+
+
+def test_cli_import_line_repeats_how_a_json_object_was_read(tmp_path: Path, capsys) -> None:
+    from mtl_core.commands.cli import main
+
+    path = tmp_path / "m.json"
+    path.write_bytes(_json(_MATRIX, "index"))
+    store = str(tmp_path / "s.sqlite")
+    assert main(["import", str(path), "--store", store]) == 0
+    out, err = capsys.readouterr()
+    assert err.startswith("warning: JSON object of objects: outer keys read as TARGETS")
+    assert out.strip() == (
+        "imported run 1 'm.json': 4 tasks, 1 steps, lookahead "
+        "(JSON outer keys read as TARGETS; --rows target flips it)"
+    )
+    assert main(["import", str(path), "--store", store, "--rows", "target"]) == 0
+    assert (
+        capsys.readouterr()
+        .out.strip()
+        .endswith("(JSON outer keys read as SOURCES, as --rows target declares)")
+    )
+
+
+def test_na_marks_and_an_end_of_row_comment_in_one_file_read_both_ways() -> None:
+    lines = _matrix_lines()
+    lines[1] = lines[1].rsplit(",", 1)[0] + ",#N/A"
+    lines[4] += "  # last row"
+    parsed = read_run_file(("\n".join(lines) + "\n").encode(), "m.csv")
+    assert parsed.left_out == 1
+    assert any(n.endswith("left the comment out (line 5)") for n in parsed.notes)
+    got = parsed.affinity.set_index(["source", "target"])["affinity"]
+    assert ("seg", "edge") not in got.index and got[("edge", "edge")] == REF[3, 3]

@@ -63,6 +63,24 @@ def test_the_fair_order_is_shared_by_runs_and_evaluations(store):
     assert claimed is not None and claimed[2]["owner"] == "user:ann"  # a tie: queued first
 
 
+def test_a_run_queued_in_the_background_waits_for_evaluations_and_runs(store):
+    """A lesson held ahead (``NOTE_BACKGROUND``) would go first by the fair order (nothing
+    of its owner running), but waits for a queued evaluation and a queued run."""
+    from mtl_core.store.notes import NOTE_BACKGROUND
+
+    anchor = _run(store, "user:ann", "running")  # ann has one running
+    held = store.create_run(
+        name="held", config={"scenario": "x"}, run_notes={NOTE_BACKGROUND: {"why": "ahead"}}
+    )
+    _queue(store, anchor, 2, "user:ann")
+    claimed = store.claim_ground_truth(4, runner_pid=os.getpid())
+    assert claimed is not None and claimed[2]["owner"] == "user:ann"
+    later = _run(store, "user:ann")  # ann: 2 running now, and queued after the held run
+    assert store.queue_order() == [later, held]
+    assert store.claim_queued(4, runner_pid=os.getpid()) == later
+    assert store.claim_queued(4, runner_pid=os.getpid()) == held  # nothing else queued
+
+
 def test_evaluations_count_in_the_starters_quota_both_ways(store):
     limits = Limits(queued_per_user=2)
     run_id = _run(

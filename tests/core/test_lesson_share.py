@@ -4,6 +4,7 @@ once per visibility scope; a second press follows the first press's runs."""
 from __future__ import annotations
 
 import threading
+import time
 from types import SimpleNamespace
 
 import pytest
@@ -166,7 +167,15 @@ def test_lessons_ahead_skip_a_level_a_student_already_trained(store):
 
 def test_ahead_positions_from_the_environment(monkeypatch):
     monkeypatch.delenv(passes.AHEAD_ENV, raising=False)
-    assert passes.ahead_positions() == ()  # off by default
+    assert passes.ahead_positions() == ()  # a bare runner: off by default
+    # the app's default: the class's five knob positions, the default knob first
+    assert passes.ahead_positions(default=passes.CLASS_POSITIONS) == (1.0, 0.0, 0.25, 0.5, 0.75)
+    assert passes.ahead_positions("", default=(0.5,)) == (0.5,)
+    assert passes.ahead_positions(" OFF ", default=passes.CLASS_POSITIONS) == ()
+    assert passes.ahead_positions("none", default=passes.CLASS_POSITIONS) == ()
+    assert passes.ahead_positions("0", default=passes.CLASS_POSITIONS) == (0.0,)  # a level
+    monkeypatch.setenv(passes.AHEAD_ENV, "0.25,1")
+    assert passes.ahead_positions(default=passes.CLASS_POSITIONS) == (0.25, 1.0)
     assert passes.ahead_positions(" 1, 0,0.25 ,") == (1.0, 0.0, 0.25)
     with pytest.raises(LabError, match=r"MTL_LAB_LESSON_AHEAD: '1.5' is no conflict level"):
         passes.ahead_positions("1,1.5")
@@ -194,3 +203,77 @@ def test_distinct_lessons_queue_fairly_between_students(store):
     order = store.queue_order()
     assert order[:4] == [a[0].together, b.together, a[0].single, b.single]
     assert order[4:] == [a[1].together, a[1].single, a[2].together, a[2].single]
+
+
+def _background(store) -> set[int]:
+    from mtl_core.store.notes import NOTE_BACKGROUND
+
+    return {rid for rid in store.run_ids() if store.get_note(rid, NOTE_BACKGROUND) is not None}
+
+
+def test_a_students_run_queued_after_a_lesson_ahead_starts_first(store):
+    """Lessons ahead yield: their queued runs start only when no student's run is queued,
+    whatever the fair order between owners would say; a student joining one promotes it."""
+    ahead = passes.LessonsAhead((1.0, 0.5), warn=lambda m: pytest.fail(m))
+    held = lesson.find_lesson(_Unowned(store), store, lesson.lesson_key({"conflict": 1.0}), False)
+    assert held is None
+    (together,) = ahead.pass_(_Unowned(store), store)
+    held = lesson.find_lesson(_Unowned(store), store, lesson.lesson_key({"conflict": 1.0}), False)
+    assert _background(store) == {held.together, held.single}
+    assert lesson.trained_ahead_at(store, together) == pytest.approx(time.time(), abs=60)
+    # a student presses a different lesson (seed 7) after the runner queued the one ahead
+    mine = _press(store, "browser:a", "class", seed=7)
+    assert lesson.trained_ahead_at(store, mine.together) is None
+    assert store.queue_order() == [mine.together, mine.single, held.together, held.single]
+    assert store.claim_queued(2, runner_pid=1) == mine.together
+    assert store.claim_queued(2, runner_pid=1) == mine.single
+    assert store.claim_queued(2, runner_pid=1) is None  # both slots busy: nothing ahead starts
+    for rid in (mine.together, mine.single):
+        store.set_status(rid, "finished")
+    assert store.claim_queued(1, runner_pid=1) == held.together  # no student's run queued
+    # the grouped run of a lesson ahead is queued in the background too
+    store.set_status(held.together, "finished")
+    groups = lesson.advance(_Unowned(store), store, held.together)
+    assert groups in _background(store)
+    # a student who presses the held lesson joins it: its queued runs lose the background
+    other = _press(store, "browser:b", "class", seed=8)
+    joined = _press(store, "browser:c", "class")
+    assert joined.followed and joined.together == held.together
+    assert _background(store) == set()
+    # now the held runs take turns with b's (one run per owner per round; b has never
+    # started a run, so b goes first in each round) instead of waiting behind them
+    assert store.queue_order() == [other.together, held.single, other.single, groups]
+
+
+@pytest.mark.slow
+def test_an_idle_runner_holds_the_class_lessons_and_a_queued_run_goes_first(fake_runner):
+    """A real runner (fake training in worker processes): idle, it trains the lessons at the
+    given levels one after the other, unowned; a run queued while one is held starts before
+    the held lesson's remaining queued runs."""
+    runner = fake_runner(max_workers=1, lessons_ahead=(1.0, 0.0))
+    store = runner.store
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not store.run_ids():
+        time.sleep(0.02)
+    # unowned, like the held lessons (the command line's runs): the fair order alone would
+    # start the held lesson's single run (queued earlier, same owner) before it
+    mine = runner.submit(lesson.base_config("single", {"conflict": 0.5}, steps=20, seed=3))
+    while time.monotonic() < deadline and (
+        store.run_ids("queued", "running") or len(store.run_ids("finished")) < 7
+    ):
+        time.sleep(0.1)
+    runs = {r.id: r for r in store.list_runs()}
+    assert all(r.status == "finished" for r in runs.values()), [r.status for r in runs.values()]
+    held = sorted(rid for rid in runs if rid != mine)
+    assert len(held) == 6  # two lessons, three runs each
+    assert sorted(runs[rid].config["knobs"]["conflict"] for rid in held) == [
+        0.0,
+        0.0,
+        0.0,
+        1.0,
+        1.0,
+        1.0,
+    ]
+    # the student's run started before every held run but the one already running
+    started_before = [rid for rid in held if runs[rid].started < runs[mine].started]
+    assert len(started_before) <= 1

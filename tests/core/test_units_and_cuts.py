@@ -97,8 +97,8 @@ def test_g22_json_object_read_way_is_said_and_rows_flip_it():
         got = parsed.affinity.pivot_table(index="source", columns="target", values="affinity")
         np.testing.assert_allclose(got.loc[REF.index, REF.columns].to_numpy(), want.to_numpy())
         assert parsed.json_object
-    assert "outer keys are targets" in read_run_file(path).notes[-1]
-    assert "outer keys are sources" in read_run_file(path, rows="target").notes[-1]
+    assert "outer keys read as TARGETS" in read_run_file(path).notes[0]
+    assert "outer keys read as SOURCES" in read_run_file(path, rows="target").notes[0]
 
 
 def test_tags_without_global_step_beside_stepped_ones_are_counted(tmp_path):

@@ -17,7 +17,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def fake_train_env(store_path: Path, settings: Path | None = None) -> dict[str, str]:
     """The environment of a test server over the store at ``store_path`` (and the settings
-    file ``settings``): no standby workers, and runs trained by the tests' fast fake."""
+    file ``settings``): no standby workers, no lessons held ahead, and runs trained by the
+    tests' fast fake."""
     import os
 
     env = {
@@ -25,6 +26,7 @@ def fake_train_env(store_path: Path, settings: Path | None = None) -> dict[str, 
         "MTL_LAB_STORE": str(store_path),
         "MTL_LAB_WARM_WORKERS": "0",
         "MTL_LAB_TRAIN_FN": "tests.helpers.app_fixtures:fake_train",
+        "MTL_LAB_LESSON_AHEAD": "off",  # no lessons ahead in a test's run lists
     }
     if settings is not None:
         env["MTL_LAB_SETTINGS"] = str(settings)

@@ -17,15 +17,17 @@ Four inputs are written (seeded, in a temporary folder):
   ``SummaryWriter.add_scalar`` writes them (tags ``affinity/<source>/<target>``, 10 tasks).
 
 Each is read by the lab (``read_run_file``: every check, the one non-finite rule, the run in
-memory) and by a baseline in the same run: ``pandas.read_csv`` / ``pandas.read_parquet`` of
-the tables, ``json.load`` of the JSON, ``pandas.read_csv`` of each MLflow metric file, and a
-plain proto pass over the event file (split the records,
-``Event.FromString`` each, collect ``(tag, step, value)``; no CRC, no checks). Every
-measurement runs in a fresh process, the best of ``--repeat`` reads. ``x baseline`` is the
-wall-clock ratio; ``x baseline (CPU)`` the ratio of the processes' own CPU seconds
-(``time.process_time``), steadier when other processes share the cores. ``store write s`` is
-the step after the read, alone: ``Store.import_parsed`` of the parsed run into a new SQLite
-store (the file read once beforehand, untimed), as ``python -m mtl_core import`` writes it.
+memory), as ``import`` reads it (``threads=True``: Arrow on its thread pool) and as the app's
+upload child reads it (one thread, the ``1 thread`` columns), and by a baseline in the same
+run: ``pandas.read_csv`` / ``pandas.read_parquet`` of the tables, ``json.load`` of the JSON,
+``pandas.read_csv`` of each MLflow metric file, and a plain proto pass over the event file
+(split the records, ``Event.FromString`` each, collect ``(tag, step, value)``; no CRC, no
+checks). Every measurement runs in a fresh process, the best of ``--repeat`` reads. ``x
+baseline`` is the wall-clock ratio; ``x baseline (CPU)`` the ratio of the processes' own CPU
+seconds (``time.process_time``), steadier when other processes share the cores. ``store write
+s`` is the step after the read, alone: ``Store.import_parsed`` of the parsed run into a new
+SQLite store (the file read once beforehand, untimed), as ``python -m mtl_core import`` writes
+it.
 Peak MB is the reading process's peak RSS growth over its state before the first read
 (Arrow's memory included), per million imported cells in the last column.
 
@@ -249,14 +251,20 @@ def _proto(folder: str, repeat: int, q) -> None:
     q.put(_best(lambda: plain_scalars(folder), repeat))
 
 
-def _lab(path: str, repeat: int, q) -> None:
+def _lab(path: str, repeat: int, q, threads: bool = True) -> None:
+    """The lab's read as ``import`` does it (Arrow on its threads), or with ``threads=False``
+    as the app's upload child does it (one thread)."""
     from mtl_core.runfile import read_run_file
 
     def run() -> int:
-        parsed = read_run_file(Path(path))
+        parsed = read_run_file(Path(path), threads=threads)
         return int(parsed.affinity["affinity"].notna().sum())
 
     q.put(_best(run, repeat))
+
+
+def _lab_one_thread(path: str, repeat: int, q) -> None:
+    _lab(path, repeat, q, threads=False)
 
 
 def _store(path: str, repeat: int, q) -> None:
@@ -282,6 +290,7 @@ def main() -> int:
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--steps", type=int, default=100_000)
     ap.add_argument("--scalars", type=int, default=2_000_000)
+    ap.add_argument("--only", default="", help="comma-separated input name prefixes to run")
     args = ap.parse_args()
     # speed, not policy: the readers' size limits (MTL_LAB_MAX_CELLS) are lifted
     os.environ.setdefault("MTL_LAB_MAX_CELLS", "0")
@@ -298,6 +307,7 @@ def main() -> int:
     frame.to_json(long_json, orient="records")
     del frame
     mlflow_steps = args.steps // 10
+    wanted = [w.strip() for w in args.only.split(",") if w.strip()]
     inputs = [
         (f"long CSV ({rows:,} rows)", long_csv, "pandas.read_csv", _pandas),
         (f"long Parquet ({rows:,} rows)", long_parquet, "pandas.read_parquet", _pandas),
@@ -310,26 +320,30 @@ def main() -> int:
         (f"MLflow run folder (90 keys x {mlflow_steps // 1000}k, "
          f"{write_mlflow(mlflow, mlflow_steps):,} values)", mlflow,
          "pandas.read_csv per file", _metric_files),
-        (f"TensorBoard ({write_events(tb, args.scalars):,} scalars)", tb,
-         "plain proto pass", _proto),
+        (f"TensorBoard ({write_events(tb, args.scalars):,} scalars)"
+         if not wanted or any("TensorBoard".startswith(w) for w in wanted) else "TensorBoard",
+         tb, "plain proto pass", _proto),
     ]  # fmt: skip
+    inputs = [i for i in inputs if not wanted or any(i[0].startswith(w) for w in wanted)]
     print(
         f"Import speed, best of {args.repeat}; load average "
         f"{'/'.join(f'{x:.1f}' for x in os.getloadavg())}, {os.cpu_count()} cores"
     )
     print(
         "| input | lab s | baseline | baseline s | x baseline | x baseline (CPU) "
-        "| store write s | lab peak MB | MB per M cells |"
+        "| 1 thread s (upload) | x baseline, 1 thread | store write s | lab peak MB "
+        "| MB per M cells |"
     )
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for label, path, base_name, base in inputs:
         base_s, _, _, base_cpu = in_process(base, str(path), args.repeat)
         lab_s, lab_mb, cells, lab_cpu = in_process(_lab, str(path), args.repeat)
+        one_s = in_process(_lab_one_thread, str(path), args.repeat)[0]
         store_s = in_process(_store, str(path), args.repeat)[0]
         print(
             f"| {label} | {lab_s:.2f} | {base_name} | {base_s:.2f} | {lab_s / base_s:.1f} "
-            f"| {lab_cpu / base_cpu:.1f} | {store_s:.2f} | {lab_mb:.0f} "
-            f"| {lab_mb / (cells / 1e6):.0f} |"
+            f"| {lab_cpu / base_cpu:.1f} | {one_s:.2f} | {one_s / base_s:.1f} | {store_s:.2f} "
+            f"| {lab_mb:.0f} | {lab_mb / (cells / 1e6):.0f} |"
         )
     return 0
 

@@ -180,7 +180,13 @@ def heatmap(
     hover = words.cell_sentences(M, names, measure, hide_diagonal)
     fig = go.Figure(
         _diverging(
-            Z, names, zmax, hover, showscale=colorbar, name="affinity", colorbar=_colorbar(measure)
+            Z,
+            names,
+            zmax,
+            hover,
+            showscale=colorbar,
+            name="affinity",
+            colorbar=_colorbar(measure, zmax),
         )
     )
     square_axes(fig, names)
@@ -206,13 +212,36 @@ def heatmap(
     return fig
 
 
-def _colorbar(measure: str) -> dict:
-    """The colour bar: its unit in the title, ticks in that unit."""
+#: The top tick of a colour bar stays below this fraction of its range: a label at the very
+#: top sticks out half its height above the bar and touched the title (measured at 1920 px).
+TICK_ROOM = 0.85
+
+
+def colorbar_ticks(zmax: float) -> list[float]:
+    """Tick values of a colour bar on ``±zmax`` (the measure's own units): multiples of a
+    round step (the largest of 1, 2 or 5 times a power of ten up to ``zmax / 3``) within
+    ``±TICK_ROOM * zmax``, so no label sits at the bar's ends, where the top one runs into
+    the bar's title. Always includes 0. ValueError for a ``zmax`` that is not positive."""
+    zmax = float(zmax)
+    if not (np.isfinite(zmax) and zmax > 0):
+        raise ValueError(f"colour range must be positive, got {zmax}")
+    raw = zmax / 3
+    power = 10.0 ** np.floor(np.log10(raw))
+    step = max(m * power for m in (1, 2, 5) if m * power <= raw * 1.001)
+    k = int(np.floor(TICK_ROOM * zmax / step + 1e-9))
+    return [float(round(i * step, 12)) for i in range(-k, k + 1)]
+
+
+def _colorbar(measure: str, zmax: float) -> dict:
+    """The colour bar on ``±zmax``: its unit in the title, ticks in that unit
+    (:func:`colorbar_ticks`, apart from the title)."""
     unit = "" if words.is_percent(measure) else f"<br>({words.unit_name(measure)})"
     return dict(
         title=dict(text=f"blue helps<br>red hurts{unit}", side="top"),
         thickness=12,
         tickformat=".1%" if words.is_percent(measure) else ".2f",
+        tickmode="array",
+        tickvals=colorbar_ticks(zmax),
     )
 
 
@@ -469,6 +498,8 @@ def difference_heatmap(
                 ),
                 thickness=12,
                 tickformat=".1%" if words.is_percent(measure) else ".2f",
+                tickmode="array",
+                tickvals=colorbar_ticks(zmax),
             ),
         )
     )

@@ -27,13 +27,40 @@ def comparable(runs: list[RunInfo]) -> list[RunInfo]:
 
 def default_pair(runs: list[RunInfo]) -> list[int]:
     """Two runs to open on: the first two (in ``runs``' order) that share a measure, else the
-    first two with any matrix, else the first two."""
+    first two with any matrix, else the one with a matrix and the next run (right after a
+    lesson: its together run beside its grouped run, not the grouped and the alone runs,
+    neither of which has a heatmap), else the first two."""
     with_m = [r for r in runs if r.measures]
     for i, a in enumerate(with_m):
         for b in with_m[i + 1 :]:
             if set(a.measures) & set(b.measures):
                 return [a.id, b.id]
-    return [r.id for r in with_m][:2] if len(with_m) >= 2 else [r.id for r in runs[:2]]
+    if len(with_m) >= 2:
+        return [r.id for r in with_m][:2]
+    if with_m:
+        return [with_m[0].id] + [r.id for r in runs if r.id != with_m[0].id][:1]
+    return [r.id for r in runs[:2]]
+
+
+def no_affinity_reason(r: RunInfo) -> str:
+    """Why run ``r`` (which has logged no affinity matrix) has no heatmap, in one sentence."""
+    cfg = r.config or {}
+    mode = (cfg.get("train") or {}).get("mode")
+    planned = (cfg.get("affinity") or {}).get("measure", "none")
+    if r.is_active and mode not in ("groups", "single") and planned != "none":
+        return "it has not logged its first matrix yet; its heatmap appears when it does."
+    if mode == "groups":
+        return (
+            "it was trained in groups, one network per group: no network is shared between "
+            "groups, so there is no transfer between them to measure. Its losses are in Loss "
+            "curves."
+        )
+    if mode == "single":
+        return (
+            "it was trained with each task alone: no network is shared, so there is no "
+            "transfer to measure. Its losses are in Loss curves."
+        )
+    return "it logged no affinity matrix (a log of losses only, or affinity was off)."
 
 
 def render() -> None:
@@ -85,15 +112,32 @@ def render() -> None:
         unsafe_allow_html=True,
     )
     tabs = st.tabs(["Affinity", "Loss curves", "Groupings", "Config diff"])
-    common = sorted(set.intersection(*(set(r.measures) for r in infos)))
+    # the heatmaps and groupings are of the runs with a matrix; each other run says why not
+    with_aff = [r for r in infos if r.measures]
+    common = sorted(set.intersection(*(set(r.measures) for r in with_aff))) if with_aff else []
     with tabs[0]:
-        _affinity_tab(infos, common, palette)
+        _no_heatmap_notes(infos)
+        if with_aff:
+            _affinity_tab(with_aff, common, palette)
     with tabs[1]:
         _loss_tab(infos, palette)
     with tabs[2]:
-        _grouping_tab(infos, common)
+        if with_aff:
+            _grouping_tab(with_aff, common)
+        else:
+            st.info("None of these runs logged affinity, so there is nothing to group.")
     with tabs[3]:
         _config_tab(infos)
+
+
+def _no_heatmap_notes(infos: list[RunInfo]) -> None:
+    """One line per chosen run without an affinity matrix: why it has no heatmap."""
+    for r in infos:
+        if not r.measures:
+            st.info(
+                f"No heatmap for {md(words.run_label(r))}: {no_affinity_reason(r)}",
+                icon=":material/info:",
+            )
 
 
 def _measure_picker(common: list[str], key: str, infos: list[RunInfo] | None = None) -> str | None:
@@ -128,13 +172,13 @@ def _averages(
 
 def _measure_and_averages(infos: list[RunInfo], common: list[str], key: str):
     """The picked measure and each run's whole-run average, or None (with the reason shown)
-    when fewer than two runs have a matrix to compare."""
+    when none of the runs has a matrix to show."""
     measure = _measure_picker(common, key, infos)
     if measure is None:
         return None
     avgs, steps = _averages(infos, measure)
-    if len(avgs) < 2:
-        st.info("Fewer than two of these runs have logged a matrix yet.")
+    if not avgs:
+        st.info("None of these runs has logged a matrix yet.")
         return None
     return measure, avgs, steps
 
@@ -197,6 +241,9 @@ def _affinity_tab(infos: list[RunInfo], common: list[str], palette: dict[int, st
                     ),
                 )
     st.subheader("Difference")
+    if len(ids) < 2:
+        st.caption("The difference needs two runs with an affinity matrix; pick another above.")
+        return
     c1, c2 = st.columns(2)
     label = {r.id: words.run_label(r) for r in infos}
     a = c1.selectbox("Baseline (A)", ids, format_func=label.get, key="compare_a")

@@ -12,7 +12,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from app import auth, data, lesson_words, machine, nav, session, tables, words
+from app import auth, data, layout, lesson_words, machine, nav, session, tables, words
 from app.escape import md
 from app.views import train_table
 from mtl_core import measures
@@ -39,6 +39,17 @@ MODE_HELP = {
     "single": "one network per task",
     "sequential": "selective group updates (Jeong & Yoon 2025), proximal affinity",
 }
+#: A mode as its select shows it: short enough for a 240 px field (the whole sentence of
+#: ``MODE_HELP`` is in the field's help).
+MODE_LABELS = {
+    "together": "together (affinity)",
+    "groups": "groups (listed below)",
+    "single": "single (one per task)",
+    "sequential": "sequential (proximal)",
+}
+MODE_WORDS = "\n".join(f"- **{m}**: {h}" for m, h in MODE_HELP.items())
+#: Number inputs show 4 significant digits: ``%.4f`` drew a learning rate of 2e-05 as 0.0000.
+NUMBER_FORMAT = "%.4g"
 
 
 def render() -> None:
@@ -76,6 +87,7 @@ def _knob_widget(name: str, spec: dict[str, Any], key: str) -> Any:
             min_value=None if lo is None else float(lo),
             max_value=None if hi is None else float(hi),
             value=float(default or 0.0),
+            format=NUMBER_FORMAT,
             key=key,
             help=help_,
         )
@@ -167,9 +179,11 @@ def _form() -> None:
         "Scenario",
         names,
         key="train_scenario",
-        format_func=lambda n: f"{n} — {scenarios[n].description[:90]}",
         on_change=reset_scenario_fields,
+        help="What the run trains on; its description is below",
     )
+    # the name alone in the select (a description cut at 90 characters did not fit either)
+    st.caption(md(scenarios[scen].description))
     gpu = machine.gpu_name()
     # Not an st.form: Enter in a field only commits that field (a form queued a run on every
     # Enter), and the run about to be queued is shown, live, above the button.
@@ -203,7 +217,7 @@ def _form() -> None:
 def _knob_inputs(scen: str, specs: dict[str, dict[str, Any]], lim: Limits) -> dict[str, Any]:
     st.markdown("**Scenario knobs**")
     knobs: dict[str, Any] = {}
-    cols = st.columns(3)
+    cols = layout.field_columns(3, "train_knobs")
     for i, (name, kspec) in enumerate(specs.items()):
         with cols[i % 3]:
             knobs[name] = _knob_widget(
@@ -214,10 +228,10 @@ def _knob_inputs(scen: str, specs: dict[str, dict[str, Any]], lim: Limits) -> di
 
 def _training_inputs(gpu: str | None, lim: Limits) -> dict[str, Any]:
     st.markdown("**Training**")
-    c1, c2, c3, c4 = st.columns(4)
+    c1, c2, c3, c4 = layout.field_columns(4, "train_training_1")
     out: dict[str, Any] = {}
     out["train.mode"] = c1.selectbox(
-        "mode", MODES, key="train_mode", format_func=lambda m: f"{m} — {MODE_HELP[m]}"
+        "mode", MODES, key="train_mode", format_func=MODE_LABELS.get, help=MODE_WORDS
     )
     steps_max, bs_max = lim.steps or 1_000_000, lim.batch_size or 100_000
     out["train.steps"] = c2.number_input(
@@ -244,7 +258,7 @@ def _training_inputs(gpu: str | None, lim: Limits) -> dict[str, Any]:
         setting_default("train.eval_every"),
         key="train_eval",
     )
-    c1, c2, c3, c4 = st.columns(4)
+    c1, c2, c3, c4 = layout.field_columns(4, "train_training_2")
     out["train.seed"] = c1.number_input(
         "seed", 0, 2**31 - 1, setting_default("train.seed"), key="train_seed"
     )
@@ -275,7 +289,7 @@ def _training_inputs(gpu: str | None, lim: Limits) -> dict[str, Any]:
 
 def _affinity_inputs() -> dict[str, Any]:
     st.markdown("**Affinity**")
-    c1, c2, c3 = st.columns(3)
+    c1, c2, c3 = layout.field_columns(3, "train_affinity")
     return {
         "affinity.measure": c1.selectbox(
             "measure",
@@ -305,7 +319,7 @@ def _affinity_inputs() -> dict[str, Any]:
 def _model_inputs(scen: str) -> dict[str, Any]:
     st.markdown("**Model and optimizer**")
     model0 = default_model_config(scen)
-    c1, c2, c3, c4 = st.columns(4)
+    c1, c2, c3, c4 = layout.field_columns(4, "train_model_1")
     out: dict[str, Any] = {}
     out["model.arch"] = c1.selectbox(
         "architecture", ARCHS, index=ARCHS.index(model0.arch), key=f"train_arch_{scen}"
@@ -317,7 +331,7 @@ def _model_inputs(scen: str) -> dict[str, Any]:
         "CNN channels", ",".join(map(str, model0.channels)), key=f"train_channels_{scen}"
     )
     out["model.norm"] = c4.selectbox("normalization", NORMS, key="train_norm")
-    c1, c2, c3, c4 = st.columns(4)
+    c1, c2 = layout.field_columns(2, "train_model_2")
     out["model.linear_bottleneck"] = c1.checkbox(
         "linear bottleneck",
         model0.linear_bottleneck,
@@ -333,7 +347,7 @@ def _model_inputs(scen: str) -> dict[str, Any]:
         key=f"train_head_scale_{scen}",
         help="1 = PyTorch's default initialisation",
     )
-    c1, c2, c3, c4 = st.columns(4)
+    c1, c2, c3, c4 = layout.field_columns(4, "train_optim")
     out["optim.name"] = c1.selectbox(
         "optimizer",
         OPTIMIZERS,
@@ -341,18 +355,29 @@ def _model_inputs(scen: str) -> dict[str, Any]:
         key="train_opt",
     )
     lr = c2.number_input(
-        "learning rate (0 = default)", 0.0, 10.0, 0.0, format="%.4f", key="train_lr"
+        "learning rate",
+        0.0,
+        10.0,
+        0.0,
+        format=NUMBER_FORMAT,
+        key="train_lr",
+        help="0 = the optimizer's default",
     )
     out["optim.lr"] = float(lr) if lr > 0 else None
     out["optim.momentum"] = c3.number_input(
-        "momentum (SGD)", 0.0, 0.999, setting_default("optim.momentum"), key="train_momentum"
+        "momentum (SGD)",
+        0.0,
+        0.999,
+        setting_default("optim.momentum"),
+        format=NUMBER_FORMAT,
+        key="train_momentum",
     )
     out["optim.weight_decay"] = c4.number_input(
         "weight decay",
         0.0,
         1.0,
         setting_default("optim.weight_decay"),
-        format="%.5f",
+        format=NUMBER_FORMAT,
         key="train_wd",
     )
     return out

@@ -115,8 +115,15 @@ def run_import(args: argparse.Namespace) -> int:
     from mtl_core.runfile import read_run_file
 
     path = Path(args.file)
+    # Arrow on every core: this process reads one file and exits (the app's upload child
+    # reads single-threaded under its memory cap, mtl_core.runfile.threads)
     parsed = read_run_file(
-        path, rows=args.rows, measure=args.measure, tag_pattern=args.tag_pattern, unit=args.unit
+        path,
+        rows=args.rows,
+        measure=args.measure,
+        tag_pattern=args.tag_pattern,
+        unit=args.unit,
+        threads=True,
     )
     for text in parsed.warnings():
         warn(text)

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from mtl_core.runfile.coded import typed_numbers
+from mtl_core.runfile.threads import use_threads
 
 #: Step columns of per-step tracker tables (as :data:`mtl_core.runfile.trackers.STEP_COLUMNS`).
 _STEPS = ("step", "_step", "global_step", "trainer/global_step", "training_iteration")
@@ -77,7 +78,8 @@ def read_arrow(body: bytes, header: list[str], delim: str, skip_rows: int, float
     """``body`` read by pyarrow: the columns in ``floats`` as float64 (an empty cell null),
     every other column as text (never null).
 
-    One thread: a threaded read leaves Arrow worker threads behind when it fails. Raises
+    One thread unless within :func:`mtl_core.runfile.threads.arrow_threads` (the CLI's
+    ``import``; why not always: that module). Raises
     ``pyarrow.ArrowInvalid`` (or ``ValueError``) for a malformed table or a cell of a float
     column that is not a number.
     """
@@ -86,7 +88,9 @@ def read_arrow(body: bytes, header: list[str], delim: str, skip_rows: int, float
 
     return pacsv.read_csv(
         io.BytesIO(body),
-        read_options=pacsv.ReadOptions(column_names=header, skip_rows=skip_rows, use_threads=False),
+        read_options=pacsv.ReadOptions(
+            column_names=header, skip_rows=skip_rows, use_threads=use_threads()
+        ),
         parse_options=pacsv.ParseOptions(delimiter=delim),
         convert_options=pacsv.ConvertOptions(
             column_types={h: pa.float64() if h in floats else pa.string() for h in header},

@@ -29,6 +29,7 @@ from mtl_core.runfile.bounds import check_tasks_count
 from mtl_core.runfile.messages import short
 from mtl_core.runfile.report import ReadOptions, pattern_used
 from mtl_core.runfile.stepless import plan_steps
+from mtl_core.runfile.threads import use_threads
 
 META = "meta.yaml"
 METRICS = "metrics/"
@@ -222,7 +223,7 @@ def _history(data: bytes, where: str) -> tuple[np.ndarray, np.ndarray, np.ndarra
     try:
         table = pacsv.read_csv(
             io.BytesIO(data),
-            read_options=pacsv.ReadOptions(column_names=names, use_threads=False),
+            read_options=pacsv.ReadOptions(column_names=names, use_threads=use_threads()),
             parse_options=pacsv.ParseOptions(delimiter=" "),
             convert_options=pacsv.ConvertOptions(column_types={n: pa.float64() for n in names}),
         )

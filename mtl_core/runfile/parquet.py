@@ -16,6 +16,7 @@ from mtl_core.errors import LabError
 from mtl_core.runfile.bounds import check_columns, check_rows
 from mtl_core.runfile.coded import coded_column
 from mtl_core.runfile.messages import Locate, short
+from mtl_core.runfile.threads import use_threads
 
 Columns = dict[str, np.ndarray]
 
@@ -43,7 +44,10 @@ def parse_parquet(
         texts = [
             f.name for f in schema if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)
         ]
-        table = pq.read_table(io.BytesIO(data), read_dictionary=texts or None)
+        # one thread unless the CLI's import allows more (mtl_core.runfile.threads)
+        table = pq.read_table(
+            io.BytesIO(data), read_dictionary=texts or None, use_threads=use_threads()
+        )
         if table.num_rows == 0:
             raise LabError(f"{name}: the table has no rows")
         check_header(table.column_names, name)

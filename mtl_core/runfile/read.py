@@ -40,6 +40,7 @@ from mtl_core.runfile.schema import (
 )
 from mtl_core.runfile.tables import parse_table
 from mtl_core.runfile.tensorboard import read_tensorboard
+from mtl_core.runfile.threads import arrow_threads
 from mtl_core.runfile.units import (
     canonical_measure,
     convert_affinity,
@@ -90,6 +91,7 @@ def read_run_file(
     measure: str | None = None,
     tag_pattern: str | None = None,
     unit: str | None = None,
+    threads: bool = False,
 ) -> ParsedRun:
     """Read and fully validate a run file.
 
@@ -112,6 +114,10 @@ def read_run_file(
         ``tag-lr:LR``; :mod:`mtl_core.runfile.units`), converted to the lab's fractions;
         None = fraction. Values impossible for their measure (a lookahead above 1) are
         counted in a note either way.
+    threads : let Arrow parse on its thread pool (CSV blocks, Parquet columns): the CLI's
+        ``import``, a process that reads one file and exits. False (the default) keeps the
+        read on the calling thread, as the app's capped upload child needs
+        (:mod:`mtl_core.runfile.threads` says why). The result is the same either way.
 
     Returns
     -------
@@ -132,7 +138,7 @@ def read_run_file(
     raw = isinstance(source, (bytes, bytearray, memoryview))
     name = filename or ("upload" if raw else Path(source).name)
     try:
-        with collecting() as report:
+        with collecting() as report, arrow_threads(threads):
             parsed = _read(source, filename, max_bytes, options)
             check_parsed(parsed, name)
             if tag_pattern is not None and not report.pattern_used:

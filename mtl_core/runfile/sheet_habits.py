@@ -86,6 +86,11 @@ def strip_preamble(text: str, name: str) -> tuple[str, str | None, int]:
 
 #: A line whose first non-blank character is ``#`` (a candidate comment line).
 _COMMENT_LINE = re.compile(r"(?m)^[ \t]*#")
+#: A ``#`` that does not start an Excel error or ``#N/A`` (a file full of ``,#N/A`` cells is
+#: not looked at line by line for end-of-row comments).
+_NOT_A_MARK = (
+    "#(?!" + "|".join(re.escape(m[1:]) for m in sorted(MISSING_MARKS) if m[:1] == "#") + ")"
+)
 #: A ``\r`` that is not the first half of ``\r\n`` (an old-Mac line end).
 _LONE_CR = re.compile(r"\r(?!\n)")
 
@@ -204,7 +209,7 @@ def strip_comment_lines(
         return text, none, False
     if (
         _COMMENT_LINE.search(text, first + 1) is None
-        and re.compile(r"[ \t" + re.escape(delim) + "]#").search(text, first) is None
+        and re.compile(r"[ \t" + re.escape(delim) + "]" + _NOT_A_MARK).search(text, first) is None
     ):
         return text, none, False  # every '#' is glued to a value: the cells say so
     lines = text.split("\n")  # (not splitlines: a cell may hold \x0b, \u2028 ...)

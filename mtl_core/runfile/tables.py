@@ -46,6 +46,7 @@ from mtl_core.runfile.report import note
 from mtl_core.runfile.schema import DELIMITERS
 
 Columns = dict[str, np.ndarray]
+_NON_BLANK = re.compile(r"\S")
 
 
 def parse_table(
@@ -203,7 +204,8 @@ def _parse_csv(
         body = body[3:]
     skip_rows = 0 if headerless else 1
     end = first_line_end(text)
-    if skip_rows and (end < 0 or not text[end:].strip()):  # (Arrow: "could not skip 1 rows")
+    # (Arrow: "could not skip 1 rows"; a search, not text[end:].strip(): no copy of the text)
+    if skip_rows and (end < 0 or _NON_BLANK.search(text, end) is None):
         raise LabError(f"{name}: has a header but no rows")
     # the columns of numbers read as float64 by Arrow (csv_numbers); a cell that is not a
     # number there, and every other column, read as text and converted exactly afterwards

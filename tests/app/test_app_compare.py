@@ -66,3 +66,51 @@ def test_compare_link_with_missing_and_repeated_runs_keeps_the_valid_one(store, 
     assert any("#999" in w.value for w in at.warning)
     chosen = at.multiselect(key="compare_runs").value
     assert chosen[0] == b and len(set(chosen)) == 2
+
+
+def _lesson_like(store):
+    """A lesson's three runs as a fresh store holds them: together (with affinity), then in
+    groups and each alone (none), newest last."""
+    together = seed_run(store, name="lesson together", steps=20, config=config_dict())
+    groups = seed_run(
+        store,
+        name="lesson groups",
+        steps=20,
+        affinity=False,
+        config=config_dict(train__mode="groups"),
+    )
+    single = seed_run(
+        store,
+        name="lesson alone",
+        steps=20,
+        affinity=False,
+        config=config_dict(train__mode="single"),
+    )
+    return together, groups, single
+
+
+def test_compare_after_a_lesson_opens_on_the_run_with_affinity(store, monkeypatch):
+    together, groups, single = _lesson_like(store)
+    at = open_app("compare", store.path, monkeypatch).run()
+    assert not at.exception
+    chosen = at.multiselect(key="compare_runs").value
+    assert together in chosen and len(chosen) == 2, chosen
+    heat = [s for s in _specs(at) if s["data"][0]["type"] == "heatmap"]
+    assert len(heat) == 1  # the together run's heatmap; no difference of one run
+    other = groups if groups in chosen else single
+    notes = [i.value for i in at.info if "No heatmap for" in i.value]
+    assert len(notes) == 1 and f"#{other}" in notes[0], notes
+    assert "no network is shared" in notes[0]
+    assert any("difference needs two runs" in c.value for c in at.caption)
+
+
+def test_compare_says_why_each_run_without_affinity_has_no_heatmap(store, monkeypatch):
+    together, groups, single = _lesson_like(store)
+    at = open_app("compare", store.path, monkeypatch, query={"runs": f"{groups},{single}"}).run()
+    assert not at.exception
+    assert sorted(at.multiselect(key="compare_runs").value) == sorted([groups, single])
+    assert not [s for s in _specs(at) if s["data"][0]["type"] == "heatmap"]
+    notes = " ".join(i.value for i in at.info if "No heatmap for" in i.value)
+    assert f"#{groups} lesson groups: it was trained in groups" in notes
+    assert f"#{single} lesson alone: it was trained with each task alone" in notes
+    assert any("nothing to group" in i.value for i in at.info)

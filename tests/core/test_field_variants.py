@@ -786,3 +786,14 @@ def test_cli_import_line_repeats_how_a_json_object_was_read(tmp_path: Path, caps
         .out.strip()
         .endswith("(JSON outer keys read as SOURCES, as --rows target declares)")
     )
+
+
+def test_na_marks_and_an_end_of_row_comment_in_one_file_read_both_ways() -> None:
+    lines = _matrix_lines()
+    lines[1] = lines[1].rsplit(",", 1)[0] + ",#N/A"
+    lines[4] += "  # last row"
+    parsed = read_run_file(("\n".join(lines) + "\n").encode(), "m.csv")
+    assert parsed.left_out == 1
+    assert any(n.endswith("left the comment out (line 5)") for n in parsed.notes)
+    got = parsed.affinity.set_index(["source", "target"])["affinity"]
+    assert ("seg", "edge") not in got.index and got[("edge", "edge")] == REF[3, 3]

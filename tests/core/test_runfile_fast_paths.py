@@ -151,3 +151,60 @@ def test_duplicate_among_many_steps_found_by_marking(monkeypatch):
     with pytest.raises(LabError, match=r"row 42 .*duplicated cell \(step 40, .*first at row 8 "):
         read_run_file(text, "log.csv")
     assert seen and 4 * 2**20 < seen[0] <= validate._MARKED_KEYS  # past the old cap: marked
+
+
+# --- Arrow's threads: the CLI's import only (mtl_core.runfile.threads) ----------------------
+
+
+def _long_frame(rows: int = 3000):
+    import pandas as pd
+
+    rng = np.random.default_rng(3)
+    tasks = ["seg", "depth", "normal"]
+    pairs = [(a, b) for a in tasks for b in tasks]
+    steps = np.repeat(np.arange(rows // len(pairs)), len(pairs))
+    return pd.DataFrame({
+        "step": steps,
+        "source": [pairs[k % len(pairs)][0] for k in range(len(steps))],
+        "target": [pairs[k % len(pairs)][1] for k in range(len(steps))],
+        "affinity": rng.normal(0, 0.01, len(steps)),
+    })  # fmt: skip
+
+
+@pytest.mark.parametrize("ext", [".csv", ".parquet"])
+def test_a_threaded_read_gives_the_same_run_as_a_one_thread_read(tmp_path, ext) -> None:
+    from mtl_core.runfile import read_run_file
+
+    frame = _long_frame()
+    path = tmp_path / f"l{ext}"
+    frame.to_csv(path, index=False) if ext == ".csv" else frame.to_parquet(path, index=False)
+    one = read_run_file(path)
+    many = read_run_file(path, threads=True)
+    assert one.affinity.equals(many.affinity) and one.notes == many.notes
+    np.testing.assert_array_equal(many.affinity["affinity"].to_numpy(), frame["affinity"])
+
+
+def test_only_the_cli_import_lets_arrow_use_threads(tmp_path, monkeypatch) -> None:
+    import pyarrow.csv as pacsv
+
+    from mtl_core.commands.cli import main
+    from mtl_core.runfile import read_run_file
+
+    seen = []
+    real = pacsv.ReadOptions
+
+    def spy(*args, **kwargs):
+        seen.append(kwargs.get("use_threads"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(pacsv, "ReadOptions", spy)
+    path = tmp_path / "l.csv"
+    _long_frame(90).to_csv(path, index=False)
+    read_run_file(path)  # the app's upload child and every other reader
+    assert seen and set(seen) == {False}
+    seen.clear()
+    assert main(["import", str(path), "--store", str(tmp_path / "s.sqlite")]) == 0
+    assert seen and set(seen) == {True}
+    from mtl_core.runfile.threads import use_threads
+
+    assert use_threads() is False  # the setting ended with the read

@@ -63,9 +63,20 @@ BOXES_JS = """(name) => {
     const r = el.getBoundingClientRect();
     return r.width > 0 && r.height > 0 ? [r.left, r.top, r.right, r.bottom] : null;
   };
+  // the colour bar's title and its tick labels (every text of the bar outside its title)
+  const cb = g.querySelector('.colorbar');
+  const texts = cb ? [...cb.querySelectorAll('text')] : [];
+  const rect = el => { const r = el.getBoundingClientRect();
+                       return [r.left, r.top, r.right, r.bottom]; };
+  const cbtitle = texts.filter(t => t.closest('.cbtitle')).map(rect);
+  const cbticks = texts.filter(t => !t.closest('.cbtitle') && t.textContent.trim()).map(rect);
   return {plot: box('.nsewdrag'), colorbar: box('.colorbar'), xtitle: box('.g-xtitle text'),
-          ytitle: box('.g-ytitle text'), title: box('.g-gtitle text'), legend: box('.legend')};
+          ytitle: box('.g-ytitle text'), title: box('.g-gtitle text'), legend: box('.legend'),
+          cbtitle, cbticks};
 }"""
+
+#: Least gap (CSS px) between a colour bar's title and its top tick label.
+CB_GAP_PX = 4
 
 
 def _overlap(a, b) -> bool:
@@ -80,9 +91,19 @@ def _check_layout(boxes: dict, min_width: float) -> None:
     assert abs(w - h) <= 2, f"cells not square: plot area {w:.0f} x {h:.0f} px"
     for part in ("colorbar", "xtitle", "ytitle", "title"):
         assert boxes[part] is not None, f"{part} not drawn: {boxes}"
+    _check_colorbar_gap(boxes.pop("cbtitle"), boxes.pop("cbticks"))
     drawn = {k: v for k, v in boxes.items() if v is not None}
     for (ka, a), (kb, b) in itertools.combinations(drawn.items(), 2):
         assert not _overlap(a, b), f"{ka} {a} overlaps {kb} {b}"
+
+
+def _check_colorbar_gap(titles: list, ticks: list) -> None:
+    """The colour bar's title ends at least ``CB_GAP_PX`` above its highest tick label
+    (plotly draws a tick at the bar's top end half above the bar, into the title)."""
+    assert titles and ticks, f"colour bar title {titles}, ticks {ticks}"
+    gap = min(t[1] for t in ticks) - max(t[3] for t in titles)
+    print(f"colour bar title to top tick: {gap:.1f} px")
+    assert gap >= CB_GAP_PX, f"colour bar title {gap:.1f} px from its top tick label"
 
 
 #: Every visible figure on the page: its box and the boxes of its drawn parts (plot areas,

@@ -91,8 +91,10 @@ def seed_run(
     unlogged: np.ndarray | None = None,
     tasks: list[str] | None = None,
     owner: str | None = None,
+    affinity: bool = True,
 ) -> int:
-    """A finished run with planted-block affinity (and losses) in one transaction;
+    """A finished run with planted-block affinity (and losses) in one transaction (no
+    affinity at all with ``affinity=False``: a run trained in groups or alone);
     ``unlogged`` (a ``(steps, n, n)`` bool mask) leaves those cells out of the log; ``tasks``
     names the tasks (``n_tasks`` of the default names otherwise); ``owner`` owns the run."""
     n_tasks = len(tasks) if tasks is not None else n_tasks
@@ -101,6 +103,8 @@ def seed_run(
     if unlogged is not None:
         A = np.where(unlogged, np.nan, A)
     aff = matrices_to_long(st_, tasks, A, measure)
+    if not affinity:
+        aff = aff.iloc[0:0]
     met = (
         metrics_frame(tasks, steps, scale=loss_scale)
         if metrics

@@ -81,3 +81,34 @@ def sign_in(page, name: str, password: str = "pear", timeout: float = 60000) -> 
         if time.monotonic() > end:
             raise AssertionError(f"signed in as {name}, but no sign-in cookie was stored")
         page.wait_for_timeout(200)
+
+
+#: Every visible select, number and text input whose shown value is cut (text wider than the
+#: box it is drawn in), as ``{label, shown, text_px, box_px}``. Streamlit 1.67 draws a select as
+#: a combo box whose ``input`` holds the chosen option's text, like a number or text input: the
+#: value is measured with a canvas in the input's own font against the input's inner width
+#: (client width less padding).
+CUT_VALUES_JS = """() => {
+  const canvas = document.createElement('canvas').getContext('2d');
+  const out = [];
+  for (const w of document.querySelectorAll(
+      "[data-testid='stSelectbox'], [data-testid='stNumberInput'], [data-testid='stTextInput']")) {
+    if (w.getBoundingClientRect().width === 0) continue;
+    const inp = w.querySelector('input');
+    if (!inp || !inp.value) continue;
+    const cs = getComputedStyle(inp);
+    canvas.font = `${cs.fontStyle} ${cs.fontWeight} ${cs.fontSize} ${cs.fontFamily}`;
+    const text = canvas.measureText(inp.value).width;
+    const room = inp.clientWidth - parseFloat(cs.paddingLeft) - parseFloat(cs.paddingRight);
+    const l = w.querySelector("[data-testid='stWidgetLabel']");
+    if (text > room + 1)
+      out.push({label: l ? l.innerText.trim() : '', shown: inp.value,
+                text_px: Math.round(text), box_px: Math.round(room)});
+  }
+  return out;
+}"""
+#: ``{label: shown value}`` of every labelled select on the page (its combo box's input).
+SELECT_VALUES_JS = """() => Object.fromEntries(
+  [...document.querySelectorAll("[data-testid='stSelectbox']")]
+  .map(w => [w.querySelector("[data-testid='stWidgetLabel']"), w.querySelector('input')])
+  .filter(([l, v]) => l && v).map(([l, v]) => [l.innerText.trim(), v.value]))"""

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 import streamlit as st
 
-from app import regroup, session, words
+from app import layout, regroup, session, words
 from app.data import RunView
 from mtl_core.store import RunInfo
 from mtl_core.text import units
@@ -65,7 +65,9 @@ def measure_picker(info: RunInfo) -> str | None:
 
 def view_controls(view: RunView, info: RunInfo) -> ViewControls:
     """Step, matrix, smoothing and display options above the heatmap."""
-    c1, c2, c3, c4 = st.columns([4, 2, 2, 1.2])
+    # the smoothing select shows "none (as logged)" whole: 1024 px with the sidebar open gave
+    # it 61 px in plain columns; here a column narrower than 180 px wraps to the next line
+    c1, c2, c3, c4 = layout.field_columns([4, 2, 2, 1.2], "explore_view", min_px=180)
     step_idx = _step_slider(view, info, c1, c4)
     session.keep_value("explore_matrix", "average", "matrix", valid=lambda m: m in MATRIX)
     matrix_mode = c2.radio("Matrix", list(MATRIX), format_func=MATRIX.get, key="explore_matrix")
@@ -149,7 +151,7 @@ def group_controls(view: RunView, M: np.ndarray, measure: str) -> GroupControls:
     """Grouping method, k and threshold for the shown matrix ``M`` ``(n, n)``."""
     n = len(view.tasks)
     methods = list(regroup.METHODS)
-    c1, c2, c3 = st.columns([2, 2, 3])
+    c1, c2, c3 = layout.field_columns([2, 2, 3], "explore_group", min_px=200)
     session.keep_value("explore_method", "threshold", "method", valid=lambda m: m in methods)
     method = c1.selectbox(
         "Grouping", methods, format_func=regroup.METHODS.get, key="explore_method"

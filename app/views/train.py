@@ -217,7 +217,8 @@ def _form() -> None:
 def _knob_inputs(scen: str, specs: dict[str, dict[str, Any]], lim: Limits) -> dict[str, Any]:
     st.markdown("**Scenario knobs**")
     knobs: dict[str, Any] = {}
-    cols = layout.field_columns(3, "train_knobs")
+    # short values (numbers, sliders, one-word choices): three columns stay at 1024 px
+    cols = layout.field_columns(3, "train_knobs", min_px=140)
     for i, (name, kspec) in enumerate(specs.items()):
         with cols[i % 3]:
             knobs[name] = _knob_widget(

@@ -206,6 +206,16 @@ def lesson_pace_text(run_s: float, runs: int, steps: int) -> str:
     )
 
 
+def found_running_text(run_id: int) -> str:
+    """A lesson this session did not start but found training for the knob it opened on
+    (another student's or the server's): followed live, nothing queued."""
+    return (
+        f"Live: this exact lesson (these knobs, seed, steps and code) is training now for "
+        f"another session (run #{run_id}); you follow it live. Nothing was queued for you: "
+        "pressing Train joins the same runs."
+    )
+
+
 def followed_text(
     run_id: int,
     created: float,

@@ -203,6 +203,13 @@ def heatmap(
     n = len(names)
     fig.update_xaxes(tickangle=-60 if n > 16 else None)
     layout(fig, title, height or heatmap_height(n))
+    return _legend_on_top(fig, title)
+
+
+def _legend_on_top(fig: go.Figure, title: str | None) -> go.Figure:
+    """The legend (the grey diagonal, the × of cells not logged) in one row above the plot:
+    plotly's default, at the right, lay over the colour bar (a 3-task difference heatmap at
+    1024 px)."""
     fig.update_layout(
         legend=dict(
             orientation="h", x=0, xanchor="left", y=1.0, yanchor="bottom", font=dict(size=11)
@@ -494,7 +501,11 @@ def difference_heatmap(
             hover,
             colorbar=dict(
                 title=dict(
-                    text=f"{label_b}<br>minus {label_a}<br>({words.unit_name(measure)})", side="top"
+                    # the unit only where the ticks do not carry it (a % tick says it):
+                    # a wide title narrowed the plot until the legend wrapped into the title
+                    text=f"{label_b}<br>minus {label_a}"
+                    + ("" if words.is_percent(measure) else f"<br>({words.unit_name(measure)})"),
+                    side="top",
                 ),
                 thickness=12,
                 tickformat=".1%" if words.is_percent(measure) else ".2f",
@@ -507,7 +518,7 @@ def difference_heatmap(
     _mark_uncoloured(fig, D, names, hide_diagonal)
     fig.update_yaxes(title_text="source")
     fig.update_xaxes(title_text="target")
-    return layout(fig, title, heatmap_height(len(names)))
+    return _legend_on_top(layout(fig, title, heatmap_height(len(names))), title)
 
 
 def _diverging(Z: np.ndarray, names: list[str], zmax: float, hover, **extra) -> go.Heatmap:

@@ -46,6 +46,7 @@ LOSS_BOX_PX = 560
 KEY = "lesson_ids"  # session_state: the lesson's run ids as "together,groups,single"
 FOLLOWED = "_learn_followed"  # session_state: the together run of a lesson Train found, not queued
 FOLLOWED_AHEAD = "_learn_followed_ahead"  # session_state: when that lesson was queued ahead
+FOUND = "_learn_found"  # session_state: the together run of a running lesson shown unpressed
 
 INTRO = lesson_words.LESSON_INTRO
 
@@ -59,8 +60,10 @@ def render() -> None:
         trained = _trained_conflict(shown)
         if trained is not None:
             st.session_state["learn_conflict"] = trained
-    _knob_controls(lesson.knob_specs())
+    asked = _knob_controls(lesson.knob_specs())
     ids = _current_ids()
+    if ids is None and _follow_running(asked):
+        ids = _current_ids()  # through the visibility rule, like every id
     if ids is None:
         st.info(_idle_text())
         _how_to_read()
@@ -69,7 +72,9 @@ def render() -> None:
     _how_to_read(expanded=False)  # still reachable once the results are there
 
 
-def _knob_controls(specs: dict) -> None:
+def _knob_controls(specs: dict) -> dict:
+    """The knob, the advanced knobs and Train (which starts or joins the lesson). Returns
+    the lesson the controls describe: ``{"knobs", "steps", "seed", "groups_from"}``."""
     c = specs["conflict"]
     left, right = st.columns([4, 1], vertical_alignment="bottom")
     session.keep_value("learn_conflict", float(c.get("default", 1.0)))
@@ -116,6 +121,7 @@ def _knob_controls(specs: dict) -> None:
         pressed = False  # a double click starts one lesson, not two
     if pressed:
         st.session_state["_learn_last_train"] = now
+        st.session_state.pop(FOUND, None)  # pressed: the followed/queued note says the rest
         runner = data.get_runner()
         ids = lesson.start(
             runner,
@@ -131,6 +137,32 @@ def _knob_controls(specs: dict) -> None:
         st.session_state[FOLLOWED_AHEAD] = (
             lesson.trained_ahead_at(data.get_store(), ids.together) if ids.followed else None
         )
+    return {"knobs": knobs, "steps": int(steps), "seed": int(seed), "groups_from": groups_from}
+
+
+def _follow_running(asked: dict) -> bool:
+    """A session with no lesson yet (a student just opened the page) shows the shared lesson
+    for the controls' knobs that is training now, live, instead of an empty page until Train
+    (issue 22: class sharing). Only a running one: a finished one is replayed on Train, and a
+    lesson held ahead that has not started is not shown. Queues nothing. True if one was
+    found (its ids are this session's now)."""
+    try:
+        key = lesson.lesson_key(
+            asked["knobs"],
+            steps=asked["steps"],
+            seed=asked["seed"],
+            groups_from=asked["groups_from"],
+        )
+        found = lesson.find_lesson(
+            data.get_runner(), data.get_store(), key, data.lesson_share() == "private"
+        )
+        if found is None or data.get_run(found.together).status != "running":
+            return False
+    except LabError:
+        return False
+    _set_ids(found)
+    st.session_state[FOUND] = found.together
+    return True
 
 
 def _idle_text() -> str:
@@ -215,6 +247,8 @@ def _live_body(was_active: bool) -> None:
     if (s.ids.groups, s.ids.single) != (ids.groups, ids.single):  # ids found since: keep them
         _set_ids(s.ids)
     _conflict_header(s.conflict)
+    if st.session_state.get(FOUND) == s.runs["together"].id:
+        st.info(lesson_words.found_running_text(s.runs["together"].id), icon=":material/group:")
     _shared_note(s)
     _status_row(s)
     # The picture first: the heatmap gets its own full-width row (a half-width column left it

@@ -19,6 +19,7 @@ from __future__ import annotations
 import itertools
 import os
 
+import numpy as np
 import pytest
 
 from tests.helpers.browser import E2E_MARKS
@@ -39,6 +40,13 @@ def server(tmp_path_factory):
     store = Store(folder / "store.sqlite")
     names = ["run 0", "run 1", "a run whose name is far longer than its heatmap's box is wide"]
     runs = [seed_run(store, name=name, n_tasks=6, steps=40, config=config_dict()) for name in names]
+    # two 3-task runs, one with a cell never logged (its × in the legend, and in B - A's)
+    unlogged = np.zeros((40, 3, 3), dtype=bool)
+    unlogged[:, 0, 2] = True
+    three = [
+        seed_run(store, name="three", n_tasks=3, steps=40, config=config_dict()),
+        seed_run(store, name="three, gaps", n_tasks=3, steps=40, unlogged=unlogged),
+    ]
     env = {
         **os.environ,
         "MTL_LAB_STORE": str(store.path),
@@ -46,7 +54,7 @@ def server(tmp_path_factory):
     }
     try:
         with running_app(env, folder / "server.log") as url:
-            yield {"url": url, "runs": runs}
+            yield {"url": url, "runs": runs, "three": three}
     except RuntimeError as exc:
         pytest.fail(str(exc))
 
@@ -192,6 +200,30 @@ def test_compare_heatmaps_keep_200_px_and_nothing_overlaps(server, browser, view
         _check_figures(figures)
         if viewport[0] >= 1920:  # three 460 px boxes fit side by side in one row
             assert len({round(f["box"][1]) for f in figures[:3]}) == 1, figures
+        assert page.locator("[data-testid='stException']").count() == 0
+    finally:
+        page.close()
+
+
+@pytest.mark.parametrize("viewport", VIEWPORTS, ids=lambda v: f"{v[0]}x{v[1]}")
+def test_compare_three_task_heatmaps_keep_every_part_apart(server, browser, viewport):
+    """3 tasks, a cell not logged: each heatmap's axis titles, legend and colour bar inside
+    its box and apart (the difference heatmap's legend lay over its colour bar at 1024 px)."""
+    page = browser.new_page(viewport={"width": viewport[0], "height": viewport[1]})
+    try:
+        ids = ",".join(str(r) for r in server["three"])
+        page.goto(f"{server['url']}/compare?runs={ids}")
+        page.wait_for_function(
+            f"() => ({FIGURES_JS})().filter(f => f.parts.colorbar).length >= 3", timeout=60000
+        )
+        page.wait_for_timeout(1500)
+        figures = [f for f in page.evaluate(FIGURES_JS) if "colorbar" in f["parts"]]
+        assert len(figures) == 3, figures
+        assert all("ytitle" in f["parts"] for f in figures), figures
+        # the run with a gap and the difference draw the legend of the × (plotly draws a
+        # legend only with two entries: the run without gaps has none)
+        assert ["legend" in f["parts"] for f in figures] == [False, True, True], figures
+        _check_figures(figures)
         assert page.locator("[data-testid='stException']").count() == 0
     finally:
         page.close()

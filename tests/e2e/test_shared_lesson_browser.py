@@ -103,3 +103,42 @@ def test_second_browser_follows_the_first_lesson_and_another_knob_trains(app, br
     # the follow sentence of A's lesson goes once the page has drawn B's own (not at once on
     # a loaded machine: the old element stays until the rerun replaces it)
     b.get_by_text("this exact lesson", exact=False).first.wait_for(state="detached", timeout=20000)
+
+
+@pytest.fixture(scope="module")
+def slow_app(tmp_path_factory):
+    """A server whose fake lesson runs take about 15 s (50 ms a step): still training when a
+    second browser opens the page."""
+    from mtl_core.store import Store
+    from tests.helpers.app_server import fake_train_env, running_app
+
+    folder = tmp_path_factory.mktemp("shared_slow")
+    store = Store(folder / "store.sqlite")
+    env = {**fake_train_env(store.path), "MTL_LAB_FAKE_SLEEP_S": "0.05"}
+    try:
+        with running_app(env, folder / "server.log") as url:
+            yield {"url": url, "store": store}
+    except RuntimeError as exc:
+        pytest.fail(str(exc))
+
+
+def test_a_new_browser_shows_the_lesson_already_training_for_its_knob(slow_app, browser):
+    """A student who opens Learn while a classmate's lesson at the same (default) knob trains
+    sees that lesson live at once, told so, without pressing Train; nothing is queued."""
+    url, store = slow_app["url"], slow_app["store"]
+    a = _learn(browser, url)
+    a.get_by_role("button", name="Train").click()
+    together = int(_lesson_param(a).replace("%2C", ",").split(",")[0])
+    deadline = time.monotonic() + 30
+    while store.get_run(together).status != "running":
+        assert time.monotonic() < deadline, store.get_run(together).status
+        time.sleep(0.2)
+    b = _learn(browser, url)  # a new context: another user, no Train pressed
+    note = b.get_by_text(re.compile(r"^Live: this exact lesson")).first
+    note.wait_for(timeout=30000)
+    assert f"(run #{together})" in note.inner_text()
+    assert _lesson_param(b).replace("%2C", ",").split(",")[0] == str(together)
+    b.locator(".js-plotly-plot").first.wait_for(timeout=30000)  # its heatmap, live
+    runs = store.list_runs()  # A's together and single (and grouped, once together ends)
+    assert len(runs) <= 3 and len({r.owner for r in runs}) == 1, runs  # nothing for B
+    assert b.locator("[data-testid='stException']").count() == 0

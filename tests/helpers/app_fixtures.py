@@ -175,7 +175,8 @@ def append_steps(
 
 def fake_train(cfg: RunConfig, on_step=None):
     """Runner training function that reports planted matrices fast (``knobs``: ``tasks``,
-    ``sleep`` seconds per step)."""
+    ``sleep`` seconds per step, else ``MTL_LAB_FAKE_SLEEP_S`` from the server's environment:
+    a lesson's runs, whose knobs the page sets, still training when a test looks)."""
     k = cfg.knobs
     n = int(k.get("tasks", 6))
     total = int(cfg.train.steps)
@@ -214,7 +215,7 @@ def fake_train(cfg: RunConfig, on_step=None):
                     elapsed_s=time.perf_counter() - t0,
                 )
             )
-        time.sleep(float(k.get("sleep", 0.0)))
+        time.sleep(float(k.get("sleep", os.environ.get("MTL_LAB_FAKE_SLEEP_S", 0.0))))
     return SimpleNamespace(tasks=tasks, task_types=["regression"] * n)
 
 

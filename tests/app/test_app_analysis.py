@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from app import colours, lesson_words, regroup
-from app.figures import heatmaps
+from app.figures import animation, heatmaps
 from mtl_core.lesson.report import Interval
 
 
@@ -206,7 +206,7 @@ def test_heatmap_reading_aids():
 def test_animation_uses_fixed_scale_and_downsamples():
     steps = np.arange(1, 501)
     stack = np.random.default_rng(0).normal(size=(500, 3, 3))
-    fig = heatmaps.animated_heatmap(steps, stack, ["a", "b", "c"], zmax=2.0, max_frames=40)
+    fig = animation.animated_heatmap(steps, stack, ["a", "b", "c"], zmax=2.0, max_frames=40)
     assert len(fig.frames) <= 40 and fig.frames[-1].name == "500"
     assert fig.data[0].zmin == -2.0 and all(f.data[0].zmin is None for f in fig.frames)
 

@@ -231,7 +231,7 @@ def test_rates_below_one_in_the_status_line_the_queue_and_the_progress_bar(store
     import io
 
     from app import words
-    from app.views.train import queue_frame
+    from app.views.train_queue import queue_frame
     from mtl_core.commands.progress import ProgressBar
 
     rid = store.create_run(name="slow", origin="trained", config={}, steps_total=300)

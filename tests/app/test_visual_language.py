@@ -11,7 +11,7 @@ import pytest
 
 from app import captions, charts, regroup
 from app.colours import GROUP_COLOURS, group_colours
-from app.figures import heatmaps, timeline
+from app.figures import animation, heatmaps, timeline
 from app.views.explore.groups import coloured, groups_frame
 
 
@@ -55,7 +55,7 @@ def test_hidden_diagonal_is_grey_in_the_legend_and_unlogged_cells_are_marked():
 def test_animation_keeps_one_heatmap_trace_first_and_no_stale_missing_marks():
     stack = np.stack([_matrix(3, s) for s in range(5)])
     stack[0, 0, 1] = np.nan
-    fig = heatmaps.animated_heatmap(np.arange(5), stack, list("abc"), zmax=0.02)
+    fig = animation.animated_heatmap(np.arange(5), stack, list("abc"), zmax=0.02)
     assert fig.data[0].type == "heatmap"
     assert captions.MISSING_LEGEND not in [t.name for t in fig.data]
 

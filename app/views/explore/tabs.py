@@ -11,7 +11,7 @@ from app import captions, data, regroup, session, words
 from app.charts import chart_with_export
 from app.colours import group_colours, run_colour
 from app.escape import md
-from app.figures import heatmaps, lines, timeline
+from app.figures import animation, lines, timeline
 from app.guard import show_error
 from app.views.explore.controls import GroupControls, ViewControls
 from mtl_core.store import RunInfo
@@ -124,7 +124,7 @@ def _animation(
     depend on the grouping controls, so moving them never rebuilds it."""
     view = data.run_view(data.get_run(run_id), measure)
     sm = data.smoothed(view, how, window, beta)
-    return heatmaps.animated_heatmap(
+    return animation.animated_heatmap(
         view.steps,
         sm.stack,
         view.tasks,

@@ -182,18 +182,24 @@ def test_learn_heatmap_is_large_square_centred_and_nothing_overlaps(server, brow
         page.close()
 
 
+def _compare_heatmaps(page, url: str, runs: list[int], at_least: int) -> list[dict]:
+    """Open Compare on ``runs``, wait for ``at_least`` heatmaps (figures with a colour bar)
+    and a settled layout, and return those figures' measured parts (``FIGURES_JS``)."""
+    page.goto(f"{url}/compare?runs={','.join(str(r) for r in runs)}")
+    page.wait_for_function(
+        f"() => ({FIGURES_JS})().filter(f => f.parts.colorbar).length >= {at_least}",
+        timeout=60000,
+    )
+    page.wait_for_timeout(1500)
+    return [f for f in page.evaluate(FIGURES_JS) if "colorbar" in f["parts"]]
+
+
 @pytest.mark.parametrize("viewport", VIEWPORTS, ids=lambda v: f"{v[0]}x{v[1]}")
 def test_compare_heatmaps_keep_200_px_and_nothing_overlaps(server, browser, viewport):
     page = browser.new_page(viewport={"width": viewport[0], "height": viewport[1]})
     try:
-        ids = ",".join(str(r) for r in server["runs"])
-        page.goto(f"{server['url']}/compare?runs={ids}")
         # three run heatmaps and the difference heatmap (B - A)
-        page.wait_for_function(
-            f"() => ({FIGURES_JS})().filter(f => f.parts.colorbar).length >= 4", timeout=60000
-        )
-        page.wait_for_timeout(1500)
-        figures = [f for f in page.evaluate(FIGURES_JS) if "colorbar" in f["parts"]]
+        figures = _compare_heatmaps(page, server["url"], server["runs"], 4)
         widths = [f["parts"]["plot"][0][2] - f["parts"]["plot"][0][0] for f in figures]
         print(f"compare plot widths {[round(w) for w in widths]}")
         assert len(figures) == 4 and min(widths) >= 200, widths
@@ -211,13 +217,7 @@ def test_compare_three_task_heatmaps_keep_every_part_apart(server, browser, view
     its box and apart (the difference heatmap's legend lay over its colour bar at 1024 px)."""
     page = browser.new_page(viewport={"width": viewport[0], "height": viewport[1]})
     try:
-        ids = ",".join(str(r) for r in server["three"])
-        page.goto(f"{server['url']}/compare?runs={ids}")
-        page.wait_for_function(
-            f"() => ({FIGURES_JS})().filter(f => f.parts.colorbar).length >= 3", timeout=60000
-        )
-        page.wait_for_timeout(1500)
-        figures = [f for f in page.evaluate(FIGURES_JS) if "colorbar" in f["parts"]]
+        figures = _compare_heatmaps(page, server["url"], server["three"], 3)
         assert len(figures) == 3, figures
         assert all("ytitle" in f["parts"] for f in figures), figures
         # the run with a gap and the difference draw the legend of the × (plotly draws a

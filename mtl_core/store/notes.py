@@ -27,6 +27,11 @@ from mtl_core.store.records import dumps
 #: dropping the note (:meth:`NotesMixin.drop_note`) queues it like any other run.
 NOTE_BACKGROUND = "background"
 
+#: SQL: whether the queued run ``q`` is queued in the background (:data:`NOTE_BACKGROUND`).
+IS_BACKGROUND = (
+    f"EXISTS (SELECT 1 FROM run_notes b WHERE b.run_id = q.id AND b.key = '{NOTE_BACKGROUND}')"
+)
+
 #: Which queued run starts next, fair between owners (an ``ORDER BY`` over queued runs ``q``):
 #: background runs (:data:`NOTE_BACKGROUND`) after all others; then by "round", the owner's
 #: running runs plus their queued runs ahead of this one (so one user's 20 queued runs go one
@@ -34,7 +39,7 @@ NOTE_BACKGROUND = "background"
 #: then the oldest run. Runs with no owner (command line, older stores) count as one owner.
 #: The same key orders :meth:`RunsMixin.queue_order`.
 FAIR_ORDER = f"""
-    EXISTS (SELECT 1 FROM run_notes b WHERE b.run_id = q.id AND b.key = '{NOTE_BACKGROUND}'),
+    {IS_BACKGROUND},
     (SELECT COUNT(*) FROM runs r WHERE r.owner IS q.owner
         AND (r.status = 'running' OR (r.status = 'queued' AND r.id < q.id))),
     COALESCE((SELECT MAX(r.started) FROM runs r
@@ -177,8 +182,7 @@ class GroundTruthMixin(StoreBase):
             head = con.execute(
                 "SELECT (SELECT COUNT(*) FROM runs r WHERE r.owner IS q.owner"
                 " AND (r.status = 'running' OR (r.status = 'queued' AND r.id < q.id))),"
-                " q.created FROM runs q WHERE q.status = 'queued' AND NOT EXISTS (SELECT 1"
-                f" FROM run_notes b WHERE b.run_id = q.id AND b.key = '{NOTE_BACKGROUND}')"
+                f" q.created FROM runs q WHERE q.status = 'queued' AND NOT {IS_BACKGROUND}"
                 f" ORDER BY {FAIR_ORDER} LIMIT 1"
             ).fetchone()  # background runs (lessons held ahead) never hold an evaluation back
             mine = (load[job.get("owner")], float(job.get("queued", 0)))

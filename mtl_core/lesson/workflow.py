@@ -359,8 +359,19 @@ def foreground(store: Store, ids: LessonIds) -> list[int]:
     """Drop :data:`~mtl_core.store.notes.NOTE_BACKGROUND` from the lesson's runs (together
     first, so a grouped run :func:`advance` queues after this call is queued in the
     foreground too): a student joined a lesson held ahead, and its queued runs now take turns
-    like the student's own. Returns the ids that had the note."""
-    return [rid for rid in ids.ids() if store.drop_note(rid, NOTE_BACKGROUND)]
+    like the student's own. Returns the ids that had the note.
+
+    The grouped run is also looked up again after the together run's note is gone, so a
+    grouped run :func:`advance` queued while this press read ``ids`` loses the note too:
+    either this call sees it, or :func:`advance` sees the together run without the note
+    and drops its grouped run's itself.
+    """
+    dropped = [rid for rid in ids.ids() if store.drop_note(rid, NOTE_BACKGROUND)]
+    groups = (store.get_note(ids.together, NOTE_GROUPS_RUN) or {}).get("run_id")
+    if groups is not None and int(groups) not in ids.ids():
+        if store.drop_note(int(groups), NOTE_BACKGROUND):
+            dropped.append(int(groups))
+    return dropped
 
 
 def trained_ahead_at(store: Store, together: int) -> float | None:
@@ -459,6 +470,7 @@ def advance(runner: Submitter, store: Store, together: int) -> int | None:
         return None
     kept = note.get("limits")
     limits = Limits.from_dict(kept) if isinstance(kept, dict) else None
+    background = store.get_note(together, NOTE_BACKGROUND) is not None
     rid = _submit_groups(
         runner,
         together,
@@ -467,13 +479,15 @@ def advance(runner: Submitter, store: Store, together: int) -> int | None:
         common,
         source,
         stopped=stopped,
-        background=store.get_note(together, NOTE_BACKGROUND) is not None,
+        background=background,
         owner=info.owner,
         limits=limits,
     )
     if rid is None:  # another caller won the claim: its run is the lesson's
         won = store.get_note(together, NOTE_GROUPS_RUN) or {}
         return int(won["run_id"]) if won.get("run_id") is not None else None
+    if background and store.get_note(together, NOTE_BACKGROUND) is None:
+        store.drop_note(rid, NOTE_BACKGROUND)  # a student joined while it was being queued
     return rid
 
 

@@ -245,6 +245,45 @@ def test_a_students_run_queued_after_a_lesson_ahead_starts_first(store):
     assert store.queue_order() == [other.together, held.single, other.single, groups]
 
 
+def _held_and_finished(store) -> lesson.LessonIds:
+    """The lesson at conflict 1 held ahead by an idle runner, its together run finished."""
+    ahead = passes.LessonsAhead((1.0,), warn=lambda m: pytest.fail(m))
+    ahead.pass_(_Unowned(store), store)
+    held = lesson.find_lesson(_Unowned(store), store, lesson.lesson_key({"conflict": 1.0}), False)
+    store.set_status(held.together, "finished")
+    return held
+
+
+def test_a_grouped_run_queued_while_a_student_joins_loses_the_background_note(store, monkeypatch):
+    """The race: phase 2 reads the together run's background note, a student's press then
+    lifts the notes (its ids do not have the grouped run yet), and only then phase 2 inserts
+    the grouped run. It must not stay at the back of the queue behind every other run."""
+    held = _held_and_finished(store)
+    joined = lesson.LessonIds(together=held.together, single=held.single, followed=True)
+    real = lesson._submit_groups
+
+    def press_lands_first(*args, **kwargs):
+        lesson.foreground(store, joined)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(lesson, "_submit_groups", press_lands_first)
+    groups = lesson.advance(_Unowned(store), store, held.together)
+    assert groups is not None
+    assert _background(store) == set()
+
+
+def test_a_student_who_read_the_lesson_before_its_grouped_run_also_lifts_that_run(store):
+    """The other order: phase 2 queues the grouped run (in the background) after the press
+    read the lesson's ids but before it lifted the notes; the press finds it through the
+    together run's note."""
+    held = _held_and_finished(store)
+    joined = lesson.LessonIds(together=held.together, single=held.single, followed=True)
+    groups = lesson.advance(_Unowned(store), store, held.together)
+    assert groups in _background(store)
+    assert sorted(lesson.foreground(store, joined)) == sorted([*held.ids(), groups])
+    assert _background(store) == set()
+
+
 @pytest.mark.slow
 def test_an_idle_runner_holds_the_class_lessons_and_a_queued_run_goes_first(fake_runner):
     """A real runner (fake training in worker processes): idle, it trains the lessons at the

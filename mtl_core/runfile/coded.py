@@ -21,6 +21,8 @@ from typing import Any
 
 import numpy as np
 
+from mtl_core.runfile.frame_names import remember_distinct
+
 
 @dataclass(frozen=True)
 class Coded:
@@ -28,12 +30,17 @@ class Coded:
 
     ``uniques``: (u,) object array of ``str`` (a text may repeat); ``codes``: (rows,) int
     array into it, or None when every row is its own value (``values`` is ``uniques``);
-    ``arrow``: the same ``uniques`` as an Arrow string array.
+    ``arrow``: the same ``uniques`` as an Arrow string array; ``rows``: the values
+    themselves as an Arrow string array (rows,) when the reader had them (a CSV column
+    whose cells needed no trimming), else None; ``ordered``: the codes first appear in
+    increasing order (0, then 1, ...), as Arrow's dictionary encoding numbers them.
     """
 
     uniques: np.ndarray
     codes: np.ndarray | None
     arrow: Any
+    rows: Any = None
+    ordered: bool = False
 
     def spread(self, per_unique: np.ndarray) -> np.ndarray:
         """Values given per distinct text (u,) -> per row (rows,)."""
@@ -82,14 +89,22 @@ def coded_column(
         text = pc.utf8_trim_whitespace(text) if trim else text
         return text.to_numpy(zero_copy_only=False)
     head = text.slice(0, _SAMPLE)
-    if len(head) and 4 * len(pc.unique(head)) <= len(head):
-        encoded = pc.dictionary_encode(text)
-        codes = encoded.indices.to_numpy(zero_copy_only=False)
-        dictionary = encoded.dictionary
+    distinct = pc.unique(head) if len(head) else None
+    if distinct is not None and 4 * len(distinct) <= len(head):
+        if len(distinct) == 1 and pc.all(pc.equal(text, distinct[0])).as_py():
+            # one text on every row (a measure, a run): compared, not hashed, row by row
+            codes, dictionary = np.zeros(len(text), dtype=np.int32), distinct
+        else:  # (codes numbered in order of first appearance)
+            encoded = pc.dictionary_encode(text)
+            codes = encoded.indices.to_numpy(zero_copy_only=False)
+            dictionary = encoded.dictionary
+        rows = text
         if trim:  # trimmed once per distinct text; texts equal once trimmed share a code
+            before = dictionary
             codes, dictionary = _trimmed_codes(codes, dictionary)
+            rows = text if dictionary is before else None  # (trimmed: the cells changed)
         uniques = dictionary.to_numpy(zero_copy_only=False).astype(object, copy=False)
-        return remember(uniques, codes, dictionary)
+        return remember(uniques, codes, dictionary, rows=rows, ordered=True)
     if missing is not None:
         # untrimmed first: Arrow parses no number with spaces around it, so when every cell
         # parses (or is a mark, matched exactly) no cell had any to trim
@@ -271,21 +286,32 @@ def arrow_text(values: np.ndarray) -> Any:
     return c.arrow.take(pa.array(c.codes))
 
 
-def remember(uniques: np.ndarray, codes: np.ndarray | None, arrow: Any) -> np.ndarray:
+def remember(
+    uniques: np.ndarray,
+    codes: np.ndarray | None,
+    arrow: Any,
+    *,
+    rows: Any = None,
+    ordered: bool = False,
+) -> np.ndarray:
     """``uniques[codes]`` as a read-only object array whose codes :func:`coded` returns.
 
     ``uniques``: (u,) object array of ``str``; ``codes``: (rows,) ints in ``[0, u)``, or None
     for ``uniques`` itself (which is then made read-only); ``arrow``: ``uniques`` as an
-    Arrow string array.
+    Arrow string array; ``rows``, ``ordered``: as :class:`Coded` says (given only when
+    true of these very values).
     """
     if codes is None:
         values = uniques
+    elif len(uniques) == 1:  # one text: filled (no index read per row)
+        values = np.empty(len(codes), dtype=object)
+        values.fill(uniques[0])
     else:
         values = uniques[codes] if len(uniques) else np.empty(len(codes), dtype=object)
     values.flags.writeable = False
     key = id(values)
     ref = weakref.ref(values, lambda _ref, k=key, known=_KNOWN: known.pop(k, None))
-    _KNOWN[key] = (ref, Coded(uniques, codes, arrow))
+    _KNOWN[key] = (ref, Coded(uniques, codes, arrow, rows, ordered))
     return values
 
 
@@ -324,7 +350,8 @@ def head(values: np.ndarray, rows: int) -> np.ndarray:
         return values[:rows]
     if c.codes is None:
         return remember(c.uniques[:rows], None, c.arrow.slice(0, rows))
-    return remember(c.uniques, c.codes[:rows], c.arrow)
+    part = None if c.rows is None else c.rows.slice(0, rows)
+    return remember(c.uniques, c.codes[:rows], c.arrow, rows=part, ordered=c.ordered)
 
 
 def frame_text(values: np.ndarray) -> Any:
@@ -339,11 +366,28 @@ def frame_text(values: np.ndarray) -> Any:
 
     if c.codes is None:
         text = c.arrow.cast(pa.large_string())
+    elif c.rows is not None:  # the cells as read: a cast of the offsets, no text copied
+        text = c.rows.cast(pa.large_string())
+    elif len(c.uniques) == 1:
+        text = _repeated_text(str(c.uniques[0]), len(c.codes))
     else:
         codes = pa.array(c.codes.astype(np.int32, copy=False))
         text = pa.DictionaryArray.from_arrays(codes, c.arrow).cast(pa.large_string())
     # the dtype pandas infers for an object array of str (``str`` since pandas 3)
-    return pd.array(text, dtype=pd.Series(np.array([""], dtype=object)).dtype)
+    column = pd.array(text, dtype=pd.Series(np.array([""], dtype=object)).dtype)
+    if c.codes is None:
+        return column
+    # its names without hashing a row
+    return remember_distinct(column, c.uniques, c.codes, ordered=c.ordered)
+
+
+def _repeated_text(value: str, rows: int) -> Any:
+    """``rows`` copies of ``value`` as an Arrow ``large_string`` array, from its buffers."""
+    import pyarrow as pa
+
+    data = value.encode("utf-8")
+    offsets = np.arange(rows + 1, dtype=np.int64) * len(data)
+    return pa.LargeStringArray.from_buffers(rows, pa.py_buffer(offsets), pa.py_buffer(data * rows))
 
 
 def factor_codes(values: np.ndarray) -> tuple[np.ndarray, int]:
@@ -420,7 +464,10 @@ def constant(value: str, rows: int) -> np.ndarray:
     import pyarrow as pa
 
     return remember(
-        np.array([value], dtype=object), np.zeros(rows, dtype=np.intp), pa.array([value])
+        np.array([value], dtype=object),
+        np.zeros(rows, dtype=np.intp),
+        pa.array([value]),
+        ordered=True,
     )
 
 
@@ -433,4 +480,5 @@ def repeated(values: list[str], counts: list[int]) -> np.ndarray:
     keep = [k for k, c in enumerate(counts) if c > 0]  # a part with no rows names nothing
     uniques = np.array([values[k] for k in keep], dtype=object)
     codes = np.repeat(np.arange(len(keep), dtype=np.intp), [counts[k] for k in keep])
-    return remember(uniques, codes, pa.array(uniques.tolist(), type=pa.string()))
+    arrow = pa.array(uniques.tolist(), type=pa.string())
+    return remember(uniques, codes, arrow, ordered=True)  # (codes 0, 1, ... in turn)

@@ -2,28 +2,31 @@
 and the long form's value columns.
 
 Every CSV column is otherwise read as text and converted afterwards
-(:mod:`mtl_core.runfile.coded`, :mod:`mtl_core.runfile.cells`). For the layouts whose columns
-are numbers (W&B's ``run.history()``, Lightning's ``metrics.csv``: a step column and one
-column per cell; a long form's ``affinity`` and ``wall_time``), :func:`float_columns` picks
-the columns whose first rows are numbers or empty, and :func:`read_arrow` reads them as
-float64 in one pass, an empty cell as null (NaN). Arrow parses a number in the CSV exactly as
-it casts the trimmed text (surrounding spaces and tabs allowed, the correctly rounded
-double), so the values are those of the text path. A cell that is anything else (a
-missing-value mark such as ``NA``, a blank cell of spaces, a quoted empty cell, text) fails
-that read, and the file is read as text instead, whose converters name the cell. Each such
-column keeps a way to its text (:func:`mtl_core.runfile.coded.typed_numbers`): the rare
-reader that looks at the cells as text reads the file again as text, once.
+(:mod:`mtl_core.runfile.coded`, :mod:`mtl_core.runfile.cells`). For the layouts whose
+columns are numbers (W&B's ``run.history()``, Lightning's ``metrics.csv``: a step column and
+one column per cell; a long form's ``step``, ``affinity`` and ``wall_time``),
+:func:`float_columns` picks the columns whose first rows are numbers or empty, and
+:func:`read_arrow` reads them as float64 in one pass, an empty cell as null (NaN). Arrow
+parses a number in the CSV exactly as it casts the trimmed text (surrounding spaces and tabs
+allowed, the correctly rounded double), so the values are those of the text path. A cell
+that is anything else (a missing-value mark such as ``NA``, a blank cell of spaces, a quoted
+empty cell, text) fails that read, and the file is read as text instead, whose converters
+name the cell. Each such column keeps a way to its text
+(:func:`mtl_core.runfile.coded.typed_numbers`): the rare reader that looks at the cells as
+text reads the file again as text, once.
 """
 
 from __future__ import annotations
 
+import contextvars
 import io
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
 
-from mtl_core.runfile.coded import typed_numbers
+from mtl_core.runfile.coded import coded_column, typed_numbers
 from mtl_core.runfile.threads import use_threads
 
 #: Step columns of per-step tracker tables (as :data:`mtl_core.runfile.trackers.STEP_COLUMNS`).
@@ -31,8 +34,10 @@ _STEPS = ("step", "_step", "global_step", "trainer/global_step", "training_itera
 #: Columns that make a table something other than a per-step table of numbers: a long form,
 #: row labels, a metric history, runs.
 _NOT_PER_STEP = ("source", "target", "", "task", "unnamed: 0", "key", "value", "measure", "run")
-#: A long form's value columns.
-_LONG_VALUES = ("affinity", "wall_time")
+#: A long form's columns of numbers: its steps (whole numbers, checked as such by
+#: :func:`mtl_core.runfile.cells.to_steps`, which reads the text again to name a bad one) and
+#: its values. Read as float64 they need no per-row text (no dictionary pass over the step).
+_LONG_VALUES = ("step", "affinity", "wall_time")
 
 
 def float_columns(top: str, header: list[str], delim: str, skip_rows: int) -> set[str]:
@@ -113,3 +118,35 @@ def numbers_column(table: Any, k: int, text: Callable[[], Any]) -> np.ndarray:
     return typed_numbers(
         values, empty, lambda: pc.utf8_trim_whitespace(text().column(k).combine_chunks())
     )
+
+
+def columns(
+    table: Any,
+    header: list[str],
+    floats: set[str],
+    text: Callable[[], Any],
+    missing: frozenset[str] | None,
+) -> dict[str, np.ndarray]:
+    """Every column of the CSV ``table`` as the readers take it: those in ``floats`` numbers
+    first (:func:`numbers_column`), the others coded text
+    (:func:`mtl_core.runfile.coded.coded_column`, ``missing`` its missing-value marks);
+    keyed by the trimmed header names, in header order.
+
+    Within :func:`mtl_core.runfile.threads.arrow_threads` (the CLI's ``import``) the columns
+    are converted side by side on a few threads: Arrow's dictionary encoding and casts let
+    go of the GIL, and the columns share nothing but the caches they are remembered in.
+    """
+
+    def convert(k: int, h: str) -> np.ndarray:
+        if h in floats:
+            return numbers_column(table, k, text)
+        return coded_column(table.column(k), missing=missing)
+
+    if not use_threads() or len(header) < 2:
+        return {h.strip(): convert(k, h) for k, h in enumerate(header)}
+    with ThreadPoolExecutor(max_workers=min(4, len(header))) as pool:
+        # each in a copy of this context: the read's report and thread choice go along
+        jobs = [
+            pool.submit(contextvars.copy_context().run, convert, k, h) for k, h in enumerate(header)
+        ]
+        return {h.strip(): job.result() for h, job in zip(header, jobs)}

@@ -59,9 +59,9 @@ def read_affinity(
         return aff, first_seen(aff["source"], aff["target"])
     try:
         cols = known_names(cols, AFFINITY_NAMES, name)
-        # a long form's value columns stay numbers first: with source and target columns no
-        # wide layout looks at them (they are long-only columns), only the converters do
-        keep = ("affinity", "wall_time") if {"source", "target"} <= set(cols) else ()
+        # a long form's step and value columns stay numbers first: with source and target
+        # columns no wide layout reads them (the table is long), only the converters do
+        keep = ("step", "affinity", "wall_time") if {"source", "target"} <= set(cols) else ()
         cols = text_columns(cols, keep)
         wide = read_wide(cols, locate, name, tasks, rows=options.rows, measure=options.measure)
         if wide is not None:

@@ -22,6 +22,7 @@ import pandas as pd
 
 from mtl_core.errors import LabError
 from mtl_core.measures import DEFAULT_MEASURE, pick_measure
+from mtl_core.runfile.frame_names import known_distinct
 from mtl_core.runfile.schema import AFFINITY_FRAME, AFFINITY_REQUIRED
 
 
@@ -54,10 +55,20 @@ def first_seen(*cols: Any) -> list[str]:
     """
     # each column's own first-seen order, then across columns: the same order as one pass
     # over the concatenation, hashing each column once rather than a copy of all of them
-    arrays = [np.asarray(pd.unique(_hashable(c)), dtype=object) for c in cols]
+    arrays = [_distinct(c) for c in cols]
     if not arrays:
         return []
     return [str(v) for v in pd.unique(np.concatenate(arrays))]
+
+
+def _distinct(col: Any) -> np.ndarray:
+    """One column's names in order of first appearance (as an object array; a name may
+    repeat): from the codes a reader built the column from, when known
+    (:mod:`mtl_core.runfile.frame_names`), else hashed."""
+    known = known_distinct(col)
+    if known is not None:
+        return known
+    return np.asarray(pd.unique(_hashable(col)), dtype=object)
 
 
 def _hashable(col: Any) -> Any:

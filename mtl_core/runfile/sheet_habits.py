@@ -340,10 +340,12 @@ def drop_blank_edges(
     out = {c: v for c, v in cols.items() if c not in blank}
     if not out:
         return out
-    empty = np.ones(len(next(iter(out.values()))), dtype=bool)
-    for v in out.values():
-        empty &= equals_text(v, "")
-    n_tail = len(empty) - (np.flatnonzero(~empty)[-1] + 1 if (~empty).any() else 0)
+    n_tail = 0
+    if all(_last_empty(v) for v in out.values()):  # else no row at the end is all empty
+        empty = np.ones(len(next(iter(out.values()))), dtype=bool)
+        for v in out.values():
+            empty &= equals_text(v, "")
+        n_tail = len(empty) - (np.flatnonzero(~empty)[-1] + 1 if (~empty).any() else 0)
     if n_tail:
         out = {c: head(v, len(v) - n_tail) for c, v in out.items()}
     if blank or n_tail:
@@ -353,6 +355,16 @@ def drop_blank_edges(
     if n_tail and not len(next(iter(out.values()))):
         raise LabError(f"{name}: has a header but no rows")
     return out
+
+
+def _last_empty(v: np.ndarray) -> bool:
+    """Whether the last cell of a parsed CSV column is ``""`` (a numbers-first column: by its
+    text's empty mask), looked at alone."""
+    if not len(v):
+        return True
+    if numbers_first(v) is not None:
+        return bool(equals_text(v, "")[-1])
+    return isinstance(v[-1], str) and v[-1] == ""
 
 
 def note_cut_end(cols: Columns, last: str, locate: Locate) -> None:

@@ -35,7 +35,6 @@ from mtl_core.errors import LabError
 from mtl_core.runfile import csv_numbers
 from mtl_core.runfile import sheet_habits as habits
 from mtl_core.runfile.bounds import check_columns, check_json_size, check_lines, check_rows
-from mtl_core.runfile.coded import coded_column
 from mtl_core.runfile.encoding import decode, decode_text
 from mtl_core.runfile.formula_escape import escape_cell, escape_frame, unescape_columns
 from mtl_core.runfile.json_layouts import array_columns, flatten_records, object_columns
@@ -234,12 +233,7 @@ def _parse_csv(
         lambda: csv_numbers.read_arrow(body, header, delim, skip_rows, set())
     )
     marks = habits.MISSING_MARKS if numbers else None
-    cols = {
-        h.strip(): csv_numbers.numbers_column(table, k, text_table)
-        if h in floats
-        else coded_column(table.column(k), missing=marks)
-        for k, h in enumerate(header)
-    }
+    cols = csv_numbers.columns(table, header, floats, text_table, marks)
     cols = habits.drop_blank_edges(cols, blank, name)
     cols = unescape_columns(cols)  # undo the writer's formula escaping (exact round trip)
     first = (1 if headerless else 2) + skipped

@@ -18,6 +18,7 @@ import pandas as pd
 
 from mtl_core import measures
 from mtl_core.errors import LabError
+from mtl_core.runfile.long import first_seen
 
 UNIT_HELP = "unit of the file's values: fraction (default), percent, or tag-lr:LR (TAG's 1/lr)"
 
@@ -115,7 +116,7 @@ def rename_measures(aff: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
     (shown as plain numbers)."""
     if aff.empty:
         return aff, []
-    found = [str(m) for m in aff["measure"].unique()]  # vectorized: files hold a few
+    found = first_seen(aff["measure"])  # from the reader's codes, or hashed: files hold a few
     mapping = {m: canonical_measure(m) for m in found}
     notes = [f"measure {m!r} read as {c!r} (a common name for it)" for m, c in mapping.items()
              if c != m]  # fmt: skip

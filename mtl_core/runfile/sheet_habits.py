@@ -13,7 +13,8 @@ kind 5). Torch-free.
   (:func:`unify_line_ends`);
 - space- or tab-aligned ``.txt`` tables (R's ``write.table(sep=" ")`` of padded columns,
   ``np.savetxt(fmt="%10.6f")``, ``df.to_string()``): runs of blanks are one separator
-  (:func:`collapse_blanks`);
+  (:func:`collapse_blanks`); a tab-separated ``.txt`` (one tab between cells on every line,
+  :func:`tab_separated`) reads as a ``.tsv``, an empty cell unmeasured;
 - R's ``write.table(m)`` header, one name short (no corner cell): the first column is row
   names;
 - Excel's trailing empty columns (``,,`` at the end of every line, header included) and
@@ -136,6 +137,26 @@ def collapse_blanks(text: str, delim: str, name: str) -> tuple[str, bool]:
         return text, False
     note(f"{name}: read as whitespace-separated (a run of spaces or tabs is one separator)")
     return out, True
+
+
+def tab_separated(text: str) -> bool:
+    """Whether a ``.txt`` table whose header holds tabs is tab-separated (a tab between
+    every two cells, an empty cell where nothing was measured, as a ``.tsv``), not aligned
+    with runs of tabs (:func:`collapse_blanks`): every header name but the corner is
+    non-empty, and the first data lines (up to 200; blank and ``#`` lines aside) all hold
+    the header's count of tabs, or one more (R's ``write.table(sep="\t")`` header, one
+    name short)."""
+    lines = text[: 1 << 16].split("\n")
+    header = lines[0].rstrip("\r")
+    tabs = header.count("\t")
+    if not tabs or any(not c.strip() for c in header.split("\t")[1:]):
+        return False
+    counts = {
+        line.count("\t")
+        for line in lines[1:201]
+        if line.strip() and not line.lstrip().startswith("#")
+    }
+    return len(counts) == 1 and counts <= {tabs, tabs + 1}
 
 
 def _outside_quotes(prefix: str) -> str | None:

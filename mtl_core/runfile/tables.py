@@ -173,7 +173,7 @@ def _parse_csv(
         delim = " "
     elif default == " ":  # a .txt: whitespace-separated unless its header holds , or ;
         delim = sniff_delimiter(text, ",") if _delimited_header(text) else " "
-        delim = " " if delim == "\t" else delim
+        delim = " " if delim == "\t" and not habits.tab_separated(text) else delim
     else:
         delim = sniff_delimiter(text, default)
     text, _ = habits.collapse_blanks(text, delim, name)  # padded space columns

@@ -62,3 +62,43 @@ def test_a_hash_inside_a_header_name_is_kept(data):
         assert "'affinity # x'" in str(exc)
         return
     assert parsed.tasks == ["a", "task #2"] and not any(HEADER_NOTE in n for n in parsed.notes)
+
+
+# ----------------------------------------------------------------- tab-separated .txt
+
+
+TABLES = {
+    "labelled matrix": ",a,b,c\na,1,,0.3\nb,0.2,1,\nc,0.1,0.4,1\n",
+    "unlabelled matrix": "a,b,c\n1,,0.3\n0.2,1,\n0.1,0.4,1\n",
+    "long form": "step,source,target,affinity\n0,a,b,\n0,b,a,0.2\n1,a,b,0.3\n",
+    "names with spaces": ",task 1,task 2\ntask 1,1,\ntask 2,0.25,1\n",
+}
+
+
+@pytest.mark.parametrize("table", list(TABLES))
+def test_a_tab_separated_txt_with_empty_cells_reads_as_the_csv(table):
+    text = TABLES[table]
+    csv = read_run_file(text.encode(), "t.csv")
+    txt = read_run_file(text.replace(",", "\t").encode(), "t.txt")
+    assert txt.tasks == csv.tasks
+    assert txt.affinity.equals(csv.affinity)
+    assert (txt.left_out, txt.first_left_out) == (csv.left_out, csv.first_left_out) != (0, None)
+
+
+def test_r_write_table_with_tabs_and_empty_cells_reads_row_names():
+    txt = read_run_file(b"a\tb\tc\na\t1\t\t0.3\nb\t0.2\t1\t\nc\t0.1\t0.4\t1\n", "r.txt")
+    csv = read_run_file(TABLES["labelled matrix"].encode(), "t.csv")
+    assert txt.affinity.equals(csv.affinity) and txt.left_out == 2
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"\ta\t\tb\na\t1\t\t0.5\nb\t0.25\t\t1\n",  # aligned by two tabs (an empty header name)
+        b"\ta\tb\na\t1\t0.5\nb\t0.25\t\t1\n",  # rows with other counts of tabs
+    ],
+)
+def test_a_tab_aligned_txt_still_reads_runs_of_blanks_as_one(data):
+    parsed = read_run_file(data, "aligned.txt")
+    assert parsed.affinity["affinity"].tolist() == [1.0, 0.5, 0.25, 1.0] and not parsed.left_out
+    assert any("whitespace-separated" in n for n in parsed.notes)

@@ -386,7 +386,10 @@ def _repeated_text(value: str, rows: int) -> Any:
     import pyarrow as pa
 
     data = value.encode("utf-8")
-    offsets = np.arange(rows + 1, dtype=np.int64) * len(data)
+    if data:
+        offsets = np.arange(0, (rows + 1) * len(data), len(data), dtype=np.int64)
+    else:
+        offsets = np.zeros(rows + 1, dtype=np.int64)
     return pa.LargeStringArray.from_buffers(rows, pa.py_buffer(offsets), pa.py_buffer(data * rows))
 
 

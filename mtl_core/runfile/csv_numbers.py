@@ -132,8 +132,8 @@ def columns(
     (:func:`mtl_core.runfile.coded.coded_column`, ``missing`` its missing-value marks);
     keyed by the trimmed header names, in header order.
 
-    Within :func:`mtl_core.runfile.threads.arrow_threads` (the CLI's ``import``) the columns
-    are converted side by side on a few threads: Arrow's dictionary encoding and casts let
+    Within :func:`mtl_core.runfile.threads.arrow_threads` (the CLI's ``import``) a few text
+    columns are converted side by side on threads: Arrow's dictionary encoding and casts let
     go of the GIL, and the columns share nothing but the caches they are remembered in.
     """
 
@@ -142,11 +142,20 @@ def columns(
             return numbers_column(table, k, text)
         return coded_column(table.column(k), missing=missing)
 
-    if not use_threads() or len(header) < 2:
+    texts = [k for k, h in enumerate(header) if h not in floats]
+    if not use_threads() or len(texts) < 2 or len(texts) > _THREADED_TEXT_COLUMNS:
         return {h.strip(): convert(k, h) for k, h in enumerate(header)}
-    with ThreadPoolExecutor(max_workers=min(4, len(header))) as pool:
+    with ThreadPoolExecutor(max_workers=min(4, len(texts))) as pool:
         # each in a copy of this context: the read's report and thread choice go along
-        jobs = [
-            pool.submit(contextvars.copy_context().run, convert, k, h) for k, h in enumerate(header)
-        ]
-        return {h.strip(): job.result() for h, job in zip(header, jobs)}
+        jobs = {
+            k: pool.submit(contextvars.copy_context().run, convert, k, header[k]) for k in texts
+        }
+        # (the float columns, a cast each, here meanwhile; every result in header order)
+        done = {k: convert(k, h) for k, h in enumerate(header) if k not in jobs}
+        return {h.strip(): jobs[k].result() if k in jobs else done[k] for k, h in enumerate(header)}
+
+
+#: Up to this many text columns are converted on threads (a long form's name columns); a
+#: table of many (a wide matrix's) converts them in turn: a thread per cheap column costs
+#: more than it saves.
+_THREADED_TEXT_COLUMNS = 16

@@ -53,8 +53,6 @@ def known_distinct(column: Any) -> np.ndarray | None:
     appearance, as an object array (a text may repeat when the dictionary held it twice: a
     caller that needs each once removes the repeats), when :func:`remember_distinct`
     knows its codes; else None."""
-    import pandas as pd
-
     data = _data(column)
     entry = None if data is None else _KNOWN.get(id(data))
     if entry is None or entry[0]() is not data:
@@ -64,4 +62,22 @@ def known_distinct(column: Any) -> np.ndarray | None:
         return uniques[:0]
     if ordered:  # codes 0..max appear, in that order: no pass but the max
         return uniques[: int(codes.max()) + 1]
-    return uniques[pd.unique(codes)]
+    return uniques[_first_seen_codes(codes, len(uniques))]
+
+
+def _first_seen_codes(codes: np.ndarray, count: int) -> list[int]:
+    """The distinct ``codes`` (ints in ``[0, count)``) in order of first appearance, read a
+    block at a time until all ``count`` have appeared (a few names over many rows: mostly
+    the first block only)."""
+    import pandas as pd
+
+    seen: dict[int, None] = {}
+    for start in range(0, len(codes), _BLOCK):
+        seen.update(dict.fromkeys(pd.unique(codes[start : start + _BLOCK]).tolist()))
+        if len(seen) >= count:
+            break
+    return list(seen)
+
+
+#: Rows read at a time by :func:`_first_seen_codes`.
+_BLOCK = 1 << 16

@@ -11,6 +11,10 @@ depends on a guess:
   ``d[recipient][source]``, which therefore reads the right way round with no flag;
 - object of lists of objects, ``{target: [{source: value}, ...]}`` (TAG's per-epoch
   ``transference.json``): list position ``e`` is epoch ``e``, one matrix per epoch (step);
+- object of objects of objects keyed by whole numbers, ``{step: {target: {source: value}}}``
+  (``json.dump({step: df.to_dict()})``): one matrix per step, each read as the object of
+  objects above. Whichever of the three holds the matrices, every one is read the same way
+  round, and a declared ``--rows target`` flips each;
 - pandas' ``orient="split"``: ``{"columns": [...], "index": [...], "data": [[...], ...]}``;
 - pandas' ``orient="table"``: ``{"schema": {"fields": [...], "primaryKey": [...]}, "data":
   [row objects]}``: the rows, the index field as row labels (``index``, pandas' name for an
@@ -58,6 +62,8 @@ def object_columns(doc: dict[str, Any], name: str) -> tuple[Columns, Locate]:
     if set(doc) == {"schema", "data"} and isinstance(doc["schema"], dict):
         return _table(doc, name)
     values = list(doc.values())
+    if _per_step(doc):
+        return _step_matrices(doc, name)
     if all(isinstance(v, dict) for v in values):
         long = _long_names(doc.keys())
         if long:  # orient="columns" of a long table: outer keys are its columns
@@ -185,7 +191,45 @@ def _dict_of_dicts(doc: dict[str, Any], name: str, matrix: bool = True) -> tuple
     return cols, lambda i: f"inner key {rows[i]!r}"
 
 
+def _per_step(doc: dict[str, Any]) -> bool:
+    """Whether ``doc`` is ``{step: {target: {source: value}}}``: whole-number keys, each
+    holding a non-empty object of objects."""
+    return all(
+        str(k).strip().isdigit()
+        and isinstance(v, dict)
+        and v
+        and all(isinstance(m, dict) for m in v.values())
+        for k, v in doc.items()
+    )
+
+
+def _step_matrices(doc: dict[str, Any], name: str) -> tuple[Columns, Locate]:
+    """``{step: {target: {source: value}}}`` -> the stacked wide layout (row labels, ``step``
+    and one column per target), each step's matrix read as :func:`_dict_of_dicts` reads
+    one (outer keys targets unless rows are declared targets)."""
+    json_object_read()
+    keys = sorted(doc, key=lambda k: int(str(k).strip()))
+    targets = _union(doc[k] for k in keys)
+    labels: list[str] = []
+    at: list[int] = []
+    mats: list[dict[str, Any]] = []
+    for k in keys:
+        for col, inner in doc[k].items():
+            _check_scalars(inner, f"key {k!r}, key {col!r}", name)
+        rows = _union(doc[k].values())
+        labels += rows
+        at += [int(str(k).strip())] * len(rows)
+        mats += [doc[k]] * len(rows)
+    check_table_cells(len(labels), len(targets), name)  # before the dense table is built
+    cols: Columns = {LABEL: _objects(labels), "step": np.asarray(at, dtype=np.int64)}
+    for col in targets:
+        cols[str(col)] = _objects([m.get(col, {}).get(r) for m, r in zip(mats, labels)])
+    note(f"read as one matrix per step ({len(keys)} matrices, steps {at[0]}..{at[-1]})")
+    return cols, lambda i: f"step {at[i]}, inner key {labels[i]!r}"
+
+
 def _epochs(doc: dict[str, list[dict[str, Any]]], name: str) -> tuple[Columns, Locate]:
+    json_object_read()  # one object of objects per epoch: the same two readings
     epochs = max(len(v) for v in doc.values())
     labels: list[str] = []
     steps: list[int] = []

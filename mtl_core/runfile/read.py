@@ -192,25 +192,34 @@ def read_run_file(
 
 def _orientation_example(
     aff: pd.DataFrame, tasks: list[str]
-) -> tuple[tuple[str, str, float] | None, bool]:
-    """``(an off-diagonal cell (source, target, value) of the first step, whether the
-    matrix is symmetric)``: what the JSON object note shows its reading with. The cell is the
-    first asymmetric one in task order (row, then column), so both readings show the
-    same pair."""
-    step = aff[(aff["run"] == aff["run"].iloc[0]) & (aff["step"] == aff["step"].iloc[0])]
-    step = step[step["measure"] == step["measure"].iloc[0]]
-    values = dict(zip(zip(step["source"], step["target"]), step["affinity"]))
+) -> tuple[tuple[str, str, float] | None, bool, int, int | None]:
+    """``(an off-diagonal cell (source, target, value), whether every matrix is symmetric,
+    how many matrices (run, measure, step) the file held, the cell's step)``: what the JSON
+    object note shows its reading with. The cell is the first asymmetric one in task order
+    (row, then column) of the first matrix holding one (else the first matrix's first
+    off-diagonal cell), so both readings show the same pair; each matrix was read the same
+    way round, so one cell shows the reading of all."""
     rank = {t: k for k, t in enumerate(tasks)}
-    off = sorted(
-        ((s, t) for s, t in values if s != t), key=lambda c: (rank.get(c[0], 0), rank.get(c[1], 0))
-    )
-    if not off:
-        return None, False
-    symmetric = all(
-        (t, s) in values and (values[(s, t)] == values[(t, s)]) for s, t in off
-    ) and len(aff) == len(step)
-    s, t = next(((s, t) for s, t in off if values.get((t, s)) != values[(s, t)]), off[0])
-    return (str(s), str(t), float(values[(s, t)])), symmetric
+    blocks = list(aff.groupby(["run", "measure", "step"], sort=False))
+    first_off = first_odd = None
+    symmetric = bool(blocks)
+    for (_, _, step), block in blocks:
+        values = dict(zip(zip(block["source"], block["target"]), block["affinity"]))
+        off = sorted(
+            ((s, t) for s, t in values if s != t),
+            key=lambda c: (rank.get(c[0], 0), rank.get(c[1], 0)),
+        )
+        odd = [(s, t) for s, t in off if values.get((t, s)) != values[(s, t)]]
+        symmetric = symmetric and bool(off) and not odd
+        if off and first_off is None:
+            first_off = (off[0], values, step)
+        if odd and first_odd is None:
+            first_odd = (odd[0], values, step)
+    pick = first_odd or first_off
+    if pick is None:
+        return None, False, len(blocks), None
+    (s, t), values, step = pick
+    return (str(s), str(t), float(values[(s, t)])), symmetric, len(blocks), int(step)
 
 
 def check_parsed(parsed: ParsedRun, name: str) -> None:

@@ -140,7 +140,11 @@ JSON_OBJECT_NOTE = "JSON object of objects: "
 
 
 def json_object_text(
-    rows: str | None, cell: tuple[str, str, float] | None = None, symmetric: bool = False
+    rows: str | None,
+    cell: tuple[str, str, float] | None = None,
+    symmetric: bool = False,
+    matrices: int = 1,
+    step: int | None = None,
 ) -> str:
     """How a JSON object of objects was read, and the flip (``--rows``, the Upload toggle).
 
@@ -149,29 +153,38 @@ def json_object_text(
     JSON for a square matrix, so the reader never guesses (issue 21, kind 4). The text starts
     with the reading (``outer keys read as targets``), shows one cell both ways (``cell``:
     ``(source, target, value)`` of an off-diagonal cell), and names the flip; a ``symmetric``
-    matrix reads the same either way and says so instead.
+    matrix reads the same either way and says so instead. A file of several ``matrices``
+    (one per step or epoch) has each read the same way round and flipped together: the
+    text says so, and at which ``step`` the cell shown is.
     """
     declared = rows == "target"
     outer, inner = ("sources", "targets") if declared else ("targets", "sources")
     head = f"{JSON_OBJECT_NOTE}outer keys read as {outer.upper()}, inner keys as {inner}"
+    if matrices > 1:
+        head += f" in each of its {matrices} matrices"
     why = (
         " (declared: pandas' to_json(orient='index'))"
         if declared
         else " (pandas' default to_json(), TAG's notebooks)"
     )
     if symmetric:
-        return head + why + "; the matrix is symmetric, so either way reads the same"
+        which = "every matrix is" if matrices > 1 else "the matrix is"
+        return head + why + f"; {which} symmetric, so either way reads the same"
     example = ""
     if cell is not None:
         s, t, v = cell
         key = f"[{s!r}][{t!r}]" if declared else f"[{t!r}][{s!r}]"
-        example = f": source {s!r} onto target {t!r} = file{key} = {v:.6g}"
+        where = f" at step {step}" if matrices > 1 and step is not None else ""
+        inside = "that step's matrix" if where else "file"
+        example = f": source {s!r} onto target {t!r}{where} = {inside}{key} = {v:.6g}"
     flip = (
         "; if the outer keys are targets, import it without --rows target"
         if declared
         else "; a to_json(orient='index') file has sources outside: flip it with --rows "
         "target (Upload: 'Outer keys are sources')"
     )
+    if matrices > 1:
+        flip += " (it flips every matrix)"
     return head + why + example + flip
 
 

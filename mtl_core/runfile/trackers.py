@@ -125,7 +125,7 @@ def read_step_columns(
         note(f"{name}: {unstepped} logged values in rows with an empty {step_col!r} left out")
     logged &= stepped[:, None]
     rows, per_cell = np.nonzero(logged)
-    out: dict[str, np.ndarray] = {"affinity": block[rows, per_cell]}
+    out: dict[str, np.ndarray] = {"affinity": block[logged]}  # (C order, as the nonzero)
     # names as codes into the cells (and the runs): one str per cell, not per value
     for key in ("source", "target", "measure"):
         out[key] = _names([getattr(cell, key) for _, cell in cells], per_cell)
@@ -158,7 +158,11 @@ def _names(names: list, codes: np.ndarray) -> np.ndarray:
         return uniques[codes]
     import pyarrow as pa
 
-    return remember(uniques, codes, pa.array(names, type=pa.string()))
+    # each name once (a measure repeats for every cell): one text per distinct name
+    per, distinct = pd.factorize(uniques)
+    distinct = np.asarray(distinct, dtype=object)
+    rows = per[codes] if len(distinct) < len(uniques) else codes
+    return remember(distinct, rows, pa.array(distinct.tolist(), type=pa.string()))
 
 
 _SUFFIXES = ("_step", "_epoch")

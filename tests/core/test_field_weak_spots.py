@@ -4,6 +4,8 @@ matrices (the orientation note and ``--rows`` for each)."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from mtl_core.errors import LabError
@@ -102,3 +104,71 @@ def test_a_tab_aligned_txt_still_reads_runs_of_blanks_as_one(data):
     parsed = read_run_file(data, "aligned.txt")
     assert parsed.affinity["affinity"].tolist() == [1.0, 0.5, 0.25, 1.0] and not parsed.left_out
     assert any("whitespace-separated" in n for n in parsed.notes)
+
+
+# ----------------------------------------------------------------- several JSON matrices
+
+ONE = {"a": {"a": 1, "b": 0.5}, "b": {"a": 0.2, "b": 1}}  # file[target][source]
+SYM = {"a": {"a": 1, "b": 0.5}, "b": {"a": 0.5, "b": 1}}
+LATER = {"a": {"a": 1, "b": 0.7}, "b": {"a": 0.1, "b": 1}}
+EPOCHS = {t: [ONE[t], LATER[t]] for t in ONE}  # TAG's transference.json, per epoch
+STEPS = {"0": ONE, "100": LATER}  # json.dump({step: df.to_dict()})
+
+
+def _cells(parsed) -> dict[tuple[int, str, str], float]:
+    a = parsed.affinity
+    return {(int(s), x, y): v for s, x, y, v in zip(a["step"], a["source"], a["target"],
+                                                     a["affinity"])}  # fmt: skip
+
+
+@pytest.mark.parametrize(("doc", "steps"), [(EPOCHS, (0, 1)), (STEPS, (0, 100))])
+def test_each_matrix_of_a_json_file_reads_and_flips_the_same_way(doc, steps):
+    plain = read_run_file(json.dumps(doc).encode(), "m.json")
+    flipped = read_run_file(json.dumps(doc).encode(), "m.json", rows="target")
+    for step, mat in zip(steps, (ONE, LATER)):
+        for t, inner in mat.items():
+            for s, v in inner.items():
+                assert _cells(plain)[(step, s, t)] == v  # outer keys targets, in each
+                assert _cells(flipped)[(step, t, s)] == v  # declared: sources, in each
+    for parsed, outer in ((plain, "TARGETS"), (flipped, "SOURCES")):
+        assert parsed.json_object  # the Upload page's flip toggle is offered
+        note = parsed.orientation_note()
+        assert note is not None and f"outer keys read as {outer}" in note
+        assert "in each of its 2 matrices" in note and "it flips every matrix" in note
+        assert not any(n.startswith("rows are targets (declared)") for n in parsed.notes)
+
+
+def test_the_cell_shown_is_the_same_pair_both_ways_at_its_step():
+    doc = json.dumps({"0": SYM, "100": ONE}).encode()  # the first matrix reads either way
+    plain = read_run_file(doc, "m.json").orientation_note()
+    flipped = read_run_file(doc, "m.json", rows="target").orientation_note()
+    assert "source 'a' onto target 'b' at step 100 = that step's matrix['b']['a'] = 0.2" in plain
+    assert "source 'a' onto target 'b' at step 100 = that step's matrix['a']['b'] = 0.5" in flipped
+
+
+@pytest.mark.parametrize("doc", [{t: [SYM[t], SYM[t]] for t in SYM}, {"0": SYM, "5": SYM}])
+def test_symmetric_in_every_matrix_is_said_once(doc):
+    note = read_run_file(json.dumps(doc).encode(), "m.json").orientation_note()
+    assert "every matrix is symmetric, so either way reads the same" in note
+
+
+def test_one_asymmetric_matrix_among_symmetric_ones_is_not_called_symmetric():
+    note = read_run_file(json.dumps({"0": SYM, "1": ONE}).encode(), "m.json").orientation_note()
+    assert "symmetric" not in note and "flip it with --rows target" in note
+
+
+def test_one_matrix_note_unchanged():
+    note = read_run_file(json.dumps(ONE).encode(), "m.json").orientation_note()
+    assert note.endswith(
+        "(pandas' default to_json(), TAG's notebooks): source 'a' onto target 'b' = "
+        "file['b']['a'] = 0.2; a to_json(orient='index') file has sources outside: flip it "
+        "with --rows target (Upload: 'Outer keys are sources')"
+    )
+    sym = read_run_file(json.dumps(SYM).encode(), "m.json").orientation_note()
+    assert sym.endswith("; the matrix is symmetric, so either way reads the same")
+
+
+def test_a_bad_cell_in_a_later_step_is_named_with_its_step():
+    doc = {"0": ONE, "100": {"a": {"a": 1, "b": [0.7]}, "b": {"a": 0.1, "b": 1}}}
+    with pytest.raises(LabError, match=r"key '100', key 'a', inner key 'b'.*is not a number"):
+        read_run_file(json.dumps(doc).encode(), "m.json")

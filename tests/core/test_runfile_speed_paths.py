@@ -139,3 +139,24 @@ def test_trailing_empty_rows_still_dropped_and_said():
     assert len(parsed.affinity) == 10 and any("2 empty row(s)" in n for n in parsed.notes)
     full = read_run_file(_csv(_many(10)), "log.csv")  # a last row with values: nothing said
     assert not any("empty row" in n for n in full.notes)
+
+
+def test_first_seen_codes_read_by_blocks_equal_pandas_unique():
+    from mtl_core.runfile.frame_names import _BLOCK, _first_seen_codes
+
+    rng = np.random.default_rng(0)
+    codes = rng.integers(0, 3, 3 * _BLOCK + 7)
+    codes[2 * _BLOCK + 5] = 4  # a name first seen in a later block; code 3 never used
+    assert _first_seen_codes(codes, 5) == pd.unique(codes).tolist()
+    assert _first_seen_codes(codes[:10], 5) == pd.unique(codes[:10]).tolist()
+
+
+def test_tracker_names_are_coded_once_each():
+    """A W&B history's measure repeats for every cell: the read keeps one text for it."""
+    header = "_step," + ",".join(f"affinity/t{a}/t{b}" for a in range(3) for b in range(3))
+    rows = [f"{s}," + ",".join(str(0.01 * (s + k)) for k in range(9)) for s in range(50)]
+    data = (header + "\n" + "\n".join(rows) + "\n").encode()
+    parsed = read_run_file(data, "history.csv")
+    assert parsed.tasks == ["t0", "t1", "t2"] and len(parsed.affinity) == 450
+    assert parsed.affinity["source"].tolist()[:9] == ["t0"] * 3 + ["t1"] * 3 + ["t2"] * 3
+    assert set(parsed.affinity["measure"]) == {"lookahead"}

@@ -32,10 +32,13 @@ Peak MB is the reading process's peak RSS growth over its state before the first
 (Arrow's memory included), per million imported cells in the last column.
 
 What the lab's CSV read does (``mtl_core/runfile``): the file is read by pyarrow in one pass;
-columns of numbers in a per-step table or a long form's ``affinity`` are read as float64
-outright (``csv_numbers``), name and step columns dictionary-encoded (``coded``: each
-distinct text converted and checked once), and the checks run on codes (the duplicate-cell
-check on one int64 key per row, no hashing of text). Parquet text columns are read
+columns of numbers in a per-step table or a long form's ``step``, ``affinity`` and
+``wall_time`` are read as float64 outright (``csv_numbers``; steps then checked whole), name
+columns dictionary-encoded (``coded``: each distinct text converted and checked once; a
+column of one text compared, not hashed; under ``import``'s threads the name columns side by
+side), the frame's name columns cast from the cells as read (no text copied) and their
+distinct names taken from the codes (``frame_names``), and the checks run on codes (the
+duplicate-cell check on one int64 key per row, no hashing of text). Parquet text columns are read
 dictionary-encoded as the file stores them (``read_dictionary``); JSON row objects are taken
 column by column (``operator.itemgetter``); an MLflow folder's names are coded one text per
 metric file.

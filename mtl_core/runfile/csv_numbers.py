@@ -112,9 +112,9 @@ def numbers_column(table: Any, k: int, text: Callable[[], Any]) -> np.ndarray:
     demand)."""
     import pyarrow.compute as pc
 
-    col = table.column(k).combine_chunks()
-    values = col.to_numpy(zero_copy_only=False)
-    empty = col.is_null().to_numpy(zero_copy_only=False)
+    col = table.column(k)  # (chunked: to_numpy joins the chunks, NaN where null, one copy)
+    values = col.to_numpy()
+    empty = col.is_null().to_numpy() if col.null_count else np.zeros(len(values), dtype=bool)
     return typed_numbers(
         values, empty, lambda: pc.utf8_trim_whitespace(text().column(k).combine_chunks())
     )

@@ -42,7 +42,11 @@ _SEP = " - "
 def _split(col: str, is_cell: Callable[[str], bool]) -> tuple[str, str] | None:
     """``"<run> - <key>"`` -> ``(run, key)`` at the ``" - "`` whose right side is an affinity
     key (a run name may hold ``" - "`` itself); else at the last one; None without one."""
-    cuts = [k for k in range(len(col)) if col.startswith(_SEP, k)]
+    cuts = []
+    k = col.find(_SEP)
+    while k >= 0:  # every place it starts (a search, not a test at each character)
+        cuts.append(k)
+        k = col.find(_SEP, k + 1)
     if not cuts:
         return None
     for k in reversed(cuts):

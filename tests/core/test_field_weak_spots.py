@@ -172,3 +172,14 @@ def test_a_bad_cell_in_a_later_step_is_named_with_its_step():
     doc = {"0": ONE, "100": {"a": {"a": 1, "b": [0.7]}, "b": {"a": 0.1, "b": 1}}}
     with pytest.raises(LabError, match=r"key '100', key 'a', inner key 'b'.*is not a number"):
         read_run_file(json.dumps(doc).encode(), "m.json")
+
+
+def test_the_docs_example_of_matrices_per_step_reads_as_said():
+    from pathlib import Path
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "run-format.md").read_text()
+    start = doc.index('    {"0":')
+    block = doc[start : doc.index("\n\n", start)]
+    parsed = read_run_file(block.encode(), "per_step.json")
+    assert _cells(parsed)[(100, "seg", "depth")] == 0.004  # file["100"]["depth"]["seg"]
+    assert "in each of its 2 matrices" in parsed.orientation_note()

@@ -78,7 +78,13 @@ def test_explore_controls_show_every_value_whole(server, browser, viewport):
     page = browser.new_page(viewport={"width": viewport[0], "height": viewport[1]})
     try:
         _open(page, f"{server['url']}/explore?run={server['run']}", "Smoothing")
-        shown = page.evaluate(SELECT_VALUES_JS)
+        # the text "Smoothing" can be drawn before its select box (a loaded machine): wait for
+        # both boxes themselves
+        shown = page.wait_for_function(
+            f"() => {{ const s = ({SELECT_VALUES_JS})(); "
+            "return 'Smoothing' in s && 'Grouping' in s ? s : null; }",
+            timeout=60000,
+        ).json_value()
         assert shown["Smoothing"] == "none (as logged)", shown
         assert shown["Grouping"] == "threshold on affinity", shown
         assert page.evaluate(CUT_VALUES_JS) == []

@@ -103,3 +103,33 @@ def test_readme_csv_train_command_reads_a_table_that_ships_with_the_repo(tmp_pat
     argv = [a if not a.startswith("runs/") else str(out) for a in argv]
     assert main([*argv, "--steps", "2"]) == 0
     assert out.read_text().count("\n") > 0
+
+
+def test_readme_import_group_export_delete_lines_run_verbatim_on_a_fresh_store(
+    tmp_path, monkeypatch, capsys
+):
+    """The README's run-store lines (``import`` of a zipped folder and an MLflow run,
+    ``group --unit percent``, ``export 1``, ``delete 1``) name files a fresh clone has and
+    run in order on an empty store, each exit code 0."""
+    import shlex
+    import shutil
+
+    root = Path(__file__).resolve().parents[2]
+    lines = [
+        ln.split("  #")[0]
+        for ln in (root / "README.md").read_text().splitlines()
+        if ln.startswith(("python -m mtl_core import ", "python -m mtl_core group examples/"))
+        or ln.startswith(("python -m mtl_core export ", "python -m mtl_core delete "))
+    ]
+    assert len(lines) == 5, lines
+    shutil.copytree(root / "examples", tmp_path / "examples")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MTL_LAB_STORE", str(tmp_path / "store.sqlite"))
+    for line in lines:
+        assert main(shlex.split(line)[3:]) == 0, (line, capsys.readouterr().err)
+    out = capsys.readouterr().out
+    assert "imported run 1 'cluster job 17 / multirun/" in out
+    assert "imported run 3 'tag-seed0'" in out
+    assert "1. depth_zbuffer, normal" in out  # the percent matrix's TAG groups
+    assert (tmp_path / "run1.zip").stat().st_size > 0
+    assert "deleted run 1 " in out

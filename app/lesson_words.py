@@ -206,13 +206,18 @@ def lesson_pace_text(run_s: float, runs: int, steps: int) -> str:
     )
 
 
-def found_running_text(run_id: int) -> str:
+def found_running_text(run_id: int, ahead_at: float | None = None) -> str:
     """A lesson this session did not start but found training for the knob it opened on
-    (another student's or the server's): followed live, nothing queued."""
+    (another student's, or the server's: ``ahead_at``, epoch s, when the idle runner queued
+    it ahead, ``workflow.NOTE_AHEAD``): followed live, nothing queued."""
+    if ahead_at is not None:
+        at = time.strftime("%H:%M UTC", time.gmtime(ahead_at))
+        who = f"ahead by the server while it is idle (run #{run_id}, queued at {at})"
+    else:
+        who = f"for another session (run #{run_id})"
     return (
-        f"Live: this exact lesson (these knobs, seed, steps and code) is training now for "
-        f"another session (run #{run_id}); you follow it live. Nothing was queued for you: "
-        "pressing Train joins the same runs."
+        f"Live: this exact lesson (these knobs, seed, steps and code) is training now {who}; "
+        "you follow it live. Nothing was queued for you: pressing Train joins the same runs."
     )
 
 
@@ -223,12 +228,24 @@ def followed_text(
     *,
     ahead_at: float | None = None,
     finished: float | None = None,
+    joined_live: bool = False,
 ) -> str:
     """A lesson Train found rather than queued: followed live, or replayed. ``ahead_at``
     (epoch s): the idle runner queued it ahead of the class (``workflow.NOTE_AHEAD``); a
     finished one says when it was trained (``finished``, else ``created``) and that it is
-    replayed."""
+    replayed, unless this session joined it while it was still training (``joined_live``:
+    then it says it was followed live and has finished)."""
     when = time.strftime("%H:%M UTC on %d %b %Y", time.gmtime(created))
+    if status == "finished" and joined_live:
+        by = (
+            "queued ahead by the server while it was idle"
+            if ahead_at is not None
+            else (f"started at {when}")
+        )
+        return (
+            f"Shared: this exact lesson (same knobs, seed, steps and code) was {by} "
+            f"(run #{run_id}); you followed its runs live, and they have finished."
+        )
     if ahead_at is not None:
         done = finished if finished is not None else created
         at = time.strftime("%H:%M UTC", time.gmtime(done if status == "finished" else ahead_at))

@@ -46,7 +46,9 @@ LOSS_BOX_PX = 560
 KEY = "lesson_ids"  # session_state: the lesson's run ids as "together,groups,single"
 FOLLOWED = "_learn_followed"  # session_state: the together run of a lesson Train found, not queued
 FOLLOWED_AHEAD = "_learn_followed_ahead"  # session_state: when that lesson was queued ahead
+FOLLOWED_LIVE = "_learn_followed_live"  # session_state: that lesson was training when found
 FOUND = "_learn_found"  # session_state: the together run of a running lesson shown unpressed
+FOUND_AHEAD = "_learn_found_ahead"  # session_state: when that lesson was queued ahead
 
 INTRO = lesson_words.LESSON_INTRO
 
@@ -137,6 +139,9 @@ def _knob_controls(specs: dict) -> dict:
         st.session_state[FOLLOWED_AHEAD] = (
             lesson.trained_ahead_at(data.get_store(), ids.together) if ids.followed else None
         )
+        st.session_state[FOLLOWED_LIVE] = (
+            ids.followed and data.get_run(ids.together).status != "finished"
+        )
     return {"knobs": knobs, "steps": int(steps), "seed": int(seed), "groups_from": groups_from}
 
 
@@ -162,6 +167,7 @@ def _follow_running(asked: dict) -> bool:
         return False
     _set_ids(found)
     st.session_state[FOUND] = found.together
+    st.session_state[FOUND_AHEAD] = lesson.trained_ahead_at(data.get_store(), found.together)
     return True
 
 
@@ -248,7 +254,10 @@ def _live_body(was_active: bool) -> None:
         _set_ids(s.ids)
     _conflict_header(s.conflict)
     if st.session_state.get(FOUND) == s.runs["together"].id:
-        st.info(lesson_words.found_running_text(s.runs["together"].id), icon=":material/group:")
+        text = lesson_words.found_running_text(
+            s.runs["together"].id, ahead_at=st.session_state.get(FOUND_AHEAD)
+        )
+        st.info(text, icon=":material/group:")
     _shared_note(s)
     _status_row(s)
     # The picture first: the heatmap gets its own full-width row (a half-width column left it
@@ -343,6 +352,7 @@ def _shared_note(s: LessonState) -> None:
                 together.status,
                 ahead_at=st.session_state.get(FOLLOWED_AHEAD),
                 finished=together.finished,
+                joined_live=bool(st.session_state.get(FOLLOWED_LIVE)),
             ),
             icon=":material/group:",
         )

@@ -62,6 +62,10 @@ def test_two_sessions_train_one_lesson_and_the_second_follows(queue_only, monkey
     # a finished lesson is replayed, saying when it was trained
     for r in runs:
         store.set_status(r.id, "finished")
+    # ... but the session that followed it live says so, not "Replay"
+    text = _infos(second.run())
+    assert f"(run #{runs[0].id}); you followed its runs live, and they have finished" in text
+    assert "Replay:" not in text
     third = _train(open_app("learn", store.path, monkeypatch).run())
     when = time.strftime("%H:%M UTC", time.gmtime(store.get_run(runs[0].id).created))
     assert "Replay: this exact lesson" in _infos(third) and when in _infos(third)
@@ -140,3 +144,24 @@ def test_the_apps_runner_holds_the_class_positions_unless_told_off(monkeypatch):
     assert data.lessons_ahead(limits) == ()
     monkeypatch.setenv("MTL_LAB_LESSON_AHEAD", "1,2")
     assert data.lessons_ahead(limits) == ()  # malformed: logged, off
+
+
+def test_a_page_opened_on_a_lesson_the_server_trains_ahead_says_it_is_the_servers(
+    queue_only, monkeypatch
+):
+    """A page opened (Train not pressed) while the idle runner trains the default lesson
+    ahead follows it live and names the server, not "another session"."""
+    from mtl_core.lesson.passes import LessonsAhead
+
+    store = queue_only
+    (together,) = LessonsAhead((1.0,)).pass_(_QueueOnly(store), store)
+    store.set_status(together, "running")
+    at = open_app("learn", store.path, monkeypatch).run()
+    assert not at.exception
+    text = _infos(at)
+    at_ = time.strftime("%H:%M UTC", time.gmtime(lesson.trained_ahead_at(store, together)))
+    assert (
+        f"is training now ahead by the server while it is idle (run #{together}, queued at "
+        f"{at_})" in text
+    )
+    assert "another session" not in text

@@ -82,11 +82,25 @@ def relative(a: float, b: float) -> str:
     return f"{pct(r)} {'higher' if r > 0 else 'lower'}"
 
 
+def _places(iv: Interval) -> int | None:
+    """Decimal places that show an interval's ends apart: down to the first significant
+    digit of its half-width (``0.0022`` -> 3: ``0.271 (0.269 to 0.273)``, never
+    ``0.27 to 0.27``), at most 6; None when it has no finite width (fall back to ``.3g``)."""
+    half = (float(iv.high) - float(iv.low)) / 2
+    if not np.isfinite(half) or half <= 0:
+        return None
+    return int(min(6, max(0, -np.floor(np.log10(half)))))
+
+
 def loss_interval(iv: Interval) -> str:
-    """``0.127 (95% interval 0.125–0.130)``; the mean alone when there is no interval."""
+    """``0.127 (95% interval 0.125–0.130)``, all three to the same decimal places
+    (:func:`_places`); the mean alone when there is no interval."""
     if not np.isfinite(iv.low):
         return f"{iv.mean:.3g}"
-    return f"{iv.mean:.3g} (95% interval {iv.low:.3g}–{iv.high:.3g})"
+    d = _places(iv)
+    if d is None:
+        return f"{iv.mean:.3g} (95% interval {iv.low:.3g}–{iv.high:.3g})"
+    return f"{iv.mean:.{d}f} (95% interval {iv.low:.{d}f}–{iv.high:.{d}f})"
 
 
 def explain_lesson(
@@ -145,8 +159,12 @@ def _transfer_sentences(
 
 
 def paired_text(d: Interval) -> str:
-    """``+0.0123 (95% interval +0.0101 to +0.0145)``: a paired difference of losses, signed."""
-    return f"{d.mean:+.2g} (95% interval {d.low:+.2g} to {d.high:+.2g})"
+    """``+0.012 (95% interval +0.010 to +0.015)``: a paired difference of losses, signed, all
+    three to the same decimal places (:func:`_places`)."""
+    k = _places(d)
+    if k is None:
+        return f"{d.mean:+.2g} (95% interval {d.low:+.2g} to {d.high:+.2g})"
+    return f"{d.mean:+.{k}f} (95% interval {d.low:+.{k}f} to {d.high:+.{k}f})"
 
 
 def _loss_sentence(

@@ -65,8 +65,8 @@ def test_lesson_sentences_follow_the_numbers():
     assert "raises the loss" in hurt and "0.4%" in hurt
     assert "All together is 50% higher than the groups'" in hurt
     assert (
-        "the difference, paired over the 16 replicas, is +0.1 (95% interval +0.098 to "
-        "+0.1), above 0: that gap is negative transfer." in hurt
+        "the difference, paired over the 16 replicas, is +0.100 (95% interval +0.098 to "
+        "+0.102), above 0: that gap is negative transfer." in hurt
     )
     helps = " ".join(
         lesson_words.explain_lesson(
@@ -82,7 +82,7 @@ def test_lesson_sentences_follow_the_numbers():
     assert "20% lower than the groups' and 33% lower than each task alone" in helps
     assert (
         "the differences, paired over the 16 replicas, are -0.025 (95% interval -0.027 to "
-        "-0.023) and -0.05 (95% interval -0.052 to -0.048), below 0: positive transfer" in helps
+        "-0.023) and -0.050 (95% interval -0.052 to -0.048), below 0: positive transfer" in helps
     )
 
 
@@ -97,7 +97,7 @@ def test_lesson_verdict_follows_the_paired_difference_not_the_own_intervals():
         lesson_words.explain_lesson(None, tasks, clusters, loss, True, diff=_diff(0.03, -0.02))
     )
     assert "All together is 18% higher than the groups'" in clear
-    assert "+0.03 (95% interval +0.028 to +0.032), above 0" in clear
+    assert "+0.030 (95% interval +0.028 to +0.032), above 0" in clear
     assert "negative transfer" in clear
     close = " ".join(
         lesson_words.explain_lesson(
@@ -254,3 +254,19 @@ def test_conflict_help_names_the_lesson_scenarios_angle():
     max_angle = resolve_knobs(get_scenario("lesson"), {})["max_angle"]
     assert f"as a fraction of {max_angle:g} degrees" in lesson_words.LESSON_CONFLICT_HELP
     assert f"they are {max_angle:g} degrees apart" in lesson_words.LESSON_CONFLICT_HELP
+
+
+def test_intervals_show_their_ends_apart_at_one_precision():
+    """A narrow interval is never printed as ``+0.27 to +0.27`` (new-user finding): mean and
+    ends share the decimal places of the half-width's first significant digit."""
+    assert lesson_words.paired_text(Interval(0.2712, 0.2690, 0.2734)) == (
+        "+0.271 (95% interval +0.269 to +0.273)"
+    )
+    assert lesson_words.paired_text(Interval(0.27123, 0.27103, 0.27143)) == (
+        "+0.2712 (95% interval +0.2710 to +0.2714)"
+    )
+    assert lesson_words.loss_interval(Interval(0.3901, 0.385, 0.397)) == (
+        "0.390 (95% interval 0.385–0.397)"
+    )
+    assert lesson_words.loss_interval(Interval(0.39, float("nan"), float("nan"))) == "0.39"
+    assert lesson_words.paired_text(Interval(0.1, 0.1, 0.1)) == "+0.1 (95% interval +0.1 to +0.1)"

@@ -8,6 +8,8 @@ import time
 
 import pytest
 
+from app import lesson_words
+from mtl_core.lesson.report import Interval
 from mtl_core.store import TERMINAL, Store
 from tests.helpers.app_fixtures import open_app, shown
 
@@ -175,7 +177,7 @@ def test_the_page_and_lesson_json_give_the_same_numbers_from_one_state(
     said = " ".join(i.value for i in at.info)
     for key, label in (("together", "all together"), ("single", "each alone")):
         iv = printed["loss"][key]
-        shown_iv = f"{iv['mean']:.3g} (95% interval {iv['low']:.3g}–{iv['high']:.3g})"
+        shown_iv = lesson_words.loss_interval(Interval(iv["mean"], iv["low"], iv["high"]))
         assert f"{label} {shown_iv}" in said
     assert f"by {pct(printed['affinity']['within'])} on average" in said
     assert printed["tag_groups"] == [["t0", "t1", "t2"], ["t3", "t4", "t5"]]

@@ -148,8 +148,8 @@ def run_import(args: argparse.Namespace) -> int:
         cells = ", ".join(info.measures) or "no affinity"
         left = f", {parsed.left_out} non-finite cells left out" if parsed.left_out else ""
         print(
-            f"imported run {rid} {info.name!r}: {len(info.tasks)} tasks, "
-            f"{info.steps_done} steps, {cells}{left}{way}"
+            f"imported run {rid} {info.name!r}: {_count(len(info.tasks), 'task')}, "
+            f"{_count(int(info.steps_done or 0), 'step')}, {cells}{left}{way}"
         )
     return 0
 
@@ -184,3 +184,8 @@ def run_delete(args: argparse.Namespace) -> int:
     store.delete_run(args.run_id)
     print(f"deleted run {args.run_id} {info.name!r}")
     return 0
+
+
+def _count(n: int, noun: str) -> str:
+    """``1 step``, ``12 steps``."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"

@@ -51,6 +51,11 @@ def convert_affinity(aff: pd.DataFrame, unit: str | None) -> pd.DataFrame:
     return out
 
 
+#: Fewer impossible values than one in this many checked ones are read as odd cells, not as
+#: the file's unit (a matrix in percent has most of its values above 1).
+OUTLIER_SHARE = 10
+
+
 def impossible_count(aff: pd.DataFrame) -> tuple[int, str]:
     """(count, warning text or ""): values outside their measure's registry ``bounds``
     (:data:`mtl_core.measures.REGISTRY`: lookahead/proximal above 1, a loss decrease of more
@@ -75,14 +80,21 @@ def impossible_count(aff: pd.DataFrame) -> tuple[int, str]:
     n = int(bad.sum())
     if not n:
         return 0, ""
-    if vals.abs().max() <= 100:
+    checked = int(meas.isin([spec.name for spec in measures.REGISTRY]).sum())
+    are = "value is" if n == 1 else "values are"
+    if n * OUTLIER_SHARE < checked:  # a few cells, not the file's unit
+        hint = (
+            f" (only {n} of {checked}: check those cells; a file in percent or in TAG's "
+            "1/lr-scaled sums makes most of its values impossible)"
+        )
+    elif vals.abs().max() <= 100:
         hint = (
             " (they look like percent: say --unit percent, or pick percent as the "
             '"Unit of the file\'s values" on Upload)'
         )
     else:
         hint = " (TAG's notebooks sum (1 - L'/L) / lr: say --unit tag-lr:LR with the rate)"
-    return n, f"{n} values are impossible for their measure ({'; '.join(why)}){hint}"
+    return n, f"{n} {are} impossible for their measure ({'; '.join(why)}){hint}"
 
 
 def _bound_words(spec: measures.Measure) -> str:

@@ -198,3 +198,15 @@ def test_cli_help_shows_the_dataclass_defaults(monkeypatch):
     assert "--batch-size BATCH_SIZE (default: 17)" in text
     assert "SGD momentum (default: 0.8)" in text
     assert "--eval-every EVAL_EVERY (default: 10)" in text
+
+
+def test_a_few_impossible_cells_among_fractions_are_not_called_percent():
+    """One 5.0 among fractions (new-user finding): the warning names the count out of the
+    checked values and says to check those cells, not to declare percent (which would turn
+    every good value into a hundredth)."""
+    aff = pd.DataFrame({"measure": ["lookahead"] * 12, "affinity": [0.01] * 11 + [5.0]})
+    n, text = impossible_count(aff)
+    assert n == 1
+    assert text.startswith("1 value is impossible for their measure (lookahead above 1")
+    assert "(only 1 of 12: check those cells;" in text
+    assert "--unit percent" not in text

@@ -93,12 +93,14 @@ def ago(t: float | None) -> str:
 
 
 def file_size(n: int) -> str:
-    """Bytes as ``512 bytes``, ``3.2 KB``, ``1.4 MB``."""
-    if n < 1024:
+    """Bytes as ``512 bytes``, ``3.2 KB``, ``1.4 MB``, in decimal units (1 KB = 1,000 bytes)
+    as Streamlit's file uploader shows the same file just above (its chip read "2.6KB" where
+    binary units gave "2.5 KB")."""
+    if n < 1000:
         return f"{n} bytes"
-    if n < 1024**2:
-        return f"{n / 1024:.1f} KB"
-    return f"{n / 1024**2:.1f} MB"
+    if n < 1000**2:
+        return f"{n / 1000:.1f} KB"
+    return f"{n / 1000**2:.1f} MB"
 
 
 # ----------------------------------------------------------------------------- affinity cells

@@ -182,9 +182,7 @@ def test_upload_names_are_the_files_own_and_distinct(file_name, meta, taken, nam
 
 def test_file_sizes_in_the_uploaders_decimal_units():
     """The Upload card's size matches the uploader chip above it (decimal kilobytes)."""
-    from app.words import file_size
-
-    assert file_size(376) == "376 bytes"
-    assert file_size(2600) == "2.6 KB"
-    assert file_size(4100) == "4.1 KB"
-    assert file_size(1_400_000) == "1.4 MB"
+    assert words.file_size(376) == "376 bytes"
+    assert words.file_size(2600) == "2.6 KB"
+    assert words.file_size(4100) == "4.1 KB"
+    assert words.file_size(1_400_000) == "1.4 MB"

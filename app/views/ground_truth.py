@@ -48,7 +48,10 @@ def render() -> None:
     files = _files(layout)
     opts = _options(layout)
     if files.get("sel") is None:
-        st.caption("Nothing uploaded yet. Example tables are in `tests/data/groundtruth/`.")
+        st.caption(
+            "Nothing uploaded yet. Example tables come with the project's source (a clone of "
+            "its repository, not the installed package), in `tests/data/groundtruth/`."
+        )
         return
 
     def compute():

@@ -383,16 +383,11 @@ def upload_name(file_name: str, meta_name: object, taken: Iterable[str] = ()) ->
     ``events.out.tfevents.1796067895.vm.11421.0`` and ``...11421.2`` from one folder must
     not both become ``events.out.tfevents.1796067895.vm.11421``); `` (2)``, `` (3)`` ... added
     while it equals a name in ``taken`` (the other files of the same upload)."""
-    from mtl_core.runfile import READ_EXTENSIONS
+    from mtl_core.runfile.schema import run_name
 
     base = str(meta_name).strip() if meta_name not in (None, "") else ""
     if not base:
-        base = file_name
-        low = file_name.lower()
-        for ext in (*READ_EXTENSIONS, ".txt", ".tfevents"):
-            if low.endswith(ext) and len(file_name) > len(ext):
-                base = file_name[: -len(ext)]
-                break
+        base = run_name(file_name)
     taken = set(taken)
     name, k = base, 1
     while name in taken:

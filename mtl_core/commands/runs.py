@@ -113,6 +113,7 @@ def format_runs(runs: list[RunInfo]) -> str:
 def run_import(args: argparse.Namespace) -> int:
     """Validate a file completely, then add its run(s) to the store in one transaction."""
     from mtl_core.runfile import read_run_file
+    from mtl_core.runfile.schema import run_name
 
     path = Path(args.file)
     # Arrow on every core: this process reads one file and exits (the app's upload child
@@ -129,7 +130,7 @@ def run_import(args: argparse.Namespace) -> int:
         warn(text)
     if parsed.measure_assumed:
         warn("the file names no measure: imported as lookahead (say another with --measure)")
-    name = args.name or str(parsed.meta.get("name") or "") or path.name
+    name = args.name or str(parsed.meta.get("name") or "") or run_name(path.name)
     store = _store(args)
     ids = store.import_parsed(parsed, name)
     # a square JSON object reads the same either way round: the reading is in the result

@@ -60,6 +60,20 @@ ARRAY_EXTENSIONS = (".npy", ".npz")
 FILE_EXTENSIONS = (*TABLE_EXTENSIONS, ".zip")
 #: What ``read_run_file`` reads (plus TensorBoard event files and log folders).
 READ_EXTENSIONS = (*READ_TABLE_EXTENSIONS, *TEXT_EXTENSIONS, *ARRAY_EXTENSIONS, ".zip")
+
+
+def run_name(file_name: str) -> str:
+    """The default name of a run read from ``file_name`` (the Upload page and ``import``
+    alike): the file name without a known extension (``a.csv`` -> ``a``); a TensorBoard file
+    keeps its whole name (``events.out.tfevents.1796067895.vm.11421.0`` and ``...11421.2``
+    from one folder must not both become ``events.out.tfevents.1796067895.vm.11421``)."""
+    low = file_name.lower()
+    for ext in (*READ_EXTENSIONS, ".txt", ".tfevents"):
+        if low.endswith(ext) and len(file_name) > len(ext):
+            return file_name[: -len(ext)]
+    return file_name
+
+
 #: CSV delimiters told apart by the header line, in order of preference on a tie.
 DELIMITERS = (",", ";", "\t")
 

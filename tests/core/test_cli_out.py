@@ -133,3 +133,16 @@ def test_readme_import_group_export_delete_lines_run_verbatim_on_a_fresh_store(
     assert "1. depth_zbuffer, normal" in out  # the percent matrix's TAG groups
     assert (tmp_path / "run1.zip").stat().st_size > 0
     assert "deleted run 1 " in out
+
+
+def test_import_names_a_run_as_the_upload_page_does(tmp_path, monkeypatch, capsys):
+    """One file, one default name: ``import matrix_percent.csv`` names the run
+    ``matrix_percent``, as Upload does (new-user finding: the CLI kept the extension)."""
+    from app.words import upload_name
+
+    root = Path(__file__).resolve().parents[2]
+    monkeypatch.setenv("MTL_LAB_STORE", str(tmp_path / "store.sqlite"))
+    src = root / "examples" / "run-format" / "affinity_matrix_percent.csv"
+    assert main(["import", str(src), "--unit", "percent"]) == 0
+    assert "imported run 1 'affinity_matrix_percent': 4 tasks" in capsys.readouterr().out
+    assert upload_name(src.name, None) == "affinity_matrix_percent"

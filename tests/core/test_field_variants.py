@@ -777,7 +777,7 @@ def test_cli_import_line_repeats_how_a_json_object_was_read(tmp_path: Path, caps
     out, err = capsys.readouterr()
     assert err.startswith("warning: JSON object of objects: outer keys read as TARGETS")
     assert out.strip() == (
-        "imported run 1 'm.json': 4 tasks, 1 step, lookahead "
+        "imported run 1 'm': 4 tasks, 1 step, lookahead "
         "(JSON outer keys read as TARGETS; --rows target flips it)"
     )
     assert main(["import", str(path), "--store", store, "--rows", "target"]) == 0

@@ -86,7 +86,8 @@ def test_store_from_environment(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("MTL_LAB_STORE", str(tmp_path / "env.sqlite"))
     code, out, _ = run(capsys, "import", str(ROOT / "examples/run-format/affinity.csv"))
     assert code == 0 and (tmp_path / "env.sqlite").exists()
-    assert "affinity.csv" in run(capsys, "runs")[1]
+    listed = run(capsys, "runs")[1].splitlines()
+    assert any(ln.rstrip().endswith(" affinity") for ln in listed), listed  # named as on Upload
 
 
 def test_import_measure_alias_is_saved_as_the_registered_name(tmp_path, capsys):

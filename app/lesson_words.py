@@ -255,11 +255,9 @@ def followed_text(
     then it says it was followed live and has finished)."""
     when = time.strftime("%H:%M UTC on %d %b %Y", time.gmtime(created))
     if status == "finished" and joined_live:
-        by = (
-            "queued ahead by the server while it was idle"
-            if ahead_at is not None
-            else (f"started at {when}")
-        )
+        by = f"started at {when}"
+        if ahead_at is not None:
+            by = "queued ahead by the server while it was idle"
         return (
             f"Shared: this exact lesson (same knobs, seed, steps and code) was {by} "
             f"(run #{run_id}); you followed its runs live, and they have finished."
